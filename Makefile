@@ -1,0 +1,36 @@
+# The front door: run, test, bench, proto, lint.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+
+.PHONY: install run test bench bench-ci proto lint clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(VENV)/bin/pharmatrace serve --dev --data ./data
+
+test: install
+	$(PY) -m pytest tests
+
+bench: install
+	$(PY) -m bench all
+
+bench-ci: install
+	$(PY) -m bench ci
+
+proto: install
+	PATH=$(VENV)/bin:$$PATH $(PY) -m grpc_tools.protoc -Iproto --python_out=proto \
+		--grpc_python_out=proto --mypy_out=proto --mypy_grpc_out=proto proto/pharmatrace/v1/*.proto
+
+lint: install
+	$(VENV)/bin/ruff check . && $(VENV)/bin/mypy tracecore codegen_svc verify_svc pharmatrace_cli
+
+clean:
+	rm -rf $(VENV) data .pytest_cache .mypy_cache .hypothesis

@@ -1,0 +1,88 @@
+"""pharmatrace.v1.CodeIssuance: code pools for packaging lines."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import grpc
+from pharmatrace.v1 import common_pb2 as cpb
+from pharmatrace.v1 import issuance_pb2 as pb
+from pharmatrace.v1 import issuance_pb2_grpc
+
+from codegen_svc.writer import Writer
+from tracecore import issuance
+from tracecore.clock import now_ms
+from tracecore.codes import parse_many
+from tracecore.errors import InvalidArgument, ParseError
+from tracecore.ledger.tenants import DataDir
+from tracerpc.metrics import Metrics
+
+MAX_RETURN = 100_000
+
+
+class CodeIssuanceServicer(issuance_pb2_grpc.CodeIssuanceServicer):
+    def __init__(self, data: DataDir, writer: Writer, metrics: Metrics) -> None:
+        self._data = data
+        self._writer = writer
+        self._metrics = metrics
+
+    async def RequestCodes(
+        self, request: pb.RequestCodesRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.CodeChunk]:
+        tenant = self._data.get(request.tenant)
+        pool_request = issuance.pool_request(
+            request.request_id, request.product, request.lot,
+            request.level or cpb.PACKAGING_LEVEL_UNIT, request.count,
+        )
+        chunks = issuance.issue(tenant, pool_request, issuance.chunk_size(request.chunk_size),
+                                now_ms)
+        issued = self._metrics.codes_issued.labels(tenant.name)
+        # The next chunk is minted and committed while the current one is on the wire.
+        pending = asyncio.ensure_future(self._writer.run(next, chunks, None))
+        try:
+            while (chunk := await pending) is not None:
+                pending = asyncio.ensure_future(self._writer.run(next, chunks, None))
+                issued.inc(len(chunk.serials))
+                yield pb.CodeChunk(
+                    request_id=chunk.request_id, scheme=chunk.scheme,  # type: ignore[arg-type]
+                    product=chunk.product, serials=chunk.serials, offset=chunk.offset,
+                    total=chunk.total, count=chunk.count,
+                )
+        finally:
+            if not pending.done():
+                await asyncio.shield(pending)
+            await self._writer.run(chunks.close)
+
+    async def ReturnCodes(
+        self, request: pb.ReturnCodesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ReturnCodesResponse:
+        if not request.codes:
+            raise InvalidArgument("at least one code is required", field="codes")
+        if len(request.codes) > MAX_RETURN:
+            raise InvalidArgument(f"at most {MAX_RETURN:,} codes", field="codes")
+        if request.reason not in (pb.RETURN_REASON_UNUSED, pb.RETURN_REASON_SCRAPPED):
+            raise InvalidArgument("must be UNUSED or SCRAPPED", field="reason")
+        ledger = self._data.get(request.tenant).ledger
+        texts = list(request.codes)
+        failures: list[pb.CodeFailure] = []
+        keys: list[bytes] = []
+        positions: list[int] = []
+        for i, scan in enumerate(parse_many(texts)):
+            if isinstance(scan, ParseError):
+                failures.append(pb.CodeFailure(index=i, code=texts[i][:200], reason=scan.reason))
+            else:
+                keys.append(scan.code.key())
+                positions.append(i)
+        voided, refused = await self._writer.run(ledger.void_codes, keys, now_ms())
+        for j, reason in refused:
+            i = positions[j]
+            failures.append(pb.CodeFailure(index=i, code=texts[i][:200], reason=reason))
+        failures.sort(key=lambda f: f.index)
+        return pb.ReturnCodesResponse(voided=voided, failures=failures)
+
+    async def GetPool(
+        self, request: pb.GetPoolRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetPoolResponse:
+        record = self._data.get(request.tenant).ledger.pool(request.request_id)
+        return pb.GetPoolResponse(pool=record.pool)

@@ -1,0 +1,58 @@
+"""Connections to the two services, shared by every client command."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from pharmatrace.v1 import admin_pb2_grpc, issuance_pb2_grpc, verification_pb2_grpc
+
+ISSUE_ADDR_ENV = "PHARMATRACE_ISSUE_ADDR"
+VERIFY_ADDR_ENV = "PHARMATRACE_VERIFY_ADDR"
+DEFAULT_ISSUE_ADDR = "127.0.0.1:50051"
+DEFAULT_VERIFY_ADDR = "127.0.0.1:50052"
+_OPTIONS = [
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    ("grpc.max_send_message_length", 64 * 1024 * 1024),
+]
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where the services are and how to reach them (plaintext unless a CA is given)."""
+
+    issue: str
+    verify: str
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+
+    @classmethod
+    def resolve(cls, issue: str | None, verify: str | None, ca: Path | None = None,
+                cert: Path | None = None, key: Path | None = None) -> Endpoints:
+        return cls(
+            issue or os.environ.get(ISSUE_ADDR_ENV) or DEFAULT_ISSUE_ADDR,
+            verify or os.environ.get(VERIFY_ADDR_ENV) or DEFAULT_VERIFY_ADDR,
+            ca, cert, key,
+        )
+
+    def channel(self, address: str) -> grpc.Channel:
+        if self.ca is None:
+            return grpc.insecure_channel(address, options=_OPTIONS)
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=self.ca.read_bytes(),
+            private_key=self.key.read_bytes() if self.key else None,
+            certificate_chain=self.cert.read_bytes() if self.cert else None,
+        )
+        return grpc.secure_channel(address, credentials, options=_OPTIONS)
+
+    def admin(self) -> admin_pb2_grpc.AdminStub:
+        return admin_pb2_grpc.AdminStub(self.channel(self.issue))
+
+    def issuance(self) -> issuance_pb2_grpc.CodeIssuanceStub:
+        return issuance_pb2_grpc.CodeIssuanceStub(self.channel(self.issue))
+
+    def verification(self) -> verification_pb2_grpc.VerificationStub:
+        return verification_pb2_grpc.VerificationStub(self.channel(self.verify))

@@ -1,0 +1,517 @@
+"""The `pharmatrace` command: run the services, administer a tenant, request and verify codes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import grpc
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+class CliError(Exception):
+    """A problem to report in one line, without a traceback."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        result: int = args.run(args)
+        return result
+    except CliError as exc:
+        print(f"pharmatrace: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except grpc.RpcError as exc:
+        print(f"pharmatrace: {_rpc_message(exc)}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("pharmatrace: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+def _rpc_message(exc: grpc.RpcError) -> str:
+    code = exc.code() if isinstance(exc, grpc.Call) else None
+    details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
+    if code is grpc.StatusCode.UNAVAILABLE:
+        return f"service unavailable ({details}); is `pharmatrace serve` running?"
+    return f"{code.name if code else 'error'}: {details}"
+
+
+# -- serve ---------------------------------------------------------------------------------------
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from pharmatrace_cli.serve import ServeConfig, prepare_metrics_dir, serve
+
+    if not args.insecure and not args.tls_cert:
+        raise CliError("TLS needs --tls-cert and --tls-key (create development ones with "
+                       "`pharmatrace certs init`); or pass --insecure to serve plaintext")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise CliError("--tls-cert and --tls-key go together")
+    data = Path(args.data)
+    data.mkdir(parents=True, exist_ok=True)
+    prepare_metrics_dir(data)
+    from tracerpc.logs import configure_logging
+
+    configure_logging()
+    config = ServeConfig(
+        data=data, host=args.host, issue_port=args.issue_port, verify_port=args.verify_port,
+        metrics_port=args.metrics_port, workers=args.workers or os.cpu_count() or 1,
+        dev=args.dev, tls_cert=_path(args.tls_cert), tls_key=_path(args.tls_key),
+        client_ca=_path(args.client_ca), grace_s=args.grace, ready_file=_path(args.ready_file),
+    )
+    import asyncio
+
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    from tracecore.errors import TraceError
+
+    try:
+        asyncio.run(serve(config))
+    except TraceError as exc:
+        raise CliError(str(exc)) from exc
+    return EXIT_OK
+
+
+def _path(value: str | None) -> Path | None:
+    return Path(value) if value else None
+
+
+# -- admin ---------------------------------------------------------------------------------------
+
+
+def _tenant_create(args: argparse.Namespace) -> int:
+    from pharmatrace.v1 import admin_pb2 as pb
+
+    response = _endpoints(args).admin().CreateTenant(
+        pb.CreateTenantRequest(tenant=args.tenant_id, name=args.name or args.tenant_id))
+    print(f"tenant {response.tenant} created (signing key {response.active_key_id})")
+    return EXIT_OK
+
+
+def _tenant_list(args: argparse.Namespace) -> int:
+    from pharmatrace.v1 import admin_pb2 as pb
+
+    for tenant in _endpoints(args).admin().ListTenants(pb.ListTenantsRequest()).tenants:
+        print(tenant)
+    return EXIT_OK
+
+
+def _product_add(args: argparse.Namespace) -> int:
+    from pharmatrace.v1 import admin_pb2 as pb
+    from pharmatrace.v1 import common_pb2 as cpb
+
+    scheme = {"gs1": cpb.SCHEME_GS1, "nmpa": cpb.SCHEME_NMPA, None: cpb.SCHEME_UNSPECIFIED}
+    product = cpb.Product(
+        gtin=args.gtin or "", nmpa_id=args.nmpa_id or "", scheme=scheme[args.scheme],
+        name=args.name, form=args.form or "", strength=args.strength or "",
+        pack_size=args.pack_size or 0, approval_number=args.approval_number or "",
+    )
+    response = _endpoints(args).admin().RegisterProduct(
+        pb.RegisterProductRequest(tenant=args.tenant, product=product))
+    p = response.product
+    print(f"product {p.gtin or p.nmpa_id} registered: {p.name} "
+          f"({cpb.Scheme.Name(p.scheme).removeprefix('SCHEME_')})")
+    return EXIT_OK
+
+
+def _product_list(args: argparse.Namespace) -> int:
+    from pharmatrace.v1 import admin_pb2 as pb
+
+    stub = _endpoints(args).admin()
+    token = ""
+    while True:
+        page = stub.ListProducts(pb.ListProductsRequest(tenant=args.tenant, page_token=token))
+        for p in page.products:
+            print(f"{p.gtin or '-':14}  {p.nmpa_id or '-':7}  {p.name}")
+        token = page.next_page_token
+        if not token:
+            return EXIT_OK
+
+
+def _batch_add(args: argparse.Namespace) -> int:
+    from pharmatrace.v1 import admin_pb2 as pb
+    from pharmatrace.v1 import common_pb2 as cpb
+
+    materials = []
+    for spec in args.material or []:
+        parts = [p.strip() for p in spec.split(",")]
+        if len(parts) not in (3, 4):
+            raise CliError("--material takes MATERIAL,SUPPLIER,SUPPLIER_LOT[,QUANTITY]")
+        materials.append(cpb.MaterialLot(material=parts[0], supplier=parts[1],
+                                         supplier_lot=parts[2],
+                                         quantity=parts[3] if len(parts) == 4 else ""))
+    batch = cpb.Batch(product=args.product, lot=args.lot, manufactured_on=args.manufactured or "",
+                      expires_on=args.expires, materials=materials,
+                      authorised_regions=args.region or [])
+    response = _endpoints(args).admin().AddBatch(pb.AddBatchRequest(tenant=args.tenant,
+                                                                     batch=batch))
+    print(f"batch {response.batch.lot} of {response.batch.product} added "
+          f"(expires {response.batch.expires_on})")
+    return EXIT_OK
+
+
+_PARTY_KINDS = ("plant", "warehouse", "distributor", "pharmacy", "hospital")
+
+
+def _party_add(args: argparse.Namespace) -> int:
+    from pharmatrace.v1 import admin_pb2 as pb
+    from pharmatrace.v1 import common_pb2 as cpb
+
+    party = cpb.Party(party_id=args.party_id, name=args.name, gln=args.gln or "",
+                      region=args.region or "", kind=_PARTY_KINDS.index(args.kind) + 1,
+                      authorised_regions=args.authorised_region or [])
+    response = _endpoints(args).admin().AddParty(pb.AddPartyRequest(tenant=args.tenant,
+                                                                    party=party))
+    print(f"party {response.party.party_id} added: {response.party.name}")
+    return EXIT_OK
+
+
+# -- codes ---------------------------------------------------------------------------------------
+
+
+_LEVELS = ("unit", "bundle", "case", "pallet")
+
+
+def _codes_request(args: argparse.Namespace) -> int:
+    from pharmatrace.v1 import admin_pb2 as apb
+    from pharmatrace.v1 import issuance_pb2 as pb
+
+    from tracecore.codes import Code, Form, Scan, Scheme, render
+    from tracecore.errors import TraceError
+
+    endpoints = _endpoints(args)
+    expiry = None
+    if args.lot:
+        batch = endpoints.admin().GetBatch(
+            apb.GetBatchRequest(tenant=args.tenant, product=args.product, lot=args.lot)).batch
+        expiry = batch.expires_on[2:4] + batch.expires_on[5:7] + batch.expires_on[8:10]
+    form = Form(args.format)
+    request = pb.RequestCodesRequest(
+        tenant=args.tenant, product=args.product, lot=args.lot or "",
+        level=_LEVELS.index(args.level) + 1, count=args.count, request_id=args.request_id,
+    )
+    progress = _Progress(args.count, enabled=sys.stderr.isatty() and not args.quiet)
+    received = 0
+    with _output(args.out) as out:
+        for chunk in endpoints.issuance().RequestCodes(request):
+            scheme = Scheme(chunk.scheme)
+            lines = []
+            for serial in chunk.serials:
+                code = Code(scheme, chunk.product, serial)
+                try:
+                    lines.append(render(Scan(code, args.lot or None, expiry), form,
+                                        host=args.host))
+                except TraceError as exc:
+                    raise CliError(f"cannot render as {form.value}: {exc}") from exc
+            out.write("\n".join(lines) + "\n")
+            received = chunk.total
+            progress.update(received)
+    progress.done()
+    if not args.quiet:
+        print(f"{received:,} codes of {args.product} under request {args.request_id}"
+              + (f" written to {args.out}" if args.out and args.out != "-" else ""),
+              file=sys.stderr)
+    return EXIT_OK
+
+
+def _codes_return(args: argparse.Namespace) -> int:
+    from pharmatrace.v1 import issuance_pb2 as pb
+
+    codes = list(_inputs(args.codes, args.file))
+    if not codes:
+        raise CliError("no codes given (arguments or --file)")
+    reason = pb.RETURN_REASON_SCRAPPED if args.scrapped else pb.RETURN_REASON_UNUSED
+    stub = _endpoints(args).issuance()
+    voided = 0
+    failures = 0
+    for start in range(0, len(codes), 100_000):
+        part = codes[start:start + 100_000]
+        response = stub.ReturnCodes(pb.ReturnCodesRequest(tenant=args.tenant, codes=part,
+                                                          reason=reason))
+        voided += response.voided
+        for failure in response.failures:
+            failures += 1
+            print(f"not returned: {failure.code}: {failure.reason}", file=sys.stderr)
+    print(f"{voided:,} codes voided" + (f", {failures:,} refused" if failures else ""))
+    return EXIT_OK if not failures else EXIT_ERROR
+
+
+def _pool_show(args: argparse.Namespace) -> int:
+    from google.protobuf import json_format
+    from pharmatrace.v1 import issuance_pb2 as pb
+
+    pool = _endpoints(args).issuance().GetPool(
+        pb.GetPoolRequest(tenant=args.tenant, request_id=args.request_id)).pool
+    print(json.dumps(json_format.MessageToDict(pool), indent=2, ensure_ascii=False))
+    return EXIT_OK
+
+
+# -- verify --------------------------------------------------------------------------------------
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from google.protobuf import json_format
+    from pharmatrace.v1 import common_pb2 as cpb
+    from pharmatrace.v1 import verification_pb2 as pb
+
+    codes = list(_inputs(args.codes, args.file))
+    if not codes:
+        raise CliError("no codes given (arguments or --file)")
+    stub = _endpoints(args).verification()
+    context = pb.ScanContext(party_id=args.party or "", region=args.region or "")
+    all_genuine = True
+    for code in codes:
+        response = stub.Verify(pb.VerifyRequest(tenant=args.tenant, code=code, context=context))
+        genuine = response.verdict == pb.VERDICT_GENUINE
+        all_genuine &= genuine and not response.alerts
+        if args.json:
+            doc = json_format.MessageToDict(response, preserving_proto_field_name=True)
+            doc["input"] = code
+            print(json.dumps(doc, ensure_ascii=False))
+            continue
+        verdict = pb.Verdict.Name(response.verdict).removeprefix("VERDICT_")
+        line = f"{verdict:14} {response.code or code}"
+        if genuine or response.status:
+            line += f"  {cpb.CodeStatus.Name(response.status).removeprefix('CODE_STATUS_')}"
+        if response.product.name:
+            line += f"  {response.product.name}"
+        if response.batch.lot:
+            line += f"  lot {response.batch.lot} exp {response.batch.expires_on}"
+        if response.alerts:
+            line += "  alerts: " + ", ".join(
+                pb.AlertKind.Name(a).removeprefix("ALERT_KIND_").lower() for a in response.alerts)
+        if response.scan_count:
+            first = time.strftime("%Y-%m-%d %H:%M:%S",
+                                  time.localtime(response.first_verified_at_ms / 1000))
+            line += f"  queried {response.scan_count} times, first on {first}"
+        if response.reason and not genuine:
+            line += f"  ({response.reason})"
+        print(line)
+    return EXIT_OK if all_genuine else EXIT_ERROR
+
+
+# -- demo ----------------------------------------------------------------------------------------
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from pharmatrace_cli.demo import run_demo
+
+    run_demo(_endpoints(args), args.tenant, print)
+    return EXIT_OK
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def _endpoints(args: argparse.Namespace) -> Any:
+    from pharmatrace_cli.client import Endpoints
+
+    return Endpoints.resolve(args.issue_addr, args.verify_addr, _path(args.ca),
+                             _path(args.cert), _path(args.key))
+
+
+def _inputs(codes: Iterable[str], file: str | None) -> Iterator[str]:
+    yield from codes
+    if file:
+        with (sys.stdin if file == "-" else open(file, encoding="utf-8")) as f:
+            for line in f:
+                line = line.rstrip("\r\n")
+                if line.strip():
+                    yield line
+
+
+class _output:
+    """The --out file (written whole, then renamed, so a cut stream leaves no half file) or
+    standard output."""
+
+    def __init__(self, path: str | None) -> None:
+        self._path = Path(path) if path and path != "-" else None
+        self._file: IO[str] | None = None
+
+    def __enter__(self) -> IO[str]:
+        if self._path is None:
+            return sys.stdout
+        self._file = open(self._path.with_name(self._path.name + ".part"), "w",
+                          encoding="utf-8")
+        return self._file
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if self._file is None or self._path is None:
+            return
+        self._file.close()
+        part = self._path.with_name(self._path.name + ".part")
+        if exc_type is None:
+            part.replace(self._path)
+
+
+class _Progress:
+    def __init__(self, total: int, *, enabled: bool) -> None:
+        self._total = total
+        self._enabled = enabled
+        self._started = time.monotonic()
+
+    def update(self, done: int) -> None:
+        if not self._enabled:
+            return
+        width = 30
+        filled = int(width * done / max(1, self._total))
+        rate = done / max(1e-9, time.monotonic() - self._started)
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done:,}/{self._total:,}"
+                         f" codes  {rate:,.0f}/s")
+        sys.stderr.flush()
+
+    def done(self) -> None:
+        if self._enabled:
+            sys.stderr.write("\n")
+
+
+# -- the parser ----------------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pharmatrace",
+        description="Drug pack serialization and traceability: one item, one code.",
+    )
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    def command(group: Any, name: str, help_text: str, run: Callable[[argparse.Namespace], int],
+                *, client: bool = True, tenant: bool = True) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = group.add_parser(name, help=help_text,
+                                                        description=help_text)
+        sub.set_defaults(run=run)
+        if client:
+            sub.add_argument("--issue-addr", help="issuance service (default "
+                             "$PHARMATRACE_ISSUE_ADDR or 127.0.0.1:50051)")
+            sub.add_argument("--verify-addr", help="verification service (default "
+                             "$PHARMATRACE_VERIFY_ADDR or 127.0.0.1:50052)")
+            sub.add_argument("--ca", help="CA certificate (PEM) to verify the servers; "
+                             "without it the connection is plaintext")
+            sub.add_argument("--cert", help="client certificate (PEM) for mutual TLS")
+            sub.add_argument("--key", help="client private key (PEM) for mutual TLS")
+        if tenant:
+            sub.add_argument("--tenant", default=os.environ.get("PHARMATRACE_TENANT", "demo"),
+                             help="tenant (default $PHARMATRACE_TENANT or 'demo')")
+        return sub
+
+    serve = command(commands, "serve", "Run the issuance and verification services.", _serve,
+                    client=False, tenant=False)
+    serve.add_argument("--data", default="./data", help="data directory (default ./data)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--issue-port", type=int, default=50051)
+    serve.add_argument("--verify-port", type=int, default=50052)
+    serve.add_argument("--metrics-port", type=int, default=9464)
+    serve.add_argument("--workers", type=int, default=0,
+                       help="verification worker processes (default: number of cores)")
+    serve.add_argument("--dev", action="store_true",
+                       help="development: public development key passphrase, demo tenant")
+    serve.add_argument("--insecure", action="store_true", help="serve plaintext, without TLS")
+    serve.add_argument("--tls-cert", help="server certificate chain (PEM)")
+    serve.add_argument("--tls-key", help="server private key (PEM)")
+    serve.add_argument("--client-ca", help="require client certificates signed by this CA")
+    serve.add_argument("--grace", type=float, default=10.0,
+                       help="seconds calls in flight get to finish on shutdown")
+    serve.add_argument("--ready-file", help="write the bound ports here as JSON once serving")
+
+    tenant = commands.add_parser("tenant", help="Create and list tenants.").add_subparsers(
+        metavar="ACTION")
+    create = command(tenant, "create", "Create a tenant: its own ledger and signing keys.",
+                     _tenant_create, tenant=False)
+    create.add_argument("tenant_id")
+    create.add_argument("--name")
+    command(tenant, "list", "List tenants.", _tenant_list, tenant=False)
+
+    product = commands.add_parser("product", help="Register and list products.").add_subparsers(
+        metavar="ACTION")
+    add = command(product, "add", "Register a product.", _product_add)
+    add.add_argument("--gtin")
+    add.add_argument("--nmpa-id", help="7-digit NMPA drug identifier (药品标识码)")
+    add.add_argument("--scheme", choices=("gs1", "nmpa"),
+                     help="code scheme (default: gs1 if --gtin is given)")
+    add.add_argument("--name", required=True)
+    add.add_argument("--form")
+    add.add_argument("--strength")
+    add.add_argument("--pack-size", type=int)
+    add.add_argument("--approval-number")
+    command(product, "list", "List products.", _product_list)
+
+    batch = commands.add_parser("batch", help="Add batches.").add_subparsers(metavar="ACTION")
+    badd = command(batch, "add", "Add a production batch (lot) of a product.", _batch_add)
+    badd.add_argument("--product", required=True, help="GTIN or NMPA drug identifier")
+    badd.add_argument("--lot", required=True)
+    badd.add_argument("--expires", required=True, help="YYYY-MM-DD")
+    badd.add_argument("--manufactured", help="YYYY-MM-DD")
+    badd.add_argument("--material", action="append",
+                      help="MATERIAL,SUPPLIER,SUPPLIER_LOT[,QUANTITY] (repeatable)")
+    badd.add_argument("--region", action="append",
+                      help="authorised sales region, GB/T 2260 prefix (repeatable)")
+
+    party = commands.add_parser("party", help="Add parties.").add_subparsers(metavar="ACTION")
+    padd = command(party, "add", "Add a party: a site that holds packs.", _party_add)
+    padd.add_argument("--id", dest="party_id", required=True)
+    padd.add_argument("--name", required=True)
+    padd.add_argument("--kind", choices=_PARTY_KINDS, required=True)
+    padd.add_argument("--region", help="GB/T 2260 six-digit code")
+    padd.add_argument("--gln")
+    padd.add_argument("--authorised-region", action="append",
+                      help="GB/T 2260 prefix it may sell into (repeatable)")
+
+    codes = commands.add_parser("codes", help="Request and return code pools.").add_subparsers(
+        metavar="ACTION")
+    req = command(codes, "request", "Request a pool of codes for a packaging line.",
+                  _codes_request)
+    req.add_argument("--product", required=True, help="GTIN or NMPA drug identifier")
+    req.add_argument("--count", type=int, required=True)
+    req.add_argument("--request-id", required=True,
+                     help="idempotency key: repeat it to resume an interrupted request")
+    req.add_argument("--lot", help="bind the pool to this batch (printed lot and expiry)")
+    req.add_argument("--level", choices=_LEVELS, default="unit")
+    req.add_argument("--format", choices=("hri", "element", "digital-link", "nmpa20"),
+                     default="hri")
+    req.add_argument("--host", default="https://id.gs1.org", help="Digital Link host")
+    req.add_argument("--out", help="file to write, one code per line (default stdout)")
+    req.add_argument("--quiet", action="store_true")
+    ret = command(codes, "return", "Return unused or scrapped codes: they are voided.",
+                  _codes_return)
+    ret.add_argument("codes", nargs="*")
+    ret.add_argument("--file", help="file with one code per line ('-' for stdin)")
+    ret.add_argument("--scrapped", action="store_true",
+                     help="printed but rejected (default: unused)")
+
+    pool = commands.add_parser("pool", help="Show code pools.").add_subparsers(metavar="ACTION")
+    show = command(pool, "show", "Show a pool's parameters and counts.", _pool_show)
+    show.add_argument("--request-id", required=True)
+
+    verify = command(commands, "verify", "Verify codes: genuine, status, alerts.", _verify)
+    verify.add_argument("codes", nargs="*")
+    verify.add_argument("--file", help="file with one code per line ('-' for stdin)")
+    verify.add_argument("--json", action="store_true", help="one JSON object per line")
+    verify.add_argument("--region", help="scanner's GB/T 2260 region")
+    verify.add_argument("--party", help="scanner's party id")
+
+    command(commands, "demo", "Run a short scenario against running services.", _demo)
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

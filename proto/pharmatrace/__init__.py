@@ -1,0 +1,1 @@
+"""The pharmatrace API package; `python -m pharmatrace` runs the command line."""

@@ -1,0 +1,82 @@
+"""Lifecycle events: what happened to which packs, when, where, why and by whom (GS1 CBV 2.0)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from tracecore.codes import Code
+from tracecore.status import Status
+
+
+class EventKind(enum.StrEnum):
+    """Every kind of change the ledger records."""
+
+    COMMISSION = "commission"      # ISSUED -> ACTIVE, bound to a batch
+    VOID = "void"                  # ISSUED -> VOIDED (returned or scrapped unused)
+    AGGREGATE = "aggregate"        # children packed into a parent container
+    DISAGGREGATE = "disaggregate"  # children taken out of a parent
+    SHIP = "ship"                  # custody leaves a party, in transit to another
+    RECEIVE = "receive"            # custody arrives at a party
+    DECOMMISSION = "decommission"  # ACTIVE -> a decommissioned status (dispensed, exported, ...)
+    UNDO = "undo"                  # a decommissioning reverted (EU FMD Art. 13)
+    DESTROY = "destroy"
+    REPORT_STOLEN = "report_stolen"
+    RECALL = "recall"
+    WITHDRAW = "withdraw"
+
+
+#: GS1 CBV 2.0 business step and disposition of each kind (decommissioning depends on the target).
+CBV: dict[EventKind, tuple[str, str]] = {
+    EventKind.COMMISSION: ("commissioning", "active"),
+    EventKind.VOID: ("decommissioning", "inactive"),
+    EventKind.AGGREGATE: ("packing", "in_progress"),
+    EventKind.DISAGGREGATE: ("unpacking", "in_progress"),
+    EventKind.SHIP: ("shipping", "in_transit"),
+    EventKind.RECEIVE: ("receiving", "in_progress"),
+    EventKind.UNDO: ("receiving", "active"),
+    EventKind.DESTROY: ("destroying", "destroyed"),
+    EventKind.REPORT_STOLEN: ("holding", "stolen"),
+    EventKind.RECALL: ("holding", "recalled"),
+    EventKind.WITHDRAW: ("holding", "non_sellable_other"),
+}
+
+#: CBV business step and disposition of each decommissioned status.
+DECOMMISSION_CBV: dict[Status, tuple[str, str]] = {
+    Status.DISPENSED: ("dispensing", "dispensed"),
+    Status.EXPORTED: ("departing", "in_transit"),
+    Status.SAMPLE: ("sampling", "sampled"),
+    Status.FREE_SAMPLE: ("dispensing", "dispensed"),
+    Status.CHECKED_OUT: ("decommissioning", "inactive"),
+    Status.LOCKED: ("holding", "non_sellable_other"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One lifecycle event. ``codes`` are the packs it is about (for aggregation, the children);
+    an event on a container applies to everything packed inside it."""
+
+    kind: EventKind
+    codes: tuple[Code, ...]
+    when_ms: int
+    tz_offset: str = "+00:00"           # the time-zone offset where it happened, "+08:00"
+    party_id: str = ""                  # where: the party at which it happened (read point)
+    region: str = ""                    # GB/T 2260 code of where it happened
+    parent: Code | None = None          # AGGREGATE / DISAGGREGATE: the container
+    lot: str = ""                       # COMMISSION: the batch the packs belong to
+    level: int = 0                      # COMMISSION: packaging level (1 unit ... 4 pallet)
+    destination: str = ""               # SHIP: the party the packs go to
+    target: Status | None = None        # DECOMMISSION: which decommissioned status
+    reason: str = ""                    # free text: recall reason, destruction note
+    event_id: str = ""                  # EPCIS eventID; assigned by the ledger when empty
+    who: str = ""                       # credential or caller that recorded it
+    seq: int = 0                        # ledger sequence number; 0 before it is stored
+    extra: dict[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def cbv(self) -> tuple[str, str]:
+        """(bizStep, disposition) from GS1 CBV 2.0."""
+        if self.kind is EventKind.DECOMMISSION and self.target is not None:
+            return DECOMMISSION_CBV[self.target]
+        return CBV[self.kind]

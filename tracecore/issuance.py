@@ -1,0 +1,104 @@
+"""Code pools for packaging lines: mint, commit durably, hand out; resumable by request id."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from tracecore.codes import Scheme
+from tracecore.errors import InvalidArgument
+from tracecore.ledger.store import Ledger, PoolRequest
+from tracecore.ledger.tenants import Tenant
+from tracecore.minting import Minter, check_density
+
+MAX_COUNT = 10_000_000
+MAX_CHUNK = 65_536
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """Consecutive codes of one pool, already durable in the ledger."""
+
+    request_id: str
+    scheme: Scheme
+    product: str
+    serials: list[str]
+    offset: int
+    total: int
+    count: int
+
+
+def pool_request(
+    request_id: str, product: str, lot: str, level: int, count: int
+) -> PoolRequest:
+    """A validated pool request; InvalidArgument naming the field otherwise."""
+    if not _REQUEST_ID.fullmatch(request_id):
+        raise InvalidArgument("is required: 1 to 64 characters of A-Z a-z 0-9 . _ : -",
+                              field="request_id")
+    if not 1 <= count <= MAX_COUNT:
+        raise InvalidArgument(f"must be 1 to {MAX_COUNT:,}", field="count")
+    if not 1 <= level <= 4:
+        raise InvalidArgument("unknown packaging level", field="level")
+    if len(lot) > 20:
+        raise InvalidArgument("at most 20 characters", field="lot")
+    return PoolRequest(request_id, product, lot, level, count)
+
+
+def chunk_size(requested: int) -> int:
+    if requested == 0:
+        return MAX_CHUNK
+    if not 1 <= requested <= MAX_CHUNK:
+        raise InvalidArgument(f"must be 1 to {MAX_CHUNK:,}", field="chunk_size")
+    return requested
+
+
+def issue(
+    tenant: Tenant,
+    request: PoolRequest,
+    size: int,
+    clock_ms: Callable[[], int],
+) -> Iterator[Chunk]:
+    """The pool's codes in order, chunk by chunk: first those already issued under the request id
+    (a retry), then newly minted ones. Each new chunk is committed (fsync) before it is yielded.
+
+    Runs on the ledger's writer thread, one chunk per ``next()``.
+    """
+    ledger = tenant.ledger
+    record = ledger.open_pool(request, tenant.keys.active.key_id, clock_ms())
+    pool, pool_ref = record.pool, record.pool_ref
+    scheme, product, count = Scheme(pool.scheme), pool.product, pool.count
+    position = 0
+    while position < count:
+        issued = ledger.pool(request.request_id).pool.issued
+        if position < issued:
+            serials = ledger.pool_serials(pool_ref, position, min(issued, position + size))
+        else:
+            serials = _mint_chunk(tenant, ledger, request.request_id, scheme, product, position,
+                                  min(size, count - position), clock_ms)
+            if not serials:
+                continue
+        position += len(serials)
+        yield Chunk(request.request_id, scheme, product, serials, position - len(serials),
+                    position, count)
+
+
+def _mint_chunk(
+    tenant: Tenant,
+    ledger: Ledger,
+    request_id: str,
+    scheme: Scheme,
+    product: str,
+    position: int,
+    n: int,
+    clock_ms: Callable[[], int],
+) -> list[str]:
+    """Mints and stores n codes at ``position``; [] when another stream of the request got there
+    first (the caller then replays what that stream stored)."""
+    key = tenant.keys.active
+    check_density(scheme, ledger.minted(product, key.key_id), n)
+    minter = Minter(scheme, product, key.key_id, key.mac)
+    return ledger.append_pool_codes(
+        request_id, position, minter.mint(n), key.key_id, clock_ms(), redraw=minter.mint
+    )

@@ -1,0 +1,114 @@
+"""Scan statistics, written by verification workers beside (not in) the tenant's ledger.
+
+The ledger has one writer, the issuance service; verifiers only read it. What verifiers learn
+(how often and where a code was scanned) goes to this second environment, buffered per worker
+and merged in batches, so no verification waits for the ledger's write lock.
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from tracecore.ledger.env import Env, Txn
+
+# count, first scan ms, last scan ms, last region (GB/T 2260 as an integer, 0 unknown)
+_SCAN = struct.Struct("<QqqI")
+DATABASES = ("scans",)
+
+
+@dataclass(slots=True)
+class ScanStats:
+    count: int
+    first_ms: int
+    last_ms: int
+    last_region: int
+
+    def merged(self, other: ScanStats) -> ScanStats:
+        newer = other if other.last_ms >= self.last_ms else self
+        return ScanStats(
+            self.count + other.count,
+            min(self.first_ms, other.first_ms),
+            newer.last_ms,
+            newer.last_region,
+        )
+
+
+class Observations:
+    """A tenant's scan statistics: the stored totals plus this worker's unflushed scans."""
+
+    def __init__(self, path: Path, *, tenant: str) -> None:
+        self.env = Env(path, DATABASES, owner=tenant)
+        self._db = self.env.dbs["scans"]
+        self._pending: dict[bytes, ScanStats] = {}
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self.env.close()
+
+    def record(self, keys: list[bytes], now_ms: int, region: int) -> list[tuple[int, int]]:
+        """Counts one scan of each key; returns (scan count, first scan ms) of each, this scan
+        included."""
+        out: list[tuple[int, int]] = []
+        append = out.append
+        pending_map = self._pending
+        db = self._db
+        with self._lock, self.env.read() as txn:
+            get = txn.get
+            for key in keys:
+                pending = pending_map.get(key)
+                if pending is None:
+                    pending = pending_map[key] = ScanStats(0, now_ms, now_ms, region)
+                pending.count += 1
+                pending.last_ms = now_ms
+                pending.last_region = region
+                stored = get(key, db=db)
+                if stored is None:
+                    append((pending.count, pending.first_ms))
+                else:
+                    count, first, _, _ = _SCAN.unpack(stored)
+                    append((count + pending.count, min(first, pending.first_ms)))
+        return out
+
+    def stats(self, key: bytes) -> ScanStats | None:
+        """Stored plus unflushed statistics of one code, without counting a scan."""
+        with self.env.read() as txn:
+            stored = txn.get(key, db=self._db)
+            total = ScanStats(*_SCAN.unpack(stored)) if stored is not None else None
+        with self._lock:
+            pending = self._pending.get(key)
+            if pending is not None:
+                pending = ScanStats(pending.count, pending.first_ms, pending.last_ms,
+                                    pending.last_region)
+        if total is None:
+            return pending
+        return total.merged(pending) if pending is not None else total
+
+    def flush(self) -> int:
+        """Merges this worker's scans into the stored totals in one transaction; returns how many
+        codes were written. Scans arriving meanwhile wait for the next flush."""
+        with self._lock:
+            batch, self._pending = self._pending, {}
+        if not batch:
+            return 0
+
+        def fn(txn: Txn) -> int:
+            for key in sorted(batch):
+                stats = batch[key]
+                stored = txn.get(key, db=self._db)
+                if stored is not None:
+                    stats = ScanStats(*_SCAN.unpack(stored)).merged(stats)
+                txn.put(key, _SCAN.pack(stats.count, stats.first_ms, stats.last_ms,
+                                        stats.last_region), db=self._db)
+            return len(batch)
+
+        try:
+            return self.env.write(fn)
+        except BaseException:
+            with self._lock:
+                for key, stats in batch.items():
+                    later = self._pending.get(key)
+                    self._pending[key] = stats.merged(later) if later is not None else stats
+            raise

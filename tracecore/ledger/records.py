@@ -1,0 +1,96 @@
+"""Fixed-width binary records and key layouts of the ledger."""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, replace
+from typing import Self
+
+from tracecore.status import Status
+
+# status, level, flags, key id, product, batch, pool, holder party, region,
+# issued at, updated at (ms), last event sequence.
+_CODE = struct.Struct("<BBBxHxxIIIIIqqQ")
+CODE_RECORD_SIZE = _CODE.size
+
+FLAG_IN_TRANSIT = 1
+
+_U32 = struct.Struct(">I")
+_U64 = struct.Struct(">Q")
+_POOL_CODE = struct.Struct(">II")
+
+
+@dataclass(frozen=True, slots=True)
+class CodeRecord:
+    """One code's current state; 52 bytes in the ``codes`` database."""
+
+    status: Status
+    level: int
+    key_id: int
+    product_ref: int
+    batch_ref: int = 0
+    pool_ref: int = 0
+    holder_ref: int = 0
+    region: int = 0
+    issued_at_ms: int = 0
+    updated_at_ms: int = 0
+    last_event: int = 0
+    flags: int = 0
+
+    def pack(self) -> bytes:
+        return _CODE.pack(
+            self.status,
+            self.level,
+            self.flags,
+            self.key_id,
+            self.product_ref,
+            self.batch_ref,
+            self.pool_ref,
+            self.holder_ref,
+            self.region,
+            self.issued_at_ms,
+            self.updated_at_ms,
+            self.last_event,
+        )
+
+    @classmethod
+    def unpack(cls, data: bytes | memoryview) -> Self:
+        (status, level, flags, key_id, product, batch, pool, holder, region, issued, updated,
+         event) = _CODE.unpack(data)
+        return cls(
+            Status(status), level, key_id, product, batch, pool, holder, region, issued,
+            updated, event, flags,
+        )
+
+    @property
+    def in_transit(self) -> bool:
+        return bool(self.flags & FLAG_IN_TRANSIT)
+
+    def evolve(self, **changes: int | Status) -> Self:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def unpack_status(data: bytes | memoryview) -> Status:
+    """Just the status byte, for loops that need nothing else."""
+    return Status(data[0])
+
+
+def ref_key(ref: int) -> bytes:
+    return _U32.pack(ref)
+
+
+def ref_of(key: bytes | memoryview) -> int:
+    return int(_U32.unpack(key)[0])
+
+
+def seq_key(seq: int) -> bytes:
+    return _U64.pack(seq)
+
+
+def u64(value: bytes | memoryview) -> int:
+    return int(_U64.unpack(value)[0])
+
+
+def pool_code_key(pool_ref: int, position: int) -> bytes:
+    """Big-endian so that one pool's codes sort together, in issue order."""
+    return _POOL_CODE.pack(pool_ref, position)

@@ -1,0 +1,428 @@
+"""One tenant's ledger: master data, code pools and code records in one LMDB environment."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import repeat
+from pathlib import Path
+from typing import TypeVar
+
+from pharmatrace.v1 import common_pb2 as pb
+from pharmatrace.v1 import issuance_pb2 as ipb
+from pharmatrace.v1 import ledger_pb2 as lpb
+
+from tracecore import masterdata
+from tracecore.codes import Scheme
+from tracecore.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from tracecore.ledger.env import DEFAULT_MAP_SIZE, Env, Txn
+from tracecore.ledger.records import (
+    CodeRecord,
+    pool_code_key,
+    ref_key,
+    ref_of,
+    u64,
+)
+from tracecore.status import Status
+
+DATABASES = (
+    "meta",         # counters: next refs
+    "products",     # product ref -> Product
+    "product_ids",  # GTIN-14 / NMPA id -> product ref
+    "batches",      # batch ref -> Batch
+    "batch_ids",    # product ref + lot -> batch ref
+    "parties",      # party ref -> Party
+    "party_ids",    # party id -> party ref
+    "pools",        # request id -> PoolRecord
+    "pool_refs",    # pool ref -> request id
+    "pool_codes",   # pool ref + position -> code key
+    "codes",        # code key -> CodeRecord
+    "minted",       # product identifier + key id -> codes minted (density limit)
+)
+
+MAX_PAGE = 1000
+DEFAULT_PAGE = 100
+_U64 = struct.Struct(">Q")
+_KEY_ID = struct.Struct(">H")
+_SCHEME_PREFIX = {Scheme.GS1: b"G", Scheme.NMPA: b"N"}
+# Scheme letter + GTIN-14, or scheme letter + 7-digit drug identifier.
+_PREFIX_LENGTH = {b"G": 15, b"N": 8}
+_M = TypeVar("_M", pb.Product, pb.Batch, pb.Party)
+
+
+@dataclass(frozen=True, slots=True)
+class PoolRequest:
+    """What a line asked for; a retry under the same request id must ask for the same."""
+
+    request_id: str
+    product: str
+    lot: str
+    level: int
+    count: int
+
+
+class Ledger:
+    """A tenant's ledger. The writer (codegen_svc) opens it read-write, verifiers read-only."""
+
+    def __init__(
+        self, path: Path, *, tenant: str, readonly: bool = False, map_size: int = DEFAULT_MAP_SIZE
+    ) -> None:
+        self.tenant = tenant
+        self.env = Env(path, DATABASES, owner=tenant, readonly=readonly, map_size=map_size)
+        self.db = self.env.dbs
+
+    def close(self) -> None:
+        self.env.close()
+
+    # -- master data -------------------------------------------------------------------------
+
+    def register_product(self, product: pb.Product, now_ms: int) -> pb.Product:
+        p = masterdata.product(product)
+        p.created_at_ms = now_ms
+
+        def fn(txn: Txn) -> pb.Product:
+            for ident in masterdata.identifiers(p):
+                if txn.get(ident.encode(), db=self.db["product_ids"]) is not None:
+                    raise AlreadyExists(f"product {ident} is already registered", field="product")
+            ref = self._next_ref(txn, b"product")
+            txn.put(ref_key(ref), p.SerializeToString(), db=self.db["products"])
+            for ident in masterdata.identifiers(p):
+                txn.put(ident.encode(), ref_key(ref), db=self.db["product_ids"])
+            return p
+
+        return self.env.write(fn)
+
+    def product(self, identifier: str) -> tuple[int, pb.Product]:
+        """(ref, product) for a GTIN or NMPA id; NotFound when not registered."""
+        ident = masterdata.product_identifier(identifier)
+        with self.env.read() as txn:
+            return self._product(txn, ident)
+
+    def product_by_ref(self, txn: Txn, ref: int) -> pb.Product:
+        data = txn.get(ref_key(ref), db=self.db["products"])
+        if data is None:
+            raise NotFound(f"product #{ref} is missing from the ledger")
+        return pb.Product.FromString(bytes(data))
+
+    def products(self, page_size: int, page_token: str) -> tuple[list[pb.Product], str]:
+        return self._page("products", pb.Product, page_size, page_token)
+
+    def add_batch(self, batch: pb.Batch, now_ms: int) -> pb.Batch:
+        b = masterdata.batch(batch)
+        b.created_at_ms = now_ms
+
+        def fn(txn: Txn) -> pb.Batch:
+            product_ref, _ = self._product(txn, b.product, field="batch.product")
+            key = ref_key(product_ref) + b.lot.encode()
+            if txn.get(key, db=self.db["batch_ids"]) is not None:
+                raise AlreadyExists(f"batch {b.lot} of product {b.product} already exists",
+                                    field="batch.lot")
+            ref = self._next_ref(txn, b"batch")
+            txn.put(ref_key(ref), b.SerializeToString(), db=self.db["batches"])
+            txn.put(key, ref_key(ref), db=self.db["batch_ids"])
+            return b
+
+        return self.env.write(fn)
+
+    def batch(self, product: str, lot: str) -> tuple[int, pb.Batch]:
+        with self.env.read() as txn:
+            return self._batch(txn, product, lot)
+
+    def batch_by_ref(self, txn: Txn, ref: int) -> pb.Batch:
+        data = txn.get(ref_key(ref), db=self.db["batches"])
+        if data is None:
+            raise NotFound(f"batch #{ref} is missing from the ledger")
+        return pb.Batch.FromString(bytes(data))
+
+    def batches(self, product: str, page_size: int, page_token: str) -> tuple[list[pb.Batch], str]:
+        wanted = masterdata.product_identifier(product) if product else ""
+        return self._page("batches", pb.Batch, page_size, page_token,
+                          keep=lambda b: not wanted or b.product == wanted)
+
+    def add_party(self, party: pb.Party, now_ms: int) -> pb.Party:
+        p = masterdata.party(party)
+        p.created_at_ms = now_ms
+
+        def fn(txn: Txn) -> pb.Party:
+            if txn.get(p.party_id.encode(), db=self.db["party_ids"]) is not None:
+                raise AlreadyExists(f"party {p.party_id} already exists", field="party.party_id")
+            ref = self._next_ref(txn, b"party")
+            txn.put(ref_key(ref), p.SerializeToString(), db=self.db["parties"])
+            txn.put(p.party_id.encode(), ref_key(ref), db=self.db["party_ids"])
+            return p
+
+        return self.env.write(fn)
+
+    def party(self, party_id: str) -> tuple[int, pb.Party]:
+        masterdata.party_id(party_id)
+        with self.env.read() as txn:
+            ref = txn.get(party_id.encode(), db=self.db["party_ids"])
+            if ref is None:
+                raise NotFound(f"party {party_id} is not registered", field="party_id")
+            data = txn.get(bytes(ref), db=self.db["parties"])
+            return ref_of(ref), pb.Party.FromString(bytes(data))
+
+    def parties(self, page_size: int, page_token: str) -> tuple[list[pb.Party], str]:
+        return self._page("parties", pb.Party, page_size, page_token)
+
+    # -- code pools ----------------------------------------------------------------------------
+
+    def open_pool(self, request: PoolRequest, key_id: int, now_ms: int) -> lpb.PoolRecord:
+        """The pool for a request id: created on first sight, checked against the request after."""
+
+        def fn(txn: Txn) -> lpb.PoolRecord:
+            product_ref, product = self._product(txn, request.product)
+            batch_ref = 0
+            if request.lot:
+                batch_ref, _ = self._batch(txn, request.product, request.lot)
+            existing = txn.get(request.request_id.encode(), db=self.db["pools"])
+            if existing is not None:
+                record = lpb.PoolRecord.FromString(bytes(existing))
+                pool = record.pool
+                if (pool.product, pool.lot, pool.level, pool.count) != (
+                    masterdata.code_product(product), request.lot, request.level, request.count
+                ):
+                    raise FailedPrecondition(
+                        f"request_id {request.request_id} was used for a different request "
+                        f"({pool.count} codes of {pool.product}"
+                        + (f" lot {pool.lot}" if pool.lot else "") + ")",
+                        field="request_id",
+                    )
+                return record
+            pool = ipb.Pool(
+                request_id=request.request_id,
+                product=masterdata.code_product(product),
+                lot=request.lot,
+                level=request.level,  # type: ignore[arg-type]
+                scheme=product.scheme,
+                count=request.count,
+                state=ipb.POOL_STATE_OPEN,
+                key_id=key_id,
+                created_at_ms=now_ms,
+            )
+            record = lpb.PoolRecord(
+                pool=pool,
+                pool_ref=self._next_ref(txn, b"pool"),
+                product_ref=product_ref,
+                batch_ref=batch_ref,
+            )
+            txn.put(request.request_id.encode(), record.SerializeToString(), db=self.db["pools"])
+            txn.put(ref_key(record.pool_ref), request.request_id.encode(), db=self.db["pool_refs"])
+            return record
+
+        return self.env.write(fn)
+
+    def pool(self, request_id: str) -> lpb.PoolRecord:
+        with self.env.read() as txn:
+            data = txn.get(request_id.encode(), db=self.db["pools"])
+            if data is None:
+                raise NotFound(f"no pool was requested under {request_id}", field="request_id")
+            return lpb.PoolRecord.FromString(bytes(data))
+
+    def pool_serials(self, pool_ref: int, start: int, stop: int) -> list[str]:
+        """Serials at pool positions [start, stop), in issue order."""
+        with self.env.read() as txn:
+            cursor = txn.cursor(db=self.db["pool_codes"])
+            out: list[str] = []
+            if not cursor.set_range(pool_code_key(pool_ref, start)):
+                return out
+            end = pool_code_key(pool_ref, stop)
+            for key, code_key in cursor:
+                if bytes(key) >= end:
+                    break
+                ck = bytes(code_key)
+                out.append(ck[_PREFIX_LENGTH[ck[:1]]:].decode())
+            return out
+
+    def minted(self, product: str, key_id: int) -> int:
+        """Codes minted so far for a product under one key."""
+        with self.env.read() as txn:
+            data = txn.get(product.encode() + _KEY_ID.pack(key_id), db=self.db["minted"])
+            return u64(data) if data is not None else 0
+
+    def append_pool_codes(
+        self,
+        request_id: str,
+        position: int,
+        serials: list[str],
+        key_id: int,
+        now_ms: int,
+        redraw: Callable[[int], list[str]],
+    ) -> list[str]:
+        """Stores ``serials`` as the pool's codes from ``position`` on, durably, in one commit.
+
+        Serials that collide with any code ever issued (or with each other) are replaced by
+        ``redraw(n)`` until all are new. Returns the serials as stored, or [] without storing
+        anything when the pool is no longer at ``position`` (another stream of the same request
+        got there first).
+        """
+
+        def fn(txn: Txn) -> list[str]:
+            data = txn.get(request_id.encode(), db=self.db["pools"])
+            if data is None:
+                raise NotFound(f"no pool was requested under {request_id}", field="request_id")
+            record = lpb.PoolRecord.FromString(bytes(data))
+            pool = record.pool
+            if pool.issued != position:
+                return []
+            if position + len(serials) > pool.count:
+                raise InvalidArgument("more codes than the pool asked for", field="count")
+            prefix = _SCHEME_PREFIX[Scheme(pool.scheme)] + pool.product.encode()
+            value = CodeRecord(
+                status=Status.ISSUED,
+                level=pool.level,
+                key_id=key_id,
+                product_ref=record.product_ref,
+                batch_ref=record.batch_ref,
+                pool_ref=record.pool_ref,
+                issued_at_ms=now_ms,
+                updated_at_ms=now_ms,
+            ).pack()
+            stored = self._insert_new_codes(txn, prefix, list(serials), value, redraw)
+            pool_ref = record.pool_ref
+            txn.cursor(db=self.db["pool_codes"]).putmulti(
+                [(pool_code_key(pool_ref, position + i), prefix + s.encode())
+                 for i, s in enumerate(stored)]
+            )
+            pool.issued = position + len(stored)
+            if pool.issued == pool.count:
+                pool.state = ipb.POOL_STATE_COMPLETE
+            txn.put(request_id.encode(), record.SerializeToString(), db=self.db["pools"])
+            minted_key = pool.product.encode() + _KEY_ID.pack(key_id)
+            before = txn.get(minted_key, db=self.db["minted"])
+            total = (u64(before) if before is not None else 0) + len(stored)
+            txn.put(minted_key, _U64.pack(total), db=self.db["minted"])
+            return stored
+
+        return self.env.write(fn)
+
+    def _insert_new_codes(
+        self,
+        txn: Txn,
+        prefix: bytes,
+        serials: list[str],
+        value: bytes,
+        redraw: Callable[[int], list[str]],
+    ) -> list[str]:
+        codes_db = self.db["codes"]
+        cursor = txn.cursor(db=codes_db)
+        pending = list(range(len(serials)))
+        while pending:
+            keys = [prefix + serials[i].encode() for i in pending]
+            _, added = cursor.putmulti(zip(keys, repeat(value)), dupdata=False, overwrite=False)
+            if added == len(pending):
+                return serials
+            # Rare: a serial equal to one issued before, or drawn twice in this batch. The first
+            # holder of each key keeps it; every other occurrence is redrawn.
+            seen: set[bytes] = set()
+            clashes: list[int] = []
+            for i, key in zip(pending, keys, strict=True):
+                if key in seen or bytes(txn.get(key, db=codes_db)) != value:
+                    clashes.append(i)
+                seen.add(key)
+            for i, serial in zip(clashes, redraw(len(clashes)), strict=True):
+                serials[i] = serial
+            pending = clashes
+        return serials
+
+    # -- codes ---------------------------------------------------------------------------------
+
+    def code_record(self, txn: Txn, key: bytes) -> CodeRecord | None:
+        data = txn.get(key, db=self.db["codes"])
+        return CodeRecord.unpack(data) if data is not None else None
+
+    def void_codes(
+        self, keys: list[bytes], now_ms: int
+    ) -> tuple[int, list[tuple[int, str]]]:
+        """ISSUED codes become VOIDED; returns (voided, [(index, reason)] for the others)."""
+
+        def fn(txn: Txn) -> tuple[int, list[tuple[int, str]]]:
+            codes_db = self.db["codes"]
+            failures: list[tuple[int, str]] = []
+            updates: list[tuple[bytes, bytes]] = []
+            pools: dict[int, int] = {}
+            seen: set[bytes] = set()
+            for i, key in enumerate(keys):
+                data = txn.get(key, db=codes_db)
+                if data is None:
+                    failures.append((i, "not issued by this tenant"))
+                    continue
+                record = CodeRecord.unpack(data)
+                if key in seen:
+                    failures.append((i, "listed twice"))
+                    continue
+                if record.status is not Status.ISSUED:
+                    failures.append((i, f"is {record.status.name}, only ISSUED codes can be "
+                                        "returned"))
+                    continue
+                seen.add(key)
+                updates.append((key, record.evolve(status=Status.VOIDED,
+                                                   updated_at_ms=now_ms).pack()))
+                pools[record.pool_ref] = pools.get(record.pool_ref, 0) + 1
+            txn.cursor(db=codes_db).putmulti(updates)
+            if pools:
+                self._count_returns(txn, pools)
+            return len(updates), failures
+
+        return self.env.write(fn)
+
+    def _count_returns(self, txn: Txn, returned_by_pool_ref: dict[int, int]) -> None:
+        for pool_ref, n in returned_by_pool_ref.items():
+            request_id = bytes(txn.get(ref_key(pool_ref), db=self.db["pool_refs"]))
+            record = lpb.PoolRecord.FromString(bytes(txn.get(request_id, db=self.db["pools"])))
+            record.pool.returned += n
+            txn.put(request_id, record.SerializeToString(), db=self.db["pools"])
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _product(self, txn: Txn, identifier: str, field: str = "product") -> tuple[int, pb.Product]:
+        ident = masterdata.product_identifier(identifier, field)
+        ref = txn.get(ident.encode(), db=self.db["product_ids"])
+        if ref is None:
+            raise NotFound(f"product {ident} is not registered", field=field)
+        return ref_of(ref), self.product_by_ref(txn, ref_of(ref))
+
+    def _batch(self, txn: Txn, product: str, lot: str) -> tuple[int, pb.Batch]:
+        product_ref, p = self._product(txn, product)
+        ref = txn.get(ref_key(product_ref) + lot.encode(), db=self.db["batch_ids"])
+        if ref is None:
+            raise NotFound(f"batch {lot} of product {masterdata.code_product(p)} is not "
+                           "registered", field="lot")
+        return ref_of(ref), self.batch_by_ref(txn, ref_of(ref))
+
+    def _next_ref(self, txn: Txn, kind: bytes) -> int:
+        key = b"next:" + kind
+        data = txn.get(key, db=self.db["meta"])
+        ref = u64(data) if data is not None else 1
+        txn.put(key, _U64.pack(ref + 1), db=self.db["meta"])
+        return ref
+
+    def _page(
+        self,
+        db: str,
+        message: type[_M],
+        page_size: int,
+        page_token: str,
+        keep: Callable[[_M], bool] = lambda _: True,
+    ) -> tuple[list[_M], str]:
+        size = page_size or DEFAULT_PAGE
+        if size > MAX_PAGE:
+            raise InvalidArgument(f"at most {MAX_PAGE}", field="page_size")
+        start = 1
+        if page_token:
+            if not page_token.isdigit():
+                raise InvalidArgument("is not a token this service gave out", field="page_token")
+            start = int(page_token)
+        out: list[_M] = []
+        with self.env.read() as txn:
+            cursor = txn.cursor(db=self.db[db])
+            if not cursor.set_range(ref_key(start)):
+                return out, ""
+            for key, data in cursor:
+                item = message.FromString(bytes(data))
+                if keep(item):
+                    if len(out) == size:
+                        return out, str(ref_of(key))
+                    out.append(item)
+        return out, ""

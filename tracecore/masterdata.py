@@ -1,0 +1,156 @@
+"""Validation of master data (tenants, products, batches, parties) into canonical records."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from google.protobuf.internal.containers import RepeatedScalarFieldContainer
+from pharmatrace.v1 import common_pb2 as pb
+
+from tracecore import gs1, regions
+from tracecore.codes import Scheme
+from tracecore.errors import InvalidArgument, ParseError
+
+_TENANT = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+_PARTY_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_NMPA_ID = re.compile(r"\d{7}")
+MAX_NAME = 200
+MAX_SHORT = 100
+MAX_LIST = 100
+
+
+def tenant_id(text: str, field: str = "tenant") -> str:
+    """A tenant id: 1 to 32 of [a-z0-9-], starting with a letter or digit."""
+    if not _TENANT.fullmatch(text):
+        raise InvalidArgument("must be 1 to 32 characters of a-z, 0-9 and '-'", field=field)
+    return text
+
+
+def party_id(text: str, field: str = "party_id") -> str:
+    if not _PARTY_ID.fullmatch(text):
+        raise InvalidArgument("must be 1 to 64 characters of A-Z, a-z, 0-9, '.', '_', '-'",
+                              field=field)
+    return text
+
+
+def product_identifier(text: str, field: str = "product") -> str:
+    """A product's identifier as the ledger indexes it: GTIN-14, or the 7-digit NMPA id."""
+    text = text.strip()
+    if not text:
+        raise InvalidArgument("is required (a GTIN or a 7-digit NMPA drug identifier)", field=field)
+    if _NMPA_ID.fullmatch(text):
+        return text
+    try:
+        return gs1.normalize_gtin(text)
+    except ParseError as exc:
+        raise InvalidArgument(exc.reason, field=field) from exc
+
+
+def product(p: pb.Product) -> pb.Product:
+    """A registered product, canonical; InvalidArgument naming the first bad field."""
+    out = pb.Product()
+    out.CopyFrom(p)
+    if p.gtin:
+        try:
+            out.gtin = gs1.normalize_gtin(p.gtin)
+        except ParseError as exc:
+            raise InvalidArgument(exc.reason, field="product.gtin") from exc
+    if p.nmpa_id and not _NMPA_ID.fullmatch(p.nmpa_id):
+        raise InvalidArgument("must be the 7-digit NMPA drug identifier", field="product.nmpa_id")
+    if p.scheme == pb.SCHEME_UNSPECIFIED:
+        out.scheme = pb.SCHEME_GS1 if p.gtin else pb.SCHEME_NMPA
+    if out.scheme == Scheme.GS1 and not out.gtin:
+        raise InvalidArgument("is required for a GS1 product", field="product.gtin")
+    if out.scheme == Scheme.NMPA and not out.nmpa_id:
+        raise InvalidArgument("is required for an NMPA product", field="product.nmpa_id")
+    if out.scheme not in (Scheme.GS1, Scheme.NMPA):
+        raise InvalidArgument("unknown scheme", field="product.scheme")
+    _text(p.name, "product.name", MAX_NAME, required=True)
+    _text(p.form, "product.form", MAX_SHORT)
+    _text(p.strength, "product.strength", MAX_SHORT)
+    _text(p.approval_number, "product.approval_number", MAX_SHORT)
+    out.created_at_ms = 0
+    return out
+
+
+def identifiers(p: pb.Product) -> list[str]:
+    """Every identifier a registered product answers to."""
+    return [i for i in (p.gtin, p.nmpa_id) if i]
+
+
+def code_product(p: pb.Product) -> str:
+    """The identifier the product's codes carry under its scheme."""
+    return p.gtin if p.scheme == Scheme.GS1 else p.nmpa_id
+
+
+def batch(b: pb.Batch) -> pb.Batch:
+    """A batch, canonical: lot in GS1 character set 82, ISO dates, valid region prefixes."""
+    out = pb.Batch()
+    out.CopyFrom(b)
+    out.product = product_identifier(b.product, "batch.product")
+    try:
+        gs1.check_value("10", b.lot)
+    except ParseError as exc:
+        raise InvalidArgument(exc.reason, field="batch.lot") from exc
+    made = iso_date(b.manufactured_on, "batch.manufactured_on", required=False)
+    expires = iso_date(b.expires_on, "batch.expires_on", required=True)
+    if made is not None and expires is not None and expires < made:
+        raise InvalidArgument("is before manufactured_on", field="batch.expires_on")
+    if len(b.materials) > MAX_LIST:
+        raise InvalidArgument(f"at most {MAX_LIST}", field="batch.materials")
+    for i, m in enumerate(b.materials):
+        _text(m.material, f"batch.materials[{i}].material", MAX_NAME, required=True)
+        _text(m.supplier, f"batch.materials[{i}].supplier", MAX_NAME, required=True)
+        _text(m.supplier_lot, f"batch.materials[{i}].supplier_lot", MAX_SHORT, required=True)
+        _text(m.quantity, f"batch.materials[{i}].quantity", MAX_SHORT)
+    _regions(out.authorised_regions, "batch.authorised_regions")
+    out.created_at_ms = 0
+    return out
+
+
+def party(p: pb.Party) -> pb.Party:
+    """A party, canonical: id, optional GLN with check digit, GB/T 2260 region."""
+    out = pb.Party()
+    out.CopyFrom(p)
+    party_id(p.party_id, "party.party_id")
+    _text(p.name, "party.name", MAX_NAME, required=True)
+    if p.gln and not (len(p.gln) == 13 and p.gln.isascii() and p.gln.isdigit()
+                      and gs1.check_digit(p.gln[:-1]) == int(p.gln[-1])):
+        raise InvalidArgument("must be a 13-digit GLN with a valid check digit",
+                              field="party.gln")
+    if p.region:
+        out.region = regions.parse_region(p.region, field="party.region")
+    if p.kind not in pb.PartyKind.values():
+        raise InvalidArgument("unknown party kind", field="party.kind")
+    _regions(out.authorised_regions, "party.authorised_regions")
+    out.created_at_ms = 0
+    return out
+
+
+def iso_date(text: str, field: str, *, required: bool) -> dt.date | None:
+    if not text:
+        if required:
+            raise InvalidArgument("is required (YYYY-MM-DD)", field=field)
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError as exc:
+        raise InvalidArgument("must be a date YYYY-MM-DD", field=field) from exc
+
+
+def _regions(prefixes: RepeatedScalarFieldContainer[str], field: str) -> None:
+    """Validates region prefixes in place, rewriting "440000" to its canonical "44"."""
+    if len(prefixes) > MAX_LIST:
+        raise InvalidArgument(f"at most {MAX_LIST}", field=field)
+    normalized = [regions.parse_region_prefix(r, field=f"{field}[{i}]")
+                  for i, r in enumerate(prefixes)]
+    del prefixes[:]
+    prefixes.extend(normalized)
+
+
+def _text(value: str, field: str, limit: int, *, required: bool = False) -> None:
+    if required and not value.strip():
+        raise InvalidArgument("is required", field=field)
+    if len(value) > limit:
+        raise InvalidArgument(f"at most {limit} characters", field=field)

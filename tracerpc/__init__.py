@@ -1,0 +1,1 @@
+"""gRPC plumbing shared by both services: one interceptor, metrics, server lifecycle."""

@@ -1,0 +1,100 @@
+"""Building, binding and stopping a gRPC server with health, reflection and the interceptor."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from tracerpc.interceptor import ServiceInterceptor
+from tracerpc.metrics import Metrics
+
+log = logging.getLogger("pharmatrace.server")
+
+#: Largest message either side may send: a VerifyBatch of 100,000 codes of 4 KiB fits with room.
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Tls:
+    """Server certificate and key (PEM); with ``client_ca`` set, clients must present a
+    certificate signed by it (mutual TLS)."""
+
+    certificate_chain: bytes
+    private_key: bytes
+    client_ca: bytes | None = None
+
+    def credentials(self) -> grpc.ServerCredentials:
+        return grpc.ssl_server_credentials(
+            [(self.private_key, self.certificate_chain)],
+            root_certificates=self.client_ca,
+            require_client_auth=self.client_ca is not None,
+        )
+
+
+@dataclass(frozen=True)
+class Service:
+    """A servicer and how to add it: ``add(servicer, server)`` and its full name."""
+
+    name: str
+    servicer: Any
+    add: Callable[[Any, grpc.aio.Server], None]
+
+
+@dataclass
+class Running:
+    server: grpc.aio.Server
+    port: int
+    health: health.aio.HealthServicer
+    names: tuple[str, ...]
+
+    async def stop(self, grace: float) -> None:
+        """Health goes NOT_SERVING, new calls are refused, calls in flight get ``grace`` s."""
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+
+
+async def start(
+    services: Sequence[Service],
+    address: str,
+    metrics: Metrics,
+    *,
+    tls: Tls | None,
+    extra_interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    reuse_port: bool = False,
+) -> Running:
+    """A started server on ``address`` ("host:port", port 0 picks one) serving ``services``."""
+    options = [
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.so_reuseport", 1 if reuse_port else 0),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    ]
+    server = grpc.aio.server(
+        interceptors=[*extra_interceptors, ServiceInterceptor(metrics)], options=options
+    )
+    for service in services:
+        service.add(service.servicer, server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = tuple(s.name for s in services)
+    reflection.enable_server_reflection(
+        (*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+         reflection.SERVICE_NAME),
+        server,
+    )
+    if tls is None:
+        port = server.add_insecure_port(address)
+    else:
+        port = server.add_secure_port(address, tls.credentials())
+    await server.start()
+    for name in ("", *names):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("serving %s on port %d%s", ", ".join(names), port, "" if tls else " (plaintext)")
+    return Running(server, port, health_servicer, names)

@@ -1,0 +1,146 @@
+"""pharmatrace.v1.Verification: authenticity lookups. Protobuf in, tracecore call, protobuf out."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator
+
+import grpc
+from pharmatrace.v1 import common_pb2 as cpb
+from pharmatrace.v1 import verification_pb2 as pb
+from pharmatrace.v1 import verification_pb2_grpc
+
+from tracecore import regions
+from tracecore.clock import now_ms
+from tracecore.errors import InvalidArgument
+from tracecore.ledger.observations import Observations
+from tracecore.ledger.tenants import DataDir
+from tracecore.verification import Answers, ScanContext, Verifier, alerts_of
+from tracerpc.metrics import Metrics
+
+MAX_BATCH = 100_000
+MAX_CODE_BYTES = 4096
+OBSERVATIONS = "observations"
+_VERDICT_NAMES = {v: pb.Verdict.Name(v) for v in pb.Verdict.values()}
+
+
+class Verifiers:
+    """This worker's verifier per tenant, with the scan statistics it has not flushed yet."""
+
+    def __init__(self, data: DataDir) -> None:
+        self._data = data
+        self._verifiers: dict[str, Verifier] = {}
+        self._observations: dict[str, Observations] = {}
+        self._lock = threading.Lock()
+
+    def get(self, tenant_name: str) -> Verifier:
+        verifier = self._verifiers.get(tenant_name)
+        if verifier is not None:
+            self._data.get(tenant_name)  # picks up a rotated or revoked key
+            return verifier
+        tenant = self._data.get(tenant_name)
+        with self._lock:
+            if tenant_name not in self._verifiers:
+                observations = Observations(tenant.path / OBSERVATIONS, tenant=tenant.name)
+                self._observations[tenant_name] = observations
+                self._verifiers[tenant_name] = Verifier(tenant, observations)
+            return self._verifiers[tenant_name]
+
+    def flush(self) -> int:
+        """Writes every tenant's buffered scan statistics; returns the codes written."""
+        return sum(o.flush() for o in list(self._observations.values()))
+
+    def close(self) -> None:
+        self.flush()
+        for observations in self._observations.values():
+            observations.close()
+
+
+class VerificationServicer(verification_pb2_grpc.VerificationServicer):
+    def __init__(self, verifiers: Verifiers, metrics: Metrics) -> None:
+        self._verifiers = verifiers
+        self._verdicts = {name: metrics.verdicts.labels(name) for name in _VERDICT_NAMES.values()}
+
+    async def Verify(
+        self, request: pb.VerifyRequest, context: grpc.aio.ServicerContext
+    ) -> pb.VerifyResponse:
+        if len(request.code) > MAX_CODE_BYTES:
+            raise InvalidArgument(f"at most {MAX_CODE_BYTES} characters", field="code")
+        verifier = self._verifiers.get(request.tenant)
+        answers = verifier.verify([request.code], _context(request.context), now_ms())
+        self._count(answers)
+        return _single(answers)
+
+    async def VerifyBatch(
+        self, request: pb.VerifyBatchRequest, context: grpc.aio.ServicerContext
+    ) -> pb.VerifyBatchResponse:
+        return self._batch(request)
+
+    async def VerifyStream(
+        self, request_iterator: AsyncIterator[pb.VerifyBatchRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[pb.VerifyBatchResponse]:
+        async for request in request_iterator:
+            yield self._batch(request)
+
+    def _batch(self, request: pb.VerifyBatchRequest) -> pb.VerifyBatchResponse:
+        if len(request.codes) > MAX_BATCH:
+            raise InvalidArgument(f"at most {MAX_BATCH:,} codes", field="codes")
+        verifier = self._verifiers.get(request.tenant)
+        answers = verifier.verify(request.codes, _context(request.context), now_ms())
+        self._count(answers)
+        return pb.VerifyBatchResponse(
+            verdicts=answers.verdicts,  # type: ignore[arg-type]
+            statuses=answers.statuses,  # type: ignore[arg-type]
+            alert_masks=answers.alert_masks,
+            scan_counts=answers.scan_counts,
+            first_verified_at_ms=answers.first_verified_ms,
+            batch_indexes=answers.batch_indexes,
+            batches=[_batch_summary(b) for b in answers.batches],
+            product_indexes=answers.product_indexes,
+            products=[_product_summary(p) for p in answers.products],
+        )
+
+    def _count(self, answers: Answers) -> None:
+        if len(answers.verdicts) == 1:
+            self._verdicts[_VERDICT_NAMES[answers.verdicts[0]]].inc()
+            return
+        tally: dict[int, int] = {}
+        for verdict in answers.verdicts:
+            tally[verdict] = tally.get(verdict, 0) + 1
+        for verdict, n in tally.items():
+            self._verdicts[_VERDICT_NAMES[verdict]].inc(n)
+
+
+def _context(context: pb.ScanContext) -> ScanContext:
+    if len(context.party_id) > 64:
+        raise InvalidArgument("at most 64 characters", field="context.party_id")
+    region = regions.parse_region(context.region, field="context.region") if context.region else ""
+    return ScanContext(context.party_id, int(region) if region else 0, context.purpose)
+
+
+def _single(answers: Answers) -> pb.VerifyResponse:
+    response = pb.VerifyResponse(
+        verdict=answers.verdicts[0],  # type: ignore[arg-type]
+        status=answers.statuses[0],  # type: ignore[arg-type]
+        code=answers.codes[0],
+        reason=answers.reasons[0],
+        alerts=[int(a) for a in alerts_of(answers.alert_masks[0])],  # type: ignore[misc]
+        first_verified_at_ms=answers.first_verified_ms[0],
+        scan_count=answers.scan_counts[0],
+        level=answers.levels[0],  # type: ignore[arg-type]
+    )
+    if answers.product_indexes[0] >= 0:
+        response.product.CopyFrom(_product_summary(answers.products[answers.product_indexes[0]]))
+    if answers.batch_indexes[0] >= 0:
+        response.batch.CopyFrom(_batch_summary(answers.batches[answers.batch_indexes[0]]))
+    return response
+
+
+def _product_summary(p: cpb.Product) -> pb.ProductSummary:
+    return pb.ProductSummary(gtin=p.gtin, nmpa_id=p.nmpa_id, name=p.name, form=p.form,
+                             strength=p.strength, pack_size=p.pack_size)
+
+
+def _batch_summary(b: cpb.Batch) -> pb.BatchSummary:
+    return pb.BatchSummary(lot=b.lot, manufactured_on=b.manufactured_on, expires_on=b.expires_on)

@@ -1,0 +1,166 @@
+"""Verification worker processes: N servers on one port (SO_REUSEPORT), each reading the ledgers
+read-only and flushing its scan statistics in batches."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from pharmatrace.v1 import verification_pb2_grpc
+
+from tracecore.keys import KeySource
+from tracecore.ledger.tenants import DataDir
+from tracerpc import server as rpc_server
+from tracerpc.logs import configure_logging
+from tracerpc.metrics import Metrics
+from verify_svc.verification import VerificationServicer, Verifiers
+
+log = logging.getLogger("pharmatrace.verify")
+
+#: How often a worker writes its buffered scan statistics.
+FLUSH_INTERVAL_S = 0.25
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    data: Path
+    host: str
+    port: int
+    dev_keys: bool
+    tls: rpc_server.Tls | None
+    grace_s: float = 5.0
+
+
+def key_source(dev_keys: bool) -> KeySource:
+    """The key-encryption key: development passphrase, or from the environment."""
+    return KeySource.dev() if dev_keys else KeySource.from_env()
+
+
+async def serve_worker(config: WorkerConfig, ready: multiprocessing.connection.Connection | None
+                       ) -> None:
+    """One worker: serves until SIGTERM/SIGINT, then drains and flushes."""
+    data = DataDir(config.data, key_source(config.dev_keys), readonly=True)
+    verifiers = Verifiers(data)
+    metrics = Metrics()
+    service = rpc_server.Service(
+        "pharmatrace.v1.Verification",
+        VerificationServicer(verifiers, metrics),
+        verification_pb2_grpc.add_VerificationServicer_to_server,
+    )
+    running = await rpc_server.start(
+        [service], f"{config.host}:{config.port}", metrics, tls=config.tls, reuse_port=True
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    if ready is not None:
+        ready.send(running.port)
+        ready.close()
+
+    async def flush_forever() -> None:
+        while True:
+            await asyncio.sleep(FLUSH_INTERVAL_S)
+            try:
+                await asyncio.to_thread(verifiers.flush)
+            except Exception:
+                log.exception("flushing scan statistics failed; kept for the next flush")
+
+    flusher = asyncio.create_task(flush_forever())
+    await stop.wait()
+    await running.stop(config.grace_s)
+    flusher.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await flusher
+    verifiers.close()
+    data.close()
+
+
+def _worker_main(config: WorkerConfig, ready: multiprocessing.connection.Connection) -> None:
+    configure_logging()
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        uvloop.install()
+    asyncio.run(serve_worker(config, ready))
+
+
+class WorkerPool:
+    """Starts, watches and stops the worker processes."""
+
+    def __init__(self, config: WorkerConfig, workers: int) -> None:
+        self.config = config
+        self.workers = max(1, workers)
+        self._processes: list[multiprocessing.process.BaseProcess] = []
+        self._ctx = multiprocessing.get_context("spawn")
+        self._reservation: socket.socket | None = None
+
+    def start(self, timeout: float = 30.0) -> int:
+        """Starts every worker and returns the port they share."""
+        port = self.config.port
+        if port == 0:
+            # Hold the port (bound, not listening) so the workers can all bind it by number.
+            self._reservation = socket.socket(socket.AF_INET6 if ":" in self.config.host
+                                              else socket.AF_INET)
+            self._reservation.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            self._reservation.bind((self.config.host.strip("[]"), 0))
+            port = self._reservation.getsockname()[1]
+            self.config = WorkerConfig(**{**self.config.__dict__, "port": port})
+        for _ in range(self.workers):
+            self._spawn(timeout)
+        if self._reservation is not None:
+            self._reservation.close()
+            self._reservation = None
+        return port
+
+    def _spawn(self, timeout: float) -> None:
+        receive, send = self._ctx.Pipe(duplex=False)
+        process = self._ctx.Process(target=_worker_main, args=(self.config, send),
+                                    name="pharmatrace-verify", daemon=False)
+        process.start()
+        send.close()
+        if not receive.poll(timeout):
+            process.kill()
+            raise RuntimeError("a verification worker did not start in time")
+        try:
+            receive.recv()
+        except EOFError as exc:
+            process.join(5)
+            raise RuntimeError(f"a verification worker failed to start (exit {process.exitcode})"
+                               ) from exc
+        self._processes.append(process)
+
+    def respawn_dead(self) -> int:
+        """Replaces workers that died; returns how many."""
+        dead = [p for p in self._processes if not p.is_alive()]
+        for process in dead:
+            log.error("verification worker %s exited with %s; restarting", process.pid,
+                      process.exitcode)
+            self._processes.remove(process)
+            self._spawn(30.0)
+        return len(dead)
+
+    def stop(self, grace_s: float) -> None:
+        for process in self._processes:
+            if process.is_alive() and process.pid is not None:
+                os.kill(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s + 5
+        for process in self._processes:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                process.kill()
+                process.join()
+        self._processes.clear()
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self._processes if p.pid is not None]
