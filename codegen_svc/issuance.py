@@ -10,11 +10,14 @@ from pharmatrace.v1 import common_pb2 as cpb
 from pharmatrace.v1 import issuance_pb2 as pb
 from pharmatrace.v1 import issuance_pb2_grpc
 
+from codegen_svc.lifecycle import GroupCommitter
 from codegen_svc.writer import Writer
 from tracecore import issuance
 from tracecore.clock import now_ms
-from tracecore.codes import parse_many
+from tracecore.codes import Code, parse_many
 from tracecore.errors import InvalidArgument, ParseError
+from tracecore.events import Event, EventKind
+from tracecore.ledger import lifecycle
 from tracecore.ledger.tenants import DataDir
 from tracerpc.metrics import Metrics
 
@@ -22,9 +25,11 @@ MAX_RETURN = 100_000
 
 
 class CodeIssuanceServicer(issuance_pb2_grpc.CodeIssuanceServicer):
-    def __init__(self, data: DataDir, writer: Writer, metrics: Metrics) -> None:
+    def __init__(self, data: DataDir, writer: Writer, committer: GroupCommitter,
+                 metrics: Metrics) -> None:
         self._data = data
         self._writer = writer
+        self._committer = committer
         self._metrics = metrics
 
     async def RequestCodes(
@@ -63,22 +68,29 @@ class CodeIssuanceServicer(issuance_pb2_grpc.CodeIssuanceServicer):
             raise InvalidArgument(f"at most {MAX_RETURN:,} codes", field="codes")
         if request.reason not in (pb.RETURN_REASON_UNUSED, pb.RETURN_REASON_SCRAPPED):
             raise InvalidArgument("must be UNUSED or SCRAPPED", field="reason")
-        ledger = self._data.get(request.tenant).ledger
+        tenant = self._data.get(request.tenant)
         texts = list(request.codes)
         failures: list[pb.CodeFailure] = []
-        keys: list[bytes] = []
+        codes: list[Code] = []
         positions: list[int] = []
         for i, scan in enumerate(parse_many(texts)):
             if isinstance(scan, ParseError):
                 failures.append(pb.CodeFailure(index=i, code=texts[i][:200], reason=scan.reason))
             else:
-                keys.append(scan.code.key())
+                codes.append(scan.code)
                 positions.append(i)
-        voided, refused = await self._writer.run(ledger.void_codes, keys, now_ms())
-        for j, reason in refused:
-            i = positions[j]
-            failures.append(pb.CodeFailure(index=i, code=texts[i][:200], reason=reason))
+        reason = pb.ReturnReason.Name(request.reason).removeprefix("RETURN_REASON_").lower()
+        event = Event(EventKind.VOID, tuple(codes), now_ms(), reason=reason)
+        result = await self._committer.submit(
+            tenant, lifecycle.Request([event] if codes else [], best_effort=True))
+        if result.error is not None:
+            raise result.error
+        by_text = {c.text(): i for c, i in zip(codes, positions, strict=True)}
+        for failure in result.failures:
+            i = by_text.get(failure.code, 0)
+            failures.append(pb.CodeFailure(index=i, code=texts[i][:200], reason=failure.reason))
         failures.sort(key=lambda f: f.index)
+        voided = len(codes) - len(result.failures)
         return pb.ReturnCodesResponse(voided=voided, failures=failures)
 
     async def GetPool(

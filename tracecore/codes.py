@@ -104,6 +104,10 @@ def parse(text: str | bytes) -> Scan:
         except UnicodeDecodeError:
             raise ParseError("input is not UTF-8 text") from None
     text = text.strip(_BLANKS)
+    canonical = gs1.parse_canonical(text)
+    if canonical is not None:
+        gtin, expiry, lot, serial = canonical
+        return Scan(Code(Scheme.GS1, gtin, serial), lot, expiry)
     if not text:
         raise ParseError("input is empty")
     reader = _READERS.get(text[0])

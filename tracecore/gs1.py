@@ -7,7 +7,7 @@ import datetime
 import enum
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from urllib.parse import quote
 
@@ -24,13 +24,19 @@ SYMBOLOGY_IDS = frozenset({"]C1", "]d2", "]Q3", "]e0", "]J1"})
 
 GTIN_LENGTHS = (8, 12, 13, 14)
 
+_CSET82_CLASS = r"!\"%&'()*+,\-./0-9:;<=>?A-Z_a-z"
+# YYMMDD with the days each month can have (00 is the month's last day); whether February 29
+# exists depends on the year, which _check settles.
+_YYMMDD = (r"[0-9]{2}(?:(?:0[13578]|1[02])(?:[0-2][0-9]|3[01])"
+           r"|(?:0[469]|11)(?:[0-2][0-9]|30)|02[0-2][0-9])")
+
 
 class AiKind(enum.Enum):
     """What an application identifier's value is."""
 
-    GTIN = "N14 with a check digit"
-    DATE = "N6 YYMMDD"
-    TEXT = "up to n characters of set 82"
+    GTIN = "14 digits with a check digit"
+    DATE = "YYMMDD"
+    TEXT = "1 to n characters of set 82"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,18 +47,25 @@ class AiSpec:
     title: str
     kind: AiKind
     length: int
+    fixed: bool = field(init=False)
+    """Whether the length is predefined, so that no separator follows the value."""
+    pattern: re.Pattern[str] = field(init=False, repr=False)
 
-    @property
-    def fixed(self) -> bool:
-        """Whether the value has a predefined length, so no separator follows it."""
-        return self.kind is not AiKind.TEXT
+    def __post_init__(self) -> None:
+        pattern = {
+            AiKind.GTIN: "[0-9]{14}",
+            AiKind.DATE: _YYMMDD,
+            AiKind.TEXT: f"[{_CSET82_CLASS}]{{1,{self.length}}}",
+        }[self.kind]
+        object.__setattr__(self, "fixed", self.kind is not AiKind.TEXT)
+        object.__setattr__(self, "pattern", re.compile(pattern))
 
     @property
     def label(self) -> str:
         return f"{self.title} ({self.ai})"
 
 
-AIS: Mapping[str, AiSpec] = MappingProxyType({spec.ai: spec for spec in (
+_AIS = {spec.ai: spec for spec in (
     AiSpec("01", "GTIN", AiKind.GTIN, 14),
     AiSpec("10", "batch/lot", AiKind.TEXT, 20),
     AiSpec("11", "production date", AiKind.DATE, 6),
@@ -62,7 +75,8 @@ AIS: Mapping[str, AiSpec] = MappingProxyType({spec.ai: spec for spec in (
     AiSpec("22", "consumer product variant", AiKind.TEXT, 20),
     # National healthcare reimbursement numbers, printed on many EU FMD packs beside (21).
     *(AiSpec(f"71{n}", "national reimbursement number", AiKind.TEXT, 20) for n in range(6)),
-)})
+)}
+AIS: Mapping[str, AiSpec] = MappingProxyType(_AIS)
 """The application identifiers this module reads and writes; any other AI is a ParseError."""
 
 # Digital Link key qualifiers of (01), in the order the path must give them.
@@ -70,14 +84,11 @@ _DL_QUALIFIERS = {"22": 0, "10": 1, "21": 2}
 _DL_PATH_AIS = frozenset({"01", *_DL_QUALIFIERS})
 
 _DIGITS = re.compile(r"[0-9]+")
-_CSET82_TEXT = re.compile(r"[!\"%&'()*+,\-./0-9:;<=>?A-Z_a-z]+")
 _CSET82_CHARS = frozenset(CSET82)
-# Index 2 is 29: February 29 is settled by the year, in _check_date.
-_MONTH_DAYS = (0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 # A bracketed element: "(" AI ")" then the value up to the next "(" that opens an AI. A "(" in
 # data is written "\(" (the GS1 Barcode Syntax Engine's escape); a bare "(" not followed by
-# digits and ")" is taken as data too, since printed HRI shows no escapes.
+# digits and ")" is data too, since printed HRI shows no escapes.
 _HRI_ELEMENT = re.compile(r"\(([0-9]{2,4})\)((?:[^(\\]++|\\\(|\((?![0-9]{2,4}\)))*+)")
 _HRI_ESCAPES = str.maketrans({"(": "\\("})
 
@@ -86,8 +97,37 @@ _DL_HOST = re.compile(r"(?i:https?)://[^/?#\s]+(?:/[^?#\s]*)?")
 _PERCENT_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
 _PERCENT_TEXT = re.compile(r"(?:[^%]|%[0-9A-Fa-f]{2})*+")
 
+# The layouts render_hri, render_element and render_digital_link write for (01)(17)(10)(21),
+# which is what our own labels carry: one regular expression reads each. Each one matches only
+# text the general parsers read the same way ("(" and percent escapes are left to them).
+_HRI_VALUE = r"[!\"%&')*+,\-./0-9:;<=>?A-Z_a-z]{1,20}"
+_URI_VALUE = r"[\-.0-9A-Z_a-z]{1,20}"
+_ELEMENT_VALUE = f"[{_CSET82_CLASS}]{{1,20}}"
+_CANONICAL_HRI = re.compile(
+    rf"\(01\)(?P<gtin>[0-9]{{14}})(?:\(17\)(?P<expiry>{_YYMMDD}))?"
+    rf"(?:\(10\)(?P<lot>{_HRI_VALUE}))?\(21\)(?P<serial>{_HRI_VALUE})"
+)
+_CANONICAL_ELEMENT = re.compile(
+    rf"(?:\]C1|\]d2|\]Q3|\]e0|\]J1)?\x1d?01(?P<gtin>[0-9]{{14}})(?:17(?P<expiry>{_YYMMDD}))?"
+    rf"(?:10(?P<lot>{_ELEMENT_VALUE})\x1d)?21(?P<serial>{_ELEMENT_VALUE})"
+)
+_CANONICAL_DIGITAL_LINK = re.compile(
+    rf"(?i:https?)://[^/?#\s]+(?:/[^/?#\s]*)*?/01/(?P<gtin>[0-9]{{14}})"
+    rf"(?:/10/(?P<lot>{_URI_VALUE}))?/21/(?P<serial>{_URI_VALUE})/?(?:\?17=(?P<expiry>{_YYMMDD}))?"
+)
+_CANONICAL = {
+    "(": _CANONICAL_HRI,
+    "]": _CANONICAL_ELEMENT,
+    GS: _CANONICAL_ELEMENT,
+    "h": _CANONICAL_DIGITAL_LINK,
+    "H": _CANONICAL_DIGITAL_LINK,
+}
+# GTINs repeat from pack to pack: remember those whose check digit passed, up to a bound.
+_VALID_GTINS: set[str] = set()
+_VALID_GTINS_MAX = 4096
+
 _EPC_PREFIX = "urn:epc:id:sgtin:"
-# TDS: in an EPC URI serial these characters of set 82 must be percent-escaped.
+# TDS: in an EPC URI serial these characters of set 82 are percent-escaped, the others not.
 _EPC_ESCAPES = {ord(c): f"%{ord(c):02X}" for c in "\"%&/<>?"}
 _EPC_SERIAL = re.compile(r"(?:[!'()*+,\-.0-9:;=A-Z_a-z]|%[0-9A-Fa-f]{2})+")
 
@@ -104,15 +144,14 @@ def normalize_gtin(text: str) -> str:
     """The GTIN-14 of a GTIN-8, -12, -13 or -14, left-padded with zeros; its check digit validated."""
     if len(text) not in GTIN_LENGTHS or not _DIGITS.fullmatch(text):
         raise ParseError("GTIN must have 8, 12, 13 or 14 digits")
-    expected = check_digit(text[:-1])
-    if ord(text[-1]) - 48 != expected:
-        raise ParseError(f"GTIN check digit is {text[-1]}, expected {expected}")
-    return text.zfill(14)
+    gtin = text.zfill(14)
+    _check_gtin(gtin)
+    return gtin
 
 
 def check_value(ai: str, value: str) -> None:
     """Raise ParseError unless ``value`` is valid for the application identifier ``ai``."""
-    spec = AIS.get(ai)
+    spec = _AIS.get(ai)
     if spec is None:
         raise ParseError(f"unsupported AI ({ai})")
     _check(spec, value)
@@ -125,27 +164,47 @@ def expiry_date(yymmdd: str, *, today: datetime.date | None = None) -> datetime.
     and 50 years after the current year, so in 2025 "00".."75" are 2000..2075 and "76".."99"
     are 1976..1999.
     """
-    _check(AIS["17"], yymmdd)
+    _check(_AIS["17"], yymmdd)
     year = _year(int(yymmdd[:2]), today or datetime.date.today())
     month, day = int(yymmdd[2:4]), int(yymmdd[4:])
     return datetime.date(year, month, day or calendar.monthrange(year, month)[1])
 
 
+def parse_canonical(text: str) -> tuple[str, str | None, str | None, str] | None:
+    """(GTIN, expiry, lot, serial) of text laid out exactly as the renderers write it, else None.
+
+    The common case, read by one regular expression: None means "not that layout", and the
+    text goes to the parse function of its form.
+    """
+    pattern = _CANONICAL.get(text[:1])
+    match = pattern.fullmatch(text) if pattern is not None else None
+    if match is None:
+        return None
+    gtin, expiry, lot, serial = match.group("gtin", "expiry", "lot", "serial")
+    _check_gtin(gtin)
+    if expiry is not None:
+        _check_leap_day(_AIS["17"], expiry)
+    return gtin, expiry, lot, serial
+
+
 def parse_hri(text: str) -> dict[str, str]:
-    """The AI values of bracketed HRI text such as ``(01)09501101530003(21)ABC``, in any AI order."""
+    """The AI values of bracketed HRI such as ``(01)09501101530003(21)ABC``, in any AI order."""
     elements: dict[str, str] = {}
-    pos, end = 0, len(text)
-    while pos < end:
-        match = _HRI_ELEMENT.match(text, pos)
-        if match is None:
-            raise ParseError(f"HRI: expected '(' and an AI at position {pos}")
-        ai, value = match.groups()
+    read = 0
+    for ai, value in _HRI_ELEMENT.findall(text):
+        read += len(ai) + len(value) + 2
         if "\\" in value:
             value = value.replace("\\(", "(")
-        _add(elements, ai, value)
-        pos = match.end()
-    if not elements:
-        raise ParseError("HRI has no AI")
+        spec = _AIS.get(ai)
+        if spec is None:
+            raise ParseError(f"unsupported AI ({ai})")
+        if ai in elements:
+            raise ParseError(f"AI ({ai}) appears twice")
+        _check(spec, value)
+        elements[ai] = value
+    # findall skips what it cannot read: anything unread is text outside the (AI)value form.
+    if read != len(text) or not elements:
+        raise ParseError("HRI must be (AI)value elements, with '(' in a value written '\\('")
     return elements
 
 
@@ -161,21 +220,27 @@ def parse_element(text: str) -> dict[str, str]:
     if pos == end:
         raise ParseError("element string has no data")
     elements: dict[str, str] = {}
+    spec_of = _AIS.get
     while pos < end:
-        spec = AIS.get(text[pos:pos + 2]) or AIS.get(text[pos:pos + 3])
+        spec = spec_of(text[pos:pos + 2]) or spec_of(text[pos:pos + 3])
         if spec is None:
             raise ParseError(f"element string: unsupported AI at {text[pos:pos + 4]!r}")
-        pos += len(spec.ai)
+        ai = spec.ai
+        pos += len(ai)
         if spec.fixed:
             stop = pos + spec.length
-            # A separator after a fixed-length field is not needed, but some printers send one.
+            # No separator is needed after a fixed-length value, but some printers send one.
             following = stop + 1 if text.startswith(GS, stop) else stop
         else:
             stop = text.find(GS, pos)
             if stop < 0:
                 stop = end
             following = stop + 1
-        _add(elements, spec.ai, text[pos:stop])
+        if ai in elements:
+            raise ParseError(f"AI ({ai}) appears twice")
+        value = text[pos:stop]
+        _check(spec, value)
+        elements[ai] = value
         pos = following
     return elements
 
@@ -194,34 +259,40 @@ def parse_digital_link(text: str) -> dict[str, str]:
     if len(segments) > 2 and not segments[-1]:
         segments.pop()
     elements: dict[str, str] = {}
-    # Read pairs from the end, so a path prefix (even one holding "01") stays out of the way.
+    # Pairs are read from the end, so a path prefix (even one holding "01") stays out of the way.
     last_rank, pos = len(_DL_QUALIFIERS), len(segments)
     while True:
         if pos < 3:
             raise ParseError("Digital Link path has no /01/{gtin}")
-        key, value = segments[pos - 2], segments[pos - 1]
+        key, segment = segments[pos - 2], segments[pos - 1]
         pos -= 2
         if key == "01":
             break
         rank = _DL_QUALIFIERS.get(key)
         if rank is None:
-            raise ParseError(f"Digital Link path has {key!r} where 22, 10 or 21 was expected")
+            raise ParseError(f"Digital Link path has {key!r} where 01, 22, 10 or 21 was expected")
         if rank >= last_rank:
             raise ParseError("Digital Link qualifiers must come in the order /22/, /10/, /21/")
         last_rank = rank
-        elements[key] = value = _unpercent(value, key)
-        _check(AIS[key], value)
+        value = _unpercent(segment, key)
+        _check(_AIS[key], value)
+        elements[key] = value
     try:
-        elements["01"] = normalize_gtin(value)
+        elements["01"] = normalize_gtin(segment)
     except ParseError as error:
         raise ParseError(f"Digital Link (01): {error.reason}") from None
     for parameter in query.split("&") if query else ():
-        key, _, value = parameter.partition("=")
-        if key not in AIS:
+        key, _, segment = parameter.partition("=")
+        spec = _AIS.get(key)
+        if spec is None:
             continue
         if key in _DL_PATH_AIS:
             raise ParseError(f"AI ({key}) belongs in the Digital Link path, not the query")
-        _add(elements, key, _unpercent(value, key))
+        if key in elements:
+            raise ParseError(f"AI ({key}) appears twice")
+        value = _unpercent(segment, key)
+        _check(spec, value)
+        elements[key] = value
     return elements
 
 
@@ -241,7 +312,7 @@ def parse_epc_uri(text: str) -> tuple[str, str]:
         raise ParseError("EPC URI: serial is empty or has a character that must be %-escaped")
     body = reference[0] + prefix + reference[1:]
     serial = _PERCENT_ESCAPE.sub(_percent_char, serial)
-    _check(AIS["21"], serial)
+    _check(_AIS["21"], serial)
     return body + str(check_digit(body)), serial
 
 
@@ -263,7 +334,7 @@ def render_element(elements: Mapping[str, str]) -> str:
     for i, (ai, value) in enumerate(elements.items()):
         check_value(ai, value)
         parts.append(ai + value)
-        if i < last and not AIS[ai].fixed:
+        if i < last and not _AIS[ai].fixed:
             parts.append(GS)
     return "".join(parts)
 
@@ -300,56 +371,60 @@ def render_epc_uri(gtin: str, serial: str, company_prefix_length: int) -> str:
     return f"{_EPC_PREFIX}{prefix}.{reference}.{serial.translate(_EPC_ESCAPES)}"
 
 
-def _add(elements: dict[str, str], ai: str, value: str) -> None:
-    spec = AIS.get(ai)
-    if spec is None:
-        raise ParseError(f"unsupported AI ({ai})")
-    if ai in elements:
-        raise ParseError(f"AI ({ai}) appears twice")
-    _check(spec, value)
-    elements[ai] = value
-
-
 def _check(spec: AiSpec, value: str) -> None:
+    if spec.kind is AiKind.GTIN:
+        _check_gtin(value)
+    elif spec.pattern.fullmatch(value) is None:
+        raise ParseError(_problem(spec, value))
+    elif spec.kind is AiKind.DATE:
+        _check_leap_day(spec, value)
+
+
+def _check_gtin(gtin: str) -> None:
+    if gtin in _VALID_GTINS:
+        return
+    spec = _AIS["01"]
+    if spec.pattern.fullmatch(gtin) is None:
+        raise ParseError(_problem(spec, gtin))
+    expected = check_digit(gtin[:13])
+    if ord(gtin[13]) - 48 != expected:
+        raise ParseError(f"GTIN check digit is {gtin[13]}, expected {expected}")
+    if len(_VALID_GTINS) >= _VALID_GTINS_MAX:
+        _VALID_GTINS.clear()
+    _VALID_GTINS.add(gtin)
+
+
+def _check_leap_day(spec: AiSpec, yymmdd: str) -> None:
+    if yymmdd[2:] == "0229":
+        year = _year(int(yymmdd[:2]), datetime.date.today())
+        if not calendar.isleap(year):
+            raise ParseError(f"{spec.label} has day 29, which February {year} does not have")
+
+
+def _problem(spec: AiSpec, value: str) -> str:
+    """Why ``value`` does not match ``spec.pattern``."""
     if spec.kind is AiKind.TEXT:
-        if len(value) <= spec.length and _CSET82_TEXT.fullmatch(value):
-            return
         if not value:
-            raise ParseError(f"{spec.label} is empty")
+            return f"{spec.label} is empty"
         if len(value) > spec.length:
-            raise ParseError(f"{spec.label} longer than {spec.length} characters")
+            return f"{spec.label} longer than {spec.length} characters"
         bad = next(c for c in value if c not in _CSET82_CHARS)
-        raise ParseError(f"{spec.label} has {bad!r}, which is not in GS1 character set 82")
+        return f"{spec.label} has {bad!r}, which is not in GS1 character set 82"
     if len(value) != spec.length or not _DIGITS.fullmatch(value):
-        raise ParseError(f"{spec.label} must be {spec.length} digits")
-    if spec.kind is AiKind.DATE:
-        _check_date(spec, value)
-    else:
-        expected = check_digit(value[:13])
-        if ord(value[13]) - 48 != expected:
-            raise ParseError(f"GTIN check digit is {value[13]}, expected {expected}")
-
-
-def _check_date(spec: AiSpec, yymmdd: str) -> None:
-    month, day = int(yymmdd[2:4]), int(yymmdd[4:])
-    if not 1 <= month <= 12:
-        raise ParseError(f"{spec.label} has month {yymmdd[2:4]}, not 01 to 12")
-    if day > _MONTH_DAYS[month] or (
-        month == 2 and day == 29
-        and not calendar.isleap(_year(int(yymmdd[:2]), datetime.date.today()))
-    ):
-        raise ParseError(f"{spec.label} has day {yymmdd[4:]}, which month {yymmdd[2:4]} of "
-                         f"year {yymmdd[:2]} does not have")
+        return f"{spec.label} must be {spec.length} digits"
+    month = value[2:4]
+    if not "01" <= month <= "12":
+        return f"{spec.label} has month {month}, not 01 to 12"
+    return f"{spec.label} has day {value[4:]}, which month {month} does not have"
 
 
 def _year(yy: int, today: datetime.date) -> int:
-    century = today.year - today.year % 100
-    difference = yy - today.year % 100
-    if difference > 50:
-        return century - 100 + yy
-    if difference < -49:
-        return century + 100 + yy
-    return century + yy
+    century, current = divmod(today.year, 100)
+    if yy - current > 50:
+        century -= 1
+    elif yy - current < -49:
+        century += 1
+    return century * 100 + yy
 
 
 def _unpercent(value: str, ai: str) -> str:

@@ -1,6 +1,7 @@
 """Minting HMAC-tagged serials, checking their tags, and the density limit that keeps them unguessable.
 
-Layouts; the tag is HMAC-SHA256 under the signing key of scheme letter + product + untagged part:
+The tag is HMAC-SHA256, under the signing key, of the code's ledger key up to the tag (scheme
+letter, product, untagged part of the serial):
 
 - GS1 serial, 20 characters of Crockford base32 (``0-9A-Z`` without I, L, O, U): key id (2
   characters, 1 to 1023), random part (12 characters, 60 bits), tag (6 characters, 30 bits).
@@ -25,7 +26,7 @@ from hmac import compare_digest
 from os import urandom
 
 from tracecore import gs1, nmpa
-from tracecore.codes import Code, Scheme
+from tracecore.codes import Code, Scheme, product_key
 from tracecore.errors import DensityLimitReached, InvalidArgument, ParseError
 from tracecore.mac import Mac
 
@@ -35,15 +36,13 @@ GS1_SERIAL_LENGTH = 20
 MAX_KEY_ID = 1023
 """Key ids run from 1 to 1023: two base32 characters, with 0 never minted."""
 
-_KEY_CHARS = 2
 _GS1_RANDOM = 12
 _GS1_TAG = 6
 _NMPA_RANDOM = 8
-_NMPA_CHECK = 10_000
+_NMPA_CHECK_DIGITS = 4
 
 # 256 % 32 == 0: byte % 32 picks each character with probability exactly 1/32.
 _BASE32 = bytes(ALPHABET.encode("ascii")[b % 32] for b in range(256))
-_BASE32_VALUES = {c: i for i, c in enumerate(ALPHABET)}
 # Bytes 0..249 map 25 each to a digit; 250..255 would favour 0..5, so they are dropped.
 _DECIMAL = bytes(48 + b % 10 for b in range(256))
 _DECIMAL_DROPPED = bytes(range(250, 256))
@@ -53,6 +52,14 @@ _CAPACITY = {
     Scheme.GS1: 32**_GS1_RANDOM // 10_000,
     Scheme.NMPA: 10**_NMPA_RANDOM // 20,
 }
+
+
+def _key_chars(key_id: int) -> str:
+    return ALPHABET[key_id >> 5] + ALPHABET[key_id & 31]
+
+
+# "00" is absent: key id 0 is never minted, so such a serial is not ours.
+_KEY_IDS = {_key_chars(key_id): key_id for key_id in range(1, MAX_KEY_ID + 1)}
 
 
 class Minter:
@@ -70,19 +77,19 @@ class Minter:
                 raise InvalidArgument(error.reason, field="product") from None
             if gtin != product:
                 raise InvalidArgument("must be the 14-digit GTIN", field="product")
-            key_part = ALPHABET[key_id >> 5] + ALPHABET[key_id & 31]
+            key_part = _key_chars(key_id)
         else:
             if not nmpa.is_drug_id(product):
                 raise InvalidArgument("must be the 7-digit NMPA drug identifier", field="product")
             key_part = str(key_id % 10)
-        prefix = (scheme.name[0] + product).encode("ascii")
+        prefix = product_key(scheme, product)
         self._scheme = scheme
         self._mac = mac
         self._head = prefix + key_part.encode("ascii")
         self._cut = len(prefix)
 
     def __repr__(self) -> str:
-        return f"Minter({self._scheme.name}, {self._head.decode('ascii')!r})"
+        return f"Minter({self._head.decode('ascii')!r})"
 
     def mint(self, n: int) -> list[str]:
         """``n`` distinct serials: GS1 AI (21) serials, or NMPA 13-digit production identifiers."""
@@ -98,7 +105,7 @@ class Minter:
         parts = _distinct_random(n, _NMPA_RANDOM, _DECIMAL, _DECIMAL_DROPPED)
         messages = [head + part for part in parts]
         return [
-            f"{message[cut:].decode('ascii')}{_nmpa_check(digest):04d}"
+            (message[cut:] + _nmpa_check(digest)).decode("ascii")
             for message, digest in zip(messages, self._mac.digests(messages), strict=True)
         ]
 
@@ -132,29 +139,28 @@ def key_id_of(code: Code) -> int | None:
 
 
 def check_tag(code: Code, macs: Mapping[int, Mac]) -> int | None:
-    """The id of the key in ``macs`` that tagged this code, or None: forged, mistyped, foreign
-    (not our layout), or tagged by a key not given (unknown or revoked)."""
-    serial = code.serial
+    """The id of the key in ``macs`` whose tag the code carries, else None.
+
+    None covers a forged or mistyped code, a serial not in our layout (another issuer's), and
+    a key not in ``macs`` (unknown or revoked). An NMPA code is tried under every key in
+    ``macs`` whose id ends in its key digit.
+    """
     if code.scheme is Scheme.GS1:
-        key_id = _gs1_key_id(serial)
+        key_id = _gs1_key_id(code.serial)
         mac = macs.get(key_id) if key_id is not None else None
         if mac is None:
             return None
-        untagged = _KEY_CHARS + _GS1_RANDOM
-        tag = _gs1_tag(mac.digest(b"G" + (code.product + serial[:untagged]).encode("ascii")))
-        if compare_digest(tag, serial[untagged:].encode("ascii")):
-            return key_id
-        return None
-    digit = _nmpa_key_digit(serial)
+        key = code.key()
+        tag = _gs1_tag(mac.digest(key[:-_GS1_TAG]))
+        return key_id if compare_digest(tag, key[-_GS1_TAG:]) else None
+    digit = _nmpa_key_digit(code.serial)
     if digit is None:
         return None
-    untagged = 1 + _NMPA_RANDOM
-    message = b"N" + (code.product + serial[:untagged]).encode("ascii")
-    check = serial[untagged:].encode("ascii")
+    key = code.key()
+    message, check = key[:-_NMPA_CHECK_DIGITS], key[-_NMPA_CHECK_DIGITS:]
     for key_id, mac in macs.items():
-        if key_id % 10 == digit:
-            if compare_digest(b"%04d" % _nmpa_check(mac.digest(message)), check):
-                return key_id
+        if key_id % 10 == digit and compare_digest(_nmpa_check(mac.digest(message)), check):
+            return key_id
     return None
 
 
@@ -167,14 +173,12 @@ def _gs1_tag(digest: bytes) -> bytes:
     return digest[:_GS1_TAG].translate(_BASE32)
 
 
-def _nmpa_check(digest: bytes) -> int:
-    return int.from_bytes(digest[:8], "big") % _NMPA_CHECK
+def _nmpa_check(digest: bytes) -> bytes:
+    return b"%04d" % (int.from_bytes(digest[:8], "big") % 10**_NMPA_CHECK_DIGITS)
 
 
 def _gs1_key_id(serial: str) -> int | None:
-    if not _GS1_SERIAL.fullmatch(serial):
-        return None
-    return (_BASE32_VALUES[serial[0]] << 5 | _BASE32_VALUES[serial[1]]) or None
+    return _KEY_IDS.get(serial[:2]) if _GS1_SERIAL.fullmatch(serial) else None
 
 
 def _nmpa_key_digit(serial: str) -> int | None:
@@ -193,10 +197,10 @@ def _distinct_random(n: int, width: int, table: bytes, dropped: bytes) -> list[b
 
 
 def _random_chars(size: int, table: bytes, dropped: bytes) -> bytes:
-    """``size`` characters: CSPRNG bytes through ``table`` once ``dropped`` bytes are removed.
+    """``size`` characters: CSPRNG bytes through ``table``, with the ``dropped`` bytes removed.
 
     With nothing dropped this is one ``urandom`` call; otherwise it draws a little more than the
-    expected loss, so a second call is rare.
+    expected loss, so that a second call is rare.
     """
     chars = b""
     while (short := size - len(chars)) > 0:

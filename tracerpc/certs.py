@@ -14,8 +14,10 @@ from pathlib import Path
 
 import grpc
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tracecore.errors import AlreadyExists, FailedPrecondition, InvalidArgument
@@ -33,9 +35,15 @@ _MAX_PEM_BYTES = 1 << 20
 #: Client names become file names and CNs: no separators, no leading dot, at most the CN's 64.
 _CLIENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _DNS_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+_MAX_DNS_NAME = 253
 
 #: Backdating absorbs clock skew between the machine that makes the PKI and the ones that use it.
 _BACKDATE = datetime.timedelta(minutes=5)
+
+_KEY_MODE = 0o600
+_CERT_MODE = 0o644
+
+_Validity = tuple[datetime.datetime, datetime.datetime]
 
 
 @dataclass(frozen=True)
@@ -59,9 +67,10 @@ class DevPki:
 
 
 @dataclass(frozen=True)
-class _Issuer:
-    name: x509.Name
-    key: ec.EllipticCurvePrivateKey
+class _Output:
+    path: Path
+    content: bytes
+    mode: int
 
 
 def init_dev_pki(
@@ -69,74 +78,58 @@ def init_dev_pki(
     *,
     hosts: Sequence[str] = ("localhost", "127.0.0.1", "::1"),
     clients: Sequence[str] = ("line-1",),
-    days: int = 825,
+    days: int = MAX_DAYS,
     overwrite: bool = False,
 ) -> DevPki:
     """Create a development CA, a server certificate for ``hosts`` and one client certificate
     per name in ``clients``, all valid for ``days``; keys are unencrypted PKCS8, mode 0600."""
     alt_names = _alt_names(hosts)
-    client_names = _client_names(clients)
+    _check_client_names(clients)
     if not 1 <= days <= MAX_DAYS:
         raise InvalidArgument(f"must be between 1 and {MAX_DAYS}", field="days")
+    now = datetime.datetime.now(datetime.UTC)
+    validity = (now - _BACKDATE, now + datetime.timedelta(days=days))
+
+    ca_name = _common_name(CA_NAME)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = _sign(
+        _builder(ca_name, ca_key, validity)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(_key_usage(ca=True), critical=True),
+        ca_name,
+        ca_key,
+    )
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    server_leaf = _leaf(SERVER_NAME, server_key, validity, ExtendedKeyUsageOID.SERVER_AUTH)
+    server = _sign(server_leaf.add_extension(alt_names, critical=False), ca_name, ca_key)
     pki = DevPki(
         ca=directory / "ca.pem",
         ca_key=directory / "ca-key.pem",
         server=directory / "server.pem",
         server_key=directory / "server-key.pem",
         clients=tuple(
-            ClientFiles(name, directory / f"client-{name}.pem", directory / f"client-{name}-key.pem")
-            for name in client_names
+            ClientFiles(
+                name, directory / f"client-{name}.pem", directory / f"client-{name}-key.pem"
+            )
+            for name in clients
         ),
     )
-    targets = [pki.ca, pki.ca_key, pki.server, pki.server_key]
-    targets += [path for client in pki.clients for path in (client.certificate, client.key)]
-    if not overwrite:
-        # Checked before any key is made, so a refusal leaves the directory as it was.
-        for path in targets:
-            if os.path.lexists(path):
-                raise AlreadyExists(f"{path.name} already exists; refusing to overwrite it")
-    try:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    except OSError as exc:
-        raise FailedPrecondition(f"PKI directory cannot be created: {_reason(exc)}") from None
-
-    now = datetime.datetime.now(datetime.UTC)
-    not_before, not_after = now - _BACKDATE, now + datetime.timedelta(days=days)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = _common_name(CA_NAME)
-    ca = _issue(
-        _builder(ca_name, ca_key, not_before, not_after)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(_key_usage(cert_sign=True), critical=True),
-        _Issuer(ca_name, ca_key),
-        ca_key,
-    )
-    issuer = _Issuer(ca_name, ca_key)
-    _write(pki.ca_key, _private_pem(ca_key), private=True, overwrite=overwrite)
-    _write(pki.ca, _cert_pem(ca), private=False, overwrite=overwrite)
-
-    server_key = ec.generate_private_key(ec.SECP256R1())
-    server = _issue(
-        _leaf(_common_name(SERVER_NAME), server_key, not_before, not_after,
-              ExtendedKeyUsageOID.SERVER_AUTH)
-        .add_extension(x509.SubjectAlternativeName(alt_names), critical=False),
-        issuer,
-        server_key,
-    )
-    _write(pki.server_key, _private_pem(server_key), private=True, overwrite=overwrite)
-    _write(pki.server, _cert_pem(server) + _cert_pem(ca), private=False, overwrite=overwrite)
-
+    outputs = [
+        _Output(pki.ca_key, _private_pem(ca_key), _KEY_MODE),
+        _Output(pki.ca, _certificate_pem(ca), _CERT_MODE),
+        _Output(pki.server_key, _private_pem(server_key), _KEY_MODE),
+        _Output(pki.server, _certificate_pem(server) + _certificate_pem(ca), _CERT_MODE),
+    ]
     for client in pki.clients:
         client_key = ec.generate_private_key(ec.SECP256R1())
-        certificate = _issue(
-            _leaf(_common_name(client.name), client_key, not_before, not_after,
-                  ExtendedKeyUsageOID.CLIENT_AUTH),
-            issuer,
-            client_key,
+        certificate = _sign(
+            _leaf(client.name, client_key, validity, ExtendedKeyUsageOID.CLIENT_AUTH),
+            ca_name,
+            ca_key,
         )
-        _write(client.key, _private_pem(client_key), private=True, overwrite=overwrite)
-        _write(client.certificate, _cert_pem(certificate), private=False, overwrite=overwrite)
-    _fsync_directory(directory)
+        outputs.append(_Output(client.key, _private_pem(client_key), _KEY_MODE))
+        outputs.append(_Output(client.certificate, _certificate_pem(certificate), _CERT_MODE))
+    _publish(directory, outputs, overwrite=overwrite)
     return pki
 
 
@@ -144,9 +137,9 @@ def load_tls_files(cert: Path, key: Path, client_ca: Path | None) -> Tls:
     """The server's TLS material, refused with the offending file's name if a file does not
     parse, the key does not belong to the certificate, or a certificate is not valid now."""
     chain_pem, key_pem = _read(cert), _read(key)
-    chain = _certificates(cert.name, chain_pem)
+    leaf = _certificates(cert.name, chain_pem)[0]
     private_key = _private_key(key.name, key_pem)
-    if _spki(private_key.public_key()) != _spki(chain[0].public_key()):
+    if _spki(private_key.public_key()) != _spki(leaf.public_key()):
         raise InvalidArgument(f"{key.name} is not the key of the certificate in {cert.name}")
     ca_pem = None
     if client_ca is not None:
@@ -155,9 +148,11 @@ def load_tls_files(cert: Path, key: Path, client_ca: Path | None) -> Tls:
     return Tls(certificate_chain=chain_pem, private_key=key_pem, client_ca=ca_pem)
 
 
-def client_credentials(ca: Path | None, cert: Path | None, key: Path | None) -> grpc.ChannelCredentials:
-    """Channel credentials trusting ``ca`` (the system's roots if None), presenting ``cert`` and
-    ``key`` for mutual TLS when given; both or neither must be."""
+def client_credentials(
+    ca: Path | None, cert: Path | None, key: Path | None
+) -> grpc.ChannelCredentials:
+    """Channel credentials trusting ``ca`` (the system's roots if None) and presenting ``cert``
+    with ``key`` for mutual TLS; those two are given together or not at all."""
     if (cert is None) != (key is None):
         raise InvalidArgument("a client certificate and its key must be given together")
     return grpc.ssl_channel_credentials(
@@ -168,38 +163,46 @@ def client_credentials(ca: Path | None, cert: Path | None, key: Path | None) -> 
 
 
 def peer_identity(auth_context: Mapping[str, Sequence[bytes]]) -> str | None:
-    """The verified client certificate's CN, else its first subject alternative name, from a
-    call's ``context.auth_context()``; None for a peer without a certificate."""
+    """The client certificate's CN, else its first subject alternative name, from a call's
+    ``context.auth_context()``; None for a peer that presented no certificate.
+
+    The name is only as trustworthy as the server's ``client_ca``: without one, no client
+    certificate is asked for and this is always None.
+    """
     for key in ("x509_common_name", "x509_subject_alternative_name"):
         for value in auth_context.get(key, ()):
+            # A name that is not UTF-8 cannot equal any name an operator configured.
             with contextlib.suppress(UnicodeDecodeError):
                 if name := value.decode("utf-8"):
                     return name
     return None
 
 
-def _alt_names(hosts: Sequence[str]) -> list[x509.GeneralName]:
-    if isinstance(hosts, str):
-        raise InvalidArgument("must be a sequence of names, not one string", field="hosts")
-    if not hosts:
-        raise InvalidArgument("at least one host name or address is needed", field="hosts")
+def _alt_names(hosts: Sequence[str]) -> x509.SubjectAlternativeName:
+    # A lone str is a Sequence[str] too, and would become one name per character.
+    if isinstance(hosts, str) or not hosts:
+        raise InvalidArgument("give one or more host names or addresses", field="hosts")
     names: list[x509.GeneralName] = []
     for host in hosts:
         try:
-            names.append(x509.IPAddress(ipaddress.ip_address(host)))
-            continue
+            address = ipaddress.ip_address(host)
         except ValueError:
-            pass
-        if len(host) > 253 or not all(_DNS_LABEL.fullmatch(label) for label in host.split(".")):
-            raise InvalidArgument(f"{host!r} is neither a DNS name nor an IP address",
-                                  field="hosts")
-        names.append(x509.DNSName(host))
-    return names
+            names.append(x509.DNSName(_dns_name(host)))
+        else:
+            names.append(x509.IPAddress(address))
+    return x509.SubjectAlternativeName(names)
 
 
-def _client_names(clients: Sequence[str]) -> list[str]:
+def _dns_name(host: str) -> str:
+    labels = host.split(".")
+    if len(host) > _MAX_DNS_NAME or not all(_DNS_LABEL.fullmatch(label) for label in labels):
+        raise InvalidArgument(f"{host!r} is neither a DNS name nor an IP address", field="hosts")
+    return host
+
+
+def _check_client_names(clients: Sequence[str]) -> None:
     if isinstance(clients, str):
-        raise InvalidArgument("must be a sequence of names, not one string", field="clients")
+        raise InvalidArgument("give a sequence of names, not one string", field="clients")
     for name in clients:
         if not _CLIENT_NAME.fullmatch(name):
             raise InvalidArgument(
@@ -209,7 +212,6 @@ def _client_names(clients: Sequence[str]) -> list[str]:
             )
     if len(set(clients)) != len(clients):
         raise InvalidArgument("names must be distinct", field="clients")
-    return list(clients)
 
 
 def _common_name(name: str) -> x509.Name:
@@ -217,61 +219,57 @@ def _common_name(name: str) -> x509.Name:
 
 
 def _builder(
-    subject: x509.Name,
-    key: ec.EllipticCurvePrivateKey,
-    not_before: datetime.datetime,
-    not_after: datetime.datetime,
+    subject: x509.Name, key: ec.EllipticCurvePrivateKey, validity: _Validity
 ) -> x509.CertificateBuilder:
+    public_key = key.public_key()
     return (
         x509.CertificateBuilder()
         .subject_name(subject)
-        .public_key(key.public_key())
+        .public_key(public_key)
         .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .not_valid_before(validity[0])
+        .not_valid_after(validity[1])
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
     )
 
 
 def _leaf(
-    subject: x509.Name,
+    common_name: str,
     key: ec.EllipticCurvePrivateKey,
-    not_before: datetime.datetime,
-    not_after: datetime.datetime,
+    validity: _Validity,
     purpose: x509.ObjectIdentifier,
 ) -> x509.CertificateBuilder:
     return (
-        _builder(subject, key, not_before, not_after)
+        _builder(_common_name(common_name), key, validity)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(_key_usage(cert_sign=False), critical=True)
+        .add_extension(_key_usage(ca=False), critical=True)
         .add_extension(x509.ExtendedKeyUsage([purpose]), critical=False)
     )
 
 
-def _key_usage(*, cert_sign: bool) -> x509.KeyUsage:
+def _key_usage(*, ca: bool) -> x509.KeyUsage:
     """A CA signs certificates and CRLs only; an ECDSA leaf signs handshakes only."""
     return x509.KeyUsage(
-        digital_signature=not cert_sign,
+        digital_signature=not ca,
         content_commitment=False,
         key_encipherment=False,
         data_encipherment=False,
         key_agreement=False,
-        key_cert_sign=cert_sign,
-        crl_sign=cert_sign,
+        key_cert_sign=ca,
+        crl_sign=ca,
         encipher_only=False,
         decipher_only=False,
     )
 
 
-def _issue(
-    builder: x509.CertificateBuilder, issuer: _Issuer, subject_key: ec.EllipticCurvePrivateKey
+def _sign(
+    builder: x509.CertificateBuilder, issuer: x509.Name, issuer_key: ec.EllipticCurvePrivateKey
 ) -> x509.Certificate:
-    del subject_key  # the subject's public key is already in the builder
-    authority = x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key())
+    authority = x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key())
     return (
-        builder.issuer_name(issuer.name)
+        builder.issuer_name(issuer)
         .add_extension(authority, critical=False)
-        .sign(issuer.key, hashes.SHA256())
+        .sign(issuer_key, hashes.SHA256())
     )
 
 
@@ -283,52 +281,61 @@ def _private_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     )
 
 
-def _cert_pem(certificate: x509.Certificate) -> bytes:
+def _certificate_pem(certificate: x509.Certificate) -> bytes:
     return certificate.public_bytes(serialization.Encoding.PEM)
 
 
-def _spki(public_key: object) -> bytes:
-    if not isinstance(public_key, _PUBLIC_KEY_TYPES):
-        raise TypeError(type(public_key).__name__)
-    return public_key.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+def _publish(directory: Path, outputs: Sequence[_Output], *, overwrite: bool) -> None:
+    if not overwrite:
+        # Checked before the first write, so a refusal leaves the directory as it was.
+        for output in outputs:
+            if os.path.lexists(output.path):
+                raise AlreadyExists(f"{output.path.name} already exists; refusing to overwrite it")
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FailedPrecondition(f"PKI directory cannot be created: {_reason(exc)}") from None
+    for output in outputs:
+        try:
+            _write(output, overwrite=overwrite)
+        except FileExistsError:
+            raise AlreadyExists(
+                f"{output.path.name} already exists; refusing to overwrite it"
+            ) from None
+        except OSError as exc:
+            raise FailedPrecondition(
+                f"{output.path.name} cannot be written: {_reason(exc)}"
+            ) from None
+    try:
+        _fsync_directory(directory)
+    except OSError as exc:
+        raise FailedPrecondition(f"PKI directory cannot be synced: {_reason(exc)}") from None
 
 
-def _write(path: Path, data: bytes, *, private: bool, overwrite: bool) -> None:
-    """Publish ``data`` at ``path`` whole or not at all, never readable by others if private."""
+def _write(output: _Output, *, overwrite: bool) -> None:
+    """Put ``output`` in place whole or not at all: a crash leaves the old file or the new one."""
+    path = output.path
     # mkstemp creates the file with mode 0600, so a key is never readable by others, not even
     # while it is being written.
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as out:
-            if not private:
-                os.fchmod(out.fileno(), 0o644)
-            out.write(data)
+            os.fchmod(out.fileno(), output.mode)
+            out.write(output.content)
             out.flush()
             os.fsync(out.fileno())
         if overwrite:
             os.replace(temp, path)
         else:
-            # link, unlike rename, fails if the name was taken since the check in init_dev_pki.
+            # Unlike rename, link refuses a name that was taken after _publish checked it.
             os.link(temp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
-    except FileExistsError:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise AlreadyExists(f"{path.name} already exists; refusing to overwrite it") from None
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise FailedPrecondition(f"{path.name} cannot be written: {_reason(exc)}") from None
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
 
 
 def _fsync_directory(directory: Path) -> None:
-    """Make the new entries in ``directory`` durable."""
+    """Make new entries in ``directory`` durable."""
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -348,7 +355,7 @@ def _read(path: Path) -> bytes:
 
 
 def _certificates(file_name: str, pem: bytes) -> list[x509.Certificate]:
-    """The certificates of a PEM file, refused unless there is one and all are valid now."""
+    """The certificates of a PEM file, refused unless it has one and each is valid now."""
     try:
         chain = x509.load_pem_x509_certificates(pem)
     except ValueError:
@@ -368,15 +375,20 @@ def _certificates(file_name: str, pem: bytes) -> list[x509.Certificate]:
     return chain
 
 
-def _private_key(file_name: str, pem: bytes) -> serialization.SSHPrivateKeyTypes:
+def _private_key(file_name: str, pem: bytes) -> PrivateKeyTypes:
     try:
-        key = serialization.load_pem_private_key(pem, password=None)
+        return serialization.load_pem_private_key(pem, password=None)
     except TypeError:
         # gRPC takes the key as bytes and has no way to ask for a passphrase.
         raise InvalidArgument(f"{file_name} is encrypted; gRPC needs an unencrypted key") from None
-    except (ValueError, x509.UnsupportedGeneralNameType):
+    except (ValueError, UnsupportedAlgorithm):
         raise InvalidArgument(f"{file_name} is not a PEM private key") from None
-    return key
+
+
+def _spki(public_key: PublicKeyTypes) -> bytes:
+    return public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
 
 
 def _reason(exc: OSError) -> str:

@@ -15,13 +15,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pharmatrace.v1 import verification_pb2_grpc
+from pharmatrace.v1 import trace_pb2_grpc, verification_pb2_grpc
 
 from tracecore.keys import KeySource
 from tracecore.ledger.tenants import DataDir
 from tracerpc import server as rpc_server
 from tracerpc.logs import configure_logging
 from tracerpc.metrics import Metrics
+from verify_svc.trace import TraceServicer
 from verify_svc.verification import VerificationServicer, Verifiers
 
 log = logging.getLogger("pharmatrace.verify")
@@ -51,13 +52,15 @@ async def serve_worker(config: WorkerConfig, ready: multiprocessing.connection.C
     data = DataDir(config.data, key_source(config.dev_keys), readonly=True)
     verifiers = Verifiers(data)
     metrics = Metrics()
-    service = rpc_server.Service(
-        "pharmatrace.v1.Verification",
-        VerificationServicer(verifiers, metrics),
-        verification_pb2_grpc.add_VerificationServicer_to_server,
-    )
+    services = [
+        rpc_server.Service("pharmatrace.v1.Verification",
+                           VerificationServicer(verifiers, metrics),
+                           verification_pb2_grpc.add_VerificationServicer_to_server),
+        rpc_server.Service("pharmatrace.v1.Trace", TraceServicer(data),
+                           trace_pb2_grpc.add_TraceServicer_to_server),
+    ]
     running = await rpc_server.start(
-        [service], f"{config.host}:{config.port}", metrics, tls=config.tls, reuse_port=True
+        services, f"{config.host}:{config.port}", metrics, tls=config.tls, reuse_port=True
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -39,7 +39,15 @@ DATABASES = (
     "pool_codes",   # pool ref + position -> code key
     "codes",        # code key -> CodeRecord
     "minted",       # product identifier + key id -> codes minted (density limit)
+    "events",       # sequence -> EventRecord (append-only, hash-chained)
+    "code_events",  # code key -> sequences of the events about it (dupsort)
+    "event_ids",    # EPCIS eventID -> sequence (idempotent capture and import)
+    "parents",      # child code key -> parent container key
+    "children",     # container key -> child code keys (dupsort)
+    "batch_codes",  # batch ref -> code keys commissioned into it (dupsort)
+    "counters",     # see tracecore.ledger.counters
 )
+DUPSORT = ("code_events", "children", "batch_codes")
 
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
@@ -69,7 +77,8 @@ class Ledger:
         self, path: Path, *, tenant: str, readonly: bool = False, map_size: int = DEFAULT_MAP_SIZE
     ) -> None:
         self.tenant = tenant
-        self.env = Env(path, DATABASES, owner=tenant, readonly=readonly, map_size=map_size)
+        self.env = Env(path, DATABASES, owner=tenant, readonly=readonly, map_size=map_size,
+                       dupsort=DUPSORT)
         self.db = self.env.dbs
 
     def close(self) -> None:
@@ -155,13 +164,22 @@ class Ledger:
         return self.env.write(fn)
 
     def party(self, party_id: str) -> tuple[int, pb.Party]:
-        masterdata.party_id(party_id)
         with self.env.read() as txn:
-            ref = txn.get(party_id.encode(), db=self.db["party_ids"])
-            if ref is None:
-                raise NotFound(f"party {party_id} is not registered", field="party_id")
-            data = txn.get(bytes(ref), db=self.db["parties"])
-            return ref_of(ref), pb.Party.FromString(bytes(data))
+            return self.party_in(txn, party_id)
+
+    def party_in(self, txn: Txn, party_id: str, field: str = "party_id") -> tuple[int, pb.Party]:
+        """(ref, party) of a registered party; NotFound naming ``field`` otherwise."""
+        masterdata.party_id(party_id, field)
+        ref = txn.get(party_id.encode(), db=self.db["party_ids"])
+        if ref is None:
+            raise NotFound(f"party {party_id} is not registered", field=field)
+        return ref_of(ref), self.party_by_ref(txn, ref_of(ref))
+
+    def party_by_ref(self, txn: Txn, ref: int) -> pb.Party:
+        data = txn.get(ref_key(ref), db=self.db["parties"])
+        if data is None:
+            raise NotFound(f"party #{ref} is missing from the ledger")
+        return pb.Party.FromString(bytes(data))
 
     def parties(self, page_size: int, page_token: str) -> tuple[list[pb.Party], str]:
         return self._page("parties", pb.Party, page_size, page_token)
@@ -332,42 +350,8 @@ class Ledger:
         data = txn.get(key, db=self.db["codes"])
         return CodeRecord.unpack(data) if data is not None else None
 
-    def void_codes(
-        self, keys: list[bytes], now_ms: int
-    ) -> tuple[int, list[tuple[int, str]]]:
-        """ISSUED codes become VOIDED; returns (voided, [(index, reason)] for the others)."""
-
-        def fn(txn: Txn) -> tuple[int, list[tuple[int, str]]]:
-            codes_db = self.db["codes"]
-            failures: list[tuple[int, str]] = []
-            updates: list[tuple[bytes, bytes]] = []
-            pools: dict[int, int] = {}
-            seen: set[bytes] = set()
-            for i, key in enumerate(keys):
-                data = txn.get(key, db=codes_db)
-                if data is None:
-                    failures.append((i, "not issued by this tenant"))
-                    continue
-                record = CodeRecord.unpack(data)
-                if key in seen:
-                    failures.append((i, "listed twice"))
-                    continue
-                if record.status is not Status.ISSUED:
-                    failures.append((i, f"is {record.status.name}, only ISSUED codes can be "
-                                        "returned"))
-                    continue
-                seen.add(key)
-                updates.append((key, record.evolve(status=Status.VOIDED,
-                                                   updated_at_ms=now_ms).pack()))
-                pools[record.pool_ref] = pools.get(record.pool_ref, 0) + 1
-            txn.cursor(db=codes_db).putmulti(updates)
-            if pools:
-                self._count_returns(txn, pools)
-            return len(updates), failures
-
-        return self.env.write(fn)
-
-    def _count_returns(self, txn: Txn, returned_by_pool_ref: dict[int, int]) -> None:
+    def count_returns(self, txn: Txn, returned_by_pool_ref: dict[int, int]) -> None:
+        """Adds voided codes to their pools' returned counts."""
         for pool_ref, n in returned_by_pool_ref.items():
             request_id = bytes(txn.get(ref_key(pool_ref), db=self.db["pool_refs"]))
             record = lpb.PoolRecord.FromString(bytes(txn.get(request_id, db=self.db["pools"])))

@@ -5,8 +5,10 @@ Records the ledger stores (LMDB values). Not served by any RPC; kept beside the 
 protobuf schema describes every byte pharmatrace writes.
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf.internal import containers as _containers
 from pharmatrace.v1 import issuance_pb2 as _issuance_pb2
 import builtins as _builtins
 import sys
@@ -78,3 +80,83 @@ class TenantRecord(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___TenantRecord: _TypeAlias = TenantRecord  # noqa: Y015
+
+@_typing.final
+class EventRecord(_message.Message):
+    """One lifecycle event as stored: append-only, each record hashing the one before."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQ_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    CODES_FIELD_NUMBER: _builtins.int
+    PARENT_FIELD_NUMBER: _builtins.int
+    WHEN_MS_FIELD_NUMBER: _builtins.int
+    TZ_OFFSET_FIELD_NUMBER: _builtins.int
+    PARTY_ID_FIELD_NUMBER: _builtins.int
+    REGION_FIELD_NUMBER: _builtins.int
+    LOT_FIELD_NUMBER: _builtins.int
+    LEVEL_FIELD_NUMBER: _builtins.int
+    DESTINATION_FIELD_NUMBER: _builtins.int
+    TARGET_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    WHO_FIELD_NUMBER: _builtins.int
+    RECORDED_AT_MS_FIELD_NUMBER: _builtins.int
+    PREV_HASH_FIELD_NUMBER: _builtins.int
+    HASH_FIELD_NUMBER: _builtins.int
+    seq: _builtins.int
+    kind: _builtins.str
+    """tracecore.events.EventKind value"""
+    parent: _builtins.bytes
+    """AGGREGATE / DISAGGREGATE: the container's key"""
+    when_ms: _builtins.int
+    tz_offset: _builtins.str
+    party_id: _builtins.str
+    region: _builtins.str
+    lot: _builtins.str
+    level: _builtins.int
+    destination: _builtins.str
+    target: _builtins.int
+    """DECOMMISSION: the decommissioned status"""
+    reason: _builtins.str
+    event_id: _builtins.str
+    who: _builtins.str
+    recorded_at_ms: _builtins.int
+    prev_hash: _builtins.bytes
+    """SHA-256 of the previous record (32 zero bytes for the first)"""
+    hash: _builtins.bytes
+    """SHA-256 of prev_hash + this record with `hash` empty"""
+    @_builtins.property
+    def codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """ledger keys of the codes it is about"""
+
+    def __init__(
+        self,
+        *,
+        seq: _builtins.int = ...,
+        kind: _builtins.str = ...,
+        codes: _abc.Iterable[_builtins.bytes] | None = ...,
+        parent: _builtins.bytes = ...,
+        when_ms: _builtins.int = ...,
+        tz_offset: _builtins.str = ...,
+        party_id: _builtins.str = ...,
+        region: _builtins.str = ...,
+        lot: _builtins.str = ...,
+        level: _builtins.int = ...,
+        destination: _builtins.str = ...,
+        target: _builtins.int = ...,
+        reason: _builtins.str = ...,
+        event_id: _builtins.str = ...,
+        who: _builtins.str = ...,
+        recorded_at_ms: _builtins.int = ...,
+        prev_hash: _builtins.bytes = ...,
+        hash: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["codes", b"codes", "destination", b"destination", "event_id", b"event_id", "hash", b"hash", "kind", b"kind", "level", b"level", "lot", b"lot", "parent", b"parent", "party_id", b"party_id", "prev_hash", b"prev_hash", "reason", b"reason", "recorded_at_ms", b"recorded_at_ms", "region", b"region", "seq", b"seq", "target", b"target", "tz_offset", b"tz_offset", "when_ms", b"when_ms", "who", b"who"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EventRecord: _TypeAlias = EventRecord  # noqa: Y015

@@ -1,0 +1,181 @@
+"""RequestCodes over gRPC against minting and storing the same codes in-process, and peak RSS.
+
+The project's figure: codes requested, durably committed by `pharmatrace serve` and received by a
+Python gRPC client that iterates the stream and counts serials, per second of the whole call.
+The baseline, in the same run: ``tracecore.minting.Minter`` mints as many codes and one LMDB
+transaction stores them with ``putmulti`` in a fresh environment, committed with fsync.
+With ``--big`` a 10,000,000-code pool streams from a fresh server while its memory is sampled.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import lmdb  # the raw baseline, beside (not through) tracecore.ledger
+from pharmatrace.v1 import admin_pb2, admin_pb2_grpc, issuance_pb2, issuance_pb2_grpc
+from pharmatrace.v1 import common_pb2 as cpb
+
+from bench.harness import (
+    CHANNEL_OPTIONS,
+    DEV_TENANT,
+    HOST,
+    Result,
+    RssSampler,
+    Target,
+    pharmatrace_server,
+    say,
+    workdir,
+)
+from tracecore.codes import Scheme
+from tracecore.ledger.records import CodeRecord
+from tracecore.mac import Mac
+from tracecore.minting import Minter
+from tracecore.status import Status
+
+GTIN = "09501101530003"
+LOT = "BENCH-LOT-1"
+MANUFACTURED = "2025-01-15"
+EXPIRES = "2030-12-31"
+DEFAULT_COUNT = 1_000_000
+BIG_COUNT = 10_000_000
+MIB = 1024
+
+
+@dataclass
+class PoolRun:
+    """What the client saw of one RequestCodes call."""
+
+    count: int
+    seconds: float
+    first_chunk_s: float
+    chunks: int
+    serials: list[str] | None
+
+    @property
+    def rate(self) -> float:
+        return self.count / self.seconds
+
+
+def register_product(issue_address: str, *, lot: str = LOT) -> None:
+    """The bench product (GS1) and its batch, in the development tenant."""
+    with grpc.insecure_channel(issue_address, options=CHANNEL_OPTIONS) as channel:
+        admin = admin_pb2_grpc.AdminStub(channel)
+        admin.RegisterProduct(admin_pb2.RegisterProductRequest(
+            tenant=DEV_TENANT,
+            product=cpb.Product(gtin=GTIN, scheme=cpb.SCHEME_GS1, name="Benchmarkol 10 mg",
+                                form="tablet", strength="10 mg", pack_size=30),
+        ), timeout=30)
+        admin.AddBatch(admin_pb2.AddBatchRequest(
+            tenant=DEV_TENANT,
+            batch=cpb.Batch(product=GTIN, lot=lot, manufactured_on=MANUFACTURED,
+                            expires_on=EXPIRES),
+        ), timeout=30)
+
+
+def request_pool(issue_address: str, count: int, request_id: str, *, lot: str = LOT,
+                 keep: bool = False) -> PoolRun:
+    """One RequestCodes call, iterated to the end; the serials kept only when ``keep``."""
+    request = issuance_pb2.RequestCodesRequest(
+        tenant=DEV_TENANT, product=GTIN, lot=lot, count=count, request_id=request_id)
+    kept: list[str] | None = [] if keep else None
+    received = chunks = 0
+    first = 0.0
+    # Bounded: a pool slower than 20,000 codes/s is a failure, not a figure.
+    timeout = 60 + count / 20_000
+    with grpc.insecure_channel(issue_address, options=CHANNEL_OPTIONS) as channel:
+        stub = issuance_pb2_grpc.CodeIssuanceStub(channel)
+        started = time.perf_counter()
+        for chunk in stub.RequestCodes(request, timeout=timeout):
+            if chunks == 0:
+                first = time.perf_counter() - started
+            if chunk.offset != received:
+                raise RuntimeError(f"chunk at offset {chunk.offset}, expected {received}")
+            received += len(chunk.serials)
+            chunks += 1
+            if kept is not None:
+                kept.extend(chunk.serials)
+        seconds = time.perf_counter() - started
+    if received != count:
+        raise RuntimeError(f"received {received:,} codes of {count:,}")
+    return PoolRun(received, seconds, first, chunks, kept)
+
+
+def in_process_rate(count: int, directory: Path) -> float:
+    """Codes/s: mint ``count`` serials and store them in one putmulti transaction, with fsync."""
+    minter = Minter(Scheme.GS1, GTIN, 1, Mac(os.urandom(32)))
+    value = CodeRecord(status=Status.ISSUED, level=1, key_id=1, product_ref=1, batch_ref=1,
+                       pool_ref=1, issued_at_ms=1, updated_at_ms=1).pack()
+    prefix = b"G" + GTIN.encode("ascii")
+    directory.mkdir(parents=True)
+    env = lmdb.open(str(directory), map_size=64 << 30, max_dbs=2, readahead=False, sync=True,
+                    metasync=True)
+    try:
+        db = env.open_db(b"codes")
+        started = time.perf_counter()
+        serials = minter.mint(count)
+        with env.begin(write=True, db=db) as txn:
+            _, added = txn.cursor().putmulti(
+                [(prefix + s.encode("ascii"), value) for s in serials],
+                dupdata=False, overwrite=False)
+        seconds = time.perf_counter() - started
+    finally:
+        env.close()
+    if added != count:
+        raise RuntimeError(f"baseline stored {added:,} codes of {count:,}")
+    return count / seconds
+
+
+def run(count: int = DEFAULT_COUNT, big: bool = False, keep: bool = False) -> list[Result]:
+    results: list[Result] = []
+    with workdir("issue", keep) as tmp:
+        say(f"issue: in-process baseline, {count:,} codes (Minter + putmulti, one txn) ...")
+        baseline = in_process_rate(count, tmp / "baseline")
+        say(f"issue: baseline {baseline:,.0f} codes/s; starting server ...")
+        with pharmatrace_server(tmp / "data", tmp, workers=1) as server:
+            address = f"{HOST}:{server.ports['issue']}"
+            register_product(address)
+            # A small pool first, so the measured call finds connections and caches warm.
+            request_pool(address, 1000, "bench-warmup")
+            say(f"issue: RequestCodes {count:,} ...")
+            with RssSampler(server.pid) as rss:
+                pool = request_pool(address, count, "bench-pool-1")
+        results.append(Result(
+            bench="issue", name=f"RequestCodes {count:,} codes", unit="codes/s",
+            figure=pool.rate, baseline=baseline, baseline_name="mint+putmulti",
+            targets=[Target("min", 300_000), Target("min_ratio", 0.5)],
+            details={"codes": pool.count, "seconds": pool.seconds, "chunks": pool.chunks,
+                     "first_chunk_s": pool.first_chunk_s,
+                     "server_vmhwm_mib": rss.root_hwm_kib / MIB},
+        ))
+        say(f"issue: {pool.rate:,.0f} codes/s ({pool.seconds:.2f} s, first chunk after "
+            f"{pool.first_chunk_s * 1000:.0f} ms)")
+        if big:
+            results.append(_big(tmp))
+    return results
+
+
+def _big(tmp: Path) -> Result:
+    say(f"issue: RequestCodes {BIG_COUNT:,} from a fresh server, sampling its memory ...")
+    with pharmatrace_server(tmp / "data-big", tmp, workers=1, name="pharmatrace-big") as server:
+        address = f"{HOST}:{server.ports['issue']}"
+        register_product(address)
+        with RssSampler(server.pid) as rss:
+            pool = request_pool(address, BIG_COUNT, "bench-pool-big")
+    peak = rss.root_peak
+    say(f"issue: {BIG_COUNT:,} codes at {pool.rate:,.0f} codes/s; server VmHWM "
+        f"{rss.root_hwm_kib / MIB:,.0f} MiB")
+    return Result(
+        bench="issue", name=f"RequestCodes {BIG_COUNT:,}: server peak RSS", unit="MiB",
+        figure=rss.root_hwm_kib / MIB, targets=[Target("max", 1024)],
+        details={
+            "codes": pool.count, "seconds": pool.seconds, "codes_per_s": pool.rate,
+            "server_vmhwm_mib": rss.root_hwm_kib / MIB,
+            "at_peak_rss_anon_mib": peak.get("RssAnon", 0) / MIB,
+            "at_peak_rss_file_mib": peak.get("RssFile", 0) / MIB,
+            "tree_peak_rss_mib": rss.tree_peak_kib / MIB, "samples": rss.samples,
+        },
+    )

@@ -1,0 +1,74 @@
+"""Hypothesis strategies for pack codes and scans, shared by every property test."""
+
+from __future__ import annotations
+
+import datetime
+
+from hypothesis import strategies as st
+
+from tracecore import gs1
+from tracecore.codes import Code, Scan, Scheme
+
+def digit_strings(length: int) -> st.SearchStrategy[str]:
+    """Strings of exactly ``length`` ASCII digits."""
+    return st.text(alphabet="0123456789", min_size=length, max_size=length)
+
+
+def gtins(length: int = 14) -> st.SearchStrategy[str]:
+    """Valid GTINs of ``length`` digits (8, 12, 13 or 14): a body and its check digit."""
+    return digit_strings(length - 1).map(lambda body: body + str(gs1.check_digit(body)))
+
+
+def any_gtins() -> st.SearchStrategy[str]:
+    """Valid GTIN-8, -12, -13 and -14."""
+    return st.sampled_from(gs1.GTIN_LENGTHS).flatmap(gtins)
+
+
+def lots() -> st.SearchStrategy[str]:
+    """Lot numbers: 1 to 20 characters of GS1 character set 82."""
+    return st.text(alphabet=gs1.CSET82, min_size=1, max_size=20)
+
+
+def gs1_serials() -> st.SearchStrategy[str]:
+    """AI (21) serials: 1 to 20 characters of GS1 character set 82."""
+    return st.text(alphabet=gs1.CSET82, min_size=1, max_size=20)
+
+
+@st.composite
+def expiries(draw: st.DrawFn) -> str:
+    """Valid YYMMDD values, about one in five with day 00 (end of month)."""
+    # 19YY, 20YY and 21YY have the same leap days but for YY 00, which the GS1 century window
+    # reads as 2000 until 2050.
+    day = draw(st.dates(datetime.date(2000, 1, 1), datetime.date(2099, 12, 31)))
+    text = day.strftime("%y%m%d")
+    return text[:4] + "00" if draw(st.integers(0, 4)) == 0 else text
+
+
+def gs1_codes() -> st.SearchStrategy[Code]:
+    """GS1 codes: a GTIN-14 and any serial of set 82."""
+    return st.builds(Code, st.just(Scheme.GS1), gtins(), gs1_serials())
+
+
+def nmpa_codes() -> st.SearchStrategy[Code]:
+    """NMPA codes: a 7-digit drug identifier and a 13-digit production identifier."""
+    return st.builds(Code, st.just(Scheme.NMPA), digit_strings(7), digit_strings(13))
+
+
+def codes() -> st.SearchStrategy[Code]:
+    """Codes of either scheme."""
+    return st.one_of(gs1_codes(), nmpa_codes())
+
+
+def gs1_scans() -> st.SearchStrategy[Scan]:
+    """GS1 scans with and without a lot and an expiry."""
+    return st.builds(Scan, gs1_codes(), st.none() | lots(), st.none() | expiries())
+
+
+def nmpa_scans() -> st.SearchStrategy[Scan]:
+    """NMPA scans: the code alone, as the 20 digits carry nothing else."""
+    return st.builds(Scan, nmpa_codes())
+
+
+def scans() -> st.SearchStrategy[Scan]:
+    """Scans of either scheme."""
+    return st.one_of(gs1_scans(), nmpa_scans())

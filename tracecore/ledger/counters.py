@@ -1,0 +1,124 @@
+"""Counters kept on every change, so that locating a batch or reporting a region reads a few
+entries instead of scanning codes.
+
+Only sales units (packaging level 1) are counted: they are what pharmacies sell and regulators
+locate; cases and pallets are transport.
+
+- ``S`` batch, holder party, status, in-transit flag -> units (where a batch's packs are)
+- ``P`` product, region, status -> units (stock and status by region)
+- ``F`` day, product, region, flow -> units (received, sold, returned per day)
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from collections import defaultdict
+
+from tracecore.ledger.env import Database, Txn
+from tracecore.ledger.records import CodeRecord
+
+_S = struct.Struct(">cIIBB")
+_P = struct.Struct(">cIIB")
+_F = struct.Struct(">cIIIB")
+_COUNT = struct.Struct(">q")
+UNIT = 1
+_DAY_MS = 86_400_000
+
+
+class Flow(enum.IntEnum):
+    RECEIVED = 1
+    SOLD = 2
+    RETURNED = 3
+
+
+class Tally:
+    """Counter deltas gathered during a transaction and written once at its end."""
+
+    def __init__(self) -> None:
+        self.deltas: defaultdict[bytes, int] = defaultdict(int)
+
+    def move(self, before: CodeRecord | None, after: CodeRecord) -> None:
+        """One code changed from ``before`` (None: not counted yet) to ``after``."""
+        if after.level != UNIT:
+            return
+        if before is not None:
+            self._add(before, -1)
+        self._add(after, 1)
+
+    def flow(self, record: CodeRecord, flow: Flow, when_ms: int) -> None:
+        if record.level == UNIT:
+            self.deltas[_F.pack(b"F", when_ms // _DAY_MS, record.product_ref, record.region,
+                                flow)] += 1
+
+    def merge(self, other: Tally) -> None:
+        for key, delta in other.deltas.items():
+            self.deltas[key] += delta
+
+    def write(self, txn: Txn, db: Database) -> None:
+        for key, delta in sorted(self.deltas.items()):
+            if not delta:
+                continue
+            stored = txn.get(key, db=db)
+            total = (_COUNT.unpack(stored)[0] if stored is not None else 0) + delta
+            if total:
+                txn.put(key, _COUNT.pack(total), db=db)
+            elif stored is not None:
+                txn.delete(key, db=db)
+
+    def _add(self, record: CodeRecord, sign: int) -> None:
+        if record.batch_ref:
+            self.deltas[_S.pack(b"S", record.batch_ref, record.holder_ref, record.status,
+                                record.flags)] += sign
+        self.deltas[_P.pack(b"P", record.product_ref, record.region, record.status)] += sign
+
+
+def batch_counts(txn: Txn, db: Database, batch_ref: int) -> list[tuple[int, int, int, int]]:
+    """(holder ref, status, flags, units) of a batch's counted units."""
+    prefix = b"S" + struct.pack(">I", batch_ref)
+    cursor = txn.cursor(db=db)
+    out: list[tuple[int, int, int, int]] = []
+    if not cursor.set_range(prefix):
+        return out
+    for key, value in cursor:
+        key = bytes(key)
+        if not key.startswith(prefix):
+            break
+        _, _, holder, status, flags = _S.unpack(key)
+        out.append((holder, status, flags, _COUNT.unpack(value)[0]))
+    return out
+
+
+def product_counts(txn: Txn, db: Database, product_ref: int) -> list[tuple[int, int, int]]:
+    """(region, status, units) of a product's counted units."""
+    prefix = b"P" + struct.pack(">I", product_ref)
+    cursor = txn.cursor(db=db)
+    out: list[tuple[int, int, int]] = []
+    if not cursor.set_range(prefix):
+        return out
+    for key, value in cursor:
+        key = bytes(key)
+        if not key.startswith(prefix):
+            break
+        _, _, region, status = _P.unpack(key)
+        out.append((region, status, _COUNT.unpack(value)[0]))
+    return out
+
+
+def flow_counts(
+    txn: Txn, db: Database, first_day: int, last_day: int
+) -> list[tuple[int, int, int, int, int]]:
+    """(day, product ref, region, flow, units) for days in [first_day, last_day]."""
+    cursor = txn.cursor(db=db)
+    out: list[tuple[int, int, int, int, int]] = []
+    if not cursor.set_range(b"F" + struct.pack(">I", first_day)):
+        return out
+    for key, value in cursor:
+        key = bytes(key)
+        if key[:1] != b"F":
+            break
+        _, day, product, region, flow = _F.unpack(key)
+        if day > last_day:
+            break
+        out.append((day, product, region, flow, _COUNT.unpack(value)[0]))
+    return out

@@ -1,0 +1,146 @@
+"""Reading the journal back: one pack's history through its containers, and filtered listings."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from pharmatrace.v1 import common_pb2 as pb
+from pharmatrace.v1 import ledger_pb2 as lpb
+from tracecore.codes import Code
+from tracecore.errors import InvalidArgument
+from tracecore.events import EventKind
+from tracecore.ledger.env import Txn
+from tracecore.ledger.journal import Journal
+from tracecore.ledger.records import CodeRecord
+from tracecore.ledger.store import Ledger
+
+MAX_CHILDREN_LISTED = 10_000
+#: Events read per ListEvents page at most, so a sparse filter cannot stall a worker.
+MAX_SCAN = 50_000
+_PACKING = (EventKind.AGGREGATE.value, EventKind.DISAGGREGATE.value)
+
+
+@dataclass(frozen=True, slots=True)
+class Traced:
+    """A pack's current picture and its history, oldest first."""
+
+    code: Code
+    record: CodeRecord
+    product: pb.Product
+    batch: pb.Batch | None
+    holder: str
+    parents: list[Code]
+    children: list[Code]
+    child_count: int
+    history: list[tuple[lpb.EventRecord, Code | None]]   # (event, container it came through)
+
+
+def trace(ledger: Ledger, txn: Txn, code: Code) -> Traced | None:
+    """Everything the ledger knows about one pack; None when it is not in the ledger."""
+    key = code.key()
+    record = ledger.code_record(txn, key)
+    if record is None:
+        return None
+    journal = Journal(ledger.db)
+    parents: list[Code] = []
+    parent = txn.get(key, db=ledger.db["parents"])
+    while parent is not None and len(parents) < 16:
+        parents.append(Code.from_key(bytes(parent)))
+        parent = txn.get(bytes(parent), db=ledger.db["parents"])
+    children: list[Code] = []
+    child_count = 0
+    cursor = txn.cursor(db=ledger.db["children"])
+    if cursor.set_key(key):
+        for child in cursor.iternext_dup():
+            child_count += 1
+            if len(children) < MAX_CHILDREN_LISTED:
+                children.append(Code.from_key(bytes(child)))
+    seen: dict[int, tuple[lpb.EventRecord, Code | None]] = {}
+    for event, via in _history(journal, txn, key, 0, math.inf, None, depth=0):
+        seen.setdefault(event.seq, (event, via))
+    history = sorted(seen.values(), key=lambda item: (item[0].when_ms, item[0].seq))
+    holder = ledger.party_by_ref(txn, record.holder_ref).party_id if record.holder_ref else ""
+    batch = ledger.batch_by_ref(txn, record.batch_ref) if record.batch_ref else None
+    return Traced(code, record, ledger.product_by_ref(txn, record.product_ref), batch, holder,
+                  parents, children, child_count, history)
+
+
+def _history(
+    journal: Journal, txn: Txn, key: bytes, start: float, end: float, via: Code | None,
+    depth: int,
+) -> Iterator[tuple[lpb.EventRecord, Code | None]]:
+    """Events about ``key`` with sequence in (start, end), then, for each stretch of time it
+    spent inside a container, that container's events of the same stretch."""
+    inside: dict[bytes, int] = {}
+    stretches: list[tuple[bytes, int, float]] = []
+    for seq in journal.seqs_of(txn, key):
+        if not start < seq < end:
+            continue
+        event = journal.get(txn, seq)
+        if via is not None and event.kind in _PACKING and event.parent == key:
+            continue  # a container's packing of its other contents is not this pack's history
+        yield event, via
+        if event.kind == EventKind.AGGREGATE.value and event.parent != key:
+            inside[event.parent] = seq
+        elif event.kind == EventKind.DISAGGREGATE.value and event.parent in inside:
+            stretches.append((event.parent, inside.pop(event.parent), seq))
+    stretches.extend((parent, since, end) for parent, since in inside.items())
+    if depth >= 8:
+        return
+    for parent, since, until in stretches:
+        yield from _history(journal, txn, parent, since, until, via or Code.from_key(parent),
+                            depth + 1)
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    batch_ref: int = 0
+    product_ref: int = 0
+    party_id: str = ""
+    from_ms: int = 0
+    to_ms: int = 0
+
+
+def list_events(
+    ledger: Ledger, txn: Txn, wanted: EventFilter, page_size: int, page_token: str
+) -> tuple[list[lpb.EventRecord], str]:
+    """One page of events matching the filter, in ledger order; the token resumes after it."""
+    start = 1
+    if page_token:
+        if not page_token.isdigit():
+            raise InvalidArgument("is not a token this service gave out", field="page_token")
+        start = int(page_token)
+    out: list[lpb.EventRecord] = []
+    scanned = 0
+    for event in Journal(ledger.db).scan(txn, start):
+        scanned += 1
+        if _matches(ledger, txn, event, wanted):
+            out.append(event)
+            if len(out) == page_size:
+                return out, str(event.seq + 1)
+        if scanned >= MAX_SCAN:
+            return out, str(event.seq + 1)
+    return out, ""
+
+
+def _matches(ledger: Ledger, txn: Txn, event: lpb.EventRecord, wanted: EventFilter) -> bool:
+    if wanted.from_ms and event.when_ms < wanted.from_ms:
+        return False
+    if wanted.to_ms and event.when_ms >= wanted.to_ms:
+        return False
+    if wanted.party_id and wanted.party_id not in (event.party_id, event.destination):
+        return False
+    if wanted.batch_ref or wanted.product_ref:
+        for key in [*event.codes[:100], *([event.parent] if event.parent else [])]:
+            record = ledger.code_record(txn, key)
+            if record is None:
+                continue
+            if wanted.batch_ref and record.batch_ref != wanted.batch_ref:
+                continue
+            if wanted.product_ref and record.product_ref != wanted.product_ref:
+                continue
+            return True
+        return False
+    return True
