@@ -102,7 +102,7 @@ def _path(value: str | None) -> Path | None:
 def _tenant_create(args: argparse.Namespace) -> int:
     from pharmatrace.v1 import admin_pb2 as pb
 
-    response = _endpoints(args).admin().CreateTenant(
+    response = endpoints(args).admin().CreateTenant(
         pb.CreateTenantRequest(tenant=args.tenant_id, name=args.name or args.tenant_id))
     print(f"tenant {response.tenant} created (signing key {response.active_key_id})")
     return EXIT_OK
@@ -111,7 +111,7 @@ def _tenant_create(args: argparse.Namespace) -> int:
 def _tenant_list(args: argparse.Namespace) -> int:
     from pharmatrace.v1 import admin_pb2 as pb
 
-    for tenant in _endpoints(args).admin().ListTenants(pb.ListTenantsRequest()).tenants:
+    for tenant in endpoints(args).admin().ListTenants(pb.ListTenantsRequest()).tenants:
         print(tenant)
     return EXIT_OK
 
@@ -126,7 +126,7 @@ def _product_add(args: argparse.Namespace) -> int:
         name=args.name, form=args.form or "", strength=args.strength or "",
         pack_size=args.pack_size or 0, approval_number=args.approval_number or "",
     )
-    response = _endpoints(args).admin().RegisterProduct(
+    response = endpoints(args).admin().RegisterProduct(
         pb.RegisterProductRequest(tenant=args.tenant, product=product))
     p = response.product
     print(f"product {p.gtin or p.nmpa_id} registered: {p.name} "
@@ -137,7 +137,7 @@ def _product_add(args: argparse.Namespace) -> int:
 def _product_list(args: argparse.Namespace) -> int:
     from pharmatrace.v1 import admin_pb2 as pb
 
-    stub = _endpoints(args).admin()
+    stub = endpoints(args).admin()
     token = ""
     while True:
         page = stub.ListProducts(pb.ListProductsRequest(tenant=args.tenant, page_token=token))
@@ -163,7 +163,7 @@ def _batch_add(args: argparse.Namespace) -> int:
     batch = cpb.Batch(product=args.product, lot=args.lot, manufactured_on=args.manufactured or "",
                       expires_on=args.expires, materials=materials,
                       authorised_regions=args.region or [])
-    response = _endpoints(args).admin().AddBatch(pb.AddBatchRequest(tenant=args.tenant,
+    response = endpoints(args).admin().AddBatch(pb.AddBatchRequest(tenant=args.tenant,
                                                                      batch=batch))
     print(f"batch {response.batch.lot} of {response.batch.product} added "
           f"(expires {response.batch.expires_on})")
@@ -180,7 +180,7 @@ def _party_add(args: argparse.Namespace) -> int:
     party = cpb.Party(party_id=args.party_id, name=args.name, gln=args.gln or "",
                       region=args.region or "", kind=_PARTY_KINDS.index(args.kind) + 1,
                       authorised_regions=args.authorised_region or [])
-    response = _endpoints(args).admin().AddParty(pb.AddPartyRequest(tenant=args.tenant,
+    response = endpoints(args).admin().AddParty(pb.AddPartyRequest(tenant=args.tenant,
                                                                     party=party))
     print(f"party {response.party.party_id} added: {response.party.name}")
     return EXIT_OK
@@ -199,7 +199,7 @@ def _codes_request(args: argparse.Namespace) -> int:
     from tracecore.codes import Code, Form, Scan, Scheme, render
     from tracecore.errors import TraceError
 
-    endpoints = _endpoints(args)
+    endpoints = endpoints(args)
     expiry = None
     if args.lot:
         batch = endpoints.admin().GetBatch(
@@ -241,7 +241,7 @@ def _codes_return(args: argparse.Namespace) -> int:
     if not codes:
         raise CliError("no codes given (arguments or --file)")
     reason = pb.RETURN_REASON_SCRAPPED if args.scrapped else pb.RETURN_REASON_UNUSED
-    stub = _endpoints(args).issuance()
+    stub = endpoints(args).issuance()
     voided = 0
     failures = 0
     for start in range(0, len(codes), 100_000):
@@ -260,7 +260,7 @@ def _pool_show(args: argparse.Namespace) -> int:
     from google.protobuf import json_format
     from pharmatrace.v1 import issuance_pb2 as pb
 
-    pool = _endpoints(args).issuance().GetPool(
+    pool = endpoints(args).issuance().GetPool(
         pb.GetPoolRequest(tenant=args.tenant, request_id=args.request_id)).pool
     print(json.dumps(json_format.MessageToDict(pool), indent=2, ensure_ascii=False))
     return EXIT_OK
@@ -277,7 +277,7 @@ def _verify(args: argparse.Namespace) -> int:
     codes = list(_inputs(args.codes, args.file))
     if not codes:
         raise CliError("no codes given (arguments or --file)")
-    stub = _endpoints(args).verification()
+    stub = endpoints(args).verification()
     context = pb.ScanContext(party_id=args.party or "", region=args.region or "")
     all_genuine = True
     for code in codes:
@@ -316,18 +316,11 @@ def _verify(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from pharmatrace_cli.demo import run_demo
 
-    run_demo(_endpoints(args), args.tenant, print)
+    run_demo(endpoints(args), args.tenant, print)
     return EXIT_OK
 
 
 # -- helpers -------------------------------------------------------------------------------------
-
-
-def _endpoints(args: argparse.Namespace) -> Any:
-    from pharmatrace_cli.client import Endpoints
-
-    return Endpoints.resolve(args.issue_addr, args.verify_addr, _path(args.ca),
-                             _path(args.cert), _path(args.key))
 
 
 def _inputs(codes: Iterable[str], file: str | None) -> Iterator[str]:
@@ -388,6 +381,34 @@ class _Progress:
 # -- the parser ----------------------------------------------------------------------------------
 
 
+def add_command(group: Any, name: str, help_text: str, run: Callable[[argparse.Namespace], int],
+                *, client: bool = True, tenant: bool = True) -> argparse.ArgumentParser:
+    """A subcommand; client commands get the address, TLS and tenant options."""
+    sub: argparse.ArgumentParser = group.add_parser(name, help=help_text, description=help_text)
+    sub.set_defaults(run=run)
+    if client:
+        sub.add_argument("--issue-addr", help="issuance service (default "
+                         "$PHARMATRACE_ISSUE_ADDR or 127.0.0.1:50051)")
+        sub.add_argument("--verify-addr", help="verification service (default "
+                         "$PHARMATRACE_VERIFY_ADDR or 127.0.0.1:50052)")
+        sub.add_argument("--ca", help="CA certificate (PEM) to verify the servers; "
+                         "without it the connection is plaintext")
+        sub.add_argument("--cert", help="client certificate (PEM) for mutual TLS")
+        sub.add_argument("--key", help="client private key (PEM) for mutual TLS")
+    if tenant:
+        sub.add_argument("--tenant", default=os.environ.get("PHARMATRACE_TENANT", "demo"),
+                         help="tenant (default $PHARMATRACE_TENANT or 'demo')")
+    return sub
+
+
+def endpoints(args: argparse.Namespace) -> Any:
+    """The services' addresses and TLS settings from a client command's options."""
+    from pharmatrace_cli.client import Endpoints
+
+    return Endpoints.resolve(args.issue_addr, args.verify_addr, _path(args.ca),
+                             _path(args.cert), _path(args.key))
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pharmatrace",
@@ -395,26 +416,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
-    def command(group: Any, name: str, help_text: str, run: Callable[[argparse.Namespace], int],
-                *, client: bool = True, tenant: bool = True) -> argparse.ArgumentParser:
-        sub: argparse.ArgumentParser = group.add_parser(name, help=help_text,
-                                                        description=help_text)
-        sub.set_defaults(run=run)
-        if client:
-            sub.add_argument("--issue-addr", help="issuance service (default "
-                             "$PHARMATRACE_ISSUE_ADDR or 127.0.0.1:50051)")
-            sub.add_argument("--verify-addr", help="verification service (default "
-                             "$PHARMATRACE_VERIFY_ADDR or 127.0.0.1:50052)")
-            sub.add_argument("--ca", help="CA certificate (PEM) to verify the servers; "
-                             "without it the connection is plaintext")
-            sub.add_argument("--cert", help="client certificate (PEM) for mutual TLS")
-            sub.add_argument("--key", help="client private key (PEM) for mutual TLS")
-        if tenant:
-            sub.add_argument("--tenant", default=os.environ.get("PHARMATRACE_TENANT", "demo"),
-                             help="tenant (default $PHARMATRACE_TENANT or 'demo')")
-        return sub
-
-    serve = command(commands, "serve", "Run the issuance and verification services.", _serve,
+    serve = add_command(commands, "serve", "Run the issuance and verification services.", _serve,
                     client=False, tenant=False)
     serve.add_argument("--data", default="./data", help="data directory (default ./data)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
@@ -435,15 +437,15 @@ def _parser() -> argparse.ArgumentParser:
 
     tenant = commands.add_parser("tenant", help="Create and list tenants.").add_subparsers(
         metavar="ACTION")
-    create = command(tenant, "create", "Create a tenant: its own ledger and signing keys.",
+    create = add_command(tenant, "create", "Create a tenant: its own ledger and signing keys.",
                      _tenant_create, tenant=False)
     create.add_argument("tenant_id")
     create.add_argument("--name")
-    command(tenant, "list", "List tenants.", _tenant_list, tenant=False)
+    add_command(tenant, "list", "List tenants.", _tenant_list, tenant=False)
 
     product = commands.add_parser("product", help="Register and list products.").add_subparsers(
         metavar="ACTION")
-    add = command(product, "add", "Register a product.", _product_add)
+    add = add_command(product, "add", "Register a product.", _product_add)
     add.add_argument("--gtin")
     add.add_argument("--nmpa-id", help="7-digit NMPA drug identifier (药品标识码)")
     add.add_argument("--scheme", choices=("gs1", "nmpa"),
@@ -453,10 +455,10 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--strength")
     add.add_argument("--pack-size", type=int)
     add.add_argument("--approval-number")
-    command(product, "list", "List products.", _product_list)
+    add_command(product, "list", "List products.", _product_list)
 
     batch = commands.add_parser("batch", help="Add batches.").add_subparsers(metavar="ACTION")
-    badd = command(batch, "add", "Add a production batch (lot) of a product.", _batch_add)
+    badd = add_command(batch, "add", "Add a production batch (lot) of a product.", _batch_add)
     badd.add_argument("--product", required=True, help="GTIN or NMPA drug identifier")
     badd.add_argument("--lot", required=True)
     badd.add_argument("--expires", required=True, help="YYYY-MM-DD")
@@ -467,7 +469,7 @@ def _parser() -> argparse.ArgumentParser:
                       help="authorised sales region, GB/T 2260 prefix (repeatable)")
 
     party = commands.add_parser("party", help="Add parties.").add_subparsers(metavar="ACTION")
-    padd = command(party, "add", "Add a party: a site that holds packs.", _party_add)
+    padd = add_command(party, "add", "Add a party: a site that holds packs.", _party_add)
     padd.add_argument("--id", dest="party_id", required=True)
     padd.add_argument("--name", required=True)
     padd.add_argument("--kind", choices=_PARTY_KINDS, required=True)
@@ -478,7 +480,7 @@ def _parser() -> argparse.ArgumentParser:
 
     codes = commands.add_parser("codes", help="Request and return code pools.").add_subparsers(
         metavar="ACTION")
-    req = command(codes, "request", "Request a pool of codes for a packaging line.",
+    req = add_command(codes, "request", "Request a pool of codes for a packaging line.",
                   _codes_request)
     req.add_argument("--product", required=True, help="GTIN or NMPA drug identifier")
     req.add_argument("--count", type=int, required=True)
@@ -491,7 +493,7 @@ def _parser() -> argparse.ArgumentParser:
     req.add_argument("--host", default="https://id.gs1.org", help="Digital Link host")
     req.add_argument("--out", help="file to write, one code per line (default stdout)")
     req.add_argument("--quiet", action="store_true")
-    ret = command(codes, "return", "Return unused or scrapped codes: they are voided.",
+    ret = add_command(codes, "return", "Return unused or scrapped codes: they are voided.",
                   _codes_return)
     ret.add_argument("codes", nargs="*")
     ret.add_argument("--file", help="file with one code per line ('-' for stdin)")
@@ -499,17 +501,17 @@ def _parser() -> argparse.ArgumentParser:
                      help="printed but rejected (default: unused)")
 
     pool = commands.add_parser("pool", help="Show code pools.").add_subparsers(metavar="ACTION")
-    show = command(pool, "show", "Show a pool's parameters and counts.", _pool_show)
+    show = add_command(pool, "show", "Show a pool's parameters and counts.", _pool_show)
     show.add_argument("--request-id", required=True)
 
-    verify = command(commands, "verify", "Verify codes: genuine, status, alerts.", _verify)
+    verify = add_command(commands, "verify", "Verify codes: genuine, status, alerts.", _verify)
     verify.add_argument("codes", nargs="*")
     verify.add_argument("--file", help="file with one code per line ('-' for stdin)")
     verify.add_argument("--json", action="store_true", help="one JSON object per line")
     verify.add_argument("--region", help="scanner's GB/T 2260 region")
     verify.add_argument("--party", help="scanner's party id")
 
-    command(commands, "demo", "Run a short scenario against running services.", _demo)
+    add_command(commands, "demo", "Run a short scenario against running services.", _demo)
     return parser
 
 

@@ -1,0 +1,23 @@
+"""Settings shared by every test: Hypothesis profiles.
+
+``CI`` in the environment selects the "ci" profile (fewer examples, no deadline: shared CI
+machines are slow and uneven); ``HYPOTHESIS_PROFILE`` names a profile explicitly.
+"""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "ci",
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    print_blob=True,
+)
+settings.register_profile("dev", deadline=None)
+settings.register_profile("thorough", max_examples=2_000, deadline=None)
+
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
