@@ -1,0 +1,1 @@
+"""Benchmarks: each prints the project's figure beside an in-process baseline from the same run."""

@@ -58,7 +58,7 @@ class ServerProcess:
         self.log_path = workdir / f"{name}.log"
         self._argv = [*argv, "--ready-file", str(self.ready_file)]
         self._process: subprocess.Popen[bytes] | None = None
-        self.ports: dict[str, int] = {}
+        self.ports: dict[str, Any] = {}
 
     @property
     def pid(self) -> int:
@@ -93,10 +93,8 @@ class ServerProcess:
             return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(_STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            pass
         # Whatever is left of the group (the main process, or workers it failed to reap).
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
@@ -215,6 +213,127 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def disk_written_bytes(pid: int) -> int:
+    """Bytes a process has caused to be written to storage so far (/proc/PID/io)."""
+    try:
+        with open(f"/proc/{pid}/io") as f:
+            for line in f:
+                if line.startswith("write_bytes:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def busy_cpu_seconds() -> float:
+    """CPU seconds every core of the machine has spent busy since boot (/proc/stat)."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+class Profiler:
+    """``py-spy record`` of a process and its children while a window runs, as collapsed stacks.
+
+    Optional: without py-spy beside this Python (``pip install py-spy``) it says so and does
+    nothing. Sampling is non-blocking, so the profiled figures stay close to unprofiled ones.
+    """
+
+    def __init__(self, pid: int, path: Path, rate: int = 100) -> None:
+        self.pid = pid
+        self.path = path
+        self.rate = rate
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @staticmethod
+    def available() -> bool:
+        return (Path(PYTHON).parent / "py-spy").exists() or shutil.which("py-spy") is not None
+
+    def start(self) -> None:
+        executable = Path(PYTHON).parent / "py-spy"
+        spy = str(executable) if executable.exists() else shutil.which("py-spy")
+        if spy is None:
+            say("  (no py-spy: not profiling)")
+            return
+        self._process = subprocess.Popen(
+            [spy, "record", "--pid", str(self.pid), "--output", str(self.path), "--format", "raw",
+             "--rate", str(self.rate), "--nonblocking", "--subprocesses"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop(self) -> Path | None:
+        """Ends the recording (SIGINT makes py-spy write its file); the file, if written."""
+        process = self._process
+        if process is None:
+            return None
+        self._process = None
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        return self.path if self.path.exists() else None
+
+
+def profile_summary(path: Path, top: int = 12) -> str:
+    """Where the samples of a collapsed-stack file went: by process, by own (self) frame, and
+    by the project's frames including callees."""
+    by_process: dict[str, int] = {}
+    own: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    total = 0
+    project = ("tracecore/", "verify_svc/", "codegen_svc/", "tracerpc/", "pharmatrace_cli/")
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit() or not stack:
+            continue
+        n = int(count)
+        frames = stack.split(";")
+        process = "?"
+        if frames[0].startswith("process "):
+            head = frames.pop(0)
+            process = ("worker" if "spawn_main" in head else "main") + " " + head.split(":")[0][8:]
+        if not frames:
+            continue
+        total += n
+        by_process[process] = by_process.get(process, 0) + n
+        own[frames[-1]] = own.get(frames[-1], 0) + n
+        for frame in set(frames):
+            if any(p in frame for p in project):
+                inclusive[frame] = inclusive.get(frame, 0) + n
+    if not total:
+        return "  (no samples)"
+
+    def block(title: str, counts: dict[str, int], limit: int) -> list[str]:
+        rows = sorted(counts.items(), key=lambda kv: -kv[1])[:limit]
+        return [f"  {title}"] + [f"    {n / total:6.1%}  {name}" for name, n in rows]
+
+    lines = [f"  {total} samples ({path})"]
+    lines += block("by process", by_process, 8)
+    lines += block("self (the frame on top of the stack)", own, top)
+    lines += block("inclusive, project frames", inclusive, top)
+    return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def profiling(server: ServerProcess, directory: Path | None, name: str) -> Iterator[None]:
+    """Profiles ``server`` into ``directory/name.txt`` for the ``with`` block, if a directory is
+    given, and prints where the samples went."""
+    if directory is None:
+        yield
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    profiler = Profiler(server.pid, directory / f"{name}.txt")
+    profiler.start()
+    try:
+        yield
+    finally:
+        path = profiler.stop()
+        if path is not None:
+            say(f"profile of {name}:\n{profile_summary(path)}")
+
+
 class RssSampler:
     """Samples the memory of a process and its descendants every ``interval`` s, in a thread.
 
@@ -294,6 +413,8 @@ class Result:
     figure: float
     baseline: float | None = None
     baseline_name: str = ""
+    key: str = ""
+    """Stable identifier, e.g. ``verify.batch.w2``: what bench/floors.json names."""
     targets: list[Target] = field(default_factory=list)
     command: str = ""
     details: dict[str, Any] = field(default_factory=dict)

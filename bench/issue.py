@@ -26,7 +26,9 @@ from bench.harness import (
     Result,
     RssSampler,
     Target,
+    disk_written_bytes,
     pharmatrace_server,
+    profiling,
     say,
     workdir,
 )
@@ -129,7 +131,8 @@ def in_process_rate(count: int, directory: Path) -> float:
     return count / seconds
 
 
-def run(count: int = DEFAULT_COUNT, big: bool = False, keep: bool = False) -> list[Result]:
+def run(count: int = DEFAULT_COUNT, big: bool = False, keep: bool = False,
+        profile: Path | None = None) -> list[Result]:
     results: list[Result] = []
     with workdir("issue", keep) as tmp:
         say(f"issue: in-process baseline, {count:,} codes (Minter + putmulti, one txn) ...")
@@ -141,15 +144,20 @@ def run(count: int = DEFAULT_COUNT, big: bool = False, keep: bool = False) -> li
             # A small pool first, so the measured call finds connections and caches warm.
             request_pool(address, 1000, "bench-warmup")
             say(f"issue: RequestCodes {count:,} ...")
-            with RssSampler(server.pid) as rss:
+            written = disk_written_bytes(server.pid)
+            with RssSampler(server.pid) as rss, profiling(server, profile, "issue-request-codes"):
                 pool = request_pool(address, count, "bench-pool-1")
+            written = disk_written_bytes(server.pid) - written
         results.append(Result(
             bench="issue", name=f"RequestCodes {count:,} codes", unit="codes/s",
             figure=pool.rate, baseline=baseline, baseline_name="mint+putmulti",
+            key="issue.request_codes",
             targets=[Target("min", 300_000), Target("min_ratio", 0.5)],
             details={"codes": pool.count, "seconds": pool.seconds, "chunks": pool.chunks,
                      "first_chunk_s": pool.first_chunk_s,
-                     "server_vmhwm_mib": rss.root_hwm_kib / MIB},
+                     "server_vmhwm_mib": rss.root_hwm_kib / MIB,
+                     "server_disk_written_mib": written / MIB / 1024,
+                     "disk_bytes_per_code": written / pool.count},
         ))
         say(f"issue: {pool.rate:,.0f} codes/s ({pool.seconds:.2f} s, first chunk after "
             f"{pool.first_chunk_s * 1000:.0f} ms)")
@@ -163,19 +171,23 @@ def _big(tmp: Path) -> Result:
     with pharmatrace_server(tmp / "data-big", tmp, workers=1, name="pharmatrace-big") as server:
         address = f"{HOST}:{server.ports['issue']}"
         register_product(address)
+        written = disk_written_bytes(server.pid)
         with RssSampler(server.pid) as rss:
             pool = request_pool(address, BIG_COUNT, "bench-pool-big")
+        written = disk_written_bytes(server.pid) - written
     peak = rss.root_peak
     say(f"issue: {BIG_COUNT:,} codes at {pool.rate:,.0f} codes/s; server VmHWM "
         f"{rss.root_hwm_kib / MIB:,.0f} MiB")
     return Result(
         bench="issue", name=f"RequestCodes {BIG_COUNT:,}: server peak RSS", unit="MiB",
-        figure=rss.root_hwm_kib / MIB, targets=[Target("max", 1024)],
+        figure=rss.root_hwm_kib / MIB, key="issue.big_rss", targets=[Target("max", 1024)],
         details={
             "codes": pool.count, "seconds": pool.seconds, "codes_per_s": pool.rate,
             "server_vmhwm_mib": rss.root_hwm_kib / MIB,
             "at_peak_rss_anon_mib": peak.get("RssAnon", 0) / MIB,
             "at_peak_rss_file_mib": peak.get("RssFile", 0) / MIB,
             "tree_peak_rss_mib": rss.tree_peak_kib / MIB, "samples": rss.samples,
+            "server_disk_written_mib": written / MIB / 1024,
+            "disk_bytes_per_code": written / pool.count,
         },
     )

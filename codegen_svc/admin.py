@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import grpc
 from pharmatrace.v1 import admin_pb2 as pb
 from pharmatrace.v1 import admin_pb2_grpc
 
 from codegen_svc.writer import Writer
 from tracecore.clock import now_ms
-from tracecore.ledger.tenants import DataDir
+from tracecore.credentials import Role
+from tracecore.errors import InvalidArgument
+from tracecore.keys import SigningKey
+from tracecore.ledger.tenants import DataDir, Tenant
 
 
 class AdminServicer(admin_pb2_grpc.AdminServicer):
@@ -19,8 +24,13 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
     async def CreateTenant(
         self, request: pb.CreateTenantRequest, context: grpc.aio.ServicerContext
     ) -> pb.CreateTenantResponse:
+        if len(request.name) > 200:
+            raise InvalidArgument("at most 200 characters", field="name")
         tenant = await self._writer.run(self._data.create, request.tenant, request.name, now_ms())
-        return pb.CreateTenantResponse(tenant=tenant.name, active_key_id=tenant.keys.active.key_id)
+        _, token = await self._writer.run(tenant.access.create_token, Role.ADMIN, "",
+                                          "created with the tenant", 0, now_ms())
+        return pb.CreateTenantResponse(tenant=tenant.name, active_key_id=tenant.keys.active.key_id,
+                                       admin_token=token)
 
     async def ListTenants(
         self, request: pb.ListTenantsRequest, context: grpc.aio.ServicerContext
@@ -86,3 +96,78 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
         ledger = self._data.get(request.tenant).ledger
         parties, token = ledger.parties(request.page_size, request.page_token)
         return pb.ListPartiesResponse(parties=parties, next_page_token=token)
+
+    async def CreateToken(
+        self, request: pb.CreateTokenRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CreateTokenResponse:
+        access = self._data.get(request.tenant).access
+        credential, token = await self._writer.run(
+            access.create_token, _role(request.role), request.party_id, request.label,
+            request.expires_at_ms, now_ms())
+        return pb.CreateTokenResponse(credential=credential, token=token)
+
+    async def ListTokens(
+        self, request: pb.ListTokensRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListTokensResponse:
+        return pb.ListTokensResponse(credentials=self._data.get(request.tenant).access.credentials())
+
+    async def RevokeToken(
+        self, request: pb.RevokeTokenRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RevokeTokenResponse:
+        access = self._data.get(request.tenant).access
+        credential = await self._writer.run(access.revoke, request.credential_id)
+        return pb.RevokeTokenResponse(credential=credential)
+
+    async def BindCertificate(
+        self, request: pb.BindCertificateRequest, context: grpc.aio.ServicerContext
+    ) -> pb.BindCertificateResponse:
+        access = self._data.get(request.tenant).access
+        credential = await self._writer.run(
+            access.bind_certificate, request.certificate_cn, _role(request.role),
+            request.party_id, request.label, now_ms())
+        return pb.BindCertificateResponse(credential=credential)
+
+    async def ListKeys(
+        self, request: pb.ListKeysRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListKeysResponse:
+        return pb.ListKeysResponse(keys=[_key_info(k) for k in self._data.get(request.tenant).keys])
+
+    async def RotateKey(
+        self, request: pb.RotateKeyRequest, context: grpc.aio.ServicerContext
+    ) -> pb.KeyChangeResponse:
+        tenant = self._data.get(request.tenant)
+        return await self._writer.run(self._change_keys, tenant, lambda: tenant.keys.rotate())
+
+    async def RetireKey(
+        self, request: pb.KeyRequest, context: grpc.aio.ServicerContext
+    ) -> pb.KeyChangeResponse:
+        tenant = self._data.get(request.tenant)
+        return await self._writer.run(self._change_keys, tenant,
+                                      lambda: tenant.keys.retire(request.key_id))
+
+    async def RevokeKey(
+        self, request: pb.KeyRequest, context: grpc.aio.ServicerContext
+    ) -> pb.KeyChangeResponse:
+        tenant = self._data.get(request.tenant)
+        return await self._writer.run(self._change_keys, tenant,
+                                      lambda: tenant.keys.revoke(request.key_id))
+
+    def _change_keys(self, tenant: Tenant, change: Callable[[], SigningKey]
+                     ) -> pb.KeyChangeResponse:
+        changed = change()
+        self._data.save_keys(tenant)
+        return pb.KeyChangeResponse(changed=_key_info(changed),
+                                    active_key_id=tenant.keys.active.key_id)
+
+
+def _role(value: int) -> Role:
+    try:
+        return Role(value)
+    except ValueError:
+        raise InvalidArgument("unknown role", field="role") from None
+
+
+def _key_info(key: SigningKey) -> pb.SigningKeyInfo:
+    return pb.SigningKeyInfo(key_id=key.key_id, state=key.state.value,
+                             created_at_ms=int(key.created_at * 1000),
+                             changed_at_ms=int(key.changed_at * 1000))

@@ -6,14 +6,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pharmatrace.v1 import admin_pb2_grpc, issuance_pb2_grpc, lifecycle_pb2_grpc
+from pharmatrace.v1 import ledger_pb2 as lpb
+from tracecore.credentials import OPERATOR
 
 from codegen_svc.admin import AdminServicer
 from codegen_svc.issuance import CodeIssuanceServicer
 from codegen_svc.lifecycle import GroupCommitter, LifecycleServicer
-from codegen_svc.writer import Writer
+from codegen_svc.writer import Batcher, Writer
 from tracecore.keys import KeySource
 from tracecore.ledger.tenants import DataDir
 from tracerpc import server as rpc_server
+from tracerpc.authz import Authorizer
 from tracerpc.metrics import Metrics
 
 
@@ -40,10 +43,14 @@ async def start(
     metrics: Metrics,
     *,
     tls: rpc_server.Tls | None,
+    authenticate: bool = True,
 ) -> Codegen:
     data = DataDir(data_root, keys)
     writer = Writer()
-    committer = GroupCommitter(writer)
+    committer = GroupCommitter(writer, data)
+    audit: Batcher[str, lpb.AuditRecord, None] = Batcher(
+        writer, lambda tenant, records: _record_audit(data, tenant, records))
+    authorizer = Authorizer(data, enabled=authenticate, audit=audit.submit)
     services = [
         rpc_server.Service("pharmatrace.v1.Admin", AdminServicer(data, writer),
                            admin_pb2_grpc.add_AdminServicer_to_server),
@@ -53,5 +60,11 @@ async def start(
         rpc_server.Service("pharmatrace.v1.Lifecycle", LifecycleServicer(data, committer),
                            lifecycle_pb2_grpc.add_LifecycleServicer_to_server),
     ]
-    running = await rpc_server.start(services, address, metrics, tls=tls)
+    running = await rpc_server.start(services, address, metrics, tls=tls, authorizer=authorizer)
     return Codegen(running, data, writer)
+
+
+def _record_audit(data: DataDir, tenant: str, records: list[lpb.AuditRecord]) -> list[None]:
+    access = data.operator() if tenant == OPERATOR else data.get(tenant).access
+    access.record_audit(records)
+    return [None] * len(records)

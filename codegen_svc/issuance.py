@@ -82,7 +82,7 @@ class CodeIssuanceServicer(issuance_pb2_grpc.CodeIssuanceServicer):
         reason = pb.ReturnReason.Name(request.reason).removeprefix("RETURN_REASON_").lower()
         event = Event(EventKind.VOID, tuple(codes), now_ms(), reason=reason)
         result = await self._committer.submit(
-            tenant, lifecycle.Request([event] if codes else [], best_effort=True))
+            tenant.name, lifecycle.Request([event] if codes else [], best_effort=True))
         if result.error is not None:
             raise result.error
         by_text = {c.text(): i for c, i in zip(codes, positions, strict=True)}

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import AsyncIterator, Sequence
 
 import grpc
 
-from codegen_svc.writer import Writer
+from codegen_svc.writer import Batcher, Writer
 from pharmatrace.v1 import common_pb2 as cpb
 from pharmatrace.v1 import lifecycle_pb2 as pb
 from pharmatrace.v1 import lifecycle_pb2_grpc
@@ -30,40 +29,13 @@ _KINDS = {v: EventKind[pb.EventKind.Name(v).removeprefix("EVENT_KIND_")]
           for v in pb.EventKind.values() if v}
 
 
-class GroupCommitter:
-    """Requests that arrive while the writer is busy are applied together in its next
-    transaction: many RPCs, one commit, one fsync."""
+class GroupCommitter(Batcher[str, lifecycle.Request, lifecycle.Result]):
+    """Lifecycle requests of one tenant that arrive while the writer is busy are applied in
+    its next transaction: many RPCs, one commit, one fsync."""
 
-    def __init__(self, writer: Writer) -> None:
-        self._writer = writer
-        self._pending: dict[str, list[tuple[lifecycle.Request, asyncio.Future[lifecycle.Result]]]]
-        self._pending = {}
-        self._draining: set[str] = set()
-
-    async def submit(self, tenant: Tenant, request: lifecycle.Request) -> lifecycle.Result:
-        future: asyncio.Future[lifecycle.Result] = asyncio.get_running_loop().create_future()
-        self._pending.setdefault(tenant.name, []).append((request, future))
-        if tenant.name not in self._draining:
-            self._draining.add(tenant.name)
-            asyncio.ensure_future(self._drain(tenant))
-        return await future
-
-    async def _drain(self, tenant: Tenant) -> None:
-        try:
-            while batch := self._pending.pop(tenant.name, None):
-                try:
-                    results = await self._writer.run(
-                        lifecycle.apply, tenant.ledger, [r for r, _ in batch], now_ms())
-                except Exception as exc:  # every waiting RPC answers with the failure
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                    continue
-                for (_, future), result in zip(batch, results, strict=True):
-                    if not future.done():
-                        future.set_result(result)
-        finally:
-            self._draining.discard(tenant.name)
+    def __init__(self, writer: Writer, data: DataDir) -> None:
+        super().__init__(writer, lambda tenant, requests: lifecycle.apply(
+            data.get(tenant).ledger, requests, now_ms()))
 
 
 class LifecycleServicer(lifecycle_pb2_grpc.LifecycleServicer):
@@ -151,7 +123,7 @@ class LifecycleServicer(lifecycle_pb2_grpc.LifecycleServicer):
         tenant = self._data.get(tenant_name)
         if failures and not best_effort:
             return pb.CaptureEventsResponse(events=received, failures=_failures(failures))
-        result = await self._committer.submit(tenant, lifecycle.Request(events, best_effort))
+        result = await self._committer.submit(tenant.name, lifecycle.Request(events, best_effort))
         if result.error is not None:
             raise result.error
         return pb.CaptureEventsResponse(
@@ -173,7 +145,8 @@ class LifecycleServicer(lifecycle_pb2_grpc.LifecycleServicer):
                       destination=destination, target=target, reason=reason,
                       event_id=_event_id(ctx.event_id))
         result = await self._committer.submit(
-            tenant, lifecycle.Request([event] if codes or allow_empty else [], ctx.best_effort))
+            tenant.name,
+            lifecycle.Request([event] if codes or allow_empty else [], ctx.best_effort))
         if result.error is not None:
             raise result.error
         return pb.LifecycleResponse(

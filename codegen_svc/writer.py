@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
-from typing import ParamSpec, TypeVar
+from typing import Generic, ParamSpec, TypeVar
 
 P = ParamSpec("P")
 T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
+Item = TypeVar("Item")
+Out = TypeVar("Out")
 
 
 class Writer:
@@ -23,3 +26,38 @@ class Writer:
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
+
+
+class Batcher(Generic[K, Item, Out]):
+    """Group commit: items submitted while the writer is busy are handed to ``apply`` together
+    on its next turn (one transaction, one fsync); each submitter gets its own result."""
+
+    def __init__(self, writer: Writer, apply: Callable[[K, list[Item]], list[Out]]) -> None:
+        self._writer = writer
+        self._apply = apply
+        self._pending: dict[K, list[tuple[Item, asyncio.Future[Out]]]] = {}
+        self._draining: set[K] = set()
+
+    async def submit(self, key: K, item: Item) -> Out:
+        future: asyncio.Future[Out] = asyncio.get_running_loop().create_future()
+        self._pending.setdefault(key, []).append((item, future))
+        if key not in self._draining:
+            self._draining.add(key)
+            asyncio.ensure_future(self._drain(key))
+        return await future
+
+    async def _drain(self, key: K) -> None:
+        try:
+            while batch := self._pending.pop(key, None):
+                try:
+                    results = await self._writer.run(self._apply, key, [i for i, _ in batch])
+                except Exception as exc:  # every waiting submitter answers with the failure
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (_, future), result in zip(batch, results, strict=True):
+                    if not future.done():
+                        future.set_result(result)
+        finally:
+            self._draining.discard(key)

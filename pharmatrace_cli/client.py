@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 from pharmatrace.v1 import admin_pb2_grpc, issuance_pb2_grpc, verification_pb2_grpc
@@ -19,6 +20,32 @@ _OPTIONS = [
 ]
 
 
+TOKEN_ENV = "PHARMATRACE_TOKEN"
+
+
+class _Bearer(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,  # type: ignore[misc]
+              grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
+    """Adds the API token to every call, on plaintext and TLS channels alike."""
+
+    def __init__(self, token: str) -> None:
+        self._metadata = ("authorization", f"Bearer {token}")
+
+    def _details(self, details: Any) -> Any:
+        return details._replace(metadata=[*(details.metadata or ()), self._metadata])
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return continuation(self._details(details), requests)
+
+    def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return continuation(self._details(details), requests)
+
+
 @dataclass(frozen=True)
 class Endpoints:
     """Where the services are and how to reach them (plaintext unless a CA is given)."""
@@ -28,25 +55,33 @@ class Endpoints:
     ca: Path | None = None
     cert: Path | None = None
     key: Path | None = None
+    token: str | None = field(default=None, repr=False)
 
     @classmethod
     def resolve(cls, issue: str | None, verify: str | None, ca: Path | None = None,
-                cert: Path | None = None, key: Path | None = None) -> Endpoints:
+                cert: Path | None = None, key: Path | None = None,
+                token_file: Path | None = None) -> Endpoints:
+        token = (token_file.read_text().strip() if token_file is not None
+                 else os.environ.get(TOKEN_ENV) or None)
         return cls(
             issue or os.environ.get(ISSUE_ADDR_ENV) or DEFAULT_ISSUE_ADDR,
             verify or os.environ.get(VERIFY_ADDR_ENV) or DEFAULT_VERIFY_ADDR,
-            ca, cert, key,
+            ca, cert, key, token,
         )
 
     def channel(self, address: str) -> grpc.Channel:
         if self.ca is None:
-            return grpc.insecure_channel(address, options=_OPTIONS)
-        credentials = grpc.ssl_channel_credentials(
-            root_certificates=self.ca.read_bytes(),
-            private_key=self.key.read_bytes() if self.key else None,
-            certificate_chain=self.cert.read_bytes() if self.cert else None,
-        )
-        return grpc.secure_channel(address, credentials, options=_OPTIONS)
+            channel = grpc.insecure_channel(address, options=_OPTIONS)
+        else:
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=self.ca.read_bytes(),
+                private_key=self.key.read_bytes() if self.key else None,
+                certificate_chain=self.cert.read_bytes() if self.cert else None,
+            )
+            channel = grpc.secure_channel(address, credentials, options=_OPTIONS)
+        if self.token:
+            channel = grpc.intercept_channel(channel, _Bearer(self.token))
+        return channel
 
     def admin(self) -> admin_pb2_grpc.AdminStub:
         return admin_pb2_grpc.AdminStub(self.channel(self.issue))

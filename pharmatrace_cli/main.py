@@ -74,6 +74,8 @@ def _serve(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port, workers=args.workers or os.cpu_count() or 1,
         dev=args.dev, tls_cert=_path(args.tls_cert), tls_key=_path(args.tls_key),
         client_ca=_path(args.client_ca), grace_s=args.grace, ready_file=_path(args.ready_file),
+        authenticate=not args.dev, public_verify=args.public_verify,
+        public_rate=args.public_rate,
     )
     import asyncio
 
@@ -105,6 +107,8 @@ def _tenant_create(args: argparse.Namespace) -> int:
     response = endpoints(args).admin().CreateTenant(
         pb.CreateTenantRequest(tenant=args.tenant_id, name=args.name or args.tenant_id))
     print(f"tenant {response.tenant} created (signing key {response.active_key_id})")
+    if response.admin_token:
+        print(f"admin token (shown once, keep it secret): {response.admin_token}")
     return EXIT_OK
 
 
@@ -199,10 +203,10 @@ def _codes_request(args: argparse.Namespace) -> int:
     from tracecore.codes import Code, Form, Scan, Scheme, render
     from tracecore.errors import TraceError
 
-    endpoints = endpoints(args)
+    services = endpoints(args)
     expiry = None
     if args.lot:
-        batch = endpoints.admin().GetBatch(
+        batch = services.admin().GetBatch(
             apb.GetBatchRequest(tenant=args.tenant, product=args.product, lot=args.lot)).batch
         expiry = batch.expires_on[2:4] + batch.expires_on[5:7] + batch.expires_on[8:10]
     form = Form(args.format)
@@ -213,7 +217,7 @@ def _codes_request(args: argparse.Namespace) -> int:
     progress = _Progress(args.count, enabled=sys.stderr.isatty() and not args.quiet)
     received = 0
     with _output(args.out) as out:
-        for chunk in endpoints.issuance().RequestCodes(request):
+        for chunk in services.issuance().RequestCodes(request):
             scheme = Scheme(chunk.scheme)
             lines = []
             for serial in chunk.serials:
@@ -310,6 +314,133 @@ def _verify(args: argparse.Namespace) -> int:
     return EXIT_OK if all_genuine else EXIT_ERROR
 
 
+# -- security ------------------------------------------------------------------------------------
+
+
+_ROLES = ("admin", "line", "distributor", "pharmacy", "regulator", "public")
+
+
+def _token_create(args: argparse.Namespace) -> int:
+    from pharmatrace.v1 import admin_pb2 as pb
+
+    expires = int((time.time() + args.expires_days * 86_400) * 1000) if args.expires_days else 0
+    response = endpoints(args).admin().CreateToken(pb.CreateTokenRequest(
+        tenant=args.tenant, role=_ROLES.index(args.role) + 1, party_id=args.party or "",
+        label=args.label or "", expires_at_ms=expires))
+    print(f"credential {response.credential.credential_id} ({args.role})", file=sys.stderr)
+    print(response.token)
+    return EXIT_OK
+
+
+def _token_list(args: argparse.Namespace) -> int:
+    from pharmatrace.v1 import admin_pb2 as pb
+
+    for c in endpoints(args).admin().ListTokens(pb.ListTokensRequest(tenant=args.tenant)
+                                                ).credentials:
+        role = pb.Role.Name(c.role).removeprefix("ROLE_").lower()
+        state = "revoked" if c.revoked else (
+            "expired" if c.expires_at_ms and c.expires_at_ms < time.time() * 1000 else "active")
+        print(f"{c.credential_id:24} {role:12} {state:8} {c.party_id or '-':12} "
+              f"{c.certificate_cn or ''} {c.label}")
+    return EXIT_OK
+
+
+def _token_revoke(args: argparse.Namespace) -> int:
+    from pharmatrace.v1 import admin_pb2 as pb
+
+    endpoints(args).admin().RevokeToken(pb.RevokeTokenRequest(
+        tenant=args.tenant, credential_id=args.credential_id))
+    print(f"credential {args.credential_id} revoked")
+    return EXIT_OK
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from pharmatrace.v1 import admin_pb2 as pb
+
+    admin = endpoints(args).admin()
+    if args.action == "list":
+        for k in admin.ListKeys(pb.ListKeysRequest(tenant=args.tenant)).keys:
+            print(f"key {k.key_id:4}  {k.state:8}  since "
+                  f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(k.changed_at_ms / 1000))}")
+        return EXIT_OK
+    if args.action == "rotate":
+        response = admin.RotateKey(pb.RotateKeyRequest(tenant=args.tenant))
+    else:
+        if args.key_id is None:
+            raise CliError(f"keys {args.action} needs a key id")
+        call = admin.RetireKey if args.action == "retire" else admin.RevokeKey
+        response = call(pb.KeyRequest(tenant=args.tenant, key_id=args.key_id))
+    print(f"key {response.changed.key_id} is {response.changed.state}; "
+          f"active key {response.active_key_id}")
+    return EXIT_OK
+
+
+def _certs_init(args: argparse.Namespace) -> int:
+    from tracecore.errors import TraceError
+    from tracerpc.certs import init_dev_pki
+
+    try:
+        pki = init_dev_pki(Path(args.directory), hosts=args.host or ("localhost", "127.0.0.1",
+                                                                        "::1"),
+                           clients=args.client or ("line-1",), overwrite=args.force)
+    except TraceError as exc:
+        raise CliError(str(exc)) from exc
+    print(f"development CA, server and client certificates in {args.directory}:")
+    print(f"  serve --tls-cert {pki.server} --tls-key {pki.server_key} [--client-ca {pki.ca}]")
+    for client in pki.clients:
+        print(f"  client {client.name}: --ca {pki.ca} --cert {client.certificate} "
+              f"--key {client.key}")
+    return EXIT_OK
+
+
+def _operator_token(args: argparse.Namespace) -> int:
+    from tracecore.clock import now_ms
+    from tracecore.credentials import Role
+    from tracecore.keys import KeySource
+    from tracecore.ledger.tenants import DataDir
+
+    data = DataDir(Path(args.data), KeySource.dev())  # the operator store holds no signing keys
+    try:
+        credential, token = data.operator().create_token(Role.OPERATOR, "", args.label or "",
+                                                         0, now_ms())
+    finally:
+        data.close()
+    print(f"operator credential {credential.credential_id}", file=sys.stderr)
+    print(token)
+    return EXIT_OK
+
+
+def _audit_verify(args: argparse.Namespace) -> int:
+    from tracecore.errors import TraceError
+    from tracecore.keys import KeySource
+    from tracecore.ledger.access import Access
+    from tracecore.ledger.journal import Journal
+    from tracecore.ledger.tenants import DataDir
+
+    data = DataDir(Path(args.data), KeySource.dev(), readonly=True)  # no key ring is opened
+    ok = True
+    for name in [args.tenant] if args.tenant else data.names():
+        try:
+            ledger = data.open_ledger(name)
+        except TraceError as exc:
+            raise CliError(str(exc)) from exc
+        try:
+            audit_checked, audit_bad = Access(ledger).verify_audit()
+            with ledger.env.read() as txn:
+                events_checked, events_bad = Journal(ledger.db).verify(txn)
+        finally:
+            ledger.close()
+        for what, checked, bad in (("audit trail", audit_checked, audit_bad),
+                                   ("event journal", events_checked, events_bad)):
+            if bad is None:
+                print(f"{name}: {what}: {checked} records, chain intact")
+            else:
+                ok = False
+                print(f"{name}: {what}: BROKEN at record {bad} "
+                      f"({checked} records before it verify)")
+    return EXIT_OK if ok else EXIT_ERROR
+
+
 # -- demo ----------------------------------------------------------------------------------------
 
 
@@ -395,6 +526,8 @@ def add_command(group: Any, name: str, help_text: str, run: Callable[[argparse.N
                          "without it the connection is plaintext")
         sub.add_argument("--cert", help="client certificate (PEM) for mutual TLS")
         sub.add_argument("--key", help="client private key (PEM) for mutual TLS")
+        sub.add_argument("--token-file",
+                         help="file holding the API token (default $PHARMATRACE_TOKEN)")
     if tenant:
         sub.add_argument("--tenant", default=os.environ.get("PHARMATRACE_TENANT", "demo"),
                          help="tenant (default $PHARMATRACE_TENANT or 'demo')")
@@ -406,7 +539,7 @@ def endpoints(args: argparse.Namespace) -> Any:
     from pharmatrace_cli.client import Endpoints
 
     return Endpoints.resolve(args.issue_addr, args.verify_addr, _path(args.ca),
-                             _path(args.cert), _path(args.key))
+                             _path(args.cert), _path(args.key), _path(args.token_file))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -426,7 +559,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=0,
                        help="verification worker processes (default: number of cores)")
     serve.add_argument("--dev", action="store_true",
-                       help="development: public development key passphrase, demo tenant")
+                       help="development: public development key passphrase, a demo tenant, "
+                       "and NO authentication")
+    serve.add_argument("--public-verify", action="store_true",
+                       help="answer Verify without a credential (the public role), rate-limited")
+    serve.add_argument("--public-rate", type=float, default=10.0,
+                       help="public verifications per second per client (default 10)")
     serve.add_argument("--insecure", action="store_true", help="serve plaintext, without TLS")
     serve.add_argument("--tls-cert", help="server certificate chain (PEM)")
     serve.add_argument("--tls-key", help="server private key (PEM)")
@@ -510,6 +648,46 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--json", action="store_true", help="one JSON object per line")
     verify.add_argument("--region", help="scanner's GB/T 2260 region")
     verify.add_argument("--party", help="scanner's party id")
+
+    token = commands.add_parser("token", help="API tokens of a tenant.").add_subparsers(
+        metavar="ACTION")
+    tcreate = add_command(token, "create", "Create an API token (printed once).", _token_create)
+    tcreate.add_argument("--role", choices=_ROLES, required=True)
+    tcreate.add_argument("--party", help="the party the credential acts for")
+    tcreate.add_argument("--label")
+    tcreate.add_argument("--expires-days", type=int)
+    add_command(token, "list", "List credentials.", _token_list)
+    trevoke = add_command(token, "revoke", "Revoke a credential.", _token_revoke)
+    trevoke.add_argument("credential_id")
+
+    keys = add_command(commands, "keys", "Signing keys: list, rotate, retire, revoke.", _keys)
+    keys.add_argument("action", choices=("list", "rotate", "retire", "revoke"))
+    keys.add_argument("key_id", type=int, nargs="?")
+
+    certs = commands.add_parser("certs", help="Development TLS certificates.").add_subparsers(
+        metavar="ACTION")
+    cinit = add_command(certs, "init", "Create a development CA, server and client "
+                        "certificates.", _certs_init, client=False, tenant=False)
+    cinit.add_argument("directory")
+    cinit.add_argument("--host", action="append", help="server name or address (repeatable)")
+    cinit.add_argument("--client", action="append", help="client certificate name (repeatable)")
+    cinit.add_argument("--force", action="store_true", help="overwrite existing files")
+
+    operator = commands.add_parser("operator", help="The platform operator.").add_subparsers(
+        metavar="ACTION")
+    otoken = add_command(operator, "token", "Create an operator token (creates tenants) in a "
+                         "data directory; printed once.", _operator_token, client=False,
+                         tenant=False)
+    otoken.add_argument("--data", default="./data")
+    otoken.add_argument("--label")
+
+    audit = commands.add_parser("audit", help="The audit trail.").add_subparsers(
+        metavar="ACTION")
+    averify = add_command(audit, "verify", "Check the hash chains of the audit trail and event "
+                          "journal; name the first bad record.", _audit_verify, client=False,
+                          tenant=False)
+    averify.add_argument("--data", default="./data")
+    averify.add_argument("--tenant", help="one tenant (default: all)")
 
     add_command(commands, "demo", "Run a short scenario against running services.", _demo)
     return parser

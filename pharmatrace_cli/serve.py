@@ -33,6 +33,9 @@ class ServeConfig:
     client_ca: Path | None
     grace_s: float
     ready_file: Path | None
+    authenticate: bool = True
+    public_verify: bool = False
+    public_rate: float = 10.0
 
 
 def prepare_metrics_dir(data: Path) -> Path:
@@ -61,8 +64,11 @@ async def serve(config: ServeConfig) -> None:
     if keys.is_development:
         log.warning("using the public DEVELOPMENT key passphrase: never for production data")
     metrics = Metrics()
+    if not config.authenticate:
+        log.warning("authentication is OFF (--dev): every caller may do everything")
     codegen = await codegen_app.start(
-        config.data, keys, f"{config.host}:{config.issue_port}", metrics, tls=tls
+        config.data, keys, f"{config.host}:{config.issue_port}", metrics, tls=tls,
+        authenticate=config.authenticate,
     )
     if config.dev and DEMO_TENANT not in codegen.data.names():
         with contextlib.suppress(AlreadyExists):
@@ -70,7 +76,8 @@ async def serve(config: ServeConfig) -> None:
             log.info("created the development tenant %r", DEMO_TENANT)
     pool = WorkerPool(
         WorkerConfig(config.data, config.host, config.verify_port, config.dev, tls,
-                     config.grace_s),
+                     config.grace_s, config.authenticate, config.public_verify,
+                     config.public_rate),
         config.workers,
     )
     verify_port = await asyncio.to_thread(pool.start)
@@ -118,13 +125,8 @@ def _ledger_gauges(data: object, metrics: object) -> None:
 
 
 def _tls(config: ServeConfig) -> object:
-    from tracerpc.server import Tls
+    from tracerpc.certs import load_tls_files
 
-    if config.tls_cert is None:
+    if config.tls_cert is None or config.tls_key is None:
         return None
-    assert config.tls_key is not None
-    return Tls(
-        certificate_chain=config.tls_cert.read_bytes(),
-        private_key=config.tls_key.read_bytes(),
-        client_ca=config.client_ca.read_bytes() if config.client_ca else None,
-    )
+    return load_tls_files(config.tls_cert, config.tls_key, config.client_ca)

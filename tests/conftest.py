@@ -20,4 +20,5 @@ settings.register_profile(
 settings.register_profile("dev", deadline=None)
 settings.register_profile("thorough", max_examples=2_000, deadline=None)
 
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
+_DEFAULT = "ci" if os.environ.get("CI") else "dev"
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or _DEFAULT)

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from tracecore import gs1
 from tracecore.codes import Code, Scan, Scheme
 
+
 def digit_strings(length: int) -> st.SearchStrategy[str]:
     """Strings of exactly ``length`` ASCII digits."""
     return st.text(alphabet="0123456789", min_size=length, max_size=length)

@@ -1,4 +1,4 @@
-"""Pack codes as pharmatrace sees them: one canonical Code per pack, read from and written to any form."""
+"""Pack codes as pharmatrace sees them: one canonical Code per pack, read from any written form."""
 
 from __future__ import annotations
 
@@ -27,6 +27,8 @@ class Scheme(enum.IntEnum):
 
 
 _KEY_PREFIX = {Scheme.GS1: b"G", Scheme.NMPA: b"N"}
+# Reading an enum member off its class is a descriptor call on Python 3.11: functions use these.
+_GS1, _NMPA = Scheme.GS1, Scheme.NMPA
 
 
 class Form(enum.StrEnum):
@@ -68,14 +70,16 @@ class Code:
         if body.isascii():
             text = body.decode("ascii")
             if scheme == b"G" and len(text) > 14:
-                return cls(Scheme.GS1, text[:14], text[14:])
+                return cls(_GS1, text[:14], text[14:])
             if scheme == b"N" and len(text) == nmpa.CODE_DIGITS:
-                return cls(Scheme.NMPA, text[:nmpa.DRUG_ID_DIGITS], text[nmpa.DRUG_ID_DIGITS:])
+                return cls(_NMPA, text[:nmpa.DRUG_ID_DIGITS], text[nmpa.DRUG_ID_DIGITS:])
         raise InvalidArgument("not a code key", field="key")
 
     def text(self) -> str:
         """The canonical text: ``(01){gtin}(21){serial}``, or the 20 NMPA digits."""
-        return render(self, Form.HRI if self.scheme is Scheme.GS1 else Form.NMPA20)
+        if self.scheme is _GS1:
+            return f"(01){self.product}(21){gs1.escape_hri(self.serial)}"
+        return self.product + self.serial
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +97,10 @@ def parse(text: str | bytes) -> Scan:
 
     The first character tells the form: ``(`` HRI; ``]`` a symbology identifier (a GS1 one
     before an element string; any other is dropped and the rest read on); GS an element string;
-    ``h`` a Digital Link; ``u`` an EPC URI; a digit an NMPA code by ``nmpa.is_candidate``, else an
-    element string. Surrounding spaces, tabs, CR and LF are ignored.
+    ``h`` a Digital Link; ``u`` an EPC URI. Text starting with a digit is an NMPA code when it is
+    digits, spaces and dashes only, with 20 digits or a space (``nmpa.is_candidate``), else an
+    element string: so a GS1 element string of exactly 20 digits needs its symbology identifier.
+    Surrounding spaces, tabs, CR and LF are ignored.
     """
     if len(text) > MAX_INPUT_LENGTH:
         raise ParseError(f"input is longer than {MAX_INPUT_LENGTH} characters")
@@ -104,21 +110,13 @@ def parse(text: str | bytes) -> Scan:
         except UnicodeDecodeError:
             raise ParseError("input is not UTF-8 text") from None
     text = text.strip(_BLANKS)
-    canonical = gs1.parse_canonical(text)
-    if canonical is not None:
-        gtin, expiry, lot, serial = canonical
-        return Scan(Code(Scheme.GS1, gtin, serial), lot, expiry)
     if not text:
         raise ParseError("input is empty")
-    reader = _READERS.get(text[0])
-    if reader is None:
-        raise ParseError("not a code: expected GS1 HRI, element string or Digital Link, "
-                         "an EPC URI or an NMPA code")
-    return reader(text)
+    return _read(text)
 
 
 def parse_many(texts: Iterable[str | bytes]) -> list[Scan | ParseError]:
-    """``parse`` of each text, with the ParseError in place of a Scan where it fails; never raises."""
+    """``parse`` of each text, the ParseError in place of the Scan where it fails; never raises."""
     out: list[Scan | ParseError] = []
     append = out.append
     for text in texts:
@@ -145,7 +143,7 @@ def render(
     if isinstance(scan, Code):
         scan = Scan(scan)
     code = scan.code
-    if code.scheme is Scheme.NMPA:
+    if code.scheme is _NMPA:
         if form is not Form.NMPA20:
             raise InvalidArgument(f"an NMPA code has no {form} form", field="form")
         return nmpa.render(code.product, code.serial)
@@ -168,6 +166,18 @@ def render(
     raise InvalidArgument(f"a GS1 code has no {form} form", field="form")
 
 
+def _read(text: str) -> Scan:
+    canonical = gs1.parse_canonical(text)
+    if canonical is not None:
+        gtin, expiry, lot, serial = canonical
+        return Scan(Code(_GS1, gtin, serial), lot, expiry)
+    reader = _READERS.get(text[0])
+    if reader is None:
+        raise ParseError("not a code: expected GS1 HRI, element string or Digital Link, "
+                         "an EPC URI or an NMPA code")
+    return reader(text)
+
+
 def _gs1_scan(elements: dict[str, str]) -> Scan:
     gtin = elements.get("01")
     if gtin is None:
@@ -175,7 +185,7 @@ def _gs1_scan(elements: dict[str, str]) -> Scan:
     serial = elements.get("21")
     if serial is None:
         raise ParseError("no serial (21)")
-    return Scan(Code(Scheme.GS1, gtin, serial), elements.get("10"), elements.get("17"))
+    return Scan(Code(_GS1, gtin, serial), elements.get("10"), elements.get("17"))
 
 
 def _read_hri(text: str) -> Scan:
@@ -191,12 +201,14 @@ def _read_digital_link(text: str) -> Scan:
 
 
 def _read_epc_uri(text: str) -> Scan:
-    return Scan(Code(Scheme.GS1, *gs1.parse_epc_uri(text)))
+    gtin, serial = gs1.parse_epc_uri(text)
+    return Scan(Code(_GS1, gtin, serial))
 
 
 def _read_digits(text: str) -> Scan:
     if nmpa.is_candidate(text):
-        return Scan(Code(Scheme.NMPA, *nmpa.parse(text)))
+        drug_id, production_id = nmpa.parse(text)
+        return Scan(Code(_NMPA, drug_id, production_id))
     return _gs1_scan(gs1.parse_element(text))
 
 
@@ -207,11 +219,10 @@ def _read_symbology(text: str) -> Scan:
     if not _SYMBOLOGY_ID.fullmatch(identifier):
         raise ParseError("']' must start a symbology identifier such as ]d2")
     rest = text[3:]
-    # Not "]": one identifier per input, which also bounds the recursion.
-    reader = _READERS.get(rest[:1]) if rest[:1] != "]" else None
-    if reader is None:
+    # One identifier per input, which also bounds the recursion.
+    if not rest or rest.startswith("]"):
         raise ParseError(f"no code after symbology identifier {identifier!r}")
-    return reader(rest)
+    return _read(rest)
 
 
 _READERS: dict[str, Callable[[str], Scan]] = {

@@ -1,4 +1,4 @@
-"""GS1 syntax: GTINs, application identifiers, and the HRI, element string, Digital Link and EPC forms."""
+"""GS1 syntax: GTINs, AI values, and the HRI, element string, Digital Link and EPC URI forms."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ GTIN_LENGTHS = (8, 12, 13, 14)
 
 _CSET82_CLASS = r"!\"%&'()*+,\-./0-9:;<=>?A-Z_a-z"
 # YYMMDD with the days each month can have (00 is the month's last day); whether February 29
-# exists depends on the year, which _check settles.
+# exists depends on the year, which _check_leap_day settles.
 _YYMMDD = (r"[0-9]{2}(?:(?:0[13578]|1[02])(?:[0-2][0-9]|3[01])"
            r"|(?:0[469]|11)(?:[0-2][0-9]|30)|02[0-2][0-9])")
 
@@ -41,12 +41,13 @@ class AiKind(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class AiSpec:
-    """One application identifier: its digits, a name for messages, its kind and (maximum) length."""
+    """One application identifier: its digits, a title for messages, its kind and its length."""
 
     ai: str
     title: str
     kind: AiKind
     length: int
+    """Of the value: exact for GTIN and DATE, the maximum for TEXT."""
     fixed: bool = field(init=False)
     """Whether the length is predefined, so that no separator follows the value."""
     pattern: re.Pattern[str] = field(init=False, repr=False)
@@ -62,6 +63,7 @@ class AiSpec:
 
     @property
     def label(self) -> str:
+        """How messages name the AI, e.g. "serial (21)"."""
         return f"{self.title} ({self.ai})"
 
 
@@ -90,7 +92,6 @@ _CSET82_CHARS = frozenset(CSET82)
 # data is written "\(" (the GS1 Barcode Syntax Engine's escape); a bare "(" not followed by
 # digits and ")" is data too, since printed HRI shows no escapes.
 _HRI_ELEMENT = re.compile(r"\(([0-9]{2,4})\)((?:[^(\\]++|\\\(|\((?![0-9]{2,4}\)))*+)")
-_HRI_ESCAPES = str.maketrans({"(": "\\("})
 
 _DL_URI = re.compile(r"(?i:https?)://[^/?#\s]+(/[^?#\s]*)(?:\?([^#\s]*))?(?:#\S*)?")
 _DL_HOST = re.compile(r"(?i:https?)://[^/?#\s]+(?:/[^?#\s]*)?")
@@ -141,7 +142,7 @@ def check_digit(body: str) -> int:
 
 
 def normalize_gtin(text: str) -> str:
-    """The GTIN-14 of a GTIN-8, -12, -13 or -14, left-padded with zeros; its check digit validated."""
+    """The GTIN-14 of a GTIN-8, -12, -13 or -14 (left-padded with zeros), check digit validated."""
     if len(text) not in GTIN_LENGTHS or not _DIGITS.fullmatch(text):
         raise ParseError("GTIN must have 8, 12, 13 or 14 digits")
     gtin = text.zfill(14)
@@ -297,12 +298,15 @@ def parse_digital_link(text: str) -> dict[str, str]:
 
 
 def parse_epc_uri(text: str) -> tuple[str, str]:
-    """(GTIN-14, serial) of an SGTIN pure identity URI ``urn:epc:id:sgtin:{prefix}.{ref}.{serial}``."""
+    """(GTIN-14, serial) of an SGTIN pure identity URI.
+
+    That is ``urn:epc:id:sgtin:{company prefix}.{indicator digit and item reference}.{serial}``.
+    """
     if text[:len(_EPC_PREFIX)].lower() != _EPC_PREFIX:
         raise ParseError("EPC URI: only urn:epc:id:sgtin: is supported")
     parts = text[len(_EPC_PREFIX):].split(".", 2)
     if len(parts) != 3:
-        raise ParseError("EPC URI: expected {company prefix}.{indicator and item reference}.{serial}")
+        raise ParseError("EPC URI: expected {company prefix}.{item reference}.{serial}")
     prefix, reference, serial = parts
     if not (6 <= len(prefix) <= 12 and _DIGITS.fullmatch(prefix)):
         raise ParseError("EPC URI: company prefix must have 6 to 12 digits")
@@ -320,7 +324,12 @@ def render_hri(elements: Mapping[str, str]) -> str:
     """Bracketed HRI of the elements in their order; a "(" in a value is written "\\("."""
     for ai, value in elements.items():
         check_value(ai, value)
-    return "".join(f"({ai}){value.translate(_HRI_ESCAPES)}" for ai, value in elements.items())
+    return "".join(f"({ai}){escape_hri(value)}" for ai, value in elements.items())
+
+
+def escape_hri(value: str) -> str:
+    """``value`` as bracketed HRI writes it: each "(" as "\\(", so it cannot open an AI."""
+    return value.replace("(", "\\(")
 
 
 def render_element(elements: Mapping[str, str]) -> str:

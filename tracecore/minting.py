@@ -1,4 +1,4 @@
-"""Minting HMAC-tagged serials, checking their tags, and the density limit that keeps them unguessable.
+"""Minting HMAC-tagged serials, checking their tags, and the density limit that keeps them safe.
 
 The tag is HMAC-SHA256, under the signing key, of the code's ledger key up to the tag (scheme
 letter, product, untagged part of the serial):
@@ -48,7 +48,9 @@ _DECIMAL = bytes(48 + b % 10 for b in range(256))
 _DECIMAL_DROPPED = bytes(range(250, 256))
 _GS1_SERIAL = re.compile(f"[{ALPHABET}]{{{GS1_SERIAL_LENGTH}}}")
 
-_CAPACITY = {
+# Reading an enum member off its class is a descriptor call on Python 3.11: functions use this.
+_GS1 = Scheme.GS1
+_CAPACITY: dict[Scheme, int] = {
     Scheme.GS1: 32**_GS1_RANDOM // 10_000,
     Scheme.NMPA: 10**_NMPA_RANDOM // 20,
 }
@@ -70,7 +72,7 @@ class Minter:
     def __init__(self, scheme: Scheme, product: str, key_id: int, mac: Mac) -> None:
         if not 1 <= key_id <= MAX_KEY_ID:
             raise InvalidArgument(f"must be 1 to {MAX_KEY_ID}", field="key_id")
-        if scheme is Scheme.GS1:
+        if scheme is _GS1:
             try:
                 gtin = gs1.normalize_gtin(product)
             except ParseError as error:
@@ -96,7 +98,7 @@ class Minter:
         if n < 0:
             raise InvalidArgument("must not be negative", field="count")
         head, cut = self._head, self._cut
-        if self._scheme is Scheme.GS1:
+        if self._scheme is _GS1:
             messages = [head + part for part in _distinct_random(n, _GS1_RANDOM, _BASE32, b"")]
             return [
                 (message[cut:] + _gs1_tag(digest)).decode("ascii")
@@ -133,7 +135,7 @@ def check_density(scheme: Scheme, issued: int, n: int) -> None:
 
 def key_id_of(code: Code) -> int | None:
     """The GS1 serial's key id, or the NMPA key digit; None if the serial is not in our layout."""
-    if code.scheme is Scheme.GS1:
+    if code.scheme is _GS1:
         return _gs1_key_id(code.serial)
     return _nmpa_key_digit(code.serial)
 
@@ -145,7 +147,7 @@ def check_tag(code: Code, macs: Mapping[int, Mac]) -> int | None:
     a key not in ``macs`` (unknown or revoked). An NMPA code is tried under every key in
     ``macs`` whose id ends in its key digit.
     """
-    if code.scheme is Scheme.GS1:
+    if code.scheme is _GS1:
         key_id = _gs1_key_id(code.serial)
         mac = macs.get(key_id) if key_id is not None else None
         if mac is None:

@@ -1,4 +1,4 @@
-"""China NMPA drug traceability codes (药品追溯码): 20 digits, drug identifier then production identifier."""
+"""China NMPA drug traceability codes (药品追溯码): 20 digits, drug then production identifier."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ CODE_DIGITS = 20
 DRUG_ID_DIGITS = 7
 """The 药品标识码 that opens every code."""
 PRODUCTION_ID_DIGITS = 13
-"""The rest: our key digit, 8 random digits and 4 HMAC check digits (real layout: 9 + 4)."""
+"""The rest: our key digit, 8 random and 4 HMAC check digits (real codes: 9-digit serial + 4)."""
 
 # Digit groups separated by runs of spaces or dashes, as people type or print them.
 _GROUPED = re.compile(r"[0-9]+(?:[ -]+[0-9]+)*")
@@ -32,7 +32,7 @@ def is_candidate(text: str) -> bool:
 
 
 def parse(text: str) -> tuple[str, str]:
-    """(drug identifier, production identifier) of 20 digits, optionally grouped by spaces or dashes."""
+    """(drug identifier, production identifier) of 20 digits, grouped by spaces or dashes or not."""
     if len(text) == CODE_DIGITS and text.isdigit() and text.isascii():
         return text[:DRUG_ID_DIGITS], text[DRUG_ID_DIGITS:]
     if not _GROUPED.fullmatch(text):

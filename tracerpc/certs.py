@@ -21,7 +21,24 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, Pub
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tracecore.errors import AlreadyExists, FailedPrecondition, InvalidArgument
-from tracerpc.server import Tls
+
+@dataclass(frozen=True)
+class Tls:
+    """Server certificate and key (PEM); with ``client_ca`` set, clients must present a
+    certificate signed by it (mutual TLS)."""
+
+    certificate_chain: bytes
+    private_key: bytes
+    client_ca: bytes | None = None
+
+    def credentials(self) -> grpc.ServerCredentials:
+        return grpc.ssl_server_credentials(
+            [(self.private_key, self.certificate_chain)],
+            root_certificates=self.client_ca,
+            require_client_auth=self.client_ca is not None,
+        )
+
+
 
 CA_NAME = "pharmatrace development CA"
 SERVER_NAME = "pharmatrace development server"

@@ -1,4 +1,5 @@
-"""The one interceptor: maps domain errors to gRPC status codes and counts every RPC."""
+"""The one interceptor: authenticates and authorises each call, maps domain errors to gRPC
+status codes, audits writes and counts every RPC."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
+from google.protobuf.message import Message
 
+from tracecore.credentials import Principal
 from tracecore.errors import TraceError
+from tracerpc.authz import Authorizer, error_metadata
 from tracerpc.metrics import Metrics
 
 log = logging.getLogger("pharmatrace.rpc")
@@ -22,11 +26,12 @@ def status_of(exc: TraceError) -> grpc.StatusCode:
 
 
 class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    """Wraps every handler once per method: TraceError becomes its status code with the message;
-    anything else is logged with its traceback and answered INTERNAL without details."""
+    """Wraps every handler once per method. A TraceError becomes its status code with its
+    message; anything else is logged with its traceback and answered INTERNAL, no details."""
 
-    def __init__(self, metrics: Metrics) -> None:
+    def __init__(self, metrics: Metrics, authorizer: Authorizer | None = None) -> None:
         self._metrics = metrics
+        self._authorizer = authorizer
         self._handlers: dict[str, Handler | None] = {}
 
     async def intercept_service(
@@ -48,6 +53,8 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         name = method.rsplit("/", 1)[-1]
         latency = self._metrics.latency.labels(name)
         requests = self._metrics.requests
+        rate_limited = self._metrics.rate_limited
+        authorizer = self._authorizer
         counted: dict[str, Any] = {}
 
         def count(code: grpc.StatusCode, started: float) -> None:
@@ -57,33 +64,83 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 child = counted[code.name] = requests.labels(name, code.name)
             child.inc()
 
-        async def fail(exc: BaseException, context: grpc.aio.ServicerContext, started: float
-                       ) -> None:
-            if isinstance(exc, TraceError):
-                code = status_of(exc)
+        async def finish(context: grpc.aio.ServicerContext, started: float,
+                         principal: Principal | None, request: Message | None,
+                         exc: BaseException | None) -> None:
+            """Counts, audits, and turns an exception into the call's status."""
+            if exc is None or isinstance(exc, grpc.aio.AbortError):
+                code = context.code()
+                code = code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.OK
                 count(code, started)
-                await context.abort(code, str(exc))
-            log.error("unexpected error in %s", name, exc_info=exc)
-            count(grpc.StatusCode.INTERNAL, started)
-            await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+                if authorizer is not None:
+                    await authorizer.record(method, principal, request, code)
+                if exc is not None:
+                    raise exc
+                return
+            if isinstance(exc, TraceError):
+                code, message = status_of(exc), str(exc)
+                trailing = error_metadata(exc)
+                if trailing:
+                    rate_limited.inc()
+                    context.set_trailing_metadata(trailing)
+            else:
+                log.error("unexpected error in %s", name, exc_info=exc)
+                code, message = grpc.StatusCode.INTERNAL, "internal error"
+            count(code, started)
+            if authorizer is not None:
+                await authorizer.record(method, principal, request, code)
+            await context.abort(code, message)
 
-        def outcome(context: grpc.aio.ServicerContext) -> grpc.StatusCode:
-            code = context.code()
-            return code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.OK
+        def admit(request: Message, context: grpc.aio.ServicerContext) -> Principal | None:
+            return authorizer.check(method, request, context) if authorizer is not None else None
+
+        class _Guarded:
+            """A client stream whose first message authorises the call and whose every message
+            stays within the caller's tenant."""
+
+            def __init__(self, stream: AsyncIterator[Message],
+                         context: grpc.aio.ServicerContext) -> None:
+                self.stream = stream
+                self.context = context
+                self.principal: Principal | None = None
+                self.first: Message | None = None
+
+            def __aiter__(self) -> _Guarded:
+                return self
+
+            async def __anext__(self) -> Message:
+                message = await self.stream.__anext__()
+                if self.first is None:
+                    self.first = message
+                    self.principal = admit(message, self.context)
+                elif authorizer is not None:
+                    authorizer.check_stream_message(self.principal, message)
+                return message
+
+        client_streams = handler.stream_unary is not None or handler.stream_stream is not None
 
         if handler.unary_unary or handler.stream_unary:
             inner = handler.unary_unary or handler.stream_unary
 
             async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 started = time.perf_counter()
+                principal: Principal | None = None
+                guarded = _Guarded(request, context) if client_streams else None
+                response = None
                 try:
-                    response = await inner(request, context)
-                except (TraceError, Exception) as exc:
-                    if isinstance(exc, grpc.aio.AbortError):
-                        count(outcome(context), started)
+                    if guarded is None:
+                        principal = admit(request, context)
+                        response = await inner(request, context)
+                    else:
+                        response = await inner(guarded, context)
+                except BaseException as exc:
+                    if not isinstance(exc, Exception):
                         raise
-                    await fail(exc, context, started)
-                count(outcome(context), started)
+                    await finish(context, started, _principal(principal, guarded),
+                                 _first(request, guarded), exc)
+                    return None
+                await finish(context, started, _principal(principal, guarded),
+                             _first(request, guarded), None)
                 return response
 
             factory = (grpc.unary_unary_rpc_method_handler if handler.unary_unary
@@ -95,17 +152,29 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
         async def streaming(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             started = time.perf_counter()
+            principal: Principal | None = None
+            guarded = _Guarded(request, context) if client_streams else None
             try:
-                async for response in inner_stream(request, context):
+                if guarded is None:
+                    principal = admit(request, context)
+                async for response in inner_stream(guarded or request, context):
                     yield response
-            except (TraceError, Exception) as exc:
-                if isinstance(exc, grpc.aio.AbortError):
-                    count(outcome(context), started)
-                    raise
-                await fail(exc, context, started)
-            count(outcome(context), started)
+            except Exception as exc:
+                await finish(context, started, _principal(principal, guarded),
+                             _first(request, guarded), exc)
+                return
+            await finish(context, started, _principal(principal, guarded),
+                         _first(request, guarded), None)
 
         factory = (grpc.unary_stream_rpc_method_handler if handler.unary_stream
                    else grpc.stream_stream_rpc_method_handler)
         return factory(streaming, request_deserializer=handler.request_deserializer,
                        response_serializer=handler.response_serializer)
+
+
+def _principal(principal: Principal | None, guarded: Any) -> Principal | None:
+    return guarded.principal if guarded is not None else principal
+
+
+def _first(request: Any, guarded: Any) -> Message | None:
+    return guarded.first if guarded is not None else request  # type: ignore[no-any-return]

@@ -11,6 +11,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from tracerpc.authz import Authorizer
+from tracerpc.certs import Tls
 from tracerpc.interceptor import ServiceInterceptor
 from tracerpc.metrics import Metrics
 
@@ -18,23 +20,6 @@ log = logging.getLogger("pharmatrace.server")
 
 #: Largest message either side may send: a VerifyBatch of 100,000 codes of 4 KiB fits with room.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class Tls:
-    """Server certificate and key (PEM); with ``client_ca`` set, clients must present a
-    certificate signed by it (mutual TLS)."""
-
-    certificate_chain: bytes
-    private_key: bytes
-    client_ca: bytes | None = None
-
-    def credentials(self) -> grpc.ServerCredentials:
-        return grpc.ssl_server_credentials(
-            [(self.private_key, self.certificate_chain)],
-            root_certificates=self.client_ca,
-            require_client_auth=self.client_ca is not None,
-        )
 
 
 @dataclass(frozen=True)
@@ -65,7 +50,7 @@ async def start(
     metrics: Metrics,
     *,
     tls: Tls | None,
-    extra_interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    authorizer: Authorizer | None = None,
     reuse_port: bool = False,
 ) -> Running:
     """A started server on ``address`` ("host:port", port 0 picks one) serving ``services``."""
@@ -76,9 +61,8 @@ async def start(
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
     ]
-    server = grpc.aio.server(
-        interceptors=[*extra_interceptors, ServiceInterceptor(metrics)], options=options
-    )
+    server = grpc.aio.server(interceptors=[ServiceInterceptor(metrics, authorizer)],
+                             options=options)
     for service in services:
         service.add(service.servicer, server)
     health_servicer = health.aio.HealthServicer()

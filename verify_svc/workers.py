@@ -20,6 +20,7 @@ from pharmatrace.v1 import trace_pb2_grpc, verification_pb2_grpc
 from tracecore.keys import KeySource
 from tracecore.ledger.tenants import DataDir
 from tracerpc import server as rpc_server
+from tracerpc.authz import Authorizer, RateLimiter
 from tracerpc.logs import configure_logging
 from tracerpc.metrics import Metrics
 from verify_svc.trace import TraceServicer
@@ -39,6 +40,9 @@ class WorkerConfig:
     dev_keys: bool
     tls: rpc_server.Tls | None
     grace_s: float = 5.0
+    authenticate: bool = True
+    public_verify: bool = False
+    public_rate: float = 10.0
 
 
 def key_source(dev_keys: bool) -> KeySource:
@@ -59,8 +63,13 @@ async def serve_worker(config: WorkerConfig, ready: multiprocessing.connection.C
         rpc_server.Service("pharmatrace.v1.Trace", TraceServicer(data),
                            trace_pb2_grpc.add_TraceServicer_to_server),
     ]
+    authorizer = Authorizer(
+        data, enabled=config.authenticate, public_verify=config.public_verify,
+        public_limit=RateLimiter(config.public_rate, burst=max(1.0, 2 * config.public_rate)),
+    )
     running = await rpc_server.start(
-        services, f"{config.host}:{config.port}", metrics, tls=config.tls, reuse_port=True
+        services, f"{config.host}:{config.port}", metrics, tls=config.tls,
+        authorizer=authorizer, reuse_port=True,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -1,4 +1,4 @@
-"""GS1 syntax: GTIN check digits, AI values, dates, and the HRI, element, Digital Link and EPC forms."""
+"""GS1 syntax: GTIN check digits, AI values, dates; HRI, element, Digital Link and EPC forms."""
 
 from __future__ import annotations
 

@@ -28,7 +28,8 @@ def test_digits_may_be_grouped_by_spaces_or_dashes(text: str) -> None:
     assert nmpa.parse(text) == ("8123456", "7890123456789")
 
 
-@given(digit_strings(20), st.lists(st.tuples(st.integers(1, 19), st.sampled_from([" ", "-", " - "]))))
+@given(digit_strings(20),
+       st.lists(st.tuples(st.integers(1, 19), st.sampled_from([" ", "-", " - "]))))
 def test_any_grouping_reads_the_same_digits(digits: str, cuts: list[tuple[int, str]]) -> None:
     """Wherever separators fall between digits, the code is the same."""
     text = digits
@@ -50,7 +51,8 @@ def test_wrong_digit_counts_are_refused_with_the_count(text: str, count: int) ->
 @pytest.mark.parametrize(
     "text",
     ["8123456789012345678X", "-81234567890123456789", "81234567890123456789-",
-     "８１２３４５６７８９０１２３４５６７８９", "٨١٢٣٤٥٦٧٨٩٠١٢٣٤٥٦٧٨٩", "8123456_7890123456789", ""],
+     "８１２３４５６７８９０１２３４５６７８９", "٨١٢٣٤٥٦٧٨٩٠١٢٣٤٥٦٧٨٩",
+     "8123456_7890123456789", ""],
     ids=["letter", "leading-dash", "trailing-dash", "fullwidth", "arabic-indic", "underscore",
          "empty"],
 )

@@ -46,6 +46,9 @@ DATABASES = (
     "children",     # container key -> child code keys (dupsort)
     "batch_codes",  # batch ref -> code keys commissioned into it (dupsort)
     "counters",     # see tracecore.ledger.counters
+    "credentials",  # credential id -> CredentialRecord
+    "cert_bindings",  # client certificate CN -> credential id
+    "audit",        # sequence -> AuditRecord (append-only, hash-chained)
 )
 DUPSORT = ("code_events", "children", "batch_codes")
 

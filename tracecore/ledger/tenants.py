@@ -13,7 +13,9 @@ from pharmatrace.v1 import ledger_pb2 as lpb
 
 from tracecore import masterdata
 from tracecore.errors import AlreadyExists, KeyRingError, NotFound, TraceError
+from tracecore.credentials import OPERATOR
 from tracecore.keys import KeyRing, KeySource
+from tracecore.ledger.access import Access
 from tracecore.ledger.env import DEFAULT_MAP_SIZE
 from tracecore.ledger.store import Ledger
 
@@ -21,6 +23,7 @@ TENANTS = "tenants"
 LEDGER = "ledger"
 KEYRING = "keyring.bin"
 IDENTITY = "tenant.pb"
+OPERATOR_DIR = "operator"
 #: Readers look for a rotated or revoked key at most this often.
 _KEYRING_RECHECK_S = 1.0
 
@@ -40,6 +43,11 @@ class Tenant:
     def keyring_path(self) -> Path:
         return self.path / KEYRING
 
+    @property
+    def access(self) -> Access:
+        """Its credentials and audit trail."""
+        return Access(self.ledger)
+
 
 class DataDir:
     """``root/tenants/<tenant>/`` for every tenant. The writer creates tenants; readers open them."""
@@ -57,9 +65,19 @@ class DataDir:
         self._key_source = key_source
         self._map_size = map_size
         self._open: dict[str, Tenant] = {}
+        self._operator: Ledger | None = None
         self._lock = threading.Lock()
         if not readonly:
             (root / TENANTS).mkdir(parents=True, exist_ok=True)
+
+    def operator(self) -> Access:
+        """The platform's own credentials and audit trail (creating tenants), beside the
+        tenants; opened on first use."""
+        with self._lock:
+            if self._operator is None:
+                self._operator = Ledger(self.root / OPERATOR_DIR / LEDGER, tenant=OPERATOR,
+                                        readonly=self.readonly, map_size=self._map_size)
+        return Access(self._operator)
 
     def names(self) -> list[str]:
         base = self.root / TENANTS
@@ -102,6 +120,15 @@ class DataDir:
                 opened = self._open[tenant] = self._load(tenant)
         return opened
 
+    def open_ledger(self, tenant: str) -> Ledger:
+        """A tenant's ledger alone, without its key ring (checks, backups); the caller closes it."""
+        masterdata.tenant_id(tenant)
+        path = self.root / TENANTS / tenant
+        if not (path / IDENTITY).is_file():
+            raise NotFound(f"tenant {tenant} does not exist", field="tenant")
+        return Ledger(path / LEDGER, tenant=tenant, readonly=self.readonly,
+                      map_size=self._map_size)
+
     def save_keys(self, tenant: Tenant) -> None:
         """Persists the tenant's key ring after a rotation, retirement or revocation."""
         tenant.keys.save(tenant.keyring_path, self._key_source)
@@ -111,6 +138,9 @@ class DataDir:
             for tenant in self._open.values():
                 tenant.ledger.close()
             self._open.clear()
+            if self._operator is not None:
+                self._operator.close()
+                self._operator = None
 
     def _load(self, tenant: str) -> Tenant:
         path = self.root / TENANTS / tenant

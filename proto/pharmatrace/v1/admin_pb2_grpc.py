@@ -89,6 +89,46 @@ class AdminStub:
                 request_serializer=pharmatrace_dot_v1_dot_admin__pb2.ListPartiesRequest.SerializeToString,
                 response_deserializer=pharmatrace_dot_v1_dot_admin__pb2.ListPartiesResponse.FromString,
                 _registered_method=True)
+        self.CreateToken = channel.unary_unary(
+                '/pharmatrace.v1.Admin/CreateToken',
+                request_serializer=pharmatrace_dot_v1_dot_admin__pb2.CreateTokenRequest.SerializeToString,
+                response_deserializer=pharmatrace_dot_v1_dot_admin__pb2.CreateTokenResponse.FromString,
+                _registered_method=True)
+        self.ListTokens = channel.unary_unary(
+                '/pharmatrace.v1.Admin/ListTokens',
+                request_serializer=pharmatrace_dot_v1_dot_admin__pb2.ListTokensRequest.SerializeToString,
+                response_deserializer=pharmatrace_dot_v1_dot_admin__pb2.ListTokensResponse.FromString,
+                _registered_method=True)
+        self.RevokeToken = channel.unary_unary(
+                '/pharmatrace.v1.Admin/RevokeToken',
+                request_serializer=pharmatrace_dot_v1_dot_admin__pb2.RevokeTokenRequest.SerializeToString,
+                response_deserializer=pharmatrace_dot_v1_dot_admin__pb2.RevokeTokenResponse.FromString,
+                _registered_method=True)
+        self.BindCertificate = channel.unary_unary(
+                '/pharmatrace.v1.Admin/BindCertificate',
+                request_serializer=pharmatrace_dot_v1_dot_admin__pb2.BindCertificateRequest.SerializeToString,
+                response_deserializer=pharmatrace_dot_v1_dot_admin__pb2.BindCertificateResponse.FromString,
+                _registered_method=True)
+        self.ListKeys = channel.unary_unary(
+                '/pharmatrace.v1.Admin/ListKeys',
+                request_serializer=pharmatrace_dot_v1_dot_admin__pb2.ListKeysRequest.SerializeToString,
+                response_deserializer=pharmatrace_dot_v1_dot_admin__pb2.ListKeysResponse.FromString,
+                _registered_method=True)
+        self.RotateKey = channel.unary_unary(
+                '/pharmatrace.v1.Admin/RotateKey',
+                request_serializer=pharmatrace_dot_v1_dot_admin__pb2.RotateKeyRequest.SerializeToString,
+                response_deserializer=pharmatrace_dot_v1_dot_admin__pb2.KeyChangeResponse.FromString,
+                _registered_method=True)
+        self.RetireKey = channel.unary_unary(
+                '/pharmatrace.v1.Admin/RetireKey',
+                request_serializer=pharmatrace_dot_v1_dot_admin__pb2.KeyRequest.SerializeToString,
+                response_deserializer=pharmatrace_dot_v1_dot_admin__pb2.KeyChangeResponse.FromString,
+                _registered_method=True)
+        self.RevokeKey = channel.unary_unary(
+                '/pharmatrace.v1.Admin/RevokeKey',
+                request_serializer=pharmatrace_dot_v1_dot_admin__pb2.KeyRequest.SerializeToString,
+                response_deserializer=pharmatrace_dot_v1_dot_admin__pb2.KeyChangeResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -161,6 +201,57 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateToken(self, request, context):
+        """API tokens: shown once at creation, stored only as a hash, revocable, optionally expiring.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTokens(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeToken(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BindCertificate(self, request, context):
+        """Client certificates (mutual TLS): a certificate's subject CN bound to a role and party.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListKeys(self, request, context):
+        """The tenant's signing keys: one active, older ones verify-only, revoked ones flag their codes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RotateKey(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RetireKey(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeKey(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -218,6 +309,46 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.ListParties,
                     request_deserializer=pharmatrace_dot_v1_dot_admin__pb2.ListPartiesRequest.FromString,
                     response_serializer=pharmatrace_dot_v1_dot_admin__pb2.ListPartiesResponse.SerializeToString,
+            ),
+            'CreateToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateToken,
+                    request_deserializer=pharmatrace_dot_v1_dot_admin__pb2.CreateTokenRequest.FromString,
+                    response_serializer=pharmatrace_dot_v1_dot_admin__pb2.CreateTokenResponse.SerializeToString,
+            ),
+            'ListTokens': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTokens,
+                    request_deserializer=pharmatrace_dot_v1_dot_admin__pb2.ListTokensRequest.FromString,
+                    response_serializer=pharmatrace_dot_v1_dot_admin__pb2.ListTokensResponse.SerializeToString,
+            ),
+            'RevokeToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeToken,
+                    request_deserializer=pharmatrace_dot_v1_dot_admin__pb2.RevokeTokenRequest.FromString,
+                    response_serializer=pharmatrace_dot_v1_dot_admin__pb2.RevokeTokenResponse.SerializeToString,
+            ),
+            'BindCertificate': grpc.unary_unary_rpc_method_handler(
+                    servicer.BindCertificate,
+                    request_deserializer=pharmatrace_dot_v1_dot_admin__pb2.BindCertificateRequest.FromString,
+                    response_serializer=pharmatrace_dot_v1_dot_admin__pb2.BindCertificateResponse.SerializeToString,
+            ),
+            'ListKeys': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListKeys,
+                    request_deserializer=pharmatrace_dot_v1_dot_admin__pb2.ListKeysRequest.FromString,
+                    response_serializer=pharmatrace_dot_v1_dot_admin__pb2.ListKeysResponse.SerializeToString,
+            ),
+            'RotateKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateKey,
+                    request_deserializer=pharmatrace_dot_v1_dot_admin__pb2.RotateKeyRequest.FromString,
+                    response_serializer=pharmatrace_dot_v1_dot_admin__pb2.KeyChangeResponse.SerializeToString,
+            ),
+            'RetireKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetireKey,
+                    request_deserializer=pharmatrace_dot_v1_dot_admin__pb2.KeyRequest.FromString,
+                    response_serializer=pharmatrace_dot_v1_dot_admin__pb2.KeyChangeResponse.SerializeToString,
+            ),
+            'RevokeKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeKey,
+                    request_deserializer=pharmatrace_dot_v1_dot_admin__pb2.KeyRequest.FromString,
+                    response_serializer=pharmatrace_dot_v1_dot_admin__pb2.KeyChangeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -517,6 +648,222 @@ class Admin:
             '/pharmatrace.v1.Admin/ListParties',
             pharmatrace_dot_v1_dot_admin__pb2.ListPartiesRequest.SerializeToString,
             pharmatrace_dot_v1_dot_admin__pb2.ListPartiesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pharmatrace.v1.Admin/CreateToken',
+            pharmatrace_dot_v1_dot_admin__pb2.CreateTokenRequest.SerializeToString,
+            pharmatrace_dot_v1_dot_admin__pb2.CreateTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTokens(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pharmatrace.v1.Admin/ListTokens',
+            pharmatrace_dot_v1_dot_admin__pb2.ListTokensRequest.SerializeToString,
+            pharmatrace_dot_v1_dot_admin__pb2.ListTokensResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pharmatrace.v1.Admin/RevokeToken',
+            pharmatrace_dot_v1_dot_admin__pb2.RevokeTokenRequest.SerializeToString,
+            pharmatrace_dot_v1_dot_admin__pb2.RevokeTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BindCertificate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pharmatrace.v1.Admin/BindCertificate',
+            pharmatrace_dot_v1_dot_admin__pb2.BindCertificateRequest.SerializeToString,
+            pharmatrace_dot_v1_dot_admin__pb2.BindCertificateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListKeys(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pharmatrace.v1.Admin/ListKeys',
+            pharmatrace_dot_v1_dot_admin__pb2.ListKeysRequest.SerializeToString,
+            pharmatrace_dot_v1_dot_admin__pb2.ListKeysResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RotateKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pharmatrace.v1.Admin/RotateKey',
+            pharmatrace_dot_v1_dot_admin__pb2.RotateKeyRequest.SerializeToString,
+            pharmatrace_dot_v1_dot_admin__pb2.KeyChangeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetireKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pharmatrace.v1.Admin/RetireKey',
+            pharmatrace_dot_v1_dot_admin__pb2.KeyRequest.SerializeToString,
+            pharmatrace_dot_v1_dot_admin__pb2.KeyChangeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pharmatrace.v1.Admin/RevokeKey',
+            pharmatrace_dot_v1_dot_admin__pb2.KeyRequest.SerializeToString,
+            pharmatrace_dot_v1_dot_admin__pb2.KeyChangeResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -43,6 +43,17 @@ class AdminStub:
     AddParty: _grpc.UnaryUnaryMultiCallable[_admin_pb2.AddPartyRequest, _admin_pb2.AddPartyResponse]
     GetParty: _grpc.UnaryUnaryMultiCallable[_admin_pb2.GetPartyRequest, _admin_pb2.GetPartyResponse]
     ListParties: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListPartiesRequest, _admin_pb2.ListPartiesResponse]
+    CreateToken: _grpc.UnaryUnaryMultiCallable[_admin_pb2.CreateTokenRequest, _admin_pb2.CreateTokenResponse]
+    """API tokens: shown once at creation, stored only as a hash, revocable, optionally expiring."""
+    ListTokens: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListTokensRequest, _admin_pb2.ListTokensResponse]
+    RevokeToken: _grpc.UnaryUnaryMultiCallable[_admin_pb2.RevokeTokenRequest, _admin_pb2.RevokeTokenResponse]
+    BindCertificate: _grpc.UnaryUnaryMultiCallable[_admin_pb2.BindCertificateRequest, _admin_pb2.BindCertificateResponse]
+    """Client certificates (mutual TLS): a certificate's subject CN bound to a role and party."""
+    ListKeys: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListKeysRequest, _admin_pb2.ListKeysResponse]
+    """The tenant's signing keys: one active, older ones verify-only, revoked ones flag their codes."""
+    RotateKey: _grpc.UnaryUnaryMultiCallable[_admin_pb2.RotateKeyRequest, _admin_pb2.KeyChangeResponse]
+    RetireKey: _grpc.UnaryUnaryMultiCallable[_admin_pb2.KeyRequest, _admin_pb2.KeyChangeResponse]
+    RevokeKey: _grpc.UnaryUnaryMultiCallable[_admin_pb2.KeyRequest, _admin_pb2.KeyChangeResponse]
 
 @_typing.type_check_only
 class AdminAsyncStub(AdminStub):
@@ -59,6 +70,17 @@ class AdminAsyncStub(AdminStub):
     AddParty: _aio.UnaryUnaryMultiCallable[_admin_pb2.AddPartyRequest, _admin_pb2.AddPartyResponse]  # type: ignore[assignment]
     GetParty: _aio.UnaryUnaryMultiCallable[_admin_pb2.GetPartyRequest, _admin_pb2.GetPartyResponse]  # type: ignore[assignment]
     ListParties: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListPartiesRequest, _admin_pb2.ListPartiesResponse]  # type: ignore[assignment]
+    CreateToken: _aio.UnaryUnaryMultiCallable[_admin_pb2.CreateTokenRequest, _admin_pb2.CreateTokenResponse]  # type: ignore[assignment]
+    """API tokens: shown once at creation, stored only as a hash, revocable, optionally expiring."""
+    ListTokens: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListTokensRequest, _admin_pb2.ListTokensResponse]  # type: ignore[assignment]
+    RevokeToken: _aio.UnaryUnaryMultiCallable[_admin_pb2.RevokeTokenRequest, _admin_pb2.RevokeTokenResponse]  # type: ignore[assignment]
+    BindCertificate: _aio.UnaryUnaryMultiCallable[_admin_pb2.BindCertificateRequest, _admin_pb2.BindCertificateResponse]  # type: ignore[assignment]
+    """Client certificates (mutual TLS): a certificate's subject CN bound to a role and party."""
+    ListKeys: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListKeysRequest, _admin_pb2.ListKeysResponse]  # type: ignore[assignment]
+    """The tenant's signing keys: one active, older ones verify-only, revoked ones flag their codes."""
+    RotateKey: _aio.UnaryUnaryMultiCallable[_admin_pb2.RotateKeyRequest, _admin_pb2.KeyChangeResponse]  # type: ignore[assignment]
+    RetireKey: _aio.UnaryUnaryMultiCallable[_admin_pb2.KeyRequest, _admin_pb2.KeyChangeResponse]  # type: ignore[assignment]
+    RevokeKey: _aio.UnaryUnaryMultiCallable[_admin_pb2.KeyRequest, _admin_pb2.KeyChangeResponse]  # type: ignore[assignment]
 
 class AdminServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -138,5 +160,64 @@ class AdminServicer(metaclass=_abc_1.ABCMeta):
         request: _admin_pb2.ListPartiesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_admin_pb2.ListPartiesResponse, _abc.Awaitable[_admin_pb2.ListPartiesResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def CreateToken(
+        self,
+        request: _admin_pb2.CreateTokenRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.CreateTokenResponse, _abc.Awaitable[_admin_pb2.CreateTokenResponse]]:
+        """API tokens: shown once at creation, stored only as a hash, revocable, optionally expiring."""
+
+    @_abc_1.abstractmethod
+    def ListTokens(
+        self,
+        request: _admin_pb2.ListTokensRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.ListTokensResponse, _abc.Awaitable[_admin_pb2.ListTokensResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def RevokeToken(
+        self,
+        request: _admin_pb2.RevokeTokenRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.RevokeTokenResponse, _abc.Awaitable[_admin_pb2.RevokeTokenResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def BindCertificate(
+        self,
+        request: _admin_pb2.BindCertificateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.BindCertificateResponse, _abc.Awaitable[_admin_pb2.BindCertificateResponse]]:
+        """Client certificates (mutual TLS): a certificate's subject CN bound to a role and party."""
+
+    @_abc_1.abstractmethod
+    def ListKeys(
+        self,
+        request: _admin_pb2.ListKeysRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.ListKeysResponse, _abc.Awaitable[_admin_pb2.ListKeysResponse]]:
+        """The tenant's signing keys: one active, older ones verify-only, revoked ones flag their codes."""
+
+    @_abc_1.abstractmethod
+    def RotateKey(
+        self,
+        request: _admin_pb2.RotateKeyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.KeyChangeResponse, _abc.Awaitable[_admin_pb2.KeyChangeResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def RetireKey(
+        self,
+        request: _admin_pb2.KeyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.KeyChangeResponse, _abc.Awaitable[_admin_pb2.KeyChangeResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def RevokeKey(
+        self,
+        request: _admin_pb2.KeyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.KeyChangeResponse, _abc.Awaitable[_admin_pb2.KeyChangeResponse]]: ...
 
 def add_AdminServicer_to_server(servicer: AdminServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

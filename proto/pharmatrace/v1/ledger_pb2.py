@@ -22,20 +22,25 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from pharmatrace.v1 import admin_pb2 as pharmatrace_dot_v1_dot_admin__pb2
 from pharmatrace.v1 import issuance_pb2 as pharmatrace_dot_v1_dot_issuance__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bpharmatrace/v1/ledger.proto\x12\x0epharmatrace.v1\x1a\x1dpharmatrace/v1/issuance.proto\"j\n\nPoolRecord\x12\"\n\x04pool\x18\x01 \x01(\x0b\x32\x14.pharmatrace.v1.Pool\x12\x10\n\x08pool_ref\x18\x02 \x01(\r\x12\x13\n\x0bproduct_ref\x18\x03 \x01(\r\x12\x11\n\tbatch_ref\x18\x04 \x01(\r\"C\n\x0cTenantRecord\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x15\n\rcreated_at_ms\x18\x03 \x01(\x03\"\xb6\x02\n\x0b\x45ventRecord\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\r\n\x05\x63odes\x18\x03 \x03(\x0c\x12\x0e\n\x06parent\x18\x04 \x01(\x0c\x12\x0f\n\x07when_ms\x18\x05 \x01(\x03\x12\x11\n\ttz_offset\x18\x06 \x01(\t\x12\x10\n\x08party_id\x18\x07 \x01(\t\x12\x0e\n\x06region\x18\x08 \x01(\t\x12\x0b\n\x03lot\x18\t \x01(\t\x12\r\n\x05level\x18\n \x01(\r\x12\x13\n\x0b\x64\x65stination\x18\x0b \x01(\t\x12\x0e\n\x06target\x18\x0c \x01(\r\x12\x0e\n\x06reason\x18\r \x01(\t\x12\x10\n\x08\x65vent_id\x18\x0e \x01(\t\x12\x0b\n\x03who\x18\x0f \x01(\t\x12\x16\n\x0erecorded_at_ms\x18\x10 \x01(\x03\x12\x11\n\tprev_hash\x18\x11 \x01(\x0c\x12\x0c\n\x04hash\x18\x12 \x01(\x0c\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bpharmatrace/v1/ledger.proto\x12\x0epharmatrace.v1\x1a\x1apharmatrace/v1/admin.proto\x1a\x1dpharmatrace/v1/issuance.proto\"j\n\nPoolRecord\x12\"\n\x04pool\x18\x01 \x01(\x0b\x32\x14.pharmatrace.v1.Pool\x12\x10\n\x08pool_ref\x18\x02 \x01(\r\x12\x13\n\x0bproduct_ref\x18\x03 \x01(\r\x12\x11\n\tbatch_ref\x18\x04 \x01(\r\"C\n\x0cTenantRecord\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x15\n\rcreated_at_ms\x18\x03 \x01(\x03\"\xb6\x02\n\x0b\x45ventRecord\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\r\n\x05\x63odes\x18\x03 \x03(\x0c\x12\x0e\n\x06parent\x18\x04 \x01(\x0c\x12\x0f\n\x07when_ms\x18\x05 \x01(\x03\x12\x11\n\ttz_offset\x18\x06 \x01(\t\x12\x10\n\x08party_id\x18\x07 \x01(\t\x12\x0e\n\x06region\x18\x08 \x01(\t\x12\x0b\n\x03lot\x18\t \x01(\t\x12\r\n\x05level\x18\n \x01(\r\x12\x13\n\x0b\x64\x65stination\x18\x0b \x01(\t\x12\x0e\n\x06target\x18\x0c \x01(\r\x12\x0e\n\x06reason\x18\r \x01(\t\x12\x10\n\x08\x65vent_id\x18\x0e \x01(\t\x12\x0b\n\x03who\x18\x0f \x01(\t\x12\x16\n\x0erecorded_at_ms\x18\x10 \x01(\x03\x12\x11\n\tprev_hash\x18\x11 \x01(\x0c\x12\x0c\n\x04hash\x18\x12 \x01(\x0c\"W\n\x10\x43redentialRecord\x12.\n\ncredential\x18\x01 \x01(\x0b\x32\x1a.pharmatrace.v1.Credential\x12\x13\n\x0bsecret_hash\x18\x02 \x01(\x0c\"\xc4\x01\n\x0b\x41uditRecord\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\r\n\x05\x61t_ms\x18\x02 \x01(\x03\x12\x15\n\rcredential_id\x18\x03 \x01(\t\x12\"\n\x04role\x18\x04 \x01(\x0e\x32\x14.pharmatrace.v1.Role\x12\x0c\n\x04peer\x18\x05 \x01(\t\x12\x0e\n\x06method\x18\x06 \x01(\t\x12\x0f\n\x07summary\x18\x07 \x01(\t\x12\x0e\n\x06status\x18\x08 \x01(\t\x12\x11\n\tprev_hash\x18\t \x01(\x0c\x12\x0c\n\x04hash\x18\n \x01(\x0c\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'pharmatrace.v1.ledger_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_POOLRECORD']._serialized_start=78
-  _globals['_POOLRECORD']._serialized_end=184
-  _globals['_TENANTRECORD']._serialized_start=186
-  _globals['_TENANTRECORD']._serialized_end=253
-  _globals['_EVENTRECORD']._serialized_start=256
-  _globals['_EVENTRECORD']._serialized_end=566
+  _globals['_POOLRECORD']._serialized_start=106
+  _globals['_POOLRECORD']._serialized_end=212
+  _globals['_TENANTRECORD']._serialized_start=214
+  _globals['_TENANTRECORD']._serialized_end=281
+  _globals['_EVENTRECORD']._serialized_start=284
+  _globals['_EVENTRECORD']._serialized_end=594
+  _globals['_CREDENTIALRECORD']._serialized_start=596
+  _globals['_CREDENTIALRECORD']._serialized_end=683
+  _globals['_AUDITRECORD']._serialized_start=686
+  _globals['_AUDITRECORD']._serialized_end=882
 # @@protoc_insertion_point(module_scope)

@@ -9,6 +9,7 @@ from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
+from pharmatrace.v1 import admin_pb2 as _admin_pb2
 from pharmatrace.v1 import issuance_pb2 as _issuance_pb2
 import builtins as _builtins
 import sys
@@ -160,3 +161,81 @@ class EventRecord(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___EventRecord: _TypeAlias = EventRecord  # noqa: Y015
+
+@_typing.final
+class CredentialRecord(_message.Message):
+    """A credential as stored: the public part, and the SHA-256 of the token's secret."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CREDENTIAL_FIELD_NUMBER: _builtins.int
+    SECRET_HASH_FIELD_NUMBER: _builtins.int
+    secret_hash: _builtins.bytes
+    @_builtins.property
+    def credential(self) -> _admin_pb2.Credential: ...
+    def __init__(
+        self,
+        *,
+        credential: _admin_pb2.Credential | None = ...,
+        secret_hash: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["credential", b"credential"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["credential", b"credential", "secret_hash", b"secret_hash"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CredentialRecord: _TypeAlias = CredentialRecord  # noqa: Y015
+
+@_typing.final
+class AuditRecord(_message.Message):
+    """One audited write: who, what, when, where from, and how it ended. Hash-chained like events."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQ_FIELD_NUMBER: _builtins.int
+    AT_MS_FIELD_NUMBER: _builtins.int
+    CREDENTIAL_ID_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    PEER_FIELD_NUMBER: _builtins.int
+    METHOD_FIELD_NUMBER: _builtins.int
+    SUMMARY_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    PREV_HASH_FIELD_NUMBER: _builtins.int
+    HASH_FIELD_NUMBER: _builtins.int
+    seq: _builtins.int
+    at_ms: _builtins.int
+    credential_id: _builtins.str
+    """"" when authentication is off (development)"""
+    role: _admin_pb2.Role.ValueType
+    peer: _builtins.str
+    """the client's address"""
+    method: _builtins.str
+    """full gRPC method name"""
+    summary: _builtins.str
+    """what was asked, without secrets; at most 500 characters"""
+    status: _builtins.str
+    """gRPC status code name"""
+    prev_hash: _builtins.bytes
+    hash: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        seq: _builtins.int = ...,
+        at_ms: _builtins.int = ...,
+        credential_id: _builtins.str = ...,
+        role: _admin_pb2.Role.ValueType = ...,
+        peer: _builtins.str = ...,
+        method: _builtins.str = ...,
+        summary: _builtins.str = ...,
+        status: _builtins.str = ...,
+        prev_hash: _builtins.bytes = ...,
+        hash: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at_ms", b"at_ms", "credential_id", b"credential_id", "hash", b"hash", "method", b"method", "peer", b"peer", "prev_hash", b"prev_hash", "role", b"role", "seq", b"seq", "status", b"status", "summary", b"summary"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AuditRecord: _TypeAlias = AuditRecord  # noqa: Y015

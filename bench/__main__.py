@@ -1,0 +1,175 @@
+"""`python -m bench`: run benchmarks, print figure / baseline / ratio / target, optionally as JSON.
+
+    python -m bench all                       codec + issue + verify at default sizes
+    python -m bench issue [--count N] [--big] RequestCodes; --big adds the 10,000,000-code RSS run
+    python -m bench verify [--codes N] [--workers 1,2] [--seconds S]
+    python -m bench codec [--n N]
+    python -m bench ci                        short run; exits 1 when a ratio is under its floor
+
+Every command takes ``--json PATH``; issue and verify take ``--profile DIR`` (py-spy collapsed
+stacks of the server during each measured window, with a summary on stderr) and ``--keep``
+(keep the temporary data directory and server logs). Only ``ci`` judges: the others print
+figures, and a missed target is a row marked MISS, not an exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import harness, issue, verify
+from bench.harness import Result, say
+
+FLOORS = Path(__file__).with_name("floors.json")
+CI_CODES = 200_000
+CI_SECONDS = 4.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if not hasattr(args, "run"):
+        _parser().print_help()
+        return 2
+    harness.exit_on_sigterm()
+    started = time.monotonic()
+    code: int = args.run(args)
+    say(f"bench: {time.monotonic() - started:,.0f} s")
+    return code
+
+
+def _issue(args: argparse.Namespace) -> int:
+    results = issue.run(args.count, big=args.big, keep=args.keep, profile=args.profile)
+    return _report(args, results)
+
+
+def _verify(args: argparse.Namespace) -> int:
+    results = verify.run(_verify_options(args))
+    return _report(args, results)
+
+
+def _codec(args: argparse.Namespace) -> int:
+    figures = _run_codec(args.n)
+    if args.json:
+        harness.write_json(Path(args.json), [], {"codec": figures})
+    return 0
+
+
+def _all(args: argparse.Namespace) -> int:
+    figures = _run_codec(args.n)
+    results = issue.run(args.count, big=args.big, keep=args.keep, profile=args.profile)
+    results += verify.run(_verify_options(args))
+    return _report(args, results, {"codec": figures})
+
+
+def _ci(args: argparse.Namespace) -> int:
+    """Ratios only (absolute rates depend on the machine), each against its floor."""
+    floors: dict[str, float] = json.loads(FLOORS.read_text())["floors"]
+    results = issue.run(CI_CODES, keep=args.keep)
+    results += verify.run(verify.Options(codes=CI_CODES, workers=(2,), seconds=CI_SECONDS,
+                                         warmup=1.0, latency=False, keep=args.keep))
+    _report(args, results)
+    ratios = {r.key: r.ratio for r in results if r.key in floors}
+    below = []
+    print()
+    for key, floor in floors.items():
+        ratio = ratios.get(key)
+        if ratio is None:
+            below.append(f"{key}: not measured")
+            continue
+        ok = ratio >= floor
+        print(f"{key:<24} ratio {ratio:7.1%}   floor {floor:7.1%}   {'ok' if ok else 'BELOW'}")
+        if not ok:
+            below.append(f"{key}: ratio {ratio:.1%} is below its floor {floor:.1%}")
+    if below:
+        print("\nbench ci: FAILED\n  " + "\n  ".join(below))
+        return 1
+    print("\nbench ci: every ratio is at or above its floor")
+    return 0
+
+
+def _run_codec(n: int) -> Any:
+    """bench/codec.py (in-process code formats): its own figures and table."""
+    from bench import codec
+
+    say(f"codec: {n:,} codes per scheme ...")
+    figures = codec.run(n)
+    print(codec.table(figures))
+    print()
+    return figures
+
+
+def _verify_options(args: argparse.Namespace) -> verify.Options:
+    return verify.Options(
+        codes=args.codes, workers=tuple(int(w) for w in str(args.workers).split(",")),
+        seconds=args.seconds, batch=args.batch, clients=args.clients,
+        unary_concurrency=args.concurrency, keep=args.keep, profile=args.profile,
+    )
+
+
+def _report(args: argparse.Namespace, results: list[Result], extra: dict[str, Any] | None = None
+            ) -> int:
+    print(harness.table(results))
+    if args.json:
+        harness.write_json(Path(args.json), results, extra)
+        say(f"bench: wrote {args.json}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(title="benchmarks")
+
+    def command(name: str, run: Any, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text)
+        sub.set_defaults(run=run)
+        sub.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+        sub.add_argument("--keep", action="store_true",
+                         help="keep the temporary data directory and server logs")
+        return sub
+
+    def issue_args(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--count", type=int, default=issue.DEFAULT_COUNT,
+                         help="codes in the measured pool (default 1,000,000)")
+        sub.add_argument("--big", action="store_true",
+                         help=f"also stream {issue.BIG_COUNT:,} codes and report peak RSS")
+
+    def verify_args(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--codes", type=int, default=verify.DEFAULT_CODES,
+                         help="codes issued into the ledger first (default 1,000,000)")
+        sub.add_argument("--workers", default="1,2",
+                         help="verification worker counts to measure, comma-separated")
+        sub.add_argument("--seconds", type=float, default=verify.DEFAULT_SECONDS,
+                         help="length of each measured window")
+        sub.add_argument("--batch", type=int, default=verify.DEFAULT_BATCH,
+                         help="codes per VerifyBatch request")
+        sub.add_argument("--clients", type=int, default=2, help="client processes")
+        sub.add_argument("--concurrency", type=int, default=32,
+                         help="unary calls in flight per client process")
+
+    def profile_arg(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--profile", metavar="DIR", type=Path,
+                         help="py-spy the server in each measured window into DIR")
+
+    sub = command("issue", _issue, "RequestCodes against in-process mint + putmulti")
+    issue_args(sub)
+    profile_arg(sub)
+    sub = command("verify", _verify, "VerifyBatch and Verify against in-process and echo")
+    verify_args(sub)
+    profile_arg(sub)
+    sub = command("codec", _codec, "code formats in-process (bench/codec.py)")
+    sub.add_argument("--n", type=int, default=200_000, help="codes per scheme")
+    sub = command("all", _all, "codec, issue and verify at default sizes")
+    sub.add_argument("--n", type=int, default=200_000, help="codec: codes per scheme")
+    issue_args(sub)
+    verify_args(sub)
+    profile_arg(sub)
+    command("ci", _ci, f"short run; ratios against {FLOORS.name}, exit 1 below a floor")
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""Who is calling: roles, API tokens (kept only as hashes) and the principal a request acts as."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+
+from tracecore.errors import Unauthenticated
+
+#: Tokens look like ``pt1.<tenant>.<credential id>.<secret>``; the tenant part says where the
+#: credential is kept, the secret is 256 random bits.
+_TOKEN = re.compile(r"pt1\.([a-z0-9_][a-z0-9-]{0,31}|_operator)\.([0-9a-f]{12})\.([A-Za-z0-9_-]{43})")
+OPERATOR = "_operator"
+
+
+class Role(enum.IntEnum):
+    """``pharmatrace.v1.Role``."""
+
+    ADMIN = 1
+    LINE = 2
+    DISTRIBUTOR = 3
+    PHARMACY = 4
+    REGULATOR = 5
+    PUBLIC = 6
+    OPERATOR = 7
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The authenticated caller of one RPC."""
+
+    tenant: str               # the tenant whose credential it is; OPERATOR for the platform
+    role: Role
+    credential_id: str = ""
+    party_id: str = ""
+    peer: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """A token's parts; ``secret`` never leaves the process that checks it."""
+
+    tenant: str
+    credential_id: str
+    secret: str
+
+    def __repr__(self) -> str:
+        return f"Token({self.tenant}.{self.credential_id}.<secret>)"
+
+
+def new_token(tenant: str) -> tuple[str, str, bytes]:
+    """(token text to show once, credential id, hash to store)."""
+    credential_id = secrets.token_hex(6)
+    secret = secrets.token_urlsafe(32)
+    return f"pt1.{tenant}.{credential_id}.{secret}", credential_id, secret_hash(secret)
+
+
+def parse_token(text: str) -> Token:
+    match = _TOKEN.fullmatch(text)
+    if match is None:
+        raise Unauthenticated("malformed API token")
+    return Token(*match.groups())
+
+
+def secret_hash(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode()).digest()
+
+
+def secret_matches(secret: str, stored_hash: bytes) -> bool:
+    return hmac.compare_digest(secret_hash(secret), stored_hash)

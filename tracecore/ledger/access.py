@@ -1,0 +1,153 @@
+"""A tenant's credentials and its audit trail, kept in the tenant's own ledger."""
+
+from __future__ import annotations
+
+from pharmatrace.v1 import admin_pb2 as apb
+from pharmatrace.v1 import ledger_pb2 as lpb
+from tracecore import masterdata
+from tracecore.credentials import Principal, Role, Token, new_token, secret_matches
+from tracecore.errors import AlreadyExists, InvalidArgument, NotFound, Unauthenticated
+from tracecore.ledger.chain import Chain
+from tracecore.ledger.env import Txn
+from tracecore.ledger.store import Ledger
+
+MAX_LABEL = 200
+MAX_SUMMARY = 500
+#: Roles that act for a party, and so may be bound to one.
+_PARTY_ROLES = frozenset({Role.LINE, Role.DISTRIBUTOR, Role.PHARMACY})
+
+
+class Access:
+    """Credentials (tokens, certificate bindings) and the hash-chained audit trail."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.audit = Chain(ledger.db["audit"], ledger.db["meta"], b"audit:head", lpb.AuditRecord)
+
+    # -- credentials -----------------------------------------------------------------------------
+
+    def create_token(self, role: Role, party_id: str, label: str, expires_at_ms: int,
+                     now_ms: int) -> tuple[apb.Credential, str]:
+        """A new API token; returns its public record and the token text, shown once."""
+        credential = self._credential(role, party_id, label, expires_at_ms, now_ms)
+        token, credential_id, secret_hash = new_token(self.ledger.tenant)
+        credential.credential_id = credential_id
+
+        def fn(txn: Txn) -> None:
+            self._check_party(txn, credential)
+            record = lpb.CredentialRecord(credential=credential, secret_hash=secret_hash)
+            txn.put(credential_id.encode(), record.SerializeToString(),
+                    db=self.ledger.db["credentials"], overwrite=False)
+
+        self.ledger.env.write(fn)
+        return credential, token
+
+    def bind_certificate(self, cn: str, role: Role, party_id: str, label: str,
+                         now_ms: int) -> apb.Credential:
+        if not cn or len(cn) > 64:
+            raise InvalidArgument("must be 1 to 64 characters", field="certificate_cn")
+        credential = self._credential(role, party_id, label, 0, now_ms)
+        credential.credential_id = "cert-" + cn
+        credential.certificate_cn = cn
+
+        def fn(txn: Txn) -> None:
+            self._check_party(txn, credential)
+            if txn.get(cn.encode(), db=self.ledger.db["cert_bindings"]) is not None:
+                raise AlreadyExists(f"certificate {cn} is already bound", field="certificate_cn")
+            record = lpb.CredentialRecord(credential=credential)
+            txn.put(credential.credential_id.encode(), record.SerializeToString(),
+                    db=self.ledger.db["credentials"])
+            txn.put(cn.encode(), credential.credential_id.encode(),
+                    db=self.ledger.db["cert_bindings"])
+
+        self.ledger.env.write(fn)
+        return credential
+
+    def revoke(self, credential_id: str) -> apb.Credential:
+        def fn(txn: Txn) -> apb.Credential:
+            record = self._record(txn, credential_id)
+            record.credential.revoked = True
+            txn.put(credential_id.encode(), record.SerializeToString(),
+                    db=self.ledger.db["credentials"])
+            return record.credential
+
+        return self.ledger.env.write(fn)
+
+    def credentials(self) -> list[apb.Credential]:
+        with self.ledger.env.read() as txn:
+            return [lpb.CredentialRecord.FromString(bytes(v)).credential
+                    for _, v in txn.cursor(db=self.ledger.db["credentials"])]
+
+    def authenticate_token(self, token: Token, now_ms: int, peer: str) -> Principal:
+        """The principal of a token; Unauthenticated for unknown, wrong, revoked or expired."""
+        with self.ledger.env.read() as txn:
+            data = txn.get(token.credential_id.encode(), db=self.ledger.db["credentials"])
+            record = lpb.CredentialRecord.FromString(bytes(data)) if data is not None else None
+        if record is None or not record.secret_hash or not secret_matches(token.secret,
+                                                                          record.secret_hash):
+            raise Unauthenticated("unknown API token")
+        return self._principal(record.credential, now_ms, peer)
+
+    def authenticate_certificate(self, cn: str, now_ms: int, peer: str) -> Principal:
+        with self.ledger.env.read() as txn:
+            credential_id = txn.get(cn.encode(), db=self.ledger.db["cert_bindings"])
+            if credential_id is None:
+                raise Unauthenticated("client certificate is not bound to this tenant")
+            record = self._record(txn, bytes(credential_id).decode())
+        return self._principal(record.credential, now_ms, peer)
+
+    # -- audit -----------------------------------------------------------------------------------
+
+    def record_audit(self, entries: list[lpb.AuditRecord]) -> None:
+        """Appends audit records, in order, in one transaction."""
+
+        def fn(txn: Txn) -> None:
+            for entry in entries:
+                entry.summary = entry.summary[:MAX_SUMMARY]
+                self.audit.append(txn, entry)
+
+        self.ledger.env.write(fn)
+
+    def verify_audit(self) -> tuple[int, int | None]:
+        with self.ledger.env.read() as txn:
+            return self.audit.verify(txn)
+
+    def audit_records(self, start: int = 1) -> list[lpb.AuditRecord]:
+        with self.ledger.env.read() as txn:
+            return list(self.audit.scan(txn, start))
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _credential(self, role: Role, party_id: str, label: str, expires_at_ms: int,
+                    now_ms: int) -> apb.Credential:
+        if role not in Role or role is Role.OPERATOR and self.ledger.tenant != "_operator":
+            raise InvalidArgument("unknown or unavailable role", field="role")
+        if party_id:
+            masterdata.party_id(party_id)
+            if role not in _PARTY_ROLES:
+                raise InvalidArgument(f"a {role.name.lower()} credential does not act for a party",
+                                      field="party_id")
+        if len(label) > MAX_LABEL:
+            raise InvalidArgument(f"at most {MAX_LABEL} characters", field="label")
+        if expires_at_ms and expires_at_ms <= now_ms:
+            raise InvalidArgument("is in the past", field="expires_at_ms")
+        return apb.Credential(role=int(role), party_id=party_id,  # type: ignore[arg-type]
+                              label=label, created_at_ms=now_ms, expires_at_ms=expires_at_ms)
+
+    def _check_party(self, txn: Txn, credential: apb.Credential) -> None:
+        if credential.party_id:
+            self.ledger.party_in(txn, credential.party_id)
+
+    def _record(self, txn: Txn, credential_id: str) -> lpb.CredentialRecord:
+        data = txn.get(credential_id.encode(), db=self.ledger.db["credentials"])
+        if data is None:
+            raise NotFound(f"no credential {credential_id}", field="credential_id")
+        return lpb.CredentialRecord.FromString(bytes(data))
+
+    def _principal(self, credential: apb.Credential, now_ms: int, peer: str) -> Principal:
+        if credential.revoked:
+            raise Unauthenticated("credential revoked")
+        if credential.expires_at_ms and credential.expires_at_ms <= now_ms:
+            raise Unauthenticated("credential expired")
+        return Principal(self.ledger.tenant, Role(credential.role), credential.credential_id,
+                         credential.party_id, peer)

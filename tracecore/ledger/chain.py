@@ -1,0 +1,111 @@
+"""Append-only, hash-chained records: each holds the SHA-256 of the one before, so any record
+changed, removed, inserted or reordered is found by walking the chain."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from typing import Generic, Protocol, Self, TypeVar
+
+from tracecore.errors import LedgerCorrupt
+from tracecore.ledger.env import Database, Txn
+from tracecore.ledger.records import seq_key, u64
+
+GENESIS = bytes(32)
+
+
+class Chained(Protocol):
+    """A protobuf record with the three chain fields."""
+
+    seq: int
+    prev_hash: bytes
+    hash: bytes
+
+    def SerializeToString(self, *, deterministic: bool = ...) -> bytes: ...
+    def CopyFrom(self, other: Self) -> None: ...
+    def ClearField(self, name: str) -> None: ...
+
+
+R = TypeVar("R", bound=Chained)
+
+
+class Chain(Generic[R]):
+    """A chain of ``message`` records in ``db`` keyed by sequence number; its head (last
+    sequence and hash) is kept in ``meta`` under ``head_key``."""
+
+    def __init__(self, db: Database, meta: Database, head_key: bytes, message: type[R]) -> None:
+        self._db = db
+        self._meta = meta
+        self._head_key = head_key
+        self._message = message
+
+    def head(self, txn: Txn) -> tuple[int, bytes]:
+        """(last sequence number, its hash); (0, GENESIS) when empty."""
+        data = txn.get(self._head_key, db=self._meta)
+        if data is None:
+            return 0, GENESIS
+        data = bytes(data)
+        return u64(data[:8]), data[8:]
+
+    def append(self, txn: Txn, record: R) -> int:
+        """Stores ``record`` as the next link; returns its sequence number."""
+        seq, prev = self.head(txn)
+        seq += 1
+        record.seq = seq
+        record.prev_hash = prev
+        record.hash = b""
+        record.hash = self.hash_of(record)
+        key = seq_key(seq)
+        txn.put(key, record.SerializeToString(deterministic=True), db=self._db, append=True)
+        txn.put(self._head_key, key + record.hash, db=self._meta)
+        return seq
+
+    def hash_of(self, record: R) -> bytes:
+        """SHA-256 over the previous hash and the record serialised with ``hash`` empty."""
+        unhashed = self._message()
+        unhashed.CopyFrom(record)
+        unhashed.ClearField("hash")
+        return hashlib.sha256(
+            record.prev_hash + unhashed.SerializeToString(deterministic=True)).digest()
+
+    def get(self, txn: Txn, seq: int) -> R:
+        data = txn.get(seq_key(seq), db=self._db)
+        if data is None:
+            raise LedgerCorrupt(f"record {seq} is missing from the chain")
+        return self._parse(data)
+
+    def scan(self, txn: Txn, start: int = 1) -> Iterator[R]:
+        cursor = txn.cursor(db=self._db)
+        if not cursor.set_range(seq_key(start)):
+            return
+        for _, data in cursor:
+            yield self._parse(data)
+
+    def verify(self, txn: Txn) -> tuple[int, int | None]:
+        """(records checked, first bad sequence number or None): each record's hash, its link
+        to the one before, gapless numbering, and the head."""
+        prev = GENESIS
+        expected = 1
+        cursor = txn.cursor(db=self._db)
+        for key, data in cursor:
+            try:
+                record = self._parse(data)
+            except LedgerCorrupt:
+                return expected - 1, expected
+            if (u64(key) != expected or record.seq != expected or record.prev_hash != prev
+                    or record.hash != self.hash_of(record)):
+                return expected - 1, expected
+            prev = record.hash
+            expected += 1
+        head_seq, head_hash = self.head(txn)
+        if head_seq != expected - 1 or head_hash != prev:
+            return expected - 1, expected
+        return expected - 1, None
+
+    def _parse(self, data: bytes | memoryview) -> R:
+        message = self._message()
+        try:
+            message.ParseFromString(bytes(data))  # type: ignore[attr-defined]
+        except Exception as exc:  # protobuf's DecodeError, and anything a mangled record raises
+            raise LedgerCorrupt("a chained record cannot be decoded") from exc
+        return message

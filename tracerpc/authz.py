@@ -1,0 +1,243 @@
+"""Who may call what: the one table of RPC x role, authentication, tenant and party checks,
+public rate limits, and the audit record of every write."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import grpc
+from google.protobuf.message import Message
+
+from pharmatrace.v1 import ledger_pb2 as lpb
+from tracecore.clock import now_ms
+from tracecore.credentials import OPERATOR, Principal, Role, parse_token
+from tracecore.errors import (
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    TraceError,
+    Unauthenticated,
+)
+from tracecore.ledger.tenants import DataDir
+from tracerpc.certs import peer_identity
+
+log = logging.getLogger("pharmatrace.audit")
+
+A, L, D, P, R, U, O = (Role.ADMIN, Role.LINE, Role.DISTRIBUTOR, Role.PHARMACY, Role.REGULATOR,
+                       Role.PUBLIC, Role.OPERATOR)
+_READERS = frozenset({A, L, D, P, R})
+
+
+def _rpcs(service: str, roles: frozenset[Role] | set[Role], *methods: str
+          ) -> dict[str, frozenset[Role]]:
+    return {f"/pharmatrace.v1.{service}/{m}": frozenset(roles) for m in methods}
+
+
+#: Every RPC and the roles that may call it. A method missing here is refused to everyone.
+TABLE: dict[str, frozenset[Role]] = {
+    **_rpcs("Admin", {O}, "CreateTenant", "ListTenants"),
+    **_rpcs("Admin", {A}, "RegisterProduct", "AddBatch", "AddParty", "CreateToken", "ListTokens",
+            "RevokeToken", "BindCertificate", "RotateKey", "RetireKey", "RevokeKey"),
+    **_rpcs("Admin", _READERS, "GetProduct", "ListProducts", "GetBatch", "ListBatches",
+            "GetParty", "ListParties"),
+    **_rpcs("Admin", {A, R}, "ListKeys"),
+    **_rpcs("CodeIssuance", {A, L}, "RequestCodes", "ReturnCodes"),
+    **_rpcs("CodeIssuance", {A, L, R}, "GetPool"),
+    **_rpcs("Lifecycle", {A, L}, "Commission"),
+    **_rpcs("Lifecycle", {A, L, D}, "Aggregate", "Disaggregate", "Ship", "Receive",
+            "CaptureEvents", "ImportEpcis"),
+    **_rpcs("Lifecycle", {A, D, P}, "Decommission", "Undo", "Destroy"),
+    **_rpcs("Lifecycle", {A, R}, "RecallBatch", "WithdrawProduct"),
+    **_rpcs("Verification", {A, L, D, P, R, U}, "Verify"),
+    **_rpcs("Verification", _READERS, "VerifyBatch", "VerifyStream"),
+    **_rpcs("Trace", {A, D, R}, "TraceCode", "ListEvents", "ExportEpcis"),
+    **_rpcs("Trace", {A, R}, "LocateBatch", "BatchesUsingMaterial", "ListAlerts",
+            "WatchAlerts", "RegionReport"),
+}
+
+#: Methods that change state: each call leaves one audit record.
+WRITES = frozenset(
+    m for m in TABLE
+    if m.rsplit("/", 1)[1].startswith(("Create", "Register", "Add", "Revoke", "Bind", "Rotate",
+                                        "Retire", "Request", "Return", "Commission", "Aggregate",
+                                        "Disaggregate", "Ship", "Receive", "Decommission", "Undo",
+                                        "Destroy", "Capture", "Import", "Recall", "Withdraw"))
+)
+#: Answered to anyone: the standard health and reflection services.
+OPEN_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+_OPERATOR_METHODS = frozenset(m for m, roles in TABLE.items() if O in roles)
+
+
+class RateLimited(ResourceExhausted):
+    """Over the public verification rate; ``retry_after_ms`` says when to come back."""
+
+    def __init__(self, retry_after_ms: int) -> None:
+        super().__init__(f"rate limit exceeded: retry in {retry_after_ms} ms")
+        self.retry_after_ms = retry_after_ms
+
+
+class RateLimiter:
+    """A token bucket per client: ``rate`` requests a second with bursts of ``burst``."""
+
+    def __init__(self, rate: float, burst: float, max_clients: int = 100_000) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._max_clients = max_clients
+        self._lock = threading.Lock()
+
+    def take(self, client: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            tokens, stamp = self._buckets.get(client, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - stamp) * self.rate)
+            if tokens < 1:
+                self._buckets[client] = (tokens, now)
+                raise RateLimited(int((1 - tokens) / self.rate * 1000) + 1)
+            if len(self._buckets) >= self._max_clients and client not in self._buckets:
+                self._buckets.clear()  # bounded memory; a flood of new clients restarts buckets
+            self._buckets[client] = (tokens - 1, now)
+
+
+AuditSink = Callable[[str, lpb.AuditRecord], Awaitable[None]]
+
+
+@dataclass
+class Authorizer:
+    """Authenticates and authorises each call before its handler runs."""
+
+    data: DataDir
+    enabled: bool = True
+    public_verify: bool = False
+    public_limit: RateLimiter | None = None
+    audit: AuditSink | None = None
+
+    def check(self, method: str, request: Message, context: grpc.aio.ServicerContext
+              ) -> Principal | None:
+        """The caller's principal, or None for the open services. Raises Unauthenticated or
+        PermissionDenied; fills in the credential's party when the request names none."""
+        if method.startswith(OPEN_PREFIXES):
+            return None
+        tenant = getattr(request, "tenant", "")
+        peer = context.peer() or ""
+        if not self.enabled:
+            return Principal(tenant, Role.ADMIN, peer=peer)
+        allowed = TABLE.get(method)
+        if allowed is None:
+            raise PermissionDenied("this method is not in the authorization table")
+        principal = self._authenticate(method, tenant, context, peer)
+        if principal.role not in allowed:
+            raise PermissionDenied(f"the {principal.role.name.lower()} role may not call "
+                                   f"{method.rsplit('/', 1)[1]}")
+        if method not in _OPERATOR_METHODS and principal.tenant != tenant:
+            raise PermissionDenied("this credential belongs to another tenant", field="tenant")
+        if principal.role is Role.PUBLIC and self.public_limit is not None:
+            self.public_limit.take(principal.credential_id or _host(peer))
+        if principal.party_id:
+            _bind_party(request, principal.party_id)
+        return principal
+
+    def check_stream_message(self, principal: Principal | None, request: Message) -> None:
+        """Every message of a client stream stays within the caller's tenant."""
+        if principal is None or not self.enabled:
+            return
+        if getattr(request, "tenant", principal.tenant) != principal.tenant:
+            raise PermissionDenied("this credential belongs to another tenant", field="tenant")
+        if principal.party_id:
+            _bind_party(request, principal.party_id)
+
+    async def record(self, method: str, principal: Principal | None, request: Message | None,
+                     code: grpc.StatusCode) -> None:
+        """One audit record for a write, in the tenant it concerns."""
+        if self.audit is None or principal is None or method not in WRITES:
+            return
+        tenant = getattr(request, "tenant", "") if request is not None else principal.tenant
+        entry = lpb.AuditRecord(
+            at_ms=now_ms(), credential_id=principal.credential_id,
+            role=int(principal.role), peer=principal.peer,  # type: ignore[arg-type]
+            method=method, summary=summarize(request) if request is not None else "(stream)",
+            status=code.name,
+        )
+        targets = {tenant} if tenant else set()
+        if principal.tenant == OPERATOR:
+            targets.add(OPERATOR)
+        for target in targets:
+            try:
+                await self.audit(target, entry)
+            except TraceError as exc:  # e.g. the named tenant does not exist: nothing to audit
+                log.info("no audit record in %r: %s", target, exc)
+
+    def _authenticate(self, method: str, tenant: str, context: grpc.aio.ServicerContext,
+                      peer: str) -> Principal:
+        token = _bearer(context.invocation_metadata() or ())
+        now = now_ms()
+        if token is not None:
+            parsed = parse_token(token)
+            try:
+                access = (self.data.operator() if parsed.tenant == OPERATOR
+                          else self.data.get(parsed.tenant).access)
+            except NotFound:
+                raise Unauthenticated("unknown API token") from None
+            return access.authenticate_token(parsed, now, peer)
+        cn = peer_identity(context.auth_context() or {})
+        if cn is not None and tenant:
+            try:
+                return self.data.get(tenant).access.authenticate_certificate(cn, now, peer)
+            except NotFound:
+                raise Unauthenticated("client certificate is not bound to this tenant") from None
+        if self.public_verify and method == "/pharmatrace.v1.Verification/Verify":
+            return Principal(tenant, Role.PUBLIC, peer=peer)
+        raise Unauthenticated("no credential: send 'authorization: Bearer <token>' or a bound "
+                              "client certificate")
+
+
+def summarize(message: Message, limit: int = 500) -> str:
+    """What a request asked for, for the audit trail: scalar fields, sizes of lists."""
+    parts: list[str] = []
+    for field, value in message.ListFields():
+        if field.is_repeated:
+            parts.append(f"{field.name}=[{len(value)}]")
+        elif field.message_type is not None:
+            parts.append(f"{field.name}={{{summarize(value, limit)}}}")
+        else:
+            parts.append(f"{field.name}={str(value)[:64]}")
+    return " ".join(parts)[:limit]
+
+
+def _bind_party(request: Message, party_id: str) -> None:
+    context = getattr(request, "context", None)
+    if context is None or not hasattr(context, "party_id"):
+        return
+    if not context.party_id:
+        context.party_id = party_id
+    elif context.party_id != party_id:
+        raise PermissionDenied(f"this credential acts for party {party_id}",
+                               field="context.party_id")
+
+
+def _bearer(metadata: Sequence[tuple[str, str | bytes]] | Mapping[str, str]) -> str | None:
+    items = metadata.items() if isinstance(metadata, Mapping) else metadata
+    for key, value in items:
+        if key == "authorization":
+            text = value.decode() if isinstance(value, bytes) else value
+            scheme, _, token = text.partition(" ")
+            if scheme.lower() != "bearer" or not token:
+                raise Unauthenticated("authorization metadata must be 'Bearer <token>'")
+            return token.strip()
+    return None
+
+
+def _host(peer: str) -> str:
+    """The client's address without its port: 'ipv4:1.2.3.4:5678' -> 'ipv4:1.2.3.4'."""
+    return peer.rsplit(":", 1)[0] if peer.count(":") >= 2 else peer
+
+
+def error_metadata(exc: TraceError) -> tuple[tuple[str, str], ...]:
+    """Trailing metadata that goes with an error: when to retry a rate-limited call."""
+    if isinstance(exc, RateLimited):
+        return (("retry-after-ms", str(exc.retry_after_ms)),)
+    return ()
