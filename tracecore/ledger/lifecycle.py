@@ -195,7 +195,8 @@ class _Session:
 
     def put(self, key: bytes, before: CodeRecord, after: CodeRecord) -> None:
         self.view.records[key] = after
-        self.view.tally.move(before if _counted(before) else None, after)
+        if _counted(after):
+            self.view.tally.move(before if _counted(before) else None, after)
 
     def link(self, parent: bytes, child: bytes) -> None:
         self.view.parents[child] = parent
@@ -277,7 +278,9 @@ def _apply_request(session: _Session, request: Request) -> Result:
 
 def _apply_event(session: _Session, index: int, event: Event, request: Request,
                  result: Result) -> None:
-    handler = _HANDLERS[event.kind]
+    handler = _HANDLERS.get(event.kind)
+    if handler is None:
+        raise InvalidArgument(f"{event.kind.value} is not a per-pack event here", field="kind")
     touched: list[bytes] = []
     codes = event.codes
     if event.kind is EventKind.DISAGGREGATE and not codes and event.parent is not None:
@@ -353,7 +356,7 @@ def _commission(session: _Session, event: Event, key: bytes, result: Result) -> 
         raise _Refused("no batch: give the lot it is packed from")
     holder, region = session.party(event.party_id, "party_id") if event.party_id else (0, 0)
     after = record.evolve(status=status, batch_ref=batch_ref, holder_ref=holder, region=region,
-                          level=event.level or record.level, updated_at_ms=event.when_ms)
+                          level=event.level or record.level, updated_at_ms=session.now_ms)
     session.put(key, record, after)
     session.view.batch_codes.append((ref_key(batch_ref), key))
     return [key]
@@ -362,7 +365,7 @@ def _commission(session: _Session, event: Event, key: bytes, result: Result) -> 
 def _void(session: _Session, event: Event, key: bytes, result: Result) -> list[bytes]:
     record = _existing(session, key)
     session.put(key, record, record.evolve(status=_step(record, Action.VOID),
-                                           updated_at_ms=event.when_ms))
+                                           updated_at_ms=session.now_ms))
     returns = session.view.pool_returns
     returns[record.pool_ref] = returns.get(record.pool_ref, 0) + 1
     return [key]
@@ -384,6 +387,8 @@ def _aggregate(session: _Session, event: Event, key: bytes, result: Result) -> l
         raise _Refused("a container cannot contain itself")
     if child.status is not Status.ACTIVE:
         raise _Refused(f"is {child.status.name}, only ACTIVE packs can be aggregated")
+    if child.in_transit:
+        raise _Refused("is in transit")
     if child.level >= parent.level:
         raise _Refused(f"packaging level {child.level} cannot go into level {parent.level}")
     current = session.parent(key)
@@ -457,6 +462,8 @@ def _receive(session: _Session, event: Event, key: bytes, result: Result) -> lis
 
 
 def _decommission(session: _Session, event: Event, key: bytes, result: Result) -> list[bytes]:
+    """A pack leaves the supply chain; a container takes all it holds with it. A pack taken from
+    inside a container (a unit sold from an opened case) leaves the container."""
     if event.target not in DECOMMISSIONED:
         raise InvalidArgument("must be a decommissioned status (dispensed, exported, sample, "
                               "free sample, checked out, locked)", field="target")
@@ -465,15 +472,25 @@ def _decommission(session: _Session, event: Event, key: bytes, result: Result) -
         raise _Refused("is in transit")
     if record.status in DECOMMISSIONED:
         raise _Refused(f"already {record.status.name.lower().replace('_', ' ')}")
-    status = _step(record, Action.DECOMMISSION, event.target)
+    _step(record, Action.DECOMMISSION, event.target)
     holder, region = (session.party(event.party_id, "party_id") if event.party_id
                       else (record.holder_ref, record.region))
-    after = record.evolve(status=status, holder_ref=holder, region=region or record.region,
-                          updated_at_ms=event.when_ms)
-    session.put(key, record, after)
-    if status in (Status.DISPENSED, Status.FREE_SAMPLE):
-        session.view.tally.flow(after, Flow.SOLD, event.when_ms)
-    return [key]
+    parent = session.parent(key)
+    if parent is not None:
+        session.unlink(parent, key)
+    changed = [key]
+    for k in [key, *session.descendants(key)]:
+        r = _existing(session, k)
+        if r.status is not Status.ACTIVE:
+            continue
+        after = r.evolve(status=_step(r, Action.DECOMMISSION, event.target), holder_ref=holder,
+                         region=region or r.region, updated_at_ms=session.now_ms)
+        session.put(k, r, after)
+        if k != key:
+            changed.append(k)
+        if after.status in (Status.DISPENSED, Status.FREE_SAMPLE):
+            session.view.tally.flow(after, Flow.SOLD, event.when_ms)
+    return changed
 
 
 def _undo(session: _Session, event: Event, key: bytes, result: Result) -> list[bytes]:
@@ -485,13 +502,15 @@ def _undo(session: _Session, event: Event, key: bytes, result: Result) -> list[b
     party, _ = session.party(event.party_id, "party_id")
     if party != record.holder_ref:
         raise _Refused("only the party that decommissioned it can undo it")
-    if record.status is not Status.LOCKED and event.when_ms - record.updated_at_ms > UNDO_WINDOW_MS:
+    # Measured on the ledger's clock: when the decommissioning and the undo were recorded, not
+    # the event times a caller claims.
+    if record.status is not Status.LOCKED and session.now_ms - record.updated_at_ms > UNDO_WINDOW_MS:
         raise _Refused("more than 10 days since it was decommissioned")
     expires = session.expires_on(record.batch_ref)
     when = dt.datetime.fromtimestamp(event.when_ms / 1000, dt.UTC).date()
     if expires is not None and expires < when:
         raise _Refused("the pack has expired")
-    after = record.evolve(status=_step(record, Action.UNDO), updated_at_ms=event.when_ms)
+    after = record.evolve(status=_step(record, Action.UNDO), updated_at_ms=session.now_ms)
     session.put(key, record, after)
     if record.status in (Status.DISPENSED, Status.FREE_SAMPLE):
         session.view.tally.flow(after, Flow.RETURNED, event.when_ms)
@@ -507,15 +526,16 @@ def _terminal(action: Action) -> object:
             r = _existing(session, k)
             if r.status in TERMINAL:
                 continue
-            session.put(k, r, r.evolve(status=_step(r, action), updated_at_ms=event.when_ms))
+            session.put(k, r, r.evolve(status=_step(r, action), updated_at_ms=session.now_ms))
         return moved
 
     return handler
 
 
 def _counted(record: CodeRecord) -> bool:
-    """Codes enter the counters when commissioned; issued-but-unused ones are not on packs."""
-    return record.status is not Status.ISSUED
+    """Codes enter the counters when commissioned: issued-but-unused ones, and those voided
+    unused, were never on a pack."""
+    return record.status not in (Status.ISSUED, Status.VOIDED)
 
 
 _HANDLERS = {
