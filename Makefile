@@ -14,7 +14,8 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 run: install
-	$(VENV)/bin/pharmatrace serve --dev --data ./data
+	@echo "make run: development mode: plaintext (--insecure), no authentication, public dev key passphrase"
+	$(VENV)/bin/pharmatrace serve --dev --insecure --data ./data
 
 test: install
 	$(PY) -m pytest tests

@@ -109,7 +109,8 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
     async def ListTokens(
         self, request: pb.ListTokensRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListTokensResponse:
-        return pb.ListTokensResponse(credentials=self._data.get(request.tenant).access.credentials())
+        access = self._data.get(request.tenant).access
+        return pb.ListTokensResponse(credentials=access.credentials())
 
     async def RevokeToken(
         self, request: pb.RevokeTokenRequest, context: grpc.aio.ServicerContext

@@ -7,12 +7,12 @@ from pathlib import Path
 
 from pharmatrace.v1 import admin_pb2_grpc, issuance_pb2_grpc, lifecycle_pb2_grpc
 from pharmatrace.v1 import ledger_pb2 as lpb
-from tracecore.credentials import OPERATOR
 
 from codegen_svc.admin import AdminServicer
 from codegen_svc.issuance import CodeIssuanceServicer
 from codegen_svc.lifecycle import GroupCommitter, LifecycleServicer
 from codegen_svc.writer import Batcher, Writer
+from tracecore.credentials import OPERATOR
 from tracecore.keys import KeySource
 from tracecore.ledger.tenants import DataDir
 from tracerpc import server as rpc_server

@@ -6,18 +6,18 @@ import re
 from collections.abc import AsyncIterator, Sequence
 
 import grpc
-
-from codegen_svc.writer import Batcher, Writer
 from pharmatrace.v1 import common_pb2 as cpb
 from pharmatrace.v1 import lifecycle_pb2 as pb
 from pharmatrace.v1 import lifecycle_pb2_grpc
+
+from codegen_svc.writer import Batcher, Writer
 from tracecore import masterdata
 from tracecore.clock import now_ms
 from tracecore.codes import Code, parse, parse_many
 from tracecore.errors import InvalidArgument, ParseError
 from tracecore.events import Event, EventKind
 from tracecore.ledger import lifecycle
-from tracecore.ledger.tenants import DataDir, Tenant
+from tracecore.ledger.tenants import DataDir
 from tracecore.status import Status
 
 MAX_CODES = 100_000

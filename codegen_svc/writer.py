@@ -37,13 +37,16 @@ class Batcher(Generic[K, Item, Out]):
         self._apply = apply
         self._pending: dict[K, list[tuple[Item, asyncio.Future[Out]]]] = {}
         self._draining: set[K] = set()
+        self._tasks: set[asyncio.Future[None]] = set()
 
     async def submit(self, key: K, item: Item) -> Out:
         future: asyncio.Future[Out] = asyncio.get_running_loop().create_future()
         self._pending.setdefault(key, []).append((item, future))
         if key not in self._draining:
             self._draining.add(key)
-            asyncio.ensure_future(self._drain(key))
+            task = asyncio.ensure_future(self._drain(key))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         return await future
 
     async def _drain(self, key: K) -> None:

@@ -20,7 +20,7 @@ _OPTIONS = [
 ]
 
 
-TOKEN_ENV = "PHARMATRACE_TOKEN"
+TOKEN_ENV = "PHARMATRACE_TOKEN"  # noqa: S105 - the variable's name, not a token
 
 
 class _Bearer(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,  # type: ignore[misc]

@@ -13,7 +13,8 @@ from tracecore.errors import Unauthenticated
 
 #: Tokens look like ``pt1.<tenant>.<credential id>.<secret>``; the tenant part says where the
 #: credential is kept, the secret is 256 random bits.
-_TOKEN = re.compile(r"pt1\.([a-z0-9_][a-z0-9-]{0,31}|_operator)\.([0-9a-f]{12})\.([A-Za-z0-9_-]{43})")
+_TOKEN = re.compile(
+    r"pt1\.([a-z0-9][a-z0-9-]{0,31}|_operator)\.([0-9a-f]{12})\.([A-Za-z0-9_-]{43})")
 OPERATOR = "_operator"
 
 

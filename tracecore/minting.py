@@ -40,6 +40,7 @@ _GS1_RANDOM = 12
 _GS1_TAG = 6
 _NMPA_RANDOM = 8
 _NMPA_CHECK_DIGITS = 4
+_NMPA_CHECK_MODULUS: int = 10**_NMPA_CHECK_DIGITS
 
 # 256 % 32 == 0: byte % 32 picks each character with probability exactly 1/32.
 _BASE32 = bytes(ALPHABET.encode("ascii")[b % 32] for b in range(256))
@@ -67,7 +68,7 @@ _KEY_IDS = {_key_chars(key_id): key_id for key_id in range(1, MAX_KEY_ID + 1)}
 class Minter:
     """Mints serials for one (scheme, product, signing key); the key's HMAC set-up is in ``mac``."""
 
-    __slots__ = ("_cut", "_head", "_mac", "_scheme")
+    __slots__ = ("_cut", "_draw", "_head", "_mac", "_tag")
 
     def __init__(self, scheme: Scheme, product: str, key_id: int, mac: Mac) -> None:
         if not 1 <= key_id <= MAX_KEY_ID:
@@ -80,15 +81,18 @@ class Minter:
             if gtin != product:
                 raise InvalidArgument("must be the 14-digit GTIN", field="product")
             key_part = _key_chars(key_id)
+            self._draw = (_GS1_RANDOM, _BASE32, b"")
+            self._tag = _gs1_tag
         else:
             if not nmpa.is_drug_id(product):
                 raise InvalidArgument("must be the 7-digit NMPA drug identifier", field="product")
             key_part = str(key_id % 10)
+            self._draw = (_NMPA_RANDOM, _DECIMAL, _DECIMAL_DROPPED)
+            self._tag = _nmpa_check
         prefix = product_key(scheme, product)
-        self._scheme = scheme
-        self._mac = mac
         self._head = prefix + key_part.encode("ascii")
         self._cut = len(prefix)
+        self._mac = mac
 
     def __repr__(self) -> str:
         return f"Minter({self._head.decode('ascii')!r})"
@@ -97,17 +101,10 @@ class Minter:
         """``n`` distinct serials: GS1 AI (21) serials, or NMPA 13-digit production identifiers."""
         if n < 0:
             raise InvalidArgument("must not be negative", field="count")
-        head, cut = self._head, self._cut
-        if self._scheme is _GS1:
-            messages = [head + part for part in _distinct_random(n, _GS1_RANDOM, _BASE32, b"")]
-            return [
-                (message[cut:] + _gs1_tag(digest)).decode("ascii")
-                for message, digest in zip(messages, self._mac.digests(messages), strict=True)
-            ]
-        parts = _distinct_random(n, _NMPA_RANDOM, _DECIMAL, _DECIMAL_DROPPED)
-        messages = [head + part for part in parts]
+        head, cut, tag = self._head, self._cut, self._tag
+        messages = [head + part for part in _distinct_random(n, *self._draw)]
         return [
-            (message[cut:] + _nmpa_check(digest)).decode("ascii")
+            (message[cut:] + tag(digest)).decode("ascii")
             for message, digest in zip(messages, self._mac.digests(messages), strict=True)
         ]
 
@@ -176,7 +173,7 @@ def _gs1_tag(digest: bytes) -> bytes:
 
 
 def _nmpa_check(digest: bytes) -> bytes:
-    return b"%04d" % (int.from_bytes(digest[:8], "big") % 10**_NMPA_CHECK_DIGITS)
+    return b"%04d" % (int.from_bytes(digest[:8], "big") % _NMPA_CHECK_MODULUS)
 
 
 def _gs1_key_id(serial: str) -> int | None:

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import grpc
 from google.protobuf.message import Message
-
 from pharmatrace.v1 import ledger_pb2 as lpb
+
 from tracecore.clock import now_ms
 from tracecore.credentials import OPERATOR, Principal, Role, parse_token
 from tracecore.errors import (
@@ -27,8 +27,8 @@ from tracerpc.certs import peer_identity
 
 log = logging.getLogger("pharmatrace.audit")
 
-A, L, D, P, R, U, O = (Role.ADMIN, Role.LINE, Role.DISTRIBUTOR, Role.PHARMACY, Role.REGULATOR,
-                       Role.PUBLIC, Role.OPERATOR)
+A, L, D, P, R, U, OP = (Role.ADMIN, Role.LINE, Role.DISTRIBUTOR, Role.PHARMACY, Role.REGULATOR,
+                        Role.PUBLIC, Role.OPERATOR)
 _READERS = frozenset({A, L, D, P, R})
 
 
@@ -39,7 +39,7 @@ def _rpcs(service: str, roles: frozenset[Role] | set[Role], *methods: str
 
 #: Every RPC and the roles that may call it. A method missing here is refused to everyone.
 TABLE: dict[str, frozenset[Role]] = {
-    **_rpcs("Admin", {O}, "CreateTenant", "ListTenants"),
+    **_rpcs("Admin", {OP}, "CreateTenant", "ListTenants"),
     **_rpcs("Admin", {A}, "RegisterProduct", "AddBatch", "AddParty", "CreateToken", "ListTokens",
             "RevokeToken", "BindCertificate", "RotateKey", "RetireKey", "RevokeKey"),
     **_rpcs("Admin", _READERS, "GetProduct", "ListProducts", "GetBatch", "ListBatches",
@@ -69,7 +69,7 @@ WRITES = frozenset(
 )
 #: Answered to anyone: the standard health and reflection services.
 OPEN_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
-_OPERATOR_METHODS = frozenset(m for m, roles in TABLE.items() if O in roles)
+_OPERATOR_METHODS = frozenset(m for m, roles in TABLE.items() if OP in roles)
 
 
 class RateLimited(ResourceExhausted):

@@ -22,6 +22,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tracecore.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 
+
 @dataclass(frozen=True)
 class Tls:
     """Server certificate and key (PEM); with ``client_ca`` set, clients must present a

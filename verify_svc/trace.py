@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import grpc
-
 from pharmatrace.v1 import ledger_pb2 as lpb
 from pharmatrace.v1 import lifecycle_pb2 as lifecycle_pb
 from pharmatrace.v1 import trace_pb2 as pb
 from pharmatrace.v1 import trace_pb2_grpc
+
 from tracecore import masterdata
 from tracecore.codes import Code, parse
 from tracecore.errors import InvalidArgument, NotFound, ParseError
-from tracecore.events import DECOMMISSION_CBV, CBV, EventKind
+from tracecore.events import CBV, DECOMMISSION_CBV, EventKind
 from tracecore.ledger.history import EventFilter, list_events, trace
 from tracecore.ledger.tenants import DataDir
 from tracecore.status import Status

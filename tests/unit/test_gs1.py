@@ -155,7 +155,7 @@ def test_hri_is_read_in_any_ai_order() -> None:
 
 
 def test_hri_parenthesis_in_data_is_escaped_or_not_an_ai() -> None:
-    """"\\(" is a literal "(", and so is a "(" that does not open "(digits)"."""
+    """An escaped "\\(" is a literal "(", and so is a "(" that does not open "(digits)"."""
     assert gs1.parse_hri("(01)09501101530003(10)A\\(21)B(21)C(D)") == {
         "01": GTIN, "10": "A(21)B", "21": "C(D)"}
     assert gs1.render_hri({"01": GTIN, "10": "A(21)B"}) == "(01)09501101530003(10)A\\(21)B"
@@ -287,7 +287,7 @@ def test_epc_uri_known_vector() -> None:
 
 
 def test_epc_uri_escapes_the_serial_characters_tds_reserves() -> None:
-    """" % & / < > ? are percent-escaped in the serial, the rest of set 82 written as is."""
+    """The serial's " % & / < > ? are percent-escaped, the rest of set 82 written as is."""
     reserved, plain = "A\"%&/<>?", "B!'()*+,-.:;=_z"
     assert gs1.render_epc_uri(GTIN, reserved, 7).endswith(".A%22%25%26%2F%3C%3E%3F")
     assert gs1.render_epc_uri(GTIN, plain, 7).endswith("." + plain)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pharmatrace.v1 import admin_pb2 as apb
 from pharmatrace.v1 import ledger_pb2 as lpb
+
 from tracecore import masterdata
 from tracecore.credentials import Principal, Role, Token, new_token, secret_matches
 from tracecore.errors import AlreadyExists, InvalidArgument, NotFound, Unauthenticated
@@ -120,7 +121,7 @@ class Access:
 
     def _credential(self, role: Role, party_id: str, label: str, expires_at_ms: int,
                     now_ms: int) -> apb.Credential:
-        if role not in Role or role is Role.OPERATOR and self.ledger.tenant != "_operator":
+        if role not in Role or (role is Role.OPERATOR and self.ledger.tenant != "_operator"):
             raise InvalidArgument("unknown or unavailable role", field="role")
         if party_id:
             masterdata.party_id(party_id)

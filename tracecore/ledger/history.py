@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from pharmatrace.v1 import common_pb2 as pb
 from pharmatrace.v1 import ledger_pb2 as lpb
+
 from tracecore.codes import Code
 from tracecore.errors import InvalidArgument
 from tracecore.events import EventKind
@@ -113,9 +114,7 @@ def list_events(
             raise InvalidArgument("is not a token this service gave out", field="page_token")
         start = int(page_token)
     out: list[lpb.EventRecord] = []
-    scanned = 0
-    for event in Journal(ledger.db).scan(txn, start):
-        scanned += 1
+    for scanned, event in enumerate(Journal(ledger.db).scan(txn, start), 1):
         if _matches(ledger, txn, event, wanted):
             out.append(event)
             if len(out) == page_size:

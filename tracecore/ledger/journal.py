@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from pharmatrace.v1 import ledger_pb2 as lpb
+
 from tracecore.ledger.chain import Chain
 from tracecore.ledger.env import Database, Txn
 from tracecore.ledger.records import seq_key, u64

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 from pharmatrace.v1 import ledger_pb2 as lpb
+
 from tracecore.codes import Code
 from tracecore.errors import InvalidArgument, TraceError
 from tracecore.events import Event, EventKind
@@ -504,7 +505,8 @@ def _undo(session: _Session, event: Event, key: bytes, result: Result) -> list[b
         raise _Refused("only the party that decommissioned it can undo it")
     # Measured on the ledger's clock: when the decommissioning and the undo were recorded, not
     # the event times a caller claims.
-    if record.status is not Status.LOCKED and session.now_ms - record.updated_at_ms > UNDO_WINDOW_MS:
+    elapsed = session.now_ms - record.updated_at_ms
+    if record.status is not Status.LOCKED and elapsed > UNDO_WINDOW_MS:
         raise _Refused("more than 10 days since it was decommissioned")
     expires = session.expires_on(record.batch_ref)
     when = dt.datetime.fromtimestamp(event.when_ms / 1000, dt.UTC).date()

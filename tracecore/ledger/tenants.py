@@ -12,8 +12,8 @@ from pathlib import Path
 from pharmatrace.v1 import ledger_pb2 as lpb
 
 from tracecore import masterdata
-from tracecore.errors import AlreadyExists, KeyRingError, NotFound, TraceError
 from tracecore.credentials import OPERATOR
+from tracecore.errors import AlreadyExists, KeyRingError, NotFound, TraceError
 from tracecore.keys import KeyRing, KeySource
 from tracecore.ledger.access import Access
 from tracecore.ledger.env import DEFAULT_MAP_SIZE
@@ -50,7 +50,7 @@ class Tenant:
 
 
 class DataDir:
-    """``root/tenants/<tenant>/`` for every tenant. The writer creates tenants; readers open them."""
+    """``root/tenants/<tenant>/`` for every tenant; the writer creates them, readers open them."""
 
     def __init__(
         self,

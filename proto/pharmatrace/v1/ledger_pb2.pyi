@@ -106,6 +106,7 @@ class EventRecord(_message.Message):
     RECORDED_AT_MS_FIELD_NUMBER: _builtins.int
     PREV_HASH_FIELD_NUMBER: _builtins.int
     HASH_FIELD_NUMBER: _builtins.int
+    PRODUCT_FIELD_NUMBER: _builtins.int
     seq: _builtins.int
     kind: _builtins.str
     """tracecore.events.EventKind value"""
@@ -128,6 +129,8 @@ class EventRecord(_message.Message):
     """SHA-256 of the previous record (32 zero bytes for the first)"""
     hash: _builtins.bytes
     """SHA-256 of prev_hash + this record with `hash` empty"""
+    product: _builtins.str
+    """RECALL / WITHDRAW: the product's GTIN or NMPA id"""
     @_builtins.property
     def codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
         """ledger keys of the codes it is about"""
@@ -153,10 +156,11 @@ class EventRecord(_message.Message):
         recorded_at_ms: _builtins.int = ...,
         prev_hash: _builtins.bytes = ...,
         hash: _builtins.bytes = ...,
+        product: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["codes", b"codes", "destination", b"destination", "event_id", b"event_id", "hash", b"hash", "kind", b"kind", "level", b"level", "lot", b"lot", "parent", b"parent", "party_id", b"party_id", "prev_hash", b"prev_hash", "reason", b"reason", "recorded_at_ms", b"recorded_at_ms", "region", b"region", "seq", b"seq", "target", b"target", "tz_offset", b"tz_offset", "when_ms", b"when_ms", "who", b"who"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["codes", b"codes", "destination", b"destination", "event_id", b"event_id", "hash", b"hash", "kind", b"kind", "level", b"level", "lot", b"lot", "parent", b"parent", "party_id", b"party_id", "prev_hash", b"prev_hash", "product", b"product", "reason", b"reason", "recorded_at_ms", b"recorded_at_ms", "region", b"region", "seq", b"seq", "target", b"target", "tz_offset", b"tz_offset", "when_ms", b"when_ms", "who", b"who"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -37,6 +37,10 @@ class _EventKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventKind.V
     EVENT_KIND_UNDO: _EventKind.ValueType  # 8
     EVENT_KIND_DESTROY: _EventKind.ValueType  # 9
     EVENT_KIND_REPORT_STOLEN: _EventKind.ValueType  # 10
+    EVENT_KIND_RECALL: _EventKind.ValueType  # 11
+    """a batch recalled (RecallBatch); not accepted by CaptureEvents"""
+    EVENT_KIND_WITHDRAW: _EventKind.ValueType  # 12
+    """a product withdrawn (WithdrawProduct); likewise"""
 
 class EventKind(_EventKind, metaclass=_EventKindEnumTypeWrapper): ...
 
@@ -51,6 +55,10 @@ EVENT_KIND_DECOMMISSION: EventKind.ValueType  # 7
 EVENT_KIND_UNDO: EventKind.ValueType  # 8
 EVENT_KIND_DESTROY: EventKind.ValueType  # 9
 EVENT_KIND_REPORT_STOLEN: EventKind.ValueType  # 10
+EVENT_KIND_RECALL: EventKind.ValueType  # 11
+"""a batch recalled (RecallBatch); not accepted by CaptureEvents"""
+EVENT_KIND_WITHDRAW: EventKind.ValueType  # 12
+"""a product withdrawn (WithdrawProduct); likewise"""
 Global___EventKind: _TypeAlias = EventKind  # noqa: Y015
 
 @_typing.final
@@ -520,3 +528,333 @@ class CaptureEventsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CaptureEventsResponse: _TypeAlias = CaptureEventsResponse  # noqa: Y015
+
+@_typing.final
+class RecallBatchRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    CONTEXT_FIELD_NUMBER: _builtins.int
+    PRODUCT_FIELD_NUMBER: _builtins.int
+    LOT_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    product: _builtins.str
+    """GTIN or NMPA drug identifier"""
+    lot: _builtins.str
+    reason: _builtins.str
+    """required, at most 500 characters"""
+    @_builtins.property
+    def context(self) -> Global___EventContext:
+        """party_id: the party ordering the recall, optional"""
+
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+        context: Global___EventContext | None = ...,
+        product: _builtins.str = ...,
+        lot: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["context", b"context"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["context", b"context", "lot", b"lot", "product", b"product", "reason", b"reason", "tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecallBatchRequest: _TypeAlias = RecallBatchRequest  # noqa: Y015
+
+@_typing.final
+class RecallMaterialRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    CONTEXT_FIELD_NUMBER: _builtins.int
+    SUPPLIER_FIELD_NUMBER: _builtins.int
+    SUPPLIER_LOT_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    supplier: _builtins.str
+    """as recorded on the batches (case and spacing ignored)"""
+    supplier_lot: _builtins.str
+    reason: _builtins.str
+    """required, at most 500 characters"""
+    @_builtins.property
+    def context(self) -> Global___EventContext: ...
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+        context: Global___EventContext | None = ...,
+        supplier: _builtins.str = ...,
+        supplier_lot: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["context", b"context"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["context", b"context", "reason", b"reason", "supplier", b"supplier", "supplier_lot", b"supplier_lot", "tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecallMaterialRequest: _TypeAlias = RecallMaterialRequest  # noqa: Y015
+
+@_typing.final
+class WithdrawProductRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    CONTEXT_FIELD_NUMBER: _builtins.int
+    PRODUCT_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    product: _builtins.str
+    """GTIN or NMPA drug identifier"""
+    reason: _builtins.str
+    """required, at most 500 characters"""
+    @_builtins.property
+    def context(self) -> Global___EventContext: ...
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+        context: Global___EventContext | None = ...,
+        product: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["context", b"context"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["context", b"context", "product", b"product", "reason", b"reason", "tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WithdrawProductRequest: _TypeAlias = WithdrawProductRequest  # noqa: Y015
+
+@_typing.final
+class RecallResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BATCHES_FIELD_NUMBER: _builtins.int
+    EVENT_SEQS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def batches(self) -> _containers.RepeatedCompositeFieldContainer[Global___BatchLocation]:
+        """Every batch concerned, with where its packs are now; for a material lot, in batch order."""
+
+    @_builtins.property
+    def event_seqs(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Events this call recorded; empty when everything was recalled (withdrawn) before."""
+
+    def __init__(
+        self,
+        *,
+        batches: _abc.Iterable[Global___BatchLocation] | None = ...,
+        event_seqs: _abc.Iterable[_builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batches", b"batches", "event_seqs", b"event_seqs"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecallResponse: _TypeAlias = RecallResponse  # noqa: Y015
+
+@_typing.final
+class Recall(_message.Message):
+    """A recall or a withdrawal, as recorded."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WHEN_MS_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    WHO_FIELD_NUMBER: _builtins.int
+    PARTY_ID_FIELD_NUMBER: _builtins.int
+    EVENT_SEQ_FIELD_NUMBER: _builtins.int
+    when_ms: _builtins.int
+    reason: _builtins.str
+    who: _builtins.str
+    """the authenticated caller, when there is one"""
+    party_id: _builtins.str
+    """the party that ordered it, when given"""
+    event_seq: _builtins.int
+    def __init__(
+        self,
+        *,
+        when_ms: _builtins.int = ...,
+        reason: _builtins.str = ...,
+        who: _builtins.str = ...,
+        party_id: _builtins.str = ...,
+        event_seq: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_seq", b"event_seq", "party_id", b"party_id", "reason", b"reason", "when_ms", b"when_ms", "who", b"who"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Recall: _TypeAlias = Recall  # noqa: Y015
+
+@_typing.final
+class BatchLocation(_message.Message):
+    """Where a batch's sales units (packaging level 1) are right now, from counters kept on every
+    event. Statuses are as recorded before any recall, so a recalled batch still shows which
+    packs are on shelves and which reached patients, and through which pharmacy.
+    units = at_plant + in_stock + in_transit + dispensed + other_decommissioned + destroyed + voided.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PRODUCT_FIELD_NUMBER: _builtins.int
+    PRODUCT_NAME_FIELD_NUMBER: _builtins.int
+    LOT_FIELD_NUMBER: _builtins.int
+    EXPIRES_ON_FIELD_NUMBER: _builtins.int
+    RECALL_FIELD_NUMBER: _builtins.int
+    WITHDRAWAL_FIELD_NUMBER: _builtins.int
+    UNITS_FIELD_NUMBER: _builtins.int
+    AT_PLANT_FIELD_NUMBER: _builtins.int
+    IN_STOCK_FIELD_NUMBER: _builtins.int
+    IN_TRANSIT_FIELD_NUMBER: _builtins.int
+    DISPENSED_FIELD_NUMBER: _builtins.int
+    OTHER_DECOMMISSIONED_FIELD_NUMBER: _builtins.int
+    DESTROYED_FIELD_NUMBER: _builtins.int
+    VOIDED_FIELD_NUMBER: _builtins.int
+    HOLDERS_FIELD_NUMBER: _builtins.int
+    REGIONS_FIELD_NUMBER: _builtins.int
+    product: _builtins.str
+    """GTIN or NMPA drug identifier"""
+    product_name: _builtins.str
+    lot: _builtins.str
+    expires_on: _builtins.str
+    units: _builtins.int
+    """commissioned or voided units of the batch"""
+    at_plant: _builtins.int
+    """ACTIVE at a plant, or commissioned without a holder"""
+    in_stock: _builtins.int
+    """ACTIVE, held by a distributor, warehouse, pharmacy or hospital"""
+    in_transit: _builtins.int
+    """ACTIVE, shipped and not yet received"""
+    dispensed: _builtins.int
+    """DISPENSED or FREE_SAMPLE: reach patients through `holders`"""
+    other_decommissioned: _builtins.int
+    """exported, sample, checked out, locked"""
+    destroyed: _builtins.int
+    """destroyed or stolen"""
+    voided: _builtins.int
+    @_builtins.property
+    def recall(self) -> Global___Recall:
+        """set once the batch is recalled"""
+
+    @_builtins.property
+    def withdrawal(self) -> Global___Recall:
+        """set once its product is withdrawn"""
+
+    @_builtins.property
+    def holders(self) -> _containers.RepeatedCompositeFieldContainer[Global___HolderCount]:
+        """one row per party, status and transit flag"""
+
+    @_builtins.property
+    def regions(self) -> _containers.RepeatedCompositeFieldContainer[Global___RegionCount]:
+        """per province of the holding party"""
+
+    def __init__(
+        self,
+        *,
+        product: _builtins.str = ...,
+        product_name: _builtins.str = ...,
+        lot: _builtins.str = ...,
+        expires_on: _builtins.str = ...,
+        recall: Global___Recall | None = ...,
+        withdrawal: Global___Recall | None = ...,
+        units: _builtins.int = ...,
+        at_plant: _builtins.int = ...,
+        in_stock: _builtins.int = ...,
+        in_transit: _builtins.int = ...,
+        dispensed: _builtins.int = ...,
+        other_decommissioned: _builtins.int = ...,
+        destroyed: _builtins.int = ...,
+        voided: _builtins.int = ...,
+        holders: _abc.Iterable[Global___HolderCount] | None = ...,
+        regions: _abc.Iterable[Global___RegionCount] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["recall", b"recall", "withdrawal", b"withdrawal"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at_plant", b"at_plant", "destroyed", b"destroyed", "dispensed", b"dispensed", "expires_on", b"expires_on", "holders", b"holders", "in_stock", b"in_stock", "in_transit", b"in_transit", "lot", b"lot", "other_decommissioned", b"other_decommissioned", "product", b"product", "product_name", b"product_name", "recall", b"recall", "regions", b"regions", "units", b"units", "voided", b"voided", "withdrawal", b"withdrawal"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchLocation: _TypeAlias = BatchLocation  # noqa: Y015
+
+@_typing.final
+class HolderCount(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARTY_ID_FIELD_NUMBER: _builtins.int
+    PARTY_NAME_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    REGION_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    IN_TRANSIT_FIELD_NUMBER: _builtins.int
+    UNITS_FIELD_NUMBER: _builtins.int
+    party_id: _builtins.str
+    """empty: commissioned without a party"""
+    party_name: _builtins.str
+    kind: _common_pb2.PartyKind.ValueType
+    region: _builtins.str
+    """the party's GB/T 2260 code"""
+    status: _common_pb2.CodeStatus.ValueType
+    """as recorded (ACTIVE, DISPENSED, VOIDED ...)"""
+    in_transit: _builtins.bool
+    """shipped to this party, not yet received"""
+    units: _builtins.int
+    def __init__(
+        self,
+        *,
+        party_id: _builtins.str = ...,
+        party_name: _builtins.str = ...,
+        kind: _common_pb2.PartyKind.ValueType = ...,
+        region: _builtins.str = ...,
+        status: _common_pb2.CodeStatus.ValueType = ...,
+        in_transit: _builtins.bool = ...,
+        units: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["in_transit", b"in_transit", "kind", b"kind", "party_id", b"party_id", "party_name", b"party_name", "region", b"region", "status", b"status", "units", b"units"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HolderCount: _TypeAlias = HolderCount  # noqa: Y015
+
+@_typing.final
+class RegionCount(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REGION_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    IN_STOCK_FIELD_NUMBER: _builtins.int
+    IN_TRANSIT_FIELD_NUMBER: _builtins.int
+    DISPENSED_FIELD_NUMBER: _builtins.int
+    region: _builtins.str
+    """two-digit province prefix; empty when the holder has none"""
+    name: _builtins.str
+    """"广东省 Guangdong" """
+    in_stock: _builtins.int
+    """ACTIVE, held there (plants included), not in transit"""
+    in_transit: _builtins.int
+    """on the way to a party there"""
+    dispensed: _builtins.int
+    def __init__(
+        self,
+        *,
+        region: _builtins.str = ...,
+        name: _builtins.str = ...,
+        in_stock: _builtins.int = ...,
+        in_transit: _builtins.int = ...,
+        dispensed: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dispensed", b"dispensed", "in_stock", b"in_stock", "in_transit", b"in_transit", "name", b"name", "region", b"region"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegionCount: _TypeAlias = RegionCount  # noqa: Y015

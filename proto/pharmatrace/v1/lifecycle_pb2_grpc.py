@@ -83,6 +83,21 @@ class LifecycleStub:
                 request_serializer=pharmatrace_dot_v1_dot_lifecycle__pb2.CaptureEventsRequest.SerializeToString,
                 response_deserializer=pharmatrace_dot_v1_dot_lifecycle__pb2.CaptureEventsResponse.FromString,
                 _registered_method=True)
+        self.RecallBatch = channel.unary_unary(
+                '/pharmatrace.v1.Lifecycle/RecallBatch',
+                request_serializer=pharmatrace_dot_v1_dot_lifecycle__pb2.RecallBatchRequest.SerializeToString,
+                response_deserializer=pharmatrace_dot_v1_dot_lifecycle__pb2.RecallResponse.FromString,
+                _registered_method=True)
+        self.RecallMaterial = channel.unary_unary(
+                '/pharmatrace.v1.Lifecycle/RecallMaterial',
+                request_serializer=pharmatrace_dot_v1_dot_lifecycle__pb2.RecallMaterialRequest.SerializeToString,
+                response_deserializer=pharmatrace_dot_v1_dot_lifecycle__pb2.RecallResponse.FromString,
+                _registered_method=True)
+        self.WithdrawProduct = channel.unary_unary(
+                '/pharmatrace.v1.Lifecycle/WithdrawProduct',
+                request_serializer=pharmatrace_dot_v1_dot_lifecycle__pb2.WithdrawProductRequest.SerializeToString,
+                response_deserializer=pharmatrace_dot_v1_dot_lifecycle__pb2.RecallResponse.FromString,
+                _registered_method=True)
 
 
 class LifecycleServicer:
@@ -157,6 +172,31 @@ class LifecycleServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecallBatch(self, request, context):
+        """Every pack of a batch becomes RECALLED, irreversibly, with one event naming the reason and
+        the caller; packs not yet commissioned can no longer be. Answers where the batch's packs are
+        right now. Recalling a recalled batch changes nothing and answers the same picture.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecallMaterial(self, request, context):
+        """Recalls every batch that used a supplier's material lot, across products, in one
+        transaction (the contaminated active ingredient case); one event per batch recalled.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WithdrawProduct(self, request, context):
+        """Every pack of a product becomes WITHDRAWN (market withdrawal), irreversibly; answers where
+        each of its batches is. Withdrawing a withdrawn product changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LifecycleServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -204,6 +244,21 @@ def add_LifecycleServicer_to_server(servicer, server):
                     servicer.CaptureEvents,
                     request_deserializer=pharmatrace_dot_v1_dot_lifecycle__pb2.CaptureEventsRequest.FromString,
                     response_serializer=pharmatrace_dot_v1_dot_lifecycle__pb2.CaptureEventsResponse.SerializeToString,
+            ),
+            'RecallBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecallBatch,
+                    request_deserializer=pharmatrace_dot_v1_dot_lifecycle__pb2.RecallBatchRequest.FromString,
+                    response_serializer=pharmatrace_dot_v1_dot_lifecycle__pb2.RecallResponse.SerializeToString,
+            ),
+            'RecallMaterial': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecallMaterial,
+                    request_deserializer=pharmatrace_dot_v1_dot_lifecycle__pb2.RecallMaterialRequest.FromString,
+                    response_serializer=pharmatrace_dot_v1_dot_lifecycle__pb2.RecallResponse.SerializeToString,
+            ),
+            'WithdrawProduct': grpc.unary_unary_rpc_method_handler(
+                    servicer.WithdrawProduct,
+                    request_deserializer=pharmatrace_dot_v1_dot_lifecycle__pb2.WithdrawProductRequest.FromString,
+                    response_serializer=pharmatrace_dot_v1_dot_lifecycle__pb2.RecallResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -453,6 +508,87 @@ class Lifecycle:
             '/pharmatrace.v1.Lifecycle/CaptureEvents',
             pharmatrace_dot_v1_dot_lifecycle__pb2.CaptureEventsRequest.SerializeToString,
             pharmatrace_dot_v1_dot_lifecycle__pb2.CaptureEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecallBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pharmatrace.v1.Lifecycle/RecallBatch',
+            pharmatrace_dot_v1_dot_lifecycle__pb2.RecallBatchRequest.SerializeToString,
+            pharmatrace_dot_v1_dot_lifecycle__pb2.RecallResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecallMaterial(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pharmatrace.v1.Lifecycle/RecallMaterial',
+            pharmatrace_dot_v1_dot_lifecycle__pb2.RecallMaterialRequest.SerializeToString,
+            pharmatrace_dot_v1_dot_lifecycle__pb2.RecallResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WithdrawProduct(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pharmatrace.v1.Lifecycle/WithdrawProduct',
+            pharmatrace_dot_v1_dot_lifecycle__pb2.WithdrawProductRequest.SerializeToString,
+            pharmatrace_dot_v1_dot_lifecycle__pb2.RecallResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -59,6 +59,19 @@ class LifecycleStub:
     """Bulk capture for line controllers and warehouse systems: any mix of events, many messages,
     group-committed. Answered once the stream ends.
     """
+    RecallBatch: _grpc.UnaryUnaryMultiCallable[_lifecycle_pb2.RecallBatchRequest, _lifecycle_pb2.RecallResponse]
+    """Every pack of a batch becomes RECALLED, irreversibly, with one event naming the reason and
+    the caller; packs not yet commissioned can no longer be. Answers where the batch's packs are
+    right now. Recalling a recalled batch changes nothing and answers the same picture.
+    """
+    RecallMaterial: _grpc.UnaryUnaryMultiCallable[_lifecycle_pb2.RecallMaterialRequest, _lifecycle_pb2.RecallResponse]
+    """Recalls every batch that used a supplier's material lot, across products, in one
+    transaction (the contaminated active ingredient case); one event per batch recalled.
+    """
+    WithdrawProduct: _grpc.UnaryUnaryMultiCallable[_lifecycle_pb2.WithdrawProductRequest, _lifecycle_pb2.RecallResponse]
+    """Every pack of a product becomes WITHDRAWN (market withdrawal), irreversibly; answers where
+    each of its batches is. Withdrawing a withdrawn product changes nothing.
+    """
 
 @_typing.type_check_only
 class LifecycleAsyncStub(LifecycleStub):
@@ -90,6 +103,19 @@ class LifecycleAsyncStub(LifecycleStub):
     CaptureEvents: _aio.StreamUnaryMultiCallable[_lifecycle_pb2.CaptureEventsRequest, _lifecycle_pb2.CaptureEventsResponse]  # type: ignore[assignment]
     """Bulk capture for line controllers and warehouse systems: any mix of events, many messages,
     group-committed. Answered once the stream ends.
+    """
+    RecallBatch: _aio.UnaryUnaryMultiCallable[_lifecycle_pb2.RecallBatchRequest, _lifecycle_pb2.RecallResponse]  # type: ignore[assignment]
+    """Every pack of a batch becomes RECALLED, irreversibly, with one event naming the reason and
+    the caller; packs not yet commissioned can no longer be. Answers where the batch's packs are
+    right now. Recalling a recalled batch changes nothing and answers the same picture.
+    """
+    RecallMaterial: _aio.UnaryUnaryMultiCallable[_lifecycle_pb2.RecallMaterialRequest, _lifecycle_pb2.RecallResponse]  # type: ignore[assignment]
+    """Recalls every batch that used a supplier's material lot, across products, in one
+    transaction (the contaminated active ingredient case); one event per batch recalled.
+    """
+    WithdrawProduct: _aio.UnaryUnaryMultiCallable[_lifecycle_pb2.WithdrawProductRequest, _lifecycle_pb2.RecallResponse]  # type: ignore[assignment]
+    """Every pack of a product becomes WITHDRAWN (market withdrawal), irreversibly; answers where
+    each of its batches is. Withdrawing a withdrawn product changes nothing.
     """
 
 class LifecycleServicer(metaclass=_abc_1.ABCMeta):
@@ -173,6 +199,37 @@ class LifecycleServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_lifecycle_pb2.CaptureEventsResponse, _abc.Awaitable[_lifecycle_pb2.CaptureEventsResponse]]:
         """Bulk capture for line controllers and warehouse systems: any mix of events, many messages,
         group-committed. Answered once the stream ends.
+        """
+
+    @_abc_1.abstractmethod
+    def RecallBatch(
+        self,
+        request: _lifecycle_pb2.RecallBatchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_lifecycle_pb2.RecallResponse, _abc.Awaitable[_lifecycle_pb2.RecallResponse]]:
+        """Every pack of a batch becomes RECALLED, irreversibly, with one event naming the reason and
+        the caller; packs not yet commissioned can no longer be. Answers where the batch's packs are
+        right now. Recalling a recalled batch changes nothing and answers the same picture.
+        """
+
+    @_abc_1.abstractmethod
+    def RecallMaterial(
+        self,
+        request: _lifecycle_pb2.RecallMaterialRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_lifecycle_pb2.RecallResponse, _abc.Awaitable[_lifecycle_pb2.RecallResponse]]:
+        """Recalls every batch that used a supplier's material lot, across products, in one
+        transaction (the contaminated active ingredient case); one event per batch recalled.
+        """
+
+    @_abc_1.abstractmethod
+    def WithdrawProduct(
+        self,
+        request: _lifecycle_pb2.WithdrawProductRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_lifecycle_pb2.RecallResponse, _abc.Awaitable[_lifecycle_pb2.RecallResponse]]:
+        """Every pack of a product becomes WITHDRAWN (market withdrawal), irreversibly; answers where
+        each of its batches is. Withdrawing a withdrawn product changes nothing.
         """
 
 def add_LifecycleServicer_to_server(servicer: LifecycleServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -24,25 +24,58 @@ _sym_db = _symbol_database.Default()
 
 from pharmatrace.v1 import common_pb2 as pharmatrace_dot_v1_dot_common__pb2
 from pharmatrace.v1 import lifecycle_pb2 as pharmatrace_dot_v1_dot_lifecycle__pb2
+from pharmatrace.v1 import verification_pb2 as pharmatrace_dot_v1_dot_verification__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1apharmatrace/v1/trace.proto\x12\x0epharmatrace.v1\x1a\x1bpharmatrace/v1/common.proto\x1a\x1epharmatrace/v1/lifecycle.proto\"0\n\x10TraceCodeRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\"\xdd\x02\n\x0bTracedEvent\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\'\n\x04kind\x18\x02 \x01(\x0e\x32\x19.pharmatrace.v1.EventKind\x12\x0f\n\x07when_ms\x18\x03 \x01(\x03\x12\x11\n\ttz_offset\x18\x04 \x01(\t\x12\x10\n\x08party_id\x18\x05 \x01(\t\x12\x13\n\x0b\x64\x65stination\x18\x06 \x01(\t\x12\x0e\n\x06parent\x18\x07 \x01(\t\x12\r\n\x05\x63odes\x18\x08 \x03(\t\x12\x12\n\ncode_count\x18\t \x01(\r\x12\x10\n\x08\x62iz_step\x18\n \x01(\t\x12\x13\n\x0b\x64isposition\x18\x0b \x01(\t\x12*\n\x06target\x18\x0c \x01(\x0e\x32\x1a.pharmatrace.v1.CodeStatus\x12\x0e\n\x06reason\x18\r \x01(\t\x12\x10\n\x08\x65vent_id\x18\x0e \x01(\t\x12\x0b\n\x03who\x18\x0f \x01(\t\x12\x0b\n\x03via\x18\x10 \x01(\t\x12\x0b\n\x03lot\x18\x11 \x01(\t\"\xd6\x02\n\x11TraceCodeResponse\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12*\n\x06status\x18\x02 \x01(\x0e\x32\x1a.pharmatrace.v1.CodeStatus\x12-\n\x05level\x18\x03 \x01(\x0e\x32\x1e.pharmatrace.v1.PackagingLevel\x12(\n\x07product\x18\x04 \x01(\x0b\x32\x17.pharmatrace.v1.Product\x12$\n\x05\x62\x61tch\x18\x05 \x01(\x0b\x32\x15.pharmatrace.v1.Batch\x12\x0e\n\x06holder\x18\x06 \x01(\t\x12\x12\n\nin_transit\x18\x07 \x01(\x08\x12\x0f\n\x07parents\x18\x08 \x03(\t\x12\x10\n\x08\x63hildren\x18\t \x03(\t\x12\x13\n\x0b\x63hild_count\x18\n \x01(\r\x12,\n\x07history\x18\x0b \x03(\x0b\x32\x1b.pharmatrace.v1.TracedEvent\"\x9a\x01\n\x11ListEventsRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0f\n\x07product\x18\x02 \x01(\t\x12\x0b\n\x03lot\x18\x03 \x01(\t\x12\x10\n\x08party_id\x18\x04 \x01(\t\x12\x0f\n\x07\x66rom_ms\x18\x05 \x01(\x03\x12\r\n\x05to_ms\x18\x06 \x01(\x03\x12\x11\n\tpage_size\x18\x07 \x01(\r\x12\x12\n\npage_token\x18\x08 \x01(\t\"Z\n\x12ListEventsResponse\x12+\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1b.pharmatrace.v1.TracedEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xae\x01\n\x05Trace\x12P\n\tTraceCode\x12 .pharmatrace.v1.TraceCodeRequest\x1a!.pharmatrace.v1.TraceCodeResponse\x12S\n\nListEvents\x12!.pharmatrace.v1.ListEventsRequest\x1a\".pharmatrace.v1.ListEventsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1apharmatrace/v1/trace.proto\x12\x0epharmatrace.v1\x1a\x1bpharmatrace/v1/common.proto\x1a\x1epharmatrace/v1/lifecycle.proto\x1a!pharmatrace/v1/verification.proto\"0\n\x10TraceCodeRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\"\xee\x02\n\x0bTracedEvent\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\'\n\x04kind\x18\x02 \x01(\x0e\x32\x19.pharmatrace.v1.EventKind\x12\x0f\n\x07when_ms\x18\x03 \x01(\x03\x12\x11\n\ttz_offset\x18\x04 \x01(\t\x12\x10\n\x08party_id\x18\x05 \x01(\t\x12\x13\n\x0b\x64\x65stination\x18\x06 \x01(\t\x12\x0e\n\x06parent\x18\x07 \x01(\t\x12\r\n\x05\x63odes\x18\x08 \x03(\t\x12\x12\n\ncode_count\x18\t \x01(\r\x12\x10\n\x08\x62iz_step\x18\n \x01(\t\x12\x13\n\x0b\x64isposition\x18\x0b \x01(\t\x12*\n\x06target\x18\x0c \x01(\x0e\x32\x1a.pharmatrace.v1.CodeStatus\x12\x0e\n\x06reason\x18\r \x01(\t\x12\x10\n\x08\x65vent_id\x18\x0e \x01(\t\x12\x0b\n\x03who\x18\x0f \x01(\t\x12\x0b\n\x03via\x18\x10 \x01(\t\x12\x0b\n\x03lot\x18\x11 \x01(\t\x12\x0f\n\x07product\x18\x12 \x01(\t\"\xd6\x02\n\x11TraceCodeResponse\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12*\n\x06status\x18\x02 \x01(\x0e\x32\x1a.pharmatrace.v1.CodeStatus\x12-\n\x05level\x18\x03 \x01(\x0e\x32\x1e.pharmatrace.v1.PackagingLevel\x12(\n\x07product\x18\x04 \x01(\x0b\x32\x17.pharmatrace.v1.Product\x12$\n\x05\x62\x61tch\x18\x05 \x01(\x0b\x32\x15.pharmatrace.v1.Batch\x12\x0e\n\x06holder\x18\x06 \x01(\t\x12\x12\n\nin_transit\x18\x07 \x01(\x08\x12\x0f\n\x07parents\x18\x08 \x03(\t\x12\x10\n\x08\x63hildren\x18\t \x03(\t\x12\x13\n\x0b\x63hild_count\x18\n \x01(\r\x12,\n\x07history\x18\x0b \x03(\x0b\x32\x1b.pharmatrace.v1.TracedEvent\"\x9a\x01\n\x11ListEventsRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0f\n\x07product\x18\x02 \x01(\t\x12\x0b\n\x03lot\x18\x03 \x01(\t\x12\x10\n\x08party_id\x18\x04 \x01(\t\x12\x0f\n\x07\x66rom_ms\x18\x05 \x01(\x03\x12\r\n\x05to_ms\x18\x06 \x01(\x03\x12\x11\n\tpage_size\x18\x07 \x01(\r\x12\x12\n\npage_token\x18\x08 \x01(\t\"Z\n\x12ListEventsResponse\x12+\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1b.pharmatrace.v1.TracedEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"B\n\x12LocateBatchRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0f\n\x07product\x18\x02 \x01(\t\x12\x0b\n\x03lot\x18\x03 \x01(\t\"F\n\x13LocateBatchResponse\x12/\n\x08location\x18\x01 \x01(\x0b\x32\x1d.pharmatrace.v1.BatchLocation\"U\n\x1b\x42\x61tchesUsingMaterialRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x10\n\x08supplier\x18\x02 \x01(\t\x12\x14\n\x0csupplier_lot\x18\x03 \x01(\t\"j\n\x0bMaterialUse\x12-\n\x08material\x18\x01 \x01(\x0b\x32\x1b.pharmatrace.v1.MaterialLot\x12,\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x1d.pharmatrace.v1.BatchLocation\"I\n\x1c\x42\x61tchesUsingMaterialResponse\x12)\n\x04uses\x18\x01 \x03(\x0b\x32\x1b.pharmatrace.v1.MaterialUse\"\xde\x03\n\x05\x41lert\x12\x10\n\x08\x61lert_id\x18\x01 \x01(\x04\x12\'\n\x04kind\x18\x02 \x01(\x0e\x32\x19.pharmatrace.v1.AlertKind\x12+\n\x06source\x18\x03 \x01(\x0e\x32\x1b.pharmatrace.v1.AlertSource\x12\x14\n\x0craised_at_ms\x18\x04 \x01(\x03\x12\x0c\n\x04\x63ode\x18\x05 \x01(\t\x12\r\n\x05units\x18\x06 \x01(\r\x12\x0f\n\x07product\x18\x07 \x01(\t\x12\x0b\n\x03lot\x18\x08 \x01(\t\x12\x0e\n\x06region\x18\t \x01(\t\x12\x10\n\x08party_id\x18\n \x01(\t\x12\x1a\n\x12\x61uthorised_regions\x18\x0b \x03(\t\x12\x15\n\rauthorised_by\x18\x0c \x01(\t\x12\x31\n\x0c\x63lone_reason\x18\r \x01(\x0e\x32\x1b.pharmatrace.v1.CloneReason\x12\x17\n\x0fprevious_region\x18\x0e \x01(\t\x12\x16\n\x0eprevious_at_ms\x18\x0f \x01(\x03\x12\x13\n\x0b\x64istance_km\x18\x10 \x01(\x01\x12\x12\n\nscan_count\x18\x11 \x01(\x04\x12*\n\x06status\x18\x12 \x01(\x0e\x32\x1a.pharmatrace.v1.CodeStatus\x12\x0e\n\x06\x64\x65tail\x18\x13 \x01(\t\"\xc1\x01\n\x11ListAlertsRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\'\n\x04kind\x18\x02 \x01(\x0e\x32\x19.pharmatrace.v1.AlertKind\x12\x0f\n\x07product\x18\x03 \x01(\t\x12\x0b\n\x03lot\x18\x04 \x01(\t\x12\x0e\n\x06region\x18\x05 \x01(\t\x12\x0f\n\x07\x66rom_ms\x18\x06 \x01(\x03\x12\r\n\x05to_ms\x18\x07 \x01(\x03\x12\x11\n\tpage_size\x18\x08 \x01(\r\x12\x12\n\npage_token\x18\t \x01(\t\"k\n\x12ListAlertsResponse\x12%\n\x06\x61lerts\x18\x01 \x03(\x0b\x32\x15.pharmatrace.v1.Alert\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x15\n\rlast_alert_id\x18\x03 \x01(\x04\"\x8d\x01\n\x12WatchAlertsRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\'\n\x04kind\x18\x02 \x01(\x0e\x32\x19.pharmatrace.v1.AlertKind\x12\x0f\n\x07product\x18\x03 \x01(\t\x12\x0b\n\x03lot\x18\x04 \x01(\t\x12\x0e\n\x06region\x18\x05 \x01(\t\x12\x10\n\x08\x61\x66ter_id\x18\x06 \x01(\x04\"<\n\x13WatchAlertsResponse\x12%\n\x06\x61lerts\x18\x01 \x03(\x0b\x32\x15.pharmatrace.v1.Alert\"\x8f\x01\n\x13RegionReportRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x10\n\x08products\x18\x02 \x03(\t\x12\r\n\x05start\x18\x03 \x01(\t\x12\x0b\n\x03\x65nd\x18\x04 \x01(\t\x12*\n\x05level\x18\x05 \x01(\x0e\x32\x1b.pharmatrace.v1.RegionLevel\x12\x0e\n\x06region\x18\x06 \x01(\t\"\xaa\x01\n\tRegionRow\x12\x0f\n\x07product\x18\x01 \x01(\t\x12\x14\n\x0cproduct_name\x18\x02 \x01(\t\x12\x0e\n\x06region\x18\x03 \x01(\t\x12\x13\n\x0bregion_name\x18\x04 \x01(\t\x12\r\n\x05stock\x18\x05 \x01(\x04\x12\x10\n\x08recalled\x18\x06 \x01(\x04\x12\x10\n\x08received\x18\x07 \x01(\x04\x12\x0c\n\x04sold\x18\x08 \x01(\x04\x12\x10\n\x08returned\x18\t \x01(\x04\"\xa0\x01\n\x14RegionReportResponse\x12\'\n\x04rows\x18\x01 \x03(\x0b\x32\x19.pharmatrace.v1.RegionRow\x12\r\n\x05start\x18\x02 \x01(\t\x12\x0b\n\x03\x65nd\x18\x03 \x01(\t\x12*\n\x05level\x18\x04 \x01(\x0e\x32\x1b.pharmatrace.v1.RegionLevel\x12\x17\n\x0fgenerated_at_ms\x18\x05 \x01(\x03*w\n\x0b\x41lertSource\x12\x1c\n\x18\x41LERT_SOURCE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x41LERT_SOURCE_RECEIPT\x10\x01\x12\x19\n\x15\x41LERT_SOURCE_DISPENSE\x10\x02\x12\x15\n\x11\x41LERT_SOURCE_SCAN\x10\x03*\x86\x01\n\x0b\x43loneReason\x12\x1c\n\x18\x43LONE_REASON_UNSPECIFIED\x10\x00\x12\x17\n\x13\x43LONE_REASON_TRAVEL\x10\x01\x12\x1f\n\x1b\x43LONE_REASON_SEEN_AFTER_END\x10\x02\x12\x1f\n\x1b\x43LONE_REASON_TOO_MANY_SCANS\x10\x03*v\n\x0bRegionLevel\x12\x1c\n\x18REGION_LEVEL_UNSPECIFIED\x10\x00\x12\x19\n\x15REGION_LEVEL_PROVINCE\x10\x01\x12\x15\n\x11REGION_LEVEL_CITY\x10\x02\x12\x17\n\x13REGION_LEVEL_COUNTY\x10\x03\x32\x83\x05\n\x05Trace\x12P\n\tTraceCode\x12 .pharmatrace.v1.TraceCodeRequest\x1a!.pharmatrace.v1.TraceCodeResponse\x12S\n\nListEvents\x12!.pharmatrace.v1.ListEventsRequest\x1a\".pharmatrace.v1.ListEventsResponse\x12V\n\x0bLocateBatch\x12\".pharmatrace.v1.LocateBatchRequest\x1a#.pharmatrace.v1.LocateBatchResponse\x12q\n\x14\x42\x61tchesUsingMaterial\x12+.pharmatrace.v1.BatchesUsingMaterialRequest\x1a,.pharmatrace.v1.BatchesUsingMaterialResponse\x12S\n\nListAlerts\x12!.pharmatrace.v1.ListAlertsRequest\x1a\".pharmatrace.v1.ListAlertsResponse\x12X\n\x0bWatchAlerts\x12\".pharmatrace.v1.WatchAlertsRequest\x1a#.pharmatrace.v1.WatchAlertsResponse0\x01\x12Y\n\x0cRegionReport\x12#.pharmatrace.v1.RegionReportRequest\x1a$.pharmatrace.v1.RegionReportResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'pharmatrace.v1.trace_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TRACECODEREQUEST']._serialized_start=107
-  _globals['_TRACECODEREQUEST']._serialized_end=155
-  _globals['_TRACEDEVENT']._serialized_start=158
-  _globals['_TRACEDEVENT']._serialized_end=507
-  _globals['_TRACECODERESPONSE']._serialized_start=510
-  _globals['_TRACECODERESPONSE']._serialized_end=852
-  _globals['_LISTEVENTSREQUEST']._serialized_start=855
-  _globals['_LISTEVENTSREQUEST']._serialized_end=1009
-  _globals['_LISTEVENTSRESPONSE']._serialized_start=1011
-  _globals['_LISTEVENTSRESPONSE']._serialized_end=1101
-  _globals['_TRACE']._serialized_start=1104
-  _globals['_TRACE']._serialized_end=1278
+  _globals['_ALERTSOURCE']._serialized_start=3039
+  _globals['_ALERTSOURCE']._serialized_end=3158
+  _globals['_CLONEREASON']._serialized_start=3161
+  _globals['_CLONEREASON']._serialized_end=3295
+  _globals['_REGIONLEVEL']._serialized_start=3297
+  _globals['_REGIONLEVEL']._serialized_end=3415
+  _globals['_TRACECODEREQUEST']._serialized_start=142
+  _globals['_TRACECODEREQUEST']._serialized_end=190
+  _globals['_TRACEDEVENT']._serialized_start=193
+  _globals['_TRACEDEVENT']._serialized_end=559
+  _globals['_TRACECODERESPONSE']._serialized_start=562
+  _globals['_TRACECODERESPONSE']._serialized_end=904
+  _globals['_LISTEVENTSREQUEST']._serialized_start=907
+  _globals['_LISTEVENTSREQUEST']._serialized_end=1061
+  _globals['_LISTEVENTSRESPONSE']._serialized_start=1063
+  _globals['_LISTEVENTSRESPONSE']._serialized_end=1153
+  _globals['_LOCATEBATCHREQUEST']._serialized_start=1155
+  _globals['_LOCATEBATCHREQUEST']._serialized_end=1221
+  _globals['_LOCATEBATCHRESPONSE']._serialized_start=1223
+  _globals['_LOCATEBATCHRESPONSE']._serialized_end=1293
+  _globals['_BATCHESUSINGMATERIALREQUEST']._serialized_start=1295
+  _globals['_BATCHESUSINGMATERIALREQUEST']._serialized_end=1380
+  _globals['_MATERIALUSE']._serialized_start=1382
+  _globals['_MATERIALUSE']._serialized_end=1488
+  _globals['_BATCHESUSINGMATERIALRESPONSE']._serialized_start=1490
+  _globals['_BATCHESUSINGMATERIALRESPONSE']._serialized_end=1563
+  _globals['_ALERT']._serialized_start=1566
+  _globals['_ALERT']._serialized_end=2044
+  _globals['_LISTALERTSREQUEST']._serialized_start=2047
+  _globals['_LISTALERTSREQUEST']._serialized_end=2240
+  _globals['_LISTALERTSRESPONSE']._serialized_start=2242
+  _globals['_LISTALERTSRESPONSE']._serialized_end=2349
+  _globals['_WATCHALERTSREQUEST']._serialized_start=2352
+  _globals['_WATCHALERTSREQUEST']._serialized_end=2493
+  _globals['_WATCHALERTSRESPONSE']._serialized_start=2495
+  _globals['_WATCHALERTSRESPONSE']._serialized_end=2555
+  _globals['_REGIONREPORTREQUEST']._serialized_start=2558
+  _globals['_REGIONREPORTREQUEST']._serialized_end=2701
+  _globals['_REGIONROW']._serialized_start=2704
+  _globals['_REGIONROW']._serialized_end=2874
+  _globals['_REGIONREPORTRESPONSE']._serialized_start=2877
+  _globals['_REGIONREPORTRESPONSE']._serialized_end=3037
+  _globals['_TRACE']._serialized_start=3418
+  _globals['_TRACE']._serialized_end=4061
 # @@protoc_insertion_point(module_scope)

@@ -7,8 +7,10 @@ from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from pharmatrace.v1 import common_pb2 as _common_pb2
 from pharmatrace.v1 import lifecycle_pb2 as _lifecycle_pb2
+from pharmatrace.v1 import verification_pb2 as _verification_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -19,6 +21,79 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _AlertSource:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AlertSourceEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AlertSource.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ALERT_SOURCE_UNSPECIFIED: _AlertSource.ValueType  # 0
+    ALERT_SOURCE_RECEIPT: _AlertSource.ValueType  # 1
+    """a Lifecycle.Receive"""
+    ALERT_SOURCE_DISPENSE: _AlertSource.ValueType  # 2
+    """a Lifecycle.Decommission to DISPENSED or FREE_SAMPLE"""
+    ALERT_SOURCE_SCAN: _AlertSource.ValueType  # 3
+    """a verification scan"""
+
+class AlertSource(_AlertSource, metaclass=_AlertSourceEnumTypeWrapper):
+    """What raised an alert."""
+
+ALERT_SOURCE_UNSPECIFIED: AlertSource.ValueType  # 0
+ALERT_SOURCE_RECEIPT: AlertSource.ValueType  # 1
+"""a Lifecycle.Receive"""
+ALERT_SOURCE_DISPENSE: AlertSource.ValueType  # 2
+"""a Lifecycle.Decommission to DISPENSED or FREE_SAMPLE"""
+ALERT_SOURCE_SCAN: AlertSource.ValueType  # 3
+"""a verification scan"""
+Global___AlertSource: _TypeAlias = AlertSource  # noqa: Y015
+
+class _CloneReason:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CloneReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CloneReason.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CLONE_REASON_UNSPECIFIED: _CloneReason.ValueType  # 0
+    CLONE_REASON_TRAVEL: _CloneReason.ValueType  # 1
+    """seen in two regions further apart than travel allows"""
+    CLONE_REASON_SEEN_AFTER_END: _CloneReason.ValueType  # 2
+    """scanned in the supply chain after dispensed, destroyed, voided"""
+    CLONE_REASON_TOO_MANY_SCANS: _CloneReason.ValueType  # 3
+    """verified more often than the configured threshold"""
+
+class CloneReason(_CloneReason, metaclass=_CloneReasonEnumTypeWrapper):
+    """Why a code is suspected to be cloned."""
+
+CLONE_REASON_UNSPECIFIED: CloneReason.ValueType  # 0
+CLONE_REASON_TRAVEL: CloneReason.ValueType  # 1
+"""seen in two regions further apart than travel allows"""
+CLONE_REASON_SEEN_AFTER_END: CloneReason.ValueType  # 2
+"""scanned in the supply chain after dispensed, destroyed, voided"""
+CLONE_REASON_TOO_MANY_SCANS: CloneReason.ValueType  # 3
+"""verified more often than the configured threshold"""
+Global___CloneReason: _TypeAlias = CloneReason  # noqa: Y015
+
+class _RegionLevel:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RegionLevelEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RegionLevel.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REGION_LEVEL_UNSPECIFIED: _RegionLevel.ValueType  # 0
+    """province"""
+    REGION_LEVEL_PROVINCE: _RegionLevel.ValueType  # 1
+    REGION_LEVEL_CITY: _RegionLevel.ValueType  # 2
+    REGION_LEVEL_COUNTY: _RegionLevel.ValueType  # 3
+
+class RegionLevel(_RegionLevel, metaclass=_RegionLevelEnumTypeWrapper): ...
+
+REGION_LEVEL_UNSPECIFIED: RegionLevel.ValueType  # 0
+"""province"""
+REGION_LEVEL_PROVINCE: RegionLevel.ValueType  # 1
+REGION_LEVEL_CITY: RegionLevel.ValueType  # 2
+REGION_LEVEL_COUNTY: RegionLevel.ValueType  # 3
+Global___RegionLevel: _TypeAlias = RegionLevel  # noqa: Y015
 
 @_typing.final
 class TraceCodeRequest(_message.Message):
@@ -64,6 +139,7 @@ class TracedEvent(_message.Message):
     WHO_FIELD_NUMBER: _builtins.int
     VIA_FIELD_NUMBER: _builtins.int
     LOT_FIELD_NUMBER: _builtins.int
+    PRODUCT_FIELD_NUMBER: _builtins.int
     seq: _builtins.int
     kind: _lifecycle_pb2.EventKind.ValueType
     when_ms: _builtins.int
@@ -83,6 +159,8 @@ class TracedEvent(_message.Message):
     via: _builtins.str
     """the container the event was recorded on, if not this pack"""
     lot: _builtins.str
+    product: _builtins.str
+    """RECALL / WITHDRAW: the product's GTIN or NMPA id"""
     @_builtins.property
     def codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """the event's subjects; at most 100 listed"""
@@ -107,10 +185,11 @@ class TracedEvent(_message.Message):
         who: _builtins.str = ...,
         via: _builtins.str = ...,
         lot: _builtins.str = ...,
+        product: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["biz_step", b"biz_step", "code_count", b"code_count", "codes", b"codes", "destination", b"destination", "disposition", b"disposition", "event_id", b"event_id", "kind", b"kind", "lot", b"lot", "parent", b"parent", "party_id", b"party_id", "reason", b"reason", "seq", b"seq", "target", b"target", "tz_offset", b"tz_offset", "via", b"via", "when_ms", b"when_ms", "who", b"who"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["biz_step", b"biz_step", "code_count", b"code_count", "codes", b"codes", "destination", b"destination", "disposition", b"disposition", "event_id", b"event_id", "kind", b"kind", "lot", b"lot", "parent", b"parent", "party_id", b"party_id", "product", b"product", "reason", b"reason", "seq", b"seq", "target", b"target", "tz_offset", b"tz_offset", "via", b"via", "when_ms", b"when_ms", "who", b"who"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -245,3 +324,474 @@ class ListEventsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListEventsResponse: _TypeAlias = ListEventsResponse  # noqa: Y015
+
+@_typing.final
+class LocateBatchRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    PRODUCT_FIELD_NUMBER: _builtins.int
+    LOT_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    product: _builtins.str
+    """GTIN or NMPA drug identifier"""
+    lot: _builtins.str
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+        product: _builtins.str = ...,
+        lot: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lot", b"lot", "product", b"product", "tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LocateBatchRequest: _TypeAlias = LocateBatchRequest  # noqa: Y015
+
+@_typing.final
+class LocateBatchResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOCATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def location(self) -> _lifecycle_pb2.BatchLocation: ...
+    def __init__(
+        self,
+        *,
+        location: _lifecycle_pb2.BatchLocation | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["location", b"location"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["location", b"location"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LocateBatchResponse: _TypeAlias = LocateBatchResponse  # noqa: Y015
+
+@_typing.final
+class BatchesUsingMaterialRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    SUPPLIER_FIELD_NUMBER: _builtins.int
+    SUPPLIER_LOT_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    supplier: _builtins.str
+    """as recorded on the batches (case and spacing ignored)"""
+    supplier_lot: _builtins.str
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+        supplier: _builtins.str = ...,
+        supplier_lot: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["supplier", b"supplier", "supplier_lot", b"supplier_lot", "tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchesUsingMaterialRequest: _TypeAlias = BatchesUsingMaterialRequest  # noqa: Y015
+
+@_typing.final
+class MaterialUse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MATERIAL_FIELD_NUMBER: _builtins.int
+    BATCH_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def material(self) -> _common_pb2.MaterialLot:
+        """the material lot as the batch records it"""
+
+    @_builtins.property
+    def batch(self) -> _lifecycle_pb2.BatchLocation: ...
+    def __init__(
+        self,
+        *,
+        material: _common_pb2.MaterialLot | None = ...,
+        batch: _lifecycle_pb2.BatchLocation | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "material", b"material"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "material", b"material"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MaterialUse: _TypeAlias = MaterialUse  # noqa: Y015
+
+@_typing.final
+class BatchesUsingMaterialResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def uses(self) -> _containers.RepeatedCompositeFieldContainer[Global___MaterialUse]:
+        """in the order the batches were added"""
+
+    def __init__(
+        self,
+        *,
+        uses: _abc.Iterable[Global___MaterialUse] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["uses", b"uses"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchesUsingMaterialResponse: _TypeAlias = BatchesUsingMaterialResponse  # noqa: Y015
+
+@_typing.final
+class Alert(_message.Message):
+    """One alert, stored once, with its evidence."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALERT_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    RAISED_AT_MS_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    UNITS_FIELD_NUMBER: _builtins.int
+    PRODUCT_FIELD_NUMBER: _builtins.int
+    LOT_FIELD_NUMBER: _builtins.int
+    REGION_FIELD_NUMBER: _builtins.int
+    PARTY_ID_FIELD_NUMBER: _builtins.int
+    AUTHORISED_REGIONS_FIELD_NUMBER: _builtins.int
+    AUTHORISED_BY_FIELD_NUMBER: _builtins.int
+    CLONE_REASON_FIELD_NUMBER: _builtins.int
+    PREVIOUS_REGION_FIELD_NUMBER: _builtins.int
+    PREVIOUS_AT_MS_FIELD_NUMBER: _builtins.int
+    DISTANCE_KM_FIELD_NUMBER: _builtins.int
+    SCAN_COUNT_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    alert_id: _builtins.int
+    """increasing in the order alerts were stored"""
+    kind: _verification_pb2.AlertKind.ValueType
+    """DIVERSION or CLONE_SUSPECTED"""
+    source: Global___AlertSource.ValueType
+    raised_at_ms: _builtins.int
+    code: _builtins.str
+    """the pack or container, canonical text"""
+    units: _builtins.int
+    """sales units it stands for (a case or pallet holds many)"""
+    product: _builtins.str
+    """GTIN or NMPA drug identifier"""
+    lot: _builtins.str
+    region: _builtins.str
+    """GB/T 2260 code where it was seen; empty if unknown"""
+    party_id: _builtins.str
+    """who received, dispensed or scanned it"""
+    authorised_by: _builtins.str
+    clone_reason: Global___CloneReason.ValueType
+    previous_region: _builtins.str
+    """TRAVEL: where it was seen before"""
+    previous_at_ms: _builtins.int
+    distance_km: _builtins.float
+    scan_count: _builtins.int
+    """scans so far, this one included"""
+    status: _common_pb2.CodeStatus.ValueType
+    """the pack's recorded status when seen"""
+    detail: _builtins.str
+    """the evidence in one sentence, for people"""
+    @_builtins.property
+    def authorised_regions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """DIVERSION: the authorisation broken, and whose it is: "batch", or a distributor's party id."""
+
+    def __init__(
+        self,
+        *,
+        alert_id: _builtins.int = ...,
+        kind: _verification_pb2.AlertKind.ValueType = ...,
+        source: Global___AlertSource.ValueType = ...,
+        raised_at_ms: _builtins.int = ...,
+        code: _builtins.str = ...,
+        units: _builtins.int = ...,
+        product: _builtins.str = ...,
+        lot: _builtins.str = ...,
+        region: _builtins.str = ...,
+        party_id: _builtins.str = ...,
+        authorised_regions: _abc.Iterable[_builtins.str] | None = ...,
+        authorised_by: _builtins.str = ...,
+        clone_reason: Global___CloneReason.ValueType = ...,
+        previous_region: _builtins.str = ...,
+        previous_at_ms: _builtins.int = ...,
+        distance_km: _builtins.float = ...,
+        scan_count: _builtins.int = ...,
+        status: _common_pb2.CodeStatus.ValueType = ...,
+        detail: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert_id", b"alert_id", "authorised_by", b"authorised_by", "authorised_regions", b"authorised_regions", "clone_reason", b"clone_reason", "code", b"code", "detail", b"detail", "distance_km", b"distance_km", "kind", b"kind", "lot", b"lot", "party_id", b"party_id", "previous_at_ms", b"previous_at_ms", "previous_region", b"previous_region", "product", b"product", "raised_at_ms", b"raised_at_ms", "region", b"region", "scan_count", b"scan_count", "source", b"source", "status", b"status", "units", b"units"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Alert: _TypeAlias = Alert  # noqa: Y015
+
+@_typing.final
+class ListAlertsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    PRODUCT_FIELD_NUMBER: _builtins.int
+    LOT_FIELD_NUMBER: _builtins.int
+    REGION_FIELD_NUMBER: _builtins.int
+    FROM_MS_FIELD_NUMBER: _builtins.int
+    TO_MS_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    kind: _verification_pb2.AlertKind.ValueType
+    """optional"""
+    product: _builtins.str
+    """optional"""
+    lot: _builtins.str
+    """optional; needs product"""
+    region: _builtins.str
+    """optional GB/T 2260 prefix: 2, 4 or 6 digits"""
+    from_ms: _builtins.int
+    """optional, inclusive (raised_at_ms)"""
+    to_ms: _builtins.int
+    """optional, exclusive"""
+    page_size: _builtins.int
+    """default 100, at most 1000"""
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+        kind: _verification_pb2.AlertKind.ValueType = ...,
+        product: _builtins.str = ...,
+        lot: _builtins.str = ...,
+        region: _builtins.str = ...,
+        from_ms: _builtins.int = ...,
+        to_ms: _builtins.int = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_ms", b"from_ms", "kind", b"kind", "lot", b"lot", "page_size", b"page_size", "page_token", b"page_token", "product", b"product", "region", b"region", "tenant", b"tenant", "to_ms", b"to_ms"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAlertsRequest: _TypeAlias = ListAlertsRequest  # noqa: Y015
+
+@_typing.final
+class ListAlertsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALERTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    LAST_ALERT_ID_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    last_alert_id: _builtins.int
+    """newest alert stored: WatchAlerts after it gets only new ones"""
+    @_builtins.property
+    def alerts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Alert]: ...
+    def __init__(
+        self,
+        *,
+        alerts: _abc.Iterable[Global___Alert] | None = ...,
+        next_page_token: _builtins.str = ...,
+        last_alert_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alerts", b"alerts", "last_alert_id", b"last_alert_id", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAlertsResponse: _TypeAlias = ListAlertsResponse  # noqa: Y015
+
+@_typing.final
+class WatchAlertsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    PRODUCT_FIELD_NUMBER: _builtins.int
+    LOT_FIELD_NUMBER: _builtins.int
+    REGION_FIELD_NUMBER: _builtins.int
+    AFTER_ID_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    kind: _verification_pb2.AlertKind.ValueType
+    """filters as in ListAlerts, all optional"""
+    product: _builtins.str
+    lot: _builtins.str
+    region: _builtins.str
+    after_id: _builtins.int
+    """stream alerts with a greater id: 0 replays every one stored"""
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+        kind: _verification_pb2.AlertKind.ValueType = ...,
+        product: _builtins.str = ...,
+        lot: _builtins.str = ...,
+        region: _builtins.str = ...,
+        after_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_id", b"after_id", "kind", b"kind", "lot", b"lot", "product", b"product", "region", b"region", "tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchAlertsRequest: _TypeAlias = WatchAlertsRequest  # noqa: Y015
+
+@_typing.final
+class WatchAlertsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALERTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def alerts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Alert]:
+        """at most 1000"""
+
+    def __init__(
+        self,
+        *,
+        alerts: _abc.Iterable[Global___Alert] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alerts", b"alerts"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchAlertsResponse: _TypeAlias = WatchAlertsResponse  # noqa: Y015
+
+@_typing.final
+class RegionReportRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    PRODUCTS_FIELD_NUMBER: _builtins.int
+    START_FIELD_NUMBER: _builtins.int
+    END_FIELD_NUMBER: _builtins.int
+    LEVEL_FIELD_NUMBER: _builtins.int
+    REGION_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    start: _builtins.str
+    """first day, YYYY-MM-DD (UTC); default 29 days before `end`"""
+    end: _builtins.str
+    """last day, inclusive; default today (UTC)"""
+    level: Global___RegionLevel.ValueType
+    region: _builtins.str
+    """optional GB/T 2260 prefix the report is limited to"""
+    @_builtins.property
+    def products(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """GTINs or NMPA ids; at most 100; empty: every product"""
+
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+        products: _abc.Iterable[_builtins.str] | None = ...,
+        start: _builtins.str = ...,
+        end: _builtins.str = ...,
+        level: Global___RegionLevel.ValueType = ...,
+        region: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end", b"end", "level", b"level", "products", b"products", "region", b"region", "start", b"start", "tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegionReportRequest: _TypeAlias = RegionReportRequest  # noqa: Y015
+
+@_typing.final
+class RegionRow(_message.Message):
+    """One product in one region. Stock is now; the flows are over the period. Packs in transit
+    count as stock where they left until they are received.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PRODUCT_FIELD_NUMBER: _builtins.int
+    PRODUCT_NAME_FIELD_NUMBER: _builtins.int
+    REGION_FIELD_NUMBER: _builtins.int
+    REGION_NAME_FIELD_NUMBER: _builtins.int
+    STOCK_FIELD_NUMBER: _builtins.int
+    RECALLED_FIELD_NUMBER: _builtins.int
+    RECEIVED_FIELD_NUMBER: _builtins.int
+    SOLD_FIELD_NUMBER: _builtins.int
+    RETURNED_FIELD_NUMBER: _builtins.int
+    product: _builtins.str
+    product_name: _builtins.str
+    region: _builtins.str
+    """canonical prefix at the level; empty: parties without a region"""
+    region_name: _builtins.str
+    stock: _builtins.int
+    """ACTIVE units in the region, not recalled or withdrawn"""
+    recalled: _builtins.int
+    """units of recalled batches or withdrawn products still held there"""
+    received: _builtins.int
+    """units received by parties in the region"""
+    sold: _builtins.int
+    """units dispensed (or given as free samples)"""
+    returned: _builtins.int
+    """dispensings undone"""
+    def __init__(
+        self,
+        *,
+        product: _builtins.str = ...,
+        product_name: _builtins.str = ...,
+        region: _builtins.str = ...,
+        region_name: _builtins.str = ...,
+        stock: _builtins.int = ...,
+        recalled: _builtins.int = ...,
+        received: _builtins.int = ...,
+        sold: _builtins.int = ...,
+        returned: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["product", b"product", "product_name", b"product_name", "recalled", b"recalled", "received", b"received", "region", b"region", "region_name", b"region_name", "returned", b"returned", "sold", b"sold", "stock", b"stock"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegionRow: _TypeAlias = RegionRow  # noqa: Y015
+
+@_typing.final
+class RegionReportResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROWS_FIELD_NUMBER: _builtins.int
+    START_FIELD_NUMBER: _builtins.int
+    END_FIELD_NUMBER: _builtins.int
+    LEVEL_FIELD_NUMBER: _builtins.int
+    GENERATED_AT_MS_FIELD_NUMBER: _builtins.int
+    start: _builtins.str
+    end: _builtins.str
+    level: Global___RegionLevel.ValueType
+    generated_at_ms: _builtins.int
+    @_builtins.property
+    def rows(self) -> _containers.RepeatedCompositeFieldContainer[Global___RegionRow]:
+        """by product, then region"""
+
+    def __init__(
+        self,
+        *,
+        rows: _abc.Iterable[Global___RegionRow] | None = ...,
+        start: _builtins.str = ...,
+        end: _builtins.str = ...,
+        level: Global___RegionLevel.ValueType = ...,
+        generated_at_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end", b"end", "generated_at_ms", b"generated_at_ms", "level", b"level", "rows", b"rows", "start", b"start"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegionReportResponse: _TypeAlias = RegionReportResponse  # noqa: Y015

@@ -44,6 +44,31 @@ class TraceStub:
                 request_serializer=pharmatrace_dot_v1_dot_trace__pb2.ListEventsRequest.SerializeToString,
                 response_deserializer=pharmatrace_dot_v1_dot_trace__pb2.ListEventsResponse.FromString,
                 _registered_method=True)
+        self.LocateBatch = channel.unary_unary(
+                '/pharmatrace.v1.Trace/LocateBatch',
+                request_serializer=pharmatrace_dot_v1_dot_trace__pb2.LocateBatchRequest.SerializeToString,
+                response_deserializer=pharmatrace_dot_v1_dot_trace__pb2.LocateBatchResponse.FromString,
+                _registered_method=True)
+        self.BatchesUsingMaterial = channel.unary_unary(
+                '/pharmatrace.v1.Trace/BatchesUsingMaterial',
+                request_serializer=pharmatrace_dot_v1_dot_trace__pb2.BatchesUsingMaterialRequest.SerializeToString,
+                response_deserializer=pharmatrace_dot_v1_dot_trace__pb2.BatchesUsingMaterialResponse.FromString,
+                _registered_method=True)
+        self.ListAlerts = channel.unary_unary(
+                '/pharmatrace.v1.Trace/ListAlerts',
+                request_serializer=pharmatrace_dot_v1_dot_trace__pb2.ListAlertsRequest.SerializeToString,
+                response_deserializer=pharmatrace_dot_v1_dot_trace__pb2.ListAlertsResponse.FromString,
+                _registered_method=True)
+        self.WatchAlerts = channel.unary_stream(
+                '/pharmatrace.v1.Trace/WatchAlerts',
+                request_serializer=pharmatrace_dot_v1_dot_trace__pb2.WatchAlertsRequest.SerializeToString,
+                response_deserializer=pharmatrace_dot_v1_dot_trace__pb2.WatchAlertsResponse.FromString,
+                _registered_method=True)
+        self.RegionReport = channel.unary_unary(
+                '/pharmatrace.v1.Trace/RegionReport',
+                request_serializer=pharmatrace_dot_v1_dot_trace__pb2.RegionReportRequest.SerializeToString,
+                response_deserializer=pharmatrace_dot_v1_dot_trace__pb2.RegionReportResponse.FromString,
+                _registered_method=True)
 
 
 class TraceServicer:
@@ -64,6 +89,45 @@ class TraceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def LocateBatch(self, request, context):
+        """Where a batch's packs are right now: by holder party and region, in transit, at the plant,
+        dispensed (by pharmacy), voided; with its recall, if any. Read from counters, never codes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchesUsingMaterial(self, request, context):
+        """Every batch, across products, that used a supplier's material lot, with where its packs
+        are. Lifecycle.RecallMaterial recalls them all in one call.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAlerts(self, request, context):
+        """Diversion and clone alerts by kind, product, batch, region and time; paged, oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchAlerts(self, request, context):
+        """Alerts as they are raised (after `after_id`), for a regulator's dashboard; runs until the
+        client cancels.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RegionReport(self, request, context):
+        """Stock, receipts, sales and returns per product and region (province, city or county), from
+        counters kept on every event.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TraceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -76,6 +140,31 @@ def add_TraceServicer_to_server(servicer, server):
                     servicer.ListEvents,
                     request_deserializer=pharmatrace_dot_v1_dot_trace__pb2.ListEventsRequest.FromString,
                     response_serializer=pharmatrace_dot_v1_dot_trace__pb2.ListEventsResponse.SerializeToString,
+            ),
+            'LocateBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.LocateBatch,
+                    request_deserializer=pharmatrace_dot_v1_dot_trace__pb2.LocateBatchRequest.FromString,
+                    response_serializer=pharmatrace_dot_v1_dot_trace__pb2.LocateBatchResponse.SerializeToString,
+            ),
+            'BatchesUsingMaterial': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchesUsingMaterial,
+                    request_deserializer=pharmatrace_dot_v1_dot_trace__pb2.BatchesUsingMaterialRequest.FromString,
+                    response_serializer=pharmatrace_dot_v1_dot_trace__pb2.BatchesUsingMaterialResponse.SerializeToString,
+            ),
+            'ListAlerts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAlerts,
+                    request_deserializer=pharmatrace_dot_v1_dot_trace__pb2.ListAlertsRequest.FromString,
+                    response_serializer=pharmatrace_dot_v1_dot_trace__pb2.ListAlertsResponse.SerializeToString,
+            ),
+            'WatchAlerts': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchAlerts,
+                    request_deserializer=pharmatrace_dot_v1_dot_trace__pb2.WatchAlertsRequest.FromString,
+                    response_serializer=pharmatrace_dot_v1_dot_trace__pb2.WatchAlertsResponse.SerializeToString,
+            ),
+            'RegionReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegionReport,
+                    request_deserializer=pharmatrace_dot_v1_dot_trace__pb2.RegionReportRequest.FromString,
+                    response_serializer=pharmatrace_dot_v1_dot_trace__pb2.RegionReportResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -132,6 +221,141 @@ class Trace:
             '/pharmatrace.v1.Trace/ListEvents',
             pharmatrace_dot_v1_dot_trace__pb2.ListEventsRequest.SerializeToString,
             pharmatrace_dot_v1_dot_trace__pb2.ListEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LocateBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pharmatrace.v1.Trace/LocateBatch',
+            pharmatrace_dot_v1_dot_trace__pb2.LocateBatchRequest.SerializeToString,
+            pharmatrace_dot_v1_dot_trace__pb2.LocateBatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchesUsingMaterial(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pharmatrace.v1.Trace/BatchesUsingMaterial',
+            pharmatrace_dot_v1_dot_trace__pb2.BatchesUsingMaterialRequest.SerializeToString,
+            pharmatrace_dot_v1_dot_trace__pb2.BatchesUsingMaterialResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAlerts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pharmatrace.v1.Trace/ListAlerts',
+            pharmatrace_dot_v1_dot_trace__pb2.ListAlertsRequest.SerializeToString,
+            pharmatrace_dot_v1_dot_trace__pb2.ListAlertsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchAlerts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/pharmatrace.v1.Trace/WatchAlerts',
+            pharmatrace_dot_v1_dot_trace__pb2.WatchAlertsRequest.SerializeToString,
+            pharmatrace_dot_v1_dot_trace__pb2.WatchAlertsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegionReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pharmatrace.v1.Trace/RegionReport',
+            pharmatrace_dot_v1_dot_trace__pb2.RegionReportRequest.SerializeToString,
+            pharmatrace_dot_v1_dot_trace__pb2.RegionReportResponse.FromString,
             options,
             channel_credentials,
             insecure,

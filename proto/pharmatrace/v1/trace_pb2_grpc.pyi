@@ -37,6 +37,24 @@ class TraceStub:
     """
     ListEvents: _grpc.UnaryUnaryMultiCallable[_trace_pb2.ListEventsRequest, _trace_pb2.ListEventsResponse]
     """Events by batch, product, party and time window; paged."""
+    LocateBatch: _grpc.UnaryUnaryMultiCallable[_trace_pb2.LocateBatchRequest, _trace_pb2.LocateBatchResponse]
+    """Where a batch's packs are right now: by holder party and region, in transit, at the plant,
+    dispensed (by pharmacy), voided; with its recall, if any. Read from counters, never codes.
+    """
+    BatchesUsingMaterial: _grpc.UnaryUnaryMultiCallable[_trace_pb2.BatchesUsingMaterialRequest, _trace_pb2.BatchesUsingMaterialResponse]
+    """Every batch, across products, that used a supplier's material lot, with where its packs
+    are. Lifecycle.RecallMaterial recalls them all in one call.
+    """
+    ListAlerts: _grpc.UnaryUnaryMultiCallable[_trace_pb2.ListAlertsRequest, _trace_pb2.ListAlertsResponse]
+    """Diversion and clone alerts by kind, product, batch, region and time; paged, oldest first."""
+    WatchAlerts: _grpc.UnaryStreamMultiCallable[_trace_pb2.WatchAlertsRequest, _trace_pb2.WatchAlertsResponse]
+    """Alerts as they are raised (after `after_id`), for a regulator's dashboard; runs until the
+    client cancels.
+    """
+    RegionReport: _grpc.UnaryUnaryMultiCallable[_trace_pb2.RegionReportRequest, _trace_pb2.RegionReportResponse]
+    """Stock, receipts, sales and returns per product and region (province, city or county), from
+    counters kept on every event.
+    """
 
 @_typing.type_check_only
 class TraceAsyncStub(TraceStub):
@@ -47,6 +65,24 @@ class TraceAsyncStub(TraceStub):
     """
     ListEvents: _aio.UnaryUnaryMultiCallable[_trace_pb2.ListEventsRequest, _trace_pb2.ListEventsResponse]  # type: ignore[assignment]
     """Events by batch, product, party and time window; paged."""
+    LocateBatch: _aio.UnaryUnaryMultiCallable[_trace_pb2.LocateBatchRequest, _trace_pb2.LocateBatchResponse]  # type: ignore[assignment]
+    """Where a batch's packs are right now: by holder party and region, in transit, at the plant,
+    dispensed (by pharmacy), voided; with its recall, if any. Read from counters, never codes.
+    """
+    BatchesUsingMaterial: _aio.UnaryUnaryMultiCallable[_trace_pb2.BatchesUsingMaterialRequest, _trace_pb2.BatchesUsingMaterialResponse]  # type: ignore[assignment]
+    """Every batch, across products, that used a supplier's material lot, with where its packs
+    are. Lifecycle.RecallMaterial recalls them all in one call.
+    """
+    ListAlerts: _aio.UnaryUnaryMultiCallable[_trace_pb2.ListAlertsRequest, _trace_pb2.ListAlertsResponse]  # type: ignore[assignment]
+    """Diversion and clone alerts by kind, product, batch, region and time; paged, oldest first."""
+    WatchAlerts: _aio.UnaryStreamMultiCallable[_trace_pb2.WatchAlertsRequest, _trace_pb2.WatchAlertsResponse]  # type: ignore[assignment]
+    """Alerts as they are raised (after `after_id`), for a regulator's dashboard; runs until the
+    client cancels.
+    """
+    RegionReport: _aio.UnaryUnaryMultiCallable[_trace_pb2.RegionReportRequest, _trace_pb2.RegionReportResponse]  # type: ignore[assignment]
+    """Stock, receipts, sales and returns per product and region (province, city or county), from
+    counters kept on every event.
+    """
 
 class TraceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -66,5 +102,53 @@ class TraceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_trace_pb2.ListEventsResponse, _abc.Awaitable[_trace_pb2.ListEventsResponse]]:
         """Events by batch, product, party and time window; paged."""
+
+    @_abc_1.abstractmethod
+    def LocateBatch(
+        self,
+        request: _trace_pb2.LocateBatchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_trace_pb2.LocateBatchResponse, _abc.Awaitable[_trace_pb2.LocateBatchResponse]]:
+        """Where a batch's packs are right now: by holder party and region, in transit, at the plant,
+        dispensed (by pharmacy), voided; with its recall, if any. Read from counters, never codes.
+        """
+
+    @_abc_1.abstractmethod
+    def BatchesUsingMaterial(
+        self,
+        request: _trace_pb2.BatchesUsingMaterialRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_trace_pb2.BatchesUsingMaterialResponse, _abc.Awaitable[_trace_pb2.BatchesUsingMaterialResponse]]:
+        """Every batch, across products, that used a supplier's material lot, with where its packs
+        are. Lifecycle.RecallMaterial recalls them all in one call.
+        """
+
+    @_abc_1.abstractmethod
+    def ListAlerts(
+        self,
+        request: _trace_pb2.ListAlertsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_trace_pb2.ListAlertsResponse, _abc.Awaitable[_trace_pb2.ListAlertsResponse]]:
+        """Diversion and clone alerts by kind, product, batch, region and time; paged, oldest first."""
+
+    @_abc_1.abstractmethod
+    def WatchAlerts(
+        self,
+        request: _trace_pb2.WatchAlertsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_trace_pb2.WatchAlertsResponse], _abc.AsyncIterator[_trace_pb2.WatchAlertsResponse]]:
+        """Alerts as they are raised (after `after_id`), for a regulator's dashboard; runs until the
+        client cancels.
+        """
+
+    @_abc_1.abstractmethod
+    def RegionReport(
+        self,
+        request: _trace_pb2.RegionReportRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_trace_pb2.RegionReportResponse, _abc.Awaitable[_trace_pb2.RegionReportResponse]]:
+        """Stock, receipts, sales and returns per product and region (province, city or county), from
+        counters kept on every event.
+        """
 
 def add_TraceServicer_to_server(servicer: TraceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
