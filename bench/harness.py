@@ -290,12 +290,18 @@ def profile_summary(path: Path, top: int = 12) -> str:
             continue
         n = int(count)
         frames = stack.split(";")
-        process = "?"
         if frames[0].startswith("process "):
-            head = frames.pop(0)
-            process = ("worker" if "spawn_main" in head else "main") + " " + head.split(":")[0][8:]
+            frames.pop(0)
         if not frames:
             continue
+        # py-spy labels every sample with the root process; the entry point tells.
+        if any("_worker_main" in f for f in frames[:8]):
+            process = "verification worker, event loop"
+        elif frames[0].startswith("Thread._bootstrap"):
+            process = "a helper thread (writer, flusher, gRPC)"
+        else:
+            process = "main process, event loop"
+
         total += n
         by_process[process] = by_process.get(process, 0) + n
         own[frames[-1]] = own.get(frames[-1], 0) + n

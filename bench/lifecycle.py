@@ -34,10 +34,7 @@ import contextlib
 import itertools
 import json
 import os
-import shutil
-import signal
 import struct
-import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -69,6 +66,7 @@ from bench.harness import (
     machine,
     percentile,
     pharmatrace_server,
+    profiling,
     say,
     table,
     workdir,
@@ -183,32 +181,6 @@ def _server(tmp: Path, name: str, workers: int, profile: Path | None) -> Iterato
             client.close()
 
 
-@contextlib.contextmanager
-def _profiled(pid: int, profile: Path | None, name: str) -> Iterator[None]:
-    """py-spy on the server process (and its threads) while the block runs, when asked."""
-    if profile is None:
-        yield
-        return
-    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    profile.mkdir(parents=True, exist_ok=True)
-    out = profile / f"{name}.txt"
-    process = subprocess.Popen(
-        [spy, "record", "--pid", str(pid), "--rate", "250", "--format", "raw", "--threads",
-         "--nonblocking", "--full-filenames", "-o", str(out)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(0.5)  # py-spy attaches
-    try:
-        yield
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        say(f"lifecycle: profile of {name} in {out}")
-
-
 # -- raw baselines -------------------------------------------------------------------------------
 
 
@@ -216,10 +188,11 @@ def _code_keys(texts: Sequence[str]) -> list[bytes]:
     return [parse(t).code.key() for t in texts]
 
 
-def raw_rmw_seconds(keys: Sequence[bytes], directory: Path) -> float:
+def raw_rmw_seconds(keys: Sequence[bytes], directory: Path, ledger_size: int = 0) -> float:
     """Seconds for one LMDB transaction that reads, unpacks, changes, packs and writes back the
     record of every key (in the order given), committed with fsync. The records are stored first,
-    untimed, in a fresh environment."""
+    untimed, in a fresh environment, with random others up to ``ledger_size`` records so that the
+    commit writes as many pages as the server's ledger of that size would."""
     value = CodeRecord(status=Status.ISSUED, level=1, key_id=1, product_ref=1, batch_ref=1,
                        pool_ref=1, issued_at_ms=1, updated_at_ms=1).pack()
     directory.mkdir(parents=True)
@@ -227,14 +200,18 @@ def raw_rmw_seconds(keys: Sequence[bytes], directory: Path) -> float:
                     metasync=True)
     try:
         db = env.open_db(b"codes")
+        others = max(0, ledger_size - len(keys))
+        prefix = keys[0][:15] if keys else b"G"
+        filler = (prefix + os.urandom(8).hex().upper().encode() for _ in range(others))
         with env.begin(write=True, db=db) as txn:
-            txn.cursor().putmulti(sorted((k, value) for k in keys))
+            txn.cursor().putmulti(sorted([*((k, value) for k in keys),
+                                          *((k, value) for k in filler)]))
         unpack, pack = _RAW_CODE.unpack, _RAW_CODE.pack
         started = time.perf_counter()
         with env.begin(write=True, db=db) as txn:
             get, put = txn.get, txn.put
             for key in keys:
-                fields = list(unpack(get(key)))
+                fields = list(unpack(get(key, b"")))
                 fields[0] = Status.ACTIVE.value
                 fields[2] |= 1
                 fields[7] = 2
@@ -293,7 +270,8 @@ def run_capture(tmp: Path, codes: int, event_codes: int, per_message: int, worke
             n_events = sum(len(m.events) for m in messages)
             say(f"lifecycle/capture: {name}: {codes:,} codes in {n_events} events, "
                 f"{len(messages)} messages ...")
-            with RssSampler(server.pid) as rss, _profiled(server.pid, profile, f"capture-{name}"):
+            window = profiling(server, profile, f"lifecycle-capture-{name}")
+            with RssSampler(server.pid) as rss, window:
                 seconds, response = _stream(client, messages)
             if response.changed != codes:
                 raise RuntimeError(f"{name}: {response.changed:,} codes changed of {codes:,}")
@@ -303,7 +281,9 @@ def run_capture(tmp: Path, codes: int, event_codes: int, per_message: int, worke
                 f"({seconds:.2f} s)")
     say(f"lifecycle/capture: baseline, {codes:,} raw read-modify-writes in one txn ...")
     keys = _code_keys(texts)
-    base_runs = [raw_rmw_seconds(keys, tmp / f"baseline-capture-{i}") for i in range(3)]
+    # As many records as the server's ledger held: the pools, the warm-up codes.
+    base_runs = [raw_rmw_seconds(keys, tmp / f"baseline-capture-{i}", codes + 100)
+                 for i in range(3)]
     base_s = sorted(base_runs)[1]
     baseline = codes / base_s
     say(f"lifecycle/capture: baseline {baseline:,.0f} RMW/s ({base_s:.2f} s)")
@@ -311,6 +291,7 @@ def run_capture(tmp: Path, codes: int, event_codes: int, per_message: int, worke
     for name, n_events, n_messages, seconds, response, hwm in measured:
         results.append(Result(
             bench="lifecycle", name=f"CaptureEvents {name} {codes:,} codes", unit="changes/s",
+            key=f"lifecycle.capture.{name.replace('+', '_')}",
             figure=codes / seconds, baseline=baseline, baseline_name="raw LMDB RMW, 1 txn",
             targets=[Target("min", 100_000)],
             details={"codes": codes, "seconds": seconds, "events": n_events,
@@ -322,6 +303,7 @@ def run_capture(tmp: Path, codes: int, event_codes: int, per_message: int, worke
     total_s = sum(m[3] for m in measured)
     results.append(Result(
         bench="lifecycle", name=f"CaptureEvents both streams, {2 * codes:,} changes",
+        key="lifecycle.capture.both",
         unit="changes/s", figure=2 * codes / total_s, baseline=baseline,
         baseline_name="raw LMDB RMW, 1 txn", targets=[Target("min", 100_000)],
         details={"changes": 2 * codes, "seconds": total_s,
@@ -373,7 +355,7 @@ def run_pallet(tmp: Path, pallets: int, rounds: int, workers: int, profile: Path
             f"{UNITS_PER_CASE:,} units ...")
         codes = _build_pallets(client, pallets)
         where = {code: "PLANT" for code in codes}
-        with _profiled(server.pid, profile, "pallet"):
+        with profiling(server, profile, "lifecycle-pallet"):
             for r in range(rounds):
                 for pallet in codes:
                     source = where[pallet]
@@ -399,7 +381,8 @@ def run_pallet(tmp: Path, pallets: int, rounds: int, workers: int, profile: Path
     keys = _code_keys([codes[0], *case_codes, *unit_codes])
     if len(keys) != per_pallet:
         raise RuntimeError(f"pallet has {len(keys):,} codes, expected {per_pallet:,}")
-    base = [raw_rmw_seconds(keys, tmp / f"baseline-pallet-{i}") for i in range(3)]
+    ledger_size = pallets * per_pallet
+    base = [raw_rmw_seconds(keys, tmp / f"baseline-pallet-{i}", ledger_size) for i in range(3)]
     base_ms = sorted(base)[1] * 1000
     say(f"lifecycle/pallet: baseline {per_pallet:,} raw RMW in one txn: {base_ms:.1f} ms")
     results = []
@@ -411,6 +394,7 @@ def run_pallet(tmp: Path, pallets: int, rounds: int, workers: int, profile: Path
             results.append(Result(
                 bench="lifecycle",
                 name=f"{name} 1 pallet ({per_pallet:,} packs) {stat}", unit="ms",
+                key=f"lifecycle.pallet.{name.lower()}.{stat}",
                 figure=value, baseline=base_ms, baseline_name="raw LMDB RMW, 1 txn",
                 targets=[Target("max", 50)], details=details,
             ))
@@ -481,7 +465,7 @@ def _raw_trace_reader(ledger_path: Path, keys: list[bytes]) -> Any:
     def read() -> int:
         total = 0
         with env.begin(buffers=True) as txn:
-            total += len(txn.get(unit, db=codes))
+            total += len(txn.get(unit, b"", db=codes))
             parent = txn.get(unit, db=parents)
             while parent is not None:
                 parent = txn.get(bytes(parent), db=parents)
@@ -490,7 +474,7 @@ def _raw_trace_reader(ledger_path: Path, keys: list[bytes]) -> Any:
             for key in keys:
                 if cursor.set_key(key):
                     for seq in cursor.iternext_dup():
-                        total += len(bytes(get(seq, db=events)))
+                        total += len(bytes(get(seq, b"", db=events)))
         return total
 
     return read, env
@@ -530,8 +514,7 @@ def run_trace(tmp: Path, ledger_codes: int, calls: int, case_units: int, workers
                                f"history, expected {expected}")
         say(f"lifecycle/trace: pack with {len(answer.history)} events; {calls} TraceCode calls "
             "...")
-        with _profiled(server.pid, profile, "trace"):
-            # py-spy on the main process samples the writer only; the workers are separate.
+        with profiling(server, profile, "lifecycle-trace"):
             grpc_s = _latencies(lambda: client.trace.TraceCode(request, timeout=30), calls)
         response_bytes = answer.ByteSize()
         ledger_path = tmp / "data-trace" / "tenants" / DEV_TENANT / "ledger"
@@ -574,12 +557,13 @@ def run_trace(tmp: Path, ledger_codes: int, calls: int, case_units: int, workers
         results.append(Result(
             bench="lifecycle",
             name=f"TraceCode {expected} events, {ledger_codes:,}-code ledger, {stat_name}",
-            unit="ms", figure=percentile(grpc_s, q) * 1000,
+            unit="ms", figure=percentile(grpc_s, q) * 1000, key=f"lifecycle.trace.{stat_name}",
             baseline=percentile(raw_s, q) * 1000, baseline_name="raw LMDB reads",
             targets=[Target("max", 5)], details=details,
         ))
     results.append(Result(
         bench="lifecycle", name="  history.trace in-process p50 (no gRPC)", unit="ms",
+        key="lifecycle.trace.in_process.p50",
         figure=percentile(core_s, 0.5) * 1000, baseline=percentile(raw_s, 0.5) * 1000,
         baseline_name="raw LMDB reads",
     ))
@@ -648,8 +632,8 @@ def parser() -> argparse.ArgumentParser:
                    help="units commissioned and packed with the traced pack")
     p.add_argument("--workers", type=int, default=1, help="verification worker processes")
     p.add_argument("--json", type=Path, help="write the results here as JSON")
-    p.add_argument("--profile", type=Path,
-                   help="py-spy the server during each measured phase, raw stacks into DIR")
+    p.add_argument("--profile", type=Path, metavar="DIR",
+                   help="py-spy the server (and its workers) in each measured window into DIR")
     p.add_argument("--keep", action="store_true", help="keep the data directories")
     return p
 

@@ -69,6 +69,7 @@ _LENGTH = struct.Struct("<I")
 _READY_TIMEOUT_S = 60.0
 _MAX_OUTSTANDING = 20_000
 _MAX_ERRORS = 1_000
+_NOISY_CPU = 0.2
 
 
 # -- the load client (runs in its own processes) -------------------------------------------------
@@ -478,7 +479,7 @@ def _run_workers(o: Options, w: int, tmp: Path, data: Path, baseline: float, bat
             [Load(verify_address, BATCH_METHOD, str(batch_file), "batch", o.batch_channels,
                   concurrency=o.batch_channels)] * o.clients,
             server, o.warmup, o.seconds, _profile_path(o, f"verify-batch-w{w}"))
-        _warn_on_errors("VerifyBatch", batch)
+        _warn("VerifyBatch", batch)
         say(f"verify[{w}w]: {batch.units_per_s:,.0f} codes/s, worker CPU {batch.worker_cpu}")
         results.append(Result(
             bench="verify", name=f"VerifyBatch x{o.batch:,} ({w} workers)", unit="codes/s",
@@ -496,10 +497,10 @@ def _run_workers(o: Options, w: int, tmp: Path, data: Path, baseline: float, bat
         say(f"verify[{w}w]: unary, {o.clients} processes x {o.unary_concurrency} calls in "
             f"flight: echo ...")
         echo_closed = closed(echo_address, ECHO_METHOD, "echo")
-        _warn_on_errors("echo", echo_closed)
+        _warn("echo", echo_closed)
         say(f"verify[{w}w]: echo {echo_closed.calls_per_s:,.0f} req/s; Verify ...")
         verify_closed = closed(verify_address, VERIFY_METHOD, "unary")
-        _warn_on_errors("Verify", verify_closed)
+        _warn("Verify", verify_closed)
         say(f"verify[{w}w]: Verify {verify_closed.calls_per_s:,.0f} req/s")
         results.append(Result(
             bench="verify", name=f"Verify unary, closed loop ({w} workers)", unit="req/s",
@@ -556,7 +557,10 @@ def _profile_path(o: Options, name: str) -> Path | None:
     return o.profile / f"{name}.txt"
 
 
-def _warn_on_errors(what: str, result: LoadResult) -> None:
+def _warn(what: str, result: LoadResult) -> None:
+    if result.other_cpu > _NOISY_CPU:
+        say(f"  warning: {what}: other processes kept {result.other_cpu:.2f} cores busy "
+            "meanwhile; the figure is low by about that share")
     summary = result.summary()
     if summary["errors"]:
         say(f"  warning: {what}: {summary['errors']} failed or dropped calls "

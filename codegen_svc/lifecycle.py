@@ -16,7 +16,7 @@ from tracecore.clock import now_ms
 from tracecore.codes import Code, parse, parse_many
 from tracecore.errors import InvalidArgument, ParseError
 from tracecore.events import Event, EventKind
-from tracecore.ledger import lifecycle
+from tracecore.ledger import exchange, lifecycle
 from tracecore.ledger.tenants import DataDir
 from tracecore.status import Status
 
@@ -130,6 +130,22 @@ class LifecycleServicer(lifecycle_pb2_grpc.LifecycleServicer):
             events=received, recorded=len(result.seqs), changed=result.changed,
             duplicates=result.duplicates, failures=_failures(failures + result.failures),
             notes=result.notes,
+        )
+
+    async def ImportEpcis(self, request: pb.ImportEpcisRequest,
+                          context: grpc.aio.ServicerContext) -> pb.ImportEpcisResponse:
+        tenant = self._data.get(request.tenant)
+        events = exchange.import_events(tenant.ledger, request.document)
+        result = await self._committer.submit(
+            tenant.name, lifecycle.Request(events, request.best_effort))
+        if result.error is not None:
+            raise result.error
+        notes = list(result.notes)
+        if events and result.duplicates == len(events):
+            notes.append("every event of this document was recorded before: nothing changed")
+        return pb.ImportEpcisResponse(
+            events=len(events), recorded=len(result.seqs), changed=result.changed,
+            duplicates=result.duplicates, failures=_failures(result.failures), notes=notes,
         )
 
     async def _one(self, tenant_name: str, ctx: pb.EventContext, kind: EventKind,

@@ -8,7 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from pharmatrace.v1 import admin_pb2_grpc, issuance_pb2_grpc, verification_pb2_grpc
+from pharmatrace.v1 import (
+    admin_pb2_grpc,
+    issuance_pb2_grpc,
+    lifecycle_pb2_grpc,
+    trace_pb2_grpc,
+    verification_pb2_grpc,
+)
 
 ISSUE_ADDR_ENV = "PHARMATRACE_ISSUE_ADDR"
 VERIFY_ADDR_ENV = "PHARMATRACE_VERIFY_ADDR"
@@ -89,5 +95,11 @@ class Endpoints:
     def issuance(self) -> issuance_pb2_grpc.CodeIssuanceStub:
         return issuance_pb2_grpc.CodeIssuanceStub(self.channel(self.issue))
 
+    def lifecycle(self) -> lifecycle_pb2_grpc.LifecycleStub:
+        return lifecycle_pb2_grpc.LifecycleStub(self.channel(self.issue))
+
     def verification(self) -> verification_pb2_grpc.VerificationStub:
         return verification_pb2_grpc.VerificationStub(self.channel(self.verify))
+
+    def trace(self) -> trace_pb2_grpc.TraceStub:
+        return trace_pb2_grpc.TraceStub(self.channel(self.verify))

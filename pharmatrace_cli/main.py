@@ -441,6 +441,57 @@ def _audit_verify(args: argparse.Namespace) -> int:
     return EXIT_OK if ok else EXIT_ERROR
 
 
+# -- EPCIS ---------------------------------------------------------------------------------------
+
+
+def _epcis_export(args: argparse.Namespace) -> int:
+    from pharmatrace.v1 import trace_pb2 as pb
+
+    response = endpoints(args).trace().ExportEpcis(pb.ExportEpcisRequest(
+        tenant=args.tenant, product=args.product or "", lot=args.lot or "",
+        party_id=args.party or "", from_ms=_epoch_ms(args.since), to_ms=_epoch_ms(args.until),
+        epc_form=(pb.EPC_FORM_DIGITAL_LINK if args.form == "digital-link"
+                  else pb.EPC_FORM_EPC_URI),
+        company_prefix_length=args.company_prefix_length, max_events=args.max_events or 0))
+    with _output(args.out) as out:
+        out.write(json.dumps(json.loads(response.document), indent=2, ensure_ascii=False) + "\n")
+    print(f"{response.event_count:,} events exported"
+          + (" (more matched: narrow the filter)" if response.truncated else ""),
+          file=sys.stderr)
+    return EXIT_OK
+
+
+def _epcis_import(args: argparse.Namespace) -> int:
+    from pharmatrace.v1 import lifecycle_pb2 as pb
+
+    document = sys.stdin.read() if args.file == "-" else Path(args.file).read_text("utf-8")
+    response = endpoints(args).lifecycle().ImportEpcis(pb.ImportEpcisRequest(
+        tenant=args.tenant, document=document, best_effort=args.best_effort))
+    print(f"{response.events:,} events: {response.recorded:,} recorded, "
+          f"{response.duplicates:,} already recorded, {response.changed:,} codes changed")
+    for note in response.notes:
+        print(f"note: {note}")
+    for failure in response.failures:
+        print(f"not applied: event {failure.event_index}: {failure.code}: {failure.reason}",
+              file=sys.stderr)
+    return EXIT_OK if not response.failures else EXIT_ERROR
+
+
+def _epoch_ms(text: str | None) -> int:
+    """An ISO date or date-time (UTC unless it says otherwise) as epoch milliseconds."""
+    if not text:
+        return 0
+    import datetime as dt
+
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise CliError(f"not an ISO date or date-time: {text}") from exc
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return int(when.timestamp() * 1000)
+
+
 # -- demo ----------------------------------------------------------------------------------------
 
 
@@ -688,6 +739,26 @@ def _parser() -> argparse.ArgumentParser:
                           tenant=False)
     averify.add_argument("--data", default="./data")
     averify.add_argument("--tenant", help="one tenant (default: all)")
+
+    epcis = commands.add_parser("epcis", help="GS1 EPCIS 2.0 exchange.").add_subparsers(
+        metavar="ACTION")
+    export = add_command(epcis, "export", "Export events as an EPCIS 2.0 JSON-LD document.",
+                         _epcis_export)
+    export.add_argument("--product")
+    export.add_argument("--lot")
+    export.add_argument("--party")
+    export.add_argument("--since", help="ISO date or date-time (inclusive)")
+    export.add_argument("--until", help="ISO date or date-time (exclusive)")
+    export.add_argument("--form", choices=("epc", "digital-link"), default="epc",
+                        help="EPCs as SGTIN URNs or GS1 Digital Link URIs")
+    export.add_argument("--company-prefix-length", type=int, default=7)
+    export.add_argument("--max-events", type=int)
+    export.add_argument("--out", help="file to write (default stdout)")
+    eimport = add_command(epcis, "import", "Apply a partner's EPCIS 2.0 document.",
+                          _epcis_import)
+    eimport.add_argument("file", help="JSON file ('-' for stdin)")
+    eimport.add_argument("--best-effort", action="store_true",
+                         help="apply the codes that pass, report the others")
 
     add_command(commands, "demo", "Run a short scenario against running services.", _demo)
     return parser

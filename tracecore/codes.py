@@ -104,9 +104,9 @@ def parse(text: str | bytes) -> Scan:
     """
     if len(text) > MAX_INPUT_LENGTH:
         raise ParseError(f"input is longer than {MAX_INPUT_LENGTH} characters")
-    if isinstance(text, bytes):
+    if not isinstance(text, str):
         try:
-            text = text.decode("utf-8")
+            text = str(text, "utf-8")
         except UnicodeDecodeError:
             raise ParseError("input is not UTF-8 text") from None
     text = text.strip(_BLANKS)

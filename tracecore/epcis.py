@@ -603,13 +603,6 @@ def _gln(prefix: str, reference: str) -> str:
     return body + str(gs1.check_digit(body))
 
 
-# The CBV 2.0 EPCIS event hash ID, as GS1's reference "EPCIS Event Hash Generator" computes it
-# (a test checks one of its published hashes). The pre-hash string is the event's fields in the
-# canonical order, each "name=value", a list as its name then its sorted entries; times in UTC
-# to the millisecond with Z; CBV terms as https://ref.gs1.org/cbv/ URIs; SGTIN EPC URIs and
-# Digital Links as canonical Digital Links on id.gs1.org (SGLN and PGLN as /414/ and /417/);
-# ILMD and extension fields as "{namespace}local=value", sorted. Quantity lists and sensor data
-# have no canonical form here: import_document refuses them before it hashes an event.
 _HASH_ORDER = (
     "eventTime", "eventTimeZoneOffset", "epcList", "parentID", "inputEPCList", "childEPCs",
     "outputEPCList", "action", "transformationID", "bizStep", "disposition",
@@ -626,7 +619,17 @@ _TYPED_LISTS = {
 
 
 def _hash_id(wire: Mapping[str, Any], prefixes: Mapping[str, str]) -> str:
-    """The CBV 2.0 event hash ID of an EPCIS event: ``ni:///sha-256;{hex}?ver=CBV2.0``."""
+    """The CBV 2.0 event hash ID of an EPCIS event: ``ni:///sha-256;{hex}?ver=CBV2.0``.
+
+    As GS1's reference "EPCIS Event Hash Generator" computes it (a test checks one of its
+    published hashes): SHA-256 of a pre-hash string of the event's fields in the canonical order,
+    each "name=value", a list as its name then its sorted entries; times in UTC to the
+    millisecond with Z; CBV terms as https://ref.gs1.org/cbv/ URIs; SGTIN EPC URIs and Digital
+    Links as canonical Digital Links on id.gs1.org (SGLN and PGLN as /414/ and /417/); CURIEs
+    expanded; ILMD and extension fields as "{namespace}local=value", sorted; eventID and
+    recordTime left out. Quantity lists and sensor data have no canonical form here:
+    ``import_document`` refuses them before it hashes an event.
+    """
     digest = hashlib.sha256(_prehash(wire, prefixes).encode("utf-8")).hexdigest()
     return f"ni:///sha-256;{digest}?ver=CBV2.0"
 

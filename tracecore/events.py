@@ -45,7 +45,7 @@ CBV: dict[EventKind, tuple[str, str]] = {
 DECOMMISSION_CBV: dict[Status, tuple[str, str]] = {
     Status.DISPENSED: ("dispensing", "dispensed"),
     Status.EXPORTED: ("departing", "in_transit"),
-    Status.SAMPLE: ("sampling", "sampled"),
+    Status.SAMPLE: ("sampling", "non_sellable_other"),
     Status.FREE_SAMPLE: ("dispensing", "dispensed"),
     Status.CHECKED_OUT: ("decommissioning", "inactive"),
     Status.LOCKED: ("holding", "non_sellable_other"),

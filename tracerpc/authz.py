@@ -51,7 +51,7 @@ TABLE: dict[str, frozenset[Role]] = {
     **_rpcs("Lifecycle", {A, L, D}, "Aggregate", "Disaggregate", "Ship", "Receive",
             "CaptureEvents", "ImportEpcis"),
     **_rpcs("Lifecycle", {A, D, P}, "Decommission", "Undo", "Destroy"),
-    **_rpcs("Lifecycle", {A, R}, "RecallBatch", "WithdrawProduct"),
+    **_rpcs("Lifecycle", {A, R}, "RecallBatch", "RecallMaterial", "WithdrawProduct"),
     **_rpcs("Verification", {A, L, D, P, R, U}, "Verify"),
     **_rpcs("Verification", _READERS, "VerifyBatch", "VerifyStream"),
     **_rpcs("Trace", {A, D, R}, "TraceCode", "ListEvents", "ExportEpcis"),

@@ -349,6 +349,22 @@ def test_overlong_reason_and_event_id_are_refused_naming_them(
     refused(INVALID, "context.event_id", lambda: _site.commission([unit], event_id="e" * 257))
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "codegen_svc/lifecycle.py accepts any context.when_ms; tracecore/ledger/lifecycle.py _undo "
+    "then calls datetime.fromtimestamp on it, whose ValueError is no TraceError: the caller (and "
+    "every RPC group-committed with it) gets INTERNAL"))
+def test_an_event_time_no_calendar_holds_is_refused_naming_context_when_ms(
+    _site: _Site, refused: Refused
+) -> None:
+    """An undo dated in the year 146 million is INVALID_ARGUMENT naming context.when_ms."""
+    (unit,) = _site.codes(1)
+    _applied(_site.commission([unit], "PHARM"))
+    _applied(_site.dispense([unit]))
+    refused(INVALID, "context.when_ms", lambda: _site.lifecycle.Undo(lpb.UndoRequest(
+        tenant=_site.tenant, context=_site.context("PHARM", when_ms=2**62), codes=[unit]),
+        timeout=RPC_TIMEOUT_S))
+
+
 def test_an_unknown_tenant_is_refused_naming_it(_site: _Site, refused: Refused) -> None:
     """Lifecycle calls for a tenant that does not exist are NOT_FOUND naming `tenant`."""
     (unit,) = _site.codes(1)

@@ -9,25 +9,32 @@ merged into the group's only when it succeeds.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
+from pharmatrace.v1 import common_pb2 as cpb
 from pharmatrace.v1 import ledger_pb2 as lpb
+from pharmatrace.v1 import trace_pb2 as tpb
 
 from tracecore.codes import Code
 from tracecore.errors import InvalidArgument, TraceError
 from tracecore.events import Event, EventKind
-from tracecore.ledger.counters import Flow, Tally
+from tracecore.ledger.counters import UNIT, Flow, Tally
 from tracecore.ledger.env import Txn
 from tracecore.ledger.journal import Journal
+from tracecore.ledger.oversight import Holds, count_regions
 from tracecore.ledger.records import FLAG_IN_TRANSIT, CodeRecord, ref_key, ref_of
 from tracecore.ledger.store import Ledger
+from tracecore.oversight import DISPENSINGS, Raised, RegionRule, diversion
 from tracecore.status import DECOMMISSIONED, TERMINAL, Action, Status, transition
 
 #: EU FMD Art. 13: a decommissioning may be reverted within ten days.
 UNDO_WINDOW_MS = 10 * 86_400_000
 #: Bound on what one request may touch, containers' contents included.
 MAX_CODES_PER_REQUEST = 1_000_000
+#: Diversion notes one response carries at most; the alerts are all stored.
+MAX_DIVERSION_NOTES = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +59,7 @@ class Result:
     failures: list[Failure] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     error: TraceError | None = None     # the request as a whole was refused
+    alerts: list[Raised] = field(default_factory=list)  # to store once the request is durable
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +88,9 @@ class _Overlay:
         self.events: list[tuple[lpb.EventRecord, list[bytes]]] = []
         self.event_ids: set[str] = set()
         self.pool_returns: dict[int, int] = {}
+        self.regions = Tally()      # batch x region x status, see tracecore.ledger.oversight
+        self.shipments: dict[bytes, int | None] = {}
+        self.alerts: list[Raised] = []
 
     def merge_into(self, target: _Overlay) -> None:
         target.records.update(self.records)
@@ -96,6 +107,9 @@ class _Overlay:
         target.event_ids.update(self.event_ids)
         for pool_ref, n in self.pool_returns.items():
             target.pool_returns[pool_ref] = target.pool_returns.get(pool_ref, 0) + n
+        target.regions.merge(self.regions)
+        target.shipments.update(self.shipments)
+        target.alerts.extend(self.alerts)
 
 
 class _Session:
@@ -113,6 +127,9 @@ class _Session:
         self._party_ids: dict[int, str] = {}
         self._batches: dict[tuple[int, str], int] = {}
         self._expiry: dict[int, dt.date] = {}
+        self.holds = Holds(ledger, txn)
+        self._batch_rules: dict[int, tuple[cpb.Batch, RegionRule]] = {}
+        self._party_rules: dict[int, RegionRule | None] = {}
 
     # -- reads through the overlays --------------------------------------------------------------
 
@@ -184,6 +201,40 @@ class _Session:
             self._batches[key] = ref_of(data)
         return self._batches[key]
 
+    def held(self, record: CodeRecord) -> Status | None:
+        """RECALLED or WITHDRAWN when a recall or withdrawal covers this pack, else None."""
+        if record.status is not Status.ACTIVE and record.status not in DECOMMISSIONED:
+            return None
+        return self.holds.hold_status(record.batch_ref, record.product_ref)
+
+    def batch_rule(self, batch_ref: int) -> tuple[cpb.Batch, RegionRule]:
+        """A batch and the regions it may be sold in."""
+        found = self._batch_rules.get(batch_ref)
+        if found is None:
+            batch = self.ledger.batch_by_ref(self.txn, batch_ref)
+            found = self._batch_rules[batch_ref] = (
+                batch, RegionRule(batch.authorised_regions, "batch"))
+        return found
+
+    def party_rule(self, party_ref: int) -> RegionRule | None:
+        """The regions a party (a distributor) may sell into; None when it is not restricted."""
+        if party_ref not in self._party_rules:
+            party = self.ledger.party_by_ref(self.txn, party_ref)
+            self._party_rules[party_ref] = (
+                RegionRule(party.authorised_regions, party.party_id)
+                if party.authorised_regions else None)
+        return self._party_rules[party_ref]
+
+    def shipped_by(self, key: bytes) -> int:
+        """The restricted party that shipped a pack now in transit; 0 if none was recorded."""
+        layer: _Overlay | None = self.view
+        while layer is not None:
+            if key in layer.shipments:
+                return layer.shipments[key] or 0
+            layer = layer.below
+        data = self.txn.get(key, db=self.db["shipments"])
+        return ref_of(data) if data is not None else 0
+
     def expires_on(self, batch_ref: int) -> dt.date | None:
         if not batch_ref:
             return None
@@ -196,8 +247,11 @@ class _Session:
 
     def put(self, key: bytes, before: CodeRecord, after: CodeRecord) -> None:
         self.view.records[key] = after
+        counted = before if _counted(before) else None
         if _counted(after):
-            self.view.tally.move(before if _counted(before) else None, after)
+            self.view.tally.move(counted, after)
+        # Voided codes too: a batch's picture says how many of its codes were scrapped.
+        count_regions(self.view.regions, counted, after)
 
     def link(self, parent: bytes, child: bytes) -> None:
         self.view.parents[child] = parent
@@ -229,6 +283,12 @@ class _Session:
             self.txn.cursor(db=self.db["batch_codes"]).putmulti(sorted(group.batch_codes),
                                                                dupdata=True)
         group.tally.write(self.txn, self.db["counters"])
+        group.regions.write(self.txn, self.db["batch_regions"])
+        for key, shipper in group.shipments.items():
+            if shipper is None:
+                self.txn.delete(key, db=self.db["shipments"])
+            else:
+                self.txn.put(key, ref_key(shipper), db=self.db["shipments"])
         if group.pool_returns:
             self.ledger.count_returns(self.txn, group.pool_returns)
 
@@ -272,6 +332,10 @@ def _apply_request(session: _Session, request: Request) -> Result:
         result.notes.clear()
         return result
     overlay.merge_into(session.group)
+    result.alerts = overlay.alerts
+    if len(overlay.alerts) > MAX_DIVERSION_NOTES:
+        result.notes.append(f"{len(overlay.alerts) - MAX_DIVERSION_NOTES:,} more diversion "
+                            "alerts raised")
     base = session.journal.head(session.txn)[0] + len(session.group.events) - len(overlay.events)
     result.seqs = [base + n + 1 for n in range(len(overlay.events))]
     return result
@@ -321,7 +385,9 @@ def _event_record(event: Event, who: str, now_ms: int) -> lpb.EventRecord:
         destination=event.destination,
         target=int(event.target) if event.target is not None else 0,
         reason=event.reason,
-        event_id=event.event_id,
+        # Every recorded event has an EPCIS eventID, so that an exported document sent back is
+        # recognised as already recorded.
+        event_id=event.event_id or f"urn:uuid:{uuid.uuid4()}",
         who=who or event.who,
         recorded_at_ms=now_ms,
     )
@@ -331,10 +397,22 @@ def _event_record(event: Event, who: str, now_ms: int) -> lpb.EventRecord:
 
 
 def _existing(session: _Session, key: bytes) -> CodeRecord:
+    """The code's record; refused when it is not ours, or recalled or withdrawn (which nothing
+    leaves)."""
     record = session.record(key)
     if record is None:
         raise _Refused("not issued by this tenant")
+    held = session.held(record)
+    if held is not None:
+        raise _Refused("is RECALLED: its batch was recalled" if held is Status.RECALLED
+                       else "is WITHDRAWN: its product was withdrawn")
     return record
+
+
+def _all_existing(session: _Session, keys: list[bytes]) -> list[tuple[bytes, CodeRecord]]:
+    """Every record of a pack and its contents, checked before any is changed, so a refused
+    content leaves the whole pack as it was."""
+    return [(k, _existing(session, k)) for k in keys]
 
 
 def _step(record: CodeRecord, action: Action, target: Status | None = None) -> Status:
@@ -355,6 +433,10 @@ def _commission(session: _Session, event: Event, key: bytes, result: Result) -> 
         batch_ref = wanted
     if not batch_ref:
         raise _Refused("no batch: give the lot it is packed from")
+    held = session.holds.hold_status(batch_ref, record.product_ref)
+    if held is not None:
+        raise _Refused("its batch is recalled" if held is Status.RECALLED
+                       else "its product is withdrawn")
     holder, region = session.party(event.party_id, "party_id") if event.party_id else (0, 0)
     after = record.evolve(status=status, batch_ref=batch_ref, holder_ref=holder, region=region,
                           level=event.level or record.level, updated_at_ms=session.now_ms)
@@ -379,6 +461,9 @@ def _aggregate(session: _Session, event: Event, key: bytes, result: Result) -> l
     parent = session.record(parent_key)
     if parent is None:
         raise _Refused("parent container is not issued by this tenant")
+    parent_held = session.held(parent)
+    if parent_held is not None:
+        raise _Refused(f"parent container is {parent_held.name}")
     if parent.status is not Status.ACTIVE:
         raise _Refused(f"parent container is {parent.status.name}, not ACTIVE")
     if parent.in_transit:
@@ -436,9 +521,12 @@ def _ship(session: _Session, event: Event, key: bytes, result: Result) -> list[b
     if destination == record.holder_ref:
         raise _Refused("is already held by the destination")
     moved = [key, *session.descendants(key)]
-    for k in moved:
-        r = _existing(session, k)
+    for k, r in _all_existing(session, moved):
         session.put(k, r, r.evolve(flags=r.flags | FLAG_IN_TRANSIT, holder_ref=destination))
+    # Where a distributor bound to regions ships to is checked where the packs arrive.
+    shipper = sender or record.holder_ref
+    if shipper and session.party_rule(shipper) is not None:
+        session.view.shipments[key] = shipper
     return moved
 
 
@@ -453,13 +541,49 @@ def _receive(session: _Session, event: Event, key: bytes, result: Result) -> lis
         result.notes.append(
             f"{Code.from_key(key).text()} was shipped to {session.party_id(record.holder_ref)}"
             f" but received by {event.party_id}")
-    moved = [key, *session.descendants(key)]
-    for k in moved:
-        r = _existing(session, k)
+    moved = _all_existing(session, [key, *session.descendants(key)])
+    for k, r in moved:
         after = r.evolve(flags=r.flags & ~FLAG_IN_TRANSIT, holder_ref=receiver, region=region)
         session.put(k, r, after)
         session.view.tally.flow(after, Flow.RECEIVED, event.when_ms)
-    return moved
+    shipper = session.shipped_by(key)
+    if shipper:
+        session.view.shipments[key] = None
+    if region:
+        _check_receipt(session, event, key, record, [r for _, r in moved], shipper, region,
+                       result)
+    return [k for k, _ in moved]
+
+
+def _check_receipt(session: _Session, event: Event, key: bytes, record: CodeRecord,
+                   records: list[CodeRecord], shipper: int, region: int, result: Result) -> None:
+    """Diversion (窜货): units received where their batch, or the distributor that shipped them,
+    may not sell. One alert per pack received and authorisation broken."""
+    units: dict[int, int] = {}
+    for r in records:
+        if r.level == UNIT and r.batch_ref:
+            units[r.batch_ref] = units.get(r.batch_ref, 0) + 1
+    for batch_ref, n in units.items():
+        batch, rule = session.batch_rule(batch_ref)
+        if not rule.allows(region):
+            _divert(session, event, key, tpb.ALERT_SOURCE_RECEIPT, n, batch, region, rule, result)
+    rule_of_shipper = session.party_rule(shipper) if shipper else None
+    if rule_of_shipper is not None and not rule_of_shipper.allows(region):
+        batch_ref = record.batch_ref or next(iter(units), 0)
+        batch = session.batch_rule(batch_ref)[0] if batch_ref else cpb.Batch()
+        _divert(session, event, key, tpb.ALERT_SOURCE_RECEIPT, sum(units.values()), batch,
+                region, rule_of_shipper, result)
+
+
+def _divert(session: _Session, event: Event, key: bytes, source: int, units: int,
+            batch: cpb.Batch, region: int, rule: RegionRule, result: Result) -> None:
+    raised = diversion(key, Code.from_key(key).text(), source=source, at_ms=event.when_ms,
+                       units=units, product=batch.product, lot=batch.lot, region=region,
+                       party_id=event.party_id, rule=rule, status=Status.ACTIVE)
+    alerts = session.view.alerts
+    if len(alerts) < MAX_DIVERSION_NOTES:
+        result.notes.append(f"DIVERSION: {raised.alert.detail}")
+    alerts.append(raised)
 
 
 def _decommission(session: _Session, event: Event, key: bytes, result: Result) -> list[bytes]:
@@ -480,8 +604,8 @@ def _decommission(session: _Session, event: Event, key: bytes, result: Result) -
     if parent is not None:
         session.unlink(parent, key)
     changed = [key]
-    for k in [key, *session.descendants(key)]:
-        r = _existing(session, k)
+    dispensed: dict[int, int] = {}
+    for k, r in _all_existing(session, [key, *session.descendants(key)]):
         if r.status is not Status.ACTIVE:
             continue
         after = r.evolve(status=_step(r, Action.DECOMMISSION, event.target), holder_ref=holder,
@@ -489,8 +613,18 @@ def _decommission(session: _Session, event: Event, key: bytes, result: Result) -
         session.put(k, r, after)
         if k != key:
             changed.append(k)
-        if after.status in (Status.DISPENSED, Status.FREE_SAMPLE):
+        if after.status in DISPENSINGS:
             session.view.tally.flow(after, Flow.SOLD, event.when_ms)
+            # A pack its holder received was checked then; one that reached the dispensing
+            # party without a receipt there is checked now.
+            if r.level == UNIT and r.batch_ref and holder != r.holder_ref:
+                dispensed[r.batch_ref] = dispensed.get(r.batch_ref, 0) + 1
+    if region:
+        for batch_ref, n in dispensed.items():
+            batch, rule = session.batch_rule(batch_ref)
+            if not rule.allows(region):
+                _divert(session, event, key, tpb.ALERT_SOURCE_DISPENSE, n, batch, region, rule,
+                        result)
     return changed
 
 
@@ -524,10 +658,15 @@ def _terminal(action: Action) -> object:
         record = _top_level(session, key, action.value.replace("_", " "))
         _step(record, action)
         moved = [key, *session.descendants(key)]
+        records: list[tuple[bytes, CodeRecord]] = []
         for k in moved:
-            r = _existing(session, k)
-            if r.status in TERMINAL:
-                continue
+            r = session.record(k)
+            if r is None:
+                raise _Refused("contains a code not issued by this tenant")
+            # Recalled or withdrawn contents stay as they are: nothing leaves those.
+            if r.status not in TERMINAL and session.held(r) is None:
+                records.append((k, r))
+        for k, r in records:
             session.put(k, r, r.evolve(status=_step(r, action), updated_at_ms=session.now_ms))
         return moved
 

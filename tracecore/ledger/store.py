@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,8 +50,14 @@ DATABASES = (
     "credentials",  # credential id -> CredentialRecord
     "cert_bindings",  # client certificate CN -> credential id
     "audit",        # sequence -> AuditRecord (append-only, hash-chained)
+    "recalls",      # b"B" + batch ref / b"P" + product ref -> recall time, event sequence
+    "material_lots",  # hash of supplier + supplier lot -> refs of the batches using it (dupsort)
+    "batch_regions",  # batch, region, status -> units (see tracecore.ledger.oversight)
+    "shipments",    # code in transit -> ref of the party that shipped it, if it restricts regions
 )
-DUPSORT = ("code_events", "children", "batch_codes")
+DUPSORT = ("code_events", "children", "batch_codes", "material_lots")
+#: Marks a ledger whose batches from before the material-lot index are in it.
+_MATERIALS_INDEXED = b"index:material_lots"
 
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
@@ -83,6 +90,11 @@ class Ledger:
         self.env = Env(path, DATABASES, owner=tenant, readonly=readonly, map_size=map_size,
                        dupsort=DUPSORT)
         self.db = self.env.dbs
+        if not readonly:
+            with self.env.read() as txn:
+                indexed = txn.get(_MATERIALS_INDEXED, db=self.db["meta"]) is not None
+            if not indexed:
+                self.env.write(self._index_old_batches)
 
     def close(self) -> None:
         self.env.close()
@@ -133,6 +145,7 @@ class Ledger:
             ref = self._next_ref(txn, b"batch")
             txn.put(ref_key(ref), b.SerializeToString(), db=self.db["batches"])
             txn.put(key, ref_key(ref), db=self.db["batch_ids"])
+            self._index_materials(txn, ref, b)
             return b
 
         return self.env.write(fn)
@@ -140,6 +153,10 @@ class Ledger:
     def batch(self, product: str, lot: str) -> tuple[int, pb.Batch]:
         with self.env.read() as txn:
             return self._batch(txn, product, lot)
+
+    def batch_in(self, txn: Txn, product: str, lot: str) -> tuple[int, pb.Batch]:
+        """(ref, batch) inside the caller's transaction; NotFound when not registered."""
+        return self._batch(txn, product, lot)
 
     def batch_by_ref(self, txn: Txn, ref: int) -> pb.Batch:
         data = txn.get(ref_key(ref), db=self.db["batches"])
@@ -151,6 +168,33 @@ class Ledger:
         wanted = masterdata.product_identifier(product) if product else ""
         return self._page("batches", pb.Batch, page_size, page_token,
                           keep=lambda b: not wanted or b.product == wanted)
+
+    def product_in(self, txn: Txn, identifier: str, field: str = "product"
+                   ) -> tuple[int, pb.Product]:
+        """(ref, product) for a GTIN or NMPA id in ``txn``; NotFound naming ``field``."""
+        return self._product(txn, identifier, field)
+
+    def batch_in(self, txn: Txn, product: str, lot: str) -> tuple[int, pb.Batch]:
+        """(ref, batch) of a product's lot in ``txn``; NotFound when not registered."""
+        return self._batch(txn, product, lot)
+
+    def batches_using(self, txn: Txn, supplier: str, supplier_lot: str
+                      ) -> list[tuple[int, pb.Batch, pb.MaterialLot]]:
+        """(ref, batch, its entry for the lot) of every batch that used a supplier's lot, in the
+        order they were added; supplier and lot compare ignoring case and runs of spaces."""
+        wanted = (_folded(supplier), _folded(supplier_lot))
+        cursor = txn.cursor(db=self.db["material_lots"])
+        out: list[tuple[int, pb.Batch, pb.MaterialLot]] = []
+        if not cursor.set_key(material_key(supplier, supplier_lot)):
+            return out
+        for value in cursor.iternext_dup():
+            ref = ref_of(value)
+            batch = self.batch_by_ref(txn, ref)
+            for material in batch.materials:
+                if (_folded(material.supplier), _folded(material.supplier_lot)) == wanted:
+                    out.append((ref, batch, material))
+                    break
+        return out
 
     def add_party(self, party: pb.Party, now_ms: int) -> pb.Party:
         p = masterdata.party(party)
@@ -378,6 +422,19 @@ class Ledger:
                            "registered", field="lot")
         return ref_of(ref), self.batch_by_ref(txn, ref_of(ref))
 
+    def _index_materials(self, txn: Txn, ref: int, batch: pb.Batch) -> None:
+        for material in batch.materials:
+            txn.put(material_key(material.supplier, material.supplier_lot), ref_key(ref),
+                    db=self.db["material_lots"], dupdata=True)
+
+    def _index_old_batches(self, txn: Txn) -> None:
+        """Adds batches stored before the material-lot index existed to it, once."""
+        if txn.get(_MATERIALS_INDEXED, db=self.db["meta"]) is not None:
+            return
+        for key, data in txn.cursor(db=self.db["batches"]):
+            self._index_materials(txn, ref_of(key), pb.Batch.FromString(bytes(data)))
+        txn.put(_MATERIALS_INDEXED, b"1", db=self.db["meta"])
+
     def _next_ref(self, txn: Txn, kind: bytes) -> int:
         key = b"next:" + kind
         data = txn.get(key, db=self.db["meta"])
@@ -413,3 +470,13 @@ class Ledger:
                         return out, str(ref_of(key))
                     out.append(item)
         return out, ""
+
+
+def material_key(supplier: str, supplier_lot: str) -> bytes:
+    """Index key of a supplier's lot: a hash, since the two texts may exceed LMDB's key size."""
+    text = f"{_folded(supplier)}\x00{_folded(supplier_lot)}"
+    return hashlib.sha256(text.encode()).digest()[:16]
+
+
+def _folded(text: str) -> str:
+    return " ".join(text.split()).casefold()

@@ -858,3 +858,70 @@ class RegionCount(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RegionCount: _TypeAlias = RegionCount  # noqa: Y015
+
+@_typing.final
+class ImportEpcisRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    DOCUMENT_FIELD_NUMBER: _builtins.int
+    BEST_EFFORT_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    document: _builtins.str
+    """EPCISDocument as JSON text; at most 16 MiB"""
+    best_effort: _builtins.bool
+    """apply the codes that pass, report the others"""
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+        document: _builtins.str = ...,
+        best_effort: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["best_effort", b"best_effort", "document", b"document", "tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportEpcisRequest: _TypeAlias = ImportEpcisRequest  # noqa: Y015
+
+@_typing.final
+class ImportEpcisResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: _builtins.int
+    RECORDED_FIELD_NUMBER: _builtins.int
+    CHANGED_FIELD_NUMBER: _builtins.int
+    DUPLICATES_FIELD_NUMBER: _builtins.int
+    FAILURES_FIELD_NUMBER: _builtins.int
+    NOTES_FIELD_NUMBER: _builtins.int
+    events: _builtins.int
+    """events in the document"""
+    recorded: _builtins.int
+    """events recorded now"""
+    changed: _builtins.int
+    """codes changed"""
+    duplicates: _builtins.int
+    """events whose eventID was recorded before"""
+    @_builtins.property
+    def failures(self) -> _containers.RepeatedCompositeFieldContainer[Global___EventFailure]: ...
+    @_builtins.property
+    def notes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        events: _builtins.int = ...,
+        recorded: _builtins.int = ...,
+        changed: _builtins.int = ...,
+        duplicates: _builtins.int = ...,
+        failures: _abc.Iterable[Global___EventFailure] | None = ...,
+        notes: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed", b"changed", "duplicates", b"duplicates", "events", b"events", "failures", b"failures", "notes", b"notes", "recorded", b"recorded"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportEpcisResponse: _TypeAlias = ImportEpcisResponse  # noqa: Y015

@@ -83,6 +83,11 @@ class LifecycleStub:
                 request_serializer=pharmatrace_dot_v1_dot_lifecycle__pb2.CaptureEventsRequest.SerializeToString,
                 response_deserializer=pharmatrace_dot_v1_dot_lifecycle__pb2.CaptureEventsResponse.FromString,
                 _registered_method=True)
+        self.ImportEpcis = channel.unary_unary(
+                '/pharmatrace.v1.Lifecycle/ImportEpcis',
+                request_serializer=pharmatrace_dot_v1_dot_lifecycle__pb2.ImportEpcisRequest.SerializeToString,
+                response_deserializer=pharmatrace_dot_v1_dot_lifecycle__pb2.ImportEpcisResponse.FromString,
+                _registered_method=True)
         self.RecallBatch = channel.unary_unary(
                 '/pharmatrace.v1.Lifecycle/RecallBatch',
                 request_serializer=pharmatrace_dot_v1_dot_lifecycle__pb2.RecallBatchRequest.SerializeToString,
@@ -172,6 +177,16 @@ class LifecycleServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ImportEpcis(self, request, context):
+        """A partner's GS1 EPCIS 2.0 document (JSON-LD), applied as lifecycle events. Idempotent by
+        eventID (hashed per CBV 2.0 when absent): a document sent twice changes nothing the second
+        time and says so. An invalid document is rejected whole, naming the JSON path of the first
+        problem.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def RecallBatch(self, request, context):
         """Every pack of a batch becomes RECALLED, irreversibly, with one event naming the reason and
         the caller; packs not yet commissioned can no longer be. Answers where the batch's packs are
@@ -244,6 +259,11 @@ def add_LifecycleServicer_to_server(servicer, server):
                     servicer.CaptureEvents,
                     request_deserializer=pharmatrace_dot_v1_dot_lifecycle__pb2.CaptureEventsRequest.FromString,
                     response_serializer=pharmatrace_dot_v1_dot_lifecycle__pb2.CaptureEventsResponse.SerializeToString,
+            ),
+            'ImportEpcis': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportEpcis,
+                    request_deserializer=pharmatrace_dot_v1_dot_lifecycle__pb2.ImportEpcisRequest.FromString,
+                    response_serializer=pharmatrace_dot_v1_dot_lifecycle__pb2.ImportEpcisResponse.SerializeToString,
             ),
             'RecallBatch': grpc.unary_unary_rpc_method_handler(
                     servicer.RecallBatch,
@@ -508,6 +528,33 @@ class Lifecycle:
             '/pharmatrace.v1.Lifecycle/CaptureEvents',
             pharmatrace_dot_v1_dot_lifecycle__pb2.CaptureEventsRequest.SerializeToString,
             pharmatrace_dot_v1_dot_lifecycle__pb2.CaptureEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportEpcis(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pharmatrace.v1.Lifecycle/ImportEpcis',
+            pharmatrace_dot_v1_dot_lifecycle__pb2.ImportEpcisRequest.SerializeToString,
+            pharmatrace_dot_v1_dot_lifecycle__pb2.ImportEpcisResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -59,6 +59,12 @@ class LifecycleStub:
     """Bulk capture for line controllers and warehouse systems: any mix of events, many messages,
     group-committed. Answered once the stream ends.
     """
+    ImportEpcis: _grpc.UnaryUnaryMultiCallable[_lifecycle_pb2.ImportEpcisRequest, _lifecycle_pb2.ImportEpcisResponse]
+    """A partner's GS1 EPCIS 2.0 document (JSON-LD), applied as lifecycle events. Idempotent by
+    eventID (hashed per CBV 2.0 when absent): a document sent twice changes nothing the second
+    time and says so. An invalid document is rejected whole, naming the JSON path of the first
+    problem.
+    """
     RecallBatch: _grpc.UnaryUnaryMultiCallable[_lifecycle_pb2.RecallBatchRequest, _lifecycle_pb2.RecallResponse]
     """Every pack of a batch becomes RECALLED, irreversibly, with one event naming the reason and
     the caller; packs not yet commissioned can no longer be. Answers where the batch's packs are
@@ -103,6 +109,12 @@ class LifecycleAsyncStub(LifecycleStub):
     CaptureEvents: _aio.StreamUnaryMultiCallable[_lifecycle_pb2.CaptureEventsRequest, _lifecycle_pb2.CaptureEventsResponse]  # type: ignore[assignment]
     """Bulk capture for line controllers and warehouse systems: any mix of events, many messages,
     group-committed. Answered once the stream ends.
+    """
+    ImportEpcis: _aio.UnaryUnaryMultiCallable[_lifecycle_pb2.ImportEpcisRequest, _lifecycle_pb2.ImportEpcisResponse]  # type: ignore[assignment]
+    """A partner's GS1 EPCIS 2.0 document (JSON-LD), applied as lifecycle events. Idempotent by
+    eventID (hashed per CBV 2.0 when absent): a document sent twice changes nothing the second
+    time and says so. An invalid document is rejected whole, naming the JSON path of the first
+    problem.
     """
     RecallBatch: _aio.UnaryUnaryMultiCallable[_lifecycle_pb2.RecallBatchRequest, _lifecycle_pb2.RecallResponse]  # type: ignore[assignment]
     """Every pack of a batch becomes RECALLED, irreversibly, with one event naming the reason and
@@ -199,6 +211,18 @@ class LifecycleServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_lifecycle_pb2.CaptureEventsResponse, _abc.Awaitable[_lifecycle_pb2.CaptureEventsResponse]]:
         """Bulk capture for line controllers and warehouse systems: any mix of events, many messages,
         group-committed. Answered once the stream ends.
+        """
+
+    @_abc_1.abstractmethod
+    def ImportEpcis(
+        self,
+        request: _lifecycle_pb2.ImportEpcisRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_lifecycle_pb2.ImportEpcisResponse, _abc.Awaitable[_lifecycle_pb2.ImportEpcisResponse]]:
+        """A partner's GS1 EPCIS 2.0 document (JSON-LD), applied as lifecycle events. Idempotent by
+        eventID (hashed per CBV 2.0 when absent): a document sent twice changes nothing the second
+        time and says so. An invalid document is rejected whole, naming the JSON path of the first
+        problem.
         """
 
     @_abc_1.abstractmethod

@@ -95,6 +95,29 @@ REGION_LEVEL_CITY: RegionLevel.ValueType  # 2
 REGION_LEVEL_COUNTY: RegionLevel.ValueType  # 3
 Global___RegionLevel: _TypeAlias = RegionLevel  # noqa: Y015
 
+class _EpcForm:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _EpcFormEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EpcForm.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    EPC_FORM_UNSPECIFIED: _EpcForm.ValueType  # 0
+    """SGTIN EPC URIs"""
+    EPC_FORM_EPC_URI: _EpcForm.ValueType  # 1
+    """urn:epc:id:sgtin:..."""
+    EPC_FORM_DIGITAL_LINK: _EpcForm.ValueType  # 2
+    """https://host/01/.../21/..."""
+
+class EpcForm(_EpcForm, metaclass=_EpcFormEnumTypeWrapper): ...
+
+EPC_FORM_UNSPECIFIED: EpcForm.ValueType  # 0
+"""SGTIN EPC URIs"""
+EPC_FORM_EPC_URI: EpcForm.ValueType  # 1
+"""urn:epc:id:sgtin:..."""
+EPC_FORM_DIGITAL_LINK: EpcForm.ValueType  # 2
+"""https://host/01/.../21/..."""
+Global___EpcForm: _TypeAlias = EpcForm  # noqa: Y015
+
 @_typing.final
 class TraceCodeRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -795,3 +818,84 @@ class RegionReportResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RegionReportResponse: _TypeAlias = RegionReportResponse  # noqa: Y015
+
+@_typing.final
+class ExportEpcisRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    PRODUCT_FIELD_NUMBER: _builtins.int
+    LOT_FIELD_NUMBER: _builtins.int
+    PARTY_ID_FIELD_NUMBER: _builtins.int
+    FROM_MS_FIELD_NUMBER: _builtins.int
+    TO_MS_FIELD_NUMBER: _builtins.int
+    EPC_FORM_FIELD_NUMBER: _builtins.int
+    COMPANY_PREFIX_LENGTH_FIELD_NUMBER: _builtins.int
+    DIGITAL_LINK_HOST_FIELD_NUMBER: _builtins.int
+    MAX_EVENTS_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    product: _builtins.str
+    """optional, as in ListEvents"""
+    lot: _builtins.str
+    """optional, with product"""
+    party_id: _builtins.str
+    """optional"""
+    from_ms: _builtins.int
+    """optional, inclusive"""
+    to_ms: _builtins.int
+    """optional, exclusive"""
+    epc_form: Global___EpcForm.ValueType
+    company_prefix_length: _builtins.int
+    """for SGTIN / SGLN URIs: 6 to 12; default 7"""
+    digital_link_host: _builtins.str
+    """default https://id.gs1.org"""
+    max_events: _builtins.int
+    """default and at most 100,000"""
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+        product: _builtins.str = ...,
+        lot: _builtins.str = ...,
+        party_id: _builtins.str = ...,
+        from_ms: _builtins.int = ...,
+        to_ms: _builtins.int = ...,
+        epc_form: Global___EpcForm.ValueType = ...,
+        company_prefix_length: _builtins.int = ...,
+        digital_link_host: _builtins.str = ...,
+        max_events: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["company_prefix_length", b"company_prefix_length", "digital_link_host", b"digital_link_host", "epc_form", b"epc_form", "from_ms", b"from_ms", "lot", b"lot", "max_events", b"max_events", "party_id", b"party_id", "product", b"product", "tenant", b"tenant", "to_ms", b"to_ms"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportEpcisRequest: _TypeAlias = ExportEpcisRequest  # noqa: Y015
+
+@_typing.final
+class ExportEpcisResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOCUMENT_FIELD_NUMBER: _builtins.int
+    EVENT_COUNT_FIELD_NUMBER: _builtins.int
+    TRUNCATED_FIELD_NUMBER: _builtins.int
+    document: _builtins.str
+    """EPCISDocument as JSON text"""
+    event_count: _builtins.int
+    truncated: _builtins.bool
+    """more events matched than max_events"""
+    def __init__(
+        self,
+        *,
+        document: _builtins.str = ...,
+        event_count: _builtins.int = ...,
+        truncated: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["document", b"document", "event_count", b"event_count", "truncated", b"truncated"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportEpcisResponse: _TypeAlias = ExportEpcisResponse  # noqa: Y015

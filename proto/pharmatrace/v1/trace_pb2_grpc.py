@@ -44,6 +44,11 @@ class TraceStub:
                 request_serializer=pharmatrace_dot_v1_dot_trace__pb2.ListEventsRequest.SerializeToString,
                 response_deserializer=pharmatrace_dot_v1_dot_trace__pb2.ListEventsResponse.FromString,
                 _registered_method=True)
+        self.ExportEpcis = channel.unary_unary(
+                '/pharmatrace.v1.Trace/ExportEpcis',
+                request_serializer=pharmatrace_dot_v1_dot_trace__pb2.ExportEpcisRequest.SerializeToString,
+                response_deserializer=pharmatrace_dot_v1_dot_trace__pb2.ExportEpcisResponse.FromString,
+                _registered_method=True)
         self.LocateBatch = channel.unary_unary(
                 '/pharmatrace.v1.Trace/LocateBatch',
                 request_serializer=pharmatrace_dot_v1_dot_trace__pb2.LocateBatchRequest.SerializeToString,
@@ -84,6 +89,14 @@ class TraceServicer:
 
     def ListEvents(self, request, context):
         """Events by batch, product, party and time window; paged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportEpcis(self, request, context):
+        """Events by batch, product, party and time window as a GS1 EPCIS 2.0 document (JSON-LD) that
+        validates against the official schema.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -140,6 +153,11 @@ def add_TraceServicer_to_server(servicer, server):
                     servicer.ListEvents,
                     request_deserializer=pharmatrace_dot_v1_dot_trace__pb2.ListEventsRequest.FromString,
                     response_serializer=pharmatrace_dot_v1_dot_trace__pb2.ListEventsResponse.SerializeToString,
+            ),
+            'ExportEpcis': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportEpcis,
+                    request_deserializer=pharmatrace_dot_v1_dot_trace__pb2.ExportEpcisRequest.FromString,
+                    response_serializer=pharmatrace_dot_v1_dot_trace__pb2.ExportEpcisResponse.SerializeToString,
             ),
             'LocateBatch': grpc.unary_unary_rpc_method_handler(
                     servicer.LocateBatch,
@@ -221,6 +239,33 @@ class Trace:
             '/pharmatrace.v1.Trace/ListEvents',
             pharmatrace_dot_v1_dot_trace__pb2.ListEventsRequest.SerializeToString,
             pharmatrace_dot_v1_dot_trace__pb2.ListEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportEpcis(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pharmatrace.v1.Trace/ExportEpcis',
+            pharmatrace_dot_v1_dot_trace__pb2.ExportEpcisRequest.SerializeToString,
+            pharmatrace_dot_v1_dot_trace__pb2.ExportEpcisResponse.FromString,
             options,
             channel_credentials,
             insecure,

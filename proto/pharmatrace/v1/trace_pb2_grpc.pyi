@@ -37,6 +37,10 @@ class TraceStub:
     """
     ListEvents: _grpc.UnaryUnaryMultiCallable[_trace_pb2.ListEventsRequest, _trace_pb2.ListEventsResponse]
     """Events by batch, product, party and time window; paged."""
+    ExportEpcis: _grpc.UnaryUnaryMultiCallable[_trace_pb2.ExportEpcisRequest, _trace_pb2.ExportEpcisResponse]
+    """Events by batch, product, party and time window as a GS1 EPCIS 2.0 document (JSON-LD) that
+    validates against the official schema.
+    """
     LocateBatch: _grpc.UnaryUnaryMultiCallable[_trace_pb2.LocateBatchRequest, _trace_pb2.LocateBatchResponse]
     """Where a batch's packs are right now: by holder party and region, in transit, at the plant,
     dispensed (by pharmacy), voided; with its recall, if any. Read from counters, never codes.
@@ -65,6 +69,10 @@ class TraceAsyncStub(TraceStub):
     """
     ListEvents: _aio.UnaryUnaryMultiCallable[_trace_pb2.ListEventsRequest, _trace_pb2.ListEventsResponse]  # type: ignore[assignment]
     """Events by batch, product, party and time window; paged."""
+    ExportEpcis: _aio.UnaryUnaryMultiCallable[_trace_pb2.ExportEpcisRequest, _trace_pb2.ExportEpcisResponse]  # type: ignore[assignment]
+    """Events by batch, product, party and time window as a GS1 EPCIS 2.0 document (JSON-LD) that
+    validates against the official schema.
+    """
     LocateBatch: _aio.UnaryUnaryMultiCallable[_trace_pb2.LocateBatchRequest, _trace_pb2.LocateBatchResponse]  # type: ignore[assignment]
     """Where a batch's packs are right now: by holder party and region, in transit, at the plant,
     dispensed (by pharmacy), voided; with its recall, if any. Read from counters, never codes.
@@ -102,6 +110,16 @@ class TraceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_trace_pb2.ListEventsResponse, _abc.Awaitable[_trace_pb2.ListEventsResponse]]:
         """Events by batch, product, party and time window; paged."""
+
+    @_abc_1.abstractmethod
+    def ExportEpcis(
+        self,
+        request: _trace_pb2.ExportEpcisRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_trace_pb2.ExportEpcisResponse, _abc.Awaitable[_trace_pb2.ExportEpcisResponse]]:
+        """Events by batch, product, party and time window as a GS1 EPCIS 2.0 document (JSON-LD) that
+        validates against the official schema.
+        """
 
     @_abc_1.abstractmethod
     def LocateBatch(

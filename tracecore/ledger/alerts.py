@@ -1,0 +1,191 @@
+"""A tenant's alerts: diversion and clone findings, each stored once with its evidence.
+
+They live beside the ledger (``<tenant>/alerts``), not in it, because both sides raise them: the
+issuance process on receipts and dispensings, every verification worker on scans. LMDB lets all
+of them write one environment, one transaction at a time. Workers buffer what they raise and
+store it with their scan statistics, off the request path.
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pharmatrace.v1 import trace_pb2 as tpb
+
+from tracecore.errors import InvalidArgument
+from tracecore.ledger.env import Env, Txn
+from tracecore.oversight import Raised
+
+DATABASES = ("alerts", "alert_keys", "meta")
+DIRECTORY = "alerts"
+MAX_PAGE = 1000
+DEFAULT_PAGE = 100
+#: Alerts read per ListAlerts page at most, so a sparse filter cannot stall a worker.
+MAX_SCAN = 50_000
+#: A worker forgets the alerts it already raised past this many (the store still refuses them).
+_SEEN_LIMIT = 1_000_000
+_ID = struct.Struct(">Q")
+_NEXT = b"next_id"
+
+
+@dataclass(frozen=True, slots=True)
+class AlertFilter:
+    """Which alerts a listing wants; empty fields match everything."""
+
+    kind: int = 0
+    product: str = ""
+    lot: str = ""
+    region: str = ""           # canonical GB/T 2260 prefix
+    from_ms: int = 0
+    to_ms: int = 0
+
+    def matches(self, alert: tpb.Alert) -> bool:
+        return not (
+            (self.kind and alert.kind != self.kind)
+            or (self.product and alert.product != self.product)
+            or (self.lot and alert.lot != self.lot)
+            or (self.region and not alert.region.startswith(self.region))
+            or (self.from_ms and alert.raised_at_ms < self.from_ms)
+            or (self.to_ms and alert.raised_at_ms >= self.to_ms)
+        )
+
+
+class AlertBook:
+    """One tenant's alert store, opened once per process (see ``book``)."""
+
+    def __init__(self, path: Path, *, tenant: str) -> None:
+        self.env = Env(path, DATABASES, owner=tenant)
+        self._db = self.env.dbs
+        self._pending: list[Raised] = []
+        self._seen: set[bytes] = set()
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self.env.close()
+
+    def append(self, raised: Sequence[Raised]) -> list[tpb.Alert]:
+        """Stores the alerts not stored before, in one durable transaction; returns those, with
+        their ids."""
+        if not raised:
+            return []
+
+        def fn(txn: Txn) -> list[tpb.Alert]:
+            data = txn.get(_NEXT, db=self._db["meta"])
+            next_id = _ID.unpack(data)[0] if data is not None else 1
+            stored: list[tpb.Alert] = []
+            for item in raised:
+                if not txn.put(item.key, _ID.pack(next_id), db=self._db["alert_keys"],
+                               overwrite=False):
+                    continue
+                alert = tpb.Alert()
+                alert.CopyFrom(item.alert)
+                alert.alert_id = next_id
+                txn.put(_ID.pack(next_id), alert.SerializeToString(), db=self._db["alerts"],
+                        append=True)
+                stored.append(alert)
+                next_id += 1
+            txn.put(_NEXT, _ID.pack(next_id), db=self._db["meta"])
+            return stored
+
+        return self.env.write(fn)
+
+    def buffer(self, raised: Sequence[Raised]) -> None:
+        """Keeps alerts for the next ``flush``; one already raised by this process is dropped."""
+        with self._lock:
+            if len(self._seen) > _SEEN_LIMIT:
+                self._seen.clear()
+            for item in raised:
+                if item.key not in self._seen:
+                    self._seen.add(item.key)
+                    self._pending.append(item)
+
+    def flush(self) -> int:
+        """Stores the buffered alerts; returns how many were new. Kept for the next flush if the
+        write fails."""
+        with self._lock:
+            batch, self._pending = self._pending, []
+        if not batch:
+            return 0
+        try:
+            return len(self.append(batch))
+        except BaseException:
+            with self._lock:
+                self._pending[:0] = batch
+            raise
+
+    def last_id(self) -> int:
+        with self.env.read() as txn:
+            data = txn.get(_NEXT, db=self._db["meta"])
+            return _ID.unpack(data)[0] - 1 if data is not None else 0
+
+    def page(self, wanted: AlertFilter, page_size: int, page_token: str
+             ) -> tuple[list[tpb.Alert], str]:
+        """One page of matching alerts, oldest first; the token resumes after it."""
+        size = page_size or DEFAULT_PAGE
+        if size > MAX_PAGE:
+            raise InvalidArgument(f"at most {MAX_PAGE}", field="page_size")
+        start = 1
+        if page_token:
+            if not page_token.isdigit():
+                raise InvalidArgument("is not a token this service gave out", field="page_token")
+            start = int(page_token)
+        out: list[tpb.Alert] = []
+        for scanned, alert in enumerate(self._scan(start), start=1):
+            if wanted.matches(alert):
+                out.append(alert)
+                if len(out) == size:
+                    return out, str(alert.alert_id + 1)
+            if scanned >= MAX_SCAN:
+                return out, str(alert.alert_id + 1)
+        return out, ""
+
+    def after(self, after_id: int, wanted: AlertFilter, limit: int = MAX_PAGE
+              ) -> tuple[list[tpb.Alert], int]:
+        """Matching alerts with ids above ``after_id`` (at most ``limit``, reading at most
+        MAX_SCAN), and the id to continue after."""
+        out: list[tpb.Alert] = []
+        last = after_id
+        for scanned, alert in enumerate(self._scan(after_id + 1), start=1):
+            last = alert.alert_id
+            if wanted.matches(alert):
+                out.append(alert)
+                if len(out) == limit:
+                    break
+            if scanned >= MAX_SCAN:
+                break
+        return out, last
+
+    def _scan(self, start: int) -> Iterator[tpb.Alert]:
+        with self.env.read() as txn:
+            cursor = txn.cursor(db=self._db["alerts"])
+            if not cursor.set_range(_ID.pack(start)):
+                return
+            for _, data in cursor:
+                yield tpb.Alert.FromString(bytes(data))
+
+
+_books: dict[Path, AlertBook] = {}
+_books_lock = threading.Lock()
+
+
+def book(tenant_path: Path, tenant: str) -> AlertBook:
+    """The tenant's alert store in this process. LMDB must not open one environment twice in a
+    process (its locks are per process), and the issuance side and a worker's services share it,
+    so every opener goes through here."""
+    path = (tenant_path / DIRECTORY).resolve()
+    with _books_lock:
+        opened = _books.get(path)
+        if opened is None:
+            opened = _books[path] = AlertBook(path, tenant=tenant)
+        return opened
+
+
+def close_books() -> None:
+    with _books_lock:
+        for opened in _books.values():
+            opened.close()
+        _books.clear()
