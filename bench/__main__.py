@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         _parser().print_help()
         return 2
     harness.exit_on_sigterm()
+    harness.quiet_wait_s = args.quiet_wait
     started = time.monotonic()
     code: int = args.run(args)
     say(f"bench: {time.monotonic() - started:,.0f} s")
@@ -96,6 +97,7 @@ def _run_codec(n: int) -> Any:
     from bench import codec
 
     say(f"codec: {n:,} codes per scheme ...")
+    harness.settle()
     figures = codec.run(n)
     print(codec.table(figures))
     print()
@@ -123,12 +125,16 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(title="benchmarks")
 
-    def command(name: str, run: Any, help_text: str) -> argparse.ArgumentParser:
+    def command(name: str, run: Any, help_text: str, quiet_wait: float = 30.0
+                ) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text)
         sub.set_defaults(run=run)
         sub.add_argument("--json", metavar="PATH", help="also write the results as JSON")
         sub.add_argument("--keep", action="store_true",
                          help="keep the temporary data directory and server logs")
+        sub.add_argument("--quiet-wait", type=float, default=quiet_wait, metavar="S",
+                         help="before each measurement wait up to S seconds for other jobs to "
+                              f"leave the cores idle (default {quiet_wait:g})")
         return sub
 
     def issue_args(sub: argparse.ArgumentParser) -> None:
@@ -167,7 +173,8 @@ def _parser() -> argparse.ArgumentParser:
     issue_args(sub)
     verify_args(sub)
     profile_arg(sub)
-    command("ci", _ci, f"short run; ratios against {FLOORS.name}, exit 1 below a floor")
+    command("ci", _ci, f"short run; ratios against {FLOORS.name}, exit 1 below a floor",
+            quiet_wait=5.0)
     return parser
 
 

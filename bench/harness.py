@@ -38,6 +38,8 @@ DEV_TENANT = "demo"
 """`serve --dev` creates this tenant with development keys."""
 
 _READY_TIMEOUT_S = 60.0
+quiet_wait_s = 0.0
+"""Before each measurement, wait up to this long for other jobs to leave the cores alone."""
 _STOP_TIMEOUT_S = 20.0
 _live: set[ServerProcess] = set()
 
@@ -233,6 +235,28 @@ def busy_cpu_seconds() -> float:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
+def wait_for_quiet(max_wait: float, threshold: float = 0.25) -> float:
+    """Waits, at most ``max_wait`` s, until the machine has been nearly idle (fewer than
+    ``threshold`` cores busy) for half a second, so that a measurement does not share the cores
+    with another job. Returns the cores busy in the last half second."""
+    deadline = time.monotonic() + max_wait
+    while True:
+        before = busy_cpu_seconds()
+        time.sleep(0.5)
+        busy = (busy_cpu_seconds() - before) / 0.5
+        if busy < threshold or time.monotonic() >= deadline:
+            if busy >= threshold and max_wait > 0:
+                say(f"  (still {busy:.2f} cores busy with other work after {max_wait:.0f} s: "
+                    "measuring anyway)")
+            return busy
+
+
+def settle() -> None:
+    """``wait_for_quiet`` for up to ``quiet_wait_s``; called before every measured step."""
+    if quiet_wait_s > 0:
+        wait_for_quiet(quiet_wait_s)
+
+
 class Profiler:
     """``py-spy record`` of a process and its children while a window runs, as collapsed stacks.
 
@@ -343,14 +367,17 @@ def profiling(server: ServerProcess, directory: Path | None, name: str) -> Itera
 class RssSampler:
     """Samples the memory of a process and its descendants every ``interval`` s, in a thread.
 
-    The root's VmHWM is the kernel's own peak of the root process; the tree peak is the highest
-    sum of VmRSS over the tree seen by a sample.
+    The root's VmHWM is the kernel's own peak of the root process: it counts the pages of
+    memory-mapped files (an LMDB ledger) the process has touched as well as its own memory,
+    which is the sampled peak of RssAnon. The tree peak is the highest sum of VmRSS over the
+    tree seen by a sample.
     """
 
     def __init__(self, pid: int, interval: float = 0.02) -> None:
         self.pid = pid
         self.interval = interval
         self.root_hwm_kib = 0
+        self.root_anon_peak_kib = 0
         self.root_peak: dict[str, int] = {}
         self.tree_peak_kib = 0
         self.samples = 0
@@ -377,6 +404,7 @@ class RssSampler:
             if not root:
                 return
             self.root_hwm_kib = max(self.root_hwm_kib, root.get("VmHWM", 0))
+            self.root_anon_peak_kib = max(self.root_anon_peak_kib, root.get("RssAnon", 0))
             if root.get("VmRSS", 0) > self.root_peak.get("VmRSS", 0):
                 self.root_peak = root
             tree = root.get("VmRSS", 0) + sum(memory_kib(p).get("VmRSS", 0) for p in pids)

@@ -62,6 +62,9 @@ from bench.harness import (
     Result,
     RssSampler,
     Target,
+    busy_cpu_seconds,
+    cpu_seconds,
+    descendants,
     exit_on_sigterm,
     machine,
     percentile,
@@ -181,6 +184,38 @@ def _server(tmp: Path, name: str, workers: int, profile: Path | None) -> Iterato
             client.close()
 
 
+class Window:
+    """CPU spent during a ``with`` block: by the server's processes, by this client, and by the
+    whole machine. Other work on the machine inflates wall-clock figures; ``others_cores`` says
+    how much there was."""
+
+    def __init__(self, pid: int) -> None:
+        self._pids = [pid, *descendants(pid)]
+        self.wall_s = self.server_cpu_s = self.client_cpu_s = self.busy_s = 0.0
+
+    def __enter__(self) -> Window:
+        self._server0 = sum(cpu_seconds(p) for p in self._pids)
+        self._busy0 = busy_cpu_seconds()
+        self._client0 = time.process_time()
+        self._wall0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall_s = time.perf_counter() - self._wall0
+        self.client_cpu_s = time.process_time() - self._client0
+        self.busy_s = busy_cpu_seconds() - self._busy0
+        self.server_cpu_s = sum(cpu_seconds(p) for p in self._pids) - self._server0
+
+    def as_dict(self) -> dict[str, float]:
+        wall = self.wall_s or float("nan")
+        return {
+            "wall_s": self.wall_s, "server_cpu_s": self.server_cpu_s,
+            "client_cpu_s": self.client_cpu_s,
+            "machine_busy_cores": self.busy_s / wall,
+            "others_cores": max(0.0, self.busy_s - self.server_cpu_s - self.client_cpu_s) / wall,
+        }
+
+
 # -- raw baselines -------------------------------------------------------------------------------
 
 
@@ -265,20 +300,22 @@ def run_capture(tmp: Path, codes: int, event_codes: int, per_message: int, worke
         _stream(client, _capture_messages(
             [lpb.LifecycleEvent(kind=lpb.EVENT_KIND_COMMISSION, context=_ctx("PLANT"),
                                 codes=warm)], 1))
-        measured: list[tuple[str, int, int, float, lpb.CaptureEventsResponse, int]] = []
+        measured: list[tuple[str, int, int, float, lpb.CaptureEventsResponse, int, Window]] = []
         for name, messages in streams:
             n_events = sum(len(m.events) for m in messages)
             say(f"lifecycle/capture: {name}: {codes:,} codes in {n_events} events, "
                 f"{len(messages)} messages ...")
             window = profiling(server, profile, f"lifecycle-capture-{name}")
-            with RssSampler(server.pid) as rss, window:
+            with RssSampler(server.pid) as rss, window, Window(server.pid) as cpu:
                 seconds, response = _stream(client, messages)
             if response.changed != codes:
                 raise RuntimeError(f"{name}: {response.changed:,} codes changed of {codes:,}")
             measured.append((name, n_events, len(messages), seconds, response,
-                             rss.root_hwm_kib))
+                             rss.root_hwm_kib, cpu))
             say(f"lifecycle/capture: {name}: {codes / seconds:,.0f} changes/s "
-                f"({seconds:.2f} s)")
+                f"({seconds:.2f} s; server CPU {cpu.server_cpu_s:.2f} s = "
+                f"{codes / cpu.server_cpu_s:,.0f} changes per CPU-second; other work on the "
+                f"machine {cpu.as_dict()['others_cores']:.1f} cores)")
     say(f"lifecycle/capture: baseline, {codes:,} raw read-modify-writes in one txn ...")
     keys = _code_keys(texts)
     # As many records as the server's ledger held: the pools, the warm-up codes.
@@ -288,7 +325,7 @@ def run_capture(tmp: Path, codes: int, event_codes: int, per_message: int, worke
     baseline = codes / base_s
     say(f"lifecycle/capture: baseline {baseline:,.0f} RMW/s ({base_s:.2f} s)")
     results = []
-    for name, n_events, n_messages, seconds, response, hwm in measured:
+    for name, n_events, n_messages, seconds, response, hwm, cpu in measured:
         results.append(Result(
             bench="lifecycle", name=f"CaptureEvents {name} {codes:,} codes", unit="changes/s",
             key=f"lifecycle.capture.{name.replace('+', '_')}",
@@ -298,7 +335,8 @@ def run_capture(tmp: Path, codes: int, event_codes: int, per_message: int, worke
                      "messages": n_messages, "codes_per_event": event_codes,
                      "recorded": response.recorded, "changed": response.changed,
                      "baseline_seconds": base_s,
-                     "baseline_seconds_runs": base_runs, "server_vmhwm_mib": hwm / MIB},
+                     "baseline_seconds_runs": base_runs, "server_vmhwm_mib": hwm / MIB,
+                     "changes_per_server_cpu_s": codes / cpu.server_cpu_s, **cpu.as_dict()},
         ))
     total_s = sum(m[3] for m in measured)
     results.append(Result(
@@ -336,13 +374,17 @@ def _build_pallets(client: Client, count: int) -> list[str]:
     return pallets
 
 
-def _timed(client: Client, method: str, request: Any, expect: int) -> float:
-    started = time.perf_counter()
-    response = client.call(method, request)
-    seconds = time.perf_counter() - started
+def _timed(client: Client, method: str, request: Any, expect: int, pid: int
+           ) -> tuple[float, Window]:
+    with Window(pid) as window:
+        response = client.call(method, request)
     if response.changed != expect:
         raise RuntimeError(f"{method} changed {response.changed:,} codes, expected {expect:,}")
-    return seconds
+    return window.wall_s, window
+
+
+def _ms(seconds: Iterator[float]) -> str:
+    return ", ".join(f"{s * 1000:.0f}" for s in seconds)
 
 
 def run_pallet(tmp: Path, pallets: int, rounds: int, workers: int, profile: Path | None
@@ -350,6 +392,7 @@ def run_pallet(tmp: Path, pallets: int, rounds: int, workers: int, profile: Path
     per_pallet = CASES_PER_PALLET * UNITS_PER_CASE + CASES_PER_PALLET + 1
     ships: list[float] = []
     receives: list[float] = []
+    windows: dict[str, list[Window]] = {"Ship": [], "Receive": []}
     with _server(tmp, "pallet", workers, profile) as (server, client):
         say(f"lifecycle/pallet: building {pallets} pallets of {CASES_PER_PALLET} x "
             f"{UNITS_PER_CASE:,} units ...")
@@ -360,16 +403,21 @@ def run_pallet(tmp: Path, pallets: int, rounds: int, workers: int, profile: Path
                 for pallet in codes:
                     source = where[pallet]
                     destination = "DIST" if source != "DIST" else "WH"
-                    ships.append(_timed(client, "Ship", lpb.ShipRequest(
+                    wall, window = _timed(client, "Ship", lpb.ShipRequest(
                         tenant=DEV_TENANT, context=_ctx(source), codes=[pallet],
-                        destination=destination), per_pallet))
-                    receives.append(_timed(client, "Receive", lpb.ReceiveRequest(
+                        destination=destination), per_pallet, server.pid)
+                    ships.append(wall)
+                    windows["Ship"].append(window)
+                    wall, window = _timed(client, "Receive", lpb.ReceiveRequest(
                         tenant=DEV_TENANT, context=_ctx(destination), codes=[pallet]),
-                        per_pallet))
+                        per_pallet, server.pid)
+                    receives.append(wall)
+                    windows["Receive"].append(window)
                     where[pallet] = destination
                 say(f"lifecycle/pallet: round {r + 1}: ship "
                     f"{', '.join(f'{s * 1000:.1f}' for s in ships[-pallets:])} ms; receive "
-                    f"{', '.join(f'{s * 1000:.1f}' for s in receives[-pallets:])} ms")
+                    f"{', '.join(f'{s * 1000:.1f}' for s in receives[-pallets:])} ms; server "
+                    f"CPU per ship {_ms(w.server_cpu_s for w in windows['Ship'][-pallets:])} ms")
         # The case of one pallet's units, for the baseline's keys.
         trace = client.trace.TraceCode(trace_pb2.TraceCodeRequest(
             tenant=DEV_TENANT, code=codes[0]), timeout=30)
@@ -388,8 +436,11 @@ def run_pallet(tmp: Path, pallets: int, rounds: int, workers: int, profile: Path
     results = []
     for name, samples in (("Ship", ships), ("Receive", receives)):
         ordered = sorted(s * 1000 for s in samples)
+        cpu = [w.as_dict() for w in windows[name]]
         details = {"samples_ms": [s * 1000 for s in samples], "codes_per_pallet": per_pallet,
-                   "baseline_ms_runs": [b * 1000 for b in base]}
+                   "baseline_ms_runs": [b * 1000 for b in base],
+                   "server_cpu_ms": [c["server_cpu_s"] * 1000 for c in cpu],
+                   "others_cores": [c["others_cores"] for c in cpu]}
         for stat, value in (("p50", percentile(ordered, 0.5)), ("max", ordered[-1])):
             results.append(Result(
                 bench="lifecycle",
@@ -514,7 +565,7 @@ def run_trace(tmp: Path, ledger_codes: int, calls: int, case_units: int, workers
                                f"history, expected {expected}")
         say(f"lifecycle/trace: pack with {len(answer.history)} events; {calls} TraceCode calls "
             "...")
-        with profiling(server, profile, "lifecycle-trace"):
+        with profiling(server, profile, "lifecycle-trace"), Window(server.pid) as cpu:
             grpc_s = _latencies(lambda: client.trace.TraceCode(request, timeout=30), calls)
         response_bytes = answer.ByteSize()
         ledger_path = tmp / "data-trace" / "tenants" / DEV_TENANT / "ledger"
@@ -545,6 +596,9 @@ def run_trace(tmp: Path, ledger_codes: int, calls: int, case_units: int, workers
         "ledger_bytes": stat.get("_bytes"), "history_events": expected,
         "fill_seconds": fill_s, "calls": calls, "response_bytes": response_bytes,
         "case_units": case_units,
+        "server_cpu_ms_per_call": cpu.server_cpu_s * 1000 / (calls + 20),
+        "client_cpu_ms_per_call": cpu.client_cpu_s * 1000 / (calls + 20),
+        "others_cores": cpu.as_dict()["others_cores"],
         "grpc_ms": {q: percentile(grpc_s, v) * 1000 for q, v in
                     (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0))},
         "history_trace_ms": {q: percentile(core_s, v) * 1000 for q, v in
@@ -613,9 +667,9 @@ def run(
     return {"bench": "lifecycle", "results": results, "params": params}
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m bench.lifecycle", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """This benchmark's own options (sections and sizes); ``--json``, ``--keep`` and
+    ``--profile`` are left to the caller, as `python -m bench` has them already."""
     p.add_argument("sections", nargs="*", metavar="SECTION",
                    help=f"any of {', '.join(SECTIONS)} (default: all)")
     p.add_argument("--capture-codes", type=int, default=DEFAULT_CAPTURE_CODES)
@@ -630,7 +684,26 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--trace-calls", type=int, default=DEFAULT_TRACE_CALLS)
     p.add_argument("--trace-case-units", type=int, default=DEFAULT_TRACE_CASE_UNITS,
                    help="units commissioned and packed with the traced pack")
-    p.add_argument("--workers", type=int, default=1, help="verification worker processes")
+    p.add_argument("--trace-workers", type=int, default=1,
+                   help="verification worker processes of each server")
+
+
+def run_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """``run`` with the options of ``add_arguments`` (and ``keep``, ``profile`` if present)."""
+    return run(
+        args.sections or SECTIONS, capture_codes=args.capture_codes,
+        event_codes=args.event_codes, events_per_message=args.events_per_message,
+        pallets=args.pallets, rounds=args.rounds, trace_codes=args.trace_codes,
+        trace_calls=args.trace_calls, trace_case_units=args.trace_case_units,
+        workers=args.trace_workers, keep=getattr(args, "keep", False),
+        profile=getattr(args, "profile", None),
+    )
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench.lifecycle", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(p)
     p.add_argument("--json", type=Path, help="write the results here as JSON")
     p.add_argument("--profile", type=Path, metavar="DIR",
                    help="py-spy the server (and its workers) in each measured window into DIR")
@@ -641,13 +714,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     exit_on_sigterm()
-    out = run(
-        args.sections or SECTIONS, capture_codes=args.capture_codes,
-        event_codes=args.event_codes, events_per_message=args.events_per_message,
-        pallets=args.pallets, rounds=args.rounds, trace_codes=args.trace_codes,
-        trace_calls=args.trace_calls, trace_case_units=args.trace_case_units,
-        workers=args.workers, keep=args.keep, profile=args.profile,
-    )
+    out = run_from_args(args)
     results: list[Result] = out["results"]
     command = " ".join(["python", "-m", "bench.lifecycle", *(argv if argv is not None
                                                              else sys.argv[1:])])

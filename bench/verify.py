@@ -49,6 +49,7 @@ from bench.harness import (
     pharmatrace_server,
     profile_summary,
     say,
+    settle,
     workdir,
 )
 from bench.issue import EXPIRES, GTIN, LOT, register_product, request_pool
@@ -319,6 +320,7 @@ def run_load(loads: Sequence[Load], server: ServerProcess, warmup: float, second
             kind, value = _receive(conn, _READY_TIMEOUT_S)
             if kind != "ready":
                 raise RuntimeError(f"a load client failed: {value}")
+        settle()
         warm = time.time() + 0.1
         start = warm + warmup
         end = start + seconds
@@ -457,6 +459,7 @@ def run(options: Options = Options()) -> list[Result]:
             vpb.VerifyRequest(tenant=DEV_TENANT, code=t).SerializeToString()
             for t in texts[:UNARY_CODES]])
         say(f"verify: in-process baseline (parse + tag check + LMDB get, {o.batch:,} a batch) ...")
+        settle()
         baseline = in_process_rate(data, batches, o.seconds)
         say(f"verify: baseline {baseline:,.0f} codes/s")
         del texts, batches

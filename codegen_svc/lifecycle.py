@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import grpc
 from pharmatrace.v1 import common_pb2 as cpb
@@ -14,11 +14,14 @@ from codegen_svc.writer import Batcher, Writer
 from tracecore import masterdata
 from tracecore.clock import now_ms
 from tracecore.codes import Code, parse, parse_many
-from tracecore.errors import InvalidArgument, ParseError
+from tracecore.credentials import parse_token
+from tracecore.errors import InvalidArgument, ParseError, TraceError
 from tracecore.events import Event, EventKind
-from tracecore.ledger import exchange, lifecycle
+from tracecore.ledger import alerts, exchange, lifecycle, oversight
 from tracecore.ledger.tenants import DataDir
+from tracecore.oversight import Location
 from tracecore.status import Status
+from tracerpc.certs import peer_identity
 
 MAX_CODES = 100_000
 MAX_EVENTS_PER_MESSAGE = 10_000
@@ -31,11 +34,22 @@ _KINDS = {v: EventKind[pb.EventKind.Name(v).removeprefix("EVENT_KIND_")]
 
 class GroupCommitter(Batcher[str, lifecycle.Request, lifecycle.Result]):
     """Lifecycle requests of one tenant that arrive while the writer is busy are applied in
-    its next transaction: many RPCs, one commit, one fsync."""
+    its next transaction: many RPCs, one commit, one fsync. The alerts they raise are stored
+    once that transaction is durable, before any of them is answered."""
 
     def __init__(self, writer: Writer, data: DataDir) -> None:
-        super().__init__(writer, lambda tenant, requests: lifecycle.apply(
-            data.get(tenant).ledger, requests, now_ms()))
+        super().__init__(writer, lambda tenant, requests: _apply(data, tenant, requests))
+        self.writer = writer
+
+
+def _apply(data: DataDir, tenant_name: str, requests: list[lifecycle.Request]
+           ) -> list[lifecycle.Result]:
+    tenant = data.get(tenant_name)
+    results = lifecycle.apply(tenant.ledger, requests, now_ms())
+    raised = [a for result in results if result.applied for a in result.alerts]
+    if raised:
+        alerts.book(tenant.path, tenant.name).append(raised)
+    return results
 
 
 class LifecycleServicer(lifecycle_pb2_grpc.LifecycleServicer):
@@ -148,6 +162,38 @@ class LifecycleServicer(lifecycle_pb2_grpc.LifecycleServicer):
             duplicates=result.duplicates, failures=_failures(result.failures), notes=notes,
         )
 
+    async def RecallBatch(self, request: pb.RecallBatchRequest,
+                          context: grpc.aio.ServicerContext) -> pb.RecallResponse:
+        if not request.lot:
+            raise InvalidArgument("is required", field="lot")
+        masterdata.product_identifier(request.product)
+        return await self._hold(request.tenant, oversight.recall_batch, request.product,
+                                request.lot, order=_order(request.context, request.reason,
+                                                          context))
+
+    async def RecallMaterial(self, request: pb.RecallMaterialRequest,
+                             context: grpc.aio.ServicerContext) -> pb.RecallResponse:
+        if not request.supplier.strip():
+            raise InvalidArgument("is required", field="supplier")
+        if not request.supplier_lot.strip():
+            raise InvalidArgument("is required", field="supplier_lot")
+        return await self._hold(request.tenant, oversight.recall_material, request.supplier,
+                                request.supplier_lot, order=_order(request.context,
+                                                                   request.reason, context))
+
+    async def WithdrawProduct(self, request: pb.WithdrawProductRequest,
+                              context: grpc.aio.ServicerContext) -> pb.RecallResponse:
+        masterdata.product_identifier(request.product)
+        return await self._hold(request.tenant, oversight.withdraw_product, request.product,
+                                order=_order(request.context, request.reason, context))
+
+    async def _hold(self, tenant_name: str, fn: Callable[..., tuple[list[Location], list[int]]],
+                    *args: str, order: oversight.Order) -> pb.RecallResponse:
+        """A recall or withdrawal: one transaction of its own on the writer thread."""
+        ledger = self._data.get(tenant_name).ledger
+        locations, seqs = await self._committer.writer.run(fn, ledger, *args, order, now_ms())
+        return pb.RecallResponse(batches=[loc.message() for loc in locations], event_seqs=seqs)
+
     async def _one(self, tenant_name: str, ctx: pb.EventContext, kind: EventKind,
                    texts: Sequence[str], *, parent: Code | None = None, lot: str = "",
                    level: int = 0, destination: str = "", target: Status | None = None,
@@ -193,6 +239,9 @@ def _event(e: pb.LifecycleEvent, index: int, field: str
     kind = _KINDS.get(e.kind)
     if kind is None:
         raise InvalidArgument("unknown event kind", field=f"{field}.kind")
+    if kind in (EventKind.RECALL, EventKind.WITHDRAW):
+        raise InvalidArgument("recalls and withdrawals are RecallBatch and WithdrawProduct",
+                              field=f"{field}.kind")
     codes, bad = _codes(e.codes, index, f"{field}.codes",
                         allow_empty=kind is EventKind.DISAGGREGATE)
     parent = _code(e.parent, f"{field}.parent") if e.parent else None
@@ -236,6 +285,29 @@ def _tz(text: str) -> str:
 
 def _party(party_id: str) -> str:
     return masterdata.party_id(party_id, "context.party_id") if party_id else ""
+
+
+def _order(ctx: pb.EventContext, reason: str, context: grpc.aio.ServicerContext
+           ) -> oversight.Order:
+    if not reason.strip():
+        raise InvalidArgument("is required: why the packs come off the market", field="reason")
+    return oversight.Order(reason=_reason(reason), when_ms=ctx.when_ms or now_ms(),
+                           who=_caller(context), party_id=_party(ctx.party_id),
+                           tz_offset=_tz(ctx.tz_offset))
+
+
+def _caller(context: grpc.aio.ServicerContext) -> str:
+    """Who is calling, for the journal: the API token's credential id or the client
+    certificate's name (the interceptor has authenticated either); empty without credentials."""
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization":
+            text = value.decode() if isinstance(value, bytes) else value
+            try:
+                return f"credential {parse_token(text.partition(' ')[2].strip()).credential_id}"
+            except TraceError:
+                return ""
+    name = peer_identity(context.auth_context() or {})
+    return f"certificate {name}" if name else ""
 
 
 def _reason(text: str) -> str:

@@ -10,7 +10,7 @@ from tracecore.codes import Scheme
 from tracecore.errors import InvalidArgument
 from tracecore.ledger.store import Ledger, PoolRequest
 from tracecore.ledger.tenants import Tenant
-from tracecore.minting import Minter, check_density
+from tracecore.minting import Minter, check_density, density_slot
 
 MAX_COUNT = 10_000_000
 MAX_CHUNK = 65_536
@@ -97,7 +97,7 @@ def _mint_chunk(
     """Mints and stores n codes at ``position``; [] when another stream of the request got there
     first (the caller then replays what that stream stored)."""
     key = tenant.keys.active
-    check_density(scheme, ledger.minted(product, key.key_id), n)
+    check_density(scheme, ledger.minted(product, density_slot(scheme, key.key_id)), n)
     minter = Minter(scheme, product, key.key_id, key.mac)
     return ledger.append_pool_codes(
         request_id, position, minter.mint(n), key.key_id, clock_ms(), redraw=minter.mint

@@ -109,6 +109,12 @@ class Minter:
         ]
 
 
+def density_slot(scheme: Scheme, key_id: int) -> int:
+    """Which random space a key mints into: NMPA keys whose ids share a last digit share one
+    (the code carries only that digit), so their codes count against one density limit."""
+    return key_id if scheme is _GS1 else key_id % 10
+
+
 def capacity(scheme: Scheme) -> int:
     """How many codes one product may have under one signing key: the density limit."""
     return _CAPACITY[scheme]

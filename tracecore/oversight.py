@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pharmatrace.v1 import common_pb2 as cpb
 from pharmatrace.v1 import lifecycle_pb2 as lpb
 from pharmatrace.v1 import trace_pb2 as tpb
+from pharmatrace.v1 import verification_pb2 as vpb
 
 from tracecore import regions
 from tracecore.errors import InvalidArgument
@@ -151,7 +152,7 @@ def diversion(code_key: bytes, code: str, *, source: int, at_ms: int, units: int
               tpb.ALERT_SOURCE_SCAN: "scanned"}[source]
     by = f" by {party_id}" if party_id else ""
     alert = tpb.Alert(
-        kind=tpb.ALERT_KIND_DIVERSION, source=source,  # type: ignore[arg-type]
+        kind=vpb.ALERT_KIND_DIVERSION, source=source,  # type: ignore[arg-type]
         raised_at_ms=at_ms, code=code, units=units, product=product, lot=lot, region=seen,
         party_id=party_id, authorised_regions=rule.prefixes, authorised_by=rule.by,
         status=int(status),  # type: ignore[arg-type]
@@ -179,7 +180,7 @@ def clone(code_key: bytes, code: str, reason: int, *, at_ms: int, product: str, 
     else:
         detail = f"{code} verified {scan_count} times"
     alert = tpb.Alert(
-        kind=tpb.ALERT_KIND_CLONE_SUSPECTED, source=tpb.ALERT_SOURCE_SCAN, raised_at_ms=at_ms,
+        kind=vpb.ALERT_KIND_CLONE_SUSPECTED, source=tpb.ALERT_SOURCE_SCAN, raised_at_ms=at_ms,
         code=code, units=1, product=product, lot=lot, region=seen, party_id=party_id,
         clone_reason=reason,  # type: ignore[arg-type]
         previous_region=region_text(previous_region), previous_at_ms=previous_at_ms,

@@ -2,7 +2,9 @@
 
 One loop answers one code or a pallet of them: parse, check the tag against the tenant's keys
 (no storage touched for forgeries and typos), look the code up in the ledger, count the scan.
-Answers are columnar so a batch of 100,000 costs lists, not objects.
+Answers are columnar so a batch of 100,000 costs lists, not objects. What depends only on the
+batch (expiry, recall, a scan outside its regions) is worked out once per batch per call; per
+code there is a lookup and a few comparisons.
 """
 
 from __future__ import annotations
@@ -14,19 +16,35 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from pharmatrace.v1 import common_pb2 as pb
+from pharmatrace.v1 import trace_pb2 as tpb
 
 from tracecore import gs1
 from tracecore.codes import parse_many
 from tracecore.errors import ParseError
 from tracecore.keys import KeyState
+from tracecore.ledger.alerts import AlertBook
+from tracecore.ledger.env import Txn
 from tracecore.ledger.observations import Observations
-from tracecore.ledger.records import CODE_RECORD_SIZE
+from tracecore.ledger.oversight import Holds
+from tracecore.ledger.records import CODE_RECORD_SIZE, ref_of
 from tracecore.ledger.tenants import Tenant
 from tracecore.minting import check_tags
+from tracecore.oversight import (
+    ENDED,
+    RECALLABLE,
+    SUPPLY_CHAIN_PURPOSES,
+    Checks,
+    Raised,
+    RegionRule,
+    Travel,
+    clone,
+    diversion,
+)
 from tracecore.status import DECOMMISSIONED, Status
 
-# status, key id, product ref, batch ref: the fields of a code record a verdict needs.
-_VERDICT_FIELDS = struct.Struct("<BxxxHxxII")
+# status, key id, product ref, batch ref, holder ref, region: the fields of a code record a
+# verdict needs.
+_VERDICT_FIELDS = struct.Struct("<BxxxHxxIIxxxxII")
 assert _VERDICT_FIELDS.size <= CODE_RECORD_SIZE
 
 
@@ -73,6 +91,10 @@ _STATUS_ALERTS = {
     **{s: Alert.ALREADY_DECOMMISSIONED.bit for s in DECOMMISSIONED},
 }
 _STATUS_ALERT_BY_NUMBER = [_STATUS_ALERTS.get(n, 0) for n in range(256)]  # type: ignore[call-overload]
+_RECALLABLE = frozenset(int(s) for s in RECALLABLE)
+_ENDED = frozenset(int(s) for s in ENDED)
+_DIVERSION = Alert.DIVERSION.bit
+_CLONE = Alert.CLONE_SUSPECTED.bit
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +110,7 @@ class ScanContext:
 class _BatchInfo:
     batch: pb.Batch
     expires_on: dt.date
+    rule: RegionRule | None     # None: sold anywhere
 
 
 @dataclass(slots=True)
@@ -111,9 +134,13 @@ class Answers:
 class Verifier:
     """Answers verification for one tenant; one per worker process."""
 
-    def __init__(self, tenant: Tenant, observations: Observations) -> None:
+    def __init__(self, tenant: Tenant, observations: Observations,
+                 alerts: AlertBook | None = None, checks: Checks | None = None) -> None:
         self._tenant = tenant
         self._observations = observations
+        self._alerts = alerts
+        self._checks = checks or Checks()
+        self._travel = Travel(self._checks.max_speed_kmh)
         self._products: dict[int, pb.Product] = {}
         self._batches: dict[int, _BatchInfo] = {}
 
@@ -133,9 +160,18 @@ class Verifier:
         genuine_keys: list[bytes] = []
         genuine_rows: list[int] = []
         product_index: dict[int, int] = {}
-        batch_index: dict[int, int] = {}
+        # batch ref -> (index in out.batches, alerts of the whole batch, info, hold status)
+        batches: dict[int, tuple[int, int, _BatchInfo, int]] = {}
+        checks = self._checks
+        region = context.region
+        diverted = checks.diversion
+        supply_chain = checks.clones and bool(
+            context.party_id or context.purpose in SUPPLY_CHAIN_PURPOSES)
+        raised: list[Raised] = []
         with ledger.env.read() as txn:
             get = txn.get
+            holds = Holds(ledger, txn)
+            scanner = self._party_ref(txn, context.party_id) if supply_chain else 0
             for row, scan in enumerate(scans):
                 if isinstance(scan, ParseError):
                     _append(out, Verdict.INVALID_FORMAT, "", scan.reason)
@@ -151,8 +187,36 @@ class Verifier:
                 if data is None:
                     _append(out, Verdict.UNKNOWN, code.text(), "signed, but not in the ledger")
                     continue
-                status, record_key_id, product_ref, batch_ref = _VERDICT_FIELDS.unpack_from(data)
-                mask = _STATUS_ALERT_BY_NUMBER[status]
+                (status, record_key_id, product_ref, batch_ref, holder_ref,
+                 record_region) = _VERDICT_FIELDS.unpack_from(data)
+                recorded = status
+                b_index = -1
+                mask = 0
+                info = None
+                if batch_ref:
+                    entry = batches.get(batch_ref)
+                    if entry is None:
+                        entry = batches[batch_ref] = self._batch_entry(
+                            txn, batch_ref, product_ref, holds, out, today, region)
+                    b_index, mask, info, hold = entry
+                    if hold and status in _RECALLABLE:
+                        status = hold
+                    if _mismatch(scan.lot, scan.expiry, info):
+                        mask |= Alert.DATA_MISMATCH.bit
+                    if mask & _DIVERSION:
+                        raised.append(self._diversion(key, code.text(), info, context, now_ms,
+                                                      status))
+                    elif (diverted and info.rule is not None and record_region
+                          and not info.rule.allows(record_region)):
+                        mask |= _DIVERSION  # recorded (received, dispensed) outside its regions
+                if supply_chain and recorded in _ENDED and (not scanner or holder_ref != scanner):
+                    mask |= _CLONE
+                    raised.append(clone(
+                        key, code.text(), tpb.CLONE_REASON_SEEN_AFTER_END, at_ms=now_ms,
+                        product=info.batch.product if info else "",
+                        lot=info.batch.lot if info else "", region=region,
+                        party_id=context.party_id, status=Status(recorded), scan_count=0))
+                mask |= _STATUS_ALERT_BY_NUMBER[status]
                 verdict = Verdict.GENUINE
                 reason = ""
                 if record_key_id in revoked:
@@ -163,17 +227,6 @@ class Verifier:
                 if p_index is None:
                     p_index = product_index[product_ref] = len(out.products)
                     out.products.append(self._product(txn, product_ref))
-                b_index = -1
-                if batch_ref:
-                    info = self._batch(txn, batch_ref)
-                    b_index = batch_index.get(batch_ref, -1)
-                    if b_index < 0:
-                        b_index = batch_index[batch_ref] = len(out.batches)
-                        out.batches.append(info.batch)
-                    if info.expires_on < today:
-                        mask |= Alert.EXPIRED.bit
-                    if _mismatch(scan.lot, scan.expiry, info):
-                        mask |= Alert.DATA_MISMATCH.bit
                 out.verdicts.append(verdict)
                 out.statuses.append(status)
                 out.alert_masks.append(mask)
@@ -187,11 +240,80 @@ class Verifier:
                 genuine_keys.append(key)
                 genuine_rows.append(row)
         if genuine_keys:
-            stats = self._observations.record(genuine_keys, now_ms, context.region)
-            for row, (count, first) in zip(genuine_rows, stats, strict=True):
-                out.scan_counts[row] = count
-                out.first_verified_ms[row] = first
+            stats = self._observations.record_located(genuine_keys, now_ms, region)
+            if checks.clones:
+                self._count_and_check(out, genuine_keys, genuine_rows, stats, context, now_ms,
+                                      raised)
+            else:
+                for row, (count, first, _, _) in zip(genuine_rows, stats, strict=True):
+                    out.scan_counts[row] = count
+                    out.first_verified_ms[row] = first
+        if raised and self._alerts is not None:
+            self._alerts.buffer(raised)
         return out
+
+    def _count_and_check(self, out: Answers, keys: list[bytes], rows: list[int],
+                         stats: list[tuple[int, int, int, int]], context: ScanContext,
+                         now_ms: int, raised: list[Raised]) -> None:
+        """Scan counts into the answers, and the clone checks that need them: too many scans,
+        or a trip from the last place seen no pack could have made."""
+        max_scans = self._checks.max_scans
+        region = context.region
+        travel = self._travel
+        for key, row, (count, first, last_ms, last_region) in zip(keys, rows, stats,
+                                                                   strict=True):
+            out.scan_counts[row] = count
+            out.first_verified_ms[row] = first
+            if count <= max_scans and (last_region == region or not last_region or not region):
+                continue
+            reasons = []
+            if count > max_scans:
+                reasons.append(tpb.CLONE_REASON_TOO_MANY_SCANS)
+            far = bool(region and last_region and last_region != region and travel.impossible(
+                last_region, last_ms, region, now_ms))
+            if far:
+                reasons.append(tpb.CLONE_REASON_TRAVEL)
+            if not reasons:
+                continue
+            out.alert_masks[row] |= _CLONE
+            b_index = out.batch_indexes[row]
+            batch = out.batches[b_index] if b_index >= 0 else pb.Batch()
+            for reason in reasons:
+                raised.append(clone(
+                    key, out.codes[row], reason, at_ms=now_ms, product=batch.product,
+                    lot=batch.lot, region=region, party_id=context.party_id,
+                    status=Status(out.statuses[row]), scan_count=count,
+                    previous_region=last_region if far else 0,
+                    previous_at_ms=last_ms if far else 0,
+                    distance_km=travel.distance_km(last_region, region) if far else 0.0))
+
+    def _batch_entry(self, txn: Txn, batch_ref: int, product_ref: int, holds: Holds,
+                     out: Answers, today: dt.date, region: int
+                     ) -> tuple[int, int, _BatchInfo, int]:
+        """What holds for every code of a batch in this call: its row in the batch table, the
+        alerts it brings (expired; scanned outside its regions), and a recall or withdrawal."""
+        info = self._batch(txn, batch_ref)
+        out.batches.append(info.batch)
+        mask = Alert.EXPIRED.bit if info.expires_on < today else 0
+        if (region and self._checks.diversion and info.rule is not None
+                and not info.rule.allows(region)):
+            mask |= _DIVERSION
+        hold = holds.hold_status(batch_ref, product_ref)
+        return len(out.batches) - 1, mask, info, int(hold) if hold is not None else 0
+
+    def _diversion(self, key: bytes, code: str, info: _BatchInfo, context: ScanContext,
+                   now_ms: int, status: int) -> Raised:
+        assert info.rule is not None
+        return diversion(key, code, source=tpb.ALERT_SOURCE_SCAN, at_ms=now_ms, units=1,
+                         product=info.batch.product, lot=info.batch.lot, region=context.region,
+                         party_id=context.party_id, rule=info.rule, status=Status(status))
+
+    def _party_ref(self, txn: Txn, party_id: str) -> int:
+        """The scanning party's ref, 0 when it gave none or is not registered."""
+        if not party_id:
+            return 0
+        data = txn.get(party_id.encode(), db=self._tenant.ledger.db["party_ids"])
+        return ref_of(data) if data is not None else 0
 
     def _product(self, txn: object, ref: int) -> pb.Product:
         product = self._products.get(ref)
@@ -203,7 +325,10 @@ class Verifier:
         info = self._batches.get(ref)
         if info is None:
             batch = self._tenant.ledger.batch_by_ref(txn, ref)
-            info = self._batches[ref] = _BatchInfo(batch, dt.date.fromisoformat(batch.expires_on))
+            rule = RegionRule(batch.authorised_regions, "batch") if batch.authorised_regions \
+                else None
+            info = self._batches[ref] = _BatchInfo(batch, dt.date.fromisoformat(batch.expires_on),
+                                                   rule)
         return info
 
 

@@ -1,25 +1,42 @@
-"""pharmatrace.v1.Trace: a pack's history and the ledger's events, read-only."""
+"""pharmatrace.v1.Trace: a pack's history and the ledger's events, where a batch's packs are,
+alerts and the regional report; read-only."""
 
 from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import grpc
 from pharmatrace.v1 import ledger_pb2 as lpb
 from pharmatrace.v1 import lifecycle_pb2 as lifecycle_pb
 from pharmatrace.v1 import trace_pb2 as pb
 from pharmatrace.v1 import trace_pb2_grpc
+from pharmatrace.v1 import verification_pb2 as vpb
 
-from tracecore import epcis, masterdata
+from tracecore import epcis, masterdata, regions
 from tracecore.codes import Code, parse
 from tracecore.errors import InvalidArgument, NotFound, ParseError
 from tracecore.events import CBV, DECOMMISSION_CBV, EventKind
+from tracecore.ledger import alerts, exchange, oversight
 from tracecore.ledger.history import EventFilter, list_events, trace
-from tracecore.ledger import exchange
 from tracecore.ledger.store import Ledger
 from tracecore.ledger.tenants import DataDir
 from tracecore.status import Status
 
 MAX_CODES_LISTED = 100
 MAX_PAGE = 1000
+MAX_REPORT_PRODUCTS = 100
+#: Longest regional report period, so one report reads a bounded number of counters.
+MAX_REPORT_DAYS = 3660
+#: How often WatchAlerts looks for new alerts.
+WATCH_POLL_S = 0.5
+_EPOCH = dt.date(1970, 1, 1)
+_LEVELS = {pb.REGION_LEVEL_UNSPECIFIED: regions.RegionLevel.PROVINCE,
+           pb.REGION_LEVEL_PROVINCE: regions.RegionLevel.PROVINCE,
+           pb.REGION_LEVEL_CITY: regions.RegionLevel.CITY,
+           pb.REGION_LEVEL_COUNTY: regions.RegionLevel.COUNTY}
 _KIND_NUMBERS = {EventKind[name.removeprefix("EVENT_KIND_")]: number
                  for name, number in lifecycle_pb.EventKind.items() if number}
 
@@ -37,12 +54,17 @@ class TraceServicer(trace_pb2_grpc.TraceServicer):
         ledger = self._data.get(request.tenant).ledger
         with ledger.env.read() as txn:
             traced = trace(ledger, txn, code)
-        if traced is None:
-            raise NotFound(f"{code.text()} is not in this tenant's ledger", field="code")
-        record = traced.record
+            if traced is None:
+                raise NotFound(f"{code.text()} is not in this tenant's ledger", field="code")
+            record = traced.record
+            status = oversight.Holds(ledger, txn).status(record)
+            holds = (oversight.hold_events(ledger, txn, record.batch_ref, record.product_ref)
+                     if status is not record.status else [])
+        history = sorted([*((e, via) for e, via in traced.history), *((e, None) for e in holds)],
+                         key=lambda item: (item[0].when_ms, item[0].seq))
         return pb.TraceCodeResponse(
             code=code.text(),
-            status=int(record.status),  # type: ignore[arg-type]
+            status=int(status),  # type: ignore[arg-type]
             level=record.level,  # type: ignore[arg-type]
             product=traced.product,
             batch=traced.batch,
@@ -51,8 +73,116 @@ class TraceServicer(trace_pb2_grpc.TraceServicer):
             parents=[p.text() for p in traced.parents],
             children=[c.text() for c in traced.children],
             child_count=traced.child_count,
-            history=[traced_event(e, via) for e, via in traced.history],
+            history=[traced_event(e, via) for e, via in history],
         )
+
+    async def LocateBatch(self, request: pb.LocateBatchRequest,
+                          context: grpc.aio.ServicerContext) -> pb.LocateBatchResponse:
+        _product_and_lot(request.product, request.lot)
+        ledger = self._data.get(request.tenant).ledger
+        with ledger.env.read() as txn:
+            batch_ref, batch = ledger.batch_in(txn, request.product, request.lot)
+            location = oversight.locate(ledger, txn, batch_ref, batch)
+        return pb.LocateBatchResponse(location=location.message())
+
+    async def BatchesUsingMaterial(self, request: pb.BatchesUsingMaterialRequest,
+                                   context: grpc.aio.ServicerContext
+                                   ) -> pb.BatchesUsingMaterialResponse:
+        if not request.supplier.strip():
+            raise InvalidArgument("is required", field="supplier")
+        if not request.supplier_lot.strip():
+            raise InvalidArgument("is required", field="supplier_lot")
+        ledger = self._data.get(request.tenant).ledger
+        with ledger.env.read() as txn:
+            uses = ledger.batches_using(txn, request.supplier, request.supplier_lot)
+            if not uses:
+                raise NotFound(f"no batch used lot {request.supplier_lot} of "
+                               f"{request.supplier}", field="supplier_lot")
+            found = [pb.MaterialUse(material=material,
+                                    batch=oversight.locate(ledger, txn, ref, batch).message())
+                     for ref, batch, material in uses]
+        return pb.BatchesUsingMaterialResponse(uses=found)
+
+    async def ListAlerts(self, request: pb.ListAlertsRequest,
+                         context: grpc.aio.ServicerContext) -> pb.ListAlertsResponse:
+        if request.from_ms and request.to_ms and request.to_ms <= request.from_ms:
+            raise InvalidArgument("must be after from_ms", field="to_ms")
+        tenant = self._data.get(request.tenant)
+        wanted = replace(_alert_filter(tenant.ledger, request), from_ms=request.from_ms,
+                         to_ms=request.to_ms)
+        book = alerts.book(tenant.path, tenant.name)
+        found, token = book.page(wanted, request.page_size, request.page_token)
+        return pb.ListAlertsResponse(alerts=found, next_page_token=token,
+                                     last_alert_id=book.last_id())
+
+    async def WatchAlerts(self, request: pb.WatchAlertsRequest,
+                          context: grpc.aio.ServicerContext
+                          ) -> AsyncIterator[pb.WatchAlertsResponse]:
+        tenant = self._data.get(request.tenant)
+        wanted = _alert_filter(tenant.ledger, request)
+        book = alerts.book(tenant.path, tenant.name)
+        after = request.after_id
+        while True:
+            found, after = book.after(after, wanted)
+            if found:
+                yield pb.WatchAlertsResponse(alerts=found)
+            else:
+                await asyncio.sleep(WATCH_POLL_S)
+
+    async def RegionReport(self, request: pb.RegionReportRequest,
+                           context: grpc.aio.ServicerContext) -> pb.RegionReportResponse:
+        if len(request.products) > MAX_REPORT_PRODUCTS:
+            raise InvalidArgument(f"at most {MAX_REPORT_PRODUCTS}", field="products")
+        for i, product in enumerate(request.products):
+            masterdata.product_identifier(product, f"products[{i}]")
+        level = _LEVELS.get(request.level)
+        if level is None:
+            raise InvalidArgument("must be province, city or county", field="level")
+        limit = (regions.parse_region_prefix(request.region, field="region")
+                 if request.region else "")
+        today = dt.datetime.now(dt.UTC).date()
+        end = masterdata.iso_date(request.end, "end", required=False) or today
+        start = (masterdata.iso_date(request.start, "start", required=False)
+                 or end - dt.timedelta(days=29))
+        if end < start:
+            raise InvalidArgument("is before start", field="end")
+        if (end - start).days >= MAX_REPORT_DAYS:
+            raise InvalidArgument(f"the period is longer than {MAX_REPORT_DAYS} days",
+                                  field="end")
+        ledger = self._data.get(request.tenant).ledger
+        with ledger.env.read() as txn:
+            rows = oversight.region_report(ledger, txn, list(request.products),
+                                           (start - _EPOCH).days, (end - _EPOCH).days, level,
+                                           limit)
+        return pb.RegionReportResponse(
+            rows=rows, start=start.isoformat(), end=end.isoformat(),
+            level=request.level or pb.REGION_LEVEL_PROVINCE,
+            generated_at_ms=int(dt.datetime.now(dt.UTC).timestamp() * 1000))
+
+
+def _product_and_lot(product: str, lot: str) -> None:
+    masterdata.product_identifier(product)
+    if not lot:
+        raise InvalidArgument("is required", field="lot")
+
+
+def _alert_filter(ledger: Ledger, request: pb.ListAlertsRequest | pb.WatchAlertsRequest
+                  ) -> alerts.AlertFilter:
+    """The alerts a listing or watch wants; INVALID_ARGUMENT or NOT_FOUND naming a bad field."""
+    if request.kind and request.kind not in vpb.AlertKind.values():
+        raise InvalidArgument("unknown alert kind", field="kind")
+    if request.lot and not request.product:
+        raise InvalidArgument("a lot needs its product", field="product")
+    product = ""
+    if request.lot:
+        product = ledger.batch(request.product, request.lot)[1].product
+    elif request.product:
+        ledger.product(request.product)  # NOT_FOUND when it is not registered
+        product = masterdata.product_identifier(request.product)
+    region = (regions.parse_region_prefix(request.region, field="region")
+              if request.region else "")
+    return alerts.AlertFilter(kind=request.kind, product=product, lot=request.lot,
+                              region=region)
 
     async def ExportEpcis(self, request: pb.ExportEpcisRequest,
                           context: grpc.aio.ServicerContext) -> pb.ExportEpcisResponse:
@@ -129,5 +259,6 @@ def traced_event(event: lpb.EventRecord, via: Code | None) -> pb.TracedEvent:
         who=event.who,
         via=via.text() if via is not None else "",
         lot=event.lot,
+        product=event.product,
     )
 

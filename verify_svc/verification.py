@@ -13,8 +13,10 @@ from pharmatrace.v1 import verification_pb2_grpc
 from tracecore import regions
 from tracecore.clock import now_ms
 from tracecore.errors import InvalidArgument
+from tracecore.ledger import alerts
 from tracecore.ledger.observations import Observations
 from tracecore.ledger.tenants import DataDir
+from tracecore.oversight import Checks
 from tracecore.verification import Answers, ScanContext, Verifier, alerts_of
 from tracerpc.metrics import Metrics
 
@@ -25,12 +27,15 @@ _VERDICT_NAMES = {v: pb.Verdict.Name(v) for v in pb.Verdict.values()}
 
 
 class Verifiers:
-    """This worker's verifier per tenant, with the scan statistics it has not flushed yet."""
+    """This worker's verifier per tenant, with the scan statistics and alerts it has not
+    flushed yet. Clone thresholds come from the environment (see ``Checks.from_env``)."""
 
-    def __init__(self, data: DataDir) -> None:
+    def __init__(self, data: DataDir, checks: Checks | None = None) -> None:
         self._data = data
+        self._checks = checks or Checks.from_env()
         self._verifiers: dict[str, Verifier] = {}
         self._observations: dict[str, Observations] = {}
+        self._alerts: dict[str, alerts.AlertBook] = {}
         self._lock = threading.Lock()
 
     def get(self, tenant_name: str) -> Verifier:
@@ -42,13 +47,19 @@ class Verifiers:
         with self._lock:
             if tenant_name not in self._verifiers:
                 observations = Observations(tenant.path / OBSERVATIONS, tenant=tenant.name)
+                book = alerts.book(tenant.path, tenant.name)
                 self._observations[tenant_name] = observations
-                self._verifiers[tenant_name] = Verifier(tenant, observations)
+                self._alerts[tenant_name] = book
+                self._verifiers[tenant_name] = Verifier(tenant, observations, book, self._checks)
             return self._verifiers[tenant_name]
 
     def flush(self) -> int:
-        """Writes every tenant's buffered scan statistics; returns the codes written."""
-        return sum(o.flush() for o in list(self._observations.values()))
+        """Writes every tenant's buffered scan statistics and alerts; returns the codes
+        written."""
+        written = sum(o.flush() for o in list(self._observations.values()))
+        for book in list(self._alerts.values()):
+            book.flush()
+        return written
 
     def close(self) -> None:
         self.flush()

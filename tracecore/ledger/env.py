@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import errno
+import fcntl
+import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,6 +32,10 @@ class Env:
 
     Writers run whole transactions as functions (``write``) so that a full map can be grown and
     the function run again; readers adopt a map grown by another process (``read``).
+
+    LMDB may only change the map (grow, adopt, close) while no transaction of this process is
+    open, because that moves the memory every open transaction reads from. So read transactions
+    register at a gate; a resize or close waits for them to leave and keeps new ones out.
     """
 
     def __init__(
@@ -46,7 +52,12 @@ class Env:
         self.owner = owner
         self.readonly = readonly
         self._max_map_size = max(max_map_size, map_size)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # held by a write transaction, and by any map change
+        self._gate = threading.Condition()
+        self._readers = 0
+        self._exclusive = False
+        self._closing = False
+        self._local = threading.local()
         if not readonly:
             path.mkdir(parents=True, exist_ok=True)
         elif not (path / "data.mdb").exists():
@@ -77,36 +88,59 @@ class Env:
                         self.dbs[name] = self._env.open_db(
                             name.encode(), txn=txn, dupsort=name in dupsort
                         )
+            # Reader slots left by processes that died (a killed verification worker) would
+            # pin old pages forever and make the file grow.
+            self._env.reader_check()
         except lmdb.Error as exc:
             raise _mapped(exc, owner) from exc
 
     def close(self) -> None:
-        self._env.close()
+        """Closes the environment once reads and writes in progress are done; from then on
+        every read or write fails Unavailable."""
+        with self._gate:
+            if self._closing:
+                return
+            self._closing = True
+            self._gate.notify_all()
+        self._exclusively(self._env.close)
+
+    @property
+    def closed(self) -> bool:
+        return self._closing
 
     @property
     def map_size(self) -> int:
+        self._check_open()
         return int(self._env.info()["map_size"])
+
+    @property
+    def max_map_size(self) -> int:
+        return self._max_map_size
 
     def set_map_size(self, size: int) -> None:
         """Grows (or shrinks, if the data fits) the map; used by operators and tests."""
-        with self._lock:
-            self._env.set_mapsize(size)
-            self._max_map_size = max(self._max_map_size, size)
+        self._exclusively(lambda: self._env.set_mapsize(size))
+        self._max_map_size = max(self._max_map_size, size)
+
+    def set_max_map_size(self, size: int) -> int:
+        """The size the map may grow to from now on (never below its current size); returned."""
+        self._max_map_size = max(size, self.map_size)
+        return self._max_map_size
+
+    def used_bytes(self) -> int:
+        """Bytes of the map holding data: the file's size after a compacting copy, at most."""
+        self._check_open()
+        return (int(self._env.info()["last_pgno"]) + 1) * int(self._env.stat()["psize"])
 
     @contextmanager
     def read(self) -> Iterator[Txn]:
         """A read transaction; survives a writer in another process having grown the map."""
-        try:
-            txn = self._env.begin(buffers=True)
-        except lmdb.MapResizedError:
-            self._env.set_mapsize(0)
-            txn = self._env.begin(buffers=True)
-        except lmdb.Error as exc:
-            raise _mapped(exc, self.owner) from exc
+        txn = self._begin_read(lambda: self._env.begin(buffers=True))
         try:
             yield txn
         finally:
             txn.abort()
+            self._leave()
 
     def write(self, fn: Callable[[Txn], T]) -> T:
         """Runs ``fn`` in one write transaction and commits it durably (fsync) before returning.
@@ -117,6 +151,7 @@ class Env:
         while True:
             try:
                 with self._lock:
+                    self._check_open()
                     txn = self._env.begin(write=True)
                     try:
                         result = fn(txn)
@@ -131,16 +166,20 @@ class Env:
                         f"the ledger of tenant {self.owner!r} is full: raise its map size"
                     ) from exc
             except lmdb.MapResizedError:
-                self._env.set_mapsize(0)
+                # Another process writing this environment grew the map: adopt its size.
+                self._exclusively(lambda: self._env.set_mapsize(0))
             except lmdb.Error as exc:
                 raise _mapped(exc, self.owner) from exc
 
     def copy_to(self, path: Path) -> None:
-        """A consistent, compacted copy of the environment, taken while others keep writing."""
-        try:
+        """A consistent, compacted copy of the environment into the existing, empty directory
+        ``path``, taken in one read transaction while others keep writing."""
+
+        def copy() -> None:
             self._env.copy(str(path), compact=True)
-        except lmdb.Error as exc:
-            raise _mapped(exc, self.owner) from exc
+
+        self._begin_read(copy)
+        self._leave()
 
     def stat(self) -> dict[str, int]:
         """Entries per named database and the bytes in use."""
@@ -148,24 +187,118 @@ class Env:
         with self.read() as txn:
             for name, db in self.dbs.items():
                 out[name] = int(txn.stat(db)["entries"])
-        info = self._env.info()
-        out["_bytes"] = (int(info["last_pgno"]) + 1) * int(self._env.stat()["psize"])
+        out["_bytes"] = self.used_bytes()
         return out
 
     def _grow(self) -> bool:
+        size = self.map_size
+        if size >= self._max_map_size:
+            return False
+        self._exclusively(lambda: self._env.set_mapsize(min(size * 2, self._max_map_size)))
+        return True
+
+    # -- the gate: read transactions in, map changes alone -------------------------------------
+
+    def _begin_read(self, begin: Callable[[], T]) -> T:
+        """Registers a reader and runs ``begin`` (which opens a read transaction); on return the
+        caller is registered and must ``_leave``. Adopts a map grown by another process."""
+        for attempt in range(2):
+            self._enter()
+            try:
+                return begin()
+            except lmdb.MapResizedError:
+                self._leave()
+                if attempt or getattr(self._local, "depth", 0):
+                    # This thread still reads an older transaction: the map cannot move now.
+                    raise Unavailable(f"the ledger of tenant {self.owner!r} was resized while "
+                                      "being read; retry") from None
+                self._exclusively(lambda: self._env.set_mapsize(0))
+            except lmdb.Error as exc:
+                self._leave()
+                raise _mapped(exc, self.owner) from exc
+            except BaseException:
+                self._leave()
+                raise
+        raise AssertionError("unreachable")
+
+    def _enter(self) -> None:
+        depth = getattr(self._local, "depth", 0)
+        with self._gate:
+            # A nested read on this thread goes in even past a waiting resize: that resize is
+            # waiting for this thread's outer read anyway.
+            while self._exclusive and not self._closing and depth == 0:
+                self._gate.wait()
+            if self._closing:
+                raise Unavailable(_closed_message(self.owner))
+            self._readers += 1
+        self._local.depth = depth + 1
+
+    def _leave(self) -> None:
+        self._local.depth -= 1
+        with self._gate:
+            self._readers -= 1
+            if not self._readers:
+                self._gate.notify_all()
+
+    def _exclusively(self, change: Callable[[], object]) -> None:
+        """Runs ``change`` to the map with no transaction of this process open."""
+        if getattr(self._local, "depth", 0):
+            raise Unavailable(f"the ledger of tenant {self.owner!r} cannot be resized or closed "
+                              "while this thread reads it")
         with self._lock:
-            size = self.map_size
-            if size >= self._max_map_size:
-                return False
-            self._env.set_mapsize(min(size * 2, self._max_map_size))
-            return True
+            with self._gate:
+                self._exclusive = True
+                while self._readers:
+                    self._gate.wait()
+            try:
+                change()
+            except lmdb.Error as exc:
+                raise _mapped(exc, self.owner) from exc
+            finally:
+                with self._gate:
+                    self._exclusive = False
+                    self._gate.notify_all()
+
+    def _check_open(self) -> None:
+        if self._closing:
+            raise Unavailable(_closed_message(self.owner))
+
+
+def in_use(path: Path) -> bool:
+    """Whether any process has the LMDB environment in directory ``path`` open.
+
+    LMDB holds a shared lock on the first byte of ``lock.mdb`` for as long as a process has the
+    environment open, and the kernel drops it when that process dies, even by SIGKILL. Never
+    ask about an environment this process has open: closing the probe's descriptor would drop
+    this process's own locks on the file.
+    """
+    try:
+        fd = os.open(path / "lock.mdb", os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 0)
+        except OSError as exc:
+            if exc.errno in (errno.EACCES, errno.EAGAIN):
+                return True
+            raise
+        fcntl.lockf(fd, fcntl.LOCK_UN, 1, 0)
+        return False
+    finally:
+        os.close(fd)
+
+
+def _closed_message(owner: str) -> str:
+    return f"tenant {owner!r} is offline (maintenance) or the service is stopping; retry later"
 
 
 def _mapped(exc: lmdb.Error, owner: str) -> TraceError:
     """lmdb's errors, as the one error tree callers know; no path leaves this function."""
     if isinstance(exc, lmdb.MapFullError):
         return ResourceExhausted(f"the ledger of tenant {owner!r} is full")
-    if isinstance(exc, lmdb.DiskError) or _errno_of(exc) in (errno.ENOSPC, errno.EDQUOT):
+    if isinstance(exc, lmdb.DiskError) or _errno_of(exc) in (errno.ENOSPC, errno.EDQUOT,
+                                                             errno.EFBIG):
         return ResourceExhausted(f"no disk space left for the ledger of tenant {owner!r}")
     if isinstance(exc, lmdb.CorruptedError | lmdb.InvalidError | lmdb.VersionMismatchError):
         return LedgerCorrupt(f"the ledger of tenant {owner!r} is damaged or not a ledger")
@@ -178,6 +311,8 @@ def _errno_of(exc: lmdb.Error) -> int | None:
     text = str(exc)
     if "No space left" in text:
         return errno.ENOSPC
+    if "File too large" in text:  # a file size limit: the disk is full as far as we may use it
+        return errno.EFBIG
     if "quota" in text.lower():
         return errno.EDQUOT
     return None

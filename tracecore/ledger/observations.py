@@ -14,7 +14,8 @@ from pathlib import Path
 
 from tracecore.ledger.env import Env, Txn
 
-# count, first scan ms, last scan ms, last region (GB/T 2260 as an integer, 0 unknown)
+# count, first scan ms, and the last scan that said where it was: ms, region (GB/T 2260 as an
+# integer); 0, 0 while no scan did
 _SCAN = struct.Struct("<QqqI")
 DATABASES = ("scans",)
 
@@ -51,7 +52,14 @@ class Observations:
     def record(self, keys: list[bytes], now_ms: int, region: int) -> list[tuple[int, int]]:
         """Counts one scan of each key; returns (scan count, first scan ms) of each, this scan
         included."""
-        out: list[tuple[int, int]] = []
+        return [(count, first) for count, first, _, _ in self.record_located(keys, now_ms, region)]
+
+    def record_located(self, keys: list[bytes], now_ms: int, region: int
+                       ) -> list[tuple[int, int, int, int]]:
+        """Counts one scan of each key, in ``region`` (0: unknown); returns (scan count, first
+        scan ms, ms and region of the last earlier scan with a region, 0 and 0 if none) of
+        each."""
+        out: list[tuple[int, int, int, int]] = []
         append = out.append
         pending_map = self._pending
         db = self._db
@@ -60,16 +68,21 @@ class Observations:
             for key in keys:
                 pending = pending_map.get(key)
                 if pending is None:
-                    pending = pending_map[key] = ScanStats(0, now_ms, now_ms, region)
+                    pending = pending_map[key] = ScanStats(0, now_ms, 0, 0)
+                last_ms, last_region = pending.last_ms, pending.last_region
                 pending.count += 1
-                pending.last_ms = now_ms
-                pending.last_region = region
+                if region:
+                    pending.last_ms = now_ms
+                    pending.last_region = region
                 stored = get(key, db=db)
                 if stored is None:
-                    append((pending.count, pending.first_ms))
+                    append((pending.count, pending.first_ms, last_ms, last_region))
                 else:
-                    count, first, _, _ = _SCAN.unpack(stored)
-                    append((count + pending.count, min(first, pending.first_ms)))
+                    count, first, stored_ms, stored_region = _SCAN.unpack(stored)
+                    if stored_ms > last_ms:
+                        last_ms, last_region = stored_ms, stored_region
+                    append((count + pending.count, min(first, pending.first_ms), last_ms,
+                            last_region))
         return out
 
     def stats(self, key: bytes) -> ScanStats | None:

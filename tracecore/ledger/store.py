@@ -16,6 +16,7 @@ from pharmatrace.v1 import ledger_pb2 as lpb
 
 from tracecore import masterdata
 from tracecore.codes import Scheme
+from tracecore.minting import density_slot
 from tracecore.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from tracecore.ledger.env import DEFAULT_MAP_SIZE, Env, Txn
 from tracecore.ledger.records import (
@@ -174,10 +175,6 @@ class Ledger:
         """(ref, product) for a GTIN or NMPA id in ``txn``; NotFound naming ``field``."""
         return self._product(txn, identifier, field)
 
-    def batch_in(self, txn: Txn, product: str, lot: str) -> tuple[int, pb.Batch]:
-        """(ref, batch) of a product's lot in ``txn``; NotFound when not registered."""
-        return self._batch(txn, product, lot)
-
     def batches_using(self, txn: Txn, supplier: str, supplier_lot: str
                       ) -> list[tuple[int, pb.Batch, pb.MaterialLot]]:
         """(ref, batch, its entry for the lot) of every batch that used a supplier's lot, in the
@@ -300,10 +297,10 @@ class Ledger:
                 out.append(ck[_PREFIX_LENGTH[ck[:1]]:].decode())
             return out
 
-    def minted(self, product: str, key_id: int) -> int:
-        """Codes minted so far for a product under one key."""
+    def minted(self, product: str, slot: int) -> int:
+        """Codes minted so far for a product in one random space (see minting.density_slot)."""
         with self.env.read() as txn:
-            data = txn.get(product.encode() + _KEY_ID.pack(key_id), db=self.db["minted"])
+            data = txn.get(product.encode() + _KEY_ID.pack(slot), db=self.db["minted"])
             return u64(data) if data is not None else 0
 
     def append_pool_codes(
@@ -354,7 +351,8 @@ class Ledger:
             if pool.issued == pool.count:
                 pool.state = ipb.POOL_STATE_COMPLETE
             txn.put(request_id.encode(), record.SerializeToString(), db=self.db["pools"])
-            minted_key = pool.product.encode() + _KEY_ID.pack(key_id)
+            slot = density_slot(Scheme(pool.scheme), key_id)
+            minted_key = pool.product.encode() + _KEY_ID.pack(slot)
             before = txn.get(minted_key, db=self.db["minted"])
             total = (u64(before) if before is not None else 0) + len(stored)
             txn.put(minted_key, _U64.pack(total), db=self.db["minted"])

@@ -1,11 +1,20 @@
-"""The data directory: one private space per tenant (ledger, key ring, identity), opened lazily."""
+"""The data directory: one private space per tenant (ledger, key ring, identity), opened lazily.
+
+A tenant is taken offline for maintenance (a restore, a repair) by a marker file in its
+directory. Every process notices it within ``_MARKER_RECHECK_S``, answers the tenant's calls
+Unavailable and closes the tenant's files, so that they can be replaced; the other tenants are
+not touched.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,19 +22,41 @@ from pharmatrace.v1 import ledger_pb2 as lpb
 
 from tracecore import masterdata
 from tracecore.credentials import OPERATOR
-from tracecore.errors import AlreadyExists, KeyRingError, NotFound, TraceError
+from tracecore.errors import (
+    AlreadyExists,
+    InvalidArgument,
+    KeyRingError,
+    LedgerCorrupt,
+    NotFound,
+    TraceError,
+    Unavailable,
+)
 from tracecore.keys import KeyRing, KeySource
 from tracecore.ledger.access import Access
-from tracecore.ledger.env import DEFAULT_MAP_SIZE
+from tracecore.ledger.env import DEFAULT_MAP_SIZE, DEFAULT_MAX_MAP_SIZE, in_use
 from tracecore.ledger.store import Ledger
+
+log = logging.getLogger("pharmatrace.tenants")
 
 TENANTS = "tenants"
 LEDGER = "ledger"
 KEYRING = "keyring.bin"
 IDENTITY = "tenant.pb"
+OBSERVATIONS = "observations"
+#: The maintenance marker: while this file is in a tenant's directory, the tenant is offline.
+OFFLINE = "offline"
 OPERATOR_DIR = "operator"
+MAX_OFFLINE_REASON = 200
 #: Readers look for a rotated or revoked key at most this often.
 _KEYRING_RECHECK_S = 1.0
+#: Every process looks for the maintenance marker of an opened tenant at most this often.
+_MARKER_RECHECK_S = 0.25
+#: A tenant whose files could not be opened is tried again after this long, not on every call
+#: (each try decrypts the key ring: scrypt, deliberately slow).
+_BROKEN_RETRY_S = 5.0
+
+#: Called with a tenant's name and directory when this process closes it (it went offline).
+CloseListener = Callable[[str, Path], None]
 
 
 @dataclass
@@ -38,6 +69,7 @@ class Tenant:
     keys: KeyRing
     _keys_stamp: int = field(default=0, repr=False)
     _keys_checked: float = field(default=0.0, repr=False)
+    _marker_checked: float = field(default=0.0, repr=False)
 
     @property
     def keyring_path(self) -> Path:
@@ -59,12 +91,17 @@ class DataDir:
         *,
         readonly: bool = False,
         map_size: int = DEFAULT_MAP_SIZE,
+        max_map_size: int = DEFAULT_MAX_MAP_SIZE,
     ) -> None:
         self.root = root
         self.readonly = readonly
         self._key_source = key_source
-        self._map_size = map_size
+        self._max_map_size = max_map_size
+        self._map_size = min(map_size, max_map_size)
+        self._limits: dict[str, int] = {}
         self._open: dict[str, Tenant] = {}
+        self._broken: dict[str, tuple[float, TraceError]] = {}
+        self._listeners: list[CloseListener] = []
         self._operator: Ledger | None = None
         self._lock = threading.Lock()
         if not readonly:
@@ -107,9 +144,16 @@ class DataDir:
         return self.get(tenant)
 
     def get(self, tenant: str) -> Tenant:
-        """The opened tenant; NotFound when there is no such tenant."""
+        """The opened tenant; NotFound when there is no such tenant, Unavailable while it is
+        offline, and the error naming the file when its files cannot be opened."""
         opened = self._open.get(tenant)
         if opened is not None:
+            now = time.monotonic()
+            if now - opened._marker_checked >= _MARKER_RECHECK_S:
+                opened._marker_checked = now
+                if (opened.path / OFFLINE).exists():
+                    self._drop(tenant)
+                    raise self._offline(tenant)
             if self.readonly:
                 self._refresh_keys(opened)
             return opened
@@ -117,8 +161,98 @@ class DataDir:
         with self._lock:
             opened = self._open.get(tenant)
             if opened is None:
-                opened = self._open[tenant] = self._load(tenant)
+                if self.offline_reason(tenant) is not None:
+                    raise self._offline(tenant)
+                broken = self._broken.get(tenant)
+                if broken is not None and time.monotonic() < broken[0]:
+                    raise type(broken[1])(broken[1].message, field=broken[1].field)
+                try:
+                    opened = self._load(tenant)
+                except NotFound:
+                    raise
+                except TraceError as exc:
+                    self._broken[tenant] = (time.monotonic() + _BROKEN_RETRY_S, exc)
+                    raise
+                self._broken.pop(tenant, None)
+                self._open[tenant] = opened
         return opened
+
+    # -- maintenance -------------------------------------------------------------------------
+
+    def offline_reason(self, tenant: str) -> str | None:
+        """Why the tenant is offline ("" when no reason was given), or None when it is not."""
+        try:
+            text = (self.root / TENANTS / tenant / OFFLINE).read_text(errors="replace")
+        except FileNotFoundError:
+            return None
+        return text.strip()[:MAX_OFFLINE_REASON]
+
+    def set_online(self, tenant: str, online: bool, reason: str = "") -> None:
+        """Brings a tenant back, or takes it offline: from then on every process answers its
+        calls Unavailable and closes its files (this one at once, once calls in progress end;
+        the others within ``_MARKER_RECHECK_S``)."""
+        path = self._existing(tenant)
+        if len(reason) > MAX_OFFLINE_REASON:
+            raise InvalidArgument(f"at most {MAX_OFFLINE_REASON} characters", field="reason")
+        marker = path / OFFLINE
+        if online:
+            marker.unlink(missing_ok=True)
+            with self._lock:
+                self._broken.pop(tenant, None)
+        else:
+            staged = path / f".{OFFLINE}.{os.getpid()}.tmp"
+            staged.write_text(reason + "\n", encoding="utf-8")
+            os.replace(staged, marker)
+            self._drop(tenant)
+        _fsync_directory(path)
+
+    def released(self, tenant: str) -> bool:
+        """Whether no process has the tenant's ledger or scan statistics open any more. Only
+        meaningful in a process that has closed them itself (see ``env.in_use``)."""
+        path = self._existing(tenant)
+        return not any(in_use(path / name) for name in (LEDGER, OBSERVATIONS))
+
+    def sweep(self) -> list[str]:
+        """Closes every opened tenant that was taken offline; returns their names."""
+        gone = [name for name, t in list(self._open.items()) if (t.path / OFFLINE).exists()]
+        for name in gone:
+            self._drop(name)
+        return gone
+
+    def add_close_listener(self, listener: CloseListener) -> None:
+        """``listener(tenant, directory)`` runs when this process closes a tenant that went
+        offline, before its ledger closes: whoever opened more of its files closes them."""
+        self._listeners.append(listener)
+
+    def set_ledger_limit(self, tenant: str, max_map_size: int) -> tuple[int, int, int]:
+        """The size the tenant's ledger may grow to, from its next write on; returns (map size,
+        new limit, bytes in use). Lasts until the process ends."""
+        if max_map_size <= 0:
+            raise InvalidArgument("must be a positive number of bytes", field="max_map_size")
+        self._existing(tenant)
+        self._limits[tenant] = max_map_size
+        env = self.get(tenant).ledger.env
+        limit = env.set_max_map_size(max_map_size)
+        return env.map_size, limit, env.used_bytes()
+
+    def check_all(self) -> list[tuple[str, str]]:
+        """Opens every tenant; (tenant, problem) for each that cannot be served. Offline
+        tenants are not opened and not a problem."""
+        base = self.root / TENANTS
+        problems: list[tuple[str, str]] = []
+        for path in sorted(base.iterdir()) if base.is_dir() else []:
+            if path.name.startswith(".") or not path.is_dir():
+                continue
+            if not (path / IDENTITY).is_file():
+                problems.append((path.name, f"{IDENTITY} is missing: the tenant is not served"))
+                continue
+            if self.offline_reason(path.name) is not None:
+                continue
+            try:
+                self.get(path.name)
+            except TraceError as exc:
+                problems.append((path.name, exc.message))
+        return problems
 
     def open_ledger(self, tenant: str) -> Ledger:
         """A tenant's ledger alone, without its key ring (checks, backups); the caller closes it."""
@@ -142,21 +276,50 @@ class DataDir:
                 self._operator.close()
                 self._operator = None
 
-    def _load(self, tenant: str) -> Tenant:
+    def _existing(self, tenant: str) -> Path:
+        masterdata.tenant_id(tenant)
         path = self.root / TENANTS / tenant
         if not (path / IDENTITY).is_file():
             raise NotFound(f"tenant {tenant} does not exist", field="tenant")
+        return path
+
+    def _offline(self, tenant: str) -> Unavailable:
+        reason = self.offline_reason(tenant)
+        return Unavailable(f"tenant {tenant} is offline for maintenance"
+                           + (f": {reason}" if reason else ""))
+
+    def _drop(self, tenant: str) -> None:
+        """Closes an opened tenant (after its listeners); calls in progress end first."""
+        with self._lock:
+            opened = self._open.pop(tenant, None)
+        if opened is None:
+            return
+        for listener in list(self._listeners):
+            try:
+                listener(tenant, opened.path)
+            except Exception:  # one listener failing must not keep the ledger open
+                log.exception("closing tenant %s: a listener failed", tenant)
+        opened.ledger.close()
+        log.info("tenant %s closed: it is offline", tenant)
+
+    def _load(self, tenant: str) -> Tenant:
+        path = self._existing(tenant)
         try:
             keys = KeyRing.load(path / KEYRING, self._key_source)
         except KeyRingError as exc:
             raise KeyRingError(f"tenant {tenant}: {KEYRING}: {exc.message}") from exc
+        if not (path / LEDGER / "data.mdb").is_file():
+            # Never create an empty ledger in its place: every code would look counterfeit.
+            raise LedgerCorrupt(f"tenant {tenant}: {LEDGER}/data.mdb is missing")
+        limit = self._limits.get(tenant, self._max_map_size)
         try:
             ledger = Ledger(path / LEDGER, tenant=tenant, readonly=self.readonly,
-                            map_size=self._map_size)
+                            map_size=min(self._map_size, limit))
         except TraceError as exc:
             raise type(exc)(f"tenant {tenant}: {LEDGER}: {exc.message}") from exc
+        ledger.env.set_max_map_size(limit)
         stamp = (path / KEYRING).stat().st_mtime_ns
-        return Tenant(tenant, path, ledger, keys, stamp, time.monotonic())
+        return Tenant(tenant, path, ledger, keys, stamp, time.monotonic(), time.monotonic())
 
     def _refresh_keys(self, tenant: Tenant) -> None:
         now = time.monotonic()
@@ -167,3 +330,13 @@ class DataDir:
         if stamp != tenant._keys_stamp:
             tenant.keys = KeyRing.load(tenant.keyring_path, self._key_source)
             tenant._keys_stamp = stamp
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Makes a new, renamed or removed entry in ``directory`` durable."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
+    finally:
+        os.close(fd)
