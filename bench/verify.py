@@ -298,6 +298,9 @@ class LoadResult:
             "client_cpu": [round(t.cpu / self.seconds, 3) for t in self.tallies],
             "server_main_cpu": round(self.main_cpu, 3),
             "other_cpu": round(self.other_cpu, 3),
+            # Robust to other jobs on the machine, unlike the rate: server CPU per unit of work.
+            "server_cpu_us_per_unit": (sum(self.worker_cpu) + self.main_cpu) * self.seconds
+            / max(1, sum(t.units for t in self.tallies)) * 1e6,
         }
 
 
@@ -482,7 +485,7 @@ def _run_workers(o: Options, w: int, tmp: Path, data: Path, baseline: float, bat
             [Load(verify_address, BATCH_METHOD, str(batch_file), "batch", o.batch_channels,
                   concurrency=o.batch_channels)] * o.clients,
             server, o.warmup, o.seconds, _profile_path(o, f"verify-batch-w{w}"))
-        _warn("VerifyBatch", batch)
+        _warn("VerifyBatch", batch, server)
         say(f"verify[{w}w]: {batch.units_per_s:,.0f} codes/s, worker CPU {batch.worker_cpu}")
         results.append(Result(
             bench="verify", name=f"VerifyBatch x{o.batch:,} ({w} workers)", unit="codes/s",
@@ -500,10 +503,10 @@ def _run_workers(o: Options, w: int, tmp: Path, data: Path, baseline: float, bat
         say(f"verify[{w}w]: unary, {o.clients} processes x {o.unary_concurrency} calls in "
             f"flight: echo ...")
         echo_closed = closed(echo_address, ECHO_METHOD, "echo")
-        _warn("echo", echo_closed)
+        _warn("echo", echo_closed, echo)
         say(f"verify[{w}w]: echo {echo_closed.calls_per_s:,.0f} req/s; Verify ...")
         verify_closed = closed(verify_address, VERIFY_METHOD, "unary")
-        _warn("Verify", verify_closed)
+        _warn("Verify", verify_closed, server)
         say(f"verify[{w}w]: Verify {verify_closed.calls_per_s:,.0f} req/s")
         results.append(Result(
             bench="verify", name=f"Verify unary, closed loop ({w} workers)", unit="req/s",
@@ -527,8 +530,11 @@ def _run_workers(o: Options, w: int, tmp: Path, data: Path, baseline: float, bat
 
             say(f"verify[{w}w]: open loop at {rate:,.0f} req/s (half of max) ...")
             verify_open = open_loop(verify_address, VERIFY_METHOD, "unary", server)
-            echo_open = (open_loop(echo_address, ECHO_METHOD, "echo", echo)
-                         if o.echo_latency else None)
+            _warn("Verify, open loop", verify_open, server)
+            echo_open = None
+            if o.echo_latency:
+                echo_open = open_loop(echo_address, ECHO_METHOD, "echo", echo)
+                _warn("echo, open loop", echo_open, echo)
             results.extend(_latency_results(w, rate, verify_open, echo_open))
     return results
 
@@ -560,11 +566,11 @@ def _profile_path(o: Options, name: str) -> Path | None:
     return o.profile / f"{name}.txt"
 
 
-def _warn(what: str, result: LoadResult) -> None:
+def _warn(what: str, result: LoadResult, server: ServerProcess) -> None:
     if result.other_cpu > _NOISY_CPU:
         say(f"  warning: {what}: other processes kept {result.other_cpu:.2f} cores busy "
             "meanwhile; the figure is low by about that share")
     summary = result.summary()
     if summary["errors"]:
         say(f"  warning: {what}: {summary['errors']} failed or dropped calls "
-            f"({summary['first_error']})")
+            f"({summary['first_error']}); the server's log ends:\n{server.log_tail(40)}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable
 
 import grpc
@@ -14,6 +16,9 @@ from tracecore.credentials import Role
 from tracecore.errors import InvalidArgument
 from tracecore.keys import SigningKey
 from tracecore.ledger.tenants import DataDir, Tenant
+
+#: How long taking a tenant offline waits for the other processes to close its files.
+RELEASE_WAIT_S = 5.0
 
 
 class AdminServicer(admin_pb2_grpc.AdminServicer):
@@ -152,6 +157,32 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
         tenant = self._data.get(request.tenant)
         return await self._writer.run(self._change_keys, tenant,
                                       lambda: tenant.keys.revoke(request.key_id))
+
+    async def SetTenantOnline(
+        self, request: pb.SetTenantOnlineRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SetTenantOnlineResponse:
+        # On the writer thread: the tenant's writes in progress end before its files close.
+        await self._writer.run(self._data.set_online, request.tenant, request.online,
+                               request.reason)
+        released = request.online or await self._released(request.tenant)
+        return pb.SetTenantOnlineResponse(tenant=request.tenant, online=request.online,
+                                          released=released)
+
+    async def SetLedgerLimit(
+        self, request: pb.SetLedgerLimitRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SetLedgerLimitResponse:
+        map_size, limit, used = await self._writer.run(
+            self._data.set_ledger_limit, request.tenant, request.max_map_size)
+        return pb.SetLedgerLimitResponse(map_size=map_size, max_map_size=limit, used_bytes=used)
+
+    async def _released(self, tenant: str) -> bool:
+        """Waits (a little) for the verification workers to close the tenant's files."""
+        deadline = time.monotonic() + RELEASE_WAIT_S
+        while not await asyncio.to_thread(self._data.released, tenant):
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.05)
+        return True
 
     def _change_keys(self, tenant: Tenant, change: Callable[[], SigningKey]
                      ) -> pb.KeyChangeResponse:

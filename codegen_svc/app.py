@@ -14,6 +14,8 @@ from codegen_svc.lifecycle import GroupCommitter, LifecycleServicer
 from codegen_svc.writer import Batcher, Writer
 from tracecore.credentials import OPERATOR
 from tracecore.keys import KeySource
+from tracecore.ledger import alerts
+from tracecore.ledger.env import DEFAULT_MAP_SIZE, DEFAULT_MAX_MAP_SIZE
 from tracecore.ledger.tenants import DataDir
 from tracerpc import server as rpc_server
 from tracerpc.authz import Authorizer
@@ -44,8 +46,13 @@ async def start(
     *,
     tls: rpc_server.Tls | None,
     authenticate: bool = True,
+    map_size: int = DEFAULT_MAP_SIZE,
+    max_map_size: int = DEFAULT_MAX_MAP_SIZE,
 ) -> Codegen:
-    data = DataDir(data_root, keys)
+    """The issuance server, started; each tenant's ledger maps ``map_size`` bytes at first and
+    grows, when full, up to ``max_map_size`` (then writes fail RESOURCE_EXHAUSTED)."""
+    data = DataDir(data_root, keys, map_size=map_size, max_map_size=max_map_size)
+    data.add_close_listener(lambda _, path: alerts.close_book(path))
     writer = Writer()
     committer = GroupCommitter(writer, data)
     audit: Batcher[str, lpb.AuditRecord, None] = Batcher(

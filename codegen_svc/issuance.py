@@ -19,6 +19,7 @@ from tracecore.errors import InvalidArgument, ParseError
 from tracecore.events import Event, EventKind
 from tracecore.ledger import lifecycle
 from tracecore.ledger.tenants import DataDir
+from tracerpc.authz import caller_name
 from tracerpc.metrics import Metrics
 
 MAX_RETURN = 100_000
@@ -82,12 +83,12 @@ class CodeIssuanceServicer(issuance_pb2_grpc.CodeIssuanceServicer):
         reason = pb.ReturnReason.Name(request.reason).removeprefix("RETURN_REASON_").lower()
         event = Event(EventKind.VOID, tuple(codes), now_ms(), reason=reason)
         result = await self._committer.submit(
-            tenant.name, lifecycle.Request([event] if codes else [], best_effort=True))
+            tenant.name,
+            lifecycle.Request([event] if codes else [], best_effort=True, who=caller_name()))
         if result.error is not None:
             raise result.error
-        by_text = {c.text(): i for c, i in zip(codes, positions, strict=True)}
         for failure in result.failures:
-            i = by_text.get(failure.code, 0)
+            i = positions[failure.position]
             failures.append(pb.CodeFailure(index=i, code=texts[i][:200], reason=failure.reason))
         failures.sort(key=lambda f: f.index)
         voided = len(codes) - len(result.failures)
@@ -96,5 +97,6 @@ class CodeIssuanceServicer(issuance_pb2_grpc.CodeIssuanceServicer):
     async def GetPool(
         self, request: pb.GetPoolRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetPoolResponse:
+        issuance.check_request_id(request.request_id)
         record = self._data.get(request.tenant).ledger.pool(request.request_id)
         return pb.GetPoolResponse(pool=record.pool)

@@ -21,12 +21,15 @@ from tracecore.ledger import alerts, exchange, lifecycle, oversight
 from tracecore.ledger.tenants import DataDir
 from tracecore.oversight import Location
 from tracecore.status import Status
+from tracerpc.authz import caller_name
 from tracerpc.certs import peer_identity
 
 MAX_CODES = 100_000
 MAX_EVENTS_PER_MESSAGE = 10_000
 MAX_STREAM_CODES = 2_000_000
 MAX_REASON = 500
+_EARLIEST_MS = 946_684_800_000  # 2000-01-01
+_DAY_MS = 86_400_000
 _TZ = re.compile(r"[+-](?:0\d|1[0-4]):[0-5]\d")
 _KINDS = {v: EventKind[pb.EventKind.Name(v).removeprefix("EVENT_KIND_")]
           for v in pb.EventKind.values() if v}
@@ -137,7 +140,8 @@ class LifecycleServicer(lifecycle_pb2_grpc.LifecycleServicer):
         tenant = self._data.get(tenant_name)
         if failures and not best_effort:
             return pb.CaptureEventsResponse(events=received, failures=_failures(failures))
-        result = await self._committer.submit(tenant.name, lifecycle.Request(events, best_effort))
+        result = await self._committer.submit(
+            tenant.name, lifecycle.Request(events, best_effort, caller_name()))
         if result.error is not None:
             raise result.error
         return pb.CaptureEventsResponse(
@@ -151,7 +155,7 @@ class LifecycleServicer(lifecycle_pb2_grpc.LifecycleServicer):
         tenant = self._data.get(request.tenant)
         events = exchange.import_events(tenant.ledger, request.document)
         result = await self._committer.submit(
-            tenant.name, lifecycle.Request(events, request.best_effort))
+            tenant.name, lifecycle.Request(events, request.best_effort, caller_name()))
         if result.error is not None:
             raise result.error
         notes = list(result.notes)
@@ -202,13 +206,14 @@ class LifecycleServicer(lifecycle_pb2_grpc.LifecycleServicer):
         codes, bad = _codes(texts, 0, "codes", allow_empty=allow_empty)
         if bad and not ctx.best_effort:
             return pb.LifecycleResponse(applied=False, failures=_failures(bad))
-        event = Event(kind, tuple(codes), ctx.when_ms or now_ms(), _tz(ctx.tz_offset),
+        event = Event(kind, tuple(codes), _when(ctx.when_ms), _tz(ctx.tz_offset),
                       party_id=_party(ctx.party_id), parent=parent, lot=lot, level=level,
                       destination=destination, target=target, reason=reason,
                       event_id=_event_id(ctx.event_id))
         result = await self._committer.submit(
             tenant.name,
-            lifecycle.Request([event] if codes or allow_empty else [], ctx.best_effort))
+            lifecycle.Request([event] if codes or allow_empty else [], ctx.best_effort,
+                              caller_name()))
         if result.error is not None:
             raise result.error
         return pb.LifecycleResponse(
@@ -249,8 +254,10 @@ def _event(e: pb.LifecycleEvent, index: int, field: str
         raise InvalidArgument("is required for aggregation", field=f"{field}.parent")
     if kind is EventKind.SHIP:
         masterdata.party_id(e.destination, f"{field}.destination")
+    if e.level not in cpb.PackagingLevel.values():
+        raise InvalidArgument("unknown packaging level", field=f"{field}.level")
     event = Event(
-        kind, tuple(codes), e.context.when_ms or now_ms(), _tz(e.context.tz_offset),
+        kind, tuple(codes), _when(e.context.when_ms), _tz(e.context.tz_offset),
         party_id=_party(e.context.party_id), parent=parent, lot=e.lot, level=e.level,
         destination=e.destination,
         target=_target(e.target) if kind is EventKind.DECOMMISSION else None,
@@ -273,6 +280,16 @@ def _target(value: int) -> Status:
         return Status(value)
     except ValueError:
         raise InvalidArgument("unknown status", field="target") from None
+
+
+def _when(when_ms: int) -> int:
+    """The event time: now when not given; not before 2000, not more than a day ahead."""
+    if not when_ms:
+        return now_ms()
+    if not _EARLIEST_MS <= when_ms <= now_ms() + _DAY_MS:
+        raise InvalidArgument("must be epoch milliseconds between 2000 and tomorrow",
+                              field="context.when_ms")
+    return when_ms
 
 
 def _tz(text: str) -> str:

@@ -761,6 +761,9 @@ def _parser() -> argparse.ArgumentParser:
                          help="apply the codes that pass, report the others")
 
     add_command(commands, "demo", "Run a short scenario against running services.", _demo)
+    from pharmatrace_cli import ops
+
+    ops.register(commands)
     return parser
 
 

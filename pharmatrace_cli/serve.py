@@ -15,6 +15,11 @@ from pathlib import Path
 log = logging.getLogger("pharmatrace.serve")
 
 DEMO_TENANT = "demo"
+#: The largest a tenant's ledger may grow to, as bytes or with a unit: 512MiB, 64GiB, 4TiB.
+MAX_MAP_SIZE_ENV = "PHARMATRACE_MAX_MAP_SIZE"
+_UNITS = {"": 1, "B": 1, "K": 1 << 10, "KB": 1000, "KIB": 1 << 10, "M": 1 << 20, "MB": 10**6,
+          "MIB": 1 << 20, "G": 1 << 30, "GB": 10**9, "GIB": 1 << 30, "T": 1 << 40,
+          "TB": 10**12, "TIB": 1 << 40}
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,36 @@ class ServeConfig:
     authenticate: bool = True
     public_verify: bool = False
     public_rate: float = 10.0
+    max_map_size: int | None = None
+    """Per tenant ledger; None: $PHARMATRACE_MAX_MAP_SIZE, else the ledger's default (4 TiB)."""
+
+
+def parse_size(text: str) -> int:
+    """Bytes from "1048576", "512MiB", "64 GiB", "1.5TB"; ValueError otherwise."""
+    cleaned = text.strip().upper().replace(" ", "")
+    number = cleaned.rstrip("KMGTIB")
+    unit = cleaned[len(number):]
+    if unit not in _UNITS or not number:
+        raise ValueError(f"{text!r} is not a size such as 1048576, 512MiB or 64GiB")
+    size = int(float(number) * _UNITS[unit])
+    if size <= 0:
+        raise ValueError(f"{text!r} is not a positive size")
+    return size
+
+
+def max_map_size(config: ServeConfig) -> int:
+    from tracecore.errors import InvalidArgument
+    from tracecore.ledger.env import DEFAULT_MAX_MAP_SIZE
+
+    if config.max_map_size is not None:
+        return config.max_map_size
+    text = os.environ.get(MAX_MAP_SIZE_ENV, "")
+    if not text:
+        return DEFAULT_MAX_MAP_SIZE
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise InvalidArgument(str(exc), field=MAX_MAP_SIZE_ENV) from None
 
 
 def prepare_metrics_dir(data: Path) -> Path:
@@ -54,6 +89,7 @@ async def serve(config: ServeConfig) -> None:
     from codegen_svc import app as codegen_app
     from tracecore.clock import now_ms
     from tracecore.errors import AlreadyExists
+    from tracecore.ledger.env import DEFAULT_MAX_MAP_SIZE
     from tracerpc.metrics import Metrics
     from verify_svc.workers import WorkerConfig, WorkerPool, key_source
 
@@ -66,14 +102,18 @@ async def serve(config: ServeConfig) -> None:
     metrics = Metrics()
     if not config.authenticate:
         log.warning("authentication is OFF (--dev): every caller may do everything")
+    limit = max_map_size(config)
     codegen = await codegen_app.start(
         config.data, keys, f"{config.host}:{config.issue_port}", metrics, tls=tls,
-        authenticate=config.authenticate,
+        authenticate=config.authenticate, max_map_size=limit,
     )
+    if limit < DEFAULT_MAX_MAP_SIZE:
+        log.info("each tenant's ledger may grow to %d bytes", limit)
     if config.dev and DEMO_TENANT not in codegen.data.names():
         with contextlib.suppress(AlreadyExists):
             codegen.data.create(DEMO_TENANT, "Demo Pharma", now_ms())
             log.info("created the development tenant %r", DEMO_TENANT)
+    await asyncio.to_thread(_check_tenants, codegen.data)
     pool = WorkerPool(
         WorkerConfig(config.data, config.host, config.verify_port, config.dev, tls,
                      config.grace_s, config.authenticate, config.public_verify,
@@ -110,6 +150,21 @@ async def serve(config: ServeConfig) -> None:
                          asyncio.to_thread(pool.stop, config.grace_s))
     metrics_server.shutdown()
     log.info("stopped")
+
+
+def _check_tenants(data: object) -> None:
+    """Opens every tenant once, so that a missing or damaged file shows at start-up, named; the
+    tenant's calls fail until it is fixed, and the other tenants are served regardless."""
+    from tracecore.ledger.tenants import DataDir
+
+    assert isinstance(data, DataDir)
+    for name, problem in data.check_all():
+        log.error("tenant %s cannot be served: %s", name, problem)
+    for name in data.names():
+        reason = data.offline_reason(name)
+        if reason is not None:
+            log.warning("tenant %s is offline for maintenance%s", name,
+                        f": {reason}" if reason else "")
 
 
 def _ledger_gauges(data: object, metrics: object) -> None:

@@ -30,13 +30,19 @@ class Chunk:
     count: int
 
 
+def check_request_id(text: str) -> str:
+    """A pool's idempotency key: 1 to 64 of A-Z a-z 0-9 . _ : -"""
+    if not _REQUEST_ID.fullmatch(text):
+        raise InvalidArgument("is required: 1 to 64 characters of A-Z a-z 0-9 . _ : -",
+                              field="request_id")
+    return text
+
+
 def pool_request(
     request_id: str, product: str, lot: str, level: int, count: int
 ) -> PoolRequest:
     """A validated pool request; InvalidArgument naming the field otherwise."""
-    if not _REQUEST_ID.fullmatch(request_id):
-        raise InvalidArgument("is required: 1 to 64 characters of A-Z a-z 0-9 . _ : -",
-                              field="request_id")
+    check_request_id(request_id)
     if not 1 <= count <= MAX_COUNT:
         raise InvalidArgument(f"must be 1 to {MAX_COUNT:,}", field="count")
     if not 1 <= level <= 4:

@@ -146,7 +146,7 @@ def diversion(code_key: bytes, code: str, *, source: int, at_ms: int, units: int
               status: Status) -> Raised:
     """A pack seen outside the regions ``rule`` authorises."""
     seen = region_text(region)
-    where = f"in {regions.display(seen)} ({seen})"
+    where = f"in {regions.display(seen)}"
     whose = "lot " + lot if rule.by == "batch" else "distributor " + rule.by
     action = {tpb.ALERT_SOURCE_RECEIPT: "received", tpb.ALERT_SOURCE_DISPENSE: "dispensed",
               tpb.ALERT_SOURCE_SCAN: "scanned"}[source]

@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import grpc
@@ -39,7 +40,7 @@ def _rpcs(service: str, roles: frozenset[Role] | set[Role], *methods: str
 
 #: Every RPC and the roles that may call it. A method missing here is refused to everyone.
 TABLE: dict[str, frozenset[Role]] = {
-    **_rpcs("Admin", {OP}, "CreateTenant", "ListTenants"),
+    **_rpcs("Admin", {OP}, "CreateTenant", "ListTenants", "SetTenantOnline", "SetLedgerLimit"),
     **_rpcs("Admin", {A}, "RegisterProduct", "AddBatch", "AddParty", "CreateToken", "ListTokens",
             "RevokeToken", "BindCertificate", "RotateKey", "RetireKey", "RevokeKey"),
     **_rpcs("Admin", _READERS, "GetProduct", "ListProducts", "GetBatch", "ListBatches",
@@ -65,7 +66,8 @@ WRITES = frozenset(
     if m.rsplit("/", 1)[1].startswith(("Create", "Register", "Add", "Revoke", "Bind", "Rotate",
                                         "Retire", "Request", "Return", "Commission", "Aggregate",
                                         "Disaggregate", "Ship", "Receive", "Decommission", "Undo",
-                                        "Destroy", "Capture", "Import", "Recall", "Withdraw"))
+                                        "Destroy", "Capture", "Import", "Recall", "Withdraw",
+                                        "Set"))
 )
 #: Answered to anyone: the standard health and reflection services.
 OPEN_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
@@ -104,6 +106,17 @@ class RateLimiter:
 
 
 AuditSink = Callable[[str, lpb.AuditRecord], Awaitable[None]]
+
+#: The authenticated caller of the RPC being handled, for servicers that record who did it.
+CALLER: ContextVar[Principal | None] = ContextVar("pharmatrace_caller", default=None)
+
+
+def caller_name() -> str:
+    """'credential/role' of the current caller, for event records ("" when unknown)."""
+    principal = CALLER.get()
+    if principal is None:
+        return ""
+    return f"{principal.credential_id or 'anonymous'}/{principal.role.name.lower()}"
 
 
 @dataclass

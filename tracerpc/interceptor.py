@@ -13,7 +13,7 @@ from google.protobuf.message import Message
 
 from tracecore.credentials import Principal
 from tracecore.errors import TraceError
-from tracerpc.authz import Authorizer, error_metadata
+from tracerpc.authz import CALLER, Authorizer, error_metadata
 from tracerpc.metrics import Metrics
 
 log = logging.getLogger("pharmatrace.rpc")
@@ -92,7 +92,10 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             await context.abort(code, message)
 
         def admit(request: Message, context: grpc.aio.ServicerContext) -> Principal | None:
-            return authorizer.check(method, request, context) if authorizer is not None else None
+            principal = (authorizer.check(method, request, context) if authorizer is not None
+                         else None)
+            CALLER.set(principal)
+            return principal
 
         class _Guarded:
             """A client stream whose first message authorises the call and whose every message

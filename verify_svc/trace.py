@@ -160,30 +160,6 @@ class TraceServicer(trace_pb2_grpc.TraceServicer):
             generated_at_ms=int(dt.datetime.now(dt.UTC).timestamp() * 1000))
 
 
-def _product_and_lot(product: str, lot: str) -> None:
-    masterdata.product_identifier(product)
-    if not lot:
-        raise InvalidArgument("is required", field="lot")
-
-
-def _alert_filter(ledger: Ledger, request: pb.ListAlertsRequest | pb.WatchAlertsRequest
-                  ) -> alerts.AlertFilter:
-    """The alerts a listing or watch wants; INVALID_ARGUMENT or NOT_FOUND naming a bad field."""
-    if request.kind and request.kind not in vpb.AlertKind.values():
-        raise InvalidArgument("unknown alert kind", field="kind")
-    if request.lot and not request.product:
-        raise InvalidArgument("a lot needs its product", field="product")
-    product = ""
-    if request.lot:
-        product = ledger.batch(request.product, request.lot)[1].product
-    elif request.product:
-        ledger.product(request.product)  # NOT_FOUND when it is not registered
-        product = masterdata.product_identifier(request.product)
-    region = (regions.parse_region_prefix(request.region, field="region")
-              if request.region else "")
-    return alerts.AlertFilter(kind=request.kind, product=product, lot=request.lot,
-                              region=region)
-
     async def ExportEpcis(self, request: pb.ExportEpcisRequest,
                           context: grpc.aio.ServicerContext) -> pb.ExportEpcisResponse:
         max_events = request.max_events or exchange.MAX_EXPORT_EVENTS
@@ -217,6 +193,31 @@ def _alert_filter(ledger: Ledger, request: pb.ListAlertsRequest | pb.WatchAlerts
             events, token = list_events(ledger, txn, wanted, size, request.page_token)
         return pb.ListEventsResponse(events=[traced_event(e, None) for e in events],
                                      next_page_token=token)
+
+
+def _product_and_lot(product: str, lot: str) -> None:
+    masterdata.product_identifier(product)
+    if not lot:
+        raise InvalidArgument("is required", field="lot")
+
+
+def _alert_filter(ledger: Ledger, request: pb.ListAlertsRequest | pb.WatchAlertsRequest
+                  ) -> alerts.AlertFilter:
+    """The alerts a listing or watch wants; INVALID_ARGUMENT or NOT_FOUND naming a bad field."""
+    if request.kind and request.kind not in vpb.AlertKind.values():
+        raise InvalidArgument("unknown alert kind", field="kind")
+    if request.lot and not request.product:
+        raise InvalidArgument("a lot needs its product", field="product")
+    product = ""
+    if request.lot:
+        product = ledger.batch(request.product, request.lot)[1].product
+    elif request.product:
+        ledger.product(request.product)  # NOT_FOUND when it is not registered
+        product = masterdata.product_identifier(request.product)
+    region = (regions.parse_region_prefix(request.region, field="region")
+              if request.region else "")
+    return alerts.AlertFilter(kind=request.kind, product=product, lot=request.lot,
+                              region=region)
 
 
 def _filter(ledger: Ledger, product: str, lot: str, party_id: str, from_ms: int, to_ms: int

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import grpc
 from pharmatrace.v1 import common_pb2 as cpb
@@ -37,6 +38,7 @@ class Verifiers:
         self._observations: dict[str, Observations] = {}
         self._alerts: dict[str, alerts.AlertBook] = {}
         self._lock = threading.Lock()
+        data.add_close_listener(self._forget)
 
     def get(self, tenant_name: str) -> Verifier:
         verifier = self._verifiers.get(tenant_name)
@@ -65,6 +67,20 @@ class Verifiers:
         self.flush()
         for observations in self._observations.values():
             observations.close()
+
+    def _forget(self, tenant_name: str, path: Path) -> None:
+        """The tenant went offline: what is buffered is written and its files are closed."""
+        with self._lock:
+            self._verifiers.pop(tenant_name, None)
+            observations = self._observations.pop(tenant_name, None)
+            self._alerts.pop(tenant_name, None)
+        try:
+            if observations is not None:
+                observations.flush()
+        finally:
+            if observations is not None:
+                observations.close()
+            alerts.close_book(path)
 
 
 class VerificationServicer(verification_pb2_grpc.VerificationServicer):

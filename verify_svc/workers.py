@@ -18,6 +18,7 @@ from pathlib import Path
 from pharmatrace.v1 import trace_pb2_grpc, verification_pb2_grpc
 
 from tracecore.keys import KeySource
+from tracecore.ledger.env import DEFAULT_MAP_SIZE
 from tracecore.ledger.tenants import DataDir
 from tracerpc import server as rpc_server
 from tracerpc.authz import Authorizer, RateLimiter
@@ -43,6 +44,7 @@ class WorkerConfig:
     authenticate: bool = True
     public_verify: bool = False
     public_rate: float = 10.0
+    map_size: int = DEFAULT_MAP_SIZE
 
 
 def key_source(dev_keys: bool) -> KeySource:
@@ -53,7 +55,8 @@ def key_source(dev_keys: bool) -> KeySource:
 async def serve_worker(config: WorkerConfig, ready: multiprocessing.connection.Connection | None
                        ) -> None:
     """One worker: serves until SIGTERM/SIGINT, then drains and flushes."""
-    data = DataDir(config.data, key_source(config.dev_keys), readonly=True)
+    data = DataDir(config.data, key_source(config.dev_keys), readonly=True,
+                   map_size=config.map_size)
     verifiers = Verifiers(data)
     metrics = Metrics()
     services = [
@@ -82,6 +85,11 @@ async def serve_worker(config: WorkerConfig, ready: multiprocessing.connection.C
     async def flush_forever() -> None:
         while True:
             await asyncio.sleep(FLUSH_INTERVAL_S)
+            try:
+                # A tenant taken offline is closed here even if no call asks for it.
+                data.sweep()
+            except Exception:
+                log.exception("closing tenants taken offline failed")
             try:
                 await asyncio.to_thread(verifiers.flush)
             except Exception:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 import pytest
@@ -58,14 +59,14 @@ class _Site:
         return self.trace.TraceCode(tpb.TraceCodeRequest(tenant=self.tenant, code=code),
                                     timeout=RPC_TIMEOUT_S)
 
-    def list_events(self, **fields: object) -> tpb.ListEventsResponse:
+    def list_events(self, **fields: Any) -> tpb.ListEventsResponse:
         return self.trace.ListEvents(tpb.ListEventsRequest(tenant=self.tenant, **fields),
-                                     timeout=RPC_TIMEOUT_S)  # type: ignore[arg-type]
+                                     timeout=RPC_TIMEOUT_S)
 
 
-def _event(kind: int, codes: list[str], party_id: str, when_ms: int, **fields: object
+def _event(kind: Any, codes: list[str], party_id: str, when_ms: int, **fields: Any
            ) -> lpb.LifecycleEvent:
-    return lpb.LifecycleEvent(kind=kind, codes=codes,  # type: ignore[arg-type]
+    return lpb.LifecycleEvent(kind=kind, codes=codes,
                               context=lpb.EventContext(party_id=party_id, when_ms=when_ms),
                               **fields)
 
@@ -160,10 +161,6 @@ def test_events_of_a_pack_itself_have_no_via_and_its_containers_events_name_the_
     assert history[-1].via == journey.case
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "tracecore/ledger/history.py _history recurses with `via or Code.from_key(parent)`, so once "
-    "inside the case every outer container's event keeps via = the case; trace.proto says via "
-    "is 'the container the event was recorded on': use Code.from_key(parent) unconditionally"))
 def test_the_pallets_shipment_in_a_units_history_names_the_pallet_as_via(_site: _Site) -> None:
     """The pallet's shipment shows in the unit's history with via = the pallet."""
     journey = _pallet_journey(_site)
@@ -171,10 +168,6 @@ def test_the_pallets_shipment_in_a_units_history_names_the_pallet_as_via(_site: 
     assert (shipment.kind, shipment.via) == (K.EVENT_KIND_SHIP, journey.pallet)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "lifecycle.py _decommission unlinks a pack from its container without journalling a "
-    "disaggregation, and history.py ends a stretch inside a container only at a DISAGGREGATE "
-    "event: the dispensed unit's history goes on showing the case's later shipments"))
 def test_a_unit_dispensed_from_an_opened_case_does_not_show_the_cases_later_shipment(
     _site: _Site,
 ) -> None:
@@ -311,9 +304,6 @@ def test_listing_by_batch_finds_only_events_about_its_packs(_site: _Site) -> Non
     assert len(_site.list_events(product=_site.product.gtin).events) == 4
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "tracecore/ledger/history.py _matches looks only at event.codes[:100] (and the parent): a "
-    "mixed-batch event whose pack of the wanted batch comes 101st is left out of the listing"))
 def test_listing_by_batch_finds_a_mixed_event_whatever_the_position_of_its_pack(
     _site: _Site,
 ) -> None:

@@ -63,7 +63,7 @@ class _Journalled:
         with self.ledger.env.read() as txn:
             return Journal(self.ledger.db).get(txn, seq)
 
-    def tamper(self, change: Callable[[lmdb.Transaction, lmdb._Database], None]) -> None:
+    def tamper(self, change: Callable[[lmdb.Transaction, lmdb._Database], object]) -> None:
         """Closes the ledger, changes its events database with plain lmdb, and opens it again:
         what someone with file access, not the service, would do."""
         self.ledger.close()
@@ -87,7 +87,9 @@ def _journalled(tmp_path: Path) -> Iterator[_Journalled]:
 def _replace_value(seq: int, edit: Callable[[bytes], bytes]
                    ) -> Callable[[lmdb.Transaction, lmdb._Database], None]:
     def change(txn: lmdb.Transaction, events: lmdb._Database) -> None:
-        value = bytes(txn.get(seq_key(seq), db=events))
+        stored = txn.get(seq_key(seq), db=events)
+        assert stored is not None
+        value = bytes(stored)
         edited = edit(value)
         assert edited != value
         txn.put(seq_key(seq), edited, db=events)
@@ -205,10 +207,10 @@ def test_two_swapped_events_are_named_at_the_first_of_them(_journalled: _Journal
     """Exchanging the stored values of events 10 and 11 makes verify point at 10."""
 
     def swap(txn: lmdb.Transaction, events: lmdb._Database) -> None:
-        ten, eleven = bytes(txn.get(seq_key(10), db=events)), bytes(txn.get(seq_key(11),
-                                                                            db=events))
-        txn.put(seq_key(10), eleven, db=events)
-        txn.put(seq_key(11), ten, db=events)
+        ten, eleven = (txn.get(seq_key(seq), db=events) for seq in (10, 11))
+        assert ten is not None and eleven is not None
+        txn.put(seq_key(10), bytes(eleven), db=events)
+        txn.put(seq_key(11), bytes(ten), db=events)
 
     _journalled.tamper(swap)
     assert _journalled.verify() == (9, 10)

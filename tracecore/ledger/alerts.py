@@ -184,6 +184,18 @@ def book(tenant_path: Path, tenant: str) -> AlertBook:
         return opened
 
 
+def close_book(tenant_path: Path) -> None:
+    """Writes what is buffered and closes the tenant's alert store in this process (the tenant
+    went offline); the next ``book`` opens it again."""
+    with _books_lock:
+        opened = _books.pop((tenant_path / DIRECTORY).resolve(), None)
+    if opened is not None:
+        try:
+            opened.flush()
+        finally:
+            opened.close()
+
+
 def close_books() -> None:
     with _books_lock:
         for opened in _books.values():

@@ -13,7 +13,13 @@ from typing import Any, TypeVar
 
 import lmdb
 
-from tracecore.errors import LedgerCorrupt, ResourceExhausted, TraceError, Unavailable
+from tracecore.errors import (
+    InvalidArgument,
+    LedgerCorrupt,
+    ResourceExhausted,
+    TraceError,
+    Unavailable,
+)
 
 T = TypeVar("T")
 
@@ -138,6 +144,8 @@ class Env:
         txn = self._begin_read(lambda: self._env.begin(buffers=True))
         try:
             yield txn
+        except lmdb.Error as exc:
+            raise _mapped(exc, self.owner) from exc
         finally:
             txn.abort()
             self._leave()
@@ -170,6 +178,10 @@ class Env:
                 self._exclusively(lambda: self._env.set_mapsize(0))
             except lmdb.Error as exc:
                 raise _mapped(exc, self.owner) from exc
+
+    def child(self, parent: Txn) -> Txn:
+        """A nested write transaction: its changes join the parent's on commit, vanish on abort."""
+        return self._env.begin(write=True, parent=parent)
 
     def copy_to(self, path: Path) -> None:
         """A consistent, compacted copy of the environment into the existing, empty directory
@@ -302,6 +314,8 @@ def _mapped(exc: lmdb.Error, owner: str) -> TraceError:
         return ResourceExhausted(f"no disk space left for the ledger of tenant {owner!r}")
     if isinstance(exc, lmdb.CorruptedError | lmdb.InvalidError | lmdb.VersionMismatchError):
         return LedgerCorrupt(f"the ledger of tenant {owner!r} is damaged or not a ledger")
+    if isinstance(exc, lmdb.BadValsizeError):
+        return InvalidArgument("a key is empty or longer than the ledger allows")
     if isinstance(exc, lmdb.ReadersFullError):
         return ResourceExhausted(f"too many readers on the ledger of tenant {owner!r}")
     return LedgerCorrupt(f"the ledger of tenant {owner!r} cannot be used ({type(exc).__name__})")

@@ -7,6 +7,7 @@ from typing import Any
 
 from pharmatrace.v1 import common_pb2 as pb
 from pharmatrace.v1 import ledger_pb2 as lpb
+
 from tracecore import epcis
 from tracecore.codes import Code
 from tracecore.errors import InvalidArgument, NotFound, TraceError

@@ -87,11 +87,15 @@ def _history(
             inside[event.parent] = seq
         elif event.kind == EventKind.DISAGGREGATE.value and event.parent in inside:
             stretches.append((event.parent, inside.pop(event.parent), seq))
+        elif event.kind == EventKind.DECOMMISSION.value and key in event.codes:
+            # A pack decommissioned from inside a container leaves it (lifecycle._decommission).
+            stretches.extend((parent, since, seq) for parent, since in inside.items())
+            inside.clear()
     stretches.extend((parent, since, end) for parent, since in inside.items())
     if depth >= 8:
         return
     for parent, since, until in stretches:
-        yield from _history(journal, txn, parent, since, until, via or Code.from_key(parent),
+        yield from _history(journal, txn, parent, since, until, Code.from_key(parent),
                             depth + 1)
 
 
@@ -132,7 +136,7 @@ def _matches(ledger: Ledger, txn: Txn, event: lpb.EventRecord, wanted: EventFilt
     if wanted.party_id and wanted.party_id not in (event.party_id, event.destination):
         return False
     if wanted.batch_ref or wanted.product_ref:
-        for key in [*event.codes[:100], *([event.parent] if event.parent else [])]:
+        for key in [*event.codes, *([event.parent] if event.parent else [])]:
             record = ledger.code_record(txn, key)
             if record is None:
                 continue

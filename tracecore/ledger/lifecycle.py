@@ -33,6 +33,8 @@ from tracecore.status import DECOMMISSIONED, TERMINAL, Action, Status, transitio
 UNDO_WINDOW_MS = 10 * 86_400_000
 #: Bound on what one request may touch, containers' contents included.
 MAX_CODES_PER_REQUEST = 1_000_000
+_EARLIEST_MS = 946_684_800_000    # 2000-01-01
+_LATEST_MS = 32_503_680_000_000   # 3000-01-01
 #: Diversion notes one response carries at most; the alerts are all stored.
 MAX_DIVERSION_NOTES = 100
 
@@ -44,6 +46,7 @@ class Failure:
     event: int
     code: str
     reason: str
+    position: int = 0       # the code's place in its event's list
 
 
 @dataclass(slots=True)
@@ -343,6 +346,8 @@ def _apply_request(session: _Session, request: Request) -> Result:
 
 def _apply_event(session: _Session, index: int, event: Event, request: Request,
                  result: Result) -> None:
+    if not _EARLIEST_MS <= event.when_ms <= _LATEST_MS:
+        raise InvalidArgument("must be epoch milliseconds between 2000 and 3000", field="when_ms")
     handler = _HANDLERS.get(event.kind)
     if handler is None:
         raise InvalidArgument(f"{event.kind.value} is not a per-pack event here", field="kind")
@@ -352,12 +357,12 @@ def _apply_event(session: _Session, index: int, event: Event, request: Request,
         codes = tuple(sorted((Code.from_key(k) for k in session.children(event.parent.key())),
                              key=Code.key))
         event = replace(event, codes=codes)
-    for code in codes:
+    for position, code in enumerate(codes):
         key = code.key()
         try:
             touched.extend(handler(session, event, key, result))
         except _Refused as refused:
-            result.failures.append(Failure(index, code.text(), refused.reason))
+            result.failures.append(Failure(index, code.text(), refused.reason, position))
     if event.parent is not None and touched:
         touched.append(event.parent.key())
     if not touched:
@@ -423,6 +428,8 @@ def _step(record: CodeRecord, action: Action, target: Status | None = None) -> S
 
 
 def _commission(session: _Session, event: Event, key: bytes, result: Result) -> list[bytes]:
+    if not 0 <= event.level <= 4:
+        raise InvalidArgument("unknown packaging level", field="level")
     record = _existing(session, key)
     status = _step(record, Action.COMMISSION)
     batch_ref = record.batch_ref
@@ -437,7 +444,7 @@ def _commission(session: _Session, event: Event, key: bytes, result: Result) -> 
     if held is not None:
         raise _Refused("its batch is recalled" if held is Status.RECALLED
                        else "its product is withdrawn")
-    holder, region = session.party(event.party_id, "party_id") if event.party_id else (0, 0)
+    holder, region = session.party(event.party_id, "context.party_id") if event.party_id else (0, 0)
     after = record.evolve(status=status, batch_ref=batch_ref, holder_ref=holder, region=region,
                           level=event.level or record.level, updated_at_ms=session.now_ms)
     session.put(key, record, after)
@@ -512,7 +519,7 @@ def _ship(session: _Session, event: Event, key: bytes, result: Result) -> list[b
         raise _Refused(f"is {record.status.name}, only ACTIVE packs can be shipped")
     if record.in_transit:
         raise _Refused("is already in transit")
-    sender, _ = session.party(event.party_id, "party_id") if event.party_id else (0, 0)
+    sender, _ = session.party(event.party_id, "context.party_id") if event.party_id else (0, 0)
     if not event.destination:
         raise _Refused("shipping needs a destination party")
     destination, _ = session.party(event.destination, "destination")
@@ -536,7 +543,7 @@ def _receive(session: _Session, event: Event, key: bytes, result: Result) -> lis
         raise _Refused("is not in transit")
     if not event.party_id:
         raise _Refused("receipt needs the receiving party")
-    receiver, region = session.party(event.party_id, "party_id")
+    receiver, region = session.party(event.party_id, "context.party_id")
     if receiver != record.holder_ref:
         result.notes.append(
             f"{Code.from_key(key).text()} was shipped to {session.party_id(record.holder_ref)}"
@@ -598,7 +605,7 @@ def _decommission(session: _Session, event: Event, key: bytes, result: Result) -
     if record.status in DECOMMISSIONED:
         raise _Refused(f"already {record.status.name.lower().replace('_', ' ')}")
     _step(record, Action.DECOMMISSION, event.target)
-    holder, region = (session.party(event.party_id, "party_id") if event.party_id
+    holder, region = (session.party(event.party_id, "context.party_id") if event.party_id
                       else (record.holder_ref, record.region))
     parent = session.parent(key)
     if parent is not None:
@@ -629,12 +636,14 @@ def _decommission(session: _Session, event: Event, key: bytes, result: Result) -
 
 
 def _undo(session: _Session, event: Event, key: bytes, result: Result) -> list[bytes]:
+    """EU FMD Art. 13: the decommissioning party, within 10 days (LOCKED: any time), a pack not
+    expired. A container's undo reverts what its decommissioning took with it."""
     record = _existing(session, key)
     if record.status not in DECOMMISSIONED:
         raise _Refused(f"is {record.status.name}: only a decommissioning can be undone")
     if not event.party_id:
         raise _Refused("undo needs the party that decommissioned the pack")
-    party, _ = session.party(event.party_id, "party_id")
+    party, _ = session.party(event.party_id, "context.party_id")
     if party != record.holder_ref:
         raise _Refused("only the party that decommissioned it can undo it")
     # Measured on the ledger's clock: when the decommissioning and the undo were recorded, not
@@ -642,15 +651,21 @@ def _undo(session: _Session, event: Event, key: bytes, result: Result) -> list[b
     elapsed = session.now_ms - record.updated_at_ms
     if record.status is not Status.LOCKED and elapsed > UNDO_WINDOW_MS:
         raise _Refused("more than 10 days since it was decommissioned")
+    today = dt.datetime.fromtimestamp(session.now_ms / 1000, dt.UTC).date()
     expires = session.expires_on(record.batch_ref)
-    when = dt.datetime.fromtimestamp(event.when_ms / 1000, dt.UTC).date()
-    if expires is not None and expires < when:
+    if expires is not None and expires < today:
         raise _Refused("the pack has expired")
-    after = record.evolve(status=_step(record, Action.UNDO), updated_at_ms=session.now_ms)
-    session.put(key, record, after)
-    if record.status in (Status.DISPENSED, Status.FREE_SAMPLE):
-        session.view.tally.flow(after, Flow.RETURNED, event.when_ms)
-    return [key]
+    changed = []
+    for k in [key, *session.descendants(key)]:
+        r = _existing(session, k)
+        if r.status is not record.status or r.holder_ref != record.holder_ref:
+            continue
+        after = r.evolve(status=_step(r, Action.UNDO), updated_at_ms=session.now_ms)
+        session.put(k, r, after)
+        changed.append(k)
+        if r.status in (Status.DISPENSED, Status.FREE_SAMPLE):
+            session.view.tally.flow(after, Flow.RETURNED, event.when_ms)
+    return changed
 
 
 def _terminal(action: Action) -> object:

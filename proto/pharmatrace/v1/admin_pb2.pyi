@@ -921,3 +921,106 @@ class KeyChangeResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___KeyChangeResponse: _TypeAlias = KeyChangeResponse  # noqa: Y015
+
+@_typing.final
+class SetTenantOnlineRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    ONLINE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    online: _builtins.bool
+    reason: _builtins.str
+    """while offline, told to callers; at most 200 characters"""
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+        online: _builtins.bool = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["online", b"online", "reason", b"reason", "tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetTenantOnlineRequest: _TypeAlias = SetTenantOnlineRequest  # noqa: Y015
+
+@_typing.final
+class SetTenantOnlineResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    ONLINE_FIELD_NUMBER: _builtins.int
+    RELEASED_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    online: _builtins.bool
+    released: _builtins.bool
+    """Taking a tenant offline: whether every process had closed its ledger and scan statistics
+    when the call returned (the verification workers notice within a second).
+    """
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+        online: _builtins.bool = ...,
+        released: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["online", b"online", "released", b"released", "tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetTenantOnlineResponse: _TypeAlias = SetTenantOnlineResponse  # noqa: Y015
+
+@_typing.final
+class SetLedgerLimitRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    MAX_MAP_SIZE_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    max_map_size: _builtins.int
+    """bytes; a limit below the map's current size keeps that size"""
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+        max_map_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_map_size", b"max_map_size", "tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetLedgerLimitRequest: _TypeAlias = SetLedgerLimitRequest  # noqa: Y015
+
+@_typing.final
+class SetLedgerLimitResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MAP_SIZE_FIELD_NUMBER: _builtins.int
+    MAX_MAP_SIZE_FIELD_NUMBER: _builtins.int
+    USED_BYTES_FIELD_NUMBER: _builtins.int
+    map_size: _builtins.int
+    """bytes mapped now; the map grows by doubling up to the limit"""
+    max_map_size: _builtins.int
+    used_bytes: _builtins.int
+    def __init__(
+        self,
+        *,
+        map_size: _builtins.int = ...,
+        max_map_size: _builtins.int = ...,
+        used_bytes: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["map_size", b"map_size", "max_map_size", b"max_map_size", "used_bytes", b"used_bytes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetLedgerLimitResponse: _TypeAlias = SetLedgerLimitResponse  # noqa: Y015

@@ -129,6 +129,16 @@ class AdminStub:
                 request_serializer=pharmatrace_dot_v1_dot_admin__pb2.KeyRequest.SerializeToString,
                 response_deserializer=pharmatrace_dot_v1_dot_admin__pb2.KeyChangeResponse.FromString,
                 _registered_method=True)
+        self.SetTenantOnline = channel.unary_unary(
+                '/pharmatrace.v1.Admin/SetTenantOnline',
+                request_serializer=pharmatrace_dot_v1_dot_admin__pb2.SetTenantOnlineRequest.SerializeToString,
+                response_deserializer=pharmatrace_dot_v1_dot_admin__pb2.SetTenantOnlineResponse.FromString,
+                _registered_method=True)
+        self.SetLedgerLimit = channel.unary_unary(
+                '/pharmatrace.v1.Admin/SetLedgerLimit',
+                request_serializer=pharmatrace_dot_v1_dot_admin__pb2.SetLedgerLimitRequest.SerializeToString,
+                response_deserializer=pharmatrace_dot_v1_dot_admin__pb2.SetLedgerLimitResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -252,6 +262,23 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetTenantOnline(self, request, context):
+        """Maintenance (operator): takes a tenant offline, so that its calls on both services answer
+        UNAVAILABLE and every process closes its files (a restore may then replace them), or
+        brings it back. The other tenants keep being served.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetLedgerLimit(self, request, context):
+        """Maintenance (operator): the size a tenant's ledger may grow to, from its next write on,
+        without a restart (until the service restarts: then `serve`'s limit applies again).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -349,6 +376,16 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.RevokeKey,
                     request_deserializer=pharmatrace_dot_v1_dot_admin__pb2.KeyRequest.FromString,
                     response_serializer=pharmatrace_dot_v1_dot_admin__pb2.KeyChangeResponse.SerializeToString,
+            ),
+            'SetTenantOnline': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetTenantOnline,
+                    request_deserializer=pharmatrace_dot_v1_dot_admin__pb2.SetTenantOnlineRequest.FromString,
+                    response_serializer=pharmatrace_dot_v1_dot_admin__pb2.SetTenantOnlineResponse.SerializeToString,
+            ),
+            'SetLedgerLimit': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetLedgerLimit,
+                    request_deserializer=pharmatrace_dot_v1_dot_admin__pb2.SetLedgerLimitRequest.FromString,
+                    response_serializer=pharmatrace_dot_v1_dot_admin__pb2.SetLedgerLimitResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -864,6 +901,60 @@ class Admin:
             '/pharmatrace.v1.Admin/RevokeKey',
             pharmatrace_dot_v1_dot_admin__pb2.KeyRequest.SerializeToString,
             pharmatrace_dot_v1_dot_admin__pb2.KeyChangeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetTenantOnline(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pharmatrace.v1.Admin/SetTenantOnline',
+            pharmatrace_dot_v1_dot_admin__pb2.SetTenantOnlineRequest.SerializeToString,
+            pharmatrace_dot_v1_dot_admin__pb2.SetTenantOnlineResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetLedgerLimit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pharmatrace.v1.Admin/SetLedgerLimit',
+            pharmatrace_dot_v1_dot_admin__pb2.SetLedgerLimitRequest.SerializeToString,
+            pharmatrace_dot_v1_dot_admin__pb2.SetLedgerLimitResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -54,6 +54,15 @@ class AdminStub:
     RotateKey: _grpc.UnaryUnaryMultiCallable[_admin_pb2.RotateKeyRequest, _admin_pb2.KeyChangeResponse]
     RetireKey: _grpc.UnaryUnaryMultiCallable[_admin_pb2.KeyRequest, _admin_pb2.KeyChangeResponse]
     RevokeKey: _grpc.UnaryUnaryMultiCallable[_admin_pb2.KeyRequest, _admin_pb2.KeyChangeResponse]
+    SetTenantOnline: _grpc.UnaryUnaryMultiCallable[_admin_pb2.SetTenantOnlineRequest, _admin_pb2.SetTenantOnlineResponse]
+    """Maintenance (operator): takes a tenant offline, so that its calls on both services answer
+    UNAVAILABLE and every process closes its files (a restore may then replace them), or
+    brings it back. The other tenants keep being served.
+    """
+    SetLedgerLimit: _grpc.UnaryUnaryMultiCallable[_admin_pb2.SetLedgerLimitRequest, _admin_pb2.SetLedgerLimitResponse]
+    """Maintenance (operator): the size a tenant's ledger may grow to, from its next write on,
+    without a restart (until the service restarts: then `serve`'s limit applies again).
+    """
 
 @_typing.type_check_only
 class AdminAsyncStub(AdminStub):
@@ -81,6 +90,15 @@ class AdminAsyncStub(AdminStub):
     RotateKey: _aio.UnaryUnaryMultiCallable[_admin_pb2.RotateKeyRequest, _admin_pb2.KeyChangeResponse]  # type: ignore[assignment]
     RetireKey: _aio.UnaryUnaryMultiCallable[_admin_pb2.KeyRequest, _admin_pb2.KeyChangeResponse]  # type: ignore[assignment]
     RevokeKey: _aio.UnaryUnaryMultiCallable[_admin_pb2.KeyRequest, _admin_pb2.KeyChangeResponse]  # type: ignore[assignment]
+    SetTenantOnline: _aio.UnaryUnaryMultiCallable[_admin_pb2.SetTenantOnlineRequest, _admin_pb2.SetTenantOnlineResponse]  # type: ignore[assignment]
+    """Maintenance (operator): takes a tenant offline, so that its calls on both services answer
+    UNAVAILABLE and every process closes its files (a restore may then replace them), or
+    brings it back. The other tenants keep being served.
+    """
+    SetLedgerLimit: _aio.UnaryUnaryMultiCallable[_admin_pb2.SetLedgerLimitRequest, _admin_pb2.SetLedgerLimitResponse]  # type: ignore[assignment]
+    """Maintenance (operator): the size a tenant's ledger may grow to, from its next write on,
+    without a restart (until the service restarts: then `serve`'s limit applies again).
+    """
 
 class AdminServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -219,5 +237,26 @@ class AdminServicer(metaclass=_abc_1.ABCMeta):
         request: _admin_pb2.KeyRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_admin_pb2.KeyChangeResponse, _abc.Awaitable[_admin_pb2.KeyChangeResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def SetTenantOnline(
+        self,
+        request: _admin_pb2.SetTenantOnlineRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.SetTenantOnlineResponse, _abc.Awaitable[_admin_pb2.SetTenantOnlineResponse]]:
+        """Maintenance (operator): takes a tenant offline, so that its calls on both services answer
+        UNAVAILABLE and every process closes its files (a restore may then replace them), or
+        brings it back. The other tenants keep being served.
+        """
+
+    @_abc_1.abstractmethod
+    def SetLedgerLimit(
+        self,
+        request: _admin_pb2.SetLedgerLimitRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.SetLedgerLimitResponse, _abc.Awaitable[_admin_pb2.SetLedgerLimitResponse]]:
+        """Maintenance (operator): the size a tenant's ledger may grow to, from its next write on,
+        without a restart (until the service restarts: then `serve`'s limit applies again).
+        """
 
 def add_AdminServicer_to_server(servicer: AdminServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,341 @@
+"""Backups of one tenant: an online, consistent, compacted copy of its files with a manifest, and
+restoring one into a data directory.
+
+A backup is a directory::
+
+    manifest.json       what, when, the chains' heads, and a SHA-256 of every file below
+    tenant.pb           the tenant's identity
+    keyring.bin         its signing keys, still encrypted under the key-encryption key
+    ledger/data.mdb     the ledger, compacted, as of one read transaction
+    observations/data.mdb, alerts/data.mdb, ...
+                        the other LMDB environments of the tenant (scan statistics, alerts):
+                        not derivable from the ledger (first-verified times feed clone
+                        detection), so included unless ``ledger_only``
+
+The ledger is copied first and the key ring after it: keys are only ever added, so the ring
+copied holds every key the copied ledger's codes were minted under. Each environment is copied
+in one LMDB read transaction while the services keep writing; the manifest's heads are read
+from the copy itself, so they describe exactly what was copied.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from pharmatrace.v1 import ledger_pb2 as lpb
+
+from tracecore import masterdata
+from tracecore.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    LedgerCorrupt,
+    NotFound,
+    TraceError,
+)
+from tracecore.keys import KeyRing, KeySource
+from tracecore.ledger.access import Access
+from tracecore.ledger.env import Env, in_use
+from tracecore.ledger.journal import Journal
+from tracecore.ledger.store import Ledger
+from tracecore.ledger.tenants import IDENTITY, KEYRING, LEDGER, OFFLINE, TENANTS
+
+MANIFEST = "manifest.json"
+FORMAT = "pharmatrace-backup/1"
+_DATA = "data.mdb"
+_LOCK = "lock.mdb"
+_HASH_BLOCK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What a backup holds. Hashes are hex; ``files`` maps a path inside the backup to
+    ``{"bytes": n, "sha256": hex}``."""
+
+    tenant: str
+    created_at_ms: int
+    last_event_seq: int
+    event_head_hash: str
+    audit_seq: int
+    audit_head_hash: str
+    codes: int
+    chains_intact: bool
+    environments: list[str]
+    files: dict[str, dict[str, int | str]]
+    format: str = FORMAT
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> Manifest:
+        try:
+            doc = json.loads(text)
+            if doc.get("format") != FORMAT:
+                raise InvalidArgument(f"not a {FORMAT} manifest", field="manifest")
+            return cls(**doc)
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise InvalidArgument(f"{MANIFEST} is not a backup manifest: {exc}",
+                                  field="manifest") from None
+
+
+@dataclass(frozen=True)
+class Restored:
+    """What a restore did."""
+
+    manifest: Manifest
+    replaced: bool              # a tenant of that name was there and has been replaced
+    offline: bool               # it stays offline: it was offline before the restore
+    keys_checked: bool          # the key ring was decrypted with the configured key source
+
+
+def backup(data_root: Path, tenant: str, dest: Path, *, ledger_only: bool = False) -> Manifest:
+    """Copies ``tenant`` of the data directory to the new directory ``dest`` (while the
+    services keep serving) and returns its manifest. ``dest`` appears only once complete."""
+    source = _tenant_dir(data_root, tenant)
+    if not (source / IDENTITY).is_file():
+        raise NotFound(f"tenant {tenant} does not exist in this data directory", field="tenant")
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise AlreadyExists("the backup destination exists and is not empty", field="dest")
+    staging = dest.with_name(f".{dest.name}.partial-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        environments = [LEDGER] + ([] if ledger_only else _companions(source))
+        for name in environments:
+            (staging / name).mkdir()
+            env = Env(source / name, (), owner=tenant, readonly=True)
+            try:
+                env.copy_to(staging / name)
+            finally:
+                env.close()
+        # After the ledger, never before: see the module's docstring.
+        for name in (KEYRING, IDENTITY):
+            _copy_file(source / name, staging / name)
+        heads = _heads(staging, tenant)
+        _remove_locks(staging, environments)
+        manifest = Manifest(tenant=tenant, created_at_ms=int(time.time() * 1000),
+                            environments=environments, files=_checksums(staging), **heads)
+        _write_durably(staging / MANIFEST, manifest.to_json().encode())
+        _fsync_tree(staging)
+        if dest.exists():
+            dest.rmdir()
+        os.rename(staging, dest)
+        _fsync_dir(dest.parent)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return manifest
+
+
+def read_manifest(src: Path) -> Manifest:
+    try:
+        text = (src / MANIFEST).read_text(encoding="utf-8")
+    except OSError:
+        raise NotFound(f"no {MANIFEST} in the backup directory", field="src") from None
+    return Manifest.from_json(text)
+
+
+def check_files(src: Path, manifest: Manifest) -> None:
+    """Every file the manifest lists is there with its size and SHA-256; LedgerCorrupt names
+    the first that is not."""
+    for name, expected in sorted(manifest.files.items()):
+        path = src / name
+        if not path.is_file():
+            raise LedgerCorrupt(f"backup of tenant {manifest.tenant}: {name} is missing")
+        size, digest = _sha256(path)
+        if size != expected["bytes"] or digest != expected["sha256"]:
+            raise LedgerCorrupt(f"backup of tenant {manifest.tenant}: {name} does not match "
+                                "its checksum in the manifest")
+
+
+def restore(src: Path, data_root: Path, tenant: str | None = None, *, force: bool = False,
+            key_source: KeySource | None = None) -> Restored:
+    """Restores the backup in ``src`` into the data directory as its tenant (``tenant``, when
+    given, must be the backup's). Checks the checksums, the audit trail's and journal's chains
+    and heads, and the key ring when ``key_source`` is given, before anything is replaced.
+
+    Refuses while any process has the tenant's files open (a server serving it: take the tenant
+    offline or stop the server; ``force`` does not override this, since replacing files under a
+    process loses what it writes), and refuses to replace an existing tenant without ``force``.
+    A tenant that was offline stays offline.
+    """
+    manifest = read_manifest(src)
+    if tenant is not None and tenant != manifest.tenant:
+        raise InvalidArgument(f"the backup is of tenant {manifest.tenant}, not {tenant}",
+                              field="tenant")
+    name = manifest.tenant
+    check_files(src, manifest)
+    target = _tenant_dir(data_root, name)
+    live = [d.name for d in _lmdb_dirs(target) if in_use(d)]
+    if live:
+        raise FailedPrecondition(
+            f"tenant {name} is being served ({', '.join(live)} open in a running process): take "
+            "it offline (`pharmatrace maintenance offline`) or stop the server first")
+    exists = target.exists() and any(target.iterdir())
+    if exists and not force:
+        raise AlreadyExists(f"tenant {name} exists in this data directory: pass --force to "
+                            "replace it", field="tenant")
+    offline = (target / OFFLINE).exists()
+    tenants = data_root / TENANTS
+    tenants.mkdir(parents=True, exist_ok=True)
+    staging = tenants / f".restore-{name}-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        for relative in manifest.files:
+            (staging / relative).parent.mkdir(parents=True, exist_ok=True)
+            _copy_file(src / relative, staging / relative)
+        check_files(staging, manifest)
+        _check_restored(staging, manifest)
+        if key_source is not None:
+            try:
+                KeyRing.load(staging / KEYRING, key_source)
+            except TraceError as exc:
+                raise type(exc)(f"backup of tenant {name}: {KEYRING}: {exc.message}") from exc
+        if offline:
+            shutil.copyfile(target / OFFLINE, staging / OFFLINE)
+        _fsync_tree(staging)
+        _swap(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return Restored(manifest, replaced=exists, offline=offline,
+                    keys_checked=key_source is not None)
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def _tenant_dir(data_root: Path, tenant: str) -> Path:
+    masterdata.tenant_id(tenant)
+    return data_root / TENANTS / tenant
+
+
+def _lmdb_dirs(tenant_dir: Path) -> list[Path]:
+    if not tenant_dir.is_dir():
+        return []
+    return sorted(d for d in tenant_dir.iterdir()
+                  if d.is_dir() and ((d / _DATA).exists() or (d / _LOCK).exists()))
+
+
+def _companions(tenant_dir: Path) -> list[str]:
+    """The tenant's LMDB environments besides its ledger."""
+    return [d.name for d in _lmdb_dirs(tenant_dir)
+            if d.name != LEDGER and not d.name.startswith(".") and (d / _DATA).is_file()]
+
+
+def _heads(directory: Path, tenant: str) -> dict[str, object]:
+    """The copied ledger's chain heads, code count and whether both chains verify."""
+    ledger = Ledger(directory / LEDGER, tenant=tenant, readonly=True)
+    try:
+        access = Access(ledger)
+        journal = Journal(ledger.db)
+        with ledger.env.read() as txn:
+            event_seq, event_hash = journal.head(txn)
+            audit_seq, audit_hash = access.audit.head(txn)
+            _, events_bad = journal.verify(txn)
+            _, audit_bad = access.audit.verify(txn)
+            codes = int(txn.stat(ledger.db["codes"])["entries"])
+    finally:
+        ledger.close()
+    return {"last_event_seq": event_seq, "event_head_hash": event_hash.hex(),
+            "audit_seq": audit_seq, "audit_head_hash": audit_hash.hex(), "codes": codes,
+            "chains_intact": events_bad is None and audit_bad is None}
+
+
+def _check_restored(staging: Path, manifest: Manifest) -> None:
+    identity = lpb.TenantRecord.FromString((staging / IDENTITY).read_bytes())
+    if identity.tenant != manifest.tenant:
+        raise LedgerCorrupt(f"backup of tenant {manifest.tenant}: {IDENTITY} names tenant "
+                            f"{identity.tenant}")
+    heads = _heads(staging, manifest.tenant)
+    _remove_locks(staging, manifest.environments)
+    if not heads["chains_intact"]:
+        raise LedgerCorrupt(f"backup of tenant {manifest.tenant}: the audit trail or the event "
+                            "journal does not verify (`pharmatrace doctor` on a copy names the "
+                            "record)")
+    for key in ("last_event_seq", "event_head_hash", "audit_seq", "audit_head_hash"):
+        if heads[key] != getattr(manifest, key):
+            raise LedgerCorrupt(f"backup of tenant {manifest.tenant}: the ledger's {key} is "
+                                f"{heads[key]}, the manifest says {getattr(manifest, key)}")
+
+
+def _swap(staging: Path, target: Path) -> None:
+    """Puts ``staging`` in ``target``'s place; the old directory is removed once it is out."""
+    old = target.with_name(f".replaced-{target.name}-{os.getpid()}")
+    if target.exists():
+        os.rename(target, old)
+    os.rename(staging, target)
+    _fsync_dir(target.parent)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _remove_locks(directory: Path, environments: list[str]) -> None:
+    for name in environments:
+        (directory / name / _LOCK).unlink(missing_ok=True)
+
+
+def _files(directory: Path) -> Iterator[Path]:
+    for path in sorted(directory.rglob("*")):
+        if path.is_file():
+            yield path
+
+
+def _checksums(directory: Path) -> dict[str, dict[str, int | str]]:
+    out: dict[str, dict[str, int | str]] = {}
+    for path in _files(directory):
+        size, digest = _sha256(path)
+        out[path.relative_to(directory).as_posix()] = {"bytes": size, "sha256": digest}
+    return out
+
+
+def _sha256(path: Path) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as f:
+        while block := f.read(_HASH_BLOCK):
+            digest.update(block)
+            size += len(block)
+    return size, digest.hexdigest()
+
+
+def _copy_file(source: Path, target: Path) -> None:
+    try:
+        shutil.copyfile(source, target)
+    except FileNotFoundError:
+        raise NotFound(f"{source.name} is missing", field="tenant") from None
+
+
+def _write_durably(path: Path, data: bytes) -> None:
+    with path.open("wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _fsync_tree(directory: Path) -> None:
+    for path in _files(directory):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    for path in sorted((p for p in directory.rglob("*") if p.is_dir()), reverse=True):
+        _fsync_dir(path)
+    _fsync_dir(directory)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
