@@ -37,9 +37,10 @@ CHANNEL_OPTIONS = [
 DEV_TENANT = "demo"
 """`serve --dev` creates this tenant with development keys."""
 
-_READY_TIMEOUT_S = 60.0
 quiet_wait_s = 0.0
 """Before each measurement, wait up to this long for other jobs to leave the cores alone."""
+
+_READY_TIMEOUT_S = 60.0
 _STOP_TIMEOUT_S = 20.0
 _live: set[ServerProcess] = set()
 
@@ -251,6 +252,32 @@ def wait_for_quiet(max_wait: float, threshold: float = 0.25) -> float:
             return busy
 
 
+class Elsewhere:
+    """Cores kept busy by processes other than ``pids`` (with their children) and this one
+    during a ``with`` block: how far other jobs on the machine may have pulled a figure down."""
+
+    def __init__(self, *pids: int) -> None:
+        self._roots = pids
+        self.cores = 0.0
+
+    def __enter__(self) -> Elsewhere:
+        self._pids = [os.getpid(), *self._roots]
+        for pid in self._roots:
+            self._pids.extend(descendants(pid))
+        self._cpu = [cpu_seconds(p) for p in self._pids]
+        self._busy = busy_cpu_seconds()
+        self._started = time.monotonic()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        elapsed = time.monotonic() - self._started
+        after = [cpu_seconds(p) for p in self._pids]
+        # NaN: the process has gone, and its last CPU time with it.
+        ours = sum(b - a for a, b in zip(self._cpu, after, strict=True) if not math.isnan(b))
+        if elapsed > 0:
+            self.cores = max(0.0, (busy_cpu_seconds() - self._busy - ours) / elapsed)
+
+
 def settle() -> None:
     """``wait_for_quiet`` for up to ``quiet_wait_s``; called before every measured step."""
     if quiet_wait_s > 0:
@@ -449,6 +476,8 @@ class Result:
     baseline_name: str = ""
     key: str = ""
     """Stable identifier, e.g. ``verify.batch.w2``: what bench/floors.json names."""
+    elsewhere: float | None = None
+    """Cores other jobs kept busy while this was measured (figure or baseline, the larger)."""
     targets: list[Target] = field(default_factory=list)
     command: str = ""
     details: dict[str, Any] = field(default_factory=dict)
@@ -486,7 +515,8 @@ def _number(value: float) -> str:
 
 def table(results: Sequence[Result]) -> str:
     """An aligned text table: figure, baseline, ratio, target, pass / miss."""
-    header = ("measure", "figure", "unit", "baseline", "ratio", "target", "result")
+    header = ("measure", "figure", "unit", "baseline", "ratio", "target", "result",
+              "busy elsewhere")
     rows = [header]
     for r in results:
         rows.append((
@@ -497,9 +527,10 @@ def table(results: Sequence[Result]) -> str:
             f"{r.ratio:.1%}" if r.ratio is not None else "-",
             " & ".join(t.text(r.unit) for t in r.targets) or "-",
             {True: "pass", False: "MISS", None: "-"}[r.passed],
+            f"{r.elsewhere:.2f} cores" if r.elsewhere is not None else "",
         ))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    right = {1, 3, 4}
+    right = {1, 3, 4, 7}
     lines = []
     for n, row in enumerate(rows):
         cells = [c.rjust(w) if i in right else c.ljust(w)

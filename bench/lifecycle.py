@@ -23,8 +23,17 @@ trace    TraceCode latency (verify_svc) for a pack with >= 20 events in its hist
          bytes, the parent chain) in one read transaction; ``history.trace`` in this process is
          shown beside it, to split gRPC and response building from the ledger work.
 
+The raw baselines store their records in an environment padded with random others to the size of
+the server's ledger in that section, so both commits write comparable numbers of pages.
+
 Latency ratios are figure / baseline (how many times the raw work); throughput ratios are
-figure / baseline (the share of the raw rate reached).
+figure / baseline (the share of the raw rate reached). This machine may be shared: each figure's
+details in the JSON carry the server's CPU time for the window and ``others_cores``, the cores
+busy with other work meanwhile; CPU per operation is the figure least skewed by neighbours.
+
+    python -m bench.lifecycle                          all sections, default sizes (~1 min)
+    python -m bench.lifecycle trace --trace-codes 10000000   the full TraceCode ledger (~4 min)
+    python -m bench.lifecycle capture --profile DIR    py-spy stacks of the server per window
 """
 
 from __future__ import annotations
@@ -55,6 +64,7 @@ from pharmatrace.v1 import (
 from pharmatrace.v1 import common_pb2 as cpb
 from pharmatrace.v1 import lifecycle_pb2 as lpb
 
+from bench import harness
 from bench.harness import (
     CHANNEL_OPTIONS,
     DEV_TENANT,
@@ -71,6 +81,7 @@ from bench.harness import (
     pharmatrace_server,
     profiling,
     say,
+    settle,
     table,
     workdir,
 )
@@ -305,6 +316,7 @@ def run_capture(tmp: Path, codes: int, event_codes: int, per_message: int, worke
             n_events = sum(len(m.events) for m in messages)
             say(f"lifecycle/capture: {name}: {codes:,} codes in {n_events} events, "
                 f"{len(messages)} messages ...")
+            settle()
             window = profiling(server, profile, f"lifecycle-capture-{name}")
             with RssSampler(server.pid) as rss, window, Window(server.pid) as cpu:
                 seconds, response = _stream(client, messages)
@@ -319,8 +331,10 @@ def run_capture(tmp: Path, codes: int, event_codes: int, per_message: int, worke
     say(f"lifecycle/capture: baseline, {codes:,} raw read-modify-writes in one txn ...")
     keys = _code_keys(texts)
     # As many records as the server's ledger held: the pools, the warm-up codes.
-    base_runs = [raw_rmw_seconds(keys, tmp / f"baseline-capture-{i}", codes + 100)
-                 for i in range(3)]
+    base_runs = []
+    for i in range(3):
+        settle()
+        base_runs.append(raw_rmw_seconds(keys, tmp / f"baseline-capture-{i}", codes + 100))
     base_s = sorted(base_runs)[1]
     baseline = codes / base_s
     say(f"lifecycle/capture: baseline {baseline:,.0f} RMW/s ({base_s:.2f} s)")
@@ -329,6 +343,7 @@ def run_capture(tmp: Path, codes: int, event_codes: int, per_message: int, worke
         results.append(Result(
             bench="lifecycle", name=f"CaptureEvents {name} {codes:,} codes", unit="changes/s",
             key=f"lifecycle.capture.{name.replace('+', '_')}",
+            elsewhere=cpu.as_dict()["others_cores"],
             figure=codes / seconds, baseline=baseline, baseline_name="raw LMDB RMW, 1 txn",
             targets=[Target("min", 100_000)],
             details={"codes": codes, "seconds": seconds, "events": n_events,
@@ -342,6 +357,7 @@ def run_capture(tmp: Path, codes: int, event_codes: int, per_message: int, worke
     results.append(Result(
         bench="lifecycle", name=f"CaptureEvents both streams, {2 * codes:,} changes",
         key="lifecycle.capture.both",
+        elsewhere=max(m[6].as_dict()["others_cores"] for m in measured),
         unit="changes/s", figure=2 * codes / total_s, baseline=baseline,
         baseline_name="raw LMDB RMW, 1 txn", targets=[Target("min", 100_000)],
         details={"changes": 2 * codes, "seconds": total_s,
@@ -376,6 +392,7 @@ def _build_pallets(client: Client, count: int) -> list[str]:
 
 def _timed(client: Client, method: str, request: Any, expect: int, pid: int
            ) -> tuple[float, Window]:
+    settle()
     with Window(pid) as window:
         response = client.call(method, request)
     if response.changed != expect:
@@ -430,7 +447,10 @@ def run_pallet(tmp: Path, pallets: int, rounds: int, workers: int, profile: Path
     if len(keys) != per_pallet:
         raise RuntimeError(f"pallet has {len(keys):,} codes, expected {per_pallet:,}")
     ledger_size = pallets * per_pallet
-    base = [raw_rmw_seconds(keys, tmp / f"baseline-pallet-{i}", ledger_size) for i in range(3)]
+    base = []
+    for i in range(3):
+        settle()
+        base.append(raw_rmw_seconds(keys, tmp / f"baseline-pallet-{i}", ledger_size))
     base_ms = sorted(base)[1] * 1000
     say(f"lifecycle/pallet: baseline {per_pallet:,} raw RMW in one txn: {base_ms:.1f} ms")
     results = []
@@ -446,6 +466,7 @@ def run_pallet(tmp: Path, pallets: int, rounds: int, workers: int, profile: Path
                 bench="lifecycle",
                 name=f"{name} 1 pallet ({per_pallet:,} packs) {stat}", unit="ms",
                 key=f"lifecycle.pallet.{name.lower()}.{stat}",
+                elsewhere=sum(c["others_cores"] for c in cpu) / len(cpu),
                 figure=value, baseline=base_ms, baseline_name="raw LMDB RMW, 1 txn",
                 targets=[Target("max", 50)], details=details,
             ))
@@ -565,6 +586,7 @@ def run_trace(tmp: Path, ledger_codes: int, calls: int, case_units: int, workers
                                f"history, expected {expected}")
         say(f"lifecycle/trace: pack with {len(answer.history)} events; {calls} TraceCode calls "
             "...")
+        settle()
         with profiling(server, profile, "lifecycle-trace"), Window(server.pid) as cpu:
             grpc_s = _latencies(lambda: client.trace.TraceCode(request, timeout=30), calls)
         response_bytes = answer.ByteSize()
@@ -573,6 +595,7 @@ def run_trace(tmp: Path, ledger_codes: int, calls: int, case_units: int, workers
         # One environment per path and process: the raw reader first, then tracecore's.
         raw, env = _raw_trace_reader(ledger_path, keys)
         try:
+            settle()
             raw_s = _latencies(raw, calls)
         finally:
             env.close()
@@ -584,6 +607,7 @@ def run_trace(tmp: Path, ledger_codes: int, calls: int, case_units: int, workers
                 with ledger.env.read() as txn:
                     ledger_trace(ledger, txn, code)
 
+            settle()
             core_s = _latencies(in_process, calls)
             stat = ledger.env.stat()
         finally:
@@ -612,6 +636,7 @@ def run_trace(tmp: Path, ledger_codes: int, calls: int, case_units: int, workers
             bench="lifecycle",
             name=f"TraceCode {expected} events, {ledger_codes:,}-code ledger, {stat_name}",
             unit="ms", figure=percentile(grpc_s, q) * 1000, key=f"lifecycle.trace.{stat_name}",
+            elsewhere=details["others_cores"],
             baseline=percentile(raw_s, q) * 1000, baseline_name="raw LMDB reads",
             targets=[Target("max", 5)], details=details,
         ))
@@ -686,10 +711,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="units commissioned and packed with the traced pack")
     p.add_argument("--trace-workers", type=int, default=1,
                    help="verification worker processes of each server")
+    if not any(a.dest == "quiet_wait" for a in p._actions):
+        p.add_argument("--quiet-wait", type=float, default=0.0, metavar="S",
+                       help="before each measured step, wait up to S s for the other cores to "
+                            "go idle (default 0: measure at once)")
 
 
 def run_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """``run`` with the options of ``add_arguments`` (and ``keep``, ``profile`` if present)."""
+    harness.quiet_wait_s = getattr(args, "quiet_wait", harness.quiet_wait_s)
     return run(
         args.sections or SECTIONS, capture_codes=args.capture_codes,
         event_codes=args.event_codes, events_per_message=args.events_per_message,

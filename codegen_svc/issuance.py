@@ -49,7 +49,8 @@ class CodeIssuanceServicer(issuance_pb2_grpc.CodeIssuanceServicer):
         try:
             while (chunk := await pending) is not None:
                 pending = asyncio.ensure_future(self._writer.run(next, chunks, None))
-                issued.inc(len(chunk.serials))
+                if chunk.fresh:
+                    issued.inc(len(chunk.serials))
                 yield pb.CodeChunk(
                     request_id=chunk.request_id, scheme=chunk.scheme,  # type: ignore[arg-type]
                     product=chunk.product, serials=chunk.serials, offset=chunk.offset,

@@ -323,7 +323,7 @@ def _caller(context: grpc.aio.ServicerContext) -> str:
                 return f"credential {parse_token(text.partition(' ')[2].strip()).credential_id}"
             except TraceError:
                 return ""
-    name = peer_identity(context.auth_context() or {})
+    name = peer_identity({k: list(v) for k, v in (context.auth_context() or {}).items()})
     return f"certificate {name}" if name else ""
 
 

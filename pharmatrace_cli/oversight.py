@@ -7,6 +7,7 @@ import argparse
 import datetime as dt
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -185,6 +186,7 @@ def location_text(location: Any) -> str:
         f"{location.in_stock:,}, in transit {location.in_transit:,}, dispensed "
         f"{location.dispensed:,}, other decommissioned {location.other_decommissioned:,}, "
         f"destroyed or stolen {location.destroyed:,}, voided {location.voided:,}")
+    rows: list[tuple[str, ...]]
     if location.holders:
         rows = [("holder", "kind", "region", "status", "transit", "units")]
         for h in location.holders:
@@ -213,7 +215,7 @@ def _alerts_list(args: argparse.Namespace) -> int:
         raise CliError("--limit must be 1 to 100,000")
     stub = endpoints(args).trace()
     request = pb.ListAlertsRequest(
-        tenant=args.tenant, kind=_ALERT_KINDS.get(args.kind or "", 0),
+        tenant=args.tenant, kind=_ALERT_KINDS.get(args.kind or "", 0),  # type: ignore[arg-type]
         product=args.product or "", lot=args.lot or "", region=args.region or "",
         from_ms=_day_ms(args.since, "--since"), to_ms=_day_ms(args.until, "--until"),
         page_size=min(1000, args.limit))
@@ -240,7 +242,7 @@ def _alerts_watch(args: argparse.Namespace) -> int:
         after = stub.ListAlerts(pb.ListAlertsRequest(tenant=args.tenant, page_size=1)
                                 ).last_alert_id
     request = pb.WatchAlertsRequest(
-        tenant=args.tenant, kind=_ALERT_KINDS.get(args.kind or "", 0),
+        tenant=args.tenant, kind=_ALERT_KINDS.get(args.kind or "", 0),  # type: ignore[arg-type]
         product=args.product or "", lot=args.lot or "", region=args.region or "",
         after_id=after)
     if not args.json:
@@ -274,7 +276,8 @@ def _report_region(args: argparse.Namespace) -> int:
 
     response = endpoints(args).trace().RegionReport(pb.RegionReportRequest(
         tenant=args.tenant, products=args.product, start=args.start or "", end=args.end or "",
-        level=_LEVELS.index(args.level) + 1, region=args.region or ""))
+        level=_LEVELS.index(args.level) + 1,  # type: ignore[arg-type]
+        region=args.region or ""))
     if args.html:
         path = Path(args.html)
         part = path.with_name(path.name + ".part")
@@ -284,7 +287,8 @@ def _report_region(args: argparse.Namespace) -> int:
         return _print_json(response)
     print(f"{args.level.capitalize()} report {response.start} to {response.end}: stock now, "
           "flows over the period (units)")
-    rows = [("product", "region", "stock", "recalled", "received", "sold", "returned")]
+    rows: list[tuple[str, ...]] = [
+        ("product", "region", "stock", "recalled", "received", "sold", "returned")]
     last = None
     totals = [0] * 5
     for row in response.rows:
@@ -316,7 +320,7 @@ def _print_json(message: Any) -> int:
     return EXIT_OK
 
 
-def _table(rows: list[tuple[str, ...]], right: set[int]) -> list[str]:
+def _table(rows: Sequence[Sequence[str]], right: set[int]) -> list[str]:
     widths = [max(_width(row[i]) for row in rows) for i in range(len(rows[0]))]
     out = []
     for n, row in enumerate(rows):

@@ -50,15 +50,17 @@ def parse_size(text: str) -> int:
     cleaned = text.strip().upper().replace(" ", "")
     number = cleaned.rstrip("KMGTIB")
     unit = cleaned[len(number):]
-    if unit not in _UNITS or not number:
-        raise ValueError(f"{text!r} is not a size such as 1048576, 512MiB or 64GiB")
-    size = int(float(number) * _UNITS[unit])
+    try:
+        size = int(float(number) * _UNITS[unit])
+    except (KeyError, ValueError):
+        raise ValueError(f"{text!r} is not a size such as 1048576, 512MiB or 64GiB") from None
     if size <= 0:
         raise ValueError(f"{text!r} is not a positive size")
     return size
 
 
 def max_map_size(config: ServeConfig) -> int:
+    """The size each tenant's ledger may grow to: the config's, else the environment's."""
     from tracecore.errors import InvalidArgument
     from tracecore.ledger.env import DEFAULT_MAX_MAP_SIZE
 

@@ -28,6 +28,7 @@ class Chunk:
     offset: int
     total: int
     count: int
+    fresh: bool     # minted now, not replayed from an earlier attempt of the request
 
 
 def check_request_id(text: str) -> str:
@@ -78,7 +79,8 @@ def issue(
     position = 0
     while position < count:
         issued = ledger.pool(request.request_id).pool.issued
-        if position < issued:
+        fresh = position >= issued
+        if not fresh:
             serials = ledger.pool_serials(pool_ref, position, min(issued, position + size))
         else:
             serials = _mint_chunk(tenant, ledger, request.request_id, scheme, product, position,
@@ -87,7 +89,7 @@ def issue(
                 continue
         position += len(serials)
         yield Chunk(request.request_id, scheme, product, serials, position - len(serials),
-                    position, count)
+                    position, count, fresh)
 
 
 def _mint_chunk(

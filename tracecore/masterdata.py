@@ -14,7 +14,8 @@ from tracecore.errors import InvalidArgument, ParseError
 
 _TENANT = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 _PARTY_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
-_NMPA_ID = re.compile(r"\d{7}")
+_NMPA_ID = re.compile(r"[0-9]{7}")
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 MAX_NAME = 200
 MAX_SHORT = 100
 MAX_LIST = 100
@@ -134,9 +135,11 @@ def iso_date(text: str, field: str, *, required: bool) -> dt.date | None:
             raise InvalidArgument("is required (YYYY-MM-DD)", field=field)
         return None
     try:
+        if not _ISO_DATE.fullmatch(text):
+            raise ValueError(text)
         return dt.date.fromisoformat(text)
-    except ValueError as exc:
-        raise InvalidArgument("must be a date YYYY-MM-DD", field=field) from exc
+    except ValueError:
+        raise InvalidArgument("must be a date YYYY-MM-DD", field=field) from None
 
 
 def _regions(prefixes: RepeatedScalarFieldContainer[str], field: str) -> None:

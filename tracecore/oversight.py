@@ -26,6 +26,9 @@ ENDED = frozenset({Status.DISPENSED, Status.DESTROYED, Status.VOIDED})
 SUPPLY_CHAIN_PURPOSES = frozenset({2, 3, 4})  # pharmatrace.v1.ScanPurpose RECEIVING, DISPENSING,
 #                                               INSPECTION
 _MS_PER_HOUR = 3_600_000
+_ACTIONS: dict[int, str] = {tpb.ALERT_SOURCE_RECEIPT: "received",
+                            tpb.ALERT_SOURCE_DISPENSE: "dispensed",
+                            tpb.ALERT_SOURCE_SCAN: "scanned"}
 
 
 def effective_status(status: Status, recalled: bool, withdrawn: bool) -> Status:
@@ -148,8 +151,7 @@ def diversion(code_key: bytes, code: str, *, source: int, at_ms: int, units: int
     seen = region_text(region)
     where = f"in {regions.display(seen)}"
     whose = "lot " + lot if rule.by == "batch" else "distributor " + rule.by
-    action = {tpb.ALERT_SOURCE_RECEIPT: "received", tpb.ALERT_SOURCE_DISPENSE: "dispensed",
-              tpb.ALERT_SOURCE_SCAN: "scanned"}[source]
+    action = _ACTIONS[source]
     by = f" by {party_id}" if party_id else ""
     alert = tpb.Alert(
         kind=vpb.ALERT_KIND_DIVERSION, source=source,  # type: ignore[arg-type]

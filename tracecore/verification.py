@@ -26,7 +26,7 @@ from tracecore.ledger.alerts import AlertBook
 from tracecore.ledger.env import Txn
 from tracecore.ledger.observations import Observations
 from tracecore.ledger.oversight import Holds
-from tracecore.ledger.records import CODE_RECORD_SIZE, ref_of
+from tracecore.ledger.records import CODE_RECORD_SIZE, FLAG_IN_TRANSIT, ref_of
 from tracecore.ledger.tenants import Tenant
 from tracecore.minting import check_tags
 from tracecore.oversight import (
@@ -42,9 +42,9 @@ from tracecore.oversight import (
 )
 from tracecore.status import DECOMMISSIONED, Status
 
-# status, key id, product ref, batch ref, holder ref, region: the fields of a code record a
-# verdict needs.
-_VERDICT_FIELDS = struct.Struct("<BxxxHxxIIxxxxII")
+# status, flags, key id, product ref, batch ref, holder ref, region: the fields of a code
+# record a verdict needs.
+_VERDICT_FIELDS = struct.Struct("<BxBxHxxIIxxxxII")
 assert _VERDICT_FIELDS.size <= CODE_RECORD_SIZE
 
 
@@ -143,6 +143,7 @@ class Verifier:
         self._travel = Travel(self._checks.max_speed_kmh)
         self._products: dict[int, pb.Product] = {}
         self._batches: dict[int, _BatchInfo] = {}
+        self._plants: dict[int, bool] = {}
 
     def verify(self, texts: Sequence[str | bytes], context: ScanContext, now_ms: int) -> Answers:
         """Answers for every input; a malformed one gets INVALID_FORMAT, never an exception."""
@@ -187,7 +188,7 @@ class Verifier:
                 if data is None:
                     _append(out, Verdict.UNKNOWN, code.text(), "signed, but not in the ledger")
                     continue
-                (status, record_key_id, product_ref, batch_ref, holder_ref,
+                (status, flags, record_key_id, product_ref, batch_ref, holder_ref,
                  record_region) = _VERDICT_FIELDS.unpack_from(data)
                 recorded = status
                 b_index = -1
@@ -207,8 +208,9 @@ class Verifier:
                         raised.append(self._diversion(key, code.text(), info, context, now_ms,
                                                       status))
                     elif (diverted and info.rule is not None and record_region
-                          and not info.rule.allows(record_region)):
-                        mask |= _DIVERSION  # recorded (received, dispensed) outside its regions
+                          and not info.rule.allows(record_region)
+                          and self._received_there(txn, flags, holder_ref)):
+                        mask |= _DIVERSION  # received or dispensed outside its regions
                 if supply_chain and recorded in _ENDED and (not scanner or holder_ref != scanner):
                     mask |= _CLONE
                     raised.append(clone(
@@ -307,6 +309,17 @@ class Verifier:
         return diversion(key, code, source=tpb.ALERT_SOURCE_SCAN, at_ms=now_ms, units=1,
                          product=info.batch.product, lot=info.batch.lot, region=context.region,
                          party_id=context.party_id, rule=info.rule, status=Status(status))
+
+    def _received_there(self, txn: Txn, flags: int, holder_ref: int) -> bool:
+        """Whether a pack's recorded region is where a party received or dispensed it: not in
+        transit (the region is still where it left), not at the plant that made it."""
+        if flags & FLAG_IN_TRANSIT or not holder_ref:
+            return False
+        plant = self._plants.get(holder_ref)
+        if plant is None:
+            party = self._tenant.ledger.party_by_ref(txn, holder_ref)
+            plant = self._plants[holder_ref] = party.kind == pb.PARTY_KIND_PLANT
+        return not plant
 
     def _party_ref(self, txn: Txn, party_id: str) -> int:
         """The scanning party's ref, 0 when it gave none or is not registered."""

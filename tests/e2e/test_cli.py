@@ -212,17 +212,11 @@ def test_a_return_without_codes_prints_one_line(cli, catalog: str) -> None:
     assert "no codes" in _one_clear_line(cli("codes", "return", "--tenant", catalog))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "pharmatrace_cli.main._inputs opens --file without catching OSError: a missing file ends "
-    "`verify` and `codes return` with a FileNotFoundError traceback"))
 def test_a_missing_input_file_prints_one_line(cli, catalog: str) -> None:
     """verify --file with a file that does not exist prints one line, not a traceback."""
     _one_clear_line(cli("verify", "--tenant", catalog, "--file", str(cli.cwd / "missing.txt")))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "pharmatrace_cli.main._output opens the --out file without catching OSError: a directory "
-    "that does not exist ends `codes request` with a FileNotFoundError traceback"))
 def test_an_output_file_that_cannot_be_written_prints_one_line(cli, catalog: str) -> None:
     """codes request --out into a missing directory prints one line, not a traceback."""
     _one_clear_line(cli("codes", "request", "--tenant", catalog, "--product", GTIN, "--count",

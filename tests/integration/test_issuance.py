@@ -277,10 +277,6 @@ def test_a_return_refuses_unknown_garbage_and_repeated_codes_one_by_one(api, gs1
                                       cpb.CODE_STATUS_UNSPECIFIED]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "ReturnCodes maps each failure back to the request by the code's canonical text "
-    "(by_text in codegen_svc/issuance.py), so every failure of a code listed twice gets the "
-    "index of its last occurrence and the first occurrence is never reported"))
 def test_each_refusal_points_at_the_position_it_is_about(api, gs1) -> None:
     """A code listed twice that cannot be voided is refused at both of its positions."""
     codes = api.codes(gs1.tenant, gs1.gtin, 2)
@@ -310,10 +306,6 @@ def test_no_code_is_issued_twice_even_when_the_random_source_repeats(
     assert list(answers.statuses) == [old_status] * 50 + [cpb.CODE_STATUS_ISSUED] * 50
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Ledger._insert_new_codes tells an earlier code from its own insert by comparing record "
-    "bytes; a code issued earlier in the same pool in the same millisecond has identical bytes, "
-    "so a repeated draw is stored again at a second pool position"))
 def test_a_pool_never_holds_one_code_twice_even_within_one_millisecond(
     api, gs1, randomness: Randomness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -393,9 +385,6 @@ def test_a_pool_of_an_unknown_tenant_is_not_found(api, refused) -> None:
     refused(NOT_FOUND, "tenant", lambda: api.pool("no-such-tenant", "r1"))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "GetPool passes request_id unchecked to LMDB, which rejects an empty key "
-    "(lmdb.BadValsizeError); the interceptor answers INTERNAL 'internal error'"))
 def test_a_pool_without_a_request_id_is_refused(api, tenant: str, refused) -> None:
     """GetPool without a request id is INVALID_ARGUMENT naming request_id, not an internal error."""
     refused(INVALID, "request_id", lambda: api.pool(tenant, ""))

@@ -112,10 +112,6 @@ def test_metrics_count_requests_by_method_and_status_and_codes_issued(api, serve
     assert f'pharmatrace_codes_issued_total{{tenant="{gs1.tenant}"}} 30.0' in text
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "CodeIssuanceServicer.RequestCodes counts every chunk it sends, so a retry that only "
-    "replays codes already issued adds them to pharmatrace_codes_issued_total again "
-    "('Codes minted and durably committed')"))
 def test_a_replayed_retry_does_not_count_codes_as_issued_again(api, servers, gs1) -> None:
     """pharmatrace_codes_issued_total counts codes minted, not codes sent again on a retry."""
     request_id = api.new_request_id()

@@ -132,7 +132,7 @@ _HOLDER = textwrap.dedent("""
     from pathlib import Path
     from tracecore.ledger.env import Env
 
-    Env(Path(sys.argv[1]), ("things",), owner="acme", readonly=True)
+    env = Env(Path(sys.argv[1]), ("things",), owner="acme", readonly=True)
     print("open", flush=True)
     time.sleep(60)
 """)

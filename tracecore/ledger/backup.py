@@ -122,7 +122,8 @@ def backup(data_root: Path, tenant: str, dest: Path, *, ledger_only: bool = Fals
         heads = _heads(staging, tenant)
         _remove_locks(staging, environments)
         manifest = Manifest(tenant=tenant, created_at_ms=int(time.time() * 1000),
-                            environments=environments, files=_checksums(staging), **heads)
+                            environments=environments, files=_checksums(staging),
+                            **asdict(heads))
         _write_durably(staging / MANIFEST, manifest.to_json().encode())
         _fsync_tree(staging)
         if dest.exists():
@@ -232,8 +233,19 @@ def _companions(tenant_dir: Path) -> list[str]:
             if d.name != LEDGER and not d.name.startswith(".") and (d / _DATA).is_file()]
 
 
-def _heads(directory: Path, tenant: str) -> dict[str, object]:
-    """The copied ledger's chain heads, code count and whether both chains verify."""
+@dataclass(frozen=True)
+class _Heads:
+    """A copied ledger's chain heads, code count and whether both chains verify."""
+
+    last_event_seq: int
+    event_head_hash: str
+    audit_seq: int
+    audit_head_hash: str
+    codes: int
+    chains_intact: bool
+
+
+def _heads(directory: Path, tenant: str) -> _Heads:
     ledger = Ledger(directory / LEDGER, tenant=tenant, readonly=True)
     try:
         access = Access(ledger)
@@ -246,9 +258,8 @@ def _heads(directory: Path, tenant: str) -> dict[str, object]:
             codes = int(txn.stat(ledger.db["codes"])["entries"])
     finally:
         ledger.close()
-    return {"last_event_seq": event_seq, "event_head_hash": event_hash.hex(),
-            "audit_seq": audit_seq, "audit_head_hash": audit_hash.hex(), "codes": codes,
-            "chains_intact": events_bad is None and audit_bad is None}
+    return _Heads(event_seq, event_hash.hex(), audit_seq, audit_hash.hex(), codes,
+                  events_bad is None and audit_bad is None)
 
 
 def _check_restored(staging: Path, manifest: Manifest) -> None:
@@ -258,14 +269,15 @@ def _check_restored(staging: Path, manifest: Manifest) -> None:
                             f"{identity.tenant}")
     heads = _heads(staging, manifest.tenant)
     _remove_locks(staging, manifest.environments)
-    if not heads["chains_intact"]:
+    if not heads.chains_intact:
         raise LedgerCorrupt(f"backup of tenant {manifest.tenant}: the audit trail or the event "
                             "journal does not verify (`pharmatrace doctor` on a copy names the "
                             "record)")
     for key in ("last_event_seq", "event_head_hash", "audit_seq", "audit_head_hash"):
-        if heads[key] != getattr(manifest, key):
+        if getattr(heads, key) != getattr(manifest, key):
             raise LedgerCorrupt(f"backup of tenant {manifest.tenant}: the ledger's {key} is "
-                                f"{heads[key]}, the manifest says {getattr(manifest, key)}")
+                                f"{getattr(heads, key)}, the manifest says "
+                                f"{getattr(manifest, key)}")
 
 
 def _swap(staging: Path, target: Path) -> None:

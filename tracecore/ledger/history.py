@@ -114,7 +114,7 @@ def list_events(
     """One page of events matching the filter, in ledger order; the token resumes after it."""
     start = 1
     if page_token:
-        if not page_token.isdigit():
+        if not (page_token.isascii() and page_token.isdigit() and len(page_token) <= 19):
             raise InvalidArgument("is not a token this service gave out", field="page_token")
         start = int(page_token)
     out: list[lpb.EventRecord] = []

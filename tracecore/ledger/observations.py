@@ -44,6 +44,10 @@ class Observations:
         self.env = Env(path, DATABASES, owner=tenant)
         self._db = self.env.dbs["scans"]
         self._pending: dict[bytes, ScanStats] = {}
+        # The batch a flush is writing, and its write transaction's id once it has one: a read
+        # transaction older than that does not see the batch yet, so it is added by hand.
+        self._flushing: dict[bytes, ScanStats] = {}
+        self._flushing_txn: int | None = None
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -61,10 +65,11 @@ class Observations:
         each."""
         out: list[tuple[int, int, int, int]] = []
         append = out.append
-        pending_map = self._pending
         db = self._db
         with self._lock, self.env.read() as txn:
+            pending_map = self._pending
             get = txn.get
+            flushing = self._unseen_flush(txn)
             for key in keys:
                 pending = pending_map.get(key)
                 if pending is None:
@@ -74,23 +79,40 @@ class Observations:
                 if region:
                     pending.last_ms = now_ms
                     pending.last_region = region
+                count, first = pending.count, pending.first_ms
                 stored = get(key, db=db)
-                if stored is None:
-                    append((pending.count, pending.first_ms, last_ms, last_region))
-                else:
-                    count, first, stored_ms, stored_region = _SCAN.unpack(stored)
+                if stored is not None:
+                    stored_count, stored_first, stored_ms, stored_region = _SCAN.unpack(stored)
+                    count += stored_count
+                    first = min(first, stored_first)
                     if stored_ms > last_ms:
                         last_ms, last_region = stored_ms, stored_region
-                    append((count + pending.count, min(first, pending.first_ms), last_ms,
-                            last_region))
+                if flushing:
+                    writing = flushing.get(key)
+                    if writing is not None:
+                        count += writing.count
+                        first = min(first, writing.first_ms)
+                        if writing.last_ms > last_ms:
+                            last_ms, last_region = writing.last_ms, writing.last_region
+                append((count, first, last_ms, last_region))
         return out
+
+    def _unseen_flush(self, txn: Txn) -> dict[bytes, ScanStats]:
+        """The batch being flushed, unless ``txn`` already sees it committed; under the lock."""
+        if not self._flushing:
+            return {}
+        if self._flushing_txn is not None and txn.id() >= self._flushing_txn:
+            return {}
+        return self._flushing
 
     def stats(self, key: bytes) -> ScanStats | None:
         """Stored plus unflushed statistics of one code, without counting a scan."""
-        with self.env.read() as txn:
+        with self._lock, self.env.read() as txn:
             stored = txn.get(key, db=self._db)
             total = ScanStats(*_SCAN.unpack(stored)) if stored is not None else None
-        with self._lock:
+            writing = self._unseen_flush(txn).get(key)
+            if writing is not None:
+                total = total.merged(writing) if total is not None else writing
             pending = self._pending.get(key)
             if pending is not None:
                 pending = ScanStats(pending.count, pending.first_ms, pending.last_ms,
@@ -104,10 +126,13 @@ class Observations:
         codes were written. Scans arriving meanwhile wait for the next flush."""
         with self._lock:
             batch, self._pending = self._pending, {}
+            self._flushing, self._flushing_txn = batch, None
         if not batch:
             return 0
 
         def fn(txn: Txn) -> int:
+            with self._lock:
+                self._flushing_txn = txn.id()
             for key in sorted(batch):
                 stats = batch[key]
                 stored = txn.get(key, db=self._db)
@@ -118,10 +143,14 @@ class Observations:
             return len(batch)
 
         try:
-            return self.env.write(fn)
+            written = self.env.write(fn)
         except BaseException:
             with self._lock:
                 for key, stats in batch.items():
                     later = self._pending.get(key)
                     self._pending[key] = stats.merged(later) if later is not None else stats
+                self._flushing, self._flushing_txn = {}, None
             raise
+        with self._lock:
+            self._flushing, self._flushing_txn = {}, None
+        return written

@@ -236,6 +236,12 @@ def locate(ledger: Ledger, txn: Txn, batch_ref: int, batch: cpb.Batch) -> Locati
             if party is None:
                 party = parties[holder] = ledger.party_by_ref(txn, holder)
         holdings.append(Holding(party, Status(status), bool(flags & FLAG_IN_TRANSIT), units))
+    # Codes voided unused were never on a pack, so the holder counters leave them out.
+    voided = sum(units for _, status, units in batch_regions(txn, ledger.db["batch_regions"],
+                                                             batch_ref)
+                 if status == Status.VOIDED)
+    if voided > 0:
+        holdings.append(Holding(None, Status.VOIDED, False, voided))
     return Location(product, batch, recall_note(ledger, txn, batch_ref),
                     withdrawal_note(ledger, txn, product_ref), holdings)
 

@@ -429,8 +429,8 @@ class Ledger:
         """Adds batches stored before the material-lot index existed to it, once."""
         if txn.get(_MATERIALS_INDEXED, db=self.db["meta"]) is not None:
             return
-        for key, data in txn.cursor(db=self.db["batches"]):
-            self._index_materials(txn, ref_of(key), pb.Batch.FromString(bytes(data)))
+        for key in txn.cursor(db=self.db["batches"]).iternext(values=False):
+            self._index_materials(txn, ref_of(key), self.batch_by_ref(txn, ref_of(key)))
         txn.put(_MATERIALS_INDEXED, b"1", db=self.db["meta"])
 
     def _next_ref(self, txn: Txn, kind: bytes) -> int:
@@ -453,7 +453,8 @@ class Ledger:
             raise InvalidArgument(f"at most {MAX_PAGE}", field="page_size")
         start = 1
         if page_token:
-            if not page_token.isdigit():
+            if not (page_token.isascii() and page_token.isdigit() and len(page_token) <= 10
+                    and int(page_token) < 2**32):
                 raise InvalidArgument("is not a token this service gave out", field="page_token")
             start = int(page_token)
         out: list[_M] = []

@@ -51,8 +51,8 @@ MAX_OFFLINE_REASON = 200
 _KEYRING_RECHECK_S = 1.0
 #: Every process looks for the maintenance marker of an opened tenant at most this often.
 _MARKER_RECHECK_S = 0.25
-#: A tenant whose files could not be opened is tried again after this long, not on every call
-#: (each try decrypts the key ring: scrypt, deliberately slow).
+#: A tenant whose files could not be opened is tried again after this long or once its files
+#: change, not on every call (each try decrypts the key ring: scrypt, deliberately slow).
 _BROKEN_RETRY_S = 5.0
 
 #: Called with a tenant's name and directory when this process closes it (it went offline).
@@ -100,7 +100,7 @@ class DataDir:
         self._map_size = min(map_size, max_map_size)
         self._limits: dict[str, int] = {}
         self._open: dict[str, Tenant] = {}
-        self._broken: dict[str, tuple[float, TraceError]] = {}
+        self._broken: dict[str, tuple[float, object, TraceError]] = {}
         self._listeners: list[CloseListener] = []
         self._operator: Ledger | None = None
         self._lock = threading.Lock()
@@ -164,14 +164,15 @@ class DataDir:
                 if self.offline_reason(tenant) is not None:
                     raise self._offline(tenant)
                 broken = self._broken.get(tenant)
-                if broken is not None and time.monotonic() < broken[0]:
-                    raise type(broken[1])(broken[1].message, field=broken[1].field)
+                stamp = self._files_stamp(tenant)
+                if broken is not None and time.monotonic() < broken[0] and stamp == broken[1]:
+                    raise type(broken[2])(broken[2].message, field=broken[2].field)
                 try:
                     opened = self._load(tenant)
                 except NotFound:
                     raise
                 except TraceError as exc:
-                    self._broken[tenant] = (time.monotonic() + _BROKEN_RETRY_S, exc)
+                    self._broken[tenant] = (time.monotonic() + _BROKEN_RETRY_S, stamp, exc)
                     raise
                 self._broken.pop(tenant, None)
                 self._open[tenant] = opened
@@ -282,6 +283,19 @@ class DataDir:
         if not (path / IDENTITY).is_file():
             raise NotFound(f"tenant {tenant} does not exist", field="tenant")
         return path
+
+    def _files_stamp(self, tenant: str) -> object:
+        """Changes when the tenant's directory, key ring or ledger file is replaced or changed:
+        a damaged tenant is tried again at once when an operator fixes or restores it."""
+        path = self.root / TENANTS / tenant
+        stamps: list[tuple[int, int, int] | None] = []
+        for file in (path, path / KEYRING, path / LEDGER / "data.mdb"):
+            try:
+                info = file.stat()
+                stamps.append((info.st_ino, info.st_mtime_ns, info.st_size))
+            except OSError:
+                stamps.append(None)
+        return tuple(stamps)
 
     def _offline(self, tenant: str) -> Unavailable:
         reason = self.offline_reason(tenant)
