@@ -185,7 +185,7 @@ def _ctx(party: str) -> lpb.EventContext:
 
 
 @contextlib.contextmanager
-def _server(tmp: Path, name: str, workers: int, profile: Path | None) -> Iterator[Any]:
+def _server(tmp: Path, name: str, workers: int) -> Iterator[Any]:
     with pharmatrace_server(tmp / f"data-{name}", tmp, workers=workers, name=name) as server:
         client = Client(server.ports)
         try:
@@ -288,7 +288,7 @@ def _stream(client: Client, messages: list[lpb.CaptureEventsRequest]
 
 def run_capture(tmp: Path, codes: int, event_codes: int, per_message: int, workers: int,
                 profile: Path | None) -> list[Result]:
-    with _server(tmp, "capture", workers, profile) as (server, client):
+    with _server(tmp, "capture", workers) as (server, client):
         say(f"lifecycle/capture: issuing {codes:,} codes ...")
         texts = client.pool("capture-1", codes)
         commission = [lpb.LifecycleEvent(kind=lpb.EVENT_KIND_COMMISSION, context=_ctx("PLANT"),
@@ -410,7 +410,7 @@ def run_pallet(tmp: Path, pallets: int, rounds: int, workers: int, profile: Path
     ships: list[float] = []
     receives: list[float] = []
     windows: dict[str, list[Window]] = {"Ship": [], "Receive": []}
-    with _server(tmp, "pallet", workers, profile) as (server, client):
+    with _server(tmp, "pallet", workers) as (server, client):
         say(f"lifecycle/pallet: building {pallets} pallets of {CASES_PER_PALLET} x "
             f"{UNITS_PER_CASE:,} units ...")
         codes = _build_pallets(client, pallets)
@@ -568,7 +568,7 @@ def run_trace(tmp: Path, ledger_codes: int, calls: int, case_units: int, workers
     from tracecore.ledger.history import trace as ledger_trace
     from tracecore.ledger.store import Ledger
 
-    with _server(tmp, "trace", workers, profile) as (server, client):
+    with _server(tmp, "trace", workers) as (server, client):
         filled = 0
         started = time.perf_counter()
         while filled < ledger_codes:

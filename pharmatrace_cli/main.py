@@ -51,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _rpc_message(exc: grpc.RpcError) -> str:
     code = exc.code() if isinstance(exc, grpc.Call) else None
     details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
-    if code is grpc.StatusCode.UNAVAILABLE:
+    if code is grpc.StatusCode.UNAVAILABLE and "connect" in (details or ""):
         return f"service unavailable ({details}); is `pharmatrace serve` running?"
     return f"{code.name if code else 'error'}: {details}"
 
