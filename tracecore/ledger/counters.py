@@ -37,14 +37,19 @@ class Tally:
 
     def __init__(self) -> None:
         self.deltas: defaultdict[bytes, int] = defaultdict(int)
+        # (batch, holder, status, flags, product, region) -> units; expanded at write
+        self.units: defaultdict[tuple[int, int, int, int, int, int], int] = defaultdict(int)
 
     def move(self, before: CodeRecord | None, after: CodeRecord) -> None:
         """One code changed from ``before`` (None: not counted yet) to ``after``."""
         if after.level != UNIT:
             return
+        units = self.units
         if before is not None:
-            self._add(before, -1)
-        self._add(after, 1)
+            units[(before.batch_ref, before.holder_ref, before.status, before.flags,
+                   before.product_ref, before.region)] -= 1
+        units[(after.batch_ref, after.holder_ref, after.status, after.flags, after.product_ref,
+               after.region)] += 1
 
     def flow(self, record: CodeRecord, flow: Flow, when_ms: int) -> None:
         if record.level == UNIT:
@@ -54,8 +59,17 @@ class Tally:
     def merge(self, other: Tally) -> None:
         for key, delta in other.deltas.items():
             self.deltas[key] += delta
+        for projection, delta in other.units.items():
+            self.units[projection] += delta
 
     def write(self, txn: Txn, db: Database) -> None:
+        deltas = self.deltas
+        for (batch, holder, status, flags, product, region), n in self.units.items():
+            if n:
+                if batch:
+                    deltas[_S.pack(b"S", batch, holder, status, flags)] += n
+                deltas[_P.pack(b"P", product, region, status)] += n
+        self.units.clear()
         for key, delta in sorted(self.deltas.items()):
             if not delta:
                 continue

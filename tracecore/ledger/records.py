@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, replace
-from typing import Self
+from typing import NamedTuple, Self
 
 from tracecore.status import Status
 
@@ -20,8 +19,10 @@ _U64 = struct.Struct(">Q")
 _POOL_CODE = struct.Struct(">II")
 
 
-@dataclass(frozen=True, slots=True)
-class CodeRecord:
+_STATUS = {int(s): s for s in Status}
+
+
+class CodeRecord(NamedTuple):
     """One code's current state; 52 bytes in the ``codes`` database."""
 
     status: Status
@@ -38,36 +39,31 @@ class CodeRecord:
     flags: int = 0
 
     def pack(self) -> bytes:
-        return _CODE.pack(
-            self.status,
-            self.level,
-            self.flags,
-            self.key_id,
-            self.product_ref,
-            self.batch_ref,
-            self.pool_ref,
-            self.holder_ref,
-            self.region,
-            self.issued_at_ms,
-            self.updated_at_ms,
-            self.last_event,
-        )
+        (status, level, key_id, product, batch, pool, holder, region, issued, updated, event,
+         flags) = self
+        return _CODE.pack(status, level, flags, key_id, product, batch, pool, holder, region,
+                          issued, updated, event)
 
     @classmethod
     def unpack(cls, data: bytes | memoryview) -> Self:
         (status, level, flags, key_id, product, batch, pool, holder, region, issued, updated,
          event) = _CODE.unpack(data)
-        return cls(
-            Status(status), level, key_id, product, batch, pool, holder, region, issued,
-            updated, event, flags,
-        )
+        return _new(cls, (_STATUS[status], level, key_id, product, batch, pool, holder, region,
+                          issued, updated, event, flags))
 
     @property
     def in_transit(self) -> bool:
         return bool(self.flags & FLAG_IN_TRANSIT)
 
     def evolve(self, **changes: int | Status) -> Self:
-        return replace(self, **changes)  # type: ignore[arg-type]
+        values = list(self)
+        for name, value in changes.items():
+            values[_INDEX[name]] = value
+        return _new(type(self), values)
+
+
+_new = tuple.__new__
+_INDEX = {name: i for i, name in enumerate(CodeRecord._fields)}
 
 
 def unpack_status(data: bytes | memoryview) -> Status:
