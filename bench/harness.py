@@ -341,18 +341,20 @@ def profile_summary(path: Path, top: int = 12) -> str:
             continue
         n = int(count)
         frames = stack.split(";")
-        if frames[0].startswith("process "):
-            frames.pop(0)
+        processes = []
+        while frames and frames[0].startswith("process "):
+            # py-spy: the chain of parent processes, 'process PID:"command line"' each; the
+            # command line may itself hold ";".
+            label = frames.pop(0)
+            while not label.endswith('"') and frames:
+                label += ";" + frames.pop(0)
+            processes.append(label)
         if not frames:
             continue
-        # py-spy labels every sample with the root process; the entry point tells.
-        if any("_worker_main" in f for f in frames[:8]):
-            process = "verification worker, event loop"
-        elif frames[0].startswith("Thread._bootstrap"):
-            process = "a helper thread (writer, flusher, gRPC)"
-        else:
-            process = "main process, event loop"
-
+        process = ("verification worker" if processes and "spawn_main" in processes[-1]
+                   else "main process")
+        process += (", helper thread (writer, flusher)"
+                    if frames[0].startswith("Thread._bootstrap") else ", event loop")
         total += n
         by_process[process] = by_process.get(process, 0) + n
         own[frames[-1]] = own.get(frames[-1], 0) + n

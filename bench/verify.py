@@ -12,8 +12,10 @@ written as scanners send them (GS1 element strings with expiry and lot).
   a latency runs from when its request was due, so a late client does not hide a slow server);
   p50 / p90 / p99, beside the echo server's at the same rate.
 
-Each step is repeated for every value of ``--workers``. Per-worker CPU use is reported to show
-whether every worker was busy.
+Each step is repeated for every value of ``--workers``; every figure and baseline is the best of
+``--repeat`` measurements (the lowest p99 for latency), so that a job sharing the machine for a
+moment does not set it. Per-worker CPU use is reported to show whether every worker was busy, and
+the cores other jobs kept busy meanwhile to show how far they may have pulled a figure down.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import multiprocessing
 import multiprocessing.connection
 import struct
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -390,8 +392,10 @@ def scanned_texts(serials: Sequence[str]) -> list[str]:
     return [render(Scan(Code(Scheme.GS1, GTIN, s), LOT, expiry), Form.ELEMENT) for s in serials]
 
 
-def in_process_rate(data: Path, batches: Sequence[Sequence[str]], seconds: float) -> float:
-    """Codes/s of parse + tag check + LMDB get in one loop over ``batches``, through tracecore."""
+def in_process_rate(data: Path, batches: Sequence[Sequence[str]], seconds: float
+                    ) -> tuple[float, float]:
+    """Parse + tag check + LMDB get in one loop over ``batches``, through tracecore: codes per
+    second, and CPU microseconds per code."""
     directory = DataDir(data, KeySource.dev(), readonly=True)
     try:
         tenant = directory.get(DEV_TENANT)
@@ -400,6 +404,7 @@ def in_process_rate(data: Path, batches: Sequence[Sequence[str]], seconds: float
         macs = tenant.keys.macs()
         done = found = 0
         started = time.perf_counter()
+        cpu = time.process_time()
         for batch in batches:
             scans = [s for s in parse_many(batch) if not isinstance(s, ParseError)]
             key_ids = check_tags([s.code for s in scans], macs)
@@ -412,11 +417,12 @@ def in_process_rate(data: Path, batches: Sequence[Sequence[str]], seconds: float
             if time.perf_counter() - started >= seconds:
                 break
         elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu
     finally:
         directory.close()
     if found != done:
         raise RuntimeError(f"in-process baseline found {found:,} of {done:,} codes")
-    return done / elapsed
+    return done / elapsed, cpu / done * 1e6
 
 
 @dataclass(frozen=True)
@@ -435,6 +441,8 @@ class Options:
     """Unary calls in flight per client process (closed loop)."""
     latency: bool = True
     echo_latency: bool = True
+    repeat: int = 2
+    """Every figure and baseline is the best of this many measurements."""
     keep: bool = False
     profile: Path | None = None
     """Directory for py-spy profiles of the server in each measured window."""
@@ -463,84 +471,145 @@ def run(options: Options = Options()) -> list[Result]:
             vpb.VerifyRequest(tenant=DEV_TENANT, code=t).SerializeToString()
             for t in texts[:UNARY_CODES]])
         say(f"verify: in-process baseline (parse + tag check + LMDB get, {o.batch:,} a batch) ...")
-        settle()
-        with Elsewhere() as baseline_noise:
-            baseline = in_process_rate(data, batches, o.seconds)
-        say(f"verify: baseline {baseline:,.0f} codes/s")
+        baselines = []
+        for _ in range(o.repeat):
+            settle()
+            with Elsewhere() as noise:
+                baselines.append((*in_process_rate(data, batches, o.seconds), noise.cores))
+        baseline = max(baselines)
+        say(f"verify: baseline {baseline[0]:,.0f} codes/s "
+            f"(best of {_rounded([b[0] for b in baselines])})")
         del texts, batches
         for w in o.workers:
-            results.extend(_run_workers(o, w, tmp, data, baseline, baseline_noise.cores,
-                                        batch_file, unary_file))
+            results.extend(_run_workers(o, w, tmp, data, baseline, batch_file, unary_file))
     return results
 
 
-def _run_workers(o: Options, w: int, tmp: Path, data: Path, baseline: float,
-                 baseline_noise: float, batch_file: Path, unary_file: Path) -> list[Result]:
+@dataclass(frozen=True)
+class _Step:
+    """One measurement to repeat: what it is, the server it loads, how, and how to rank it."""
+
+    what: str
+    server: ServerProcess
+    measure: Callable[[int], LoadResult]
+    score: Callable[[LoadResult], float]
+
+
+def _best(o: Options, *steps: _Step) -> list[tuple[LoadResult, list[float]]]:
+    """Each step's best of ``o.repeat`` measurements (highest score) and every score. The steps
+    take turns, so that a figure and its baseline see the same spells of outside load."""
+    runs: list[list[LoadResult]] = [[] for _ in steps]
+    for i in range(o.repeat):
+        for step, results in zip(steps, runs, strict=True):
+            result = step.measure(i)
+            _warn(step.what, result, step.server)
+            results.append(result)
+    return [(max(results, key=step.score), [step.score(r) for r in results])
+            for step, results in zip(steps, runs, strict=True)]
+
+
+def _run_workers(o: Options, w: int, tmp: Path, data: Path,
+                 baseline: tuple[float, float, float], batch_file: Path, unary_file: Path
+                 ) -> list[Result]:
+    """Every step against one server with ``w`` workers; ``baseline`` is the in-process loop's
+    (codes/s, CPU microseconds per code, cores busy elsewhere meanwhile)."""
+    baseline_rate, baseline_cpu_us, baseline_noise = baseline
     results = []
     with pharmatrace_server(data, tmp, workers=w, name=f"pharmatrace-w{w}") as server, \
             echo_server(tmp, w) as echo:
         verify_address = f"{HOST}:{server.ports['verify']}"
         echo_address = f"{HOST}:{echo.ports['echo']}"
 
+        def profile(name: str, i: int) -> Path | None:
+            return _profile_path(o, f"{name}-w{w}") if i == 0 else None
+
         say(f"verify[{w}w]: VerifyBatch, {o.clients} processes x {o.batch_channels} streams, "
             f"{o.seconds:.0f} s ...")
-        batch = run_load(
+        [(batch, rates)] = _best(o, _Step("VerifyBatch", server, lambda i: run_load(
             [Load(verify_address, BATCH_METHOD, str(batch_file), "batch", o.batch_channels,
                   concurrency=o.batch_channels)] * o.clients,
-            server, o.warmup, o.seconds, _profile_path(o, f"verify-batch-w{w}"))
-        _warn("VerifyBatch", batch, server)
-        say(f"verify[{w}w]: {batch.units_per_s:,.0f} codes/s, worker CPU {batch.worker_cpu}")
+            server, o.warmup, o.seconds, profile("verify-batch", i)),
+            score=lambda r: r.units_per_s))
+        say(f"verify[{w}w]: {batch.units_per_s:,.0f} codes/s (best of {_rounded(rates)}), "
+            f"worker CPU {batch.worker_cpu}")
         results.append(Result(
             bench="verify", name=f"VerifyBatch x{o.batch:,} ({w} workers)", unit="codes/s",
-            figure=batch.units_per_s, baseline=baseline, baseline_name="in-process 1 core",
+            figure=batch.units_per_s, baseline=baseline_rate, baseline_name="in-process 1 core",
             key=f"verify.batch.w{w}", elsewhere=max(batch.other_cpu, baseline_noise),
-            targets=[Target("min", 200_000)], details=batch.summary()))
+            targets=[Target("min", 200_000)],
+            details={**batch.summary(), "all_rates": _rounded(rates)}))
+        # CPU per code does not depend on how many cores other jobs left free.
+        results.append(Result(
+            bench="verify", name=f"VerifyBatch: server CPU per code ({w} workers)", unit="µs",
+            figure=batch.summary()["server_cpu_us_per_unit"], baseline=baseline_cpu_us,
+            baseline_name="in-process", key=f"verify.batch_cpu.w{w}"))
 
-        def closed(address: str, method: str, check: str) -> LoadResult:
-            profile = None if method == ECHO_METHOD else _profile_path(o, f"verify-unary-w{w}")
+        def closed(target: ServerProcess, address: str, method: str, check: str, i: int
+                   ) -> LoadResult:
             return run_load(
                 [Load(address, method, str(unary_file), check, o.unary_channels,
                       concurrency=o.unary_concurrency)] * o.clients,
-                echo if method == ECHO_METHOD else server, o.warmup, o.seconds, profile)
+                target, o.warmup, o.seconds,
+                None if target is echo else profile("verify-unary", i))
 
         say(f"verify[{w}w]: unary, {o.clients} processes x {o.unary_concurrency} calls in "
-            f"flight: echo ...")
-        echo_closed = closed(echo_address, ECHO_METHOD, "echo")
-        _warn("echo", echo_closed, echo)
-        say(f"verify[{w}w]: echo {echo_closed.calls_per_s:,.0f} req/s; Verify ...")
-        verify_closed = closed(verify_address, VERIFY_METHOD, "unary")
-        _warn("Verify", verify_closed, server)
-        say(f"verify[{w}w]: Verify {verify_closed.calls_per_s:,.0f} req/s")
+            "flight, echo and Verify in turn ...")
+        (echo_closed, echo_rates), (verify_closed, verify_rates) = _best(
+            o,
+            _Step("echo", echo, lambda i: closed(echo, echo_address, ECHO_METHOD, "echo", i),
+                  score=lambda r: r.calls_per_s),
+            _Step("Verify", server,
+                  lambda i: closed(server, verify_address, VERIFY_METHOD, "unary", i),
+                  score=lambda r: r.calls_per_s))
+        say(f"verify[{w}w]: echo {echo_closed.calls_per_s:,.0f} req/s (best of "
+            f"{_rounded(echo_rates)}), Verify {verify_closed.calls_per_s:,.0f} req/s (best of "
+            f"{_rounded(verify_rates)})")
         results.append(Result(
             bench="verify", name=f"Verify unary, closed loop ({w} workers)", unit="req/s",
             figure=verify_closed.calls_per_s, baseline=echo_closed.calls_per_s,
             baseline_name="grpc echo", key=f"verify.unary.w{w}",
             elsewhere=max(verify_closed.other_cpu, echo_closed.other_cpu),
             targets=[Target("min_ratio", 0.7)],
-            details={"verify": verify_closed.summary(), "echo": echo_closed.summary(),
+            details={"verify": {**verify_closed.summary(), "all_rates": _rounded(verify_rates)},
+                     "echo": {**echo_closed.summary(), "all_rates": _rounded(echo_rates)},
                      "concurrency_per_process": o.unary_concurrency}))
+        results.append(Result(
+            bench="verify", name=f"Verify unary: server CPU per call ({w} workers)", unit="µs",
+            figure=verify_closed.summary()["server_cpu_us_per_unit"],
+            baseline=echo_closed.summary()["server_cpu_us_per_unit"], baseline_name="grpc echo",
+            key=f"verify.unary_cpu.w{w}"))
 
         if o.latency:
             rate = verify_closed.calls_per_s / 2
 
-            def open_loop(address: str, method: str, check: str, target: ServerProcess
+            def open_loop(target: ServerProcess, address: str, method: str, check: str, i: int
                           ) -> LoadResult:
-                profile = (None if method == ECHO_METHOD
-                           else _profile_path(o, f"verify-open-loop-w{w}"))
                 return run_load(
                     [Load(address, method, str(unary_file), check, o.unary_channels,
                           rate=rate / o.clients, phase=k / rate) for k in range(o.clients)],
-                    target, o.warmup, o.seconds, profile)
+                    target, o.warmup, o.seconds,
+                    None if target is echo else profile("verify-open-loop", i))
+
+            def p99(result: LoadResult) -> float:
+                return -percentile(result.latencies(), 0.99)
 
             say(f"verify[{w}w]: open loop at {rate:,.0f} req/s (half of max) ...")
-            verify_open = open_loop(verify_address, VERIFY_METHOD, "unary", server)
-            _warn("Verify, open loop", verify_open, server)
-            echo_open = None
+            steps = [_Step("Verify, open loop", server,
+                           lambda i: open_loop(server, verify_address, VERIFY_METHOD, "unary", i),
+                           p99)]
             if o.echo_latency:
-                echo_open = open_loop(echo_address, ECHO_METHOD, "echo", echo)
-                _warn("echo, open loop", echo_open, echo)
+                steps.append(_Step("echo, open loop", echo,
+                                   lambda i: open_loop(echo, echo_address, ECHO_METHOD, "echo", i),
+                                   p99))
+            measured = _best(o, *steps)
+            verify_open = measured[0][0]
+            echo_open = measured[1][0] if o.echo_latency else None
             results.extend(_latency_results(w, rate, verify_open, echo_open))
     return results
+
+
+def _rounded(values: list[float]) -> list[int]:
+    return [round(v) for v in values]
 
 
 def _latency_results(w: int, rate: float, verify: LoadResult, echo: LoadResult | None

@@ -14,15 +14,14 @@ from codegen_svc.writer import Batcher, Writer
 from tracecore import masterdata
 from tracecore.clock import now_ms
 from tracecore.codes import Code, parse, parse_many
-from tracecore.credentials import parse_token
-from tracecore.errors import InvalidArgument, ParseError, TraceError
+from tracecore.errors import InvalidArgument, ParseError
 from tracecore.events import Event, EventKind
 from tracecore.ledger import alerts, exchange, lifecycle, oversight
 from tracecore.ledger.tenants import DataDir
 from tracecore.oversight import Location
+from tracecore.oversight import lot as check_lot
 from tracecore.status import Status
 from tracerpc.authz import caller_name
-from tracerpc.certs import peer_identity
 
 MAX_CODES = 100_000
 MAX_EVENTS_PER_MESSAGE = 10_000
@@ -168,9 +167,8 @@ class LifecycleServicer(lifecycle_pb2_grpc.LifecycleServicer):
 
     async def RecallBatch(self, request: pb.RecallBatchRequest,
                           context: grpc.aio.ServicerContext) -> pb.RecallResponse:
-        if not request.lot:
-            raise InvalidArgument("is required", field="lot")
         masterdata.product_identifier(request.product)
+        check_lot(request.lot)
         return await self._hold(request.tenant, oversight.recall_batch, request.product,
                                 request.lot, order=_order(request.context, request.reason,
                                                           context))
@@ -309,22 +307,8 @@ def _order(ctx: pb.EventContext, reason: str, context: grpc.aio.ServicerContext
     if not reason.strip():
         raise InvalidArgument("is required: why the packs come off the market", field="reason")
     return oversight.Order(reason=_reason(reason), when_ms=ctx.when_ms or now_ms(),
-                           who=_caller(context), party_id=_party(ctx.party_id),
+                           who=caller_name(), party_id=_party(ctx.party_id),
                            tz_offset=_tz(ctx.tz_offset))
-
-
-def _caller(context: grpc.aio.ServicerContext) -> str:
-    """Who is calling, for the journal: the API token's credential id or the client
-    certificate's name (the interceptor has authenticated either); empty without credentials."""
-    for key, value in context.invocation_metadata() or ():
-        if key == "authorization":
-            text = value.decode() if isinstance(value, bytes) else value
-            try:
-                return f"credential {parse_token(text.partition(' ')[2].strip()).credential_id}"
-            except TraceError:
-                return ""
-    name = peer_identity({k: list(v) for k, v in (context.auth_context() or {}).items()})
-    return f"certificate {name}" if name else ""
 
 
 def _reason(text: str) -> str:

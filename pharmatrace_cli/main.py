@@ -765,8 +765,9 @@ def _parser() -> argparse.ArgumentParser:
                          help="apply the codes that pass, report the others")
 
     add_command(commands, "demo", "Run a short scenario against running services.", _demo)
-    from pharmatrace_cli import ops
+    from pharmatrace_cli import ops, oversight
 
+    oversight.register(commands)
     ops.register(commands)
     return parser
 

@@ -12,8 +12,8 @@ from pharmatrace.v1 import lifecycle_pb2 as lpb
 from pharmatrace.v1 import trace_pb2 as tpb
 from pharmatrace.v1 import verification_pb2 as vpb
 
-from tracecore import regions
-from tracecore.errors import InvalidArgument
+from tracecore import gs1, regions
+from tracecore.errors import InvalidArgument, ParseError
 from tracecore.status import DECOMMISSIONED, Status
 
 #: Statuses a recall or withdrawal covers: packs on the market or already decommissioned.
@@ -29,6 +29,17 @@ _MS_PER_HOUR = 3_600_000
 _ACTIONS: dict[int, str] = {tpb.ALERT_SOURCE_RECEIPT: "received",
                             tpb.ALERT_SOURCE_DISPENSE: "dispensed",
                             tpb.ALERT_SOURCE_SCAN: "scanned"}
+
+
+def lot(text: str, field: str = "lot") -> str:
+    """A lot as a batch records it (GS1 AI (10)); INVALID_ARGUMENT naming ``field``."""
+    if not text:
+        raise InvalidArgument("is required", field=field)
+    try:
+        gs1.check_value("10", text)
+    except ParseError as exc:
+        raise InvalidArgument(exc.reason, field=field) from exc
+    return text
 
 
 def effective_status(status: Status, recalled: bool, withdrawn: bool) -> Status:

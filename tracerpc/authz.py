@@ -49,8 +49,10 @@ TABLE: dict[str, frozenset[Role]] = {
     **_rpcs("CodeIssuance", {A, L}, "RequestCodes", "ReturnCodes"),
     **_rpcs("CodeIssuance", {A, L, R}, "GetPool"),
     **_rpcs("Lifecycle", {A, L}, "Commission"),
-    **_rpcs("Lifecycle", {A, L, D}, "Aggregate", "Disaggregate", "Ship", "Receive",
-            "CaptureEvents", "ImportEpcis"),
+    **_rpcs("Lifecycle", {A, L, D}, "Aggregate", "Disaggregate", "Ship", "CaptureEvents",
+            "ImportEpcis"),
+    # A pharmacy takes delivery of the packs it dispenses: a pack in transit cannot be dispensed.
+    **_rpcs("Lifecycle", {A, L, D, P}, "Receive"),
     **_rpcs("Lifecycle", {A, D, P}, "Decommission", "Undo", "Destroy"),
     **_rpcs("Lifecycle", {A, R}, "RecallBatch", "RecallMaterial", "WithdrawProduct"),
     **_rpcs("Verification", {A, L, D, P, R, U}, "Verify"),
@@ -72,6 +74,8 @@ WRITES = frozenset(
 #: Answered to anyone: the standard health and reflection services.
 OPEN_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
 _OPERATOR_METHODS = frozenset(m for m, roles in TABLE.items() if OP in roles)
+#: Methods whose request carries events of any party inside one opaque document.
+_WHOLE_DOCUMENTS = frozenset({"/pharmatrace.v1.Lifecycle/ImportEpcis"})
 
 
 class RateLimited(ResourceExhausted):
@@ -129,30 +133,42 @@ class Authorizer:
     public_limit: RateLimiter | None = None
     audit: AuditSink | None = None
 
-    def check(self, method: str, request: Message, context: grpc.aio.ServicerContext
-              ) -> Principal | None:
-        """The caller's principal, or None for the open services. Raises Unauthenticated or
-        PermissionDenied; fills in the credential's party when the request names none."""
+    def authenticate(self, method: str, request: Message, context: grpc.aio.ServicerContext
+                     ) -> Principal | None:
+        """Who is calling (None for the open services); Unauthenticated when nobody known.
+        ``authorize`` then decides; apart, so that a refused write is audited with its caller."""
         if method.startswith(OPEN_PREFIXES):
             return None
         tenant = getattr(request, "tenant", "")
         peer = context.peer() or ""
         if not self.enabled:
             return Principal(tenant, Role.ADMIN, peer=peer)
-        allowed = TABLE.get(method)
-        if allowed is None:
-            raise PermissionDenied("this method is not in the authorization table")
-        principal = self._authenticate(method, tenant, context, peer)
-        if principal.role not in allowed:
-            raise PermissionDenied(f"the {principal.role.name.lower()} role may not call "
-                                   f"{method.rsplit('/', 1)[1]}")
-        if method not in _OPERATOR_METHODS and principal.tenant != tenant:
+        return self._authenticate(method, tenant, context, peer)
+
+    def authorize(self, method: str, request: Message, principal: Principal | None) -> None:
+        """Whether ``principal`` may make this request: PermissionDenied (or RateLimited) if
+        not; fills in the credential's party when the request names none."""
+        if principal is None or not self.enabled:
+            return
+        self._check_role(method, principal)
+        if method not in _OPERATOR_METHODS and principal.tenant != getattr(request, "tenant", ""):
             raise PermissionDenied("this credential belongs to another tenant", field="tenant")
         if principal.role is Role.PUBLIC and self.public_limit is not None:
-            self.public_limit.take(principal.credential_id or _host(peer))
+            self.public_limit.take(principal.credential_id or _host(principal.peer))
         if principal.party_id:
+            if method in _WHOLE_DOCUMENTS:
+                # The events inside a document name their own parties; a party's credential
+                # sends its events with CaptureEvents, where each one is checked.
+                raise PermissionDenied(f"a credential that acts for party {principal.party_id} "
+                                       "may not import whole documents; use CaptureEvents")
             _bind_party(request, principal.party_id)
-        return principal
+
+    def check_empty_stream(self, method: str, context: grpc.aio.ServicerContext) -> None:
+        """A client stream that ended before its first message still needs a caller who may
+        call the method (there is no tenant to check it against)."""
+        if not self.enabled or method.startswith(OPEN_PREFIXES):
+            return
+        self._check_role(method, self._authenticate(method, "", context, context.peer() or ""))
 
     def check_stream_message(self, principal: Principal | None, request: Message) -> None:
         """Every message of a client stream stays within the caller's tenant."""
@@ -175,14 +191,24 @@ class Authorizer:
             method=method, summary=summarize(request) if request is not None else "(stream)",
             status=code.name,
         )
-        targets = {tenant} if tenant else set()
-        if principal.tenant == OPERATOR:
-            targets.add(OPERATOR)
-        for target in targets:
+        # In the caller's own trail: a call refused for naming another tenant leaves that
+        # tenant untouched. The platform's calls are in its trail and the tenant's.
+        targets = {principal.tenant or tenant}
+        if principal.tenant == OPERATOR and tenant:
+            targets.add(tenant)
+        for target in filter(None, targets):
             try:
                 await self.audit(target, entry)
             except TraceError as exc:  # e.g. the named tenant does not exist: nothing to audit
                 log.info("no audit record in %r: %s", target, exc)
+
+    def _check_role(self, method: str, principal: Principal) -> None:
+        allowed = TABLE.get(method)
+        if allowed is None:
+            raise PermissionDenied("this method is not in the authorization table")
+        if principal.role not in allowed:
+            raise PermissionDenied(f"the {principal.role.name.lower()} role may not call "
+                                   f"{method.rsplit('/', 1)[1]}")
 
     def _authenticate(self, method: str, tenant: str, context: grpc.aio.ServicerContext,
                       peer: str) -> Principal:
@@ -222,14 +248,18 @@ def summarize(message: Message, limit: int = 500) -> str:
 
 
 def _bind_party(request: Message, party_id: str) -> None:
-    context = getattr(request, "context", None)
-    if context is None or not hasattr(context, "party_id"):
-        return
-    if not context.party_id:
-        context.party_id = party_id
-    elif context.party_id != party_id:
-        raise PermissionDenied(f"this credential acts for party {party_id}",
-                               field="context.party_id")
+    """The request's context (and each of its events' contexts) acts for ``party_id``."""
+    contexts = [("context", getattr(request, "context", None))]
+    contexts += [(f"events[{i}].context", getattr(event, "context", None))
+                 for i, event in enumerate(getattr(request, "events", ()))]
+    for field, context in contexts:
+        if context is None or not hasattr(context, "party_id"):
+            continue
+        if not context.party_id:
+            context.party_id = party_id
+        elif context.party_id != party_id:
+            raise PermissionDenied(f"this credential acts for party {party_id}",
+                                   field=f"{field}.party_id")
 
 
 def _bearer(metadata: Sequence[tuple[str, str | bytes]] | Mapping[str, str]) -> str | None:

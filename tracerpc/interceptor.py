@@ -12,7 +12,7 @@ import grpc
 from google.protobuf.message import Message
 
 from tracecore.credentials import Principal
-from tracecore.errors import TraceError
+from tracecore.errors import InvalidArgument, TraceError
 from tracerpc.authz import CALLER, Authorizer, error_metadata
 from tracerpc.metrics import Metrics
 
@@ -20,9 +20,17 @@ log = logging.getLogger("pharmatrace.rpc")
 
 Handler = grpc.RpcMethodHandler
 
+#: Longest error message sent: messages may quote the request, and a status message travels
+#: percent-encoded in a trailer that clients refuse past 8 to 16 KiB.
+MAX_MESSAGE_CHARS = 400
+
 
 def status_of(exc: TraceError) -> grpc.StatusCode:
     return grpc.StatusCode[exc.status]
+
+
+def _bounded(message: str) -> str:
+    return message if len(message) <= MAX_MESSAGE_CHARS else message[:MAX_MESSAGE_CHARS] + "…"
 
 
 class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
@@ -78,7 +86,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                     raise exc
                 return
             if isinstance(exc, TraceError):
-                code, message = status_of(exc), str(exc)
+                code, message = status_of(exc), _bounded(str(exc))
                 trailing = error_metadata(exc)
                 if trailing:
                     rate_limited.inc()
@@ -91,11 +99,17 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 await authorizer.record(method, principal, request, code)
             await context.abort(code, message)
 
-        def admit(request: Message, context: grpc.aio.ServicerContext) -> Principal | None:
-            principal = (authorizer.check(method, request, context) if authorizer is not None
-                         else None)
+        def authenticate(request: Message, context: grpc.aio.ServicerContext
+                         ) -> Principal | None:
+            if request is _UNDECODABLE:
+                raise InvalidArgument(f"is not a valid {name} request message", field="request")
+            return (authorizer.authenticate(method, request, context) if authorizer is not None
+                    else None)
+
+        def authorize(request: Message, principal: Principal | None) -> None:
+            if authorizer is not None:
+                authorizer.authorize(method, request, principal)
             CALLER.set(principal)
-            return principal
 
         class _Guarded:
             """A client stream whose first message authorises the call and whose every message
@@ -112,10 +126,18 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 return self
 
             async def __anext__(self) -> Message:
-                message = await self.stream.__anext__()
+                try:
+                    message = await self.stream.__anext__()
+                except StopAsyncIteration:
+                    if self.first is None and authorizer is not None:
+                        authorizer.check_empty_stream(method, self.context)
+                    raise
                 if self.first is None:
                     self.first = message
-                    self.principal = admit(message, self.context)
+                    self.principal = authenticate(message, self.context)
+                    authorize(message, self.principal)
+                elif message is _UNDECODABLE:
+                    raise InvalidArgument(f"is not a valid {name} request message", field="request")
                 elif authorizer is not None:
                     authorizer.check_stream_message(self.principal, message)
                 return message
@@ -132,7 +154,8 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 response = None
                 try:
                     if guarded is None:
-                        principal = admit(request, context)
+                        principal = authenticate(request, context)
+                        authorize(request, principal)
                         response = await inner(request, context)
                     else:
                         response = await inner(guarded, context)
@@ -148,7 +171,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
             factory = (grpc.unary_unary_rpc_method_handler if handler.unary_unary
                        else grpc.stream_unary_rpc_method_handler)
-            return factory(unary, request_deserializer=handler.request_deserializer,
+            return factory(unary, request_deserializer=_tolerant(handler.request_deserializer),
                            response_serializer=handler.response_serializer)
 
         inner_stream = handler.unary_stream or handler.stream_stream
@@ -159,7 +182,8 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             guarded = _Guarded(request, context) if client_streams else None
             try:
                 if guarded is None:
-                    principal = admit(request, context)
+                    principal = authenticate(request, context)
+                    authorize(request, principal)
                 async for response in inner_stream(guarded or request, context):
                     yield response
             except Exception as exc:
@@ -171,8 +195,26 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
         factory = (grpc.unary_stream_rpc_method_handler if handler.unary_stream
                    else grpc.stream_stream_rpc_method_handler)
-        return factory(streaming, request_deserializer=handler.request_deserializer,
+        return factory(streaming, request_deserializer=_tolerant(handler.request_deserializer),
                        response_serializer=handler.response_serializer)
+
+
+#: Stands for a request message that does not decode: answered INVALID_ARGUMENT by the
+#: interceptor, where grpc itself would answer UNKNOWN naming the parser's exception.
+_UNDECODABLE: Any = object()
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserializer is None:
+        return None
+
+    def decode(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception:  # protobuf's DecodeError, and whatever a mangled message raises
+            return _UNDECODABLE
+
+    return decode
 
 
 def _principal(principal: Principal | None, guarded: Any) -> Principal | None:
@@ -180,4 +222,5 @@ def _principal(principal: Principal | None, guarded: Any) -> Principal | None:
 
 
 def _first(request: Any, guarded: Any) -> Message | None:
-    return guarded.first if guarded is not None else request  # type: ignore[no-any-return]
+    first = guarded.first if guarded is not None else request
+    return None if first is _UNDECODABLE else first

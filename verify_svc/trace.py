@@ -23,6 +23,7 @@ from tracecore.ledger import alerts, exchange, oversight
 from tracecore.ledger.history import EventFilter, list_events, trace
 from tracecore.ledger.store import Ledger
 from tracecore.ledger.tenants import DataDir
+from tracecore.oversight import lot as check_lot
 from tracecore.status import Status
 
 MAX_CODES_LISTED = 100
@@ -120,10 +121,12 @@ class TraceServicer(trace_pb2_grpc.TraceServicer):
                           ) -> AsyncIterator[pb.WatchAlertsResponse]:
         tenant = self._data.get(request.tenant)
         wanted = _alert_filter(tenant.ledger, request)
-        book = alerts.book(tenant.path, tenant.name)
         after = request.after_id
         while True:
-            found, after = book.after(after, wanted)
+            # Looked up each time: a tenant taken offline closes its store (and answers
+            # UNAVAILABLE here).
+            tenant = self._data.get(request.tenant)
+            found, after = alerts.book(tenant.path, tenant.name).after(after, wanted)
             if found:
                 yield pb.WatchAlertsResponse(alerts=found)
             else:
@@ -143,7 +146,7 @@ class TraceServicer(trace_pb2_grpc.TraceServicer):
         today = dt.datetime.now(dt.UTC).date()
         end = masterdata.iso_date(request.end, "end", required=False) or today
         start = (masterdata.iso_date(request.start, "start", required=False)
-                 or end - dt.timedelta(days=29))
+                 or dt.date.fromordinal(max(1, end.toordinal() - 29)))
         if end < start:
             raise InvalidArgument("is before start", field="end")
         if (end - start).days >= MAX_REPORT_DAYS:
@@ -151,9 +154,10 @@ class TraceServicer(trace_pb2_grpc.TraceServicer):
                                   field="end")
         ledger = self._data.get(request.tenant).ledger
         with ledger.env.read() as txn:
+            # Counters are kept per day since 1970: nothing was counted before it.
             rows = oversight.region_report(ledger, txn, list(request.products),
-                                           (start - _EPOCH).days, (end - _EPOCH).days, level,
-                                           limit)
+                                           max(0, (start - _EPOCH).days),
+                                           max(-1, (end - _EPOCH).days), level, limit)
         return pb.RegionReportResponse(
             rows=rows, start=start.isoformat(), end=end.isoformat(),
             level=request.level or pb.REGION_LEVEL_PROVINCE,
@@ -197,8 +201,7 @@ class TraceServicer(trace_pb2_grpc.TraceServicer):
 
 def _product_and_lot(product: str, lot: str) -> None:
     masterdata.product_identifier(product)
-    if not lot:
-        raise InvalidArgument("is required", field="lot")
+    check_lot(lot)
 
 
 def _alert_filter(ledger: Ledger, request: pb.ListAlertsRequest | pb.WatchAlertsRequest
@@ -210,6 +213,7 @@ def _alert_filter(ledger: Ledger, request: pb.ListAlertsRequest | pb.WatchAlerts
         raise InvalidArgument("a lot needs its product", field="product")
     product = ""
     if request.lot:
+        check_lot(request.lot)
         product = ledger.batch(request.product, request.lot)[1].product
     elif request.product:
         ledger.product(request.product)  # NOT_FOUND when it is not registered

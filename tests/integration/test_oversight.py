@@ -691,6 +691,10 @@ def test_bad_input_is_refused_naming_the_field(chain: _Chain, refused: Refused) 
         tenant=t, product="09501101530041", reason="x")))
     refused(NOT_FOUND, "lot", lambda: lc.RecallBatch(lpb.RecallBatchRequest(
         tenant=t, product=AMOX, lot="NOPE", reason="x")))
+    refused(INVALID, "lot", lambda: tr.LocateBatch(tpb.LocateBatchRequest(
+        tenant=t, product=AMOX, lot="L" * 21)))
+    refused(INVALID, "page_token", lambda: tr.ListAlerts(tpb.ListAlertsRequest(
+        tenant=t, page_token="9" * 30)))
     refused(INVALID, "region", lambda: tr.RegionReport(tpb.RegionReportRequest(
         tenant=t, region="4X")))
     refused(INVALID, "region", lambda: tr.ListAlerts(tpb.ListAlertsRequest(
@@ -712,3 +716,4 @@ def test_bad_input_is_refused_naming_the_field(chain: _Chain, refused: Refused) 
         lpb.CaptureEventsRequest(tenant=t, events=[lpb.LifecycleEvent(
             kind=lpb.EVENT_KIND_RECALL, lot="LOT-1")])])))
     assert not chain.locate(AMOX, "LOT-1").HasField("recall")
+    assert chain.report(start="0001-01-01", end="0001-01-31") == []    # before any counter

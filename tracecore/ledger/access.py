@@ -14,6 +14,9 @@ from tracecore.ledger.store import Ledger
 
 MAX_LABEL = 200
 MAX_SUMMARY = 500
+MAX_CN = 64
+#: "cert-" and a certificate CN, or 12 hex digits.
+MAX_CREDENTIAL_ID = 5 + MAX_CN
 #: Roles that act for a party, and so may be bound to one.
 _PARTY_ROLES = frozenset({Role.LINE, Role.DISTRIBUTOR, Role.PHARMACY})
 
@@ -45,8 +48,8 @@ class Access:
 
     def bind_certificate(self, cn: str, role: Role, party_id: str, label: str,
                          now_ms: int) -> apb.Credential:
-        if not cn or len(cn) > 64:
-            raise InvalidArgument("must be 1 to 64 characters", field="certificate_cn")
+        if not cn or len(cn) > MAX_CN:
+            raise InvalidArgument(f"must be 1 to {MAX_CN} characters", field="certificate_cn")
         credential = self._credential(role, party_id, label, 0, now_ms)
         credential.credential_id = "cert-" + cn
         credential.certificate_cn = cn
@@ -90,6 +93,8 @@ class Access:
         return self._principal(record.credential, now_ms, peer)
 
     def authenticate_certificate(self, cn: str, now_ms: int, peer: str) -> Principal:
+        if not cn or len(cn) > MAX_CN:  # never bound, and too long for a key of the ledger
+            raise Unauthenticated("client certificate is not bound to this tenant")
         with self.ledger.env.read() as txn:
             credential_id = txn.get(cn.encode(), db=self.ledger.db["cert_bindings"])
             if credential_id is None:
@@ -140,6 +145,9 @@ class Access:
             self.ledger.party_in(txn, credential.party_id)
 
     def _record(self, txn: Txn, credential_id: str) -> lpb.CredentialRecord:
+        if not credential_id or len(credential_id) > MAX_CREDENTIAL_ID:
+            raise InvalidArgument(f"must be 1 to {MAX_CREDENTIAL_ID} characters",
+                                  field="credential_id")
         data = txn.get(credential_id.encode(), db=self.ledger.db["credentials"])
         if data is None:
             raise NotFound(f"no credential {credential_id}", field="credential_id")

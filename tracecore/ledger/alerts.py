@@ -29,6 +29,7 @@ MAX_SCAN = 50_000
 #: A worker forgets the alerts it already raised past this many (the store still refuses them).
 _SEEN_LIMIT = 1_000_000
 _ID = struct.Struct(">Q")
+_LAST_ID = (1 << 64) - 1
 _NEXT = b"next_id"
 
 
@@ -130,7 +131,8 @@ class AlertBook:
             raise InvalidArgument(f"at most {MAX_PAGE}", field="page_size")
         start = 1
         if page_token:
-            if not page_token.isdigit():
+            if not (page_token.isascii() and page_token.isdigit() and len(page_token) <= 20
+                    and 0 < int(page_token) <= _LAST_ID):
                 raise InvalidArgument("is not a token this service gave out", field="page_token")
             start = int(page_token)
         out: list[tpb.Alert] = []
@@ -149,6 +151,8 @@ class AlertBook:
         MAX_SCAN), and the id to continue after."""
         out: list[tpb.Alert] = []
         last = after_id
+        if after_id >= _LAST_ID:
+            return out, last
         for scanned, alert in enumerate(self._scan(after_id + 1), start=1):
             last = alert.alert_id
             if wanted.matches(alert):

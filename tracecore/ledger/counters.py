@@ -62,7 +62,8 @@ class Tally:
         for projection, delta in other.units.items():
             self.units[projection] += delta
 
-    def write(self, txn: Txn, db: Database) -> None:
+    def expand(self) -> dict[bytes, int]:
+        """Every counter key this tally changes, with its delta."""
         deltas = self.deltas
         for (batch, holder, status, flags, product, region), n in self.units.items():
             if n:
@@ -70,7 +71,10 @@ class Tally:
                     deltas[_S.pack(b"S", batch, holder, status, flags)] += n
                 deltas[_P.pack(b"P", product, region, status)] += n
         self.units.clear()
-        for key, delta in sorted(self.deltas.items()):
+        return deltas
+
+    def write(self, txn: Txn, db: Database) -> None:
+        for key, delta in sorted(self.expand().items()):
             if not delta:
                 continue
             stored = txn.get(key, db=db)
@@ -79,12 +83,6 @@ class Tally:
                 txn.put(key, _COUNT.pack(total), db=db)
             elif stored is not None:
                 txn.delete(key, db=db)
-
-    def _add(self, record: CodeRecord, sign: int) -> None:
-        if record.batch_ref:
-            self.deltas[_S.pack(b"S", record.batch_ref, record.holder_ref, record.status,
-                                record.flags)] += sign
-        self.deltas[_P.pack(b"P", record.product_ref, record.region, record.status)] += sign
 
 
 def batch_counts(txn: Txn, db: Database, batch_ref: int) -> list[tuple[int, int, int, int]]:

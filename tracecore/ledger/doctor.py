@@ -26,7 +26,7 @@ from tracecore.ledger.access import Access
 from tracecore.ledger.counters import Tally
 from tracecore.ledger.env import Env, Txn
 from tracecore.ledger.journal import Journal
-from tracecore.ledger.lifecycle import _counted as counted  # the one rule of what is counted
+from tracecore.ledger.lifecycle import counted
 from tracecore.ledger.records import CodeRecord, ref_key, u64
 from tracecore.ledger.store import Ledger
 from tracecore.ledger.tenants import (
@@ -243,7 +243,7 @@ def _scan_codes(ledger: Ledger, txn: Txn, out: _Report) -> _Scan:
 
 
 def _check_counters(ledger: Ledger, txn: Txn, tally: Tally, out: _Report) -> None:
-    recounted = {k: v for k, v in tally.deltas.items() if v}
+    recounted = {k: v for k, v in tally.expand().items() if v}
     stored: dict[bytes, int] = {}
     for key, value in txn.cursor(db=ledger.db["counters"]):
         key = bytes(key)

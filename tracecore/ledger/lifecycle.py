@@ -23,7 +23,7 @@ from tracecore.events import Event, EventKind
 from tracecore.ledger.counters import UNIT, Flow, Tally
 from tracecore.ledger.env import Txn
 from tracecore.ledger.journal import Journal
-from tracecore.ledger.oversight import Holds, count_regions
+from tracecore.ledger.oversight import Holds, RegionTally
 from tracecore.ledger.records import FLAG_IN_TRANSIT, CodeRecord, ref_key, ref_of
 from tracecore.ledger.store import Ledger
 from tracecore.oversight import DISPENSINGS, Raised, RegionRule, diversion
@@ -91,7 +91,7 @@ class _Overlay:
         self.events: list[tuple[lpb.EventRecord, list[bytes]]] = []
         self.event_ids: set[str] = set()
         self.pool_returns: dict[int, int] = {}
-        self.regions = Tally()      # batch x region x status, see tracecore.ledger.oversight
+        self.regions = RegionTally()
         self.shipments: dict[bytes, int | None] = {}
         self.alerts: list[Raised] = []
 
@@ -206,7 +206,8 @@ class _Session:
 
     def held(self, record: CodeRecord) -> Status | None:
         """RECALLED or WITHDRAWN when a recall or withdrawal covers this pack, else None."""
-        if record.status is not Status.ACTIVE and record.status not in DECOMMISSIONED:
+        if not self.holds.any or (record.status is not Status.ACTIVE
+                                  and record.status not in DECOMMISSIONED):
             return None
         return self.holds.hold_status(record.batch_ref, record.product_ref)
 
@@ -250,11 +251,11 @@ class _Session:
 
     def put(self, key: bytes, before: CodeRecord, after: CodeRecord) -> None:
         self.view.records[key] = after
-        counted = before if _counted(before) else None
-        if _counted(after):
-            self.view.tally.move(counted, after)
+        was = before if counted(before) else None
+        if counted(after):
+            self.view.tally.move(was, after)
         # Voided codes too: a batch's picture says how many of its codes were scrapped.
-        count_regions(self.view.regions, counted, after)
+        self.view.regions.move(was, after)
 
     def link(self, parent: bytes, child: bytes) -> None:
         self.view.parents[child] = parent
@@ -688,7 +689,7 @@ def _terminal(action: Action) -> object:
     return handler
 
 
-def _counted(record: CodeRecord) -> bool:
+def counted(record: CodeRecord) -> bool:
     """Codes enter the counters when commissioned: issued-but-unused ones, and those voided
     unused, were never on a pack."""
     return record.status not in (Status.ISSUED, Status.VOIDED)

@@ -8,6 +8,8 @@ come from counters kept on every event, never from a scan over codes.
 from __future__ import annotations
 
 import struct
+import uuid
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -18,7 +20,7 @@ from pharmatrace.v1 import trace_pb2 as tpb
 from tracecore import masterdata, regions
 from tracecore.errors import NotFound
 from tracecore.events import EventKind
-from tracecore.ledger.counters import UNIT, Flow, Tally, batch_counts, flow_counts, product_counts
+from tracecore.ledger.counters import UNIT, Flow, batch_counts, flow_counts, product_counts
 from tracecore.ledger.env import Database, Txn
 from tracecore.ledger.journal import Journal
 from tracecore.ledger.records import FLAG_IN_TRANSIT, CodeRecord, ref_key, ref_of
@@ -71,6 +73,8 @@ class Holds:
         self._db = ledger.db["recalls"]
         self._batches: dict[int, bool] = {}
         self._products: dict[int, bool] = {}
+        #: Whether anything was ever recalled or withdrawn: most ledgers, most of the time, not.
+        self.any = txn.stat(self._db)["entries"] > 0
 
     def batch_recalled(self, batch_ref: int) -> bool:
         found = self._batches.get(batch_ref)
@@ -88,13 +92,15 @@ class Holds:
 
     def status(self, record: CodeRecord) -> Status:
         """The record's status as readers see it: RECALLED or WITHDRAWN when a hold covers it."""
-        if record.status not in RECALLABLE:
+        if not self.any or record.status not in RECALLABLE:
             return record.status
         return effective_status(record.status, self.batch_recalled(record.batch_ref),
                                 self.product_withdrawn(record.product_ref))
 
     def hold_status(self, batch_ref: int, product_ref: int) -> Status | None:
         """RECALLED or WITHDRAWN for packs of this batch and product on the market, else None."""
+        if not self.any:
+            return None
         if self.batch_recalled(batch_ref):
             return Status.RECALLED
         if self.product_withdrawn(product_ref):
@@ -198,7 +204,7 @@ def _hold(ledger: Ledger, txn: Txn, key: bytes, kind: EventKind, order: Order, n
     record = lpb.EventRecord(
         kind=kind.value, when_ms=order.when_ms, tz_offset=order.tz_offset,
         party_id=order.party_id, reason=order.reason, who=order.who, recorded_at_ms=now_ms,
-        product=product, lot=lot,
+        product=product, lot=lot, event_id=f"urn:uuid:{uuid.uuid4()}",
     )
     seq = Journal(ledger.db).append(txn, record, ())
     txn.put(key, _HOLD.pack(order.when_ms, seq), db=ledger.db["recalls"])
@@ -249,14 +255,37 @@ def locate(ledger: Ledger, txn: Txn, batch_ref: int, batch: cpb.Batch) -> Locati
 # -- units per batch and region: what a recall takes out of a region's stock ----------------------
 
 
-def count_regions(tally: Tally, before: CodeRecord | None, after: CodeRecord) -> None:
-    """Keeps the batch x region x status units beside tracecore.ledger.counters' own."""
-    if after.level != UNIT:
-        return
-    if before is not None and before.batch_ref:
-        tally.deltas[_REGION.pack(before.batch_ref, before.region, before.status)] -= 1
-    if after.batch_ref:
-        tally.deltas[_REGION.pack(after.batch_ref, after.region, after.status)] += 1
+class RegionTally:
+    """Batch x region x status units changed in a transaction, written once at its end; kept
+    beside tracecore.ledger.counters' own (and voided codes too, which those leave out)."""
+
+    def __init__(self) -> None:
+        self.units: defaultdict[tuple[int, int, int], int] = defaultdict(int)
+
+    def move(self, before: CodeRecord | None, after: CodeRecord) -> None:
+        """One code changed from ``before`` (None: not counted yet) to ``after``."""
+        if after.level != UNIT:
+            return
+        if before is not None and before.batch_ref:
+            self.units[(before.batch_ref, before.region, before.status)] -= 1
+        if after.batch_ref:
+            self.units[(after.batch_ref, after.region, after.status)] += 1
+
+    def merge(self, other: RegionTally) -> None:
+        for key, delta in other.units.items():
+            self.units[key] += delta
+
+    def write(self, txn: Txn, db: Database) -> None:
+        for fields, delta in sorted(self.units.items()):
+            if not delta:
+                continue
+            key = _REGION.pack(*fields)
+            stored = txn.get(key, db=db)
+            total = (_COUNT.unpack(stored)[0] if stored is not None else 0) + delta
+            if total:
+                txn.put(key, _COUNT.pack(total), db=db)
+            elif stored is not None:
+                txn.delete(key, db=db)
 
 
 def batch_regions(txn: Txn, db: Database, batch_ref: int) -> list[tuple[int, int, int]]:

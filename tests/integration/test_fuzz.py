@@ -1,0 +1,658 @@
+"""Generated requests against a real `pharmatrace serve` with authentication on: at least 10,000
+per service, with field values built from the message descriptors (wrong, huge and empty
+strings, random unicode, malformed codes, extreme numbers, unknown enum values, nested
+messages, repeated fields of any length), plus raw bytes that are no message at all.
+
+Every answer must be a proper status (never UNKNOWN or INTERNAL, never a hang), carry no stack
+trace, path, key or token, the server must keep serving, and the ledger must stay exactly as it
+was across every run of requests in which none was applied. The generator is seeded, so a
+failure repeats; the failing request's method and a summary are in the assertion.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.message import Message
+from google.protobuf.message_factory import GetMessageClass
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from pharmatrace.v1 import admin_pb2 as apb
+from pharmatrace.v1 import common_pb2 as cpb
+from pharmatrace.v1 import issuance_pb2 as ipb
+from pharmatrace.v1 import lifecycle_pb2 as lpb
+
+from tests.e2e.conftest import START_TIMEOUT_S, pharmatrace_command
+from tests.integration.conftest import RPC_TIMEOUT_S
+from tests.integration.test_authz import (
+    RPCS,
+    Outcome,
+    Rpc,
+    bearer,
+    invoke,
+    ledger_fingerprint,
+)
+from tracecore.clock import now_ms
+from tracecore.credentials import Role
+from tracecore.keys import KEY_FILE_ENV, KeyRing, KeySource, write_key_file
+from tracecore.ledger.store import Ledger
+from tracecore.ledger.tenants import DataDir
+from tracerpc.authz import WRITES
+
+SEED = 6_2026
+#: Generated requests per service (garbage bytes and the credential-less pass come on top).
+PER_SERVICE = 10_000
+#: Requests run together; the ledger is compared between windows. Short windows where requests
+#: may be applied (so that many windows have none), long ones where nothing writes the ledger.
+WRITING_WINDOW = 40
+READING_WINDOW = 500
+THREADS = 12
+GARBAGE_PER_METHOD = 40
+UNAUTHENTICATED_PER_SERVICE = 300
+#: A watch that passed validation streams until cancelled; it is given this long.
+WATCH_TIMEOUT_S = 0.5
+MAX_MESSAGE_BYTES = 1 << 20
+HUGE = 64 * 1024
+
+TENANT = "fuzz"
+GTIN, NMPA_ID, LOT = "09501101530003", "8612345", "LOT-F1"
+SUPPLIER, SUPPLIER_LOT = "SinoChem API Co.", "SC-2024-07"
+PARTIES = ("PLANT", "DIST-1", "PHARM-1")
+SERVICES = {"issue": ("pharmatrace.v1.Admin", "pharmatrace.v1.CodeIssuance",
+                      "pharmatrace.v1.Lifecycle"),
+            "verify": ("pharmatrace.v1.Verification", "pharmatrace.v1.Trace")}
+#: Statuses that would mean a crash, a hang or an unmapped error rather than an answer.
+IMPROPER = {grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL, grpc.StatusCode.DATA_LOSS,
+            grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE,
+            grpc.StatusCode.CANCELLED}
+_TRACE = re.compile(r"Traceback|File \"|line \d+, in |\.py\b|site-packages")
+#: A field ("batch.materials[2].supplier: ...") or a JSON path in a document ("$.type: ...").
+_NAMES_A_FIELD = re.compile(r"([a-z_][a-z0-9_]*(\[\d+\])?)(\.[a-z_][a-z0-9_]*(\[\d+\])?)*: |\$")
+#: Messages may quote the request, but only so much of it (see tracerpc.interceptor).
+MAX_DETAILS = 401
+
+
+# -- the server --------------------------------------------------------------------------------
+
+
+@dataclass
+class Target:
+    """One `pharmatrace serve` (auth on, key file from the environment) and tenant ``fuzz``."""
+
+    process: subprocess.Popen[bytes]
+    data: Path
+    log: Path
+    issue: grpc.Channel
+    verify: grpc.Channel
+    admin: str
+    key_file: Path
+    secrets: list[str]
+    known: Known = field(init=False)
+
+    def channel(self, rpc: Rpc) -> grpc.Channel:
+        return self.issue if rpc.service in SERVICES["issue"] else self.verify
+
+    def serving(self) -> bool:
+        for channel in (self.issue, self.verify):
+            response = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=RPC_TIMEOUT_S)
+            if response.status != health_pb2.HealthCheckResponse.SERVING:
+                return False
+        return self.process.poll() is None
+
+
+def _wait_ready(process: subprocess.Popen[bytes], ready: Path, log: Path) -> dict[str, int]:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not ready.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(f"serve did not start:\n{log.read_text(errors='replace')}")
+        time.sleep(0.05)
+    ports: dict[str, int] = json.loads(ready.read_text())
+    return ports
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(30)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(30)
+
+
+@pytest.fixture(scope="module")
+def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
+    root = tmp_path_factory.mktemp("fuzz")
+    data, key_file, log, ready = root / "data", root / "kek", root / "serve.log", root / "ready"
+    write_key_file(key_file)
+    operator_data = DataDir(data, KeySource.dev())
+    try:
+        _, operator = operator_data.operator().create_token(Role.OPERATOR, "", "", 0, now_ms())
+    finally:
+        operator_data.close()
+    env = {**os.environ, KEY_FILE_ENV: str(key_file), "PYTHONUNBUFFERED": "1"}
+    env.pop("PHARMATRACE_KEY_PASSPHRASE", None)
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [*pharmatrace_command(), "serve", "--insecure", "--data", str(data),
+             "--issue-port", "0", "--verify-port", "0", "--metrics-port", "0", "--workers", "1",
+             "--grace", "1", "--ready-file", str(ready)],
+            env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True)
+    channels: list[grpc.Channel] = []
+    try:
+        ports = _wait_ready(process, ready, log)
+        options = [("grpc.max_send_message_length", 64 << 20),
+                   ("grpc.max_receive_message_length", 64 << 20)]
+        channels = [grpc.insecure_channel(f"127.0.0.1:{ports[name]}", options=options)
+                    for name in ("issue", "verify")]
+        admin = _call(channels[0], "/pharmatrace.v1.Admin/CreateTenant",
+                      apb.CreateTenantRequest(tenant=TENANT, name="Fuzz Pharma"),
+                      operator).admin_token
+        target = Target(process, data, log, *channels, admin, key_file, [operator, admin])
+        target.known = _populate(target)
+        yield target
+    finally:
+        for channel in channels:
+            channel.close()
+        _stop(process)
+
+
+def _call(channel: grpc.Channel, path: str, request: Message, token: str) -> Any:
+    outcome = invoke(channel, RPCS[path], request, metadata=bearer(token))
+    assert outcome.code is grpc.StatusCode.OK, (path, outcome)
+    return outcome.responses[0] if len(outcome.responses) == 1 else outcome.responses
+
+
+@dataclass
+class Known:
+    """Real identifiers of tenant ``fuzz``, so that generated requests reach deep checks."""
+
+    codes: list[str]
+    credential_ids: list[str]
+    request_ids: list[str]
+
+
+def _populate(target: Target) -> Known:
+    """Products (GS1 and NMPA), a batch with a raw-material lot, three parties, tokens, and codes
+    in every state a line would leave them: issued, commissioned, shipped."""
+    issue, admin = target.issue, target.admin
+
+    def ok(path: str, request: Message) -> Any:
+        return _call(issue, path, request, admin)
+
+    ok("/pharmatrace.v1.Admin/RegisterProduct", apb.RegisterProductRequest(
+        tenant=TENANT, product=cpb.Product(gtin=GTIN, name="Amoxicillin 500 mg")))
+    ok("/pharmatrace.v1.Admin/RegisterProduct", apb.RegisterProductRequest(
+        tenant=TENANT, product=cpb.Product(nmpa_id=NMPA_ID, name="阿莫西林胶囊")))
+    ok("/pharmatrace.v1.Admin/AddBatch", apb.AddBatchRequest(tenant=TENANT, batch=cpb.Batch(
+        product=GTIN, lot=LOT, expires_on="2031-06-30", authorised_regions=["44"],
+        materials=[cpb.MaterialLot(material="api", supplier=SUPPLIER,
+                                   supplier_lot=SUPPLIER_LOT)])))
+    kinds = (cpb.PARTY_KIND_PLANT, cpb.PARTY_KIND_DISTRIBUTOR, cpb.PARTY_KIND_PHARMACY)
+    for party, kind in zip(PARTIES, kinds, strict=True):
+        ok("/pharmatrace.v1.Admin/AddParty", apb.AddPartyRequest(tenant=TENANT, party=cpb.Party(
+            party_id=party, name=party, kind=kind, region="440305")))
+    credential_ids = []
+    for role in (Role.LINE, Role.PHARMACY):
+        response = ok("/pharmatrace.v1.Admin/CreateToken", apb.CreateTokenRequest(
+            tenant=TENANT, role=int(role)))  # type: ignore[arg-type]
+        credential_ids.append(response.credential.credential_id)
+        target.secrets.append(response.token)
+    codes: list[str] = []
+    request_ids = ["fuzz-units", "fuzz-nmpa", "fuzz-cases"]
+    for request_id, product, level in ((request_ids[0], GTIN, cpb.PACKAGING_LEVEL_UNIT),
+                                       (request_ids[1], NMPA_ID, cpb.PACKAGING_LEVEL_UNIT),
+                                       (request_ids[2], GTIN, cpb.PACKAGING_LEVEL_CASE)):
+        chunks = ok("/pharmatrace.v1.CodeIssuance/RequestCodes", ipb.RequestCodesRequest(
+            tenant=TENANT, product=product, lot=LOT if product == GTIN else "", count=12,
+            level=level, request_id=request_id))
+        for chunk in chunks if isinstance(chunks, list) else [chunks]:
+            codes += [f"(01){chunk.product}(21){s}" if chunk.scheme == cpb.SCHEME_GS1
+                      else chunk.product + s for s in chunk.serials]
+    plant = lpb.EventContext(party_id="PLANT")
+    ok("/pharmatrace.v1.Lifecycle/Commission", lpb.CommissionRequest(
+        tenant=TENANT, codes=codes[:8] + codes[12:20] + codes[24:28], context=plant))
+    ok("/pharmatrace.v1.Lifecycle/Ship", lpb.ShipRequest(
+        tenant=TENANT, codes=codes[:4], destination="DIST-1", context=plant))
+    return Known(codes, credential_ids, request_ids)
+
+
+# -- the generator -----------------------------------------------------------------------------
+
+_SPECIAL = ["", " ", "\x00", "../../../../etc/passwd", "%s%s%n", "'; DROP TABLE codes; --",
+            "\u202e\u0645", "🧪💊", "０９５０１１０１５３０００３", "٠٩٥٠١١٠١٥٣٠٠٠٣", "\t\n\r",
+            "null", "-1", "1e309", "NaN", "${jndi:ldap://x}", "<script>", "\\", "\ufeff"]
+_DATES = ["2031-06-30", "2031-02-30", "31-06-2031", "2031-6-3", "0000-00-00", "9999-12-31",
+          "2031-06-30T00:00:00Z", "20310630"]
+_REGIONS = ["110105", "440305", "44", "4403", "000000", "999999", "1101055", "11a105"]
+_INT32 = [0, 1, -1, 2**31 - 1, -(2**31), 100, 1000, 1001, 1023, 1024, 65_535, 65_536]
+_INT64 = [*_INT32, 2**63 - 1, -(2**63), 2**32, 100_000, 100_001, 10**13]
+_UINT32 = [0, 1, 2**32 - 1, 2**31, 100, 1000, 1001, 1023, 1024, 65_536, 100_001]
+_UINT64 = [*_UINT32, 2**64 - 1, 2**63, 10**13]
+#: Fields whose generic values would make a valid request do unbounded work (mint millions).
+_COUNTS = [0, 1, 2, 3, 10_000_001, 2**64 - 1, 2**40]
+
+
+class Fuzzer:
+    """Random request messages built from their descriptors."""
+
+    def __init__(self, rng: random.Random, known: Known) -> None:
+        self.rng = rng
+        self.known = known
+        self.budget = MAX_MESSAGE_BYTES
+        # Huge values are cut from a few long ones made once: making each anew is too slow.
+        self.long = ["A" * HUGE, "9" * HUGE, self.unicode(HUGE), "\x1d" * HUGE]
+
+    def request(self, rpc: Rpc) -> Message:
+        self.budget = MAX_MESSAGE_BYTES
+        message = self.message(rpc.method.input_type, 0)
+        if "tenant" in rpc.method.input_type.fields_by_name:
+            message.tenant = TENANT if self.rng.random() < 0.9 else self.text("tenant")  # type: ignore[attr-defined]
+        return message
+
+    def message(self, descriptor: Descriptor, depth: int) -> Message:
+        message: Message = GetMessageClass(descriptor)()
+        for fd in descriptor.fields:
+            if self.rng.random() < 0.3:
+                continue
+            if fd.is_repeated:
+                count = self.count()
+                if count > 40:  # past a bound: one short value, many times
+                    values = [self.short(fd)] * count
+                else:
+                    values = [self.value(fd, depth) for _ in range(count)]
+                if fd.type == FieldDescriptor.TYPE_MESSAGE:
+                    getattr(message, fd.name).extend(values)
+                else:
+                    getattr(message, fd.name)[:] = values
+            elif fd.type == FieldDescriptor.TYPE_MESSAGE:
+                if depth < 4:
+                    getattr(message, fd.name).CopyFrom(self.message(fd.message_type, depth + 1))
+            else:
+                setattr(message, fd.name, self.value(fd, depth))
+        return message
+
+    def count(self) -> int:
+        roll = self.rng.random()
+        if roll < 0.2:
+            return 0
+        if roll < 0.7:
+            return self.rng.randint(1, 3)
+        if roll < 0.997:
+            return self.rng.randint(4, 40)
+        return 100_001 if self.budget > 400_000 else 0
+
+    def short(self, fd: FieldDescriptor) -> Any:
+        if fd.type == FieldDescriptor.TYPE_MESSAGE:
+            return GetMessageClass(fd.message_type)()
+        if fd.type == FieldDescriptor.TYPE_STRING:
+            return self.rng.choice(["", "x", *self.known.codes[:3]])
+        return self.value(fd, 0)
+
+    def value(self, fd: FieldDescriptor, depth: int) -> Any:
+        rng, kind = self.rng, fd.type
+        if kind == FieldDescriptor.TYPE_MESSAGE:
+            return self.message(fd.message_type, depth + 1) if depth < 4 else \
+                GetMessageClass(fd.message_type)()
+        if kind == FieldDescriptor.TYPE_STRING:
+            return self.text(fd.name)
+        if kind == FieldDescriptor.TYPE_BYTES:
+            return rng.randbytes(rng.choice([0, 1, 16, 32, 300]))
+        if kind == FieldDescriptor.TYPE_BOOL:
+            return rng.random() < 0.5
+        if kind == FieldDescriptor.TYPE_ENUM:
+            numbers = [v.number for v in fd.enum_type.values]
+            return rng.choice([*numbers, *numbers, rng.randint(-(2**31), 2**31 - 1), 99, -1])
+        if kind in (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT):
+            return rng.choice([0.0, -1.0, 1e308, float("inf"), float("nan"), rng.random()])
+        if fd.name == "count" and fd.containing_type.name == "RequestCodesRequest":
+            return rng.choice(_COUNTS)
+        if kind in (FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_FIXED64):
+            return rng.choice([*_UINT64, rng.getrandbits(64)])
+        if kind in (FieldDescriptor.TYPE_UINT32, FieldDescriptor.TYPE_FIXED32):
+            return rng.choice([*_UINT32, rng.getrandbits(32)])
+        if kind in (FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_SINT64,
+                    FieldDescriptor.TYPE_SFIXED64):
+            return rng.choice([*_INT64, rng.getrandbits(63) - 2**62, now_ms()])
+        return rng.choice([*_INT32, rng.getrandbits(31) - 2**30])
+
+    def text(self, name: str) -> str:
+        rng = self.rng
+        roll = rng.random()
+        if roll < 0.45:
+            known = self.known_text(name)
+            if known is not None:
+                return known
+        if roll < 0.6:
+            return rng.choice(_SPECIAL)
+        if roll < 0.7:
+            return self.code()
+        if roll < 0.72 and self.budget > 4 * HUGE:
+            size = rng.choice([4097, HUGE, rng.randint(1, HUGE)])
+            self.budget -= size * 4
+            return rng.choice(self.long)[:size]
+        if roll < 0.85:
+            return self.unicode(rng.randint(1, 40))
+        if roll < 0.9:
+            return rng.randbytes(rng.randint(1, 40)).decode("latin-1")
+        return "".join(rng.choice("ABCDEFGHJKLMNPQRSTUVWXYZ0123456789-._:")
+                       for _ in range(rng.randint(1, 70)))
+
+    def unicode(self, length: int) -> str:
+        rng = self.rng
+        points = (rng.choice([rng.randint(0x20, 0x7E), rng.randint(0xA0, 0xD7FF),
+                              rng.randint(0xE000, 0x10FFFF)]) for _ in range(length))
+        return "".join(chr(p) for p in points)
+
+    def known_text(self, name: str) -> str | None:
+        rng, known = self.rng, self.known
+        if name in ("code", "codes", "parent", "children"):
+            return rng.choice(known.codes) if rng.random() < 0.6 else self.code()
+        if name in ("product", "products", "gtin"):
+            return rng.choice([GTIN, NMPA_ID, "09501101530010", "09501101530004", "861234"])
+        if name == "nmpa_id":
+            return rng.choice([NMPA_ID, "8612346", "861234X"])
+        if name == "lot":
+            return rng.choice([LOT, "LOT-NONE", "lot with spaces", "L" * 21])
+        if name in ("party_id", "destination"):
+            return rng.choice([*PARTIES, "NOBODY", "bad party"])
+        if name == "request_id":
+            return rng.choice([*known.request_ids, "r" * 65, "bad id!"])
+        if name == "credential_id":
+            return rng.choice([*known.credential_ids, "cert-line-1", "0" * 12])
+        if name == "supplier":
+            return rng.choice([SUPPLIER, " sinochem  api co. "])
+        if name == "supplier_lot":
+            return rng.choice([SUPPLIER_LOT, "SC-0000"])
+        if name in ("region", "authorised_regions"):
+            return rng.choice(_REGIONS)
+        if name.endswith("_on"):
+            return rng.choice(_DATES)
+        if name == "tz_offset":
+            return rng.choice(["+08:00", "-05:30", "+24:00", "Z", "+8"])
+        if name == "document":
+            return rng.choice(["{}", "[]", "{", '{"@context": 1}', json.dumps(
+                {"@context": ["https://ref.gs1.org/standards/epcis/epcis-context.jsonld"],
+                 "type": "EPCISDocument", "schemaVersion": "2.0",
+                 "creationDate": "2026-01-01T00:00:00Z",
+                 "epcisBody": {"eventList": [{"type": "ObjectEvent", "action": "OBSERVE",
+                                              "eventTime": "x", "epcList": [self.code()]}]}})])
+        return None
+
+    def code(self) -> str:
+        """A code in one of its input forms, often damaged."""
+        rng = self.rng
+        base = rng.choice(self.known.codes)
+        forms = [base, base.lower(), base[:-1], base + "0", base.replace("(21)", "(21)X"),
+                 "\x1d" + base.replace("(01)", "01").replace("(21)", "21"),
+                 f"https://id.example/01/{GTIN}/10/{LOT}/21/{base[-12:]}?17=310630",
+                 f"https://id.example/01/{GTIN}/21/%ZZ", "(01)" + "9" * 14 + "(21)",
+                 "".join(rng.choice("0123456789") for _ in range(20)), "(01)(21)", "(17)310630"]
+        text = rng.choice(forms)
+        if text and rng.random() < 0.3:
+            at = rng.randrange(len(text))
+            text = text[:at] + rng.choice("0Ol1I-(\x1d") + text[at + 1:]
+        return text
+
+
+# -- running requests --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Result:
+    path: str
+    code: grpc.StatusCode
+    details: str
+    applied: bool
+    request: Message | bytes
+
+    @property
+    def summary(self) -> str:
+        """The start of the request, for a failure message (formatting every one costs)."""
+        if isinstance(self.request, bytes):
+            return repr(self.request[:64])
+        return str(self.request)[:300]
+
+
+#: Writes that change the tenant's key ring file, never its ledger.
+_KEY_RING_ONLY = frozenset(f"/pharmatrace.v1.Admin/{m}" for m in ("RotateKey", "RetireKey",
+                                                                    "RevokeKey"))
+
+
+def _applied(path: str, outcome: Outcome) -> bool:
+    """Whether a call may have changed the ledger: an OK write, unless its answer says that
+    nothing was applied."""
+    if outcome.code is not grpc.StatusCode.OK or path not in WRITES or path in _KEY_RING_ONLY:
+        return False
+    response = outcome.responses[0] if outcome.responses else None
+    if isinstance(response, lpb.LifecycleResponse):
+        return bool(response.event_seqs or response.changed)
+    if isinstance(response, (lpb.CaptureEventsResponse, lpb.ImportEpcisResponse)):
+        return bool(response.recorded or response.changed)
+    if isinstance(response, ipb.ReturnCodesResponse):
+        return bool(response.voided)
+    if isinstance(response, lpb.RecallResponse):
+        return bool(response.event_seqs)
+    return True
+
+
+def _run(target: Target, rpc: Rpc, request: Message | bytes,
+         metadata: tuple[tuple[str, str], ...]) -> Result:
+    timeout = WATCH_TIMEOUT_S if rpc.path.endswith("/WatchAlerts") else RPC_TIMEOUT_S
+    channel = target.channel(rpc)
+    if isinstance(request, bytes):
+        outcome = _raw(channel, rpc, request, metadata, timeout)
+    else:
+        outcome = invoke(channel, rpc, request, metadata=metadata, timeout=timeout)
+    if outcome.code is grpc.StatusCode.DEADLINE_EXCEEDED and timeout == WATCH_TIMEOUT_S:
+        outcome = Outcome(grpc.StatusCode.OK, "")  # a valid watch streams until cancelled
+    return Result(rpc.path, outcome.code, outcome.details, _applied(rpc.path, outcome), request)
+
+
+def _raw(channel: grpc.Channel, rpc: Rpc, payload: bytes,
+         metadata: tuple[tuple[str, str], ...], timeout: float) -> Outcome:
+    """Sends ``payload`` as the request message, unserialised, through a generic call."""
+    method = rpc.method
+    try:
+        if method.client_streaming and method.server_streaming:
+            list(channel.stream_stream(rpc.path)(iter([payload]), metadata=metadata,
+                                                 timeout=timeout))
+        elif method.client_streaming:
+            channel.stream_unary(rpc.path)(iter([payload]), metadata=metadata, timeout=timeout)
+        elif method.server_streaming:
+            list(channel.unary_stream(rpc.path)(payload, metadata=metadata, timeout=timeout))
+        else:
+            channel.unary_unary(rpc.path)(payload, metadata=metadata, timeout=timeout)
+    except grpc.RpcError as error:
+        return Outcome(error.code(), error.details() or "")  # type: ignore[attr-defined]
+    return Outcome(grpc.StatusCode.OK, "")
+
+
+@dataclass
+class Tally:
+    """What a fuzz run saw: statuses by method, windows compared, requests applied."""
+
+    statuses: Counter[tuple[str, str]] = field(default_factory=Counter)
+    compared: int = 0
+    windows: int = 0
+    applied: int = 0
+    #: The first message seen for each method and status.
+    examples: dict[tuple[str, str], str] = field(default_factory=dict)
+    #: The first example of each kind of improper answer, by method and kind.
+    problems: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def codes(self) -> Counter[str]:
+        out: Counter[str] = Counter()
+        for (_, code), n in self.statuses.items():
+            out[code] += n
+        return out
+
+
+def _secrets_in(target: Target) -> list[str]:
+    """Every secret an error message must not show: tokens, their secret parts, the key-
+    encryption key and every signing key (hex and base64), the data directory."""
+    kek = target.key_file
+    found = [target.data.as_posix(), kek.read_text().strip()]
+    for token in target.secrets:
+        found += [token, token.rsplit(".", 1)[1]]
+    ring = KeyRing.load(target.data / "tenants" / TENANT / "keyring.bin",
+                        KeySource.key_file(kek))
+    for key in ring:
+        found += [key.secret.hex(), key.secret.hex().upper(), base64.b64encode(key.secret).decode(),
+                  base64.urlsafe_b64encode(key.secret).decode().rstrip("=")]
+    return found
+
+
+def _problem(result: Result, secrets: Sequence[str]) -> str | None:
+    """What is wrong with an answer, or None."""
+    if result.code in IMPROPER:
+        return f"{result.code.name} is not a proper answer"
+    if len(result.details) > MAX_DETAILS or "Stream removed" in result.details:
+        return "the message is too long to arrive whole"
+    if result.code is grpc.StatusCode.INVALID_ARGUMENT and not _NAMES_A_FIELD.match(
+            result.details):
+        return "INVALID_ARGUMENT names no field"
+    if _TRACE.search(result.details):
+        return "the message shows code locations"
+    if any(secret in result.details for secret in secrets):
+        return "the message shows a secret or the data directory"
+    return None
+
+
+def _fuzz(target: Target, ledger: Ledger, calls: Sequence[tuple[Rpc, Message | bytes]],
+          metadata: Callable[[int], tuple[tuple[str, str], ...]], *, audit: bool = False
+          ) -> Tally:
+    """Runs ``calls`` a window at a time on ``THREADS`` threads; after each window in which
+    no call was applied, the ledger (audit trail aside unless ``audit``) must be as before."""
+    tally = Tally()
+    secrets = _secrets_in(target)
+    writing = any(rpc.path in WRITES for rpc, _ in calls)
+    size = WRITING_WINDOW if writing else READING_WINDOW
+    with ThreadPoolExecutor(THREADS) as pool:
+        before = ledger_fingerprint(ledger, audit=audit)
+        for start in range(0, len(calls), size):
+            window = calls[start:start + size]
+            results = list(pool.map(lambda item: _run(target, item[1][0], item[1][1],
+                                                      metadata(item[0])),
+                                    enumerate(window, start)))
+            applied = [r for r in results if r.applied]
+            for result in results:
+                tally.statuses[(result.path, result.code.name)] += 1
+                tally.examples.setdefault((result.path, result.code.name), result.details[:150])
+                problem = _problem(result, secrets)
+                if problem is not None:
+                    tally.problems.setdefault((result.path, problem), (
+                        f"{result.path}: {problem}: {result.code.name} "
+                        f"{result.details[:200]!r} for {result.summary!r}"))
+            after = ledger_fingerprint(ledger, audit=audit)
+            tally.windows += 1
+            tally.applied += len(applied)
+            if not applied:
+                tally.compared += 1
+                assert after == before, (
+                    "the ledger changed in a window where no request was applied: "
+                    + "; ".join(f"{r.path} {r.code.name}" for r in results
+                                if r.code is grpc.StatusCode.OK)[:2000])
+            before = after
+    assert target.serving(), "the server stopped serving"
+    assert not tally.problems, "\n".join(tally.problems.values())
+    return tally
+
+
+@pytest.fixture(scope="module")
+def ledger(target: Target) -> Iterator[Ledger]:
+    opened = Ledger(target.data / "tenants" / TENANT / "ledger", tenant=TENANT, readonly=True)
+    yield opened
+    opened.close()
+
+
+def _rpcs_of(service: str) -> list[Rpc]:
+    return [rpc for rpc in RPCS.values() if rpc.service == service]
+
+
+def _generated(target: Target, service: str, seed: int, n: int) -> list[tuple[Rpc, Message]]:
+    rng = random.Random(seed)
+    fuzzer = Fuzzer(rng, target.known)
+    rpcs = _rpcs_of(service)
+    # A watch that passes validation holds a thread until its deadline: fewer of them.
+    weights = [0.1 if rpc.path.endswith("/WatchAlerts") else 1.0 for rpc in rpcs]
+    chosen = rng.choices(rpcs, weights, k=n)
+    return [(rpc, fuzzer.request(rpc)) for rpc in chosen]
+
+
+ALL_SERVICES = [*SERVICES["issue"], *SERVICES["verify"]]
+
+
+@pytest.mark.parametrize("service", ALL_SERVICES)
+def test_generated_requests_get_proper_answers_and_rejected_ones_change_nothing(
+        target: Target, ledger: Ledger, service: str) -> None:
+    """10,000 generated requests with the tenant's admin token (so that they reach validation):
+    every answer is a proper status with a clean message, the server keeps serving, and the
+    ledger does not change across any window of requests none of which was applied."""
+    calls = _generated(target, service, SEED + ALL_SERVICES.index(service), PER_SERVICE)
+    token = bearer(target.admin)
+    tally = _fuzz(target, ledger, calls, lambda _: token)
+    codes = tally.codes()
+    assert sum(codes.values()) == PER_SERVICE
+    past_auth = PER_SERVICE - codes["UNAUTHENTICATED"] - codes["PERMISSION_DENIED"]
+    assert past_auth > PER_SERVICE // 2, codes
+    assert codes["INVALID_ARGUMENT"] > 0 and codes["OK"] > 0, codes
+    assert tally.compared > 0, tally
+
+
+def test_raw_bytes_that_are_no_message_get_proper_answers(target: Target,
+                                                          ledger: Ledger) -> None:
+    """Random bytes sent as the request of every RPC (through a generic call, no serialiser)
+    are answered with a proper status, INVALID_ARGUMENT when they do not decode, never UNKNOWN
+    or INTERNAL, and change nothing."""
+    rng = random.Random(SEED - 1)
+    calls: list[tuple[Rpc, Message | bytes]] = []
+    for rpc in RPCS.values():
+        for _ in range(GARBAGE_PER_METHOD):
+            size = rng.choice([1, 2, 3, 7, 50, 300, 5000])
+            calls.append((rpc, rng.choice([b"\xff" * size, rng.randbytes(size),
+                                           b"\x0a\xff\xff\xff\xff\x0f" + rng.randbytes(size)])))
+    rng.shuffle(calls)
+    token = bearer(target.admin)
+    tally = _fuzz(target, ledger, calls, lambda _: token)
+    assert tally.applied == 0
+    assert tally.codes()["INVALID_ARGUMENT"] > len(calls) // 2, tally.codes()
+
+
+def test_generated_requests_without_a_valid_credential_are_all_unauthenticated(
+        target: Target, ledger: Ledger) -> None:
+    """Generated requests with no token, a forged one or a malformed header are every one
+    UNAUTHENTICATED, and leave the ledger, audit trail included, exactly as it was."""
+    forged = f"pt1.{TENANT}.{'0' * 12}.{'A' * 43}"
+    headers = [(), bearer(forged), (("authorization", "Basic x"),), bearer("garbage")]
+    calls: list[tuple[Rpc, Message | bytes]] = []
+    for index, service in enumerate(ALL_SERVICES):
+        calls += _generated(target, service, SEED + 100 + index, UNAUTHENTICATED_PER_SERVICE)
+    tally = _fuzz(target, ledger, calls, lambda i: headers[i % len(headers)], audit=True)
+    assert tally.codes() == Counter({"UNAUTHENTICATED": len(calls)}), tally.codes()
+    assert tally.compared == tally.windows
+
+
+def test_the_server_logged_no_unexpected_error(target: Target, ledger: Ledger) -> None:
+    """After all the fuzzing, the server's log holds no traceback: nothing was answered from an
+    unexpected exception."""
+    text = target.log.read_text(errors="replace")
+    assert "Traceback" not in text and "unexpected error" not in text, text[-5000:]
