@@ -97,10 +97,15 @@ class Chain(Generic[R]):
                 return expected - 1, expected
             prev = record.hash
             expected += 1
+        last = expected - 1
         head_seq, head_hash = self.head(txn)
-        if head_seq != expected - 1 or head_hash != prev:
-            return expected - 1, expected
-        return expected - 1, None
+        if head_seq < last:  # records beyond the head were added
+            return head_seq, head_seq + 1
+        if head_seq > last:  # records at the end were removed
+            return last, last + 1
+        if head_hash != prev:  # the last record was replaced, its hash recomputed
+            return last - 1, last
+        return last, None
 
     def _parse(self, data: bytes | memoryview) -> R:
         message = self._message()
