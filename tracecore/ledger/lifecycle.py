@@ -133,6 +133,8 @@ class _Session:
         self.holds = Holds(ledger, txn)
         self._batch_rules: dict[int, tuple[cpb.Batch, RegionRule]] = {}
         self._party_rules: dict[int, RegionRule | None] = {}
+        self._children = txn.cursor(db=ledger.db["children"])
+        self._codes = txn.cursor(db=ledger.db["codes"])
 
     # -- reads through the overlays --------------------------------------------------------------
 
@@ -156,7 +158,7 @@ class _Session:
 
     def children(self, key: bytes) -> set[bytes]:
         kids: set[bytes] = set()
-        cursor = self.txn.cursor(db=self.db["children"])
+        cursor = self._children
         if cursor.set_key(key):
             kids.update(bytes(v) for v in cursor.iternext_dup())
         layers: list[_Overlay] = []
@@ -168,6 +170,51 @@ class _Session:
             kids.difference_update(layer.children_removed.get(key, ()))
             kids.update(layer.children_added.get(key, ()))
         return kids
+
+    def records_many(self, keys: list[bytes]) -> list[tuple[bytes, CodeRecord | None]]:
+        """Records of many keys through the overlays; the ledger read in key order."""
+        layers: list[dict[bytes, CodeRecord]] = []
+        layer: _Overlay | None = self.view
+        while layer is not None:
+            if layer.records:
+                layers.append(layer.records)
+            layer = layer.below
+        found: dict[bytes, CodeRecord | None] = {}
+        missing = []
+        for k in keys:
+            for records in layers:
+                r = records.get(k)
+                if r is not None:
+                    found[k] = r
+                    break
+            else:
+                missing.append(k)
+        if missing:
+            get = self._codes.get
+            unpack = CodeRecord.unpack
+            for k in sorted(missing):
+                data = get(k)
+                found[k] = unpack(data) if data is not None else None
+        return [(k, found[k]) for k in keys]
+
+    def tree(self, key: bytes) -> list[tuple[bytes, CodeRecord]]:
+        """``key`` and everything packed inside it, with their records, level by level; only
+        containers (level above 1: units never contain anything) are looked up for contents."""
+        out: list[tuple[bytes, CodeRecord]] = []
+        frontier = [key]
+        while frontier:
+            following: list[bytes] = []
+            for k, r in self.records_many(frontier):
+                if r is None:
+                    raise _Refused("not issued by this tenant")
+                out.append((k, r))
+                if r.level > 1:
+                    following.extend(self.children(k))
+            if len(out) + len(following) > MAX_CODES_PER_REQUEST + 1:
+                raise InvalidArgument(
+                    f"more than {MAX_CODES_PER_REQUEST:,} packs in one request", field="codes")
+            frontier = following
+        return out
 
     def descendants(self, key: bytes) -> Iterator[bytes]:
         stack = [key]
@@ -271,7 +318,8 @@ class _Session:
         """Writes the group's overlay into the transaction."""
         group = self.group
         codes = self.txn.cursor(db=self.db["codes"])
-        codes.putmulti(sorted((k, r.pack()) for k, r in group.records.items()))
+        records = group.records
+        codes.putmulti([(k, records[k].pack()) for k in sorted(records)])
         for child, parent in group.parents.items():
             if parent is None:
                 self.txn.delete(child, db=self.db["parents"])
@@ -284,8 +332,12 @@ class _Session:
             self.txn.cursor(db=self.db["children"]).putmulti(
                 ((parent, child) for child in sorted(kids)), dupdata=True)
         if group.batch_codes:
-            self.txn.cursor(db=self.db["batch_codes"]).putmulti(sorted(group.batch_codes),
-                                                               dupdata=True)
+            by_batch: dict[bytes, list[bytes]] = {}
+            for batch, key in group.batch_codes:
+                by_batch.setdefault(batch, []).append(key)
+            cursor = self.txn.cursor(db=self.db["batch_codes"])
+            for batch in sorted(by_batch):
+                cursor.putmulti([(batch, k) for k in sorted(by_batch[batch])], dupdata=True)
         group.tally.write(self.txn, self.db["counters"])
         group.regions.write(self.txn, self.db["batch_regions"])
         for key, shipper in group.shipments.items():
@@ -358,8 +410,8 @@ def _apply_event(session: _Session, index: int, event: Event, request: Request,
         codes = tuple(sorted((Code.from_key(k) for k in session.children(event.parent.key())),
                              key=Code.key))
         event = replace(event, codes=codes)
-    for position, code in enumerate(codes):
-        key = code.key()
+    keys = [code.key() for code in codes]
+    for position, (code, key) in enumerate(zip(codes, keys, strict=True)):
         try:
             touched.extend(handler(session, event, key, result))
         except _Refused as refused:
@@ -370,9 +422,8 @@ def _apply_event(session: _Session, index: int, event: Event, request: Request,
         return
     result.changed += len(touched)
     record = _event_record(event, request.who, session.now_ms)
-    record.codes.extend(c.key() for c in event.codes)
-    index_keys = list(dict.fromkeys(
-        [c.key() for c in event.codes] + ([event.parent.key()] if event.parent else [])))
+    record.codes.extend(keys)
+    index_keys = list(dict.fromkeys(keys + ([event.parent.key()] if event.parent else [])))
     session.view.events.append((record, index_keys))
     if event.event_id:
         session.view.event_ids.add(event.event_id)
@@ -528,14 +579,14 @@ def _ship(session: _Session, event: Event, key: bytes, result: Result) -> list[b
         raise _Refused(f"is held by {session.party_id(record.holder_ref)}, not {event.party_id}")
     if destination == record.holder_ref:
         raise _Refused("is already held by the destination")
-    moved = [key, *session.descendants(key)]
-    for k, r in _all_existing(session, moved):
+    moved = session.tree(key)
+    for k, r in moved:
         session.put(k, r, r.evolve(flags=r.flags | FLAG_IN_TRANSIT, holder_ref=destination))
     # Where a distributor bound to regions ships to is checked where the packs arrive.
     shipper = sender or record.holder_ref
     if shipper and session.party_rule(shipper) is not None:
         session.view.shipments[key] = shipper
-    return moved
+    return [k for k, _ in moved]
 
 
 def _receive(session: _Session, event: Event, key: bytes, result: Result) -> list[bytes]:
@@ -549,7 +600,7 @@ def _receive(session: _Session, event: Event, key: bytes, result: Result) -> lis
         result.notes.append(
             f"{Code.from_key(key).text()} was shipped to {session.party_id(record.holder_ref)}"
             f" but received by {event.party_id}")
-    moved = _all_existing(session, [key, *session.descendants(key)])
+    moved = session.tree(key)
     for k, r in moved:
         after = r.evolve(flags=r.flags & ~FLAG_IN_TRANSIT, holder_ref=receiver, region=region)
         session.put(k, r, after)
@@ -657,7 +708,7 @@ def _undo(session: _Session, event: Event, key: bytes, result: Result) -> list[b
     if expires is not None and expires < today:
         raise _Refused("the pack has expired")
     changed = []
-    for k in [key, *session.descendants(key)]:
+    for k in [key, *session.descendants(key)] if record.level > 1 else [key]:
         r = _existing(session, k)
         if r.status is not record.status or r.holder_ref != record.holder_ref:
             continue
