@@ -419,7 +419,7 @@ def _audit_verify(args: argparse.Namespace) -> int:
     from tracecore.keys import KeySource
     from tracecore.ledger.access import Access
     from tracecore.ledger.journal import Journal
-    from tracecore.ledger.tenants import DataDir
+    from tracecore.ledger.tenants import LEDGER, OPERATOR_DIR, DataDir
 
     data = DataDir(Path(args.data), KeySource.dev(), readonly=True)  # no key ring is opened
     ok = True
@@ -442,6 +442,15 @@ def _audit_verify(args: argparse.Namespace) -> int:
                 ok = False
                 print(f"{name}: {what}: BROKEN at record {bad} "
                       f"({checked} records before it verify)")
+    if not args.tenant and (Path(args.data) / OPERATOR_DIR / LEDGER / "data.mdb").exists():
+        checked, bad = data.operator().verify_audit()
+        data.close()
+        if bad is None:
+            print(f"operator: audit trail: {checked} records, chain intact")
+        else:
+            ok = False
+            print(f"operator: audit trail: BROKEN at record {bad} "
+                  f"({checked} records before it verify)")
     return EXIT_OK if ok else EXIT_ERROR
 
 

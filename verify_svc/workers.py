@@ -82,9 +82,15 @@ async def serve_worker(config: WorkerConfig, ready: multiprocessing.connection.C
         ready.send(running.port)
         ready.close()
 
+    parent = os.getppid()
+
     async def flush_forever() -> None:
         while True:
             await asyncio.sleep(FLUSH_INTERVAL_S)
+            if os.getppid() != parent:
+                # The supervisor died without stopping us (SIGKILL): nobody will, so stop here.
+                log.warning("the serving process is gone; this worker stops")
+                stop.set()
             try:
                 # A tenant taken offline is closed here even if no call asks for it.
                 data.sweep()

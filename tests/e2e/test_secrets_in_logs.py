@@ -279,8 +279,7 @@ def _leaks(text: str, scenario: Scenario) -> list[str]:
 
 
 def test_the_scenario_ran_with_keys_rotated_and_calls_refused(scenario: Scenario) -> None:
-    """The run did what it claims: DEBUG logging, four signing keys (two rotations by RPC, one
-    by the CLI), a refused login and a rate-limited public call counted in the metrics."""
+    """The run logged at DEBUG, made four keys, refused a login and rate-limited a counted call."""
     assert " DEBUG " in scenario.log
     names = [name for name in _secrets(scenario) if name.startswith("signing key")]
     assert {name.split()[2] for name in names} == {"1", "2", "3", "4"}
@@ -292,14 +291,12 @@ def test_the_scenario_ran_with_keys_rotated_and_calls_refused(scenario: Scenario
 
 
 def test_the_server_log_holds_no_secret(scenario: Scenario) -> None:
-    """The DEBUG log of the whole run names no token (whole or its secret), not the passphrase,
-    no signing key in hex or base64, and not the data directory."""
+    """The DEBUG log names no token, token secret, passphrase, signing key or data directory."""
     assert _leaks(scenario.log, scenario) == []
 
 
 def test_no_answer_holds_a_secret(scenario: Scenario) -> None:
-    """No answer or error a client got (beyond the one showing a new token), and no output of
-    the commands run, holds a token, the passphrase, a key or the data directory."""
+    """No answer, error or command output (bar a new token's) holds a secret or the data path."""
     leaks = {name for answer in scenario.answers for name in _leaks(answer, scenario)}
     assert leaks == set()
 

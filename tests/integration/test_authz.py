@@ -489,8 +489,7 @@ PATHS = sorted(RPCS)
 
 
 def test_both_servers_serve_every_described_service_and_nothing_else(served: Secured) -> None:
-    """Reflection (asked without a credential) lists every pharmatrace service of the protos on
-    exactly one of the two servers, next to health and reflection."""
+    """Reflection, asked with no credential, lists each described service on one server only."""
     issue, verify = listed_services(served.issue), listed_services(served.verify)
     described = {rpc.service for rpc in RPCS.values()}
     standard = {"grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"}
@@ -510,8 +509,7 @@ def test_every_rpc_refuses_a_caller_without_credential(served: Secured, world: W
 @pytest.mark.parametrize("path", PATHS)
 def test_every_role_may_call_exactly_what_the_table_allows(served: Secured, world: World,
                                                            path: str) -> None:
-    """A token of each role of the tenant (and the platform operator's) passes the checks
-    where TABLE allows the role and is PERMISSION_DENIED, naming the role, everywhere else."""
+    """Each role's token (and the operator's) passes where TABLE allows, else PERMISSION_DENIED."""
     assert path in TABLE, f"{path} has no entry in tracerpc.authz.TABLE"
     for role, token in world.tokens.items():
         outcome = served.call(path, request_for(path, world, harmless=True), token)
@@ -525,9 +523,7 @@ def test_every_role_may_call_exactly_what_the_table_allows(served: Secured, worl
 @pytest.mark.parametrize("path", PATHS)
 def test_another_tenants_admin_reads_and_changes_nothing(served: Secured, world: World,
                                                          path: str) -> None:
-    """Tenant B's admin token on tenant A's request is PERMISSION_DENIED; A's ledger, audit
-    trail, key ring and online state stay as they were, and the answer is the same as for a
-    tenant that does not exist."""
+    """B's admin on A's request: PERMISSION_DENIED as for no tenant; A's state is unchanged."""
     before = tenant_state(served, world.a)
     outcome = served.call(path, request_for(path, world, harmless=False), world.b_admin)
     assert outcome.code is PERMISSION_DENIED, outcome
@@ -579,9 +575,7 @@ def _forged(tenant: str, credential_id: str | None = None) -> str:
 
 def test_a_wrong_token_is_refused_alike_whether_or_not_its_tenant_exists(
         served: Secured, world: World) -> None:
-    """A wrong secret for a real credential, an unknown credential of a real tenant and a token
-    naming a tenant that does not exist get the same UNAUTHENTICATED answer on both servers,
-    which repeats no part of the token."""
+    """Wrong secret, credential or tenant: one same UNAUTHENTICATED answer, no token echoed."""
     real_id = world.credential_ids[Role.LINE]
     wrong = [_forged(world.a, world.credential_ids[Role.REGULATOR]), _forged(world.a),
              _forged(GHOST), _forged(world.b, real_id)]
@@ -605,8 +599,7 @@ def test_a_wrong_token_is_refused_alike_whether_or_not_its_tenant_exists(
 ])
 def test_a_malformed_authorization_header_is_unauthenticated(served: Secured, world: World,
                                                              header: str) -> None:
-    """Anything but 'Bearer pt1.<tenant>.<id>.<secret>' is UNAUTHENTICATED without echoing the
-    header, on both servers."""
+    """Anything but 'Bearer pt1.<tenant>.<id>.<secret>' is UNAUTHENTICATED and is not echoed."""
     for path, request in (
             ("/pharmatrace.v1.Admin/ListProducts", apb.ListProductsRequest(tenant=world.a)),
             ("/pharmatrace.v1.Verification/Verify", vpb.VerifyRequest(tenant=world.a,
@@ -632,9 +625,7 @@ def test_a_token_is_accepted_with_any_case_of_bearer(served: Secured, world: Wor
 
 
 def test_a_party_bound_credential_acts_only_for_its_party(served: Secured, world: World) -> None:
-    """A distributor token bound to DIST-1 may not name another party (in a request's context,
-    in any event of a stream, or in a verification), fills in DIST-1 where none is named, and
-    may not import whole EPCIS documents, whose events name parties of their own."""
+    """A party's token names no other party (context, events, scans), fills in its own."""
     a, admin = world.a, world.admin
     token, _ = create_token(served, a, admin, Role.DISTRIBUTOR, party="DIST-1")
     codes = issue_codes(served, a, admin, 3)
@@ -671,8 +662,7 @@ def test_a_party_bound_credential_acts_only_for_its_party(served: Secured, world
 
 def test_a_client_stream_is_checked_with_no_message_and_on_every_message(
         served: Secured, world: World) -> None:
-    """An empty client stream without a credential is UNAUTHENTICATED (with one it passes), and
-    a later message of a stream naming another tenant is PERMISSION_DENIED."""
+    """An empty client stream needs a credential; a later message for another tenant is refused."""
     verify_stream = RPCS["/pharmatrace.v1.Verification/VerifyStream"]
     capture = RPCS["/pharmatrace.v1.Lifecycle/CaptureEvents"]
     for rpc, channel in ((verify_stream, served.verify), (capture, served.issue)):
@@ -743,9 +733,7 @@ def mtls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MutualTls]:
 
 def test_a_bound_client_certificate_authenticates_with_its_role_and_party(
         mtls: MutualTls) -> None:
-    """Over mutual TLS, a certificate bound to m1 as a line of PLANT-M may do what a line may in
-    m1, only for PLANT-M, is refused what a line may not, is unknown in m2, and is
-    UNAUTHENTICATED once its binding is revoked; an unbound certificate is UNAUTHENTICATED."""
+    """A bound certificate acts with its role and party, is unknown elsewhere, dies when revoked."""
     secured = mtls.secured
     secured.ok("/pharmatrace.v1.Admin/AddParty", apb.AddPartyRequest(tenant="m1", party=cpb.Party(
         party_id="PLANT-M", name="Plant", kind=cpb.PARTY_KIND_PLANT)), mtls.admin)
@@ -788,10 +776,7 @@ def test_a_bound_client_certificate_authenticates_with_its_role_and_party(
 
 def test_public_verification_is_anonymous_only_when_enabled_and_rate_limited(
         served: Secured, world: World) -> None:
-    """With public verification on, Verify (and nothing else) answers without a credential, at
-    most the public rate per client: then RESOURCE_EXHAUSTED with a retry-after-ms trailer,
-    counted in pharmatrace_rate_limited_total. A public token has a bucket of its own, other
-    roles none; with public verification off, Verify needs a credential."""
+    """Only Verify is anonymous, only with --public-verify, and rate-limited with retry-after."""
     verify = RPCS["/pharmatrace.v1.Verification/Verify"]
     request = vpb.VerifyRequest(tenant=world.a, code=world.active[-1])
     assert invoke(served.verify, verify, request).code is UNAUTHENTICATED

@@ -38,6 +38,7 @@ from pharmatrace.v1 import common_pb2 as cpb
 from pharmatrace.v1 import issuance_pb2 as ipb
 from pharmatrace.v1 import lifecycle_pb2 as lpb
 
+import tracerpc
 from tests.e2e.conftest import START_TIMEOUT_S, pharmatrace_command
 from tests.integration.conftest import RPC_TIMEOUT_S
 from tests.integration.test_authz import (
@@ -54,6 +55,7 @@ from tracecore.keys import KEY_FILE_ENV, KeyRing, KeySource, write_key_file
 from tracecore.ledger.store import Ledger
 from tracecore.ledger.tenants import DataDir
 from tracerpc.authz import WRITES
+from tracerpc.interceptor import MAX_MESSAGE_CHARS
 
 SEED = 6_2026
 #: Generated requests per service (garbage bytes and the credential-less pass come on top).
@@ -81,11 +83,11 @@ SERVICES = {"issue": ("pharmatrace.v1.Admin", "pharmatrace.v1.CodeIssuance",
 IMPROPER = {grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL, grpc.StatusCode.DATA_LOSS,
             grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE,
             grpc.StatusCode.CANCELLED}
-_TRACE = re.compile(r"Traceback|File \"|line \d+, in |\.py\b|site-packages")
+_TRACE = re.compile(r"Traceback|File \"|line \d+, in |/[\w./-]+\.py\b|site-packages")
 #: A field ("batch.materials[2].supplier: ...") or a JSON path in a document ("$.type: ...").
 _NAMES_A_FIELD = re.compile(r"([a-z_][a-z0-9_]*(\[\d+\])?)(\.[a-z_][a-z0-9_]*(\[\d+\])?)*: |\$")
-#: Messages may quote the request, but only so much of it (see tracerpc.interceptor).
-MAX_DETAILS = 401
+#: Messages may quote the request, but only so much of it.
+MAX_DETAILS = MAX_MESSAGE_CHARS + len("…")
 
 
 # -- the server --------------------------------------------------------------------------------
@@ -510,7 +512,8 @@ def _secrets_in(target: Target) -> list[str]:
     """Every secret an error message must not show: tokens, their secret parts, the key-
     encryption key and every signing key (hex and base64), the data directory."""
     kek = target.key_file
-    found = [target.data.as_posix(), kek.read_text().strip()]
+    code = Path(tracerpc.__file__).parent.parent
+    found = [target.data.as_posix(), code.as_posix(), kek.read_text().strip()]
     for token in target.secrets:
         found += [token, token.rsplit(".", 1)[1]]
     ring = KeyRing.load(target.data / "tenants" / TENANT / "keyring.bin",
@@ -604,9 +607,7 @@ ALL_SERVICES = [*SERVICES["issue"], *SERVICES["verify"]]
 @pytest.mark.parametrize("service", ALL_SERVICES)
 def test_generated_requests_get_proper_answers_and_rejected_ones_change_nothing(
         target: Target, ledger: Ledger, service: str) -> None:
-    """10,000 generated requests with the tenant's admin token (so that they reach validation):
-    every answer is a proper status with a clean message, the server keeps serving, and the
-    ledger does not change across any window of requests none of which was applied."""
+    """10,000 admin requests: proper, clean answers, still serving, no change from rejected ones."""
     calls = _generated(target, service, SEED + ALL_SERVICES.index(service), PER_SERVICE)
     token = bearer(target.admin)
     tally = _fuzz(target, ledger, calls, lambda _: token)
@@ -620,9 +621,7 @@ def test_generated_requests_get_proper_answers_and_rejected_ones_change_nothing(
 
 def test_raw_bytes_that_are_no_message_get_proper_answers(target: Target,
                                                           ledger: Ledger) -> None:
-    """Random bytes sent as the request of every RPC (through a generic call, no serialiser)
-    are answered with a proper status, INVALID_ARGUMENT when they do not decode, never UNKNOWN
-    or INTERNAL, and change nothing."""
+    """Random bytes as a request get a proper status (INVALID_ARGUMENT if undecodable)."""
     rng = random.Random(SEED - 1)
     calls: list[tuple[Rpc, Message | bytes]] = []
     for rpc in RPCS.values():
@@ -639,8 +638,7 @@ def test_raw_bytes_that_are_no_message_get_proper_answers(target: Target,
 
 def test_generated_requests_without_a_valid_credential_are_all_unauthenticated(
         target: Target, ledger: Ledger) -> None:
-    """Generated requests with no token, a forged one or a malformed header are every one
-    UNAUTHENTICATED, and leave the ledger, audit trail included, exactly as it was."""
+    """Without a valid credential all is UNAUTHENTICATED; the ledger, audit included, is kept."""
     forged = f"pt1.{TENANT}.{'0' * 12}.{'A' * 43}"
     headers = [(), bearer(forged), (("authorization", "Basic x"),), bearer("garbage")]
     calls: list[tuple[Rpc, Message | bytes]] = []
@@ -652,7 +650,6 @@ def test_generated_requests_without_a_valid_credential_are_all_unauthenticated(
 
 
 def test_the_server_logged_no_unexpected_error(target: Target, ledger: Ledger) -> None:
-    """After all the fuzzing, the server's log holds no traceback: nothing was answered from an
-    unexpected exception."""
+    """After all the fuzzing the server's log holds no traceback: no answer came from a crash."""
     text = target.log.read_text(errors="replace")
     assert "Traceback" not in text and "unexpected error" not in text, text[-5000:]
