@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -364,7 +365,13 @@ def _mismatch(lot: str | None, expiry: str | None, info: _BatchInfo) -> bool:
         return True
     if expiry is None:
         return False
+    scanned = _expiry_date(expiry)
     if expiry.endswith("00"):
-        scanned = gs1.expiry_date(expiry)
         return (scanned.year, scanned.month) != (info.expires_on.year, info.expires_on.month)
-    return gs1.expiry_date(expiry) != info.expires_on
+    return scanned != info.expires_on
+
+
+@functools.lru_cache(maxsize=4096)
+def _expiry_date(yymmdd: str) -> dt.date:
+    """A scanned expiry as a date; a pallet's packs share a few, so each is worked out once."""
+    return gs1.expiry_date(yymmdd)

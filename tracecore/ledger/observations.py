@@ -133,13 +133,22 @@ class Observations:
         def fn(txn: Txn) -> int:
             with self._lock:
                 self._flushing_txn = txn.id()
+            # One pass in key order with plain tuples, then one putmulti: this runs for every
+            # code scanned, so it is written like the verification loop itself.
+            get, pack, unpack, db = txn.get, _SCAN.pack, _SCAN.unpack, self._db
+            merged: list[tuple[bytes, bytes]] = []
             for key in sorted(batch):
-                stats = batch[key]
-                stored = txn.get(key, db=self._db)
-                if stored is not None:
-                    stats = ScanStats(*_SCAN.unpack(stored)).merged(stats)
-                txn.put(key, _SCAN.pack(stats.count, stats.first_ms, stats.last_ms,
-                                        stats.last_region), db=self._db)
+                s = batch[key]
+                stored = get(key, db=db)
+                if stored is None:
+                    merged.append((key, pack(s.count, s.first_ms, s.last_ms, s.last_region)))
+                    continue
+                count, first, last_ms, last_region = unpack(stored)
+                if s.last_ms >= last_ms:
+                    last_ms, last_region = s.last_ms, s.last_region
+                merged.append((key, pack(count + s.count, min(first, s.first_ms), last_ms,
+                                         last_region)))
+            txn.cursor(db=db).putmulti(merged)
             return len(batch)
 
         try:
