@@ -14,6 +14,8 @@ from tracecore.minting import Minter, check_density, density_slot
 
 MAX_COUNT = 10_000_000
 MAX_CHUNK = 65_536
+#: At most this many chunks go into one commit (see ``issue``).
+COMMIT_CHUNKS = 4
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
@@ -68,15 +70,20 @@ def issue(
     clock_ms: Callable[[], int],
 ) -> Iterator[Chunk]:
     """The pool's codes in order, chunk by chunk: first those already issued under the request id
-    (a retry), then newly minted ones. Each new chunk is committed (fsync) before it is yielded.
+    (a retry), then newly minted ones. New codes are committed (fsync) before any chunk holding
+    them is yielded.
 
-    Runs on the ledger's writer thread, one chunk per ``next()``.
+    Runs on the ledger's writer thread, one chunk per ``next()``. The first commit holds one
+    chunk so that the line gets codes at once; later commits hold up to ``COMMIT_CHUNKS``
+    chunks, because a commit rewrites most of the code tree's leaf pages (random keys) and
+    fewer, larger commits write far less.
     """
     ledger = tenant.ledger
     record = ledger.open_pool(request, tenant.keys.active.key_id, clock_ms())
     pool, pool_ref = record.pool, record.pool_ref
     scheme, product, count = Scheme(pool.scheme), pool.product, pool.count
     position = 0
+    batch = 1
     while position < count:
         issued = ledger.pool(request.request_id).pool.issued
         fresh = position >= issued
@@ -84,12 +91,15 @@ def issue(
             serials = ledger.pool_serials(pool_ref, position, min(issued, position + size))
         else:
             serials = _mint_chunk(tenant, ledger, request.request_id, scheme, product, position,
-                                  min(size, count - position), clock_ms)
+                                  min(size * batch, count - position), clock_ms)
             if not serials:
                 continue
-        position += len(serials)
-        yield Chunk(request.request_id, scheme, product, serials, position - len(serials),
-                    position, count, fresh)
+            batch = min(batch * 2, COMMIT_CHUNKS)
+        for start in range(0, len(serials), size):
+            part = serials[start:start + size]
+            position += len(part)
+            yield Chunk(request.request_id, scheme, product, part, position - len(part),
+                        position, count, fresh)
 
 
 def _mint_chunk(

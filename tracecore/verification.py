@@ -79,7 +79,10 @@ class Alert(enum.IntEnum):
 
 
 def alerts_of(mask: int) -> list[Alert]:
-    return [a for a in Alert if mask & a.bit]
+    return [alert for bit, alert in _ALERT_BITS if mask & bit]
+
+
+_ALERT_BITS = tuple((alert.bit, alert) for alert in Alert)
 
 
 _STATUS_ALERTS = {

@@ -54,7 +54,10 @@ class Env:
         map_size: int = DEFAULT_MAP_SIZE,
         max_map_size: int = DEFAULT_MAX_MAP_SIZE,
         dupsort: tuple[str, ...] = (),
+        durable: bool = True,
     ) -> None:
+        """``durable=False`` leaves flushing a commit to the operating system: it survives the
+        process being killed, not the machine losing power. Only for data that can lag."""
         self.owner = owner
         self.readonly = readonly
         self._max_map_size = max(max_map_size, map_size)
@@ -77,8 +80,8 @@ class Env:
                 create=not readonly,
                 readahead=False,
                 max_readers=1024,
-                sync=True,
-                metasync=True,
+                sync=durable,
+                metasync=durable,
                 lock=True,
             )
             self.dbs: dict[str, Database] = {}
