@@ -17,7 +17,8 @@ from pharmatrace.v1 import verification_pb2 as vpb
 
 from tracecore import epcis, masterdata, regions
 from tracecore.codes import Code, parse
-from tracecore.errors import InvalidArgument, NotFound, ParseError
+from tracecore.credentials import Role
+from tracecore.errors import InvalidArgument, NotFound, ParseError, PermissionDenied
 from tracecore.events import CBV, DECOMMISSION_CBV, EventKind
 from tracecore.ledger import alerts, exchange, oversight
 from tracecore.ledger.history import EventFilter, list_events, trace
@@ -25,6 +26,7 @@ from tracecore.ledger.store import Ledger
 from tracecore.ledger.tenants import DataDir
 from tracecore.oversight import lot as check_lot
 from tracecore.status import Status
+from tracerpc.authz import CALLER
 
 MAX_CODES_LISTED = 100
 MAX_PAGE = 1000
@@ -63,6 +65,10 @@ class TraceServicer(trace_pb2_grpc.TraceServicer):
                      if status is not record.status else [])
         history = sorted([*((e, via) for e, via in traced.history), *((e, None) for e in holds)],
                          key=lambda item: (item[0].when_ms, item[0].seq))
+        own = _custody_party()
+        if own and traced.holder != own and not any(
+                own in (e.party_id, e.destination) for e, _ in history):
+            raise PermissionDenied("a distributor traces the packs that were in its custody")
         return pb.TraceCodeResponse(
             code=code.text(),
             status=int(status),  # type: ignore[arg-type]
@@ -176,8 +182,8 @@ class TraceServicer(trace_pb2_grpc.TraceServicer):
         if not host.startswith(("https://", "http://")) or len(host) > 200:
             raise InvalidArgument("must be an http(s) URL", field="digital_link_host")
         ledger = self._data.get(request.tenant).ledger
-        wanted = _filter(ledger, request.product, request.lot, request.party_id,
-                         request.from_ms, request.to_ms)
+        wanted = _filter(ledger, request.product, request.lot,
+                         _party_filter(request.party_id), request.from_ms, request.to_ms)
         form: epcis.IdForm = ("digital-link" if request.epc_form == pb.EPC_FORM_DIGITAL_LINK
                               else "epc")
         document, count, truncated = exchange.export(
@@ -191,8 +197,8 @@ class TraceServicer(trace_pb2_grpc.TraceServicer):
         if size > MAX_PAGE:
             raise InvalidArgument(f"at most {MAX_PAGE}", field="page_size")
         ledger = self._data.get(request.tenant).ledger
-        wanted = _filter(ledger, request.product, request.lot, request.party_id,
-                         request.from_ms, request.to_ms)
+        wanted = _filter(ledger, request.product, request.lot,
+                         _party_filter(request.party_id), request.from_ms, request.to_ms)
         with ledger.env.read() as txn:
             events, token = list_events(ledger, txn, wanted, size, request.page_token)
         return pb.ListEventsResponse(events=[traced_event(e, None) for e in events],
@@ -222,6 +228,22 @@ def _alert_filter(ledger: Ledger, request: pb.ListAlertsRequest | pb.WatchAlerts
               if request.region else "")
     return alerts.AlertFilter(kind=request.kind, product=product, lot=request.lot,
                               region=region)
+
+
+def _custody_party() -> str:
+    """The party a distributor's credential acts for: it reads only its own custody."""
+    caller = CALLER.get()
+    if caller is not None and caller.role is Role.DISTRIBUTOR and caller.party_id:
+        return caller.party_id
+    return ""
+
+
+def _party_filter(requested: str) -> str:
+    own = _custody_party()
+    if own and requested and requested != own:
+        raise PermissionDenied(f"this credential reads the events of {own} only",
+                               field="party_id")
+    return own or requested
 
 
 def _filter(ledger: Ledger, product: str, lot: str, party_id: str, from_ms: int, to_ms: int

@@ -660,6 +660,32 @@ def test_a_party_bound_credential_acts_only_for_its_party(served: Secured, world
     assert traced.history[-1].party_id == "DIST-1"
 
 
+def test_a_distributor_traces_only_what_was_in_its_custody(served: Secured,
+                                                          world: World) -> None:
+    """A distributor's token traces packs it held and lists its own events, nothing else."""
+    a, admin = world.a, world.admin
+    token, _ = create_token(served, a, admin, Role.DISTRIBUTOR, party="DIST-1")
+    codes = issue_codes(served, a, admin, 2)
+    lifecycle(served, "Commission", lpb.CommissionRequest(
+        tenant=a, codes=codes, context=lpb.EventContext(party_id="PLANT")), admin)
+    lifecycle(served, "Ship", lpb.ShipRequest(
+        tenant=a, codes=codes[:1], destination="DIST-1",
+        context=lpb.EventContext(party_id="PLANT")), admin)
+
+    mine = served.call("/pharmatrace.v1.Trace/TraceCode",
+                       tpb.TraceCodeRequest(tenant=a, code=codes[0]), token)
+    assert mine.code is OK, mine
+    other = served.call("/pharmatrace.v1.Trace/TraceCode",
+                        tpb.TraceCodeRequest(tenant=a, code=codes[1]), token)
+    assert other.code is PERMISSION_DENIED and "custody" in other.details, other
+    elsewhere = served.call("/pharmatrace.v1.Trace/ListEvents",
+                            tpb.ListEventsRequest(tenant=a, party_id="PLANT"), token)
+    assert elsewhere.code is PERMISSION_DENIED and "party_id" in elsewhere.details, elsewhere
+    own = served.ok("/pharmatrace.v1.Trace/ListEvents", tpb.ListEventsRequest(tenant=a), token)
+    assert isinstance(own, tpb.ListEventsResponse) and own.events
+    assert all("DIST-1" in (e.party_id, e.destination) for e in own.events)
+
+
 def test_a_client_stream_is_checked_with_no_message_and_on_every_message(
         served: Secured, world: World) -> None:
     """An empty client stream needs a credential; a later message for another tenant is refused."""
