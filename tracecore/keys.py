@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import hmac
 import json
@@ -10,7 +9,6 @@ import os
 import secrets
 import string
 import struct
-import tempfile
 import threading
 import time
 import unicodedata
@@ -26,6 +24,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from tracecore.errors import FailedPrecondition, InvalidArgument, KeyRingError, NotFound
+from tracecore.files import fsync_directory, write_atomic
 from tracecore.mac import Mac
 
 MAX_KEY_ID: Final = 1023
@@ -189,7 +188,8 @@ class KeyRing:
                 nonce, _encode(self._view.keys.values()), header
             )
             try:
-                _write_atomic(Path(path), header + sealed)
+                write_atomic(Path(path), header + sealed)
+                fsync_directory(Path(path).parent)
             except OSError as exc:
                 raise KeyRingError(
                     f"key ring file cannot be written: {_reason(exc)}"
@@ -346,7 +346,7 @@ def write_key_file(path: str | os.PathLike[str]) -> None:
             out.write(data)
             out.flush()
             os.fsync(out.fileno())
-        _fsync_directory(target.parent)
+        fsync_directory(target.parent)
     except OSError as exc:
         raise KeyRingError(f"key file cannot be written: {_reason(exc)}") from None
 
@@ -435,32 +435,6 @@ def _read_bounded(path: Path, limit: int, what: str) -> bytes:
     if len(content) > limit:
         raise KeyRingError(f"{what} is too large")
     return content
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` so that a crash leaves the old file or the new one, never a mix."""
-    # mkstemp creates the file with mode 0600, so the new ring is never readable by others.
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
-    _fsync_directory(path.parent)
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make a rename or a new entry in ``directory`` durable."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _reason(exc: OSError) -> str:

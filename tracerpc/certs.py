@@ -7,7 +7,6 @@ import datetime
 import ipaddress
 import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, Pub
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tracecore.errors import AlreadyExists, FailedPrecondition, InvalidArgument
+from tracecore.files import fsync_directory, write_atomic
 
 
 @dataclass(frozen=True)
@@ -325,40 +325,14 @@ def _publish(directory: Path, outputs: Sequence[_Output], *, overwrite: bool) ->
                 f"{output.path.name} cannot be written: {_reason(exc)}"
             ) from None
     try:
-        _fsync_directory(directory)
+        fsync_directory(directory)
     except OSError as exc:
         raise FailedPrecondition(f"PKI directory cannot be synced: {_reason(exc)}") from None
 
 
 def _write(output: _Output, *, overwrite: bool) -> None:
     """Put ``output`` in place whole or not at all: a crash leaves the old file or the new one."""
-    path = output.path
-    # mkstemp creates the file with mode 0600, so a key is never readable by others, not even
-    # while it is being written.
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            os.fchmod(out.fileno(), output.mode)
-            out.write(output.content)
-            out.flush()
-            os.fsync(out.fileno())
-        if overwrite:
-            os.replace(temp, path)
-        else:
-            # Unlike rename, link refuses a name that was taken after _publish checked it.
-            os.link(temp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make new entries in ``directory`` durable."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    write_atomic(output.path, output.content, mode=output.mode, overwrite=overwrite)
 
 
 def _read(path: Path) -> bytes:

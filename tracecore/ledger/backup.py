@@ -40,6 +40,7 @@ from tracecore.errors import (
     NotFound,
     TraceError,
 )
+from tracecore.files import fsync_directory
 from tracecore.keys import KeyRing, KeySource
 from tracecore.ledger.access import Access
 from tracecore.ledger.env import Env, in_use
@@ -129,7 +130,7 @@ def backup(data_root: Path, tenant: str, dest: Path, *, ledger_only: bool = Fals
         if dest.exists():
             dest.rmdir()
         os.rename(staging, dest)
-        _fsync_dir(dest.parent)
+        fsync_directory(dest.parent)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -286,7 +287,7 @@ def _swap(staging: Path, target: Path) -> None:
     if target.exists():
         os.rename(target, old)
     os.rename(staging, target)
-    _fsync_dir(target.parent)
+    fsync_directory(target.parent)
     shutil.rmtree(old, ignore_errors=True)
 
 
@@ -341,13 +342,5 @@ def _fsync_tree(directory: Path) -> None:
         finally:
             os.close(fd)
     for path in sorted((p for p in directory.rglob("*") if p.is_dir()), reverse=True):
-        _fsync_dir(path)
-    _fsync_dir(directory)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        fsync_directory(path)
+    fsync_directory(directory)
