@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import Any
 
 import grpc
 from pharmatrace.v1 import admin_pb2 as pb
@@ -27,7 +28,7 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
         self._writer = writer
 
     async def CreateTenant(
-        self, request: pb.CreateTenantRequest, context: grpc.aio.ServicerContext
+        self, request: pb.CreateTenantRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.CreateTenantResponse:
         if len(request.name) > 200:
             raise InvalidArgument("at most 200 characters", field="name")
@@ -38,72 +39,72 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
                                        admin_token=token)
 
     async def ListTenants(
-        self, request: pb.ListTenantsRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ListTenantsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ListTenantsResponse:
         return pb.ListTenantsResponse(tenants=self._data.names())
 
     async def RegisterProduct(
-        self, request: pb.RegisterProductRequest, context: grpc.aio.ServicerContext
+        self, request: pb.RegisterProductRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.RegisterProductResponse:
         ledger = self._data.get(request.tenant).ledger
         product = await self._writer.run(ledger.register_product, request.product, now_ms())
         return pb.RegisterProductResponse(product=product)
 
     async def GetProduct(
-        self, request: pb.GetProductRequest, context: grpc.aio.ServicerContext
+        self, request: pb.GetProductRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.GetProductResponse:
         _, product = self._data.get(request.tenant).ledger.product(request.product)
         return pb.GetProductResponse(product=product)
 
     async def ListProducts(
-        self, request: pb.ListProductsRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ListProductsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ListProductsResponse:
         ledger = self._data.get(request.tenant).ledger
         products, token = ledger.products(request.page_size, request.page_token)
         return pb.ListProductsResponse(products=products, next_page_token=token)
 
     async def AddBatch(
-        self, request: pb.AddBatchRequest, context: grpc.aio.ServicerContext
+        self, request: pb.AddBatchRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.AddBatchResponse:
         ledger = self._data.get(request.tenant).ledger
         batch = await self._writer.run(ledger.add_batch, request.batch, now_ms())
         return pb.AddBatchResponse(batch=batch)
 
     async def GetBatch(
-        self, request: pb.GetBatchRequest, context: grpc.aio.ServicerContext
+        self, request: pb.GetBatchRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.GetBatchResponse:
         _, batch = self._data.get(request.tenant).ledger.batch(request.product, request.lot)
         return pb.GetBatchResponse(batch=batch)
 
     async def ListBatches(
-        self, request: pb.ListBatchesRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ListBatchesRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ListBatchesResponse:
         ledger = self._data.get(request.tenant).ledger
         batches, token = ledger.batches(request.product, request.page_size, request.page_token)
         return pb.ListBatchesResponse(batches=batches, next_page_token=token)
 
     async def AddParty(
-        self, request: pb.AddPartyRequest, context: grpc.aio.ServicerContext
+        self, request: pb.AddPartyRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.AddPartyResponse:
         ledger = self._data.get(request.tenant).ledger
         party = await self._writer.run(ledger.add_party, request.party, now_ms())
         return pb.AddPartyResponse(party=party)
 
     async def GetParty(
-        self, request: pb.GetPartyRequest, context: grpc.aio.ServicerContext
+        self, request: pb.GetPartyRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.GetPartyResponse:
         _, party = self._data.get(request.tenant).ledger.party(request.party_id)
         return pb.GetPartyResponse(party=party)
 
     async def ListParties(
-        self, request: pb.ListPartiesRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ListPartiesRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ListPartiesResponse:
         ledger = self._data.get(request.tenant).ledger
         parties, token = ledger.parties(request.page_size, request.page_token)
         return pb.ListPartiesResponse(parties=parties, next_page_token=token)
 
     async def CreateToken(
-        self, request: pb.CreateTokenRequest, context: grpc.aio.ServicerContext
+        self, request: pb.CreateTokenRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.CreateTokenResponse:
         access = self._data.get(request.tenant).access
         credential, token = await self._writer.run(
@@ -112,20 +113,20 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
         return pb.CreateTokenResponse(credential=credential, token=token)
 
     async def ListTokens(
-        self, request: pb.ListTokensRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ListTokensRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ListTokensResponse:
         access = self._data.get(request.tenant).access
         return pb.ListTokensResponse(credentials=access.credentials())
 
     async def RevokeToken(
-        self, request: pb.RevokeTokenRequest, context: grpc.aio.ServicerContext
+        self, request: pb.RevokeTokenRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.RevokeTokenResponse:
         access = self._data.get(request.tenant).access
         credential = await self._writer.run(access.revoke, request.credential_id)
         return pb.RevokeTokenResponse(credential=credential)
 
     async def BindCertificate(
-        self, request: pb.BindCertificateRequest, context: grpc.aio.ServicerContext
+        self, request: pb.BindCertificateRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.BindCertificateResponse:
         access = self._data.get(request.tenant).access
         credential = await self._writer.run(
@@ -134,32 +135,32 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
         return pb.BindCertificateResponse(credential=credential)
 
     async def ListKeys(
-        self, request: pb.ListKeysRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ListKeysRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ListKeysResponse:
         return pb.ListKeysResponse(keys=[_key_info(k) for k in self._data.get(request.tenant).keys])
 
     async def RotateKey(
-        self, request: pb.RotateKeyRequest, context: grpc.aio.ServicerContext
+        self, request: pb.RotateKeyRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.KeyChangeResponse:
         tenant = self._data.get(request.tenant)
         return await self._writer.run(self._change_keys, tenant, lambda: tenant.keys.rotate())
 
     async def RetireKey(
-        self, request: pb.KeyRequest, context: grpc.aio.ServicerContext
+        self, request: pb.KeyRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.KeyChangeResponse:
         tenant = self._data.get(request.tenant)
         return await self._writer.run(self._change_keys, tenant,
                                       lambda: tenant.keys.retire(request.key_id))
 
     async def RevokeKey(
-        self, request: pb.KeyRequest, context: grpc.aio.ServicerContext
+        self, request: pb.KeyRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.KeyChangeResponse:
         tenant = self._data.get(request.tenant)
         return await self._writer.run(self._change_keys, tenant,
                                       lambda: tenant.keys.revoke(request.key_id))
 
     async def SetTenantOnline(
-        self, request: pb.SetTenantOnlineRequest, context: grpc.aio.ServicerContext
+        self, request: pb.SetTenantOnlineRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.SetTenantOnlineResponse:
         # On the writer thread: the tenant's writes in progress end before its files close.
         await self._writer.run(self._data.set_online, request.tenant, request.online,
@@ -169,7 +170,7 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
                                           released=released)
 
     async def SetLedgerLimit(
-        self, request: pb.SetLedgerLimitRequest, context: grpc.aio.ServicerContext
+        self, request: pb.SetLedgerLimitRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.SetLedgerLimitResponse:
         map_size, limit, used = await self._writer.run(
             self._data.set_ledger_limit, request.tenant, request.max_map_size)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 from pharmatrace.v1 import common_pb2 as cpb
@@ -34,7 +35,7 @@ class CodeIssuanceServicer(issuance_pb2_grpc.CodeIssuanceServicer):
         self._metrics = metrics
 
     async def RequestCodes(
-        self, request: pb.RequestCodesRequest, context: grpc.aio.ServicerContext
+        self, request: pb.RequestCodesRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[pb.CodeChunk]:
         tenant = self._data.get(request.tenant)
         pool_request = issuance.pool_request(
@@ -62,7 +63,7 @@ class CodeIssuanceServicer(issuance_pb2_grpc.CodeIssuanceServicer):
             await self._writer.run(chunks.close)
 
     async def ReturnCodes(
-        self, request: pb.ReturnCodesRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ReturnCodesRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ReturnCodesResponse:
         if not request.codes:
             raise InvalidArgument("at least one code is required", field="codes")
@@ -96,7 +97,7 @@ class CodeIssuanceServicer(issuance_pb2_grpc.CodeIssuanceServicer):
         return pb.ReturnCodesResponse(voided=voided, failures=failures)
 
     async def GetPool(
-        self, request: pb.GetPoolRequest, context: grpc.aio.ServicerContext
+        self, request: pb.GetPoolRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.GetPoolResponse:
         issuance.check_request_id(request.request_id)
         record = self._data.get(request.tenant).ledger.pool(request.request_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
 
 import grpc
 from pharmatrace.v1 import common_pb2 as cpb
@@ -60,56 +61,58 @@ class LifecycleServicer(lifecycle_pb2_grpc.LifecycleServicer):
         self._committer = committer
 
     async def Commission(self, request: pb.CommissionRequest,
-                         context: grpc.aio.ServicerContext) -> pb.LifecycleResponse:
+                         context: grpc.aio.ServicerContext[Any, Any]) -> pb.LifecycleResponse:
         if request.level and request.level not in cpb.PackagingLevel.values():
             raise InvalidArgument("unknown packaging level", field="level")
         return await self._one(request.tenant, request.context, EventKind.COMMISSION,
                                request.codes, lot=request.lot, level=request.level)
 
     async def Aggregate(self, request: pb.AggregateRequest,
-                        context: grpc.aio.ServicerContext) -> pb.LifecycleResponse:
+                        context: grpc.aio.ServicerContext[Any, Any]) -> pb.LifecycleResponse:
         return await self._one(request.tenant, request.context, EventKind.AGGREGATE,
                                request.children, parent=_code(request.parent, "parent"))
 
     async def Disaggregate(self, request: pb.AggregateRequest,
-                           context: grpc.aio.ServicerContext) -> pb.LifecycleResponse:
+                           context: grpc.aio.ServicerContext[Any, Any]) -> pb.LifecycleResponse:
         return await self._one(request.tenant, request.context, EventKind.DISAGGREGATE,
                                request.children, parent=_code(request.parent, "parent"),
                                allow_empty=True)
 
     async def Ship(self, request: pb.ShipRequest,
-                   context: grpc.aio.ServicerContext) -> pb.LifecycleResponse:
+                   context: grpc.aio.ServicerContext[Any, Any]) -> pb.LifecycleResponse:
         masterdata.party_id(request.destination, "destination")
         return await self._one(request.tenant, request.context, EventKind.SHIP, request.codes,
                                destination=request.destination)
 
     async def Receive(self, request: pb.ReceiveRequest,
-                      context: grpc.aio.ServicerContext) -> pb.LifecycleResponse:
+                      context: grpc.aio.ServicerContext[Any, Any]) -> pb.LifecycleResponse:
         if not request.context.party_id:
             raise InvalidArgument("is required: the receiving party", field="context.party_id")
         return await self._one(request.tenant, request.context, EventKind.RECEIVE, request.codes)
 
     async def Decommission(self, request: pb.DecommissionRequest,
-                           context: grpc.aio.ServicerContext) -> pb.LifecycleResponse:
+                           context: grpc.aio.ServicerContext[Any, Any]) -> pb.LifecycleResponse:
         return await self._one(request.tenant, request.context, EventKind.DECOMMISSION,
                                request.codes, target=_target(request.target),
                                reason=_reason(request.reason))
 
     async def Undo(self, request: pb.UndoRequest,
-                   context: grpc.aio.ServicerContext) -> pb.LifecycleResponse:
+                   context: grpc.aio.ServicerContext[Any, Any]) -> pb.LifecycleResponse:
         if not request.context.party_id:
             raise InvalidArgument("is required: the party that decommissioned the packs",
                                   field="context.party_id")
         return await self._one(request.tenant, request.context, EventKind.UNDO, request.codes)
 
     async def Destroy(self, request: pb.DestroyRequest,
-                      context: grpc.aio.ServicerContext) -> pb.LifecycleResponse:
+                      context: grpc.aio.ServicerContext[Any, Any]) -> pb.LifecycleResponse:
         kind = EventKind.REPORT_STOLEN if request.stolen else EventKind.DESTROY
         return await self._one(request.tenant, request.context, kind, request.codes,
                                reason=_reason(request.reason))
 
-    async def CaptureEvents(self, request_iterator: AsyncIterator[pb.CaptureEventsRequest],
-                            context: grpc.aio.ServicerContext) -> pb.CaptureEventsResponse:
+    async def CaptureEvents(
+        self, request_iterator: AsyncIterator[pb.CaptureEventsRequest],
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> pb.CaptureEventsResponse:
         tenant_name: str | None = None
         best_effort = False
         events: list[Event] = []
@@ -150,7 +153,7 @@ class LifecycleServicer(lifecycle_pb2_grpc.LifecycleServicer):
         )
 
     async def ImportEpcis(self, request: pb.ImportEpcisRequest,
-                          context: grpc.aio.ServicerContext) -> pb.ImportEpcisResponse:
+                          context: grpc.aio.ServicerContext[Any, Any]) -> pb.ImportEpcisResponse:
         tenant = self._data.get(request.tenant)
         events = exchange.import_events(tenant.ledger, request.document)
         result = await self._committer.submit(
@@ -166,7 +169,7 @@ class LifecycleServicer(lifecycle_pb2_grpc.LifecycleServicer):
         )
 
     async def RecallBatch(self, request: pb.RecallBatchRequest,
-                          context: grpc.aio.ServicerContext) -> pb.RecallResponse:
+                          context: grpc.aio.ServicerContext[Any, Any]) -> pb.RecallResponse:
         masterdata.product_identifier(request.product)
         check_lot(request.lot)
         return await self._hold(request.tenant, oversight.recall_batch, request.product,
@@ -174,7 +177,7 @@ class LifecycleServicer(lifecycle_pb2_grpc.LifecycleServicer):
                                                           context))
 
     async def RecallMaterial(self, request: pb.RecallMaterialRequest,
-                             context: grpc.aio.ServicerContext) -> pb.RecallResponse:
+                             context: grpc.aio.ServicerContext[Any, Any]) -> pb.RecallResponse:
         if not request.supplier.strip():
             raise InvalidArgument("is required", field="supplier")
         if not request.supplier_lot.strip():
@@ -184,7 +187,7 @@ class LifecycleServicer(lifecycle_pb2_grpc.LifecycleServicer):
                                                                    request.reason, context))
 
     async def WithdrawProduct(self, request: pb.WithdrawProductRequest,
-                              context: grpc.aio.ServicerContext) -> pb.RecallResponse:
+                              context: grpc.aio.ServicerContext[Any, Any]) -> pb.RecallResponse:
         masterdata.product_identifier(request.product)
         return await self._hold(request.tenant, oversight.withdraw_product, request.product,
                                 order=_order(request.context, request.reason, context))
@@ -302,7 +305,7 @@ def _party(party_id: str) -> str:
     return masterdata.party_id(party_id, "context.party_id") if party_id else ""
 
 
-def _order(ctx: pb.EventContext, reason: str, context: grpc.aio.ServicerContext
+def _order(ctx: pb.EventContext, reason: str, context: grpc.aio.ServicerContext[Any, Any]
            ) -> oversight.Order:
     if not reason.strip():
         raise InvalidArgument("is required: why the packs come off the market", field="reason")

@@ -9,6 +9,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from google.protobuf.message import Message
@@ -133,8 +134,8 @@ class Authorizer:
     public_limit: RateLimiter | None = None
     audit: AuditSink | None = None
 
-    def authenticate(self, method: str, request: Message, context: grpc.aio.ServicerContext
-                     ) -> Principal | None:
+    def authenticate(self, method: str, request: Message,
+                     context: grpc.aio.ServicerContext[Any, Any]) -> Principal | None:
         """Who is calling (None for the open services); Unauthenticated when nobody known.
         ``authorize`` then decides; apart, so that a refused write is audited with its caller."""
         if method.startswith(OPEN_PREFIXES):
@@ -163,7 +164,7 @@ class Authorizer:
                                        "may not import whole documents; use CaptureEvents")
             _bind_party(request, principal.party_id)
 
-    def check_empty_stream(self, method: str, context: grpc.aio.ServicerContext) -> None:
+    def check_empty_stream(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         """A client stream that ended before its first message still needs a caller who may
         call the method (there is no tenant to check it against)."""
         if not self.enabled or method.startswith(OPEN_PREFIXES):
@@ -210,7 +211,7 @@ class Authorizer:
             raise PermissionDenied(f"the {principal.role.name.lower()} role may not call "
                                    f"{method.rsplit('/', 1)[1]}")
 
-    def _authenticate(self, method: str, tenant: str, context: grpc.aio.ServicerContext,
+    def _authenticate(self, method: str, tenant: str, context: grpc.aio.ServicerContext[Any, Any],
                       peer: str) -> Principal:
         token = _bearer(context.invocation_metadata() or ())
         now = now_ms()

@@ -72,7 +72,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 child = counted[code.name] = requests.labels(name, code.name)
             child.inc()
 
-        async def finish(context: grpc.aio.ServicerContext, started: float,
+        async def finish(context: grpc.aio.ServicerContext[Any, Any], started: float,
                          principal: Principal | None, request: Message | None,
                          exc: BaseException | None) -> None:
             """Counts, audits, and turns an exception into the call's status."""
@@ -99,7 +99,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 await authorizer.record(method, principal, request, code)
             await context.abort(code, message)
 
-        def authenticate(request: Message, context: grpc.aio.ServicerContext
+        def authenticate(request: Message, context: grpc.aio.ServicerContext[Any, Any]
                          ) -> Principal | None:
             if request is _UNDECODABLE:
                 raise InvalidArgument(f"is not a valid {name} request message", field="request")
@@ -116,7 +116,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             stays within the caller's tenant."""
 
             def __init__(self, stream: AsyncIterator[Message],
-                         context: grpc.aio.ServicerContext) -> None:
+                         context: grpc.aio.ServicerContext[Any, Any]) -> None:
                 self.stream = stream
                 self.context = context
                 self.principal: Principal | None = None
@@ -147,7 +147,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         if handler.unary_unary or handler.stream_unary:
             inner = handler.unary_unary or handler.stream_unary
 
-            async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
                 started = time.perf_counter()
                 principal: Principal | None = None
                 guarded = _Guarded(request, context) if client_streams else None
@@ -176,7 +176,8 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
         inner_stream = handler.unary_stream or handler.stream_stream
 
-        async def streaming(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        async def streaming(request: Any, context: grpc.aio.ServicerContext[Any, Any]
+                            ) -> AsyncIterator[Any]:
             started = time.perf_counter()
             principal: Principal | None = None
             guarded = _Guarded(request, context) if client_streams else None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 _LATENCY_BUCKETS = (
     0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -13,30 +13,32 @@ class Metrics:
     """Every metric pharmatrace exports. Labels carry RPC names, outcomes and tenants only."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        kw = {"registry": registry} if registry is not None else {}
+        target = registry if registry is not None else REGISTRY
         self.requests = Counter(
             "pharmatrace_requests", "RPCs handled, by method and status code.",
-            ["method", "code"], **kw,
+            ["method", "code"], registry=target,
         )
         self.latency = Histogram(
             "pharmatrace_request_seconds", "RPC handling time, by method.",
-            ["method"], buckets=_LATENCY_BUCKETS, **kw,
+            ["method"], buckets=_LATENCY_BUCKETS, registry=target,
         )
         self.codes_issued = Counter(
             "pharmatrace_codes_issued", "Codes minted and durably committed, by tenant.",
-            ["tenant"], **kw,
+            ["tenant"], registry=target,
         )
         self.verdicts = Counter(
-            "pharmatrace_verdicts", "Verification verdicts, by verdict.", ["verdict"], **kw,
+            "pharmatrace_verdicts", "Verification verdicts, by verdict.", ["verdict"],
+            registry=target,
         )
         self.rate_limited = Counter(
-            "pharmatrace_rate_limited", "Requests refused by the public rate limit.", **kw,
+            "pharmatrace_rate_limited", "Requests refused by the public rate limit.",
+            registry=target,
         )
         self.ledger_bytes = Gauge(
             "pharmatrace_ledger_bytes", "Bytes in use by a tenant's ledger.", ["tenant"],
-            multiprocess_mode="max", **kw,
+            multiprocess_mode="max", registry=target,
         )
         self.ledger_codes = Gauge(
             "pharmatrace_ledger_codes", "Codes in a tenant's ledger.", ["tenant"],
-            multiprocess_mode="max", **kw,
+            multiprocess_mode="max", registry=target,
         )

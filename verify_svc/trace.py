@@ -7,6 +7,7 @@ import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from typing import Any
 
 import grpc
 from pharmatrace.v1 import ledger_pb2 as lpb
@@ -49,7 +50,7 @@ class TraceServicer(trace_pb2_grpc.TraceServicer):
         self._data = data
 
     async def TraceCode(self, request: pb.TraceCodeRequest,
-                        context: grpc.aio.ServicerContext) -> pb.TraceCodeResponse:
+                        context: grpc.aio.ServicerContext[Any, Any]) -> pb.TraceCodeResponse:
         try:
             code = parse(request.code).code
         except ParseError as exc:
@@ -84,7 +85,7 @@ class TraceServicer(trace_pb2_grpc.TraceServicer):
         )
 
     async def LocateBatch(self, request: pb.LocateBatchRequest,
-                          context: grpc.aio.ServicerContext) -> pb.LocateBatchResponse:
+                          context: grpc.aio.ServicerContext[Any, Any]) -> pb.LocateBatchResponse:
         _product_and_lot(request.product, request.lot)
         ledger = self._data.get(request.tenant).ledger
         with ledger.env.read() as txn:
@@ -93,7 +94,7 @@ class TraceServicer(trace_pb2_grpc.TraceServicer):
         return pb.LocateBatchResponse(location=location.message())
 
     async def BatchesUsingMaterial(self, request: pb.BatchesUsingMaterialRequest,
-                                   context: grpc.aio.ServicerContext
+                                   context: grpc.aio.ServicerContext[Any, Any]
                                    ) -> pb.BatchesUsingMaterialResponse:
         if not request.supplier.strip():
             raise InvalidArgument("is required", field="supplier")
@@ -111,7 +112,7 @@ class TraceServicer(trace_pb2_grpc.TraceServicer):
         return pb.BatchesUsingMaterialResponse(uses=found)
 
     async def ListAlerts(self, request: pb.ListAlertsRequest,
-                         context: grpc.aio.ServicerContext) -> pb.ListAlertsResponse:
+                         context: grpc.aio.ServicerContext[Any, Any]) -> pb.ListAlertsResponse:
         if request.from_ms and request.to_ms and request.to_ms <= request.from_ms:
             raise InvalidArgument("must be after from_ms", field="to_ms")
         tenant = self._data.get(request.tenant)
@@ -123,7 +124,7 @@ class TraceServicer(trace_pb2_grpc.TraceServicer):
                                      last_alert_id=book.last_id())
 
     async def WatchAlerts(self, request: pb.WatchAlertsRequest,
-                          context: grpc.aio.ServicerContext
+                          context: grpc.aio.ServicerContext[Any, Any]
                           ) -> AsyncIterator[pb.WatchAlertsResponse]:
         tenant = self._data.get(request.tenant)
         wanted = _alert_filter(tenant.ledger, request)
@@ -139,7 +140,7 @@ class TraceServicer(trace_pb2_grpc.TraceServicer):
                 await asyncio.sleep(WATCH_POLL_S)
 
     async def RegionReport(self, request: pb.RegionReportRequest,
-                           context: grpc.aio.ServicerContext) -> pb.RegionReportResponse:
+                           context: grpc.aio.ServicerContext[Any, Any]) -> pb.RegionReportResponse:
         if len(request.products) > MAX_REPORT_PRODUCTS:
             raise InvalidArgument(f"at most {MAX_REPORT_PRODUCTS}", field="products")
         for i, product in enumerate(request.products):
@@ -171,7 +172,7 @@ class TraceServicer(trace_pb2_grpc.TraceServicer):
 
 
     async def ExportEpcis(self, request: pb.ExportEpcisRequest,
-                          context: grpc.aio.ServicerContext) -> pb.ExportEpcisResponse:
+                          context: grpc.aio.ServicerContext[Any, Any]) -> pb.ExportEpcisResponse:
         max_events = request.max_events or exchange.MAX_EXPORT_EVENTS
         if max_events > exchange.MAX_EXPORT_EVENTS:
             raise InvalidArgument(f"at most {exchange.MAX_EXPORT_EVENTS:,}", field="max_events")
@@ -192,7 +193,7 @@ class TraceServicer(trace_pb2_grpc.TraceServicer):
         return pb.ExportEpcisResponse(document=document, event_count=count, truncated=truncated)
 
     async def ListEvents(self, request: pb.ListEventsRequest,
-                         context: grpc.aio.ServicerContext) -> pb.ListEventsResponse:
+                         context: grpc.aio.ServicerContext[Any, Any]) -> pb.ListEventsResponse:
         size = request.page_size or 100
         if size > MAX_PAGE:
             raise InvalidArgument(f"at most {MAX_PAGE}", field="page_size")

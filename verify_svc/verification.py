@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 from pharmatrace.v1 import common_pb2 as cpb
@@ -89,7 +90,7 @@ class VerificationServicer(verification_pb2_grpc.VerificationServicer):
         self._verdicts = {name: metrics.verdicts.labels(name) for name in _VERDICT_NAMES.values()}
 
     async def Verify(
-        self, request: pb.VerifyRequest, context: grpc.aio.ServicerContext
+        self, request: pb.VerifyRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.VerifyResponse:
         if len(request.code) > MAX_CODE_BYTES:
             raise InvalidArgument(f"at most {MAX_CODE_BYTES} characters", field="code")
@@ -99,13 +100,13 @@ class VerificationServicer(verification_pb2_grpc.VerificationServicer):
         return _single(answers)
 
     async def VerifyBatch(
-        self, request: pb.VerifyBatchRequest, context: grpc.aio.ServicerContext
+        self, request: pb.VerifyBatchRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.VerifyBatchResponse:
         return self._batch(request)
 
     async def VerifyStream(
         self, request_iterator: AsyncIterator[pb.VerifyBatchRequest],
-        context: grpc.aio.ServicerContext,
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> AsyncIterator[pb.VerifyBatchResponse]:
         async for request in request_iterator:
             yield self._batch(request)
