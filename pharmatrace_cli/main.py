@@ -311,7 +311,8 @@ def _verify(args: argparse.Namespace) -> int:
         if response.scan_count:
             first = time.strftime("%Y-%m-%d %H:%M:%S",
                                   time.localtime(response.first_verified_at_ms / 1000))
-            line += f"  queried {response.scan_count} times, first on {first}"
+            times = "time" if response.scan_count == 1 else "times"
+            line += f"  queried {response.scan_count} {times}, first on {first}"
         if response.reason and not genuine:
             line += f"  ({response.reason})"
         print(line)
