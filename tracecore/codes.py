@@ -166,6 +166,10 @@ def render(
     raise InvalidArgument(f"a GS1 code has no {form} form", field="form")
 
 
+_NOT_A_CODE = ("not a code: expected GS1 HRI, element string or Digital Link, an EPC URI or an "
+               "NMPA code")
+
+
 def _read(text: str) -> Scan:
     canonical = gs1.parse_canonical(text)
     if canonical is not None:
@@ -173,8 +177,7 @@ def _read(text: str) -> Scan:
         return Scan(Code(_GS1, gtin, serial), lot, expiry)
     reader = _READERS.get(text[0])
     if reader is None:
-        raise ParseError("not a code: expected GS1 HRI, element string or Digital Link, "
-                         "an EPC URI or an NMPA code")
+        raise ParseError(_NOT_A_CODE)
     return reader(text)
 
 
@@ -197,6 +200,8 @@ def _read_element(text: str) -> Scan:
 
 
 def _read_digital_link(text: str) -> Scan:
+    if not text[:8].lower().startswith(("http://", "https://")):
+        raise ParseError(_NOT_A_CODE)  # a word that merely starts with "h"
     return _gs1_scan(gs1.parse_digital_link(text))
 
 
