@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 import struct
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
 
 from tracecore.ledger.env import Database, Txn
 from tracecore.ledger.records import CodeRecord
@@ -74,47 +75,44 @@ class Tally:
         return deltas
 
     def write(self, txn: Txn, db: Database) -> None:
-        for key, delta in sorted(self.expand().items()):
-            if not delta:
-                continue
-            stored = txn.get(key, db=db)
-            total = (_COUNT.unpack(stored)[0] if stored is not None else 0) + delta
-            if total:
-                txn.put(key, _COUNT.pack(total), db=db)
-            elif stored is not None:
-                txn.delete(key, db=db)
+        add_counts(txn, db, self.expand().items())
+
+
+def add_counts(txn: Txn, db: Database, deltas: Iterable[tuple[bytes, int]]) -> None:
+    """Adds each delta to its stored count, in key order; a count reaching 0 is deleted."""
+    for key, delta in sorted(deltas):
+        if not delta:
+            continue
+        stored = txn.get(key, db=db)
+        total = (_COUNT.unpack(stored)[0] if stored is not None else 0) + delta
+        if total:
+            txn.put(key, _COUNT.pack(total), db=db)
+        elif stored is not None:
+            txn.delete(key, db=db)
+
+
+def counts_under(txn: Txn, db: Database, prefix: bytes) -> Iterator[tuple[bytes, int]]:
+    """(key, count) of every stored count whose key starts with ``prefix``, in key order."""
+    cursor = txn.cursor(db=db)
+    if not cursor.set_range(prefix):
+        return
+    for key, value in cursor:
+        key = bytes(key)
+        if not key.startswith(prefix):
+            return
+        yield key, _COUNT.unpack(value)[0]
 
 
 def batch_counts(txn: Txn, db: Database, batch_ref: int) -> list[tuple[int, int, int, int]]:
     """(holder ref, status, flags, units) of a batch's counted units."""
-    prefix = b"S" + struct.pack(">I", batch_ref)
-    cursor = txn.cursor(db=db)
-    out: list[tuple[int, int, int, int]] = []
-    if not cursor.set_range(prefix):
-        return out
-    for key, value in cursor:
-        key = bytes(key)
-        if not key.startswith(prefix):
-            break
-        _, _, holder, status, flags = _S.unpack(key)
-        out.append((holder, status, flags, _COUNT.unpack(value)[0]))
-    return out
+    return [(*_S.unpack(key)[2:], units)
+            for key, units in counts_under(txn, db, b"S" + struct.pack(">I", batch_ref))]
 
 
 def product_counts(txn: Txn, db: Database, product_ref: int) -> list[tuple[int, int, int]]:
     """(region, status, units) of a product's counted units."""
-    prefix = b"P" + struct.pack(">I", product_ref)
-    cursor = txn.cursor(db=db)
-    out: list[tuple[int, int, int]] = []
-    if not cursor.set_range(prefix):
-        return out
-    for key, value in cursor:
-        key = bytes(key)
-        if not key.startswith(prefix):
-            break
-        _, _, region, status = _P.unpack(key)
-        out.append((region, status, _COUNT.unpack(value)[0]))
-    return out
+    return [(*_P.unpack(key)[2:], units)
+            for key, units in counts_under(txn, db, b"P" + struct.pack(">I", product_ref))]
 
 
 def flow_counts(

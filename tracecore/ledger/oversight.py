@@ -20,7 +20,15 @@ from pharmatrace.v1 import trace_pb2 as tpb
 from tracecore import masterdata, regions
 from tracecore.errors import NotFound
 from tracecore.events import EventKind
-from tracecore.ledger.counters import UNIT, Flow, batch_counts, flow_counts, product_counts
+from tracecore.ledger.counters import (
+    UNIT,
+    Flow,
+    add_counts,
+    batch_counts,
+    counts_under,
+    flow_counts,
+    product_counts,
+)
 from tracecore.ledger.env import Database, Txn
 from tracecore.ledger.journal import Journal
 from tracecore.ledger.records import FLAG_IN_TRANSIT, CodeRecord, ref_key, ref_of
@@ -40,7 +48,6 @@ from tracecore.status import Status
 
 _HOLD = struct.Struct(">qQ")        # recalled (withdrawn) at ms, event sequence
 _REGION = struct.Struct(">IIB")     # batch ref, region, status
-_COUNT = struct.Struct(">q")
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,31 +283,14 @@ class RegionTally:
             self.units[key] += delta
 
     def write(self, txn: Txn, db: Database) -> None:
-        for fields, delta in sorted(self.units.items()):
-            if not delta:
-                continue
-            key = _REGION.pack(*fields)
-            stored = txn.get(key, db=db)
-            total = (_COUNT.unpack(stored)[0] if stored is not None else 0) + delta
-            if total:
-                txn.put(key, _COUNT.pack(total), db=db)
-            elif stored is not None:
-                txn.delete(key, db=db)
+        add_counts(txn, db, ((_REGION.pack(*fields), delta)
+                             for fields, delta in self.units.items()))
 
 
 def batch_regions(txn: Txn, db: Database, batch_ref: int) -> list[tuple[int, int, int]]:
     """(region, status, units) of a batch's counted units."""
-    prefix = ref_key(batch_ref)
-    cursor = txn.cursor(db=db)
-    out: list[tuple[int, int, int]] = []
-    if not cursor.set_range(prefix):
-        return out
-    for key, value in cursor:
-        if bytes(key[:4]) != prefix:
-            break
-        _, region, status = _REGION.unpack(key)
-        out.append((region, status, _COUNT.unpack(value)[0]))
-    return out
+    return [(*_REGION.unpack(key)[1:], units)
+            for key, units in counts_under(txn, db, ref_key(batch_ref))]
 
 
 # -- regional report -------------------------------------------------------------------------------
