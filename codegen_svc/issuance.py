@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -58,7 +59,9 @@ class CodeIssuanceServicer(issuance_pb2_grpc.CodeIssuanceServicer):
                     total=chunk.total, count=chunk.count,
                 )
         finally:
-            if not pending.done():
+            # The prefetched chunk is durable but nobody will receive it: a retry replays it, and
+            # meets its error too, so neither may mask why this stream ended.
+            with contextlib.suppress(Exception):
                 await asyncio.shield(pending)
             await self._writer.run(chunks.close)
 
