@@ -4,6 +4,10 @@
     python -m bench issue [--count N] [--big] RequestCodes; --big adds the 10,000,000-code RSS run
     python -m bench verify [--codes N] [--workers 1,2] [--seconds S]
     python -m bench codec [--n N]
+    python -m bench scenarios [lines day soak] packaging lines beside consumers, a mixed day,
+                                              a 5-minute soak (bench/scenarios.py)
+    python -m bench scale --data DIR          build a 100,000,000-code ledger in DIR (resumes),
+                                              then verify against it and a 1,000,000-code one
     python -m bench ci                        short run; exits 1 when a ratio passes its limit
 
 Every command takes ``--json PATH``, ``--keep`` (keep the temporary data directory and server
@@ -24,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import harness, issue, verify
+from bench import harness, issue, scale, scenarios, verify
 from bench.harness import Result, say
 
 FLOORS = Path(__file__).with_name("floors.json")
@@ -103,6 +107,29 @@ def _ci(args: argparse.Namespace) -> int:
         return 1
     print(f"\nbench ci: every ratio is within its limit ({FLOORS.name})")
     return 0
+
+
+def _scenarios(args: argparse.Namespace) -> int:
+    options = scenarios.Options(
+        codes=args.codes, workers=args.workers, seconds=args.seconds, lines=args.lines,
+        pool=args.pool, soak_seconds=args.soak_seconds, keep=args.keep)
+    return _report(args, scenarios.run(args.names or scenarios.SCENARIOS, options))
+
+
+def _scale(args: argparse.Namespace) -> int:
+    """Builds (or finishes building) the ledger in --data, then compares verification on it
+    with a 1M-code ledger unless --build-only."""
+    data: Path = args.data
+    data.mkdir(parents=True, exist_ok=True)
+    say(f"scale: building a ledger of {args.codes:,} codes in {data} "
+        f"({args.lines} lines, pools of {args.pool:,}) ...")
+    report = scale.build(data, data, codes=args.codes, pool=args.pool, lines=args.lines)
+    results = scale.build_results(report, args.codes)
+    if not args.build_only:
+        results += scale.compare(data, scale.VerifyOptions(
+            small_codes=args.small_codes, seconds=args.seconds, workers=args.workers,
+            keep=args.keep))
+    return _report(args, results)
 
 
 def _run_codec(n: int) -> Any:
@@ -190,6 +217,31 @@ def _parser() -> argparse.ArgumentParser:
     issue_args(sub)
     verify_args(sub)
     profile_arg(sub)
+    sub = command("scenarios", _scenarios, "lines beside consumers, a mixed day, a soak",
+                  quiet_wait=0.0)
+    sub.add_argument("names", nargs="*", metavar="SCENARIO",
+                     help=f"any of {', '.join(scenarios.SCENARIOS)} (default: all)")
+    sub.add_argument("--codes", type=int, default=scenarios.DEFAULT_CODES,
+                     help="codes issued into each ledger first (default 1,000,000)")
+    sub.add_argument("--workers", type=int, default=2, help="verification worker processes")
+    sub.add_argument("--seconds", type=float, default=scenarios.DEFAULT_SECONDS,
+                     help="length of each measured window but the soak's")
+    sub.add_argument("--lines", type=int, default=2, help="lines: packaging lines at once")
+    sub.add_argument("--pool", type=int, default=100_000, help="codes per requested pool")
+    sub.add_argument("--soak-seconds", type=float, default=scenarios.DEFAULT_SOAK_SECONDS,
+                     help="length of the soak's window (default 300)")
+    sub = command("scale", _scale, "a 100M-code ledger: build it, then verify against it",
+                  quiet_wait=0.0)
+    sub.add_argument("--data", type=Path, required=True,
+                     help="where the big ledger is built and kept (about 0.3 GiB per 1M codes)")
+    sub.add_argument("--codes", type=int, default=scale.DEFAULT_CODES)
+    sub.add_argument("--pool", type=int, default=scale.DEFAULT_POOL, help="codes per pool")
+    sub.add_argument("--lines", type=int, default=2, help="packaging lines requesting at once")
+    sub.add_argument("--build-only", action="store_true", help="build, do not verify")
+    sub.add_argument("--small-codes", type=int, default=1_000_000,
+                     help="codes in the ledger compared with (default 1,000,000)")
+    sub.add_argument("--workers", type=int, default=2, help="verification worker processes")
+    sub.add_argument("--seconds", type=float, default=10.0, help="length of each window")
     command("ci", _ci, f"short run; ratios against {FLOORS.name}, exit 1 past a limit",
             quiet_wait=2.0)
     return parser

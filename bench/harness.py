@@ -447,9 +447,10 @@ class RssSampler:
 
 @dataclass(frozen=True)
 class Target:
-    """One goal: ``figure`` at least / at most ``value``, or the ratio to the baseline at least."""
+    """One goal: ``figure`` at least / at most ``value``, or the ratio to the baseline at
+    least / at most ``value``."""
 
-    kind: str  # "min", "max" or "min_ratio"
+    kind: str  # "min", "max", "min_ratio" or "max_ratio"
     value: float
 
     def met(self, figure: float, ratio: float | None) -> bool:
@@ -457,11 +458,14 @@ class Target:
             return figure >= self.value
         if self.kind == "max":
             return figure <= self.value
+        if self.kind == "max_ratio":
+            return ratio is not None and ratio <= self.value
         return ratio is not None and ratio >= self.value
 
     def text(self, unit: str) -> str:
-        if self.kind == "min_ratio":
-            return f">= {self.value:.0%} of baseline"
+        if self.kind in ("min_ratio", "max_ratio"):
+            sign = ">=" if self.kind == "min_ratio" else "<="
+            return f"{sign} {self.value:.0%} of baseline"
         sign = ">=" if self.kind == "min" else "<="
         return f"{sign} {_number(self.value)} {unit}"
 
