@@ -252,6 +252,33 @@ def test_verify_batch_answers_each_code_in_order_in_consistent_columns(api, gs1,
     assert [(x.lot, x.expires_on) for x in r.batches] == [(gs1.lot, gs1.expires_on)]
 
 
+def test_a_batch_of_several_slices_answers_like_one_code_at_a_time(api, gs1, nmpa) -> None:
+    """A pallet larger than the slice a worker verifies at a time (verify_svc BATCH_SLICE):
+    every column is in order across the slices, a code repeated in a later slice counts the
+    earlier scans, and each product and batch is in its table once."""
+    from verify_svc.verification import BATCH_SLICE
+
+    units = api.codes(gs1.tenant, gs1.gtin, BATCH_SLICE + 300, lot=gs1.lot)
+    drugs = api.codes(nmpa.tenant, nmpa.nmpa_id, 400)
+    codes = [*units[:BATCH_SLICE - 1], "garbage", *drugs, units[0], *units[BATCH_SLICE:],
+             drugs[0]]
+    r = api.verify_batch(gs1.tenant, codes)
+    assert len(r.verdicts) == len(codes) == len(r.scan_counts) == len(r.product_indexes)
+    invalid = BATCH_SLICE - 1
+    assert [i for i, v in enumerate(r.verdicts) if v != GENUINE] == [invalid]
+    names = [r.products[i].gtin or r.products[i].nmpa_id if i >= 0 else None
+             for i in r.product_indexes]
+    expected = [gs1.gtin] * invalid + [None] + [nmpa.nmpa_id] * 400 + [gs1.gtin] * 301 + [
+        nmpa.nmpa_id]
+    assert names == expected
+    assert sorted(p.gtin or p.nmpa_id for p in r.products) == sorted([gs1.gtin, nmpa.nmpa_id])
+    assert [(b.lot, b.expires_on) for b in r.batches] == [(gs1.lot, gs1.expires_on)]
+    assert {r.batches[i].lot for i, v in zip(r.batch_indexes, names, strict=True)
+            if v == gs1.gtin} == {gs1.lot}
+    repeated = codes.index(units[0], 1)
+    assert (r.scan_counts[0], r.scan_counts[repeated], r.scan_counts[-1]) == (1, 2, 2)
+
+
 def test_verify_stream_answers_every_message_in_order(api, gs1) -> None:
     """Each message on the stream gets one answer, in order, as long as the message."""
     codes = api.codes(gs1.tenant, gs1.gtin, 3, lot=gs1.lot)
