@@ -1,6 +1,7 @@
 """`python -m bench`: run benchmarks, print figure / baseline / ratio / target, optionally as JSON.
 
-    python -m bench all                       codec + issue + verify at default sizes
+    python -m bench all                       codec + issue + verify at default sizes, and the
+                                              capture, lines and day scenarios
     python -m bench issue [--count N] [--big] RequestCodes; --big adds the 10,000,000-code RSS run
     python -m bench verify [--codes N] [--workers 1,2] [--seconds S]
     python -m bench codec [--n N]
@@ -36,6 +37,9 @@ CI_CODES = 200_000
 CI_SECONDS = 3.0
 ISSUE_REPEAT = 3
 VERIFY_REPEAT = 2
+ALL_SCENARIOS = ("capture", "lines", "day")
+"""What `all` (`make bench`) runs of bench/scenarios.py; the soak and the 100M-code ledger take
+long enough to be run on their own."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,6 +78,7 @@ def _all(args: argparse.Namespace) -> int:
     results = issue.run(args.count, big=args.big, keep=args.keep, profile=args.profile,
                         repeat=args.repeat or ISSUE_REPEAT)
     results += verify.run(_verify_options(args))
+    results += scenarios.run(ALL_SCENARIOS, scenarios.Options(keep=args.keep))
     return _report(args, results, {"codec": figures})
 
 
@@ -156,6 +161,9 @@ def _verify_options(args: argparse.Namespace) -> verify.Options:
 def _report(args: argparse.Namespace, results: list[Result], extra: dict[str, Any] | None = None
             ) -> int:
     print(harness.table(results))
+    loads = harness.load_table(results)
+    if loads:
+        print(f"\n{loads}")
     if args.json:
         harness.write_json(Path(args.json), results, extra)
         say(f"bench: wrote {args.json}")
@@ -212,7 +220,7 @@ def _parser() -> argparse.ArgumentParser:
     profile_arg(sub)
     sub = command("codec", _codec, "code formats in-process (bench/codec.py)")
     sub.add_argument("--n", type=int, default=200_000, help="codes per scheme")
-    sub = command("all", _all, "codec, issue and verify at default sizes")
+    sub = command("all", _all, "codec, issue, verify and the capture, lines and day scenarios")
     sub.add_argument("--n", type=int, default=200_000, help="codec: codes per scheme")
     issue_args(sub)
     verify_args(sub)

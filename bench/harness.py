@@ -547,6 +547,39 @@ def table(results: Sequence[Result]) -> str:
     return "\n".join(lines)
 
 
+def load_table(results: Sequence[Result]) -> str:
+    """The load clients behind the results (those whose details carry a load summary, found
+    at the top of ``details`` or one level down): calls, latency percentiles, and every
+    call's outcome by status code. Empty when there are none."""
+    rows = [("load", "calls", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "outcomes")]
+    seen: set[str] = set()
+    for r in results:
+        found = [("", r.details)] if "outcomes" in r.details else [
+            (f" [{k}]", v) for k, v in r.details.items()
+            if isinstance(v, dict) and "outcomes" in v]
+        for suffix, load in found:
+            same = json.dumps(load, sort_keys=True, default=str)
+            if same in seen:
+                continue
+            seen.add(same)
+            lat = load.get("latency", {})
+            rows.append((r.name + suffix, f"{load['calls']:,}",
+                         *(_number(lat.get(k, math.nan)) for k in
+                           ("p50_ms", "p90_ms", "p99_ms", "p99.9_ms")),
+                         " ".join(f"{k}={v:,}" for k, v in load["outcomes"].items())))
+    if len(rows) == 1:
+        return ""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for n, row in enumerate(rows):
+        cells = [c.rjust(w) if 0 < i < 6 else c.ljust(w)
+                 for i, (c, w) in enumerate(zip(row, widths, strict=True))]
+        lines.append("  ".join(cells).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
 def machine() -> dict[str, Any]:
     """What the figures were measured on."""
     import grpc

@@ -1,9 +1,12 @@
 """Scenarios: the service under the loads of a working day, each beside a same-run baseline.
 
-consumers and distributors are `python -m bench verify` (unary Verify of mixed codes against a
-bare echo server, VerifyBatch of pallets against in-process lookups); capture is
-`python -m bench.lifecycle capture` (CaptureEvents against raw LMDB read-modify-writes). This
-module adds what runs at the same time as something else:
+verify  consumers and distributors, as `python -m bench verify` with 2 workers: unary Verify of
+        mixed codes (genuine, unknown, forged, not a code) against a bare echo server, and
+        VerifyBatch of pallets against in-process lookups.
+capture lifecycle capture, as `python -m bench.lifecycle capture`: CaptureEvents against raw
+        LMDB read-modify-writes.
+
+and what runs at the same time as something else:
 
 lines  ``--lines`` packaging lines requesting pools of ``--pool`` codes back to back while
        consumers verify in an open loop at a fixed rate: the pools' codes/s beside the
@@ -36,7 +39,7 @@ from pharmatrace.v1 import common_pb2 as cpb
 from pharmatrace.v1 import lifecycle_pb2 as lpb
 from pharmatrace.v1 import verification_pb2 as vpb
 
-from bench import issue, verify
+from bench import issue, lifecycle, verify
 from bench.harness import (
     CHANNEL_OPTIONS,
     DEV_TENANT,
@@ -54,7 +57,7 @@ from bench.lifecycle import PARTIES, raw_rmw_seconds
 from bench.load import Load, LoadResult, run_load, worker_pids, write_requests
 from tracecore.codes import parse
 
-SCENARIOS = ("lines", "day", "soak")
+SCENARIOS = ("verify", "capture", "lines", "day", "soak")
 DEFAULT_CODES = 1_000_000
 DEFAULT_SECONDS = 10.0
 DEFAULT_SOAK_SECONDS = 300.0
@@ -444,7 +447,18 @@ def run_soak(o: Options) -> list[Result]:
     return results
 
 
-RUNS = {"lines": run_lines, "day": run_day, "soak": run_soak}
+def run_verify(o: Options) -> list[Result]:
+    return verify.run(verify.Options(codes=o.codes, workers=(o.workers,), seconds=o.seconds,
+                                     clients=o.clients, keep=o.keep))
+
+
+def run_capture(o: Options) -> list[Result]:
+    results: list[Result] = lifecycle.run(["capture"], workers=o.workers, keep=o.keep)["results"]
+    return results
+
+
+RUNS = {"verify": run_verify, "capture": run_capture, "lines": run_lines, "day": run_day,
+        "soak": run_soak}
 
 
 def run(names: Sequence[str], o: Options) -> list[Result]:
