@@ -554,8 +554,9 @@ def load_table(results: Sequence[Result]) -> str:
     rows = [("load", "calls", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "outcomes")]
     seen: set[str] = set()
     for r in results:
+        name = r.name.removesuffix(" p99")
         found = [("", r.details)] if "outcomes" in r.details else [
-            (f" [{k}]", v) for k, v in r.details.items()
+            ("" if k == "load" else f" [{k}]", v) for k, v in r.details.items()
             if isinstance(v, dict) and "outcomes" in v]
         for suffix, load in found:
             same = json.dumps(load, sort_keys=True, default=str)
@@ -563,7 +564,7 @@ def load_table(results: Sequence[Result]) -> str:
                 continue
             seen.add(same)
             lat = load.get("latency", {})
-            rows.append((r.name + suffix, f"{load['calls']:,}",
+            rows.append((name + suffix, f"{load['calls']:,}",
                          *(_number(lat.get(k, math.nan)) for k in
                            ("p50_ms", "p90_ms", "p99_ms", "p99.9_ms")),
                          " ".join(f"{k}={v:,}" for k, v in load["outcomes"].items())))

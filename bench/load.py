@@ -37,7 +37,9 @@ from pharmatrace.v1 import verification_pb2 as vpb
 from bench.harness import (
     CHANNEL_OPTIONS,
     Profiler,
+    Result,
     ServerProcess,
+    Target,
     busy_cpu_seconds,
     cpu_seconds,
     descendants,
@@ -380,6 +382,30 @@ class LoadResult:
             "server_cpu_us_per_unit": (sum(self.worker_cpu) + self.main_cpu) * self.seconds
             / max(1, sum(t.units for t in self.tallies)) * 1e6,
         }
+
+
+QUANTILES = (("50", 0.5), ("90", 0.9), ("99", 0.99), ("99.9", 0.999))
+
+
+def latency_results(bench: str, what: str, key: str, result: LoadResult,
+                    baseline: LoadResult | None = None, baseline_name: str = "",
+                    p99_targets: Sequence[Target] = (), details: dict[str, Any] | None = None
+                    ) -> list[Result]:
+    """Rows "``what`` p50" ... "p99.9" (keys ``key``.p50 ...) of ``result``'s latencies, each
+    beside ``baseline``'s when given; the p99 row carries ``p99_targets`` and the details (by
+    default both summaries)."""
+    lat = result.latency()
+    base = baseline.latency() if baseline is not None else None
+    if details is None:
+        details = {"load": result.summary(),
+                   "baseline": baseline.summary() if baseline is not None else None}
+    return [Result(
+        bench=bench, name=f"{what} p{label}", unit="ms", figure=lat.quantile(q) * 1000,
+        baseline=base.quantile(q) * 1000 if base is not None else None,
+        baseline_name=baseline_name, key=f"{key}.p{label}",
+        elsewhere=max(result.other_cpu, baseline.other_cpu if baseline is not None else 0.0),
+        targets=list(p99_targets) if label == "99" else [],
+        details=details if label == "99" else {}) for label, q in QUANTILES]
 
 
 def run_load(loads: Sequence[Load], server: ServerProcess, warmup: float, seconds: float,

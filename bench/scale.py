@@ -38,7 +38,7 @@ from bench.harness import (
     workdir,
 )
 from bench.issue import MIB, register_product, request_pool
-from bench.load import LoadResult, run_load
+from bench.load import LoadResult, latency_results, run_load
 from bench.scenarios import PALLET, site
 
 DEFAULT_CODES = 100_000_000
@@ -259,14 +259,7 @@ def compare(big: Path, o: VerifyOptions) -> list[Result]:
                targets=[Target("min_ratio", 0.8)],
                details={"big": unary["big"].summary(), "small": unary["small"].summary()}),
     ]
-    big_lat, small_lat = latency["big"].latency(), latency["small"].latency()
-    for label, q in (("50", 0.5), ("90", 0.9), ("99", 0.99), ("99.9", 0.999)):
-        results.append(Result(
-            bench="scale", name=f"Verify p{label} at {rate:,.0f} req/s, big ledger",
-            unit="ms", figure=big_lat.quantile(q) * 1000,
-            baseline=small_lat.quantile(q) * 1000, baseline_name="1M ledger",
-            key=f"scale.verify_p{label}", elsewhere=latency["big"].other_cpu,
-            targets=[Target("max_ratio", 1.5)] if label == "99" else [],
-            details={"big": latency["big"].summary(), "small": latency["small"].summary()}
-            if label == "99" else {}))
+    results += latency_results(
+        "scale", f"Verify at {rate:,.0f} req/s, big ledger", "scale.verify", latency["big"],
+        latency["small"], "1M ledger", [Target("max_ratio", 1.5)])
     return results

@@ -54,7 +54,7 @@ from bench.harness import (
 )
 from bench.issue import MIB, register_product, request_pool
 from bench.lifecycle import PARTIES, raw_rmw_seconds
-from bench.load import Load, LoadResult, run_load, worker_pids, write_requests
+from bench.load import Load, LoadResult, latency_results, run_load, worker_pids, write_requests
 from tracecore.codes import parse
 
 SCENARIOS = ("verify", "capture", "lines", "day", "soak")
@@ -309,21 +309,6 @@ def _check(what: str, result: LoadResult, server: ServerProcess) -> None:
             f"server's log ends:\n{server.log_tail(20)}")
 
 
-def _latency_results(bench: str, key: str, what: str, result: LoadResult,
-                     baseline: LoadResult | None, baseline_name: str,
-                     p99_target: float | None = None) -> list[Result]:
-    lat, base = result.latency(), baseline.latency() if baseline is not None else None
-    out = []
-    for label, q in (("50", 0.5), ("90", 0.9), ("99", 0.99), ("99.9", 0.999)):
-        out.append(Result(
-            bench=bench, name=f"{what} p{label}", unit="ms", figure=lat.quantile(q) * 1000,
-            baseline=base.quantile(q) * 1000 if base is not None else None,
-            baseline_name=baseline_name, key=f"{key}.p{label}", elsewhere=result.other_cpu,
-            targets=[Target("max", p99_target)] if label == "99" and p99_target else [],
-            details=result.summary() if label == "99" else {}))
-    return out
-
-
 def run_lines(o: Options) -> list[Result]:
     """Packaging lines while consumers verify: pools against the in-process mint, consumers'
     latency against theirs alone."""
@@ -348,9 +333,8 @@ def run_lines(o: Options) -> list[Result]:
                unit="codes/s", figure=pools["codes_per_s"], baseline=baseline,
                baseline_name="mint+putmulti", key="scenarios.lines.pools",
                details={**pools, "consumer_rate": rate}),
-        *_latency_results("scenarios", "scenarios.lines.consumers",
-                          f"lines: consumers at {rate:,.0f} req/s beside the lines", beside,
-                          alone, "consumers alone"),
+        *latency_results("scenarios", f"lines: consumers at {rate:,.0f} req/s beside the lines",
+                         "scenarios.lines.consumers", beside, alone, "consumers alone"),
     ]
 
 
@@ -392,8 +376,8 @@ def run_day(o: Options) -> list[Result]:
         Result(bench="scenarios", name=f"day: consumers (offered {rate:,.0f} req/s)",
                unit="req/s", figure=consumers.calls_per_s, key="scenarios.day.consumers",
                elsewhere=day.other_cpu, details=consumers.summary()),
-        *_latency_results("scenarios", "scenarios.day.consumers", "day: consumers' Verify",
-                          consumers, None, "", p99_target=verify.P99_HALF_MAX_MS),
+        *latency_results("scenarios", "day: consumers' Verify", "scenarios.day.consumers",
+                         consumers, p99_targets=[Target("max", verify.P99_HALF_MAX_MS)]),
         Result(bench="scenarios", name="day: distributor VerifyBatch of pallets",
                unit="codes/s", figure=distributor.units_per_s, baseline=lookups,
                baseline_name="in-process 1 core", key="scenarios.day.distributor",
@@ -425,7 +409,7 @@ def run_soak(o: Options) -> list[Result]:
                unit="req/s", figure=soak.calls_per_s, key="scenarios.soak.rate",
                elsewhere=soak.other_cpu, targets=[Target("min", rate * 0.95)],
                details=soak.summary()),
-        *_latency_results("scenarios", "scenarios.soak", "soak: Verify", soak, None, ""),
+        *latency_results("scenarios", "soak: Verify", "scenarios.soak", soak),
     ]
     for pid, samples in memory.samples.items():
         first, last = samples[0][1], samples[-1][1]

@@ -46,7 +46,7 @@ from bench.harness import (
     workdir,
 )
 from bench.issue import EXPIRES, GTIN, LOT, register_product, request_pool
-from bench.load import Load, LoadResult, run_load, write_requests
+from bench.load import Load, LoadResult, latency_results, run_load, write_requests
 from tracecore.codes import Code, Form, Scan, Scheme, parse_many, render
 from tracecore.errors import ParseError
 from tracecore.keys import KeySource
@@ -330,31 +330,16 @@ def _run_workers(o: Options, w: int, tmp: Path, data: Path,
             measured = _best(o, *steps)
             verify_open = measured[0][0]
             echo_open = measured[1][0] if o.echo_latency else None
-            results.extend(_latency_results(w, rate, verify_open, echo_open))
+            results.extend(latency_results(
+                "verify", f"Verify at {rate:,.0f} req/s ({w} workers)", f"verify.w{w}",
+                verify_open, echo_open, "echo, same rate", [Target("max", P99_HALF_MAX_MS)],
+                {"verify": verify_open.summary(), "offered_req_per_s": rate,
+                 "echo": echo_open.summary() if echo_open is not None else None}))
     return results
 
 
 def _rounded(values: list[float]) -> list[int]:
     return [round(v) for v in values]
-
-
-def _latency_results(w: int, rate: float, verify: LoadResult, echo: LoadResult | None
-                     ) -> list[Result]:
-    lat = verify.latency()
-    echo_lat = echo.latency() if echo is not None else None
-    out = []
-    for label, q in (("50", 0.5), ("90", 0.9), ("99", 0.99), ("99.9", 0.999)):
-        out.append(Result(
-            bench="verify", name=f"Verify p{label} at {rate:,.0f} req/s ({w} workers)",
-            unit="ms", figure=lat.quantile(q) * 1000,
-            baseline=echo_lat.quantile(q) * 1000 if echo_lat is not None else None,
-            baseline_name="echo, same rate", key=f"verify.p{label}.w{w}",
-            elsewhere=max(verify.other_cpu, echo.other_cpu if echo is not None else 0.0),
-            targets=[Target("max", P99_HALF_MAX_MS)] if label == "99" else [],
-            details={"verify": {**verify.summary(), "achieved_req_per_s": verify.calls_per_s},
-                     "echo": echo.summary() if echo is not None else None,
-                     "offered_req_per_s": rate} if label == "99" else {}))
-    return out
 
 
 def _profile_path(o: Options, name: str) -> Path | None:
