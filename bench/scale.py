@@ -123,7 +123,7 @@ def build(data: Path, workdir: Path, codes: int = DEFAULT_CODES, pool: int = DEF
                     progress_path.write_text(json.dumps({"pools": done}) + "\n")
                     built += count
                     step_codes += count
-                    if step_codes >= report or not queue:
+                    if step_codes >= report or built >= codes:
                         now = time.perf_counter()
                         mem = memory_kib(server.pid)
                         step = {"codes": built, "step_rate": step_codes / (now - step_started),
