@@ -215,13 +215,16 @@ def compare(big: Path, o: VerifyOptions) -> list[Result]:
             site(tmp, "pharmatrace-small", o.workers, codes=o.small_codes) as small, \
             site(tmp, "pharmatrace-big", o.workers, data=big, serials=serials) as large:
         pair = {"small": small, "big": large}
+        cold: dict[str, float] = {}
         lookups: dict[str, float] = {}
         for name, s in pair.items():
-            # Also reads the verified codes' pages into memory once, as a running service has.
+            # The first pass reads the verified codes' pages from disk where they are not in
+            # memory yet; the second finds them there, as in a service that has been running.
             batches = [s.texts[i:i + PALLET] for i in range(0, len(s.texts), PALLET)]
-            say(f"scale: in-process lookups, {name} ledger ...")
-            lookups[name], _ = verify.in_process_rate(s.data, batches, 120.0)
-            say(f"scale: {lookups[name]:,.0f} codes/s")
+            say(f"scale: in-process lookups, {name} ledger, twice ...")
+            cold[name], _ = verify.in_process_rate(s.data, batches, 300.0)
+            lookups[name], _ = verify.in_process_rate(s.data, batches, 300.0)
+            say(f"scale: {cold[name]:,.0f} codes/s, then {lookups[name]:,.0f} codes/s")
         batch: dict[str, LoadResult] = {}
         unary: dict[str, LoadResult] = {}
         latency: dict[str, LoadResult] = {}
@@ -242,9 +245,12 @@ def compare(big: Path, o: VerifyOptions) -> list[Result]:
             say(f"scale: p99 {latency[name].latency().quantile(0.99) * 1000:.2f} ms")
     codes = f"{len(serials):,}-code sample"
     results = [
-        Result(bench="scale", name="in-process lookups, big ledger", unit="codes/s",
-               figure=lookups["big"], baseline=lookups["small"], baseline_name="1M ledger",
-               key="scale.in_process"),
+        Result(bench="scale", name="in-process lookups, big ledger, first pass", unit="codes/s",
+               figure=cold["big"], baseline=cold["small"], baseline_name="1M ledger",
+               key="scale.in_process_cold"),
+        Result(bench="scale", name="in-process lookups, big ledger, second pass",
+               unit="codes/s", figure=lookups["big"], baseline=lookups["small"],
+               baseline_name="1M ledger", key="scale.in_process"),
         Result(bench="scale", name=f"VerifyBatch x{PALLET:,}, big ledger ({o.workers} workers)",
                unit="codes/s", figure=batch["big"].units_per_s,
                baseline=batch["small"].units_per_s, baseline_name="1M ledger",
