@@ -12,9 +12,11 @@ lines  ``--lines`` packaging lines requesting pools of ``--pool`` codes back to 
        consumers verify in an open loop at a fixed rate: the pools' codes/s beside the
        in-process mint + putmulti rate, and the consumers' latency beside theirs at the same
        rate with no line running (measured first, on the same server).
-day    all at once on one server for ``--seconds``: consumers (open loop, mixed codes), a
-       distributor (VerifyBatch of pallets, closed loop), a packaging line (pools back to back)
-       and a plant commissioning packs (CaptureEvents); each beside its own baseline.
+day    all at once on one server for ``--seconds``, each at the fixed pace of a working day
+       (open loop): consumers (30 % of the maximum Verify rate, mixed codes), a distributor
+       (a pallet a second), packaging lines (a pool of 100,000 every 5 s) and a plant
+       commissioning 5 cases of 1,000 a second (a Commission call a case); whether each kept
+       its pace, its latency, and its baseline.
 soak   consumers at 70 % of the maximum Verify rate measured first, for ``--soak-seconds``
        (300): the resident memory of every server process at the start and end of the window,
        sampled every few seconds, and the latency over the whole soak.
@@ -29,6 +31,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,7 +57,15 @@ from bench.harness import (
 )
 from bench.issue import MIB, register_product, request_pool
 from bench.lifecycle import PARTIES, raw_rmw_seconds
-from bench.load import Load, LoadResult, latency_results, run_load, worker_pids, write_requests
+from bench.load import (
+    Histogram,
+    Load,
+    LoadResult,
+    latency_results,
+    run_load,
+    worker_pids,
+    write_requests,
+)
 from tracecore.codes import parse
 
 SCENARIOS = ("verify", "capture", "lines", "day", "soak")
@@ -85,8 +96,13 @@ class Options:
     lines: int = 2
     pool: int = 100_000
     soak_seconds: float = DEFAULT_SOAK_SECONDS
-    capture_codes: int = 300_000
-    """day: codes issued for the plant to commission (it stops early when they run out)."""
+    pallets_per_s: float = 1.0
+    """day: a distributor verifies a pallet (``PALLET`` codes) this often."""
+    pool_every_s: float = 5.0
+    """day: the packaging lines' pools of ``pool`` codes come this often (20,000 codes/s)."""
+    cases_per_s: float = 5.0
+    """day: the plant commissions this many cases of ``CAPTURE_EVENT`` packs a second: 5,000
+    packs/s, what some 500 packaging lines at 10 packs/s put out."""
     keep: bool = False
 
 
@@ -132,8 +148,14 @@ class Site:
         return [Load(self.verify_address, verify.VERIFY_METHOD, str(self.consumers), "unary", 4,
                      concurrency=concurrency)] * clients
 
-    def distributor_loads(self, clients: int, channels: int) -> list[Load]:
-        """Distributors' VerifyBatch calls of a pallet each, one in flight per channel."""
+    def distributor_loads(self, clients: int, channels: int, *, rate: float = 0.0
+                          ) -> list[Load]:
+        """Distributors' VerifyBatch calls of a pallet each: one in flight per channel, or
+        ``rate`` pallets a second in all."""
+        if rate > 0:
+            return [Load(self.verify_address, verify.BATCH_METHOD, str(self.pallets), "batch",
+                         channels, rate=rate / clients, phase=k / rate, timeout=60)
+                    for k in range(clients)]
         return [Load(self.verify_address, verify.BATCH_METHOD, str(self.pallets), "batch",
                      channels, concurrency=channels, timeout=60)] * clients
 
@@ -172,10 +194,13 @@ def add_parties(issue_address: str) -> None:
 
 
 class Lines:
-    """Packaging lines in threads, each requesting pools back to back until ``end``."""
+    """Packaging lines in threads, each requesting a pool every ``every`` seconds (0: back to
+    back; a pool that takes longer starts the next at once) until ``end``."""
 
-    def __init__(self, address: str, lines: int, pool: int, name: str) -> None:
+    def __init__(self, address: str, lines: int, pool: int, name: str, every: float = 0.0
+                 ) -> None:
         self._address, self._lines, self._pool, self._name = address, lines, pool, name
+        self._every = every
         self._threads: list[threading.Thread] = []
         self.pools: list[tuple[float, float, int]] = []
         """(started, finished, codes) of every pool, as time.time()."""
@@ -184,7 +209,12 @@ class Lines:
     def start(self, end: float) -> None:
         def line(k: int) -> None:
             i = 0
+            first = time.time()
             while time.time() < end and not self.failures:
+                due = first + i * self._every
+                if due > time.time():
+                    time.sleep(min(due, end) - time.time())
+                    continue
                 started = time.time()
                 try:
                     run = request_pool(self._address, self._pool, f"{self._name}-{k}-{i}")
@@ -216,37 +246,49 @@ class Lines:
 
 
 class Plant:
-    """A plant commissioning ``texts`` in events of ``CAPTURE_EVENT`` codes over one
-    CaptureEvents stream, until the codes run out or ``end``."""
+    """A plant's packing station commissioning a case of ``CAPTURE_EVENT`` codes of ``texts``
+    per Commission call, ``cases_per_s`` calls a second at fixed times whatever the answers'
+    pace (open loop, a few calls in flight), until the codes run out or ``end``. A call's
+    latency runs from when it was due."""
 
-    def __init__(self, address: str, texts: Sequence[str]) -> None:
-        self._address, self._texts = address, texts
+    def __init__(self, address: str, texts: Sequence[str], cases_per_s: float) -> None:
+        self._address, self._texts, self._interval = address, texts, 1.0 / cases_per_s
         self._thread: threading.Thread | None = None
-        self.outcome: dict[str, Any] = {}
-        self.failure: BaseException | None = None
+        self.latency = Histogram()
+        self.changed = 0
+        self.seconds = 0.0
+        self.failures: list[BaseException] = []
 
     def start(self, end: float) -> None:
-        def messages() -> Iterator[lpb.CaptureEventsRequest]:
-            for i in range(0, len(self._texts), CAPTURE_EVENT):
-                if time.time() >= end:
-                    return
-                yield lpb.CaptureEventsRequest(tenant=DEV_TENANT, events=[lpb.LifecycleEvent(
-                    kind=lpb.EVENT_KIND_COMMISSION, context=lpb.EventContext(party_id="PLANT"),
-                    codes=self._texts[i:i + CAPTURE_EVENT])])
+        channel = grpc.insecure_channel(self._address, options=CHANNEL_OPTIONS)
+        stub = lifecycle_pb2_grpc.LifecycleStub(channel)
+        lock = threading.Lock()
+
+        def commission(codes: Sequence[str], due: float) -> None:
+            try:
+                response = stub.Commission(lpb.CommissionRequest(
+                    tenant=DEV_TENANT, context=lpb.EventContext(party_id="PLANT"), codes=codes),
+                    timeout=60)
+                if not response.applied or response.failures:
+                    raise RuntimeError(f"Commission was not applied: {response.failures[:3]}")
+            except Exception as exc:
+                self.failures.append(exc)
+                return
+            with lock:
+                self.latency.add(time.time() - due)
+                self.changed += len(codes)
 
         def run() -> None:
-            try:
-                with grpc.insecure_channel(self._address, options=CHANNEL_OPTIONS) as channel:
-                    stub = lifecycle_pb2_grpc.LifecycleStub(channel)
-                    started = time.perf_counter()
-                    response = stub.CaptureEvents(messages(), timeout=600)
-                    seconds = time.perf_counter() - started
-                if response.failures:
-                    raise RuntimeError(f"capture failed: {response.failures[:3]}")
-                self.outcome = {"changed": response.changed, "seconds": seconds,
-                                "changes_per_s": response.changed / seconds}
-            except Exception as exc:
-                self.failure = exc
+            first = time.time()
+            with ThreadPoolExecutor(8, thread_name_prefix="plant") as calls:
+                for n, i in enumerate(range(0, len(self._texts), CAPTURE_EVENT)):
+                    due = first + n * self._interval
+                    if due >= end:
+                        break
+                    time.sleep(max(0.0, due - time.time()))
+                    calls.submit(commission, self._texts[i:i + CAPTURE_EVENT], due)
+            self.seconds = time.time() - first
+            channel.close()
 
         self._thread = threading.Thread(target=run, daemon=True)
         self._thread.start()
@@ -254,9 +296,11 @@ class Plant:
     def join(self) -> dict[str, Any]:
         if self._thread is not None:
             self._thread.join()
-        if self.failure is not None:
-            raise self.failure
-        return self.outcome
+        if self.failures:
+            raise self.failures[0]
+        return {"changed": self.changed, "seconds": self.seconds,
+                "changes_per_s": self.changed / self.seconds if self.seconds else 0.0,
+                "latency": self.latency.summary()}
 
 
 class MemoryLog:
@@ -339,24 +383,31 @@ def run_lines(o: Options) -> list[Result]:
 
 
 def run_day(o: Options) -> list[Result]:
-    """Consumers, a distributor, a packaging line and a commissioning plant at once."""
+    """Everyone at the pace of a working day, at once: consumers, a distributor, a packaging
+    line and a commissioning plant, each at a fixed offered rate (open loop), so that what one
+    does to the others shows in their latency rather than in a slower pace."""
     with workdir("day", o.keep) as tmp, site(tmp, "pharmatrace-day", o.workers,
                                              codes=o.codes) as s:
         rate = _max_unary(s, o).calls_per_s * o.consumer_share
-        say(f"day: {o.capture_codes:,} codes for the plant to commission ...")
-        plant_codes = request_pool(s.issue_address, o.capture_codes, "day-plant", keep=True)
+        capture_codes = int(o.cases_per_s * CAPTURE_EVENT * (o.seconds + 1))
+        say(f"day: {capture_codes:,} codes for the plant to commission ...")
+        plant_codes = request_pool(s.issue_address, capture_codes, "day-plant", keep=True)
         assert plant_codes.serials is not None
         plant_texts = verify.scanned_texts(plant_codes.serials)
-        say(f"day: consumers at {rate:,.0f} req/s, a distributor, a line and a plant, "
-            f"{o.seconds:.0f} s ...")
-        line = Lines(s.issue_address, 1, o.pool, "day-line")
-        plant = Plant(s.issue_address, plant_texts)
+        offered = {"consumers": rate, "distributor": o.pallets_per_s * PALLET,
+                   "line": o.pool / o.pool_every_s, "plant": o.cases_per_s * CAPTURE_EVENT}
+        say(f"day: consumers {rate:,.0f} req/s, a distributor {offered['distributor']:,.0f} "
+            f"codes/s, a line {offered['line']:,.0f} codes/s, a plant {offered['plant']:,.0f} "
+            f"commissioned/s, {o.seconds:.0f} s ...")
+        line = Lines(s.issue_address, 1, o.pool, "day-line", every=o.pool_every_s)
+        plant = Plant(s.issue_address, plant_texts, o.cases_per_s)
 
         def beside(end: float) -> None:
             line.start(end)
             plant.start(end)
 
-        loads = [*s.consumer_loads(o.clients, rate=rate), *s.distributor_loads(1, 1)]
+        loads = [*s.consumer_loads(o.clients, rate=rate),
+                 *s.distributor_loads(1, 1, rate=o.pallets_per_s)]
         day = run_load(loads, s.server, o.warmup, o.seconds, during=beside)
         pools, capture = line.join(), plant.join()
         consumers = day.select(0, o.clients)
@@ -372,23 +423,34 @@ def run_day(o: Options) -> list[Result]:
         f"{consumers.latency().quantile(0.99) * 1000:.1f} ms), distributor "
         f"{distributor.units_per_s:,.0f} codes/s, line {pools['codes_per_s']:,.0f} codes/s, "
         f"plant {capture.get('changes_per_s', 0):,.0f} commissioned/s")
+
+    def kept(what: str) -> Target:
+        return Target("min", offered[what] * 0.95)
+
     return [
         Result(bench="scenarios", name=f"day: consumers (offered {rate:,.0f} req/s)",
                unit="req/s", figure=consumers.calls_per_s, key="scenarios.day.consumers",
-               elsewhere=day.other_cpu, details=consumers.summary()),
+               elsewhere=day.other_cpu, targets=[kept("consumers")],
+               details=consumers.summary()),
         *latency_results("scenarios", "day: consumers' Verify", "scenarios.day.consumers",
                          consumers, p99_targets=[Target("max", verify.P99_HALF_MAX_MS)]),
-        Result(bench="scenarios", name="day: distributor VerifyBatch of pallets",
-               unit="codes/s", figure=distributor.units_per_s, baseline=lookups,
+        Result(bench="scenarios", name="day: distributor, a pallet a second", unit="codes/s",
+               figure=distributor.units_per_s, baseline=lookups,
                baseline_name="in-process 1 core", key="scenarios.day.distributor",
-               details=distributor.summary()),
-        Result(bench="scenarios", name="day: packaging line's pools", unit="codes/s",
-               figure=pools["codes_per_s"], baseline=mint, baseline_name="mint+putmulti",
-               key="scenarios.day.line", details=pools),
-        Result(bench="scenarios", name="day: plant commissioning (CaptureEvents)",
-               unit="changes/s", figure=capture.get("changes_per_s", 0.0), baseline=rmw,
-               baseline_name="raw LMDB RMW, 1 txn", key="scenarios.day.capture",
-               details=capture),
+               targets=[kept("distributor")], details=distributor.summary()),
+        *latency_results("scenarios", "day: distributor's VerifyBatch of a pallet",
+                         "scenarios.day.distributor", distributor),
+        Result(bench="scenarios", name=f"day: packaging line, a pool every "
+               f"{o.pool_every_s:g} s", unit="codes/s", figure=pools["codes_per_s"],
+               baseline=mint, baseline_name="mint+putmulti", key="scenarios.day.line",
+               targets=[kept("line")], details=pools),
+        Result(bench="scenarios", name=f"day: plant, {o.cases_per_s:g} cases commissioned a "
+               "second", unit="changes/s", figure=capture.get("changes_per_s", 0.0),
+               baseline=rmw, baseline_name="raw LMDB RMW, 1 txn", key="scenarios.day.capture",
+               targets=[kept("plant")], details=capture),
+        *(Result(bench="scenarios", name=f"day: plant's Commission of a case p{label}",
+                 unit="ms", figure=capture["latency"][f"p{label}_ms"],
+                 key=f"scenarios.day.capture.p{label}") for label in ("50", "99")),
     ]
 
 

@@ -15,7 +15,6 @@ import functools
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from pharmatrace.v1 import common_pb2 as pb
 from pharmatrace.v1 import trace_pb2 as tpb
@@ -134,34 +133,6 @@ class Answers:
     reasons: list[str] = field(default_factory=list)
     batches: list[pb.Batch] = field(default_factory=list)
     products: list[pb.Product] = field(default_factory=list)
-
-    def extend(self, other: Answers) -> None:
-        """Appends ``other``'s entries after these; a product or batch both tables hold is
-        kept once, and ``other``'s indexes are moved to this table's."""
-        self.verdicts += other.verdicts
-        self.statuses += other.statuses
-        self.alert_masks += other.alert_masks
-        self.scan_counts += other.scan_counts
-        self.first_verified_ms += other.first_verified_ms
-        self.levels += other.levels
-        self.codes += other.codes
-        self.reasons += other.reasons
-        self.batch_indexes += _merged(self.batches, other.batches, other.batch_indexes)
-        self.product_indexes += _merged(self.products, other.products, other.product_indexes)
-
-
-def _merged(table: list[Any], entries: list[Any], indexes: list[int]) -> list[int]:
-    """Adds to ``table`` the ``entries`` it lacks; ``indexes`` into ``entries`` (-1: none) as
-    indexes into ``table``."""
-    known = {entry.SerializeToString(): i for i, entry in enumerate(table)}
-    moved = []
-    for entry in entries:
-        key = entry.SerializeToString()
-        if key not in known:
-            known[key] = len(table)
-            table.append(entry)
-        moved.append(known[key])
-    return [moved[i] if i >= 0 else -1 for i in indexes]
 
 
 class Verifier:

@@ -24,9 +24,10 @@ from tracecore.verification import Answers, ScanContext, Verifier, alerts_of
 from tracerpc.metrics import Metrics
 
 MAX_BATCH = 100_000
-BATCH_SLICE = 1_000
-"""A batch is verified this many codes at a time, giving other calls on the worker (a
-consumer's single Verify) a turn between slices instead of waiting for a whole pallet."""
+INLINE_CODES = 1_000
+"""A batch of more codes is verified in a thread: a pallet takes a worker about 100 ms, which
+the event loop spends answering the worker's other calls (a consumer's single Verify) instead
+of keeping them waiting. Smaller batches are verified on the loop, where no hand-off costs."""
 MAX_CODE_BYTES = 4096
 OBSERVATIONS = "observations"
 _VERDICT_NAMES = {v: pb.Verdict.Name(v) for v in pb.Verdict.values()}
@@ -121,10 +122,10 @@ class VerificationServicer(verification_pb2_grpc.VerificationServicer):
             raise InvalidArgument(f"at most {MAX_BATCH:,} codes", field="codes")
         verifier = self._verifiers.get(request.tenant)
         context, now = _context(request.context), now_ms()
-        answers = verifier.verify(codes[:BATCH_SLICE], context, now)
-        for start in range(BATCH_SLICE, len(codes), BATCH_SLICE):
-            await asyncio.sleep(0)
-            answers.extend(verifier.verify(codes[start:start + BATCH_SLICE], context, now))
+        if len(codes) > INLINE_CODES:
+            answers = await asyncio.to_thread(verifier.verify, codes, context, now)
+        else:
+            answers = verifier.verify(codes, context, now)
         self._count(answers)
         return pb.VerifyBatchResponse(
             verdicts=answers.verdicts,  # type: ignore[arg-type]

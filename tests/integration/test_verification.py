@@ -252,19 +252,19 @@ def test_verify_batch_answers_each_code_in_order_in_consistent_columns(api, gs1,
     assert [(x.lot, x.expires_on) for x in r.batches] == [(gs1.lot, gs1.expires_on)]
 
 
-def test_a_batch_of_several_slices_answers_like_one_code_at_a_time(api, gs1, nmpa) -> None:
-    """A pallet larger than the slice a worker verifies at a time (verify_svc BATCH_SLICE):
-    every column is in order across the slices, a code repeated in a later slice counts the
-    earlier scans, and each product and batch is in its table once."""
-    from verify_svc.verification import BATCH_SLICE
+def test_a_batch_verified_off_the_event_loop_answers_like_a_small_one(api, gs1, nmpa) -> None:
+    """A pallet larger than what a worker verifies on its event loop (verify_svc INLINE_CODES,
+    beyond which a thread does it): every column is in order, a code repeated later in the
+    batch counts the earlier scan, and each product and batch is in its table once."""
+    from verify_svc.verification import INLINE_CODES
 
-    units = api.codes(gs1.tenant, gs1.gtin, BATCH_SLICE + 300, lot=gs1.lot)
+    units = api.codes(gs1.tenant, gs1.gtin, INLINE_CODES + 300, lot=gs1.lot)
     drugs = api.codes(nmpa.tenant, nmpa.nmpa_id, 400)
-    codes = [*units[:BATCH_SLICE - 1], "garbage", *drugs, units[0], *units[BATCH_SLICE:],
+    codes = [*units[:INLINE_CODES - 1], "garbage", *drugs, units[0], *units[INLINE_CODES:],
              drugs[0]]
     r = api.verify_batch(gs1.tenant, codes)
     assert len(r.verdicts) == len(codes) == len(r.scan_counts) == len(r.product_indexes)
-    invalid = BATCH_SLICE - 1
+    invalid = INLINE_CODES - 1
     assert [i for i, v in enumerate(r.verdicts) if v != GENUINE] == [invalid]
     names = [r.products[i].gtin or r.products[i].nmpa_id if i >= 0 else None
              for i in r.product_indexes]
