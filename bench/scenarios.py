@@ -74,6 +74,9 @@ DEFAULT_SECONDS = 10.0
 DEFAULT_SOAK_SECONDS = 300.0
 SOAK_SHARE = 0.7
 SOAK_SAMPLE_S = 5.0
+SOAK_CODES = 250_000
+"""Distinct codes scanned in the soak: each about four times in five minutes, as packs are, and
+not the hundred times that would make every scan a clone alert."""
 SOAK_GROWTH = 1.10
 """A process's own (anonymous) memory at the end of the soak, at most this times the start."""
 PALLET = 10_000
@@ -116,6 +119,8 @@ class Site:
     tmp: Path
     texts: list[str]
     """Scanned element strings of issued codes."""
+    consumer_codes: int = verify.UNARY_CODES
+    """Distinct codes the consumers scan, over and over."""
     consumers: Path = field(init=False)
     """Verify requests in verify.MIX proportions."""
     pallets: Path = field(init=False)
@@ -124,7 +129,7 @@ class Site:
     def __post_init__(self) -> None:
         self.consumers = self.tmp / f"{self.server.name}-consumers.bin"
         write_requests(self.consumers,
-                       verify.consumer_requests(self.data, self.texts, verify.UNARY_CODES))
+                       verify.consumer_requests(self.data, self.texts, self.consumer_codes))
         self.pallets = self.tmp / f"{self.server.name}-pallets.bin"
         write_requests(self.pallets, [
             (vpb.VerifyBatchRequest(tenant=DEV_TENANT, codes=self.texts[i:i + PALLET])
@@ -162,10 +167,12 @@ class Site:
 
 @contextlib.contextmanager
 def site(tmp: Path, name: str, workers: int, *, codes: int = 0, data: Path | None = None,
-         serials: Sequence[str] = ()) -> Iterator[Site]:
+         serials: Sequence[str] = (), consumer_codes: int = verify.UNARY_CODES
+         ) -> Iterator[Site]:
     """A server with ``workers`` verification workers. A new ledger gets the bench product,
     batch and parties and ``codes`` codes through RequestCodes; an existing one (``data``) is
-    served as it is, with ``serials`` of its codes as the ones to verify."""
+    served as it is, with ``serials`` of its codes as the ones to verify. Consumers scan
+    ``consumer_codes`` distinct codes."""
     data = data or tmp / f"data-{name}"
     fresh = not data.exists()
     with pharmatrace_server(data, tmp, workers=workers, name=name) as server:
@@ -177,7 +184,7 @@ def site(tmp: Path, name: str, workers: int, *, codes: int = 0, data: Path | Non
             pool = request_pool(address, codes, f"{name}-ledger", keep=True)
             assert pool.serials is not None
             serials = pool.serials
-        yield Site(server, data, tmp, verify.scanned_texts(serials))
+        yield Site(server, data, tmp, verify.scanned_texts(serials), consumer_codes)
 
 
 def add_parties(issue_address: str) -> None:
@@ -457,7 +464,7 @@ def run_day(o: Options) -> list[Result]:
 def run_soak(o: Options) -> list[Result]:
     """Consumers at 70 % of the maximum rate for ``soak_seconds``; memory of every process."""
     with workdir("soak", o.keep) as tmp, site(tmp, "pharmatrace-soak", o.workers,
-                                              codes=o.codes) as s:
+                                              codes=o.codes, consumer_codes=SOAK_CODES) as s:
         rate = _max_unary(s, o).calls_per_s * SOAK_SHARE
         say(f"soak: consumers at {rate:,.0f} req/s for {o.soak_seconds:,.0f} s, sampling the "
             f"memory of every server process every {SOAK_SAMPLE_S:.0f} s ...")
