@@ -480,7 +480,7 @@ def run_soak(o: Options) -> list[Result]:
                details=soak.summary()),
         *latency_results("scenarios", "soak: Verify", "scenarios.soak", soak),
     ]
-    for pid, samples in memory.samples.items():
+    for n, (pid, samples) in enumerate(memory.samples.items()):
         first, last = samples[0][1], samples[-1][1]
         label = memory.label(pid)
         say(f"soak: {label}: RSS {first.get('VmRSS', 0) / MIB:,.0f} -> "
@@ -492,7 +492,7 @@ def run_soak(o: Options) -> list[Result]:
             bench="scenarios", name=f"soak: {label}: own memory at the end / start",
             unit="MiB", figure=last.get("RssAnon", 0) / MIB,
             baseline=first.get("RssAnon", 0) / MIB, baseline_name="at the start",
-            key=f"scenarios.soak.rss_anon.{'main' if pid == s.server.pid else 'worker'}",
+            key=f"scenarios.soak.rss_anon.{'main' if pid == s.server.pid else f'worker{n}'}",
             targets=[Target("max_ratio", SOAK_GROWTH)],
             details={"vmrss_start_mib": first.get("VmRSS", 0) / MIB,
                      "vmrss_end_mib": last.get("VmRSS", 0) / MIB,
