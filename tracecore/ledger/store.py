@@ -374,10 +374,12 @@ class Ledger:
         while pending:
             keys = [prefix + serials[i].encode() for i in pending]
             # The common case in one C loop, inside a child transaction so that a clash (a
-            # 60-bit random draw equal to an earlier one: rare) can be undone and found.
+            # 60-bit random draw equal to an earlier one: rare) can be undone and found. In key
+            # order, each insert lands beside the last one's page path instead of anywhere in
+            # the tree.
             child = self.env.child(txn)
             _, added = child.cursor(db=codes_db).putmulti(
-                zip(keys, repeat(value)), dupdata=False, overwrite=False)
+                zip(sorted(keys), repeat(value)), dupdata=False, overwrite=False)
             if added == len(pending):
                 child.commit()
                 return serials
