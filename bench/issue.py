@@ -3,8 +3,7 @@
 The project's figure: codes requested, durably committed by `pharmatrace serve` and received by a
 Python gRPC client that iterates the stream and counts serials, per second of the whole call.
 The baseline, in the same run: ``tracecore.minting.Minter`` mints as many codes and one LMDB
-transaction stores them in key order with ``putmulti`` in a fresh environment, committed with
-fsync.
+transaction stores them with ``putmulti`` in a fresh environment, committed with fsync.
 Both are the best of ``--repeat`` runs, so that a job sharing the machine for a moment does not
 set the figure. With ``--big`` a 10,000,000-code pool streams from a fresh server while its
 memory is sampled.
@@ -128,8 +127,10 @@ def in_process_rate(count: int, directory: Path) -> tuple[float, float]:
         cpu = time.process_time()
         serials = minter.mint(count)
         with env.begin(write=True, db=db) as txn:
+            # As drawn: sorting a million keys first costs more than it saves in one putmulti
+            # (measured: 230-270k against 300-320k codes/s); the server sorts 65,536 at a time.
             _, added = txn.cursor().putmulti(
-                sorted((prefix + s.encode("ascii"), value) for s in serials),
+                [(prefix + s.encode("ascii"), value) for s in serials],
                 dupdata=False, overwrite=False)
         seconds = time.perf_counter() - started
         cpu = time.process_time() - cpu
