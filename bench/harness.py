@@ -228,6 +228,16 @@ def disk_written_bytes(pid: int) -> int:
     return 0
 
 
+def major_faults() -> int:
+    """Page faults the machine has served from disk since boot (/proc/vmstat pgmajfault): a
+    window in which it grows read ledger pages that were not in memory."""
+    with open("/proc/vmstat") as f:
+        for line in f:
+            if line.startswith("pgmajfault "):
+                return int(line.split()[1])
+    return 0
+
+
 def busy_cpu_seconds() -> float:
     """CPU seconds every core of the machine has spent busy since boot (/proc/stat)."""
     with open("/proc/stat") as f:

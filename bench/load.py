@@ -43,6 +43,7 @@ from bench.harness import (
     busy_cpu_seconds,
     cpu_seconds,
     descendants,
+    major_faults,
     profile_summary,
     say,
     settle,
@@ -334,12 +335,14 @@ class LoadResult:
     main_cpu: float
     other_cpu: float
     """Cores busy with anything but the server and the clients: noise from other processes."""
+    major_faults: int = 0
+    """Pages the machine read from disk on a fault during the window (all processes)."""
 
     def select(self, start: int, stop: int) -> LoadResult:
         """The tallies of the loads ``start:stop`` (in the order given to ``run_load``), for
         one kind of client among several; the server's CPU figures stay the whole server's."""
         return LoadResult(self.seconds, self.tallies[start:stop], self.worker_cpu,
-                          self.main_cpu, self.other_cpu)
+                          self.main_cpu, self.other_cpu, self.major_faults)
 
     @property
     def units_per_s(self) -> float:
@@ -378,6 +381,7 @@ class LoadResult:
             "client_cpu": [round(t.cpu / self.seconds, 3) for t in self.tallies],
             "server_main_cpu": round(self.main_cpu, 3),
             "other_cpu": round(self.other_cpu, 3),
+            "major_faults": self.major_faults,
             # Robust to other jobs on the machine, unlike the rate: server CPU per unit of work.
             "server_cpu_us_per_unit": (sum(self.worker_cpu) + self.main_cpu) * self.seconds
             / max(1, sum(t.units for t in self.tallies)) * 1e6,
@@ -441,11 +445,13 @@ def run_load(loads: Sequence[Load], server: ServerProcess, warmup: float, second
             profiler.start()
         cpu_before = [cpu_seconds(p) for p in (server.pid, *workers)]
         busy_before = busy_cpu_seconds()
+        faults_before = major_faults()
         if during is not None:
             during(end)
         time.sleep(max(0.0, end - time.time()))
         cpu_after = [cpu_seconds(p) for p in (server.pid, *workers)]
         busy = busy_cpu_seconds() - busy_before
+        faults = major_faults() - faults_before
         if profiler is not None and (path := profiler.stop()) is not None:
             say(f"profile of the server:\n{profile_summary(path)}")
         tallies = []
@@ -463,7 +469,8 @@ def run_load(loads: Sequence[Load], server: ServerProcess, warmup: float, second
             conn.close()
     cpu = [(b - a) / seconds for a, b in zip(cpu_before, cpu_after, strict=True)]
     ours = sum(cpu) + sum(t.cpu for t in tallies) / seconds
-    return LoadResult(seconds, tallies, cpu[1:], cpu[0], max(0.0, busy / seconds - ours))
+    return LoadResult(seconds, tallies, cpu[1:], cpu[0], max(0.0, busy / seconds - ours),
+                      faults)
 
 
 def _receive(conn: multiprocessing.connection.Connection, timeout: float) -> tuple[str, Any]:

@@ -232,17 +232,20 @@ def compare(big: Path, o: VerifyOptions) -> list[Result]:
             say(f"scale: VerifyBatch of pallets, {name} ledger ...")
             batch[name] = run_load(s.distributor_loads(o.clients, o.batch_channels), s.server,
                                    o.warmup, o.seconds)
-            say(f"scale: {batch[name].units_per_s:,.0f} codes/s")
+            say(f"scale: {batch[name].units_per_s:,.0f} codes/s "
+                f"({batch[name].major_faults:,} pages read from disk meanwhile)")
         for name, s in pair.items():
             say(f"scale: Verify closed loop, {name} ledger ...")
             unary[name] = run_load(s.consumer_loads(o.clients), s.server, o.warmup, o.seconds)
-            say(f"scale: {unary[name].calls_per_s:,.0f} req/s")
+            say(f"scale: {unary[name].calls_per_s:,.0f} req/s "
+                f"({unary[name].major_faults:,} pages read from disk meanwhile)")
         rate = unary["small"].calls_per_s / 2
         for name, s in pair.items():
             say(f"scale: Verify open loop at {rate:,.0f} req/s, {name} ledger ...")
             latency[name] = run_load(s.consumer_loads(o.clients, rate=rate), s.server, o.warmup,
                                      o.seconds)
-            say(f"scale: p99 {latency[name].latency().quantile(0.99) * 1000:.2f} ms")
+            say(f"scale: p99 {latency[name].latency().quantile(0.99) * 1000:.2f} ms "
+                f"({latency[name].major_faults:,} pages read from disk meanwhile)")
     codes = f"{len(serials):,}-code sample"
     results = [
         Result(bench="scale", name="in-process lookups, big ledger, first pass", unit="codes/s",
