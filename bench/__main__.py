@@ -5,8 +5,9 @@
     python -m bench issue [--count N] [--big] RequestCodes; --big adds the 10,000,000-code RSS run
     python -m bench verify [--codes N] [--workers 1,2] [--seconds S]
     python -m bench codec [--n N]
-    python -m bench scenarios [lines day soak] packaging lines beside consumers, a mixed day,
-                                              a 5-minute soak (bench/scenarios.py)
+    python -m bench scenarios [NAME ...]      verify, capture, lines, day, soak: consumers and
+                                              distributors, lifecycle capture, packaging lines
+                                              beside consumers, a working day, a 5-minute soak
     python -m bench scale --data DIR          build a 100,000,000-code ledger in DIR (resumes),
                                               then verify against it and a 1,000,000-code one
     python -m bench ci                        short run; exits 1 when a ratio passes its limit
@@ -225,7 +226,7 @@ def _parser() -> argparse.ArgumentParser:
     issue_args(sub)
     verify_args(sub)
     profile_arg(sub)
-    sub = command("scenarios", _scenarios, "lines beside consumers, a mixed day, a soak",
+    sub = command("scenarios", _scenarios, "consumers, distributors, capture, lines, a day, a soak",
                   quiet_wait=0.0)
     sub.add_argument("names", nargs="*", metavar="SCENARIO",
                      help=f"any of {', '.join(scenarios.SCENARIOS)} (default: all)")
