@@ -114,3 +114,21 @@ def test_an_open_loop_sends_every_call_due_in_the_window(site: _Site, tmp_path: 
     sent = sum(sum(t.outcomes.values()) for t in result.tallies)
     assert 198 <= sent <= 202
     assert result.outcomes() == {OK: sent}
+
+
+def test_a_short_working_day_runs_every_actor_at_its_pace(tmp_path: Path) -> None:
+    """`python -m bench scenarios day`, small: consumers, a distributor, a packaging line and a
+    plant at once; every call answered right, the line's pools and the plant's cases all in."""
+    from bench import scenarios
+
+    options = scenarios.Options(codes=20_000, seconds=2.0, warmup=0.5, pool=5_000,
+                                pool_every_s=1.0, cases_per_s=2.0, consumer_share=0.1)
+    results = {r.key: r for r in scenarios.run_day(options)}
+    consumers = results["scenarios.day.consumers"].details
+    assert consumers["errors"] == 0 and consumers["calls"] > 0
+    distributor = results["scenarios.day.distributor"].details
+    assert distributor["errors"] == 0 and distributor["units"] == distributor["calls"] * 10_000
+    line = results["scenarios.day.line"].details
+    assert line["pools"] >= 2 and line["codes"] == line["pools"] * 5_000
+    plant = results["scenarios.day.capture"].details
+    assert plant["changed"] == plant["latency"]["count"] * 1_000 >= 3_000
