@@ -40,7 +40,6 @@ import grpc
 from pharmatrace.v1 import admin_pb2, admin_pb2_grpc, lifecycle_pb2_grpc
 from pharmatrace.v1 import common_pb2 as cpb
 from pharmatrace.v1 import lifecycle_pb2 as lpb
-from pharmatrace.v1 import verification_pb2 as vpb
 
 from bench import issue, lifecycle, verify
 from bench.harness import (
@@ -123,18 +122,18 @@ class Site:
     """Distinct codes the consumers scan, over and over."""
     consumers: Path = field(init=False)
     """Verify requests in verify.MIX proportions."""
+    batches: list[Sequence[str]] = field(init=False)
+    """``texts`` in pallets of ``PALLET``."""
     pallets: Path = field(init=False)
-    """VerifyBatch requests of ``PALLET`` issued codes each."""
+    """A VerifyBatch request per pallet of ``batches``."""
 
     def __post_init__(self) -> None:
         self.consumers = self.tmp / f"{self.server.name}-consumers.bin"
         write_requests(self.consumers,
                        verify.consumer_requests(self.data, self.texts, self.consumer_codes))
+        self.batches = verify.in_batches(self.texts, PALLET)
         self.pallets = self.tmp / f"{self.server.name}-pallets.bin"
-        write_requests(self.pallets, [
-            (vpb.VerifyBatchRequest(tenant=DEV_TENANT, codes=self.texts[i:i + PALLET])
-             .SerializeToString(), verify.GENUINE * len(self.texts[i:i + PALLET]))
-            for i in range(0, len(self.texts) - PALLET + 1, PALLET)])
+        write_requests(self.pallets, verify.batch_requests(self.batches))
 
     @property
     def issue_address(self) -> str:
@@ -421,8 +420,7 @@ def run_day(o: Options) -> list[Result]:
         distributor = day.select(o.clients, o.clients + 1)
         _check("day: consumers", consumers, s.server)
         _check("day: distributor", distributor, s.server)
-        batches = [s.texts[i:i + PALLET] for i in range(0, len(s.texts), PALLET)]
-        lookups, _ = verify.in_process_rate(s.data, batches, 2.0)
+        lookups, _ = verify.in_process_rate(s.data, s.batches, 2.0)
         mint, _ = issue.in_process_rate(o.pool, tmp / "mint-baseline")
         keys = [parse(t).code.key() for t in plant_texts[:capture.get("changed", 0)]]
         rmw = len(keys) / raw_rmw_seconds(keys, tmp / "rmw-baseline", o.codes) if keys else 0.0

@@ -78,6 +78,17 @@ def scanned_texts(serials: Sequence[str]) -> list[str]:
     return [render(Scan(Code(Scheme.GS1, GTIN, s), LOT, expiry), Form.ELEMENT) for s in serials]
 
 
+def in_batches(texts: Sequence[str], size: int) -> list[Sequence[str]]:
+    """``texts`` cut into batches of ``size`` (the last may be shorter)."""
+    return [texts[i:i + size] for i in range(0, len(texts), size)]
+
+
+def batch_requests(batches: Sequence[Sequence[str]]) -> list[tuple[bytes, bytes]]:
+    """A VerifyBatch request per batch of issued codes, each expecting every code GENUINE."""
+    return [(vpb.VerifyBatchRequest(tenant=DEV_TENANT, codes=b).SerializeToString(),
+             GENUINE * len(b)) for b in batches]
+
+
 def in_process_rate(data: Path, batches: Sequence[Sequence[str]], seconds: float
                     ) -> tuple[float, float]:
     """Parse + tag check + LMDB get in one loop over ``batches``, through tracecore: codes per
@@ -182,11 +193,9 @@ def run(options: Options = Options()) -> list[Result]:
         assert pool.serials is not None
         texts = scanned_texts(pool.serials)
         del pool
-        batches = [texts[i:i + o.batch] for i in range(0, len(texts), o.batch)]
+        batches = in_batches(texts, o.batch)
         batch_file = tmp / "batch-requests.bin"
-        write_requests(batch_file, [
-            (vpb.VerifyBatchRequest(tenant=DEV_TENANT, codes=b).SerializeToString(),
-             GENUINE * len(b)) for b in batches])
+        write_requests(batch_file, batch_requests(batches))
         unary_file = tmp / "unary-requests.bin"
         write_requests(unary_file, consumer_requests(data, texts, UNARY_CODES))
         say(f"verify: in-process baseline (parse + tag check + LMDB get, {o.batch:,} a batch) ...")
