@@ -131,9 +131,11 @@ _MALFORMED = ("hello world", "(01)09501101530003(21)", "]d2010950110153000", "12
 
 
 def consumer_requests(data: Path, texts: Sequence[str], n: int) -> list[tuple[bytes, bytes]]:
-    """``n`` Verify requests in the proportions of ``MIX``, shuffled (seeded), each with the
-    verdict it must get. Unknown codes are minted here with the tenant's active key and never
-    stored; bad signatures are issued codes with their last (tag) character changed."""
+    """``n`` Verify requests (as many as ``texts`` when there are fewer) in the proportions of
+    ``MIX``, shuffled (seeded), each with the verdict it must get. Unknown codes are minted here
+    with the tenant's active key and never stored; bad signatures are issued codes with their
+    last (tag) character changed."""
+    n = min(n, len(texts))
     rng = random.Random(8)
     counts = {kind: round(share * n) for kind, share in MIX.items()}
     counts["genuine"] = n - sum(v for k, v in counts.items() if k != "genuine")

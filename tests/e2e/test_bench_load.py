@@ -79,6 +79,8 @@ def test_mixed_consumer_codes_get_the_verdicts_expected_of_them(site: _Site, tmp
     assert [verdicts.count(v) for v in (vpb.VERDICT_GENUINE, vpb.VERDICT_UNKNOWN,
                                         vpb.VERDICT_BAD_SIGNATURE, vpb.VERDICT_INVALID_FORMAT)
             ] == [360, 16, 12, 12]
+    # A ledger's sample smaller than asked for (bench scale on a small build): as many as it has.
+    assert len(verify.consumer_requests(site.data, site.texts[:50], 400)) == 50
     write_requests(tmp_path / "mixed.bin", requests)
     result = run_load([_load(site, tmp_path / "mixed.bin", concurrency=8)], site.server,
                       warmup=0.2, seconds=1.0)
@@ -101,8 +103,6 @@ def test_a_wrong_verdict_and_a_refused_call_are_counted_by_what_they_were(
     outcomes = result.outcomes()
     assert set(outcomes) == {OK, WRONG, "NOT_FOUND"}
     assert outcomes[OK] == result.tallies[0].calls
-    assert "NOT_FOUND" in result.summary()["first_error"] or WRONG in result.summary()[
-        "first_error"]
 
 
 def test_an_open_loop_sends_every_call_due_in_the_window(site: _Site, tmp_path: Path) -> None:
