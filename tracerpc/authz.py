@@ -25,6 +25,7 @@ from tracecore.errors import (
     Unauthenticated,
 )
 from tracecore.ledger.tenants import DataDir
+from tracecore.usecases.declare import Scope, UseCase, declaration
 from tracerpc.certs import peer_identity
 
 log = logging.getLogger("pharmatrace.audit")
@@ -34,47 +35,51 @@ A, L, D, P, R, U, OP = (Role.ADMIN, Role.LINE, Role.DISTRIBUTOR, Role.PHARMACY, 
 _READERS = frozenset({A, L, D, P, R})
 
 
-def _rpcs(service: str, roles: frozenset[Role] | set[Role], *methods: str
-          ) -> dict[str, frozenset[Role]]:
-    return {f"/pharmatrace.v1.{service}/{m}": frozenset(roles) for m in methods}
+def _rpcs(service: str, **use_cases: Callable[..., Any]) -> dict[str, UseCase]:
+    """RPC name -> the declaration of the use case its servicer method runs."""
+    return {f"/pharmatrace.v1.{service}/{m}": declaration(fn) for m, fn in use_cases.items()}
 
 
-#: Every RPC and the roles that may call it. A method missing here is refused to everyone.
-TABLE: dict[str, frozenset[Role]] = {
-    **_rpcs("Admin", {OP}, "CreateTenant", "ListTenants", "SetTenantOnline", "SetLedgerLimit"),
-    **_rpcs("Admin", {A}, "RegisterProduct", "AddBatch", "AddParty", "CreateToken", "ListTokens",
-            "RevokeToken", "BindCertificate", "RotateKey", "RetireKey", "RevokeKey"),
-    **_rpcs("Admin", _READERS, "GetProduct", "ListProducts", "GetBatch", "ListBatches",
-            "GetParty", "ListParties"),
-    **_rpcs("Admin", {A, R}, "ListKeys"),
-    **_rpcs("CodeIssuance", {A, L}, "RequestCodes", "ReturnCodes"),
-    **_rpcs("CodeIssuance", {A, L, R}, "GetPool"),
-    **_rpcs("Lifecycle", {A, L}, "Commission"),
-    **_rpcs("Lifecycle", {A, L, D}, "Aggregate", "Disaggregate", "Ship", "CaptureEvents",
-            "ImportEpcis"),
+def _pending(service: str, roles: frozenset[Role] | set[Role], writes: bool, *methods: str
+             ) -> dict[str, UseCase]:
+    """RPCs whose servicer does not yet run a declared use case."""
+    return {f"/pharmatrace.v1.{service}/{m}": UseCase(f"{service}.{m}", frozenset(roles), writes,
+                                                     Scope.TENANT) for m in methods}
+
+
+#: Every RPC and the use case it runs: the roles that may call it and whether it writes come
+#: from the use case's declaration. A method missing here is refused to everyone.
+TABLE: dict[str, UseCase] = {
+    **_pending("Admin", {OP}, True, "CreateTenant", "SetTenantOnline", "SetLedgerLimit"),
+    **_pending("Admin", {OP}, False, "ListTenants"),
+    **_pending("Admin", {A}, True, "RegisterProduct", "AddBatch", "AddParty", "CreateToken",
+               "RevokeToken", "BindCertificate", "RotateKey", "RetireKey", "RevokeKey"),
+    **_pending("Admin", {A}, False, "ListTokens"),
+    **_pending("Admin", _READERS, False, "GetProduct", "ListProducts", "GetBatch", "ListBatches",
+               "GetParty", "ListParties"),
+    **_pending("Admin", {A, R}, False, "ListKeys"),
+    **_pending("CodeIssuance", {A, L}, True, "RequestCodes", "ReturnCodes"),
+    **_pending("CodeIssuance", {A, L, R}, False, "GetPool"),
+    **_pending("Lifecycle", {A, L}, True, "Commission"),
+    **_pending("Lifecycle", {A, L, D}, True, "Aggregate", "Disaggregate", "Ship", "CaptureEvents",
+               "ImportEpcis"),
     # A pharmacy takes delivery of the packs it dispenses: a pack in transit cannot be dispensed.
-    **_rpcs("Lifecycle", {A, L, D, P}, "Receive"),
-    **_rpcs("Lifecycle", {A, D, P}, "Decommission", "Undo", "Destroy"),
-    **_rpcs("Lifecycle", {A, R}, "RecallBatch", "RecallMaterial", "WithdrawProduct"),
-    **_rpcs("Verification", {A, L, D, P, R, U}, "Verify"),
-    **_rpcs("Verification", _READERS, "VerifyBatch", "VerifyStream"),
-    **_rpcs("Trace", {A, D, R}, "TraceCode", "ListEvents", "ExportEpcis"),
-    **_rpcs("Trace", {A, R}, "LocateBatch", "BatchesUsingMaterial", "ListAlerts",
-            "WatchAlerts", "RegionReport"),
+    **_pending("Lifecycle", {A, L, D, P}, True, "Receive"),
+    **_pending("Lifecycle", {A, D, P}, True, "Decommission", "Undo", "Destroy"),
+    **_pending("Lifecycle", {A, R}, True, "RecallBatch", "RecallMaterial", "WithdrawProduct"),
+    **_pending("Verification", {A, L, D, P, R, U}, False, "Verify"),
+    **_pending("Verification", _READERS, False, "VerifyBatch", "VerifyStream"),
+    **_pending("Trace", {A, D, R}, False, "TraceCode", "ListEvents", "ExportEpcis"),
+    **_pending("Trace", {A, R}, False, "LocateBatch", "BatchesUsingMaterial", "ListAlerts",
+               "WatchAlerts", "RegionReport"),
 }
 
 #: Methods that change state: each call leaves one audit record.
-WRITES = frozenset(
-    m for m in TABLE
-    if m.rsplit("/", 1)[1].startswith(("Create", "Register", "Add", "Revoke", "Bind", "Rotate",
-                                        "Retire", "Request", "Return", "Commission", "Aggregate",
-                                        "Disaggregate", "Ship", "Receive", "Decommission", "Undo",
-                                        "Destroy", "Capture", "Import", "Recall", "Withdraw",
-                                        "Set"))
-)
+WRITES = frozenset(m for m, use_case in TABLE.items() if use_case.writes)
 #: Answered to anyone: the standard health and reflection services.
 OPEN_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
-_OPERATOR_METHODS = frozenset(m for m, roles in TABLE.items() if OP in roles)
+_OPERATOR_METHODS = frozenset(m for m, use_case in TABLE.items() if use_case.scope is Scope.PLATFORM
+                               or OP in use_case.roles)
 #: Methods whose request carries events of any party inside one opaque document.
 _WHOLE_DOCUMENTS = frozenset({"/pharmatrace.v1.Lifecycle/ImportEpcis"})
 
@@ -204,10 +209,10 @@ class Authorizer:
                 log.info("no audit record in %r: %s", target, exc)
 
     def _check_role(self, method: str, principal: Principal) -> None:
-        allowed = TABLE.get(method)
-        if allowed is None:
+        use_case = TABLE.get(method)
+        if use_case is None:
             raise PermissionDenied("this method is not in the authorization table")
-        if principal.role not in allowed:
+        if principal.role not in use_case.roles:
             raise PermissionDenied(f"the {principal.role.name.lower()} role may not call "
                                    f"{method.rsplit('/', 1)[1]}")
 

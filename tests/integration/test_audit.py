@@ -97,7 +97,7 @@ def audited(loop: _LoopThread, tmp_path_factory: pytest.TempPathFactory) -> Iter
 def _caller(path: str) -> Role:
     """The role that makes a write in the walk: the admin where it may, else the operator,
     else the first tenant role the table allows."""
-    allowed = TABLE[path]
+    allowed = TABLE[path].roles
     for role in (Role.ADMIN, Role.OPERATOR, *TENANT_ROLES):
         if role in allowed:
             return role

@@ -513,7 +513,7 @@ def test_every_role_may_call_exactly_what_the_table_allows(served: Secured, worl
     assert path in TABLE, f"{path} has no entry in tracerpc.authz.TABLE"
     for role, token in world.tokens.items():
         outcome = served.call(path, request_for(path, world, harmless=True), token)
-        if role in TABLE[path]:
+        if role in TABLE[path].roles:
             assert outcome.code not in (UNAUTHENTICATED, PERMISSION_DENIED), (role, outcome)
         else:
             assert outcome.code is PERMISSION_DENIED, (role, outcome)
