@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 from collections.abc import Callable
+from typing import Any
 
 import grpc
 from pharmatrace.v1 import admin_pb2 as apb
@@ -12,10 +14,21 @@ from pharmatrace.v1 import issuance_pb2 as ipb
 from pharmatrace.v1 import verification_pb2 as vpb
 
 from pharmatrace_cli.client import Endpoints
+from pharmatrace_cli.command import EXIT_OK, add_command, endpoints
 from tracecore.codes import Code, Form, Scan, Scheme, render
 
 DEMO_GTIN = "09501101530003"
 DEMO_LOT = "DEMO-1"
+
+
+def register(commands: Any) -> None:
+    """Adds demo to the command group."""
+    add_command(commands, "demo", "Run a short scenario against running services.", _demo)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    run_demo(endpoints(args), args.tenant, print)
+    return EXIT_OK
 
 
 def run_demo(endpoints: Endpoints, tenant: str, say: Callable[[str], None]) -> None:

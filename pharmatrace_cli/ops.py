@@ -1,5 +1,5 @@
-"""Operations commands: backup, restore, doctor, and tenant maintenance (offline, online, ledger
-limit). ``register`` adds them to the `pharmatrace` parser.
+"""Operations commands: backup, restore, doctor, audit verify, and tenant maintenance (offline,
+online, ledger limit). ``register`` adds them to the `pharmatrace` parser.
 
 backup, restore and doctor work on a data directory directly, beside a running server or
 without one (LMDB lets other processes read while the server writes); maintenance asks the
@@ -14,11 +14,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pharmatrace_cli.main import EXIT_ERROR, EXIT_OK, CliError, add_command, endpoints
+from pharmatrace_cli.command import EXIT_ERROR, EXIT_OK, CliError, add_command, endpoints
 
 
 def register(commands: Any) -> None:
-    """Adds backup, restore, doctor and maintenance to the command group."""
+    """Adds backup, restore, doctor, maintenance and audit to the command group."""
     backup = add_command(commands, "backup", "Back up one tenant, online: a consistent, "
                          "compacted copy of its ledger (and scan statistics, alerts), key ring "
                          "and identity, with a manifest of checksums.", _backup, client=False)
@@ -62,6 +62,14 @@ def register(commands: Any) -> None:
     limit = add_command(maintenance, "ledger-limit", "Let a tenant's ledger grow to SIZE "
                         "(e.g. 64GiB) from its next write on, without a restart.", _ledger_limit)
     limit.add_argument("size", help="bytes, or with a unit: 512MiB, 64GiB, 4TiB")
+
+    audit = commands.add_parser("audit", help="The audit trail.").add_subparsers(
+        metavar="ACTION")
+    averify = add_command(audit, "verify", "Check the hash chains of the audit trail and event "
+                          "journal; name the first bad record.", _audit_verify, client=False,
+                          tenant=False)
+    averify.add_argument("--data", default="./data")
+    averify.add_argument("--tenant", help="one tenant (default: all)")
 
 
 def _data_option(parser: argparse.ArgumentParser) -> None:
@@ -148,6 +156,46 @@ def _doctor(args: argparse.Namespace) -> int:
     print(f"doctor: {tenants} checked, {len(wrong)} problem{'s' if len(wrong) != 1 else ''}",
           file=sys.stderr)
     return EXIT_ERROR if wrong else EXIT_OK
+
+
+def _audit_verify(args: argparse.Namespace) -> int:
+    from tracecore.errors import TraceError
+    from tracecore.keys import KeySource
+    from tracecore.ledger.access import Access
+    from tracecore.ledger.journal import Journal
+    from tracecore.ledger.tenants import LEDGER, OPERATOR_DIR, DataDir
+
+    data = DataDir(Path(args.data), KeySource.dev(), readonly=True)  # no key ring is opened
+    ok = True
+    for name in [args.tenant] if args.tenant else data.names():
+        try:
+            ledger = data.open_ledger(name)
+        except TraceError as exc:
+            raise CliError(str(exc)) from exc
+        try:
+            audit_checked, audit_bad = Access(ledger).verify_audit()
+            with ledger.env.read() as txn:
+                events_checked, events_bad = Journal(ledger.db).verify(txn)
+        finally:
+            ledger.close()
+        for what, checked, bad in (("audit trail", audit_checked, audit_bad),
+                                   ("event journal", events_checked, events_bad)):
+            if bad is None:
+                print(f"{name}: {what}: {checked} records, chain intact")
+            else:
+                ok = False
+                print(f"{name}: {what}: BROKEN at record {bad} "
+                      f"({checked} records before it verify)")
+    if not args.tenant and (Path(args.data) / OPERATOR_DIR / LEDGER / "data.mdb").exists():
+        checked, bad = data.operator().verify_audit()
+        data.close()
+        if bad is None:
+            print(f"operator: audit trail: {checked} records, chain intact")
+        else:
+            ok = False
+            print(f"operator: audit trail: BROKEN at record {bad} "
+                  f"({checked} records before it verify)")
+    return EXIT_OK if ok else EXIT_ERROR
 
 
 # -- maintenance -----------------------------------------------------------------------------

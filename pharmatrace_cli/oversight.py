@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pharmatrace_cli.main import EXIT_OK, CliError, add_command, endpoints
+from pharmatrace_cli.command import EXIT_OK, CliError, add_command, endpoints
 
 _ALERT_KINDS = {"diversion": 10, "clone": 11}
 _LEVELS = ("province", "city", "county")

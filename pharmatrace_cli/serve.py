@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -11,6 +12,9 @@ import shutil
 import signal
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from pharmatrace_cli.command import EXIT_OK, CliError, add_command, optional_path
 
 log = logging.getLogger("pharmatrace.serve")
 
@@ -187,3 +191,71 @@ def _tls(config: ServeConfig) -> object:
     if config.tls_cert is None or config.tls_key is None:
         return None
     return load_tls_files(config.tls_cert, config.tls_key, config.client_ca)
+
+
+# -- the command ---------------------------------------------------------------------------------
+
+
+def register(commands: Any) -> None:
+    """Adds serve to the command group."""
+    serve = add_command(commands, "serve", "Run the issuance and verification services.", _serve,
+                    client=False, tenant=False)
+    serve.add_argument("--data", default="./data", help="data directory (default ./data)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--issue-port", type=int, default=50051)
+    serve.add_argument("--verify-port", type=int, default=50052)
+    serve.add_argument("--metrics-port", type=int, default=9464)
+    serve.add_argument("--workers", type=int, default=0,
+                       help="verification worker processes (default: number of cores)")
+    serve.add_argument("--dev", action="store_true",
+                       help="development: public development key passphrase, a demo tenant, "
+                       "and NO authentication")
+    serve.add_argument("--public-verify", action="store_true",
+                       help="answer Verify without a credential (the public role), rate-limited")
+    serve.add_argument("--public-rate", type=float, default=10.0,
+                       help="public verifications per second per client (default 10)")
+    serve.add_argument("--insecure", action="store_true", help="serve plaintext, without TLS")
+    serve.add_argument("--tls-cert", help="server certificate chain (PEM)")
+    serve.add_argument("--tls-key", help="server private key (PEM)")
+    serve.add_argument("--client-ca", help="require client certificates signed by this CA")
+    serve.add_argument("--grace", type=float, default=10.0,
+                       help="seconds calls in flight get to finish on shutdown")
+    serve.add_argument("--ready-file", help="write the bound ports here as JSON once serving")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    if not args.insecure and not args.tls_cert:
+        raise CliError("TLS needs --tls-cert and --tls-key (create development ones with "
+                       "`pharmatrace certs init`); or pass --insecure to serve plaintext")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise CliError("--tls-cert and --tls-key go together")
+    data = Path(args.data)
+    data.mkdir(parents=True, exist_ok=True)
+    prepare_metrics_dir(data)
+    from tracerpc.logs import configure_logging
+
+    configure_logging()
+    config = ServeConfig(
+        data=data, host=args.host, issue_port=args.issue_port, verify_port=args.verify_port,
+        metrics_port=args.metrics_port, workers=args.workers or os.cpu_count() or 1,
+        dev=args.dev, tls_cert=optional_path(args.tls_cert),
+        tls_key=optional_path(args.tls_key), client_ca=optional_path(args.client_ca),
+        grace_s=args.grace, ready_file=optional_path(args.ready_file),
+        authenticate=not args.dev, public_verify=args.public_verify,
+        public_rate=args.public_rate,
+    )
+    import asyncio
+
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    from tracecore.errors import TraceError
+
+    try:
+        asyncio.run(serve(config))
+    except TraceError as exc:
+        raise CliError(str(exc)) from exc
+    return EXIT_OK

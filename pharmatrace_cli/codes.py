@@ -1,0 +1,126 @@
+"""Code pool commands: request a pool for a packaging line, return unused or scrapped codes,
+show a pool."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from pharmatrace_cli.command import (
+    EXIT_ERROR,
+    EXIT_OK,
+    CliError,
+    Output,
+    Progress,
+    add_command,
+    endpoints,
+    read_inputs,
+)
+
+
+def register(commands: Any) -> None:
+    """Adds codes and pool to the command group."""
+    codes = commands.add_parser("codes", help="Request and return code pools.").add_subparsers(
+        metavar="ACTION")
+    req = add_command(codes, "request", "Request a pool of codes for a packaging line.",
+                  _codes_request)
+    req.add_argument("--product", required=True, help="GTIN or NMPA drug identifier")
+    req.add_argument("--count", type=int, required=True)
+    req.add_argument("--request-id", required=True,
+                     help="idempotency key: repeat it to resume an interrupted request")
+    req.add_argument("--lot", help="bind the pool to this batch (printed lot and expiry)")
+    req.add_argument("--level", choices=_LEVELS, default="unit")
+    req.add_argument("--format", choices=("hri", "element", "digital-link", "nmpa20"),
+                     default="hri")
+    req.add_argument("--host", default="https://id.gs1.org", help="Digital Link host")
+    req.add_argument("--out", help="file to write, one code per line (default stdout)")
+    req.add_argument("--quiet", action="store_true")
+    ret = add_command(codes, "return", "Return unused or scrapped codes: they are voided.",
+                  _codes_return)
+    ret.add_argument("codes", nargs="*")
+    ret.add_argument("--file", help="file with one code per line ('-' for stdin)")
+    ret.add_argument("--scrapped", action="store_true",
+                     help="printed but rejected (default: unused)")
+
+    pool = commands.add_parser("pool", help="Show code pools.").add_subparsers(metavar="ACTION")
+    show = add_command(pool, "show", "Show a pool's parameters and counts.", _pool_show)
+    show.add_argument("--request-id", required=True)
+
+
+_LEVELS = ("unit", "bundle", "case", "pallet")
+
+
+def _codes_request(args: argparse.Namespace) -> int:
+    from pharmatrace.v1 import admin_pb2 as apb
+    from pharmatrace.v1 import issuance_pb2 as pb
+
+    from tracecore.codes import Code, Form, Scan, Scheme, render
+    from tracecore.errors import TraceError
+
+    services = endpoints(args)
+    expiry = None
+    if args.lot:
+        batch = services.admin().GetBatch(
+            apb.GetBatchRequest(tenant=args.tenant, product=args.product, lot=args.lot)).batch
+        expiry = batch.expires_on[2:4] + batch.expires_on[5:7] + batch.expires_on[8:10]
+    form = Form(args.format)
+    request = pb.RequestCodesRequest(
+        tenant=args.tenant, product=args.product, lot=args.lot or "",
+        level=_LEVELS.index(args.level) + 1, count=args.count, request_id=args.request_id,
+    )
+    progress = Progress(args.count, enabled=sys.stderr.isatty() and not args.quiet)
+    received = 0
+    with Output(args.out) as out:
+        for chunk in services.issuance().RequestCodes(request):
+            scheme = Scheme(chunk.scheme)
+            lines = []
+            for serial in chunk.serials:
+                code = Code(scheme, chunk.product, serial)
+                try:
+                    lines.append(render(Scan(code, args.lot or None, expiry), form,
+                                        host=args.host))
+                except TraceError as exc:
+                    raise CliError(f"cannot render as {form.value}: {exc}") from exc
+            out.write("\n".join(lines) + "\n")
+            received = chunk.total
+            progress.update(received)
+    progress.done()
+    if not args.quiet:
+        print(f"{received:,} codes of {args.product} under request {args.request_id}"
+              + (f" written to {args.out}" if args.out and args.out != "-" else ""),
+              file=sys.stderr)
+    return EXIT_OK
+
+
+def _codes_return(args: argparse.Namespace) -> int:
+    from pharmatrace.v1 import issuance_pb2 as pb
+
+    codes = list(read_inputs(args.codes, args.file))
+    if not codes:
+        raise CliError("no codes given (arguments or --file)")
+    reason = pb.RETURN_REASON_SCRAPPED if args.scrapped else pb.RETURN_REASON_UNUSED
+    stub = endpoints(args).issuance()
+    voided = 0
+    failures = 0
+    for start in range(0, len(codes), 100_000):
+        part = codes[start:start + 100_000]
+        response = stub.ReturnCodes(pb.ReturnCodesRequest(tenant=args.tenant, codes=part,
+                                                          reason=reason))
+        voided += response.voided
+        for failure in response.failures:
+            failures += 1
+            print(f"not returned: {failure.code}: {failure.reason}", file=sys.stderr)
+    print(f"{voided:,} codes voided" + (f", {failures:,} refused" if failures else ""))
+    return EXIT_OK if not failures else EXIT_ERROR
+
+
+def _pool_show(args: argparse.Namespace) -> int:
+    from google.protobuf import json_format
+    from pharmatrace.v1 import issuance_pb2 as pb
+
+    pool = endpoints(args).issuance().GetPool(
+        pb.GetPoolRequest(tenant=args.tenant, request_id=args.request_id)).pool
+    print(json.dumps(json_format.MessageToDict(pool), indent=2, ensure_ascii=False))
+    return EXIT_OK

@@ -1,0 +1,148 @@
+"""Master data commands: tenants, products, batches and parties."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from pharmatrace_cli.command import (
+    EXIT_OK,
+    CliError,
+    add_command,
+    endpoints,
+)
+
+
+def register(commands: Any) -> None:
+    """Adds tenant, product, batch and party to the command group."""
+    tenant = commands.add_parser("tenant", help="Create and list tenants.").add_subparsers(
+        metavar="ACTION")
+    create = add_command(tenant, "create", "Create a tenant: its own ledger and signing keys.",
+                     _tenant_create, tenant=False)
+    create.add_argument("tenant_id")
+    create.add_argument("--name")
+    add_command(tenant, "list", "List tenants.", _tenant_list, tenant=False)
+
+    product = commands.add_parser("product", help="Register and list products.").add_subparsers(
+        metavar="ACTION")
+    add = add_command(product, "add", "Register a product.", _product_add)
+    add.add_argument("--gtin")
+    add.add_argument("--nmpa-id", help="7-digit NMPA drug identifier (药品标识码)")
+    add.add_argument("--scheme", choices=("gs1", "nmpa"),
+                     help="code scheme (default: gs1 if --gtin is given)")
+    add.add_argument("--name", required=True)
+    add.add_argument("--form")
+    add.add_argument("--strength")
+    add.add_argument("--pack-size", type=int)
+    add.add_argument("--approval-number")
+    add_command(product, "list", "List products.", _product_list)
+
+    batch = commands.add_parser("batch", help="Add batches.").add_subparsers(metavar="ACTION")
+    badd = add_command(batch, "add", "Add a production batch (lot) of a product.", _batch_add)
+    badd.add_argument("--product", required=True, help="GTIN or NMPA drug identifier")
+    badd.add_argument("--lot", required=True)
+    badd.add_argument("--expires", required=True, help="YYYY-MM-DD")
+    badd.add_argument("--manufactured", help="YYYY-MM-DD")
+    badd.add_argument("--material", action="append",
+                      help="MATERIAL,SUPPLIER,SUPPLIER_LOT[,QUANTITY] (repeatable)")
+    badd.add_argument("--region", action="append",
+                      help="authorised sales region, GB/T 2260 prefix (repeatable)")
+
+    party = commands.add_parser("party", help="Add parties.").add_subparsers(metavar="ACTION")
+    padd = add_command(party, "add", "Add a party: a site that holds packs.", _party_add)
+    padd.add_argument("--id", dest="party_id", required=True)
+    padd.add_argument("--name", required=True)
+    padd.add_argument("--kind", choices=_PARTY_KINDS, required=True)
+    padd.add_argument("--region", help="GB/T 2260 six-digit code")
+    padd.add_argument("--gln")
+    padd.add_argument("--authorised-region", action="append",
+                      help="GB/T 2260 prefix it may sell into (repeatable)")
+
+
+def _tenant_create(args: argparse.Namespace) -> int:
+    from pharmatrace.v1 import admin_pb2 as pb
+
+    response = endpoints(args).admin().CreateTenant(
+        pb.CreateTenantRequest(tenant=args.tenant_id, name=args.name or args.tenant_id))
+    print(f"tenant {response.tenant} created (signing key {response.active_key_id})")
+    if response.admin_token:
+        print(f"admin token (shown once, keep it secret): {response.admin_token}")
+    return EXIT_OK
+
+
+def _tenant_list(args: argparse.Namespace) -> int:
+    from pharmatrace.v1 import admin_pb2 as pb
+
+    for tenant in endpoints(args).admin().ListTenants(pb.ListTenantsRequest()).tenants:
+        print(tenant)
+    return EXIT_OK
+
+
+def _product_add(args: argparse.Namespace) -> int:
+    from pharmatrace.v1 import admin_pb2 as pb
+    from pharmatrace.v1 import common_pb2 as cpb
+
+    scheme = {"gs1": cpb.SCHEME_GS1, "nmpa": cpb.SCHEME_NMPA, None: cpb.SCHEME_UNSPECIFIED}
+    product = cpb.Product(
+        gtin=args.gtin or "", nmpa_id=args.nmpa_id or "", scheme=scheme[args.scheme],
+        name=args.name, form=args.form or "", strength=args.strength or "",
+        pack_size=args.pack_size or 0, approval_number=args.approval_number or "",
+    )
+    response = endpoints(args).admin().RegisterProduct(
+        pb.RegisterProductRequest(tenant=args.tenant, product=product))
+    p = response.product
+    print(f"product {p.gtin or p.nmpa_id} registered: {p.name} "
+          f"({cpb.Scheme.Name(p.scheme).removeprefix('SCHEME_')})")
+    return EXIT_OK
+
+
+def _product_list(args: argparse.Namespace) -> int:
+    from pharmatrace.v1 import admin_pb2 as pb
+
+    stub = endpoints(args).admin()
+    token = ""
+    while True:
+        page = stub.ListProducts(pb.ListProductsRequest(tenant=args.tenant, page_token=token))
+        for p in page.products:
+            print(f"{p.gtin or '-':14}  {p.nmpa_id or '-':7}  {p.name}")
+        token = page.next_page_token
+        if not token:
+            return EXIT_OK
+
+
+def _batch_add(args: argparse.Namespace) -> int:
+    from pharmatrace.v1 import admin_pb2 as pb
+    from pharmatrace.v1 import common_pb2 as cpb
+
+    materials = []
+    for spec in args.material or []:
+        parts = [p.strip() for p in spec.split(",")]
+        if len(parts) not in (3, 4):
+            raise CliError("--material takes MATERIAL,SUPPLIER,SUPPLIER_LOT[,QUANTITY]")
+        materials.append(cpb.MaterialLot(material=parts[0], supplier=parts[1],
+                                         supplier_lot=parts[2],
+                                         quantity=parts[3] if len(parts) == 4 else ""))
+    batch = cpb.Batch(product=args.product, lot=args.lot, manufactured_on=args.manufactured or "",
+                      expires_on=args.expires, materials=materials,
+                      authorised_regions=args.region or [])
+    response = endpoints(args).admin().AddBatch(pb.AddBatchRequest(tenant=args.tenant,
+                                                                     batch=batch))
+    print(f"batch {response.batch.lot} of {response.batch.product} added "
+          f"(expires {response.batch.expires_on})")
+    return EXIT_OK
+
+
+_PARTY_KINDS = ("plant", "warehouse", "distributor", "pharmacy", "hospital")
+
+
+def _party_add(args: argparse.Namespace) -> int:
+    from pharmatrace.v1 import admin_pb2 as pb
+    from pharmatrace.v1 import common_pb2 as cpb
+
+    party = cpb.Party(party_id=args.party_id, name=args.name, gln=args.gln or "",
+                      region=args.region or "", kind=_PARTY_KINDS.index(args.kind) + 1,
+                      authorised_regions=args.authorised_region or [])
+    response = endpoints(args).admin().AddParty(pb.AddPartyRequest(tenant=args.tenant,
+                                                                    party=party))
+    print(f"party {response.party.party_id} added: {response.party.name}")
+    return EXIT_OK
