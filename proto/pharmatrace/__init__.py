@@ -1,1 +1,1 @@
-"""The pharmatrace API package; `python -m pharmatrace` runs the command line."""
+"""The pharmatrace API package: the protobuf messages and gRPC stubs of pharmatrace.v1."""
