@@ -116,7 +116,7 @@ _CANONICAL_DIGITAL_LINK = re.compile(
     rf"(?i:https?)://[^/?#\s]+(?:/[^/?#\s]*)*?/01/(?P<gtin>[0-9]{{14}})"
     rf"(?:/10/(?P<lot>{_URI_VALUE}))?/21/(?P<serial>{_URI_VALUE})/?(?:\?17=(?P<expiry>{_YYMMDD}))?"
 )
-_CANONICAL = {
+CANONICAL_LAYOUTS: Mapping[str, re.Pattern[str]] = {
     "(": _CANONICAL_HRI,
     "]": _CANONICAL_ELEMENT,
     GS: _CANONICAL_ELEMENT,
@@ -177,15 +177,22 @@ def parse_canonical(text: str) -> tuple[str, str | None, str | None, str] | None
     The common case, read by one regular expression: None means "not that layout", and the
     text goes to the parse function of its form.
     """
-    pattern = _CANONICAL.get(text[:1])
+    pattern = CANONICAL_LAYOUTS.get(text[:1])
     match = pattern.fullmatch(text) if pattern is not None else None
     if match is None:
         return None
     gtin, expiry, lot, serial = match.group("gtin", "expiry", "lot", "serial")
-    _check_gtin(gtin)
-    if expiry is not None:
-        _check_leap_day(_AIS["17"], expiry)
+    check_canonical(gtin, expiry)
     return gtin, expiry, lot, serial
+
+
+def check_canonical(gtin: str, expiry: str | None) -> None:
+    """What a ``CANONICAL_LAYOUTS`` match leaves to check: the GTIN's check digit, and a 29
+    February expiry's year."""
+    if gtin not in _VALID_GTINS:
+        _check_gtin(gtin)
+    if expiry is not None and expiry[2:] == "0229":
+        _check_leap_day(_AIS["17"], expiry)
 
 
 def parse_hri(text: str) -> dict[str, str]:

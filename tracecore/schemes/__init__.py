@@ -1,0 +1,36 @@
+"""The code schemes, one module each, registered here: a new scheme is a module implementing
+``CodeScheme`` (see ``base``), its number in ``Scheme`` (the wire enum), and one line below.
+
+NMPA registers first: for input that starts with a digit, its reader claims 20-digit codes and
+leaves the rest to the GS1 element string reader.
+"""
+
+from tracecore.schemes import gs1, nmpa
+from tracecore.schemes.base import (
+    QUICK_READERS,
+    READERS,
+    SCHEMES,
+    SYMBOLOGY_READERS,
+    Code,
+    CodeScheme,
+    Form,
+    Scan,
+    Scheme,
+    register,
+)
+
+register(nmpa.SCHEME)
+register(gs1.SCHEME)
+
+__all__ = [
+    "QUICK_READERS",
+    "READERS",
+    "SCHEMES",
+    "SYMBOLOGY_READERS",
+    "Code",
+    "CodeScheme",
+    "Form",
+    "Scan",
+    "Scheme",
+    "register",
+]
