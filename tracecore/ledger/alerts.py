@@ -16,14 +16,12 @@ from pathlib import Path
 
 from pharmatrace.v1 import trace_pb2 as tpb
 
-from tracecore.errors import InvalidArgument
+from tracecore import paging
 from tracecore.ledger.env import Env, Txn
 from tracecore.oversight import Raised
 
 DATABASES = ("alerts", "alert_keys", "meta")
 DIRECTORY = "alerts"
-MAX_PAGE = 1000
-DEFAULT_PAGE = 100
 #: Alerts read per ListAlerts page at most, so a sparse filter cannot stall a worker.
 MAX_SCAN = 50_000
 #: A worker forgets the alerts it already raised past this many (the store still refuses them).
@@ -126,15 +124,8 @@ class AlertBook:
     def page(self, wanted: AlertFilter, page_size: int, page_token: str
              ) -> tuple[list[tpb.Alert], str]:
         """One page of matching alerts, oldest first; the token resumes after it."""
-        size = page_size or DEFAULT_PAGE
-        if size > MAX_PAGE:
-            raise InvalidArgument(f"at most {MAX_PAGE}", field="page_size")
-        start = 1
-        if page_token:
-            if not (page_token.isascii() and page_token.isdigit() and len(page_token) <= 20
-                    and 0 < int(page_token) <= _LAST_ID):
-                raise InvalidArgument("is not a token this service gave out", field="page_token")
-            start = int(page_token)
+        size = paging.page_size(page_size)
+        start = paging.page_start(page_token, last=_LAST_ID)
         out: list[tpb.Alert] = []
         for scanned, alert in enumerate(self._scan(start), start=1):
             if wanted.matches(alert):
@@ -145,7 +136,7 @@ class AlertBook:
                 return out, str(alert.alert_id + 1)
         return out, ""
 
-    def after(self, after_id: int, wanted: AlertFilter, limit: int = MAX_PAGE
+    def after(self, after_id: int, wanted: AlertFilter, limit: int = paging.MAX_PAGE
               ) -> tuple[list[tpb.Alert], int]:
         """Matching alerts with ids above ``after_id`` (at most ``limit``, reading at most
         MAX_SCAN), and the id to continue after."""

@@ -10,12 +10,12 @@ from pharmatrace.v1 import common_pb2 as pb
 from pharmatrace.v1 import ledger_pb2 as lpb
 
 from tracecore.codes import Code
-from tracecore.errors import InvalidArgument
 from tracecore.events import EventKind
 from tracecore.ledger.env import Txn
 from tracecore.ledger.journal import Journal
 from tracecore.ledger.records import CodeRecord
 from tracecore.ledger.store import Ledger
+from tracecore.paging import page_start
 
 MAX_CHILDREN_LISTED = 10_000
 #: Events read per ListEvents page at most, so a sparse filter cannot stall a worker.
@@ -112,11 +112,7 @@ def list_events(
     ledger: Ledger, txn: Txn, wanted: EventFilter, page_size: int, page_token: str
 ) -> tuple[list[lpb.EventRecord], str]:
     """One page of events matching the filter, in ledger order; the token resumes after it."""
-    start = 1
-    if page_token:
-        if not (page_token.isascii() and page_token.isdigit() and len(page_token) <= 19):
-            raise InvalidArgument("is not a token this service gave out", field="page_token")
-        start = int(page_token)
+    start = page_start(page_token, last=2**63 - 1)
     out: list[lpb.EventRecord] = []
     for scanned, event in enumerate(Journal(ledger.db).scan(txn, start), 1):
         if _matches(ledger, txn, event, wanted):

@@ -15,7 +15,7 @@ from pharmatrace.v1 import issuance_pb2 as ipb
 from pharmatrace.v1 import ledger_pb2 as lpb
 
 from tracecore import masterdata
-from tracecore.codes import Scheme
+from tracecore.codes import Scheme, product_key
 from tracecore.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from tracecore.ledger.env import DEFAULT_MAP_SIZE, Env, Txn
 from tracecore.ledger.records import (
@@ -26,6 +26,8 @@ from tracecore.ledger.records import (
     u64,
 )
 from tracecore.minting import density_slot
+from tracecore.paging import next_token, page_size, page_start
+from tracecore.schemes import SCHEMES
 from tracecore.status import Status
 
 DATABASES = (
@@ -60,13 +62,10 @@ DUPSORT = ("code_events", "children", "batch_codes", "material_lots")
 #: Marks a ledger whose batches from before the material-lot index are in it.
 _MATERIALS_INDEXED = b"index:material_lots"
 
-MAX_PAGE = 1000
-DEFAULT_PAGE = 100
 _U64 = struct.Struct(">Q")
 _KEY_ID = struct.Struct(">H")
-_SCHEME_PREFIX = {Scheme.GS1: b"G", Scheme.NMPA: b"N"}
 # Scheme letter + GTIN-14, or scheme letter + 7-digit drug identifier.
-_PREFIX_LENGTH = {b"G": 15, b"N": 8}
+_PREFIX_LENGTH = {s.key_letter: 1 + s.product_length for s in SCHEMES.values()}
 _M = TypeVar("_M", pb.Product, pb.Batch, pb.Party)
 
 
@@ -330,7 +329,7 @@ class Ledger:
                 return []
             if position + len(serials) > pool.count:
                 raise InvalidArgument("more codes than the pool asked for", field="count")
-            prefix = _SCHEME_PREFIX[Scheme(pool.scheme)] + pool.product.encode()
+            prefix = product_key(Scheme(pool.scheme), pool.product)
             value = CodeRecord(
                 status=Status.ISSUED,
                 level=pool.level,
@@ -446,19 +445,12 @@ class Ledger:
         self,
         db: str,
         message: type[_M],
-        page_size: int,
+        requested_size: int,
         page_token: str,
         keep: Callable[[_M], bool] = lambda _: True,
     ) -> tuple[list[_M], str]:
-        size = page_size or DEFAULT_PAGE
-        if size > MAX_PAGE:
-            raise InvalidArgument(f"at most {MAX_PAGE}", field="page_size")
-        start = 1
-        if page_token:
-            if not (page_token.isascii() and page_token.isdigit() and len(page_token) <= 10
-                    and int(page_token) < 2**32):
-                raise InvalidArgument("is not a token this service gave out", field="page_token")
-            start = int(page_token)
+        size = page_size(requested_size)
+        start = page_start(page_token, last=2**32 - 1)
         out: list[_M] = []
         with self.env.read() as txn:
             cursor = txn.cursor(db=self.db[db])
@@ -468,7 +460,7 @@ class Ledger:
                 item = message.FromString(bytes(data))
                 if keep(item):
                     if len(out) == size:
-                        return out, str(ref_of(key))
+                        return out, next_token(ref_of(key))
                     out.append(item)
         return out, ""
 

@@ -96,6 +96,8 @@ class CodeScheme(ABC):
     scheme: ClassVar[Scheme]
     key_letter: ClassVar[bytes]
     """The first byte of its codes' ledger keys; one letter per scheme."""
+    product_length: ClassVar[int]
+    """The length of the product identifier, which follows the letter in a ledger key."""
     readers: ClassVar[Mapping[str, Reader]]
     """Reader by the input's first character."""
     quick_readers: ClassVar[Mapping[str, Reader]] = {}

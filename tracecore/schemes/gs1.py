@@ -117,6 +117,7 @@ class Gs1Scheme(CodeScheme):
 
     scheme = Scheme.GS1
     key_letter = b"G"
+    product_length = _GTIN_DIGITS
     readers: ClassVar[Mapping[str, Reader]] = {
         "(": _read_hri,
         gs1.GS: _read_element,

@@ -67,6 +67,7 @@ class NmpaScheme(CodeScheme):
 
     scheme = Scheme.NMPA
     key_letter = b"N"
+    product_length = nmpa.DRUG_ID_DIGITS
     readers: ClassVar[Mapping[str, Reader]] = dict.fromkeys("0123456789", _read_digits)
     capacity = 10**_RANDOM // 20
     random = (_RANDOM, _DECIMAL, _DECIMAL_DROPPED)
