@@ -16,6 +16,8 @@ from pharmatrace.v1 import (
     verification_pb2_grpc,
 )
 
+from tracecore.files import MAX_PEM_BYTES, MAX_TOKEN_BYTES, read_bounded
+
 ISSUE_ADDR_ENV = "PHARMATRACE_ISSUE_ADDR"
 VERIFY_ADDR_ENV = "PHARMATRACE_VERIFY_ADDR"
 DEFAULT_ISSUE_ADDR = "127.0.0.1:50051"
@@ -67,8 +69,10 @@ class Endpoints:
     def resolve(cls, issue: str | None, verify: str | None, ca: Path | None = None,
                 cert: Path | None = None, key: Path | None = None,
                 token_file: Path | None = None) -> Endpoints:
-        token = (token_file.read_text().strip() if token_file is not None
-                 else os.environ.get(TOKEN_ENV) or None)
+        token = os.environ.get(TOKEN_ENV) or None
+        if token_file is not None:
+            content = read_bounded(token_file, MAX_TOKEN_BYTES, f"token file {token_file}")
+            token = content.decode().strip()
         return cls(
             issue or os.environ.get(ISSUE_ADDR_ENV) or DEFAULT_ISSUE_ADDR,
             verify or os.environ.get(VERIFY_ADDR_ENV) or DEFAULT_VERIFY_ADDR,
@@ -80,9 +84,9 @@ class Endpoints:
             channel = grpc.insecure_channel(address, options=_OPTIONS)
         else:
             credentials = grpc.ssl_channel_credentials(
-                root_certificates=self.ca.read_bytes(),
-                private_key=self.key.read_bytes() if self.key else None,
-                certificate_chain=self.cert.read_bytes() if self.cert else None,
+                root_certificates=_read_pem(self.ca),
+                private_key=_read_pem(self.key) if self.key else None,
+                certificate_chain=_read_pem(self.cert) if self.cert else None,
             )
             channel = grpc.secure_channel(address, credentials, options=_OPTIONS)
         if self.token:
@@ -103,3 +107,8 @@ class Endpoints:
 
     def trace(self) -> trace_pb2_grpc.TraceStub:
         return trace_pb2_grpc.TraceStub(self.channel(self.verify))
+
+
+def _read_pem(path: Path) -> bytes:
+    # The message goes to the user at the terminal, so it may name the whole path.
+    return read_bounded(path, MAX_PEM_BYTES, str(path))

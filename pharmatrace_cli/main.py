@@ -24,6 +24,7 @@ from pharmatrace_cli import (
     verify,
 )
 from pharmatrace_cli.command import EXIT_ERROR, EXIT_OK, EXIT_USAGE, CliError
+from tracecore.errors import TraceError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -40,6 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except grpc.RpcError as exc:
         print(f"pharmatrace: {_rpc_message(exc)}", file=sys.stderr)
+        return EXIT_ERROR
+    except TraceError as exc:
+        print(f"pharmatrace: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("pharmatrace: interrupted", file=sys.stderr)

@@ -1,4 +1,5 @@
-"""Files written whole or not at all, and made durable: key rings, certificates, backups."""
+"""Small files read whole within a bound, and files written whole or not at all and made
+durable: keys, key rings, certificates, backups."""
 
 from __future__ import annotations
 
@@ -6,6 +7,38 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
+
+from tracecore.errors import InvalidArgument, TraceError
+
+MAX_PEM_BYTES = 1 << 20
+"""A PEM chain or key is a few KiB; the bound keeps a wrong path (a log, a device) from being
+read."""
+MAX_TOKEN_BYTES = 4096
+"""An API token file: a token is well under 100 bytes."""
+
+
+def read_bounded(path: Path, limit: int, what: str,
+                 error: type[TraceError] = InvalidArgument) -> bytes:
+    """The whole of a small file (a key, a key ring, a certificate chain), read without ever
+    holding more than ``limit`` + 1 bytes of it.
+
+    A file that cannot be read or is larger than ``limit`` raises ``error``, whose message names
+    ``what`` and the operating system's reason, never the path, since a message may reach a
+    client.
+    """
+    try:
+        with path.open("rb") as source:
+            content = source.read(limit + 1)
+    except OSError as exc:
+        raise error(f"{what} cannot be read: {os_reason(exc)}") from None
+    if len(content) > limit:
+        raise error(f"{what} is larger than {limit} bytes")
+    return content
+
+
+def os_reason(exc: OSError) -> str:
+    """The operating system's reason without the file name, which ``str(exc)`` would include."""
+    return exc.strerror or type(exc).__name__
 
 
 def write_atomic(path: Path, data: bytes, *, mode: int = 0o600, overwrite: bool = True) -> None:

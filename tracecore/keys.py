@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from tracecore.errors import FailedPrecondition, InvalidArgument, KeyRingError, NotFound
-from tracecore.files import fsync_directory, write_atomic
+from tracecore.files import fsync_directory, os_reason, read_bounded, write_atomic
 from tracecore.mac import Mac
 
 MAX_KEY_ID: Final = 1023
@@ -192,13 +192,13 @@ class KeyRing:
                 fsync_directory(Path(path).parent)
             except OSError as exc:
                 raise KeyRingError(
-                    f"key ring file cannot be written: {_reason(exc)}"
+                    f"key ring file cannot be written: {os_reason(exc)}"
                 ) from None
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], source: KeySource) -> KeyRing:
         """Read and decrypt a ring written by :meth:`save`; any change to the file fails."""
-        blob = _read_bounded(Path(path), _MAX_FILE_BYTES, "key ring file")
+        blob = read_bounded(Path(path), _MAX_FILE_BYTES, "key ring file", KeyRingError)
         if len(blob) < _HEADER.size + _TAG_BYTES:
             raise KeyRingError("key ring file is truncated")
         magic, version, kdf_id, n, r, p, salt, nonce = _HEADER.unpack_from(blob)
@@ -277,7 +277,7 @@ class KeySource:
     @classmethod
     def key_file(cls, path: str | os.PathLike[str]) -> KeySource:
         """A key file holding exactly 32 raw bytes, or 64 hex characters (whitespace around)."""
-        content = _read_bounded(Path(path), _MAX_KEY_FILE_BYTES, "key file")
+        content = read_bounded(Path(path), _MAX_KEY_FILE_BYTES, "key file", KeyRingError)
         if len(content) == SECRET_BYTES:
             return cls(_Kdf.HKDF_SHA256, content)
         text = content.strip()
@@ -340,7 +340,7 @@ def write_key_file(path: str | os.PathLike[str]) -> None:
     except FileExistsError:
         raise KeyRingError("key file already exists; refusing to overwrite it") from None
     except OSError as exc:
-        raise KeyRingError(f"key file cannot be created: {_reason(exc)}") from None
+        raise KeyRingError(f"key file cannot be created: {os_reason(exc)}") from None
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(data)
@@ -348,7 +348,7 @@ def write_key_file(path: str | os.PathLike[str]) -> None:
             os.fsync(out.fileno())
         fsync_directory(target.parent)
     except OSError as exc:
-        raise KeyRingError(f"key file cannot be written: {_reason(exc)}") from None
+        raise KeyRingError(f"key file cannot be written: {os_reason(exc)}") from None
 
 
 def _make_view(keys: Iterable[SigningKey]) -> _View:
@@ -424,19 +424,3 @@ def _decode_key(entry: Any) -> SigningKey:
         key_id, KeyState(entry["state"]), float(created_at), float(changed_at),
         bytes.fromhex(secret),
     )
-
-
-def _read_bounded(path: Path, limit: int, what: str) -> bytes:
-    try:
-        with path.open("rb") as source:
-            content = source.read(limit + 1)
-    except OSError as exc:
-        raise KeyRingError(f"{what} cannot be read: {_reason(exc)}") from None
-    if len(content) > limit:
-        raise KeyRingError(f"{what} is too large")
-    return content
-
-
-def _reason(exc: OSError) -> str:
-    """The OS's reason without the file name, which ``str(exc)`` would include."""
-    return exc.strerror or type(exc).__name__

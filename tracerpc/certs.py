@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, Pub
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tracecore.errors import AlreadyExists, FailedPrecondition, InvalidArgument
-from tracecore.files import fsync_directory, write_atomic
+from tracecore.files import MAX_PEM_BYTES, fsync_directory, os_reason, read_bounded, write_atomic
 
 
 @dataclass(frozen=True)
@@ -46,9 +46,6 @@ SERVER_NAME = "pharmatrace development server"
 
 #: Apple platforms refuse TLS server certificates valid for longer, so no longer is offered.
 MAX_DAYS = 825
-
-#: A PEM chain or key is a few KiB; the bound keeps a wrong path (a log, a device) from being read.
-_MAX_PEM_BYTES = 1 << 20
 
 #: Client names become file names and CNs: no separators, no leading dot, at most the CN's 64.
 _CLIENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -154,14 +151,14 @@ def init_dev_pki(
 def load_tls_files(cert: Path, key: Path, client_ca: Path | None) -> Tls:
     """The server's TLS material, refused with the offending file's name if a file does not
     parse, the key does not belong to the certificate, or a certificate is not valid now."""
-    chain_pem, key_pem = _read(cert), _read(key)
+    chain_pem, key_pem = _read_pem(cert), _read_pem(key)
     leaf = _certificates(cert.name, chain_pem)[0]
     private_key = _private_key(key.name, key_pem)
     if _spki(private_key.public_key()) != _spki(leaf.public_key()):
         raise InvalidArgument(f"{key.name} is not the key of the certificate in {cert.name}")
     ca_pem = None
     if client_ca is not None:
-        ca_pem = _read(client_ca)
+        ca_pem = _read_pem(client_ca)
         _certificates(client_ca.name, ca_pem)
     return Tls(certificate_chain=chain_pem, private_key=key_pem, client_ca=ca_pem)
 
@@ -174,9 +171,9 @@ def client_credentials(
     if (cert is None) != (key is None):
         raise InvalidArgument("a client certificate and its key must be given together")
     return grpc.ssl_channel_credentials(
-        root_certificates=None if ca is None else _read(ca),
-        private_key=None if key is None else _read(key),
-        certificate_chain=None if cert is None else _read(cert),
+        root_certificates=None if ca is None else _read_pem(ca),
+        private_key=None if key is None else _read_pem(key),
+        certificate_chain=None if cert is None else _read_pem(cert),
     )
 
 
@@ -312,7 +309,7 @@ def _publish(directory: Path, outputs: Sequence[_Output], *, overwrite: bool) ->
     try:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
-        raise FailedPrecondition(f"PKI directory cannot be created: {_reason(exc)}") from None
+        raise FailedPrecondition(f"PKI directory cannot be created: {os_reason(exc)}") from None
     for output in outputs:
         try:
             _write(output, overwrite=overwrite)
@@ -322,12 +319,12 @@ def _publish(directory: Path, outputs: Sequence[_Output], *, overwrite: bool) ->
             ) from None
         except OSError as exc:
             raise FailedPrecondition(
-                f"{output.path.name} cannot be written: {_reason(exc)}"
+                f"{output.path.name} cannot be written: {os_reason(exc)}"
             ) from None
     try:
         fsync_directory(directory)
     except OSError as exc:
-        raise FailedPrecondition(f"PKI directory cannot be synced: {_reason(exc)}") from None
+        raise FailedPrecondition(f"PKI directory cannot be synced: {os_reason(exc)}") from None
 
 
 def _write(output: _Output, *, overwrite: bool) -> None:
@@ -335,15 +332,8 @@ def _write(output: _Output, *, overwrite: bool) -> None:
     write_atomic(output.path, output.content, mode=output.mode, overwrite=overwrite)
 
 
-def _read(path: Path) -> bytes:
-    try:
-        with path.open("rb") as source:
-            content = source.read(_MAX_PEM_BYTES + 1)
-    except OSError as exc:
-        raise InvalidArgument(f"{path.name} cannot be read: {_reason(exc)}") from None
-    if len(content) > _MAX_PEM_BYTES:
-        raise InvalidArgument(f"{path.name} is larger than {_MAX_PEM_BYTES} bytes")
-    return content
+def _read_pem(path: Path) -> bytes:
+    return read_bounded(path, MAX_PEM_BYTES, path.name)
 
 
 def _certificates(file_name: str, pem: bytes) -> list[x509.Certificate]:
@@ -381,8 +371,3 @@ def _spki(public_key: PublicKeyTypes) -> bytes:
     return public_key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-
-
-def _reason(exc: OSError) -> str:
-    """The OS's reason without the file name, which ``str(exc)`` would include."""
-    return exc.strerror or type(exc).__name__
