@@ -161,41 +161,30 @@ def _doctor(args: argparse.Namespace) -> int:
 def _audit_verify(args: argparse.Namespace) -> int:
     from tracecore.errors import TraceError
     from tracecore.keys import KeySource
-    from tracecore.ledger.access import Access
-    from tracecore.ledger.journal import Journal
+    from tracecore.ledger.chain import ChainCheck, check_chains
     from tracecore.ledger.tenants import LEDGER, OPERATOR_DIR, DataDir
 
     data = DataDir(Path(args.data), KeySource.dev(), readonly=True)  # no key ring is opened
-    ok = True
+    checks: list[tuple[str, ChainCheck]] = []
     for name in [args.tenant] if args.tenant else data.names():
         try:
             ledger = data.open_ledger(name)
         except TraceError as exc:
             raise CliError(str(exc)) from exc
         try:
-            audit_checked, audit_bad = Access(ledger).verify_audit()
             with ledger.env.read() as txn:
-                events_checked, events_bad = Journal(ledger.db).verify(txn)
+                checks += [(name, check) for check in check_chains(txn, ledger.db)]
         finally:
             ledger.close()
-        for what, checked, bad in (("audit trail", audit_checked, audit_bad),
-                                   ("event journal", events_checked, events_bad)):
-            if bad is None:
-                print(f"{name}: {what}: {checked} records, chain intact")
-            else:
-                ok = False
-                print(f"{name}: {what}: BROKEN at record {bad} "
-                      f"({checked} records before it verify)")
     if not args.tenant and (Path(args.data) / OPERATOR_DIR / LEDGER / "data.mdb").exists():
-        checked, bad = data.operator().verify_audit()
+        operator = data.operator().ledger
+        with operator.env.read() as txn:
+            checks += [("operator", check)
+                       for check in check_chains(txn, operator.db, events=False)]
         data.close()
-        if bad is None:
-            print(f"operator: audit trail: {checked} records, chain intact")
-        else:
-            ok = False
-            print(f"operator: audit trail: BROKEN at record {bad} "
-                  f"({checked} records before it verify)")
-    return EXIT_OK if ok else EXIT_ERROR
+    for owner, check in checks:
+        print(f"{owner}: {check.name}: {check.summary}")
+    return EXIT_OK if all(check.intact for _, check in checks) else EXIT_ERROR
 
 
 # -- maintenance -----------------------------------------------------------------------------

@@ -393,7 +393,7 @@ def test_an_edited_trail_is_found(stopped: Path, tmp_path: Path, how: str) -> No
     assert bad is not None and checked == bad - 1
     result = _audit_verify_command(data)
     assert result.returncode == 1, result.stdout + result.stderr
-    assert (f"{TAMPER}: audit trail: BROKEN at record {bad} "
+    assert (f"{TAMPER}: audit trail: chain BROKEN at record {bad} "
             f"({checked} records before it verify)") in result.stdout.splitlines()
 
 

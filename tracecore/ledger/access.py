@@ -8,7 +8,7 @@ from pharmatrace.v1 import ledger_pb2 as lpb
 from tracecore import masterdata
 from tracecore.credentials import Principal, Role, Token, new_token, secret_matches
 from tracecore.errors import AlreadyExists, InvalidArgument, NotFound, Unauthenticated
-from tracecore.ledger.chain import Chain
+from tracecore.ledger.chain import audit_trail
 from tracecore.ledger.env import Txn
 from tracecore.ledger.store import Ledger
 
@@ -26,7 +26,7 @@ class Access:
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
-        self.audit = Chain(ledger.db["audit"], ledger.db["meta"], b"audit:head", lpb.AuditRecord)
+        self.audit = audit_trail(ledger.db)
 
     # -- credentials -----------------------------------------------------------------------------
 

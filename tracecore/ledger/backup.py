@@ -42,9 +42,8 @@ from tracecore.errors import (
 )
 from tracecore.files import fsync_directory
 from tracecore.keys import KeyRing, KeySource
-from tracecore.ledger.access import Access
+from tracecore.ledger.chain import audit_trail, check_chains, event_journal
 from tracecore.ledger.env import Env, in_use
-from tracecore.ledger.journal import Journal
 from tracecore.ledger.store import Ledger
 from tracecore.ledger.tenants import IDENTITY, KEYRING, LEDGER, OFFLINE, TENANTS
 
@@ -249,18 +248,14 @@ class _Heads:
 def _heads(directory: Path, tenant: str) -> _Heads:
     ledger = Ledger(directory / LEDGER, tenant=tenant, readonly=True)
     try:
-        access = Access(ledger)
-        journal = Journal(ledger.db)
         with ledger.env.read() as txn:
-            event_seq, event_hash = journal.head(txn)
-            audit_seq, audit_hash = access.audit.head(txn)
-            _, events_bad = journal.verify(txn)
-            _, audit_bad = access.audit.verify(txn)
+            event_seq, event_hash = event_journal(ledger.db).head(txn)
+            audit_seq, audit_hash = audit_trail(ledger.db).head(txn)
+            intact = all(check.intact for check in check_chains(txn, ledger.db))
             codes = int(txn.stat(ledger.db["codes"])["entries"])
     finally:
         ledger.close()
-    return _Heads(event_seq, event_hash.hex(), audit_seq, audit_hash.hex(), codes,
-                  events_bad is None and audit_bad is None)
+    return _Heads(event_seq, event_hash.hex(), audit_seq, audit_hash.hex(), codes, intact)
 
 
 def _check_restored(staging: Path, manifest: Manifest) -> None:

@@ -1,11 +1,18 @@
 """Append-only, hash-chained records: each holds the SHA-256 of the one before, so any record
-changed, removed, inserted or reordered is found by walking the chain."""
+changed, removed, inserted or reordered is found by walking the chain.
+
+A ledger has two chains, the audit trail and the event journal; ``check_chains`` walks them
+for every caller that checks a ledger (`pharmatrace audit verify`, `doctor`, backup and restore).
+"""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
-from typing import Generic, Protocol, Self, TypeVar
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Generic, Literal, Protocol, Self, TypeVar
+
+from pharmatrace.v1 import ledger_pb2 as lpb
 
 from tracecore.errors import LedgerCorrupt
 from tracecore.ledger.env import Database, Txn
@@ -22,8 +29,8 @@ class Chained(Protocol):
     hash: bytes
 
     def SerializeToString(self, *, deterministic: bool = ...) -> bytes: ...
-    def CopyFrom(self, other: Self) -> None: ...
-    def ClearField(self, name: str) -> None: ...
+    def CopyFrom(self, other: Self, /) -> None: ...
+    def ClearField(self, field_name: Literal["hash"], /) -> None: ...
 
 
 R = TypeVar("R", bound=Chained)
@@ -114,3 +121,46 @@ class Chain(Generic[R]):
         except Exception as exc:  # protobuf's DecodeError, and anything a mangled record raises
             raise LedgerCorrupt("a chained record cannot be decoded") from exc
         return message
+
+
+def audit_trail(dbs: Mapping[str, Database]) -> Chain[lpb.AuditRecord]:
+    """A ledger's audit trail: who did what, when, where."""
+    return Chain(dbs["audit"], dbs["meta"], b"audit:head", lpb.AuditRecord)
+
+
+def event_journal(dbs: Mapping[str, Database]) -> Chain[lpb.EventRecord]:
+    """A ledger's event journal: every lifecycle event, in order."""
+    return Chain(dbs["events"], dbs["meta"], b"journal:head", lpb.EventRecord)
+
+
+@dataclass(frozen=True, slots=True)
+class ChainCheck:
+    """What walking one chain found."""
+
+    name: str
+    checked: int
+    """Records that verify, from the first."""
+    broken_at: int | None
+    """The first record that does not; None when the whole chain verifies."""
+
+    @property
+    def intact(self) -> bool:
+        return self.broken_at is None
+
+    @property
+    def summary(self) -> str:
+        """One line for a person: how many records verify, or where the chain breaks."""
+        if self.broken_at is None:
+            return f"{self.checked:,} records, chain intact"
+        return (f"chain BROKEN at record {self.broken_at} ({self.checked:,} records before it "
+                "verify)")
+
+
+def check_chains(txn: Txn, dbs: Mapping[str, Database], *,
+                 events: bool = True) -> list[ChainCheck]:
+    """Walks a ledger's audit trail and, unless ``events`` is false (the operator's ledger has
+    no events), its event journal."""
+    checks = [ChainCheck("audit trail", *audit_trail(dbs).verify(txn))]
+    if events:
+        checks.append(ChainCheck("event journal", *event_journal(dbs).verify(txn)))
+    return checks

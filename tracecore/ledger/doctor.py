@@ -22,10 +22,9 @@ from pharmatrace.v1 import ledger_pb2 as lpb
 from tracecore.codes import Code
 from tracecore.errors import TraceError
 from tracecore.keys import KeyRing, KeySource
-from tracecore.ledger.access import Access
+from tracecore.ledger.chain import ChainCheck, check_chains
 from tracecore.ledger.counters import Tally
 from tracecore.ledger.env import Env, Txn
-from tracecore.ledger.journal import Journal
 from tracecore.ledger.lifecycle import counted
 from tracecore.ledger.records import CodeRecord, ref_key, u64
 from tracecore.ledger.store import Ledger
@@ -191,13 +190,7 @@ def _key_ring(path: Path, key_source: KeySource | None, out: _Report) -> KeyRing
 
 
 def _check_ledger(ledger: Ledger, txn: Txn, ring: KeyRing | None, out: _Report) -> None:
-    for what, (checked, bad) in (("audit trail", Access(ledger).audit.verify(txn)),
-                                 ("event journal", Journal(ledger.db).verify(txn))):
-        if bad is None:
-            out.ok(what, f"{checked:,} records, chain intact")
-        else:
-            out.problem(what, f"chain BROKEN at record {bad} ({checked:,} records before it "
-                        "verify)")
+    _report_chains(check_chains(txn, ledger.db), out)
     scan = _scan_codes(ledger, txn, out)
     _check_counters(ledger, txn, scan.tally, out)
     _check_pools(ledger, txn, scan.per_pool, out)
@@ -322,14 +315,20 @@ def _operator(path: Path) -> list[Finding]:
         out.problem("ledger", f"does not open: {exc.message}")
         return out.findings
     try:
-        checked, bad = Access(ledger).verify_audit()
+        with ledger.env.read() as txn:
+            checks = check_chains(txn, ledger.db, events=False)
     finally:
         ledger.close()
-    if bad is None:
-        out.ok("audit trail", f"{checked:,} records, chain intact")
-    else:
-        out.problem("audit trail", f"chain BROKEN at record {bad}")
+    _report_chains(checks, out)
     return out.findings
+
+
+def _report_chains(checks: list[ChainCheck], out: _Report) -> None:
+    for check in checks:
+        if check.intact:
+            out.ok(check.name, check.summary)
+        else:
+            out.problem(check.name, check.summary)
 
 
 def _companions(path: Path) -> list[Path]:

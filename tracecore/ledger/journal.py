@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator
 
 from pharmatrace.v1 import ledger_pb2 as lpb
 
-from tracecore.ledger.chain import Chain
+from tracecore.ledger.chain import event_journal
 from tracecore.ledger.env import Database, Txn
 from tracecore.ledger.records import seq_key, u64
 
@@ -15,7 +15,7 @@ class Journal:
     """Appends and reads events inside the caller's transaction."""
 
     def __init__(self, dbs: dict[str, Database]) -> None:
-        self.chain = Chain(dbs["events"], dbs["meta"], b"journal:head", lpb.EventRecord)
+        self.chain = event_journal(dbs)
         self._by_code = dbs["code_events"]
         self._by_id = dbs["event_ids"]
 
