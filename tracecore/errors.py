@@ -65,6 +65,14 @@ class ResourceExhausted(TraceError):
     status = "RESOURCE_EXHAUSTED"
 
 
+class RateLimited(ResourceExhausted):
+    """Over a rate limit (public verification); ``retry_after_ms`` says when to come back."""
+
+    def __init__(self, retry_after_ms: int) -> None:
+        super().__init__(f"rate limit exceeded: retry in {retry_after_ms} ms")
+        self.retry_after_ms = retry_after_ms
+
+
 class Unavailable(TraceError):
     """The tenant is offline (maintenance, restore) or the service is shutting down."""
 

@@ -4,8 +4,6 @@ public rate limits, and the audit record of every write."""
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -20,11 +18,12 @@ from tracecore.credentials import OPERATOR, Principal, Role, parse_token
 from tracecore.errors import (
     NotFound,
     PermissionDenied,
-    ResourceExhausted,
+    RateLimited,
     TraceError,
     Unauthenticated,
 )
 from tracecore.ledger.tenants import DataDir
+from tracecore.ratelimit import RateLimiter
 from tracecore.usecases.declare import Scope, UseCase, declaration
 from tracerpc.certs import peer_identity
 
@@ -82,37 +81,6 @@ _OPERATOR_METHODS = frozenset(m for m, use_case in TABLE.items() if use_case.sco
                                or OP in use_case.roles)
 #: Methods whose request carries events of any party inside one opaque document.
 _WHOLE_DOCUMENTS = frozenset({"/pharmatrace.v1.Lifecycle/ImportEpcis"})
-
-
-class RateLimited(ResourceExhausted):
-    """Over the public verification rate; ``retry_after_ms`` says when to come back."""
-
-    def __init__(self, retry_after_ms: int) -> None:
-        super().__init__(f"rate limit exceeded: retry in {retry_after_ms} ms")
-        self.retry_after_ms = retry_after_ms
-
-
-class RateLimiter:
-    """A token bucket per client: ``rate`` requests a second with bursts of ``burst``."""
-
-    def __init__(self, rate: float, burst: float, max_clients: int = 100_000) -> None:
-        self.rate = rate
-        self.burst = burst
-        self._buckets: dict[str, tuple[float, float]] = {}
-        self._max_clients = max_clients
-        self._lock = threading.Lock()
-
-    def take(self, client: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            tokens, stamp = self._buckets.get(client, (self.burst, now))
-            tokens = min(self.burst, tokens + (now - stamp) * self.rate)
-            if tokens < 1:
-                self._buckets[client] = (tokens, now)
-                raise RateLimited(int((1 - tokens) / self.rate * 1000) + 1)
-            if len(self._buckets) >= self._max_clients and client not in self._buckets:
-                self._buckets.clear()  # bounded memory; a flood of new clients restarts buckets
-            self._buckets[client] = (tokens - 1, now)
 
 
 AuditSink = Callable[[str, lpb.AuditRecord], Awaitable[None]]
