@@ -8,7 +8,6 @@ from tracecore.codes import Code, Form, Scan, Scheme, parse, render
 from tracecore.mac import Mac
 from tracecore.minting import Minter, check_tag, key_id_of
 from tracecore.schemes import SCHEMES, CodeScheme, register
-from tracecore.schemes.base import Reader
 
 PRODUCTS = {Scheme.GS1: "09501101530003", Scheme.NMPA: "8123456"}
 FORMS = {Scheme.GS1: Form.HRI, Scheme.NMPA: Form.NMPA20}
@@ -38,7 +37,7 @@ def test_a_second_scheme_with_a_taken_key_letter_is_refused() -> None:
     """Two schemes can never share ledger keys: registering one with a taken letter fails."""
 
     class Clash(type(SCHEMES[Scheme.GS1])):  # type: ignore[misc]
-        readers: dict[str, Reader] = {}
+        """GS1 over again."""
 
     with pytest.raises(ValueError, match="registered already"):
         register(Clash())
