@@ -1,0 +1,31 @@
+"""GS1 EPCIS 2.0 JSON-LD: ledger events out as an EPCISDocument, a partner's one in as events.
+
+``vocabulary`` holds the event table and CBV terms, ``identifiers`` the URIs of packs and
+parties, ``writer`` and ``reader`` the two directions, ``schema`` the validation of what comes in
+and ``event_hash`` the CBV 2.0 event hash ID both directions give an event without an id.
+"""
+
+from tracecore.epcis.identifiers import gln_of, sgln_uri
+from tracecore.epcis.reader import import_document
+from tracecore.epcis.schema import schema_path
+from tracecore.epcis.vocabulary import (
+    CONTEXT_URL,
+    EXTENSION_NAMESPACE,
+    EXTENSION_PREFIX,
+    NMPA_URI_PREFIX,
+    IdForm,
+)
+from tracecore.epcis.writer import export_document
+
+__all__ = [
+    "CONTEXT_URL",
+    "EXTENSION_NAMESPACE",
+    "EXTENSION_PREFIX",
+    "NMPA_URI_PREFIX",
+    "IdForm",
+    "export_document",
+    "gln_of",
+    "import_document",
+    "schema_path",
+    "sgln_uri",
+]

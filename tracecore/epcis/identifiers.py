@@ -1,0 +1,64 @@
+"""Identifiers in EPCIS documents: packs as SGTIN EPC URIs, GS1 Digital Links or NMPA URIs, and
+parties as SGLN EPC URIs."""
+
+from __future__ import annotations
+
+import re
+
+from tracecore import gs1
+from tracecore.codes import Code, Scheme, parse
+from tracecore.epcis.vocabulary import NMPA_URI_PREFIX
+from tracecore.errors import InvalidArgument, ParseError
+
+_NMPA_URI = re.compile(re.escape(NMPA_URI_PREFIX) + r"([0-9]{7})([0-9]{13})")
+
+GLN_URI = re.compile(r"urn:epc:id:(sgln|pgln):([0-9]{6,12})\.([0-9]{0,6})(?:\.(\S+))?",
+                     re.IGNORECASE)
+
+
+def sgln_uri(gln: str, company_prefix_length: int) -> str:
+    """The SGLN EPC URI of a party's GLN-13 (check digit validated), without extension."""
+    if not 6 <= company_prefix_length <= 12:
+        raise InvalidArgument("must be 6 to 12", field="company_prefix_length")
+    if len(gln) != 13 or not gln.isdigit() or not gln.isascii():
+        raise InvalidArgument("must be 13 digits", field="gln")
+    if gs1.check_digit(gln[:12]) != int(gln[12]):
+        raise InvalidArgument(f"GLN check digit is {gln[12]}, expected "
+                              f"{gs1.check_digit(gln[:12])}", field="gln")
+    return f"urn:epc:id:sgln:{gln[:company_prefix_length]}.{gln[company_prefix_length:12]}.0"
+
+
+def gln_of(uri: str) -> str:
+    """The GLN-13 of an SGLN EPC URI; an extension (a place within the site) is dropped."""
+    match = GLN_URI.fullmatch(uri)
+    if match is None or match[1].lower() != "sgln" or match[4] is None:
+        raise ParseError("not an SGLN EPC URI: expected urn:epc:id:sgln:{prefix}.{ref}.{ext}")
+    return gln_from(match[2], match[3])
+
+
+def codes_of_uris(uris: list[str], path: str) -> tuple[Code, ...]:
+    codes = tuple(code_of_uri(uri, f"{path}[{i}]") for i, uri in enumerate(uris))
+    if len(set(codes)) != len(codes):
+        raise InvalidArgument("lists a code twice", field=path)
+    return codes
+
+
+def code_of_uri(uri: str, path: str) -> Code:
+    """The code of an SGTIN EPC URI, a GS1 Digital Link URI or an NMPA URI."""
+    nmpa = _NMPA_URI.fullmatch(uri)
+    if nmpa is not None:
+        return Code(Scheme.NMPA, nmpa[1], nmpa[2])
+    if uri[:4].lower() not in ("urn:", "http"):
+        raise InvalidArgument("must be an SGTIN EPC URI, a GS1 Digital Link URI or "
+                              f"{NMPA_URI_PREFIX} and 20 digits", field=path)
+    try:
+        return parse(uri).code
+    except ParseError as exc:
+        raise InvalidArgument(exc.reason, field=path) from None
+
+
+def gln_from(prefix: str, reference: str) -> str:
+    if len(prefix) + len(reference) != 12:
+        raise ParseError("GLN EPC URI: company prefix and location reference must have 12 digits")
+    body = prefix + reference
+    return body + str(gs1.check_digit(body))

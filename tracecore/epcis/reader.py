@@ -1,0 +1,191 @@
+"""A partner's GS1 EPCIS 2.0 EPCISDocument in as ledger events."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from tracecore import gs1, regions
+from tracecore.codes import Code
+from tracecore.epcis.event_hash import hash_id
+from tracecore.epcis.identifiers import code_of_uri, codes_of_uris
+from tracecore.epcis.schema import check_schema
+from tracecore.epcis.vocabulary import (
+    AGGREGATION,
+    EXPIRY,
+    EXTENSION_NAMESPACE,
+    EXTENSION_PREFIX,
+    EXTENSIONS,
+    LEVELS,
+    LOT,
+    OBJECT,
+    STANDARD_PREFIXES,
+    Row,
+    cbv_term,
+    context_prefixes,
+    epoch_ms,
+    expand,
+    is_date,
+    json_member,
+    reading,
+)
+from tracecore.errors import InvalidArgument, ParseError
+from tracecore.events import Event, EventKind
+from tracecore.status import Status
+
+
+def import_document(doc: object, *, party_of: Callable[[str], str]) -> list[Event]:
+    """The events of a partner's EPCISDocument (parsed JSON), validated first against the schema.
+
+    Any problem raises InvalidArgument whose field is the JSON path of the first one, such as
+    ``$.epcisBody.eventList[3].eventTime``. ``party_of`` maps a readPoint, bizLocation or
+    destination URI to a party id (raising InvalidArgument for one it does not know); the
+    bizLocation names the party when present, the readPoint otherwise. ``event_id`` is the
+    document's eventID or else the event hash ``export_document`` would give, so importing the
+    same event twice gives the same id. A commissioning's ILMD expiry date, when present, is in
+    ``extra["expiry"]`` for the caller to check against the batch.
+    """
+    if not isinstance(doc, dict):
+        raise InvalidArgument("must be a JSON object", field="$")
+    if doc.get("type") != "EPCISDocument":
+        raise InvalidArgument("must be EPCISDocument", field="$.type")
+    check_schema(doc)
+    prefixes = context_prefixes(doc.get("@context"), STANDARD_PREFIXES)
+    reader = _Reader(party_of)
+    return [reader.event(wire, f"$.epcisBody.eventList[{i}]",
+                         context_prefixes(wire.get("@context"), prefixes))
+            for i, wire in enumerate(doc["epcisBody"]["eventList"])]
+
+
+@dataclass(frozen=True, slots=True)
+class _Reader:
+    """Reads EPCIS events of a validated document as domain events."""
+
+    party_of: Callable[[str], str]
+
+    def event(self, wire: dict[str, Any], path: str, prefixes: Mapping[str, str]) -> Event:
+        if wire["type"] not in (OBJECT, AGGREGATION):
+            raise InvalidArgument(f"{wire['type']} is not supported: pharmatrace records "
+                                  "ObjectEvents and AggregationEvents", field=f"{path}.type")
+        for unsupported in ("quantityList", "childQuantityList", "sensorElementList"):
+            if wire.get(unsupported):
+                raise InvalidArgument("is not supported: pharmatrace records serialised packs",
+                                      field=f"{path}.{unsupported}")
+        if "errorDeclaration" in wire:
+            raise InvalidArgument("is not supported: send the corrective events instead",
+                                  field=f"{path}.errorDeclaration")
+        extensions = _extensions(wire, path, prefixes)
+        row = self._row(wire, path, extensions.get("status"))
+        if row.type == AGGREGATION:
+            if "parentID" not in wire:
+                raise InvalidArgument("is required: the container", field=f"{path}.parentID")
+            parent: Code | None = code_of_uri(wire["parentID"], f"{path}.parentID")
+            codes = codes_of_uris(wire.get("childEPCs", []), f"{path}.childEPCs")
+        else:
+            if "epcList" not in wire:
+                raise InvalidArgument("is required: pharmatrace records serialised packs",
+                                      field=f"{path}.epcList")
+            parent = None
+            codes = codes_of_uris(wire["epcList"], f"{path}.epcList")
+        lot, expiry = _ilmd(wire.get("ilmd", {}), f"{path}.ilmd", prefixes)
+        place = "bizLocation" if "bizLocation" in wire else "readPoint"
+        return Event(
+            kind=row.kind,
+            codes=codes,
+            when_ms=epoch_ms(wire["eventTime"]),
+            tz_offset=wire["eventTimeZoneOffset"],
+            party_id=self._party(wire[place]["id"], f"{path}.{place}.id") if place in wire else "",
+            region=extensions.get("region", ""),
+            parent=parent,
+            lot=lot,
+            level=extensions.get("level", 0),
+            destination=self._destination(wire.get("destinationList", []), path)
+            if row.kind is EventKind.SHIP else "",
+            target=row.target,
+            reason=extensions.get("reason", ""),
+            event_id=wire.get("eventID") or hash_id(wire, prefixes),
+            extra={"expiry": expiry} if expiry else {},
+        )
+
+    @staticmethod
+    def _row(wire: Mapping[str, Any], path: str, status: Status | None) -> Row:
+        if "bizStep" not in wire:
+            raise InvalidArgument("is required to tell what happened", field=f"{path}.bizStep")
+        biz_step = cbv_term(wire["bizStep"], "BizStep-")
+        disposition = cbv_term(wire["disposition"], "Disp-") if "disposition" in wire else None
+        row = reading(wire["type"], wire["action"], biz_step, disposition, status)
+        if row is not None:
+            return row
+        if status is not None and reading(wire["type"], wire["action"], biz_step, disposition,
+                                           None) is not None:
+            raise InvalidArgument(
+                f"status {status.name.lower()} does not go with bizStep {biz_step}",
+                field=json_member(path, f"{EXTENSION_PREFIX}:status"))
+        written = f" and disposition {disposition!r}" if disposition is not None else ""
+        raise InvalidArgument(f"{wire['type']} {wire['action']} with bizStep {biz_step!r}"
+                              f"{written} is not an event pharmatrace records",
+                              field=f"{path}.bizStep")
+
+    def _party(self, uri: str, path: str) -> str:
+        try:
+            return self.party_of(uri)
+        except InvalidArgument as exc:
+            raise InvalidArgument(exc.message, field=path) from exc
+
+    def _destination(self, destinations: list[dict[str, str]], path: str) -> str:
+        # Parties are sites: a location says best where packs go, an owner least.
+        for wanted in ("location", "possessing_party", "owning_party"):
+            for i, entry in enumerate(destinations):
+                if cbv_term(entry["type"], "SDT-") == wanted:
+                    return self._party(entry["destination"],
+                                       f"{path}.destinationList[{i}].destination")
+        return ""
+
+
+def _extensions(wire: Mapping[str, Any], path: str,
+                prefixes: Mapping[str, str]) -> dict[str, Any]:
+    """pharmatrace's extension fields of an event, by local name, checked."""
+    found: dict[str, Any] = {}
+    for key, value in wire.items():
+        iri = expand(key, prefixes)
+        if not iri.startswith(EXTENSION_NAMESPACE):
+            continue
+        name, field = iri[len(EXTENSION_NAMESPACE):], json_member(path, key)
+        if name == "status":
+            status = Status.__members__.get(value.upper()) if isinstance(value, str) else None
+            if status is None:
+                raise InvalidArgument("must be a pharmatrace status such as free_sample",
+                                      field=field)
+            found[name] = status
+        elif name in ("reason", "region"):
+            if not isinstance(value, str):
+                raise InvalidArgument("must be a string", field=field)
+            found[name] = regions.parse_region(value, field=field) if name == "region" else value
+        elif name == "level":
+            if type(value) is not int or value not in LEVELS:
+                raise InvalidArgument("must be a packaging level from 1 (unit) to 4 (pallet)",
+                                      field=field)
+            found[name] = value
+        else:
+            raise InvalidArgument("is not a pharmatrace field: those are "
+                                  f"{', '.join(EXTENSIONS)}", field=field)
+    return found
+
+
+def _ilmd(ilmd: Mapping[str, Any], path: str, prefixes: Mapping[str, str]) -> tuple[str, str]:
+    """(lot, expiry date) of an ILMD, each "" when absent."""
+    found = {"lot": "", "expiry": ""}
+    for key, value in ilmd.items():
+        iri = expand(key, prefixes)
+        if iri == expand(LOT, STANDARD_PREFIXES):
+            try:
+                gs1.check_value("10", value if isinstance(value, str) else "")
+            except ParseError as exc:
+                raise InvalidArgument(exc.reason, field=json_member(path, key)) from None
+            found["lot"] = value
+        elif iri == expand(EXPIRY, STANDARD_PREFIXES):
+            if not isinstance(value, str) or not is_date(value):
+                raise InvalidArgument("must be a date YYYY-MM-DD", field=json_member(path, key))
+            found["expiry"] = value
+    return found["lot"], found["expiry"]
