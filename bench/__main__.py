@@ -30,8 +30,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import harness, issue, scale, scenarios, verify
-from bench.harness import Result, say
+from bench import harness, issue, measure, report, scale, scenarios, verify
+from bench.report import Result, say
 
 FLOORS = Path(__file__).with_name("floors.json")
 CI_CODES = 200_000
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         _parser().print_help()
         return 2
     harness.exit_on_sigterm()
-    harness.quiet_wait_s = args.quiet_wait
+    measure.quiet_wait_s = args.quiet_wait
     started = time.monotonic()
     code: int = args.run(args)
     say(f"bench: {time.monotonic() - started:,.0f} s")
@@ -70,7 +70,7 @@ def _verify(args: argparse.Namespace) -> int:
 def _codec(args: argparse.Namespace) -> int:
     figures = _run_codec(args.n)
     if args.json:
-        harness.write_json(Path(args.json), [], {"codec": figures})
+        report.write_json(Path(args.json), [], {"codec": figures})
     return 0
 
 
@@ -143,7 +143,7 @@ def _run_codec(n: int) -> Any:
     from bench import codec
 
     say(f"codec: {n:,} codes per scheme ...")
-    harness.settle()
+    measure.settle()
     figures = codec.run(n)
     print(codec.table(figures))
     print()
@@ -161,12 +161,12 @@ def _verify_options(args: argparse.Namespace) -> verify.Options:
 
 def _report(args: argparse.Namespace, results: list[Result], extra: dict[str, Any] | None = None
             ) -> int:
-    print(harness.table(results))
-    loads = harness.load_table(results)
+    print(report.table(results))
+    loads = report.load_table(results)
     if loads:
         print(f"\n{loads}")
     if args.json:
-        harness.write_json(Path(args.json), results, extra)
+        report.write_json(Path(args.json), results, extra)
         say(f"bench: wrote {args.json}")
     return 0
 

@@ -21,22 +21,9 @@ import lmdb  # the raw baseline, beside (not through) tracecore.ledger
 from pharmatrace.v1 import admin_pb2, admin_pb2_grpc, issuance_pb2, issuance_pb2_grpc
 from pharmatrace.v1 import common_pb2 as cpb
 
-from bench.harness import (
-    CHANNEL_OPTIONS,
-    DEV_TENANT,
-    HOST,
-    Elsewhere,
-    Result,
-    RssSampler,
-    Target,
-    cpu_seconds,
-    disk_written_bytes,
-    pharmatrace_server,
-    profiling,
-    say,
-    settle,
-    workdir,
-)
+from bench.harness import CHANNEL_OPTIONS, DEV_TENANT, HOST, pharmatrace_server, workdir
+from bench.measure import Elsewhere, RssSampler, cpu_seconds, disk_written_bytes, profiling, settle
+from bench.report import Result, Target, say
 from tracecore.codes import Scheme
 from tracecore.ledger.records import CodeRecord
 from tracecore.mac import Mac

@@ -34,20 +34,17 @@ from typing import Any
 import grpc
 from pharmatrace.v1 import verification_pb2 as vpb
 
-from bench.harness import (
-    CHANNEL_OPTIONS,
+from bench.harness import CHANNEL_OPTIONS, ServerProcess
+from bench.measure import (
     Profiler,
-    Result,
-    ServerProcess,
-    Target,
     busy_cpu_seconds,
     cpu_seconds,
     descendants,
     major_faults,
     profile_summary,
-    say,
     settle,
 )
+from bench.report import Result, Target, say
 
 _LENGTH = struct.Struct("<II")
 _READY_TIMEOUT_S = 60.0

@@ -39,18 +39,10 @@ from pharmatrace.v1 import lifecycle_pb2 as lpb
 from pharmatrace.v1 import lifecycle_pb2_grpc, trace_pb2_grpc
 from pharmatrace.v1 import trace_pb2 as tpb
 
-from bench import harness
-from bench.harness import (
-    CHANNEL_OPTIONS,
-    DEV_TENANT,
-    HOST,
-    Result,
-    Target,
-    pharmatrace_server,
-    say,
-    settle,
-    workdir,
-)
+from bench import harness, measure, report
+from bench.harness import CHANNEL_OPTIONS, DEV_TENANT, HOST, pharmatrace_server, workdir
+from bench.measure import settle
+from bench.report import Result, Target, say
 from tracecore.codes import Code, Scheme
 from tracecore.events import Event, EventKind
 from tracecore.keys import KeySource
@@ -234,7 +226,7 @@ def serve_and_measure(data: Path, tmp: Path, calls: int, recall: bool, name: str
         locate = tpb.LocateBatchRequest(tenant=DEV_TENANT, product=GTIN, lot=LOT)
         report = tpb.RegionReportRequest(tenant=DEV_TENANT, level=tpb.REGION_LEVEL_COUNTY)
         settle()
-        with harness.Elsewhere(server.pid) as elsewhere:
+        with measure.Elsewhere(server.pid) as elsewhere:
             served = Served(_latencies(lambda: trace.LocateBatch(locate, timeout=30), calls),
                             _latencies(lambda: trace.RegionReport(report, timeout=30), calls))
         served.elsewhere = elsewhere.cores
@@ -251,7 +243,7 @@ def serve_and_measure(data: Path, tmp: Path, calls: int, recall: bool, name: str
             assert len(answer.event_seqs) == 1 and not again.event_seqs
             assert again.batches == answer.batches
             served.recall_answer = answer.batches[0]
-            with harness.Elsewhere(server.pid) as elsewhere:
+            with measure.Elsewhere(server.pid) as elsewhere:
                 served.report_after = _latencies(
                     lambda: trace.RegionReport(report, timeout=30), calls)
             served.elsewhere = max(served.elsewhere, elsewhere.cores)
@@ -337,10 +329,10 @@ def run(codes: int = DEFAULT_CODES, calls: int = DEFAULT_CALLS, keep: bool = Fal
         for name, key, figures, baseline_small, raw in (
                 ("LocateBatch", "locate", many.locate, few.locate, locate_raw),
                 ("RegionReport (county)", "report", many.report, few.report, report_raw)):
-            p50, p99 = harness.percentile(figures, 0.5), harness.percentile(figures, 0.99)
+            p50, p99 = report.percentile(figures, 0.5), report.percentile(figures, 0.99)
             results.append(Result(
                 bench="oversight", name=f"{name} p50 @ {codes:,} packs", unit="ms",
-                figure=p50 * 1000, baseline=harness.percentile(baseline_small, 0.5) * 1000,
+                figure=p50 * 1000, baseline=report.percentile(baseline_small, 0.5) * 1000,
                 baseline_name=f"same @ {codes // 100:,}", key=f"oversight.{key}.p50",
                 elsewhere=max(many.elsewhere, few.elsewhere), targets=[Target("max", 50.0)],
                 details={"p99_ms": p99 * 1000, "calls": calls}))
@@ -353,8 +345,8 @@ def run(codes: int = DEFAULT_CODES, calls: int = DEFAULT_CALLS, keep: bool = Fal
         for q in (0.5, 0.99):
             results.append(Result(
                 bench="oversight", name=f"RegionReport p{q * 100:.0f} after the recall",
-                unit="ms", figure=harness.percentile(many.report_after, q) * 1000,
-                baseline=harness.percentile(many.report, q) * 1000,
+                unit="ms", figure=report.percentile(many.report_after, q) * 1000,
+                baseline=report.percentile(many.report, q) * 1000,
                 baseline_name="before the recall", key=f"oversight.report_after.p{q * 100:.0f}",
                 elsewhere=many.elsewhere, targets=[Target("max", 50.0)]))
     return results
@@ -375,11 +367,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.codes < 100_000:
         parser.error("--codes must be at least 100,000 (the small ledger is 1/100 of it)")
     harness.exit_on_sigterm()
-    harness.quiet_wait_s = args.quiet_wait
+    measure.quiet_wait_s = args.quiet_wait
     results = run(args.codes, args.calls, args.keep)
-    print(harness.table(results))
+    print(report.table(results))
     if args.json:
-        harness.write_json(Path(args.json), results)
+        report.write_json(Path(args.json), results)
     return 0
 
 

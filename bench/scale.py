@@ -26,19 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from bench import verify
-from bench.harness import (
-    HOST,
-    Result,
-    RssSampler,
-    Target,
-    cpu_seconds,
-    memory_kib,
-    pharmatrace_server,
-    say,
-    workdir,
-)
+from bench.harness import HOST, pharmatrace_server, workdir
 from bench.issue import MIB, register_product, request_pool
 from bench.load import LoadResult, latency_results, run_load
+from bench.measure import RssSampler, cpu_seconds, memory_kib
+from bench.report import Result, Target, say
 from bench.scenarios import PALLET, site
 
 DEFAULT_CODES = 100_000_000

@@ -46,16 +46,12 @@ from bench.harness import (
     CHANNEL_OPTIONS,
     DEV_TENANT,
     HOST,
-    Result,
     ServerProcess,
-    Target,
-    memory_kib,
     pharmatrace_server,
-    say,
     workdir,
 )
 from bench.issue import MIB, register_product, request_pool
-from bench.lifecycle import PARTIES, raw_rmw_seconds
+from bench.lifecycle_rig import PARTIES, raw_rmw_seconds
 from bench.load import (
     Histogram,
     Load,
@@ -65,6 +61,8 @@ from bench.load import (
     worker_pids,
     write_requests,
 )
+from bench.measure import memory_kib
+from bench.report import Result, Target, say
 from tracecore.codes import parse
 
 SCENARIOS = ("verify", "capture", "lines", "day", "soak")

@@ -32,21 +32,11 @@ from pathlib import Path
 from pharmatrace.v1 import verification_pb2 as vpb
 
 from bench.echo import METHOD as ECHO_METHOD
-from bench.harness import (
-    DEV_TENANT,
-    HOST,
-    Elsewhere,
-    Result,
-    ServerProcess,
-    Target,
-    echo_server,
-    pharmatrace_server,
-    say,
-    settle,
-    workdir,
-)
+from bench.harness import DEV_TENANT, HOST, ServerProcess, echo_server, pharmatrace_server, workdir
 from bench.issue import EXPIRES, GTIN, LOT, register_product, request_pool
 from bench.load import Load, LoadResult, latency_results, run_load, write_requests
+from bench.measure import Elsewhere, settle
+from bench.report import Result, Target, say
 from tracecore.codes import Code, Form, Scan, Scheme, parse_many, render
 from tracecore.errors import ParseError
 from tracecore.keys import KeySource
