@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import grpc
 from google.protobuf.message import Message
@@ -18,7 +18,15 @@ from tracerpc.metrics import Metrics
 
 log = logging.getLogger("pharmatrace.rpc")
 
-Handler = grpc.RpcMethodHandler
+if TYPE_CHECKING:
+    Handler = grpc.RpcMethodHandler[Any, Any]
+    Context = grpc.aio.ServicerContext[Any, Any]
+    # What grpc.aio calls for each kind of method. grpc's stubs type handlers for the
+    # synchronous server, so the interceptor states the asynchronous shapes it relies on.
+    _Unary = Callable[[Any, Context], Awaitable[Any]]
+    # A streaming method is an async generator, or a coroutine that sends with
+    # ``context.write`` (as grpc's own aio health servicer's Watch does).
+    _Streaming = Callable[[Any, Context], AsyncIterator[Any] | Awaitable[None]]
 
 #: Longest error message sent: messages may quote the request, and a status message travels
 #: percent-encoded in a trailer that clients refuse past 8 to 16 KiB.
@@ -33,7 +41,7 @@ def _bounded(message: str) -> str:
     return message if len(message) <= MAX_MESSAGE_CHARS else message[:MAX_MESSAGE_CHARS] + "…"
 
 
-class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class ServiceInterceptor(grpc.aio.ServerInterceptor):
     """Wraps every handler once per method. A TraceError becomes its status code with its
     message; anything else is logged with its traceback and answered INTERNAL, no details."""
 
@@ -145,7 +153,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         client_streams = handler.stream_unary is not None or handler.stream_stream is not None
 
         if handler.unary_unary or handler.stream_unary:
-            inner = handler.unary_unary or handler.stream_unary
+            inner = cast("_Unary", handler.unary_unary or handler.stream_unary)
 
             async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
                 started = time.perf_counter()
@@ -174,7 +182,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             return factory(unary, request_deserializer=_tolerant(handler.request_deserializer),
                            response_serializer=handler.response_serializer)
 
-        inner_stream = handler.unary_stream or handler.stream_stream
+        inner_stream = cast("_Streaming", handler.unary_stream or handler.stream_stream)
 
         async def streaming(request: Any, context: grpc.aio.ServicerContext[Any, Any]
                             ) -> AsyncIterator[Any]:
@@ -185,8 +193,12 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 if guarded is None:
                     principal = authenticate(request, context)
                     authorize(request, principal)
-                async for response in inner_stream(guarded or request, context):
-                    yield response
+                responses = inner_stream(guarded or request, context)
+                if isinstance(responses, AsyncIterator):
+                    async for response in responses:
+                        yield response
+                else:
+                    await responses
             except Exception as exc:
                 await finish(context, started, _principal(principal, guarded),
                              _first(request, guarded), exc)

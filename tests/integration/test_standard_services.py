@@ -76,6 +76,18 @@ def test_health_is_serving_overall_and_for_every_service(server) -> None:
     assert len(names) > 1
 
 
+def test_health_watch_streams_the_serving_status(server) -> None:
+    """grpc.health.v1 Watch (what load balancers and Kubernetes probes stream) first answers
+    SERVING for the server as a whole."""
+    _, channel = server
+    stub = health_pb2_grpc.HealthStub(channel)
+    watch = stub.Watch(health_pb2.HealthCheckRequest(service=""), timeout=30)
+    try:
+        assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        watch.cancel()
+
+
 def test_health_of_an_unknown_service_is_not_found(server) -> None:
     """A health check for a service the server does not offer is NOT_FOUND."""
     _, channel = server
