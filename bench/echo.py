@@ -40,7 +40,7 @@ _OPTIONS = [
 _START_TIMEOUT_S = 30.0
 
 
-async def _echo(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+async def _echo(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
     return request
 
 

@@ -445,13 +445,15 @@ def _verify_all(clients: Clients, state: _State, report: Report, when: str, *,
 
 
 def _verdicts(clients: Clients, codes: Sequence[str], report: Report
-              ) -> Iterator[tuple[int, int]]:
+              ) -> Iterator[tuple[vpb.Verdict.ValueType, cpb.CodeStatus.ValueType]]:
     for start in range(0, len(codes), _VERIFY_BATCH):
         part = list(codes[start:start + _VERIFY_BATCH])
         answer = clients.verification.VerifyBatch(
             vpb.VerifyBatchRequest(tenant=TENANT, codes=part), timeout=RPC_TIMEOUT_S)
         report.codes_verified += len(part)
-        yield from zip(answer.verdicts, answer.statuses, strict=True)
+        # The packed fields hold plain numbers; these are the enums' values.
+        yield from ((vpb.Verdict.ValueType(verdict), cpb.CodeStatus.ValueType(status))
+                    for verdict, status in zip(answer.verdicts, answer.statuses, strict=True))
 
 
 def _texts(chunk: ipb.CodeChunk) -> list[str]:

@@ -43,8 +43,10 @@ MANUFACTURED = "2025-01-15"
 
 EXPIRES = "2030-12-31"
 
-PARTIES = (("PLANT", 1, "110105"), ("DIST", 3, "440305"), ("WH", 3, "310115"),
-           ("PHARM", 4, "440106"))
+PARTIES = (("PLANT", cpb.PARTY_KIND_PLANT, "110105"),
+           ("DIST", cpb.PARTY_KIND_DISTRIBUTOR, "440305"),
+           ("WH", cpb.PARTY_KIND_DISTRIBUTOR, "310115"),
+           ("PHARM", cpb.PARTY_KIND_PHARMACY, "440106"))
 
 MIB = 1024
 
@@ -90,7 +92,8 @@ class Client:
                 party=cpb.Party(party_id=party_id, name=party_id, kind=kind, region=region),
             ), timeout=30)
 
-    def pool(self, request_id: str, count: int, level: int = cpb.PACKAGING_LEVEL_UNIT,
+    def pool(self, request_id: str, count: int,
+             level: cpb.PackagingLevel.ValueType = cpb.PACKAGING_LEVEL_UNIT,
              keep: bool = True) -> list[str]:
         """RequestCodes; the codes as HRI text when ``keep``, else just counted."""
         request = issuance_pb2.RequestCodesRequest(
@@ -109,7 +112,7 @@ class Client:
 
     def call(self, method: str, request: Any) -> lpb.LifecycleResponse:
         """A typed Lifecycle RPC that must apply."""
-        response = getattr(self.lifecycle, method)(request, timeout=120)
+        response: lpb.LifecycleResponse = getattr(self.lifecycle, method)(request, timeout=120)
         if not response.applied or response.failures:
             raise RuntimeError(f"{method} was not applied: {response.failures[:3]}")
         return response

@@ -137,9 +137,9 @@ def load_table(results: Sequence[Result]) -> str:
                 continue
             seen.add(same)
             lat = load.get("latency", {})
-            rows.append((name + suffix, f"{load['calls']:,}",
-                         *(_number(lat.get(k, math.nan)) for k in
-                           ("p50_ms", "p90_ms", "p99_ms", "p99.9_ms")),
+            p50, p90, p99, p999 = (_number(lat.get(k, math.nan))
+                                   for k in ("p50_ms", "p90_ms", "p99_ms", "p99.9_ms"))
+            rows.append((name + suffix, f"{load['calls']:,}", p50, p90, p99, p999,
                          " ".join(f"{k}={v:,}" for k, v in load["outcomes"].items())))
     if len(rows) == 1:
         return ""

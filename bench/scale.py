@@ -141,21 +141,21 @@ def build(data: Path, workdir: Path, codes: int = DEFAULT_CODES, pool: int = DEF
         seconds = time.perf_counter() - started
         end = memory_kib(server.pid)
         cpu = cpu_seconds(server.pid) - cpu_before
-    report = BuildReport(
+    build = BuildReport(
         codes=built - built_before, seconds=seconds, disk_bytes=disk_bytes(data),
         server_rss_anon_peak_mib=rss.root_anon_peak_kib / MIB,
         server_vmhwm_mib=rss.root_hwm_kib / MIB, server_rss_end_mib=end.get("VmRSS", 0) / MIB,
         server_cpu_s=cpu, steps=steps)
     if saved is not None:
-        report.codes += saved["codes"]
-        report.seconds += saved["seconds"]
-        report.server_cpu_s += saved["server_cpu_s"]
-        report.server_rss_anon_peak_mib = max(report.server_rss_anon_peak_mib,
+        build.codes += saved["codes"]
+        build.seconds += saved["seconds"]
+        build.server_cpu_s += saved["server_cpu_s"]
+        build.server_rss_anon_peak_mib = max(build.server_rss_anon_peak_mib,
                                               saved["server_rss_anon_peak_mib"])
-        report.server_vmhwm_mib = max(report.server_vmhwm_mib, saved["server_vmhwm_mib"])
-        report.steps = saved["steps"] + report.steps
-    (data / REPORT).write_text(json.dumps(asdict(report), indent=1) + "\n")
-    return report
+        build.server_vmhwm_mib = max(build.server_vmhwm_mib, saved["server_vmhwm_mib"])
+        build.steps = saved["steps"] + build.steps
+    (data / REPORT).write_text(json.dumps(asdict(build), indent=1) + "\n")
+    return build
 
 
 def build_results(report: BuildReport, total: int) -> list[Result]:

@@ -31,7 +31,7 @@ _OPTIONS = [
 TOKEN_ENV = "PHARMATRACE_TOKEN"  # noqa: S105 - the variable's name, not a token
 
 
-class _Bearer(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,  # type: ignore[misc]
+class _Bearer(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
               grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
     """Adds the API token to every call, on plaintext and TLS channels alike."""
 

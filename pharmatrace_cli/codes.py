@@ -54,6 +54,7 @@ _LEVELS = ("unit", "bundle", "case", "pallet")
 
 def _codes_request(args: argparse.Namespace) -> int:
     from pharmatrace.v1 import admin_pb2 as apb
+    from pharmatrace.v1 import common_pb2 as cpb
     from pharmatrace.v1 import issuance_pb2 as pb
 
     from tracecore.codes import Code, Form, Scan, Scheme, render
@@ -68,7 +69,8 @@ def _codes_request(args: argparse.Namespace) -> int:
     form = Form(args.format)
     request = pb.RequestCodesRequest(
         tenant=args.tenant, product=args.product, lot=args.lot or "",
-        level=_LEVELS.index(args.level) + 1, count=args.count, request_id=args.request_id,
+        level=cpb.PackagingLevel.Value(f"PACKAGING_LEVEL_{args.level.upper()}"),
+        count=args.count, request_id=args.request_id,
     )
     progress = Progress(args.count, enabled=sys.stderr.isatty() and not args.quiet)
     received = 0

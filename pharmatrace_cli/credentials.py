@@ -60,8 +60,8 @@ def _token_create(args: argparse.Namespace) -> int:
 
     expires = int((time.time() + args.expires_days * 86_400) * 1000) if args.expires_days else 0
     response = endpoints(args).admin().CreateToken(pb.CreateTokenRequest(
-        tenant=args.tenant, role=_ROLES.index(args.role) + 1, party_id=args.party or "",
-        label=args.label or "", expires_at_ms=expires))
+        tenant=args.tenant, role=pb.Role.Value(f"ROLE_{args.role.upper()}"),
+        party_id=args.party or "", label=args.label or "", expires_at_ms=expires))
     print(f"credential {response.credential.credential_id} ({args.role})", file=sys.stderr)
     print(response.token)
     return EXIT_OK

@@ -42,7 +42,7 @@ def run_demo(endpoints: Endpoints, tenant: str, say: Callable[[str], None]) -> N
             strength="500 mg", pack_size=24)))
         say(f"registered product {DEMO_GTIN}")
     except grpc.RpcError as exc:
-        if exc.code() is not grpc.StatusCode.ALREADY_EXISTS:  # type: ignore[attr-defined]
+        if exc.code() is not grpc.StatusCode.ALREADY_EXISTS:
             raise
         say(f"product {DEMO_GTIN} already registered")
     try:
@@ -51,7 +51,7 @@ def run_demo(endpoints: Endpoints, tenant: str, say: Callable[[str], None]) -> N
             expires_on=expires)))
         say(f"added batch {DEMO_LOT}, expires {expires}")
     except grpc.RpcError as exc:
-        if exc.code() is not grpc.StatusCode.ALREADY_EXISTS:  # type: ignore[attr-defined]
+        if exc.code() is not grpc.StatusCode.ALREADY_EXISTS:
             raise
         say(f"batch {DEMO_LOT} already there")
         expires = admin.GetBatch(apb.GetBatchRequest(

@@ -140,7 +140,8 @@ def _party_add(args: argparse.Namespace) -> int:
     from pharmatrace.v1 import common_pb2 as cpb
 
     party = cpb.Party(party_id=args.party_id, name=args.name, gln=args.gln or "",
-                      region=args.region or "", kind=_PARTY_KINDS.index(args.kind) + 1,
+                      region=args.region or "",
+                      kind=cpb.PartyKind.Value(f"PARTY_KIND_{args.kind.upper()}"),
                       authorised_regions=args.authorised_region or [])
     response = endpoints(args).admin().AddParty(pb.AddPartyRequest(tenant=args.tenant,
                                                                     party=party))

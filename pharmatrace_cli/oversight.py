@@ -276,7 +276,7 @@ def _report_region(args: argparse.Namespace) -> int:
 
     response = endpoints(args).trace().RegionReport(pb.RegionReportRequest(
         tenant=args.tenant, products=args.product, start=args.start or "", end=args.end or "",
-        level=_LEVELS.index(args.level) + 1,  # type: ignore[arg-type]
+        level=pb.RegionLevel.Value(f"REGION_LEVEL_{args.level.upper()}"),
         region=args.region or ""))
     if args.html:
         path = Path(args.html)

@@ -12,9 +12,12 @@ import shutil
 import signal
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pharmatrace_cli.command import EXIT_OK, CliError, add_command, optional_path
+
+if TYPE_CHECKING:  # the server's modules load only when `serve` runs
+    from tracerpc.certs import Tls
 
 log = logging.getLogger("pharmatrace.serve")
 
@@ -128,7 +131,8 @@ async def serve(config: ServeConfig) -> None:
     )
     verify_port = await asyncio.to_thread(pool.start)
     registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry)
+    # prometheus_client leaves this constructor unannotated.
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     metrics_server, _ = start_http_server(config.metrics_port, addr=config.host.strip("[]"),
                                           registry=registry)
     ports = {"issue": codegen.port, "verify": verify_port,
@@ -185,7 +189,7 @@ def _ledger_gauges(data: object, metrics: object) -> None:
             metrics.ledger_codes.labels(name).set(stat["codes"])
 
 
-def _tls(config: ServeConfig) -> object:
+def _tls(config: ServeConfig) -> Tls | None:
     from tracerpc.certs import load_tls_files
 
     if config.tls_cert is None or config.tls_key is None:

@@ -9,7 +9,6 @@ from google.protobuf.internal.containers import RepeatedScalarFieldContainer
 from pharmatrace.v1 import common_pb2 as pb
 
 from tracecore import gs1, regions
-from tracecore.codes import Scheme
 from tracecore.errors import InvalidArgument, ParseError
 
 _TENANT = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
@@ -61,11 +60,11 @@ def product(p: pb.Product) -> pb.Product:
         raise InvalidArgument("must be the 7-digit NMPA drug identifier", field="product.nmpa_id")
     if p.scheme == pb.SCHEME_UNSPECIFIED:
         out.scheme = pb.SCHEME_GS1 if p.gtin else pb.SCHEME_NMPA
-    if out.scheme == Scheme.GS1 and not out.gtin:
+    if out.scheme == pb.SCHEME_GS1 and not out.gtin:
         raise InvalidArgument("is required for a GS1 product", field="product.gtin")
-    if out.scheme == Scheme.NMPA and not out.nmpa_id:
+    if out.scheme == pb.SCHEME_NMPA and not out.nmpa_id:
         raise InvalidArgument("is required for an NMPA product", field="product.nmpa_id")
-    if out.scheme not in (Scheme.GS1, Scheme.NMPA):
+    if out.scheme not in (pb.SCHEME_GS1, pb.SCHEME_NMPA):
         raise InvalidArgument("unknown scheme", field="product.scheme")
     _text(p.name, "product.name", MAX_NAME, required=True)
     _text(p.form, "product.form", MAX_SHORT)
@@ -82,7 +81,7 @@ def identifiers(p: pb.Product) -> list[str]:
 
 def code_product(p: pb.Product) -> str:
     """The identifier the product's codes carry under its scheme."""
-    return p.gtin if p.scheme == Scheme.GS1 else p.nmpa_id
+    return p.gtin if p.scheme == pb.SCHEME_GS1 else p.nmpa_id
 
 
 def batch(b: pb.Batch) -> pb.Batch:

@@ -4,7 +4,7 @@ public rate limits, and the audit record of every write."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -236,7 +236,7 @@ def _bind_party(request: Message, party_id: str) -> None:
                                    field=f"{field}.party_id")
 
 
-def _bearer(metadata: Sequence[tuple[str, str | bytes]] | Mapping[str, str]) -> str | None:
+def _bearer(metadata: Iterable[tuple[str, str | bytes]] | Mapping[str, str]) -> str | None:
     items = metadata.items() if isinstance(metadata, Mapping) else metadata
     for key, value in items:
         if key == "authorization":

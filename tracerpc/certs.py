@@ -7,7 +7,7 @@ import datetime
 import ipaddress
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -177,7 +177,7 @@ def client_credentials(
     )
 
 
-def peer_identity(auth_context: Mapping[str, Sequence[bytes]]) -> str | None:
+def peer_identity(auth_context: Mapping[str, Iterable[bytes]]) -> str | None:
     """The client certificate's CN, else its first subject alternative name, from a call's
     ``context.auth_context()``; None for a peer that presented no certificate.
 

@@ -12,7 +12,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from tracerpc.authz import Authorizer
-from tracerpc.certs import Tls
+from tracerpc.certs import Tls as Tls  # callers name the settings they pass as rpc_server.Tls
 from tracerpc.interceptor import ServiceInterceptor
 from tracerpc.metrics import Metrics
 

@@ -22,8 +22,9 @@ from pharmatrace.v1 import trace_pb2_grpc, verification_pb2_grpc
 from tracecore.keys import KeySource
 from tracecore.ledger.env import DEFAULT_MAP_SIZE
 from tracecore.ledger.tenants import DataDir
+from tracecore.ratelimit import RateLimiter
 from tracerpc import server as rpc_server
-from tracerpc.authz import Authorizer, RateLimiter
+from tracerpc.authz import Authorizer
 from tracerpc.logs import configure_logging
 from tracerpc.metrics import Metrics
 from verify_svc.trace import TraceServicer
