@@ -40,6 +40,11 @@ MAX_INPUT_LENGTH = 4096
 _BLANKS = " \t\r\n"
 # An AIM symbology identifier: "]", the symbology, a modifier.
 _SYMBOLOGY_ID = re.compile(r"\][A-Za-z][0-9A-Za-z]")
+# The registry's lookups, bound once: CPython compiles a method call on an imported name as an
+# attribute load, which would build a bound method for every code read.
+_quick_reader = QUICK_READERS.get
+_reader = READERS.get
+_symbology_reader = SYMBOLOGY_READERS.get
 
 
 def product_key(scheme: Scheme, product: str) -> bytes:
@@ -107,14 +112,14 @@ _NOT_A_CODE = ("not a code: expected GS1 HRI, element string or Digital Link, an
 
 def _read(text: str) -> Scan:
     first = text[0]
-    quick = QUICK_READERS.get(first)
+    quick = _quick_reader(first)
     if quick is not None:
         scan = quick(text)
         if scan is not None:
             return scan
     if first == "]":
         return _read_symbology(text)
-    reader = READERS.get(first)
+    reader = _reader(first)
     scan = reader(text) if reader is not None else None
     if scan is None:
         raise ParseError(_NOT_A_CODE)
@@ -123,7 +128,7 @@ def _read(text: str) -> Scan:
 
 def _read_symbology(text: str) -> Scan:
     identifier = text[:3]
-    reader = SYMBOLOGY_READERS.get(identifier)
+    reader = _symbology_reader(identifier)
     if reader is not None:
         scan = reader(text)
         if scan is None:
