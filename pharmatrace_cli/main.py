@@ -775,10 +775,11 @@ def _parser() -> argparse.ArgumentParser:
                          help="apply the codes that pass, report the others")
 
     add_command(commands, "demo", "Run a short scenario against running services.", _demo)
-    from pharmatrace_cli import ops, oversight
+    from pharmatrace_cli import ops, oversight, printing
 
     oversight.register(commands)
     ops.register(commands)
+    printing.register(commands)
     return parser
 
 
