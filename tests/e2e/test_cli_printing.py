@@ -7,15 +7,14 @@ import csv
 import io
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import grpc
 import pytest
 import zxingcpp
-from PIL import Image
 from pharmatrace.v1 import admin_pb2 as apb
 from pharmatrace.v1 import admin_pb2_grpc
 from pharmatrace.v1 import common_pb2 as cpb
+from PIL import Image
 
 from tests.e2e.test_cli import TRACEBACK
 from tracecore import sscc
