@@ -33,7 +33,7 @@ def _job(seed: int) -> list[Label]:
         return ["".join(rng.choice(alphabet) for _ in range(length)) for _ in range(n)]
 
     lot = "L/24-7(B)"
-    out = labels.for_codes(Scheme.GS1, GTIN, serials(1200), lot=lot, expiry="290630")
+    out = list(labels.for_codes(Scheme.GS1, GTIN, serials(1200), lot=lot, expiry="290630"))
     out += labels.for_codes(Scheme.GS1, GTIN, serials(300), lot=lot, expiry="290630",
                             symbology=Symbology.DIGITAL_LINK_QR, host="https://id.example.com")
     out += labels.for_codes(Scheme.GS1, GTIN, serials(200), lot=lot, expiry="290600",

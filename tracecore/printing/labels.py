@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import overload
 from urllib.parse import quote
 
 from tracecore import gs1, sscc
@@ -37,6 +39,14 @@ SYMBOLOGY_ID = {
 }
 #: What each kind of code is printed as unless the job says otherwise.
 DEFAULT = {Scheme.GS1: Symbology.GS1_DATAMATRIX, Scheme.NMPA: Symbology.CODE128}
+# Serials one a line, each 1 to 20 characters of set 82: the whole job checked in one pass.
+_SERIALS = re.compile(r"(?:[!\"%&'()*+,\-./0-9:;<=>?A-Z_a-z]{1,20}\n)*")
+_NMPA_SERIALS = re.compile(r"(?:[0-9]{13}\n)*")
+# Serials that every form writes as they are (no percent-encoding, no HRI escape, no CSV or ZPL
+# quoting): the ones pharmatrace mints always are.
+_PLAIN_SERIALS = re.compile(r"(?:[0-9A-Za-z._-]{1,20}\n)*")
+#: Stands for the serial in a template; no serial or form holds it.
+_PLACEHOLDER = "\x00"
 _FOR_SCHEME = {
     Scheme.GS1: frozenset({Symbology.GS1_DATAMATRIX, Symbology.DIGITAL_LINK_QR,
                            Symbology.GS1_QR}),
@@ -44,9 +54,10 @@ _FOR_SCHEME = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Label:
-    """One label of a job."""
+    """One label of a job. Not frozen: a job makes hundreds of thousands a second, and a frozen
+    dataclass's constructor costs several times a plain one's."""
 
     position: int
     """Position of the code in its pool."""
@@ -65,6 +76,46 @@ class Label:
     """The variable data by AI (``01``, ``17``, ``10``, ``21``, ``00``) or ``nmpa``."""
 
 
+class LabelRun(Sequence[Label]):
+    """Labels of one job that differ only by their serial: each is made when it is asked for,
+    and text outputs fill in a template instead (``template``)."""
+
+    def __init__(self, make: Callable[[int, str], Label], serials: Sequence[str], start: int
+                 ) -> None:
+        self._make = make
+        self.serials = serials
+        self.start = start
+
+    def __len__(self) -> int:
+        return len(self.serials)
+
+    @overload
+    def __getitem__(self, index: int) -> Label: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Label]: ...
+
+    def __getitem__(self, index: int | slice) -> Label | list[Label]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        return self._make(self.start + index, self.serials[index])
+
+    def __iter__(self) -> Iterator[Label]:
+        make, start = self._make, self.start
+        for i, serial in enumerate(self.serials):
+            yield make(start + i, serial)
+
+    def template(self, render: Callable[[Label], str]) -> list[str] | None:
+        """``render`` of a label split where the serial goes, so that ``serial.join(parts)`` is
+        the rendering of that serial's label; None when a serial of the run needs escaping in
+        some form (then each label is rendered on its own)."""
+        if _PLAIN_SERIALS.fullmatch("\n".join(self.serials) + "\n") is None:
+            return None
+        return render(self._make(0, _PLACEHOLDER)).split(_PLACEHOLDER)
+
+
 def for_codes(
     scheme: Scheme,
     product: str,
@@ -75,7 +126,7 @@ def for_codes(
     symbology: Symbology | None = None,
     host: str = "https://id.gs1.org",
     start: int = 0,
-) -> list[Label]:
+) -> LabelRun:
     """Labels for a pool's codes: GS1 codes carry (01) GTIN, (17) expiry, (10) lot, (21) serial
     in that order (fixed-length AIs first, as the GS1 General Specifications recommend, so only
     the lot needs a separator); NMPA codes are their 20 digits."""
@@ -84,7 +135,10 @@ def for_codes(
         raise InvalidArgument(f"a {scheme.name} code cannot be printed as {chosen.value}",
                               field="symbology")
     if scheme is Scheme.NMPA:
-        return [_nmpa(start + i, product + serial) for i, serial in enumerate(serials)]
+        if _NMPA_SERIALS.fullmatch("\n".join(serials) + "\n") is None:
+            raise InvalidArgument("NMPA production identifiers are 13 digits", field="serials")
+        return LabelRun(lambda position, serial: _nmpa(position, product + serial), serials,
+                        start)
     head = {"01": product}
     if expiry is not None:
         head["17"] = expiry
@@ -92,8 +146,9 @@ def for_codes(
         head["10"] = lot
     for ai, value in head.items():
         gs1.check_value(ai, value)
-    for serial in serials:
-        gs1.check_value("21", serial)
+    if _SERIALS.fullmatch("\n".join(serials) + "\n") is None:
+        for serial in serials:
+            gs1.check_value("21", serial)  # names the first serial that is not one
     # Everything but the serial is the same on every label of the job: written once here.
     fields = tuple(head.items())
     text_lines = (f"GTIN {product}", *(f"EXP {expiry}",) * (expiry is not None),
@@ -103,16 +158,24 @@ def for_codes(
         sample = render(Scan(Code(Scheme.GS1, product, "S"), lot, expiry), Form.DIGITAL_LINK,
                         host=host)
         before, after = sample.split("/21/S", 1)
-        return [Label(start + i, code_head + gs1.escape_hri(serial), chosen,
-                      link := f"{before}/21/{quote(serial, safe='')}{after}", f"]Q1{link}",
-                      (*text_lines, f"SN {serial}"), (*fields, ("21", serial)))
-                for i, serial in enumerate(serials)]
+
+        def link_label(position: int, serial: str) -> Label:
+            encoded = serial if serial is _PLACEHOLDER else quote(serial, safe="")
+            link = f"{before}/21/{encoded}{after}"
+            return Label(position, code_head + gs1.escape_hri(serial), chosen, link,
+                         f"]Q1{link}", (*text_lines, f"SN {serial}"), (*fields, ("21", serial)))
+
+        return LabelRun(link_label, serials, start)
     element_head = gs1.render_element({**head, "21": "S"})[3:-len("21S")]
     data_head = "".join(f"[{ai}]{value}" for ai, value in fields) + "[21]"
     scanned_head = SYMBOLOGY_ID[chosen] + element_head + "21"
-    return [Label(start + i, code_head + gs1.escape_hri(serial), chosen, data_head + serial,
-                  scanned_head + serial, (*text_lines, f"SN {serial}"), (*fields, ("21", serial)))
-            for i, serial in enumerate(serials)]
+
+    def element_label(position: int, serial: str) -> Label:
+        return Label(position, code_head + gs1.escape_hri(serial), chosen, data_head + serial,
+                     scanned_head + serial, (*text_lines, f"SN {serial}"),
+                     (*fields, ("21", serial)))
+
+    return LabelRun(element_label, serials, start)
 
 
 def for_ssccs(ssccs: Iterable[str], *, start: int = 0) -> list[Label]:
@@ -127,5 +190,5 @@ def for_ssccs(ssccs: Iterable[str], *, start: int = 0) -> list[Label]:
 
 
 def _nmpa(position: int, digits: str) -> Label:
-    return Label(position, digits, Symbology.CODE128, digits, f"]C0{digits}",
-                 (" ".join(digits[i:i + 4] for i in range(0, 20, 4)),), (("nmpa", digits),))
+    return Label(position, digits, Symbology.CODE128, digits, f"]C0{digits}", (digits,),
+                 (("nmpa", digits),))

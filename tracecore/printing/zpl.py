@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 
 from tracecore.errors import InvalidArgument
 from tracecore.gs1 import GS
-from tracecore.printing.labels import Label, Symbology
+from tracecore.printing.labels import Label, LabelRun, Symbology
 
 #: The ^BX escape character: "#1" in DataMatrix field data is FNC1 (first: GS1 mode; later: a
 #: separator). "#" is outside GS1 character set 82, so no lot or serial contains it.
@@ -25,6 +25,13 @@ def formats(labels: Iterable[Label], *, module_dots: int = 4) -> Iterator[str]:
     (4 dots at 203 dpi is 0.5 mm)."""
     # Most text lines (GTIN, lot, expiry) are the same on every label: each is written once.
     lines: dict[tuple[int, int, str], str] = {}
+    parts = labels.template(lambda label: _format(label, module_dots, lines)) if isinstance(
+        labels, LabelRun) else None
+    if parts is not None:
+        assert isinstance(labels, LabelRun)
+        for serial in labels.serials:
+            yield serial.join(parts)
+        return
     for label in labels:
         yield _format(label, module_dots, lines)
 
