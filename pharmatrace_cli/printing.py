@@ -1,6 +1,6 @@
 """The packaging line's end: SSCC pools for logistic units, print jobs of a pool's codes, sealed
-jobs and the line controller's keys. ``register`` adds `sscc`, `codes print`, `codes unseal` and
-`line keygen` to the `pharmatrace` parser.
+jobs and the line controller's keys. ``register`` adds `sscc`, `codes print`, `codes unseal`,
+`line keygen` and `line simulate` to the `pharmatrace` parser.
 
 Print jobs are rendered where the command runs (the line's integration host), not in the
 issuance service: rendering is CPU work that would hold up the service's single writer, and
@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+from pharmatrace_cli import line_simulator
 from pharmatrace_cli.main import EXIT_OK, CliError, add_command, endpoints
 
 #: The passphrase that encrypts line key files at rest, if set (never on the command line).
@@ -78,6 +79,7 @@ def register(commands: Any) -> None:
                          "host that signs print jobs): NAME.key and NAME.pub.", _line_keygen,
                          client=False, tenant=False)
     keygen.add_argument("--out", required=True, help="NAME: writes NAME.key and NAME.pub")
+    line_simulator.register(line, add_command)
 
 
 def _group(commands: Any, name: str, help_text: str) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import uuid
 from collections.abc import Iterator
 
@@ -144,3 +145,27 @@ def test_printing_an_unknown_pool_prints_one_line(cli, plant: str) -> None:
                  "zpl", "--out", str(cli.cwd / "x.zpl"))
     assert result.returncode != 0 and not TRACEBACK.search(result.stderr)
     assert "request_id" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_simulated_lines_pack_ship_and_read_back_every_pack(cli, plant: str, server) -> None:
+    """Two simulated lines (2x3 packs a case, 2 cases a pallet) commission, reject, aggregate,
+    label with SSCCs and ship one pallet each, with no misread, and report the lag."""
+    with grpc.insecure_channel(server.issue_addr) as channel:
+        admin = admin_pb2_grpc.AdminStub(channel)
+        for party, kind in (("PLANT-S", cpb.PARTY_KIND_PLANT),
+                            ("DC-S", cpb.PARTY_KIND_DISTRIBUTOR)):
+            admin.AddParty(apb.AddPartyRequest(tenant=plant, party=cpb.Party(
+                party_id=party, name=party, kind=kind, region="310115")), timeout=30)
+    cli("sscc", "prefix", "--tenant", plant, PREFIX)
+    result = cli.ok("line", "simulate", "--tenant", plant, "--product", GTIN, "--lot", LOT,
+                    "--party", "PLANT-S", "--ship-to", "DC-S", "--lines", "2", "--rate",
+                    "6000/min", "--reject", "10%", "--case", "2x3", "--pallet", "2",
+                    "--pallets", "1", "--sample-every", "3")
+    report = result.stderr.splitlines()
+    rows = [line.split() for line in report if re.match(r"line[0-9] ", line)]
+    assert [row[0] for row in rows] == ["line1", "line2"], result.stderr
+    for row in rows:
+        packs, bundles, cases, pallets, shipped, sampled, misreads = map(int, row[1:2] + row[4:])
+        assert (packs, bundles, cases, pallets, shipped, misreads) == (12, 6, 2, 1, 1, 0)
+        assert sampled > 0
+    assert any(line.startswith("commission-to-ledger lag: p50") for line in report)
