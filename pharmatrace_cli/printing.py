@@ -153,13 +153,16 @@ def _codes_print(args: argparse.Namespace) -> int:
             recipient = seal.PublicKeys.from_pem(Path(args.seal).read_bytes())
             signer = seal.KeyPair.from_pem(Path(args.sign_key).read_bytes(), _passphrase())
             part = out.with_name(out.name + ".part")
-            with open(part, "wb") as raw:
-                sealer = seal.Sealer(raw, recipient, signer)
-                tar = TarSink(sealer)  # type: ignore[arg-type]
-                count = _render_pool(args, JobWriter(kind, tar, png_scale=args.png_scale))
-                tar.close()
-                sealer.close()
-            part.replace(out)
+            try:
+                with open(part, "wb") as raw:
+                    sealer = seal.Sealer(raw, recipient, signer)
+                    tar = TarSink(sealer)  # type: ignore[arg-type]
+                    count = _render_pool(args, JobWriter(kind, tar, png_scale=args.png_scale))
+                    tar.close()
+                    sealer.close()
+                part.replace(out)
+            finally:
+                part.unlink(missing_ok=True)  # a job cut short is never left looking sealed
             print(f"{count:,} labels ({kind.value}) sealed to line key {recipient.fingerprint} "
                   f"in {out}", file=sys.stderr)
             return EXIT_OK
