@@ -5,6 +5,8 @@
     python -m bench issue [--count N] [--big] RequestCodes; --big adds the 10,000,000-code RSS run
     python -m bench verify [--codes N] [--workers 1,2] [--seconds S]
     python -m bench codec [--n N]
+    python -m bench printing [--n N]          print jobs in-process: symbols per second per
+                                              output kind (ZPL, CSV, SVG, PNG, PDF), sealing
     python -m bench scenarios [NAME ...]      verify, capture, lines, day, soak: consumers and
                                               distributors, lifecycle capture, packaging lines
                                               beside consumers, a working day, a 5-minute soak
@@ -150,6 +152,18 @@ def _run_codec(n: int) -> Any:
     return figures
 
 
+def _printing(args: argparse.Namespace) -> int:
+    from bench import printing
+
+    say(f"printing: {args.n:,} symbols for ZPL and CSV, a share of them for the others ...")
+    measure.settle()
+    rows = printing.run(args.n)
+    print(printing.table(rows))
+    if args.json:
+        report.write_json(Path(args.json), [], {"printing": rows})
+    return 0
+
+
 def _verify_options(args: argparse.Namespace) -> verify.Options:
     return verify.Options(
         codes=args.codes, workers=tuple(int(w) for w in str(args.workers).split(",")),
@@ -221,6 +235,8 @@ def _parser() -> argparse.ArgumentParser:
     profile_arg(sub)
     sub = command("codec", _codec, "code formats in-process (bench/codec.py)")
     sub.add_argument("--n", type=int, default=200_000, help="codes per scheme")
+    sub = command("printing", _printing, "print jobs in-process (bench/printing.py)")
+    sub.add_argument("--n", type=int, default=200_000, help="symbols of the ZPL and CSV rows")
     sub = command("all", _all, "codec, issue, verify and the capture, lines and day scenarios")
     sub.add_argument("--n", type=int, default=200_000, help="codec: codes per scheme")
     issue_args(sub)

@@ -5,12 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pharmatrace.v1 import admin_pb2_grpc, issuance_pb2_grpc, lifecycle_pb2_grpc
+from pharmatrace.v1 import (
+    admin_pb2_grpc,
+    issuance_pb2_grpc,
+    lifecycle_pb2_grpc,
+    logistics_pb2_grpc,
+)
 from pharmatrace.v1 import ledger_pb2 as lpb
 
 from codegen_svc.admin import AdminServicer
 from codegen_svc.issuance import CodeIssuanceServicer
 from codegen_svc.lifecycle import GroupCommitter, LifecycleServicer
+from codegen_svc.logistics import LogisticUnitsServicer
 from codegen_svc.writer import Batcher, Writer
 from tracecore.credentials import OPERATOR
 from tracecore.keys import KeySource
@@ -66,6 +72,8 @@ async def start(
                            issuance_pb2_grpc.add_CodeIssuanceServicer_to_server),
         rpc_server.Service("pharmatrace.v1.Lifecycle", LifecycleServicer(data, committer),
                            lifecycle_pb2_grpc.add_LifecycleServicer_to_server),
+        rpc_server.Service("pharmatrace.v1.LogisticUnits", LogisticUnitsServicer(data, writer),
+                           logistics_pb2_grpc.add_LogisticUnitsServicer_to_server),
     ]
     running = await rpc_server.start(services, address, metrics, tls=tls, authorizer=authorizer)
     return Codegen(running, data, writer)

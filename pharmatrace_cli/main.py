@@ -20,6 +20,7 @@ from pharmatrace_cli import (
     masterdata,
     ops,
     oversight,
+    printing,
     serve,
     verify,
 )
@@ -79,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.register(commands)
     oversight.register(commands)
     ops.register(commands)
+    printing.register(commands)
     return parser
 
 

@@ -24,6 +24,7 @@ from tracecore.errors import (
 )
 from tracecore.ledger.tenants import DataDir
 from tracecore.ratelimit import RateLimiter
+from tracecore.usecases import logistic_units
 from tracecore.usecases.declare import Scope, UseCase, declaration
 from tracerpc.certs import peer_identity
 
@@ -71,6 +72,9 @@ TABLE: dict[str, UseCase] = {
     **_pending("Trace", {A, D, R}, False, "TraceCode", "ListEvents", "ExportEpcis"),
     **_pending("Trace", {A, R}, False, "LocateBatch", "BatchesUsingMaterial", "ListAlerts",
                "WatchAlerts", "RegionReport"),
+    **_rpcs("LogisticUnits", RegisterCompanyPrefix=logistic_units.register_company_prefix,
+            ListCompanyPrefixes=logistic_units.list_company_prefixes,
+            RequestSsccs=logistic_units.request_ssccs, GetSsccPool=logistic_units.get_sscc_pool),
 }
 
 #: Methods that change state: each call leaves one audit record.

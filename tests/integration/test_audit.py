@@ -46,7 +46,7 @@ from tracerpc.authz import TABLE, WRITES
 from tracerpc.metrics import Metrics
 
 ISSUANCE_SERVICES = ("pharmatrace.v1.Admin", "pharmatrace.v1.CodeIssuance",
-                     "pharmatrace.v1.Lifecycle")
+                     "pharmatrace.v1.Lifecycle", "pharmatrace.v1.LogisticUnits")
 PEER_PREFIX = "ipv4:127.0.0.1:"
 
 

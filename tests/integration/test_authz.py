@@ -31,6 +31,7 @@ from pharmatrace.v1 import admin_pb2 as apb
 from pharmatrace.v1 import common_pb2 as cpb
 from pharmatrace.v1 import issuance_pb2 as ipb
 from pharmatrace.v1 import lifecycle_pb2 as lpb
+from pharmatrace.v1 import logistics_pb2 as spb
 from pharmatrace.v1 import trace_pb2 as tpb
 from pharmatrace.v1 import verification_pb2 as vpb
 from prometheus_client import CollectorRegistry, multiprocess
@@ -61,6 +62,7 @@ SUPPLIER, SUPPLIER_LOT = "SinoChem API Co.", "SC-2024-07"
 PARTIES = {"PLANT": cpb.PARTY_KIND_PLANT, "DIST-1": cpb.PARTY_KIND_DISTRIBUTOR,
            "DIST-2": cpb.PARTY_KIND_DISTRIBUTOR, "PHARM-1": cpb.PARTY_KIND_PHARMACY}
 GHOST = "no-such-tenant"
+COMPANY_PREFIX = "0614141"
 
 
 # -- the RPCs, from the generated descriptors --------------------------------------------------
@@ -215,7 +217,8 @@ class Secured:
         return cls(codegen, channel, channel, channel, Path(), operator_token(codegen),
                    {name: channel for name in ("pharmatrace.v1.Admin",
                                                "pharmatrace.v1.CodeIssuance",
-                                               "pharmatrace.v1.Lifecycle")})
+                                               "pharmatrace.v1.Lifecycle",
+                                               "pharmatrace.v1.LogisticUnits")})
 
     def call(self, path: str, request: Message, token: str | None = None, *,
              channel: grpc.Channel | None = None) -> Outcome:
@@ -351,6 +354,11 @@ def master_data(secured: Secured, tenant: str, admin: str) -> None:
         secured.ok("/pharmatrace.v1.Admin/AddParty", apb.AddPartyRequest(
             tenant=tenant, party=cpb.Party(party_id=party, name=party, kind=kind,  # type: ignore[arg-type]
                                            region="110105")), admin)
+    secured.ok("/pharmatrace.v1.LogisticUnits/RegisterCompanyPrefix",
+               spb.RegisterCompanyPrefixRequest(tenant=tenant, company_prefix=COMPANY_PREFIX),
+               admin)
+    secured.ok("/pharmatrace.v1.LogisticUnits/RequestSsccs", spb.RequestSsccsRequest(
+        tenant=tenant, request_id="walk-ssccs", count=2), admin)
 
 
 def make_world(secured: Secured, a: str, b: str) -> World:
@@ -419,6 +427,12 @@ def requests(w: World, *, harmless: bool) -> dict[str, Message]:
             tenant=a, codes=w.issued[:1], reason=ipb.RETURN_REASON_UNUSED),
         "/pharmatrace.v1.CodeIssuance/GetPool": ipb.GetPoolRequest(
             tenant=a, request_id="walk-request"),
+        "/pharmatrace.v1.LogisticUnits/RegisterCompanyPrefix": spb.RegisterCompanyPrefixRequest(
+            tenant=a, company_prefix=COMPANY_PREFIX),
+        "/pharmatrace.v1.LogisticUnits/RequestSsccs": spb.RequestSsccsRequest(
+            tenant=a, request_id="walk-ssccs", count=2),
+        "/pharmatrace.v1.LogisticUnits/GetSsccPool": spb.GetSsccPoolRequest(
+            tenant=a, request_id="walk-ssccs"),
         "/pharmatrace.v1.Lifecycle/Commission": lpb.CommissionRequest(
             tenant=a, context=plant, codes=w.issued[1:2]),
         "/pharmatrace.v1.Lifecycle/Aggregate": lpb.AggregateRequest(

@@ -77,7 +77,7 @@ GTIN, NMPA_ID, LOT = "09501101530003", "8612345", "LOT-F1"
 SUPPLIER, SUPPLIER_LOT = "SinoChem API Co.", "SC-2024-07"
 PARTIES = ("PLANT", "DIST-1", "PHARM-1")
 SERVICES = {"issue": ("pharmatrace.v1.Admin", "pharmatrace.v1.CodeIssuance",
-                      "pharmatrace.v1.Lifecycle"),
+                      "pharmatrace.v1.Lifecycle", "pharmatrace.v1.LogisticUnits"),
             "verify": ("pharmatrace.v1.Verification", "pharmatrace.v1.Trace")}
 #: Statuses that would mean a crash, a hang or an unmapped error rather than an answer.
 IMPROPER = {grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL, grpc.StatusCode.DATA_LOSS,

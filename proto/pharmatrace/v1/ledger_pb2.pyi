@@ -243,3 +243,65 @@ class AuditRecord(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AuditRecord: _TypeAlias = AuditRecord  # noqa: Y015
+
+@_typing.final
+class CompanyPrefixRecord(_message.Message):
+    """A GS1 company prefix the tenant mints SSCCs under (kept in the "meta" database)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMPANY_PREFIX_FIELD_NUMBER: _builtins.int
+    REGISTERED_AT_MS_FIELD_NUMBER: _builtins.int
+    company_prefix: _builtins.str
+    registered_at_ms: _builtins.int
+    def __init__(
+        self,
+        *,
+        company_prefix: _builtins.str = ...,
+        registered_at_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["company_prefix", b"company_prefix", "registered_at_ms", b"registered_at_ms"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompanyPrefixRecord: _TypeAlias = CompanyPrefixRecord  # noqa: Y015
+
+@_typing.final
+class SsccPoolRecord(_message.Message):
+    """An SSCC pool: the serial references [first, first + count) under a company prefix and
+    extension digit, allocated in one commit and never again (kept in the "meta" database).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMPANY_PREFIX_FIELD_NUMBER: _builtins.int
+    EXTENSION_DIGIT_FIELD_NUMBER: _builtins.int
+    FIRST_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    CREATED_AT_MS_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    company_prefix: _builtins.str
+    extension_digit: _builtins.int
+    first: _builtins.int
+    count: _builtins.int
+    created_at_ms: _builtins.int
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        company_prefix: _builtins.str = ...,
+        extension_digit: _builtins.int = ...,
+        first: _builtins.int = ...,
+        count: _builtins.int = ...,
+        created_at_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["company_prefix", b"company_prefix", "count", b"count", "created_at_ms", b"created_at_ms", "extension_digit", b"extension_digit", "first", b"first", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SsccPoolRecord: _TypeAlias = SsccPoolRecord  # noqa: Y015

@@ -1,0 +1,103 @@
+"""SSCC pools in a tenant's ledger: company prefixes, one forward-only counter per prefix and
+extension digit, and pools by request id.
+
+The records are few and small (one per prefix, counter and pool, none per SSCC: a pool is a
+range of serial references), so they live in the ledger's ``meta`` database under ``sscc:``
+keys rather than in a database of their own.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from pharmatrace.v1 import ledger_pb2 as lpb
+
+from tracecore import sscc
+from tracecore.errors import FailedPrecondition, NotFound, ResourceExhausted
+from tracecore.ledger.env import Txn
+from tracecore.ledger.store import Ledger
+
+_U64 = struct.Struct(">Q")
+_PREFIX = b"sscc:prefix:"
+_NEXT = b"sscc:next:"
+_POOL = b"sscc:pool:"
+
+
+class SsccPools:
+    """The SSCC side of one tenant's ledger."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._env = ledger.env
+        self._meta = ledger.db["meta"]
+
+    def register_prefix(self, prefix: str, now_ms: int) -> lpb.CompanyPrefixRecord:
+        """Registers a GS1 company prefix of the tenant; registering it again changes nothing."""
+        sscc.company_prefix(prefix)
+
+        def fn(txn: Txn) -> lpb.CompanyPrefixRecord:
+            existing = txn.get(_PREFIX + prefix.encode(), db=self._meta)
+            if existing is not None:
+                return lpb.CompanyPrefixRecord.FromString(bytes(existing))
+            record = lpb.CompanyPrefixRecord(company_prefix=prefix, registered_at_ms=now_ms)
+            txn.put(_PREFIX + prefix.encode(), record.SerializeToString(), db=self._meta)
+            return record
+
+        return self._env.write(fn)
+
+    def prefixes(self) -> list[lpb.CompanyPrefixRecord]:
+        """The registered company prefixes, in digit order."""
+        with self._env.read() as txn:
+            cursor = txn.cursor(db=self._meta)
+            out: list[lpb.CompanyPrefixRecord] = []
+            if not cursor.set_range(_PREFIX):
+                return out
+            for key, data in cursor:
+                if not bytes(key).startswith(_PREFIX):
+                    break
+                out.append(lpb.CompanyPrefixRecord.FromString(bytes(data)))
+            return out
+
+    def allocate(self, request_id: str, prefix: str, extension: int, count: int,
+                 now_ms: int) -> lpb.SsccPoolRecord:
+        """The pool for a request id: on first sight ``count`` serial references are taken from
+        the prefix's counter, durably; a retry gets the same pool back, and a request id used
+        for a different request is refused."""
+
+        def fn(txn: Txn) -> lpb.SsccPoolRecord:
+            existing = txn.get(_POOL + request_id.encode(), db=self._meta)
+            if existing is not None:
+                record = lpb.SsccPoolRecord.FromString(bytes(existing))
+                if (record.company_prefix, record.extension_digit, record.count) != (
+                        prefix, extension, count):
+                    raise FailedPrecondition(
+                        f"request_id {request_id} was used for a different request ({record.count}"
+                        f" SSCCs under {record.extension_digit}/{record.company_prefix})",
+                        field="request_id")
+                return record
+            if txn.get(_PREFIX + prefix.encode(), db=self._meta) is None:
+                raise NotFound(f"company prefix {prefix} is not registered for this tenant",
+                               field="company_prefix")
+            counter = _NEXT + f"{prefix}:{extension}".encode()
+            data = txn.get(counter, db=self._meta)
+            first = _U64.unpack(data)[0] if data is not None else 0
+            left = sscc.capacity(prefix) - first
+            if count > left:
+                raise ResourceExhausted(
+                    f"company prefix {prefix} has {left:,} SSCCs left under extension digit "
+                    f"{extension}: use another extension digit or prefix")
+            txn.put(counter, _U64.pack(first + count), db=self._meta)
+            record = lpb.SsccPoolRecord(request_id=request_id, company_prefix=prefix,
+                                        extension_digit=extension, first=first, count=count,
+                                        created_at_ms=now_ms)
+            txn.put(_POOL + request_id.encode(), record.SerializeToString(), db=self._meta)
+            return record
+
+        return self._env.write(fn)
+
+    def pool(self, request_id: str) -> lpb.SsccPoolRecord:
+        with self._env.read() as txn:
+            data = txn.get(_POOL + request_id.encode(), db=self._meta)
+            if data is None:
+                raise NotFound(f"no SSCC pool was requested under {request_id}",
+                               field="request_id")
+            return lpb.SsccPoolRecord.FromString(bytes(data))

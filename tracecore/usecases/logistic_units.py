@@ -1,0 +1,84 @@
+"""Logistic units: the tenant's GS1 company prefixes and its SSCC pools for cases and pallets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tracecore import sscc
+from tracecore.errors import FailedPrecondition, InvalidArgument
+from tracecore.issuance import check_request_id
+from tracecore.ledger.sscc_pools import SsccPools
+from tracecore.ledger.tenants import Tenant
+from tracecore.usecases.declare import ADMIN, LINE, REGULATOR, Scope, use_case
+
+MAX_SSCCS = 100_000
+"""SSCCs in one pool: a day of pallets and cases of a busy line, in one answer."""
+
+
+@dataclass(frozen=True, slots=True)
+class CompanyPrefix:
+    company_prefix: str
+    registered_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class SsccPool:
+    """An allocated pool: its request, and its SSCCs in allocation order."""
+
+    request_id: str
+    company_prefix: str
+    extension_digit: int
+    created_at_ms: int
+    ssccs: list[str]
+
+
+@use_case(roles={ADMIN}, writes=True, scope=Scope.TENANT)
+def register_company_prefix(tenant: Tenant, company_prefix: str, now_ms: int) -> CompanyPrefix:
+    """Registers a GS1 company prefix the tenant mints SSCCs under."""
+    record = SsccPools(tenant.ledger).register_prefix(sscc.company_prefix(company_prefix), now_ms)
+    return CompanyPrefix(record.company_prefix, record.registered_at_ms)
+
+
+@use_case(roles={ADMIN, LINE, REGULATOR}, writes=False, scope=Scope.TENANT)
+def list_company_prefixes(tenant: Tenant) -> list[CompanyPrefix]:
+    """The tenant's company prefixes."""
+    return [CompanyPrefix(r.company_prefix, r.registered_at_ms)
+            for r in SsccPools(tenant.ledger).prefixes()]
+
+
+@use_case(roles={ADMIN, LINE}, writes=True, scope=Scope.TENANT)
+def request_ssccs(tenant: Tenant, request_id: str, company_prefix: str, extension_digit: int,
+                  count: int, now_ms: int) -> SsccPool:
+    """A pool of ``count`` SSCCs, durable before it is returned; the same pool again for a
+    retry under the same request id."""
+    check_request_id(request_id)
+    sscc.extension_digit(extension_digit)
+    if not 1 <= count <= MAX_SSCCS:
+        raise InvalidArgument(f"must be 1 to {MAX_SSCCS:,}", field="count")
+    pools = SsccPools(tenant.ledger)
+    if company_prefix:
+        sscc.company_prefix(company_prefix)
+    else:
+        registered = pools.prefixes()
+        if len(registered) != 1:
+            raise FailedPrecondition(
+                f"the tenant has {len(registered)} company prefixes: name one",
+                field="company_prefix")
+        company_prefix = registered[0].company_prefix
+    record = pools.allocate(request_id, company_prefix, extension_digit, count, now_ms)
+    return _pool(record.request_id, record.company_prefix, record.extension_digit,
+                 record.first, record.count, record.created_at_ms)
+
+
+@use_case(roles={ADMIN, LINE, REGULATOR}, writes=False, scope=Scope.TENANT)
+def get_sscc_pool(tenant: Tenant, request_id: str) -> SsccPool:
+    """An SSCC pool already allocated, with its SSCCs."""
+    record = SsccPools(tenant.ledger).pool(check_request_id(request_id))
+    return _pool(record.request_id, record.company_prefix, record.extension_digit,
+                 record.first, record.count, record.created_at_ms)
+
+
+def _pool(request_id: str, prefix: str, extension: int, first: int, count: int,
+          created_at_ms: int) -> SsccPool:
+    ssccs = sscc.Range(prefix, extension, first, count).ssccs()
+    return SsccPool(request_id, prefix, extension, created_at_ms, ssccs)
