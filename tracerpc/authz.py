@@ -25,6 +25,7 @@ from tracecore.errors import (
     Unauthenticated,
 )
 from tracecore.ledger.tenants import DataDir
+from tracecore.usecases import resolver
 from tracecore.usecases.declare import Scope, UseCase, declaration
 from tracerpc.certs import peer_identity
 
@@ -55,6 +56,7 @@ TABLE: dict[str, UseCase] = {
     **_pending("Admin", {A}, True, "RegisterProduct", "AddBatch", "AddParty", "CreateToken",
                "RevokeToken", "BindCertificate", "RotateKey", "RetireKey", "RevokeKey"),
     **_pending("Admin", {A}, False, "ListTokens"),
+    **_rpcs("Admin", AddProductLink=resolver.add_product_link),
     **_pending("Admin", _READERS, False, "GetProduct", "ListProducts", "GetBatch", "ListBatches",
                "GetParty", "ListParties"),
     **_pending("Admin", {A, R}, False, "ListKeys"),
