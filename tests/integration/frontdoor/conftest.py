@@ -27,7 +27,9 @@ from prometheus_client import CollectorRegistry
 from codegen_svc import app as codegen_app
 from tests.integration.conftest import RPC_TIMEOUT_S, _LoopThread
 from tracecore import gs1
+from tracecore.codes import Code, Scheme
 from tracecore.keys import KeySource
+from tracecore.minting import Minter
 from tracerpc.metrics import Metrics
 from verify_svc.workers import WorkerConfig, WorkerPool
 
@@ -45,7 +47,7 @@ class Door:
     admin: admin_pb2_grpc.AdminStub
     issuance: issuance_pb2_grpc.CodeIssuanceStub
     lifecycle: lifecycle_pb2_grpc.LifecycleStub
-    data: object
+    codegen: codegen_app.Codegen
 
     def client(self, *, follow_redirects: bool = False) -> httpx.Client:
         """An HTTP client of its own address (X-Forwarded-For); follows no redirect unless
@@ -73,7 +75,7 @@ def door(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Door]:
         yield Door(f"http://127.0.0.1:{workers.http_port}",
                    admin_pb2_grpc.AdminStub(channel),
                    issuance_pb2_grpc.CodeIssuanceStub(channel),
-                   lifecycle_pb2_grpc.LifecycleStub(channel), data)
+                   lifecycle_pb2_grpc.LifecycleStub(channel), codegen)
     finally:
         if channel is not None:
             channel.close()
@@ -85,6 +87,15 @@ def door(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Door]:
 def new_gtin() -> str:
     body = "0" + "".join(random.choice("0123456789") for _ in range(12))
     return body + str(gs1.check_digit(body))
+
+
+def new_gln() -> str:
+    body = "".join(random.choice("123456789") for _ in range(12))
+    return body + str(gs1.check_digit(body))
+
+
+PLANT = "PLANT-1"
+PLANT_NAME = "Hidden Holder Plant Co"
 
 
 @dataclass(frozen=True)
@@ -135,13 +146,39 @@ class Shop:
         self.door.admin.AddBatch(apb.AddBatchRequest(tenant=tenant, batch=cpb.Batch(
             product=gtin, lot=lot, manufactured_on=(expires - dt.timedelta(days=1000)).isoformat(),
             expires_on=expires.isoformat())), timeout=RPC_TIMEOUT_S)
+        self.party(tenant, PLANT, PLANT_NAME, cpb.PARTY_KIND_PLANT)
         chunks = self.door.issuance.RequestCodes(ipb.RequestCodesRequest(
             tenant=tenant, product=gtin, lot=lot, count=count,
             request_id=f"req-{uuid.uuid4().hex}"), timeout=RPC_TIMEOUT_S)
         codes = [f"(01){c.product}(21){s}" for c in chunks for s in c.serials]
-        self.door.lifecycle.Commission(lpb.CommissionRequest(tenant=tenant, codes=codes),
-                                       timeout=RPC_TIMEOUT_S)
+        self.door.lifecycle.Commission(lpb.CommissionRequest(
+            tenant=tenant, codes=codes, context=lpb.EventContext(party_id=PLANT)),
+            timeout=RPC_TIMEOUT_S)
         return Pack(tenant, gtin, lot, expires, codes)
+
+    def party(self, tenant: str, party_id: str, name: str, kind: int) -> str:
+        """A party with a GLN of its own; returns the GLN."""
+        gln = new_gln()
+        self.door.admin.AddParty(apb.AddPartyRequest(tenant=tenant, party=cpb.Party(
+            party_id=party_id, name=name, gln=gln, region="440305",
+            kind=kind)), timeout=RPC_TIMEOUT_S)  # type: ignore[arg-type]
+        return gln
+
+    def token(self, tenant: str, role: int, party_id: str = "") -> str:
+        return self.door.admin.CreateToken(apb.CreateTokenRequest(
+            tenant=tenant, role=role, party_id=party_id),  # type: ignore[arg-type]
+            timeout=RPC_TIMEOUT_S).token
+
+    def dispense(self, pack: Pack, i: int = 0) -> None:
+        self.door.lifecycle.Decommission(lpb.DecommissionRequest(
+            tenant=pack.tenant, codes=[pack.codes[i]], target=cpb.CODE_STATUS_DISPENSED,
+            context=lpb.EventContext(party_id=PLANT)), timeout=RPC_TIMEOUT_S)
+
+    def forged(self, pack: Pack) -> str:
+        """A code signed with the tenant's key but never issued."""
+        key = self.door.codegen.data.get(pack.tenant).keys.active
+        (serial,) = Minter(Scheme.GS1, pack.gtin, key.key_id, key.mac).mint(1)
+        return Code(Scheme.GS1, pack.gtin, serial).text()
 
     def link(self, pack: Pack, link_type: str, href: str, lang: str = "",
              title: str = "") -> None:
