@@ -13,6 +13,8 @@ from typing import IO, Any
 
 import grpc
 
+from pharmatrace_cli import links
+
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -79,7 +81,8 @@ def _serve(args: argparse.Namespace) -> int:
         dev=args.dev, tls_cert=_path(args.tls_cert), tls_key=_path(args.tls_key),
         client_ca=_path(args.client_ca), grace_s=args.grace, ready_file=_path(args.ready_file),
         authenticate=not args.dev, public_verify=args.public_verify,
-        public_rate=args.public_rate,
+        public_rate=args.public_rate, http_port=args.http_port,
+        public_base_url=args.public_base_url,
     )
     import asyncio
 
@@ -133,6 +136,8 @@ def _product_add(args: argparse.Namespace) -> int:
         gtin=args.gtin or "", nmpa_id=args.nmpa_id or "", scheme=scheme[args.scheme],
         name=args.name, form=args.form or "", strength=args.strength or "",
         pack_size=args.pack_size or 0, approval_number=args.approval_number or "",
+        generic_name=args.generic_name or "", pack_spec=args.pack_spec or "",
+        mah=args.mah or "", manufacturer=args.manufacturer or "",
     )
     response = endpoints(args).admin().RegisterProduct(
         pb.RegisterProductRequest(tenant=args.tenant, product=product))
@@ -637,6 +642,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--grace", type=float, default=10.0,
                        help="seconds calls in flight get to finish on shutdown")
     serve.add_argument("--ready-file", help="write the bound ports here as JSON once serving")
+    serve.add_argument("--http-port", type=int, default=8080,
+                       help="the HTTP front door: resolver, check page, LVMS (default 8080; "
+                       "-1: none)")
+    serve.add_argument("--public-base-url", default="",
+                       help="scheme, host and path of the links it prints, e.g. "
+                       "https://id.example.com (default: the address each request came to)")
 
     tenant = commands.add_parser("tenant", help="Create and list tenants.").add_subparsers(
         metavar="ACTION")
@@ -657,8 +668,14 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--form")
     add.add_argument("--strength")
     add.add_argument("--pack-size", type=int)
-    add.add_argument("--approval-number")
+    add.add_argument("--approval-number", help="批准文号")
+    add.add_argument("--generic-name", help="通用名")
+    add.add_argument("--pack-spec", help="包装规格 as printed, e.g. '0.25g×24粒/盒'")
+    add.add_argument("--dosage-form", dest="form", help="剂型 (same as --form)")
+    add.add_argument("--mah", help="marketing authorisation holder (上市许可持有人)")
+    add.add_argument("--manufacturer")
     add_command(product, "list", "List products.", _product_list)
+    links.register(product, add_command, endpoints)
 
     batch = commands.add_parser("batch", help="Add batches.").add_subparsers(metavar="ACTION")
     badd = add_command(batch, "add", "Add a production batch (lot) of a product.", _batch_add)

@@ -43,6 +43,10 @@ class ServeConfig:
     public_rate: float = 10.0
     max_map_size: int | None = None
     """Per tenant ledger; None: $PHARMATRACE_MAX_MAP_SIZE, else the ledger's default (4 TiB)."""
+    http_port: int = 8080
+    """The HTTP front door, served by the verification workers; 0: any free port; below 0:
+    none."""
+    public_base_url: str = ""
 
 
 def parse_size(text: str) -> int:
@@ -119,7 +123,11 @@ async def serve(config: ServeConfig) -> None:
     pool = WorkerPool(
         WorkerConfig(config.data, config.host, config.verify_port, config.dev, tls,
                      config.grace_s, config.authenticate, config.public_verify,
-                     config.public_rate),
+                     config.public_rate,
+                     http_port=config.http_port if config.http_port >= 0 else None,
+                     public_base_url=config.public_base_url,
+                     http_tls=(config.tls_cert, config.tls_key)
+                     if config.tls_cert is not None and config.tls_key is not None else None),
         config.workers,
     )
     verify_port = await asyncio.to_thread(pool.start)
@@ -129,13 +137,17 @@ async def serve(config: ServeConfig) -> None:
                                           registry=registry)
     ports = {"issue": codegen.port, "verify": verify_port,
              "metrics": metrics_server.server_port, "pid": os.getpid()}
+    if pool.http_port is not None:
+        ports["http"] = pool.http_port
     if config.ready_file is not None:
         tmp = config.ready_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(ports))
         tmp.replace(config.ready_file)
-    log.info("pharmatrace ready: issuance %s:%d, verification %s:%d (%d workers), metrics :%d",
+    log.info("pharmatrace ready: issuance %s:%d, verification %s:%d (%d workers), metrics :%d%s",
              config.host, codegen.port, config.host, verify_port, pool.workers,
-             metrics_server.server_port)
+             metrics_server.server_port,
+             f", HTTP front door {'https' if tls else 'http'}://{config.host}:{pool.http_port}"
+             if pool.http_port is not None else "")
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
