@@ -24,7 +24,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 
-def hello(request: Request) -> Response:
+async def hello(request: Request) -> Response:
     return PlainTextResponse("hello\n")
 
 

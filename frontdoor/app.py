@@ -4,6 +4,7 @@ responder, as routes over the use cases. Built once per verification worker."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -13,7 +14,7 @@ from starlette.routing import Route
 
 from frontdoor import check_page, lvms, resolver
 from frontdoor.http import Frontdoor, FrontdoorConfig, problem
-from frontdoor.middleware import Guard
+from frontdoor.middleware import Guard, RequestLog
 from frontdoor.reads import FrontdoorReads
 from tracecore.errors import InvalidArgument, NotFound, TraceError, Unavailable
 from tracecore.ledger.tenants import DataDir
@@ -26,7 +27,7 @@ log = logging.getLogger("pharmatrace.http")
 _STATUS = ((InvalidArgument, 400), (NotFound, 404), (Unavailable, 503))
 
 
-def healthz(request: Request) -> Response:
+async def healthz(request: Request) -> Response:
     return PlainTextResponse("ok\n", headers={"Cache-Control": "no-store"})
 
 
@@ -41,10 +42,33 @@ def _trace_error(request: Request, exc: Exception) -> Response:
     return problem(500, "internal error")
 
 
+@dataclass(frozen=True)
+class Built:
+    """One worker's front door: the ASGI app, and what the worker flushes and closes."""
+
+    app: Starlette
+    reads: FrontdoorReads
+    requests: RequestLog
+
+    def flush(self) -> None:
+        """Writes the answer trail, and the request metrics and access log lines."""
+        try:
+            self.reads.flush()
+        finally:
+            self.requests.flush()
+
+    def close(self) -> None:
+        try:
+            self.reads.close()
+        finally:
+            self.requests.flush()
+
+
 def build(config: FrontdoorConfig, data: DataDir, verifiers: Verifiers, metrics: Metrics
-          ) -> tuple[Starlette, FrontdoorReads]:
-    """The ASGI app of one worker, and its readers (which the worker flushes and closes)."""
+          ) -> Built:
+    """The front door of one worker."""
     reads = FrontdoorReads(data, verifiers)
+    requests = RequestLog(metrics)
     door = Frontdoor(config, data, reads, metrics,
                      RateLimiter(config.public_rate, burst=max(1.0, 2 * config.public_rate)))
     app = Starlette(
@@ -56,8 +80,8 @@ def build(config: FrontdoorConfig, data: DataDir, verifiers: Verifiers, metrics:
             Route("/verify/gtin/{gtin}/lot/{lot}/ser/{serial}", lvms.verify, methods=["GET"]),
             Route("/checkConnectivity", lvms.check_connectivity, methods=["GET"]),
         ],
-        middleware=[Middleware(Guard, metrics=metrics)],
+        middleware=[Middleware(Guard, requests=requests)],
         exception_handlers={TraceError: _trace_error},
     )
     app.state.door = door
-    return app, reads
+    return Built(app, reads, requests)

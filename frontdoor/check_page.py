@@ -46,7 +46,7 @@ def language(request: Request) -> str:
     return "en"
 
 
-def page(request: Request) -> Response:
+async def page(request: Request) -> Response:
     """The form, or the answer for ``code``."""
     door: Frontdoor = request.app.state.door
     lang = language(request)

@@ -3,6 +3,7 @@ languages, and error answers."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from starlette.requests import Request
@@ -13,6 +14,8 @@ from tracecore.ledger.tenants import DataDir
 from tracerpc.authz import RateLimiter
 from tracerpc.metrics import Metrics
 
+# A Host header fit to print in a link: a name or address and an optional port.
+_HOST = re.compile(r"[A-Za-z0-9.-]{1,253}(?::[0-9]{1,5})?|\[[0-9A-Fa-f:.]{2,45}\](?::[0-9]{1,5})?")
 #: Language ranges read from one Accept-Language header at most.
 _MAX_LANGUAGES = 20
 
@@ -39,10 +42,16 @@ class Frontdoor:
     limiter: RateLimiter
 
     def root(self, request: Request) -> str:
-        """Where the links this answer prints start."""
+        """Where the links this answer prints start: the configured base URL, else the scheme
+        and Host header the request came with."""
         if self.config.public_base_url:
             return self.config.public_base_url.rstrip("/")
-        return f"{request.url.scheme}://{request.url.netloc}"
+        scope = request.scope
+        host = request.headers.get("host", "")
+        if not host or not _HOST.fullmatch(host):
+            server = scope.get("server") or ("localhost", None)
+            host = f"{server[0]}:{server[1]}" if server[1] else str(server[0])
+        return f"{scope.get('scheme', 'http')}://{host}"
 
 
 def accepted_languages(header: str) -> list[str]:

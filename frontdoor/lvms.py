@@ -18,7 +18,7 @@ from tracecore.usecases import partner_verification as partner
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="pharmatrace"'}
 
 
-def check_connectivity(request: Request) -> Response:
+async def check_connectivity(request: Request) -> Response:
     """Whether the responder is up and the requester's credential is good."""
     door: Frontdoor = request.app.state.door
     try:
@@ -28,7 +28,7 @@ def check_connectivity(request: Request) -> Response:
     return JSONResponse({"status": "OK", "verificationTimestamp": _timestamp(now_ms())})
 
 
-def verify(request: Request) -> Response:
+async def verify(request: Request) -> Response:
     """One LVMS verification answer."""
     door: Frontdoor = request.app.state.door
     try:

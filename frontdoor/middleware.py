@@ -44,17 +44,46 @@ def route_of(path: str) -> str:
     return "other"
 
 
-class Guard:
-    """Refuses what no route should see (too long, too many parameters, not UTF-8, a method
-    other than GET, HEAD and OPTIONS), answers CORS preflights, and measures and logs every
-    request."""
+class RequestLog:
+    """Every request's route, status and time, kept on the request path as one list append and
+    turned into metrics and access-log lines by ``flush`` in the worker's flush thread, so
+    neither a log write nor a metrics file update holds up the event loop."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
+    def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
+        self._pending: list[tuple[str, str, int, float, str]] = []
         self._counters: dict[tuple[str, int], Any] = {}
         self._timers = {name: metrics.http_latency.labels(name)
                         for name in [n for _, n in _ROUTES] + ["other"]}
+
+    def add(self, route: str, method: str, status: int, seconds: float, client: str) -> None:
+        self._pending.append((route, method, status, seconds, client))
+
+    def flush(self) -> int:
+        """Counts and logs what was added since the last flush; returns how many."""
+        batch, self._pending = self._pending, []
+        logging_on = log.isEnabledFor(logging.INFO)
+        for route, method, status, seconds, client in batch:
+            counter = self._counters.get((route, status))
+            if counter is None:
+                counter = self._counters[(route, status)] = self._metrics.http_requests.labels(
+                    route, str(status))
+            counter.inc()
+            self._timers[route].observe(seconds)
+            if logging_on:
+                log.info(json.dumps({"route": route, "method": method, "status": status,
+                                     "ms": round(seconds * 1000, 3), "client": client}))
+        return len(batch)
+
+
+class Guard:
+    """Refuses what no route should see (too long, too many parameters, not UTF-8, a method
+    other than GET, HEAD and OPTIONS), answers CORS preflights, and notes every request in
+    the ``RequestLog``."""
+
+    def __init__(self, app: ASGIApp, requests: RequestLog) -> None:
+        self.app = app
+        self._requests = requests
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -70,7 +99,6 @@ class Guard:
                 message["headers"] = [*message.get("headers", ()), *_CORS]
             await send(message)
 
-        route = route_of(scope["path"])
         try:
             refusal = _refusal(scope)
             if refusal is not None:
@@ -81,22 +109,9 @@ class Guard:
             else:
                 await self.app(scope, receive, send_with_cors)
         finally:
-            elapsed = time.perf_counter() - started
-            self._count(route, status, elapsed)
-            if log.isEnabledFor(logging.INFO):
-                client = scope.get("client")
-                log.info(json.dumps({
-                    "route": route, "method": scope["method"], "status": status,
-                    "ms": round(elapsed * 1000, 3), "client": client[0] if client else "",
-                }))
-
-    def _count(self, route: str, status: int, elapsed: float) -> None:
-        counter = self._counters.get((route, status))
-        if counter is None:
-            counter = self._counters[(route, status)] = self._metrics.http_requests.labels(
-                route, str(status))
-        counter.inc()
-        self._timers[route].observe(elapsed)
+            client = scope.get("client")
+            self._requests.add(route_of(scope["path"]), scope["method"], status,
+                               time.perf_counter() - started, client[0] if client else "")
 
 
 def _refusal(scope: Scope) -> Any:
@@ -110,8 +125,11 @@ def _refusal(scope: Scope) -> Any:
     if query.count(b"&") >= MAX_PARAMS:
         return problem(400, f"at most {MAX_PARAMS} query parameters")
     try:
-        unquote_to_bytes(raw_path).decode("utf-8")
-        unquote_to_bytes(query.replace(b"+", b" ")).decode("utf-8")
+        # The parser lets only ASCII through: what is not escaped is UTF-8 already.
+        if b"%" in raw_path:
+            unquote_to_bytes(raw_path).decode("utf-8")
+        if b"%" in query:
+            unquote_to_bytes(query).decode("utf-8")
     except UnicodeDecodeError:
         return problem(400, "the path or query is not UTF-8 once percent-decoded")
     return None

@@ -19,6 +19,8 @@ from verify_svc.verification import Verifiers
 #: How long the tenants that registered a product, and the list of tenants, are trusted: a
 #: product registered by one more tenant is found within this long.
 _TTL_S = 2.0
+#: How long a product's record (and so its links) is reused before it is read again.
+_PRODUCT_TTL_S = 1.0
 _PARTIES_PAGE = 1000
 _MAX_PRODUCTS = 100_000
 
@@ -38,6 +40,7 @@ class FrontdoorReads:
         self._verifiers = verifiers
         self._owners: dict[str, tuple[float, tuple[str, ...]]] = {}
         self._tenants: tuple[float, int, list[str]] = (0.0, 0, [])
+        self._products: dict[tuple[str, str], tuple[float, pb.Product]] = {}
         self._responders: dict[str, str] = {}
         self._trails: dict[str, AnswerTrail] = {}
         self._lock = threading.Lock()
@@ -66,7 +69,15 @@ class FrontdoorReads:
         return found
 
     def product(self, tenant: str, product_id: str) -> pb.Product:
-        return self._data.get(tenant).ledger.product(product_id)[1]
+        now = time.monotonic()
+        known = self._products.get((tenant, product_id))
+        if known is not None and now - known[0] < _PRODUCT_TTL_S:
+            return known[1]
+        product = self._data.get(tenant).ledger.product(product_id)[1]
+        if len(self._products) >= _MAX_PRODUCTS:
+            self._products.clear()
+        self._products[(tenant, product_id)] = (now, product)
+        return product
 
     def verify(self, tenant: str, text: str, context: ScanContext, now_ms: int) -> Answers:
         return verify_one(self._verifiers, tenant, text, context, now_ms)

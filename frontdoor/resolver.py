@@ -3,6 +3,7 @@ product's links, or with its RFC 9264 linkset; ``/.well-known/gs1resolver`` desc
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 from urllib.parse import quote
 
@@ -18,7 +19,7 @@ _VOCABULARY = "https://gs1.org/voc/"
 _VARY = "Accept, Accept-Language"
 
 
-def description(request: Request) -> Response:
+async def description(request: Request) -> Response:
     """The resolver description file of GS1-Conformant Resolver 1.x."""
     door: Frontdoor = request.app.state.door
     root = door.root(request)
@@ -33,14 +34,15 @@ def description(request: Request) -> Response:
     }, headers={"Cache-Control": "max-age=3600"})
 
 
-def digital_link(request: Request) -> Response:
+async def digital_link(request: Request) -> Response:
     """GET or HEAD of ``/01/{gtin}`` with its key qualifiers and data attributes."""
     door: Frontdoor = request.app.state.door
     root = door.root(request)
     params = request.query_params
     try:
         resolution = resolve(
-            door.reads, root=root, path=request.url.path, query=request.url.query,
+            door.reads, root=root, path=request.scope["raw_path"].decode("ascii"),
+            query=request.scope["query_string"].decode("ascii"),
             link_type=params.get("linkType", ""),
             wants_linkset=_wants_linkset(request.headers.get("accept", "")),
             languages=accepted_languages(request.headers.get("accept-language", "")))
@@ -62,6 +64,7 @@ def _wants_linkset(accept: str) -> bool:
     return LINKSET_TYPE in kinds or "application/json" in kinds
 
 
+@functools.lru_cache(maxsize=4096)
 def _relation(link_type: str) -> str:
     return _VOCABULARY + link_type.removeprefix("gs1:")
 
@@ -88,6 +91,7 @@ def _link_header(resolution: Resolution) -> str:
     return ", ".join(parts)
 
 
+@functools.lru_cache(maxsize=4096)
 def _link_value(link: Link) -> str:
     value = f'<{link.href}>; rel="{_relation(link.link_type)}"'
     if link.lang:

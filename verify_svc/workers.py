@@ -31,7 +31,7 @@ from verify_svc.trace import TraceServicer
 from verify_svc.verification import VerificationServicer, Verifiers
 
 if TYPE_CHECKING:
-    from frontdoor.reads import FrontdoorReads
+    from frontdoor.app import Built
     from frontdoor.server import RunningHttp
 
 log = logging.getLogger("pharmatrace.verify")
@@ -100,9 +100,9 @@ async def serve_worker(config: WorkerConfig, ready: multiprocessing.connection.C
     # instead of every 5 ms took a consumer's p99 beside a pallet a second from 48 to 15 ms
     # (bench/scenarios.py day, 2 workers), with no change to consumers alone.
     sys.setswitchinterval(SWITCH_INTERVAL_S)
-    http = None
+    http = http_server = None
     if config.http_port is not None:
-        http = await _start_http(config, data, verifiers, metrics)
+        http_server, http = await _start_http(config, data, verifiers, metrics)
     if ready is not None:
         ready.send(running.port)
         ready.close()
@@ -127,39 +127,39 @@ async def serve_worker(config: WorkerConfig, ready: multiprocessing.connection.C
                 log.exception("flushing scan statistics failed; kept for the next flush")
             if http is not None:
                 try:
-                    await asyncio.to_thread(http[1].flush)
+                    await asyncio.to_thread(http.flush)
                 except Exception:
                     log.exception("writing the answer trail failed; kept for the next flush")
 
     flusher = asyncio.create_task(flush_forever())
     await stop.wait()
-    if http is not None:
-        await http[0].stop(config.grace_s)
+    if http_server is not None:
+        await http_server.stop(config.grace_s)
     await running.stop(config.grace_s)
     flusher.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await flusher
     if http is not None:
-        http[1].close()
+        http.close()
     verifiers.close()
     data.close()
 
 
 async def _start_http(config: WorkerConfig, data: DataDir, verifiers: Verifiers,
-                      metrics: Metrics) -> tuple[RunningHttp, FrontdoorReads]:
+                      metrics: Metrics) -> tuple[RunningHttp, Built]:
     """The HTTP front door on this worker's loop, over its read-only ledgers."""
     from frontdoor import server
     from frontdoor.app import build
     from frontdoor.http import FrontdoorConfig
 
     assert config.http_port is not None
-    app, reads = build(FrontdoorConfig(config.public_base_url, config.public_rate), data,
-                       verifiers, metrics)
-    running = await server.start(app, server.bind(config.host, config.http_port),
+    built = build(FrontdoorConfig(config.public_base_url, config.public_rate), data, verifiers,
+                  metrics)
+    running = await server.start(built.app, server.bind(config.host, config.http_port),
                                  tls=config.http_tls,
                                  header_timeout_s=config.http_header_timeout_s,
                                  grace_s=config.grace_s)
-    return running, reads
+    return running, built
 
 
 def _worker_main(config: WorkerConfig, ready: multiprocessing.connection.Connection) -> None:
