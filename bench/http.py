@@ -88,7 +88,7 @@ class Fixture:
                                ("WHOLESALER", cpb.PARTY_KIND_DISTRIBUTOR)):
             admin.AddParty(apb.AddPartyRequest(tenant=tenant, party=cpb.Party(
                 party_id=party_id, name=party_id.title(), gln=_gln(), region="440305",
-                kind=kind)))  # type: ignore[arg-type]
+                kind=kind)))
         self.req_gln = admin.GetParty(apb.GetPartyRequest(tenant=tenant,
                                                           party_id="WHOLESALER")).party.gln
         self.token = admin.CreateToken(apb.CreateTokenRequest(
