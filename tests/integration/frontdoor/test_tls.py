@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 
 import httpx
@@ -23,7 +24,8 @@ def test_the_front_door_speaks_tls_with_the_grpc_certificate(tmp_path: Path) -> 
         http_tls=(pki.server, pki.server_key)), workers=1)
     pool.start()
     try:
-        answer = httpx.get(f"https://127.0.0.1:{pool.http_port}/healthz", verify=str(pki.ca),
+        trust = ssl.create_default_context(cafile=pki.ca)
+        answer = httpx.get(f"https://127.0.0.1:{pool.http_port}/healthz", verify=trust,
                            timeout=30)
         assert answer.status_code == 200 and answer.text == "ok\n"
         with pytest.raises(httpx.HTTPError):
