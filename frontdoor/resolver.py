@@ -91,16 +91,20 @@ def _link_header(resolution: Resolution) -> str:
     return ", ".join(parts)
 
 
-@functools.lru_cache(maxsize=4096)
 def _link_value(link: Link) -> str:
     value = f'<{link.href}>; rel="{_relation(link.link_type)}"'
     if link.lang:
         value += f'; hreflang="{link.lang}"'
     if link.title:
-        title = link.title.replace("\\", "\\\\").replace('"', '\\"')
-        # Header values are Latin-1 on the wire: a title in another script goes as title*.
-        if title.isascii():
-            value += f'; title="{title}"'
-        else:
-            value += f"; title*=UTF-8''{quote(link.title, safe='')}"
+        value += _title_parameter(link.title)
     return value
+
+
+@functools.lru_cache(maxsize=4096)
+def _title_parameter(title: str) -> str:
+    """``; title="…"``, or ``; title*=UTF-8''…`` for a title that is not ASCII (header values
+    are Latin-1 on the wire)."""
+    if title.isascii():
+        escaped = title.replace("\\", "\\\\").replace('"', '\\"')
+        return f'; title="{escaped}"'
+    return f"; title*=UTF-8''{quote(title, safe='')}"
