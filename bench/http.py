@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import random
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -113,6 +114,32 @@ class Fixture:
                 f"&context=dscsaSaleableReturn&reqGLN={self.req_gln}" for s in self.serials]
 
 
+class _Busy:
+    """Cores kept busy, during a ``with`` block, by processes other than the servers ``pids``
+    (with their children), this one and the load generators it ran."""
+
+    def __init__(self, *pids: int) -> None:
+        self._inner = harness.Elsewhere(*pids)
+        self.cores = 0.0
+
+    def __enter__(self) -> _Busy:
+        self._children = _children_cpu()
+        self._started = time.monotonic()
+        self._inner.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._inner.__exit__(*exc)
+        elapsed = time.monotonic() - self._started
+        load = _children_cpu() - self._children
+        self.cores = max(0.0, self._inner.cores - load / elapsed) if elapsed else 0.0
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def wrk(port: int, paths: list[str], workdir: Path, seconds: float, auth: str = ""
         ) -> tuple[float, float, int]:
     """(answers a second, p99 ms, answers of a wrong status) of a closed loop over ``paths``."""
@@ -129,6 +156,15 @@ def wrk(port: int, paths: list[str], workdir: Path, seconds: float, auth: str = 
     p99 = int(re.search(r"P99_US (\d+)", done.stdout)[1]) / 1000  # type: ignore[index]
     errors = int(re.search(r"STATUS_ERRORS (\d+)", done.stdout)[1])  # type: ignore[index]
     return rate, p99, errors
+
+
+def _measure(pids: tuple[int, ...], port: int, paths: list[str], workdir: Path, seconds: float,
+             auth: str = "") -> tuple[tuple[float, float, int], float]:
+    """``wrk``'s figures, and the cores other work kept busy meanwhile."""
+    harness.settle()
+    with _Busy(*pids) as elsewhere:
+        figures = wrk(port, paths, workdir, seconds, auth)
+    return figures, elsewhere.cores
 
 
 async def _open_loop(port: int, paths: list[str], rate: float, seconds: float, auth: str
@@ -191,12 +227,16 @@ def run(workers_list: list[int], seconds: float, codes: int, keep: bool) -> list
                 port = server.ports["http"]
                 auth = f"Bearer {fixture.token}"
                 wrk(port, fixture.check_paths()[:1000], workdir, 1)  # warm every worker
-                base, base_p99, _ = wrk(hello.ports["http"], ["/hello"], workdir, seconds)
-                measured = {
-                    "resolver": wrk(port, fixture.resolver_paths(), workdir, seconds),
-                    "check": wrk(port, fixture.check_paths(), workdir, seconds),
-                    "lvms": wrk(port, fixture.lvms_paths(), workdir, seconds, auth),
-                }
+                pids = (server.pid, hello.pid)
+                busy: dict[str, float] = {}
+                (base, base_p99, _), busy["hello"] = _measure(
+                    pids, hello.ports["http"], ["/hello"], workdir, seconds)
+                measured = {}
+                for name, paths, key in (("resolver", fixture.resolver_paths(), ""),
+                                         ("check", fixture.check_paths(), ""),
+                                         ("lvms", fixture.lvms_paths(), auth)):
+                    measured[name], busy[name] = _measure(pids, port, paths, workdir, seconds,
+                                                          key)
                 for name, title in (("resolver", "resolver redirects (307)"),
                                     ("check", "check-page views")):
                     rate, p99, errors = measured[name]
@@ -204,20 +244,25 @@ def run(workers_list: list[int], seconds: float, codes: int, keep: bool) -> list
                         "http", f"{title}, {workers} worker(s)", "req/s", rate, base,
                         "hello-world, same stack", key=f"http.{name}.w{workers}",
                         targets=[Target("min_ratio", RATIO_TARGET)], command=command,
+                        elsewhere=max(busy[name], busy["hello"]),
                         details={"p99_ms": p99, "wrong_status": errors,
                                  "baseline_p99_ms": base_p99}))
                 lvms_max, lvms_p99_max, errors = measured["lvms"]
                 results.append(Result(
                     "http", f"LVMS verifications, {workers} worker(s)", "req/s", lvms_max, base,
                     "hello-world, same stack", key=f"http.lvms.w{workers}", command=command,
+                    elsewhere=max(busy["lvms"], busy["hello"]),
                     details={"p99_ms": lvms_p99_max, "wrong_status": errors}))
-                latencies, wrong = asyncio.run(_open_loop(
-                    port, fixture.lvms_paths(), lvms_max / 2, seconds, auth))
+                harness.settle()
+                with _Busy(server.pid, hello.pid) as elsewhere:
+                    latencies, wrong = asyncio.run(_open_loop(
+                        port, fixture.lvms_paths(), lvms_max / 2, seconds, auth))
                 latencies.sort()
                 results.append(Result(
                     "http", f"LVMS p99 at {lvms_max / 2:,.0f}/s (half max), {workers} worker(s)",
                     "ms", harness.percentile(latencies, 0.99), key=f"http.lvms_p99.w{workers}",
                     targets=[Target("max", LVMS_P99_MS)], command=command,
+                    elsewhere=elsewhere.cores,
                     details={"p50_ms": harness.percentile(latencies, 0.50),
                              "answers": len(latencies), "wrong_status": wrong}))
     return results
@@ -231,8 +276,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--codes", type=int, default=20_000)
     parser.add_argument("--json")
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--quiet-wait", type=float, default=0.0,
+                        help="wait up to S seconds before each measurement for other jobs to "
+                        "leave the cores idle")
     args = parser.parse_args(argv)
     harness.exit_on_sigterm()
+    harness.quiet_wait_s = args.quiet_wait
     results = run([int(w) for w in args.workers.split(",")], args.seconds, args.codes, args.keep)
     print(harness.table(results))
     for r in results:
