@@ -16,7 +16,7 @@ from frontdoor.texts import TEXTS
 from tracecore import regions
 from tracecore.clock import now_ms
 from tracecore.errors import InvalidArgument
-from tracecore.usecases.public_check import Outcome, PublicCheck, check
+from tracecore.usecases.public_check import Outcome, PublicCheck, Warning, check
 from tracerpc.authz import RateLimited
 
 MAX_CODE = 4096
@@ -25,6 +25,9 @@ _TEMPLATES = jinja2.Environment(
     autoescape=True, trim_blocks=True, lstrip_blocks=True)
 _PAGE = _TEMPLATES.get_template("check.html")
 _STATUS = {Outcome.UNREADABLE: 400}
+# Beside the words and the colour, a symbol: none of the three alone carries the verdict.
+_MARKS = {"genuine": "✓", "caution": "!", "do_not_use": "✕", "not_genuine": "✕",
+          "product_only": "i", "unreadable": "?"}
 _HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
                                "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
@@ -86,10 +89,35 @@ def _render(lang: str, code: str, result: PublicCheck | None, *, status: int,
     switch = {other: "/check" + (f"?{urlencode({'code': code, 'lang': other})}" if code
                                  else f"?lang={other}")
               for other in TEXTS if other != lang}
-    first = ""
-    if result is not None and result.first_checked_ms:
-        first = dt.datetime.fromtimestamp(result.first_checked_ms / 1000, dt.UTC).strftime(
-            "%Y-%m-%d")
+    outcome = result.outcome.value if result is not None else ""
     body = _PAGE.render(t=texts, lang=lang, code=code, result=result, switch=switch,
-                        first_checked=first, limited=limited)
+                        limited=limited, outcome=outcome, mark=_MARKS.get(outcome, ""),
+                        rows=_rows(result), warnings=_warnings(result, texts))
     return HTMLResponse(body, status_code=status, headers=_HEADERS)
+
+
+def _rows(result: PublicCheck | None) -> list[tuple[str, str]]:
+    """(field, value) of what the product section shows, in order, the empty ones left out."""
+    if result is None or result.product is None:
+        return []
+    p = result.product
+    rows = [("name", p.name), ("generic_name", p.generic_name), ("strength", p.strength),
+            ("pack_spec", p.pack_spec), ("dosage_form", p.dosage_form), ("mah", p.mah),
+            ("manufacturer", p.manufacturer), ("approval_number", p.approval_number),
+            ("lot", result.lot), ("expires_on", result.expires_on), ("code", result.code)]
+    return [(name, value) for name, value in rows if value]
+
+
+def _warnings(result: PublicCheck | None, texts: dict[str, str]) -> list[tuple[str, str]]:
+    """(warning, its words) of each warning of the result."""
+    if result is None:
+        return []
+    out = []
+    for warning in result.warnings:
+        if warning is Warning.CHECKED_BEFORE:
+            first = dt.datetime.fromtimestamp(result.first_checked_ms / 1000, dt.UTC)
+            out.append((warning.value, texts["checked"].format(
+                count=result.scan_count, date=first.strftime("%Y-%m-%d"))))
+        else:
+            out.append((warning.value, texts[f"w_{warning.value}"]))
+    return out
