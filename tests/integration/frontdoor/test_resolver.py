@@ -97,12 +97,12 @@ def test_links_are_chosen_by_accept_language(door: Door, shop: Shop) -> None:
 
 
 def test_walk_up_uris_resolve(door: Door, shop: Shop) -> None:
-    """/01/{gtin} alone and /01/{gtin}/10/{lot} resolve; the check page then shows the
-    product and says it names no single pack."""
+    """/01/{gtin} alone, with a consumer product variant (22) and with its lot resolve; the
+    check page then shows the product and says it names no single pack."""
     pack = shop.pack()
     with door.client() as http:
         for path in (f"/01/{pack.gtin}", f"/01/{pack.gtin}/10/{pack.lot}",
-                     f"/01/{pack.gtin}/10/{pack.lot}/"):
+                     f"/01/{pack.gtin}/22/V2/10/{pack.lot}", f"/01/{pack.gtin}/10/{pack.lot}/"):
             answer = http.get(path)
             assert answer.status_code == 307, path
             page = http.get(answer.headers["location"])
