@@ -31,6 +31,11 @@ async def healthz(request: Request) -> Response:
     return PlainTextResponse("ok\n", headers={"Cache-Control": "no-store"})
 
 
+async def _not_found(request: Request, exc: Exception) -> Response:
+    return problem(404, "nothing here: a GS1 Digital Link starts with /01/{gtin}, the check "
+                   "page is /check")
+
+
 def _trace_error(request: Request, exc: Exception) -> Response:
     """A domain error no route expected: its status, its message (which never carries a key
     or a path); anything else is the server's fault."""
@@ -81,7 +86,7 @@ def build(config: FrontdoorConfig, data: DataDir, verifiers: Verifiers, metrics:
             Route("/checkConnectivity", lvms.check_connectivity, methods=["GET"]),
         ],
         middleware=[Middleware(Guard, requests=requests)],
-        exception_handlers={TraceError: _trace_error},
+        exception_handlers={TraceError: _trace_error, 404: _not_found},
     )
     app.state.door = door
     return Built(app, reads, requests)

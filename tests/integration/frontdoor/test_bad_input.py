@@ -79,9 +79,13 @@ def test_methods_other_than_get_head_options_are_405(door: Door) -> None:
 
 
 def test_an_unknown_path_is_404(door: Door) -> None:
-    """A path no route serves is 404."""
+    """A path no route serves, and a Digital Link of a primary key other than (01), are 404
+    saying where the resolver and the check page are."""
     with door.client() as http:
-        assert http.get("/wp-admin/setup.php").status_code == 404
+        for path in ("/wp-admin/setup.php", "/00/106141412345678908"):
+            answer = http.get(path)
+            assert answer.status_code == 404
+            assert "/01/{gtin}" in answer.json()["detail"]
 
 
 def test_slow_clients_get_408_and_others_are_served_meanwhile(door: Door, shop: Shop) -> None:
