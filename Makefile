@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: install run test bench bench-ci proto lint clean
+.PHONY: install run test test-browser bench bench-ci proto lint clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,10 +15,14 @@ install: $(VENV)/.installed
 
 run: install
 	@echo "make run: development mode: plaintext (--insecure), no authentication, public dev key passphrase"
+	@echo "           check page: http://127.0.0.1:8080/check"
 	$(VENV)/bin/pharmatrace serve --dev --insecure --data ./data
 
 test: install
 	$(PY) -m pytest tests
+
+test-browser: install
+	$(PY) -m pytest tests/browser -v
 
 bench: install
 	$(PY) -m bench all
@@ -31,7 +35,7 @@ proto: install
 		--grpc_python_out=proto --mypy_out=proto --mypy_grpc_out=proto proto/pharmatrace/v1/*.proto
 
 lint: install
-	$(VENV)/bin/ruff check . && $(VENV)/bin/mypy tracecore tracerpc codegen_svc verify_svc pharmatrace_cli bench
+	$(VENV)/bin/ruff check . && $(VENV)/bin/mypy tracecore tracerpc codegen_svc verify_svc pharmatrace_cli bench frontdoor
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .hypothesis

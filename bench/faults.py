@@ -137,7 +137,8 @@ class Server:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "pharmatrace_cli", "serve", "--dev", "--insecure",
                  "--data", str(self.data), "--host", "127.0.0.1", "--issue-port", "0",
-                 "--verify-port", "0", "--metrics-port", "0", "--workers", str(self.workers),
+                 "--verify-port", "0", "--metrics-port", "0", "--http-port", "0",
+                 "--workers", str(self.workers),
                  "--grace", "2", "--ready-file", str(ready)],
                 cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True)

@@ -116,7 +116,7 @@ def pharmatrace_server(data: Path, workdir: Path, workers: int, name: str = "pha
     return ServerProcess(
         [PYTHON, "-m", "pharmatrace_cli", "serve", "--dev", "--insecure", "--data", str(data),
          "--host", HOST, "--issue-port", "0", "--verify-port", "0", "--metrics-port", "0",
-         "--workers", str(workers), "--grace", "2"],
+         "--http-port", "0", "--workers", str(workers), "--grace", "2"],
         workdir, name,
     )
 

@@ -17,6 +17,7 @@ from tracecore.credentials import Role
 from tracecore.errors import InvalidArgument
 from tracecore.keys import SigningKey
 from tracecore.ledger.tenants import DataDir, Tenant
+from tracecore.usecases.resolver import add_product_link
 
 #: How long taking a tenant offline waits for the other processes to close its files.
 RELEASE_WAIT_S = 5.0
@@ -62,6 +63,13 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
         ledger = self._data.get(request.tenant).ledger
         products, token = ledger.products(request.page_size, request.page_token)
         return pb.ListProductsResponse(products=products, next_page_token=token)
+
+    async def AddProductLink(
+        self, request: pb.AddProductLinkRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.AddProductLinkResponse:
+        ledger = self._data.get(request.tenant).ledger
+        product = await self._writer.run(add_product_link, ledger, request.product, request.link)
+        return pb.AddProductLinkResponse(product=product)
 
     async def AddBatch(
         self, request: pb.AddBatchRequest, context: grpc.aio.ServicerContext[Any, Any]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from pharmatrace_cli import links
 from pharmatrace_cli.command import (
     EXIT_OK,
     CliError,
@@ -34,8 +35,14 @@ def register(commands: Any) -> None:
     add.add_argument("--form")
     add.add_argument("--strength")
     add.add_argument("--pack-size", type=int)
-    add.add_argument("--approval-number")
+    add.add_argument("--approval-number", help="批准文号")
+    add.add_argument("--generic-name", help="通用名")
+    add.add_argument("--pack-spec", help="包装规格 as printed, e.g. '0.25g×24粒/盒'")
+    add.add_argument("--dosage-form", dest="form", help="剂型 (same as --form)")
+    add.add_argument("--mah", help="marketing authorisation holder (上市许可持有人)")
+    add.add_argument("--manufacturer")
     add_command(product, "list", "List products.", _product_list)
+    links.register(product, add_command, endpoints)
 
     batch = commands.add_parser("batch", help="Add batches.").add_subparsers(metavar="ACTION")
     badd = add_command(batch, "add", "Add a production batch (lot) of a product.", _batch_add)
@@ -87,6 +94,8 @@ def _product_add(args: argparse.Namespace) -> int:
         gtin=args.gtin or "", nmpa_id=args.nmpa_id or "", scheme=scheme[args.scheme],
         name=args.name, form=args.form or "", strength=args.strength or "",
         pack_size=args.pack_size or 0, approval_number=args.approval_number or "",
+        generic_name=args.generic_name or "", pack_spec=args.pack_spec or "",
+        mah=args.mah or "", manufacturer=args.manufacturer or "",
     )
     response = endpoints(args).admin().RegisterProduct(
         pb.RegisterProductRequest(tenant=args.tenant, product=product))

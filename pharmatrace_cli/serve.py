@@ -50,6 +50,10 @@ class ServeConfig:
     public_rate: float = 10.0
     max_map_size: int | None = None
     """Per tenant ledger; None: $PHARMATRACE_MAX_MAP_SIZE, else the ledger's default (4 TiB)."""
+    http_port: int = 8080
+    """The HTTP front door, served by the verification workers; 0: any free port; below 0:
+    none."""
+    public_base_url: str = ""
 
 
 def parse_size(text: str) -> int:
@@ -126,7 +130,11 @@ async def serve(config: ServeConfig) -> None:
     pool = WorkerPool(
         WorkerConfig(config.data, config.host, config.verify_port, config.dev, tls,
                      config.grace_s, config.authenticate, config.public_verify,
-                     config.public_rate),
+                     config.public_rate,
+                     http_port=config.http_port if config.http_port >= 0 else None,
+                     public_base_url=config.public_base_url,
+                     http_tls=(config.tls_cert, config.tls_key)
+                     if config.tls_cert is not None and config.tls_key is not None else None),
         config.workers,
     )
     verify_port = await asyncio.to_thread(pool.start)
@@ -137,13 +145,17 @@ async def serve(config: ServeConfig) -> None:
                                           registry=registry)
     ports = {"issue": codegen.port, "verify": verify_port,
              "metrics": metrics_server.server_port, "pid": os.getpid()}
+    if pool.http_port is not None:
+        ports["http"] = pool.http_port
     if config.ready_file is not None:
         tmp = config.ready_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(ports))
         tmp.replace(config.ready_file)
-    log.info("pharmatrace ready: issuance %s:%d, verification %s:%d (%d workers), metrics :%d",
+    log.info("pharmatrace ready: issuance %s:%d, verification %s:%d (%d workers), metrics :%d%s",
              config.host, codegen.port, config.host, verify_port, pool.workers,
-             metrics_server.server_port)
+             metrics_server.server_port,
+             f", HTTP front door {'https' if tls else 'http'}://{config.host}:{pool.http_port}"
+             if pool.http_port is not None else "")
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -225,6 +237,12 @@ def register(commands: Any) -> None:
     serve.add_argument("--grace", type=float, default=10.0,
                        help="seconds calls in flight get to finish on shutdown")
     serve.add_argument("--ready-file", help="write the bound ports here as JSON once serving")
+    serve.add_argument("--http-port", type=int, default=8080,
+                       help="the HTTP front door: resolver, check page, LVMS (default 8080; "
+                       "-1: none)")
+    serve.add_argument("--public-base-url", default="",
+                       help="scheme, host and path of the links it prints, e.g. "
+                       "https://id.example.com (default: the address each request came to)")
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -246,7 +264,8 @@ def _serve(args: argparse.Namespace) -> int:
         tls_key=optional_path(args.tls_key), client_ca=optional_path(args.client_ca),
         grace_s=args.grace, ready_file=optional_path(args.ready_file),
         authenticate=not args.dev, public_verify=args.public_verify,
-        public_rate=args.public_rate,
+        public_rate=args.public_rate, http_port=args.http_port,
+        public_base_url=args.public_base_url,
     )
     import asyncio
 

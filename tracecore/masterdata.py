@@ -15,9 +15,16 @@ _TENANT = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 _PARTY_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _NMPA_ID = re.compile(r"[0-9]{7}")
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# A link type of the GS1 Web Vocabulary in its compact form, e.g. "gs1:pip".
+_LINK_TYPE = re.compile(r"gs1:[a-z][A-Za-z]{1,63}")
+# BCP 47 as resolvers compare it: a primary language and optional subtags ("en", "zh-Hans-CN").
+_LANG = re.compile(r"[a-z]{2,3}(?:-[A-Za-z0-9]{2,8}){0,3}")
+_HREF = re.compile(r"https?://[^\s<>\"{}|\\^`\x00-\x1f\x7f]+", re.IGNORECASE)
 MAX_NAME = 200
 MAX_SHORT = 100
 MAX_LIST = 100
+MAX_LINKS = 50
+MAX_HREF = 1000
 
 
 def tenant_id(text: str, field: str = "tenant") -> str:
@@ -70,7 +77,36 @@ def product(p: pb.Product) -> pb.Product:
     _text(p.form, "product.form", MAX_SHORT)
     _text(p.strength, "product.strength", MAX_SHORT)
     _text(p.approval_number, "product.approval_number", MAX_SHORT)
+    _text(p.generic_name, "product.generic_name", MAX_NAME)
+    _text(p.pack_spec, "product.pack_spec", MAX_SHORT)
+    _text(p.mah, "product.mah", MAX_NAME)
+    _text(p.manufacturer, "product.manufacturer", MAX_NAME)
+    if len(p.links) > MAX_LINKS:
+        raise InvalidArgument(f"at most {MAX_LINKS}", field="product.links")
+    for i, link in enumerate(out.links):
+        link.CopyFrom(product_link(link, f"product.links[{i}]"))
     out.created_at_ms = 0
+    return out
+
+
+def product_link(link: pb.ProductLink, field: str = "link") -> pb.ProductLink:
+    """A resolver link, canonical: a gs1: link type, an absolute http(s) URL, an optional
+    language tag (lower-case primary subtag) and title."""
+    out = pb.ProductLink()
+    out.CopyFrom(link)
+    if not _LINK_TYPE.fullmatch(link.link_type):
+        raise InvalidArgument("must be a GS1 link type such as gs1:pip or gs1:epil",
+                              field=f"{field}.link_type")
+    if len(link.href) > MAX_HREF or not _HREF.fullmatch(link.href):
+        raise InvalidArgument(f"must be an absolute http(s) URL of at most {MAX_HREF} characters",
+                              field=f"{field}.href")
+    if link.lang:
+        if not _LANG.fullmatch(link.lang):
+            raise InvalidArgument("must be a language tag such as en or zh-CN",
+                                  field=f"{field}.lang")
+        primary, _, rest = link.lang.partition("-")
+        out.lang = primary + ("-" + rest if rest else "")
+    _text(link.title, f"{field}.title", MAX_NAME)
     return out
 
 

@@ -24,7 +24,7 @@ from tracecore.errors import (
 )
 from tracecore.ledger.tenants import DataDir
 from tracecore.ratelimit import RateLimiter
-from tracecore.usecases import logistic_units
+from tracecore.usecases import logistic_units, resolver
 from tracecore.usecases.declare import Scope, UseCase, declaration
 from tracerpc.certs import peer_identity
 
@@ -55,6 +55,7 @@ TABLE: dict[str, UseCase] = {
     **_pending("Admin", {A}, True, "RegisterProduct", "AddBatch", "AddParty", "CreateToken",
                "RevokeToken", "BindCertificate", "RotateKey", "RetireKey", "RevokeKey"),
     **_pending("Admin", {A}, False, "ListTokens"),
+    **_rpcs("Admin", AddProductLink=resolver.add_product_link),
     **_pending("Admin", _READERS, False, "GetProduct", "ListProducts", "GetBatch", "ListBatches",
                "GetParty", "ListParties"),
     **_pending("Admin", {A, R}, False, "ListKeys"),

@@ -34,6 +34,14 @@ class Metrics:
             "pharmatrace_rate_limited", "Requests refused by the public rate limit.",
             registry=target,
         )
+        self.http_requests = Counter(
+            "pharmatrace_http_requests", "HTTP front door requests, by route and status.",
+            ["route", "status"], registry=target,
+        )
+        self.http_latency = Histogram(
+            "pharmatrace_http_request_seconds", "HTTP front door handling time, by route.",
+            ["route"], buckets=_LATENCY_BUCKETS, registry=target,
+        )
         self.ledger_bytes = Gauge(
             "pharmatrace_ledger_bytes", "Bytes in use by a tenant's ledger.", ["tenant"],
             multiprocess_mode="max", registry=target,

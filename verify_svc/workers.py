@@ -16,6 +16,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pharmatrace.v1 import trace_pb2_grpc, verification_pb2_grpc
 
@@ -29,6 +30,10 @@ from tracerpc.logs import configure_logging
 from tracerpc.metrics import Metrics
 from verify_svc.trace import TraceServicer
 from verify_svc.verification import VerificationServicer, Verifiers
+
+if TYPE_CHECKING:
+    from frontdoor.app import Built
+    from frontdoor.server import RunningHttp
 
 log = logging.getLogger("pharmatrace.verify")
 
@@ -49,6 +54,12 @@ class WorkerConfig:
     public_verify: bool = False
     public_rate: float = 10.0
     map_size: int = DEFAULT_MAP_SIZE
+    http_port: int | None = None
+    """The HTTP front door's port (0: any free one); None: no front door."""
+    public_base_url: str = ""
+    http_tls: tuple[Path, Path] | None = None
+    """Certificate chain and key files of the front door (the gRPC port's)."""
+    http_header_timeout_s: float = 10.0
 
 
 def key_source(dev_keys: bool) -> KeySource:
@@ -90,6 +101,9 @@ async def serve_worker(config: WorkerConfig, ready: multiprocessing.connection.C
     # instead of every 5 ms took a consumer's p99 beside a pallet a second from 48 to 15 ms
     # (bench/scenarios.py day, 2 workers), with no change to consumers alone.
     sys.setswitchinterval(SWITCH_INTERVAL_S)
+    http = http_server = None
+    if config.http_port is not None:
+        http_server, http = await _start_http(config, data, verifiers, metrics)
     if ready is not None:
         ready.send(running.port)
         ready.close()
@@ -112,15 +126,41 @@ async def serve_worker(config: WorkerConfig, ready: multiprocessing.connection.C
                 await asyncio.to_thread(verifiers.flush)
             except Exception:
                 log.exception("flushing scan statistics failed; kept for the next flush")
+            if http is not None:
+                try:
+                    await asyncio.to_thread(http.flush)
+                except Exception:
+                    log.exception("writing the answer trail failed; kept for the next flush")
 
     flusher = asyncio.create_task(flush_forever())
     await stop.wait()
+    if http_server is not None:
+        await http_server.stop(config.grace_s)
     await running.stop(config.grace_s)
     flusher.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await flusher
+    if http is not None:
+        http.close()
     verifiers.close()
     data.close()
+
+
+async def _start_http(config: WorkerConfig, data: DataDir, verifiers: Verifiers,
+                      metrics: Metrics) -> tuple[RunningHttp, Built]:
+    """The HTTP front door on this worker's loop, over its read-only ledgers."""
+    from frontdoor import server
+    from frontdoor.app import build
+    from frontdoor.http import FrontdoorConfig
+
+    assert config.http_port is not None
+    built = build(FrontdoorConfig(config.public_base_url, config.public_rate), data, verifiers,
+                  metrics)
+    running = await server.start(built.app, server.bind(config.host, config.http_port),
+                                 tls=config.http_tls,
+                                 header_timeout_s=config.http_header_timeout_s,
+                                 grace_s=config.grace_s)
+    return running, built
 
 
 def _worker_main(config: WorkerConfig, ready: multiprocessing.connection.Connection) -> None:
@@ -140,25 +180,33 @@ class WorkerPool:
         self.workers = max(1, workers)
         self._processes: list[multiprocessing.process.BaseProcess] = []
         self._ctx = multiprocessing.get_context("spawn")
-        self._reservation: socket.socket | None = None
+        self._reservations: list[socket.socket] = []
+        self.http_port: int | None = config.http_port
 
     def start(self, timeout: float = 30.0) -> int:
         """Starts every worker and returns the port they share."""
         port = self.config.port
         if port == 0:
-            # Hold the port (bound, not listening) so the workers can all bind it by number.
-            self._reservation = socket.socket(socket.AF_INET6 if ":" in self.config.host
-                                              else socket.AF_INET)
-            self._reservation.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            self._reservation.bind((self.config.host.strip("[]"), 0))
-            port = self._reservation.getsockname()[1]
+            port = self._reserve()
             self.config = WorkerConfig(**{**self.config.__dict__, "port": port})
+        if self.config.http_port == 0:
+            self.http_port = self._reserve()
+            self.config = WorkerConfig(**{**self.config.__dict__, "http_port": self.http_port})
         for _ in range(self.workers):
             self._spawn(timeout)
-        if self._reservation is not None:
-            self._reservation.close()
-            self._reservation = None
+        for reservation in self._reservations:
+            reservation.close()
+        self._reservations.clear()
         return port
+
+    def _reserve(self) -> int:
+        """A free port, held (bound, not listening) so the workers can all bind it by number."""
+        reservation = socket.socket(socket.AF_INET6 if ":" in self.config.host
+                                    else socket.AF_INET)
+        reservation.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        reservation.bind((self.config.host.strip("[]"), 0))
+        self._reservations.append(reservation)
+        return int(reservation.getsockname()[1])
 
     def _spawn(self, timeout: float) -> None:
         receive, send = self._ctx.Pipe(duplex=False)

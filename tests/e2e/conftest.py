@@ -101,7 +101,8 @@ def start_server(data: Path, *, workers: int = 2) -> Server:
     ready, log = run.with_suffix(".ready.json"), run.with_suffix(".log")
     command = [*pharmatrace_command(), "serve", "--dev", "--insecure", "--data", str(data),
                "--issue-port", "0", "--verify-port", "0", "--metrics-port", "0",
-               "--workers", str(workers), "--grace", "2", "--ready-file", str(ready)]
+               "--http-port", "0", "--workers", str(workers), "--grace", "2",
+               "--ready-file", str(ready)]
     with log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, start_new_session=True)

@@ -115,7 +115,8 @@ def _serving(data: Path, pki: DevPki, passphrase: str, log: Path
         process = subprocess.Popen(
             [*pharmatrace_command(), "serve", "--data", str(data), "--tls-cert", str(pki.server),
              "--tls-key", str(pki.server_key), "--issue-port", "0", "--verify-port", "0",
-             "--metrics-port", "0", "--workers", "1", "--grace", "1", "--public-verify",
+             "--metrics-port", "0", "--http-port", "0", "--workers", "1", "--grace", "1",
+             "--public-verify",
              "--public-rate", "0.05", "--ready-file", str(ready)],
             env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True)

@@ -154,7 +154,8 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     with log.open("wb") as out:
         process = subprocess.Popen(
             [*pharmatrace_command(), "serve", "--insecure", "--data", str(data),
-             "--issue-port", "0", "--verify-port", "0", "--metrics-port", "0", "--workers", "1",
+             "--issue-port", "0", "--verify-port", "0", "--metrics-port", "0", "--http-port", "0",
+             "--workers", "1",
              "--grace", "1", "--ready-file", str(ready)],
             env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True)

@@ -117,6 +117,19 @@ class Ledger:
 
         return self.env.write(fn)
 
+    def update_product(self, identifier: str, change: Callable[[pb.Product], pb.Product]
+                       ) -> pb.Product:
+        """Stores ``change`` of a registered product's record, read and written in one
+        transaction; NotFound when not registered."""
+
+        def fn(txn: Txn) -> pb.Product:
+            ref, current = self._product(txn, identifier)
+            updated = change(current)
+            txn.put(ref_key(ref), updated.SerializeToString(), db=self.db["products"])
+            return updated
+
+        return self.env.write(fn)
+
     def product(self, identifier: str) -> tuple[int, pb.Product]:
         """(ref, product) for a GTIN or NMPA id; NotFound when not registered."""
         ident = masterdata.product_identifier(identifier)

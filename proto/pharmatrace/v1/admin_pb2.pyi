@@ -283,6 +283,55 @@ class ListProductsResponse(_message.Message):
 Global___ListProductsResponse: _TypeAlias = ListProductsResponse  # noqa: Y015
 
 @_typing.final
+class AddProductLinkRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    PRODUCT_FIELD_NUMBER: _builtins.int
+    LINK_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    product: _builtins.str
+    """GTIN or NMPA drug identifier"""
+    @_builtins.property
+    def link(self) -> _common_pb2.ProductLink: ...
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+        product: _builtins.str = ...,
+        link: _common_pb2.ProductLink | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["link", b"link"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["link", b"link", "product", b"product", "tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddProductLinkRequest: _TypeAlias = AddProductLinkRequest  # noqa: Y015
+
+@_typing.final
+class AddProductLinkResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PRODUCT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def product(self) -> _common_pb2.Product:
+        """with every link it now has"""
+
+    def __init__(
+        self,
+        *,
+        product: _common_pb2.Product | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["product", b"product"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["product", b"product"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddProductLinkResponse: _TypeAlias = AddProductLinkResponse  # noqa: Y015
+
+@_typing.final
 class AddBatchRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -59,6 +59,11 @@ class AdminStub:
                 request_serializer=pharmatrace_dot_v1_dot_admin__pb2.ListProductsRequest.SerializeToString,
                 response_deserializer=pharmatrace_dot_v1_dot_admin__pb2.ListProductsResponse.FromString,
                 _registered_method=True)
+        self.AddProductLink = channel.unary_unary(
+                '/pharmatrace.v1.Admin/AddProductLink',
+                request_serializer=pharmatrace_dot_v1_dot_admin__pb2.AddProductLinkRequest.SerializeToString,
+                response_deserializer=pharmatrace_dot_v1_dot_admin__pb2.AddProductLinkResponse.FromString,
+                _registered_method=True)
         self.AddBatch = channel.unary_unary(
                 '/pharmatrace.v1.Admin/AddBatch',
                 request_serializer=pharmatrace_dot_v1_dot_admin__pb2.AddBatchRequest.SerializeToString,
@@ -171,6 +176,13 @@ class AdminServicer:
 
     def ListProducts(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddProductLink(self, request, context):
+        """Adds a link the Digital Link resolver offers for a product (leaflet, recall status, ...).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -306,6 +318,11 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.ListProducts,
                     request_deserializer=pharmatrace_dot_v1_dot_admin__pb2.ListProductsRequest.FromString,
                     response_serializer=pharmatrace_dot_v1_dot_admin__pb2.ListProductsResponse.SerializeToString,
+            ),
+            'AddProductLink': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddProductLink,
+                    request_deserializer=pharmatrace_dot_v1_dot_admin__pb2.AddProductLinkRequest.FromString,
+                    response_serializer=pharmatrace_dot_v1_dot_admin__pb2.AddProductLinkResponse.SerializeToString,
             ),
             'AddBatch': grpc.unary_unary_rpc_method_handler(
                     servicer.AddBatch,
@@ -523,6 +540,33 @@ class Admin:
             '/pharmatrace.v1.Admin/ListProducts',
             pharmatrace_dot_v1_dot_admin__pb2.ListProductsRequest.SerializeToString,
             pharmatrace_dot_v1_dot_admin__pb2.ListProductsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddProductLink(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pharmatrace.v1.Admin/AddProductLink',
+            pharmatrace_dot_v1_dot_admin__pb2.AddProductLinkRequest.SerializeToString,
+            pharmatrace_dot_v1_dot_admin__pb2.AddProductLinkResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -37,6 +37,8 @@ class AdminStub:
     RegisterProduct: _grpc.UnaryUnaryMultiCallable[_admin_pb2.RegisterProductRequest, _admin_pb2.RegisterProductResponse]
     GetProduct: _grpc.UnaryUnaryMultiCallable[_admin_pb2.GetProductRequest, _admin_pb2.GetProductResponse]
     ListProducts: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListProductsRequest, _admin_pb2.ListProductsResponse]
+    AddProductLink: _grpc.UnaryUnaryMultiCallable[_admin_pb2.AddProductLinkRequest, _admin_pb2.AddProductLinkResponse]
+    """Adds a link the Digital Link resolver offers for a product (leaflet, recall status, ...)."""
     AddBatch: _grpc.UnaryUnaryMultiCallable[_admin_pb2.AddBatchRequest, _admin_pb2.AddBatchResponse]
     GetBatch: _grpc.UnaryUnaryMultiCallable[_admin_pb2.GetBatchRequest, _admin_pb2.GetBatchResponse]
     ListBatches: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListBatchesRequest, _admin_pb2.ListBatchesResponse]
@@ -73,6 +75,8 @@ class AdminAsyncStub(AdminStub):
     RegisterProduct: _aio.UnaryUnaryMultiCallable[_admin_pb2.RegisterProductRequest, _admin_pb2.RegisterProductResponse]  # type: ignore[assignment]
     GetProduct: _aio.UnaryUnaryMultiCallable[_admin_pb2.GetProductRequest, _admin_pb2.GetProductResponse]  # type: ignore[assignment]
     ListProducts: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListProductsRequest, _admin_pb2.ListProductsResponse]  # type: ignore[assignment]
+    AddProductLink: _aio.UnaryUnaryMultiCallable[_admin_pb2.AddProductLinkRequest, _admin_pb2.AddProductLinkResponse]  # type: ignore[assignment]
+    """Adds a link the Digital Link resolver offers for a product (leaflet, recall status, ...)."""
     AddBatch: _aio.UnaryUnaryMultiCallable[_admin_pb2.AddBatchRequest, _admin_pb2.AddBatchResponse]  # type: ignore[assignment]
     GetBatch: _aio.UnaryUnaryMultiCallable[_admin_pb2.GetBatchRequest, _admin_pb2.GetBatchResponse]  # type: ignore[assignment]
     ListBatches: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListBatchesRequest, _admin_pb2.ListBatchesResponse]  # type: ignore[assignment]
@@ -136,6 +140,14 @@ class AdminServicer(metaclass=_abc_1.ABCMeta):
         request: _admin_pb2.ListProductsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_admin_pb2.ListProductsResponse, _abc.Awaitable[_admin_pb2.ListProductsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def AddProductLink(
+        self,
+        request: _admin_pb2.AddProductLinkRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.AddProductLinkResponse, _abc.Awaitable[_admin_pb2.AddProductLinkResponse]]:
+        """Adds a link the Digital Link resolver offers for a product (leaflet, recall status, ...)."""
 
     @_abc_1.abstractmethod
     def AddBatch(

@@ -150,6 +150,11 @@ class Product(_message.Message):
     PACK_SIZE_FIELD_NUMBER: _builtins.int
     APPROVAL_NUMBER_FIELD_NUMBER: _builtins.int
     CREATED_AT_MS_FIELD_NUMBER: _builtins.int
+    GENERIC_NAME_FIELD_NUMBER: _builtins.int
+    PACK_SPEC_FIELD_NUMBER: _builtins.int
+    MAH_FIELD_NUMBER: _builtins.int
+    MANUFACTURER_FIELD_NUMBER: _builtins.int
+    LINKS_FIELD_NUMBER: _builtins.int
     gtin: _builtins.str
     """GTIN-14 (GTIN-8/12/13 are accepted on input and padded). Required for SCHEME_GS1."""
     nmpa_id: _builtins.str
@@ -164,9 +169,21 @@ class Product(_message.Message):
     """at most 100 characters"""
     pack_size: _builtins.int
     approval_number: _builtins.str
-    """at most 100 characters"""
+    """at most 100 characters (批准文号)"""
     created_at_ms: _builtins.int
     """output only"""
+    generic_name: _builtins.str
+    """international non-proprietary name (通用名); at most 200"""
+    pack_spec: _builtins.str
+    """pack specification as printed (包装规格); at most 100"""
+    mah: _builtins.str
+    """marketing authorisation holder (上市许可持有人); at most 200"""
+    manufacturer: _builtins.str
+    """at most 200 characters"""
+    @_builtins.property
+    def links(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProductLink]:
+        """Where the product's Digital Link resolves besides the check page; at most 50."""
+
     def __init__(
         self,
         *,
@@ -179,14 +196,53 @@ class Product(_message.Message):
         pack_size: _builtins.int = ...,
         approval_number: _builtins.str = ...,
         created_at_ms: _builtins.int = ...,
+        generic_name: _builtins.str = ...,
+        pack_spec: _builtins.str = ...,
+        mah: _builtins.str = ...,
+        manufacturer: _builtins.str = ...,
+        links: _abc.Iterable[Global___ProductLink] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["approval_number", b"approval_number", "created_at_ms", b"created_at_ms", "form", b"form", "gtin", b"gtin", "name", b"name", "nmpa_id", b"nmpa_id", "pack_size", b"pack_size", "scheme", b"scheme", "strength", b"strength"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approval_number", b"approval_number", "created_at_ms", b"created_at_ms", "form", b"form", "generic_name", b"generic_name", "gtin", b"gtin", "links", b"links", "mah", b"mah", "manufacturer", b"manufacturer", "name", b"name", "nmpa_id", b"nmpa_id", "pack_size", b"pack_size", "pack_spec", b"pack_spec", "scheme", b"scheme", "strength", b"strength"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Product: _TypeAlias = Product  # noqa: Y015
+
+@_typing.final
+class ProductLink(_message.Message):
+    """One link a GS1 Digital Link resolver offers for a product."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LINK_TYPE_FIELD_NUMBER: _builtins.int
+    HREF_FIELD_NUMBER: _builtins.int
+    LANG_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    link_type: _builtins.str
+    """GS1 Web Vocabulary link type, e.g. "gs1:pip", "gs1:epil" """
+    href: _builtins.str
+    """absolute https:// (or http://) URL; at most 1,000 characters"""
+    lang: _builtins.str
+    """optional BCP 47 language tag of the target, e.g. "en", "zh-CN" """
+    title: _builtins.str
+    """optional; at most 200 characters"""
+    def __init__(
+        self,
+        *,
+        link_type: _builtins.str = ...,
+        href: _builtins.str = ...,
+        lang: _builtins.str = ...,
+        title: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["href", b"href", "lang", b"lang", "link_type", b"link_type", "title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProductLink: _TypeAlias = ProductLink  # noqa: Y015
 
 @_typing.final
 class MaterialLot(_message.Message):

@@ -1,0 +1,298 @@
+"""HTTP front door benchmarks: resolver redirects and check-page views a second, each beside a
+bare hello-world on the same server stack measured in the same run, and the LVMS responder's
+p99 at half its maximum rate.
+
+    python -m bench.http [--workers 1,2] [--seconds S] [--codes N] [--json PATH] [--keep]
+
+Maximum rates are closed loops of `wrk` (Debian package wrk: one C thread, 32 connections,
+every request a different pack); the LVMS latency is an open loop (fixed arrival times, a
+latency runs from when the request was due) of keep-alive connections from this process.
+Every answer's status is checked: a rate counts only answers of the expected status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import quote
+
+import grpc
+from pharmatrace.v1 import admin_pb2 as apb
+from pharmatrace.v1 import admin_pb2_grpc, issuance_pb2_grpc, lifecycle_pb2_grpc
+from pharmatrace.v1 import common_pb2 as cpb
+from pharmatrace.v1 import issuance_pb2 as ipb
+from pharmatrace.v1 import lifecycle_pb2 as lpb
+
+from bench import harness, measure, report
+from bench.harness import HOST, PYTHON, ServerProcess
+from bench.report import Result, Target, say
+from tracecore import gs1
+
+GTIN = "09501101530027"
+LOT = "HTTP1"
+CONNECTIONS = 32
+WRK_THREADS = 1
+#: The resolver and check page must reach this share of hello-world's rate.
+RATIO_TARGET = 0.70
+LVMS_P99_MS = 20.0
+_LUA = """
+local paths = {}
+for line in io.lines(os.getenv("WRK_PATHS")) do paths[#paths + 1] = line end
+local auth = os.getenv("WRK_AUTH")
+local headers = {}
+if auth and auth ~= "" then headers["Authorization"] = auth end
+local i = math.random(#paths)
+request = function()
+  i = i + 1
+  if i > #paths then i = 1 end
+  return wrk.format("GET", paths[i], headers)
+end
+done = function(summary, latency, requests)
+  io.write(string.format("STATUS_ERRORS %d\\n", summary.errors.status))
+  io.write(string.format("P99_US %d\\n", latency:percentile(99)))
+end
+"""
+
+
+def _gln() -> str:
+    body = "".join(random.choice("123456789") for _ in range(12))
+    return body + str(gs1.check_digit(body))
+
+
+class Fixture:
+    """A served tenant with commissioned packs, a wholesaler with an LVMS token, and the
+    request targets each benchmark cycles through."""
+
+    def __init__(self, issue_addr: str, codes: int) -> None:
+        channel = grpc.insecure_channel(issue_addr)
+        admin = admin_pb2_grpc.AdminStub(channel)
+        tenant = "demo"
+        admin.RegisterProduct(apb.RegisterProductRequest(tenant=tenant, product=cpb.Product(
+            gtin=GTIN, name="Amoxicillin Capsules", generic_name="amoxicillin",
+            form="capsule", strength="500 mg", pack_spec="24 capsules / box",
+            mah="Bench Pharma Ltd", manufacturer="Bench Pharma Plant",
+            approval_number="H20260002")))
+        admin.AddProductLink(apb.AddProductLinkRequest(tenant=tenant, product=GTIN,
+                             link=cpb.ProductLink(link_type="gs1:epil", lang="en",
+                                                  href="https://example.com/leaflet.pdf")))
+        admin.AddBatch(apb.AddBatchRequest(tenant=tenant, batch=cpb.Batch(
+            product=GTIN, lot=LOT, manufactured_on="2026-01-01", expires_on="2029-06-30")))
+        for party_id, kind in (("PLANT", cpb.PARTY_KIND_PLANT),
+                               ("WHOLESALER", cpb.PARTY_KIND_DISTRIBUTOR)):
+            admin.AddParty(apb.AddPartyRequest(tenant=tenant, party=cpb.Party(
+                party_id=party_id, name=party_id.title(), gln=_gln(), region="440305",
+                kind=kind)))
+        self.req_gln = admin.GetParty(apb.GetPartyRequest(tenant=tenant,
+                                                          party_id="WHOLESALER")).party.gln
+        self.token = admin.CreateToken(apb.CreateTokenRequest(
+            tenant=tenant, role=apb.ROLE_DISTRIBUTOR, party_id="WHOLESALER")).token
+        chunks = issuance_pb2_grpc.CodeIssuanceStub(channel).RequestCodes(
+            ipb.RequestCodesRequest(tenant=tenant, product=GTIN, lot=LOT, count=codes,
+                                    request_id=f"bench-http-{uuid.uuid4().hex}"))
+        self.serials = [s for chunk in chunks for s in chunk.serials]
+        lifecycle_pb2_grpc.LifecycleStub(channel).Commission(lpb.CommissionRequest(
+            tenant=tenant, codes=[f"(01){GTIN}(21){s}" for s in self.serials],
+            context=lpb.EventContext(party_id="PLANT")))
+        channel.close()
+
+    def resolver_paths(self) -> list[str]:
+        return [f"/01/{GTIN}/10/{LOT}/21/{s}?17=290630" for s in self.serials]
+
+    def check_paths(self) -> list[str]:
+        return [f"/check?code={quote(f'(01){GTIN}(21){s}', safe='')}" for s in self.serials]
+
+    def lvms_paths(self) -> list[str]:
+        return [f"/verify/gtin/{GTIN}/lot/{LOT}/ser/{s}?exp=290630&corrUUID={uuid.uuid4()}"
+                f"&context=dscsaSaleableReturn&reqGLN={self.req_gln}" for s in self.serials]
+
+
+class _Busy:
+    """Cores kept busy, during a ``with`` block, by processes other than the servers ``pids``
+    (with their children), this one and the load generators it ran."""
+
+    def __init__(self, *pids: int) -> None:
+        self._inner = measure.Elsewhere(*pids)
+        self.cores = 0.0
+
+    def __enter__(self) -> _Busy:
+        self._children = _children_cpu()
+        self._started = time.monotonic()
+        self._inner.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._inner.__exit__(*exc)
+        elapsed = time.monotonic() - self._started
+        load = _children_cpu() - self._children
+        self.cores = max(0.0, self._inner.cores - load / elapsed) if elapsed else 0.0
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def wrk(port: int, paths: list[str], workdir: Path, seconds: float, auth: str = ""
+        ) -> tuple[float, float, int]:
+    """(answers a second, p99 ms, answers of a wrong status) of a closed loop over ``paths``."""
+    script = workdir / "cycle.lua"
+    script.write_text(_LUA)
+    listing = workdir / f"paths-{uuid.uuid4().hex[:6]}.txt"
+    listing.write_text("\n".join(paths) + "\n")
+    done = subprocess.run(
+        ["wrk", f"-t{WRK_THREADS}", f"-c{CONNECTIONS}", f"-d{seconds:.0f}s", "-s", str(script),
+         f"http://{HOST}:{port}{paths[0]}"],
+        env={"WRK_PATHS": str(listing), "WRK_AUTH": auth, "PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, check=True)
+    rate = float(re.search(r"Requests/sec:\s+([0-9.]+)", done.stdout)[1])  # type: ignore[index]
+    p99 = int(re.search(r"P99_US (\d+)", done.stdout)[1]) / 1000  # type: ignore[index]
+    errors = int(re.search(r"STATUS_ERRORS (\d+)", done.stdout)[1])  # type: ignore[index]
+    return rate, p99, errors
+
+
+def _measure(pids: tuple[int, ...], port: int, paths: list[str], workdir: Path, seconds: float,
+             auth: str = "") -> tuple[tuple[float, float, int], float]:
+    """``wrk``'s figures, and the cores other work kept busy meanwhile."""
+    measure.settle()
+    with _Busy(*pids) as elsewhere:
+        figures = wrk(port, paths, workdir, seconds, auth)
+    return figures, elsewhere.cores
+
+
+async def _open_loop(port: int, paths: list[str], rate: float, seconds: float, auth: str
+                     ) -> tuple[list[float], int]:
+    """Latencies (ms, from when each request was due) of requests sent at ``rate`` a second
+    over keep-alive connections, and how many answers were not 200."""
+    idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+    for _ in range(CONNECTIONS):
+        idle.put_nowait(await asyncio.open_connection(HOST, port))
+    latencies: list[float] = []
+    wrong = 0
+    header = f"Host: {HOST}\r\nAuthorization: {auth}\r\n\r\n"
+
+    async def one(path: str, due: float) -> None:
+        nonlocal wrong
+        reader, writer = await idle.get()
+        writer.write(f"GET {path} HTTP/1.1\r\n{header}".encode())
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(re.search(rb"(?i)content-length: (\d+)", head)[1])  # type: ignore[index]
+        await reader.readexactly(length)
+        latencies.append((time.perf_counter() - due) * 1000)
+        if not head.startswith(b"HTTP/1.1 200"):
+            wrong += 1
+        idle.put_nowait((reader, writer))
+
+    tasks = []
+    start = time.perf_counter() + 0.1
+    total = int(rate * seconds)
+    for i in range(total):
+        due = start + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(paths[i % len(paths)], due)))
+    await asyncio.gather(*tasks)
+    while not idle.empty():
+        _, writer = idle.get_nowait()
+        writer.close()
+    return latencies, wrong
+
+
+def run(workers_list: list[int], seconds: float, codes: int, keep: bool) -> list[Result]:
+    if shutil.which("wrk") is None:
+        raise SystemExit("bench.http needs wrk (apt-get install wrk)")
+    results: list[Result] = []
+    command = "python -m bench.http"
+    with harness.workdir("bench-http-", keep) as workdir:
+        for workers in workers_list:
+            data = workdir / f"data-w{workers}"
+            server = ServerProcess(
+                [PYTHON, "-m", "pharmatrace_cli", "serve", "--dev", "--insecure", "--data",
+                 str(data), "--host", HOST, "--issue-port", "0", "--verify-port", "0",
+                 "--metrics-port", "0", "--http-port", "0", "--workers", str(workers),
+                 "--public-rate", "1000000000", "--grace", "2"], workdir, f"pharmatrace-w{workers}")
+            hello = ServerProcess([PYTHON, "-m", "bench.hello_http", "--host", HOST,
+                                   "--workers", str(workers)], workdir, f"hello-w{workers}")
+            with server, hello:
+                say(f"bench http: {workers} worker(s): {codes:,} packs")
+                fixture = Fixture(f"{HOST}:{server.ports['issue']}", codes)
+                port = server.ports["http"]
+                auth = f"Bearer {fixture.token}"
+                wrk(port, fixture.check_paths()[:1000], workdir, 1)  # warm every worker
+                pids = (server.pid, hello.pid)
+                busy: dict[str, float] = {}
+                (base, base_p99, _), busy["hello"] = _measure(
+                    pids, hello.ports["http"], ["/hello"], workdir, seconds)
+                measured = {}
+                for name, paths, key in (("resolver", fixture.resolver_paths(), ""),
+                                         ("check", fixture.check_paths(), ""),
+                                         ("lvms", fixture.lvms_paths(), auth)):
+                    measured[name], busy[name] = _measure(pids, port, paths, workdir, seconds,
+                                                          key)
+                for name, title in (("resolver", "resolver redirects (307)"),
+                                    ("check", "check-page views")):
+                    rate, p99, errors = measured[name]
+                    results.append(Result(
+                        "http", f"{title}, {workers} worker(s)", "req/s", rate, base,
+                        "hello-world, same stack", key=f"http.{name}.w{workers}",
+                        targets=[Target("min_ratio", RATIO_TARGET)], command=command,
+                        elsewhere=max(busy[name], busy["hello"]),
+                        details={"p99_ms": p99, "wrong_status": errors,
+                                 "baseline_p99_ms": base_p99}))
+                lvms_max, lvms_p99_max, errors = measured["lvms"]
+                results.append(Result(
+                    "http", f"LVMS verifications, {workers} worker(s)", "req/s", lvms_max, base,
+                    "hello-world, same stack", key=f"http.lvms.w{workers}", command=command,
+                    elsewhere=max(busy["lvms"], busy["hello"]),
+                    details={"p99_ms": lvms_p99_max, "wrong_status": errors}))
+                measure.settle()
+                with _Busy(server.pid, hello.pid) as elsewhere:
+                    latencies, wrong = asyncio.run(_open_loop(
+                        port, fixture.lvms_paths(), lvms_max / 2, seconds, auth))
+                latencies.sort()
+                results.append(Result(
+                    "http", f"LVMS p99 at {lvms_max / 2:,.0f}/s (half max), {workers} worker(s)",
+                    "ms", report.percentile(latencies, 0.99), key=f"http.lvms_p99.w{workers}",
+                    targets=[Target("max", LVMS_P99_MS)], command=command,
+                    elsewhere=elsewhere.cores,
+                    details={"p50_ms": report.percentile(latencies, 0.50),
+                             "answers": len(latencies), "wrong_status": wrong}))
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.http", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--codes", type=int, default=20_000)
+    parser.add_argument("--json")
+    parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--quiet-wait", type=float, default=0.0,
+                        help="wait up to S seconds before each measurement for other jobs to "
+                        "leave the cores idle")
+    args = parser.parse_args(argv)
+    harness.exit_on_sigterm()
+    measure.quiet_wait_s = args.quiet_wait
+    results = run([int(w) for w in args.workers.split(",")], args.seconds, args.codes, args.keep)
+    print(report.table(results))
+    for r in results:
+        if r.details:
+            print(f"  {r.name}: " + ", ".join(f"{k} {v:,.2f}" if isinstance(v, float) else
+                                             f"{k} {v}" for k, v in r.details.items()))
+    if args.json:
+        report.write_json(Path(args.json), results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""Cross-cutting work around every front-door request: bounds on what a request may be, CORS,
+request metrics and the access log (which names routes, never the codes in a path or query)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from frontdoor.http import problem
+from tracerpc.metrics import Metrics
+
+log = logging.getLogger("pharmatrace.http.access")
+
+#: Longest request target (path and query) read; every valid one is far shorter.
+MAX_TARGET = 4096
+MAX_PARAMS = 64
+_METHODS = "GET, HEAD, OPTIONS"
+_CORS = [
+    (b"access-control-allow-origin", b"*"),
+    (b"access-control-expose-headers", b"Link, Location, Retry-After"),
+]
+_PREFLIGHT = {
+    "Allow": _METHODS,
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": _METHODS,
+    "Access-Control-Allow-Headers": "Accept, Accept-Language, Authorization",
+    "Access-Control-Max-Age": "86400",
+}
+# Route names for metrics and logs, by the path's start: the paths themselves carry codes.
+_ROUTES = (("/01/", "resolver"), ("/check", "check"), ("/verify/", "lvms_verify"),
+           ("/checkConnectivity", "lvms_connectivity"), ("/healthz", "healthz"),
+           ("/.well-known/gs1resolver", "resolver_description"))
+
+
+def route_of(path: str) -> str:
+    for prefix, name in _ROUTES:
+        if path.startswith(prefix):
+            return name
+    return "other"
+
+
+class RequestLog:
+    """Every request's route, status and time, kept on the request path as one list append and
+    turned into metrics and access-log lines by ``flush`` in the worker's flush thread, so
+    neither a log write nor a metrics file update holds up the event loop."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+        self._pending: list[tuple[str, str, int, float, str]] = []
+        self._counters: dict[tuple[str, int], Any] = {}
+        self._timers = {name: metrics.http_latency.labels(name)
+                        for name in [n for _, n in _ROUTES] + ["other"]}
+
+    def add(self, route: str, method: str, status: int, seconds: float, client: str) -> None:
+        self._pending.append((route, method, status, seconds, client))
+
+    def flush(self) -> int:
+        """Counts and logs what was added since the last flush; returns how many."""
+        batch, self._pending = self._pending, []
+        logging_on = log.isEnabledFor(logging.INFO)
+        for route, method, status, seconds, client in batch:
+            counter = self._counters.get((route, status))
+            if counter is None:
+                counter = self._counters[(route, status)] = self._metrics.http_requests.labels(
+                    route, str(status))
+            counter.inc()
+            self._timers[route].observe(seconds)
+            if logging_on:
+                log.info(json.dumps({"route": route, "method": method, "status": status,
+                                     "ms": round(seconds * 1000, 3), "client": client}))
+        return len(batch)
+
+
+class Guard:
+    """Refuses what no route should see (too long, too many parameters, not UTF-8, a method
+    other than GET, HEAD and OPTIONS), answers CORS preflights, and notes every request in
+    the ``RequestLog``."""
+
+    def __init__(self, app: ASGIApp, requests: RequestLog) -> None:
+        self.app = app
+        self._requests = requests
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_cors(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), *_CORS]
+            await send(message)
+
+        try:
+            refusal = _refusal(scope)
+            if refusal is not None:
+                await refusal(scope, receive, send_with_cors)
+            elif scope["method"] == "OPTIONS":
+                await _preflight(scope, receive, send)
+                status = 204
+            else:
+                await self.app(scope, receive, send_with_cors)
+        finally:
+            client = scope.get("client")
+            self._requests.add(route_of(scope["path"]), scope["method"], status,
+                               time.perf_counter() - started, client[0] if client else "")
+
+
+def _refusal(scope: Scope) -> Any:
+    raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
+    query: bytes = scope["query_string"]
+    method = scope["method"]
+    if method not in ("GET", "HEAD", "OPTIONS"):
+        return problem(405, f"only {_METHODS}", {"Allow": _METHODS})
+    if len(raw_path) + len(query) > MAX_TARGET:
+        return problem(414, f"the request target is longer than {MAX_TARGET} bytes")
+    if query.count(b"&") >= MAX_PARAMS:
+        return problem(400, f"at most {MAX_PARAMS} query parameters")
+    try:
+        # The parser lets only ASCII through: what is not escaped is UTF-8 already.
+        if b"%" in raw_path:
+            unquote_to_bytes(raw_path).decode("utf-8")
+        if b"%" in query:
+            unquote_to_bytes(query).decode("utf-8")
+    except UnicodeDecodeError:
+        return problem(400, "the path or query is not UTF-8 once percent-decoded")
+    return None
+
+
+async def _preflight(scope: Scope, receive: Receive, send: Send) -> None:
+    from starlette.responses import Response
+
+    await Response(status_code=204, headers=_PREFLIGHT)(scope, receive, send)

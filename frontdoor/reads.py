@@ -1,0 +1,146 @@
+"""What the front door reads, in one verification worker: products across tenants, parties'
+GLNs, verification through the worker's verifiers, and the answer trail it appends to."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+
+from pharmatrace.v1 import common_pb2 as pb
+from pharmatrace.v1 import ledger_pb2 as lpb
+
+from tracecore.errors import NotFound, TraceError
+from tracecore.ledger.answer_trail import DIRECTORY, AnswerTrail
+from tracecore.ledger.tenants import TENANTS, DataDir
+from tracecore.verification import Answers, ScanContext
+from verify_svc.verification import Verifiers
+
+#: How long the tenants that registered a product, and the list of tenants, are trusted: a
+#: product registered by one more tenant is found within this long.
+_TTL_S = 2.0
+#: How long a product's record (and so its links) is reused before it is read again.
+_PRODUCT_TTL_S = 1.0
+_PARTIES_PAGE = 1000
+_MAX_PRODUCTS = 100_000
+
+
+def verify_one(verifiers: Verifiers, tenant: str, text: str, context: ScanContext,
+               now_ms: int) -> Answers:
+    """One code verified in a tenant, its scan counted: every verification of the front door
+    goes through here."""
+    return verifiers.get(tenant).verify([text], context, now_ms)
+
+
+class FrontdoorReads:
+    """The catalogue, partner directory, verifier and answer trail of one worker."""
+
+    def __init__(self, data: DataDir, verifiers: Verifiers) -> None:
+        self._data = data
+        self._verifiers = verifiers
+        self._owners: dict[str, tuple[float, tuple[str, ...]]] = {}
+        self._tenants: tuple[float, int, list[str]] = (0.0, 0, [])
+        self._products: dict[tuple[str, str], tuple[float, pb.Product]] = {}
+        self._responders: dict[str, str] = {}
+        self._trails: dict[str, AnswerTrail] = {}
+        self._lock = threading.Lock()
+
+    # -- catalogue ---------------------------------------------------------------------------
+
+    def owners(self, product_id: str) -> Sequence[str]:
+        now = time.monotonic()
+        known = self._owners.get(product_id)
+        if known is not None and now - known[0] < _TTL_S:
+            return known[1]
+        found = []
+        for name in self._tenant_names():
+            try:
+                self._data.get(name).ledger.product(product_id)
+            except TraceError:  # not registered there, or the tenant is offline
+                continue
+            found.append(name)
+        if found:
+            # Who has a product is worth remembering; who has not is not (it is registered
+            # before its first pack is printed), and would let a flood of made-up GTINs fill
+            # memory.
+            if len(self._owners) >= _MAX_PRODUCTS:
+                self._owners.clear()
+            self._owners[product_id] = (now, tuple(found))
+        return found
+
+    def product(self, tenant: str, product_id: str) -> pb.Product:
+        now = time.monotonic()
+        known = self._products.get((tenant, product_id))
+        if known is not None and now - known[0] < _PRODUCT_TTL_S:
+            return known[1]
+        product = self._data.get(tenant).ledger.product(product_id)[1]
+        if len(self._products) >= _MAX_PRODUCTS:
+            self._products.clear()
+        self._products[(tenant, product_id)] = (now, product)
+        return product
+
+    def verify(self, tenant: str, text: str, context: ScanContext, now_ms: int) -> Answers:
+        return verify_one(self._verifiers, tenant, text, context, now_ms)
+
+    # -- partner directory -------------------------------------------------------------------
+
+    def party_gln(self, tenant: str, party_id: str) -> str:
+        try:
+            return self._data.get(tenant).ledger.party(party_id)[1].gln
+        except NotFound:
+            return ""
+
+    def responder_gln(self, tenant: str) -> str:
+        known = self._responders.get(tenant)
+        if known is not None:
+            return known
+        ledger = self._data.get(tenant).ledger
+        token, gln = "", ""
+        while not gln:
+            parties, token = ledger.parties(_PARTIES_PAGE, token)
+            gln = next((p.gln for p in parties if p.kind == pb.PARTY_KIND_PLANT and p.gln), "")
+            if not token:
+                break
+        if gln:
+            self._responders[tenant] = gln
+        return gln
+
+    # -- answer trail ------------------------------------------------------------------------
+
+    def record(self, tenant: str, entry: lpb.AuditRecord) -> None:
+        self._trail(tenant).buffer(entry)
+
+    def flush(self) -> int:
+        """Appends every tenant's buffered answer records; returns how many."""
+        return sum(trail.flush() for trail in list(self._trails.values()))
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            for trail in self._trails.values():
+                trail.close()
+
+    def _trail(self, tenant: str) -> AnswerTrail:
+        trail = self._trails.get(tenant)
+        if trail is None:
+            with self._lock:
+                trail = self._trails.get(tenant)
+                if trail is None:
+                    path = self._data.get(tenant).path / DIRECTORY
+                    trail = self._trails[tenant] = AnswerTrail(path, tenant=tenant)
+        return trail
+
+    def _tenant_names(self) -> list[str]:
+        """The tenants, listed again when one was added (the directory changed) or after a
+        while (one's files were completed)."""
+        stamp, changed, names = self._tenants
+        now = time.monotonic()
+        try:
+            current = (self._data.root / TENANTS).stat().st_mtime_ns
+        except OSError:
+            current = 0
+        if current != changed or now - stamp > _TTL_S:
+            names = self._data.names()
+            self._tenants = (now, current, names)
+        return names

@@ -1,0 +1,71 @@
+"""A tenant's answer trail: the hash-chained record of every verification answered to a trading
+partner over HTTP, with the requester and the correlation id.
+
+It lives beside the ledger (``<tenant>/answers``), not in it, for the reason the alerts do:
+verification workers answer, and only the issuance process writes the ledger. Workers buffer
+their records and append them in one transaction per flush, off the request path; LMDB lets
+every worker write the environment, one transaction at a time, so the chain stays one chain.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from pharmatrace.v1 import ledger_pb2 as lpb
+
+from tracecore.ledger.chain import Chain
+from tracecore.ledger.env import Env, Txn
+
+DATABASES = ("audit", "meta")
+DIRECTORY = "answers"
+MAX_SUMMARY = 500
+
+
+class AnswerTrail:
+    """One tenant's answer trail, opened once per process."""
+
+    def __init__(self, path: Path, *, tenant: str) -> None:
+        self.env = Env(path, DATABASES, owner=tenant)
+        self.chain = Chain(self.env.dbs["audit"], self.env.dbs["meta"], b"answers:head",
+                           lpb.AuditRecord)
+        self._pending: list[lpb.AuditRecord] = []
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self.env.close()
+
+    def buffer(self, entry: lpb.AuditRecord) -> None:
+        """Keeps a record for the next ``flush``."""
+        entry.summary = entry.summary[:MAX_SUMMARY]
+        with self._lock:
+            self._pending.append(entry)
+
+    def flush(self) -> int:
+        """Appends the buffered records in order, durably; returns how many. Kept for the
+        next flush if the write fails."""
+        with self._lock:
+            batch, self._pending = self._pending, []
+        if not batch:
+            return 0
+
+        def fn(txn: Txn) -> int:
+            for entry in batch:
+                self.chain.append(txn, entry)
+            return len(batch)
+
+        try:
+            return self.env.write(fn)
+        except BaseException:
+            with self._lock:
+                self._pending[:0] = batch
+            raise
+
+    def records(self, start: int = 1) -> list[lpb.AuditRecord]:
+        with self.env.read() as txn:
+            return list(self.chain.scan(txn, start))
+
+    def verify(self) -> tuple[int, int | None]:
+        """(records checked, first bad sequence number or None)."""
+        with self.env.read() as txn:
+            return self.chain.verify(txn)

@@ -1,0 +1,207 @@
+"""What a patient or pharmacist sees when checking a printed code: genuine or not, the product as
+printed on the pack, and the warnings that matter to whoever holds it.
+
+It never tells who holds a pack, where it has been, stock or price: ``PublicCheck`` has no field
+for any of them, so no page built from it can show one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pharmatrace.v1 import common_pb2 as pb
+
+from tracecore import codes, gs1
+from tracecore.errors import ParseError
+from tracecore.status import Status
+from tracecore.usecases.declare import PUBLIC, READERS, Scope, use_case
+from tracecore.usecases.resolver import Catalogue
+from tracecore.verification import Alert, Answers, ScanContext, Verdict
+
+#: pharmatrace.v1.ScanPurpose CONSUMER: a scan by a patient, not by the supply chain.
+CONSUMER_PURPOSE = 1
+#: ``verify(tenant, text, context, now_ms)``: one code verified (and its scan counted) in a tenant.
+Verify = Callable[[str, str, ScanContext, int], Answers]
+
+
+class Outcome(enum.StrEnum):
+    """The headline of a check, from best to worst."""
+
+    GENUINE = "genuine"
+    """Ours, on the market, nothing to say against it."""
+    CAUTION = "caution"
+    """Ours, but someone should look: already dispensed, scanned suspiciously often or far
+    apart, printed lot or expiry not the recorded ones."""
+    DO_NOT_USE = "do_not_use"
+    """Ours, and not to be used: recalled, withdrawn, expired, destroyed, stolen, or a code that
+    was never put on a pack."""
+    NOT_GENUINE = "not_genuine"
+    """Not a code any manufacturer here issued: forged, mistyped, or under a revoked key."""
+    PRODUCT_ONLY = "product_only"
+    """The text names a product (a GTIN without serial), not one pack: nothing to verify."""
+    UNREADABLE = "unreadable"
+    """Not a code in any printed form."""
+
+
+class Warning(enum.StrEnum):
+    """One thing the holder of the pack should know; pages word each one."""
+
+    RECALLED = "recalled"
+    WITHDRAWN = "withdrawn"
+    EXPIRED = "expired"
+    DESTROYED_OR_STOLEN = "destroyed_or_stolen"
+    VOIDED = "voided"
+    NOT_COMMISSIONED = "not_commissioned"
+    ALREADY_DISPENSED = "already_dispensed"
+    DECOMMISSIONED = "decommissioned"
+    """Taken out of the supply chain other than by dispensing (exported, sample, locked...)."""
+    CLONE_SUSPECTED = "clone_suspected"
+    DATA_MISMATCH = "data_mismatch"
+    DIVERSION = "diversion"
+    CHECKED_BEFORE = "checked_before"
+    """The scan count and first check say someone checked this pack before."""
+
+
+_STOP = frozenset({Warning.RECALLED, Warning.WITHDRAWN, Warning.EXPIRED,
+                   Warning.DESTROYED_OR_STOLEN, Warning.VOIDED, Warning.NOT_COMMISSIONED})
+_CAUTION = frozenset({Warning.ALREADY_DISPENSED, Warning.DECOMMISSIONED,
+                      Warning.CLONE_SUSPECTED, Warning.DATA_MISMATCH, Warning.DIVERSION})
+_ALERT_WARNINGS = (
+    (Alert.RECALLED, Warning.RECALLED),
+    (Alert.WITHDRAWN, Warning.WITHDRAWN),
+    (Alert.EXPIRED, Warning.EXPIRED),
+    (Alert.DESTROYED_OR_STOLEN, Warning.DESTROYED_OR_STOLEN),
+    (Alert.VOIDED, Warning.VOIDED),
+    (Alert.NOT_COMMISSIONED, Warning.NOT_COMMISSIONED),
+    (Alert.CLONE_SUSPECTED, Warning.CLONE_SUSPECTED),
+    (Alert.DATA_MISMATCH, Warning.DATA_MISMATCH),
+    (Alert.DIVERSION, Warning.DIVERSION),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PublicProduct:
+    """The product as its pack and leaflet describe it."""
+
+    name: str
+    generic_name: str
+    strength: str
+    pack_spec: str
+    dosage_form: str
+    mah: str
+    manufacturer: str
+    approval_number: str
+
+    @classmethod
+    def of(cls, p: pb.Product) -> PublicProduct:
+        pack = p.pack_spec or (str(p.pack_size) if p.pack_size else "")
+        return cls(p.name, p.generic_name, p.strength, pack, p.form, p.mah, p.manufacturer,
+                   p.approval_number)
+
+
+@dataclass(frozen=True, slots=True)
+class PublicCheck:
+    """The answer to one check, with nothing a consumer may not see."""
+
+    outcome: Outcome
+    code: str = ""
+    """The canonical code checked ("" when unreadable)."""
+    reason: str = ""
+    """Why the text is unreadable or not genuine, for people."""
+    product: PublicProduct | None = None
+    lot: str = ""
+    expires_on: str = ""
+    """YYYY-MM-DD."""
+    warnings: tuple[Warning, ...] = ()
+    scan_count: int = 0
+    """Checks of this pack so far, this one included."""
+    first_checked_ms: int = 0
+
+
+@use_case(roles={PUBLIC, *READERS}, writes=False, scope=Scope.TENANT)
+def check(catalogue: Catalogue, verify: Verify, text: str, *, now_ms: int, region: int = 0
+          ) -> PublicCheck:
+    """Checks one printed code in any form and counts the scan like any verification.
+
+    The code belongs to the tenant whose key signed it: a GTIN registered by several tenants
+    is tried in each until one recognises the code's check characters.
+    """
+    try:
+        scan = codes.parse(text)
+    except ParseError as exc:
+        return _product_only(catalogue, text) or PublicCheck(Outcome.UNREADABLE,
+                                                             reason=exc.reason)
+    owners = catalogue.owners(scan.code.product)
+    if not owners:
+        return PublicCheck(Outcome.NOT_GENUINE, scan.code.text(),
+                           "no manufacturer here registered this product")
+    context = ScanContext(region=region, purpose=CONSUMER_PURPOSE)
+    answers = None
+    for tenant in owners:
+        answers = verify(tenant, text, context, now_ms)
+        if answers.verdicts[0] != Verdict.BAD_SIGNATURE or answers.reasons[0].startswith(
+                "minted under a revoked"):
+            break
+    assert answers is not None
+    return _public(answers, scan.code.text())
+
+
+def _public(answers: Answers, code: str) -> PublicCheck:
+    verdict = answers.verdicts[0]
+    if verdict != Verdict.GENUINE:
+        reason = ("this code was never issued: the pack may be counterfeit"
+                  if verdict != Verdict.INVALID_FORMAT else answers.reasons[0])
+        return PublicCheck(Outcome.NOT_GENUINE, code, reason)
+    mask = answers.alert_masks[0]
+    warnings = [w for alert, w in _ALERT_WARNINGS if mask & alert.bit]
+    if mask & Alert.ALREADY_DECOMMISSIONED.bit:
+        warnings.append(Warning.ALREADY_DISPENSED if answers.statuses[0] == Status.DISPENSED
+                        else Warning.DECOMMISSIONED)
+    if answers.scan_counts[0] > 1:
+        warnings.append(Warning.CHECKED_BEFORE)
+    product = batch = None
+    if answers.product_indexes[0] >= 0:
+        product = PublicProduct.of(answers.products[answers.product_indexes[0]])
+    if answers.batch_indexes[0] >= 0:
+        batch = answers.batches[answers.batch_indexes[0]]
+    outcome = (Outcome.DO_NOT_USE if _STOP.intersection(warnings)
+               else Outcome.CAUTION if _CAUTION.intersection(warnings) else Outcome.GENUINE)
+    return PublicCheck(outcome, code, "", product, batch.lot if batch else "",
+                       batch.expires_on if batch else "", tuple(warnings),
+                       answers.scan_counts[0], answers.first_verified_ms[0])
+
+
+def _product_only(catalogue: Catalogue, text: str) -> PublicCheck | None:
+    """A Digital Link or HRI naming a GTIN (and maybe a lot) but no serial: the product."""
+    text = text.strip()
+    try:
+        if text[:1] == "(":
+            elements = gs1.parse_hri(text)
+        elif text[:4].lower() == "http":
+            elements = gs1.parse_digital_link(text)
+        else:
+            return None
+    except ParseError:
+        return None
+    gtin = elements.get("01")
+    if gtin is None or "21" in elements:
+        return None
+    owners = catalogue.owners(gtin)
+    if not owners:
+        return PublicCheck(Outcome.NOT_GENUINE, f"(01){gtin}",
+                           "no manufacturer here registered this product")
+    product = catalogue.product(owners[0], gtin)
+    return PublicCheck(Outcome.PRODUCT_ONLY, f"(01){gtin}",
+                       "this names a product, not one pack: check the code printed on the pack",
+                       PublicProduct.of(product), lot=elements.get("10", ""),
+                       expires_on=_iso(elements.get("17")))
+
+
+def _iso(yymmdd: str | None) -> str:
+    if not yymmdd:
+        return ""
+    date: dt.date = gs1.expiry_date(yymmdd)
+    return date.isoformat()

@@ -1,0 +1,154 @@
+"""The GS1 Digital Link resolver: which links a product offers, and which one a request gets.
+
+Every product offers the consumer check page twice over, as its ``gs1:verificationService``
+and as its ``gs1:defaultLink``; an admin adds any others (``gs1:pip``, ``gs1:epil``,
+``gs1:recallStatus``, ``gs1:smpc``, ...) with a language and a title. A request names a link
+type, or none for the default; among the links of that type the one in the language the
+client prefers wins, else one meant for every language, else the first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+from urllib.parse import quote
+
+from pharmatrace.v1 import common_pb2 as pb
+
+from tracecore import gs1, masterdata
+from tracecore.errors import InvalidArgument, NotFound, ParseError
+from tracecore.ledger.store import Ledger
+from tracecore.usecases.declare import ADMIN, PUBLIC, READERS, Scope, use_case
+
+DEFAULT_LINK = "gs1:defaultLink"
+VERIFICATION_SERVICE = "gs1:verificationService"
+#: The link types a request may ask for the whole linkset with, besides the Accept header.
+LINKSET_TYPES = frozenset({"linkset", "all"})
+#: Where link types live when written in full (both forms are in use).
+_VOCABULARIES = ("https://gs1.org/voc/", "http://gs1.org/voc/", "https://ref.gs1.org/voc/")
+_CHECK_TITLE = "Is this pack genuine? 查验真伪"
+
+
+class Catalogue(Protocol):
+    """The products a resolver can see, across the tenants it serves."""
+
+    def owners(self, product_id: str) -> Sequence[str]:
+        """The tenants that registered the GTIN or NMPA id, in a stable order."""
+
+    def product(self, tenant: str, product_id: str) -> pb.Product:
+        """A tenant's registered product (NotFound if it has none)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """One link a product offers."""
+
+    link_type: str
+    """Compact GS1 form, e.g. ``gs1:pip``."""
+    href: str
+    lang: str = ""
+    title: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """What a Digital Link resolves to."""
+
+    anchor: str
+    """The identifier asked about, as a canonical Digital Link URI under the resolver's root."""
+    item_description: str
+    links: tuple[Link, ...]
+    """Every link of the product: the check page first, then the admin's, in the order added."""
+    target: Link | None
+    """The link to redirect to (its href carrying the request's query); None: the linkset."""
+
+
+@use_case(roles={ADMIN}, writes=True, scope=Scope.TENANT)
+def add_product_link(ledger: Ledger, product: str, link: pb.ProductLink) -> pb.Product:
+    """Adds a link to a registered product; the same type, language and URL twice is refused."""
+    canonical = masterdata.product_link(link)
+
+    def change(current: pb.Product) -> pb.Product:
+        if len(current.links) >= masterdata.MAX_LINKS:
+            raise InvalidArgument(f"a product has at most {masterdata.MAX_LINKS} links",
+                                  field="link")
+        for existing in current.links:
+            if (existing.link_type, existing.lang, existing.href) == (
+                    canonical.link_type, canonical.lang, canonical.href):
+                raise InvalidArgument("the product already has this link", field="link.href")
+        updated = pb.Product()
+        updated.CopyFrom(current)
+        updated.links.append(canonical)
+        return updated
+
+    return ledger.update_product(product, change)
+
+
+@use_case(roles={PUBLIC, *READERS}, writes=False, scope=Scope.TENANT)
+def resolve(catalogue: Catalogue, *, root: str, path: str, query: str, link_type: str,
+            wants_linkset: bool, languages: Sequence[str]) -> Resolution:
+    """The links of the identifier in a Digital Link ``path`` (``/01/{gtin}`` and its key
+    qualifiers) and ``query``, and the one to redirect to.
+
+    InvalidArgument (with the reason) for a URI that is not a valid Digital Link; NotFound for
+    a GTIN no tenant registered, or a link type the product does not offer.
+    """
+    try:
+        elements = gs1.parse_digital_link(f"{root}{path}" + (f"?{query}" if query else ""))
+    except ParseError as exc:
+        raise InvalidArgument(exc.reason, field="uri") from None
+    gtin = elements["01"]
+    owners = catalogue.owners(gtin)
+    if not owners:
+        raise NotFound(f"GTIN {gtin} is not known to this resolver", field="gtin")
+    product = catalogue.product(owners[0], gtin)
+    key: dict[str, str] = {ai: elements[ai] for ai in ("01", "22", "10", "21") if ai in elements}
+    anchor = gs1.render_digital_link(key, root)
+    check = f"{root}/check?code={quote(gs1.render_digital_link(elements, root), safe='')}"
+    links = (Link(DEFAULT_LINK, check, title=_CHECK_TITLE),
+             Link(VERIFICATION_SERVICE, check, title=_CHECK_TITLE),
+             *(Link(li.link_type, li.href, li.lang, li.title) for li in product.links))
+    wanted = compact_link_type(link_type) if link_type else DEFAULT_LINK
+    if wanted in LINKSET_TYPES or (wants_linkset and not link_type):
+        return Resolution(anchor, product.name, links, None)
+    candidates = [link for link in links if link.link_type == wanted]
+    if not candidates:
+        raise NotFound(f"this product has no {wanted} link", field="linkType")
+    chosen = choose_language(candidates, languages)
+    passed_on = "&".join(p for p in query.split("&") if p and not p.startswith("linkType="))
+    if passed_on and chosen.href != check:
+        chosen = Link(chosen.link_type, _with_query(chosen.href, passed_on), chosen.lang,
+                      chosen.title)
+    return Resolution(anchor, product.name, links, chosen)
+
+
+def compact_link_type(text: str) -> str:
+    """``gs1:pip`` for ``gs1:pip``, ``pip`` or ``https://gs1.org/voc/pip``."""
+    for vocabulary in _VOCABULARIES:
+        if text.startswith(vocabulary):
+            return "gs1:" + text[len(vocabulary):]
+    if text in LINKSET_TYPES or text.startswith("gs1:"):
+        return text
+    return "gs1:" + text
+
+
+def choose_language(candidates: Sequence[Link], languages: Sequence[str]) -> Link:
+    """The first candidate in the first language the client accepts (``zh`` accepts ``zh-CN``
+    and the other way round), else one without a language, else the first."""
+    for wanted in languages:
+        primary = wanted.split("-", 1)[0]
+        exact = [c for c in candidates if c.lang.lower() == wanted]
+        if exact:
+            return exact[0]
+        close = [c for c in candidates if c.lang and c.lang.split("-", 1)[0].lower() == primary]
+        if close:
+            return close[0]
+    neutral = [c for c in candidates if not c.lang]
+    return neutral[0] if neutral else candidates[0]
+
+
+def _with_query(href: str, query: str) -> str:
+    head, _, fragment = href.partition("#")
+    joined = head + ("&" if "?" in head else "?") + query
+    return joined + (f"#{fragment}" if fragment else "")
