@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
-from pharmatrace.v1 import common_pb2 as cpb
 from pharmatrace.v1 import issuance_pb2 as pb
 from pharmatrace.v1 import issuance_pb2_grpc
 
@@ -30,7 +29,7 @@ class CodeIssuanceServicer(issuance_pb2_grpc.CodeIssuanceServicer):
                            ) -> AsyncIterator[pb.CodeChunk]:
         chunks = issuance.request_codes(
             self._side, caller(), request.tenant, request.request_id, request.product,
-            request.lot, request.level or cpb.PACKAGING_LEVEL_UNIT, request.count,
+            request.lot, request.level, request.count,
             request.chunk_size)
         issued = self._metrics.codes_issued.labels(request.tenant)
         async with contextlib.aclosing(chunks):

@@ -8,6 +8,7 @@ import contextlib
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 
+from pharmatrace.v1 import common_pb2 as cpb
 from pharmatrace.v1 import ledger_pb2 as lpb
 
 from tracecore import issuance
@@ -47,9 +48,10 @@ async def request_codes(side: WriteSide, caller: Principal, tenant: str, request
                         product: str, lot: str, level: int, count: int, chunk_size: int
                         ) -> AsyncGenerator[Chunk, None]:
     """A pool's codes, chunk by chunk, each durable before it is yielded; a retry under the same
-    request id replays what was issued and continues."""
+    request id replays what was issued and continues. Level 0 (not given) is the unit."""
     found = side.data.get(tenant)
-    request = issuance.pool_request(request_id, product, lot, level, count)
+    request = issuance.pool_request(request_id, product, lot, level or cpb.PACKAGING_LEVEL_UNIT,
+                                    count)
     chunks = issuance.issue(found, request, issuance.chunk_size(chunk_size), side.clock)
     run = side.writer.run
     # The next chunk is minted and committed while the current one is on its way.

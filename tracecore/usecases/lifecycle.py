@@ -13,7 +13,7 @@ from pharmatrace.v1 import common_pb2 as cpb
 from tracecore import masterdata
 from tracecore.codes import Code, parse, parse_many
 from tracecore.credentials import Principal
-from tracecore.errors import InvalidArgument, ParseError
+from tracecore.errors import InvalidArgument, ParseError, PermissionDenied
 from tracecore.events import Event, EventKind
 from tracecore.ledger import exchange, lifecycle
 from tracecore.lifecycle_rules import Failure
@@ -114,7 +114,7 @@ async def receive(side: WriteSide, caller: Principal, tenant: str, codes: Sequen
                   context: EventContext) -> Outcome:
     """Packs in transit arrive at the receiving party (a pharmacy takes delivery of the packs
     it dispenses: a pack in transit cannot be dispensed)."""
-    if not context.party_id:
+    if not acting_party(caller, context.party_id):
         raise InvalidArgument("is required: the receiving party", field="context.party_id")
     return await _one(side, caller, tenant, context, EventKind.RECEIVE, codes)
 
@@ -131,7 +131,7 @@ async def decommission(side: WriteSide, caller: Principal, tenant: str, codes: S
 async def undo(side: WriteSide, caller: Principal, tenant: str, codes: Sequence[str],
                context: EventContext) -> Outcome:
     """A decommissioning reverted by the party that made it (EU FMD Art. 13)."""
-    if not context.party_id:
+    if not acting_party(caller, context.party_id):
         raise InvalidArgument("is required: the party that decommissioned the packs",
                               field="context.party_id")
     return await _one(side, caller, tenant, context, EventKind.UNDO, codes)
@@ -152,7 +152,7 @@ async def capture_events(side: WriteSide, caller: Principal, tenant: str,
     checked: list[Event] = []
     failures: list[Failure] = []
     for index, given in enumerate(events):
-        event, bad = _event(given, index, f"events[{index}]", side.clock())
+        event, bad = _event(caller, given, index, f"events[{index}]", side.clock())
         failures.extend(bad)
         checked.append(event)
     found = side.data.get(tenant)
@@ -190,7 +190,7 @@ async def _one(side: WriteSide, caller: Principal, tenant: str, context: EventCo
     if bad and not context.best_effort:
         return Outcome(applied=False, failures=bad)
     event = Event(kind, tuple(codes), event_time(context.when_ms, side.clock()),
-                  tz_offset(context.tz_offset), party_id=acting_party(context.party_id),
+                  tz_offset(context.tz_offset), party_id=acting_party(caller, context.party_id),
                   parent=parent, lot=lot, level=level, destination=destination, target=target,
                   reason=reason, event_id=_event_id(context.event_id))
     result = await side.committer.submit(
@@ -223,7 +223,8 @@ def _codes(texts: Sequence[str], event: int, field: str, *, allow_empty: bool = 
     return codes, bad
 
 
-def _event(e: EventInput, index: int, field: str, now: int) -> tuple[Event, list[Failure]]:
+def _event(caller: Principal, e: EventInput, index: int, field: str, now: int
+           ) -> tuple[Event, list[Failure]]:
     kind = EventKind.__members__.get(e.kind)
     if kind is None:
         raise InvalidArgument("unknown event kind", field=f"{field}.kind")
@@ -241,7 +242,7 @@ def _event(e: EventInput, index: int, field: str, now: int) -> tuple[Event, list
         raise InvalidArgument("unknown packaging level", field=f"{field}.level")
     event = Event(
         kind, tuple(codes), event_time(e.context.when_ms, now), tz_offset(e.context.tz_offset),
-        party_id=acting_party(e.context.party_id), parent=parent, lot=e.lot, level=e.level,
+        party_id=acting_party(caller, e.context.party_id), parent=parent, lot=e.lot, level=e.level,
         destination=e.destination,
         target=_target(e.target) if kind is EventKind.DECOMMISSION else None,
         reason=_reason(e.reason), event_id=_event_id(e.context.event_id),
@@ -284,8 +285,14 @@ def tz_offset(text: str) -> str:
     return text
 
 
-def acting_party(party_id: str) -> str:
-    """The party an event names as acting (checked for shape; "" when none)."""
+def acting_party(caller: Principal, party_id: str) -> str:
+    """The party an event names as acting ("" when none). A credential bound to a party acts
+    only as that party: its events name it, or nobody and then they are its."""
+    if caller.party_id:
+        if party_id and party_id != caller.party_id:
+            raise PermissionDenied(f"this credential acts for party {caller.party_id}",
+                                   field="context.party_id")
+        return caller.party_id
     return masterdata.party_id(party_id, "context.party_id") if party_id else ""
 
 

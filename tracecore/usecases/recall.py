@@ -76,5 +76,5 @@ def _order(side: WriteSide, caller: Principal, context: EventContext, reason: st
     if len(reason) > MAX_REASON:
         raise InvalidArgument(f"at most {MAX_REASON} characters", field="reason")
     return oversight.Order(reason=reason, when_ms=context.when_ms or side.clock(),
-                           who=who(caller), party_id=acting_party(context.party_id),
+                           who=who(caller), party_id=acting_party(caller, context.party_id),
                            tz_offset=tz_offset(context.tz_offset))
