@@ -1,4 +1,5 @@
-"""The issuance service assembled: data directory, writer thread, servicers, one gRPC server."""
+"""The issuance service assembled: data directory, write side (writer thread, group commit,
+clock), servicers, one gRPC server. The one place these are wired together."""
 
 from __future__ import annotations
 
@@ -15,14 +16,15 @@ from pharmatrace.v1 import ledger_pb2 as lpb
 
 from codegen_svc.admin import AdminServicer
 from codegen_svc.issuance import CodeIssuanceServicer
-from codegen_svc.lifecycle import GroupCommitter, LifecycleServicer
+from codegen_svc.lifecycle import LifecycleServicer
 from codegen_svc.logistics import LogisticUnitsServicer
-from codegen_svc.writer import Batcher, Writer
 from tracecore.credentials import OPERATOR
 from tracecore.keys import KeySource
 from tracecore.ledger import alerts
 from tracecore.ledger.env import DEFAULT_MAP_SIZE, DEFAULT_MAX_MAP_SIZE
 from tracecore.ledger.tenants import DataDir
+from tracecore.usecases.writer import Batcher
+from tracecore.usecases.writeside import WriteSide
 from tracerpc import server as rpc_server
 from tracerpc.authz import Authorizer
 from tracerpc.metrics import Metrics
@@ -31,8 +33,11 @@ from tracerpc.metrics import Metrics
 @dataclass
 class Codegen:
     running: rpc_server.Running
-    data: DataDir
-    writer: Writer
+    side: WriteSide
+
+    @property
+    def data(self) -> DataDir:
+        return self.side.data
 
     @property
     def port(self) -> int:
@@ -40,7 +45,7 @@ class Codegen:
 
     async def stop(self, grace_s: float) -> None:
         await self.running.stop(grace_s)
-        self.writer.close()
+        self.side.close()
         self.data.close()
 
 
@@ -59,24 +64,24 @@ async def start(
     grows, when full, up to ``max_map_size`` (then writes fail RESOURCE_EXHAUSTED)."""
     data = DataDir(data_root, keys, map_size=map_size, max_map_size=max_map_size)
     data.add_close_listener(lambda _, path: alerts.close_book(path))
-    writer = Writer()
-    committer = GroupCommitter(writer, data)
+    side = WriteSide.open(data)
     audit: Batcher[str, lpb.AuditRecord, None] = Batcher(
-        writer, lambda tenant, records: _record_audit(data, tenant, records))
+        side.writer, lambda tenant, records: _record_audit(data, tenant, records))
     authorizer = Authorizer(data, enabled=authenticate, audit=audit.submit)
     services = [
-        rpc_server.Service("pharmatrace.v1.Admin", AdminServicer(data, writer),
+        rpc_server.Service("pharmatrace.v1.Admin", AdminServicer(side),
                            admin_pb2_grpc.add_AdminServicer_to_server),
         rpc_server.Service("pharmatrace.v1.CodeIssuance",
-                           CodeIssuanceServicer(data, writer, committer, metrics),
+                           CodeIssuanceServicer(side, metrics),
                            issuance_pb2_grpc.add_CodeIssuanceServicer_to_server),
-        rpc_server.Service("pharmatrace.v1.Lifecycle", LifecycleServicer(data, committer),
+        rpc_server.Service("pharmatrace.v1.Lifecycle", LifecycleServicer(side),
                            lifecycle_pb2_grpc.add_LifecycleServicer_to_server),
-        rpc_server.Service("pharmatrace.v1.LogisticUnits", LogisticUnitsServicer(data, writer),
+        rpc_server.Service("pharmatrace.v1.LogisticUnits",
+                           LogisticUnitsServicer(side.data, side.writer),
                            logistics_pb2_grpc.add_LogisticUnitsServicer_to_server),
     ]
     running = await rpc_server.start(services, address, metrics, tls=tls, authorizer=authorizer)
-    return Codegen(running, data, writer)
+    return Codegen(running, side)
 
 
 def _record_audit(data: DataDir, tenant: str, records: list[lpb.AuditRecord]) -> list[None]:

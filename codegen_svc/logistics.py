@@ -9,10 +9,10 @@ import grpc
 from pharmatrace.v1 import logistics_pb2 as pb
 from pharmatrace.v1 import logistics_pb2_grpc
 
-from codegen_svc.writer import Writer
 from tracecore.clock import now_ms
 from tracecore.ledger.tenants import DataDir
 from tracecore.usecases import logistic_units as uc
+from tracecore.usecases.writer import Writer
 
 
 class LogisticUnitsServicer(logistics_pb2_grpc.LogisticUnitsServicer):

@@ -140,6 +140,6 @@ def _operator_token(args: argparse.Namespace) -> int:
                                                          0, now_ms())
     finally:
         data.close()
-    print(f"operator credential {credential.credential_id}", file=sys.stderr)
+    print(f"operator credential {credential.credential.credential_id}", file=sys.stderr)
     print(token)
     return EXIT_OK

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
 from tracecore.codes import Scheme
@@ -68,7 +68,7 @@ def issue(
     request: PoolRequest,
     size: int,
     clock_ms: Callable[[], int],
-) -> Iterator[Chunk]:
+) -> Generator[Chunk, None, None]:
     """The pool's codes in order, chunk by chunk: first those already issued under the request id
     (a retry), then newly minted ones. New codes are committed (fsync) before any chunk holding
     them is yielded.

@@ -24,7 +24,15 @@ from tracecore.errors import (
 )
 from tracecore.ledger.tenants import DataDir
 from tracecore.ratelimit import RateLimiter
-from tracecore.usecases import logistic_units, resolver
+from tracecore.usecases import (
+    credentials,
+    issuance,
+    lifecycle,
+    logistic_units,
+    masterdata,
+    operations,
+    recall,
+)
 from tracecore.usecases.declare import Scope, UseCase, declaration
 from tracerpc.certs import peer_identity
 
@@ -50,24 +58,26 @@ def _pending(service: str, roles: frozenset[Role] | set[Role], writes: bool, *me
 #: Every RPC and the use case it runs: the roles that may call it and whether it writes come
 #: from the use case's declaration. A method missing here is refused to everyone.
 TABLE: dict[str, UseCase] = {
-    **_pending("Admin", {OP}, True, "CreateTenant", "SetTenantOnline", "SetLedgerLimit"),
-    **_pending("Admin", {OP}, False, "ListTenants"),
-    **_pending("Admin", {A}, True, "RegisterProduct", "AddBatch", "AddParty", "CreateToken",
-               "RevokeToken", "BindCertificate", "RotateKey", "RetireKey", "RevokeKey"),
-    **_pending("Admin", {A}, False, "ListTokens"),
-    **_rpcs("Admin", AddProductLink=resolver.add_product_link),
-    **_pending("Admin", _READERS, False, "GetProduct", "ListProducts", "GetBatch", "ListBatches",
-               "GetParty", "ListParties"),
-    **_pending("Admin", {A, R}, False, "ListKeys"),
-    **_pending("CodeIssuance", {A, L}, True, "RequestCodes", "ReturnCodes"),
-    **_pending("CodeIssuance", {A, L, R}, False, "GetPool"),
-    **_pending("Lifecycle", {A, L}, True, "Commission"),
-    **_pending("Lifecycle", {A, L, D}, True, "Aggregate", "Disaggregate", "Ship", "CaptureEvents",
-               "ImportEpcis"),
-    # A pharmacy takes delivery of the packs it dispenses: a pack in transit cannot be dispensed.
-    **_pending("Lifecycle", {A, L, D, P}, True, "Receive"),
-    **_pending("Lifecycle", {A, D, P}, True, "Decommission", "Undo", "Destroy"),
-    **_pending("Lifecycle", {A, R}, True, "RecallBatch", "RecallMaterial", "WithdrawProduct"),
+    **_rpcs("Admin", CreateTenant=operations.create_tenant,
+            SetTenantOnline=operations.set_tenant_online,
+            SetLedgerLimit=operations.set_ledger_limit, ListTenants=operations.list_tenants,
+            RegisterProduct=masterdata.register_product, AddBatch=masterdata.add_batch,
+            AddParty=masterdata.add_party, GetProduct=masterdata.get_product,
+            ListProducts=masterdata.list_products, GetBatch=masterdata.get_batch,
+            ListBatches=masterdata.list_batches, GetParty=masterdata.get_party,
+            ListParties=masterdata.list_parties, CreateToken=credentials.create_token,
+            ListTokens=credentials.list_tokens, RevokeToken=credentials.revoke_token,
+            BindCertificate=credentials.bind_certificate, ListKeys=credentials.list_keys,
+            RotateKey=credentials.rotate_key, RetireKey=credentials.retire_key,
+            RevokeKey=credentials.revoke_key, AddProductLink=masterdata.add_product_link),
+    **_rpcs("CodeIssuance", RequestCodes=issuance.request_codes,
+            ReturnCodes=issuance.return_codes, GetPool=issuance.get_pool),
+    **_rpcs("Lifecycle", Commission=lifecycle.commission, Aggregate=lifecycle.aggregate,
+            Disaggregate=lifecycle.disaggregate, Ship=lifecycle.ship, Receive=lifecycle.receive,
+            Decommission=lifecycle.decommission, Undo=lifecycle.undo, Destroy=lifecycle.destroy,
+            CaptureEvents=lifecycle.capture_events, ImportEpcis=lifecycle.import_epcis,
+            RecallBatch=recall.recall_batch, RecallMaterial=recall.recall_material,
+            WithdrawProduct=recall.withdraw_product),
     **_pending("Verification", {A, L, D, P, R, U}, False, "Verify"),
     **_pending("Verification", _READERS, False, "VerifyBatch", "VerifyStream"),
     **_pending("Trace", {A, D, R}, False, "TraceCode", "ListEvents", "ExportEpcis"),

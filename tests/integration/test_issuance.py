@@ -13,8 +13,8 @@ from pharmatrace.v1 import common_pb2 as cpb
 from pharmatrace.v1 import issuance_pb2 as ipb
 from pharmatrace.v1 import verification_pb2 as vpb
 
-import codegen_svc.issuance
 import tracecore.minting
+from tests.integration.conftest import Servers
 from tracecore.codes import Scheme
 
 pytestmark = pytest.mark.timeout(120)
@@ -307,10 +307,10 @@ def test_no_code_is_issued_twice_even_when_the_random_source_repeats(
 
 
 def test_a_pool_never_holds_one_code_twice_even_within_one_millisecond(
-    api, gs1, randomness: Randomness, monkeypatch: pytest.MonkeyPatch
+    api, gs1, randomness: Randomness, monkeypatch: pytest.MonkeyPatch, servers: Servers
 ) -> None:
     """Two chunks of one pool minted in the same millisecond never share a code."""
-    monkeypatch.setattr(codegen_svc.issuance, "now_ms", lambda: 1_790_000_000_000)
+    monkeypatch.setattr(servers.codegen.side, "clock", lambda: 1_790_000_000_000)
     randomness.repeat_next_draw()
     codes = api.codes(gs1.tenant, gs1.gtin, 2, chunk_size=1)
     assert randomness.replayed_all, "the server did not draw the repeated bytes"

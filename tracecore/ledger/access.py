@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pharmatrace.v1 import admin_pb2 as apb
 from pharmatrace.v1 import ledger_pb2 as lpb
 
 from tracecore import masterdata
@@ -31,55 +30,60 @@ class Access:
     # -- credentials -----------------------------------------------------------------------------
 
     def create_token(self, role: Role, party_id: str, label: str, expires_at_ms: int,
-                     now_ms: int) -> tuple[apb.Credential, str]:
-        """A new API token; returns its public record and the token text, shown once."""
-        credential = self._credential(role, party_id, label, expires_at_ms, now_ms)
+                     now_ms: int) -> tuple[lpb.CredentialRecord, str]:
+        """A new API token; returns its record (without the secret's hash) and the token text,
+        shown once."""
+        public = self._credential(role, party_id, label, expires_at_ms, now_ms)
         token, credential_id, secret_hash = new_token(self.ledger.tenant)
-        credential.credential_id = credential_id
+        public.credential.credential_id = credential_id
 
         def fn(txn: Txn) -> None:
-            self._check_party(txn, credential)
-            record = lpb.CredentialRecord(credential=credential, secret_hash=secret_hash)
+            self._check_party(txn, public)
+            record = lpb.CredentialRecord(credential=public.credential, secret_hash=secret_hash)
             txn.put(credential_id.encode(), record.SerializeToString(),
                     db=self.ledger.db["credentials"], overwrite=False)
 
         self.ledger.env.write(fn)
-        return credential, token
+        return public, token
 
     def bind_certificate(self, cn: str, role: Role, party_id: str, label: str,
-                         now_ms: int) -> apb.Credential:
+                         now_ms: int) -> lpb.CredentialRecord:
         if not cn or len(cn) > MAX_CN:
             raise InvalidArgument(f"must be 1 to {MAX_CN} characters", field="certificate_cn")
-        credential = self._credential(role, party_id, label, 0, now_ms)
+        record = self._credential(role, party_id, label, 0, now_ms)
+        credential = record.credential
         credential.credential_id = "cert-" + cn
         credential.certificate_cn = cn
 
         def fn(txn: Txn) -> None:
-            self._check_party(txn, credential)
+            self._check_party(txn, record)
             if txn.get(cn.encode(), db=self.ledger.db["cert_bindings"]) is not None:
                 raise AlreadyExists(f"certificate {cn} is already bound", field="certificate_cn")
-            record = lpb.CredentialRecord(credential=credential)
             txn.put(credential.credential_id.encode(), record.SerializeToString(),
                     db=self.ledger.db["credentials"])
             txn.put(cn.encode(), credential.credential_id.encode(),
                     db=self.ledger.db["cert_bindings"])
 
         self.ledger.env.write(fn)
-        return credential
+        return record
 
-    def revoke(self, credential_id: str) -> apb.Credential:
-        def fn(txn: Txn) -> apb.Credential:
+    def revoke(self, credential_id: str) -> lpb.CredentialRecord:
+        """The credential, revoked; its record returned without the secret's hash."""
+
+        def fn(txn: Txn) -> lpb.CredentialRecord:
             record = self._record(txn, credential_id)
             record.credential.revoked = True
             txn.put(credential_id.encode(), record.SerializeToString(),
                     db=self.ledger.db["credentials"])
-            return record.credential
+            return lpb.CredentialRecord(credential=record.credential)
 
         return self.ledger.env.write(fn)
 
-    def credentials(self) -> list[apb.Credential]:
+    def credentials(self) -> list[lpb.CredentialRecord]:
+        """Every credential's record, without the secrets' hashes."""
         with self.ledger.env.read() as txn:
-            return [lpb.CredentialRecord.FromString(bytes(v)).credential
+            return [lpb.CredentialRecord(credential=lpb.CredentialRecord.FromString(bytes(v))
+                                         .credential)
                     for _, v in txn.cursor(db=self.ledger.db["credentials"])]
 
     def authenticate_token(self, token: Token, now_ms: int, peer: str) -> Principal:
@@ -90,7 +94,7 @@ class Access:
         if record is None or not record.secret_hash or not secret_matches(token.secret,
                                                                           record.secret_hash):
             raise Unauthenticated("unknown API token")
-        return self._principal(record.credential, now_ms, peer)
+        return self._principal(record, now_ms, peer)
 
     def authenticate_certificate(self, cn: str, now_ms: int, peer: str) -> Principal:
         if not cn or len(cn) > MAX_CN:  # never bound, and too long for a key of the ledger
@@ -100,7 +104,7 @@ class Access:
             if credential_id is None:
                 raise Unauthenticated("client certificate is not bound to this tenant")
             record = self._record(txn, bytes(credential_id).decode())
-        return self._principal(record.credential, now_ms, peer)
+        return self._principal(record, now_ms, peer)
 
     # -- audit -----------------------------------------------------------------------------------
 
@@ -125,7 +129,7 @@ class Access:
     # -- helpers ---------------------------------------------------------------------------------
 
     def _credential(self, role: Role, party_id: str, label: str, expires_at_ms: int,
-                    now_ms: int) -> apb.Credential:
+                    now_ms: int) -> lpb.CredentialRecord:
         if role not in Role or (role is Role.OPERATOR and self.ledger.tenant != "_operator"):
             raise InvalidArgument("unknown or unavailable role", field="role")
         if party_id:
@@ -137,12 +141,18 @@ class Access:
             raise InvalidArgument(f"at most {MAX_LABEL} characters", field="label")
         if expires_at_ms and expires_at_ms <= now_ms:
             raise InvalidArgument("is in the past", field="expires_at_ms")
-        return apb.Credential(role=int(role), party_id=party_id,  # type: ignore[arg-type]
-                              label=label, created_at_ms=now_ms, expires_at_ms=expires_at_ms)
+        record = lpb.CredentialRecord()
+        credential = record.credential
+        credential.role = int(role)  # type: ignore[assignment]
+        credential.party_id = party_id
+        credential.label = label
+        credential.created_at_ms = now_ms
+        credential.expires_at_ms = expires_at_ms
+        return record
 
-    def _check_party(self, txn: Txn, credential: apb.Credential) -> None:
-        if credential.party_id:
-            self.ledger.party_in(txn, credential.party_id)
+    def _check_party(self, txn: Txn, record: lpb.CredentialRecord) -> None:
+        if record.credential.party_id:
+            self.ledger.party_in(txn, record.credential.party_id)
 
     def _record(self, txn: Txn, credential_id: str) -> lpb.CredentialRecord:
         if not credential_id or len(credential_id) > MAX_CREDENTIAL_ID:
@@ -153,7 +163,8 @@ class Access:
             raise NotFound(f"no credential {credential_id}", field="credential_id")
         return lpb.CredentialRecord.FromString(bytes(data))
 
-    def _principal(self, credential: apb.Credential, now_ms: int, peer: str) -> Principal:
+    def _principal(self, record: lpb.CredentialRecord, now_ms: int, peer: str) -> Principal:
+        credential = record.credential
         if credential.revoked:
             raise Unauthenticated("credential revoked")
         if credential.expires_at_ms and credential.expires_at_ms <= now_ms:

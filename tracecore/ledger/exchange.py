@@ -72,10 +72,10 @@ class _Parties:
                 party = pb.Party.FromString(bytes(data))
                 if party.gln:
                     self._by_gln[party.gln] = party.party_id
-        party_id = self._by_gln.get(gln)
-        if party_id is None:
+        by_gln = self._by_gln.get(gln)
+        if by_gln is None:
             raise InvalidArgument(f"no party with GLN {gln} is registered", field="party")
-        return party_id
+        return by_gln
 
 
 def export(

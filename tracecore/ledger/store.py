@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import TypeVar
 
 from pharmatrace.v1 import common_pb2 as pb
-from pharmatrace.v1 import issuance_pb2 as ipb
 from pharmatrace.v1 import ledger_pb2 as lpb
 
 from tracecore import masterdata
@@ -67,6 +66,9 @@ _KEY_ID = struct.Struct(">H")
 # Scheme letter + GTIN-14, or scheme letter + 7-digit drug identifier.
 _PREFIX_LENGTH = {s.key_letter: 1 + s.product_length for s in SCHEMES.values()}
 _M = TypeVar("_M", pb.Product, pb.Batch, pb.Party)
+#: ``pharmatrace.v1.PoolState`` of a pool still being issued, and of one fully issued.
+POOL_STATE_OPEN = 1
+POOL_STATE_COMPLETE = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,23 +266,21 @@ class Ledger:
                         field="request_id",
                     )
                 return record
-            pool = ipb.Pool(
-                request_id=request.request_id,
-                product=masterdata.code_product(product),
-                lot=request.lot,
-                level=request.level,  # type: ignore[arg-type]
-                scheme=product.scheme,
-                count=request.count,
-                state=ipb.POOL_STATE_OPEN,
-                key_id=key_id,
-                created_at_ms=now_ms,
-            )
             record = lpb.PoolRecord(
-                pool=pool,
                 pool_ref=self._next_ref(txn, b"pool"),
                 product_ref=product_ref,
                 batch_ref=batch_ref,
             )
+            pool = record.pool
+            pool.request_id = request.request_id
+            pool.product = masterdata.code_product(product)
+            pool.lot = request.lot
+            pool.level = request.level  # type: ignore[assignment]
+            pool.scheme = product.scheme
+            pool.count = request.count
+            pool.state = POOL_STATE_OPEN  # type: ignore[assignment]
+            pool.key_id = key_id
+            pool.created_at_ms = now_ms
             txn.put(request.request_id.encode(), record.SerializeToString(), db=self.db["pools"])
             txn.put(ref_key(record.pool_ref), request.request_id.encode(), db=self.db["pool_refs"])
             return record
@@ -361,7 +361,7 @@ class Ledger:
             )
             pool.issued = position + len(stored)
             if pool.issued == pool.count:
-                pool.state = ipb.POOL_STATE_COMPLETE
+                pool.state = POOL_STATE_COMPLETE  # type: ignore[assignment]
             txn.put(request_id.encode(), record.SerializeToString(), db=self.db["pools"])
             slot = density_slot(Scheme(pool.scheme), key_id)
             minted_key = pool.product.encode() + _KEY_ID.pack(slot)
@@ -412,8 +412,11 @@ class Ledger:
     def count_returns(self, txn: Txn, returned_by_pool_ref: dict[int, int]) -> None:
         """Adds voided codes to their pools' returned counts."""
         for pool_ref, n in returned_by_pool_ref.items():
-            request_id = bytes(txn.get(ref_key(pool_ref), db=self.db["pool_refs"]))
-            record = lpb.PoolRecord.FromString(bytes(txn.get(request_id, db=self.db["pools"])))
+            request_id = txn.get(ref_key(pool_ref), db=self.db["pool_refs"])
+            data = txn.get(bytes(request_id), db=self.db["pools"]) if request_id else None
+            if request_id is None or data is None:
+                raise NotFound(f"pool #{pool_ref} is missing from the ledger")
+            record = lpb.PoolRecord.FromString(bytes(data))
             record.pool.returned += n
             txn.put(request_id, record.SerializeToString(), db=self.db["pools"])
 

@@ -16,10 +16,9 @@ from urllib.parse import quote
 
 from pharmatrace.v1 import common_pb2 as pb
 
-from tracecore import gs1, masterdata
+from tracecore import gs1
 from tracecore.errors import InvalidArgument, NotFound, ParseError
-from tracecore.ledger.store import Ledger
-from tracecore.usecases.declare import ADMIN, PUBLIC, READERS, Scope, use_case
+from tracecore.usecases.declare import PUBLIC, READERS, Scope, use_case
 
 DEFAULT_LINK = "gs1:defaultLink"
 VERIFICATION_SERVICE = "gs1:verificationService"
@@ -62,27 +61,6 @@ class Resolution:
     """Every link of the product: the check page first, then the admin's, in the order added."""
     target: Link | None
     """The link to redirect to (its href carrying the request's query); None: the linkset."""
-
-
-@use_case(roles={ADMIN}, writes=True, scope=Scope.TENANT)
-def add_product_link(ledger: Ledger, product: str, link: pb.ProductLink) -> pb.Product:
-    """Adds a link to a registered product; the same type, language and URL twice is refused."""
-    canonical = masterdata.product_link(link)
-
-    def change(current: pb.Product) -> pb.Product:
-        if len(current.links) >= masterdata.MAX_LINKS:
-            raise InvalidArgument(f"a product has at most {masterdata.MAX_LINKS} links",
-                                  field="link")
-        for existing in current.links:
-            if (existing.link_type, existing.lang, existing.href) == (
-                    canonical.link_type, canonical.lang, canonical.href):
-                raise InvalidArgument("the product already has this link", field="link.href")
-        updated = pb.Product()
-        updated.CopyFrom(current)
-        updated.links.append(canonical)
-        return updated
-
-    return ledger.update_product(product, change)
 
 
 @use_case(roles={PUBLIC, *READERS}, writes=False, scope=Scope.TENANT)

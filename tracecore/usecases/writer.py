@@ -1,4 +1,5 @@
-"""The ledger's writer thread: all LMDB writes of this process run here, one at a time."""
+"""The ledger's writer thread and group commit: all LMDB writes of this process run on one
+thread, one at a time; requests that arrive while it is busy share its next transaction."""
 
 from __future__ import annotations
 

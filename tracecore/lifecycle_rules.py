@@ -1,0 +1,434 @@
+"""The rules of a pack's life: the state machine, custody, aggregation, holds (recalls and
+withdrawals) and diversion checks of each lifecycle event, one handler per event kind.
+
+The handlers read and change packs only through ``Packs``, so they run the same against the
+ledger's write transaction (``tracecore.ledger.lifecycle``) and against an in-memory fake.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from pharmatrace.v1 import common_pb2 as cpb
+
+from tracecore.codes import Code
+from tracecore.errors import InvalidArgument, TraceError
+from tracecore.events import Event, EventKind
+from tracecore.ledger.counters import UNIT, Flow
+from tracecore.ledger.records import FLAG_IN_TRANSIT, CodeRecord
+from tracecore.oversight import DISPENSINGS, Raised, RegionRule, diversion
+from tracecore.status import DECOMMISSIONED, TERMINAL, Action, Status, transition
+
+#: EU FMD Art. 13: a decommissioning may be reverted within ten days.
+UNDO_WINDOW_MS = 10 * 86_400_000
+#: Bound on what one request may touch, containers' contents included.
+MAX_CODES_PER_REQUEST = 1_000_000
+#: Diversion notes one response carries at most; the alerts are all stored.
+MAX_DIVERSION_NOTES = 100
+_EARLIEST_MS = 946_684_800_000    # 2000-01-01
+_LATEST_MS = 32_503_680_000_000   # 3000-01-01
+#: ``pharmatrace.v1.AlertSource`` of the alerts a custody event raises.
+ALERT_SOURCE_RECEIPT = 1
+ALERT_SOURCE_DISPENSE = 2
+
+
+class Refused(Exception):
+    """One code left unchanged by its event, and why (the rest of the event goes on)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A code left unchanged, and why."""
+
+    event: int
+    code: str
+    reason: str
+    position: int = 0       # the code's place in its event's list
+
+
+@dataclass(slots=True)
+class Result:
+    """What one request did: whether it was applied, its events' sequence numbers, per-code
+    failures, and notes (applied, but worth knowing: a receipt by someone other than the
+    addressee)."""
+
+    applied: bool = True
+    seqs: list[int] = field(default_factory=list)
+    changed: int = 0
+    duplicates: int = 0
+    failures: list[Failure] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    error: TraceError | None = None     # the request as a whole was refused
+    alerts: list[Raised] = field(default_factory=list)  # to store once the request is durable
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """Events to apply together, kept whole or dropped whole unless ``best_effort``."""
+
+    events: Sequence[Event]
+    best_effort: bool = False
+    who: str = ""
+
+
+class Packs(Protocol):
+    """The packs one request sees (its own changes included) and the changes it makes."""
+
+    now_ms: int
+
+    def record(self, key: bytes) -> CodeRecord | None: ...
+    def parent(self, key: bytes) -> bytes | None: ...
+    def tree(self, key: bytes) -> list[tuple[bytes, CodeRecord]]:
+        """``key`` and everything packed inside it; Refused when one is not ours."""
+    def descendants(self, key: bytes) -> Iterator[bytes]: ...
+    def party(self, party_id: str, field: str) -> tuple[int, int]:
+        """(party ref, region) of a registered party; NotFound naming ``field`` otherwise."""
+    def party_id(self, ref: int) -> str: ...
+    def batch_ref(self, product_ref: int, lot: str) -> int:
+        """The ref of a product's batch; Refused when it is not registered."""
+    def hold_status(self, batch_ref: int, product_ref: int) -> Status | None:
+        """RECALLED or WITHDRAWN when a recall or withdrawal covers the batch, else None."""
+    def batch_rule(self, batch_ref: int) -> tuple[cpb.Batch, RegionRule]: ...
+    def party_rule(self, party_ref: int) -> RegionRule | None: ...
+    def shipped_by(self, key: bytes) -> int: ...
+    def expires_on(self, batch_ref: int) -> dt.date | None: ...
+    def put(self, key: bytes, before: CodeRecord, after: CodeRecord) -> None: ...
+    def link(self, parent: bytes, child: bytes) -> None: ...
+    def unlink(self, parent: bytes, child: bytes) -> None: ...
+    def commissioned(self, batch_ref: int, key: bytes) -> None: ...
+    def returned(self, pool_ref: int) -> None: ...
+    def shipped(self, key: bytes, shipper: int | None) -> None:
+        """Remembers (or, with None, forgets) the restricted party that shipped a pack."""
+    def flow(self, record: CodeRecord, flow: Flow, at_ms: int) -> None: ...
+    def raise_alert(self, raised: Raised) -> int:
+        """Keeps an alert to store with the request; returns how many it raised before."""
+
+
+Handler = Callable[[Packs, Event, bytes, Result], list[bytes]]
+
+
+def check_event_time(event: Event) -> None:
+    """An event's time is plausible (between 2000 and 3000) and a handler exists for it."""
+    if not _EARLIEST_MS <= event.when_ms <= _LATEST_MS:
+        raise InvalidArgument("must be epoch milliseconds between 2000 and 3000", field="when_ms")
+    if event.kind not in HANDLERS:
+        raise InvalidArgument(f"{event.kind.value} is not a per-pack event here", field="kind")
+
+
+def counted(record: CodeRecord) -> bool:
+    """Codes enter the counters when commissioned: issued-but-unused ones, and those voided
+    unused, were never on a pack."""
+    return record.status not in (Status.ISSUED, Status.VOIDED)
+
+
+def held(packs: Packs, record: CodeRecord) -> Status | None:
+    """RECALLED or WITHDRAWN when a recall or withdrawal covers this pack, else None: only
+    packs on the market (active or decommissioned) are held."""
+    if record.status is not Status.ACTIVE and record.status not in DECOMMISSIONED:
+        return None
+    return packs.hold_status(record.batch_ref, record.product_ref)
+
+
+def _existing(packs: Packs, key: bytes) -> CodeRecord:
+    """The code's record; refused when it is not ours, or recalled or withdrawn (which nothing
+    leaves)."""
+    record = packs.record(key)
+    if record is None:
+        raise Refused("not issued by this tenant")
+    hold = held(packs, record)
+    if hold is not None:
+        raise Refused("is RECALLED: its batch was recalled" if hold is Status.RECALLED
+                      else "is WITHDRAWN: its product was withdrawn")
+    return record
+
+
+def _step(record: CodeRecord, action: Action, target: Status | None = None) -> Status:
+    try:
+        return transition(record.status, action, target)
+    except TraceError as exc:
+        raise Refused(exc.message) from exc
+
+
+def _commission(packs: Packs, event: Event, key: bytes, result: Result) -> list[bytes]:
+    if not 0 <= event.level <= 4:
+        raise InvalidArgument("unknown packaging level", field="level")
+    record = _existing(packs, key)
+    status = _step(record, Action.COMMISSION)
+    batch_ref = record.batch_ref
+    if event.lot:
+        wanted = packs.batch_ref(record.product_ref, event.lot)
+        if batch_ref and batch_ref != wanted:
+            raise Refused("its pool was issued for another batch")
+        batch_ref = wanted
+    if not batch_ref:
+        raise Refused("no batch: give the lot it is packed from")
+    hold = packs.hold_status(batch_ref, record.product_ref)
+    if hold is not None:
+        raise Refused("its batch is recalled" if hold is Status.RECALLED
+                      else "its product is withdrawn")
+    holder, region = packs.party(event.party_id, "context.party_id") if event.party_id else (0, 0)
+    after = record.evolve(status=status, batch_ref=batch_ref, holder_ref=holder, region=region,
+                          level=event.level or record.level, updated_at_ms=packs.now_ms)
+    packs.put(key, record, after)
+    packs.commissioned(batch_ref, key)
+    return [key]
+
+
+def _void(packs: Packs, event: Event, key: bytes, result: Result) -> list[bytes]:
+    record = _existing(packs, key)
+    packs.put(key, record, record.evolve(status=_step(record, Action.VOID),
+                                         updated_at_ms=packs.now_ms))
+    packs.returned(record.pool_ref)
+    return [key]
+
+
+def _aggregate(packs: Packs, event: Event, key: bytes, result: Result) -> list[bytes]:
+    if event.parent is None:
+        raise Refused("aggregation needs a parent container")
+    parent_key = event.parent.key()
+    parent = packs.record(parent_key)
+    if parent is None:
+        raise Refused("parent container is not issued by this tenant")
+    parent_held = held(packs, parent)
+    if parent_held is not None:
+        raise Refused(f"parent container is {parent_held.name}")
+    if parent.status is not Status.ACTIVE:
+        raise Refused(f"parent container is {parent.status.name}, not ACTIVE")
+    if parent.in_transit:
+        raise Refused("parent container is in transit")
+    child = _existing(packs, key)
+    if key == parent_key:
+        raise Refused("a container cannot contain itself")
+    if child.status is not Status.ACTIVE:
+        raise Refused(f"is {child.status.name}, only ACTIVE packs can be aggregated")
+    if child.in_transit:
+        raise Refused("is in transit")
+    if child.level >= parent.level:
+        raise Refused(f"packaging level {child.level} cannot go into level {parent.level}")
+    if packs.parent(key) is not None:
+        raise Refused("already in a container: disaggregate it first")
+    ancestor = packs.parent(parent_key)
+    while ancestor is not None:
+        if ancestor == key:
+            raise Refused("the parent is inside this pack")
+        ancestor = packs.parent(ancestor)
+    packs.link(parent_key, key)
+    return [key]
+
+
+def _disaggregate(packs: Packs, event: Event, key: bytes, result: Result) -> list[bytes]:
+    if event.parent is None:
+        raise Refused("disaggregation needs the parent container")
+    _existing(packs, key)
+    if packs.parent(key) != event.parent.key():
+        raise Refused("not in that container")
+    packs.unlink(event.parent.key(), key)
+    return [key]
+
+
+def _top_level(packs: Packs, key: bytes, what: str) -> CodeRecord:
+    record = _existing(packs, key)
+    if packs.parent(key) is not None:
+        raise Refused(f"is inside a container: {what} the container, or disaggregate first")
+    return record
+
+
+def _ship(packs: Packs, event: Event, key: bytes, result: Result) -> list[bytes]:
+    record = _top_level(packs, key, "ship")
+    if record.status is not Status.ACTIVE:
+        raise Refused(f"is {record.status.name}, only ACTIVE packs can be shipped")
+    if record.in_transit:
+        raise Refused("is already in transit")
+    sender, _ = packs.party(event.party_id, "context.party_id") if event.party_id else (0, 0)
+    if not event.destination:
+        raise Refused("shipping needs a destination party")
+    destination, _ = packs.party(event.destination, "destination")
+    if sender and record.holder_ref and record.holder_ref != sender:
+        raise Refused(f"is held by {packs.party_id(record.holder_ref)}, not {event.party_id}")
+    if destination == record.holder_ref:
+        raise Refused("is already held by the destination")
+    moved = packs.tree(key)
+    for k, r in moved:
+        packs.put(k, r, r.evolve(flags=r.flags | FLAG_IN_TRANSIT, holder_ref=destination))
+    # Where a distributor bound to regions ships to is checked where the packs arrive.
+    shipper = sender or record.holder_ref
+    if shipper and packs.party_rule(shipper) is not None:
+        packs.shipped(key, shipper)
+    return [k for k, _ in moved]
+
+
+def _receive(packs: Packs, event: Event, key: bytes, result: Result) -> list[bytes]:
+    record = _top_level(packs, key, "receive")
+    if not record.in_transit:
+        raise Refused("is not in transit")
+    if not event.party_id:
+        raise Refused("receipt needs the receiving party")
+    receiver, region = packs.party(event.party_id, "context.party_id")
+    if receiver != record.holder_ref:
+        result.notes.append(
+            f"{Code.from_key(key).text()} was shipped to {packs.party_id(record.holder_ref)}"
+            f" but received by {event.party_id}")
+    moved = packs.tree(key)
+    for k, r in moved:
+        after = r.evolve(flags=r.flags & ~FLAG_IN_TRANSIT, holder_ref=receiver, region=region)
+        packs.put(k, r, after)
+        packs.flow(after, Flow.RECEIVED, event.when_ms)
+    shipper = packs.shipped_by(key)
+    if shipper:
+        packs.shipped(key, None)
+    if region:
+        _check_receipt(packs, event, key, record, [r for _, r in moved], shipper, region,
+                       result)
+    return [k for k, _ in moved]
+
+
+def _check_receipt(packs: Packs, event: Event, key: bytes, record: CodeRecord,
+                   records: list[CodeRecord], shipper: int, region: int, result: Result) -> None:
+    """Diversion (窜货): units received where their batch, or the distributor that shipped them,
+    may not sell. One alert per pack received and authorisation broken."""
+    units: dict[int, int] = {}
+    for r in records:
+        if r.level == UNIT and r.batch_ref:
+            units[r.batch_ref] = units.get(r.batch_ref, 0) + 1
+    for batch_ref, n in units.items():
+        batch, rule = packs.batch_rule(batch_ref)
+        if not rule.allows(region):
+            _divert(packs, event, key, ALERT_SOURCE_RECEIPT, n, batch, region, rule, result)
+    rule_of_shipper = packs.party_rule(shipper) if shipper else None
+    if rule_of_shipper is not None and not rule_of_shipper.allows(region):
+        batch_ref = record.batch_ref or next(iter(units), 0)
+        batch = packs.batch_rule(batch_ref)[0] if batch_ref else cpb.Batch()
+        _divert(packs, event, key, ALERT_SOURCE_RECEIPT, sum(units.values()), batch,
+                region, rule_of_shipper, result)
+
+
+def _divert(packs: Packs, event: Event, key: bytes, source: int, units: int,
+            batch: cpb.Batch, region: int, rule: RegionRule, result: Result) -> None:
+    raised = diversion(key, Code.from_key(key).text(), source=source, at_ms=event.when_ms,
+                       units=units, product=batch.product, lot=batch.lot, region=region,
+                       party_id=event.party_id, rule=rule, status=Status.ACTIVE)
+    if packs.raise_alert(raised) < MAX_DIVERSION_NOTES:
+        result.notes.append(f"DIVERSION: {raised.alert.detail}")
+
+
+def _decommission(packs: Packs, event: Event, key: bytes, result: Result) -> list[bytes]:
+    """A pack leaves the supply chain; a container takes all it holds with it. A pack taken from
+    inside a container (a unit sold from an opened case) leaves the container."""
+    if event.target not in DECOMMISSIONED:
+        raise InvalidArgument("must be a decommissioned status (dispensed, exported, sample, "
+                              "free sample, checked out, locked)", field="target")
+    record = _existing(packs, key)
+    if record.in_transit:
+        raise Refused("is in transit")
+    if record.status in DECOMMISSIONED:
+        raise Refused(f"already {record.status.name.lower().replace('_', ' ')}")
+    _step(record, Action.DECOMMISSION, event.target)
+    holder, region = (packs.party(event.party_id, "context.party_id") if event.party_id
+                      else (record.holder_ref, record.region))
+    parent = packs.parent(key)
+    if parent is not None:
+        packs.unlink(parent, key)
+    changed = [key]
+    dispensed: dict[int, int] = {}
+    # Every record of the pack and its contents is checked before any is changed, so a refused
+    # content leaves the whole pack as it was.
+    contents = [(k, _existing(packs, k)) for k in [key, *packs.descendants(key)]]
+    for k, r in contents:
+        if r.status is not Status.ACTIVE:
+            continue
+        after = r.evolve(status=_step(r, Action.DECOMMISSION, event.target), holder_ref=holder,
+                         region=region or r.region, updated_at_ms=packs.now_ms)
+        packs.put(k, r, after)
+        if k != key:
+            changed.append(k)
+        if after.status in DISPENSINGS:
+            packs.flow(after, Flow.SOLD, event.when_ms)
+            # A pack its holder received was checked then; one that reached the dispensing
+            # party without a receipt there is checked now.
+            if r.level == UNIT and r.batch_ref and holder != r.holder_ref:
+                dispensed[r.batch_ref] = dispensed.get(r.batch_ref, 0) + 1
+    if region:
+        for batch_ref, n in dispensed.items():
+            batch, rule = packs.batch_rule(batch_ref)
+            if not rule.allows(region):
+                _divert(packs, event, key, ALERT_SOURCE_DISPENSE, n, batch, region, rule,
+                        result)
+    return changed
+
+
+def _undo(packs: Packs, event: Event, key: bytes, result: Result) -> list[bytes]:
+    """EU FMD Art. 13: the decommissioning party, within 10 days (LOCKED: any time), a pack not
+    expired. A container's undo reverts what its decommissioning took with it."""
+    record = _existing(packs, key)
+    if record.status not in DECOMMISSIONED:
+        raise Refused(f"is {record.status.name}: only a decommissioning can be undone")
+    if not event.party_id:
+        raise Refused("undo needs the party that decommissioned the pack")
+    party, _ = packs.party(event.party_id, "context.party_id")
+    if party != record.holder_ref:
+        raise Refused("only the party that decommissioned it can undo it")
+    # Measured on the ledger's clock: when the decommissioning and the undo were recorded, not
+    # the event times a caller claims.
+    elapsed = packs.now_ms - record.updated_at_ms
+    if record.status is not Status.LOCKED and elapsed > UNDO_WINDOW_MS:
+        raise Refused("more than 10 days since it was decommissioned")
+    today = dt.datetime.fromtimestamp(packs.now_ms / 1000, dt.UTC).date()
+    expires = packs.expires_on(record.batch_ref)
+    if expires is not None and expires < today:
+        raise Refused("the pack has expired")
+    changed = []
+    for k in [key, *packs.descendants(key)] if record.level > 1 else [key]:
+        r = _existing(packs, k)
+        if r.status is not record.status or r.holder_ref != record.holder_ref:
+            continue
+        after = r.evolve(status=_step(r, Action.UNDO), updated_at_ms=packs.now_ms)
+        packs.put(k, r, after)
+        changed.append(k)
+        if r.status in (Status.DISPENSED, Status.FREE_SAMPLE):
+            packs.flow(after, Flow.RETURNED, event.when_ms)
+    return changed
+
+
+def _terminal(action: Action) -> Handler:
+    """Destroyed or stolen: a pack at the top level and all it contains."""
+
+    def handler(packs: Packs, event: Event, key: bytes, result: Result) -> list[bytes]:
+        record = _top_level(packs, key, action.value.replace("_", " "))
+        _step(record, action)
+        moved = [key, *packs.descendants(key)]
+        records: list[tuple[bytes, CodeRecord]] = []
+        for k in moved:
+            r = packs.record(k)
+            if r is None:
+                raise Refused("contains a code not issued by this tenant")
+            # Recalled or withdrawn contents stay as they are: nothing leaves those.
+            if r.status not in TERMINAL and held(packs, r) is None:
+                records.append((k, r))
+        for k, r in records:
+            packs.put(k, r, r.evolve(status=_step(r, action), updated_at_ms=packs.now_ms))
+        return moved
+
+    return handler
+
+
+#: The handler of each per-pack event kind: checks one code, updates it (and what it
+#: contains), or raises Refused.
+HANDLERS: dict[EventKind, Handler] = {
+    EventKind.COMMISSION: _commission,
+    EventKind.VOID: _void,
+    EventKind.AGGREGATE: _aggregate,
+    EventKind.DISAGGREGATE: _disaggregate,
+    EventKind.SHIP: _ship,
+    EventKind.RECEIVE: _receive,
+    EventKind.DECOMMISSION: _decommission,
+    EventKind.UNDO: _undo,
+    EventKind.DESTROY: _terminal(Action.DESTROY),
+    EventKind.REPORT_STOLEN: _terminal(Action.REPORT_STOLEN),
+}

@@ -1,0 +1,101 @@
+"""Who may call a tenant's ledger: API tokens, client-certificate bindings, and the signing keys
+its codes are minted and checked with."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pharmatrace.v1 import ledger_pb2 as lpb
+
+from tracecore.credentials import Principal, Role
+from tracecore.errors import InvalidArgument
+from tracecore.keys import SigningKey
+from tracecore.ledger.tenants import Tenant
+from tracecore.usecases.declare import ADMIN, REGULATOR, Scope, use_case
+from tracecore.usecases.writeside import WriteSide
+
+
+@dataclass(frozen=True, slots=True)
+class NewToken:
+    """A token's record and its text, shown this once."""
+
+    credential: lpb.CredentialRecord
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeyChange:
+    """The key a rotation, retirement or revocation changed, and the key now minting."""
+
+    changed: SigningKey
+    active_key_id: int
+
+
+def role(value: int) -> Role:
+    """A role by its number; InvalidArgument when there is none."""
+    try:
+        return Role(value)
+    except ValueError:
+        raise InvalidArgument("unknown role", field="role") from None
+
+
+@use_case(roles={ADMIN}, writes=True, scope=Scope.TENANT)
+async def create_token(side: WriteSide, caller: Principal, tenant: str, role_number: int,
+                       party_id: str, label: str, expires_at_ms: int) -> NewToken:
+    """A new API token for a role (and the party it acts for, if any)."""
+    access = side.data.get(tenant).access
+    record, token = await side.writer.run(access.create_token, role(role_number), party_id,
+                                          label, expires_at_ms, side.clock())
+    return NewToken(record, token)
+
+
+@use_case(roles={ADMIN}, writes=False, scope=Scope.TENANT)
+def list_tokens(side: WriteSide, caller: Principal, tenant: str) -> list[lpb.CredentialRecord]:
+    return side.data.get(tenant).access.credentials()
+
+
+@use_case(roles={ADMIN}, writes=True, scope=Scope.TENANT)
+async def revoke_token(side: WriteSide, caller: Principal, tenant: str, credential_id: str
+                       ) -> lpb.CredentialRecord:
+    access = side.data.get(tenant).access
+    return await side.writer.run(access.revoke, credential_id)
+
+
+@use_case(roles={ADMIN}, writes=True, scope=Scope.TENANT)
+async def bind_certificate(side: WriteSide, caller: Principal, tenant: str, certificate_cn: str,
+                           role_number: int, party_id: str, label: str) -> lpb.CredentialRecord:
+    """A client certificate's subject acts as a credential of the tenant."""
+    access = side.data.get(tenant).access
+    return await side.writer.run(access.bind_certificate, certificate_cn, role(role_number),
+                                 party_id, label, side.clock())
+
+
+@use_case(roles={ADMIN, REGULATOR}, writes=False, scope=Scope.TENANT)
+def list_keys(side: WriteSide, caller: Principal, tenant: str) -> list[SigningKey]:
+    return list(side.data.get(tenant).keys)
+
+
+@use_case(roles={ADMIN}, writes=True, scope=Scope.TENANT)
+async def rotate_key(side: WriteSide, caller: Principal, tenant: str) -> KeyChange:
+    """A new signing key mints from now on; the old one still verifies."""
+    found = side.data.get(tenant)
+    return await side.writer.run(_change_keys, side, found, lambda: found.keys.rotate())
+
+
+@use_case(roles={ADMIN}, writes=True, scope=Scope.TENANT)
+async def retire_key(side: WriteSide, caller: Principal, tenant: str, key_id: int) -> KeyChange:
+    found = side.data.get(tenant)
+    return await side.writer.run(_change_keys, side, found, lambda: found.keys.retire(key_id))
+
+
+@use_case(roles={ADMIN}, writes=True, scope=Scope.TENANT)
+async def revoke_key(side: WriteSide, caller: Principal, tenant: str, key_id: int) -> KeyChange:
+    found = side.data.get(tenant)
+    return await side.writer.run(_change_keys, side, found, lambda: found.keys.revoke(key_id))
+
+
+def _change_keys(side: WriteSide, tenant: Tenant, change: Callable[[], SigningKey]) -> KeyChange:
+    changed = change()
+    side.data.save_keys(tenant)
+    return KeyChange(changed, tenant.keys.active.key_id)

@@ -1,0 +1,308 @@
+"""A pack's life in the supply chain: commissioning, packing into containers, shipping,
+receiving, decommissioning and its undo, destruction, and partners' events captured or imported
+as EPCIS. Every event of a request is checked here, then applied by the group committer."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from pharmatrace.v1 import common_pb2 as cpb
+
+from tracecore import masterdata
+from tracecore.codes import Code, parse, parse_many
+from tracecore.credentials import Principal
+from tracecore.errors import InvalidArgument, ParseError, PermissionDenied
+from tracecore.events import Event, EventKind
+from tracecore.ledger import exchange, lifecycle
+from tracecore.lifecycle_rules import Failure
+from tracecore.status import Status
+from tracecore.usecases.declare import ADMIN, DISTRIBUTOR, LINE, PHARMACY, Scope, use_case
+from tracecore.usecases.writeside import WriteSide, who
+
+#: Codes one event may name.
+MAX_CODES = 100_000
+MAX_REASON = 500
+MAX_EVENT_ID = 256
+_EARLIEST_MS = 946_684_800_000  # 2000-01-01
+_DAY_MS = 86_400_000
+_TZ = re.compile(r"[+-](?:0\d|1[0-4]):[0-5]\d")
+
+
+@dataclass(frozen=True, slots=True)
+class EventContext:
+    """When, where and by whom an event happened, as the caller states it (all optional)."""
+
+    party_id: str = ""
+    when_ms: int = 0
+    tz_offset: str = ""
+    event_id: str = ""
+    best_effort: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class EventInput:
+    """One event of a captured stream; ``kind`` is the event kind's name ("" when unknown)."""
+
+    kind: str
+    codes: Sequence[str]
+    context: EventContext = EventContext()
+    parent: str = ""
+    lot: str = ""
+    level: int = 0
+    destination: str = ""
+    target: int = 0
+    reason: str = ""
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What a request did: applied or not, its events' sequence numbers, codes changed,
+    events already recorded, codes refused (and why), and notes worth knowing."""
+
+    applied: bool = True
+    event_seqs: list[int] = field(default_factory=list)
+    changed: int = 0
+    duplicates: int = 0
+    failures: list[Failure] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    events: int = 0
+
+
+_WRITERS = {ADMIN, LINE, DISTRIBUTOR}
+_HOLDERS = {ADMIN, DISTRIBUTOR, PHARMACY}
+
+
+@use_case(roles={ADMIN, LINE}, writes=True, scope=Scope.PARTY)
+async def commission(side: WriteSide, caller: Principal, tenant: str, codes: Sequence[str],
+                     context: EventContext, *, lot: str = "", level: int = 0) -> Outcome:
+    """Issued codes become packs on the market, bound to a batch."""
+    if level and level not in cpb.PackagingLevel.values():
+        raise InvalidArgument("unknown packaging level", field="level")
+    return await _one(side, caller, tenant, context, EventKind.COMMISSION, codes, lot=lot,
+                      level=level)
+
+
+@use_case(roles=_WRITERS, writes=True, scope=Scope.PARTY)
+async def aggregate(side: WriteSide, caller: Principal, tenant: str, parent: str,
+                    children: Sequence[str], context: EventContext) -> Outcome:
+    """Packs go into a container."""
+    return await _one(side, caller, tenant, context, EventKind.AGGREGATE, children,
+                      parent=_code(parent, "parent"))
+
+
+@use_case(roles=_WRITERS, writes=True, scope=Scope.PARTY)
+async def disaggregate(side: WriteSide, caller: Principal, tenant: str, parent: str,
+                       children: Sequence[str], context: EventContext) -> Outcome:
+    """Packs come out of a container; none named: all it holds."""
+    return await _one(side, caller, tenant, context, EventKind.DISAGGREGATE, children,
+                      parent=_code(parent, "parent"), allow_empty=True)
+
+
+@use_case(roles=_WRITERS, writes=True, scope=Scope.PARTY)
+async def ship(side: WriteSide, caller: Principal, tenant: str, codes: Sequence[str],
+               destination: str, context: EventContext) -> Outcome:
+    """Packs the sender holds leave for another party, with all they contain."""
+    masterdata.party_id(destination, "destination")
+    return await _one(side, caller, tenant, context, EventKind.SHIP, codes,
+                      destination=destination)
+
+
+@use_case(roles={ADMIN, LINE, DISTRIBUTOR, PHARMACY}, writes=True, scope=Scope.PARTY)
+async def receive(side: WriteSide, caller: Principal, tenant: str, codes: Sequence[str],
+                  context: EventContext) -> Outcome:
+    """Packs in transit arrive at the receiving party (a pharmacy takes delivery of the packs
+    it dispenses: a pack in transit cannot be dispensed)."""
+    if not acting_party(caller, context.party_id):
+        raise InvalidArgument("is required: the receiving party", field="context.party_id")
+    return await _one(side, caller, tenant, context, EventKind.RECEIVE, codes)
+
+
+@use_case(roles=_HOLDERS, writes=True, scope=Scope.PARTY)
+async def decommission(side: WriteSide, caller: Principal, tenant: str, codes: Sequence[str],
+                       target: int, reason: str, context: EventContext) -> Outcome:
+    """Packs leave the supply chain: dispensed, exported, samples, checked out or locked."""
+    return await _one(side, caller, tenant, context, EventKind.DECOMMISSION, codes,
+                      target=_target(target), reason=_reason(reason))
+
+
+@use_case(roles=_HOLDERS, writes=True, scope=Scope.PARTY)
+async def undo(side: WriteSide, caller: Principal, tenant: str, codes: Sequence[str],
+               context: EventContext) -> Outcome:
+    """A decommissioning reverted by the party that made it (EU FMD Art. 13)."""
+    if not acting_party(caller, context.party_id):
+        raise InvalidArgument("is required: the party that decommissioned the packs",
+                              field="context.party_id")
+    return await _one(side, caller, tenant, context, EventKind.UNDO, codes)
+
+
+@use_case(roles=_HOLDERS, writes=True, scope=Scope.PARTY)
+async def destroy(side: WriteSide, caller: Principal, tenant: str, codes: Sequence[str],
+                  stolen: bool, reason: str, context: EventContext) -> Outcome:
+    """Packs destroyed, or reported stolen, with all they contain."""
+    kind = EventKind.REPORT_STOLEN if stolen else EventKind.DESTROY
+    return await _one(side, caller, tenant, context, kind, codes, reason=_reason(reason))
+
+
+@use_case(roles=_WRITERS, writes=True, scope=Scope.PARTY)
+async def capture_events(side: WriteSide, caller: Principal, tenant: str,
+                         events: Sequence[EventInput], best_effort: bool) -> Outcome:
+    """Many events of any kinds, applied in order as one request."""
+    checked: list[Event] = []
+    failures: list[Failure] = []
+    for index, given in enumerate(events):
+        event, bad = _event(caller, given, index, f"events[{index}]", side.clock())
+        failures.extend(bad)
+        checked.append(event)
+    found = side.data.get(tenant)
+    if failures and not best_effort:
+        return Outcome(applied=False, failures=failures, events=len(events))
+    result = await side.committer.submit(
+        found.name, lifecycle.Request(checked, best_effort, who(caller)))
+    outcome = _outcome(result, failures)
+    outcome.events = len(events)
+    return outcome
+
+
+@use_case(roles=_WRITERS, writes=True, scope=Scope.TENANT)
+async def import_epcis(side: WriteSide, caller: Principal, tenant: str, document: str,
+                       best_effort: bool) -> Outcome:
+    """A partner's EPCIS 2.0 document, its events applied as one request."""
+    found = side.data.get(tenant)
+    events = exchange.import_events(found.ledger, document)
+    result = await side.committer.submit(
+        found.name, lifecycle.Request(events, best_effort, who(caller)))
+    outcome = _outcome(result, [])
+    if events and result.duplicates == len(events):
+        outcome.notes.append("every event of this document was recorded before: nothing changed")
+    outcome.events = len(events)
+    return outcome
+
+
+async def _one(side: WriteSide, caller: Principal, tenant: str, context: EventContext,
+               kind: EventKind, texts: Sequence[str], *, parent: Code | None = None,
+               lot: str = "", level: int = 0, destination: str = "",
+               target: Status | None = None, reason: str = "",
+               allow_empty: bool = False) -> Outcome:
+    found = side.data.get(tenant)
+    codes, bad = _codes(texts, 0, "codes", allow_empty=allow_empty)
+    if bad and not context.best_effort:
+        return Outcome(applied=False, failures=bad)
+    event = Event(kind, tuple(codes), event_time(context.when_ms, side.clock()),
+                  tz_offset(context.tz_offset), party_id=acting_party(caller, context.party_id),
+                  parent=parent, lot=lot, level=level, destination=destination, target=target,
+                  reason=reason, event_id=_event_id(context.event_id))
+    result = await side.committer.submit(
+        found.name,
+        lifecycle.Request([event] if codes or allow_empty else [], context.best_effort,
+                          who(caller)))
+    return _outcome(result, bad)
+
+
+def _outcome(result: lifecycle.Result, failures: list[Failure]) -> Outcome:
+    if result.error is not None:
+        raise result.error
+    return Outcome(result.applied, result.seqs, result.changed, result.duplicates,
+                   failures + result.failures, result.notes)
+
+
+def _codes(texts: Sequence[str], event: int, field: str, *, allow_empty: bool = False
+           ) -> tuple[list[Code], list[Failure]]:
+    if not texts and not allow_empty:
+        raise InvalidArgument("at least one code is required", field=field)
+    if len(texts) > MAX_CODES:
+        raise InvalidArgument(f"at most {MAX_CODES:,} codes", field=field)
+    codes: list[Code] = []
+    bad: list[Failure] = []
+    for text, scan in zip(texts, parse_many(texts), strict=True):
+        if isinstance(scan, ParseError):
+            bad.append(Failure(event, text[:200], scan.reason))
+        else:
+            codes.append(scan.code)
+    return codes, bad
+
+
+def _event(caller: Principal, e: EventInput, index: int, field: str, now: int
+           ) -> tuple[Event, list[Failure]]:
+    kind = EventKind.__members__.get(e.kind)
+    if kind is None:
+        raise InvalidArgument("unknown event kind", field=f"{field}.kind")
+    if kind in (EventKind.RECALL, EventKind.WITHDRAW):
+        raise InvalidArgument("recalls and withdrawals are RecallBatch and WithdrawProduct",
+                              field=f"{field}.kind")
+    codes, bad = _codes(e.codes, index, f"{field}.codes",
+                        allow_empty=kind is EventKind.DISAGGREGATE)
+    parent = _code(e.parent, f"{field}.parent") if e.parent else None
+    if kind in (EventKind.AGGREGATE, EventKind.DISAGGREGATE) and parent is None:
+        raise InvalidArgument("is required for aggregation", field=f"{field}.parent")
+    if kind is EventKind.SHIP:
+        masterdata.party_id(e.destination, f"{field}.destination")
+    if e.level not in cpb.PackagingLevel.values():
+        raise InvalidArgument("unknown packaging level", field=f"{field}.level")
+    event = Event(
+        kind, tuple(codes), event_time(e.context.when_ms, now), tz_offset(e.context.tz_offset),
+        party_id=acting_party(caller, e.context.party_id), parent=parent, lot=e.lot, level=e.level,
+        destination=e.destination,
+        target=_target(e.target) if kind is EventKind.DECOMMISSION else None,
+        reason=_reason(e.reason), event_id=_event_id(e.context.event_id),
+    )
+    return event, bad
+
+
+def _code(text: str, field: str) -> Code:
+    if not text:
+        raise InvalidArgument("is required", field=field)
+    try:
+        return parse(text).code
+    except ParseError as exc:
+        raise InvalidArgument(exc.reason, field=field) from exc
+
+
+def _target(value: int) -> Status:
+    try:
+        return Status(value)
+    except ValueError:
+        raise InvalidArgument("unknown status", field="target") from None
+
+
+def event_time(when_ms: int, now: int) -> int:
+    """The event time: ``now`` when not given; not before 2000, not more than a day ahead."""
+    if not when_ms:
+        return now
+    if not _EARLIEST_MS <= when_ms <= now + _DAY_MS:
+        raise InvalidArgument("must be epoch milliseconds between 2000 and tomorrow",
+                              field="context.when_ms")
+    return when_ms
+
+
+def tz_offset(text: str) -> str:
+    """A time-zone offset like +08:00; +00:00 when not given."""
+    if not text:
+        return "+00:00"
+    if not _TZ.fullmatch(text):
+        raise InvalidArgument("must be a time-zone offset like +08:00", field="context.tz_offset")
+    return text
+
+
+def acting_party(caller: Principal, party_id: str) -> str:
+    """The party an event names as acting ("" when none). A credential bound to a party acts
+    only as that party: its events name it, or nobody and then they are its."""
+    if caller.party_id:
+        if party_id and party_id != caller.party_id:
+            raise PermissionDenied(f"this credential acts for party {caller.party_id}",
+                                   field="context.party_id")
+        return caller.party_id
+    return masterdata.party_id(party_id, "context.party_id") if party_id else ""
+
+
+def _reason(text: str) -> str:
+    if len(text) > MAX_REASON:
+        raise InvalidArgument(f"at most {MAX_REASON} characters", field="reason")
+    return text
+
+
+def _event_id(text: str) -> str:
+    if len(text) > MAX_EVENT_ID:
+        raise InvalidArgument(f"at most {MAX_EVENT_ID} characters", field="context.event_id")
+    return text

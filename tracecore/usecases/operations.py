@@ -1,0 +1,76 @@
+"""Running the platform: tenants created and listed, taken offline and back, and the size a
+tenant's ledger may grow to. The operator's work, across tenants."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from tracecore.credentials import Principal, Role
+from tracecore.errors import InvalidArgument
+from tracecore.usecases.declare import OPERATOR, Scope, use_case
+from tracecore.usecases.writeside import WriteSide
+
+#: How long taking a tenant offline waits for the other processes to close its files.
+RELEASE_WAIT_S = 5.0
+MAX_NAME = 200
+
+
+@dataclass(frozen=True, slots=True)
+class NewTenant:
+    tenant: str
+    active_key_id: int
+    admin_token: str
+    """The first admin token of the tenant, shown this once."""
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerLimit:
+    map_size: int
+    max_map_size: int
+    used_bytes: int
+
+
+@use_case(roles={OPERATOR}, writes=True, scope=Scope.PLATFORM)
+async def create_tenant(side: WriteSide, caller: Principal, tenant: str, name: str
+                        ) -> NewTenant:
+    """A new tenant with its own ledger and signing key, and its first admin token."""
+    if len(name) > MAX_NAME:
+        raise InvalidArgument(f"at most {MAX_NAME} characters", field="name")
+    created = await side.writer.run(side.data.create, tenant, name, side.clock())
+    _, token = await side.writer.run(created.access.create_token, Role.ADMIN, "",
+                                     "created with the tenant", 0, side.clock())
+    return NewTenant(created.name, created.keys.active.key_id, token)
+
+
+@use_case(roles={OPERATOR}, writes=False, scope=Scope.PLATFORM)
+def list_tenants(side: WriteSide, caller: Principal) -> list[str]:
+    return side.data.names()
+
+
+@use_case(roles={OPERATOR}, writes=True, scope=Scope.PLATFORM)
+async def set_tenant_online(side: WriteSide, caller: Principal, tenant: str, online: bool,
+                            reason: str) -> bool:
+    """Takes a tenant offline (or back); True once every process has closed an offline
+    tenant's files, False when some had not within ``RELEASE_WAIT_S``."""
+    # On the writer thread: the tenant's writes in progress end before its files close.
+    await side.writer.run(side.data.set_online, tenant, online, reason)
+    return online or await _released(side, tenant)
+
+
+@use_case(roles={OPERATOR}, writes=True, scope=Scope.PLATFORM)
+async def set_ledger_limit(side: WriteSide, caller: Principal, tenant: str, max_map_size: int
+                           ) -> LedgerLimit:
+    """The size a tenant's ledger may grow to."""
+    return LedgerLimit(*await side.writer.run(side.data.set_ledger_limit, tenant, max_map_size))
+
+
+async def _released(side: WriteSide, tenant: str) -> bool:
+    """Waits (a little) for the verification workers to close the tenant's files."""
+    deadline = time.monotonic() + RELEASE_WAIT_S
+    while not await asyncio.to_thread(side.data.released, tenant):
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True

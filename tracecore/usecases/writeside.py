@@ -1,0 +1,60 @@
+"""What the writing use cases work with: the data directory, its one writer thread, the group
+committer of lifecycle requests, and the clock. Built once when the service starts; tests build
+their own with a fixed clock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tracecore.clock import now_ms
+from tracecore.credentials import Principal
+from tracecore.ledger import alerts, lifecycle
+from tracecore.ledger.tenants import DataDir
+from tracecore.usecases.writer import Batcher, Writer
+
+
+class GroupCommitter(Batcher[str, lifecycle.Request, lifecycle.Result]):
+    """Lifecycle requests of one tenant that arrive while the writer is busy are applied in
+    its next transaction: many requests, one commit, one fsync. The alerts they raise are
+    stored once that transaction is durable, before any of them is answered."""
+
+    def __init__(self, writer: Writer, data: DataDir, clock: Callable[[], int]) -> None:
+        super().__init__(writer, self._apply)
+        self._data = data
+        self._clock = clock
+
+    def _apply(self, tenant_name: str, requests: list[lifecycle.Request]
+               ) -> list[lifecycle.Result]:
+        tenant = self._data.get(tenant_name)
+        results = lifecycle.apply(tenant.ledger, requests, self._clock())
+        raised = [a for result in results if result.applied for a in result.alerts]
+        if raised:
+            alerts.book(tenant.path, tenant.name).append(raised)
+        return results
+
+
+@dataclass
+class WriteSide:
+    """The storage, writer thread and clock every writing use case is given."""
+
+    data: DataDir
+    writer: Writer
+    committer: GroupCommitter
+    clock: Callable[[], int] = now_ms
+
+    @classmethod
+    def open(cls, data: DataDir, clock: Callable[[], int] = now_ms) -> WriteSide:
+        writer = Writer()
+        return cls(data, writer, GroupCommitter(writer, data, clock), clock)
+
+    def close(self) -> None:
+        """Waits for the writes in progress, then stops the writer thread."""
+        self.writer.close()
+
+
+def who(caller: Principal | None) -> str:
+    """'credential/role' of a caller, as event records name who did it ("" when unknown)."""
+    if caller is None:
+        return ""
+    return f"{caller.credential_id or 'anonymous'}/{caller.role.name.lower()}"
