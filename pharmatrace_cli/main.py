@@ -779,6 +779,7 @@ def _parser() -> argparse.ArgumentParser:
 
     oversight.register(commands)
     ops.register(commands)
+    __import__("pharmatrace_cli.regions", fromlist=["register"]).register(commands)
     return parser
 
 

@@ -58,12 +58,15 @@ def test_authorised_regions_are_prefixes(region: int, prefixes: list[str],
 
 def test_travel_compares_distance_with_the_time_between_scans() -> None:
     """Beijing-Guangzhou is about 1,890 km: impossible in an hour at 1,000 km/h, possible in
-    two; within one province always possible."""
+    two; Guangzhou-Shenzhen (about 90 km) impossible in a minute; neighbouring districts always
+    possible."""
     travel = Travel(1000.0)
     assert 1850 < travel.distance_km(110105, 440106) < 1950
     assert travel.impossible(110105, 0, 440106, HOUR_MS)
     assert not travel.impossible(110105, 0, 440106, 2 * HOUR_MS)
-    assert not travel.impossible(440106, 0, 440305, 0)
+    assert travel.impossible(440106, 0, 440305, 60_000)
+    assert not travel.impossible(440106, 0, 440305, HOUR_MS)
+    assert not travel.impossible(440305, 0, 440304, 0)   # Nanshan and Futian, Shenzhen
     assert travel.impossible(110105, 5 * HOUR_MS, 440106, 0)    # out of order: no time at all
 
 
