@@ -456,6 +456,27 @@ def test_the_report_command_prints_a_table_and_writes_a_self_contained_page(
     assert "src=" not in text and "<link" not in text and "<script" not in text
 
 
+def test_the_report_page_maps_the_chosen_figure(chain: _Chain, servers: Servers,
+                                                tmp_path: Path) -> None:
+    """`report region --html` draws China's provinces shaded by stock with each value in text;
+    with `--region 44 --level county --map sold` it draws Guangdong's counties by sales."""
+    _story(chain)
+    page = tmp_path / "china.html"
+    assert _cli(servers, chain.tenant, "report", "region", "--html", str(page)) == 0
+    text = page.read_text(encoding="utf-8")
+    assert "Stock by province, China, all products" in text
+    assert text.count("<path") >= 34                      # every province drawn
+    assert ">广东 17</text>" in text and ">湖南 9</text>" in text
+    assert "<title>新疆维吾尔自治区 Xinjiang: 0</title>" in text   # no stock there, hatched
+    page = tmp_path / "guangdong.html"
+    assert _cli(servers, chain.tenant, "report", "region", "--region", "44", "--level",
+                "county", "--map", "sold", "--html", str(page)) == 0
+    text = page.read_text(encoding="utf-8")
+    assert "Sold by county, 广东省 Guangdong, all products" in text
+    assert ">天河区 3</text>" in text
+    assert "<title>南山区 Nanshan Qu: 0</title>" in text and "湖南" not in text.split("<svg")[1]
+
+
 def test_the_locate_command_prints_the_picture(chain: _Chain, servers: Servers,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     """`pharmatrace locate` prints the totals, one line per holder and per province."""
