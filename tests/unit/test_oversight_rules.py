@@ -124,7 +124,8 @@ def test_clone_thresholds_come_from_the_environment() -> None:
 
 
 def test_the_report_page_is_self_contained_and_escapes_what_it_shows() -> None:
-    """One HTML page with an inline SVG bar per figure, names escaped, nothing fetched."""
+    """One HTML page with an inline SVG map and an inline SVG bar per figure, names escaped,
+    nothing fetched."""
     report = tpb.RegionReportResponse(
         start="2026-03-01", end="2026-03-31", level=tpb.REGION_LEVEL_CITY,
         rows=[tpb.RegionRow(product="A", product_name="<b>Amox</b>", region="4403",
@@ -132,7 +133,8 @@ def test_the_report_page_is_self_contained_and_escapes_what_it_shows() -> None:
               tpb.RegionRow(product="A", product_name="<b>Amox</b>", region="4301",
                             region_name="湖南省 Hunan / 4301", stock=5, received=7)])
     page = region_page.render(report, "acme")
-    assert page.count("<svg") == 1 and "<title>Stock: 120</title>" in page
+    assert page.count("<svg") == 2 and "<title>Stock: 120</title>" in page
+    assert "<title>广东省 Guangdong: 120</title>" in page
     assert "&lt;b&gt;Amox&lt;/b&gt;" in page and "<b>Amox" not in page
     assert "<td>125</td>" in page           # stock total
     assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
