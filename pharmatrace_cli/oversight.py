@@ -13,7 +13,7 @@ from typing import Any
 
 from pharmatrace_cli.main import EXIT_OK, CliError, add_command, endpoints
 
-_ALERT_KINDS = {"diversion": 10, "clone": 11}
+_ALERT_KINDS = {"diversion": 10, "clone": 11, "access": 12}
 _LEVELS = ("province", "city", "county")
 
 

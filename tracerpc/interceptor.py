@@ -3,6 +3,7 @@ status codes, audits writes and counts every RPC."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -12,7 +13,7 @@ import grpc
 from google.protobuf.message import Message
 
 from tracecore.credentials import Principal
-from tracecore.errors import InvalidArgument, TraceError
+from tracecore.errors import InvalidArgument, PermissionDenied, TraceError, Unauthenticated
 from tracerpc.authz import CALLER, Authorizer, error_metadata
 from tracerpc.metrics import Metrics
 
@@ -62,6 +63,8 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         latency = self._metrics.latency.labels(name)
         requests = self._metrics.requests
         rate_limited = self._metrics.rate_limited
+        refusals = self._metrics.refusals
+        slowed = self._metrics.slowed
         authorizer = self._authorizer
         counted: dict[str, Any] = {}
 
@@ -72,10 +75,18 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 child = counted[code.name] = requests.labels(name, code.name)
             child.inc()
 
+        async def hold(context: grpc.aio.ServicerContext[Any, Any]) -> None:
+            """Holds a call from an address slowed down after a burst of refusals."""
+            delay = authorizer.delay_ms(context) if authorizer is not None else 0
+            if delay:
+                slowed.inc()
+                await asyncio.sleep(delay / 1000)
+
         async def finish(context: grpc.aio.ServicerContext[Any, Any], started: float,
                          principal: Principal | None, request: Message | None,
-                         exc: BaseException | None) -> None:
-            """Counts, audits, and turns an exception into the call's status."""
+                         exc: BaseException | None, at_door: bool = False) -> None:
+            """Counts, audits, and turns an exception into the call's status; ``at_door``: the
+            exception came from authentication or authorisation, before the handler ran."""
             if exc is None or isinstance(exc, grpc.aio.AbortError):
                 code = context.code()
                 code = code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.OK
@@ -85,6 +96,10 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 if exc is not None:
                     raise exc
                 return
+            if (at_door and authorizer is not None
+                    and isinstance(exc, (Unauthenticated, PermissionDenied))):
+                refusal = await authorizer.refused(method, principal, request, context, exc)
+                refusals.labels(refusal.reason.value).inc()
             if isinstance(exc, TraceError):
                 code, message = status_of(exc), _bounded(str(exc))
                 trailing = error_metadata(exc)
@@ -121,6 +136,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 self.context = context
                 self.principal: Principal | None = None
                 self.first: Message | None = None
+                self.admitted = False
 
             def __aiter__(self) -> _Guarded:
                 return self
@@ -136,6 +152,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                     self.first = message
                     self.principal = authenticate(message, self.context)
                     authorize(message, self.principal)
+                    self.admitted = True
                 elif message is _UNDECODABLE:
                     raise InvalidArgument(f"is not a valid {name} request message", field="request")
                 elif authorizer is not None:
@@ -152,10 +169,13 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 principal: Principal | None = None
                 guarded = _Guarded(request, context) if client_streams else None
                 response = None
+                admitted = False
                 try:
+                    await hold(context)
                     if guarded is None:
                         principal = authenticate(request, context)
                         authorize(request, principal)
+                        admitted = True
                         response = await inner(request, context)
                     else:
                         response = await inner(guarded, context)
@@ -163,7 +183,8 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                     if not isinstance(exc, Exception):
                         raise
                     await finish(context, started, _principal(principal, guarded),
-                                 _first(request, guarded), exc)
+                                 _first(request, guarded), exc,
+                                 at_door=not (guarded.admitted if guarded else admitted))
                     return None
                 await finish(context, started, _principal(principal, guarded),
                              _first(request, guarded), None)
@@ -181,15 +202,19 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             started = time.perf_counter()
             principal: Principal | None = None
             guarded = _Guarded(request, context) if client_streams else None
+            admitted = False
             try:
+                await hold(context)
                 if guarded is None:
                     principal = authenticate(request, context)
                     authorize(request, principal)
+                    admitted = True
                 async for response in inner_stream(guarded or request, context):
                     yield response
             except Exception as exc:
                 await finish(context, started, _principal(principal, guarded),
-                             _first(request, guarded), exc)
+                             _first(request, guarded), exc,
+                             at_door=not (guarded.admitted if guarded else admitted))
                 return
             await finish(context, started, _principal(principal, guarded),
                          _first(request, guarded), None)

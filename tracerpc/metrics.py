@@ -34,6 +34,14 @@ class Metrics:
             "pharmatrace_rate_limited", "Requests refused by the public rate limit.",
             registry=target,
         )
+        self.refusals = Counter(
+            "pharmatrace_refusals", "Calls refused by authentication or authorisation, by "
+            "reason (tracecore.refusals.Reason).", ["reason"], registry=target,
+        )
+        self.slowed = Counter(
+            "pharmatrace_slowed_calls", "Calls held back because their address had a burst of "
+            "refusals.", registry=target,
+        )
         self.ledger_bytes = Gauge(
             "pharmatrace_ledger_bytes", "Bytes in use by a tenant's ledger.", ["tenant"],
             multiprocess_mode="max", registry=target,
