@@ -31,7 +31,7 @@ from tracecore.errors import (
 from tracecore.ledger import alerts, security_log
 from tracecore.ledger.tenants import DataDir
 from tracecore.oversight import Raised
-from tracecore.refusals import Burst, BurstPolicy, Refusal, RefusalWatch, reason_of
+from tracecore.refusals import Burst, BurstPolicy, Reason, Refusal, RefusalWatch, reason_of
 from tracecore.usecases.declare import Scope, UseCase, declaration
 from tracerpc.certs import peer_identity
 
@@ -236,8 +236,8 @@ class Authorizer:
         await asyncio.to_thread(security_log.append, self.data.root, refusal, known)
         security.warning("%s (tenant %r)", refusal.describe(), tenant)
         # An authenticated caller's refused write is audited by ``record`` already.
-        if known and self.audit is not None and not (principal is not None
-                                                     and method in WRITES):
+        if (known and self.audit is not None and not (principal is not None and method in WRITES)
+                and await asyncio.to_thread(self._vouched, refusal, principal)):
             entry = lpb.AuditRecord(
                 at_ms=refusal.at_ms, credential_id=credential[:64],
                 role=int(principal.role) if principal is not None else 0,  # type: ignore[arg-type]
@@ -272,6 +272,21 @@ class Authorizer:
             return parsed.tenant, f"token {parsed.credential_id}"
         cn = peer_identity(context.auth_context() or {})
         return named, f"certificate {cn[:200]}" if cn else ""
+
+    def _vouched(self, refusal: Refusal, principal: Principal | None) -> bool:
+        """Whether the tenant's own records vouch for the caller's claim, so that the refusal
+        belongs in its trail: a valid credential, a revoked or expired one of the tenant, a
+        wrong secret for one of its tokens, a certificate our client CA signed. Anyone can
+        name a tenant or make up a token: those stay in the security log, or strangers could
+        fill a tenant's trail."""
+        if principal is not None or refusal.reason in (Reason.REVOKED, Reason.EXPIRED,
+                                                       Reason.UNBOUND_CERTIFICATE):
+            return True
+        if refusal.reason is not Reason.UNKNOWN_TOKEN or refusal.tenant == OPERATOR:
+            return False
+        credential_id = refusal.credential.removeprefix("token ")
+        return any(c.credential_id == credential_id
+                   for c in self.data.get(refusal.tenant).access.credentials())
 
     def _exists(self, tenant: str) -> bool:
         if tenant == OPERATOR:

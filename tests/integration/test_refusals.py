@@ -166,10 +166,15 @@ def test_each_refused_call_is_in_the_tenants_trail_without_its_secret(door: Door
 
 def test_a_refusal_naming_no_known_tenant_is_in_the_security_log(door: Door) -> None:
     """No credential, for a tenant that does not exist: the server's security log has it,
-    with the address, the method and the tenant it named; the verification workers write
-    theirs there too."""
+    with the address, the method and the tenant it named; so has a made-up token of a real
+    tenant, kept out of that tenant's trail; the verification workers write theirs there too."""
+    trail = len(door.audit())
     outcome = invoke(door.issue, LIST_PRODUCTS, apb.ListProductsRequest(tenant=GHOST))
     assert outcome.code is UNAUTHENTICATED
+    outcome = invoke(door.issue, LIST_PRODUCTS, apb.ListProductsRequest(tenant=door.tenant),
+                     metadata=bearer("pt1.r1.0123456789ab." + FAKE_SECRET))
+    assert outcome.code is UNAUTHENTICATED
+    assert len(door.audit()) == trail
     outcome = invoke(door.verify, VERIFY, vpb.VerifyRequest(tenant=door.tenant, code="x"),
                      metadata=bearer("pt1.r1.0123456789ab." + FAKE_SECRET))
     assert outcome.code is UNAUTHENTICATED
