@@ -44,7 +44,7 @@ _SUFFIXES = ("特别行政区", "自治区", "自治州", "自治县", "自治�
              "省", "市", "区", "县", "旗", "盟")
 #: Changes since this year are mapped; earlier GB/T 2260 lists were renumbered wholesale.
 _FIRST_CHANGE_YEAR = 2000
-_TOLERANCE = {"province": 0.04, "city": 0.02, "district": 0.02}  # degrees, before quantising
+_TOLERANCE = {"province": 0.04, "city": 0.01, "district": 0.008}  # degrees, before quantising
 _QUANTUM = 100  # coordinates kept to 0.01 degree, about a kilometre
 _DEFAULT_OUT = Path(__file__).resolve().parent.parent / "tracecore" / "regions_data"
 
