@@ -21,6 +21,7 @@ from pharmatrace_cli import (
     ops,
     oversight,
     printing,
+    regions,
     serve,
     verify,
 )
@@ -81,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     oversight.register(commands)
     ops.register(commands)
     printing.register(commands)
+    regions.register(commands)
     return parser
 
 

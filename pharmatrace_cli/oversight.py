@@ -13,7 +13,7 @@ from typing import Any
 
 from pharmatrace_cli.command import EXIT_OK, CliError, add_command, endpoints
 
-_ALERT_KINDS = {"diversion": 10, "clone": 11}
+_ALERT_KINDS = {"diversion": 10, "clone": 11, "access": 12}
 _LEVELS = ("province", "city", "county")
 
 
@@ -76,6 +76,8 @@ def register(commands: Any) -> None:
     region.add_argument("--level", choices=_LEVELS, default="province")
     region.add_argument("--region", help="only this GB/T 2260 prefix")
     region.add_argument("--html", metavar="FILE", help="also write the report as a web page")
+    region.add_argument("--map", default="stock", choices=("stock", "sold", "received",
+                        "returned", "recalled"), help="the figure the page's map shades")
     _json_option(region)
 
 
@@ -281,7 +283,8 @@ def _report_region(args: argparse.Namespace) -> int:
     if args.html:
         path = Path(args.html)
         part = path.with_name(path.name + ".part")
-        part.write_text(region_page.render(response, args.tenant), encoding="utf-8")
+        page = region_page.render(response, args.tenant, args.region or "", args.map)
+        part.write_text(page, encoding="utf-8")
         part.replace(path)
     if args.json:
         return _print_json(response)

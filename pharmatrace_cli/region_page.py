@@ -1,5 +1,6 @@
-"""The regional report as one self-contained HTML page: a bar chart per product (inline SVG) and
-the table under it. No scripts, fonts or images from elsewhere: it opens from a mail attachment."""
+"""The regional report as one self-contained HTML page: a map of one figure over all products,
+then a bar chart per product (inline SVG) and the table under it. No scripts, fonts or images
+from elsewhere: it opens from a mail attachment and prints."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ from dataclasses import dataclass
 
 from pharmatrace.v1 import trace_pb2 as pb
 
+from pharmatrace_cli import region_map
+from tracecore import regions
+
 #: What each bar shows, its label and colour (colour-blind safe: Okabe-Ito).
 SERIES = (
     ("stock", "Stock", "#0072B2"),
@@ -17,6 +21,8 @@ SERIES = (
     ("returned", "Returned", "#CC79A7"),
     ("recalled", "Recalled", "#D55E00"),
 )
+_DIGITS = {pb.REGION_LEVEL_UNSPECIFIED: 2, pb.REGION_LEVEL_PROVINCE: 2, pb.REGION_LEVEL_CITY: 4,
+           pb.REGION_LEVEL_COUNTY: 6}
 _BAR = 12
 _GAP = 10
 _LABEL = 220
@@ -30,8 +36,10 @@ class _Product:
     rows: list[pb.RegionRow]
 
 
-def render(report: pb.RegionReportResponse, tenant: str) -> str:
-    """The page for one RegionReport answer."""
+def render(report: pb.RegionReportResponse, tenant: str, region: str = "",
+           figure: str = "stock") -> str:
+    """The page for one RegionReport answer (asked for ``region``, "" for all), its map shaded
+    by ``figure`` (one of SERIES)."""
     level = pb.RegionLevel.Name(report.level).removeprefix("REGION_LEVEL_").lower()
     products: dict[str, _Product] = {}
     for row in report.rows:
@@ -40,6 +48,7 @@ def render(report: pb.RegionReportResponse, tenant: str) -> str:
     sections = "\n".join(_section(p) for p in products.values()) or (
         "<p class=empty>No stock or movement in this period.</p>")
     title = f"Sales and stock by {level}, {report.start} to {report.end}"
+    chart = _map(report, region, figure)
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -60,6 +69,12 @@ tfoot td {{ font-weight: 600; border-top: 2px solid #999; }}
 .legend i {{ display: inline-block; width: .8rem; height: .8rem; margin-right: .3rem;
              vertical-align: -1px; }}
 svg text {{ font-size: 12px; fill: #222; }}
+svg.map text {{ font-size: 11px; paint-order: stroke; stroke: #fff; stroke-width: 3px; }}
+svg.map text.on-dark {{ fill: #fff; stroke: #08306b; }}
+.legend i.none {{ background: repeating-linear-gradient(45deg, #fff 0 2px, #bbb 2px 4px);
+                  border: 1px solid #999; }}
+@media print {{ body {{ margin: 0; max-width: none; }} * {{ print-color-adjust: exact;
+               -webkit-print-color-adjust: exact; }} }}
 </style>
 </head>
 <body>
@@ -67,12 +82,34 @@ svg text {{ font-size: 12px; fill: #222; }}
 <p class=meta>Tenant {_e(tenant)}. Stock is now; received, sold and returned are over the
 period (UTC days). Packs in transit count as stock where they left until received. Units are
 sales packs.</p>
+{chart}
 <p class=legend>{"".join(f'<span><i style="background:{c}"></i>{_e(n)}</span>'
                          for _, n, c in SERIES)}</p>
 {sections}
 </body>
 </html>
 """
+
+
+def _map(report: pb.RegionReportResponse, region: str, figure: str) -> str:
+    """The map section: one figure summed over every product, per area."""
+    names = {key: name for key, name, _ in SERIES}
+    figures: dict[str, int] = {}
+    for row in report.rows:
+        figures[row.region] = figures.get(row.region, 0) + getattr(row, figure)
+    view = region_map.view_for(region, _DIGITS[report.level])
+    values, unplaced = region_map.values_for(view, figures)
+    svg = region_map.render(view, values, names[figure])
+    if not svg:
+        return ""
+    where = regions.display(view.within) if view.within else "China"
+    kind = {2: "province", 4: "city", 6: "county"}[view.digits]
+    note = (f"<p class=meta>{unplaced:,} units are known only at a coarser level than this map "
+            "and are in the tables below but not on the map.</p>" if unplaced else "")
+    return f"""<h2>{_e(names[figure])} by {kind}, {_e(where)}, all products</h2>
+{region_map.legend(values, names[figure])}
+{svg}
+{note}"""
 
 
 def _section(product: _Product) -> str:

@@ -1,4 +1,4 @@
-"""Settings shared by every test: Hypothesis profiles.
+"""Settings shared by every test: Hypothesis profiles, and servers that do not slow down.
 
 ``CI`` in the environment selects the "ci" profile (fewer examples, no deadline: shared CI
 machines are slow and uneven); ``HYPOTHESIS_PROFILE`` names a profile explicitly.
@@ -22,3 +22,8 @@ settings.register_profile("thorough", max_examples=2_000, deadline=None)
 
 _DEFAULT = "ci" if os.environ.get("CI") else "dev"
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or _DEFAULT)
+
+# Every test client calls from 127.0.0.1, and many tests are refused on purpose: a server that
+# slowed that address after a burst of refusals would slow every later test. The refusal tests
+# start their own servers with their own policy.
+os.environ.setdefault("PHARMATRACE_REFUSAL_DELAY_MS", "0")

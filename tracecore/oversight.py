@@ -121,15 +121,21 @@ class RegionRule:
 # -- clones --------------------------------------------------------------------------------------
 
 
+#: Below this, two scans' regions are too close to tell apart: each region is one representative
+#: point, and two neighbouring counties' points lie tens of kilometres apart however near their
+#: shared border the scans were.
+_NEAR_KM = 50.0
+
+
 class Travel:
-    """Whether two scans are further apart than travel allows, by province pair."""
+    """Whether two scans are further apart than travel allows, by region pair."""
 
     def __init__(self, max_speed_kmh: float) -> None:
         self.max_speed_kmh = max_speed_kmh
         self._km: dict[tuple[int, int], float] = {}
 
     def distance_km(self, region_a: int, region_b: int) -> float:
-        pair = (region_a // 10_000, region_b // 10_000)
+        pair = (region_a, region_b)
         km = self._km.get(pair)
         if km is None:
             km = self._km[pair] = regions.distance_km(region_text(region_a),
@@ -139,7 +145,7 @@ class Travel:
     def impossible(self, region_a: int, at_a_ms: int, region_b: int, at_b_ms: int) -> bool:
         """Seen in ``region_a`` and then in ``region_b``: could one pack have made the trip?"""
         km = self.distance_km(region_a, region_b)
-        if km == 0.0:
+        if km < _NEAR_KM:
             return False
         return km * _MS_PER_HOUR > self.max_speed_kmh * max(0, at_b_ms - at_a_ms)
 

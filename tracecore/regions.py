@@ -2,59 +2,64 @@
 
 from __future__ import annotations
 
+import csv
 import enum
+import functools
+import io
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from importlib import resources
 from typing import Final, NamedTuple
 
 from tracecore.errors import InvalidArgument
 
 
-class _Province(NamedTuple):
+class Division(NamedTuple):
+    """One GB/T 2260 division: its six-digit code, names and a representative point."""
+
+    code: str
     name_zh: str
     name_en: str
-    latitude: float  # of the capital, degrees north
-    longitude: float  # of the capital, degrees east
+    latitude: float  # degrees north; a province's is its capital's
+    longitude: float  # degrees east
 
 
-# All 34 provincial-level units, keyed by their two-digit GB/T 2260 prefix.
-_PROVINCES: Final[dict[str, _Province]] = {
-    "11": _Province("北京市", "Beijing", 39.904, 116.407),
-    "12": _Province("天津市", "Tianjin", 39.084, 117.201),
-    "13": _Province("河北省", "Hebei", 38.042, 114.515),  # Shijiazhuang
-    "14": _Province("山西省", "Shanxi", 37.870, 112.549),  # Taiyuan
-    "15": _Province("内蒙古自治区", "Inner Mongolia", 40.842, 111.749),  # Hohhot
-    "21": _Province("辽宁省", "Liaoning", 41.806, 123.432),  # Shenyang
-    "22": _Province("吉林省", "Jilin", 43.817, 125.324),  # Changchun
-    "23": _Province("黑龙江省", "Heilongjiang", 45.803, 126.535),  # Harbin
-    "31": _Province("上海市", "Shanghai", 31.230, 121.474),
-    "32": _Province("江苏省", "Jiangsu", 32.060, 118.797),  # Nanjing
-    "33": _Province("浙江省", "Zhejiang", 30.274, 120.155),  # Hangzhou
-    "34": _Province("安徽省", "Anhui", 31.821, 117.227),  # Hefei
-    "35": _Province("福建省", "Fujian", 26.074, 119.296),  # Fuzhou
-    "36": _Province("江西省", "Jiangxi", 28.682, 115.858),  # Nanchang
-    "37": _Province("山东省", "Shandong", 36.651, 117.120),  # Jinan
-    "41": _Province("河南省", "Henan", 34.747, 113.625),  # Zhengzhou
-    "42": _Province("湖北省", "Hubei", 30.593, 114.305),  # Wuhan
-    "43": _Province("湖南省", "Hunan", 28.228, 112.939),  # Changsha
-    "44": _Province("广东省", "Guangdong", 23.129, 113.264),  # Guangzhou
-    "45": _Province("广西壮族自治区", "Guangxi", 22.817, 108.366),  # Nanning
-    "46": _Province("海南省", "Hainan", 20.044, 110.199),  # Haikou
-    "50": _Province("重庆市", "Chongqing", 29.563, 106.551),
-    "51": _Province("四川省", "Sichuan", 30.573, 104.066),  # Chengdu
-    "52": _Province("贵州省", "Guizhou", 26.647, 106.630),  # Guiyang
-    "53": _Province("云南省", "Yunnan", 25.038, 102.718),  # Kunming
-    "54": _Province("西藏自治区", "Xizang", 29.652, 91.172),  # Lhasa
-    "61": _Province("陕西省", "Shaanxi", 34.341, 108.940),  # Xi'an
-    "62": _Province("甘肃省", "Gansu", 36.061, 103.834),  # Lanzhou
-    "63": _Province("青海省", "Qinghai", 36.617, 101.778),  # Xining
-    "64": _Province("宁夏回族自治区", "Ningxia", 38.487, 106.231),  # Yinchuan
-    "65": _Province("新疆维吾尔自治区", "Xinjiang", 43.825, 87.617),  # Ürümqi
-    "71": _Province("台湾", "Taiwan", 25.033, 121.565),  # Taipei
-    "81": _Province("香港", "Hong Kong", 22.320, 114.169),
-    "82": _Province("澳门", "Macao", 22.199, 113.544),
-}
+class Retired(NamedTuple):
+    """A code no longer in the national list, and the current code that took its place."""
 
+    code: str
+    now: str
+    year: int  # 0 when only known as "no longer listed"
+    change: str  # the kind of change, in the Ministry of Civil Affairs' words (撤县设区, ...)
+
+
+@functools.cache
+def _divisions() -> dict[str, Division]:
+    """Six-digit code -> division, from the shipped table (``pharmatrace regions update``)."""
+    return {row["code"]: Division(row["code"], row["name_zh"], row["name_en"],
+                                  float(row["latitude"]), float(row["longitude"]))
+            for row in _rows("divisions.csv")}
+
+
+@functools.cache
+def _retired() -> dict[str, Retired]:
+    return {row["code"]: Retired(row["code"], row["now"], int(row["year"] or 0), row["change"])
+            for row in _rows("retired.csv")}
+
+
+@functools.cache
+def _provinces() -> frozenset[str]:
+    return frozenset(code[:2] for code in _divisions() if code.endswith("0000"))
+
+
+def _rows(name: str) -> list[dict[str, str]]:
+    text = resources.files("tracecore.regions_data").joinpath(name).read_text(encoding="utf-8")
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+#: GB/T 2260's entries that group counties without being a city (a municipality's districts,
+#: its counties, a province's directly governed counties); a label skips them as a parent.
+_GROUPS: Final = frozenset({"市辖区", "县", "省直辖县级行政区划"})
 _EARTH_RADIUS_KM: Final = 6371.0088
 _UNSET: Final = "00"
 
@@ -118,22 +123,62 @@ def rollup(region: str, level: RegionLevel) -> str:
     return _canonical(parse_region_prefix(region, field="region")[: level.digits])
 
 
+def division(prefix: str) -> Division | None:
+    """The division a code or prefix names, if the national list has it ("4403" Shenzhen)."""
+    return _divisions().get(_padded(parse_region_prefix(prefix, field="region")))
+
+
+def retired(prefix: str) -> Retired | None:
+    """Where a retired code went, if ``prefix`` is one (older events keep the old codes)."""
+    return _retired().get(_padded(parse_region_prefix(prefix, field="region")))
+
+
+def current(prefix: str) -> str:
+    """The canonical prefix naming the same place today: a retired code maps to its successor."""
+    canonical = parse_region_prefix(prefix, field="region")
+    gone = _retired().get(_padded(canonical))
+    return _canonical(gone.now) if gone else canonical
+
+
+def children(prefix: str) -> list[Division]:
+    """The divisions one level below a province ("44": its cities) or a city (its counties)."""
+    canonical = parse_region_prefix(prefix, field="region")
+    if len(canonical) == 6:
+        return []
+    below = len(canonical) + 2
+    return [d for code, d in sorted(_divisions().items())
+            if code.startswith(canonical) and _canonical(code) != canonical
+            and len(_canonical(code)) == below]
+
+
 def display(prefix: str) -> str:
-    """A readable label: "广东省 Guangdong", or "广东省 Guangdong / 4403" for a city or county."""
+    """A readable label, finest level first with its parents in Chinese:
+    "广东省 Guangdong", "深圳市 Shenzhen Shi · 广东省", "南山区 Nanshan Qu · 深圳市 · 广东省".
+
+    A retired code is named by the place that took it over, with the old code beside it; a code
+    the list does not have is named by its nearest known parent and shown as it is.
+    """
     canonical = parse_region_prefix(prefix)
-    province = _PROVINCES[canonical[:2]]
-    label = f"{province.name_zh} {province.name_en}"
-    return label if len(canonical) == 2 else f"{label} / {canonical}"
+    gone = _retired().get(_padded(canonical))
+    if gone is not None:
+        return f"{display(gone.now)} (was {canonical})"
+    found = _divisions().get(_padded(canonical))
+    parents = [d.name_zh for d in _ancestors(canonical)]
+    if found is None:
+        return " · ".join([canonical, *parents])
+    return " · ".join([f"{found.name_zh} {found.name_en}", *parents])
 
 
 def distance_km(region_a: str, region_b: str) -> float:
-    """Great-circle distance between the provincial capitals of two regions; 0.0 within one.
+    """Great-circle distance between the representative points of two regions.
 
-    Coarse on purpose: it bounds how far a pack can plausibly travel between two scans.
+    Each side uses the finest division the list knows for it (county, else city, else the
+    province's capital); a retired code uses its successor's point. Coarse on purpose: it
+    bounds how far a pack can plausibly travel between two scans.
     """
-    a = _PROVINCES[parse_region_prefix(region_a, field="region_a")[:2]]
-    b = _PROVINCES[parse_region_prefix(region_b, field="region_b")[:2]]
-    if a is b:
+    a = _located(parse_region_prefix(region_a, field="region_a"))
+    b = _located(parse_region_prefix(region_b, field="region_b"))
+    if (a.latitude, a.longitude) == (b.latitude, b.longitude):
         return 0.0
     lat_a, lat_b = math.radians(a.latitude), math.radians(b.latitude)
     half_dlat = (lat_b - lat_a) / 2
@@ -142,12 +187,34 @@ def distance_km(region_a: str, region_b: str) -> float:
     return 2 * _EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h)))
 
 
+def _located(canonical: str) -> Division:
+    canonical = current(canonical)
+    for size in (6, 4, 2):
+        found = _divisions().get(_padded(canonical[:size])) if len(canonical) >= size else None
+        if found is not None:
+            return found
+    raise InvalidArgument(f"unknown GB/T 2260 province {canonical[:2]}", field="region")
+
+
+def _ancestors(canonical: str) -> Iterator[Division]:
+    """The city (when a real one) and province above a prefix, nearest first."""
+    for size in (4, 2):
+        if len(canonical) > size:
+            found = _divisions().get(_padded(canonical[:size]))
+            if found is not None and found.name_zh not in _GROUPS:
+                yield found
+
+
+def _padded(canonical: str) -> str:
+    return canonical.ljust(6, "0")
+
+
 def _check_digits(text: str, field: str) -> None:
     """ASCII digits under a known province, with no county below an unset ("00") city."""
     # str.isdigit alone would accept full-width and other Unicode digits.
     if not (text.isascii() and text.isdigit()):
         raise InvalidArgument("must contain only the digits 0-9", field=field)
-    if text[:2] not in _PROVINCES:
+    if text[:2] not in _provinces():
         raise InvalidArgument(f"unknown GB/T 2260 province {text[:2]}", field=field)
     if len(text) == 6 and text[2:4] == _UNSET and text[4:] != _UNSET:
         raise InvalidArgument("has a county but no city (digits 3-4 are 00)", field=field)

@@ -3,6 +3,8 @@ public rate limits, and the audit record of every write."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextvars import ContextVar
@@ -12,6 +14,8 @@ from typing import Any
 import grpc
 from google.protobuf.message import Message
 from pharmatrace.v1 import ledger_pb2 as lpb
+from pharmatrace.v1 import trace_pb2 as tpb
+from pharmatrace.v1 import verification_pb2 as vpb
 
 from tracecore.clock import now_ms
 from tracecore.credentials import OPERATOR, Principal, Role, parse_token
@@ -22,8 +26,11 @@ from tracecore.errors import (
     TraceError,
     Unauthenticated,
 )
+from tracecore.ledger import alerts, security_log
 from tracecore.ledger.tenants import DataDir
+from tracecore.oversight import Raised
 from tracecore.ratelimit import RateLimiter
+from tracecore.refusals import Burst, BurstPolicy, Reason, Refusal, RefusalWatch, reason_of
 from tracecore.usecases import (
     credentials,
     issuance,
@@ -37,6 +44,7 @@ from tracecore.usecases.declare import Scope, UseCase, declaration
 from tracerpc.certs import peer_identity
 
 log = logging.getLogger("pharmatrace.audit")
+security = logging.getLogger("pharmatrace.security")
 
 A, L, D, P, R, U, OP = (Role.ADMIN, Role.LINE, Role.DISTRIBUTOR, Role.PHARMACY, Role.REGULATOR,
                         Role.PUBLIC, Role.OPERATOR)
@@ -121,6 +129,8 @@ class Authorizer:
     public_verify: bool = False
     public_limit: RateLimiter | None = None
     audit: AuditSink | None = None
+    refusals: RefusalWatch = dataclasses.field(
+        default_factory=lambda: RefusalWatch(BurstPolicy.from_env()))
 
     def authenticate(self, method: str, request: Message,
                      context: grpc.aio.ServicerContext[Any, Any]) -> Principal | None:
@@ -190,6 +200,97 @@ class Authorizer:
                 await self.audit(target, entry)
             except TraceError as exc:  # e.g. the named tenant does not exist: nothing to audit
                 log.info("no audit record in %r: %s", target, exc)
+
+    def delay_ms(self, context: grpc.aio.ServicerContext[Any, Any]) -> int:
+        """How long to hold this call first: its address is slowed after a burst of refusals."""
+        return self.refusals.delay_ms(_host(context.peer() or ""), now_ms())
+
+    async def refused(self, method: str, principal: Principal | None, request: Message | None,
+                      context: grpc.aio.ServicerContext[Any, Any], error: TraceError
+                      ) -> Refusal:
+        """Records a call refused by authentication or authorisation: in the security log,
+        in the trail of the tenant it names (where this process keeps trails), and as an
+        alert of that tenant when it completes a burst."""
+        tenant, credential = self._claimed(principal, request, context)
+        refusal = Refusal(now_ms(), reason_of(error), method, _host(context.peer() or ""),
+                          tenant, credential,
+                          principal.role.name.lower() if principal is not None else "")
+        known = self._exists(tenant)
+        await asyncio.to_thread(security_log.append, self.data.root, refusal, known)
+        security.warning("%s (tenant %r)", refusal.describe(), tenant)
+        # An authenticated caller's refused write is audited by ``record`` already.
+        if (known and self.audit is not None and not (principal is not None and method in WRITES)
+                and await asyncio.to_thread(self._vouched, refusal, principal)):
+            entry = lpb.AuditRecord(
+                at_ms=refusal.at_ms, credential_id=credential[:64],
+                role=int(principal.role) if principal is not None else 0,  # type: ignore[arg-type]
+                peer=context.peer() or "", method=method, status=error.status,
+                summary=refusal.describe() + (" " + summarize(request) if request else ""))
+            try:
+                await self.audit(tenant, entry)
+            except TraceError as exc:
+                log.info("no audit record of a refusal in %r: %s", tenant, exc)
+        for burst in self.refusals.note(refusal):
+            security.warning("burst: %s (tenant %r)", burst.describe(), burst.tenant)
+            if burst.tenant != OPERATOR and self._exists(burst.tenant):
+                await asyncio.to_thread(self._raise, burst)
+        return refusal
+
+    def _claimed(self, principal: Principal | None, request: Message | None,
+                 context: grpc.aio.ServicerContext[Any, Any]) -> tuple[str, str]:
+        """(tenant, credential) a call claimed: a token's tenant and id, else the tenant it
+        named and the certificate subject it presented. Never a secret."""
+        named = getattr(request, "tenant", "") if request is not None else ""
+        if principal is not None:
+            return principal.tenant or named, principal.credential_id
+        try:
+            token = _bearer(context.invocation_metadata() or ())
+        except Unauthenticated:
+            return named, "malformed authorization"
+        if token is not None:
+            try:
+                parsed = parse_token(token)
+            except Unauthenticated:
+                return named, "malformed token"
+            return parsed.tenant, f"token {parsed.credential_id}"
+        cn = peer_identity(context.auth_context() or {})
+        return named, f"certificate {cn[:200]}" if cn else ""
+
+    def _vouched(self, refusal: Refusal, principal: Principal | None) -> bool:
+        """Whether the tenant's own records vouch for the caller's claim, so that the refusal
+        belongs in its trail: a valid credential, a revoked or expired one of the tenant, a
+        wrong secret for one of its tokens, a certificate our client CA signed. Anyone can
+        name a tenant or make up a token: those stay in the security log, or strangers could
+        fill a tenant's trail."""
+        if principal is not None or refusal.reason in (Reason.REVOKED, Reason.EXPIRED,
+                                                       Reason.UNBOUND_CERTIFICATE):
+            return True
+        if refusal.reason is not Reason.UNKNOWN_TOKEN or refusal.tenant == OPERATOR:
+            return False
+        credential_id = refusal.credential.removeprefix("token ")
+        return any(c.credential.credential_id == credential_id
+                   for c in self.data.get(refusal.tenant).access.credentials())
+
+    def _exists(self, tenant: str) -> bool:
+        if tenant == OPERATOR:
+            return True
+        if not tenant:
+            return False
+        try:
+            self.data.get(tenant)
+        except TraceError:
+            return False
+        return True
+
+    def _raise(self, burst: Burst) -> None:
+        """The burst as the tenant's ACCESS_REFUSED alert, stored once per window."""
+        last = burst.last
+        alert = tpb.Alert(
+            kind=vpb.ALERT_KIND_ACCESS_REFUSED, source=tpb.ALERT_SOURCE_ACCESS,
+            raised_at_ms=last.at_ms, address=last.address, credential=last.credential[:200],
+            refusals=burst.count, detail=burst.describe())
+        key = f"R{burst.key}:{last.at_ms // burst.window_ms}".encode()[:400]
+        alerts.book(self.data.get(burst.tenant).path, burst.tenant).append([Raised(key, alert)])
 
     def _check_role(self, method: str, principal: Principal) -> None:
         use_case = TABLE.get(method)

@@ -3,6 +3,7 @@ status codes, audits writes and counts every RPC."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -12,7 +13,7 @@ import grpc
 from google.protobuf.message import Message
 
 from tracecore.credentials import Principal
-from tracecore.errors import InvalidArgument, TraceError
+from tracecore.errors import InvalidArgument, PermissionDenied, TraceError, Unauthenticated
 from tracerpc.authz import CALLER, Authorizer, error_metadata
 from tracerpc.metrics import Metrics
 
@@ -70,6 +71,8 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         latency = self._metrics.latency.labels(name)
         requests = self._metrics.requests
         rate_limited = self._metrics.rate_limited
+        refusals = self._metrics.refusals
+        slowed = self._metrics.slowed
         authorizer = self._authorizer
         counted: dict[str, Any] = {}
 
@@ -80,10 +83,18 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 child = counted[code.name] = requests.labels(name, code.name)
             child.inc()
 
+        async def hold(context: grpc.aio.ServicerContext[Any, Any]) -> None:
+            """Holds a call from an address slowed down after a burst of refusals."""
+            delay = authorizer.delay_ms(context) if authorizer is not None else 0
+            if delay:
+                slowed.inc()
+                await asyncio.sleep(delay / 1000)
+
         async def finish(context: grpc.aio.ServicerContext[Any, Any], started: float,
                          principal: Principal | None, request: Message | None,
-                         exc: BaseException | None) -> None:
-            """Counts, audits, and turns an exception into the call's status."""
+                         exc: BaseException | None, at_door: bool = False) -> None:
+            """Counts, audits, and turns an exception into the call's status; ``at_door``: the
+            exception came from authentication or authorisation, before the handler ran."""
             if exc is None or isinstance(exc, grpc.aio.AbortError):
                 code = context.code()
                 code = code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.OK
@@ -93,6 +104,10 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 if exc is not None:
                     raise exc
                 return
+            if (at_door and authorizer is not None
+                    and isinstance(exc, (Unauthenticated, PermissionDenied))):
+                refusal = await authorizer.refused(method, principal, request, context, exc)
+                refusals.labels(refusal.reason.value).inc()
             if isinstance(exc, TraceError):
                 code, message = status_of(exc), _bounded(str(exc))
                 trailing = error_metadata(exc)
@@ -129,6 +144,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 self.context = context
                 self.principal: Principal | None = None
                 self.first: Message | None = None
+                self.admitted = False
 
             def __aiter__(self) -> _Guarded:
                 return self
@@ -144,6 +160,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                     self.first = message
                     self.principal = authenticate(message, self.context)
                     authorize(message, self.principal)
+                    self.admitted = True
                 elif message is _UNDECODABLE:
                     raise InvalidArgument(f"is not a valid {name} request message", field="request")
                 elif authorizer is not None:
@@ -160,10 +177,13 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 principal: Principal | None = None
                 guarded = _Guarded(request, context) if client_streams else None
                 response = None
+                admitted = False
                 try:
+                    await hold(context)
                     if guarded is None:
                         principal = authenticate(request, context)
                         authorize(request, principal)
+                        admitted = True
                         response = await inner(request, context)
                     else:
                         response = await inner(guarded, context)
@@ -171,7 +191,8 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                     if not isinstance(exc, Exception):
                         raise
                     await finish(context, started, _principal(principal, guarded),
-                                 _first(request, guarded), exc)
+                                 _first(request, guarded), exc,
+                                 at_door=not (guarded.admitted if guarded else admitted))
                     return None
                 await finish(context, started, _principal(principal, guarded),
                              _first(request, guarded), None)
@@ -189,10 +210,13 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             started = time.perf_counter()
             principal: Principal | None = None
             guarded = _Guarded(request, context) if client_streams else None
+            admitted = False
             try:
+                await hold(context)
                 if guarded is None:
                     principal = authenticate(request, context)
                     authorize(request, principal)
+                    admitted = True
                 responses = inner_stream(guarded or request, context)
                 if isinstance(responses, AsyncIterator):
                     async for response in responses:
@@ -201,7 +225,8 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                     await responses
             except Exception as exc:
                 await finish(context, started, _principal(principal, guarded),
-                             _first(request, guarded), exc)
+                             _first(request, guarded), exc,
+                             at_door=not (guarded.admitted if guarded else admitted))
                 return
             await finish(context, started, _principal(principal, guarded),
                          _first(request, guarded), None)

@@ -42,6 +42,14 @@ class Metrics:
             "pharmatrace_http_request_seconds", "HTTP front door handling time, by route.",
             ["route"], buckets=_LATENCY_BUCKETS, registry=target,
         )
+        self.refusals = Counter(
+            "pharmatrace_refusals", "Calls refused by authentication or authorisation, by "
+            "reason (tracecore.refusals.Reason).", ["reason"], registry=target,
+        )
+        self.slowed = Counter(
+            "pharmatrace_slowed_calls", "Calls held back because their address had a burst of "
+            "refusals.", registry=target,
+        )
         self.ledger_bytes = Gauge(
             "pharmatrace_ledger_bytes", "Bytes in use by a tenant's ledger.", ["tenant"],
             multiprocess_mode="max", registry=target,

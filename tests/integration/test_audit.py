@@ -39,6 +39,7 @@ from tests.integration.test_authz import (
 from tracecore.clock import now_ms
 from tracecore.credentials import OPERATOR, Role
 from tracecore.keys import KeySource
+from tracecore.ledger import security_log
 from tracecore.ledger.access import Access
 from tracecore.ledger.records import seq_key
 from tracecore.ledger.tenants import DataDir
@@ -183,7 +184,8 @@ def test_a_write_naming_another_tenant_is_recorded_only_in_the_callers_trail(
 
 
 def test_a_caller_without_credential_leaves_no_record(audited: Audited) -> None:
-    """An anonymous write is UNAUTHENTICATED and recorded nowhere: strangers cannot fill a trail."""
+    """An anonymous write is UNAUTHENTICATED and in no tenant's trail (strangers cannot fill a
+    trail); the server's security log has it."""
     world = audited.world
     before = audited.lengths(world.a, world.b, OPERATOR)
     for path in ("/pharmatrace.v1.Admin/RegisterProduct", "/pharmatrace.v1.Admin/CreateTenant",
@@ -191,6 +193,10 @@ def test_a_caller_without_credential_leaves_no_record(audited: Audited) -> None:
         outcome = audited.secured.call(path, request_for(path, world, harmless=True))
         assert outcome.code is grpc.StatusCode.UNAUTHENTICATED
     assert audited.lengths(world.a, world.b, OPERATOR) == before
+    logged = security_log.read(audited.secured.codegen.data.root)
+    assert [(e["method"].rsplit("/", 1)[1], e["reason"]) for e in logged[-3:]] == [
+        ("RegisterProduct", "no_credential"), ("CreateTenant", "no_credential"),
+        ("Commission", "no_credential")]
 
 
 def test_tokens_are_kept_only_as_hashes_and_never_audited(audited: Audited) -> None:

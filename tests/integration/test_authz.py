@@ -800,9 +800,10 @@ def test_a_bound_client_certificate_authenticates_with_its_role_and_party(
 
     audit = secured.codegen.data.get("m1").access.audit_records()
     assert [(r.credential_id, r.role, r.method.rsplit("/", 1)[1], r.status)
-            for r in audit[-2:]] == [
+            for r in audit[-3:]] == [
         ("cert-line-1", apb.ROLE_LINE, "RegisterProduct", "PERMISSION_DENIED"),
-        ("cert-line-1", apb.ROLE_LINE, "Commission", "PERMISSION_DENIED")]
+        ("cert-line-1", apb.ROLE_LINE, "Commission", "PERMISSION_DENIED"),
+        ("certificate pharm-1", apb.ROLE_UNSPECIFIED, "ListProducts", "UNAUTHENTICATED")]
 
     secured.ok("/pharmatrace.v1.Admin/RevokeToken", apb.RevokeTokenRequest(
         tenant="m1", credential_id="cert-line-1"), mtls.admin)

@@ -447,13 +447,34 @@ def test_the_report_command_prints_a_table_and_writes_a_self_contained_page(
     assert _cli(servers, chain.tenant, "report", "region", "--product", AMOX, "--level", "city",
                 "--html", str(page)) == 0
     table = capsys.readouterr().out
-    assert "广东省 Guangdong / 4403" in table
+    assert "深圳市 Shenzhen Shi · 广东省" in table
     total = [line for line in table.splitlines() if "total" in line]
     assert total and total[0].split()[1:] == ["36", "0", "39", "4", "1"]
     text = page.read_text(encoding="utf-8")
     assert text.startswith("<!DOCTYPE html>") and "<svg" in text
-    assert "湖南省 Hunan / 4301" in text and "<td>39</td>" in text
+    assert "长沙市 Changsha Shi · 湖南省" in text and "<td>39</td>" in text
     assert "src=" not in text and "<link" not in text and "<script" not in text
+
+
+def test_the_report_page_maps_the_chosen_figure(chain: _Chain, servers: Servers,
+                                                tmp_path: Path) -> None:
+    """`report region --html` draws China's provinces shaded by stock with each value in text;
+    with `--region 44 --level county --map sold` it draws Guangdong's counties by sales."""
+    _story(chain)
+    page = tmp_path / "china.html"
+    assert _cli(servers, chain.tenant, "report", "region", "--html", str(page)) == 0
+    text = page.read_text(encoding="utf-8")
+    assert "Stock by province, China, all products" in text
+    assert text.count("<path") >= 34                      # every province drawn
+    assert ">广东 17</text>" in text and ">湖南 9</text>" in text
+    assert "<title>新疆维吾尔自治区 Xinjiang: 0</title>" in text   # no stock there, hatched
+    page = tmp_path / "guangdong.html"
+    assert _cli(servers, chain.tenant, "report", "region", "--region", "44", "--level",
+                "county", "--map", "sold", "--html", str(page)) == 0
+    text = page.read_text(encoding="utf-8")
+    assert "Sold by county, 广东省 Guangdong, all products" in text
+    assert ">天河区 3</text>" in text
+    assert "<title>南山区 Nanshan Qu: 0</title>" in text and "湖南" not in text.split("<svg")[1]
 
 
 def test_the_locate_command_prints_the_picture(chain: _Chain, servers: Servers,
@@ -523,8 +544,9 @@ def test_a_scan_outside_the_batch_regions_shows_diversion_and_is_stored_once_per
     chain.batch(AMOX, "LOT-GD", ["4403", "4401"])
     codes = chain.codes(AMOX, "LOT-GD", 3)
     chain.commission(codes)
+    # Shenzhen's Bao'an, Nanshan and neighbouring Dongguan: near enough for one pack at once.
+    assert vpb.ALERT_KIND_DIVERSION not in chain.verify(codes[0], region="440306").alerts
     assert vpb.ALERT_KIND_DIVERSION not in chain.verify(codes[0], region="440305").alerts
-    assert vpb.ALERT_KIND_DIVERSION not in chain.verify(codes[0], region="440106").alerts
     for _ in range(3):
         assert vpb.ALERT_KIND_DIVERSION in chain.verify(codes[0], region="441900").alerts
     assert vpb.ALERT_KIND_DIVERSION in chain.verify(codes[0], region="441900").alerts
@@ -562,18 +584,23 @@ def test_batches_without_authorised_regions_are_never_diverted(chain: _Chain) ->
 def test_a_code_scanned_in_two_far_apart_places_at_once_is_a_suspected_clone(
         chain: _Chain) -> None:
     """Beijing then Guangzhou seconds apart: CLONE_SUSPECTED (travel), stored with both places
-    and the distance; Guangzhou then Shenzhen (one province) is not."""
+    and the distance; so is Guangzhou then Shenzhen (county points, about 90 km); two
+    neighbouring Shenzhen districts are not."""
     chain.batch(AMOX, "LOT-C", [])
-    far, near = chain.codes(AMOX, "LOT-C", 2)
-    chain.commission([far, near])
+    far, province, near = chain.codes(AMOX, "LOT-C", 3)
+    chain.commission([far, province, near])
     assert vpb.ALERT_KIND_CLONE_SUSPECTED not in chain.verify(far, region="110105").alerts
     assert vpb.ALERT_KIND_CLONE_SUSPECTED in chain.verify(far, region="440106").alerts
-    assert vpb.ALERT_KIND_CLONE_SUSPECTED not in chain.verify(near, region="440106").alerts
+    assert vpb.ALERT_KIND_CLONE_SUSPECTED not in chain.verify(province, region="440106").alerts
+    assert vpb.ALERT_KIND_CLONE_SUSPECTED in chain.verify(province, region="440305").alerts
     assert vpb.ALERT_KIND_CLONE_SUSPECTED not in chain.verify(near, region="440305").alerts
-    (alert,) = chain.alerts_settled(1)
+    assert vpb.ALERT_KIND_CLONE_SUSPECTED not in chain.verify(near, region="440304").alerts
+    alert, nearby = sorted(chain.alerts_settled(2), key=lambda a: -a.distance_km)
     assert (alert.kind, alert.clone_reason, alert.code, alert.previous_region, alert.region) == (
         vpb.ALERT_KIND_CLONE_SUSPECTED, tpb.CLONE_REASON_TRAVEL, far, "110105", "440106")
     assert 1800 < alert.distance_km < 2000
+    assert (nearby.code, nearby.previous_region, nearby.region) == (province, "440106", "440305")
+    assert 80 < nearby.distance_km < 120
 
 
 def test_a_supply_chain_scan_of_a_dispensed_destroyed_or_voided_pack_is_a_suspected_clone(

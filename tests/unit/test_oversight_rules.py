@@ -58,12 +58,15 @@ def test_authorised_regions_are_prefixes(region: int, prefixes: list[str],
 
 def test_travel_compares_distance_with_the_time_between_scans() -> None:
     """Beijing-Guangzhou is about 1,890 km: impossible in an hour at 1,000 km/h, possible in
-    two; within one province always possible."""
+    two; Guangzhou-Shenzhen (about 90 km) impossible in a minute; neighbouring districts always
+    possible."""
     travel = Travel(1000.0)
     assert 1850 < travel.distance_km(110105, 440106) < 1950
     assert travel.impossible(110105, 0, 440106, HOUR_MS)
     assert not travel.impossible(110105, 0, 440106, 2 * HOUR_MS)
-    assert not travel.impossible(440106, 0, 440305, 0)
+    assert travel.impossible(440106, 0, 440305, 60_000)
+    assert not travel.impossible(440106, 0, 440305, HOUR_MS)
+    assert not travel.impossible(440305, 0, 440304, 0)   # Nanshan and Futian, Shenzhen
     assert travel.impossible(110105, 5 * HOUR_MS, 440106, 0)    # out of order: no time at all
 
 
@@ -121,7 +124,8 @@ def test_clone_thresholds_come_from_the_environment() -> None:
 
 
 def test_the_report_page_is_self_contained_and_escapes_what_it_shows() -> None:
-    """One HTML page with an inline SVG bar per figure, names escaped, nothing fetched."""
+    """One HTML page with an inline SVG map and an inline SVG bar per figure, names escaped,
+    nothing fetched."""
     report = tpb.RegionReportResponse(
         start="2026-03-01", end="2026-03-31", level=tpb.REGION_LEVEL_CITY,
         rows=[tpb.RegionRow(product="A", product_name="<b>Amox</b>", region="4403",
@@ -129,7 +133,8 @@ def test_the_report_page_is_self_contained_and_escapes_what_it_shows() -> None:
               tpb.RegionRow(product="A", product_name="<b>Amox</b>", region="4301",
                             region_name="湖南省 Hunan / 4301", stock=5, received=7)])
     page = region_page.render(report, "acme")
-    assert page.count("<svg") == 1 and "<title>Stock: 120</title>" in page
+    assert page.count("<svg") == 2 and "<title>Stock: 120</title>" in page
+    assert "<title>广东省 Guangdong: 120</title>" in page
     assert "&lt;b&gt;Amox&lt;/b&gt;" in page and "<b>Amox" not in page
     assert "<td>125</td>" in page           # stock total
     assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")

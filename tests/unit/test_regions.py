@@ -7,11 +7,15 @@ import pytest
 from tracecore.errors import InvalidArgument
 from tracecore.regions import (
     RegionLevel,
+    children,
+    current,
     display,
     distance_km,
+    division,
     in_region,
     parse_region,
     parse_region_prefix,
+    retired,
     rollup,
 )
 
@@ -146,32 +150,64 @@ def test_levels_and_their_prefix_lengths() -> None:
         ("11", "北京市 Beijing"),
         ("110000", "北京市 Beijing"),
         ("44", "广东省 Guangdong"),
-        ("4403", "广东省 Guangdong / 4403"),
-        ("440300", "广东省 Guangdong / 4403"),
-        ("440305", "广东省 Guangdong / 440305"),
+        ("4403", "深圳市 Shenzhen Shi · 广东省"),
+        ("440300", "深圳市 Shenzhen Shi · 广东省"),
+        ("440305", "南山区 Nanshan Qu · 深圳市 · 广东省"),
+        ("4401", "广州市 Guangzhou Shi · 广东省"),
+        ("110105", "朝阳区 Chaoyang Qu · 北京市"),
+        ("429004", "仙桃市 Xiantao Shi · 湖北省"),
         ("61", "陕西省 Shaanxi"),
         ("14", "山西省 Shanxi"),
         ("15", "内蒙古自治区 Inner Mongolia"),
-        ("71", "台湾 Taiwan"),
-        ("81", "香港 Hong Kong"),
-        ("82", "澳门 Macao"),
+        ("71", "台湾省 Taiwan"),
+        ("81", "香港特别行政区 Hong Kong"),
+        ("82", "澳门特别行政区 Macao"),
     ],
 )
 def test_display_labels(prefix: str, label: str) -> None:
-    """Provinces show Chinese and English names; cities and counties add their code."""
+    """Every division shows its Chinese and pinyin names, then its city and province."""
     assert display(prefix) == label
 
 
+def test_a_retired_code_is_named_by_its_successor() -> None:
+    """Zhabei (310108), merged into Jing'an in 2015, shows today's district and the old code;
+    a current code maps to itself."""
+    assert display("310108") == "静安区 Jingan Qu · 上海市 (was 310108)"
+    gone = retired("310108")
+    assert gone is not None and (gone.now, gone.year) == ("310106", 2015)
+    assert current("310108") == "310106"
+    assert current("440305") == "440305"
+
+
+def test_a_code_not_in_the_list_is_named_by_its_parents() -> None:
+    """An unknown county under a known city keeps its code and shows where it lies."""
+    assert display("440399") == "440399 · 深圳市 · 广东省"
+
+
+def test_every_current_county_has_a_name_and_a_point_inside_china() -> None:
+    """Every division of the shipped list has both names and a coordinate within China."""
+    cities = children("44")
+    assert "广州市" in {c.name_zh for c in cities} and len(cities) == 21
+    counties = children("4403")
+    assert {c.code for c in counties} >= {"440303", "440304", "440305", "440306"}
+    for code in ("110105", "650102", "540102", "460202", "230102", "810000", "710000"):
+        found = division(code)
+        assert found is not None and found.name_zh and found.name_en
+        assert 3 < found.latitude < 54 and 73 < found.longitude < 136
+
+
 def test_beijing_to_guangzhou_is_about_1900_km() -> None:
-    """The Beijing–Guangzhou great-circle distance is roughly 1,890 km, either way round."""
+    """Beijing (Chaoyang) to Guangzhou (Tianhe) is roughly 1,890 km, either way round."""
     assert 1850 < distance_km("110105", "440106") < 1950
     assert distance_km("110105", "440106") == distance_km("440106", "110105")
 
 
-def test_same_province_is_zero_km() -> None:
-    """Two regions in one province are 0 km apart at this resolution."""
-    assert distance_km("440305", "440106") == 0.0
+def test_counties_of_one_province_are_apart() -> None:
+    """County points are used where known: Shenzhen's Nanshan to Guangzhou's Tianhe is
+    about 90-110 km; a province and its own capital city are 0 km apart."""
+    assert 80 < distance_km("440305", "440106") < 120
     assert distance_km("44", "440000") == 0.0
+    assert distance_km("44", "4401") == 0.0
 
 
 def test_distance_spans_the_country() -> None:

@@ -35,6 +35,8 @@ class _AlertSourceEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AlertSour
     """a Lifecycle.Decommission to DISPENSED or FREE_SAMPLE"""
     ALERT_SOURCE_SCAN: _AlertSource.ValueType  # 3
     """a verification scan"""
+    ALERT_SOURCE_ACCESS: _AlertSource.ValueType  # 4
+    """calls refused by authentication or authorisation"""
 
 class AlertSource(_AlertSource, metaclass=_AlertSourceEnumTypeWrapper):
     """What raised an alert."""
@@ -46,6 +48,8 @@ ALERT_SOURCE_DISPENSE: AlertSource.ValueType  # 2
 """a Lifecycle.Decommission to DISPENSED or FREE_SAMPLE"""
 ALERT_SOURCE_SCAN: AlertSource.ValueType  # 3
 """a verification scan"""
+ALERT_SOURCE_ACCESS: AlertSource.ValueType  # 4
+"""calls refused by authentication or authorisation"""
 Global___AlertSource: _TypeAlias = AlertSource  # noqa: Y015
 
 class _CloneReason:
@@ -493,10 +497,13 @@ class Alert(_message.Message):
     SCAN_COUNT_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
     DETAIL_FIELD_NUMBER: _builtins.int
+    ADDRESS_FIELD_NUMBER: _builtins.int
+    CREDENTIAL_FIELD_NUMBER: _builtins.int
+    REFUSALS_FIELD_NUMBER: _builtins.int
     alert_id: _builtins.int
     """increasing in the order alerts were stored"""
     kind: _verification_pb2.AlertKind.ValueType
-    """DIVERSION or CLONE_SUSPECTED"""
+    """DIVERSION, CLONE_SUSPECTED or ACCESS_REFUSED"""
     source: Global___AlertSource.ValueType
     raised_at_ms: _builtins.int
     code: _builtins.str
@@ -522,6 +529,12 @@ class Alert(_message.Message):
     """the pack's recorded status when seen"""
     detail: _builtins.str
     """the evidence in one sentence, for people"""
+    address: _builtins.str
+    """ACCESS_REFUSED: the client address, the credential it presented (a token's id or a
+    certificate's subject, never a secret; empty if none) and the refusals in the burst.
+    """
+    credential: _builtins.str
+    refusals: _builtins.int
     @_builtins.property
     def authorised_regions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """DIVERSION: the authorisation broken, and whose it is: "batch", or a distributor's party id."""
@@ -548,10 +561,13 @@ class Alert(_message.Message):
         scan_count: _builtins.int = ...,
         status: _common_pb2.CodeStatus.ValueType = ...,
         detail: _builtins.str = ...,
+        address: _builtins.str = ...,
+        credential: _builtins.str = ...,
+        refusals: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert_id", b"alert_id", "authorised_by", b"authorised_by", "authorised_regions", b"authorised_regions", "clone_reason", b"clone_reason", "code", b"code", "detail", b"detail", "distance_km", b"distance_km", "kind", b"kind", "lot", b"lot", "party_id", b"party_id", "previous_at_ms", b"previous_at_ms", "previous_region", b"previous_region", "product", b"product", "raised_at_ms", b"raised_at_ms", "region", b"region", "scan_count", b"scan_count", "source", b"source", "status", b"status", "units", b"units"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "alert_id", b"alert_id", "authorised_by", b"authorised_by", "authorised_regions", b"authorised_regions", "clone_reason", b"clone_reason", "code", b"code", "credential", b"credential", "detail", b"detail", "distance_km", b"distance_km", "kind", b"kind", "lot", b"lot", "party_id", b"party_id", "previous_at_ms", b"previous_at_ms", "previous_region", b"previous_region", "product", b"product", "raised_at_ms", b"raised_at_ms", "refusals", b"refusals", "region", b"region", "scan_count", b"scan_count", "source", b"source", "status", b"status", "units", b"units"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -71,6 +71,8 @@ class _AlertKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AlertKind.V
     ALERT_KIND_DESTROYED_OR_STOLEN: _AlertKind.ValueType  # 9
     ALERT_KIND_DIVERSION: _AlertKind.ValueType  # 10
     ALERT_KIND_CLONE_SUSPECTED: _AlertKind.ValueType  # 11
+    ALERT_KIND_ACCESS_REFUSED: _AlertKind.ValueType  # 12
+    """a burst of refused calls from one address or credential"""
 
 class AlertKind(_AlertKind, metaclass=_AlertKindEnumTypeWrapper):
     """Alert kinds. In VerifyBatchResponse.alert_masks, kind K is bit (1 << K)."""
@@ -91,6 +93,8 @@ ALERT_KIND_ALREADY_DECOMMISSIONED: AlertKind.ValueType  # 8
 ALERT_KIND_DESTROYED_OR_STOLEN: AlertKind.ValueType  # 9
 ALERT_KIND_DIVERSION: AlertKind.ValueType  # 10
 ALERT_KIND_CLONE_SUSPECTED: AlertKind.ValueType  # 11
+ALERT_KIND_ACCESS_REFUSED: AlertKind.ValueType  # 12
+"""a burst of refused calls from one address or credential"""
 Global___AlertKind: _TypeAlias = AlertKind  # noqa: Y015
 
 class _ScanPurpose:
