@@ -56,48 +56,6 @@ def _rpc_message(exc: grpc.RpcError) -> str:
     return f"{code.name if code else 'error'}: {details}"
 
 
-# -- serve ---------------------------------------------------------------------------------------
-
-
-def _serve(args: argparse.Namespace) -> int:
-    from pharmatrace_cli.serve import ServeConfig, prepare_metrics_dir, serve
-
-    if not args.insecure and not args.tls_cert:
-        raise CliError("TLS needs --tls-cert and --tls-key (create development ones with "
-                       "`pharmatrace certs init`); or pass --insecure to serve plaintext")
-    if bool(args.tls_cert) != bool(args.tls_key):
-        raise CliError("--tls-cert and --tls-key go together")
-    data = Path(args.data)
-    data.mkdir(parents=True, exist_ok=True)
-    prepare_metrics_dir(data)
-    from tracerpc.logs import configure_logging
-
-    configure_logging()
-    config = ServeConfig(
-        data=data, host=args.host, issue_port=args.issue_port, verify_port=args.verify_port,
-        metrics_port=args.metrics_port, workers=args.workers or os.cpu_count() or 1,
-        dev=args.dev, tls_cert=_path(args.tls_cert), tls_key=_path(args.tls_key),
-        client_ca=_path(args.client_ca), grace_s=args.grace, ready_file=_path(args.ready_file),
-        authenticate=not args.dev, public_verify=args.public_verify,
-        public_rate=args.public_rate,
-    )
-    import asyncio
-
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
-    from tracecore.errors import TraceError
-
-    try:
-        asyncio.run(serve(config))
-    except TraceError as exc:
-        raise CliError(str(exc)) from exc
-    return EXIT_OK
-
-
 def _path(value: str | None) -> Path | None:
     return Path(value) if value else None
 
@@ -607,36 +565,19 @@ def endpoints(args: argparse.Namespace) -> Any:
                              _path(args.cert), _path(args.key), _path(args.token_file))
 
 
+def _version() -> str:
+    from tracecore.version import LEDGER_FORMAT, release
+
+    return f"pharmatrace {release()} (ledger format {LEDGER_FORMAT})"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pharmatrace",
         description="Drug pack serialization and traceability: one item, one code.",
     )
+    parser.add_argument("--version", action="version", version=_version())
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
-
-    serve = add_command(commands, "serve", "Run the issuance and verification services.", _serve,
-                    client=False, tenant=False)
-    serve.add_argument("--data", default="./data", help="data directory (default ./data)")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    serve.add_argument("--issue-port", type=int, default=50051)
-    serve.add_argument("--verify-port", type=int, default=50052)
-    serve.add_argument("--metrics-port", type=int, default=9464)
-    serve.add_argument("--workers", type=int, default=0,
-                       help="verification worker processes (default: number of cores)")
-    serve.add_argument("--dev", action="store_true",
-                       help="development: public development key passphrase, a demo tenant, "
-                       "and NO authentication")
-    serve.add_argument("--public-verify", action="store_true",
-                       help="answer Verify without a credential (the public role), rate-limited")
-    serve.add_argument("--public-rate", type=float, default=10.0,
-                       help="public verifications per second per client (default 10)")
-    serve.add_argument("--insecure", action="store_true", help="serve plaintext, without TLS")
-    serve.add_argument("--tls-cert", help="server certificate chain (PEM)")
-    serve.add_argument("--tls-key", help="server private key (PEM)")
-    serve.add_argument("--client-ca", help="require client certificates signed by this CA")
-    serve.add_argument("--grace", type=float, default=10.0,
-                       help="seconds calls in flight get to finish on shutdown")
-    serve.add_argument("--ready-file", help="write the bound ports here as JSON once serving")
 
     tenant = commands.add_parser("tenant", help="Create and list tenants.").add_subparsers(
         metavar="ACTION")
@@ -775,10 +716,11 @@ def _parser() -> argparse.ArgumentParser:
                          help="apply the codes that pass, report the others")
 
     add_command(commands, "demo", "Run a short scenario against running services.", _demo)
-    from pharmatrace_cli import ops, oversight
+    from pharmatrace_cli import ops, oversight, service
 
     oversight.register(commands)
     ops.register(commands)
+    service.register(commands, tenant)
     return parser
 
 

@@ -12,14 +12,13 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
+from pharmatrace_cli.config import parse_size
+
 log = logging.getLogger("pharmatrace.serve")
 
 DEMO_TENANT = "demo"
 #: The largest a tenant's ledger may grow to, as bytes or with a unit: 512MiB, 64GiB, 4TiB.
 MAX_MAP_SIZE_ENV = "PHARMATRACE_MAX_MAP_SIZE"
-_UNITS = {"": 1, "B": 1, "K": 1 << 10, "KB": 1000, "KIB": 1 << 10, "M": 1 << 20, "MB": 10**6,
-          "MIB": 1 << 20, "G": 1 << 30, "GB": 10**9, "GIB": 1 << 30, "T": 1 << 40,
-          "TB": 10**12, "TIB": 1 << 40}
 
 
 @dataclass(frozen=True)
@@ -43,20 +42,6 @@ class ServeConfig:
     public_rate: float = 10.0
     max_map_size: int | None = None
     """Per tenant ledger; None: $PHARMATRACE_MAX_MAP_SIZE, else the ledger's default (4 TiB)."""
-
-
-def parse_size(text: str) -> int:
-    """Bytes from "1048576", "512MiB", "64 GiB", "1.5TB"; ValueError otherwise."""
-    cleaned = text.strip().upper().replace(" ", "")
-    number = cleaned.rstrip("KMGTIB")
-    unit = cleaned[len(number):]
-    try:
-        size = int(float(number) * _UNITS[unit])
-    except (KeyError, ValueError):
-        raise ValueError(f"{text!r} is not a size such as 1048576, 512MiB or 64GiB") from None
-    if size <= 0:
-        raise ValueError(f"{text!r} is not a positive size")
-    return size
 
 
 def max_map_size(config: ServeConfig) -> int:
@@ -92,6 +77,7 @@ async def serve(config: ServeConfig) -> None:
     from tracecore.clock import now_ms
     from tracecore.errors import AlreadyExists
     from tracecore.ledger.env import DEFAULT_MAX_MAP_SIZE
+    from tracecore.version import LEDGER_FORMAT, release
     from tracerpc.metrics import Metrics
     from verify_svc.workers import WorkerConfig, WorkerPool, key_source
 
@@ -102,6 +88,8 @@ async def serve(config: ServeConfig) -> None:
     if keys.is_development:
         log.warning("using the public DEVELOPMENT key passphrase: never for production data")
     metrics = Metrics()
+    metrics.build_info.labels(release(), str(LEDGER_FORMAT)).set(1)
+    log.info("pharmatrace %s, ledger format %d", release(), LEDGER_FORMAT)
     if not config.authenticate:
         log.warning("authentication is OFF (--dev): every caller may do everything")
     limit = max_map_size(config)

@@ -34,6 +34,11 @@ class Metrics:
             "pharmatrace_rate_limited", "Requests refused by the public rate limit.",
             registry=target,
         )
+        self.build_info = Gauge(
+            "pharmatrace_build_info", "The release serving and the ledger format it reads and "
+            "writes (value 1).", ["version", "ledger_format"], multiprocess_mode="max",
+            registry=target,
+        )
         self.ledger_bytes = Gauge(
             "pharmatrace_ledger_bytes", "Bytes in use by a tenant's ledger.", ["tenant"],
             multiprocess_mode="max", registry=target,

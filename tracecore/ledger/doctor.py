@@ -22,6 +22,7 @@ from pharmatrace.v1 import ledger_pb2 as lpb
 from tracecore.codes import Code
 from tracecore.errors import TraceError
 from tracecore.keys import KeyRing, KeySource
+from tracecore.ledger import format as ledger_format
 from tracecore.ledger.access import Access
 from tracecore.ledger.counters import Tally
 from tracecore.ledger.env import Env, Txn
@@ -39,6 +40,7 @@ from tracecore.ledger.tenants import (
 )
 from tracecore.minting import density_slot
 from tracecore.status import Status
+from tracecore.version import release
 
 #: Examples named per kind of problem; the rest are counted.
 EXAMPLES = 3
@@ -104,6 +106,7 @@ def examine_tenant(path: Path, name: str, key_source: KeySource | None) -> list[
         out.problem("ledger", f"does not open: {exc.message}")
         return out.findings
     try:
+        _format(ledger, name, out)
         with ledger.env.read() as txn:
             _check_ledger(ledger, txn, ring, out)
         out.ok("ledger", f"opens; {ledger.env.used_bytes():,} bytes in use")
@@ -122,6 +125,15 @@ def examine_tenant(path: Path, name: str, key_source: KeySource | None) -> list[
         finally:
             env.close()
     return out.findings
+
+
+def _format(ledger: Ledger, name: str, out: _Report) -> None:
+    try:
+        ledger_format.check(ledger, f"tenant {name}")
+    except ledger_format.FormatMismatch as exc:
+        out.problem("format", exc.message)
+        return
+    out.ok("format", f"format {ledger_format.CURRENT}, the one pharmatrace {release()} serves")
 
 
 def problems(findings: Iterable[Finding]) -> list[Finding]:
