@@ -127,6 +127,7 @@ assert set(_TYPES) == {f.name for f in fields(Settings)}
 def read_file(path: Path) -> dict[str, Any]:
     """The settings a TOML file holds, checked key by key; ConfigError names the first bad
     key."""
+    path = path.absolute()
     try:
         with path.open("rb") as f:
             raw = tomllib.load(f)

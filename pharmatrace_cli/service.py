@@ -190,8 +190,8 @@ def _config_show(args: argparse.Namespace) -> int:
     shown["key_encryption_key"] = key_origin(settings, os.environ)
     width = max(len(k) for k in shown)
     for key, value in shown.items():
-        text = "(not set)" if value is None else value if isinstance(value, str) else (
-            json.dumps(value))
+        text = ("(not set)" if value is None else value if isinstance(value, str) and value
+                else json.dumps(value))
         print(f"{key:<{width}}  {text}")
     return EXIT_OK
 
