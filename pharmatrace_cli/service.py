@@ -139,6 +139,8 @@ def _serve(args: argparse.Namespace) -> int:
     configure_logging()
     if settings.migrate:
         _migrate(data, None, print_to=sys.stderr)
+    else:
+        _warn_of_old_formats(data)
     config = ServeConfig(
         data=data, host=settings.host, issue_port=settings.issue_port,
         verify_port=settings.verify_port, metrics_port=settings.metrics_port,
@@ -163,6 +165,27 @@ def _serve(args: argparse.Namespace) -> int:
     except TraceError as exc:
         raise CliError(str(exc)) from exc
     return EXIT_OK
+
+
+def _warn_of_old_formats(data: Path) -> None:
+    """Names, at start, every ledger this release will not serve because of its format."""
+    import logging
+
+    from tracecore.errors import TraceError
+    from tracecore.ledger import format as ledger_format
+    from tracecore.ledger.upgrade import formats
+
+    log = logging.getLogger("pharmatrace.serve")
+    try:
+        found = formats(data)
+    except TraceError as exc:
+        log.error("the ledgers' formats cannot be read: %s", exc)
+        return
+    for name, version in found.items():
+        if version != ledger_format.CURRENT:
+            log.error("%s: ledger format %d, this release serves format %d: not served until "
+                      "`pharmatrace tenant migrate`%s", name, version, ledger_format.CURRENT,
+                      "" if version < ledger_format.CURRENT else " (NEWER: not migratable)")
 
 
 # -- config --------------------------------------------------------------------------------------

@@ -8,13 +8,14 @@ import json
 import shutil
 import signal
 import subprocess
+import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from pharmatrace.v1 import ledger_pb2 as lpb
 
-from tests.e2e.conftest import Servers, pharmatrace_command, run_cli
+from tests.e2e.conftest import START_TIMEOUT_S, Server, Servers, pharmatrace_command, run_cli
 from tracecore.ledger import format as ledger_format
 from tracecore.ledger.access import Access
 from tracecore.ledger.migrations import to_2
@@ -215,3 +216,34 @@ def test_a_newer_ledger_is_refused(servers: Servers, tmp_path: Path) -> None:
     assert "written by a later release" in answer.stderr
     server.terminate()
     assert _dump(ledger_path, TENANT) == before
+
+
+def test_serve_migrate_brings_every_ledger_forward_at_start(tmp_path: Path) -> None:
+    """`serve --migrate` migrates the operator store and every older tenant before serving, and
+    then answers for the migrated tenant as 0.1.0 did."""
+    data = tmp_path / "data"
+    ledger = _install_fixture(data)
+    before = _dump(ledger, TENANT)
+    ready = tmp_path / "ready.json"
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [*pharmatrace_command(), "serve", "--dev", "--insecure", "--migrate", "--data",
+             str(data), "--issue-port", "0", "--verify-port", "0", "--metrics-port", "0",
+             "--workers", "1", "--grace", "1", "--ready-file", str(ready)],
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    server = Server(process, data, log)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not ready.exists():
+            assert process.poll() is None, server.log_text()
+            assert time.monotonic() < deadline, server.log_text()
+            time.sleep(0.05)
+        server.ports = json.loads(ready.read_text())
+        assert "the operator store: step to format 2" in server.log_text()
+        assert "tenant acme: migrated from format 1 to 2" in server.log_text()
+        assert _verify_all(server.env, tmp_path, _unit_codes(before)) == STATUSES
+        server.terminate()
+    finally:
+        server.kill()
+    _assert_carried(before, ledger, TENANT)
