@@ -19,6 +19,10 @@ from typing import Any
 PASSPHRASE_ENV = "PHARMATRACE_KEY_PASSPHRASE"  # noqa: S105 - a variable name
 KEY_FILE_ENV = "PHARMATRACE_KEY_FILE"
 MAX_MAP_SIZE_ENV = "PHARMATRACE_MAX_MAP_SIZE"
+CLONE_MAX_SCANS_ENV = "PHARMATRACE_CLONE_MAX_SCANS"
+CLONE_MAX_SPEED_ENV = "PHARMATRACE_CLONE_MAX_SPEED_KMH"
+LOG_LEVEL_ENV = "PHARMATRACE_LOG_LEVEL"
+_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 #: Keys that would put a secret in the file, and where the secret goes instead.
 _SECRETS = {
     "key_passphrase": f"key_passphrase_file (a file holding it) or ${PASSPHRASE_ENV}",
@@ -81,6 +85,14 @@ class Settings:
     """File holding the key-encryption passphrase (e.g. a systemd credential)."""
     migrate: bool = False
     """Bring older ledgers to the current format at start, one tenant at a time."""
+    clone_max_scans: int | None = None
+    """A code verified more often than this is suspected cloned; None: 20, or
+    $PHARMATRACE_CLONE_MAX_SCANS."""
+    clone_max_speed_kmh: float | None = None
+    """Two scans further apart than this speed allows: a clone; None: 1000, or
+    $PHARMATRACE_CLONE_MAX_SPEED_KMH."""
+    log_level: str | None = None
+    """DEBUG, INFO, WARNING or ERROR; None: $PHARMATRACE_LOG_LEVEL, else INFO."""
 
     def problems(self) -> list[str]:
         """What is wrong with the combination of settings (each value alone is checked when
@@ -102,6 +114,24 @@ class Settings:
             out.append("public_rate: must be more than 0")
         if self.grace < 0:
             out.append("grace: must be 0 or more")
+        if self.clone_max_scans is not None and self.clone_max_scans < 1:
+            out.append("clone_max_scans: must be 1 or more")
+        if self.clone_max_speed_kmh is not None and not self.clone_max_speed_kmh > 0:
+            out.append("clone_max_speed_kmh: must be more than 0")
+        if self.log_level is not None and self.log_level.upper() not in _LEVELS:
+            out.append(f"log_level: must be one of {', '.join(_LEVELS)}")
+        return out
+
+    def environment(self) -> dict[str, str]:
+        """The variables through which `serve`'s processes read the settings that are not
+        passed to them directly (the verification workers' clone checks, the log level)."""
+        out: dict[str, str] = {}
+        if self.clone_max_scans is not None:
+            out[CLONE_MAX_SCANS_ENV] = str(self.clone_max_scans)
+        if self.clone_max_speed_kmh is not None:
+            out[CLONE_MAX_SPEED_ENV] = repr(self.clone_max_speed_kmh)
+        if self.log_level is not None:
+            out[LOG_LEVEL_ENV] = self.log_level.upper()
         return out
 
     def shown(self) -> dict[str, object]:
@@ -120,6 +150,7 @@ _TYPES: dict[str, type] = {
     "public_verify": bool, "public_rate": float, "insecure": bool, "tls_cert": Path,
     "tls_key": Path, "client_ca": Path, "grace": float, "ready_file": Path,
     "max_map_size": int, "key_file": Path, "key_passphrase_file": Path, "migrate": bool,
+    "clone_max_scans": int, "clone_max_speed_kmh": float, "log_level": str,
 }
 assert set(_TYPES) == {f.name for f in fields(Settings)}
 

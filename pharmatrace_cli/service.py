@@ -97,6 +97,13 @@ def _serve_options(parser: argparse.ArgumentParser) -> None:
                         help="file holding the key-encryption passphrase")
     parser.add_argument("--migrate", action="store_true", default=None,
                         help="bring older ledgers to this release's format at start")
+    parser.add_argument("--clone-max-scans", type=int,
+                        help="a code verified more often than this is suspected cloned "
+                        "(default 20)")
+    parser.add_argument("--clone-max-speed-kmh", type=float,
+                        help="two scans further apart than this speed allows: a clone "
+                        "(default 1000)")
+    parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
 
 
 def _size(text: str) -> int:
@@ -131,6 +138,8 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ.update(key_environment(settings, os.environ))
     except ConfigError as exc:
         raise CliError(str(exc)) from None
+    # Read by the verification workers and the logging set-up, in every process serve starts.
+    os.environ.update(settings.environment())
     data = settings.data
     data.mkdir(parents=True, exist_ok=True)
     prepare_metrics_dir(data)

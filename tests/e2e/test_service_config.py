@@ -49,6 +49,8 @@ def test_config_check_accepts_a_good_file(tmp_path: Path) -> None:
     ("insecure = true\nissue_port = 70000\n", "issue_port: must be a port number"),
     ('tls_cert = "a.pem"\n', "tls_key: tls_cert and tls_key go together"),
     ("workers = [", "not valid TOML"),
+    ("insecure = true\nclone_max_scans = 0\n", "clone_max_scans: must be 1 or more"),
+    ('insecure = true\nlog_level = "chatty"\n', "log_level: must be one of"),
 ])
 def test_config_check_names_the_bad_key(tmp_path: Path, text: str, named: str) -> None:
     """A wrong file is refused in one line that names the key and what is wrong with it."""
