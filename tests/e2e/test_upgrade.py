@@ -247,3 +247,20 @@ def test_serve_migrate_brings_every_ledger_forward_at_start(tmp_path: Path) -> N
     finally:
         server.kill()
     _assert_carried(before, ledger, TENANT)
+
+
+def test_the_step_to_format_2_is_idempotent(tmp_path: Path) -> None:
+    """Running the step again on a ledger it has brought forward changes nothing."""
+    ledger_path = _install_fixture(tmp_path / "data")
+    ledger = Ledger(ledger_path, tenant=TENANT)
+    try:
+        assert to_2.apply(ledger, 1_700_000_000_000) is True
+    finally:
+        ledger.close()
+    once = _dump(ledger_path, TENANT)
+    ledger = Ledger(ledger_path, tenant=TENANT)
+    try:
+        assert to_2.apply(ledger, 1_700_000_000_001) is False
+    finally:
+        ledger.close()
+    assert _dump(ledger_path, TENANT) == once

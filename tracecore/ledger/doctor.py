@@ -106,7 +106,7 @@ def examine_tenant(path: Path, name: str, key_source: KeySource | None) -> list[
         out.problem("ledger", f"does not open: {exc.message}")
         return out.findings
     try:
-        _format(ledger, name, out)
+        _format(ledger, f"tenant {name}", out)
         with ledger.env.read() as txn:
             _check_ledger(ledger, txn, ring, out)
         out.ok("ledger", f"opens; {ledger.env.used_bytes():,} bytes in use")
@@ -127,9 +127,9 @@ def examine_tenant(path: Path, name: str, key_source: KeySource | None) -> list[
     return out.findings
 
 
-def _format(ledger: Ledger, name: str, out: _Report) -> None:
+def _format(ledger: Ledger, who: str, out: _Report) -> None:
     try:
-        ledger_format.check(ledger, f"tenant {name}")
+        ledger_format.check(ledger, who)
     except ledger_format.FormatMismatch as exc:
         out.problem("format", exc.message)
         return
@@ -334,6 +334,7 @@ def _operator(path: Path) -> list[Finding]:
         out.problem("ledger", f"does not open: {exc.message}")
         return out.findings
     try:
+        _format(ledger, "the operator store", out)
         checked, bad = Access(ledger).verify_audit()
     finally:
         ledger.close()
