@@ -22,7 +22,7 @@ from pharmatrace_cli import (
     oversight,
     printing,
     regions,
-    serve,
+    service,
     verify,
 )
 from pharmatrace_cli.command import EXIT_ERROR, EXIT_OK, EXIT_USAGE, CliError
@@ -66,14 +66,21 @@ def _rpc_message(exc: grpc.RpcError) -> str:
     return f"{code.name if code else 'error'}: {details}"
 
 
+def _version() -> str:
+    from tracecore.version import LEDGER_FORMAT, release
+
+    return f"pharmatrace {release()} (ledger format {LEDGER_FORMAT})"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pharmatrace",
         description="Drug pack serialization and traceability: one item, one code.",
     )
+    parser.add_argument("--version", action="version", version=_version())
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
-    serve.register(commands)
-    masterdata.register(commands)
+    tenant = masterdata.register(commands)
+    service.register(commands, tenant)
     codes.register(commands)
     verify.register(commands)
     credentials.register(commands)

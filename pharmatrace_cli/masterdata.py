@@ -14,8 +14,9 @@ from pharmatrace_cli.command import (
 )
 
 
-def register(commands: Any) -> None:
-    """Adds tenant, product, batch and party to the command group."""
+def register(commands: Any) -> Any:
+    """Adds tenant, product, batch and party to the command group; returns the `tenant`
+    group, where the service's commands add `tenant migrate`."""
     tenant = commands.add_parser("tenant", help="Create and list tenants.").add_subparsers(
         metavar="ACTION")
     create = add_command(tenant, "create", "Create a tenant: its own ledger and signing keys.",
@@ -64,6 +65,7 @@ def register(commands: Any) -> None:
     padd.add_argument("--gln")
     padd.add_argument("--authorised-region", action="append",
                       help="GB/T 2260 prefix it may sell into (repeatable)")
+    return tenant
 
 
 def _tenant_create(args: argparse.Namespace) -> int:

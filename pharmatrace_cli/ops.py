@@ -215,7 +215,7 @@ def _online(args: argparse.Namespace) -> int:
 def _ledger_limit(args: argparse.Namespace) -> int:
     from pharmatrace.v1 import admin_pb2 as pb
 
-    from pharmatrace_cli.serve import parse_size
+    from pharmatrace_cli.config import parse_size
 
     try:
         size = parse_size(args.size)

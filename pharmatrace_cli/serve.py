@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
@@ -12,21 +11,18 @@ import shutil
 import signal
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-from pharmatrace_cli.command import EXIT_OK, CliError, add_command, optional_path
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the server's modules load only when `serve` runs
     from tracerpc.certs import Tls
+
+from pharmatrace_cli.config import parse_size
 
 log = logging.getLogger("pharmatrace.serve")
 
 DEMO_TENANT = "demo"
 #: The largest a tenant's ledger may grow to, as bytes or with a unit: 512MiB, 64GiB, 4TiB.
 MAX_MAP_SIZE_ENV = "PHARMATRACE_MAX_MAP_SIZE"
-_UNITS = {"": 1, "B": 1, "K": 1 << 10, "KB": 1000, "KIB": 1 << 10, "M": 1 << 20, "MB": 10**6,
-          "MIB": 1 << 20, "G": 1 << 30, "GB": 10**9, "GIB": 1 << 30, "T": 1 << 40,
-          "TB": 10**12, "TIB": 1 << 40}
 
 
 @dataclass(frozen=True)
@@ -54,20 +50,6 @@ class ServeConfig:
     """The HTTP front door, served by the verification workers; 0: any free port; below 0:
     none."""
     public_base_url: str = ""
-
-
-def parse_size(text: str) -> int:
-    """Bytes from "1048576", "512MiB", "64 GiB", "1.5TB"; ValueError otherwise."""
-    cleaned = text.strip().upper().replace(" ", "")
-    number = cleaned.rstrip("KMGTIB")
-    unit = cleaned[len(number):]
-    try:
-        size = int(float(number) * _UNITS[unit])
-    except (KeyError, ValueError):
-        raise ValueError(f"{text!r} is not a size such as 1048576, 512MiB or 64GiB") from None
-    if size <= 0:
-        raise ValueError(f"{text!r} is not a positive size")
-    return size
 
 
 def max_map_size(config: ServeConfig) -> int:
@@ -103,6 +85,7 @@ async def serve(config: ServeConfig) -> None:
     from tracecore.clock import now_ms
     from tracecore.errors import AlreadyExists
     from tracecore.ledger.env import DEFAULT_MAX_MAP_SIZE
+    from tracecore.version import LEDGER_FORMAT, release
     from tracerpc.metrics import Metrics
     from verify_svc.workers import WorkerConfig, WorkerPool, key_source
 
@@ -113,6 +96,8 @@ async def serve(config: ServeConfig) -> None:
     if keys.is_development:
         log.warning("using the public DEVELOPMENT key passphrase: never for production data")
     metrics = Metrics()
+    metrics.build_info.labels(release(), str(LEDGER_FORMAT)).set(1)
+    log.info("pharmatrace %s, ledger format %d", release(), LEDGER_FORMAT)
     if not config.authenticate:
         log.warning("authentication is OFF (--dev): every caller may do everything")
     limit = max_map_size(config)
@@ -207,78 +192,3 @@ def _tls(config: ServeConfig) -> Tls | None:
     if config.tls_cert is None or config.tls_key is None:
         return None
     return load_tls_files(config.tls_cert, config.tls_key, config.client_ca)
-
-
-# -- the command ---------------------------------------------------------------------------------
-
-
-def register(commands: Any) -> None:
-    """Adds serve to the command group."""
-    serve = add_command(commands, "serve", "Run the issuance and verification services.", _serve,
-                    client=False, tenant=False)
-    serve.add_argument("--data", default="./data", help="data directory (default ./data)")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    serve.add_argument("--issue-port", type=int, default=50051)
-    serve.add_argument("--verify-port", type=int, default=50052)
-    serve.add_argument("--metrics-port", type=int, default=9464)
-    serve.add_argument("--workers", type=int, default=0,
-                       help="verification worker processes (default: number of cores)")
-    serve.add_argument("--dev", action="store_true",
-                       help="development: public development key passphrase, a demo tenant, "
-                       "and NO authentication")
-    serve.add_argument("--public-verify", action="store_true",
-                       help="answer Verify without a credential (the public role), rate-limited")
-    serve.add_argument("--public-rate", type=float, default=10.0,
-                       help="public verifications per second per client (default 10)")
-    serve.add_argument("--insecure", action="store_true", help="serve plaintext, without TLS")
-    serve.add_argument("--tls-cert", help="server certificate chain (PEM)")
-    serve.add_argument("--tls-key", help="server private key (PEM)")
-    serve.add_argument("--client-ca", help="require client certificates signed by this CA")
-    serve.add_argument("--grace", type=float, default=10.0,
-                       help="seconds calls in flight get to finish on shutdown")
-    serve.add_argument("--ready-file", help="write the bound ports here as JSON once serving")
-    serve.add_argument("--http-port", type=int, default=8080,
-                       help="the HTTP front door: resolver, check page, LVMS (default 8080; "
-                       "-1: none)")
-    serve.add_argument("--public-base-url", default="",
-                       help="scheme, host and path of the links it prints, e.g. "
-                       "https://id.example.com (default: the address each request came to)")
-
-
-def _serve(args: argparse.Namespace) -> int:
-    if not args.insecure and not args.tls_cert:
-        raise CliError("TLS needs --tls-cert and --tls-key (create development ones with "
-                       "`pharmatrace certs init`); or pass --insecure to serve plaintext")
-    if bool(args.tls_cert) != bool(args.tls_key):
-        raise CliError("--tls-cert and --tls-key go together")
-    data = Path(args.data)
-    data.mkdir(parents=True, exist_ok=True)
-    prepare_metrics_dir(data)
-    from tracerpc.logs import configure_logging
-
-    configure_logging()
-    config = ServeConfig(
-        data=data, host=args.host, issue_port=args.issue_port, verify_port=args.verify_port,
-        metrics_port=args.metrics_port, workers=args.workers or os.cpu_count() or 1,
-        dev=args.dev, tls_cert=optional_path(args.tls_cert),
-        tls_key=optional_path(args.tls_key), client_ca=optional_path(args.client_ca),
-        grace_s=args.grace, ready_file=optional_path(args.ready_file),
-        authenticate=not args.dev, public_verify=args.public_verify,
-        public_rate=args.public_rate, http_port=args.http_port,
-        public_base_url=args.public_base_url,
-    )
-    import asyncio
-
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
-    from tracecore.errors import TraceError
-
-    try:
-        asyncio.run(serve(config))
-    except TraceError as exc:
-        raise CliError(str(exc)) from exc
-    return EXIT_OK

@@ -50,6 +50,11 @@ class Metrics:
             "pharmatrace_slowed_calls", "Calls held back because their address had a burst of "
             "refusals.", registry=target,
         )
+        self.build_info = Gauge(
+            "pharmatrace_build_info", "The release serving and the ledger format it reads and "
+            "writes (value 1).", ["version", "ledger_format"], multiprocess_mode="max",
+            registry=target,
+        )
         self.ledger_bytes = Gauge(
             "pharmatrace_ledger_bytes", "Bytes in use by a tenant's ledger.", ["tenant"],
             multiprocess_mode="max", registry=target,

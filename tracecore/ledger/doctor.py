@@ -22,6 +22,7 @@ from pharmatrace.v1 import ledger_pb2 as lpb
 from tracecore.codes import Code
 from tracecore.errors import TraceError
 from tracecore.keys import KeyRing, KeySource
+from tracecore.ledger import format as ledger_format
 from tracecore.ledger.chain import ChainCheck, check_chains
 from tracecore.ledger.counters import Tally
 from tracecore.ledger.env import Env, Txn
@@ -38,6 +39,7 @@ from tracecore.ledger.tenants import (
 )
 from tracecore.minting import density_slot
 from tracecore.status import Status
+from tracecore.version import release
 
 #: Examples named per kind of problem; the rest are counted.
 EXAMPLES = 3
@@ -103,6 +105,7 @@ def examine_tenant(path: Path, name: str, key_source: KeySource | None) -> list[
         out.problem("ledger", f"does not open: {exc.message}")
         return out.findings
     try:
+        _format(ledger, f"tenant {name}", out)
         with ledger.env.read() as txn:
             _check_ledger(ledger, txn, ring, out)
         out.ok("ledger", f"opens; {ledger.env.used_bytes():,} bytes in use")
@@ -121,6 +124,15 @@ def examine_tenant(path: Path, name: str, key_source: KeySource | None) -> list[
         finally:
             env.close()
     return out.findings
+
+
+def _format(ledger: Ledger, who: str, out: _Report) -> None:
+    try:
+        ledger_format.check(ledger, who)
+    except ledger_format.FormatMismatch as exc:
+        out.problem("format", exc.message)
+        return
+    out.ok("format", f"format {ledger_format.CURRENT}, the one pharmatrace {release()} serves")
 
 
 def problems(findings: Iterable[Finding]) -> list[Finding]:
@@ -315,6 +327,7 @@ def _operator(path: Path) -> list[Finding]:
         out.problem("ledger", f"does not open: {exc.message}")
         return out.findings
     try:
+        _format(ledger, "the operator store", out)
         with ledger.env.read() as txn:
             checks = check_chains(txn, ledger.db, events=False)
     finally:

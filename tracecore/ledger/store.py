@@ -92,11 +92,6 @@ class Ledger:
         self.env = Env(path, DATABASES, owner=tenant, readonly=readonly, map_size=map_size,
                        dupsort=DUPSORT)
         self.db = self.env.dbs
-        if not readonly:
-            with self.env.read() as txn:
-                indexed = txn.get(_MATERIALS_INDEXED, db=self.db["meta"]) is not None
-            if not indexed:
-                self.env.write(self._index_old_batches)
 
     def close(self) -> None:
         self.env.close()
@@ -442,8 +437,9 @@ class Ledger:
             txn.put(material_key(material.supplier, material.supplier_lot), ref_key(ref),
                     db=self.db["material_lots"], dupdata=True)
 
-    def _index_old_batches(self, txn: Txn) -> None:
-        """Adds batches stored before the material-lot index existed to it, once."""
+    def index_old_batches(self, txn: Txn) -> None:
+        """Adds batches stored before the material-lot index existed to it, once (format 2's
+        migration step)."""
         if txn.get(_MATERIALS_INDEXED, db=self.db["meta"]) is not None:
             return
         for key in txn.cursor(db=self.db["batches"]).iternext(values=False):

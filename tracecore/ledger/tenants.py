@@ -32,6 +32,7 @@ from tracecore.errors import (
     Unavailable,
 )
 from tracecore.keys import KeyRing, KeySource
+from tracecore.ledger import format as ledger_format
 from tracecore.ledger.access import Access
 from tracecore.ledger.env import DEFAULT_MAP_SIZE, DEFAULT_MAX_MAP_SIZE, in_use
 from tracecore.ledger.store import Ledger
@@ -112,8 +113,18 @@ class DataDir:
         tenants; opened on first use."""
         with self._lock:
             if self._operator is None:
-                self._operator = Ledger(self.root / OPERATOR_DIR / LEDGER, tenant=OPERATOR,
-                                        readonly=self.readonly, map_size=self._map_size)
+                path = self.root / OPERATOR_DIR / LEDGER
+                new = not (path / "data.mdb").exists()
+                store = Ledger(path, tenant=OPERATOR, readonly=self.readonly,
+                               map_size=self._map_size)
+                try:
+                    if new:
+                        ledger_format.stamp_new(store)
+                    ledger_format.check(store, "the operator store")
+                except BaseException:
+                    store.close()
+                    raise
+                self._operator = store
         return Access(self._operator)
 
     def names(self) -> list[str]:
@@ -134,7 +145,11 @@ class DataDir:
             staging.mkdir(parents=True)
             try:
                 KeyRing.generate().save(staging / KEYRING, self._key_source)
-                Ledger(staging / LEDGER, tenant=tenant, map_size=self._map_size).close()
+                ledger = Ledger(staging / LEDGER, tenant=tenant, map_size=self._map_size)
+                try:
+                    ledger_format.stamp_new(ledger)
+                finally:
+                    ledger.close()
                 record = lpb.TenantRecord(tenant=tenant, name=name, created_at_ms=now_ms)
                 (staging / IDENTITY).write_bytes(record.SerializeToString())
                 os.rename(staging, final)
@@ -331,6 +346,11 @@ class DataDir:
                             map_size=min(self._map_size, limit))
         except TraceError as exc:
             raise type(exc)(f"tenant {tenant}: {LEDGER}: {exc.message}") from exc
+        try:
+            ledger_format.check(ledger, f"tenant {tenant}")
+        except BaseException:
+            ledger.close()
+            raise
         ledger.env.set_max_map_size(limit)
         stamp = (path / KEYRING).stat().st_mtime_ns
         return Tenant(tenant, path, ledger, keys, stamp, time.monotonic(), time.monotonic())
