@@ -1,0 +1,2 @@
+
+acmeAcme Pharmaé¢èš¤4
