@@ -17,8 +17,10 @@ CHROMIUM = os.environ.get("PHARMATRACE_CHROMIUM") or shutil.which("chromium") or
     "chromium-browser")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Chromium for one module: Playwright's sync API keeps an event loop running in the
+    thread while it is open, which other modules' ``asyncio.run`` must not find."""
     if CHROMIUM is None:
         pytest.skip("chromium is not installed (apt-get install chromium fonts-noto-cjk)")
     from playwright.sync_api import sync_playwright
