@@ -23,6 +23,7 @@ from tracecore.oversight import Location
 from tracecore.oversight import lot as check_lot
 from tracecore.status import Status
 from tracerpc.authz import caller_name
+from tracerpc.locations import batch_location
 
 MAX_CODES = 100_000
 MAX_EVENTS_PER_MESSAGE = 10_000
@@ -197,7 +198,8 @@ class LifecycleServicer(lifecycle_pb2_grpc.LifecycleServicer):
         """A recall or withdrawal: one transaction of its own on the writer thread."""
         ledger = self._data.get(tenant_name).ledger
         locations, seqs = await self._committer.writer.run(fn, ledger, *args, order, now_ms())
-        return pb.RecallResponse(batches=[loc.message() for loc in locations], event_seqs=seqs)
+        return pb.RecallResponse(batches=[batch_location(loc) for loc in locations],
+                                 event_seqs=seqs)
 
     async def _one(self, tenant_name: str, ctx: pb.EventContext, kind: EventKind,
                    texts: Sequence[str], *, parent: Code | None = None, lot: str = "",

@@ -24,6 +24,7 @@ from tracecore.errors import (
 )
 from tracecore.ledger.tenants import DataDir
 from tracecore.ratelimit import RateLimiter
+from tracecore.usecases import oversight, reports, trace, verification
 from tracecore.usecases.declare import Scope, UseCase, declaration
 from tracerpc.certs import peer_identity
 
@@ -66,11 +67,13 @@ TABLE: dict[str, UseCase] = {
     **_pending("Lifecycle", {A, L, D, P}, True, "Receive"),
     **_pending("Lifecycle", {A, D, P}, True, "Decommission", "Undo", "Destroy"),
     **_pending("Lifecycle", {A, R}, True, "RecallBatch", "RecallMaterial", "WithdrawProduct"),
-    **_pending("Verification", {A, L, D, P, R, U}, False, "Verify"),
-    **_pending("Verification", _READERS, False, "VerifyBatch", "VerifyStream"),
-    **_pending("Trace", {A, D, R}, False, "TraceCode", "ListEvents", "ExportEpcis"),
-    **_pending("Trace", {A, R}, False, "LocateBatch", "BatchesUsingMaterial", "ListAlerts",
-               "WatchAlerts", "RegionReport"),
+    **_rpcs("Verification", Verify=verification.verify, VerifyBatch=verification.verify_batch,
+            VerifyStream=verification.verify_batch),
+    **_rpcs("Trace", TraceCode=trace.trace_code, ListEvents=trace.list_events,
+            ExportEpcis=trace.export_epcis, LocateBatch=oversight.locate_batch,
+            BatchesUsingMaterial=oversight.batches_using_material,
+            ListAlerts=oversight.list_alerts, WatchAlerts=oversight.watch_alerts,
+            RegionReport=reports.region_report),
 }
 
 #: Methods that change state: each call leaves one audit record.
