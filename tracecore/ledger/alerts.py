@@ -18,7 +18,8 @@ from pharmatrace.v1 import ledger_pb2 as lpb
 
 from tracecore import paging
 from tracecore.ledger.env import Env, Txn
-from tracecore.oversight import AlertFilter, AlertRecord, Raised
+from tracecore.oversight import AlertFilter as AlertFilter  # what page() and after() take
+from tracecore.oversight import AlertRecord, Raised
 
 DATABASES = ("alerts", "alert_keys", "meta")
 DIRECTORY = "alerts"
