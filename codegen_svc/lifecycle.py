@@ -16,6 +16,7 @@ from tracecore.lifecycle_rules import Failure
 from tracecore.usecases import lifecycle, recall
 from tracecore.usecases.lifecycle import EventContext, EventInput, Outcome
 from tracecore.usecases.writeside import WriteSide
+from tracerpc.locations import batch_location
 
 Context = grpc.aio.ServicerContext[Any, Any]
 #: Bounds on a CaptureEvents stream, checked as it arrives.
@@ -142,7 +143,7 @@ def _response(outcome: Outcome) -> pb.LifecycleResponse:
 
 
 def _recalled(held: recall.Held) -> pb.RecallResponse:
-    return pb.RecallResponse(batches=[loc.message() for loc in held.batches],
+    return pb.RecallResponse(batches=[batch_location(loc) for loc in held.batches],
                              event_seqs=held.event_seqs)
 
 

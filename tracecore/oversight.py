@@ -3,14 +3,12 @@ batch's packs are. Pure: the ledger modules read and write, these functions deci
 
 from __future__ import annotations
 
+import enum
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from pharmatrace.v1 import common_pb2 as cpb
-from pharmatrace.v1 import lifecycle_pb2 as lpb
-from pharmatrace.v1 import trace_pb2 as tpb
-from pharmatrace.v1 import verification_pb2 as vpb
 
 from tracecore import gs1, regions
 from tracecore.errors import InvalidArgument, ParseError
@@ -26,9 +24,49 @@ ENDED = frozenset({Status.DISPENSED, Status.DESTROYED, Status.VOIDED})
 SUPPLY_CHAIN_PURPOSES = frozenset({2, 3, 4})  # pharmatrace.v1.ScanPurpose RECEIVING, DISPENSING,
 #                                               INSPECTION
 _MS_PER_HOUR = 3_600_000
-_ACTIONS: dict[int, str] = {tpb.ALERT_SOURCE_RECEIPT: "received",
-                            tpb.ALERT_SOURCE_DISPENSE: "dispensed",
-                            tpb.ALERT_SOURCE_SCAN: "scanned"}
+
+
+class AlertKind(enum.IntEnum):
+    """``pharmatrace.v1.AlertKind``: what a verification answer flags; in masks, kind K is bit
+    1 << K. DIVERSION and CLONE_SUSPECTED are also stored as alerts."""
+
+    NOT_COMMISSIONED = 1
+    VOIDED = 2
+    EXPIRED = 3
+    DATA_MISMATCH = 4
+    KEY_REVOKED = 5
+    RECALLED = 6
+    WITHDRAWN = 7
+    ALREADY_DECOMMISSIONED = 8
+    DESTROYED_OR_STOLEN = 9
+    DIVERSION = 10
+    CLONE_SUSPECTED = 11
+    ACCESS_REFUSED = 12
+
+    @property
+    def bit(self) -> int:
+        return 1 << self.value
+
+
+class AlertSource(enum.IntEnum):
+    """``pharmatrace.v1.AlertSource``: what raised an alert."""
+
+    RECEIPT = 1
+    DISPENSE = 2
+    SCAN = 3
+    ACCESS = 4
+
+
+class CloneReason(enum.IntEnum):
+    """``pharmatrace.v1.CloneReason``: why a code is suspected to be cloned."""
+
+    TRAVEL = 1
+    SEEN_AFTER_END = 2
+    TOO_MANY_SCANS = 3
+
+
+_ACTIONS: dict[int, str] = {AlertSource.RECEIPT: "received", AlertSource.DISPENSE: "dispensed",
+                            AlertSource.SCAN: "scanned"}
 
 
 def lot(text: str, field: str = "lot") -> str:
@@ -154,11 +192,63 @@ class Travel:
 
 
 @dataclass(frozen=True, slots=True)
+class AlertRecord:
+    """One alert with its evidence (``pharmatrace.v1.Alert``); enums as their numbers, 0 unset."""
+
+    kind: int
+    source: int
+    raised_at_ms: int
+    code: str
+    units: int = 0
+    product: str = ""
+    lot: str = ""
+    region: str = ""
+    party_id: str = ""
+    authorised_regions: tuple[str, ...] = ()
+    authorised_by: str = ""
+    clone_reason: int = 0
+    previous_region: str = ""
+    previous_at_ms: int = 0
+    distance_km: float = 0.0
+    scan_count: int = 0
+    status: int = 0
+    detail: str = ""
+    address: str = ""
+    """For ACCESS_REFUSED: the address refused, the credential it claimed, how many times."""
+    credential: str = ""
+    refusals: int = 0
+    alert_id: int = 0
+    """Increasing in the order alerts were stored; 0 until stored."""
+
+
+@dataclass(frozen=True, slots=True)
+class AlertFilter:
+    """Which alerts a listing wants; empty fields match everything."""
+
+    kind: int = 0
+    product: str = ""
+    lot: str = ""
+    region: str = ""           # canonical GB/T 2260 prefix
+    from_ms: int = 0
+    to_ms: int = 0
+
+    def matches(self, alert: AlertRecord) -> bool:
+        return not (
+            (self.kind and alert.kind != self.kind)
+            or (self.product and alert.product != self.product)
+            or (self.lot and alert.lot != self.lot)
+            or (self.region and not alert.region.startswith(self.region))
+            or (self.from_ms and alert.raised_at_ms < self.from_ms)
+            or (self.to_ms and alert.raised_at_ms >= self.to_ms)
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Raised:
     """An alert to store once: ``key`` says what "once" means (same code, rule and place)."""
 
     key: bytes
-    alert: tpb.Alert
+    alert: AlertRecord
 
 
 def diversion(code_key: bytes, code: str, *, source: int, at_ms: int, units: int,
@@ -170,17 +260,16 @@ def diversion(code_key: bytes, code: str, *, source: int, at_ms: int, units: int
     whose = "lot " + lot if rule.by == "batch" else "distributor " + rule.by
     action = _ACTIONS[source]
     by = f" by {party_id}" if party_id else ""
-    alert = tpb.Alert(
-        kind=vpb.ALERT_KIND_DIVERSION, source=source,  # type: ignore[arg-type]
-        raised_at_ms=at_ms, code=code, units=units, product=product, lot=lot, region=seen,
-        party_id=party_id, authorised_regions=rule.prefixes, authorised_by=rule.by,
-        status=int(status),  # type: ignore[arg-type]
+    alert = AlertRecord(
+        kind=AlertKind.DIVERSION, source=source, raised_at_ms=at_ms, code=code, units=units,
+        product=product, lot=lot, region=seen, party_id=party_id,
+        authorised_regions=rule.prefixes, authorised_by=rule.by, status=int(status),
         detail=(f"{code} {action}{by} {where}, outside {', '.join(rule.prefixes)} authorised "
                 f"for {whose}"),
     )
     # A scan is one fact per place; a receipt or dispensing is a custody event of its own.
-    event = () if source == tpb.ALERT_SOURCE_SCAN else (party_id, at_ms)
-    return Raised(_key(b"D", code_key, source, seen, rule.by, *event), alert)
+    event = () if source == AlertSource.SCAN else (party_id, at_ms)
+    return Raised(_key(b"D", code_key, int(source), seen, rule.by, *event), alert)
 
 
 def clone(code_key: bytes, code: str, reason: int, *, at_ms: int, product: str, lot: str,
@@ -189,28 +278,26 @@ def clone(code_key: bytes, code: str, reason: int, *, at_ms: int, product: str, 
           ) -> Raised:
     """A code seen where one physical pack cannot be."""
     seen = region_text(region)
-    if reason == tpb.CLONE_REASON_TRAVEL:
+    if reason == CloneReason.TRAVEL:
         hours = (at_ms - previous_at_ms) / _MS_PER_HOUR
         detail = (f"{code} scanned in {seen} {hours * 60:.0f} min after a scan in "
                   f"{region_text(previous_region)}, {distance_km:,.0f} km away")
-    elif reason == tpb.CLONE_REASON_SEEN_AFTER_END:
+    elif reason == CloneReason.SEEN_AFTER_END:
         detail = (f"{code} scanned by {party_id or 'the supply chain'} although it is "
                   f"{status.name}")
     else:
         detail = f"{code} verified {scan_count} times"
-    alert = tpb.Alert(
-        kind=vpb.ALERT_KIND_CLONE_SUSPECTED, source=tpb.ALERT_SOURCE_SCAN, raised_at_ms=at_ms,
+    alert = AlertRecord(
+        kind=AlertKind.CLONE_SUSPECTED, source=AlertSource.SCAN, raised_at_ms=at_ms,
         code=code, units=1, product=product, lot=lot, region=seen, party_id=party_id,
-        clone_reason=reason,  # type: ignore[arg-type]
-        previous_region=region_text(previous_region), previous_at_ms=previous_at_ms,
-        distance_km=distance_km, scan_count=scan_count,
-        status=int(status),  # type: ignore[arg-type]
-        detail=detail,
+        clone_reason=reason, previous_region=region_text(previous_region),
+        previous_at_ms=previous_at_ms, distance_km=distance_km, scan_count=scan_count,
+        status=int(status), detail=detail,
     )
     # Once per code and reason; travel once per place seen, seen-after-end once per party.
-    scope = seen if reason == tpb.CLONE_REASON_TRAVEL else (
-        party_id if reason == tpb.CLONE_REASON_SEEN_AFTER_END else "")
-    return Raised(_key(b"C", code_key, reason, scope), alert)
+    scope = seen if reason == CloneReason.TRAVEL else (
+        party_id if reason == CloneReason.SEEN_AFTER_END else "")
+    return Raised(_key(b"C", code_key, int(reason), scope), alert)
 
 
 def _key(kind: bytes, code_key: bytes, *parts: object) -> bytes:
@@ -240,9 +327,52 @@ class RecallNote:
     party_id: str
     event_seq: int
 
-    def message(self) -> lpb.Recall:
-        return lpb.Recall(when_ms=self.when_ms, reason=self.reason, who=self.who,
-                          party_id=self.party_id, event_seq=self.event_seq)
+
+@dataclass(slots=True)
+class Totals:
+    """Units of a batch by where they are; they partition ``units``."""
+
+    units: int = 0
+    at_plant: int = 0
+    in_stock: int = 0
+    in_transit: int = 0
+    dispensed: int = 0
+    other_decommissioned: int = 0
+    destroyed: int = 0
+    voided: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class HolderRow:
+    """One holder, status and transit flag of a batch's units."""
+
+    party_id: str
+    party_name: str
+    kind: int
+    region: str
+    status: Status
+    in_transit: bool
+    units: int
+
+
+@dataclass(slots=True)
+class ProvinceRow:
+    """A province's share of a batch's units on the market or dispensed."""
+
+    region: str
+    name: str
+    in_stock: int = 0
+    in_transit: int = 0
+    dispensed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Whereabouts:
+    """A batch's location as readers see it: totals, holders in order, provinces with units."""
+
+    totals: Totals
+    holders: list[HolderRow]
+    provinces: list[ProvinceRow]
 
 
 @dataclass(slots=True)
@@ -255,40 +385,33 @@ class Location:
     withdrawal: RecallNote | None = None
     holdings: list[Holding] = field(default_factory=list)
 
-    def message(self) -> lpb.BatchLocation:
-        """The API's picture: totals that partition the units, holders, provinces."""
-        out = lpb.BatchLocation(
-            product=self.batch.product, product_name=self.product.name, lot=self.batch.lot,
-            expires_on=self.batch.expires_on,
-        )
-        if self.recall is not None:
-            out.recall.CopyFrom(self.recall.message())
-        if self.withdrawal is not None:
-            out.withdrawal.CopyFrom(self.withdrawal.message())
-        provinces: dict[str, lpb.RegionCount] = {}
+    def whereabouts(self) -> Whereabouts:
+        """Totals that partition the units, holders, provinces."""
+        totals = Totals()
+        holders: list[HolderRow] = []
+        provinces: dict[str, ProvinceRow] = {}
         for h in sorted(self.holdings, key=_holding_order):
             party = h.party
             kind = party.kind if party is not None else cpb.PARTY_KIND_UNSPECIFIED
-            out.units += h.units
+            totals.units += h.units
             if h.status is Status.ACTIVE:
                 if h.in_transit:
-                    out.in_transit += h.units
+                    totals.in_transit += h.units
                 elif party is None or kind == cpb.PARTY_KIND_PLANT:
-                    out.at_plant += h.units
+                    totals.at_plant += h.units
                 else:
-                    out.in_stock += h.units
+                    totals.in_stock += h.units
             elif h.status in DISPENSINGS:
-                out.dispensed += h.units
+                totals.dispensed += h.units
             elif h.status in DECOMMISSIONED:
-                out.other_decommissioned += h.units
+                totals.other_decommissioned += h.units
             elif h.status in (Status.DESTROYED, Status.STOLEN):
-                out.destroyed += h.units
+                totals.destroyed += h.units
             elif h.status is Status.VOIDED:
-                out.voided += h.units
-            out.holders.append(lpb.HolderCount(
+                totals.voided += h.units
+            holders.append(HolderRow(
                 party_id=party.party_id if party else "", party_name=party.name if party else "",
-                kind=kind, region=party.region if party else "",
-                status=int(h.status),  # type: ignore[arg-type]
+                kind=kind, region=party.region if party else "", status=h.status,
                 in_transit=h.in_transit, units=h.units,
             ))
             if h.status is Status.VOIDED:
@@ -296,8 +419,8 @@ class Location:
             province = party.region[:2] if party is not None and party.region else ""
             row = provinces.get(province)
             if row is None:
-                row = provinces[province] = lpb.RegionCount(
-                    region=province, name=regions.display(province) if province else "")
+                row = provinces[province] = ProvinceRow(
+                    province, regions.display(province) if province else "")
             if h.status is Status.ACTIVE:
                 if h.in_transit:
                     row.in_transit += h.units
@@ -305,9 +428,9 @@ class Location:
                     row.in_stock += h.units
             elif h.status in DISPENSINGS:
                 row.dispensed += h.units
-        out.regions.extend(r for _, r in sorted(provinces.items())
-                           if r.in_stock or r.in_transit or r.dispensed)
-        return out
+        shown = [r for _, r in sorted(provinces.items())
+                 if r.in_stock or r.in_transit or r.dispensed]
+        return Whereabouts(totals, holders, shown)
 
 
 def _holding_order(h: Holding) -> tuple[str, int, bool]:
@@ -339,17 +462,32 @@ def within(prefix: str, limit: str) -> bool:
     return not limit or (bool(prefix) and prefix.startswith(limit))
 
 
+@dataclass(frozen=True, slots=True)
+class RegionRow:
+    """One product in one region: stock now, flows over the report's period."""
+
+    product: str
+    product_name: str
+    region: str
+    region_name: str
+    stock: int
+    recalled: int
+    received: int
+    sold: int
+    returned: int
+
+
 def report_rows(products: Iterable[tuple[cpb.Product, dict[str, RegionFigures]]]
-                ) -> list[tpb.RegionRow]:
+                ) -> list[RegionRow]:
     """Rows by product (in the given order), then region; regions with nothing to show left
     out."""
-    rows: list[tpb.RegionRow] = []
+    rows: list[RegionRow] = []
     for product, by_region in products:
         for prefix in sorted(by_region, key=lambda p: (p == "", p)):
             figures = by_region[prefix]
             if not figures.any():
                 continue
-            rows.append(tpb.RegionRow(
+            rows.append(RegionRow(
                 product=product.gtin or product.nmpa_id, product_name=product.name,
                 region=prefix, region_name=regions.display(prefix) if prefix else "unknown",
                 stock=figures.stock, recalled=figures.recalled, received=figures.received,

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from pharmatrace.v1 import common_pb2 as pb
-from pharmatrace.v1 import trace_pb2 as tpb
 
 from tracecore import gs1
 from tracecore.codes import parse_many
@@ -34,7 +33,10 @@ from tracecore.oversight import (
     ENDED,
     RECALLABLE,
     SUPPLY_CHAIN_PURPOSES,
+    AlertKind,
+    AlertSource,
     Checks,
+    CloneReason,
     Raised,
     RegionRule,
     Travel,
@@ -58,24 +60,8 @@ class Verdict(enum.IntEnum):
     INVALID_FORMAT = 4
 
 
-class Alert(enum.IntEnum):
-    """``pharmatrace.v1.AlertKind``; in masks, kind K is bit 1 << K."""
-
-    NOT_COMMISSIONED = 1
-    VOIDED = 2
-    EXPIRED = 3
-    DATA_MISMATCH = 4
-    KEY_REVOKED = 5
-    RECALLED = 6
-    WITHDRAWN = 7
-    ALREADY_DECOMMISSIONED = 8
-    DESTROYED_OR_STOLEN = 9
-    DIVERSION = 10
-    CLONE_SUSPECTED = 11
-
-    @property
-    def bit(self) -> int:
-        return 1 << self.value
+Alert = AlertKind
+"""What an answer flags; in ``Answers.alert_masks``, kind K is bit 1 << K."""
 
 
 def alerts_of(mask: int) -> list[Alert]:
@@ -218,7 +204,7 @@ class Verifier:
                 if supply_chain and recorded in _ENDED and (not scanner or holder_ref != scanner):
                     mask |= _CLONE
                     raised.append(clone(
-                        key, code.text(), tpb.CLONE_REASON_SEEN_AFTER_END, at_ms=now_ms,
+                        key, code.text(), CloneReason.SEEN_AFTER_END, at_ms=now_ms,
                         product=info.batch.product if info else "",
                         lot=info.batch.lot if info else "", region=region,
                         party_id=context.party_id, status=Status(recorded), scan_count=0))
@@ -274,11 +260,11 @@ class Verifier:
                 continue
             reasons = []
             if count > max_scans:
-                reasons.append(tpb.CLONE_REASON_TOO_MANY_SCANS)
+                reasons.append(CloneReason.TOO_MANY_SCANS)
             far = bool(region and last_region and last_region != region and travel.impossible(
                 last_region, last_ms, region, now_ms))
             if far:
-                reasons.append(tpb.CLONE_REASON_TRAVEL)
+                reasons.append(CloneReason.TRAVEL)
             if not reasons:
                 continue
             out.alert_masks[row] |= _CLONE
@@ -310,7 +296,7 @@ class Verifier:
     def _diversion(self, key: bytes, code: str, info: _BatchInfo, context: ScanContext,
                    now_ms: int, status: int) -> Raised:
         assert info.rule is not None
-        return diversion(key, code, source=tpb.ALERT_SOURCE_SCAN, at_ms=now_ms, units=1,
+        return diversion(key, code, source=AlertSource.SCAN, at_ms=now_ms, units=1,
                          product=info.batch.product, lot=info.batch.lot, region=context.region,
                          party_id=context.party_id, rule=info.rule, status=Status(status))
 
@@ -332,13 +318,13 @@ class Verifier:
         data = txn.get(party_id.encode(), db=self._tenant.ledger.db["party_ids"])
         return ref_of(data) if data is not None else 0
 
-    def _product(self, txn: object, ref: int) -> pb.Product:
+    def _product(self, txn: Txn, ref: int) -> pb.Product:
         product = self._products.get(ref)
         if product is None:
             product = self._products[ref] = self._tenant.ledger.product_by_ref(txn, ref)
         return product
 
-    def _batch(self, txn: object, ref: int) -> _BatchInfo:
+    def _batch(self, txn: Txn, ref: int) -> _BatchInfo:
         info = self._batches.get(ref)
         if info is None:
             batch = self._tenant.ledger.batch_by_ref(txn, ref)

@@ -14,8 +14,6 @@ from typing import Any
 import grpc
 from google.protobuf.message import Message
 from pharmatrace.v1 import ledger_pb2 as lpb
-from pharmatrace.v1 import trace_pb2 as tpb
-from pharmatrace.v1 import verification_pb2 as vpb
 
 from tracecore.clock import now_ms
 from tracecore.credentials import OPERATOR, Principal, Role, parse_token
@@ -28,7 +26,7 @@ from tracecore.errors import (
 )
 from tracecore.ledger import alerts, security_log
 from tracecore.ledger.tenants import DataDir
-from tracecore.oversight import Raised
+from tracecore.oversight import AlertKind, AlertRecord, AlertSource, Raised
 from tracecore.ratelimit import RateLimiter
 from tracecore.refusals import Burst, BurstPolicy, Reason, Refusal, RefusalWatch, reason_of
 from tracecore.usecases import (
@@ -38,7 +36,11 @@ from tracecore.usecases import (
     logistic_units,
     masterdata,
     operations,
+    oversight,
     recall,
+    reports,
+    trace,
+    verification,
 )
 from tracecore.usecases.declare import Scope, UseCase, declaration
 from tracerpc.certs import peer_identity
@@ -54,13 +56,6 @@ _READERS = frozenset({A, L, D, P, R})
 def _rpcs(service: str, **use_cases: Callable[..., Any]) -> dict[str, UseCase]:
     """RPC name -> the declaration of the use case its servicer method runs."""
     return {f"/pharmatrace.v1.{service}/{m}": declaration(fn) for m, fn in use_cases.items()}
-
-
-def _pending(service: str, roles: frozenset[Role] | set[Role], writes: bool, *methods: str
-             ) -> dict[str, UseCase]:
-    """RPCs whose servicer does not yet run a declared use case."""
-    return {f"/pharmatrace.v1.{service}/{m}": UseCase(f"{service}.{m}", frozenset(roles), writes,
-                                                     Scope.TENANT) for m in methods}
 
 
 #: Every RPC and the use case it runs: the roles that may call it and whether it writes come
@@ -86,11 +81,13 @@ TABLE: dict[str, UseCase] = {
             CaptureEvents=lifecycle.capture_events, ImportEpcis=lifecycle.import_epcis,
             RecallBatch=recall.recall_batch, RecallMaterial=recall.recall_material,
             WithdrawProduct=recall.withdraw_product),
-    **_pending("Verification", {A, L, D, P, R, U}, False, "Verify"),
-    **_pending("Verification", _READERS, False, "VerifyBatch", "VerifyStream"),
-    **_pending("Trace", {A, D, R}, False, "TraceCode", "ListEvents", "ExportEpcis"),
-    **_pending("Trace", {A, R}, False, "LocateBatch", "BatchesUsingMaterial", "ListAlerts",
-               "WatchAlerts", "RegionReport"),
+    **_rpcs("Verification", Verify=verification.verify, VerifyBatch=verification.verify_batch,
+            VerifyStream=verification.verify_batch),
+    **_rpcs("Trace", TraceCode=trace.trace_code, ListEvents=trace.list_events,
+            ExportEpcis=trace.export_epcis, LocateBatch=oversight.locate_batch,
+            BatchesUsingMaterial=oversight.batches_using_material,
+            ListAlerts=oversight.list_alerts, WatchAlerts=oversight.watch_alerts,
+            RegionReport=reports.region_report),
     **_rpcs("LogisticUnits", RegisterCompanyPrefix=logistic_units.register_company_prefix,
             ListCompanyPrefixes=logistic_units.list_company_prefixes,
             RequestSsccs=logistic_units.request_ssccs, GetSsccPool=logistic_units.get_sscc_pool),
@@ -285,8 +282,8 @@ class Authorizer:
     def _raise(self, burst: Burst) -> None:
         """The burst as the tenant's ACCESS_REFUSED alert, stored once per window."""
         last = burst.last
-        alert = tpb.Alert(
-            kind=vpb.ALERT_KIND_ACCESS_REFUSED, source=tpb.ALERT_SOURCE_ACCESS,
+        alert = AlertRecord(
+            kind=AlertKind.ACCESS_REFUSED, source=AlertSource.ACCESS, code="",
             raised_at_ms=last.at_ms, address=last.address, credential=last.credential[:200],
             refusals=burst.count, detail=burst.describe())
         key = f"R{burst.key}:{last.at_ms // burst.window_ms}".encode()[:400]

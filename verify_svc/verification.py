@@ -1,4 +1,5 @@
-"""pharmatrace.v1.Verification: authenticity lookups. Protobuf in, tracecore call, protobuf out."""
+"""pharmatrace.v1.Verification: authenticity lookups. Protobuf in, one use case, protobuf out;
+and this worker's verifier of each tenant."""
 
 from __future__ import annotations
 
@@ -10,29 +11,26 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from pharmatrace.v1 import common_pb2 as cpb
 from pharmatrace.v1 import verification_pb2 as pb
 from pharmatrace.v1 import verification_pb2_grpc
 
-from tracecore import regions
 from tracecore.clock import now_ms
-from tracecore.errors import InvalidArgument
 from tracecore.ledger import alerts
 from tracecore.ledger.observations import Observations
 from tracecore.ledger.tenants import DataDir
 from tracecore.oversight import Checks
-from tracecore.verification import Answers, ScanContext, Verifier, alerts_of
+from tracecore.usecases import verification
+from tracecore.verification import Answers, Verifier, alerts_of
 from tracerpc.metrics import Metrics
+from verify_svc.messages import batch_summary, product_summary
 
-MAX_BATCH = 100_000
 INLINE_CODES = 1_000
 """A batch of more codes is verified in the worker's batch thread: a pallet takes a worker
 about 100 ms, which the event loop spends answering the worker's other calls (a consumer's
 single Verify) instead of keeping them waiting. Smaller batches are verified on the loop,
 where no hand-off costs."""
-MAX_CODE_BYTES = 4096
 OBSERVATIONS = "observations"
-_VERDICT_NAMES = {v: pb.Verdict.Name(v) for v in pb.Verdict.values()}
+_VERDICT_NAMES: dict[int, str] = {v: pb.Verdict.Name(v) for v in pb.Verdict.values()}
 
 
 class Verifiers:
@@ -102,10 +100,8 @@ class VerificationServicer(verification_pb2_grpc.VerificationServicer):
     async def Verify(
         self, request: pb.VerifyRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.VerifyResponse:
-        if len(request.code) > MAX_CODE_BYTES:
-            raise InvalidArgument(f"at most {MAX_CODE_BYTES} characters", field="code")
-        verifier = self._verifiers.get(request.tenant)
-        answers = verifier.verify([request.code], _context(request.context), now_ms())
+        answers = verification.verify(self._verifiers, request.tenant, request.code,
+                                      _scan(request.context), now_ms())
         self._count(answers)
         return _single(answers)
 
@@ -123,15 +119,12 @@ class VerificationServicer(verification_pb2_grpc.VerificationServicer):
 
     async def _batch(self, request: pb.VerifyBatchRequest) -> pb.VerifyBatchResponse:
         codes = request.codes
-        if len(codes) > MAX_BATCH:
-            raise InvalidArgument(f"at most {MAX_BATCH:,} codes", field="codes")
-        verifier = self._verifiers.get(request.tenant)
-        context, now = _context(request.context), now_ms()
+        args = (self._verifiers, request.tenant, codes, _scan(request.context), now_ms())
         if len(codes) > INLINE_CODES:
             answers = await asyncio.get_running_loop().run_in_executor(
-                self._batches, verifier.verify, codes, context, now)
+                self._batches, verification.verify_batch, *args)
         else:
-            answers = verifier.verify(codes, context, now)
+            answers = verification.verify_batch(*args)
         self._count(answers)
         return pb.VerifyBatchResponse(
             verdicts=answers.verdicts,  # type: ignore[arg-type]
@@ -140,9 +133,9 @@ class VerificationServicer(verification_pb2_grpc.VerificationServicer):
             scan_counts=answers.scan_counts,
             first_verified_at_ms=answers.first_verified_ms,
             batch_indexes=answers.batch_indexes,
-            batches=[_batch_summary(b) for b in answers.batches],
+            batches=[batch_summary(b) for b in answers.batches],
             product_indexes=answers.product_indexes,
-            products=[_product_summary(p) for p in answers.products],
+            products=[product_summary(p) for p in answers.products],
         )
 
     def _count(self, answers: Answers) -> None:
@@ -156,11 +149,8 @@ class VerificationServicer(verification_pb2_grpc.VerificationServicer):
             self._verdicts[_VERDICT_NAMES[verdict]].inc(n)
 
 
-def _context(context: pb.ScanContext) -> ScanContext:
-    if len(context.party_id) > 64:
-        raise InvalidArgument("at most 64 characters", field="context.party_id")
-    region = regions.parse_region(context.region, field="context.region") if context.region else ""
-    return ScanContext(context.party_id, int(region) if region else 0, context.purpose)
+def _scan(context: pb.ScanContext) -> verification.Scan:
+    return verification.Scan(context.party_id, context.region, context.purpose)
 
 
 def _single(answers: Answers) -> pb.VerifyResponse:
@@ -175,16 +165,7 @@ def _single(answers: Answers) -> pb.VerifyResponse:
         level=answers.levels[0],  # type: ignore[arg-type]
     )
     if answers.product_indexes[0] >= 0:
-        response.product.CopyFrom(_product_summary(answers.products[answers.product_indexes[0]]))
+        response.product.CopyFrom(product_summary(answers.products[answers.product_indexes[0]]))
     if answers.batch_indexes[0] >= 0:
-        response.batch.CopyFrom(_batch_summary(answers.batches[answers.batch_indexes[0]]))
+        response.batch.CopyFrom(batch_summary(answers.batches[answers.batch_indexes[0]]))
     return response
-
-
-def _product_summary(p: cpb.Product) -> pb.ProductSummary:
-    return pb.ProductSummary(gtin=p.gtin, nmpa_id=p.nmpa_id, name=p.name, form=p.form,
-                             strength=p.strength, pack_size=p.pack_size)
-
-
-def _batch_summary(b: cpb.Batch) -> pb.BatchSummary:
-    return pb.BatchSummary(lot=b.lot, manufactured_on=b.manufactured_on, expires_on=b.expires_on)

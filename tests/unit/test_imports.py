@@ -104,7 +104,6 @@ def test_the_domain_never_imports_grpc() -> None:
     assert offending == []
 
 
-@pytest.mark.xfail(reason="the use-case helpers are removing them", strict=False)
 def test_the_domain_never_imports_the_service_api_messages() -> None:
     """Only adapters import admin_pb2, issuance_pb2, lifecycle_pb2, verification_pb2, trace_pb2
     (common_pb2 and ledger_pb2 are the domain's own records)."""

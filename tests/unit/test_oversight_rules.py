@@ -23,6 +23,7 @@ from tracecore.oversight import (
     report_rows,
 )
 from tracecore.status import DECOMMISSIONED, Status
+from tracerpc.locations import batch_location
 
 HOUR_MS = 3_600_000
 
@@ -87,8 +88,8 @@ _holdings = st.lists(st.builds(
 def test_a_batch_picture_partitions_its_units(holdings: list[Holding]) -> None:
     """Plant, stock, transit, dispensed, other decommissioned, destroyed and voided add up to
     the units; holder rows add up to them too; provinces never count more than the holders."""
-    location = Location(cpb.Product(name="x"), cpb.Batch(product="p", lot="l"),
-                        holdings=holdings).message()
+    location = batch_location(Location(cpb.Product(name="x"), cpb.Batch(product="p", lot="l"),
+                                       holdings=holdings))
     parts = (location.at_plant + location.in_stock + location.in_transit + location.dispensed
              + location.other_decommissioned + location.destroyed + location.voided)
     assert location.units == parts == sum(h.units for h in holdings)

@@ -8,17 +8,18 @@ store it with their scan statistics, off the request path.
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-from pharmatrace.v1 import trace_pb2 as tpb
+from pharmatrace.v1 import ledger_pb2 as lpb
 
 from tracecore import paging
 from tracecore.ledger.env import Env, Txn
-from tracecore.oversight import Raised
+from tracecore.oversight import AlertFilter as AlertFilter  # what page() and after() take
+from tracecore.oversight import AlertRecord, Raised
 
 DATABASES = ("alerts", "alert_keys", "meta")
 DIRECTORY = "alerts"
@@ -29,28 +30,6 @@ _SEEN_LIMIT = 1_000_000
 _ID = struct.Struct(">Q")
 _LAST_ID = (1 << 64) - 1
 _NEXT = b"next_id"
-
-
-@dataclass(frozen=True, slots=True)
-class AlertFilter:
-    """Which alerts a listing wants; empty fields match everything."""
-
-    kind: int = 0
-    product: str = ""
-    lot: str = ""
-    region: str = ""           # canonical GB/T 2260 prefix
-    from_ms: int = 0
-    to_ms: int = 0
-
-    def matches(self, alert: tpb.Alert) -> bool:
-        return not (
-            (self.kind and alert.kind != self.kind)
-            or (self.product and alert.product != self.product)
-            or (self.lot and alert.lot != self.lot)
-            or (self.region and not alert.region.startswith(self.region))
-            or (self.from_ms and alert.raised_at_ms < self.from_ms)
-            or (self.to_ms and alert.raised_at_ms >= self.to_ms)
-        )
 
 
 class AlertBook:
@@ -66,25 +45,22 @@ class AlertBook:
     def close(self) -> None:
         self.env.close()
 
-    def append(self, raised: Sequence[Raised]) -> list[tpb.Alert]:
+    def append(self, raised: Sequence[Raised]) -> list[AlertRecord]:
         """Stores the alerts not stored before, in one durable transaction; returns those, with
         their ids."""
         if not raised:
             return []
 
-        def fn(txn: Txn) -> list[tpb.Alert]:
+        def fn(txn: Txn) -> list[AlertRecord]:
             data = txn.get(_NEXT, db=self._db["meta"])
             next_id = _ID.unpack(data)[0] if data is not None else 1
-            stored: list[tpb.Alert] = []
+            stored: list[AlertRecord] = []
             for item in raised:
                 if not txn.put(item.key, _ID.pack(next_id), db=self._db["alert_keys"],
                                overwrite=False):
                     continue
-                alert = tpb.Alert()
-                alert.CopyFrom(item.alert)
-                alert.alert_id = next_id
-                txn.put(_ID.pack(next_id), alert.SerializeToString(), db=self._db["alerts"],
-                        append=True)
+                alert = dataclasses.replace(item.alert, alert_id=next_id)
+                txn.put(_ID.pack(next_id), _encode(alert), db=self._db["alerts"], append=True)
                 stored.append(alert)
                 next_id += 1
             txn.put(_NEXT, _ID.pack(next_id), db=self._db["meta"])
@@ -122,11 +98,11 @@ class AlertBook:
             return _ID.unpack(data)[0] - 1 if data is not None else 0
 
     def page(self, wanted: AlertFilter, page_size: int, page_token: str
-             ) -> tuple[list[tpb.Alert], str]:
+             ) -> tuple[list[AlertRecord], str]:
         """One page of matching alerts, oldest first; the token resumes after it."""
         size = paging.page_size(page_size)
         start = paging.page_start(page_token, last=_LAST_ID)
-        out: list[tpb.Alert] = []
+        out: list[AlertRecord] = []
         for scanned, alert in enumerate(self._scan(start), start=1):
             if wanted.matches(alert):
                 out.append(alert)
@@ -137,10 +113,10 @@ class AlertBook:
         return out, ""
 
     def after(self, after_id: int, wanted: AlertFilter, limit: int = paging.MAX_PAGE
-              ) -> tuple[list[tpb.Alert], int]:
+              ) -> tuple[list[AlertRecord], int]:
         """Matching alerts with ids above ``after_id`` (at most ``limit``, reading at most
         MAX_SCAN), and the id to continue after."""
-        out: list[tpb.Alert] = []
+        out: list[AlertRecord] = []
         last = after_id
         if after_id >= _LAST_ID:
             return out, last
@@ -154,13 +130,29 @@ class AlertBook:
                 break
         return out, last
 
-    def _scan(self, start: int) -> Iterator[tpb.Alert]:
+    def _scan(self, start: int) -> Iterator[AlertRecord]:
         with self.env.read() as txn:
             cursor = txn.cursor(db=self._db["alerts"])
             if not cursor.set_range(_ID.pack(start)):
                 return
             for _, data in cursor:
-                yield tpb.Alert.FromString(bytes(data))
+                yield _decode(bytes(data))
+
+
+_FIELDS = tuple(f.name for f in dataclasses.fields(AlertRecord))
+
+
+def _encode(alert: AlertRecord) -> bytes:
+    """The stored form: an ``AlertRecord`` message, wire-identical to the API's ``Alert``."""
+    return lpb.AlertRecord(**{name: getattr(alert, name) for name in _FIELDS}
+                           ).SerializeToString()
+
+
+def _decode(data: bytes) -> AlertRecord:
+    record = lpb.AlertRecord.FromString(data)
+    fields = {name: getattr(record, name) for name in _FIELDS}
+    fields["authorised_regions"] = tuple(record.authorised_regions)
+    return AlertRecord(**fields)
 
 
 _books: dict[Path, AlertBook] = {}

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 from pharmatrace.v1 import common_pb2 as cpb
 from pharmatrace.v1 import ledger_pb2 as lpb
-from pharmatrace.v1 import trace_pb2 as tpb
 
 from tracecore import masterdata, regions
 from tracecore.errors import NotFound
@@ -39,6 +38,7 @@ from tracecore.oversight import (
     Location,
     RecallNote,
     RegionFigures,
+    RegionRow,
     effective_status,
     report_region,
     report_rows,
@@ -297,7 +297,7 @@ def batch_regions(txn: Txn, db: Database, batch_ref: int) -> list[tuple[int, int
 
 
 def region_report(ledger: Ledger, txn: Txn, products: Sequence[str], first_day: int,
-                  last_day: int, level: regions.RegionLevel, limit: str) -> list[tpb.RegionRow]:
+                  last_day: int, level: regions.RegionLevel, limit: str) -> list[RegionRow]:
     """Stock now and the flows of days [first_day, last_day] (days since the epoch, UTC) per
     product and region prefix at ``level``, within the ``limit`` prefix ("" = everywhere)."""
     wanted = ([ledger.product_in(txn, p, f"products[{i}]") for i, p in enumerate(products)]

@@ -305,3 +305,95 @@ class SsccPoolRecord(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SsccPoolRecord: _TypeAlias = SsccPoolRecord  # noqa: Y015
+
+@_typing.final
+class AlertRecord(_message.Message):
+    """A diversion or clone alert as the alert store keeps it: field for field (and byte for byte)
+    the API's Alert (trace.proto), with its enums as their numbers.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALERT_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    RAISED_AT_MS_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    UNITS_FIELD_NUMBER: _builtins.int
+    PRODUCT_FIELD_NUMBER: _builtins.int
+    LOT_FIELD_NUMBER: _builtins.int
+    REGION_FIELD_NUMBER: _builtins.int
+    PARTY_ID_FIELD_NUMBER: _builtins.int
+    AUTHORISED_REGIONS_FIELD_NUMBER: _builtins.int
+    AUTHORISED_BY_FIELD_NUMBER: _builtins.int
+    CLONE_REASON_FIELD_NUMBER: _builtins.int
+    PREVIOUS_REGION_FIELD_NUMBER: _builtins.int
+    PREVIOUS_AT_MS_FIELD_NUMBER: _builtins.int
+    DISTANCE_KM_FIELD_NUMBER: _builtins.int
+    SCAN_COUNT_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    ADDRESS_FIELD_NUMBER: _builtins.int
+    CREDENTIAL_FIELD_NUMBER: _builtins.int
+    REFUSALS_FIELD_NUMBER: _builtins.int
+    alert_id: _builtins.int
+    kind: _builtins.int
+    """AlertKind"""
+    source: _builtins.int
+    """AlertSource"""
+    raised_at_ms: _builtins.int
+    code: _builtins.str
+    units: _builtins.int
+    product: _builtins.str
+    lot: _builtins.str
+    region: _builtins.str
+    party_id: _builtins.str
+    authorised_by: _builtins.str
+    clone_reason: _builtins.int
+    """CloneReason"""
+    previous_region: _builtins.str
+    previous_at_ms: _builtins.int
+    distance_km: _builtins.float
+    scan_count: _builtins.int
+    status: _builtins.int
+    """CodeStatus"""
+    detail: _builtins.str
+    address: _builtins.str
+    """who was refused, for ACCESS_REFUSED"""
+    credential: _builtins.str
+    refusals: _builtins.int
+    @_builtins.property
+    def authorised_regions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        alert_id: _builtins.int = ...,
+        kind: _builtins.int = ...,
+        source: _builtins.int = ...,
+        raised_at_ms: _builtins.int = ...,
+        code: _builtins.str = ...,
+        units: _builtins.int = ...,
+        product: _builtins.str = ...,
+        lot: _builtins.str = ...,
+        region: _builtins.str = ...,
+        party_id: _builtins.str = ...,
+        authorised_regions: _abc.Iterable[_builtins.str] | None = ...,
+        authorised_by: _builtins.str = ...,
+        clone_reason: _builtins.int = ...,
+        previous_region: _builtins.str = ...,
+        previous_at_ms: _builtins.int = ...,
+        distance_km: _builtins.float = ...,
+        scan_count: _builtins.int = ...,
+        status: _builtins.int = ...,
+        detail: _builtins.str = ...,
+        address: _builtins.str = ...,
+        credential: _builtins.str = ...,
+        refusals: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "alert_id", b"alert_id", "authorised_by", b"authorised_by", "authorised_regions", b"authorised_regions", "clone_reason", b"clone_reason", "code", b"code", "credential", b"credential", "detail", b"detail", "distance_km", b"distance_km", "kind", b"kind", "lot", b"lot", "party_id", b"party_id", "previous_at_ms", b"previous_at_ms", "previous_region", b"previous_region", "product", b"product", "raised_at_ms", b"raised_at_ms", "refusals", b"refusals", "region", b"region", "scan_count", b"scan_count", "source", b"source", "status", b"status", "units", b"units"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AlertRecord: _TypeAlias = AlertRecord  # noqa: Y015

@@ -10,7 +10,8 @@ It serves a data directory with 0.1.0 (--dev), creates tenant ``acme`` with a pr
 batches (one using a supplier's lot), three parties and a credential; issues 30 units and two
 cases; commissions them, packs 10 units into each case, ships and receives a case, dispenses
 three units, returns two codes and recalls the second batch; then stops the server and keeps
-a compacted copy of the tenant's ledger, key ring and identity, and of the operator store (with one operator token).
+a compacted copy of the tenant's ledger, key ring and identity, and of the operator store
+(with one operator token).
 """
 
 from __future__ import annotations

@@ -1,0 +1,71 @@
+"""Verify: is this pack genuine, what is its status, what should the scanner know? One code
+(anyone, the public included) or a batch of them (the tenant's own readers)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from tracecore import regions
+from tracecore.errors import InvalidArgument
+from tracecore.usecases.declare import (
+    ADMIN,
+    DISTRIBUTOR,
+    LINE,
+    PHARMACY,
+    PUBLIC,
+    READERS,
+    REGULATOR,
+    Scope,
+    use_case,
+)
+from tracecore.verification import Answers, ScanContext, Verifier
+
+MAX_BATCH = 100_000
+MAX_CODE_BYTES = 4096
+MAX_PARTY_ID = 64
+
+
+class Verifiers(Protocol):
+    """The verifier of each tenant (with its scan statistics buffered per process)."""
+
+    def get(self, tenant_name: str) -> Verifier: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Scan:
+    """Where and why codes were scanned, as the scanner states it; all optional."""
+
+    party_id: str = ""
+    region: str = ""
+    """GB/T 2260 six-digit code."""
+    purpose: int = 0
+    """``pharmatrace.v1.ScanPurpose`` number."""
+
+
+def scan_context(scan: Scan) -> ScanContext:
+    """The checked scan context; INVALID_ARGUMENT naming a bad field."""
+    if len(scan.party_id) > MAX_PARTY_ID:
+        raise InvalidArgument(f"at most {MAX_PARTY_ID} characters", field="context.party_id")
+    region = regions.parse_region(scan.region, field="context.region") if scan.region else ""
+    return ScanContext(scan.party_id, int(region) if region else 0, scan.purpose)
+
+
+@use_case(roles={ADMIN, LINE, DISTRIBUTOR, PHARMACY, REGULATOR, PUBLIC}, writes=False,
+          scope=Scope.TENANT)
+def verify(verifiers: Verifiers, tenant: str, code: str, scan: Scan, now_ms: int) -> Answers:
+    """One code, in any input form: its answer is the single entry of the ``Answers``."""
+    if len(code) > MAX_CODE_BYTES:
+        raise InvalidArgument(f"at most {MAX_CODE_BYTES} characters", field="code")
+    return verifiers.get(tenant).verify([code], scan_context(scan), now_ms)
+
+
+@use_case(roles=READERS, writes=False, scope=Scope.TENANT)
+def verify_batch(verifiers: Verifiers, tenant: str, codes: Sequence[str | bytes], scan: Scan,
+                 now_ms: int) -> Answers:
+    """Up to ``MAX_BATCH`` codes scanned together; columnar answers in their order."""
+    if len(codes) > MAX_BATCH:
+        raise InvalidArgument(f"at most {MAX_BATCH:,} codes", field="codes")
+    context = scan_context(scan)
+    return verifiers.get(tenant).verify(codes, context, now_ms)
