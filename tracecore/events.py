@@ -72,6 +72,7 @@ class Event:
     event_id: str = ""                  # EPCIS eventID; assigned by the ledger when empty
     who: str = ""                       # credential or caller that recorded it
     seq: int = 0                        # ledger sequence number; 0 before it is stored
+    partial: bool = False               # AGGREGATE: the container is short of its ratio on purpose
     extra: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property

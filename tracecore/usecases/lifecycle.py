@@ -54,6 +54,7 @@ class EventInput:
     destination: str = ""
     target: int = 0
     reason: str = ""
+    partial: bool = False
 
 
 @dataclass(slots=True)
@@ -86,10 +87,12 @@ async def commission(side: WriteSide, caller: Principal, tenant: str, codes: Seq
 
 @use_case(roles=_WRITERS, writes=True, scope=Scope.PARTY)
 async def aggregate(side: WriteSide, caller: Principal, tenant: str, parent: str,
-                    children: Sequence[str], context: EventContext) -> Outcome:
-    """Packs go into a container."""
+                    children: Sequence[str], context: EventContext, *, partial: bool = False
+                    ) -> Outcome:
+    """Packs go into a container; a container short of its product's pack ratio only when
+    ``partial``."""
     return await _one(side, caller, tenant, context, EventKind.AGGREGATE, children,
-                      parent=_code(parent, "parent"))
+                      parent=_code(parent, "parent"), partial=partial)
 
 
 @use_case(roles=_WRITERS, writes=True, scope=Scope.PARTY)
@@ -184,7 +187,7 @@ async def _one(side: WriteSide, caller: Principal, tenant: str, context: EventCo
                kind: EventKind, texts: Sequence[str], *, parent: Code | None = None,
                lot: str = "", level: int = 0, destination: str = "",
                target: Status | None = None, reason: str = "",
-               allow_empty: bool = False) -> Outcome:
+               allow_empty: bool = False, partial: bool = False) -> Outcome:
     found = side.data.get(tenant)
     codes, bad = _codes(texts, 0, "codes", allow_empty=allow_empty)
     if bad and not context.best_effort:
@@ -192,7 +195,7 @@ async def _one(side: WriteSide, caller: Principal, tenant: str, context: EventCo
     event = Event(kind, tuple(codes), event_time(context.when_ms, side.clock()),
                   tz_offset(context.tz_offset), party_id=acting_party(caller, context.party_id),
                   parent=parent, lot=lot, level=level, destination=destination, target=target,
-                  reason=reason, event_id=_event_id(context.event_id))
+                  reason=reason, event_id=_event_id(context.event_id), partial=partial)
     result = await side.committer.submit(
         found.name,
         lifecycle.Request([event] if codes or allow_empty else [], context.best_effort,
@@ -246,6 +249,7 @@ def _event(caller: Principal, e: EventInput, index: int, field: str, now: int
         destination=e.destination,
         target=_target(e.target) if kind is EventKind.DECOMMISSION else None,
         reason=_reason(e.reason), event_id=_event_id(e.context.event_id),
+        partial=e.partial and kind is EventKind.AGGREGATE,
     )
     return event, bad
 

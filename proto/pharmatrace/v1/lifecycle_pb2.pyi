@@ -144,8 +144,13 @@ class AggregateRequest(_message.Message):
     CONTEXT_FIELD_NUMBER: _builtins.int
     PARENT_FIELD_NUMBER: _builtins.int
     CHILDREN_FIELD_NUMBER: _builtins.int
+    PARTIAL_FIELD_NUMBER: _builtins.int
     tenant: _builtins.str
     parent: _builtins.str
+    partial: _builtins.bool
+    """Aggregate: the container is short of its product's pack ratio on purpose (the last case of
+    a batch); without it a short container is refused.
+    """
     @_builtins.property
     def context(self) -> Global___EventContext: ...
     @_builtins.property
@@ -159,10 +164,11 @@ class AggregateRequest(_message.Message):
         context: Global___EventContext | None = ...,
         parent: _builtins.str = ...,
         children: _abc.Iterable[_builtins.str] | None = ...,
+        partial: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["context", b"context"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["children", b"children", "context", b"context", "parent", b"parent", "tenant", b"tenant"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["children", b"children", "context", b"context", "parent", b"parent", "partial", b"partial", "tenant", b"tenant"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -423,6 +429,7 @@ class LifecycleEvent(_message.Message):
     DESTINATION_FIELD_NUMBER: _builtins.int
     TARGET_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    PARTIAL_FIELD_NUMBER: _builtins.int
     kind: Global___EventKind.ValueType
     parent: _builtins.str
     lot: _builtins.str
@@ -430,6 +437,8 @@ class LifecycleEvent(_message.Message):
     destination: _builtins.str
     target: _common_pb2.CodeStatus.ValueType
     reason: _builtins.str
+    partial: _builtins.bool
+    """AGGREGATE: a container short of its pack ratio on purpose"""
     @_builtins.property
     def context(self) -> Global___EventContext:
         """best_effort is taken from the stream's first message"""
@@ -450,10 +459,11 @@ class LifecycleEvent(_message.Message):
         destination: _builtins.str = ...,
         target: _common_pb2.CodeStatus.ValueType = ...,
         reason: _builtins.str = ...,
+        partial: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["context", b"context"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["codes", b"codes", "context", b"context", "destination", b"destination", "kind", b"kind", "level", b"level", "lot", b"lot", "parent", b"parent", "reason", b"reason", "target", b"target"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["codes", b"codes", "context", b"context", "destination", b"destination", "kind", b"kind", "level", b"level", "lot", b"lot", "parent", b"parent", "partial", b"partial", "reason", b"reason", "target", b"target"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
