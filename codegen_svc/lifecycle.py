@@ -47,6 +47,12 @@ class LifecycleServicer(lifecycle_pb2_grpc.LifecycleServicer):
             self._side, caller(), request.tenant, request.parent, request.children,
             _context(request.context)))
 
+    async def ReplaceCode(self, request: pb.ReplaceCodeRequest, context: Context
+                          ) -> pb.LifecycleResponse:
+        return _response(await lifecycle.replace_code(
+            self._side, caller(), request.tenant, request.old_code, request.new_code,
+            request.reason, _context(request.context)))
+
     async def Ship(self, request: pb.ShipRequest, context: Context) -> pb.LifecycleResponse:
         return _response(await lifecycle.ship(
             self._side, caller(), request.tenant, request.codes, request.destination,

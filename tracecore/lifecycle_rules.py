@@ -89,6 +89,7 @@ class Packs(Protocol):
     def tree(self, key: bytes) -> list[tuple[bytes, CodeRecord]]:
         """``key`` and everything packed inside it; Refused when one is not ours."""
     def descendants(self, key: bytes) -> Iterator[bytes]: ...
+    def children(self, key: bytes) -> Iterable[bytes]: ...
     def party(self, party_id: str, field: str) -> tuple[int, int]:
         """(party ref, region) of a registered party; NotFound naming ``field`` otherwise."""
     def party_id(self, ref: int) -> str: ...
@@ -441,6 +442,41 @@ def _undo(packs: Packs, event: Event, key: bytes, result: Result) -> list[bytes]
     return changed
 
 
+def _replace(packs: Packs, event: Event, key: bytes, result: Result) -> list[bytes]:
+    """A damaged label replaced: the new code, fresh from a pool of the same product, takes
+    the old one's place (batch, holder, level, container, contents) and the old code is voided.
+    The pack stays one pack: the counters move from the old code to the new."""
+    if event.replacement is None:
+        raise Refused("a replacement needs the new code")
+    old = _existing(packs, key)
+    if old.status is not Status.ACTIVE:
+        raise Refused(f"is {old.status.name}: only an ACTIVE pack's label can be replaced")
+    if old.in_transit:
+        raise Refused("is in transit: replace its label where it is received")
+    new_key = event.replacement.key()
+    new = packs.record(new_key)
+    if new is None:
+        raise Refused("the new code is not issued by this tenant")
+    if new.status is not Status.ISSUED:
+        raise Refused(f"the new code is {new.status.name}, not a fresh ISSUED one")
+    if new.product_ref != old.product_ref:
+        raise Refused("the new code is of another product")
+    now = packs.now_ms
+    packs.put(new_key, old, old.evolve(key_id=new.key_id, pool_ref=new.pool_ref,
+                                       issued_at_ms=new.issued_at_ms, updated_at_ms=now))
+    packs.commissioned(old.batch_ref, new_key)
+    # Written as if it had never been commissioned: its pack is counted under the new code.
+    packs.put(key, new, old.evolve(status=Status.VOIDED, updated_at_ms=now))
+    parent = packs.parent(key)
+    if parent is not None:
+        packs.unlink(parent, key)
+        packs.link(parent, new_key)
+    for child in list(packs.children(key)):
+        packs.unlink(key, child)
+        packs.link(new_key, child)
+    return [key, new_key]
+
+
 def _terminal(action: Action) -> Handler:
     """Destroyed or stolen: a pack at the top level and all it contains."""
 
@@ -476,4 +512,5 @@ HANDLERS: dict[EventKind, Handler] = {
     EventKind.UNDO: _undo,
     EventKind.DESTROY: _terminal(Action.DESTROY),
     EventKind.REPORT_STOLEN: _terminal(Action.REPORT_STOLEN),
+    EventKind.REPLACE: _replace,
 }

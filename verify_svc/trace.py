@@ -82,6 +82,8 @@ class TraceServicer(trace_pb2_grpc.TraceServicer):
             children=[c.text() for c in traced.children],
             child_count=traced.child_count,
             history=[traced_event(e, via) for e, via in history],
+            replaced_by=traced.replaced_by.text() if traced.replaced_by else "",
+            replaces=traced.replaces.text() if traced.replaces else "",
         )
 
     async def LocateBatch(self, request: pb.LocateBatchRequest,
@@ -288,5 +290,6 @@ def traced_event(event: lpb.EventRecord, via: Code | None) -> pb.TracedEvent:
         via=via.text() if via is not None else "",
         lot=event.lot,
         product=event.product,
+        replacement=Code.from_key(event.replacement).text() if event.replacement else "",
     )
 

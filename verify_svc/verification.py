@@ -107,7 +107,10 @@ class VerificationServicer(verification_pb2_grpc.VerificationServicer):
         verifier = self._verifiers.get(request.tenant)
         answers = verifier.verify([request.code], _context(request.context), now_ms())
         self._count(answers)
-        return _single(answers)
+        response = _single(answers)
+        if response.status == cpb.CODE_STATUS_VOIDED:
+            response.replaced_by = verifier.replaced_by(response.code)
+        return response
 
     async def VerifyBatch(
         self, request: pb.VerifyBatchRequest, context: grpc.aio.ServicerContext[Any, Any]

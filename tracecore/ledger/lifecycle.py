@@ -417,7 +417,8 @@ def _apply_event(session: _Session, index: int, event: Event, request: Request,
     result.changed += len(touched)
     record = _event_record(event, request.who, session.now_ms)
     record.codes.extend(keys)
-    index_keys = list(dict.fromkeys(keys + ([event.parent.key()] if event.parent else [])))
+    index_keys = list(dict.fromkeys(keys + ([event.parent.key()] if event.parent else [])
+                                    + ([event.replacement.key()] if event.replacement else [])))
     session.view.events.append((record, index_keys))
     if event.event_id:
         session.view.event_ids.add(event.event_id)
@@ -439,6 +440,7 @@ def _event_record(event: Event, who: str, now_ms: int) -> lpb.EventRecord:
         # Every recorded event has an EPCIS eventID, so that an exported document sent back is
         # recognised as already recorded.
         event_id=event.event_id or f"urn:uuid:{uuid.uuid4()}",
+        replacement=event.replacement.key() if event.replacement else b"",
         who=who or event.who,
         recorded_at_ms=now_ms,
     )

@@ -41,6 +41,8 @@ class _EventKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventKind.V
     """a batch recalled (RecallBatch); not accepted by CaptureEvents"""
     EVENT_KIND_WITHDRAW: _EventKind.ValueType  # 12
     """a product withdrawn (WithdrawProduct); likewise"""
+    EVENT_KIND_REPLACE: _EventKind.ValueType  # 13
+    """a damaged label replaced (ReplaceCode); likewise"""
 
 class EventKind(_EventKind, metaclass=_EventKindEnumTypeWrapper): ...
 
@@ -59,7 +61,44 @@ EVENT_KIND_RECALL: EventKind.ValueType  # 11
 """a batch recalled (RecallBatch); not accepted by CaptureEvents"""
 EVENT_KIND_WITHDRAW: EventKind.ValueType  # 12
 """a product withdrawn (WithdrawProduct); likewise"""
+EVENT_KIND_REPLACE: EventKind.ValueType  # 13
+"""a damaged label replaced (ReplaceCode); likewise"""
 Global___EventKind: _TypeAlias = EventKind  # noqa: Y015
+
+@_typing.final
+class ReplaceCodeRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    CONTEXT_FIELD_NUMBER: _builtins.int
+    OLD_CODE_FIELD_NUMBER: _builtins.int
+    NEW_CODE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    old_code: _builtins.str
+    """the code on the damaged label"""
+    new_code: _builtins.str
+    """an ISSUED code of the same product"""
+    reason: _builtins.str
+    """at most 500 characters"""
+    @_builtins.property
+    def context(self) -> Global___EventContext: ...
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+        context: Global___EventContext | None = ...,
+        old_code: _builtins.str = ...,
+        new_code: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["context", b"context"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["context", b"context", "new_code", b"new_code", "old_code", b"old_code", "reason", b"reason", "tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReplaceCodeRequest: _TypeAlias = ReplaceCodeRequest  # noqa: Y015
 
 @_typing.final
 class EventContext(_message.Message):
