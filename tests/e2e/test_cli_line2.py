@@ -12,6 +12,7 @@ from pharmatrace.v1 import admin_pb2_grpc, lifecycle_pb2_grpc
 from pharmatrace.v1 import common_pb2 as cpb
 from pharmatrace.v1 import lifecycle_pb2 as lpb
 
+from tests.e2e.conftest import Cli
 from tests.e2e.test_cli import TRACEBACK
 
 pytestmark = pytest.mark.timeout(300)
@@ -20,7 +21,7 @@ GTIN = "09501101530003"
 LOT = "LOT-L2"
 
 
-def test_a_product_added_with_a_hierarchy_keeps_its_levels_ratios_and_gtins(cli) -> None:
+def test_a_product_added_with_a_hierarchy_keeps_its_levels_ratios_and_gtins(cli: Cli) -> None:
     """bundle:10,case:12:GTIN,pallet:40 comes back from the server as registered; a malformed
     level is refused by the command, a level out of order by the server, naming the level."""
     tenant = f"h-{uuid.uuid4().hex[:8]}"
@@ -42,7 +43,7 @@ def test_a_product_added_with_a_hierarchy_keeps_its_levels_ratios_and_gtins(cli)
     assert not TRACEBACK.search(bad.stderr + backwards.stderr)
 
 
-def test_codes_replace_needs_the_policy_then_links_the_new_code(cli) -> None:
+def test_codes_replace_needs_the_policy_then_links_the_new_code(cli: Cli) -> None:
     """Refused while the tenant's policy is off; with it on, OLD is replaced by NEW and
     verifies as voided."""
     tenant = f"r-{uuid.uuid4().hex[:8]}"
