@@ -141,6 +141,14 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
                                          used_bytes=limit.used_bytes)
 
 
+    async def SetTenantPolicy(self, request: pb.SetTenantPolicyRequest, context: Context
+                              ) -> pb.SetTenantPolicyResponse:
+        policy = await operations.set_tenant_policy(self._side, caller(), request.tenant,
+                                                    request.policy.label_replacement)
+        return pb.SetTenantPolicyResponse(
+            policy=pb.TenantPolicy(label_replacement=policy.label_replacement))
+
+
 def _key_change(change: credentials.KeyChange) -> pb.KeyChangeResponse:
     return pb.KeyChangeResponse(changed=_key_info(change.changed),
                                 active_key_id=change.active_key_id)

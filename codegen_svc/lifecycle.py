@@ -40,13 +40,19 @@ class LifecycleServicer(lifecycle_pb2_grpc.LifecycleServicer):
                         ) -> pb.LifecycleResponse:
         return _response(await lifecycle.aggregate(
             self._side, caller(), request.tenant, request.parent, request.children,
-            _context(request.context)))
+            _context(request.context), partial=request.partial))
 
     async def Disaggregate(self, request: pb.AggregateRequest, context: Context
                            ) -> pb.LifecycleResponse:
         return _response(await lifecycle.disaggregate(
             self._side, caller(), request.tenant, request.parent, request.children,
             _context(request.context)))
+
+    async def ReplaceCode(self, request: pb.ReplaceCodeRequest, context: Context
+                          ) -> pb.LifecycleResponse:
+        return _response(await lifecycle.replace_code(
+            self._side, caller(), request.tenant, request.old_code, request.new_code,
+            request.reason, _context(request.context)))
 
     async def Ship(self, request: pb.ShipRequest, context: Context) -> pb.LifecycleResponse:
         return _response(await lifecycle.ship(
@@ -93,7 +99,7 @@ class LifecycleServicer(lifecycle_pb2_grpc.LifecycleServicer):
                                           field="events.codes")
                 events.append(EventInput(
                     _KINDS.get(e.kind, ""), list(e.codes), _context(e.context), e.parent, e.lot,
-                    e.level, e.destination, e.target, e.reason))
+                    e.level, e.destination, e.target, e.reason, e.partial))
         if tenant is None:
             raise InvalidArgument("the stream had no message", field="events")
         outcome = await lifecycle.capture_events(self._side, caller(), tenant, events,

@@ -126,3 +126,12 @@ def epoch_ms(text: str | None) -> int:
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)
     return int(when.timestamp() * 1000)
+
+
+def subgroup(commands: Any, name: str, help_text: str) -> Any:
+    """The subcommand group ``name``: the one another module made, or a new one."""
+    parser = commands.choices.get(name)
+    if parser is None:
+        return commands.add_parser(name, help=help_text).add_subparsers(metavar="ACTION")
+    return next(action for action in parser._actions
+                if isinstance(action, argparse._SubParsersAction))

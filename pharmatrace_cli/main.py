@@ -17,6 +17,7 @@ from pharmatrace_cli import (
     credentials,
     demo,
     exchange,
+    labels,
     masterdata,
     ops,
     oversight,
@@ -90,6 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     ops.register(commands)
     printing.register(commands)
     regions.register(commands)
+    labels.register(commands)
     return parser
 
 

@@ -42,6 +42,10 @@ def register(commands: Any) -> Any:
     add.add_argument("--dosage-form", dest="form", help="剂型 (same as --form)")
     add.add_argument("--mah", help="marketing authorisation holder (上市许可持有人)")
     add.add_argument("--manufacturer")
+    add.add_argument("--hierarchy", metavar="LEVEL:QTY[:GTIN],...",
+                     help="packaging hierarchy (包装层级, 包装比例), lowest first, e.g. "
+                          "'bundle:10,case:12,pallet:40': 10 units a bundle, 12 bundles a case, "
+                          "40 cases a pallet; a level's own GTIN after a second colon")
     add_command(product, "list", "List products.", _product_list)
     links.register(product, add_command, endpoints)
 
@@ -98,6 +102,7 @@ def _product_add(args: argparse.Namespace) -> int:
         pack_size=args.pack_size or 0, approval_number=args.approval_number or "",
         generic_name=args.generic_name or "", pack_spec=args.pack_spec or "",
         mah=args.mah or "", manufacturer=args.manufacturer or "",
+        hierarchy=_hierarchy(args.hierarchy or ""),
     )
     response = endpoints(args).admin().RegisterProduct(
         pb.RegisterProductRequest(tenant=args.tenant, product=product))
@@ -105,6 +110,23 @@ def _product_add(args: argparse.Namespace) -> int:
     print(f"product {p.gtin or p.nmpa_id} registered: {p.name} "
           f"({cpb.Scheme.Name(p.scheme).removeprefix('SCHEME_')})")
     return EXIT_OK
+
+
+def _hierarchy(text: str) -> list[Any]:
+    """``bundle:10,case:12:09501101530010`` as PackLevel messages; the server checks them."""
+    from pharmatrace.v1 import common_pb2 as cpb
+
+    levels = []
+    for spec in filter(None, (s.strip() for s in text.split(","))):
+        parts = spec.split(":")
+        if (len(parts) not in (2, 3) or parts[0] not in ("bundle", "case", "pallet")
+                or not parts[1].isdigit()):
+            raise CliError(f"--hierarchy: {spec!r} is not LEVEL:QUANTITY[:GTIN] with LEVEL one "
+                           "of bundle, case, pallet")
+        level = cpb.PackagingLevel.Value(f"PACKAGING_LEVEL_{parts[0].upper()}")
+        levels.append(cpb.PackLevel(level=level, quantity=int(parts[1]),
+                                    gtin=parts[2] if len(parts) == 3 else ""))
+    return levels
 
 
 def _product_list(args: argparse.Namespace) -> int:

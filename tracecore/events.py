@@ -24,6 +24,7 @@ class EventKind(enum.StrEnum):
     REPORT_STOLEN = "report_stolen"
     RECALL = "recall"
     WITHDRAW = "withdraw"
+    REPLACE = "replace"            # a damaged label replaced by a new code
 
 
 #: GS1 CBV 2.0 business step and disposition of each kind (decommissioning depends on the target).
@@ -39,6 +40,8 @@ CBV: dict[EventKind, tuple[str, str]] = {
     EventKind.REPORT_STOLEN: ("holding", "stolen"),
     EventKind.RECALL: ("holding", "recalled"),
     EventKind.WITHDRAW: ("holding", "non_sellable_other"),
+    # The new code is commissioned onto the pack the old label was on.
+    EventKind.REPLACE: ("commissioning", "active"),
 }
 
 #: CBV business step and disposition of each decommissioned status.
@@ -72,6 +75,8 @@ class Event:
     event_id: str = ""                  # EPCIS eventID; assigned by the ledger when empty
     who: str = ""                       # credential or caller that recorded it
     seq: int = 0                        # ledger sequence number; 0 before it is stored
+    replacement: Code | None = None     # REPLACE: the code replacing the damaged label
+    partial: bool = False               # AGGREGATE: the container is short of its ratio on purpose
     extra: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property

@@ -8,7 +8,7 @@ ledger's write transaction (``tracecore.ledger.lifecycle``) and against an in-me
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -19,6 +19,7 @@ from tracecore.errors import InvalidArgument, TraceError
 from tracecore.events import Event, EventKind
 from tracecore.ledger.counters import UNIT, Flow
 from tracecore.ledger.records import FLAG_IN_TRANSIT, CodeRecord
+from tracecore.masterdata import LEVEL_NAMES
 from tracecore.oversight import DISPENSINGS, Raised, RegionRule, diversion
 from tracecore.status import DECOMMISSIONED, TERMINAL, Action, Status, transition
 
@@ -88,6 +89,7 @@ class Packs(Protocol):
     def tree(self, key: bytes) -> list[tuple[bytes, CodeRecord]]:
         """``key`` and everything packed inside it; Refused when one is not ours."""
     def descendants(self, key: bytes) -> Iterator[bytes]: ...
+    def children(self, key: bytes) -> Iterable[bytes]: ...
     def party(self, party_id: str, field: str) -> tuple[int, int]:
         """(party ref, region) of a registered party; NotFound naming ``field`` otherwise."""
     def party_id(self, ref: int) -> str: ...
@@ -221,6 +223,50 @@ def _aggregate(packs: Packs, event: Event, key: bytes, result: Result) -> list[b
         ancestor = packs.parent(ancestor)
     packs.link(parent_key, key)
     return [key]
+
+
+class Contents(Protocol):
+    """What the pack-ratio check reads: records, a container's contents, products' hierarchies."""
+
+    def record(self, key: bytes) -> CodeRecord | None: ...
+    def children(self, key: bytes) -> Iterable[bytes]: ...
+    def hierarchy(self, product_ref: int) -> Sequence[cpb.PackLevel]:
+        """A product's packaging hierarchy, lowest level first; empty when it has none."""
+
+
+def pack_ratio(packs: Contents, parent_key: bytes, partial: bool) -> str | None:
+    """Which pack-ratio rule a container's contents break after an aggregation, or None.
+
+    The hierarchy is the container's product's, else its contents' (a case labelled with its
+    own code, or a logistic unit, carries the units' product). A container of a level the
+    hierarchy does not list is not counted. Too many is refused always; too few unless the
+    aggregation says the container is partial."""
+    parent = packs.record(parent_key)
+    if parent is None:
+        return None
+    kids = [r for r in (packs.record(k) for k in packs.children(parent_key)) if r is not None]
+    levels: Sequence[cpb.PackLevel] = ()
+    for ref in (parent.product_ref, *(r.product_ref for r in kids[:1])):
+        levels = packs.hierarchy(ref) if ref else ()
+        if levels:
+            break
+    below = UNIT
+    for level in levels:
+        if level.level == parent.level:
+            break
+        below = level.level
+    else:
+        return None
+    name, inner = LEVEL_NAMES[parent.level], LEVEL_NAMES[below]
+    holds = f"{name} holds {level.quantity} {inner}s"
+    others = sum(1 for r in kids if r.level != below)
+    if others:
+        return f"{holds}; {others} of another packaging level given"
+    if len(kids) > level.quantity:
+        return f"{holds}; {len(kids)} given"
+    if len(kids) < level.quantity and not partial:
+        return f"{holds}; {len(kids)} given; mark it partial"
+    return None
 
 
 def _disaggregate(packs: Packs, event: Event, key: bytes, result: Result) -> list[bytes]:
@@ -396,6 +442,41 @@ def _undo(packs: Packs, event: Event, key: bytes, result: Result) -> list[bytes]
     return changed
 
 
+def _replace(packs: Packs, event: Event, key: bytes, result: Result) -> list[bytes]:
+    """A damaged label replaced: the new code, fresh from a pool of the same product, takes
+    the old one's place (batch, holder, level, container, contents) and the old code is voided.
+    The pack stays one pack: the counters move from the old code to the new."""
+    if event.replacement is None:
+        raise Refused("a replacement needs the new code")
+    old = _existing(packs, key)
+    if old.status is not Status.ACTIVE:
+        raise Refused(f"is {old.status.name}: only an ACTIVE pack's label can be replaced")
+    if old.in_transit:
+        raise Refused("is in transit: replace its label where it is received")
+    new_key = event.replacement.key()
+    new = packs.record(new_key)
+    if new is None:
+        raise Refused("the new code is not issued by this tenant")
+    if new.status is not Status.ISSUED:
+        raise Refused(f"the new code is {new.status.name}, not a fresh ISSUED one")
+    if new.product_ref != old.product_ref:
+        raise Refused("the new code is of another product")
+    now = packs.now_ms
+    packs.put(new_key, old, old.evolve(key_id=new.key_id, pool_ref=new.pool_ref,
+                                       issued_at_ms=new.issued_at_ms, updated_at_ms=now))
+    packs.commissioned(old.batch_ref, new_key)
+    # Written as if it had never been commissioned: its pack is counted under the new code.
+    packs.put(key, new, old.evolve(status=Status.VOIDED, updated_at_ms=now))
+    parent = packs.parent(key)
+    if parent is not None:
+        packs.unlink(parent, key)
+        packs.link(parent, new_key)
+    for child in list(packs.children(key)):
+        packs.unlink(key, child)
+        packs.link(new_key, child)
+    return [key, new_key]
+
+
 def _terminal(action: Action) -> Handler:
     """Destroyed or stolen: a pack at the top level and all it contains."""
 
@@ -431,4 +512,5 @@ HANDLERS: dict[EventKind, Handler] = {
     EventKind.UNDO: _undo,
     EventKind.DESTROY: _terminal(Action.DESTROY),
     EventKind.REPORT_STOLEN: _terminal(Action.REPORT_STOLEN),
+    EventKind.REPLACE: _replace,
 }

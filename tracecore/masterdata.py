@@ -25,6 +25,10 @@ MAX_SHORT = 100
 MAX_LIST = 100
 MAX_LINKS = 50
 MAX_HREF = 1000
+MAX_PACK_QUANTITY = 100_000
+#: Packaging levels by number, as people name them.
+LEVEL_NAMES: dict[int, str] = {pb.PACKAGING_LEVEL_UNIT: "unit", pb.PACKAGING_LEVEL_BUNDLE: "bundle",
+               pb.PACKAGING_LEVEL_CASE: "case", pb.PACKAGING_LEVEL_PALLET: "pallet"}
 
 
 def tenant_id(text: str, field: str = "tenant") -> str:
@@ -85,7 +89,30 @@ def product(p: pb.Product) -> pb.Product:
         raise InvalidArgument(f"at most {MAX_LINKS}", field="product.links")
     for i, link in enumerate(out.links):
         link.CopyFrom(product_link(link, f"product.links[{i}]"))
+    below: int = pb.PACKAGING_LEVEL_UNIT
+    for i, level in enumerate(out.hierarchy):
+        level.CopyFrom(_pack_level(level, below, f"product.hierarchy[{i}]"))
+        below = level.level
     out.created_at_ms = 0
+    return out
+
+
+def _pack_level(level: pb.PackLevel, below: int, field: str) -> pb.PackLevel:
+    """One level of a packaging hierarchy: above the level before it (the unit for the first),
+    a quantity in range, its GTIN canonical when given."""
+    out = pb.PackLevel()
+    out.CopyFrom(level)
+    if level.level not in pb.PackagingLevel.values() or level.level <= below:
+        raise InvalidArgument(f"must be a level above {LEVEL_NAMES[below]}s (bundle, case or "
+                              "pallet, lowest first)", field=f"{field}.level")
+    if not 1 <= level.quantity <= MAX_PACK_QUANTITY:
+        raise InvalidArgument(f"must be 1 to {MAX_PACK_QUANTITY:,} packs of the level below",
+                              field=f"{field}.quantity")
+    if level.gtin:
+        try:
+            out.gtin = gs1.normalize_gtin(level.gtin)
+        except ParseError as exc:
+            raise InvalidArgument(exc.reason, field=f"{field}.gtin") from exc
     return out
 
 

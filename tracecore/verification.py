@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from pharmatrace.v1 import common_pb2 as pb
 
 from tracecore import gs1
-from tracecore.codes import parse_many
+from tracecore.codes import parse, parse_many
 from tracecore.errors import ParseError
 from tracecore.keys import KeyState
+from tracecore.ledger import history
 from tracecore.ledger.alerts import AlertBook
 from tracecore.ledger.env import Txn
 from tracecore.ledger.observations import Observations
@@ -134,6 +135,14 @@ class Verifier:
         self._products: dict[int, pb.Product] = {}
         self._batches: dict[int, _BatchInfo] = {}
         self._plants: dict[int, bool] = {}
+
+    def replaced_by(self, code: str) -> str:
+        """The canonical text of the code that replaced a voided code's damaged label; "" when
+        it was not replaced."""
+        ledger = self._tenant.ledger
+        with ledger.env.read() as txn:
+            new = history.replacement(ledger, txn, parse(code).code.key())[0]
+        return new.text() if new is not None else ""
 
     def verify(self, texts: Sequence[str | bytes], context: ScanContext, now_ms: int) -> Answers:
         """Answers for every input; a malformed one gets INVALID_FORMAT, never an exception."""

@@ -43,6 +43,7 @@ def traced_event(event: lpb.EventRecord, via: Code | None) -> tpb.TracedEvent:
         via=via.text() if via is not None else "",
         lot=event.lot,
         product=event.product,
+        replacement=Code.from_key(event.replacement).text() if event.replacement else "",
     )
 
 

@@ -45,6 +45,8 @@ class TraceServicer(trace_pb2_grpc.TraceServicer):
             children=[c.text() for c in traced.children],
             child_count=traced.child_count,
             history=[traced_event(e, via) for e, via in trail.history],
+            replaced_by=traced.replaced_by.text() if traced.replaced_by else "",
+            replaces=traced.replaces.text() if traced.replaces else "",
         )
 
     async def ListEvents(self, request: pb.ListEventsRequest,

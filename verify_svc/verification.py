@@ -100,10 +100,12 @@ class VerificationServicer(verification_pb2_grpc.VerificationServicer):
     async def Verify(
         self, request: pb.VerifyRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.VerifyResponse:
-        answers = verification.verify(self._verifiers, request.tenant, request.code,
-                                      _scan(request.context), now_ms())
-        self._count(answers)
-        return _single(answers)
+        verified = verification.verify(self._verifiers, request.tenant, request.code,
+                                       _scan(request.context), now_ms())
+        self._count(verified.answers)
+        response = _single(verified.answers)
+        response.replaced_by = verified.replaced_by
+        return response
 
     async def VerifyBatch(
         self, request: pb.VerifyBatchRequest, context: grpc.aio.ServicerContext[Any, Any]

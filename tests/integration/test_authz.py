@@ -454,6 +454,10 @@ def requests(w: World, *, harmless: bool) -> dict[str, Message]:
                                                  codes=w.active[4:5], reason="damaged")]),
         "/pharmatrace.v1.Lifecycle/ImportEpcis": lpb.ImportEpcisRequest(
             tenant=a, document='{"type": "EPCISDocument", "epcisBody": {"eventList": []}}'),
+        "/pharmatrace.v1.Admin/SetTenantPolicy": apb.SetTenantPolicyRequest(
+            tenant=a, policy=apb.TenantPolicy(label_replacement=False)),
+        "/pharmatrace.v1.Lifecycle/ReplaceCode": lpb.ReplaceCodeRequest(
+            tenant=a, context=plant, old_code=codes[0], new_code=codes[1]),
         "/pharmatrace.v1.Lifecycle/RecallBatch": lpb.RecallBatchRequest(
             tenant=a, product=GTIN, lot=lot, reason="impurity"),
         "/pharmatrace.v1.Lifecycle/RecallMaterial": lpb.RecallMaterialRequest(

@@ -29,7 +29,9 @@ GLN = "0614141073467"
 UUID_EVENT_ID = "urn:uuid:6b3c4f7e-0d2a-4b8e-9f1a-2c3d4e5f6a7b"
 ID_FORMS: list[epcis.IdForm] = ["epc", "digital-link"]
 
-KINDS = [(kind, None) for kind in EventKind if kind is not EventKind.DECOMMISSION] + [
+# A label replacement is written as the new code's commissioning (test_label_replacement.py).
+KINDS = [(kind, None) for kind in EventKind
+         if kind not in (EventKind.DECOMMISSION, EventKind.REPLACE)] + [
     (EventKind.DECOMMISSION, status) for status in sorted(DECOMMISSIONED)]
 
 

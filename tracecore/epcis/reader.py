@@ -158,7 +158,7 @@ def _extensions(wire: Mapping[str, Any], path: str,
                 raise InvalidArgument("must be a pharmatrace status such as free_sample",
                                       field=field)
             found[name] = status
-        elif name in ("reason", "region"):
+        elif name in ("reason", "region", "replaces"):
             if not isinstance(value, str):
                 raise InvalidArgument("must be a string", field=field)
             found[name] = regions.parse_region(value, field=field) if name == "region" else value

@@ -45,7 +45,7 @@ LOT = "cbvmda:lotNumber"
 
 EXPIRY = "cbvmda:itemExpirationDate"
 
-EXTENSIONS = ("status", "reason", "region", "level")
+EXTENSIONS = ("status", "reason", "region", "level", "replaces")
 
 LEVELS = range(1, 5)  # unit, bundle, case, pallet
 

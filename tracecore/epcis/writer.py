@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from tracecore import clock
@@ -90,6 +90,8 @@ class _Writer:
     expiry_of: Callable[[str, str], str | None]
 
     def event(self, event: Event, field: str) -> dict[str, Any]:
+        if event.kind is EventKind.REPLACE:
+            return self._replacement(event, field)
         target = event.target if event.kind is EventKind.DECOMMISSION else None
         row = ROW_OF.get((event.kind, target))
         if row is None:
@@ -138,6 +140,20 @@ class _Writer:
         if event.level:
             wire[f"{EXTENSION_PREFIX}:level"] = event.level
         if not event.event_id:
+            wire["eventID"] = hash_id(wire, EXPORT_PREFIXES)
+        return wire
+
+    def _replacement(self, event: Event, field: str) -> dict[str, Any]:
+        """EPCIS has no relabelling event: a damaged label's replacement is written as the
+        commissioning of the new code, naming the code it replaces."""
+        if event.replacement is None or len(event.codes) != 1:
+            raise InvalidArgument("a replacement needs the old code and the new one",
+                                  field=f"{field}.replacement")
+        wire = self.event(replace(event, kind=EventKind.COMMISSION, codes=(event.replacement,),
+                                  lot="", replacement=None), field)
+        wire[f"{EXTENSION_PREFIX}:replaces"] = self._epc(event.codes[0])
+        if not event.event_id:
+            wire["eventID"] = ""
             wire["eventID"] = hash_id(wire, EXPORT_PREFIXES)
         return wire
 

@@ -41,6 +41,7 @@ def event_of(record: lpb.EventRecord) -> Event:
         event_id=record.event_id,
         who=record.who,
         seq=record.seq,
+        replacement=Code.from_key(record.replacement) if record.replacement else None,
     )
 
 

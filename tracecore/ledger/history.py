@@ -36,6 +36,8 @@ class Traced:
     children: list[Code]
     child_count: int
     history: list[tuple[lpb.EventRecord, Code | None]]   # (event, container it came through)
+    replaced_by: Code | None = None     # the code that replaced this one's damaged label
+    replaces: Code | None = None        # the code whose damaged label this one replaced
 
 
 def trace(ledger: Ledger, txn: Txn, code: Code) -> Traced | None:
@@ -65,7 +67,22 @@ def trace(ledger: Ledger, txn: Txn, code: Code) -> Traced | None:
     holder = ledger.party_by_ref(txn, record.holder_ref).party_id if record.holder_ref else ""
     batch = ledger.batch_by_ref(txn, record.batch_ref) if record.batch_ref else None
     return Traced(code, record, ledger.product_by_ref(txn, record.product_ref), batch, holder,
-                  parents, children, child_count, history)
+                  parents, children, child_count, history, *replacement(ledger, txn, key))
+
+
+def replacement(ledger: Ledger, txn: Txn, key: bytes) -> tuple[Code | None, Code | None]:
+    """(the code that replaced this one's label, the code whose label this one replaced)."""
+    journal = Journal(ledger.db)
+    replaced_by = replaces = None
+    for seq in journal.seqs_of(txn, key):
+        event = journal.get(txn, seq)
+        if event.kind != EventKind.REPLACE.value or not event.codes:
+            continue
+        if event.replacement == key:
+            replaces = Code.from_key(event.codes[0])
+        elif event.codes[0] == key:
+            replaced_by = Code.from_key(event.replacement)
+    return replaced_by, replaces
 
 
 def _history(
@@ -91,6 +108,11 @@ def _history(
             # A pack decommissioned from inside a container leaves it (lifecycle._decommission).
             stretches.extend((parent, since, seq) for parent, since in inside.items())
             inside.clear()
+        elif (event.kind == EventKind.REPLACE.value and event.replacement == key
+              and event.codes and depth < 8):
+            # A replacement label continues the pack's history from the damaged one's.
+            old = event.codes[0]
+            yield from _history(journal, txn, old, start, seq, Code.from_key(old), depth + 1)
     stretches.extend((parent, since, end) for parent, since in inside.items())
     if depth >= 8:
         return

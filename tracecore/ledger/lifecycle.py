@@ -37,6 +37,7 @@ from tracecore.lifecycle_rules import (
     Result,
     check_event_time,
     counted,
+    pack_ratio,
 )
 from tracecore.oversight import Raised, RegionRule
 from tracecore.status import Status
@@ -100,6 +101,7 @@ class _Session:
         self.holds = Holds(ledger, txn)
         self._batch_rules: dict[int, tuple[cpb.Batch, RegionRule]] = {}
         self._party_rules: dict[int, RegionRule | None] = {}
+        self._hierarchies: dict[int, Sequence[cpb.PackLevel]] = {}
         self._children = txn.cursor(db=ledger.db["children"])
         self._codes = txn.cursor(db=ledger.db["codes"])
 
@@ -238,6 +240,12 @@ class _Session:
                 RegionRule(party.authorised_regions, party.party_id)
                 if party.authorised_regions else None)
         return self._party_rules[party_ref]
+
+    def hierarchy(self, product_ref: int) -> Sequence[cpb.PackLevel]:
+        if product_ref not in self._hierarchies:
+            self._hierarchies[product_ref] = list(
+                self.ledger.product_by_ref(self.txn, product_ref).hierarchy)
+        return self._hierarchies[product_ref]
 
     def shipped_by(self, key: bytes) -> int:
         """The restricted party that shipped a pack now in transit; 0 if none was recorded."""
@@ -394,6 +402,14 @@ def _apply_event(session: _Session, index: int, event: Event, request: Request,
             touched.extend(handler(session, event, key, result))
         except Refused as refused:
             result.failures.append(Failure(index, code.text(), refused.reason, position))
+    if event.kind is EventKind.AGGREGATE and event.parent is not None and touched:
+        broken = pack_ratio(session, event.parent.key(), event.partial)
+        if broken is not None:
+            # The container stays as it was: none of this event's packs go in.
+            for key in touched:
+                session.unlink(event.parent.key(), key)
+            touched = []
+            result.failures.append(Failure(index, event.parent.text(), broken))
     if event.parent is not None and touched:
         touched.append(event.parent.key())
     if not touched:
@@ -401,7 +417,8 @@ def _apply_event(session: _Session, index: int, event: Event, request: Request,
     result.changed += len(touched)
     record = _event_record(event, request.who, session.now_ms)
     record.codes.extend(keys)
-    index_keys = list(dict.fromkeys(keys + ([event.parent.key()] if event.parent else [])))
+    index_keys = list(dict.fromkeys(keys + ([event.parent.key()] if event.parent else [])
+                                    + ([event.replacement.key()] if event.replacement else [])))
     session.view.events.append((record, index_keys))
     if event.event_id:
         session.view.event_ids.add(event.event_id)
@@ -423,6 +440,7 @@ def _event_record(event: Event, who: str, now_ms: int) -> lpb.EventRecord:
         # Every recorded event has an EPCIS eventID, so that an exported document sent back is
         # recognised as already recorded.
         event_id=event.event_id or f"urn:uuid:{uuid.uuid4()}",
+        replacement=event.replacement.key() if event.replacement else b"",
         who=who or event.who,
         recorded_at_ms=now_ms,
     )

@@ -13,9 +13,9 @@ from pharmatrace.v1 import common_pb2 as cpb
 from tracecore import masterdata
 from tracecore.codes import Code, parse, parse_many
 from tracecore.credentials import Principal
-from tracecore.errors import InvalidArgument, ParseError, PermissionDenied
+from tracecore.errors import FailedPrecondition, InvalidArgument, ParseError, PermissionDenied
 from tracecore.events import Event, EventKind
-from tracecore.ledger import exchange, lifecycle
+from tracecore.ledger import exchange, lifecycle, policy
 from tracecore.lifecycle_rules import Failure
 from tracecore.status import Status
 from tracecore.usecases.declare import ADMIN, DISTRIBUTOR, LINE, PHARMACY, Scope, use_case
@@ -54,6 +54,7 @@ class EventInput:
     destination: str = ""
     target: int = 0
     reason: str = ""
+    partial: bool = False
 
 
 @dataclass(slots=True)
@@ -86,10 +87,12 @@ async def commission(side: WriteSide, caller: Principal, tenant: str, codes: Seq
 
 @use_case(roles=_WRITERS, writes=True, scope=Scope.PARTY)
 async def aggregate(side: WriteSide, caller: Principal, tenant: str, parent: str,
-                    children: Sequence[str], context: EventContext) -> Outcome:
-    """Packs go into a container."""
+                    children: Sequence[str], context: EventContext, *, partial: bool = False
+                    ) -> Outcome:
+    """Packs go into a container; a container short of its product's pack ratio only when
+    ``partial``."""
     return await _one(side, caller, tenant, context, EventKind.AGGREGATE, children,
-                      parent=_code(parent, "parent"))
+                      parent=_code(parent, "parent"), partial=partial)
 
 
 @use_case(roles=_WRITERS, writes=True, scope=Scope.PARTY)
@@ -117,6 +120,21 @@ async def receive(side: WriteSide, caller: Principal, tenant: str, codes: Sequen
     if not acting_party(caller, context.party_id):
         raise InvalidArgument("is required: the receiving party", field="context.party_id")
     return await _one(side, caller, tenant, context, EventKind.RECEIVE, codes)
+
+
+@use_case(roles={ADMIN, LINE, DISTRIBUTOR}, writes=True, scope=Scope.PARTY)
+async def replace_code(side: WriteSide, caller: Principal, tenant: str, old_code: str,
+                       new_code: str, reason: str, context: EventContext) -> Outcome:
+    """A damaged label replaced by a fresh code of the same product, where the tenant's policy
+    allows it (China's code rules do, the EU's do not)."""
+    old, new = _code(old_code, "old_code"), _code(new_code, "new_code")
+    if old == new:
+        raise InvalidArgument("must differ from old_code", field="new_code")
+    if not policy.read(side.data.get(tenant).ledger).label_replacement:
+        raise FailedPrecondition("this tenant's policy does not allow replacing labels "
+                                 "(pharmatrace tenant policy --label-replacement on)")
+    return await _one(side, caller, tenant, context, EventKind.REPLACE, [old_code],
+                      replacement=new, reason=_reason(reason))
 
 
 @use_case(roles=_HOLDERS, writes=True, scope=Scope.PARTY)
@@ -184,7 +202,8 @@ async def _one(side: WriteSide, caller: Principal, tenant: str, context: EventCo
                kind: EventKind, texts: Sequence[str], *, parent: Code | None = None,
                lot: str = "", level: int = 0, destination: str = "",
                target: Status | None = None, reason: str = "",
-               allow_empty: bool = False) -> Outcome:
+               allow_empty: bool = False, partial: bool = False,
+               replacement: Code | None = None) -> Outcome:
     found = side.data.get(tenant)
     codes, bad = _codes(texts, 0, "codes", allow_empty=allow_empty)
     if bad and not context.best_effort:
@@ -192,7 +211,8 @@ async def _one(side: WriteSide, caller: Principal, tenant: str, context: EventCo
     event = Event(kind, tuple(codes), event_time(context.when_ms, side.clock()),
                   tz_offset(context.tz_offset), party_id=acting_party(caller, context.party_id),
                   parent=parent, lot=lot, level=level, destination=destination, target=target,
-                  reason=reason, event_id=_event_id(context.event_id))
+                  reason=reason, event_id=_event_id(context.event_id), partial=partial,
+                  replacement=replacement)
     result = await side.committer.submit(
         found.name,
         lifecycle.Request([event] if codes or allow_empty else [], context.best_effort,
@@ -228,9 +248,9 @@ def _event(caller: Principal, e: EventInput, index: int, field: str, now: int
     kind = EventKind.__members__.get(e.kind)
     if kind is None:
         raise InvalidArgument("unknown event kind", field=f"{field}.kind")
-    if kind in (EventKind.RECALL, EventKind.WITHDRAW):
-        raise InvalidArgument("recalls and withdrawals are RecallBatch and WithdrawProduct",
-                              field=f"{field}.kind")
+    if kind in (EventKind.RECALL, EventKind.WITHDRAW, EventKind.REPLACE):
+        raise InvalidArgument("recalls, withdrawals and label replacements are RecallBatch, "
+                              "WithdrawProduct and ReplaceCode", field=f"{field}.kind")
     codes, bad = _codes(e.codes, index, f"{field}.codes",
                         allow_empty=kind is EventKind.DISAGGREGATE)
     parent = _code(e.parent, f"{field}.parent") if e.parent else None
@@ -246,6 +266,7 @@ def _event(caller: Principal, e: EventInput, index: int, field: str, now: int
         destination=e.destination,
         target=_target(e.target) if kind is EventKind.DECOMMISSION else None,
         reason=_reason(e.reason), event_id=_event_id(e.context.event_id),
+        partial=e.partial and kind is EventKind.AGGREGATE,
     )
     return event, bad
 

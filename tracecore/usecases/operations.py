@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 from tracecore.credentials import Principal, Role
 from tracecore.errors import InvalidArgument
-from tracecore.usecases.declare import OPERATOR, Scope, use_case
+from tracecore.ledger import policy
+from tracecore.usecases.declare import ADMIN, OPERATOR, Scope, use_case
 from tracecore.usecases.writeside import WriteSide
 
 #: How long taking a tenant offline waits for the other processes to close its files.
@@ -64,6 +65,15 @@ async def set_ledger_limit(side: WriteSide, caller: Principal, tenant: str, max_
                            ) -> LedgerLimit:
     """The size a tenant's ledger may grow to."""
     return LedgerLimit(*await side.writer.run(side.data.set_ledger_limit, tenant, max_map_size))
+
+
+@use_case(roles={ADMIN}, writes=True, scope=Scope.TENANT)
+async def set_tenant_policy(side: WriteSide, caller: Principal, tenant: str,
+                            label_replacement: bool) -> policy.Policy:
+    """Which rules of its market a tenant follows; the policy in force."""
+    ledger = side.data.get(tenant).ledger
+    return await side.writer.run(policy.write, ledger,
+                                 policy.Policy(label_replacement=label_replacement))
 
 
 async def _released(side: WriteSide, tenant: str) -> bool:

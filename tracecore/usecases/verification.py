@@ -9,6 +9,7 @@ from typing import Protocol
 
 from tracecore import regions
 from tracecore.errors import InvalidArgument
+from tracecore.status import Status
 from tracecore.usecases.declare import (
     ADMIN,
     DISTRIBUTOR,
@@ -44,6 +45,15 @@ class Scan:
     """``pharmatrace.v1.ScanPurpose`` number."""
 
 
+@dataclass(frozen=True, slots=True)
+class Verified:
+    """The answer to one code."""
+
+    answers: Answers
+    replaced_by: str = ""
+    """For a voided code whose damaged label was replaced: the code that replaced it."""
+
+
 def scan_context(scan: Scan) -> ScanContext:
     """The checked scan context; INVALID_ARGUMENT naming a bad field."""
     if len(scan.party_id) > MAX_PARTY_ID:
@@ -54,11 +64,16 @@ def scan_context(scan: Scan) -> ScanContext:
 
 @use_case(roles={ADMIN, LINE, DISTRIBUTOR, PHARMACY, REGULATOR, PUBLIC}, writes=False,
           scope=Scope.TENANT)
-def verify(verifiers: Verifiers, tenant: str, code: str, scan: Scan, now_ms: int) -> Answers:
-    """One code, in any input form: its answer is the single entry of the ``Answers``."""
+def verify(verifiers: Verifiers, tenant: str, code: str, scan: Scan, now_ms: int) -> Verified:
+    """One code, in any input form: its answer is the single entry of the ``Answers``, and a
+    voided code whose damaged label was replaced names the code that replaced it."""
     if len(code) > MAX_CODE_BYTES:
         raise InvalidArgument(f"at most {MAX_CODE_BYTES} characters", field="code")
-    return verifiers.get(tenant).verify([code], scan_context(scan), now_ms)
+    verifier = verifiers.get(tenant)
+    answers = verifier.verify([code], scan_context(scan), now_ms)
+    replaced_by = (verifier.replaced_by(answers.codes[0])
+                   if answers.statuses[0] == Status.VOIDED else "")
+    return Verified(answers, replaced_by)
 
 
 @use_case(roles=READERS, writes=False, scope=Scope.TENANT)

@@ -63,6 +63,71 @@ ROLE_OPERATOR: Role.ValueType  # 7
 Global___Role: _TypeAlias = Role  # noqa: Y015
 
 @_typing.final
+class TenantPolicy(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LABEL_REPLACEMENT_FIELD_NUMBER: _builtins.int
+    label_replacement: _builtins.bool
+    """Damaged labels may be replaced by new codes (Lifecycle.ReplaceCode): China's code rules
+    allow it, the EU's do not. Default off.
+    """
+    def __init__(
+        self,
+        *,
+        label_replacement: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["label_replacement", b"label_replacement"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TenantPolicy: _TypeAlias = TenantPolicy  # noqa: Y015
+
+@_typing.final
+class SetTenantPolicyRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    POLICY_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    @_builtins.property
+    def policy(self) -> Global___TenantPolicy: ...
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+        policy: Global___TenantPolicy | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["policy", b"policy"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["policy", b"policy", "tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetTenantPolicyRequest: _TypeAlias = SetTenantPolicyRequest  # noqa: Y015
+
+@_typing.final
+class SetTenantPolicyResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POLICY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def policy(self) -> Global___TenantPolicy: ...
+    def __init__(
+        self,
+        *,
+        policy: Global___TenantPolicy | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["policy", b"policy"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["policy", b"policy"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetTenantPolicyResponse: _TypeAlias = SetTenantPolicyResponse  # noqa: Y015
+
+@_typing.final
 class CreateTenantRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

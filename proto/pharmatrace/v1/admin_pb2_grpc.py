@@ -144,6 +144,11 @@ class AdminStub:
                 request_serializer=pharmatrace_dot_v1_dot_admin__pb2.SetLedgerLimitRequest.SerializeToString,
                 response_deserializer=pharmatrace_dot_v1_dot_admin__pb2.SetLedgerLimitResponse.FromString,
                 _registered_method=True)
+        self.SetTenantPolicy = channel.unary_unary(
+                '/pharmatrace.v1.Admin/SetTenantPolicy',
+                request_serializer=pharmatrace_dot_v1_dot_admin__pb2.SetTenantPolicyRequest.SerializeToString,
+                response_deserializer=pharmatrace_dot_v1_dot_admin__pb2.SetTenantPolicyResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -291,6 +296,14 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetTenantPolicy(self, request, context):
+        """The tenant's policies (admin): which rules of its market apply; the whole policy is set
+        at once, and the answer is the policy in force.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -403,6 +416,11 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.SetLedgerLimit,
                     request_deserializer=pharmatrace_dot_v1_dot_admin__pb2.SetLedgerLimitRequest.FromString,
                     response_serializer=pharmatrace_dot_v1_dot_admin__pb2.SetLedgerLimitResponse.SerializeToString,
+            ),
+            'SetTenantPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetTenantPolicy,
+                    request_deserializer=pharmatrace_dot_v1_dot_admin__pb2.SetTenantPolicyRequest.FromString,
+                    response_serializer=pharmatrace_dot_v1_dot_admin__pb2.SetTenantPolicyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -999,6 +1017,33 @@ class Admin:
             '/pharmatrace.v1.Admin/SetLedgerLimit',
             pharmatrace_dot_v1_dot_admin__pb2.SetLedgerLimitRequest.SerializeToString,
             pharmatrace_dot_v1_dot_admin__pb2.SetLedgerLimitResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetTenantPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pharmatrace.v1.Admin/SetTenantPolicy',
+            pharmatrace_dot_v1_dot_admin__pb2.SetTenantPolicyRequest.SerializeToString,
+            pharmatrace_dot_v1_dot_admin__pb2.SetTenantPolicyResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -65,6 +65,10 @@ class AdminStub:
     """Maintenance (operator): the size a tenant's ledger may grow to, from its next write on,
     without a restart (until the service restarts: then `serve`'s limit applies again).
     """
+    SetTenantPolicy: _grpc.UnaryUnaryMultiCallable[_admin_pb2.SetTenantPolicyRequest, _admin_pb2.SetTenantPolicyResponse]
+    """The tenant's policies (admin): which rules of its market apply; the whole policy is set
+    at once, and the answer is the policy in force.
+    """
 
 @_typing.type_check_only
 class AdminAsyncStub(AdminStub):
@@ -102,6 +106,10 @@ class AdminAsyncStub(AdminStub):
     SetLedgerLimit: _aio.UnaryUnaryMultiCallable[_admin_pb2.SetLedgerLimitRequest, _admin_pb2.SetLedgerLimitResponse]  # type: ignore[assignment]
     """Maintenance (operator): the size a tenant's ledger may grow to, from its next write on,
     without a restart (until the service restarts: then `serve`'s limit applies again).
+    """
+    SetTenantPolicy: _aio.UnaryUnaryMultiCallable[_admin_pb2.SetTenantPolicyRequest, _admin_pb2.SetTenantPolicyResponse]  # type: ignore[assignment]
+    """The tenant's policies (admin): which rules of its market apply; the whole policy is set
+    at once, and the answer is the policy in force.
     """
 
 class AdminServicer(metaclass=_abc_1.ABCMeta):
@@ -269,6 +277,16 @@ class AdminServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_admin_pb2.SetLedgerLimitResponse, _abc.Awaitable[_admin_pb2.SetLedgerLimitResponse]]:
         """Maintenance (operator): the size a tenant's ledger may grow to, from its next write on,
         without a restart (until the service restarts: then `serve`'s limit applies again).
+        """
+
+    @_abc_1.abstractmethod
+    def SetTenantPolicy(
+        self,
+        request: _admin_pb2.SetTenantPolicyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.SetTenantPolicyResponse, _abc.Awaitable[_admin_pb2.SetTenantPolicyResponse]]:
+        """The tenant's policies (admin): which rules of its market apply; the whole policy is set
+        at once, and the answer is the policy in force.
         """
 
 def add_AdminServicer_to_server(servicer: AdminServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -24,29 +24,31 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bpharmatrace/v1/common.proto\x12\x0epharmatrace.v1\"\xb9\x02\n\x07Product\x12\x0c\n\x04gtin\x18\x01 \x01(\t\x12\x0f\n\x07nmpa_id\x18\x02 \x01(\t\x12&\n\x06scheme\x18\x03 \x01(\x0e\x32\x16.pharmatrace.v1.Scheme\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x0c\n\x04\x66orm\x18\x05 \x01(\t\x12\x10\n\x08strength\x18\x06 \x01(\t\x12\x11\n\tpack_size\x18\x07 \x01(\r\x12\x17\n\x0f\x61pproval_number\x18\x08 \x01(\t\x12\x15\n\rcreated_at_ms\x18\t \x01(\x03\x12\x14\n\x0cgeneric_name\x18\n \x01(\t\x12\x11\n\tpack_spec\x18\x0b \x01(\t\x12\x0b\n\x03mah\x18\x0c \x01(\t\x12\x14\n\x0cmanufacturer\x18\r \x01(\t\x12*\n\x05links\x18\x0e \x03(\x0b\x32\x1b.pharmatrace.v1.ProductLink\"K\n\x0bProductLink\x12\x11\n\tlink_type\x18\x01 \x01(\t\x12\x0c\n\x04href\x18\x02 \x01(\t\x12\x0c\n\x04lang\x18\x03 \x01(\t\x12\r\n\x05title\x18\x04 \x01(\t\"Y\n\x0bMaterialLot\x12\x10\n\x08material\x18\x01 \x01(\t\x12\x10\n\x08supplier\x18\x02 \x01(\t\x12\x14\n\x0csupplier_lot\x18\x03 \x01(\t\x12\x10\n\x08quantity\x18\x04 \x01(\t\"\xb5\x01\n\x05\x42\x61tch\x12\x0f\n\x07product\x18\x01 \x01(\t\x12\x0b\n\x03lot\x18\x02 \x01(\t\x12\x17\n\x0fmanufactured_on\x18\x03 \x01(\t\x12\x12\n\nexpires_on\x18\x04 \x01(\t\x12.\n\tmaterials\x18\x05 \x03(\x0b\x32\x1b.pharmatrace.v1.MaterialLot\x12\x1a\n\x12\x61uthorised_regions\x18\x06 \x03(\t\x12\x15\n\rcreated_at_ms\x18\x07 \x01(\x03\"\xa0\x01\n\x05Party\x12\x10\n\x08party_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0b\n\x03gln\x18\x03 \x01(\t\x12\x0e\n\x06region\x18\x04 \x01(\t\x12\'\n\x04kind\x18\x05 \x01(\x0e\x32\x19.pharmatrace.v1.PartyKind\x12\x1a\n\x12\x61uthorised_regions\x18\x06 \x03(\t\x12\x15\n\rcreated_at_ms\x18\x07 \x01(\x03*A\n\x06Scheme\x12\x16\n\x12SCHEME_UNSPECIFIED\x10\x00\x12\x0e\n\nSCHEME_GS1\x10\x01\x12\x0f\n\x0bSCHEME_NMPA\x10\x02*\x9d\x01\n\x0ePackagingLevel\x12\x1f\n\x1bPACKAGING_LEVEL_UNSPECIFIED\x10\x00\x12\x18\n\x14PACKAGING_LEVEL_UNIT\x10\x01\x12\x1a\n\x16PACKAGING_LEVEL_BUNDLE\x10\x02\x12\x18\n\x14PACKAGING_LEVEL_CASE\x10\x03\x12\x1a\n\x16PACKAGING_LEVEL_PALLET\x10\x04*\xf8\x02\n\nCodeStatus\x12\x1b\n\x17\x43ODE_STATUS_UNSPECIFIED\x10\x00\x12\x16\n\x12\x43ODE_STATUS_ISSUED\x10\x01\x12\x16\n\x12\x43ODE_STATUS_ACTIVE\x10\x02\x12\x16\n\x12\x43ODE_STATUS_VOIDED\x10\x03\x12\x19\n\x15\x43ODE_STATUS_DISPENSED\x10\x04\x12\x18\n\x14\x43ODE_STATUS_EXPORTED\x10\x05\x12\x16\n\x12\x43ODE_STATUS_SAMPLE\x10\x06\x12\x1b\n\x17\x43ODE_STATUS_FREE_SAMPLE\x10\x07\x12\x1b\n\x17\x43ODE_STATUS_CHECKED_OUT\x10\x08\x12\x16\n\x12\x43ODE_STATUS_LOCKED\x10\t\x12\x19\n\x15\x43ODE_STATUS_DESTROYED\x10\n\x12\x16\n\x12\x43ODE_STATUS_STOLEN\x10\x0b\x12\x18\n\x14\x43ODE_STATUS_RECALLED\x10\x0c\x12\x19\n\x15\x43ODE_STATUS_WITHDRAWN\x10\r*\xa5\x01\n\tPartyKind\x12\x1a\n\x16PARTY_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10PARTY_KIND_PLANT\x10\x01\x12\x18\n\x14PARTY_KIND_WAREHOUSE\x10\x02\x12\x1a\n\x16PARTY_KIND_DISTRIBUTOR\x10\x03\x12\x17\n\x13PARTY_KIND_PHARMACY\x10\x04\x12\x17\n\x13PARTY_KIND_HOSPITAL\x10\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bpharmatrace/v1/common.proto\x12\x0epharmatrace.v1\"\xe7\x02\n\x07Product\x12\x0c\n\x04gtin\x18\x01 \x01(\t\x12\x0f\n\x07nmpa_id\x18\x02 \x01(\t\x12&\n\x06scheme\x18\x03 \x01(\x0e\x32\x16.pharmatrace.v1.Scheme\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x0c\n\x04\x66orm\x18\x05 \x01(\t\x12\x10\n\x08strength\x18\x06 \x01(\t\x12\x11\n\tpack_size\x18\x07 \x01(\r\x12\x17\n\x0f\x61pproval_number\x18\x08 \x01(\t\x12\x15\n\rcreated_at_ms\x18\t \x01(\x03\x12\x14\n\x0cgeneric_name\x18\n \x01(\t\x12\x11\n\tpack_spec\x18\x0b \x01(\t\x12\x0b\n\x03mah\x18\x0c \x01(\t\x12\x14\n\x0cmanufacturer\x18\r \x01(\t\x12*\n\x05links\x18\x0e \x03(\x0b\x32\x1b.pharmatrace.v1.ProductLink\x12,\n\thierarchy\x18\x0f \x03(\x0b\x32\x19.pharmatrace.v1.PackLevel\"Z\n\tPackLevel\x12-\n\x05level\x18\x01 \x01(\x0e\x32\x1e.pharmatrace.v1.PackagingLevel\x12\x10\n\x08quantity\x18\x02 \x01(\r\x12\x0c\n\x04gtin\x18\x03 \x01(\t\"K\n\x0bProductLink\x12\x11\n\tlink_type\x18\x01 \x01(\t\x12\x0c\n\x04href\x18\x02 \x01(\t\x12\x0c\n\x04lang\x18\x03 \x01(\t\x12\r\n\x05title\x18\x04 \x01(\t\"Y\n\x0bMaterialLot\x12\x10\n\x08material\x18\x01 \x01(\t\x12\x10\n\x08supplier\x18\x02 \x01(\t\x12\x14\n\x0csupplier_lot\x18\x03 \x01(\t\x12\x10\n\x08quantity\x18\x04 \x01(\t\"\xb5\x01\n\x05\x42\x61tch\x12\x0f\n\x07product\x18\x01 \x01(\t\x12\x0b\n\x03lot\x18\x02 \x01(\t\x12\x17\n\x0fmanufactured_on\x18\x03 \x01(\t\x12\x12\n\nexpires_on\x18\x04 \x01(\t\x12.\n\tmaterials\x18\x05 \x03(\x0b\x32\x1b.pharmatrace.v1.MaterialLot\x12\x1a\n\x12\x61uthorised_regions\x18\x06 \x03(\t\x12\x15\n\rcreated_at_ms\x18\x07 \x01(\x03\"\xa0\x01\n\x05Party\x12\x10\n\x08party_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0b\n\x03gln\x18\x03 \x01(\t\x12\x0e\n\x06region\x18\x04 \x01(\t\x12\'\n\x04kind\x18\x05 \x01(\x0e\x32\x19.pharmatrace.v1.PartyKind\x12\x1a\n\x12\x61uthorised_regions\x18\x06 \x03(\t\x12\x15\n\rcreated_at_ms\x18\x07 \x01(\x03*A\n\x06Scheme\x12\x16\n\x12SCHEME_UNSPECIFIED\x10\x00\x12\x0e\n\nSCHEME_GS1\x10\x01\x12\x0f\n\x0bSCHEME_NMPA\x10\x02*\x9d\x01\n\x0ePackagingLevel\x12\x1f\n\x1bPACKAGING_LEVEL_UNSPECIFIED\x10\x00\x12\x18\n\x14PACKAGING_LEVEL_UNIT\x10\x01\x12\x1a\n\x16PACKAGING_LEVEL_BUNDLE\x10\x02\x12\x18\n\x14PACKAGING_LEVEL_CASE\x10\x03\x12\x1a\n\x16PACKAGING_LEVEL_PALLET\x10\x04*\xf8\x02\n\nCodeStatus\x12\x1b\n\x17\x43ODE_STATUS_UNSPECIFIED\x10\x00\x12\x16\n\x12\x43ODE_STATUS_ISSUED\x10\x01\x12\x16\n\x12\x43ODE_STATUS_ACTIVE\x10\x02\x12\x16\n\x12\x43ODE_STATUS_VOIDED\x10\x03\x12\x19\n\x15\x43ODE_STATUS_DISPENSED\x10\x04\x12\x18\n\x14\x43ODE_STATUS_EXPORTED\x10\x05\x12\x16\n\x12\x43ODE_STATUS_SAMPLE\x10\x06\x12\x1b\n\x17\x43ODE_STATUS_FREE_SAMPLE\x10\x07\x12\x1b\n\x17\x43ODE_STATUS_CHECKED_OUT\x10\x08\x12\x16\n\x12\x43ODE_STATUS_LOCKED\x10\t\x12\x19\n\x15\x43ODE_STATUS_DESTROYED\x10\n\x12\x16\n\x12\x43ODE_STATUS_STOLEN\x10\x0b\x12\x18\n\x14\x43ODE_STATUS_RECALLED\x10\x0c\x12\x19\n\x15\x43ODE_STATUS_WITHDRAWN\x10\r*\xa5\x01\n\tPartyKind\x12\x1a\n\x16PARTY_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10PARTY_KIND_PLANT\x10\x01\x12\x18\n\x14PARTY_KIND_WAREHOUSE\x10\x02\x12\x1a\n\x16PARTY_KIND_DISTRIBUTOR\x10\x03\x12\x17\n\x13PARTY_KIND_PHARMACY\x10\x04\x12\x17\n\x13PARTY_KIND_HOSPITAL\x10\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'pharmatrace.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SCHEME']._serialized_start=878
-  _globals['_SCHEME']._serialized_end=943
-  _globals['_PACKAGINGLEVEL']._serialized_start=946
-  _globals['_PACKAGINGLEVEL']._serialized_end=1103
-  _globals['_CODESTATUS']._serialized_start=1106
-  _globals['_CODESTATUS']._serialized_end=1482
-  _globals['_PARTYKIND']._serialized_start=1485
-  _globals['_PARTYKIND']._serialized_end=1650
+  _globals['_SCHEME']._serialized_start=1016
+  _globals['_SCHEME']._serialized_end=1081
+  _globals['_PACKAGINGLEVEL']._serialized_start=1084
+  _globals['_PACKAGINGLEVEL']._serialized_end=1241
+  _globals['_CODESTATUS']._serialized_start=1244
+  _globals['_CODESTATUS']._serialized_end=1620
+  _globals['_PARTYKIND']._serialized_start=1623
+  _globals['_PARTYKIND']._serialized_end=1788
   _globals['_PRODUCT']._serialized_start=48
-  _globals['_PRODUCT']._serialized_end=361
-  _globals['_PRODUCTLINK']._serialized_start=363
-  _globals['_PRODUCTLINK']._serialized_end=438
-  _globals['_MATERIALLOT']._serialized_start=440
-  _globals['_MATERIALLOT']._serialized_end=529
-  _globals['_BATCH']._serialized_start=532
-  _globals['_BATCH']._serialized_end=713
-  _globals['_PARTY']._serialized_start=716
-  _globals['_PARTY']._serialized_end=876
+  _globals['_PRODUCT']._serialized_end=407
+  _globals['_PACKLEVEL']._serialized_start=409
+  _globals['_PACKLEVEL']._serialized_end=499
+  _globals['_PRODUCTLINK']._serialized_start=501
+  _globals['_PRODUCTLINK']._serialized_end=576
+  _globals['_MATERIALLOT']._serialized_start=578
+  _globals['_MATERIALLOT']._serialized_end=667
+  _globals['_BATCH']._serialized_start=670
+  _globals['_BATCH']._serialized_end=851
+  _globals['_PARTY']._serialized_start=854
+  _globals['_PARTY']._serialized_end=1014
 # @@protoc_insertion_point(module_scope)

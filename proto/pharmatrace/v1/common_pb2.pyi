@@ -155,6 +155,7 @@ class Product(_message.Message):
     MAH_FIELD_NUMBER: _builtins.int
     MANUFACTURER_FIELD_NUMBER: _builtins.int
     LINKS_FIELD_NUMBER: _builtins.int
+    HIERARCHY_FIELD_NUMBER: _builtins.int
     gtin: _builtins.str
     """GTIN-14 (GTIN-8/12/13 are accepted on input and padded). Required for SCHEME_GS1."""
     nmpa_id: _builtins.str
@@ -184,6 +185,12 @@ class Product(_message.Message):
     def links(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProductLink]:
         """Where the product's Digital Link resolves besides the check page; at most 50."""
 
+    @_builtins.property
+    def hierarchy(self) -> _containers.RepeatedCompositeFieldContainer[Global___PackLevel]:
+        """The packaging hierarchy (包装层级 and 包装比例): the levels above the unit, lowest first,
+        each with how many packs of the level below it holds. Empty: aggregation is not counted.
+        """
+
     def __init__(
         self,
         *,
@@ -201,14 +208,45 @@ class Product(_message.Message):
         mah: _builtins.str = ...,
         manufacturer: _builtins.str = ...,
         links: _abc.Iterable[Global___ProductLink] | None = ...,
+        hierarchy: _abc.Iterable[Global___PackLevel] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["approval_number", b"approval_number", "created_at_ms", b"created_at_ms", "form", b"form", "generic_name", b"generic_name", "gtin", b"gtin", "links", b"links", "mah", b"mah", "manufacturer", b"manufacturer", "name", b"name", "nmpa_id", b"nmpa_id", "pack_size", b"pack_size", "pack_spec", b"pack_spec", "scheme", b"scheme", "strength", b"strength"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approval_number", b"approval_number", "created_at_ms", b"created_at_ms", "form", b"form", "generic_name", b"generic_name", "gtin", b"gtin", "hierarchy", b"hierarchy", "links", b"links", "mah", b"mah", "manufacturer", b"manufacturer", "name", b"name", "nmpa_id", b"nmpa_id", "pack_size", b"pack_size", "pack_spec", b"pack_spec", "scheme", b"scheme", "strength", b"strength"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Product: _TypeAlias = Product  # noqa: Y015
+
+@_typing.final
+class PackLevel(_message.Message):
+    """One level of a product's packaging hierarchy, e.g. a case of 12 bundles."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEVEL_FIELD_NUMBER: _builtins.int
+    QUANTITY_FIELD_NUMBER: _builtins.int
+    GTIN_FIELD_NUMBER: _builtins.int
+    level: Global___PackagingLevel.ValueType
+    """BUNDLE, CASE or PALLET, above the level before it"""
+    quantity: _builtins.int
+    """packs of the level below it holds (1 to 100,000)"""
+    gtin: _builtins.str
+    """the level's own GTIN, where the trade item has one"""
+    def __init__(
+        self,
+        *,
+        level: Global___PackagingLevel.ValueType = ...,
+        quantity: _builtins.int = ...,
+        gtin: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["gtin", b"gtin", "level", b"level", "quantity", b"quantity"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PackLevel: _TypeAlias = PackLevel  # noqa: Y015
 
 @_typing.final
 class ProductLink(_message.Message):

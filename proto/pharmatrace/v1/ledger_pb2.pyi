@@ -107,6 +107,7 @@ class EventRecord(_message.Message):
     PREV_HASH_FIELD_NUMBER: _builtins.int
     HASH_FIELD_NUMBER: _builtins.int
     PRODUCT_FIELD_NUMBER: _builtins.int
+    REPLACEMENT_FIELD_NUMBER: _builtins.int
     seq: _builtins.int
     kind: _builtins.str
     """tracecore.events.EventKind value"""
@@ -131,6 +132,8 @@ class EventRecord(_message.Message):
     """SHA-256 of prev_hash + this record with `hash` empty"""
     product: _builtins.str
     """RECALL / WITHDRAW: the product's GTIN or NMPA id"""
+    replacement: _builtins.bytes
+    """REPLACE: the key of the code that replaces `codes[0]`"""
     @_builtins.property
     def codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
         """ledger keys of the codes it is about"""
@@ -157,10 +160,11 @@ class EventRecord(_message.Message):
         prev_hash: _builtins.bytes = ...,
         hash: _builtins.bytes = ...,
         product: _builtins.str = ...,
+        replacement: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["codes", b"codes", "destination", b"destination", "event_id", b"event_id", "hash", b"hash", "kind", b"kind", "level", b"level", "lot", b"lot", "parent", b"parent", "party_id", b"party_id", "prev_hash", b"prev_hash", "product", b"product", "reason", b"reason", "recorded_at_ms", b"recorded_at_ms", "region", b"region", "seq", b"seq", "target", b"target", "tz_offset", b"tz_offset", "when_ms", b"when_ms", "who", b"who"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["codes", b"codes", "destination", b"destination", "event_id", b"event_id", "hash", b"hash", "kind", b"kind", "level", b"level", "lot", b"lot", "parent", b"parent", "party_id", b"party_id", "prev_hash", b"prev_hash", "product", b"product", "reason", b"reason", "recorded_at_ms", b"recorded_at_ms", "region", b"region", "replacement", b"replacement", "seq", b"seq", "target", b"target", "tz_offset", b"tz_offset", "when_ms", b"when_ms", "who", b"who"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -41,6 +41,8 @@ class _EventKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventKind.V
     """a batch recalled (RecallBatch); not accepted by CaptureEvents"""
     EVENT_KIND_WITHDRAW: _EventKind.ValueType  # 12
     """a product withdrawn (WithdrawProduct); likewise"""
+    EVENT_KIND_REPLACE: _EventKind.ValueType  # 13
+    """a damaged label replaced (ReplaceCode); likewise"""
 
 class EventKind(_EventKind, metaclass=_EventKindEnumTypeWrapper): ...
 
@@ -59,7 +61,44 @@ EVENT_KIND_RECALL: EventKind.ValueType  # 11
 """a batch recalled (RecallBatch); not accepted by CaptureEvents"""
 EVENT_KIND_WITHDRAW: EventKind.ValueType  # 12
 """a product withdrawn (WithdrawProduct); likewise"""
+EVENT_KIND_REPLACE: EventKind.ValueType  # 13
+"""a damaged label replaced (ReplaceCode); likewise"""
 Global___EventKind: _TypeAlias = EventKind  # noqa: Y015
+
+@_typing.final
+class ReplaceCodeRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    CONTEXT_FIELD_NUMBER: _builtins.int
+    OLD_CODE_FIELD_NUMBER: _builtins.int
+    NEW_CODE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    old_code: _builtins.str
+    """the code on the damaged label"""
+    new_code: _builtins.str
+    """an ISSUED code of the same product"""
+    reason: _builtins.str
+    """at most 500 characters"""
+    @_builtins.property
+    def context(self) -> Global___EventContext: ...
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+        context: Global___EventContext | None = ...,
+        old_code: _builtins.str = ...,
+        new_code: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["context", b"context"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["context", b"context", "new_code", b"new_code", "old_code", b"old_code", "reason", b"reason", "tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReplaceCodeRequest: _TypeAlias = ReplaceCodeRequest  # noqa: Y015
 
 @_typing.final
 class EventContext(_message.Message):
@@ -144,8 +183,13 @@ class AggregateRequest(_message.Message):
     CONTEXT_FIELD_NUMBER: _builtins.int
     PARENT_FIELD_NUMBER: _builtins.int
     CHILDREN_FIELD_NUMBER: _builtins.int
+    PARTIAL_FIELD_NUMBER: _builtins.int
     tenant: _builtins.str
     parent: _builtins.str
+    partial: _builtins.bool
+    """Aggregate: the container is short of its product's pack ratio on purpose (the last case of
+    a batch); without it a short container is refused.
+    """
     @_builtins.property
     def context(self) -> Global___EventContext: ...
     @_builtins.property
@@ -159,10 +203,11 @@ class AggregateRequest(_message.Message):
         context: Global___EventContext | None = ...,
         parent: _builtins.str = ...,
         children: _abc.Iterable[_builtins.str] | None = ...,
+        partial: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["context", b"context"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["children", b"children", "context", b"context", "parent", b"parent", "tenant", b"tenant"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["children", b"children", "context", b"context", "parent", b"parent", "partial", b"partial", "tenant", b"tenant"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -423,6 +468,7 @@ class LifecycleEvent(_message.Message):
     DESTINATION_FIELD_NUMBER: _builtins.int
     TARGET_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    PARTIAL_FIELD_NUMBER: _builtins.int
     kind: Global___EventKind.ValueType
     parent: _builtins.str
     lot: _builtins.str
@@ -430,6 +476,8 @@ class LifecycleEvent(_message.Message):
     destination: _builtins.str
     target: _common_pb2.CodeStatus.ValueType
     reason: _builtins.str
+    partial: _builtins.bool
+    """AGGREGATE: a container short of its pack ratio on purpose"""
     @_builtins.property
     def context(self) -> Global___EventContext:
         """best_effort is taken from the stream's first message"""
@@ -450,10 +498,11 @@ class LifecycleEvent(_message.Message):
         destination: _builtins.str = ...,
         target: _common_pb2.CodeStatus.ValueType = ...,
         reason: _builtins.str = ...,
+        partial: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["context", b"context"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["codes", b"codes", "context", b"context", "destination", b"destination", "kind", b"kind", "level", b"level", "lot", b"lot", "parent", b"parent", "reason", b"reason", "target", b"target"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["codes", b"codes", "context", b"context", "destination", b"destination", "kind", b"kind", "level", b"level", "lot", b"lot", "parent", b"parent", "partial", b"partial", "reason", b"reason", "target", b"target"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -103,6 +103,11 @@ class LifecycleStub:
                 request_serializer=pharmatrace_dot_v1_dot_lifecycle__pb2.WithdrawProductRequest.SerializeToString,
                 response_deserializer=pharmatrace_dot_v1_dot_lifecycle__pb2.RecallResponse.FromString,
                 _registered_method=True)
+        self.ReplaceCode = channel.unary_unary(
+                '/pharmatrace.v1.Lifecycle/ReplaceCode',
+                request_serializer=pharmatrace_dot_v1_dot_lifecycle__pb2.ReplaceCodeRequest.SerializeToString,
+                response_deserializer=pharmatrace_dot_v1_dot_lifecycle__pb2.LifecycleResponse.FromString,
+                _registered_method=True)
 
 
 class LifecycleServicer:
@@ -212,6 +217,16 @@ class LifecycleServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReplaceCode(self, request, context):
+        """A damaged label replaced: a fresh ISSUED code of the same product takes the place of an
+        ACTIVE one (its batch, holder, level and container), and the old code is VOIDED with a
+        link to the new one. Only where the tenant's policy allows it (China's code rules do, the
+        EU's do not): FAILED_PRECONDITION otherwise.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LifecycleServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -279,6 +294,11 @@ def add_LifecycleServicer_to_server(servicer, server):
                     servicer.WithdrawProduct,
                     request_deserializer=pharmatrace_dot_v1_dot_lifecycle__pb2.WithdrawProductRequest.FromString,
                     response_serializer=pharmatrace_dot_v1_dot_lifecycle__pb2.RecallResponse.SerializeToString,
+            ),
+            'ReplaceCode': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReplaceCode,
+                    request_deserializer=pharmatrace_dot_v1_dot_lifecycle__pb2.ReplaceCodeRequest.FromString,
+                    response_serializer=pharmatrace_dot_v1_dot_lifecycle__pb2.LifecycleResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -636,6 +656,33 @@ class Lifecycle:
             '/pharmatrace.v1.Lifecycle/WithdrawProduct',
             pharmatrace_dot_v1_dot_lifecycle__pb2.WithdrawProductRequest.SerializeToString,
             pharmatrace_dot_v1_dot_lifecycle__pb2.RecallResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReplaceCode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pharmatrace.v1.Lifecycle/ReplaceCode',
+            pharmatrace_dot_v1_dot_lifecycle__pb2.ReplaceCodeRequest.SerializeToString,
+            pharmatrace_dot_v1_dot_lifecycle__pb2.LifecycleResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -78,6 +78,12 @@ class LifecycleStub:
     """Every pack of a product becomes WITHDRAWN (market withdrawal), irreversibly; answers where
     each of its batches is. Withdrawing a withdrawn product changes nothing.
     """
+    ReplaceCode: _grpc.UnaryUnaryMultiCallable[_lifecycle_pb2.ReplaceCodeRequest, _lifecycle_pb2.LifecycleResponse]
+    """A damaged label replaced: a fresh ISSUED code of the same product takes the place of an
+    ACTIVE one (its batch, holder, level and container), and the old code is VOIDED with a
+    link to the new one. Only where the tenant's policy allows it (China's code rules do, the
+    EU's do not): FAILED_PRECONDITION otherwise.
+    """
 
 @_typing.type_check_only
 class LifecycleAsyncStub(LifecycleStub):
@@ -128,6 +134,12 @@ class LifecycleAsyncStub(LifecycleStub):
     WithdrawProduct: _aio.UnaryUnaryMultiCallable[_lifecycle_pb2.WithdrawProductRequest, _lifecycle_pb2.RecallResponse]  # type: ignore[assignment]
     """Every pack of a product becomes WITHDRAWN (market withdrawal), irreversibly; answers where
     each of its batches is. Withdrawing a withdrawn product changes nothing.
+    """
+    ReplaceCode: _aio.UnaryUnaryMultiCallable[_lifecycle_pb2.ReplaceCodeRequest, _lifecycle_pb2.LifecycleResponse]  # type: ignore[assignment]
+    """A damaged label replaced: a fresh ISSUED code of the same product takes the place of an
+    ACTIVE one (its batch, holder, level and container), and the old code is VOIDED with a
+    link to the new one. Only where the tenant's policy allows it (China's code rules do, the
+    EU's do not): FAILED_PRECONDITION otherwise.
     """
 
 class LifecycleServicer(metaclass=_abc_1.ABCMeta):
@@ -254,6 +266,18 @@ class LifecycleServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_lifecycle_pb2.RecallResponse, _abc.Awaitable[_lifecycle_pb2.RecallResponse]]:
         """Every pack of a product becomes WITHDRAWN (market withdrawal), irreversibly; answers where
         each of its batches is. Withdrawing a withdrawn product changes nothing.
+        """
+
+    @_abc_1.abstractmethod
+    def ReplaceCode(
+        self,
+        request: _lifecycle_pb2.ReplaceCodeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_lifecycle_pb2.LifecycleResponse, _abc.Awaitable[_lifecycle_pb2.LifecycleResponse]]:
+        """A damaged label replaced: a fresh ISSUED code of the same product takes the place of an
+        ACTIVE one (its batch, holder, level and container), and the old code is VOIDED with a
+        link to the new one. Only where the tenant's policy allows it (China's code rules do, the
+        EU's do not): FAILED_PRECONDITION otherwise.
         """
 
 def add_LifecycleServicer_to_server(servicer: LifecycleServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -167,6 +167,7 @@ class TracedEvent(_message.Message):
     VIA_FIELD_NUMBER: _builtins.int
     LOT_FIELD_NUMBER: _builtins.int
     PRODUCT_FIELD_NUMBER: _builtins.int
+    REPLACEMENT_FIELD_NUMBER: _builtins.int
     seq: _builtins.int
     kind: _lifecycle_pb2.EventKind.ValueType
     when_ms: _builtins.int
@@ -188,6 +189,8 @@ class TracedEvent(_message.Message):
     lot: _builtins.str
     product: _builtins.str
     """RECALL / WITHDRAW: the product's GTIN or NMPA id"""
+    replacement: _builtins.str
+    """REPLACE: the code that replaced the subject"""
     @_builtins.property
     def codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """the event's subjects; at most 100 listed"""
@@ -213,10 +216,11 @@ class TracedEvent(_message.Message):
         via: _builtins.str = ...,
         lot: _builtins.str = ...,
         product: _builtins.str = ...,
+        replacement: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["biz_step", b"biz_step", "code_count", b"code_count", "codes", b"codes", "destination", b"destination", "disposition", b"disposition", "event_id", b"event_id", "kind", b"kind", "lot", b"lot", "parent", b"parent", "party_id", b"party_id", "product", b"product", "reason", b"reason", "seq", b"seq", "target", b"target", "tz_offset", b"tz_offset", "via", b"via", "when_ms", b"when_ms", "who", b"who"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["biz_step", b"biz_step", "code_count", b"code_count", "codes", b"codes", "destination", b"destination", "disposition", b"disposition", "event_id", b"event_id", "kind", b"kind", "lot", b"lot", "parent", b"parent", "party_id", b"party_id", "product", b"product", "reason", b"reason", "replacement", b"replacement", "seq", b"seq", "target", b"target", "tz_offset", b"tz_offset", "via", b"via", "when_ms", b"when_ms", "who", b"who"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -237,6 +241,8 @@ class TraceCodeResponse(_message.Message):
     CHILDREN_FIELD_NUMBER: _builtins.int
     CHILD_COUNT_FIELD_NUMBER: _builtins.int
     HISTORY_FIELD_NUMBER: _builtins.int
+    REPLACED_BY_FIELD_NUMBER: _builtins.int
+    REPLACES_FIELD_NUMBER: _builtins.int
     code: _builtins.str
     status: _common_pb2.CodeStatus.ValueType
     level: _common_pb2.PackagingLevel.ValueType
@@ -244,6 +250,10 @@ class TraceCodeResponse(_message.Message):
     """party id holding it (or it is addressed to, in transit)"""
     in_transit: _builtins.bool
     child_count: _builtins.int
+    replaced_by: _builtins.str
+    """the code that replaced this one's damaged label"""
+    replaces: _builtins.str
+    """the code whose damaged label this one replaced"""
     @_builtins.property
     def product(self) -> _common_pb2.Product: ...
     @_builtins.property
@@ -274,10 +284,12 @@ class TraceCodeResponse(_message.Message):
         children: _abc.Iterable[_builtins.str] | None = ...,
         child_count: _builtins.int = ...,
         history: _abc.Iterable[Global___TracedEvent] | None = ...,
+        replaced_by: _builtins.str = ...,
+        replaces: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "product", b"product"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "child_count", b"child_count", "children", b"children", "code", b"code", "history", b"history", "holder", b"holder", "in_transit", b"in_transit", "level", b"level", "parents", b"parents", "product", b"product", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "child_count", b"child_count", "children", b"children", "code", b"code", "history", b"history", "holder", b"holder", "in_transit", b"in_transit", "level", b"level", "parents", b"parents", "product", b"product", "replaced_by", b"replaced_by", "replaces", b"replaces", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

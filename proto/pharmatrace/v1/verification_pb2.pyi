@@ -249,6 +249,7 @@ class VerifyResponse(_message.Message):
     FIRST_VERIFIED_AT_MS_FIELD_NUMBER: _builtins.int
     SCAN_COUNT_FIELD_NUMBER: _builtins.int
     LEVEL_FIELD_NUMBER: _builtins.int
+    REPLACED_BY_FIELD_NUMBER: _builtins.int
     verdict: Global___Verdict.ValueType
     status: _common_pb2.CodeStatus.ValueType
     code: _builtins.str
@@ -260,6 +261,8 @@ class VerifyResponse(_message.Message):
     scan_count: _builtins.int
     """scans of this code, this one included"""
     level: _common_pb2.PackagingLevel.ValueType
+    replaced_by: _builtins.str
+    """A replaced label (status VOIDED): the canonical text of the code that replaces it."""
     @_builtins.property
     def product(self) -> Global___ProductSummary: ...
     @_builtins.property
@@ -279,10 +282,11 @@ class VerifyResponse(_message.Message):
         first_verified_at_ms: _builtins.int = ...,
         scan_count: _builtins.int = ...,
         level: _common_pb2.PackagingLevel.ValueType = ...,
+        replaced_by: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "product", b"product"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alerts", b"alerts", "batch", b"batch", "code", b"code", "first_verified_at_ms", b"first_verified_at_ms", "level", b"level", "product", b"product", "reason", b"reason", "scan_count", b"scan_count", "status", b"status", "verdict", b"verdict"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alerts", b"alerts", "batch", b"batch", "code", b"code", "first_verified_at_ms", b"first_verified_at_ms", "level", b"level", "product", b"product", "reason", b"reason", "replaced_by", b"replaced_by", "scan_count", b"scan_count", "status", b"status", "verdict", b"verdict"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
