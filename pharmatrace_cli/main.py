@@ -79,7 +79,7 @@ def _serve(args: argparse.Namespace) -> int:
         dev=args.dev, tls_cert=_path(args.tls_cert), tls_key=_path(args.tls_key),
         client_ca=_path(args.client_ca), grace_s=args.grace, ready_file=_path(args.ready_file),
         authenticate=not args.dev, public_verify=args.public_verify,
-        public_rate=args.public_rate,
+        public_rate=args.public_rate, nats=args.nats,
     )
     import asyncio
 
@@ -637,6 +637,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--grace", type=float, default=10.0,
                        help="seconds calls in flight get to finish on shutdown")
     serve.add_argument("--ready-file", help="write the bound ports here as JSON once serving")
+    serve.add_argument("--nats", default="", help="NATS server URL: publish every committed "
+                       "change of every tenant to its JetStream stream (replication)")
 
     tenant = commands.add_parser("tenant", help="Create and list tenants.").add_subparsers(
         metavar="ACTION")

@@ -43,6 +43,8 @@ class ServeConfig:
     public_rate: float = 10.0
     max_map_size: int | None = None
     """Per tenant ledger; None: $PHARMATRACE_MAX_MAP_SIZE, else the ledger's default (4 TiB)."""
+    nats: str = ""
+    """NATS server URL: every committed change of every tenant is published to JetStream."""
 
 
 def parse_size(text: str) -> int:
@@ -116,6 +118,11 @@ async def serve(config: ServeConfig) -> None:
             codegen.data.create(DEMO_TENANT, "Demo Pharma", now_ms())
             log.info("created the development tenant %r", DEMO_TENANT)
     await asyncio.to_thread(_check_tenants, codegen.data)
+    replication = None
+    if config.nats:
+        from replica_svc.publisher import Replication
+
+        replication = await Replication.start(config.nats, codegen.data)
     pool = WorkerPool(
         WorkerConfig(config.data, config.host, config.verify_port, config.dev, tls,
                      config.grace_s, config.authenticate, config.public_verify,
@@ -150,6 +157,8 @@ async def serve(config: ServeConfig) -> None:
     log.info("shutting down: draining calls for up to %.0f s", config.grace_s)
     await asyncio.gather(codegen.stop(config.grace_s),
                          asyncio.to_thread(pool.stop, config.grace_s))
+    if replication is not None:
+        await replication.stop()
     metrics_server.shutdown()
     log.info("stopped")
 

@@ -94,14 +94,14 @@ def _kill_group(pgid: int) -> None:
         return
 
 
-def start_server(data: Path, *, workers: int = 2) -> Server:
+def start_server(data: Path, *, workers: int = 2, extra: Sequence[str] = ()) -> Server:
     """Starts `pharmatrace serve` on ports the system picks and waits for its ready file."""
     data.mkdir(parents=True, exist_ok=True)
     run = data.parent / f"serve-{uuid.uuid4().hex[:8]}"
     ready, log = run.with_suffix(".ready.json"), run.with_suffix(".log")
     command = [*pharmatrace_command(), "serve", "--dev", "--insecure", "--data", str(data),
                "--issue-port", "0", "--verify-port", "0", "--metrics-port", "0",
-               "--workers", str(workers), "--grace", "2", "--ready-file", str(ready)]
+               "--workers", str(workers), "--grace", "2", "--ready-file", str(ready), *extra]
     with log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, start_new_session=True)
@@ -126,8 +126,10 @@ class Servers:
         self._root = root
         self._started: list[Server] = []
 
-    def start(self, data: Path | None = None, *, workers: int = 2) -> Server:
-        server = start_server(data or self._root / f"data-{len(self._started)}", workers=workers)
+    def start(self, data: Path | None = None, *, workers: int = 2,
+              extra: Sequence[str] = ()) -> Server:
+        server = start_server(data or self._root / f"data-{len(self._started)}", workers=workers,
+                              extra=extra)
         self._started.append(server)
         return server
 
