@@ -777,10 +777,11 @@ def _parser() -> argparse.ArgumentParser:
                          help="apply the codes that pass, report the others")
 
     add_command(commands, "demo", "Run a short scenario against running services.", _demo)
-    from pharmatrace_cli import ops, oversight
+    from pharmatrace_cli import ops, oversight, replication
 
     oversight.register(commands)
     ops.register(commands)
+    replication.register(commands)
     return parser
 
 

@@ -17,6 +17,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
+from replica_svc import snapshots
 from replica_svc.streams import (
     EPOCH,
     MSG_ID,
@@ -28,7 +29,7 @@ from replica_svc.streams import (
     stream_name,
     subject,
 )
-from tracecore.ledger.tenants import DataDir
+from tracecore.ledger.tenants import DataDir, Tenant
 from tracecore.replication.capture import ChangeCapture
 from tracecore.replication.changes import iter_parts
 
@@ -43,8 +44,9 @@ _ATTACH_EVERY_S = 1.0
 class TenantPublisher:
     """Publishes one tenant's captured changes."""
 
-    def __init__(self, js: JetStreamContext, tenant: str, capture: ChangeCapture) -> None:
-        self.tenant = tenant
+    def __init__(self, js: JetStreamContext, tenant: Tenant, capture: ChangeCapture) -> None:
+        self.tenant = tenant.name
+        self._opened = tenant
         self.capture = capture
         self._js = js
         self._wake = asyncio.Event()
@@ -74,6 +76,7 @@ class TenantPublisher:
 
     async def _publish_forever(self) -> None:
         await ensure_stream(self._js, self.tenant)
+        await self._snapshot_if_needed()
         position = await asyncio.to_thread(self.capture.position)
         done, skip_parts = await self._resync(position.published_seq)
         await self._set_acked(done)
@@ -97,6 +100,20 @@ class TenantPublisher:
                 done = seq
             await asyncio.to_thread(self.capture.mark_published, done, stream_seq)
             await self._set_acked(done)
+
+    async def _snapshot_if_needed(self) -> None:
+        """A snapshot of this epoch in the object store before any change of it is published:
+        the stream's last sequence is read first and the copy taken after, so the changes a
+        replica needs after the copy are all past that sequence."""
+        current = await snapshots.latest(self._js, self.tenant)
+        if current is not None and current.epoch == self.capture.epoch:
+            return
+        info = await self._js.stream_info(stream_name(self.tenant))
+        data = await asyncio.to_thread(snapshots.pack, self._opened)
+        await snapshots.put(self._js, snapshots.SnapshotInfo(
+            self.tenant, self.capture.epoch, info.state.last_seq), data)
+        log.info("tenant %s: snapshot of epoch %d stored (%d bytes)", self.tenant,
+                 self.capture.epoch, len(data))
 
     async def _resync(self, published: int) -> tuple[int, tuple[int, int]]:
         """(last commit wholly in the stream, (commit, last part) already in it): the ledger's
@@ -155,7 +172,7 @@ class Replication:
             capture = env.capture if isinstance(env.capture, ChangeCapture) else None
             if capture is None:
                 capture = await asyncio.to_thread(ChangeCapture, env, _dupsort())
-            publisher = TenantPublisher(self._js, name, capture)
+            publisher = TenantPublisher(self._js, tenant, capture)
             self.publishers[name] = publisher
             self._tasks.append(asyncio.create_task(publisher.run()))
             log.info("publishing tenant %s to stream %s (epoch %d)", name, stream_name(name),
