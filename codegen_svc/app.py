@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import grpc
 
 from pharmatrace.v1 import admin_pb2_grpc, issuance_pb2_grpc, lifecycle_pb2_grpc
 from pharmatrace.v1 import ledger_pb2 as lpb
@@ -48,6 +51,7 @@ async def start(
     authenticate: bool = True,
     map_size: int = DEFAULT_MAP_SIZE,
     max_map_size: int = DEFAULT_MAX_MAP_SIZE,
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
 ) -> Codegen:
     """The issuance server, started; each tenant's ledger maps ``map_size`` bytes at first and
     grows, when full, up to ``max_map_size`` (then writes fail RESOURCE_EXHAUSTED)."""
@@ -67,7 +71,8 @@ async def start(
         rpc_server.Service("pharmatrace.v1.Lifecycle", LifecycleServicer(data, committer),
                            lifecycle_pb2_grpc.add_LifecycleServicer_to_server),
     ]
-    running = await rpc_server.start(services, address, metrics, tls=tls, authorizer=authorizer)
+    running = await rpc_server.start(services, address, metrics, tls=tls, authorizer=authorizer,
+                                     interceptors=interceptors)
     return Codegen(running, data, writer)
 
 

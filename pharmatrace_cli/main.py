@@ -80,6 +80,7 @@ def _serve(args: argparse.Namespace) -> int:
         client_ca=_path(args.client_ca), grace_s=args.grace, ready_file=_path(args.ready_file),
         authenticate=not args.dev, public_verify=args.public_verify,
         public_rate=args.public_rate, nats=args.nats,
+        replicated_commit=args.replicated_commit,
     )
     import asyncio
 
@@ -639,6 +640,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--ready-file", help="write the bound ports here as JSON once serving")
     serve.add_argument("--nats", default="", help="NATS server URL: publish every committed "
                        "change of every tenant to its JetStream stream (replication)")
+    serve.add_argument("--replicated-commit", action="store_true", help="with --nats: answer "
+                       "a write only once the stream has acknowledged it")
 
     tenant = commands.add_parser("tenant", help="Create and list tenants.").add_subparsers(
         metavar="ACTION")

@@ -45,6 +45,8 @@ class ServeConfig:
     """Per tenant ledger; None: $PHARMATRACE_MAX_MAP_SIZE, else the ledger's default (4 TiB)."""
     nats: str = ""
     """NATS server URL: every committed change of every tenant is published to JetStream."""
+    replicated_commit: bool = False
+    """Answer a write only once the stream has acknowledged it (needs ``nats``)."""
 
 
 def parse_size(text: str) -> int:
@@ -107,9 +109,14 @@ async def serve(config: ServeConfig) -> None:
     if not config.authenticate:
         log.warning("authentication is OFF (--dev): every caller may do everything")
     limit = max_map_size(config)
+    gates = []
+    if config.nats and config.replicated_commit:
+        from replica_svc.commit_gate import ReplicatedCommit
+
+        gates.append(ReplicatedCommit())
     codegen = await codegen_app.start(
         config.data, keys, f"{config.host}:{config.issue_port}", metrics, tls=tls,
-        authenticate=config.authenticate, max_map_size=limit,
+        authenticate=config.authenticate, max_map_size=limit, interceptors=gates,
     )
     if limit < DEFAULT_MAX_MAP_SIZE:
         log.info("each tenant's ledger may grow to %d bytes", limit)
@@ -123,6 +130,8 @@ async def serve(config: ServeConfig) -> None:
         from replica_svc.publisher import Replication
 
         replication = await Replication.start(config.nats, codegen.data)
+        for gate in gates:
+            gate.replication = replication
     pool = WorkerPool(
         WorkerConfig(config.data, config.host, config.verify_port, config.dev, tls,
                      config.grace_s, config.authenticate, config.public_verify,

@@ -141,3 +141,27 @@ def test_changes_committed_while_nats_was_away_and_the_server_killed_arrive_once
 def _newest_commit(url: str) -> int:
     stream = _stream(url)
     return stream[-1][2] if stream else 0
+
+
+def test_with_replicated_commit_an_answered_write_is_already_in_the_stream(
+        servers, nats_server: NatsServer, tmp_path) -> None:
+    """`--replicated-commit`: the codes a line receives are in the stream the moment they
+    arrive; with NATS away a write is answered UNAVAILABLE, and published once NATS is back."""
+    server = servers.start(tmp_path / "data", extra=["--nats", nats_server.url,
+                                                     "--replicated-commit"])
+    serials = _write(server.issue_addr, "L1", 300)
+    published = {key.decode()[15:] for key in _codes_put(_changes(nats_server.url))}
+    assert set(serials) <= published
+    nats_server.stop()
+    with grpc.insecure_channel(server.issue_addr) as channel:
+        with pytest.raises(grpc.RpcError) as refused:
+            admin_pb2_grpc.AdminStub(channel).AddBatch(apb.AddBatchRequest(
+                tenant=TENANT, batch=cpb.Batch(product=GTIN, lot="AWAY",
+                                               expires_on="2029-06-30")), timeout=60)
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+    nats_server.start()
+    deadline = time.monotonic() + 30
+    while not any(db == "batch_ids" and key.endswith(b"AWAY")
+                  for c in _changes(nats_server.url) for _, db, key, _ in c.ops):
+        assert time.monotonic() < deadline, "the committed batch never reached the stream"
+        time.sleep(0.2)
