@@ -31,7 +31,7 @@ proto: install
 		--grpc_python_out=proto --mypy_out=proto --mypy_grpc_out=proto proto/pharmatrace/v1/*.proto
 
 lint: install
-	$(VENV)/bin/ruff check . && $(VENV)/bin/mypy tracecore codegen_svc verify_svc pharmatrace_cli
+	$(VENV)/bin/ruff check . && $(VENV)/bin/mypy tracecore codegen_svc verify_svc pharmatrace_cli replica_svc
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .hypothesis

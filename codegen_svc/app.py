@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-
 from pharmatrace.v1 import admin_pb2_grpc, issuance_pb2_grpc, lifecycle_pb2_grpc
 from pharmatrace.v1 import ledger_pb2 as lpb
 

@@ -100,7 +100,7 @@ async def _run(args: argparse.Namespace, data: Path) -> None:
                                    authenticate=not args.dev), args.workers or os.cpu_count() or 1)
     verify_port = await asyncio.to_thread(pool.start)
     registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry)
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     registry.register(_LagCollector(replica))
     metrics_server, _ = start_http_server(args.metrics_port, addr=args.host, registry=registry)
     if args.ready_file:

@@ -22,7 +22,7 @@ from tracecore.errors import Unavailable
 WAIT_S = 10.0
 
 
-class ReplicatedCommit(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class ReplicatedCommit(grpc.aio.ServerInterceptor):
     """Holds every answer until the stream has acknowledged what was committed before it."""
 
     def __init__(self, wait_s: float = WAIT_S) -> None:
@@ -40,10 +40,10 @@ class ReplicatedCommit(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
         details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
-        handler = await continuation(details)
+    ) -> Any:
+        handler: Any = await continuation(details)
         if handler is None:
             return None
         kwargs = {"request_deserializer": handler.request_deserializer,

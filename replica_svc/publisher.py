@@ -53,7 +53,11 @@ class TenantPublisher:
         self._acked = 0
         self._acked_changed = asyncio.Condition()
         loop = asyncio.get_running_loop()
-        capture.on_commit(lambda _: loop.call_soon_threadsafe(self._wake.set))
+
+        def wake(_: int) -> None:
+            loop.call_soon_threadsafe(self._wake.set)
+
+        capture.on_commit(wake)
 
     @property
     def acked(self) -> int:

@@ -189,3 +189,6 @@ def pharmatrace() -> list[str]:
 def cli(server: Server, tmp_path: Path) -> Cli:
     """``cli(*args)``: a `pharmatrace` command against the module's server, in tmp_path."""
     return Cli(server, tmp_path)
+
+
+from tests.e2e.nats_server import nats_server  # noqa: E402,F401  (a fixture for the replication tests)

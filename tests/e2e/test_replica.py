@@ -15,7 +15,7 @@ from pharmatrace.v1 import verification_pb2 as vpb
 from pharmatrace.v1 import verification_pb2_grpc
 
 from tests.e2e.conftest import pharmatrace_command
-from tests.e2e.nats_server import NatsServer, nats_server  # noqa: F401  (fixture)
+from tests.e2e.nats_server import NatsServer
 from tests.e2e.test_replication_stream import GTIN, TENANT, _newest_commit, _write
 
 pytestmark = pytest.mark.timeout(240)

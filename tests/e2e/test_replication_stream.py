@@ -16,7 +16,7 @@ from pharmatrace.v1 import common_pb2 as cpb
 from pharmatrace.v1 import issuance_pb2 as ipb
 
 from replica_svc.streams import EPOCH, PART, PARTS, SEQ, stream_name
-from tests.e2e.nats_server import NatsServer, nats_server  # noqa: F401  (fixture)
+from tests.e2e.nats_server import NatsServer
 from tracecore.replication.changes import PUT, Assembler, Change
 
 pytestmark = pytest.mark.timeout(180)
@@ -84,7 +84,7 @@ def _settled(url: str, expect: int, timeout: float = 30.0) -> list[Change]:
     deadline = time.monotonic() + timeout
     while True:
         changes = _changes(url)
-        if changes and changes[-1].seq >= expect or time.monotonic() > deadline:
+        if (changes and changes[-1].seq >= expect) or time.monotonic() > deadline:
             return changes
         time.sleep(0.2)
 
@@ -153,11 +153,11 @@ def test_with_replicated_commit_an_answered_write_is_already_in_the_stream(
     published = {key.decode()[15:] for key in _codes_put(_changes(nats_server.url))}
     assert set(serials) <= published
     nats_server.stop()
-    with grpc.insecure_channel(server.issue_addr) as channel:
-        with pytest.raises(grpc.RpcError) as refused:
-            admin_pb2_grpc.AdminStub(channel).AddBatch(apb.AddBatchRequest(
-                tenant=TENANT, batch=cpb.Batch(product=GTIN, lot="AWAY",
-                                               expires_on="2029-06-30")), timeout=60)
+    with grpc.insecure_channel(server.issue_addr) as channel, \
+            pytest.raises(grpc.RpcError) as refused:
+        admin_pb2_grpc.AdminStub(channel).AddBatch(apb.AddBatchRequest(
+            tenant=TENANT, batch=cpb.Batch(product=GTIN, lot="AWAY",
+                                           expires_on="2029-06-30")), timeout=60)
     assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
     nats_server.start()
     deadline = time.monotonic() + 30

@@ -222,7 +222,8 @@ class Env:
     def info(self) -> dict[str, int]:
         """LMDB's environment info: map size, last page, last transaction id, readers."""
         self._check_open()
-        return dict(self._env.info())
+        info: dict[str, int] = dict(self._env.info())  # type: ignore[arg-type]
+        return info
 
     def copy_to(self, path: Path) -> None:
         """A consistent, compacted copy of the environment into the existing, empty directory
