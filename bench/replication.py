@@ -126,9 +126,8 @@ def run(writes: int = 300, codes: int = 200_000, lag_samples: int = 100,
 
 def _replica_figures(directory: Path, url: str, channel: grpc.Channel, samples: int
                      ) -> dict[str, float]:
-    from replica_svc.replica import read_status
-
     from bench.replication_status import newest_commit
+    from replica_svc.replica import read_status
 
     target = newest_commit(url, DEV_TENANT)
     started = time.perf_counter()
