@@ -40,6 +40,16 @@ def register(commands: Any) -> None:
                          help="development key passphrase and no authentication")
     replica.add_argument("--ready-file", help="write the bound ports here as JSON once serving")
 
+    directory = commands.add_parser("directory", help="The replication directory on NATS: "
+                                    "where each tenant is served.").add_subparsers(
+                                        metavar="ACTION")
+    route = add_command(directory, "route", "Which tenant a code belongs to, its writer and "
+                        "its replicas (JSON).", _route, client=False, tenant=False)
+    route.add_argument("code", help="a code in any form (HRI, element string, Digital Link, "
+                       "NMPA digits)")
+    route.add_argument("--nats", default=os.environ.get("PHARMATRACE_NATS", ""),
+                       help="NATS server URL (default $PHARMATRACE_NATS)")
+
 
 def _replica(args: argparse.Namespace) -> int:
     data = Path(args.data)
@@ -54,6 +64,30 @@ def _replica(args: argparse.Namespace) -> int:
     prepare_metrics_dir(data)
     configure_logging()
     asyncio.run(_run(args, data))
+    return EXIT_OK
+
+
+def _route(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    import nats
+
+    from replica_svc.directory import route
+    from tracecore.errors import TraceError
+
+    async def look_up() -> dict[str, object]:
+        nc = await nats.connect(args.nats)
+        try:
+            return asdict(await route(nc.jetstream(), args.code))
+        finally:
+            await nc.close()
+
+    if not args.nats:
+        raise CliError("--nats URL (or $PHARMATRACE_NATS) is required")
+    try:
+        print(json.dumps(asyncio.run(look_up()), indent=2))
+    except (KeyError, TraceError) as exc:
+        raise CliError(str(exc)) from None
     return EXIT_OK
 
 
@@ -99,6 +133,7 @@ async def _run(args: argparse.Namespace, data: Path) -> None:
     pool = WorkerPool(WorkerConfig(data, args.host, args.verify_port, args.dev, None,
                                    authenticate=not args.dev), args.workers or os.cpu_count() or 1)
     verify_port = await asyncio.to_thread(pool.start)
+    await replica.announce(f"{args.host}:{verify_port}")
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     registry.register(_LagCollector(replica))

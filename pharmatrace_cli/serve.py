@@ -139,6 +139,8 @@ async def serve(config: ServeConfig) -> None:
         config.workers,
     )
     verify_port = await asyncio.to_thread(pool.start)
+    if replication is not None:
+        await replication.announce(f"{config.host}:{codegen.port}", f"{config.host}:{verify_port}")
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)
     metrics_server, _ = start_http_server(config.metrics_port, addr=config.host.strip("[]"),

@@ -17,7 +17,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from replica_svc import snapshots
+from replica_svc import directory, snapshots
 from replica_svc.streams import (
     EPOCH,
     MSG_ID,
@@ -31,7 +31,7 @@ from replica_svc.streams import (
 )
 from tracecore.ledger.tenants import DataDir, Tenant
 from tracecore.replication.capture import ChangeCapture
-from tracecore.replication.changes import iter_parts
+from tracecore.replication.changes import PUT, Change, iter_parts
 
 log = logging.getLogger("pharmatrace.replication")
 
@@ -39,6 +39,9 @@ log = logging.getLogger("pharmatrace.replication")
 _ROUND_BYTES = 4 << 20
 _RETRY_S = 0.5
 _ATTACH_EVERY_S = 1.0
+#: A change record names its databases first: products registered show within these bytes.
+_PRODUCT_IDS = b"product_ids"
+_NAMES_SPAN = 1024
 
 
 class TenantPublisher:
@@ -91,7 +94,11 @@ class TenantPublisher:
                 await self._wake.wait()
                 continue
             stream_seq = 0
+            products: list[str] = []
             for seq, data in batch:
+                if _PRODUCT_IDS in data[:_NAMES_SPAN]:
+                    products += [key.decode() for kind, db, key, _ in Change.decode(data).ops
+                                 if db == "product_ids" and kind == PUT]
                 epoch = self.capture.epoch
                 for part, parts, piece in iter_parts(data):
                     if seq == skip_parts[0] and part <= skip_parts[1]:
@@ -104,6 +111,8 @@ class TenantPublisher:
                 done = seq
             await asyncio.to_thread(self.capture.mark_published, done, stream_seq)
             await self._set_acked(done)
+            if products:
+                await directory.register_products(self._js, self.tenant, products)
 
     async def _snapshot_if_needed(self) -> None:
         """A snapshot of this epoch in the object store before any change of it is published:
@@ -152,6 +161,13 @@ class Replication:
         self._data = data
         self.publishers: dict[str, TenantPublisher] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._addresses: tuple[str, str] | None = None
+
+    async def announce(self, issue: str, verify: str) -> None:
+        """Names this node as the writer of its tenants in the directory."""
+        self._addresses = (issue, verify)
+        for name in self.publishers:
+            await directory.announce_writer(self._js, name, issue, verify)
 
     @classmethod
     async def start(cls, url: str, data: DataDir) -> Replication:
@@ -181,6 +197,8 @@ class Replication:
             self._tasks.append(asyncio.create_task(publisher.run()))
             log.info("publishing tenant %s to stream %s (epoch %d)", name, stream_name(name),
                      capture.epoch)
+            if self._addresses is not None:
+                await directory.announce_writer(self._js, name, *self._addresses)
 
     async def wait_replicated(self) -> None:
         """Returns once the stream holds every change committed before this call."""

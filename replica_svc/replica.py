@@ -215,6 +215,13 @@ class Replica:
         replica._tasks.append(asyncio.create_task(replica._report_forever()))
         return replica
 
+    async def announce(self, verify: str) -> None:
+        """Adds this replica to its tenants' entries in the directory."""
+        from replica_svc import directory
+
+        for tenant in self.tenants:
+            await directory.announce_replica(self._nc.jetstream(), tenant, verify)
+
     def statuses(self) -> list[TenantStatus]:
         return [t.status for t in self.tenants.values()]
 

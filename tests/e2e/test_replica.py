@@ -67,7 +67,8 @@ def _verdicts(verify_port: int, serials: list[str]) -> set[int]:
 def test_a_replica_converges_and_verifies_codes_issued_on_the_writer(
         servers, nats_server: NatsServer, tmp_path: Path) -> None:
     """Codes issued before the replica started (snapshot) and after (stream) both verify
-    GENUINE on the replica; its status and metrics show no lag once it has caught up."""
+    GENUINE on the replica; its status and metrics show no lag once it has caught up; the
+    directory routes a code to its tenant's writer and replica."""
     writer = servers.start(tmp_path / "writer", extra=["--nats", nats_server.url])
     early = _write(writer.issue_addr, "L1", 300)
     time.sleep(1.0)
@@ -85,6 +86,13 @@ def test_a_replica_converges_and_verifies_codes_issued_on_the_writer(
         metrics = urllib.request.urlopen(
             f"http://127.0.0.1:{ports['metrics']}/metrics", timeout=10).read().decode()
         assert f'pharmatrace_replica_lag_messages{{tenant="{TENANT}"}} 0.0' in metrics
+        route = json.loads(subprocess.run(
+            [*pharmatrace_command(), "directory", "route", f"(01){GTIN}(21){late[0]}",
+             "--nats", nats_server.url], capture_output=True, text=True, timeout=60,
+            check=True).stdout)
+        assert route["tenant"] == TENANT
+        assert route["writer"]["issue"] == writer.issue_addr
+        assert route["replicas"] == [f"127.0.0.1:{ports['verify']}"]
     finally:
         process.terminate()
         process.wait(30)
