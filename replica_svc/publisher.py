@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 
 import nats
@@ -25,6 +26,7 @@ from replica_svc.streams import (
     PARTS,
     SEQ,
     ensure_stream,
+    keys_subject,
     msg_id,
     stream_name,
     subject,
@@ -55,6 +57,7 @@ class TenantPublisher:
         self._wake = asyncio.Event()
         self._acked = 0
         self._acked_changed = asyncio.Condition()
+        self._keyring_digest = ""
         loop = asyncio.get_running_loop()
 
         def wake(_: int) -> None:
@@ -93,6 +96,9 @@ class TenantPublisher:
             if not batch:
                 await self._wake.wait()
                 continue
+            # Read after the batch: a change minted under a new key was committed after the
+            # ring holding that key was saved, so the ring read now holds it.
+            await self._publish_keyring_if_changed()
             stream_seq = 0
             products: list[str] = []
             for seq, data in batch:
@@ -113,6 +119,15 @@ class TenantPublisher:
             await self._set_acked(done)
             if products:
                 await directory.register_products(self._js, self.tenant, products)
+
+    async def _publish_keyring_if_changed(self) -> None:
+        ring = await asyncio.to_thread(self._opened.keyring_path.read_bytes)
+        digest = hashlib.sha256(ring).hexdigest()
+        if digest == self._keyring_digest:
+            return
+        await self._js.publish(keys_subject(self.tenant), ring, stream=stream_name(self.tenant),
+                               headers={MSG_ID: f"keys:{digest}"})
+        self._keyring_digest = digest
 
     async def _snapshot_if_needed(self) -> None:
         """A snapshot of this epoch in the object store before any change of it is published:

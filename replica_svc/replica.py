@@ -26,8 +26,9 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from replica_svc import snapshots
-from replica_svc.streams import EPOCH, PART, PARTS, SEQ, stream_name, subject
-from tracecore.ledger.tenants import LEDGER, OFFLINE, TENANTS
+from replica_svc.streams import EPOCH, PART, PARTS, SEQ, all_subjects, keys_subject, stream_name
+from tracecore.files import write_atomic
+from tracecore.ledger.tenants import KEYRING, LEDGER, OFFLINE, TENANTS
 from tracecore.replication.apply import Applied, Gap, ReplicaLedger
 from tracecore.replication.changes import Assembler, Change
 
@@ -161,7 +162,7 @@ class TenantReplica:
             await queue.put(msg)
 
         sub = await self._js.subscribe(
-            subject(self.tenant), cb=received, ordered_consumer=True,
+            all_subjects(self.tenant), cb=received, ordered_consumer=True,
             config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
                                   opt_start_seq=self._applied.stream_seq + 1))
         assembler = Assembler()
@@ -173,6 +174,11 @@ class TenantReplica:
                 msg: Msg | None = first
                 while msg is not None:
                     last_stream = msg.metadata.sequence.stream
+                    if msg.subject == keys_subject(self.tenant):
+                        await asyncio.to_thread(write_atomic, self.directory / KEYRING,
+                                                msg.data)
+                        msg = queue.get_nowait() if not queue.empty() else None
+                        continue
                     h = msg.headers or {}
                     whole = assembler.add(int(h[SEQ]), int(h[PART]), int(h[PARTS]), msg.data)
                     if whole is not None and int(h[EPOCH]) >= self._applied.epoch:

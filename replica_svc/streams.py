@@ -18,7 +18,18 @@ def stream_name(tenant: str) -> str:
 
 
 def subject(tenant: str) -> str:
+    """Change records."""
     return f"pt.changes.{tenant}"
+
+
+def keys_subject(tenant: str) -> str:
+    """The tenant's key ring, still encrypted under the key-encryption key, each time it
+    changes (a rotation): replicas need it to check the codes' tags."""
+    return f"pt.keys.{tenant}"
+
+
+def all_subjects(tenant: str) -> str:
+    return f"pt.*.{tenant}"
 
 
 def msg_id(epoch: int, seq: int, part: int) -> str:
@@ -32,5 +43,5 @@ async def ensure_stream(js: JetStreamContext, tenant: str, replicas: int = 1) ->
         await js.stream_info(name)
     except NotFoundError:
         await js.add_stream(StreamConfig(
-            name=name, subjects=[subject(tenant)], storage=StorageType.FILE,
+            name=name, subjects=[subject(tenant), keys_subject(tenant)], storage=StorageType.FILE,
             num_replicas=replicas, duplicate_window=DUPLICATE_WINDOW_S))

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import grpc
 import pytest
+from pharmatrace.v1 import admin_pb2 as apb
+from pharmatrace.v1 import admin_pb2_grpc, verification_pb2_grpc
 from pharmatrace.v1 import verification_pb2 as vpb
-from pharmatrace.v1 import verification_pb2_grpc
 
 from tests.e2e.conftest import pharmatrace_command
 from tests.e2e.nats_server import NatsServer
@@ -93,6 +94,30 @@ def test_a_replica_converges_and_verifies_codes_issued_on_the_writer(
         assert route["tenant"] == TENANT
         assert route["writer"]["issue"] == writer.issue_addr
         assert route["replicas"] == [f"127.0.0.1:{ports['verify']}"]
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def test_codes_minted_under_a_rotated_key_verify_on_the_replica(
+        servers, nats_server: NatsServer, tmp_path: Path) -> None:
+    """The key ring travels with the stream: after a rotation on the writer, codes minted under
+    the new key verify GENUINE on the replica, and the old ones still do."""
+    writer = servers.start(tmp_path / "writer", extra=["--nats", nats_server.url])
+    before = _write(writer.issue_addr, "L1", 50)
+    replica_data = tmp_path / "replica"
+    process, ports = _start_replica(nats_server.url, replica_data)
+    try:
+        with grpc.insecure_channel(writer.issue_addr) as channel:
+            admin_pb2_grpc.AdminStub(channel).RotateKey(apb.RotateKeyRequest(tenant=TENANT),
+                                                        timeout=30)
+        after = _write(writer.issue_addr, "L2", 50)
+        time.sleep(0.5)
+        _converged(replica_data, _newest_commit(nats_server.url))
+        deadline = time.monotonic() + 10  # the workers reread a changed ring within a second
+        while _verdicts(ports["verify"], before + after) != {vpb.VERDICT_GENUINE}:
+            assert time.monotonic() < deadline, "codes of the new key do not verify"
+            time.sleep(0.2)
     finally:
         process.terminate()
         process.wait(30)
