@@ -176,6 +176,7 @@ class Replication:
         self._data = data
         self.publishers: dict[str, TenantPublisher] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._by_tenant: dict[str, asyncio.Task[None]] = {}
         self._addresses: tuple[str, str] | None = None
 
     async def announce(self, issue: str, verify: str) -> None:
@@ -194,9 +195,11 @@ class Replication:
         return replication
 
     async def attach_new(self) -> None:
-        """Starts publishing every tenant not published yet."""
+        """Starts publishing every tenant not published yet, and again every tenant whose
+        ledger was closed and opened again (taken offline for maintenance, then back)."""
         for name in self._data.names():
-            if name in self.publishers:
+            current = self.publishers.get(name)
+            if current is not None and not current.capture.env.closed:
                 continue
             try:
                 tenant = self._data.get(name)
@@ -204,12 +207,19 @@ class Replication:
                 log.debug("tenant %s not published yet: %s", name, exc)
                 continue
             env = tenant.ledger.env
+            if current is not None:
+                if current.capture.env is env:
+                    continue
+                task = self._by_tenant.pop(name)
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             capture = env.capture if isinstance(env.capture, ChangeCapture) else None
             if capture is None:
                 capture = await asyncio.to_thread(ChangeCapture, env, _dupsort())
             publisher = TenantPublisher(self._js, tenant, capture)
             self.publishers[name] = publisher
-            self._tasks.append(asyncio.create_task(publisher.run()))
+            self._by_tenant[name] = asyncio.create_task(publisher.run())
             log.info("publishing tenant %s to stream %s (epoch %d)", name, stream_name(name),
                      capture.epoch)
             if self._addresses is not None:
@@ -230,9 +240,10 @@ class Replication:
                 log.exception("attaching new tenants to replication failed")
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        tasks = [*self._tasks, *self._by_tenant.values()]
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         for publisher in self.publishers.values():
