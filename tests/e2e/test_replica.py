@@ -17,7 +17,7 @@ from pharmatrace.v1 import verification_pb2 as vpb
 
 from tests.e2e.conftest import pharmatrace_command
 from tests.e2e.nats_server import NatsServer
-from tests.e2e.test_replication_stream import GTIN, TENANT, _newest_commit, _write
+from tests.e2e.test_replication_stream import GTIN, TENANT, _holding, _newest_commit, _write
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -72,12 +72,12 @@ def test_a_replica_converges_and_verifies_codes_issued_on_the_writer(
     directory routes a code to its tenant's writer and replica."""
     writer = servers.start(tmp_path / "writer", extra=["--nats", nats_server.url])
     early = _write(writer.issue_addr, "L1", 300)
-    time.sleep(1.0)
+    _holding(nats_server.url, set(early))
     replica_data = tmp_path / "replica"
     process, ports = _start_replica(nats_server.url, replica_data)
     try:
         late = _write(writer.issue_addr, "L2", 400)
-        time.sleep(0.5)
+        _holding(nats_server.url, set(late))
         status = _converged(replica_data, _newest_commit(nats_server.url))
         assert status["bootstraps"] == 1
         assert _verdicts(ports["verify"], early + late) == {vpb.VERDICT_GENUINE}
@@ -112,7 +112,7 @@ def test_codes_minted_under_a_rotated_key_verify_on_the_replica(
             admin_pb2_grpc.AdminStub(channel).RotateKey(apb.RotateKeyRequest(tenant=TENANT),
                                                         timeout=30)
         after = _write(writer.issue_addr, "L2", 50)
-        time.sleep(0.5)
+        _holding(nats_server.url, set(after))
         _converged(replica_data, _newest_commit(nats_server.url))
         deadline = time.monotonic() + 10  # the workers reread a changed ring within a second
         while _verdicts(ports["verify"], before + after) != {vpb.VERDICT_GENUINE}:

@@ -81,13 +81,14 @@ def _write(issue_addr: str, lot: str, count: int) -> list[str]:
         return [s for chunk in chunks for s in chunk.serials]
 
 
-def _settled(url: str, expect: int, timeout: float = 30.0) -> list[Change]:
-    """The stream's changes once it holds commit ``expect``."""
+def _holding(url: str, serials: set[str], timeout: float = 60.0) -> list[Change]:
+    """The stream's changes once they hold every one of ``serials``."""
     deadline = time.monotonic() + timeout
     while True:
         changes = _changes(url)
-        if (changes and changes[-1].seq >= expect) or time.monotonic() > deadline:
+        if serials <= {key.decode()[15:] for key in _codes_put(changes)}:
             return changes
+        assert time.monotonic() < deadline, "codes issued never reached the stream"
         time.sleep(0.2)
 
 
@@ -106,12 +107,8 @@ def test_every_committed_change_is_published_in_order(servers, nats_server: Nats
     """Master data, the pool and its codes all reach the stream, numbered without a gap."""
     server = servers.start(tmp_path / "data", extra=["--nats", nats_server.url])
     serials = _write(server.issue_addr, "L1", 500)
-    time.sleep(0.5)
-    commit = _newest_commit(nats_server.url)
-    changes = _settled(nats_server.url, commit)
+    changes = _holding(nats_server.url, set(serials))
     _assert_gapless(changes)
-    published = {key.decode()[15:] for key in _codes_put(changes)}
-    assert set(serials) <= published
     assert {db for c in changes for _, db, _, _ in c.ops} >= {"products", "batches", "pools",
                                                               "codes", "pool_codes", "audit"}
 
@@ -123,21 +120,18 @@ def test_changes_committed_while_nats_was_away_and_the_server_killed_arrive_once
     data = tmp_path / "data"
     first = servers.start(data, extra=["--nats", nats_server.url])
     before = _write(first.issue_addr, "L1", 200)
-    time.sleep(1.0)
+    _holding(nats_server.url, set(before))
     nats_server.stop()
     during = _write(first.issue_addr, "L2", 300)
     first.kill()
     nats_server.start()
     second = servers.start(data, extra=["--nats", nats_server.url])
     after = _write(second.issue_addr, "L3", 100)
-    time.sleep(1.0)
-    changes = _settled(nats_server.url, _newest_commit(nats_server.url))
+    changes = _holding(nats_server.url, set(before) | set(during) | set(after))
     _assert_gapless(changes)
     stream = _stream(nats_server.url)
     ids = [(e, c, p) for _, e, c, p, _, _ in stream]
     assert len(ids) == len(set(ids)), "a message was published twice"
-    published = {key.decode()[15:] for key in _codes_put(changes)}
-    assert set(before) | set(during) | set(after) <= published
 
 
 def _newest_commit(url: str) -> int:
