@@ -121,6 +121,7 @@ def run(writes: int = 300, codes: int = 200_000, lag_samples: int = 100,
         finally:
             nats.terminate()
             nats.wait(20)
+    results.update(apply_rate(codes))
     return results
 
 
@@ -175,6 +176,53 @@ def _replica_figures(directory: Path, url: str, channel: grpc.Channel, samples: 
         return out
     finally:
         replica.stop()
+
+
+def apply_rate(codes: int, chunk: int = 10_000) -> dict[str, float]:
+    """In-process: a replica's copy applying the change records of ``codes`` codes issued in
+    ``chunk``-code commits (decode included), beside the writer committing the same codes."""
+    import tempfile
+
+    from pharmatrace.v1 import common_pb2
+
+    from tracecore.ledger.store import Ledger, PoolRequest
+    from tracecore.replication.apply import ReplicaLedger
+    from tracecore.replication.capture import ChangeCapture
+    from tracecore.replication.changes import Change
+
+    def issue(ledger: Ledger) -> float:
+        ledger.register_product(common_pb2.Product(gtin=GTIN, name="Bench"), 1)
+        ledger.open_pool(PoolRequest("R", GTIN, "", 1, codes), key_id=1, now_ms=1)
+        started = time.perf_counter()
+        for position in range(0, codes, chunk):
+            serials = [f"S{i:012d}" for i in range(position, min(codes, position + chunk))]
+            ledger.append_pool_codes("R", position, serials, 1, 1, lambda n: [])
+        return time.perf_counter() - started
+
+    with tempfile.TemporaryDirectory(prefix="bench-apply-") as tmp:
+        root = Path(tmp)
+        plain = Ledger(root / "plain", tenant="bench")
+        plain_s = issue(plain)
+        plain.close()
+        ledger = Ledger(root / "writer", tenant="bench")
+        capture = ChangeCapture(ledger.env)
+        (root / "copy").mkdir()
+        ledger.env.copy_to(root / "copy")
+        write_s = issue(ledger)
+        records = capture.pending(0, 1 << 40)
+        ledger.close()
+        replica = ReplicaLedger(root / "copy", "bench")
+        replica.start_from_snapshot(0)
+        started = time.perf_counter()
+        for i in range(0, len(records), 16):
+            batch = [(Change.decode(data), seq) for seq, data in records[i:i + 16]]
+            replica.apply(batch, batch[-1][1])
+        apply_s = time.perf_counter() - started
+        replica.close()
+    return {"writer commits codes/s in-process, no capture": codes / plain_s,
+            "writer commits codes/s in-process, capture on": codes / write_s,
+            "replica applies codes/s in-process (decode included)": codes / apply_s,
+            f"replica commits applied/s ({chunk:,} codes each)": len(records) / apply_s}
 
 
 def report(results: dict[str, float]) -> None:
