@@ -35,7 +35,7 @@ proto: install
 		--grpc_python_out=proto --mypy_out=proto --mypy_grpc_out=proto proto/pharmatrace/v1/*.proto
 
 lint: install
-	$(VENV)/bin/ruff check . && $(VENV)/bin/mypy tracecore tracerpc codegen_svc verify_svc pharmatrace_cli bench frontdoor
+	$(VENV)/bin/ruff check . && $(VENV)/bin/mypy tracecore tracerpc codegen_svc verify_svc pharmatrace_cli bench frontdoor replica_svc
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .hypothesis

@@ -12,6 +12,9 @@
                                               beside consumers, a working day, a 5-minute soak
     python -m bench scale --data DIR          build a 100,000,000-code ledger in DIR (resumes),
                                               then verify against it and a 1,000,000-code one
+    python -m bench replication [--writes N] [--codes N]
+                                              NATS JetStream: replicated vs local commit, replica
+                                              apply rate and lag under load
     python -m bench ci                        short run; exits 1 when a ratio passes its limit
 
 Every command takes ``--json PATH``, ``--keep`` (keep the temporary data directory and server
@@ -83,6 +86,16 @@ def _all(args: argparse.Namespace) -> int:
     results += verify.run(_verify_options(args))
     results += scenarios.run(ALL_SCENARIOS, scenarios.Options(keep=args.keep))
     return _report(args, results, {"codec": figures})
+
+
+def _replication(args: argparse.Namespace) -> int:
+    from bench import replication
+
+    results = replication.run(args.writes, args.codes, args.lag_samples, keep=args.keep)
+    replication.report(results)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return 0
 
 
 def _ci(args: argparse.Namespace) -> int:
@@ -267,6 +280,11 @@ def _parser() -> argparse.ArgumentParser:
                      help="codes in the ledger compared with (default 1,000,000)")
     sub.add_argument("--workers", type=int, default=2, help="verification worker processes")
     sub.add_argument("--seconds", type=float, default=10.0, help="length of each window")
+    sub = command("replication", _replication, "NATS JetStream: replicated commit beside local "
+                  "commit, replica apply rate, lag under load", quiet_wait=0.0)
+    sub.add_argument("--writes", type=int, default=300, help="unary writes per mode")
+    sub.add_argument("--codes", type=int, default=200_000, help="codes per mode")
+    sub.add_argument("--lag-samples", type=int, default=100, help="pools timed to the replica")
     command("ci", _ci, f"short run; ratios against {FLOORS.name}, exit 1 past a limit",
             quiet_wait=2.0)
     return parser

@@ -3,9 +3,11 @@ clock), servicers, one gRPC server. The one place these are wired together."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 from pharmatrace.v1 import (
     admin_pb2_grpc,
     issuance_pb2_grpc,
@@ -59,6 +61,7 @@ async def start(
     authenticate: bool = True,
     map_size: int = DEFAULT_MAP_SIZE,
     max_map_size: int = DEFAULT_MAX_MAP_SIZE,
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
 ) -> Codegen:
     """The issuance server, started; each tenant's ledger maps ``map_size`` bytes at first and
     grows, when full, up to ``max_map_size`` (then writes fail RESOURCE_EXHAUSTED)."""
@@ -80,7 +83,8 @@ async def start(
                            LogisticUnitsServicer(side.data, side.writer),
                            logistics_pb2_grpc.add_LogisticUnitsServicer_to_server),
     ]
-    running = await rpc_server.start(services, address, metrics, tls=tls, authorizer=authorizer)
+    running = await rpc_server.start(services, address, metrics, tls=tls, authorizer=authorizer,
+                                     interceptors=interceptors)
     return Codegen(running, side)
 
 

@@ -58,6 +58,11 @@ class Settings:
     """The URL the HTTP front door is reached at from outside ("" : as requested)."""
     workers: int = 0
     """Verification worker processes; 0: one per core."""
+    nats: str = ""
+    """NATS server URL: every committed change of every tenant is published to its JetStream
+    stream (replication); "": none."""
+    replicated_commit: bool = False
+    """With ``nats``: answer a write only once the stream has acknowledged it."""
     dev: bool = False
     """Development: the public development key passphrase, a demo tenant, NO authentication."""
     public_verify: bool = False
@@ -103,6 +108,8 @@ class Settings:
                        "`pharmatrace certs init`), or set insecure to serve plaintext")
         if bool(self.tls_cert) != bool(self.tls_key):
             out.append("tls_key: tls_cert and tls_key go together")
+        if self.replicated_commit and not self.nats:
+            out.append("replicated_commit: needs nats, the server that keeps the streams")
         if self.key_file and self.key_passphrase_file:
             out.append("key_file: set only one of key_file and key_passphrase_file")
         for name in ("issue_port", "verify_port", "metrics_port", "http_port"):
@@ -151,6 +158,7 @@ _TYPES: dict[str, type] = {
     "tls_key": Path, "client_ca": Path, "grace": float, "ready_file": Path,
     "max_map_size": int, "key_file": Path, "key_passphrase_file": Path, "migrate": bool,
     "clone_max_scans": int, "clone_max_speed_kmh": float, "log_level": str,
+    "nats": str, "replicated_commit": bool,
 }
 assert set(_TYPES) == {f.name for f in fields(Settings)}
 

@@ -23,6 +23,7 @@ from pharmatrace_cli import (
     oversight,
     printing,
     regions,
+    replication,
     service,
     verify,
 )
@@ -92,6 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     printing.register(commands)
     regions.register(commands)
     labels.register(commands)
+    replication.register(commands)
     return parser
 
 

@@ -50,6 +50,11 @@ class ServeConfig:
     """The HTTP front door, served by the verification workers; 0: any free port; below 0:
     none."""
     public_base_url: str = ""
+    nats: str = ""
+    """NATS server URL: every committed change of every tenant is published to JetStream."""
+    replicated_commit: bool = False
+    """Answer a write only once the stream has acknowledged it (needs ``nats``)."""
+
 
 
 def max_map_size(config: ServeConfig) -> int:
@@ -101,9 +106,14 @@ async def serve(config: ServeConfig) -> None:
     if not config.authenticate:
         log.warning("authentication is OFF (--dev): every caller may do everything")
     limit = max_map_size(config)
+    gates = []
+    if config.nats and config.replicated_commit:
+        from replica_svc.commit_gate import ReplicatedCommit
+
+        gates.append(ReplicatedCommit())
     codegen = await codegen_app.start(
         config.data, keys, f"{config.host}:{config.issue_port}", metrics, tls=tls,
-        authenticate=config.authenticate, max_map_size=limit,
+        authenticate=config.authenticate, max_map_size=limit, interceptors=gates,
     )
     if limit < DEFAULT_MAX_MAP_SIZE:
         log.info("each tenant's ledger may grow to %d bytes", limit)
@@ -112,6 +122,13 @@ async def serve(config: ServeConfig) -> None:
             codegen.data.create(DEMO_TENANT, "Demo Pharma", now_ms())
             log.info("created the development tenant %r", DEMO_TENANT)
     await asyncio.to_thread(_check_tenants, codegen.data)
+    replication = None
+    if config.nats:
+        from replica_svc.publisher import Replication
+
+        replication = await Replication.start(config.nats, codegen.data)
+        for gate in gates:
+            gate.replication = replication
     pool = WorkerPool(
         WorkerConfig(config.data, config.host, config.verify_port, config.dev, tls,
                      config.grace_s, config.authenticate, config.public_verify,
@@ -123,6 +140,8 @@ async def serve(config: ServeConfig) -> None:
         config.workers,
     )
     verify_port = await asyncio.to_thread(pool.start)
+    if replication is not None:
+        await replication.announce(f"{config.host}:{codegen.port}", f"{config.host}:{verify_port}")
     registry = CollectorRegistry()
     # prometheus_client leaves this constructor unannotated.
     multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
@@ -155,6 +174,8 @@ async def serve(config: ServeConfig) -> None:
     log.info("shutting down: draining calls for up to %.0f s", config.grace_s)
     await asyncio.gather(codegen.stop(config.grace_s),
                          asyncio.to_thread(pool.stop, config.grace_s))
+    if replication is not None:
+        await replication.stop()
     metrics_server.shutdown()
     log.info("stopped")
 

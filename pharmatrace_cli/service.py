@@ -23,7 +23,7 @@ from pharmatrace_cli.config import (
 )
 
 #: Settings that are switches on the command line.
-_SWITCHES = ("dev", "public_verify", "insecure", "migrate")
+_SWITCHES = ("dev", "public_verify", "insecure", "migrate", "replicated_commit")
 
 
 def register(commands: Any, tenant: Any) -> None:
@@ -90,6 +90,10 @@ def _serve_options(parser: argparse.ArgumentParser) -> None:
                         help=f"seconds calls in flight get to finish on shutdown (default "
                         f"{d.grace:g})")
     parser.add_argument("--ready-file", help="write the bound ports here as JSON once serving")
+    parser.add_argument("--nats", help="NATS server URL: publish every committed change of "
+                        "every tenant to its JetStream stream (replication)")
+    parser.add_argument("--replicated-commit", action="store_true", default=None,
+                        help="with --nats: answer a write only once the stream has it")
     parser.add_argument("--http-port", type=int,
                         help=f"the HTTP front door: resolver, check page, LVMS (default "
                         f"{d.http_port}; -1: none)")
@@ -165,6 +169,7 @@ def _serve(args: argparse.Namespace) -> int:
         authenticate=not settings.dev, public_verify=settings.public_verify,
         public_rate=settings.public_rate, max_map_size=settings.max_map_size,
         http_port=settings.http_port, public_base_url=settings.public_base_url,
+        nats=settings.nats, replicated_commit=settings.replicated_commit,
     )
     import asyncio
 

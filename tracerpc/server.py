@@ -52,6 +52,7 @@ async def start(
     tls: Tls | None,
     authorizer: Authorizer | None = None,
     reuse_port: bool = False,
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
 ) -> Running:
     """A started server on ``address`` ("host:port", port 0 picks one) serving ``services``."""
     options = [
@@ -61,7 +62,8 @@ async def start(
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
     ]
-    server = grpc.aio.server(interceptors=[ServiceInterceptor(metrics, authorizer)],
+    server = grpc.aio.server(interceptors=[ServiceInterceptor(metrics, authorizer),
+                                           *interceptors],
                              options=options)
     for service in services:
         service.add(service.servicer, server)

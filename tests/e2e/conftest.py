@@ -94,7 +94,7 @@ def _kill_group(pgid: int) -> None:
         return
 
 
-def start_server(data: Path, *, workers: int = 2) -> Server:
+def start_server(data: Path, *, workers: int = 2, extra: Sequence[str] = ()) -> Server:
     """Starts `pharmatrace serve` on ports the system picks and waits for its ready file."""
     data.mkdir(parents=True, exist_ok=True)
     run = data.parent / f"serve-{uuid.uuid4().hex[:8]}"
@@ -102,7 +102,7 @@ def start_server(data: Path, *, workers: int = 2) -> Server:
     command = [*pharmatrace_command(), "serve", "--dev", "--insecure", "--data", str(data),
                "--issue-port", "0", "--verify-port", "0", "--metrics-port", "0",
                "--http-port", "0", "--workers", str(workers), "--grace", "2",
-               "--ready-file", str(ready)]
+               "--ready-file", str(ready), *extra]
     with log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, start_new_session=True)
@@ -127,8 +127,10 @@ class Servers:
         self._root = root
         self._started: list[Server] = []
 
-    def start(self, data: Path | None = None, *, workers: int = 2) -> Server:
-        server = start_server(data or self._root / f"data-{len(self._started)}", workers=workers)
+    def start(self, data: Path | None = None, *, workers: int = 2,
+              extra: Sequence[str] = ()) -> Server:
+        server = start_server(data or self._root / f"data-{len(self._started)}", workers=workers,
+                              extra=extra)
         self._started.append(server)
         return server
 
@@ -188,3 +190,6 @@ def pharmatrace() -> list[str]:
 def cli(server: Server, tmp_path: Path) -> Cli:
     """``cli(*args)``: a `pharmatrace` command against the module's server, in tmp_path."""
     return Cli(server, tmp_path)
+
+
+from tests.e2e.nats_server import nats_server  # noqa: E402,F401  (a fixture for the replication tests)

@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import lmdb
 
@@ -31,6 +31,17 @@ DEFAULT_MAX_MAP_SIZE = 4096 * GIB
 
 Txn = lmdb.Transaction
 Database = Any  # lmdb's _Database handle: opaque, only passed back to lmdb
+#: Named databases an environment may open besides its own: replication's outbox and cursor.
+EXTRA_DBS = 2
+
+
+class Capture(Protocol):
+    """Sees every write transaction of an environment (tracecore.replication.capture)."""
+
+    def run(self, txn: Txn, fn: Callable[[Txn], T]) -> T: ...
+    def child(self, parent: Txn, begin: Callable[[Txn], Txn]) -> Txn: ...
+    def committed(self) -> None: ...
+    def aborted(self) -> None: ...
 
 
 class Env:
@@ -67,6 +78,8 @@ class Env:
         self._exclusive = False
         self._closing = False
         self._local = threading.local()
+        #: When set, each write transaction runs through it (replication's change capture).
+        self.capture: Capture | None = None
         if not readonly:
             path.mkdir(parents=True, exist_ok=True)
         elif not (path / "data.mdb").exists():
@@ -75,7 +88,7 @@ class Env:
             self._env = lmdb.open(
                 str(path),
                 map_size=map_size,
-                max_dbs=len(names) + 1,
+                max_dbs=len(names) + 1 + EXTRA_DBS,
                 readonly=readonly,
                 create=not readonly,
                 readahead=False,
@@ -163,13 +176,18 @@ class Env:
             try:
                 with self._lock:
                     self._check_open()
+                    capture = self.capture
                     txn = self._env.begin(write=True)
                     try:
-                        result = fn(txn)
+                        result = fn(txn) if capture is None else capture.run(txn, fn)
                         txn.commit()
                     except BaseException:
                         txn.abort()
+                        if capture is not None:
+                            capture.aborted()
                         raise
+                    if capture is not None:
+                        capture.committed()
                 return result
             except lmdb.MapFullError as exc:
                 if not self._grow():
@@ -184,7 +202,28 @@ class Env:
 
     def child(self, parent: Txn) -> Txn:
         """A nested write transaction: its changes join the parent's on commit, vanish on abort."""
+        if self.capture is not None:
+            return self.capture.child(parent, lambda raw: self._env.begin(write=True, parent=raw))
         return self._env.begin(write=True, parent=parent)
+
+    def open_db(self, name: str) -> Database:
+        """Opens (creating it if needed) a named database beyond those given at open; at most
+        ``EXTRA_DBS`` of them."""
+        if name in self.dbs:
+            return self.dbs[name]
+
+        def fn() -> None:
+            with self._env.begin(write=True) as txn:
+                self.dbs[name] = self._env.open_db(name.encode(), txn=txn)
+
+        self._exclusively(fn)
+        return self.dbs[name]
+
+    def info(self) -> dict[str, int]:
+        """LMDB's environment info: map size, last page, last transaction id, readers."""
+        self._check_open()
+        info: dict[str, int] = dict(self._env.info())  # type: ignore[arg-type]
+        return info
 
     def copy_to(self, path: Path) -> None:
         """A consistent, compacted copy of the environment into the existing, empty directory

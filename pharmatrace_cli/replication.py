@@ -1,0 +1,186 @@
+"""`pharmatrace replica`: a read replica that follows tenants' streams on NATS JetStream and
+serves Verification and Trace read-only; `pharmatrace replica status` shows how far it is."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pharmatrace_cli.command import EXIT_OK, CliError, add_command
+
+log = logging.getLogger("pharmatrace.replica")
+
+
+def register(commands: Any) -> None:
+    """Adds `replica` (run, status) to the command group."""
+    replica = add_command(commands, "replica", "Run a read replica of tenants published to NATS "
+                          "JetStream (`serve --nats`), or show its status.", _replica,
+                          client=False, tenant=False)
+    replica.add_argument("action", nargs="?", default="run", choices=("run", "status"),
+                         help="run (default) or status")
+    replica.add_argument("--nats", default=os.environ.get("PHARMATRACE_NATS", ""),
+                         help="NATS server URL (default $PHARMATRACE_NATS)")
+    replica.add_argument("--data", default="./replica", help="the replica's data directory")
+    replica.add_argument("--tenants", default="",
+                         help="comma-separated tenants to follow (default: every tenant in the "
+                         "snapshot store)")
+    replica.add_argument("--host", default="127.0.0.1")
+    replica.add_argument("--verify-port", type=int, default=50062)
+    replica.add_argument("--metrics-port", type=int, default=9474)
+    replica.add_argument("--workers", type=int, default=0)
+    replica.add_argument("--dev", action="store_true",
+                         help="development key passphrase and no authentication")
+    replica.add_argument("--ready-file", help="write the bound ports here as JSON once serving")
+
+    directory = commands.add_parser("directory", help="The replication directory on NATS: "
+                                    "where each tenant is served.").add_subparsers(
+                                        metavar="ACTION")
+    route = add_command(directory, "route", "Which tenant a code belongs to, its writer and "
+                        "its replicas (JSON).", _route, client=False, tenant=False)
+    route.add_argument("code", help="a code in any form (HRI, element string, Digital Link, "
+                       "NMPA digits)")
+    route.add_argument("--nats", default=os.environ.get("PHARMATRACE_NATS", ""),
+                       help="NATS server URL (default $PHARMATRACE_NATS)")
+
+
+def _replica(args: argparse.Namespace) -> int:
+    data = Path(args.data)
+    if args.action == "status":
+        return _status(data)
+    if not args.nats:
+        raise CliError("--nats URL (or $PHARMATRACE_NATS) is required")
+    from pharmatrace_cli.serve import prepare_metrics_dir
+    from tracerpc.logs import configure_logging
+
+    data.mkdir(parents=True, exist_ok=True)
+    prepare_metrics_dir(data)
+    configure_logging()
+    asyncio.run(_run(args, data))
+    return EXIT_OK
+
+
+def _route(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    import nats
+
+    from replica_svc.directory import route
+    from tracecore.errors import TraceError
+
+    async def look_up() -> dict[str, object]:
+        nc = await nats.connect(args.nats)
+        try:
+            return asdict(await route(nc.jetstream(), args.code))
+        finally:
+            await nc.close()
+
+    if not args.nats:
+        raise CliError("--nats URL (or $PHARMATRACE_NATS) is required")
+    try:
+        print(json.dumps(asyncio.run(look_up()), indent=2))
+    except (KeyError, TraceError) as exc:
+        raise CliError(str(exc)) from None
+    return EXIT_OK
+
+
+def _status(data: Path) -> int:
+    from replica_svc.replica import read_status
+
+    try:
+        doc = read_status(data)
+    except FileNotFoundError:
+        raise CliError(f"no replica has run in {data}") from None
+    tenants = doc["tenants"]
+    assert isinstance(tenants, list)
+    print(f"{'tenant':<16} {'epoch':>5} {'commit':>10} {'stream':>10} {'lag msgs':>9} "
+          f"{'lag s':>7}")
+    for t in tenants:
+        print(f"{t['tenant']:<16} {t['epoch']:>5} {t['applied_commit']:>10} "
+              f"{t['applied_stream_seq']:>10} {t['lag_messages']:>9} {t['lag_seconds']:>7.2f}")
+    return EXIT_OK
+
+
+async def _tenants(url: str, wanted: str) -> list[str]:
+    if wanted:
+        return [t.strip() for t in wanted.split(",") if t.strip()]
+    import nats
+
+    from replica_svc.snapshots import BUCKET
+
+    nc = await nats.connect(url)
+    try:
+        bucket = await nc.jetstream().object_store(BUCKET)
+        return sorted(info.name for info in await bucket.list() if info.name)
+    finally:
+        await nc.close()
+
+
+async def _run(args: argparse.Namespace, data: Path) -> None:
+    from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+
+    from replica_svc.replica import Replica
+    from verify_svc.workers import WorkerConfig, WorkerPool
+
+    replica = await Replica.start(args.nats, data, await _tenants(args.nats, args.tenants))
+    pool = WorkerPool(WorkerConfig(data, args.host, args.verify_port, args.dev, None,
+                                   authenticate=not args.dev), args.workers or os.cpu_count() or 1)
+    verify_port = await asyncio.to_thread(pool.start)
+    await replica.announce(f"{args.host}:{verify_port}")
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    registry.register(_LagCollector(replica))
+    metrics_server, _ = start_http_server(args.metrics_port, addr=args.host, registry=registry)
+    if args.ready_file:
+        ready = Path(args.ready_file)
+        tmp = ready.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"verify": verify_port, "metrics": metrics_server.server_port,
+                                   "pid": os.getpid()}))
+        tmp.replace(ready)
+    log.info("replica ready: verification %s:%d, metrics :%d, tenants %s", args.host,
+             verify_port, metrics_server.server_port, ", ".join(replica.tenants))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=2.0)
+        if not stop.is_set():
+            await asyncio.to_thread(pool.respawn_dead)
+    await asyncio.to_thread(pool.stop, 5.0)
+    await replica.stop()
+    metrics_server.shutdown()
+
+
+class _LagCollector:
+    """The replica's position and lag per tenant, read at each scrape."""
+
+    def __init__(self, replica: Any) -> None:
+        self._replica = replica
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        lag = GaugeMetricFamily("pharmatrace_replica_lag_messages",
+                                "Stream messages not yet applied", labels=["tenant"])
+        seconds = GaugeMetricFamily("pharmatrace_replica_lag_seconds",
+                                    "Age of the last change applied while behind",
+                                    labels=["tenant"])
+        applied = GaugeMetricFamily("pharmatrace_replica_applied_commit",
+                                    "Last commit applied", labels=["tenant"])
+        changes = CounterMetricFamily("pharmatrace_replica_applied_changes",
+                                      "Change records applied", labels=["tenant"])
+        for s in self._replica.statuses():
+            lag.add_metric([s.tenant], s.lag_messages)
+            seconds.add_metric([s.tenant], s.lag_seconds)
+            applied.add_metric([s.tenant], s.applied_commit)
+            changes.add_metric([s.tenant], s.applied_changes)
+        yield from (lag, seconds, applied, changes)

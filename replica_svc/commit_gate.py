@@ -1,0 +1,72 @@
+"""Replicated commit (`serve --replicated-commit`): a call is answered, and each streamed
+message (a chunk of codes) sent, only once the tenants' streams hold every change committed
+before it. Losing the writer's machine then loses no acknowledged write.
+
+The wait covers all changes committed so far, not only the caller's: the publisher sends them
+in order anyway, and the call needs no way to learn which commit was its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+
+from replica_svc.publisher import Replication
+from tracecore.errors import Unavailable
+
+#: How long a call waits for the stream before it is answered UNAVAILABLE (its write is
+#: committed locally and will be published; a retry with the same request id is safe).
+WAIT_S = 10.0
+
+
+class ReplicatedCommit(grpc.aio.ServerInterceptor):
+    """Holds every answer until the stream has acknowledged what was committed before it."""
+
+    def __init__(self, wait_s: float = WAIT_S) -> None:
+        self.replication: Replication | None = None
+        self._wait_s = wait_s
+
+    async def replicated(self) -> None:
+        if self.replication is None:
+            return
+        try:
+            await asyncio.wait_for(self.replication.wait_replicated(), self._wait_s)
+        except TimeoutError:
+            raise Unavailable("the write is committed but the replication stream has not "
+                              "acknowledged it yet; retry (the same request id is safe)") from None
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
+        details: grpc.HandlerCallDetails,
+    ) -> Any:
+        handler: Any = await continuation(details)
+        if handler is None:
+            return None
+        kwargs = {"request_deserializer": handler.request_deserializer,
+                  "response_serializer": handler.response_serializer}
+        gate = self.replicated
+        if handler.unary_unary or handler.stream_unary:
+            inner_unary = handler.unary_unary or handler.stream_unary
+
+            async def unary(request: Any, context: Any) -> Any:
+                response = await inner_unary(request, context)
+                await gate()
+                return response
+
+            make = (grpc.unary_unary_rpc_method_handler if handler.unary_unary
+                    else grpc.stream_unary_rpc_method_handler)
+            return make(unary, **kwargs)
+        inner_stream = handler.unary_stream or handler.stream_stream
+
+        async def streaming(request: Any, context: Any) -> AsyncIterator[Any]:
+            async for response in inner_stream(request, context):
+                await gate()
+                yield response
+
+        make = (grpc.unary_stream_rpc_method_handler if handler.unary_stream
+                else grpc.stream_stream_rpc_method_handler)
+        return make(streaming, **kwargs)

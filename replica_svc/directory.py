@@ -1,0 +1,112 @@
+"""The directory: a JetStream key-value bucket saying which node writes each tenant, which
+replicas serve it, and which tenant each product identifier (GTIN-14, NMPA drug identifier)
+belongs to, so that a check for any code reaches a node holding its tenant.
+
+Keys: ``tenant.<tenant>`` -> {"writer": {"issue": addr, "verify": addr}, "replicas": [addr]};
+``product.<GTIN-14 or drug id>`` -> tenant. Writers fill in products as their change records
+register them; replicas add themselves to their tenants' lists.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from nats.js import JetStreamContext
+from nats.js.errors import (
+    BucketNotFoundError,
+    KeyNotFoundError,
+    KeyWrongLastSequenceError,
+    NotFoundError,
+)
+
+from tracecore.codes import parse
+
+BUCKET = "pharmatrace_directory"
+_CAS_TRIES = 20
+
+
+@dataclass
+class Route:
+    """Where a tenant is served."""
+
+    tenant: str
+    writer: dict[str, str] = field(default_factory=dict)
+    replicas: list[str] = field(default_factory=list)
+
+
+async def bucket(js: JetStreamContext):  # type: ignore[no-untyped-def]
+    try:
+        return await js.key_value(BUCKET)
+    except (BucketNotFoundError, NotFoundError):
+        return await js.create_key_value(bucket=BUCKET)
+
+
+async def _update(js: JetStreamContext, key: str, change) -> None:  # type: ignore[no-untyped-def]
+    """Read-modify-write of one JSON entry, retried when another node wrote it meanwhile."""
+    kv = await bucket(js)
+    for _ in range(_CAS_TRIES):
+        try:
+            entry = await kv.get(key)
+            doc = json.loads(entry.value or b"{}")
+            revision = entry.revision
+        except KeyNotFoundError:
+            doc, revision = {}, None
+        doc = change(doc)
+        data = json.dumps(doc, sort_keys=True).encode()
+        try:
+            if revision is None:
+                await kv.create(key, data)
+            else:
+                await kv.update(key, data, last=revision)
+            return
+        except Exception as exc:  # nats-py raises a plain APIError for a lost race
+            if not _conflict(exc):
+                raise
+    raise RuntimeError(f"directory entry {key} kept changing")
+
+
+def _conflict(exc: Exception) -> bool:
+    return isinstance(exc, KeyWrongLastSequenceError) or "wrong last sequence" in str(exc)
+
+
+async def announce_writer(js: JetStreamContext, tenant: str, issue: str, verify: str) -> None:
+    def change(doc: dict[str, object]) -> dict[str, object]:
+        doc["writer"] = {"issue": issue, "verify": verify}
+        doc.setdefault("replicas", [])
+        return doc
+
+    await _update(js, f"tenant.{tenant}", change)
+
+
+async def announce_replica(js: JetStreamContext, tenant: str, verify: str) -> None:
+    def change(doc: dict[str, object]) -> dict[str, object]:
+        replicas = list(doc.get("replicas", []))  # type: ignore[call-overload]
+        if verify not in replicas:
+            replicas.append(verify)
+        doc["replicas"] = replicas
+        return doc
+
+    await _update(js, f"tenant.{tenant}", change)
+
+
+async def register_products(js: JetStreamContext, tenant: str, identifiers: list[str]) -> None:
+    kv = await bucket(js)
+    for identifier in identifiers:
+        await kv.put(f"product.{identifier}", tenant.encode())
+
+
+async def route(js: JetStreamContext, code: str) -> Route:
+    """The tenant of a code (any input form) and where it is served; KeyError if unknown."""
+    product = parse(code).code.product
+    kv = await bucket(js)
+    try:
+        tenant = (await kv.get(f"product.{product}")).value or b""
+    except KeyNotFoundError:
+        raise KeyError(f"no tenant has registered product {product}") from None
+    name = tenant.decode()
+    try:
+        doc = json.loads((await kv.get(f"tenant.{name}")).value or b"{}")
+    except KeyNotFoundError:
+        doc = {}
+    return Route(name, dict(doc.get("writer", {})), list(doc.get("replicas", [])))

@@ -1,0 +1,257 @@
+"""The writer's side: each tenant's outbox published, in order, to its JetStream stream.
+
+A message per part of a change record, with the id "epoch:commit:part": the stream drops a
+resend within its duplicate window. The cursor in the ledger moves only after the stream has
+acknowledged a commit's last part; at start the publisher also asks the stream for its last
+message, so a crash after publishing and before moving the cursor sends nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+
+import nats
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
+
+from replica_svc import directory, snapshots
+from replica_svc.streams import (
+    EPOCH,
+    MSG_ID,
+    PART,
+    PARTS,
+    SEQ,
+    ensure_stream,
+    keys_subject,
+    msg_id,
+    stream_name,
+    subject,
+)
+from tracecore.ledger.tenants import DataDir, Tenant
+from tracecore.replication.capture import ChangeCapture
+from tracecore.replication.changes import PUT, Change, iter_parts
+
+log = logging.getLogger("pharmatrace.replication")
+
+#: Outbox read per round: large pools go out in a few rounds, not one huge read.
+_ROUND_BYTES = 4 << 20
+_RETRY_S = 0.5
+_ATTACH_EVERY_S = 1.0
+#: A change record names its databases first: products registered show within these bytes.
+_PRODUCT_IDS = b"product_ids"
+_NAMES_SPAN = 1024
+
+
+class TenantPublisher:
+    """Publishes one tenant's captured changes."""
+
+    def __init__(self, js: JetStreamContext, tenant: Tenant, capture: ChangeCapture) -> None:
+        self.tenant = tenant.name
+        self._opened = tenant
+        self.capture = capture
+        self._js = js
+        self._wake = asyncio.Event()
+        self._acked = 0
+        self._acked_changed = asyncio.Condition()
+        self._keyring_digest = ""
+        loop = asyncio.get_running_loop()
+
+        def wake(_: int) -> None:
+            loop.call_soon_threadsafe(self._wake.set)
+
+        capture.on_commit(wake)
+
+    @property
+    def acked(self) -> int:
+        """The last commit the stream has acknowledged."""
+        return self._acked
+
+    async def wait_acked(self, seq: int) -> None:
+        async with self._acked_changed:
+            await self._acked_changed.wait_for(lambda: self._acked >= seq)
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self._publish_forever()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # NATS away or slow: the outbox keeps everything
+                log.warning("publishing tenant %s: %s; retrying", self.tenant, exc)
+                await asyncio.sleep(_RETRY_S)
+
+    async def _publish_forever(self) -> None:
+        await ensure_stream(self._js, self.tenant)
+        await self._snapshot_if_needed()
+        position = await asyncio.to_thread(self.capture.position)
+        done, skip_parts = await self._resync(position.published_seq)
+        await self._set_acked(done)
+        while True:
+            self._wake.clear()
+            batch = await asyncio.to_thread(self.capture.pending, done, _ROUND_BYTES)
+            if not batch:
+                await self._wake.wait()
+                continue
+            # Read after the batch: a change minted under a new key was committed after the
+            # ring holding that key was saved, so the ring read now holds it.
+            await self._publish_keyring_if_changed()
+            stream_seq = 0
+            products: list[str] = []
+            for seq, data in batch:
+                if _PRODUCT_IDS in data[:_NAMES_SPAN]:
+                    products += [key.decode() for kind, db, key, _ in Change.decode(data).ops
+                                 if db == "product_ids" and kind == PUT]
+                epoch = self.capture.epoch
+                for part, parts, piece in iter_parts(data):
+                    if seq == skip_parts[0] and part <= skip_parts[1]:
+                        continue
+                    ack = await self._js.publish(
+                        subject(self.tenant), piece, stream=stream_name(self.tenant),
+                        headers={MSG_ID: msg_id(epoch, seq, part), EPOCH: str(epoch),
+                                 SEQ: str(seq), PART: str(part), PARTS: str(parts)})
+                    stream_seq = ack.seq
+                done = seq
+            await asyncio.to_thread(self.capture.mark_published, done, stream_seq)
+            await self._set_acked(done)
+            if products:
+                await directory.register_products(self._js, self.tenant, products)
+
+    async def _publish_keyring_if_changed(self) -> None:
+        ring = await asyncio.to_thread(self._opened.keyring_path.read_bytes)
+        digest = hashlib.sha256(ring).hexdigest()
+        if digest == self._keyring_digest:
+            return
+        await self._js.publish(keys_subject(self.tenant), ring, stream=stream_name(self.tenant),
+                               headers={MSG_ID: f"keys:{digest}"})
+        self._keyring_digest = digest
+
+    async def _snapshot_if_needed(self) -> None:
+        """A snapshot of this epoch in the object store before any change of it is published:
+        the stream's last sequence is read first and the copy taken after, so the changes a
+        replica needs after the copy are all past that sequence."""
+        current = await snapshots.latest(self._js, self.tenant)
+        if current is not None and current.epoch == self.capture.epoch:
+            return
+        info = await self._js.stream_info(stream_name(self.tenant))
+        data = await asyncio.to_thread(snapshots.pack, self._opened)
+        await snapshots.put(self._js, snapshots.SnapshotInfo(
+            self.tenant, self.capture.epoch, info.state.last_seq), data)
+        log.info("tenant %s: snapshot of epoch %d stored (%d bytes)", self.tenant,
+                 self.capture.epoch, len(data))
+
+    async def _resync(self, published: int) -> tuple[int, tuple[int, int]]:
+        """(last commit wholly in the stream, (commit, last part) already in it): the ledger's
+        cursor, moved up to the stream's last message of this epoch."""
+        try:
+            last = await self._js.get_last_msg(stream_name(self.tenant), subject(self.tenant))
+        except NotFoundError:
+            return published, (0, -1)
+        headers = last.headers or {}
+        epoch, seq = int(headers.get(EPOCH, 0)), int(headers.get(SEQ, 0))
+        part, parts = int(headers.get(PART, 0)), int(headers.get(PARTS, 1))
+        if epoch != self.capture.epoch or seq <= published:
+            return published, (0, -1)
+        if part + 1 == parts:
+            await asyncio.to_thread(self.capture.mark_published, seq, last.seq or 0)
+            return seq, (0, -1)
+        return seq - 1, (seq, part)
+
+    async def _set_acked(self, seq: int) -> None:
+        async with self._acked_changed:
+            self._acked = seq
+            self._acked_changed.notify_all()
+
+
+class Replication:
+    """Every tenant of a data directory published to NATS; tenants created later join within
+    ``_ATTACH_EVERY_S``."""
+
+    def __init__(self, nc: Client, data: DataDir) -> None:
+        self._nc = nc
+        self._js = nc.jetstream()
+        self._data = data
+        self.publishers: dict[str, TenantPublisher] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._by_tenant: dict[str, asyncio.Task[None]] = {}
+        self._addresses: tuple[str, str] | None = None
+
+    async def announce(self, issue: str, verify: str) -> None:
+        """Names this node as the writer of its tenants in the directory."""
+        self._addresses = (issue, verify)
+        for name in self.publishers:
+            await directory.announce_writer(self._js, name, issue, verify)
+
+    @classmethod
+    async def start(cls, url: str, data: DataDir) -> Replication:
+        nc = await nats.connect(url, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+                                name="pharmatrace-writer")
+        replication = cls(nc, data)
+        await replication.attach_new()
+        replication._tasks.append(asyncio.create_task(replication._attach_forever()))
+        return replication
+
+    async def attach_new(self) -> None:
+        """Starts publishing every tenant not published yet, and again every tenant whose
+        ledger was closed and opened again (taken offline for maintenance, then back)."""
+        for name in self._data.names():
+            current = self.publishers.get(name)
+            if current is not None and not current.capture.env.closed:
+                continue
+            try:
+                tenant = self._data.get(name)
+            except Exception as exc:  # offline or damaged: tried again on the next round
+                log.debug("tenant %s not published yet: %s", name, exc)
+                continue
+            env = tenant.ledger.env
+            if current is not None:
+                if current.capture.env is env:
+                    continue
+                task = self._by_tenant.pop(name)
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            capture = env.capture if isinstance(env.capture, ChangeCapture) else None
+            if capture is None:
+                capture = await asyncio.to_thread(ChangeCapture, env, _dupsort())
+            publisher = TenantPublisher(self._js, tenant, capture)
+            self.publishers[name] = publisher
+            self._by_tenant[name] = asyncio.create_task(publisher.run())
+            log.info("publishing tenant %s to stream %s (epoch %d)", name, stream_name(name),
+                     capture.epoch)
+            if self._addresses is not None:
+                await directory.announce_writer(self._js, name, *self._addresses)
+
+    async def wait_replicated(self) -> None:
+        """Returns once the stream holds every change committed before this call."""
+        targets = [(p, p.capture.commit_seq) for p in self.publishers.values()]
+        for publisher, seq in targets:
+            await publisher.wait_acked(seq)
+
+    async def _attach_forever(self) -> None:
+        while True:
+            await asyncio.sleep(_ATTACH_EVERY_S)
+            try:
+                await self.attach_new()
+            except Exception:
+                log.exception("attaching new tenants to replication failed")
+
+    async def stop(self) -> None:
+        tasks = [*self._tasks, *self._by_tenant.values()]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for publisher in self.publishers.values():
+            publisher.capture.detach()
+        await self._nc.close()
+
+
+def _dupsort() -> tuple[str, ...]:
+    from tracecore.ledger.store import DUPSORT
+
+    return DUPSORT

@@ -1,0 +1,262 @@
+"""A read replica: each tenant bootstrapped from its latest snapshot in the object store, then
+kept up to date from its stream; the verification workers serve the copy read-only.
+
+The copy's position (epoch, commit, stream sequence) is stored in the copy, in the transaction
+that applies each batch, so a replica restarted at any point resumes after the last batch. A
+change from a newer epoch, or a gap, sends the tenant back to a snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import nats
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
+
+from replica_svc import snapshots
+from replica_svc.streams import EPOCH, PART, PARTS, SEQ, all_subjects, keys_subject, stream_name
+from tracecore.files import write_atomic
+from tracecore.ledger.tenants import KEYRING, LEDGER, OFFLINE, TENANTS
+from tracecore.replication.apply import Applied, Gap, ReplicaLedger
+from tracecore.replication.changes import Assembler, Change
+
+log = logging.getLogger("pharmatrace.replica")
+
+STATUS_FILE = ".replica-status.json"
+#: Changes applied per transaction at most (one fsync each).
+_BATCH = 512
+_IDLE_S = 0.05
+_RETRY_S = 1.0
+#: How long readers get to close a copy about to be replaced (they look every 0.25 s).
+_RELEASE_S = 1.0
+
+
+@dataclass
+class TenantStatus:
+    """What ``pharmatrace replica status`` and the metrics show of one tenant."""
+
+    tenant: str
+    epoch: int = 0
+    applied_commit: int = 0
+    applied_stream_seq: int = 0
+    stream_last_seq: int = 0
+    lag_messages: int = 0
+    lag_seconds: float = 0.0
+    bootstraps: int = 0
+    applied_changes: int = 0
+
+
+class TenantReplica:
+    """Follows one tenant's stream into the local copy."""
+
+    def __init__(self, js: JetStreamContext, root: Path, tenant: str) -> None:
+        self._js = js
+        self._root = root
+        self.tenant = tenant
+        self.status = TenantStatus(tenant)
+        self._ledger: ReplicaLedger | None = None
+        self._applied = Applied(0, 0, 0, 0)
+
+    @property
+    def directory(self) -> Path:
+        return self._root / TENANTS / self.tenant
+
+    async def run(self) -> None:
+        while True:
+            try:
+                if self._ledger is None:
+                    await self._bootstrap(replace=False)
+                await self._follow()
+            except asyncio.CancelledError:
+                raise
+            except Gap as exc:
+                log.warning("tenant %s: %s; starting over from the latest snapshot",
+                            self.tenant, exc.message)
+                await self._bootstrap(replace=True)
+            except Exception as exc:
+                log.warning("tenant %s: %s; retrying", self.tenant, exc)
+                await asyncio.sleep(_RETRY_S)
+
+    def close(self) -> None:
+        if self._ledger is not None:
+            self._ledger.close()
+            self._ledger = None
+
+    async def refresh_lag(self) -> None:
+        try:
+            info = await self._js.stream_info(stream_name(self.tenant))
+        except NotFoundError:
+            return
+        last = int(info.state.last_seq)
+        s = self.status
+        s.stream_last_seq = last
+        s.lag_messages = max(0, last - self._applied.stream_seq)
+        at = self._applied.committed_at_ms
+        s.lag_seconds = (0.0 if s.lag_messages == 0 or not at
+                         else max(0.0, time.time() - at / 1000))
+
+    async def _bootstrap(self, *, replace: bool) -> None:
+        if self._ledger is not None and not replace:
+            return
+        path = self.directory / LEDGER
+        if not replace and (path / "data.mdb").is_file():
+            self._open()
+            if self._applied.epoch:
+                return
+            self.close()
+        got = await snapshots.fetch(self._js, self.tenant)
+        while got is None:
+            await asyncio.sleep(_RETRY_S)
+            got = await snapshots.fetch(self._js, self.tenant)
+        info, data = got
+        self.close()
+        staging = self._root / TENANTS / f".bootstrap-{self.tenant}-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        await asyncio.to_thread(snapshots.unpack, data, staging)
+        await asyncio.to_thread(self._swap, staging)
+        self._open()
+        assert self._ledger is not None
+        self._applied = await asyncio.to_thread(self._ledger.start_from_snapshot, info.stream_seq)
+        self.status.bootstraps += 1
+        self._publish_status()
+        log.info("tenant %s: bootstrapped from the snapshot of epoch %d (stream from %d)",
+                 self.tenant, info.epoch, info.stream_seq + 1)
+
+    def _swap(self, staging: Path) -> None:
+        target = self.directory
+        if target.exists():
+            (target / OFFLINE).write_text("replaced by a newer snapshot\n")
+            time.sleep(_RELEASE_S)
+            old = target.with_name(f".replaced-{self.tenant}-{os.getpid()}")
+            shutil.rmtree(old, ignore_errors=True)
+            os.rename(target, old)
+            os.rename(staging, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(staging, target)
+
+    def _open(self) -> None:
+        self._ledger = ReplicaLedger(self.directory / LEDGER, self.tenant)
+        self._applied = self._ledger.applied()
+        self._publish_status()
+
+    async def _follow(self) -> None:
+        ledger = self._ledger
+        assert ledger is not None
+        queue: asyncio.Queue[Msg] = asyncio.Queue()
+
+        async def received(msg: Msg) -> None:
+            await queue.put(msg)
+
+        sub = await self._js.subscribe(
+            all_subjects(self.tenant), cb=received, ordered_consumer=True,
+            config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                                  opt_start_seq=self._applied.stream_seq + 1))
+        assembler = Assembler()
+        try:
+            while True:
+                first = await queue.get()
+                batch: list[tuple[Change, int]] = []
+                last_stream = 0
+                msg: Msg | None = first
+                while msg is not None:
+                    last_stream = msg.metadata.sequence.stream
+                    if msg.subject == keys_subject(self.tenant):
+                        await asyncio.to_thread(write_atomic, self.directory / KEYRING,
+                                                msg.data)
+                        msg = queue.get_nowait() if not queue.empty() else None
+                        continue
+                    h = msg.headers or {}
+                    whole = assembler.add(int(h[SEQ]), int(h[PART]), int(h[PARTS]), msg.data)
+                    if whole is not None and int(h[EPOCH]) >= self._applied.epoch:
+                        batch.append((Change.decode(whole), last_stream))
+                    if len(batch) >= _BATCH:
+                        break
+                    msg = queue.get_nowait() if not queue.empty() else None
+                self._applied = await asyncio.to_thread(ledger.apply, batch, last_stream)
+                self.status.applied_changes += len(batch)
+                self._publish_status()
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    def _publish_status(self) -> None:
+        s = self.status
+        s.epoch = self._applied.epoch
+        s.applied_commit = self._applied.commit_seq
+        s.applied_stream_seq = self._applied.stream_seq
+        s.lag_messages = max(0, s.stream_last_seq - s.applied_stream_seq)
+
+
+class Replica:
+    """Every followed tenant of one replica data directory."""
+
+    def __init__(self, nc: Client, root: Path, tenants: list[str]) -> None:
+        self._nc = nc
+        self.root = root
+        self.tenants = {t: TenantReplica(nc.jetstream(), root, t) for t in tenants}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @classmethod
+    async def start(cls, url: str, root: Path, tenants: list[str]) -> Replica:
+        nc = await nats.connect(url, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+                                name="pharmatrace-replica")
+        (root / TENANTS).mkdir(parents=True, exist_ok=True)
+        replica = cls(nc, root, tenants)
+        for tenant in replica.tenants.values():
+            replica._tasks.append(asyncio.create_task(tenant.run()))
+        replica._tasks.append(asyncio.create_task(replica._report_forever()))
+        return replica
+
+    async def announce(self, verify: str) -> None:
+        """Adds this replica to its tenants' entries in the directory."""
+        from replica_svc import directory
+
+        for tenant in self.tenants:
+            await directory.announce_replica(self._nc.jetstream(), tenant, verify)
+
+    def statuses(self) -> list[TenantStatus]:
+        return [t.status for t in self.tenants.values()]
+
+    async def _report_forever(self) -> None:
+        while True:
+            for tenant in self.tenants.values():
+                with contextlib.suppress(Exception):
+                    await tenant.refresh_lag()
+            write_status(self.root, self.statuses())
+            await asyncio.sleep(0.5)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for tenant in self.tenants.values():
+            tenant.close()
+        await self._nc.close()
+
+
+def write_status(root: Path, statuses: list[TenantStatus]) -> None:
+    doc = {"at_ms": int(time.time() * 1000), "tenants": [asdict(s) for s in statuses]}
+    tmp = root / f"{STATUS_FILE}.tmp"
+    tmp.write_text(json.dumps(doc, indent=1))
+    os.replace(tmp, root / STATUS_FILE)
+
+
+def read_status(root: Path) -> dict[str, object]:
+    loaded: dict[str, object] = json.loads((root / STATUS_FILE).read_text())
+    return loaded

@@ -1,0 +1,47 @@
+"""Names and headers shared by the publisher and the replicas."""
+
+from __future__ import annotations
+
+from nats.js import JetStreamContext
+from nats.js.api import StorageType, StreamConfig
+from nats.js.errors import NotFoundError
+
+#: Headers of a change message; Nats-Msg-Id is "epoch:commit:part", so the stream drops a resend.
+EPOCH, SEQ, PART, PARTS = "Pt-Epoch", "Pt-Seq", "Pt-Part", "Pt-Parts"
+MSG_ID = "Nats-Msg-Id"
+#: How long the stream remembers message ids to drop a resend.
+DUPLICATE_WINDOW_S = 600.0
+
+
+def stream_name(tenant: str) -> str:
+    return f"PT_{tenant.upper().replace('.', '_').replace('-', '_')}"
+
+
+def subject(tenant: str) -> str:
+    """Change records."""
+    return f"pt.changes.{tenant}"
+
+
+def keys_subject(tenant: str) -> str:
+    """The tenant's key ring, still encrypted under the key-encryption key, each time it
+    changes (a rotation): replicas need it to check the codes' tags."""
+    return f"pt.keys.{tenant}"
+
+
+def all_subjects(tenant: str) -> str:
+    return f"pt.*.{tenant}"
+
+
+def msg_id(epoch: int, seq: int, part: int) -> str:
+    return f"{epoch}:{seq}:{part}"
+
+
+async def ensure_stream(js: JetStreamContext, tenant: str, replicas: int = 1) -> None:
+    """The tenant's change stream, created if missing (file storage, ``replicas`` copies)."""
+    name = stream_name(tenant)
+    try:
+        await js.stream_info(name)
+    except NotFoundError:
+        await js.add_stream(StreamConfig(
+            name=name, subjects=[subject(tenant), keys_subject(tenant)], storage=StorageType.FILE,
+            num_replicas=replicas, duplicate_window=DUPLICATE_WINDOW_S))
