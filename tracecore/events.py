@@ -71,6 +71,7 @@ class Event:
     reason: str = ""                    # free text: recall reason, destruction note
     event_id: str = ""                  # EPCIS eventID; assigned by the ledger when empty
     who: str = ""                       # credential or caller that recorded it
+    custodian: str = ""                 # a party-bound credential's party: custody applies
     seq: int = 0                        # ledger sequence number; 0 before it is stored
     extra: dict[str, str] = field(default_factory=dict, compare=False)
 
