@@ -472,14 +472,13 @@ def check_custody(packs: Packs, event: Event, key: bytes) -> None:
         record = packs.record(k)
         if record is None:
             continue        # the handler refuses codes the tenant never issued
-        what = "its container" if k != key else "it"
+        what = "its container " if k != key else ""
         if record.in_transit and event.kind is not EventKind.UNDO:
-            raise Refused(f"{what} is in transit: only the tenant can act on it until it is "
+            raise Refused(f"{what}is in transit: only the tenant can act on it until it is "
                           "received")
         if record.holder_ref != party:
             holder = packs.party_id(record.holder_ref) if record.holder_ref else "the tenant"
-            raise Refused(f"{what} is held by {holder}, not {event.custodian}: only its holder "
-                          f"may {event.kind.value.lower().replace('_', ' ')} it")
+            raise Refused(f"{what}is held by {holder}, not {event.custodian}")
 
 
 def _guarded(handler: Handler) -> Handler:
