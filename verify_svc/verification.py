@@ -16,12 +16,14 @@ from pharmatrace.v1 import verification_pb2_grpc
 
 from tracecore import regions
 from tracecore.clock import now_ms
+from tracecore.credentials import Role
 from tracecore.errors import InvalidArgument
 from tracecore.ledger import alerts
 from tracecore.ledger.observations import Observations
 from tracecore.ledger.tenants import DataDir
 from tracecore.oversight import Checks
 from tracecore.verification import Answers, ScanContext, Verifier, alerts_of
+from tracerpc.authz import CALLER
 from tracerpc.metrics import Metrics
 
 MAX_BATCH = 100_000
@@ -160,6 +162,11 @@ def _context(context: pb.ScanContext) -> ScanContext:
     if len(context.party_id) > 64:
         raise InvalidArgument("at most 64 characters", field="context.party_id")
     region = regions.parse_region(context.region, field="context.region") if context.region else ""
+    caller = CALLER.get()
+    if caller is not None and caller.role is Role.PUBLIC:
+        # An anonymous caller may name any party or place: trusted, it would plant diversion
+        # alerts against a real party. Only a credential's party is trusted.
+        return ScanContext(purpose=context.purpose)
     return ScanContext(context.party_id, int(region) if region else 0, context.purpose)
 
 
