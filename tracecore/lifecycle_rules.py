@@ -8,6 +8,7 @@ ledger's write transaction (``tracecore.ledger.lifecycle``) and against an in-me
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -499,9 +500,8 @@ def _terminal(action: Action) -> Handler:
     return handler
 
 
-#: The handler of each per-pack event kind: checks one code, updates it (and what it
-#: contains), or raises Refused.
-HANDLERS: dict[EventKind, Handler] = {
+#: The rules of each per-pack event kind, custody aside.
+_HANDLERS: dict[EventKind, Handler] = {
     EventKind.COMMISSION: _commission,
     EventKind.VOID: _void,
     EventKind.AGGREGATE: _aggregate,
@@ -514,3 +514,64 @@ HANDLERS: dict[EventKind, Handler] = {
     EventKind.REPORT_STOLEN: _terminal(Action.REPORT_STOLEN),
     EventKind.REPLACE: _replace,
 }
+
+
+class Custody(enum.Enum):
+    """What an event kind asks of a party-bound credential about the packs it names."""
+
+    FREE = "free"
+    """Nothing: commissioning makes the party the holder; a receipt has its own addressee
+    check; voiding touches only issued codes, which no party holds yet."""
+    HOLDER = "holder"
+    """The credential's party holds the pack (and, for containers, the container), and the
+    pack is not in transit."""
+
+
+#: The one custody policy: what each event kind asks of a party-bound credential. Credentials
+#: bound to no party (the tenant's own) act for the tenant and are not held to custody.
+CUSTODY: dict[EventKind, Custody] = {
+    EventKind.COMMISSION: Custody.FREE,
+    EventKind.VOID: Custody.FREE,
+    EventKind.RECEIVE: Custody.FREE,
+    EventKind.AGGREGATE: Custody.HOLDER,
+    EventKind.DISAGGREGATE: Custody.HOLDER,
+    EventKind.SHIP: Custody.HOLDER,
+    EventKind.DECOMMISSION: Custody.HOLDER,
+    EventKind.UNDO: Custody.HOLDER,
+    EventKind.DESTROY: Custody.HOLDER,
+    EventKind.REPORT_STOLEN: Custody.HOLDER,
+    EventKind.REPLACE: Custody.HOLDER,
+}
+
+
+def check_custody(packs: Packs, event: Event, key: bytes) -> None:
+    """Refused unless the event's custodian (a party-bound credential's party) may act on the
+    pack under ``CUSTODY``; nothing to check for events of credentials bound to no party."""
+    if not event.custodian or CUSTODY[event.kind] is Custody.FREE:
+        return
+    party, _ = packs.party(event.custodian, "context.party_id")
+    keys = [key] if event.parent is None else [key, event.parent.key()]
+    for k in keys:
+        record = packs.record(k)
+        if record is None:
+            continue        # the handler refuses codes the tenant never issued
+        what = "its container " if k != key else ""
+        if record.in_transit and event.kind is not EventKind.UNDO:
+            raise Refused(f"{what}is in transit: only the tenant can act on it until it is "
+                          "received")
+        if record.holder_ref != party:
+            holder = packs.party_id(record.holder_ref) if record.holder_ref else "the tenant"
+            raise Refused(f"{what}is held by {holder}, not {event.custodian}")
+
+
+def _guarded(handler: Handler) -> Handler:
+    def guarded(packs: Packs, event: Event, key: bytes, result: Result) -> list[bytes]:
+        check_custody(packs, event, key)
+        return handler(packs, event, key, result)
+
+    return guarded
+
+
+#: The handler of each per-pack event kind, custody checked first: checks one code, updates it
+#: (and what it contains), or raises Refused.
+HANDLERS: dict[EventKind, Handler] = {kind: _guarded(h) for kind, h in _HANDLERS.items()}

@@ -21,6 +21,7 @@ from tracecore.ledger.tenants import DataDir
 from tracecore.oversight import Checks
 from tracecore.usecases import verification
 from tracecore.verification import Answers, Verifier, alerts_of
+from tracerpc.authz import CALLER
 from tracerpc.metrics import Metrics
 from verify_svc.messages import batch_summary, product_summary
 
@@ -101,7 +102,7 @@ class VerificationServicer(verification_pb2_grpc.VerificationServicer):
         self, request: pb.VerifyRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.VerifyResponse:
         verified = verification.verify(self._verifiers, request.tenant, request.code,
-                                       _scan(request.context), now_ms())
+                                       _scan(request.context), now_ms(), CALLER.get())
         self._count(verified.answers)
         response = _single(verified.answers)
         response.replaced_by = verified.replaced_by

@@ -20,8 +20,10 @@ from tracecore.ledger.records import FLAG_IN_TRANSIT, CodeRecord
 from tracecore.lifecycle_rules import (
     ALERT_SOURCE_DISPENSE,
     ALERT_SOURCE_RECEIPT,
+    CUSTODY,
     HANDLERS,
     UNDO_WINDOW_MS,
+    Custody,
     Packs,
     Refused,
     Result,
@@ -297,3 +299,62 @@ def test_the_alert_sources_and_pool_states_are_the_api_s_numbers() -> None:
         tpb.ALERT_SOURCE_RECEIPT, tpb.ALERT_SOURCE_DISPENSE)
     assert (store.POOL_STATE_OPEN, store.POOL_STATE_COMPLETE) == (
         ipb.POOL_STATE_OPEN, ipb.POOL_STATE_COMPLETE)
+
+
+def test_a_pharmacy_credential_cannot_report_stolen_or_destroy_what_others_hold(
+        packs: FakePacks) -> None:
+    """A pharmacy's credential marking a distributor's pack STOLEN or a plant's DESTROYED is
+    refused and both packs stay ACTIVE."""
+    packs.add("D1", holder=2)
+    packs.add("P1", holder=1)
+    assert "held by DIST, not PHARM" in refusal(packs, EventKind.REPORT_STOLEN, "D1",
+                                                 custodian="PHARM")
+    assert "held by PLANT, not PHARM" in refusal(packs, EventKind.DESTROY, "P1",
+                                                  custodian="PHARM")
+    assert "held by PLANT, not DIST" in refusal(packs, EventKind.DESTROY, "P1",
+                                                 custodian="DIST")
+    assert {packs.records[code(s).key()].status for s in ("D1", "P1")} == {Status.ACTIVE}
+
+
+def test_a_holder_credential_destroys_its_own_pack(packs: FakePacks) -> None:
+    """The party holding a pack may destroy it with its own credential."""
+    packs.add("D1", holder=2)
+    run(packs, EventKind.DESTROY, "D1", custodian="DIST")
+    assert packs.records[code("D1").key()].status is Status.DESTROYED
+
+
+def test_a_line_credential_cannot_disaggregate_a_distributors_case(packs: FakePacks) -> None:
+    """Taking units out of a case a distributor holds is refused to the plant's credential."""
+    packs.add("CASE", level=3, holder=2)
+    packs.add("U1", holder=2, inside="CASE")
+    assert "held by DIST, not PLANT" in refusal(packs, EventKind.DISAGGREGATE, "U1",
+                                                 parent=code("CASE"), custodian="PLANT")
+    assert packs.parents[code("U1").key()] == code("CASE").key()
+
+
+def test_a_pharmacy_cannot_dispense_a_pack_inside_a_distributors_case(
+        packs: FakePacks) -> None:
+    """Dispensing a unit still in the distributor's case is refused to the pharmacy."""
+    packs.add("CASE", level=3, holder=2)
+    packs.add("U1", holder=2, inside="CASE")
+    assert "held by DIST, not PHARM" in refusal(packs, EventKind.DECOMMISSION, "U1",
+                                                 target=Status.DISPENSED, custodian="PHARM")
+    assert packs.records[code("U1").key()].status is Status.ACTIVE
+
+
+def test_a_pack_in_transit_is_not_yet_its_destinations(packs: FakePacks) -> None:
+    """The destination of a shipment cannot destroy or dispense a pack before receiving it."""
+    packs.add("A1", holder=3)
+    packs.records[code("A1").key()] = packs.records[code("A1").key()].evolve(
+        flags=FLAG_IN_TRANSIT)
+    assert "in transit" in refusal(packs, EventKind.DESTROY, "A1", custodian="PHARM")
+
+
+def test_credentials_bound_to_no_party_and_free_kinds_skip_custody(packs: FakePacks) -> None:
+    """The tenant's own credentials act on any pack; commissioning and voiding need no
+    custody."""
+    packs.add("P1", holder=1)
+    run(packs, EventKind.DESTROY, "P1")
+    assert packs.records[code("P1").key()].status is Status.DESTROYED
+    assert CUSTODY[EventKind.COMMISSION] is Custody.FREE
+    assert set(CUSTODY) == set(HANDLERS)

@@ -188,3 +188,15 @@ def test_oversized_verification_requests_are_refused_before_any_lookup() -> None
     with pytest.raises(InvalidArgument) as bad:
         verification.verify_batch(_NoVerifiers(), "t", ["x"] * 100_001, verification.Scan(), 0)
     assert bad.value.field == "codes"
+
+
+def test_a_public_caller_cannot_name_the_party_or_place_of_its_scan() -> None:
+    """An anonymous Verify naming DIST-1 in Beijing is counted as a consumer scan from nowhere:
+    only a credential's party is trusted, so no diversion can be planted against DIST-1."""
+    scan = verification.Scan(party_id="DIST-1", region="110101", purpose=3)
+    public = Principal("acme", Role.PUBLIC, peer="ipv4:198.51.100.7:5000")
+    pharmacy = Principal("acme", Role.PHARMACY, credential_id="c1", party_id="DIST-1")
+    anonymous = verification.scan_context(scan, public)
+    assert (anonymous.party_id, anonymous.region, anonymous.purpose) == ("", 0, 3)
+    trusted = verification.scan_context(scan, pharmacy)
+    assert (trusted.party_id, trusted.region) == ("DIST-1", 110101)

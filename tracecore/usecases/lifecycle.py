@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pharmatrace.v1 import common_pb2 as cpb
 
@@ -188,7 +188,9 @@ async def import_epcis(side: WriteSide, caller: Principal, tenant: str, document
                        best_effort: bool) -> Outcome:
     """A partner's EPCIS 2.0 document, its events applied as one request."""
     found = side.data.get(tenant)
-    events = exchange.import_events(found.ledger, document)
+    # A party-bound credential's document is held to custody like its single events.
+    events = [replace(e, custodian=caller.party_id)
+              for e in exchange.import_events(found.ledger, document)]
     result = await side.committer.submit(
         found.name, lifecycle.Request(events, best_effort, who(caller)))
     outcome = _outcome(result, [])
@@ -212,7 +214,7 @@ async def _one(side: WriteSide, caller: Principal, tenant: str, context: EventCo
                   tz_offset(context.tz_offset), party_id=acting_party(caller, context.party_id),
                   parent=parent, lot=lot, level=level, destination=destination, target=target,
                   reason=reason, event_id=_event_id(context.event_id), partial=partial,
-                  replacement=replacement)
+                  replacement=replacement, custodian=caller.party_id)
     result = await side.committer.submit(
         found.name,
         lifecycle.Request([event] if codes or allow_empty else [], context.best_effort,
@@ -267,6 +269,7 @@ def _event(caller: Principal, e: EventInput, index: int, field: str, now: int
         target=_target(e.target) if kind is EventKind.DECOMMISSION else None,
         reason=_reason(e.reason), event_id=_event_id(e.context.event_id),
         partial=e.partial and kind is EventKind.AGGREGATE,
+        custodian=caller.party_id,
     )
     return event, bad
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from tracecore import regions
+from tracecore.credentials import Principal, Role
 from tracecore.errors import InvalidArgument
 from tracecore.status import Status
 from tracecore.usecases.declare import (
@@ -54,23 +55,28 @@ class Verified:
     """For a voided code whose damaged label was replaced: the code that replaced it."""
 
 
-def scan_context(scan: Scan) -> ScanContext:
-    """The checked scan context; INVALID_ARGUMENT naming a bad field."""
+def scan_context(scan: Scan, caller: Principal | None = None) -> ScanContext:
+    """The checked scan context; INVALID_ARGUMENT naming a bad field. An anonymous (public)
+    caller may name any party or place: trusted, it would plant diversion alerts against a
+    real party, so only its purpose is kept."""
     if len(scan.party_id) > MAX_PARTY_ID:
         raise InvalidArgument(f"at most {MAX_PARTY_ID} characters", field="context.party_id")
     region = regions.parse_region(scan.region, field="context.region") if scan.region else ""
+    if caller is not None and caller.role is Role.PUBLIC:
+        return ScanContext(purpose=scan.purpose)
     return ScanContext(scan.party_id, int(region) if region else 0, scan.purpose)
 
 
 @use_case(roles={ADMIN, LINE, DISTRIBUTOR, PHARMACY, REGULATOR, PUBLIC}, writes=False,
           scope=Scope.TENANT)
-def verify(verifiers: Verifiers, tenant: str, code: str, scan: Scan, now_ms: int) -> Verified:
+def verify(verifiers: Verifiers, tenant: str, code: str, scan: Scan, now_ms: int,
+           caller: Principal | None = None) -> Verified:
     """One code, in any input form: its answer is the single entry of the ``Answers``, and a
     voided code whose damaged label was replaced names the code that replaced it."""
     if len(code) > MAX_CODE_BYTES:
         raise InvalidArgument(f"at most {MAX_CODE_BYTES} characters", field="code")
     verifier = verifiers.get(tenant)
-    answers = verifier.verify([code], scan_context(scan), now_ms)
+    answers = verifier.verify([code], scan_context(scan, caller), now_ms)
     replaced_by = (verifier.replaced_by(answers.codes[0])
                    if answers.statuses[0] == Status.VOIDED else "")
     return Verified(answers, replaced_by)
