@@ -7,13 +7,28 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+EXIT_NOT_GENUINE = 3
+EXIT_ALERTS = 4
+EXIT_UNREACHABLE = 5
+EXIT_DENIED = 6
+
+EXIT_CODES_HELP = """exit status:
+  0  done; every code verified is genuine and raises no alert
+  1  any other error (refused request, missing file, ...)
+  2  usage error (unknown command or option, missing argument)
+  3  verify: some code is not genuine (unknown, bad signature, invalid format)
+  4  verify: every code is genuine, but some raise an alert (recalled, expired, ...)
+  5  server unreachable
+  6  permission denied or not authenticated
+"""
+"""The one list of exit statuses, shown in every command's --help and in the README."""
 
 
 class CliError(Exception):
@@ -56,48 +71,101 @@ class Output:
 
 
 class Progress:
-    """A progress bar on standard error, when it is a terminal."""
+    """A progress bar on standard error (count, rate, time left), only when it is a terminal:
+    a pipe or a log file gets none of it. ``total`` None is a count without an end."""
 
-    def __init__(self, total: int, *, enabled: bool) -> None:
-        self._total = total
-        self._enabled = enabled
+    def __init__(self, total: int | None, *, enabled: bool, unit: str = "codes") -> None:
+        self._bar: Any = None
+        if not enabled:
+            return
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            TaskProgressColumn,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+        from rich.progress import Progress as Bar
+
+        self._bar = Bar(BarColumn(), MofNCompleteColumn(), TextColumn(unit),
+                        TaskProgressColumn(), TextColumn("{task.fields[rate]}"),
+                        TimeRemainingColumn(), console=Console(stderr=True),
+                        redirect_stdout=False, redirect_stderr=False, transient=False)
         self._started = time.monotonic()
+        self._task = self._bar.add_task(unit, total=total, rate="")
+        self._bar.start()
 
     def update(self, done: int) -> None:
-        if not self._enabled:
+        if self._bar is None:
             return
-        width = 30
-        filled = int(width * done / max(1, self._total))
         rate = done / max(1e-9, time.monotonic() - self._started)
-        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done:,}/{self._total:,}"
-                         f" codes  {rate:,.0f}/s")
-        sys.stderr.flush()
+        self._bar.update(self._task, completed=done, rate=f"{rate:,.0f}/s")
 
     def done(self) -> None:
-        if self._enabled:
-            sys.stderr.write("\n")
+        if self._bar is not None:
+            self._bar.stop()
 
 
 def add_command(group: Any, name: str, help_text: str, run: Callable[[argparse.Namespace], int],
-                *, client: bool = True, tenant: bool = True) -> argparse.ArgumentParser:
-    """A subcommand; client commands get the address, TLS and tenant options."""
-    sub: argparse.ArgumentParser = group.add_parser(name, help=help_text, description=help_text)
+                *, client: bool = True, tenant: bool = True,
+                example: str | None = None) -> argparse.ArgumentParser:
+    """A subcommand; client commands also take the global options after their name.
+
+    ``example`` is a command line shown in --help; without it the help shows the simplest call.
+    """
+    prog = f"{group._prog_prefix} {name}".removeprefix("pharmatrace ")
+    example = example or f"pharmatrace {prog} --help"
+    sub: argparse.ArgumentParser = group.add_parser(
+        name, help=help_text, description=help_text,
+        epilog=f"example:\n  {example}\n\n{EXIT_CODES_HELP}",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     sub.set_defaults(run=run)
     if client:
-        sub.add_argument("--issue-addr", help="issuance service (default "
-                         "$PHARMATRACE_ISSUE_ADDR or 127.0.0.1:50051)")
-        sub.add_argument("--verify-addr", help="verification service (default "
-                         "$PHARMATRACE_VERIFY_ADDR or 127.0.0.1:50052)")
-        sub.add_argument("--ca", help="CA certificate (PEM) to verify the servers; "
-                         "without it the connection is plaintext")
-        sub.add_argument("--cert", help="client certificate (PEM) for mutual TLS")
-        sub.add_argument("--key", help="client private key (PEM) for mutual TLS")
-        sub.add_argument("--token-file",
-                         help="file holding the API token (default $PHARMATRACE_TOKEN)")
-    if tenant:
-        sub.add_argument("--tenant", default=os.environ.get("PHARMATRACE_TENANT", "demo"),
-                         help="tenant (default $PHARMATRACE_TENANT or 'demo')")
+        add_global_options(sub, tenant=tenant, top=False)
     return sub
+
+
+def add_global_options(parser: argparse.ArgumentParser, *, tenant: bool = True,
+                       top: bool = True) -> None:
+    """The options accepted both before and after the subcommand's name.
+
+    After the name they default to SUPPRESS, so that a value given before the name survives the
+    subcommand's parse; `resolve_globals` then fills what neither gave from the environment and
+    the profile file.
+    """
+    default: Any = None if top else argparse.SUPPRESS
+    group = parser.add_argument_group("global options (before or after the command)")
+    group.add_argument("--profile", default=default, help="profile of the config file "
+                       "(default $PHARMATRACE_PROFILE, else the file's default_profile)")
+    group.add_argument("--issue-addr", default=default, help="issuance service (default "
+                       "$PHARMATRACE_ISSUE_ADDR, the profile's issue_addr, or 127.0.0.1:50051)")
+    group.add_argument("--verify-addr", default=default, help="verification service (default "
+                       "$PHARMATRACE_VERIFY_ADDR, the profile's verify_addr, or 127.0.0.1:50052)")
+    group.add_argument("--ca", default=default, help="CA certificate (PEM) to verify the "
+                       "servers; without it the connection is plaintext")
+    group.add_argument("--cert", default=default, help="client certificate (PEM) for mutual TLS")
+    group.add_argument("--key", default=default, help="client private key (PEM) for mutual TLS")
+    group.add_argument("--token-file", default=default,
+                       help="file holding the API token (default $PHARMATRACE_TOKEN, then the "
+                       "profile's token_file)")
+    if tenant:
+        group.add_argument("--tenant", default=default,
+                           help="tenant (default $PHARMATRACE_TENANT, the profile's, or 'demo')")
+
+
+def resolve_globals(args: argparse.Namespace) -> None:
+    """Fills the global options neither flag gave: environment first, then the profile file."""
+    from pharmatrace_cli import profiles
+
+    profile = profiles.load(getattr(args, "profile", None))
+    for name, env, fallback in profiles.SETTINGS:
+        if getattr(args, name, None):
+            continue
+        if name == "token_file" and os.environ.get("PHARMATRACE_TOKEN"):
+            continue  # the token itself, from the environment, wins over the profile's file
+        value = os.environ.get(env) or profile.get(name) or fallback
+        setattr(args, name, profiles.expand(name, value))
 
 
 def endpoints(args: argparse.Namespace) -> Any:
@@ -126,3 +194,76 @@ def epoch_ms(text: str | None) -> int:
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)
     return int(when.timestamp() * 1000)
+
+
+def add_output_options(sub: argparse.ArgumentParser, *, csv: bool = True) -> None:
+    """--json (one object per line) and, where rows make sense, --csv; a table otherwise."""
+    group = sub.add_mutually_exclusive_group()
+    group.add_argument("--json", action="store_const", const="json", dest="output",
+                       help="one JSON object per line")
+    if csv:
+        group.add_argument("--csv", action="store_const", const="csv", dest="output",
+                           help="comma-separated values with a header line")
+    sub.set_defaults(output="table")
+
+
+class Rows:
+    """The one way read commands print what they found: a table for people (columns sized to
+    the rows, or to ``widths`` when rows stream and cannot be waited for), one JSON object per
+    line, or CSV with a header.
+
+    ``write(doc, cells)``: ``doc`` is the whole record (the JSON line); ``cells`` its table and
+    CSV columns, in the order of ``headers``.
+    """
+
+    def __init__(self, fmt: str, headers: Sequence[str], *, out: IO[str] | None = None,
+                 widths: Sequence[int] | None = None) -> None:
+        self._fmt = fmt
+        self._headers = list(headers)
+        self._out = out or sys.stdout
+        self._widths = list(widths) if widths else None
+        self._held: list[list[str]] = []
+        self._csv: Any = None
+        if fmt == "csv":
+            import csv
+
+            self._csv = csv.writer(self._out, lineterminator="\n")
+            self._csv.writerow(self._headers)
+        elif fmt == "table" and self._widths:
+            self._line(self._headers)
+
+    def write(self, doc: dict[str, Any], cells: Sequence[object]) -> None:
+        if self._fmt == "json":
+            import json
+
+            self._out.write(json.dumps(doc, ensure_ascii=False) + "\n")
+        elif self._fmt == "csv":
+            self._csv.writerow(cells)
+        elif self._widths:
+            self._line([str(c) for c in cells])
+        else:
+            self._held.append([str(c) for c in cells])
+
+    def close(self) -> None:
+        """Prints a table held back for its column widths."""
+        if self._fmt != "table" or self._widths or not self._held:
+            return
+        self._widths = [max(len(r[i]) for r in [self._headers, *self._held])
+                        for i in range(len(self._headers))]
+        self._line(self._headers)
+        for row in self._held:
+            self._line(row)
+        self._held.clear()
+
+    def _line(self, cells: Sequence[str]) -> None:
+        assert self._widths is not None
+        last = len(cells) - 1
+        self._out.write("  ".join(c if i == last else c.ljust(w)
+                                  for i, (c, w) in enumerate(zip(cells, self._widths, strict=True)))
+                        + "\n")
+
+    def __enter__(self) -> Rows:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()

@@ -14,6 +14,7 @@ import grpc
 
 from pharmatrace_cli import (
     codes,
+    completion,
     credentials,
     demo,
     exchange,
@@ -24,7 +25,17 @@ from pharmatrace_cli import (
     serve,
     verify,
 )
-from pharmatrace_cli.command import EXIT_ERROR, EXIT_OK, EXIT_USAGE, CliError
+from pharmatrace_cli.command import (
+    EXIT_CODES_HELP,
+    EXIT_DENIED,
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    CliError,
+    add_global_options,
+    resolve_globals,
+)
 from tracecore.errors import TraceError
 
 
@@ -35,6 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
+        resolve_globals(args)
         result: int = args.run(args)
         return result
     except CliError as exc:
@@ -42,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except grpc.RpcError as exc:
         print(f"pharmatrace: {_rpc_message(exc)}", file=sys.stderr)
-        return EXIT_ERROR
+        return _rpc_exit(exc)
     except TraceError as exc:
         print(f"pharmatrace: {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -57,6 +69,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
 
 
+def _rpc_exit(exc: grpc.RpcError) -> int:
+    code = exc.code() if isinstance(exc, grpc.Call) else None
+    if code is grpc.StatusCode.UNAVAILABLE:
+        return EXIT_UNREACHABLE
+    if code in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED):
+        return EXIT_DENIED
+    return EXIT_ERROR
+
+
 def _rpc_message(exc: grpc.RpcError) -> str:
     code = exc.code() if isinstance(exc, grpc.Call) else None
     details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
@@ -69,7 +90,11 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pharmatrace",
         description="Drug pack serialization and traceability: one item, one code.",
+        epilog=f"example:\n  pharmatrace --profile acme verify --file received.txt\n\n"
+        f"{EXIT_CODES_HELP}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_global_options(parser)
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
     serve.register(commands)
     masterdata.register(commands)
@@ -81,6 +106,7 @@ def _parser() -> argparse.ArgumentParser:
     oversight.register(commands)
     ops.register(commands)
     printing.register(commands)
+    completion.register(commands, parser)
     return parser
 
 
