@@ -218,7 +218,7 @@ class Rows:
 
     def __init__(self, fmt: str, headers: Sequence[str], *, out: IO[str] | None = None,
                  widths: Sequence[int] | None = None) -> None:
-        self._fmt = fmt
+        self.format = fmt
         self._headers = list(headers)
         self._out = out or sys.stdout
         self._widths = list(widths) if widths else None
@@ -228,25 +228,37 @@ class Rows:
             import csv
 
             self._csv = csv.writer(self._out, lineterminator="\n")
-            self._csv.writerow(self._headers)
-        elif fmt == "table" and self._widths:
-            self._line(self._headers)
+        self._headed = False
 
     def write(self, doc: dict[str, Any], cells: Sequence[object]) -> None:
-        if self._fmt == "json":
+        if self.format == "json":
             import json
 
             self._out.write(json.dumps(doc, ensure_ascii=False) + "\n")
-        elif self._fmt == "csv":
+        elif self.format == "csv":
+            if not self._headed:
+                self._headed = True
+                self._csv.writerow(self._headers)
             self._csv.writerow(cells)
         elif self._widths:
+            if not self._headed:
+                self._headed = True
+                self._line(self._headers)
             self._line([str(c) for c in cells])
         else:
             self._held.append([str(c) for c in cells])
 
+    def json_text(self, lines: str) -> bool:
+        """Writes JSON lines already encoded (a bulk command's fast path) when the output is
+        JSON; False, writing nothing, otherwise."""
+        if self.format != "json":
+            return False
+        self._out.write(lines)
+        return True
+
     def close(self) -> None:
         """Prints a table held back for its column widths."""
-        if self._fmt != "table" or self._widths or not self._held:
+        if self.format != "table" or self._widths or not self._held:
             return
         self._widths = [max(len(r[i]) for r in [self._headers, *self._held])
                         for i in range(len(self._headers))]

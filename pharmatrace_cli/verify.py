@@ -9,6 +9,7 @@ within a batch answer codes in their order, so the output keeps the input's orde
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections import Counter
@@ -91,8 +92,10 @@ def _verify(args: argparse.Namespace) -> int:
 def _write(rows: Rows, batch: Sequence[str], answer: Any, reasons: _Reasons) -> None:
     """One row per code; what codes share (verdict, status, alerts, product, lot) is made once
     per batch, so a million rows cost little more than the text of their codes."""
-    shared: dict[tuple[int, int, int, int, int], tuple[dict[str, Any], list[str]]] = {}
+    shared: dict[tuple[int, int, int, int, int], tuple[dict[str, Any], list[str], str]] = {}
     products, lots = answer.products, answer.batches
+    as_json = rows.format == "json"
+    lines: list[str] = []
     for code, verdict, status, mask, scans, first, pi, bi in zip(
             batch, answer.verdicts, answer.statuses, answer.alert_masks, answer.scan_counts,
             answer.first_verified_at_ms, answer.product_indexes, answer.batch_indexes,
@@ -103,19 +106,30 @@ def _write(rows: Rows, batch: Sequence[str], answer: Any, reasons: _Reasons) -> 
             common = shared[key] = _common(verdict, status, mask,
                                            products[pi] if pi >= 0 else None,
                                            lots[bi] if bi >= 0 else None)
-        doc, cells = common
+        doc, cells, tail = common
+        reason = reasons.get(code) if verdict != _GENUINE else ""
+        if as_json and not reason:
+            counts = (f'"scan_count": {scans}, "first_verified_at_ms": {first}, ' if scans
+                      else "")
+            lines.append(f'{{"input": {_dumps(code)}, {counts}{tail}\n')
+            continue
         doc = {"input": code, **doc}
         if scans:
             doc["scan_count"], doc["first_verified_at_ms"] = scans, first
         alerts = cells[5]
-        if verdict != _GENUINE and (reason := reasons.get(code)):
+        if reason:
             doc["reason"] = reason
             alerts = f"{alerts}  ({reason})".lstrip()
+        if lines:
+            rows.json_text("".join(lines))
+            lines.clear()
         rows.write(doc, (cells[0], code, cells[1], scans, cells[2], cells[3], cells[4], alerts))
+    if lines:
+        rows.json_text("".join(lines))
 
 
-def _common(verdict: int, status: int, mask: int, product: Any,
-            lot: Any) -> tuple[dict[str, Any], list[str]]:
+def _common(verdict: Any, status: Any, mask: int, product: Any,
+            lot: Any) -> tuple[dict[str, Any], list[str], str]:
     """The JSON fields and table cells a verdict, status, alert set, product and lot make."""
     from google.protobuf import json_format
     from pharmatrace.v1 import common_pb2 as cpb
@@ -137,10 +151,12 @@ def _common(verdict: int, status: int, mask: int, product: Any,
              lot.lot if lot is not None else "-",
              lot.expires_on if lot is not None else "-",
              ", ".join(a.removeprefix("ALERT_KIND_").lower() for a in alerts)]
-    return doc, cells
+    # The JSON object but its first key(s), so a row is one string join away.
+    return doc, cells, json.dumps(doc, ensure_ascii=False)[1:]
 
 
 _GENUINE = 1
+_dumps = json.JSONEncoder(ensure_ascii=False).encode
 
 
 class _Reasons:
