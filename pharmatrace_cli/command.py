@@ -207,6 +207,14 @@ def add_output_options(sub: argparse.ArgumentParser, *, csv: bool = True) -> Non
     sub.set_defaults(output="table")
 
 
+def message_doc(message: Any) -> dict[str, Any]:
+    """A protobuf answer as the JSON object read commands print (field names as in the proto)."""
+    from google.protobuf import json_format
+
+    doc: dict[str, Any] = json_format.MessageToDict(message, preserving_proto_field_name=True)
+    return doc
+
+
 class Rows:
     """The one way read commands print what they found: a table for people (columns sized to
     the rows, or to ``widths`` when rows stream and cannot be waited for), one JSON object per

@@ -151,7 +151,7 @@ def test_returned_codes_are_voided_and_counted_in_the_pool(cli, catalog: str) ->
     returned = cli.ok("codes", "return", "--tenant", catalog, "--file", str(unused), "--scrapped")
     assert "3 codes voided" in returned.stdout
     pool = json.loads(cli.ok("pool", "show", "--tenant", catalog, "--request-id",
-                             request_id).stdout)
+                             request_id, "--json").stdout)
     assert (pool["requestId"], int(pool["count"]), int(pool["issued"]), int(pool["returned"]),
             pool["state"]) == (request_id, 10, 10, 3, "POOL_STATE_COMPLETE")
     voided = json.loads(cli("verify", "--tenant", catalog, _lines(out)[0], "--json").stdout)

@@ -181,3 +181,23 @@ def test_every_command_help_shows_an_example_and_the_exit_codes(cli) -> None:
         text = cli.ok(*args).stdout
         assert "example:" in text and "pharmatrace" in text.split("example:")[1]
         assert "exit status:" in text and "3  verify: some code is not genuine" in text
+
+
+def test_read_commands_print_a_table_json_lines_or_csv(cli, catalog: str) -> None:  # noqa: F811
+    """product list prints a table with a header, --json one object per product, --csv rows
+    under a header; pool show prints fields as a table and the pool as JSON with --json."""
+    table = cli.ok("product", "list", "--tenant", catalog).stdout.splitlines()
+    assert table[0].split() == ["GTIN", "NMPA", "NAME"] and any(GTIN in r for r in table[1:])
+    docs = [json.loads(line) for line in cli.ok("product", "list", "--tenant", catalog,
+                                                "--json").stdout.splitlines()]
+    assert GTIN in {d.get("gtin") for d in docs}
+    rows = list(csv.DictReader(io.StringIO(cli.ok("product", "list", "--tenant", catalog,
+                                                  "--csv").stdout)))
+    assert GTIN in {r["GTIN"] for r in rows}
+    request_id = f"rows-{uuid.uuid4().hex}"
+    cli.ok("codes", "request", "--tenant", catalog, "--product", GTIN, "--count", "2",
+           "--request-id", request_id, "--quiet", "--out", str(cli.cwd / "two.txt"))
+    shown = cli.ok("pool", "show", "--tenant", catalog, "--request-id", request_id).stdout
+    assert shown.splitlines()[0].split() == ["FIELD", "VALUE"] and request_id in shown
+    assert json.loads(cli.ok("pool", "show", "--tenant", catalog, "--request-id", request_id,
+                             "--json").stdout)["requestId"] == request_id
