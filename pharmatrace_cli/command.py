@@ -120,7 +120,7 @@ def add_command(group: Any, name: str, help_text: str, run: Callable[[argparse.N
         name, help=help_text, description=help_text,
         epilog=f"example:\n  {example}\n\n{EXIT_CODES_HELP}",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub.set_defaults(run=run)
+    sub.set_defaults(run=run, client_settings=client, tenant_setting=client and tenant)
     if client:
         add_global_options(sub, tenant=tenant, top=False)
     return sub
@@ -158,8 +158,12 @@ def resolve_globals(args: argparse.Namespace) -> None:
     """Fills the global options neither flag gave: environment first, then the profile file."""
     from pharmatrace_cli import profiles
 
+    if not getattr(args, "client_settings", False):
+        return  # a command that runs locally: no server to find, no profile to read
     profile = profiles.load(getattr(args, "profile", None))
     for name, env, fallback in profiles.SETTINGS:
+        if name == "tenant" and not args.tenant_setting:
+            continue
         if getattr(args, name, None):
             continue
         if name == "token_file" and os.environ.get("PHARMATRACE_TOKEN"):
