@@ -114,16 +114,36 @@ def add_command(group: Any, name: str, help_text: str, run: Callable[[argparse.N
 
     ``example`` is a command line shown in --help; without it the help shows the simplest call.
     """
-    prog = f"{group._prog_prefix} {name}".removeprefix("pharmatrace ")
-    example = example or f"pharmatrace {prog} --help"
     sub: argparse.ArgumentParser = group.add_parser(
         name, help=help_text, description=help_text,
-        epilog=f"example:\n  {example}\n\n{EXIT_CODES_HELP}",
         formatter_class=argparse.RawDescriptionHelpFormatter)
+    if example:
+        sub.epilog = f"example:\n  {example}\n\n{EXIT_CODES_HELP}"
+    else:
+        _WITHOUT_EXAMPLE.append(sub)
     sub.set_defaults(run=run, client_settings=client, tenant_setting=client and tenant)
     if client:
         add_global_options(sub, tenant=tenant, top=False)
     return sub
+
+
+_WITHOUT_EXAMPLE: list[argparse.ArgumentParser] = []
+
+
+def add_examples() -> None:
+    """Gives each command registered without an example one made from its arguments: its
+    positionals and required options, each with its metavar (called once the parser is built,
+    when every argument is known)."""
+    while _WITHOUT_EXAMPLE:
+        sub = _WITHOUT_EXAMPLE.pop()
+        words = [sub.prog, *(["--tenant", "acme"] if sub.get_default("tenant_setting") else [])]
+        for action in sub._actions:
+            name = str(action.metavar or action.dest).upper()
+            if not action.option_strings and action.nargs != 0:
+                words.append("|".join(map(str, action.choices)) if action.choices else name)
+            elif action.required:
+                words.append(f"{action.option_strings[-1]} {name}")
+        sub.epilog = f"example:\n  {' '.join(words)}\n\n{EXIT_CODES_HELP}"
 
 
 def add_global_options(parser: argparse.ArgumentParser, *, tenant: bool = True,

@@ -33,6 +33,7 @@ from pharmatrace_cli.command import (
     EXIT_UNREACHABLE,
     EXIT_USAGE,
     CliError,
+    add_examples,
     add_global_options,
     resolve_globals,
 )
@@ -107,6 +108,7 @@ def _parser() -> argparse.ArgumentParser:
     ops.register(commands)
     printing.register(commands)
     completion.register(commands, parser)
+    add_examples()
     return parser
 
 
