@@ -201,3 +201,24 @@ def test_read_commands_print_a_table_json_lines_or_csv(cli, catalog: str) -> Non
     assert shown.splitlines()[0].split() == ["FIELD", "VALUE"] and request_id in shown
     assert json.loads(cli.ok("pool", "show", "--tenant", catalog, "--request-id", request_id,
                              "--json").stdout)["requestId"] == request_id
+
+
+def test_every_command_that_runs_has_an_example_in_its_help() -> None:
+    """Each runnable command's --help ends with an example line and the exit statuses."""
+    import argparse
+
+    from pharmatrace_cli.main import _parser
+
+    missing = []
+    pending = [_parser()]
+    while pending:
+        parser = pending.pop()
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                pending.extend(action.choices.values())
+        if parser.get_default("run") is not None:
+            help_text = parser.format_help()
+            if "example:\n  pharmatrace " not in help_text and "example:\n  eval" not in (
+                    help_text) or "exit status:" not in help_text:
+                missing.append(parser.prog)
+    assert not missing
