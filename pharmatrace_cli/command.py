@@ -121,9 +121,12 @@ def add_command(group: Any, name: str, help_text: str, run: Callable[[argparse.N
         sub.epilog = f"example:\n  {example}\n\n{EXIT_CODES_HELP}"
     else:
         _WITHOUT_EXAMPLE.append(sub)
-    sub.set_defaults(run=run, client_settings=client, tenant_setting=client and tenant)
+    sub.set_defaults(run=run, client_settings=client, tenant_setting=tenant)
     if client:
         add_global_options(sub, tenant=tenant, top=False)
+    elif tenant:
+        sub.add_argument("--tenant", default=argparse.SUPPRESS,
+                         help="tenant (default $PHARMATRACE_TENANT, the profile's, or 'demo')")
     return sub
 
 
@@ -178,11 +181,13 @@ def resolve_globals(args: argparse.Namespace) -> None:
     """Fills the global options neither flag gave: environment first, then the profile file."""
     from pharmatrace_cli import profiles
 
-    if not getattr(args, "client_settings", False):
-        return  # a command that runs locally: no server to find, no profile to read
+    client = getattr(args, "client_settings", False)
+    tenant = getattr(args, "tenant_setting", False)
+    if not client and not tenant:
+        return  # a command with neither server nor tenant: nothing to fill, no file to read
     profile = profiles.load(getattr(args, "profile", None))
     for name, env, fallback in profiles.SETTINGS:
-        if name == "tenant" and not args.tenant_setting:
+        if not (tenant if name == "tenant" else client):
             continue
         if getattr(args, name, None):
             continue
