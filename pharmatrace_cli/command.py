@@ -185,7 +185,10 @@ def resolve_globals(args: argparse.Namespace) -> None:
     tenant = getattr(args, "tenant_setting", False)
     if not client and not tenant:
         return  # a command with neither server nor tenant: nothing to fill, no file to read
-    profile = profiles.load(getattr(args, "profile", None))
+    try:
+        profile = profiles.load(getattr(args, "profile", None))
+    except profiles.ProfileError as exc:
+        raise CliError(str(exc)) from None
     for name, env, fallback in profiles.SETTINGS:
         if not (tenant if name == "tenant" else client):
             continue
@@ -201,9 +204,13 @@ def endpoints(args: argparse.Namespace) -> Any:
     """The services' addresses and TLS settings from a client command's options."""
     from pharmatrace_cli.client import Endpoints
 
-    return Endpoints.resolve(args.issue_addr, args.verify_addr, optional_path(args.ca),
-                             optional_path(args.cert), optional_path(args.key),
-                             optional_path(args.token_file))
+    # getattr: a parsed command not run through `main` has no resolved global options.
+    def option(name: str) -> Any:
+        return getattr(args, name, None)
+
+    return Endpoints.resolve(option("issue_addr"), option("verify_addr"),
+                             optional_path(option("ca")), optional_path(option("cert")),
+                             optional_path(option("key")), optional_path(option("token_file")))
 
 
 def optional_path(value: str | None) -> Path | None:

@@ -23,8 +23,6 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pharmatrace_cli.command import CliError
-
 SETTINGS: tuple[tuple[str, str, str | None], ...] = (
     ("tenant", "PHARMATRACE_TENANT", "demo"),
     ("issue_addr", "PHARMATRACE_ISSUE_ADDR", None),
@@ -36,6 +34,12 @@ SETTINGS: tuple[tuple[str, str, str | None], ...] = (
 )
 """Each setting: its option's name (also its key in a profile), its environment variable, and
 its value when neither gives one."""
+
+
+class ProfileError(Exception):
+    """The profile file cannot be read, or lacks the profile asked for."""
+
+
 _PATHS = frozenset({"token_file", "ca", "cert", "key"})
 
 
@@ -60,10 +64,10 @@ def load(name: str | None) -> dict[str, Any]:
             document = tomllib.load(f)
     except FileNotFoundError:
         if name:
-            raise CliError(f"profile {name!r} asked for, but there is no {path}") from None
+            raise ProfileError(f"profile {name!r} asked for, but there is no {path}") from None
         return {}
     except tomllib.TOMLDecodeError as exc:
-        raise CliError(f"{path}: {exc}") from None
+        raise ProfileError(f"{path}: {exc}") from None
     found = document.get("profiles", {})
     chosen = name or document.get("default_profile") or ("default" if "default" in found
                                                           else None)
@@ -71,7 +75,7 @@ def load(name: str | None) -> dict[str, Any]:
         return {}
     if chosen not in found:
         known = ", ".join(sorted(found)) or "none"
-        raise CliError(f"no profile {chosen!r} in {path} (profiles: {known})")
+        raise ProfileError(f"no profile {chosen!r} in {path} (profiles: {known})")
     settings: dict[str, Any] = found[chosen]
     return settings
 
