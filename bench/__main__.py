@@ -5,6 +5,8 @@
     python -m bench issue [--count N] [--big] RequestCodes; --big adds the 10,000,000-code RSS run
     python -m bench verify [--codes N] [--workers 1,2] [--seconds S]
     python -m bench codec [--n N]
+    python -m bench cli [--codes N]           `pharmatrace verify --file --json` against the
+                                              VerifyBatch rate of one client, same server
     python -m bench printing [--n N]          print jobs in-process: symbols per second per
                                               output kind (ZPL, CSV, SVG, PNG, PDF), sealing
     python -m bench scenarios [NAME ...]      verify, capture, lines, day, soak: consumers and
@@ -35,7 +37,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import harness, issue, measure, report, scale, scenarios, verify
+from bench import cli, harness, issue, measure, report, scale, scenarios, verify
 from bench.report import Result, say
 
 FLOORS = Path(__file__).with_name("floors.json")
@@ -69,6 +71,11 @@ def _issue(args: argparse.Namespace) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     results = verify.run(_verify_options(args))
+    return _report(args, results)
+
+
+def _cli(args: argparse.Namespace) -> int:
+    results = cli.run(args.codes, batch=args.batch, seconds=args.seconds, keep=args.keep)
     return _report(args, results)
 
 
@@ -246,6 +253,13 @@ def _parser() -> argparse.ArgumentParser:
     sub = command("verify", _verify, "VerifyBatch and Verify against in-process and echo")
     verify_args(sub)
     profile_arg(sub)
+    sub = command("cli", _cli, "pharmatrace verify --file against VerifyBatch (bench/cli.py)")
+    sub.add_argument("--codes", type=int, default=cli.DEFAULT_CODES,
+                     help="codes issued, then verified by the command (default 1,000,000)")
+    sub.add_argument("--batch", type=int, default=cli.DEFAULT_BATCH,
+                     help="codes per VerifyBatch request and per message of the command")
+    sub.add_argument("--seconds", type=float, default=cli.DEFAULT_SECONDS,
+                     help="length of the VerifyBatch window")
     sub = command("codec", _codec, "code formats in-process (bench/codec.py)")
     sub.add_argument("--n", type=int, default=200_000, help="codes per scheme")
     sub = command("printing", _printing, "print jobs in-process (bench/printing.py)")

@@ -14,7 +14,9 @@ from pharmatrace_cli.command import (
     CliError,
     Output,
     Progress,
+    Rows,
     add_command,
+    add_output_options,
     endpoints,
     read_inputs,
 )
@@ -45,7 +47,9 @@ def register(commands: Any) -> None:
                      help="printed but rejected (default: unused)")
 
     pool = commands.add_parser("pool", help="Show code pools.").add_subparsers(metavar="ACTION")
-    show = add_command(pool, "show", "Show a pool's parameters and counts.", _pool_show)
+    show = add_command(pool, "show", "Show a pool's parameters and counts.", _pool_show,
+                       example="pharmatrace pool show --tenant acme --request-id line4-0001")
+    add_output_options(show)
     show.add_argument("--request-id", required=True)
 
 
@@ -124,5 +128,12 @@ def _pool_show(args: argparse.Namespace) -> int:
 
     pool = endpoints(args).issuance().GetPool(
         pb.GetPoolRequest(tenant=args.tenant, request_id=args.request_id)).pool
-    print(json.dumps(json_format.MessageToDict(pool), indent=2, ensure_ascii=False))
+    doc = json_format.MessageToDict(pool)
+    with Rows(args.output, ("FIELD", "VALUE")) as rows:
+        if rows.format == "table" or rows.format == "csv":
+            for name, value in doc.items():
+                rows.write(doc, (name, json.dumps(value, ensure_ascii=False)
+                                 if isinstance(value, dict | list) else value))
+        else:
+            rows.write(doc, ())
     return EXIT_OK

@@ -7,13 +7,28 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+EXIT_NOT_GENUINE = 3
+EXIT_ALERTS = 4
+EXIT_UNREACHABLE = 5
+EXIT_DENIED = 6
+
+EXIT_CODES_HELP = """exit status:
+  0  done; every code verified is genuine and raises no alert
+  1  any other error (refused request, missing file, ...)
+  2  usage error (unknown command or option, missing argument)
+  3  verify: some code is not genuine (unknown, bad signature, invalid format)
+  4  verify: every code is genuine, but some raise an alert (recalled, expired, ...)
+  5  server unreachable
+  6  permission denied or not authenticated
+"""
+"""The one list of exit statuses, shown in every command's --help and in the README."""
 
 
 class CliError(Exception):
@@ -56,57 +71,146 @@ class Output:
 
 
 class Progress:
-    """A progress bar on standard error, when it is a terminal."""
+    """A progress bar on standard error (count, rate, time left), only when it is a terminal:
+    a pipe or a log file gets none of it. ``total`` None is a count without an end."""
 
-    def __init__(self, total: int, *, enabled: bool) -> None:
-        self._total = total
-        self._enabled = enabled
+    def __init__(self, total: int | None, *, enabled: bool, unit: str = "codes") -> None:
+        self._bar: Any = None
+        if not enabled:
+            return
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            TaskProgressColumn,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+        from rich.progress import Progress as Bar
+
+        self._bar = Bar(BarColumn(), MofNCompleteColumn(), TextColumn(unit),
+                        TaskProgressColumn(), TextColumn("{task.fields[rate]}"),
+                        TimeRemainingColumn(), console=Console(stderr=True),
+                        redirect_stdout=False, redirect_stderr=False, transient=False)
         self._started = time.monotonic()
+        self._task = self._bar.add_task(unit, total=total, rate="")
+        self._bar.start()
 
     def update(self, done: int) -> None:
-        if not self._enabled:
+        if self._bar is None:
             return
-        width = 30
-        filled = int(width * done / max(1, self._total))
         rate = done / max(1e-9, time.monotonic() - self._started)
-        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done:,}/{self._total:,}"
-                         f" codes  {rate:,.0f}/s")
-        sys.stderr.flush()
+        self._bar.update(self._task, completed=done, rate=f"{rate:,.0f}/s")
 
     def done(self) -> None:
-        if self._enabled:
-            sys.stderr.write("\n")
+        if self._bar is not None:
+            self._bar.stop()
 
 
 def add_command(group: Any, name: str, help_text: str, run: Callable[[argparse.Namespace], int],
-                *, client: bool = True, tenant: bool = True) -> argparse.ArgumentParser:
-    """A subcommand; client commands get the address, TLS and tenant options."""
-    sub: argparse.ArgumentParser = group.add_parser(name, help=help_text, description=help_text)
-    sub.set_defaults(run=run)
+                *, client: bool = True, tenant: bool = True,
+                example: str | None = None) -> argparse.ArgumentParser:
+    """A subcommand; client commands also take the global options after their name.
+
+    ``example`` is a command line shown in --help; without it the help shows the simplest call.
+    """
+    sub: argparse.ArgumentParser = group.add_parser(
+        name, help=help_text, description=help_text,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    if example:
+        sub.epilog = f"example:\n  {example}\n\n{EXIT_CODES_HELP}"
+    else:
+        _WITHOUT_EXAMPLE.append(sub)
+    sub.set_defaults(run=run, client_settings=client, tenant_setting=tenant)
     if client:
-        sub.add_argument("--issue-addr", help="issuance service (default "
-                         "$PHARMATRACE_ISSUE_ADDR or 127.0.0.1:50051)")
-        sub.add_argument("--verify-addr", help="verification service (default "
-                         "$PHARMATRACE_VERIFY_ADDR or 127.0.0.1:50052)")
-        sub.add_argument("--ca", help="CA certificate (PEM) to verify the servers; "
-                         "without it the connection is plaintext")
-        sub.add_argument("--cert", help="client certificate (PEM) for mutual TLS")
-        sub.add_argument("--key", help="client private key (PEM) for mutual TLS")
-        sub.add_argument("--token-file",
-                         help="file holding the API token (default $PHARMATRACE_TOKEN)")
-    if tenant:
-        sub.add_argument("--tenant", default=os.environ.get("PHARMATRACE_TENANT", "demo"),
-                         help="tenant (default $PHARMATRACE_TENANT or 'demo')")
+        add_global_options(sub, tenant=tenant, top=False)
+    elif tenant:
+        sub.add_argument("--tenant", default=argparse.SUPPRESS,
+                         help="tenant (default $PHARMATRACE_TENANT, the profile's, or 'demo')")
     return sub
+
+
+_WITHOUT_EXAMPLE: list[argparse.ArgumentParser] = []
+
+
+def add_examples() -> None:
+    """Gives each command registered without an example one made from its arguments: its
+    positionals and required options, each with its metavar (called once the parser is built,
+    when every argument is known)."""
+    while _WITHOUT_EXAMPLE:
+        sub = _WITHOUT_EXAMPLE.pop()
+        words = [sub.prog, *(["--tenant", "acme"] if sub.get_default("tenant_setting") else [])]
+        for action in sub._actions:
+            name = str(action.metavar or action.dest).upper()
+            if not action.option_strings and action.nargs != 0:
+                words.append("|".join(map(str, action.choices)) if action.choices else name)
+            elif action.required:
+                words.append(f"{action.option_strings[-1]} {name}")
+        sub.epilog = f"example:\n  {' '.join(words)}\n\n{EXIT_CODES_HELP}"
+
+
+def add_global_options(parser: argparse.ArgumentParser, *, tenant: bool = True,
+                       top: bool = True) -> None:
+    """The options accepted both before and after the subcommand's name.
+
+    After the name they default to SUPPRESS, so that a value given before the name survives the
+    subcommand's parse; `resolve_globals` then fills what neither gave from the environment and
+    the profile file.
+    """
+    default: Any = None if top else argparse.SUPPRESS
+    group = parser.add_argument_group("global options (before or after the command)")
+    group.add_argument("--profile", default=default, help="profile of the config file "
+                       "(default $PHARMATRACE_PROFILE, else the file's default_profile)")
+    group.add_argument("--issue-addr", default=default, help="issuance service (default "
+                       "$PHARMATRACE_ISSUE_ADDR, the profile's issue_addr, or 127.0.0.1:50051)")
+    group.add_argument("--verify-addr", default=default, help="verification service (default "
+                       "$PHARMATRACE_VERIFY_ADDR, the profile's verify_addr, or 127.0.0.1:50052)")
+    group.add_argument("--ca", default=default, help="CA certificate (PEM) to verify the "
+                       "servers; without it the connection is plaintext")
+    group.add_argument("--cert", default=default, help="client certificate (PEM) for mutual TLS")
+    group.add_argument("--key", default=default, help="client private key (PEM) for mutual TLS")
+    group.add_argument("--token-file", default=default,
+                       help="file holding the API token (default $PHARMATRACE_TOKEN, then the "
+                       "profile's token_file)")
+    if tenant:
+        group.add_argument("--tenant", default=default,
+                           help="tenant (default $PHARMATRACE_TENANT, the profile's, or 'demo')")
+
+
+def resolve_globals(args: argparse.Namespace) -> None:
+    """Fills the global options neither flag gave: environment first, then the profile file."""
+    from pharmatrace_cli import profiles
+
+    client = getattr(args, "client_settings", False)
+    tenant = getattr(args, "tenant_setting", False)
+    if not client and not tenant:
+        return  # a command with neither server nor tenant: nothing to fill, no file to read
+    try:
+        profile = profiles.load(getattr(args, "profile", None))
+    except profiles.ProfileError as exc:
+        raise CliError(str(exc)) from None
+    for name, env, fallback in profiles.SETTINGS:
+        if not (tenant if name == "tenant" else client):
+            continue
+        if getattr(args, name, None):
+            continue
+        if name == "token_file" and os.environ.get("PHARMATRACE_TOKEN"):
+            continue  # the token itself, from the environment, wins over the profile's file
+        value = os.environ.get(env) or profile.get(name) or fallback
+        setattr(args, name, profiles.expand(name, value))
 
 
 def endpoints(args: argparse.Namespace) -> Any:
     """The services' addresses and TLS settings from a client command's options."""
     from pharmatrace_cli.client import Endpoints
 
-    return Endpoints.resolve(args.issue_addr, args.verify_addr, optional_path(args.ca),
-                             optional_path(args.cert), optional_path(args.key),
-                             optional_path(args.token_file))
+    # getattr: a parsed command not run through `main` has no resolved global options.
+    def option(name: str) -> Any:
+        return getattr(args, name, None)
+
+    return Endpoints.resolve(option("issue_addr"), option("verify_addr"),
+                             optional_path(option("ca")), optional_path(option("cert")),
+                             optional_path(option("key")), optional_path(option("token_file")))
 
 
 def optional_path(value: str | None) -> Path | None:
@@ -135,3 +239,96 @@ def subgroup(commands: Any, name: str, help_text: str) -> Any:
         return commands.add_parser(name, help=help_text).add_subparsers(metavar="ACTION")
     return next(action for action in parser._actions
                 if isinstance(action, argparse._SubParsersAction))
+
+
+def add_output_options(sub: argparse.ArgumentParser, *, csv: bool = True) -> None:
+    """--json (one object per line) and, where rows make sense, --csv; a table otherwise."""
+    group = sub.add_mutually_exclusive_group()
+    group.add_argument("--json", action="store_const", const="json", dest="output",
+                       help="one JSON object per line")
+    if csv:
+        group.add_argument("--csv", action="store_const", const="csv", dest="output",
+                           help="comma-separated values with a header line")
+    sub.set_defaults(output="table")
+
+
+def message_doc(message: Any) -> dict[str, Any]:
+    """A protobuf answer as the JSON object read commands print (field names as in the proto)."""
+    from google.protobuf import json_format
+
+    doc: dict[str, Any] = json_format.MessageToDict(message, preserving_proto_field_name=True)
+    return doc
+
+
+class Rows:
+    """The one way read commands print what they found: a table for people (columns sized to
+    the rows, or to ``widths`` when rows stream and cannot be waited for), one JSON object per
+    line, or CSV with a header.
+
+    ``write(doc, cells)``: ``doc`` is the whole record (the JSON line); ``cells`` its table and
+    CSV columns, in the order of ``headers``.
+    """
+
+    def __init__(self, fmt: str, headers: Sequence[str], *, out: IO[str] | None = None,
+                 widths: Sequence[int] | None = None) -> None:
+        self.format = fmt
+        self._headers = list(headers)
+        self._out = out or sys.stdout
+        self._widths = list(widths) if widths else None
+        self._held: list[list[str]] = []
+        self._csv: Any = None
+        if fmt == "csv":
+            import csv
+
+            self._csv = csv.writer(self._out, lineterminator="\n")
+        self._headed = False
+
+    def write(self, doc: dict[str, Any], cells: Sequence[object]) -> None:
+        if self.format == "json":
+            import json
+
+            self._out.write(json.dumps(doc, ensure_ascii=False) + "\n")
+        elif self.format == "csv":
+            if not self._headed:
+                self._headed = True
+                self._csv.writerow(self._headers)
+            self._csv.writerow(cells)
+        elif self._widths:
+            if not self._headed:
+                self._headed = True
+                self._line(self._headers)
+            self._line([str(c) for c in cells])
+        else:
+            self._held.append([str(c) for c in cells])
+
+    def json_text(self, lines: str) -> bool:
+        """Writes JSON lines already encoded (a bulk command's fast path) when the output is
+        JSON; False, writing nothing, otherwise."""
+        if self.format != "json":
+            return False
+        self._out.write(lines)
+        return True
+
+    def close(self) -> None:
+        """Prints a table held back for its column widths."""
+        if self.format != "table" or self._widths or not self._held:
+            return
+        self._widths = [max(len(r[i]) for r in [self._headers, *self._held])
+                        for i in range(len(self._headers))]
+        self._line(self._headers)
+        for row in self._held:
+            self._line(row)
+        self._held.clear()
+
+    def _line(self, cells: Sequence[str]) -> None:
+        assert self._widths is not None
+        last = len(cells) - 1
+        self._out.write("  ".join(c if i == last else c.ljust(w)
+                                  for i, (c, w) in enumerate(zip(cells, self._widths, strict=True)))
+                        + "\n")
+
+    def __enter__(self) -> Rows:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()

@@ -12,8 +12,11 @@ from typing import Any
 from pharmatrace_cli.command import (
     EXIT_OK,
     CliError,
+    Rows,
     add_command,
+    add_output_options,
     endpoints,
+    message_doc,
 )
 
 
@@ -26,7 +29,8 @@ def register(commands: Any) -> None:
     tcreate.add_argument("--party", help="the party the credential acts for")
     tcreate.add_argument("--label")
     tcreate.add_argument("--expires-days", type=int)
-    add_command(token, "list", "List credentials.", _token_list)
+    add_output_options(add_command(token, "list", "List credentials.", _token_list,
+                                   example="pharmatrace token list --tenant acme --csv"))
     trevoke = add_command(token, "revoke", "Revoke a credential.", _token_revoke)
     trevoke.add_argument("credential_id")
 
@@ -70,13 +74,17 @@ def _token_create(args: argparse.Namespace) -> int:
 def _token_list(args: argparse.Namespace) -> int:
     from pharmatrace.v1 import admin_pb2 as pb
 
-    for c in endpoints(args).admin().ListTokens(pb.ListTokensRequest(tenant=args.tenant)
-                                                ).credentials:
-        role = pb.Role.Name(c.role).removeprefix("ROLE_").lower()
-        state = "revoked" if c.revoked else (
-            "expired" if c.expires_at_ms and c.expires_at_ms < time.time() * 1000 else "active")
-        print(f"{c.credential_id:24} {role:12} {state:8} {c.party_id or '-':12} "
-              f"{c.certificate_cn or ''} {c.label}")
+    with Rows(args.output, ("CREDENTIAL", "ROLE", "STATE", "PARTY", "CERTIFICATE", "LABEL")
+              ) as rows:
+        for c in endpoints(args).admin().ListTokens(pb.ListTokensRequest(tenant=args.tenant)
+                                                    ).credentials:
+            role = pb.Role.Name(c.role).removeprefix("ROLE_").lower()
+            state = "revoked" if c.revoked else (
+                "expired" if c.expires_at_ms and c.expires_at_ms < time.time() * 1000
+                else "active")
+            rows.write({**message_doc(c), "state": state},
+                       (c.credential_id, role, state, c.party_id or "-",
+                        c.certificate_cn or "-", c.label))
     return EXIT_OK
 
 

@@ -14,6 +14,7 @@ import grpc
 
 from pharmatrace_cli import (
     codes,
+    completion,
     credentials,
     demo,
     exchange,
@@ -27,7 +28,18 @@ from pharmatrace_cli import (
     service,
     verify,
 )
-from pharmatrace_cli.command import EXIT_ERROR, EXIT_OK, EXIT_USAGE, CliError
+from pharmatrace_cli.command import (
+    EXIT_CODES_HELP,
+    EXIT_DENIED,
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    CliError,
+    add_examples,
+    add_global_options,
+    resolve_globals,
+)
 from tracecore.errors import TraceError
 
 
@@ -38,6 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
+        resolve_globals(args)
         result: int = args.run(args)
         return result
     except CliError as exc:
@@ -45,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except grpc.RpcError as exc:
         print(f"pharmatrace: {_rpc_message(exc)}", file=sys.stderr)
-        return EXIT_ERROR
+        return _rpc_exit(exc)
     except TraceError as exc:
         print(f"pharmatrace: {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -58,6 +71,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f": {exc.filename}" if exc.filename else ""
         print(f"pharmatrace: {exc.strerror or exc}{where}", file=sys.stderr)
         return EXIT_ERROR
+
+
+def _rpc_exit(exc: grpc.RpcError) -> int:
+    code = exc.code() if isinstance(exc, grpc.Call) else None
+    if code is grpc.StatusCode.UNAVAILABLE:
+        return EXIT_UNREACHABLE
+    if code in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED):
+        return EXIT_DENIED
+    return EXIT_ERROR
 
 
 def _rpc_message(exc: grpc.RpcError) -> str:
@@ -78,8 +100,12 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pharmatrace",
         description="Drug pack serialization and traceability: one item, one code.",
+        epilog=f"example:\n  pharmatrace --profile acme verify --file received.txt\n\n"
+        f"{EXIT_CODES_HELP}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=_version())
+    add_global_options(parser)
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
     tenant = masterdata.register(commands)
     service.register(commands, tenant)
@@ -94,6 +120,8 @@ def _parser() -> argparse.ArgumentParser:
     regions.register(commands)
     labels.register(commands)
     replication.register(commands)
+    completion.register(commands, parser)
+    add_examples()
     return parser
 
 

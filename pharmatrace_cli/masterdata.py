@@ -9,8 +9,11 @@ from pharmatrace_cli import links
 from pharmatrace_cli.command import (
     EXIT_OK,
     CliError,
+    Rows,
     add_command,
+    add_output_options,
     endpoints,
+    message_doc,
 )
 
 
@@ -23,7 +26,8 @@ def register(commands: Any) -> Any:
                      _tenant_create, tenant=False)
     create.add_argument("tenant_id")
     create.add_argument("--name")
-    add_command(tenant, "list", "List tenants.", _tenant_list, tenant=False)
+    add_output_options(add_command(tenant, "list", "List tenants.", _tenant_list, tenant=False,
+                                   example="pharmatrace tenant list --csv"))
 
     product = commands.add_parser("product", help="Register and list products.").add_subparsers(
         metavar="ACTION")
@@ -46,7 +50,8 @@ def register(commands: Any) -> Any:
                      help="packaging hierarchy (包装层级, 包装比例), lowest first, e.g. "
                           "'bundle:10,case:12,pallet:40': 10 units a bundle, 12 bundles a case, "
                           "40 cases a pallet; a level's own GTIN after a second colon")
-    add_command(product, "list", "List products.", _product_list)
+    add_output_options(add_command(product, "list", "List products.", _product_list,
+                                   example="pharmatrace product list --tenant acme --json"))
     links.register(product, add_command, endpoints)
 
     batch = commands.add_parser("batch", help="Add batches.").add_subparsers(metavar="ACTION")
@@ -86,8 +91,9 @@ def _tenant_create(args: argparse.Namespace) -> int:
 def _tenant_list(args: argparse.Namespace) -> int:
     from pharmatrace.v1 import admin_pb2 as pb
 
-    for tenant in endpoints(args).admin().ListTenants(pb.ListTenantsRequest()).tenants:
-        print(tenant)
+    with Rows(args.output, ("TENANT",)) as rows:
+        for tenant in endpoints(args).admin().ListTenants(pb.ListTenantsRequest()).tenants:
+            rows.write({"tenant": tenant}, (tenant,))
     return EXIT_OK
 
 
@@ -134,13 +140,15 @@ def _product_list(args: argparse.Namespace) -> int:
 
     stub = endpoints(args).admin()
     token = ""
-    while True:
-        page = stub.ListProducts(pb.ListProductsRequest(tenant=args.tenant, page_token=token))
-        for p in page.products:
-            print(f"{p.gtin or '-':14}  {p.nmpa_id or '-':7}  {p.name}")
-        token = page.next_page_token
-        if not token:
-            return EXIT_OK
+    with Rows(args.output, ("GTIN", "NMPA", "NAME"), widths=(14, 7, 0)) as rows:
+        while True:
+            page = stub.ListProducts(pb.ListProductsRequest(tenant=args.tenant,
+                                                            page_token=token))
+            for p in page.products:
+                rows.write(message_doc(p), (p.gtin or "-", p.nmpa_id or "-", p.name))
+            token = page.next_page_token
+            if not token:
+                return EXIT_OK
 
 
 def _batch_add(args: argparse.Namespace) -> int:

@@ -1,0 +1,120 @@
+"""Scrambled scans: Caps Lock, German and French layouts, a lost or replaced group separator,
+scrambled symbology identifiers are read as the code they were, and only when that is sure."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tracecore.codes import Code, Form, Scan, Scheme, parse, render
+from tracecore.mac import Mac
+from tracecore.minting import Minter, check_tag
+from tracecore.schemes.repair import GS, repair, repair_candidates
+
+GTIN = "09501101530003"
+MAC = Mac(b"\x07" * 32)
+SERIALS = Minter(Scheme.GS1, GTIN, 3, MAC).mint(64)
+LOTS = st.text(alphabet="ABCDEFGHJKMNPRSTVWXYZ0123456789", min_size=1, max_size=12)
+
+
+def _tag_verifies(scan: Scan) -> bool:
+    return check_tag(scan.code, {3: MAC}) is not None
+
+
+def _text(serial: str, lot: str, form: Form) -> str:
+    return render(Scan(Code(Scheme.GS1, GTIN, serial), lot, "300131"), form)
+
+
+US_TO_DE = {"y": "z", "z": "y", "Y": "Z", "Z": "Y", "(": ")", ")": "=", "/": "-", "-": "ß",
+            ":": "Ö", ";": "ö", "?": "_", "^": "&", "]": "+"}
+US_TO_FR = {"1": "&", "2": "é", "3": '"', "4": "'", "5": "(", "6": "-", "7": "è", "8": "_",
+            "9": "ç", "0": "à", "q": "a", "a": "q", "Q": "A", "A": "Q", "w": "z", "z": "w",
+            "W": "Z", "Z": "W", "m": ",", "M": "?", ",": ";", ".": ":", "/": "!", ":": "M"}
+
+
+def _typed(text: str, layout: dict[str, str]) -> str:
+    return "".join(layout.get(c, c) for c in text)
+
+
+@settings(max_examples=60, deadline=None)
+@given(serial=st.sampled_from(SERIALS), lot=LOTS,
+       form=st.sampled_from([Form.HRI, Form.ELEMENT, Form.DIGITAL_LINK]))
+def test_caps_lock_inverted_case_is_repaired_and_said(serial: str, lot: str, form: Form) -> None:
+    """A code typed with Caps Lock on reads as the code, with a note naming Caps Lock."""
+    text = _text(serial, lot, form)
+    repaired = repair(text.swapcase(), _tag_verifies)
+    assert repaired is not None
+    assert repaired.scan.code == parse(text).code
+    assert "Caps Lock" in repaired.note
+
+
+@settings(max_examples=60, deadline=None)
+@given(serial=st.sampled_from(SERIALS), lot=LOTS,
+       case=st.sampled_from([("German", US_TO_DE, Form.HRI), ("German", US_TO_DE, Form.ELEMENT),
+                             ("French", US_TO_FR, Form.ELEMENT)]))
+def test_a_non_us_keyboard_layout_is_undone(serial: str, lot: str,
+                                            case: tuple[str, dict[str, str], Form]) -> None:
+    """A code typed through a German layout (HRI or element string) or a French one (element
+    string: its parentheses come out as digits, which no repair can tell apart) reads as the
+    code, naming the layout."""
+    name, table, form = case
+    text = _text(serial, lot, form)
+    scrambled = _typed(text, table)
+    repaired = repair(scrambled, _tag_verifies)
+    if scrambled == text:
+        return
+    assert repaired is not None, scrambled
+    assert repaired.scan.code == parse(text).code
+    assert name in repaired.note
+
+
+@settings(max_examples=60, deadline=None)
+@given(serial=st.sampled_from(SERIALS), lot=LOTS,
+       stand_in=st.sampled_from(["", "<GS>", "^]", "@", "~", "|", "{GS}"]))
+def test_a_lost_or_replaced_group_separator_is_put_back(serial: str, lot: str,
+                                                        stand_in: str) -> None:
+    """An element string whose GS was dropped or typed as another character reads as the code,
+    with the lot intact and a note about the separator."""
+    text = _text(serial, lot, Form.ELEMENT)
+    assert GS in text
+    repaired = repair(text.replace(GS, stand_in), _tag_verifies)
+    assert repaired is not None
+    assert (repaired.scan.code, repaired.scan.lot) == (parse(text).code, lot)
+    assert "separator" in repaired.note
+
+
+@given(serial=st.sampled_from(SERIALS), lot=LOTS)
+def test_a_scrambled_symbology_identifier_is_restored(serial: str, lot: str) -> None:
+    """]D2 (Caps Lock on the identifier only) reads as ]d2."""
+    text = _text(serial, lot, Form.ELEMENT)
+    repaired = repair("]D2" + text[3:], _tag_verifies)
+    assert repaired is not None and repaired.scan.code == parse(text).code
+
+
+@settings(max_examples=60, deadline=None)
+@given(serial=st.sampled_from(SERIALS), lot=LOTS)
+def test_a_code_whose_tag_fails_after_every_repair_is_not_repaired(serial: str,
+                                                                   lot: str) -> None:
+    """A forged code (tag changed), however scrambled, is never 'repaired' into a genuine one."""
+    forged = serial[:-1] + ("A" if serial[-1] != "A" else "B")
+    text = _text(forged, lot, Form.HRI)
+    assert repair(text.swapcase(), _tag_verifies) is None
+    assert repair(_typed(text, US_TO_DE), _tag_verifies) is None
+
+
+@given(st.text(max_size=60))
+def test_candidates_are_never_the_input_and_always_say_what_changed(text: str) -> None:
+    """Every candidate differs from the input and carries a note."""
+    for candidate, note in repair_candidates(text):
+        assert candidate != text
+        assert note
+
+
+def test_ambiguous_repairs_are_refused() -> None:
+    """When two readings are different codes that both pass the check, no repair is made; the
+    tag check keeps the one that is genuine."""
+    serial = next(s for s in SERIALS if "Z" in s[2:] or "Y" in s[2:])
+    text = _text(serial, "L1", Form.ELEMENT).swapcase()  # Caps Lock, or German Y/Z too?
+    assert repair(text, lambda scan: True) is None
+    repaired = repair(text, _tag_verifies)
+    assert repaired is not None and repaired.scan.code.serial == serial
