@@ -10,6 +10,7 @@ import logging
 import os
 import shutil
 import signal
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,7 +50,8 @@ class ServeConfig:
     public_verify: bool = False
     public_rate: float = 10.0
     max_map_size: int | None = None
-    """Per tenant ledger; None: $PHARMATRACE_MAX_MAP_SIZE, else the ledger's default (4 TiB)."""
+    """Per tenant ledger; None: $PHARMATRACE_MAX_MAP_SIZE, else a quarter of the filesystem."""
+    metrics_host: str = "127.0.0.1"
 
 
 def parse_size(text: str) -> int:
@@ -66,28 +68,51 @@ def parse_size(text: str) -> int:
     return size
 
 
+#: Without a configured limit, one tenant's ledger may fill this share of the data filesystem, so
+#: that one tenant filling its ledger leaves room for the others and for the service itself.
+DEFAULT_DISK_SHARE = 4
+
+
+def default_max_map_size(data: Path) -> int:
+    """A quarter of the data directory's filesystem, at most the ledger's own default."""
+    from tracecore.ledger.env import DEFAULT_MAX_MAP_SIZE, disk_free
+
+    _, total = disk_free(data)
+    return min(DEFAULT_MAX_MAP_SIZE, max(1 << 20, total // DEFAULT_DISK_SHARE))
+
+
 def max_map_size(config: ServeConfig) -> int:
-    """The size each tenant's ledger may grow to: the config's, else the environment's."""
+    """The size each tenant's ledger may grow to: the config's, else the environment's, else a
+    share of the data filesystem."""
     from tracecore.errors import InvalidArgument
-    from tracecore.ledger.env import DEFAULT_MAX_MAP_SIZE
 
     if config.max_map_size is not None:
         return config.max_map_size
     text = os.environ.get(MAX_MAP_SIZE_ENV, "")
     if not text:
-        return DEFAULT_MAX_MAP_SIZE
+        return default_max_map_size(config.data)
     try:
         return parse_size(text)
     except ValueError as exc:
         raise InvalidArgument(str(exc), field=MAX_MAP_SIZE_ENV) from None
 
 
+#: Memory-backed, so the metrics files never share a disk with the ledgers.
+SHARED_MEMORY = Path("/dev/shm")  # noqa: S108 (a private mkdtemp directory inside it)
+
+
 def prepare_metrics_dir(data: Path) -> Path:
-    """Worker processes share metrics through files; this must run before prometheus_client is
-    imported anywhere in this process."""
-    directory = data / ".metrics"
-    shutil.rmtree(directory, ignore_errors=True)
-    directory.mkdir(parents=True)
+    """Worker processes share metrics through memory-mapped files; this must run before
+    prometheus_client is imported anywhere in this process.
+
+    A write to a mapped file on a full filesystem kills the process with SIGBUS, so the files live
+    in shared memory (a new private directory per server), away from the data directory's disk;
+    only where there is no /dev/shm do they go beside the data directory.
+    """
+    shutil.rmtree(data / ".metrics", ignore_errors=True)  # where earlier versions kept them
+    parent = SHARED_MEMORY if SHARED_MEMORY.is_dir() and os.access(SHARED_MEMORY, os.W_OK) \
+        else None
+    directory = Path(tempfile.mkdtemp(prefix="pharmatrace-metrics-", dir=parent))
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
     return directory
 
@@ -133,7 +158,8 @@ async def serve(config: ServeConfig) -> None:
     registry = CollectorRegistry()
     # prometheus_client leaves this constructor unannotated.
     multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-    metrics_server, _ = start_http_server(config.metrics_port, addr=config.host.strip("[]"),
+    metrics_server, _ = start_http_server(config.metrics_port,
+                                          addr=config.metrics_host.strip("[]"),
                                           registry=registry)
     ports = {"issue": codegen.port, "verify": verify_port,
              "metrics": metrics_server.server_port, "pid": os.getpid()}
@@ -141,9 +167,9 @@ async def serve(config: ServeConfig) -> None:
         tmp = config.ready_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(ports))
         tmp.replace(config.ready_file)
-    log.info("pharmatrace ready: issuance %s:%d, verification %s:%d (%d workers), metrics :%d",
-             config.host, codegen.port, config.host, verify_port, pool.workers,
-             metrics_server.server_port)
+    log.info("pharmatrace ready: issuance %s:%d, verification %s:%d (%d workers), "
+             "metrics %s:%d", config.host, codegen.port, config.host, verify_port, pool.workers,
+             config.metrics_host, metrics_server.server_port)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -178,15 +204,20 @@ def _check_tenants(data: object) -> None:
 
 
 def _ledger_gauges(data: object, metrics: object) -> None:
+    from tracecore.ledger.env import disk_free
     from tracecore.ledger.tenants import DataDir
     from tracerpc.metrics import Metrics
 
     assert isinstance(data, DataDir) and isinstance(metrics, Metrics)
+    with contextlib.suppress(OSError):
+        metrics.disk_free_bytes.set(disk_free(data.root)[0])
     for name in data.names():
         with contextlib.suppress(Exception):
-            stat = data.get(name).ledger.env.stat()
+            env = data.get(name).ledger.env
+            stat = env.stat()
             metrics.ledger_bytes.labels(name).set(stat["_bytes"])
             metrics.ledger_codes.labels(name).set(stat["codes"])
+            metrics.ledger_limit_used.labels(name).set(stat["_bytes"] / env.max_map_size)
 
 
 def _tls(config: ServeConfig) -> Tls | None:
@@ -209,6 +240,9 @@ def register(commands: Any) -> None:
     serve.add_argument("--issue-port", type=int, default=50051)
     serve.add_argument("--verify-port", type=int, default=50052)
     serve.add_argument("--metrics-port", type=int, default=9464)
+    serve.add_argument("--metrics-host", default="127.0.0.1",
+                       help="address of the plaintext metrics endpoint (default loopback only: "
+                       "it names tenants; put a TLS proxy in front to expose it)")
     serve.add_argument("--workers", type=int, default=0,
                        help="verification worker processes (default: number of cores)")
     serve.add_argument("--dev", action="store_true",
@@ -233,9 +267,12 @@ def _serve(args: argparse.Namespace) -> int:
                        "`pharmatrace certs init`); or pass --insecure to serve plaintext")
     if bool(args.tls_cert) != bool(args.tls_key):
         raise CliError("--tls-cert and --tls-key go together")
+    if args.dev and not _loopback(args.host):
+        raise CliError(f"--dev turns authentication off, so it serves loopback only, not "
+                       f"{args.host}: drop --dev or use --host 127.0.0.1")
     data = Path(args.data)
     data.mkdir(parents=True, exist_ok=True)
-    prepare_metrics_dir(data)
+    metrics_dir = prepare_metrics_dir(data)
     from tracerpc.logs import configure_logging
 
     configure_logging()
@@ -246,7 +283,7 @@ def _serve(args: argparse.Namespace) -> int:
         tls_key=optional_path(args.tls_key), client_ca=optional_path(args.client_ca),
         grace_s=args.grace, ready_file=optional_path(args.ready_file),
         authenticate=not args.dev, public_verify=args.public_verify,
-        public_rate=args.public_rate,
+        public_rate=args.public_rate, metrics_host=args.metrics_host,
     )
     import asyncio
 
@@ -262,4 +299,18 @@ def _serve(args: argparse.Namespace) -> int:
         asyncio.run(serve(config))
     except TraceError as exc:
         raise CliError(str(exc)) from exc
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
     return EXIT_OK
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    name = host.strip("[]")
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
