@@ -134,6 +134,9 @@ def _restore(args: argparse.Namespace) -> int:
     print(f"tenant {m.tenant} {'replaced' if done.replaced else 'restored'} from {args.src} "
           f"(backup of {_when(m.created_at_ms)}): {m.codes:,} codes, events up to "
           f"#{m.last_event_seq}, audit up to #{m.audit_seq}; chains and checksums verified")
+    print(f"warning: codes of tenant {m.tenant} minted after this backup "
+          f"({_when(m.created_at_ms)}) are not in it and now verify as UNKNOWN; so are their "
+          "events and audit records", file=sys.stderr)
     if not done.keys_checked:
         print("note: key ring not checked (no key-encryption key configured: set "
               "PHARMATRACE_KEY_PASSPHRASE or PHARMATRACE_KEY_FILE, or pass --dev)",

@@ -267,11 +267,16 @@ def _serve(args: argparse.Namespace) -> int:
                        "`pharmatrace certs init`); or pass --insecure to serve plaintext")
     if bool(args.tls_cert) != bool(args.tls_key):
         raise CliError("--tls-cert and --tls-key go together")
+    from tracecore.files import make_private
+
+    # Whatever the caller's umask: the data directory holds every issued serial and key ring.
+    os.umask(0o077)
+    data = Path(args.data)
+    data.mkdir(parents=True, exist_ok=True)
+    make_private(data)
     if args.dev and not _loopback(args.host):
         raise CliError(f"--dev turns authentication off, so it serves loopback only, not "
                        f"{args.host}: drop --dev or use --host 127.0.0.1")
-    data = Path(args.data)
-    data.mkdir(parents=True, exist_ok=True)
     metrics_dir = prepare_metrics_dir(data)
     from tracerpc.logs import configure_logging
 

@@ -40,7 +40,7 @@ from tracecore.errors import (
     NotFound,
     TraceError,
 )
-from tracecore.files import fsync_directory
+from tracecore.files import fsync_directory, make_private
 from tracecore.keys import KeyRing, KeySource
 from tracecore.ledger.chain import audit_trail, check_chains, event_journal
 from tracecore.ledger.env import Env, in_use
@@ -104,6 +104,7 @@ def backup(data_root: Path, tenant: str, dest: Path, *, ledger_only: bool = Fals
         raise NotFound(f"tenant {tenant} does not exist in this data directory", field="tenant")
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise AlreadyExists("the backup destination exists and is not empty", field="dest")
+    _remove_stale_partials(dest)
     staging = dest.with_name(f".{dest.name}.partial-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -125,6 +126,7 @@ def backup(data_root: Path, tenant: str, dest: Path, *, ledger_only: bool = Fals
                             environments=environments, files=_checksums(staging),
                             **asdict(heads))
         _write_durably(staging / MANIFEST, manifest.to_json().encode())
+        make_private(staging)
         _fsync_tree(staging)
         if dest.exists():
             dest.rmdir()
@@ -203,6 +205,7 @@ def restore(src: Path, data_root: Path, tenant: str | None = None, *, force: boo
                 raise type(exc)(f"backup of tenant {name}: {KEYRING}: {exc.message}") from exc
         if offline:
             shutil.copyfile(target / OFFLINE, staging / OFFLINE)
+        make_private(staging)
         _fsync_tree(staging)
         _swap(staging, target)
     except BaseException:
@@ -284,6 +287,27 @@ def _swap(staging: Path, target: Path) -> None:
     os.rename(staging, target)
     fsync_directory(target.parent)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _remove_stale_partials(dest: Path) -> None:
+    """Removes what backups to ``dest`` killed part-way left behind (their process is gone)."""
+    prefix = f".{dest.name}.partial-"
+    if not dest.parent.is_dir():
+        return
+    for partial in dest.parent.glob(f"{prefix}*"):
+        pid = partial.name[len(prefix):]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(partial, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _remove_locks(directory: Path, environments: list[str]) -> None:
