@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pharmatrace_cli.command import EXIT_OK, CliError, add_command, endpoints
+from pharmatrace_cli.command import EXIT_OK, CliError, add_command, endpoints, replaceable
 
 _ALERT_KINDS = {"diversion": 10, "clone": 11}
 _LEVELS = ("province", "city", "county")
@@ -280,9 +280,13 @@ def _report_region(args: argparse.Namespace) -> int:
         region=args.region or ""))
     if args.html:
         path = Path(args.html)
-        part = path.with_name(path.name + ".part")
-        part.write_text(region_page.render(response, args.tenant), encoding="utf-8")
-        part.replace(path)
+        page = region_page.render(response, args.tenant)
+        if replaceable(path):
+            part = path.with_name(path.name + ".part")
+            part.write_text(page, encoding="utf-8")
+            part.replace(path)
+        else:
+            path.write_text(page, encoding="utf-8")
     if args.json:
         return _print_json(response)
     print(f"{args.level.capitalize()} report {response.start} to {response.end}: stock now, "
