@@ -27,6 +27,7 @@ def register(commands: Any) -> None:
     backup.add_argument("--ledger-only", action="store_true",
                         help="leave out the scan statistics and alerts (the restored tenant "
                         "starts with no scan history)")
+    _key_options(backup)
 
     restore = add_command(commands, "restore", "Restore a tenant from a backup into a stopped "
                           "or new data directory, or into a tenant taken offline; checks the "
@@ -39,6 +40,9 @@ def register(commands: Any) -> None:
     restore.add_argument("--force", action="store_true",
                          help="replace the tenant if the data directory has it (never while a "
                          "running server has its files open)")
+    restore.add_argument("--allow-unsigned", action="store_true",
+                         help="restore a backup whose manifest is not signed (taken without the "
+                         "key-encryption key, or by an older version)")
     _key_options(restore)
 
     doctor = add_command(commands, "doctor", "Check a data directory: ledgers open, audit and "
@@ -103,11 +107,16 @@ def _backup(args: argparse.Namespace) -> int:
     from tracecore.errors import TraceError
     from tracecore.ledger.backup import backup
 
+    keys = _key_source(args)
     try:
         manifest = backup(Path(args.data), args.tenant, Path(args.dest),
-                          ledger_only=args.ledger_only)
+                          ledger_only=args.ledger_only, key_source=keys)
     except TraceError as exc:
         raise CliError(str(exc)) from exc
+    if keys is None:
+        print("warning: the backup is NOT signed (no key-encryption key configured: set "
+              "PHARMATRACE_KEY_PASSPHRASE or PHARMATRACE_KEY_FILE, or pass --dev); restore "
+              "refuses it without --allow-unsigned", file=sys.stderr)
     size = sum(int(f["bytes"]) for f in manifest.files.values())
     print(f"tenant {manifest.tenant} backed up to {args.dest}: {manifest.codes:,} codes, events "
           f"up to #{manifest.last_event_seq}, audit up to #{manifest.audit_seq}, "
@@ -127,7 +136,7 @@ def _restore(args: argparse.Namespace) -> int:
     keys = _key_source(args)
     try:
         done = restore(Path(args.src), Path(args.data), args.tenant, force=args.force,
-                       key_source=keys)
+                       key_source=keys, allow_unsigned=args.allow_unsigned)
     except TraceError as exc:
         raise CliError(str(exc)) from exc
     m = done.manifest

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import stat
 import subprocess
@@ -11,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tracecore.errors import FailedPrecondition, LedgerCorrupt
 from tracecore.keys import KeySource
 from tracecore.ledger.backup import backup, restore
 from tracecore.ledger.tenants import DataDir
@@ -41,7 +44,7 @@ def test_a_backup_and_its_restore_are_private_to_the_owner_under_umask_022(
     """Under umask 022 a backup (its ledger, key ring, manifest) is 0700/0600, and so is the
     tenant a restore writes, key ring included."""
     _data_dir(tmp_path / "data")
-    backup(tmp_path / "data", "acme", tmp_path / "backup")
+    backup(tmp_path / "data", "acme", tmp_path / "backup", key_source=KeySource.dev())
     assert _readable_by_others(tmp_path / "backup") == []
     assert stat.S_IMODE((tmp_path / "backup" / "keyring.bin").stat().st_mode) == 0o600
     restore(tmp_path / "backup", tmp_path / "restored", key_source=KeySource.dev())
@@ -81,3 +84,38 @@ def test_a_backup_killed_part_way_leaves_nothing_once_the_next_backup_runs(
     backup(tmp_path / "data", "acme", tmp_path / "backup")
     assert not partial.exists()
     assert (tmp_path / "backup" / "manifest.json").is_file()
+
+
+def _alter_ledger_and_recompute_checksum(backup_dir: Path) -> None:
+    """What a file-level attacker can do: change the ledger and fix the manifest's checksum."""
+    ledger = backup_dir / "ledger" / "data.mdb"
+    blob = bytearray(ledger.read_bytes())
+    blob[-1] ^= 0xFF
+    ledger.write_bytes(bytes(blob))
+    manifest = json.loads((backup_dir / "manifest.json").read_text())
+    manifest["files"]["ledger/data.mdb"]["sha256"] = hashlib.sha256(blob).hexdigest()
+    (backup_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
+
+
+def test_restore_refuses_a_backup_altered_with_its_checksums_recomputed(tmp_path: Path) -> None:
+    """A backup whose ledger was changed and whose manifest checksum was recomputed is refused:
+    the manifest's signature, keyed from the key-encryption key, no longer matches."""
+    _data_dir(tmp_path / "data")
+    backup(tmp_path / "data", "acme", tmp_path / "backup", key_source=KeySource.dev())
+    _alter_ledger_and_recompute_checksum(tmp_path / "backup")
+    with pytest.raises(LedgerCorrupt, match="signature"):
+        restore(tmp_path / "backup", tmp_path / "restored", key_source=KeySource.dev())
+    assert not (tmp_path / "restored" / "tenants" / "acme").exists()
+
+
+def test_restore_refuses_an_unsigned_backup_unless_allowed(tmp_path: Path) -> None:
+    """A backup without a signature (its signature file deleted, or taken with no key) is
+    refused, naming --allow-unsigned, and restored when that is given."""
+    _data_dir(tmp_path / "data")
+    backup(tmp_path / "data", "acme", tmp_path / "backup", key_source=KeySource.dev())
+    (tmp_path / "backup" / "manifest.sig").unlink()
+    with pytest.raises(FailedPrecondition, match="allow-unsigned"):
+        restore(tmp_path / "backup", tmp_path / "restored", key_source=KeySource.dev())
+    done = restore(tmp_path / "backup", tmp_path / "restored", key_source=KeySource.dev(),
+                   allow_unsigned=True)
+    assert done.manifest.tenant == "acme"

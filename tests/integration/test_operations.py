@@ -337,7 +337,8 @@ def test_a_backup_taken_under_write_load_restores_into_a_new_data_directory_veri
             threading.Event().wait(0.01)
         before = [c for pool in list(pools) for c in pool]
         backup = tmp_path / "backup"
-        taken = _cli("backup", "--data", str(servers.data), "--tenant", tenant, str(backup))
+        taken = _cli("backup", "--data", str(servers.data), "--tenant", tenant, str(backup),
+                     "--dev")
         during = len(pools)
         while len(pools) < during + 2 and writer.is_alive():
             threading.Event().wait(0.01)
@@ -387,7 +388,7 @@ def test_restore_refuses_a_damaged_backup_a_served_tenant_and_an_existing_one_un
     codes = api.codes(tenant, GTIN, 100)
     backup = tmp_path / "backup"
     assert _cli("backup", "--data", str(servers.data), "--tenant", tenant,
-                str(backup)).returncode == 0
+                str(backup), "--dev").returncode == 0
     data = str(servers.data)
 
     damaged = tmp_path / "damaged"
