@@ -74,6 +74,12 @@ def register(commands: Any) -> None:
                           tenant=False)
     averify.add_argument("--data", default="./data")
     averify.add_argument("--tenant", help="one tenant (default: all)")
+    heads = add_command(audit, "heads", "Print each tenant's sealed chain heads as JSON lines, "
+                        "for an outside party to keep: a later ledger whose records at those "
+                        "positions hash differently was rewritten.", _audit_heads, client=False,
+                        tenant=False)
+    _data_option(heads)
+    heads.add_argument("--tenant", help="one tenant (default: all)")
 
 
 def _data_option(parser: argparse.ArgumentParser) -> None:
@@ -197,6 +203,37 @@ def _audit_verify(args: argparse.Namespace) -> int:
     for owner, check in checks:
         print(f"{owner}: {check.name}: {check.summary}")
     return EXIT_OK if all(check.intact for _, check in checks) else EXIT_ERROR
+
+
+def _audit_heads(args: argparse.Namespace) -> int:
+    import json
+
+    from tracecore.errors import TraceError
+    from tracecore.keys import KeySource
+    from tracecore.ledger.chain import read_seal
+    from tracecore.ledger.tenants import DataDir
+
+    data = DataDir(Path(args.data), KeySource.dev(), readonly=True)  # no key ring is opened
+    unsealed = []
+    for name in [args.tenant] if args.tenant else data.names():
+        try:
+            ledger = data.open_ledger(name)
+        except TraceError as exc:
+            raise CliError(str(exc)) from exc
+        try:
+            with ledger.env.read() as txn:
+                seal = read_seal(txn, ledger.db)
+        finally:
+            ledger.close()
+        if seal is None:
+            unsealed.append(name)
+        else:
+            print(json.dumps(seal.exported(name), sort_keys=True))
+    if unsealed:
+        print(f"pharmatrace: not sealed yet (a running server seals them): "
+              f"{', '.join(unsealed)}", file=sys.stderr)
+        return EXIT_ERROR
+    return EXIT_OK
 
 
 # -- maintenance -----------------------------------------------------------------------------

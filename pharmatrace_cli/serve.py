@@ -171,6 +171,9 @@ async def serve(config: ServeConfig) -> None:
              "metrics %s:%d", config.host, codegen.port, config.host, verify_port, pool.workers,
              config.metrics_host, metrics_server.server_port)
 
+    from tracecore.ledger.chain import SEAL_PURPOSE
+
+    seal_key = await asyncio.to_thread(keys.derived_key, SEAL_PURPOSE)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -181,9 +184,11 @@ async def serve(config: ServeConfig) -> None:
         if not stop.is_set():
             await asyncio.to_thread(pool.respawn_dead)
             _ledger_gauges(codegen.data, metrics)
+            await asyncio.to_thread(_seal_chains, codegen.data, seal_key)
     log.info("shutting down: draining calls for up to %.0f s", config.grace_s)
     await asyncio.gather(codegen.stop(config.grace_s),
                          asyncio.to_thread(pool.stop, config.grace_s))
+    await asyncio.to_thread(_seal_chains, codegen.data, seal_key)
     metrics_server.shutdown()
     log.info("stopped")
 
@@ -201,6 +206,24 @@ def _check_tenants(data: object) -> None:
         if reason is not None:
             log.warning("tenant %s is offline for maintenance%s", name,
                         f": {reason}" if reason else "")
+
+
+def _seal_chains(data: object, key: bytes) -> None:
+    """Renews each tenant's seal over its chain heads (see tracecore.ledger.chain), where they
+    moved; a tenant that cannot be written now (offline, disk full) is sealed on a later pass."""
+    from functools import partial
+
+    from tracecore.errors import TraceError
+    from tracecore.ledger.chain import renew_seal
+    from tracecore.ledger.tenants import DataDir
+
+    assert isinstance(data, DataDir)
+    for name in data.names():
+        try:
+            ledger = data.get(name).ledger
+            ledger.env.write(partial(renew_seal, dbs=ledger.db, key=key, tenant=name))
+        except TraceError:
+            continue
 
 
 def _ledger_gauges(data: object, metrics: object) -> None:
