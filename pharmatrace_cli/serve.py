@@ -123,6 +123,7 @@ async def serve(config: ServeConfig) -> None:
     from codegen_svc import app as codegen_app
     from tracecore.clock import now_ms
     from tracecore.errors import AlreadyExists
+    from tracecore.ledger.chain import SEAL_PURPOSE
     from tracecore.ledger.env import DEFAULT_MAX_MAP_SIZE
     from tracerpc.metrics import Metrics
     from verify_svc.workers import WorkerConfig, WorkerPool, key_source
@@ -133,6 +134,7 @@ async def serve(config: ServeConfig) -> None:
     keys = key_source(config.dev)
     if keys.is_development:
         log.warning("using the public DEVELOPMENT key passphrase: never for production data")
+    seal_key = await asyncio.to_thread(keys.derived_key, SEAL_PURPOSE)
     metrics = Metrics()
     if not config.authenticate:
         log.warning("authentication is OFF (--dev): every caller may do everything")
@@ -171,9 +173,6 @@ async def serve(config: ServeConfig) -> None:
              "metrics %s:%d", config.host, codegen.port, config.host, verify_port, pool.workers,
              config.metrics_host, metrics_server.server_port)
 
-    from tracecore.ledger.chain import SEAL_PURPOSE
-
-    seal_key = await asyncio.to_thread(keys.derived_key, SEAL_PURPOSE)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
