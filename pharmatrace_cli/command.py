@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import stat
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -46,25 +47,38 @@ def read_inputs(codes: Iterable[str], file: str | None) -> Iterator[str]:
                     yield line
 
 
+def replaceable(path: Path) -> bool:
+    """Whether ``path`` may be written as NAME.part and renamed over: only a regular file or a new
+    name. A device, pipe or socket (/dev/null, a FIFO) is written to directly, since renaming over
+    it would replace it with a regular file."""
+    try:
+        return stat.S_ISREG(path.stat().st_mode)
+    except FileNotFoundError:
+        return True
+
+
 class Output:
-    """The --out file (written whole, then renamed, so a cut stream leaves no half file) or
-    standard output."""
+    """The --out file (written whole, then renamed, so a cut stream leaves no half file), a
+    device or pipe written directly, or standard output."""
 
     def __init__(self, path: str | None) -> None:
         self._path = Path(path) if path and path != "-" else None
         self._file: IO[str] | None = None
+        self._direct = self._path is not None and not replaceable(self._path)
 
     def __enter__(self) -> IO[str]:
         if self._path is None:
             return sys.stdout
-        self._file = open(self._path.with_name(self._path.name + ".part"), "w",
-                          encoding="utf-8")
+        target = self._path if self._direct else self._path.with_name(self._path.name + ".part")
+        self._file = open(target, "w", encoding="utf-8")
         return self._file
 
     def __exit__(self, exc_type: object, *_: object) -> None:
         if self._file is None or self._path is None:
             return
         self._file.close()
+        if self._direct:
+            return
         part = self._path.with_name(self._path.name + ".part")
         if exc_type is None:
             part.replace(self._path)

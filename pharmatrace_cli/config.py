@@ -52,6 +52,8 @@ class Settings:
     """Verification service (gRPC, reads), shared by the workers."""
     metrics_port: int = 9464
     """Prometheus metrics (HTTP)."""
+    metrics_host: str = "127.0.0.1"
+    """Address of the plaintext metrics endpoint: loopback, since it names tenants."""
     http_port: int = 8080
     """HTTP front door (Digital Link resolver, consumer check page, /healthz)."""
     public_base_url: str = ""
@@ -158,7 +160,7 @@ _TYPES: dict[str, type] = {
     "tls_key": Path, "client_ca": Path, "grace": float, "ready_file": Path,
     "max_map_size": int, "key_file": Path, "key_passphrase_file": Path, "migrate": bool,
     "clone_max_scans": int, "clone_max_speed_kmh": float, "log_level": str,
-    "nats": str, "replicated_commit": bool,
+    "nats": str, "replicated_commit": bool, "metrics_host": str,
 }
 assert set(_TYPES) == {f.name for f in fields(Settings)}
 

@@ -27,6 +27,7 @@ def register(commands: Any) -> None:
     backup.add_argument("--ledger-only", action="store_true",
                         help="leave out the scan statistics and alerts (the restored tenant "
                         "starts with no scan history)")
+    _key_options(backup)
 
     restore = add_command(commands, "restore", "Restore a tenant from a backup into a stopped "
                           "or new data directory, or into a tenant taken offline; checks the "
@@ -39,6 +40,9 @@ def register(commands: Any) -> None:
     restore.add_argument("--force", action="store_true",
                          help="replace the tenant if the data directory has it (never while a "
                          "running server has its files open)")
+    restore.add_argument("--allow-unsigned", action="store_true",
+                         help="restore a backup whose manifest is not signed (taken without the "
+                         "key-encryption key, or by an older version)")
     _key_options(restore)
 
     doctor = add_command(commands, "doctor", "Check a data directory: ledgers open, audit and "
@@ -70,6 +74,12 @@ def register(commands: Any) -> None:
                           tenant=False)
     averify.add_argument("--data", default="./data")
     averify.add_argument("--tenant", help="one tenant (default: all)")
+    heads = add_command(audit, "heads", "Print each tenant's sealed chain heads as JSON lines, "
+                        "for an outside party to keep: a later ledger whose records at those "
+                        "positions hash differently was rewritten.", _audit_heads, client=False,
+                        tenant=False)
+    _data_option(heads)
+    heads.add_argument("--tenant", help="one tenant (default: all)")
 
 
 def _data_option(parser: argparse.ArgumentParser) -> None:
@@ -103,11 +113,16 @@ def _backup(args: argparse.Namespace) -> int:
     from tracecore.errors import TraceError
     from tracecore.ledger.backup import backup
 
+    keys = _key_source(args)
     try:
         manifest = backup(Path(args.data), args.tenant, Path(args.dest),
-                          ledger_only=args.ledger_only)
+                          ledger_only=args.ledger_only, key_source=keys)
     except TraceError as exc:
         raise CliError(str(exc)) from exc
+    if keys is None:
+        print("warning: the backup is NOT signed (no key-encryption key configured: set "
+              "PHARMATRACE_KEY_PASSPHRASE or PHARMATRACE_KEY_FILE, or pass --dev); restore "
+              "refuses it without --allow-unsigned", file=sys.stderr)
     size = sum(int(f["bytes"]) for f in manifest.files.values())
     print(f"tenant {manifest.tenant} backed up to {args.dest}: {manifest.codes:,} codes, events "
           f"up to #{manifest.last_event_seq}, audit up to #{manifest.audit_seq}, "
@@ -127,13 +142,16 @@ def _restore(args: argparse.Namespace) -> int:
     keys = _key_source(args)
     try:
         done = restore(Path(args.src), Path(args.data), args.tenant, force=args.force,
-                       key_source=keys)
+                       key_source=keys, allow_unsigned=args.allow_unsigned)
     except TraceError as exc:
         raise CliError(str(exc)) from exc
     m = done.manifest
     print(f"tenant {m.tenant} {'replaced' if done.replaced else 'restored'} from {args.src} "
           f"(backup of {_when(m.created_at_ms)}): {m.codes:,} codes, events up to "
           f"#{m.last_event_seq}, audit up to #{m.audit_seq}; chains and checksums verified")
+    print(f"warning: codes of tenant {m.tenant} minted after this backup "
+          f"({_when(m.created_at_ms)}) are not in it and now verify as UNKNOWN; so are their "
+          "events and audit records", file=sys.stderr)
     if not done.keys_checked:
         print("note: key ring not checked (no key-encryption key configured: set "
               "PHARMATRACE_KEY_PASSPHRASE or PHARMATRACE_KEY_FILE, or pass --dev)",
@@ -185,6 +203,37 @@ def _audit_verify(args: argparse.Namespace) -> int:
     for owner, check in checks:
         print(f"{owner}: {check.name}: {check.summary}")
     return EXIT_OK if all(check.intact for _, check in checks) else EXIT_ERROR
+
+
+def _audit_heads(args: argparse.Namespace) -> int:
+    import json
+
+    from tracecore.errors import TraceError
+    from tracecore.keys import KeySource
+    from tracecore.ledger.chain import read_seal
+    from tracecore.ledger.tenants import DataDir
+
+    data = DataDir(Path(args.data), KeySource.dev(), readonly=True)  # no key ring is opened
+    unsealed = []
+    for name in [args.tenant] if args.tenant else data.names():
+        try:
+            ledger = data.open_ledger(name)
+        except TraceError as exc:
+            raise CliError(str(exc)) from exc
+        try:
+            with ledger.env.read() as txn:
+                seal = read_seal(txn, ledger.db)
+        finally:
+            ledger.close()
+        if seal is None:
+            unsealed.append(name)
+        else:
+            print(json.dumps(seal.exported(name), sort_keys=True))
+    if unsealed:
+        print(f"pharmatrace: not sealed yet (a running server seals them): "
+              f"{', '.join(unsealed)}", file=sys.stderr)
+        return EXIT_ERROR
+    return EXIT_OK
 
 
 # -- maintenance -----------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pharmatrace_cli.command import EXIT_OK, CliError, add_command, endpoints
+from pharmatrace_cli.command import EXIT_OK, CliError, add_command, endpoints, replaceable
 
 _ALERT_KINDS = {"diversion": 10, "clone": 11, "access": 12}
 _LEVELS = ("province", "city", "county")
@@ -282,10 +282,13 @@ def _report_region(args: argparse.Namespace) -> int:
         region=args.region or ""))
     if args.html:
         path = Path(args.html)
-        part = path.with_name(path.name + ".part")
         page = region_page.render(response, args.tenant, args.region or "", args.map)
-        part.write_text(page, encoding="utf-8")
-        part.replace(path)
+        if replaceable(path):
+            part = path.with_name(path.name + ".part")
+            part.write_text(page, encoding="utf-8")
+            part.replace(path)
+        else:
+            path.write_text(page, encoding="utf-8")
     if args.json:
         return _print_json(response)
     print(f"{args.level.capitalize()} report {response.start} to {response.end}: stock now, "

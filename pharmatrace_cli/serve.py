@@ -9,6 +9,7 @@ import logging
 import os
 import shutil
 import signal
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -45,7 +46,7 @@ class ServeConfig:
     public_verify: bool = False
     public_rate: float = 10.0
     max_map_size: int | None = None
-    """Per tenant ledger; None: $PHARMATRACE_MAX_MAP_SIZE, else the ledger's default (4 TiB)."""
+    """Per tenant ledger; None: $PHARMATRACE_MAX_MAP_SIZE, else a quarter of the filesystem."""
     http_port: int = 8080
     """The HTTP front door, served by the verification workers; 0: any free port; below 0:
     none."""
@@ -54,31 +55,55 @@ class ServeConfig:
     """NATS server URL: every committed change of every tenant is published to JetStream."""
     replicated_commit: bool = False
     """Answer a write only once the stream has acknowledged it (needs ``nats``)."""
+    metrics_host: str = "127.0.0.1"
 
+
+
+#: Without a configured limit, one tenant's ledger may fill this share of the data filesystem, so
+#: that one tenant filling its ledger leaves room for the others and for the service itself.
+DEFAULT_DISK_SHARE = 4
+
+
+def default_max_map_size(data: Path) -> int:
+    """A quarter of the data directory's filesystem, at most the ledger's own default."""
+    from tracecore.ledger.env import DEFAULT_MAX_MAP_SIZE, disk_free
+
+    _, total = disk_free(data)
+    return min(DEFAULT_MAX_MAP_SIZE, max(1 << 20, total // DEFAULT_DISK_SHARE))
 
 
 def max_map_size(config: ServeConfig) -> int:
-    """The size each tenant's ledger may grow to: the config's, else the environment's."""
+    """The size each tenant's ledger may grow to: the config's, else the environment's, else a
+    share of the data filesystem."""
     from tracecore.errors import InvalidArgument
-    from tracecore.ledger.env import DEFAULT_MAX_MAP_SIZE
 
     if config.max_map_size is not None:
         return config.max_map_size
     text = os.environ.get(MAX_MAP_SIZE_ENV, "")
     if not text:
-        return DEFAULT_MAX_MAP_SIZE
+        return default_max_map_size(config.data)
     try:
         return parse_size(text)
     except ValueError as exc:
         raise InvalidArgument(str(exc), field=MAX_MAP_SIZE_ENV) from None
 
 
+#: Memory-backed, so the metrics files never share a disk with the ledgers.
+SHARED_MEMORY = Path("/dev/shm")  # noqa: S108 (a private mkdtemp directory inside it)
+
+
 def prepare_metrics_dir(data: Path) -> Path:
-    """Worker processes share metrics through files; this must run before prometheus_client is
-    imported anywhere in this process."""
-    directory = data / ".metrics"
-    shutil.rmtree(directory, ignore_errors=True)
-    directory.mkdir(parents=True)
+    """Worker processes share metrics through memory-mapped files; this must run before
+    prometheus_client is imported anywhere in this process.
+
+    A write to a mapped file on a full filesystem kills the process with SIGBUS, so the files live
+    in shared memory (a new private directory per server), away from the data directory's disk;
+    only where there is no /dev/shm do they go beside the data directory.
+    """
+    shutil.rmtree(data / ".metrics", ignore_errors=True)  # where earlier versions kept them
+    parent = SHARED_MEMORY if SHARED_MEMORY.is_dir() and os.access(SHARED_MEMORY, os.W_OK) \
+        else None
+    directory = Path(tempfile.mkdtemp(prefix="pharmatrace-metrics-", dir=parent))
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
     return directory
 
@@ -89,6 +114,7 @@ async def serve(config: ServeConfig) -> None:
     from codegen_svc import app as codegen_app
     from tracecore.clock import now_ms
     from tracecore.errors import AlreadyExists
+    from tracecore.ledger.chain import SEAL_PURPOSE
     from tracecore.ledger.env import DEFAULT_MAX_MAP_SIZE
     from tracecore.version import LEDGER_FORMAT, release
     from tracerpc.metrics import Metrics
@@ -100,6 +126,7 @@ async def serve(config: ServeConfig) -> None:
     keys = key_source(config.dev)
     if keys.is_development:
         log.warning("using the public DEVELOPMENT key passphrase: never for production data")
+    seal_key = await asyncio.to_thread(keys.derived_key, SEAL_PURPOSE)
     metrics = Metrics()
     metrics.build_info.labels(release(), str(LEDGER_FORMAT)).set(1)
     log.info("pharmatrace %s, ledger format %d", release(), LEDGER_FORMAT)
@@ -145,7 +172,8 @@ async def serve(config: ServeConfig) -> None:
     registry = CollectorRegistry()
     # prometheus_client leaves this constructor unannotated.
     multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-    metrics_server, _ = start_http_server(config.metrics_port, addr=config.host.strip("[]"),
+    metrics_server, _ = start_http_server(config.metrics_port,
+                                          addr=config.metrics_host.strip("[]"),
                                           registry=registry)
     ports = {"issue": codegen.port, "verify": verify_port,
              "metrics": metrics_server.server_port, "pid": os.getpid()}
@@ -155,9 +183,9 @@ async def serve(config: ServeConfig) -> None:
         tmp = config.ready_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(ports))
         tmp.replace(config.ready_file)
-    log.info("pharmatrace ready: issuance %s:%d, verification %s:%d (%d workers), metrics :%d%s",
+    log.info("pharmatrace ready: issuance %s:%d, verification %s:%d (%d workers), metrics %s:%d%s",
              config.host, codegen.port, config.host, verify_port, pool.workers,
-             metrics_server.server_port,
+             config.metrics_host, metrics_server.server_port,
              f", HTTP front door {'https' if tls else 'http'}://{config.host}:{pool.http_port}"
              if pool.http_port is not None else "")
 
@@ -171,11 +199,13 @@ async def serve(config: ServeConfig) -> None:
         if not stop.is_set():
             await asyncio.to_thread(pool.respawn_dead)
             _ledger_gauges(codegen.data, metrics)
+            await asyncio.to_thread(_seal_chains, codegen.data, seal_key)
     log.info("shutting down: draining calls for up to %.0f s", config.grace_s)
     await asyncio.gather(codegen.stop(config.grace_s),
                          asyncio.to_thread(pool.stop, config.grace_s))
     if replication is not None:
         await replication.stop()
+    await asyncio.to_thread(_seal_chains, codegen.data, seal_key)
     metrics_server.shutdown()
     log.info("stopped")
 
@@ -195,16 +225,39 @@ def _check_tenants(data: object) -> None:
                         f": {reason}" if reason else "")
 
 
+def _seal_chains(data: object, key: bytes) -> None:
+    """Renews each tenant's seal over its chain heads (see tracecore.ledger.chain), where they
+    moved; a tenant that cannot be written now (offline, disk full) is sealed on a later pass."""
+    from functools import partial
+
+    from tracecore.errors import TraceError
+    from tracecore.ledger.chain import renew_seal
+    from tracecore.ledger.tenants import DataDir
+
+    assert isinstance(data, DataDir)
+    for name in data.names():
+        try:
+            ledger = data.get(name).ledger
+            ledger.env.write(partial(renew_seal, dbs=ledger.db, key=key, tenant=name))
+        except TraceError:
+            continue
+
+
 def _ledger_gauges(data: object, metrics: object) -> None:
+    from tracecore.ledger.env import disk_free
     from tracecore.ledger.tenants import DataDir
     from tracerpc.metrics import Metrics
 
     assert isinstance(data, DataDir) and isinstance(metrics, Metrics)
+    with contextlib.suppress(OSError):
+        metrics.disk_free_bytes.set(disk_free(data.root)[0])
     for name in data.names():
         with contextlib.suppress(Exception):
-            stat = data.get(name).ledger.env.stat()
+            env = data.get(name).ledger.env
+            stat = env.stat()
             metrics.ledger_bytes.labels(name).set(stat["_bytes"])
             metrics.ledger_codes.labels(name).set(stat["codes"])
+            metrics.ledger_limit_used.labels(name).set(stat["_bytes"] / env.max_map_size)
 
 
 def _tls(config: ServeConfig) -> Tls | None:

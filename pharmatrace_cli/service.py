@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,10 @@ def _serve_options(parser: argparse.ArgumentParser) -> None:
                         help=f"seconds calls in flight get to finish on shutdown (default "
                         f"{d.grace:g})")
     parser.add_argument("--ready-file", help="write the bound ports here as JSON once serving")
+    parser.add_argument("--metrics-host",
+                        help=f"address of the plaintext metrics endpoint (default "
+                        f"{d.metrics_host}: it names tenants; put a TLS proxy in front to expose "
+                        "it)")
     parser.add_argument("--nats", help="NATS server URL: publish every committed change of "
                         "every tenant to its JetStream stream (replication)")
     parser.add_argument("--replicated-commit", action="store_true", default=None,
@@ -151,8 +156,16 @@ def _serve(args: argparse.Namespace) -> int:
     # Read by the verification workers and the logging set-up, in every process serve starts.
     os.environ.update(settings.environment())
     data = settings.data
+    from tracecore.files import make_private
+
+    # Whatever the caller's umask: the data directory holds every issued serial and key ring.
+    os.umask(0o077)
     data.mkdir(parents=True, exist_ok=True)
-    prepare_metrics_dir(data)
+    make_private(data)
+    if settings.dev and not _loopback(settings.host):
+        raise CliError(f"--dev turns authentication off, so it serves loopback only, not "
+                       f"{settings.host}: drop --dev or use --host 127.0.0.1")
+    metrics_dir = prepare_metrics_dir(data)
     from tracerpc.logs import configure_logging
 
     configure_logging()
@@ -170,6 +183,7 @@ def _serve(args: argparse.Namespace) -> int:
         public_rate=settings.public_rate, max_map_size=settings.max_map_size,
         http_port=settings.http_port, public_base_url=settings.public_base_url,
         nats=settings.nats, replicated_commit=settings.replicated_commit,
+        metrics_host=settings.metrics_host,
     )
     import asyncio
 
@@ -185,7 +199,21 @@ def _serve(args: argparse.Namespace) -> int:
         asyncio.run(serve(config))
     except TraceError as exc:
         raise CliError(str(exc)) from exc
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
     return EXIT_OK
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    name = host.strip("[]")
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 def _warn_of_old_formats(data: Path) -> None:

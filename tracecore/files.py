@@ -73,3 +73,14 @@ def fsync_directory(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def make_private(root: Path) -> None:
+    """Makes ``root`` and everything under it readable by its owner alone (directories 0700,
+    files 0600), whatever the umask made them: a ledger holds every issued serial."""
+    paths = [root, *root.rglob("*")] if root.is_dir() else [root]
+    for path in paths:
+        if path.is_symlink():
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            path.chmod(0o700 if path.is_dir() else 0o600)

@@ -312,6 +312,13 @@ class KeySource:
         """True when this is the public development passphrase, however it was supplied."""
         return self._is_development
 
+    def derived_key(self, purpose: str) -> bytes:
+        """A 32-byte secret for ``purpose`` (signing backup manifests), derived from the
+        key-encryption key: whoever can write the files but cannot open the key rings lacks it."""
+        salt = hmac.digest(b"pharmatrace derived key", purpose.encode(), "sha256")
+        _, n, r, p = self._header_params()
+        return self._derive(salt, n, r, p)
+
     def _header_params(self) -> tuple[_Kdf, int, int, int]:
         if self._kdf is _Kdf.SCRYPT:
             return self._kdf, _SCRYPT_N, _SCRYPT_R, _SCRYPT_P

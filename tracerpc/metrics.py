@@ -59,6 +59,15 @@ class Metrics:
             "pharmatrace_ledger_bytes", "Bytes in use by a tenant's ledger.", ["tenant"],
             multiprocess_mode="max", registry=target,
         )
+        self.ledger_limit_used = Gauge(
+            "pharmatrace_ledger_limit_used_ratio", "Share of its size limit a tenant's ledger "
+            "uses; alert above 0.8, writes are refused at 1.", ["tenant"],
+            multiprocess_mode="max", registry=target,
+        )
+        self.disk_free_bytes = Gauge(
+            "pharmatrace_disk_free_bytes", "Bytes left on the data directory's filesystem.",
+            multiprocess_mode="min", registry=target,
+        )
         self.ledger_codes = Gauge(
             "pharmatrace_ledger_codes", "Codes in a tenant's ledger.", ["tenant"],
             multiprocess_mode="max", registry=target,

@@ -337,7 +337,8 @@ def test_a_backup_taken_under_write_load_restores_into_a_new_data_directory_veri
             threading.Event().wait(0.01)
         before = [c for pool in list(pools) for c in pool]
         backup = tmp_path / "backup"
-        taken = _cli("backup", "--data", str(servers.data), "--tenant", tenant, str(backup))
+        taken = _cli("backup", "--data", str(servers.data), "--tenant", tenant, str(backup),
+                     "--dev")
         during = len(pools)
         while len(pools) < during + 2 and writer.is_alive():
             threading.Event().wait(0.01)
@@ -379,14 +380,15 @@ def test_restore_refuses_a_damaged_backup_a_served_tenant_and_an_existing_one_un
         api: Api, make: Make, servers: Servers, tmp_path: Path) -> None:
     """`restore` refuses a backup whose file does not match its checksum (naming the file), a
     backup of another tenant, a tenant a running server has open (even with --force), and an
-    existing tenant without --force; into a tenant taken offline it replaces the tenant, which
-    stays offline until brought back, and then verifies as the backup did."""
+    existing tenant without --force; into a tenant taken offline it replaces the tenant, warning
+    that codes minted since verify as UNKNOWN, which stays offline until brought back, and then
+    verifies as the backup did."""
     tenant = make.tenant()
     make.gs1(tenant)
     codes = api.codes(tenant, GTIN, 100)
     backup = tmp_path / "backup"
     assert _cli("backup", "--data", str(servers.data), "--tenant", tenant,
-                str(backup)).returncode == 0
+                str(backup), "--dev").returncode == 0
     data = str(servers.data)
 
     damaged = tmp_path / "damaged"
@@ -408,6 +410,7 @@ def test_restore_refuses_a_damaged_backup_a_served_tenant_and_an_existing_one_un
     done = _cli("restore", str(backup), "--data", data, "--force", "--dev")
     assert done.returncode == 0, done.stderr
     assert "stays offline" in done.stdout
+    assert "minted after this backup" in done.stderr and "UNKNOWN" in done.stderr
     with pytest.raises(grpc.RpcError) as caught:
         api.verify(tenant, codes[0])
     assert caught.value.code() == UNAVAILABLE

@@ -21,6 +21,7 @@ from the copy itself, so they describe exactly what was copied.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 import shutil
@@ -40,7 +41,7 @@ from tracecore.errors import (
     NotFound,
     TraceError,
 )
-from tracecore.files import fsync_directory
+from tracecore.files import fsync_directory, make_private
 from tracecore.keys import KeyRing, KeySource
 from tracecore.ledger.chain import audit_trail, check_chains, event_journal
 from tracecore.ledger.env import Env, in_use
@@ -48,6 +49,9 @@ from tracecore.ledger.store import Ledger
 from tracecore.ledger.tenants import IDENTITY, KEYRING, LEDGER, OFFLINE, TENANTS
 
 MANIFEST = "manifest.json"
+#: HMAC-SHA256 of the manifest's bytes, hex, keyed from the key-encryption key.
+SIGNATURE = "manifest.sig"
+_SIGNING_PURPOSE = "backup manifest"
 FORMAT = "pharmatrace-backup/1"
 _DATA = "data.mdb"
 _LOCK = "lock.mdb"
@@ -96,14 +100,19 @@ class Restored:
     keys_checked: bool          # the key ring was decrypted with the configured key source
 
 
-def backup(data_root: Path, tenant: str, dest: Path, *, ledger_only: bool = False) -> Manifest:
+def backup(data_root: Path, tenant: str, dest: Path, *, ledger_only: bool = False,
+           key_source: KeySource | None = None) -> Manifest:
     """Copies ``tenant`` of the data directory to the new directory ``dest`` (while the
-    services keep serving) and returns its manifest. ``dest`` appears only once complete."""
+    services keep serving) and returns its manifest. ``dest`` appears only once complete.
+
+    With ``key_source`` the manifest (and so every file's checksum) is signed with a key derived
+    from the key-encryption key, which restore checks; without it the backup is unsigned."""
     source = _tenant_dir(data_root, tenant)
     if not (source / IDENTITY).is_file():
         raise NotFound(f"tenant {tenant} does not exist in this data directory", field="tenant")
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise AlreadyExists("the backup destination exists and is not empty", field="dest")
+    _remove_stale_partials(dest)
     staging = dest.with_name(f".{dest.name}.partial-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -124,7 +133,11 @@ def backup(data_root: Path, tenant: str, dest: Path, *, ledger_only: bool = Fals
         manifest = Manifest(tenant=tenant, created_at_ms=int(time.time() * 1000),
                             environments=environments, files=_checksums(staging),
                             **asdict(heads))
-        _write_durably(staging / MANIFEST, manifest.to_json().encode())
+        text = manifest.to_json().encode()
+        _write_durably(staging / MANIFEST, text)
+        if key_source is not None:
+            _write_durably(staging / SIGNATURE, _signature(text, key_source).encode())
+        make_private(staging)
         _fsync_tree(staging)
         if dest.exists():
             dest.rmdir()
@@ -144,6 +157,32 @@ def read_manifest(src: Path) -> Manifest:
     return Manifest.from_json(text)
 
 
+def check_signature(src: Path, key_source: KeySource | None, *, allow_unsigned: bool) -> None:
+    """Refuses a backup whose manifest is not signed by this installation's key-encryption key
+    (altered, or unsigned unless ``allow_unsigned``): the checksums prove nothing to someone who
+    can rewrite them."""
+    if allow_unsigned:
+        return
+    if not (src / SIGNATURE).is_file():
+        raise FailedPrecondition(
+            f"the backup is not signed ({SIGNATURE} is missing): only a backup taken with the "
+            "key-encryption key configured is trusted; pass --allow-unsigned to restore it "
+            "anyway", field="src")
+    if key_source is None:
+        raise FailedPrecondition(
+            "checking the backup's signature needs the key-encryption key (set "
+            "PHARMATRACE_KEY_PASSPHRASE or PHARMATRACE_KEY_FILE, or pass --dev)", field="src")
+    signed = (src / SIGNATURE).read_bytes().strip()
+    expected = _signature((src / MANIFEST).read_bytes(), key_source).encode()
+    if not hmac.compare_digest(signed, expected):
+        raise LedgerCorrupt(f"the backup's manifest does not match its signature ({SIGNATURE}): "
+                            "it was altered, or signed with another key-encryption key")
+
+
+def _signature(manifest: bytes, key_source: KeySource) -> str:
+    return hmac.new(key_source.derived_key(_SIGNING_PURPOSE), manifest, "sha256").hexdigest()
+
+
 def check_files(src: Path, manifest: Manifest) -> None:
     """Every file the manifest lists is there with its size and SHA-256; LedgerCorrupt names
     the first that is not."""
@@ -158,7 +197,7 @@ def check_files(src: Path, manifest: Manifest) -> None:
 
 
 def restore(src: Path, data_root: Path, tenant: str | None = None, *, force: bool = False,
-            key_source: KeySource | None = None) -> Restored:
+            key_source: KeySource | None = None, allow_unsigned: bool = False) -> Restored:
     """Restores the backup in ``src`` into the data directory as its tenant (``tenant``, when
     given, must be the backup's). Checks the checksums, the audit trail's and journal's chains
     and heads, and the key ring when ``key_source`` is given, before anything is replaced.
@@ -172,6 +211,7 @@ def restore(src: Path, data_root: Path, tenant: str | None = None, *, force: boo
     if tenant is not None and tenant != manifest.tenant:
         raise InvalidArgument(f"the backup is of tenant {manifest.tenant}, not {tenant}",
                               field="tenant")
+    check_signature(src, key_source, allow_unsigned=allow_unsigned)
     name = manifest.tenant
     check_files(src, manifest)
     target = _tenant_dir(data_root, name)
@@ -203,6 +243,7 @@ def restore(src: Path, data_root: Path, tenant: str | None = None, *, force: boo
                 raise type(exc)(f"backup of tenant {name}: {KEYRING}: {exc.message}") from exc
         if offline:
             shutil.copyfile(target / OFFLINE, staging / OFFLINE)
+        make_private(staging)
         _fsync_tree(staging)
         _swap(staging, target)
     except BaseException:
@@ -284,6 +325,27 @@ def _swap(staging: Path, target: Path) -> None:
     os.rename(staging, target)
     fsync_directory(target.parent)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _remove_stale_partials(dest: Path) -> None:
+    """Removes what backups to ``dest`` killed part-way left behind (their process is gone)."""
+    prefix = f".{dest.name}.partial-"
+    if not dest.parent.is_dir():
+        return
+    for partial in dest.parent.glob(f"{prefix}*"):
+        pid = partial.name[len(prefix):]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(partial, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _remove_locks(directory: Path, environments: list[str]) -> None:

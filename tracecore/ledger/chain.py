@@ -8,6 +8,7 @@ for every caller that checks a ledger (`pharmatrace audit verify`, `doctor`, bac
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Generic, Literal, Protocol, Self, TypeVar
@@ -164,3 +165,93 @@ def check_chains(txn: Txn, dbs: Mapping[str, Database], *,
     if events:
         checks.append(ChainCheck("event journal", *event_journal(dbs).verify(txn)))
     return checks
+
+
+# -- sealed heads ---------------------------------------------------------------------------------
+#
+# A hash chain proves order, not authorship: whoever can write the file can rewrite a record and
+# rehash everything after it. A seal is an HMAC, under a key derived from the key-encryption key
+# (which never sits beside the data), over both chains' heads; the running server renews it as
+# the chains grow. A rewrite of any record up to the sealed heads changes the hash at the sealed
+# position, which the seal then contradicts; the seal itself cannot be recomputed without the key.
+
+SEAL_KEY = b"chains:seal"
+SEAL_PURPOSE = "chain seal"
+_SEAL_BYTES = 8 + 32 + 8 + 32 + 32
+
+
+@dataclass(frozen=True, slots=True)
+class Seal:
+    """The heads a seal vouches for, and its MAC (hex in ``exported``)."""
+
+    audit_seq: int
+    audit_hash: bytes
+    event_seq: int
+    event_hash: bytes
+    mac: bytes
+
+    def exported(self, tenant: str) -> dict[str, str | int]:
+        """The heads for an outside party to hold, as JSON-ready values."""
+        return {"tenant": tenant, "audit_seq": self.audit_seq,
+                "audit_hash": self.audit_hash.hex(), "event_seq": self.event_seq,
+                "event_hash": self.event_hash.hex(), "mac": self.mac.hex()}
+
+
+def _seal_mac(key: bytes, tenant: str, audit: tuple[int, bytes], events: tuple[int, bytes]
+              ) -> bytes:
+    message = (tenant.encode() + b"\0" + u64_bytes(audit[0]) + audit[1] + u64_bytes(events[0])
+               + events[1])
+    return hmac.digest(key, message, "sha256")
+
+
+def u64_bytes(n: int) -> bytes:
+    """Big-endian 8 bytes, as sequence numbers are sealed."""
+    return n.to_bytes(8, "big")
+
+
+def read_seal(txn: Txn, dbs: Mapping[str, Database]) -> Seal | None:
+    """The stored seal; None for a ledger never sealed (older versions)."""
+    data = txn.get(SEAL_KEY, db=dbs["meta"])
+    if data is None or len(data) != _SEAL_BYTES:
+        return None
+    data = bytes(data)
+    return Seal(int.from_bytes(data[:8], "big"), data[8:40], int.from_bytes(data[40:48], "big"),
+                data[48:80], data[80:])
+
+
+def renew_seal(txn: Txn, dbs: Mapping[str, Database], key: bytes, tenant: str) -> bool:
+    """Seals the current heads (in the caller's write transaction) unless already sealed;
+    whether it wrote."""
+    audit, events = audit_trail(dbs).head(txn), event_journal(dbs).head(txn)
+    current = read_seal(txn, dbs)
+    if current is not None and (current.audit_seq, current.event_seq) == (audit[0], events[0]):
+        return False
+    mac = _seal_mac(key, tenant, audit, events)
+    txn.put(SEAL_KEY, u64_bytes(audit[0]) + audit[1] + u64_bytes(events[0]) + events[1] + mac,
+            db=dbs["meta"])
+    return True
+
+
+def check_seal(txn: Txn, dbs: Mapping[str, Database], key: bytes, tenant: str) -> str | None:
+    """What is wrong with the seal, or None when it holds: its MAC matches the key, and each
+    chain still has, at the sealed position, the sealed hash. Raises nothing for a ledger with
+    no seal: the caller reports that (see ``read_seal``)."""
+    seal = read_seal(txn, dbs)
+    if seal is None:
+        return None
+    sealed_audit, sealed_events = (seal.audit_seq, seal.audit_hash), (seal.event_seq,
+                                                                        seal.event_hash)
+    if not hmac.compare_digest(seal.mac, _seal_mac(key, tenant, sealed_audit, sealed_events)):
+        return "the seal over the chain heads does not match: it was altered or forged"
+    for name, chain, (seq, expected) in (("audit trail", audit_trail(dbs), sealed_audit),
+                                         ("event journal", event_journal(dbs), sealed_events)):
+        if seq == 0:
+            continue
+        try:
+            found = chain.get(txn, seq).hash
+        except LedgerCorrupt:
+            found = b""
+        if found != expected:
+            return (f"the {name} differs from its sealed head (record {seq}): records up to it "
+                    "were changed, removed or rehashed")
+    return None

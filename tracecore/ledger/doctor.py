@@ -23,9 +23,9 @@ from tracecore.codes import Code
 from tracecore.errors import TraceError
 from tracecore.keys import KeyRing, KeySource
 from tracecore.ledger import format as ledger_format
-from tracecore.ledger.chain import ChainCheck, check_chains
+from tracecore.ledger.chain import SEAL_PURPOSE, ChainCheck, check_chains, check_seal, read_seal
 from tracecore.ledger.counters import Tally
-from tracecore.ledger.env import Env, Txn
+from tracecore.ledger.env import Env, Txn, disk_free
 from tracecore.ledger.lifecycle import counted
 from tracecore.ledger.records import CodeRecord, ref_key, u64
 from tracecore.ledger.store import Ledger
@@ -108,7 +108,11 @@ def examine_tenant(path: Path, name: str, key_source: KeySource | None) -> list[
         _format(ledger, f"tenant {name}", out)
         with ledger.env.read() as txn:
             _check_ledger(ledger, txn, ring, out)
-        out.ok("ledger", f"opens; {ledger.env.used_bytes():,} bytes in use")
+            if key_source is not None:
+                _check_seal(txn, ledger, key_source, name, out)
+        used = ledger.env.used_bytes()
+        room = _room_left(path / LEDGER)
+        out.ok("ledger", f"opens; {used:,} bytes in use{room}")
     except TraceError as exc:
         out.problem("ledger", f"cannot be read through: {exc.message}")
     finally:
@@ -199,6 +203,30 @@ def _key_ring(path: Path, key_source: KeySource | None, out: _Report) -> KeyRing
         return None
     out.ok("key ring", f"{len(ring.keys())} keys, active key {ring.active.key_id}")
     return ring
+
+
+def _check_seal(txn: Txn, ledger: Ledger, key_source: KeySource, name: str,
+                out: _Report) -> None:
+    seal = read_seal(txn, ledger.db)
+    if seal is None:
+        out.warning("seal", "the chain heads are not sealed (a ledger of an older version): the "
+                    "next running server seals them")
+        return
+    wrong = check_seal(txn, ledger.db, key_source.derived_key(SEAL_PURPOSE), name)
+    if wrong is not None:
+        out.problem("seal", wrong)
+    else:
+        out.ok("seal", f"chain heads sealed at audit record {seal.audit_seq:,}, event "
+               f"{seal.event_seq:,}; records up to them are unchanged")
+
+
+def _room_left(ledger_dir: Path) -> str:
+    """Room left on the filesystem, for the operator deciding on limits and disks."""
+    try:
+        free, total = disk_free(ledger_dir)
+    except OSError:
+        return ""
+    return f"; {free:,} of {total:,} bytes free on its filesystem"
 
 
 def _check_ledger(ledger: Ledger, txn: Txn, ring: KeyRing | None, out: _Report) -> None:

@@ -70,6 +70,7 @@ class Env:
         """``durable=False`` leaves flushing a commit to the operating system: it survives the
         process being killed, not the machine losing power. Only for data that can lag."""
         self.owner = owner
+        self.path = path
         self.readonly = readonly
         self._max_map_size = max(max_map_size, map_size)
         self._lock = threading.Lock()  # held by a write transaction, and by any map change
@@ -84,6 +85,7 @@ class Env:
             path.mkdir(parents=True, exist_ok=True)
         elif not (path / "data.mdb").exists():
             raise Unavailable(f"the ledger of tenant {owner!r} does not exist yet")
+        _preallocate(path / "lock.mdb", owner)
         try:
             self._env = lmdb.open(
                 str(path),
@@ -92,7 +94,7 @@ class Env:
                 readonly=readonly,
                 create=not readonly,
                 readahead=False,
-                max_readers=1024,
+                max_readers=MAX_READERS,
                 sync=durable,
                 metasync=durable,
                 lock=True,
@@ -192,13 +194,15 @@ class Env:
             except lmdb.MapFullError as exc:
                 if not self._grow():
                     raise ResourceExhausted(
-                        f"the ledger of tenant {self.owner!r} is full: raise its map size"
+                        f"the ledger of tenant {self.owner!r} reached its size limit "
+                        f"({self._max_map_size} bytes): raise it with `pharmatrace operator "
+                        "ledger-limit` or PHARMATRACE_MAX_MAP_SIZE; reads keep working"
                     ) from exc
             except lmdb.MapResizedError:
                 # Another process writing this environment grew the map: adopt its size.
                 self._exclusively(lambda: self._env.set_mapsize(0))
             except lmdb.Error as exc:
-                raise _mapped(exc, self.owner) from exc
+                raise _mapped(exc, self.owner, self.path) from exc
 
     def child(self, parent: Txn) -> Txn:
         """A nested write transaction: its changes join the parent's on commit, vanish on abort."""
@@ -347,13 +351,20 @@ def _closed_message(owner: str) -> str:
     return f"tenant {owner!r} is offline (maintenance) or the service is stopping; retry later"
 
 
-def _mapped(exc: lmdb.Error, owner: str) -> TraceError:
-    """lmdb's errors, as the one error tree callers know; no path leaves this function."""
+def _mapped(exc: lmdb.Error, owner: str, path: Path | None = None) -> TraceError:
+    """lmdb's errors, as the one error tree callers know; no path leaves this function.
+
+    A commit that finds the filesystem full fails with a bare I/O error on some filesystems
+    (tmpfs, overlay), so a failed write on a nearly full filesystem counts as a full disk.
+    """
     if isinstance(exc, lmdb.MapFullError):
         return ResourceExhausted(f"the ledger of tenant {owner!r} is full")
-    if isinstance(exc, lmdb.DiskError) or _errno_of(exc) in (errno.ENOSPC, errno.EDQUOT,
-                                                             errno.EFBIG):
-        return ResourceExhausted(f"no disk space left for the ledger of tenant {owner!r}")
+    if (isinstance(exc, lmdb.DiskError)
+            or _errno_of(exc) in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+            or (path is not None and disk_nearly_full(path))):
+        return ResourceExhausted(
+            f"no disk space left for the ledger of tenant {owner!r}: free space on the data "
+            "directory's filesystem or lower the tenants' size limits; reads keep working")
     if isinstance(exc, lmdb.CorruptedError | lmdb.InvalidError | lmdb.VersionMismatchError):
         return LedgerCorrupt(f"the ledger of tenant {owner!r} is damaged or not a ledger")
     if isinstance(exc, lmdb.BadValsizeError):
@@ -361,6 +372,47 @@ def _mapped(exc: lmdb.Error, owner: str) -> TraceError:
     if isinstance(exc, lmdb.ReadersFullError):
         return ResourceExhausted(f"too many readers on the ledger of tenant {owner!r}")
     return LedgerCorrupt(f"the ledger of tenant {owner!r} cannot be used ({type(exc).__name__})")
+
+
+MAX_READERS = 1024
+#: The size lmdb gives a lock file: a header and one 64-byte slot per reader.
+LOCK_FILE_BYTES = 128 + 64 * MAX_READERS
+
+
+def _preallocate(lock_file: Path, owner: str) -> None:
+    """Gives every page of the memory-mapped lock file its disk blocks now: a process touching a
+    reader slot whose page has no block on a full filesystem is killed with SIGBUS."""
+    try:
+        fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        return  # a read-only directory: lmdb reports what it cannot open
+    try:
+        os.posix_fallocate(fd, 0, max(LOCK_FILE_BYTES, os.fstat(fd).st_size))
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise ResourceExhausted(
+                f"no disk space left to open the ledger of tenant {owner!r}: free space on the "
+                "data directory's filesystem") from None
+    finally:
+        os.close(fd)
+
+
+#: Below this much free space a failed write is taken for a full disk.
+NEARLY_FULL_BYTES = 1 << 20
+
+
+def disk_free(path: Path) -> tuple[int, int]:
+    """(bytes free to this process, bytes in all) on the filesystem holding ``path``."""
+    stat = os.statvfs(path)
+    return stat.f_bavail * stat.f_frsize, stat.f_blocks * stat.f_frsize
+
+
+def disk_nearly_full(path: Path) -> bool:
+    try:
+        free, _ = disk_free(path)
+    except OSError:
+        return False
+    return free < NEARLY_FULL_BYTES
 
 
 def _errno_of(exc: lmdb.Error) -> int | None:

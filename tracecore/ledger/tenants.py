@@ -34,7 +34,10 @@ from tracecore.errors import (
 from tracecore.keys import KeyRing, KeySource
 from tracecore.ledger import format as ledger_format
 from tracecore.ledger.access import Access
+from tracecore.ledger.alerts import DIRECTORY as ALERTS
+from tracecore.ledger.alerts import AlertBook
 from tracecore.ledger.env import DEFAULT_MAP_SIZE, DEFAULT_MAX_MAP_SIZE, in_use
+from tracecore.ledger.observations import Observations
 from tracecore.ledger.store import Ledger
 
 log = logging.getLogger("pharmatrace.tenants")
@@ -150,6 +153,10 @@ class DataDir:
                     ledger_format.stamp_new(ledger)
                 finally:
                     ledger.close()
+                # Made now, while there is room: a verification opening them on a full disk
+                # would have nothing to serve reads from.
+                Observations(staging / OBSERVATIONS, tenant=tenant).close()
+                AlertBook(staging / ALERTS, tenant=tenant).close()
                 record = lpb.TenantRecord(tenant=tenant, name=name, created_at_ms=now_ms)
                 (staging / IDENTITY).write_bytes(record.SerializeToString())
                 os.rename(staging, final)
