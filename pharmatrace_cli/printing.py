@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from pharmatrace_cli import line_simulator
-from pharmatrace_cli.command import EXIT_OK, CliError, add_command, endpoints
+from pharmatrace_cli.command import EXIT_OK, CliError, add_command, endpoints, subgroup
 
 #: The passphrase that encrypts line key files at rest, if set (never on the command line).
 PASSPHRASE_ENV = "PHARMATRACE_LINE_KEY_PASSPHRASE"  # noqa: S105 - the variable's name
@@ -46,7 +46,7 @@ def register(commands: Any) -> None:
     request.add_argument("--host", default="https://id.gs1.org", help="Digital Link host")
     request.add_argument("--out", help="file to write, one SSCC per line (default stdout)")
 
-    codes = _group(commands, "codes", "Request and return code pools.")
+    codes = subgroup(commands, "codes", "Request and return code pools.")
     job = add_command(codes, "print", "Render a pool's codes for the line's printers: SVG or "
                       "PNG per symbol, PDF label sheets, ZPL, or a variable-data CSV.",
                       _codes_print)
@@ -80,15 +80,6 @@ def register(commands: Any) -> None:
                          client=False, tenant=False)
     keygen.add_argument("--out", required=True, help="NAME: writes NAME.key and NAME.pub")
     line_simulator.register(line, add_command)
-
-
-def _group(commands: Any, name: str, help_text: str) -> Any:
-    """The subcommand group ``name``: the one another module made, or a new one."""
-    parser = commands.choices.get(name)
-    if parser is None:
-        return commands.add_parser(name, help=help_text).add_subparsers(metavar="ACTION")
-    return next(action for action in parser._actions
-                if isinstance(action, argparse._SubParsersAction))
 
 
 def _logistics(args: argparse.Namespace) -> Any:
