@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -177,23 +178,14 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def _audit_verify(args: argparse.Namespace) -> int:
-    from tracecore.errors import TraceError
     from tracecore.keys import KeySource
     from tracecore.ledger.chain import ChainCheck, check_chains
     from tracecore.ledger.tenants import LEDGER, OPERATOR_DIR, DataDir
 
     data = DataDir(Path(args.data), KeySource.dev(), readonly=True)  # no key ring is opened
     checks: list[tuple[str, ChainCheck]] = []
-    for name in [args.tenant] if args.tenant else data.names():
-        try:
-            ledger = data.open_ledger(name)
-        except TraceError as exc:
-            raise CliError(str(exc)) from exc
-        try:
-            with ledger.env.read() as txn:
-                checks += [(name, check) for check in check_chains(txn, ledger.db)]
-        finally:
-            ledger.close()
+    for name, ledger, txn in _each_ledger(data, args.tenant):
+        checks += [(name, check) for check in check_chains(txn, ledger.db)]
     if not args.tenant and (Path(args.data) / OPERATOR_DIR / LEDGER / "data.mdb").exists():
         operator = data.operator().ledger
         with operator.env.read() as txn:
@@ -208,23 +200,14 @@ def _audit_verify(args: argparse.Namespace) -> int:
 def _audit_heads(args: argparse.Namespace) -> int:
     import json
 
-    from tracecore.errors import TraceError
     from tracecore.keys import KeySource
     from tracecore.ledger.chain import read_seal
     from tracecore.ledger.tenants import DataDir
 
     data = DataDir(Path(args.data), KeySource.dev(), readonly=True)  # no key ring is opened
     unsealed = []
-    for name in [args.tenant] if args.tenant else data.names():
-        try:
-            ledger = data.open_ledger(name)
-        except TraceError as exc:
-            raise CliError(str(exc)) from exc
-        try:
-            with ledger.env.read() as txn:
-                seal = read_seal(txn, ledger.db)
-        finally:
-            ledger.close()
+    for name, ledger, txn in _each_ledger(data, args.tenant):
+        seal = read_seal(txn, ledger.db)
         if seal is None:
             unsealed.append(name)
         else:
@@ -234,6 +217,22 @@ def _audit_heads(args: argparse.Namespace) -> int:
               f"{', '.join(unsealed)}", file=sys.stderr)
         return EXIT_ERROR
     return EXIT_OK
+
+
+def _each_ledger(data: Any, tenant: str | None) -> Iterator[tuple[str, Any, Any]]:
+    """(name, ledger, read transaction) of ``tenant``, or of every tenant, each closed after."""
+    from tracecore.errors import TraceError
+
+    for name in [tenant] if tenant else data.names():
+        try:
+            ledger = data.open_ledger(name)
+        except TraceError as exc:
+            raise CliError(str(exc)) from exc
+        try:
+            with ledger.env.read() as txn:
+                yield name, ledger, txn
+        finally:
+            ledger.close()
 
 
 # -- maintenance -----------------------------------------------------------------------------
