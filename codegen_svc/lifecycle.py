@@ -154,4 +154,5 @@ def _recalled(held: recall.Held) -> pb.RecallResponse:
 
 
 def _failures(failures: Sequence[Failure]) -> list[pb.EventFailure]:
-    return [pb.EventFailure(event_index=f.event, code=f.code, reason=f.reason) for f in failures]
+    return [pb.EventFailure(event_index=f.event, code=f.code, reason=f.reason, field=f.field)
+            for f in failures]

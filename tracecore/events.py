@@ -25,6 +25,10 @@ class EventKind(enum.StrEnum):
     RECALL = "recall"
     WITHDRAW = "withdraw"
     REPLACE = "replace"            # a damaged label replaced by a new code
+    # An imported EPCIS event kept as received that changes no pack: a transaction, a
+    # transformation, an association, class-level quantities, sensor readings, an error
+    # declaration, or a business step pharmatrace does not model (inspecting, storing, ...).
+    RECORD = "record"
 
 
 #: GS1 CBV 2.0 business step and disposition of each kind (decommissioning depends on the target).
@@ -78,6 +82,11 @@ class Event:
     seq: int = 0                        # ledger sequence number; 0 before it is stored
     replacement: Code | None = None     # REPLACE: the code replacing the damaged label
     partial: bool = False               # AGGREGATE: the container is short of its ratio on purpose
+    product: str = ""                   # RECALL / WITHDRAW: the product's GTIN or NMPA id
+    # Imported: the EPCIS event's JSON object as received and the inline JSON-LD @context entries
+    # it came under; data carried along, not part of what the event is.
+    epcis: str = field(default="", compare=False)
+    epcis_context: str = field(default="", compare=False)
     extra: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property

@@ -53,6 +53,7 @@ class Failure:
     code: str
     reason: str
     position: int = 0       # the code's place in its event's list
+    field: str = ""         # an imported document's JSON path of the problem
 
 
 @dataclass(slots=True)
@@ -121,7 +122,7 @@ def check_event_time(event: Event) -> None:
     """An event's time is plausible (between 2000 and 3000) and a handler exists for it."""
     if not _EARLIEST_MS <= event.when_ms <= _LATEST_MS:
         raise InvalidArgument("must be epoch milliseconds between 2000 and 3000", field="when_ms")
-    if event.kind not in HANDLERS:
+    if event.kind not in HANDLERS and event.kind is not EventKind.RECORD:
         raise InvalidArgument(f"{event.kind.value} is not a per-pack event here", field="kind")
 
 

@@ -1,12 +1,12 @@
 """GS1 EPCIS 2.0 JSON-LD: ledger events out as an EPCISDocument, a partner's one in as events.
 
 ``vocabulary`` holds the event table and CBV terms, ``identifiers`` the URIs of packs and
-parties, ``writer`` and ``reader`` the two directions, ``schema`` the validation of what comes in
+parties, ``writer`` and ``reader`` the two directions, ``xml_reader`` EPCIS 1.2 and 2.0 XML, ``schema`` the validation of what comes in
 and ``event_hash`` the CBV 2.0 event hash ID both directions give an event without an id.
 """
 
 from tracecore.epcis.identifiers import gln_of, sgln_uri
-from tracecore.epcis.reader import import_document
+from tracecore.epcis.reader import Refusal, import_document, read_document
 from tracecore.epcis.schema import schema_path
 from tracecore.epcis.vocabulary import (
     CONTEXT_URL,
@@ -16,6 +16,7 @@ from tracecore.epcis.vocabulary import (
     IdForm,
 )
 from tracecore.epcis.writer import export_document
+from tracecore.epcis.xml_reader import document_of_xml
 
 __all__ = [
     "CONTEXT_URL",
@@ -23,9 +24,12 @@ __all__ = [
     "EXTENSION_PREFIX",
     "NMPA_URI_PREFIX",
     "IdForm",
+    "Refusal",
+    "document_of_xml",
     "export_document",
     "gln_of",
     "import_document",
+    "read_document",
     "schema_path",
     "sgln_uri",
 ]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, replace
 from typing import Any
 
 from tracecore import gs1, regions
@@ -26,6 +27,7 @@ from tracecore.epcis.vocabulary import (
     context_prefixes,
     epoch_ms,
     expand,
+    inline_context,
     is_date,
     json_member,
     reading,
@@ -35,27 +37,91 @@ from tracecore.events import Event, EventKind
 from tracecore.status import Status
 
 
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """An event of a document left out, and why: the JSON path of the problem and a message."""
+
+    index: int
+    field: str
+    reason: str
+
+
 def import_document(doc: object, *, party_of: Callable[[str], str]) -> list[Event]:
     """The events of a partner's EPCISDocument (parsed JSON), validated first against the schema.
 
     Any problem raises InvalidArgument whose field is the JSON path of the first one, such as
-    ``$.epcisBody.eventList[3].eventTime``. ``party_of`` maps a readPoint, bizLocation or
+    ``$.epcisBody.eventList[3].eventTime``. See ``read_document`` for how events are read.
+    """
+    events, refusals = read_document(doc, party_of=party_of)
+    for refusal in refusals[:1]:
+        raise InvalidArgument(refusal.reason, field=refusal.field)
+    return [event for _, event in events]
+
+
+def read_document(doc: object, *, party_of: Callable[[str], str],
+                  refused: Mapping[int, tuple[str, str]] | None = None) -> tuple[list[tuple[int, Event]], list[Refusal]]:
+    """Each event of a partner's EPCISDocument read on its own: (index, event) for those that
+    pass, a Refusal for the others. A problem of the document itself (not an EPCISDocument, a
+    bad header) raises InvalidArgument.
+
+    Every event keeps its JSON object as received (``Event.epcis``) and the document's inline
+    @context entries, so that an export gives it back unchanged. An ObjectEvent or
+    AggregationEvent of serialised packs whose type, action, bizStep and disposition pharmatrace
+    models changes the packs; every other event (transactions, transformations, associations,
+    class-level quantities, sensor readings, other business steps, error declarations) is an
+    ``EventKind.RECORD`` that changes no pack. ``party_of`` maps a readPoint, bizLocation or
     destination URI to a party id (raising InvalidArgument for one it does not know); the
-    bizLocation names the party when present, the readPoint otherwise. ``event_id`` is the
-    document's eventID or else the event hash ``export_document`` would give, so importing the
-    same event twice gives the same id. A commissioning's ILMD expiry date, when present, is in
+    bizLocation names the party when present, the readPoint otherwise. ``refused`` holds
+    (JSON path, reason) of events already refused by index (by the XSD of an XML document). ``event_id`` is the
+    eventID or else the event hash ``export_document`` would give; an error declaration, which
+    repeats the eventID of the event it declares erroneous, is kept under that id +
+    ``#errorDeclaration``. A commissioning's ILMD expiry date, when present, is in
     ``extra["expiry"]`` for the caller to check against the batch.
     """
     if not isinstance(doc, dict):
         raise InvalidArgument("must be a JSON object", field="$")
     if doc.get("type") != "EPCISDocument":
         raise InvalidArgument("must be EPCISDocument", field="$.type")
-    check_schema(doc)
+    body = doc.get("epcisBody")
+    wires = body.get("eventList") if isinstance(body, dict) else None
+    if not isinstance(wires, list):
+        check_schema(doc)
+        raise InvalidArgument("must be a list of events", field="$.epcisBody.eventList")
+    check_schema({**doc, "epcisBody": {**body, "eventList": []}})
     prefixes = context_prefixes(doc.get("@context"), STANDARD_PREFIXES)
+    context = json.dumps(inline_context(doc.get("@context")), ensure_ascii=False,
+                         separators=(",", ":"))
     reader = _Reader(party_of)
-    return [reader.event(wire, f"$.epcisBody.eventList[{i}]",
-                         context_prefixes(wire.get("@context"), prefixes))
-            for i, wire in enumerate(doc["epcisBody"]["eventList"])]
+    events: list[tuple[int, Event]] = []
+    refusals: list[Refusal] = []
+    for i, wire in enumerate(wires):
+        path = f"{_EVENTS}[{i}]"
+        if refused and i in refused:
+            refusals.append(Refusal(i, *refused[i]))
+            continue
+        try:
+            try:
+                check_schema({**doc, "epcisBody": {**body, "eventList": [wire]}})
+            except InvalidArgument as exc:
+                raise InvalidArgument(exc.message, field=path + (exc.field or "").removeprefix(
+                    f"{_EVENTS}[0]")) from None
+            event = reader.event(wire, path, context_prefixes(wire.get("@context"), prefixes))
+        except InvalidArgument as exc:
+            refusals.append(Refusal(i, exc.field or path, exc.message))
+            continue
+        events.append((i, replace(event, epcis=json.dumps(wire, ensure_ascii=False,
+                                                          separators=(",", ":")),
+                                  epcis_context=context)))
+    return events, refusals
+
+
+_EVENTS = "$.epcisBody.eventList"
+
+_SERIALISED = {OBJECT: "epcList", AGGREGATION: "childEPCs"}
+
+_NAMED_CODES = ("epcList", "childEPCs", "inputEPCList", "outputEPCList")
+
+_CLASS_LEVEL = ("quantityList", "childQuantityList", "inputQuantityList", "outputQuantityList")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,27 +131,19 @@ class _Reader:
     party_of: Callable[[str], str]
 
     def event(self, wire: dict[str, Any], path: str, prefixes: Mapping[str, str]) -> Event:
-        if wire["type"] not in (OBJECT, AGGREGATION):
-            raise InvalidArgument(f"{wire['type']} is not supported: pharmatrace records "
-                                  "ObjectEvents and AggregationEvents", field=f"{path}.type")
-        for unsupported in ("quantityList", "childQuantityList", "sensorElementList"):
-            if wire.get(unsupported):
-                raise InvalidArgument("is not supported: pharmatrace records serialised packs",
-                                      field=f"{path}.{unsupported}")
-        if "errorDeclaration" in wire:
-            raise InvalidArgument("is not supported: send the corrective events instead",
-                                  field=f"{path}.errorDeclaration")
         extensions = _extensions(wire, path, prefixes)
-        row = self._row(wire, path, extensions.get("status"))
+        event_id = wire.get("eventID") or hash_id(wire, prefixes)
+        if "errorDeclaration" in wire:
+            return self._record(wire, path, f"{event_id}#errorDeclaration")
+        row = self._modelled(wire, path, extensions.get("status"))
+        if row is None:
+            return self._record(wire, path, event_id)
         if row.type == AGGREGATION:
             if "parentID" not in wire:
                 raise InvalidArgument("is required: the container", field=f"{path}.parentID")
             parent: Code | None = code_of_uri(wire["parentID"], f"{path}.parentID")
             codes = codes_of_uris(wire.get("childEPCs", []), f"{path}.childEPCs")
         else:
-            if "epcList" not in wire:
-                raise InvalidArgument("is required: pharmatrace records serialised packs",
-                                      field=f"{path}.epcList")
             parent = None
             codes = codes_of_uris(wire["epcList"], f"{path}.epcList")
         lot, expiry = _ilmd(wire.get("ilmd", {}), f"{path}.ilmd", prefixes)
@@ -104,9 +162,48 @@ class _Reader:
             if row.kind is EventKind.SHIP else "",
             target=row.target,
             reason=extensions.get("reason", ""),
-            event_id=wire.get("eventID") or hash_id(wire, prefixes),
+            event_id=event_id,
             extra={"expiry": expiry} if expiry else {},
         )
+
+    def _modelled(self, wire: Mapping[str, Any], path: str, status: Status | None
+                  ) -> Row | None:
+        """The row of an event that changes packs; None for one kept as a record."""
+        listed = _SERIALISED.get(wire["type"])
+        if listed is None or "bizStep" not in wire:
+            return None
+        if wire["type"] == OBJECT and not wire.get(listed):
+            return None  # class level only: quantities of a product or lot, no packs
+        if wire["type"] == AGGREGATION and not wire.get(listed) and wire["action"] != "DELETE":
+            return None
+        biz_step = cbv_term(wire["bizStep"], "BizStep-")
+        if reading(wire["type"], wire["action"], biz_step, None, None) is None:
+            if status is not None:
+                raise InvalidArgument(f"status {status.name.lower()} does not go with bizStep "
+                                      f"{biz_step}",
+                                      field=json_member(path, f"{EXTENSION_PREFIX}:status"))
+            return None  # a business step pharmatrace does not model: inspecting, storing, ...
+        return self._row(wire, path, status)
+
+    def _record(self, wire: Mapping[str, Any], path: str, event_id: str) -> Event:
+        """An event kept as received, indexed under the packs it names that parse."""
+        codes: dict[Code, None] = {}
+        for name in _NAMED_CODES:
+            for uri in wire.get(name, []):
+                code = _maybe_code(uri)
+                if code is not None:
+                    codes[code] = None
+        parent = _maybe_code(wire["parentID"]) if "parentID" in wire else None
+        party = ""
+        for place in ("bizLocation", "readPoint"):
+            if place in wire and not party:
+                try:
+                    party = self.party_of(wire[place]["id"])
+                except (InvalidArgument, ParseError):
+                    party = ""  # a record changes nothing: an unknown place is no reason to refuse
+        return Event(kind=EventKind.RECORD, codes=tuple(codes), when_ms=epoch_ms(wire["eventTime"]),
+                     tz_offset=wire["eventTimeZoneOffset"], party_id=party, parent=parent,
+                     event_id=event_id)
 
     @staticmethod
     def _row(wire: Mapping[str, Any], path: str, status: Status | None) -> Row:
@@ -141,6 +238,16 @@ class _Reader:
                     return self._party(entry["destination"],
                                        f"{path}.destinationList[{i}].destination")
         return ""
+
+
+def _maybe_code(uri: object) -> Code | None:
+    """The pack a URI names, or None for anything else (an SSCC, a GRAI, a foreign scheme)."""
+    if not isinstance(uri, str):
+        return None
+    try:
+        return code_of_uri(uri, "")
+    except InvalidArgument:
+        return None
 
 
 def _extensions(wire: Mapping[str, Any], path: str,

@@ -25,6 +25,9 @@ EXTENSION_NAMESPACE = "urn:pharmatrace:epcis:"
 NMPA_URI_PREFIX = "urn:pharmatrace:nmpa:"
 """An NMPA 20-digit code has no GS1 EPC form; EPCIS carries it as this prefix + the 20 digits."""
 
+NMPA_CLASS_PREFIX = "urn:pharmatrace:nmpa-class:"
+"""An NMPA drug identifier (7 digits), then ":" and a lot, as an EPCIS class of packs."""
+
 IdForm = Literal["epc", "digital-link"]
 """How GS1 codes are written: SGTIN EPC URIs, or GS1 Digital Link URIs."""
 
@@ -184,6 +187,12 @@ def context_prefixes(context: object, base: Mapping[str, str]) -> dict[str, str]
                 if isinstance(iri, str) and not term.startswith("@"):
                     prefixes[term] = iri
     return prefixes
+
+
+def inline_context(context: object) -> list[dict[str, object]]:
+    """The inline (object) entries of a @context, which define a document's own prefixes."""
+    return [entry for entry in (context if isinstance(context, list) else [context])
+            if isinstance(entry, dict)]
 
 
 def expand(name: str, prefixes: Mapping[str, str]) -> str:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import quote
 
 from tracecore import clock
 from tracecore.codes import Code, Form, Scheme, render
@@ -19,6 +21,7 @@ from tracecore.epcis.vocabulary import (
     EXTENSION_NAMESPACE,
     EXTENSION_PREFIX,
     LOT,
+    NMPA_CLASS_PREFIX,
     NMPA_URI_PREFIX,
     ROW_OF,
     TZ_OFFSET,
@@ -63,8 +66,10 @@ def export_document(
     else:
         expiry_of = batches
     writer = _Writer(id_form, party_uri, company_prefix_length, host, expiry_of)
+    events = list(events)
+    context, own_context = _contexts(events)
     document: dict[str, Any] = {
-        "@context": [CONTEXT_URL, {EXTENSION_PREFIX: EXTENSION_NAMESPACE}],
+        "@context": context,
         "type": "EPCISDocument",
         "schemaVersion": "2.0",
         "creationDate": utc_text(clock.now_ms() if created_ms is None else created_ms),
@@ -74,9 +79,36 @@ def export_document(
     if receiver is not None:
         document["receiver"] = receiver
     document["epcisBody"] = {
-        "eventList": [writer.event(event, f"events[{i}]") for i, event in enumerate(events)],
+        "eventList": [_received(event, own_context) if event.epcis
+                      else writer.event(event, f"events[{i}]") for i, event in enumerate(events)],
     }
     return document
+
+
+def _contexts(events: list[Event]) -> tuple[list[Any], set[int]]:
+    """The document's @context: the standard one, pharmatrace's prefix and the prefixes of the
+    documents imported events came in; and the events whose prefixes clash with another
+    document's, which carry their own @context instead."""
+    defined: dict[str, Any] = {EXTENSION_PREFIX: EXTENSION_NAMESPACE}
+    own: set[int] = set()
+    for i, event in enumerate(events):
+        if not event.epcis_context:
+            continue
+        entries = json.loads(event.epcis_context)
+        terms = {term: value for entry in entries for term, value in entry.items()}
+        if any(defined.get(term, value) != value for term, value in terms.items()):
+            own.add(i)
+        else:
+            defined |= terms
+    return [CONTEXT_URL, defined], {id(events[i]) for i in own}
+
+
+def _received(event: Event, own_context: set[int]) -> dict[str, Any]:
+    """An imported event exactly as it was received."""
+    wire: dict[str, Any] = json.loads(event.epcis)
+    if id(event) in own_context and "@context" not in wire:
+        wire = {"@context": json.loads(event.epcis_context), **wire}
+    return wire
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +122,8 @@ class _Writer:
     expiry_of: Callable[[str, str], str | None]
 
     def event(self, event: Event, field: str) -> dict[str, Any]:
+        if event.kind is EventKind.RECORD:
+            raise InvalidArgument("an EPCIS record needs the event it keeps", field=f"{field}.epcis")
         if event.kind is EventKind.REPLACE:
             return self._replacement(event, field)
         target = event.target if event.kind is EventKind.DECOMMISSION else None
@@ -117,6 +151,9 @@ class _Writer:
                 wire["childEPCs"] = children
         else:
             wire["epcList"] = children
+            if event.product:
+                # A recall or withdrawal is of a lot or a product, not of listed packs.
+                wire["quantityList"] = [{"epcClass": self._epc_class(event.product, event.lot)}]
         wire |= {"action": row.action, "bizStep": row.biz_step, "disposition": row.disposition}
         party = self.party_uri(event.party_id) if event.party_id else ""
         if party:
@@ -168,6 +205,18 @@ class _Writer:
         if self.id_form == "epc":
             return render(code, Form.EPC_URI, company_prefix_length=self.company_prefix_length)
         return render(code, Form.DIGITAL_LINK, host=self.host)
+
+    def _epc_class(self, product: str, lot: str) -> str:
+        """The class URI of a lot (LGTIN) or of a whole product, as the document names codes."""
+        if len(product) != 14:
+            return NMPA_CLASS_PREFIX + product + (f":{quote(lot, safe='')}" if lot else "")
+        if self.id_form == "digital-link":
+            return f"{self.host}/01/{product}" + (f"/10/{quote(lot, safe='')}" if lot else "")
+        cpl = self.company_prefix_length
+        prefix, reference = product[1:1 + cpl], product[0] + product[1 + cpl:13]
+        if lot:
+            return f"urn:epc:class:lgtin:{prefix}.{reference}.{quote(lot, safe='')}"
+        return f"urn:epc:idpat:sgtin:{prefix}.{reference}.*"
 
     def _ilmd(self, event: Event, field: str) -> dict[str, str]:
         ilmd = {LOT: event.lot}

@@ -42,6 +42,9 @@ def event_of(record: lpb.EventRecord) -> Event:
         who=record.who,
         seq=record.seq,
         replacement=Code.from_key(record.replacement) if record.replacement else None,
+        product=record.product,
+        epcis=record.epcis,
+        epcis_context=record.epcis_context,
     )
 
 
@@ -117,15 +120,23 @@ def export(
     return json.dumps(document, ensure_ascii=False, separators=(",", ":")), len(records), truncated
 
 
-def import_events(ledger: Ledger, text: str) -> list[Event]:
-    """A partner's EPCISDocument as domain events; InvalidArgument with the JSON path of the
-    first problem."""
+def import_events(ledger: Ledger, text: str
+                  ) -> tuple[list[tuple[int, Event]], list[epcis.Refusal]]:
+    """A partner's EPCIS document (JSON-LD, or EPCIS 1.2 / 2.0 XML) read event by event:
+    (index, event) for those that read, a Refusal with the JSON path for the others;
+    InvalidArgument for a document that is not one at all."""
     if len(text.encode()) > MAX_DOCUMENT_BYTES:
         raise InvalidArgument(f"at most {MAX_DOCUMENT_BYTES // (1024 * 1024)} MiB",
                               field="document")
-    try:
-        doc: Any = json.loads(text)
-    except ValueError as exc:
-        raise InvalidArgument(f"not JSON: {exc}", field="document") from None
+    doc: Any
+    refused: dict[int, tuple[str, str]] = {}
+    if text.lstrip().startswith("<"):
+        doc, refused = epcis.document_of_xml(text)
+    else:
+        try:
+            doc = json.loads(text)
+        except ValueError as exc:
+            raise InvalidArgument(f"not JSON: {exc}", field="document") from None
     with ledger.env.read() as txn:
-        return epcis.import_document(doc, party_of=_Parties(ledger, txn, 7).party_of)
+        return epcis.read_document(doc, party_of=_Parties(ledger, txn, 7).party_of,
+                                   refused=refused)

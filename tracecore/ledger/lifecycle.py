@@ -389,6 +389,9 @@ def _apply_request(session: _Session, request: Request) -> Result:
 def _apply_event(session: _Session, index: int, event: Event, request: Request,
                  result: Result) -> None:
     check_event_time(event)
+    if event.kind is EventKind.RECORD:
+        _keep(session, event, request)
+        return
     handler = HANDLERS[event.kind]
     touched: list[bytes] = []
     codes = event.codes
@@ -424,6 +427,18 @@ def _apply_event(session: _Session, index: int, event: Event, request: Request,
         session.view.event_ids.add(event.event_id)
 
 
+def _keep(session: _Session, event: Event, request: Request) -> None:
+    """Journals an EPCIS event that changes no pack, indexed under the codes it names so that a
+    pack's trace and an export by product find it."""
+    record = _event_record(event, request.who, session.now_ms)
+    keys = [code.key() for code in event.codes]
+    record.codes.extend(keys)
+    parent = [event.parent.key()] if event.parent else []
+    session.view.events.append((record, list(dict.fromkeys(keys + parent))))
+    if event.event_id:
+        session.view.event_ids.add(event.event_id)
+
+
 def _event_record(event: Event, who: str, now_ms: int) -> lpb.EventRecord:
     return lpb.EventRecord(
         kind=event.kind.value,
@@ -441,6 +456,9 @@ def _event_record(event: Event, who: str, now_ms: int) -> lpb.EventRecord:
         # recognised as already recorded.
         event_id=event.event_id or f"urn:uuid:{uuid.uuid4()}",
         replacement=event.replacement.key() if event.replacement else b"",
+        product=event.product,
+        epcis=event.epcis,
+        epcis_context=event.epcis_context,
         who=who or event.who,
         recorded_at_ms=now_ms,
     )

@@ -186,17 +186,25 @@ async def capture_events(side: WriteSide, caller: Principal, tenant: str,
 @use_case(roles=_WRITERS, writes=True, scope=Scope.TENANT)
 async def import_epcis(side: WriteSide, caller: Principal, tenant: str, document: str,
                        best_effort: bool) -> Outcome:
-    """A partner's EPCIS 2.0 document, its events applied as one request."""
+    """A partner's EPCIS document (2.0 JSON-LD, 1.2 or 2.0 XML), its events applied as one
+    request; under best effort an event that does not read is refused alone, with its JSON
+    path, and the others are applied."""
     found = side.data.get(tenant)
+    read, refusals = exchange.import_events(found.ledger, document)
+    if refusals and not best_effort:
+        raise InvalidArgument(refusals[0].reason, field=refusals[0].field)
     # A party-bound credential's document is held to custody like its single events.
-    events = [replace(e, custodian=caller.party_id)
-              for e in exchange.import_events(found.ledger, document)]
+    events = [replace(e, custodian=caller.party_id) for _, e in read]
     result = await side.committer.submit(
         found.name, lifecycle.Request(events, best_effort, who(caller)))
-    outcome = _outcome(result, [])
+    # Failures name the event by its place in the document, not in the list applied.
+    places = [i for i, _ in read]
+    result.failures = [replace(f, event=places[f.event]) for f in result.failures]
+    refused = [Failure(r.index, "", r.reason, field=r.field) for r in refusals]
+    outcome = _outcome(result, sorted(refused, key=lambda f: f.event))
     if events and result.duplicates == len(events):
         outcome.notes.append("every event of this document was recorded before: nothing changed")
-    outcome.events = len(events)
+    outcome.events = len(events) + len(refusals)
     return outcome
 
 

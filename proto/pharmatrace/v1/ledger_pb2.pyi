@@ -108,6 +108,8 @@ class EventRecord(_message.Message):
     HASH_FIELD_NUMBER: _builtins.int
     PRODUCT_FIELD_NUMBER: _builtins.int
     REPLACEMENT_FIELD_NUMBER: _builtins.int
+    EPCIS_FIELD_NUMBER: _builtins.int
+    EPCIS_CONTEXT_FIELD_NUMBER: _builtins.int
     seq: _builtins.int
     kind: _builtins.str
     """tracecore.events.EventKind value"""
@@ -134,6 +136,10 @@ class EventRecord(_message.Message):
     """RECALL / WITHDRAW: the product's GTIN or NMPA id"""
     replacement: _builtins.bytes
     """REPLACE: the key of the code that replaces `codes[0]`"""
+    epcis: _builtins.str
+    """an imported event's EPCIS 2.0 JSON object as received"""
+    epcis_context: _builtins.str
+    """the inline JSON-LD @context entries it came under (JSON list)"""
     @_builtins.property
     def codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
         """ledger keys of the codes it is about"""
@@ -161,10 +167,12 @@ class EventRecord(_message.Message):
         hash: _builtins.bytes = ...,
         product: _builtins.str = ...,
         replacement: _builtins.bytes = ...,
+        epcis: _builtins.str = ...,
+        epcis_context: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["codes", b"codes", "destination", b"destination", "event_id", b"event_id", "hash", b"hash", "kind", b"kind", "level", b"level", "lot", b"lot", "parent", b"parent", "party_id", b"party_id", "prev_hash", b"prev_hash", "product", b"product", "reason", b"reason", "recorded_at_ms", b"recorded_at_ms", "region", b"region", "replacement", b"replacement", "seq", b"seq", "target", b"target", "tz_offset", b"tz_offset", "when_ms", b"when_ms", "who", b"who"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["codes", b"codes", "destination", b"destination", "epcis", b"epcis", "epcis_context", b"epcis_context", "event_id", b"event_id", "hash", b"hash", "kind", b"kind", "level", b"level", "lot", b"lot", "parent", b"parent", "party_id", b"party_id", "prev_hash", b"prev_hash", "product", b"product", "reason", b"reason", "recorded_at_ms", b"recorded_at_ms", "region", b"region", "replacement", b"replacement", "seq", b"seq", "target", b"target", "tz_offset", b"tz_offset", "when_ms", b"when_ms", "who", b"who"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -43,6 +43,8 @@ class _EventKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventKind.V
     """a product withdrawn (WithdrawProduct); likewise"""
     EVENT_KIND_REPLACE: _EventKind.ValueType  # 13
     """a damaged label replaced (ReplaceCode); likewise"""
+    EVENT_KIND_RECORD: _EventKind.ValueType  # 14
+    """an imported EPCIS event kept as received that changes no pack"""
 
 class EventKind(_EventKind, metaclass=_EventKindEnumTypeWrapper): ...
 
@@ -63,6 +65,8 @@ EVENT_KIND_WITHDRAW: EventKind.ValueType  # 12
 """a product withdrawn (WithdrawProduct); likewise"""
 EVENT_KIND_REPLACE: EventKind.ValueType  # 13
 """a damaged label replaced (ReplaceCode); likewise"""
+EVENT_KIND_RECORD: EventKind.ValueType  # 14
+"""an imported EPCIS event kept as received that changes no pack"""
 Global___EventKind: _TypeAlias = EventKind  # noqa: Y015
 
 @_typing.final
@@ -390,20 +394,24 @@ class EventFailure(_message.Message):
     EVENT_INDEX_FIELD_NUMBER: _builtins.int
     CODE_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    FIELD_FIELD_NUMBER: _builtins.int
     event_index: _builtins.int
     """which event of the request (0 for the typed RPCs)"""
     code: _builtins.str
     reason: _builtins.str
+    field: _builtins.str
+    """ImportEpcis: JSON path of the problem, "$.epcisBody.eventList[3].bizStep" """
     def __init__(
         self,
         *,
         event_index: _builtins.int = ...,
         code: _builtins.str = ...,
         reason: _builtins.str = ...,
+        field: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "event_index", b"event_index", "reason", b"reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "event_index", b"event_index", "field", b"field", "reason", b"reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
