@@ -19,7 +19,10 @@ _NAMESPACES = {"urn:epcglobal:epcis:xsd:1": "1.2", "urn:epcglobal:epcis:xsd:2": 
 
 _SCHEMAS = {"1.2": "xsd-1.2/EPCglobal-epcis-1_2.xsd", "2.0": "xsd-2.0/EPCglobal-epcis-2_0.xsd"}
 
-_SBDH = "http://www.unece.org/cefact/namespaces/StandardBusinessDocumentHeader"
+# Namespaces whose JSON-LD prefixes the standard context already defines (or that hold no
+# members of events).
+_STANDARD = frozenset({"http://www.unece.org/cefact/namespaces/StandardBusinessDocumentHeader",
+                       "urn:epcglobal:cbv:mda", "http://www.w3.org/2001/XMLSchema-instance"})
 
 _EVENT_TYPES = frozenset({"ObjectEvent", "AggregationEvent", "TransactionEvent",
                           "TransformationEvent", "AssociationEvent"})
@@ -70,14 +73,14 @@ def document_of_xml(text: str) -> tuple[dict[str, Any], dict[int, tuple[str, str
         refused.setdefault(index, (f"$.epcisBody.eventList[{index}]", reason))
     # Extension members are named with the prefixes the document declared.
     prefixes = {ns: prefix for prefix, ns in resource.get_namespaces().items()
-                if prefix and ns not in _NAMESPACES and ns != _SBDH}
-    declared = dict(prefixes)
+                if prefix and ns not in _NAMESPACES and ns not in _STANDARD}
+    prefixes["urn:epcglobal:cbv:mda"] = "cbvmda"  # the standard context's own prefix
     doc: dict[str, Any] = {"@context": [CONTEXT_URL], "type": "EPCISDocument",
                            "schemaVersion": "2.0",
                            "creationDate": root.get("creationDate", "")}
     doc["epcisBody"] = {"eventList": [_event(event, prefixes) for event in events]}
     used = {prefix: ns for ns, prefix in prefixes.items()
-            if ns not in declared or _uses(doc, prefix)}
+            if ns not in _STANDARD and _uses(doc, prefix)}
     if used:
         doc["@context"].append(used)
     return doc, refused
@@ -161,7 +164,7 @@ def _value(elem: Element, prefixes: dict[str, str]) -> Any:
 def _quantity(elem: Element) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for child in elem:
-        out[child.tag] = float(_text(child)) if child.tag == "quantity" else _text(child)
+        out[child.tag] = _number(_text(child)) if child.tag == "quantity" else _text(child)
     return out
 
 
@@ -187,12 +190,19 @@ def _attributes(elem: Element, prefixes: Mapping[str, str]) -> dict[str, Any]:
     for name, value in elem.attrib.items():
         key = _key(name, prefixes)
         if key in _NUMBERS:
-            out[key] = float(value)
+            out[key] = _number(value)
         elif key == "booleanValue":
             out[key] = value.strip() in ("true", "1")
         else:
             out[key] = value
     return out
+
+
+def _number(text: str) -> float | int:
+    """A decimal as JSON writes it: 200, not 200.0."""
+    value = float(text)
+    return int(value) if value.is_integer() and "." not in text and "e" not in text.lower() \
+        else value
 
 
 def _key(tag: str, prefixes: Mapping[str, str]) -> str:
