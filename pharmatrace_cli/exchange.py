@@ -34,9 +34,13 @@ def register(commands: Any) -> None:
     export.add_argument("--company-prefix-length", type=int, default=7)
     export.add_argument("--max-events", type=int)
     export.add_argument("--out", help="file to write (default stdout)")
-    eimport = add_command(epcis, "import", "Apply a partner's EPCIS 2.0 document.",
+    eimport = add_command(epcis, "import",
+                          "Apply a partner's EPCIS document (2.0 JSON-LD, 1.2 or 2.0 XML).",
                           _epcis_import)
-    eimport.add_argument("file", help="JSON file ('-' for stdin)")
+    eimport.add_argument("file", help="JSON-LD or XML file ('-' for stdin)")
+    eimport.add_argument("--best-effort", action="store_true",
+                         help="record the events that pass and list the refused ones with "
+                              "their reasons (default: all or nothing)")
 
 
 def _epcis_export(args: argparse.Namespace) -> int:
@@ -67,6 +71,7 @@ def _epcis_import(args: argparse.Namespace) -> int:
     for note in response.notes:
         print(f"note: {note}")
     for failure in response.failures:
-        print(f"not applied: event {failure.event_index}: {failure.code}: {failure.reason}",
+        where = failure.field or failure.code
+        print(f"not applied: event {failure.event_index}: {where}: {failure.reason}",
               file=sys.stderr)
     return EXIT_OK if not response.failures else EXIT_ERROR

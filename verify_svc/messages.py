@@ -9,6 +9,7 @@ from pharmatrace.v1 import lifecycle_pb2 as lifecycle_pb
 from pharmatrace.v1 import trace_pb2 as tpb
 from pharmatrace.v1 import verification_pb2 as vpb
 
+from tracecore import epcis
 from tracecore.codes import Code
 from tracecore.events import CBV, DECOMMISSION_CBV, EventKind
 from tracecore.oversight import AlertRecord, RegionRow
@@ -22,8 +23,11 @@ _KIND_NUMBERS = {EventKind[name.removeprefix("EVENT_KIND_")]: number
 def traced_event(event: lpb.EventRecord, via: Code | None) -> tpb.TracedEvent:
     kind = EventKind(event.kind)
     target = Status(event.target) if event.target else None
-    biz_step, disposition = (DECOMMISSION_CBV[target] if kind is EventKind.DECOMMISSION
-                             and target is not None else CBV[kind])
+    if kind is EventKind.RECORD:
+        biz_step, disposition = epcis.why_of(event.epcis)
+    else:
+        biz_step, disposition = (DECOMMISSION_CBV[target] if kind is EventKind.DECOMMISSION
+                                 and target is not None else CBV[kind])
     return tpb.TracedEvent(
         seq=event.seq,
         kind=_KIND_NUMBERS[kind],

@@ -171,3 +171,13 @@ def test_a_recall_exports_with_its_product_and_lot(site: _Site, gs1: Gs1Product)
     assert recall["quantityList"] == [
         {"epcClass": f"urn:epc:class:lgtin:{gs1.gtin[1:8]}.{gs1.gtin[0]}{gs1.gtin[8:13]}."
                      f"{gs1.lot}"}]
+
+
+def test_a_packs_trace_shows_the_records_that_name_it(site: _Site) -> None:
+    """Sensor readings on a pack appear in its trace with their business step."""
+    site.send(site.document("object-commissioning-extensions.jsonld"))
+    site.send(site.document("sensor.jsonld"))
+    trail = site.trace.TraceCode(tpb.TraceCodeRequest(
+        tenant=site.tenant, code=parse(site.epcs[1]).code.text()), timeout=RPC_TIMEOUT_S)
+    assert [(e.biz_step, e.kind) for e in trail.history] == [
+        ("commissioning", lpb.EVENT_KIND_COMMISSION), ("inspecting", lpb.EVENT_KIND_RECORD)]

@@ -14,6 +14,7 @@ from tracecore.epcis.vocabulary import (
     EXTENSION_PREFIX,
     NMPA_URI_PREFIX,
     IdForm,
+    why_of,
 )
 from tracecore.epcis.writer import export_document
 from tracecore.epcis.xml_reader import document_of_xml
@@ -32,4 +33,5 @@ __all__ = [
     "read_document",
     "schema_path",
     "sgln_uri",
+    "why_of",
 ]

@@ -189,6 +189,15 @@ def context_prefixes(context: object, base: Mapping[str, str]) -> dict[str, str]
     return prefixes
 
 
+def why_of(text: str) -> tuple[str, str]:
+    """(bizStep, disposition) of an EPCIS event kept as received, as bare CBV terms where CBV
+    defines them; "" for what it leaves out."""
+    wire = json.loads(text) if text else {}
+    step, disposition = wire.get("bizStep", ""), wire.get("disposition", "")
+    return (cbv_term(step, "BizStep-") if isinstance(step, str) else "",
+            cbv_term(disposition, "Disp-") if isinstance(disposition, str) else "")
+
+
 def inline_context(context: object) -> list[dict[str, object]]:
     """The inline (object) entries of a @context, which define a document's own prefixes."""
     return [entry for entry in (context if isinstance(context, list) else [context])
