@@ -1,8 +1,9 @@
 """GS1 EPCIS 2.0 JSON-LD: ledger events out as an EPCISDocument, a partner's one in as events.
 
 ``vocabulary`` holds the event table and CBV terms, ``identifiers`` the URIs of packs and
-parties, ``writer`` and ``reader`` the two directions, ``xml_reader`` EPCIS 1.2 and 2.0 XML, ``schema`` the validation of what comes in
-and ``event_hash`` the CBV 2.0 event hash ID both directions give an event without an id.
+parties, ``writer`` and ``reader`` the two directions, ``xml_reader`` EPCIS 1.2 and 2.0 XML as
+JSON-LD, ``schema`` the validation of what comes in and ``event_hash`` the CBV 2.0 event hash
+ID both directions give an event without an id.
 """
 
 from tracecore.epcis.identifiers import gln_of, sgln_uri

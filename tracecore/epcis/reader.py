@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -59,7 +59,8 @@ def import_document(doc: object, *, party_of: Callable[[str], str]) -> list[Even
 
 
 def read_document(doc: object, *, party_of: Callable[[str], str],
-                  refused: Mapping[int, tuple[str, str]] | None = None) -> tuple[list[tuple[int, Event]], list[Refusal]]:
+                  refused: Mapping[int, tuple[str, str]] | None = None
+                  ) -> tuple[list[tuple[int, Event]], list[Refusal]]:
     """Each event of a partner's EPCISDocument read on its own: (index, event) for those that
     pass, a Refusal for the others. A problem of the document itself (not an EPCISDocument, a
     bad header) raises InvalidArgument.
@@ -72,10 +73,10 @@ def read_document(doc: object, *, party_of: Callable[[str], str],
     ``EventKind.RECORD`` that changes no pack. ``party_of`` maps a readPoint, bizLocation or
     destination URI to a party id (raising InvalidArgument for one it does not know); the
     bizLocation names the party when present, the readPoint otherwise. ``refused`` holds
-    (JSON path, reason) of events already refused by index (by the XSD of an XML document). ``event_id`` is the
-    eventID or else the event hash ``export_document`` would give; an error declaration, which
-    repeats the eventID of the event it declares erroneous, is kept under that id +
-    ``#errorDeclaration``. A commissioning's ILMD expiry date, when present, is in
+    (JSON path, reason) of events already refused, by index (by the XSD of an XML document).
+    ``event_id`` is the eventID or else the event hash ``export_document`` would give; an
+    error declaration, which repeats the eventID of the event it declares erroneous, is kept
+    under that id + ``#errorDeclaration``. A commissioning's ILMD expiry date, when present, is in
     ``extra["expiry"]`` for the caller to check against the batch.
     """
     if not isinstance(doc, dict):
@@ -84,7 +85,7 @@ def read_document(doc: object, *, party_of: Callable[[str], str],
         raise InvalidArgument("must be EPCISDocument", field="$.type")
     body = doc.get("epcisBody")
     wires = body.get("eventList") if isinstance(body, dict) else None
-    if not isinstance(wires, list):
+    if not isinstance(body, dict) or not isinstance(wires, list):
         check_schema(doc)
         raise InvalidArgument("must be a list of events", field="$.epcisBody.eventList")
     check_schema({**doc, "epcisBody": {**body, "eventList": []}})

@@ -123,7 +123,8 @@ class _Writer:
 
     def event(self, event: Event, field: str) -> dict[str, Any]:
         if event.kind is EventKind.RECORD:
-            raise InvalidArgument("an EPCIS record needs the event it keeps", field=f"{field}.epcis")
+            raise InvalidArgument("an EPCIS record needs the event it keeps",
+                                  field=f"{field}.epcis")
         if event.kind is EventKind.REPLACE:
             return self._replacement(event, field)
         target = event.target if event.kind is EventKind.DECOMMISSION else None
