@@ -168,8 +168,10 @@ def packs() -> FakePacks:
 
 
 def test_every_per_pack_event_kind_has_a_handler_and_recalls_are_refused_here() -> None:
-    """Each per-pack event kind is handled; recalls and withdrawals go through their own calls."""
-    assert set(HANDLERS) == set(EventKind) - {EventKind.RECALL, EventKind.WITHDRAW}
+    """Each per-pack event kind is handled; recalls and withdrawals go through their own calls,
+    and an imported EPCIS record changes no pack."""
+    assert set(HANDLERS) == set(EventKind) - {EventKind.RECALL, EventKind.WITHDRAW,
+                                              EventKind.RECORD}
     assert all(callable(handler) for handler in HANDLERS.values())
     with pytest.raises(InvalidArgument, match="not a per-pack event"):
         check_event_time(Event(EventKind.RECALL, (), NOW))
