@@ -162,11 +162,12 @@ def test_an_xml_event_the_xsd_refuses_is_refused_alone(site: _Site) -> None:
 
 
 def test_a_recall_exports_with_its_product_and_lot(site: _Site, gs1: Gs1Product) -> None:
-    """A batch recall is exported as a class-level event of the lot."""
+    """A batch recall is exported as a class-level event of the lot, found by that lot."""
     site.lifecycle.RecallBatch(lpb.RecallBatchRequest(
         tenant=site.tenant, product=gs1.gtin, lot=gs1.lot, reason="contamination"),
         timeout=RPC_TIMEOUT_S)
-    (recall,) = [e for e in site.exported()["epcisBody"]["eventList"]
+    exported = site.exported(product=gs1.gtin, lot=gs1.lot)
+    (recall,) = [e for e in exported["epcisBody"]["eventList"]
                  if e.get("disposition") == "recalled"]
     assert recall["quantityList"] == [
         {"epcClass": f"urn:epc:class:lgtin:{gs1.gtin[1:8]}.{gs1.gtin[0]}{gs1.gtin[8:13]}."

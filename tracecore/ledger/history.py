@@ -128,6 +128,8 @@ class EventFilter:
     party_id: str = ""
     from_ms: int = 0
     to_ms: int = 0
+    product: str = ""       # with product_ref: its GTIN or NMPA id, which recalls name
+    lot: str = ""           # with batch_ref: its lot
 
 
 def list_events(
@@ -154,6 +156,9 @@ def _matches(ledger: Ledger, txn: Txn, event: lpb.EventRecord, wanted: EventFilt
     if wanted.party_id and wanted.party_id not in (event.party_id, event.destination):
         return False
     if wanted.batch_ref or wanted.product_ref:
+        if event.product:
+            # A recall names its lot, a withdrawal its product and so every lot.
+            return event.product == wanted.product and event.lot in ("", wanted.lot or event.lot)
         for key in [*event.codes, *([event.parent] if event.parent else [])]:
             record = ledger.code_record(txn, key)
             if record is None:

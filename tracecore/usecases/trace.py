@@ -150,11 +150,15 @@ def event_filter(ledger: Catalogue, query: EventQuery, own: str) -> EventFilter:
     if query.lot and not query.product:
         raise InvalidArgument("a lot needs its product", field="product")
     product_ref = batch_ref = 0
+    product = ""
     if query.lot:
-        batch_ref, _ = ledger.batch(query.product, query.lot)
+        batch_ref, batch = ledger.batch(query.product, query.lot)
+        product = batch.product
     elif query.product:
-        product_ref, _ = ledger.product(query.product)
+        product_ref, found = ledger.product(query.product)
+        product = masterdata.code_product(found)
     if party_id:
         masterdata.party_id(party_id)
-    return EventFilter(batch_ref, product_ref, party_id, query.from_ms, query.to_ms)
+    return EventFilter(batch_ref, product_ref, party_id, query.from_ms, query.to_ms,
+                       product, query.lot)
 
