@@ -17,9 +17,13 @@ from pharmatrace.v1 import lifecycle_pb2 as lpb
 from pharmatrace.v1 import lifecycle_pb2_grpc, trace_pb2_grpc
 from pharmatrace.v1 import trace_pb2 as tpb
 
-from tests.integration.conftest import RPC_TIMEOUT_S, Api, Gs1Product
+from tests.integration.conftest import RPC_TIMEOUT_S, Api, Gs1Product, Servers
 from tracecore import epcis
 from tracecore.codes import Form, parse, render
+from tracecore.errors import InvalidArgument
+from tracecore.ledger.exchange import QueryPage
+from tracecore.ledger.store import Ledger
+from tracecore.usecases import trace
 
 DATA = Path(__file__).parent.parent / "data" / "epcis"
 
@@ -182,3 +186,58 @@ def test_a_packs_trace_shows_the_records_that_name_it(site: _Site) -> None:
         tenant=site.tenant, code=parse(site.epcs[1]).code.text()), timeout=RPC_TIMEOUT_S)
     assert [(e.biz_step, e.kind) for e in trail.history] == [
         ("commissioning", lpb.EVENT_KIND_COMMISSION), ("inspecting", lpb.EVENT_KIND_RECORD)]
+
+
+@pytest.fixture
+def stored(site: _Site, servers: Servers) -> Ledger:
+    """The site's ledger holding every example document's events."""
+    for name in JSON_EXAMPLES:
+        site.send(site.document(f"{name}.jsonld"))
+    for name in XML_EXAMPLES:
+        site.send(site.document(f"{name}.xml"))
+    return servers.codegen.data.get(site.tenant).ledger
+
+
+def _ids(page: QueryPage) -> list[str]:
+    return [event["eventID"][-2:] for event in page.events]
+
+
+@pytest.mark.parametrize(("params", "ids"), [
+    ({"eventType": "TransactionEvent|TransformationEvent"}, ["02", "03", "12"]),
+    ({"EQ_bizStep": "urn:epcglobal:cbv:bizstep:inspecting"}, ["06", "21"]),
+    ({"EQ_bizStep": "commissioning", "EQ_action": "ADD"}, ["01"]),
+    ({"GE_eventTime": "2024-05-05T00:00:00Z", "LT_eventTime": "2024-05-08T09:30:00+08:00"},
+     ["04", "05", "06", "11"]),
+    ({"EQ_bizTransaction_po": "urn:epcglobal:cbv:bt:0614141073467:PO-1234"}, ["11"]),
+    ({"EQ_bizTransaction_urn:cn:nmpa:btt:inbound-bill": "urn:cn:nmpa:bill:RK20240503000017"},
+     ["02"]),
+    ({"MATCH_epc": "urn:epc:idpat:sgtin:0614141.107346.*"}, ["11", "21"]),
+    ({"MATCH_anyEPC": "urn:epc:id:sscc:0614141.1234567890"}, ["22"]),
+    ({"MATCH_epcClass": "urn:epc:class:lgtin:4012345.011111.4444"}, ["04", "05", "22"]),
+])
+def test_the_standard_query_finds_events_of_every_kind(
+        stored: Ledger, params: dict[str, str], ids: list[str]) -> None:
+    """The standard query parameters find records and modelled events alike."""
+    page = trace.query_epcis(stored, None, params, 0, "")
+    assert (_ids(page), page.next_token) == (ids, "")
+
+
+def test_a_query_pages_by_token(stored: Ledger) -> None:
+    """Pages of two events each follow one another by their token, to the end."""
+    seen: list[str] = []
+    token = ""
+    while True:
+        page = trace.query_epcis(stored, None, {"EQ_action": "ADD|OBSERVE"}, 2, token)
+        assert len(page.events) <= 2
+        seen += _ids(page)
+        token = page.next_token
+        if not token:
+            break
+    assert seen == ["01", "02", "04", "05", "06", "11", "21", "22"]
+
+
+def test_an_unknown_query_parameter_is_refused_by_name(stored: Ledger) -> None:
+    """A parameter pharmatrace does not support is named in the refusal."""
+    with pytest.raises(InvalidArgument) as refused:
+        trace.query_epcis(stored, None, {"EQ_colour": "red"}, 0, "")
+    assert refused.value.field == "EQ_colour"

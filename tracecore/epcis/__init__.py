@@ -2,11 +2,12 @@
 
 ``vocabulary`` holds the event table and CBV terms, ``identifiers`` the URIs of packs and
 parties, ``writer`` and ``reader`` the two directions, ``xml_reader`` EPCIS 1.2 and 2.0 XML as
-JSON-LD, ``schema`` the validation of what comes in and ``event_hash`` the CBV 2.0 event hash
-ID both directions give an event without an id.
+JSON-LD, ``query`` the standard event query, ``schema`` the validation of what comes in and
+``event_hash`` the CBV 2.0 event hash ID both directions give an event without an id.
 """
 
 from tracecore.epcis.identifiers import gln_of, sgln_uri
+from tracecore.epcis.query import PARAMETERS, Query, parse_query
 from tracecore.epcis.reader import Refusal, import_document, read_document
 from tracecore.epcis.schema import schema_path
 from tracecore.epcis.vocabulary import (
@@ -25,12 +26,15 @@ __all__ = [
     "EXTENSION_NAMESPACE",
     "EXTENSION_PREFIX",
     "NMPA_URI_PREFIX",
+    "PARAMETERS",
     "IdForm",
+    "Query",
     "Refusal",
     "document_of_xml",
     "export_document",
     "gln_of",
     "import_document",
+    "parse_query",
     "read_document",
     "schema_path",
     "sgln_uri",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pharmatrace.v1 import common_pb2 as pb
@@ -15,10 +16,14 @@ from tracecore.events import Event, EventKind
 from tracecore.ledger.env import Txn
 from tracecore.ledger.history import EventFilter, list_events
 from tracecore.ledger.store import Ledger
+from tracecore.paging import page_start
 from tracecore.status import Status
 
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 MAX_EXPORT_EVENTS = 100_000
+#: Events a query page looks at at most, so that a sparse query cannot stall a reader.
+MAX_QUERY_SCAN = 50_000
+_QUERY_CHUNK = 500
 #: Parties without a GLN are named by this URI plus their id.
 PARTY_URI = "urn:pharmatrace:party:"
 
@@ -102,22 +107,75 @@ def export(
                 break
         truncated = len(records) > max_events
         records = records[:max_events]
-        parties = _Parties(ledger, txn, company_prefix_length)
-        expiry: dict[tuple[str, str], str | None] = {}
-
-        def expiry_of(product: str, lot: str) -> str | None:
-            if (product, lot) not in expiry:
-                try:
-                    expiry[(product, lot)] = ledger.batch_in(txn, product, lot)[1].expires_on
-                except TraceError:
-                    expiry[(product, lot)] = None
-            return expiry[(product, lot)]
-
-        document = epcis.export_document(
-            (event_of(r) for r in records), id_form=id_form, party_uri=parties.uri,
-            company_prefix_length=company_prefix_length, host=host, batches=expiry_of,
-        )
+        document = _document(ledger, txn, records, id_form, company_prefix_length, host)
     return json.dumps(document, ensure_ascii=False, separators=(",", ":")), len(records), truncated
+
+
+@dataclass(frozen=True, slots=True)
+class QueryPage:
+    """One page of a standard query's answer."""
+
+    context: list[Any]
+    """The @context the events are written under."""
+    events: list[dict[str, Any]]
+    next_token: str
+    """"" when nothing is left."""
+
+
+def query(
+    ledger: Ledger,
+    asked: epcis.Query,
+    wanted: EventFilter,
+    page_size: int,
+    page_token: str,
+    *,
+    id_form: epcis.IdForm,
+    company_prefix_length: int,
+    host: str,
+) -> QueryPage:
+    """Events (as EPCIS JSON) answering a standard query and ``wanted`` (a party-bound caller's
+    own party), in ledger order; ``next_token`` resumes after the last one looked at."""
+    wanted = replace(wanted, from_ms=max(wanted.from_ms, asked.from_ms),
+                     to_ms=min(t for t in (wanted.to_ms, asked.to_ms, 2**63 - 1) if t))
+    found: list[dict[str, Any]] = []
+    context: list[Any] = []
+    token = page_token
+    with ledger.env.read() as txn:
+        first = page_start(page_token, last=2**63 - 1)
+        while len(found) < page_size:
+            records, after = list_events(ledger, txn, wanted, _QUERY_CHUNK, token)
+            document = _document(ledger, txn, records, id_form, company_prefix_length, host)
+            context = document["@context"]
+            for record, wire in zip(records, document["epcisBody"]["eventList"], strict=True):
+                if asked.matches(wire, record.recorded_at_ms):
+                    found.append(wire)
+                    if len(found) == page_size:
+                        if record is not records[-1] or after:
+                            after = str(record.seq + 1)
+                        break
+            token = after
+            if not token or int(token) - first >= MAX_QUERY_SCAN:
+                break
+    return QueryPage(context or [epcis.CONTEXT_URL], found, token)
+
+
+def _document(ledger: Ledger, txn: Txn, records: list[lpb.EventRecord], id_form: epcis.IdForm,
+              company_prefix_length: int, host: str) -> dict[str, Any]:
+    parties = _Parties(ledger, txn, company_prefix_length)
+    expiry: dict[tuple[str, str], str | None] = {}
+
+    def expiry_of(product: str, lot: str) -> str | None:
+        if (product, lot) not in expiry:
+            try:
+                expiry[(product, lot)] = ledger.batch_in(txn, product, lot)[1].expires_on
+            except TraceError:
+                expiry[(product, lot)] = None
+        return expiry[(product, lot)]
+
+    return epcis.export_document(
+        (event_of(r) for r in records), id_form=id_form, party_uri=parties.uri,
+        company_prefix_length=company_prefix_length, host=host, batches=expiry_of,
+    )
 
 
 def import_events(ledger: Ledger, text: str
