@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import json
 from dataclasses import dataclass, field
 
 from tracecore.codes import Code
@@ -91,7 +92,10 @@ class Event:
 
     @property
     def cbv(self) -> tuple[str, str]:
-        """(bizStep, disposition) from GS1 CBV 2.0."""
+        """(bizStep, disposition) from GS1 CBV 2.0; for a record, those it was received with."""
+        if self.kind is EventKind.RECORD:
+            wire = json.loads(self.epcis) if self.epcis else {}
+            return str(wire.get("bizStep", "")), str(wire.get("disposition", ""))
         if self.kind is EventKind.DECOMMISSION and self.target is not None:
             return DECOMMISSION_CBV[self.target]
         return CBV[self.kind]

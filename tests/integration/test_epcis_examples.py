@@ -241,3 +241,14 @@ def test_an_unknown_query_parameter_is_refused_by_name(stored: Ledger) -> None:
     with pytest.raises(InvalidArgument) as refused:
         trace.query_epcis(stored, None, {"EQ_colour": "red"}, 0, "")
     assert refused.value.field == "EQ_colour"
+
+
+def test_records_come_only_in_epcis_documents(site: _Site) -> None:
+    """CaptureEvents refuses the record kind: a record is an EPCIS event kept as received."""
+    with pytest.raises(grpc.RpcError) as refused:
+        site.lifecycle.CaptureEvents(iter([lpb.CaptureEventsRequest(
+            tenant=site.tenant, events=[lpb.LifecycleEvent(
+                kind=lpb.EVENT_KIND_RECORD, codes=[parse(site.epcs[0]).code.text()])])]),
+            timeout=RPC_TIMEOUT_S)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "ImportEpcis" in str(refused.value.details())

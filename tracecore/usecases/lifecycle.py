@@ -261,6 +261,9 @@ def _event(caller: Principal, e: EventInput, index: int, field: str, now: int
     if kind in (EventKind.RECALL, EventKind.WITHDRAW, EventKind.REPLACE):
         raise InvalidArgument("recalls, withdrawals and label replacements are RecallBatch, "
                               "WithdrawProduct and ReplaceCode", field=f"{field}.kind")
+    if kind is EventKind.RECORD:
+        raise InvalidArgument("EPCIS records come in whole EPCIS documents: ImportEpcis",
+                              field=f"{field}.kind")
     codes, bad = _codes(e.codes, index, f"{field}.codes",
                         allow_empty=kind is EventKind.DISAGGREGATE)
     parent = _code(e.parent, f"{field}.parent") if e.parent else None
