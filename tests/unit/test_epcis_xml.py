@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tracecore import epcis
+from tracecore.epcis.vocabulary import epoch_ms
 from tracecore.errors import InvalidArgument
 from tracecore.events import EventKind
 
@@ -104,3 +105,17 @@ def test_one_bad_event_is_refused_alone_with_its_json_path() -> None:
     with pytest.raises(InvalidArgument) as raised:
         epcis.import_document(document, party_of=_party_of)
     assert raised.value.field == "$.epcisBody.eventList[1].action"
+
+
+def test_gs1_example_xml_reads_as_gs1s_json_of_it() -> None:
+    """GS1's example 9.6.1 in XML reads as GS1's JSON-LD of it (eventIDs and time forms aside)."""
+    document, _ = epcis.document_of_xml(
+        (DATA / "gs1-example-9.6.1-objectevent.xml").read_text("utf-8"))
+    expected = json.loads((DATA / "gs1-example-9.6.1-objectevent.jsonld").read_text("utf-8"))
+
+    def same_form(event: dict[str, Any]) -> dict[str, Any]:
+        return {key: epoch_ms(value) if key == "eventTime" else value
+                for key, value in event.items() if key != "eventID"}
+
+    assert [same_form(e) for e in document["epcisBody"]["eventList"]] == \
+        [same_form(e) for e in expected["epcisBody"]["eventList"]]

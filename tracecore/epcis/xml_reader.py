@@ -164,7 +164,10 @@ def _value(elem: Element, prefixes: dict[str, str]) -> Any:
 def _quantity(elem: Element) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for child in elem:
-        out[child.tag] = _number(_text(child)) if child.tag == "quantity" else _text(child)
+        if child.tag != "quantity":
+            out[child.tag] = _text(child)
+        elif _text(child):  # a nil quantity is an unknown one: JSON leaves it out
+            out[child.tag] = _number(_text(child))
     return out
 
 
