@@ -122,8 +122,6 @@ _SERIALISED = {OBJECT: "epcList", AGGREGATION: "childEPCs"}
 
 _NAMED_CODES = ("epcList", "childEPCs", "inputEPCList", "outputEPCList")
 
-_CLASS_LEVEL = ("quantityList", "childQuantityList", "inputQuantityList", "outputQuantityList")
-
 
 @dataclass(frozen=True, slots=True)
 class _Reader:

@@ -78,7 +78,15 @@ def document_of_xml(text: str) -> tuple[dict[str, Any], dict[int, tuple[str, str
     doc: dict[str, Any] = {"@context": [CONTEXT_URL], "type": "EPCISDocument",
                            "schemaVersion": "2.0",
                            "creationDate": root.get("creationDate", "")}
-    doc["epcisBody"] = {"eventList": [_event(event, prefixes) for event in events]}
+    converted: list[dict[str, Any]] = []
+    for i, event in enumerate(events):
+        try:
+            # An event the XSD refused is left as its bare type: it is not read further.
+            converted.append({"type": event.tag} if i in refused else _event(event, prefixes))
+        except ValueError as exc:
+            refused[i] = (f"$.epcisBody.eventList[{i}]", f"not a number: {exc}"[:200])
+            converted.append({"type": event.tag})
+    doc["epcisBody"] = {"eventList": converted}
     used = {prefix: ns for ns, prefix in prefixes.items()
             if ns not in _STANDARD and _uses(doc, prefix)}
     if used:
