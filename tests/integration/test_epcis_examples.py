@@ -23,7 +23,7 @@ from tracecore.codes import Form, parse, render
 from tracecore.errors import InvalidArgument
 from tracecore.ledger.exchange import QueryPage
 from tracecore.ledger.store import Ledger
-from tracecore.usecases import trace
+from tracecore.usecases import epcis_query
 
 DATA = Path(__file__).parent.parent / "data" / "epcis"
 
@@ -218,7 +218,7 @@ def _ids(page: QueryPage) -> list[str]:
 def test_the_standard_query_finds_events_of_every_kind(
         stored: Ledger, params: dict[str, str], ids: list[str]) -> None:
     """The standard query parameters find records and modelled events alike."""
-    page = trace.query_epcis(stored, None, params, 0, "")
+    page = epcis_query.query_events(stored, None, params, 0, "")
     assert (_ids(page), page.next_token) == (ids, "")
 
 
@@ -227,7 +227,7 @@ def test_a_query_pages_by_token(stored: Ledger) -> None:
     seen: list[str] = []
     token = ""
     while True:
-        page = trace.query_epcis(stored, None, {"EQ_action": "ADD|OBSERVE"}, 2, token)
+        page = epcis_query.query_events(stored, None, {"EQ_action": "ADD|OBSERVE"}, 2, token)
         assert len(page.events) <= 2
         seen += _ids(page)
         token = page.next_token
@@ -239,7 +239,7 @@ def test_a_query_pages_by_token(stored: Ledger) -> None:
 def test_an_unknown_query_parameter_is_refused_by_name(stored: Ledger) -> None:
     """A parameter pharmatrace does not support is named in the refusal."""
     with pytest.raises(InvalidArgument) as refused:
-        trace.query_epcis(stored, None, {"EQ_colour": "red"}, 0, "")
+        epcis_query.query_events(stored, None, {"EQ_colour": "red"}, 0, "")
     assert refused.value.field == "EQ_colour"
 
 

@@ -4,7 +4,7 @@ reads only what was in its own custody."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pharmatrace.v1 import ledger_pb2 as lpb
@@ -139,27 +139,6 @@ def export_epcis(ledger: Ledger, caller: Principal | None, query: EventQuery, *,
         ledger, wanted, id_form=form, company_prefix_length=cpl, host=host.rstrip("/"),
         max_events=max_events)
     return Export(document, count, truncated)
-
-
-@use_case(roles=_TRACERS, writes=False, scope=Scope.PARTY)
-def query_epcis(ledger: Ledger, caller: Principal | None,
-                params: Mapping[str, str | Sequence[str]], page_size: int, page_token: str, *,
-                digital_link: bool = False, company_prefix_length: int = 0, host: str = ""
-                ) -> exchange.QueryPage:
-    """One page of events, as EPCIS 2.0 JSON, answering the standard query parameters
-    (``epcis.PARAMETERS``: EQ_bizStep, GE_eventTime, MATCH_epc, EQ_bizTransaction_po, ...), and
-    the token of the next; a party-bound caller sees its own party's events."""
-    size = page_size or DEFAULT_PAGE
-    if size > MAX_PAGE:
-        raise InvalidArgument(f"at most {MAX_PAGE}", field="page_size")
-    cpl = company_prefix_length or DEFAULT_PREFIX_LENGTH
-    if not 6 <= cpl <= 12:
-        raise InvalidArgument("must be 6 to 12", field="company_prefix_length")
-    asked = epcis.parse_query(params)
-    wanted = event_filter(ledger, EventQuery(), custody_party(caller))
-    return exchange.query(ledger, asked, wanted, size, page_token,
-                          id_form="digital-link" if digital_link else "epc",
-                          company_prefix_length=cpl, host=(host or DEFAULT_HOST).rstrip("/"))
 
 
 def event_filter(ledger: Catalogue, query: EventQuery, own: str) -> EventFilter:
