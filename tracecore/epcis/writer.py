@@ -118,6 +118,9 @@ class _Writer:
         else:
             wire["epcList"] = children
         wire |= {"action": row.action, "bizStep": row.biz_step, "disposition": row.disposition}
+        if event.documents:
+            wire["bizTransactionList"] = [{"type": d.type, "bizTransaction": d.id}
+                                          for d in event.documents]
         party = self.party_uri(event.party_id) if event.party_id else ""
         if party:
             wire["readPoint"] = {"id": party}

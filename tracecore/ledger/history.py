@@ -10,7 +10,8 @@ from pharmatrace.v1 import common_pb2 as pb
 from pharmatrace.v1 import ledger_pb2 as lpb
 
 from tracecore.codes import Code
-from tracecore.events import EventKind
+from tracecore.events import Document, EventKind
+from tracecore.ledger import foreign
 from tracecore.ledger.env import Txn
 from tracecore.ledger.journal import Journal
 from tracecore.ledger.records import CodeRecord
@@ -128,6 +129,8 @@ class EventFilter:
     party_id: str = ""
     from_ms: int = 0
     to_ms: int = 0
+    document: Document | None = None
+    """Only the events that are part of this business document (read from its index)."""
 
 
 def list_events(
@@ -136,7 +139,11 @@ def list_events(
     """One page of events matching the filter, in ledger order; the token resumes after it."""
     start = page_start(page_token, last=2**63 - 1)
     out: list[lpb.EventRecord] = []
-    for scanned, event in enumerate(Journal(ledger.db).scan(txn, start), 1):
+    journal = Journal(ledger.db)
+    events = (journal.scan(txn, start) if wanted.document is None
+              else (journal.get(txn, seq) for seq in
+                    foreign.events_of_document(ledger, txn, wanted.document) if seq >= start))
+    for scanned, event in enumerate(events, 1):
         if _matches(ledger, txn, event, wanted):
             out.append(event)
             if len(out) == page_size:

@@ -17,6 +17,7 @@ from tracecore.ledger import exchange, history, oversight
 from tracecore.ledger.history import EventFilter, Traced, trace
 from tracecore.ledger.store import Ledger
 from tracecore.status import Status
+from tracecore.usecases import partners
 from tracecore.usecases.catalogue import Catalogue
 from tracecore.usecases.declare import ADMIN, DISTRIBUTOR, REGULATOR, Scope, use_case
 
@@ -49,6 +50,8 @@ class EventQuery:
     party_id: str = ""
     from_ms: int = 0
     to_ms: int = 0
+    document: tuple[str, str] = ("", "")
+    """A business document's (type, id): only the events that are part of it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,5 +159,8 @@ def event_filter(ledger: Catalogue, query: EventQuery, own: str) -> EventFilter:
         product_ref, _ = ledger.product(query.product)
     if party_id:
         masterdata.party_id(party_id)
-    return EventFilter(batch_ref, product_ref, party_id, query.from_ms, query.to_ms)
+    doc_type, doc_id = query.document
+    document = partners.document(doc_type, doc_id, field="document") if doc_id or doc_type \
+        else None
+    return EventFilter(batch_ref, product_ref, party_id, query.from_ms, query.to_ms, document)
 
