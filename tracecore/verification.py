@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pharmatrace.v1 import common_pb2 as pb
 
 from tracecore import gs1
-from tracecore.codes import Code, Scheme, parse, parse_many
+from tracecore.codes import Code, parse, parse_many
 from tracecore.errors import ParseError
 from tracecore.keys import KeyState
 from tracecore.ledger import foreign, history
@@ -340,9 +340,8 @@ class Verifier:
         return ref_of(data) if data is not None else 0
 
     def _product(self, txn: Txn, ref: int, code: Code) -> pb.Product:
-        if not ref:  # another company's product this tenant has not registered
-            return (pb.Product(gtin=code.product) if code.scheme is Scheme.GS1
-                    else pb.Product(nmpa_id=code.product))
+        if not ref:
+            return foreign.unregistered_product(code)
         product = self._products.get(ref)
         if product is None:
             product = self._products[ref] = self._tenant.ledger.product_by_ref(txn, ref)

@@ -10,6 +10,7 @@ from typing import Any
 from tracecore import clock
 from tracecore.codes import Code, Form, Scheme, render
 from tracecore.epcis.event_hash import hash_id
+from tracecore.epcis.identifiers import transaction_uri
 from tracecore.epcis.vocabulary import (
     AGGREGATION,
     CANONICAL_HOST,
@@ -119,7 +120,7 @@ class _Writer:
             wire["epcList"] = children
         wire |= {"action": row.action, "bizStep": row.biz_step, "disposition": row.disposition}
         if event.documents:
-            wire["bizTransactionList"] = [{"type": d.type, "bizTransaction": d.id}
+            wire["bizTransactionList"] = [{"type": d.type, "bizTransaction": transaction_uri(d.id)}
                                           for d in event.documents]
         party = self.party_uri(event.party_id) if event.party_id else ""
         if party:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pharmatrace.v1 import common_pb2 as pb
 from pharmatrace.v1 import ledger_pb2 as lpb
 
-from tracecore.codes import Code
+from tracecore.codes import Code, Scheme
 from tracecore.errors import AlreadyExists, FailedPrecondition
 from tracecore.events import Document
 from tracecore.ledger.counters import Tally
@@ -64,6 +64,12 @@ def product_ref(ledger: Ledger, txn: Txn, product: str) -> int:
     company's product it only handles)."""
     data = txn.get(product.encode(), db=ledger.db["product_ids"])
     return ref_of(data) if data is not None else 0
+
+
+def unregistered_product(code: Code) -> pb.Product:
+    """Another company's product the tenant has not registered: its identifier, nothing more."""
+    return (pb.Product(gtin=code.product) if code.scheme is Scheme.GS1
+            else pb.Product(nmpa_id=code.product))
 
 
 def new_record(product: int, status: Status, now_ms: int, *, level: int = UNIT,

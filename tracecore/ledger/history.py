@@ -67,7 +67,9 @@ def trace(ledger: Ledger, txn: Txn, code: Code) -> Traced | None:
     history = sorted(seen.values(), key=lambda item: (item[0].when_ms, item[0].seq))
     holder = ledger.party_by_ref(txn, record.holder_ref).party_id if record.holder_ref else ""
     batch = ledger.batch_by_ref(txn, record.batch_ref) if record.batch_ref else None
-    return Traced(code, record, ledger.product_by_ref(txn, record.product_ref), batch, holder,
+    product = (ledger.product_by_ref(txn, record.product_ref) if record.product_ref
+               else foreign.unregistered_product(code))
+    return Traced(code, record, product, batch, holder,
                   parents, children, child_count, history, *replacement(ledger, txn, key))
 
 

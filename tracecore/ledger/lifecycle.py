@@ -253,7 +253,8 @@ class _Session:
     def hierarchy(self, product_ref: int) -> Sequence[cpb.PackLevel]:
         if product_ref not in self._hierarchies:
             self._hierarchies[product_ref] = list(
-                self.ledger.product_by_ref(self.txn, product_ref).hierarchy)
+                self.ledger.product_by_ref(self.txn, product_ref).hierarchy) if product_ref \
+                else []
         return self._hierarchies[product_ref]
 
     def shipped_by(self, key: bytes) -> int:
