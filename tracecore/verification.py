@@ -172,6 +172,7 @@ class Verifier:
         supply_chain = checks.clones and bool(
             context.party_id or context.purpose in SUPPLY_CHAIN_PURPOSES)
         raised: list[Raised] = []
+        foreign.open_late(ledger)
         with ledger.env.read() as txn:
             get = txn.get
             holds = Holds(ledger, txn)

@@ -18,7 +18,7 @@ from tracecore.codes import Code, Scheme
 from tracecore.errors import AlreadyExists, FailedPrecondition
 from tracecore.events import Document
 from tracecore.ledger.counters import Tally
-from tracecore.ledger.env import Txn
+from tracecore.ledger.env import Database, Txn
 from tracecore.ledger.records import FLAG_FOREIGN, CodeRecord, ref_key, ref_of, u64
 from tracecore.ledger.store import Ledger
 from tracecore.status import Status
@@ -121,7 +121,8 @@ def register(ledger: Ledger, codes: Sequence[Code], provenance: Provenance, stat
 
 
 def provenance_of(ledger: Ledger, txn: Txn, key: bytes) -> lpb.ForeignCodeRecord | None:
-    data = txn.get(key, db=ledger.db["foreign_codes"])
+    db = _optional(ledger, "foreign_codes")
+    data = txn.get(key, db=db) if db is not None else None
     return lpb.ForeignCodeRecord.FromString(bytes(data)) if data is not None else None
 
 
@@ -137,10 +138,30 @@ def index_documents(ledger: Ledger, txn: Txn, seq: int, documents: Iterable[pb.B
 
 def events_of_document(ledger: Ledger, txn: Txn, document: Document) -> list[int]:
     """Sequences of the events that are part of a business document, in ledger order."""
-    cursor = txn.cursor(db=ledger.db["documents"])
+    db = _optional(ledger, "documents")
+    if db is None:
+        return []
+    cursor = txn.cursor(db=db)
     if not cursor.set_key(document.key()):
         return []
     return [u64(v) for v in cursor.iternext_dup()]
+
+
+def open_late(ledger: Ledger) -> None:
+    """Opens, in a reader, this module's databases that a writer created after the reader
+    opened the ledger. Call it before beginning a read transaction: LMDB lets a transaction use
+    only the database handles opened before it began."""
+    for name in ("foreign_codes", "documents"):
+        _optional(ledger, name)
+
+
+def _optional(ledger: Ledger, name: str) -> Database | None:
+    """A database a reader may find missing: the ledger's writer has not opened it since the
+    release that added it (nothing is in it yet)."""
+    try:
+        return ledger.db[name]
+    except KeyError:
+        return None
 
 
 def _seq(seq: int) -> bytes:

@@ -154,6 +154,7 @@ def check_receipt(ledger: Ledger, caller: Principal | None, doc: Document) -> Re
     """Packs shipped under a business document and not received under it (missing), and
     received under it but not shipped (extra). Containers count as the packs inside them, so a
     pallet shipped whole and received case by case matches."""
+    foreign.open_late(ledger)
     with ledger.env.read() as txn:
         journal = Journal(ledger.db)
         shipped: set[bytes] = set()

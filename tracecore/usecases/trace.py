@@ -13,7 +13,7 @@ from tracecore import epcis, masterdata
 from tracecore.codes import Code, parse
 from tracecore.credentials import Principal, Role
 from tracecore.errors import InvalidArgument, NotFound, ParseError, PermissionDenied
-from tracecore.ledger import exchange, history, oversight
+from tracecore.ledger import exchange, foreign, history, oversight
 from tracecore.ledger.history import EventFilter, Traced, trace
 from tracecore.ledger.store import Ledger
 from tracecore.status import Status
@@ -117,6 +117,7 @@ def list_events(ledger: Ledger, caller: Principal | None, query: EventQuery, pag
     if size > MAX_PAGE:
         raise InvalidArgument(f"at most {MAX_PAGE}", field="page_size")
     wanted = event_filter(ledger, query, custody_party(caller))
+    foreign.open_late(ledger)
     with ledger.env.read() as txn:
         return history.list_events(ledger, txn, wanted, size, page_token)
 
