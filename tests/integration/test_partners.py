@@ -229,3 +229,16 @@ def test_a_receipt_is_checked_against_the_shipped_bill(site: _Site) -> None:
     rows = [json.loads(line) for line in cli.stdout.splitlines()]
     assert sorted(r["state"] for r in rows) == ["extra", "missing", "missing"]
     assert "2 missing, 1 extra" in cli.stderr
+
+
+def test_doctor_finds_a_ledger_with_codes_minted_elsewhere_healthy(site: _Site) -> None:
+    """Codes registered and received from a partner have no pool and no key of ours: `doctor`
+    finds the counters, pools and keys agreeing with the codes all the same."""
+    site.import_epcis([_receiving(["6001", "6002"], PARTNER_SGLN, "urn:uuid:6")])
+    assert site.cli("codes", "register", f"(01){FOREIGN_GTIN}(21)6003").returncode == 0
+    found = subprocess.run(
+        [str(PHARMATRACE), "doctor", "--data", str(site.servers.data), "--tenant", site.tenant,
+         "--dev"], capture_output=True, text=True, timeout=300, check=False)
+    assert found.returncode == 0, found.stdout
+    for check in ("counters: ok", "pools: ok", "key ring: ok", "signing keys: ok"):
+        assert check in found.stdout
