@@ -242,3 +242,25 @@ def test_doctor_finds_a_ledger_with_codes_minted_elsewhere_healthy(site: _Site) 
     assert found.returncode == 0, found.stdout
     for check in ("counters: ok", "pools: ok", "key ring: ok", "signing keys: ok"):
         assert check in found.stdout
+
+
+def test_nmpa_codes_of_another_issuer_are_registered_unused_then_commissioned_by_the_line(
+        site: _Site, api: Api) -> None:
+    """20-digit codes a code-issuing body gave out are registered unused, commissioned by the
+    line into a batch like our own, and verify as KNOWN_FOREIGN with their batch."""
+    api.admin.RegisterProduct(apb.RegisterProductRequest(tenant=site.tenant, product=cpb.Product(
+        nmpa_id="8612345", name="阿莫西林胶囊")), timeout=RPC_TIMEOUT_S)
+    api.admin.AddBatch(apb.AddBatchRequest(tenant=site.tenant, batch=cpb.Batch(
+        product="8612345", lot="B7", manufactured_on="2025-01-01", expires_on="2030-01-01")),
+        timeout=RPC_TIMEOUT_S)
+    codes = [f"8612345{secrets.randbelow(10**13):013d}" for _ in range(3)]
+    done = site.cli("codes", "register", *codes, "--unused", "--minted-by", "发码机构-01")
+    assert done.returncode == 0 and "3 registered" in done.stderr, done.stderr
+    assert site.verify(codes[0]).status == cpb.CODE_STATUS_ISSUED
+    commissioned = site.lifecycle.Commission(lpb.CommissionRequest(
+        tenant=site.tenant, context=lpb.EventContext(party_id="PLANT"), codes=codes, lot="B7"),
+        timeout=RPC_TIMEOUT_S)
+    assert commissioned.applied, commissioned
+    answer = site.verify(codes[1])
+    assert answer.verdict == vpb.VERDICT_KNOWN_FOREIGN and answer.minted_by == "发码机构-01"
+    assert answer.status == cpb.CODE_STATUS_ACTIVE and answer.batch.lot == "B7"
