@@ -11,7 +11,7 @@ from pharmatrace.v1 import admin_pb2_grpc
 
 from codegen_svc.calls import caller
 from tracecore.keys import SigningKey
-from tracecore.usecases import credentials, masterdata, operations
+from tracecore.usecases import credentials, masterdata, operations, partners
 from tracecore.usecases.writeside import WriteSide
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -83,6 +83,18 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
         page = masterdata.list_parties(self._side, caller(), request.tenant, request.page_size,
                                        request.page_token)
         return pb.ListPartiesResponse(parties=page.items, next_page_token=page.next_page_token)
+
+    async def ConfirmParty(self, request: pb.ConfirmPartyRequest, context: Context
+                           ) -> pb.ConfirmPartyResponse:
+        party = await partners.confirm_party(self._side, caller(), request.tenant,
+                                             request.party_id)
+        return pb.ConfirmPartyResponse(party=party)
+
+    async def MergeParty(self, request: pb.MergePartyRequest, context: Context
+                         ) -> pb.MergePartyResponse:
+        party, moved = await partners.merge_party(self._side, caller(), request.tenant,
+                                                  request.external, request.into)
+        return pb.MergePartyResponse(party=party, packs_moved=moved)
 
     async def CreateToken(self, request: pb.CreateTokenRequest, context: Context
                           ) -> pb.CreateTokenResponse:

@@ -7,13 +7,14 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import grpc
+from pharmatrace.v1 import common_pb2 as cpb
 from pharmatrace.v1 import lifecycle_pb2 as pb
 from pharmatrace.v1 import lifecycle_pb2_grpc
 
 from codegen_svc.calls import caller
 from tracecore.errors import InvalidArgument
 from tracecore.lifecycle_rules import Failure
-from tracecore.usecases import lifecycle, recall
+from tracecore.usecases import lifecycle, partners, recall
 from tracecore.usecases.lifecycle import EventContext, EventInput, Outcome
 from tracecore.usecases.writeside import WriteSide
 from tracerpc.locations import batch_location
@@ -57,11 +58,12 @@ class LifecycleServicer(lifecycle_pb2_grpc.LifecycleServicer):
     async def Ship(self, request: pb.ShipRequest, context: Context) -> pb.LifecycleResponse:
         return _response(await lifecycle.ship(
             self._side, caller(), request.tenant, request.codes, request.destination,
-            _context(request.context)))
+            _context(request.context), _documents(request.documents)))
 
     async def Receive(self, request: pb.ReceiveRequest, context: Context) -> pb.LifecycleResponse:
         return _response(await lifecycle.receive(
-            self._side, caller(), request.tenant, request.codes, _context(request.context)))
+            self._side, caller(), request.tenant, request.codes, _context(request.context),
+            _documents(request.documents)))
 
     async def Decommission(self, request: pb.DecommissionRequest, context: Context
                            ) -> pb.LifecycleResponse:
@@ -99,7 +101,8 @@ class LifecycleServicer(lifecycle_pb2_grpc.LifecycleServicer):
                                           field="events.codes")
                 events.append(EventInput(
                     _KINDS.get(e.kind, ""), list(e.codes), _context(e.context), e.parent, e.lot,
-                    e.level, e.destination, e.target, e.reason, e.partial))
+                    e.level, e.destination, e.target, e.reason, e.partial,
+                    _documents(e.documents)))
         if tenant is None:
             raise InvalidArgument("the stream had no message", field="events")
         outcome = await lifecycle.capture_events(self._side, caller(), tenant, events,
@@ -108,6 +111,22 @@ class LifecycleServicer(lifecycle_pb2_grpc.LifecycleServicer):
             events=outcome.events, recorded=len(outcome.event_seqs), changed=outcome.changed,
             duplicates=outcome.duplicates, failures=_failures(outcome.failures),
             notes=outcome.notes)
+
+    async def RegisterCodes(self, request_iterator: AsyncIterator[pb.RegisterCodesRequest],
+                            context: Context) -> AsyncIterator[pb.RegisterCodesResponse]:
+        tenant: str | None = None
+        async for message in request_iterator:
+            if tenant is None:
+                tenant = message.tenant
+            elif message.tenant != tenant:
+                raise InvalidArgument("must be the same in every message", field="tenant")
+            done = await partners.register_codes(
+                self._side, caller(), tenant, list(message.codes), minted_by=message.minted_by,
+                source=message.source, unused=message.unused)
+            yield pb.RegisterCodesResponse(
+                registered=done.registered, known=done.known,
+                failures=[pb.EventFailure(code=code, reason=reason)
+                          for code, reason in done.refused])
 
     async def ImportEpcis(self, request: pb.ImportEpcisRequest, context: Context
                           ) -> pb.ImportEpcisResponse:
@@ -151,6 +170,10 @@ def _response(outcome: Outcome) -> pb.LifecycleResponse:
 def _recalled(held: recall.Held) -> pb.RecallResponse:
     return pb.RecallResponse(batches=[batch_location(loc) for loc in held.batches],
                              event_seqs=held.event_seqs)
+
+
+def _documents(documents: Sequence[cpb.BusinessDocument]) -> list[tuple[str, str, str]]:
+    return [(d.type, d.id, d.counterparty) for d in documents]
 
 
 def _failures(failures: Sequence[Failure]) -> list[pb.EventFailure]:

@@ -26,7 +26,7 @@ _PAGE = _TEMPLATES.get_template("check.html")
 _STATUS = {Outcome.UNREADABLE: 400}
 # Beside the words and the colour, a symbol: none of the three alone carries the verdict.
 _MARKS = {"genuine": "✓", "caution": "!", "do_not_use": "✕", "not_genuine": "✕",
-          "product_only": "i", "unreadable": "?"}
+          "product_only": "i", "unreadable": "?", "known_foreign": "i"}
 _HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
                                "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",

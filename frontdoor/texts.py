@@ -20,6 +20,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "not_genuine": "非正品追溯码",
         "not_genuine_detail": "查无此码：此码不是生产企业发放的追溯码，药品可能是假药。"
                               "请勿使用，并向当地药品监督管理部门举报（12315）。",
+        "known_foreign": "已记录，非本企业发码",
+        "known_foreign_detail": "此追溯码记录在本系统中，但由其他企业或发码机构发放，"
+                                "本系统无法证明其真伪。请向发码方核实。",
         "product_only": "仅为产品信息",
         "product_only_detail": "这是产品的标识，不是单盒药品的追溯码，请扫描药盒上的追溯码。",
         "unreadable": "无法识别",
@@ -75,6 +78,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "not_genuine": "Not a genuine code",
         "not_genuine_detail": "No manufacturer issued this code: the pack may be counterfeit. "
                               "Do not use it, and report it to the medicines regulator.",
+        "known_foreign": "Recorded, issued elsewhere",
+        "known_foreign_detail": "This code is recorded here, but another company or code "
+                                "issuer issued it: this service cannot vouch for it. Check "
+                                "with its issuer.",
         "product_only": "Product only",
         "product_only_detail": "This names a product, not one pack: scan the code printed on "
                                "the pack itself.",

@@ -22,6 +22,7 @@ from pharmatrace_cli import (
     masterdata,
     ops,
     oversight,
+    partners,
     printing,
     regions,
     replication,
@@ -120,6 +121,7 @@ def _parser() -> argparse.ArgumentParser:
     regions.register(commands)
     labels.register(commands)
     replication.register(commands)
+    partners.register(commands)
     completion.register(commands, parser)
     add_examples()
     return parser

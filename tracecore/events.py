@@ -61,6 +61,20 @@ DECOMMISSION_CBV: dict[Status, tuple[str, str]] = {
 
 
 @dataclass(frozen=True, slots=True)
+class Document:
+    """A business document an event is part of (EPCIS bizTransaction): a bill, despatch advice,
+    purchase order, invoice, or a user-defined type such as China's 出入库单."""
+
+    type: str
+    id: str
+    counterparty: str = ""
+
+    def key(self) -> bytes:
+        """The ledger's index key: type, NUL, id (counterparty aside: one bill, both sides)."""
+        return self.type.encode() + b"\0" + self.id.encode()
+
+
+@dataclass(frozen=True, slots=True)
 class Event:
     """One lifecycle event. ``codes`` are the packs it is about (for aggregation, the children);
     an event on a container applies to everything packed inside it."""
@@ -89,6 +103,7 @@ class Event:
     epcis: str = field(default="", compare=False)
     epcis_context: str = field(default="", compare=False)
     extra: dict[str, str] = field(default_factory=dict, compare=False)
+    documents: tuple[Document, ...] = ()   # SHIP / RECEIVE / any: bills, despatch advices
 
     @property
     def cbv(self) -> tuple[str, str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -79,6 +79,13 @@ class Request:
     events: Sequence[Event]
     best_effort: bool = False
     who: str = ""
+    foreign: frozenset[bytes] = frozenset()
+    """Keys of codes not signed here that a partner's events may name: one the ledger does not
+    know is recorded as minted elsewhere on first sight, as ``via`` tells (epcis, capture)."""
+    via: str = ""
+    external_parties: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    """Party ids a partner named that may be recorded as external parties on first sight:
+    (identifier as named, GLN or "")."""
 
 
 class Packs(Protocol):

@@ -19,15 +19,15 @@ from dataclasses import dataclass, field
 from pharmatrace.v1 import common_pb2 as pb
 
 from tracecore import gs1
-from tracecore.codes import parse, parse_many
+from tracecore.codes import Code, parse, parse_many
 from tracecore.errors import ParseError
 from tracecore.keys import KeyState
-from tracecore.ledger import history
+from tracecore.ledger import foreign, history
 from tracecore.ledger.alerts import AlertBook
 from tracecore.ledger.env import Txn
 from tracecore.ledger.observations import Observations
 from tracecore.ledger.oversight import Holds
-from tracecore.ledger.records import CODE_RECORD_SIZE, FLAG_IN_TRANSIT, ref_of
+from tracecore.ledger.records import CODE_RECORD_SIZE, FLAG_FOREIGN, FLAG_IN_TRANSIT, ref_of
 from tracecore.ledger.tenants import Tenant
 from tracecore.minting import check_tags
 from tracecore.oversight import (
@@ -59,6 +59,8 @@ class Verdict(enum.IntEnum):
     UNKNOWN = 2
     BAD_SIGNATURE = 3
     INVALID_FORMAT = 4
+    KNOWN_FOREIGN = 5
+    """In the ledger, minted by another party: known to this ledger, not signed by us."""
 
 
 Alert = AlertKind
@@ -118,6 +120,8 @@ class Answers:
     levels: list[int] = field(default_factory=list)
     codes: list[str] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
+    minted_by: dict[int, str] = field(default_factory=dict)
+    """For KNOWN_FOREIGN rows: who minted the code, as the ledger was told ("" unknown)."""
     batches: list[pb.Batch] = field(default_factory=list)
     products: list[pb.Product] = field(default_factory=list)
 
@@ -168,6 +172,7 @@ class Verifier:
         supply_chain = checks.clones and bool(
             context.party_id or context.purpose in SUPPLY_CHAIN_PURPOSES)
         raised: list[Raised] = []
+        foreign.open_late(ledger)
         with ledger.env.read() as txn:
             get = txn.get
             holds = Holds(ledger, txn)
@@ -178,12 +183,12 @@ class Verifier:
                     continue
                 code = scan.code
                 key_id = next(key_ids)
-                if key_id is None:
+                key = code.key()
+                data = get(key, db=codes_db)
+                if key_id is None and (data is None or not data[2] & FLAG_FOREIGN):
                     _append(out, Verdict.BAD_SIGNATURE, code.text(),
                             "not minted by this tenant: the code's check characters do not match")
                     continue
-                key = code.key()
-                data = get(key, db=codes_db)
                 if data is None:
                     _append(out, Verdict.UNKNOWN, code.text(), "signed, but not in the ledger")
                     continue
@@ -220,14 +225,22 @@ class Verifier:
                 mask |= _STATUS_ALERT_BY_NUMBER[status]
                 verdict = Verdict.GENUINE
                 reason = ""
-                if record_key_id in revoked:
+                if key_id is None:
+                    verdict = Verdict.KNOWN_FOREIGN
+                    minted_by = foreign.provenance_of(ledger, txn, key)
+                    out.minted_by[row] = minted_by.minted_by if minted_by else ""
+                    reason = "known to this ledger, not signed by us" + (
+                        f": minted by {out.minted_by[row]}" if out.minted_by[row] else "")
+                elif record_key_id in revoked:
                     verdict = Verdict.BAD_SIGNATURE
                     reason = "minted under a revoked signing key"
                     mask |= Alert.KEY_REVOKED.bit
-                p_index = product_index.get(product_ref)
+                p_index = product_index.get(product_ref) if product_ref else None
                 if p_index is None:
-                    p_index = product_index[product_ref] = len(out.products)
-                    out.products.append(self._product(txn, product_ref))
+                    p_index = len(out.products)
+                    if product_ref:
+                        product_index[product_ref] = p_index
+                    out.products.append(self._product(txn, product_ref, code))
                 out.verdicts.append(verdict)
                 out.statuses.append(status)
                 out.alert_masks.append(mask)
@@ -327,7 +340,9 @@ class Verifier:
         data = txn.get(party_id.encode(), db=self._tenant.ledger.db["party_ids"])
         return ref_of(data) if data is not None else 0
 
-    def _product(self, txn: Txn, ref: int) -> pb.Product:
+    def _product(self, txn: Txn, ref: int, code: Code) -> pb.Product:
+        if not ref:
+            return foreign.unregistered_product(code)
         product = self._products.get(ref)
         if product is None:
             product = self._products[ref] = self._tenant.ledger.product_by_ref(txn, ref)

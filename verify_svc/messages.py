@@ -48,6 +48,7 @@ def traced_event(event: lpb.EventRecord, via: Code | None) -> tpb.TracedEvent:
         lot=event.lot,
         product=event.product,
         replacement=Code.from_key(event.replacement).text() if event.replacement else "",
+        documents=event.documents,
     )
 
 

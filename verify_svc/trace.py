@@ -13,7 +13,7 @@ from pharmatrace.v1 import trace_pb2_grpc
 
 from tracecore import regions
 from tracecore.ledger.tenants import DataDir
-from tracecore.usecases import oversight, reports, trace
+from tracecore.usecases import oversight, partners, reports, trace
 from tracerpc.authz import CALLER
 from tracerpc.locations import batch_location
 from verify_svc.messages import alert, region_row, traced_event
@@ -99,6 +99,17 @@ class TraceServicer(trace_pb2_grpc.TraceServicer):
                                                   _alerts(request), request.after_id):
             yield pb.WatchAlertsResponse(alerts=[alert(a) for a in found])
 
+    async def CheckReceipt(self, request: pb.CheckReceiptRequest,
+                           context: grpc.aio.ServicerContext[Any, Any]) -> pb.CheckReceiptResponse:
+        document = partners.document(request.document.type, request.document.id,
+                                     field="document")
+        check = partners.check_receipt(self._data.get(request.tenant).ledger, CALLER.get(),
+                                       document)
+        return pb.CheckReceiptResponse(
+            shipped=check.shipped, received=check.received, missing=check.missing,
+            extra=check.extra, missing_count=check.missing_count, extra_count=check.extra_count,
+            ship_events=check.ship_events, receive_events=check.receive_events)
+
     async def RegionReport(self, request: pb.RegionReportRequest,
                            context: grpc.aio.ServicerContext[Any, Any]) -> pb.RegionReportResponse:
         query = reports.ReportQuery(products=list(request.products), start=request.start,
@@ -114,9 +125,11 @@ class TraceServicer(trace_pb2_grpc.TraceServicer):
 
 
 def _events(request: pb.ListEventsRequest | pb.ExportEpcisRequest) -> trace.EventQuery:
+    document = (request.document.type, request.document.id) \
+        if isinstance(request, pb.ListEventsRequest) else ("", "")
     return trace.EventQuery(product=request.product, lot=request.lot,
                             party_id=request.party_id, from_ms=request.from_ms,
-                            to_ms=request.to_ms)
+                            to_ms=request.to_ms, document=document)
 
 
 def _alerts(request: pb.ListAlertsRequest | pb.WatchAlertsRequest) -> oversight.AlertQuery:

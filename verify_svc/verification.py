@@ -166,6 +166,7 @@ def _single(answers: Answers) -> pb.VerifyResponse:
         first_verified_at_ms=answers.first_verified_ms[0],
         scan_count=answers.scan_counts[0],
         level=answers.levels[0],  # type: ignore[arg-type]
+        minted_by=answers.minted_by.get(0, ""),
     )
     if answers.product_indexes[0] >= 0:
         response.product.CopyFrom(product_summary(answers.products[answers.product_indexes[0]]))

@@ -153,3 +153,27 @@ def test_another_process_holding_an_environment_is_seen_until_it_dies(tmp_path: 
         holder.kill()
         holder.wait(10)
     assert not in_use(path)
+
+
+def test_a_reader_opens_a_ledger_older_than_its_databases_and_finds_them_once_written(
+        tmp_path: Path) -> None:
+    """A ledger written before a release added a database opens read-only (the database is
+    missing, not an error); once a writer creates it, the open reader finds it."""
+    Env(tmp_path, ("codes",), owner="t").close()
+    reader = Env(tmp_path, ("codes", "documents"), owner="t", readonly=True,
+                 dupsort=("documents",))
+    assert "documents" not in reader.dbs
+    with pytest.raises(KeyError):
+        reader.dbs["documents"]
+    subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
+        from pathlib import Path
+        from tracecore.ledger.env import Env
+        w = Env(Path({str(tmp_path)!r}), ("codes", "documents"), owner="t",
+                dupsort=("documents",))
+        w.write(lambda txn: txn.put(b"k", b"v", db=w.dbs["documents"]))
+        w.close()
+        """)], check=True, timeout=60)
+    documents = reader.dbs["documents"]
+    with reader.read() as txn:
+        assert txn.get(b"k", db=documents) == b"v"
+    reader.close()

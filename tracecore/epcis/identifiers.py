@@ -4,6 +4,7 @@ parties as SGLN EPC URIs."""
 from __future__ import annotations
 
 import re
+from urllib.parse import quote, unquote
 
 from tracecore import gs1
 from tracecore.codes import Code, Scheme, parse
@@ -62,3 +63,24 @@ def gln_from(prefix: str, reference: str) -> str:
         raise ParseError("GLN EPC URI: company prefix and location reference must have 12 digits")
     body = prefix + reference
     return body + str(gs1.check_digit(body))
+
+
+#: A business document number that is not a URI travels as this URN (EPCIS wants a URI).
+TRANSACTION_URN = "urn:pharmatrace:bt:"
+_CBV_TRANSACTION = re.compile(r"urn:epcglobal:cbv:bt:[0-9]{13}:(.+)")
+
+
+def transaction_uri(number: str) -> str:
+    """A business document's number as an EPCIS bizTransaction URI: as it is when a URI."""
+    if re.match(r"[A-Za-z][A-Za-z0-9+.-]*:", number):
+        return number
+    return TRANSACTION_URN + quote(number, safe="-._~")
+
+
+def transaction_number(uri: str) -> str:
+    """The document number in a bizTransaction URI: CBV's ``urn:epcglobal:cbv:bt:{GLN}:{id}``
+    and ours give the id, any other URI is the number."""
+    if uri.startswith(TRANSACTION_URN):
+        return unquote(uri.removeprefix(TRANSACTION_URN))
+    match = _CBV_TRANSACTION.fullmatch(uri)
+    return match[1] if match is not None else uri

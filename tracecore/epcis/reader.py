@@ -10,7 +10,7 @@ from typing import Any
 from tracecore import gs1, regions
 from tracecore.codes import Code
 from tracecore.epcis.event_hash import hash_id
-from tracecore.epcis.identifiers import code_of_uri, codes_of_uris
+from tracecore.epcis.identifiers import code_of_uri, codes_of_uris, transaction_number
 from tracecore.epcis.schema import check_schema
 from tracecore.epcis.vocabulary import (
     AGGREGATION,
@@ -33,7 +33,7 @@ from tracecore.epcis.vocabulary import (
     reading,
 )
 from tracecore.errors import InvalidArgument, ParseError
-from tracecore.events import Event, EventKind
+from tracecore.events import Document, Event, EventKind
 from tracecore.status import Status
 
 
@@ -163,6 +163,9 @@ class _Reader:
             reason=extensions.get("reason", ""),
             event_id=event_id,
             extra={"expiry": expiry} if expiry else {},
+            documents=tuple(Document(cbv_term(d["type"], "BTT-") if "type" in d else "",
+                                     transaction_number(d["bizTransaction"]))
+                            for d in wire.get("bizTransactionList", [])),
         )
 
     def _modelled(self, wire: Mapping[str, Any], path: str, status: Status | None

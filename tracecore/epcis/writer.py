@@ -12,6 +12,7 @@ from urllib.parse import quote
 from tracecore import clock
 from tracecore.codes import Code, Form, Scheme, render
 from tracecore.epcis.event_hash import hash_id
+from tracecore.epcis.identifiers import transaction_uri
 from tracecore.epcis.vocabulary import (
     AGGREGATION,
     CANONICAL_HOST,
@@ -156,6 +157,9 @@ class _Writer:
                 # A recall or withdrawal is of a lot or a product, not of listed packs.
                 wire["quantityList"] = [{"epcClass": self._epc_class(event.product, event.lot)}]
         wire |= {"action": row.action, "bizStep": row.biz_step, "disposition": row.disposition}
+        if event.documents:
+            wire["bizTransactionList"] = [{"type": d.type, "bizTransaction": transaction_uri(d.id)}
+                                          for d in event.documents]
         party = self.party_uri(event.party_id) if event.party_id else ""
         if party:
             wire["readPoint"] = {"id": party}

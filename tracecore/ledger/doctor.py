@@ -266,6 +266,8 @@ def _scan_codes(ledger: Ledger, txn: Txn, out: _Report) -> _Scan:
             continue
         if counted(record):
             scan.tally.move(None, record)
+        if record.foreign:  # minted elsewhere: no pool, no key of ours, not in our density
+            continue
         scan.per_pool[record.pool_ref] += 1
         slot = density_slot(code.scheme, record.key_id)
         scan.minted[code.product.encode() + _KEY_ID.pack(slot)] += 1

@@ -7,7 +7,7 @@ import fcntl
 import os
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -99,13 +99,16 @@ class Env:
                 metasync=durable,
                 lock=True,
             )
-            self.dbs: dict[str, Database] = {}
+            self.dbs: dict[str, Database] = _Handles(self._env, dupsort) if readonly else {}
             if readonly:
                 # Without a transaction: py-lmdb then opens each handle in its own committed one.
+                # A database a later release added is missing from a ledger no writer of that
+                # release has opened yet: it holds nothing, and is opened once it exists.
                 for name in names:
-                    self.dbs[name] = self._env.open_db(
-                        name.encode(), create=False, dupsort=name in dupsort
-                    )
+                    with suppress(lmdb.NotFoundError):
+                        self.dbs[name] = self._env.open_db(
+                            name.encode(), create=False, dupsort=name in dupsort
+                        )
             else:
                 with self._env.begin(write=True) as txn:
                     for name in names:
@@ -424,3 +427,23 @@ def _errno_of(exc: lmdb.Error) -> int | None:
     if "quota" in text.lower():
         return errno.EDQUOT
     return None
+
+
+class _Handles(dict[str, "Database"]):
+    """A read-only environment's database handles: one the writer created after this reader
+    opened the environment is opened on first use (usable by transactions begun after that);
+    one that does not exist is a KeyError."""
+
+    def __init__(self, env: lmdb.Environment, dupsort: tuple[str, ...]) -> None:
+        super().__init__()
+        self._env = env
+        self._dupsort = dupsort
+
+    def __missing__(self, name: str) -> Database:
+        try:
+            handle: Database = self._env.open_db(name.encode(), create=False,
+                                                 dupsort=name in self._dupsort)
+        except lmdb.NotFoundError:
+            raise KeyError(name) from None
+        self[name] = handle
+        return handle

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -11,8 +13,9 @@ from pharmatrace.v1 import ledger_pb2 as lpb
 
 from tracecore import epcis
 from tracecore.codes import Code
-from tracecore.errors import InvalidArgument, NotFound, TraceError
-from tracecore.events import Event, EventKind
+from tracecore.epcis.identifiers import GLN_URI, gln_from
+from tracecore.errors import InvalidArgument, NotFound, ParseError, TraceError
+from tracecore.events import Document, Event, EventKind
 from tracecore.ledger.env import Txn
 from tracecore.ledger.history import EventFilter, list_events
 from tracecore.ledger.store import Ledger
@@ -26,6 +29,8 @@ MAX_QUERY_SCAN = 50_000
 _QUERY_CHUNK = 500
 #: Parties without a GLN are named by this URI plus their id.
 PARTY_URI = "urn:pharmatrace:party:"
+MAX_IDENTIFIER = 500
+_PARTY_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 def event_of(record: lpb.EventRecord) -> Event:
@@ -50,17 +55,21 @@ def event_of(record: lpb.EventRecord) -> Event:
         product=record.product,
         epcis=record.epcis,
         epcis_context=record.epcis_context,
+        documents=tuple(Document(d.type, d.id, d.counterparty) for d in record.documents),
     )
 
 
 class _Parties:
-    """Party ids to EPCIS location URIs and back: SGLN when the party has a GLN."""
+    """Party ids to EPCIS location URIs and back: SGLN when the party has a GLN. A location or
+    party a partner names that is not registered gets an external party id, kept in
+    ``external`` to be recorded on first sight (never refused)."""
 
     def __init__(self, ledger: Ledger, txn: Txn, company_prefix_length: int) -> None:
         self._ledger = ledger
         self._txn = txn
         self._cpl = company_prefix_length
         self._by_gln: dict[str, str] | None = None
+        self.external: dict[str, tuple[str, str]] = {}
 
     def uri(self, party_id: str) -> str:
         try:
@@ -72,19 +81,35 @@ class _Parties:
     def party_of(self, uri: str) -> str:
         if uri.startswith(PARTY_URI):
             party_id = uri.removeprefix(PARTY_URI)
-            self._ledger.party_in(self._txn, party_id, "party")
-            return party_id
-        gln = epcis.gln_of(uri)
+            if self._known(party_id):
+                return party_id
+            return self._external(uri, "")
+        try:
+            gln = epcis.gln_of(uri)
+        except ParseError:
+            match = GLN_URI.fullmatch(uri)
+            if match is None:  # a Chinese enterprise code, a partner's own URI, ...
+                return self._external(uri, "")
+            gln = gln_from(match[2], match[3])  # a PGLN: the party itself
         if self._by_gln is None:
             self._by_gln = {}
             for _, data in self._txn.cursor(db=self._ledger.db["parties"]):
                 party = pb.Party.FromString(bytes(data))
                 if party.gln:
-                    self._by_gln[party.gln] = party.party_id
-        by_gln = self._by_gln.get(gln)
-        if by_gln is None:
-            raise InvalidArgument(f"no party with GLN {gln} is registered", field="party")
-        return by_gln
+                    self._by_gln[party.gln] = party.merged_into or party.party_id
+        return self._by_gln.get(gln) or self._external(uri, gln)
+
+    def _known(self, party_id: str) -> bool:
+        return (_PARTY_ID.fullmatch(party_id) is not None
+                and self._txn.get(party_id.encode(), db=self._ledger.db["party_ids"]) is not None)
+
+    def _external(self, uri: str, gln: str) -> str:
+        """The id an unregistered location or party gets: ``gln-`` and its GLN, else ``ext-``
+        and a digest of the URI (ids are short and plain; the URI is kept on the party)."""
+        party_id = (f"gln-{gln}" if gln
+                    else "ext-" + hashlib.sha256(uri.encode()).hexdigest()[:24])
+        self.external.setdefault(party_id, (uri[:MAX_IDENTIFIER], gln))
+        return party_id
 
 
 def export(
@@ -178,11 +203,12 @@ def _document(ledger: Ledger, txn: Txn, records: list[lpb.EventRecord], id_form:
     )
 
 
-def import_events(ledger: Ledger, text: str
-                  ) -> tuple[list[tuple[int, Event]], list[epcis.Refusal]]:
+def import_events(ledger: Ledger, text: str) -> tuple[
+        list[tuple[int, Event]], list[epcis.Refusal], dict[str, tuple[str, str]]]:
     """A partner's EPCIS document (JSON-LD, or EPCIS 1.2 / 2.0 XML) read event by event:
-    (index, event) for those that read, a Refusal with the JSON path for the others;
-    InvalidArgument for a document that is not one at all."""
+    (index, event) for those that read, a Refusal with the JSON path for the others, and the
+    parties it names that are not registered (id: URI as named, GLN or ""); InvalidArgument
+    for a document that is not one at all."""
     if len(text.encode()) > MAX_DOCUMENT_BYTES:
         raise InvalidArgument(f"at most {MAX_DOCUMENT_BYTES // (1024 * 1024)} MiB",
                               field="document")
@@ -196,5 +222,6 @@ def import_events(ledger: Ledger, text: str
         except ValueError as exc:
             raise InvalidArgument(f"not JSON: {exc}", field="document") from None
     with ledger.env.read() as txn:
-        return epcis.read_document(doc, party_of=_Parties(ledger, txn, 7).party_of,
-                                   refused=refused)
+        parties = _Parties(ledger, txn, 7)
+        read, refusals = epcis.read_document(doc, party_of=parties.party_of, refused=refused)
+    return read, refusals, parties.external

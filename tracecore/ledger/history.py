@@ -10,7 +10,8 @@ from pharmatrace.v1 import common_pb2 as pb
 from pharmatrace.v1 import ledger_pb2 as lpb
 
 from tracecore.codes import Code
-from tracecore.events import EventKind
+from tracecore.events import Document, EventKind
+from tracecore.ledger import foreign
 from tracecore.ledger.env import Txn
 from tracecore.ledger.journal import Journal
 from tracecore.ledger.records import CodeRecord
@@ -66,7 +67,9 @@ def trace(ledger: Ledger, txn: Txn, code: Code) -> Traced | None:
     history = sorted(seen.values(), key=lambda item: (item[0].when_ms, item[0].seq))
     holder = ledger.party_by_ref(txn, record.holder_ref).party_id if record.holder_ref else ""
     batch = ledger.batch_by_ref(txn, record.batch_ref) if record.batch_ref else None
-    return Traced(code, record, ledger.product_by_ref(txn, record.product_ref), batch, holder,
+    product = (ledger.product_by_ref(txn, record.product_ref) if record.product_ref
+               else foreign.unregistered_product(code))
+    return Traced(code, record, product, batch, holder,
                   parents, children, child_count, history, *replacement(ledger, txn, key))
 
 
@@ -130,6 +133,8 @@ class EventFilter:
     to_ms: int = 0
     product: str = ""       # with product_ref: its GTIN or NMPA id, which recalls name
     lot: str = ""           # with batch_ref: its lot
+    document: Document | None = None
+    """Only the events that are part of this business document (read from its index)."""
 
 
 def list_events(
@@ -138,7 +143,11 @@ def list_events(
     """One page of events matching the filter, in ledger order; the token resumes after it."""
     start = page_start(page_token, last=2**63 - 1)
     out: list[lpb.EventRecord] = []
-    for scanned, event in enumerate(Journal(ledger.db).scan(txn, start), 1):
+    journal = Journal(ledger.db)
+    events = (journal.scan(txn, start) if wanted.document is None
+              else (journal.get(txn, seq) for seq in
+                    foreign.events_of_document(ledger, txn, wanted.document) if seq >= start))
+    for scanned, event in enumerate(events, 1):
         if _matches(ledger, txn, event, wanted):
             out.append(event)
             if len(out) == page_size:

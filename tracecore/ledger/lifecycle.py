@@ -20,11 +20,12 @@ from pharmatrace.v1 import ledger_pb2 as lpb
 from tracecore.codes import Code
 from tracecore.errors import InvalidArgument, TraceError
 from tracecore.events import Event, EventKind
+from tracecore.ledger import foreign
 from tracecore.ledger.counters import Flow, Tally
 from tracecore.ledger.env import Txn
 from tracecore.ledger.journal import Journal
 from tracecore.ledger.oversight import Holds, RegionTally
-from tracecore.ledger.records import CodeRecord, ref_key, ref_of
+from tracecore.ledger.records import FLAG_IN_TRANSIT, CodeRecord, ref_key, ref_of
 from tracecore.ledger.store import Ledger
 from tracecore.lifecycle_rules import (
     HANDLERS,
@@ -62,6 +63,7 @@ class _Overlay:
         self.regions = RegionTally()
         self.shipments: dict[bytes, int | None] = {}
         self.alerts: list[Raised] = []
+        self.foreign: dict[bytes, bytes] = {}
 
     def merge_into(self, target: _Overlay) -> None:
         target.records.update(self.records)
@@ -81,6 +83,7 @@ class _Overlay:
         target.regions.merge(self.regions)
         target.shipments.update(self.shipments)
         target.alerts.extend(self.alerts)
+        target.foreign.update(self.foreign)
 
 
 class _Session:
@@ -104,6 +107,7 @@ class _Session:
         self._hierarchies: dict[int, Sequence[cpb.PackLevel]] = {}
         self._children = txn.cursor(db=ledger.db["children"])
         self._codes = txn.cursor(db=ledger.db["codes"])
+        self.request = Request(())
 
     # -- reads through the overlays --------------------------------------------------------------
 
@@ -201,6 +205,11 @@ class _Session:
         """(party ref, region as an integer) of a registered party."""
         found = self._parties.get(party_id)
         if found is None:
+            named = self.request.external_parties.get(party_id)
+            if named is not None:
+                foreign.record_external(self.ledger, self.txn, party_id, identifier=named[0],
+                                        gln=named[1], told_by=self.request.who,
+                                        now_ms=self.now_ms)
             ref, party = self.ledger.party_in(self.txn, party_id, field)
             found = self._parties[party_id] = (ref, int(party.region or 0))
             self._party_ids[ref] = party_id
@@ -244,7 +253,8 @@ class _Session:
     def hierarchy(self, product_ref: int) -> Sequence[cpb.PackLevel]:
         if product_ref not in self._hierarchies:
             self._hierarchies[product_ref] = list(
-                self.ledger.product_by_ref(self.txn, product_ref).hierarchy)
+                self.ledger.product_by_ref(self.txn, product_ref).hierarchy) if product_ref \
+                else []
         return self._hierarchies[product_ref]
 
     def shipped_by(self, key: bytes) -> int:
@@ -303,6 +313,26 @@ class _Session:
         alerts.append(raised)
         return len(alerts) - 1
 
+    def first_sight(self, event: Event, key: bytes) -> None:
+        """Records a code minted elsewhere that a partner's event names for the first time:
+        in transit to the receiver of a receipt, ISSUED for a commissioning, else ACTIVE where
+        the event happened."""
+        product = Code.from_key(key).product
+        if foreign.mints(self.ledger, self.txn, product):
+            return  # not signed here, yet of a product we mint: refused as not issued by us
+        holder, region = self.party(event.party_id, "context.party_id") if event.party_id \
+            else (0, 0)
+        status = Status.ISSUED if event.kind is EventKind.COMMISSION else Status.ACTIVE
+        flags = FLAG_IN_TRANSIT if event.kind is EventKind.RECEIVE else 0
+        level = event.level if event.kind is EventKind.COMMISSION else 0
+        after = foreign.new_record(foreign.product_ref(self.ledger, self.txn, product), status,
+                                   self.now_ms, level=level, holder=holder, region=region,
+                                   flags=flags)
+        self.put(key, after.evolve(status=Status.ISSUED), after)
+        self.view.foreign[key] = foreign.Provenance(
+            told_by=event.party_id or self.request.who, via=self.request.via
+        ).record(self.now_ms)
+
     def flush(self) -> None:
         """Writes the group's overlay into the transaction."""
         group = self.group
@@ -336,6 +366,8 @@ class _Session:
                 self.txn.put(key, ref_key(shipper), db=self.db["shipments"])
         if group.pool_returns:
             self.ledger.count_returns(self.txn, group.pool_returns)
+        if group.foreign:
+            self.txn.cursor(db=self.db["foreign_codes"]).putmulti(sorted(group.foreign.items()))
 
 
 def apply(ledger: Ledger, requests: Sequence[Request], now_ms: int) -> list[Result]:
@@ -346,7 +378,9 @@ def apply(ledger: Ledger, requests: Sequence[Request], now_ms: int) -> list[Resu
         results = [_apply_request(session, request) for request in requests]
         session.flush()
         for record, index in session.group.events:
-            session.journal.append(txn, record, index)
+            seq = session.journal.append(txn, record, index)
+            if record.documents:
+                foreign.index_documents(ledger, txn, seq, record.documents)
         return results
 
     return ledger.env.write(fn)
@@ -356,6 +390,7 @@ def _apply_request(session: _Session, request: Request) -> Result:
     result = Result()
     overlay = _Overlay(session.group)
     session.view = overlay
+    session.request = request
     try:
         for i, event in enumerate(request.events):
             if event.event_id and (
@@ -400,6 +435,10 @@ def _apply_event(session: _Session, index: int, event: Event, request: Request,
                              key=Code.key))
         event = replace(event, codes=codes)
     keys = [code.key() for code in codes]
+    if request.foreign:
+        for key in [*keys, *([event.parent.key()] if event.parent else [])]:
+            if key in request.foreign and session.record(key) is None:
+                session.first_sight(event, key)
     for position, (code, key) in enumerate(zip(codes, keys, strict=True)):
         try:
             touched.extend(handler(session, event, key, result))
@@ -461,4 +500,6 @@ def _event_record(event: Event, who: str, now_ms: int) -> lpb.EventRecord:
         epcis_context=event.epcis_context,
         who=who or event.who,
         recorded_at_ms=now_ms,
+        documents=[cpb.BusinessDocument(type=d.type, id=d.id, counterparty=d.counterparty)
+                   for d in event.documents],
     )

@@ -13,6 +13,8 @@ _CODE = struct.Struct("<BBBxHxxIIIIIqqQ")
 CODE_RECORD_SIZE = _CODE.size
 
 FLAG_IN_TRANSIT = 1
+#: Minted elsewhere: not signed by this tenant, recorded with a provenance (``foreign_codes``).
+FLAG_FOREIGN = 2
 
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
@@ -54,6 +56,10 @@ class CodeRecord(NamedTuple):
     @property
     def in_transit(self) -> bool:
         return bool(self.flags & FLAG_IN_TRANSIT)
+
+    @property
+    def foreign(self) -> bool:
+        return bool(self.flags & FLAG_FOREIGN)
 
     def evolve(self, **changes: int | Status) -> Self:
         values = list(self)

@@ -56,8 +56,10 @@ DATABASES = (
     "material_lots",  # hash of supplier + supplier lot -> refs of the batches using it (dupsort)
     "batch_regions",  # batch, region, status -> units (see tracecore.ledger.oversight)
     "shipments",    # code in transit -> ref of the party that shipped it, if it restricts regions
+    "foreign_codes",  # key of a code minted elsewhere -> ForeignCodeRecord (its provenance)
+    "documents",    # business document type + NUL + id -> sequences of its events (dupsort)
 )
-DUPSORT = ("code_events", "children", "batch_codes", "material_lots")
+DUPSORT = ("code_events", "children", "batch_codes", "material_lots", "documents")
 #: Marks a ledger whose batches from before the material-lot index are in it.
 _MATERIALS_INDEXED = b"index:material_lots"
 
@@ -445,6 +447,10 @@ class Ledger:
         for key in txn.cursor(db=self.db["batches"]).iternext(values=False):
             self._index_materials(txn, ref_of(key), self.batch_by_ref(txn, ref_of(key)))
         txn.put(_MATERIALS_INDEXED, b"1", db=self.db["meta"])
+
+    def next_ref(self, txn: Txn, kind: bytes) -> int:
+        """The next ref of a kind of record (b"party", b"product", ...), taken in ``txn``."""
+        return self._next_ref(txn, kind)
 
     def _next_ref(self, txn: Txn, kind: bytes) -> int:
         key = b"next:" + kind

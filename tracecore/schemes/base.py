@@ -151,6 +151,11 @@ class CodeScheme(ABC):
     def check_tag(code: Code, macs: Mapping[int, Mac]) -> int | None:
         """The id of the key in ``macs`` whose tag the code carries, else None."""
 
+    def signed_here(self, code: Code, macs: Mapping[int, Mac]) -> bool:
+        """Whether the code carries a tag of this tenant's keys: minted here. Any other code of
+        the scheme may still be recorded as minted elsewhere (with its provenance)."""
+        return self.check_tag(code, macs) is not None
+
 
 SCHEMES: dict[Scheme, CodeScheme] = {}
 """Every registered scheme, by its number."""

@@ -14,10 +14,12 @@ from tracecore import masterdata
 from tracecore.codes import Code, parse, parse_many
 from tracecore.credentials import Principal
 from tracecore.errors import FailedPrecondition, InvalidArgument, ParseError, PermissionDenied
-from tracecore.events import Event, EventKind
+from tracecore.events import Document, Event, EventKind
 from tracecore.ledger import exchange, lifecycle, policy
+from tracecore.ledger.tenants import Tenant
 from tracecore.lifecycle_rules import Failure
 from tracecore.status import Status
+from tracecore.usecases import partners
 from tracecore.usecases.declare import ADMIN, DISTRIBUTOR, LINE, PHARMACY, Scope, use_case
 from tracecore.usecases.writeside import WriteSide, who
 
@@ -55,6 +57,8 @@ class EventInput:
     target: int = 0
     reason: str = ""
     partial: bool = False
+    documents: Sequence[tuple[str, str, str]] = ()
+    """Business documents (type, id, counterparty) the event is part of."""
 
 
 @dataclass(slots=True)
@@ -105,21 +109,25 @@ async def disaggregate(side: WriteSide, caller: Principal, tenant: str, parent: 
 
 @use_case(roles=_WRITERS, writes=True, scope=Scope.PARTY)
 async def ship(side: WriteSide, caller: Principal, tenant: str, codes: Sequence[str],
-               destination: str, context: EventContext) -> Outcome:
-    """Packs the sender holds leave for another party, with all they contain."""
+               destination: str, context: EventContext,
+               documents: Sequence[tuple[str, str, str]] = ()) -> Outcome:
+    """Packs the sender holds leave for another party, with all they contain, under the
+    business documents given (the bill or despatch advice: type, number, counterparty)."""
     masterdata.party_id(destination, "destination")
     return await _one(side, caller, tenant, context, EventKind.SHIP, codes,
-                      destination=destination)
+                      destination=destination, documents=partners.documents(documents))
 
 
 @use_case(roles={ADMIN, LINE, DISTRIBUTOR, PHARMACY}, writes=True, scope=Scope.PARTY)
 async def receive(side: WriteSide, caller: Principal, tenant: str, codes: Sequence[str],
-                  context: EventContext) -> Outcome:
+                  context: EventContext, documents: Sequence[tuple[str, str, str]] = ()
+                  ) -> Outcome:
     """Packs in transit arrive at the receiving party (a pharmacy takes delivery of the packs
-    it dispenses: a pack in transit cannot be dispensed)."""
+    it dispenses: a pack in transit cannot be dispensed), under the bill they came with."""
     if not acting_party(caller, context.party_id):
         raise InvalidArgument("is required: the receiving party", field="context.party_id")
-    return await _one(side, caller, tenant, context, EventKind.RECEIVE, codes)
+    return await _one(side, caller, tenant, context, EventKind.RECEIVE, codes,
+                      documents=partners.documents(documents))
 
 
 @use_case(roles={ADMIN, LINE, DISTRIBUTOR}, writes=True, scope=Scope.PARTY)
@@ -177,7 +185,8 @@ async def capture_events(side: WriteSide, caller: Principal, tenant: str,
     if failures and not best_effort:
         return Outcome(applied=False, failures=failures, events=len(events))
     result = await side.committer.submit(
-        found.name, lifecycle.Request(checked, best_effort, who(caller)))
+        found.name, lifecycle.Request(checked, best_effort, who(caller),
+                                      foreign=_elsewhere(found, checked), via="capture"))
     outcome = _outcome(result, failures)
     outcome.events = len(events)
     return outcome
@@ -190,13 +199,15 @@ async def import_epcis(side: WriteSide, caller: Principal, tenant: str, document
     request; under best effort an event that does not read is refused alone, with its JSON
     path, and the others are applied."""
     found = side.data.get(tenant)
-    read, refusals = exchange.import_events(found.ledger, document)
+    read, refusals, external = exchange.import_events(found.ledger, document)
     if refusals and not best_effort:
         raise InvalidArgument(refusals[0].reason, field=refusals[0].field)
     # A party-bound credential's document is held to custody like its single events.
     events = [replace(e, custodian=caller.party_id) for _, e in read]
     result = await side.committer.submit(
-        found.name, lifecycle.Request(events, best_effort, who(caller)))
+        found.name, lifecycle.Request(events, best_effort, who(caller),
+                                      foreign=_elsewhere(found, events), via="epcis",
+                                      external_parties=external))
     # Failures name the event by its place in the document, not in the list applied.
     places = [i for i, _ in read]
     result.failures = [replace(f, event=places[f.event]) for f in result.failures]
@@ -208,12 +219,21 @@ async def import_epcis(side: WriteSide, caller: Principal, tenant: str, document
     return outcome
 
 
+def _elsewhere(tenant: Tenant, events: Sequence[Event]) -> frozenset[bytes]:
+    """Keys of the codes a partner's events name that no key of this tenant signed: those the
+    ledger does not know yet are recorded as minted elsewhere on first sight."""
+    codes = list({c for e in events
+                  for c in (*e.codes, *((e.parent,) if e.parent is not None else ()))})
+    return frozenset(c.key() for c in partners.not_signed_here(codes, tenant.keys.macs()))
+
+
 async def _one(side: WriteSide, caller: Principal, tenant: str, context: EventContext,
                kind: EventKind, texts: Sequence[str], *, parent: Code | None = None,
                lot: str = "", level: int = 0, destination: str = "",
                target: Status | None = None, reason: str = "",
                allow_empty: bool = False, partial: bool = False,
-               replacement: Code | None = None) -> Outcome:
+               replacement: Code | None = None, documents: tuple[Document, ...] = ()
+               ) -> Outcome:
     found = side.data.get(tenant)
     codes, bad = _codes(texts, 0, "codes", allow_empty=allow_empty)
     if bad and not context.best_effort:
@@ -222,7 +242,7 @@ async def _one(side: WriteSide, caller: Principal, tenant: str, context: EventCo
                   tz_offset(context.tz_offset), party_id=acting_party(caller, context.party_id),
                   parent=parent, lot=lot, level=level, destination=destination, target=target,
                   reason=reason, event_id=_event_id(context.event_id), partial=partial,
-                  replacement=replacement, custodian=caller.party_id)
+                  replacement=replacement, custodian=caller.party_id, documents=documents)
     result = await side.committer.submit(
         found.name,
         lifecycle.Request([event] if codes or allow_empty else [], context.best_effort,
@@ -281,6 +301,7 @@ def _event(caller: Principal, e: EventInput, index: int, field: str, now: int
         reason=_reason(e.reason), event_id=_event_id(e.context.event_id),
         partial=e.partial and kind is EventKind.AGGREGATE,
         custodian=caller.party_id,
+        documents=partners.documents(e.documents, f"{field}.documents"),
     )
     return event, bad
 

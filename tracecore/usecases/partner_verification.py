@@ -155,6 +155,9 @@ def _answer(answers: Answers, asked: PartnerRequest, responder_gln: str, now_ms:
                info: AdditionalInfo | None = None) -> PartnerAnswer:
         return PartnerAnswer(asked.corr_uuid, verified, reason, info, responder_gln, now_ms)
 
+    # A code minted elsewhere (KNOWN_FOREIGN) is not verified here: an LVMS answer speaks for
+    # the GTIN's brand owner, whose verification service the lookup directory routes to; a
+    # ledger that only recorded another company's pack cannot say its owner assigned it.
     if answers.verdicts[0] != Verdict.GENUINE:
         if Alert.KEY_REVOKED.bit & answers.alert_masks[0]:
             return answer(False, FailureReason.NOT_FOR_REDISTRIBUTION, AdditionalInfo.ILLEGITIMATE)

@@ -40,6 +40,8 @@ class Outcome(enum.StrEnum):
     was never put on a pack."""
     NOT_GENUINE = "not_genuine"
     """Not a code any manufacturer here issued: forged, mistyped, or under a revoked key."""
+    KNOWN_FOREIGN = "known_foreign"
+    """Recorded by the tenant asked, but issued by another party: it cannot vouch for it."""
     PRODUCT_ONLY = "product_only"
     """The text names a product (a GTIN without serial), not one pack: nothing to verify."""
     UNREADABLE = "unreadable"
@@ -146,11 +148,20 @@ def check(catalogue: Catalogue, verify: Verify, text: str, *, now_ms: int, regio
                 "minted under a revoked"):
             break
     assert answers is not None
-    return _public(answers, scan.code.text())
+    return _public(answers, scan.code.text(), tenant)
 
 
-def _public(answers: Answers, code: str) -> PublicCheck:
+def _public(answers: Answers, code: str, tenant: str) -> PublicCheck:
     verdict = answers.verdicts[0]
+    if verdict == Verdict.KNOWN_FOREIGN:
+        minter = answers.minted_by.get(0) or "another company"
+        recorded = answers.products[answers.product_indexes[0]] \
+            if answers.product_indexes[0] >= 0 else None
+        return PublicCheck(Outcome.KNOWN_FOREIGN, code,
+                           f"recorded by {tenant} but issued by {minter}",
+                           PublicProduct.of(recorded) if recorded is not None and recorded.name
+                           else None, scan_count=answers.scan_counts[0],
+                           first_checked_ms=answers.first_verified_ms[0])
     if verdict != Verdict.GENUINE:
         reason = ("this code was never issued: the pack may be counterfeit"
                   if verdict != Verdict.INVALID_FORMAT else answers.reasons[0])

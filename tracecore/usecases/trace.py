@@ -13,10 +13,11 @@ from tracecore import epcis, masterdata
 from tracecore.codes import Code, parse
 from tracecore.credentials import Principal, Role
 from tracecore.errors import InvalidArgument, NotFound, ParseError, PermissionDenied
-from tracecore.ledger import exchange, history, oversight
+from tracecore.ledger import exchange, foreign, history, oversight
 from tracecore.ledger.history import EventFilter, Traced, trace
 from tracecore.ledger.store import Ledger
 from tracecore.status import Status
+from tracecore.usecases import partners
 from tracecore.usecases.catalogue import Catalogue
 from tracecore.usecases.declare import ADMIN, DISTRIBUTOR, REGULATOR, Scope, use_case
 
@@ -49,6 +50,8 @@ class EventQuery:
     party_id: str = ""
     from_ms: int = 0
     to_ms: int = 0
+    document: tuple[str, str] = ("", "")
+    """A business document's (type, id): only the events that are part of it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +117,7 @@ def list_events(ledger: Ledger, caller: Principal | None, query: EventQuery, pag
     if size > MAX_PAGE:
         raise InvalidArgument(f"at most {MAX_PAGE}", field="page_size")
     wanted = event_filter(ledger, query, custody_party(caller))
+    foreign.open_late(ledger)
     with ledger.env.read() as txn:
         return history.list_events(ledger, txn, wanted, size, page_token)
 
@@ -159,6 +163,9 @@ def event_filter(ledger: Catalogue, query: EventQuery, own: str) -> EventFilter:
         product = masterdata.code_product(found)
     if party_id:
         masterdata.party_id(party_id)
-    return EventFilter(batch_ref, product_ref, party_id, query.from_ms, query.to_ms,
-                       product, query.lot)
+    doc_type, doc_id = query.document
+    document = partners.document(doc_type, doc_id, field="document") if doc_id or doc_type \
+        else None
+    return EventFilter(batch_ref, product_ref, party_id, query.from_ms, query.to_ms, product,
+                       query.lot, document)
 

@@ -1138,3 +1138,98 @@ class SetLedgerLimitResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SetLedgerLimitResponse: _TypeAlias = SetLedgerLimitResponse  # noqa: Y015
+
+@_typing.final
+class ConfirmPartyRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    PARTY_ID_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    party_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+        party_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["party_id", b"party_id", "tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfirmPartyRequest: _TypeAlias = ConfirmPartyRequest  # noqa: Y015
+
+@_typing.final
+class ConfirmPartyResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARTY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def party(self) -> _common_pb2.Party: ...
+    def __init__(
+        self,
+        *,
+        party: _common_pb2.Party | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["party", b"party"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["party", b"party"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfirmPartyResponse: _TypeAlias = ConfirmPartyResponse  # noqa: Y015
+
+@_typing.final
+class MergePartyRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    EXTERNAL_FIELD_NUMBER: _builtins.int
+    INTO_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    external: _builtins.str
+    """the external party's id"""
+    into: _builtins.str
+    """a registered party's id"""
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+        external: _builtins.str = ...,
+        into: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["external", b"external", "into", b"into", "tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MergePartyRequest: _TypeAlias = MergePartyRequest  # noqa: Y015
+
+@_typing.final
+class MergePartyResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARTY_FIELD_NUMBER: _builtins.int
+    PACKS_MOVED_FIELD_NUMBER: _builtins.int
+    packs_moved: _builtins.int
+    """packs the external party held, now held by `into`"""
+    @_builtins.property
+    def party(self) -> _common_pb2.Party:
+        """the party it now resolves to"""
+
+    def __init__(
+        self,
+        *,
+        party: _common_pb2.Party | None = ...,
+        packs_moved: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["party", b"party"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["packs_moved", b"packs_moved", "party", b"party"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MergePartyResponse: _TypeAlias = MergePartyResponse  # noqa: Y015

@@ -94,6 +94,16 @@ class AdminStub:
                 request_serializer=pharmatrace_dot_v1_dot_admin__pb2.ListPartiesRequest.SerializeToString,
                 response_deserializer=pharmatrace_dot_v1_dot_admin__pb2.ListPartiesResponse.FromString,
                 _registered_method=True)
+        self.ConfirmParty = channel.unary_unary(
+                '/pharmatrace.v1.Admin/ConfirmParty',
+                request_serializer=pharmatrace_dot_v1_dot_admin__pb2.ConfirmPartyRequest.SerializeToString,
+                response_deserializer=pharmatrace_dot_v1_dot_admin__pb2.ConfirmPartyResponse.FromString,
+                _registered_method=True)
+        self.MergeParty = channel.unary_unary(
+                '/pharmatrace.v1.Admin/MergeParty',
+                request_serializer=pharmatrace_dot_v1_dot_admin__pb2.MergePartyRequest.SerializeToString,
+                response_deserializer=pharmatrace_dot_v1_dot_admin__pb2.MergePartyResponse.FromString,
+                _registered_method=True)
         self.CreateToken = channel.unary_unary(
                 '/pharmatrace.v1.Admin/CreateToken',
                 request_serializer=pharmatrace_dot_v1_dot_admin__pb2.CreateTokenRequest.SerializeToString,
@@ -224,6 +234,21 @@ class AdminServicer:
 
     def ListParties(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConfirmParty(self, request, context):
+        """An external party (recorded on first sight of a partner's event) confirmed as a party.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MergeParty(self, request, context):
+        """An external party folded into a registered one: its identifier resolves to that party, and
+        packs it holds are held by that party.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -366,6 +391,16 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.ListParties,
                     request_deserializer=pharmatrace_dot_v1_dot_admin__pb2.ListPartiesRequest.FromString,
                     response_serializer=pharmatrace_dot_v1_dot_admin__pb2.ListPartiesResponse.SerializeToString,
+            ),
+            'ConfirmParty': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConfirmParty,
+                    request_deserializer=pharmatrace_dot_v1_dot_admin__pb2.ConfirmPartyRequest.FromString,
+                    response_serializer=pharmatrace_dot_v1_dot_admin__pb2.ConfirmPartyResponse.SerializeToString,
+            ),
+            'MergeParty': grpc.unary_unary_rpc_method_handler(
+                    servicer.MergeParty,
+                    request_deserializer=pharmatrace_dot_v1_dot_admin__pb2.MergePartyRequest.FromString,
+                    response_serializer=pharmatrace_dot_v1_dot_admin__pb2.MergePartyResponse.SerializeToString,
             ),
             'CreateToken': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateToken,
@@ -747,6 +782,60 @@ class Admin:
             '/pharmatrace.v1.Admin/ListParties',
             pharmatrace_dot_v1_dot_admin__pb2.ListPartiesRequest.SerializeToString,
             pharmatrace_dot_v1_dot_admin__pb2.ListPartiesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConfirmParty(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pharmatrace.v1.Admin/ConfirmParty',
+            pharmatrace_dot_v1_dot_admin__pb2.ConfirmPartyRequest.SerializeToString,
+            pharmatrace_dot_v1_dot_admin__pb2.ConfirmPartyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MergeParty(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pharmatrace.v1.Admin/MergeParty',
+            pharmatrace_dot_v1_dot_admin__pb2.MergePartyRequest.SerializeToString,
+            pharmatrace_dot_v1_dot_admin__pb2.MergePartyResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -45,6 +45,12 @@ class AdminStub:
     AddParty: _grpc.UnaryUnaryMultiCallable[_admin_pb2.AddPartyRequest, _admin_pb2.AddPartyResponse]
     GetParty: _grpc.UnaryUnaryMultiCallable[_admin_pb2.GetPartyRequest, _admin_pb2.GetPartyResponse]
     ListParties: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListPartiesRequest, _admin_pb2.ListPartiesResponse]
+    ConfirmParty: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ConfirmPartyRequest, _admin_pb2.ConfirmPartyResponse]
+    """An external party (recorded on first sight of a partner's event) confirmed as a party."""
+    MergeParty: _grpc.UnaryUnaryMultiCallable[_admin_pb2.MergePartyRequest, _admin_pb2.MergePartyResponse]
+    """An external party folded into a registered one: its identifier resolves to that party, and
+    packs it holds are held by that party.
+    """
     CreateToken: _grpc.UnaryUnaryMultiCallable[_admin_pb2.CreateTokenRequest, _admin_pb2.CreateTokenResponse]
     """API tokens: shown once at creation, stored only as a hash, revocable, optionally expiring."""
     ListTokens: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListTokensRequest, _admin_pb2.ListTokensResponse]
@@ -87,6 +93,12 @@ class AdminAsyncStub(AdminStub):
     AddParty: _aio.UnaryUnaryMultiCallable[_admin_pb2.AddPartyRequest, _admin_pb2.AddPartyResponse]  # type: ignore[assignment]
     GetParty: _aio.UnaryUnaryMultiCallable[_admin_pb2.GetPartyRequest, _admin_pb2.GetPartyResponse]  # type: ignore[assignment]
     ListParties: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListPartiesRequest, _admin_pb2.ListPartiesResponse]  # type: ignore[assignment]
+    ConfirmParty: _aio.UnaryUnaryMultiCallable[_admin_pb2.ConfirmPartyRequest, _admin_pb2.ConfirmPartyResponse]  # type: ignore[assignment]
+    """An external party (recorded on first sight of a partner's event) confirmed as a party."""
+    MergeParty: _aio.UnaryUnaryMultiCallable[_admin_pb2.MergePartyRequest, _admin_pb2.MergePartyResponse]  # type: ignore[assignment]
+    """An external party folded into a registered one: its identifier resolves to that party, and
+    packs it holds are held by that party.
+    """
     CreateToken: _aio.UnaryUnaryMultiCallable[_admin_pb2.CreateTokenRequest, _admin_pb2.CreateTokenResponse]  # type: ignore[assignment]
     """API tokens: shown once at creation, stored only as a hash, revocable, optionally expiring."""
     ListTokens: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListTokensRequest, _admin_pb2.ListTokensResponse]  # type: ignore[assignment]
@@ -198,6 +210,24 @@ class AdminServicer(metaclass=_abc_1.ABCMeta):
         request: _admin_pb2.ListPartiesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_admin_pb2.ListPartiesResponse, _abc.Awaitable[_admin_pb2.ListPartiesResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ConfirmParty(
+        self,
+        request: _admin_pb2.ConfirmPartyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.ConfirmPartyResponse, _abc.Awaitable[_admin_pb2.ConfirmPartyResponse]]:
+        """An external party (recorded on first sight of a partner's event) confirmed as a party."""
+
+    @_abc_1.abstractmethod
+    def MergeParty(
+        self,
+        request: _admin_pb2.MergePartyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.MergePartyResponse, _abc.Awaitable[_admin_pb2.MergePartyResponse]]:
+        """An external party folded into a registered one: its identifier resolves to that party, and
+        packs it holds are held by that party.
+        """
 
     @_abc_1.abstractmethod
     def CreateToken(

@@ -367,6 +367,38 @@ class Batch(_message.Message):
 Global___Batch: _TypeAlias = Batch  # noqa: Y015
 
 @_typing.final
+class BusinessDocument(_message.Message):
+    """A business document an event is part of (EPCIS bizTransaction)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TYPE_FIELD_NUMBER: _builtins.int
+    ID_FIELD_NUMBER: _builtins.int
+    COUNTERPARTY_FIELD_NUMBER: _builtins.int
+    type: _builtins.str
+    """GS1 CBV business transaction type: "po", "desadv", "inv", "bol", ... or a user-defined
+    type (a URI or a word such as "crkd" for China's 出入库单); at most 200 characters.
+    """
+    id: _builtins.str
+    """the document's number; at most 200 characters"""
+    counterparty: _builtins.str
+    """party id of the other side; optional"""
+    def __init__(
+        self,
+        *,
+        type: _builtins.str = ...,
+        id: _builtins.str = ...,
+        counterparty: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["counterparty", b"counterparty", "id", b"id", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BusinessDocument: _TypeAlias = BusinessDocument  # noqa: Y015
+
+@_typing.final
 class Party(_message.Message):
     """A site that holds packs."""
 
@@ -379,6 +411,10 @@ class Party(_message.Message):
     KIND_FIELD_NUMBER: _builtins.int
     AUTHORISED_REGIONS_FIELD_NUMBER: _builtins.int
     CREATED_AT_MS_FIELD_NUMBER: _builtins.int
+    EXTERNAL_FIELD_NUMBER: _builtins.int
+    TOLD_BY_FIELD_NUMBER: _builtins.int
+    IDENTIFIER_FIELD_NUMBER: _builtins.int
+    MERGED_INTO_FIELD_NUMBER: _builtins.int
     party_id: _builtins.str
     """1 to 64 characters of [A-Za-z0-9._-]"""
     name: _builtins.str
@@ -390,6 +426,16 @@ class Party(_message.Message):
     kind: Global___PartyKind.ValueType
     created_at_ms: _builtins.int
     """output only"""
+    external: _builtins.bool
+    """Named by a partner (an EPCIS location or party) and recorded on first sight, not registered
+    by an admin: output only; ConfirmParty clears it, MergeParty folds it into a registered one.
+    """
+    told_by: _builtins.str
+    """output only: who named it first (credential or partner)"""
+    identifier: _builtins.str
+    """output only: the identifier as named (SGLN, PGLN URI, code)"""
+    merged_into: _builtins.str
+    """output only: the party this external one was merged into"""
     @_builtins.property
     def authorised_regions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """GB/T 2260 prefixes it may sell into; at most 100"""
@@ -404,10 +450,14 @@ class Party(_message.Message):
         kind: Global___PartyKind.ValueType = ...,
         authorised_regions: _abc.Iterable[_builtins.str] | None = ...,
         created_at_ms: _builtins.int = ...,
+        external: _builtins.bool = ...,
+        told_by: _builtins.str = ...,
+        identifier: _builtins.str = ...,
+        merged_into: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["authorised_regions", b"authorised_regions", "created_at_ms", b"created_at_ms", "gln", b"gln", "kind", b"kind", "name", b"name", "party_id", b"party_id", "region", b"region"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["authorised_regions", b"authorised_regions", "created_at_ms", b"created_at_ms", "external", b"external", "gln", b"gln", "identifier", b"identifier", "kind", b"kind", "merged_into", b"merged_into", "name", b"name", "party_id", b"party_id", "region", b"region", "told_by", b"told_by"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

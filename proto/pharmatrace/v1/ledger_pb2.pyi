@@ -10,6 +10,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
 from pharmatrace.v1 import admin_pb2 as _admin_pb2
+from pharmatrace.v1 import common_pb2 as _common_pb2
 from pharmatrace.v1 import issuance_pb2 as _issuance_pb2
 import builtins as _builtins
 import sys
@@ -110,6 +111,7 @@ class EventRecord(_message.Message):
     REPLACEMENT_FIELD_NUMBER: _builtins.int
     EPCIS_FIELD_NUMBER: _builtins.int
     EPCIS_CONTEXT_FIELD_NUMBER: _builtins.int
+    DOCUMENTS_FIELD_NUMBER: _builtins.int
     seq: _builtins.int
     kind: _builtins.str
     """tracecore.events.EventKind value"""
@@ -144,6 +146,10 @@ class EventRecord(_message.Message):
     def codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
         """ledger keys of the codes it is about"""
 
+    @_builtins.property
+    def documents(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.BusinessDocument]:
+        """bills, despatch advices, invoices it is part of"""
+
     def __init__(
         self,
         *,
@@ -169,14 +175,48 @@ class EventRecord(_message.Message):
         replacement: _builtins.bytes = ...,
         epcis: _builtins.str = ...,
         epcis_context: _builtins.str = ...,
+        documents: _abc.Iterable[_common_pb2.BusinessDocument] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["codes", b"codes", "destination", b"destination", "epcis", b"epcis", "epcis_context", b"epcis_context", "event_id", b"event_id", "hash", b"hash", "kind", b"kind", "level", b"level", "lot", b"lot", "parent", b"parent", "party_id", b"party_id", "prev_hash", b"prev_hash", "product", b"product", "reason", b"reason", "recorded_at_ms", b"recorded_at_ms", "region", b"region", "replacement", b"replacement", "seq", b"seq", "target", b"target", "tz_offset", b"tz_offset", "when_ms", b"when_ms", "who", b"who"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["codes", b"codes", "destination", b"destination", "documents", b"documents", "epcis", b"epcis", "epcis_context", b"epcis_context", "event_id", b"event_id", "hash", b"hash", "kind", b"kind", "level", b"level", "lot", b"lot", "parent", b"parent", "party_id", b"party_id", "prev_hash", b"prev_hash", "product", b"product", "reason", b"reason", "recorded_at_ms", b"recorded_at_ms", "region", b"region", "replacement", b"replacement", "seq", b"seq", "target", b"target", "tz_offset", b"tz_offset", "when_ms", b"when_ms", "who", b"who"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___EventRecord: _TypeAlias = EventRecord  # noqa: Y015
+
+@_typing.final
+class ForeignCodeRecord(_message.Message):
+    """Where a code minted elsewhere (not signed by this tenant) came from; beside its code record."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MINTED_BY_FIELD_NUMBER: _builtins.int
+    TOLD_BY_FIELD_NUMBER: _builtins.int
+    RECORDED_AT_MS_FIELD_NUMBER: _builtins.int
+    VIA_FIELD_NUMBER: _builtins.int
+    minted_by: _builtins.str
+    """who minted it: a party id, GS1 company, code-issuing body"""
+    told_by: _builtins.str
+    """who told this ledger about it (credential or partner)"""
+    recorded_at_ms: _builtins.int
+    via: _builtins.str
+    """how: "register", "epcis", "capture" """
+    def __init__(
+        self,
+        *,
+        minted_by: _builtins.str = ...,
+        told_by: _builtins.str = ...,
+        recorded_at_ms: _builtins.int = ...,
+        via: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["minted_by", b"minted_by", "recorded_at_ms", b"recorded_at_ms", "told_by", b"told_by", "via", b"via"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ForeignCodeRecord: _TypeAlias = ForeignCodeRecord  # noqa: Y015
 
 @_typing.final
 class CredentialRecord(_message.Message):

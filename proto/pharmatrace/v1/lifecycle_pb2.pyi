@@ -225,6 +225,7 @@ class ShipRequest(_message.Message):
     CONTEXT_FIELD_NUMBER: _builtins.int
     CODES_FIELD_NUMBER: _builtins.int
     DESTINATION_FIELD_NUMBER: _builtins.int
+    DOCUMENTS_FIELD_NUMBER: _builtins.int
     tenant: _builtins.str
     destination: _builtins.str
     """party id of the addressee"""
@@ -236,6 +237,10 @@ class ShipRequest(_message.Message):
     def codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """at most 100,000 top-level packs or containers"""
 
+    @_builtins.property
+    def documents(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.BusinessDocument]:
+        """the bill / despatch advice it ships under; at most 20"""
+
     def __init__(
         self,
         *,
@@ -243,10 +248,11 @@ class ShipRequest(_message.Message):
         context: Global___EventContext | None = ...,
         codes: _abc.Iterable[_builtins.str] | None = ...,
         destination: _builtins.str = ...,
+        documents: _abc.Iterable[_common_pb2.BusinessDocument] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["context", b"context"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["codes", b"codes", "context", b"context", "destination", b"destination", "tenant", b"tenant"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["codes", b"codes", "context", b"context", "destination", b"destination", "documents", b"documents", "tenant", b"tenant"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -259,6 +265,7 @@ class ReceiveRequest(_message.Message):
     TENANT_FIELD_NUMBER: _builtins.int
     CONTEXT_FIELD_NUMBER: _builtins.int
     CODES_FIELD_NUMBER: _builtins.int
+    DOCUMENTS_FIELD_NUMBER: _builtins.int
     tenant: _builtins.str
     @_builtins.property
     def context(self) -> Global___EventContext:
@@ -268,16 +275,21 @@ class ReceiveRequest(_message.Message):
     def codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """at most 100,000"""
 
+    @_builtins.property
+    def documents(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.BusinessDocument]:
+        """the bill / despatch advice received; at most 20"""
+
     def __init__(
         self,
         *,
         tenant: _builtins.str = ...,
         context: Global___EventContext | None = ...,
         codes: _abc.Iterable[_builtins.str] | None = ...,
+        documents: _abc.Iterable[_common_pb2.BusinessDocument] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["context", b"context"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["codes", b"codes", "context", b"context", "tenant", b"tenant"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["codes", b"codes", "context", b"context", "documents", b"documents", "tenant", b"tenant"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -477,6 +489,7 @@ class LifecycleEvent(_message.Message):
     TARGET_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     PARTIAL_FIELD_NUMBER: _builtins.int
+    DOCUMENTS_FIELD_NUMBER: _builtins.int
     kind: Global___EventKind.ValueType
     parent: _builtins.str
     lot: _builtins.str
@@ -494,6 +507,10 @@ class LifecycleEvent(_message.Message):
     def codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """subjects; for (dis)aggregation the children"""
 
+    @_builtins.property
+    def documents(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.BusinessDocument]:
+        """at most 20"""
+
     def __init__(
         self,
         *,
@@ -507,10 +524,11 @@ class LifecycleEvent(_message.Message):
         target: _common_pb2.CodeStatus.ValueType = ...,
         reason: _builtins.str = ...,
         partial: _builtins.bool = ...,
+        documents: _abc.Iterable[_common_pb2.BusinessDocument] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["context", b"context"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["codes", b"codes", "context", b"context", "destination", b"destination", "kind", b"kind", "level", b"level", "lot", b"lot", "parent", b"parent", "partial", b"partial", "reason", b"reason", "target", b"target"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["codes", b"codes", "context", b"context", "destination", b"destination", "documents", b"documents", "kind", b"kind", "level", b"level", "lot", b"lot", "parent", b"parent", "partial", b"partial", "reason", b"reason", "target", b"target"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -982,3 +1000,71 @@ class ImportEpcisResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ImportEpcisResponse: _TypeAlias = ImportEpcisResponse  # noqa: Y015
+
+@_typing.final
+class RegisterCodesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    CODES_FIELD_NUMBER: _builtins.int
+    MINTED_BY_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    UNUSED_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    """the same in every message of a stream"""
+    minted_by: _builtins.str
+    """who minted them (party id, company, issuing body); optional"""
+    source: _builtins.str
+    """who told us (a partner); default: the caller"""
+    unused: _builtins.bool
+    """ISSUED, for a line to commission; default ACTIVE (on the market)"""
+    @_builtins.property
+    def codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """any input forms; at most 10,000 per message"""
+
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+        codes: _abc.Iterable[_builtins.str] | None = ...,
+        minted_by: _builtins.str = ...,
+        source: _builtins.str = ...,
+        unused: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["codes", b"codes", "minted_by", b"minted_by", "source", b"source", "tenant", b"tenant", "unused", b"unused"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegisterCodesRequest: _TypeAlias = RegisterCodesRequest  # noqa: Y015
+
+@_typing.final
+class RegisterCodesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REGISTERED_FIELD_NUMBER: _builtins.int
+    KNOWN_FIELD_NUMBER: _builtins.int
+    FAILURES_FIELD_NUMBER: _builtins.int
+    registered: _builtins.int
+    """new codes recorded from this message"""
+    known: _builtins.int
+    """already in the ledger (minted elsewhere or here): unchanged"""
+    @_builtins.property
+    def failures(self) -> _containers.RepeatedCompositeFieldContainer[Global___EventFailure]:
+        """refused, with the reason (event_index: the message)"""
+
+    def __init__(
+        self,
+        *,
+        registered: _builtins.int = ...,
+        known: _builtins.int = ...,
+        failures: _abc.Iterable[Global___EventFailure] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["failures", b"failures", "known", b"known", "registered", b"registered"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegisterCodesResponse: _TypeAlias = RegisterCodesResponse  # noqa: Y015

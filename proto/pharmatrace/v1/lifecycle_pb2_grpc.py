@@ -108,6 +108,11 @@ class LifecycleStub:
                 request_serializer=pharmatrace_dot_v1_dot_lifecycle__pb2.ReplaceCodeRequest.SerializeToString,
                 response_deserializer=pharmatrace_dot_v1_dot_lifecycle__pb2.LifecycleResponse.FromString,
                 _registered_method=True)
+        self.RegisterCodes = channel.stream_stream(
+                '/pharmatrace.v1.Lifecycle/RegisterCodes',
+                request_serializer=pharmatrace_dot_v1_dot_lifecycle__pb2.RegisterCodesRequest.SerializeToString,
+                response_deserializer=pharmatrace_dot_v1_dot_lifecycle__pb2.RegisterCodesResponse.FromString,
+                _registered_method=True)
 
 
 class LifecycleServicer:
@@ -227,6 +232,14 @@ class LifecycleServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RegisterCodes(self, request_iterator, context):
+        """Codes minted elsewhere (other companies' GTINs, other issuers' NMPA codes) recorded with
+        their provenance, in chunks over one stream: one answer per chunk, in order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LifecycleServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -299,6 +312,11 @@ def add_LifecycleServicer_to_server(servicer, server):
                     servicer.ReplaceCode,
                     request_deserializer=pharmatrace_dot_v1_dot_lifecycle__pb2.ReplaceCodeRequest.FromString,
                     response_serializer=pharmatrace_dot_v1_dot_lifecycle__pb2.LifecycleResponse.SerializeToString,
+            ),
+            'RegisterCodes': grpc.stream_stream_rpc_method_handler(
+                    servicer.RegisterCodes,
+                    request_deserializer=pharmatrace_dot_v1_dot_lifecycle__pb2.RegisterCodesRequest.FromString,
+                    response_serializer=pharmatrace_dot_v1_dot_lifecycle__pb2.RegisterCodesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -683,6 +701,33 @@ class Lifecycle:
             '/pharmatrace.v1.Lifecycle/ReplaceCode',
             pharmatrace_dot_v1_dot_lifecycle__pb2.ReplaceCodeRequest.SerializeToString,
             pharmatrace_dot_v1_dot_lifecycle__pb2.LifecycleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegisterCodes(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/pharmatrace.v1.Lifecycle/RegisterCodes',
+            pharmatrace_dot_v1_dot_lifecycle__pb2.RegisterCodesRequest.SerializeToString,
+            pharmatrace_dot_v1_dot_lifecycle__pb2.RegisterCodesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -84,6 +84,10 @@ class LifecycleStub:
     link to the new one. Only where the tenant's policy allows it (China's code rules do, the
     EU's do not): FAILED_PRECONDITION otherwise.
     """
+    RegisterCodes: _grpc.StreamStreamMultiCallable[_lifecycle_pb2.RegisterCodesRequest, _lifecycle_pb2.RegisterCodesResponse]
+    """Codes minted elsewhere (other companies' GTINs, other issuers' NMPA codes) recorded with
+    their provenance, in chunks over one stream: one answer per chunk, in order.
+    """
 
 @_typing.type_check_only
 class LifecycleAsyncStub(LifecycleStub):
@@ -140,6 +144,10 @@ class LifecycleAsyncStub(LifecycleStub):
     ACTIVE one (its batch, holder, level and container), and the old code is VOIDED with a
     link to the new one. Only where the tenant's policy allows it (China's code rules do, the
     EU's do not): FAILED_PRECONDITION otherwise.
+    """
+    RegisterCodes: _aio.StreamStreamMultiCallable[_lifecycle_pb2.RegisterCodesRequest, _lifecycle_pb2.RegisterCodesResponse]  # type: ignore[assignment]
+    """Codes minted elsewhere (other companies' GTINs, other issuers' NMPA codes) recorded with
+    their provenance, in chunks over one stream: one answer per chunk, in order.
     """
 
 class LifecycleServicer(metaclass=_abc_1.ABCMeta):
@@ -278,6 +286,16 @@ class LifecycleServicer(metaclass=_abc_1.ABCMeta):
         ACTIVE one (its batch, holder, level and container), and the old code is VOIDED with a
         link to the new one. Only where the tenant's policy allows it (China's code rules do, the
         EU's do not): FAILED_PRECONDITION otherwise.
+        """
+
+    @_abc_1.abstractmethod
+    def RegisterCodes(
+        self,
+        request_iterator: _MaybeAsyncIterator[_lifecycle_pb2.RegisterCodesRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_lifecycle_pb2.RegisterCodesResponse], _abc.AsyncIterator[_lifecycle_pb2.RegisterCodesResponse]]:
+        """Codes minted elsewhere (other companies' GTINs, other issuers' NMPA codes) recorded with
+        their provenance, in chunks over one stream: one answer per chunk, in order.
         """
 
 def add_LifecycleServicer_to_server(servicer: LifecycleServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -168,6 +168,7 @@ class TracedEvent(_message.Message):
     LOT_FIELD_NUMBER: _builtins.int
     PRODUCT_FIELD_NUMBER: _builtins.int
     REPLACEMENT_FIELD_NUMBER: _builtins.int
+    DOCUMENTS_FIELD_NUMBER: _builtins.int
     seq: _builtins.int
     kind: _lifecycle_pb2.EventKind.ValueType
     when_ms: _builtins.int
@@ -195,6 +196,8 @@ class TracedEvent(_message.Message):
     def codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """the event's subjects; at most 100 listed"""
 
+    @_builtins.property
+    def documents(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.BusinessDocument]: ...
     def __init__(
         self,
         *,
@@ -217,10 +220,11 @@ class TracedEvent(_message.Message):
         lot: _builtins.str = ...,
         product: _builtins.str = ...,
         replacement: _builtins.str = ...,
+        documents: _abc.Iterable[_common_pb2.BusinessDocument] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["biz_step", b"biz_step", "code_count", b"code_count", "codes", b"codes", "destination", b"destination", "disposition", b"disposition", "event_id", b"event_id", "kind", b"kind", "lot", b"lot", "parent", b"parent", "party_id", b"party_id", "product", b"product", "reason", b"reason", "replacement", b"replacement", "seq", b"seq", "target", b"target", "tz_offset", b"tz_offset", "via", b"via", "when_ms", b"when_ms", "who", b"who"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["biz_step", b"biz_step", "code_count", b"code_count", "codes", b"codes", "destination", b"destination", "disposition", b"disposition", "documents", b"documents", "event_id", b"event_id", "kind", b"kind", "lot", b"lot", "parent", b"parent", "party_id", b"party_id", "product", b"product", "reason", b"reason", "replacement", b"replacement", "seq", b"seq", "target", b"target", "tz_offset", b"tz_offset", "via", b"via", "when_ms", b"when_ms", "who", b"who"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -307,6 +311,7 @@ class ListEventsRequest(_message.Message):
     TO_MS_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    DOCUMENT_FIELD_NUMBER: _builtins.int
     tenant: _builtins.str
     product: _builtins.str
     """GTIN or NMPA id; optional"""
@@ -321,6 +326,10 @@ class ListEventsRequest(_message.Message):
     page_size: _builtins.int
     """default 100, at most 1000"""
     page_token: _builtins.str
+    @_builtins.property
+    def document(self) -> _common_pb2.BusinessDocument:
+        """Events that are part of this business document (type and id; counterparty ignored)."""
+
     def __init__(
         self,
         *,
@@ -332,10 +341,11 @@ class ListEventsRequest(_message.Message):
         to_ms: _builtins.int = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        document: _common_pb2.BusinessDocument | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["document", b"document"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_ms", b"from_ms", "lot", b"lot", "page_size", b"page_size", "page_token", b"page_token", "party_id", b"party_id", "product", b"product", "tenant", b"tenant", "to_ms", b"to_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["document", b"document", "from_ms", b"from_ms", "lot", b"lot", "page_size", b"page_size", "page_token", b"page_token", "party_id", b"party_id", "product", b"product", "tenant", b"tenant", "to_ms", b"to_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -927,3 +937,80 @@ class ExportEpcisResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ExportEpcisResponse: _TypeAlias = ExportEpcisResponse  # noqa: Y015
+
+@_typing.final
+class CheckReceiptRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    DOCUMENT_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    @_builtins.property
+    def document(self) -> _common_pb2.BusinessDocument:
+        """type (default "desadv") and id of the bill"""
+
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+        document: _common_pb2.BusinessDocument | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["document", b"document"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["document", b"document", "tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckReceiptRequest: _TypeAlias = CheckReceiptRequest  # noqa: Y015
+
+@_typing.final
+class CheckReceiptResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SHIPPED_FIELD_NUMBER: _builtins.int
+    RECEIVED_FIELD_NUMBER: _builtins.int
+    MISSING_FIELD_NUMBER: _builtins.int
+    EXTRA_FIELD_NUMBER: _builtins.int
+    MISSING_COUNT_FIELD_NUMBER: _builtins.int
+    EXTRA_COUNT_FIELD_NUMBER: _builtins.int
+    SHIP_EVENTS_FIELD_NUMBER: _builtins.int
+    RECEIVE_EVENTS_FIELD_NUMBER: _builtins.int
+    shipped: _builtins.int
+    """packs (units, containers unpacked) shipped under the bill"""
+    received: _builtins.int
+    """packs received under it"""
+    missing_count: _builtins.int
+    extra_count: _builtins.int
+    @_builtins.property
+    def missing(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """canonical texts; at most 10,000 listed"""
+
+    @_builtins.property
+    def extra(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """likewise"""
+
+    @_builtins.property
+    def ship_events(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """sequences of the events read"""
+
+    @_builtins.property
+    def receive_events(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    def __init__(
+        self,
+        *,
+        shipped: _builtins.int = ...,
+        received: _builtins.int = ...,
+        missing: _abc.Iterable[_builtins.str] | None = ...,
+        extra: _abc.Iterable[_builtins.str] | None = ...,
+        missing_count: _builtins.int = ...,
+        extra_count: _builtins.int = ...,
+        ship_events: _abc.Iterable[_builtins.int] | None = ...,
+        receive_events: _abc.Iterable[_builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["extra", b"extra", "extra_count", b"extra_count", "missing", b"missing", "missing_count", b"missing_count", "receive_events", b"receive_events", "received", b"received", "ship_events", b"ship_events", "shipped", b"shipped"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckReceiptResponse: _TypeAlias = CheckReceiptResponse  # noqa: Y015

@@ -74,6 +74,11 @@ class TraceStub:
                 request_serializer=pharmatrace_dot_v1_dot_trace__pb2.RegionReportRequest.SerializeToString,
                 response_deserializer=pharmatrace_dot_v1_dot_trace__pb2.RegionReportResponse.FromString,
                 _registered_method=True)
+        self.CheckReceipt = channel.unary_unary(
+                '/pharmatrace.v1.Trace/CheckReceipt',
+                request_serializer=pharmatrace_dot_v1_dot_trace__pb2.CheckReceiptRequest.SerializeToString,
+                response_deserializer=pharmatrace_dot_v1_dot_trace__pb2.CheckReceiptResponse.FromString,
+                _registered_method=True)
 
 
 class TraceServicer:
@@ -141,6 +146,14 @@ class TraceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CheckReceipt(self, request, context):
+        """A receipt checked against the shipped bill: packs shipped under the document and not
+        received under it (missing), received under it and not shipped (extra).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TraceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -183,6 +196,11 @@ def add_TraceServicer_to_server(servicer, server):
                     servicer.RegionReport,
                     request_deserializer=pharmatrace_dot_v1_dot_trace__pb2.RegionReportRequest.FromString,
                     response_serializer=pharmatrace_dot_v1_dot_trace__pb2.RegionReportResponse.SerializeToString,
+            ),
+            'CheckReceipt': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckReceipt,
+                    request_deserializer=pharmatrace_dot_v1_dot_trace__pb2.CheckReceiptRequest.FromString,
+                    response_serializer=pharmatrace_dot_v1_dot_trace__pb2.CheckReceiptResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -401,6 +419,33 @@ class Trace:
             '/pharmatrace.v1.Trace/RegionReport',
             pharmatrace_dot_v1_dot_trace__pb2.RegionReportRequest.SerializeToString,
             pharmatrace_dot_v1_dot_trace__pb2.RegionReportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckReceipt(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pharmatrace.v1.Trace/CheckReceipt',
+            pharmatrace_dot_v1_dot_trace__pb2.CheckReceiptRequest.SerializeToString,
+            pharmatrace_dot_v1_dot_trace__pb2.CheckReceiptResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -59,6 +59,10 @@ class TraceStub:
     """Stock, receipts, sales and returns per product and region (province, city or county), from
     counters kept on every event.
     """
+    CheckReceipt: _grpc.UnaryUnaryMultiCallable[_trace_pb2.CheckReceiptRequest, _trace_pb2.CheckReceiptResponse]
+    """A receipt checked against the shipped bill: packs shipped under the document and not
+    received under it (missing), received under it and not shipped (extra).
+    """
 
 @_typing.type_check_only
 class TraceAsyncStub(TraceStub):
@@ -90,6 +94,10 @@ class TraceAsyncStub(TraceStub):
     RegionReport: _aio.UnaryUnaryMultiCallable[_trace_pb2.RegionReportRequest, _trace_pb2.RegionReportResponse]  # type: ignore[assignment]
     """Stock, receipts, sales and returns per product and region (province, city or county), from
     counters kept on every event.
+    """
+    CheckReceipt: _aio.UnaryUnaryMultiCallable[_trace_pb2.CheckReceiptRequest, _trace_pb2.CheckReceiptResponse]  # type: ignore[assignment]
+    """A receipt checked against the shipped bill: packs shipped under the document and not
+    received under it (missing), received under it and not shipped (extra).
     """
 
 class TraceServicer(metaclass=_abc_1.ABCMeta):
@@ -167,6 +175,16 @@ class TraceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_trace_pb2.RegionReportResponse, _abc.Awaitable[_trace_pb2.RegionReportResponse]]:
         """Stock, receipts, sales and returns per product and region (province, city or county), from
         counters kept on every event.
+        """
+
+    @_abc_1.abstractmethod
+    def CheckReceipt(
+        self,
+        request: _trace_pb2.CheckReceiptRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_trace_pb2.CheckReceiptResponse, _abc.Awaitable[_trace_pb2.CheckReceiptResponse]]:
+        """A receipt checked against the shipped bill: packs shipped under the document and not
+        received under it (missing), received under it and not shipped (extra).
         """
 
 def add_TraceServicer_to_server(servicer: TraceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -35,6 +35,8 @@ class _VerdictEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Verdict.Value
     """well formed, but not minted by this tenant (forged or mistyped)"""
     VERDICT_INVALID_FORMAT: _Verdict.ValueType  # 4
     """not a code in any supported form"""
+    VERDICT_KNOWN_FOREIGN: _Verdict.ValueType  # 5
+    """in this ledger, but minted by another party (not signed here)"""
 
 class Verdict(_Verdict, metaclass=_VerdictEnumTypeWrapper): ...
 
@@ -47,6 +49,8 @@ VERDICT_BAD_SIGNATURE: Verdict.ValueType  # 3
 """well formed, but not minted by this tenant (forged or mistyped)"""
 VERDICT_INVALID_FORMAT: Verdict.ValueType  # 4
 """not a code in any supported form"""
+VERDICT_KNOWN_FOREIGN: Verdict.ValueType  # 5
+"""in this ledger, but minted by another party (not signed here)"""
 Global___Verdict: _TypeAlias = Verdict  # noqa: Y015
 
 class _AlertKind:
@@ -250,6 +254,7 @@ class VerifyResponse(_message.Message):
     SCAN_COUNT_FIELD_NUMBER: _builtins.int
     LEVEL_FIELD_NUMBER: _builtins.int
     REPLACED_BY_FIELD_NUMBER: _builtins.int
+    MINTED_BY_FIELD_NUMBER: _builtins.int
     verdict: Global___Verdict.ValueType
     status: _common_pb2.CodeStatus.ValueType
     code: _builtins.str
@@ -263,6 +268,8 @@ class VerifyResponse(_message.Message):
     level: _common_pb2.PackagingLevel.ValueType
     replaced_by: _builtins.str
     """A replaced label (status VOIDED): the canonical text of the code that replaces it."""
+    minted_by: _builtins.str
+    """KNOWN_FOREIGN: who minted the code, as the ledger was told."""
     @_builtins.property
     def product(self) -> Global___ProductSummary: ...
     @_builtins.property
@@ -283,10 +290,11 @@ class VerifyResponse(_message.Message):
         scan_count: _builtins.int = ...,
         level: _common_pb2.PackagingLevel.ValueType = ...,
         replaced_by: _builtins.str = ...,
+        minted_by: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "product", b"product"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alerts", b"alerts", "batch", b"batch", "code", b"code", "first_verified_at_ms", b"first_verified_at_ms", "level", b"level", "product", b"product", "reason", b"reason", "replaced_by", b"replaced_by", "scan_count", b"scan_count", "status", b"status", "verdict", b"verdict"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alerts", b"alerts", "batch", b"batch", "code", b"code", "first_verified_at_ms", b"first_verified_at_ms", "level", b"level", "minted_by", b"minted_by", "product", b"product", "reason", b"reason", "replaced_by", b"replaced_by", "scan_count", b"scan_count", "status", b"status", "verdict", b"verdict"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
