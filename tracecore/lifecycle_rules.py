@@ -107,6 +107,8 @@ class Packs(Protocol):
     def unlink(self, parent: bytes, child: bytes) -> None: ...
     def commissioned(self, batch_ref: int, key: bytes) -> None: ...
     def returned(self, pool_ref: int) -> None: ...
+    def pool_requester(self, pool_ref: int) -> tuple[str, str]:
+        """(credential, party) that requested a pool; ("", "") when not recorded."""
     def shipped(self, key: bytes, shipper: int | None) -> None:
         """Remembers (or, with None, forgets) the restricted party that shipped a pack."""
     def flow(self, record: CodeRecord, flow: Flow, at_ms: int) -> None: ...
@@ -525,13 +527,16 @@ class Custody(enum.Enum):
     HOLDER = "holder"
     """The credential's party holds the pack (and, for containers, the container), and the
     pack is not in transit."""
+    REQUESTER = "requester"
+    """The pack's pool was requested by the credential, or by another credential of its party:
+    one line cannot void the unused codes of a pool another line printed."""
 
 
 #: The one custody policy: what each event kind asks of a party-bound credential. Credentials
 #: bound to no party (the tenant's own) act for the tenant and are not held to custody.
 CUSTODY: dict[EventKind, Custody] = {
     EventKind.COMMISSION: Custody.FREE,
-    EventKind.VOID: Custody.FREE,
+    EventKind.VOID: Custody.REQUESTER,
     EventKind.RECEIVE: Custody.FREE,
     EventKind.AGGREGATE: Custody.HOLDER,
     EventKind.DISAGGREGATE: Custody.HOLDER,
@@ -547,7 +552,11 @@ CUSTODY: dict[EventKind, Custody] = {
 def check_custody(packs: Packs, event: Event, key: bytes) -> None:
     """Refused unless the event's custodian (a party-bound credential's party) may act on the
     pack under ``CUSTODY``; nothing to check for events of credentials bound to no party."""
-    if not event.custodian or CUSTODY[event.kind] is Custody.FREE:
+    custody = CUSTODY[event.kind]
+    if custody is Custody.REQUESTER:
+        _check_requester(packs, event, key)
+        return
+    if not event.custodian or custody is Custody.FREE:
         return
     party, _ = packs.party(event.custodian, "context.party_id")
     keys = [key] if event.parent is None else [key, event.parent.key()]
@@ -562,6 +571,24 @@ def check_custody(packs: Packs, event: Event, key: bytes) -> None:
         if record.holder_ref != party:
             holder = packs.party_id(record.holder_ref) if record.holder_ref else "the tenant"
             raise Refused(f"{what}is held by {holder}, not {event.custodian}")
+
+
+def _check_requester(packs: Packs, event: Event, key: bytes) -> None:
+    """A code goes back only by the credential (or party) whose pool it came from; the
+    tenant's admin may return any. Pools from before requesters were kept belong to nobody."""
+    if not event.credential:
+        return
+    record = packs.record(key)
+    if record is None or not record.pool_ref:
+        return
+    credential, party = packs.pool_requester(record.pool_ref)
+    if not credential or credential == event.credential:
+        return
+    if party and party == event.custodian:
+        return
+    raise Refused("its pool was requested by another credential"
+                  + (f" (of {party})" if party else "") + ": only it, its party or the "
+                  "tenant's admin may hand its codes back")
 
 
 def _guarded(handler: Handler) -> Handler:

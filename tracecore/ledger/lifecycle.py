@@ -98,6 +98,7 @@ class _Session:
         self._party_ids: dict[int, str] = {}
         self._batches: dict[tuple[int, str], int] = {}
         self._expiry: dict[int, dt.date] = {}
+        self._requesters: dict[int, tuple[str, str]] = {}
         self.holds = Holds(ledger, txn)
         self._batch_rules: dict[int, tuple[cpb.Batch, RegionRule]] = {}
         self._party_rules: dict[int, RegionRule | None] = {}
@@ -246,6 +247,13 @@ class _Session:
             self._hierarchies[product_ref] = list(
                 self.ledger.product_by_ref(self.txn, product_ref).hierarchy)
         return self._hierarchies[product_ref]
+
+    def pool_requester(self, pool_ref: int) -> tuple[str, str]:
+        found = self._requesters.get(pool_ref)
+        if found is None:
+            record = self.ledger.pool_by_ref(self.txn, pool_ref)
+            found = self._requesters[pool_ref] = (record.requester, record.requester_party)
+        return found
 
     def shipped_by(self, key: bytes) -> int:
         """The restricted party that shipped a pack now in transit; 0 if none was recorded."""

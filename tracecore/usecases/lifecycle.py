@@ -19,7 +19,7 @@ from tracecore.ledger import exchange, lifecycle, policy
 from tracecore.lifecycle_rules import Failure
 from tracecore.status import Status
 from tracecore.usecases.declare import ADMIN, DISTRIBUTOR, LINE, PHARMACY, Scope, use_case
-from tracecore.usecases.writeside import WriteSide, who
+from tracecore.usecases.writeside import WriteSide, sender, who
 
 #: Codes one event may name.
 MAX_CODES = 100_000
@@ -189,7 +189,7 @@ async def import_epcis(side: WriteSide, caller: Principal, tenant: str, document
     """A partner's EPCIS 2.0 document, its events applied as one request."""
     found = side.data.get(tenant)
     # A party-bound credential's document is held to custody like its single events.
-    events = [replace(e, custodian=caller.party_id)
+    events = [replace(e, custodian=caller.party_id, credential=sender(caller))
               for e in exchange.import_events(found.ledger, document)]
     result = await side.committer.submit(
         found.name, lifecycle.Request(events, best_effort, who(caller)))
@@ -214,7 +214,8 @@ async def _one(side: WriteSide, caller: Principal, tenant: str, context: EventCo
                   tz_offset(context.tz_offset), party_id=acting_party(caller, context.party_id),
                   parent=parent, lot=lot, level=level, destination=destination, target=target,
                   reason=reason, event_id=_event_id(context.event_id), partial=partial,
-                  replacement=replacement, custodian=caller.party_id)
+                  replacement=replacement, custodian=caller.party_id,
+                  credential=sender(caller))
     result = await side.committer.submit(
         found.name,
         lifecycle.Request([event] if codes or allow_empty else [], context.best_effort,
@@ -269,7 +270,7 @@ def _event(caller: Principal, e: EventInput, index: int, field: str, now: int
         target=_target(e.target) if kind is EventKind.DECOMMISSION else None,
         reason=_reason(e.reason), event_id=_event_id(e.context.event_id),
         partial=e.partial and kind is EventKind.AGGREGATE,
-        custodian=caller.party_id,
+        custodian=caller.party_id, credential=sender(caller),
     )
     return event, bad
 

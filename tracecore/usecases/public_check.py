@@ -136,8 +136,9 @@ def check(catalogue: Catalogue, verify: Verify, text: str, *, now_ms: int, regio
                                                              reason=exc.reason)
     owners = catalogue.owners(scan.code.product)
     if not owners:
-        return PublicCheck(Outcome.NOT_GENUINE, scan.code.text(),
-                           "no manufacturer here registered this product")
+        # Answered like a code its manufacturer never issued: who is a customer here is not
+        # told to strangers.
+        return PublicCheck(Outcome.NOT_GENUINE, scan.code.text(), _NEVER_ISSUED)
     context = ScanContext(region=region, purpose=CONSUMER_PURPOSE)
     answers = None
     for tenant in owners:
@@ -149,10 +150,13 @@ def check(catalogue: Catalogue, verify: Verify, text: str, *, now_ms: int, regio
     return _public(answers, scan.code.text())
 
 
+_NEVER_ISSUED = "this code was never issued: the pack may be counterfeit"
+
+
 def _public(answers: Answers, code: str) -> PublicCheck:
     verdict = answers.verdicts[0]
     if verdict != Verdict.GENUINE:
-        reason = ("this code was never issued: the pack may be counterfeit"
+        reason = (_NEVER_ISSUED
                   if verdict != Verdict.INVALID_FORMAT else answers.reasons[0])
         return PublicCheck(Outcome.NOT_GENUINE, code, reason)
     mask = answers.alert_masks[0]

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tracecore.clock import now_ms
-from tracecore.credentials import Principal
+from tracecore.credentials import Principal, Role
 from tracecore.ledger import alerts, lifecycle
 from tracecore.ledger.tenants import DataDir
 from tracecore.usecases.writer import Batcher, Writer
@@ -58,3 +58,11 @@ def who(caller: Principal | None) -> str:
     if caller is None:
         return ""
     return f"{caller.credential_id or 'anonymous'}/{caller.role.name.lower()}"
+
+
+def sender(caller: Principal | None) -> str:
+    """The credential an event's rules hold to custody: "" for the tenant's admin and the
+    platform, who act for the whole tenant."""
+    if caller is None or caller.role in (Role.ADMIN, Role.OPERATOR):
+        return ""
+    return caller.credential_id

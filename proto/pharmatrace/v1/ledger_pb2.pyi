@@ -32,11 +32,17 @@ class PoolRecord(_message.Message):
     POOL_REF_FIELD_NUMBER: _builtins.int
     PRODUCT_REF_FIELD_NUMBER: _builtins.int
     BATCH_REF_FIELD_NUMBER: _builtins.int
+    REQUESTER_FIELD_NUMBER: _builtins.int
+    REQUESTER_PARTY_FIELD_NUMBER: _builtins.int
     pool_ref: _builtins.int
     """prefix of the pool's entries in the pool-codes index"""
     product_ref: _builtins.int
     batch_ref: _builtins.int
     """0 when the pool is not bound to a batch"""
+    requester: _builtins.str
+    """the credential that requested it ("" before it was kept)"""
+    requester_party: _builtins.str
+    """that credential's party ("" when bound to none)"""
     @_builtins.property
     def pool(self) -> _issuance_pb2.Pool: ...
     def __init__(
@@ -46,10 +52,12 @@ class PoolRecord(_message.Message):
         pool_ref: _builtins.int = ...,
         product_ref: _builtins.int = ...,
         batch_ref: _builtins.int = ...,
+        requester: _builtins.str = ...,
+        requester_party: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["pool", b"pool"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_ref", b"batch_ref", "pool", b"pool", "pool_ref", b"pool_ref", "product_ref", b"product_ref"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_ref", b"batch_ref", "pool", b"pool", "pool_ref", b"pool_ref", "product_ref", b"product_ref", "requester", b"requester", "requester_party", b"requester_party"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
