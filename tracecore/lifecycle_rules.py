@@ -15,6 +15,7 @@ from typing import Protocol
 
 from pharmatrace.v1 import common_pb2 as cpb
 
+from tracecore.clock import utc_date
 from tracecore.codes import Code
 from tracecore.errors import InvalidArgument, TraceError
 from tracecore.events import Event, EventKind
@@ -161,6 +162,10 @@ def _step(record: CodeRecord, action: Action, target: Status | None = None) -> S
         raise Refused(exc.message) from exc
 
 
+def _today(packs: Packs) -> dt.date:
+    return utc_date(packs.now_ms)
+
+
 def _commission(packs: Packs, event: Event, key: bytes, result: Result) -> list[bytes]:
     if not 0 <= event.level <= 4:
         raise InvalidArgument("unknown packaging level", field="level")
@@ -174,6 +179,9 @@ def _commission(packs: Packs, event: Event, key: bytes, result: Result) -> list[
         batch_ref = wanted
     if not batch_ref:
         raise Refused("no batch: give the lot it is packed from")
+    stated = event.extra.get("expiry", "")
+    if stated and stated < _today(packs).isoformat():
+        raise Refused(f"its expiry date {stated} is past: expired packs are not commissioned")
     hold = packs.hold_status(batch_ref, record.product_ref)
     if hold is not None:
         raise Refused("its batch is recalled" if hold is Status.RECALLED
@@ -428,7 +436,7 @@ def _undo(packs: Packs, event: Event, key: bytes, result: Result) -> list[bytes]
     elapsed = packs.now_ms - record.updated_at_ms
     if record.status is not Status.LOCKED and elapsed > UNDO_WINDOW_MS:
         raise Refused("more than 10 days since it was decommissioned")
-    today = dt.datetime.fromtimestamp(packs.now_ms / 1000, dt.UTC).date()
+    today = _today(packs)
     expires = packs.expires_on(record.batch_ref)
     if expires is not None and expires < today:
         raise Refused("the pack has expired")
