@@ -405,11 +405,13 @@ def _apply_event(session: _Session, index: int, event: Event, request: Request,
                              key=Code.key))
         event = replace(event, codes=codes)
     keys = [code.key() for code in codes]
+    left: list[bytes] = []
     for position, (code, key) in enumerate(zip(codes, keys, strict=True)):
         try:
             touched.extend(handler(session, event, key, result))
         except Refused as refused:
             result.failures.append(Failure(index, code.text(), refused.reason, position))
+            left.append(key)
     if event.kind is EventKind.AGGREGATE and event.parent is not None and touched:
         broken = pack_ratio(session, event.parent.key(), event.partial)
         if broken is not None:
@@ -425,6 +427,7 @@ def _apply_event(session: _Session, index: int, event: Event, request: Request,
     result.changed += len(touched)
     record = _event_record(event, request.who, session.now_ms)
     record.codes.extend(keys)
+    record.refused.extend(left)
     index_keys = list(dict.fromkeys(keys + ([event.parent.key()] if event.parent else [])
                                     + ([event.replacement.key()] if event.replacement else [])))
     session.view.events.append((record, index_keys))

@@ -116,6 +116,7 @@ class EventRecord(_message.Message):
     HASH_FIELD_NUMBER: _builtins.int
     PRODUCT_FIELD_NUMBER: _builtins.int
     REPLACEMENT_FIELD_NUMBER: _builtins.int
+    REFUSED_FIELD_NUMBER: _builtins.int
     seq: _builtins.int
     kind: _builtins.str
     """tracecore.events.EventKind value"""
@@ -146,6 +147,12 @@ class EventRecord(_message.Message):
     def codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
         """ledger keys of the codes it is about"""
 
+    @_builtins.property
+    def refused(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """Keys of `codes` the event left unchanged (refused in a best-effort request), so that a
+        code's status can be recomputed from its events.
+        """
+
     def __init__(
         self,
         *,
@@ -169,10 +176,11 @@ class EventRecord(_message.Message):
         hash: _builtins.bytes = ...,
         product: _builtins.str = ...,
         replacement: _builtins.bytes = ...,
+        refused: _abc.Iterable[_builtins.bytes] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["codes", b"codes", "destination", b"destination", "event_id", b"event_id", "hash", b"hash", "kind", b"kind", "level", b"level", "lot", b"lot", "parent", b"parent", "party_id", b"party_id", "prev_hash", b"prev_hash", "product", b"product", "reason", b"reason", "recorded_at_ms", b"recorded_at_ms", "region", b"region", "replacement", b"replacement", "seq", b"seq", "target", b"target", "tz_offset", b"tz_offset", "when_ms", b"when_ms", "who", b"who"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["codes", b"codes", "destination", b"destination", "event_id", b"event_id", "hash", b"hash", "kind", b"kind", "level", b"level", "lot", b"lot", "parent", b"parent", "party_id", b"party_id", "prev_hash", b"prev_hash", "product", b"product", "reason", b"reason", "recorded_at_ms", b"recorded_at_ms", "refused", b"refused", "region", b"region", "replacement", b"replacement", "seq", b"seq", "target", b"target", "tz_offset", b"tz_offset", "when_ms", b"when_ms", "who", b"who"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
