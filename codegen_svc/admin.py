@@ -143,10 +143,14 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
 
     async def SetTenantPolicy(self, request: pb.SetTenantPolicyRequest, context: Context
                               ) -> pb.SetTenantPolicyResponse:
-        policy = await operations.set_tenant_policy(self._side, caller(), request.tenant,
-                                                    request.policy.label_replacement)
-        return pb.SetTenantPolicyResponse(
-            policy=pb.TenantPolicy(label_replacement=policy.label_replacement))
+        given = request.policy
+        policy = await operations.set_tenant_policy(
+            self._side, caller(), request.tenant,
+            given.label_replacement if given.HasField("label_replacement") else None,
+            given.dispense_elsewhere if given.HasField("dispense_elsewhere") else None)
+        return pb.SetTenantPolicyResponse(policy=pb.TenantPolicy(
+            label_replacement=policy.label_replacement,
+            dispense_elsewhere=policy.dispense_elsewhere))
 
 
 def _key_change(change: credentials.KeyChange) -> pb.KeyChangeResponse:

@@ -22,7 +22,7 @@ from tracecore.events import Event, EventKind
 from tracecore.ledger.counters import UNIT, Flow
 from tracecore.ledger.records import FLAG_IN_TRANSIT, CodeRecord
 from tracecore.masterdata import LEVEL_NAMES
-from tracecore.oversight import DISPENSINGS, Raised, RegionRule, diversion
+from tracecore.oversight import DISPENSINGS, Raised, RegionRule, dispensed_elsewhere, diversion
 from tracecore.status import DECOMMISSIONED, TERMINAL, Action, Status, transition
 
 #: EU FMD Art. 13: a decommissioning may be reverted within ten days.
@@ -115,6 +115,8 @@ class Packs(Protocol):
     def flow(self, record: CodeRecord, flow: Flow, at_ms: int) -> None: ...
     def raise_alert(self, raised: Raised) -> int:
         """Keeps an alert to store with the request; returns how many it raised before."""
+    def dispense_elsewhere(self) -> bool:
+        """Whether the tenant's policy lets a party dispense a pack it does not hold."""
 
 
 Handler = Callable[[Packs, Event, bytes, Result], list[bytes]]
@@ -557,16 +559,22 @@ CUSTODY: dict[EventKind, Custody] = {
 }
 
 
-def check_custody(packs: Packs, event: Event, key: bytes) -> None:
+def check_custody(packs: Packs, event: Event, key: bytes) -> str | None:
     """Refused unless the event's custodian (a party-bound credential's party) may act on the
-    pack under ``CUSTODY``; nothing to check for events of credentials bound to no party."""
+    pack under ``CUSTODY``; nothing to check for events of credentials bound to no party.
+
+    Where the tenant's policy lets a party dispense what it does not hold, such a dispensing
+    passes: the holder it was taken from is returned ("the tenant" for none), to be raised as
+    an alert once the dispensing is done. None otherwise."""
     custody = CUSTODY[event.kind]
     if custody is Custody.REQUESTER:
         _check_requester(packs, event, key)
-        return
+        return None
     if not event.custodian or custody is Custody.FREE:
-        return
+        return None
     party, _ = packs.party(event.custodian, "context.party_id")
+    elsewhere = (event.kind is EventKind.DECOMMISSION and event.target in DISPENSINGS
+                 and event.parent is None and packs.dispense_elsewhere())
     keys = [key] if event.parent is None else [key, event.parent.key()]
     for k in keys:
         record = packs.record(k)
@@ -578,7 +586,22 @@ def check_custody(packs: Packs, event: Event, key: bytes) -> None:
                           "received")
         if record.holder_ref != party:
             holder = packs.party_id(record.holder_ref) if record.holder_ref else "the tenant"
+            if elsewhere:
+                return holder
             raise Refused(f"{what}is held by {holder}, not {event.custodian}")
+    return None
+
+
+def _dispensed_elsewhere(packs: Packs, event: Event, key: bytes, holder: str,
+                         result: Result) -> None:
+    record = packs.record(key)
+    batch = (packs.batch_rule(record.batch_ref)[0] if record is not None and record.batch_ref
+             else cpb.Batch())
+    raised = dispensed_elsewhere(key, Code.from_key(key).text(), at_ms=event.when_ms,
+                                 product=batch.product, lot=batch.lot,
+                                 party_id=event.custodian, holder=holder)
+    if packs.raise_alert(raised) < MAX_DIVERSION_NOTES:
+        result.notes.append(f"DISPENSED_ELSEWHERE: {raised.alert.detail}")
 
 
 def _check_requester(packs: Packs, event: Event, key: bytes) -> None:
@@ -601,8 +624,11 @@ def _check_requester(packs: Packs, event: Event, key: bytes) -> None:
 
 def _guarded(handler: Handler) -> Handler:
     def guarded(packs: Packs, event: Event, key: bytes, result: Result) -> list[bytes]:
-        check_custody(packs, event, key)
-        return handler(packs, event, key, result)
+        holder = check_custody(packs, event, key)
+        changed = handler(packs, event, key, result)
+        if holder is not None:
+            _dispensed_elsewhere(packs, event, key, holder, result)
+        return changed
 
     return guarded
 

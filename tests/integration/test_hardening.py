@@ -1,5 +1,6 @@
 """Attacks of the hardening review over real gRPC with authentication on: a line voiding
-another credential's pool, and a stranger probing tenant names through public verification."""
+another credential's pool, a pharmacy dispensing what it does not hold, and a stranger probing
+tenant names through public verification."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
+from pharmatrace.v1 import admin_pb2 as apb
+from pharmatrace.v1 import common_pb2 as cpb
 from pharmatrace.v1 import issuance_pb2 as ipb
 from pharmatrace.v1 import lifecycle_pb2 as lpb
+from pharmatrace.v1 import trace_pb2 as tpb
 from pharmatrace.v1 import verification_pb2 as vpb
 
 from tests.integration import test_authz
@@ -122,3 +126,57 @@ def test_public_verify_answers_an_unknown_tenant_like_a_code_it_never_minted(
             vpb.VERDICT_BAD_SIGNATURE, vpb.VERDICT_INVALID_FORMAT)
     genuine = invoke(public, verify, vpb.VerifyRequest(tenant=tenant, code=codes[0]))
     assert genuine.responses[0].verdict == vpb.VERDICT_GENUINE  # type: ignore[attr-defined]
+
+
+def test_dispensing_what_the_party_does_not_hold_is_refused_or_allowed_and_alerted_by_policy(
+        served: Secured) -> None:
+    """A pharmacy dispensing a pack still inside a distributor's case is refused by default;
+    with the tenant's "dispense elsewhere" policy on, it is dispensed and a DISPENSED_ELSEWHERE
+    alert names the pack, the pharmacy and the holder in the tenant's alert list."""
+    tenant = "harden-elsewhere"
+    admin = create_tenant(served, tenant)
+    master_data(served, tenant, admin)
+    line, _ = create_token(served, tenant, admin, Role.LINE, party="PLANT")
+    distributor, _ = create_token(served, tenant, admin, Role.DISTRIBUTOR, party="DIST-1")
+    pharmacy, _ = create_token(served, tenant, admin, Role.PHARMACY, party="PHARM-1")
+    _, codes = request_pool(served, tenant, line, 3)
+    units, case = codes[:2], codes[2]
+    plant = lpb.EventContext(party_id="PLANT")
+    lifecycle(served, "Commission", lpb.CommissionRequest(tenant=tenant, codes=units,
+                                                          context=plant), line)
+    lifecycle(served, "Commission", lpb.CommissionRequest(
+        tenant=tenant, codes=[case], level=cpb.PACKAGING_LEVEL_CASE, context=plant), line)
+    lifecycle(served, "Aggregate", lpb.AggregateRequest(
+        tenant=tenant, parent=case, children=units, context=plant, partial=True), line)
+    lifecycle(served, "Ship", lpb.ShipRequest(tenant=tenant, codes=[case], destination="DIST-1",
+                                              context=plant), line)
+    lifecycle(served, "Receive", lpb.ReceiveRequest(tenant=tenant, codes=[case]), distributor)
+    dispense = lpb.DecommissionRequest(tenant=tenant, codes=units[:1],
+                                       target=cpb.CODE_STATUS_DISPENSED)
+
+    refused = served.call("/pharmatrace.v1.Lifecycle/Decommission", dispense, pharmacy)
+    assert refused.code is OK
+    assert [f.reason for f in refused.responses[0].failures] == [  # type: ignore[attr-defined]
+        "is held by DIST-1, not PHARM-1"]
+
+    policy = served.ok("/pharmatrace.v1.Admin/SetTenantPolicy", apb.SetTenantPolicyRequest(
+        tenant=tenant, policy=apb.TenantPolicy(dispense_elsewhere=True)), admin)
+    assert isinstance(policy, apb.SetTenantPolicyResponse)
+    assert (policy.policy.dispense_elsewhere, policy.policy.label_replacement) == (True, False)
+    dispensed = lifecycle(served, "Decommission", dispense, pharmacy)
+    assert dispensed.changed == 1
+    detail = f"{units[0]} dispensed by PHARM-1 while DIST-1 held it"
+    assert dispensed.notes == [f"DISPENSED_ELSEWHERE: {detail}"]
+
+    listed = served.ok("/pharmatrace.v1.Trace/ListAlerts", tpb.ListAlertsRequest(
+        tenant=tenant, kind=vpb.ALERT_KIND_DISPENSED_ELSEWHERE), admin)
+    assert isinstance(listed, tpb.ListAlertsResponse)
+    assert [(a.code, a.party_id, a.product, a.lot, a.detail) for a in listed.alerts] == [
+        (units[0], "PHARM-1", GTIN, LOT, detail)]
+    assert served.ok("/pharmatrace.v1.Trace/ListAlerts", tpb.ListAlertsRequest(
+        tenant=tenant), admin).alerts[0].kind == (  # type: ignore[attr-defined]
+        vpb.ALERT_KIND_DISPENSED_ELSEWHERE)
+    other = served.call("/pharmatrace.v1.Lifecycle/Destroy", lpb.DestroyRequest(
+        tenant=tenant, codes=units[1:]), pharmacy)
+    assert [f.reason for f in other.responses[0].failures] == [  # type: ignore[attr-defined]
+        "is held by DIST-1, not PHARM-1"]

@@ -112,6 +112,9 @@ class FakePacks:
     def party_rule(self, party_ref: int) -> RegionRule | None:
         return None
 
+    def dispense_elsewhere(self) -> bool:
+        return False
+
     def pool_requester(self, pool_ref: int) -> tuple[str, str]:
         return "", ""
 

@@ -20,6 +20,7 @@ from pharmatrace.v1 import ledger_pb2 as lpb
 from tracecore.codes import Code
 from tracecore.errors import InvalidArgument, TraceError
 from tracecore.events import Event, EventKind
+from tracecore.ledger import policy
 from tracecore.ledger.counters import Flow, Tally
 from tracecore.ledger.env import Txn
 from tracecore.ledger.journal import Journal
@@ -99,6 +100,7 @@ class _Session:
         self._batches: dict[tuple[int, str], int] = {}
         self._expiry: dict[int, dt.date] = {}
         self._requesters: dict[int, tuple[str, str]] = {}
+        self._dispense_elsewhere: bool | None = None
         self.holds = Holds(ledger, txn)
         self._batch_rules: dict[int, tuple[cpb.Batch, RegionRule]] = {}
         self._party_rules: dict[int, RegionRule | None] = {}
@@ -305,6 +307,11 @@ class _Session:
 
     def flow(self, record: CodeRecord, flow: Flow, at_ms: int) -> None:
         self.view.tally.flow(record, flow, at_ms)
+
+    def dispense_elsewhere(self) -> bool:
+        if self._dispense_elsewhere is None:
+            self._dispense_elsewhere = policy.read_in(self.ledger, self.txn).dispense_elsewhere
+        return self._dispense_elsewhere
 
     def raise_alert(self, raised: Raised) -> int:
         alerts = self.view.alerts

@@ -64,23 +64,39 @@ Global___Role: _TypeAlias = Role  # noqa: Y015
 
 @_typing.final
 class TenantPolicy(_message.Message):
+    """In SetTenantPolicy a field left unset keeps its current value."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     LABEL_REPLACEMENT_FIELD_NUMBER: _builtins.int
+    DISPENSE_ELSEWHERE_FIELD_NUMBER: _builtins.int
     label_replacement: _builtins.bool
     """Damaged labels may be replaced by new codes (Lifecycle.ReplaceCode): China's code rules
     allow it, the EU's do not. Default off.
     """
+    dispense_elsewhere: _builtins.bool
+    """A party-bound credential may dispense a pack its party does not hold (still inside a
+    distributor's case, say); each such dispensing raises a DISPENSED_ELSEWHERE alert.
+    Default off: refused.
+    """
     def __init__(
         self,
         *,
-        label_replacement: _builtins.bool = ...,
+        label_replacement: _builtins.bool | None = ...,
+        dispense_elsewhere: _builtins.bool | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_dispense_elsewhere", b"_dispense_elsewhere", "_label_replacement", b"_label_replacement", "dispense_elsewhere", b"dispense_elsewhere", "label_replacement", b"label_replacement"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["label_replacement", b"label_replacement"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_dispense_elsewhere", b"_dispense_elsewhere", "_label_replacement", b"_label_replacement", "dispense_elsewhere", b"dispense_elsewhere", "label_replacement", b"label_replacement"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__dispense_elsewhere: _TypeAlias = _typing.Literal["dispense_elsewhere"]  # noqa: Y015
+    _WhichOneofArgType__dispense_elsewhere: _TypeAlias = _typing.Literal["_dispense_elsewhere", b"_dispense_elsewhere"]  # noqa: Y015
+    _WhichOneofReturnType__label_replacement: _TypeAlias = _typing.Literal["label_replacement"]  # noqa: Y015
+    _WhichOneofArgType__label_replacement: _TypeAlias = _typing.Literal["_label_replacement", b"_label_replacement"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__dispense_elsewhere) -> _WhichOneofReturnType__dispense_elsewhere | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__label_replacement) -> _WhichOneofReturnType__label_replacement | None: ...
 
 Global___TenantPolicy: _TypeAlias = TenantPolicy  # noqa: Y015
 
