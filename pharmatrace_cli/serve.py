@@ -22,6 +22,8 @@ from pharmatrace_cli.config import parse_size
 log = logging.getLogger("pharmatrace.serve")
 
 DEMO_TENANT = "demo"
+#: Largest EPCIS document one import may send, unless configured (max_import_mib).
+DEFAULT_IMPORT_BYTES = 16 << 20
 #: The largest a tenant's ledger may grow to, as bytes or with a unit: 512MiB, 64GiB, 4TiB.
 MAX_MAP_SIZE_ENV = "PHARMATRACE_MAX_MAP_SIZE"
 
@@ -56,6 +58,8 @@ class ServeConfig:
     replicated_commit: bool = False
     """Answer a write only once the stream has acknowledged it (needs ``nats``)."""
     metrics_host: str = "127.0.0.1"
+    max_import_bytes: int = DEFAULT_IMPORT_BYTES
+    """Largest EPCIS document one import may send."""
 
 
 
@@ -141,6 +145,7 @@ async def serve(config: ServeConfig) -> None:
     codegen = await codegen_app.start(
         config.data, keys, f"{config.host}:{config.issue_port}", metrics, tls=tls,
         authenticate=config.authenticate, max_map_size=limit, interceptors=gates,
+        max_import_bytes=config.max_import_bytes,
     )
     if limit < DEFAULT_MAX_MAP_SIZE:
         log.info("each tenant's ledger may grow to %d bytes", limit)

@@ -15,7 +15,7 @@ from tracecore.codes import Code, parse, parse_many
 from tracecore.credentials import Principal
 from tracecore.errors import FailedPrecondition, InvalidArgument, ParseError, PermissionDenied
 from tracecore.events import Event, EventKind
-from tracecore.ledger import exchange, lifecycle, policy
+from tracecore.ledger import lifecycle, policy
 from tracecore.lifecycle_rules import Failure
 from tracecore.status import Status
 from tracecore.usecases.declare import ADMIN, DISTRIBUTOR, LINE, PHARMACY, Scope, use_case
@@ -190,7 +190,7 @@ async def import_epcis(side: WriteSide, caller: Principal, tenant: str, document
     found = side.data.get(tenant)
     # A party-bound credential's document is held to custody like its single events.
     events = [replace(e, custodian=caller.party_id, credential=sender(caller))
-              for e in exchange.import_events(found.ledger, document)]
+              for e in await side.importer.read(found, document)]
     result = await side.committer.submit(
         found.name, lifecycle.Request(events, best_effort, who(caller)))
     outcome = _outcome(result, [])
