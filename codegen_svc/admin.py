@@ -106,7 +106,7 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
     async def BindCertificate(self, request: pb.BindCertificateRequest, context: Context
                               ) -> pb.BindCertificateResponse:
         record = await credentials.bind_certificate(
-            self._side, caller(), request.tenant, request.certificate_cn, request.role,
+            self._side, caller(), request.tenant, request.certificate_pem, request.role,
             request.party_id, request.label)
         return pb.BindCertificateResponse(credential=record.credential)
 

@@ -94,6 +94,10 @@ class Settings:
     """Bring older ledgers to the current format at start, one tenant at a time."""
     max_import_mib: int = 16
     """Largest EPCIS document one import may send, in MiB."""
+    public_port: int = -1
+    """With client_ca: the verification port for callers without a client certificate
+    (public verification, tokens), TLS without client certificates; 0: any free port; below
+    0: none."""
     clone_max_scans: int | None = None
     """A code verified more often than this is suspected cloned; None: 20, or
     $PHARMATRACE_CLONE_MAX_SCANS."""
@@ -165,6 +169,7 @@ _TYPES: dict[str, type] = {
     "max_map_size": int, "key_file": Path, "key_passphrase_file": Path, "migrate": bool,
     "clone_max_scans": int, "clone_max_speed_kmh": float, "log_level": str,
     "nats": str, "replicated_commit": bool, "metrics_host": str, "max_import_mib": int,
+    "public_port": int,
 }
 assert set(_TYPES) == {f.name for f in fields(Settings)}
 

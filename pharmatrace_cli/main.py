@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import grpc
 
 from pharmatrace_cli import (
+    certbind,
     codes,
     completion,
     credentials,
@@ -120,6 +121,7 @@ def _parser() -> argparse.ArgumentParser:
     regions.register(commands)
     labels.register(commands)
     replication.register(commands)
+    certbind.register(commands)
     completion.register(commands, parser)
     add_examples()
     return parser

@@ -699,6 +699,8 @@ class Credential(_message.Message):
     CREATED_AT_MS_FIELD_NUMBER: _builtins.int
     EXPIRES_AT_MS_FIELD_NUMBER: _builtins.int
     REVOKED_FIELD_NUMBER: _builtins.int
+    CERTIFICATE_SHA256_FIELD_NUMBER: _builtins.int
+    CERTIFICATE_ISSUER_FIELD_NUMBER: _builtins.int
     credential_id: _builtins.str
     role: Global___Role.ValueType
     party_id: _builtins.str
@@ -706,11 +708,17 @@ class Credential(_message.Message):
     label: _builtins.str
     """at most 200 characters"""
     certificate_cn: _builtins.str
-    """set for certificate bindings"""
+    """set for certificate bindings: the subject CN, for people"""
     created_at_ms: _builtins.int
     expires_at_ms: _builtins.int
     """0: no expiry"""
     revoked: _builtins.bool
+    certificate_sha256: _builtins.str
+    """A certificate binding: the SHA-256 of the certificate (hex) and its issuer (RFC 4514), both
+    of which a presented certificate must match. Empty for bindings made by CN alone, which
+    no longer authenticate.
+    """
+    certificate_issuer: _builtins.str
     def __init__(
         self,
         *,
@@ -722,10 +730,12 @@ class Credential(_message.Message):
         created_at_ms: _builtins.int = ...,
         expires_at_ms: _builtins.int = ...,
         revoked: _builtins.bool = ...,
+        certificate_sha256: _builtins.str = ...,
+        certificate_issuer: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate_cn", b"certificate_cn", "created_at_ms", b"created_at_ms", "credential_id", b"credential_id", "expires_at_ms", b"expires_at_ms", "label", b"label", "party_id", b"party_id", "revoked", b"revoked", "role", b"role"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate_cn", b"certificate_cn", "certificate_issuer", b"certificate_issuer", "certificate_sha256", b"certificate_sha256", "created_at_ms", b"created_at_ms", "credential_id", b"credential_id", "expires_at_ms", b"expires_at_ms", "label", b"label", "party_id", b"party_id", "revoked", b"revoked", "role", b"role"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -877,12 +887,17 @@ class BindCertificateRequest(_message.Message):
     ROLE_FIELD_NUMBER: _builtins.int
     PARTY_ID_FIELD_NUMBER: _builtins.int
     LABEL_FIELD_NUMBER: _builtins.int
+    CERTIFICATE_PEM_FIELD_NUMBER: _builtins.int
     tenant: _builtins.str
     certificate_cn: _builtins.str
-    """the client certificate's subject common name"""
+    """unused: a subject name alone does not identify a certificate"""
     role: Global___Role.ValueType
     party_id: _builtins.str
     label: _builtins.str
+    certificate_pem: _builtins.str
+    """The client certificate (PEM): exactly this certificate, from its issuer, acts as the
+    credential. Binding it in another tenant is a binding of its own.
+    """
     def __init__(
         self,
         *,
@@ -891,10 +906,11 @@ class BindCertificateRequest(_message.Message):
         role: Global___Role.ValueType = ...,
         party_id: _builtins.str = ...,
         label: _builtins.str = ...,
+        certificate_pem: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate_cn", b"certificate_cn", "label", b"label", "party_id", b"party_id", "role", b"role", "tenant", b"tenant"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate_cn", b"certificate_cn", "certificate_pem", b"certificate_pem", "label", b"label", "party_id", b"party_id", "role", b"role", "tenant", b"tenant"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
