@@ -8,8 +8,10 @@ import asyncio
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
+from tracecore.errors import Unavailable
 from tracecore.events import Event
 from tracecore.ledger import exchange
 from tracecore.ledger.tenants import LEDGER, Tenant
@@ -38,15 +40,25 @@ class Importer:
         turn = self._turns.setdefault(tenant.name, asyncio.Lock())
         async with turn:
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(
-                self._executor(), exchange.import_from, tenant.path / LEDGER, tenant.name, text,
-                self.max_bytes)
+            try:
+                return await loop.run_in_executor(
+                    self._executor(), exchange.import_from, tenant.path / LEDGER, tenant.name,
+                    text, self.max_bytes)
+            except BrokenProcessPool:
+                # A worker died (killed, out of memory): the next import gets fresh ones.
+                self.close()
+                raise Unavailable("the document reader stopped while reading this document; "
+                                  "send it again") from None
 
     def close(self) -> None:
-        """Stops the worker processes (a document being read is abandoned)."""
+        """Stops the worker processes at once (a document being read is abandoned), so that
+        shutting down never waits for a large document."""
         if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+            pool, self._pool = self._pool, None
+            workers = list(pool._processes.values())
+            pool.shutdown(wait=False, cancel_futures=True)
+            for process in workers:
+                process.terminate()
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
