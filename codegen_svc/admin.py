@@ -118,7 +118,7 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
     async def BindCertificate(self, request: pb.BindCertificateRequest, context: Context
                               ) -> pb.BindCertificateResponse:
         record = await credentials.bind_certificate(
-            self._side, caller(), request.tenant, request.certificate_cn, request.role,
+            self._side, caller(), request.tenant, request.certificate_pem, request.role,
             request.party_id, request.label)
         return pb.BindCertificateResponse(credential=record.credential)
 
@@ -155,10 +155,14 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
 
     async def SetTenantPolicy(self, request: pb.SetTenantPolicyRequest, context: Context
                               ) -> pb.SetTenantPolicyResponse:
-        policy = await operations.set_tenant_policy(self._side, caller(), request.tenant,
-                                                    request.policy.label_replacement)
-        return pb.SetTenantPolicyResponse(
-            policy=pb.TenantPolicy(label_replacement=policy.label_replacement))
+        given = request.policy
+        policy = await operations.set_tenant_policy(
+            self._side, caller(), request.tenant,
+            given.label_replacement if given.HasField("label_replacement") else None,
+            given.dispense_elsewhere if given.HasField("dispense_elsewhere") else None)
+        return pb.SetTenantPolicyResponse(policy=pb.TenantPolicy(
+            label_replacement=policy.label_replacement,
+            dispense_elsewhere=policy.dispense_elsewhere))
 
 
 def _key_change(change: credentials.KeyChange) -> pb.KeyChangeResponse:

@@ -25,6 +25,7 @@ from tracecore.keys import KeySource
 from tracecore.ledger import alerts
 from tracecore.ledger.env import DEFAULT_MAP_SIZE, DEFAULT_MAX_MAP_SIZE
 from tracecore.ledger.tenants import DataDir
+from tracecore.usecases import importer
 from tracecore.usecases.writer import Batcher
 from tracecore.usecases.writeside import WriteSide
 from tracerpc import server as rpc_server
@@ -62,12 +63,14 @@ async def start(
     map_size: int = DEFAULT_MAP_SIZE,
     max_map_size: int = DEFAULT_MAX_MAP_SIZE,
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    max_import_bytes: int = importer.DEFAULT_MAX_BYTES,
 ) -> Codegen:
     """The issuance server, started; each tenant's ledger maps ``map_size`` bytes at first and
-    grows, when full, up to ``max_map_size`` (then writes fail RESOURCE_EXHAUSTED)."""
+    grows, when full, up to ``max_map_size`` (then writes fail RESOURCE_EXHAUSTED); an EPCIS
+    import may send at most ``max_import_bytes``."""
     data = DataDir(data_root, keys, map_size=map_size, max_map_size=max_map_size)
     data.add_close_listener(lambda _, path: alerts.close_book(path))
-    side = WriteSide.open(data)
+    side = WriteSide.open(data, importer=importer.Importer(max_bytes=max_import_bytes))
     audit: Batcher[str, lpb.AuditRecord, None] = Batcher(
         side.writer, lambda tenant, records: _record_audit(data, tenant, records))
     authorizer = Authorizer(data, enabled=authenticate, audit=audit.submit)

@@ -92,6 +92,12 @@ class Settings:
     """File holding the key-encryption passphrase (e.g. a systemd credential)."""
     migrate: bool = False
     """Bring older ledgers to the current format at start, one tenant at a time."""
+    max_import_mib: int = 16
+    """Largest EPCIS document one import may send, in MiB."""
+    public_port: int = -1
+    """With client_ca: the verification port for callers without a client certificate
+    (public verification, tokens), TLS without client certificates; 0: any free port; below
+    0: none."""
     clone_max_scans: int | None = None
     """A code verified more often than this is suspected cloned; None: 20, or
     $PHARMATRACE_CLONE_MAX_SCANS."""
@@ -121,6 +127,8 @@ class Settings:
             out.append("workers: must be 0 (one per core) or more")
         if self.public_rate <= 0:
             out.append("public_rate: must be more than 0")
+        if not 1 <= self.max_import_mib <= 64:
+            out.append("max_import_mib: must be 1 to 64 (a gRPC message carries at most 64 MiB)")
         if self.grace < 0:
             out.append("grace: must be 0 or more")
         if self.clone_max_scans is not None and self.clone_max_scans < 1:
@@ -160,7 +168,8 @@ _TYPES: dict[str, type] = {
     "tls_key": Path, "client_ca": Path, "grace": float, "ready_file": Path,
     "max_map_size": int, "key_file": Path, "key_passphrase_file": Path, "migrate": bool,
     "clone_max_scans": int, "clone_max_speed_kmh": float, "log_level": str,
-    "nats": str, "replicated_commit": bool, "metrics_host": str,
+    "nats": str, "replicated_commit": bool, "metrics_host": str, "max_import_mib": int,
+    "public_port": int,
 }
 assert set(_TYPES) == {f.name for f in fields(Settings)}
 

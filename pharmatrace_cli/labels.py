@@ -24,9 +24,12 @@ def register(commands: Any) -> None:
     tenant = subgroup(commands, "tenant", "Create and list tenants.")
     policy = add_command(tenant, "policy", "Set which rules of its market the tenant follows.",
                          _policy)
-    policy.add_argument("--label-replacement", choices=("on", "off"), required=True,
+    policy.add_argument("--label-replacement", choices=("on", "off"),
                         help="damaged labels may be replaced by new codes (China's code rules "
                              "allow it, the EU's do not; default off)")
+    policy.add_argument("--dispense-elsewhere", choices=("on", "off"),
+                        help="a party may dispense a pack it does not hold, each time raising "
+                             "a dispensed_elsewhere alert (default off: refused)")
 
 
 def _replace(args: argparse.Namespace) -> int:
@@ -46,8 +49,13 @@ def _replace(args: argparse.Namespace) -> int:
 def _policy(args: argparse.Namespace) -> int:
     from pharmatrace.v1 import admin_pb2 as pb
 
+    wanted = pb.TenantPolicy()
+    if args.label_replacement is not None:
+        wanted.label_replacement = args.label_replacement == "on"
+    if args.dispense_elsewhere is not None:
+        wanted.dispense_elsewhere = args.dispense_elsewhere == "on"
     response = endpoints(args).admin().SetTenantPolicy(pb.SetTenantPolicyRequest(
-        tenant=args.tenant,
-        policy=pb.TenantPolicy(label_replacement=args.label_replacement == "on")))
+        tenant=args.tenant, policy=wanted))
     print(f"label replacement: {'on' if response.policy.label_replacement else 'off'}")
+    print(f"dispense elsewhere: {'on' if response.policy.dispense_elsewhere else 'off'}")
     return EXIT_OK

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import grpc
 
 from pharmatrace_cli import (
+    certbind,
     codes,
     completion,
     credentials,
@@ -122,6 +123,7 @@ def _parser() -> argparse.ArgumentParser:
     labels.register(commands)
     replication.register(commands)
     partners.register(commands)
+    certbind.register(commands)
     completion.register(commands, parser)
     add_examples()
     return parser

@@ -13,7 +13,7 @@ from typing import Any
 
 from pharmatrace_cli.command import EXIT_OK, CliError, add_command, endpoints, replaceable
 
-_ALERT_KINDS = {"diversion": 10, "clone": 11, "access": 12}
+_ALERT_KINDS = {"diversion": 10, "clone": 11, "access": 12, "dispensed-elsewhere": 13}
 _LEVELS = ("province", "city", "county")
 
 

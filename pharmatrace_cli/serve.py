@@ -22,6 +22,8 @@ from pharmatrace_cli.config import parse_size
 log = logging.getLogger("pharmatrace.serve")
 
 DEMO_TENANT = "demo"
+#: Largest EPCIS document one import may send, unless configured (max_import_mib).
+DEFAULT_IMPORT_BYTES = 16 << 20
 #: The largest a tenant's ledger may grow to, as bytes or with a unit: 512MiB, 64GiB, 4TiB.
 MAX_MAP_SIZE_ENV = "PHARMATRACE_MAX_MAP_SIZE"
 
@@ -56,6 +58,10 @@ class ServeConfig:
     replicated_commit: bool = False
     """Answer a write only once the stream has acknowledged it (needs ``nats``)."""
     metrics_host: str = "127.0.0.1"
+    max_import_bytes: int = DEFAULT_IMPORT_BYTES
+    """Largest EPCIS document one import may send."""
+    public_port: int = -1
+    """With mutual TLS, verification without client certificates here; below 0: none."""
 
 
 
@@ -141,6 +147,7 @@ async def serve(config: ServeConfig) -> None:
     codegen = await codegen_app.start(
         config.data, keys, f"{config.host}:{config.issue_port}", metrics, tls=tls,
         authenticate=config.authenticate, max_map_size=limit, interceptors=gates,
+        max_import_bytes=config.max_import_bytes,
     )
     if limit < DEFAULT_MAX_MAP_SIZE:
         log.info("each tenant's ledger may grow to %d bytes", limit)
@@ -148,6 +155,8 @@ async def serve(config: ServeConfig) -> None:
         with contextlib.suppress(AlreadyExists):
             codegen.data.create(DEMO_TENANT, "Demo Pharma", now_ms())
             log.info("created the development tenant %r", DEMO_TENANT)
+    if tls is not None and tls.client_ca is not None:
+        await _refuse_cn_bindings(codegen)
     await asyncio.to_thread(_check_tenants, codegen.data)
     replication = None
     if config.nats:
@@ -163,7 +172,9 @@ async def serve(config: ServeConfig) -> None:
                      http_port=config.http_port if config.http_port >= 0 else None,
                      public_base_url=config.public_base_url,
                      http_tls=(config.tls_cert, config.tls_key)
-                     if config.tls_cert is not None and config.tls_key is not None else None),
+                     if config.tls_cert is not None and config.tls_key is not None else None,
+                     public_port=config.public_port
+                     if config.public_port >= 0 and config.client_ca is not None else None),
         config.workers,
     )
     verify_port = await asyncio.to_thread(pool.start)
@@ -179,6 +190,8 @@ async def serve(config: ServeConfig) -> None:
              "metrics": metrics_server.server_port, "pid": os.getpid()}
     if pool.http_port is not None:
         ports["http"] = pool.http_port
+    if pool.public_port is not None:
+        ports["public"] = pool.public_port
     if config.ready_file is not None:
         tmp = config.ready_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(ports))
@@ -208,6 +221,25 @@ async def serve(config: ServeConfig) -> None:
     await asyncio.to_thread(_seal_chains, codegen.data, seal_key)
     metrics_server.shutdown()
     log.info("stopped")
+
+
+async def _refuse_cn_bindings(codegen: object) -> None:
+    """Certificate bindings by subject CN alone would let any certificate with that CN (from
+    any tenant's CA) act as the credential: the service does not start while one is active,
+    and says how to bind it again by its certificate."""
+    from codegen_svc.app import Codegen
+    from tracecore.errors import FailedPrecondition
+    from tracecore.usecases.credentials import cn_only_bindings
+
+    assert isinstance(codegen, Codegen)
+    stale = await asyncio.to_thread(cn_only_bindings, codegen.data)
+    if stale:
+        await codegen.stop(0)
+        raise FailedPrecondition(
+            "certificate bindings by subject CN alone no longer authenticate: "
+            + "; ".join(stale) + ". Bind each client certificate again by its PEM "
+            "(Admin.BindCertificate with certificate_pem), then revoke the old binding "
+            "(pharmatrace tokens revoke), and start again")
 
 
 def _check_tenants(data: object) -> None:

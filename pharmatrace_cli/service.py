@@ -82,6 +82,12 @@ def _serve_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--public-rate", type=float,
                         help=f"public verifications per second per client (default "
                         f"{d.public_rate:g})")
+    parser.add_argument("--public-port", type=int,
+                        help="with --client-ca: a verification port without client "
+                        "certificates, for public verification and token holders")
+    parser.add_argument("--max-import-mib", type=int,
+                        help=f"largest EPCIS document one import may send, in MiB (default "
+                        f"{d.max_import_mib})")
     parser.add_argument("--insecure", action="store_true", default=None,
                         help="serve plaintext, without TLS")
     parser.add_argument("--tls-cert", help="server certificate chain (PEM)")
@@ -183,7 +189,8 @@ def _serve(args: argparse.Namespace) -> int:
         public_rate=settings.public_rate, max_map_size=settings.max_map_size,
         http_port=settings.http_port, public_base_url=settings.public_base_url,
         nats=settings.nats, replicated_commit=settings.replicated_commit,
-        metrics_host=settings.metrics_host,
+        metrics_host=settings.metrics_host, max_import_bytes=settings.max_import_mib << 20,
+        public_port=settings.public_port,
     )
     import asyncio
 

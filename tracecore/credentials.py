@@ -9,7 +9,11 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from tracecore.errors import Unauthenticated
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509.oid import NameOID
+
+from tracecore.errors import InvalidArgument, Unauthenticated
 
 #: Tokens look like ``pt1.<tenant>.<credential id>.<secret>``; the tenant part says where the
 #: credential is kept, the secret is 256 random bits.
@@ -73,3 +77,41 @@ def secret_hash(secret: str) -> bytes:
 
 def secret_matches(secret: str, stored_hash: bytes) -> bool:
     return hmac.compare_digest(secret_hash(secret), stored_hash)
+
+
+#: Largest client certificate (PEM) accepted for a binding.
+MAX_CERTIFICATE_PEM = 16 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateId:
+    """What pins one client certificate: the SHA-256 of its DER encoding (hex) and its issuer
+    (RFC 4514); ``subject`` (its CN, or the whole subject) is for people only."""
+
+    sha256: str
+    issuer: str
+    subject: str = ""
+
+
+def certificate_id(pem: str | bytes, field: str = "certificate_pem") -> CertificateId:
+    """The pins of a PEM certificate; InvalidArgument naming ``field`` when it is not one."""
+    data = pem.encode() if isinstance(pem, str) else pem
+    if not data or len(data) > MAX_CERTIFICATE_PEM:
+        raise InvalidArgument(f"must be one PEM certificate of at most {MAX_CERTIFICATE_PEM:,} "
+                              "bytes", field=field)
+    try:
+        certificate = x509.load_pem_x509_certificate(data)
+    except ValueError:
+        raise InvalidArgument("is not a PEM X.509 certificate", field=field) from None
+    names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    subject = str(names[0].value) if names else certificate.subject.rfc4514_string()
+    return CertificateId(
+        certificate.fingerprint(hashes.SHA256()).hex(),
+        certificate.issuer.rfc4514_string(),
+        subject[:64])
+
+
+def der_certificate_id(der: bytes) -> CertificateId:
+    """The pins of a DER certificate (as a TLS peer presents it)."""
+    certificate = x509.load_der_x509_certificate(der)
+    return certificate_id(certificate.public_bytes(serialization.Encoding.PEM))

@@ -94,6 +94,7 @@ class Event:
     event_id: str = ""                  # EPCIS eventID; assigned by the ledger when empty
     who: str = ""                       # credential or caller that recorded it
     custodian: str = ""                 # a party-bound credential's party: custody applies
+    credential: str = ""                # the sending credential when not the tenant's admin
     seq: int = 0                        # ledger sequence number; 0 before it is stored
     replacement: Code | None = None     # REPLACE: the code replacing the damaged label
     partial: bool = False               # AGGREGATE: the container is short of its ratio on purpose

@@ -42,7 +42,8 @@ def check_request_id(text: str) -> str:
 
 
 def pool_request(
-    request_id: str, product: str, lot: str, level: int, count: int
+    request_id: str, product: str, lot: str, level: int, count: int, *, requester: str = "",
+    requester_party: str = "",
 ) -> PoolRequest:
     """A validated pool request; InvalidArgument naming the field otherwise."""
     check_request_id(request_id)
@@ -52,7 +53,7 @@ def pool_request(
         raise InvalidArgument("unknown packaging level", field="level")
     if len(lot) > 20:
         raise InvalidArgument("at most 20 characters", field="lot")
-    return PoolRequest(request_id, product, lot, level, count)
+    return PoolRequest(request_id, product, lot, level, count, requester, requester_party)
 
 
 def chunk_size(requested: int) -> int:

@@ -15,13 +15,14 @@ from typing import Protocol
 
 from pharmatrace.v1 import common_pb2 as cpb
 
+from tracecore.clock import utc_date
 from tracecore.codes import Code
 from tracecore.errors import InvalidArgument, TraceError
 from tracecore.events import Event, EventKind
 from tracecore.ledger.counters import UNIT, Flow
 from tracecore.ledger.records import FLAG_IN_TRANSIT, CodeRecord
 from tracecore.masterdata import LEVEL_NAMES
-from tracecore.oversight import DISPENSINGS, Raised, RegionRule, diversion
+from tracecore.oversight import DISPENSINGS, Raised, RegionRule, dispensed_elsewhere, diversion
 from tracecore.status import DECOMMISSIONED, TERMINAL, Action, Status, transition
 
 #: EU FMD Art. 13: a decommissioning may be reverted within ten days.
@@ -115,11 +116,15 @@ class Packs(Protocol):
     def unlink(self, parent: bytes, child: bytes) -> None: ...
     def commissioned(self, batch_ref: int, key: bytes) -> None: ...
     def returned(self, pool_ref: int) -> None: ...
+    def pool_requester(self, pool_ref: int) -> tuple[str, str]:
+        """(credential, party) that requested a pool; ("", "") when not recorded."""
     def shipped(self, key: bytes, shipper: int | None) -> None:
         """Remembers (or, with None, forgets) the restricted party that shipped a pack."""
     def flow(self, record: CodeRecord, flow: Flow, at_ms: int) -> None: ...
     def raise_alert(self, raised: Raised) -> int:
         """Keeps an alert to store with the request; returns how many it raised before."""
+    def dispense_elsewhere(self) -> bool:
+        """Whether the tenant's policy lets a party dispense a pack it does not hold."""
 
 
 Handler = Callable[[Packs, Event, bytes, Result], list[bytes]]
@@ -167,6 +172,10 @@ def _step(record: CodeRecord, action: Action, target: Status | None = None) -> S
         raise Refused(exc.message) from exc
 
 
+def _today(packs: Packs) -> dt.date:
+    return utc_date(packs.now_ms)
+
+
 def _commission(packs: Packs, event: Event, key: bytes, result: Result) -> list[bytes]:
     if not 0 <= event.level <= 4:
         raise InvalidArgument("unknown packaging level", field="level")
@@ -180,6 +189,9 @@ def _commission(packs: Packs, event: Event, key: bytes, result: Result) -> list[
         batch_ref = wanted
     if not batch_ref:
         raise Refused("no batch: give the lot it is packed from")
+    stated = event.extra.get("expiry", "")
+    if stated and stated < _today(packs).isoformat():
+        raise Refused(f"its expiry date {stated} is past: expired packs are not commissioned")
     hold = packs.hold_status(batch_ref, record.product_ref)
     if hold is not None:
         raise Refused("its batch is recalled" if hold is Status.RECALLED
@@ -434,7 +446,7 @@ def _undo(packs: Packs, event: Event, key: bytes, result: Result) -> list[bytes]
     elapsed = packs.now_ms - record.updated_at_ms
     if record.status is not Status.LOCKED and elapsed > UNDO_WINDOW_MS:
         raise Refused("more than 10 days since it was decommissioned")
-    today = dt.datetime.fromtimestamp(packs.now_ms / 1000, dt.UTC).date()
+    today = _today(packs)
     expires = packs.expires_on(record.batch_ref)
     if expires is not None and expires < today:
         raise Refused("the pack has expired")
@@ -533,13 +545,16 @@ class Custody(enum.Enum):
     HOLDER = "holder"
     """The credential's party holds the pack (and, for containers, the container), and the
     pack is not in transit."""
+    REQUESTER = "requester"
+    """The pack's pool was requested by the credential, or by another credential of its party:
+    one line cannot void the unused codes of a pool another line printed."""
 
 
 #: The one custody policy: what each event kind asks of a party-bound credential. Credentials
 #: bound to no party (the tenant's own) act for the tenant and are not held to custody.
 CUSTODY: dict[EventKind, Custody] = {
     EventKind.COMMISSION: Custody.FREE,
-    EventKind.VOID: Custody.FREE,
+    EventKind.VOID: Custody.REQUESTER,
     EventKind.RECEIVE: Custody.FREE,
     EventKind.AGGREGATE: Custody.HOLDER,
     EventKind.DISAGGREGATE: Custody.HOLDER,
@@ -552,12 +567,22 @@ CUSTODY: dict[EventKind, Custody] = {
 }
 
 
-def check_custody(packs: Packs, event: Event, key: bytes) -> None:
+def check_custody(packs: Packs, event: Event, key: bytes) -> str | None:
     """Refused unless the event's custodian (a party-bound credential's party) may act on the
-    pack under ``CUSTODY``; nothing to check for events of credentials bound to no party."""
-    if not event.custodian or CUSTODY[event.kind] is Custody.FREE:
-        return
+    pack under ``CUSTODY``; nothing to check for events of credentials bound to no party.
+
+    Where the tenant's policy lets a party dispense what it does not hold, such a dispensing
+    passes: the holder it was taken from is returned ("the tenant" for none), to be raised as
+    an alert once the dispensing is done. None otherwise."""
+    custody = CUSTODY[event.kind]
+    if custody is Custody.REQUESTER:
+        _check_requester(packs, event, key)
+        return None
+    if not event.custodian or custody is Custody.FREE:
+        return None
     party, _ = packs.party(event.custodian, "context.party_id")
+    elsewhere = (event.kind is EventKind.DECOMMISSION and event.target in DISPENSINGS
+                 and event.parent is None and packs.dispense_elsewhere())
     keys = [key] if event.parent is None else [key, event.parent.key()]
     for k in keys:
         record = packs.record(k)
@@ -569,13 +594,49 @@ def check_custody(packs: Packs, event: Event, key: bytes) -> None:
                           "received")
         if record.holder_ref != party:
             holder = packs.party_id(record.holder_ref) if record.holder_ref else "the tenant"
+            if elsewhere:
+                return holder
             raise Refused(f"{what}is held by {holder}, not {event.custodian}")
+    return None
+
+
+def _dispensed_elsewhere(packs: Packs, event: Event, key: bytes, holder: str,
+                         result: Result) -> None:
+    record = packs.record(key)
+    batch = (packs.batch_rule(record.batch_ref)[0] if record is not None and record.batch_ref
+             else cpb.Batch())
+    raised = dispensed_elsewhere(key, Code.from_key(key).text(), at_ms=event.when_ms,
+                                 product=batch.product, lot=batch.lot,
+                                 party_id=event.custodian, holder=holder)
+    if packs.raise_alert(raised) < MAX_DIVERSION_NOTES:
+        result.notes.append(f"DISPENSED_ELSEWHERE: {raised.alert.detail}")
+
+
+def _check_requester(packs: Packs, event: Event, key: bytes) -> None:
+    """A code goes back only by the credential (or party) whose pool it came from; the
+    tenant's admin may return any. Pools from before requesters were kept belong to nobody."""
+    if not event.credential:
+        return
+    record = packs.record(key)
+    if record is None or not record.pool_ref:
+        return
+    credential, party = packs.pool_requester(record.pool_ref)
+    if not credential or credential == event.credential:
+        return
+    if party and party == event.custodian:
+        return
+    raise Refused("its pool was requested by another credential"
+                  + (f" (of {party})" if party else "") + ": only it, its party or the "
+                  "tenant's admin may hand its codes back")
 
 
 def _guarded(handler: Handler) -> Handler:
     def guarded(packs: Packs, event: Event, key: bytes, result: Result) -> list[bytes]:
-        check_custody(packs, event, key)
-        return handler(packs, event, key, result)
+        holder = check_custody(packs, event, key)
+        changed = handler(packs, event, key, result)
+        if holder is not None:
+            _dispensed_elsewhere(packs, event, key, holder, result)
+        return changed
 
     return guarded
 

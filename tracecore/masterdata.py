@@ -191,6 +191,15 @@ def party(p: pb.Party) -> pb.Party:
     return out
 
 
+def not_expired(expires_on: str, today: dt.date, field: str) -> None:
+    """An expiry date (YYYY-MM-DD) that is not before ``today``: packs of an expired batch must
+    not reach the market, so such a batch is refused when it is registered."""
+    expires = iso_date(expires_on, field, required=True)
+    if expires is not None and expires < today:
+        raise InvalidArgument(f"{expires.isoformat()} is before today ({today.isoformat()}): "
+                              "an already expired batch cannot be registered", field=field)
+
+
 def iso_date(text: str, field: str, *, required: bool) -> dt.date | None:
     if not text:
         if required:

@@ -42,6 +42,7 @@ class AlertKind(enum.IntEnum):
     DIVERSION = 10
     CLONE_SUSPECTED = 11
     ACCESS_REFUSED = 12
+    DISPENSED_ELSEWHERE = 13
 
     @property
     def bit(self) -> int:
@@ -270,6 +271,19 @@ def diversion(code_key: bytes, code: str, *, source: int, at_ms: int, units: int
     # A scan is one fact per place; a receipt or dispensing is a custody event of its own.
     event = () if source == AlertSource.SCAN else (party_id, at_ms)
     return Raised(_key(b"D", code_key, int(source), seen, rule.by, *event), alert)
+
+
+def dispensed_elsewhere(code_key: bytes, code: str, *, at_ms: int, product: str, lot: str,
+                        party_id: str, holder: str) -> Raised:
+    """A pack dispensed by a party that did not hold it, where the tenant's policy allows it:
+    the pack skipped a receipt (still in a distributor's case, say), which a regulator wants
+    to see."""
+    alert = AlertRecord(
+        kind=AlertKind.DISPENSED_ELSEWHERE, source=AlertSource.DISPENSE, raised_at_ms=at_ms,
+        code=code, units=1, product=product, lot=lot, party_id=party_id,
+        status=int(Status.DISPENSED),
+        detail=f"{code} dispensed by {party_id} while {holder} held it")
+    return Raised(_key(b"E", code_key, party_id, at_ms), alert)
 
 
 def clone(code_key: bytes, code: str, reason: int, *, at_ms: int, product: str, lot: str,

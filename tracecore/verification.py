@@ -50,6 +50,8 @@ from tracecore.status import DECOMMISSIONED, Status
 # record a verdict needs.
 _VERDICT_FIELDS = struct.Struct("<BxBxHxxIIxxxxII")
 assert _VERDICT_FIELDS.size <= CODE_RECORD_SIZE
+#: Why a well-formed code fails: no key of the tenant signed it.
+NOT_MINTED = "not minted by this tenant: the code's check characters do not match"
 
 
 class Verdict(enum.IntEnum):
@@ -186,8 +188,7 @@ class Verifier:
                 key = code.key()
                 data = get(key, db=codes_db)
                 if key_id is None and (data is None or not data[2] & FLAG_FOREIGN):
-                    _append(out, Verdict.BAD_SIGNATURE, code.text(),
-                            "not minted by this tenant: the code's check characters do not match")
+                    _append(out, Verdict.BAD_SIGNATURE, code.text(), NOT_MINTED)
                     continue
                 if data is None:
                     _append(out, Verdict.UNKNOWN, code.text(), "signed, but not in the ledger")
@@ -357,6 +358,18 @@ class Verifier:
             info = self._batches[ref] = _BatchInfo(batch, dt.date.fromisoformat(batch.expires_on),
                                                    rule)
         return info
+
+
+def not_minted(texts: Sequence[str | bytes]) -> Answers:
+    """The answers of a tenant that minted none of ``texts``: what a public caller naming a
+    tenant that does not exist is told, so that tenant names cannot be probed."""
+    out = Answers()
+    for scan in parse_many(texts):
+        if isinstance(scan, ParseError):
+            _append(out, Verdict.INVALID_FORMAT, "", scan.reason)
+        else:
+            _append(out, Verdict.BAD_SIGNATURE, scan.code.text(), NOT_MINTED)
+    return out
 
 
 def _append(out: Answers, verdict: Verdict, code: str, reason: str) -> None:

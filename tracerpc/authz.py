@@ -44,7 +44,7 @@ from tracecore.usecases import (
     verification,
 )
 from tracecore.usecases.declare import Scope, UseCase, declaration
-from tracerpc.certs import peer_identity
+from tracerpc.certs import peer_certificate, peer_identity
 
 log = logging.getLogger("pharmatrace.audit")
 security = logging.getLogger("pharmatrace.security")
@@ -313,10 +313,11 @@ class Authorizer:
             except NotFound:
                 raise Unauthenticated("unknown API token") from None
             return access.authenticate_token(parsed, now, peer)
-        cn = peer_identity(context.auth_context() or {})
-        if cn is not None and tenant:
+        certificate = peer_certificate(context.auth_context() or {})
+        if certificate is not None and tenant:
             try:
-                return self.data.get(tenant).access.authenticate_certificate(cn, now, peer)
+                return self.data.get(tenant).access.authenticate_certificate(certificate, now,
+                                                                             peer)
             except NotFound:
                 raise Unauthenticated("client certificate is not bound to this tenant") from None
         if self.public_verify and method == "/pharmatrace.v1.Verification/Verify":

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from tracecore.credentials import CertificateId, certificate_id
 from tracecore.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from tracecore.files import MAX_PEM_BYTES, fsync_directory, os_reason, read_bounded, write_atomic
 
@@ -32,11 +33,13 @@ class Tls:
     private_key: bytes
     client_ca: bytes | None = None
 
-    def credentials(self) -> grpc.ServerCredentials:
+    def credentials(self, *, anonymous: bool = False) -> grpc.ServerCredentials:
+        """With ``anonymous``, no client certificate is asked for (callers authenticate with a
+        token, or are the public)."""
         return grpc.ssl_server_credentials(
             [(self.private_key, self.certificate_chain)],
             root_certificates=self.client_ca,
-            require_client_auth=self.client_ca is not None,
+            require_client_auth=self.client_ca is not None and not anonymous,
         )
 
 
@@ -175,6 +178,15 @@ def client_credentials(
         private_key=None if key is None else _read_pem(key),
         certificate_chain=None if cert is None else _read_pem(cert),
     )
+
+
+def peer_certificate(auth_context: Mapping[str, Iterable[bytes]]) -> CertificateId | None:
+    """The pins (SHA-256, issuer) of the certificate the peer presented; None for a peer that
+    presented none."""
+    for pem in auth_context.get("x509_pem_cert", ()):
+        with contextlib.suppress(InvalidArgument):
+            return certificate_id(pem)
+    return None
 
 
 def peer_identity(auth_context: Mapping[str, Iterable[bytes]]) -> str | None:

@@ -53,8 +53,10 @@ async def start(
     authorizer: Authorizer | None = None,
     reuse_port: bool = False,
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    public_address: str = "",
 ) -> Running:
-    """A started server on ``address`` ("host:port", port 0 picks one) serving ``services``."""
+    """A started server on ``address`` ("host:port", port 0 picks one) serving ``services``;
+    with TLS, also on ``public_address`` (if given) without asking for client certificates."""
     options = [
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -79,6 +81,10 @@ async def start(
         port = server.add_insecure_port(address)
     else:
         port = server.add_secure_port(address, tls.credentials())
+        if public_address:
+            # Python's gRPC cannot ask for a client certificate without requiring one: callers
+            # without one (the public, token holders) get a port of their own.
+            server.add_secure_port(public_address, tls.credentials(anonymous=True))
     await server.start()
     for name in ("", *names):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

@@ -60,6 +60,9 @@ class WorkerConfig:
     http_tls: tuple[Path, Path] | None = None
     """Certificate chain and key files of the front door (the gRPC port's)."""
     http_header_timeout_s: float = 10.0
+    public_port: int | None = None
+    """With mutual TLS: a port (0: any free one) served with server-only TLS, for public
+    verification and token holders without a client certificate; None: none."""
 
 
 def key_source(dev_keys: bool) -> KeySource:
@@ -88,6 +91,8 @@ async def serve_worker(config: WorkerConfig, ready: multiprocessing.connection.C
     running = await rpc_server.start(
         services, f"{config.host}:{config.port}", metrics, tls=config.tls,
         authorizer=authorizer, reuse_port=True,
+        public_address=(f"{config.host}:{config.public_port}"
+                        if config.public_port is not None else ""),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -182,6 +187,7 @@ class WorkerPool:
         self._ctx = multiprocessing.get_context("spawn")
         self._reservations: list[socket.socket] = []
         self.http_port: int | None = config.http_port
+        self.public_port: int | None = config.public_port
 
     def start(self, timeout: float = 30.0) -> int:
         """Starts every worker and returns the port they share."""
@@ -192,6 +198,10 @@ class WorkerPool:
         if self.config.http_port == 0:
             self.http_port = self._reserve()
             self.config = WorkerConfig(**{**self.config.__dict__, "http_port": self.http_port})
+        if self.config.public_port == 0:
+            self.public_port = self._reserve()
+            self.config = WorkerConfig(**{**self.config.__dict__,
+                                          "public_port": self.public_port})
         for _ in range(self.workers):
             self._spawn(timeout)
         for reservation in self._reservations:

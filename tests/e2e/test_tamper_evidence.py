@@ -1,4 +1,5 @@
-"""Tamper evidence against someone who can write the files: rehashing a chain is not enough."""
+"""Tamper evidence against someone who can write the files: rehashing a chain is not enough,
+and a status edited in place contradicts the journal."""
 
 from __future__ import annotations
 
@@ -7,9 +8,19 @@ import time
 import uuid
 from pathlib import Path
 
+import grpc
+from pharmatrace.v1 import admin_pb2 as apb
+from pharmatrace.v1 import admin_pb2_grpc, issuance_pb2_grpc, lifecycle_pb2_grpc
+from pharmatrace.v1 import common_pb2 as cpb
+from pharmatrace.v1 import issuance_pb2 as ipb
+from pharmatrace.v1 import lifecycle_pb2 as lpb
+
 from tests.e2e.conftest import Servers, run_cli
+from tracecore.codes import parse
 from tracecore.ledger.chain import audit_trail
+from tracecore.ledger.counters import Tally
 from tracecore.ledger.store import Ledger
+from tracecore.status import Status
 
 GTIN = "09501101530003"
 LOT = "LOT-SEAL"
@@ -80,3 +91,79 @@ def test_a_rehashed_audit_trail_passes_the_chain_walk_but_not_doctors_seal_check
     caught = run_cli(doctor, env=server.env, cwd=tmp_path)
     assert caught.returncode == 1
     assert "differs from its sealed head" in caught.stdout + caught.stderr
+
+
+def _dispense_in_the_file(ledger_dir: Path, tenant: str, code: str) -> None:
+    """The attack: a pack's record set from ACTIVE to DISPENSED straight in data.mdb, with the
+    report counters moved to match, as anyone with write access to the file can."""
+    ledger = Ledger(ledger_dir, tenant=tenant)
+    key = parse(code).code.key()
+
+    def edit(txn):  # type: ignore[no-untyped-def]
+        before = ledger.code_record(txn, key)
+        assert before is not None and before.status is Status.ACTIVE
+        after = before.evolve(status=Status.DISPENSED)
+        txn.put(key, after.pack(), db=ledger.db["codes"])
+        tally = Tally()
+        tally.move(before, after)
+        tally.write(txn, ledger.db["counters"])
+
+    try:
+        ledger.env.write(edit)
+    finally:
+        ledger.close()
+
+
+def test_doctor_recomputes_every_status_from_the_events_and_names_an_edited_one(
+        servers: Servers, tmp_path: Path) -> None:
+    """A pack's status edited in the LMDB file (counters adjusted too) is reported by `doctor`
+    with what its events say, and doctor exits 1; untouched, doctor finds every status as its
+    events say, containers and refused events included."""
+    server = servers.start()
+    tenant = f"recount-{uuid.uuid4().hex[:8]}"
+    channel = grpc.insecure_channel(server.issue_addr)
+    admin = admin_pb2_grpc.AdminStub(channel)
+    admin.CreateTenant(apb.CreateTenantRequest(tenant=tenant, name="Recount"), timeout=30)
+    admin.RegisterProduct(apb.RegisterProductRequest(tenant=tenant, product=cpb.Product(
+        gtin=GTIN, name="Pack")), timeout=30)
+    admin.AddBatch(apb.AddBatchRequest(tenant=tenant, batch=cpb.Batch(
+        product=GTIN, lot=LOT, expires_on="2031-01-01")), timeout=30)
+    for party, kind in (("PLANT", cpb.PARTY_KIND_PLANT), ("PHARM", cpb.PARTY_KIND_PHARMACY)):
+        admin.AddParty(apb.AddPartyRequest(tenant=tenant, party=cpb.Party(
+            party_id=party, name=party, kind=kind)), timeout=30)
+    chunks = issuance_pb2_grpc.CodeIssuanceStub(channel).RequestCodes(ipb.RequestCodesRequest(
+        tenant=tenant, product=GTIN, lot=LOT, count=8, request_id="pool-1"), timeout=30)
+    codes = [f"(01){c.product}(21){s}" for c in chunks for s in c.serials]
+    units, case = codes[:6], codes[6]
+    life = lifecycle_pb2_grpc.LifecycleStub(channel)
+    plant = lpb.EventContext(party_id="PLANT")
+    life.Commission(lpb.CommissionRequest(tenant=tenant, codes=units, context=plant), timeout=30)
+    life.Commission(lpb.CommissionRequest(tenant=tenant, codes=[case], context=plant,
+                                          level=cpb.PACKAGING_LEVEL_CASE), timeout=30)
+    life.Aggregate(lpb.AggregateRequest(tenant=tenant, parent=case, children=units[:2],
+                                        context=plant, partial=True), timeout=30)
+    life.Decommission(lpb.DecommissionRequest(
+        tenant=tenant, codes=[case], target=cpb.CODE_STATUS_EXPORTED, context=plant), timeout=30)
+    refused = life.Decommission(lpb.DecommissionRequest(
+        tenant=tenant, codes=[units[2], units[0]], target=cpb.CODE_STATUS_DISPENSED,
+        context=lpb.EventContext(party_id="PLANT", best_effort=True)), timeout=30)
+    assert refused.changed == 1 and len(refused.failures) == 1
+    life.Destroy(lpb.DestroyRequest(tenant=tenant, codes=[units[3]], context=plant), timeout=30)
+    issuance_pb2_grpc.CodeIssuanceStub(channel).ReturnCodes(ipb.ReturnCodesRequest(
+        tenant=tenant, codes=[codes[7]], reason=ipb.RETURN_REASON_UNUSED), timeout=30)
+    channel.close()
+    assert server.terminate() == 0
+
+    data = str(server.data)
+    doctor = ["doctor", "--data", data, "--tenant", tenant, "--dev"]
+    healthy = run_cli(doctor, env=server.env, cwd=tmp_path)
+    assert healthy.returncode == 0, healthy.stdout + healthy.stderr
+    assert "every code's status is what its events say" in healthy.stdout
+
+    _dispense_in_the_file(server.data / "tenants" / tenant / "ledger", tenant, units[4])
+    caught = run_cli(doctor, env=server.env, cwd=tmp_path)
+    assert caught.returncode == 1
+    output = caught.stdout + caught.stderr
+    assert "1 codes whose stored status is not what their events say" in output, output
+    assert f"{units[4]} is stored DISPENSED, its events say ACTIVE" in output
+    assert "counters" in output and "counters: PROBLEM" not in output

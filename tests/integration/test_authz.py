@@ -10,6 +10,7 @@ off (the table walk), one with it on and a tight public rate (the public tests).
 from __future__ import annotations
 
 import contextlib
+import datetime
 import hashlib
 import importlib
 import os
@@ -22,6 +23,10 @@ from pathlib import Path
 import grpc
 import pharmatrace.v1
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
@@ -63,6 +68,21 @@ SUPPLIER, SUPPLIER_LOT = "SinoChem API Co.", "SC-2024-07"
 PARTIES = {"PLANT": cpb.PARTY_KIND_PLANT, "DIST-1": cpb.PARTY_KIND_DISTRIBUTOR,
            "DIST-2": cpb.PARTY_KIND_DISTRIBUTOR, "PHARM-1": cpb.PARTY_KIND_PHARMACY}
 GHOST = "no-such-tenant"
+
+
+def self_signed(cn: str) -> str:
+    """A self-signed client certificate (PEM) with subject ``cn``."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+                   .sign(key, hashes.SHA256()))
+    return certificate.public_bytes(serialization.Encoding.PEM).decode()
+
+
+WALK_CERTIFICATE = self_signed("walk-cn")
 COMPANY_PREFIX = "0614141"
 
 
@@ -418,7 +438,7 @@ def requests(w: World, *, harmless: bool) -> dict[str, Message]:
         "/pharmatrace.v1.Admin/RevokeToken": apb.RevokeTokenRequest(
             tenant=a, credential_id="000000000000" if harmless else w.credential_ids[Role.LINE]),
         "/pharmatrace.v1.Admin/BindCertificate": apb.BindCertificateRequest(
-            tenant=a, certificate_cn="walk-cn", role=apb.ROLE_ADMIN),
+            tenant=a, certificate_pem=WALK_CERTIFICATE, role=apb.ROLE_ADMIN),
         "/pharmatrace.v1.Admin/ListKeys": apb.ListKeysRequest(tenant=a),
         "/pharmatrace.v1.Admin/RotateKey": apb.RotateKeyRequest(tenant=a),
         "/pharmatrace.v1.Admin/RetireKey": apb.KeyRequest(tenant=a, key_id=999 if harmless else 1),
@@ -783,11 +803,15 @@ def test_a_bound_client_certificate_authenticates_with_its_role_and_party(
     secured = mtls.secured
     secured.ok("/pharmatrace.v1.Admin/AddParty", apb.AddPartyRequest(tenant="m1", party=cpb.Party(
         party_id="PLANT-M", name="Plant", kind=cpb.PARTY_KIND_PLANT)), mtls.admin)
+    files = next(c for c in mtls.pki.clients if c.name == "line-1")
     bound = secured.ok("/pharmatrace.v1.Admin/BindCertificate", apb.BindCertificateRequest(
-        tenant="m1", certificate_cn="line-1", role=apb.ROLE_LINE, party_id="PLANT-M"),
-        mtls.admin)
+        tenant="m1", certificate_pem=files.certificate.read_text(), role=apb.ROLE_LINE,
+        party_id="PLANT-M"), mtls.admin)
     assert isinstance(bound, apb.BindCertificateResponse)
-    assert bound.credential.credential_id == "cert-line-1"
+    credential_id = bound.credential.credential_id
+    assert credential_id == "cert-" + bound.credential.certificate_sha256[:16]
+    assert bound.credential.certificate_cn == "line-1"
+    assert bound.credential.certificate_issuer == "CN=pharmatrace development CA"
 
     line = mtls.channel("line-1")
     list_products = RPCS["/pharmatrace.v1.Admin/ListProducts"]
@@ -807,12 +831,12 @@ def test_a_bound_client_certificate_authenticates_with_its_role_and_party(
     audit = secured.codegen.data.get("m1").access.audit_records()
     assert [(r.credential_id, r.role, r.method.rsplit("/", 1)[1], r.status)
             for r in audit[-3:]] == [
-        ("cert-line-1", apb.ROLE_LINE, "RegisterProduct", "PERMISSION_DENIED"),
-        ("cert-line-1", apb.ROLE_LINE, "Commission", "PERMISSION_DENIED"),
+        (credential_id, apb.ROLE_LINE, "RegisterProduct", "PERMISSION_DENIED"),
+        (credential_id, apb.ROLE_LINE, "Commission", "PERMISSION_DENIED"),
         ("certificate pharm-1", apb.ROLE_UNSPECIFIED, "ListProducts", "UNAUTHENTICATED")]
 
     secured.ok("/pharmatrace.v1.Admin/RevokeToken", apb.RevokeTokenRequest(
-        tenant="m1", credential_id="cert-line-1"), mtls.admin)
+        tenant="m1", credential_id=credential_id), mtls.admin)
     revoked = invoke(line, list_products, apb.ListProductsRequest(tenant="m1"))
     assert (revoked.code, revoked.details) == (UNAUTHENTICATED, "credential revoked")
     line.close()

@@ -112,6 +112,12 @@ class FakePacks:
     def party_rule(self, party_ref: int) -> RegionRule | None:
         return None
 
+    def dispense_elsewhere(self) -> bool:
+        return False
+
+    def pool_requester(self, pool_ref: int) -> tuple[str, str]:
+        return "", ""
+
     def shipped_by(self, key: bytes) -> int:
         return self.shipments.get(key, 0)
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 from pharmatrace.v1 import ledger_pb2 as lpb
 
 from tracecore import masterdata
-from tracecore.credentials import Principal, Role, Token, new_token, secret_matches
+from tracecore.credentials import (
+    CertificateId,
+    Principal,
+    Role,
+    Token,
+    new_token,
+    secret_matches,
+)
 from tracecore.errors import AlreadyExists, InvalidArgument, NotFound, Unauthenticated
 from tracecore.ledger.chain import audit_trail
 from tracecore.ledger.env import Txn
@@ -46,26 +53,37 @@ class Access:
         self.ledger.env.write(fn)
         return public, token
 
-    def bind_certificate(self, cn: str, role: Role, party_id: str, label: str,
+    def bind_certificate(self, certificate: CertificateId, role: Role, party_id: str, label: str,
                          now_ms: int) -> lpb.CredentialRecord:
-        if not cn or len(cn) > MAX_CN:
-            raise InvalidArgument(f"must be 1 to {MAX_CN} characters", field="certificate_cn")
+        """Exactly this certificate, from its issuer, acts as a credential of this tenant."""
         record = self._credential(role, party_id, label, 0, now_ms)
         credential = record.credential
-        credential.credential_id = "cert-" + cn
-        credential.certificate_cn = cn
+        credential.credential_id = "cert-" + certificate.sha256[:16]
+        credential.certificate_cn = certificate.subject
+        credential.certificate_sha256 = certificate.sha256
+        credential.certificate_issuer = certificate.issuer
+        key = _binding_key(certificate.sha256)
 
         def fn(txn: Txn) -> None:
             self._check_party(txn, record)
-            if txn.get(cn.encode(), db=self.ledger.db["cert_bindings"]) is not None:
-                raise AlreadyExists(f"certificate {cn} is already bound", field="certificate_cn")
+            bound = txn.get(key, db=self.ledger.db["cert_bindings"])
+            if bound is not None and not self._record(
+                    txn, bytes(bound).decode()).credential.revoked:
+                raise AlreadyExists(f"certificate {certificate.sha256} is already bound",
+                                    field="certificate_pem")
             txn.put(credential.credential_id.encode(), record.SerializeToString(),
                     db=self.ledger.db["credentials"])
-            txn.put(cn.encode(), credential.credential_id.encode(),
-                    db=self.ledger.db["cert_bindings"])
+            txn.put(key, credential.credential_id.encode(), db=self.ledger.db["cert_bindings"])
 
         self.ledger.env.write(fn)
         return record
+
+    def cn_only_bindings(self) -> list[lpb.CredentialRecord]:
+        """Certificate bindings made by subject CN alone, not revoked: they no longer
+        authenticate, and each needs binding again by its certificate."""
+        return [r for r in self.credentials()
+                if r.credential.certificate_cn and not r.credential.certificate_sha256
+                and not r.credential.revoked]
 
     def revoke(self, credential_id: str) -> lpb.CredentialRecord:
         """The credential, revoked; its record returned without the secret's hash."""
@@ -96,14 +114,17 @@ class Access:
             raise Unauthenticated("unknown API token")
         return self._principal(record, now_ms, peer)
 
-    def authenticate_certificate(self, cn: str, now_ms: int, peer: str) -> Principal:
-        if not cn or len(cn) > MAX_CN:  # never bound, and too long for a key of the ledger
-            raise Unauthenticated("client certificate is not bound to this tenant")
+    def authenticate_certificate(self, certificate: CertificateId, now_ms: int, peer: str
+                                 ) -> Principal:
+        """The credential of exactly this certificate from this issuer."""
         with self.ledger.env.read() as txn:
-            credential_id = txn.get(cn.encode(), db=self.ledger.db["cert_bindings"])
+            credential_id = txn.get(_binding_key(certificate.sha256),
+                                    db=self.ledger.db["cert_bindings"])
             if credential_id is None:
                 raise Unauthenticated("client certificate is not bound to this tenant")
             record = self._record(txn, bytes(credential_id).decode())
+        if record.credential.certificate_issuer != certificate.issuer:
+            raise Unauthenticated("client certificate is not bound to this tenant")
         return self._principal(record, now_ms, peer)
 
     # -- audit -----------------------------------------------------------------------------------
@@ -171,3 +192,8 @@ class Access:
             raise Unauthenticated("credential expired")
         return Principal(self.ledger.tenant, Role(credential.role), credential.credential_id,
                          credential.party_id, peer)
+
+
+def _binding_key(sha256: str) -> bytes:
+    # Apart from the CN keys older bindings used, which no certificate can now match.
+    return b"sha256:" + sha256.encode()

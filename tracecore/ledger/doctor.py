@@ -1,10 +1,11 @@
 """`pharmatrace doctor`: checks a data directory without changing it and names what is wrong.
 
 For every tenant: its identity file; its key ring, decrypted with the configured key source; its
-ledger: it opens, every code record decodes, the audit trail and the event journal verify, the
-report counters agree with a recount of the codes, every pool holds exactly the codes issued
-under it (none twice, none in two pools), the density-limit tallies agree with the codes, and
-every code's signing key is in the key ring; its other LMDB environments open. The ledger is
+ledger: it opens, every code record decodes, every code's status is what its events say (the
+journal replayed), the audit trail and the event journal verify, the report counters agree with
+a recount of the codes, every pool holds exactly the codes issued under it (none twice, none in
+two pools), the density-limit tallies agree with the codes, and every code's signing key is in
+the key ring; its other LMDB environments open. The ledger is
 read in one transaction, so the doctor can run beside a live server and sees one state of it.
 """
 
@@ -26,7 +27,9 @@ from tracecore.ledger import format as ledger_format
 from tracecore.ledger.chain import SEAL_PURPOSE, ChainCheck, check_chains, check_seal, read_seal
 from tracecore.ledger.counters import Tally
 from tracecore.ledger.env import Env, Txn, disk_free
+from tracecore.ledger.journal import Journal
 from tracecore.ledger.lifecycle import counted
+from tracecore.ledger.recompute import recomputed
 from tracecore.ledger.records import CodeRecord, ref_key, u64
 from tracecore.ledger.store import Ledger
 from tracecore.ledger.tenants import (
@@ -255,6 +258,9 @@ def _scan_codes(ledger: Ledger, txn: Txn, out: _Report) -> _Scan:
     scan = _Scan(Tally(), Counter(), Counter(), Counter())
     bad: list[str] = []
     total = undecodable = 0
+    journal = Journal(ledger.db)
+    disagree: list[str] = []
+    disagreeing = 0
     for key, value in txn.cursor(db=ledger.db["codes"]):
         total += 1
         try:
@@ -272,8 +278,16 @@ def _scan_codes(ledger: Ledger, txn: Txn, out: _Report) -> _Scan:
         slot = density_slot(code.scheme, record.key_id)
         scan.minted[code.product.encode() + _KEY_ID.pack(slot)] += 1
         scan.key_ids[record.key_id] += 1
+        told = recomputed(journal, txn, bytes(key))
+        if told is not record.status:
+            disagreeing += 1
+            if len(disagree) < EXAMPLES:
+                disagree.append(f"{code.text()} is stored {record.status.name}, its events "
+                                f"say {told.name}")
     out.tally("codes", "code records cannot be decoded", bad, undecodable,
               f"{total:,} code records decode")
+    out.tally("statuses", "codes whose stored status is not what their events say",
+              disagree, disagreeing, "every code's status is what its events say")
     return scan
 
 

@@ -6,6 +6,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from pharmatrace.v1 import common_pb2 as pb
@@ -203,15 +204,25 @@ def _document(ledger: Ledger, txn: Txn, records: list[lpb.EventRecord], id_form:
     )
 
 
-def import_events(ledger: Ledger, text: str) -> tuple[
-        list[tuple[int, Event]], list[epcis.Refusal], dict[str, tuple[str, str]]]:
+Imported = tuple[list[tuple[int, Event]], list[epcis.Refusal], dict[str, tuple[str, str]]]
+
+
+def import_events(ledger: Ledger, text: str, max_bytes: int = MAX_DOCUMENT_BYTES) -> Imported:
     """A partner's EPCIS document (JSON-LD, or EPCIS 1.2 / 2.0 XML) read event by event:
     (index, event) for those that read, a Refusal with the JSON path for the others, and the
     parties it names that are not registered (id: URI as named, GLN or ""); InvalidArgument
-    for a document that is not one at all."""
-    if len(text.encode()) > MAX_DOCUMENT_BYTES:
-        raise InvalidArgument(f"at most {MAX_DOCUMENT_BYTES // (1024 * 1024)} MiB",
-                              field="document")
+    for a document that is not one at all. CPU-bound: callers on an event loop run it
+    elsewhere (``import_from``)."""
+    check_size(text, max_bytes)
+    try:
+        return _read(ledger, text)
+    except RecursionError:
+        # Nesting deeper than the interpreter's stack is a hostile document, not a fault.
+        raise InvalidArgument("nested too deeply to be an EPCIS document",
+                              field="document") from None
+
+
+def _read(ledger: Ledger, text: str) -> Imported:
     doc: Any
     refused: dict[int, tuple[str, str]] = {}
     if text.lstrip().startswith("<"):
@@ -225,3 +236,21 @@ def import_events(ledger: Ledger, text: str) -> tuple[
         parties = _Parties(ledger, txn, 7)
         read, refusals = epcis.read_document(doc, party_of=parties.party_of, refused=refused)
     return read, refusals, parties.external
+
+
+def import_from(ledger_path: Path, tenant: str, text: str, max_bytes: int) -> Imported:
+    """``import_events`` in a process of its own: the tenant's ledger opened read-only for the
+    parties the document names, and closed again."""
+    ledger = Ledger(ledger_path, tenant=tenant, readonly=True)
+    try:
+        return import_events(ledger, text, max_bytes)
+    finally:
+        ledger.close()
+
+
+def check_size(text: str, max_bytes: int) -> None:
+    """InvalidArgument naming the limit when a document is larger than ``max_bytes``."""
+    if len(text) > max_bytes or len(text.encode()) > max_bytes:
+        raise InvalidArgument(f"is larger than this server's limit of {max_bytes:,} bytes per "
+                              "import (pharmatrace serve --max-import-mib): split it",
+                              field="document")

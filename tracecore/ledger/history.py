@@ -88,6 +88,13 @@ def replacement(ledger: Ledger, txn: Txn, key: bytes) -> tuple[Code | None, Code
     return replaced_by, replaces
 
 
+def events_of_pack(journal: Journal, txn: Txn, key: bytes, start: float, end: float
+                   ) -> Iterator[tuple[lpb.EventRecord, Code | None]]:
+    """Every event about a pack with sequence in (start, end), each with the container it came
+    through (None when it names the pack); an event may come more than once."""
+    return _history(journal, txn, key, start, end, None, depth=0)
+
+
 def _history(
     journal: Journal, txn: Txn, key: bytes, start: float, end: float, via: Code | None,
     depth: int,

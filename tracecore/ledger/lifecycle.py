@@ -20,7 +20,7 @@ from pharmatrace.v1 import ledger_pb2 as lpb
 from tracecore.codes import Code
 from tracecore.errors import InvalidArgument, TraceError
 from tracecore.events import Event, EventKind
-from tracecore.ledger import foreign
+from tracecore.ledger import foreign, policy
 from tracecore.ledger.counters import Flow, Tally
 from tracecore.ledger.env import Txn
 from tracecore.ledger.journal import Journal
@@ -101,6 +101,8 @@ class _Session:
         self._party_ids: dict[int, str] = {}
         self._batches: dict[tuple[int, str], int] = {}
         self._expiry: dict[int, dt.date] = {}
+        self._requesters: dict[int, tuple[str, str]] = {}
+        self._dispense_elsewhere: bool | None = None
         self.holds = Holds(ledger, txn)
         self._batch_rules: dict[int, tuple[cpb.Batch, RegionRule]] = {}
         self._party_rules: dict[int, RegionRule | None] = {}
@@ -257,6 +259,13 @@ class _Session:
                 else []
         return self._hierarchies[product_ref]
 
+    def pool_requester(self, pool_ref: int) -> tuple[str, str]:
+        found = self._requesters.get(pool_ref)
+        if found is None:
+            record = self.ledger.pool_by_ref(self.txn, pool_ref)
+            found = self._requesters[pool_ref] = (record.requester, record.requester_party)
+        return found
+
     def shipped_by(self, key: bytes) -> int:
         """The restricted party that shipped a pack now in transit; 0 if none was recorded."""
         layer: _Overlay | None = self.view
@@ -307,6 +316,11 @@ class _Session:
 
     def flow(self, record: CodeRecord, flow: Flow, at_ms: int) -> None:
         self.view.tally.flow(record, flow, at_ms)
+
+    def dispense_elsewhere(self) -> bool:
+        if self._dispense_elsewhere is None:
+            self._dispense_elsewhere = policy.read_in(self.ledger, self.txn).dispense_elsewhere
+        return self._dispense_elsewhere
 
     def raise_alert(self, raised: Raised) -> int:
         alerts = self.view.alerts
@@ -439,11 +453,13 @@ def _apply_event(session: _Session, index: int, event: Event, request: Request,
         for key in [*keys, *([event.parent.key()] if event.parent else [])]:
             if key in request.foreign and session.record(key) is None:
                 session.first_sight(event, key)
+    left: list[bytes] = []
     for position, (code, key) in enumerate(zip(codes, keys, strict=True)):
         try:
             touched.extend(handler(session, event, key, result))
         except Refused as refused:
             result.failures.append(Failure(index, code.text(), refused.reason, position))
+            left.append(key)
     if event.kind is EventKind.AGGREGATE and event.parent is not None and touched:
         broken = pack_ratio(session, event.parent.key(), event.partial)
         if broken is not None:
@@ -459,6 +475,7 @@ def _apply_event(session: _Session, index: int, event: Event, request: Request,
     result.changed += len(touched)
     record = _event_record(event, request.who, session.now_ms)
     record.codes.extend(keys)
+    record.refused.extend(left)
     index_keys = list(dict.fromkeys(keys + ([event.parent.key()] if event.parent else [])
                                     + ([event.replacement.key()] if event.replacement else [])))
     session.view.events.append((record, index_keys))

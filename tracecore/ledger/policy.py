@@ -3,33 +3,52 @@ so that every process reading the ledger sees the same policy."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tracecore.ledger.env import Txn
 from tracecore.ledger.store import Ledger
 
 _LABEL_REPLACEMENT = b"policy:label_replacement"
+_DISPENSE_ELSEWHERE = b"policy:dispense_elsewhere"
 
 
 @dataclass(frozen=True, slots=True)
 class Policy:
     """``label_replacement``: damaged labels may be replaced by new codes (China's code rules
-    allow it, the EU's do not)."""
+    allow it, the EU's do not). ``dispense_elsewhere``: a party may dispense a pack it does
+    not hold, and each time an alert is raised (refused otherwise)."""
 
     label_replacement: bool = False
+    dispense_elsewhere: bool = False
 
 
 def read(ledger: Ledger) -> Policy:
     """The policy in force; the defaults for a tenant that never set one."""
     with ledger.env.read() as txn:
-        return Policy(label_replacement=txn.get(_LABEL_REPLACEMENT,
-                                                db=ledger.db["meta"]) == b"\x01")
+        return read_in(ledger, txn)
 
 
-def write(ledger: Ledger, policy: Policy) -> Policy:
+def read_in(ledger: Ledger, txn: Txn) -> Policy:
+    """The policy in force, read in the caller's transaction."""
+    meta = ledger.db["meta"]
+    return Policy(label_replacement=txn.get(_LABEL_REPLACEMENT, db=meta) == b"\x01",
+                  dispense_elsewhere=txn.get(_DISPENSE_ELSEWHERE, db=meta) == b"\x01")
+
+
+def write(ledger: Ledger, label_replacement: bool | None = None,
+          dispense_elsewhere: bool | None = None) -> Policy:
+    """Sets the policies given (None keeps one as it is); the policy now in force."""
+
     def fn(txn: Txn) -> Policy:
-        txn.put(_LABEL_REPLACEMENT, b"\x01" if policy.label_replacement else b"\x00",
-                db=ledger.db["meta"])
+        policy = read_in(ledger, txn)
+        if label_replacement is not None:
+            policy = replace(policy, label_replacement=label_replacement)
+        if dispense_elsewhere is not None:
+            policy = replace(policy, dispense_elsewhere=dispense_elsewhere)
+        meta = ledger.db["meta"]
+        txn.put(_LABEL_REPLACEMENT, b"\x01" if policy.label_replacement else b"\x00", db=meta)
+        txn.put(_DISPENSE_ELSEWHERE, b"\x01" if policy.dispense_elsewhere else b"\x00",
+                db=meta)
         return policy
 
     return ledger.env.write(fn)

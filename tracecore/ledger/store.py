@@ -82,6 +82,9 @@ class PoolRequest:
     lot: str
     level: int
     count: int
+    requester: str = ""
+    """The credential asking for it; it (or its party) alone may hand its codes back."""
+    requester_party: str = ""
 
 
 class Ledger:
@@ -267,6 +270,8 @@ class Ledger:
                 pool_ref=self._next_ref(txn, b"pool"),
                 product_ref=product_ref,
                 batch_ref=batch_ref,
+                requester=request.requester,
+                requester_party=request.requester_party,
             )
             pool = record.pool
             pool.request_id = request.request_id
@@ -283,6 +288,17 @@ class Ledger:
             return record
 
         return self.env.write(fn)
+
+    def pool_by_ref(self, txn: Txn, pool_ref: int) -> lpb.PoolRecord:
+        """The record of the pool a code was issued from, by its ref."""
+        request_id = txn.get(ref_key(pool_ref), db=self.db["pool_refs"])
+        if request_id is None:
+            raise NotFound(f"no pool has ref {pool_ref}", field="pool")
+        data = txn.get(bytes(request_id), db=self.db["pools"])
+        if data is None:
+            raise NotFound(f"no pool was requested under {bytes(request_id).decode()}",
+                           field="request_id")
+        return lpb.PoolRecord.FromString(bytes(data))
 
     def pool(self, request_id: str) -> lpb.PoolRecord:
         with self.env.read() as txn:

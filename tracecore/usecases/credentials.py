@@ -8,10 +8,10 @@ from dataclasses import dataclass
 
 from pharmatrace.v1 import ledger_pb2 as lpb
 
-from tracecore.credentials import Principal, Role
-from tracecore.errors import InvalidArgument
+from tracecore.credentials import Principal, Role, certificate_id
+from tracecore.errors import InvalidArgument, TraceError
 from tracecore.keys import SigningKey
-from tracecore.ledger.tenants import Tenant
+from tracecore.ledger.tenants import DataDir, Tenant
 from tracecore.usecases.declare import ADMIN, REGULATOR, Scope, use_case
 from tracecore.usecases.writeside import WriteSide
 
@@ -63,12 +63,31 @@ async def revoke_token(side: WriteSide, caller: Principal, tenant: str, credenti
 
 
 @use_case(roles={ADMIN}, writes=True, scope=Scope.TENANT)
-async def bind_certificate(side: WriteSide, caller: Principal, tenant: str, certificate_cn: str,
+async def bind_certificate(side: WriteSide, caller: Principal, tenant: str, certificate_pem: str,
                            role_number: int, party_id: str, label: str) -> lpb.CredentialRecord:
-    """A client certificate's subject acts as a credential of the tenant."""
+    """A client certificate acts as a credential of the tenant: exactly that certificate
+    (its SHA-256) from its issuer, not any certificate that shares its subject name."""
+    if not certificate_pem:
+        raise InvalidArgument("is required: the client certificate (PEM); a subject name alone "
+                              "does not identify a certificate", field="certificate_pem")
+    certificate = certificate_id(certificate_pem)
     access = side.data.get(tenant).access
-    return await side.writer.run(access.bind_certificate, certificate_cn, role(role_number),
+    return await side.writer.run(access.bind_certificate, certificate, role(role_number),
                                  party_id, label, side.clock())
+
+
+def cn_only_bindings(data: DataDir) -> list[str]:
+    """Each tenant's certificate bindings made by subject CN alone (which no longer
+    authenticate), as "tenant: credential (CN)"."""
+    found = []
+    for name in data.names():
+        try:
+            access = data.get(name).access
+        except TraceError:
+            continue        # offline or damaged: its own start-up message says so
+        found += [f"{name}: {r.credential.credential_id} (CN {r.credential.certificate_cn})"
+                  for r in access.cn_only_bindings()]
+    return found
 
 
 @use_case(roles={ADMIN, REGULATOR}, writes=False, scope=Scope.TENANT)

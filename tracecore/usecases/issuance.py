@@ -18,7 +18,7 @@ from tracecore.errors import InvalidArgument, ParseError
 from tracecore.events import Event, EventKind
 from tracecore.ledger import lifecycle
 from tracecore.usecases.declare import ADMIN, LINE, REGULATOR, Scope, use_case
-from tracecore.usecases.writeside import WriteSide, who
+from tracecore.usecases.writeside import WriteSide, sender, who
 
 #: Codes one ReturnCodes may hand back.
 MAX_RETURN = 100_000
@@ -51,7 +51,8 @@ async def request_codes(side: WriteSide, caller: Principal, tenant: str, request
     request id replays what was issued and continues. Level 0 (not given) is the unit."""
     found = side.data.get(tenant)
     request = issuance.pool_request(request_id, product, lot, level or cpb.PACKAGING_LEVEL_UNIT,
-                                    count)
+                                    count, requester=caller.credential_id,
+                                    requester_party=caller.party_id)
     chunks = issuance.issue(found, request, issuance.chunk_size(chunk_size), side.clock)
     run = side.writer.run
     # The next chunk is minted and committed while the current one is on its way.
@@ -90,7 +91,8 @@ async def return_codes(side: WriteSide, caller: Principal, tenant: str, codes: S
         else:
             parsed.append(scan.code)
             positions.append(i)
-    event = Event(EventKind.VOID, tuple(parsed), side.clock(), reason=reason)
+    event = Event(EventKind.VOID, tuple(parsed), side.clock(), reason=reason,
+                  custodian=caller.party_id, credential=sender(caller))
     result = await side.committer.submit(
         found.name,
         lifecycle.Request([event] if parsed else [], best_effort=True, who=who(caller)))

@@ -15,13 +15,13 @@ from tracecore.codes import Code, parse, parse_many
 from tracecore.credentials import Principal
 from tracecore.errors import FailedPrecondition, InvalidArgument, ParseError, PermissionDenied
 from tracecore.events import Document, Event, EventKind
-from tracecore.ledger import exchange, lifecycle, policy
+from tracecore.ledger import lifecycle, policy
 from tracecore.ledger.tenants import Tenant
 from tracecore.lifecycle_rules import Failure
 from tracecore.status import Status
 from tracecore.usecases import partners
 from tracecore.usecases.declare import ADMIN, DISTRIBUTOR, LINE, PHARMACY, Scope, use_case
-from tracecore.usecases.writeside import WriteSide, who
+from tracecore.usecases.writeside import WriteSide, sender, who
 
 #: Codes one event may name.
 MAX_CODES = 100_000
@@ -199,11 +199,12 @@ async def import_epcis(side: WriteSide, caller: Principal, tenant: str, document
     request; under best effort an event that does not read is refused alone, with its JSON
     path, and the others are applied."""
     found = side.data.get(tenant)
-    read, refusals, external = exchange.import_events(found.ledger, document)
+    read, refusals, external = await side.importer.read(found, document)
     if refusals and not best_effort:
         raise InvalidArgument(refusals[0].reason, field=refusals[0].field)
     # A party-bound credential's document is held to custody like its single events.
-    events = [replace(e, custodian=caller.party_id) for _, e in read]
+    events = [replace(e, custodian=caller.party_id, credential=sender(caller))
+              for _, e in read]
     result = await side.committer.submit(
         found.name, lifecycle.Request(events, best_effort, who(caller),
                                       foreign=_elsewhere(found, events), via="epcis",
@@ -242,7 +243,8 @@ async def _one(side: WriteSide, caller: Principal, tenant: str, context: EventCo
                   tz_offset(context.tz_offset), party_id=acting_party(caller, context.party_id),
                   parent=parent, lot=lot, level=level, destination=destination, target=target,
                   reason=reason, event_id=_event_id(context.event_id), partial=partial,
-                  replacement=replacement, custodian=caller.party_id, documents=documents)
+                  replacement=replacement, custodian=caller.party_id, documents=documents,
+                  credential=sender(caller))
     result = await side.committer.submit(
         found.name,
         lifecycle.Request([event] if codes or allow_empty else [], context.best_effort,
@@ -300,7 +302,7 @@ def _event(caller: Principal, e: EventInput, index: int, field: str, now: int
         target=_target(e.target) if kind is EventKind.DECOMMISSION else None,
         reason=_reason(e.reason), event_id=_event_id(e.context.event_id),
         partial=e.partial and kind is EventKind.AGGREGATE,
-        custodian=caller.party_id,
+        custodian=caller.party_id, credential=sender(caller),
         documents=partners.documents(e.documents, f"{field}.documents"),
     )
     return event, bad

@@ -8,6 +8,7 @@ from typing import Generic, TypeVar
 from pharmatrace.v1 import common_pb2 as cpb
 
 from tracecore import masterdata
+from tracecore.clock import utc_date
 from tracecore.credentials import Principal
 from tracecore.errors import InvalidArgument
 from tracecore.usecases.declare import ADMIN, READERS, Scope, use_case
@@ -70,8 +71,10 @@ def list_products(side: WriteSide, caller: Principal, tenant: str, page_size: in
 @use_case(roles={ADMIN}, writes=True, scope=Scope.TENANT)
 async def add_batch(side: WriteSide, caller: Principal, tenant: str, batch: cpb.Batch
                     ) -> cpb.Batch:
-    """A batch of a registered product, with its expiry and the material lots it used."""
+    """A batch of a registered product, with its expiry and the material lots it used; one
+    already expired is refused."""
     ledger = side.data.get(tenant).ledger
+    masterdata.not_expired(batch.expires_on, utc_date(side.clock()), "batch.expires_on")
     return await side.writer.run(ledger.add_batch, batch, side.clock())
 
 

@@ -69,11 +69,12 @@ async def set_ledger_limit(side: WriteSide, caller: Principal, tenant: str, max_
 
 @use_case(roles={ADMIN}, writes=True, scope=Scope.TENANT)
 async def set_tenant_policy(side: WriteSide, caller: Principal, tenant: str,
-                            label_replacement: bool) -> policy.Policy:
-    """Which rules of its market a tenant follows; the policy in force."""
+                            label_replacement: bool | None,
+                            dispense_elsewhere: bool | None = None) -> policy.Policy:
+    """Which rules of its market a tenant follows (None keeps a rule as it is); the policy in
+    force."""
     ledger = side.data.get(tenant).ledger
-    return await side.writer.run(policy.write, ledger,
-                                 policy.Policy(label_replacement=label_replacement))
+    return await side.writer.run(policy.write, ledger, label_replacement, dispense_elsewhere)
 
 
 async def _released(side: WriteSide, tenant: str) -> bool:

@@ -138,8 +138,9 @@ def check(catalogue: Catalogue, verify: Verify, text: str, *, now_ms: int, regio
                                                              reason=exc.reason)
     owners = catalogue.owners(scan.code.product)
     if not owners:
-        return PublicCheck(Outcome.NOT_GENUINE, scan.code.text(),
-                           "no manufacturer here registered this product")
+        # Answered like a code its manufacturer never issued: who is a customer here is not
+        # told to strangers.
+        return PublicCheck(Outcome.NOT_GENUINE, scan.code.text(), _NEVER_ISSUED)
     context = ScanContext(region=region, purpose=CONSUMER_PURPOSE)
     answers = None
     for tenant in owners:
@@ -149,6 +150,9 @@ def check(catalogue: Catalogue, verify: Verify, text: str, *, now_ms: int, regio
             break
     assert answers is not None
     return _public(answers, scan.code.text(), tenant)
+
+
+_NEVER_ISSUED = "this code was never issued: the pack may be counterfeit"
 
 
 def _public(answers: Answers, code: str, tenant: str) -> PublicCheck:
@@ -163,7 +167,7 @@ def _public(answers: Answers, code: str, tenant: str) -> PublicCheck:
                            else None, scan_count=answers.scan_counts[0],
                            first_checked_ms=answers.first_verified_ms[0])
     if verdict != Verdict.GENUINE:
-        reason = ("this code was never issued: the pack may be counterfeit"
+        reason = (_NEVER_ISSUED
                   if verdict != Verdict.INVALID_FORMAT else answers.reasons[0])
         return PublicCheck(Outcome.NOT_GENUINE, code, reason)
     mask = answers.alert_masks[0]

@@ -9,7 +9,7 @@ from typing import Protocol
 
 from tracecore import regions
 from tracecore.credentials import Principal, Role
-from tracecore.errors import InvalidArgument
+from tracecore.errors import InvalidArgument, NotFound
 from tracecore.status import Status
 from tracecore.usecases.declare import (
     ADMIN,
@@ -22,7 +22,7 @@ from tracecore.usecases.declare import (
     Scope,
     use_case,
 )
-from tracecore.verification import Answers, ScanContext, Verifier
+from tracecore.verification import Answers, ScanContext, Verifier, not_minted
 
 MAX_BATCH = 100_000
 MAX_CODE_BYTES = 4096
@@ -75,8 +75,16 @@ def verify(verifiers: Verifiers, tenant: str, code: str, scan: Scan, now_ms: int
     voided code whose damaged label was replaced names the code that replaced it."""
     if len(code) > MAX_CODE_BYTES:
         raise InvalidArgument(f"at most {MAX_CODE_BYTES} characters", field="code")
-    verifier = verifiers.get(tenant)
-    answers = verifier.verify([code], scan_context(scan, caller), now_ms)
+    context = scan_context(scan, caller)
+    try:
+        verifier = verifiers.get(tenant)
+    except NotFound:
+        if caller is not None and caller.role is not Role.PUBLIC:
+            raise
+        # A stranger learns nothing from a tenant's name: no such tenant answers like a tenant
+        # that never minted the code.
+        return Verified(not_minted([code]))
+    answers = verifier.verify([code], context, now_ms)
     replaced_by = (verifier.replaced_by(answers.codes[0])
                    if answers.statuses[0] == Status.VOIDED else "")
     return Verified(answers, replaced_by)

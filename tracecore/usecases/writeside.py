@@ -5,12 +5,13 @@ their own with a fixed clock."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tracecore.clock import now_ms
-from tracecore.credentials import Principal
+from tracecore.credentials import Principal, Role
 from tracecore.ledger import alerts, lifecycle
 from tracecore.ledger.tenants import DataDir
+from tracecore.usecases.importer import Importer
 from tracecore.usecases.writer import Batcher, Writer
 
 
@@ -42,15 +43,20 @@ class WriteSide:
     writer: Writer
     committer: GroupCommitter
     clock: Callable[[], int] = now_ms
+    importer: Importer = field(default_factory=Importer)
 
     @classmethod
-    def open(cls, data: DataDir, clock: Callable[[], int] = now_ms) -> WriteSide:
+    def open(cls, data: DataDir, clock: Callable[[], int] = now_ms,
+             importer: Importer | None = None) -> WriteSide:
         writer = Writer()
-        return cls(data, writer, GroupCommitter(writer, data, clock), clock)
+        return cls(data, writer, GroupCommitter(writer, data, clock), clock,
+                   importer or Importer())
 
     def close(self) -> None:
-        """Waits for the writes in progress, then stops the writer thread."""
+        """Waits for the writes in progress, then stops the writer thread and the importer's
+        processes."""
         self.writer.close()
+        self.importer.close()
 
 
 def who(caller: Principal | None) -> str:
@@ -58,3 +64,11 @@ def who(caller: Principal | None) -> str:
     if caller is None:
         return ""
     return f"{caller.credential_id or 'anonymous'}/{caller.role.name.lower()}"
+
+
+def sender(caller: Principal | None) -> str:
+    """The credential an event's rules hold to custody: "" for the tenant's admin and the
+    platform, who act for the whole tenant."""
+    if caller is None or caller.role in (Role.ADMIN, Role.OPERATOR):
+        return ""
+    return caller.credential_id

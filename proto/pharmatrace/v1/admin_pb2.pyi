@@ -64,23 +64,39 @@ Global___Role: _TypeAlias = Role  # noqa: Y015
 
 @_typing.final
 class TenantPolicy(_message.Message):
+    """In SetTenantPolicy a field left unset keeps its current value."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     LABEL_REPLACEMENT_FIELD_NUMBER: _builtins.int
+    DISPENSE_ELSEWHERE_FIELD_NUMBER: _builtins.int
     label_replacement: _builtins.bool
     """Damaged labels may be replaced by new codes (Lifecycle.ReplaceCode): China's code rules
     allow it, the EU's do not. Default off.
     """
+    dispense_elsewhere: _builtins.bool
+    """A party-bound credential may dispense a pack its party does not hold (still inside a
+    distributor's case, say); each such dispensing raises a DISPENSED_ELSEWHERE alert.
+    Default off: refused.
+    """
     def __init__(
         self,
         *,
-        label_replacement: _builtins.bool = ...,
+        label_replacement: _builtins.bool | None = ...,
+        dispense_elsewhere: _builtins.bool | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_dispense_elsewhere", b"_dispense_elsewhere", "_label_replacement", b"_label_replacement", "dispense_elsewhere", b"dispense_elsewhere", "label_replacement", b"label_replacement"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["label_replacement", b"label_replacement"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_dispense_elsewhere", b"_dispense_elsewhere", "_label_replacement", b"_label_replacement", "dispense_elsewhere", b"dispense_elsewhere", "label_replacement", b"label_replacement"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__dispense_elsewhere: _TypeAlias = _typing.Literal["dispense_elsewhere"]  # noqa: Y015
+    _WhichOneofArgType__dispense_elsewhere: _TypeAlias = _typing.Literal["_dispense_elsewhere", b"_dispense_elsewhere"]  # noqa: Y015
+    _WhichOneofReturnType__label_replacement: _TypeAlias = _typing.Literal["label_replacement"]  # noqa: Y015
+    _WhichOneofArgType__label_replacement: _TypeAlias = _typing.Literal["_label_replacement", b"_label_replacement"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__dispense_elsewhere) -> _WhichOneofReturnType__dispense_elsewhere | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__label_replacement) -> _WhichOneofReturnType__label_replacement | None: ...
 
 Global___TenantPolicy: _TypeAlias = TenantPolicy  # noqa: Y015
 
@@ -683,6 +699,8 @@ class Credential(_message.Message):
     CREATED_AT_MS_FIELD_NUMBER: _builtins.int
     EXPIRES_AT_MS_FIELD_NUMBER: _builtins.int
     REVOKED_FIELD_NUMBER: _builtins.int
+    CERTIFICATE_SHA256_FIELD_NUMBER: _builtins.int
+    CERTIFICATE_ISSUER_FIELD_NUMBER: _builtins.int
     credential_id: _builtins.str
     role: Global___Role.ValueType
     party_id: _builtins.str
@@ -690,11 +708,17 @@ class Credential(_message.Message):
     label: _builtins.str
     """at most 200 characters"""
     certificate_cn: _builtins.str
-    """set for certificate bindings"""
+    """set for certificate bindings: the subject CN, for people"""
     created_at_ms: _builtins.int
     expires_at_ms: _builtins.int
     """0: no expiry"""
     revoked: _builtins.bool
+    certificate_sha256: _builtins.str
+    """A certificate binding: the SHA-256 of the certificate (hex) and its issuer (RFC 4514), both
+    of which a presented certificate must match. Empty for bindings made by CN alone, which
+    no longer authenticate.
+    """
+    certificate_issuer: _builtins.str
     def __init__(
         self,
         *,
@@ -706,10 +730,12 @@ class Credential(_message.Message):
         created_at_ms: _builtins.int = ...,
         expires_at_ms: _builtins.int = ...,
         revoked: _builtins.bool = ...,
+        certificate_sha256: _builtins.str = ...,
+        certificate_issuer: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate_cn", b"certificate_cn", "created_at_ms", b"created_at_ms", "credential_id", b"credential_id", "expires_at_ms", b"expires_at_ms", "label", b"label", "party_id", b"party_id", "revoked", b"revoked", "role", b"role"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate_cn", b"certificate_cn", "certificate_issuer", b"certificate_issuer", "certificate_sha256", b"certificate_sha256", "created_at_ms", b"created_at_ms", "credential_id", b"credential_id", "expires_at_ms", b"expires_at_ms", "label", b"label", "party_id", b"party_id", "revoked", b"revoked", "role", b"role"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -861,12 +887,17 @@ class BindCertificateRequest(_message.Message):
     ROLE_FIELD_NUMBER: _builtins.int
     PARTY_ID_FIELD_NUMBER: _builtins.int
     LABEL_FIELD_NUMBER: _builtins.int
+    CERTIFICATE_PEM_FIELD_NUMBER: _builtins.int
     tenant: _builtins.str
     certificate_cn: _builtins.str
-    """the client certificate's subject common name"""
+    """unused: a subject name alone does not identify a certificate"""
     role: Global___Role.ValueType
     party_id: _builtins.str
     label: _builtins.str
+    certificate_pem: _builtins.str
+    """The client certificate (PEM): exactly this certificate, from its issuer, acts as the
+    credential. Binding it in another tenant is a binding of its own.
+    """
     def __init__(
         self,
         *,
@@ -875,10 +906,11 @@ class BindCertificateRequest(_message.Message):
         role: Global___Role.ValueType = ...,
         party_id: _builtins.str = ...,
         label: _builtins.str = ...,
+        certificate_pem: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate_cn", b"certificate_cn", "label", b"label", "party_id", b"party_id", "role", b"role", "tenant", b"tenant"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate_cn", b"certificate_cn", "certificate_pem", b"certificate_pem", "label", b"label", "party_id", b"party_id", "role", b"role", "tenant", b"tenant"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

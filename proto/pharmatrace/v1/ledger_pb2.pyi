@@ -33,11 +33,17 @@ class PoolRecord(_message.Message):
     POOL_REF_FIELD_NUMBER: _builtins.int
     PRODUCT_REF_FIELD_NUMBER: _builtins.int
     BATCH_REF_FIELD_NUMBER: _builtins.int
+    REQUESTER_FIELD_NUMBER: _builtins.int
+    REQUESTER_PARTY_FIELD_NUMBER: _builtins.int
     pool_ref: _builtins.int
     """prefix of the pool's entries in the pool-codes index"""
     product_ref: _builtins.int
     batch_ref: _builtins.int
     """0 when the pool is not bound to a batch"""
+    requester: _builtins.str
+    """the credential that requested it ("" before it was kept)"""
+    requester_party: _builtins.str
+    """that credential's party ("" when bound to none)"""
     @_builtins.property
     def pool(self) -> _issuance_pb2.Pool: ...
     def __init__(
@@ -47,10 +53,12 @@ class PoolRecord(_message.Message):
         pool_ref: _builtins.int = ...,
         product_ref: _builtins.int = ...,
         batch_ref: _builtins.int = ...,
+        requester: _builtins.str = ...,
+        requester_party: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["pool", b"pool"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_ref", b"batch_ref", "pool", b"pool", "pool_ref", b"pool_ref", "product_ref", b"product_ref"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_ref", b"batch_ref", "pool", b"pool", "pool_ref", b"pool_ref", "product_ref", b"product_ref", "requester", b"requester", "requester_party", b"requester_party"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -112,6 +120,7 @@ class EventRecord(_message.Message):
     EPCIS_FIELD_NUMBER: _builtins.int
     EPCIS_CONTEXT_FIELD_NUMBER: _builtins.int
     DOCUMENTS_FIELD_NUMBER: _builtins.int
+    REFUSED_FIELD_NUMBER: _builtins.int
     seq: _builtins.int
     kind: _builtins.str
     """tracecore.events.EventKind value"""
@@ -150,6 +159,12 @@ class EventRecord(_message.Message):
     def documents(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.BusinessDocument]:
         """bills, despatch advices, invoices it is part of"""
 
+    @_builtins.property
+    def refused(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """Keys of `codes` the event left unchanged (refused in a best-effort request), so that a
+        code's status can be recomputed from its events.
+        """
+
     def __init__(
         self,
         *,
@@ -176,10 +191,11 @@ class EventRecord(_message.Message):
         epcis: _builtins.str = ...,
         epcis_context: _builtins.str = ...,
         documents: _abc.Iterable[_common_pb2.BusinessDocument] | None = ...,
+        refused: _abc.Iterable[_builtins.bytes] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["codes", b"codes", "destination", b"destination", "documents", b"documents", "epcis", b"epcis", "epcis_context", b"epcis_context", "event_id", b"event_id", "hash", b"hash", "kind", b"kind", "level", b"level", "lot", b"lot", "parent", b"parent", "party_id", b"party_id", "prev_hash", b"prev_hash", "product", b"product", "reason", b"reason", "recorded_at_ms", b"recorded_at_ms", "region", b"region", "replacement", b"replacement", "seq", b"seq", "target", b"target", "tz_offset", b"tz_offset", "when_ms", b"when_ms", "who", b"who"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["codes", b"codes", "destination", b"destination", "documents", b"documents", "epcis", b"epcis", "epcis_context", b"epcis_context", "event_id", b"event_id", "hash", b"hash", "kind", b"kind", "level", b"level", "lot", b"lot", "parent", b"parent", "party_id", b"party_id", "prev_hash", b"prev_hash", "product", b"product", "reason", b"reason", "recorded_at_ms", b"recorded_at_ms", "refused", b"refused", "region", b"region", "replacement", b"replacement", "seq", b"seq", "target", b"target", "tz_offset", b"tz_offset", "when_ms", b"when_ms", "who", b"who"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

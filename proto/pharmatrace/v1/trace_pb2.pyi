@@ -525,7 +525,7 @@ class Alert(_message.Message):
     alert_id: _builtins.int
     """increasing in the order alerts were stored"""
     kind: _verification_pb2.AlertKind.ValueType
-    """DIVERSION, CLONE_SUSPECTED or ACCESS_REFUSED"""
+    """DIVERSION, CLONE_SUSPECTED, ACCESS_REFUSED or DISPENSED_ELSEWHERE"""
     source: Global___AlertSource.ValueType
     raised_at_ms: _builtins.int
     code: _builtins.str

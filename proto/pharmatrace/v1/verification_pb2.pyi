@@ -77,6 +77,8 @@ class _AlertKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AlertKind.V
     ALERT_KIND_CLONE_SUSPECTED: _AlertKind.ValueType  # 11
     ALERT_KIND_ACCESS_REFUSED: _AlertKind.ValueType  # 12
     """a burst of refused calls from one address or credential"""
+    ALERT_KIND_DISPENSED_ELSEWHERE: _AlertKind.ValueType  # 13
+    """a pack dispensed by a party that did not hold it, where the tenant's policy allows it"""
 
 class AlertKind(_AlertKind, metaclass=_AlertKindEnumTypeWrapper):
     """Alert kinds. In VerifyBatchResponse.alert_masks, kind K is bit (1 << K)."""
@@ -99,6 +101,8 @@ ALERT_KIND_DIVERSION: AlertKind.ValueType  # 10
 ALERT_KIND_CLONE_SUSPECTED: AlertKind.ValueType  # 11
 ALERT_KIND_ACCESS_REFUSED: AlertKind.ValueType  # 12
 """a burst of refused calls from one address or credential"""
+ALERT_KIND_DISPENSED_ELSEWHERE: AlertKind.ValueType  # 13
+"""a pack dispensed by a party that did not hold it, where the tenant's policy allows it"""
 Global___AlertKind: _TypeAlias = AlertKind  # noqa: Y015
 
 class _ScanPurpose:

@@ -27,6 +27,7 @@ from prometheus_client import CollectorRegistry
 from codegen_svc import app as codegen_app
 from tests.integration.conftest import RPC_TIMEOUT_S, _LoopThread
 from tracecore import gs1
+from tracecore.clock import now_ms
 from tracecore.codes import Code, Scheme
 from tracecore.keys import KeySource
 from tracecore.minting import Minter
@@ -143,9 +144,16 @@ class Shop:
             form="capsule", strength="500 mg", pack_spec="24 capsules / box",
             mah="Door Pharma Holding Ltd", manufacturer="Door Pharma Plant No. 1",
             approval_number="国药准字H20240001")), timeout=RPC_TIMEOUT_S)
-        self.door.admin.AddBatch(apb.AddBatchRequest(tenant=tenant, batch=cpb.Batch(
+        batch = cpb.Batch(
             product=gtin, lot=lot, manufactured_on=(expires - dt.timedelta(days=1000)).isoformat(),
-            expires_on=expires.isoformat())), timeout=RPC_TIMEOUT_S)
+            expires_on=expires.isoformat())
+        if expires < dt.date.today():
+            # Registered before it expired, as the ledger would hold it: the API refuses to
+            # register a batch that has already expired.
+            self.door.codegen.data.get(tenant).ledger.add_batch(batch, now_ms())
+        else:
+            self.door.admin.AddBatch(apb.AddBatchRequest(tenant=tenant, batch=batch),
+                                     timeout=RPC_TIMEOUT_S)
         self.party(tenant, PLANT, PLANT_NAME, cpb.PARTY_KIND_PLANT)
         chunks = self.door.issuance.RequestCodes(ipb.RequestCodesRequest(
             tenant=tenant, product=gtin, lot=lot, count=count,

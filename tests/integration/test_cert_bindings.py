@@ -1,0 +1,162 @@
+"""Client certificates over real mutual TLS: a binding pins one certificate (its SHA-256 and
+issuer), not a subject name; each tenant may have its own client CA; public verification
+works beside mutual TLS."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import grpc
+import pytest
+from pharmatrace.v1 import admin_pb2 as apb
+from pharmatrace.v1 import verification_pb2 as vpb
+from prometheus_client import CollectorRegistry
+
+from codegen_svc import app as codegen_app
+from tests.integration.conftest import RPC_TIMEOUT_S, _LoopThread
+from tests.integration.test_authz import (
+    OK,
+    RPCS,
+    UNAUTHENTICATED,
+    Secured,
+    create_tenant,
+    invoke,
+)
+from tracecore.keys import KeySource
+from tracerpc.certs import DevPki, Tls, client_credentials, init_dev_pki
+from tracerpc.metrics import Metrics
+from verify_svc.workers import WorkerConfig, WorkerPool
+
+LIST_PRODUCTS = RPCS["/pharmatrace.v1.Admin/ListProducts"]
+
+
+@dataclass
+class TwoCas:
+    """Servers whose client CA bundle holds two tenants' CAs, each of which issued a client
+    certificate with the same subject CN ``line-1``."""
+
+    first: DevPki
+    second: DevPki
+    issue_port: int
+    verify_port: int
+    public_port: int
+    secured: Secured
+    admins: dict[str, str]
+
+    def channel(self, pki: DevPki, port: int | None = None) -> grpc.Channel:
+        files = pki.clients[0]
+        return grpc.secure_channel(f"127.0.0.1:{port or self.issue_port}", client_credentials(
+            self.first.ca, files.certificate, files.key))
+
+    def bind(self, tenant: str, pki: DevPki) -> apb.BindCertificateResponse:
+        response = self.secured.ok("/pharmatrace.v1.Admin/BindCertificate",
+                                   apb.BindCertificateRequest(
+                                       tenant=tenant, role=apb.ROLE_REGULATOR,
+                                       certificate_pem=pki.clients[0].certificate.read_text()),
+                                   self.admins[tenant])
+        assert isinstance(response, apb.BindCertificateResponse)
+        return response
+
+
+@pytest.fixture(scope="module")
+def two_cas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoCas]:
+    first = init_dev_pki(tmp_path_factory.mktemp("ca-one"), clients=("line-1",))
+    second = init_dev_pki(tmp_path_factory.mktemp("ca-two"), clients=("line-1",))
+    tls = Tls(first.server.read_bytes(), first.server_key.read_bytes(),
+              client_ca=first.ca.read_bytes() + second.ca.read_bytes())
+    data = tmp_path_factory.mktemp("two-cas-data")
+    loop = _LoopThread()
+    codegen = loop.run(codegen_app.start(data, KeySource.dev(), "127.0.0.1:0",
+                                         Metrics(CollectorRegistry()), tls=tls,
+                                         authenticate=True))
+    workers = WorkerPool(WorkerConfig(data, "127.0.0.1", 0, dev_keys=True, tls=tls,
+                                      grace_s=1.0, authenticate=True, public_verify=True,
+                                      public_rate=1000.0, public_port=0), workers=1)
+    admin_channel = None
+    try:
+        verify_port = workers.start()
+        files = first.clients[0]
+        admin_channel = grpc.secure_channel(f"127.0.0.1:{codegen.port}", client_credentials(
+            first.ca, files.certificate, files.key))
+        secured = Secured.issuance(codegen, admin_channel)
+        admins = {t: create_tenant(secured, t) for t in ("ca-a", "ca-b", "ca-c", "ca-d")}
+        assert workers.public_port is not None
+        yield TwoCas(first, second, codegen.port, verify_port, workers.public_port, secured,
+                     admins)
+    finally:
+        if admin_channel is not None:
+            admin_channel.close()
+        workers.stop(1.0)
+        loop.run(codegen.stop(1.0))
+        loop.close()
+
+
+def test_a_binding_pins_one_certificate_not_its_subject_name(two_cas: TwoCas) -> None:
+    """Tenant ca-a binds the first CA's line-1, tenant ca-b the second CA's line-1 (same CN):
+    each certificate acts only in the tenant that bound it; bound in both explicitly, one
+    certificate acts in both."""
+    one, two = two_cas.first, two_cas.second
+    bound = two_cas.bind("ca-a", one).credential
+    assert bound.certificate_cn == "line-1" and len(bound.certificate_sha256) == 64
+    assert bound.certificate_issuer == "CN=pharmatrace development CA"
+    two_cas.bind("ca-b", two)
+    first, second = two_cas.channel(one), two_cas.channel(two)
+    try:
+        def outcome(channel: grpc.Channel, tenant: str) -> grpc.StatusCode:
+            return invoke(channel, LIST_PRODUCTS, apb.ListProductsRequest(tenant=tenant)).code
+
+        assert [outcome(first, t) for t in ("ca-a", "ca-b", "ca-c")] == [
+            OK, UNAUTHENTICATED, UNAUTHENTICATED]
+        assert [outcome(second, t) for t in ("ca-a", "ca-b", "ca-c")] == [
+            UNAUTHENTICATED, OK, UNAUTHENTICATED]
+        two_cas.bind("ca-c", one)
+        assert [outcome(first, t) for t in ("ca-a", "ca-b", "ca-c")] == [
+            OK, UNAUTHENTICATED, OK]
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_subject_name_alone_no_longer_binds(two_cas: TwoCas) -> None:
+    """BindCertificate with only a CN is INVALID_ARGUMENT asking for the certificate."""
+    outcome = two_cas.secured.call("/pharmatrace.v1.Admin/BindCertificate",
+                                   apb.BindCertificateRequest(
+                                       tenant="ca-a", certificate_cn="line-1",
+                                       role=apb.ROLE_LINE), two_cas.admins["ca-a"])
+    assert outcome.code is grpc.StatusCode.INVALID_ARGUMENT
+    assert "certificate_pem" in outcome.details and "PEM" in outcome.details
+
+
+def test_public_verification_works_beside_mutual_tls(two_cas: TwoCas) -> None:
+    """The verification port requires a client certificate; beside it, the public port takes
+    callers without one over TLS: they may Verify, and nothing else. A bound certificate
+    still authenticates on the mutual-TLS port."""
+    refused = grpc.secure_channel(f"127.0.0.1:{two_cas.verify_port}",
+                                  client_credentials(two_cas.first.ca, None, None))
+    try:
+        handshake = invoke(refused, RPCS["/pharmatrace.v1.Verification/Verify"],
+                           vpb.VerifyRequest(tenant="ca-a", code="x"))
+        assert handshake.code is grpc.StatusCode.UNAVAILABLE
+    finally:
+        refused.close()
+    anonymous = grpc.secure_channel(f"127.0.0.1:{two_cas.public_port}",
+                                    client_credentials(two_cas.first.ca, None, None))
+    try:
+        grpc.channel_ready_future(anonymous).result(timeout=RPC_TIMEOUT_S)
+        verified = invoke(anonymous, RPCS["/pharmatrace.v1.Verification/Verify"],
+                          vpb.VerifyRequest(tenant="ca-a", code="(01)09501101530003(21)X1"))
+        assert verified.code is OK, verified
+        batch = invoke(anonymous, RPCS["/pharmatrace.v1.Verification/VerifyBatch"],
+                       vpb.VerifyBatchRequest(tenant="ca-a", codes=["x"]))
+        assert batch.code is UNAUTHENTICATED
+    finally:
+        anonymous.close()
+    two_cas.bind("ca-d", two_cas.second)
+    bound = two_cas.channel(two_cas.second, two_cas.verify_port)
+    try:
+        batch = invoke(bound, RPCS["/pharmatrace.v1.Verification/VerifyBatch"],
+                       vpb.VerifyBatchRequest(tenant="ca-d", codes=["x"]))
+        assert batch.code is OK, batch
+    finally:
+        bound.close()

@@ -1,0 +1,69 @@
+"""Partners' EPCIS documents read away from the event loop: parsing and schema checking hold
+the GIL for seconds on a large document, so they run in worker processes, one document of a
+tenant at a time, while every other tenant's calls keep being answered."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+
+from tracecore.errors import Unavailable
+from tracecore.ledger import exchange
+from tracecore.ledger.tenants import LEDGER, Tenant
+
+#: Default bound of one imported document.
+DEFAULT_MAX_BYTES = exchange.MAX_DOCUMENT_BYTES
+
+
+@dataclass
+class Importer:
+    """The worker processes that read documents, and the turn each tenant waits for."""
+
+    max_bytes: int = DEFAULT_MAX_BYTES
+    """Largest document one import may send (``pharmatrace serve --max-import-mib``)."""
+    workers: int = 0
+    """Worker processes; 0: one per core (at least two, so one tenant cannot hold them all)."""
+    _pool: ProcessPoolExecutor | None = field(default=None, repr=False)
+    _turns: dict[str, asyncio.Lock] = field(default_factory=dict, repr=False)
+
+    async def read(self, tenant: Tenant, text: str) -> exchange.Imported:
+        """The document's events; InvalidArgument naming the problem (its size, its JSON,
+        its nesting, the first event that does not conform)."""
+        exchange.check_size(text, self.max_bytes)
+        # A tenant's documents are read one after another: a tenant sending many at once
+        # queues behind itself and leaves the other workers to other tenants.
+        turn = self._turns.setdefault(tenant.name, asyncio.Lock())
+        async with turn:
+            loop = asyncio.get_running_loop()
+            try:
+                return await loop.run_in_executor(
+                    self._executor(), exchange.import_from, tenant.path / LEDGER, tenant.name,
+                    text, self.max_bytes)
+            except BrokenProcessPool:
+                # A worker died (killed, out of memory): the next import gets fresh ones.
+                self.close()
+                raise Unavailable("the document reader stopped while reading this document; "
+                                  "send it again") from None
+
+    def close(self) -> None:
+        """Stops the worker processes at once (a document being read is abandoned), so that
+        shutting down never waits for a large document."""
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            workers = list(pool._processes.values())
+            pool.shutdown(wait=False, cancel_futures=True)
+            for process in workers:
+                process.terminate()
+
+    def _executor(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            # Spawned, not forked: the server process runs gRPC and LMDB threads that a fork
+            # would copy in an unknown state.
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers or max(2, os.cpu_count() or 1),
+                mp_context=multiprocessing.get_context("spawn"))
+        return self._pool
