@@ -31,8 +31,6 @@ from tracecore.ledger.records import CODE_RECORD_SIZE, FLAG_IN_TRANSIT, ref_of
 from tracecore.ledger.tenants import Tenant
 from tracecore.mac import Mac
 from tracecore.minting import check_tags
-from tracecore.schemes.base import Scan
-from tracecore.schemes.repair import Repaired, hint, readings
 from tracecore.oversight import (
     ENDED,
     RECALLABLE,
@@ -47,6 +45,8 @@ from tracecore.oversight import (
     clone,
     diversion,
 )
+from tracecore.schemes.base import Scan
+from tracecore.schemes.repair import Repaired, hint, readings
 from tracecore.status import DECOMMISSIONED, Status
 
 # status, flags, key id, product ref, batch ref, holder ref, region: the fields of a code
