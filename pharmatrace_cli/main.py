@@ -19,6 +19,7 @@ from pharmatrace_cli import (
     demo,
     exchange,
     labels,
+    lifecycle,
     masterdata,
     ops,
     oversight,
@@ -120,6 +121,7 @@ def _parser() -> argparse.ArgumentParser:
     regions.register(commands)
     labels.register(commands)
     replication.register(commands)
+    lifecycle.register(commands)
     completion.register(commands, parser)
     add_examples()
     return parser
