@@ -54,7 +54,7 @@ def register(commands: Any) -> None:
                  _commission, "pharmatrace commission --tenant acme --file printed.txt "
                  "--party plant-1")
     step.add_argument("--lot", help="the batch, when the pool was not issued for one")
-    step.add_argument("--level", choices=("pack", "case", "pallet"),
+    step.add_argument("--level", choices=("unit", "bundle", "case", "pallet"),
                       help="packaging level (default: the pool's)")
     for name, text, run in (("pack", "Aggregate codes into a container (case, pallet).", _pack),
                             ("unpack", "Take codes out of a container (all of them when no "
