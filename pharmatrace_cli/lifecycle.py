@@ -66,8 +66,8 @@ def register(commands: Any) -> None:
             sub.add_argument("--partial", action="store_true",
                              help="a container short of its pack ratio on purpose")
     ship = _step(commands, "ship", "Ship packs or containers to a party.", _ship,
-                 "scanner-export | pharmatrace ship --tenant acme --party dc-1 --to pharmacy-7 "
-                 "--file -")
+                 "pharmatrace ship --tenant acme --party dc-1 --to pharmacy-7 --file - "
+                 "< scanned.txt")
     ship.add_argument("--to", required=True, dest="destination",
                       help="party id of the addressee")
     _step(commands, "receive", "Receive packs or containers at --party.", _receive,
