@@ -99,7 +99,8 @@ def hint(text: str, found: list[Repaired]) -> str:
     if foreign:
         return ("characters a US keyboard does not type (" + " ".join(foreign[:5])
                 + "): a scanner typing through a non-US keyboard layout?")
-    stand_ins = [s for s in _GS_STAND_INS[:9] if s in text]
+    # Only the spelled-out stand-ins: "@", "~" and "|" are ordinary characters of many inputs.
+    stand_ins = [s for s in _GS_STAND_INS if len(s) > 1 and s in text]
     if stand_ins:
         return f"{stand_ins[0]!r} where a group separator belongs"
     if text[:1] == "]" and text[1:3] not in ("d2", "C1", "Q3"):
