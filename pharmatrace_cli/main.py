@@ -20,6 +20,7 @@ from pharmatrace_cli import (
     demo,
     exchange,
     labels,
+    lifecycle,
     masterdata,
     ops,
     oversight,
@@ -124,6 +125,7 @@ def _parser() -> argparse.ArgumentParser:
     replication.register(commands)
     partners.register(commands)
     certbind.register(commands)
+    lifecycle.register(commands)
     completion.register(commands, parser)
     add_examples()
     return parser

@@ -96,10 +96,13 @@ def _write(rows: Rows, batch: Sequence[str], answer: Any, reasons: _Reasons) -> 
     products, lots = answer.products, answer.batches
     as_json = rows.format == "json"
     lines: list[str] = []
-    for code, verdict, status, mask, scans, first, pi, bi in zip(
+    repaired = dict(zip(answer.repaired_rows, zip(answer.repaired_codes, answer.repairs,
+                                                  strict=True), strict=True))
+    hints = dict(zip(answer.hint_rows, answer.hints, strict=True))
+    for row, (code, verdict, status, mask, scans, first, pi, bi) in enumerate(zip(
             batch, answer.verdicts, answer.statuses, answer.alert_masks, answer.scan_counts,
             answer.first_verified_at_ms, answer.product_indexes, answer.batch_indexes,
-            strict=True):
+            strict=True)):
         key = (verdict, status, mask, pi, bi)
         common = shared.get(key)
         if common is None:
@@ -108,7 +111,9 @@ def _write(rows: Rows, batch: Sequence[str], answer: Any, reasons: _Reasons) -> 
                                            lots[bi] if bi >= 0 else None)
         doc, cells, tail = common
         reason = reasons.get(code) if verdict != _GENUINE else ""
-        if as_json and not reason:
+        fixed, note = repaired.get(row, ("", ""))
+        hint = hints.get(row, "")
+        if as_json and not (reason or note or hint):
             counts = (f'"scan_count": {scans}, "first_verified_at_ms": {first}, ' if scans
                       else "")
             lines.append(f'{{"input": {_dumps(code)}, {counts}{tail}\n')
@@ -120,6 +125,12 @@ def _write(rows: Rows, batch: Sequence[str], answer: Any, reasons: _Reasons) -> 
         if reason:
             doc["reason"] = reason
             alerts = f"{alerts}  ({reason})".lstrip()
+        if note:
+            doc["repaired"] = {"code": fixed, "what": note}
+            alerts = f"{alerts}  (repaired as {fixed}: {note})".lstrip()
+        if hint:
+            doc["hint"] = hint
+            alerts = f"{alerts}  (hint: {hint})".lstrip()
         if lines:
             rows.json_text("".join(lines))
             lines.clear()
@@ -185,8 +196,10 @@ class Tally:
         self.verdicts: Counter[int] = Counter()
         self.statuses: Counter[int] = Counter()
         self.masks: Counter[int] = Counter()
+        self.repaired = 0
 
     def add(self, answer: Any) -> None:
+        self.repaired += len(answer.repaired_rows)
         self.verdicts.update(answer.verdicts)
         self.statuses.update(answer.statuses)
         self.masks.update(answer.alert_masks)
@@ -222,6 +235,8 @@ class Tally:
         lines.append("alerts:  " + (_counts(alerts, lambda k: pb.AlertKind.Name(k)
                                             .removeprefix("ALERT_KIND_").lower())
                                     if alerts else "none"))
+        if self.repaired:
+            lines.append(f"repaired: {self.repaired:,} scrambled scans read as their codes")
         return "\n".join(lines)
 
 

@@ -13,7 +13,7 @@ import datetime as dt
 import enum
 import functools
 import struct
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from pharmatrace.v1 import common_pb2 as pb
@@ -29,6 +29,7 @@ from tracecore.ledger.observations import Observations
 from tracecore.ledger.oversight import Holds
 from tracecore.ledger.records import CODE_RECORD_SIZE, FLAG_FOREIGN, FLAG_IN_TRANSIT, ref_of
 from tracecore.ledger.tenants import Tenant
+from tracecore.mac import Mac
 from tracecore.minting import check_tags
 from tracecore.oversight import (
     ENDED,
@@ -44,6 +45,8 @@ from tracecore.oversight import (
     clone,
     diversion,
 )
+from tracecore.schemes.base import Scan
+from tracecore.schemes.repair import Repaired, hint, readings
 from tracecore.status import DECOMMISSIONED, Status
 
 # status, flags, key id, product ref, batch ref, holder ref, region: the fields of a code
@@ -126,6 +129,10 @@ class Answers:
     """For KNOWN_FOREIGN rows: who minted the code, as the ledger was told ("" unknown)."""
     batches: list[pb.Batch] = field(default_factory=list)
     products: list[pb.Product] = field(default_factory=list)
+    repairs: dict[int, str] = field(default_factory=dict)
+    """Row -> what was repaired in a scrambled scan, whose answer is that of the repaired code."""
+    hints: dict[int, str] = field(default_factory=dict)
+    """Row -> what looks wrong with a scan that failed and could not be repaired."""
 
 
 class Verifier:
@@ -150,8 +157,12 @@ class Verifier:
             new = history.replacement(ledger, txn, parse(code).code.key())[0]
         return new.text() if new is not None else ""
 
-    def verify(self, texts: Sequence[str | bytes], context: ScanContext, now_ms: int) -> Answers:
-        """Answers for every input; a malformed one gets INVALID_FORMAT, never an exception."""
+    def verify(self, texts: Sequence[str | bytes], context: ScanContext, now_ms: int,
+               repair: bool = True) -> Answers:
+        """Answers for every input; a malformed one gets INVALID_FORMAT, never an exception.
+        With ``repair``, an input that does not parse or whose tag does not verify is read
+        again as a scrambled scan (see ``tracecore.schemes.repair``): after the failure only,
+        so well-formed codes pay nothing for it."""
         tenant = self._tenant
         keys = tenant.keys
         macs = keys.macs()
@@ -175,6 +186,7 @@ class Verifier:
             context.party_id or context.purpose in SUPPLY_CHAIN_PURPOSES)
         raised: list[Raised] = []
         foreign.open_late(ledger)
+        failed: list[int] = []
         with ledger.env.read() as txn:
             get = txn.get
             holds = Holds(ledger, txn)
@@ -182,6 +194,7 @@ class Verifier:
             for row, scan in enumerate(scans):
                 if isinstance(scan, ParseError):
                     _append(out, Verdict.INVALID_FORMAT, "", scan.reason)
+                    failed.append(row)
                     continue
                 code = scan.code
                 key_id = next(key_ids)
@@ -189,6 +202,7 @@ class Verifier:
                 data = get(key, db=codes_db)
                 if key_id is None and (data is None or not data[2] & FLAG_FOREIGN):
                     _append(out, Verdict.BAD_SIGNATURE, code.text(), NOT_MINTED)
+                    failed.append(row)
                     continue
                 if data is None:
                     _append(out, Verdict.UNKNOWN, code.text(), "signed, but not in the ledger")
@@ -265,7 +279,46 @@ class Verifier:
                     out.first_verified_ms[row] = first
         if raised and self._alerts is not None:
             self._alerts.buffer(raised)
+        if failed and repair:
+            self._repair(out, texts, failed, context, now_ms, macs)
         return out
+
+    def _repair(self, out: Answers, texts: Sequence[str | bytes], rows: list[int],
+                context: ScanContext, now_ms: int, macs: Mapping[int, Mac]) -> None:
+        """Failed rows read again as scrambled scans: where exactly one reading's tag
+        verifies, the row answers for that code and says what was repaired; elsewhere it says
+        what looks wrong."""
+        def signed(scan: Scan) -> bool:
+            return check_tags([scan.code], macs)[0] is not None
+
+        found: dict[int, Repaired] = {}
+        for row in rows:
+            raw = texts[row]
+            text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+            candidates = readings(text, signed)
+            if len(candidates) == 1:
+                found[row] = candidates[0]
+            elif note := hint(text, candidates):
+                out.hints[row] = note
+        if not found:
+            return
+        again = self.verify([r.text for r in found.values()], context, now_ms, repair=False)
+        batch_offset, product_offset = len(out.batches), len(out.products)
+        out.batches.extend(again.batches)
+        out.products.extend(again.products)
+        for i, (row, repaired) in enumerate(found.items()):
+            out.verdicts[row] = again.verdicts[i]
+            out.statuses[row] = again.statuses[i]
+            out.alert_masks[row] = again.alert_masks[i]
+            out.scan_counts[row] = again.scan_counts[i]
+            out.first_verified_ms[row] = again.first_verified_ms[i]
+            b, p = again.batch_indexes[i], again.product_indexes[i]
+            out.batch_indexes[row] = b + batch_offset if b >= 0 else -1
+            out.product_indexes[row] = p + product_offset if p >= 0 else -1
+            out.levels[row] = again.levels[i]
+            out.codes[row] = again.codes[i]
+            out.reasons[row] = again.reasons[i]
+            out.repairs[row] = repaired.note
 
     def _count_and_check(self, out: Answers, keys: list[bytes], rows: list[int],
                          stats: list[tuple[int, int, int, int]], context: ScanContext,

@@ -129,7 +129,14 @@ class VerificationServicer(verification_pb2_grpc.VerificationServicer):
         else:
             answers = verification.verify_batch(*args)
         self._count(answers)
+        repaired = sorted(answers.repairs)
+        hinted = sorted(answers.hints)
         return pb.VerifyBatchResponse(
+            repaired_rows=repaired,
+            repaired_codes=[answers.codes[row] for row in repaired],
+            repairs=[answers.repairs[row] for row in repaired],
+            hint_rows=hinted,
+            hints=[answers.hints[row] for row in hinted],
             verdicts=answers.verdicts,  # type: ignore[arg-type]
             statuses=answers.statuses,  # type: ignore[arg-type]
             alert_masks=answers.alert_masks,
@@ -167,6 +174,8 @@ def _single(answers: Answers) -> pb.VerifyResponse:
         scan_count=answers.scan_counts[0],
         level=answers.levels[0],  # type: ignore[arg-type]
         minted_by=answers.minted_by.get(0, ""),
+        repaired=answers.repairs.get(0, ""),
+        hint=answers.hints.get(0, ""),
     )
     if answers.product_indexes[0] >= 0:
         response.product.CopyFrom(product_summary(answers.products[answers.product_indexes[0]]))

@@ -118,3 +118,15 @@ def test_ambiguous_repairs_are_refused() -> None:
     assert repair(text, lambda scan: True) is None
     repaired = repair(text, _tag_verifies)
     assert repaired is not None and repaired.scan.code.serial == serial
+
+
+def test_a_scan_that_cannot_be_repaired_gets_a_hint_of_what_looks_wrong() -> None:
+    """Characters no US keyboard types, a spelled-out separator, an unknown symbology
+    identifier or lower case in an element string each get their hint; a plain typo none."""
+    from tracecore.schemes.repair import hint
+
+    assert "keyboard layout" in hint("(01)0950110153000ä", [])
+    assert "'<GS>' where a group separator belongs" in hint("]d2010950<GS>21ab", [])
+    assert "symbology identifier" in hint("]x2010950", [])
+    assert "Caps Lock" in hint("(01)09501101530003(21)abc", [])
+    assert hint("(01)09501101530003(21)ABC", []) == ""

@@ -66,22 +66,50 @@ class Repaired:
     note: str
 
 
-def repair(text: str, check: Callable[[Scan], bool]) -> Repaired | None:
-    """The single candidate code that parses and passes ``check``; None when none does, or when
-    candidates disagree on the code (ambiguous: better unrepaired than wrong)."""
+def readings(text: str, check: Callable[[Scan], bool]) -> list[Repaired]:
+    """Every candidate reading of ``text`` that parses and passes ``check``, one per distinct
+    code, the likeliest first."""
     from tracecore.codes import parse
 
-    found: list[Repaired] = []
+    found: dict[object, Repaired] = {}
     for candidate, note in repair_candidates(text):
         try:
             scan = parse(candidate)
         except ParseError:
             continue
-        if check(scan):
-            found.append(Repaired(scan, candidate, note))
-    if not found or any(r.scan.code != found[0].scan.code for r in found[1:]):
-        return None
-    return found[0]
+        if scan.code not in found and check(scan):
+            found[scan.code] = Repaired(scan, candidate, note)
+    return list(found.values())
+
+
+def repair(text: str, check: Callable[[Scan], bool]) -> Repaired | None:
+    """The single candidate code that parses and passes ``check``; None when none does, or when
+    candidates disagree on the code (ambiguous: better unrepaired than wrong)."""
+    found = readings(text, check)
+    return found[0] if len(found) == 1 else None
+
+
+def hint(text: str, found: list[Repaired]) -> str:
+    """What looks wrong with a scan that could not be repaired (``found``: its readings that
+    verify, none or several); "" when nothing points at the scanner or the keyboard."""
+    if len(found) > 1:
+        return ("ambiguous scan: reads as " + " or ".join(r.scan.code.text() for r in found[:3])
+                + "; scan it again")
+    foreign = sorted({c for c in text if not c.isascii()})
+    if foreign:
+        return ("characters a US keyboard does not type (" + " ".join(foreign[:5])
+                + "): a scanner typing through a non-US keyboard layout?")
+    # Only the spelled-out stand-ins: "@", "~" and "|" are ordinary characters of many inputs.
+    stand_ins = [s for s in _GS_STAND_INS if len(s) > 1 and s in text]
+    if stand_ins:
+        return f"{stand_ins[0]!r} where a group separator belongs"
+    if text[:1] == "]" and text[1:3] not in ("d2", "C1", "Q3"):
+        return f"unknown symbology identifier {text[:3]!r}"
+    if text != text.strip():
+        return "spaces or line ends around the code"
+    if any(c.islower() for c in text) and text[:1] in "(]0" and "://" not in text:
+        return "lower-case letters in an element string: Caps Lock?"
+    return ""
 
 
 def _keyboard(text: str) -> list[tuple[str, str]]:

@@ -259,6 +259,8 @@ class VerifyResponse(_message.Message):
     LEVEL_FIELD_NUMBER: _builtins.int
     REPLACED_BY_FIELD_NUMBER: _builtins.int
     MINTED_BY_FIELD_NUMBER: _builtins.int
+    REPAIRED_FIELD_NUMBER: _builtins.int
+    HINT_FIELD_NUMBER: _builtins.int
     verdict: Global___Verdict.ValueType
     status: _common_pb2.CodeStatus.ValueType
     code: _builtins.str
@@ -274,6 +276,13 @@ class VerifyResponse(_message.Message):
     """A replaced label (status VOIDED): the canonical text of the code that replaces it."""
     minted_by: _builtins.str
     """KNOWN_FOREIGN: who minted the code, as the ledger was told."""
+    repaired: _builtins.str
+    """A scrambled scan (Caps Lock, keyboard layout, lost group separator, symbology identifier)
+    read unambiguously as a code whose tag verifies: what was repaired; the answer is that
+    code's (`code` is its canonical text).
+    """
+    hint: _builtins.str
+    """A scan that failed and could not be repaired: what looks wrong with it, for people."""
     @_builtins.property
     def product(self) -> Global___ProductSummary: ...
     @_builtins.property
@@ -295,10 +304,12 @@ class VerifyResponse(_message.Message):
         level: _common_pb2.PackagingLevel.ValueType = ...,
         replaced_by: _builtins.str = ...,
         minted_by: _builtins.str = ...,
+        repaired: _builtins.str = ...,
+        hint: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "product", b"product"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alerts", b"alerts", "batch", b"batch", "code", b"code", "first_verified_at_ms", b"first_verified_at_ms", "level", b"level", "minted_by", b"minted_by", "product", b"product", "reason", b"reason", "replaced_by", b"replaced_by", "scan_count", b"scan_count", "status", b"status", "verdict", b"verdict"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alerts", b"alerts", "batch", b"batch", "code", b"code", "first_verified_at_ms", b"first_verified_at_ms", "hint", b"hint", "level", b"level", "minted_by", b"minted_by", "product", b"product", "reason", b"reason", "repaired", b"repaired", "replaced_by", b"replaced_by", "scan_count", b"scan_count", "status", b"status", "verdict", b"verdict"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -348,6 +359,11 @@ class VerifyBatchResponse(_message.Message):
     BATCHES_FIELD_NUMBER: _builtins.int
     PRODUCT_INDEXES_FIELD_NUMBER: _builtins.int
     PRODUCTS_FIELD_NUMBER: _builtins.int
+    REPAIRED_ROWS_FIELD_NUMBER: _builtins.int
+    REPAIRED_CODES_FIELD_NUMBER: _builtins.int
+    REPAIRS_FIELD_NUMBER: _builtins.int
+    HINT_ROWS_FIELD_NUMBER: _builtins.int
+    HINTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def verdicts(self) -> _containers.RepeatedScalarFieldContainer[Global___Verdict.ValueType]: ...
     @_builtins.property
@@ -372,6 +388,22 @@ class VerifyBatchResponse(_message.Message):
 
     @_builtins.property
     def products(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProductSummary]: ...
+    @_builtins.property
+    def repaired_rows(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Sparse: the rows whose scan was repaired (their columns answer the repaired code), the
+        canonical text of that code and what was repaired, in the same order.
+        """
+
+    @_builtins.property
+    def repaired_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def repairs(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def hint_rows(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Sparse: the failed rows that could not be repaired and what looks wrong with each."""
+
+    @_builtins.property
+    def hints(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
         self,
         *,
@@ -384,10 +416,15 @@ class VerifyBatchResponse(_message.Message):
         batches: _abc.Iterable[Global___BatchSummary] | None = ...,
         product_indexes: _abc.Iterable[_builtins.int] | None = ...,
         products: _abc.Iterable[Global___ProductSummary] | None = ...,
+        repaired_rows: _abc.Iterable[_builtins.int] | None = ...,
+        repaired_codes: _abc.Iterable[_builtins.str] | None = ...,
+        repairs: _abc.Iterable[_builtins.str] | None = ...,
+        hint_rows: _abc.Iterable[_builtins.int] | None = ...,
+        hints: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert_masks", b"alert_masks", "batch_indexes", b"batch_indexes", "batches", b"batches", "first_verified_at_ms", b"first_verified_at_ms", "product_indexes", b"product_indexes", "products", b"products", "scan_counts", b"scan_counts", "statuses", b"statuses", "verdicts", b"verdicts"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert_masks", b"alert_masks", "batch_indexes", b"batch_indexes", "batches", b"batches", "first_verified_at_ms", b"first_verified_at_ms", "hint_rows", b"hint_rows", "hints", b"hints", "product_indexes", b"product_indexes", "products", b"products", "repaired_codes", b"repaired_codes", "repaired_rows", b"repaired_rows", "repairs", b"repairs", "scan_counts", b"scan_counts", "statuses", b"statuses", "verdicts", b"verdicts"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
