@@ -17,9 +17,11 @@ from dataclasses import replace
 from pharmatrace.v1 import common_pb2 as cpb
 from pharmatrace.v1 import ledger_pb2 as lpb
 
+from tracecore import localday
 from tracecore.codes import Code
 from tracecore.errors import InvalidArgument, TraceError
 from tracecore.events import Event, EventKind
+from tracecore.ledger import policy
 from tracecore.ledger.counters import Flow, Tally
 from tracecore.ledger.env import Txn
 from tracecore.ledger.journal import Journal
@@ -98,6 +100,7 @@ class _Session:
         self._party_ids: dict[int, str] = {}
         self._batches: dict[tuple[int, str], int] = {}
         self._expiry: dict[int, dt.date] = {}
+        self._zone = policy.day_zone(ledger, txn)
         self.holds = Holds(ledger, txn)
         self._batch_rules: dict[int, tuple[cpb.Batch, RegionRule]] = {}
         self._party_rules: dict[int, RegionRule | None] = {}
@@ -296,7 +299,7 @@ class _Session:
         self.view.shipments[key] = shipper
 
     def flow(self, record: CodeRecord, flow: Flow, at_ms: int) -> None:
-        self.view.tally.flow(record, flow, at_ms)
+        self.view.tally.flow(record, flow, localday.day_of(at_ms, self._zone))
 
     def raise_alert(self, raised: Raised) -> int:
         alerts = self.view.alerts

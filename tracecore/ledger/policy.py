@@ -43,3 +43,9 @@ def write(ledger: Ledger, policy: Policy) -> Policy:
         return Policy(label_replacement=policy.label_replacement, time_zone=stored)
 
     return ledger.env.write(fn)
+
+
+def day_zone(ledger: Ledger, txn: Txn) -> str:
+    """The zone the ledger's daily counters are cut in: its own, or UTC for a ledger that never
+    set one (its counters were always kept in UTC days)."""
+    return bytes(txn.get(_TIME_ZONE, db=ledger.db["meta"]) or b"UTC").decode()
