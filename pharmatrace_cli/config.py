@@ -16,6 +16,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from tracecore import localday
+from tracecore.errors import InvalidArgument
+
 PASSPHRASE_ENV = "PHARMATRACE_KEY_PASSPHRASE"  # noqa: S105 - a variable name
 KEY_FILE_ENV = "PHARMATRACE_KEY_FILE"
 MAX_MAP_SIZE_ENV = "PHARMATRACE_MAX_MAP_SIZE"
@@ -106,6 +109,8 @@ class Settings:
     $PHARMATRACE_CLONE_MAX_SPEED_KMH."""
     log_level: str | None = None
     """DEBUG, INFO, WARNING or ERROR; None: $PHARMATRACE_LOG_LEVEL, else INFO."""
+    default_time_zone: str = "UTC"
+    """IANA time zone of a tenant created without one: where its days begin in reports."""
 
     def problems(self) -> list[str]:
         """What is wrong with the combination of settings (each value alone is checked when
@@ -135,6 +140,10 @@ class Settings:
             out.append("clone_max_scans: must be 1 or more")
         if self.clone_max_speed_kmh is not None and not self.clone_max_speed_kmh > 0:
             out.append("clone_max_speed_kmh: must be more than 0")
+        try:
+            localday.zone(self.default_time_zone)
+        except InvalidArgument:
+            out.append(f"default_time_zone: unknown IANA time zone {self.default_time_zone!r}")
         if self.log_level is not None and self.log_level.upper() not in _LEVELS:
             out.append(f"log_level: must be one of {', '.join(_LEVELS)}")
         return out
@@ -168,6 +177,7 @@ _TYPES: dict[str, type] = {
     "tls_key": Path, "client_ca": Path, "grace": float, "ready_file": Path,
     "max_map_size": int, "key_file": Path, "key_passphrase_file": Path, "migrate": bool,
     "clone_max_scans": int, "clone_max_speed_kmh": float, "log_level": str,
+    "default_time_zone": str,
     "nats": str, "replicated_commit": bool, "metrics_host": str, "max_import_mib": int,
     "public_port": int,
 }

@@ -117,11 +117,11 @@ class TraceServicer(trace_pb2_grpc.TraceServicer):
                                     region=request.region)
         now = dt.datetime.now(dt.UTC)
         report = reports.region_report(self._data.get(request.tenant).ledger, query,
-                                       now.date())
+                                       int(now.timestamp() * 1000))
         return pb.RegionReportResponse(
             rows=[region_row(r) for r in report.rows], start=report.period.start.isoformat(),
             end=report.period.end.isoformat(), level=request.level or pb.REGION_LEVEL_PROVINCE,
-            generated_at_ms=int(now.timestamp() * 1000))
+            generated_at_ms=int(now.timestamp() * 1000), time_zone=report.time_zone)
 
 
 def _events(request: pb.ListEventsRequest | pb.ExportEpcisRequest) -> trace.EventQuery:

@@ -437,6 +437,13 @@ def test_flows_outside_the_period_are_left_out(chain: _Chain) -> None:
         (AMOX, "44", 17, 0, 0, 0, 0)]
 
 
+def test_the_report_names_the_time_zone_its_days_are_cut_in(chain: _Chain) -> None:
+    """A tenant that never set a zone gets a report that says its days are UTC days."""
+    response = chain.trace.RegionReport(tpb.RegionReportRequest(tenant=chain.tenant),
+                                        timeout=RPC_TIMEOUT_S)
+    assert response.time_zone == "UTC"
+
+
 def test_the_report_command_prints_a_table_and_writes_a_self_contained_page(
         chain: _Chain, servers: Servers, tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:

@@ -24,7 +24,6 @@ _P = struct.Struct(">cIIB")
 _F = struct.Struct(">cIIIB")
 _COUNT = struct.Struct(">q")
 UNIT = 1
-_DAY_MS = 86_400_000
 
 
 class Flow(enum.IntEnum):
@@ -52,10 +51,10 @@ class Tally:
         units[(after.batch_ref, after.holder_ref, after.status, after.flags, after.product_ref,
                after.region)] += 1
 
-    def flow(self, record: CodeRecord, flow: Flow, when_ms: int) -> None:
+    def flow(self, record: CodeRecord, flow: Flow, day: int) -> None:
+        """One unit moved on ``day``: the tenant's local day number (tracecore.localday)."""
         if record.level == UNIT:
-            self.deltas[_F.pack(b"F", when_ms // _DAY_MS, record.product_ref, record.region,
-                                flow)] += 1
+            self.deltas[_F.pack(b"F", day, record.product_ref, record.region, flow)] += 1
 
     def merge(self, other: Tally) -> None:
         for key, delta in other.deltas.items():

@@ -17,6 +17,7 @@ from dataclasses import replace
 from pharmatrace.v1 import common_pb2 as cpb
 from pharmatrace.v1 import ledger_pb2 as lpb
 
+from tracecore import localday
 from tracecore.codes import Code
 from tracecore.errors import InvalidArgument, TraceError
 from tracecore.events import Event, EventKind
@@ -103,6 +104,7 @@ class _Session:
         self._expiry: dict[int, dt.date] = {}
         self._requesters: dict[int, tuple[str, str]] = {}
         self._dispense_elsewhere: bool | None = None
+        self._zone = policy.day_zone(ledger, txn)
         self.holds = Holds(ledger, txn)
         self._batch_rules: dict[int, tuple[cpb.Batch, RegionRule]] = {}
         self._party_rules: dict[int, RegionRule | None] = {}
@@ -315,7 +317,7 @@ class _Session:
         self.view.shipments[key] = shipper
 
     def flow(self, record: CodeRecord, flow: Flow, at_ms: int) -> None:
-        self.view.tally.flow(record, flow, at_ms)
+        self.view.tally.flow(record, flow, localday.day_of(at_ms, self._zone))
 
     def dispense_elsewhere(self) -> bool:
         if self._dispense_elsewhere is None:

@@ -7,9 +7,9 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from tracecore import masterdata, regions
+from tracecore import localday, masterdata, regions
 from tracecore.errors import InvalidArgument
-from tracecore.ledger import oversight
+from tracecore.ledger import oversight, policy
 from tracecore.ledger.store import Ledger
 from tracecore.oversight import RegionRow
 from tracecore.usecases.declare import ADMIN, REGULATOR, Scope, use_case
@@ -29,9 +29,9 @@ class ReportQuery:
     products: Sequence[str] = ()
     """GTINs or NMPA ids; empty: every product."""
     start: str = ""
-    """First day, YYYY-MM-DD (UTC); default 29 days before ``end``."""
+    """First day, YYYY-MM-DD (the tenant's local day); default 29 days before ``end``."""
     end: str = ""
-    """Last day, inclusive; default today (UTC)."""
+    """Last day, inclusive; default the tenant's today."""
     level: regions.RegionLevel | None = regions.RegionLevel.PROVINCE
     """None: a level the caller named that does not exist."""
     region: str = ""
@@ -57,6 +57,8 @@ class Report:
     rows: list[RegionRow]
     """By product (in the order asked, else registration order), then region."""
     period: Period
+    time_zone: str = "UTC"
+    """The IANA zone whose local days the period and the daily figures are cut in."""
 
 
 def period(start: str, end: str, today: dt.date) -> Period:
@@ -85,12 +87,15 @@ def check_query(query: ReportQuery) -> tuple[regions.RegionLevel, str]:
 
 
 @use_case(roles={ADMIN, REGULATOR}, writes=False, scope=Scope.TENANT)
-def region_report(ledger: Ledger, query: ReportQuery, today: dt.date) -> Report:
-    """Stock now and the flows of the period per product and region prefix at the level."""
+def region_report(ledger: Ledger, query: ReportQuery, now_ms: int) -> Report:
+    """Stock now and the flows of the period per product and region prefix at the level, in the
+    tenant's local days."""
     level, limit = check_query(query)
-    covered = period(query.start, query.end, today)
-    first_day, last_day = covered.days
     with ledger.env.read() as txn:
+        zone = policy.day_zone(ledger, txn)
+        today = dt.date.fromisoformat(localday.iso_date(localday.day_of(now_ms, zone)))
+        covered = period(query.start, query.end, today)
+        first_day, last_day = covered.days
         rows = oversight.region_report(ledger, txn, list(query.products), first_day, last_day,
                                        level, limit)
-    return Report(rows, covered)
+    return Report(rows, covered, zone)

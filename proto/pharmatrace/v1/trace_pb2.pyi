@@ -832,10 +832,13 @@ class RegionReportResponse(_message.Message):
     END_FIELD_NUMBER: _builtins.int
     LEVEL_FIELD_NUMBER: _builtins.int
     GENERATED_AT_MS_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
     start: _builtins.str
     end: _builtins.str
     level: Global___RegionLevel.ValueType
     generated_at_ms: _builtins.int
+    time_zone: _builtins.str
+    """IANA zone whose local midnight cuts the period and the daily figures"""
     @_builtins.property
     def rows(self) -> _containers.RepeatedCompositeFieldContainer[Global___RegionRow]:
         """by product, then region"""
@@ -848,10 +851,11 @@ class RegionReportResponse(_message.Message):
         end: _builtins.str = ...,
         level: Global___RegionLevel.ValueType = ...,
         generated_at_ms: _builtins.int = ...,
+        time_zone: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["end", b"end", "generated_at_ms", b"generated_at_ms", "level", b"level", "rows", b"rows", "start", b"start"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end", b"end", "generated_at_ms", b"generated_at_ms", "level", b"level", "rows", b"rows", "start", b"start", "time_zone", b"time_zone"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
