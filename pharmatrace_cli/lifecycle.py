@@ -70,8 +70,17 @@ def register(commands: Any) -> None:
                  "< scanned.txt")
     ship.add_argument("--to", required=True, dest="destination",
                       help="party id of the addressee")
-    _step(commands, "receive", "Receive packs or containers at --party.", _receive,
-          "pharmatrace receive --tenant acme --party pharmacy-7 --file delivery.txt")
+    receive = _step(commands, "receive", "Receive packs or containers at --party.", _receive,
+                    "pharmatrace receive --tenant acme --party pharmacy-7 --bill DA-2026-0042 "
+                    "--file delivery.txt")
+    for sub in (ship, receive):
+        sub.add_argument("--bill", metavar="NUMBER",
+                         help="the business document it moves under (bill, despatch advice)")
+        sub.add_argument("--bill-type", default="desadv",
+                         help="its type: a CBV business transaction type (po, desadv, inv, ...) "
+                         "or your own, such as crkd for 出入库单 (default desadv)")
+        sub.add_argument("--counterparty", default="", metavar="PARTY",
+                         help="party id of the document's other side")
     dispense = _step(commands, "dispense", "Dispense packs to patients (decommission).",
                      _decommission, "pharmatrace dispense --tenant acme --party pharmacy-7 CODE")
     dispense.set_defaults(status="dispensed")
@@ -164,7 +173,8 @@ def _ship(args: argparse.Namespace) -> int:
 
     stub = endpoints(args).lifecycle()
     return _run(args, lambda codes, ctx: stub.Ship(pb.ShipRequest(
-        tenant=args.tenant, context=ctx, codes=codes, destination=args.destination)))
+        tenant=args.tenant, context=ctx, codes=codes, destination=args.destination,
+        documents=_documents(args))))
 
 
 def _receive(args: argparse.Namespace) -> int:
@@ -172,7 +182,18 @@ def _receive(args: argparse.Namespace) -> int:
 
     stub = endpoints(args).lifecycle()
     return _run(args, lambda codes, ctx: stub.Receive(pb.ReceiveRequest(
-        tenant=args.tenant, context=ctx, codes=codes)))
+        tenant=args.tenant, context=ctx, codes=codes, documents=_documents(args))))
+
+
+def _documents(args: argparse.Namespace) -> list[Any]:
+    """The business document of --bill, if one was given (the server checks its type and
+    number)."""
+    from pharmatrace.v1 import common_pb2 as cpb
+
+    if not args.bill:
+        return []
+    return [cpb.BusinessDocument(type=args.bill_type, id=args.bill,
+                                 counterparty=args.counterparty)]
 
 
 def _decommission(args: argparse.Namespace) -> int:

@@ -203,3 +203,18 @@ def test_verify_repairs_a_caps_lock_scan_and_hints_at_a_layout(
     assert "repaired: 1" in result.stderr
     table = cli("verify", "--tenant", catalog, scrambled).stdout
     assert "repaired as" in table
+
+
+def test_ship_and_receive_under_a_bill_then_the_receipt_is_checked(
+        cli, catalog: str, commissioned: list[str]) -> None:  # noqa: F811
+    """Three packs shipped under despatch advice DA-CLI-1, two received under it: `receipt
+    check` names the one missing and exits 1."""
+    packs = commissioned[COUNT + 6:COUNT + 9]
+    cli.ok("ship", "--tenant", catalog, "--party", "plant-1", "--to", "dc-1",
+           "--bill", "DA-CLI-1", "--counterparty", "dc-1", *packs)
+    cli.ok("receive", "--tenant", catalog, "--party", "dc-1", "--bill", "DA-CLI-1", *packs[:2])
+    checked = cli("receipt", "check", "--tenant", catalog, "--bill", "DA-CLI-1", "--json")
+    assert checked.returncode == 1, checked.stderr
+    rows = [json.loads(line) for line in checked.stdout.splitlines()]
+    assert rows == [{"state": "missing", "code": parse(packs[2]).code.text()}]
+    assert "3 packs shipped, 2 received, 1 missing, 0 extra" in checked.stderr
