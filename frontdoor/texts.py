@@ -55,6 +55,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "w_diversion": "此药品不在本地区的授权销售范围内。",
         "checked": "此追溯码已被查询 {count} 次，首次查询于 {date}。",
         "checked_first": "这是此追溯码的首次查询。",
+        "repaired": "扫描内容有误（如大小写或键盘布局），已按 {code} 识别。",
         "privacy": "本页不显示药品的持有人、库存、流向或价格。",
     },
     "en": {
@@ -123,6 +124,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "w_diversion": "This pack is not authorised for sale in this region.",
         "checked": "This code has been checked {count} times, first on {date}.",
         "checked_first": "This is the first check of this code.",
+        "repaired": ("The scan was scrambled (letter case or keyboard layout); "
+                     "it was read as {code}."),
         "privacy": "This page never shows who holds a pack, stock, route or price.",
     },
 }

@@ -10,12 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pharmatrace.v1 import common_pb2 as pb
 
 from tracecore import codes, gs1
 from tracecore.errors import ParseError
+from tracecore.schemes.repair import repair_candidates
 from tracecore.status import Status
 from tracecore.usecases.declare import PUBLIC, READERS, Scope, use_case
 from tracecore.usecases.resolver import Catalogue
@@ -121,6 +122,8 @@ class PublicCheck:
     scan_count: int = 0
     """Checks of this pack so far, this one included."""
     first_checked_ms: int = 0
+    repaired: str = ""
+    """A scrambled scan read as ``code``: what was repaired ("" when nothing was)."""
 
 
 @use_case(roles={PUBLIC, *READERS}, writes=False, scope=Scope.TENANT)
@@ -134,8 +137,13 @@ def check(catalogue: Catalogue, verify: Verify, text: str, *, now_ms: int, regio
     try:
         scan = codes.parse(text)
     except ParseError as exc:
-        return _product_only(catalogue, text) or PublicCheck(Outcome.UNREADABLE,
-                                                             reason=exc.reason)
+        # A scrambled scan is read by the verifier of the tenant that owns its product, found
+        # here through the candidate readings.
+        found = _first_reading(catalogue, text)
+        if found is None:
+            return _product_only(catalogue, text) or PublicCheck(Outcome.UNREADABLE,
+                                                                 reason=exc.reason)
+        scan = found
     owners = catalogue.owners(scan.code.product)
     if not owners:
         # Answered like a code its manufacturer never issued: who is a customer here is not
@@ -149,7 +157,22 @@ def check(catalogue: Catalogue, verify: Verify, text: str, *, now_ms: int, regio
                 "minted under a revoked"):
             break
     assert answers is not None
-    return _public(answers, scan.code.text(), tenant)
+    checked = _public(answers, answers.codes[0] or scan.code.text(), tenant)
+    if answers.repairs.get(0) and checked.outcome is not Outcome.NOT_GENUINE:
+        return replace(checked, repaired=answers.repairs[0])
+    return checked
+
+
+def _first_reading(catalogue: Catalogue, text: str) -> codes.Scan | None:
+    """The first reading of a scan that does not parse whose product a tenant here owns."""
+    for candidate, _ in repair_candidates(text):
+        try:
+            scan = codes.parse(candidate)
+        except ParseError:
+            continue
+        if catalogue.owners(scan.code.product):
+            return scan
+    return None
 
 
 _NEVER_ISSUED = "this code was never issued: the pack may be counterfeit"

@@ -199,3 +199,20 @@ def test_a_bad_region_is_400(door: Door, shop: Shop) -> None:
     with door.client() as http:
         page = http.get("/check", params={"code": pack.codes[0], "region": "99x"})
     assert page.status_code == 400
+
+
+def test_a_caps_lock_scan_is_read_as_its_code_and_the_page_says_so(door: Door, shop: Shop
+                                                                   ) -> None:
+    """A code pasted with Caps Lock on (letters of lot and serial inverted) is checked as the
+    pack it stands for: "Genuine", and a line saying the scan was read as the canonical code."""
+    pack = shop.pack()
+    code = next(c for c in pack.codes if any(ch.isalpha() for ch in c.rsplit("(21)", 1)[1]))
+    with door.client() as http:
+        page = http.get("/check", params={"code": code.swapcase()},
+                        headers={"Accept-Language": "en"})
+        plain = http.get("/check", params={"code": pack.codes[0]},
+                         headers={"Accept-Language": "en"})
+    assert page.status_code == 200 and outcome(page.text) == "genuine"
+    assert 'data-repaired="' in page.text and "Caps Lock" in page.text
+    assert f"it was read as {code}" in page.text
+    assert "data-repaired" not in plain.text
