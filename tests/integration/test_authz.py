@@ -726,6 +726,37 @@ def test_a_distributor_traces_only_what_was_in_its_custody(served: Secured,
     assert all("DIST-1" in (e.party_id, e.destination) for e in own.events)
 
 
+def test_a_partys_credential_checks_only_the_bills_its_party_is_on(served: Secured,
+                                                                   world: World) -> None:
+    """A bill shipped from PLANT to DIST-1: DIST-1's token checks it, DIST-2's token gets the
+    answer of a bill never used (nothing shipped, nothing received), the admin sees it all."""
+    a, admin = world.a, world.admin
+    dist1, _ = create_token(served, a, admin, Role.DISTRIBUTOR, party="DIST-1")
+    dist2, _ = create_token(served, a, admin, Role.DISTRIBUTOR, party="DIST-2")
+    codes = issue_codes(served, a, admin, 3)
+    bill = cpb.BusinessDocument(type="desadv", id=f"DA-{secrets.token_hex(4)}")
+    lifecycle(served, "Commission", lpb.CommissionRequest(
+        tenant=a, codes=codes, context=lpb.EventContext(party_id="PLANT")), admin)
+    lifecycle(served, "Ship", lpb.ShipRequest(
+        tenant=a, codes=codes, destination="DIST-1", documents=[bill],
+        context=lpb.EventContext(party_id="PLANT")), admin)
+    lifecycle(served, "Receive", lpb.ReceiveRequest(tenant=a, codes=codes[:2],
+                                                    documents=[bill]), dist1)
+
+    def check(token: str) -> tpb.CheckReceiptResponse:
+        answer = served.ok("/pharmatrace.v1.Trace/CheckReceipt",
+                           tpb.CheckReceiptRequest(tenant=a, document=bill), token)
+        assert isinstance(answer, tpb.CheckReceiptResponse)
+        return answer
+
+    for token in (dist1, admin):
+        mine = check(token)
+        assert (mine.shipped, mine.received, list(mine.missing)) == (3, 2, codes[2:])
+    other = check(dist2)
+    assert (other.shipped, other.received, list(other.missing)) == (0, 0, [])
+    assert not other.ship_events and not other.receive_events
+
+
 def test_a_client_stream_is_checked_with_no_message_and_on_every_message(
         served: Secured, world: World) -> None:
     """An empty client stream needs a credential; a later message for another tenant is refused."""

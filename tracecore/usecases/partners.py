@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from pharmatrace.v1 import common_pb2 as cpb
+from pharmatrace.v1 import ledger_pb2 as lpb
 
 from tracecore import masterdata
 from tracecore.codes import Code, parse_many
@@ -153,21 +154,26 @@ class ReceiptCheck:
 def check_receipt(ledger: Ledger, caller: Principal | None, doc: Document) -> ReceiptCheck:
     """Packs shipped under a business document and not received under it (missing), and
     received under it but not shipped (extra). Containers count as the packs inside them, so a
-    pallet shipped whole and received case by case matches."""
+    pallet shipped whole and received case by case matches. A distributor's or pharmacy's
+    credential sees only the bills its party shipped, received or is named on: any other bill
+    answers like one never used, so bill numbers of others cannot be probed."""
     foreign.open_late(ledger)
+    own = _bill_party(caller)
     with ledger.env.read() as txn:
         journal = Journal(ledger.db)
         shipped: set[bytes] = set()
         received: set[bytes] = set()
         ships: list[int] = []
         receipts: list[int] = []
-        for seq in foreign.events_of_document(ledger, txn, doc):
-            event = journal.get(txn, seq)
+        events = [journal.get(txn, seq) for seq in foreign.events_of_document(ledger, txn, doc)]
+        if own and not any(_names(event, own) for event in events):
+            events = []
+        for event in events:
             if event.kind == EventKind.SHIP.value:
-                ships.append(seq)
+                ships.append(event.seq)
                 shipped.update(_packs(ledger, txn, event.codes))
             elif event.kind == EventKind.RECEIVE.value:
-                receipts.append(seq)
+                receipts.append(event.seq)
                 received.update(_packs(ledger, txn, event.codes))
     missing = sorted(shipped - received)
     extra = sorted(received - shipped)
@@ -175,6 +181,21 @@ def check_receipt(ledger: Ledger, caller: Principal | None, doc: Document) -> Re
                         [Code.from_key(k).text() for k in missing[:MAX_LISTED]],
                         [Code.from_key(k).text() for k in extra[:MAX_LISTED]],
                         len(missing), len(extra), ships, receipts)
+
+
+def _bill_party(caller: Principal | None) -> str:
+    """The party whose own bills a credential reads ("" for the admin and the regulator, who
+    read every bill of the tenant)."""
+    if caller is not None and caller.role in (DISTRIBUTOR, PHARMACY):
+        return caller.party_id
+    return ""
+
+
+def _names(event: lpb.EventRecord, party: str) -> bool:
+    """Whether an event under a bill was done by ``party``, went to it, or names it as the
+    bill's counterparty."""
+    return party in (event.party_id, event.destination) or any(
+        d.counterparty == party for d in event.documents)
 
 
 def _packs(ledger: Ledger, txn: Txn, keys: Sequence[bytes]) -> set[bytes]:
