@@ -131,7 +131,10 @@ class VerificationServicer(verification_pb2_grpc.VerificationServicer):
         self._count(answers)
         repaired = sorted(answers.repairs)
         hinted = sorted(answers.hints)
+        minted = sorted(row for row, by in answers.minted_by.items() if by)
         return pb.VerifyBatchResponse(
+            minted_rows=minted,
+            minted_by=[answers.minted_by[row] for row in minted],
             repaired_rows=repaired,
             repaired_codes=[answers.codes[row] for row in repaired],
             repairs=[answers.repairs[row] for row in repaired],

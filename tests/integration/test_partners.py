@@ -185,6 +185,10 @@ def test_codes_register_records_100000_codes_from_a_file(site: _Site, tmp_path: 
     assert "100,000 registered, 0 already known, 0 refused" in done.stderr
     answer = site.verify(codes[12_345])
     assert answer.verdict == vpb.VERDICT_KNOWN_FOREIGN and answer.minted_by == "0614141"
+    own = site.api.codes(site.tenant, site.product.gtin, 1, lot=site.product.lot)
+    batch = site.api.verify_batch(site.tenant, [own[0], codes[7], codes[8]])
+    assert list(batch.verdicts)[1:] == [vpb.VERDICT_KNOWN_FOREIGN] * 2
+    assert (list(batch.minted_rows), list(batch.minted_by)) == ([1, 2], ["0614141"] * 2)
     again = site.cli("codes", "register", codes[0], codes[1])
     assert "0 registered, 2 already known" in again.stderr
 

@@ -364,6 +364,8 @@ class VerifyBatchResponse(_message.Message):
     REPAIRS_FIELD_NUMBER: _builtins.int
     HINT_ROWS_FIELD_NUMBER: _builtins.int
     HINTS_FIELD_NUMBER: _builtins.int
+    MINTED_ROWS_FIELD_NUMBER: _builtins.int
+    MINTED_BY_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def verdicts(self) -> _containers.RepeatedScalarFieldContainer[Global___Verdict.ValueType]: ...
     @_builtins.property
@@ -404,6 +406,12 @@ class VerifyBatchResponse(_message.Message):
 
     @_builtins.property
     def hints(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def minted_rows(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Sparse: the KNOWN_FOREIGN rows whose provenance names who minted the code, and that name."""
+
+    @_builtins.property
+    def minted_by(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
         self,
         *,
@@ -421,10 +429,12 @@ class VerifyBatchResponse(_message.Message):
         repairs: _abc.Iterable[_builtins.str] | None = ...,
         hint_rows: _abc.Iterable[_builtins.int] | None = ...,
         hints: _abc.Iterable[_builtins.str] | None = ...,
+        minted_rows: _abc.Iterable[_builtins.int] | None = ...,
+        minted_by: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert_masks", b"alert_masks", "batch_indexes", b"batch_indexes", "batches", b"batches", "first_verified_at_ms", b"first_verified_at_ms", "hint_rows", b"hint_rows", "hints", b"hints", "product_indexes", b"product_indexes", "products", b"products", "repaired_codes", b"repaired_codes", "repaired_rows", b"repaired_rows", "repairs", b"repairs", "scan_counts", b"scan_counts", "statuses", b"statuses", "verdicts", b"verdicts"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert_masks", b"alert_masks", "batch_indexes", b"batch_indexes", "batches", b"batches", "first_verified_at_ms", b"first_verified_at_ms", "hint_rows", b"hint_rows", "hints", b"hints", "minted_by", b"minted_by", "minted_rows", b"minted_rows", "product_indexes", b"product_indexes", "products", b"products", "repaired_codes", b"repaired_codes", "repaired_rows", b"repaired_rows", "repairs", b"repairs", "scan_counts", b"scan_counts", "statuses", b"statuses", "verdicts", b"verdicts"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
