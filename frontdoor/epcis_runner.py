@@ -103,6 +103,18 @@ class EpcisRunner:
         return self.stores.get(found.name, found.path)
 
     async def _run(self, waiting: list[str]) -> None:
+        while True:
+            try:
+                await self._serve(waiting)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # A fault in one look must not end every tenant's jobs and deliveries.
+                log.exception("EPCIS capture jobs and deliveries")
+                waiting = []
+                await asyncio.sleep(1.0)
+
+    async def _serve(self, waiting: list[str]) -> None:
         fed = 0.0
         while True:
             woken = set(waiting) | set(await asyncio.to_thread(self.stores.woken))
