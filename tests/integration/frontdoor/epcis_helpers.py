@@ -68,6 +68,7 @@ class Receiver:
     """A webhook receiver: every POST it took (headers, JSON body), or 503 while refusing."""
 
     refusing: bool = False
+    refused: int = 0
     taken: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
 
@@ -83,6 +84,7 @@ class Receiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 if receiver.refusing:
+                    receiver.refused += 1
                     self.send_response(503)
                 else:
                     receiver.taken.append(({k.lower(): v for k, v in self.headers.items()},
