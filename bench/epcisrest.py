@@ -105,6 +105,16 @@ def run(tmp: Path, events: int) -> list[Result]:
         say(f"epcisrest: issuing {2 * codes_n:,} codes ...")
         grpc_codes = client.pool("epcisrest-grpc", codes_n)
         rest_codes = client.pool("epcisrest-rest", codes_n)
+        import_codes = client.pool("epcisrest-import", codes_n)
+        # A small document each way first, so the measured runs find the document readers'
+        # processes started and connections open.
+        warm = client.pool("epcisrest-warm", 2 * CODES_PER_EVENT)
+        client.lifecycle.ImportEpcis(lpb.ImportEpcisRequest(
+            tenant=DEV_TENANT, document=_document([_commissioning(warm[:CODES_PER_EVENT])])),
+            timeout=120)
+        answer = http.post("/epcis/capture", headers={"Content-Type": "application/ld+json"},
+                           content=_document([_commissioning(warm[CODES_PER_EVENT:])]))
+        _wait_jobs(http, [answer.headers["location"]], 120)
 
         grpc_events = [lpb.LifecycleEvent(kind=lpb.EVENT_KIND_COMMISSION, context=ctx("PLANT"),
                                           codes=grpc_codes[i:i + CODES_PER_EVENT])
@@ -121,10 +131,18 @@ def run(tmp: Path, events: int) -> list[Result]:
             raise RuntimeError(f"CaptureEvents: {response.changed} changed, "
                                f"{list(response.failures)[:3]}")
 
-        documents = [_document([_commissioning(rest_codes[j:j + CODES_PER_EVENT])
-                                for j in range(i, min(i + EVENTS_PER_DOCUMENT * CODES_PER_EVENT,
-                                                      codes_n), CODES_PER_EVENT)])
-                     for i in range(0, codes_n, EVENTS_PER_DOCUMENT * CODES_PER_EVENT)]
+        say(f"epcisrest: gRPC ImportEpcis, the same events in documents of "
+            f"{EVENTS_PER_DOCUMENT} ...")
+        settle()
+        started = time.perf_counter()
+        for text in _documents(import_codes):
+            imported = client.lifecycle.ImportEpcis(lpb.ImportEpcisRequest(
+                tenant=DEV_TENANT, document=text), timeout=600)
+            if imported.failures:
+                raise RuntimeError(f"ImportEpcis: {list(imported.failures)[:3]}")
+        import_s = time.perf_counter() - started
+
+        documents = _documents(rest_codes)
         say(f"epcisrest: POST /epcis/capture, the same events in {len(documents)} documents ...")
         settle()
         started = time.perf_counter()
@@ -139,8 +157,9 @@ def run(tmp: Path, events: int) -> list[Result]:
 
         lags = _webhook_lags(http, client)
         http.close()
-    grpc_rate, rest_rate = events / grpc_s, events / rest_s
-    say(f"epcisrest: REST {rest_rate:,.0f} events/s, gRPC {grpc_rate:,.0f} events/s")
+    grpc_rate, rest_rate, import_rate = events / grpc_s, events / rest_s, events / import_s
+    say(f"epcisrest: REST {rest_rate:,.0f} events/s, gRPC CaptureEvents {grpc_rate:,.0f} "
+        f"events/s, gRPC ImportEpcis {import_rate:,.0f} events/s")
     lags.sort()
     p50, p99 = lags[len(lags) // 2], lags[min(len(lags) - 1, int(len(lags) * 0.99))]
     details = {"events": events, "codes_per_event": CODES_PER_EVENT,
@@ -151,6 +170,10 @@ def run(tmp: Path, events: int) -> list[Result]:
                key="epcisrest.capture", figure=rest_rate, baseline=grpc_rate,
                baseline_name="gRPC CaptureEvents, same events", targets=[Target("min_ratio", 0.6)],
                details={**details, "epcs_per_s": rest_rate * CODES_PER_EVENT}),
+        Result(bench="epcisrest", name=f"POST /epcis/capture, {events:,} events", unit="events/s",
+               key="epcisrest.capture_vs_import", figure=rest_rate, baseline=import_rate,
+               baseline_name="gRPC ImportEpcis, same documents",
+               details={**details, "import_seconds": import_s}),
         Result(bench="epcisrest", name="webhook lag p50, capture 202 to arrival", unit="ms",
                key="epcisrest.webhook.p50", figure=p50 * 1000,
                details={"samples": len(lags)}),
@@ -158,6 +181,14 @@ def run(tmp: Path, events: int) -> list[Result]:
                key="epcisrest.webhook.p99", figure=p99 * 1000,
                details={"samples": len(lags)}),
     ]
+
+
+def _documents(codes: Sequence[str]) -> list[str]:
+    """EPCIS documents of EVENTS_PER_DOCUMENT commissioning events of CODES_PER_EVENT codes."""
+    step = EVENTS_PER_DOCUMENT * CODES_PER_EVENT
+    return [_document([_commissioning(codes[j:j + CODES_PER_EVENT])
+                       for j in range(i, min(i + step, len(codes)), CODES_PER_EVENT)])
+            for i in range(0, len(codes), step)]
 
 
 def _webhook_lags(http: httpx.Client, client: Any) -> list[float]:
