@@ -37,6 +37,8 @@ FEED_INTERVAL_S = 0.2
 FIRST_RETRY_S = 0.5
 MAX_RETRY_S = 60.0
 DELIVERY_TIMEOUT_S = 10.0
+#: Capture jobs of one tenant in progress at once.
+PIPELINE = 4
 #: Header of the HMAC-SHA256 of a delivery's body under the subscription's signatureToken.
 SIGNATURE_HEADER = "GS1-Signature"
 
@@ -139,9 +141,23 @@ class EpcisRunner:
     # -- capture jobs ------------------------------------------------------------------------
 
     async def _jobs(self, tenant: str) -> None:
+        """Applies the tenant's queued jobs in the order they came, up to PIPELINE at a time:
+        one document is read while the one before it is written. They stay in order because
+        the import use case reads a tenant's documents one at a time, in the order asked (a
+        fair lock), and submits each to the writer before the next read ends."""
         store = self._store(tenant)
-        for job, document in await asyncio.to_thread(store.queued):
-            await self._apply(tenant, store, job, document)
+        in_flight: list[asyncio.Task[None]] = []
+        try:
+            for capture_id in await asyncio.to_thread(store.queued):
+                loaded = await asyncio.to_thread(store.load, capture_id)
+                if loaded is None:
+                    continue
+                in_flight.append(asyncio.create_task(self._apply(tenant, store, *loaded)))
+                if len(in_flight) >= PIPELINE:
+                    await in_flight.pop(0)
+        finally:
+            for task in in_flight:
+                await task
 
     async def _apply(self, tenant: str, store: EpcisStore, job: dict[str, Any],
                      document: str) -> None:

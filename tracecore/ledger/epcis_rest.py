@@ -78,16 +78,20 @@ class EpcisStore:
                     break
         return found
 
-    def queued(self) -> list[tuple[Record, str]]:
-        """The jobs still to apply, oldest first, with their documents."""
+    def queued(self) -> list[str]:
+        """The ids of the jobs still to apply, oldest first."""
         with self.env.read() as txn:
-            out = []
-            for key, _ in txn.cursor(db=self._db["queue"]):
-                job = txn.get(bytes(key), db=self._db["jobs"])
-                document = txn.get(bytes(key), db=self._db["documents"])
-                if job is not None and document is not None:
-                    out.append((_load(job), bytes(document).decode()))
-            return out
+            return [bytes(key).decode() for key, _ in txn.cursor(db=self._db["queue"])]
+
+    def load(self, capture_id: str) -> tuple[Record, str] | None:
+        """A queued job and its document; None once it is finished."""
+        key = capture_id.encode()
+        with self.env.read() as txn:
+            job = txn.get(key, db=self._db["jobs"])
+            document = txn.get(key, db=self._db["documents"])
+            if job is None or document is None:
+                return None
+            return _load(job), bytes(document).decode()
 
     def finish_job(self, job: Record) -> None:
         """Keeps a job's outcome and lets its document go."""
