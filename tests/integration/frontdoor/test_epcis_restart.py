@@ -1,5 +1,6 @@
-"""Webhook deliveries of the EPCIS REST binding outlive the server: what a receiver refused
-before a restart is delivered after it, from the outbox in the tenant's store."""
+"""Capture jobs and webhook deliveries of the EPCIS REST binding outlive the server: a job
+accepted while the issuance process was down is applied once it is up, and what a receiver
+refused before a restart is delivered after it, from the outbox in the tenant's store."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
+import httpx
 from pharmatrace.v1 import admin_pb2 as apb
 from pharmatrace.v1 import admin_pb2_grpc, issuance_pb2_grpc, lifecycle_pb2_grpc
 from prometheus_client import CollectorRegistry
@@ -22,6 +24,7 @@ from tests.integration.frontdoor.epcis_helpers import (
     bearer,
     capture,
     document,
+    finished_job,
     inspection,
 )
 from tracecore.keys import KeySource
@@ -80,3 +83,34 @@ def test_deliveries_refused_before_a_restart_arrive_after_it(tmp_path: Path) -> 
     finally:
         receiver.stop()
     assert [e["eventID"] for e in delivered] == [sent["eventID"]]
+
+
+def test_a_job_accepted_while_the_writer_was_down_is_applied_once_it_is_up(
+        tmp_path: Path) -> None:
+    """The front door accepts a capture (202) while the issuance process is stopped; the job
+    waits in the tenant's store, running, and succeeds after the service starts again."""
+    with _serving(tmp_path) as door:
+        shop = Shop(door)
+        pack = shop.pack(3)
+        admin = shop.token(pack.tenant, apb.ROLE_ADMIN)
+    sent = inspection(pack.codes[:2])
+    workers = WorkerPool(WorkerConfig(tmp_path, "127.0.0.1", 0, dev_keys=True, tls=None,
+                                      grace_s=1.0, authenticate=False, http_port=0), workers=1)
+    workers.start()
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{workers.http_port}") as client:
+            answer = client.post("/epcis/capture", content=document([sent]), headers={
+                **bearer(admin), "Content-Type": "application/json"})
+            assert answer.status_code == 202
+            location = answer.headers["location"]
+            time.sleep(0.5)
+            assert client.get(location, headers=bearer(admin)).json()["running"] is True
+    finally:
+        workers.stop(1.0)
+    with _serving(tmp_path) as door, door.client() as client:
+        job = finished_job(client, admin, location)
+        found = client.get("/epcis/events", params={"EQ_eventID": sent["eventID"]},
+                           headers=bearer(admin)).json()
+    assert job["success"] is True
+    assert found["epcisBody"]["queryResults"]["resultsBody"]["eventList"][0]["eventID"] == \
+        sent["eventID"]
