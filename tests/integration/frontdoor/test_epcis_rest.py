@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import uuid
 from typing import Any
 
 import pytest
@@ -18,8 +19,10 @@ from tests.integration.frontdoor.epcis_helpers import (
     capture,
     document,
     epc,
+    finished_job,
     inspection,
 )
+from tracecore.codes import Form, parse, render
 from tracecore.epcis.schema import check_schema
 
 
@@ -230,3 +233,30 @@ def test_a_subscription_delivers_matching_events_signed_to_its_webhook(
     assert headers["gs1-signature"] == "sha256=" + hmac.new(
         b"s3cret", body, hashlib.sha256).hexdigest()
     check_schema(json.loads(body))
+
+
+def test_an_xml_document_is_captured_as_its_events(door: Door, pack: Pack, admin: str) -> None:
+    """An EPCIS 2.0 XML document POSTed as application/xml is recorded as its events, found
+    by their purchase order."""
+    po = f"http://transaction.example.com/po/{uuid.uuid4().hex}"
+    epcs = "".join(f"<epc>{render(parse(c).code, Form.EPC_URI, company_prefix_length=7)}</epc>"
+                   for c in pack.codes[:2])
+    text = (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        '<epcis:EPCISDocument xmlns:epcis="urn:epcglobal:epcis:xsd:2" schemaVersion="2.0" '
+        'creationDate="2026-03-05T09:45:00Z"><EPCISBody><EventList><ObjectEvent>'
+        "<eventTime>2026-03-05T09:30:00.000+08:00</eventTime>"
+        f"<eventTimeZoneOffset>+08:00</eventTimeZoneOffset><epcList>{epcs}</epcList>"
+        "<action>OBSERVE</action><bizStep>urn:epcglobal:cbv:bizstep:inspecting</bizStep>"
+        '<bizTransactionList><bizTransaction type="urn:epcglobal:cbv:btt:po">'
+        f"{po}</bizTransaction></bizTransactionList>"
+        "</ObjectEvent></EventList></EPCISBody></epcis:EPCISDocument>")
+    with door.client() as client:
+        answer = client.post("/epcis/capture", content=text.encode(), headers={
+            **bearer(admin), "Content-Type": "application/xml"})
+        assert answer.status_code == 202
+        job = finished_job(client, admin, answer.headers["location"])
+        found = _events(client.get("/epcis/events", headers=bearer(admin),
+                                   params={"EQ_bizTransaction_po": po}))
+    assert job["success"] is True, job["errors"]
+    assert [len(e["epcList"]) for e in found] == [2]
