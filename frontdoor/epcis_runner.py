@@ -25,6 +25,7 @@ from tracecore.clock import now_ms
 from tracecore.credentials import Principal, Role
 from tracecore.errors import InvalidArgument, TraceError
 from tracecore.ledger.epcis_rest import EpcisStore, EpcisStores, has_store
+from tracecore.ledger.tenants import TENANTS
 from tracecore.usecases import epcis_feed, lifecycle
 from tracecore.usecases.writeside import WriteSide
 
@@ -98,7 +99,7 @@ class EpcisRunner:
 
     def _tenants_with_stores(self) -> list[str]:
         data = self.side.data
-        return [name for name in data.names() if has_store(data.root / "tenants" / name)]
+        return [name for name in data.names() if has_store(data.root / TENANTS / name)]
 
     def _store(self, tenant: str) -> EpcisStore:
         found = self.side.data.get(tenant)
