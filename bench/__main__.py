@@ -17,6 +17,8 @@
     python -m bench replication [--writes N] [--codes N]
                                               NATS JetStream: replicated vs local commit, replica
                                               apply rate and lag under load
+    python -m bench epcisrest [--events N]    POST /epcis/capture beside gRPC CaptureEvents of the
+                                              same events; webhook lag p50 / p99
     python -m bench ci                        short run; exits 1 when a ratio passes its limit
 
 Every command takes ``--json PATH``, ``--keep`` (keep the temporary data directory and server
@@ -172,6 +174,13 @@ def _run_codec(n: int) -> Any:
     return figures
 
 
+def _epcisrest(args: argparse.Namespace) -> int:
+    from bench import epcisrest
+
+    with harness.workdir("epcisrest", args.keep) as tmp:
+        return _report(args, epcisrest.run(tmp, args.events))
+
+
 def _printing(args: argparse.Namespace) -> int:
     from bench import printing
 
@@ -262,6 +271,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="length of the VerifyBatch window")
     sub = command("codec", _codec, "code formats in-process (bench/codec.py)")
     sub.add_argument("--n", type=int, default=200_000, help="codes per scheme")
+    sub = command("epcisrest", _epcisrest, "EPCIS REST capture against gRPC CaptureEvents")
+    sub.add_argument("--events", type=int, default=2000,
+                     help="events of 10 codes captured by each path (default 2,000)")
     sub = command("printing", _printing, "print jobs in-process (bench/printing.py)")
     sub.add_argument("--n", type=int, default=200_000, help="symbols of the ZPL and CSV rows")
     sub = command("all", _all, "codec, issue, verify and the capture, lines and day scenarios")

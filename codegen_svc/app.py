@@ -20,6 +20,7 @@ from codegen_svc.admin import AdminServicer
 from codegen_svc.issuance import CodeIssuanceServicer
 from codegen_svc.lifecycle import LifecycleServicer
 from codegen_svc.logistics import LogisticUnitsServicer
+from frontdoor.epcis_runner import EpcisRunner
 from tracecore.credentials import OPERATOR
 from tracecore.keys import KeySource
 from tracecore.ledger import alerts
@@ -37,6 +38,7 @@ from tracerpc.metrics import Metrics
 class Codegen:
     running: rpc_server.Running
     side: WriteSide
+    epcis: EpcisRunner
 
     @property
     def data(self) -> DataDir:
@@ -48,6 +50,7 @@ class Codegen:
 
     async def stop(self, grace_s: float) -> None:
         await self.running.stop(grace_s)
+        await self.epcis.stop()
         self.side.close()
         self.data.close()
 
@@ -88,7 +91,11 @@ async def start(
     ]
     running = await rpc_server.start(services, address, metrics, tls=tls, authorizer=authorizer,
                                      interceptors=interceptors)
-    return Codegen(running, side)
+    # Capture jobs and webhook deliveries of the EPCIS REST binding, which the front door
+    # (in the verification workers, which do not write the ledger) leaves to this process.
+    epcis = EpcisRunner(side, audit.submit)
+    await epcis.start()
+    return Codegen(running, side, epcis)
 
 
 def _record_audit(data: DataDir, tenant: str, records: list[lpb.AuditRecord]) -> list[None]:

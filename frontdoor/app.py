@@ -12,11 +12,12 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from frontdoor import check_page, lvms, resolver
+from frontdoor import check_page, epcis_rest, lvms, resolver
 from frontdoor.http import Frontdoor, FrontdoorConfig, problem
 from frontdoor.middleware import Guard, RequestLog
 from frontdoor.reads import FrontdoorReads
 from tracecore.errors import InvalidArgument, NotFound, TraceError, Unavailable
+from tracecore.ledger.epcis_rest import EpcisStores
 from tracecore.ledger.tenants import DataDir
 from tracecore.ratelimit import RateLimiter
 from tracerpc.metrics import Metrics
@@ -54,6 +55,7 @@ class Built:
     app: Starlette
     reads: FrontdoorReads
     requests: RequestLog
+    epcis: EpcisStores
 
     def flush(self) -> None:
         """Writes the answer trail, and the request metrics and access log lines."""
@@ -65,6 +67,7 @@ class Built:
     def close(self) -> None:
         try:
             self.reads.close()
+            self.epcis.close()
         finally:
             self.requests.flush()
 
@@ -74,8 +77,10 @@ def build(config: FrontdoorConfig, data: DataDir, verifiers: Verifiers, metrics:
     """The front door of one worker."""
     reads = FrontdoorReads(data, verifiers)
     requests = RequestLog(metrics)
+    stores = EpcisStores(data.root)
     door = Frontdoor(config, data, reads, metrics,
-                     RateLimiter(config.public_rate, burst=max(1.0, 2 * config.public_rate)))
+                     RateLimiter(config.public_rate, burst=max(1.0, 2 * config.public_rate)),
+                     stores)
     app = Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
@@ -84,9 +89,10 @@ def build(config: FrontdoorConfig, data: DataDir, verifiers: Verifiers, metrics:
             Route("/check", check_page.page, methods=["GET"]),
             Route("/verify/gtin/{gtin}/lot/{lot}/ser/{serial}", lvms.verify, methods=["GET"]),
             Route("/checkConnectivity", lvms.check_connectivity, methods=["GET"]),
+            *epcis_rest.ROUTES,
         ],
         middleware=[Middleware(Guard, requests=requests)],
         exception_handlers={TraceError: _trace_error, 404: _not_found},
     )
     app.state.door = door
-    return Built(app, reads, requests)
+    return Built(app, reads, requests, stores)

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from frontdoor.reads import FrontdoorReads
+from tracecore.ledger.epcis_rest import EpcisStores
 from tracecore.ledger.tenants import DataDir
 from tracecore.ratelimit import RateLimiter
 from tracerpc.metrics import Metrics
@@ -29,6 +30,9 @@ class FrontdoorConfig:
     empty: the address each request was sent to."""
     public_rate: float = 10.0
     """Checks a second per client address on the public pages (bursts of twice as many)."""
+    max_capture_bytes: int = 16 * 1024 * 1024
+    """Largest EPCIS document one POST /epcis/capture may send (413 above it): the import
+    limit of ``pharmatrace serve --max-import-mib``."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,7 @@ class Frontdoor:
     reads: FrontdoorReads
     metrics: Metrics
     limiter: RateLimiter
+    epcis: EpcisStores
 
     def root(self, request: Request) -> str:
         """Where the links this answer prints start: the configured base URL, else the scheme
@@ -83,6 +88,7 @@ def problem(status: int, message: str, headers: dict[str, str] | None = None) ->
 
 
 _TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-           405: "Method Not Allowed", 408: "Request Timeout", 414: "URI Too Long",
+           405: "Method Not Allowed", 408: "Request Timeout", 409: "Conflict",
+           413: "Content Too Large", 414: "URI Too Long", 415: "Unsupported Media Type",
            429: "Too Many Requests", 431: "Request Header Fields Too Large",
            503: "Service Unavailable"}

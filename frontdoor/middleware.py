@@ -20,6 +20,19 @@ log = logging.getLogger("pharmatrace.http.access")
 MAX_TARGET = 4096
 MAX_PARAMS = 64
 _METHODS = "GET, HEAD, OPTIONS"
+#: The EPCIS REST binding also captures, and makes and drops named queries and subscriptions.
+_EPCIS_METHODS = "GET, HEAD, POST, DELETE, OPTIONS"
+#: What an OPTIONS on /epcis answers (GS1 EPCIS 2.0 discovery): the versions this repository
+#: speaks, in step with frontdoor.epcis_rest.VERSIONS.
+_EPCIS_DISCOVERY = {
+    "Allow": _EPCIS_METHODS,
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": _EPCIS_METHODS,
+    "Access-Control-Allow-Headers": "Accept, Authorization, Content-Type, "
+                                    "GS1-Capture-Error-Behaviour, GS1-EPCIS-Version, "
+                                    "GS1-CBV-Version, GS1-Extensions",
+    "Access-Control-Max-Age": "86400",
+}
 _CORS = [
     (b"access-control-allow-origin", b"*"),
     (b"access-control-expose-headers", b"Link, Location, Retry-After"),
@@ -32,7 +45,9 @@ _PREFLIGHT = {
     "Access-Control-Max-Age": "86400",
 }
 # Route names for metrics and logs, by the path's start: the paths themselves carry codes.
-_ROUTES = (("/01/", "resolver"), ("/check", "check"), ("/verify/", "lvms_verify"),
+_ROUTES = (("/epcis/capture", "epcis_capture"), ("/epcis/events", "epcis_events"),
+           ("/epcis/queries", "epcis_queries"), ("/epcis", "epcis"), ("/01/", "resolver"),
+           ("/check", "check"), ("/verify/", "lvms_verify"),
            ("/checkConnectivity", "lvms_connectivity"), ("/healthz", "healthz"),
            ("/.well-known/gs1resolver", "resolver_description"))
 
@@ -78,8 +93,8 @@ class RequestLog:
 
 class Guard:
     """Refuses what no route should see (too long, too many parameters, not UTF-8, a method
-    other than GET, HEAD and OPTIONS), answers CORS preflights, and notes every request in
-    the ``RequestLog``."""
+    other than GET, HEAD and OPTIONS outside /epcis), answers CORS preflights and EPCIS
+    discovery, and notes every request in the ``RequestLog``."""
 
     def __init__(self, app: ASGIApp, requests: RequestLog) -> None:
         self.app = app
@@ -118,7 +133,10 @@ def _refusal(scope: Scope) -> Any:
     raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
     query: bytes = scope["query_string"]
     method = scope["method"]
-    if method not in ("GET", "HEAD", "OPTIONS"):
+    if _is_epcis(scope["path"]):
+        if method not in ("GET", "HEAD", "POST", "DELETE", "OPTIONS"):
+            return problem(405, f"only {_EPCIS_METHODS}", {"Allow": _EPCIS_METHODS})
+    elif method not in ("GET", "HEAD", "OPTIONS"):
         return problem(405, f"only {_METHODS}", {"Allow": _METHODS})
     if len(raw_path) + len(query) > MAX_TARGET:
         return problem(414, f"the request target is longer than {MAX_TARGET} bytes")
@@ -135,7 +153,14 @@ def _refusal(scope: Scope) -> Any:
     return None
 
 
+def _is_epcis(path: str) -> bool:
+    return path == "/epcis" or path.startswith("/epcis/")
+
+
 async def _preflight(scope: Scope, receive: Receive, send: Send) -> None:
     from starlette.responses import Response
 
-    await Response(status_code=204, headers=_PREFLIGHT)(scope, receive, send)
+    from frontdoor.epcis_rest import VERSIONS
+
+    headers = {**_EPCIS_DISCOVERY, **VERSIONS} if _is_epcis(scope["path"]) else _PREFLIGHT
+    await Response(status_code=204, headers=headers)(scope, receive, send)

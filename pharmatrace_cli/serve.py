@@ -171,6 +171,7 @@ async def serve(config: ServeConfig) -> None:
                      config.public_rate,
                      http_port=config.http_port if config.http_port >= 0 else None,
                      public_base_url=config.public_base_url,
+                     max_import_bytes=config.max_import_bytes,
                      http_tls=(config.tls_cert, config.tls_key)
                      if config.tls_cert is not None and config.tls_key is not None else None,
                      public_port=config.public_port

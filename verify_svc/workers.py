@@ -60,6 +60,8 @@ class WorkerConfig:
     http_tls: tuple[Path, Path] | None = None
     """Certificate chain and key files of the front door (the gRPC port's)."""
     http_header_timeout_s: float = 10.0
+    max_import_bytes: int = 16 * 1024 * 1024
+    """Largest EPCIS document one POST /epcis/capture may send (serve --max-import-mib)."""
     public_port: int | None = None
     """With mutual TLS: a port (0: any free one) served with server-only TLS, for public
     verification and token holders without a client certificate; None: none."""
@@ -159,7 +161,8 @@ async def _start_http(config: WorkerConfig, data: DataDir, verifiers: Verifiers,
     from frontdoor.http import FrontdoorConfig
 
     assert config.http_port is not None
-    built = build(FrontdoorConfig(config.public_base_url, config.public_rate), data, verifiers,
+    built = build(FrontdoorConfig(config.public_base_url, config.public_rate,
+                                  config.max_import_bytes), data, verifiers,
                   metrics)
     running = await server.start(built.app, server.bind(config.host, config.http_port),
                                  tls=config.http_tls,

@@ -1,0 +1,261 @@
+"""The REST binding's work in the issuance process, the ledger's one writer: capture jobs the
+front door accepted are applied through the EPCIS import use case, and each webhook
+subscription's new events go to its outbox and are POSTed from there, in order, retried with
+back-off until the receiver takes them. Both live in the tenant's store, so a restart resumes
+them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from pharmatrace.v1 import ledger_pb2 as lpb
+
+from tracecore.clock import now_ms
+from tracecore.credentials import Principal, Role
+from tracecore.errors import InvalidArgument, TraceError
+from tracecore.ledger.epcis_rest import EpcisStore, EpcisStores, has_store
+from tracecore.ledger.tenants import TENANTS
+from tracecore.usecases import epcis_feed, lifecycle
+from tracecore.usecases.writeside import WriteSide
+
+log = logging.getLogger("pharmatrace.epcis")
+
+#: How often the front door's marks are looked for: the wait of a capture job before it starts.
+WAKE_INTERVAL_S = 0.02
+#: How often each subscription looks for new events.
+FEED_INTERVAL_S = 0.2
+FIRST_RETRY_S = 0.5
+MAX_RETRY_S = 60.0
+DELIVERY_TIMEOUT_S = 10.0
+#: Capture jobs of one tenant in progress at once.
+PIPELINE = 4
+#: Header of the HMAC-SHA256 of a delivery's body under the subscription's signatureToken.
+SIGNATURE_HEADER = "GS1-Signature"
+
+AuditSink = Callable[[str, lpb.AuditRecord], Awaitable[None]]
+
+
+def signature(token: str, body: bytes) -> str:
+    """The value of ``SIGNATURE_HEADER`` for ``body``."""
+    return "sha256=" + hmac.new(token.encode(), body, hashlib.sha256).hexdigest()
+
+
+def _timestamp(at_ms: int) -> str:
+    return dt.datetime.fromtimestamp(at_ms / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.") \
+        + f"{at_ms % 1000:03d}Z"
+
+
+def _principal(tenant: str, held: dict[str, str]) -> Principal:
+    return Principal(tenant, Role[held["role"]], held["credential"], held["party"])
+
+
+@dataclass
+class _Retry:
+    attempts: int = 0
+    at: float = 0.0
+
+
+@dataclass
+class EpcisRunner:
+    """Applies capture jobs and delivers subscriptions, for every tenant of the data
+    directory."""
+
+    side: WriteSide
+    audit: AuditSink | None = None
+    stores: EpcisStores = field(init=False)
+    _subscribed: set[str] = field(default_factory=set)
+    _retries: dict[str, _Retry] = field(default_factory=dict)
+    _task: asyncio.Task[None] | None = None
+    _client: httpx.AsyncClient | None = None
+
+    def __post_init__(self) -> None:
+        self.stores = EpcisStores(self.side.data.root)
+
+    async def start(self) -> None:
+        """Resumes what a stop left (queued jobs, pending deliveries) and runs until ``stop``."""
+        self._client = httpx.AsyncClient(timeout=DELIVERY_TIMEOUT_S, follow_redirects=False)
+        waiting = await asyncio.to_thread(self._tenants_with_stores)
+        self._task = asyncio.create_task(self._run(waiting))
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._client is not None:
+            await self._client.aclose()
+        self.stores.close()
+
+    def _tenants_with_stores(self) -> list[str]:
+        data = self.side.data
+        return [name for name in data.names() if has_store(data.root / TENANTS / name)]
+
+    def _store(self, tenant: str) -> EpcisStore:
+        found = self.side.data.get(tenant)
+        return self.stores.get(found.name, found.path)
+
+    async def _run(self, waiting: list[str]) -> None:
+        while True:
+            try:
+                await self._serve(waiting)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # A fault in one look must not end every tenant's jobs and deliveries.
+                log.exception("EPCIS capture jobs and deliveries")
+                waiting = []
+                await asyncio.sleep(1.0)
+
+    async def _serve(self, waiting: list[str]) -> None:
+        fed = 0.0
+        while True:
+            woken = set(waiting) | set(await asyncio.to_thread(self.stores.woken))
+            waiting = []
+            for tenant in sorted(woken):
+                try:
+                    await self._jobs(tenant)
+                    store = self._store(tenant)
+                    if await asyncio.to_thread(store.subscriptions):
+                        self._subscribed.add(tenant)
+                except TraceError as exc:
+                    log.warning("EPCIS jobs of %r: %s", tenant, exc)
+            if time.monotonic() - fed >= FEED_INTERVAL_S or woken & self._subscribed:
+                fed = time.monotonic()
+                for tenant in sorted(self._subscribed):
+                    try:
+                        await self._feed(tenant)
+                    except TraceError as exc:
+                        log.warning("EPCIS subscriptions of %r: %s", tenant, exc)
+            await asyncio.sleep(WAKE_INTERVAL_S)
+
+    # -- capture jobs ------------------------------------------------------------------------
+
+    async def _jobs(self, tenant: str) -> None:
+        """Applies the tenant's queued jobs in the order they came, up to PIPELINE at a time:
+        one document is read while the one before it is written. They stay in order because
+        the import use case reads a tenant's documents one at a time, in the order asked (a
+        fair lock), and submits each to the writer before the next read ends."""
+        store = self._store(tenant)
+        in_flight: list[asyncio.Task[None]] = []
+        try:
+            for capture_id in await asyncio.to_thread(store.queued):
+                loaded = await asyncio.to_thread(store.load, capture_id)
+                if loaded is None:
+                    continue
+                in_flight.append(asyncio.create_task(self._apply(tenant, store, *loaded)))
+                if len(in_flight) >= PIPELINE:
+                    await in_flight.pop(0)
+        finally:
+            for task in in_flight:
+                await task
+
+    async def _apply(self, tenant: str, store: EpcisStore, job: dict[str, Any],
+                     document: str) -> None:
+        caller = _principal(tenant, job["caller"])
+        proceed = job["captureErrorBehaviour"] == "proceed"
+        instance = f"/epcis/capture/{job['captureID']}"
+        errors: list[dict[str, Any]] = []
+        status = "OK"
+        try:
+            outcome = await lifecycle.import_epcis(self.side, caller, tenant, document, proceed)
+        except TraceError as exc:
+            status = exc.status
+            errors.append(_problem(exc, instance))
+        else:
+            for failure in outcome.failures:
+                where = failure.field or f"$.epcisBody.eventList[{failure.event}]"
+                errors.append({
+                    "type": "epcisException:ValidationException", "title": "Event refused",
+                    "status": 400, "detail": failure.reason, "instance": instance,
+                    "eventIndex": failure.event, "field": where,
+                    **({"epc": failure.code} if failure.code else {})})
+            if not outcome.applied:
+                status = "FAILED_PRECONDITION"
+        job.update(running=False, success=not errors, errors=errors,
+                   finishedAt=_timestamp(now_ms()))
+        await asyncio.to_thread(store.finish_job, job)
+        if self.audit is not None:
+            await self.audit(tenant, lpb.AuditRecord(
+                at_ms=now_ms(), credential_id=caller.credential_id,
+                role=int(caller.role), method="POST /epcis/capture",  # type: ignore[arg-type]
+                summary=f"captureID={job['captureID']} behaviour={job['captureErrorBehaviour']} "
+                        f"bytes={len(document)} errors={len(errors)}",
+                status=status))
+
+    # -- subscriptions -----------------------------------------------------------------------
+
+    async def _feed(self, tenant: str) -> None:
+        store = self._store(tenant)
+        subs = await asyncio.to_thread(store.subscriptions)
+        if not subs:
+            self._subscribed.discard(tenant)
+            return
+        ledger = self.side.data.get(tenant).ledger
+        for sub in subs:
+            query = await asyncio.to_thread(store.query, sub["queryName"])
+            if query is None:
+                continue
+            caller = _principal(tenant, sub["caller"])
+            fresh = await asyncio.to_thread(epcis_feed.events_since, ledger, caller,
+                                            query["query"], int(sub["cursor"]))
+            if fresh.cursor != sub["cursor"] or fresh.events:
+                bodies = [self._body(sub, fresh)] if fresh.events else []
+                await asyncio.to_thread(store.enqueue, sub["subscriptionID"], fresh.cursor,
+                                        bodies)
+            await self._deliver(store, sub)
+
+    @staticmethod
+    def _body(sub: dict[str, Any], fresh: epcis_feed.Fresh) -> bytes:
+        from frontdoor.epcis_rest import query_document
+
+        document = query_document(fresh.context, fresh.events, sub["queryName"],
+                                  sub["subscriptionID"])
+        return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+
+    async def _deliver(self, store: EpcisStore, sub: dict[str, Any]) -> None:
+        """POSTs the subscription's pending deliveries, oldest first; the first one refused
+        waits for its retry, and the later ones behind it (in order per subscription)."""
+        assert self._client is not None
+        sub_id = sub["subscriptionID"]
+        retry = self._retries.get(sub_id)
+        if retry is not None and time.monotonic() < retry.at:
+            return
+        while (pending := await asyncio.to_thread(store.next_delivery, sub_id)) is not None:
+            number, body = pending
+            headers = {"Content-Type": "application/ld+json", "GS1-EPCIS-Version": "2.0.0",
+                       "GS1-Subscription-ID": sub_id}
+            if sub.get("signatureToken"):
+                headers[SIGNATURE_HEADER] = signature(sub["signatureToken"], body)
+            try:
+                answer = await self._client.post(sub["dest"], content=body, headers=headers)
+                taken = 200 <= answer.status_code < 300
+            except httpx.HTTPError as exc:
+                log.info("webhook of subscription %s: %s", sub_id, exc)
+                taken = False
+            if not taken:
+                retry = self._retries.setdefault(sub_id, _Retry())
+                retry.attempts += 1
+                retry.at = time.monotonic() + min(MAX_RETRY_S,
+                                                  FIRST_RETRY_S * 2 ** (retry.attempts - 1))
+                return
+            self._retries.pop(sub_id, None)
+            await asyncio.to_thread(store.delivered, sub_id, number)
+
+
+def _problem(exc: TraceError, instance: str) -> dict[str, Any]:
+    invalid = isinstance(exc, InvalidArgument)
+    return {"type": "epcisException:ValidationException" if invalid
+            else "epcisException:ImplementationException",
+            "title": "Document refused" if invalid else "Capture failed",
+            "status": 400 if invalid else 500, "detail": str(exc), "instance": instance}

@@ -1,0 +1,116 @@
+"""Capture jobs and webhook deliveries of the EPCIS REST binding outlive the server: a job
+accepted while the issuance process was down is applied once it is up, and what a receiver
+refused before a restart is delivered after it, from the outbox in the tenant's store."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import httpx
+from pharmatrace.v1 import admin_pb2 as apb
+from pharmatrace.v1 import admin_pb2_grpc, issuance_pb2_grpc, lifecycle_pb2_grpc
+from prometheus_client import CollectorRegistry
+
+from codegen_svc import app as codegen_app
+from tests.integration.conftest import _LoopThread
+from tests.integration.frontdoor.conftest import Door, Shop
+from tests.integration.frontdoor.epcis_helpers import (
+    WAIT_S,
+    Receiver,
+    bearer,
+    capture,
+    document,
+    finished_job,
+    inspection,
+)
+from tracecore.keys import KeySource
+from tracerpc.metrics import Metrics
+from verify_svc.workers import WorkerConfig, WorkerPool
+
+
+@contextlib.contextmanager
+def _serving(data: Path) -> Iterator[Door]:
+    """The issuance server and one verification worker with the front door, over ``data``."""
+    loop = _LoopThread()
+    codegen = loop.run(codegen_app.start(data, KeySource.dev(), "127.0.0.1:0",
+                                         Metrics(CollectorRegistry()), tls=None,
+                                         authenticate=False))
+    workers = WorkerPool(WorkerConfig(data, "127.0.0.1", 0, dev_keys=True, tls=None,
+                                      grace_s=1.0, authenticate=False, http_port=0), workers=1)
+    channel = None
+    try:
+        workers.start()
+        channel = grpc.insecure_channel(f"127.0.0.1:{codegen.port}")
+        yield Door(f"http://127.0.0.1:{workers.http_port}", admin_pb2_grpc.AdminStub(channel),
+                   issuance_pb2_grpc.CodeIssuanceStub(channel),
+                   lifecycle_pb2_grpc.LifecycleStub(channel), codegen)
+    finally:
+        if channel is not None:
+            channel.close()
+        workers.stop(1.0)
+        loop.run(codegen.stop(1.0))
+        loop.close()
+
+
+def test_deliveries_refused_before_a_restart_arrive_after_it(tmp_path: Path) -> None:
+    """A receiver that refused an event's delivery gets it once it takes deliveries again,
+    though the server was stopped and started in between."""
+    receiver = Receiver(refusing=True).start()
+    try:
+        with _serving(tmp_path) as door:
+            shop = Shop(door)
+            pack = shop.pack(3)
+            admin = shop.token(pack.tenant, apb.ROLE_ADMIN)
+            sent = inspection(pack.codes[:2])
+            with door.client() as client:
+                client.post("/epcis/queries", headers=bearer(admin), json={
+                    "name": "inspected", "query": {"EQ_bizStep": "inspecting"}})
+                assert client.post("/epcis/queries/inspected/subscriptions",
+                                   headers=bearer(admin), json={
+                                       "dest": receiver.url, "stream": True}).status_code == 201
+                assert capture(client, admin, document([sent]))["success"] is True
+            deadline = time.monotonic() + WAIT_S
+            while receiver.refused == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert receiver.refused > 0
+        receiver.refusing = False
+        with _serving(tmp_path):
+            delivered = receiver.wait_for(1)
+    finally:
+        receiver.stop()
+    assert [e["eventID"] for e in delivered] == [sent["eventID"]]
+
+
+def test_a_job_accepted_while_the_writer_was_down_is_applied_once_it_is_up(
+        tmp_path: Path) -> None:
+    """The front door accepts a capture (202) while the issuance process is stopped; the job
+    waits in the tenant's store, running, and succeeds after the service starts again."""
+    with _serving(tmp_path) as door:
+        shop = Shop(door)
+        pack = shop.pack(3)
+        admin = shop.token(pack.tenant, apb.ROLE_ADMIN)
+    sent = inspection(pack.codes[:2])
+    workers = WorkerPool(WorkerConfig(tmp_path, "127.0.0.1", 0, dev_keys=True, tls=None,
+                                      grace_s=1.0, authenticate=False, http_port=0), workers=1)
+    workers.start()
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{workers.http_port}") as client:
+            answer = client.post("/epcis/capture", content=document([sent]), headers={
+                **bearer(admin), "Content-Type": "application/json"})
+            assert answer.status_code == 202
+            location = answer.headers["location"]
+            time.sleep(0.5)
+            assert client.get(location, headers=bearer(admin)).json()["running"] is True
+    finally:
+        workers.stop(1.0)
+    with _serving(tmp_path) as door, door.client() as client:
+        job = finished_job(client, admin, location)
+        found = client.get("/epcis/events", params={"EQ_eventID": sent["eventID"]},
+                           headers=bearer(admin)).json()
+    assert job["success"] is True
+    assert found["epcisBody"]["queryResults"]["resultsBody"]["eventList"][0]["eventID"] == \
+        sent["eventID"]
