@@ -190,6 +190,7 @@ def _serve(args: argparse.Namespace) -> int:
         http_port=settings.http_port, public_base_url=settings.public_base_url,
         nats=settings.nats, replicated_commit=settings.replicated_commit,
         metrics_host=settings.metrics_host, max_import_bytes=settings.max_import_mib << 20,
+        default_time_zone=settings.default_time_zone,
         public_port=settings.public_port,
     )
     import asyncio
