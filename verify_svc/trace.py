@@ -86,7 +86,7 @@ class TraceServicer(trace_pb2_grpc.TraceServicer):
                          context: grpc.aio.ServicerContext[Any, Any]) -> pb.ListAlertsResponse:
         page = oversight.list_alerts(self._data.get(request.tenant), _alerts(request),
                                      request.from_ms, request.to_ms, request.page_size,
-                                     request.page_token)
+                                     request.page_token, request.since, request.until)
         return pb.ListAlertsResponse(alerts=[alert(a) for a in page.alerts],
                                      next_page_token=page.next_page_token,
                                      last_alert_id=page.last_alert_id)

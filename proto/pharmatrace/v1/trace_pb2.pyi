@@ -608,6 +608,8 @@ class ListAlertsRequest(_message.Message):
     TO_MS_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    SINCE_FIELD_NUMBER: _builtins.int
+    UNTIL_FIELD_NUMBER: _builtins.int
     tenant: _builtins.str
     kind: _verification_pb2.AlertKind.ValueType
     """optional"""
@@ -624,6 +626,11 @@ class ListAlertsRequest(_message.Message):
     page_size: _builtins.int
     """default 100, at most 1000"""
     page_token: _builtins.str
+    since: _builtins.str
+    """Optional local days of the tenant's time zone, YYYY-MM-DD: raised from `since`'s midnight
+    there (inclusive) and before `until`'s (exclusive); combined with from_ms / to_ms.
+    """
+    until: _builtins.str
     def __init__(
         self,
         *,
@@ -636,10 +643,12 @@ class ListAlertsRequest(_message.Message):
         to_ms: _builtins.int = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        since: _builtins.str = ...,
+        until: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_ms", b"from_ms", "kind", b"kind", "lot", b"lot", "page_size", b"page_size", "page_token", b"page_token", "product", b"product", "region", b"region", "tenant", b"tenant", "to_ms", b"to_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_ms", b"from_ms", "kind", b"kind", "lot", b"lot", "page_size", b"page_size", "page_token", b"page_token", "product", b"product", "region", b"region", "since", b"since", "tenant", b"tenant", "to_ms", b"to_ms", "until", b"until"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -742,9 +751,11 @@ class RegionReportRequest(_message.Message):
     REGION_FIELD_NUMBER: _builtins.int
     tenant: _builtins.str
     start: _builtins.str
-    """first day, YYYY-MM-DD (UTC); default 29 days before `end`"""
+    """first day, YYYY-MM-DD, a local day of the tenant's time zone;"""
     end: _builtins.str
-    """last day, inclusive; default today (UTC)"""
+    """default 29 days before `end`
+    last day, inclusive; default today in the tenant's zone
+    """
     level: Global___RegionLevel.ValueType
     region: _builtins.str
     """optional GB/T 2260 prefix the report is limited to"""
