@@ -88,6 +88,9 @@ def _serve_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-import-mib", type=int,
                         help=f"largest EPCIS document one import may send, in MiB (default "
                         f"{d.max_import_mib})")
+    parser.add_argument("--default-time-zone", metavar="ZONE",
+                        help="IANA time zone of a tenant created without --tz: where its days "
+                        f"begin in reports and date filters (default {d.default_time_zone})")
     parser.add_argument("--insecure", action="store_true", default=None,
                         help="serve plaintext, without TLS")
     parser.add_argument("--tls-cert", help="server certificate chain (PEM)")

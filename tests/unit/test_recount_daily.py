@@ -9,6 +9,7 @@ from collections import Counter
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pharmatrace.v1 import common_pb2 as cpb
@@ -87,3 +88,26 @@ def _receive_each(ledger: Ledger, received_ms: list[int]) -> None:
         result = apply(ledger, [Request([Event(EventKind.RECEIVE, (code,), at,
                                                party_id="DIST")])], max(received_ms))
         assert result[0].applied, result
+
+
+def test_daily_counters_without_instants_are_not_recut(tmp_path: Path) -> None:
+    """Daily counters kept before their instants were (no quarter-hour flows) make a zone change
+    fail FAILED_PRECONDITION, and both the counters and the zone stay as they were."""
+    from tracecore.errors import FailedPrecondition
+    from tracecore.ledger.counters import add_counts
+
+    ledger = Ledger(tmp_path / "ledger", tenant="t")
+    try:
+        policy.write(ledger, time_zone="UTC")
+        _receive_each(ledger, [CHANGES_MS[0]])
+        counters = ledger.db["counters"]
+        with ledger.env.read() as txn:
+            instants = [(bytes(k), -1) for k, _ in txn.cursor(db=counters) if bytes(k)[:1] == b"Q"]
+        ledger.env.write(lambda txn: add_counts(txn, counters, instants))
+        before = _stored(ledger)
+        with pytest.raises(FailedPrecondition, match="cannot be recut"):
+            policy.write(ledger, time_zone="Asia/Shanghai")
+        assert _stored(ledger) == before == _brute_force([CHANGES_MS[0]], "UTC")
+        assert policy.read(ledger).time_zone == "UTC"
+    finally:
+        ledger.close()

@@ -18,6 +18,7 @@ import struct
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 
+from tracecore.errors import FailedPrecondition
 from tracecore.ledger.env import Database, Txn
 from tracecore.ledger.records import CodeRecord
 
@@ -142,12 +143,18 @@ def flow_counts(
 
 def recount_flows(txn: Txn, db: Database, day_of: Callable[[int], int]) -> int:
     """Replaces every daily flow counter (``F``) by a recount of the flows by instant (``Q``),
-    each instant put on the day ``day_of(ms)`` says; the number of daily counters now stored."""
+    each instant put on the day ``day_of(ms)`` says; the number of daily counters now stored.
+    FailedPrecondition, changing nothing, when the daily counters hold flows the instants do
+    not (counted by a release that kept days only): recutting them would lose those."""
     days: defaultdict[bytes, int] = defaultdict(int)
     for key, units in counts_under(txn, db, b"Q"):
         _, quarter, product, region, flow = _Q.unpack(key)
         days[_F.pack(b"F", day_of(quarter * QUARTER_MS), product, region, flow)] += units
-    stale = [key for key, _ in counts_under(txn, db, b"F")]
+    stored = list(counts_under(txn, db, b"F"))
+    if sum(units for _, units in stored) != sum(days.values()):
+        raise FailedPrecondition("the daily counters hold flows counted before their instants "
+                                 "were kept; they cannot be recut in another time zone")
+    stale = [key for key, _ in stored]
     for key in stale:
         txn.delete(key, db=db)
     for key, units in sorted(days.items()):
