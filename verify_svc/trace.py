@@ -129,7 +129,8 @@ def _events(request: pb.ListEventsRequest | pb.ExportEpcisRequest) -> trace.Even
         if isinstance(request, pb.ListEventsRequest) else ("", "")
     return trace.EventQuery(product=request.product, lot=request.lot,
                             party_id=request.party_id, from_ms=request.from_ms,
-                            to_ms=request.to_ms, document=document)
+                            to_ms=request.to_ms, document=document, since=request.since,
+                            until=request.until)
 
 
 def _alerts(request: pb.ListAlertsRequest | pb.WatchAlertsRequest) -> oversight.AlertQuery:

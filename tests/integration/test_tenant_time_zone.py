@@ -3,12 +3,17 @@ otherwise, an unknown IANA name refused naming it, and the daily counters recoun
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
+from zoneinfo import ZoneInfo
 
 import grpc
 from pharmatrace.v1 import admin_pb2 as apb
+from pharmatrace.v1 import lifecycle_pb2 as lpb
+from pharmatrace.v1 import lifecycle_pb2_grpc, trace_pb2_grpc
+from pharmatrace.v1 import trace_pb2 as tpb
 
-from tests.integration.conftest import RPC_TIMEOUT_S, Api
+from tests.integration.conftest import RPC_TIMEOUT_S, Api, Gs1Product
 
 Refused = Callable[[grpc.StatusCode, str | None, Callable[[], object]], str]
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
@@ -50,3 +55,36 @@ def test_an_unknown_zone_is_refused_naming_it(api: Api, tenant: str, refused: Re
     message = refused(INVALID, "time_zone", lambda: _zone(api, tenant, "Europe/Atlantis"))
     assert "Europe/Atlantis" in message
     assert _zone(api, tenant) == before
+
+
+def test_event_listing_and_export_days_are_the_tenants_local_days(
+        api: Api, gs1: Gs1Product, issue_channel: grpc.Channel,
+        verify_channel: grpc.Channel) -> None:
+    """ListEvents and ExportEpcis since/until are local days of the tenant's zone: in a zone
+    whose date differs from UTC's, an event falls on the local day, not on the UTC one."""
+    lifecycle = lifecycle_pb2_grpc.LifecycleStub(issue_channel)
+    trace = trace_pb2_grpc.TraceStub(verify_channel)
+    (code,) = api.codes(gs1.tenant, gs1.gtin, 1, lot=gs1.lot)
+    assert lifecycle.Commission(lpb.CommissionRequest(tenant=gs1.tenant, codes=[code]),
+                                timeout=RPC_TIMEOUT_S).applied
+
+    def listed(since: str = "", until: str = "") -> int:
+        return len(trace.ListEvents(tpb.ListEventsRequest(
+            tenant=gs1.tenant, since=since, until=until), timeout=RPC_TIMEOUT_S).events)
+
+    def exported(since: str = "", until: str = "") -> int:
+        return trace.ExportEpcis(tpb.ExportEpcisRequest(
+            tenant=gs1.tenant, since=since, until=until), timeout=RPC_TIMEOUT_S).event_count
+
+    (event,) = trace.ListEvents(tpb.ListEventsRequest(tenant=gs1.tenant),
+                                timeout=RPC_TIMEOUT_S).events
+    when = dt.datetime.fromtimestamp(event.when_ms / 1000, dt.UTC)
+    # UTC-12 is on the day before UTC's in the morning (UTC), UTC+14 on the day after later on.
+    zone = "Etc/GMT+12" if when.hour < 12 else "Pacific/Kiritimati"
+    assert _zone(api, gs1.tenant, zone) == zone
+    local = when.astimezone(ZoneInfo(zone)).date()
+    assert local != when.date()
+    day, after = local.isoformat(), (local + dt.timedelta(days=1)).isoformat()
+    for count in (listed, exported):
+        assert count(since=day) == 1 and count(until=after) == 1
+        assert count(since=after) == 0 and count(until=day) == 0
