@@ -24,7 +24,7 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
     async def CreateTenant(self, request: pb.CreateTenantRequest, context: Context
                            ) -> pb.CreateTenantResponse:
         created = await operations.create_tenant(self._side, caller(), request.tenant,
-                                                 request.name)
+                                                 request.name, request.time_zone)
         return pb.CreateTenantResponse(tenant=created.tenant, active_key_id=created.active_key_id,
                                        admin_token=created.admin_token)
 
@@ -159,10 +159,18 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
         policy = await operations.set_tenant_policy(
             self._side, caller(), request.tenant,
             given.label_replacement if given.HasField("label_replacement") else None,
-            given.dispense_elsewhere if given.HasField("dispense_elsewhere") else None)
+            given.dispense_elsewhere if given.HasField("dispense_elsewhere") else None,
+            given.time_zone if given.HasField("time_zone") else None)
         return pb.SetTenantPolicyResponse(policy=pb.TenantPolicy(
             label_replacement=policy.label_replacement,
-            dispense_elsewhere=policy.dispense_elsewhere))
+            dispense_elsewhere=policy.dispense_elsewhere,
+            time_zone=policy.time_zone or "UTC"))
+
+    async def RecountDaily(self, request: pb.RecountDailyRequest, context: Context
+                           ) -> pb.RecountDailyResponse:
+        done = await operations.recount_daily(self._side, caller(), request.tenant)
+        return pb.RecountDailyResponse(time_zone=done.time_zone,
+                                       daily_counters=done.daily_counters)
 
 
 def _key_change(change: credentials.KeyChange) -> pb.KeyChangeResponse:

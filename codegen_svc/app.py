@@ -67,6 +67,7 @@ async def start(
     max_map_size: int = DEFAULT_MAX_MAP_SIZE,
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
     max_import_bytes: int = importer.DEFAULT_MAX_BYTES,
+    default_time_zone: str = "UTC",
 ) -> Codegen:
     """The issuance server, started; each tenant's ledger maps ``map_size`` bytes at first and
     grows, when full, up to ``max_map_size`` (then writes fail RESOURCE_EXHAUSTED); an EPCIS
@@ -74,6 +75,7 @@ async def start(
     data = DataDir(data_root, keys, map_size=map_size, max_map_size=max_map_size)
     data.add_close_listener(lambda _, path: alerts.close_book(path))
     side = WriteSide.open(data, importer=importer.Importer(max_bytes=max_import_bytes))
+    side.default_time_zone = default_time_zone
     audit: Batcher[str, lpb.AuditRecord, None] = Batcher(
         side.writer, lambda tenant, records: _record_audit(data, tenant, records))
     authorizer = Authorizer(data, enabled=authenticate, audit=audit.submit)

@@ -231,6 +231,19 @@ def optional_path(value: str | None) -> Path | None:
     return Path(value) if value else None
 
 
+def day_or_ms(text: str | None) -> tuple[str, int]:
+    """A bare YYYY-MM-DD as a local day of the tenant's zone (the server cuts it there), or a
+    date-time as epoch milliseconds: ("2026-03-02", 0) or ("", ms)."""
+    import datetime as dt
+
+    if text and len(text) == 10:
+        try:
+            return dt.date.fromisoformat(text).isoformat(), 0
+        except ValueError:
+            pass
+    return "", epoch_ms(text)
+
+
 def epoch_ms(text: str | None) -> int:
     """An ISO date or date-time (UTC unless it says otherwise) as epoch milliseconds."""
     if not text:

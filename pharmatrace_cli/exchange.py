@@ -13,8 +13,8 @@ from pharmatrace_cli.command import (
     EXIT_OK,
     Output,
     add_command,
+    day_or_ms,
     endpoints,
-    epoch_ms,
 )
 
 
@@ -27,8 +27,10 @@ def register(commands: Any) -> None:
     export.add_argument("--product")
     export.add_argument("--lot")
     export.add_argument("--party")
-    export.add_argument("--since", help="ISO date or date-time (inclusive)")
-    export.add_argument("--until", help="ISO date or date-time (exclusive)")
+    export.add_argument("--since", help="YYYY-MM-DD (from midnight in the tenant's time zone) "
+                        "or ISO date-time, UTC unless it says otherwise (inclusive)")
+    export.add_argument("--until", help="YYYY-MM-DD (a local day of the tenant, exclusive) or "
+                        "ISO date-time (exclusive)")
     export.add_argument("--form", choices=("epc", "digital-link"), default="epc",
                         help="EPCs as SGTIN URNs or GS1 Digital Link URIs")
     export.add_argument("--company-prefix-length", type=int, default=7)
@@ -46,9 +48,10 @@ def register(commands: Any) -> None:
 def _epcis_export(args: argparse.Namespace) -> int:
     from pharmatrace.v1 import trace_pb2 as pb
 
+    (since, from_ms), (until, to_ms) = day_or_ms(args.since), day_or_ms(args.until)
     response = endpoints(args).trace().ExportEpcis(pb.ExportEpcisRequest(
         tenant=args.tenant, product=args.product or "", lot=args.lot or "",
-        party_id=args.party or "", from_ms=epoch_ms(args.since), to_ms=epoch_ms(args.until),
+        party_id=args.party or "", from_ms=from_ms, to_ms=to_ms, since=since, until=until,
         epc_form=(pb.EPC_FORM_DIGITAL_LINK if args.form == "digital-link"
                   else pb.EPC_FORM_EPC_URI),
         company_prefix_length=args.company_prefix_length, max_events=args.max_events or 0))

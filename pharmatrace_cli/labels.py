@@ -30,6 +30,10 @@ def register(commands: Any) -> None:
     policy.add_argument("--dispense-elsewhere", choices=("on", "off"),
                         help="a party may dispense a pack it does not hold, each time raising "
                              "a dispensed_elsewhere alert (default off: refused)")
+    policy.add_argument("--tz", metavar="ZONE",
+                        help="IANA time zone whose midnight cuts the tenant's days, e.g. "
+                             "Asia/Shanghai; changing it recounts the daily counters in the "
+                             "new zone")
 
 
 def _replace(args: argparse.Namespace) -> int:
@@ -54,8 +58,11 @@ def _policy(args: argparse.Namespace) -> int:
         wanted.label_replacement = args.label_replacement == "on"
     if args.dispense_elsewhere is not None:
         wanted.dispense_elsewhere = args.dispense_elsewhere == "on"
+    if args.tz is not None:
+        wanted.time_zone = args.tz
     response = endpoints(args).admin().SetTenantPolicy(pb.SetTenantPolicyRequest(
         tenant=args.tenant, policy=wanted))
     print(f"label replacement: {'on' if response.policy.label_replacement else 'off'}")
     print(f"dispense elsewhere: {'on' if response.policy.dispense_elsewhere else 'off'}")
+    print(f"time zone: {response.policy.time_zone}")
     return EXIT_OK

@@ -13,8 +13,8 @@ from pharmatrace_cli.command import (
     Rows,
     add_command,
     add_output_options,
+    day_or_ms,
     endpoints,
-    epoch_ms,
     message_doc,
     subgroup,
 )
@@ -36,8 +36,10 @@ def register(commands: Any) -> None:
     events.add_argument("--product")
     events.add_argument("--lot")
     events.add_argument("--party")
-    events.add_argument("--since", help="ISO date or date-time (inclusive)")
-    events.add_argument("--until", help="ISO date or date-time (exclusive)")
+    events.add_argument("--since", help="YYYY-MM-DD (from midnight in the tenant's time zone) "
+                        "or ISO date-time, UTC unless it says otherwise (inclusive)")
+    events.add_argument("--until", help="YYYY-MM-DD (a local day of the tenant, exclusive) or "
+                        "ISO date-time (exclusive)")
     events.add_argument("--limit", type=int, default=0, help="at most this many events")
     add_output_options(events)
     plist = add_command(subgroup(commands, "party", "Add parties."), "list", "List parties.",
@@ -80,9 +82,10 @@ def _events(args: argparse.Namespace) -> int:
     from pharmatrace.v1 import trace_pb2 as pb
 
     stub = endpoints(args).trace()
+    (since, from_ms), (until, to_ms) = day_or_ms(args.since), day_or_ms(args.until)
     request = pb.ListEventsRequest(tenant=args.tenant, product=args.product or "",
                                    lot=args.lot or "", party_id=args.party or "",
-                                   from_ms=epoch_ms(args.since), to_ms=epoch_ms(args.until),
+                                   from_ms=from_ms, to_ms=to_ms, since=since, until=until,
                                    page_size=1000)
     with Rows(args.output, EVENT_HEADERS, widths=(8, 20, 12, 16, 16, 0, 0)
               if args.output == "table" else None) as rows:

@@ -29,6 +29,7 @@ from pharmatrace_cli import (
     regions,
     replication,
     service,
+    tenant_day,
     verify,
 )
 from pharmatrace_cli.command import (
@@ -126,6 +127,7 @@ def _parser() -> argparse.ArgumentParser:
     partners.register(commands)
     certbind.register(commands)
     lifecycle.register(commands)
+    tenant_day.register(commands)
     completion.register(commands, parser)
     add_examples()
     return parser

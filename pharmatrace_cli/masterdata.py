@@ -26,6 +26,10 @@ def register(commands: Any) -> Any:
                      _tenant_create, tenant=False)
     create.add_argument("tenant_id")
     create.add_argument("--name")
+    create.add_argument("--tz", default="", metavar="ZONE",
+                        help="IANA time zone whose midnight cuts the tenant's days in reports "
+                             "and date filters, e.g. Asia/Shanghai (default: the server's "
+                             "default_time_zone setting)")
     add_output_options(add_command(tenant, "list", "List tenants.", _tenant_list, tenant=False,
                                    example="pharmatrace tenant list --csv"))
 
@@ -81,7 +85,8 @@ def _tenant_create(args: argparse.Namespace) -> int:
     from pharmatrace.v1 import admin_pb2 as pb
 
     response = endpoints(args).admin().CreateTenant(
-        pb.CreateTenantRequest(tenant=args.tenant_id, name=args.name or args.tenant_id))
+        pb.CreateTenantRequest(tenant=args.tenant_id, name=args.name or args.tenant_id,
+                               time_zone=args.tz))
     print(f"tenant {response.tenant} created (signing key {response.active_key_id})")
     if response.admin_token:
         print(f"admin token (shown once, keep it secret): {response.admin_token}")

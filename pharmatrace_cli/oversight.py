@@ -58,8 +58,10 @@ def register(commands: Any) -> None:
         sub.add_argument("--region", help="GB/T 2260 prefix: 2, 4 or 6 digits")
         _json_option(sub)
     listing = alerts.choices["list"]
-    listing.add_argument("--since", help="raised at or after, YYYY-MM-DD (UTC)")
-    listing.add_argument("--until", help="raised before, YYYY-MM-DD (UTC)")
+    listing.add_argument("--since", help="raised on or after this local day of the tenant's "
+                         "time zone, YYYY-MM-DD (from its midnight there)")
+    listing.add_argument("--until", help="raised before this local day of the tenant's time "
+                         "zone, YYYY-MM-DD")
     listing.add_argument("--limit", type=int, default=1000, help="at most this many (1000)")
     alerts.choices["watch"].add_argument(
         "--after", type=int, default=-1,
@@ -70,9 +72,10 @@ def register(commands: Any) -> None:
                          "region.", _report_region)
     region.add_argument("--product", action="append", default=[],
                         help="GTIN or NMPA drug identifier (repeatable; default all)")
-    region.add_argument("--from", dest="start", help="first day, YYYY-MM-DD (default: 29 days "
-                        "before --to)")
-    region.add_argument("--to", dest="end", help="last day, YYYY-MM-DD (default: today, UTC)")
+    region.add_argument("--from", dest="start", help="first day, YYYY-MM-DD, a local day of the "
+                        "tenant's time zone (default: 29 days before --to)")
+    region.add_argument("--to", dest="end", help="last day, YYYY-MM-DD, a local day of the "
+                        "tenant's time zone (default: today there)")
     region.add_argument("--level", choices=_LEVELS, default="province")
     region.add_argument("--region", help="only this GB/T 2260 prefix")
     region.add_argument("--html", metavar="FILE", help="also write the report as a web page")
@@ -219,7 +222,7 @@ def _alerts_list(args: argparse.Namespace) -> int:
     request = pb.ListAlertsRequest(
         tenant=args.tenant, kind=_ALERT_KINDS.get(args.kind or "", 0),  # type: ignore[arg-type]
         product=args.product or "", lot=args.lot or "", region=args.region or "",
-        from_ms=_day_ms(args.since, "--since"), to_ms=_day_ms(args.until, "--until"),
+        since=_date(args.since, "--since"), until=_date(args.until, "--until"),
         page_size=min(1000, args.limit))
     shown = 0
     while shown < args.limit:
@@ -291,8 +294,8 @@ def _report_region(args: argparse.Namespace) -> int:
             path.write_text(page, encoding="utf-8")
     if args.json:
         return _print_json(response)
-    print(f"{args.level.capitalize()} report {response.start} to {response.end}: stock now, "
-          "flows over the period (units)")
+    print(f"{args.level.capitalize()} report {response.start} to {response.end} (days in "
+          f"{response.time_zone or 'UTC'}): stock now, flows over the period (units)")
     rows: list[tuple[str, ...]] = [
         ("product", "region", "stock", "recalled", "received", "sold", "returned")]
     last = None
@@ -351,11 +354,11 @@ def _when(ms: int) -> str:
     return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _day_ms(text: str | None, option: str) -> int:
+def _date(text: str | None, option: str) -> str:
+    """A YYYY-MM-DD date as typed ("" when not given); the server cuts it in the tenant's zone."""
     if not text:
-        return 0
+        return ""
     try:
-        day = dt.date.fromisoformat(text)
+        return dt.date.fromisoformat(text).isoformat()
     except ValueError:
         raise CliError(f"{option} must be a date YYYY-MM-DD") from None
-    return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp() * 1000)

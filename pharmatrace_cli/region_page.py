@@ -80,8 +80,8 @@ svg.map text.on-dark {{ fill: #fff; stroke: #08306b; }}
 <body>
 <h1>{_e(title)}</h1>
 <p class=meta>Tenant {_e(tenant)}. Stock is now; received, sold and returned are over the
-period (UTC days). Packs in transit count as stock where they left until received. Units are
-sales packs.</p>
+period, in days from midnight to midnight in {_e(report.time_zone or 'UTC')}. Packs in
+transit count as stock where they left until received. Units are sales packs.</p>
 {chart}
 <p class=legend>{"".join(f'<span><i style="background:{c}"></i>{_e(n)}</span>'
                          for _, n, c in SERIES)}</p>

@@ -60,6 +60,8 @@ class ServeConfig:
     metrics_host: str = "127.0.0.1"
     max_import_bytes: int = DEFAULT_IMPORT_BYTES
     """Largest EPCIS document one import may send."""
+    default_time_zone: str = "UTC"
+    """IANA zone of a tenant created without one."""
     public_port: int = -1
     """With mutual TLS, verification without client certificates here; below 0: none."""
 
@@ -148,6 +150,7 @@ async def serve(config: ServeConfig) -> None:
         config.data, keys, f"{config.host}:{config.issue_port}", metrics, tls=tls,
         authenticate=config.authenticate, max_map_size=limit, interceptors=gates,
         max_import_bytes=config.max_import_bytes,
+        default_time_zone=config.default_time_zone,
     )
     if limit < DEFAULT_MAX_MAP_SIZE:
         log.info("each tenant's ledger may grow to %d bytes", limit)

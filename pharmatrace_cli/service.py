@@ -88,6 +88,9 @@ def _serve_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-import-mib", type=int,
                         help=f"largest EPCIS document one import may send, in MiB (default "
                         f"{d.max_import_mib})")
+    parser.add_argument("--default-time-zone", metavar="ZONE",
+                        help="IANA time zone of a tenant created without --tz: where its days "
+                        f"begin in reports and date filters (default {d.default_time_zone})")
     parser.add_argument("--insecure", action="store_true", default=None,
                         help="serve plaintext, without TLS")
     parser.add_argument("--tls-cert", help="server certificate chain (PEM)")
@@ -190,6 +193,7 @@ def _serve(args: argparse.Namespace) -> int:
         http_port=settings.http_port, public_base_url=settings.public_base_url,
         nats=settings.nats, replicated_commit=settings.replicated_commit,
         metrics_host=settings.metrics_host, max_import_bytes=settings.max_import_mib << 20,
+        default_time_zone=settings.default_time_zone,
         public_port=settings.public_port,
     )
     import asyncio

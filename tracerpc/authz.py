@@ -66,6 +66,7 @@ TABLE: dict[str, UseCase] = {
             SetTenantOnline=operations.set_tenant_online,
             SetLedgerLimit=operations.set_ledger_limit, ListTenants=operations.list_tenants,
             SetTenantPolicy=operations.set_tenant_policy,
+            RecountDaily=operations.recount_daily,
             RegisterProduct=masterdata.register_product, AddBatch=masterdata.add_batch,
             AddParty=masterdata.add_party, GetProduct=masterdata.get_product,
             ListProducts=masterdata.list_products, GetBatch=masterdata.get_batch,

@@ -86,7 +86,7 @@ class TraceServicer(trace_pb2_grpc.TraceServicer):
                          context: grpc.aio.ServicerContext[Any, Any]) -> pb.ListAlertsResponse:
         page = oversight.list_alerts(self._data.get(request.tenant), _alerts(request),
                                      request.from_ms, request.to_ms, request.page_size,
-                                     request.page_token)
+                                     request.page_token, request.since, request.until)
         return pb.ListAlertsResponse(alerts=[alert(a) for a in page.alerts],
                                      next_page_token=page.next_page_token,
                                      last_alert_id=page.last_alert_id)
@@ -129,7 +129,8 @@ def _events(request: pb.ListEventsRequest | pb.ExportEpcisRequest) -> trace.Even
         if isinstance(request, pb.ListEventsRequest) else ("", "")
     return trace.EventQuery(product=request.product, lot=request.lot,
                             party_id=request.party_id, from_ms=request.from_ms,
-                            to_ms=request.to_ms, document=document)
+                            to_ms=request.to_ms, document=document, since=request.since,
+                            until=request.until)
 
 
 def _alerts(request: pb.ListAlertsRequest | pb.WatchAlertsRequest) -> oversight.AlertQuery:

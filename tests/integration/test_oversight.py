@@ -751,3 +751,28 @@ def test_bad_input_is_refused_naming_the_field(chain: _Chain, refused: Refused) 
             kind=lpb.EVENT_KIND_RECALL, lot="LOT-1")])])))
     assert not chain.locate(AMOX, "LOT-1").HasField("recall")
     assert chain.report(start="0001-01-01", end="0001-01-31") == []    # before any counter
+
+
+def test_alert_day_filters_cut_at_the_tenants_local_midnight(chain: _Chain) -> None:
+    """ListAlerts since/until are local days of the tenant's zone: in a zone whose date differs
+    from UTC's, an alert falls on the local day, not on the UTC one."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    chain.batch(AMOX, "LOT-GD", ["44"])
+    (code,) = chain.codes(AMOX, "LOT-GD", 1)
+    chain.commission([code])
+    chain.verify(code, region="430102")
+    (alert,) = chain.alerts_settled(1)
+    raised = dt.datetime.fromtimestamp(alert.raised_at_ms / 1000, dt.UTC)
+    # UTC-12 is on the day before UTC's in the morning (UTC), UTC+14 on the day after later on.
+    zone = "Etc/GMT+12" if raised.hour < 12 else "Pacific/Kiritimati"
+    chain.api.admin.SetTenantPolicy(apb.SetTenantPolicyRequest(
+        tenant=chain.tenant, policy=apb.TenantPolicy(time_zone=zone)), timeout=RPC_TIMEOUT_S)
+    local = raised.astimezone(ZoneInfo(zone)).date()
+    assert local != raised.date()
+    after = (local + dt.timedelta(days=1)).isoformat()
+    assert [a.code for a in chain.alerts(since=local.isoformat())] == [code]
+    assert [a.code for a in chain.alerts(until=after)] == [code]
+    assert chain.alerts(since=after) == []
+    assert chain.alerts(until=local.isoformat()) == []

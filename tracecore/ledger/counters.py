@@ -7,6 +7,8 @@ locate; cases and pallets are transport.
 - ``S`` batch, holder party, status, in-transit flag -> units (where a batch's packs are)
 - ``P`` product, region, status -> units (stock and status by region)
 - ``F`` day, product, region, flow -> units (received, sold, returned per day)
+- ``Q`` UTC quarter hour, product, region, flow -> units (the same flows by instant: every
+  zone's midnight falls on a quarter hour, so ``F`` is recounted from ``Q`` in any zone)
 """
 
 from __future__ import annotations
@@ -14,14 +16,17 @@ from __future__ import annotations
 import enum
 import struct
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
+from tracecore.errors import FailedPrecondition
 from tracecore.ledger.env import Database, Txn
 from tracecore.ledger.records import CodeRecord
 
 _S = struct.Struct(">cIIBB")
 _P = struct.Struct(">cIIB")
 _F = struct.Struct(">cIIIB")
+_Q = struct.Struct(">cIIIB")
+QUARTER_MS = 15 * 60 * 1000
 _COUNT = struct.Struct(">q")
 UNIT = 1
 
@@ -51,10 +56,13 @@ class Tally:
         units[(after.batch_ref, after.holder_ref, after.status, after.flags, after.product_ref,
                after.region)] += 1
 
-    def flow(self, record: CodeRecord, flow: Flow, day: int) -> None:
-        """One unit moved on ``day``: the tenant's local day number (tracecore.localday)."""
+    def flow(self, record: CodeRecord, flow: Flow, day: int, at_ms: int) -> None:
+        """One unit moved at ``at_ms``, on ``day``: the tenant's local day number
+        (tracecore.localday)."""
         if record.level == UNIT:
             self.deltas[_F.pack(b"F", day, record.product_ref, record.region, flow)] += 1
+            self.deltas[_Q.pack(b"Q", at_ms // QUARTER_MS, record.product_ref, record.region,
+                                flow)] += 1
 
     def merge(self, other: Tally) -> None:
         for key, delta in other.deltas.items():
@@ -131,3 +139,25 @@ def flow_counts(
             break
         out.append((day, product, region, flow, _COUNT.unpack(value)[0]))
     return out
+
+
+def recount_flows(txn: Txn, db: Database, day_of: Callable[[int], int]) -> int:
+    """Replaces every daily flow counter (``F``) by a recount of the flows by instant (``Q``),
+    each instant put on the day ``day_of(ms)`` says; the number of daily counters now stored.
+    FailedPrecondition, changing nothing, when the daily counters hold flows the instants do
+    not (counted by a release that kept days only): recutting them would lose those."""
+    days: defaultdict[bytes, int] = defaultdict(int)
+    for key, units in counts_under(txn, db, b"Q"):
+        _, quarter, product, region, flow = _Q.unpack(key)
+        days[_F.pack(b"F", day_of(quarter * QUARTER_MS), product, region, flow)] += units
+    stored = list(counts_under(txn, db, b"F"))
+    if sum(units for _, units in stored) != sum(days.values()):
+        raise FailedPrecondition("the daily counters hold flows counted before their instants "
+                                 "were kept; they cannot be recut in another time zone")
+    stale = [key for key, _ in stored]
+    for key in stale:
+        txn.delete(key, db=db)
+    for key, units in sorted(days.items()):
+        if units:
+            txn.put(key, _COUNT.pack(units), db=db)
+    return sum(1 for units in days.values() if units)

@@ -317,7 +317,7 @@ class _Session:
         self.view.shipments[key] = shipper
 
     def flow(self, record: CodeRecord, flow: Flow, at_ms: int) -> None:
-        self.view.tally.flow(record, flow, localday.day_of(at_ms, self._zone))
+        self.view.tally.flow(record, flow, localday.day_of(at_ms, self._zone), at_ms)
 
     def dispense_elsewhere(self) -> bool:
         if self._dispense_elsewhere is None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from tracecore import localday
+from tracecore.ledger.counters import recount_flows
 from tracecore.ledger.env import Txn
 from tracecore.ledger.store import Ledger
 
@@ -43,10 +45,16 @@ def read_in(ledger: Ledger, txn: Txn) -> Policy:
 def write(ledger: Ledger, label_replacement: bool | None = None,
           dispense_elsewhere: bool | None = None, time_zone: str | None = None) -> Policy:
     """Sets the policies given (None keeps one as it is); the policy now in force. Setting
-    market rules never moves the tenant's day: only a zone given does."""
+    market rules never moves the tenant's day: only a zone given does, and then the daily
+    counters are recounted in the new zone in the same transaction, so that no report ever
+    reads days cut in two zones."""
+    if time_zone:
+        localday.zone(time_zone)
 
     def fn(txn: Txn) -> Policy:
         policy = read_in(ledger, txn)
+        if time_zone and time_zone != day_zone(ledger, txn):
+            recount_in(ledger, txn, time_zone)
         if label_replacement is not None:
             policy = replace(policy, label_replacement=label_replacement)
         if dispense_elsewhere is not None:
@@ -68,3 +76,18 @@ def day_zone(ledger: Ledger, txn: Txn) -> str:
     """The zone the ledger's daily counters are cut in: its own, or UTC for a ledger that never
     set one (its counters were always kept in UTC days)."""
     return bytes(txn.get(_TIME_ZONE, db=ledger.db["meta"]) or b"UTC").decode()
+
+
+def recount(ledger: Ledger) -> tuple[str, int]:
+    """Rebuilds the daily counters in the tenant's zone: (the zone, daily counters stored)."""
+
+    def fn(txn: Txn) -> tuple[str, int]:
+        zone = day_zone(ledger, txn)
+        return zone, recount_in(ledger, txn, zone)
+
+    return ledger.env.write(fn)
+
+
+def recount_in(ledger: Ledger, txn: Txn, zone: str) -> int:
+    """Daily counters recounted with days cut at ``zone``'s midnight; how many are stored."""
+    return recount_flows(txn, ledger.db["counters"], lambda ms: localday.day_of(ms, zone))

@@ -7,6 +7,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 
+from tracecore import localday
 from tracecore.credentials import Principal, Role
 from tracecore.errors import InvalidArgument
 from tracecore.ledger import policy
@@ -34,12 +35,16 @@ class LedgerLimit:
 
 
 @use_case(roles={OPERATOR}, writes=True, scope=Scope.PLATFORM)
-async def create_tenant(side: WriteSide, caller: Principal, tenant: str, name: str
-                        ) -> NewTenant:
-    """A new tenant with its own ledger and signing key, and its first admin token."""
+async def create_tenant(side: WriteSide, caller: Principal, tenant: str, name: str,
+                        time_zone: str = "") -> NewTenant:
+    """A new tenant with its own ledger and signing key, and its first admin token; its days
+    cut at ``time_zone``'s midnight ("": the server's default zone)."""
     if len(name) > MAX_NAME:
         raise InvalidArgument(f"at most {MAX_NAME} characters", field="name")
+    zone = time_zone or side.default_time_zone
+    localday.zone(zone)
     created = await side.writer.run(side.data.create, tenant, name, side.clock())
+    await side.writer.run(policy.write, created.ledger, None, None, zone)
     _, token = await side.writer.run(created.access.create_token, Role.ADMIN, "",
                                      "created with the tenant", 0, side.clock())
     return NewTenant(created.name, created.keys.active.key_id, token)
@@ -70,11 +75,28 @@ async def set_ledger_limit(side: WriteSide, caller: Principal, tenant: str, max_
 @use_case(roles={ADMIN}, writes=True, scope=Scope.TENANT)
 async def set_tenant_policy(side: WriteSide, caller: Principal, tenant: str,
                             label_replacement: bool | None,
-                            dispense_elsewhere: bool | None = None) -> policy.Policy:
-    """Which rules of its market a tenant follows (None keeps a rule as it is); the policy in
-    force."""
+                            dispense_elsewhere: bool | None = None,
+                            time_zone: str | None = None) -> policy.Policy:
+    """Which rules of its market a tenant follows and the zone of its day (None keeps one as it
+    is); the policy in force. A new zone recounts the daily counters in it."""
+    if time_zone is not None:
+        localday.zone(time_zone)
     ledger = side.data.get(tenant).ledger
-    return await side.writer.run(policy.write, ledger, label_replacement, dispense_elsewhere)
+    return await side.writer.run(policy.write, ledger, label_replacement, dispense_elsewhere,
+                                 time_zone)
+
+
+@dataclass(frozen=True, slots=True)
+class Recount:
+    time_zone: str
+    daily_counters: int
+
+
+@use_case(roles={ADMIN}, writes=True, scope=Scope.TENANT)
+async def recount_daily(side: WriteSide, caller: Principal, tenant: str) -> Recount:
+    """Rebuilds the tenant's daily counters from its flows by instant, cut in its zone."""
+    ledger = side.data.get(tenant).ledger
+    return Recount(*await side.writer.run(policy.recount, ledger))
 
 
 async def _released(side: WriteSide, tenant: str) -> bool:

@@ -10,9 +10,9 @@ from dataclasses import dataclass, replace
 
 from pharmatrace.v1 import common_pb2 as cpb
 
-from tracecore import masterdata, regions
+from tracecore import localday, masterdata, regions
 from tracecore.errors import InvalidArgument, NotFound
-from tracecore.ledger import alerts, oversight
+from tracecore.ledger import alerts, oversight, policy
 from tracecore.ledger.store import Ledger
 from tracecore.ledger.tenants import Tenant
 from tracecore.oversight import AlertFilter, AlertKind, AlertRecord, Location, lot
@@ -84,8 +84,19 @@ def batches_using_material(ledger: Ledger, supplier: str, supplier_lot: str
 
 @use_case(roles=_OVERSEERS, writes=False, scope=Scope.TENANT)
 def list_alerts(tenant: Tenant, query: AlertQuery, from_ms: int, to_ms: int, page_size: int,
-                page_token: str) -> AlertPage:
-    """One page of matching alerts, oldest first, raised in [from_ms, to_ms) (0: open)."""
+                page_token: str, since: str = "", until: str = "") -> AlertPage:
+    """One page of matching alerts, oldest first, raised in [from_ms, to_ms) (0: open) and
+    from local day ``since`` to before local day ``until`` (YYYY-MM-DD, "" open), days cut at
+    midnight in the tenant's zone."""
+    if since or until:
+        with tenant.ledger.env.read() as txn:
+            zone = policy.day_zone(tenant.ledger, txn)
+        if since:
+            start = localday.day_start(_day(since, "since"), zone)
+            from_ms = max(from_ms, start) if from_ms else start
+        if until:
+            end = localday.day_start(_day(until, "until"), zone)
+            to_ms = min(to_ms, end) if to_ms else end
     if from_ms and to_ms and to_ms <= from_ms:
         raise InvalidArgument("must be after from_ms", field="to_ms")
     wanted = replace(alert_filter(tenant.ledger, query), from_ms=from_ms, to_ms=to_ms)
@@ -126,3 +137,10 @@ def alert_filter(ledger: Catalogue, query: AlertQuery) -> AlertFilter:
         product = masterdata.product_identifier(query.product)
     region = regions.parse_region_prefix(query.region, field="region") if query.region else ""
     return AlertFilter(kind=query.kind, product=product, lot=query.lot, region=region)
+
+
+def _day(text: str, field: str) -> int:
+    try:
+        return localday.day_number(text)
+    except InvalidArgument:
+        raise InvalidArgument(f"{text!r} is not YYYY-MM-DD", field=field) from None

@@ -5,15 +5,15 @@ reads only what was in its own custody."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pharmatrace.v1 import ledger_pb2 as lpb
 
-from tracecore import epcis, masterdata
+from tracecore import epcis, localday, masterdata
 from tracecore.codes import Code, parse
 from tracecore.credentials import Principal, Role
 from tracecore.errors import InvalidArgument, NotFound, ParseError, PermissionDenied
-from tracecore.ledger import exchange, foreign, history, oversight
+from tracecore.ledger import exchange, foreign, history, oversight, policy
 from tracecore.ledger.history import EventFilter, Traced, trace
 from tracecore.ledger.store import Ledger
 from tracecore.status import Status
@@ -52,6 +52,10 @@ class EventQuery:
     to_ms: int = 0
     document: tuple[str, str] = ("", "")
     """A business document's (type, id): only the events that are part of it."""
+    since: str = ""
+    until: str = ""
+    """Local days of the tenant's zone (YYYY-MM-DD): events from ``since``'s midnight there and
+    before ``until``'s, on top of from_ms / to_ms."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +120,7 @@ def list_events(ledger: Ledger, caller: Principal | None, query: EventQuery, pag
     size = page_size or DEFAULT_PAGE
     if size > MAX_PAGE:
         raise InvalidArgument(f"at most {MAX_PAGE}", field="page_size")
-    wanted = event_filter(ledger, query, custody_party(caller))
+    wanted = event_filter(ledger, local_days(ledger, query), custody_party(caller))
     foreign.open_late(ledger)
     with ledger.env.read() as txn:
         return history.list_events(ledger, txn, wanted, size, page_token)
@@ -137,7 +141,7 @@ def export_epcis(ledger: Ledger, caller: Principal | None, query: EventQuery, *,
     host = host or DEFAULT_HOST
     if not host.startswith(("https://", "http://")) or len(host) > 200:
         raise InvalidArgument("must be an http(s) URL", field="digital_link_host")
-    wanted = event_filter(ledger, query, custody_party(caller))
+    wanted = event_filter(ledger, local_days(ledger, query), custody_party(caller))
     form: epcis.IdForm = "digital-link" if digital_link else "epc"
     document, count, truncated = exchange.export(
         ledger, wanted, id_form=form, company_prefix_length=cpl, host=host.rstrip("/"),
@@ -169,3 +173,27 @@ def event_filter(ledger: Catalogue, query: EventQuery, own: str) -> EventFilter:
     return EventFilter(batch_ref, product_ref, party_id, query.from_ms, query.to_ms, product,
                        query.lot, document)
 
+
+
+def local_days(ledger: Ledger, query: EventQuery) -> EventQuery:
+    """``query`` with its local days (since / until) turned into instants cut at midnight in the
+    tenant's zone."""
+    if not query.since and not query.until:
+        return query
+    with ledger.env.read() as txn:
+        zone = policy.day_zone(ledger, txn)
+    from_ms, to_ms = query.from_ms, query.to_ms
+    if query.since:
+        start = localday.day_start(_day(query.since, "since"), zone)
+        from_ms = max(from_ms, start) if from_ms else start
+    if query.until:
+        end = localday.day_start(_day(query.until, "until"), zone)
+        to_ms = min(to_ms, end) if to_ms else end
+    return replace(query, from_ms=from_ms, to_ms=to_ms, since="", until="")
+
+
+def _day(text: str, field: str) -> int:
+    try:
+        return localday.day_number(text)
+    except InvalidArgument:
+        raise InvalidArgument(f"{text!r} is not YYYY-MM-DD", field=field) from None

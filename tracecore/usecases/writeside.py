@@ -44,6 +44,8 @@ class WriteSide:
     committer: GroupCommitter
     clock: Callable[[], int] = now_ms
     importer: Importer = field(default_factory=Importer)
+    default_time_zone: str = "UTC"
+    """The zone of a tenant created without one (the ``default_time_zone`` setting)."""
 
     @classmethod
     def open(cls, data: DataDir, clock: Callable[[], int] = now_ms,

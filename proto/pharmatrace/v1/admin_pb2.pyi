@@ -70,6 +70,7 @@ class TenantPolicy(_message.Message):
 
     LABEL_REPLACEMENT_FIELD_NUMBER: _builtins.int
     DISPENSE_ELSEWHERE_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
     label_replacement: _builtins.bool
     """Damaged labels may be replaced by new codes (Lifecycle.ReplaceCode): China's code rules
     allow it, the EU's do not. Default off.
@@ -79,24 +80,33 @@ class TenantPolicy(_message.Message):
     distributor's case, say); each such dispensing raises a DISPENSED_ELSEWHERE alert.
     Default off: refused.
     """
+    time_zone: _builtins.str
+    """IANA time zone (Asia/Shanghai) whose midnight cuts the tenant's days in daily figures and
+    date filters. Changing it recounts the stored daily counters in the new zone.
+    """
     def __init__(
         self,
         *,
         label_replacement: _builtins.bool | None = ...,
         dispense_elsewhere: _builtins.bool | None = ...,
+        time_zone: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_dispense_elsewhere", b"_dispense_elsewhere", "_label_replacement", b"_label_replacement", "dispense_elsewhere", b"dispense_elsewhere", "label_replacement", b"label_replacement"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_dispense_elsewhere", b"_dispense_elsewhere", "_label_replacement", b"_label_replacement", "_time_zone", b"_time_zone", "dispense_elsewhere", b"dispense_elsewhere", "label_replacement", b"label_replacement", "time_zone", b"time_zone"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_dispense_elsewhere", b"_dispense_elsewhere", "_label_replacement", b"_label_replacement", "dispense_elsewhere", b"dispense_elsewhere", "label_replacement", b"label_replacement"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_dispense_elsewhere", b"_dispense_elsewhere", "_label_replacement", b"_label_replacement", "_time_zone", b"_time_zone", "dispense_elsewhere", b"dispense_elsewhere", "label_replacement", b"label_replacement", "time_zone", b"time_zone"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__dispense_elsewhere: _TypeAlias = _typing.Literal["dispense_elsewhere"]  # noqa: Y015
     _WhichOneofArgType__dispense_elsewhere: _TypeAlias = _typing.Literal["_dispense_elsewhere", b"_dispense_elsewhere"]  # noqa: Y015
     _WhichOneofReturnType__label_replacement: _TypeAlias = _typing.Literal["label_replacement"]  # noqa: Y015
     _WhichOneofArgType__label_replacement: _TypeAlias = _typing.Literal["_label_replacement", b"_label_replacement"]  # noqa: Y015
+    _WhichOneofReturnType__time_zone: _TypeAlias = _typing.Literal["time_zone"]  # noqa: Y015
+    _WhichOneofArgType__time_zone: _TypeAlias = _typing.Literal["_time_zone", b"_time_zone"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__dispense_elsewhere) -> _WhichOneofReturnType__dispense_elsewhere | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__label_replacement) -> _WhichOneofReturnType__label_replacement | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__time_zone) -> _WhichOneofReturnType__time_zone | None: ...
 
 Global___TenantPolicy: _TypeAlias = TenantPolicy  # noqa: Y015
 
@@ -149,19 +159,23 @@ class CreateTenantRequest(_message.Message):
 
     TENANT_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
     tenant: _builtins.str
     """1 to 32 characters of [a-z0-9-], starting with a letter or digit"""
     name: _builtins.str
     """display name, at most 200 characters"""
+    time_zone: _builtins.str
+    """IANA zone of the tenant's day; "" for the server's default"""
     def __init__(
         self,
         *,
         tenant: _builtins.str = ...,
         name: _builtins.str = ...,
+        time_zone: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "tenant", b"tenant"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "tenant", b"tenant", "time_zone", b"time_zone"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1265,3 +1279,46 @@ class MergePartyResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___MergePartyResponse: _TypeAlias = MergePartyResponse  # noqa: Y015
+
+@_typing.final
+class RecountDailyRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecountDailyRequest: _TypeAlias = RecountDailyRequest  # noqa: Y015
+
+@_typing.final
+class RecountDailyResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
+    DAILY_COUNTERS_FIELD_NUMBER: _builtins.int
+    time_zone: _builtins.str
+    """the zone the days were cut in"""
+    daily_counters: _builtins.int
+    """daily counters stored after the recount"""
+    def __init__(
+        self,
+        *,
+        time_zone: _builtins.str = ...,
+        daily_counters: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["daily_counters", b"daily_counters", "time_zone", b"time_zone"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecountDailyResponse: _TypeAlias = RecountDailyResponse  # noqa: Y015

@@ -159,6 +159,11 @@ class AdminStub:
                 request_serializer=pharmatrace_dot_v1_dot_admin__pb2.SetTenantPolicyRequest.SerializeToString,
                 response_deserializer=pharmatrace_dot_v1_dot_admin__pb2.SetTenantPolicyResponse.FromString,
                 _registered_method=True)
+        self.RecountDaily = channel.unary_unary(
+                '/pharmatrace.v1.Admin/RecountDaily',
+                request_serializer=pharmatrace_dot_v1_dot_admin__pb2.RecountDailyRequest.SerializeToString,
+                response_deserializer=pharmatrace_dot_v1_dot_admin__pb2.RecountDailyResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -329,6 +334,13 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecountDaily(self, request, context):
+        """Rebuilds the tenant's daily counters (received, sold, returned) cut in its time zone.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -456,6 +468,11 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.SetTenantPolicy,
                     request_deserializer=pharmatrace_dot_v1_dot_admin__pb2.SetTenantPolicyRequest.FromString,
                     response_serializer=pharmatrace_dot_v1_dot_admin__pb2.SetTenantPolicyResponse.SerializeToString,
+            ),
+            'RecountDaily': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecountDaily,
+                    request_deserializer=pharmatrace_dot_v1_dot_admin__pb2.RecountDailyRequest.FromString,
+                    response_serializer=pharmatrace_dot_v1_dot_admin__pb2.RecountDailyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1133,6 +1150,33 @@ class Admin:
             '/pharmatrace.v1.Admin/SetTenantPolicy',
             pharmatrace_dot_v1_dot_admin__pb2.SetTenantPolicyRequest.SerializeToString,
             pharmatrace_dot_v1_dot_admin__pb2.SetTenantPolicyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecountDaily(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pharmatrace.v1.Admin/RecountDaily',
+            pharmatrace_dot_v1_dot_admin__pb2.RecountDailyRequest.SerializeToString,
+            pharmatrace_dot_v1_dot_admin__pb2.RecountDailyResponse.FromString,
             options,
             channel_credentials,
             insecure,

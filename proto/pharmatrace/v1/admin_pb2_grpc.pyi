@@ -75,6 +75,8 @@ class AdminStub:
     """The tenant's policies (admin): which rules of its market apply; the whole policy is set
     at once, and the answer is the policy in force.
     """
+    RecountDaily: _grpc.UnaryUnaryMultiCallable[_admin_pb2.RecountDailyRequest, _admin_pb2.RecountDailyResponse]
+    """Rebuilds the tenant's daily counters (received, sold, returned) cut in its time zone."""
 
 @_typing.type_check_only
 class AdminAsyncStub(AdminStub):
@@ -123,6 +125,8 @@ class AdminAsyncStub(AdminStub):
     """The tenant's policies (admin): which rules of its market apply; the whole policy is set
     at once, and the answer is the policy in force.
     """
+    RecountDaily: _aio.UnaryUnaryMultiCallable[_admin_pb2.RecountDailyRequest, _admin_pb2.RecountDailyResponse]  # type: ignore[assignment]
+    """Rebuilds the tenant's daily counters (received, sold, returned) cut in its time zone."""
 
 class AdminServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -318,5 +322,13 @@ class AdminServicer(metaclass=_abc_1.ABCMeta):
         """The tenant's policies (admin): which rules of its market apply; the whole policy is set
         at once, and the answer is the policy in force.
         """
+
+    @_abc_1.abstractmethod
+    def RecountDaily(
+        self,
+        request: _admin_pb2.RecountDailyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.RecountDailyResponse, _abc.Awaitable[_admin_pb2.RecountDailyResponse]]:
+        """Rebuilds the tenant's daily counters (received, sold, returned) cut in its time zone."""
 
 def add_AdminServicer_to_server(servicer: AdminServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -312,6 +312,8 @@ class ListEventsRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     DOCUMENT_FIELD_NUMBER: _builtins.int
+    SINCE_FIELD_NUMBER: _builtins.int
+    UNTIL_FIELD_NUMBER: _builtins.int
     tenant: _builtins.str
     product: _builtins.str
     """GTIN or NMPA id; optional"""
@@ -326,6 +328,11 @@ class ListEventsRequest(_message.Message):
     page_size: _builtins.int
     """default 100, at most 1000"""
     page_token: _builtins.str
+    since: _builtins.str
+    """Optional local days of the tenant's time zone, YYYY-MM-DD: events from `since`'s midnight
+    there (inclusive) and before `until`'s (exclusive); combined with from_ms / to_ms.
+    """
+    until: _builtins.str
     @_builtins.property
     def document(self) -> _common_pb2.BusinessDocument:
         """Events that are part of this business document (type and id; counterparty ignored)."""
@@ -342,10 +349,12 @@ class ListEventsRequest(_message.Message):
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
         document: _common_pb2.BusinessDocument | None = ...,
+        since: _builtins.str = ...,
+        until: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["document", b"document"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["document", b"document", "from_ms", b"from_ms", "lot", b"lot", "page_size", b"page_size", "page_token", b"page_token", "party_id", b"party_id", "product", b"product", "tenant", b"tenant", "to_ms", b"to_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["document", b"document", "from_ms", b"from_ms", "lot", b"lot", "page_size", b"page_size", "page_token", b"page_token", "party_id", b"party_id", "product", b"product", "since", b"since", "tenant", b"tenant", "to_ms", b"to_ms", "until", b"until"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -608,6 +617,8 @@ class ListAlertsRequest(_message.Message):
     TO_MS_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    SINCE_FIELD_NUMBER: _builtins.int
+    UNTIL_FIELD_NUMBER: _builtins.int
     tenant: _builtins.str
     kind: _verification_pb2.AlertKind.ValueType
     """optional"""
@@ -624,6 +635,11 @@ class ListAlertsRequest(_message.Message):
     page_size: _builtins.int
     """default 100, at most 1000"""
     page_token: _builtins.str
+    since: _builtins.str
+    """Optional local days of the tenant's time zone, YYYY-MM-DD: raised from `since`'s midnight
+    there (inclusive) and before `until`'s (exclusive); combined with from_ms / to_ms.
+    """
+    until: _builtins.str
     def __init__(
         self,
         *,
@@ -636,10 +652,12 @@ class ListAlertsRequest(_message.Message):
         to_ms: _builtins.int = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        since: _builtins.str = ...,
+        until: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_ms", b"from_ms", "kind", b"kind", "lot", b"lot", "page_size", b"page_size", "page_token", b"page_token", "product", b"product", "region", b"region", "tenant", b"tenant", "to_ms", b"to_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_ms", b"from_ms", "kind", b"kind", "lot", b"lot", "page_size", b"page_size", "page_token", b"page_token", "product", b"product", "region", b"region", "since", b"since", "tenant", b"tenant", "to_ms", b"to_ms", "until", b"until"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -742,9 +760,11 @@ class RegionReportRequest(_message.Message):
     REGION_FIELD_NUMBER: _builtins.int
     tenant: _builtins.str
     start: _builtins.str
-    """first day, YYYY-MM-DD (UTC); default 29 days before `end`"""
+    """first day, YYYY-MM-DD, a local day of the tenant's time zone;"""
     end: _builtins.str
-    """last day, inclusive; default today (UTC)"""
+    """default 29 days before `end`
+    last day, inclusive; default today in the tenant's zone
+    """
     level: Global___RegionLevel.ValueType
     region: _builtins.str
     """optional GB/T 2260 prefix the report is limited to"""
@@ -875,6 +895,8 @@ class ExportEpcisRequest(_message.Message):
     COMPANY_PREFIX_LENGTH_FIELD_NUMBER: _builtins.int
     DIGITAL_LINK_HOST_FIELD_NUMBER: _builtins.int
     MAX_EVENTS_FIELD_NUMBER: _builtins.int
+    SINCE_FIELD_NUMBER: _builtins.int
+    UNTIL_FIELD_NUMBER: _builtins.int
     tenant: _builtins.str
     product: _builtins.str
     """optional, as in ListEvents"""
@@ -893,6 +915,10 @@ class ExportEpcisRequest(_message.Message):
     """default https://id.gs1.org"""
     max_events: _builtins.int
     """default and at most 100,000"""
+    since: _builtins.str
+    """optional local day of the tenant's zone, as in ListEvents"""
+    until: _builtins.str
+    """optional local day, exclusive"""
     def __init__(
         self,
         *,
@@ -906,10 +932,12 @@ class ExportEpcisRequest(_message.Message):
         company_prefix_length: _builtins.int = ...,
         digital_link_host: _builtins.str = ...,
         max_events: _builtins.int = ...,
+        since: _builtins.str = ...,
+        until: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["company_prefix_length", b"company_prefix_length", "digital_link_host", b"digital_link_host", "epc_form", b"epc_form", "from_ms", b"from_ms", "lot", b"lot", "max_events", b"max_events", "party_id", b"party_id", "product", b"product", "tenant", b"tenant", "to_ms", b"to_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["company_prefix_length", b"company_prefix_length", "digital_link_host", b"digital_link_host", "epc_form", b"epc_form", "from_ms", b"from_ms", "lot", b"lot", "max_events", b"max_events", "party_id", b"party_id", "product", b"product", "since", b"since", "tenant", b"tenant", "to_ms", b"to_ms", "until", b"until"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
