@@ -17,7 +17,7 @@ import struct
 import threading
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import repeat
 from pathlib import Path
 
@@ -47,30 +47,29 @@ class ScanStats:
         )
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _Entry:
     """One verification call's scans: when, where (0: unknown), and the keys in scan order."""
 
     ms: int
     region: int
     keys: Sequence[bytes]
-    counted: Counter[bytes] | None = None
-    """``keys`` counted, made the first time a repeated scan asks."""
-
-    def times(self, key: bytes) -> int:
-        if self.counted is None:
-            self.counted = Counter(self.keys)
-        return self.counted[key]
 
 
-@dataclass(slots=True)
 class _Log:
-    """Scans not yet in the stored totals: the entries in order, and each key's count."""
+    """Scans not yet in the stored totals: the entries in order, and each key's count. Each
+    key's first scan and last located scan are indexed only when asked for (by the flusher, or
+    by a code scanned again before the flush), a whole entry at a time."""
 
-    entries: list[_Entry] = field(default_factory=list)
-    counts: Counter[bytes] = field(default_factory=Counter)
-    _firsts: dict[bytes, int] | None = None
-    _lasts: dict[bytes, tuple[int, int]] | None = None
+    def __init__(self, entries: list[_Entry] | None = None,
+                 counts: Counter[bytes] | None = None) -> None:
+        self.entries = entries if entries is not None else []
+        self.counts = counts if counts is not None else Counter()
+        self._firsts: dict[bytes, int] = {}
+        self._lasts: dict[bytes, tuple[int, int]] = {}
+        self._indexed = 0
+        # The flusher and a scan during the flush may both index the log being flushed.
+        self._indexing = threading.Lock()
 
     def __bool__(self) -> bool:
         return bool(self.counts)
@@ -79,33 +78,23 @@ class _Log:
         self.entries.append(_Entry(now_ms, region, keys))
         self.counts.update(keys)
 
-    def earlier(self, key: bytes, before: int) -> tuple[int, int, int, int]:
-        """(count, first ms, last located ms and region) of ``key`` in the first ``before``
-        entries: the slow path of a code scanned twice between two merges."""
-        count = first = last_ms = last_region = 0
-        for entry in self.entries[:before]:
-            n = entry.times(key)
-            if n:
-                if not count:
-                    first = entry.ms
-                count += n
-                if entry.region:
-                    last_ms, last_region = entry.ms, entry.region
-        return count, first, last_ms, last_region
-
-    def summary(self) -> tuple[dict[bytes, int], dict[bytes, tuple[int, int]]]:
-        """Each key's first scan ms and last located (ms, region), from whole entries at a
-        time: later entries are written first for the first scans, last for the last ones."""
-        if self._firsts is None or self._lasts is None:
-            firsts: dict[bytes, int] = {}
-            for entry in reversed(self.entries):
-                firsts.update(zip(entry.keys, repeat(entry.ms)))
-            lasts: dict[bytes, tuple[int, int]] = {}
-            for entry in self.entries:
+    def index(self, upto: int) -> tuple[dict[bytes, int], dict[bytes, tuple[int, int]]]:
+        """Each key's first scan ms and last located (ms, region) in the first ``upto``
+        entries (``upto`` never less than asked for before)."""
+        with self._indexing:
+            firsts, lasts = self._firsts, self._lasts
+            for entry in self.entries[self._indexed:upto]:
+                new = set(entry.keys).difference(firsts)
+                if new:
+                    firsts.update(zip(new, repeat(entry.ms)))
                 if entry.region:
                     lasts.update(zip(entry.keys, repeat((entry.ms, entry.region))))
-            self._firsts, self._lasts = firsts, lasts
-        return self._firsts, self._lasts
+            self._indexed = max(self._indexed, upto)
+        return firsts, lasts
+
+    def summary(self) -> tuple[dict[bytes, int], dict[bytes, tuple[int, int]]]:
+        """``index`` of every entry."""
+        return self.index(len(self.entries))
 
     def get(self, key: bytes) -> ScanStats | None:
         count = self.counts.get(key)
@@ -159,13 +148,17 @@ class Observations:
             log.add(keys, now_ms, region)
             repeated = len(set(keys)) != len(keys)
             here: dict[bytes, int] = {}
+            firsts: dict[bytes, int] | None = None
+            lasts: dict[bytes, tuple[int, int]] = {}
             get = txn.get
             flushing = self._unseen_flush(txn)
             for key, before in zip(keys, earlier, strict=True):
                 if before or repeated:
-                    count, first, last_ms, last_region = log.earlier(key, entry)
-                    if not count:
-                        first = now_ms
+                    if firsts is None:
+                        firsts, lasts = log.index(entry)
+                    count = before
+                    first = firsts.get(key, now_ms)
+                    last_ms, last_region = lasts.get(key, _NOWHERE)
                     if repeated:
                         # The same code twice in one call: each scan counts the ones before it.
                         n = here.get(key, 0)
