@@ -66,13 +66,9 @@ class Verifiers:
         """Writes every tenant's buffered scan statistics and alerts; returns the codes
         written."""
         written = sum(o.flush() for o in list(self._observations.values()))
-        self.flush_alerts()
-        return written
-
-    def flush_alerts(self) -> None:
-        """Writes every tenant's buffered alerts."""
         for book in list(self._alerts.values()):
             book.flush()
+        return written
 
     def close(self) -> None:
         self.flush()

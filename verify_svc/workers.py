@@ -37,14 +37,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pharmatrace.verify")
 
-#: How often a worker closes tenants taken offline and writes its alerts and answer trail.
-TICK_S = 0.25
-#: How often a worker writes its buffered scan statistics. Merging them costs a read, a write
-#: and a dirty page per code; the more codes a merge holds, the more of them share a page: of
-#: 300,000 stored, merging 10,000 cost 5.3 µs a code, 30,000 2.9 µs, 120,000 1.6 µs. At full
-#: load a worker buffers about 60,000 codes a second. Another worker's answers see a scan once
-#: it is written, so this is also how late at most they count it.
-FLUSH_INTERVAL_S = 1.0
+#: How often a worker writes its buffered scan statistics.
+FLUSH_INTERVAL_S = 0.25
 SWITCH_INTERVAL_S = 0.0005
 GC_YOUNG = 50_000
 """Net allocations between two young collections of a worker (Python's default: 700)."""
@@ -130,9 +124,8 @@ async def serve_worker(config: WorkerConfig, ready: multiprocessing.connection.C
     parent = os.getppid()
 
     async def flush_forever() -> None:
-        flushed = time.monotonic()
         while True:
-            await asyncio.sleep(TICK_S)
+            await asyncio.sleep(FLUSH_INTERVAL_S)
             if os.getppid() != parent:
                 # The supervisor died without stopping us (SIGKILL): nobody will, so stop here.
                 log.warning("the serving process is gone; this worker stops")
@@ -143,11 +136,7 @@ async def serve_worker(config: WorkerConfig, ready: multiprocessing.connection.C
             except Exception:
                 log.exception("closing tenants taken offline failed")
             try:
-                if time.monotonic() - flushed >= FLUSH_INTERVAL_S:
-                    flushed = time.monotonic()
-                    await asyncio.to_thread(verifiers.flush)
-                else:
-                    await asyncio.to_thread(verifiers.flush_alerts)
+                await asyncio.to_thread(verifiers.flush)
             except Exception:
                 log.exception("flushing scan statistics failed; kept for the next flush")
             if http is not None:
