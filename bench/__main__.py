@@ -1,7 +1,8 @@
 """`python -m bench`: run benchmarks, print figure / baseline / ratio / target, optionally as JSON.
 
-    python -m bench all                       codec + issue + verify at default sizes, and the
-                                              capture, lines and day scenarios
+    python -m bench all [--sizes N,N]         codec + issue + verify at default sizes, the
+                                              capture, lines and day scenarios, and the curves
+                                              (bench/curves.py) charted in bench/out/verify.png
     python -m bench issue [--count N] [--big] RequestCodes; --big adds the 10,000,000-code RSS run
     python -m bench verify [--codes N] [--workers 1,2] [--seconds S]
     python -m bench codec [--n N]
@@ -39,7 +40,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import cli, harness, issue, measure, report, scale, scenarios, verify
+from bench import chart, cli, curves, harness, issue, measure, report, scale, scenarios, verify
 from bench.report import Result, say
 
 FLOORS = Path(__file__).with_name("floors.json")
@@ -94,7 +95,10 @@ def _all(args: argparse.Namespace) -> int:
                         repeat=args.repeat or ISSUE_REPEAT)
     results += verify.run(_verify_options(args))
     results += scenarios.run(ALL_SCENARIOS, scenarios.Options(keep=args.keep))
-    return _report(args, results, {"codec": figures})
+    found = curves.run(curves.Options(sizes=curves.parse_sizes(args.sizes), keep=args.keep))
+    print("\n".join(curves.summary(found)))
+    say(f"bench: wrote {chart.write(found, chart.OUT / 'verify.png')}")
+    return _report(args, results, {"codec": figures, "curves": found.as_json()})
 
 
 def _replication(args: argparse.Namespace) -> int:
@@ -276,8 +280,12 @@ def _parser() -> argparse.ArgumentParser:
                      help="events of 10 codes captured by each path (default 2,000)")
     sub = command("printing", _printing, "print jobs in-process (bench/printing.py)")
     sub.add_argument("--n", type=int, default=200_000, help="symbols of the ZPL and CSV rows")
-    sub = command("all", _all, "codec, issue, verify and the capture, lines and day scenarios")
+    sub = command("all", _all, "codec, issue, verify and the capture, lines and day scenarios, "
+                  f"then the curves and {chart.OUT}/verify.png")
     sub.add_argument("--n", type=int, default=200_000, help="codec: codes per scheme")
+    sub.add_argument("--sizes", default=",".join(str(s) for s in curves.SIZES),
+                     help="ledger sizes of the throughput curve, comma-separated "
+                          "(default 1M and 10M codes)")
     issue_args(sub)
     verify_args(sub)
     profile_arg(sub)

@@ -136,9 +136,11 @@ def consumer_requests(data: Path, texts: Sequence[str], n: int) -> list[tuple[by
     finally:
         directory.close()
     genuine = rng.sample(list(texts), counts["genuine"] + counts["bad_signature"])
-    forged = [t[:-1] + ("A" if t[-1] != "A" else "B") for t in genuine[counts["genuine"]:]]
+    forged = [t[:-1] + ("B" if t[-1] != "B" else "C") for t in genuine[counts["genuine"]:]]
     # Each forged text ends with its serial (the lot and expiry come first), so the last
-    # character is the tag's.
+    # character is the tag's. B and C are no key another keyboard layout types for a
+    # character of the alphabet: with A, a serial ending in Q read as AZERTY was repaired to
+    # the genuine code.
     items = ([(t, vpb.VERDICT_GENUINE) for t in genuine[:counts["genuine"]]]
              + [(t, vpb.VERDICT_UNKNOWN) for t in scanned_texts(unknown)]
              + [(t, vpb.VERDICT_BAD_SIGNATURE) for t in forged]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 import grpc
@@ -61,7 +61,14 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             return self._handlers[method]
         except KeyError:
             pass
-        handler = await continuation(details)
+        return self.wrap(method, await continuation(details))
+
+    def wrap(self, method: str, handler: Handler | None) -> Handler | None:
+        """``handler`` of ``method`` wrapped (once: later calls get the same wrapper)."""
+        try:
+            return self._handlers[method]
+        except KeyError:
+            pass
         wrapped = self._wrap(method, handler) if handler is not None else None
         self._handlers[method] = wrapped
         return wrapped
@@ -262,3 +269,62 @@ def _principal(principal: Principal | None, guarded: Any) -> Principal | None:
 def _first(request: Any, guarded: Any) -> Message | None:
     first = guarded.first if guarded is not None else request
     return None if first is _UNDECODABLE else first
+
+
+class WrappingServer(grpc.aio.Server):
+    """Stands in for a server while services add themselves to it, and adds their handlers
+    wrapped by ``interceptor``. grpc.aio runs a server's interceptors as a chain of coroutines
+    on every call, before it looks the handler up; a handler wrapped once when it is added
+    costs the call nothing of the kind."""
+
+    def __init__(self, server: grpc.aio.Server, interceptor: ServiceInterceptor) -> None:
+        self.server = server
+        self._interceptor = interceptor
+
+    def add_generic_rpc_handlers(self, generic_rpc_handlers: Iterable[grpc.GenericRpcHandler]
+                                 ) -> None:
+        self.server.add_generic_rpc_handlers(
+            [_WrappedHandlers(h, self._interceptor) for h in generic_rpc_handlers])
+
+    def add_registered_method_handlers(self, service_name: str,
+                                       method_handlers: Mapping[str, Handler]) -> None:
+        wrap = self._interceptor.wrap
+        self.server.add_registered_method_handlers(service_name, {
+            name: cast("Handler", wrap(f"/{service_name}/{name}", handler))
+            for name, handler in method_handlers.items()})
+
+    def add_insecure_port(self, address: str) -> int:
+        return self.server.add_insecure_port(address)
+
+    def add_secure_port(self, address: str, server_credentials: grpc.ServerCredentials) -> int:
+        return self.server.add_secure_port(address, server_credentials)
+
+    async def start(self) -> None:
+        await self.server.start()
+
+    async def stop(self, grace: float | None) -> None:
+        await self.server.stop(grace)
+
+    async def wait_for_termination(self, timeout: float | None = None) -> bool:
+        return await self.server.wait_for_termination(timeout)
+
+
+class _WrappedHandlers(grpc.GenericRpcHandler):
+    """A service's handlers, each wrapped the first time a call asks for it."""
+
+    def __init__(self, handlers: grpc.GenericRpcHandler, interceptor: ServiceInterceptor
+                 ) -> None:
+        self._handlers = handlers
+        self._interceptor = interceptor
+        self._found: dict[str, Handler | None] = {}
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> Handler | None:
+        method: str = handler_call_details.method
+        try:
+            return self._found[method]
+        except KeyError:
+            pass
+        handler = self._handlers.service(handler_call_details)
+        wrapped = self._found[method] = (self._interceptor.wrap(method, handler)
+                                         if handler is not None else None)
+        return wrapped

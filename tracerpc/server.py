@@ -13,7 +13,7 @@ from grpc_reflection.v1alpha import reflection
 
 from tracerpc.authz import Authorizer
 from tracerpc.certs import Tls as Tls  # callers name the settings they pass as rpc_server.Tls
-from tracerpc.interceptor import ServiceInterceptor
+from tracerpc.interceptor import ServiceInterceptor, WrappingServer
 from tracerpc.metrics import Metrics
 
 log = logging.getLogger("pharmatrace.server")
@@ -64,9 +64,13 @@ async def start(
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
     ]
-    server = grpc.aio.server(interceptors=[ServiceInterceptor(metrics, authorizer),
-                                           *interceptors],
-                             options=options)
+    ours = ServiceInterceptor(metrics, authorizer)
+    server: grpc.aio.Server
+    if interceptors:
+        # Other interceptors choose the handler a call runs; ours wraps whichever they chose.
+        server = grpc.aio.server(interceptors=[ours, *interceptors], options=options)
+    else:
+        server = WrappingServer(grpc.aio.server(options=options), ours)
     for service in services:
         service.add(service.servicer, server)
     health_servicer = health.aio.HealthServicer()

@@ -3,13 +3,22 @@
 The ledger has one writer, the issuance service; verifiers only read it. What verifiers learn
 (how often and where a code was scanned) goes to this second environment, buffered per worker
 and merged in batches, so no verification waits for the ledger's write lock.
+
+The buffer is an append log: each verification call adds one entry (its time, its region and
+the list of keys it answered) and bumps a ``Counter`` of keys, both done in C, so a code
+scanned costs no Python object of its own. Who scanned first and where a code was last seen
+are worked out from the log only when it is merged (by the flusher, away from the answers) or
+for the rare code scanned again before the log was merged.
 """
 
 from __future__ import annotations
 
 import struct
 import threading
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 
 from tracecore.ledger.env import Env, Txn
@@ -18,6 +27,7 @@ from tracecore.ledger.env import Env, Txn
 # integer); 0, 0 while no scan did
 _SCAN = struct.Struct("<QqqI")
 DATABASES = ("scans",)
+_NOWHERE = (0, 0)
 
 
 @dataclass(slots=True)
@@ -37,6 +47,67 @@ class ScanStats:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """One verification call's scans: when, where (0: unknown), and the keys in scan order."""
+
+    ms: int
+    region: int
+    keys: Sequence[bytes]
+
+
+class _Log:
+    """Scans not yet in the stored totals: the entries in order, and each key's count. Each
+    key's first scan and last located scan are indexed only when asked for (by the flusher, or
+    by a code scanned again before the flush), a whole entry at a time."""
+
+    def __init__(self, entries: list[_Entry] | None = None,
+                 counts: Counter[bytes] | None = None) -> None:
+        self.entries = entries if entries is not None else []
+        self.counts = counts if counts is not None else Counter()
+        self._firsts: dict[bytes, int] = {}
+        self._lasts: dict[bytes, tuple[int, int]] = {}
+        self._indexed = 0
+        # The flusher and a scan during the flush may both index the log being flushed.
+        self._indexing = threading.Lock()
+
+    def __bool__(self) -> bool:
+        return bool(self.counts)
+
+    def add(self, keys: Sequence[bytes], now_ms: int, region: int) -> None:
+        self.entries.append(_Entry(now_ms, region, keys))
+        self.counts.update(keys)
+
+    def index(self, upto: int) -> tuple[dict[bytes, int], dict[bytes, tuple[int, int]]]:
+        """Each key's first scan ms and last located (ms, region) in the first ``upto``
+        entries (``upto`` never less than asked for before)."""
+        with self._indexing:
+            firsts, lasts = self._firsts, self._lasts
+            for entry in self.entries[self._indexed:upto]:
+                new = set(entry.keys).difference(firsts)
+                if new:
+                    firsts.update(zip(new, repeat(entry.ms)))
+                if entry.region:
+                    lasts.update(zip(entry.keys, repeat((entry.ms, entry.region))))
+            self._indexed = max(self._indexed, upto)
+        return firsts, lasts
+
+    def summary(self) -> tuple[dict[bytes, int], dict[bytes, tuple[int, int]]]:
+        """``index`` of every entry."""
+        return self.index(len(self.entries))
+
+    def get(self, key: bytes) -> ScanStats | None:
+        count = self.counts.get(key)
+        if not count:
+            return None
+        firsts, lasts = self.summary()
+        return ScanStats(count, firsts[key], *lasts.get(key, _NOWHERE))
+
+    def then(self, later: _Log) -> _Log:
+        """This log followed by ``later``."""
+        return _Log(self.entries + later.entries, self.counts + later.counts)
+
+
 class Observations:
     """A tenant's scan statistics: the stored totals plus this worker's unflushed scans."""
 
@@ -45,10 +116,10 @@ class Observations:
         # killed, not a power cut), so counting scans costs no disk flush per batch.
         self.env = Env(path, DATABASES, owner=tenant, durable=False)
         self._db = self.env.dbs["scans"]
-        self._pending: dict[bytes, ScanStats] = {}
-        # The batch a flush is writing, and its write transaction's id once it has one: a read
-        # transaction older than that does not see the batch yet, so it is added by hand.
-        self._flushing: dict[bytes, ScanStats] = {}
+        self._pending = _Log()
+        # The log a flush is writing, and its write transaction's id once it has one: a read
+        # transaction older than that does not see the log yet, so it is added by hand.
+        self._flushing = _Log()
         self._flushing_txn: int | None = None
         self._lock = threading.Lock()
 
@@ -60,7 +131,7 @@ class Observations:
         included."""
         return [(count, first) for count, first, _, _ in self.record_located(keys, now_ms, region)]
 
-    def record_located(self, keys: list[bytes], now_ms: int, region: int
+    def record_located(self, keys: Sequence[bytes], now_ms: int, region: int
                        ) -> list[tuple[int, int, int, int]]:
         """Counts one scan of each key, in ``region`` (0: unknown); returns (scan count, first
         scan ms, ms and region of the last earlier scan with a region, 0 and 0 if none) of
@@ -69,19 +140,36 @@ class Observations:
         append = out.append
         db = self._db
         with self._lock, self.env.read() as txn:
-            pending_map = self._pending
+            log = self._pending
+            seen = log.counts.get
+            # Unflushed scans of each key before this call; almost always none.
+            earlier = list(map(seen, keys, repeat(0)))
+            entry = len(log.entries)
+            log.add(keys, now_ms, region)
+            repeated = len(set(keys)) != len(keys)
+            here: dict[bytes, int] = {}
+            firsts: dict[bytes, int] | None = None
+            lasts: dict[bytes, tuple[int, int]] = {}
             get = txn.get
             flushing = self._unseen_flush(txn)
-            for key in keys:
-                pending = pending_map.get(key)
-                if pending is None:
-                    pending = pending_map[key] = ScanStats(0, now_ms, 0, 0)
-                last_ms, last_region = pending.last_ms, pending.last_region
-                pending.count += 1
-                if region:
-                    pending.last_ms = now_ms
-                    pending.last_region = region
-                count, first = pending.count, pending.first_ms
+            for key, before in zip(keys, earlier, strict=True):
+                if before or repeated:
+                    if firsts is None:
+                        firsts, lasts = log.index(entry)
+                    count = before
+                    first = firsts.get(key, now_ms)
+                    last_ms, last_region = lasts.get(key, _NOWHERE)
+                    if repeated:
+                        # The same code twice in one call: each scan counts the ones before it.
+                        n = here.get(key, 0)
+                        here[key] = n + 1
+                        if n:
+                            count += n
+                            if region:
+                                last_ms, last_region = now_ms, region
+                    count += 1
+                else:
+                    count, first, last_ms, last_region = 1, now_ms, 0, 0
                 stored = get(key, db=db)
                 if stored is not None:
                     stored_count, stored_first, stored_ms, stored_region = _SCAN.unpack(stored)
@@ -99,12 +187,12 @@ class Observations:
                 append((count, first, last_ms, last_region))
         return out
 
-    def _unseen_flush(self, txn: Txn) -> dict[bytes, ScanStats]:
-        """The batch being flushed, unless ``txn`` already sees it committed; under the lock."""
+    def _unseen_flush(self, txn: Txn) -> _Log | None:
+        """The log being flushed, unless ``txn`` already sees it committed; under the lock."""
         if not self._flushing:
-            return {}
+            return None
         if self._flushing_txn is not None and txn.id() >= self._flushing_txn:
-            return {}
+            return None
         return self._flushing
 
     def stats(self, key: bytes) -> ScanStats | None:
@@ -112,13 +200,11 @@ class Observations:
         with self._lock, self.env.read() as txn:
             stored = txn.get(key, db=self._db)
             total = ScanStats(*_SCAN.unpack(stored)) if stored is not None else None
-            writing = self._unseen_flush(txn).get(key)
+            flushing = self._unseen_flush(txn)
+            writing = flushing.get(key) if flushing is not None else None
             if writing is not None:
                 total = total.merged(writing) if total is not None else writing
-            pending = self._pending.get(key)
-            if pending is not None:
-                pending = ScanStats(pending.count, pending.first_ms, pending.last_ms,
-                                    pending.last_region)
+            pending = self._pending.get(key) if self._pending else None
         if total is None:
             return pending
         return total.merged(pending) if pending is not None else total
@@ -127,10 +213,12 @@ class Observations:
         """Merges this worker's scans into the stored totals in one transaction; returns how many
         codes were written. Scans arriving meanwhile wait for the next flush."""
         with self._lock:
-            batch, self._pending = self._pending, {}
+            batch, self._pending = self._pending, _Log()
             self._flushing, self._flushing_txn = batch, None
         if not batch:
             return 0
+        # Worked out before the write transaction opens, and before a scan during it asks.
+        firsts, lasts = batch.summary()
 
         def fn(txn: Txn) -> int:
             with self._lock:
@@ -138,30 +226,30 @@ class Observations:
             # One pass in key order with plain tuples, then one putmulti: this runs for every
             # code scanned, so it is written like the verification loop itself.
             get, pack, unpack, db = txn.get, _SCAN.pack, _SCAN.unpack, self._db
+            counts = batch.counts
             merged: list[tuple[bytes, bytes]] = []
-            for key in sorted(batch):
-                s = batch[key]
+            for key in sorted(counts):
+                count = counts[key]
+                first = firsts[key]
+                last_ms, last_region = lasts.get(key, _NOWHERE)
                 stored = get(key, db=db)
-                if stored is None:
-                    merged.append((key, pack(s.count, s.first_ms, s.last_ms, s.last_region)))
-                    continue
-                count, first, last_ms, last_region = unpack(stored)
-                if s.last_ms >= last_ms:
-                    last_ms, last_region = s.last_ms, s.last_region
-                merged.append((key, pack(count + s.count, min(first, s.first_ms), last_ms,
-                                         last_region)))
+                if stored is not None:
+                    stored_count, stored_first, stored_ms, stored_region = unpack(stored)
+                    count += stored_count
+                    first = min(first, stored_first)
+                    if stored_ms > last_ms:
+                        last_ms, last_region = stored_ms, stored_region
+                merged.append((key, pack(count, first, last_ms, last_region)))
             txn.cursor(db=db).putmulti(merged)
-            return len(batch)
+            return len(merged)
 
         try:
             written = self.env.write(fn)
         except BaseException:
             with self._lock:
-                for key, stats in batch.items():
-                    later = self._pending.get(key)
-                    self._pending[key] = stats.merged(later) if later is not None else stats
-                self._flushing, self._flushing_txn = {}, None
+                self._pending = batch.then(self._pending)
+                self._flushing, self._flushing_txn = _Log(), None
             raise
         with self._lock:
-            self._flushing, self._flushing_txn = {}, None
+            self._flushing, self._flushing_txn = _Log(), None
         return written
