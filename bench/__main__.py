@@ -194,7 +194,8 @@ def _line(args: argparse.Namespace) -> int:
     most = line.sustained(steps)
     capped = " (the cap: more were not tried)" if most == steps[-1].lines >= args.cap else ""
     print(f"baseline (1 line): lag p99 {steps[0].lag_p99_ms:.1f} ms; lines sustained at "
-          f"{line.PACKS_PER_MIN}/min with lag p99 under 1 s: {most}{capped}")
+          f"{line.PACKS_PER_MIN}/min with lag p99 under 1 s and at least "
+          f"{line.KEPT_RATE_MIN:.0%} of the rate kept: {most}{capped}")
     return 0
 
 
@@ -280,7 +281,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--n", type=int, default=200_000, help="symbols of the ZPL and CSV rows")
     sub = command("line", _line, "simulated packaging lines against one server (bench/line.py)")
     sub.add_argument("--seconds", type=float, default=10.0, help="length of each step")
-    sub.add_argument("--cap", type=int, default=32, help="most lines tried")
+    sub.add_argument("--cap", type=int, default=64, help="most lines tried")
     sub = command("all", _all, "codec, issue, verify and the capture, lines and day scenarios")
     sub.add_argument("--n", type=int, default=200_000, help="codec: codes per scheme")
     issue_args(sub)
