@@ -8,6 +8,8 @@
     python -m bench codec [--n N]
     python -m bench cli [--codes N]           `pharmatrace verify --file --json` against the
                                               VerifyBatch rate of one client, same server
+    python -m bench line [--seconds S] [--cap N] lines at 400 packs/min one server sustains
+                                              with commission-to-ledger lag p99 under 1 s
     python -m bench printing [--n N]          print jobs in-process: symbols per second per
                                               output kind (ZPL, CSV, SVG, PNG, PDF), sealing
     python -m bench scenarios [NAME ...]      verify, capture, lines, day, soak: consumers and
@@ -197,6 +199,19 @@ def _printing(args: argparse.Namespace) -> int:
     return 0
 
 
+def _line(args: argparse.Namespace) -> int:
+    from bench import line
+
+    steps = line.run(args.seconds, args.cap)
+    print(line.table(steps))
+    most = line.sustained(steps)
+    capped = " (the cap: more were not tried)" if most == steps[-1].lines >= args.cap else ""
+    print(f"baseline (1 line): lag p99 {steps[0].lag_p99_ms:.1f} ms; lines sustained at "
+          f"{line.PACKS_PER_MIN}/min with lag p99 under 1 s and at least "
+          f"{line.KEPT_RATE_MIN:.0%} of the rate kept: {most}{capped}")
+    return 0
+
+
 def _verify_options(args: argparse.Namespace) -> verify.Options:
     return verify.Options(
         codes=args.codes, workers=tuple(int(w) for w in str(args.workers).split(",")),
@@ -280,6 +295,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="events of 10 codes captured by each path (default 2,000)")
     sub = command("printing", _printing, "print jobs in-process (bench/printing.py)")
     sub.add_argument("--n", type=int, default=200_000, help="symbols of the ZPL and CSV rows")
+    sub = command("line", _line, "simulated packaging lines against one server (bench/line.py)")
+    sub.add_argument("--seconds", type=float, default=10.0, help="length of each step")
+    sub.add_argument("--cap", type=int, default=64, help="most lines tried")
     sub = command("all", _all, "codec, issue, verify and the capture, lines and day scenarios, "
                   f"then the curves and {chart.OUT}/verify.png")
     sub.add_argument("--n", type=int, default=200_000, help="codec: codes per scheme")

@@ -103,6 +103,14 @@ def parse_case(text: str) -> tuple[int, int]:
 def simulate(plan: Plan, services: Any, logistics: Any, out: Any = sys.stderr) -> int:
     """Runs the lines until each has shipped ``plan.pallets`` pallets or ``plan.seconds`` have
     passed; prints a live status and a final report; the exit status."""
+    states = run_lines(plan, services, logistics, out)
+    failed = [s for s in states if s.error or s.misreads]
+    return EXIT_ERROR if failed else EXIT_OK
+
+
+def run_lines(plan: Plan, services: Any, logistics: Any, out: Any = sys.stderr
+              ) -> list[LineState]:
+    """The lines of ``simulate``, run to their end: each line's counters and lags."""
     run = uuid.uuid4().hex[:8]
     states = [LineState(f"line{i + 1}") for i in range(plan.lines)]
     threads = [threading.Thread(target=_run_line, name=state.name, daemon=True,
@@ -117,8 +125,7 @@ def simulate(plan: Plan, services: Any, logistics: Any, out: Any = sys.stderr) -
         threads.sort(key=lambda thread: not thread.is_alive())
         print(_status(states, time.monotonic() - started), file=out, flush=True)
     print(_report(states, time.monotonic() - started), file=out)
-    failed = [s for s in states if s.error or s.misreads]
-    return EXIT_ERROR if failed else EXIT_OK
+    return states
 
 
 def _run_line(plan: Plan, services: Any, logistics: Any, state: LineState, run: str,
@@ -291,7 +298,7 @@ def _decode(label: Any) -> str:
     return "".join(f"{b.symbology_identifier}{b.text}" for b in found)
 
 
-def _percentile(values: list[float], share: float) -> float:
+def percentile(values: list[float], share: float) -> float:
     if not values:
         return 0.0
     ordered = sorted(values)
@@ -316,8 +323,8 @@ def _report(states: list[LineState], elapsed: float) -> str:
         lines.append(f"{s.name:<8}{s.packs:>8}{s.packs_per_min(s.finished):>7.0f}{s.rejects:>9}"
                      f"{s.bundles:>9}{s.cases:>7}{s.pallets:>9}{s.shipped:>9}{s.sampled:>9}"
                      f"{s.misreads:>10}" + (f"  {s.error}" if s.error else ""))
-    lines.append(f"commission-to-ledger lag: p50 {_percentile(lags, 0.5):.1f} ms, "
-                 f"p99 {_percentile(lags, 0.99):.1f} ms over {len(lags):,} packs in "
+    lines.append(f"commission-to-ledger lag: p50 {percentile(lags, 0.5):.1f} ms, "
+                 f"p99 {percentile(lags, 0.99):.1f} ms over {len(lags):,} packs in "
                  f"{elapsed:.1f} s")
     return "\n".join(lines)
 

@@ -101,3 +101,19 @@ class SsccPools:
                 raise NotFound(f"no SSCC pool was requested under {request_id}",
                                field="request_id")
             return lpb.SsccPoolRecord.FromString(bytes(data))
+
+    def allocated_under(self, code: str) -> str | None:
+        """The registered company prefix an SSCC was allocated under, None if this tenant never
+        allocated it: its prefix is not registered, or its serial reference lies at or past that
+        prefix's counter for the SSCC's extension digit (the counter only moves forward, so every
+        reference below it is in some pool)."""
+        sscc.check(code)
+        with self._env.read() as txn:
+            for length in range(sscc.MIN_PREFIX, sscc.MAX_PREFIX + 1):
+                prefix = code[1:1 + length]
+                if txn.get(_PREFIX + prefix.encode(), db=self._meta) is None:
+                    continue
+                data = txn.get(_NEXT + f"{prefix}:{code[0]}".encode(), db=self._meta)
+                if data is not None and sscc.serial_reference(code, prefix) < _U64.unpack(data)[0]:
+                    return prefix
+        return None

@@ -78,6 +78,28 @@ def get_sscc_pool(tenant: Tenant, request_id: str) -> SsccPool:
                  record.first, record.count, record.created_at_ms)
 
 
+@dataclass(frozen=True, slots=True)
+class SsccState:
+    """What the tenant's ledger says of one SSCC."""
+
+    sscc: str
+    allocated: bool
+    """Whether it was allocated from one of the tenant's SSCC pools: an SSCC carries no tag,
+    so this is its authenticity."""
+    company_prefix: str
+    """The registered prefix it was allocated under; empty when it was not."""
+
+
+@use_case(roles={ADMIN, LINE, REGULATOR}, writes=False, scope=Scope.TENANT)
+def sscc_state(tenant: Tenant, text: str) -> SsccState:
+    """An SSCC written in any form (18 digits, ``(00)``, element string, Digital Link ``/00/``,
+    ``urn:epc:id:sscc:``): whether the tenant allocated it, and under which prefix. One never
+    allocated answers as a never-issued code does: not allocated, nothing more."""
+    code = sscc.parse(text)
+    prefix = SsccPools(tenant.ledger).allocated_under(code)
+    return SsccState(code, prefix is not None, prefix or "")
+
+
 def _pool(request_id: str, prefix: str, extension: int, first: int, count: int,
           created_at_ms: int) -> SsccPool:
     ssccs = sscc.Range(prefix, extension, first, count).ssccs()
