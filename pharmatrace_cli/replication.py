@@ -21,6 +21,7 @@ log = logging.getLogger("pharmatrace.replica")
 
 def register(commands: Any) -> None:
     """Adds `replica` (run, status) to the command group."""
+    register_promote(commands)
     replica = add_command(commands, "replica", "Run a read replica of tenants published to NATS "
                           "JetStream (`serve --nats`), or show its status.", _replica,
                           client=False, tenant=False)
@@ -184,3 +185,34 @@ class _LagCollector:
             applied.add_metric([s.tenant], s.applied_commit)
             changes.add_metric([s.tenant], s.applied_changes)
         yield from (lag, seconds, applied, changes)
+
+
+def register_promote(commands: Any) -> None:
+    """Adds `tenant promote`."""
+    from pharmatrace_cli.command import subgroup
+
+    tenant = subgroup(commands, "tenant", "Administer tenants.")
+    promote = add_command(tenant, "promote", "Make NODE the writer of TENANT after its writer "
+                          "was lost: the directory names it under a new writer term and a "
+                          "fence in the stream refuses the old writer's changes. Then start "
+                          "`serve --nats` on NODE's replica data with PHARMATRACE_NODE=NODE.",
+                          _promote, client=False, tenant=False)
+    promote.add_argument("name", metavar="TENANT")
+    promote.add_argument("--node", required=True, help="the node to promote")
+    promote.add_argument("--nats", default=os.environ.get("PHARMATRACE_NATS", ""),
+                         help="NATS server URL (default $PHARMATRACE_NATS)")
+    promote.add_argument("--replica-data", help="the promoted node's replica data directory: "
+                         "wait until it has applied everything up to the fence")
+    promote.add_argument("--timeout", type=float, default=60.0)
+
+
+def _promote(args: argparse.Namespace) -> int:
+    if not args.nats:
+        raise CliError("--nats URL (or $PHARMATRACE_NATS) is required")
+    from replica_svc.promote import promote
+
+    result = asyncio.run(promote(args.nats, args.name, args.node,
+                                 Path(args.replica_data) if args.replica_data else None,
+                                 args.timeout))
+    print(json.dumps(result))
+    return EXIT_OK

@@ -32,6 +32,7 @@ class ReplicatedCommit(grpc.aio.ServerInterceptor):
     async def replicated(self) -> None:
         if self.replication is None:
             return
+        self.replication.refuse_if_fenced()
         try:
             await asyncio.wait_for(self.replication.wait_replicated(), self._wait_s)
         except TimeoutError:
@@ -53,6 +54,8 @@ class ReplicatedCommit(grpc.aio.ServerInterceptor):
             inner_unary = handler.unary_unary or handler.stream_unary
 
             async def unary(request: Any, context: Any) -> Any:
+                if self.replication is not None:
+                    self.replication.refuse_if_fenced()
                 response = await inner_unary(request, context)
                 await gate()
                 return response

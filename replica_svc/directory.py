@@ -90,6 +90,32 @@ async def announce_replica(js: JetStreamContext, tenant: str, verify: str) -> No
     await _update(js, f"tenant.{tenant}", change)
 
 
+async def writer_node(js: JetStreamContext, tenant: str) -> tuple[str, int]:
+    """(node named writer, writer term) of a tenant; ("", 0) before any promotion."""
+    kv = await bucket(js)
+    try:
+        doc = json.loads((await kv.get(f"tenant.{tenant}")).value or b"{}")
+    except KeyNotFoundError:
+        return "", 0
+    return str(doc.get("writer_node", "")), int(doc.get("term", 0))
+
+
+async def promote(js: JetStreamContext, tenant: str, node: str) -> int:
+    """Names ``node`` the writer of ``tenant`` under the next writer term (compare-and-set on
+    the entry's revision, so two promotions cannot both win); returns the term."""
+    terms: list[int] = []
+
+    def change(doc: dict[str, object]) -> dict[str, object]:
+        term = int(doc.get("term", 0)) + 1  # type: ignore[call-overload]
+        doc.update(term=term, writer_node=node, writer={})
+        doc.setdefault("replicas", [])
+        terms.append(term)
+        return doc
+
+    await _update(js, f"tenant.{tenant}", change)
+    return terms[-1]
+
+
 async def register_products(js: JetStreamContext, tenant: str, identifiers: list[str]) -> None:
     kv = await bucket(js)
     for identifier in identifiers:

@@ -12,6 +12,8 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import os
+import socket
 
 import nats
 from nats.aio.client import Client
@@ -21,6 +23,8 @@ from nats.js.errors import NotFoundError
 from replica_svc import directory, snapshots
 from replica_svc.streams import (
     EPOCH,
+    EXPECTED_LAST,
+    FENCE,
     MSG_ID,
     PART,
     PARTS,
@@ -31,6 +35,7 @@ from replica_svc.streams import (
     stream_name,
     subject,
 )
+from tracecore.errors import FailedPrecondition
 from tracecore.ledger.tenants import DataDir, Tenant
 from tracecore.replication.capture import ChangeCapture
 from tracecore.replication.changes import PUT, Change, iter_parts
@@ -49,8 +54,13 @@ _NAMES_SPAN = 1024
 class TenantPublisher:
     """Publishes one tenant's captured changes."""
 
-    def __init__(self, js: JetStreamContext, tenant: Tenant, capture: ChangeCapture) -> None:
+    def __init__(self, js: JetStreamContext, tenant: Tenant, capture: ChangeCapture,
+                 node: str = "") -> None:
         self.tenant = tenant.name
+        self.node = node or this_node()
+        #: Why this node no longer writes the tenant ("" while it does).
+        self.fenced = ""
+        self._expect = 0
         self._opened = tenant
         self.capture = capture
         self._js = js
@@ -72,20 +82,42 @@ class TenantPublisher:
 
     async def wait_acked(self, seq: int) -> None:
         async with self._acked_changed:
-            await self._acked_changed.wait_for(lambda: self._acked >= seq)
+            await self._acked_changed.wait_for(lambda: self._acked >= seq or bool(self.fenced))
+        self.refuse_if_fenced()
+
+    def refuse_if_fenced(self) -> None:
+        if self.fenced:
+            raise FailedPrecondition(f"this node ({self.node}) no longer writes tenant "
+                                     f"{self.tenant}: {self.fenced}; write to the new writer")
 
     async def run(self) -> None:
-        while True:
+        while not self.fenced:
             try:
                 await self._publish_forever()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # NATS away or slow: the outbox keeps everything
+                if _refused_as_stale(exc):
+                    await self._step_down("the stream refused its change after another node "
+                                          "was promoted")
+                    return
                 log.warning("publishing tenant %s: %s; retrying", self.tenant, exc)
                 await asyncio.sleep(_RETRY_S)
 
+    async def _step_down(self, why: str) -> None:
+        log.error("tenant %s: %s; node %s steps down and refuses writes", self.tenant, why,
+                  self.node)
+        self.fenced = why
+        async with self._acked_changed:
+            self._acked_changed.notify_all()
+
     async def _publish_forever(self) -> None:
         await ensure_stream(self._js, self.tenant)
+        node, term = await directory.writer_node(self._js, self.tenant)
+        if node and node != self.node:
+            await self._step_down(f"node {node} was promoted writer (term {term})")
+            return
+        await self._follow_fence()
         await self._snapshot_if_needed()
         position = await asyncio.to_thread(self.capture.position)
         done, skip_parts = await self._resync(position.published_seq)
@@ -112,8 +144,9 @@ class TenantPublisher:
                     ack = await self._js.publish(
                         subject(self.tenant), piece, stream=stream_name(self.tenant),
                         headers={MSG_ID: msg_id(epoch, seq, part), EPOCH: str(epoch),
-                                 SEQ: str(seq), PART: str(part), PARTS: str(parts)})
-                    stream_seq = ack.seq
+                                 SEQ: str(seq), PART: str(part), PARTS: str(parts),
+                                 EXPECTED_LAST: str(self._expect)})
+                    stream_seq = self._expect = ack.seq
                 done = seq
             await asyncio.to_thread(self.capture.mark_published, done, stream_seq)
             await self._set_acked(done)
@@ -143,13 +176,26 @@ class TenantPublisher:
         log.info("tenant %s: snapshot of epoch %d stored (%d bytes)", self.tenant,
                  self.capture.epoch, len(data))
 
+    async def _follow_fence(self) -> None:
+        """A writer promoted by a fence starts an epoch above every epoch the stream holds, so
+        replicas take its snapshot rather than mix its commits with the old writer's."""
+        try:
+            last = await self._js.get_last_msg(stream_name(self.tenant), subject(self.tenant))
+        except NotFoundError:
+            return
+        headers = last.headers or {}
+        if FENCE in headers and self.capture.epoch <= int(headers.get(EPOCH, 0)):
+            await asyncio.to_thread(self.capture.begin_epoch, int(headers[EPOCH]) + 1)
+
     async def _resync(self, published: int) -> tuple[int, tuple[int, int]]:
         """(last commit wholly in the stream, (commit, last part) already in it): the ledger's
         cursor, moved up to the stream's last message of this epoch."""
         try:
             last = await self._js.get_last_msg(stream_name(self.tenant), subject(self.tenant))
         except NotFoundError:
+            self._expect = 0
             return published, (0, -1)
+        self._expect = last.seq or 0
         headers = last.headers or {}
         epoch, seq = int(headers.get(EPOCH, 0)), int(headers.get(SEQ, 0))
         part, parts = int(headers.get(PART, 0)), int(headers.get(PARTS, 1))
@@ -225,6 +271,12 @@ class Replication:
             if self._addresses is not None:
                 await directory.announce_writer(self._js, name, *self._addresses)
 
+    def refuse_if_fenced(self) -> None:
+        """FailedPrecondition if another node was promoted writer of one of this node's
+        tenants: writes must go there."""
+        for publisher in self.publishers.values():
+            publisher.refuse_if_fenced()
+
     async def wait_replicated(self) -> None:
         """Returns once the stream holds every change committed before this call."""
         targets = [(p, p.capture.commit_seq) for p in self.publishers.values()]
@@ -249,6 +301,17 @@ class Replication:
         for publisher in self.publishers.values():
             publisher.capture.detach()
         await self._nc.close()
+
+
+def this_node() -> str:
+    """This node's name in the directory: $PHARMATRACE_NODE, else the host name."""
+    return os.environ.get("PHARMATRACE_NODE") or socket.gethostname()
+
+
+def _refused_as_stale(exc: Exception) -> bool:
+    """The stream refused a change because the subject moved past what this writer saw: a
+    fence (or another writer) came in between."""
+    return "wrong last sequence" in str(exc) or getattr(exc, "err_code", 0) == 10071
 
 
 def _dupsort() -> tuple[str, ...]:

@@ -26,7 +26,16 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from replica_svc import snapshots
-from replica_svc.streams import EPOCH, PART, PARTS, SEQ, all_subjects, keys_subject, stream_name
+from replica_svc.streams import (
+    EPOCH,
+    FENCE,
+    PART,
+    PARTS,
+    SEQ,
+    all_subjects,
+    keys_subject,
+    stream_name,
+)
 from tracecore.files import write_atomic
 from tracecore.ledger.tenants import KEYRING, LEDGER, OFFLINE, TENANTS
 from tracecore.replication.apply import Applied, Gap, ReplicaLedger
@@ -180,6 +189,9 @@ class TenantReplica:
                         msg = queue.get_nowait() if not queue.empty() else None
                         continue
                     h = msg.headers or {}
+                    if FENCE in h:  # a promotion: the new writer's changes follow in a new epoch
+                        msg = queue.get_nowait() if not queue.empty() else None
+                        continue
                     whole = assembler.add(int(h[SEQ]), int(h[PART]), int(h[PARTS]), msg.data)
                     if whole is not None and int(h[EPOCH]) >= self._applied.epoch:
                         batch.append((Change.decode(whole), last_stream))

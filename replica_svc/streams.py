@@ -9,6 +9,12 @@ from nats.js.errors import NotFoundError
 #: Headers of a change message; Nats-Msg-Id is "epoch:commit:part", so the stream drops a resend.
 EPOCH, SEQ, PART, PARTS = "Pt-Epoch", "Pt-Seq", "Pt-Part", "Pt-Parts"
 MSG_ID = "Nats-Msg-Id"
+#: A fence: written by `tenant promote` on the change subject; it carries the writer term, the
+#: node promoted and the last epoch seen, and makes the stream refuse the old writer's next change.
+FENCE, NODE = "Pt-Fence", "Pt-Node"
+#: Each change names the subject's last sequence its writer saw; after a fence it no longer
+#: matches and the stream refuses the change.
+EXPECTED_LAST = "Nats-Expected-Last-Subject-Sequence"
 #: How long the stream remembers message ids to drop a resend.
 DUPLICATE_WINDOW_S = 600.0
 

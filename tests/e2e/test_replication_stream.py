@@ -44,7 +44,7 @@ def _stream(url: str) -> list[Message]:
             for seq in range(info.state.first_seq, info.state.last_seq + 1):
                 msg = await js.get_msg(stream_name(TENANT), seq)
                 h = msg.headers or {}
-                if EPOCH not in h:  # the key ring, sent beside the changes
+                if SEQ not in h:  # the key ring sent beside the changes, or a fence
                     continue
                 out.append((seq, int(h[EPOCH]), int(h[SEQ]), int(h[PART]), int(h[PARTS]),
                             msg.data or b""))

@@ -1,0 +1,96 @@
+"""`pharmatrace tenant promote`: a replica's node becomes the tenant's writer and the old
+writer, still running, is fenced: the stream refuses its changes and its writes fail."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import grpc
+import pytest
+from pharmatrace.v1 import admin_pb2 as apb
+from pharmatrace.v1 import admin_pb2_grpc
+from pharmatrace.v1 import common_pb2 as cpb
+from pharmatrace.v1 import verification_pb2 as vpb
+
+from tests.e2e.conftest import pharmatrace_command
+from tests.e2e.nats_server import NatsServer
+from tests.e2e.test_replica import _converged, _start_replica, _verdicts
+from tests.e2e.test_replication_stream import GTIN, TENANT, _holding, _newest_commit, _write
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def test_promoting_a_replica_fences_the_old_writer(
+        servers, nats_server: NatsServer, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """After `tenant promote`, the promoted replica holds every acknowledged write, and the old
+    writer's next write fails naming the fence while the replica never sees it."""
+    monkeypatch.setenv("PHARMATRACE_NODE", "node-a")
+    writer = servers.start(tmp_path / "writer",
+                           extra=["--nats", nats_server.url, "--replicated-commit"])
+    acknowledged = _write(writer.issue_addr, "L1", 200)
+    _holding(nats_server.url, set(acknowledged))
+    replica_data = tmp_path / "replica"
+    process, ports = _start_replica(nats_server.url, replica_data)
+    try:
+        _converged(replica_data, _newest_commit(nats_server.url))
+        promoted = subprocess.run(
+            [*pharmatrace_command(), "tenant", "promote", TENANT, "--node", "node-b",
+             "--nats", nats_server.url, "--replica-data", str(replica_data)],
+            capture_output=True, text=True, timeout=120)
+        assert promoted.returncode == 0, promoted.stderr
+        result = json.loads(promoted.stdout)
+        assert result["term"] == 1 and result["node"] == "node-b"
+        with pytest.raises(grpc.RpcError) as refused:
+            _write(writer.issue_addr, "L2", 50)
+        assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "no longer writes" in (refused.value.details() or "")
+        assert "no longer writes" in _refused_batch(writer.issue_addr, "L3")
+        assert _verdicts(ports["verify"], acknowledged) == {vpb.VERDICT_GENUINE}
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def test_the_promoted_node_writes_and_the_old_writer_restarted_refuses(
+        servers, nats_server: NatsServer, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The promoted replica's data served as writer takes new writes into the stream under a
+    new epoch; the old writer, killed and started again, refuses writes from the start."""
+    monkeypatch.setenv("PHARMATRACE_NODE", "node-a")
+    old = servers.start(tmp_path / "writer", extra=["--nats", nats_server.url])
+    acknowledged = _write(old.issue_addr, "L1", 100)
+    _holding(nats_server.url, set(acknowledged))
+    replica_data = tmp_path / "replica"
+    process, _ = _start_replica(nats_server.url, replica_data)
+    try:
+        _converged(replica_data, _newest_commit(nats_server.url))
+        old.kill()
+        promoted = subprocess.run(
+            [*pharmatrace_command(), "tenant", "promote", TENANT, "--node", "node-b",
+             "--nats", nats_server.url, "--replica-data", str(replica_data)],
+            capture_output=True, text=True, timeout=120)
+        assert promoted.returncode == 0, promoted.stderr
+    finally:
+        process.terminate()
+        process.wait(30)
+    monkeypatch.setenv("PHARMATRACE_NODE", "node-b")
+    new = servers.start(replica_data, extra=["--nats", nats_server.url, "--replicated-commit"])
+    later = _write(new.issue_addr, "L2", 100)
+    _holding(nats_server.url, set(later))
+    monkeypatch.setenv("PHARMATRACE_NODE", "node-a")
+    back = servers.start(tmp_path / "writer", extra=["--nats", nats_server.url,
+                                                     "--replicated-commit"])
+    assert "node node-b was promoted" in _refused_batch(back.issue_addr, "L3")
+
+
+def _refused_batch(issue_addr: str, lot: str) -> str:
+    """The details of the FAILED_PRECONDITION an AddBatch gets."""
+    with grpc.insecure_channel(issue_addr) as channel, pytest.raises(grpc.RpcError) as refused:
+        admin_pb2_grpc.AdminStub(channel).AddBatch(apb.AddBatchRequest(
+            tenant=TENANT, batch=cpb.Batch(product=GTIN, lot=lot, expires_on="2029-06-30")),
+            timeout=30)
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    return refused.value.details() or ""
