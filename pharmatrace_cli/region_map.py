@@ -95,6 +95,17 @@ def render(view: MapView, values: Mapping[str, int], figure: str) -> str:
         name = _name(code)
         parts.append(f'<path d="{path}" fill="{fill}" stroke="#555" stroke-width=".6">'
                      f"<title>{_e(name)}: {value:,}</title></path>")
+    for small in regions.divisions_at(view.within, view.digits):
+        # An area too small for the simplified outlines (Macau, some city districts) is a dot.
+        code = small.code[:view.digits]
+        if code in areas:
+            continue
+        value = values.get(code, 0)
+        fill = _shade(value, top) if value else "url(#none)"
+        x, y = project(small.longitude, small.latitude)
+        parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{fill}" stroke="#555" '
+                     f'stroke-width=".6"><title>{_e(_name(code))}: {value:,}</title></circle>')
+        areas[code] = []
     for ring in lines:
         path = "M" + " ".join(f"{x:.1f},{y:.1f}" for x, y in
                               (project(lon, lat) for lon, lat in ring))

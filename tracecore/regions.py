@@ -151,6 +151,15 @@ def children(prefix: str) -> list[Division]:
             and len(_canonical(code)) == below]
 
 
+def divisions_at(within: str, digits: int) -> list[Division]:
+    """Every current division whose code has ``digits`` significant digits (2 provinces, 4
+    cities, 6 counties) inside the prefix ``within`` ("" is all of China), in code order; the
+    groups of counties that are not a city are left out."""
+    return [d for code, d in sorted(_divisions().items())
+            if code.startswith(within) and len(_canonical(code)) == digits
+            and d.name_zh not in _GROUPS]
+
+
 def display(prefix: str) -> str:
     """A readable label, finest level first with its parents in Chinese:
     "广东省 Guangdong", "深圳市 Shenzhen Shi · 广东省", "南山区 Nanshan Qu · 深圳市 · 广东省".
