@@ -314,12 +314,13 @@ def _ship(packs: Packs, event: Event, key: bytes, result: Result) -> list[bytes]
     if record.in_transit:
         raise Refused("is already in transit")
     sender, _ = packs.party(event.party_id, "context.party_id") if event.party_id else (0, 0)
-    if not event.destination:
-        raise Refused("shipping needs a destination party")
-    destination, _ = packs.party(event.destination, "destination")
+    # Every transport's Ship names a destination; a partner's EPCIS shipping event may not
+    # (destinationList is optional): the packs are then in transit to nobody known, and
+    # whoever receives them takes them.
+    destination = packs.party(event.destination, "destination")[0] if event.destination else 0
     if sender and record.holder_ref and record.holder_ref != sender:
         raise Refused(f"is held by {packs.party_id(record.holder_ref)}, not {event.party_id}")
-    if destination == record.holder_ref:
+    if destination and destination == record.holder_ref:
         raise Refused("is already held by the destination")
     moved = packs.tree(key)
     for k, r in moved:
@@ -338,7 +339,7 @@ def _receive(packs: Packs, event: Event, key: bytes, result: Result) -> list[byt
     if not event.party_id:
         raise Refused("receipt needs the receiving party")
     receiver, region = packs.party(event.party_id, "context.party_id")
-    if receiver != record.holder_ref:
+    if record.holder_ref and receiver != record.holder_ref:
         result.notes.append(
             f"{Code.from_key(key).text()} was shipped to {packs.party_id(record.holder_ref)}"
             f" but received by {event.party_id}")

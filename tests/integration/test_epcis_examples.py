@@ -16,6 +16,7 @@ from pharmatrace.v1 import common_pb2 as cpb
 from pharmatrace.v1 import lifecycle_pb2 as lpb
 from pharmatrace.v1 import lifecycle_pb2_grpc, trace_pb2_grpc
 from pharmatrace.v1 import trace_pb2 as tpb
+from pharmatrace.v1 import verification_pb2 as vpb
 
 from tests.integration.conftest import RPC_TIMEOUT_S, Api, Gs1Product, Servers
 from tracecore import epcis
@@ -252,3 +253,31 @@ def test_records_come_only_in_epcis_documents(site: _Site) -> None:
             timeout=RPC_TIMEOUT_S)
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "ImportEpcis" in str(refused.value.details())
+
+
+@pytest.mark.parametrize("name", ["gs1-example-9.6.1-objectevent.jsonld",
+                                  "gs1-example-9.6.1-objectevent.xml"])
+def test_gs1s_own_example_with_another_companys_codes_is_recorded_whole(
+        site: _Site, api: Api, name: str) -> None:
+    """GS1's example 9.6.1, sent as published (codes and places of company 0614141, which this
+    tenant never issued or registered): both events recorded (the shipping event names no
+    destination, as the standard allows), the packs verify as known here but not signed here,
+    the unregistered places become external parties, and the JSON-LD
+    comes back out as it went in."""
+    text = (DATA / name).read_text("utf-8")
+    response = site.send(text)
+    assert (response.events, response.recorded, list(response.failures)) == (2, 2, []), \
+        response.failures
+    for serial in ("2017", "2018"):
+        answer = api.verification.Verify(vpb.VerifyRequest(
+            tenant=site.tenant, code=f"(01)10614141073464(21){serial}"), timeout=RPC_TIMEOUT_S)
+        assert answer.verdict == vpb.VERDICT_KNOWN_FOREIGN, answer
+    parties = api.admin.ListParties(apb.ListPartiesRequest(tenant=site.tenant),
+                                    timeout=RPC_TIMEOUT_S).parties
+    external = {p.identifier for p in parties if p.external}
+    assert {"urn:epc:id:sgln:0614141.07346.1234", "urn:epc:id:sgln:0012345.11111.0"} <= external
+    if name.endswith(".jsonld"):
+        exported = _by_id(site.exported())
+        for event in json.loads(text)["epcisBody"]["eventList"]:
+            assert exported[event["eventID"]] == event
+    assert site.send(text).recorded == 0
