@@ -4,8 +4,8 @@ product's links, or with its RFC 9264 linkset; ``/.well-known/gs1resolver`` desc
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from typing import Any
-from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -17,6 +17,10 @@ from tracecore.usecases.resolver import Link, Resolution, resolve
 LINKSET_TYPE = "application/linkset+json"
 _VOCABULARY = "https://gs1.org/voc/"
 _VARY = "Accept, Accept-Language"
+#: The JSON-LD context GS1 publishes for resolvers' linksets (GS1-Conformant Resolver 1.x).
+LINKSET_CONTEXT = "https://ref.gs1.org/standards/resolver/linkset-context"
+#: Every resolver answer says what the resolver supports, preflight or not.
+_ALLOW = "GET, HEAD, OPTIONS"
 
 
 async def description(request: Request) -> Response:
@@ -29,8 +33,8 @@ async def description(request: Request) -> Response:
         "supportedPrimaryKeys": ["01"],
         "supportedLinkType": [{"namespace": _VOCABULARY, "prefix": "gs1:",
                                "profile": "https://gs1.org/voc/?show=linktypes"}],
-        "linkTypeDefaultCanBeLinkset": True,
-        "linkset": f"{root}/.well-known/gs1resolver",
+        "linkTypeDefaultCanBeLinkset": False,
+        "jsonLdContextLocation": LINKSET_CONTEXT,
     }, headers={"Cache-Control": "max-age=3600"})
 
 
@@ -50,13 +54,22 @@ async def digital_link(request: Request) -> Response:
         return problem(400, exc.message)
     except NotFound as exc:
         return problem(404, exc.message)
-    link_header = _link_header(resolution)
+    if resolution.choices:
+        return JSONResponse(_linkset(resolution.anchor, resolution.item_description,
+                                     resolution.choices),
+                            status_code=300, media_type=LINKSET_TYPE,
+                            headers={"Link": _linkset_link(resolution), "Vary": _VARY,
+                                     "Access-Control-Allow-Methods": _ALLOW})
     if resolution.target is None:
-        return JSONResponse(_linkset(resolution), media_type=LINKSET_TYPE,
-                            headers={"Link": link_header, "Vary": _VARY})
+        return JSONResponse(
+            _linkset(resolution.anchor, resolution.item_description, resolution.links),
+            media_type=LINKSET_TYPE, headers={
+                "Link": f'{_linkset_link(resolution)}, <{LINKSET_CONTEXT}>; '
+                        'rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"',
+                "Vary": _VARY, "Access-Control-Allow-Methods": _ALLOW})
     return Response(status_code=307, headers={
-        "Location": resolution.target.href, "Link": link_header, "Vary": _VARY,
-        "Cache-Control": "no-store"})
+        "Location": resolution.target.href, "Link": _linkset_link(resolution), "Vary": _VARY,
+        "Cache-Control": "no-store", "Access-Control-Allow-Methods": _ALLOW})
 
 
 def _wants_linkset(accept: str) -> bool:
@@ -69,42 +82,19 @@ def _relation(link_type: str) -> str:
     return _VOCABULARY + link_type.removeprefix("gs1:")
 
 
-def _linkset(resolution: Resolution) -> dict[str, Any]:
+def _linkset(anchor: str, item_description: str, links: Sequence[Link]) -> dict[str, Any]:
     """RFC 9264 JSON: one context object, its relations in full GS1 vocabulary form."""
-    context: dict[str, Any] = {"anchor": resolution.anchor}
-    if resolution.item_description:
-        context["itemDescription"] = resolution.item_description
-    for link in resolution.links:
-        target: dict[str, Any] = {"href": link.href}
-        if link.title:
-            target["title"] = link.title
+    context: dict[str, Any] = {"anchor": anchor, "itemDescription": item_description}
+    for link in links:
+        target: dict[str, Any] = {"href": link.href, "title": link.title}
         if link.lang:
             target["hreflang"] = [link.lang]
         context.setdefault(_relation(link.link_type), []).append(target)
     return {"linkset": [context]}
 
 
-def _link_header(resolution: Resolution) -> str:
-    """The linkset's own address first, then each link (RFC 8288)."""
-    parts = [f'<{resolution.anchor}?linkType=linkset>; rel="linkset"; type="{LINKSET_TYPE}"']
-    parts += [_link_value(link) for link in resolution.links]
-    return ", ".join(parts)
-
-
-def _link_value(link: Link) -> str:
-    value = f'<{link.href}>; rel="{_relation(link.link_type)}"'
-    if link.lang:
-        value += f'; hreflang="{link.lang}"'
-    if link.title:
-        value += _title_parameter(link.title)
-    return value
-
-
-@functools.lru_cache(maxsize=4096)
-def _title_parameter(title: str) -> str:
-    """``; title="…"``, or ``; title*=UTF-8''…`` for a title that is not ASCII (header values
-    are Latin-1 on the wire)."""
-    if title.isascii():
-        escaped = title.replace("\\", "\\\\").replace('"', '\\"')
-        return f'; title="{escaped}"'
-    return f"; title*=UTF-8''{quote(title, safe='')}"
+def _linkset_link(resolution: Resolution) -> str:
+    """The Link header value naming the linkset (RFC 8288). The links themselves are only in
+    the linkset: listing them all in the header was deprecated by GS1-Conformant Resolver
+    1.0.0."""
+    return f'<{resolution.anchor}?linkType=linkset>; rel="linkset"; type="{LINKSET_TYPE}"'

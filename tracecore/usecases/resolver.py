@@ -27,6 +27,11 @@ LINKSET_TYPES = frozenset({"linkset", "all"})
 #: Where link types live when written in full (both forms are in use).
 _VOCABULARIES = ("https://gs1.org/voc/", "http://gs1.org/voc/", "https://ref.gs1.org/voc/")
 _CHECK_TITLE = "Is this pack genuine? 查验真伪"
+#: Titles of links an admin added without one: every link of a GS1 linkset has a title.
+_TITLES = {"gs1:pip": "Product information", "gs1:epil": "Patient information leaflet",
+           "gs1:smpc": "Summary of product characteristics",
+           "gs1:recallStatus": "Recall status", "gs1:leaflet": "Leaflet",
+           "gs1:safetyInfo": "Safety information", "gs1:instructions": "Instructions"}
 
 
 class Catalogue(Protocol):
@@ -61,6 +66,9 @@ class Resolution:
     """Every link of the product: the check page first, then the admin's, in the order added."""
     target: Link | None
     """The link to redirect to (its href carrying the request's query); None: the linkset."""
+    choices: tuple[Link, ...] = ()
+    """Links of the asked type that nothing in the request tells apart (300 Multiple
+    Choices), when there is more than one."""
 
 
 @use_case(roles={PUBLIC, *READERS}, writes=False, scope=Scope.TENANT)
@@ -83,22 +91,31 @@ def resolve(catalogue: Catalogue, *, root: str, path: str, query: str, link_type
     product = catalogue.product(owners[0], gtin)
     key: dict[str, str] = {ai: elements[ai] for ai in ("01", "22", "10", "21") if ai in elements}
     anchor = gs1.render_digital_link(key, root)
+    passed_on = "&".join(p for p in query.split("&")
+                         if p and not p.startswith("linkType=") and not p.split("=")[0].isdigit())
     check = f"{root}/check?code={quote(gs1.render_digital_link(elements, root), safe='')}"
     links = (Link(DEFAULT_LINK, check, title=_CHECK_TITLE),
              Link(VERIFICATION_SERVICE, check, title=_CHECK_TITLE),
-             *(Link(li.link_type, li.href, li.lang, li.title) for li in product.links))
+             *(Link(li.link_type, li.href, li.lang, li.title or _title(li.link_type))
+               for li in product.links))
+    description = product.name or f"GTIN {gtin}"
     wanted = compact_link_type(link_type) if link_type else DEFAULT_LINK
     if wanted in LINKSET_TYPES or (wants_linkset and not link_type):
-        return Resolution(anchor, product.name, links, None)
+        return Resolution(anchor, description, links, None)
     candidates = [link for link in links if link.link_type == wanted]
     if not candidates:
         raise NotFound(f"this product has no {wanted} link", field="linkType")
     chosen = choose_language(candidates, languages)
-    passed_on = "&".join(p for p in query.split("&") if p and not p.startswith("linkType="))
-    if passed_on and chosen.href != check:
-        chosen = Link(chosen.link_type, _with_query(chosen.href, passed_on), chosen.lang,
+    alike = tuple(c for c in candidates if c.lang.lower() == chosen.lang.lower())
+    if len(alike) > 1:
+        return Resolution(anchor, description, links, None, alike)
+    # The request's own query goes on to the target; its AIs already are in the check link.
+    query_on = passed_on if chosen.href == check else "&".join(
+        p for p in query.split("&") if p and not p.startswith("linkType="))
+    if query_on:
+        chosen = Link(chosen.link_type, _with_query(chosen.href, query_on), chosen.lang,
                       chosen.title)
-    return Resolution(anchor, product.name, links, chosen)
+    return Resolution(anchor, description, links, chosen)
 
 
 def compact_link_type(text: str) -> str:
@@ -124,6 +141,10 @@ def choose_language(candidates: Sequence[Link], languages: Sequence[str]) -> Lin
             return close[0]
     neutral = [c for c in candidates if not c.lang]
     return neutral[0] if neutral else candidates[0]
+
+
+def _title(link_type: str) -> str:
+    return _TITLES.get(link_type) or link_type.removeprefix("gs1:")
 
 
 def _with_query(href: str, query: str) -> str:
