@@ -14,6 +14,7 @@ import grpc
 from pharmatrace.v1 import verification_pb2 as pb
 from pharmatrace.v1 import verification_pb2_grpc
 
+from tracecore import scan_clients
 from tracecore.clock import now_ms
 from tracecore.ledger import alerts
 from tracecore.ledger.observations import Observations
@@ -44,8 +45,14 @@ class Verifiers:
         self._verifiers: dict[str, Verifier] = {}
         self._observations: dict[str, Observations] = {}
         self._alerts: dict[str, alerts.AlertBook] = {}
+        self._client_key: bytes | None = None
         self._lock = threading.Lock()
         data.add_close_listener(self._forget)
+
+    def client_key(self) -> bytes:
+        if self._client_key is None:
+            self._client_key = self._data.derived_key(scan_clients.KEY_PURPOSE)
+        return self._client_key
 
     def get(self, tenant_name: str) -> Verifier:
         verifier = self._verifiers.get(tenant_name)

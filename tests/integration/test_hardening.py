@@ -23,6 +23,7 @@ from tests.integration.test_authz import (
     LOT,
     RPCS,
     Secured,
+    bearer,
     create_tenant,
     create_token,
     invoke,
@@ -180,3 +181,29 @@ def test_dispensing_what_the_party_does_not_hold_is_refused_or_allowed_and_alert
         tenant=tenant, codes=units[1:]), pharmacy)
     assert [f.reason for f in other.responses[0].failures] == [  # type: ignore[attr-defined]
         "is held by DIST-1, not PHARM-1"]
+
+
+def test_a_public_client_scanning_a_code_again_the_same_day_counts_once(
+        served: Secured, public: grpc.Channel) -> None:
+    """Thirty anonymous Verifies of one code from one client answer a scan count of 1 and
+    raise no CLONE_SUSPECTED (more than the 20 scans that would); a scan with the tenant's
+    own credential still counts as another scan."""
+    tenant = "harden-public-scans"
+    admin = create_tenant(served, tenant)
+    master_data(served, tenant, admin)
+    _, codes = request_pool(served, tenant, admin, 1)
+    lifecycle(served, "Commission", lpb.CommissionRequest(
+        tenant=tenant, codes=codes, context=lpb.EventContext(party_id="PLANT")), admin)
+    verify = RPCS["/pharmatrace.v1.Verification/Verify"]
+    for _ in range(30):
+        answer = invoke(public, verify, vpb.VerifyRequest(tenant=tenant, code=codes[0]))
+        assert answer.code is OK, answer
+        response = answer.responses[0]
+        assert isinstance(response, vpb.VerifyResponse)
+        assert response.verdict == vpb.VERDICT_GENUINE
+        assert response.scan_count == 1
+        assert vpb.ALERT_KIND_CLONE_SUSPECTED not in response.alerts
+    own = invoke(public, verify, vpb.VerifyRequest(tenant=tenant, code=codes[0]),
+                 metadata=bearer(admin))
+    assert own.code is OK, own
+    assert own.responses[0].scan_count == 2  # type: ignore[attr-defined]

@@ -3,11 +3,14 @@ every scan counted one at a time into a dict, whatever the calls, repeats and fl
 
 from __future__ import annotations
 
+import hashlib
 import random
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 from tracecore.ledger.observations import Observations
+from tracecore.scan_clients import DAY_MS, client_tag
 
 
 @dataclass
@@ -116,3 +119,45 @@ def test_a_failed_flush_keeps_its_scans_for_the_next_one(tmp_path: Path) -> None
             2, 1_000, 2_000, 310115)
     finally:
         observations.close()
+
+
+def test_a_public_client_counts_once_per_code_per_day_and_its_address_is_not_stored(
+        tmp_path: Path) -> None:
+    """A client's first scan of a code each day is first, before and after a flush and after
+    the worker restarts; another client's is first too; two days on, the oldest day's clients
+    are forgotten; the client's address is nowhere in the statistics file."""
+    key = secrets.token_bytes(32)
+    code = _keys(1)[0]
+    day = 20_000 * DAY_MS
+    address = "ipv4:203.0.113.77"
+    tag = client_tag(key, "t", address, day)
+    path = tmp_path / "observations"
+    observations = Observations(path, tenant="t")
+    try:
+        assert observations.first_scans([code, code], tag) == [True, False]
+        assert observations.first_scans([code], client_tag(key, "t", address, day + 5)) \
+            == [False]
+        observations.flush()
+        assert observations.first_scans([code], tag) == [False]
+    finally:
+        observations.close()
+    observations = Observations(path, tenant="t")  # another worker, or after a restart
+    try:
+        assert observations.first_scans([code], tag) == [False]
+        assert observations.first_scans(
+            [code], client_tag(key, "t", "ipv4:198.51.100.1", day)) == [True]
+        assert observations.first_scans([code], client_tag(key, "t", address, day + DAY_MS)) \
+            == [True]
+        observations.flush()
+        assert observations.first_scans(
+            [code], client_tag(key, "t", address, day + 2 * DAY_MS)) == [True]
+        observations.flush()
+        assert observations.first_scans([code], tag) == [True]  # forgotten two days on
+        assert observations.first_scans([code], client_tag(key, "t", address, day + DAY_MS)) \
+            == [False]
+        observations.flush()
+    finally:
+        observations.close()
+    stored = (path / "data.mdb").read_bytes()
+    assert b"203.0.113.77" not in stored
+    assert hashlib.sha256(address.encode()).digest()[:8] not in stored

@@ -9,6 +9,10 @@ the list of keys it answered) and bumps a ``Counter`` of keys, both done in C, s
 scanned costs no Python object of its own. Who scanned first and where a code was last seen
 are worked out from the log only when it is merged (by the flusher, away from the answers) or
 for the rare code scanned again before the log was merged.
+
+Public scans count once per client per code per day (``first_scans``): which client scanned
+which code on which day is kept as a keyed hash of the client (``tracecore.scan_clients``), in
+its own database, written with the statistics and kept for the day and the day before only.
 """
 
 from __future__ import annotations
@@ -21,12 +25,16 @@ from dataclasses import dataclass
 from itertools import repeat
 from pathlib import Path
 
-from tracecore.ledger.env import Env, Txn
+from tracecore.ledger.env import Database, Env, Txn
+from tracecore.scan_clients import DAY_BYTES
 
 # count, first scan ms, and the last scan that said where it was: ms, region (GB/T 2260 as an
 # integer); 0, 0 while no scan did
 _SCAN = struct.Struct("<QqqI")
-DATABASES = ("scans",)
+DATABASES = ("scans", "public_clients")
+#: Days of public clients kept before the newest day written: yesterday's clients still count
+#: once when they scan again after midnight in another worker's flush.
+_CLIENT_DAYS_KEPT = 1
 _NOWHERE = (0, 0)
 
 
@@ -116,7 +124,11 @@ class Observations:
         # killed, not a power cut), so counting scans costs no disk flush per batch.
         self.env = Env(path, DATABASES, owner=tenant, durable=False)
         self._db = self.env.dbs["scans"]
+        self._clients_db = self.env.dbs["public_clients"]
         self._pending = _Log()
+        # (client tag + code key) of public scans not yet written, and those a flush writes.
+        self._clients: set[bytes] = set()
+        self._clients_flushing: set[bytes] = set()
         # The log a flush is writing, and its write transaction's id once it has one: a read
         # transaction older than that does not see the log yet, so it is added by hand.
         self._flushing = _Log()
@@ -187,6 +199,23 @@ class Observations:
                 append((count, first, last_ms, last_region))
         return out
 
+    def first_scans(self, keys: Sequence[bytes], tag: bytes) -> list[bool]:
+        """Whether each key is the first scan of that code by the client of ``tag`` (see
+        ``tracecore.scan_clients.client_tag``) that day; each such scan is remembered, so the
+        same code twice in ``keys`` is first once."""
+        out: list[bool] = []
+        with self._lock, self.env.read() as txn:
+            get, db = txn.get, self._clients_db
+            pending, flushing = self._clients, self._clients_flushing
+            for key in keys:
+                seen = tag + key
+                first = (seen not in pending and seen not in flushing
+                         and get(seen, db=db) is None)
+                if first:
+                    pending.add(seen)
+                out.append(first)
+        return out
+
     def _unseen_flush(self, txn: Txn) -> _Log | None:
         """The log being flushed, unless ``txn`` already sees it committed; under the lock."""
         if not self._flushing:
@@ -215,7 +244,11 @@ class Observations:
         with self._lock:
             batch, self._pending = self._pending, _Log()
             self._flushing, self._flushing_txn = batch, None
-        if not batch:
+            clients, self._clients = self._clients, set()
+            self._clients_flushing = clients
+        if not batch and not clients:
+            with self._lock:
+                self._flushing, self._clients_flushing = _Log(), set()
             return 0
         # Worked out before the write transaction opens, and before a scan during it asks.
         firsts, lasts = batch.summary()
@@ -240,7 +273,10 @@ class Observations:
                     if stored_ms > last_ms:
                         last_ms, last_region = stored_ms, stored_region
                 merged.append((key, pack(count, first, last_ms, last_region)))
-            txn.cursor(db=db).putmulti(merged)
+            if merged:
+                txn.cursor(db=db).putmulti(merged)
+            if clients:
+                _write_clients(txn, self._clients_db, clients)
             return len(merged)
 
         try:
@@ -249,7 +285,24 @@ class Observations:
             with self._lock:
                 self._pending = batch.then(self._pending)
                 self._flushing, self._flushing_txn = _Log(), None
+                self._clients |= clients
+                self._clients_flushing = set()
             raise
         with self._lock:
             self._flushing, self._flushing_txn = _Log(), None
+            self._clients_flushing = set()
         return written
+
+
+def _write_clients(txn: Txn, db: Database, clients: set[bytes]) -> None:
+    """Stores the public scans' (client tag + code key), and forgets the days before the day
+    before the newest one written: tags begin with their day, so those are the first keys."""
+    ordered = sorted(clients)
+    cursor = txn.cursor(db=db)
+    cursor.putmulti([(seen, b"") for seen in ordered])
+    newest = int.from_bytes(ordered[-1][:DAY_BYTES], "big")
+    cutoff = (newest - _CLIENT_DAYS_KEPT).to_bytes(DAY_BYTES, "big")
+    if cursor.first():
+        while bytes(cursor.key()[:DAY_BYTES]) < cutoff:
+            if not cursor.delete():
+                break
