@@ -1,4 +1,5 @@
-"""Who scanned, for counting public scans: a keyed hash of the client, per tenant and day.
+"""Who scanned, for counting public scans: a keyed hash of the client, per tenant and day;
+and the keys the scan statistics are kept under.
 
 A public scan (anonymous Verify, the check page) counts once per client per code per day, so
 that one client scanning a code a thousand times does not look like a thousand consumers to
@@ -12,8 +13,9 @@ from __future__ import annotations
 import hmac
 from typing import Final
 
-#: The purpose the hashing key is derived for (``KeySource.derived_key``).
-KEY_PURPOSE: Final = "public scan clients"
+#: The purpose the scan statistics' secret is derived for (``KeySource.derived_key``); the
+#: keys for clients and for codes are derived from it.
+KEY_PURPOSE: Final = "scan statistics"
 DAY_MS: Final = 86_400_000
 DAY_BYTES: Final = 4
 HASH_BYTES: Final = 12
@@ -40,3 +42,14 @@ def peer_host(peer: str) -> str:
     """A gRPC peer's address without its port: 'ipv4:1.2.3.4:5678' -> 'ipv4:1.2.3.4',
     'ipv6:[::1]:5678' -> 'ipv6:[::1]'; a client's port changes with every connection."""
     return peer.rsplit(":", 1)[0] if peer.count(":") >= 2 else peer
+
+
+def clients_key(secret: bytes) -> bytes:
+    """The key public clients are hashed under, from the scan statistics' secret."""
+    return hmac.digest(secret, b"public clients", "sha256")
+
+
+def codes_key(secret: bytes, tenant: str) -> bytes:
+    """The key a tenant's codes are hashed under in its scan statistics
+    (``tracecore.ledger.observations``), from the scan statistics' secret."""
+    return hmac.digest(secret, b"codes\0" + tenant.encode(), "sha256")

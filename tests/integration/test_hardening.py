@@ -5,6 +5,7 @@ tenant names through public verification."""
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Iterator
 
 import grpc
@@ -30,7 +31,11 @@ from tests.integration.test_authz import (
     lifecycle,
     master_data,
 )
+from tracecore.codes import parse
 from tracecore.credentials import Role
+from tracecore.ledger.env import Env
+from tracecore.ledger.observations import DATABASES
+from tracecore.ledger.tenants import OBSERVATIONS, TENANTS
 from verify_svc.workers import WorkerConfig, WorkerPool
 
 OK = grpc.StatusCode.OK
@@ -207,3 +212,35 @@ def test_a_public_client_scanning_a_code_again_the_same_day_counts_once(
                  metadata=bearer(admin))
     assert own.code is OK, own
     assert own.responses[0].scan_count == 2  # type: ignore[attr-defined]
+
+
+def test_scan_statistics_on_disk_hold_no_serial(served: Secured, public: grpc.Channel) -> None:
+    """Once a worker has written the statistics of scanned codes, their file holds neither
+    the serials nor the codes' GTIN-and-serial keys: a copy of it names no pack."""
+    tenant = "harden-stats-at-rest"
+    admin = create_tenant(served, tenant)
+    master_data(served, tenant, admin)
+    _, codes = request_pool(served, tenant, admin, 3)
+    lifecycle(served, "Commission", lpb.CommissionRequest(
+        tenant=tenant, codes=codes, context=lpb.EventContext(party_id="PLANT")), admin)
+    verify = RPCS["/pharmatrace.v1.Verification/Verify"]
+    for code in codes:
+        assert invoke(public, verify, vpb.VerifyRequest(tenant=tenant, code=code),
+                      metadata=bearer(admin)).code is OK
+    path = served.codegen.data.root / TENANTS / tenant / OBSERVATIONS
+    deadline = time.monotonic() + RPC_TIMEOUT_S
+    stored = 0
+    while not stored and time.monotonic() < deadline:
+        time.sleep(0.05)
+        env = Env(path, DATABASES, owner=tenant, readonly=True)
+        try:
+            with env.read() as txn:
+                stored = txn.stat(env.dbs["scans"])["entries"]
+        finally:
+            env.close()
+    assert stored == 3
+    content = (path / "data.mdb").read_bytes()
+    for code in codes:
+        serial = code.split("(21)")[1]
+        assert serial.encode() not in content
+        assert parse(code).code.key() not in content

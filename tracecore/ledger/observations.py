@@ -10,6 +10,11 @@ scanned costs no Python object of its own. Who scanned first and where a code wa
 are worked out from the log only when it is merged (by the flusher, away from the answers) or
 for the rare code scanned again before the log was merged.
 
+Codes are stored under a keyed hash (BLAKE2b, 16 bytes, under a secret derived from the
+key-encryption key), never as text: a copy of the file or of a backup hands nobody a serial.
+An environment written before (``_KEYED`` absent from ``meta``) is rehashed when a worker
+opens it.
+
 Public scans count once per client per code per day (``first_scans``): which client scanned
 which code on which day is kept as a keyed hash of the client (``tracecore.scan_clients``), in
 its own database, written with the statistics and kept for the day and the day before only.
@@ -17,6 +22,7 @@ its own database, written with the statistics and kept for the day and the day b
 
 from __future__ import annotations
 
+import hashlib
 import struct
 import threading
 from collections import Counter
@@ -31,7 +37,10 @@ from tracecore.scan_clients import DAY_BYTES
 # count, first scan ms, and the last scan that said where it was: ms, region (GB/T 2260 as an
 # integer); 0, 0 while no scan did
 _SCAN = struct.Struct("<QqqI")
-DATABASES = ("scans", "public_clients")
+DATABASES = ("scans", "public_clients", "meta")
+#: In ``meta`` once the codes are stored hashed.
+_KEYED = b"codes:keyed"
+CODE_HASH_BYTES = 16
 #: Days of public clients kept before the newest day written: yesterday's clients still count
 #: once when they scan again after midnight in another worker's flush.
 _CLIENT_DAYS_KEPT = 1
@@ -119,12 +128,15 @@ class _Log:
 class Observations:
     """A tenant's scan statistics: the stored totals plus this worker's unflushed scans."""
 
-    def __init__(self, path: Path, *, tenant: str) -> None:
+    def __init__(self, path: Path, *, tenant: str, code_key: bytes) -> None:
+        """``code_key``: what codes are hashed under (``tracecore.scan_clients.codes_key``)."""
         # Statistics, not the ledger: a commit here is not fsynced (it survives the worker being
         # killed, not a power cut), so counting scans costs no disk flush per batch.
         self.env = Env(path, DATABASES, owner=tenant, durable=False)
         self._db = self.env.dbs["scans"]
         self._clients_db = self.env.dbs["public_clients"]
+        self._code_key = code_key
+        self.env.write(self._rehash)
         self._pending = _Log()
         # (client tag + code key) of public scans not yet written, and those a flush writes.
         self._clients: set[bytes] = set()
@@ -135,8 +147,37 @@ class Observations:
         self._flushing_txn: int | None = None
         self._lock = threading.Lock()
 
+    @staticmethod
+    def create(path: Path, *, tenant: str) -> None:
+        """An empty environment of this layout (made with the tenant, while there is room)."""
+        env = Env(path, DATABASES, owner=tenant, durable=False)
+        try:
+            env.write(lambda txn: txn.put(_KEYED, b"", db=env.dbs["meta"]))
+        finally:
+            env.close()
+
     def close(self) -> None:
         self.env.close()
+
+    def _hashed(self, keys: Sequence[bytes]) -> list[bytes]:
+        """Each code key as stored: its keyed hash."""
+        blake2b, key = hashlib.blake2b, self._code_key
+        return [blake2b(k, key=key, digest_size=CODE_HASH_BYTES).digest() for k in keys]
+
+    def _rehash(self, txn: Txn) -> None:
+        """Brings statistics kept under plain code keys to hashed ones (once, in the first
+        worker to open them); the public clients of the day start over."""
+        meta = self.env.dbs["meta"]
+        if txn.get(_KEYED, db=meta) is not None:
+            return
+        plain = [(bytes(k), bytes(v)) for k, v in txn.cursor(db=self._db)]
+        txn.drop(self._db, delete=False)
+        txn.drop(self._clients_db, delete=False)
+        if plain:
+            hashed = self._hashed([k for k, _ in plain])
+            txn.cursor(db=self._db).putmulti(sorted(zip(hashed, (v for _, v in plain),
+                                                        strict=True)))
+        txn.put(_KEYED, b"", db=meta)
 
     def record(self, keys: list[bytes], now_ms: int, region: int) -> list[tuple[int, int]]:
         """Counts one scan of each key; returns (scan count, first scan ms) of each, this scan
@@ -151,6 +192,7 @@ class Observations:
         out: list[tuple[int, int, int, int]] = []
         append = out.append
         db = self._db
+        keys = self._hashed(keys)
         with self._lock, self.env.read() as txn:
             log = self._pending
             seen = log.counts.get
@@ -204,6 +246,7 @@ class Observations:
         ``tracecore.scan_clients.client_tag``) that day; each such scan is remembered, so the
         same code twice in ``keys`` is first once."""
         out: list[bool] = []
+        keys = self._hashed(keys)
         with self._lock, self.env.read() as txn:
             get, db = txn.get, self._clients_db
             pending, flushing = self._clients, self._clients_flushing
@@ -226,6 +269,7 @@ class Observations:
 
     def stats(self, key: bytes) -> ScanStats | None:
         """Stored plus unflushed statistics of one code, without counting a scan."""
+        key = self._hashed([key])[0]
         with self._lock, self.env.read() as txn:
             stored = txn.get(key, db=self._db)
             total = ScanStats(*_SCAN.unpack(stored)) if stored is not None else None

@@ -160,7 +160,7 @@ class DataDir:
                     ledger.close()
                 # Made now, while there is room: a verification opening them on a full disk
                 # would have nothing to serve reads from.
-                Observations(staging / OBSERVATIONS, tenant=tenant).close()
+                Observations.create(staging / OBSERVATIONS, tenant=tenant)
                 AlertBook(staging / ALERTS, tenant=tenant).close()
                 record = lpb.TenantRecord(tenant=tenant, name=name, created_at_ms=now_ms)
                 (staging / IDENTITY).write_bytes(record.SerializeToString())
