@@ -5,8 +5,11 @@ tenant names through public verification."""
 from __future__ import annotations
 
 import secrets
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
 import pytest
@@ -214,9 +217,11 @@ def test_a_public_client_scanning_a_code_again_the_same_day_counts_once(
     assert own.responses[0].scan_count == 2  # type: ignore[attr-defined]
 
 
-def test_scan_statistics_on_disk_hold_no_serial(served: Secured, public: grpc.Channel) -> None:
-    """Once a worker has written the statistics of scanned codes, their file holds neither
-    the serials nor the codes' GTIN-and-serial keys: a copy of it names no pack."""
+def test_scan_statistics_on_disk_hold_no_serial(served: Secured, public: grpc.Channel,
+                                                tmp_path: Path) -> None:
+    """Once a worker has written the statistics of scanned codes, their file, and its copy in
+    a backup made with `pharmatrace backup`, hold neither the serials nor the codes'
+    GTIN-and-serial keys: a copy of them names no pack."""
     tenant = "harden-stats-at-rest"
     admin = create_tenant(served, tenant)
     master_data(served, tenant, admin)
@@ -230,7 +235,7 @@ def test_scan_statistics_on_disk_hold_no_serial(served: Secured, public: grpc.Ch
     path = served.codegen.data.root / TENANTS / tenant / OBSERVATIONS
     deadline = time.monotonic() + RPC_TIMEOUT_S
     stored = 0
-    while not stored and time.monotonic() < deadline:
+    while stored < len(codes) and time.monotonic() < deadline:
         time.sleep(0.05)
         env = Env(path, DATABASES, owner=tenant, readonly=True)
         try:
@@ -239,8 +244,14 @@ def test_scan_statistics_on_disk_hold_no_serial(served: Secured, public: grpc.Ch
         finally:
             env.close()
     assert stored == 3
-    content = (path / "data.mdb").read_bytes()
-    for code in codes:
-        serial = code.split("(21)")[1]
-        assert serial.encode() not in content
-        assert parse(code).code.key() not in content
+    backup = tmp_path / "backup"
+    made = subprocess.run(
+        [str(Path(sys.executable).with_name("pharmatrace")), "backup", str(backup), "--data",
+         str(served.codegen.data.root), "--tenant", tenant, "--dev"],
+        capture_output=True, text=True, timeout=RPC_TIMEOUT_S * 6, check=False)
+    assert made.returncode == 0, made.stderr
+    for copy in (path / "data.mdb", backup / OBSERVATIONS / "data.mdb"):
+        content = copy.read_bytes()
+        for code in codes:
+            assert code.split("(21)")[1].encode() not in content, copy
+            assert parse(code).code.key() not in content, copy
