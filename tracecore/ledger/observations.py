@@ -136,7 +136,10 @@ class Observations:
         self._db = self.env.dbs["scans"]
         self._clients_db = self.env.dbs["public_clients"]
         self._code_key = code_key
-        self.env.write(self._rehash)
+        with self.env.read() as txn:
+            keyed = txn.get(_KEYED, db=self.env.dbs["meta"]) is not None
+        if not keyed:
+            self.env.write(self._rehash)
         self._pending = _Log()
         # (client tag + code key) of public scans not yet written, and those a flush writes.
         self._clients: set[bytes] = set()
