@@ -260,7 +260,8 @@ def verify_rates(data: Path, codes: Sequence[str], tmp: Path) -> tuple[float, fl
     directory = DataDir(data, KeySource.dev(), readonly=True)
     try:
         tenant = directory.get(DEV_TENANT)
-        observations = Observations(tmp / "observations", tenant=DEV_TENANT)
+        observations = Observations(tmp / "observations", tenant=DEV_TENANT,
+                                    code_key=b"bench-scan-statistics")
         on = Verifier(tenant, observations, None, Checks())
         off = Verifier(tenant, observations, None, Checks(diversion=False, clones=False))
         context = ScanContext("", 440106, 0)

@@ -119,7 +119,7 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
                               ) -> pb.BindCertificateResponse:
         record = await credentials.bind_certificate(
             self._side, caller(), request.tenant, request.certificate_pem, request.role,
-            request.party_id, request.label)
+            request.party_id, request.label, request.san_uri)
         return pb.BindCertificateResponse(credential=record.credential)
 
     async def ListKeys(self, request: pb.ListKeysRequest, context: Context) -> pb.ListKeysResponse:

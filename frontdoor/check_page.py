@@ -17,6 +17,7 @@ from tracecore import regions
 from tracecore.clock import now_ms
 from tracecore.errors import InvalidArgument, RateLimited
 from tracecore.usecases.public_check import Outcome, PublicCheck, Warning, check
+from tracecore.verification import Answers, ScanContext
 
 MAX_CODE = 4096
 _TEMPLATES = jinja2.Environment(
@@ -70,7 +71,10 @@ async def page(request: Request) -> Response:
         response = _render(lang, code, None, status=429, limited=True)
         response.headers["Retry-After"] = str(seconds)
         return response
-    result = check(door.reads, door.reads.verify, code, now_ms=now_ms(), region=region)
+    def verify(tenant: str, text: str, context: ScanContext, at_ms: int) -> Answers:
+        return door.reads.verify(tenant, text, context, at_ms, client=client)
+
+    result = check(door.reads, verify, code, now_ms=now_ms(), region=region)
     return _render(lang, code, result, status=_STATUS.get(result.outcome, 200))
 
 

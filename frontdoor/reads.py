@@ -13,6 +13,7 @@ from pharmatrace.v1 import ledger_pb2 as lpb
 from tracecore.errors import NotFound, TraceError
 from tracecore.ledger.answer_trail import DIRECTORY, AnswerTrail
 from tracecore.ledger.tenants import TENANTS, DataDir
+from tracecore.usecases.verification import public_client
 from tracecore.verification import Answers, ScanContext
 from verify_svc.verification import Verifiers
 
@@ -26,10 +27,13 @@ _MAX_PRODUCTS = 100_000
 
 
 def verify_one(verifiers: Verifiers, tenant: str, text: str, context: ScanContext,
-               now_ms: int) -> Answers:
+               now_ms: int, client: str | None = None) -> Answers:
     """One code verified in a tenant, its scan counted: every verification of the front door
-    goes through here."""
-    return verifiers.get(tenant).verify([text], context, now_ms)
+    goes through here. ``client``: a public scan's client address, so that it counts once per
+    client per code per day; None for an authenticated partner."""
+    verifier = verifiers.get(tenant)
+    tag = public_client(verifiers, tenant, client, now_ms) if client is not None else b""
+    return verifier.verify([text], context, now_ms, client=tag)
 
 
 class FrontdoorReads:
@@ -79,8 +83,9 @@ class FrontdoorReads:
         self._products[(tenant, product_id)] = (now, product)
         return product
 
-    def verify(self, tenant: str, text: str, context: ScanContext, now_ms: int) -> Answers:
-        return verify_one(self._verifiers, tenant, text, context, now_ms)
+    def verify(self, tenant: str, text: str, context: ScanContext, now_ms: int,
+               client: str | None = None) -> Answers:
+        return verify_one(self._verifiers, tenant, text, context, now_ms, client)
 
     # -- partner directory -------------------------------------------------------------------
 

@@ -24,6 +24,9 @@ def register(commands: Any) -> None:
     bind.add_argument("--role", choices=_ROLES, required=True)
     bind.add_argument("--party", help="the party the credential acts for")
     bind.add_argument("--label")
+    bind.add_argument("--san-uri", help="bind the subject alternative name URI this "
+                      "certificate names (e.g. spiffe://example.org/line-1) with its issuer "
+                      "instead: renewed certificates keep working")
 
 
 def _bind(args: argparse.Namespace) -> int:
@@ -35,10 +38,11 @@ def _bind(args: argparse.Namespace) -> int:
         raise CliError(f"{args.certificate}: cannot be read as a PEM file ({exc})") from None
     response = endpoints(args).admin().BindCertificate(pb.BindCertificateRequest(
         tenant=args.tenant, certificate_pem=pem, role=pb.Role.Value(f"ROLE_{args.role.upper()}"),
-        party_id=args.party or "", label=args.label or ""))
+        party_id=args.party or "", label=args.label or "", san_uri=args.san_uri or ""))
     credential = response.credential
-    print(f"credential {credential.credential_id} ({args.role}): certificate "
-          f"{credential.certificate_sha256} issued by {credential.certificate_issuer}",
-          file=sys.stderr)
+    bound = (f"any certificate naming {credential.certificate_san_uri}"
+             if credential.certificate_san_uri else f"certificate {credential.certificate_sha256}")
+    print(f"credential {credential.credential_id} ({args.role}): {bound} issued by "
+          f"{credential.certificate_issuer}", file=sys.stderr)
     print(credential.credential_id)
     return EXIT_OK

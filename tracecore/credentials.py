@@ -91,6 +91,17 @@ class CertificateId:
     sha256: str
     issuer: str
     subject: str = ""
+    san_uris: tuple[str, ...] = ()
+    """The URIs among its subject alternative names (workload identities such as
+    spiffe://...), which a binding by URI matches together with the issuer."""
+    issuer_key_id: str = ""
+    """Its authority key identifier (hex; "" if it has none): which key of the issuer."""
+
+
+#: SAN URIs of a presented certificate looked up for a binding; a certificate naming more
+#: identities than this is not a workload's.
+MAX_SAN_URIS = 8
+MAX_SAN_URI = 2048
 
 
 def certificate_id(pem: str | bytes, field: str = "certificate_pem") -> CertificateId:
@@ -105,10 +116,23 @@ def certificate_id(pem: str | bytes, field: str = "certificate_pem") -> Certific
         raise InvalidArgument("is not a PEM X.509 certificate", field=field) from None
     names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     subject = str(names[0].value) if names else certificate.subject.rfc4514_string()
+    try:
+        alternative = certificate.extensions.get_extension_for_class(
+            x509.SubjectAlternativeName).value
+        uris = tuple(alternative.get_values_for_type(x509.UniformResourceIdentifier))
+    except (x509.ExtensionNotFound, ValueError):  # none, or one that does not parse
+        uris = ()
+    try:
+        authority = certificate.extensions.get_extension_for_class(
+            x509.AuthorityKeyIdentifier).value.key_identifier
+    except (x509.ExtensionNotFound, ValueError):
+        authority = None
     return CertificateId(
         certificate.fingerprint(hashes.SHA256()).hex(),
         certificate.issuer.rfc4514_string(),
-        subject[:64])
+        subject[:64],
+        uris[:MAX_SAN_URIS],
+        authority.hex() if authority else "")
 
 
 def der_certificate_id(der: bytes) -> CertificateId:

@@ -158,11 +158,13 @@ class Verifier:
         return new.text() if new is not None else ""
 
     def verify(self, texts: Sequence[str | bytes], context: ScanContext, now_ms: int,
-               repair: bool = True) -> Answers:
+               repair: bool = True, client: bytes = b"") -> Answers:
         """Answers for every input; a malformed one gets INVALID_FORMAT, never an exception.
         With ``repair``, an input that does not parse or whose tag does not verify is read
         again as a scrambled scan (see ``tracecore.schemes.repair``): after the failure only,
-        so well-formed codes pay nothing for it."""
+        so well-formed codes pay nothing for it. ``client``, a public scan's client tag
+        (``tracecore.scan_clients``): a code it already scanned that day is answered with its
+        statistics but neither counted again nor checked for clones."""
         tenant = self._tenant
         keys = tenant.keys
         macs = keys.macs()
@@ -268,6 +270,9 @@ class Verifier:
                 out.reasons.append(reason)
                 genuine_keys.append(key)
                 genuine_rows.append(row)
+        if genuine_keys and client:
+            genuine_keys, genuine_rows = self._first_by_client(out, genuine_keys, genuine_rows,
+                                                               client)
         if genuine_keys:
             stats = self._observations.record_located(genuine_keys, now_ms, region)
             if checks.clones:
@@ -280,11 +285,32 @@ class Verifier:
         if raised and self._alerts is not None:
             self._alerts.buffer(raised)
         if failed and repair:
-            self._repair(out, texts, failed, context, now_ms, macs)
+            self._repair(out, texts, failed, context, now_ms, macs, client)
         return out
 
+    def _first_by_client(self, out: Answers, keys: list[bytes], rows: list[int], client: bytes
+                         ) -> tuple[list[bytes], list[int]]:
+        """The keys (and rows) that ``client`` scans for the first time today, to be counted;
+        the others get the statistics as they stand."""
+        firsts = self._observations.first_scans(keys, client)
+        if all(firsts):
+            return keys, rows
+        counted_keys: list[bytes] = []
+        counted_rows: list[int] = []
+        for key, row, first in zip(keys, rows, firsts, strict=True):
+            if first:
+                counted_keys.append(key)
+                counted_rows.append(row)
+                continue
+            stats = self._observations.stats(key)
+            if stats is not None:
+                out.scan_counts[row] = stats.count
+                out.first_verified_ms[row] = stats.first_ms
+        return counted_keys, counted_rows
+
     def _repair(self, out: Answers, texts: Sequence[str | bytes], rows: list[int],
-                context: ScanContext, now_ms: int, macs: Mapping[int, Mac]) -> None:
+                context: ScanContext, now_ms: int, macs: Mapping[int, Mac],
+                client: bytes = b"") -> None:
         """Failed rows read again as scrambled scans: where exactly one reading's tag
         verifies, the row answers for that code and says what was repaired; elsewhere it says
         what looks wrong."""
@@ -302,7 +328,8 @@ class Verifier:
                 out.hints[row] = note
         if not found:
             return
-        again = self.verify([r.text for r in found.values()], context, now_ms, repair=False)
+        again = self.verify([r.text for r in found.values()], context, now_ms, repair=False,
+                            client=client)
         batch_offset, product_offset = len(out.batches), len(out.products)
         out.batches.extend(again.batches)
         out.products.extend(again.products)

@@ -14,6 +14,7 @@ import grpc
 from pharmatrace.v1 import verification_pb2 as pb
 from pharmatrace.v1 import verification_pb2_grpc
 
+from tracecore import scan_clients
 from tracecore.clock import now_ms
 from tracecore.ledger import alerts
 from tracecore.ledger.observations import Observations
@@ -44,8 +45,18 @@ class Verifiers:
         self._verifiers: dict[str, Verifier] = {}
         self._observations: dict[str, Observations] = {}
         self._alerts: dict[str, alerts.AlertBook] = {}
+        self._statistics_secret: bytes | None = None
         self._lock = threading.Lock()
         data.add_close_listener(self._forget)
+
+    def client_key(self) -> bytes:
+        return scan_clients.clients_key(self._secret())
+
+    def _secret(self) -> bytes:
+        """The scan statistics' secret: scrypt, so worked out once per worker."""
+        if self._statistics_secret is None:
+            self._statistics_secret = self._data.derived_key(scan_clients.KEY_PURPOSE)
+        return self._statistics_secret
 
     def get(self, tenant_name: str) -> Verifier:
         verifier = self._verifiers.get(tenant_name)
@@ -55,7 +66,9 @@ class Verifiers:
         tenant = self._data.get(tenant_name)
         with self._lock:
             if tenant_name not in self._verifiers:
-                observations = Observations(tenant.path / OBSERVATIONS, tenant=tenant.name)
+                observations = Observations(
+                    tenant.path / OBSERVATIONS, tenant=tenant.name,
+                    code_key=scan_clients.codes_key(self._secret(), tenant.name))
                 book = alerts.book(tenant.path, tenant.name)
                 self._observations[tenant_name] = observations
                 self._alerts[tenant_name] = book

@@ -4,11 +4,17 @@ works beside mutual TLS."""
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pharmatrace.v1 import admin_pb2 as apb
 from pharmatrace.v1 import verification_pb2 as vpb
 from prometheus_client import CollectorRegistry
@@ -80,7 +86,8 @@ def two_cas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoCas]:
         admin_channel = grpc.secure_channel(f"127.0.0.1:{codegen.port}", client_credentials(
             first.ca, files.certificate, files.key))
         secured = Secured.issuance(codegen, admin_channel)
-        admins = {t: create_tenant(secured, t) for t in ("ca-a", "ca-b", "ca-c", "ca-d")}
+        admins = {t: create_tenant(secured, t)
+                  for t in ("ca-a", "ca-b", "ca-c", "ca-d", "ca-e")}
         assert workers.public_port is not None
         yield TwoCas(first, second, codegen.port, verify_port, workers.public_port, secured,
                      admins)
@@ -160,3 +167,76 @@ def test_public_verification_works_beside_mutual_tls(two_cas: TwoCas) -> None:
         assert batch.code is OK, batch
     finally:
         bound.close()
+
+
+def workload_certificate(pki: DevPki, directory: Path, name: str, uri: str
+                         ) -> tuple[Path, Path]:
+    """(certificate, key) files of a client certificate that ``pki``'s CA issues to a
+    workload named ``uri`` among its subject alternative names."""
+    ca = x509.load_pem_x509_certificate(pki.ca.read_bytes())
+    ca_key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.UniformResourceIdentifier(uri)]),
+                       critical=False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                       critical=False)
+        .sign(ca_key, hashes.SHA256()))
+    cert_path, key_path = directory / f"{name}.pem", directory / f"{name}-key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def test_a_binding_by_san_uri_follows_the_workload_across_renewals_from_its_ca_only(
+        two_cas: TwoCas, tmp_path: Path) -> None:
+    """A binding by spiffe://example.org/line-7 with the first CA: that certificate and a
+    renewed one (new key, same URI) act in the tenant; the same URI from the second CA (same
+    CA name, another key), another URI from the first CA, and a binding naming a URI the
+    certificate does not carry are refused."""
+    uri = "spiffe://example.org/line-7"
+    first, _ = workload_certificate(two_cas.first, tmp_path, "line-7", uri)
+    bound = two_cas.secured.ok("/pharmatrace.v1.Admin/BindCertificate",
+                               apb.BindCertificateRequest(
+                                   tenant="ca-e", role=apb.ROLE_REGULATOR,
+                                   certificate_pem=first.read_text(), san_uri=uri),
+                               two_cas.admins["ca-e"])
+    assert isinstance(bound, apb.BindCertificateResponse)
+    assert bound.credential.certificate_san_uri == uri
+    assert len(bound.credential.certificate_issuer_key_id) == 40
+
+    def outcome(files: tuple[Path, Path]) -> grpc.StatusCode:
+        channel = grpc.secure_channel(f"127.0.0.1:{two_cas.issue_port}", client_credentials(
+            two_cas.first.ca, *files))
+        try:
+            return invoke(channel, LIST_PRODUCTS, apb.ListProductsRequest(tenant="ca-e")).code
+        finally:
+            channel.close()
+
+    renewed = workload_certificate(two_cas.first, tmp_path, "line-7-renewed", uri)
+    other_ca = workload_certificate(two_cas.second, tmp_path, "line-7-other-ca", uri)
+    other_uri = workload_certificate(two_cas.first, tmp_path, "line-8",
+                                     "spiffe://example.org/line-8")
+    assert outcome((first, tmp_path / "line-7-key.pem")) is OK
+    assert outcome(renewed) is OK
+    assert outcome(other_ca) is UNAUTHENTICATED
+    assert outcome(other_uri) is UNAUTHENTICATED
+    wrong = two_cas.secured.call("/pharmatrace.v1.Admin/BindCertificate",
+                                 apb.BindCertificateRequest(
+                                     tenant="ca-e", role=apb.ROLE_REGULATOR,
+                                     certificate_pem=other_uri[0].read_text(), san_uri=uri),
+                                 two_cas.admins["ca-e"])
+    assert wrong.code is grpc.StatusCode.INVALID_ARGUMENT
+    assert "does not name spiffe://example.org/line-7" in wrong.details

@@ -39,7 +39,8 @@ class _Ledger:
 
     def verifier(self, checks: Checks) -> tuple[Verifier, AlertBook]:
         book = AlertBook(self.path / "alerts", tenant="t")
-        observations = Observations(self.path / "observations", tenant="t")
+        observations = Observations(self.path / "observations", tenant="t",
+                                    code_key=b"clone-rules-test-key")
         return Verifier(self.tenant, observations, book, checks), book
 
 

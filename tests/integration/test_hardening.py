@@ -5,7 +5,11 @@ tenant names through public verification."""
 from __future__ import annotations
 
 import secrets
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
 import pytest
@@ -23,13 +27,18 @@ from tests.integration.test_authz import (
     LOT,
     RPCS,
     Secured,
+    bearer,
     create_tenant,
     create_token,
     invoke,
     lifecycle,
     master_data,
 )
+from tracecore.codes import parse
 from tracecore.credentials import Role
+from tracecore.ledger.env import Env
+from tracecore.ledger.observations import DATABASES
+from tracecore.ledger.tenants import OBSERVATIONS, TENANTS
 from verify_svc.workers import WorkerConfig, WorkerPool
 
 OK = grpc.StatusCode.OK
@@ -180,3 +189,69 @@ def test_dispensing_what_the_party_does_not_hold_is_refused_or_allowed_and_alert
         tenant=tenant, codes=units[1:]), pharmacy)
     assert [f.reason for f in other.responses[0].failures] == [  # type: ignore[attr-defined]
         "is held by DIST-1, not PHARM-1"]
+
+
+def test_a_public_client_scanning_a_code_again_the_same_day_counts_once(
+        served: Secured, public: grpc.Channel) -> None:
+    """Thirty anonymous Verifies of one code from one client answer a scan count of 1 and
+    raise no CLONE_SUSPECTED (more than the 20 scans that would); a scan with the tenant's
+    own credential still counts as another scan."""
+    tenant = "harden-public-scans"
+    admin = create_tenant(served, tenant)
+    master_data(served, tenant, admin)
+    _, codes = request_pool(served, tenant, admin, 1)
+    lifecycle(served, "Commission", lpb.CommissionRequest(
+        tenant=tenant, codes=codes, context=lpb.EventContext(party_id="PLANT")), admin)
+    verify = RPCS["/pharmatrace.v1.Verification/Verify"]
+    for _ in range(30):
+        answer = invoke(public, verify, vpb.VerifyRequest(tenant=tenant, code=codes[0]))
+        assert answer.code is OK, answer
+        response = answer.responses[0]
+        assert isinstance(response, vpb.VerifyResponse)
+        assert response.verdict == vpb.VERDICT_GENUINE
+        assert response.scan_count == 1
+        assert vpb.ALERT_KIND_CLONE_SUSPECTED not in response.alerts
+    own = invoke(public, verify, vpb.VerifyRequest(tenant=tenant, code=codes[0]),
+                 metadata=bearer(admin))
+    assert own.code is OK, own
+    assert own.responses[0].scan_count == 2  # type: ignore[attr-defined]
+
+
+def test_scan_statistics_on_disk_hold_no_serial(served: Secured, public: grpc.Channel,
+                                                tmp_path: Path) -> None:
+    """Once a worker has written the statistics of scanned codes, their file, and its copy in
+    a backup made with `pharmatrace backup`, hold neither the serials nor the codes'
+    GTIN-and-serial keys: a copy of them names no pack."""
+    tenant = "harden-stats-at-rest"
+    admin = create_tenant(served, tenant)
+    master_data(served, tenant, admin)
+    _, codes = request_pool(served, tenant, admin, 3)
+    lifecycle(served, "Commission", lpb.CommissionRequest(
+        tenant=tenant, codes=codes, context=lpb.EventContext(party_id="PLANT")), admin)
+    verify = RPCS["/pharmatrace.v1.Verification/Verify"]
+    for code in codes:
+        assert invoke(public, verify, vpb.VerifyRequest(tenant=tenant, code=code),
+                      metadata=bearer(admin)).code is OK
+    path = served.codegen.data.root / TENANTS / tenant / OBSERVATIONS
+    deadline = time.monotonic() + RPC_TIMEOUT_S
+    stored = 0
+    while stored < len(codes) and time.monotonic() < deadline:
+        time.sleep(0.05)
+        env = Env(path, DATABASES, owner=tenant, readonly=True)
+        try:
+            with env.read() as txn:
+                stored = txn.stat(env.dbs["scans"])["entries"]
+        finally:
+            env.close()
+    assert stored == 3
+    backup = tmp_path / "backup"
+    made = subprocess.run(
+        [str(Path(sys.executable).with_name("pharmatrace")), "backup", str(backup), "--data",
+         str(served.codegen.data.root), "--tenant", tenant, "--dev"],
+        capture_output=True, text=True, timeout=RPC_TIMEOUT_S * 6, check=False)
+    assert made.returncode == 0, made.stderr
+    for copy in (path / "data.mdb", backup / OBSERVATIONS / "data.mdb"):
+        content = copy.read_bytes()
+        for code in codes:
+            assert code.split("(21)")[1].encode() not in content, copy
+            assert parse(code).code.key() not in content, copy

@@ -3,11 +3,20 @@ every scan counted one at a time into a dict, whatever the calls, repeats and fl
 
 from __future__ import annotations
 
+import hashlib
 import random
+import secrets
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.atrest import measure
+from tracecore.ledger.env import Env
 from tracecore.ledger.observations import Observations
+from tracecore.scan_clients import DAY_MS, client_tag
+
+#: What codes are hashed under in these statistics.
+CODE_KEY = b"scan-statistics-test-key"
 
 
 @dataclass
@@ -48,7 +57,7 @@ def test_counts_first_and_last_place_match_a_scan_by_scan_reference(tmp_path: Pa
     stored."""
     rng = random.Random(17)
     keys = _keys(40)
-    observations = Observations(tmp_path / "observations", tenant="t")
+    observations = Observations(tmp_path / "observations", tenant="t", code_key=CODE_KEY)
     reference = _Reference()
     now = 1_000
     try:
@@ -77,7 +86,7 @@ def test_counts_first_and_last_place_match_a_scan_by_scan_reference(tmp_path: Pa
 def test_unflushed_scans_are_part_of_a_codes_statistics(tmp_path: Path) -> None:
     """Before any flush, a code's statistics already hold this worker's scans of it."""
     key = _keys(1)[0]
-    observations = Observations(tmp_path / "observations", tenant="t")
+    observations = Observations(tmp_path / "observations", tenant="t", code_key=CODE_KEY)
     try:
         observations.record_located([key], 1_000, 110101)
         observations.record_located([key, key], 2_000, 0)
@@ -93,7 +102,7 @@ def test_a_failed_flush_keeps_its_scans_for_the_next_one(tmp_path: Path) -> None
     """When writing the statistics fails, nothing is lost: the next flush stores every scan,
     in order with the ones made since."""
     key = _keys(1)[0]
-    observations = Observations(tmp_path / "observations", tenant="t")
+    observations = Observations(tmp_path / "observations", tenant="t", code_key=CODE_KEY)
     write = observations.env.write
 
     def failing(fn):  # the disk refuses this one write
@@ -116,3 +125,81 @@ def test_a_failed_flush_keeps_its_scans_for_the_next_one(tmp_path: Path) -> None
             2, 1_000, 2_000, 310115)
     finally:
         observations.close()
+
+
+def test_a_public_client_counts_once_per_code_per_day_and_its_address_is_not_stored(
+        tmp_path: Path) -> None:
+    """A client's first scan of a code each day is first, before and after a flush and after
+    the worker restarts; another client's is first too; two days on, the oldest day's clients
+    are forgotten; the client's address is nowhere in the statistics file."""
+    key = secrets.token_bytes(32)
+    code = _keys(1)[0]
+    day = 20_000 * DAY_MS
+    address = "ipv4:203.0.113.77"
+    tag = client_tag(key, "t", address, day)
+    path = tmp_path / "observations"
+    observations = Observations(path, tenant="t", code_key=CODE_KEY)
+    try:
+        assert observations.first_scans([code, code], tag) == [True, False]
+        assert observations.first_scans([code], client_tag(key, "t", address, day + 5)) \
+            == [False]
+        observations.flush()
+        assert observations.first_scans([code], tag) == [False]
+    finally:
+        observations.close()
+    # another worker, or after a restart
+    observations = Observations(path, tenant="t", code_key=CODE_KEY)
+    try:
+        assert observations.first_scans([code], tag) == [False]
+        assert observations.first_scans(
+            [code], client_tag(key, "t", "ipv4:198.51.100.1", day)) == [True]
+        assert observations.first_scans([code], client_tag(key, "t", address, day + DAY_MS)) \
+            == [True]
+        observations.flush()
+        assert observations.first_scans(
+            [code], client_tag(key, "t", address, day + 2 * DAY_MS)) == [True]
+        observations.flush()
+        assert observations.first_scans([code], tag) == [True]  # forgotten two days on
+        assert observations.first_scans([code], client_tag(key, "t", address, day + DAY_MS)) \
+            == [False]
+        observations.flush()
+    finally:
+        observations.close()
+    stored = (path / "data.mdb").read_bytes()
+    assert b"203.0.113.77" not in stored
+    assert hashlib.sha256(address.encode()).digest()[:8] not in stored
+
+
+def test_statistics_kept_under_plain_code_keys_are_rehashed_when_a_worker_opens_them(
+        tmp_path: Path) -> None:
+    """Statistics an earlier release wrote under each code's plain key keep their counts
+    once a worker opens them, and no stored key is a code any more."""
+    path = tmp_path / "observations"
+    key = _keys(1)[0]
+    env = Env(path, ("scans", "public_clients"), owner="t", durable=False)
+    try:
+        env.write(lambda txn: txn.put(key, struct.pack("<QqqI", 4, 1_000, 2_000, 110101),
+                                      db=env.dbs["scans"]))
+    finally:
+        env.close()
+    observations = Observations(path, tenant="t", code_key=CODE_KEY)
+    try:
+        stats = observations.stats(key)
+        assert stats is not None
+        assert (stats.count, stats.first_ms, stats.last_ms, stats.last_region) == (
+            4, 1_000, 2_000, 110101)
+        assert observations.record([key], 3_000, 0) == [(5, 1_000)]
+        observations.flush()
+        with observations.env.read() as txn:
+            stored = [bytes(k) for k, _ in txn.cursor(db=observations.env.dbs["scans"])]
+        assert len(stored) == 1 and stored[0] != key and len(stored[0]) == 16
+    finally:
+        observations.close()
+
+
+def test_the_at_rest_bench_reports_what_hashing_costs_per_code() -> None:
+    """`python -m bench.atrest` on a few codes prints the keyed hash's cost beside the whole
+    cost of counting a scan, which includes it."""
+    figures = measure(codes=2_000, rounds=1)
+    assert 0 < figures["hash_us_per_code"] < figures["record_us_per_code"]
+    assert figures["flush_us_per_code"] > 0

@@ -205,7 +205,8 @@ def test_a_scan_during_a_flush_of_scan_statistics_keeps_the_earlier_scans(tmp_pa
                                                                            ) -> None:
     """A consumer scanning while the worker writes its statistics still sees the earlier scan:
     count 2, and the first scan's time."""
-    observations = Observations(tmp_path / "observations", tenant="t")
+    observations = Observations(tmp_path / "observations", tenant="t",
+                                code_key=b"scan-statistics-test-key")
     key = b"G09501101530003" + b"0123456789ABCDEFGHJK"
     assert observations.record([key], 1_000, 0) == [(1, 1_000)]
     during: list[list[tuple[int, int]]] = []

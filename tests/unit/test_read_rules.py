@@ -178,6 +178,9 @@ class _NoVerifiers:
     def get(self, tenant_name: str) -> Verifier:
         raise AssertionError("a refused request reached the verifier")
 
+    def client_key(self) -> bytes:
+        raise AssertionError("a refused request reached the verifier")
+
 
 def test_oversized_verification_requests_are_refused_before_any_lookup() -> None:
     """A code over 4,096 characters and a batch over 100,000 codes are INVALID_ARGUMENT, and

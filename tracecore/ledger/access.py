@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from pharmatrace.v1 import ledger_pb2 as lpb
 
 from tracecore import masterdata
@@ -54,23 +56,33 @@ class Access:
         return public, token
 
     def bind_certificate(self, certificate: CertificateId, role: Role, party_id: str, label: str,
-                         now_ms: int) -> lpb.CredentialRecord:
-        """Exactly this certificate, from its issuer, acts as a credential of this tenant."""
+                         now_ms: int, san_uri: str = "") -> lpb.CredentialRecord:
+        """Exactly this certificate, from its issuer, acts as a credential of this tenant; with
+        ``san_uri``, any certificate from its issuer (name and key identifier) that names that
+        URI does."""
         record = self._credential(role, party_id, label, 0, now_ms)
         credential = record.credential
-        credential.credential_id = "cert-" + certificate.sha256[:16]
         credential.certificate_cn = certificate.subject
         credential.certificate_sha256 = certificate.sha256
         credential.certificate_issuer = certificate.issuer
-        key = _binding_key(certificate.sha256)
+        if san_uri:
+            key = _uri_binding_key(certificate, san_uri)
+            credential.credential_id = "cert-uri-" + hashlib.sha256(key).hexdigest()[:16]
+            credential.certificate_san_uri = san_uri
+            credential.certificate_issuer_key_id = certificate.issuer_key_id
+            what = f"{san_uri} from {certificate.issuer}"
+        else:
+            key = _binding_key(certificate.sha256)
+            credential.credential_id = "cert-" + certificate.sha256[:16]
+            what = f"certificate {certificate.sha256}"
 
         def fn(txn: Txn) -> None:
             self._check_party(txn, record)
             bound = txn.get(key, db=self.ledger.db["cert_bindings"])
             if bound is not None and not self._record(
                     txn, bytes(bound).decode()).credential.revoked:
-                raise AlreadyExists(f"certificate {certificate.sha256} is already bound",
-                                    field="certificate_pem")
+                raise AlreadyExists(f"{what} is already bound",
+                                    field="san_uri" if san_uri else "certificate_pem")
             txn.put(credential.credential_id.encode(), record.SerializeToString(),
                     db=self.ledger.db["credentials"])
             txn.put(key, credential.credential_id.encode(), db=self.ledger.db["cert_bindings"])
@@ -116,16 +128,27 @@ class Access:
 
     def authenticate_certificate(self, certificate: CertificateId, now_ms: int, peer: str
                                  ) -> Principal:
-        """The credential of exactly this certificate from this issuer."""
+        """The credential of exactly this certificate from this issuer, else the one bound to
+        a URI among its subject alternative names together with this issuer (the first, in
+        the certificate's order, that is bound and not revoked)."""
+        db = self.ledger.db["cert_bindings"]
         with self.ledger.env.read() as txn:
-            credential_id = txn.get(_binding_key(certificate.sha256),
-                                    db=self.ledger.db["cert_bindings"])
-            if credential_id is None:
-                raise Unauthenticated("client certificate is not bound to this tenant")
-            record = self._record(txn, bytes(credential_id).decode())
-        if record.credential.certificate_issuer != certificate.issuer:
-            raise Unauthenticated("client certificate is not bound to this tenant")
-        return self._principal(record, now_ms, peer)
+            credential_id = txn.get(_binding_key(certificate.sha256), db=db)
+            if credential_id is not None:
+                record = self._record(txn, bytes(credential_id).decode())
+                if record.credential.certificate_issuer == certificate.issuer:
+                    return self._principal(record, now_ms, peer)
+            for uri in certificate.san_uris:
+                credential_id = txn.get(_uri_binding_key(certificate, uri), db=db)
+                if credential_id is None:
+                    continue
+                record = self._record(txn, bytes(credential_id).decode())
+                bound = record.credential
+                if (bound.certificate_issuer, bound.certificate_issuer_key_id,
+                        bound.certificate_san_uri) == (certificate.issuer,
+                                                       certificate.issuer_key_id, uri):
+                    return self._principal(record, now_ms, peer)
+        raise Unauthenticated("client certificate is not bound to this tenant")
 
     # -- audit -----------------------------------------------------------------------------------
 
@@ -197,3 +220,9 @@ class Access:
 def _binding_key(sha256: str) -> bytes:
     # Apart from the CN keys older bindings used, which no certificate can now match.
     return b"sha256:" + sha256.encode()
+
+
+def _uri_binding_key(certificate: CertificateId, uri: str) -> bytes:
+    # The issuer (name and key) first: the same URI from another CA is another identity.
+    return b"\0".join((b"uri:" + certificate.issuer.encode(),
+                       certificate.issuer_key_id.encode(), uri.encode()))

@@ -9,10 +9,20 @@ the list of keys it answered) and bumps a ``Counter`` of keys, both done in C, s
 scanned costs no Python object of its own. Who scanned first and where a code was last seen
 are worked out from the log only when it is merged (by the flusher, away from the answers) or
 for the rare code scanned again before the log was merged.
+
+Codes are stored under a keyed hash (BLAKE2b, 16 bytes, under a secret derived from the
+key-encryption key), never as text: a copy of the file or of a backup hands nobody a serial.
+An environment written before (``_KEYED`` absent from ``meta``) is rehashed when a worker
+opens it.
+
+Public scans count once per client per code per day (``first_scans``): which client scanned
+which code on which day is kept as a keyed hash of the client (``tracecore.scan_clients``), in
+its own database, written with the statistics and kept for the day and the day before only.
 """
 
 from __future__ import annotations
 
+import hashlib
 import struct
 import threading
 from collections import Counter
@@ -21,12 +31,19 @@ from dataclasses import dataclass
 from itertools import repeat
 from pathlib import Path
 
-from tracecore.ledger.env import Env, Txn
+from tracecore.ledger.env import Database, Env, Txn
+from tracecore.scan_clients import DAY_BYTES
 
 # count, first scan ms, and the last scan that said where it was: ms, region (GB/T 2260 as an
 # integer); 0, 0 while no scan did
 _SCAN = struct.Struct("<QqqI")
-DATABASES = ("scans",)
+DATABASES = ("scans", "public_clients", "meta")
+#: In ``meta`` once the codes are stored hashed.
+_KEYED = b"codes:keyed"
+CODE_HASH_BYTES = 16
+#: Days of public clients kept before the newest day written: yesterday's clients still count
+#: once when they scan again after midnight in another worker's flush.
+_CLIENT_DAYS_KEPT = 1
 _NOWHERE = (0, 0)
 
 
@@ -111,20 +128,59 @@ class _Log:
 class Observations:
     """A tenant's scan statistics: the stored totals plus this worker's unflushed scans."""
 
-    def __init__(self, path: Path, *, tenant: str) -> None:
+    def __init__(self, path: Path, *, tenant: str, code_key: bytes) -> None:
+        """``code_key``: what codes are hashed under (``tracecore.scan_clients.codes_key``)."""
         # Statistics, not the ledger: a commit here is not fsynced (it survives the worker being
         # killed, not a power cut), so counting scans costs no disk flush per batch.
         self.env = Env(path, DATABASES, owner=tenant, durable=False)
         self._db = self.env.dbs["scans"]
+        self._clients_db = self.env.dbs["public_clients"]
+        self._code_key = code_key
+        with self.env.read() as txn:
+            keyed = txn.get(_KEYED, db=self.env.dbs["meta"]) is not None
+        if not keyed:
+            self.env.write(self._rehash)
         self._pending = _Log()
+        # (client tag + code key) of public scans not yet written, and those a flush writes.
+        self._clients: set[bytes] = set()
+        self._clients_flushing: set[bytes] = set()
         # The log a flush is writing, and its write transaction's id once it has one: a read
         # transaction older than that does not see the log yet, so it is added by hand.
         self._flushing = _Log()
         self._flushing_txn: int | None = None
         self._lock = threading.Lock()
 
+    @staticmethod
+    def create(path: Path, *, tenant: str) -> None:
+        """An empty environment of this layout (made with the tenant, while there is room)."""
+        env = Env(path, DATABASES, owner=tenant, durable=False)
+        try:
+            env.write(lambda txn: txn.put(_KEYED, b"", db=env.dbs["meta"]))
+        finally:
+            env.close()
+
     def close(self) -> None:
         self.env.close()
+
+    def _hashed(self, keys: Sequence[bytes]) -> list[bytes]:
+        """Each code key as stored: its keyed hash."""
+        blake2b, key = hashlib.blake2b, self._code_key
+        return [blake2b(k, key=key, digest_size=CODE_HASH_BYTES).digest() for k in keys]
+
+    def _rehash(self, txn: Txn) -> None:
+        """Brings statistics kept under plain code keys to hashed ones (once, in the first
+        worker to open them); the public clients of the day start over."""
+        meta = self.env.dbs["meta"]
+        if txn.get(_KEYED, db=meta) is not None:
+            return
+        plain = [(bytes(k), bytes(v)) for k, v in txn.cursor(db=self._db)]
+        txn.drop(self._db, delete=False)
+        txn.drop(self._clients_db, delete=False)
+        if plain:
+            hashed = self._hashed([k for k, _ in plain])
+            txn.cursor(db=self._db).putmulti(sorted(zip(hashed, (v for _, v in plain),
+                                                        strict=True)))
+        txn.put(_KEYED, b"", db=meta)
 
     def record(self, keys: list[bytes], now_ms: int, region: int) -> list[tuple[int, int]]:
         """Counts one scan of each key; returns (scan count, first scan ms) of each, this scan
@@ -139,6 +195,7 @@ class Observations:
         out: list[tuple[int, int, int, int]] = []
         append = out.append
         db = self._db
+        keys = self._hashed(keys)
         with self._lock, self.env.read() as txn:
             log = self._pending
             seen = log.counts.get
@@ -187,6 +244,24 @@ class Observations:
                 append((count, first, last_ms, last_region))
         return out
 
+    def first_scans(self, keys: Sequence[bytes], tag: bytes) -> list[bool]:
+        """Whether each key is the first scan of that code by the client of ``tag`` (see
+        ``tracecore.scan_clients.client_tag``) that day; each such scan is remembered, so the
+        same code twice in ``keys`` is first once."""
+        out: list[bool] = []
+        keys = self._hashed(keys)
+        with self._lock, self.env.read() as txn:
+            get, db = txn.get, self._clients_db
+            pending, flushing = self._clients, self._clients_flushing
+            for key in keys:
+                seen = tag + key
+                first = (seen not in pending and seen not in flushing
+                         and get(seen, db=db) is None)
+                if first:
+                    pending.add(seen)
+                out.append(first)
+        return out
+
     def _unseen_flush(self, txn: Txn) -> _Log | None:
         """The log being flushed, unless ``txn`` already sees it committed; under the lock."""
         if not self._flushing:
@@ -197,6 +272,7 @@ class Observations:
 
     def stats(self, key: bytes) -> ScanStats | None:
         """Stored plus unflushed statistics of one code, without counting a scan."""
+        key = self._hashed([key])[0]
         with self._lock, self.env.read() as txn:
             stored = txn.get(key, db=self._db)
             total = ScanStats(*_SCAN.unpack(stored)) if stored is not None else None
@@ -215,7 +291,11 @@ class Observations:
         with self._lock:
             batch, self._pending = self._pending, _Log()
             self._flushing, self._flushing_txn = batch, None
-        if not batch:
+            clients, self._clients = self._clients, set()
+            self._clients_flushing = clients
+        if not batch and not clients:
+            with self._lock:
+                self._flushing, self._clients_flushing = _Log(), set()
             return 0
         # Worked out before the write transaction opens, and before a scan during it asks.
         firsts, lasts = batch.summary()
@@ -240,7 +320,10 @@ class Observations:
                     if stored_ms > last_ms:
                         last_ms, last_region = stored_ms, stored_region
                 merged.append((key, pack(count, first, last_ms, last_region)))
-            txn.cursor(db=db).putmulti(merged)
+            if merged:
+                txn.cursor(db=db).putmulti(merged)
+            if clients:
+                _write_clients(txn, self._clients_db, clients)
             return len(merged)
 
         try:
@@ -249,7 +332,24 @@ class Observations:
             with self._lock:
                 self._pending = batch.then(self._pending)
                 self._flushing, self._flushing_txn = _Log(), None
+                self._clients |= clients
+                self._clients_flushing = set()
             raise
         with self._lock:
             self._flushing, self._flushing_txn = _Log(), None
+            self._clients_flushing = set()
         return written
+
+
+def _write_clients(txn: Txn, db: Database, clients: set[bytes]) -> None:
+    """Stores the public scans' (client tag + code key), and forgets the days before the day
+    before the newest one written: tags begin with their day, so those are the first keys."""
+    ordered = sorted(clients)
+    cursor = txn.cursor(db=db)
+    cursor.putmulti([(seen, b"") for seen in ordered])
+    newest = int.from_bytes(ordered[-1][:DAY_BYTES], "big")
+    cutoff = (newest - _CLIENT_DAYS_KEPT).to_bytes(DAY_BYTES, "big")
+    if cursor.first():
+        while bytes(cursor.key()[:DAY_BYTES]) < cutoff:
+            if not cursor.delete():
+                break

@@ -111,6 +111,11 @@ class DataDir:
         if not readonly:
             (root / TENANTS).mkdir(parents=True, exist_ok=True)
 
+    def derived_key(self, purpose: str) -> bytes:
+        """A secret for ``purpose``, derived from the key-encryption key the key rings are
+        opened with (``KeySource.derived_key``): scrypt, so callers keep it."""
+        return self._key_source.derived_key(purpose)
+
     def operator(self) -> Access:
         """The platform's own credentials and audit trail (creating tenants), beside the
         tenants; opened on first use."""
@@ -155,7 +160,7 @@ class DataDir:
                     ledger.close()
                 # Made now, while there is room: a verification opening them on a full disk
                 # would have nothing to serve reads from.
-                Observations(staging / OBSERVATIONS, tenant=tenant).close()
+                Observations.create(staging / OBSERVATIONS, tenant=tenant)
                 AlertBook(staging / ALERTS, tenant=tenant).close()
                 record = lpb.TenantRecord(tenant=tenant, name=name, created_at_ms=now_ms)
                 (staging / IDENTITY).write_bytes(record.SerializeToString())

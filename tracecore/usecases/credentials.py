@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from pharmatrace.v1 import ledger_pb2 as lpb
 
-from tracecore.credentials import Principal, Role, certificate_id
+from tracecore.credentials import MAX_SAN_URI, CertificateId, Principal, Role, certificate_id
 from tracecore.errors import InvalidArgument, TraceError
 from tracecore.keys import SigningKey
 from tracecore.ledger.tenants import DataDir, Tenant
@@ -64,16 +64,40 @@ async def revoke_token(side: WriteSide, caller: Principal, tenant: str, credenti
 
 @use_case(roles={ADMIN}, writes=True, scope=Scope.TENANT)
 async def bind_certificate(side: WriteSide, caller: Principal, tenant: str, certificate_pem: str,
-                           role_number: int, party_id: str, label: str) -> lpb.CredentialRecord:
+                           role_number: int, party_id: str, label: str, san_uri: str = ""
+                           ) -> lpb.CredentialRecord:
     """A client certificate acts as a credential of the tenant: exactly that certificate
-    (its SHA-256) from its issuer, not any certificate that shares its subject name."""
+    (its SHA-256) from its issuer, not any certificate that shares its subject name. With
+    ``san_uri`` (a workload identity such as spiffe://trust-domain/workload), any
+    certificate from the same issuer that names the URI among its subject alternative names
+    does, so that renewing the certificate needs no new binding; the certificate given must
+    name it, which shows the URI is one that issuer gives out."""
     if not certificate_pem:
         raise InvalidArgument("is required: the client certificate (PEM); a subject name alone "
                               "does not identify a certificate", field="certificate_pem")
     certificate = certificate_id(certificate_pem)
+    if san_uri:
+        _check_san_uri(san_uri, certificate)
     access = side.data.get(tenant).access
     return await side.writer.run(access.bind_certificate, certificate, role(role_number),
-                                 party_id, label, side.clock())
+                                 party_id, label, side.clock(), san_uri)
+
+
+def _check_san_uri(uri: str, certificate: CertificateId) -> None:
+    """INVALID_ARGUMENT unless ``uri`` is an absolute URI that ``certificate`` names."""
+    scheme, colon, rest = uri.partition(":")
+    if (len(uri) > MAX_SAN_URI or not colon or not rest or not scheme.isascii()
+            or not scheme[:1].isalpha() or any(c.isspace() for c in uri)):
+        raise InvalidArgument(f"must be an absolute URI (such as spiffe://domain/workload) of "
+                              f"at most {MAX_SAN_URI} characters", field="san_uri")
+    if not certificate.issuer_key_id:
+        raise InvalidArgument("the certificate has no authority key identifier, so which CA "
+                              "issued it cannot be pinned: bind it without san_uri",
+                              field="san_uri")
+    if uri not in certificate.san_uris:
+        named = ", ".join(certificate.san_uris) or "none"
+        raise InvalidArgument(f"the certificate does not name {uri} among its subject "
+                              f"alternative names (it names: {named})", field="san_uri")
 
 
 def cn_only_bindings(data: DataDir) -> list[str]:

@@ -10,6 +10,7 @@ from typing import Protocol
 from tracecore import regions
 from tracecore.credentials import Principal, Role
 from tracecore.errors import InvalidArgument, NotFound
+from tracecore.scan_clients import client_tag, peer_host
 from tracecore.status import Status
 from tracecore.usecases.declare import (
     ADMIN,
@@ -33,6 +34,10 @@ class Verifiers(Protocol):
     """The verifier of each tenant (with its scan statistics buffered per process)."""
 
     def get(self, tenant_name: str) -> Verifier: ...
+
+    def client_key(self) -> bytes:
+        """The secret public scan clients are hashed under (``tracecore.scan_clients``)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +77,8 @@ def scan_context(scan: Scan, caller: Principal | None = None) -> ScanContext:
 def verify(verifiers: Verifiers, tenant: str, code: str, scan: Scan, now_ms: int,
            caller: Principal | None = None) -> Verified:
     """One code, in any input form: its answer is the single entry of the ``Answers``, and a
-    voided code whose damaged label was replaced names the code that replaced it."""
+    voided code whose damaged label was replaced names the code that replaced it. A public
+    caller's scan counts once per client (its address) per code per day."""
     if len(code) > MAX_CODE_BYTES:
         raise InvalidArgument(f"at most {MAX_CODE_BYTES} characters", field="code")
     context = scan_context(scan, caller)
@@ -84,10 +90,20 @@ def verify(verifiers: Verifiers, tenant: str, code: str, scan: Scan, now_ms: int
         # A stranger learns nothing from a tenant's name: no such tenant answers like a tenant
         # that never minted the code.
         return Verified(not_minted([code]))
-    answers = verifier.verify([code], context, now_ms)
+    client = b""
+    if caller is not None and caller.role is Role.PUBLIC:
+        client = public_client(verifiers, tenant, peer_host(caller.peer), now_ms)
+    answers = verifier.verify([code], context, now_ms, client=client)
     replaced_by = (verifier.replaced_by(answers.codes[0])
                    if answers.statuses[0] == Status.VOIDED else "")
     return Verified(answers, replaced_by)
+
+
+def public_client(verifiers: Verifiers, tenant: str, client: str, now_ms: int) -> bytes:
+    """The tag a public scan by ``client`` (an address without its port, or a certificate's
+    identity) is counted under in ``tenant`` that day: the same client scanning a code again
+    that day is not another consumer, so it counts once."""
+    return client_tag(verifiers.client_key(), tenant, client, now_ms)
 
 
 @use_case(roles=READERS, writes=False, scope=Scope.TENANT)

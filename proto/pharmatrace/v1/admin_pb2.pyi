@@ -715,6 +715,8 @@ class Credential(_message.Message):
     REVOKED_FIELD_NUMBER: _builtins.int
     CERTIFICATE_SHA256_FIELD_NUMBER: _builtins.int
     CERTIFICATE_ISSUER_FIELD_NUMBER: _builtins.int
+    CERTIFICATE_SAN_URI_FIELD_NUMBER: _builtins.int
+    CERTIFICATE_ISSUER_KEY_ID_FIELD_NUMBER: _builtins.int
     credential_id: _builtins.str
     role: Global___Role.ValueType
     party_id: _builtins.str
@@ -733,6 +735,17 @@ class Credential(_message.Message):
     no longer authenticate.
     """
     certificate_issuer: _builtins.str
+    certificate_san_uri: _builtins.str
+    """A binding by subject alternative name URI (a workload identity such as spiffe://...):
+    any certificate from ``certificate_issuer`` naming this URI matches, so the binding
+    survives the certificate's renewal; ``certificate_sha256`` is then the certificate the
+    binding was made with, for people.
+    """
+    certificate_issuer_key_id: _builtins.str
+    """For a binding by URI: the issuer's key identifier (the certificates' authority key
+    identifier, hex), which a presented certificate must carry too, so that another CA with
+    the same name does not match.
+    """
     def __init__(
         self,
         *,
@@ -746,10 +759,12 @@ class Credential(_message.Message):
         revoked: _builtins.bool = ...,
         certificate_sha256: _builtins.str = ...,
         certificate_issuer: _builtins.str = ...,
+        certificate_san_uri: _builtins.str = ...,
+        certificate_issuer_key_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate_cn", b"certificate_cn", "certificate_issuer", b"certificate_issuer", "certificate_sha256", b"certificate_sha256", "created_at_ms", b"created_at_ms", "credential_id", b"credential_id", "expires_at_ms", b"expires_at_ms", "label", b"label", "party_id", b"party_id", "revoked", b"revoked", "role", b"role"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate_cn", b"certificate_cn", "certificate_issuer", b"certificate_issuer", "certificate_issuer_key_id", b"certificate_issuer_key_id", "certificate_san_uri", b"certificate_san_uri", "certificate_sha256", b"certificate_sha256", "created_at_ms", b"created_at_ms", "credential_id", b"credential_id", "expires_at_ms", b"expires_at_ms", "label", b"label", "party_id", b"party_id", "revoked", b"revoked", "role", b"role"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -902,6 +917,7 @@ class BindCertificateRequest(_message.Message):
     PARTY_ID_FIELD_NUMBER: _builtins.int
     LABEL_FIELD_NUMBER: _builtins.int
     CERTIFICATE_PEM_FIELD_NUMBER: _builtins.int
+    SAN_URI_FIELD_NUMBER: _builtins.int
     tenant: _builtins.str
     certificate_cn: _builtins.str
     """unused: a subject name alone does not identify a certificate"""
@@ -912,6 +928,11 @@ class BindCertificateRequest(_message.Message):
     """The client certificate (PEM): exactly this certificate, from its issuer, acts as the
     credential. Binding it in another tenant is a binding of its own.
     """
+    san_uri: _builtins.str
+    """With it, the binding is by this subject alternative name URI and the certificate's issuer
+    rather than by the certificate itself: any certificate of that issuer naming the URI acts
+    as the credential. The certificate given must name it.
+    """
     def __init__(
         self,
         *,
@@ -921,10 +942,11 @@ class BindCertificateRequest(_message.Message):
         party_id: _builtins.str = ...,
         label: _builtins.str = ...,
         certificate_pem: _builtins.str = ...,
+        san_uri: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate_cn", b"certificate_cn", "certificate_pem", b"certificate_pem", "label", b"label", "party_id", b"party_id", "role", b"role", "tenant", b"tenant"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate_cn", b"certificate_cn", "certificate_pem", b"certificate_pem", "label", b"label", "party_id", b"party_id", "role", b"role", "san_uri", b"san_uri", "tenant", b"tenant"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -132,16 +132,19 @@ def test_an_already_dispensed_pack_asks_for_care(door: Door, shop: Shop) -> None
 
 
 def test_scans_are_counted_and_the_second_check_says_so(door: Door, shop: Shop) -> None:
-    """The first check says it is the first; the second says the code was checked 2 times
-    and since when."""
+    """The first check says it is the first; a second client's check says the code was
+    checked 2 times and since when; the first client checking again the same day is not a
+    third consumer."""
     pack = shop.pack()
-    with door.client() as http:
+    with door.client() as http, door.client() as other:
         first = http.get("/check", params={"code": pack.codes[1]})
-        second = http.get("/check", params={"code": pack.codes[1]})
+        second = other.get("/check", params={"code": pack.codes[1]})
+        again = http.get("/check", params={"code": pack.codes[1]})
     assert "first check of this code" in first.text
     assert "checked_before" in warnings(second.text)
     today = dt.datetime.now(dt.UTC).date().isoformat()
     assert f"checked 2 times, first on {today}" in second.text
+    assert f"checked 2 times, first on {today}" in again.text
 
 
 def test_forged_and_made_up_codes_are_not_genuine(door: Door, shop: Shop) -> None:
