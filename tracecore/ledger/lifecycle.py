@@ -17,8 +17,8 @@ from dataclasses import replace
 from pharmatrace.v1 import common_pb2 as cpb
 from pharmatrace.v1 import ledger_pb2 as lpb
 
-from tracecore import localday
-from tracecore.codes import Code
+from tracecore import localday, sscc
+from tracecore.codes import Code, Scheme
 from tracecore.errors import InvalidArgument, TraceError
 from tracecore.events import Event, EventKind
 from tracecore.ledger import foreign, policy
@@ -27,6 +27,7 @@ from tracecore.ledger.env import Txn
 from tracecore.ledger.journal import Journal
 from tracecore.ledger.oversight import Holds, RegionTally
 from tracecore.ledger.records import FLAG_IN_TRANSIT, CodeRecord, ref_key, ref_of
+from tracecore.ledger.sscc_pools import SsccPools, logistic_unit
 from tracecore.ledger.store import Ledger
 from tracecore.lifecycle_rules import (
     HANDLERS,
@@ -349,6 +350,22 @@ class _Session:
             told_by=event.party_id or self.request.who, via=self.request.via
         ).record(self.now_ms)
 
+    def logistic_unit(self, event: Event, unit: Code) -> None:
+        """An SSCC from this tenant's pools named as a parent for the first time becomes a
+        logistic unit (``sscc_pools.logistic_unit``) at the level its contents call for. One
+        never allocated gets no record: the aggregation is refused as not issued here."""
+        key = unit.key()
+        if self.record(key) is not None or \
+                SsccPools(self.ledger).allocated_in(self.txn, unit.serial) is None:
+            return
+        holder, region = self.party(event.party_id, "context.party_id") if event.party_id \
+            else (0, 0)
+        contents = [r.level for _, r in self.records_many([c.key() for c in event.codes])
+                    if r is not None]
+        after = logistic_unit(sscc.unit_level(event.level, contents), holder, region,
+                              self.now_ms)
+        self.put(key, after.evolve(status=Status.ISSUED), after)
+
     def flush(self) -> None:
         """Writes the group's overlay into the transaction."""
         group = self.group
@@ -451,6 +468,9 @@ def _apply_event(session: _Session, index: int, event: Event, request: Request,
                              key=Code.key))
         event = replace(event, codes=codes)
     keys = [code.key() for code in codes]
+    if event.kind is EventKind.AGGREGATE and event.parent is not None \
+            and event.parent.scheme is Scheme.SSCC:
+        session.logistic_unit(event, event.parent)
     if request.foreign:
         for key in [*keys, *([event.parent.key()] if event.parent else [])]:
             if key in request.foreign and session.record(key) is None:
