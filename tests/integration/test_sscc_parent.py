@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
+import sys
 from dataclasses import dataclass
 
 import grpc
@@ -17,7 +19,7 @@ from pharmatrace.v1 import logistics_pb2 as spb
 from pharmatrace.v1 import trace_pb2 as tpb
 from pharmatrace.v1 import verification_pb2 as vpb
 
-from tests.integration.conftest import RPC_TIMEOUT_S, Api
+from tests.integration.conftest import RPC_TIMEOUT_S, Api, Servers
 from tracecore import sscc
 from tracecore.epcis.schema import check_schema
 
@@ -200,3 +202,25 @@ def test_an_epcis_aggregation_onto_an_sscc_is_imported_and_shows_in_the_trace(
         timeout=RPC_TIMEOUT_S)
     assert response.recorded == 1, response
     assert list(line.traced(case).parents) == [f"(00){pallet}"]
+
+
+def test_doctor_finds_logistic_units_agreeing_with_their_events(line: _Line,
+                                                                servers: Servers) -> None:
+    """After SSCC cases and a pallet, and a best-effort aggregation into an SSCC that took
+    nothing, `doctor` finds every record's status as its events tell it and no problem; the
+    SSCC that took nothing still verifies as not yet used."""
+    cases, (pallet, empty) = line.ssccs(2), line.ssccs(2)
+    for case in cases:
+        assert line.aggregate(case, [line.bundle(), line.bundle()]).applied
+    assert line.aggregate(pallet, cases).applied
+    taken = line.lifecycle.Aggregate(lpb.AggregateRequest(
+        tenant=line.tenant, parent=empty, children=[cases[0]],
+        context=lpb.EventContext(best_effort=True)), timeout=RPC_TIMEOUT_S)
+    assert taken.failures and not taken.changed
+    assert line.api.verify(line.tenant, empty).status == cpb.CODE_STATUS_ISSUED
+    doctor = subprocess.run(
+        [sys.executable, "-m", "pharmatrace_cli", "doctor", "--data", str(servers.data),
+         "--tenant", line.tenant, "--dev"], capture_output=True, text=True, timeout=300,
+        check=False)
+    assert doctor.returncode == 0 and "PROBLEM" not in doctor.stdout, doctor.stdout
+    assert "every code's status is what its events say" in doctor.stdout

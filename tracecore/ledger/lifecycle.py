@@ -350,21 +350,26 @@ class _Session:
             told_by=event.party_id or self.request.who, via=self.request.via
         ).record(self.now_ms)
 
-    def logistic_unit(self, event: Event, unit: Code) -> None:
+    def logistic_unit(self, event: Event, unit: Code) -> CodeRecord | None:
         """An SSCC from this tenant's pools named as a parent for the first time becomes a
-        logistic unit (``sscc_pools.logistic_unit``) at the level its contents call for. One
-        never allocated gets no record: the aggregation is refused as not issued here."""
+        logistic unit (``sscc_pools.logistic_unit``) at the level its contents call for; its
+        record, or None when it was one already or was never allocated here (the aggregation
+        is then refused as of a container not issued here)."""
         key = unit.key()
-        if self.record(key) is not None or \
+        before = self.record(key)
+        if before is not None and (before.status is not Status.ISSUED or before.foreign):
+            return None
+        if before is None and \
                 SsccPools(self.ledger).allocated_in(self.txn, unit.serial) is None:
-            return
+            return None
         holder, region = self.party(event.party_id, "context.party_id") if event.party_id \
             else (0, 0)
         contents = [r.level for _, r in self.records_many([c.key() for c in event.codes])
                     if r is not None]
         after = logistic_unit(sscc.unit_level(event.level, contents), holder, region,
                               self.now_ms)
-        self.put(key, after.evolve(status=Status.ISSUED), after)
+        self.put(key, before or after.evolve(status=Status.ISSUED), after)
+        return after
 
     def flush(self) -> None:
         """Writes the group's overlay into the transaction."""
@@ -468,9 +473,8 @@ def _apply_event(session: _Session, index: int, event: Event, request: Request,
                              key=Code.key))
         event = replace(event, codes=codes)
     keys = [code.key() for code in codes]
-    if event.kind is EventKind.AGGREGATE and event.parent is not None \
-            and event.parent.scheme is Scheme.SSCC:
-        session.logistic_unit(event, event.parent)
+    unit = session.logistic_unit(event, event.parent) if event.kind is EventKind.AGGREGATE \
+        and event.parent is not None and event.parent.scheme is Scheme.SSCC else None
     if request.foreign:
         for key in [*keys, *([event.parent.key()] if event.parent else [])]:
             if key in request.foreign and session.record(key) is None:
@@ -493,6 +497,9 @@ def _apply_event(session: _Session, index: int, event: Event, request: Request,
     if event.parent is not None and touched:
         touched.append(event.parent.key())
     if not touched:
+        if unit is not None and event.parent is not None:
+            # Nothing went in: the SSCC stays the label no aggregation has used yet.
+            session.put(event.parent.key(), unit, unit.evolve(status=Status.ISSUED))
         return
     result.changed += len(touched)
     record = _event_record(event, request.who, session.now_ms)
