@@ -35,7 +35,7 @@ def register(commands: Any) -> None:
                          "them (without PREFIX).", _sscc_prefix)
     prefix.add_argument("prefix", nargs="?", help="6 to 12 digits, as GS1 assigned it")
     request = add_command(sscc, "request", "Request a pool of SSCCs (idempotent by request id).",
-                          _sscc_request)
+                          sscc_request)
     request.add_argument("--count", type=int, required=True, help="1 to 100,000")
     request.add_argument("--request-id", required=True,
                          help="idempotency key: repeat it to get the same SSCCs again")
@@ -104,7 +104,8 @@ def _sscc_prefix(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _sscc_request(args: argparse.Namespace) -> int:
+def sscc_request(args: argparse.Namespace) -> int:
+    """`sscc request`, and `codes request --sscc`: an SSCC pool written one SSCC a line."""
     from pharmatrace.v1 import logistics_pb2 as pb
 
     from tracecore import sscc

@@ -95,6 +95,9 @@ def test_sscc_pool_request_and_gs1_128_labels(cli, plant: str) -> None:
     again = cli.ok("sscc", "request", "--tenant", plant, "--count", "12", "--request-id",
                    "pallets-1", "--extension-digit", "5", "--format", "epc-uri").stdout.split()
     assert [sscc.parse(uri) for uri in again] == ssccs
+    as_codes = cli.ok("codes", "request", "--sscc", "--tenant", plant, "--count", "12",
+                      "--request-id", "pallets-1", "--extension-digit", "5").stdout.split()
+    assert as_codes == [sscc.render_hri(s) for s in ssccs]
     out = cli.cwd / "pallets.zpl"
     cli.ok("codes", "print", "--tenant", plant, "--pool", "pallets-1", "--sscc", "--format",
            "zpl", "--out", str(out))
