@@ -98,6 +98,10 @@ def test_sscc_pool_request_and_gs1_128_labels(cli, plant: str) -> None:
     as_codes = cli.ok("codes", "request", "--sscc", "--tenant", plant, "--count", "12",
                       "--request-id", "pallets-1", "--extension-digit", "5").stdout.split()
     assert as_codes == [sscc.render_hri(s) for s in ssccs]
+    shown = cli.ok("sscc", "show", "--tenant", plant, f"]C100{ssccs[0]}").stdout
+    assert shown.strip() == f"(00){ssccs[0]} allocated under company prefix {PREFIX}"
+    never = cli("sscc", "show", "--tenant", plant, sscc.mint(PREFIX, 5, 99_999))
+    assert never.returncode == 3 and "not allocated" in never.stdout
     out = cli.cwd / "pallets.zpl"
     cli.ok("codes", "print", "--tenant", plant, "--pool", "pallets-1", "--sscc", "--format",
            "zpl", "--out", str(out))

@@ -224,3 +224,20 @@ def test_doctor_finds_logistic_units_agreeing_with_their_events(line: _Line,
         check=False)
     assert doctor.returncode == 0 and "PROBLEM" not in doctor.stdout, doctor.stdout
     assert "every code's status is what its events say" in doctor.stdout
+
+
+def test_get_sscc_state_says_whether_and_under_which_prefix_an_sscc_was_allocated(
+    line: _Line, refused,
+) -> None:
+    """GetSsccState reads any written form: allocated under the prefix, or not at all; a wrong
+    check digit is INVALID_ARGUMENT naming sscc."""
+    (label,) = line.ssccs(1)
+    state = line.units.GetSsccState(spb.GetSsccStateRequest(
+        tenant=line.tenant, sscc=f"https://example.com/00/{label}"), timeout=RPC_TIMEOUT_S)
+    assert (state.sscc, state.allocated, state.company_prefix) == (label, True, PREFIX)
+    stranger = line.units.GetSsccState(spb.GetSsccStateRequest(
+        tenant=line.tenant, sscc=sscc.mint(PREFIX, 1, 999)), timeout=RPC_TIMEOUT_S)
+    assert (stranger.allocated, stranger.company_prefix) == (False, "")
+    wrong = label[:17] + str((int(label[17]) + 1) % 10)
+    refused(grpc.StatusCode.INVALID_ARGUMENT, "sscc", lambda: line.units.GetSsccState(
+        spb.GetSsccStateRequest(tenant=line.tenant, sscc=f"(00){wrong}"), timeout=RPC_TIMEOUT_S))

@@ -106,7 +106,10 @@ def sscc_state(tenant: Tenant, text: str) -> SsccState:
     """An SSCC written in any form (18 digits, ``(00)``, element string, Digital Link ``/00/``,
     ``urn:epc:id:sscc:``): whether the tenant allocated it, and under which prefix. One never
     allocated answers as a never-issued code does: not allocated, nothing more."""
-    code = sscc.parse(text)
+    try:
+        code = sscc.parse(text)
+    except ParseError as exc:
+        raise InvalidArgument(exc.reason, field="sscc") from None
     prefix = SsccPools(tenant.ledger).allocated_under(code)
     return SsccState(code, prefix is not None, prefix or "")
 
