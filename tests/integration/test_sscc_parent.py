@@ -163,14 +163,15 @@ def test_a_twenty_digit_nmpa_reading_wins_over_a_bare_00_sscc_and_the_symbology_
 
 
 def test_the_epcis_export_names_the_sscc_as_parent_and_passes_the_schema(line: _Line) -> None:
-    """The aggregation's parentID is urn:epc:id:sscc: (or a /00/ Digital Link); the document
-    validates against the shipped EPCIS 2.0 schema."""
+    """The aggregation's parentID is urn:epc:id:sscc: split at the registered prefix, whatever
+    prefix length the export names for GTINs (or a /00/ Digital Link); the document validates
+    against the shipped EPCIS 2.0 schema."""
     (case,) = line.ssccs(1)
     assert line.aggregate(case, [line.bundle(), line.bundle()]).applied
     for form, parent in ((tpb.EPC_FORM_EPC_URI, sscc.render_epc_uri(case, len(PREFIX))),
                          (tpb.EPC_FORM_DIGITAL_LINK, f"https://id.gs1.org/00/{case}")):
         document = json.loads(line.trace.ExportEpcis(tpb.ExportEpcisRequest(
-            tenant=line.tenant, epc_form=form, company_prefix_length=len(PREFIX)),  # type: ignore[arg-type]
+            tenant=line.tenant, epc_form=form, company_prefix_length=9),  # type: ignore[arg-type]
             timeout=RPC_TIMEOUT_S).document)
         check_schema(document)
         parents = [e.get("parentID") for e in document["epcisBody"]["eventList"]]

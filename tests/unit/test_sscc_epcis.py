@@ -73,3 +73,16 @@ def test_an_sscc_hashes_alike_in_either_id_form() -> None:
     for wire in by_form:
         del wire["eventID"]
     assert hash_id(by_form[0], prefixes) == hash_id(by_form[1], prefixes)
+
+
+def test_an_sscc_epc_uri_splits_at_its_own_prefix_where_the_ledger_knows_it() -> None:
+    """An SSCC allocated under a 9-digit prefix is written with that split, other EPCs with
+    the document's company prefix length."""
+    unit = Code(Scheme.SSCC, "", sscc.mint("061414112", 1, 7))
+    document = epcis.export_document(
+        [Event(EventKind.AGGREGATE, (PACK,), 1_700_000_000_000, "+08:00", parent=unit)],
+        id_form="epc", party_uri=lambda p: PARTY + p, company_prefix_length=len(PREFIX),
+        created_ms=0, sscc_prefix_length=lambda code: 9 if code == unit.serial else None)
+    (wire,) = document["epcisBody"]["eventList"]
+    assert wire["parentID"] == sscc.render_epc_uri(unit.serial, 9)
+    assert wire["childEPCs"] == ["urn:epc:id:sgtin:0614141.107346.2017"]
