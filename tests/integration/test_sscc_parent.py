@@ -178,14 +178,8 @@ def test_the_epcis_export_names_the_sscc_as_parent_and_passes_the_schema(line: _
         assert parent in parents
 
 
-def test_an_epcis_aggregation_onto_an_sscc_is_imported_and_shows_in_the_trace(
-    line: _Line,
-) -> None:
-    """A partner's AggregationEvent ADD with an SSCC parentID and an SSCC in childEPCs puts the
-    case on the pallet in this ledger."""
-    (case,), (pallet,) = line.ssccs(1), line.ssccs(1)
-    assert line.aggregate(case, [line.bundle(), line.bundle()]).applied
-    document = {
+def _aggregation(parent: str, child: str) -> dict[str, object]:
+    return {
         "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
         "type": "EPCISDocument", "schemaVersion": "2.0",
         "creationDate": "2025-01-01T00:00:00Z",
@@ -193,16 +187,52 @@ def test_an_epcis_aggregation_onto_an_sscc_is_imported_and_shows_in_the_trace(
             "type": "AggregationEvent", "action": "ADD",
             "eventTime": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "eventTimeZoneOffset": "+00:00", "bizStep": "packing",
-            "parentID": sscc.render_epc_uri(pallet, len(PREFIX)),
-            "childEPCs": [sscc.render_epc_uri(case, len(PREFIX))],
+            "parentID": parent, "childEPCs": [child],
         }]},
     }
+
+
+def _import(line: _Line, document: dict[str, object]) -> lpb.ImportEpcisResponse:
     check_schema(document)
-    response = line.lifecycle.ImportEpcis(lpb.ImportEpcisRequest(
+    return line.lifecycle.ImportEpcis(lpb.ImportEpcisRequest(
         tenant=line.tenant, document=json.dumps(document), best_effort=True),
         timeout=RPC_TIMEOUT_S)
+
+
+def test_an_epcis_aggregation_onto_an_sscc_is_imported_and_shows_in_the_trace(
+    line: _Line,
+) -> None:
+    """A partner's AggregationEvent ADD with an SSCC parentID and an SSCC in childEPCs puts the
+    case on the pallet in this ledger."""
+    (case,), (pallet,) = line.ssccs(1), line.ssccs(1)
+    assert line.aggregate(case, [line.bundle(), line.bundle()]).applied
+    response = _import(line, _aggregation(sscc.render_epc_uri(pallet, len(PREFIX)),
+                                          sscc.render_epc_uri(case, len(PREFIX))))
     assert response.recorded == 1, response
     assert list(line.traced(case).parents) == [f"(00){pallet}"]
+
+
+def test_a_partners_own_sscc_pallet_is_recorded_but_one_under_our_prefix_must_be_ours(
+    line: _Line,
+) -> None:
+    """Our case onto a 3PL's pallet (another company's prefix) is recorded, the pallet known
+    as minted elsewhere; a pallet SSCC under our prefix that we never allocated is refused."""
+    (case,) = line.ssccs(1)
+    assert line.aggregate(case, [line.bundle(), line.bundle()]).applied
+    theirs = sscc.mint("0799999", 0, 17)
+    response = _import(line, _aggregation(f"https://id.example.net/00/{theirs}",
+                                          f"https://id.example.net/00/{case}"))
+    assert response.recorded == 1 and not response.failures, response
+    answer = line.api.verify(line.tenant, theirs)
+    assert (answer.verdict, answer.level) == (vpb.VERDICT_KNOWN_FOREIGN, PALLET)
+    assert list(line.traced(case).parents) == [f"(00){theirs}"]
+    forged = sscc.mint(PREFIX, 1, 900)
+    (other,) = line.ssccs(1)
+    assert line.aggregate(other, [line.bundle(), line.bundle()]).applied
+    refused = _import(line, _aggregation(f"https://id.example.net/00/{forged}",
+                                         f"https://id.example.net/00/{other}"))
+    assert refused.failures and "not issued by this tenant" in refused.failures[0].reason
+    assert line.api.verify(line.tenant, forged).verdict == vpb.VERDICT_UNKNOWN
 
 
 def test_doctor_finds_logistic_units_agreeing_with_their_events(line: _Line,

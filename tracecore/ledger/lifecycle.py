@@ -334,14 +334,22 @@ class _Session:
         """Records a code minted elsewhere that a partner's event names for the first time:
         in transit to the receiver of a receipt, ISSUED for a commissioning, else ACTIVE where
         the event happened."""
-        product = Code.from_key(key).product
+        code = Code.from_key(key)
+        product = code.product
         if foreign.mints(self.ledger, self.txn, product):
             return  # not signed here, yet of a product we mint: refused as not issued by us
+        level = event.level if event.kind is EventKind.COMMISSION else 0
+        if code.scheme is Scheme.SSCC:
+            if SsccPools(self.ledger).registered_in(self.txn, code.serial):
+                return  # under our own prefix yet never allocated: not issued by us
+            if event.parent is not None and event.parent.key() == key:
+                level = sscc.unit_level(event.level, [
+                    r.level for _, r in self.records_many([c.key() for c in event.codes])
+                    if r is not None])
         holder, region = self.party(event.party_id, "context.party_id") if event.party_id \
             else (0, 0)
         status = Status.ISSUED if event.kind is EventKind.COMMISSION else Status.ACTIVE
         flags = FLAG_IN_TRANSIT if event.kind is EventKind.RECEIVE else 0
-        level = event.level if event.kind is EventKind.COMMISSION else 0
         after = foreign.new_record(foreign.product_ref(self.ledger, self.txn, product), status,
                                    self.now_ms, level=level, holder=holder, region=region,
                                    flags=flags)

@@ -112,6 +112,13 @@ class SsccPools:
         with self._env.read() as txn:
             return self.allocated_in(txn, code)
 
+    def registered_in(self, txn: Txn, code: str) -> bool:
+        """Whether an SSCC lies under one of the tenant's registered company prefixes: one of
+        its own, allocated or not, and never another company's."""
+        sscc.check(code)
+        return any(txn.get(_PREFIX + code[1:1 + length].encode(), db=self._meta) is not None
+                   for length in range(sscc.MIN_PREFIX, sscc.MAX_PREFIX + 1))
+
     def allocated_in(self, txn: Txn, code: str) -> str | None:
         """``allocated_under`` within a transaction the caller holds (a write, say)."""
         sscc.check(code)
