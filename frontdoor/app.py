@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from frontdoor import check_page, epcis_rest, lvms, resolver
+from frontdoor import check_page, epcis_rest, logistic_units, lvms, resolver
 from frontdoor.http import Frontdoor, FrontdoorConfig, problem
 from frontdoor.middleware import Guard, RequestLog
 from frontdoor.reads import FrontdoorReads
@@ -86,7 +86,7 @@ def build(config: FrontdoorConfig, data: DataDir, verifiers: Verifiers, metrics:
             Route("/healthz", healthz, methods=["GET"]),
             Route("/.well-known/gs1resolver", resolver.description, methods=["GET"]),
             Route("/01/{rest:path}", resolver.digital_link, methods=["GET"]),
-            Route("/00/{rest:path}", resolver.logistic_unit, methods=["GET"]),
+            Route("/00/{rest:path}", logistic_units.logistic_unit, methods=["GET"]),
             Route("/check", check_page.page, methods=["GET"]),
             Route("/verify/gtin/{gtin}/lot/{lot}/ser/{serial}", lvms.verify, methods=["GET"]),
             Route("/checkConnectivity", lvms.check_connectivity, methods=["GET"]),

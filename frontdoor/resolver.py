@@ -12,7 +12,6 @@ from starlette.responses import JSONResponse, Response
 
 from frontdoor.http import Frontdoor, accepted_languages, problem
 from tracecore.errors import InvalidArgument, NotFound
-from tracecore.usecases.logistic_units import resolve_sscc
 from tracecore.usecases.resolver import Link, Resolution, resolve
 
 LINKSET_TYPE = "application/linkset+json"
@@ -27,7 +26,7 @@ async def description(request: Request) -> Response:
     return JSONResponse({
         "name": "pharmatrace resolver",
         "resolverRoot": root,
-        "supportedPrimaryKeys": ["01", "00"],
+        "supportedPrimaryKeys": ["01"],
         "supportedLinkType": [{"namespace": _VOCABULARY, "prefix": "gs1:",
                                "profile": "https://gs1.org/voc/?show=linktypes"}],
         "linkTypeDefaultCanBeLinkset": True,
@@ -51,26 +50,6 @@ async def digital_link(request: Request) -> Response:
         return problem(400, exc.message)
     except NotFound as exc:
         return problem(404, exc.message)
-    return _answer(resolution)
-
-
-async def logistic_unit(request: Request) -> Response:
-    """GET or HEAD of ``/00/{sscc}``: a logistic unit's check page, or its linkset."""
-    door: Frontdoor = request.app.state.door
-    try:
-        resolution = resolve_sscc(
-            door.reads, root=door.root(request), path=request.scope["raw_path"].decode("ascii"),
-            query=request.scope["query_string"].decode("ascii"),
-            link_type=request.query_params.get("linkType", ""),
-            wants_linkset=_wants_linkset(request.headers.get("accept", "")))
-    except InvalidArgument as exc:
-        return problem(400, exc.message)
-    except NotFound as exc:
-        return problem(404, exc.message)
-    return _answer(resolution)
-
-
-def _answer(resolution: Resolution) -> Response:
     link_header = _link_header(resolution)
     if resolution.target is None:
         return JSONResponse(_linkset(resolution), media_type=LINKSET_TYPE,
