@@ -48,6 +48,13 @@ class LogisticUnitsServicer(logistics_pb2_grpc.LogisticUnitsServicer):
     ) -> pb.SsccPool:
         return _pool(uc.get_sscc_pool(self._data.get(request.tenant), request.request_id))
 
+    async def GetSsccState(
+        self, request: pb.GetSsccStateRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.SsccState:
+        state = uc.sscc_state(self._data.get(request.tenant), request.sscc)
+        return pb.SsccState(sscc=state.sscc, allocated=state.allocated,
+                            company_prefix=state.company_prefix)
+
 
 def _prefix(prefix: uc.CompanyPrefix) -> pb.CompanyPrefix:
     return pb.CompanyPrefix(company_prefix=prefix.company_prefix,

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from frontdoor import check_page, epcis_rest, lvms, resolver
+from frontdoor import check_page, epcis_rest, logistic_units, lvms, resolver
 from frontdoor.http import Frontdoor, FrontdoorConfig, problem
 from frontdoor.middleware import Guard, RequestLog
 from frontdoor.reads import FrontdoorReads
@@ -33,8 +33,8 @@ async def healthz(request: Request) -> Response:
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
-    return problem(404, "nothing here: a GS1 Digital Link starts with /01/{gtin}, the check "
-                   "page is /check")
+    return problem(404, "nothing here: a GS1 Digital Link starts with /01/{gtin} or "
+                   "/00/{sscc}, the check page is /check")
 
 
 def _trace_error(request: Request, exc: Exception) -> Response:
@@ -86,6 +86,7 @@ def build(config: FrontdoorConfig, data: DataDir, verifiers: Verifiers, metrics:
             Route("/healthz", healthz, methods=["GET"]),
             Route("/.well-known/gs1resolver", resolver.description, methods=["GET"]),
             Route("/01/{rest:path}", resolver.digital_link, methods=["GET"]),
+            Route("/00/{rest:path}", logistic_units.logistic_unit, methods=["GET"]),
             Route("/check", check_page.page, methods=["GET"]),
             Route("/verify/gtin/{gtin}/lot/{lot}/ser/{serial}", lvms.verify, methods=["GET"]),
             Route("/checkConnectivity", lvms.check_connectivity, methods=["GET"]),

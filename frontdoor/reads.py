@@ -12,6 +12,7 @@ from pharmatrace.v1 import ledger_pb2 as lpb
 
 from tracecore.errors import NotFound, TraceError
 from tracecore.ledger.answer_trail import DIRECTORY, AnswerTrail
+from tracecore.ledger.sscc_pools import SsccPools
 from tracecore.ledger.tenants import TENANTS, DataDir
 from tracecore.usecases.verification import public_client
 from tracecore.verification import Answers, ScanContext
@@ -70,6 +71,18 @@ class FrontdoorReads:
             if len(self._owners) >= _MAX_PRODUCTS:
                 self._owners.clear()
             self._owners[product_id] = (now, tuple(found))
+        return found
+
+    def sscc_owners(self, code: str) -> Sequence[str]:
+        """The tenants that allocated an SSCC: a few reads per tenant, nothing remembered, so
+        made-up SSCCs cost no memory."""
+        found = []
+        for name in self._tenant_names():
+            try:
+                if SsccPools(self._data.get(name).ledger).allocated_under(code) is not None:
+                    found.append(name)
+            except TraceError:  # the tenant is offline
+                continue
         return found
 
     def product(self, tenant: str, product_id: str) -> pb.Product:

@@ -28,14 +28,21 @@ def register(commands: Any) -> None:
         metavar="ACTION")
     req = add_command(codes, "request", "Request a pool of codes for a packaging line.",
                   _codes_request)
-    req.add_argument("--product", required=True, help="GTIN or NMPA drug identifier")
+    req.add_argument("--product", help="GTIN or NMPA drug identifier (not with --sscc)")
+    req.add_argument("--sscc", action="store_true",
+                     help="a pool of SSCCs for cases and pallets instead, as `sscc request`")
+    req.add_argument("--company-prefix", default="",
+                     help="--sscc: a registered prefix (default: the tenant's only one)")
+    req.add_argument("--extension-digit", type=int, default=0,
+                     help="--sscc: 0 to 9 (default 0)")
     req.add_argument("--count", type=int, required=True)
     req.add_argument("--request-id", required=True,
                      help="idempotency key: repeat it to resume an interrupted request")
     req.add_argument("--lot", help="bind the pool to this batch (printed lot and expiry)")
     req.add_argument("--level", choices=_LEVELS, default="unit")
-    req.add_argument("--format", choices=("hri", "element", "digital-link", "nmpa20"),
-                     default="hri")
+    req.add_argument("--format", choices=("hri", "element", "digital-link", "nmpa20",
+                                          "epc-uri", "digits"), default="hri",
+                     help="epc-uri and digits: --sscc only")
     req.add_argument("--host", default="https://id.gs1.org", help="Digital Link host")
     req.add_argument("--out", help="file to write, one code per line (default stdout)")
     req.add_argument("--quiet", action="store_true")
@@ -64,6 +71,17 @@ def _codes_request(args: argparse.Namespace) -> int:
     from tracecore.codes import Code, Form, Scan, Scheme, render
     from tracecore.errors import TraceError
 
+    if args.sscc:
+        if args.product or args.lot or args.format == "nmpa20":
+            raise CliError("--sscc takes no --product, --lot or nmpa20 format: an SSCC names "
+                           "a case or pallet, not a product")
+        from pharmatrace_cli.printing import sscc_request
+
+        return sscc_request(args)
+    if not args.product:
+        raise CliError("--product is required (or --sscc for a pool of SSCCs)")
+    if args.format in ("epc-uri", "digits"):
+        raise CliError(f"--format {args.format} is for --sscc pools")
     services = endpoints(args)
     expiry = None
     if args.lot:

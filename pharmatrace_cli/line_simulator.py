@@ -1,10 +1,11 @@
 """`pharmatrace line simulate`: packaging lines driving a running server as real lines do.
 
-Each line requests code pools (units, bundles, cases, pallets) and SSCCs, prints every code
-(ZPL text; for a sample, a PNG that is decoded back with zxing-cpp, as a camera would), checks
-what was read against what was printed, commissions each good pack (one Commission call per
-pack, timed: the commission-to-ledger lag), returns rejected packs as scrapped, aggregates
-bundles, cases and pallets, labels each case and pallet with an SSCC, and ships full pallets.
+Each line requests code pools (units, bundles) and SSCC pools, prints every code (ZPL text; for
+a sample, a PNG that is decoded back with zxing-cpp, as a camera would), checks what was read
+against what was printed, commissions each good pack (one Commission call per pack, timed: the
+commission-to-ledger lag), returns rejected packs as scrapped, aggregates units into bundles,
+bundles into cases and cases onto pallets, each case and pallet being the logistic unit its
+SSCC label names, and ships full pallets.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from pharmatrace_cli.command import EXIT_ERROR, EXIT_OK, CliError
 _RATE = re.compile(r"([0-9]+(?:\.[0-9]+)?)/(s|min|h)")
 _PER_S = {"s": 1.0, "min": 1 / 60, "h": 1 / 3600}
 _POOL = 2_000
+#: SSCCs a line asks for at once: its cases and pallets for a while.
+_SSCC_POOL = 32
 _STATUS_EVERY_S = 1.0
 
 
@@ -155,6 +158,7 @@ class _Line:
             tenant=plan.tenant, product=plan.product, lot=plan.lot)).batch
         self.expiry = batch.expires_on[2:4] + batch.expires_on[5:7] + batch.expires_on[8:10]
         self.pools: dict[int, Iterator[str]] = {}
+        self.ssccs: Iterator[str] = iter(())
         self.left: dict[int, int] = {}
         self.requests = 0
 
@@ -204,26 +208,38 @@ class _Line:
         return code
 
     def _container(self, level: int, children: list[str], *, sscc: bool = False) -> str:
-        """A bundle, case or pallet: its code commissioned, its children aggregated into it, and
-        for a case or pallet an SSCC label printed and read."""
+        """A bundle, case or pallet with its children aggregated into it: a bundle is a code
+        of its own, commissioned; a case or pallet is the logistic unit its SSCC label, printed
+        and read, names."""
         from pharmatrace.v1 import lifecycle_pb2 as lpb
+
+        context = lpb.EventContext(party_id=self.plan.party)
+        if sscc:
+            parent = self._next_sscc()
+        else:
+            parent = self._next(level)
+            self.lifecycle.Commission(lpb.CommissionRequest(
+                tenant=self.plan.tenant, codes=[parent], lot=self.plan.lot, context=context))
+        self.lifecycle.Aggregate(lpb.AggregateRequest(
+            tenant=self.plan.tenant, parent=parent, children=children, context=context))
+        return parent
+
+    def _next_sscc(self) -> str:
+        """The next SSCC of the line's SSCC pool, its GS1-128 label printed and read back."""
         from pharmatrace.v1 import logistics_pb2 as spb
 
         from tracecore.printing import labels
 
-        parent = self._next(level)
-        context = lpb.EventContext(party_id=self.plan.party)
-        self.lifecycle.Commission(lpb.CommissionRequest(
-            tenant=self.plan.tenant, codes=[parent], lot=self.plan.lot, context=context))
-        self.lifecycle.Aggregate(lpb.AggregateRequest(
-            tenant=self.plan.tenant, parent=parent, children=children, context=context))
-        if sscc:
+        code = next(self.ssccs, None)
+        if code is None:
             self.requests += 1
-            pool = self.logistics.RequestSsccs(spb.RequestSsccsRequest(
+            self.ssccs = iter(self.logistics.RequestSsccs(spb.RequestSsccsRequest(
                 tenant=self.plan.tenant, request_id=f"sim-{self.run_id}-sscc-{self.requests}",
-                count=1))
-            self._read(labels.for_ssccs(pool.ssccs)[0], sample=True)
-        return parent
+                count=_SSCC_POOL)).ssccs)
+            code = next(self.ssccs)
+        label = labels.for_ssccs([code])[0]
+        self._read(label, sample=True)
+        return str(label.code)
 
     def _ship(self, pallet: str) -> None:
         from pharmatrace.v1 import lifecycle_pb2 as lpb
@@ -279,8 +295,7 @@ class _Line:
         else:
             read = label.scanned
         expected = label.scanned
-        same = read == expected and (label.symbology.value == "gs1-128"
-                                     or parse(read).code == parse(expected).code)
+        same = read == expected and parse(read).code == parse(expected).code
         if not same:
             self.state.misreads += 1
 

@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import IO, Any
 
 from pharmatrace_cli import line_simulator
-from pharmatrace_cli.command import EXIT_OK, CliError, add_command, endpoints, subgroup
+from pharmatrace_cli.command import (
+    EXIT_NOT_GENUINE,
+    EXIT_OK,
+    CliError,
+    add_command,
+    endpoints,
+    subgroup,
+)
 
 #: The passphrase that encrypts line key files at rest, if set (never on the command line).
 PASSPHRASE_ENV = "PHARMATRACE_LINE_KEY_PASSPHRASE"  # noqa: S105 - the variable's name
@@ -35,7 +42,7 @@ def register(commands: Any) -> None:
                          "them (without PREFIX).", _sscc_prefix)
     prefix.add_argument("prefix", nargs="?", help="6 to 12 digits, as GS1 assigned it")
     request = add_command(sscc, "request", "Request a pool of SSCCs (idempotent by request id).",
-                          _sscc_request)
+                          sscc_request)
     request.add_argument("--count", type=int, required=True, help="1 to 100,000")
     request.add_argument("--request-id", required=True,
                          help="idempotency key: repeat it to get the same SSCCs again")
@@ -45,6 +52,9 @@ def register(commands: Any) -> None:
     request.add_argument("--format", choices=_SSCC_FORMATS, default="hri")
     request.add_argument("--host", default="https://id.gs1.org", help="Digital Link host")
     request.add_argument("--out", help="file to write, one SSCC per line (default stdout)")
+    show = add_command(sscc, "show", "Whether the tenant allocated an SSCC (any written form), "
+                       "and under which prefix: an SSCC's authenticity.", _sscc_show)
+    show.add_argument("sscc", help="18 digits, (00)…, ]C100…, a Digital Link /00/ or an EPC URI")
 
     codes = subgroup(commands, "codes", "Request and return code pools.")
     job = add_command(codes, "print", "Render a pool's codes for the line's printers: SVG or "
@@ -104,7 +114,8 @@ def _sscc_prefix(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _sscc_request(args: argparse.Namespace) -> int:
+def sscc_request(args: argparse.Namespace) -> int:
+    """`sscc request`, and `codes request --sscc`: an SSCC pool written one SSCC a line."""
     from pharmatrace.v1 import logistics_pb2 as pb
 
     from tracecore import sscc
@@ -128,6 +139,16 @@ def _sscc_request(args: argparse.Namespace) -> int:
     print(f"{len(pool.ssccs):,} SSCCs under {pool.extension_digit}/{pool.company_prefix}, "
           f"request {pool.request_id}", file=sys.stderr)
     return EXIT_OK
+
+
+def _sscc_show(args: argparse.Namespace) -> int:
+    from pharmatrace.v1 import logistics_pb2 as pb
+
+    state = _logistics(args).GetSsccState(pb.GetSsccStateRequest(tenant=args.tenant,
+                                                                  sscc=args.sscc))
+    print(f"(00){state.sscc} " + (f"allocated under company prefix {state.company_prefix}"
+                                  if state.allocated else "not allocated by this tenant"))
+    return EXIT_OK if state.allocated else EXIT_NOT_GENUINE
 
 
 def _codes_print(args: argparse.Namespace) -> int:

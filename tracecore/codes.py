@@ -1,7 +1,7 @@
 """Pack codes as pharmatrace sees them: one canonical Code per pack, read from any written form.
 
-Each scheme (GS1, NMPA) is one module of ``tracecore.schemes`` behind the ``CodeScheme``
-interface; this module reads and writes through their registry.
+Each scheme (GS1, NMPA, and SSCC for logistic units) is one module of ``tracecore.schemes``
+behind the ``CodeScheme`` interface; this module reads and writes through their registry.
 """
 
 from __future__ import annotations
@@ -57,9 +57,11 @@ def parse(text: str | bytes) -> Scan:
 
     The first character tells the form: ``(`` HRI; ``]`` a symbology identifier (a GS1 one
     before an element string; any other is dropped and the rest read on); GS an element string;
-    ``h`` a Digital Link; ``u`` an EPC URI. Text starting with a digit is an NMPA code when it is
-    digits, spaces and dashes only, with 20 digits or a space (``nmpa.is_candidate``), else an
-    element string: so a GS1 element string of exactly 20 digits needs its symbology identifier.
+    ``h`` a Digital Link; ``u`` an EPC URI. Text starting with a digit is an SSCC when it is 18
+    digits with a valid check digit, an NMPA code when it is digits, spaces and dashes only, with
+    20 digits or a space (``nmpa.is_candidate``), else an element string: so a GS1 element
+    string of exactly 20 digits (an SSCC's ``00`` + 18 digits too) needs its symbology
+    identifier. ``(00)``, ``/00/`` and ``urn:epc:id:sscc:`` name an SSCC.
     Surrounding spaces, tabs, CR and LF are ignored.
     """
     if len(text) > MAX_INPUT_LENGTH:
@@ -106,8 +108,8 @@ def render(
     return SCHEMES[scan.code.scheme].render(scan, form, host, company_prefix_length)
 
 
-_NOT_A_CODE = ("not a code: expected GS1 HRI, element string or Digital Link, an EPC URI or an "
-               "NMPA code")
+_NOT_A_CODE = ("not a code: expected GS1 HRI, element string or Digital Link, an EPC URI, an "
+               "NMPA code or an SSCC")
 
 
 def _read(text: str) -> Scan:

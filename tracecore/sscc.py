@@ -24,6 +24,9 @@ MIN_PREFIX, MAX_PREFIX = 6, 12
 #: shipment; pharmatrace never reallocates one at all (its counter only moves forward).
 REALLOCATION_MIN_DAYS = 365
 
+#: Packaging levels (``pharmatrace.v1.PackagingLevel``) a logistic unit can be.
+CASE, PALLET = 3, 4
+
 _SSCC = re.compile(r"[0-9]{18}")
 _PREFIX = re.compile(r"[0-9]{6,12}")
 _HRI = re.compile(r"\(00\) ?([0-9]{18})")
@@ -46,6 +49,15 @@ class Range:
         """The SSCCs of the range, in allocation order."""
         return [mint(self.company_prefix, self.extension_digit, reference)
                 for reference in range(self.first, self.first + self.count)]
+
+
+def unit_level(stated: int, contents: list[int]) -> int:
+    """The packaging level of a logistic unit first filled with packs of levels ``contents``:
+    the level the event states, else a case, or a pallet once it holds cases (or pallets, which
+    it then cannot take: the aggregation says so)."""
+    if stated:
+        return stated
+    return min(max([CASE, *(level + 1 for level in contents)]), PALLET)
 
 
 def company_prefix(text: str, field: str = "company_prefix") -> str:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pharmatrace.v1 import common_pb2 as pb
 
 from tracecore import gs1
-from tracecore.codes import Code, parse, parse_many
+from tracecore.codes import Code, Scheme, parse, parse_many
 from tracecore.errors import ParseError
 from tracecore.keys import KeyState
 from tracecore.ledger import foreign, history
@@ -28,6 +28,7 @@ from tracecore.ledger.env import Txn
 from tracecore.ledger.observations import Observations
 from tracecore.ledger.oversight import Holds
 from tracecore.ledger.records import CODE_RECORD_SIZE, FLAG_FOREIGN, FLAG_IN_TRANSIT, ref_of
+from tracecore.ledger.sscc_pools import SsccPools
 from tracecore.ledger.tenants import Tenant
 from tracecore.mac import Mac
 from tracecore.minting import check_tags
@@ -93,6 +94,7 @@ _RECALLABLE = frozenset(int(s) for s in RECALLABLE)
 _ENDED = frozenset(int(s) for s in ENDED)
 _DIVERSION = Alert.DIVERSION.bit
 _CLONE = Alert.CLONE_SUSPECTED.bit
+_SSCC = Scheme.SSCC
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +204,12 @@ class Verifier:
                 key_id = next(key_ids)
                 key = code.key()
                 data = get(key, db=codes_db)
+                if key_id is None and code.scheme is _SSCC:
+                    if data is None:
+                        _unused_sscc(out, code, SsccPools(ledger).allocated_in(txn, code.serial))
+                        continue
+                    if not data[2] & FLAG_FOREIGN:
+                        key_id = 0  # tagless: a record of ours means it came from our pools
                 if key_id is None and (data is None or not data[2] & FLAG_FOREIGN):
                     _append(out, Verdict.BAD_SIGNATURE, code.text(), NOT_MINTED)
                     failed.append(row)
@@ -450,6 +458,18 @@ def not_minted(texts: Sequence[str | bytes]) -> Answers:
         else:
             _append(out, Verdict.BAD_SIGNATURE, scan.code.text(), NOT_MINTED)
     return out
+
+
+def _unused_sscc(out: Answers, code: Code, allocated_under: str | None) -> None:
+    """An SSCC that no aggregation has named yet: allocated from one of the tenant's pools, it
+    is genuine and, like an issued code, not commissioned; otherwise it is unknown here, as a
+    code never issued is."""
+    if allocated_under is None:
+        _append(out, Verdict.UNKNOWN, code.text(), "not allocated from this tenant's SSCC pools")
+        return
+    _append(out, Verdict.GENUINE, code.text(), "")
+    out.statuses[-1] = Status.ISSUED
+    out.alert_masks[-1] = Alert.NOT_COMMISSIONED.bit
 
 
 def _append(out: Answers, verdict: Verdict, code: str, reason: str) -> None:

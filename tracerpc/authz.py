@@ -95,7 +95,8 @@ TABLE: dict[str, UseCase] = {
             RegionReport=reports.region_report, CheckReceipt=partners.check_receipt),
     **_rpcs("LogisticUnits", RegisterCompanyPrefix=logistic_units.register_company_prefix,
             ListCompanyPrefixes=logistic_units.list_company_prefixes,
-            RequestSsccs=logistic_units.request_ssccs, GetSsccPool=logistic_units.get_sscc_pool),
+            RequestSsccs=logistic_units.request_ssccs, GetSsccPool=logistic_units.get_sscc_pool,
+            GetSsccState=logistic_units.sscc_state),
 }
 
 #: Methods that change state: each call leaves one audit record.

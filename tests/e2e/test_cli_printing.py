@@ -13,13 +13,14 @@ import grpc
 import pytest
 import zxingcpp
 from pharmatrace.v1 import admin_pb2 as apb
-from pharmatrace.v1 import admin_pb2_grpc
+from pharmatrace.v1 import admin_pb2_grpc, trace_pb2, trace_pb2_grpc
 from pharmatrace.v1 import common_pb2 as cpb
+from pharmatrace.v1 import lifecycle_pb2 as lpb
 from PIL import Image
 
 from tests.e2e.test_cli import TRACEBACK
 from tracecore import sscc
-from tracecore.codes import parse
+from tracecore.codes import Scheme, parse
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -94,6 +95,13 @@ def test_sscc_pool_request_and_gs1_128_labels(cli, plant: str) -> None:
     again = cli.ok("sscc", "request", "--tenant", plant, "--count", "12", "--request-id",
                    "pallets-1", "--extension-digit", "5", "--format", "epc-uri").stdout.split()
     assert [sscc.parse(uri) for uri in again] == ssccs
+    as_codes = cli.ok("codes", "request", "--sscc", "--tenant", plant, "--count", "12",
+                      "--request-id", "pallets-1", "--extension-digit", "5").stdout.split()
+    assert as_codes == [sscc.render_hri(s) for s in ssccs]
+    shown = cli.ok("sscc", "show", "--tenant", plant, f"]C100{ssccs[0]}").stdout
+    assert shown.strip() == f"(00){ssccs[0]} allocated under company prefix {PREFIX}"
+    never = cli("sscc", "show", "--tenant", plant, sscc.mint(PREFIX, 5, 99_999))
+    assert never.returncode == 3 and "not allocated" in never.stdout
     out = cli.cwd / "pallets.zpl"
     cli.ok("codes", "print", "--tenant", plant, "--pool", "pallets-1", "--sscc", "--format",
            "zpl", "--out", str(out))
@@ -149,7 +157,8 @@ def test_printing_an_unknown_pool_prints_one_line(cli, plant: str) -> None:
 
 def test_simulated_lines_pack_ship_and_read_back_every_pack(cli, plant: str, server) -> None:
     """Two simulated lines (2x3 packs a case, 2 cases a pallet) commission, reject, aggregate,
-    label with SSCCs and ship one pallet each, with no misread, and report the lag."""
+    label with SSCCs and ship one pallet each, with no misread, and report the lag; each
+    shipped pallet is an SSCC holding SSCC cases."""
     with grpc.insecure_channel(server.issue_addr) as channel:
         admin = admin_pb2_grpc.AdminStub(channel)
         for party, kind in (("PLANT-S", cpb.PARTY_KIND_PLANT),
@@ -169,3 +178,11 @@ def test_simulated_lines_pack_ship_and_read_back_every_pack(cli, plant: str, ser
         assert (packs, bundles, cases, pallets, shipped, misreads) == (12, 6, 2, 1, 1, 0)
         assert sampled > 0
     assert any(line.startswith("commission-to-ledger lag: p50") for line in report)
+    with grpc.insecure_channel(server.verify_addr) as channel:
+        events = trace_pb2_grpc.TraceStub(channel).ListEvents(trace_pb2.ListEventsRequest(
+            tenant=plant, page_size=1000), timeout=30).events
+    shipped = [code for e in events if e.kind == lpb.EVENT_KIND_SHIP for code in e.codes]
+    assert len(shipped) == 2 and all(parse(code).code.scheme is Scheme.SSCC for code in shipped)
+    onto_pallets = [e for e in events
+                    if e.kind == lpb.EVENT_KIND_AGGREGATE and e.parent in shipped]
+    assert all(parse(c).code.scheme is Scheme.SSCC for e in onto_pallets for c in e.codes)

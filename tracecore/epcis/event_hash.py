@@ -130,7 +130,7 @@ def _canonical(value: str, prefixes: Mapping[str, str]) -> str:
     """A value as the event hash writes it: EPCs as canonical Digital Links, CURIEs expanded."""
     value = value.strip()
     lowered = value[:17].lower()
-    if lowered.startswith(("urn:epc:id:sgtin:", "http://", "https://")):
+    if lowered.startswith(("urn:epc:id:sgtin:", "urn:epc:id:sscc:", "http://", "https://")):
         try:
             code = parse(value).code
         except ParseError:

@@ -45,12 +45,13 @@ def codes_of_uris(uris: list[str], path: str) -> tuple[Code, ...]:
 
 
 def code_of_uri(uri: str, path: str) -> Code:
-    """The code of an SGTIN EPC URI, a GS1 Digital Link URI or an NMPA URI."""
+    """The code of an SGTIN or SSCC EPC URI, a GS1 Digital Link URI (``/01/…/21/…`` or
+    ``/00/``) or an NMPA URI."""
     nmpa = _NMPA_URI.fullmatch(uri)
     if nmpa is not None:
         return Code(Scheme.NMPA, nmpa[1], nmpa[2])
     if uri[:4].lower() not in ("urn:", "http"):
-        raise InvalidArgument("must be an SGTIN EPC URI, a GS1 Digital Link URI or "
+        raise InvalidArgument("must be an SGTIN or SSCC EPC URI, a GS1 Digital Link URI or "
                               f"{NMPA_URI_PREFIX} and 20 digits", field=path)
     try:
         return parse(uri).code

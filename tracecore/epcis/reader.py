@@ -243,7 +243,8 @@ class _Reader:
 
 
 def _maybe_code(uri: object) -> Code | None:
-    """The pack a URI names, or None for anything else (an SSCC, a GRAI, a foreign scheme)."""
+    """The pack or logistic unit (SSCC) a URI names, or None for anything else (a GRAI, a
+    foreign scheme)."""
     if not isinstance(uri, str):
         return None
     try:

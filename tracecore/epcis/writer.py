@@ -47,6 +47,7 @@ def export_document(
     sender: str | None = None,
     receiver: str | None = None,
     created_ms: int | None = None,
+    sscc_prefix_length: Callable[[str], int | None] | None = None,
 ) -> dict[str, Any]:
     """The events as a GS1 EPCIS 2.0 EPCISDocument in JSON-LD, valid under the official schema.
 
@@ -54,7 +55,9 @@ def export_document(
     destination: its SGLN (see ``sgln_uri``) when it has a GLN, else a tenant-scoped URI;
     ``import_document`` takes its inverse. GS1 codes are SGTIN EPC URIs (with
     ``company_prefix_length``) or Digital Link URIs under ``host``; NMPA codes are
-    ``urn:pharmatrace:nmpa:`` + 20 digits in either form. ``batches`` gives the expiry date
+    ``urn:pharmatrace:nmpa:`` + 20 digits in either form. An SSCC's EPC URI splits it at the
+    length ``sscc_prefix_length`` gives for it (its registered company prefix), else at
+    ``company_prefix_length``. ``batches`` gives the expiry date
     (YYYY-MM-DD) of a (product, lot), for the ILMD of each commissioning. An event without an
     ``event_id`` gets its CBV 2.0 event hash ID.
     """
@@ -66,7 +69,8 @@ def export_document(
         expiry_of = functools.partial(_expiry_in, batches)
     else:
         expiry_of = batches
-    writer = _Writer(id_form, party_uri, company_prefix_length, host, expiry_of)
+    writer = _Writer(id_form, party_uri, company_prefix_length, host, expiry_of,
+                     sscc_prefix_length or _no_prefix)
     events = list(events)
     context, own_context = _contexts(events)
     document: dict[str, Any] = {
@@ -121,6 +125,7 @@ class _Writer:
     company_prefix_length: int
     host: str
     expiry_of: Callable[[str, str], str | None]
+    sscc_prefix_length: Callable[[str], int | None]
 
     def event(self, event: Event, field: str) -> dict[str, Any]:
         if event.kind is EventKind.RECORD:
@@ -208,7 +213,10 @@ class _Writer:
         if code.scheme is Scheme.NMPA:
             return NMPA_URI_PREFIX + code.text()
         if self.id_form == "epc":
-            return render(code, Form.EPC_URI, company_prefix_length=self.company_prefix_length)
+            length = self.company_prefix_length
+            if code.scheme is Scheme.SSCC:
+                length = self.sscc_prefix_length(code.serial) or length
+            return render(code, Form.EPC_URI, company_prefix_length=length)
         return render(code, Form.DIGITAL_LINK, host=self.host)
 
     def _epc_class(self, product: str, lot: str) -> str:
@@ -237,6 +245,10 @@ class _Writer:
                                       field="batches")
             ilmd[EXPIRY] = expiry
         return ilmd
+
+
+def _no_prefix(sscc: str) -> None:
+    return None
 
 
 def _no_expiry(product: str, lot: str) -> None:

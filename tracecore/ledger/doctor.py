@@ -20,7 +20,7 @@ from pathlib import Path
 
 from pharmatrace.v1 import ledger_pb2 as lpb
 
-from tracecore.codes import Code
+from tracecore.codes import Code, Scheme
 from tracecore.errors import TraceError
 from tracecore.keys import KeyRing, KeySource
 from tracecore.ledger import format as ledger_format
@@ -274,10 +274,11 @@ def _scan_codes(ledger: Ledger, txn: Txn, out: _Report) -> _Scan:
             scan.tally.move(None, record)
         if record.foreign:  # minted elsewhere: no pool, no key of ours, not in our density
             continue
-        scan.per_pool[record.pool_ref] += 1
-        slot = density_slot(code.scheme, record.key_id)
-        scan.minted[code.product.encode() + _KEY_ID.pack(slot)] += 1
-        scan.key_ids[record.key_id] += 1
+        if code.scheme is not Scheme.SSCC:  # an SSCC: from an SSCC pool, tagless, not minted
+            scan.per_pool[record.pool_ref] += 1
+            slot = density_slot(code.scheme, record.key_id)
+            scan.minted[code.product.encode() + _KEY_ID.pack(slot)] += 1
+            scan.key_ids[record.key_id] += 1
         told = recomputed(journal, txn, bytes(key))
         if told is not record.status:
             disagreeing += 1

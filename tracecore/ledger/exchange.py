@@ -19,6 +19,7 @@ from tracecore.errors import InvalidArgument, NotFound, ParseError, TraceError
 from tracecore.events import Document, Event, EventKind
 from tracecore.ledger.env import Txn
 from tracecore.ledger.history import EventFilter, list_events
+from tracecore.ledger.sscc_pools import SsccPools
 from tracecore.ledger.store import Ledger
 from tracecore.paging import page_start
 from tracecore.status import Status
@@ -198,9 +199,19 @@ def _document(ledger: Ledger, txn: Txn, records: list[lpb.EventRecord], id_form:
                 expiry[(product, lot)] = None
         return expiry[(product, lot)]
 
+    pools = SsccPools(ledger)
+    prefixes: dict[str, int | None] = {}
+
+    def sscc_prefix_length(code: str) -> int | None:
+        if code not in prefixes:
+            prefix = pools.allocated_in(txn, code)
+            prefixes[code] = len(prefix) if prefix is not None else None
+        return prefixes[code]
+
     return epcis.export_document(
         (event_of(r) for r in records), id_form=id_form, party_uri=parties.uri,
         company_prefix_length=company_prefix_length, host=host, batches=expiry_of,
+        sscc_prefix_length=sscc_prefix_length,
     )
 
 

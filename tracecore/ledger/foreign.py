@@ -51,6 +51,8 @@ class Registered:
 def mints(ledger: Ledger, txn: Txn, product: str) -> bool:
     """Whether this tenant has minted codes of the product: its codes must then be signed here,
     and one that is not is a forgery or a typo, never a code minted elsewhere."""
+    if not product:
+        return False  # a logistic unit (SSCC): no product, nothing minted under one
     cursor = txn.cursor(db=ledger.db["minted"])
     prefix = product.encode()
     if not cursor.set_range(prefix):
@@ -62,12 +64,14 @@ def mints(ledger: Ledger, txn: Txn, product: str) -> bool:
 def product_ref(ledger: Ledger, txn: Txn, product: str) -> int:
     """The ref of a registered product, 0 when the tenant has not registered it (another
     company's product it only handles)."""
-    data = txn.get(product.encode(), db=ledger.db["product_ids"])
+    data = txn.get(product.encode(), db=ledger.db["product_ids"]) if product else None
     return ref_of(data) if data is not None else 0
 
 
 def unregistered_product(code: Code) -> pb.Product:
     """Another company's product the tenant has not registered: its identifier, nothing more."""
+    if code.scheme is Scheme.SSCC:
+        return pb.Product()  # a logistic unit is no trade item
     return (pb.Product(gtin=code.product) if code.scheme is Scheme.GS1
             else pb.Product(nmpa_id=code.product))
 

@@ -17,8 +17,8 @@ from dataclasses import replace
 from pharmatrace.v1 import common_pb2 as cpb
 from pharmatrace.v1 import ledger_pb2 as lpb
 
-from tracecore import localday
-from tracecore.codes import Code
+from tracecore import localday, sscc
+from tracecore.codes import Code, Scheme
 from tracecore.errors import InvalidArgument, TraceError
 from tracecore.events import Event, EventKind
 from tracecore.ledger import foreign, policy
@@ -27,6 +27,7 @@ from tracecore.ledger.env import Txn
 from tracecore.ledger.journal import Journal
 from tracecore.ledger.oversight import Holds, RegionTally
 from tracecore.ledger.records import FLAG_IN_TRANSIT, CodeRecord, ref_key, ref_of
+from tracecore.ledger.sscc_pools import SsccPools, logistic_unit
 from tracecore.ledger.store import Ledger
 from tracecore.lifecycle_rules import (
     HANDLERS,
@@ -333,14 +334,22 @@ class _Session:
         """Records a code minted elsewhere that a partner's event names for the first time:
         in transit to the receiver of a receipt, ISSUED for a commissioning, else ACTIVE where
         the event happened."""
-        product = Code.from_key(key).product
+        code = Code.from_key(key)
+        product = code.product
         if foreign.mints(self.ledger, self.txn, product):
             return  # not signed here, yet of a product we mint: refused as not issued by us
+        level = event.level if event.kind is EventKind.COMMISSION else 0
+        if code.scheme is Scheme.SSCC:
+            if SsccPools(self.ledger).registered_in(self.txn, code.serial):
+                return  # under our own prefix yet never allocated: not issued by us
+            if event.parent is not None and event.parent.key() == key:
+                level = sscc.unit_level(event.level, [
+                    r.level for _, r in self.records_many([c.key() for c in event.codes])
+                    if r is not None])
         holder, region = self.party(event.party_id, "context.party_id") if event.party_id \
             else (0, 0)
         status = Status.ISSUED if event.kind is EventKind.COMMISSION else Status.ACTIVE
         flags = FLAG_IN_TRANSIT if event.kind is EventKind.RECEIVE else 0
-        level = event.level if event.kind is EventKind.COMMISSION else 0
         after = foreign.new_record(foreign.product_ref(self.ledger, self.txn, product), status,
                                    self.now_ms, level=level, holder=holder, region=region,
                                    flags=flags)
@@ -348,6 +357,27 @@ class _Session:
         self.view.foreign[key] = foreign.Provenance(
             told_by=event.party_id or self.request.who, via=self.request.via
         ).record(self.now_ms)
+
+    def logistic_unit(self, event: Event, unit: Code) -> CodeRecord | None:
+        """An SSCC from this tenant's pools named as a parent for the first time becomes a
+        logistic unit (``sscc_pools.logistic_unit``) at the level its contents call for; its
+        record, or None when it was one already or was never allocated here (the aggregation
+        is then refused as of a container not issued here)."""
+        key = unit.key()
+        before = self.record(key)
+        if before is not None and (before.status is not Status.ISSUED or before.foreign):
+            return None
+        if before is None and \
+                SsccPools(self.ledger).allocated_in(self.txn, unit.serial) is None:
+            return None
+        holder, region = self.party(event.party_id, "context.party_id") if event.party_id \
+            else (0, 0)
+        contents = [r.level for _, r in self.records_many([c.key() for c in event.codes])
+                    if r is not None]
+        after = logistic_unit(sscc.unit_level(event.level, contents), holder, region,
+                              self.now_ms)
+        self.put(key, before or after.evolve(status=Status.ISSUED), after)
+        return after
 
     def flush(self) -> None:
         """Writes the group's overlay into the transaction."""
@@ -451,6 +481,8 @@ def _apply_event(session: _Session, index: int, event: Event, request: Request,
                              key=Code.key))
         event = replace(event, codes=codes)
     keys = [code.key() for code in codes]
+    unit = session.logistic_unit(event, event.parent) if event.kind is EventKind.AGGREGATE \
+        and event.parent is not None and event.parent.scheme is Scheme.SSCC else None
     if request.foreign:
         for key in [*keys, *([event.parent.key()] if event.parent else [])]:
             if key in request.foreign and session.record(key) is None:
@@ -473,6 +505,9 @@ def _apply_event(session: _Session, index: int, event: Event, request: Request,
     if event.parent is not None and touched:
         touched.append(event.parent.key())
     if not touched:
+        if unit is not None and event.parent is not None:
+            # Nothing went in: the SSCC stays the label no aggregation has used yet.
+            session.put(event.parent.key(), unit, unit.evolve(status=Status.ISSUED))
         return
     result.changed += len(touched)
     record = _event_record(event, request.who, session.now_ms)

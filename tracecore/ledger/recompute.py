@@ -14,6 +14,7 @@ from tracecore.events import EventKind
 from tracecore.ledger.env import Txn
 from tracecore.ledger.history import events_of_pack
 from tracecore.ledger.journal import Journal
+from tracecore.schemes import SCHEMES, Scheme
 from tracecore.status import Action, Status, transition
 
 _ACTIONS = {
@@ -24,6 +25,8 @@ _ACTIONS = {
     EventKind.DESTROY.value: Action.DESTROY,
     EventKind.REPORT_STOLEN.value: Action.REPORT_STOLEN,
 }
+#: The ledger key letter of an SSCC, which has no commissioning of its own.
+_LOGISTIC_UNIT = SCHEMES[Scheme.SSCC].key_letter
 #: Kinds whose event on a container changes what it holds too.
 _WHOLE_CONTAINER = frozenset({EventKind.DECOMMISSION.value, EventKind.UNDO.value,
                               EventKind.DESTROY.value, EventKind.REPORT_STOLEN.value})
@@ -43,6 +46,10 @@ def status_from_events(key: bytes, events: Iterable[tuple[lpb.EventRecord, bytes
         event, via = once[seq]
         subject = via if via is not None else key
         if subject in event.refused:
+            continue
+        if event.kind == EventKind.AGGREGATE.value and via is None and event.parent == key \
+                and key[:1] == _LOGISTIC_UNIT and status is Status.ISSUED:
+            status = Status.ACTIVE  # an SSCC becomes a logistic unit when it is first filled
             continue
         if event.kind == EventKind.REPLACE.value:
             if via is None and event.replacement == key:

@@ -15,7 +15,9 @@ from pharmatrace.v1 import ledger_pb2 as lpb
 from tracecore import sscc
 from tracecore.errors import FailedPrecondition, NotFound, ResourceExhausted
 from tracecore.ledger.env import Txn
+from tracecore.ledger.records import CodeRecord
 from tracecore.ledger.store import Ledger
+from tracecore.status import Status
 
 _U64 = struct.Struct(">Q")
 _PREFIX = b"sscc:prefix:"
@@ -107,13 +109,32 @@ class SsccPools:
         allocated it: its prefix is not registered, or its serial reference lies at or past that
         prefix's counter for the SSCC's extension digit (the counter only moves forward, so every
         reference below it is in some pool)."""
-        sscc.check(code)
         with self._env.read() as txn:
-            for length in range(sscc.MIN_PREFIX, sscc.MAX_PREFIX + 1):
-                prefix = code[1:1 + length]
-                if txn.get(_PREFIX + prefix.encode(), db=self._meta) is None:
-                    continue
-                data = txn.get(_NEXT + f"{prefix}:{code[0]}".encode(), db=self._meta)
-                if data is not None and sscc.serial_reference(code, prefix) < _U64.unpack(data)[0]:
-                    return prefix
+            return self.allocated_in(txn, code)
+
+    def registered_in(self, txn: Txn, code: str) -> bool:
+        """Whether an SSCC lies under one of the tenant's registered company prefixes: one of
+        its own, allocated or not, and never another company's."""
+        sscc.check(code)
+        return any(txn.get(_PREFIX + code[1:1 + length].encode(), db=self._meta) is not None
+                   for length in range(sscc.MIN_PREFIX, sscc.MAX_PREFIX + 1))
+
+    def allocated_in(self, txn: Txn, code: str) -> str | None:
+        """``allocated_under`` within a transaction the caller holds (a write, say)."""
+        sscc.check(code)
+        for length in range(sscc.MIN_PREFIX, sscc.MAX_PREFIX + 1):
+            prefix = code[1:1 + length]
+            if txn.get(_PREFIX + prefix.encode(), db=self._meta) is None:
+                continue
+            data = txn.get(_NEXT + f"{prefix}:{code[0]}".encode(), db=self._meta)
+            if data is not None and sscc.serial_reference(code, prefix) < _U64.unpack(data)[0]:
+                return prefix
         return None
+
+
+def logistic_unit(level: int, holder: int, region: int, now_ms: int) -> CodeRecord:
+    """The record an allocated SSCC gets when it is first named as a parent: an ACTIVE logistic
+    unit of no product (its contents carry theirs) and no batch (a pallet may mix lots), held
+    where the aggregation happens. An SSCC has no signing key: key id 0."""
+    return CodeRecord(Status.ACTIVE, level, 0, 0, holder_ref=holder, region=region,
+                      issued_at_ms=now_ms, updated_at_ms=now_ms)

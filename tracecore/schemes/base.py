@@ -26,6 +26,7 @@ class Scheme(enum.IntEnum):
 
     GS1 = 1
     NMPA = 2
+    SSCC = 3
 
 
 class Form(enum.StrEnum):
@@ -105,7 +106,8 @@ class CodeScheme(ABC):
     scheme's ``readers`` and ``symbologies``: each must read such text as they would, and
     return None for anything else."""
     symbologies: ClassVar[Mapping[str, Reader]] = {}
-    """Reader by AIM symbology identifier (such as ``]d2``) for the text after it."""
+    """Reader by AIM symbology identifier (such as ``]d2``) of the whole text, identifier
+    included; schemes sharing an identifier are tried in turn, as ``readers`` are."""
     capacity: ClassVar[int]
     """How many codes one product may have under one signing key: the density limit."""
     random: ClassVar[tuple[int, bytes, bytes]]
@@ -166,6 +168,7 @@ SYMBOLOGY_READERS: dict[str, Reader] = {}
 _BY_KEY_LETTER: dict[bytes, CodeScheme] = {}
 _CHAINS: dict[str, list[Reader]] = {}
 _QUICK_CHAINS: dict[str, list[Reader]] = {}
+_SYMBOLOGY_CHAINS: dict[str, list[Reader]] = {}
 
 
 def register(scheme: CodeScheme) -> None:
@@ -178,10 +181,7 @@ def register(scheme: CodeScheme) -> None:
     _KEY_PREFIX[scheme.scheme] = scheme.key_letter
     _add_readers(QUICK_READERS, _QUICK_CHAINS, scheme.quick_readers)
     _add_readers(READERS, _CHAINS, scheme.readers)
-    for identifier, reader in scheme.symbologies.items():
-        if identifier in SYMBOLOGY_READERS:
-            raise ValueError(f"symbology {identifier} is registered already")
-        SYMBOLOGY_READERS[identifier] = reader
+    _add_readers(SYMBOLOGY_READERS, _SYMBOLOGY_CHAINS, scheme.symbologies)
 
 
 def _add_readers(table: dict[str, Reader], chains: dict[str, list[Reader]],

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
+from urllib.parse import quote
 
 from tracecore import sscc
-from tracecore.errors import FailedPrecondition, InvalidArgument
+from tracecore.errors import FailedPrecondition, InvalidArgument, NotFound, ParseError
 from tracecore.issuance import check_request_id
 from tracecore.ledger.sscc_pools import SsccPools
 from tracecore.ledger.tenants import Tenant
-from tracecore.usecases.declare import ADMIN, LINE, REGULATOR, Scope, use_case
+from tracecore.usecases.declare import ADMIN, LINE, PUBLIC, READERS, REGULATOR, Scope, use_case
+from tracecore.usecases.resolver import (
+    DEFAULT_LINK,
+    LINKSET_TYPES,
+    VERIFICATION_SERVICE,
+    Link,
+    Resolution,
+    compact_link_type,
+)
 
 MAX_SSCCS = 100_000
 """SSCCs in one pool: a day of pallets and cases of a busy line, in one answer."""
@@ -95,9 +106,51 @@ def sscc_state(tenant: Tenant, text: str) -> SsccState:
     """An SSCC written in any form (18 digits, ``(00)``, element string, Digital Link ``/00/``,
     ``urn:epc:id:sscc:``): whether the tenant allocated it, and under which prefix. One never
     allocated answers as a never-issued code does: not allocated, nothing more."""
-    code = sscc.parse(text)
+    try:
+        code = sscc.parse(text)
+    except ParseError as exc:
+        raise InvalidArgument(exc.reason, field="sscc") from None
     prefix = SsccPools(tenant.ledger).allocated_under(code)
     return SsccState(code, prefix is not None, prefix or "")
+
+
+class SsccDirectory(Protocol):
+    """The tenants a resolver serves, asked which of them allocated an SSCC."""
+
+    def sscc_owners(self, code: str) -> Sequence[str]:
+        """The tenants that allocated the SSCC (18 digits) from one of their pools."""
+
+
+_LOGISTIC_UNIT = "Logistic unit (SSCC) 物流单元"
+_CHECK_TITLE = "Check this logistic unit 查验物流单元"
+
+
+@use_case(roles={PUBLIC, *READERS}, writes=False, scope=Scope.TENANT)
+def resolve_sscc(directory: SsccDirectory, *, root: str, path: str, query: str,
+                 link_type: str, wants_linkset: bool) -> Resolution:
+    """A GS1 Digital Link ``/00/{sscc}``: the check page of the logistic unit, as its
+    ``gs1:defaultLink`` and ``gs1:verificationService``, or both as a linkset.
+
+    InvalidArgument for a path that is not ``/00/`` and a valid SSCC; NotFound for one no
+    tenant allocated, or a link type a logistic unit does not offer.
+    """
+    try:
+        code = sscc.parse(f"{root}{path}" + (f"?{query}" if query else ""))
+    except ParseError as exc:
+        raise InvalidArgument(exc.reason, field="uri") from None
+    if not directory.sscc_owners(code):
+        raise NotFound(f"SSCC {code} is not known to this resolver", field="sscc")
+    anchor = sscc.render_digital_link(code, root)
+    check = f"{root}/check?code={quote(anchor, safe='')}"
+    links = (Link(DEFAULT_LINK, check, title=_CHECK_TITLE),
+             Link(VERIFICATION_SERVICE, check, title=_CHECK_TITLE))
+    wanted = compact_link_type(link_type) if link_type else DEFAULT_LINK
+    if wanted in LINKSET_TYPES or (wants_linkset and not link_type):
+        return Resolution(anchor, _LOGISTIC_UNIT, links, None)
+    chosen = [link for link in links if link.link_type == wanted]
+    if not chosen:
+        raise NotFound(f"a logistic unit has no {wanted} link", field="linkType")
+    return Resolution(anchor, _LOGISTIC_UNIT, links, chosen[0])
 
 
 def _pool(request_id: str, prefix: str, extension: int, first: int, count: int,

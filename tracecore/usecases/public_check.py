@@ -144,7 +144,9 @@ def check(catalogue: Catalogue, verify: Verify, text: str, *, now_ms: int, regio
             return _product_only(catalogue, text) or PublicCheck(Outcome.UNREADABLE,
                                                                  reason=exc.reason)
         scan = found
-    owners = catalogue.owners(scan.code.product)
+    code = scan.code
+    owners = (catalogue.sscc_owners(code.serial) if code.scheme is codes.Scheme.SSCC
+              else catalogue.owners(code.product))
     if not owners:
         # Answered like a code its manufacturer never issued: who is a customer here is not
         # told to strangers.

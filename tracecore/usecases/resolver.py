@@ -43,6 +43,9 @@ class Catalogue(Protocol):
     def product(self, tenant: str, product_id: str) -> pb.Product:
         """A tenant's registered product (NotFound if it has none)."""
 
+    def sscc_owners(self, code: str) -> Sequence[str]:
+        """The tenants that allocated an SSCC (18 digits) from one of their pools."""
+
 
 @dataclass(frozen=True, slots=True)
 class Link:

@@ -30,6 +30,10 @@ class _SchemeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Scheme.ValueTy
     """GS1: GTIN-14 in AI (01) and a 20-character serial in AI (21) (EU FMD, US DSCSA)."""
     SCHEME_NMPA: _Scheme.ValueType  # 2
     """China NMPA 20-digit drug traceability code (药品追溯码)."""
+    SCHEME_SSCC: _Scheme.ValueType  # 3
+    """GS1 SSCC in AI (00): a logistic unit (case, pallet) labelled from the tenant's SSCC pools,
+    never a product's pack code.
+    """
 
 class Scheme(_Scheme, metaclass=_SchemeEnumTypeWrapper):
     """How a product's pack codes are formed."""
@@ -39,6 +43,10 @@ SCHEME_GS1: Scheme.ValueType  # 1
 """GS1: GTIN-14 in AI (01) and a 20-character serial in AI (21) (EU FMD, US DSCSA)."""
 SCHEME_NMPA: Scheme.ValueType  # 2
 """China NMPA 20-digit drug traceability code (药品追溯码)."""
+SCHEME_SSCC: Scheme.ValueType  # 3
+"""GS1 SSCC in AI (00): a logistic unit (case, pallet) labelled from the tenant's SSCC pools,
+never a product's pack code.
+"""
 Global___Scheme: _TypeAlias = Scheme  # noqa: Y015
 
 class _PackagingLevel:

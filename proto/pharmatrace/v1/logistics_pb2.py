@@ -24,29 +24,33 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1epharmatrace/v1/logistics.proto\x12\x0epharmatrace.v1\"F\n\x1cRegisterCompanyPrefixRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x16\n\x0e\x63ompany_prefix\x18\x02 \x01(\t\"A\n\rCompanyPrefix\x12\x16\n\x0e\x63ompany_prefix\x18\x01 \x01(\t\x12\x18\n\x10registered_at_ms\x18\x02 \x01(\x03\"V\n\x1dRegisterCompanyPrefixResponse\x12\x35\n\x0e\x63ompany_prefix\x18\x01 \x01(\x0b\x32\x1d.pharmatrace.v1.CompanyPrefix\",\n\x1aListCompanyPrefixesRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\"V\n\x1bListCompanyPrefixesResponse\x12\x37\n\x10\x63ompany_prefixes\x18\x01 \x03(\x0b\x32\x1d.pharmatrace.v1.CompanyPrefix\"y\n\x13RequestSsccsRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x16\n\x0e\x63ompany_prefix\x18\x03 \x01(\t\x12\x17\n\x0f\x65xtension_digit\x18\x04 \x01(\r\x12\r\n\x05\x63ount\x18\x05 \x01(\r\"8\n\x12GetSsccPoolRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\x84\x01\n\x08SsccPool\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63ompany_prefix\x18\x02 \x01(\t\x12\x17\n\x0f\x65xtension_digit\x18\x03 \x01(\r\x12\r\n\x05\x63ount\x18\x04 \x01(\r\x12\x15\n\rcreated_at_ms\x18\x05 \x01(\x03\x12\r\n\x05ssccs\x18\x06 \x03(\t2\x91\x03\n\rLogisticUnits\x12t\n\x15RegisterCompanyPrefix\x12,.pharmatrace.v1.RegisterCompanyPrefixRequest\x1a-.pharmatrace.v1.RegisterCompanyPrefixResponse\x12n\n\x13ListCompanyPrefixes\x12*.pharmatrace.v1.ListCompanyPrefixesRequest\x1a+.pharmatrace.v1.ListCompanyPrefixesResponse\x12M\n\x0cRequestSsccs\x12#.pharmatrace.v1.RequestSsccsRequest\x1a\x18.pharmatrace.v1.SsccPool\x12K\n\x0bGetSsccPool\x12\".pharmatrace.v1.GetSsccPoolRequest\x1a\x18.pharmatrace.v1.SsccPoolb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1epharmatrace/v1/logistics.proto\x12\x0epharmatrace.v1\"3\n\x13GetSsccStateRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0c\n\x04sscc\x18\x02 \x01(\t\"D\n\tSsccState\x12\x0c\n\x04sscc\x18\x01 \x01(\t\x12\x11\n\tallocated\x18\x02 \x01(\x08\x12\x16\n\x0e\x63ompany_prefix\x18\x03 \x01(\t\"F\n\x1cRegisterCompanyPrefixRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x16\n\x0e\x63ompany_prefix\x18\x02 \x01(\t\"A\n\rCompanyPrefix\x12\x16\n\x0e\x63ompany_prefix\x18\x01 \x01(\t\x12\x18\n\x10registered_at_ms\x18\x02 \x01(\x03\"V\n\x1dRegisterCompanyPrefixResponse\x12\x35\n\x0e\x63ompany_prefix\x18\x01 \x01(\x0b\x32\x1d.pharmatrace.v1.CompanyPrefix\",\n\x1aListCompanyPrefixesRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\"V\n\x1bListCompanyPrefixesResponse\x12\x37\n\x10\x63ompany_prefixes\x18\x01 \x03(\x0b\x32\x1d.pharmatrace.v1.CompanyPrefix\"y\n\x13RequestSsccsRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x16\n\x0e\x63ompany_prefix\x18\x03 \x01(\t\x12\x17\n\x0f\x65xtension_digit\x18\x04 \x01(\r\x12\r\n\x05\x63ount\x18\x05 \x01(\r\"8\n\x12GetSsccPoolRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\x84\x01\n\x08SsccPool\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63ompany_prefix\x18\x02 \x01(\t\x12\x17\n\x0f\x65xtension_digit\x18\x03 \x01(\r\x12\r\n\x05\x63ount\x18\x04 \x01(\r\x12\x15\n\rcreated_at_ms\x18\x05 \x01(\x03\x12\r\n\x05ssccs\x18\x06 \x03(\t2\xe1\x03\n\rLogisticUnits\x12t\n\x15RegisterCompanyPrefix\x12,.pharmatrace.v1.RegisterCompanyPrefixRequest\x1a-.pharmatrace.v1.RegisterCompanyPrefixResponse\x12n\n\x13ListCompanyPrefixes\x12*.pharmatrace.v1.ListCompanyPrefixesRequest\x1a+.pharmatrace.v1.ListCompanyPrefixesResponse\x12M\n\x0cRequestSsccs\x12#.pharmatrace.v1.RequestSsccsRequest\x1a\x18.pharmatrace.v1.SsccPool\x12K\n\x0bGetSsccPool\x12\".pharmatrace.v1.GetSsccPoolRequest\x1a\x18.pharmatrace.v1.SsccPool\x12N\n\x0cGetSsccState\x12#.pharmatrace.v1.GetSsccStateRequest\x1a\x19.pharmatrace.v1.SsccStateb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'pharmatrace.v1.logistics_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_REGISTERCOMPANYPREFIXREQUEST']._serialized_start=50
-  _globals['_REGISTERCOMPANYPREFIXREQUEST']._serialized_end=120
-  _globals['_COMPANYPREFIX']._serialized_start=122
-  _globals['_COMPANYPREFIX']._serialized_end=187
-  _globals['_REGISTERCOMPANYPREFIXRESPONSE']._serialized_start=189
-  _globals['_REGISTERCOMPANYPREFIXRESPONSE']._serialized_end=275
-  _globals['_LISTCOMPANYPREFIXESREQUEST']._serialized_start=277
-  _globals['_LISTCOMPANYPREFIXESREQUEST']._serialized_end=321
-  _globals['_LISTCOMPANYPREFIXESRESPONSE']._serialized_start=323
-  _globals['_LISTCOMPANYPREFIXESRESPONSE']._serialized_end=409
-  _globals['_REQUESTSSCCSREQUEST']._serialized_start=411
-  _globals['_REQUESTSSCCSREQUEST']._serialized_end=532
-  _globals['_GETSSCCPOOLREQUEST']._serialized_start=534
-  _globals['_GETSSCCPOOLREQUEST']._serialized_end=590
-  _globals['_SSCCPOOL']._serialized_start=593
-  _globals['_SSCCPOOL']._serialized_end=725
-  _globals['_LOGISTICUNITS']._serialized_start=728
-  _globals['_LOGISTICUNITS']._serialized_end=1129
+  _globals['_GETSSCCSTATEREQUEST']._serialized_start=50
+  _globals['_GETSSCCSTATEREQUEST']._serialized_end=101
+  _globals['_SSCCSTATE']._serialized_start=103
+  _globals['_SSCCSTATE']._serialized_end=171
+  _globals['_REGISTERCOMPANYPREFIXREQUEST']._serialized_start=173
+  _globals['_REGISTERCOMPANYPREFIXREQUEST']._serialized_end=243
+  _globals['_COMPANYPREFIX']._serialized_start=245
+  _globals['_COMPANYPREFIX']._serialized_end=310
+  _globals['_REGISTERCOMPANYPREFIXRESPONSE']._serialized_start=312
+  _globals['_REGISTERCOMPANYPREFIXRESPONSE']._serialized_end=398
+  _globals['_LISTCOMPANYPREFIXESREQUEST']._serialized_start=400
+  _globals['_LISTCOMPANYPREFIXESREQUEST']._serialized_end=444
+  _globals['_LISTCOMPANYPREFIXESRESPONSE']._serialized_start=446
+  _globals['_LISTCOMPANYPREFIXESRESPONSE']._serialized_end=532
+  _globals['_REQUESTSSCCSREQUEST']._serialized_start=534
+  _globals['_REQUESTSSCCSREQUEST']._serialized_end=655
+  _globals['_GETSSCCPOOLREQUEST']._serialized_start=657
+  _globals['_GETSSCCPOOLREQUEST']._serialized_end=713
+  _globals['_SSCCPOOL']._serialized_start=716
+  _globals['_SSCCPOOL']._serialized_end=848
+  _globals['_LOGISTICUNITS']._serialized_start=851
+  _globals['_LOGISTICUNITS']._serialized_end=1332
 # @@protoc_insertion_point(module_scope)

@@ -19,6 +19,56 @@ else:
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
+class GetSsccStateRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    SSCC_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    sscc: _builtins.str
+    """18 digits, (00) HRI, element string, Digital Link /00/ or EPC URI"""
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+        sscc: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["sscc", b"sscc", "tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSsccStateRequest: _TypeAlias = GetSsccStateRequest  # noqa: Y015
+
+@_typing.final
+class SsccState(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SSCC_FIELD_NUMBER: _builtins.int
+    ALLOCATED_FIELD_NUMBER: _builtins.int
+    COMPANY_PREFIX_FIELD_NUMBER: _builtins.int
+    sscc: _builtins.str
+    """the 18 digits"""
+    allocated: _builtins.bool
+    company_prefix: _builtins.str
+    """the registered prefix it was allocated under; "" when not"""
+    def __init__(
+        self,
+        *,
+        sscc: _builtins.str = ...,
+        allocated: _builtins.bool = ...,
+        company_prefix: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allocated", b"allocated", "company_prefix", b"company_prefix", "sscc", b"sscc"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SsccState: _TypeAlias = SsccState  # noqa: Y015
+
+@_typing.final
 class RegisterCompanyPrefixRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

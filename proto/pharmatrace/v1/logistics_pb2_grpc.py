@@ -54,6 +54,11 @@ class LogisticUnitsStub:
                 request_serializer=pharmatrace_dot_v1_dot_logistics__pb2.GetSsccPoolRequest.SerializeToString,
                 response_deserializer=pharmatrace_dot_v1_dot_logistics__pb2.SsccPool.FromString,
                 _registered_method=True)
+        self.GetSsccState = channel.unary_unary(
+                '/pharmatrace.v1.LogisticUnits/GetSsccState',
+                request_serializer=pharmatrace_dot_v1_dot_logistics__pb2.GetSsccStateRequest.SerializeToString,
+                response_deserializer=pharmatrace_dot_v1_dot_logistics__pb2.SsccState.FromString,
+                _registered_method=True)
 
 
 class LogisticUnitsServicer:
@@ -89,6 +94,14 @@ class LogisticUnitsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetSsccState(self, request, context):
+        """Whether the tenant allocated an SSCC (written in any form), and under which prefix: an
+        SSCC carries no tag, so this is its authenticity. One never allocated answers just that.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LogisticUnitsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -111,6 +124,11 @@ def add_LogisticUnitsServicer_to_server(servicer, server):
                     servicer.GetSsccPool,
                     request_deserializer=pharmatrace_dot_v1_dot_logistics__pb2.GetSsccPoolRequest.FromString,
                     response_serializer=pharmatrace_dot_v1_dot_logistics__pb2.SsccPool.SerializeToString,
+            ),
+            'GetSsccState': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSsccState,
+                    request_deserializer=pharmatrace_dot_v1_dot_logistics__pb2.GetSsccStateRequest.FromString,
+                    response_serializer=pharmatrace_dot_v1_dot_logistics__pb2.SsccState.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -221,6 +239,33 @@ class LogisticUnits:
             '/pharmatrace.v1.LogisticUnits/GetSsccPool',
             pharmatrace_dot_v1_dot_logistics__pb2.GetSsccPoolRequest.SerializeToString,
             pharmatrace_dot_v1_dot_logistics__pb2.SsccPool.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSsccState(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pharmatrace.v1.LogisticUnits/GetSsccState',
+            pharmatrace_dot_v1_dot_logistics__pb2.GetSsccStateRequest.SerializeToString,
+            pharmatrace_dot_v1_dot_logistics__pb2.SsccState.FromString,
             options,
             channel_credentials,
             insecure,

@@ -43,6 +43,10 @@ class LogisticUnitsStub:
     """
     GetSsccPool: _grpc.UnaryUnaryMultiCallable[_logistics_pb2.GetSsccPoolRequest, _logistics_pb2.SsccPool]
     """An SSCC pool already allocated, with its SSCCs."""
+    GetSsccState: _grpc.UnaryUnaryMultiCallable[_logistics_pb2.GetSsccStateRequest, _logistics_pb2.SsccState]
+    """Whether the tenant allocated an SSCC (written in any form), and under which prefix: an
+    SSCC carries no tag, so this is its authenticity. One never allocated answers just that.
+    """
 
 @_typing.type_check_only
 class LogisticUnitsAsyncStub(LogisticUnitsStub):
@@ -59,6 +63,10 @@ class LogisticUnitsAsyncStub(LogisticUnitsStub):
     """
     GetSsccPool: _aio.UnaryUnaryMultiCallable[_logistics_pb2.GetSsccPoolRequest, _logistics_pb2.SsccPool]  # type: ignore[assignment]
     """An SSCC pool already allocated, with its SSCCs."""
+    GetSsccState: _aio.UnaryUnaryMultiCallable[_logistics_pb2.GetSsccStateRequest, _logistics_pb2.SsccState]  # type: ignore[assignment]
+    """Whether the tenant allocated an SSCC (written in any form), and under which prefix: an
+    SSCC carries no tag, so this is its authenticity. One never allocated answers just that.
+    """
 
 class LogisticUnitsServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -96,5 +104,15 @@ class LogisticUnitsServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_logistics_pb2.SsccPool, _abc.Awaitable[_logistics_pb2.SsccPool]]:
         """An SSCC pool already allocated, with its SSCCs."""
+
+    @_abc_1.abstractmethod
+    def GetSsccState(
+        self,
+        request: _logistics_pb2.GetSsccStateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_logistics_pb2.SsccState, _abc.Awaitable[_logistics_pb2.SsccState]]:
+        """Whether the tenant allocated an SSCC (written in any form), and under which prefix: an
+        SSCC carries no tag, so this is its authenticity. One never allocated answers just that.
+        """
 
 def add_LogisticUnitsServicer_to_server(servicer: LogisticUnitsServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -79,10 +79,10 @@ def test_methods_other_than_get_head_options_are_405(door: Door) -> None:
 
 
 def test_an_unknown_path_is_404(door: Door) -> None:
-    """A path no route serves, and a Digital Link of a primary key other than (01), are 404
-    saying where the resolver and the check page are."""
+    """A path no route serves, and a Digital Link of a primary key other than (01) and (00),
+    are 404 saying where the resolver and the check page are."""
     with door.client() as http:
-        for path in ("/wp-admin/setup.php", "/00/106141412345678908"):
+        for path in ("/wp-admin/setup.php", "/414/0614141000418"):
             answer = http.get(path)
             assert answer.status_code == 404
             assert "/01/{gtin}" in answer.json()["detail"]
