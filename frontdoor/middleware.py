@@ -47,6 +47,7 @@ _PREFLIGHT = {
 # Route names for metrics and logs, by the path's start: the paths themselves carry codes.
 _ROUTES = (("/epcis/capture", "epcis_capture"), ("/epcis/events", "epcis_events"),
            ("/epcis/queries", "epcis_queries"), ("/epcis", "epcis"), ("/01/", "resolver"),
+           ("/00/", "resolver"),
            ("/check", "check"), ("/verify/", "lvms_verify"),
            ("/checkConnectivity", "lvms_connectivity"), ("/healthz", "healthz"),
            ("/.well-known/gs1resolver", "resolver_description"))

@@ -30,7 +30,7 @@ async def description(request: Request) -> Response:
     return JSONResponse({
         "name": "pharmatrace resolver",
         "resolverRoot": root,
-        "supportedPrimaryKeys": ["01"],
+        "supportedPrimaryKeys": ["01", "00"],
         "supportedLinkType": [{"namespace": _VOCABULARY, "prefix": "gs1:",
                                "profile": "https://gs1.org/voc/?show=linktypes"}],
         "linkTypeDefaultCanBeLinkset": False,
@@ -48,12 +48,18 @@ async def digital_link(request: Request) -> Response:
             door.reads, root=root, path=request.scope["raw_path"].decode("ascii"),
             query=request.scope["query_string"].decode("ascii"),
             link_type=params.get("linkType", ""),
-            wants_linkset=_wants_linkset(request.headers.get("accept", "")),
+            wants_linkset=wants_linkset(request.headers.get("accept", "")),
             languages=accepted_languages(request.headers.get("accept-language", "")))
     except InvalidArgument as exc:
         return problem(400, exc.message)
     except NotFound as exc:
         return problem(404, exc.message)
+    return answer(resolution)
+
+
+def answer(resolution: Resolution) -> Response:
+    """A resolution as HTTP: 307 to its target, 300 with the links it cannot choose between,
+    or 200 with the linkset."""
     if resolution.choices:
         return JSONResponse(_linkset(resolution.anchor, resolution.item_description,
                                      resolution.choices),
@@ -72,7 +78,7 @@ async def digital_link(request: Request) -> Response:
         "Cache-Control": "no-store", "Access-Control-Allow-Methods": _ALLOW})
 
 
-def _wants_linkset(accept: str) -> bool:
+def wants_linkset(accept: str) -> bool:
     kinds = {part.split(";", 1)[0].strip().lower() for part in accept.split(",")[:20]}
     return LINKSET_TYPE in kinds or "application/json" in kinds
 

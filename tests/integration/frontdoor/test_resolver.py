@@ -137,13 +137,13 @@ def test_options_and_cors(door: Door, shop: Shop) -> None:
 
 
 def test_resolver_description_file(door: Door) -> None:
-    """/.well-known/gs1resolver describes the resolver: its root, (01) and the gs1: types."""
+    """/.well-known/gs1resolver describes the resolver: its root, (01) and (00), the gs1: types."""
     with door.client() as http:
         answer = http.get("/.well-known/gs1resolver")
     assert answer.status_code == 200
     description = answer.json()
     assert description["resolverRoot"] == door.url
-    assert description["supportedPrimaryKeys"] == ["01"]
+    assert description["supportedPrimaryKeys"] == ["01", "00"]
     assert description["supportedLinkType"][0]["prefix"] == "gs1:"
 
 
