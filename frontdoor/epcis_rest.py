@@ -33,7 +33,7 @@ from tracecore.errors import (
 )
 from tracecore.ledger.epcis_rest import EpcisStore
 from tracecore.ledger.tenants import Tenant
-from tracecore.usecases import epcis_feed, epcis_query, lifecycle
+from tracecore.usecases import epcis_capture, epcis_feed, epcis_query
 from tracecore.usecases.declare import declaration
 from tracecore.usecases.trace import DEFAULT_PAGE
 
@@ -119,7 +119,7 @@ def _timestamp(at_ms: int) -> str:
 @_answering
 async def capture(request: Request, door: Frontdoor, caller: Principal) -> Response:
     """An EPCIS document accepted as a capture job, applied by the issuance process."""
-    _may(caller, lifecycle.import_epcis)
+    _may(caller, epcis_capture.apply_captures)
     behaviour = request.headers.get("gs1-capture-error-behaviour", "rollback").lower()
     if behaviour not in ("rollback", "proceed"):
         raise InvalidArgument("must be rollback or proceed", field="GS1-Capture-Error-Behaviour")
@@ -167,7 +167,7 @@ def _public(job: Mapping[str, Any]) -> dict[str, Any]:
 @_answering
 async def capture_job(request: Request, door: Frontdoor, caller: Principal) -> Response:
     """One capture job's state and errors."""
-    _may(caller, lifecycle.import_epcis)
+    _may(caller, epcis_capture.apply_captures)
     _, store = _tenant(door, caller)
     job = await asyncio.to_thread(store.job, request.path_params["capture_id"])
     if job is None:
@@ -178,7 +178,7 @@ async def capture_job(request: Request, door: Frontdoor, caller: Principal) -> R
 @_answering
 async def capture_jobs(request: Request, door: Frontdoor, caller: Principal) -> Response:
     """The tenant's capture jobs, oldest first, a page at a time."""
-    _may(caller, lifecycle.import_epcis)
+    _may(caller, epcis_capture.apply_captures)
     _, store = _tenant(door, caller)
     size = _per_page(request)
     after = request.query_params.get("nextPageToken", "")
