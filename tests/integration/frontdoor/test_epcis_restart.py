@@ -1,6 +1,7 @@
 """Capture jobs and webhook deliveries of the EPCIS REST binding outlive the server: a job
-accepted while the issuance process was down is applied once it is up, and what a receiver
-refused before a restart is delivered after it, from the outbox in the tenant's store."""
+accepted while the issuance process was down is applied once it is up (unless its sender's
+credential was revoked meanwhile), and what a receiver refused before a restart is delivered
+after it, from the outbox in the tenant's store."""
 
 from __future__ import annotations
 
@@ -27,7 +28,9 @@ from tests.integration.frontdoor.epcis_helpers import (
     finished_job,
     inspection,
 )
+from tracecore.credentials import parse_token
 from tracecore.keys import KeySource
+from tracecore.ledger.tenants import DataDir
 from tracerpc.metrics import Metrics
 from verify_svc.workers import WorkerConfig, WorkerPool
 
@@ -114,3 +117,37 @@ def test_a_job_accepted_while_the_writer_was_down_is_applied_once_it_is_up(
     assert job["success"] is True
     assert found["epcisBody"]["queryResults"]["resultsBody"]["eventList"][0]["eventID"] == \
         sent["eventID"]
+
+
+def test_a_job_whose_token_was_revoked_before_it_ran_is_not_applied(tmp_path: Path) -> None:
+    """A capture accepted (202) before its token was revoked fails when it runs, saying the
+    credential was revoked, and none of its events is recorded."""
+    with _serving(tmp_path) as door:
+        shop = Shop(door)
+        pack = shop.pack(3)
+        sender, reader = (shop.token(pack.tenant, apb.ROLE_ADMIN) for _ in range(2))
+    sent = inspection(pack.codes[:2])
+    workers = WorkerPool(WorkerConfig(tmp_path, "127.0.0.1", 0, dev_keys=True, tls=None,
+                                      grace_s=1.0, authenticate=False, http_port=0), workers=1)
+    workers.start()
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{workers.http_port}") as client:
+            answer = client.post("/epcis/capture", content=document([sent]), headers={
+                **bearer(sender), "Content-Type": "application/json"})
+            assert answer.status_code == 202
+            location = answer.headers["location"]
+    finally:
+        workers.stop(1.0)
+    data = DataDir(tmp_path, KeySource.dev())
+    try:
+        data.get(pack.tenant).access.revoke(parse_token(sender).credential_id)
+    finally:
+        data.close()
+    with _serving(tmp_path) as door, door.client() as client:
+        job = finished_job(client, reader, location)
+        found = client.get("/epcis/events", params={"EQ_eventID": sent["eventID"]},
+                           headers=bearer(reader)).json()
+    assert job["running"] is False and job["success"] is False
+    assert job["errors"][0]["type"] == "epcisException:SecurityException"
+    assert "revoked" in job["errors"][0]["detail"]
+    assert found["epcisBody"]["queryResults"]["resultsBody"]["eventList"] == []
