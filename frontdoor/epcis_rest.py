@@ -408,8 +408,9 @@ async def named_query_events(request: Request, door: Frontdoor, caller: Principa
 
 @_answering
 async def subscribe(request: Request, door: Frontdoor, caller: Principal) -> Response:
-    """A webhook subscription to a named query: the events recorded from now on that answer
-    it are POSTed to ``dest``, signed with ``signatureToken`` when given."""
+    """A webhook subscription to a named query: the events recorded from now on (from its
+    ``initialRecordTime`` when given) that answer it are POSTed to ``dest``, signed with
+    ``signatureToken`` when given."""
     _may(caller, epcis_feed.events_since)
     query = await _named(door, caller, request.path_params["name"])
     body = await _json(request)
@@ -424,13 +425,17 @@ async def subscribe(request: Request, door: Frontdoor, caller: Principal) -> Res
     if not isinstance(token, str) or len(token) > 500:
         raise InvalidArgument("must be a text of at most 500 characters",
                               field="signatureToken")
+    initial = body.get("initialRecordTime", "")
+    if not isinstance(initial, str):
+        raise InvalidArgument("must be an RFC 3339 date-time", field="initialRecordTime")
     tenant, store = _tenant(door, caller)
-    cursor = await asyncio.to_thread(epcis_feed.head, tenant.ledger, caller)
+    cursor = epcis_feed.initial_cursor(initial) or await asyncio.to_thread(
+        epcis_feed.head, tenant.ledger, caller)
     sub_id = secrets.token_hex(8)
     await asyncio.to_thread(store.put_subscription, {
         "subscriptionID": sub_id, "queryName": query["name"], "dest": dest,
         "signatureToken": token, "stream": stream is True, "schedule": schedule,
-        "reportIfEmpty": bool(body.get("reportIfEmpty", False)),
+        "reportIfEmpty": bool(body.get("reportIfEmpty", False)), "initialRecordTime": initial,
         "createdAt": _timestamp(now_ms()), "cursor": cursor,
         "caller": {"role": caller.role.name, "credential": caller.credential_id,
                    "party": caller.party_id}})
@@ -440,8 +445,11 @@ async def subscribe(request: Request, door: Frontdoor, caller: Principal) -> Res
 
 
 def _shown(sub: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: sub[k] for k in ("subscriptionID", "queryName", "dest", "stream", "schedule",
-                                "reportIfEmpty", "createdAt")}
+    shown = {k: sub[k] for k in ("subscriptionID", "queryName", "dest", "stream", "schedule",
+                                 "reportIfEmpty", "createdAt")}
+    if sub.get("initialRecordTime"):
+        shown["initialRecordTime"] = sub["initialRecordTime"]
+    return shown
 
 
 @_answering

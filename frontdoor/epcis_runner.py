@@ -205,7 +205,8 @@ class EpcisRunner:
                 continue
             caller = _principal(tenant, sub["caller"])
             fresh = await asyncio.to_thread(epcis_feed.events_since, ledger, caller,
-                                            query["query"], int(sub["cursor"]))
+                                            query["query"], int(sub["cursor"]),
+                                            sub.get("initialRecordTime", ""))
             if fresh.cursor != sub["cursor"] or fresh.events:
                 bodies = [self._body(sub, fresh)] if fresh.events else []
                 await asyncio.to_thread(store.enqueue, sub["subscriptionID"], fresh.cursor,
