@@ -15,6 +15,7 @@ from functools import wraps
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
+from xml.etree.ElementTree import Element, SubElement, tostring
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
@@ -24,6 +25,7 @@ from frontdoor.http import Frontdoor, problem
 from tracecore import epcis
 from tracecore.clock import now_ms
 from tracecore.credentials import OPERATOR, Principal, parse_token
+from tracecore.epcis.xml_writer import query_document_xml
 from tracecore.errors import (
     AlreadyExists,
     InvalidArgument,
@@ -33,7 +35,7 @@ from tracecore.errors import (
 )
 from tracecore.ledger.epcis_rest import EpcisStore
 from tracecore.ledger.tenants import Tenant
-from tracecore.usecases import epcis_feed, epcis_query, lifecycle
+from tracecore.usecases import epcis_capture, epcis_feed, epcis_query
 from tracecore.usecases.declare import declaration
 from tracecore.usecases.trace import DEFAULT_PAGE
 
@@ -48,6 +50,7 @@ EVENT_TYPES = ("ObjectEvent", "AggregationEvent", "TransactionEvent", "Transform
                "AssociationEvent")
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="pharmatrace"'}
 _DOCUMENT_TYPES = ("application/json", "application/ld+json", "application/xml", "text/xml")
+_XML_TYPES = ("application/xml", "text/xml")
 _NAME = re.compile(r"[A-Za-z0-9._~-]{1,64}")
 _PAGING = ("perPage", "nextPageToken")
 MAX_LISTED = 1000
@@ -74,10 +77,43 @@ def _answering(handler: Callable[[Request, Frontdoor, Principal], Awaitable[Resp
         except (InvalidArgument, NotFound, AlreadyExists) as exc:
             status = {InvalidArgument: 400, NotFound: 404, AlreadyExists: 409}[type(exc)]
             answer = problem(status, str(exc))
+        except _NotAcceptable as exc:
+            answer = problem(406, str(exc))
         answer.headers.update(VERSIONS)
         return answer
 
     return route
+
+
+class _NotAcceptable(Exception):
+    """The client accepts none of the media types an answer comes in."""
+
+
+def _wants_xml(request: Request) -> bool:
+    """Whether the answer is EPCIS XML (the client's Accept prefers it) rather than JSON-LD;
+    _NotAcceptable when the client takes neither."""
+    accept = request.headers.get("accept", "").strip()
+    if not accept:
+        return False
+    ranked: list[tuple[float, int, str]] = []
+    for n, part in enumerate(accept.split(",")):
+        media, *params = (p.strip().lower() for p in part.split(";"))
+        quality = 1.0
+        for param in params:
+            if param.startswith("q="):
+                try:
+                    quality = float(param[2:])
+                except ValueError:
+                    quality = 0.0
+        if quality > 0:
+            ranked.append((-quality, n, media))
+    for _, _, media in sorted(ranked):
+        if media in _XML_TYPES or media == "text/*":
+            return True
+        if media in ("application/json", "application/ld+json", "application/*", "*/*"):
+            return False
+    raise _NotAcceptable("this answer comes as application/ld+json, application/json or "
+                         "application/xml")
 
 
 def _caller(door: Frontdoor, request: Request) -> Principal:
@@ -119,7 +155,7 @@ def _timestamp(at_ms: int) -> str:
 @_answering
 async def capture(request: Request, door: Frontdoor, caller: Principal) -> Response:
     """An EPCIS document accepted as a capture job, applied by the issuance process."""
-    _may(caller, lifecycle.import_epcis)
+    _may(caller, epcis_capture.apply_captures)
     behaviour = request.headers.get("gs1-capture-error-behaviour", "rollback").lower()
     if behaviour not in ("rollback", "proceed"):
         raise InvalidArgument("must be rollback or proceed", field="GS1-Capture-Error-Behaviour")
@@ -167,18 +203,37 @@ def _public(job: Mapping[str, Any]) -> dict[str, Any]:
 @_answering
 async def capture_job(request: Request, door: Frontdoor, caller: Principal) -> Response:
     """One capture job's state and errors."""
-    _may(caller, lifecycle.import_epcis)
+    _may(caller, epcis_capture.apply_captures)
     _, store = _tenant(door, caller)
+    xml = _wants_xml(request)
     job = await asyncio.to_thread(store.job, request.path_params["capture_id"])
     if job is None:
         raise NotFound("no capture job of this tenant has that id")
+    if xml:
+        return Response(_job_xml(_public(job)), media_type="application/xml")
     return JSONResponse(_public(job))
+
+
+def _job_xml(job: Mapping[str, Any]) -> bytes:
+    """A capture job as XML: its members as elements, each error an ``error`` element."""
+    root = Element("epcisCaptureJob")
+    for name, value in job.items():
+        if name == "errors":
+            errors = SubElement(root, "errors")
+            for error in value:
+                item = SubElement(errors, "error")
+                for key, text in error.items():
+                    SubElement(item, key).text = str(text)
+        else:
+            SubElement(root, name).text = str(value).lower() if isinstance(value, bool) \
+                else str(value)
+    return bytes(tostring(root, encoding="utf-8", xml_declaration=True))
 
 
 @_answering
 async def capture_jobs(request: Request, door: Frontdoor, caller: Principal) -> Response:
     """The tenant's capture jobs, oldest first, a page at a time."""
-    _may(caller, lifecycle.import_epcis)
+    _may(caller, epcis_capture.apply_captures)
     _, store = _tenant(door, caller)
     size = _per_page(request)
     after = request.query_params.get("nextPageToken", "")
@@ -217,16 +272,25 @@ def _standard(request: Request, fixed: Mapping[str, str] | None = None
 
 
 async def _query(request: Request, door: Frontdoor, caller: Principal,
-                 params: Mapping[str, str | Sequence[str]], name: str = "SimpleEventQuery"
-                 ) -> Response:
+                 params: Mapping[str, str | Sequence[str]], name: str = "SimpleEventQuery",
+                 *, one: bool = False) -> Response:
+    """The events answering ``params``, a page at a time, as JSON-LD or EPCIS XML; with
+    ``one``, NotFound when there is none."""
     _may(caller, epcis_query.query_events)
+    xml = _wants_xml(request)
     tenant, _ = _tenant(door, caller)
     page = await asyncio.to_thread(
         epcis_query.query_events, tenant.ledger, caller, params, _per_page(request),
         request.query_params.get("nextPageToken", ""))
+    if one and not page.events:
+        raise NotFound("no event of this tenant has that eventID")
     headers = {}
     if page.next_token:
         headers["Link"] = _next_link(request, page.next_token)
+    if xml:
+        return Response(query_document_xml(page.context, page.events, name,
+                                           _timestamp(now_ms())),
+                        headers=headers, media_type="application/xml")
     return JSONResponse(query_document(page.context, page.events, name), headers=headers,
                         media_type="application/ld+json")
 
@@ -251,10 +315,8 @@ async def events(request: Request, door: Frontdoor, caller: Principal) -> Respon
 @_answering
 async def event(request: Request, door: Frontdoor, caller: Principal) -> Response:
     """One event by its eventID."""
-    answer = await _query(request, door, caller, {"EQ_eventID": request.path_params["event_id"]})
-    if not json.loads(bytes(answer.body))["epcisBody"]["queryResults"]["resultsBody"]["eventList"]:
-        raise NotFound("no event of this tenant has that eventID")
-    return answer
+    return await _query(request, door, caller, {"EQ_eventID": request.path_params["event_id"]},
+                        one=True)
 
 
 @_answering
@@ -346,8 +408,9 @@ async def named_query_events(request: Request, door: Frontdoor, caller: Principa
 
 @_answering
 async def subscribe(request: Request, door: Frontdoor, caller: Principal) -> Response:
-    """A webhook subscription to a named query: the events recorded from now on that answer
-    it are POSTed to ``dest``, signed with ``signatureToken`` when given."""
+    """A webhook subscription to a named query: the events recorded from now on (from its
+    ``initialRecordTime`` when given) that answer it are POSTed to ``dest``, signed with
+    ``signatureToken`` when given."""
     _may(caller, epcis_feed.events_since)
     query = await _named(door, caller, request.path_params["name"])
     body = await _json(request)
@@ -362,13 +425,17 @@ async def subscribe(request: Request, door: Frontdoor, caller: Principal) -> Res
     if not isinstance(token, str) or len(token) > 500:
         raise InvalidArgument("must be a text of at most 500 characters",
                               field="signatureToken")
+    initial = body.get("initialRecordTime", "")
+    if not isinstance(initial, str):
+        raise InvalidArgument("must be an RFC 3339 date-time", field="initialRecordTime")
     tenant, store = _tenant(door, caller)
-    cursor = await asyncio.to_thread(epcis_feed.head, tenant.ledger, caller)
+    cursor = epcis_feed.initial_cursor(initial) or await asyncio.to_thread(
+        epcis_feed.head, tenant.ledger, caller)
     sub_id = secrets.token_hex(8)
     await asyncio.to_thread(store.put_subscription, {
         "subscriptionID": sub_id, "queryName": query["name"], "dest": dest,
         "signatureToken": token, "stream": stream is True, "schedule": schedule,
-        "reportIfEmpty": bool(body.get("reportIfEmpty", False)),
+        "reportIfEmpty": bool(body.get("reportIfEmpty", False)), "initialRecordTime": initial,
         "createdAt": _timestamp(now_ms()), "cursor": cursor,
         "caller": {"role": caller.role.name, "credential": caller.credential_id,
                    "party": caller.party_id}})
@@ -378,8 +445,11 @@ async def subscribe(request: Request, door: Frontdoor, caller: Principal) -> Res
 
 
 def _shown(sub: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: sub[k] for k in ("subscriptionID", "queryName", "dest", "stream", "schedule",
-                                "reportIfEmpty", "createdAt")}
+    shown = {k: sub[k] for k in ("subscriptionID", "queryName", "dest", "stream", "schedule",
+                                 "reportIfEmpty", "createdAt")}
+    if sub.get("initialRecordTime"):
+        shown["initialRecordTime"] = sub["initialRecordTime"]
+    return shown
 
 
 @_answering

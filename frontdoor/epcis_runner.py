@@ -23,10 +23,10 @@ from pharmatrace.v1 import ledger_pb2 as lpb
 
 from tracecore.clock import now_ms
 from tracecore.credentials import Principal, Role
-from tracecore.errors import InvalidArgument, TraceError
+from tracecore.errors import InvalidArgument, TraceError, Unauthenticated
 from tracecore.ledger.epcis_rest import EpcisStore, EpcisStores, has_store
 from tracecore.ledger.tenants import TENANTS
-from tracecore.usecases import epcis_feed, lifecycle
+from tracecore.usecases import epcis_capture, epcis_feed, lifecycle
 from tracecore.usecases.writeside import WriteSide
 
 log = logging.getLogger("pharmatrace.epcis")
@@ -38,8 +38,8 @@ FEED_INTERVAL_S = 0.2
 FIRST_RETRY_S = 0.5
 MAX_RETRY_S = 60.0
 DELIVERY_TIMEOUT_S = 10.0
-#: Capture jobs of one tenant in progress at once.
-PIPELINE = 4
+#: Capture jobs of one tenant applied together: read side by side, written in one transaction.
+RUN = 8
 #: Header of the HMAC-SHA256 of a delivery's body under the subscription's signatureToken.
 SIGNATURE_HEADER = "GS1-Signature"
 
@@ -142,56 +142,53 @@ class EpcisRunner:
     # -- capture jobs ------------------------------------------------------------------------
 
     async def _jobs(self, tenant: str) -> None:
-        """Applies the tenant's queued jobs in the order they came, up to PIPELINE at a time:
-        one document is read while the one before it is written. They stay in order because
-        the import use case reads a tenant's documents one at a time, in the order asked (a
-        fair lock), and submits each to the writer before the next read ends."""
+        """Applies the tenant's queued jobs in the order they came, RUN at a time, each run
+        read side by side and written in one transaction; the next run is read while the one
+        before it is written. They stay in order because the import use case reads a tenant's
+        runs one at a time, in the order asked (a fair lock), and gives each run to the writer
+        before the next read ends."""
         store = self._store(tenant)
-        in_flight: list[asyncio.Task[None]] = []
+        queued = await asyncio.to_thread(store.queued)
+        writing: asyncio.Task[None] | None = None
         try:
-            for capture_id in await asyncio.to_thread(store.queued):
-                loaded = await asyncio.to_thread(store.load, capture_id)
-                if loaded is None:
+            for start in range(0, len(queued), RUN):
+                loaded = await asyncio.to_thread(_loaded, store, queued[start:start + RUN])
+                if not loaded:
                     continue
-                in_flight.append(asyncio.create_task(self._apply(tenant, store, *loaded)))
-                if len(in_flight) >= PIPELINE:
-                    await in_flight.pop(0)
+                reading = asyncio.create_task(self._apply(tenant, store, loaded))
+                if writing is not None:
+                    await writing
+                writing = reading
         finally:
-            for task in in_flight:
-                await task
+            if writing is not None:
+                await writing
 
-    async def _apply(self, tenant: str, store: EpcisStore, job: dict[str, Any],
-                     document: str) -> None:
-        caller = _principal(tenant, job["caller"])
-        proceed = job["captureErrorBehaviour"] == "proceed"
-        instance = f"/epcis/capture/{job['captureID']}"
-        errors: list[dict[str, Any]] = []
-        status = "OK"
+    async def _apply(self, tenant: str, store: EpcisStore,
+                     run: list[tuple[dict[str, Any], str]]) -> None:
+        captures = [epcis_capture.Capture(_principal(tenant, job["caller"]), document,
+                                      job["captureErrorBehaviour"] == "proceed")
+                    for job, document in run]
+        answers: list[lifecycle.Outcome | TraceError]
         try:
-            outcome = await lifecycle.import_epcis(self.side, caller, tenant, document, proceed)
+            answers = await epcis_capture.apply_captures(self.side, tenant, captures)
         except TraceError as exc:
-            status = exc.status
-            errors.append(_problem(exc, instance))
-        else:
-            for failure in outcome.failures:
-                where = failure.field or f"$.epcisBody.eventList[{failure.event}]"
-                errors.append({
-                    "type": "epcisException:ValidationException", "title": "Event refused",
-                    "status": 400, "detail": failure.reason, "instance": instance,
-                    "eventIndex": failure.event, "field": where,
-                    **({"epc": failure.code} if failure.code else {})})
-            if not outcome.applied:
-                status = "FAILED_PRECONDITION"
-        job.update(running=False, success=not errors, errors=errors,
-                   finishedAt=_timestamp(now_ms()))
-        await asyncio.to_thread(store.finish_job, job)
-        if self.audit is not None:
-            await self.audit(tenant, lpb.AuditRecord(
-                at_ms=now_ms(), credential_id=caller.credential_id,
-                role=int(caller.role), method="POST /epcis/capture",  # type: ignore[arg-type]
+            answers = [exc] * len(run)
+        finished = now_ms()
+        records: list[lpb.AuditRecord] = []
+        for (job, document), capture, answer in zip(run, captures, answers, strict=True):
+            errors, status = _errors(answer, f"/epcis/capture/{job['captureID']}")
+            job.update(running=False, success=not errors, errors=errors,
+                       finishedAt=_timestamp(finished))
+            records.append(lpb.AuditRecord(
+                at_ms=finished, credential_id=capture.caller.credential_id,
+                role=int(capture.caller.role), method="POST /epcis/capture",  # type: ignore[arg-type]
                 summary=f"captureID={job['captureID']} behaviour={job['captureErrorBehaviour']} "
                         f"bytes={len(document)} errors={len(errors)}",
                 status=status))
+        await asyncio.to_thread(store.finish_jobs, [job for job, _ in run])
+        if self.audit is not None:
+            for record in records:
+                await self.audit(tenant, record)
 
     # -- subscriptions -----------------------------------------------------------------------
 
@@ -208,7 +205,8 @@ class EpcisRunner:
                 continue
             caller = _principal(tenant, sub["caller"])
             fresh = await asyncio.to_thread(epcis_feed.events_since, ledger, caller,
-                                            query["query"], int(sub["cursor"]))
+                                            query["query"], int(sub["cursor"]),
+                                            sub.get("initialRecordTime", ""))
             if fresh.cursor != sub["cursor"] or fresh.events:
                 bodies = [self._body(sub, fresh)] if fresh.events else []
                 await asyncio.to_thread(store.enqueue, sub["subscriptionID"], fresh.cursor,
@@ -253,7 +251,31 @@ class EpcisRunner:
             await asyncio.to_thread(store.delivered, sub_id, number)
 
 
+def _loaded(store: EpcisStore, capture_ids: list[str]) -> list[tuple[dict[str, Any], str]]:
+    """The queued jobs of ``capture_ids`` with their documents (those not finished since)."""
+    return [job for job in map(store.load, capture_ids) if job is not None]
+
+
+def _errors(answer: lifecycle.Outcome | TraceError, instance: str
+            ) -> tuple[list[dict[str, Any]], str]:
+    """A job's errors in the standard's problem form, and the status its audit record keeps."""
+    if isinstance(answer, TraceError):
+        return [_problem(answer, instance)], answer.status
+    errors: list[dict[str, Any]] = []
+    for failure in answer.failures:
+        where = failure.field or f"$.epcisBody.eventList[{failure.event}]"
+        errors.append({
+            "type": "epcisException:ValidationException", "title": "Event refused",
+            "status": 400, "detail": failure.reason, "instance": instance,
+            "eventIndex": failure.event, "field": where,
+            **({"epc": failure.code} if failure.code else {})})
+    return errors, "OK" if answer.applied else "FAILED_PRECONDITION"
+
+
 def _problem(exc: TraceError, instance: str) -> dict[str, Any]:
+    if isinstance(exc, Unauthenticated):
+        return {"type": "epcisException:SecurityException", "title": "Capture refused",
+                "status": 401, "detail": str(exc), "instance": instance}
     invalid = isinstance(exc, InvalidArgument)
     return {"type": "epcisException:ValidationException" if invalid
             else "epcisException:ImplementationException",

@@ -88,7 +88,8 @@ def problem(status: int, message: str, headers: dict[str, str] | None = None) ->
 
 
 _TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-           405: "Method Not Allowed", 408: "Request Timeout", 409: "Conflict",
-           413: "Content Too Large", 414: "URI Too Long", 415: "Unsupported Media Type",
+           405: "Method Not Allowed", 406: "Not Acceptable", 408: "Request Timeout",
+           409: "Conflict", 413: "Content Too Large", 414: "URI Too Long",
+           415: "Unsupported Media Type",
            429: "Too Many Requests", 431: "Request Header Fields Too Large",
            503: "Service Unavailable"}

@@ -11,7 +11,7 @@ from tracecore import gs1, regions
 from tracecore.codes import Code
 from tracecore.epcis.event_hash import hash_id
 from tracecore.epcis.identifiers import code_of_uri, codes_of_uris, transaction_number
-from tracecore.epcis.schema import check_schema
+from tracecore.epcis.schema import check_schema, conforms
 from tracecore.epcis.vocabulary import (
     AGGREGATION,
     EXPIRY,
@@ -88,7 +88,11 @@ def read_document(doc: object, *, party_of: Callable[[str], str],
     if not isinstance(body, dict) or not isinstance(wires, list):
         check_schema(doc)
         raise InvalidArgument("must be a list of events", field="$.epcisBody.eventList")
-    check_schema({**doc, "epcisBody": {**body, "eventList": []}})
+    # A document that conforms whole (the common case) is checked once; only one that does not
+    # is checked event by event, to refuse each event that does not conform on its own.
+    whole = not refused and conforms(doc)
+    if not whole:
+        check_schema({**doc, "epcisBody": {**body, "eventList": []}})
     prefixes = context_prefixes(doc.get("@context"), STANDARD_PREFIXES)
     context = json.dumps(inline_context(doc.get("@context")), ensure_ascii=False,
                          separators=(",", ":"))
@@ -102,7 +106,8 @@ def read_document(doc: object, *, party_of: Callable[[str], str],
             continue
         try:
             try:
-                check_schema({**doc, "epcisBody": {**body, "eventList": [wire]}})
+                if not whole:
+                    check_schema({**doc, "epcisBody": {**body, "eventList": [wire]}})
             except InvalidArgument as exc:
                 raise InvalidArgument(exc.message, field=path + (exc.field or "").removeprefix(
                     f"{_EVENTS}[0]")) from None

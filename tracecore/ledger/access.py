@@ -126,6 +126,15 @@ class Access:
             raise Unauthenticated("unknown API token")
         return self._principal(record, now_ms, peer)
 
+    def current(self, credential_id: str, now_ms: int) -> Principal:
+        """The principal of a credential authenticated earlier, as it stands now: work queued
+        under it (a capture job) is refused once it is revoked or expired."""
+        with self.ledger.env.read() as txn:
+            data = txn.get(credential_id.encode(), db=self.ledger.db["credentials"])
+        if data is None:
+            raise Unauthenticated("credential no longer exists")
+        return self._principal(lpb.CredentialRecord.FromString(bytes(data)), now_ms, "")
+
     def authenticate_certificate(self, certificate: CertificateId, now_ms: int, peer: str
                                  ) -> Principal:
         """The credential of exactly this certificate from this issuer, else the one bound to

@@ -7,10 +7,11 @@ A backup is a directory::
     tenant.pb           the tenant's identity
     keyring.bin         its signing keys, still encrypted under the key-encryption key
     ledger/data.mdb     the ledger, compacted, as of one read transaction
-    observations/data.mdb, alerts/data.mdb, ...
-                        the other LMDB environments of the tenant (scan statistics, alerts):
-                        not derivable from the ledger (first-verified times feed clone
-                        detection), so included unless ``ledger_only``
+    observations/data.mdb, alerts/data.mdb, epcis-rest/data.mdb, ...
+                        the other LMDB environments of the tenant (scan statistics, alerts,
+                        the EPCIS REST binding's capture jobs, named queries, subscriptions
+                        and their outbox): not derivable from the ledger (first-verified times
+                        feed clone detection), so included unless ``ledger_only``
 
 The ledger is copied first and the key ring after it: keys are only ever added, so the ring
 copied holds every key the copied ledger's codes were minted under. Each environment is copied

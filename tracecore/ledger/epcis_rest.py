@@ -93,14 +93,15 @@ class EpcisStore:
                 return None
             return _load(job), bytes(document).decode()
 
-    def finish_job(self, job: Record) -> None:
-        """Keeps a job's outcome and lets its document go."""
-        key = job["captureID"].encode()
+    def finish_jobs(self, jobs: list[Record]) -> None:
+        """Keeps jobs' outcomes and lets their documents go, in one transaction."""
 
         def fn(txn: Txn) -> None:
-            txn.put(key, _dump(job), db=self._db["jobs"])
-            txn.delete(key, db=self._db["documents"])
-            txn.delete(key, db=self._db["queue"])
+            for job in jobs:
+                key = job["captureID"].encode()
+                txn.put(key, _dump(job), db=self._db["jobs"])
+                txn.delete(key, db=self._db["documents"])
+                txn.delete(key, db=self._db["queue"])
 
         self.env.write(fn)
 

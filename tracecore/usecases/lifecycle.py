@@ -16,6 +16,7 @@ from tracecore.credentials import Principal
 from tracecore.errors import FailedPrecondition, InvalidArgument, ParseError, PermissionDenied
 from tracecore.events import Document, Event, EventKind
 from tracecore.ledger import lifecycle, policy
+from tracecore.ledger.exchange import Imported
 from tracecore.ledger.tenants import Tenant
 from tracecore.lifecycle_rules import Failure
 from tracecore.status import Status
@@ -199,7 +200,15 @@ async def import_epcis(side: WriteSide, caller: Principal, tenant: str, document
     request; under best effort an event that does not read is refused alone, with its JSON
     path, and the others are applied."""
     found = side.data.get(tenant)
-    read, refusals, external = await side.importer.read(found, document)
+    return await apply_imported(side, found, caller,
+                                await side.importer.read(found, document), best_effort)
+
+
+async def apply_imported(side: WriteSide, found: Tenant, caller: Principal,
+                         imported: Imported, best_effort: bool) -> Outcome:
+    """What ``import_epcis`` makes of a document once read (the REST binding's queued capture
+    jobs too): its events applied as one request, refusals named by their place."""
+    read, refusals, external = imported
     if refusals and not best_effort:
         raise InvalidArgument(refusals[0].reason, field=refusals[0].field)
     # A party-bound credential's document is held to custody like its single events.

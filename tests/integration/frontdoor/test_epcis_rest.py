@@ -260,3 +260,31 @@ def test_an_xml_document_is_captured_as_its_events(door: Door, pack: Pack, admin
                                    params={"EQ_bizTransaction_po": po}))
     assert job["success"] is True, job["errors"]
     assert [len(e["epcList"]) for e in found] == [2]
+
+
+def test_a_subscription_with_an_initial_record_time_delivers_events_recorded_before_it(
+        door: Door, pack: Pack, admin: str) -> None:
+    """A subscription given initialRecordTime gets the matching events recorded since that
+    time, those captured before it was made included; a time that does not read is 400."""
+    receiver = Receiver().start()
+    try:
+        with door.client() as client:
+            earlier = inspection(pack.codes[:1])
+            assert capture(client, admin, document([earlier]))["success"] is True
+            client.post("/epcis/queries", headers=bearer(admin), json={
+                "name": "since", "query": {"EQ_bizStep": "inspecting"}})
+            bad = client.post("/epcis/queries/since/subscriptions", headers=bearer(admin),
+                              json={"dest": receiver.url, "stream": True,
+                                    "initialRecordTime": "yesterday"})
+            subscribed = client.post("/epcis/queries/since/subscriptions",
+                                     headers=bearer(admin), json={
+                                         "dest": receiver.url, "stream": True,
+                                         "initialRecordTime": "2000-01-01T00:00:00Z"})
+            delivered = receiver.wait_for(1)
+            shown = client.get(subscribed.headers["location"], headers=bearer(admin)).json()
+    finally:
+        receiver.stop()
+    assert bad.status_code == 400 and "initialRecordTime" in bad.text
+    assert subscribed.status_code == 201
+    assert earlier["eventID"] in [e["eventID"] for e in delivered]
+    assert shown["initialRecordTime"] == "2000-01-01T00:00:00Z"

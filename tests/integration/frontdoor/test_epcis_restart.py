@@ -1,10 +1,14 @@
 """Capture jobs and webhook deliveries of the EPCIS REST binding outlive the server: a job
-accepted while the issuance process was down is applied once it is up, and what a receiver
-refused before a restart is delivered after it, from the outbox in the tenant's store."""
+accepted while the issuance process was down is applied once it is up (unless its sender's
+credential was revoked meanwhile), what a receiver refused before a restart is delivered
+after it, from the outbox in the tenant's store, and that store is in the tenant's backups."""
 
 from __future__ import annotations
 
 import contextlib
+import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +31,9 @@ from tests.integration.frontdoor.epcis_helpers import (
     finished_job,
     inspection,
 )
+from tracecore.credentials import parse_token
 from tracecore.keys import KeySource
+from tracecore.ledger.tenants import DataDir
 from tracerpc.metrics import Metrics
 from verify_svc.workers import WorkerConfig, WorkerPool
 
@@ -114,3 +120,74 @@ def test_a_job_accepted_while_the_writer_was_down_is_applied_once_it_is_up(
     assert job["success"] is True
     assert found["epcisBody"]["queryResults"]["resultsBody"]["eventList"][0]["eventID"] == \
         sent["eventID"]
+
+
+def test_a_job_whose_token_was_revoked_before_it_ran_is_not_applied(tmp_path: Path) -> None:
+    """A capture accepted (202) before its token was revoked fails when it runs, saying the
+    credential was revoked, and none of its events is recorded."""
+    with _serving(tmp_path) as door:
+        shop = Shop(door)
+        pack = shop.pack(3)
+        sender, reader = (shop.token(pack.tenant, apb.ROLE_ADMIN) for _ in range(2))
+    sent = inspection(pack.codes[:2])
+    workers = WorkerPool(WorkerConfig(tmp_path, "127.0.0.1", 0, dev_keys=True, tls=None,
+                                      grace_s=1.0, authenticate=False, http_port=0), workers=1)
+    workers.start()
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{workers.http_port}") as client:
+            answer = client.post("/epcis/capture", content=document([sent]), headers={
+                **bearer(sender), "Content-Type": "application/json"})
+            assert answer.status_code == 202
+            location = answer.headers["location"]
+    finally:
+        workers.stop(1.0)
+    data = DataDir(tmp_path, KeySource.dev())
+    try:
+        data.get(pack.tenant).access.revoke(parse_token(sender).credential_id)
+    finally:
+        data.close()
+    with _serving(tmp_path) as door, door.client() as client:
+        job = finished_job(client, reader, location)
+        found = client.get("/epcis/events", params={"EQ_eventID": sent["eventID"]},
+                           headers=bearer(reader)).json()
+    assert job["running"] is False and job["success"] is False
+    assert job["errors"][0]["type"] == "epcisException:SecurityException"
+    assert "revoked" in job["errors"][0]["detail"]
+    assert found["epcisBody"]["queryResults"]["resultsBody"]["eventList"] == []
+
+
+def test_a_backup_restores_the_rest_binding_s_subscriptions_and_capture_jobs(
+        tmp_path: Path) -> None:
+    """`pharmatrace backup` taken while serving, restored into a new data directory, serves
+    the same named query, webhook subscription and finished capture job."""
+    source, restored, saved = tmp_path / "source", tmp_path / "restored", tmp_path / "backup"
+    with _serving(source) as door:
+        shop = Shop(door)
+        pack = shop.pack(3)
+        admin = shop.token(pack.tenant, apb.ROLE_ADMIN)
+        with door.client() as client:
+            client.post("/epcis/queries", headers=bearer(admin), json={
+                "name": "inspected", "query": {"EQ_bizStep": "inspecting"}})
+            subscribed = client.post("/epcis/queries/inspected/subscriptions",
+                                     headers=bearer(admin),
+                                     json={"dest": "http://127.0.0.1:9/hook", "stream": True})
+            answer = client.post("/epcis/capture", content=document([inspection(pack.codes[:2])]),
+                                 headers={**bearer(admin), "Content-Type": "application/json"})
+            job = finished_job(client, admin, answer.headers["location"])
+        taken = _cli("backup", "--data", str(source), "--tenant", pack.tenant, str(saved), "--dev")
+        assert taken.returncode == 0, taken.stderr
+    assert "epcis-rest" in json.loads((saved / "manifest.json").read_text())["environments"]
+    put_back = _cli("restore", str(saved), "--data", str(restored), "--dev")
+    assert put_back.returncode == 0, put_back.stderr
+    with _serving(restored) as door, door.client() as client:
+        subscriptions = client.get("/epcis/queries/inspected/subscriptions",
+                                   headers=bearer(admin)).json()
+        again = client.get(answer.headers["location"], headers=bearer(admin)).json()
+    assert [s["subscriptionID"] for s in subscriptions] == \
+        [subscribed.headers["location"].rsplit("/", 1)[1]]
+    assert again == job and again["success"] is True
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pharmatrace_cli", *args], capture_output=True,
+                          text=True, timeout=300, check=False)
