@@ -95,7 +95,7 @@ def _render(lang: str, code: str, result: PublicCheck | None, *, status: int,
     outcome = result.outcome.value if result is not None else ""
     body = _PAGE.render(t=texts, lang=lang, code=code, result=result, switch=switch,
                         limited=limited, outcome=outcome, mark=_MARKS.get(outcome, ""),
-                        rows=_rows(result), warnings=_warnings(result, texts))
+                        rows=_rows(result), warnings=_warnings(result, lang))
     return HTMLResponse(body, status_code=status, headers=_HEADERS)
 
 
@@ -111,16 +111,26 @@ def _rows(result: PublicCheck | None) -> list[tuple[str, str]]:
     return [(name, value) for name, value in rows if value]
 
 
-def _warnings(result: PublicCheck | None, texts: dict[str, str]) -> list[tuple[str, str]]:
+def _warnings(result: PublicCheck | None, lang: str) -> list[tuple[str, str]]:
     """(warning, its words) of each warning of the result."""
     if result is None:
         return []
+    texts = TEXTS[lang]
     out = []
     for warning in result.warnings:
         if warning is Warning.CHECKED_BEFORE:
             first = dt.datetime.fromtimestamp(result.first_checked_ms / 1000, dt.UTC)
-            out.append((warning.value, texts["checked"].format(
-                count=result.scan_count, date=first.strftime("%Y-%m-%d"))))
+            province = _province(result.first_province, lang)
+            out.append((warning.value, texts["checked_where" if province else "checked"].format(
+                count=result.scan_count, date=first.strftime("%Y-%m-%d"), province=province)))
         else:
             out.append((warning.value, texts[f"w_{warning.value}"]))
     return out
+
+
+def _province(prefix: str, lang: str) -> str:
+    """The province's name in the page's language ("" when the first check did not say)."""
+    found = regions.division(prefix) if prefix else None
+    if found is None:
+        return prefix
+    return found.name_zh if lang == "zh" else found.name_en

@@ -54,6 +54,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "w_data_mismatch": "印刷的批号或有效期与登记信息不符，请核对药盒。",
         "w_diversion": "此药品不在本地区的授权销售范围内。",
         "checked": "此追溯码已被查询 {count} 次，首次查询于 {date}。",
+        "checked_where": "此追溯码已被查询 {count} 次，首次查询于 {date}，地点：{province}。",
         "checked_first": "这是此追溯码的首次查询。",
         "repaired": "扫描内容有误（如大小写或键盘布局），已按 {code} 识别。",
         "privacy": "本页不显示药品的持有人、库存、流向或价格。",
@@ -123,6 +124,8 @@ TEXTS: dict[str, dict[str, str]] = {
                            "Check the pack.",
         "w_diversion": "This pack is not authorised for sale in this region.",
         "checked": "This code has been checked {count} times, first on {date}.",
+        "checked_where": "This code has been checked {count} times, first on {date} in "
+                         "{province}.",
         "checked_first": "This is the first check of this code.",
         "repaired": ("The scan was scrambled (letter case or keyboard layout); "
                      "it was read as {code}."),

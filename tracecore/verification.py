@@ -122,6 +122,8 @@ class Answers:
     alert_masks: list[int] = field(default_factory=list)
     scan_counts: list[int] = field(default_factory=list)
     first_verified_ms: list[int] = field(default_factory=list)
+    first_regions: dict[int, int] = field(default_factory=dict)
+    """Row: the region (GB/T 2260 as an integer) of the code's first scan, where it said."""
     batch_indexes: list[int] = field(default_factory=list)
     product_indexes: list[int] = field(default_factory=list)
     levels: list[int] = field(default_factory=list)
@@ -287,9 +289,12 @@ class Verifier:
                 self._count_and_check(out, genuine_keys, genuine_rows, stats, context, now_ms,
                                       raised)
             else:
-                for row, (count, first, _, _) in zip(genuine_rows, stats, strict=True):
+                for row, (count, first, _, _, first_region) in zip(genuine_rows, stats,
+                                                                    strict=True):
                     out.scan_counts[row] = count
                     out.first_verified_ms[row] = first
+                    if first_region:
+                        out.first_regions[row] = first_region
         if raised and self._alerts is not None:
             self._alerts.buffer(raised)
         if failed and repair:
@@ -347,6 +352,8 @@ class Verifier:
             out.alert_masks[row] = again.alert_masks[i]
             out.scan_counts[row] = again.scan_counts[i]
             out.first_verified_ms[row] = again.first_verified_ms[i]
+            if i in again.first_regions:
+                out.first_regions[row] = again.first_regions[i]
             b, p = again.batch_indexes[i], again.product_indexes[i]
             out.batch_indexes[row] = b + batch_offset if b >= 0 else -1
             out.product_indexes[row] = p + product_offset if p >= 0 else -1
@@ -356,17 +363,19 @@ class Verifier:
             out.repairs[row] = repaired.note
 
     def _count_and_check(self, out: Answers, keys: list[bytes], rows: list[int],
-                         stats: list[tuple[int, int, int, int]], context: ScanContext,
+                         stats: list[tuple[int, int, int, int, int]], context: ScanContext,
                          now_ms: int, raised: list[Raised]) -> None:
         """Scan counts into the answers, and the clone checks that need them: too many scans,
         or a trip from the last place seen no pack could have made."""
         max_scans = self._checks.max_scans
         region = context.region
         travel = self._travel
-        for key, row, (count, first, last_ms, last_region) in zip(keys, rows, stats,
-                                                                   strict=True):
+        for key, row, (count, first, last_ms, last_region, first_region) in zip(
+                keys, rows, stats, strict=True):
             out.scan_counts[row] = count
             out.first_verified_ms[row] = first
+            if first_region:
+                out.first_regions[row] = first_region
             if count <= max_scans and (last_region == region or not last_region or not region):
                 continue
             reasons = []

@@ -25,6 +25,7 @@ class _Seen:
     first_ms: int
     last_ms: int = 0
     last_region: int = 0
+    first_region: int = 0
 
 
 class _Reference:
@@ -34,14 +35,15 @@ class _Reference:
         self.seen: dict[bytes, _Seen] = {}
 
     def record(self, keys: list[bytes], now_ms: int, region: int
-               ) -> list[tuple[int, int, int, int]]:
+               ) -> list[tuple[int, int, int, int, int]]:
         out = []
         for key in keys:
             seen = self.seen.get(key)
             if seen is None:
-                seen = self.seen[key] = _Seen(0, now_ms)
+                seen = self.seen[key] = _Seen(0, now_ms, first_region=region)
             seen.count += 1
-            out.append((seen.count, seen.first_ms, seen.last_ms, seen.last_region))
+            out.append((seen.count, seen.first_ms, seen.last_ms, seen.last_region,
+                        seen.first_region))
             if region:
                 seen.last_ms, seen.last_region = now_ms, region
         return out
@@ -53,8 +55,8 @@ def _keys(n: int) -> list[bytes]:
 
 def test_counts_first_and_last_place_match_a_scan_by_scan_reference(tmp_path: Path) -> None:
     """Batches with repeated codes, codes scanned again before and after a flush, with and
-    without a region: every answer is the one a scan-by-scan count gives, and so is what is
-    stored."""
+    without a region: every answer (the first scan's region included) is the one a
+    scan-by-scan count gives, and so is what is stored."""
     rng = random.Random(17)
     keys = _keys(40)
     observations = Observations(tmp_path / "observations", tenant="t", code_key=CODE_KEY)
@@ -77,8 +79,10 @@ def test_counts_first_and_last_place_match_a_scan_by_scan_reference(tmp_path: Pa
                 assert stored is None
                 continue
             assert stored is not None
-            assert (stored.count, stored.first_ms, stored.last_ms, stored.last_region) == (
-                expected.count, expected.first_ms, expected.last_ms, expected.last_region)
+            assert (stored.count, stored.first_ms, stored.last_ms, stored.last_region,
+                    stored.first_region) == (expected.count, expected.first_ms,
+                                             expected.last_ms, expected.last_region,
+                                             expected.first_region)
     finally:
         observations.close()
 
@@ -203,3 +207,22 @@ def test_the_at_rest_bench_reports_what_hashing_costs_per_code() -> None:
     figures = measure(codes=2_000, rounds=1)
     assert 0 < figures["hash_us_per_code"] < figures["record_us_per_code"]
     assert figures["flush_us_per_code"] > 0
+
+
+def test_totals_stored_before_the_first_region_was_kept_still_count(tmp_path: Path) -> None:
+    """A code whose totals were stored in the older layout (no first region) keeps its count
+    and first scan, its first region unknown, and the next scan adds to it."""
+    key = _keys(1)[0]
+    observations = Observations(tmp_path / "observations", tenant="t", code_key=CODE_KEY)
+    try:
+        older = struct.pack("<QqqI", 4, 500, 700, 110101)
+        (stored,) = observations._hashed([key])
+        observations.env.write(
+            lambda txn: txn.put(stored, older, db=observations.env.dbs["scans"]))
+        assert observations.record_located([key], 1_000, 310115) == [(5, 500, 700, 110101, 0)]
+        observations.flush()
+        stats = observations.stats(key)
+        assert stats is not None
+        assert (stats.count, stats.first_ms, stats.first_region) == (5, 500, 0)
+    finally:
+        observations.close()

@@ -34,9 +34,11 @@ from pathlib import Path
 from tracecore.ledger.env import Database, Env, Txn
 from tracecore.scan_clients import DAY_BYTES
 
-# count, first scan ms, and the last scan that said where it was: ms, region (GB/T 2260 as an
-# integer); 0, 0 while no scan did
-_SCAN = struct.Struct("<QqqI")
+# count, first scan ms, the last scan that said where it was: ms, region (GB/T 2260 as an
+# integer; 0, 0 while no scan did), and the first scan's region (0: it did not say)
+_SCAN = struct.Struct("<QqqII")
+# Totals written before the first scan's region was kept: read with that region unknown.
+_SCAN_WITHOUT_FIRST_REGION = struct.Struct("<QqqI")
 DATABASES = ("scans", "public_clients", "meta")
 #: In ``meta`` once the codes are stored hashed.
 _KEYED = b"codes:keyed"
@@ -47,20 +49,30 @@ _CLIENT_DAYS_KEPT = 1
 _NOWHERE = (0, 0)
 
 
+def _unpack(stored: bytes | memoryview) -> tuple[int, int, int, int, int]:
+    if len(stored) == _SCAN.size:
+        count, first, last_ms, last_region, first_region = _SCAN.unpack(stored)
+        return count, first, last_ms, last_region, first_region
+    return (*_SCAN_WITHOUT_FIRST_REGION.unpack(stored), 0)
+
+
 @dataclass(slots=True)
 class ScanStats:
     count: int
     first_ms: int
     last_ms: int
     last_region: int
+    first_region: int = 0
 
     def merged(self, other: ScanStats) -> ScanStats:
         newer = other if other.last_ms >= self.last_ms else self
+        older = other if other.first_ms < self.first_ms else self
         return ScanStats(
             self.count + other.count,
-            min(self.first_ms, other.first_ms),
+            older.first_ms,
             newer.last_ms,
             newer.last_region,
+            older.first_region,
         )
 
 
@@ -82,7 +94,7 @@ class _Log:
                  counts: Counter[bytes] | None = None) -> None:
         self.entries = entries if entries is not None else []
         self.counts = counts if counts is not None else Counter()
-        self._firsts: dict[bytes, int] = {}
+        self._firsts: dict[bytes, tuple[int, int]] = {}
         self._lasts: dict[bytes, tuple[int, int]] = {}
         self._indexed = 0
         # The flusher and a scan during the flush may both index the log being flushed.
@@ -95,21 +107,23 @@ class _Log:
         self.entries.append(_Entry(now_ms, region, keys))
         self.counts.update(keys)
 
-    def index(self, upto: int) -> tuple[dict[bytes, int], dict[bytes, tuple[int, int]]]:
-        """Each key's first scan ms and last located (ms, region) in the first ``upto``
+    def index(self, upto: int
+              ) -> tuple[dict[bytes, tuple[int, int]], dict[bytes, tuple[int, int]]]:
+        """Each key's first scan (ms, region) and last located (ms, region) in the first ``upto``
         entries (``upto`` never less than asked for before)."""
         with self._indexing:
             firsts, lasts = self._firsts, self._lasts
             for entry in self.entries[self._indexed:upto]:
                 new = set(entry.keys).difference(firsts)
                 if new:
-                    firsts.update(zip(new, repeat(entry.ms)))
+                    firsts.update(zip(new, repeat((entry.ms, entry.region))))
                 if entry.region:
                     lasts.update(zip(entry.keys, repeat((entry.ms, entry.region))))
             self._indexed = max(self._indexed, upto)
         return firsts, lasts
 
-    def summary(self) -> tuple[dict[bytes, int], dict[bytes, tuple[int, int]]]:
+    def summary(self
+                ) -> tuple[dict[bytes, tuple[int, int]], dict[bytes, tuple[int, int]]]:
         """``index`` of every entry."""
         return self.index(len(self.entries))
 
@@ -118,7 +132,8 @@ class _Log:
         if not count:
             return None
         firsts, lasts = self.summary()
-        return ScanStats(count, firsts[key], *lasts.get(key, _NOWHERE))
+        first_ms, first_region = firsts[key]
+        return ScanStats(count, first_ms, *lasts.get(key, _NOWHERE), first_region)
 
     def then(self, later: _Log) -> _Log:
         """This log followed by ``later``."""
@@ -185,14 +200,14 @@ class Observations:
     def record(self, keys: list[bytes], now_ms: int, region: int) -> list[tuple[int, int]]:
         """Counts one scan of each key; returns (scan count, first scan ms) of each, this scan
         included."""
-        return [(count, first) for count, first, _, _ in self.record_located(keys, now_ms, region)]
+        return [(count, first) for count, first, *_ in self.record_located(keys, now_ms, region)]
 
     def record_located(self, keys: Sequence[bytes], now_ms: int, region: int
-                       ) -> list[tuple[int, int, int, int]]:
+                       ) -> list[tuple[int, int, int, int, int]]:
         """Counts one scan of each key, in ``region`` (0: unknown); returns (scan count, first
-        scan ms, ms and region of the last earlier scan with a region, 0 and 0 if none) of
-        each."""
-        out: list[tuple[int, int, int, int]] = []
+        scan ms, ms and region of the last earlier scan with a region, 0 and 0 if none, and
+        the first scan's region) of each."""
+        out: list[tuple[int, int, int, int, int]] = []
         append = out.append
         db = self._db
         keys = self._hashed(keys)
@@ -205,7 +220,7 @@ class Observations:
             log.add(keys, now_ms, region)
             repeated = len(set(keys)) != len(keys)
             here: dict[bytes, int] = {}
-            firsts: dict[bytes, int] | None = None
+            firsts: dict[bytes, tuple[int, int]] | None = None
             lasts: dict[bytes, tuple[int, int]] = {}
             get = txn.get
             flushing = self._unseen_flush(txn)
@@ -214,7 +229,7 @@ class Observations:
                     if firsts is None:
                         firsts, lasts = log.index(entry)
                     count = before
-                    first = firsts.get(key, now_ms)
+                    first, first_region = firsts.get(key, (now_ms, region))
                     last_ms, last_region = lasts.get(key, _NOWHERE)
                     if repeated:
                         # The same code twice in one call: each scan counts the ones before it.
@@ -226,22 +241,27 @@ class Observations:
                                 last_ms, last_region = now_ms, region
                     count += 1
                 else:
-                    count, first, last_ms, last_region = 1, now_ms, 0, 0
-                stored = get(key, db=db)
-                if stored is not None:
-                    stored_count, stored_first, stored_ms, stored_region = _SCAN.unpack(stored)
-                    count += stored_count
-                    first = min(first, stored_first)
-                    if stored_ms > last_ms:
-                        last_ms, last_region = stored_ms, stored_region
+                    count, first, last_ms, last_region, first_region = 1, now_ms, 0, 0, region
+                # Of scans in the same millisecond, the stored ones came first, then the ones
+                # being flushed, then this worker's log.
                 if flushing:
                     writing = flushing.get(key)
                     if writing is not None:
                         count += writing.count
-                        first = min(first, writing.first_ms)
+                        if writing.first_ms <= first:
+                            first, first_region = writing.first_ms, writing.first_region
                         if writing.last_ms > last_ms:
                             last_ms, last_region = writing.last_ms, writing.last_region
-                append((count, first, last_ms, last_region))
+                stored = get(key, db=db)
+                if stored is not None:
+                    stored_count, stored_first, stored_ms, stored_region, stored_first_region = \
+                        _unpack(stored)
+                    count += stored_count
+                    if stored_first <= first:
+                        first, first_region = stored_first, stored_first_region
+                    if stored_ms > last_ms:
+                        last_ms, last_region = stored_ms, stored_region
+                append((count, first, last_ms, last_region, first_region))
         return out
 
     def first_scans(self, keys: Sequence[bytes], tag: bytes) -> list[bool]:
@@ -275,7 +295,7 @@ class Observations:
         key = self._hashed([key])[0]
         with self._lock, self.env.read() as txn:
             stored = txn.get(key, db=self._db)
-            total = ScanStats(*_SCAN.unpack(stored)) if stored is not None else None
+            total = ScanStats(*_unpack(stored)) if stored is not None else None
             flushing = self._unseen_flush(txn)
             writing = flushing.get(key) if flushing is not None else None
             if writing is not None:
@@ -305,21 +325,23 @@ class Observations:
                 self._flushing_txn = txn.id()
             # One pass in key order with plain tuples, then one putmulti: this runs for every
             # code scanned, so it is written like the verification loop itself.
-            get, pack, unpack, db = txn.get, _SCAN.pack, _SCAN.unpack, self._db
+            get, pack, unpack, db = txn.get, _SCAN.pack, _unpack, self._db
             counts = batch.counts
             merged: list[tuple[bytes, bytes]] = []
             for key in sorted(counts):
                 count = counts[key]
-                first = firsts[key]
+                first, first_region = firsts[key]
                 last_ms, last_region = lasts.get(key, _NOWHERE)
                 stored = get(key, db=db)
                 if stored is not None:
-                    stored_count, stored_first, stored_ms, stored_region = unpack(stored)
+                    stored_count, stored_first, stored_ms, stored_region, stored_first_region = \
+                        unpack(stored)
                     count += stored_count
-                    first = min(first, stored_first)
+                    if stored_first <= first:
+                        first, first_region = stored_first, stored_first_region
                     if stored_ms > last_ms:
                         last_ms, last_region = stored_ms, stored_region
-                merged.append((key, pack(count, first, last_ms, last_region)))
+                merged.append((key, pack(count, first, last_ms, last_region, first_region)))
             if merged:
                 txn.cursor(db=db).putmulti(merged)
             if clients:

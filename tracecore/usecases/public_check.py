@@ -14,8 +14,9 @@ from dataclasses import dataclass, replace
 
 from pharmatrace.v1 import common_pb2 as pb
 
-from tracecore import codes, gs1
+from tracecore import codes, gs1, regions
 from tracecore.errors import ParseError
+from tracecore.regions import RegionLevel
 from tracecore.schemes.repair import repair_candidates
 from tracecore.status import Status
 from tracecore.usecases.declare import PUBLIC, READERS, Scope, use_case
@@ -122,6 +123,8 @@ class PublicCheck:
     scan_count: int = 0
     """Checks of this pack so far, this one included."""
     first_checked_ms: int = 0
+    first_province: str = ""
+    """GB/T 2260 prefix ("44") of the province of the first check, "" when it did not say."""
     repaired: str = ""
     """A scrambled scan read as ``code``: what was repaired ("" when nothing was)."""
 
@@ -209,9 +212,12 @@ def _public(answers: Answers, code: str, tenant: str) -> PublicCheck:
         batch = answers.batches[answers.batch_indexes[0]]
     outcome = (Outcome.DO_NOT_USE if _STOP.intersection(warnings)
                else Outcome.CAUTION if _CAUTION.intersection(warnings) else Outcome.GENUINE)
+    first_region = answers.first_regions.get(0, 0)
     return PublicCheck(outcome, code, "", product, batch.lot if batch else "",
                        batch.expires_on if batch else "", tuple(warnings),
-                       answers.scan_counts[0], answers.first_verified_ms[0])
+                       answers.scan_counts[0], answers.first_verified_ms[0],
+                       regions.rollup(f"{first_region:06d}", RegionLevel.PROVINCE)
+                       if first_region else "")
 
 
 def _product_only(catalogue: Catalogue, text: str) -> PublicCheck | None:

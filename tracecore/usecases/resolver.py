@@ -122,13 +122,13 @@ def resolve(catalogue: Catalogue, *, root: str, path: str, query: str, link_type
 
 
 def compact_link_type(text: str) -> str:
-    """``gs1:pip`` for ``gs1:pip``, ``pip`` or ``https://gs1.org/voc/pip``."""
+    """``gs1:pip`` for ``gs1:pip``, ``pip`` or ``https://gs1.org/voc/pip``; ``linkset`` for
+    ``linkset`` in any of these forms (and ``all`` likewise)."""
+    name = text.removeprefix("gs1:")
     for vocabulary in _VOCABULARIES:
         if text.startswith(vocabulary):
-            return "gs1:" + text[len(vocabulary):]
-    if text in LINKSET_TYPES or text.startswith("gs1:"):
-        return text
-    return "gs1:" + text
+            name = text[len(vocabulary):]
+    return name if name in LINKSET_TYPES else "gs1:" + name
 
 
 def choose_language(candidates: Sequence[Link], languages: Sequence[str]) -> Link:

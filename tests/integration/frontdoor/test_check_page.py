@@ -147,6 +147,22 @@ def test_scans_are_counted_and_the_second_check_says_so(door: Door, shop: Shop) 
     assert f"checked 2 times, first on {today}" in again.text
 
 
+def test_the_clone_warning_names_the_province_of_the_first_check(door: Door, shop: Shop
+                                                                ) -> None:
+    """A code first checked in Shenzhen and then in Shanghai says, in English and in Chinese,
+    that it was first checked in Guangdong."""
+    pack = shop.pack()
+    with door.client() as http:
+        http.get("/check", params={"code": pack.codes[2], "region": "440305"})
+        english = http.get("/check", params={"code": pack.codes[2], "region": "310101",
+                                             "lang": "en"})
+        chinese = http.get("/check", params={"code": pack.codes[2], "region": "310101",
+                                             "lang": "zh"})
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    assert f"checked 2 times, first on {today} in Guangdong" in english.text
+    assert f"已被查询 3 次，首次查询于 {today}，地点：广东省" in chinese.text
+
+
 def test_forged_and_made_up_codes_are_not_genuine(door: Door, shop: Shop) -> None:
     """A code signed but never issued, and one whose check characters are wrong, both say
     "Not a genuine code"."""
