@@ -15,7 +15,7 @@ from frontdoor.http import Frontdoor, accepted_languages
 from frontdoor.texts import TEXTS
 from tracecore import regions
 from tracecore.clock import now_ms
-from tracecore.errors import InvalidArgument, RateLimited
+from tracecore.errors import RateLimited
 from tracecore.usecases.public_check import Outcome, PublicCheck, Warning, check
 from tracecore.verification import Answers, ScanContext
 
@@ -58,10 +58,6 @@ async def page(request: Request) -> Response:
         return _render(lang, code, None, status=200)
     if len(code) > MAX_CODE:
         return _render(lang, "", _unreadable(TEXTS[lang]["too_long"]), status=400)
-    try:
-        region = _region(request.query_params.get("region", ""))
-    except InvalidArgument as exc:
-        return _render(lang, code, _unreadable(exc.message), status=400)
     client = request.client.host if request.client else ""
     try:
         door.limiter.take(client)
@@ -74,12 +70,8 @@ async def page(request: Request) -> Response:
     def verify(tenant: str, text: str, context: ScanContext, at_ms: int) -> Answers:
         return door.reads.verify(tenant, text, context, at_ms, client=client)
 
-    result = check(door.reads, verify, code, now_ms=now_ms(), region=region)
+    result = check(door.reads, verify, code, now_ms=now_ms())
     return _render(lang, code, result, status=_STATUS.get(result.outcome, 200))
-
-
-def _region(text: str) -> int:
-    return int(regions.parse_region(text, field="region")) if text else 0
 
 
 def _unreadable(reason: str) -> PublicCheck:

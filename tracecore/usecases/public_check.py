@@ -130,8 +130,7 @@ class PublicCheck:
 
 
 @use_case(roles={PUBLIC, *READERS}, writes=False, scope=Scope.TENANT)
-def check(catalogue: Catalogue, verify: Verify, text: str, *, now_ms: int, region: int = 0
-          ) -> PublicCheck:
+def check(catalogue: Catalogue, verify: Verify, text: str, *, now_ms: int) -> PublicCheck:
     """Checks one printed code in any form and counts the scan like any verification.
 
     The code belongs to the tenant whose key signed it: a GTIN registered by several tenants
@@ -154,7 +153,9 @@ def check(catalogue: Catalogue, verify: Verify, text: str, *, now_ms: int, regio
         # Answered like a code its manufacturer never issued: who is a customer here is not
         # told to strangers.
         return PublicCheck(Outcome.NOT_GENUINE, scan.code.text(), _NEVER_ISSUED)
-    context = ScanContext(region=region, purpose=CONSUMER_PURPOSE)
+    # Where an anonymous visitor says it is would be trusted by nobody: the scan has a purpose,
+    # no place (its first province comes from a credential's scan).
+    context = ScanContext(purpose=CONSUMER_PURPOSE)
     answers = None
     for tenant in owners:
         answers = verify(tenant, text, context, now_ms)

@@ -49,6 +49,8 @@ class Door:
     issuance: issuance_pb2_grpc.CodeIssuanceStub
     lifecycle: lifecycle_pb2_grpc.LifecycleStub
     codegen: codegen_app.Codegen
+    verify_address: str = ""
+    """The verification workers' gRPC port, where a caller's context is trusted."""
 
     def client(self, *, follow_redirects: bool = False) -> httpx.Client:
         """An HTTP client of its own address (X-Forwarded-For); follows no redirect unless
@@ -71,12 +73,13 @@ def door(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Door]:
         workers=1)
     channel = None
     try:
-        workers.start()
+        verify_port = workers.start()
         channel = grpc.insecure_channel(f"127.0.0.1:{codegen.port}")
         yield Door(f"http://127.0.0.1:{workers.http_port}",
                    admin_pb2_grpc.AdminStub(channel),
                    issuance_pb2_grpc.CodeIssuanceStub(channel),
-                   lifecycle_pb2_grpc.LifecycleStub(channel), codegen)
+                   lifecycle_pb2_grpc.LifecycleStub(channel), codegen,
+                   f"127.0.0.1:{verify_port}")
     finally:
         if channel is not None:
             channel.close()
