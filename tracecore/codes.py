@@ -20,6 +20,7 @@ from tracecore.schemes import (
     Scan,
     Scheme,
 )
+from tracecore.schemes.gs1 import ALPHABET, SERIAL_LENGTH
 
 __all__ = [
     "MAX_INPUT_LENGTH",
@@ -32,6 +33,10 @@ __all__ = [
     "product_key",
     "render",
 ]
+
+_GS1 = Scheme.GS1
+_ALPHABET = ALPHABET
+_SERIAL_LENGTH = SERIAL_LENGTH
 
 MAX_INPUT_LENGTH = 4096
 """Longer input is refused before it is looked at; every valid code is far shorter."""
@@ -78,15 +83,40 @@ def parse(text: str | bytes) -> Scan:
 
 
 def parse_many(texts: Iterable[str | bytes]) -> list[Scan | ParseError]:
-    """``parse`` of each text, the ParseError in place of the Scan where it fails; never raises."""
+    """``parse`` of each text, the ParseError in place of the Scan where it fails; never raises.
+
+    The packs of one pallet differ only in their serials, which end each text as our labels lay
+    it out. Once a text of our GS1 layout (serial of 20 characters of our alphabet, last in the
+    text) has been read, the text before its serial is known: a later text with the same head
+    and a tail of 20 characters of our alphabet reads as that head's product, lot and expiry
+    with the tail as its serial, exactly as ``parse`` would read it (no other split of such a
+    text fits a reader: no serial is longer than 20 characters, and the tail holds none of the
+    characters that end a lot or start a query). Any other text is read by ``parse``.
+    """
     out: list[Scan | ParseError] = []
     append = out.append
+    heads: dict[str, Scan] = {}
+    head_of = heads.get
     for text in texts:
+        if type(text) is str:
+            head = text[:-_SERIAL_LENGTH]
+            known = head_of(head) if head else None
+            if known is not None:
+                serial = text[-_SERIAL_LENGTH:]
+                if not serial.strip(_ALPHABET):
+                    append(Scan(Code(_GS1, known.code.product, serial), known.lot, known.expiry))
+                    continue
         try:
-            append(parse(text))
+            scan = parse(text)
         except ParseError as error:
             # Keeping the traceback would keep every failed call's frames alive with the batch.
             append(error.with_traceback(None))
+            continue
+        append(scan)
+        serial = scan.code.serial
+        if (scan.code.scheme is _GS1 and type(text) is str and len(serial) == _SERIAL_LENGTH
+                and text.endswith(serial) and not serial.strip(_ALPHABET)):
+            heads[text[:-_SERIAL_LENGTH]] = scan
     return out
 
 

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hashlib import _Hash as Hash
 
 _BLOCK = 64
 
@@ -27,6 +31,11 @@ class Mac:
 
     def __repr__(self) -> str:
         return "Mac(<secret>)"
+
+    def states(self) -> tuple[Hash, Hash]:
+        """The inner and outer SHA-256 states after the key blocks, for a loop that copies
+        them per message itself (never to be updated in place)."""
+        return self._inner, self._outer
 
     def digest(self, message: bytes) -> bytes:
         inner = self._inner.copy()

@@ -18,6 +18,7 @@ from tracecore.mac import Mac
 from tracecore.schemes import SCHEMES
 from tracecore.schemes.gs1 import ALPHABET, MAX_KEY_ID
 from tracecore.schemes.gs1 import SERIAL_LENGTH as GS1_SERIAL_LENGTH
+from tracecore.schemes.gs1 import check_tags as gs1_check_tags
 
 __all__ = [
     "ALPHABET",
@@ -35,6 +36,7 @@ __all__ = [
 
 # The schemes' tag checks, looked up once per code on the verification path.
 _CHECK_TAG = {scheme: layout.check_tag for scheme, layout in SCHEMES.items()}
+_GS1 = Scheme.GS1
 
 
 class Minter:
@@ -112,9 +114,17 @@ def check_tag(code: Code, macs: Mapping[int, Mac]) -> int | None:
 
 
 def check_tags(codes: Sequence[Code], macs: Mapping[int, Mac]) -> list[int | None]:
-    """``check_tag`` of each code, in order."""
+    """``check_tag`` of each code, in order; the GS1 codes through that scheme's batch loop,
+    which sets each key up once for the whole batch."""
+    gs1_rows = [row for row, code in enumerate(codes) if code.scheme is _GS1]
+    if len(gs1_rows) == len(codes):
+        return gs1_check_tags(codes, macs)
     checks = _CHECK_TAG
-    return [checks[code.scheme](code, macs) for code in codes]
+    out = [None if code.scheme is _GS1 else checks[code.scheme](code, macs) for code in codes]
+    for row, key_id in zip(gs1_rows, gs1_check_tags([codes[r] for r in gs1_rows], macs),
+                           strict=True):
+        out[row] = key_id
+    return out
 
 
 def _distinct_random(n: int, width: int, table: bytes, dropped: bytes) -> list[bytes]:

@@ -93,6 +93,7 @@ _STATUS_ALERT_BY_NUMBER = [_STATUS_ALERTS.get(n, 0) for n in range(256)]  # type
 _RECALLABLE = frozenset(int(s) for s in RECALLABLE)
 _ENDED = frozenset(int(s) for s in ENDED)
 _DIVERSION = Alert.DIVERSION.bit
+_DATA_MISMATCH = Alert.DATA_MISMATCH.bit
 _CLONE = Alert.CLONE_SUSPECTED.bit
 _SSCC = Scheme.SSCC
 
@@ -191,8 +192,16 @@ class Verifier:
         supply_chain = checks.clones and bool(
             context.party_id or context.purpose in SUPPLY_CHAIN_PURPOSES)
         raised: list[Raised] = []
+        mismatches: dict[tuple[int, str | None, str | None], bool] = {}
         foreign.open_late(ledger)
         failed: list[int] = []
+        # The answer columns' appends, bound once for the loop.
+        add_verdict, add_status, add_mask = (out.verdicts.append, out.statuses.append,
+                                             out.alert_masks.append)
+        add_count, add_first = out.scan_counts.append, out.first_verified_ms.append
+        add_batch, add_product = out.batch_indexes.append, out.product_indexes.append
+        add_level, add_code, add_reason = out.levels.append, out.codes.append, out.reasons.append
+        add_key, add_row = genuine_keys.append, genuine_rows.append
         with ledger.env.read() as txn:
             get = txn.get
             holds = Holds(ledger, txn)
@@ -233,8 +242,13 @@ class Verifier:
                     b_index, mask, info, hold = entry
                     if hold and status in _RECALLABLE:
                         status = hold
-                    if _mismatch(scan.lot, scan.expiry, info):
-                        mask |= Alert.DATA_MISMATCH.bit
+                    # A pallet's packs carry a few (lot, expiry) pairs: each is compared once.
+                    seen = (batch_ref, scan.lot, scan.expiry)
+                    mismatch = mismatches.get(seen)
+                    if mismatch is None:
+                        mismatch = mismatches[seen] = _mismatch(scan.lot, scan.expiry, info)
+                    if mismatch:
+                        mask |= _DATA_MISMATCH
                     if mask & _DIVERSION:
                         raised.append(self._diversion(key, code.text(), info, context, now_ms,
                                                       status))
@@ -268,18 +282,18 @@ class Verifier:
                     if product_ref:
                         product_index[product_ref] = p_index
                     out.products.append(self._product(txn, product_ref, code))
-                out.verdicts.append(verdict)
-                out.statuses.append(status)
-                out.alert_masks.append(mask)
-                out.scan_counts.append(0)
-                out.first_verified_ms.append(0)
-                out.batch_indexes.append(b_index)
-                out.product_indexes.append(p_index)
-                out.levels.append(data[1])
-                out.codes.append(code.text())
-                out.reasons.append(reason)
-                genuine_keys.append(key)
-                genuine_rows.append(row)
+                add_verdict(verdict)
+                add_status(status)
+                add_mask(mask)
+                add_count(0)
+                add_first(0)
+                add_batch(b_index)
+                add_product(p_index)
+                add_level(data[1])
+                add_code(code.text())
+                add_reason(reason)
+                add_key(key)
+                add_row(row)
         if genuine_keys and client:
             genuine_keys, genuine_rows = self._first_by_client(out, genuine_keys, genuine_rows,
                                                                client)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections import Counter
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -168,10 +169,8 @@ class VerificationServicer(verification_pb2_grpc.VerificationServicer):
         if len(answers.verdicts) == 1:
             self._verdicts[_VERDICT_NAMES[answers.verdicts[0]]].inc()
             return
-        tally: dict[int, int] = {}
-        for verdict in answers.verdicts:
-            tally[verdict] = tally.get(verdict, 0) + 1
-        for verdict, n in tally.items():
+        # Counted in C: a pallet's verdicts cost no Python loop here.
+        for verdict, n in Counter(answers.verdicts).items():
             self._verdicts[_VERDICT_NAMES[verdict]].inc(n)
 
 

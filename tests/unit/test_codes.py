@@ -187,6 +187,58 @@ def test_parse_many_keeps_order_and_puts_errors_in_place() -> None:
     assert results[3] == Scan(Code(Scheme.GS1, GTIN, "X"))
 
 
+_OUR_SERIAL = st.text(alphabet="0123456789ABCDEFGHJKMNPQRSTVWXYZ", min_size=20, max_size=20)
+# Our alphabet, and characters that end a lot, start a query, escape or are blanks.
+_TAIL_CHARS = "0123456789ABCDEFGHJKMNPQRSTVWXYZILOUabz()/?%&\x1d \r\n-._\\"
+
+
+def _reference(texts: list[str | bytes]) -> list[Scan | str]:
+    out: list[Scan | str] = []
+    for text in texts:
+        try:
+            out.append(parse(text))
+        except ParseError as error:
+            out.append(error.reason)
+    return out
+
+
+@given(scan=gs1_scans(), serials=st.lists(_OUR_SERIAL, min_size=1, max_size=3),
+       tails=st.lists(st.text(alphabet=_TAIL_CHARS, min_size=15, max_size=25), max_size=6),
+       form=st.sampled_from([Form.HRI, Form.ELEMENT, Form.DIGITAL_LINK]),
+       prefix=st.sampled_from(["", "]d2", "\x1d", "]C1", " ", "]Q3\x1d"]))
+def test_parse_many_reads_a_pallet_as_parse_reads_each_pack(
+    scan: Scan, serials: list[str], tails: list[str], form: Form, prefix: str
+) -> None:
+    """Packs sharing everything before the serial, and near-misses of that layout, read in a
+    batch exactly as one by one."""
+    heads = [prefix + render(Scan(Code(Scheme.GS1, scan.code.product, serial), scan.lot,
+                                  scan.expiry), form) for serial in serials]
+    head = heads[0][:-20]
+    texts: list[str | bytes] = [*heads, *(head + tail for tail in tails),
+                                (head + serials[0]).encode(), head[:-1] + serials[0]]
+    results = parse_many(texts)
+    assert [r.reason if isinstance(r, ParseError) else r for r in results] == _reference(texts)
+
+
+def test_parse_many_reads_shared_heads_of_every_layout_as_parse_does() -> None:
+    """Genuine-looking packs after a first one, forged tails, foreign serials, typos, a trailing
+    CR and NMPA codes among them read in a batch exactly as one by one."""
+    serial = "015W0TZK2FYSPNVW05KJ"
+    heads = ["]d201095011015300031730123110LOT-1\x1d21", "(01)09501101530003(17)301231(10)A(21)",
+             "https://id.gs1.org/01/09501101530003/10/A/21/", "0109501101530003" + "21",
+             "(01)09501101530003(21)"]
+    texts: list[str | bytes] = []
+    for head in heads:
+        texts += [head + serial, head + serial[::-1], head + serial.lower(), head + serial + "\r",
+                  head + serial[:-1], head + serial + "X", head + "I" * 20,
+                  head + "(21)" + "A" * 16,
+                  head + "1" * 20, head + serial.replace("5", "?"), "81234567890123456789"]
+    texts.append(heads[2] + serial + "?17=301231")
+    results = parse_many(texts)
+    assert [r.reason if isinstance(r, ParseError) else r for r in results] == _reference(texts)
+    assert sum(isinstance(r, Scan) for r in results) > len(heads) * 5
+
+
 def test_render_of_a_code_is_render_of_its_bare_scan() -> None:
     """A Code renders as a Scan without lot or expiry."""
     code = Code(Scheme.GS1, GTIN, "ABC")

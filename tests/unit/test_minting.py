@@ -119,6 +119,24 @@ def test_check_tags_matches_check_tag_on_a_mixed_batch() -> None:
     assert check_tags(codes, macs) == [check_tag(code, macs) for code in codes]
 
 
+def test_check_tags_matches_check_tag_on_forged_and_foreign_gs1_codes() -> None:
+    """A batch of GS1 codes only (genuine, tag forged, key unknown, serial outside our layout,
+    non-ASCII) gets, in order, what each single check gives."""
+    macs = {7: MAC_7, 17: MAC_17}
+    genuine = _mint(Scheme.GS1, 20) + _mint(Scheme.GS1, 5, 17, MAC_17)
+    forged = [Code(Scheme.GS1, GTIN, c.serial[:-1] + ("0" if c.serial[-1] != "0" else "1"))
+              for c in genuine[:5]]
+    lowered = [Code(Scheme.GS1, GTIN, c.serial[:14] + c.serial[14:].lower()) for c in genuine[:3]]
+    foreign = [Code(Scheme.GS1, GTIN, s) for s in
+               ("ABC", "07" + "I" * 18, "07" + "A" * 19, "00" + "A" * 18, "07" + "\u00e9" * 18,
+                "07" + "\udc80" * 18)]
+    codes = genuine + forged + lowered + foreign + _mint(Scheme.GS1, 5, 9, OTHER)
+    random.Random(5).shuffle(codes)
+    answers = check_tags(codes, macs)
+    assert answers == [check_tag(code, macs) for code in codes]
+    assert answers.count(7) == 20 and answers.count(17) == 5
+
+
 def test_single_character_substitutions_are_rejected() -> None:
     """Thousands of one-character typos of minted codes fail to parse or fail the tag check."""
     rng = random.Random(2025)
