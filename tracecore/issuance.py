@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Generator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from tracecore.codes import Scheme
@@ -17,6 +18,8 @@ MAX_CHUNK = 65_536
 #: At most this many chunks go into one commit (see ``issue``).
 COMMIT_CHUNKS = 4
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+#: Mints the next commit's codes of every pool while the writer thread stores and commits.
+_MINTING = ThreadPoolExecutor(max_workers=1, thread_name_prefix="minting")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +80,8 @@ def issue(
     Runs on the ledger's writer thread, one chunk per ``next()``. The first commit holds one
     chunk so that the line gets codes at once; later commits hold up to ``COMMIT_CHUNKS``
     chunks, because a commit rewrites most of the code tree's leaf pages (random keys) and
-    fewer, larger commits write far less.
+    fewer, larger commits write far less. The next commit's codes are minted on the minting
+    thread meanwhile (see ``_Ahead``).
     """
     ledger = tenant.ledger
     record = ledger.open_pool(request, tenant.keys.active.key_id, clock_ms())
@@ -85,22 +89,63 @@ def issue(
     scheme, product, count = Scheme(pool.scheme), pool.product, pool.count
     position = 0
     batch = 1
-    while position < count:
-        issued = ledger.pool(request.request_id).pool.issued
-        fresh = position >= issued
-        if not fresh:
-            serials = ledger.pool_serials(pool_ref, position, min(issued, position + size))
-        else:
-            serials = _mint_chunk(tenant, ledger, request.request_id, scheme, product, position,
-                                  min(size * batch, count - position), clock_ms)
-            if not serials:
-                continue
-            batch = min(batch * 2, COMMIT_CHUNKS)
-        for start in range(0, len(serials), size):
-            part = serials[start:start + size]
-            position += len(part)
-            yield Chunk(request.request_id, scheme, product, part, position - len(part),
-                        position, count, fresh)
+    ahead = _Ahead()
+    try:
+        while position < count:
+            issued = ledger.pool(request.request_id).pool.issued
+            fresh = position >= issued
+            if not fresh:
+                serials = ledger.pool_serials(pool_ref, position, min(issued, position + size))
+            else:
+                n = min(size * batch, count - position)
+                batch = min(batch * 2, COMMIT_CHUNKS)
+                serials = _mint_chunk(tenant, ledger, request.request_id, scheme, product,
+                                      position, n, min(size * batch, count - position - n),
+                                      ahead, clock_ms)
+                if not serials:
+                    continue
+            for start in range(0, len(serials), size):
+                part = serials[start:start + size]
+                position += len(part)
+                yield Chunk(request.request_id, scheme, product, part, position - len(part),
+                            position, count, fresh)
+    finally:
+        ahead.drop()
+
+
+class _Ahead:
+    """Codes of the next commit, minted on the minting thread while this commit runs.
+
+    The commit's fsync releases the GIL, so the next commit's HMAC work fills that wait instead
+    of following it. Minted codes are only candidates: they are used when the next commit asks
+    for exactly as many under the same signing key, and are otherwise dropped (nothing outside
+    the ledger has seen them).
+    """
+
+    __slots__ = ("_key_id", "_keys", "_n")
+
+    def __init__(self) -> None:
+        self._key_id = 0
+        self._n = 0
+        self._keys: Future[list[bytes]] | None = None
+
+    def take(self, minter: Minter, key_id: int, n: int) -> list[bytes]:
+        """``n`` codes under ``minter``: those minted ahead if they fit, else minted now."""
+        keys, self._keys = self._keys, None
+        if keys is not None and self._key_id == key_id and self._n == n:
+            return keys.result()
+        if keys is not None:
+            keys.cancel()
+        return minter.mint_keys(n)
+
+    def start(self, minter: Minter, key_id: int, n: int) -> None:
+        self._key_id, self._n = key_id, n
+        self._keys = _MINTING.submit(minter.mint_keys, n)
+
+    def drop(self) -> None:
+        if self._keys is not None:
+            self._keys.cancel()
+            self._keys = None
 
 
 def _mint_chunk(
@@ -111,13 +156,21 @@ def _mint_chunk(
     product: str,
     position: int,
     n: int,
+    following: int,
+    ahead: _Ahead,
     clock_ms: Callable[[], int],
 ) -> list[str]:
-    """Mints and stores n codes at ``position``; [] when another stream of the request got there
-    first (the caller then replays what that stream stored)."""
+    """Mints and stores n codes at ``position``, and starts minting the ``following`` codes of
+    the next commit; [] when another stream of the request got there first (the caller then
+    replays what that stream stored)."""
     key = tenant.keys.active
     check_density(scheme, ledger.minted(product, density_slot(scheme, key.key_id)), n)
     minter = Minter(scheme, product, key.key_id, key.mac)
-    return ledger.append_pool_codes(
-        request_id, position, minter.mint(n), key.key_id, clock_ms(), redraw=minter.mint
+    keys = ahead.take(minter, key.key_id, n)
+    if following > 0:
+        ahead.start(minter, key.key_id, following)
+    stored = ledger.append_pool_keys(
+        request_id, position, keys, key.key_id, clock_ms(), redraw=minter.mint_keys
     )
+    cut = minter.cut
+    return [key[cut:].decode("ascii") for key in stored]

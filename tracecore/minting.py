@@ -59,16 +59,25 @@ class Minter:
     def __repr__(self) -> str:
         return f"Minter({self._head.decode('ascii')!r})"
 
+    @property
+    def cut(self) -> int:
+        """Where the serial starts in a ledger key from ``mint_keys``."""
+        return self._cut
+
     def mint(self, n: int) -> list[str]:
         """``n`` distinct serials: GS1 AI (21) serials, or NMPA 13-digit production identifiers."""
+        cut = self._cut
+        return [key[cut:].decode("ascii") for key in self.mint_keys(n)]
+
+    def mint_keys(self, n: int) -> list[bytes]:
+        """``n`` distinct codes as ledger keys (product key, then serial): the HMAC message is
+        the key up to the tag, so the store takes them as they are, without encoding text."""
         if n < 0:
             raise InvalidArgument("must not be negative", field="count")
-        head, cut, tag = self._head, self._cut, self._tag
+        head, tag = self._head, self._tag
         messages = [head + part for part in _distinct_random(n, *self._draw)]
-        return [
-            (message[cut:] + tag(digest)).decode("ascii")
-            for message, digest in zip(messages, self._mac.digests(messages), strict=True)
-        ]
+        return [message + tag(digest)
+                for message, digest in zip(messages, self._mac.digests(messages), strict=True)]
 
 
 def density_slot(scheme: Scheme, key_id: int) -> int:

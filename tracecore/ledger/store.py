@@ -20,6 +20,7 @@ from tracecore.ledger.env import DEFAULT_MAP_SIZE, Env, Txn
 from tracecore.ledger.records import (
     CodeRecord,
     pool_code_key,
+    pool_code_keys,
     ref_key,
     ref_of,
     u64,
@@ -337,15 +338,41 @@ class Ledger:
         now_ms: int,
         redraw: Callable[[int], list[str]],
     ) -> list[str]:
-        """Stores ``serials`` as the pool's codes from ``position`` on, durably, in one commit.
+        """``append_pool_keys`` for serials given as text: the serials as stored, or []."""
+        with self.env.read() as txn:
+            data = txn.get(request_id.encode(), db=self.db["pools"])
+        if data is None:
+            raise NotFound(f"no pool was requested under {request_id}", field="request_id")
+        pool = lpb.PoolRecord.FromString(bytes(data)).pool
+        prefix = product_key(Scheme(pool.scheme), pool.product)
+        cut = len(prefix)
 
-        Serials that collide with any code ever issued (or with each other) are replaced by
-        ``redraw(n)`` until all are new. Returns the serials as stored, or [] without storing
+        def redraw_keys(n: int) -> list[bytes]:
+            return [prefix + s.encode() for s in redraw(n)]
+
+        stored = self.append_pool_keys(request_id, position, [prefix + s.encode() for s in serials],
+                                       key_id, now_ms, redraw_keys)
+        return [key[cut:].decode() for key in stored]
+
+    def append_pool_keys(
+        self,
+        request_id: str,
+        position: int,
+        keys: list[bytes],
+        key_id: int,
+        now_ms: int,
+        redraw: Callable[[int], list[bytes]],
+    ) -> list[bytes]:
+        """Stores the codes with ledger ``keys`` (the pool's product key, then the serial) as the
+        pool's codes from ``position`` on, durably, in one commit.
+
+        Keys that collide with any code ever issued (or with each other) are replaced by
+        ``redraw(n)`` until all are new. Returns the keys as stored, or [] without storing
         anything when the pool is no longer at ``position`` (another stream of the same request
         got there first).
         """
 
-        def fn(txn: Txn) -> list[str]:
+        def fn(txn: Txn) -> list[bytes]:
             data = txn.get(request_id.encode(), db=self.db["pools"])
             if data is None:
                 raise NotFound(f"no pool was requested under {request_id}", field="request_id")
@@ -353,9 +380,11 @@ class Ledger:
             pool = record.pool
             if pool.issued != position:
                 return []
-            if position + len(serials) > pool.count:
+            if position + len(keys) > pool.count:
                 raise InvalidArgument("more codes than the pool asked for", field="count")
             prefix = product_key(Scheme(pool.scheme), pool.product)
+            if not all(key.startswith(prefix) for key in keys):
+                raise InvalidArgument("codes of another product than the pool's", field="product")
             value = CodeRecord(
                 status=Status.ISSUED,
                 level=pool.level,
@@ -366,13 +395,11 @@ class Ledger:
                 issued_at_ms=now_ms,
                 updated_at_ms=now_ms,
             ).pack()
-            stored = self._insert_new_codes(txn, prefix, list(serials), value, redraw)
-            pool_ref = record.pool_ref
+            stored = self._insert_new_codes(txn, list(keys), value, redraw)
+            end = position + len(stored)
             txn.cursor(db=self.db["pool_codes"]).putmulti(
-                [(pool_code_key(pool_ref, position + i), prefix + s.encode())
-                 for i, s in enumerate(stored)]
-            )
-            pool.issued = position + len(stored)
+                zip(pool_code_keys(record.pool_ref, position, end), stored, strict=True))
+            pool.issued = end
             if pool.issued == pool.count:
                 pool.state = POOL_STATE_COMPLETE  # type: ignore[assignment]
             txn.put(request_id.encode(), record.SerializeToString(), db=self.db["pools"])
@@ -388,33 +415,32 @@ class Ledger:
     def _insert_new_codes(
         self,
         txn: Txn,
-        prefix: bytes,
-        serials: list[str],
+        keys: list[bytes],
         value: bytes,
-        redraw: Callable[[int], list[str]],
-    ) -> list[str]:
-        """Inserts the codes; any serial already issued (or drawn twice here) is redrawn."""
+        redraw: Callable[[int], list[bytes]],
+    ) -> list[bytes]:
+        """Inserts the codes; any key already issued (or drawn twice here) is redrawn."""
         codes_db = self.db["codes"]
-        pending = list(range(len(serials)))
+        pending = list(range(len(keys)))
         while pending:
-            keys = [prefix + serials[i].encode() for i in pending]
+            batch = [keys[i] for i in pending]
             # The common case in one C loop, inside a child transaction so that a clash (a
             # 60-bit random draw equal to an earlier one: rare) can be undone and found. In key
             # order, each insert lands beside the last one's page path instead of anywhere in
             # the tree.
             child = self.env.child(txn)
             _, added = child.cursor(db=codes_db).putmulti(
-                zip(sorted(keys), repeat(value)), dupdata=False, overwrite=False)
+                zip(sorted(batch), repeat(value)), dupdata=False, overwrite=False)
             if added == len(pending):
                 child.commit()
-                return serials
+                return keys
             child.abort()
-            clashes = [i for i, key in zip(pending, keys, strict=True)
+            clashes = [i for i, key in zip(pending, batch, strict=True)
                        if not txn.put(key, value, db=codes_db, overwrite=False)]
-            for i, serial in zip(clashes, redraw(len(clashes)), strict=True):
-                serials[i] = serial
+            for i, key in zip(clashes, redraw(len(clashes)), strict=True):
+                keys[i] = key
             pending = clashes
-        return serials
+        return keys
 
     # -- codes ---------------------------------------------------------------------------------
 
