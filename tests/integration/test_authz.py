@@ -455,6 +455,8 @@ def requests(w: World, *, harmless: bool) -> dict[str, Message]:
             tenant=a, request_id="walk-ssccs", count=2),
         "/pharmatrace.v1.LogisticUnits/GetSsccPool": spb.GetSsccPoolRequest(
             tenant=a, request_id="walk-ssccs"),
+        "/pharmatrace.v1.LogisticUnits/GetSsccState": spb.GetSsccStateRequest(
+            tenant=a, sscc="(00)306141410000000013"),
         "/pharmatrace.v1.Lifecycle/Commission": lpb.CommissionRequest(
             tenant=a, context=plant, codes=w.issued[1:2]),
         "/pharmatrace.v1.Lifecycle/Aggregate": lpb.AggregateRequest(
