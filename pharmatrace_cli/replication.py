@@ -74,10 +74,11 @@ def _route(args: argparse.Namespace) -> int:
     import nats
 
     from replica_svc.directory import route
+    from replica_svc.streams import servers
     from tracecore.errors import TraceError
 
     async def look_up() -> dict[str, object]:
-        nc = await nats.connect(args.nats)
+        nc = await nats.connect(servers(args.nats))
         try:
             return asdict(await route(nc.jetstream(), args.code))
         finally:
@@ -115,8 +116,9 @@ async def _tenants(url: str, wanted: str) -> list[str]:
     import nats
 
     from replica_svc.snapshots import BUCKET
+    from replica_svc.streams import servers
 
-    nc = await nats.connect(url)
+    nc = await nats.connect(servers(url))
     try:
         bucket = await nc.jetstream().object_store(BUCKET)
         return sorted(info.name for info in await bucket.list() if info.name)

@@ -20,6 +20,7 @@ from nats.js.errors import (
     NotFoundError,
 )
 
+from replica_svc.streams import copies
 from tracecore.codes import parse
 
 BUCKET = "pharmatrace_directory"
@@ -39,7 +40,7 @@ async def bucket(js: JetStreamContext):  # type: ignore[no-untyped-def]
     try:
         return await js.key_value(BUCKET)
     except (BucketNotFoundError, NotFoundError):
-        return await js.create_key_value(bucket=BUCKET)
+        return await js.create_key_value(bucket=BUCKET, replicas=copies(js))
 
 
 async def _update(js: JetStreamContext, key: str, change) -> None:  # type: ignore[no-untyped-def]

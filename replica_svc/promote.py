@@ -17,7 +17,7 @@ import nats
 from nats.js.errors import NotFoundError
 
 from replica_svc import directory
-from replica_svc.streams import EPOCH, FENCE, MSG_ID, NODE, stream_name, subject
+from replica_svc.streams import EPOCH, FENCE, MSG_ID, NODE, servers, stream_name, subject
 from tracecore.errors import FailedPrecondition
 
 _POLL_S = 0.1
@@ -27,7 +27,7 @@ async def promote(url: str, tenant: str, node: str, replica_data: Path | None,
                   timeout_s: float) -> dict[str, object]:
     """Promotes ``node``; with ``replica_data``, waits until that replica has applied through
     the fence. Returns the term, the fence's stream sequence and the wait in seconds."""
-    nc = await nats.connect(url)
+    nc = await nats.connect(servers(url))
     try:
         js = nc.jetstream()
         term = await directory.promote(js, tenant, node)

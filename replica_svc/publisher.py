@@ -32,6 +32,7 @@ from replica_svc.streams import (
     ensure_stream,
     keys_subject,
     msg_id,
+    servers,
     stream_name,
     subject,
 )
@@ -233,7 +234,7 @@ class Replication:
 
     @classmethod
     async def start(cls, url: str, data: DataDir) -> Replication:
-        nc = await nats.connect(url, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+        nc = await nats.connect(servers(url), max_reconnect_attempts=-1, reconnect_time_wait=0.5,
                                 name="pharmatrace-writer")
         replication = cls(nc, data)
         await replication.attach_new()

@@ -34,6 +34,7 @@ from replica_svc.streams import (
     SEQ,
     all_subjects,
     keys_subject,
+    servers,
     stream_name,
 )
 from tracecore.files import write_atomic
@@ -224,7 +225,7 @@ class Replica:
 
     @classmethod
     async def start(cls, url: str, root: Path, tenants: list[str]) -> Replica:
-        nc = await nats.connect(url, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+        nc = await nats.connect(servers(url), max_reconnect_attempts=-1, reconnect_time_wait=0.5,
                                 name="pharmatrace-replica")
         (root / TENANTS).mkdir(parents=True, exist_ok=True)
         replica = cls(nc, root, tenants)
