@@ -206,6 +206,35 @@ def register_promote(commands: Any) -> None:
     promote.add_argument("--replica-data", help="the promoted node's replica data directory: "
                          "wait until it has applied everything up to the fence")
     promote.add_argument("--timeout", type=float, default=60.0)
+    move = add_command(tenant, "move", "Move TENANT's writes to NODE, whose replica "
+                       "(`pharmatrace replica`) follows it: once the replica has caught up, the "
+                       "writer pauses writes (UNAVAILABLE, retry), NODE is promoted and its "
+                       "replica applies everything up to the fence; then start `serve --nats` "
+                       "on NODE's replica data with PHARMATRACE_NODE=NODE. The writer must run "
+                       "with --replicated-commit. Prints the pause in seconds.", _move,
+                       client=False, tenant=False)
+    move.add_argument("name", metavar="TENANT")
+    move.add_argument("--to", required=True, metavar="NODE", help="the node to move to")
+    move.add_argument("--nats", default=os.environ.get("PHARMATRACE_NATS", ""),
+                      help="NATS server URL (default $PHARMATRACE_NATS)")
+    move.add_argument("--replica-data", required=True,
+                      help="NODE's replica data directory")
+    move.add_argument("--timeout", type=float, default=60.0)
+
+
+def _move(args: argparse.Namespace) -> int:
+    if not args.nats:
+        raise CliError("--nats URL (or $PHARMATRACE_NATS) is required")
+    from replica_svc.move import move
+    from tracecore.errors import TraceError
+
+    try:
+        result = asyncio.run(move(args.nats, args.name, args.to, Path(args.replica_data),
+                                  args.timeout))
+    except TraceError as exc:
+        raise CliError(str(exc)) from None
+    print(json.dumps(result))
+    return EXIT_OK
 
 
 def _promote(args: argparse.Namespace) -> int:

@@ -39,6 +39,12 @@ class ReplicatedCommit(grpc.aio.ServerInterceptor):
             raise Unavailable("the write is committed but the replication stream has not "
                               "acknowledged it yet; retry (the same request id is safe)") from None
 
+    def _refuse(self, request: Any) -> None:
+        """Refuses a call before it writes anything while its tenant moves or after this node
+        was fenced (a client stream names no tenant up front: every tenant is checked)."""
+        if self.replication is not None:
+            self.replication.refuse_writes(str(getattr(request, "tenant", "") or ""))
+
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
@@ -54,8 +60,7 @@ class ReplicatedCommit(grpc.aio.ServerInterceptor):
             inner_unary = handler.unary_unary or handler.stream_unary
 
             async def unary(request: Any, context: Any) -> Any:
-                if self.replication is not None:
-                    self.replication.refuse_if_fenced()
+                self._refuse(request)
                 response = await inner_unary(request, context)
                 await gate()
                 return response
@@ -66,6 +71,7 @@ class ReplicatedCommit(grpc.aio.ServerInterceptor):
         inner_stream = handler.unary_stream or handler.stream_stream
 
         async def streaming(request: Any, context: Any) -> AsyncIterator[Any]:
+            self._refuse(request)
             async for response in inner_stream(request, context):
                 await gate()
                 yield response

@@ -42,12 +42,14 @@ async def promote(url: str, tenant: str, node: str, replica_data: Path | None,
         await nc.close()
     started = time.monotonic()
     if replica_data is not None:
-        await _caught_up(replica_data, tenant, ack.seq, timeout_s)
+        await caught_up(replica_data, tenant, ack.seq, timeout_s)
     return {"tenant": tenant, "node": node, "term": term, "fence_seq": ack.seq,
             "caught_up_s": round(time.monotonic() - started, 3)}
 
 
-async def _caught_up(data: Path, tenant: str, fence_seq: int, timeout_s: float) -> None:
+async def caught_up(data: Path, tenant: str, fence_seq: int, timeout_s: float) -> None:
+    """Returns once the replica in ``data`` has applied ``tenant`` up to stream sequence
+    ``fence_seq``; FailedPrecondition after ``timeout_s``."""
     from replica_svc.replica import read_status
 
     deadline = time.monotonic() + timeout_s
