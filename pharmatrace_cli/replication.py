@@ -36,6 +36,11 @@ def register(commands: Any) -> None:
     replica.add_argument("--host", default="127.0.0.1")
     replica.add_argument("--verify-port", type=int, default=50062)
     replica.add_argument("--metrics-port", type=int, default=9474)
+    replica.add_argument("--http-port", type=int, default=8081,
+                         help="the HTTP front door, read-only: check page, GS1 resolver, LVMS "
+                         "(0: any free port; -1: none)")
+    replica.add_argument("--public-base-url", default="",
+                         help="the public URL the front door's links are built on")
     replica.add_argument("--workers", type=int, default=0)
     replica.add_argument("--dev", action="store_true",
                          help="development key passphrase and no authentication")
@@ -134,7 +139,10 @@ async def _run(args: argparse.Namespace, data: Path) -> None:
 
     replica = await Replica.start(args.nats, data, await _tenants(args.nats, args.tenants))
     pool = WorkerPool(WorkerConfig(data, args.host, args.verify_port, args.dev, None,
-                                   authenticate=not args.dev), args.workers or os.cpu_count() or 1)
+                                   authenticate=not args.dev,
+                                   http_port=args.http_port if args.http_port >= 0 else None,
+                                   public_base_url=args.public_base_url),
+                      args.workers or os.cpu_count() or 1)
     verify_port = await asyncio.to_thread(pool.start)
     await replica.announce(f"{args.host}:{verify_port}")
     registry = CollectorRegistry()
@@ -144,11 +152,15 @@ async def _run(args: argparse.Namespace, data: Path) -> None:
     if args.ready_file:
         ready = Path(args.ready_file)
         tmp = ready.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"verify": verify_port, "metrics": metrics_server.server_port,
-                                   "pid": os.getpid()}))
+        ports = {"verify": verify_port, "metrics": metrics_server.server_port,
+                 "pid": os.getpid()}
+        if pool.http_port is not None:
+            ports["http"] = pool.http_port
+        tmp.write_text(json.dumps(ports))
         tmp.replace(ready)
-    log.info("replica ready: verification %s:%d, metrics :%d, tenants %s", args.host,
-             verify_port, metrics_server.server_port, ", ".join(replica.tenants))
+    log.info("replica ready: verification %s:%d, metrics :%d, HTTP front door :%s, tenants %s",
+             args.host, verify_port, metrics_server.server_port, pool.http_port or "off",
+             ", ".join(replica.tenants))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
