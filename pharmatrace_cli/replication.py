@@ -141,7 +141,8 @@ async def _run(args: argparse.Namespace, data: Path) -> None:
     pool = WorkerPool(WorkerConfig(data, args.host, args.verify_port, args.dev, None,
                                    authenticate=not args.dev,
                                    http_port=args.http_port if args.http_port >= 0 else None,
-                                   public_base_url=args.public_base_url),
+                                   public_base_url=args.public_base_url,
+                                   read_your_writes=True),
                       args.workers or os.cpu_count() or 1)
     verify_port = await asyncio.to_thread(pool.start)
     await replica.announce(f"{args.host}:{verify_port}")

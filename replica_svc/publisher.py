@@ -82,6 +82,11 @@ class TenantPublisher:
         capture.on_commit(wake)
 
     @property
+    def stream_seq(self) -> int:
+        """The stream sequence of the last change the stream has acknowledged."""
+        return self._expect
+
+    @property
     def acked(self) -> int:
         """The last commit the stream has acknowledged."""
         return self._acked
@@ -289,6 +294,11 @@ class Replication:
         tenants: writes must go there."""
         for publisher in self.publishers.values():
             publisher.refuse_if_fenced()
+
+    def stream_seq(self, tenant: str) -> int:
+        """The stream sequence holding every acknowledged change of ``tenant`` (0: unknown)."""
+        publisher = self.publishers.get(tenant)
+        return publisher.stream_seq if publisher is not None else 0
 
     def refuse_writes(self, tenant: str) -> None:
         """Before a write to ``tenant`` ("" when the call does not name one): FailedPrecondition

@@ -26,6 +26,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from replica_svc import snapshots
+from replica_svc.read_your_writes import note_applied
 from replica_svc.streams import (
     EPOCH,
     FENCE,
@@ -207,6 +208,7 @@ class TenantReplica:
                 await sub.unsubscribe()
 
     def _publish_status(self) -> None:
+        note_applied(self._root, self.tenant, self._applied.stream_seq)
         s = self.status
         s.epoch = self._applied.epoch
         s.applied_commit = self._applied.commit_seq

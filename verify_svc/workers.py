@@ -67,6 +67,8 @@ class WorkerConfig:
     public_port: int | None = None
     """With mutual TLS: a port (0: any free one) served with server-only TLS, for public
     verification and token holders without a client certificate; None: none."""
+    read_your_writes: bool = False
+    """A replica's workers: a call naming ``x-min-seq`` waits until the copy holds it."""
 
 
 def key_source(dev_keys: bool) -> KeySource:
@@ -92,9 +94,14 @@ async def serve_worker(config: WorkerConfig, ready: multiprocessing.connection.C
         data, enabled=config.authenticate, public_verify=config.public_verify,
         public_limit=RateLimiter(config.public_rate, burst=max(1.0, 2 * config.public_rate)),
     )
+    interceptors = []
+    if config.read_your_writes:
+        from replica_svc.read_your_writes import ReadYourWrites
+
+        interceptors.append(ReadYourWrites(config.data))
     running = await rpc_server.start(
         services, f"{config.host}:{config.port}", metrics, tls=config.tls,
-        authorizer=authorizer, reuse_port=True,
+        authorizer=authorizer, reuse_port=True, interceptors=interceptors,
         public_address=(f"{config.host}:{config.public_port}"
                         if config.public_port is not None else ""),
     )
