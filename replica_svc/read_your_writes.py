@@ -1,12 +1,12 @@
 """Read-your-writes on a replica: a client that passes the stream sequence of its last write
-(gRPC metadata ``x-min-seq``, as the writer returned it in its answer's trailing metadata with
-`--replicated-commit`) gets its answer only once the replica has applied that far; after
-``WAIT_S`` it is answered UNAVAILABLE naming how far behind the replica is.
+(gRPC metadata ``x-min-seq``, HTTP header ``X-Min-Seq: TENANT=SEQ``), as the writer returned it
+in its answer's trailing metadata with `--replicated-commit`, gets its answer only once the
+replica has applied that far; after ``WAIT_S`` it is answered UNAVAILABLE (HTTP 503) naming how
+far behind the replica is.
 
 The replica process notes each tenant's applied stream sequence in a small file beside the
 copies after every applied batch (after the copy's transaction commits, so the note never runs
-ahead of the copy); the verification workers read it.
-"""
+ahead of the copy); the verification workers read it."""
 
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ class ReadYourWrites(grpc.aio.ServerInterceptor):
                     await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                         f"{HEADER} must be a stream sequence number, not "
                                         f"{wanted!r}")
-                behind = await self._wait(tenant, min_seq)
+                behind = await self.wait(tenant, min_seq)
                 if behind:
                     await context.abort(grpc.StatusCode.UNAVAILABLE, behind)
             return await inner(request, context)
@@ -82,7 +82,7 @@ class ReadYourWrites(grpc.aio.ServerInterceptor):
             unary, request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer)
 
-    async def _wait(self, tenant: str, min_seq: int) -> str:
+    async def wait(self, tenant: str, min_seq: int) -> str:
         """"" once the copy has applied ``min_seq``; else why not, after the wait."""
         deadline = time.monotonic() + self._wait_s
         while True:
@@ -94,3 +94,37 @@ class ReadYourWrites(grpc.aio.ServerInterceptor):
                         f" {min_seq - have} behind the {min_seq} asked for ({HEADER}) after "
                         f"waiting {self._wait_s:.1f} s; retry, or read from the writer")
             await asyncio.sleep(_POLL_S)
+
+
+class HttpReadYourWrites:
+    """The same for the HTTP front door: a request with the header ``X-Min-Seq: TENANT=SEQ``
+    is served once the copy of TENANT holds SEQ, else answered 503 naming the lag."""
+
+    def __init__(self, app: Any, root: Path, wait_s: float = WAIT_S) -> None:
+        self._app = app
+        self._rpc = ReadYourWrites(root, wait_s)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        wanted = ""
+        if scope["type"] == "http":
+            wanted = dict(scope["headers"]).get(HEADER.encode(), b"").decode("latin-1")
+        if wanted:
+            tenant, _, seq = wanted.rpartition("=")
+            if not tenant or not seq.isdigit():
+                await _problem(send, 400, f"{HEADER} must read TENANT=SEQUENCE, not {wanted!r}")
+                return
+            behind = await self._rpc.wait(tenant, int(seq))
+            if behind:
+                await _problem(send, 503, behind)
+                return
+        await self._app(scope, receive, send)
+
+
+async def _problem(send: Any, status: int, detail: str) -> None:
+    import json
+
+    body = json.dumps({"status": status, "detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/problem+json"), (b"retry-after", b"1"),
+        (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})

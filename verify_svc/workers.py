@@ -16,7 +16,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pharmatrace.v1 import trace_pb2_grpc, verification_pb2_grpc
 
@@ -179,7 +179,12 @@ async def _start_http(config: WorkerConfig, data: DataDir, verifiers: Verifiers,
     built = build(FrontdoorConfig(config.public_base_url, config.public_rate,
                                   config.max_import_bytes), data, verifiers,
                   metrics)
-    running = await server.start(built.app, server.bind(config.host, config.http_port),
+    app: Any = built.app
+    if config.read_your_writes:
+        from replica_svc.read_your_writes import HttpReadYourWrites
+
+        app = HttpReadYourWrites(app, config.data)
+    running = await server.start(app, server.bind(config.host, config.http_port),
                                  tls=config.http_tls,
                                  header_timeout_s=config.http_header_timeout_s,
                                  grace_s=config.grace_s)
