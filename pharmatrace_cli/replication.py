@@ -18,6 +18,9 @@ from pharmatrace_cli.command import EXIT_OK, CliError, add_command
 
 log = logging.getLogger("pharmatrace.replica")
 
+NATS_HELP = ("NATS server URL, or the comma-separated URLs of a cluster's nodes (default "
+             "$PHARMATRACE_NATS)")
+
 
 def register(commands: Any) -> None:
     """Adds `replica` (run, status) to the command group."""
@@ -28,7 +31,7 @@ def register(commands: Any) -> None:
     replica.add_argument("action", nargs="?", default="run", choices=("run", "status"),
                          help="run (default) or status")
     replica.add_argument("--nats", default=os.environ.get("PHARMATRACE_NATS", ""),
-                         help="NATS server URL (default $PHARMATRACE_NATS)")
+        help=NATS_HELP)
     replica.add_argument("--data", default="./replica", help="the replica's data directory")
     replica.add_argument("--tenants", default="",
                          help="comma-separated tenants to follow (default: every tenant in the "
@@ -54,7 +57,7 @@ def register(commands: Any) -> None:
     route.add_argument("code", help="a code in any form (HRI, element string, Digital Link, "
                        "NMPA digits)")
     route.add_argument("--nats", default=os.environ.get("PHARMATRACE_NATS", ""),
-                       help="NATS server URL (default $PHARMATRACE_NATS)")
+        help=NATS_HELP)
 
 
 def _replica(args: argparse.Namespace) -> int:
@@ -215,7 +218,7 @@ def register_promote(commands: Any) -> None:
     promote.add_argument("name", metavar="TENANT")
     promote.add_argument("--node", required=True, help="the node to promote")
     promote.add_argument("--nats", default=os.environ.get("PHARMATRACE_NATS", ""),
-                         help="NATS server URL (default $PHARMATRACE_NATS)")
+        help=NATS_HELP)
     promote.add_argument("--replica-data", help="the promoted node's replica data directory: "
                          "wait until it has applied everything up to the fence")
     promote.add_argument("--timeout", type=float, default=60.0)
@@ -229,7 +232,7 @@ def register_promote(commands: Any) -> None:
     move.add_argument("name", metavar="TENANT")
     move.add_argument("--to", required=True, metavar="NODE", help="the node to move to")
     move.add_argument("--nats", default=os.environ.get("PHARMATRACE_NATS", ""),
-                      help="NATS server URL (default $PHARMATRACE_NATS)")
+        help=NATS_HELP)
     move.add_argument("--replica-data", required=True,
                       help="NODE's replica data directory")
     move.add_argument("--timeout", type=float, default=60.0)
