@@ -2,7 +2,8 @@
 
 - ``load RUN``: issues codes in small requests to the writer named in RUN/writer.addr until
   RUN/stop appears, appending each acknowledged request's serials to RUN/acks.jsonl, and checks
-  recently acknowledged codes on the replicas named in RUN/replicas.json between writes;
+  the codes just acknowledged on the replicas named in RUN/replicas.json between writes, naming
+  the write's stream sequence (read-your-writes);
 - ``ready URL``: waits until the NATS cluster's JetStream answers;
 - ``stream URL``: the tenant's stream: last sequence and the codes its changes put;
 - ``verify ADDR FILE``: the verdicts ADDR gives for the serials in FILE;
@@ -38,6 +39,11 @@ PAUSE_S = 0.1
 
 
 def _issue(addr: str, lot: str) -> list[str]:
+    return _issue_with_seq(addr, lot)[0]
+
+
+def _issue_with_seq(addr: str, lot: str) -> tuple[list[str], str]:
+    """Serials issued and the stream sequence holding them (the answer's x-min-seq)."""
     with grpc.insecure_channel(addr) as channel:
         admin = admin_pb2_grpc.AdminStub(channel)
         try:
@@ -48,17 +54,18 @@ def _issue(addr: str, lot: str) -> list[str]:
                 raise
         admin.AddBatch(apb.AddBatchRequest(tenant=TENANT, batch=cpb.Batch(
             product=GTIN, lot=lot, expires_on="2029-06-30")), timeout=10)
-        chunks = issuance_pb2_grpc.CodeIssuanceStub(channel).RequestCodes(
+        call = issuance_pb2_grpc.CodeIssuanceStub(channel).RequestCodes(
             ipb.RequestCodesRequest(tenant=TENANT, product=GTIN, lot=lot, count=PER_REQUEST,
                                     request_id=f"R-{lot}"), timeout=10)
-        return [s for chunk in chunks for s in chunk.serials]
+        serials = [s for chunk in call for s in chunk.serials]
+        return serials, str(dict(call.trailing_metadata() or ()).get("x-min-seq", ""))
 
 
-def _verdicts(addr: str, serials: list[str]) -> list[int]:
+def _verdicts(addr: str, serials: list[str], min_seq: str = "") -> list[int]:
     with grpc.insecure_channel(addr) as channel:
         response = verification_pb2_grpc.VerificationStub(channel).VerifyBatch(
             vpb.VerifyBatchRequest(tenant=TENANT, codes=[f"(01){GTIN}(21){s}" for s in serials]),
-            timeout=20)
+            timeout=20, metadata=(("x-min-seq", min_seq),) if min_seq else ())
     return list(response.verdicts)
 
 
@@ -66,18 +73,19 @@ def load(run: Path) -> None:
     acks = (run / "acks.jsonl").open("a")
     counts: Counter[str] = Counter()
     recent: list[str] = []
+    recent_seq = ""
     number = 0
     while not (run / "stop").exists():
         number += 1
         lot = f"N{number}"
         writer = (run / "writer.addr").read_text().strip()
         try:
-            serials = _issue(writer, lot)
+            serials, seq = _issue_with_seq(writer, lot)
             acks.write(json.dumps({"writer": writer, "serials": serials}) + "\n")
             acks.flush()
             os.fsync(acks.fileno())
             counts["writes acknowledged"] += 1
-            recent = serials
+            recent, recent_seq = serials, seq
         except grpc.RpcError as exc:
             counts[f"writes failed {exc.code().name}"] += 1
             time.sleep(0.3)
@@ -85,10 +93,11 @@ def load(run: Path) -> None:
         if recent and replicas:
             addr = replicas[number % len(replicas)]
             try:
-                verdicts = _verdicts(addr, recent)
+                # Read-your-writes: the replica answers once it holds the write, or UNAVAILABLE.
+                verdicts = _verdicts(addr, recent, recent_seq)
                 genuine = sum(v == vpb.VERDICT_GENUINE for v in verdicts)
                 counts["checks genuine"] += genuine
-                counts["checks not yet on the replica"] += len(verdicts) - genuine
+                counts["checks not genuine"] += len(verdicts) - genuine
             except grpc.RpcError as exc:
                 counts[f"checks failed {exc.code().name}"] += 1
         time.sleep(PAUSE_S)

@@ -182,7 +182,8 @@ def test_acknowledged_writes_survive_killed_nodes_a_cut_link_and_a_promotion(
         cluster: Cluster) -> None:
     """Under load, with a NATS node, a replica and the writer SIGKILLed (a replica promoted)
     and a replica cut off for 30 s, every acknowledged code verifies GENUINE on every node, no
-    code is issued twice, every node's audit chain verifies and the nodes hold the same chain."""
+    code is issued twice, every node's audit chain verifies and the nodes hold the same chain;
+    a check naming its write's sequence is never answered before the replica holds the write."""
     root = cluster.root
     run = root / "run"
     run.mkdir()
@@ -265,6 +266,7 @@ def test_acknowledged_writes_survive_killed_nodes_a_cut_link_and_a_promotion(
         heads[name] = _cli("audit", "heads", "--data", str(data), "--tenant", TENANT).stdout
 
     assert all(by_writer.values()) and load.get("checks genuine", 0) > 0
+    assert load.get("checks not genuine", 0) == 0, "a replica answered before it held a write"
     assert stream["replicas"] == 3
     assert len(acked) == len(set(acked)), "a code was issued twice"
     assert len(stream["codes"]) == len(set(stream["codes"])), "a code was put twice"
