@@ -18,6 +18,9 @@ from pharmatrace_cli.command import EXIT_OK, CliError, add_command
 
 log = logging.getLogger("pharmatrace.replica")
 
+NATS_HELP = ("NATS server URL, or the comma-separated URLs of a cluster's nodes (default "
+             "$PHARMATRACE_NATS)")
+
 
 def register(commands: Any) -> None:
     """Adds `replica` (run, status) to the command group."""
@@ -28,7 +31,7 @@ def register(commands: Any) -> None:
     replica.add_argument("action", nargs="?", default="run", choices=("run", "status"),
                          help="run (default) or status")
     replica.add_argument("--nats", default=os.environ.get("PHARMATRACE_NATS", ""),
-                         help="NATS server URL (default $PHARMATRACE_NATS)")
+        help=NATS_HELP)
     replica.add_argument("--data", default="./replica", help="the replica's data directory")
     replica.add_argument("--tenants", default="",
                          help="comma-separated tenants to follow (default: every tenant in the "
@@ -36,6 +39,11 @@ def register(commands: Any) -> None:
     replica.add_argument("--host", default="127.0.0.1")
     replica.add_argument("--verify-port", type=int, default=50062)
     replica.add_argument("--metrics-port", type=int, default=9474)
+    replica.add_argument("--http-port", type=int, default=8081,
+                         help="the HTTP front door, read-only: check page, GS1 resolver, LVMS "
+                         "(0: any free port; -1: none)")
+    replica.add_argument("--public-base-url", default="",
+                         help="the public URL the front door's links are built on")
     replica.add_argument("--workers", type=int, default=0)
     replica.add_argument("--dev", action="store_true",
                          help="development key passphrase and no authentication")
@@ -49,7 +57,7 @@ def register(commands: Any) -> None:
     route.add_argument("code", help="a code in any form (HRI, element string, Digital Link, "
                        "NMPA digits)")
     route.add_argument("--nats", default=os.environ.get("PHARMATRACE_NATS", ""),
-                       help="NATS server URL (default $PHARMATRACE_NATS)")
+        help=NATS_HELP)
 
 
 def _replica(args: argparse.Namespace) -> int:
@@ -74,10 +82,11 @@ def _route(args: argparse.Namespace) -> int:
     import nats
 
     from replica_svc.directory import route
+    from replica_svc.streams import servers
     from tracecore.errors import TraceError
 
     async def look_up() -> dict[str, object]:
-        nc = await nats.connect(args.nats)
+        nc = await nats.connect(servers(args.nats))
         try:
             return asdict(await route(nc.jetstream(), args.code))
         finally:
@@ -115,8 +124,9 @@ async def _tenants(url: str, wanted: str) -> list[str]:
     import nats
 
     from replica_svc.snapshots import BUCKET
+    from replica_svc.streams import servers
 
-    nc = await nats.connect(url)
+    nc = await nats.connect(servers(url))
     try:
         bucket = await nc.jetstream().object_store(BUCKET)
         return sorted(info.name for info in await bucket.list() if info.name)
@@ -132,7 +142,11 @@ async def _run(args: argparse.Namespace, data: Path) -> None:
 
     replica = await Replica.start(args.nats, data, await _tenants(args.nats, args.tenants))
     pool = WorkerPool(WorkerConfig(data, args.host, args.verify_port, args.dev, None,
-                                   authenticate=not args.dev), args.workers or os.cpu_count() or 1)
+                                   authenticate=not args.dev,
+                                   http_port=args.http_port if args.http_port >= 0 else None,
+                                   public_base_url=args.public_base_url,
+                                   read_your_writes=True),
+                      args.workers or os.cpu_count() or 1)
     verify_port = await asyncio.to_thread(pool.start)
     await replica.announce(f"{args.host}:{verify_port}")
     registry = CollectorRegistry()
@@ -142,11 +156,15 @@ async def _run(args: argparse.Namespace, data: Path) -> None:
     if args.ready_file:
         ready = Path(args.ready_file)
         tmp = ready.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"verify": verify_port, "metrics": metrics_server.server_port,
-                                   "pid": os.getpid()}))
+        ports = {"verify": verify_port, "metrics": metrics_server.server_port,
+                 "pid": os.getpid()}
+        if pool.http_port is not None:
+            ports["http"] = pool.http_port
+        tmp.write_text(json.dumps(ports))
         tmp.replace(ready)
-    log.info("replica ready: verification %s:%d, metrics :%d, tenants %s", args.host,
-             verify_port, metrics_server.server_port, ", ".join(replica.tenants))
+    log.info("replica ready: verification %s:%d, metrics :%d, HTTP front door :%s, tenants %s",
+             args.host, verify_port, metrics_server.server_port, pool.http_port or "off",
+             ", ".join(replica.tenants))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -200,10 +218,39 @@ def register_promote(commands: Any) -> None:
     promote.add_argument("name", metavar="TENANT")
     promote.add_argument("--node", required=True, help="the node to promote")
     promote.add_argument("--nats", default=os.environ.get("PHARMATRACE_NATS", ""),
-                         help="NATS server URL (default $PHARMATRACE_NATS)")
+        help=NATS_HELP)
     promote.add_argument("--replica-data", help="the promoted node's replica data directory: "
                          "wait until it has applied everything up to the fence")
     promote.add_argument("--timeout", type=float, default=60.0)
+    move = add_command(tenant, "move", "Move TENANT's writes to NODE, whose replica "
+                       "(`pharmatrace replica`) follows it: once the replica has caught up, the "
+                       "writer pauses writes (UNAVAILABLE, retry), NODE is promoted and its "
+                       "replica applies everything up to the fence; then start `serve --nats` "
+                       "on NODE's replica data with PHARMATRACE_NODE=NODE. The writer must run "
+                       "with --replicated-commit. Prints the pause in seconds.", _move,
+                       client=False, tenant=False)
+    move.add_argument("name", metavar="TENANT")
+    move.add_argument("--to", required=True, metavar="NODE", help="the node to move to")
+    move.add_argument("--nats", default=os.environ.get("PHARMATRACE_NATS", ""),
+        help=NATS_HELP)
+    move.add_argument("--replica-data", required=True,
+                      help="NODE's replica data directory")
+    move.add_argument("--timeout", type=float, default=60.0)
+
+
+def _move(args: argparse.Namespace) -> int:
+    if not args.nats:
+        raise CliError("--nats URL (or $PHARMATRACE_NATS) is required")
+    from replica_svc.move import move
+    from tracecore.errors import TraceError
+
+    try:
+        result = asyncio.run(move(args.nats, args.name, args.to, Path(args.replica_data),
+                                  args.timeout))
+    except TraceError as exc:
+        raise CliError(str(exc)) from None
+    print(json.dumps(result))
+    return EXIT_OK
 
 
 def _promote(args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ from typing import Any
 import grpc
 
 from replica_svc.publisher import Replication
+from replica_svc.read_your_writes import HEADER
 from tracecore.errors import Unavailable
 
 #: How long a call waits for the stream before it is answered UNAVAILABLE (its write is
@@ -39,6 +40,21 @@ class ReplicatedCommit(grpc.aio.ServerInterceptor):
             raise Unavailable("the write is committed but the replication stream has not "
                               "acknowledged it yet; retry (the same request id is safe)") from None
 
+    def _refuse(self, request: Any) -> None:
+        """Refuses a call before it writes anything while its tenant moves or after this node
+        was fenced (a client stream names no tenant up front: every tenant is checked)."""
+        if self.replication is not None:
+            self.replication.refuse_writes(str(getattr(request, "tenant", "") or ""))
+
+    def _tell_sequence(self, request: Any, context: Any) -> None:
+        """Trailing metadata ``x-min-seq``: the stream sequence that holds this call's writes,
+        for a read-your-writes read on a replica."""
+        tenant = str(getattr(request, "tenant", "") or "")
+        if self.replication is not None and tenant:
+            seq = self.replication.stream_seq(tenant)
+            if seq:
+                context.set_trailing_metadata(((HEADER, str(seq)),))
+
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
@@ -54,10 +70,10 @@ class ReplicatedCommit(grpc.aio.ServerInterceptor):
             inner_unary = handler.unary_unary or handler.stream_unary
 
             async def unary(request: Any, context: Any) -> Any:
-                if self.replication is not None:
-                    self.replication.refuse_if_fenced()
+                self._refuse(request)
                 response = await inner_unary(request, context)
                 await gate()
+                self._tell_sequence(request, context)
                 return response
 
             make = (grpc.unary_unary_rpc_method_handler if handler.unary_unary
@@ -66,9 +82,11 @@ class ReplicatedCommit(grpc.aio.ServerInterceptor):
         inner_stream = handler.unary_stream or handler.stream_stream
 
         async def streaming(request: Any, context: Any) -> AsyncIterator[Any]:
+            self._refuse(request)
             async for response in inner_stream(request, context):
                 await gate()
                 yield response
+            self._tell_sequence(request, context)
 
         make = (grpc.unary_stream_rpc_method_handler if handler.unary_stream
                 else grpc.stream_stream_rpc_method_handler)

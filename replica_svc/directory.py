@@ -20,6 +20,7 @@ from nats.js.errors import (
     NotFoundError,
 )
 
+from replica_svc.streams import copies
 from tracecore.codes import parse
 
 BUCKET = "pharmatrace_directory"
@@ -39,7 +40,7 @@ async def bucket(js: JetStreamContext):  # type: ignore[no-untyped-def]
     try:
         return await js.key_value(BUCKET)
     except (BucketNotFoundError, NotFoundError):
-        return await js.create_key_value(bucket=BUCKET)
+        return await js.create_key_value(bucket=BUCKET, replicas=copies(js))
 
 
 async def _update(js: JetStreamContext, key: str, change) -> None:  # type: ignore[no-untyped-def]
@@ -108,12 +109,45 @@ async def promote(js: JetStreamContext, tenant: str, node: str) -> int:
     def change(doc: dict[str, object]) -> dict[str, object]:
         term = int(doc.get("term", 0)) + 1  # type: ignore[call-overload]
         doc.update(term=term, writer_node=node, writer={})
+        doc.pop("moving_to", None)
         doc.setdefault("replicas", [])
         terms.append(term)
         return doc
 
     await _update(js, f"tenant.{tenant}", change)
     return terms[-1]
+
+
+async def pause_for_move(js: JetStreamContext, tenant: str, node: str) -> None:
+    """Marks ``tenant`` as moving to ``node``: its writer refuses new writes (UNAVAILABLE,
+    retry) until the move's promotion names the new writer."""
+
+    def change(doc: dict[str, object]) -> dict[str, object]:
+        doc["moving_to"] = node
+        doc.setdefault("replicas", [])
+        return doc
+
+    await _update(js, f"tenant.{tenant}", change)
+
+
+async def resume(js: JetStreamContext, tenant: str) -> None:
+    """Ends a move's pause without a promotion (the move failed)."""
+
+    def change(doc: dict[str, object]) -> dict[str, object]:
+        doc.pop("moving_to", None)
+        return doc
+
+    await _update(js, f"tenant.{tenant}", change)
+
+
+async def moving_to(js: JetStreamContext, tenant: str) -> str:
+    """The node ``tenant`` is being moved to ("" when it is not being moved)."""
+    kv = await bucket(js)
+    try:
+        doc = json.loads((await kv.get(f"tenant.{tenant}")).value or b"{}")
+    except KeyNotFoundError:
+        return ""
+    return str(doc.get("moving_to", ""))
 
 
 async def register_products(js: JetStreamContext, tenant: str, identifiers: list[str]) -> None:

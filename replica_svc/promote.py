@@ -17,17 +17,17 @@ import nats
 from nats.js.errors import NotFoundError
 
 from replica_svc import directory
-from replica_svc.streams import EPOCH, FENCE, MSG_ID, NODE, stream_name, subject
+from replica_svc.streams import EPOCH, FENCE, MSG_ID, NODE, servers, stream_name, subject
 from tracecore.errors import FailedPrecondition
 
-_POLL_S = 0.1
+_POLL_S = 0.02
 
 
 async def promote(url: str, tenant: str, node: str, replica_data: Path | None,
                   timeout_s: float) -> dict[str, object]:
     """Promotes ``node``; with ``replica_data``, waits until that replica has applied through
     the fence. Returns the term, the fence's stream sequence and the wait in seconds."""
-    nc = await nats.connect(url)
+    nc = await nats.connect(servers(url))
     try:
         js = nc.jetstream()
         term = await directory.promote(js, tenant, node)
@@ -42,25 +42,20 @@ async def promote(url: str, tenant: str, node: str, replica_data: Path | None,
         await nc.close()
     started = time.monotonic()
     if replica_data is not None:
-        await _caught_up(replica_data, tenant, ack.seq, timeout_s)
+        await caught_up(replica_data, tenant, ack.seq, timeout_s)
     return {"tenant": tenant, "node": node, "term": term, "fence_seq": ack.seq,
             "caught_up_s": round(time.monotonic() - started, 3)}
 
 
-async def _caught_up(data: Path, tenant: str, fence_seq: int, timeout_s: float) -> None:
-    from replica_svc.replica import read_status
+async def caught_up(data: Path, tenant: str, fence_seq: int, timeout_s: float) -> None:
+    """Returns once the replica in ``data`` has applied ``tenant`` up to stream sequence
+    ``fence_seq``; FailedPrecondition after ``timeout_s``."""
+    from replica_svc.read_your_writes import applied
 
     deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            doc = read_status(data)
-            tenants = doc["tenants"]
-            assert isinstance(tenants, list)
-            if any(t["tenant"] == tenant and t["applied_stream_seq"] >= fence_seq
-                   for t in tenants):
-                return
-        except (FileNotFoundError, ValueError):
-            pass
+    # The replica notes its position after every batch it applies (the status file only
+    # every half second).
+    while applied(data, tenant) < fence_seq:
         if time.monotonic() > deadline:
             raise FailedPrecondition(f"the replica in {data} has not applied tenant {tenant} "
                                      f"up to the fence (stream sequence {fence_seq}) within "

@@ -32,10 +32,11 @@ from replica_svc.streams import (
     ensure_stream,
     keys_subject,
     msg_id,
+    servers,
     stream_name,
     subject,
 )
-from tracecore.errors import FailedPrecondition
+from tracecore.errors import FailedPrecondition, Unavailable
 from tracecore.ledger.tenants import DataDir, Tenant
 from tracecore.replication.capture import ChangeCapture
 from tracecore.replication.changes import PUT, Change, iter_parts
@@ -46,6 +47,9 @@ log = logging.getLogger("pharmatrace.replication")
 _ROUND_BYTES = 4 << 20
 _RETRY_S = 0.5
 _ATTACH_EVERY_S = 1.0
+#: How often a writer looks in the directory for a move of its tenants (the pause begins
+#: within this long of `tenant move`).
+MOVES_EVERY_S = 0.2
 #: A change record names its databases first: products registered show within these bytes.
 _PRODUCT_IDS = b"product_ids"
 _NAMES_SPAN = 1024
@@ -60,6 +64,8 @@ class TenantPublisher:
         self.node = node or this_node()
         #: Why this node no longer writes the tenant ("" while it does).
         self.fenced = ""
+        #: Why writes pause ("" while they do not): the tenant is being moved to another node.
+        self.paused = ""
         self._expect = 0
         self._opened = tenant
         self.capture = capture
@@ -76,6 +82,11 @@ class TenantPublisher:
         capture.on_commit(wake)
 
     @property
+    def stream_seq(self) -> int:
+        """The stream sequence of the last change the stream has acknowledged."""
+        return self._expect
+
+    @property
     def acked(self) -> int:
         """The last commit the stream has acknowledged."""
         return self._acked
@@ -89,6 +100,12 @@ class TenantPublisher:
         if self.fenced:
             raise FailedPrecondition(f"this node ({self.node}) no longer writes tenant "
                                      f"{self.tenant}: {self.fenced}; write to the new writer")
+
+    def refuse_if_paused(self) -> None:
+        self.refuse_if_fenced()
+        if self.paused:
+            raise Unavailable(f"tenant {self.tenant} is {self.paused}: writes pause for a few "
+                              "seconds, then go to the new writer; retry")
 
     async def run(self) -> None:
         while not self.fenced:
@@ -233,11 +250,12 @@ class Replication:
 
     @classmethod
     async def start(cls, url: str, data: DataDir) -> Replication:
-        nc = await nats.connect(url, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+        nc = await nats.connect(servers(url), max_reconnect_attempts=-1, reconnect_time_wait=0.5,
                                 name="pharmatrace-writer")
         replication = cls(nc, data)
         await replication.attach_new()
         replication._tasks.append(asyncio.create_task(replication._attach_forever()))
+        replication._tasks.append(asyncio.create_task(replication._watch_moves()))
         return replication
 
     async def attach_new(self) -> None:
@@ -276,6 +294,33 @@ class Replication:
         tenants: writes must go there."""
         for publisher in self.publishers.values():
             publisher.refuse_if_fenced()
+
+    def stream_seq(self, tenant: str) -> int:
+        """The stream sequence holding every acknowledged change of ``tenant`` (0: unknown)."""
+        publisher = self.publishers.get(tenant)
+        return publisher.stream_seq if publisher is not None else 0
+
+    def refuse_writes(self, tenant: str) -> None:
+        """Before a write to ``tenant`` ("" when the call does not name one): FailedPrecondition
+        if this node no longer writes it, Unavailable while it is being moved."""
+        for name, publisher in self.publishers.items():
+            if name == tenant or not tenant:
+                publisher.refuse_if_paused()
+            else:
+                publisher.refuse_if_fenced()
+
+    async def _watch_moves(self) -> None:
+        while True:
+            try:
+                for name, publisher in list(self.publishers.items()):
+                    to = await directory.moving_to(self._js, name)
+                    paused = f"moving to node {to}" if to and to != publisher.node else ""
+                    if paused != publisher.paused:
+                        log.warning("tenant %s: %s", name, paused or "writes resume")
+                        publisher.paused = paused
+            except Exception as exc:  # NATS away: the fence still protects every write
+                log.debug("looking for moves failed: %s", exc)
+            await asyncio.sleep(MOVES_EVERY_S)
 
     async def wait_replicated(self) -> None:
         """Returns once the stream holds every change committed before this call."""

@@ -26,6 +26,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from replica_svc import snapshots
+from replica_svc.read_your_writes import note_applied
 from replica_svc.streams import (
     EPOCH,
     FENCE,
@@ -34,6 +35,7 @@ from replica_svc.streams import (
     SEQ,
     all_subjects,
     keys_subject,
+    servers,
     stream_name,
 )
 from tracecore.files import write_atomic
@@ -206,6 +208,7 @@ class TenantReplica:
                 await sub.unsubscribe()
 
     def _publish_status(self) -> None:
+        note_applied(self._root, self.tenant, self._applied.stream_seq)
         s = self.status
         s.epoch = self._applied.epoch
         s.applied_commit = self._applied.commit_seq
@@ -224,7 +227,7 @@ class Replica:
 
     @classmethod
     async def start(cls, url: str, root: Path, tenants: list[str]) -> Replica:
-        nc = await nats.connect(url, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+        nc = await nats.connect(servers(url), max_reconnect_attempts=-1, reconnect_time_wait=0.5,
                                 name="pharmatrace-replica")
         (root / TENANTS).mkdir(parents=True, exist_ok=True)
         replica = cls(nc, root, tenants)

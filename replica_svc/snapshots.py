@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nats.js import JetStreamContext
-from nats.js.api import ObjectMeta
+from nats.js.api import ObjectMeta, ObjectStoreConfig
 from nats.js.errors import BucketNotFoundError, NotFoundError, ObjectNotFoundError
 
+from replica_svc.streams import copies
 from tracecore.ledger.tenants import IDENTITY, KEYRING, LEDGER, Tenant
 
 BUCKET = "pharmatrace_snapshots"
@@ -32,7 +33,8 @@ async def _bucket(js: JetStreamContext):  # type: ignore[no-untyped-def]
     try:
         return await js.object_store(BUCKET)
     except (BucketNotFoundError, NotFoundError):
-        return await js.create_object_store(BUCKET)
+        return await js.create_object_store(
+            BUCKET, config=ObjectStoreConfig(bucket=BUCKET, replicas=copies(js)))
 
 
 def pack(tenant: Tenant) -> bytes:

@@ -19,6 +19,22 @@ EXPECTED_LAST = "Nats-Expected-Last-Subject-Sequence"
 DUPLICATE_WINDOW_S = 600.0
 
 
+#: Copies of each stream and bucket in a cluster: a majority survives the loss of one node.
+CLUSTER_COPIES = 3
+
+
+def servers(url: str) -> list[str]:
+    """The NATS URLs of a comma-separated list (the nodes of a cluster, or one server)."""
+    return [u.strip() for u in url.split(",") if u.strip()]
+
+
+def copies(js: JetStreamContext) -> int:
+    """How many copies a new stream or bucket keeps: three when the server is one of a
+    cluster, so that acknowledged messages outlive a node; one on a lone server."""
+    info: dict[str, object] = getattr(getattr(js, "_nc", None), "_server_info", {}) or {}
+    return CLUSTER_COPIES if info.get("cluster") else 1
+
+
 def stream_name(tenant: str) -> str:
     return f"PT_{tenant.upper().replace('.', '_').replace('-', '_')}"
 
@@ -42,12 +58,12 @@ def msg_id(epoch: int, seq: int, part: int) -> str:
     return f"{epoch}:{seq}:{part}"
 
 
-async def ensure_stream(js: JetStreamContext, tenant: str, replicas: int = 1) -> None:
-    """The tenant's change stream, created if missing (file storage, ``replicas`` copies)."""
+async def ensure_stream(js: JetStreamContext, tenant: str) -> None:
+    """The tenant's change stream, created if missing (file storage, ``copies`` copies)."""
     name = stream_name(tenant)
     try:
         await js.stream_info(name)
     except NotFoundError:
         await js.add_stream(StreamConfig(
             name=name, subjects=[subject(tenant), keys_subject(tenant)], storage=StorageType.FILE,
-            num_replicas=replicas, duplicate_window=DUPLICATE_WINDOW_S))
+            num_replicas=copies(js), duplicate_window=DUPLICATE_WINDOW_S))

@@ -16,7 +16,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pharmatrace.v1 import trace_pb2_grpc, verification_pb2_grpc
 
@@ -67,6 +67,8 @@ class WorkerConfig:
     public_port: int | None = None
     """With mutual TLS: a port (0: any free one) served with server-only TLS, for public
     verification and token holders without a client certificate; None: none."""
+    read_your_writes: bool = False
+    """A replica's workers: a call naming ``x-min-seq`` waits until the copy holds it."""
 
 
 def key_source(dev_keys: bool) -> KeySource:
@@ -92,9 +94,14 @@ async def serve_worker(config: WorkerConfig, ready: multiprocessing.connection.C
         data, enabled=config.authenticate, public_verify=config.public_verify,
         public_limit=RateLimiter(config.public_rate, burst=max(1.0, 2 * config.public_rate)),
     )
+    interceptors = []
+    if config.read_your_writes:
+        from replica_svc.read_your_writes import ReadYourWrites
+
+        interceptors.append(ReadYourWrites(config.data))
     running = await rpc_server.start(
         services, f"{config.host}:{config.port}", metrics, tls=config.tls,
-        authorizer=authorizer, reuse_port=True,
+        authorizer=authorizer, reuse_port=True, interceptors=interceptors,
         public_address=(f"{config.host}:{config.public_port}"
                         if config.public_port is not None else ""),
     )
@@ -172,7 +179,12 @@ async def _start_http(config: WorkerConfig, data: DataDir, verifiers: Verifiers,
     built = build(FrontdoorConfig(config.public_base_url, config.public_rate,
                                   config.max_import_bytes), data, verifiers,
                   metrics)
-    running = await server.start(built.app, server.bind(config.host, config.http_port),
+    app: Any = built.app
+    if config.read_your_writes:
+        from replica_svc.read_your_writes import HttpReadYourWrites
+
+        app = HttpReadYourWrites(app, config.data)
+    running = await server.start(app, server.bind(config.host, config.http_port),
                                  tls=config.http_tls,
                                  header_timeout_s=config.http_header_timeout_s,
                                  grace_s=config.grace_s)

@@ -28,7 +28,7 @@ def _start_replica(url: str, data: Path) -> tuple[subprocess.Popen[bytes], dict[
     process = subprocess.Popen(
         [*pharmatrace_command(), "replica", "--nats", url, "--data", str(data),
          "--tenants", TENANT, "--dev", "--verify-port", "0", "--metrics-port", "0",
-         "--workers", "1", "--ready-file", str(ready)],
+         "--http-port", "0", "--workers", "1", "--ready-file", str(ready)],
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 60
     while not ready.exists():

@@ -1,0 +1,106 @@
+"""`pharmatrace tenant move`: a tenant's writes move to the node of its replica under a steady
+write load, pausing briefly, losing no acknowledged write."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+from pharmatrace.v1 import verification_pb2 as vpb
+
+from tests.e2e.conftest import pharmatrace_command
+from tests.e2e.nats_server import NatsServer
+from tests.e2e.netns_client import _issue
+from tests.e2e.test_replica import _converged, _start_replica, _verdicts
+from tests.e2e.test_replication_stream import TENANT, _newest_commit, _write
+
+pytestmark = pytest.mark.timeout(240)
+
+
+class Load:
+    """Writes small requests in a loop to whichever writer ``addr`` names; keeps what was
+    acknowledged, when, and how the other calls failed."""
+
+    def __init__(self, addr: str) -> None:
+        self.addr = addr
+        self.acked: list[str] = []
+        self.times: list[float] = []
+        self.failures: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        number = 0
+        while not self._stop.is_set():
+            number += 1
+            try:
+                self.acked += _issue(self.addr, f"M{number}")
+                self.times.append(time.monotonic())
+            except grpc.RpcError as exc:
+                name = exc.code().name
+                self.failures[name] = self.failures.get(name, 0) + 1
+                time.sleep(0.05)
+
+    def acked_after(self, moment: float) -> int:
+        return sum(t > moment for t in self.times)
+
+    def wait_acked_after(self, moment: float, count: int = 5) -> None:
+        deadline = time.monotonic() + 60
+        while self.acked_after(moment) < count:
+            assert self._thread.is_alive() and time.monotonic() < deadline, self.failures
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(60)
+
+    def longest_gap(self) -> float:
+        return max(b - a for a, b in zip(self.times, self.times[1:], strict=False))
+
+
+def test_moving_a_tenant_under_load_loses_no_acknowledged_write(
+        servers, nats_server: NatsServer, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """While writes keep coming, `tenant move` pauses them (UNAVAILABLE), promotes the replica's
+    node, and once `serve` runs there every write acknowledged before, during and after the
+    move verifies GENUINE on the new writer; the old writer refuses further writes."""
+    monkeypatch.setenv("PHARMATRACE_NODE", "node-a")
+    old = servers.start(tmp_path / "writer", extra=["--nats", nats_server.url,
+                                                    "--replicated-commit"])
+    _write(old.issue_addr, "L0", 50)
+    replica_data = tmp_path / "replica"
+    process, _ = _start_replica(nats_server.url, replica_data)
+    _converged(replica_data, _newest_commit(nats_server.url))
+    load = Load(old.issue_addr)
+    try:
+        load.wait_acked_after(0)
+        moved = subprocess.run(
+            [*pharmatrace_command(), "tenant", "move", TENANT, "--to", "node-b",
+             "--nats", nats_server.url, "--replica-data", str(replica_data)],
+            capture_output=True, text=True, timeout=120)
+        assert moved.returncode == 0, moved.stderr
+        result = json.loads(moved.stdout)
+    finally:
+        process.terminate()
+        process.wait(30)
+    monkeypatch.setenv("PHARMATRACE_NODE", "node-b")
+    new = servers.start(replica_data, extra=["--nats", nats_server.url, "--replicated-commit"])
+    load.addr = new.issue_addr
+    resumed = time.monotonic()
+    load.wait_acked_after(resumed)
+    load.stop()
+    print(f"\ntenant move: {result}; load: {len(load.acked)} codes acknowledged, failures "
+          f"{load.failures}, longest gap between acknowledged writes {load.longest_gap():.2f} s")
+    assert result["node"] == "node-b" and result["term"] == 1
+    assert load.failures.get("UNAVAILABLE", 0) + load.failures.get("FAILED_PRECONDITION", 0)
+    assert len(load.acked) == len(set(load.acked))
+    assert _verdicts(int(new.ports["verify"]), load.acked) == {vpb.VERDICT_GENUINE}
+    with pytest.raises(grpc.RpcError) as refused:
+        _issue(old.issue_addr, "LATE")
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
