@@ -4,7 +4,9 @@
   beside the same writes committed locally only, on the same machine;
 - replica apply rate: a replica started after the writes catches up (changes/s, codes/s);
 - replication lag under load: while a writer issues small pools, the time from a pool's answer
-  on the writer until its last code verifies GENUINE on the replica (p50 / p99).
+  on the writer until its last code verifies GENUINE on the replica (p50 / p99);
+- verification on a replica beside the writer's own: VerifyBatch of the same 10,000 codes, one
+  caller, each server with one verification worker.
 """
 
 from __future__ import annotations
@@ -118,7 +120,8 @@ def run(writes: int = 300, codes: int = 200_000, lag_samples: int = 100,
                     if replicated:
                         continue
                     # The local writer's tenant, replicated: apply rate, then lag under load.
-                    results.update(_replica_figures(directory, url, channel, lag_samples))
+                    results.update(_replica_figures(directory, url, channel, lag_samples,
+                                                    f"{HOST}:{writer.ports['verify']}"))
         finally:
             nats.terminate()
             nats.wait(20)
@@ -126,8 +129,22 @@ def run(writes: int = 300, codes: int = 200_000, lag_samples: int = 100,
     return results
 
 
-def _replica_figures(directory: Path, url: str, channel: grpc.Channel, samples: int
-                     ) -> dict[str, float]:
+def _batch_rate(address: str, codes: list[str], seconds: float = 3.0) -> float:
+    """Codes/s one caller gets from VerifyBatch of ``codes`` over and over, for ``seconds``."""
+    with grpc.insecure_channel(address, options=CHANNEL_OPTIONS) as channel:
+        stub = verification_pb2_grpc.VerificationStub(channel)
+        request = vpb.VerifyBatchRequest(tenant=DEV_TENANT, codes=codes)
+        stub.VerifyBatch(request, timeout=60)
+        done, started = 0, time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            answer = stub.VerifyBatch(request, timeout=60)
+            assert set(answer.verdicts) == {vpb.VERDICT_GENUINE}
+            done += len(codes)
+        return done / (time.perf_counter() - started)
+
+
+def _replica_figures(directory: Path, url: str, channel: grpc.Channel, samples: int,
+                     writer_verify: str) -> dict[str, float]:
     from bench.replication_status import newest_commit
     from replica_svc.replica import read_status
 
@@ -174,6 +191,14 @@ def _replica_figures(directory: Path, url: str, channel: grpc.Channel, samples: 
         lags.sort()
         out["lag p50 ms (writer answer -> GENUINE on replica)"] = 1000 * statistics.median(lags)
         out["lag p99 ms"] = 1000 * lags[min(len(lags) - 1, int(0.99 * len(lags)))]
+        codes = [f"(01){GTIN}(21){serial}" for serial in _pool(channel, "verify-rate", 10_000)]
+        with grpc.insecure_channel(f"{HOST}:{replica.ports['verify']}") as rchannel:
+            while not _genuine(verification_pb2_grpc.VerificationStub(rchannel),
+                               codes[-1].rsplit("(21)", 1)[1]):
+                time.sleep(0.01)
+        out["VerifyBatch codes/s, writer (1 worker)"] = _batch_rate(writer_verify, codes)
+        out["VerifyBatch codes/s, replica (1 worker)"] = _batch_rate(
+            f"{HOST}:{replica.ports['verify']}", codes)
         return out
     finally:
         replica.stop()
@@ -233,3 +258,6 @@ def report(results: dict[str, float]) -> None:
     say(f"  {'replicated / local commit (unary writes)':<52} {replicated / local:>12.2f}")
     say(f"  {'replicated / local commit (codes)':<52} "
         f"{results['codes/s replicated'] / results['codes/s local']:>12.2f}")
+    replica = results["VerifyBatch codes/s, replica (1 worker)"]
+    say(f"  {'replica / writer VerifyBatch':<52} "
+        f"{replica / results['VerifyBatch codes/s, writer (1 worker)']:>12.2f}")
