@@ -21,7 +21,6 @@ from tracecore.errors import InvalidArgument, TraceError
 from tracecore.events import Event, EventKind
 from tracecore.ledger.counters import UNIT, Flow
 from tracecore.ledger.records import FLAG_IN_TRANSIT, CodeRecord
-from tracecore.masterdata import LEVEL_NAMES
 from tracecore.oversight import DISPENSINGS, Raised, RegionRule, dispensed_elsewhere, diversion
 from tracecore.status import DECOMMISSIONED, TERMINAL, Action, Status, transition
 
@@ -139,8 +138,7 @@ def check_event_time(event: Event) -> None:
 
 
 def counted(record: CodeRecord) -> bool:
-    """Codes enter the counters when commissioned: issued-but-unused ones, and those voided
-    unused, were never on a pack."""
+    """Codes enter the counters when commissioned: unused ones were never on a pack."""
     return record.status not in (Status.ISSUED, Status.VOIDED)
 
 
@@ -246,50 +244,6 @@ def _aggregate(packs: Packs, event: Event, key: bytes, result: Result) -> list[b
     return [key]
 
 
-class Contents(Protocol):
-    """What the pack-ratio check reads: records, a container's contents, products' hierarchies."""
-
-    def record(self, key: bytes) -> CodeRecord | None: ...
-    def children(self, key: bytes) -> Iterable[bytes]: ...
-    def hierarchy(self, product_ref: int) -> Sequence[cpb.PackLevel]:
-        """A product's packaging hierarchy, lowest level first; empty when it has none."""
-
-
-def pack_ratio(packs: Contents, parent_key: bytes, partial: bool) -> str | None:
-    """Which pack-ratio rule a container's contents break after an aggregation, or None.
-
-    The hierarchy is the container's product's, else its contents' (a case labelled with its
-    own code, or a logistic unit, carries the units' product). A container of a level the
-    hierarchy does not list is not counted. Too many is refused always; too few unless the
-    aggregation says the container is partial."""
-    parent = packs.record(parent_key)
-    if parent is None:
-        return None
-    kids = [r for r in (packs.record(k) for k in packs.children(parent_key)) if r is not None]
-    levels: Sequence[cpb.PackLevel] = ()
-    for ref in (parent.product_ref, *(r.product_ref for r in kids[:1])):
-        levels = packs.hierarchy(ref) if ref else ()
-        if levels:
-            break
-    below = UNIT
-    for level in levels:
-        if level.level == parent.level:
-            break
-        below = level.level
-    else:
-        return None
-    name, inner = LEVEL_NAMES[parent.level], LEVEL_NAMES[below]
-    holds = f"{name} holds {level.quantity} {inner}s"
-    others = sum(1 for r in kids if r.level != below)
-    if others:
-        return f"{holds}; {others} of another packaging level given"
-    if len(kids) > level.quantity:
-        return f"{holds}; {len(kids)} given"
-    if len(kids) < level.quantity and not partial:
-        return f"{holds}; {len(kids)} given; mark it partial"
-    return None
-
-
 def _disaggregate(packs: Packs, event: Event, key: bytes, result: Result) -> list[bytes]:
     if event.parent is None:
         raise Refused("disaggregation needs the parent container")
@@ -314,9 +268,8 @@ def _ship(packs: Packs, event: Event, key: bytes, result: Result) -> list[bytes]
     if record.in_transit:
         raise Refused("is already in transit")
     sender, _ = packs.party(event.party_id, "context.party_id") if event.party_id else (0, 0)
-    # Every transport's Ship names a destination; a partner's EPCIS shipping event may not
-    # (destinationList is optional): the packs are then in transit to nobody known, and
-    # whoever receives them takes them.
+    # A partner's EPCIS shipping event may name no destination (destinationList is optional):
+    # the packs are then in transit to nobody known, and whoever receives them takes them.
     destination = packs.party(event.destination, "destination")[0] if event.destination else 0
     if sender and record.holder_ref and record.holder_ref != sender:
         raise Refused(f"is held by {packs.party_id(record.holder_ref)}, not {event.party_id}")

@@ -12,7 +12,7 @@ from pharmatrace.v1 import common_pb2 as cpb
 from tracecore import masterdata
 from tracecore.errors import InvalidArgument
 from tracecore.ledger.records import CodeRecord
-from tracecore.lifecycle_rules import pack_ratio
+from tracecore.pack_ratio import pack_ratio
 from tracecore.status import Status
 
 UNIT, BUNDLE, CASE, PALLET = (cpb.PACKAGING_LEVEL_UNIT, cpb.PACKAGING_LEVEL_BUNDLE,

@@ -40,9 +40,9 @@ from tracecore.lifecycle_rules import (
     Result,
     check_event_time,
     counted,
-    pack_ratio,
 )
 from tracecore.oversight import Raised, RegionRule
+from tracecore.pack_ratio import pack_ratio
 from tracecore.status import Status
 
 __all__ = ["UNDO_WINDOW_MS", "Failure", "Request", "Result", "apply", "counted"]
