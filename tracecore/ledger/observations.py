@@ -56,6 +56,18 @@ def _unpack(stored: bytes | memoryview) -> tuple[int, int, int, int, int]:
     return (*_SCAN_WITHOUT_FIRST_REGION.unpack(stored), 0)
 
 
+def _plus_stored(stored: bytes | memoryview, count: int, first: int, last_ms: int,
+                 last_region: int, first_region: int) -> tuple[int, int, int, int, int]:
+    """Statistics not yet stored, added to the stored totals of the same code: (count, first
+    scan ms, last located scan ms and region, first scan's region)."""
+    stored_count, stored_first, stored_ms, stored_region, stored_first_region = _unpack(stored)
+    if stored_first <= first:
+        first, first_region = stored_first, stored_first_region
+    if stored_ms > last_ms:
+        last_ms, last_region = stored_ms, stored_region
+    return count + stored_count, first, last_ms, last_region, first_region
+
+
 @dataclass(slots=True)
 class ScanStats:
     count: int
@@ -254,13 +266,8 @@ class Observations:
                             last_ms, last_region = writing.last_ms, writing.last_region
                 stored = get(key, db=db)
                 if stored is not None:
-                    stored_count, stored_first, stored_ms, stored_region, stored_first_region = \
-                        _unpack(stored)
-                    count += stored_count
-                    if stored_first <= first:
-                        first, first_region = stored_first, stored_first_region
-                    if stored_ms > last_ms:
-                        last_ms, last_region = stored_ms, stored_region
+                    count, first, last_ms, last_region, first_region = _plus_stored(
+                        stored, count, first, last_ms, last_region, first_region)
                 append((count, first, last_ms, last_region, first_region))
         return out
 
@@ -325,7 +332,7 @@ class Observations:
                 self._flushing_txn = txn.id()
             # One pass in key order with plain tuples, then one putmulti: this runs for every
             # code scanned, so it is written like the verification loop itself.
-            get, pack, unpack, db = txn.get, _SCAN.pack, _unpack, self._db
+            get, pack, db = txn.get, _SCAN.pack, self._db
             counts = batch.counts
             merged: list[tuple[bytes, bytes]] = []
             for key in sorted(counts):
@@ -334,13 +341,8 @@ class Observations:
                 last_ms, last_region = lasts.get(key, _NOWHERE)
                 stored = get(key, db=db)
                 if stored is not None:
-                    stored_count, stored_first, stored_ms, stored_region, stored_first_region = \
-                        unpack(stored)
-                    count += stored_count
-                    if stored_first <= first:
-                        first, first_region = stored_first, stored_first_region
-                    if stored_ms > last_ms:
-                        last_ms, last_region = stored_ms, stored_region
+                    count, first, last_ms, last_region, first_region = _plus_stored(
+                        stored, count, first, last_ms, last_region, first_region)
                 merged.append((key, pack(count, first, last_ms, last_region, first_region)))
             if merged:
                 txn.cursor(db=db).putmulti(merged)
