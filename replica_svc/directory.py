@@ -9,15 +9,21 @@ register them; replicas add themselves to their tenants' lists.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import time
 from dataclasses import dataclass, field
 
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.errors import (
     BucketNotFoundError,
     KeyNotFoundError,
     KeyWrongLastSequenceError,
     NotFoundError,
+    ServiceUnavailableError,
 )
 
 from replica_svc.streams import copies
@@ -25,6 +31,14 @@ from tracecore.codes import parse
 
 BUCKET = "pharmatrace_directory"
 _CAS_TRIES = 20
+#: How long a write to the directory is retried while the cluster cannot take it (a cluster
+#: still electing its leaders, a node restarting) before the node gives up.
+_UNREACHABLE_S = 60.0
+_RETRY_S = 0.5
+#: What a JetStream cluster answers while it cannot take a write for a moment.
+_PASSING = (NatsTimeout, NoRespondersError, ServiceUnavailableError)
+
+log = logging.getLogger("pharmatrace.directory")
 
 
 @dataclass
@@ -44,6 +58,20 @@ async def bucket(js: JetStreamContext):  # type: ignore[no-untyped-def]
 
 
 async def _update(js: JetStreamContext, key: str, change) -> None:  # type: ignore[no-untyped-def]
+    """Read-modify-write of one JSON entry, retried while the cluster cannot take it."""
+    deadline = time.monotonic() + _UNREACHABLE_S
+    while True:
+        try:
+            await _compare_and_set(js, key, change)
+            return
+        except _PASSING as exc:
+            if time.monotonic() >= deadline:
+                raise
+            log.warning("directory entry %s: %s; retrying", key, exc or type(exc).__name__)
+            await asyncio.sleep(_RETRY_S)
+
+
+async def _compare_and_set(js: JetStreamContext, key: str, change) -> None:  # type: ignore[no-untyped-def]
     """Read-modify-write of one JSON entry, retried when another node wrote it meanwhile."""
     kv = await bucket(js)
     for _ in range(_CAS_TRIES):

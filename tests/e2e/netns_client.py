@@ -3,7 +3,8 @@
 - ``load RUN``: issues codes in small requests to the writer named in RUN/writer.addr until
   RUN/stop appears, appending each acknowledged request's serials to RUN/acks.jsonl, and checks
   the codes just acknowledged on the replicas named in RUN/replicas.json between writes, naming
-  the write's stream sequence (read-your-writes);
+  the write's stream sequence (read-your-writes) and moving on to the next replica when one does
+  not answer, as a client would; the counts so far are in RUN/load.json after every round;
 - ``ready URL``: waits until the NATS cluster's JetStream answers;
 - ``stream URL``: the tenant's stream: last sequence and the codes its changes put;
 - ``verify ADDR FILE``: the verdicts ADDR gives for the serials in FILE;
@@ -36,6 +37,7 @@ TENANT = "demo"
 GTIN = "09501101530003"
 PER_REQUEST = 20
 PAUSE_S = 0.1
+CHECK_TIMEOUT_S = 5.0
 
 
 def _issue(addr: str, lot: str) -> list[str]:
@@ -61,11 +63,12 @@ def _issue_with_seq(addr: str, lot: str) -> tuple[list[str], str]:
         return serials, str(dict(call.trailing_metadata() or ()).get("x-min-seq", ""))
 
 
-def _verdicts(addr: str, serials: list[str], min_seq: str = "") -> list[int]:
+def _verdicts(addr: str, serials: list[str], min_seq: str = "",
+              timeout: float = 20) -> list[int]:
     with grpc.insecure_channel(addr) as channel:
         response = verification_pb2_grpc.VerificationStub(channel).VerifyBatch(
             vpb.VerifyBatchRequest(tenant=TENANT, codes=[f"(01){GTIN}(21){s}" for s in serials]),
-            timeout=20, metadata=(("x-min-seq", min_seq),) if min_seq else ())
+            timeout=timeout, metadata=(("x-min-seq", min_seq),) if min_seq else ())
     return list(response.verdicts)
 
 
@@ -91,18 +94,34 @@ def load(run: Path) -> None:
             time.sleep(0.3)
         replicas = json.loads((run / "replicas.json").read_text())
         if recent and replicas:
-            addr = replicas[number % len(replicas)]
-            try:
-                # Read-your-writes: the replica answers once it holds the write, or UNAVAILABLE.
-                verdicts = _verdicts(addr, recent, recent_seq)
-                genuine = sum(v == vpb.VERDICT_GENUINE for v in verdicts)
-                counts["checks genuine"] += genuine
-                counts["checks not genuine"] += len(verdicts) - genuine
-            except grpc.RpcError as exc:
-                counts[f"checks failed {exc.code().name}"] += 1
+            _check(replicas, number, recent, recent_seq, counts)
+        _write_json(run / "load.json", counts)
         time.sleep(PAUSE_S)
     acks.close()
-    (run / "load.json").write_text(json.dumps(counts))
+    _write_json(run / "load.json", counts)
+
+
+def _check(replicas: list[str], number: int, serials: list[str], min_seq: str,
+           counts: Counter[str]) -> None:
+    """Checks SERIALS on one replica, starting with the round's own, trying the next on failure."""
+    for i in range(len(replicas)):
+        addr = replicas[(number + i) % len(replicas)]
+        try:
+            # Read-your-writes: the replica answers once it holds the write, or UNAVAILABLE.
+            verdicts = _verdicts(addr, serials, min_seq, CHECK_TIMEOUT_S)
+        except grpc.RpcError as exc:
+            counts[f"checks failed {exc.code().name}"] += 1
+            continue
+        genuine = sum(v == vpb.VERDICT_GENUINE for v in verdicts)
+        counts["checks genuine"] += genuine
+        counts["checks not genuine"] += len(verdicts) - genuine
+        return
+
+
+def _write_json(path: Path, doc: object) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc))
+    os.replace(tmp, path)
 
 
 async def _ready(url: str) -> None:

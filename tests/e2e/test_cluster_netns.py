@@ -173,6 +173,20 @@ def _wait_applied(data: Path, stream_seq: int, timeout: float = 90) -> dict[str,
         time.sleep(0.3)
 
 
+def _wait_load(run: Path, timeout: float) -> dict[str, int]:
+    """The load's counts once it has had a write acknowledged and checked GENUINE on a replica."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            load: dict[str, int] = json.loads((run / "load.json").read_text())
+            if load.get("writes acknowledged", 0) and load.get("checks genuine", 0):
+                return load
+        except FileNotFoundError:
+            load = {}
+        assert time.monotonic() < deadline, f"the load did not get going: {load}"
+        time.sleep(0.2)
+
+
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*pharmatrace_command(), *args], capture_output=True, text=True,
                           timeout=120)
@@ -202,9 +216,10 @@ def test_acknowledged_writes_survive_killed_nodes_a_cut_link_and_a_promotion(
     _said(f"replicas up at {', '.join(replicas)}")
     cluster.spawn("load", "client", [sys.executable, "-m", "tests.e2e.netns_client", "load",
                                      str(run)])
-    _said("write + verify load started")
+    load = _wait_load(run, 60)
+    _said(f"write + verify load started: {load}")
 
-    time.sleep(3)
+    time.sleep(2)
     cluster.kill("nats1")
     _said("SIGKILL nats-1")
     time.sleep(2)
