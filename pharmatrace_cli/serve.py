@@ -24,6 +24,8 @@ log = logging.getLogger("pharmatrace.serve")
 DEMO_TENANT = "demo"
 #: Largest EPCIS document one import may send, unless configured (max_import_mib).
 DEFAULT_IMPORT_BYTES = 16 << 20
+#: How long a stopping node waits for the stream to take its last commits.
+_DRAIN_S = 5.0
 #: The largest a tenant's ledger may grow to, as bytes or with a unit: 512MiB, 64GiB, 4TiB.
 MAX_MAP_SIZE_ENV = "PHARMATRACE_MAX_MAP_SIZE"
 
@@ -220,9 +222,11 @@ async def serve(config: ServeConfig) -> None:
     log.info("shutting down: draining calls for up to %.0f s", config.grace_s)
     await asyncio.gather(codegen.stop(config.grace_s),
                          asyncio.to_thread(pool.stop, config.grace_s))
-    if replication is not None:
-        await replication.stop()
     await asyncio.to_thread(_seal_chains, codegen.data, seal_key)
+    if replication is not None:
+        # The last writes and the seal over them reach the replicas before the node goes.
+        await replication.drain(_DRAIN_S)
+        await replication.stop()
     metrics_server.shutdown()
     log.info("stopped")
 

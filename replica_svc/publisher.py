@@ -25,6 +25,7 @@ from replica_svc.streams import (
     EPOCH,
     EXPECTED_LAST,
     FENCE,
+    LONG_LIVED,
     MSG_ID,
     PART,
     PARTS,
@@ -250,8 +251,7 @@ class Replication:
 
     @classmethod
     async def start(cls, url: str, data: DataDir) -> Replication:
-        nc = await nats.connect(servers(url), max_reconnect_attempts=-1, reconnect_time_wait=0.5,
-                                name="pharmatrace-writer")
+        nc = await nats.connect(servers(url), name="pharmatrace-writer", **LONG_LIVED)
         replication = cls(nc, data)
         await replication.attach_new()
         replication._tasks.append(asyncio.create_task(replication._attach_forever()))
@@ -335,6 +335,19 @@ class Replication:
                 await self.attach_new()
             except Exception:
                 log.exception("attaching new tenants to replication failed")
+
+    async def drain(self, timeout_s: float) -> None:
+        """Waits, up to ``timeout_s``, until the stream holds every commit made so far (a
+        shutdown's last writes and seal); what is left stays in the outbox for the next start."""
+        live = [p for p in self.publishers.values() if not p.fenced]
+        waits = [p.wait_acked(p.capture.commit_seq) for p in live]
+        try:
+            await asyncio.wait_for(asyncio.gather(*waits, return_exceptions=True), timeout_s)
+        except TimeoutError:
+            left = {p.tenant: p.capture.commit_seq - p.acked for p in live
+                    if p.acked < p.capture.commit_seq}
+            log.warning("stopping with commits not yet in the stream (published at the next "
+                        "start): %s", left)
 
     async def stop(self) -> None:
         tasks = [*self._tasks, *self._by_tenant.values()]

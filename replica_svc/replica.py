@@ -30,6 +30,7 @@ from replica_svc.read_your_writes import note_applied
 from replica_svc.streams import (
     EPOCH,
     FENCE,
+    LONG_LIVED,
     PART,
     PARTS,
     SEQ,
@@ -50,6 +51,10 @@ STATUS_FILE = ".replica-status.json"
 _BATCH = 512
 _IDLE_S = 0.05
 _RETRY_S = 1.0
+#: How long the stream may stay ahead of the copy with nothing delivered before the replica
+#: subscribes again: the client library's own consumer recreation can fail for good after a
+#: link cut, leaving a subscription that never delivers.
+_STALL_S = 5.0
 #: How long readers get to close a copy about to be replaced (they look every 0.25 s).
 _RELEASE_S = 1.0
 
@@ -67,6 +72,10 @@ class TenantStatus:
     lag_seconds: float = 0.0
     bootstraps: int = 0
     applied_changes: int = 0
+
+
+class Stalled(Exception):
+    """The subscription stopped delivering while the stream is ahead of the copy."""
 
 
 class TenantReplica:
@@ -96,6 +105,8 @@ class TenantReplica:
                 log.warning("tenant %s: %s; starting over from the latest snapshot",
                             self.tenant, exc.message)
                 await self._bootstrap(replace=True)
+            except Stalled as exc:
+                log.warning("tenant %s: %s; subscribing again", self.tenant, exc)
             except Exception as exc:
                 log.warning("tenant %s: %s; retrying", self.tenant, exc)
                 await asyncio.sleep(_RETRY_S)
@@ -179,7 +190,7 @@ class TenantReplica:
         assembler = Assembler()
         try:
             while True:
-                first = await queue.get()
+                first = await self._next(queue)
                 batch: list[tuple[Change, int]] = []
                 last_stream = 0
                 msg: Msg | None = first
@@ -207,6 +218,18 @@ class TenantReplica:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
 
+    async def _next(self, queue: asyncio.Queue[Msg]) -> Msg:
+        """The next delivered message; Stalled when the stream is known to be ahead of the
+        copy (refresh_lag reads its last sequence) and nothing came for ``_STALL_S``."""
+        while True:
+            try:
+                return await asyncio.wait_for(queue.get(), _STALL_S)
+            except TimeoutError:
+                if self.status.stream_last_seq > self._applied.stream_seq:
+                    raise Stalled(f"the stream holds sequence {self.status.stream_last_seq}, "
+                                  f"the copy {self._applied.stream_seq}, and nothing came "
+                                  f"for {_STALL_S:.0f} s") from None
+
     def _publish_status(self) -> None:
         note_applied(self._root, self.tenant, self._applied.stream_seq)
         s = self.status
@@ -227,8 +250,7 @@ class Replica:
 
     @classmethod
     async def start(cls, url: str, root: Path, tenants: list[str]) -> Replica:
-        nc = await nats.connect(servers(url), max_reconnect_attempts=-1, reconnect_time_wait=0.5,
-                                name="pharmatrace-replica")
+        nc = await nats.connect(servers(url), name="pharmatrace-replica", **LONG_LIVED)
         (root / TENANTS).mkdir(parents=True, exist_ok=True)
         replica = cls(nc, root, tenants)
         for tenant in replica.tenants.values():

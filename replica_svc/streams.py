@@ -23,6 +23,12 @@ DUPLICATE_WINDOW_S = 600.0
 CLUSTER_COPIES = 3
 
 
+#: Options of a node's long-lived connection: reconnect for ever, and ping often enough that a
+#: link cut without a word (a lost route, a dead switch) is noticed in seconds, not minutes.
+LONG_LIVED = {"max_reconnect_attempts": -1, "reconnect_time_wait": 0.5, "ping_interval": 5,
+              "max_outstanding_pings": 3}
+
+
 def servers(url: str) -> list[str]:
     """The NATS URLs of a comma-separated list (the nodes of a cluster, or one server)."""
     return [u.strip() for u in url.split(",") if u.strip()]
