@@ -109,16 +109,17 @@ def test_sscc_pool_request_and_gs1_128_labels(cli, plant: str) -> None:
 
 
 def test_a_sealed_job_opens_with_its_line_key_and_no_other(cli, plant: str) -> None:
-    """line keygen, codes print --seal, codes unseal: the line gets the job; another line's key,
-    another signer or a changed byte gets one clear line of refusal."""
+    """line keygen, codes print --seal, codes unseal: the line gets the job, signed with the
+    tenant's print-signing key; another line's key, another signer or a changed byte gets one
+    clear line of refusal."""
     request_id, codes = _pool(cli, plant, 20)
-    for name in ("line1", "line2", "issuer"):
+    for name in ("line1", "line2"):
         cli.ok("line", "keygen", "--out", str(cli.cwd / name))
     assert (cli.cwd / "line1.key").stat().st_mode & 0o077 == 0
     job = cli.cwd / "job.sealed"
     cli.ok("codes", "print", "--tenant", plant, "--pool", request_id, "--format", "csv",
            "--out", str(job), "--seal", str(cli.cwd / "line1.pub"),
-           "--sign-key", str(cli.cwd / "issuer.key"))
+           "--signer-out", str(cli.cwd / "issuer.pub"))
     assert codes[0].encode()[3:] not in job.read_bytes()
     opened = cli.cwd / "opened"
     cli.ok("codes", "unseal", str(job), "--key", str(cli.cwd / "line1.key"), "--signer",
