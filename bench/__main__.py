@@ -11,7 +11,8 @@
     python -m bench line [--seconds S] [--cap N] lines at 400 packs/min one server sustains
                                               with commission-to-ledger lag p99 under 1 s
     python -m bench printing [--n N]          print jobs in-process: symbols per second per
-                                              output kind (ZPL, CSV, SVG, PNG, PDF), sealing
+                                              output kind (ZPL, CSV, SVG, PNG, PDF), sealing,
+                                              and a ZPL job over PrintPool
     python -m bench scenarios [NAME ...]      verify, capture, lines, day, soak: consumers and
                                               distributors, lifecycle capture, packaging lines
                                               beside consumers, a working day, a 5-minute soak
@@ -193,6 +194,9 @@ def _printing(args: argparse.Namespace) -> int:
     say(f"printing: {args.n:,} symbols for ZPL and CSV, a share of them for the others ...")
     measure.settle()
     rows = printing.run(args.n)
+    if args.rpc_n:
+        say(f"printing: a pool of {args.rpc_n:,} codes as ZPL over PrintPool ...")
+        rows.append(printing.rpc(args.rpc_n))
     print(printing.table(rows))
     if args.json:
         report.write_json(Path(args.json), [], {"printing": rows})
@@ -295,6 +299,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="events of 10 codes captured by each path (default 2,000)")
     sub = command("printing", _printing, "print jobs in-process (bench/printing.py)")
     sub.add_argument("--n", type=int, default=200_000, help="symbols of the ZPL and CSV rows")
+    sub.add_argument("--rpc-n", type=int, default=100_000,
+                     help="codes printed over PrintPool from a real server (0: skip)")
     sub = command("line", _line, "simulated packaging lines against one server (bench/line.py)")
     sub.add_argument("--seconds", type=float, default=10.0, help="length of each step")
     sub.add_argument("--cap", type=int, default=64, help="most lines tried")

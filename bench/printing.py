@@ -7,12 +7,15 @@ least work that writes the same thing:
 - ZPL, CSV: one f-string (ZPL) or one ``csv.writer`` row (CSV) per code holding only its serial;
 - SVG: zxing-cpp's own ``create_barcode`` + ``to_svg`` (zint's SVG writer) of the same data;
 - PNG: zxing-cpp ``create_barcode`` + ``to_image`` of the same data, not yet encoded as PNG;
-- sealing: AES-256-GCM of the same bytes in 1 MiB chunks, with no signature or tar.
+- sealing: AES-256-GCM of the same bytes in 1 MiB chunks, with no signature or tar;
+- over the RPC (``PrintJobs.PrintPool`` of a ZPL job from a `pharmatrace serve` with one
+  verification worker, the stream drained by a client): the same job's labels rendered and
+  sealed in-process (``JobWriter`` into a ``Sealer``), the same serials, lot and expiry.
 
 Goals (symbols per second, this 2-core machine): ZPL and CSV >= 200,000, SVG >= 10,000,
 PNG >= 3,000.
 
-    python -m bench.printing [--n N] [--json PATH]
+    python -m bench.printing [--n N] [--rpc-n N] [--json PATH]
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from tracecore.codes import Scheme
 from tracecore.printing import labels, seal, sheet, symbols, vdp, zpl
-from tracecore.printing.job import Kind, TarSink
+from tracecore.printing.job import JobWriter, Kind, TarSink
 from tracecore.printing.labels import Label, Symbology
 
 GTIN = "09501101530003"
@@ -41,6 +44,7 @@ DRUG_ID = "8612345"
 LOT = "LOT-2025-0042"
 EXPIRY = "271231"
 DEFAULT_N = 200_000
+DEFAULT_RPC_N = 100_000
 GOALS = {Kind.ZPL: 200_000, Kind.CSV: 200_000, Kind.SVG: 10_000, Kind.PNG: 3_000}
 #: Share of ``n`` each kind renders: the slow kinds render fewer symbols.
 _SHARE = {Kind.ZPL: 1.0, Kind.CSV: 1.0, Kind.SVG: 0.1, Kind.PNG: 0.03, Kind.PDF: 0.01}
@@ -170,6 +174,51 @@ def _sealing(n: int) -> Row:
                ratio=ours / base, goal_per_s=None)
 
 
+def rpc(n: int) -> Row:
+    """A pool of ``n`` codes printed as ZPL over PrintPool from a real server, in labels a
+    second, beside the same job rendered and sealed in this process."""
+    import grpc
+    from pharmatrace.v1 import printing_pb2 as pb
+    from pharmatrace.v1 import printing_pb2_grpc
+
+    from bench import issue
+    from bench.harness import CHANNEL_OPTIONS, DEV_TENANT, HOST, pharmatrace_server, workdir
+
+    line = seal.KeyPair.generate()
+    with workdir("printing") as tmp, pharmatrace_server(tmp / "data", tmp, workers=1) as server:
+        issue.register_product(f"{HOST}:{server.ports['issue']}")
+        serials = issue.request_pool(f"{HOST}:{server.ports['issue']}", n, "bench-print",
+                                     keep=True).serials
+        assert serials is not None
+        request = pb.PrintPoolRequest(tenant=DEV_TENANT, request_id="bench-print",
+                                      format=pb.PRINT_FORMAT_ZPL, line_key=line.public().to_pem())
+        with grpc.insecure_channel(f"{HOST}:{server.ports['verify']}",
+                                   options=CHANNEL_OPTIONS) as channel:
+            stub = printing_pb2_grpc.PrintJobsStub(channel)
+
+            def over_rpc() -> None:
+                for _ in stub.PrintPool(request, timeout=60 + n / 10_000):
+                    pass
+
+            ours = _best(over_rpc, n)
+    expiry = issue.EXPIRES[2:4] + issue.EXPIRES[5:7] + issue.EXPIRES[8:10]
+
+    def in_process() -> None:
+        sealer = seal.Sealer(io.BytesIO(), line.public(), line)
+        tar = TarSink(sealer)  # type: ignore[arg-type]
+        writer = JobWriter(Kind.ZPL, tar)
+        for start in range(0, n, 4096):
+            writer.add(labels.for_codes(Scheme.GS1, issue.GTIN, serials[start:start + 4096],
+                                        lot=issue.LOT, expiry=expiry, start=start))
+        writer.close()
+        tar.close()
+        sealer.close()
+
+    base = _best(in_process, n)
+    return Row(kind="rpc", symbology="zpl", symbols=n, per_s=ours, baseline_per_s=base,
+               ratio=ours / base, goal_per_s=None)
+
+
 def _best(fn: Callable[[], Any], count: int) -> float:
     best = float("inf")
     for _ in range(_REPEAT):
@@ -183,9 +232,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.printing", description=__doc__)
     parser.add_argument("--n", type=int, default=DEFAULT_N,
                         help="symbols of the ZPL and CSV rows; the others render a share")
+    parser.add_argument("--rpc-n", type=int, default=DEFAULT_RPC_N,
+                        help="codes of the pool printed over PrintPool (0: skip that row)")
     parser.add_argument("--json", metavar="PATH")
     args = parser.parse_args(argv)
     rows = run(args.n)
+    if args.rpc_n:
+        rows.append(rpc(args.rpc_n))
     print(table(rows))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:

@@ -2,16 +2,17 @@
 jobs and the line controller's keys. ``register`` adds `sscc`, `codes print`, `codes unseal`,
 `line keygen` and `line simulate` to the `pharmatrace` parser.
 
-Print jobs are rendered where the command runs (the line's integration host), not in the
-issuance service: rendering is CPU work that would hold up the service's single writer, and
-the codes are fetched from the service (over TLS) by replaying the pool's request id, which
-returns exactly the codes already issued under it.
+Print jobs are rendered by the verification service (`PrintJobs.PrintPool`), which reads the
+ledger read-only, so rendering never holds up the issuance service's single writer, and sends
+them sealed: codes leave the server only encrypted. `codes print --seal` keeps the job sealed to
+a line controller's key; without it the job is sealed to a key made for the run and opened here.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tarfile
 from collections.abc import Callable
@@ -31,7 +32,6 @@ from pharmatrace_cli.command import (
 #: The passphrase that encrypts line key files at rest, if set (never on the command line).
 PASSPHRASE_ENV = "PHARMATRACE_LINE_KEY_PASSPHRASE"  # noqa: S105 - the variable's name
 _SSCC_FORMATS = ("digits", "hri", "element", "digital-link", "epc-uri")
-_BATCH = 4096
 
 
 def register(commands: Any) -> None:
@@ -57,8 +57,9 @@ def register(commands: Any) -> None:
     show.add_argument("sscc", help="18 digits, (00)…, ]C100…, a Digital Link /00/ or an EPC URI")
 
     codes = subgroup(commands, "codes", "Request and return code pools.")
-    job = add_command(codes, "print", "Render a pool's codes for the line's printers: SVG or "
-                      "PNG per symbol, PDF label sheets, ZPL, or a variable-data CSV.",
+    job = add_command(codes, "print", "A pool's codes as the line's printers take them: SVG or "
+                      "PNG per symbol, PDF label sheets, ZPL, or a variable-data CSV, rendered "
+                      "by the verification service and sent sealed.",
                       _codes_print)
     job.add_argument("--pool", required=True, help="the pool's request id")
     job.add_argument("--sscc", action="store_true", help="the pool is an SSCC pool")
@@ -71,9 +72,11 @@ def register(commands: Any) -> None:
     job.add_argument("--host", default="https://id.gs1.org", help="Digital Link host (qr)")
     job.add_argument("--png-scale", type=int, default=4, help="PNG pixels per module")
     job.add_argument("--seal", metavar="LINE_PUB",
-                     help="seal the job to this line controller's public key file")
-    job.add_argument("--sign-key", metavar="KEY",
-                     help="key file that signs a sealed job (from `line keygen`)")
+                     help="write the job sealed to this line controller's public key file "
+                     "(`line keygen`), as the server sends it, for `codes unseal`")
+    job.add_argument("--signer-out", metavar="PUB",
+                     help="also write the tenant's print-signing public key to this file "
+                     "(what `codes unseal --signer` accepts)")
     unseal = add_command(codes, "unseal", "Open a sealed print job with the line's key: checks "
                          "its signature, decrypts it, writes its files.", _codes_unseal,
                          client=False, tenant=False)
@@ -152,99 +155,94 @@ def _sscc_show(args: argparse.Namespace) -> int:
 
 
 def _codes_print(args: argparse.Namespace) -> int:
+    import tempfile
+
     from tracecore.errors import TraceError
     from tracecore.printing import seal
-    from tracecore.printing.job import DirectorySink, JobWriter, Kind, Sink, TarSink
 
-    kind = Kind(args.format)
     out = Path(args.out)
-    if bool(args.seal) != bool(args.sign_key):
-        raise CliError("a sealed job needs both --seal LINE_PUB and --sign-key KEY")
     try:
         if args.seal:
             recipient = seal.PublicKeys.from_pem(Path(args.seal).read_bytes())
-            signer = seal.KeyPair.from_pem(Path(args.sign_key).read_bytes(), _passphrase())
             part = out.with_name(out.name + ".part")
             try:
                 with open(part, "wb") as raw:
-                    sealer = seal.Sealer(raw, recipient, signer)
-                    tar = TarSink(sealer)  # type: ignore[arg-type]
-                    count = _render_pool(args, JobWriter(kind, tar, png_scale=args.png_scale))
-                    tar.close()
-                    sealer.close()
+                    first = _fetch_job(args, recipient, raw)
                 part.replace(out)
             finally:
                 part.unlink(missing_ok=True)  # a job cut short is never left looking sealed
-            print(f"{count:,} labels ({kind.value}) sealed to line key {recipient.fingerprint} "
-                  f"in {out}", file=sys.stderr)
+            _write_signer(args, first)
+            print(f"{first.labels:,} labels ({args.format}) sealed to line key "
+                  f"{first.line_key_fingerprint}, signed by {first.signer_fingerprint}, in {out}",
+                  file=sys.stderr)
             return EXIT_OK
-        sink: Sink = DirectorySink(out) if kind.per_symbol else _FileSink(out)
-        count = _render_pool(args, JobWriter(kind, sink, png_scale=args.png_scale))
+        # Unsealed files are wanted here: the job is sealed to a key made for this one run,
+        # then opened as a line controller would open it.
+        key = seal.KeyPair.generate()
+        with tempfile.TemporaryDirectory(prefix="pharmatrace-print-") as scratch:
+            sealed = Path(scratch) / "job.sealed"
+            with open(sealed, "wb") as raw:
+                first = _fetch_job(args, key.public(), raw)
+            signer = seal.PublicKeys.from_pem(first.signer_key)
+            with seal.open_sealed(sealed, key, signer) as plain, \
+                    tarfile.open(fileobj=plain, mode="r|") as tar:
+                _write_job(tar, out, per_symbol=args.format in ("svg", "png"))
+        _write_signer(args, first)
     except TraceError as exc:
         raise CliError(str(exc)) from exc
-    print(f"{count:,} labels ({kind.value}) written to {out}", file=sys.stderr)
+    print(f"{first.labels:,} labels ({args.format}) written to {out}", file=sys.stderr)
     return EXIT_OK
 
 
-def _render_pool(args: argparse.Namespace, writer: Any) -> int:
-    """Feeds the pool's labels to the job writer, then closes it; the number of labels."""
-    from pharmatrace.v1 import admin_pb2 as apb
-    from pharmatrace.v1 import issuance_pb2 as ipb
-    from pharmatrace.v1 import logistics_pb2 as lpb
+def _fetch_job(args: argparse.Namespace, line_key: Any, out: IO[bytes]) -> Any:
+    """Streams the pool's job, sealed to ``line_key``, from the verification service into
+    ``out``; the first message (what the job holds, who signed it)."""
+    from pharmatrace.v1 import printing_pb2 as pb
+    from pharmatrace.v1 import printing_pb2_grpc
 
-    from tracecore.codes import Scheme
-    from tracecore.printing import labels
-
-    symbology = labels.Symbology(args.symbology) if args.symbology else None
-    if args.sscc:
-        pool = _logistics(args).GetSsccPool(lpb.GetSsccPoolRequest(tenant=args.tenant,
-                                                                   request_id=args.pool))
-        ssccs = list(pool.ssccs)
-        for start in range(0, len(ssccs), _BATCH):
-            writer.add(labels.for_ssccs(ssccs[start:start + _BATCH], start=start))
-    else:
-        services = endpoints(args)
-        issuance = services.issuance()
-        pool = issuance.GetPool(ipb.GetPoolRequest(tenant=args.tenant, request_id=args.pool)).pool
-        if pool.state != ipb.POOL_STATE_COMPLETE:
-            raise CliError(f"pool {args.pool} is still open ({pool.issued:,} of {pool.count:,} "
-                           "issued): complete it with `codes request` under the same request id")
-        expiry = None
-        if pool.lot:
-            batch = services.admin().GetBatch(apb.GetBatchRequest(
-                tenant=args.tenant, product=pool.product, lot=pool.lot)).batch
-            expiry = batch.expires_on[2:4] + batch.expires_on[5:7] + batch.expires_on[8:10]
-        # A retry under the pool's own request id streams exactly the codes issued under it.
-        chunks = issuance.RequestCodes(ipb.RequestCodesRequest(
-            tenant=args.tenant, product=pool.product, lot=pool.lot, level=pool.level,
-            count=pool.count, request_id=pool.request_id))
-        for chunk in chunks:
-            writer.add(labels.for_codes(Scheme(chunk.scheme), chunk.product, chunk.serials,
-                                        lot=pool.lot or None, expiry=expiry, symbology=symbology,
-                                        host=args.host, start=chunk.offset))
-    writer.close()
-    count: int = writer.count
-    return count
+    services = endpoints(args)
+    stub = printing_pb2_grpc.PrintJobsStub(services.channel(services.verify))
+    first = None
+    for chunk in stub.PrintPool(pb.PrintPoolRequest(
+            tenant=args.tenant, request_id=args.pool, sscc=args.sscc,
+            format=pb.PrintFormat.Value(f"PRINT_FORMAT_{args.format.upper()}"),
+            symbology=pb.PrintSymbology.Value(
+                "PRINT_SYMBOLOGY_" + (args.symbology or "unspecified").upper().replace("-", "_")),
+            digital_link_host=args.host, png_scale=args.png_scale,
+            line_key=line_key.to_pem())):
+        if first is None:
+            first = chunk
+        out.write(chunk.data)
+    if first is None:
+        raise CliError("the server sent an empty print job")
+    return first
 
 
-class _FileSink:
-    """The job's one file, written to the path given (whole, then renamed into place)."""
+def _write_job(tar: tarfile.TarFile, out: Path, *, per_symbol: bool) -> None:
+    """The job's files: into the directory ``out`` (one per symbol), or its one file as
+    ``out`` (whole, then renamed into place)."""
+    if per_symbol:
+        out.mkdir(parents=True, exist_ok=True)
+    for member in tar:
+        if not member.isfile():
+            continue
+        if per_symbol:
+            tar.extract(member, out, filter="data")
+            continue
+        source = tar.extractfile(member)
+        assert source is not None
+        part = out.with_name(out.name + ".part")
+        try:
+            with open(part, "wb") as target:
+                shutil.copyfileobj(source, target)
+            part.replace(out)
+        finally:
+            part.unlink(missing_ok=True)
 
-    def __init__(self, path: Path) -> None:
-        self._path = path
 
-    def put(self, name: str, data: bytes) -> None:
-        part = self._path.with_name(self._path.name + ".part")
-        part.write_bytes(data)
-        part.replace(self._path)
-
-    def put_stream(self, name: str, stream: IO[bytes], size: int) -> None:
-        import shutil
-
-        part = self._path.with_name(self._path.name + ".part")
-        with open(part, "wb") as out:
-            shutil.copyfileobj(stream, out)
-        part.replace(self._path)
+def _write_signer(args: argparse.Namespace, first: Any) -> None:
+    if args.signer_out:
+        Path(args.signer_out).write_bytes(first.signer_key)
 
 
 def _codes_unseal(args: argparse.Namespace) -> int:

@@ -38,6 +38,7 @@ from tracecore.usecases import (
     operations,
     oversight,
     partners,
+    printing,
     recall,
     reports,
     trace,
@@ -97,6 +98,7 @@ TABLE: dict[str, UseCase] = {
             ListCompanyPrefixes=logistic_units.list_company_prefixes,
             RequestSsccs=logistic_units.request_ssccs, GetSsccPool=logistic_units.get_sscc_pool,
             GetSsccState=logistic_units.sscc_state),
+    **_rpcs("PrintJobs", PrintPool=printing.print_pool),
 }
 
 #: Methods that change state: each call leaves one audit record.

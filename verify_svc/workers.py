@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pharmatrace.v1 import trace_pb2_grpc, verification_pb2_grpc
+from pharmatrace.v1 import printing_pb2_grpc, trace_pb2_grpc, verification_pb2_grpc
 
 from tracecore.keys import KeySource
 from tracecore.ledger.env import DEFAULT_MAP_SIZE
@@ -28,6 +28,7 @@ from tracerpc import server as rpc_server
 from tracerpc.authz import Authorizer
 from tracerpc.logs import configure_logging
 from tracerpc.metrics import Metrics
+from verify_svc.printing import PrintJobsServicer
 from verify_svc.trace import TraceServicer
 from verify_svc.verification import VerificationServicer, Verifiers
 
@@ -89,6 +90,8 @@ async def serve_worker(config: WorkerConfig, ready: multiprocessing.connection.C
                            verification_pb2_grpc.add_VerificationServicer_to_server),
         rpc_server.Service("pharmatrace.v1.Trace", TraceServicer(data),
                            trace_pb2_grpc.add_TraceServicer_to_server),
+        rpc_server.Service("pharmatrace.v1.PrintJobs", PrintJobsServicer(data),
+                           printing_pb2_grpc.add_PrintJobsServicer_to_server),
     ]
     authorizer = Authorizer(
         data, enabled=config.authenticate, public_verify=config.public_verify,

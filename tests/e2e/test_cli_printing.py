@@ -109,16 +109,17 @@ def test_sscc_pool_request_and_gs1_128_labels(cli, plant: str) -> None:
 
 
 def test_a_sealed_job_opens_with_its_line_key_and_no_other(cli, plant: str) -> None:
-    """line keygen, codes print --seal, codes unseal: the line gets the job; another line's key,
-    another signer or a changed byte gets one clear line of refusal."""
+    """line keygen, codes print --seal, codes unseal: the line gets the job, signed with the
+    tenant's print-signing key; another line's key, another signer or a changed byte gets one
+    clear line of refusal."""
     request_id, codes = _pool(cli, plant, 20)
-    for name in ("line1", "line2", "issuer"):
+    for name in ("line1", "line2"):
         cli.ok("line", "keygen", "--out", str(cli.cwd / name))
     assert (cli.cwd / "line1.key").stat().st_mode & 0o077 == 0
     job = cli.cwd / "job.sealed"
     cli.ok("codes", "print", "--tenant", plant, "--pool", request_id, "--format", "csv",
            "--out", str(job), "--seal", str(cli.cwd / "line1.pub"),
-           "--sign-key", str(cli.cwd / "issuer.key"))
+           "--signer-out", str(cli.cwd / "issuer.pub"))
     assert codes[0].encode()[3:] not in job.read_bytes()
     opened = cli.cwd / "opened"
     cli.ok("codes", "unseal", str(job), "--key", str(cli.cwd / "line1.key"), "--signer",
@@ -145,6 +146,28 @@ def test_a_sealed_job_opens_with_its_line_key_and_no_other(cli, plant: str) -> N
     assert "changed" in refused("codes", "unseal", str(tampered), "--key",
                                 str(cli.cwd / "line1.key"), "--out", str(cli.cwd / "t"))
     assert not (cli.cwd / "t").exists() or not any((cli.cwd / "t").iterdir())
+
+
+def test_an_sscc_pool_sealed_to_a_keygen_key_opens_and_decodes_to_its_ssccs(
+    cli, plant: str
+) -> None:
+    """codes print --sscc --seal with a `line keygen` key, codes unseal --signer with the
+    tenant's print-signing key: one GS1-128 PNG per SSCC, each read as ]C1, 00 and the SSCC."""
+    cli.ok("sscc", "prefix", "--tenant", plant, PREFIX)  # again changes nothing
+    ssccs = cli.ok("sscc", "request", "--tenant", plant, "--count", "6", "--request-id",
+                   "pallets-sealed", "--format", "digits").stdout.split()
+    cli.ok("line", "keygen", "--out", str(cli.cwd / "pallet-line"))
+    job = cli.cwd / "pallets.sealed"
+    cli.ok("codes", "print", "--tenant", plant, "--pool", "pallets-sealed", "--sscc", "--format",
+           "png", "--seal", str(cli.cwd / "pallet-line.pub"), "--signer-out",
+           str(cli.cwd / "tenant-print.pub"), "--out", str(job))
+    opened = cli.cwd / "pallets"
+    cli.ok("codes", "unseal", str(job), "--key", str(cli.cwd / "pallet-line.key"), "--signer",
+           str(cli.cwd / "tenant-print.pub"), "--out", str(opened))
+    scanned = [[f"{b.symbology_identifier}{b.text}" for b in zxingcpp.read_barcodes(
+        Image.open(opened / f"{i:08d}.png"), text_mode=zxingcpp.TextMode.Plain)]
+        for i in range(6)]
+    assert scanned == [[f"]C100{s}"] for s in ssccs]
 
 
 def test_printing_an_unknown_pool_prints_one_line(cli, plant: str) -> None:

@@ -37,6 +37,7 @@ from pharmatrace.v1 import common_pb2 as cpb
 from pharmatrace.v1 import issuance_pb2 as ipb
 from pharmatrace.v1 import lifecycle_pb2 as lpb
 from pharmatrace.v1 import logistics_pb2 as spb
+from pharmatrace.v1 import printing_pb2 as ppb
 from pharmatrace.v1 import trace_pb2 as tpb
 from pharmatrace.v1 import verification_pb2 as vpb
 from prometheus_client import CollectorRegistry, multiprocess
@@ -48,6 +49,7 @@ from tracecore.credentials import Role
 from tracecore.keys import KeySource
 from tracecore.ledger.chain import SEAL_KEY
 from tracecore.ledger.store import Ledger
+from tracecore.printing import seal
 from tracerpc import authz
 from tracerpc.authz import TABLE
 from tracerpc.certs import DevPki, client_credentials, init_dev_pki, load_tls_files
@@ -84,6 +86,8 @@ def self_signed(cn: str) -> str:
 
 WALK_CERTIFICATE = self_signed("walk-cn")
 COMPANY_PREFIX = "0614141"
+#: A line controller's public key file, as `pharmatrace line keygen` writes it.
+LINE_KEY = seal.KeyPair.generate().public().to_pem()
 
 
 # -- the RPCs, from the generated descriptors --------------------------------------------------
@@ -504,6 +508,9 @@ def requests(w: World, *, harmless: bool) -> dict[str, Message]:
         # An unknown kind answers at once; a valid watch would stream until cancelled.
         "/pharmatrace.v1.Trace/WatchAlerts": tpb.WatchAlertsRequest(tenant=a, kind=999),
         "/pharmatrace.v1.Trace/RegionReport": tpb.RegionReportRequest(tenant=a),
+        "/pharmatrace.v1.PrintJobs/PrintPool": ppb.PrintPoolRequest(
+            tenant=a, request_id="walk-ssccs", sscc=True, format=ppb.PRINT_FORMAT_ZPL,
+            line_key=LINE_KEY),
     }
 
 
@@ -700,6 +707,29 @@ def test_a_party_bound_credential_acts_only_for_its_party(served: Secured, world
     assert isinstance(traced, tpb.TraceCodeResponse)
     assert (traced.holder, traced.in_transit) == ("DIST-1", False)
     assert traced.history[-1].party_id == "DIST-1"
+
+
+def test_a_pool_is_printed_only_by_whoever_may_hand_its_codes_back(served: Secured,
+                                                                   world: World) -> None:
+    """A line credential prints its own pool and its party's, not another line's; the tenant's
+    admin prints any."""
+    a, admin = world.a, world.admin
+    own, _ = create_token(served, a, admin, Role.LINE, party="PLANT")
+    same_party, _ = create_token(served, a, admin, Role.LINE, party="PLANT")
+    other, _ = create_token(served, a, admin, Role.LINE)
+    request_id = f"req-{secrets.token_hex(8)}"
+    issued = served.call("/pharmatrace.v1.CodeIssuance/RequestCodes", ipb.RequestCodesRequest(
+        tenant=a, product=GTIN, lot=LOT, count=3, request_id=request_id), own)
+    assert issued.code is OK, issued
+    path = "/pharmatrace.v1.PrintJobs/PrintPool"
+    request = ppb.PrintPoolRequest(tenant=a, request_id=request_id, format=ppb.PRINT_FORMAT_CSV,
+                                   line_key=LINE_KEY)
+    for token in (own, same_party, admin):
+        printed = served.call(path, request, token)
+        assert printed.code is OK and printed.responses[0].labels == 3, printed  # type: ignore[attr-defined]
+    denied = served.call(path, request, other)
+    assert denied.code is PERMISSION_DENIED, denied
+    assert "request_id" in denied.details and "another credential" in denied.details
 
 
 def test_a_distributor_traces_only_what_was_in_its_custody(served: Secured,

@@ -88,3 +88,20 @@ def test_key_files_round_trip_and_can_be_encrypted_at_rest() -> None:
     assert PublicKeys.from_pem(LINE.public().to_pem()).fingerprint == LINE.public().fingerprint
     with pytest.raises(Exception, match="key"):
         KeyPair.from_pem(pem, b"wrong")
+
+
+def test_a_derived_signing_key_is_the_same_in_every_process_and_its_own_per_name(
+    tmp_path: Path,
+) -> None:
+    """The same secret and name derive the same keys (every worker signs alike); another
+    tenant's name or another secret derives another key, whose jobs a pinned signer refuses."""
+    secret = os.urandom(32)
+    acme = KeyPair.derive(secret, "acme")
+    assert acme.public().to_pem() == KeyPair.derive(secret, "acme").public().to_pem()
+    fingerprints = {k.public().signer_fingerprint for k in (
+        acme, KeyPair.derive(secret, "globex"), KeyPair.derive(os.urandom(32), "acme"))}
+    assert len(fingerprints) == 3
+    path = _sealed(tmp_path, b"labels", by=acme)
+    assert _opened(path, signer=KeyPair.derive(secret, "acme").public()) == b"labels"
+    with pytest.raises(SealRefused, match="another issuer"):
+        _opened(path, signer=KeyPair.derive(secret, "globex").public())

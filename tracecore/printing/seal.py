@@ -55,6 +55,17 @@ class KeyPair:
     def generate(cls) -> KeyPair:
         return cls(X25519PrivateKey.generate(), Ed25519PrivateKey.generate())
 
+    @classmethod
+    def derive(cls, secret: bytes, name: str) -> KeyPair:
+        """The key pair ``name`` (a tenant's print-signing keys) derived from a 32-byte
+        ``secret``: every process holding the secret derives the same keys, none stores them."""
+        def part(purpose: bytes) -> bytes:
+            return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                        info=_INFO + b" " + purpose + b" " + name.encode()).derive(secret)
+
+        return cls(X25519PrivateKey.from_private_bytes(part(b"x25519")),
+                   Ed25519PrivateKey.from_private_bytes(part(b"ed25519")))
+
     def public(self) -> PublicKeys:
         return PublicKeys(self.agreement.public_key(), self.signing.public_key())
 
