@@ -137,6 +137,7 @@ async def _tenants(url: str, wanted: str) -> list[str]:
 async def _run(args: argparse.Namespace, data: Path) -> None:
     from prometheus_client import CollectorRegistry, multiprocess, start_http_server
 
+    from pharmatrace_cli.serve import front_door_url
     from replica_svc.replica import Replica
     from verify_svc.workers import WorkerConfig, WorkerPool
 
@@ -145,10 +146,11 @@ async def _run(args: argparse.Namespace, data: Path) -> None:
                                    authenticate=not args.dev,
                                    http_port=args.http_port if args.http_port >= 0 else None,
                                    public_base_url=args.public_base_url,
-                                   read_your_writes=True),
+                                   read_your_writes=True, nats=args.nats),
                       args.workers or os.cpu_count() or 1)
     verify_port = await asyncio.to_thread(pool.start)
-    await replica.announce(f"{args.host}:{verify_port}")
+    await replica.announce(f"{args.host}:{verify_port}",
+                           front_door_url(args.public_base_url, args.host, pool.http_port, False))
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     registry.register(_LagCollector(replica))

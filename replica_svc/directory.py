@@ -2,7 +2,8 @@
 replicas serve it, and which tenant each product identifier (GTIN-14, NMPA drug identifier)
 belongs to, so that a check for any code reaches a node holding its tenant.
 
-Keys: ``tenant.<tenant>`` -> {"writer": {"issue": addr, "verify": addr}, "replicas": [addr]};
+Keys: ``tenant.<tenant>`` -> {"writer": {"issue": addr, "verify": addr}, "replicas": [addr],
+"front_doors": [public base URL]};
 ``product.<GTIN-14 or drug id>`` -> tenant. Writers fill in products as their change records
 register them; replicas add themselves to their tenants' lists.
 """
@@ -48,6 +49,8 @@ class Route:
     tenant: str
     writer: dict[str, str] = field(default_factory=dict)
     replicas: list[str] = field(default_factory=list)
+    front_doors: list[str] = field(default_factory=list)
+    """Public base URLs of the HTTP front doors holding the tenant."""
 
 
 async def bucket(js: JetStreamContext):  # type: ignore[no-untyped-def]
@@ -197,4 +200,20 @@ async def route(js: JetStreamContext, code: str) -> Route:
         doc = json.loads((await kv.get(f"tenant.{name}")).value or b"{}")
     except KeyNotFoundError:
         doc = {}
-    return Route(name, dict(doc.get("writer", {})), list(doc.get("replicas", [])))
+    return Route(name, dict(doc.get("writer", {})), list(doc.get("replicas", [])),
+                 list(doc.get("front_doors", [])))
+
+
+async def announce_front_door(js: JetStreamContext, tenant: str, base_url: str) -> None:
+    """Adds the public base URL of a front door that holds ``tenant`` to its entry, so that
+    other nodes' front doors can send a check of its codes there."""
+
+    def change(doc: dict[str, object]) -> dict[str, object]:
+        doors = list(doc.get("front_doors", []))  # type: ignore[call-overload]
+        if base_url not in doors:
+            doors.append(base_url)
+        doc["front_doors"] = doors
+        doc.setdefault("replicas", [])
+        return doc
+
+    await _update(js, f"tenant.{tenant}", change)

@@ -241,12 +241,21 @@ class Replication:
         self._tasks: list[asyncio.Task[None]] = []
         self._by_tenant: dict[str, asyncio.Task[None]] = {}
         self._addresses: tuple[str, str] | None = None
+        self._front_door = ""
 
-    async def announce(self, issue: str, verify: str) -> None:
-        """Names this node as the writer of its tenants in the directory."""
+    async def announce(self, issue: str, verify: str, front_door: str = "") -> None:
+        """Names this node as the writer of its tenants in the directory, with the public base
+        URL of its HTTP front door ("" when it has none)."""
         self._addresses = (issue, verify)
+        self._front_door = front_door
         for name in self.publishers:
-            await directory.announce_writer(self._js, name, issue, verify)
+            await self._announce(name)
+
+    async def _announce(self, name: str) -> None:
+        assert self._addresses is not None
+        await directory.announce_writer(self._js, name, *self._addresses)
+        if self._front_door:
+            await directory.announce_front_door(self._js, name, self._front_door)
 
     @classmethod
     async def start(cls, url: str, data: DataDir) -> Replication:
@@ -287,7 +296,7 @@ class Replication:
             log.info("publishing tenant %s to stream %s (epoch %d)", name, stream_name(name),
                      capture.epoch)
             if self._addresses is not None:
-                await directory.announce_writer(self._js, name, *self._addresses)
+                await self._announce(name)
 
     def refuse_if_fenced(self) -> None:
         """FailedPrecondition if another node was promoted writer of one of this node's

@@ -236,12 +236,15 @@ class Replica:
         replica._tasks.append(asyncio.create_task(replica._report_forever()))
         return replica
 
-    async def announce(self, verify: str) -> None:
-        """Adds this replica to its tenants' entries in the directory."""
+    async def announce(self, verify: str, front_door: str = "") -> None:
+        """Adds this replica to its tenants' entries in the directory, with the public base URL
+        of its HTTP front door ("" when it has none)."""
         from replica_svc import directory
 
         for tenant in self.tenants:
             await directory.announce_replica(self._nc.jetstream(), tenant, verify)
+            if front_door:
+                await directory.announce_front_door(self._nc.jetstream(), tenant, front_door)
 
     def statuses(self) -> list[TenantStatus]:
         return [t.status for t in self.tenants.values()]
