@@ -101,6 +101,55 @@ def _route(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def locate(url: str, codes: list[str]) -> tuple[str, str]:
+    """(tenant, verification address of a node holding it) of ``codes``, from the directory:
+    the first of the tenant's readers that accepts a connection."""
+    import socket
+
+    import nats
+
+    from replica_svc.directory import Route, route
+    from replica_svc.streams import servers
+    from tracecore.codes import parse
+    from tracecore.errors import TraceError
+
+    # One look-up per product: a file of a million codes names a few products.
+    by_product: dict[str, str] = {}
+    for code in codes:
+        with contextlib.suppress(TraceError):  # unreadable: the node says why
+            by_product.setdefault(parse(code).code.product, code)
+    if not by_product:
+        raise CliError("none of the codes names a product: nothing to look up")
+
+    async def look_up() -> dict[str, Route]:
+        nc = await nats.connect(servers(url))
+        try:
+            js = nc.jetstream()
+            return {product: await route(js, code) for product, code in by_product.items()}
+        finally:
+            await nc.close()
+
+    try:
+        routes = asyncio.run(look_up())
+    except (KeyError, TraceError) as exc:
+        raise CliError(str(exc).strip("'\"")) from None
+    tenants = sorted({r.tenant for r in routes.values()})
+    if len(tenants) > 1:
+        raise CliError(f"the codes belong to several tenants ({', '.join(tenants)}): verify "
+                       "each tenant's codes on their own")
+    found = next(iter(routes.values()))
+    for address in found.readers():
+        host, _, port = address.rpartition(":")
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=2).close()
+        except (OSError, ValueError):
+            log.warning("verification at %s does not answer; trying the next node", address)
+            continue
+        return found.tenant, address
+    raise CliError(f"no node serving tenant {found.tenant} answers: tried "
+                   f"{', '.join(found.readers()) or 'none (the directory names none)'}")
+
+
 def _status(data: Path) -> int:
     from replica_svc.replica import read_status
 

@@ -52,6 +52,12 @@ class Route:
     front_doors: list[str] = field(default_factory=list)
     """Public base URLs of the HTTP front doors holding the tenant."""
 
+    def readers(self) -> list[str]:
+        """The verification addresses to read from, best first: the replicas (there to carry
+        the reads), then the writer."""
+        verify = self.writer.get("verify", "")
+        return [*self.replicas, *([verify] if verify and verify not in self.replicas else [])]
+
 
 async def bucket(js: JetStreamContext):  # type: ignore[no-untyped-def]
     try:

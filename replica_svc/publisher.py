@@ -53,6 +53,7 @@ MOVES_EVERY_S = 0.2
 #: A change record names its databases first: products registered show within these bytes.
 _PRODUCT_IDS = b"product_ids"
 _NAMES_SPAN = 1024
+_PRODUCTS_PAGE = 1000
 
 
 class TenantPublisher:
@@ -74,6 +75,7 @@ class TenantPublisher:
         self._acked = 0
         self._acked_changed = asyncio.Condition()
         self._keyring_digest = ""
+        self._products_registered = False
         loop = asyncio.get_running_loop()
 
         def wake(_: int) -> None:
@@ -136,6 +138,12 @@ class TenantPublisher:
             return
         await self._follow_fence()
         await self._snapshot_if_needed()
+        if not self._products_registered:
+            # Products registered before publishing began (a tenant created before the
+            # publisher attached to it, or before `--nats`) are in no change record.
+            registered = await asyncio.to_thread(_product_ids, self._opened)
+            await directory.register_products(self._js, self.tenant, registered)
+            self._products_registered = True
         position = await asyncio.to_thread(self.capture.position)
         done, skip_parts = await self._resync(position.published_seq)
         await self._set_acked(done)
@@ -355,6 +363,19 @@ class Replication:
         for publisher in self.publishers.values():
             publisher.capture.detach()
         await self._nc.close()
+
+
+def _product_ids(tenant: Tenant) -> list[str]:
+    """Every GTIN-14 and NMPA drug identifier the tenant registered."""
+    from tracecore.masterdata import identifiers
+
+    found: list[str] = []
+    token = ""
+    while True:
+        products, token = tenant.ledger.products(_PRODUCTS_PAGE, token)
+        found += [ident for product in products for ident in identifiers(product)]
+        if not token:
+            return found
 
 
 def this_node() -> str:
