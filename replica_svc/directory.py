@@ -36,6 +36,8 @@ _CAS_TRIES = 20
 #: still electing its leaders, a node restarting) before the node gives up.
 _UNREACHABLE_S = 60.0
 _RETRY_S = 0.5
+#: How long a stopping node tries to take its front door out of the directory.
+WITHDRAW_S = 2.0
 #: What a JetStream cluster answers while it cannot take a write for a moment.
 _PASSING = (NatsTimeout, NoRespondersError, ServiceUnavailableError)
 
@@ -223,3 +225,27 @@ async def announce_front_door(js: JetStreamContext, tenant: str, base_url: str) 
         return doc
 
     await _update(js, f"tenant.{tenant}", change)
+
+
+async def withdraw_front_door(js: JetStreamContext, tenants: list[str], base_url: str,
+                              timeout_s: float = WITHDRAW_S) -> None:
+    """Takes a front door that stops serving out of its tenants' entries, so that no node
+    sends a check there any more; given up after ``timeout_s`` (a node stopping does not wait
+    for a cluster that cannot take the write: the others then skip the door that does not
+    answer)."""
+
+    def change(doc: dict[str, object]) -> dict[str, object]:
+        doc["front_doors"] = [u for u in doc.get("front_doors", [])  # type: ignore[attr-defined]
+                              if u != base_url]
+        doc.setdefault("replicas", [])
+        return doc
+
+    async def withdraw() -> None:
+        for tenant in tenants:
+            await _update(js, f"tenant.{tenant}", change)
+
+    try:
+        await asyncio.wait_for(withdraw(), timeout_s)
+    except (TimeoutError, *_PASSING) as exc:
+        log.warning("front door %s still listed in the directory: %s", base_url,
+                    exc or type(exc).__name__)

@@ -224,6 +224,7 @@ class Replica:
         self.root = root
         self.tenants = {t: TenantReplica(nc.jetstream(), root, t) for t in tenants}
         self._tasks: list[asyncio.Task[None]] = []
+        self._front_door = ""
 
     @classmethod
     async def start(cls, url: str, root: Path, tenants: list[str]) -> Replica:
@@ -241,6 +242,7 @@ class Replica:
         of its HTTP front door ("" when it has none)."""
         from replica_svc import directory
 
+        self._front_door = front_door
         for tenant in self.tenants:
             await directory.announce_replica(self._nc.jetstream(), tenant, verify)
             if front_door:
@@ -258,6 +260,11 @@ class Replica:
             await asyncio.sleep(0.5)
 
     async def stop(self) -> None:
+        if self._front_door:
+            from replica_svc import directory
+
+            await directory.withdraw_front_door(self._nc.jetstream(), list(self.tenants),
+                                                self._front_door)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -227,3 +227,26 @@ def test_cli_verify_with_nats_finds_the_node_holding_the_codes_tenant(
                     env=env, cwd=tmp_path)
     assert mixed.returncode != 0
     assert "acme" in mixed.stderr and "demo" in mixed.stderr
+
+
+def test_a_replica_stopping_takes_its_front_door_out_of_the_directory(
+        cluster: tuple[Tenant, Tenant, Replica, Replica], nats_server: NatsServer,
+        tmp_path: Path) -> None:
+    """`pharmatrace directory route` lists the front doors holding acme, the replica's among
+    them; once that replica stops, no node is sent there any more."""
+    _, acme, _, of_acme = cluster
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+
+    def doors() -> list[str]:
+        found = run_cli(["directory", "route", acme.code(), "--nats", nats_server.url],
+                        env=env, cwd=tmp_path)
+        assert found.returncode == 0, found.stderr
+        listed: list[str] = json.loads(found.stdout)["front_doors"]
+        return listed
+
+    before = doors()
+    of_acme.process.terminate()
+    of_acme.process.wait(30)
+    after = doors()
+    assert of_acme.url in before and len(before) == 2
+    assert of_acme.url not in after and after == [u for u in before if u != of_acme.url]
