@@ -48,6 +48,13 @@ def register(commands: Any) -> None:
     replica.add_argument("--dev", action="store_true",
                          help="development key passphrase and no authentication")
     replica.add_argument("--ready-file", help="write the bound ports here as JSON once serving")
+    replica.add_argument("--write-when-promoted", action="store_true",
+                         help="once this node ($PHARMATRACE_NODE) is promoted writer of every "
+                         "tenant followed (`tenant move`, `tenant promote`), serve their "
+                         "writes from this process, with replicated commit: no `serve` to "
+                         "start")
+    replica.add_argument("--issue-port", type=int, default=50061,
+                         help="the issuance port once writing (0: any free port)")
 
     directory = commands.add_parser("directory", help="The replication directory on NATS: "
                                     "where each tenant is served.").add_subparsers(
@@ -198,8 +205,8 @@ async def _run(args: argparse.Namespace, data: Path) -> None:
                                    read_your_writes=True, nats=args.nats),
                       args.workers or os.cpu_count() or 1)
     verify_port = await asyncio.to_thread(pool.start)
-    await replica.announce(f"{args.host}:{verify_port}",
-                           front_door_url(args.public_base_url, args.host, pool.http_port, False))
+    front_door = front_door_url(args.public_base_url, args.host, pool.http_port, False)
+    await replica.announce(f"{args.host}:{verify_port}", front_door)
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     registry.register(_LagCollector(replica))
@@ -216,6 +223,12 @@ async def _run(args: argparse.Namespace, data: Path) -> None:
     log.info("replica ready: verification %s:%d, metrics :%d, HTTP front door :%s, tenants %s",
              args.host, verify_port, metrics_server.server_port, pool.http_port or "off",
              ", ".join(replica.tenants))
+    writer = None
+    if args.write_when_promoted:
+        from pharmatrace_cli import replica_writer
+
+        writer = replica_writer.start(args, data, replica, f"{args.host}:{verify_port}",
+                                      front_door)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -225,6 +238,8 @@ async def _run(args: argparse.Namespace, data: Path) -> None:
             await asyncio.wait_for(stop.wait(), timeout=2.0)
         if not stop.is_set():
             await asyncio.to_thread(pool.respawn_dead)
+    if writer is not None:
+        await writer.stop(5.0)
     await asyncio.to_thread(pool.stop, 5.0)
     await replica.stop()
     metrics_server.shutdown()

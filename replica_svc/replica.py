@@ -224,6 +224,7 @@ class Replica:
         self.root = root
         self.tenants = {t: TenantReplica(nc.jetstream(), root, t) for t in tenants}
         self._tasks: list[asyncio.Task[None]] = []
+        self._following: dict[str, asyncio.Task[None]] = {}
         self._front_door = ""
 
     @classmethod
@@ -233,9 +234,27 @@ class Replica:
         (root / TENANTS).mkdir(parents=True, exist_ok=True)
         replica = cls(nc, root, tenants)
         for tenant in replica.tenants.values():
-            replica._tasks.append(asyncio.create_task(tenant.run()))
+            replica._following[tenant.tenant] = asyncio.create_task(tenant.run())
         replica._tasks.append(asyncio.create_task(replica._report_forever()))
         return replica
+
+    @property
+    def js(self) -> JetStreamContext:
+        return self._nc.jetstream()
+
+    async def release(self) -> None:
+        """Stops following every tenant and closes the copies, for this node's writer to open
+        them (``replica_svc.handover``): called once every fence is applied, when nothing is
+        left to apply."""
+        for task in self._following.values():
+            task.cancel()
+        for task in self._following.values():
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._following.clear()
+        for tenant in self.tenants.values():
+            tenant.close()
+        self.tenants = {}
 
     async def announce(self, verify: str, front_door: str = "") -> None:
         """Adds this replica to its tenants' entries in the directory, with the public base URL
@@ -265,13 +284,12 @@ class Replica:
 
             await directory.withdraw_front_door(self._nc.jetstream(), list(self.tenants),
                                                 self._front_door)
+        await self.release()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        for tenant in self.tenants.values():
-            tenant.close()
         await self._nc.close()
 
 
