@@ -79,5 +79,6 @@ async def _take_over(args: argparse.Namespace, data: Path, replica: Any, verify:
              "after the promotion was applied", node, ", ".join(tenants),
              ", ".join(map(str, fences.values())), issue, time.monotonic() - started)
     while True:
-        await note_published(data, {t: writer.replication.stream_seq(t) for t in tenants})
+        with contextlib.suppress(OSError):  # a full disk: the note moves on the next round
+            await note_published(data, {t: writer.replication.stream_seq(t) for t in tenants})
         await asyncio.sleep(_NOTE_EVERY_S)

@@ -21,6 +21,7 @@ from replica_svc import directory
 from replica_svc.promote import caught_up
 from replica_svc.read_your_writes import note_applied
 from replica_svc.streams import FENCE, stream_name, subject
+from tracecore.errors import FailedPrecondition
 
 log = logging.getLogger("pharmatrace.replica")
 
@@ -41,8 +42,12 @@ async def wait_until_promoted(js: JetStreamContext, root: Path, tenants: list[st
             log.debug("looking for a promotion failed: %s", exc)
             fences = None
         if fences is not None:
-            for tenant, seq in fences.items():
-                await caught_up(root, tenant, seq, _FENCE_APPLIED_S)
+            try:
+                for tenant, seq in fences.items():
+                    await caught_up(root, tenant, seq, _FENCE_APPLIED_S)
+            except FailedPrecondition as exc:  # still behind: the copy keeps applying
+                log.warning("promoted, but %s; waiting on", exc.message)
+                continue
             return fences
         await asyncio.sleep(WATCH_EVERY_S)
 
