@@ -109,6 +109,21 @@ def test_moving_a_tenant_under_load_loses_no_acknowledged_write(
     assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
 
 
+def _refusal(addr: str) -> grpc.StatusCode:
+    """How the old writer refuses a write, once it has seen the fence (until then it may answer
+    UNAVAILABLE, retry: still pausing for the move, or waiting for the stream that refuses
+    it)."""
+    deadline = time.monotonic() + 60
+    while True:
+        with pytest.raises(grpc.RpcError) as refused:
+            _issue(addr, f"LATE{int(time.monotonic() * 1000)}")
+        code: grpc.StatusCode = refused.value.code()
+        if code not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) or \
+                time.monotonic() > deadline:
+            return code
+        time.sleep(0.2)
+
+
 def _writer_issue(url: str, code: str) -> str:
     """The issuance address the directory names for the tenant of ``code`` ("" between a
     promotion and the new writer's announcement)."""
@@ -161,9 +176,7 @@ def test_a_replica_that_writes_when_promoted_takes_a_move_without_a_restart(
               f"writes {load.longest_gap():.2f} s")
         assert len(load.acked) == len(set(load.acked))
         assert _verdicts(ports["verify"], load.acked) == {vpb.VERDICT_GENUINE}
-        with pytest.raises(grpc.RpcError) as refused:
-            _issue(old.issue_addr, "LATE")
-        assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert _refusal(old.issue_addr) == grpc.StatusCode.FAILED_PRECONDITION
     finally:
         load.stop()
         process.terminate()
