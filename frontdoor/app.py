@@ -16,10 +16,12 @@ from frontdoor import check_page, epcis_rest, logistic_units, lvms, resolver
 from frontdoor.http import Frontdoor, FrontdoorConfig, problem
 from frontdoor.middleware import Guard, RequestLog
 from frontdoor.reads import FrontdoorReads
+from frontdoor.routing import Router
 from tracecore.errors import InvalidArgument, NotFound, TraceError, Unavailable
 from tracecore.ledger.epcis_rest import EpcisStores
 from tracecore.ledger.tenants import DataDir
 from tracecore.ratelimit import RateLimiter
+from tracecore.usecases.routing import Directory
 from tracerpc.metrics import Metrics
 from verify_svc.verification import Verifiers
 
@@ -72,9 +74,10 @@ class Built:
             self.requests.flush()
 
 
-def build(config: FrontdoorConfig, data: DataDir, verifiers: Verifiers, metrics: Metrics
-          ) -> Built:
-    """The front door of one worker."""
+def build(config: FrontdoorConfig, data: DataDir, verifiers: Verifiers, metrics: Metrics,
+          directory: Directory | None = None) -> Built:
+    """The front door of one worker; with the replication ``directory``, a request for a code
+    of a tenant this node does not hold is sent to a node that holds it."""
     reads = FrontdoorReads(data, verifiers)
     requests = RequestLog(metrics)
     stores = EpcisStores(data.root)
@@ -92,7 +95,9 @@ def build(config: FrontdoorConfig, data: DataDir, verifiers: Verifiers, metrics:
             Route("/checkConnectivity", lvms.check_connectivity, methods=["GET"]),
             *epcis_rest.ROUTES,
         ],
-        middleware=[Middleware(Guard, requests=requests)],
+        middleware=[Middleware(Guard, requests=requests),
+                    *([Middleware(Router, door=door, directory=directory)]
+                      if directory is not None else [])],
         exception_handlers={TraceError: _trace_error, 404: _not_found},
     )
     app.state.door = door

@@ -48,6 +48,13 @@ def register(commands: Any) -> None:
     replica.add_argument("--dev", action="store_true",
                          help="development key passphrase and no authentication")
     replica.add_argument("--ready-file", help="write the bound ports here as JSON once serving")
+    replica.add_argument("--write-when-promoted", action="store_true",
+                         help="once this node ($PHARMATRACE_NODE) is promoted writer of every "
+                         "tenant followed (`tenant move`, `tenant promote`), serve their "
+                         "writes from this process, with replicated commit: no `serve` to "
+                         "start")
+    replica.add_argument("--issue-port", type=int, default=50061,
+                         help="the issuance port once writing (0: any free port)")
 
     directory = commands.add_parser("directory", help="The replication directory on NATS: "
                                     "where each tenant is served.").add_subparsers(
@@ -101,6 +108,55 @@ def _route(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def locate(url: str, codes: list[str]) -> tuple[str, str]:
+    """(tenant, verification address of a node holding it) of ``codes``, from the directory:
+    the first of the tenant's readers that accepts a connection."""
+    import socket
+
+    import nats
+
+    from replica_svc.directory import Route, route
+    from replica_svc.streams import servers
+    from tracecore.codes import parse
+    from tracecore.errors import TraceError
+
+    # One look-up per product: a file of a million codes names a few products.
+    by_product: dict[str, str] = {}
+    for code in codes:
+        with contextlib.suppress(TraceError):  # unreadable: the node says why
+            by_product.setdefault(parse(code).code.product, code)
+    if not by_product:
+        raise CliError("none of the codes names a product: nothing to look up")
+
+    async def look_up() -> dict[str, Route]:
+        nc = await nats.connect(servers(url))
+        try:
+            js = nc.jetstream()
+            return {product: await route(js, code) for product, code in by_product.items()}
+        finally:
+            await nc.close()
+
+    try:
+        routes = asyncio.run(look_up())
+    except (KeyError, TraceError) as exc:
+        raise CliError(str(exc).strip("'\"")) from None
+    tenants = sorted({r.tenant for r in routes.values()})
+    if len(tenants) > 1:
+        raise CliError(f"the codes belong to several tenants ({', '.join(tenants)}): verify "
+                       "each tenant's codes on their own")
+    found = next(iter(routes.values()))
+    for address in found.readers():
+        host, _, port = address.rpartition(":")
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=2).close()
+        except (OSError, ValueError):
+            log.warning("verification at %s does not answer; trying the next node", address)
+            continue
+        return found.tenant, address
+    raise CliError(f"no node serving tenant {found.tenant} answers: tried "
+                   f"{', '.join(found.readers()) or 'none (the directory names none)'}")
+
+
 def _status(data: Path) -> int:
     from replica_svc.replica import read_status
 
@@ -137,6 +193,7 @@ async def _tenants(url: str, wanted: str) -> list[str]:
 async def _run(args: argparse.Namespace, data: Path) -> None:
     from prometheus_client import CollectorRegistry, multiprocess, start_http_server
 
+    from pharmatrace_cli.serve import front_door_url
     from replica_svc.replica import Replica
     from verify_svc.workers import WorkerConfig, WorkerPool
 
@@ -145,10 +202,11 @@ async def _run(args: argparse.Namespace, data: Path) -> None:
                                    authenticate=not args.dev,
                                    http_port=args.http_port if args.http_port >= 0 else None,
                                    public_base_url=args.public_base_url,
-                                   read_your_writes=True),
+                                   read_your_writes=True, nats=args.nats),
                       args.workers or os.cpu_count() or 1)
     verify_port = await asyncio.to_thread(pool.start)
-    await replica.announce(f"{args.host}:{verify_port}")
+    front_door = front_door_url(args.public_base_url, args.host, pool.http_port, False)
+    await replica.announce(f"{args.host}:{verify_port}", front_door)
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     registry.register(_LagCollector(replica))
@@ -165,6 +223,12 @@ async def _run(args: argparse.Namespace, data: Path) -> None:
     log.info("replica ready: verification %s:%d, metrics :%d, HTTP front door :%s, tenants %s",
              args.host, verify_port, metrics_server.server_port, pool.http_port or "off",
              ", ".join(replica.tenants))
+    writer = None
+    if args.write_when_promoted:
+        from pharmatrace_cli import replica_writer
+
+        writer = replica_writer.start(args, data, replica, f"{args.host}:{verify_port}",
+                                      front_door)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -174,6 +238,8 @@ async def _run(args: argparse.Namespace, data: Path) -> None:
             await asyncio.wait_for(stop.wait(), timeout=2.0)
         if not stop.is_set():
             await asyncio.to_thread(pool.respawn_dead)
+    if writer is not None:
+        await writer.stop(5.0)
     await asyncio.to_thread(pool.stop, 5.0)
     await replica.stop()
     metrics_server.shutdown()

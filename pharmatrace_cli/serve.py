@@ -180,12 +180,15 @@ async def serve(config: ServeConfig) -> None:
                      http_tls=(config.tls_cert, config.tls_key)
                      if config.tls_cert is not None and config.tls_key is not None else None,
                      public_port=config.public_port
-                     if config.public_port >= 0 and config.client_ca is not None else None),
+                     if config.public_port >= 0 and config.client_ca is not None else None,
+                     nats=config.nats),
         config.workers,
     )
     verify_port = await asyncio.to_thread(pool.start)
     if replication is not None:
-        await replication.announce(f"{config.host}:{codegen.port}", f"{config.host}:{verify_port}")
+        await replication.announce(
+            f"{config.host}:{codegen.port}", f"{config.host}:{verify_port}",
+            front_door_url(config.public_base_url, config.host, pool.http_port, tls is not None))
     registry = CollectorRegistry()
     # prometheus_client leaves this constructor unannotated.
     multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
@@ -229,6 +232,16 @@ async def serve(config: ServeConfig) -> None:
         await replication.stop()
     metrics_server.shutdown()
     log.info("stopped")
+
+
+def front_door_url(public_base_url: str, host: str, port: int | None, tls: bool) -> str:
+    """Where other nodes send a check for a code of this node's tenants: the configured public
+    base URL, else the front door's own address ("" without a front door)."""
+    if port is None:
+        return ""
+    if public_base_url:
+        return public_base_url.rstrip("/")
+    return f"{'https' if tls else 'http'}://{host}:{port}"
 
 
 async def _refuse_cn_bindings(codegen: object) -> None:

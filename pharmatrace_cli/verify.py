@@ -53,6 +53,10 @@ def register(commands: Any) -> None:
                         help=f"codes per message to the server (default {DEFAULT_BATCH:,})")
     verify.add_argument("--quiet", "-q", action="store_true",
                         help="no progress bar and no summary")
+    verify.add_argument("--nats", default="", metavar="URL",
+                        help="find the tenant of the codes and a node serving it in the "
+                        "replication directory on this NATS server (instead of --tenant and "
+                        "--verify-addr)")
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -63,6 +67,10 @@ def _verify(args: argparse.Namespace) -> int:
         raise CliError("no codes given (arguments or --file)")
     if not 1 <= args.batch_size <= 100_000:
         raise CliError("--batch-size must be between 1 and 100,000")
+    if args.nats:
+        from pharmatrace_cli.replication import locate
+
+        args.tenant, args.verify_addr = locate(args.nats, codes)
     stub = endpoints(args).verification()
     context = pb.ScanContext(party_id=args.party or "", region=args.region or "")
     batches = [codes[i:i + args.batch_size] for i in range(0, len(codes), args.batch_size)]

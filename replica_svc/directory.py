@@ -2,7 +2,8 @@
 replicas serve it, and which tenant each product identifier (GTIN-14, NMPA drug identifier)
 belongs to, so that a check for any code reaches a node holding its tenant.
 
-Keys: ``tenant.<tenant>`` -> {"writer": {"issue": addr, "verify": addr}, "replicas": [addr]};
+Keys: ``tenant.<tenant>`` -> {"writer": {"issue": addr, "verify": addr}, "replicas": [addr],
+"front_doors": [public base URL]};
 ``product.<GTIN-14 or drug id>`` -> tenant. Writers fill in products as their change records
 register them; replicas add themselves to their tenants' lists.
 """
@@ -35,6 +36,8 @@ _CAS_TRIES = 20
 #: still electing its leaders, a node restarting) before the node gives up.
 _UNREACHABLE_S = 60.0
 _RETRY_S = 0.5
+#: How long a stopping node tries to take its front door out of the directory.
+WITHDRAW_S = 2.0
 #: What a JetStream cluster answers while it cannot take a write for a moment.
 _PASSING = (NatsTimeout, NoRespondersError, ServiceUnavailableError)
 
@@ -48,6 +51,14 @@ class Route:
     tenant: str
     writer: dict[str, str] = field(default_factory=dict)
     replicas: list[str] = field(default_factory=list)
+    front_doors: list[str] = field(default_factory=list)
+    """Public base URLs of the HTTP front doors holding the tenant."""
+
+    def readers(self) -> list[str]:
+        """The verification addresses to read from, best first: the replicas (there to carry
+        the reads), then the writer."""
+        verify = self.writer.get("verify", "")
+        return [*self.replicas, *([verify] if verify and verify not in self.replicas else [])]
 
 
 async def bucket(js: JetStreamContext):  # type: ignore[no-untyped-def]
@@ -197,4 +208,44 @@ async def route(js: JetStreamContext, code: str) -> Route:
         doc = json.loads((await kv.get(f"tenant.{name}")).value or b"{}")
     except KeyNotFoundError:
         doc = {}
-    return Route(name, dict(doc.get("writer", {})), list(doc.get("replicas", [])))
+    return Route(name, dict(doc.get("writer", {})), list(doc.get("replicas", [])),
+                 list(doc.get("front_doors", [])))
+
+
+async def announce_front_door(js: JetStreamContext, tenant: str, base_url: str) -> None:
+    """Adds the public base URL of a front door that holds ``tenant`` to its entry, so that
+    other nodes' front doors can send a check of its codes there."""
+
+    def change(doc: dict[str, object]) -> dict[str, object]:
+        doors = list(doc.get("front_doors", []))  # type: ignore[call-overload]
+        if base_url not in doors:
+            doors.append(base_url)
+        doc["front_doors"] = doors
+        doc.setdefault("replicas", [])
+        return doc
+
+    await _update(js, f"tenant.{tenant}", change)
+
+
+async def withdraw_front_door(js: JetStreamContext, tenants: list[str], base_url: str,
+                              timeout_s: float = WITHDRAW_S) -> None:
+    """Takes a front door that stops serving out of its tenants' entries, so that no node
+    sends a check there any more; given up after ``timeout_s`` (a node stopping does not wait
+    for a cluster that cannot take the write: the others then skip the door that does not
+    answer)."""
+
+    def change(doc: dict[str, object]) -> dict[str, object]:
+        doc["front_doors"] = [u for u in doc.get("front_doors", [])  # type: ignore[attr-defined]
+                              if u != base_url]
+        doc.setdefault("replicas", [])
+        return doc
+
+    async def withdraw() -> None:
+        for tenant in tenants:
+            await _update(js, f"tenant.{tenant}", change)
+
+    try:
+        await asyncio.wait_for(withdraw(), timeout_s)
+    except (TimeoutError, *_PASSING) as exc:
+        log.warning("front door %s still listed in the directory: %s", base_url,
+                    exc or type(exc).__name__)

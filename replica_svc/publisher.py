@@ -54,6 +54,7 @@ MOVES_EVERY_S = 0.2
 #: A change record names its databases first: products registered show within these bytes.
 _PRODUCT_IDS = b"product_ids"
 _NAMES_SPAN = 1024
+_PRODUCTS_PAGE = 1000
 
 
 class TenantPublisher:
@@ -75,6 +76,7 @@ class TenantPublisher:
         self._acked = 0
         self._acked_changed = asyncio.Condition()
         self._keyring_digest = ""
+        self._products_registered = False
         loop = asyncio.get_running_loop()
 
         def wake(_: int) -> None:
@@ -137,6 +139,12 @@ class TenantPublisher:
             return
         await self._follow_fence()
         await self._snapshot_if_needed()
+        if not self._products_registered:
+            # Products registered before publishing began (a tenant created before the
+            # publisher attached to it, or before `--nats`) are in no change record.
+            registered = await asyncio.to_thread(_product_ids, self._opened)
+            await directory.register_products(self._js, self.tenant, registered)
+            self._products_registered = True
         position = await asyncio.to_thread(self.capture.position)
         done, skip_parts = await self._resync(position.published_seq)
         await self._set_acked(done)
@@ -242,12 +250,21 @@ class Replication:
         self._tasks: list[asyncio.Task[None]] = []
         self._by_tenant: dict[str, asyncio.Task[None]] = {}
         self._addresses: tuple[str, str] | None = None
+        self._front_door = ""
 
-    async def announce(self, issue: str, verify: str) -> None:
-        """Names this node as the writer of its tenants in the directory."""
+    async def announce(self, issue: str, verify: str, front_door: str = "") -> None:
+        """Names this node as the writer of its tenants in the directory, with the public base
+        URL of its HTTP front door ("" when it has none)."""
         self._addresses = (issue, verify)
+        self._front_door = front_door
         for name in self.publishers:
-            await directory.announce_writer(self._js, name, issue, verify)
+            await self._announce(name)
+
+    async def _announce(self, name: str) -> None:
+        assert self._addresses is not None
+        await directory.announce_writer(self._js, name, *self._addresses)
+        if self._front_door:
+            await directory.announce_front_door(self._js, name, self._front_door)
 
     @classmethod
     async def start(cls, url: str, data: DataDir) -> Replication:
@@ -287,7 +304,7 @@ class Replication:
             log.info("publishing tenant %s to stream %s (epoch %d)", name, stream_name(name),
                      capture.epoch)
             if self._addresses is not None:
-                await directory.announce_writer(self._js, name, *self._addresses)
+                await self._announce(name)
 
     def refuse_if_fenced(self) -> None:
         """FailedPrecondition if another node was promoted writer of one of this node's
@@ -350,6 +367,9 @@ class Replication:
                         "start): %s", left)
 
     async def stop(self) -> None:
+        if self._front_door:
+            await directory.withdraw_front_door(self._js, list(self.publishers),
+                                                self._front_door)
         tasks = [*self._tasks, *self._by_tenant.values()]
         for task in tasks:
             task.cancel()
@@ -359,6 +379,19 @@ class Replication:
         for publisher in self.publishers.values():
             publisher.capture.detach()
         await self._nc.close()
+
+
+def _product_ids(tenant: Tenant) -> list[str]:
+    """Every GTIN-14 and NMPA drug identifier the tenant registered."""
+    from tracecore.masterdata import identifiers
+
+    found: list[str] = []
+    token = ""
+    while True:
+        products, token = tenant.ledger.products(_PRODUCTS_PAGE, token)
+        found += [ident for product in products for ident in identifiers(product)]
+        if not token:
+            return found
 
 
 def this_node() -> str:

@@ -247,6 +247,8 @@ class Replica:
         self.root = root
         self.tenants = {t: TenantReplica(nc.jetstream(), root, t) for t in tenants}
         self._tasks: list[asyncio.Task[None]] = []
+        self._following: dict[str, asyncio.Task[None]] = {}
+        self._front_door = ""
 
     @classmethod
     async def start(cls, url: str, root: Path, tenants: list[str]) -> Replica:
@@ -254,16 +256,38 @@ class Replica:
         (root / TENANTS).mkdir(parents=True, exist_ok=True)
         replica = cls(nc, root, tenants)
         for tenant in replica.tenants.values():
-            replica._tasks.append(asyncio.create_task(tenant.run()))
+            replica._following[tenant.tenant] = asyncio.create_task(tenant.run())
         replica._tasks.append(asyncio.create_task(replica._report_forever()))
         return replica
 
-    async def announce(self, verify: str) -> None:
-        """Adds this replica to its tenants' entries in the directory."""
+    @property
+    def js(self) -> JetStreamContext:
+        return self._nc.jetstream()
+
+    async def release(self) -> None:
+        """Stops following every tenant and closes the copies, for this node's writer to open
+        them (``replica_svc.handover``): called once every fence is applied, when nothing is
+        left to apply."""
+        for task in self._following.values():
+            task.cancel()
+        for task in self._following.values():
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._following.clear()
+        for tenant in self.tenants.values():
+            tenant.close()
+        self.tenants = {}
+
+    async def announce(self, verify: str, front_door: str = "") -> None:
+        """Adds this replica to its tenants' entries in the directory, with the public base URL
+        of its HTTP front door ("" when it has none)."""
         from replica_svc import directory
 
+        self._front_door = front_door
         for tenant in self.tenants:
             await directory.announce_replica(self._nc.jetstream(), tenant, verify)
+            if front_door:
+                await directory.announce_front_door(self._nc.jetstream(), tenant, front_door)
 
     def statuses(self) -> list[TenantStatus]:
         return [t.status for t in self.tenants.values()]
@@ -277,13 +301,17 @@ class Replica:
             await asyncio.sleep(0.5)
 
     async def stop(self) -> None:
+        if self._front_door:
+            from replica_svc import directory
+
+            await directory.withdraw_front_door(self._nc.jetstream(), list(self.tenants),
+                                                self._front_door)
+        await self.release()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        for tenant in self.tenants.values():
-            tenant.close()
         await self._nc.close()
 
 

@@ -35,6 +35,7 @@ from verify_svc.verification import VerificationServicer, Verifiers
 if TYPE_CHECKING:
     from frontdoor.app import Built
     from frontdoor.server import RunningHttp
+    from tracecore.usecases.routing import Directory
 
 log = logging.getLogger("pharmatrace.verify")
 
@@ -70,6 +71,9 @@ class WorkerConfig:
     verification and token holders without a client certificate; None: none."""
     read_your_writes: bool = False
     """A replica's workers: a call naming ``x-min-seq`` waits until the copy holds it."""
+    nats: str = ""
+    """The replication's NATS URL: the front door sends a request for a code of a tenant this
+    node does not hold to a node that holds it, as the directory says."""
 
 
 def key_source(dev_keys: bool) -> KeySource:
@@ -126,9 +130,13 @@ async def serve_worker(config: WorkerConfig, ready: multiprocessing.connection.C
     # instead of every 5 ms took a consumer's p99 beside a pallet a second from 48 to 15 ms
     # (bench/scenarios.py day, 2 workers), with no change to consumers alone.
     sys.setswitchinterval(SWITCH_INTERVAL_S)
-    http = http_server = None
+    http = http_server = mirror = None
     if config.http_port is not None:
-        http_server, http = await _start_http(config, data, verifiers, metrics)
+        if config.nats:
+            from replica_svc.directory_mirror import DirectoryMirror
+
+            mirror = DirectoryMirror.start(config.nats)
+        http_server, http = await _start_http(config, data, verifiers, metrics, mirror)
     if ready is not None:
         ready.send(running.port)
         ready.close()
@@ -167,12 +175,15 @@ async def serve_worker(config: WorkerConfig, ready: multiprocessing.connection.C
         await flusher
     if http is not None:
         http.close()
+    if mirror is not None:
+        await mirror.stop()
     verifiers.close()
     data.close()
 
 
 async def _start_http(config: WorkerConfig, data: DataDir, verifiers: Verifiers,
-                      metrics: Metrics) -> tuple[RunningHttp, Built]:
+                      metrics: Metrics, directory: Directory | None
+                      ) -> tuple[RunningHttp, Built]:
     """The HTTP front door on this worker's loop, over its read-only ledgers."""
     from frontdoor import server
     from frontdoor.app import build
@@ -181,7 +192,7 @@ async def _start_http(config: WorkerConfig, data: DataDir, verifiers: Verifiers,
     assert config.http_port is not None
     built = build(FrontdoorConfig(config.public_base_url, config.public_rate,
                                   config.max_import_bytes), data, verifiers,
-                  metrics)
+                  metrics, directory)
     app: Any = built.app
     if config.read_your_writes:
         from replica_svc.read_your_writes import HttpReadYourWrites

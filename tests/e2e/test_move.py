@@ -3,6 +3,7 @@ write load, pausing briefly, losing no acknowledged write."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import threading
@@ -10,14 +11,16 @@ import time
 from pathlib import Path
 
 import grpc
+import nats
 import pytest
 from pharmatrace.v1 import verification_pb2 as vpb
 
+from replica_svc.directory import route
 from tests.e2e.conftest import pharmatrace_command
 from tests.e2e.nats_server import NatsServer
 from tests.e2e.netns_client import _issue
 from tests.e2e.test_replica import _converged, _start_replica, _verdicts
-from tests.e2e.test_replication_stream import TENANT, _newest_commit, _write
+from tests.e2e.test_replication_stream import GTIN, TENANT, _newest_commit, _write
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -104,3 +107,77 @@ def test_moving_a_tenant_under_load_loses_no_acknowledged_write(
     with pytest.raises(grpc.RpcError) as refused:
         _issue(old.issue_addr, "LATE")
     assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+def _refusal(addr: str) -> grpc.StatusCode:
+    """How the old writer refuses a write, once it has seen the fence (until then it may answer
+    UNAVAILABLE, retry: still pausing for the move, or waiting for the stream that refuses
+    it)."""
+    deadline = time.monotonic() + 60
+    while True:
+        with pytest.raises(grpc.RpcError) as refused:
+            _issue(addr, f"LATE{int(time.monotonic() * 1000)}")
+        code: grpc.StatusCode = refused.value.code()
+        if code not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) or \
+                time.monotonic() > deadline:
+            return code
+        time.sleep(0.2)
+
+
+def _writer_issue(url: str, code: str) -> str:
+    """The issuance address the directory names for the tenant of ``code`` ("" between a
+    promotion and the new writer's announcement)."""
+
+    async def look_up() -> str:
+        nc = await nats.connect(url)
+        try:
+            return (await route(nc.jetstream(), code)).writer.get("issue", "")
+        finally:
+            await nc.close()
+
+    return asyncio.run(look_up())
+
+
+def test_a_replica_that_writes_when_promoted_takes_a_move_without_a_restart(
+        servers, nats_server: NatsServer, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`replica --write-when-promoted` on node-b: `tenant move` hands the writes over to the
+    running replica, which the directory then names as writer; a client following the directory
+    keeps writing, every acknowledged write verifies GENUINE there, and the pause is printed."""
+    monkeypatch.setenv("PHARMATRACE_NODE", "node-a")
+    old = servers.start(tmp_path / "writer", extra=["--nats", nats_server.url,
+                                                    "--replicated-commit"])
+    serials = _write(old.issue_addr, "L0", 50)
+    code = f"(01){GTIN}(21){serials[0]}"
+    replica_data = tmp_path / "replica"
+    monkeypatch.setenv("PHARMATRACE_NODE", "node-b")
+    process, ports = _start_replica(nats_server.url, replica_data,
+                                    extra=["--write-when-promoted", "--issue-port", "0"])
+    _converged(replica_data, _newest_commit(nats_server.url))
+    load = Load(old.issue_addr)
+    try:
+        load.wait_acked_after(0)
+        moved = subprocess.run(
+            [*pharmatrace_command(), "tenant", "move", TENANT, "--to", "node-b",
+             "--nats", nats_server.url, "--replica-data", str(replica_data)],
+            capture_output=True, text=True, timeout=120)
+        assert moved.returncode == 0, moved.stderr
+        result = json.loads(moved.stdout)
+        deadline = time.monotonic() + 60
+        while (issue := _writer_issue(nats_server.url, code)) in ("", old.issue_addr):
+            assert time.monotonic() < deadline, "the replica never announced itself writer"
+            time.sleep(0.02)
+        load.addr = issue
+        resumed = time.monotonic()
+        load.wait_acked_after(resumed)
+        load.stop()
+        print(f"\ntenant move to a running replica: {result}; load: {len(load.acked)} codes "
+              f"acknowledged, failures {load.failures}, longest gap between acknowledged "
+              f"writes {load.longest_gap():.2f} s")
+        assert len(load.acked) == len(set(load.acked))
+        assert _verdicts(ports["verify"], load.acked) == {vpb.VERDICT_GENUINE}
+        assert _refusal(old.issue_addr) == grpc.StatusCode.FAILED_PRECONDITION
+    finally:
+        load.stop()
+        process.terminate()
+        process.wait(30)

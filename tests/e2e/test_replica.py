@@ -22,13 +22,14 @@ from tests.e2e.test_replication_stream import GTIN, TENANT, _holding, _newest_co
 pytestmark = pytest.mark.timeout(240)
 
 
-def _start_replica(url: str, data: Path) -> tuple[subprocess.Popen[bytes], dict[str, int]]:
+def _start_replica(url: str, data: Path, extra: list[str] | None = None
+                   ) -> tuple[subprocess.Popen[bytes], dict[str, int]]:
     ready = data.parent / "replica.ready.json"
     log = (data.parent / "replica.log").open("wb")
     process = subprocess.Popen(
         [*pharmatrace_command(), "replica", "--nats", url, "--data", str(data),
          "--tenants", TENANT, "--dev", "--verify-port", "0", "--metrics-port", "0",
-         "--http-port", "0", "--workers", "1", "--ready-file", str(ready)],
+         "--http-port", "0", "--workers", "1", "--ready-file", str(ready), *(extra or [])],
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 60
     while not ready.exists():

@@ -1,0 +1,115 @@
+"""The directory as a front door reads it: a copy of the key-value bucket in memory, loaded
+once and kept current by a watch on the bucket, so that routing a request costs two dictionary
+look-ups and no round trip to NATS.
+
+Until the copy is loaded (NATS unreachable at start) it knows no product, and every request is
+answered where it arrives, as without replication.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Sequence
+
+import nats
+from nats.aio.client import Client
+from nats.js.kv import KV_DEL, KV_PURGE
+
+from replica_svc.directory import bucket
+from replica_svc.streams import servers
+
+log = logging.getLogger("pharmatrace.directory")
+
+_RETRY_S = 1.0
+#: A watch that has delivered nothing this long is checked by starting it again.
+_IDLE_S = 60.0
+
+
+class DirectoryMirror:
+    """Products' tenants and tenants' front doors, as the bucket last said."""
+
+    def __init__(self) -> None:
+        self._tenants: dict[str, str] = {}
+        self._doors: dict[str, tuple[str, ...]] = {}
+        self.loaded = asyncio.Event()
+        self._nc: Client | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    # -- routing.Directory -------------------------------------------------------------------
+
+    def tenant_of(self, product_id: str) -> str:
+        return self._tenants.get(product_id, "")
+
+    def front_doors(self, tenant: str) -> Sequence[str]:
+        return self._doors.get(tenant, ())
+
+    # -- keeping it current ------------------------------------------------------------------
+
+    @classmethod
+    def start(cls, url: str) -> DirectoryMirror:
+        """A mirror that loads and follows the bucket in the background from now on."""
+        mirror = cls()
+        mirror._task = asyncio.create_task(mirror._follow_forever(url))
+        return mirror
+
+    def apply(self, key: str, value: bytes | None, operation: str | None) -> None:
+        """One entry of the bucket as the watch delivered it."""
+        kind, _, name = key.partition(".")
+        gone = operation in (KV_DEL, KV_PURGE) or value is None
+        if kind == "product":
+            if gone:
+                self._tenants.pop(name, None)
+            else:
+                self._tenants[name] = value.decode() if value else ""
+        elif kind == "tenant":
+            doors: tuple[str, ...] = ()
+            if not gone and value:
+                with contextlib.suppress(ValueError):
+                    doors = tuple(str(u) for u in json.loads(value).get("front_doors", []))
+            if doors:
+                self._doors[name] = doors
+            else:
+                self._doors.pop(name, None)
+
+    async def _follow_forever(self, url: str) -> None:
+        while True:
+            try:
+                if self._nc is None:
+                    self._nc = await nats.connect(
+                        servers(url), max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+                        name="pharmatrace-frontdoor")
+                await self._follow(self._nc)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("directory watch: %s; starting again", exc or type(exc).__name__)
+                await asyncio.sleep(_RETRY_S)
+
+    async def _follow(self, nc: Client) -> None:
+        kv = await bucket(nc.jetstream())
+        watcher = await kv.watchall()
+        try:
+            while True:
+                try:
+                    entry = await watcher.updates(timeout=_IDLE_S)
+                except nats.errors.TimeoutError:
+                    return
+                if entry is None:  # everything the bucket held at the start is in
+                    self.loaded.set()
+                    continue
+                self.apply(entry.key, entry.value, entry.operation)
+        finally:
+            with contextlib.suppress(Exception):
+                await watcher.stop()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._nc is not None:
+            with contextlib.suppress(Exception):
+                await self._nc.close()
