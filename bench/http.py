@@ -3,6 +3,7 @@ bare hello-world on the same server stack measured in the same run, and the LVMS
 p99 at half its maximum rate.
 
     python -m bench.http [--workers 1,2] [--seconds S] [--codes N] [--json PATH] [--keep]
+                         [--profile DIR]
 
 Maximum rates are closed loops of `wrk` (Debian package wrk: one C thread, 32 connections,
 every request a different pack); the LVMS latency is an open loop (fixed arrival times, a
@@ -160,11 +161,21 @@ def wrk(port: int, paths: list[str], workdir: Path, seconds: float, auth: str = 
 
 
 def _measure(pids: tuple[int, ...], port: int, paths: list[str], workdir: Path, seconds: float,
-             auth: str = "") -> tuple[tuple[float, float, int], float]:
-    """``wrk``'s figures, and the cores other work kept busy meanwhile."""
+             auth: str = "", profile: Path | None = None
+             ) -> tuple[tuple[float, float, int], float]:
+    """``wrk``'s figures, and the cores other work kept busy meanwhile; with ``profile``,
+    py-spy's stacks of the server (``pids[0]``) and its workers in the window, summarised."""
     measure.settle()
-    with _Busy(*pids) as elsewhere:
-        figures = wrk(port, paths, workdir, seconds, auth)
+    profiler = measure.Profiler(pids[0], profile) if profile is not None else None
+    if profiler is not None:
+        profiler.start()
+    try:
+        with _Busy(*pids) as elsewhere:
+            figures = wrk(port, paths, workdir, seconds, auth)
+    finally:
+        written = profiler.stop() if profiler is not None else None
+    if written is not None:
+        say(measure.profile_summary(written))
     return figures, elsewhere.cores
 
 
@@ -207,7 +218,8 @@ async def _open_loop(port: int, paths: list[str], rate: float, seconds: float, a
     return latencies, wrong
 
 
-def run(workers_list: list[int], seconds: float, codes: int, keep: bool) -> list[Result]:
+def run(workers_list: list[int], seconds: float, codes: int, keep: bool,
+        profile: Path | None = None) -> list[Result]:
     if shutil.which("wrk") is None:
         raise SystemExit("bench.http needs wrk (apt-get install wrk)")
     results: list[Result] = []
@@ -236,8 +248,9 @@ def run(workers_list: list[int], seconds: float, codes: int, keep: bool) -> list
                 for name, paths, key in (("resolver", fixture.resolver_paths(), ""),
                                          ("check", fixture.check_paths(), ""),
                                          ("lvms", fixture.lvms_paths(), auth)):
-                    measured[name], busy[name] = _measure(pids, port, paths, workdir, seconds,
-                                                          key)
+                    measured[name], busy[name] = _measure(
+                        pids, port, paths, workdir, seconds, key,
+                        profile / f"{name}-w{workers}.txt" if profile else None)
                 for name, title in (("resolver", "resolver redirects (307)"),
                                     ("check", "check-page views")):
                     rate, p99, errors = measured[name]
@@ -277,13 +290,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--codes", type=int, default=20_000)
     parser.add_argument("--json")
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--profile", type=Path,
+                        help="py-spy the server and its workers in each measured window into DIR")
     parser.add_argument("--quiet-wait", type=float, default=0.0,
                         help="wait up to S seconds before each measurement for other jobs to "
                         "leave the cores idle")
     args = parser.parse_args(argv)
     harness.exit_on_sigterm()
     measure.quiet_wait_s = args.quiet_wait
-    results = run([int(w) for w in args.workers.split(",")], args.seconds, args.codes, args.keep)
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
+    results = run([int(w) for w in args.workers.split(",")], args.seconds, args.codes, args.keep,
+                  args.profile)
     print(report.table(results))
     for r in results:
         if r.details:
