@@ -180,13 +180,13 @@ def _measure(pids: tuple[int, ...], port: int, paths: list[str], workdir: Path, 
 
 
 async def _open_loop(port: int, paths: list[str], rate: float, seconds: float, auth: str
-                     ) -> tuple[list[float], int]:
-    """Latencies (ms, from when each request was due) of requests sent at ``rate`` a second
-    over keep-alive connections, and how many answers were not 200."""
+                     ) -> tuple[list[tuple[float, float]], int]:
+    """(when due, s from the start; latency, ms from when due) of requests sent at ``rate`` a
+    second over keep-alive connections, and how many answers were not 200."""
     idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
     for _ in range(CONNECTIONS):
         idle.put_nowait(await asyncio.open_connection(HOST, port))
-    latencies: list[float] = []
+    latencies: list[tuple[float, float]] = []
     wrong = 0
     header = f"Host: {HOST}\r\nAuthorization: {auth}\r\n\r\n"
 
@@ -197,7 +197,7 @@ async def _open_loop(port: int, paths: list[str], rate: float, seconds: float, a
         head = await reader.readuntil(b"\r\n\r\n")
         length = int(re.search(rb"(?i)content-length: (\d+)", head)[1])  # type: ignore[index]
         await reader.readexactly(length)
-        latencies.append((time.perf_counter() - due) * 1000)
+        latencies.append((due - start, (time.perf_counter() - due) * 1000))
         if not head.startswith(b"HTTP/1.1 200"):
             wrong += 1
         idle.put_nowait((reader, writer))
@@ -216,6 +216,21 @@ async def _open_loop(port: int, paths: list[str], rate: float, seconds: float, a
         _, writer = idle.get_nowait()
         writer.close()
     return latencies, wrong
+
+
+def _over_time(latencies: list[tuple[float, float]], window_s: float = 0.25
+               ) -> dict[str, float | str]:
+    """Where the tail is in time: how many windows of ``window_s`` had a p99 over the target,
+    and the worst ones (start s: p99 ms). A tail spread over every window is the load; one
+    in a few windows, at a steady period, is a pause (a flush, a collection)."""
+    windows: dict[int, list[float]] = {}
+    for due, ms in latencies:
+        windows.setdefault(int(due / window_s), []).append(ms)
+    p99s = {w: report.percentile(sorted(v), 0.99) for w, v in windows.items()}
+    worst = sorted(p99s.items(), key=lambda kv: -kv[1])[:5]
+    return {"windows_over_target": f"{sum(p > LVMS_P99_MS for p in p99s.values())}"
+                                   f"/{len(p99s)}",
+            "worst_windows": " ".join(f"{w * window_s:.2f}s:{p:.0f}ms" for w, p in worst)}
 
 
 def run(workers_list: list[int], seconds: float, codes: int, keep: bool,
@@ -271,14 +286,15 @@ def run(workers_list: list[int], seconds: float, codes: int, keep: bool,
                 with _Busy(server.pid, hello.pid) as elsewhere:
                     latencies, wrong = asyncio.run(_open_loop(
                         port, fixture.lvms_paths(), lvms_max / 2, seconds, auth))
-                latencies.sort()
+                ordered = sorted(ms for _, ms in latencies)
                 results.append(Result(
                     "http", f"LVMS p99 at {lvms_max / 2:,.0f}/s (half max), {workers} worker(s)",
-                    "ms", report.percentile(latencies, 0.99), key=f"http.lvms_p99.w{workers}",
+                    "ms", report.percentile(ordered, 0.99), key=f"http.lvms_p99.w{workers}",
                     targets=[Target("max", LVMS_P99_MS)], command=command,
                     elsewhere=elsewhere.cores,
-                    details={"p50_ms": report.percentile(latencies, 0.50),
-                             "answers": len(latencies), "wrong_status": wrong}))
+                    details={"p50_ms": report.percentile(ordered, 0.50),
+                             "answers": len(ordered), "wrong_status": wrong,
+                             **_over_time(latencies)}))
     return results
 
 
