@@ -239,6 +239,8 @@ def run(workers_list: list[int], seconds: float, codes: int, keep: bool,
         raise SystemExit("bench.http needs wrk (apt-get install wrk)")
     results: list[Result] = []
     command = "python -m bench.http"
+    if profile is not None:
+        profile.mkdir(parents=True, exist_ok=True)
     with harness.workdir("bench-http-", keep) as workdir:
         for workers in workers_list:
             data = workdir / f"data-w{workers}"
@@ -298,6 +300,13 @@ def run(workers_list: list[int], seconds: float, codes: int, keep: bool,
     return results
 
 
+def details(results: list[Result]) -> str:
+    """Each result's details (p99s, wrong answers, where the LVMS tail is), one line each."""
+    return "\n".join(f"  {r.name}: " + ", ".join(
+        f"{k} {v:,.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in r.details.items())
+        for r in results if r.details)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.http", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -314,15 +323,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     harness.exit_on_sigterm()
     measure.quiet_wait_s = args.quiet_wait
-    if args.profile is not None:
-        args.profile.mkdir(parents=True, exist_ok=True)
     results = run([int(w) for w in args.workers.split(",")], args.seconds, args.codes, args.keep,
                   args.profile)
     print(report.table(results))
-    for r in results:
-        if r.details:
-            print(f"  {r.name}: " + ", ".join(f"{k} {v:,.2f}" if isinstance(v, float) else
-                                             f"{k} {v}" for k, v in r.details.items()))
+    print(details(results))
     if args.json:
         report.write_json(Path(args.json), results)
     return 0

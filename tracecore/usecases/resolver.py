@@ -87,7 +87,9 @@ def resolve(catalogue: Catalogue, *, root: str, path: str, query: str, link_type
     Digital Link resolves as the uncompressed one it stands for.
     """
     try:
-        expanded = gs1_compression.expand(f"{root}{path}" + (f"?{query}" if query else ""))
+        # A compressed link is one path segment: a path of more is not looked at twice.
+        expanded = (gs1_compression.expand(f"{root}{path}" + (f"?{query}" if query else ""))
+                    if "/" not in path[1:] else None)
     except ParseError as exc:
         raise InvalidArgument(exc.reason, field="uri") from None
     if expanded is None:
