@@ -8,13 +8,16 @@ p99 at half its maximum rate.
 Maximum rates are closed loops of `wrk` (Debian package wrk: one C thread, 32 connections,
 every request a different pack); the LVMS latency is an open loop (fixed arrival times, a
 latency runs from when the request was due) of keep-alive connections from this process.
-Every answer's status is checked: a rate counts only answers of the expected status.
+Every answer's status is checked: a rate counts only answers of the expected status. Beside
+each rate, the CPU µs the server and its workers spent per answer (``server_cpu_us``): other
+jobs on the machine move it far less than they move a rate.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import random
 import re
 import resource
@@ -160,23 +163,28 @@ def wrk(port: int, paths: list[str], workdir: Path, seconds: float, auth: str = 
     return rate, p99, errors
 
 
-def _measure(pids: tuple[int, ...], port: int, paths: list[str], workdir: Path, seconds: float,
-             auth: str = "", profile: Path | None = None
-             ) -> tuple[tuple[float, float, int], float]:
-    """``wrk``'s figures, and the cores other work kept busy meanwhile; with ``profile``,
-    py-spy's stacks of the server (``pids[0]``) and its workers in the window, summarised."""
+def _measure(pids: tuple[int, ...], serving: int, port: int, paths: list[str], workdir: Path,
+             seconds: float, auth: str = "", profile: Path | None = None
+             ) -> tuple[tuple[float, float, int], float, float]:
+    """``wrk``'s figures, the cores other work kept busy meanwhile, and the CPU µs the
+    ``serving`` process and its workers spent per answer; with ``profile``, py-spy's stacks of
+    them in the window, summarised."""
     measure.settle()
-    profiler = measure.Profiler(pids[0], profile) if profile is not None else None
+    profiler = measure.Profiler(serving, profile) if profile is not None else None
     if profiler is not None:
         profiler.start()
+    tree = [serving, *measure.descendants(serving)]
+    spent = sum(measure.cpu_seconds(p) for p in tree)
     try:
         with _Busy(*pids) as elsewhere:
             figures = wrk(port, paths, workdir, seconds, auth)
     finally:
         written = profiler.stop() if profiler is not None else None
+    spent = sum(measure.cpu_seconds(p) for p in tree) - spent
     if written is not None:
         say(measure.profile_summary(written))
-    return figures, elsewhere.cores
+    answers = figures[0] * seconds
+    return figures, elsewhere.cores, spent / answers * 1e6 if answers else math.nan
 
 
 async def _open_loop(port: int, paths: list[str], rate: float, seconds: float, auth: str
@@ -259,14 +267,15 @@ def run(workers_list: list[int], seconds: float, codes: int, keep: bool,
                 wrk(port, fixture.check_paths()[:1000], workdir, 1)  # warm every worker
                 pids = (server.pid, hello.pid)
                 busy: dict[str, float] = {}
-                (base, base_p99, _), busy["hello"] = _measure(
-                    pids, hello.ports["http"], ["/hello"], workdir, seconds)
+                cpu: dict[str, float] = {}
+                (base, base_p99, _), busy["hello"], cpu["hello"] = _measure(
+                    pids, hello.pid, hello.ports["http"], ["/hello"], workdir, seconds)
                 measured = {}
                 for name, paths, key in (("resolver", fixture.resolver_paths(), ""),
                                          ("check", fixture.check_paths(), ""),
                                          ("lvms", fixture.lvms_paths(), auth)):
-                    measured[name], busy[name] = _measure(
-                        pids, port, paths, workdir, seconds, key,
+                    measured[name], busy[name], cpu[name] = _measure(
+                        pids, server.pid, port, paths, workdir, seconds, key,
                         profile / f"{name}-w{workers}.txt" if profile else None)
                 for name, title in (("resolver", "resolver redirects (307)"),
                                     ("check", "check-page views")):
@@ -277,13 +286,15 @@ def run(workers_list: list[int], seconds: float, codes: int, keep: bool,
                         targets=[Target("min_ratio", RATIO_TARGET)], command=command,
                         elsewhere=max(busy[name], busy["hello"]),
                         details={"p99_ms": p99, "wrong_status": errors,
-                                 "baseline_p99_ms": base_p99}))
+                                 "baseline_p99_ms": base_p99, "server_cpu_us": cpu[name],
+                                 "baseline_cpu_us": cpu["hello"]}))
                 lvms_max, lvms_p99_max, errors = measured["lvms"]
                 results.append(Result(
                     "http", f"LVMS verifications, {workers} worker(s)", "req/s", lvms_max, base,
                     "hello-world, same stack", key=f"http.lvms.w{workers}", command=command,
                     elsewhere=max(busy["lvms"], busy["hello"]),
-                    details={"p99_ms": lvms_p99_max, "wrong_status": errors}))
+                    details={"p99_ms": lvms_p99_max, "wrong_status": errors,
+                             "server_cpu_us": cpu["lvms"]}))
                 measure.settle()
                 with _Busy(server.pid, hello.pid) as elsewhere:
                     latencies, wrong = asyncio.run(_open_loop(
