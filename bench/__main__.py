@@ -21,6 +21,9 @@
     python -m bench replication [--writes N] [--codes N]
                                               NATS JetStream: replicated vs local commit, replica
                                               apply rate and lag under load
+    python -m bench http [--workers 1,2]      resolver redirects and check-page views against a
+                                              hello-world on the same stack; LVMS p99 at half
+                                              its maximum rate, and where in time its tail is
     python -m bench epcisrest [--events N]    POST /epcis/capture beside gRPC CaptureEvents of the
                                               same events; webhook lag p50 / p99
     python -m bench ci                        short run; exits 1 when a ratio passes its limit
@@ -188,6 +191,16 @@ def _epcisrest(args: argparse.Namespace) -> int:
         return _report(args, epcisrest.run(tmp, args.events))
 
 
+def _http(args: argparse.Namespace) -> int:
+    from bench import http
+
+    results = http.run([int(w) for w in args.workers.split(",")], args.seconds, args.codes,
+                       args.keep, args.profile)
+    code = _report(args, results)
+    print(http.details(results))
+    return code
+
+
 def _printing(args: argparse.Namespace) -> int:
     from bench import printing
 
@@ -297,6 +310,12 @@ def _parser() -> argparse.ArgumentParser:
     sub = command("epcisrest", _epcisrest, "EPCIS REST capture against gRPC CaptureEvents")
     sub.add_argument("--events", type=int, default=2000,
                      help="events of 10 codes captured by each path (default 2,000)")
+    sub = command("http", _http, "the HTTP front door against a hello-world (bench/http.py)")
+    sub.add_argument("--workers", default="1,2", help="worker counts, comma-separated")
+    sub.add_argument("--seconds", type=float, default=5.0, help="length of each window")
+    sub.add_argument("--codes", type=int, default=20_000, help="packs commissioned first")
+    sub.add_argument("--profile", metavar="DIR", type=Path,
+                     help="py-spy the server in each measured window into DIR")
     sub = command("printing", _printing, "print jobs in-process (bench/printing.py)")
     sub.add_argument("--n", type=int, default=200_000, help="symbols of the ZPL and CSV rows")
     sub.add_argument("--rpc-n", type=int, default=100_000,

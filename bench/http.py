@@ -3,17 +3,21 @@ bare hello-world on the same server stack measured in the same run, and the LVMS
 p99 at half its maximum rate.
 
     python -m bench.http [--workers 1,2] [--seconds S] [--codes N] [--json PATH] [--keep]
+                         [--profile DIR]
 
 Maximum rates are closed loops of `wrk` (Debian package wrk: one C thread, 32 connections,
 every request a different pack); the LVMS latency is an open loop (fixed arrival times, a
 latency runs from when the request was due) of keep-alive connections from this process.
-Every answer's status is checked: a rate counts only answers of the expected status.
+Every answer's status is checked: a rate counts only answers of the expected status. Beside
+each rate, the CPU µs the server and its workers spent per answer (``server_cpu_us``): other
+jobs on the machine move it far less than they move a rate.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import random
 import re
 import resource
@@ -159,23 +163,38 @@ def wrk(port: int, paths: list[str], workdir: Path, seconds: float, auth: str = 
     return rate, p99, errors
 
 
-def _measure(pids: tuple[int, ...], port: int, paths: list[str], workdir: Path, seconds: float,
-             auth: str = "") -> tuple[tuple[float, float, int], float]:
-    """``wrk``'s figures, and the cores other work kept busy meanwhile."""
+def _measure(pids: tuple[int, ...], serving: int, port: int, paths: list[str], workdir: Path,
+             seconds: float, auth: str = "", profile: Path | None = None
+             ) -> tuple[tuple[float, float, int], float, float]:
+    """``wrk``'s figures, the cores other work kept busy meanwhile, and the CPU µs the
+    ``serving`` process and its workers spent per answer; with ``profile``, py-spy's stacks of
+    them in the window, summarised."""
     measure.settle()
-    with _Busy(*pids) as elsewhere:
-        figures = wrk(port, paths, workdir, seconds, auth)
-    return figures, elsewhere.cores
+    profiler = measure.Profiler(serving, profile) if profile is not None else None
+    if profiler is not None:
+        profiler.start()
+    tree = [serving, *measure.descendants(serving)]
+    spent = sum(measure.cpu_seconds(p) for p in tree)
+    try:
+        with _Busy(*pids) as elsewhere:
+            figures = wrk(port, paths, workdir, seconds, auth)
+    finally:
+        written = profiler.stop() if profiler is not None else None
+    spent = sum(measure.cpu_seconds(p) for p in tree) - spent
+    if written is not None:
+        say(measure.profile_summary(written))
+    answers = figures[0] * seconds
+    return figures, elsewhere.cores, spent / answers * 1e6 if answers else math.nan
 
 
 async def _open_loop(port: int, paths: list[str], rate: float, seconds: float, auth: str
-                     ) -> tuple[list[float], int]:
-    """Latencies (ms, from when each request was due) of requests sent at ``rate`` a second
-    over keep-alive connections, and how many answers were not 200."""
+                     ) -> tuple[list[tuple[float, float]], int]:
+    """(when due, s from the start; latency, ms from when due) of requests sent at ``rate`` a
+    second over keep-alive connections, and how many answers were not 200."""
     idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
     for _ in range(CONNECTIONS):
         idle.put_nowait(await asyncio.open_connection(HOST, port))
-    latencies: list[float] = []
+    latencies: list[tuple[float, float]] = []
     wrong = 0
     header = f"Host: {HOST}\r\nAuthorization: {auth}\r\n\r\n"
 
@@ -186,7 +205,7 @@ async def _open_loop(port: int, paths: list[str], rate: float, seconds: float, a
         head = await reader.readuntil(b"\r\n\r\n")
         length = int(re.search(rb"(?i)content-length: (\d+)", head)[1])  # type: ignore[index]
         await reader.readexactly(length)
-        latencies.append((time.perf_counter() - due) * 1000)
+        latencies.append((due - start, (time.perf_counter() - due) * 1000))
         if not head.startswith(b"HTTP/1.1 200"):
             wrong += 1
         idle.put_nowait((reader, writer))
@@ -207,11 +226,29 @@ async def _open_loop(port: int, paths: list[str], rate: float, seconds: float, a
     return latencies, wrong
 
 
-def run(workers_list: list[int], seconds: float, codes: int, keep: bool) -> list[Result]:
+def _over_time(latencies: list[tuple[float, float]], window_s: float = 0.25
+               ) -> dict[str, float | str]:
+    """Where the tail is in time: how many windows of ``window_s`` had a p99 over the target,
+    and the worst ones (start s: p99 ms). A tail spread over every window is the load; one
+    in a few windows, at a steady period, is a pause (a flush, a collection)."""
+    windows: dict[int, list[float]] = {}
+    for due, ms in latencies:
+        windows.setdefault(int(due / window_s), []).append(ms)
+    p99s = {w: report.percentile(sorted(v), 0.99) for w, v in windows.items()}
+    worst = sorted(p99s.items(), key=lambda kv: -kv[1])[:5]
+    return {"windows_over_target": f"{sum(p > LVMS_P99_MS for p in p99s.values())}"
+                                   f"/{len(p99s)}",
+            "worst_windows": " ".join(f"{w * window_s:.2f}s:{p:.0f}ms" for w, p in worst)}
+
+
+def run(workers_list: list[int], seconds: float, codes: int, keep: bool,
+        profile: Path | None = None) -> list[Result]:
     if shutil.which("wrk") is None:
         raise SystemExit("bench.http needs wrk (apt-get install wrk)")
     results: list[Result] = []
     command = "python -m bench.http"
+    if profile is not None:
+        profile.mkdir(parents=True, exist_ok=True)
     with harness.workdir("bench-http-", keep) as workdir:
         for workers in workers_list:
             data = workdir / f"data-w{workers}"
@@ -230,14 +267,16 @@ def run(workers_list: list[int], seconds: float, codes: int, keep: bool) -> list
                 wrk(port, fixture.check_paths()[:1000], workdir, 1)  # warm every worker
                 pids = (server.pid, hello.pid)
                 busy: dict[str, float] = {}
-                (base, base_p99, _), busy["hello"] = _measure(
-                    pids, hello.ports["http"], ["/hello"], workdir, seconds)
+                cpu: dict[str, float] = {}
+                (base, base_p99, _), busy["hello"], cpu["hello"] = _measure(
+                    pids, hello.pid, hello.ports["http"], ["/hello"], workdir, seconds)
                 measured = {}
                 for name, paths, key in (("resolver", fixture.resolver_paths(), ""),
                                          ("check", fixture.check_paths(), ""),
                                          ("lvms", fixture.lvms_paths(), auth)):
-                    measured[name], busy[name] = _measure(pids, port, paths, workdir, seconds,
-                                                          key)
+                    measured[name], busy[name], cpu[name] = _measure(
+                        pids, server.pid, port, paths, workdir, seconds, key,
+                        profile / f"{name}-w{workers}.txt" if profile else None)
                 for name, title in (("resolver", "resolver redirects (307)"),
                                     ("check", "check-page views")):
                     rate, p99, errors = measured[name]
@@ -247,26 +286,36 @@ def run(workers_list: list[int], seconds: float, codes: int, keep: bool) -> list
                         targets=[Target("min_ratio", RATIO_TARGET)], command=command,
                         elsewhere=max(busy[name], busy["hello"]),
                         details={"p99_ms": p99, "wrong_status": errors,
-                                 "baseline_p99_ms": base_p99}))
+                                 "baseline_p99_ms": base_p99, "server_cpu_us": cpu[name],
+                                 "baseline_cpu_us": cpu["hello"]}))
                 lvms_max, lvms_p99_max, errors = measured["lvms"]
                 results.append(Result(
                     "http", f"LVMS verifications, {workers} worker(s)", "req/s", lvms_max, base,
                     "hello-world, same stack", key=f"http.lvms.w{workers}", command=command,
                     elsewhere=max(busy["lvms"], busy["hello"]),
-                    details={"p99_ms": lvms_p99_max, "wrong_status": errors}))
+                    details={"p99_ms": lvms_p99_max, "wrong_status": errors,
+                             "server_cpu_us": cpu["lvms"]}))
                 measure.settle()
                 with _Busy(server.pid, hello.pid) as elsewhere:
                     latencies, wrong = asyncio.run(_open_loop(
                         port, fixture.lvms_paths(), lvms_max / 2, seconds, auth))
-                latencies.sort()
+                ordered = sorted(ms for _, ms in latencies)
                 results.append(Result(
                     "http", f"LVMS p99 at {lvms_max / 2:,.0f}/s (half max), {workers} worker(s)",
-                    "ms", report.percentile(latencies, 0.99), key=f"http.lvms_p99.w{workers}",
+                    "ms", report.percentile(ordered, 0.99), key=f"http.lvms_p99.w{workers}",
                     targets=[Target("max", LVMS_P99_MS)], command=command,
                     elsewhere=elsewhere.cores,
-                    details={"p50_ms": report.percentile(latencies, 0.50),
-                             "answers": len(latencies), "wrong_status": wrong}))
+                    details={"p50_ms": report.percentile(ordered, 0.50),
+                             "answers": len(ordered), "wrong_status": wrong,
+                             **_over_time(latencies)}))
     return results
+
+
+def details(results: list[Result]) -> str:
+    """Each result's details (p99s, wrong answers, where the LVMS tail is), one line each."""
+    return "\n".join(f"  {r.name}: " + ", ".join(
+        f"{k} {v:,.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in r.details.items())
+        for r in results if r.details)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -277,18 +326,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--codes", type=int, default=20_000)
     parser.add_argument("--json")
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--profile", type=Path,
+                        help="py-spy the server and its workers in each measured window into DIR")
     parser.add_argument("--quiet-wait", type=float, default=0.0,
                         help="wait up to S seconds before each measurement for other jobs to "
                         "leave the cores idle")
     args = parser.parse_args(argv)
     harness.exit_on_sigterm()
     measure.quiet_wait_s = args.quiet_wait
-    results = run([int(w) for w in args.workers.split(",")], args.seconds, args.codes, args.keep)
+    results = run([int(w) for w in args.workers.split(",")], args.seconds, args.codes, args.keep,
+                  args.profile)
     print(report.table(results))
-    for r in results:
-        if r.details:
-            print(f"  {r.name}: " + ", ".join(f"{k} {v:,.2f}" if isinstance(v, float) else
-                                             f"{k} {v}" for k, v in r.details.items()))
+    print(details(results))
     if args.json:
         report.write_json(Path(args.json), results)
     return 0

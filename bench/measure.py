@@ -196,7 +196,8 @@ def profile_summary(path: Path, top: int = 12) -> str:
     own: dict[str, int] = {}
     inclusive: dict[str, int] = {}
     total = 0
-    project = ("tracecore/", "verify_svc/", "codegen_svc/", "tracerpc/", "pharmatrace_cli/")
+    project = ("tracecore/", "verify_svc/", "codegen_svc/", "tracerpc/", "pharmatrace_cli/",
+               "frontdoor/")
     for line in path.read_text(errors="replace").splitlines():
         stack, _, count = line.rpartition(" ")
         if not count.isdigit() or not stack:

@@ -94,6 +94,8 @@ def build(config: FrontdoorConfig, data: DataDir, verifiers: Verifiers, metrics:
             Route("/verify/gtin/{gtin}/lot/{lot}/ser/{serial}", lvms.verify, methods=["GET"]),
             Route("/checkConnectivity", lvms.check_connectivity, methods=["GET"]),
             *epcis_rest.ROUTES,
+            # Last: one bare segment is a compressed Digital Link only if nothing above took it.
+            Route("/{compressed}", resolver.compressed_link, methods=["GET"]),
         ],
         middleware=[Middleware(Guard, requests=requests),
                     *([Middleware(Router, door=door, directory=directory)]

@@ -4,10 +4,12 @@ Chinese or English, mobile first, without JavaScript or assets from elsewhere.""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from pathlib import Path
 from urllib.parse import urlencode
 
 import jinja2
+import markupsafe
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
@@ -24,6 +26,9 @@ _TEMPLATES = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=True, trim_blocks=True, lstrip_blocks=True)
 _PAGE = _TEMPLATES.get_template("check.html")
+#: The page's words escaped once: autoescaping then passes them through untouched.
+_WORDS = {lang: {key: markupsafe.escape(text) for key, text in texts.items()}
+          for lang, texts in TEXTS.items()}
 _STATUS = {Outcome.UNREADABLE: 400}
 # Beside the words and the colour, a symbol: none of the three alone carries the verdict.
 _MARKS = {"genuine": "✓", "caution": "!", "do_not_use": "✕", "not_genuine": "✕",
@@ -42,7 +47,14 @@ def language(request: Request) -> str:
     asked = request.query_params.get("lang", "")
     if asked in TEXTS:
         return asked
-    for tag in accepted_languages(request.headers.get("accept-language", "")):
+    return _preferred(request.headers.get("accept-language", ""))
+
+
+@functools.lru_cache(maxsize=1024)
+def _preferred(header: str) -> str:
+    """The page language an Accept-Language header asks for: browsers send a few distinct
+    headers, so each is worked out once."""
+    for tag in accepted_languages(header):
         primary = tag.split("-", 1)[0]
         if primary in TEXTS:
             return primary
@@ -80,12 +92,11 @@ def _unreadable(reason: str) -> PublicCheck:
 
 def _render(lang: str, code: str, result: PublicCheck | None, *, status: int,
             limited: bool = False) -> HTMLResponse:
-    texts = TEXTS[lang]
     switch = {other: "/check" + (f"?{urlencode({'code': code, 'lang': other})}" if code
                                  else f"?lang={other}")
               for other in TEXTS if other != lang}
     outcome = result.outcome.value if result is not None else ""
-    body = _PAGE.render(t=texts, lang=lang, code=code, result=result, switch=switch,
+    body = _PAGE.render(t=_WORDS[lang], lang=lang, code=code, result=result, switch=switch,
                         limited=limited, outcome=outcome, mark=_MARKS.get(outcome, ""),
                         rows=_rows(result), warnings=_warnings(result, lang))
     return HTMLResponse(body, status_code=status, headers=_HEADERS)

@@ -79,16 +79,21 @@ class RequestLog:
         """Counts and logs what was added since the last flush; returns how many."""
         batch, self._pending = self._pending, []
         logging_on = log.isEnabledFor(logging.INFO)
+        # Each counter is a shared-memory write: one per route and status a flush, not one
+        # per request.
+        counts: dict[tuple[str, int], int] = {}
         for route, method, status, seconds, client in batch:
-            counter = self._counters.get((route, status))
-            if counter is None:
-                counter = self._counters[(route, status)] = self._metrics.http_requests.labels(
-                    route, str(status))
-            counter.inc()
+            counts[(route, status)] = counts.get((route, status), 0) + 1
             self._timers[route].observe(seconds)
             if logging_on:
                 log.info(json.dumps({"route": route, "method": method, "status": status,
                                      "ms": round(seconds * 1000, 3), "client": client}))
+        for (route, status), count in counts.items():
+            counter = self._counters.get((route, status))
+            if counter is None:
+                counter = self._counters[(route, status)] = self._metrics.http_requests.labels(
+                    route, str(status))
+            counter.inc(count)
         return len(batch)
 
 

@@ -21,7 +21,8 @@ from verify_svc.verification import Verifiers
 #: How long the tenants that registered a product, and the list of tenants, are trusted: a
 #: product registered by one more tenant is found within this long.
 _TTL_S = 2.0
-#: How long a product's record (and so its links) is reused before it is read again.
+#: How long a product's record (and so its links), or a party's GLN, is reused before it is
+#: read again.
 _PRODUCT_TTL_S = 1.0
 _PARTIES_PAGE = 1000
 _MAX_PRODUCTS = 100_000
@@ -47,6 +48,7 @@ class FrontdoorReads:
         self._tenants: tuple[float, int, list[str]] = (0.0, 0, [])
         self._products: dict[tuple[str, str], tuple[float, pb.Product]] = {}
         self._responders: dict[str, str] = {}
+        self._glns: dict[tuple[str, str], tuple[float, str]] = {}
         self._trails: dict[str, AnswerTrail] = {}
         self._lock = threading.Lock()
 
@@ -103,10 +105,20 @@ class FrontdoorReads:
     # -- partner directory -------------------------------------------------------------------
 
     def party_gln(self, tenant: str, party_id: str) -> str:
+        """The party's GLN ("" if none), asked on every LVMS request: reused for as long as a
+        product's record is."""
+        now = time.monotonic()
+        known = self._glns.get((tenant, party_id))
+        if known is not None and now - known[0] < _PRODUCT_TTL_S:
+            return known[1]
         try:
-            return self._data.get(tenant).ledger.party(party_id)[1].gln
+            gln = self._data.get(tenant).ledger.party(party_id)[1].gln
         except NotFound:
             return ""
+        if len(self._glns) >= _MAX_PRODUCTS:
+            self._glns.clear()
+        self._glns[(tenant, party_id)] = (now, gln)
+        return gln
 
     def responder_gln(self, tenant: str) -> str:
         known = self._responders.get(tenant)

@@ -4,9 +4,11 @@ product's links, or with its RFC 9264 linkset; ``/.well-known/gs1resolver`` desc
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Sequence
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -17,6 +19,9 @@ from tracecore.usecases.resolver import Link, Resolution, resolve
 LINKSET_TYPE = "application/linkset+json"
 _VOCABULARY = "https://gs1.org/voc/"
 _VARY = "Accept, Accept-Language"
+_SAME_AS = "http://www.w3.org/2002/07/owl#sameAs"
+#: One path segment that may be a compressed Digital Link (the shortest, a GTIN, is 10 long).
+_COMPRESSED = re.compile(r"[A-Za-z0-9_-]{10,}")
 #: The JSON-LD context GS1 publishes for resolvers' linksets (GS1-Conformant Resolver 1.x).
 LINKSET_CONTEXT = "https://ref.gs1.org/standards/resolver/linkset-context"
 #: Every resolver answer says what the resolver supports, preflight or not.
@@ -39,7 +44,8 @@ async def description(request: Request) -> Response:
 
 
 async def digital_link(request: Request) -> Response:
-    """GET or HEAD of ``/01/{gtin}`` with its key qualifiers and data attributes."""
+    """GET or HEAD of ``/01/{gtin}`` with its key qualifiers and data attributes, or of a
+    compressed Digital Link ``/{base64url}``."""
     door: Frontdoor = request.app.state.door
     root = door.root(request)
     params = request.query_params
@@ -57,18 +63,25 @@ async def digital_link(request: Request) -> Response:
     return answer(resolution)
 
 
+async def compressed_link(request: Request) -> Response:
+    """GET or HEAD of a compressed Digital Link ``/{base64url}``; any other single segment is
+    not found."""
+    if not _COMPRESSED.fullmatch(request.path_params["compressed"]):
+        raise HTTPException(404)
+    return await digital_link(request)
+
+
 def answer(resolution: Resolution) -> Response:
     """A resolution as HTTP: 307 to its target, 300 with the links it cannot choose between,
     or 200 with the linkset."""
     if resolution.choices:
-        return JSONResponse(_linkset(resolution.anchor, resolution.item_description,
-                                     resolution.choices),
+        return JSONResponse(_linkset(resolution, resolution.choices),
                             status_code=300, media_type=LINKSET_TYPE,
                             headers={"Link": _linkset_link(resolution), "Vary": _VARY,
                                      "Access-Control-Allow-Methods": _ALLOW})
     if resolution.target is None:
         return JSONResponse(
-            _linkset(resolution.anchor, resolution.item_description, resolution.links),
+            _linkset(resolution, resolution.links),
             media_type=LINKSET_TYPE, headers={
                 "Link": f'{_linkset_link(resolution)}, <{LINKSET_CONTEXT}>; '
                         'rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"',
@@ -88,9 +101,13 @@ def _relation(link_type: str) -> str:
     return _VOCABULARY + link_type.removeprefix("gs1:")
 
 
-def _linkset(anchor: str, item_description: str, links: Sequence[Link]) -> dict[str, Any]:
-    """RFC 9264 JSON: one context object, its relations in full GS1 vocabulary form."""
-    context: dict[str, Any] = {"anchor": anchor, "itemDescription": item_description}
+def _linkset(resolution: Resolution, links: Sequence[Link]) -> dict[str, Any]:
+    """RFC 9264 JSON: one context object, its relations in full GS1 vocabulary form (and, for
+    a compressed Digital Link, owl:sameAs the uncompressed one)."""
+    context: dict[str, Any] = {"anchor": resolution.anchor,
+                               "itemDescription": resolution.item_description}
+    if resolution.same_as:
+        context[_SAME_AS] = [{"href": resolution.same_as}]
     for link in links:
         target: dict[str, Any] = {"href": link.href, "title": link.title}
         if link.lang:

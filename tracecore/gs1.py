@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from urllib.parse import quote
 
+from tracecore import gs1_compression
 from tracecore.errors import InvalidArgument, ParseError
 
 GS = "\x1d"
@@ -257,8 +258,19 @@ def parse_digital_link(text: str) -> dict[str, str]:
     """The AI values of a GS1 Digital Link URI on any http(s) host, under any path prefix.
 
     The path ends in ``/01/{gtin}`` and the qualifiers ``/22/``, ``/10/``, ``/21/`` in that order;
-    query parameters that are supported AIs are read too (other parameters are ignored).
+    query parameters that are supported AIs are read too (other parameters are ignored). A
+    compressed Digital Link is read as the uncompressed one it stands for.
     """
+    try:
+        return _parse_uncompressed(text)
+    except ParseError:
+        expanded = gs1_compression.expand(text)
+        if expanded is None:
+            raise
+    return _parse_uncompressed(expanded)
+
+
+def _parse_uncompressed(text: str) -> dict[str, str]:
     match = _DL_URI.fullmatch(text)
     if match is None:
         raise ParseError("not a Digital Link URI: expected http(s)://host/…/01/{gtin}")

@@ -47,11 +47,15 @@ class Verifiers:
         self._observations: dict[str, Observations] = {}
         self._alerts: dict[str, alerts.AlertBook] = {}
         self._statistics_secret: bytes | None = None
+        self._client_key: bytes | None = None
         self._lock = threading.Lock()
         data.add_close_listener(self._forget)
 
     def client_key(self) -> bytes:
-        return scan_clients.clients_key(self._secret())
+        # Asked for on every public scan: one HMAC less each time.
+        if self._client_key is None:
+            self._client_key = scan_clients.clients_key(self._secret())
+        return self._client_key
 
     def _secret(self) -> bytes:
         """The scan statistics' secret: scrypt, so worked out once per worker."""

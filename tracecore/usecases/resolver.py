@@ -10,13 +10,13 @@ client prefers wins, else one meant for every language, else the first.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 from urllib.parse import quote
 
 from pharmatrace.v1 import common_pb2 as pb
 
-from tracecore import gs1
+from tracecore import gs1, gs1_compression
 from tracecore.errors import InvalidArgument, NotFound, ParseError
 from tracecore.usecases.declare import PUBLIC, READERS, Scope, use_case
 
@@ -72,6 +72,8 @@ class Resolution:
     choices: tuple[Link, ...] = ()
     """Links of the asked type that nothing in the request tells apart (300 Multiple
     Choices), when there is more than one."""
+    same_as: str = ""
+    """For a compressed Digital Link (the anchor), the uncompressed one it stands for."""
 
 
 @use_case(roles={PUBLIC, *READERS}, writes=False, scope=Scope.TENANT)
@@ -81,8 +83,26 @@ def resolve(catalogue: Catalogue, *, root: str, path: str, query: str, link_type
     qualifiers) and ``query``, and the one to redirect to.
 
     InvalidArgument (with the reason) for a URI that is not a valid Digital Link; NotFound for
-    a GTIN no tenant registered, or a link type the product does not offer.
+    a GTIN no tenant registered, or a link type the product does not offer. A compressed
+    Digital Link resolves as the uncompressed one it stands for.
     """
+    try:
+        # A compressed link is one path segment: a path of more is not looked at twice.
+        expanded = (gs1_compression.expand(f"{root}{path}" + (f"?{query}" if query else ""))
+                    if "/" not in path[1:] else None)
+    except ParseError as exc:
+        raise InvalidArgument(exc.reason, field="uri") from None
+    if expanded is None:
+        return _resolve(catalogue, root=root, path=path, query=query, link_type=link_type,
+                        wants_linkset=wants_linkset, languages=languages)
+    plain_path, _, plain_query = expanded[len(root):].partition("?")
+    resolution = _resolve(catalogue, root=root, path=plain_path, query=plain_query,
+                          link_type=link_type, wants_linkset=wants_linkset, languages=languages)
+    return replace(resolution, anchor=f"{root}{path}", same_as=resolution.anchor)
+
+
+def _resolve(catalogue: Catalogue, *, root: str, path: str, query: str, link_type: str,
+             wants_linkset: bool, languages: Sequence[str]) -> Resolution:
     try:
         elements = gs1.parse_digital_link(f"{root}{path}" + (f"?{query}" if query else ""))
     except ParseError as exc:
