@@ -92,7 +92,12 @@ class Importer:
         if self._pool is None:
             # Spawned, not forked: the server process runs gRPC and LMDB threads that a fork
             # would copy in an unknown state.
+            workers = self.workers or max(2, os.cpu_count() or 1)
             self._pool = ProcessPoolExecutor(
-                max_workers=self.workers or max(2, os.cpu_count() or 1),
-                mp_context=multiprocessing.get_context("spawn"))
+                max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+            # The pool starts a process only when a document finds none idle, and a process
+            # takes a second or more to start: every one is started now, with the first
+            # document, rather than in the middle of a run of documents read side by side.
+            for _ in range(workers):
+                self._pool.submit(int)
         return self._pool
