@@ -367,8 +367,13 @@ class _Session:
                                    self.now_ms, level=level, holder=holder, region=region,
                                    flags=flags)
         self.put(key, after.evolve(status=Status.ISSUED), after)
+        # Who minted it, as the partner's event says: a commissioning's party commissioned
+        # (and so minted or bought) the code; an EPCIS event names the GS1 company prefix of
+        # its EPC URIs, or says so in ``pharmatrace:mintedBy``.
+        minted_by = event.extra.get("minted_by") or (
+            event.party_id if event.kind is EventKind.COMMISSION else "")
         self.view.foreign[key] = foreign.Provenance(
-            told_by=event.party_id or self.request.who, via=self.request.via
+            minted_by=minted_by, told_by=event.party_id or self.request.who, via=self.request.via
         ).record(self.now_ms)
 
     def logistic_unit(self, event: Event, unit: Code) -> CodeRecord | None:
