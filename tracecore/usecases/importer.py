@@ -105,7 +105,14 @@ class Importer:
         return self._pool
 
 
+#: How much less the reader processes weigh with the scheduler than the server's own.
+READER_NICENESS = 5
+
+
 def _start_reader() -> None:
     """Readies a new reader process for its first document: the reading code imported and the
-    EPCIS schema compiled (together over a second), so that no document waits for them."""
+    EPCIS schema compiled (together over a second), so that no document waits for them. The
+    readers yield the cores to the server's calls when both want them: a tenant's documents
+    never slow another tenant's answers."""
+    os.nice(READER_NICENESS)
     schema.conforms({})
