@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import json
 import re
 import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import wraps
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 from xml.etree.ElementTree import Element, SubElement, tostring
@@ -21,6 +21,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from frontdoor import epcis_openapi
 from frontdoor.http import Frontdoor, problem
 from tracecore import epcis
 from tracecore.clock import now_ms
@@ -54,7 +55,6 @@ _XML_TYPES = ("application/xml", "text/xml")
 _NAME = re.compile(r"[A-Za-z0-9._~-]{1,64}")
 _PAGING = ("perPage", "nextPageToken")
 MAX_LISTED = 1000
-OPENAPI = Path(__file__).parent / "epcis_openapi.json"
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -477,9 +477,15 @@ async def subscription(request: Request, door: Frontdoor, caller: Principal) -> 
 
 
 async def openapi(request: Request) -> Response:
-    """GS1's OpenAPI description of the EPCIS 2.0 REST binding this server implements."""
-    return Response(OPENAPI.read_bytes(), media_type="application/json",
+    """The OpenAPI description of the EPCIS 2.0 REST binding as this server serves it."""
+    return Response(_openapi(), media_type="application/json",
                     headers={**VERSIONS, "Cache-Control": "public, max-age=3600"})
+
+
+@functools.cache
+def _openapi() -> bytes:
+    return json.dumps(epcis_openapi.described(
+        ((route.path, route.methods or ()) for route in ROUTES), _DOCUMENT_TYPES)).encode()
 
 
 async def discovery(request: Request) -> Response:

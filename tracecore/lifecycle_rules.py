@@ -79,9 +79,10 @@ class Request:
     events: Sequence[Event]
     best_effort: bool = False
     who: str = ""
-    foreign: frozenset[bytes] = frozenset()
-    """Keys of codes not signed here that a partner's events may name: one the ledger does not
-    know is recorded as minted elsewhere on first sight, as ``via`` tells (epcis, capture)."""
+    not_signed_here: Callable[[Sequence[Code]], Sequence[Code]] | None = None
+    """For a partner's events: which of the given codes no key of this tenant signed. Those the
+    ledger does not know are recorded as minted elsewhere on first sight, as ``via`` tells
+    (epcis, capture); it is asked only about codes the ledger does not know."""
     via: str = ""
     external_parties: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     """Party ids a partner named that may be recorded as external parties on first sight:
@@ -598,3 +599,13 @@ def _guarded(handler: Handler) -> Handler:
 #: The handler of each per-pack event kind, custody checked first: checks one code, updates it
 #: (and what it contains), or raises Refused.
 HANDLERS: dict[EventKind, Handler] = {kind: _guarded(h) for kind, h in _HANDLERS.items()}
+
+
+def handler_of(event: Event) -> Handler:
+    """The handler of an event's kind: custody is checked per code only where the event's
+    credential is held to it (``check_custody`` passes every code of the others)."""
+    custody = CUSTODY[event.kind]
+    if (event.credential if custody is Custody.REQUESTER
+            else event.custodian and custody is not Custody.FREE):
+        return HANDLERS[event.kind]
+    return _HANDLERS[event.kind]

@@ -104,6 +104,8 @@ def test_a_foreign_gs1_code_imported_through_epcis_verifies_as_known_foreign(sit
     assert known.verdict == vpb.VERDICT_KNOWN_FOREIGN
     assert known.status == cpb.CODE_STATUS_ACTIVE
     assert "not signed by us" in known.reason
+    # The SGTIN EPC URIs name the GS1 company prefix the codes were minted under.
+    assert known.minted_by == "0614141" and "minted by 0614141" in known.reason
     assert known.product.gtin == FOREIGN_GTIN
     assert site.verify(f"(01){FOREIGN_GTIN}(21)2018").verdict == vpb.VERDICT_BAD_SIGNATURE
     events = site.trace.ListEvents(tpb.ListEventsRequest(
@@ -111,6 +113,34 @@ def test_a_foreign_gs1_code_imported_through_epcis_verifies_as_known_foreign(sit
         timeout=RPC_TIMEOUT_S).events
     assert [e.kind for e in events] == [lpb.EVENT_KIND_RECEIVE]
     assert events[0].documents[0].id == "DA-7"
+
+
+def test_an_epcis_event_says_who_minted_its_codes_and_verification_answers_it(
+        site: _Site) -> None:
+    """Codes first seen in a partner's event named by Digital Link carry the minter the event
+    gives in pharmatrace:mintedBy; codes of another event give none (its Digital Links do not
+    say where the company prefix ends) and verify as known foreign naming no minter."""
+    links = [f"https://id.gs1.org/01/{FOREIGN_GTIN}/21/{s}" for s in ("DL-1", "DL-2")]
+    said = {**_receiving([], PARTNER_SGLN, "urn:uuid:dl-1"), "epcList": links[:1],
+            "pharmatrace:mintedBy": "Example Pharma GmbH"}
+    silent = {**_receiving([], PARTNER_SGLN, "urn:uuid:dl-2"), "epcList": links[1:]}
+    document = {
+        "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld",
+                     {"pharmatrace": "urn:pharmatrace:epcis:"}],
+        "type": "EPCISDocument", "schemaVersion": "2.0",
+        "creationDate": "2025-03-05T09:45:00Z", "epcisBody": {"eventList": [said, silent]}}
+    answer = site.lifecycle.ImportEpcis(lpb.ImportEpcisRequest(
+        tenant=site.tenant, document=json.dumps(document)), timeout=RPC_TIMEOUT_S)
+    assert answer.recorded == 2 and not answer.failures, answer
+    named = site.verify(f"(01){FOREIGN_GTIN}(21)DL-1")
+    assert named.verdict == vpb.VERDICT_KNOWN_FOREIGN
+    assert named.minted_by == "Example Pharma GmbH"
+    assert named.reason.endswith("minted by Example Pharma GmbH")
+    unnamed = site.verify(f"(01){FOREIGN_GTIN}(21)DL-2")
+    assert unnamed.verdict == vpb.VERDICT_KNOWN_FOREIGN and unnamed.minted_by == ""
+    batch = site.api.verify_batch(site.tenant, [f"(01){FOREIGN_GTIN}(21)DL-{n}"
+                                                for n in (1, 2)])
+    assert (list(batch.minted_rows), list(batch.minted_by)) == ([0], ["Example Pharma GmbH"])
 
 
 def test_a_foreign_pack_then_goes_through_the_lifecycle_with_custody(site: _Site) -> None:

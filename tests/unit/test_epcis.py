@@ -330,7 +330,7 @@ def test_partner_commissioning_document_imports_as_one_commission() -> None:
     assert event.kind is EventKind.COMMISSION
     assert event.codes == (gs1("2017"), gs1("2018"))
     assert event.lot == "B2403"
-    assert event.extra == {"expiry": "2026-02-28"}
+    assert event.extra == {"expiry": "2026-02-28", "minted_by": "0614141"}
     assert event.when_ms == 1_709_627_400_250  # 2024-03-05T08:30:00.250Z
     assert event.tz_offset == "+01:00"
     assert event.party_id == "gln-" + GLN
@@ -358,6 +358,24 @@ def test_a_missing_disposition_takes_the_cautious_reading() -> None:
     del wire["disposition"], wire["ilmd"]
     (event,) = epcis.import_document(document, party_of=party_of)
     assert (event.kind, event.target) == (EventKind.DECOMMISSION, Status.LOCKED)
+
+
+@pytest.mark.parametrize(("change", "minted_by"), [
+    ({"epcList": ["urn:epc:id:sgtin:0614141.107346.2017", "urn:epc:id:sgtin:0614141.107346.1"]},
+     "0614141"),
+    ({"epcList": ["urn:epc:id:sgtin:0614141.107346.2017", "urn:epc:id:sgtin:061414.1107346.1"]},
+     ""),
+    ({"epcList": ["urn:epc:id:sgtin:0614141.107346.2017",
+                  "https://id.gs1.org/01/10614141073464/21/1"]}, ""),
+    ({"epcList": ["urn:epc:id:sgtin:0614141.107346.2017"],
+      "pharmatrace:mintedBy": "Example Pharma GmbH"}, "Example Pharma GmbH"),
+])
+def test_an_event_says_who_minted_its_codes(change: dict[str, Any], minted_by: str) -> None:
+    """Who minted an event's codes: what pharmatrace:mintedBy says, else the GS1 company prefix
+    when every EPC URI names the same one; nothing when the event does not tell."""
+    document = break_second_event(change)
+    event = epcis.import_document(document, party_of=party_of)[1]
+    assert event.extra.get("minted_by", "") == minted_by
 
 
 def break_second_event(change: dict[str, Any], remove: str = "") -> dict[str, Any]:
@@ -390,6 +408,8 @@ def break_second_event(change: dict[str, Any], remove: str = "") -> dict[str, An
      "$.epcisBody.eventList[1][\"pharmatrace:status\"]", "does not go with"),
     (break_second_event({"pharmatrace:colour": "red"}),
      "$.epcisBody.eventList[1][\"pharmatrace:colour\"]", "not a pharmatrace field"),
+    (break_second_event({"pharmatrace:mintedBy": "M" * 201}),
+     "$.epcisBody.eventList[1][\"pharmatrace:mintedBy\"]", "at most 200"),
     (break_second_event({"readPoint": {"id": "https://elsewhere.example/site/1"}}),
      "$.epcisBody.eventList[1].readPoint.id", "unknown party"),
     ({**export([]), "type": "EPCISQueryDocument"}, "$.type", "EPCISDocument"),

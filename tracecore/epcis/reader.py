@@ -167,7 +167,10 @@ class _Reader:
             target=row.target,
             reason=extensions.get("reason", ""),
             event_id=event_id,
-            extra={"expiry": expiry} if expiry else {},
+            extra={name: value for name, value in (
+                ("expiry", expiry),
+                ("minted_by", extensions.get("mintedBy") or _company_prefix(
+                    wire.get("epcList", []) + wire.get("childEPCs", [])))) if value},
             documents=tuple(Document(cbv_term(d["type"], "BTT-") if "type" in d else "",
                                      transaction_number(d["bizTransaction"]))
                             for d in wire.get("bizTransactionList", [])),
@@ -247,6 +250,12 @@ class _Reader:
         return ""
 
 
+#: EPC URIs whose first dotted part is the GS1 company prefix.
+_EPC_URIS = ("urn:epc:id:sgtin:", "urn:epc:id:sscc:")
+#: Longest ``pharmatrace:mintedBy`` kept (as ``codes register --minted-by``).
+MAX_MINTED_BY = 200
+
+
 def _maybe_code(uri: object) -> Code | None:
     """The pack or logistic unit (SSCC) a URI names, or None for anything else (a GRAI, a
     foreign scheme)."""
@@ -256,6 +265,18 @@ def _maybe_code(uri: object) -> Code | None:
         return code_of_uri(uri, "")
     except InvalidArgument:
         return None
+
+
+def _company_prefix(uris: list[Any]) -> str:
+    """The GS1 company prefix of the SGTIN and SSCC EPC URIs an event names, when they all
+    name one (the URI form says where the prefix ends; a Digital Link does not): the brand
+    owner under whose prefix the codes were minted. "" otherwise."""
+    prefixes = set()
+    for uri in uris:
+        if not isinstance(uri, str) or not uri.startswith(_EPC_URIS):
+            return ""
+        prefixes.add(uri.split(":", 4)[4].split(".", 1)[0])
+    return prefixes.pop() if len(prefixes) == 1 else ""
 
 
 def _extensions(wire: Mapping[str, Any], path: str,
@@ -273,9 +294,11 @@ def _extensions(wire: Mapping[str, Any], path: str,
                 raise InvalidArgument("must be a pharmatrace status such as free_sample",
                                       field=field)
             found[name] = status
-        elif name in ("reason", "region", "replaces"):
-            if not isinstance(value, str):
-                raise InvalidArgument("must be a string", field=field)
+        elif name in ("reason", "region", "replaces", "mintedBy"):
+            if not isinstance(value, str) or (name == "mintedBy" and len(value) > MAX_MINTED_BY):
+                raise InvalidArgument("must be a string" + (
+                    f" of at most {MAX_MINTED_BY} characters" if name == "mintedBy" else ""),
+                    field=field)
             found[name] = regions.parse_region(value, field=field) if name == "region" else value
         elif name == "level":
             if type(value) is not int or value not in LEVELS:

@@ -48,7 +48,7 @@ LOT = "cbvmda:lotNumber"
 
 EXPIRY = "cbvmda:itemExpirationDate"
 
-EXTENSIONS = ("status", "reason", "region", "level", "replaces")
+EXTENSIONS = ("status", "reason", "region", "level", "replaces", "mintedBy")
 
 LEVELS = range(1, 5)  # unit, bundle, case, pallet
 

@@ -62,7 +62,8 @@ class Chain(Generic[R]):
         record.seq = seq
         record.prev_hash = prev
         record.hash = b""
-        record.hash = self.hash_of(record)
+        # Serialised with ``hash`` empty is what ``hash_of`` hashes: no copy of the record.
+        record.hash = hashlib.sha256(prev + record.SerializeToString(deterministic=True)).digest()
         key = seq_key(seq)
         txn.put(key, record.SerializeToString(deterministic=True), db=self._db, append=True)
         txn.put(self._head_key, key + record.hash, db=self._meta)

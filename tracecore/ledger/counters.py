@@ -44,6 +44,8 @@ class Tally:
         self.deltas: defaultdict[bytes, int] = defaultdict(int)
         # (batch, holder, status, flags, product, region) -> units; expanded at write
         self.units: defaultdict[tuple[int, int, int, int, int, int], int] = defaultdict(int)
+        # (day, quarter hour, product, region, flow) -> units; expanded at write
+        self.flows: defaultdict[tuple[int, int, int, int, int], int] = defaultdict(int)
 
     def move(self, before: CodeRecord | None, after: CodeRecord) -> None:
         """One code changed from ``before`` (None: not counted yet) to ``after``."""
@@ -60,15 +62,16 @@ class Tally:
         """One unit moved at ``at_ms``, on ``day``: the tenant's local day number
         (tracecore.localday)."""
         if record.level == UNIT:
-            self.deltas[_F.pack(b"F", day, record.product_ref, record.region, flow)] += 1
-            self.deltas[_Q.pack(b"Q", at_ms // QUARTER_MS, record.product_ref, record.region,
-                                flow)] += 1
+            self.flows[(day, at_ms // QUARTER_MS, record.product_ref, record.region,
+                        flow)] += 1
 
     def merge(self, other: Tally) -> None:
         for key, delta in other.deltas.items():
             self.deltas[key] += delta
         for projection, delta in other.units.items():
             self.units[projection] += delta
+        for moved, delta in other.flows.items():
+            self.flows[moved] += delta
 
     def expand(self) -> dict[bytes, int]:
         """Every counter key this tally changes, with its delta."""
@@ -79,6 +82,10 @@ class Tally:
                     deltas[_S.pack(b"S", batch, holder, status, flags)] += n
                 deltas[_P.pack(b"P", product, region, status)] += n
         self.units.clear()
+        for (day, quarter, product, region, flow), n in self.flows.items():
+            deltas[_F.pack(b"F", day, product, region, flow)] += n
+            deltas[_Q.pack(b"Q", quarter, product, region, flow)] += n
+        self.flows.clear()
         return deltas
 
     def write(self, txn: Txn, db: Database) -> None:

@@ -12,6 +12,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
+from tracecore.epcis import schema
 from tracecore.errors import TraceError, Unavailable
 from tracecore.ledger import exchange
 from tracecore.ledger.tenants import LEDGER, Tenant
@@ -92,7 +93,26 @@ class Importer:
         if self._pool is None:
             # Spawned, not forked: the server process runs gRPC and LMDB threads that a fork
             # would copy in an unknown state.
+            workers = self.workers or max(2, os.cpu_count() or 1)
             self._pool = ProcessPoolExecutor(
-                max_workers=self.workers or max(2, os.cpu_count() or 1),
-                mp_context=multiprocessing.get_context("spawn"))
+                max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_start_reader)
+            # The pool starts a process only when a document finds none idle, and a process
+            # takes a second or more to start: every one is started now, with the first
+            # document, rather than in the middle of a run of documents read side by side.
+            for _ in range(workers):
+                self._pool.submit(int)
         return self._pool
+
+
+#: How much less the reader processes weigh with the scheduler than the server's own.
+READER_NICENESS = 5
+
+
+def _start_reader() -> None:
+    """Readies a new reader process for its first document: the reading code imported and the
+    EPCIS schema compiled (together over a second), so that no document waits for them. The
+    readers yield the cores to the server's calls when both want them: a tenant's documents
+    never slow another tenant's answers."""
+    os.nice(READER_NICENESS)
+    schema.conforms({})

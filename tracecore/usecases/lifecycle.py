@@ -5,7 +5,7 @@ as EPCIS. Every event of a request is checked here, then applied by the group co
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from pharmatrace.v1 import common_pb2 as cpb
@@ -187,7 +187,7 @@ async def capture_events(side: WriteSide, caller: Principal, tenant: str,
         return Outcome(applied=False, failures=failures, events=len(events))
     result = await side.committer.submit(
         found.name, lifecycle.Request(checked, best_effort, who(caller),
-                                      foreign=_elsewhere(found, checked), via="capture"))
+                                      not_signed_here=_elsewhere(found), via="capture"))
     outcome = _outcome(result, failures)
     outcome.events = len(events)
     return outcome
@@ -216,7 +216,7 @@ async def apply_imported(side: WriteSide, found: Tenant, caller: Principal,
               for _, e in read]
     result = await side.committer.submit(
         found.name, lifecycle.Request(events, best_effort, who(caller),
-                                      foreign=_elsewhere(found, events), via="epcis",
+                                      not_signed_here=_elsewhere(found), via="epcis",
                                       external_parties=external))
     # Failures name the event by its place in the document, not in the list applied.
     places = [i for i, _ in read]
@@ -229,12 +229,11 @@ async def apply_imported(side: WriteSide, found: Tenant, caller: Principal,
     return outcome
 
 
-def _elsewhere(tenant: Tenant, events: Sequence[Event]) -> frozenset[bytes]:
-    """Keys of the codes a partner's events name that no key of this tenant signed: those the
+def _elsewhere(tenant: Tenant) -> Callable[[Sequence[Code]], list[Code]]:
+    """Which of the codes a partner's events name no key of this tenant signed: those the
     ledger does not know yet are recorded as minted elsewhere on first sight."""
-    codes = list({c for e in events
-                  for c in (*e.codes, *((e.parent,) if e.parent is not None else ()))})
-    return frozenset(c.key() for c in partners.not_signed_here(codes, tenant.keys.macs()))
+    macs = tenant.keys.macs()
+    return lambda codes: partners.not_signed_here(codes, macs)
 
 
 async def _one(side: WriteSide, caller: Principal, tenant: str, context: EventContext,

@@ -195,7 +195,8 @@ def test_a_document_over_the_import_limit_is_413(door: Door, admin: str) -> None
 
 
 def test_the_openapi_description_is_served(door: Door) -> None:
-    """GET /epcis/openapi.json serves GS1's OpenAPI description of the binding."""
+    """GET /epcis/openapi.json serves the OpenAPI description of the binding (GS1's, cut to
+    what this server serves)."""
     with door.client() as client:
         answer = client.get("/epcis/openapi.json")
     assert answer.status_code == 200
