@@ -217,6 +217,20 @@ def parse_hri(text: str) -> dict[str, str]:
     return elements
 
 
+def elements_of(text: str) -> dict[str, str]:
+    """The AI values of bracketed HRI or of a GS1 Digital Link, whichever ``text`` is; {} when
+    it is neither or does not parse (a product named without a pack, a routing look-up)."""
+    text = text.strip()
+    try:
+        if text[:1] == "(":
+            return parse_hri(text)
+        if text[:4].lower() == "http":
+            return parse_digital_link(text)
+    except ParseError:
+        pass
+    return {}
+
+
 def parse_element(text: str) -> dict[str, str]:
     """The AI values of an element string, after an optional GS1 symbology identifier and GS."""
     pos, end = 0, len(text)

@@ -223,16 +223,7 @@ def _public(answers: Answers, code: str, tenant: str) -> PublicCheck:
 
 def _product_only(catalogue: Catalogue, text: str) -> PublicCheck | None:
     """A Digital Link or HRI naming a GTIN (and maybe a lot) but no serial: the product."""
-    text = text.strip()
-    try:
-        if text[:1] == "(":
-            elements = gs1.parse_hri(text)
-        elif text[:4].lower() == "http":
-            elements = gs1.parse_digital_link(text)
-        else:
-            return None
-    except ParseError:
-        return None
+    elements = gs1.elements_of(text)
     gtin = elements.get("01")
     if gtin is None or "21" in elements:
         return None

@@ -53,17 +53,7 @@ def product_of(text: str) -> str:
         return codes.parse(text).code.product
     except ParseError:
         pass
-    text = text.strip()
-    try:
-        if text[:1] == "(":
-            elements = gs1.parse_hri(text)
-        elif text[:4].lower() == "http":
-            elements = gs1.parse_digital_link(text)
-        else:
-            return ""
-    except ParseError:
-        return ""
-    return elements.get("01", "")
+    return gs1.elements_of(text).get("01", "")
 
 
 @use_case(roles={PUBLIC, *READERS}, writes=False, scope=Scope.TENANT)
