@@ -8,7 +8,6 @@ ledger's write transaction (``tracecore.ledger.lifecycle``) and against an in-me
 from __future__ import annotations
 
 import datetime as dt
-import enum
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -21,7 +20,7 @@ from tracecore.errors import InvalidArgument, TraceError
 from tracecore.events import Event, EventKind
 from tracecore.ledger.counters import UNIT, Flow
 from tracecore.ledger.records import FLAG_IN_TRANSIT, CodeRecord
-from tracecore.oversight import DISPENSINGS, Raised, RegionRule, dispensed_elsewhere, diversion
+from tracecore.oversight import DISPENSINGS, Raised, RegionRule, diversion
 from tracecore.status import DECOMMISSIONED, TERMINAL, Action, Status, transition
 
 #: EU FMD Art. 13: a decommissioning may be reverted within ten days.
@@ -134,7 +133,7 @@ def check_event_time(event: Event) -> None:
     """An event's time is plausible (between 2000 and 3000) and a handler exists for it."""
     if not _EARLIEST_MS <= event.when_ms <= _LATEST_MS:
         raise InvalidArgument("must be epoch milliseconds between 2000 and 3000", field="when_ms")
-    if event.kind not in HANDLERS and event.kind is not EventKind.RECORD:
+    if event.kind not in RULES and event.kind is not EventKind.RECORD:
         raise InvalidArgument(f"{event.kind.value} is not a per-pack event here", field="kind")
 
 
@@ -476,7 +475,9 @@ def _terminal(action: Action) -> Handler:
 
 
 #: The rules of each per-pack event kind, custody aside.
-_HANDLERS: dict[EventKind, Handler] = {
+#: The handler of each per-pack event kind, before custody (tracecore.custody_policy guards
+#: them): checks one code, updates it (and what it contains), or raises Refused.
+RULES: dict[EventKind, Handler] = {
     EventKind.COMMISSION: _commission,
     EventKind.VOID: _void,
     EventKind.AGGREGATE: _aggregate,
@@ -489,123 +490,3 @@ _HANDLERS: dict[EventKind, Handler] = {
     EventKind.REPORT_STOLEN: _terminal(Action.REPORT_STOLEN),
     EventKind.REPLACE: _replace,
 }
-
-
-class Custody(enum.Enum):
-    """What an event kind asks of a party-bound credential about the packs it names."""
-
-    FREE = "free"
-    """Nothing: commissioning makes the party the holder; a receipt has its own addressee
-    check; voiding touches only issued codes, which no party holds yet."""
-    HOLDER = "holder"
-    """The credential's party holds the pack (and, for containers, the container), and the
-    pack is not in transit."""
-    REQUESTER = "requester"
-    """The pack's pool was requested by the credential, or by another credential of its party:
-    one line cannot void the unused codes of a pool another line printed."""
-
-
-#: The one custody policy: what each event kind asks of a party-bound credential. Credentials
-#: bound to no party (the tenant's own) act for the tenant and are not held to custody.
-CUSTODY: dict[EventKind, Custody] = {
-    EventKind.COMMISSION: Custody.FREE,
-    EventKind.VOID: Custody.REQUESTER,
-    EventKind.RECEIVE: Custody.FREE,
-    EventKind.AGGREGATE: Custody.HOLDER,
-    EventKind.DISAGGREGATE: Custody.HOLDER,
-    EventKind.SHIP: Custody.HOLDER,
-    EventKind.DECOMMISSION: Custody.HOLDER,
-    EventKind.UNDO: Custody.HOLDER,
-    EventKind.DESTROY: Custody.HOLDER,
-    EventKind.REPORT_STOLEN: Custody.HOLDER,
-    EventKind.REPLACE: Custody.HOLDER,
-}
-
-
-def check_custody(packs: Packs, event: Event, key: bytes) -> str | None:
-    """Refused unless the event's custodian (a party-bound credential's party) may act on the
-    pack under ``CUSTODY``; nothing to check for events of credentials bound to no party.
-
-    Where the tenant's policy lets a party dispense what it does not hold, such a dispensing
-    passes: the holder it was taken from is returned ("the tenant" for none), to be raised as
-    an alert once the dispensing is done. None otherwise."""
-    custody = CUSTODY[event.kind]
-    if custody is Custody.REQUESTER:
-        _check_requester(packs, event, key)
-        return None
-    if not event.custodian or custody is Custody.FREE:
-        return None
-    party, _ = packs.party(event.custodian, "context.party_id")
-    elsewhere = (event.kind is EventKind.DECOMMISSION and event.target in DISPENSINGS
-                 and event.parent is None and packs.dispense_elsewhere())
-    keys = [key] if event.parent is None else [key, event.parent.key()]
-    for k in keys:
-        record = packs.record(k)
-        if record is None:
-            continue        # the handler refuses codes the tenant never issued
-        what = "its container " if k != key else ""
-        if record.in_transit and event.kind is not EventKind.UNDO:
-            raise Refused(f"{what}is in transit: only the tenant can act on it until it is "
-                          "received")
-        if record.holder_ref != party:
-            holder = packs.party_id(record.holder_ref) if record.holder_ref else "the tenant"
-            if elsewhere:
-                return holder
-            raise Refused(f"{what}is held by {holder}, not {event.custodian}")
-    return None
-
-
-def _dispensed_elsewhere(packs: Packs, event: Event, key: bytes, holder: str,
-                         result: Result) -> None:
-    record = packs.record(key)
-    batch = (packs.batch_rule(record.batch_ref)[0] if record is not None and record.batch_ref
-             else cpb.Batch())
-    raised = dispensed_elsewhere(key, Code.from_key(key).text(), at_ms=event.when_ms,
-                                 product=batch.product, lot=batch.lot,
-                                 party_id=event.custodian, holder=holder)
-    if packs.raise_alert(raised) < MAX_DIVERSION_NOTES:
-        result.notes.append(f"DISPENSED_ELSEWHERE: {raised.alert.detail}")
-
-
-def _check_requester(packs: Packs, event: Event, key: bytes) -> None:
-    """A code goes back only by the credential (or party) whose pool it came from; the
-    tenant's admin may return any. Pools from before requesters were kept belong to nobody."""
-    if not event.credential:
-        return
-    record = packs.record(key)
-    if record is None or not record.pool_ref:
-        return
-    credential, party = packs.pool_requester(record.pool_ref)
-    if not credential or credential == event.credential:
-        return
-    if party and party == event.custodian:
-        return
-    raise Refused("its pool was requested by another credential"
-                  + (f" (of {party})" if party else "") + ": only it, its party or the "
-                  "tenant's admin may hand its codes back")
-
-
-def _guarded(handler: Handler) -> Handler:
-    def guarded(packs: Packs, event: Event, key: bytes, result: Result) -> list[bytes]:
-        holder = check_custody(packs, event, key)
-        changed = handler(packs, event, key, result)
-        if holder is not None:
-            _dispensed_elsewhere(packs, event, key, holder, result)
-        return changed
-
-    return guarded
-
-
-#: The handler of each per-pack event kind, custody checked first: checks one code, updates it
-#: (and what it contains), or raises Refused.
-HANDLERS: dict[EventKind, Handler] = {kind: _guarded(h) for kind, h in _HANDLERS.items()}
-
-
-def handler_of(event: Event) -> Handler:
-    """The handler of an event's kind: custody is checked per code only where the event's
-    credential is held to it (``check_custody`` passes every code of the others)."""
-    custody = CUSTODY[event.kind]
-    if (event.credential if custody is Custody.REQUESTER
-            else event.custodian and custody is not Custody.FREE):
-        return HANDLERS[event.kind]
-    return _HANDLERS[event.kind]

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from tests.unit.test_lifecycle_rules import NOW, FakePacks, code
 from tracecore import epcis
+from tracecore.custody_policy import HANDLERS
 from tracecore.events import Event, EventKind
-from tracecore.lifecycle_rules import HANDLERS, Refused, Result
+from tracecore.lifecycle_rules import Refused, Result
 from tracecore.status import Status
 
 

@@ -12,6 +12,7 @@ from pharmatrace.v1 import issuance_pb2 as ipb
 from pharmatrace.v1 import trace_pb2 as tpb
 
 from tracecore.codes import Code, Scheme
+from tracecore.custody_policy import CUSTODY, HANDLERS, Custody
 from tracecore.errors import InvalidArgument, NotFound
 from tracecore.events import Event, EventKind
 from tracecore.ledger import store
@@ -20,10 +21,7 @@ from tracecore.ledger.records import FLAG_IN_TRANSIT, CodeRecord
 from tracecore.lifecycle_rules import (
     ALERT_SOURCE_DISPENSE,
     ALERT_SOURCE_RECEIPT,
-    CUSTODY,
-    HANDLERS,
     UNDO_WINDOW_MS,
-    Custody,
     Packs,
     Refused,
     Result,
@@ -366,3 +364,15 @@ def test_credentials_bound_to_no_party_and_free_kinds_skip_custody(packs: FakePa
     assert packs.records[code("P1").key()].status is Status.DESTROYED
     assert CUSTODY[EventKind.COMMISSION] is Custody.FREE
     assert set(CUSTODY) == set(HANDLERS)
+
+
+def test_only_the_admin_returns_codes_of_a_pool_that_names_no_requester(
+        packs: FakePacks) -> None:
+    """Codes of a pool issued before requesters were kept go back only by the tenant's admin:
+    a line credential is refused and the code stays ISSUED."""
+    packs.add("U1", Status.ISSUED)
+    assert "only the tenant's admin" in refusal(packs, EventKind.VOID, "U1", credential="line-7",
+                                                custodian="PLANT")
+    assert packs.records[code("U1").key()].status is Status.ISSUED
+    run(packs, EventKind.VOID, "U1")
+    assert packs.records[code("U1").key()].status is Status.VOIDED

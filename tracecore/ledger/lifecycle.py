@@ -21,6 +21,7 @@ from pharmatrace.v1 import ledger_pb2 as lpb
 
 from tracecore import localday, sscc
 from tracecore.codes import Code, Scheme
+from tracecore.custody_policy import handler_of
 from tracecore.errors import InvalidArgument, TraceError
 from tracecore.events import Event, EventKind
 from tracecore.ledger import foreign, policy
@@ -41,7 +42,6 @@ from tracecore.lifecycle_rules import (
     Result,
     check_event_time,
     counted,
-    handler_of,
 )
 from tracecore.oversight import Raised, RegionRule
 from tracecore.pack_ratio import pack_ratio
