@@ -17,7 +17,7 @@ from pharmatrace_cli.client import Endpoints
 from pharmatrace_cli.command import EXIT_OK, add_command, endpoints
 from tracecore.codes import Code, Form, Scan, Scheme, render
 
-DEMO_GTIN = "09501101530003"
+DEMO_GTIN = "09501101530096"
 DEMO_LOT = "DEMO-1"
 
 
@@ -38,8 +38,8 @@ def run_demo(endpoints: Endpoints, tenant: str, say: Callable[[str], None]) -> N
     expires = (dt.date.today() + dt.timedelta(days=730)).isoformat()
     try:
         admin.RegisterProduct(apb.RegisterProductRequest(tenant=tenant, product=cpb.Product(
-            gtin=DEMO_GTIN, name="Amoxicillin 500 mg capsules", form="capsule",
-            strength="500 mg", pack_size=24)))
+            gtin=DEMO_GTIN, name="Ibuprofen 200 mg tablets (demo)", form="tablet",
+            strength="200 mg", pack_size=24)))
         say(f"registered product {DEMO_GTIN}")
     except grpc.RpcError as exc:
         if exc.code() is not grpc.StatusCode.ALREADY_EXISTS:
