@@ -50,8 +50,17 @@ class Codegen:
         return self.running.port
 
     async def stop(self, grace_s: float) -> None:
+        await self.quiesce(grace_s)
+        self.close()
+
+    async def quiesce(self, grace_s: float) -> None:
+        """Stops taking calls and lets those under way finish (for up to ``grace_s``): nothing
+        writes any more, and the ledgers stay open for a last write of the node's own."""
         await self.running.stop(grace_s)
         await self.epcis.stop()
+
+    def close(self) -> None:
+        """Waits for the writes in progress, then closes every ledger."""
         self.side.close()
         self.data.close()
 
@@ -77,7 +86,7 @@ async def start(
     data.add_close_listener(lambda _, path: alerts.close_book(path))
     side = WriteSide.open(data, importer=importer.Importer(max_bytes=max_import_bytes))
     side.default_time_zone = default_time_zone
-    audit: Batcher[str, lpb.AuditRecord, None] = Batcher(
+    audit: Batcher[lpb.AuditRecord, None] = Batcher(
         side.writer, lambda tenant, records: _record_audit(data, tenant, records))
     authorizer = Authorizer(data, enabled=authenticate, audit=audit.submit)
     services = [

@@ -32,9 +32,12 @@ class ReplicaWriter:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if self.codegen is not None:
-            await self.codegen.stop(grace_s)
+            await self.codegen.quiesce(grace_s)
         if self.replication is not None:
+            await self.replication.drain(grace_s)
             await self.replication.stop()
+        if self.codegen is not None:
+            self.codegen.close()
 
 
 def start(args: argparse.Namespace, data: Path, replica: Any, verify: str,

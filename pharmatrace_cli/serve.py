@@ -223,13 +223,15 @@ async def serve(config: ServeConfig) -> None:
             _ledger_gauges(codegen.data, metrics)
             await asyncio.to_thread(_seal_chains, codegen.data, seal_key)
     log.info("shutting down: draining calls for up to %.0f s", config.grace_s)
-    await asyncio.gather(codegen.stop(config.grace_s),
+    await asyncio.gather(codegen.quiesce(config.grace_s),
                          asyncio.to_thread(pool.stop, config.grace_s))
+    # The last seal is written while the ledgers are open and their changes still captured, so
+    # the replicas receive it and the next start continues the same epoch.
     await asyncio.to_thread(_seal_chains, codegen.data, seal_key)
     if replication is not None:
-        # The last writes and the seal over them reach the replicas before the node goes.
         await replication.drain(_DRAIN_S)
         await replication.stop()
+    codegen.close()
     metrics_server.shutdown()
     log.info("stopped")
 

@@ -4,6 +4,10 @@ once, even when the server is killed between commit and publish."""
 from __future__ import annotations
 
 import asyncio
+import json
+import re
+import subprocess
+import threading
 import time
 
 import grpc
@@ -16,7 +20,9 @@ from pharmatrace.v1 import common_pb2 as cpb
 from pharmatrace.v1 import issuance_pb2 as ipb
 
 from replica_svc.streams import EPOCH, PART, PARTS, SEQ, stream_name
+from tests.e2e.conftest import pharmatrace_command
 from tests.e2e.nats_server import NatsServer
+from tracecore.ledger.chain import SEAL_KEY
 from tracecore.replication.changes import PUT, Assembler, Change
 
 pytestmark = pytest.mark.timeout(180)
@@ -132,6 +138,51 @@ def test_changes_committed_while_nats_was_away_and_the_server_killed_arrive_once
     stream = _stream(nats_server.url)
     ids = [(e, c, p) for _, e, c, p, _, _ in stream]
     assert len(ids) == len(set(ids)), "a message was published twice"
+
+
+def test_a_stopped_and_restarted_writer_continues_its_epoch_with_its_last_seal_published(
+        servers, nats_server: NatsServer, tmp_path) -> None:
+    """A writer stopped with SIGTERM publishes its last commits (the seal over its chain
+    heads) before it goes, and started again it continues the same epoch: replicas never
+    start over from a snapshot because a node was restarted."""
+    data = tmp_path / "data"
+    first = servers.start(data, extra=["--nats", nats_server.url])
+    before = _write(first.issue_addr, "L1", 100)
+    busy = threading.Thread(target=_keep_writing, args=(first.issue_addr,))
+    busy.start()
+    time.sleep(2.5)
+    assert first.terminate() == 0   # while writes go on: the last ones are not sealed yet
+    busy.join(30)
+    records = _cli("audit", "verify", "--data", str(data), "--tenant", TENANT)
+    audit_records = int(re.search(r"audit trail: (\d+) records", records).group(1))  # type: ignore[union-attr]
+    sealed_at = json.loads(_cli("audit", "heads", "--data", str(data), "--tenant", TENANT)
+                           )["audit_seq"]
+    seals = [value for c in _changes(nats_server.url) for kind, db, key, value in c.ops
+             if kind == PUT and db == "meta" and key == SEAL_KEY]
+    assert sealed_at == audit_records, "the last writes were left unsealed"
+    assert seals and int.from_bytes(seals[-1][:8], "big") == sealed_at, "seal not published"
+    second = servers.start(data, extra=["--nats", nats_server.url])
+    after = _write(second.issue_addr, "L2", 100)
+    _assert_gapless(_holding(nats_server.url, set(before) | set(after)))
+
+
+def _keep_writing(issue_addr: str) -> None:
+    """Adds batches (each an audited write) until the server no longer answers."""
+    with grpc.insecure_channel(issue_addr) as channel:
+        admin = admin_pb2_grpc.AdminStub(channel)
+        for n in range(100_000):
+            try:
+                admin.AddBatch(apb.AddBatchRequest(tenant=TENANT, batch=cpb.Batch(
+                    product=GTIN, lot=f"B{n}", expires_on="2029-06-30")), timeout=5)
+            except grpc.RpcError:
+                return
+
+
+def _cli(*args: str) -> str:
+    done = subprocess.run([*pharmatrace_command(), *args], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
 
 
 def _newest_commit(url: str) -> int:
