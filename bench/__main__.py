@@ -26,6 +26,8 @@
                                               its maximum rate, and where in time its tail is
     python -m bench epcisrest [--events N]    POST /epcis/capture beside gRPC CaptureEvents of the
                                               same events; webhook lag p50 / p99
+    python -m bench fairness [--events N]     another tenant's write p99 while one tenant
+                                              imports an EPCIS document of N events
     python -m bench ci                        short run; exits 1 when a ratio passes its limit
 
 Every command takes ``--json PATH``, ``--keep`` (keep the temporary data directory and server
@@ -191,6 +193,13 @@ def _epcisrest(args: argparse.Namespace) -> int:
         return _report(args, epcisrest.run(tmp, args.events))
 
 
+def _fairness(args: argparse.Namespace) -> int:
+    from bench import fairness
+
+    with harness.workdir("fairness", args.keep) as tmp:
+        return _report(args, fairness.run(tmp, args.events))
+
+
 def _http(args: argparse.Namespace) -> int:
     from bench import http
 
@@ -310,6 +319,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = command("epcisrest", _epcisrest, "EPCIS REST capture against gRPC CaptureEvents")
     sub.add_argument("--events", type=int, default=2000,
                      help="events of 10 codes captured by each path (default 2,000)")
+    sub = command("fairness", _fairness, "another tenant's writes during a large EPCIS import")
+    sub.add_argument("--events", type=int, default=10_000,
+                     help="events of the imported document (default 10,000)")
     sub = command("http", _http, "the HTTP front door against a hello-world (bench/http.py)")
     sub.add_argument("--workers", default="1,2", help="worker counts, comma-separated")
     sub.add_argument("--seconds", type=float, default=5.0, help="length of each window")

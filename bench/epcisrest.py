@@ -36,7 +36,7 @@ def _uri(code: str) -> str:
     return f"https://id.gs1.org/01/{parsed.product}/21/{parsed.serial}"
 
 
-def _commissioning(codes: Sequence[str], biz_step: str = "commissioning") -> dict[str, Any]:
+def commissioning(codes: Sequence[str], biz_step: str = "commissioning") -> dict[str, Any]:
     return {"type": "ObjectEvent", "eventID": f"urn:uuid:{uuid.uuid4()}",
             "eventTime": "2026-03-05T09:30:00.000+08:00", "eventTimeZoneOffset": "+08:00",
             "epcList": [_uri(c) for c in codes], "action": "ADD", "bizStep": biz_step,
@@ -44,7 +44,7 @@ def _commissioning(codes: Sequence[str], biz_step: str = "commissioning") -> dic
             "ilmd": {"cbvmda:lotNumber": LOT, "cbvmda:itemExpirationDate": EXPIRES}}
 
 
-def _document(events: Sequence[dict[str, Any]]) -> str:
+def document(events: Sequence[dict[str, Any]]) -> str:
     return json.dumps({"@context": [_CONTEXT], "type": "EPCISDocument", "schemaVersion": "2.0",
                        "creationDate": "2026-03-05T09:45:00Z",
                        "epcisBody": {"eventList": list(events)}})
@@ -110,10 +110,10 @@ def run(tmp: Path, events: int) -> list[Result]:
         # processes started and connections open.
         warm = client.pool("epcisrest-warm", 2 * CODES_PER_EVENT)
         client.lifecycle.ImportEpcis(lpb.ImportEpcisRequest(
-            tenant=DEV_TENANT, document=_document([_commissioning(warm[:CODES_PER_EVENT])])),
+            tenant=DEV_TENANT, document=document([commissioning(warm[:CODES_PER_EVENT])])),
             timeout=120)
         answer = http.post("/epcis/capture", headers={"Content-Type": "application/ld+json"},
-                           content=_document([_commissioning(warm[CODES_PER_EVENT:])]))
+                           content=document([commissioning(warm[CODES_PER_EVENT:])]))
         _wait_jobs(http, [answer.headers["location"]], 120)
 
         grpc_events = [lpb.LifecycleEvent(kind=lpb.EVENT_KIND_COMMISSION, context=ctx("PLANT"),
@@ -188,7 +188,7 @@ def run(tmp: Path, events: int) -> list[Result]:
 def _documents(codes: Sequence[str]) -> list[str]:
     """EPCIS documents of EVENTS_PER_DOCUMENT commissioning events of CODES_PER_EVENT codes."""
     step = EVENTS_PER_DOCUMENT * CODES_PER_EVENT
-    return [_document([_commissioning(codes[j:j + CODES_PER_EVENT])
+    return [document([commissioning(codes[j:j + CODES_PER_EVENT])
                        for j in range(i, min(i + step, len(codes)), CODES_PER_EVENT)])
             for i in range(0, len(codes), step)]
 
@@ -205,9 +205,9 @@ def _webhook_lags(http: httpx.Client, client: Any) -> list[float]:
         say(f"epcisrest: webhook lag, {LAG_SAMPLES} single-event captures ...")
         accepted: dict[str, float] = {}
         for code in codes:
-            event = {**_commissioning([code], "inspecting"), "action": "OBSERVE"}
+            event = {**commissioning([code], "inspecting"), "action": "OBSERVE"}
             del event["ilmd"]
-            http.post("/epcis/capture", content=_document([event]),
+            http.post("/epcis/capture", content=document([event]),
                       headers={"Content-Type": "application/ld+json"}).raise_for_status()
             accepted[event["eventID"]] = time.perf_counter()
             time.sleep(LAG_INTERVAL_S)

@@ -24,7 +24,8 @@ class LogisticUnitsServicer(logistics_pb2_grpc.LogisticUnitsServicer):
         self, request: pb.RegisterCompanyPrefixRequest,
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> pb.RegisterCompanyPrefixResponse:
-        prefix = await self._writer.run(uc.register_company_prefix, self._data.get(request.tenant),
+        prefix = await self._writer.run(request.tenant, uc.register_company_prefix,
+                                        self._data.get(request.tenant),
                                         request.company_prefix, now_ms())
         return pb.RegisterCompanyPrefixResponse(company_prefix=_prefix(prefix))
 
@@ -39,7 +40,7 @@ class LogisticUnitsServicer(logistics_pb2_grpc.LogisticUnitsServicer):
         self, request: pb.RequestSsccsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.SsccPool:
         pool = await self._writer.run(
-            uc.request_ssccs, self._data.get(request.tenant), request.request_id,
+            request.tenant, uc.request_ssccs, self._data.get(request.tenant), request.request_id,
             request.company_prefix, request.extension_digit, request.count, now_ms())
         return _pool(pool)
 

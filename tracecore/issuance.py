@@ -18,7 +18,7 @@ MAX_CHUNK = 65_536
 #: At most this many chunks go into one commit (see ``issue``).
 COMMIT_CHUNKS = 4
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
-#: Mints the next commit's codes of every pool while the writer thread stores and commits.
+#: Mints the next commit's codes of every pool while the writer lanes store and commit.
 _MINTING = ThreadPoolExecutor(max_workers=1, thread_name_prefix="minting")
 
 
@@ -77,7 +77,7 @@ def issue(
     (a retry), then newly minted ones. New codes are committed (fsync) before any chunk holding
     them is yielded.
 
-    Runs on the ledger's writer thread, one chunk per ``next()``. The first commit holds one
+    Runs on the tenant's writer lane, one chunk per ``next()``. The first commit holds one
     chunk so that the line gets codes at once; later commits hold up to ``COMMIT_CHUNKS``
     chunks, because a commit rewrites most of the code tree's leaf pages (random keys) and
     fewer, larger commits write far less. The next commit's codes are minted on the minting

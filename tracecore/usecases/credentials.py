@@ -45,7 +45,7 @@ async def create_token(side: WriteSide, caller: Principal, tenant: str, role_num
                        party_id: str, label: str, expires_at_ms: int) -> NewToken:
     """A new API token for a role (and the party it acts for, if any)."""
     access = side.data.get(tenant).access
-    record, token = await side.writer.run(access.create_token, role(role_number), party_id,
+    record, token = await side.writer.run(tenant, access.create_token, role(role_number), party_id,
                                           label, expires_at_ms, side.clock())
     return NewToken(record, token)
 
@@ -59,7 +59,7 @@ def list_tokens(side: WriteSide, caller: Principal, tenant: str) -> list[lpb.Cre
 async def revoke_token(side: WriteSide, caller: Principal, tenant: str, credential_id: str
                        ) -> lpb.CredentialRecord:
     access = side.data.get(tenant).access
-    return await side.writer.run(access.revoke, credential_id)
+    return await side.writer.run(tenant, access.revoke, credential_id)
 
 
 @use_case(roles={ADMIN}, writes=True, scope=Scope.TENANT)
@@ -79,7 +79,7 @@ async def bind_certificate(side: WriteSide, caller: Principal, tenant: str, cert
     if san_uri:
         _check_san_uri(san_uri, certificate)
     access = side.data.get(tenant).access
-    return await side.writer.run(access.bind_certificate, certificate, role(role_number),
+    return await side.writer.run(tenant, access.bind_certificate, certificate, role(role_number),
                                  party_id, label, side.clock(), san_uri)
 
 
@@ -123,19 +123,21 @@ def list_keys(side: WriteSide, caller: Principal, tenant: str) -> list[SigningKe
 async def rotate_key(side: WriteSide, caller: Principal, tenant: str) -> KeyChange:
     """A new signing key mints from now on; the old one still verifies."""
     found = side.data.get(tenant)
-    return await side.writer.run(_change_keys, side, found, lambda: found.keys.rotate())
+    return await side.writer.run(tenant, _change_keys, side, found, lambda: found.keys.rotate())
 
 
 @use_case(roles={ADMIN}, writes=True, scope=Scope.TENANT)
 async def retire_key(side: WriteSide, caller: Principal, tenant: str, key_id: int) -> KeyChange:
     found = side.data.get(tenant)
-    return await side.writer.run(_change_keys, side, found, lambda: found.keys.retire(key_id))
+    return await side.writer.run(tenant, _change_keys, side, found,
+                                 lambda: found.keys.retire(key_id))
 
 
 @use_case(roles={ADMIN}, writes=True, scope=Scope.TENANT)
 async def revoke_key(side: WriteSide, caller: Principal, tenant: str, key_id: int) -> KeyChange:
     found = side.data.get(tenant)
-    return await side.writer.run(_change_keys, side, found, lambda: found.keys.revoke(key_id))
+    return await side.writer.run(tenant, _change_keys, side, found,
+                                 lambda: found.keys.revoke(key_id))
 
 
 def _change_keys(side: WriteSide, tenant: Tenant, change: Callable[[], SigningKey]) -> KeyChange:

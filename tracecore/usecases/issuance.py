@@ -56,17 +56,17 @@ async def request_codes(side: WriteSide, caller: Principal, tenant: str, request
     chunks = issuance.issue(found, request, issuance.chunk_size(chunk_size), side.clock)
     run = side.writer.run
     # The next chunk is minted and committed while the current one is on its way.
-    pending = asyncio.ensure_future(run(next, chunks, None))
+    pending = asyncio.ensure_future(run(found.name, next, chunks, None))
     try:
         while (chunk := await pending) is not None:
-            pending = asyncio.ensure_future(run(next, chunks, None))
+            pending = asyncio.ensure_future(run(found.name, next, chunks, None))
             yield chunk
     finally:
         # The prefetched chunk is durable but nobody will receive it: a retry replays it, and
         # meets its error too, so neither may mask why this stream ended.
         with contextlib.suppress(Exception):
             await asyncio.shield(pending)
-        await run(chunks.close)
+        await run(found.name, chunks.close)
 
 
 @use_case(roles={ADMIN, LINE}, writes=True, scope=Scope.TENANT)

@@ -30,7 +30,7 @@ async def register_product(side: WriteSide, caller: Principal, tenant: str,
                            product: cpb.Product) -> cpb.Product:
     """A product, registered under its GTIN or NMPA drug identifier."""
     ledger = side.data.get(tenant).ledger
-    return await side.writer.run(ledger.register_product, product, side.clock())
+    return await side.writer.run(tenant, ledger.register_product, product, side.clock())
 
 
 @use_case(roles={ADMIN}, writes=True, scope=Scope.TENANT)
@@ -54,7 +54,7 @@ async def add_product_link(side: WriteSide, caller: Principal, tenant: str, prod
         return updated
 
     ledger = side.data.get(tenant).ledger
-    return await side.writer.run(ledger.update_product, product, change)
+    return await side.writer.run(tenant, ledger.update_product, product, change)
 
 
 @use_case(roles=READERS, writes=False, scope=Scope.TENANT)
@@ -75,7 +75,7 @@ async def add_batch(side: WriteSide, caller: Principal, tenant: str, batch: cpb.
     already expired is refused."""
     ledger = side.data.get(tenant).ledger
     masterdata.not_expired(batch.expires_on, utc_date(side.clock()), "batch.expires_on")
-    return await side.writer.run(ledger.add_batch, batch, side.clock())
+    return await side.writer.run(tenant, ledger.add_batch, batch, side.clock())
 
 
 @use_case(roles=READERS, writes=False, scope=Scope.TENANT)
@@ -95,7 +95,7 @@ async def add_party(side: WriteSide, caller: Principal, tenant: str, party: cpb.
                     ) -> cpb.Party:
     """A party of the supply chain: a plant, distributor or pharmacy, and where it may sell."""
     ledger = side.data.get(tenant).ledger
-    return await side.writer.run(ledger.add_party, party, side.clock())
+    return await side.writer.run(tenant, ledger.add_party, party, side.clock())
 
 
 @use_case(roles=READERS, writes=False, scope=Scope.TENANT)

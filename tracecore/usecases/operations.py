@@ -43,9 +43,9 @@ async def create_tenant(side: WriteSide, caller: Principal, tenant: str, name: s
         raise InvalidArgument(f"at most {MAX_NAME} characters", field="name")
     zone = time_zone or side.default_time_zone
     localday.zone(zone)
-    created = await side.writer.run(side.data.create, tenant, name, side.clock())
-    await side.writer.run(policy.write, created.ledger, None, None, zone)
-    _, token = await side.writer.run(created.access.create_token, Role.ADMIN, "",
+    created = await side.writer.run(tenant, side.data.create, tenant, name, side.clock())
+    await side.writer.run(tenant, policy.write, created.ledger, None, None, zone)
+    _, token = await side.writer.run(tenant, created.access.create_token, Role.ADMIN, "",
                                      "created with the tenant", 0, side.clock())
     return NewTenant(created.name, created.keys.active.key_id, token)
 
@@ -60,8 +60,8 @@ async def set_tenant_online(side: WriteSide, caller: Principal, tenant: str, onl
                             reason: str) -> bool:
     """Takes a tenant offline (or back); True once every process has closed an offline
     tenant's files, False when some had not within ``RELEASE_WAIT_S``."""
-    # On the writer thread: the tenant's writes in progress end before its files close.
-    await side.writer.run(side.data.set_online, tenant, online, reason)
+    # On the tenant's writer lane: its writes in progress end before its files close.
+    await side.writer.run(tenant, side.data.set_online, tenant, online, reason)
     return online or await _released(side, tenant)
 
 
@@ -69,7 +69,8 @@ async def set_tenant_online(side: WriteSide, caller: Principal, tenant: str, onl
 async def set_ledger_limit(side: WriteSide, caller: Principal, tenant: str, max_map_size: int
                            ) -> LedgerLimit:
     """The size a tenant's ledger may grow to."""
-    return LedgerLimit(*await side.writer.run(side.data.set_ledger_limit, tenant, max_map_size))
+    return LedgerLimit(*await side.writer.run(tenant, side.data.set_ledger_limit, tenant,
+                                              max_map_size))
 
 
 @use_case(roles={ADMIN}, writes=True, scope=Scope.TENANT)
@@ -82,8 +83,8 @@ async def set_tenant_policy(side: WriteSide, caller: Principal, tenant: str,
     if time_zone is not None:
         localday.zone(time_zone)
     ledger = side.data.get(tenant).ledger
-    return await side.writer.run(policy.write, ledger, label_replacement, dispense_elsewhere,
-                                 time_zone)
+    return await side.writer.run(tenant, policy.write, ledger, label_replacement,
+                                 dispense_elsewhere, time_zone)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +97,7 @@ class Recount:
 async def recount_daily(side: WriteSide, caller: Principal, tenant: str) -> Recount:
     """Rebuilds the tenant's daily counters from its flows by instant, cut in its zone."""
     ledger = side.data.get(tenant).ledger
-    return Recount(*await side.writer.run(policy.recount, ledger))
+    return Recount(*await side.writer.run(tenant, policy.recount, ledger))
 
 
 async def _released(side: WriteSide, tenant: str) -> bool:

@@ -108,7 +108,7 @@ async def register_codes(side: WriteSide, caller: Principal, tenant: str, codes:
                            for c in parsed if c in mine)
     provenance = foreign.Provenance(minted_by=minted_by, told_by=source or who(caller),
                                     via="register")
-    done = await side.writer.run(foreign.register, found.ledger, elsewhere, provenance,
+    done = await side.writer.run(tenant, foreign.register, found.ledger, elsewhere, provenance,
                                  Status.ISSUED if unused else Status.ACTIVE, side.clock())
     out.registered, out.known = done.registered, done.known
     out.refused.extend(done.refused)
@@ -121,7 +121,7 @@ async def confirm_party(side: WriteSide, caller: Principal, tenant: str, party_i
     """An external party (recorded on first sight of a partner's event) confirmed as one of the
     tenant's parties."""
     masterdata.party_id(party_id, "party_id")
-    return await side.writer.run(foreign.confirm, side.data.get(tenant).ledger, party_id)
+    return await side.writer.run(tenant, foreign.confirm, side.data.get(tenant).ledger, party_id)
 
 
 @use_case(roles={ADMIN}, writes=True, scope=Scope.TENANT)
@@ -133,7 +133,8 @@ async def merge_party(side: WriteSide, caller: Principal, tenant: str, external:
     masterdata.party_id(into, "into")
     if external == into:
         raise InvalidArgument("must differ from external", field="into")
-    return await side.writer.run(foreign.merge, side.data.get(tenant).ledger, external, into)
+    return await side.writer.run(tenant, foreign.merge, side.data.get(tenant).ledger, external,
+                                 into)
 
 
 @dataclass(frozen=True, slots=True)

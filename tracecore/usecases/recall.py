@@ -1,5 +1,5 @@
 """Taking packs off the market: a batch recalled, every batch that used a supplier's material lot
-recalled, or a product withdrawn. Each is one transaction of its own on the writer thread."""
+recalled, or a product withdrawn. Each is one transaction of its own on its tenant's writer lane."""
 
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ async def withdraw_product(side: WriteSide, caller: Principal, tenant: str, prod
 async def _hold(side: WriteSide, tenant: str, fn: _Hold, *args: str,
                 order: oversight.Order) -> Held:
     ledger: Ledger = side.data.get(tenant).ledger
-    locations, seqs = await side.writer.run(fn, ledger, *args, order, side.clock())
+    locations, seqs = await side.writer.run(tenant, fn, ledger, *args, order, side.clock())
     return Held(locations, seqs)
 
 

@@ -1,60 +1,77 @@
-"""The ledger's writer thread and group commit: all LMDB writes of this process run on one
-thread, one at a time; requests that arrive while it is busy share its next transaction."""
+"""The ledger's writer lanes and group commit. Each tenant's writes run on one lane (a thread),
+one at a time and in order; requests that arrive while its lane is busy share its next
+transaction. Tenants on other lanes write meanwhile: each tenant's ledger is an LMDB environment
+of its own, with its own write lock, so one tenant's long import does not hold up another's
+writes (lanes are shared by hashing, so their number stays bounded)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Hashable
+import zlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Generic, ParamSpec, TypeVar
 
 P = ParamSpec("P")
 T = TypeVar("T")
-K = TypeVar("K", bound=Hashable)
 Item = TypeVar("Item")
 Out = TypeVar("Out")
 
+#: Writer lanes of a process. More lanes than cores still pays: a lane mostly waits on fsync.
+LANES = 8
+
 
 class Writer:
-    """Runs blocking ledger work off the event loop, so the loop keeps serving while it fsyncs."""
+    """Runs blocking ledger work off the event loop, so the loop keeps serving while it fsyncs:
+    the work of one tenant on its lane, in the order it was given."""
 
-    def __init__(self) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-writer")
+    def __init__(self, lanes: int = LANES) -> None:
+        self._lanes = [ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"ledger-writer-{i}")
+                       for i in range(lanes)]
 
-    async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    def lane(self, tenant: str) -> int:
+        """The lane of a tenant: the same in every run, so its writes keep their order."""
+        return zlib.crc32(tenant.encode()) % len(self._lanes)
+
+    async def run(self, tenant: str, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs
+                  ) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
+        return await loop.run_in_executor(self._lanes[self.lane(tenant)],
+                                          lambda: fn(*args, **kwargs))
 
     def close(self) -> None:
-        self._executor.shutdown(wait=True)
+        for lane in self._lanes:
+            lane.shutdown(wait=True)
 
 
-class Batcher(Generic[K, Item, Out]):
-    """Group commit: items submitted while the writer is busy are handed to ``apply`` together
-    on its next turn (one transaction, one fsync); each submitter gets its own result."""
+class Batcher(Generic[Item, Out]):
+    """Group commit: items of one tenant submitted while its lane is busy are handed to
+    ``apply`` together on the lane's next turn (one transaction, one fsync); each submitter gets
+    its own result."""
 
-    def __init__(self, writer: Writer, apply: Callable[[K, list[Item]], list[Out]]) -> None:
+    def __init__(self, writer: Writer, apply: Callable[[str, list[Item]], list[Out]]) -> None:
         self._writer = writer
         self._apply = apply
-        self._pending: dict[K, list[tuple[Item, asyncio.Future[Out]]]] = {}
-        self._draining: set[K] = set()
+        self._pending: dict[str, list[tuple[Item, asyncio.Future[Out]]]] = {}
+        self._draining: set[str] = set()
         self._tasks: set[asyncio.Future[None]] = set()
 
-    async def submit(self, key: K, item: Item) -> Out:
+    async def submit(self, tenant: str, item: Item) -> Out:
         future: asyncio.Future[Out] = asyncio.get_running_loop().create_future()
-        self._pending.setdefault(key, []).append((item, future))
-        if key not in self._draining:
-            self._draining.add(key)
-            task = asyncio.ensure_future(self._drain(key))
+        self._pending.setdefault(tenant, []).append((item, future))
+        if tenant not in self._draining:
+            self._draining.add(tenant)
+            task = asyncio.ensure_future(self._drain(tenant))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         return await future
 
-    async def _drain(self, key: K) -> None:
+    async def _drain(self, tenant: str) -> None:
         try:
-            while batch := self._pending.pop(key, None):
+            while batch := self._pending.pop(tenant, None):
                 try:
-                    results = await self._writer.run(self._apply, key, [i for i, _ in batch])
+                    results = await self._writer.run(tenant, self._apply, tenant,
+                                                      [i for i, _ in batch])
                 except Exception as exc:  # every waiting submitter answers with the failure
                     for _, future in batch:
                         if not future.done():
@@ -64,4 +81,4 @@ class Batcher(Generic[K, Item, Out]):
                     if not future.done():
                         future.set_result(result)
         finally:
-            self._draining.discard(key)
+            self._draining.discard(tenant)

@@ -1,4 +1,4 @@
-"""What the writing use cases work with: the data directory, its one writer thread, the group
+"""What the writing use cases work with: the data directory, its writer lanes, the group
 committer of lifecycle requests, and the clock. Built once when the service starts; tests build
 their own with a fixed clock."""
 
@@ -15,9 +15,9 @@ from tracecore.usecases.importer import Importer
 from tracecore.usecases.writer import Batcher, Writer
 
 
-class GroupCommitter(Batcher[str, lifecycle.Request, lifecycle.Result]):
-    """Lifecycle requests of one tenant that arrive while the writer is busy are applied in
-    its next transaction: many requests, one commit, one fsync. The alerts they raise are
+class GroupCommitter(Batcher[lifecycle.Request, lifecycle.Result]):
+    """Lifecycle requests of one tenant that arrive while its writer lane is busy are applied in
+    the lane's next transaction: many requests, one commit, one fsync. The alerts they raise are
     stored once that transaction is durable, before any of them is answered."""
 
     def __init__(self, writer: Writer, data: DataDir, clock: Callable[[], int]) -> None:
@@ -37,7 +37,7 @@ class GroupCommitter(Batcher[str, lifecycle.Request, lifecycle.Result]):
 
 @dataclass
 class WriteSide:
-    """The storage, writer thread and clock every writing use case is given."""
+    """The storage, writer lanes and clock every writing use case is given."""
 
     data: DataDir
     writer: Writer
@@ -55,7 +55,7 @@ class WriteSide:
                    importer or Importer())
 
     def close(self) -> None:
-        """Waits for the writes in progress, then stops the writer thread and the importer's
+        """Waits for the writes in progress, then stops the writer lanes and the importer's
         processes."""
         self.writer.close()
         self.importer.close()
