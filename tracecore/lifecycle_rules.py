@@ -137,9 +137,13 @@ def check_event_time(event: Event) -> None:
         raise InvalidArgument(f"{event.kind.value} is not a per-pack event here", field="kind")
 
 
+#: Codes enter the counters when commissioned: unused ones were never on a pack.
+UNCOUNTED = frozenset({Status.ISSUED, Status.VOIDED})
+
+
 def counted(record: CodeRecord) -> bool:
-    """Codes enter the counters when commissioned: unused ones were never on a pack."""
-    return record.status not in (Status.ISSUED, Status.VOIDED)
+    """Whether the counters hold this code (see ``UNCOUNTED``)."""
+    return record.status not in UNCOUNTED
 
 
 def held(packs: Packs, record: CodeRecord) -> Status | None:

@@ -9,9 +9,7 @@ merged into the group's only when it succeeds. What each event may do is decided
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import gc
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
@@ -24,7 +22,7 @@ from tracecore.codes import Code, Scheme
 from tracecore.custody_policy import handler_of
 from tracecore.errors import InvalidArgument, TraceError
 from tracecore.events import Event, EventKind
-from tracecore.ledger import foreign, policy
+from tracecore.ledger import collector, foreign, policy
 from tracecore.ledger.counters import Flow, Tally
 from tracecore.ledger.env import Txn
 from tracecore.ledger.journal import Journal
@@ -35,6 +33,7 @@ from tracecore.ledger.store import Ledger
 from tracecore.lifecycle_rules import (
     MAX_CODES_PER_REQUEST,
     MAX_DIVERSION_NOTES,
+    UNCOUNTED,
     UNDO_WINDOW_MS,
     Failure,
     Refused,
@@ -48,9 +47,6 @@ from tracecore.pack_ratio import pack_ratio
 from tracecore.status import Status
 
 __all__ = ["UNDO_WINDOW_MS", "Failure", "Request", "Result", "apply", "counted"]
-
-#: The statuses ``counted`` leaves out, for the loop that asks it of every change.
-_UNCOUNTED = frozenset(s for s in Status if not counted(CodeRecord(s, 0, 0, 0)))
 
 
 class _Overlay:
@@ -301,8 +297,8 @@ class _Session:
     def put(self, key: bytes, before: CodeRecord, after: CodeRecord) -> None:
         view = self.view
         view.records[key] = after
-        was = before if before.status not in _UNCOUNTED else None
-        if after.status not in _UNCOUNTED:
+        was = before if before.status not in UNCOUNTED else None
+        if after.status not in UNCOUNTED:
             view.tally.move(was, after)
         # Voided codes too: a batch's picture says how many of its codes were scrapped.
         view.regions.move(was, after)
@@ -447,22 +443,8 @@ def apply(ledger: Ledger, requests: Sequence[Request], now_ms: int) -> list[Resu
                 foreign.index_documents(ledger, txn, seq, record.documents)
         return results
 
-    # A group's records, overlays and journal entries all live until it commits: the cyclic
-    # collector would walk them again and again for nothing (a sixth of a 200,000-code
-    # capture's time). What the group frees is freed by reference counting.
-    with _collector_paused():
+    with collector.paused():
         return ledger.env.write(fn)
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _apply_request(session: _Session, request: Request) -> Result:
@@ -562,9 +544,7 @@ def _first_sights(session: _Session, event: Event, codes: Sequence[Code],
     if not unknown:
         return
     for code in not_signed_here(list(dict.fromkeys(unknown))):
-        key = code.key()
-        if session.record(key) is None:
-            session.first_sight(event, key)
+        session.first_sight(event, code.key())
 
 
 def _keep(session: _Session, event: Event, request: Request) -> None:
