@@ -19,7 +19,7 @@ from nats.aio.client import Client
 from nats.js.kv import KV_DEL, KV_PURGE
 
 from replica_svc.directory import bucket
-from replica_svc.streams import servers
+from replica_svc.streams import LONG_LIVED, servers
 
 log = logging.getLogger("pharmatrace.directory")
 
@@ -78,9 +78,8 @@ class DirectoryMirror:
         while True:
             try:
                 if self._nc is None:
-                    self._nc = await nats.connect(
-                        servers(url), max_reconnect_attempts=-1, reconnect_time_wait=0.5,
-                        name="pharmatrace-frontdoor")
+                    self._nc = await nats.connect(servers(url), name="pharmatrace-frontdoor",
+                                                  **LONG_LIVED)
                 await self._follow(self._nc)
             except asyncio.CancelledError:
                 raise
