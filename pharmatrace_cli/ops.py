@@ -22,12 +22,16 @@ def register(commands: Any) -> None:
     """Adds backup, restore, doctor, maintenance and audit to the command group."""
     backup = add_command(commands, "backup", "Back up one tenant, online: a consistent, "
                          "compacted copy of its ledger (and scan statistics, alerts), key ring "
-                         "and identity, with a manifest of checksums.", _backup, client=False)
+                         "and identity, with a manifest of checksums; with the key-encryption "
+                         "key, signed and encrypted with age.", _backup, client=False)
     backup.add_argument("dest", help="new directory to write the backup to")
     _data_option(backup)
     backup.add_argument("--ledger-only", action="store_true",
                         help="leave out the scan statistics and alerts (the restored tenant "
                         "starts with no scan history)")
+    backup.add_argument("--recipient", action="append", default=[], metavar="AGE_PUBLIC_KEY",
+                        help="also encrypt to this age public key (age1..., from age-keygen), "
+                        "such as an offline recovery key; repeatable")
     _key_options(backup)
 
     restore = add_command(commands, "restore", "Restore a tenant from a backup into a stopped "
@@ -44,6 +48,9 @@ def register(commands: Any) -> None:
     restore.add_argument("--allow-unsigned", action="store_true",
                          help="restore a backup whose manifest is not signed (taken without the "
                          "key-encryption key, or by an older version)")
+    restore.add_argument("--identity", action="append", default=[], metavar="FILE",
+                         help="an age identity file (age-keygen -o FILE) of one of the backup's "
+                         "recipients, to decrypt it without the key-encryption key; repeatable")
     _key_options(restore)
 
     doctor = add_command(commands, "doctor", "Check a data directory: ledgers open, audit and "
@@ -112,18 +119,21 @@ def _key_source(args: argparse.Namespace) -> Any:
 
 def _backup(args: argparse.Namespace) -> int:
     from tracecore.errors import TraceError
+    from tracecore.ledger import backup_cipher
     from tracecore.ledger.backup import backup
 
     keys = _key_source(args)
     try:
+        recipients = [backup_cipher.recipient(text) for text in args.recipient]
         manifest = backup(Path(args.data), args.tenant, Path(args.dest),
-                          ledger_only=args.ledger_only, key_source=keys)
+                          ledger_only=args.ledger_only, key_source=keys, recipients=recipients)
     except TraceError as exc:
         raise CliError(str(exc)) from exc
     if keys is None:
-        print("warning: the backup is NOT signed (no key-encryption key configured: set "
-              "PHARMATRACE_KEY_PASSPHRASE or PHARMATRACE_KEY_FILE, or pass --dev); restore "
-              "refuses it without --allow-unsigned", file=sys.stderr)
+        print("warning: the backup is NOT signed and NOT encrypted (no key-encryption key "
+              "configured: set PHARMATRACE_KEY_PASSPHRASE or PHARMATRACE_KEY_FILE, or pass "
+              "--dev); it holds every serial in clear, and restore refuses it without "
+              "--allow-unsigned", file=sys.stderr)
     size = sum(int(f["bytes"]) for f in manifest.files.values())
     print(f"tenant {manifest.tenant} backed up to {args.dest}: {manifest.codes:,} codes, events "
           f"up to #{manifest.last_event_seq}, audit up to #{manifest.audit_seq}, "
@@ -138,12 +148,15 @@ def _backup(args: argparse.Namespace) -> int:
 
 def _restore(args: argparse.Namespace) -> int:
     from tracecore.errors import TraceError
+    from tracecore.ledger import backup_cipher
     from tracecore.ledger.backup import restore
 
     keys = _key_source(args)
     try:
+        identities = [i for path in args.identity for i in backup_cipher.identities_in(Path(path))]
         done = restore(Path(args.src), Path(args.data), args.tenant, force=args.force,
-                       key_source=keys, allow_unsigned=args.allow_unsigned)
+                       key_source=keys, allow_unsigned=args.allow_unsigned,
+                       identities=identities)
     except TraceError as exc:
         raise CliError(str(exc)) from exc
     m = done.manifest

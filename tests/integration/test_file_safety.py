@@ -88,12 +88,12 @@ def test_a_backup_killed_part_way_leaves_nothing_once_the_next_backup_runs(
 
 def _alter_ledger_and_recompute_checksum(backup_dir: Path) -> None:
     """What a file-level attacker can do: change the ledger and fix the manifest's checksum."""
-    ledger = backup_dir / "ledger" / "data.mdb"
+    ledger = backup_dir / "ledger" / "data.mdb.age"
     blob = bytearray(ledger.read_bytes())
     blob[-1] ^= 0xFF
     ledger.write_bytes(bytes(blob))
     manifest = json.loads((backup_dir / "manifest.json").read_text())
-    manifest["files"]["ledger/data.mdb"]["sha256"] = hashlib.sha256(blob).hexdigest()
+    manifest["files"]["ledger/data.mdb.age"]["sha256"] = hashlib.sha256(blob).hexdigest()
     (backup_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
 
 

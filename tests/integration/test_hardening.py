@@ -250,7 +250,7 @@ def test_scan_statistics_on_disk_hold_no_serial(served: Secured, public: grpc.Ch
          str(served.codegen.data.root), "--tenant", tenant, "--dev"],
         capture_output=True, text=True, timeout=RPC_TIMEOUT_S * 6, check=False)
     assert made.returncode == 0, made.stderr
-    for copy in (path / "data.mdb", backup / OBSERVATIONS / "data.mdb"):
+    for copy in (path / "data.mdb", backup / OBSERVATIONS / "data.mdb.age"):
         content = copy.read_bytes()
         for code in codes:
             assert code.split("(21)")[1].encode() not in content, copy

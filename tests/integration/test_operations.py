@@ -31,10 +31,12 @@ from pharmatrace.v1 import lifecycle_pb2_grpc, trace_pb2_grpc
 from pharmatrace.v1 import trace_pb2 as tpb
 from pharmatrace.v1 import verification_pb2 as vpb
 from prometheus_client import CollectorRegistry
+from pyrage import x25519
 
 from bench.faults import Clients, Server
 from codegen_svc import app as codegen_app
 from tests.integration.conftest import GTIN, LOT, RPC_TIMEOUT_S, Api, Make, Servers
+from tracecore.codes import parse
 from tracecore.keys import KeySource
 from tracecore.ledger.records import pool_code_key, seq_key
 from tracecore.ledger.store import Ledger
@@ -393,12 +395,12 @@ def test_restore_refuses_a_damaged_backup_a_served_tenant_and_an_existing_one_un
 
     damaged = tmp_path / "damaged"
     shutil.copytree(backup, damaged)
-    ledger_file = damaged / "ledger" / "data.mdb"
+    ledger_file = damaged / "ledger" / "data.mdb.age"
     blob = bytearray(ledger_file.read_bytes())
     blob[len(blob) // 2] ^= 0xFF
     ledger_file.write_bytes(bytes(blob))
     refused = _cli("restore", str(damaged), "--data", str(tmp_path / "new"), "--dev")
-    assert refused.returncode == 1 and "ledger/data.mdb" in refused.stderr
+    assert refused.returncode == 1 and "ledger/data.mdb.age" in refused.stderr
     refused = _cli("restore", str(backup), "--data", str(tmp_path / "new"), "--tenant", "other")
     assert refused.returncode == 1 and tenant in refused.stderr
 
@@ -416,6 +418,53 @@ def test_restore_refuses_a_damaged_backup_a_served_tenant_and_an_existing_one_un
     assert caught.value.code() == UNAVAILABLE
     _set_online(api, tenant, True)
     assert _genuine(api, tenant, codes)
+
+
+def test_a_backup_holds_no_serial_in_clear_and_a_recovery_identity_restores_it(
+        api: Api, make: Make, servers: Servers, tmp_path: Path) -> None:
+    """A backup taken with the key-encryption key and an offline recovery key (`--recipient`)
+    holds no serial and no code key in any of its files; without a key it cannot be restored
+    (the error names --identity); with only the recovery identity file it restores, and a server
+    on the restored data verifies every code GENUINE."""
+    tenant = make.tenant()
+    make.gs1(tenant)
+    codes = api.codes(tenant, GTIN, 200)
+    recovery = x25519.Identity.generate()
+    identity_file = tmp_path / "recovery.key"
+    identity_file.write_text(f"# offline recovery key\n{recovery}\n")
+    backup = tmp_path / "backup"
+    taken = _cli("backup", "--data", str(servers.data), "--tenant", tenant, str(backup), "--dev",
+                 "--recipient", str(recovery.to_public()))
+    assert taken.returncode == 0, taken.stderr
+    manifest = json.loads((backup / "manifest.json").read_text())
+    assert str(recovery.to_public()) in manifest["encrypted_to"]
+    assert len(manifest["encrypted_to"]) == 2
+    assert "ledger/data.mdb.age" in manifest["files"]
+    blobs = {p.name: p.read_bytes() for p in backup.rglob("*") if p.is_file()}
+    for code in codes[:50]:
+        serial = code.split("(21)")[1].encode()
+        key = parse(code).code.key()
+        assert not any(serial in blob or key in blob for blob in blobs.values()), code
+
+    refused = _cli("restore", str(backup), "--data", str(tmp_path / "nokey"), "--allow-unsigned",
+                   env={k: v for k, v in os.environ.items() if not k.startswith("PHARMATRACE_")})
+    assert refused.returncode == 1 and "--identity" in refused.stderr
+    assert not (tmp_path / "nokey" / "tenants" / tenant).exists()
+
+    done = _cli("restore", str(backup), "--data", str(tmp_path / "restored"), "--allow-unsigned",
+                "--identity", str(identity_file),
+                env={k: v for k, v in os.environ.items() if not k.startswith("PHARMATRACE_")})
+    assert done.returncode == 0, done.stderr
+    server = Server(tmp_path / "restored", tmp_path, workers=1)
+    server.start()
+    try:
+        clients = Clients(server)
+        answer = clients.verification.VerifyBatch(
+            vpb.VerifyBatchRequest(tenant=tenant, codes=codes), timeout=RPC_TIMEOUT_S)
+        assert set(answer.verdicts) == {GENUINE}
+        clients.close()
+    finally:
+        server.kill()
 
 
 # -- doctor --------------------------------------------------------------------------------------

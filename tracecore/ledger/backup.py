@@ -6,12 +6,19 @@ A backup is a directory::
     manifest.json       what, when, the chains' heads, and a SHA-256 of every file below
     tenant.pb           the tenant's identity
     keyring.bin         its signing keys, still encrypted under the key-encryption key
-    ledger/data.mdb     the ledger, compacted, as of one read transaction
-    observations/data.mdb, alerts/data.mdb, epcis-rest/data.mdb, ...
+    ledger/data.mdb[.age]
+                        the ledger, compacted, as of one read transaction
+    observations/data.mdb[.age], alerts/..., epcis-rest/..., ...
                         the other LMDB environments of the tenant (scan statistics, alerts,
                         the EPCIS REST binding's capture jobs, named queries, subscriptions
                         and their outbox): not derivable from the ledger (first-verified times
                         feed clone detection), so included unless ``ledger_only``
+
+Taken with the key-encryption key configured, the manifest is signed and every ``data.mdb`` is
+stored as ``data.mdb.age``, encrypted (see ``backup_cipher``) to the installation's backup identity
+and to any further age recipients, so a stolen backup holds no serial in clear; the manifest
+names the recipients and checksums the encrypted files. Restore decrypts with the key-encryption
+key or an identity file of a recipient.
 
 The ledger is copied first and the key ring after it: keys are only ever added, so the ring
 copied holds every key the copied ledger's codes were minted under. Each environment is copied
@@ -27,11 +34,12 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from pharmatrace.v1 import ledger_pb2 as lpb
+from pyrage import x25519
 
 from tracecore import masterdata
 from tracecore.errors import (
@@ -44,6 +52,7 @@ from tracecore.errors import (
 )
 from tracecore.files import fsync_directory, make_private
 from tracecore.keys import KeyRing, KeySource
+from tracecore.ledger import backup_cipher
 from tracecore.ledger.chain import audit_trail, check_chains, event_journal
 from tracecore.ledger.env import Env, in_use
 from tracecore.ledger.store import Ledger
@@ -53,7 +62,9 @@ MANIFEST = "manifest.json"
 #: HMAC-SHA256 of the manifest's bytes, hex, keyed from the key-encryption key.
 SIGNATURE = "manifest.sig"
 _SIGNING_PURPOSE = "backup manifest"
-FORMAT = "pharmatrace-backup/1"
+FORMAT = "pharmatrace-backup/2"
+#: Formats restore reads: the first kept every file in clear.
+READABLE = frozenset({"pharmatrace-backup/1", FORMAT})
 _DATA = "data.mdb"
 _LOCK = "lock.mdb"
 _HASH_BLOCK = 1 << 20
@@ -75,6 +86,8 @@ class Manifest:
     environments: list[str]
     files: dict[str, dict[str, int | str]]
     format: str = FORMAT
+    encrypted_to: list[str] = field(default_factory=list)
+    """The age recipients (public keys) its LMDB files are encrypted to; empty when in clear."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
@@ -83,7 +96,7 @@ class Manifest:
     def from_json(cls, text: str) -> Manifest:
         try:
             doc = json.loads(text)
-            if doc.get("format") != FORMAT:
+            if doc.get("format") not in READABLE:
                 raise InvalidArgument(f"not a {FORMAT} manifest", field="manifest")
             return cls(**doc)
         except (ValueError, TypeError, AttributeError) as exc:
@@ -102,12 +115,19 @@ class Restored:
 
 
 def backup(data_root: Path, tenant: str, dest: Path, *, ledger_only: bool = False,
-           key_source: KeySource | None = None) -> Manifest:
+           key_source: KeySource | None = None,
+           recipients: Sequence[x25519.Recipient] = ()) -> Manifest:
     """Copies ``tenant`` of the data directory to the new directory ``dest`` (while the
     services keep serving) and returns its manifest. ``dest`` appears only once complete.
 
-    With ``key_source`` the manifest (and so every file's checksum) is signed with a key derived
-    from the key-encryption key, which restore checks; without it the backup is unsigned."""
+    With ``key_source`` the LMDB files are encrypted to the installation's backup identity and
+    to ``recipients``, and the manifest (and so every file's checksum) is signed with a key
+    derived from the key-encryption key, which restore checks; without it the backup is in
+    clear and unsigned."""
+    if recipients and key_source is None:
+        raise FailedPrecondition("encrypting a backup needs the key-encryption key (set "
+                                 "PHARMATRACE_KEY_PASSPHRASE or PHARMATRACE_KEY_FILE, or pass "
+                                 "--dev)", field="recipient")
     source = _tenant_dir(data_root, tenant)
     if not (source / IDENTITY).is_file():
         raise NotFound(f"tenant {tenant} does not exist in this data directory", field="tenant")
@@ -131,9 +151,15 @@ def backup(data_root: Path, tenant: str, dest: Path, *, ledger_only: bool = Fals
             _copy_file(source / name, staging / name)
         heads = _heads(staging, tenant)
         _remove_locks(staging, environments)
+        sealed_to: list[str] = []
+        if key_source is not None:
+            to = [backup_cipher.installation_identity(key_source).to_public(), *recipients]
+            for name in environments:
+                backup_cipher.encrypt(staging / name / _DATA, to)
+            sealed_to = [str(r) for r in to]
         manifest = Manifest(tenant=tenant, created_at_ms=int(time.time() * 1000),
                             environments=environments, files=_checksums(staging),
-                            **asdict(heads))
+                            encrypted_to=sealed_to, **asdict(heads))
         text = manifest.to_json().encode()
         _write_durably(staging / MANIFEST, text)
         if key_source is not None:
@@ -198,10 +224,13 @@ def check_files(src: Path, manifest: Manifest) -> None:
 
 
 def restore(src: Path, data_root: Path, tenant: str | None = None, *, force: bool = False,
-            key_source: KeySource | None = None, allow_unsigned: bool = False) -> Restored:
+            key_source: KeySource | None = None, allow_unsigned: bool = False,
+            identities: Sequence[x25519.Identity] = ()) -> Restored:
     """Restores the backup in ``src`` into the data directory as its tenant (``tenant``, when
     given, must be the backup's). Checks the checksums, the audit trail's and journal's chains
     and heads, and the key ring when ``key_source`` is given, before anything is replaced.
+    Encrypted files are opened with the identity derived from ``key_source`` or one of
+    ``identities`` (age identities of the backup's further recipients).
 
     Refuses while any process has the tenant's files open (a server serving it: take the tenant
     offline or stop the server; ``force`` does not override this, since replacing files under a
@@ -231,11 +260,20 @@ def restore(src: Path, data_root: Path, tenant: str | None = None, *, force: boo
     staging = tenants / f".restore-{name}-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
+    openers = [*([backup_cipher.installation_identity(key_source)] if key_source else []),
+               *identities]
     try:
-        for relative in manifest.files:
+        copied = {}
+        for relative, expected in manifest.files.items():
             (staging / relative).parent.mkdir(parents=True, exist_ok=True)
-            _copy_file(src / relative, staging / relative)
-        check_files(staging, manifest)
+            if relative.endswith(backup_cipher.SUFFIX):
+                # age authenticates the clear content it writes; the checksum was of the file.
+                backup_cipher.decrypt(src / relative,
+                                      staging / relative[:-len(backup_cipher.SUFFIX)], openers)
+            else:
+                _copy_file(src / relative, staging / relative)
+                copied[relative] = expected
+        check_files(staging, replace(manifest, files=copied))
         _check_restored(staging, manifest)
         if key_source is not None:
             try:
