@@ -195,9 +195,12 @@ async def _run(args: argparse.Namespace, data: Path) -> None:
 
     from pharmatrace_cli.serve import front_door_url
     from replica_svc.replica import Replica
-    from verify_svc.workers import WorkerConfig, WorkerPool
+    from tracecore.replication.sealing import Sealing
+    from verify_svc.workers import WorkerConfig, WorkerPool, key_source
 
-    replica = await Replica.start(args.nats, data, await _tenants(args.nats, args.tenants))
+    sealing = await asyncio.to_thread(Sealing.of, key_source(args.dev))
+    replica = await Replica.start(args.nats, data, await _tenants(args.nats, args.tenants),
+                                  sealing)
     pool = WorkerPool(WorkerConfig(data, args.host, args.verify_port, args.dev, None,
                                    authenticate=not args.dev,
                                    http_port=args.http_port if args.http_port >= 0 else None,

@@ -29,6 +29,7 @@ from replica_svc.streams import (
     MSG_ID,
     PART,
     PARTS,
+    SEALED,
     SEQ,
     ensure_stream,
     keys_subject,
@@ -41,6 +42,7 @@ from tracecore.errors import FailedPrecondition, Unavailable
 from tracecore.ledger.tenants import DataDir, Tenant
 from tracecore.replication.capture import ChangeCapture
 from tracecore.replication.changes import PUT, Change, iter_parts
+from tracecore.replication.sealing import Sealing, part_context
 
 log = logging.getLogger("pharmatrace.replication")
 
@@ -61,8 +63,9 @@ class TenantPublisher:
     """Publishes one tenant's captured changes."""
 
     def __init__(self, js: JetStreamContext, tenant: Tenant, capture: ChangeCapture,
-                 node: str = "") -> None:
+                 sealing: Sealing, node: str = "") -> None:
         self.tenant = tenant.name
+        self._sealing = sealing
         self.node = node or this_node()
         #: Why this node no longer writes the tenant ("" while it does).
         self.fenced = ""
@@ -167,11 +170,13 @@ class TenantPublisher:
                 for part, parts, piece in iter_parts(data):
                     if seq == skip_parts[0] and part <= skip_parts[1]:
                         continue
+                    sealed = self._sealing.seal(self.tenant, epoch,
+                                                part_context(seq, part, parts), piece)
                     ack = await self._js.publish(
-                        subject(self.tenant), piece, stream=stream_name(self.tenant),
+                        subject(self.tenant), sealed, stream=stream_name(self.tenant),
                         headers={MSG_ID: msg_id(epoch, seq, part), EPOCH: str(epoch),
                                  SEQ: str(seq), PART: str(part), PARTS: str(parts),
-                                 EXPECTED_LAST: str(self._expect)})
+                                 SEALED: "1", EXPECTED_LAST: str(self._expect)})
                     stream_seq = self._expect = ack.seq
                 done = seq
             await asyncio.to_thread(self.capture.mark_published, done, stream_seq)
@@ -193,12 +198,12 @@ class TenantPublisher:
         the stream's last sequence is read first and the copy taken after, so the changes a
         replica needs after the copy are all past that sequence."""
         current = await snapshots.latest(self._js, self.tenant)
-        if current is not None and current.epoch == self.capture.epoch:
+        if current is not None and current.epoch == self.capture.epoch and current.sealed:
             return
-        info = await self._js.stream_info(stream_name(self.tenant))
-        data = await asyncio.to_thread(snapshots.pack, self._opened)
-        await snapshots.put(self._js, snapshots.SnapshotInfo(
-            self.tenant, self.capture.epoch, info.state.last_seq), data)
+        stream = await self._js.stream_info(stream_name(self.tenant))
+        info = snapshots.SnapshotInfo(self.tenant, self.capture.epoch, stream.state.last_seq)
+        data = await asyncio.to_thread(snapshots.pack, self._opened, info, self._sealing)
+        await snapshots.put(self._js, info, data)
         log.info("tenant %s: snapshot of epoch %d stored (%d bytes)", self.tenant,
                  self.capture.epoch, len(data))
 
@@ -242,10 +247,11 @@ class Replication:
     """Every tenant of a data directory published to NATS; tenants created later join within
     ``_ATTACH_EVERY_S``."""
 
-    def __init__(self, nc: Client, data: DataDir) -> None:
+    def __init__(self, nc: Client, data: DataDir, sealing: Sealing) -> None:
         self._nc = nc
         self._js = nc.jetstream()
         self._data = data
+        self._sealing = sealing
         self.publishers: dict[str, TenantPublisher] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._by_tenant: dict[str, asyncio.Task[None]] = {}
@@ -268,8 +274,9 @@ class Replication:
 
     @classmethod
     async def start(cls, url: str, data: DataDir) -> Replication:
+        sealing = await asyncio.to_thread(Sealing.of, data)
         nc = await nats.connect(servers(url), name="pharmatrace-writer", **LONG_LIVED)
-        replication = cls(nc, data)
+        replication = cls(nc, data, sealing)
         await replication.attach_new()
         replication._tasks.append(asyncio.create_task(replication._attach_forever()))
         replication._tasks.append(asyncio.create_task(replication._watch_moves()))
@@ -298,7 +305,7 @@ class Replication:
             capture = env.capture if isinstance(env.capture, ChangeCapture) else None
             if capture is None:
                 capture = await asyncio.to_thread(ChangeCapture, env, _dupsort())
-            publisher = TenantPublisher(self._js, tenant, capture)
+            publisher = TenantPublisher(self._js, tenant, capture, self._sealing)
             self.publishers[name] = publisher
             self._by_tenant[name] = asyncio.create_task(publisher.run())
             log.info("publishing tenant %s to stream %s (epoch %d)", name, stream_name(name),

@@ -33,6 +33,7 @@ from replica_svc.streams import (
     LONG_LIVED,
     PART,
     PARTS,
+    SEALED,
     SEQ,
     all_subjects,
     keys_subject,
@@ -43,6 +44,7 @@ from tracecore.files import write_atomic
 from tracecore.ledger.tenants import KEYRING, LEDGER, OFFLINE, TENANTS
 from tracecore.replication.apply import Applied, Gap, ReplicaLedger
 from tracecore.replication.changes import Assembler, Change
+from tracecore.replication.sealing import Sealing, part_context
 
 log = logging.getLogger("pharmatrace.replica")
 
@@ -81,10 +83,11 @@ class Stalled(Exception):
 class TenantReplica:
     """Follows one tenant's stream into the local copy."""
 
-    def __init__(self, js: JetStreamContext, root: Path, tenant: str) -> None:
+    def __init__(self, js: JetStreamContext, root: Path, tenant: str, sealing: Sealing) -> None:
         self._js = js
         self._root = root
         self.tenant = tenant
+        self._sealing = sealing
         self.status = TenantStatus(tenant)
         self._ledger: ReplicaLedger | None = None
         self._applied = Applied(0, 0, 0, 0)
@@ -139,14 +142,17 @@ class TenantReplica:
                 return
             self.close()
         got = await snapshots.fetch(self._js, self.tenant)
-        while got is None:
+        while got is None or not got[0].sealed:
+            if got is not None:
+                log.info("tenant %s: the snapshot in the store is in clear (an earlier "
+                         "release's); waiting for its writer to store a sealed one", self.tenant)
             await asyncio.sleep(_RETRY_S)
             got = await snapshots.fetch(self._js, self.tenant)
         info, data = got
         self.close()
         staging = self._root / TENANTS / f".bootstrap-{self.tenant}-{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
-        await asyncio.to_thread(snapshots.unpack, data, staging)
+        await asyncio.to_thread(snapshots.unpack, info, data, staging, self._sealing)
         await asyncio.to_thread(self._swap, staging)
         self._open()
         assert self._ledger is not None
@@ -205,7 +211,13 @@ class TenantReplica:
                     if FENCE in h:  # a promotion: the new writer's changes follow in a new epoch
                         msg = queue.get_nowait() if not queue.empty() else None
                         continue
-                    whole = assembler.add(int(h[SEQ]), int(h[PART]), int(h[PARTS]), msg.data)
+                    if h.get(SEALED) != "1":
+                        raise Gap(f"stream message {last_stream} is in clear (written by an "
+                                  "earlier release)")
+                    seq, part, parts = int(h[SEQ]), int(h[PART]), int(h[PARTS])
+                    piece = self._sealing.open(self.tenant, int(h[EPOCH]),
+                                               part_context(seq, part, parts), msg.data)
+                    whole = assembler.add(seq, part, parts, piece)
                     if whole is not None and int(h[EPOCH]) >= self._applied.epoch:
                         batch.append((Change.decode(whole), last_stream))
                     if len(batch) >= _BATCH:
@@ -242,19 +254,20 @@ class TenantReplica:
 class Replica:
     """Every followed tenant of one replica data directory."""
 
-    def __init__(self, nc: Client, root: Path, tenants: list[str]) -> None:
+    def __init__(self, nc: Client, root: Path, tenants: list[str], sealing: Sealing) -> None:
         self._nc = nc
         self.root = root
-        self.tenants = {t: TenantReplica(nc.jetstream(), root, t) for t in tenants}
+        self.tenants = {t: TenantReplica(nc.jetstream(), root, t, sealing) for t in tenants}
         self._tasks: list[asyncio.Task[None]] = []
         self._following: dict[str, asyncio.Task[None]] = {}
         self._front_door = ""
 
     @classmethod
-    async def start(cls, url: str, root: Path, tenants: list[str]) -> Replica:
+    async def start(cls, url: str, root: Path, tenants: list[str], sealing: Sealing
+                    ) -> Replica:
         nc = await nats.connect(servers(url), name="pharmatrace-replica", **LONG_LIVED)
         (root / TENANTS).mkdir(parents=True, exist_ok=True)
-        replica = cls(nc, root, tenants)
+        replica = cls(nc, root, tenants, sealing)
         for tenant in replica.tenants.values():
             replica._following[tenant.tenant] = asyncio.create_task(tenant.run())
         replica._tasks.append(asyncio.create_task(replica._report_forever()))

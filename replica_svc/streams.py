@@ -9,6 +9,9 @@ from nats.js.errors import NotFoundError
 #: Headers of a change message; Nats-Msg-Id is "epoch:commit:part", so the stream drops a resend.
 EPOCH, SEQ, PART, PARTS = "Pt-Epoch", "Pt-Seq", "Pt-Part", "Pt-Parts"
 MSG_ID = "Nats-Msg-Id"
+#: Present ("1") on a change message sealed by ``tracecore.replication.sealing``; a stream
+#: written by an earlier release holds messages without it, in clear.
+SEALED = "Pt-Sealed"
 #: A fence: written by `tenant promote` on the change subject; it carries the writer term, the
 #: node promoted and the last epoch seen, and makes the stream refuse the old writer's next change.
 FENCE, NODE = "Pt-Fence", "Pt-Node"

@@ -31,9 +31,13 @@ from pharmatrace.v1 import issuance_pb2 as ipb
 from pharmatrace.v1 import verification_pb2 as vpb
 
 from replica_svc.streams import SEQ, servers, stream_name
+from tracecore.keys import KeySource
 from tracecore.replication.changes import PUT, Assembler, Change
+from tracecore.replication.sealing import Sealing, part_context
 
 TENANT = "demo"
+#: The nodes run with --dev: their key-encryption key is the development one.
+SEALING = Sealing.of(KeySource.dev())
 GTIN = "09501101530003"
 PER_REQUEST = 20
 PAUSE_S = 0.1
@@ -152,8 +156,10 @@ async def _stream(url: str) -> dict[str, object]:
             h = msg.headers or {}
             if SEQ not in h:
                 continue
-            whole = assembler.add(int(h[SEQ]), int(h["Pt-Part"]), int(h["Pt-Parts"]),
-                                  msg.data or b"")
+            seq, part, parts = int(h[SEQ]), int(h["Pt-Part"]), int(h["Pt-Parts"])
+            piece = SEALING.open(TENANT, int(h["Pt-Epoch"]), part_context(seq, part, parts),
+                                 msg.data or b"")
+            whole = assembler.add(seq, part, parts, piece)
             if whole is not None:
                 codes += [key.decode()[15:] for kind, db, key, _ in Change.decode(whole).ops
                           if kind == PUT and db == "codes"]

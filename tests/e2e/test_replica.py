@@ -3,6 +3,8 @@ store, follows its stream, and answers Verification for codes issued on the writ
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import subprocess
 import time
@@ -10,14 +12,24 @@ import urllib.request
 from pathlib import Path
 
 import grpc
+import nats
 import pytest
 from pharmatrace.v1 import admin_pb2 as apb
 from pharmatrace.v1 import admin_pb2_grpc, verification_pb2_grpc
 from pharmatrace.v1 import verification_pb2 as vpb
 
+from replica_svc import snapshots
 from tests.e2e.conftest import pharmatrace_command
 from tests.e2e.nats_server import NatsServer
-from tests.e2e.test_replication_stream import GTIN, TENANT, _holding, _newest_commit, _write
+from tests.e2e.test_replication_stream import (
+    GTIN,
+    SEALING,
+    TENANT,
+    _holding,
+    _newest_commit,
+    _write,
+)
+from tracecore.errors import LedgerCorrupt
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -122,3 +134,31 @@ def test_codes_minted_under_a_rotated_key_verify_on_the_replica(
     finally:
         process.terminate()
         process.wait(30)
+
+
+def test_the_snapshot_in_the_store_is_sealed_and_names_its_own_position(
+        servers, nats_server: NatsServer, tmp_path: Path) -> None:
+    """The snapshot a writer stores holds no issued serial in clear; it opens only under the
+    position it was taken at, so a description rewritten in the bucket (a later stream
+    sequence, which would make a replica skip changes) is refused."""
+    writer = servers.start(tmp_path / "writer", extra=["--nats", nats_server.url])
+    serials = _write(writer.issue_addr, "L1", 200)
+    _holding(nats_server.url, set(serials))
+
+    async def fetch() -> tuple[snapshots.SnapshotInfo, bytes] | None:
+        nc = await nats.connect(nats_server.url)
+        try:
+            return await snapshots.fetch(nc.jetstream(), TENANT)
+        finally:
+            await nc.close()
+
+    got = asyncio.run(fetch())
+    assert got is not None
+    info, data = got
+    assert info.sealed
+    assert not any(serial.encode() in data for serial in serials)
+    forged = dataclasses.replace(info, stream_seq=info.stream_seq + 5)
+    with pytest.raises(LedgerCorrupt, match="was taken of"):
+        snapshots.unpack(forged, data, tmp_path / "forged", SEALING)
+    snapshots.unpack(info, data, tmp_path / "opened", SEALING)
+    assert (tmp_path / "opened" / "ledger" / "data.mdb").is_file()

@@ -22,8 +22,11 @@ from pharmatrace.v1 import issuance_pb2 as ipb
 from replica_svc.streams import EPOCH, PART, PARTS, SEQ, stream_name
 from tests.e2e.conftest import pharmatrace_command
 from tests.e2e.nats_server import NatsServer
+from tracecore.errors import LedgerCorrupt
+from tracecore.keys import KeySource
 from tracecore.ledger.chain import SEAL_KEY
 from tracecore.replication.changes import PUT, Assembler, Change
+from tracecore.replication.sealing import Sealing, part_context
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -32,6 +35,8 @@ GTIN = "09501101530003"
 
 
 Message = tuple[int, int, int, int, int, bytes]
+#: The servers run with --dev: their key-encryption key is the development one.
+SEALING = Sealing.of(KeySource.dev())
 
 
 def _stream(url: str) -> list[Message]:
@@ -64,8 +69,9 @@ def _stream(url: str) -> list[Message]:
 def _changes(url: str) -> list[Change]:
     assembler = Assembler()
     changes: list[Change] = []
-    for _, _, seq, part, parts, data in _stream(url):
-        whole = assembler.add(seq, part, parts, data)
+    for _, epoch, seq, part, parts, data in _stream(url):
+        piece = SEALING.open(TENANT, epoch, part_context(seq, part, parts), data)
+        whole = assembler.add(seq, part, parts, piece)
         if whole is not None:
             changes.append(Change.decode(whole))
     return changes
@@ -117,6 +123,24 @@ def test_every_committed_change_is_published_in_order(servers, nats_server: Nats
     _assert_gapless(changes)
     assert {db for c in changes for _, db, _, _ in c.ops} >= {"products", "batches", "pools",
                                                               "codes", "pool_codes", "audit"}
+
+
+def test_the_stream_carries_no_serial_in_clear_and_a_message_moved_does_not_open(
+        servers, nats_server: NatsServer, tmp_path) -> None:
+    """What the NATS servers store is sealed: no issued serial appears in any message; each
+    part opens only at its own place (another commit, part or tenant refuses it)."""
+    server = servers.start(tmp_path / "data", extra=["--nats", nats_server.url])
+    serials = _write(server.issue_addr, "L1", 300)
+    _holding(nats_server.url, set(serials))
+    stream = _stream(nats_server.url)
+    payload = b"".join(data for *_, data in stream)
+    assert not any(serial.encode() in payload for serial in serials)
+    _, epoch, seq, part, parts, data = stream[-1]
+    assert SEALING.open(TENANT, epoch, part_context(seq, part, parts), data)
+    for tenant, context in ((TENANT, part_context(seq + 1, part, parts)),
+                            ("other", part_context(seq, part, parts))):
+        with pytest.raises(LedgerCorrupt):
+            SEALING.open(tenant, epoch, context, data)
 
 
 def test_changes_committed_while_nats_was_away_and_the_server_killed_arrive_once(

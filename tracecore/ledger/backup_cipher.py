@@ -13,24 +13,36 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 import bech32
 import pyrage
 from pyrage import x25519
 
 from tracecore.errors import FailedPrecondition, InvalidArgument, LedgerCorrupt
-from tracecore.keys import KeySource
 
 SUFFIX = ".age"
 """What an encrypted file's name ends with; its clear name is the name without it."""
-_PURPOSE = "backup encryption"
+PURPOSE = "backup encryption"
 _SECRET_HRP = "age-secret-key-"  # noqa: S105 (the encoding's prefix, not a secret)
 
 
-def installation_identity(key_source: KeySource) -> x25519.Identity:
-    """The age identity of this installation's backups: a 32-byte X25519 secret derived from the
-    key-encryption key, written as age writes its secret keys."""
-    words = bech32.convertbits(key_source.derived_key(_PURPOSE), 8, 5)
+class Derives(Protocol):
+    """What derives secrets from the key-encryption key: a ``KeySource``, or a ``DataDir``."""
+
+    def derived_key(self, purpose: str) -> bytes: ...
+
+
+def installation_identity(source: Derives, purpose: str = PURPOSE) -> x25519.Identity:
+    """The age identity of this installation for ``purpose`` (its backups by default), derived
+    from the key-encryption key."""
+    return identity_of(source.derived_key(purpose))
+
+
+def identity_of(secret: bytes) -> x25519.Identity:
+    """The age identity whose X25519 secret is the 32 bytes ``secret``, written as age writes
+    its secret keys."""
+    words = bech32.convertbits(secret, 8, 5)
     if words is None:  # convertbits refuses only values over 8 bits, which bytes cannot hold
         raise ValueError("a derived key did not convert to bech32")
     return x25519.Identity.from_str(bech32.bech32_encode(_SECRET_HRP, words).upper())
