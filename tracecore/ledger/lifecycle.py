@@ -149,7 +149,8 @@ class _Session:
         """Reads the stored records of ``keys`` not read yet, in key order (one pass over the
         tree instead of a walk from its root per code), decoded together."""
         stored = self._stored
-        missing = sorted(set(keys).difference(stored))
+        # Sorting what is mostly runs already in key order (a container's contents) is cheap.
+        missing = sorted([k for k in keys if k not in stored])
         if not missing:
             return
         data: list[bytes | memoryview | None] = list(map(self._codes.get, missing))
@@ -170,20 +171,24 @@ class _Session:
         data = self.txn.get(key, db=self.db["parents"])
         return bytes(data) if data is not None else None
 
-    def children(self, key: bytes) -> set[bytes]:
-        kids: set[bytes] = set()
+    def children(self, key: bytes) -> list[bytes]:
+        """What ``key`` holds, in key order: the ledger's list as it is (a dupsort database keeps
+        it sorted) unless this session changed it."""
         cursor = self._children
-        if cursor.set_key(key):
-            kids.update(map(bytes, cursor.iternext_dup()))
+        kids = list(map(bytes, cursor.iternext_dup())) if cursor.set_key(key) else []
         layers: list[_Overlay] = []
         layer: _Overlay | None = self.view
         while layer is not None:
-            layers.append(layer)
+            if key in layer.children_removed or key in layer.children_added:
+                layers.append(layer)
             layer = layer.below
+        if not layers:
+            return kids
+        changed = set(kids)
         for layer in reversed(layers):
-            kids.difference_update(layer.children_removed.get(key, ()))
-            kids.update(layer.children_added.get(key, ()))
-        return kids
+            changed.difference_update(layer.children_removed.get(key, ()))
+            changed.update(layer.children_added.get(key, ()))
+        return sorted(changed)
 
     def records_many(self, keys: list[bytes]) -> list[tuple[bytes, CodeRecord | None]]:
         """Records of many keys through the overlays; the ledger read in key order."""
