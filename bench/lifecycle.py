@@ -13,9 +13,9 @@ capture  CaptureEvents throughput, in pack state changes per second of the whole
          gRPC, no domain logic. For scale: an open-source Python EPCIS repository captures
          roughly 750 EPCs/s on this class of machine (quoted, not run here).
 pallet   One Ship RPC naming one pallet code (10 cases x 1,000 units, aggregated through the
-         Lifecycle API; ``--pallet-cases`` sets the cases): client-side latency, p50 and max over ``pallets`` x ``rounds`` ships,
-         then the same for Receive. Baseline: raw read-modify-writes of as many records (10,011)
-         in one transaction with fsync.
+         Lifecycle API; ``--pallet-cases`` sets the cases): client-side latency, p50 and max
+         over ``pallets`` x ``rounds`` ships, then the same for Receive. Baseline: raw
+         read-modify-writes of as many records (10,011) in one transaction with fsync.
 trace    TraceCode latency (verify_svc) for a pack with >= 20 events in its history (its own,
          and its case's and pallet's while it was inside them) in a ledger of ``trace_codes``
          codes issued through RequestCodes. Baseline: the raw LMDB reads the answer needs (the
