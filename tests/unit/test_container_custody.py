@@ -54,11 +54,6 @@ class _Pallet:
     def every(self) -> list[Code]:
         return [self.pallet, *self.cases, *(u for case in self.units for u in case)]
 
-    def top(self, code: Code) -> Code:
-        while code in self.parent:
-            code = self.parent[code]
-        return code
-
     def inside(self, code: Code) -> list[Code]:
         """``code`` and everything it holds now."""
         out = [code]
