@@ -13,9 +13,9 @@ capture  CaptureEvents throughput, in pack state changes per second of the whole
          gRPC, no domain logic. For scale: an open-source Python EPCIS repository captures
          roughly 750 EPCs/s on this class of machine (quoted, not run here).
 pallet   One Ship RPC naming one pallet code (10 cases x 1,000 units, aggregated through the
-         Lifecycle API): client-side latency, p50 and max over ``pallets`` x ``rounds`` ships,
-         then the same for Receive. Baseline: raw read-modify-writes of as many records (10,011)
-         in one transaction with fsync.
+         Lifecycle API; ``--pallet-cases`` sets the cases): client-side latency, p50 and max
+         over ``pallets`` x ``rounds`` ships, then the same for Receive. Baseline: raw
+         read-modify-writes of as many records (10,011) in one transaction with fsync.
 trace    TraceCode latency (verify_svc) for a pack with >= 20 events in its history (its own,
          and its case's and pallet's while it was inside them) in a ledger of ``trace_codes``
          codes issued through RequestCodes. Baseline: the raw LMDB reads the answer needs (the
@@ -58,7 +58,7 @@ from bench.lifecycle_capture import (
     DEFAULT_EVENTS_PER_MESSAGE,
     run_capture,
 )
-from bench.lifecycle_pallet import DEFAULT_PALLETS, DEFAULT_ROUNDS, run_pallet
+from bench.lifecycle_pallet import CASES_PER_PALLET, DEFAULT_PALLETS, DEFAULT_ROUNDS, run_pallet
 from bench.lifecycle_trace import (
     DEFAULT_TRACE_CALLS,
     DEFAULT_TRACE_CASE_UNITS,
@@ -80,6 +80,7 @@ def run(
     events_per_message: int = DEFAULT_EVENTS_PER_MESSAGE,
     pallets: int = DEFAULT_PALLETS,
     rounds: int = DEFAULT_ROUNDS,
+    pallet_cases: int = CASES_PER_PALLET,
     trace_codes: int = DEFAULT_TRACE_CODES,
     trace_calls: int = DEFAULT_TRACE_CALLS,
     trace_case_units: int = DEFAULT_TRACE_CASE_UNITS,
@@ -90,7 +91,8 @@ def run(
     """Runs the chosen sections; {"results": [report.Result], "params": {...}}."""
     params = {"sections": list(sections), "capture_codes": capture_codes,
               "event_codes": event_codes, "events_per_message": events_per_message,
-              "pallets": pallets, "rounds": rounds, "trace_codes": trace_codes,
+              "pallets": pallets, "rounds": rounds, "pallet_cases": pallet_cases,
+              "trace_codes": trace_codes,
               "trace_calls": trace_calls, "trace_case_units": trace_case_units,
               "workers": workers}
     unknown = set(sections) - set(SECTIONS)
@@ -104,7 +106,7 @@ def run(
             results += run_capture(tmp, capture_codes, event_codes, events_per_message, workers,
                                    profile)
         if "pallet" in sections:
-            results += run_pallet(tmp, pallets, rounds, workers, profile)
+            results += run_pallet(tmp, pallets, rounds, workers, profile, pallet_cases)
         if "trace" in sections:
             results += run_trace(tmp, trace_codes, trace_calls, trace_case_units, workers,
                                  profile)
@@ -125,6 +127,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pallets", type=int, default=DEFAULT_PALLETS)
     p.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS,
                    help="ship + receive rounds over all pallets")
+    p.add_argument("--pallet-cases", type=int, default=CASES_PER_PALLET,
+                   help="cases of 1,000 units on each pallet (how ship and receive scale)")
     p.add_argument("--trace-codes", type=int, default=DEFAULT_TRACE_CODES,
                    help=f"codes in the trace ledger (full run: {FULL_TRACE_CODES:,})")
     p.add_argument("--trace-calls", type=int, default=DEFAULT_TRACE_CALLS)
@@ -145,7 +149,8 @@ def run_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return run(
         args.sections or SECTIONS, capture_codes=args.capture_codes,
         event_codes=args.event_codes, events_per_message=args.events_per_message,
-        pallets=args.pallets, rounds=args.rounds, trace_codes=args.trace_codes,
+        pallets=args.pallets, rounds=args.rounds, pallet_cases=args.pallet_cases,
+        trace_codes=args.trace_codes,
         trace_calls=args.trace_calls, trace_case_units=args.trace_case_units,
         workers=args.trace_workers, keep=getattr(args, "keep", False),
         profile=getattr(args, "profile", None),

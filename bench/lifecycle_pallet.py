@@ -24,22 +24,24 @@ DEFAULT_PALLETS = 3
 
 DEFAULT_ROUNDS = 2
 
+#: Cases on one pallet by default (``--pallet-cases`` changes it, to see how a pallet's ship
+#: and receipt scale with its size).
 CASES_PER_PALLET = 10
 
 UNITS_PER_CASE = 1_000
 
 
 
-def _build_pallets(client: Client, count: int) -> list[str]:
-    """``count`` pallets of CASES_PER_PALLET cases of UNITS_PER_CASE units, commissioned at the
-    plant and aggregated; the pallet codes."""
-    units = client.pool("pallet-units", count * CASES_PER_PALLET * UNITS_PER_CASE)
-    cases = client.pool("pallet-cases", count * CASES_PER_PALLET, cpb.PACKAGING_LEVEL_CASE)
+def _build_pallets(client: Client, count: int, cases_per_pallet: int) -> list[str]:
+    """``count`` pallets of ``cases_per_pallet`` cases of UNITS_PER_CASE units, commissioned at
+    the plant and aggregated; the pallet codes."""
+    units = client.pool("pallet-units", count * cases_per_pallet * UNITS_PER_CASE)
+    cases = client.pool("pallet-cases", count * cases_per_pallet, cpb.PACKAGING_LEVEL_CASE)
     pallets = client.pool("pallet-pallets", count, cpb.PACKAGING_LEVEL_PALLET)
-    per_pallet = CASES_PER_PALLET * UNITS_PER_CASE
+    per_pallet = cases_per_pallet * UNITS_PER_CASE
     for p, pallet in enumerate(pallets):
         mine = units[p * per_pallet:(p + 1) * per_pallet]
-        my_cases = cases[p * CASES_PER_PALLET:(p + 1) * CASES_PER_PALLET]
+        my_cases = cases[p * cases_per_pallet:(p + 1) * cases_per_pallet]
         client.call("Commission", lpb.CommissionRequest(
             tenant=DEV_TENANT, context=ctx("PLANT"), codes=[*mine, *my_cases, pallet]))
         for c, case in enumerate(my_cases):
@@ -68,16 +70,16 @@ def _ms(seconds: Iterator[float]) -> str:
 
 
 
-def run_pallet(tmp: Path, pallets: int, rounds: int, workers: int, profile: Path | None
-               ) -> list[Result]:
-    per_pallet = CASES_PER_PALLET * UNITS_PER_CASE + CASES_PER_PALLET + 1
+def run_pallet(tmp: Path, pallets: int, rounds: int, workers: int, profile: Path | None,
+               cases_per_pallet: int = CASES_PER_PALLET) -> list[Result]:
+    per_pallet = cases_per_pallet * UNITS_PER_CASE + cases_per_pallet + 1
     ships: list[float] = []
     receives: list[float] = []
     windows: dict[str, list[Window]] = {"Ship": [], "Receive": []}
     with lifecycle_server(tmp, "pallet", workers) as (server, client):
-        say(f"lifecycle/pallet: building {pallets} pallets of {CASES_PER_PALLET} x "
+        say(f"lifecycle/pallet: building {pallets} pallets of {cases_per_pallet} x "
             f"{UNITS_PER_CASE:,} units ...")
-        codes = _build_pallets(client, pallets)
+        codes = _build_pallets(client, pallets, cases_per_pallet)
         where = {code: "PLANT" for code in codes}
         with profiling(server, profile, "lifecycle-pallet"):
             for r in range(rounds):
@@ -118,6 +120,8 @@ def run_pallet(tmp: Path, pallets: int, rounds: int, workers: int, profile: Path
     base_ms = sorted(base)[1] * 1000
     say(f"lifecycle/pallet: baseline {per_pallet:,} raw RMW in one txn: {base_ms:.1f} ms")
     results = []
+    # Other sizes get keys of their own: the floors guard the default pallet only.
+    size = "" if cases_per_pallet == CASES_PER_PALLET else f"-{per_pallet}"
     for name, samples in (("Ship", ships), ("Receive", receives)):
         ordered = sorted(s * 1000 for s in samples)
         cpu = [w.as_dict() for w in windows[name]]
@@ -129,7 +133,7 @@ def run_pallet(tmp: Path, pallets: int, rounds: int, workers: int, profile: Path
             results.append(Result(
                 bench="lifecycle",
                 name=f"{name} 1 pallet ({per_pallet:,} packs) {stat}", unit="ms",
-                key=f"lifecycle.pallet.{name.lower()}.{stat}",
+                key=f"lifecycle.pallet{size}.{name.lower()}.{stat}",
                 elsewhere=sum(c["others_cores"] for c in cpu) / len(cpu),
                 figure=value, baseline=base_ms, baseline_name="raw LMDB RMW, 1 txn",
                 targets=[Target("max", 50)], details=details,

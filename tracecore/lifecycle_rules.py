@@ -8,8 +8,10 @@ ledger's write transaction (``tracecore.ledger.lifecycle``) and against an in-me
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Protocol
 
 from pharmatrace.v1 import common_pb2 as cpb
@@ -19,7 +21,7 @@ from tracecore.codes import Code
 from tracecore.errors import InvalidArgument, TraceError
 from tracecore.events import Event, EventKind
 from tracecore.ledger.counters import UNIT, Flow
-from tracecore.ledger.records import FLAG_IN_TRANSIT, CodeRecord
+from tracecore.ledger.records import FLAG_IN_TRANSIT, CodeRecord, with_custody
 from tracecore.oversight import DISPENSINGS, Raised, RegionRule, diversion
 from tracecore.status import DECOMMISSIONED, TERMINAL, Action, Status, transition
 
@@ -31,6 +33,8 @@ MAX_CODES_PER_REQUEST = 1_000_000
 MAX_DIVERSION_NOTES = 100
 _EARLIEST_MS = 946_684_800_000    # 2000-01-01
 _LATEST_MS = 32_503_680_000_000   # 3000-01-01
+#: (level, batch) of a record, read in C: what a receipt's diversion check counts units by.
+_LEVEL_BATCH = itemgetter(1, 4)
 #: ``pharmatrace.v1.AlertSource`` of the alerts a custody event raises.
 ALERT_SOURCE_RECEIPT = 1
 ALERT_SOURCE_DISPENSE = 2
@@ -111,6 +115,9 @@ class Packs(Protocol):
     def shipped_by(self, key: bytes) -> int: ...
     def expires_on(self, batch_ref: int) -> dt.date | None: ...
     def put(self, key: bytes, before: CodeRecord, after: CodeRecord) -> None: ...
+    def put_many(self, keys: Sequence[bytes], before: Sequence[CodeRecord],
+                 after: Sequence[CodeRecord]) -> None:
+        """``put`` of each key, with its record before and after, in one call."""
     def link(self, parent: bytes, child: bytes) -> None: ...
     def unlink(self, parent: bytes, child: bytes) -> None: ...
     def commissioned(self, batch_ref: int, key: bytes) -> None: ...
@@ -120,6 +127,8 @@ class Packs(Protocol):
     def shipped(self, key: bytes, shipper: int | None) -> None:
         """Remembers (or, with None, forgets) the restricted party that shipped a pack."""
     def flow(self, record: CodeRecord, flow: Flow, at_ms: int) -> None: ...
+    def flow_many(self, records: Sequence[CodeRecord], flow: Flow, at_ms: int) -> None:
+        """``flow`` of each record, all at ``at_ms``."""
     def raise_alert(self, raised: Raised) -> int:
         """Keeps an alert to store with the request; returns how many it raised before."""
     def dispense_elsewhere(self) -> bool:
@@ -279,14 +288,13 @@ def _ship(packs: Packs, event: Event, key: bytes, result: Result) -> list[bytes]
         raise Refused(f"is held by {packs.party_id(record.holder_ref)}, not {event.party_id}")
     if destination and destination == record.holder_ref:
         raise Refused("is already held by the destination")
-    moved = packs.tree(key)
-    for k, r in moved:
-        packs.put(k, r, r.evolve(flags=r.flags | FLAG_IN_TRANSIT, holder_ref=destination))
+    keys, records = _unzip(packs.tree(key))
+    packs.put_many(keys, records, with_custody(records, destination, set_flags=FLAG_IN_TRANSIT))
     # Where a distributor bound to regions ships to is checked where the packs arrive.
     shipper = sender or record.holder_ref
     if shipper and packs.party_rule(shipper) is not None:
         packs.shipped(key, shipper)
-    return [k for k, _ in moved]
+    return keys
 
 
 def _receive(packs: Packs, event: Event, key: bytes, result: Result) -> list[bytes]:
@@ -300,28 +308,29 @@ def _receive(packs: Packs, event: Event, key: bytes, result: Result) -> list[byt
         result.notes.append(
             f"{Code.from_key(key).text()} was shipped to {packs.party_id(record.holder_ref)}"
             f" but received by {event.party_id}")
-    moved = packs.tree(key)
-    for k, r in moved:
-        after = r.evolve(flags=r.flags & ~FLAG_IN_TRANSIT, holder_ref=receiver, region=region)
-        packs.put(k, r, after)
-        packs.flow(after, Flow.RECEIVED, event.when_ms)
+    keys, records = _unzip(packs.tree(key))
+    after = with_custody(records, receiver, region, clear_flags=FLAG_IN_TRANSIT)
+    packs.put_many(keys, records, after)
+    packs.flow_many(after, Flow.RECEIVED, event.when_ms)
     shipper = packs.shipped_by(key)
     if shipper:
         packs.shipped(key, None)
     if region:
-        _check_receipt(packs, event, key, record, [r for _, r in moved], shipper, region,
-                       result)
-    return [k for k, _ in moved]
+        _check_receipt(packs, event, key, record, records, shipper, region, result)
+    return keys
+
+
+def _unzip(tree: list[tuple[bytes, CodeRecord]]) -> tuple[list[bytes], list[CodeRecord]]:
+    """A container's tree as its keys and their records, in the same order."""
+    return [k for k, _ in tree], [r for _, r in tree]
 
 
 def _check_receipt(packs: Packs, event: Event, key: bytes, record: CodeRecord,
                    records: list[CodeRecord], shipper: int, region: int, result: Result) -> None:
     """Diversion (窜货): units received where their batch, or the distributor that shipped them,
     may not sell. One alert per pack received and authorisation broken."""
-    units: dict[int, int] = {}
-    for r in records:
-        if r.level == UNIT and r.batch_ref:
-            units[r.batch_ref] = units.get(r.batch_ref, 0) + 1
+    units = {batch_ref: n for (level, batch_ref), n in Counter(map(_LEVEL_BATCH, records)).items()
+             if level == UNIT and batch_ref}
     for batch_ref, n in units.items():
         batch, rule = packs.batch_rule(batch_ref)
         if not rule.allows(region):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import pytest
@@ -125,6 +125,10 @@ class FakePacks:
     def put(self, key: bytes, before: CodeRecord, after: CodeRecord) -> None:
         self.records[key] = after
 
+    def put_many(self, keys: Sequence[bytes], before: Sequence[CodeRecord],
+                 after: Sequence[CodeRecord]) -> None:
+        self.records.update(zip(keys, after, strict=True))
+
     def link(self, parent: bytes, child: bytes) -> None:
         self.parents[child] = parent
 
@@ -145,6 +149,9 @@ class FakePacks:
 
     def flow(self, record: CodeRecord, flow: Flow, at_ms: int) -> None:
         self.flows.append((record.pack(), flow))
+
+    def flow_many(self, records: Sequence[CodeRecord], flow: Flow, at_ms: int) -> None:
+        self.flows.extend((r.pack(), flow) for r in records)
 
     def raise_alert(self, raised: Raised) -> int:
         self.alerts.append(raised)

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import enum
 import struct
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
+from operator import itemgetter
 
 from tracecore.errors import FailedPrecondition
 from tracecore.ledger.env import Database, Txn
@@ -29,6 +30,13 @@ _Q = struct.Struct(">cIIIB")
 QUARTER_MS = 15 * 60 * 1000
 _COUNT = struct.Struct(">q")
 UNIT = 1
+
+#: What a unit's counters depend on: (level, batch, holder, status, flags, product, region).
+Projection = tuple[int, int, int, int, int, int, int]
+#: ``Projection`` of a record, read in C (CodeRecord fields: level 1, batch 4, holder 6,
+#: status 0, flags 11, product 3, region 7).
+project: Callable[[CodeRecord], Projection] = itemgetter(1, 4, 6, 0, 11, 3, 7)
+_FLOW_FIELDS = itemgetter(1, 3, 7)
 
 
 class Flow(enum.IntEnum):
@@ -58,12 +66,34 @@ class Tally:
         units[(after.batch_ref, after.holder_ref, after.status, after.flags, after.product_ref,
                after.region)] += 1
 
+    def move_many(self, moves: Iterable[tuple[Projection | None, Projection, int]]) -> None:
+        """``move`` of many codes at once: ``n`` codes went from projection ``before`` to
+        ``after`` (``project`` of their records), for each (before, after, n); ``before`` is
+        None when they were not counted yet."""
+        units = self.units
+        for before, after, n in moves:
+            if after[0] != UNIT:
+                continue
+            if before is not None:
+                units[before[1:]] -= n
+            units[after[1:]] += n
+
     def flow(self, record: CodeRecord, flow: Flow, day: int, at_ms: int) -> None:
         """One unit moved at ``at_ms``, on ``day``: the tenant's local day number
         (tracecore.localday)."""
         if record.level == UNIT:
             self.flows[(day, at_ms // QUARTER_MS, record.product_ref, record.region,
                         flow)] += 1
+
+    def flow_many(self, records: Iterable[CodeRecord], flow: Flow, day: int, at_ms: int
+                  ) -> None:
+        """``flow`` of many records moved at the same instant, counted by product and region
+        before anything is added."""
+        quarter = at_ms // QUARTER_MS
+        flows = self.flows
+        for (level, product, region), n in Counter(map(_FLOW_FIELDS, records)).items():
+            if level == UNIT:
+                flows[(day, quarter, product, region, flow)] += n
 
     def merge(self, other: Tally) -> None:
         for key, delta in other.deltas.items():

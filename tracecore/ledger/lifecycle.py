@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
+from itertools import repeat
+from typing import cast
 
 from pharmatrace.v1 import common_pb2 as cpb
 from pharmatrace.v1 import ledger_pb2 as lpb
@@ -23,11 +26,18 @@ from tracecore.custody_policy import handler_of
 from tracecore.errors import InvalidArgument, TraceError
 from tracecore.events import Event, EventKind
 from tracecore.ledger import collector, foreign, policy
-from tracecore.ledger.counters import Flow, Tally
+from tracecore.ledger.counters import Flow, Tally, project
 from tracecore.ledger.env import Txn
 from tracecore.ledger.journal import Journal
 from tracecore.ledger.oversight import Holds, RegionTally
-from tracecore.ledger.records import FLAG_IN_TRANSIT, CodeRecord, ref_key, ref_of
+from tracecore.ledger.records import (
+    FLAG_IN_TRANSIT,
+    CodeRecord,
+    pack_many,
+    ref_key,
+    ref_of,
+    unpack_many,
+)
 from tracecore.ledger.sscc_pools import SsccPools, logistic_unit
 from tracecore.ledger.store import Ledger
 from tracecore.lifecycle_rules import (
@@ -135,15 +145,22 @@ class _Session:
         found = stored[key] = CodeRecord.unpack(data) if data is not None else None
         return found
 
-    def prefetch(self, keys: Sequence[bytes]) -> None:
+    def prefetch(self, keys: Iterable[bytes]) -> None:
         """Reads the stored records of ``keys`` not read yet, in key order (one pass over the
-        tree instead of a walk from its root per code)."""
+        tree instead of a walk from its root per code), decoded together."""
         stored = self._stored
-        get = self._codes.get
-        unpack = CodeRecord.unpack
-        for k in sorted({k for k in keys if k not in stored}):
-            data = get(k)
-            stored[k] = unpack(data) if data is not None else None
+        # Sorting what is mostly runs already in key order (a container's contents) is cheap.
+        missing = sorted([k for k in keys if k not in stored])
+        if not missing:
+            return
+        data: list[bytes | memoryview | None] = list(map(self._codes.get, missing))
+        if None in data:
+            stored.update(zip(missing, repeat(None)))
+            found = [(k, d) for k, d in zip(missing, data, strict=True) if d is not None]
+            missing = [k for k, _ in found]
+            data = [d for _, d in found]
+        stored.update(zip(missing, unpack_many(cast("list[bytes | memoryview]", data)),
+                          strict=True))
 
     def parent(self, key: bytes) -> bytes | None:
         layer: _Overlay | None = self.view
@@ -154,26 +171,47 @@ class _Session:
         data = self.txn.get(key, db=self.db["parents"])
         return bytes(data) if data is not None else None
 
-    def children(self, key: bytes) -> set[bytes]:
-        kids: set[bytes] = set()
+    def children(self, key: bytes) -> list[bytes]:
+        """What ``key`` holds, in key order: the ledger's list as it is (a dupsort database keeps
+        it sorted) unless this session changed it."""
         cursor = self._children
-        if cursor.set_key(key):
-            kids.update(bytes(v) for v in cursor.iternext_dup())
+        kids = list(map(bytes, cursor.iternext_dup())) if cursor.set_key(key) else []
         layers: list[_Overlay] = []
         layer: _Overlay | None = self.view
         while layer is not None:
-            layers.append(layer)
+            if key in layer.children_removed or key in layer.children_added:
+                layers.append(layer)
             layer = layer.below
+        if not layers:
+            return kids
+        changed = set(kids)
         for layer in reversed(layers):
-            kids.difference_update(layer.children_removed.get(key, ()))
-            kids.update(layer.children_added.get(key, ()))
-        return kids
+            changed.difference_update(layer.children_removed.get(key, ()))
+            changed.update(layer.children_added.get(key, ()))
+        return sorted(changed)
 
     def records_many(self, keys: list[bytes]) -> list[tuple[bytes, CodeRecord | None]]:
         """Records of many keys through the overlays; the ledger read in key order."""
+        return list(zip(keys, self._records(keys), strict=True))
+
+    def _records(self, keys: list[bytes]) -> list[CodeRecord | None]:
+        """``record`` of each key: the stored records read together, then whatever the overlays
+        changed of them laid over, lowest overlay first."""
         self.prefetch(keys)
-        record = self.record
-        return [(k, record(k)) for k in keys]
+        stored = self._stored
+        changed: list[dict[bytes, CodeRecord]] = []
+        layer: _Overlay | None = self.view
+        while layer is not None:
+            if layer.records:
+                changed.append(layer.records)
+            layer = layer.below
+        if not changed:
+            return list(map(stored.__getitem__, keys))
+        found: dict[bytes, CodeRecord | None] = dict(
+            zip(keys, map(stored.__getitem__, keys), strict=True))
+        for records in reversed(changed):
+            found.update((k, records[k]) for k in records.keys() & found.keys())
+        return list(map(found.__getitem__, keys))
 
     def tree(self, key: bytes) -> list[tuple[bytes, CodeRecord]]:
         """``key`` and everything packed inside it, with their records, level by level; only
@@ -186,12 +224,13 @@ class _Session:
         out: list[tuple[bytes, CodeRecord]] = []
         frontier = [key]
         while frontier:
+            records = self._records(frontier)
+            if None in records:
+                raise Refused("not issued by this tenant")
+            out.extend(zip(frontier, cast("list[CodeRecord]", records), strict=True))
             following: list[bytes] = []
-            for k, r in self.records_many(frontier):
-                if r is None:
-                    raise Refused("not issued by this tenant")
-                out.append((k, r))
-                if r.level > 1:
+            for k, r in zip(frontier, records, strict=True):
+                if r is not None and r.level > 1:
                     following.extend(self.children(k))
             if len(out) + len(following) > MAX_CODES_PER_REQUEST + 1:
                 raise InvalidArgument(
@@ -303,6 +342,17 @@ class _Session:
         # Voided codes too: a batch's picture says how many of its codes were scrapped.
         view.regions.move(was, after)
 
+    def put_many(self, keys: Sequence[bytes], before: Sequence[CodeRecord],
+                 after: Sequence[CodeRecord]) -> None:
+        """``put`` of many codes (a container and all it holds), their counters moved once per
+        kind of change instead of once per code."""
+        view = self.view
+        view.records.update(zip(keys, after, strict=True))
+        moves = [(was if was[3] not in UNCOUNTED else None, now, n) for (was, now), n in
+                 Counter(zip(map(project, before), map(project, after), strict=True)).items()]
+        view.tally.move_many(m for m in moves if m[1][3] not in UNCOUNTED)
+        view.regions.move_many(moves)
+
     def link(self, parent: bytes, child: bytes) -> None:
         self.view.parents[child] = parent
         self.view.children_added.setdefault(parent, set()).add(child)
@@ -328,6 +378,12 @@ class _Session:
         if day is None:
             day = self._days[at_ms] = localday.day_of(at_ms, self._zone)
         self.view.tally.flow(record, flow, day, at_ms)
+
+    def flow_many(self, records: Sequence[CodeRecord], flow: Flow, at_ms: int) -> None:
+        day = self._days.get(at_ms)
+        if day is None:
+            day = self._days[at_ms] = localday.day_of(at_ms, self._zone)
+        self.view.tally.flow_many(records, flow, day, at_ms)
 
     def dispense_elsewhere(self) -> bool:
         if self._dispense_elsewhere is None:
@@ -398,7 +454,9 @@ class _Session:
         group = self.group
         codes = self.txn.cursor(db=self.db["codes"])
         records = group.records
-        codes.putmulti([(k, records[k].pack()) for k in sorted(records)])
+        ordered = sorted(records)
+        codes.putmulti(list(zip(ordered, pack_many(map(records.__getitem__, ordered)),
+                                strict=True)))
         for child, parent in group.parents.items():
             if parent is None:
                 self.txn.delete(child, db=self.db["parents"])

@@ -22,6 +22,7 @@ from tracecore.events import EventKind
 from tracecore.ledger.counters import (
     UNIT,
     Flow,
+    Projection,
     add_counts,
     batch_counts,
     counts_under,
@@ -277,6 +278,17 @@ class RegionTally:
             self.units[(before.batch_ref, before.region, before.status)] -= 1
         if after.batch_ref:
             self.units[(after.batch_ref, after.region, after.status)] += 1
+
+    def move_many(self, moves: Iterable[tuple[Projection | None, Projection, int]]) -> None:
+        """``move`` of many codes at once, as ``Tally.move_many`` takes them."""
+        units = self.units
+        for before, after, n in moves:
+            if after[0] != UNIT:
+                continue
+            if before is not None and before[1]:
+                units[(before[1], before[6], before[3])] -= n
+            if after[1]:
+                units[(after[1], after[6], after[3])] += n
 
     def merge(self, other: RegionTally) -> None:
         for key, delta in other.units.items():
