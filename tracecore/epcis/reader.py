@@ -59,7 +59,8 @@ def import_document(doc: object, *, party_of: Callable[[str], str]) -> list[Even
 
 
 def read_document(doc: object, *, party_of: Callable[[str], str],
-                  refused: Mapping[int, tuple[str, str]] | None = None
+                  refused: Mapping[int, tuple[str, str]] | None = None,
+                  custodian: str = "", credential: str = ""
                   ) -> tuple[list[tuple[int, Event]], list[Refusal]]:
     """Each event of a partner's EPCISDocument read on its own: (index, event) for those that
     pass, a Refusal for the others. A problem of the document itself (not an EPCISDocument, a
@@ -77,7 +78,8 @@ def read_document(doc: object, *, party_of: Callable[[str], str],
     ``event_id`` is the eventID or else the event hash ``export_document`` would give; an
     error declaration, which repeats the eventID of the event it declares erroneous, is kept
     under that id + ``#errorDeclaration``. A commissioning's ILMD expiry date, when present, is in
-    ``extra["expiry"]`` for the caller to check against the batch.
+    ``extra["expiry"]`` for the caller to check against the batch. Every event carries
+    ``custodian`` and ``credential``: the sender's, whose custody it is held to.
     """
     if not isinstance(doc, dict):
         raise InvalidArgument("must be a JSON object", field="$")
@@ -117,7 +119,8 @@ def read_document(doc: object, *, party_of: Callable[[str], str],
             continue
         events.append((i, replace(event, epcis=json.dumps(wire, ensure_ascii=False,
                                                           separators=(",", ":")),
-                                  epcis_context=context)))
+                                  epcis_context=context, custodian=custodian,
+                                  credential=credential)))
     return events, refusals
 
 
