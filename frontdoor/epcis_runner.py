@@ -7,6 +7,7 @@ them."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import datetime as dt
 import hashlib
@@ -40,6 +41,11 @@ MAX_RETRY_S = 60.0
 DELIVERY_TIMEOUT_S = 10.0
 #: Capture jobs of one tenant applied together: read side by side, written in one transaction.
 RUN = 8
+#: Runs of a tenant under way at once: one being read, those before it being written.
+IN_FLIGHT = 3
+#: Runs applied in one turn of a tenant, the jobs queued during the turn included, before the
+#: other tenants' jobs and the subscriptions are looked at.
+TURN_RUNS = 16
 #: Header of the HMAC-SHA256 of a delivery's body under the subscription's signatureToken.
 SIGNATURE_HEADER = "GS1-Signature"
 
@@ -124,7 +130,8 @@ class EpcisRunner:
             waiting = []
             for tenant in sorted(woken):
                 try:
-                    await self._jobs(tenant)
+                    if await self._jobs(tenant):
+                        waiting.append(tenant)  # its turn ended with jobs left: next turn
                     store = self._store(tenant)
                     if await asyncio.to_thread(store.subscriptions):
                         self._subscribed.add(tenant)
@@ -141,27 +148,43 @@ class EpcisRunner:
 
     # -- capture jobs ------------------------------------------------------------------------
 
-    async def _jobs(self, tenant: str) -> None:
+    async def _jobs(self, tenant: str) -> bool:
         """Applies the tenant's queued jobs in the order they came, RUN at a time, each run
-        read side by side and written in one transaction; the next run is read while the one
-        before it is written. They stay in order because the import use case reads a tenant's
-        runs one at a time, in the order asked (a fair lock), and gives each run to the writer
-        before the next read ends."""
+        read side by side and written in one transaction. A run is started as soon as the one
+        before it is read, so the readers and the writer are both kept at work: one run is read
+        while those before it are written. Jobs queued meanwhile join the turn, up to
+        TURN_RUNS runs, so that a run of POSTs is applied as it arrives rather than after the
+        runs taken before it are written. They stay in order because the import use case reads
+        a tenant's runs one at a time, in the order asked (a fair lock), and gives each run to
+        the writer before the next read ends. True when the turn ended with jobs left."""
         store = self._store(tenant)
-        queued = await asyncio.to_thread(store.queued)
-        writing: asyncio.Task[None] | None = None
+        taken: set[str] = set()
+        started: collections.deque[asyncio.Task[None]] = collections.deque()
+        runs = 0
         try:
-            for start in range(0, len(queued), RUN):
-                loaded = await asyncio.to_thread(_loaded, store, queued[start:start + RUN])
+            while runs < TURN_RUNS:
+                queued = [capture_id for capture_id in await asyncio.to_thread(store.queued)
+                          if capture_id not in taken][:RUN]
+                if not queued:
+                    if not started:
+                        break
+                    # Nothing new yet: look again soon, or once the oldest run under way is done.
+                    await asyncio.wait({started[0]}, timeout=WAKE_INTERVAL_S)
+                    while started and started[0].done():
+                        await started.popleft()
+                    continue
+                taken.update(queued)
+                loaded = await asyncio.to_thread(_loaded, store, queued)
                 if not loaded:
                     continue
-                reading = asyncio.create_task(self._apply(tenant, store, loaded))
-                if writing is not None:
-                    await writing
-                writing = reading
+                runs += 1
+                started.append(asyncio.create_task(self._apply(tenant, store, loaded)))
+                while len(started) >= IN_FLIGHT:
+                    await started.popleft()
         finally:
-            if writing is not None:
-                await writing
+            while started:
+                await started.popleft()
+        return runs == TURN_RUNS
 
     async def _apply(self, tenant: str, store: EpcisStore,
                      run: list[tuple[dict[str, Any], str]]) -> None:
