@@ -41,7 +41,10 @@ MAX_RETRY_S = 60.0
 DELIVERY_TIMEOUT_S = 10.0
 #: Capture jobs of one tenant applied together: read side by side, written in one transaction.
 RUN = 8
-#: Runs of a tenant under way at once: one being read, those before it being written.
+#: Jobs in the first run of a tenant's turn; each next run takes twice as many, up to RUN.
+FIRST_RUN = 2
+#: Runs' worth of a tenant's documents under way at once: a run being read, those before it
+#: being written (a run is done once its audit records, written after the next run, are).
 IN_FLIGHT = 3
 #: Runs applied in one turn of a tenant, the jobs queued during the turn included, before the
 #: other tenants' jobs and the subscriptions are looked at.
@@ -159,31 +162,37 @@ class EpcisRunner:
         the writer before the next read ends. True when the turn ended with jobs left."""
         store = self._store(tenant)
         taken: set[str] = set()
-        started: collections.deque[asyncio.Task[None]] = collections.deque()
+        started: collections.deque[tuple[asyncio.Task[None], int]] = collections.deque()
         runs = 0
         try:
             while runs < TURN_RUNS:
-                queued = [capture_id for capture_id in await asyncio.to_thread(store.queued)
-                          if capture_id not in taken][:RUN]
+                # The first runs of a turn are small, so that writing starts soon after the
+                # first documents are read rather than after a whole run is.
+                size = min(RUN, FIRST_RUN << runs)
+                # The oldest queued are those taken and not yet finished, then the new ones.
+                queued = [capture_id for capture_id in
+                          await asyncio.to_thread(store.queued, len(taken) + size)
+                          if capture_id not in taken][:size]
                 if not queued:
                     if not started:
                         break
                     # Nothing new yet: look again soon, or once the oldest run under way is done.
-                    await asyncio.wait({started[0]}, timeout=WAKE_INTERVAL_S)
-                    while started and started[0].done():
-                        await started.popleft()
+                    await asyncio.wait({started[0][0]}, timeout=WAKE_INTERVAL_S)
+                    while started and started[0][0].done():
+                        await started.popleft()[0]
                     continue
                 taken.update(queued)
                 loaded = await asyncio.to_thread(_loaded, store, queued)
                 if not loaded:
                     continue
                 runs += 1
-                started.append(asyncio.create_task(self._apply(tenant, store, loaded)))
-                while len(started) >= IN_FLIGHT:
-                    await started.popleft()
+                started.append((asyncio.create_task(self._apply(tenant, store, loaded)),
+                                len(loaded)))
+                while sum(n for _, n in started) >= IN_FLIGHT * RUN:
+                    await started.popleft()[0]
         finally:
             while started:
-                await started.popleft()
+                await started.popleft()[0]
         return runs == TURN_RUNS
 
     async def _apply(self, tenant: str, store: EpcisStore,
