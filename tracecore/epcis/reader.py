@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from tracecore import gs1, regions
@@ -98,7 +98,7 @@ def read_document(doc: object, *, party_of: Callable[[str], str],
     prefixes = context_prefixes(doc.get("@context"), STANDARD_PREFIXES)
     context = json.dumps(inline_context(doc.get("@context")), ensure_ascii=False,
                          separators=(",", ":"))
-    reader = _Reader(party_of)
+    reader = _Reader(party_of, context, custodian, credential)
     events: list[tuple[int, Event]] = []
     refusals: list[Refusal] = []
     for i, wire in enumerate(wires):
@@ -117,10 +117,7 @@ def read_document(doc: object, *, party_of: Callable[[str], str],
         except InvalidArgument as exc:
             refusals.append(Refusal(i, exc.field or path, exc.message))
             continue
-        events.append((i, replace(event, epcis=json.dumps(wire, ensure_ascii=False,
-                                                          separators=(",", ":")),
-                                  epcis_context=context, custodian=custodian,
-                                  credential=credential)))
+        events.append((i, event))
     return events, refusals
 
 
@@ -133,9 +130,17 @@ _NAMED_CODES = ("epcList", "childEPCs", "inputEPCList", "outputEPCList")
 
 @dataclass(frozen=True, slots=True)
 class _Reader:
-    """Reads EPCIS events of a validated document as domain events."""
+    """Reads EPCIS events of a validated document as domain events, each with its JSON object
+    as received, the document's inline @context entries and the sender it is held to."""
 
     party_of: Callable[[str], str]
+    context: str
+    custodian: str
+    credential: str
+
+    @staticmethod
+    def _as_received(wire: Mapping[str, Any]) -> str:
+        return json.dumps(wire, ensure_ascii=False, separators=(",", ":"))
 
     def event(self, wire: dict[str, Any], path: str, prefixes: Mapping[str, str]) -> Event:
         extensions = _extensions(wire, path, prefixes)
@@ -177,6 +182,10 @@ class _Reader:
             documents=tuple(Document(cbv_term(d["type"], "BTT-") if "type" in d else "",
                                      transaction_number(d["bizTransaction"]))
                             for d in wire.get("bizTransactionList", [])),
+            epcis=self._as_received(wire),
+            epcis_context=self.context,
+            custodian=self.custodian,
+            credential=self.credential,
         )
 
     def _modelled(self, wire: Mapping[str, Any], path: str, status: Status | None
@@ -216,7 +225,8 @@ class _Reader:
                     party = ""  # a record changes nothing: an unknown place is no reason to refuse
         return Event(kind=EventKind.RECORD, codes=tuple(codes), when_ms=epoch_ms(wire["eventTime"]),
                      tz_offset=wire["eventTimeZoneOffset"], party_id=party, parent=parent,
-                     event_id=event_id)
+                     event_id=event_id, epcis=self._as_received(wire), epcis_context=self.context,
+                     custodian=self.custodian, credential=self.credential)
 
     @staticmethod
     def _row(wire: Mapping[str, Any], path: str, status: Status | None) -> Row:
