@@ -70,10 +70,9 @@ def check_schema(doc: object) -> None:
 def _compiled() -> jsonschema_rs.Validator:
     """The schema compiled by jsonschema-rs (Rust): some five times faster than the same schema
     compiled to Python, far faster than walking it with jsonschema, which a partner's valid
-    document (the common case) then never needs. Its
-    regular expressions are ECMAScript's, narrower than Python's (``\\d`` is ASCII, ``$`` is
-    the very end): what it refuses that jsonschema takes is then checked by jsonschema, event by
-    event, and taken."""
+    document (the common case) then never needs. Its regular expressions are ECMAScript's,
+    narrower than Python's (``\\d`` is ASCII, ``$`` is the very end): what it refuses that
+    jsonschema takes is then checked by jsonschema, event by event, and taken."""
     schema = json.loads(schema_path().read_text(encoding="utf-8"))
     return jsonschema_rs.Draft7Validator(
         schema, formats={"date-time": _is_date_time, "uri": _is_uri}, validate_formats=True)
