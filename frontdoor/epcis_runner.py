@@ -191,8 +191,11 @@ class EpcisRunner:
                 while sum(n for _, n in started) >= IN_FLIGHT * RUN:
                     await started.popleft()[0]
         finally:
-            while started:
-                await started.popleft()[0]
+            # Every run started ends before the turn does, even when one of them failed.
+            ended = await asyncio.gather(*(task for task, _ in started), return_exceptions=True)
+        for outcome in ended:
+            if isinstance(outcome, BaseException):
+                raise outcome
         return runs == TURN_RUNS
 
     async def _apply(self, tenant: str, store: EpcisStore,
