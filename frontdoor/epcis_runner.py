@@ -186,7 +186,8 @@ class EpcisRunner:
                 if not loaded:
                     continue
                 runs += 1
-                started.append((asyncio.create_task(self._apply(tenant, store, loaded)),
+                after = started[-1][0] if started else None
+                started.append((asyncio.create_task(self._apply(tenant, store, loaded, after)),
                                 len(loaded)))
                 while sum(n for _, n in started) >= IN_FLIGHT * RUN:
                     await started.popleft()[0]
@@ -199,7 +200,11 @@ class EpcisRunner:
         return runs == TURN_RUNS
 
     async def _apply(self, tenant: str, store: EpcisStore,
-                     run: list[tuple[dict[str, Any], str]]) -> None:
+                     run: list[tuple[dict[str, Any], str]],
+                     after: asyncio.Task[None] | None) -> None:
+        """Applies one run; its jobs are finished and audited after those of the run before it
+        (``after``), so that jobs end, and their audit records follow, in the order they
+        came, even when this run was quicker (its sender's credential was revoked)."""
         captures = [epcis_capture.Capture(_principal(tenant, job["caller"]), document,
                                       job["captureErrorBehaviour"] == "proceed")
                     for job, document in run]
@@ -208,6 +213,8 @@ class EpcisRunner:
             answers = await epcis_capture.apply_captures(self.side, tenant, captures)
         except TraceError as exc:
             answers = [exc] * len(run)
+        if after is not None:
+            await asyncio.wait({after})  # its failure is its own turn's to raise
         finished = now_ms()
         records: list[lpb.AuditRecord] = []
         for (job, document), capture, answer in zip(run, captures, answers, strict=True):
