@@ -1,6 +1,7 @@
 """``python -m bench epcisrest``: capture through the EPCIS 2.0 REST binding (POST /epcis/capture,
-until every job has finished) beside gRPC CaptureEvents of the same events in the same run, and
-the lag of webhook deliveries (from a capture's 202 to its event arriving at the receiver)."""
+until every job has finished) beside gRPC CaptureEvents and ImportEpcis of the same events in the
+same run, each side run twice, interleaved; and the lag of webhook deliveries (from a capture's
+202 to its event arriving at the receiver)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,10 @@ EVENTS_PER_DOCUMENT = 100
 LAG_SAMPLES = 100
 LAG_INTERVAL_S = 0.05
 _CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
+#: The order the sides run in, each on codes of its own.
+ORDER = ("grpc", "import", "rest", "rest", "import", "grpc")
+_SIDES = {"grpc": "gRPC CaptureEvents", "import": "gRPC ImportEpcis of the same events in "
+          f"documents of {EVENTS_PER_DOCUMENT}", "rest": "POST /epcis/capture of those documents"}
 
 
 def _uri(code: str) -> str:
@@ -102,10 +107,8 @@ def run(tmp: Path, events: int) -> list[Result]:
             tenant=DEV_TENANT, role=admin_pb2.ROLE_ADMIN), timeout=30).token
         http = httpx.Client(base_url=f"http://{HOST}:{server.ports['http']}", timeout=120,
                             headers={"Authorization": f"Bearer {token}"})
-        say(f"epcisrest: issuing {2 * codes_n:,} codes ...")
-        grpc_codes = client.pool("epcisrest-grpc", codes_n)
-        rest_codes = client.pool("epcisrest-rest", codes_n)
-        import_codes = client.pool("epcisrest-import", codes_n)
+        say(f"epcisrest: issuing {len(ORDER) * codes_n:,} codes ...")
+        pools = [client.pool(f"epcisrest-{side}-{i}", codes_n) for i, side in enumerate(ORDER)]
         # A small document each way first, so the measured runs find the document readers'
         # processes started and connections open.
         warm = client.pool("epcisrest-warm", 2 * CODES_PER_EVENT)
@@ -116,49 +119,26 @@ def run(tmp: Path, events: int) -> list[Result]:
                            content=document([commissioning(warm[CODES_PER_EVENT:])]))
         _wait_jobs(http, [answer.headers["location"]], 120)
 
-        grpc_events = [lpb.LifecycleEvent(kind=lpb.EVENT_KIND_COMMISSION, context=ctx("PLANT"),
-                                          codes=grpc_codes[i:i + CODES_PER_EVENT])
-                       for i in range(0, codes_n, CODES_PER_EVENT)]
-        messages = [lpb.CaptureEventsRequest(tenant=DEV_TENANT,
-                                             events=grpc_events[i:i + EVENTS_PER_DOCUMENT])
-                    for i in range(0, events, EVENTS_PER_DOCUMENT)]
-        say(f"epcisrest: gRPC CaptureEvents, {events:,} events of {CODES_PER_EVENT} codes ...")
-        settle()
-        started = time.perf_counter()
-        response = client.lifecycle.CaptureEvents(iter(messages), timeout=600)
-        grpc_s = time.perf_counter() - started
-        if response.failures or response.changed != codes_n:
-            raise RuntimeError(f"CaptureEvents: {response.changed} changed, "
-                               f"{list(response.failures)[:3]}")
-
-        say(f"epcisrest: gRPC ImportEpcis, the same events in documents of "
-            f"{EVENTS_PER_DOCUMENT} ...")
-        settle()
-        started = time.perf_counter()
-        for text in _documents(import_codes):
-            imported = client.lifecycle.ImportEpcis(lpb.ImportEpcisRequest(
-                tenant=DEV_TENANT, document=text), timeout=600)
-            if imported.failures:
-                raise RuntimeError(f"ImportEpcis: {list(imported.failures)[:3]}")
-        import_s = time.perf_counter() - started
-
-        documents = _documents(rest_codes)
-        say(f"epcisrest: POST /epcis/capture, the same events in {len(documents)} documents ...")
-        settle()
-        started = time.perf_counter()
-        locations = []
-        for text in documents:
-            answer = http.post("/epcis/capture", content=text,
-                               headers={"Content-Type": "application/ld+json"})
-            answer.raise_for_status()
-            locations.append(answer.headers["location"])
-        posted_s = time.perf_counter() - started
-        _wait_jobs(http, locations, 600)
-        rest_s = time.perf_counter() - started
+        # Each side runs twice, in the order A B C C B A, so that load elsewhere on the
+        # machine, rising or falling, weighs on every side alike.
+        seconds = dict.fromkeys(ORDER, 0.0)
+        posted_s = 0.0
+        for side, codes in zip(ORDER, pools, strict=True):
+            say(f"epcisrest: {_SIDES[side]}, {events:,} events of {CODES_PER_EVENT} codes ...")
+            if side == "grpc":
+                seconds[side] += _capture_events(client, codes)
+            elif side == "import":
+                seconds[side] += _import_epcis(client, codes)
+            else:
+                took, posted = _post_capture(http, codes)
+                seconds[side] += took
+                posted_s += posted
 
         lags = _webhook_lags(http, client)
         http.close()
-    grpc_rate, rest_rate, import_rate = events / grpc_s, events / rest_s, events / import_s
+    rate = {side: events * ORDER.count(side) / seconds[side] for side in seconds}
+    grpc_s, rest_s, import_s = seconds["grpc"], seconds["rest"], seconds["import"]
+    grpc_rate, rest_rate, import_rate = rate["grpc"], rate["rest"], rate["import"]
     say(f"epcisrest: REST {rest_rate:,.0f} events/s, gRPC CaptureEvents {grpc_rate:,.0f} "
         f"events/s, gRPC ImportEpcis {import_rate:,.0f} events/s; the POSTs took "
         f"{posted_s:.2f} s of REST's {rest_s:.2f} s")
@@ -166,7 +146,8 @@ def run(tmp: Path, events: int) -> list[Result]:
     p50, p99 = lags[len(lags) // 2], lags[min(len(lags) - 1, int(len(lags) * 0.99))]
     details = {"events": events, "codes_per_event": CODES_PER_EVENT,
                "events_per_document": EVENTS_PER_DOCUMENT, "rest_seconds": rest_s,
-               "grpc_seconds": grpc_s, "rest_posting_seconds": posted_s}
+               "grpc_seconds": grpc_s, "rest_posting_seconds": posted_s,
+               "runs_per_side": ORDER.count("rest")}
     return [
         Result(bench="epcisrest", name=f"POST /epcis/capture, {events:,} events", unit="events/s",
                key="epcisrest.capture", figure=rest_rate, baseline=grpc_rate,
@@ -183,6 +164,55 @@ def run(tmp: Path, events: int) -> list[Result]:
                key="epcisrest.webhook.p99", figure=p99 * 1000,
                details={"samples": len(lags)}),
     ]
+
+
+def _capture_events(client: Any, codes: Sequence[str]) -> float:
+    """Seconds of one gRPC CaptureEvents stream commissioning ``codes``, in messages of
+    EVENTS_PER_DOCUMENT events."""
+    events = [lpb.LifecycleEvent(kind=lpb.EVENT_KIND_COMMISSION, context=ctx("PLANT"),
+                                 codes=codes[i:i + CODES_PER_EVENT])
+              for i in range(0, len(codes), CODES_PER_EVENT)]
+    messages = [lpb.CaptureEventsRequest(tenant=DEV_TENANT,
+                                         events=events[i:i + EVENTS_PER_DOCUMENT])
+                for i in range(0, len(events), EVENTS_PER_DOCUMENT)]
+    settle()
+    started = time.perf_counter()
+    response = client.lifecycle.CaptureEvents(iter(messages), timeout=600)
+    took = time.perf_counter() - started
+    if response.failures or response.changed != len(codes):
+        raise RuntimeError(f"CaptureEvents: {response.changed} changed, "
+                           f"{list(response.failures)[:3]}")
+    return took
+
+
+def _import_epcis(client: Any, codes: Sequence[str]) -> float:
+    """Seconds of gRPC ImportEpcis of the same events, one document at a time."""
+    texts = _documents(codes)
+    settle()
+    started = time.perf_counter()
+    for text in texts:
+        imported = client.lifecycle.ImportEpcis(lpb.ImportEpcisRequest(
+            tenant=DEV_TENANT, document=text), timeout=600)
+        if imported.failures:
+            raise RuntimeError(f"ImportEpcis: {list(imported.failures)[:3]}")
+    return time.perf_counter() - started
+
+
+def _post_capture(http: httpx.Client, codes: Sequence[str]) -> tuple[float, float]:
+    """Seconds from the first POST /epcis/capture of the same documents until every job has
+    finished, and how long the POSTs themselves took."""
+    texts = _documents(codes)
+    settle()
+    started = time.perf_counter()
+    locations = []
+    for text in texts:
+        answer = http.post("/epcis/capture", content=text,
+                           headers={"Content-Type": "application/ld+json"})
+        answer.raise_for_status()
+        locations.append(answer.headers["location"])
+    posted = time.perf_counter() - started
+    _wait_jobs(http, locations, 600)
+    return time.perf_counter() - started, posted
 
 
 def _documents(codes: Sequence[str]) -> list[str]:

@@ -7,6 +7,7 @@ them."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import datetime as dt
 import hashlib
@@ -40,6 +41,14 @@ MAX_RETRY_S = 60.0
 DELIVERY_TIMEOUT_S = 10.0
 #: Capture jobs of one tenant applied together: read side by side, written in one transaction.
 RUN = 8
+#: Jobs in the first run of a tenant's turn; each next run takes twice as many, up to RUN.
+FIRST_RUN = 2
+#: Runs' worth of a tenant's documents under way at once: a run being read, those before it
+#: being written (a run is done once its audit records, written after the next run, are).
+IN_FLIGHT = 3
+#: Runs applied in one turn of a tenant, the jobs queued during the turn included, before the
+#: other tenants' jobs and the subscriptions are looked at.
+TURN_RUNS = 16
 #: Header of the HMAC-SHA256 of a delivery's body under the subscription's signatureToken.
 SIGNATURE_HEADER = "GS1-Signature"
 
@@ -124,7 +133,8 @@ class EpcisRunner:
             waiting = []
             for tenant in sorted(woken):
                 try:
-                    await self._jobs(tenant)
+                    if await self._jobs(tenant):
+                        waiting.append(tenant)  # its turn ended with jobs left: next turn
                     store = self._store(tenant)
                     if await asyncio.to_thread(store.subscriptions):
                         self._subscribed.add(tenant)
@@ -141,30 +151,60 @@ class EpcisRunner:
 
     # -- capture jobs ------------------------------------------------------------------------
 
-    async def _jobs(self, tenant: str) -> None:
+    async def _jobs(self, tenant: str) -> bool:
         """Applies the tenant's queued jobs in the order they came, RUN at a time, each run
-        read side by side and written in one transaction; the next run is read while the one
-        before it is written. They stay in order because the import use case reads a tenant's
-        runs one at a time, in the order asked (a fair lock), and gives each run to the writer
-        before the next read ends."""
+        read side by side and written in one transaction. A run is started as soon as the one
+        before it is read, so the readers and the writer are both kept at work: one run is read
+        while those before it are written. Jobs queued meanwhile join the turn, up to
+        TURN_RUNS runs, so that a run of POSTs is applied as it arrives rather than after the
+        runs taken before it are written. They stay in order because the import use case reads
+        a tenant's runs one at a time, in the order asked (a fair lock), and gives each run to
+        the writer before the next read ends. True when the turn ended with jobs left."""
         store = self._store(tenant)
-        queued = await asyncio.to_thread(store.queued)
-        writing: asyncio.Task[None] | None = None
+        taken: set[str] = set()
+        started: collections.deque[tuple[asyncio.Task[None], int]] = collections.deque()
+        runs = 0
         try:
-            for start in range(0, len(queued), RUN):
-                loaded = await asyncio.to_thread(_loaded, store, queued[start:start + RUN])
+            while runs < TURN_RUNS:
+                # The first runs of a turn are small, so that writing starts soon after the
+                # first documents are read rather than after a whole run is.
+                size = min(RUN, FIRST_RUN << runs)
+                # The oldest queued are those taken and not yet finished, then the new ones.
+                queued = [capture_id for capture_id in
+                          await asyncio.to_thread(store.queued, len(taken) + size)
+                          if capture_id not in taken][:size]
+                if not queued:
+                    if not started:
+                        break
+                    # Nothing new yet: look again soon, or once the oldest run under way is done.
+                    await asyncio.wait({started[0][0]}, timeout=WAKE_INTERVAL_S)
+                    while started and started[0][0].done():
+                        await started.popleft()[0]
+                    continue
+                taken.update(queued)
+                loaded = await asyncio.to_thread(_loaded, store, queued)
                 if not loaded:
                     continue
-                reading = asyncio.create_task(self._apply(tenant, store, loaded))
-                if writing is not None:
-                    await writing
-                writing = reading
+                runs += 1
+                after = started[-1][0] if started else None
+                started.append((asyncio.create_task(self._apply(tenant, store, loaded, after)),
+                                len(loaded)))
+                while sum(n for _, n in started) >= IN_FLIGHT * RUN:
+                    await started.popleft()[0]
         finally:
-            if writing is not None:
-                await writing
+            # Every run started ends before the turn does, even when one of them failed.
+            ended = await asyncio.gather(*(task for task, _ in started), return_exceptions=True)
+        for outcome in ended:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return runs == TURN_RUNS
 
     async def _apply(self, tenant: str, store: EpcisStore,
-                     run: list[tuple[dict[str, Any], str]]) -> None:
+                     run: list[tuple[dict[str, Any], str]],
+                     after: asyncio.Task[None] | None) -> None:
+        """Applies one run; its jobs are finished and audited after those of the run before it
+        (``after``), so that jobs end, and their audit records follow, in the order they
+        came, even when this run was quicker (its sender's credential was revoked)."""
         captures = [epcis_capture.Capture(_principal(tenant, job["caller"]), document,
                                       job["captureErrorBehaviour"] == "proceed")
                     for job, document in run]
@@ -173,6 +213,8 @@ class EpcisRunner:
             answers = await epcis_capture.apply_captures(self.side, tenant, captures)
         except TraceError as exc:
             answers = [exc] * len(run)
+        if after is not None:
+            await asyncio.wait({after})  # its failure is its own turn's to raise
         finished = now_ms()
         records: list[lpb.AuditRecord] = []
         for (job, document), capture, answer in zip(run, captures, answers, strict=True):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import enum
 import json
-from dataclasses import dataclass, field
+import operator
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 from tracecore.codes import Code
 from tracecore.status import Status
@@ -106,6 +108,11 @@ class Event:
     extra: dict[str, str] = field(default_factory=dict, compare=False)
     documents: tuple[Document, ...] = ()   # SHIP / RECEIVE / any: bills, despatch advices
 
+    def __reduce__(self) -> tuple[type[Event], tuple[Any, ...]]:
+        # Pickled by value, as ``Code`` is: events come back from the document reader processes
+        # by the hundred.
+        return Event, _EVENT_FIELDS(self)
+
     @property
     def cbv(self) -> tuple[str, str]:
         """(bizStep, disposition) from GS1 CBV 2.0; for a record, those it was received with."""
@@ -115,3 +122,6 @@ class Event:
         if self.kind is EventKind.DECOMMISSION and self.target is not None:
             return DECOMMISSION_CBV[self.target]
         return CBV[self.kind]
+
+
+_EVENT_FIELDS = operator.attrgetter(*(f.name for f in fields(Event)))

@@ -7,7 +7,6 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
-import fastjsonschema
 import pytest
 
 from tracecore.epcis import schema
@@ -55,9 +54,4 @@ def test_the_compiled_check_refuses_what_jsonschema_refuses(name: str) -> None:
     MUTATIONS[name](event)
     doc = _document(event)
     refused_by_jsonschema = next(schema._validator().iter_errors(doc), None) is not None
-    try:
-        schema._compiled()(doc)
-        refused_compiled = False
-    except fastjsonschema.JsonSchemaException:
-        refused_compiled = True
-    assert refused_compiled == refused_by_jsonschema
+    assert (not schema.conforms(doc)) == refused_by_jsonschema

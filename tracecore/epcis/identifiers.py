@@ -7,7 +7,7 @@ import re
 from urllib.parse import quote, unquote
 
 from tracecore import gs1
-from tracecore.codes import Code, Scheme, parse
+from tracecore.codes import Code, Scan, Scheme, parse, parse_many
 from tracecore.epcis.vocabulary import NMPA_URI_PREFIX
 from tracecore.errors import InvalidArgument, ParseError
 
@@ -38,7 +38,12 @@ def gln_of(uri: str) -> str:
 
 
 def codes_of_uris(uris: list[str], path: str) -> tuple[Code, ...]:
-    codes = tuple(code_of_uri(uri, f"{path}[{i}]") for i, uri in enumerate(uris))
+    # The packs of one event mostly differ only in their serials: read together, each URI after
+    # the first of its product is not read anew (``parse_many``). What that does not read as a
+    # GS1 URI, ``code_of_uri`` reads or refuses on its own.
+    codes = tuple(
+        scan.code if type(scan) is Scan and _gs1_uri(uri) else code_of_uri(uri, f"{path}[{i}]")
+        for i, (uri, scan) in enumerate(zip(uris, parse_many(uris), strict=True)))
     if len(set(codes)) != len(codes):
         raise InvalidArgument("lists a code twice", field=path)
     return codes
@@ -50,13 +55,18 @@ def code_of_uri(uri: str, path: str) -> Code:
     nmpa = _NMPA_URI.fullmatch(uri)
     if nmpa is not None:
         return Code(Scheme.NMPA, nmpa[1], nmpa[2])
-    if uri[:4].lower() not in ("urn:", "http"):
+    if not _gs1_uri(uri):
         raise InvalidArgument("must be an SGTIN or SSCC EPC URI, a GS1 Digital Link URI or "
                               f"{NMPA_URI_PREFIX} and 20 digits", field=path)
     try:
         return parse(uri).code
     except ParseError as exc:
         raise InvalidArgument(exc.reason, field=path) from None
+
+
+def _gs1_uri(uri: str) -> bool:
+    """Whether ``code_of_uri`` reads ``uri`` as a GS1 code (an EPC URI or a Digital Link)."""
+    return uri[:4].lower() in ("urn:", "http") and _NMPA_URI.fullmatch(uri) is None
 
 
 def gln_from(prefix: str, reference: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from tracecore import gs1, regions
@@ -59,7 +59,8 @@ def import_document(doc: object, *, party_of: Callable[[str], str]) -> list[Even
 
 
 def read_document(doc: object, *, party_of: Callable[[str], str],
-                  refused: Mapping[int, tuple[str, str]] | None = None
+                  refused: Mapping[int, tuple[str, str]] | None = None,
+                  custodian: str = "", credential: str = ""
                   ) -> tuple[list[tuple[int, Event]], list[Refusal]]:
     """Each event of a partner's EPCISDocument read on its own: (index, event) for those that
     pass, a Refusal for the others. A problem of the document itself (not an EPCISDocument, a
@@ -77,7 +78,8 @@ def read_document(doc: object, *, party_of: Callable[[str], str],
     ``event_id`` is the eventID or else the event hash ``export_document`` would give; an
     error declaration, which repeats the eventID of the event it declares erroneous, is kept
     under that id + ``#errorDeclaration``. A commissioning's ILMD expiry date, when present, is in
-    ``extra["expiry"]`` for the caller to check against the batch.
+    ``extra["expiry"]`` for the caller to check against the batch. Every event carries
+    ``custodian`` and ``credential``: the sender's, whose custody it is held to.
     """
     if not isinstance(doc, dict):
         raise InvalidArgument("must be a JSON object", field="$")
@@ -96,7 +98,7 @@ def read_document(doc: object, *, party_of: Callable[[str], str],
     prefixes = context_prefixes(doc.get("@context"), STANDARD_PREFIXES)
     context = json.dumps(inline_context(doc.get("@context")), ensure_ascii=False,
                          separators=(",", ":"))
-    reader = _Reader(party_of)
+    reader = _Reader(party_of, context, custodian, credential)
     events: list[tuple[int, Event]] = []
     refusals: list[Refusal] = []
     for i, wire in enumerate(wires):
@@ -115,9 +117,7 @@ def read_document(doc: object, *, party_of: Callable[[str], str],
         except InvalidArgument as exc:
             refusals.append(Refusal(i, exc.field or path, exc.message))
             continue
-        events.append((i, replace(event, epcis=json.dumps(wire, ensure_ascii=False,
-                                                          separators=(",", ":")),
-                                  epcis_context=context)))
+        events.append((i, event))
     return events, refusals
 
 
@@ -130,9 +130,17 @@ _NAMED_CODES = ("epcList", "childEPCs", "inputEPCList", "outputEPCList")
 
 @dataclass(frozen=True, slots=True)
 class _Reader:
-    """Reads EPCIS events of a validated document as domain events."""
+    """Reads EPCIS events of a validated document as domain events, each with its JSON object
+    as received, the document's inline @context entries and the sender it is held to."""
 
     party_of: Callable[[str], str]
+    context: str
+    custodian: str
+    credential: str
+
+    @staticmethod
+    def _as_received(wire: Mapping[str, Any]) -> str:
+        return json.dumps(wire, ensure_ascii=False, separators=(",", ":"))
 
     def event(self, wire: dict[str, Any], path: str, prefixes: Mapping[str, str]) -> Event:
         extensions = _extensions(wire, path, prefixes)
@@ -174,6 +182,10 @@ class _Reader:
             documents=tuple(Document(cbv_term(d["type"], "BTT-") if "type" in d else "",
                                      transaction_number(d["bizTransaction"]))
                             for d in wire.get("bizTransactionList", [])),
+            epcis=self._as_received(wire),
+            epcis_context=self.context,
+            custodian=self.custodian,
+            credential=self.credential,
         )
 
     def _modelled(self, wire: Mapping[str, Any], path: str, status: Status | None
@@ -213,7 +225,8 @@ class _Reader:
                     party = ""  # a record changes nothing: an unknown place is no reason to refuse
         return Event(kind=EventKind.RECORD, codes=tuple(codes), when_ms=epoch_ms(wire["eventTime"]),
                      tz_offset=wire["eventTimeZoneOffset"], party_id=party, parent=parent,
-                     event_id=event_id)
+                     event_id=event_id, epcis=self._as_received(wire), epcis_context=self.context,
+                     custodian=self.custodian, credential=self.credential)
 
     @staticmethod
     def _row(wire: Mapping[str, Any], path: str, status: Status | None) -> Row:

@@ -10,8 +10,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import fastjsonschema
 import jsonschema  # type: ignore[import-untyped]  # jsonschema ships no type information
+import jsonschema_rs
 
 from tracecore.epcis.vocabulary import epoch_ms, json_member, utc_text
 from tracecore.errors import InvalidArgument
@@ -35,10 +35,9 @@ def schema_path() -> Path:
 def conforms(doc: object) -> bool:
     """Whether ``doc`` conforms, without saying where it does not (the fast check)."""
     try:
-        _compiled()(doc)
-    except fastjsonschema.JsonSchemaException:
-        return False
-    return True
+        return _compiled().is_valid(doc)
+    except (ValueError, TypeError, OverflowError):
+        return False  # not JSON's kind of data: the detailed check says what is wrong
 
 
 def check_schema(doc: object) -> None:
@@ -68,11 +67,15 @@ def check_schema(doc: object) -> None:
 
 
 @functools.cache
-def _compiled() -> Any:
-    """The schema compiled to Python: some thirty times faster than walking it with
-    jsonschema, which a partner's valid document (the common case) then never needs."""
+def _compiled() -> jsonschema_rs.Validator:
+    """The schema compiled by jsonschema-rs (Rust): some five times faster than the same schema
+    compiled to Python, far faster than walking it with jsonschema, which a partner's valid
+    document (the common case) then never needs. Its regular expressions are ECMAScript's,
+    narrower than Python's (``\\d`` is ASCII, ``$`` is the very end): what it refuses that
+    jsonschema takes is then checked by jsonschema, event by event, and taken."""
     schema = json.loads(schema_path().read_text(encoding="utf-8"))
-    return fastjsonschema.compile(schema, formats={"date-time": _is_date_time, "uri": _is_uri})
+    return jsonschema_rs.Draft7Validator(
+        schema, formats={"date-time": _is_date_time, "uri": _is_uri}, validate_formats=True)
 
 
 @functools.cache

@@ -9,6 +9,7 @@ webhooks. Records are JSON: they are the REST binding's own documents.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import threading
@@ -78,10 +79,11 @@ class EpcisStore:
                     break
         return found
 
-    def queued(self) -> list[str]:
-        """The ids of the jobs still to apply, oldest first."""
+    def queued(self, limit: int | None = None) -> list[str]:
+        """The ids of the jobs still to apply, oldest first (the first ``limit`` of them)."""
         with self.env.read() as txn:
-            return [bytes(key).decode() for key, _ in txn.cursor(db=self._db["queue"])]
+            keys = txn.cursor(db=self._db["queue"]).iternext(values=False)
+            return [bytes(key).decode() for key in itertools.islice(keys, limit)]
 
     def load(self, capture_id: str) -> tuple[Record, str] | None:
         """A queued job and its document; None once it is finished."""

@@ -218,22 +218,23 @@ def _document(ledger: Ledger, txn: Txn, records: list[lpb.EventRecord], id_form:
 Imported = tuple[list[tuple[int, Event]], list[epcis.Refusal], dict[str, tuple[str, str]]]
 
 
-def import_events(ledger: Ledger, text: str, max_bytes: int = MAX_DOCUMENT_BYTES) -> Imported:
+def import_events(ledger: Ledger, text: str, max_bytes: int = MAX_DOCUMENT_BYTES, *,
+                  custodian: str = "", credential: str = "") -> Imported:
     """A partner's EPCIS document (JSON-LD, or EPCIS 1.2 / 2.0 XML) read event by event:
     (index, event) for those that read, a Refusal with the JSON path for the others, and the
     parties it names that are not registered (id: URI as named, GLN or ""); InvalidArgument
-    for a document that is not one at all. CPU-bound: callers on an event loop run it
-    elsewhere (``import_from``)."""
+    for a document that is not one at all. Each event carries the sender's ``custodian`` and
+    ``credential``. CPU-bound: callers on an event loop run it elsewhere (``import_from``)."""
     check_size(text, max_bytes)
     try:
-        return _read(ledger, text)
+        return _read(ledger, text, custodian, credential)
     except RecursionError:
         # Nesting deeper than the interpreter's stack is a hostile document, not a fault.
         raise InvalidArgument("nested too deeply to be an EPCIS document",
                               field="document") from None
 
 
-def _read(ledger: Ledger, text: str) -> Imported:
+def _read(ledger: Ledger, text: str, custodian: str, credential: str) -> Imported:
     doc: Any
     refused: dict[int, tuple[str, str]] = {}
     if text.lstrip().startswith("<"):
@@ -245,16 +246,19 @@ def _read(ledger: Ledger, text: str) -> Imported:
             raise InvalidArgument(f"not JSON: {exc}", field="document") from None
     with ledger.env.read() as txn:
         parties = _Parties(ledger, txn, 7)
-        read, refusals = epcis.read_document(doc, party_of=parties.party_of, refused=refused)
+        read, refusals = epcis.read_document(doc, party_of=parties.party_of, refused=refused,
+                                             custodian=custodian, credential=credential)
     return read, refusals, parties.external
 
 
-def import_from(ledger_path: Path, tenant: str, text: str, max_bytes: int) -> Imported:
+def import_from(ledger_path: Path, tenant: str, text: str, max_bytes: int,
+                custodian: str = "", credential: str = "") -> Imported:
     """``import_events`` in a process of its own: the tenant's ledger opened read-only for the
     parties the document names, and closed again."""
     ledger = Ledger(ledger_path, tenant=tenant, readonly=True)
     try:
-        return import_events(ledger, text, max_bytes)
+        return import_events(ledger, text, max_bytes, custodian=custodian,
+                             credential=credential)
     finally:
         ledger.close()
 

@@ -56,6 +56,12 @@ class Code:
     product: str
     serial: str
 
+    def __reduce__(self) -> tuple[type[Code], tuple[Scheme, str, str]]:
+        # Pickled by value: a document reader process sends thousands of codes back at a time,
+        # and a slotted dataclass's own pickling walks its fields in Python, some four times
+        # slower both ways.
+        return Code, (self.scheme, self.product, self.serial)
+
     def key(self) -> bytes:
         """The ledger key: the scheme's letter, the product, the serial."""
         return _KEY_PREFIX[self.scheme] + (self.product + self.serial).encode("ascii")

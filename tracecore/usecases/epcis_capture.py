@@ -13,8 +13,9 @@ from tracecore.credentials import Principal
 from tracecore.errors import TraceError, Unauthenticated
 from tracecore.ledger.exchange import Imported
 from tracecore.usecases.declare import ADMIN, DISTRIBUTOR, LINE, Scope, use_case
+from tracecore.usecases.importer import Sent
 from tracecore.usecases.lifecycle import Outcome, apply_imported
-from tracecore.usecases.writeside import WriteSide
+from tracecore.usecases.writeside import WriteSide, sender
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +49,9 @@ async def apply_captures(side: WriteSide, tenant: str, captures: Sequence[Captur
         else:
             allowed.append(i)
             answers.append(Outcome(applied=False))
-    read = await side.importer.read_many(found, [captures[i].document for i in allowed])
+    read = await side.importer.read_many(found, [
+        Sent(captures[i].document, captures[i].caller.party_id, sender(captures[i].caller))
+        for i in allowed])
 
     async def apply(i: int, imported: Imported | TraceError) -> None:
         if isinstance(imported, TraceError):

@@ -21,6 +21,15 @@ from tracecore.ledger.tenants import LEDGER, Tenant
 DEFAULT_MAX_BYTES = exchange.MAX_DOCUMENT_BYTES
 
 
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """A document to read, and the sender's custodian and credential its events are held to."""
+
+    text: str
+    custodian: str = ""
+    credential: str = ""
+
+
 @dataclass
 class Importer:
     """The worker processes that read documents, and the turn each tenant waits for."""
@@ -32,9 +41,12 @@ class Importer:
     _pool: ProcessPoolExecutor | None = field(default=None, repr=False)
     _turns: dict[str, asyncio.Lock] = field(default_factory=dict, repr=False)
 
-    async def read(self, tenant: Tenant, text: str) -> exchange.Imported:
-        """The document's events; InvalidArgument naming the problem (its size, its JSON,
-        its nesting, the first event that does not conform)."""
+    async def read(self, tenant: Tenant, text: str, custodian: str = "", credential: str = ""
+                   ) -> exchange.Imported:
+        """The document's events, each held to the sender's ``custodian`` and ``credential``
+        (set here, in the reader, rather than event by event on the event loop);
+        InvalidArgument naming the problem (its size, its JSON, its nesting, the first event
+        that does not conform)."""
         exchange.check_size(text, self.max_bytes)
         # A tenant's documents are read one after another: a tenant sending many at once
         # queues behind itself and leaves the other workers to other tenants.
@@ -44,18 +56,19 @@ class Importer:
             try:
                 return await loop.run_in_executor(
                     self._executor(), exchange.import_from, tenant.path / LEDGER, tenant.name,
-                    text, self.max_bytes)
+                    text, self.max_bytes, custodian, credential)
             except BrokenProcessPool:
                 # A worker died (killed, out of memory): the next import gets fresh ones.
                 self.close()
                 raise Unavailable("the document reader stopped while reading this document; "
                                   "send it again") from None
 
-    async def read_many(self, tenant: Tenant, texts: Sequence[str]
+    async def read_many(self, tenant: Tenant, documents: Sequence[Sent]
                         ) -> list[exchange.Imported | TraceError]:
         """Several documents of a tenant read side by side, on every worker, in one turn of the
         tenant: each document's events, or the error that refused it alone."""
         answers: dict[int, exchange.Imported | TraceError] = {}
+        texts = [document.text for document in documents]
         for i, text in enumerate(texts):
             try:
                 exchange.check_size(text, self.max_bytes)
@@ -68,7 +81,8 @@ class Importer:
             executor = self._executor()
             read = await asyncio.gather(*(loop.run_in_executor(
                 executor, exchange.import_from, tenant.path / LEDGER, tenant.name, texts[i],
-                self.max_bytes) for i in sized), return_exceptions=True)
+                self.max_bytes, documents[i].custodian, documents[i].credential)
+                for i in sized), return_exceptions=True)
         for i, outcome in zip(sized, read, strict=True):
             if isinstance(outcome, BrokenProcessPool):
                 self.close()

@@ -200,8 +200,8 @@ async def import_epcis(side: WriteSide, caller: Principal, tenant: str, document
     request; under best effort an event that does not read is refused alone, with its JSON
     path, and the others are applied."""
     found = side.data.get(tenant)
-    return await apply_imported(side, found, caller,
-                                await side.importer.read(found, document), best_effort)
+    imported = await side.importer.read(found, document, caller.party_id, sender(caller))
+    return await apply_imported(side, found, caller, imported, best_effort)
 
 
 async def apply_imported(side: WriteSide, found: Tenant, caller: Principal,
@@ -211,9 +211,11 @@ async def apply_imported(side: WriteSide, found: Tenant, caller: Principal,
     read, refusals, external = imported
     if refusals and not best_effort:
         raise InvalidArgument(refusals[0].reason, field=refusals[0].field)
-    # A party-bound credential's document is held to custody like its single events.
-    events = [replace(e, custodian=caller.party_id, credential=sender(caller))
-              for _, e in read]
+    # A party-bound credential's document is held to custody like its single events (the
+    # importer's readers set that already, off the event loop).
+    held = caller.party_id, sender(caller)
+    events = [e if (e.custodian, e.credential) == held
+              else replace(e, custodian=held[0], credential=held[1]) for _, e in read]
     result = await side.committer.submit(
         found.name, lifecycle.Request(events, best_effort, who(caller),
                                       not_signed_here=_elsewhere(found), via="epcis",

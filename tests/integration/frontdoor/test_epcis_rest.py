@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from pharmatrace.v1 import admin_pb2 as apb
 
+from frontdoor.epcis_runner import RUN, TURN_RUNS
 from tests.integration.frontdoor.conftest import Door, Pack, Shop
 from tests.integration.frontdoor.epcis_helpers import (
     Receiver,
@@ -289,3 +290,23 @@ def test_a_subscription_with_an_initial_record_time_delivers_events_recorded_bef
     assert subscribed.status_code == 201
     assert earlier["eventID"] in [e["eventID"] for e in delivered]
     assert shown["initialRecordTime"] == "2000-01-01T00:00:00Z"
+
+
+def test_documents_posted_back_to_back_are_all_applied_in_the_order_accepted(
+        door: Door, pack: Pack, admin: str) -> None:
+    """More documents than one turn of the tenant's capture jobs takes, POSTed back to back:
+    every job succeeds, and the events are recorded in the order their documents were
+    accepted."""
+    sent = [inspection(pack.codes[i % 2:i % 2 + 1]) for i in range(RUN * TURN_RUNS + 3)]
+    with door.client() as client:
+        locations = []
+        for event in sent:
+            answer = client.post("/epcis/capture", content=document([event]), headers={
+                **bearer(admin), "Content-Type": "application/ld+json"})
+            assert answer.status_code == 202
+            locations.append(answer.headers["location"])
+        jobs = [finished_job(client, admin, location) for location in locations]
+        answer = client.get("/epcis/events", params={"EQ_bizStep": "inspecting",
+                                                     "perPage": 1000}, headers=bearer(admin))
+    assert [job["success"] for job in jobs] == [True] * len(sent)
+    assert [e["eventID"] for e in _events(answer)] == [e["eventID"] for e in sent]
