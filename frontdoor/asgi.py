@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from urllib.parse import parse_qsl
+from urllib.parse import unquote_plus
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -22,9 +22,20 @@ _STATUS = ((InvalidArgument, 400), (NotFound, 404), (Unavailable, 503))
 
 
 def query(scope: Scope) -> dict[str, str]:
-    """The query parameters, the last of each name winning (as Starlette reads them)."""
+    """The query parameters, the last of each name winning, blank ones kept: what
+    ``urllib.parse.parse_qsl`` and so Starlette read, with only escaped pairs unescaped."""
     raw: bytes = scope["query_string"]
-    return dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True)) if raw else {}
+    out: dict[str, str] = {}
+    if not raw:
+        return out
+    for pair in raw.decode("latin-1").split("&"):
+        if not pair:
+            continue
+        name, _, value = pair.partition("=")
+        if "%" in pair or "+" in pair:
+            name, value = unquote_plus(name), unquote_plus(value)
+        out[name] = value
+    return out
 
 
 def header(scope: Scope, name: bytes) -> str:

@@ -4,6 +4,7 @@ escapes and joins what the answer says."""
 
 from __future__ import annotations
 
+import functools
 import re
 
 from markupsafe import escape as _escape
@@ -96,14 +97,13 @@ _LIMITED = {lang: '  <div class="verdict unreadable" role="alert"><h2><span clas
 
 
 def page(lang: str, code: str, switch: dict[str, str], *, outcome: str = "",
-         checked: str = "", reason: str = "", repaired: str = "",
-         rows: list[tuple[str, str]] | None = None,
+         checked: str = "", reason: str = "", repaired: str = "", rows: str = "",
          warnings: list[tuple[str, str]] | None = None, first_check: bool = False,
          product: bool = False, limited: bool = False) -> str:
     """The whole page: the form alone (no ``outcome``), the rate limit's notice, or an answer.
-    ``code`` is the text typed in, ``checked`` the code it was read as. Every argument is
-    plain text, escaped here; ``outcome``, ``rows``' field names and ``warnings``' names are the
-    page's own identifiers."""
+    ``code`` is the text typed in, ``checked`` the code it was read as, ``rows`` the product
+    section's (``rows``). Every other argument is plain text, escaped here; ``outcome`` and
+    ``warnings``' names are the page's own identifiers."""
     t = WORDS[lang]
     head, title_end = _HEADS[lang]
     parts = [head]
@@ -134,8 +134,7 @@ def page(lang: str, code: str, switch: dict[str, str], *, outcome: str = "",
             parts.append("    </ul>\n  </section>\n")
         if product:
             parts.append(f'  <section class="product">\n    <h3>{t["product"]}</h3>\n    <dl>\n')
-            parts += [f'      <dt>{t[name]}</dt><dd data-field="{name}">{escape(value)}</dd>\n'
-                      for name, value in rows or ()]
+            parts.append(rows)
             parts.append("    </dl>\n")
             if first_check:
                 parts.append(f'    <p class="note">{t["checked_first"]}</p>\n')
@@ -143,3 +142,15 @@ def page(lang: str, code: str, switch: dict[str, str], *, outcome: str = "",
     form, end = _TAILS[lang]
     parts += (form, escape(code), end)
     return "".join(parts)
+
+
+def row(lang: str, name: str, value: str) -> str:
+    """One row of the product section: the field's name in ``lang`` and its value."""
+    return f'      <dt>{WORDS[lang][name]}</dt><dd data-field="{name}">{escape(value)}</dd>\n'
+
+
+@functools.lru_cache(maxsize=4096)
+def rows(lang: str, fields: tuple[tuple[str, str], ...]) -> str:
+    """The rows of ``fields`` (name, value), the empty ones left out: a product's and its
+    batch's rows are the same on every pack's page, so each is made once."""
+    return "".join(row(lang, name, value) for name, value in fields if value)

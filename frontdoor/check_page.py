@@ -104,21 +104,22 @@ def render(lang: str, code: str, result: PublicCheck | None, *, limited: bool = 
         return check_html.page(lang, code, switch, limited=limited)
     return check_html.page(
         lang, code, switch, outcome=result.outcome.value, checked=result.code,
-        reason=result.reason, repaired=result.repaired, rows=_rows(result),
+        reason=result.reason, repaired=result.repaired, rows=_rows(result, lang),
         warnings=_warnings(result, lang), first_check=result.scan_count == 1,
         product=result.product is not None)
 
 
-def _rows(result: PublicCheck | None) -> list[tuple[str, str]]:
-    """(field, value) of what the product section shows, in order, the empty ones left out."""
-    if result is None or result.product is None:
-        return []
+def _rows(result: PublicCheck, lang: str) -> str:
+    """The product section's rows, in order: the product's and batch's, then the code's."""
     p = result.product
-    rows = [("name", p.name), ("generic_name", p.generic_name), ("strength", p.strength),
-            ("pack_spec", p.pack_spec), ("dosage_form", p.dosage_form), ("mah", p.mah),
-            ("manufacturer", p.manufacturer), ("approval_number", p.approval_number),
-            ("lot", result.lot), ("expires_on", result.expires_on), ("code", result.code)]
-    return [(name, value) for name, value in rows if value]
+    if p is None:
+        return ""
+    return check_html.rows(lang, (
+        ("name", p.name), ("generic_name", p.generic_name), ("strength", p.strength),
+        ("pack_spec", p.pack_spec), ("dosage_form", p.dosage_form), ("mah", p.mah),
+        ("manufacturer", p.manufacturer), ("approval_number", p.approval_number),
+        ("lot", result.lot), ("expires_on", result.expires_on))) + (
+        check_html.row(lang, "code", result.code) if result.code else "")
 
 
 def _warnings(result: PublicCheck | None, lang: str) -> list[tuple[str, str]]:
