@@ -32,8 +32,10 @@ def query(scope: Scope) -> dict[str, str]:
         if not pair:
             continue
         name, _, value = pair.partition("=")
-        if "%" in pair or "+" in pair:
-            name, value = unquote_plus(name), unquote_plus(value)
+        if "%" in name or "+" in name:
+            name = unquote_plus(name)
+        if "%" in value or "+" in value:
+            value = unquote_plus(value)
         out[name] = value
     return out
 
