@@ -3,7 +3,6 @@ responder, as routes over the use cases. Built once per verification worker."""
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 from starlette.applications import Starlette
@@ -27,8 +26,6 @@ from tracecore.usecases.routing import Directory
 from tracerpc.metrics import Metrics
 from verify_svc.verification import Verifiers
 
-log = logging.getLogger("pharmatrace.http")
-
 
 async def healthz(request: Request) -> Response:
     return PlainTextResponse("ok\n", headers={"Cache-Control": "no-store"})
@@ -39,10 +36,9 @@ async def _not_found(request: Request, exc: Exception) -> Response:
 
 
 def _trace_error(request: Request, exc: Exception) -> Response:
+    """A domain error a Starlette route did not expect, answered as a plain view's is."""
     assert isinstance(exc, TraceError)
-    answer = error_answer(exc)
-    assert isinstance(answer, Response)
-    return answer
+    return error_answer(exc)
 
 
 @dataclass(frozen=True)

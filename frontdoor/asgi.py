@@ -8,6 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from urllib.parse import unquote_plus
 
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from frontdoor.http import problem
@@ -62,7 +63,7 @@ async def respond(send: Send, status: int, body: bytes, headers: Sequence[tuple[
     await send({"type": "http.response.body", "body": body})
 
 
-def error_answer(exc: TraceError) -> ASGIApp:
+def error_answer(exc: TraceError) -> JSONResponse:
     """A domain error no route expected: its status, its message (which never carries a key
     or a path); anything else is the server's fault."""
     for kind, status in _STATUS:
