@@ -6,8 +6,10 @@ p99 at half its maximum rate.
                          [--profile DIR]
 
 Maximum rates are closed loops of `wrk` (Debian package wrk: one C thread, 32 connections,
-every request a different pack); the LVMS latency is an open loop (fixed arrival times, a
-latency runs from when the request was due) of keep-alive connections from this process.
+every request a different pack); the LVMS latency is an open loop (``bench.open_loop``: fixed
+arrival times, a latency runs from when the request was due) of keep-alive connections on a
+uvloop of this process, which reports the CPU it spent itself (``client_cores``) and how late
+it sent (``send_lag_p99_ms``), so that a tail of the client's own making shows as such.
 Every answer's status is checked: a rate counts only answers of the expected status. Beside
 each rate, the CPU µs the server and its workers spent per answer (``server_cpu_us``): other
 jobs on the machine move it far less than they move a rate.
@@ -16,7 +18,6 @@ jobs on the machine move it far less than they move a rate.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import math
 import random
 import re
@@ -38,6 +39,7 @@ from pharmatrace.v1 import lifecycle_pb2 as lpb
 
 from bench import harness, measure, report
 from bench.harness import HOST, PYTHON, ServerProcess
+from bench.open_loop import get_requests, open_loop
 from bench.report import Result, Target, say
 from tracecore import gs1
 
@@ -163,6 +165,11 @@ def wrk(port: int, paths: list[str], workdir: Path, seconds: float, auth: str = 
     return rate, p99, errors
 
 
+def tree(pid: int) -> list[int]:
+    """A server process and its workers."""
+    return [pid, *measure.descendants(pid)]
+
+
 def _measure(pids: tuple[int, ...], serving: int, port: int, paths: list[str], workdir: Path,
              seconds: float, auth: str = "", profile: Path | None = None
              ) -> tuple[tuple[float, float, int], float, float]:
@@ -173,57 +180,17 @@ def _measure(pids: tuple[int, ...], serving: int, port: int, paths: list[str], w
     profiler = measure.Profiler(serving, profile) if profile is not None else None
     if profiler is not None:
         profiler.start()
-    tree = [serving, *measure.descendants(serving)]
-    spent = sum(measure.cpu_seconds(p) for p in tree)
+    spent = sum(measure.cpu_seconds(p) for p in tree(serving))
     try:
         with _Busy(*pids) as elsewhere:
             figures = wrk(port, paths, workdir, seconds, auth)
     finally:
         written = profiler.stop() if profiler is not None else None
-    spent = sum(measure.cpu_seconds(p) for p in tree) - spent
+    spent = sum(measure.cpu_seconds(p) for p in tree(serving)) - spent
     if written is not None:
         say(measure.profile_summary(written))
     answers = figures[0] * seconds
     return figures, elsewhere.cores, spent / answers * 1e6 if answers else math.nan
-
-
-async def _open_loop(port: int, paths: list[str], rate: float, seconds: float, auth: str
-                     ) -> tuple[list[tuple[float, float]], int]:
-    """(when due, s from the start; latency, ms from when due) of requests sent at ``rate`` a
-    second over keep-alive connections, and how many answers were not 200."""
-    idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
-    for _ in range(CONNECTIONS):
-        idle.put_nowait(await asyncio.open_connection(HOST, port))
-    latencies: list[tuple[float, float]] = []
-    wrong = 0
-    header = f"Host: {HOST}\r\nAuthorization: {auth}\r\n\r\n"
-
-    async def one(path: str, due: float) -> None:
-        nonlocal wrong
-        reader, writer = await idle.get()
-        writer.write(f"GET {path} HTTP/1.1\r\n{header}".encode())
-        head = await reader.readuntil(b"\r\n\r\n")
-        length = int(re.search(rb"(?i)content-length: (\d+)", head)[1])  # type: ignore[index]
-        await reader.readexactly(length)
-        latencies.append((due - start, (time.perf_counter() - due) * 1000))
-        if not head.startswith(b"HTTP/1.1 200"):
-            wrong += 1
-        idle.put_nowait((reader, writer))
-
-    tasks = []
-    start = time.perf_counter() + 0.1
-    total = int(rate * seconds)
-    for i in range(total):
-        due = start + i / rate
-        delay = due - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(paths[i % len(paths)], due)))
-    await asyncio.gather(*tasks)
-    while not idle.empty():
-        _, writer = idle.get_nowait()
-        writer.close()
-    return latencies, wrong
 
 
 def _over_time(latencies: list[tuple[float, float]], window_s: float = 0.25
@@ -296,17 +263,30 @@ def run(workers_list: list[int], seconds: float, codes: int, keep: bool,
                     details={"p99_ms": lvms_p99_max, "wrong_status": errors,
                              "server_cpu_us": cpu["lvms"]}))
                 measure.settle()
+                requests = get_requests(HOST, port, fixture.lvms_paths(), {"Authorization": auth})
+                spent = sum(measure.cpu_seconds(p) for p in tree(server.pid))
                 with _Busy(server.pid, hello.pid) as elsewhere:
-                    latencies, wrong = asyncio.run(_open_loop(
-                        port, fixture.lvms_paths(), lvms_max / 2, seconds, auth))
+                    loaded = open_loop(HOST, port, requests, lvms_max / 2, seconds, CONNECTIONS)
+                spent = sum(measure.cpu_seconds(p) for p in tree(server.pid)) - spent
+                latencies = loaded.latencies
                 ordered = sorted(ms for _, ms in latencies)
+                lag = report.percentile(sorted(loaded.send_lags_ms), 0.99)
+                if lag > LVMS_P99_MS / 4:
+                    say(f"  the load itself sent late (p99 {lag:.1f} ms behind time, "
+                        f"{elsewhere.cores:.2f} cores busy elsewhere): the LVMS tail below is "
+                        "the machine's, not the server's; run it again on a quiet machine")
                 results.append(Result(
                     "http", f"LVMS p99 at {lvms_max / 2:,.0f}/s (half max), {workers} worker(s)",
                     "ms", report.percentile(ordered, 0.99), key=f"http.lvms_p99.w{workers}",
                     targets=[Target("max", LVMS_P99_MS)], command=command,
                     elsewhere=elsewhere.cores,
                     details={"p50_ms": report.percentile(ordered, 0.50),
-                             "answers": len(ordered), "wrong_status": wrong,
+                             "answers": len(ordered), "wrong_status": loaded.wrong_status,
+                             "unanswered": loaded.unanswered,
+                             "client_cores": loaded.client_cores,
+                             "send_lag_p99_ms": lag,
+                             "server_cpu_us": spent / len(ordered) * 1e6 if ordered
+                             else math.nan,
                              **_over_time(latencies)}))
     return results
 

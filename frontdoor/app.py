@@ -3,21 +3,22 @@ responder, as routes over the use cases. Built once per verification worker."""
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
-from frontdoor import check_page, epcis_rest, logistic_units, lvms, resolver
-from frontdoor.http import Frontdoor, FrontdoorConfig, problem
+from frontdoor import epcis_rest, logistic_units, lvms, resolver
+from frontdoor.asgi import Views, error_answer
+from frontdoor.check_page import CheckPage
+from frontdoor.http import Frontdoor, FrontdoorConfig, nothing_here
 from frontdoor.middleware import Guard, RequestLog
 from frontdoor.reads import FrontdoorReads
 from frontdoor.routing import Router
-from tracecore.errors import InvalidArgument, NotFound, TraceError, Unavailable
+from tracecore.errors import TraceError
 from tracecore.ledger.epcis_rest import EpcisStores
 from tracecore.ledger.tenants import DataDir
 from tracecore.ratelimit import RateLimiter
@@ -25,36 +26,26 @@ from tracecore.usecases.routing import Directory
 from tracerpc.metrics import Metrics
 from verify_svc.verification import Verifiers
 
-log = logging.getLogger("pharmatrace.http")
-
-_STATUS = ((InvalidArgument, 400), (NotFound, 404), (Unavailable, 503))
-
 
 async def healthz(request: Request) -> Response:
     return PlainTextResponse("ok\n", headers={"Cache-Control": "no-store"})
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
-    return problem(404, "nothing here: a GS1 Digital Link starts with /01/{gtin} or "
-                   "/00/{sscc}, the check page is /check")
+    return nothing_here()
 
 
 def _trace_error(request: Request, exc: Exception) -> Response:
-    """A domain error no route expected: its status, its message (which never carries a key
-    or a path); anything else is the server's fault."""
+    """A domain error a Starlette route did not expect, answered as a plain view's is."""
     assert isinstance(exc, TraceError)
-    for kind, status in _STATUS:
-        if isinstance(exc, kind):
-            return problem(status, str(exc))
-    log.error("front door: %s", exc)
-    return problem(500, "internal error")
+    return error_answer(exc)
 
 
 @dataclass(frozen=True)
 class Built:
     """One worker's front door: the ASGI app, and what the worker flushes and closes."""
 
-    app: Starlette
+    app: ASGIApp
     reads: FrontdoorReads
     requests: RequestLog
     epcis: EpcisStores
@@ -84,23 +75,24 @@ def build(config: FrontdoorConfig, data: DataDir, verifiers: Verifiers, metrics:
     door = Frontdoor(config, data, reads, metrics,
                      RateLimiter(config.public_rate, burst=max(1.0, 2 * config.public_rate)),
                      stores)
-    app = Starlette(
+    site = Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Route("/.well-known/gs1resolver", resolver.description, methods=["GET"]),
             Route("/01/{rest:path}", resolver.digital_link, methods=["GET"]),
             Route("/00/{rest:path}", logistic_units.logistic_unit, methods=["GET"]),
-            Route("/check", check_page.page, methods=["GET"]),
-            Route("/verify/gtin/{gtin}/lot/{lot}/ser/{serial}", lvms.verify, methods=["GET"]),
             Route("/checkConnectivity", lvms.check_connectivity, methods=["GET"]),
             *epcis_rest.ROUTES,
             # Last: one bare segment is a compressed Digital Link only if nothing above took it.
             Route("/{compressed}", resolver.compressed_link, methods=["GET"]),
         ],
-        middleware=[Middleware(Guard, requests=requests),
-                    *([Middleware(Router, door=door, directory=directory)]
-                      if directory is not None else [])],
         exception_handlers={TraceError: _trace_error, 404: _not_found},
     )
-    app.state.door = door
+    site.state.door = door
+    # The check page and LVMS answers, most of the traffic, skip Starlette's routing.
+    app: ASGIApp = Views(site, {"/check": CheckPage(door)},
+                         [(lvms.PATH_PREFIX, lvms.Verify(door))])
+    if directory is not None:
+        app = Router(app, door=door, directory=directory)
+    app = Guard(app, requests=requests)
     return Built(app, reads, requests, stores)

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import quote_plus
 
-import jinja2
-import markupsafe
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.types import Receive, Scope, Send
 
+from frontdoor import check_html
+from frontdoor.asgi import header, headers_of, query, respond
 from frontdoor.http import Frontdoor, accepted_languages
 from frontdoor.texts import TEXTS
 from tracecore import regions
@@ -22,32 +20,23 @@ from tracecore.usecases.public_check import Outcome, PublicCheck, Warning, check
 from tracecore.verification import Answers, ScanContext
 
 MAX_CODE = 4096
-_TEMPLATES = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
-    autoescape=True, trim_blocks=True, lstrip_blocks=True)
-_PAGE = _TEMPLATES.get_template("check.html")
-#: The page's words escaped once: autoescaping then passes them through untouched.
-_WORDS = {lang: {key: markupsafe.escape(text) for key, text in texts.items()}
-          for lang, texts in TEXTS.items()}
 _STATUS = {Outcome.UNREADABLE: 400}
-# Beside the words and the colour, a symbol: none of the three alone carries the verdict.
-_MARKS = {"genuine": "✓", "caution": "!", "do_not_use": "✕", "not_genuine": "✕",
-          "product_only": "i", "unreadable": "?", "known_foreign": "i"}
-_HEADERS = {
+_HEADERS = headers_of({
+    "Content-Type": "text/html; charset=utf-8",
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
                                "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
-}
+})
 
 
-def language(request: Request) -> str:
+def language(params: dict[str, str], accept_language: str) -> str:
     """``zh`` or ``en``: the page's switch, else the first of them the browser accepts."""
-    asked = request.query_params.get("lang", "")
+    asked = params.get("lang", "")
     if asked in TEXTS:
         return asked
-    return _preferred(request.headers.get("accept-language", ""))
+    return _preferred(accept_language)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -61,57 +50,76 @@ def _preferred(header: str) -> str:
     return "en"
 
 
-async def page(request: Request) -> Response:
-    """The form, or the answer for ``code``."""
-    door: Frontdoor = request.app.state.door
-    lang = language(request)
-    code = request.query_params.get("code", "")
-    if not code.strip():
-        return _render(lang, code, None, status=200)
-    if len(code) > MAX_CODE:
-        return _render(lang, "", _unreadable(TEXTS[lang]["too_long"]), status=400)
-    client = request.client.host if request.client else ""
-    try:
-        door.limiter.take(client)
-    except RateLimited as exc:
-        door.metrics.rate_limited.inc()
-        seconds = max(1, -(-exc.retry_after_ms // 1000))
-        response = _render(lang, code, None, status=429, limited=True)
-        response.headers["Retry-After"] = str(seconds)
-        return response
-    def verify(tenant: str, text: str, context: ScanContext, at_ms: int) -> Answers:
-        return door.reads.verify(tenant, text, context, at_ms, client=client)
+class CheckPage:
+    """``GET /check``: the form, or the answer for ``code``."""
 
-    result = check(door.reads, verify, code, now_ms=now_ms())
-    return _render(lang, code, result, status=_STATUS.get(result.outcome, 200))
+    def __init__(self, door: Frontdoor) -> None:
+        self._door = door
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        door = self._door
+        params = query(scope)
+        lang = language(params, header(scope, b"accept-language"))
+        code = params.get("code", "")
+        if not code.strip():
+            await _send(send, 200, lang, code, None)
+            return
+        if len(code) > MAX_CODE:
+            await _send(send, 400, lang, "", _unreadable(TEXTS[lang]["too_long"]))
+            return
+        client_address = scope.get("client")
+        client = client_address[0] if client_address else ""
+        try:
+            door.limiter.take(client)
+        except RateLimited as exc:
+            door.metrics.rate_limited.inc()
+            seconds = max(1, -(-exc.retry_after_ms // 1000))
+            await _send(send, 429, lang, code, None, limited=True,
+                        extra=((b"retry-after", str(seconds).encode()),))
+            return
+
+        def verify(tenant: str, text: str, context: ScanContext, at_ms: int) -> Answers:
+            return door.reads.verify(tenant, text, context, at_ms, client=client)
+
+        result = check(door.reads, verify, code, now_ms=now_ms())
+        await _send(send, _STATUS.get(result.outcome, 200), lang, code, result)
 
 
 def _unreadable(reason: str) -> PublicCheck:
     return PublicCheck(Outcome.UNREADABLE, reason=reason)
 
 
-def _render(lang: str, code: str, result: PublicCheck | None, *, status: int,
-            limited: bool = False) -> HTMLResponse:
-    switch = {other: "/check" + (f"?{urlencode({'code': code, 'lang': other})}" if code
-                                 else f"?lang={other}")
+async def _send(send: Send, status: int, lang: str, code: str, result: PublicCheck | None, *,
+                limited: bool = False, extra: tuple[tuple[bytes, bytes], ...] = ()) -> None:
+    body = render(lang, code, result, limited=limited).encode()
+    await respond(send, status, body, [*_HEADERS, *extra] if extra else _HEADERS)
+
+
+def render(lang: str, code: str, result: PublicCheck | None, *, limited: bool = False) -> str:
+    """The page in ``lang`` for the text typed in and its answer (None: the form alone)."""
+    quoted = quote_plus(code)
+    switch = {other: f"/check?code={quoted}&lang={other}" if code else f"/check?lang={other}"
               for other in TEXTS if other != lang}
-    outcome = result.outcome.value if result is not None else ""
-    body = _PAGE.render(t=_WORDS[lang], lang=lang, code=code, result=result, switch=switch,
-                        limited=limited, outcome=outcome, mark=_MARKS.get(outcome, ""),
-                        rows=_rows(result), warnings=_warnings(result, lang))
-    return HTMLResponse(body, status_code=status, headers=_HEADERS)
+    if result is None:
+        return check_html.page(lang, code, switch, limited=limited)
+    return check_html.page(
+        lang, code, switch, outcome=result.outcome.value, checked=result.code,
+        reason=result.reason, repaired=result.repaired, rows=_rows(result, lang),
+        warnings=_warnings(result, lang), first_check=result.scan_count == 1,
+        product=result.product is not None)
 
 
-def _rows(result: PublicCheck | None) -> list[tuple[str, str]]:
-    """(field, value) of what the product section shows, in order, the empty ones left out."""
-    if result is None or result.product is None:
-        return []
+def _rows(result: PublicCheck, lang: str) -> str:
+    """The product section's rows, in order: the product's and batch's, then the code's."""
     p = result.product
-    rows = [("name", p.name), ("generic_name", p.generic_name), ("strength", p.strength),
-            ("pack_spec", p.pack_spec), ("dosage_form", p.dosage_form), ("mah", p.mah),
-            ("manufacturer", p.manufacturer), ("approval_number", p.approval_number),
-            ("lot", result.lot), ("expires_on", result.expires_on), ("code", result.code)]
-    return [(name, value) for name, value in rows if value]
+    if p is None:
+        return ""
+    return check_html.rows(lang, (
+        ("name", p.name), ("generic_name", p.generic_name), ("strength", p.strength),
+        ("pack_spec", p.pack_spec), ("dosage_form", p.dosage_form), ("mah", p.mah),
+        ("manufacturer", p.manufacturer), ("approval_number", p.approval_number),
+        ("lot", result.lot), ("expires_on", result.expires_on))) + (
+        check_html.row(lang, "code", result.code) if result.code else "")
 
 
 def _warnings(result: PublicCheck | None, lang: str) -> list[tuple[str, str]]:

@@ -80,6 +80,12 @@ def accepted_languages(header: str) -> list[str]:
     return [tag for _, _, tag in sorted(ranked)]
 
 
+def nothing_here() -> JSONResponse:
+    """The 404 of a path no route serves."""
+    return problem(404, "nothing here: a GS1 Digital Link starts with /01/{gtin} or "
+                   "/00/{sscc}, the check page is /check")
+
+
 def problem(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     """An error answer: the status and a message for people (RFC 9457 problem details)."""
     return JSONResponse({"status": status, "title": _TITLES.get(status, "Error"),

@@ -4,69 +4,87 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
 
-from frontdoor.http import Frontdoor, problem
+from frontdoor.asgi import header, headers_of, query, respond
+from frontdoor.http import Frontdoor, nothing_here, problem
 from tracecore.clock import now_ms
 from tracecore.credentials import OPERATOR, Principal, parse_token
 from tracecore.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from tracecore.usecases import partner_verification as partner
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="pharmatrace"'}
+PATH_PREFIX = "/verify/gtin/"
+_HEADERS = headers_of({"Content-Type": "application/json", "Cache-Control": "no-store"})
 
 
 async def check_connectivity(request: Request) -> Response:
     """Whether the responder is up and the requester's credential is good."""
     door: Frontdoor = request.app.state.door
     try:
-        _requester(door, request)
+        _requester(door, request.scope)
     except Unauthenticated as exc:
         return problem(401, exc.message, _CHALLENGE)
     return JSONResponse({"status": "OK", "verificationTimestamp": _timestamp(now_ms())})
 
 
-async def verify(request: Request) -> Response:
-    """One LVMS verification answer."""
-    door: Frontdoor = request.app.state.door
-    try:
-        caller = _requester(door, request)
-    except Unauthenticated as exc:
-        return problem(401, exc.message, _CHALLENGE)
-    params = request.query_params
-    path = request.path_params
-    try:
-        asked = partner.request(
-            gtin=path["gtin"], serial=path["serial"], lot=path["lot"], exp=params.get("exp", ""),
-            corr_uuid=params.get("corrUUID", ""), context=params.get("context", ""),
-            req_gln=params.get("reqGLN", ""))
-    except InvalidArgument as exc:
-        return problem(400, str(exc))
-    try:
-        answer = partner.verify_for_partner(door.reads, door.reads.verify, door.reads.record,
-                                            caller, asked, now_ms=now_ms())
-    except PermissionDenied as exc:
-        return problem(403, exc.message)
-    data: dict[str, Any] = {"verified": answer.verified}
-    if answer.failure_reason is not None:
-        data["verificationFailureReason"] = answer.failure_reason.value
-    if answer.additional_info is not None:
-        data["additionalInfo"] = answer.additional_info.value
-    return JSONResponse({
-        "verificationTimestamp": _timestamp(answer.at_ms),
-        "responderGLN": answer.responder_gln,
-        "corrUUID": answer.corr_uuid,
-        "data": data,
-    }, headers={"Cache-Control": "no-store"})
+class Verify:
+    """``GET /verify/gtin/{gtin}/lot/{lot}/ser/{serial}``: one LVMS verification answer."""
+
+    def __init__(self, door: Frontdoor) -> None:
+        self._door = door
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        door = self._door
+        path: str = scope["path"]
+        parts = path[len(PATH_PREFIX):].split("/")
+        if len(parts) != 5 or parts[1] != "lot" or parts[3] != "ser" or not all(parts[::2]):
+            await nothing_here()(scope, receive, send)
+            return
+        try:
+            caller = _requester(door, scope)
+        except Unauthenticated as exc:
+            await problem(401, exc.message, _CHALLENGE)(scope, receive, send)
+            return
+        params = query(scope)
+        try:
+            asked = partner.request(
+                gtin=parts[0], serial=parts[4], lot=parts[2], exp=params.get("exp", ""),
+                corr_uuid=params.get("corrUUID", ""), context=params.get("context", ""),
+                req_gln=params.get("reqGLN", ""))
+        except InvalidArgument as exc:
+            await problem(400, str(exc))(scope, receive, send)
+            return
+        try:
+            answer = partner.verify_for_partner(door.reads, door.reads.verify,
+                                                door.reads.record, caller, asked,
+                                                now_ms=now_ms())
+        except PermissionDenied as exc:
+            await problem(403, exc.message)(scope, receive, send)
+            return
+        data: dict[str, Any] = {"verified": answer.verified}
+        if answer.failure_reason is not None:
+            data["verificationFailureReason"] = answer.failure_reason.value
+        if answer.additional_info is not None:
+            data["additionalInfo"] = answer.additional_info.value
+        body = json.dumps({
+            "verificationTimestamp": _timestamp(answer.at_ms),
+            "responderGLN": answer.responder_gln,
+            "corrUUID": answer.corr_uuid,
+            "data": data,
+        }, ensure_ascii=False, separators=(",", ":")).encode()
+        await respond(send, 200, body, _HEADERS)
 
 
-def _requester(door: Frontdoor, request: Request) -> Principal:
+def _requester(door: Frontdoor, scope: Scope) -> Principal:
     """The tenant credential of an ``Authorization: Bearer`` header; Unauthenticated if none,
     malformed, unknown, revoked or expired."""
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
+    scheme, _, token = header(scope, b"authorization").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("send 'Authorization: Bearer <API token>'")
     parsed = parse_token(token.strip())
@@ -76,7 +94,8 @@ def _requester(door: Frontdoor, request: Request) -> Principal:
         access = door.data.get(parsed.tenant).access
     except NotFound:
         raise Unauthenticated("unknown API token") from None
-    peer = f"{request.client.host}:{request.client.port}" if request.client else ""
+    client = scope.get("client")
+    peer = f"{client[0]}:{client[1]}" if client else ""
     return access.authenticate_token(parsed, now_ms(), peer)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from typing import Any
 from urllib.parse import unquote_to_bytes
@@ -19,6 +20,7 @@ log = logging.getLogger("pharmatrace.http.access")
 #: Longest request target (path and query) read; every valid one is far shorter.
 MAX_TARGET = 4096
 MAX_PARAMS = 64
+_NOT_ASCII = re.compile(rb"%[89A-Fa-f]")
 _METHODS = "GET, HEAD, OPTIONS"
 #: The EPCIS REST binding also captures, and makes and drops named queries and subscriptions.
 _EPCIS_METHODS = "GET, HEAD, POST, DELETE, OPTIONS"
@@ -63,7 +65,12 @@ def route_of(path: str) -> str:
 class RequestLog:
     """Every request's route, status and time, kept on the request path as one list append and
     turned into metrics and access-log lines by ``flush`` in the worker's flush thread, so
-    neither a log write nor a metrics file update holds up the event loop."""
+    neither a log write nor a metrics file update holds up the event loop.
+
+    The access log has one JSON line per route, method, status and client in each flush (four
+    a second): how many requests, their total and longest time. One person's requests read as
+    one line each, as they come seconds apart; a busy client's thousand a second are one line
+    instead of a thousand (a log record costs more than a check page's verification)."""
 
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
@@ -78,16 +85,26 @@ class RequestLog:
     def flush(self) -> int:
         """Counts and logs what was added since the last flush; returns how many."""
         batch, self._pending = self._pending, []
-        logging_on = log.isEnabledFor(logging.INFO)
         # Each counter is a shared-memory write: one per route and status a flush, not one
         # per request.
         counts: dict[tuple[str, int], int] = {}
+        # (route, method, status, client) -> [requests, total s, longest s]
+        lines: dict[tuple[str, str, int, str], list[Any]] = {}
         for route, method, status, seconds, client in batch:
             counts[(route, status)] = counts.get((route, status), 0) + 1
             self._timers[route].observe(seconds)
-            if logging_on:
+            line = lines.get((route, method, status, client))
+            if line is None:
+                lines[(route, method, status, client)] = [1, seconds, seconds]
+            else:
+                line[0] += 1
+                line[1] += seconds
+                line[2] = max(line[2], seconds)
+        if log.isEnabledFor(logging.INFO):
+            for (route, method, status, client), (n, total, longest) in lines.items():
                 log.info(json.dumps({"route": route, "method": method, "status": status,
-                                     "ms": round(seconds * 1000, 3), "client": client}))
+                                     "requests": n, "total_ms": round(total * 1000, 3),
+                                     "max_ms": round(longest * 1000, 3), "client": client}))
         for (route, status), count in counts.items():
             counter = self._counters.get((route, status))
             if counter is None:
@@ -149,10 +166,11 @@ def _refusal(scope: Scope) -> Any:
     if query.count(b"&") >= MAX_PARAMS:
         return problem(400, f"at most {MAX_PARAMS} query parameters")
     try:
-        # The parser lets only ASCII through: what is not escaped is UTF-8 already.
-        if b"%" in raw_path:
+        # The parser lets only ASCII through: what is not escaped is UTF-8 already, and so is
+        # what escapes only ASCII bytes (%00 to %7F), as a code's brackets and slashes do.
+        if _NOT_ASCII.search(raw_path):
             unquote_to_bytes(raw_path).decode("utf-8")
-        if b"%" in query:
+        if _NOT_ASCII.search(query):
             unquote_to_bytes(query).decode("utf-8")
     except UnicodeDecodeError:
         return problem(400, "the path or query is not UTF-8 once percent-decoded")

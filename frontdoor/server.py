@@ -9,6 +9,7 @@ import socket
 from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -33,17 +34,54 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+class _OneWrite:
+    """A connection's transport that holds an answer's status line and headers until its body
+    is written, so that both leave in one socket write (one system call, one TCP segment for a
+    page) instead of two. A held head leaves at the latest when the answer is complete or the
+    connection closes; interim answers (1xx) are never held, their client waits for them."""
+
+    __slots__ = ("_held", "_transport")
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._held = b""
+
+    def write(self, data: bytes) -> None:
+        if self._held:
+            data, self._held = self._held + data, b""
+        elif data.startswith(b"HTTP/1.1 ") and data[9:10] != b"1" and data.endswith(b"\r\n\r\n"):
+            self._held = data
+            return
+        self._transport.write(data)
+
+    def flush(self) -> None:
+        if self._held:
+            held, self._held = self._held, b""
+            self._transport.write(held)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 def _protocol(header_timeout_s: float) -> type[HttpToolsProtocol]:
     class Protocol(HttpToolsProtocol):
-        """httptools' protocol with a deadline for the request head, so that a client sending
-        it a byte at a time is answered 408 and its connection closed (it never held up
-        others: the event loop serves them meanwhile)."""
+        """httptools' protocol writing each answer at once (``_OneWrite``), with a deadline for
+        the request head, so that a client sending it a byte at a time is answered 408 and its
+        connection closed (it never held up others: the event loop serves them meanwhile)."""
 
         _deadline: asyncio.TimerHandle | None = None
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
+            super().connection_made(_OneWrite(transport))  # type: ignore[arg-type]
             self._arm()
+
+        def on_response_complete(self) -> None:
+            self.transport.flush()  # type: ignore[attr-defined]
+            super().on_response_complete()
 
         def on_message_begin(self) -> None:
             super().on_message_begin()

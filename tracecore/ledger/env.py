@@ -298,7 +298,9 @@ class Env:
         self._local.depth -= 1
         with self._gate:
             self._readers -= 1
-            if not self._readers:
+            # Only a resize or a close (``_exclusive``) waits for the last reader to leave: a
+            # read needs no notification otherwise, and every read leaves through here.
+            if not self._readers and self._exclusive:
                 self._gate.notify_all()
 
     def _exclusively(self, change: Callable[[], object]) -> None:

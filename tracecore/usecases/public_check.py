@@ -84,6 +84,9 @@ _ALERT_WARNINGS = (
     (Alert.DATA_MISMATCH, Warning.DATA_MISMATCH),
     (Alert.DIVERSION, Warning.DIVERSION),
 )
+# The alerts' bits, worked out once rather than on every check.
+_ALERT_BITS = tuple((alert.bit, warning) for alert, warning in _ALERT_WARNINGS)
+_DECOMMISSIONED_BIT = Alert.ALREADY_DECOMMISSIONED.bit
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,8 +203,8 @@ def _public(answers: Answers, code: str, tenant: str) -> PublicCheck:
                   if verdict != Verdict.INVALID_FORMAT else answers.reasons[0])
         return PublicCheck(Outcome.NOT_GENUINE, code, reason)
     mask = answers.alert_masks[0]
-    warnings = [w for alert, w in _ALERT_WARNINGS if mask & alert.bit]
-    if mask & Alert.ALREADY_DECOMMISSIONED.bit:
+    warnings = [w for bit, w in _ALERT_BITS if mask & bit]
+    if mask & _DECOMMISSIONED_BIT:
         warnings.append(Warning.ALREADY_DISPENSED if answers.statuses[0] == Status.DISPENSED
                         else Warning.DECOMMISSIONED)
     if answers.scan_counts[0] > 1:
