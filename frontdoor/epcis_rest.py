@@ -25,7 +25,7 @@ from frontdoor import epcis_openapi
 from frontdoor.http import Frontdoor, problem
 from tracecore import epcis
 from tracecore.clock import now_ms
-from tracecore.credentials import OPERATOR, Principal, parse_token
+from tracecore.credentials import Principal
 from tracecore.epcis.xml_writer import query_document_xml
 from tracecore.errors import (
     AlreadyExists,
@@ -118,19 +118,9 @@ def _wants_xml(request: Request) -> bool:
 
 def _caller(door: Frontdoor, request: Request) -> Principal:
     """The tenant credential of an ``Authorization: Bearer`` header."""
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthenticated("send 'Authorization: Bearer <API token>'")
-    parsed = parse_token(token.strip())
-    if parsed.tenant == OPERATOR:
-        raise Unauthenticated("an operator token holds no tenant's events")
-    try:
-        access = door.data.get(parsed.tenant).access
-    except NotFound:
-        raise Unauthenticated("unknown API token") from None
-    peer = f"{request.client.host}:{request.client.port}" if request.client else ""
-    return access.authenticate_token(parsed, now_ms(), peer)
+    client = (request.client.host, request.client.port) if request.client else None
+    return door.bearer(request.headers.get("authorization", ""), client,
+                       "an operator token holds no tenant's events")
 
 
 def _may(caller: Principal, fn: Callable[..., Any]) -> None:

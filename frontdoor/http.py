@@ -10,6 +10,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from frontdoor.reads import FrontdoorReads
+from tracecore.clock import now_ms
+from tracecore.credentials import OPERATOR, Principal, parse_token
+from tracecore.errors import NotFound, Unauthenticated
 from tracecore.ledger.epcis_rest import EpcisStores
 from tracecore.ledger.tenants import DataDir
 from tracecore.ratelimit import RateLimiter
@@ -57,6 +60,24 @@ class Frontdoor:
             server = scope.get("server") or ("localhost", None)
             host = f"{server[0]}:{server[1]}" if server[1] else str(server[0])
         return f"{scope.get('scheme', 'http')}://{host}"
+
+    def bearer(self, authorization: str, client: tuple[str, int] | None, operator_refusal: str
+               ) -> Principal:
+        """The tenant credential of an ``Authorization: Bearer`` header's value; Unauthenticated
+        if none, malformed, unknown, revoked or expired, or an operator token (refused with
+        ``operator_refusal``: no tenant's route serves it)."""
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated("send 'Authorization: Bearer <API token>'")
+        parsed = parse_token(token.strip())
+        if parsed.tenant == OPERATOR:
+            raise Unauthenticated(operator_refusal)
+        try:
+            access = self.data.get(parsed.tenant).access
+        except NotFound:
+            raise Unauthenticated("unknown API token") from None
+        peer = f"{client[0]}:{client[1]}" if client else ""
+        return access.authenticate_token(parsed, now_ms(), peer)
 
 
 def accepted_languages(header: str) -> list[str]:

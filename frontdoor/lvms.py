@@ -14,8 +14,8 @@ from starlette.types import Receive, Scope, Send
 from frontdoor.asgi import header, headers_of, query, respond
 from frontdoor.http import Frontdoor, nothing_here, problem
 from tracecore.clock import now_ms
-from tracecore.credentials import OPERATOR, Principal, parse_token
-from tracecore.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
+from tracecore.credentials import Principal
+from tracecore.errors import InvalidArgument, PermissionDenied, Unauthenticated
 from tracecore.usecases import partner_verification as partner
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="pharmatrace"'}
@@ -82,21 +82,9 @@ class Verify:
 
 
 def _requester(door: Frontdoor, scope: Scope) -> Principal:
-    """The tenant credential of an ``Authorization: Bearer`` header; Unauthenticated if none,
-    malformed, unknown, revoked or expired."""
-    scheme, _, token = header(scope, b"authorization").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthenticated("send 'Authorization: Bearer <API token>'")
-    parsed = parse_token(token.strip())
-    if parsed.tenant == OPERATOR:
-        raise Unauthenticated("an operator token does not verify packs")
-    try:
-        access = door.data.get(parsed.tenant).access
-    except NotFound:
-        raise Unauthenticated("unknown API token") from None
-    client = scope.get("client")
-    peer = f"{client[0]}:{client[1]}" if client else ""
-    return access.authenticate_token(parsed, now_ms(), peer)
+    """The tenant credential of an ``Authorization: Bearer`` header."""
+    return door.bearer(header(scope, b"authorization"), scope.get("client"),
+                       "an operator token does not verify packs")
 
 
 def _timestamp(at_ms: int) -> str:
