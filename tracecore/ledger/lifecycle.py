@@ -9,41 +9,23 @@ merged into the group's only when it succeeds. What each event may do is decided
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
-from itertools import repeat
-from typing import cast
 
 from pharmatrace.v1 import common_pb2 as cpb
 from pharmatrace.v1 import ledger_pb2 as lpb
 
-from tracecore import localday, sscc
 from tracecore.codes import Code, Scheme
 from tracecore.custody_policy import handler_of
-from tracecore.errors import InvalidArgument, TraceError
+from tracecore.errors import TraceError
 from tracecore.events import Event, EventKind
-from tracecore.ledger import collector, foreign, policy
-from tracecore.ledger.counters import Flow, Tally, project
+from tracecore.ledger import collector, foreign
 from tracecore.ledger.env import Txn
-from tracecore.ledger.journal import Journal
-from tracecore.ledger.oversight import Holds, RegionTally
-from tracecore.ledger.records import (
-    FLAG_IN_TRANSIT,
-    CodeRecord,
-    pack_many,
-    ref_key,
-    ref_of,
-    unpack_many,
-)
-from tracecore.ledger.sscc_pools import SsccPools, logistic_unit
+from tracecore.ledger.pack_session import Overlay, Session
 from tracecore.ledger.store import Ledger
 from tracecore.lifecycle_rules import (
-    MAX_CODES_PER_REQUEST,
     MAX_DIVERSION_NOTES,
-    UNCOUNTED,
     UNDO_WINDOW_MS,
     Failure,
     Refused,
@@ -52,447 +34,17 @@ from tracecore.lifecycle_rules import (
     check_event_time,
     counted,
 )
-from tracecore.oversight import Raised, RegionRule
 from tracecore.pack_ratio import pack_ratio
 from tracecore.status import Status
 
 __all__ = ["UNDO_WINDOW_MS", "Failure", "Request", "Result", "apply", "counted"]
 
 
-class _Overlay:
-    """Changes not yet written: code records, aggregation links, counters, events."""
-
-    def __init__(self, below: _Overlay | None) -> None:
-        self.below = below
-        self.records: dict[bytes, CodeRecord] = {}
-        self.parents: dict[bytes, bytes | None] = {}
-        self.children_added: dict[bytes, set[bytes]] = {}
-        self.children_removed: dict[bytes, set[bytes]] = {}
-        self.batch_codes: list[tuple[bytes, bytes]] = []
-        self.tally = Tally()
-        self.events: list[tuple[lpb.EventRecord, list[bytes]]] = []
-        self.event_ids: set[str] = set()
-        self.pool_returns: dict[int, int] = {}
-        self.regions = RegionTally()
-        self.shipments: dict[bytes, int | None] = {}
-        self.alerts: list[Raised] = []
-        self.foreign: dict[bytes, bytes] = {}
-
-    def merge_into(self, target: _Overlay) -> None:
-        target.records.update(self.records)
-        target.parents.update(self.parents)
-        for parent, kids in self.children_added.items():
-            target.children_added.setdefault(parent, set()).update(kids)
-            target.children_removed.get(parent, set()).difference_update(kids)
-        for parent, kids in self.children_removed.items():
-            target.children_removed.setdefault(parent, set()).update(kids)
-            target.children_added.get(parent, set()).difference_update(kids)
-        target.batch_codes.extend(self.batch_codes)
-        target.tally.merge(self.tally)
-        target.events.extend(self.events)
-        target.event_ids.update(self.event_ids)
-        for pool_ref, n in self.pool_returns.items():
-            target.pool_returns[pool_ref] = target.pool_returns.get(pool_ref, 0) + n
-        target.regions.merge(self.regions)
-        target.shipments.update(self.shipments)
-        target.alerts.extend(self.alerts)
-        target.foreign.update(self.foreign)
-
-
-class _Session:
-    """One write transaction applying many requests: the ``Packs`` the rules see."""
-
-    def __init__(self, ledger: Ledger, txn: Txn, now_ms: int) -> None:
-        self.ledger = ledger
-        self.txn = txn
-        self.now_ms = now_ms
-        self.db = ledger.db
-        self.journal = Journal(ledger.db)
-        self.group = _Overlay(None)
-        self.view = self.group
-        self._parties: dict[str, tuple[int, int]] = {}
-        self._party_ids: dict[int, str] = {}
-        self._batches: dict[tuple[int, str], int] = {}
-        self._expiry: dict[int, dt.date] = {}
-        self._requesters: dict[int, tuple[str, str]] = {}
-        self._dispense_elsewhere: bool | None = None
-        self._zone = policy.day_zone(ledger, txn)
-        self.holds = Holds(ledger, txn)
-        self._batch_rules: dict[int, tuple[cpb.Batch, RegionRule]] = {}
-        self._party_rules: dict[int, RegionRule | None] = {}
-        self._hierarchies: dict[int, Sequence[cpb.PackLevel]] = {}
-        self._children = txn.cursor(db=ledger.db["children"])
-        self._codes = txn.cursor(db=ledger.db["codes"])
-        # Records as the transaction found them, read once: the overlays above hold every change
-        # until ``flush``, so what the ledger answers stays true for the whole session.
-        self._stored: dict[bytes, CodeRecord | None] = {}
-        self._days: dict[int, int] = {}
-        self.request = Request(())
-
-    # -- reads through the overlays --------------------------------------------------------------
-
-    def record(self, key: bytes) -> CodeRecord | None:
-        layer: _Overlay | None = self.view
-        while layer is not None:
-            found = layer.records.get(key)
-            if found is not None:
-                return found
-            layer = layer.below
-        stored = self._stored
-        if key in stored:
-            return stored[key]
-        data = self._codes.get(key)
-        found = stored[key] = CodeRecord.unpack(data) if data is not None else None
-        return found
-
-    def prefetch(self, keys: Iterable[bytes]) -> None:
-        """Reads the stored records of ``keys`` not read yet, in key order (one pass over the
-        tree instead of a walk from its root per code), decoded together."""
-        stored = self._stored
-        # Sorting what is mostly runs already in key order (a container's contents) is cheap.
-        missing = sorted([k for k in keys if k not in stored])
-        if not missing:
-            return
-        data: list[bytes | memoryview | None] = list(map(self._codes.get, missing))
-        if None in data:
-            stored.update(zip(missing, repeat(None)))
-            found = [(k, d) for k, d in zip(missing, data, strict=True) if d is not None]
-            missing = [k for k, _ in found]
-            data = [d for _, d in found]
-        stored.update(zip(missing, unpack_many(cast("list[bytes | memoryview]", data)),
-                          strict=True))
-
-    def parent(self, key: bytes) -> bytes | None:
-        layer: _Overlay | None = self.view
-        while layer is not None:
-            if key in layer.parents:
-                return layer.parents[key]
-            layer = layer.below
-        data = self.txn.get(key, db=self.db["parents"])
-        return bytes(data) if data is not None else None
-
-    def children(self, key: bytes) -> list[bytes]:
-        """What ``key`` holds, in key order: the ledger's list as it is (a dupsort database keeps
-        it sorted) unless this session changed it."""
-        cursor = self._children
-        kids = list(map(bytes, cursor.iternext_dup())) if cursor.set_key(key) else []
-        layers: list[_Overlay] = []
-        layer: _Overlay | None = self.view
-        while layer is not None:
-            if key in layer.children_removed or key in layer.children_added:
-                layers.append(layer)
-            layer = layer.below
-        if not layers:
-            return kids
-        changed = set(kids)
-        for layer in reversed(layers):
-            changed.difference_update(layer.children_removed.get(key, ()))
-            changed.update(layer.children_added.get(key, ()))
-        return sorted(changed)
-
-    def records_many(self, keys: list[bytes]) -> list[tuple[bytes, CodeRecord | None]]:
-        """Records of many keys through the overlays; the ledger read in key order."""
-        return list(zip(keys, self._records(keys), strict=True))
-
-    def _records(self, keys: list[bytes]) -> list[CodeRecord | None]:
-        """``record`` of each key: the stored records read together, then whatever the overlays
-        changed of them laid over, lowest overlay first."""
-        self.prefetch(keys)
-        stored = self._stored
-        changed: list[dict[bytes, CodeRecord]] = []
-        layer: _Overlay | None = self.view
-        while layer is not None:
-            if layer.records:
-                changed.append(layer.records)
-            layer = layer.below
-        if not changed:
-            return list(map(stored.__getitem__, keys))
-        found: dict[bytes, CodeRecord | None] = dict(
-            zip(keys, map(stored.__getitem__, keys), strict=True))
-        for records in reversed(changed):
-            found.update((k, records[k]) for k in records.keys() & found.keys())
-        return list(map(found.__getitem__, keys))
-
-    def tree(self, key: bytes) -> list[tuple[bytes, CodeRecord]]:
-        """``key`` and everything packed inside it, with their records, level by level; only
-        containers (level above 1: units never contain anything) are looked up for contents."""
-        top = self.record(key)
-        if top is None:
-            raise Refused("not issued by this tenant")
-        if top.level <= 1:
-            return [(key, top)]
-        out: list[tuple[bytes, CodeRecord]] = []
-        frontier = [key]
-        while frontier:
-            records = self._records(frontier)
-            if None in records:
-                raise Refused("not issued by this tenant")
-            out.extend(zip(frontier, cast("list[CodeRecord]", records), strict=True))
-            following: list[bytes] = []
-            for k, r in zip(frontier, records, strict=True):
-                if r is not None and r.level > 1:
-                    following.extend(self.children(k))
-            if len(out) + len(following) > MAX_CODES_PER_REQUEST + 1:
-                raise InvalidArgument(
-                    f"more than {MAX_CODES_PER_REQUEST:,} packs in one request", field="codes")
-            frontier = following
-        return out
-
-    def descendants(self, key: bytes) -> Iterator[bytes]:
-        stack = [key]
-        seen = 0
-        while stack:
-            for child in self.children(stack.pop()):
-                seen += 1
-                if seen > MAX_CODES_PER_REQUEST:
-                    raise InvalidArgument(
-                        f"more than {MAX_CODES_PER_REQUEST:,} packs in one request", field="codes")
-                yield child
-                stack.append(child)
-
-    def party(self, party_id: str, field: str) -> tuple[int, int]:
-        """(party ref, region as an integer) of a registered party."""
-        found = self._parties.get(party_id)
-        if found is None:
-            named = self.request.external_parties.get(party_id)
-            if named is not None:
-                foreign.record_external(self.ledger, self.txn, party_id, identifier=named[0],
-                                        gln=named[1], told_by=self.request.who,
-                                        now_ms=self.now_ms)
-            ref, party = self.ledger.party_in(self.txn, party_id, field)
-            found = self._parties[party_id] = (ref, int(party.region or 0))
-            self._party_ids[ref] = party_id
-        return found
-
-    def party_id(self, ref: int) -> str:
-        if ref not in self._party_ids:
-            self._party_ids[ref] = self.ledger.party_by_ref(self.txn, ref).party_id
-        return self._party_ids[ref]
-
-    def batch_ref(self, product_ref: int, lot: str) -> int:
-        key = (product_ref, lot)
-        if key not in self._batches:
-            data = self.txn.get(ref_key(product_ref) + lot.encode(), db=self.db["batch_ids"])
-            if data is None:
-                raise Refused(f"batch {lot} is not registered for this code's product")
-            self._batches[key] = ref_of(data)
-        return self._batches[key]
-
-    def hold_status(self, batch_ref: int, product_ref: int) -> Status | None:
-        return self.holds.hold_status(batch_ref, product_ref)
-
-    def batch_rule(self, batch_ref: int) -> tuple[cpb.Batch, RegionRule]:
-        """A batch and the regions it may be sold in."""
-        found = self._batch_rules.get(batch_ref)
-        if found is None:
-            batch = self.ledger.batch_by_ref(self.txn, batch_ref)
-            found = self._batch_rules[batch_ref] = (
-                batch, RegionRule(batch.authorised_regions, "batch"))
-        return found
-
-    def party_rule(self, party_ref: int) -> RegionRule | None:
-        """The regions a party (a distributor) may sell into; None when it is not restricted."""
-        if party_ref not in self._party_rules:
-            party = self.ledger.party_by_ref(self.txn, party_ref)
-            self._party_rules[party_ref] = (
-                RegionRule(party.authorised_regions, party.party_id)
-                if party.authorised_regions else None)
-        return self._party_rules[party_ref]
-
-    def hierarchy(self, product_ref: int) -> Sequence[cpb.PackLevel]:
-        if product_ref not in self._hierarchies:
-            self._hierarchies[product_ref] = list(
-                self.ledger.product_by_ref(self.txn, product_ref).hierarchy) if product_ref \
-                else []
-        return self._hierarchies[product_ref]
-
-    def pool_requester(self, pool_ref: int) -> tuple[str, str]:
-        found = self._requesters.get(pool_ref)
-        if found is None:
-            record = self.ledger.pool_by_ref(self.txn, pool_ref)
-            found = self._requesters[pool_ref] = (record.requester, record.requester_party)
-        return found
-
-    def shipped_by(self, key: bytes) -> int:
-        """The restricted party that shipped a pack now in transit; 0 if none was recorded."""
-        layer: _Overlay | None = self.view
-        while layer is not None:
-            if key in layer.shipments:
-                return layer.shipments[key] or 0
-            layer = layer.below
-        data = self.txn.get(key, db=self.db["shipments"])
-        return ref_of(data) if data is not None else 0
-
-    def expires_on(self, batch_ref: int) -> dt.date | None:
-        if not batch_ref:
-            return None
-        if batch_ref not in self._expiry:
-            batch = self.ledger.batch_by_ref(self.txn, batch_ref)
-            self._expiry[batch_ref] = dt.date.fromisoformat(batch.expires_on)
-        return self._expiry[batch_ref]
-
-    # -- writes into the current overlay --------------------------------------------------------
-
-    def put(self, key: bytes, before: CodeRecord, after: CodeRecord) -> None:
-        view = self.view
-        view.records[key] = after
-        was = before if before.status not in UNCOUNTED else None
-        if after.status not in UNCOUNTED:
-            view.tally.move(was, after)
-        # Voided codes too: a batch's picture says how many of its codes were scrapped.
-        view.regions.move(was, after)
-
-    def put_many(self, keys: Sequence[bytes], before: Sequence[CodeRecord],
-                 after: Sequence[CodeRecord]) -> None:
-        """``put`` of many codes (a container and all it holds), their counters moved once per
-        kind of change instead of once per code."""
-        view = self.view
-        view.records.update(zip(keys, after, strict=True))
-        moves = [(was if was[3] not in UNCOUNTED else None, now, n) for (was, now), n in
-                 Counter(zip(map(project, before), map(project, after), strict=True)).items()]
-        view.tally.move_many(m for m in moves if m[1][3] not in UNCOUNTED)
-        view.regions.move_many(moves)
-
-    def link(self, parent: bytes, child: bytes) -> None:
-        self.view.parents[child] = parent
-        self.view.children_added.setdefault(parent, set()).add(child)
-        self.view.children_removed.get(parent, set()).discard(child)
-
-    def unlink(self, parent: bytes, child: bytes) -> None:
-        self.view.parents[child] = None
-        self.view.children_removed.setdefault(parent, set()).add(child)
-        self.view.children_added.get(parent, set()).discard(child)
-
-    def commissioned(self, batch_ref: int, key: bytes) -> None:
-        self.view.batch_codes.append((ref_key(batch_ref), key))
-
-    def returned(self, pool_ref: int) -> None:
-        returns = self.view.pool_returns
-        returns[pool_ref] = returns.get(pool_ref, 0) + 1
-
-    def shipped(self, key: bytes, shipper: int | None) -> None:
-        self.view.shipments[key] = shipper
-
-    def flow(self, record: CodeRecord, flow: Flow, at_ms: int) -> None:
-        day = self._days.get(at_ms)
-        if day is None:
-            day = self._days[at_ms] = localday.day_of(at_ms, self._zone)
-        self.view.tally.flow(record, flow, day, at_ms)
-
-    def flow_many(self, records: Sequence[CodeRecord], flow: Flow, at_ms: int) -> None:
-        day = self._days.get(at_ms)
-        if day is None:
-            day = self._days[at_ms] = localday.day_of(at_ms, self._zone)
-        self.view.tally.flow_many(records, flow, day, at_ms)
-
-    def dispense_elsewhere(self) -> bool:
-        if self._dispense_elsewhere is None:
-            self._dispense_elsewhere = policy.read_in(self.ledger, self.txn).dispense_elsewhere
-        return self._dispense_elsewhere
-
-    def raise_alert(self, raised: Raised) -> int:
-        alerts = self.view.alerts
-        alerts.append(raised)
-        return len(alerts) - 1
-
-    def first_sight(self, event: Event, key: bytes) -> None:
-        """Records a code minted elsewhere that a partner's event names for the first time:
-        in transit to the receiver of a receipt, ISSUED for a commissioning, else ACTIVE where
-        the event happened."""
-        code = Code.from_key(key)
-        product = code.product
-        if foreign.mints(self.ledger, self.txn, product):
-            return  # not signed here, yet of a product we mint: refused as not issued by us
-        level = event.level if event.kind is EventKind.COMMISSION else 0
-        if code.scheme is Scheme.SSCC:
-            if SsccPools(self.ledger).registered_in(self.txn, code.serial):
-                return  # under our own prefix yet never allocated: not issued by us
-            if event.parent is not None and event.parent.key() == key:
-                level = sscc.unit_level(event.level, [
-                    r.level for _, r in self.records_many([c.key() for c in event.codes])
-                    if r is not None])
-        holder, region = self.party(event.party_id, "context.party_id") if event.party_id \
-            else (0, 0)
-        status = Status.ISSUED if event.kind is EventKind.COMMISSION else Status.ACTIVE
-        flags = FLAG_IN_TRANSIT if event.kind is EventKind.RECEIVE else 0
-        after = foreign.new_record(foreign.product_ref(self.ledger, self.txn, product), status,
-                                   self.now_ms, level=level, holder=holder, region=region,
-                                   flags=flags)
-        self.put(key, after.evolve(status=Status.ISSUED), after)
-        # Who minted it, as the partner's event says: a commissioning's party commissioned
-        # (and so minted or bought) the code; an EPCIS event names the GS1 company prefix of
-        # its EPC URIs, or says so in ``pharmatrace:mintedBy``.
-        minted_by = event.extra.get("minted_by") or (
-            event.party_id if event.kind is EventKind.COMMISSION else "")
-        self.view.foreign[key] = foreign.Provenance(
-            minted_by=minted_by, told_by=event.party_id or self.request.who, via=self.request.via
-        ).record(self.now_ms)
-
-    def logistic_unit(self, event: Event, unit: Code) -> CodeRecord | None:
-        """An SSCC from this tenant's pools named as a parent for the first time becomes a
-        logistic unit (``sscc_pools.logistic_unit``) at the level its contents call for; its
-        record, or None when it was one already or was never allocated here (the aggregation
-        is then refused as of a container not issued here)."""
-        key = unit.key()
-        before = self.record(key)
-        if before is not None and (before.status is not Status.ISSUED or before.foreign):
-            return None
-        if before is None and \
-                SsccPools(self.ledger).allocated_in(self.txn, unit.serial) is None:
-            return None
-        holder, region = self.party(event.party_id, "context.party_id") if event.party_id \
-            else (0, 0)
-        contents = [r.level for _, r in self.records_many([c.key() for c in event.codes])
-                    if r is not None]
-        after = logistic_unit(sscc.unit_level(event.level, contents), holder, region,
-                              self.now_ms)
-        self.put(key, before or after.evolve(status=Status.ISSUED), after)
-        return after
-
-    def flush(self) -> None:
-        """Writes the group's overlay into the transaction."""
-        group = self.group
-        codes = self.txn.cursor(db=self.db["codes"])
-        records = group.records
-        ordered = sorted(records)
-        codes.putmulti(list(zip(ordered, pack_many(map(records.__getitem__, ordered)),
-                                strict=True)))
-        for child, parent in group.parents.items():
-            if parent is None:
-                self.txn.delete(child, db=self.db["parents"])
-            else:
-                self.txn.put(child, parent, db=self.db["parents"])
-        for parent, kids in group.children_removed.items():
-            for child in kids:
-                self.txn.delete(parent, child, db=self.db["children"])
-        for parent, kids in group.children_added.items():
-            self.txn.cursor(db=self.db["children"]).putmulti(
-                ((parent, child) for child in sorted(kids)), dupdata=True)
-        if group.batch_codes:
-            by_batch: dict[bytes, list[bytes]] = {}
-            for batch, key in group.batch_codes:
-                by_batch.setdefault(batch, []).append(key)
-            cursor = self.txn.cursor(db=self.db["batch_codes"])
-            for batch in sorted(by_batch):
-                cursor.putmulti([(batch, k) for k in sorted(by_batch[batch])], dupdata=True)
-        group.tally.write(self.txn, self.db["counters"])
-        group.regions.write(self.txn, self.db["batch_regions"])
-        for key, shipper in group.shipments.items():
-            if shipper is None:
-                self.txn.delete(key, db=self.db["shipments"])
-            else:
-                self.txn.put(key, ref_key(shipper), db=self.db["shipments"])
-        if group.pool_returns:
-            self.ledger.count_returns(self.txn, group.pool_returns)
-        if group.foreign:
-            self.txn.cursor(db=self.db["foreign_codes"]).putmulti(sorted(group.foreign.items()))
-
-
 def apply(ledger: Ledger, requests: Sequence[Request], now_ms: int) -> list[Result]:
     """Applies every request in one durable transaction; one Result per request, in order."""
 
     def fn(txn: Txn) -> list[Result]:
-        session = _Session(ledger, txn, now_ms)
+        session = Session(ledger, txn, now_ms)
         results = [_apply_request(session, request) for request in requests]
         session.flush()
         for record, index in session.group.events:
@@ -505,9 +57,9 @@ def apply(ledger: Ledger, requests: Sequence[Request], now_ms: int) -> list[Resu
         return ledger.env.write(fn)
 
 
-def _apply_request(session: _Session, request: Request) -> Result:
+def _apply_request(session: Session, request: Request) -> Result:
     result = Result()
-    overlay = _Overlay(session.group)
+    overlay = Overlay(session.group)
     session.view = overlay
     session.request = request
     try:
@@ -540,7 +92,7 @@ def _apply_request(session: _Session, request: Request) -> Result:
     return result
 
 
-def _apply_event(session: _Session, index: int, event: Event, request: Request,
+def _apply_event(session: Session, index: int, event: Event, request: Request,
                  result: Result) -> None:
     check_event_time(event)
     if event.kind is EventKind.RECORD:
@@ -592,7 +144,7 @@ def _apply_event(session: _Session, index: int, event: Event, request: Request,
         session.view.event_ids.add(event.event_id)
 
 
-def _first_sights(session: _Session, event: Event, codes: Sequence[Code],
+def _first_sights(session: Session, event: Event, codes: Sequence[Code],
                   not_signed_here: Callable[[Sequence[Code]], Sequence[Code]]) -> None:
     """Records the codes of a partner's event that the ledger does not know and no key of this
     tenant signed as minted elsewhere; only those the ledger does not know are checked."""
@@ -605,7 +157,7 @@ def _first_sights(session: _Session, event: Event, codes: Sequence[Code],
         session.first_sight(event, code.key())
 
 
-def _keep(session: _Session, event: Event, request: Request) -> None:
+def _keep(session: Session, event: Event, request: Request) -> None:
     """Journals an EPCIS event that changes no pack, indexed under the codes it names so that a
     pack's trace and an export by product find it."""
     record = _event_record(event, request.who, session.now_ms)
