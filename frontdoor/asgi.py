@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from urllib.parse import unquote_plus
+from urllib.parse import parse_qsl
 
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -23,22 +23,9 @@ _STATUS = ((InvalidArgument, 400), (NotFound, 404), (Unavailable, 503))
 
 
 def query(scope: Scope) -> dict[str, str]:
-    """The query parameters, the last of each name winning, blank ones kept: what
-    ``urllib.parse.parse_qsl`` and so Starlette read, with only escaped pairs unescaped."""
-    raw: bytes = scope["query_string"]
-    out: dict[str, str] = {}
-    if not raw:
-        return out
-    for pair in raw.decode("latin-1").split("&"):
-        if not pair:
-            continue
-        name, _, value = pair.partition("=")
-        if "%" in name or "+" in name:
-            name = unquote_plus(name)
-        if "%" in value or "+" in value:
-            value = unquote_plus(value)
-        out[name] = value
-    return out
+    """The query parameters as Starlette reads them (``parse_qsl``, blank ones kept), the last
+    of each name winning."""
+    return dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
 
 
 def header(scope: Scope, name: bytes) -> str:
