@@ -358,16 +358,17 @@ class Session:
         self.view.shipments[key] = shipper
 
     def flow(self, record: CodeRecord, flow: Flow, at_ms: int) -> None:
-        day = self._days.get(at_ms)
-        if day is None:
-            day = self._days[at_ms] = localday.day_of(at_ms, self._zone)
-        self.view.tally.flow(record, flow, day, at_ms)
+        self.view.tally.flow(record, flow, self._day(at_ms), at_ms)
 
     def flow_many(self, records: Sequence[CodeRecord], flow: Flow, at_ms: int) -> None:
+        self.view.tally.flow_many(records, flow, self._day(at_ms), at_ms)
+
+    def _day(self, at_ms: int) -> int:
+        """The tenant's local day of ``at_ms``, worked out once per instant."""
         day = self._days.get(at_ms)
         if day is None:
             day = self._days[at_ms] = localday.day_of(at_ms, self._zone)
-        self.view.tally.flow_many(records, flow, day, at_ms)
+        return day
 
     def dispense_elsewhere(self) -> bool:
         if self._dispense_elsewhere is None:
