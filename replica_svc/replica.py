@@ -214,11 +214,12 @@ class TenantReplica:
                     if h.get(SEALED) != "1":
                         raise Gap(f"stream message {last_stream} is in clear (written by an "
                                   "earlier release)")
-                    seq, part, parts = int(h[SEQ]), int(h[PART]), int(h[PARTS])
-                    piece = self._sealing.open(self.tenant, int(h[EPOCH]),
+                    epoch, seq, part, parts = (int(h[EPOCH]), int(h[SEQ]), int(h[PART]),
+                                               int(h[PARTS]))
+                    piece = self._sealing.open(self.tenant, epoch,
                                                part_context(seq, part, parts), msg.data)
                     whole = assembler.add(seq, part, parts, piece)
-                    if whole is not None and int(h[EPOCH]) >= self._applied.epoch:
+                    if whole is not None and epoch >= self._applied.epoch:
                         batch.append((Change.decode(whole), last_stream))
                     if len(batch) >= _BATCH:
                         break

@@ -33,10 +33,9 @@ class Derives(Protocol):
     def derived_key(self, purpose: str) -> bytes: ...
 
 
-def installation_identity(source: Derives, purpose: str = PURPOSE) -> x25519.Identity:
-    """The age identity of this installation for ``purpose`` (its backups by default), derived
-    from the key-encryption key."""
-    return identity_of(source.derived_key(purpose))
+def installation_identity(source: Derives) -> x25519.Identity:
+    """The age identity of this installation's backups, derived from the key-encryption key."""
+    return identity_of(source.derived_key(PURPOSE))
 
 
 def identity_of(secret: bytes) -> x25519.Identity:
