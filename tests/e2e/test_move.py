@@ -67,6 +67,15 @@ class Load:
         return max(b - a for a, b in zip(self.times, self.times[1:], strict=False))
 
 
+def _move_to_node_b(url: str, replica_data: Path) -> dict[str, object]:
+    """`pharmatrace tenant move` of the test's tenant to node-b, its JSON answer."""
+    moved = subprocess.run(
+        [*pharmatrace_command(), "tenant", "move", TENANT, "--to", "node-b", "--nats", url,
+         "--replica-data", str(replica_data)], capture_output=True, text=True, timeout=120)
+    assert moved.returncode == 0, moved.stderr
+    return json.loads(moved.stdout)  # type: ignore[no-any-return]
+
+
 def test_moving_a_tenant_under_load_loses_no_acknowledged_write(
         servers, nats_server: NatsServer, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -83,12 +92,7 @@ def test_moving_a_tenant_under_load_loses_no_acknowledged_write(
     load = Load(old.issue_addr)
     try:
         load.wait_acked_after(0)
-        moved = subprocess.run(
-            [*pharmatrace_command(), "tenant", "move", TENANT, "--to", "node-b",
-             "--nats", nats_server.url, "--replica-data", str(replica_data)],
-            capture_output=True, text=True, timeout=120)
-        assert moved.returncode == 0, moved.stderr
-        result = json.loads(moved.stdout)
+        result = _move_to_node_b(nats_server.url, replica_data)
     finally:
         process.terminate()
         process.wait(30)
@@ -157,12 +161,7 @@ def test_a_replica_that_writes_when_promoted_takes_a_move_without_a_restart(
     load = Load(old.issue_addr)
     try:
         load.wait_acked_after(0)
-        moved = subprocess.run(
-            [*pharmatrace_command(), "tenant", "move", TENANT, "--to", "node-b",
-             "--nats", nats_server.url, "--replica-data", str(replica_data)],
-            capture_output=True, text=True, timeout=120)
-        assert moved.returncode == 0, moved.stderr
-        result = json.loads(moved.stdout)
+        result = _move_to_node_b(nats_server.url, replica_data)
         deadline = time.monotonic() + 60
         while (issue := _writer_issue(nats_server.url, code)) in ("", old.issue_addr):
             assert time.monotonic() < deadline, "the replica never announced itself writer"
