@@ -7,8 +7,9 @@ behind the ``CodeScheme`` interface; this module reads and writes through their 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
+from tracecore._speedups import load
 from tracecore.errors import ParseError
 from tracecore.schemes import (
     QUICK_READERS,
@@ -50,6 +51,9 @@ _SYMBOLOGY_ID = re.compile(r"\][A-Za-z][0-9A-Za-z]")
 _quick_reader = QUICK_READERS.get
 _reader = READERS.get
 _symbology_reader = SYMBOLOGY_READERS.get
+_codes = load("_codes")
+_compiled_parse_many: Callable[..., list[Scan | ParseError]] | None = (
+    _codes.parse_many if _codes is not None else None)
 
 
 def product_key(scheme: Scheme, product: str) -> bytes:
@@ -92,7 +96,15 @@ def parse_many(texts: Iterable[str | bytes]) -> list[Scan | ParseError]:
     with the tail as its serial, exactly as ``parse`` would read it (no other split of such a
     text fits a reader: no serial is longer than 20 characters, and the tail holds none of the
     characters that end a lot or start a query). Any other text is read by ``parse``.
+    With the compiled extension this loop runs in C (``tracecore._speedups._codes``);
+    ``_parse_many`` is its reference.
     """
+    if _compiled_parse_many is not None:
+        return _compiled_parse_many(texts, parse, ParseError, Code, Scan, _GS1)
+    return _parse_many(texts)
+
+
+def _parse_many(texts: Iterable[str | bytes]) -> list[Scan | ParseError]:
     out: list[Scan | ParseError] = []
     append = out.append
     heads: dict[str, Scan] = {}

@@ -16,14 +16,18 @@ The written forms (HRI, element string, Digital Link, EPC URI) are read and writ
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from hmac import compare_digest
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from tracecore import gs1
+from tracecore._speedups import load
 from tracecore.errors import InvalidArgument, ParseError
 from tracecore.mac import Mac
 from tracecore.schemes.base import Code, CodeScheme, Form, Reader, Scan, Scheme
+
+if TYPE_CHECKING:
+    from tracecore._speedups._tags import HmacKey
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 """Crockford base32, uppercase: the alphabet of our serials."""
@@ -39,6 +43,9 @@ _BASE32 = bytes(ALPHABET.encode("ascii")[b % 32] for b in range(256))
 _SERIAL = re.compile(f"[{ALPHABET}]{{{SERIAL_LENGTH}}}")
 # Reading an enum member off its class is a descriptor call on Python 3.11: functions use this.
 _GS1 = Scheme.GS1
+_tags = load("_tags")
+_compiled_check_tags: Callable[[Sequence[Code], dict[int, HmacKey]], list[int | None]] | None = (
+    _tags.gs1_check_tags if _tags is not None else None)
 
 
 def _key_chars(key_id: int) -> str:
@@ -118,7 +125,17 @@ def check_tags(codes: Sequence[Code], macs: Mapping[int, Mac]) -> list[int | Non
     Per code it costs one HMAC and a few dict and string operations. The serial's alphabet is
     checked only where the tag matched: a serial outside it was never minted, so its tag fails
     anyway, and the check after a match keeps the answer exactly that of ``_check_tag``.
+    With the compiled extension the same loop runs in C (``tracecore._speedups._tags``);
+    ``_check_tags`` is its reference.
     """
+    if _compiled_check_tags is not None:
+        native = {key_id: mac.native for key_id, mac in macs.items() if mac.native is not None}
+        if len(native) == len(macs):
+            return _compiled_check_tags(codes, native)
+    return _check_tags(codes, macs)
+
+
+def _check_tags(codes: Sequence[Code], macs: Mapping[int, Mac]) -> list[int | None]:
     states = {key_id: mac.states() for key_id, mac in macs.items()}
     state_of = states.get
     key_ids = _KEY_IDS.get

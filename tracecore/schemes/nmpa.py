@@ -14,14 +14,18 @@ The written form is read and written by ``tracecore.nmpa``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from hmac import compare_digest
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from tracecore import nmpa
+from tracecore._speedups import load
 from tracecore.errors import InvalidArgument
 from tracecore.mac import Mac
 from tracecore.schemes.base import Code, CodeScheme, Form, Reader, Scan, Scheme
+
+if TYPE_CHECKING:
+    from tracecore._speedups._tags import HmacKey
 
 _RANDOM = 8
 _CHECK_DIGITS = 4
@@ -30,6 +34,9 @@ _CHECK_MODULUS: int = 10**_CHECK_DIGITS
 _DECIMAL = bytes(48 + b % 10 for b in range(256))
 _DECIMAL_DROPPED = bytes(range(250, 256))
 _NMPA = Scheme.NMPA
+_tags = load("_tags")
+_compiled_check_tag: Callable[[Code, Iterable[tuple[int, HmacKey]]], int | None] | None = (
+    _tags.nmpa_check_tag if _tags is not None else None)
 
 
 def _check(digest: bytes) -> bytes:
@@ -50,7 +57,16 @@ def _read_digits(text: str) -> Scan | None:
 
 
 def _check_tag(code: Code, macs: Mapping[int, Mac]) -> int | None:
-    # Tried under every key whose id ends in the code's key digit.
+    """Tried under every key whose id ends in the code's key digit: in C with the compiled
+    extension, else by ``_check_tag_pure``, its reference."""
+    if _compiled_check_tag is not None:
+        native = [(key_id, mac.native) for key_id, mac in macs.items() if mac.native is not None]
+        if len(native) == len(macs):
+            return _compiled_check_tag(code, native)
+    return _check_tag_pure(code, macs)
+
+
+def _check_tag_pure(code: Code, macs: Mapping[int, Mac]) -> int | None:
     digit = _key_digit(code.serial)
     if digit is None:
         return None
