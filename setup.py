@@ -13,12 +13,14 @@ from setuptools import Extension, setup
 
 _SOURCES = sorted(Path("tracecore/_speedups").glob("*.pyx"))
 
-setup(
-    ext_modules=cythonize(
-        [Extension(f"tracecore._speedups.{source.stem}", [str(source)], optional=True,
-                   extra_compile_args=["-O3"])
-         for source in _SOURCES],
-        compiler_directives={"language_level": "3", "boundscheck": False,
-                             "wraparound": False, "cdivision": True},
-    ),
+_EXTENSIONS = cythonize(
+    [Extension(f"tracecore._speedups.{source.stem}", [str(source)], extra_compile_args=["-O3"])
+     for source in _SOURCES],
+    compiler_directives={"language_level": "3", "boundscheck": False, "wraparound": False,
+                         "cdivision": True},
 )
+for _extension in _EXTENSIONS:
+    # Set after cythonize, which makes new Extension objects without this flag.
+    _extension.optional = True
+
+setup(ext_modules=_EXTENSIONS)
