@@ -5,8 +5,8 @@ PYTHON ?= python3
 
 .PHONY: install run test test-browser bench bench-ci proto lint clean
 
-# setup.py builds tracecore/_speedups/*.pyx: a changed .pyx is built again by `make install`.
-$(VENV)/.installed: pyproject.toml setup.py $(wildcard tracecore/_speedups/*.pyx)
+# setup.py builds tracecore/_speedups/*.pyx: a changed .pyx or .pxd is built again by `make install`.
+$(VENV)/.installed: pyproject.toml setup.py $(wildcard tracecore/_speedups/*.pyx tracecore/_speedups/*.pxd)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'

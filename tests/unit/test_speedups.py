@@ -161,6 +161,15 @@ def test_parse_many_matches_the_reference_on_any_input(texts: list[str | bytes])
             == _comparable(codes_module._parse_many(texts)))
 
 
+def test_codes_and_scans_are_plain_field_holders() -> None:
+    """The compiled reading makes Code and Scan by setting their fields, as their dataclass
+    ``__init__`` does: a check added to either (``__post_init__``) must reach that path too."""
+    for cls in (Code, Scan):
+        assert not hasattr(cls, "__post_init__")
+        assert cls.__dataclass_params__.frozen
+        assert "__slots__" in cls.__dict__
+
+
 def test_the_extension_is_built_where_a_compiler_is() -> None:
     """`make install` builds the compiled loops on a machine with Python's C compiler, so a
     broken build cannot pass unnoticed as the pure path."""

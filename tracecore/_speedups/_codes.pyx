@@ -12,10 +12,11 @@ from cpython.dict cimport PyDict_GetItem
 from cpython.object cimport PyObject, PyObject_GenericSetAttr
 from libc.string cimport memcmp
 
-cdef extern from "Python.h":
-    bint PyUnicode_IS_ASCII(object text)
-    const char *PyUnicode_1BYTE_DATA(object text)
-    Py_ssize_t PyUnicode_GET_LENGTH(object text)
+from tracecore._speedups._text cimport (
+    PyUnicode_1BYTE_DATA,
+    PyUnicode_GET_LENGTH,
+    PyUnicode_IS_ASCII,
+)
 
 cdef enum:
     _SERIAL_LENGTH = 20

@@ -13,6 +13,12 @@ from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF
 from libc.string cimport memcpy
 
+from tracecore._speedups._text cimport (
+    PyUnicode_1BYTE_DATA,
+    PyUnicode_GET_LENGTH,
+    PyUnicode_IS_ASCII,
+)
+
 cdef extern from *:
     """
     /* SHA256_Init / _Update / _Final: deprecated for applications in OpenSSL 3.0 in favour of
@@ -25,11 +31,6 @@ cdef extern from *:
     int SHA256_Init(SHA256_CTX *c) nogil
     int SHA256_Update(SHA256_CTX *c, const void *data, size_t n) nogil
     int SHA256_Final(unsigned char *md, SHA256_CTX *c) nogil
-
-cdef extern from "Python.h":
-    bint PyUnicode_IS_ASCII(object text)
-    const char *PyUnicode_1BYTE_DATA(object text)
-    Py_ssize_t PyUnicode_GET_LENGTH(object text)
 
 cdef enum:
     _BLOCK = 64
