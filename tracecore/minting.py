@@ -93,15 +93,19 @@ class Minter:
         if n < 0:
             raise InvalidArgument("must not be negative", field="count")
         width, table, dropped = self._draw
-        found: dict[bytes, None] = {}
+        keys = self.tagged(_random_chars(n * width, table, dropped))
+        if len(keys) == n:
+            return keys
+        found = dict.fromkeys(keys)  # a part drawn twice: draw again for the missing ones
         while (missing := n - len(found)) > 0:
-            chars = _random_chars(missing * width, table, dropped)
-            found.update(dict.fromkeys(self.tagged(chars)))
+            found.update(dict.fromkeys(self.tagged(_random_chars(missing * width, table,
+                                                                 dropped))))
         return list(found)
 
     def tagged(self, chars: bytes) -> list[bytes]:
-        """The ledger keys whose random parts are ``chars`` (each the scheme's width), in order:
-        in one compiled call where ``tracecore._speedups`` is built, else ``tagged_reference``."""
+        """The ledger keys whose random parts are ``chars`` (each the scheme's width), in order,
+        a part equal to an earlier one left out: in one compiled call where
+        ``tracecore._speedups`` is built, else ``tagged_reference``."""
         compiled = self._mac.compiled
         if compiled is None or self._compiled_tag is None:
             return self.tagged_reference(chars)
@@ -112,7 +116,8 @@ class Minter:
     def tagged_reference(self, chars: bytes) -> list[bytes]:
         """``tagged`` in Python, through ``Mac`` and the scheme's own ``tag``."""
         head, tag, width = self._head, self._tag, self._draw[0]
-        messages = [head + chars[i:i + width] for i in range(0, len(chars), width)]
+        messages = list(dict.fromkeys(head + chars[i:i + width]
+                                      for i in range(0, len(chars), width)))
         return [message + tag(digest)
                 for message, digest in zip(messages, self._mac.digests(messages), strict=True)]
 

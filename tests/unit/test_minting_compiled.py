@@ -57,6 +57,21 @@ def test_nmpa_keys_minted_in_one_call_equal_the_reference(
     assert minter.tagged(chars) == minter.tagged_reference(chars)
 
 
+@pytest.mark.parametrize("scheme", [Scheme.GS1, Scheme.NMPA])
+@given(data=st.data())
+def test_a_random_part_drawn_twice_is_minted_once(scheme: Scheme, data: st.DataObject) -> None:
+    """Parts repeated within one call: each first occurrence, in order, as the reference."""
+    product = {Scheme.GS1: "09501101530003", Scheme.NMPA: "8123456"}[scheme]
+    minter = Minter(scheme, product, 9, Mac(b"\x09" * 32))
+    parts = data.draw(_random_parts(scheme, 3))
+    width = SCHEMES[scheme].random[0]
+    picks = data.draw(st.lists(st.integers(0, 2), max_size=20))
+    chars = b"".join(parts[i * width:(i + 1) * width] for i in picks)
+    keys = minter.tagged(chars)
+    assert keys == minter.tagged_reference(chars)
+    assert len(keys) == len(set(keys)) == len({parts[i * width:(i + 1) * width] for i in picks})
+
+
 @given(st.lists(st.binary(max_size=12), max_size=60))
 def test_sorted_keys_is_sorted(keys: list[bytes]) -> None:
     """Any byte strings, short, long, shared prefixes or repeated."""

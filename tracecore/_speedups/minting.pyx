@@ -72,9 +72,10 @@ cdef class Hmac:
 def mint_keys(Hmac mac, bytes head, bytes chars, Py_ssize_t width, bytes tag_table,
               Py_ssize_t tag_length):
     """Ledger keys ``head + part + tag``, one for each ``width`` characters ``part`` of
-    ``chars``, in order. The tag is the HMAC of ``head + part``: with a 256-byte ``tag_table``
-    its first ``tag_length`` bytes through the table, else its first 8 bytes (big-endian)
-    modulo ``10 ** tag_length`` as that many decimal digits."""
+    ``chars``, in order, leaving out a part equal to an earlier one (so that the keys are
+    distinct). The tag is the HMAC of ``head + part``: with a 256-byte ``tag_table`` its first
+    ``tag_length`` bytes through the table, else its first 8 bytes (big-endian) modulo
+    ``10 ** tag_length`` as that many decimal digits."""
     if width <= 0 or len(chars) % width:
         raise ValueError("chars must be whole random parts of width characters")
     if tag_length <= 0 or (tag_table and (len(tag_table) != 256 or tag_length > DIGEST)) \
@@ -94,12 +95,44 @@ def mint_keys(Hmac mac, bytes head, bytes chars, Py_ssize_t width, bytes tag_tab
     cdef unsigned char digest[DIGEST]
     cdef unsigned char *key
     cdef uint64_t number, modulus = 1
-    cdef Py_ssize_t i, j
+    cdef Py_ssize_t i, j, kept
     for j in range(tag_length if table == NULL else 0):
         modulus *= 10
+    # Open addressing over the parts seen so far: at most half full.
+    cdef Py_ssize_t slots = 1
+    while slots < 2 * n:
+        slots *= 2
+    cdef Py_ssize_t *seen = <Py_ssize_t *>malloc(slots * sizeof(Py_ssize_t))
+    cdef unsigned char *repeated = <unsigned char *>malloc(max(n, 1))
+    if seen == NULL or repeated == NULL:
+        free(keys)
+        free(seen)
+        free(repeated)
+        raise MemoryError()
+    cdef uint64_t hashed
+    cdef const unsigned char *part
     try:
         with nogil:
+            memset(seen, 0xFF, slots * sizeof(Py_ssize_t))
+            kept = 0
             for i in range(n):
+                part = chars_p + i * width
+                hashed = 14695981039346656037ULL  # FNV-1a
+                for j in range(width):
+                    hashed = (hashed ^ part[j]) * 1099511628211ULL
+                j = <Py_ssize_t>(hashed & <uint64_t>(slots - 1))
+                repeated[i] = 0
+                while seen[j] != -1:
+                    if memcmp(chars_p + seen[j] * width, part, width) == 0:
+                        repeated[i] = 1
+                        break
+                    j = (j + 1) & (slots - 1)
+                if not repeated[i]:
+                    seen[j] = i
+                    kept += 1
+            for i in range(n):
+                if repeated[i]:
+                    continue
                 key = keys + i * key_length
                 memcpy(key, head_p, head_length)
                 memcpy(key + head_length, chars_p + i * width, width)
@@ -115,14 +148,20 @@ def mint_keys(Hmac mac, bytes head, bytes chars, Py_ssize_t width, bytes tag_tab
                     for j in range(tag_length - 1, -1, -1):
                         key[message_length + j] = 48 + <unsigned char>(number % 10)
                         number //= 10
-        out = PyList_New(n)
+        out = PyList_New(kept)
+        j = 0
         for i in range(n):
+            if repeated[i]:
+                continue
             item = PyBytes_FromStringAndSize(<char *>(keys + i * key_length), key_length)
             Py_INCREF(item)
-            PyList_SET_ITEM(out, i, item)
+            PyList_SET_ITEM(out, j, item)
+            j += 1
         return out
     finally:
         free(keys)
+        free(seen)
+        free(repeated)
 
 
 cdef struct _Entry:
