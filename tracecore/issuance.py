@@ -172,5 +172,4 @@ def _mint_chunk(
     stored = ledger.append_pool_keys(
         request_id, position, keys, key.key_id, clock_ms(), redraw=minter.mint_keys
     )
-    cut = minter.cut
-    return [key[cut:].decode("ascii") for key in stored]
+    return minter.serials(stored)

@@ -3,8 +3,9 @@
 ``hmac.digest`` hashes the padded key (two SHA-256 blocks) on every call. A code's tag message
 fits in one block, so keeping the inner and outer states after the key blocks and copying them
 per message halves the compression work; bench/codec.py measures it against ``hmac.digest``.
-Where the compiled extension is built, a Mac also holds the same states in C (``native``), for
-the batch tag checks of ``tracecore._speedups._tags``.
+Where the compiled extensions are built, a Mac also holds the same key in C (``native``, a
+``tracecore._speedups._hmac.HmacKey``), for the loops that tag or check a whole batch in one
+call (``_speedups.minting``, ``_speedups._tags``).
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from tracecore._speedups import load
 if TYPE_CHECKING:
     from hashlib import _Hash as Hash
 
-    from tracecore._speedups._tags import HmacKey
+    from tracecore._speedups._hmac import HmacKey
 
 _BLOCK = 64
-_tags = load("_tags")
+_hmac = load("_hmac")
 
 
 class Mac:
@@ -35,8 +36,8 @@ class Mac:
         padded = secret.ljust(_BLOCK, b"\0")
         self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in padded))
         self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in padded))
-        self.native: HmacKey | None = _tags.HmacKey(padded) if _tags is not None else None
-        """The same key in C, for compiled tag checks; None without the extension."""
+        self.native: HmacKey | None = _hmac.HmacKey(padded) if _hmac is not None else None
+        """The same key in C, for compiled loops; None without the extension."""
 
     def __repr__(self) -> str:
         return "Mac(<secret>)"

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from os import urandom
+from typing import cast
 
+from tracecore._speedups import load
 from tracecore.codes import Code, Scheme, product_key
 from tracecore.errors import DensityLimitReached, InvalidArgument
 from tracecore.mac import Mac
@@ -37,12 +39,21 @@ __all__ = [
 # The schemes' tag checks, looked up once per code on the verification path.
 _CHECK_TAG = {scheme: layout.check_tag for scheme, layout in SCHEMES.items()}
 _GS1 = Scheme.GS1
+_COMPILED = load("minting")
+#: How the compiled loop writes each scheme's tag from the HMAC digest (``mint_keys``'s
+#: ``tag_table`` and ``tag_length``): GS1's first 6 bytes through its base32 table, NMPA's
+#: first 8 bytes modulo 10**4 as 4 digits. tests/unit/test_minting_compiled.py holds them to
+#: each scheme's own ``tag``.
+_COMPILED_TAGS: dict[Scheme, tuple[bytes, int]] = {
+    Scheme.GS1: (SCHEMES[Scheme.GS1].random[1], 6),
+    Scheme.NMPA: (b"", 4),
+}
 
 
 class Minter:
     """Mints serials for one (scheme, product, signing key); the key's HMAC set-up is in ``mac``."""
 
-    __slots__ = ("_cut", "_draw", "_head", "_mac", "_tag")
+    __slots__ = ("_compiled_tag", "_cut", "_draw", "_head", "_mac", "_tag")
 
     def __init__(self, scheme: Scheme, product: str, key_id: int, mac: Mac) -> None:
         if not 1 <= key_id <= MAX_KEY_ID:
@@ -51,6 +62,7 @@ class Minter:
         layout.check_product(product)
         self._draw = layout.random
         self._tag = layout.tag
+        self._compiled_tag = _COMPILED_TAGS.get(scheme)
         prefix = product_key(scheme, product)
         self._head = prefix + layout.key_part(key_id).encode("ascii")
         self._cut = len(prefix)
@@ -66,16 +78,46 @@ class Minter:
 
     def mint(self, n: int) -> list[str]:
         """``n`` distinct serials: GS1 AI (21) serials, or NMPA 13-digit production identifiers."""
+        return self.serials(self.mint_keys(n))
+
+    def serials(self, keys: list[bytes]) -> list[str]:
+        """The serials of ledger keys from ``mint_keys``, as text."""
+        if _COMPILED is not None:
+            return cast(list[str], _COMPILED.serials(keys, self._cut))
         cut = self._cut
-        return [key[cut:].decode("ascii") for key in self.mint_keys(n)]
+        return [key[cut:].decode("ascii") for key in keys]
 
     def mint_keys(self, n: int) -> list[bytes]:
         """``n`` distinct codes as ledger keys (product key, then serial): the HMAC message is
         the key up to the tag, so the store takes them as they are, without encoding text."""
         if n < 0:
             raise InvalidArgument("must not be negative", field="count")
-        head, tag = self._head, self._tag
-        messages = [head + part for part in _distinct_random(n, *self._draw)]
+        width, table, dropped = self._draw
+        keys = self.tagged(_random_chars(n * width, table, dropped))
+        if len(keys) == n:
+            return keys
+        found = dict.fromkeys(keys)  # a part drawn twice: draw again for the missing ones
+        while (missing := n - len(found)) > 0:
+            found.update(dict.fromkeys(self.tagged(_random_chars(missing * width, table,
+                                                                 dropped))))
+        return list(found)
+
+    def tagged(self, chars: bytes) -> list[bytes]:
+        """The ledger keys whose random parts are ``chars`` (each the scheme's width), in order,
+        a part equal to an earlier one left out: in one compiled call where
+        ``tracecore._speedups`` is built, else ``tagged_reference``."""
+        compiled = self._mac.native
+        if compiled is None or self._compiled_tag is None:
+            return self.tagged_reference(chars)
+        assert _COMPILED is not None
+        return cast(list[bytes], _COMPILED.mint_keys(
+            compiled, self._head, chars, self._draw[0], *self._compiled_tag))
+
+    def tagged_reference(self, chars: bytes) -> list[bytes]:
+        """``tagged`` in Python, through ``Mac`` and the scheme's own ``tag``."""
+        head, tag, width = self._head, self._tag, self._draw[0]
+        messages = list(dict.fromkeys(head + chars[i:i + width]
+                                      for i in range(0, len(chars), width)))
         return [message + tag(digest)
                 for message, digest in zip(messages, self._mac.digests(messages), strict=True)]
 
@@ -134,15 +176,6 @@ def check_tags(codes: Sequence[Code], macs: Mapping[int, Mac]) -> list[int | Non
                            strict=True):
         out[row] = key_id
     return out
-
-
-def _distinct_random(n: int, width: int, table: bytes, dropped: bytes) -> list[bytes]:
-    """``n`` distinct strings of ``width`` random characters, from ``_random_chars``."""
-    found: dict[bytes, None] = {}
-    while (missing := n - len(found)) > 0:
-        chars = _random_chars(missing * width, table, dropped)
-        found.update(dict.fromkeys(chars[i:i + width] for i in range(0, len(chars), width)))
-    return list(found)
 
 
 def _random_chars(size: int, table: bytes, dropped: bytes) -> bytes:

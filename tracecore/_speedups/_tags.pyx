@@ -1,6 +1,4 @@
-# distutils: libraries = crypto
-"""Tag checks of a batch of codes in C: HMAC-SHA256 through OpenSSL's SHA-256 (the library
-Python's hashlib uses), with the key blocks hashed once per key.
+"""Tag checks of a batch of codes in C, under each signing key's ``_hmac.HmacKey``.
 
 The references are ``check_tags`` in ``tracecore.schemes.gs1`` and ``_check_tag`` in
 ``tracecore.schemes.nmpa``; tests feed both the same codes and compare the answers.
@@ -13,24 +11,12 @@ from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF
 from libc.string cimport memcpy
 
+from tracecore._speedups._hmac cimport HmacKey
 from tracecore._speedups._text cimport (
     PyUnicode_1BYTE_DATA,
     PyUnicode_GET_LENGTH,
     PyUnicode_IS_ASCII,
 )
-
-cdef extern from *:
-    """
-    /* SHA256_Init / _Update / _Final: deprecated for applications in OpenSSL 3.0 in favour of
-       EVP, whose per-call provider dispatch costs more than the two blocks a tag needs. */
-    #define OPENSSL_API_COMPAT 10101
-    #include <openssl/sha.h>
-    """
-    ctypedef struct SHA256_CTX:
-        pass
-    int SHA256_Init(SHA256_CTX *c) nogil
-    int SHA256_Update(SHA256_CTX *c, const void *data, size_t n) nogil
-    int SHA256_Final(unsigned char *md, SHA256_CTX *c) nogil
 
 cdef enum:
     _BLOCK = 64
@@ -48,52 +34,6 @@ for _i in range(256):
     _VALUE[_i] = -1
 for _i in range(32):
     _VALUE[_ALPHABET[_i]] = _i
-
-
-cdef class HmacKey:
-    """HMAC-SHA256 under one secret: the SHA-256 states after the inner and outer key blocks."""
-
-    cdef SHA256_CTX _inner
-    cdef SHA256_CTX _outer
-
-    def __init__(self, bytes padded):
-        """``padded``: the secret as HMAC uses it, 64 bytes (hashed first if longer, then
-        padded with zeros)."""
-        cdef unsigned char inner_pad[_BLOCK]
-        cdef unsigned char outer_pad[_BLOCK]
-        cdef const unsigned char *key = <const unsigned char *>PyBytes_AS_STRING(padded)
-        if len(padded) != _BLOCK:
-            raise ValueError("the padded secret must be 64 bytes")
-        for i in range(_BLOCK):
-            inner_pad[i] = key[i] ^ 0x36
-            outer_pad[i] = key[i] ^ 0x5C
-        SHA256_Init(&self._inner)
-        SHA256_Update(&self._inner, inner_pad, _BLOCK)
-        SHA256_Init(&self._outer)
-        SHA256_Update(&self._outer, outer_pad, _BLOCK)
-
-    def __repr__(self):
-        return "HmacKey(<secret>)"
-
-    def __reduce__(self):
-        raise TypeError("an HmacKey is not pickled: it holds a secret")
-
-    cdef void mac(self, const unsigned char *message, size_t size,
-                  unsigned char *digest) noexcept nogil:
-        cdef SHA256_CTX context
-        cdef unsigned char inner[32]
-        memcpy(&context, &self._inner, sizeof(SHA256_CTX))
-        SHA256_Update(&context, message, size)
-        SHA256_Final(inner, &context)
-        memcpy(&context, &self._outer, sizeof(SHA256_CTX))
-        SHA256_Update(&context, inner, 32)
-        SHA256_Final(digest, &context)
-
-    def digest(self, bytes message):
-        """``hmac.digest(secret, message, "sha256")``."""
-        cdef unsigned char out[32]
-        self.mac(<const unsigned char *>PyBytes_AS_STRING(message), len(message), out)
-        return PyBytes_FromStringAndSize(<char *>out, 32)
 
 
 cdef inline Py_ssize_t _message(object product, object serial, Py_ssize_t kept,

@@ -14,9 +14,10 @@ from pharmatrace.v1 import common_pb2 as pb
 from pharmatrace.v1 import ledger_pb2 as lpb
 
 from tracecore import masterdata
+from tracecore._speedups import load
 from tracecore.codes import Scheme, product_key
 from tracecore.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
-from tracecore.ledger.env import DEFAULT_MAP_SIZE, Env, Txn
+from tracecore.ledger.env import DEFAULT_MAP_SIZE, Database, Env, Txn
 from tracecore.ledger.records import (
     CodeRecord,
     pool_code_key,
@@ -64,6 +65,10 @@ DUPSORT = ("code_events", "children", "batch_codes", "material_lots", "documents
 #: Marks a ledger whose batches from before the material-lot index are in it.
 _MATERIALS_INDEXED = b"index:material_lots"
 
+_COMPILED = load("minting")
+#: ``sorted`` for a list of ledger keys: compiled (a radix sort) where it is built.
+_sorted_keys: Callable[[list[bytes]], list[bytes]] = (
+    sorted if _COMPILED is None else _COMPILED.sorted_keys)
 _U64 = struct.Struct(">Q")
 _KEY_ID = struct.Struct(">H")
 # Scheme letter + GTIN-14, or scheme letter + 7-digit drug identifier.
@@ -370,7 +375,13 @@ class Ledger:
         ``redraw(n)`` until all are new. Returns the keys as stored, or [] without storing
         anything when the pool is no longer at ``position`` (another stream of the same request
         got there first).
+
+        The codes go into the code tree in one C loop, in key order (each insert lands beside
+        the last one's page path instead of anywhere in the tree). A clash (a random draw equal
+        to an earlier one: rare) undoes the whole transaction, which then runs again with the
+        codes put one at a time so that the clashing ones are found and redrawn.
         """
+        one_at_a_time = False
 
         def fn(txn: Txn) -> list[bytes]:
             data = txn.get(request_id.encode(), db=self.db["pools"])
@@ -383,7 +394,10 @@ class Ledger:
             if position + len(keys) > pool.count:
                 raise InvalidArgument("more codes than the pool asked for", field="count")
             prefix = product_key(Scheme(pool.scheme), pool.product)
-            if not all(key.startswith(prefix) for key in keys):
+            ordered = _sorted_keys(keys)
+            # Sorted, every key lies between the first and the last: if both begin with the
+            # product key, all do.
+            if ordered and not (ordered[0].startswith(prefix) and ordered[-1].startswith(prefix)):
                 raise InvalidArgument("codes of another product than the pool's", field="product")
             value = CodeRecord(
                 status=Status.ISSUED,
@@ -395,7 +409,15 @@ class Ledger:
                 issued_at_ms=now_ms,
                 updated_at_ms=now_ms,
             ).pack()
-            stored = self._insert_new_codes(txn, list(keys), value, redraw)
+            codes_db = self.db["codes"]
+            if one_at_a_time:
+                stored = _insert_one_at_a_time(txn, codes_db, list(keys), value, redraw)
+            else:
+                _, added = txn.cursor(db=codes_db).putmulti(
+                    zip(ordered, repeat(value)), dupdata=False, overwrite=False)
+                if added != len(keys):
+                    raise _Clash
+                stored = keys
             end = position + len(stored)
             txn.cursor(db=self.db["pool_codes"]).putmulti(
                 zip(pool_code_keys(record.pool_ref, position, end), stored, strict=True))
@@ -410,37 +432,11 @@ class Ledger:
             txn.put(minted_key, _U64.pack(total), db=self.db["minted"])
             return stored
 
-        return self.env.write(fn)
-
-    def _insert_new_codes(
-        self,
-        txn: Txn,
-        keys: list[bytes],
-        value: bytes,
-        redraw: Callable[[int], list[bytes]],
-    ) -> list[bytes]:
-        """Inserts the codes; any key already issued (or drawn twice here) is redrawn."""
-        codes_db = self.db["codes"]
-        pending = list(range(len(keys)))
-        while pending:
-            batch = [keys[i] for i in pending]
-            # The common case in one C loop, inside a child transaction so that a clash (a
-            # 60-bit random draw equal to an earlier one: rare) can be undone and found. In key
-            # order, each insert lands beside the last one's page path instead of anywhere in
-            # the tree.
-            child = self.env.child(txn)
-            _, added = child.cursor(db=codes_db).putmulti(
-                zip(sorted(batch), repeat(value)), dupdata=False, overwrite=False)
-            if added == len(pending):
-                child.commit()
-                return keys
-            child.abort()
-            clashes = [i for i, key in zip(pending, batch, strict=True)
-                       if not txn.put(key, value, db=codes_db, overwrite=False)]
-            for i, key in zip(clashes, redraw(len(clashes)), strict=True):
-                keys[i] = key
-            pending = clashes
-        return keys
+        try:
+            return self.env.write(fn)
+        except _Clash:
+            one_at_a_time = True
+            return self.env.write(fn)
 
     # -- codes ---------------------------------------------------------------------------------
 
@@ -533,3 +529,19 @@ def material_key(supplier: str, supplier_lot: str) -> bytes:
 
 def _folded(text: str) -> str:
     return " ".join(text.split()).casefold()
+
+
+class _Clash(Exception):
+    """A pool's new code equals one already in the ledger, or another of the same commit."""
+
+
+def _insert_one_at_a_time(txn: Txn, codes_db: Database, keys: list[bytes], value: bytes,
+                          redraw: Callable[[int], list[bytes]]) -> list[bytes]:
+    """Inserts the codes one by one, redrawing each key already issued (or drawn twice here)
+    until all are new; ``keys`` as stored."""
+    pending = list(range(len(keys)))
+    while pending := [i for i in pending
+                      if not txn.put(keys[i], value, db=codes_db, overwrite=False)]:
+        for i, key in zip(pending, redraw(len(pending)), strict=True):
+            keys[i] = key
+    return keys

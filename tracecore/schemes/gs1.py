@@ -27,7 +27,7 @@ from tracecore.mac import Mac
 from tracecore.schemes.base import Code, CodeScheme, Form, Reader, Scan, Scheme
 
 if TYPE_CHECKING:
-    from tracecore._speedups._tags import HmacKey
+    from tracecore._speedups._hmac import HmacKey
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 """Crockford base32, uppercase: the alphabet of our serials."""

@@ -25,7 +25,7 @@ from tracecore.mac import Mac
 from tracecore.schemes.base import Code, CodeScheme, Form, Reader, Scan, Scheme
 
 if TYPE_CHECKING:
-    from tracecore._speedups._tags import HmacKey
+    from tracecore._speedups._hmac import HmacKey
 
 _RANDOM = 8
 _CHECK_DIGITS = 4

@@ -1,0 +1,224 @@
+"""The per-code loops of issuing a pool, one call a batch: HMAC-tagged ledger keys from random
+characters, ledger keys in order, serials as text.
+
+The compiled twin of ``tracecore.minting.Minter.mint_keys``'s loop (``tracecore.mac.Mac`` is
+the reference the tests compare it against), of ``sorted`` on a list of ledger keys and of
+slicing the serials out of them. The HMAC is ``_hmac.HmacKey``'s (OpenSSL's SHA-256 from states
+set up once per key), run without the GIL, so that minting the next commit's codes does not
+hold up the writer lane.
+"""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.list cimport PyList_GET_ITEM, PyList_New, PyList_SET_ITEM
+from cpython.ref cimport Py_INCREF
+from cpython.unicode cimport PyUnicode_DecodeASCII
+from libc.stdint cimport uint32_t, uint64_t
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcmp, memcpy, memset
+
+from tracecore._speedups._hmac cimport HmacKey
+
+
+cdef enum:
+    DIGEST = 32
+
+
+def mint_keys(HmacKey mac, bytes head, bytes chars, Py_ssize_t width, bytes tag_table,
+              Py_ssize_t tag_length):
+    """Ledger keys ``head + part + tag``, one for each ``width`` characters ``part`` of
+    ``chars``, in order, leaving out a part equal to an earlier one (so that the keys are
+    distinct). The tag is the HMAC of ``head + part``: with a 256-byte ``tag_table`` its first
+    ``tag_length`` bytes through the table, else its first 8 bytes (big-endian) modulo
+    ``10 ** tag_length`` as that many decimal digits."""
+    if width <= 0 or len(chars) % width:
+        raise ValueError("chars must be whole random parts of width characters")
+    if tag_length <= 0 or (tag_table and (len(tag_table) != 256 or tag_length > DIGEST)) \
+            or (not tag_table and tag_length > 19):
+        raise ValueError("a tag is 1 to 32 table characters or 1 to 19 digits")
+    cdef Py_ssize_t n = len(chars) // width
+    cdef Py_ssize_t head_length = len(head)
+    cdef Py_ssize_t message_length = head_length + width
+    cdef Py_ssize_t key_length = message_length + tag_length
+    cdef const unsigned char *head_p = <const unsigned char *>PyBytes_AS_STRING(head)
+    cdef const unsigned char *chars_p = <const unsigned char *>PyBytes_AS_STRING(chars)
+    cdef const unsigned char *table = (<const unsigned char *>PyBytes_AS_STRING(tag_table)
+                                       if tag_table else NULL)
+    cdef unsigned char *keys = <unsigned char *>malloc(max(n * key_length, 1))
+    if keys == NULL:
+        raise MemoryError()
+    cdef unsigned char digest[DIGEST]
+    cdef unsigned char *key
+    cdef uint64_t number, modulus = 1
+    cdef Py_ssize_t i, j, kept
+    for j in range(tag_length if table == NULL else 0):
+        modulus *= 10
+    # Open addressing over the parts seen so far: at most half full.
+    cdef Py_ssize_t slots = 1
+    while slots < 2 * n:
+        slots *= 2
+    cdef Py_ssize_t *seen = <Py_ssize_t *>malloc(slots * sizeof(Py_ssize_t))
+    cdef unsigned char *repeated = <unsigned char *>malloc(max(n, 1))
+    if seen == NULL or repeated == NULL:
+        free(keys)
+        free(seen)
+        free(repeated)
+        raise MemoryError()
+    cdef uint64_t hashed
+    cdef const unsigned char *part
+    try:
+        with nogil:
+            memset(seen, 0xFF, slots * sizeof(Py_ssize_t))
+            kept = 0
+            for i in range(n):
+                part = chars_p + i * width
+                hashed = 14695981039346656037ULL  # FNV-1a
+                for j in range(width):
+                    hashed = (hashed ^ part[j]) * 1099511628211ULL
+                j = <Py_ssize_t>(hashed & <uint64_t>(slots - 1))
+                repeated[i] = 0
+                while seen[j] != -1:
+                    if memcmp(chars_p + seen[j] * width, part, width) == 0:
+                        repeated[i] = 1
+                        break
+                    j = (j + 1) & (slots - 1)
+                if not repeated[i]:
+                    seen[j] = i
+                    kept += 1
+            for i in range(n):
+                if repeated[i]:
+                    continue
+                key = keys + i * key_length
+                memcpy(key, head_p, head_length)
+                memcpy(key + head_length, chars_p + i * width, width)
+                mac.mac(key, message_length, digest)
+                if table != NULL:
+                    for j in range(tag_length):
+                        key[message_length + j] = table[digest[j]]
+                else:
+                    number = 0
+                    for j in range(8):
+                        number = (number << 8) | digest[j]
+                    number %= modulus
+                    for j in range(tag_length - 1, -1, -1):
+                        key[message_length + j] = 48 + <unsigned char>(number % 10)
+                        number //= 10
+        out = PyList_New(kept)
+        j = 0
+        for i in range(n):
+            if repeated[i]:
+                continue
+            item = PyBytes_FromStringAndSize(<char *>(keys + i * key_length), key_length)
+            Py_INCREF(item)
+            PyList_SET_ITEM(out, j, item)
+            j += 1
+        return out
+    finally:
+        free(keys)
+        free(seen)
+        free(repeated)
+
+
+cdef struct _Entry:
+    uint64_t word      # the 8 bytes after the keys' common prefix, big-endian, zero-padded
+    Py_ssize_t index
+
+
+def sorted_keys(list keys):
+    """``sorted(keys)`` for a list of ``bytes``: a new list, in byte order, equal keys in their
+    order in ``keys``.
+
+    Ledger keys of one pool share their product part; the 8 bytes after the shared part
+    almost always decide, so the keys are sorted by those (a radix sort, stable), and only
+    runs that tie there are ordered by their remaining bytes.
+    """
+    cdef Py_ssize_t n = len(keys)
+    cdef Py_ssize_t i, j, prefix, length, start, pass_
+    cdef const unsigned char *first
+    cdef const unsigned char *data
+    cdef _Entry *entries
+    cdef _Entry *spare
+    cdef _Entry *swap
+    cdef uint64_t word
+    cdef Py_ssize_t counts[256]
+    cdef Py_ssize_t total, count
+    for i in range(n):
+        if type(<object>PyList_GET_ITEM(keys, i)) is not bytes:
+            raise TypeError("sorted_keys sorts bytes")
+    if n < 2:
+        return list(keys)
+    entries = <_Entry *>malloc(2 * n * sizeof(_Entry))
+    if entries == NULL:
+        raise MemoryError()
+    spare = entries + n
+    try:
+        item = <bytes>PyList_GET_ITEM(keys, 0)
+        first = <const unsigned char *>PyBytes_AS_STRING(item)
+        prefix = PyBytes_GET_SIZE(item)
+        for i in range(1, n):
+            item = <bytes>PyList_GET_ITEM(keys, i)
+            data = <const unsigned char *>PyBytes_AS_STRING(item)
+            if PyBytes_GET_SIZE(item) < prefix:
+                prefix = PyBytes_GET_SIZE(item)
+            j = 0
+            while j < prefix and data[j] == first[j]:
+                j += 1
+            prefix = j
+        for i in range(n):
+            item = <bytes>PyList_GET_ITEM(keys, i)
+            data = <const unsigned char *>PyBytes_AS_STRING(item)
+            length = PyBytes_GET_SIZE(item)
+            word = 0
+            for j in range(prefix, prefix + 8):
+                word = (word << 8) | (data[j] if j < length else 0)
+            entries[i].word = word
+            entries[i].index = i
+        with nogil:
+            for pass_ in range(8):
+                memset(counts, 0, sizeof(counts))
+                for i in range(n):
+                    counts[(entries[i].word >> (8 * pass_)) & 0xFF] += 1
+                if counts[(entries[0].word >> (8 * pass_)) & 0xFF] == n:
+                    continue  # every key has the same byte here
+                total = 0
+                for i in range(256):
+                    count = counts[i]
+                    counts[i] = total
+                    total += count
+                for i in range(n):
+                    j = (entries[i].word >> (8 * pass_)) & 0xFF
+                    spare[counts[j]] = entries[i]
+                    counts[j] += 1
+                swap = entries
+                entries = spare
+                spare = swap
+        out = [<object>PyList_GET_ITEM(keys, entries[i].index) for i in range(n)]
+        # Runs that tie on the word: ordered by the rest of each key (an insertion sort, stable;
+        # such runs are rare and short unless keys are short or repeated).
+        start = 0
+        while start < n:
+            i = start + 1
+            while i < n and entries[i].word == entries[start].word:
+                i += 1
+            if i - start > 1:
+                run = sorted(out[start:i])
+                out[start:i] = run
+            start = i
+        return out
+    finally:
+        free(entries if entries < spare else spare)
+
+
+def serials(list keys, Py_ssize_t start):
+    """``[key[start:].decode("ascii") for key in keys]``."""
+    cdef Py_ssize_t n = len(keys)
+    cdef Py_ssize_t i
+    out = PyList_New(n)
+    for i in range(n):
+        key = <bytes>PyList_GET_ITEM(keys, i)
+        if type(key) is not bytes or PyBytes_GET_SIZE(key) < start:
+            raise ValueError("a ledger key shorter than its product part")
+        text = PyUnicode_DecodeASCII(PyBytes_AS_STRING(key) + start,
+                                     PyBytes_GET_SIZE(key) - start, NULL)
+        Py_INCREF(text)
+        PyList_SET_ITEM(out, i, text)
+    return out
