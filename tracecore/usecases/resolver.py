@@ -112,11 +112,12 @@ def _resolve(catalogue: Catalogue, *, root: str, path: str, query: str, link_typ
     if not owners:
         raise NotFound(f"GTIN {gtin} is not known to this resolver", field="gtin")
     product = catalogue.product(owners[0], gtin)
-    key: dict[str, str] = {ai: elements[ai] for ai in ("01", "22", "10", "21") if ai in elements}
-    anchor = gs1.render_digital_link(key, root)
+    canonical = gs1.render_digital_link(elements, root)
+    # The key (01 and its qualifiers) is the path of the canonical URI; the rest its query.
+    anchor = canonical.partition("?")[0]
     passed_on = "&".join(p for p in query.split("&")
                          if p and not p.startswith("linkType=") and not p.split("=")[0].isdigit())
-    check = f"{root}/check?code={quote(gs1.render_digital_link(elements, root), safe='')}"
+    check = f"{root}/check?code={_quote_all(canonical)}"
     links = (Link(DEFAULT_LINK, check, title=_CHECK_TITLE),
              Link(VERIFICATION_SERVICE, check, title=_CHECK_TITLE),
              *(Link(li.link_type, li.href, li.lang, li.title or _title(li.link_type))
@@ -168,6 +169,18 @@ def choose_language(candidates: Sequence[Link], languages: Sequence[str]) -> Lin
 
 def _title(link_type: str) -> str:
     return _TITLES.get(link_type) or link_type.removeprefix("gs1:")
+
+
+#: ``quote(text, safe="")`` of ASCII text as one translation: every character but letters,
+#: digits and ``_.-~`` as %XX.
+_QUOTE_ALL = {c: f"%{c:02X}" for c in range(128)
+              if not (chr(c).isascii() and (chr(c).isalnum() or chr(c) in "_.-~"))}
+
+
+def _quote_all(text: str) -> str:
+    """``text`` percent-encoded with nothing left safe, as ``urllib.parse.quote(text, safe="")``
+    does (a canonical Digital Link is ASCII: its values are percent-encoded already)."""
+    return text.translate(_QUOTE_ALL) if text.isascii() else quote(text, safe="")
 
 
 def _with_query(href: str, query: str) -> str:
