@@ -9,6 +9,7 @@ client prefers wins, else one meant for every language, else the first.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
@@ -171,16 +172,21 @@ def _title(link_type: str) -> str:
     return _TITLES.get(link_type) or link_type.removeprefix("gs1:")
 
 
-#: ``quote(text, safe="")`` of ASCII text as one translation: every character but letters,
-#: digits and ``_.-~`` as %XX.
-_QUOTE_ALL = {c: f"%{c:02X}" for c in range(128)
-              if not (chr(c).isascii() and (chr(c).isalnum() or chr(c) in "_.-~"))}
+#: The characters of a canonical Digital Link: unreserved ones, which ``quote`` keeps, and
+#: the few a URI of escaped values is made of, each with its escape (``%`` first).
+_URI_CHARACTERS = re.compile(r"[A-Za-z0-9_.~:/?=&%-]*")
+_ESCAPES = (("%", "%25"), (":", "%3A"), ("/", "%2F"), ("?", "%3F"), ("=", "%3D"), ("&", "%26"))
 
 
 def _quote_all(text: str) -> str:
     """``text`` percent-encoded with nothing left safe, as ``urllib.parse.quote(text, safe="")``
-    does (a canonical Digital Link is ASCII: its values are percent-encoded already)."""
-    return text.translate(_QUOTE_ALL) if text.isascii() else quote(text, safe="")
+    does; a canonical Digital Link (its values escaped already, made of a few characters) as a
+    handful of replacements, several times faster."""
+    if _URI_CHARACTERS.fullmatch(text) is None:
+        return quote(text, safe="")
+    for character, escape in _ESCAPES:
+        text = text.replace(character, escape)
+    return text
 
 
 def _with_query(href: str, query: str) -> str:
