@@ -156,4 +156,4 @@ def test_made_up_gtins_keep_nothing_and_real_ones_are_bounded(served: Served) ->
             for _ in range(2):
                 assert http.get(f"/01/{served.gtin}/21/{serial}").status_code == 307
     assert len(served.built.answers) == 3
-    assert 0 < served.built.answers.size_bytes < 3 * 4096
+    assert 0 < served.built.answers.size_bytes < 3 * 2048
