@@ -1,6 +1,7 @@
 """HTTP front door benchmarks: resolver redirects and check-page views a second, each beside a
 bare hello-world on the same server stack measured in the same run, and the LVMS responder's
-p99 at half its maximum rate.
+p99 at half its maximum rate. The resolver is measured twice over the same packs: as its
+answers are made (a cold worker, every pack new at first), then as they are kept.
 
     python -m bench.http [--workers 1,2] [--seconds S] [--codes N] [--json PATH] [--keep]
                          [--profile DIR]
@@ -238,13 +239,17 @@ def run(workers_list: list[int], seconds: float, codes: int, keep: bool,
                 (base, base_p99, _), busy["hello"], cpu["hello"] = _measure(
                     pids, hello.pid, hello.ports["http"], ["/hello"], workdir, seconds)
                 measured = {}
+                # The resolver twice over the same packs: first each answer made (at most a
+                # few visits a pack in a run), then each kept from the run before.
                 for name, paths, key in (("resolver", fixture.resolver_paths(), ""),
+                                         ("resolver_kept", fixture.resolver_paths(), ""),
                                          ("check", fixture.check_paths(), ""),
                                          ("lvms", fixture.lvms_paths(), auth)):
                     measured[name], busy[name], cpu[name] = _measure(
                         pids, server.pid, port, paths, workdir, seconds, key,
                         profile / f"{name}-w{workers}.txt" if profile else None)
                 for name, title in (("resolver", "resolver redirects (307)"),
+                                    ("resolver_kept", "resolver redirects (307), answers kept"),
                                     ("check", "check-page views")):
                     rate, p99, errors = measured[name]
                     results.append(Result(

@@ -12,6 +12,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from frontdoor import epcis_rest, logistic_units, lvms, resolver
+from frontdoor.answer_cache import AnswerCache
 from frontdoor.asgi import Views, error_answer
 from frontdoor.check_page import CheckPage
 from frontdoor.http import Frontdoor, FrontdoorConfig, nothing_here
@@ -25,6 +26,10 @@ from tracecore.ratelimit import RateLimiter
 from tracecore.usecases.routing import Directory
 from tracerpc.metrics import Metrics
 from verify_svc.verification import Verifiers
+
+#: The bytes of finished Digital Link answers a worker keeps (a redirect is about 1.4 kB with
+#: what keeping it costs).
+ANSWER_CACHE_BYTES = 32 * 1024 * 1024
 
 
 async def healthz(request: Request) -> Response:
@@ -49,6 +54,8 @@ class Built:
     reads: FrontdoorReads
     requests: RequestLog
     epcis: EpcisStores
+    answers: AnswerCache
+    """The Digital Link answers the worker keeps."""
 
     def flush(self) -> None:
         """Writes the answer trail, and the request metrics and access log lines."""
@@ -75,24 +82,26 @@ def build(config: FrontdoorConfig, data: DataDir, verifiers: Verifiers, metrics:
     door = Frontdoor(config, data, reads, metrics,
                      RateLimiter(config.public_rate, burst=max(1.0, 2 * config.public_rate)),
                      stores)
+    answers = AnswerCache(ANSWER_CACHE_BYTES)
+    digital_link = resolver.DigitalLink(door, answers)
     site = Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Route("/.well-known/gs1resolver", resolver.description, methods=["GET"]),
-            Route("/01/{rest:path}", resolver.digital_link, methods=["GET"]),
-            Route("/00/{rest:path}", logistic_units.logistic_unit, methods=["GET"]),
             Route("/checkConnectivity", lvms.check_connectivity, methods=["GET"]),
             *epcis_rest.ROUTES,
             # Last: one bare segment is a compressed Digital Link only if nothing above took it.
-            Route("/{compressed}", resolver.compressed_link, methods=["GET"]),
+            Route("/{compressed}", resolver.CompressedLink(digital_link), methods=["GET"]),
         ],
         exception_handlers={TraceError: _trace_error, 404: _not_found},
     )
     site.state.door = door
-    # The check page and LVMS answers, most of the traffic, skip Starlette's routing.
+    # Digital Links, the check page and LVMS answers, most of the traffic, skip Starlette's
+    # routing.
     app: ASGIApp = Views(site, {"/check": CheckPage(door)},
-                         [(lvms.PATH_PREFIX, lvms.Verify(door))])
+                         [("/01/", digital_link), ("/00/", logistic_units.LogisticUnit(door)),
+                          (lvms.PATH_PREFIX, lvms.Verify(door))])
     if directory is not None:
         app = Router(app, door=door, directory=directory)
     app = Guard(app, requests=requests)
-    return Built(app, reads, requests, stores)
+    return Built(app, reads, requests, stores, answers)

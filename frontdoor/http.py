@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from starlette.requests import Request
 from starlette.responses import JSONResponse
+from starlette.types import Scope
 
 from frontdoor.reads import FrontdoorReads
 from tracecore.clock import now_ms
@@ -49,13 +49,13 @@ class Frontdoor:
     limiter: RateLimiter
     epcis: EpcisStores
 
-    def root(self, request: Request) -> str:
+    def root(self, scope: Scope) -> str:
         """Where the links this answer prints start: the configured base URL, else the scheme
         and Host header the request came with."""
         if self.config.public_base_url:
             return self.config.public_base_url.rstrip("/")
-        scope = request.scope
-        host = request.headers.get("host", "")
+        host = next((value.decode("latin-1") for name, value in scope["headers"]
+                     if name == b"host"), "")
         if not host or not _HOST.fullmatch(host):
             server = scope.get("server") or ("localhost", None)
             host = f"{server[0]}:{server[1]}" if server[1] else str(server[0])

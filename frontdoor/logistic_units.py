@@ -3,26 +3,30 @@ check page, or with its RFC 9264 linkset, when a tenant served here allocated th
 
 from __future__ import annotations
 
-from starlette.requests import Request
-from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
-from frontdoor.http import Frontdoor, problem
-from frontdoor.resolver import answer, wants_linkset
+from frontdoor.asgi import header, query
+from frontdoor.http import Frontdoor
+from frontdoor.resolver import finished, refusal, send_answer, wants_linkset
 from tracecore.errors import InvalidArgument, NotFound
 from tracecore.usecases.logistic_units import resolve_sscc
 
 
-async def logistic_unit(request: Request) -> Response:
-    """GET or HEAD of ``/00/{sscc}``."""
-    door: Frontdoor = request.app.state.door
-    try:
-        resolution = resolve_sscc(
-            door.reads, root=door.root(request), path=request.scope["raw_path"].decode("ascii"),
-            query=request.scope["query_string"].decode("ascii"),
-            link_type=request.query_params.get("linkType", ""),
-            wants_linkset=wants_linkset(request.headers.get("accept", "")))
-    except InvalidArgument as exc:
-        return problem(400, exc.message)
-    except NotFound as exc:
-        return problem(404, exc.message)
-    return answer(resolution)
+class LogisticUnit:
+    """GET or HEAD of ``/00/{sscc}``, as a plain view."""
+
+    def __init__(self, door: Frontdoor) -> None:
+        self._door = door
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        door = self._door
+        try:
+            resolution = resolve_sscc(
+                door.reads, root=door.root(scope), path=scope["raw_path"].decode("ascii"),
+                query=scope["query_string"].decode("ascii"),
+                link_type=query(scope).get("linkType", ""),
+                wants_linkset=wants_linkset(header(scope, b"accept")))
+        except (InvalidArgument, NotFound) as exc:
+            await refusal(exc)(scope, receive, send)
+            return
+        await send_answer(send, finished(resolution))

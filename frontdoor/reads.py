@@ -58,14 +58,18 @@ class FrontdoorReads:
             except TraceError:  # not registered there, or the tenant is offline
                 continue
             found.append(name)
-        if found:
+        if not found:
             # Who has a product is worth remembering; who has not is not (it is registered
             # before its first pack is printed), and would let a flood of made-up GTINs fill
             # memory.
-            if len(self._owners) >= _MAX_PRODUCTS:
-                self._owners.clear()
-            self._owners[product_id] = (now, tuple(found))
-        return found
+            return ()
+        owners = tuple(found)
+        if known is not None and known[1] == owners:
+            owners = known[1]  # the same object while unchanged: answers made from it hold
+        elif len(self._owners) >= _MAX_PRODUCTS:
+            self._owners.clear()
+        self._owners[product_id] = (now, owners)
+        return owners
 
     def sscc_owners(self, code: str) -> Sequence[str]:
         """The tenants that allocated an SSCC: a few reads per tenant, nothing remembered, so
@@ -80,12 +84,17 @@ class FrontdoorReads:
         return found
 
     def product(self, tenant: str, product_id: str) -> pb.Product:
+        """A tenant's record of a product, read again after ``_PRODUCT_TTL_S``; the very same
+        object as long as the record did not change (as ``owners`` returns the same tuple), so
+        that what was made from it can tell it still holds by identity."""
         now = time.monotonic()
         known = self._products.get((tenant, product_id))
         if known is not None and now - known[0] < _PRODUCT_TTL_S:
             return known[1]
         product = self._data.get(tenant).ledger.product(product_id)[1]
-        if len(self._products) >= _MAX_PRODUCTS:
+        if known is not None and known[1] == product:
+            product = known[1]  # the same object while unchanged: answers made from it hold
+        elif len(self._products) >= _MAX_PRODUCTS:
             self._products.clear()
         self._products[(tenant, product_id)] = (now, product)
         return product

@@ -1,37 +1,42 @@
 """GS1-Conformant resolver routes: a Digital Link answers with a redirect to one of the
-product's links, or with its RFC 9264 linkset; ``/.well-known/gs1resolver`` describes it."""
+product's links, or with its RFC 9264 linkset; ``/.well-known/gs1resolver`` describes it.
+Digital Links, most of the front door's traffic with the check page, are plain views
+(``frontdoor.asgi``) whose answers are kept while the product's records are unchanged."""
 
 from __future__ import annotations
 
 import functools
+import json
 import re
 from collections.abc import Sequence
 from typing import Any
 
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
 
-from frontdoor.http import Frontdoor, accepted_languages, problem
+from frontdoor.answer_cache import Answer, AnswerCache, Recording
+from frontdoor.asgi import header, query
+from frontdoor.http import Frontdoor, accepted_languages, nothing_here, problem
 from tracecore.errors import InvalidArgument, NotFound
 from tracecore.usecases.resolver import Link, Resolution, resolve
 
 LINKSET_TYPE = "application/linkset+json"
 _VOCABULARY = "https://gs1.org/voc/"
-_VARY = "Accept, Accept-Language"
+_VARY = (b"vary", b"Accept, Accept-Language")
 _SAME_AS = "http://www.w3.org/2002/07/owl#sameAs"
 #: One path segment that may be a compressed Digital Link (the shortest, a GTIN, is 10 long).
 _COMPRESSED = re.compile(r"[A-Za-z0-9_-]{10,}")
 #: The JSON-LD context GS1 publishes for resolvers' linksets (GS1-Conformant Resolver 1.x).
 LINKSET_CONTEXT = "https://ref.gs1.org/standards/resolver/linkset-context"
 #: Every resolver answer says what the resolver supports, preflight or not.
-_ALLOW = "GET, HEAD, OPTIONS"
+_ALLOW = (b"access-control-allow-methods", b"GET, HEAD, OPTIONS")
 
 
 async def description(request: Request) -> Response:
     """The resolver description file of GS1-Conformant Resolver 1.x."""
     door: Frontdoor = request.app.state.door
-    root = door.root(request)
+    root = door.root(request.scope)
     return JSONResponse({
         "name": "pharmatrace resolver",
         "resolverRoot": root,
@@ -43,52 +48,90 @@ async def description(request: Request) -> Response:
     }, headers={"Cache-Control": "max-age=3600"})
 
 
-async def digital_link(request: Request) -> Response:
-    """GET or HEAD of ``/01/{gtin}`` with its key qualifiers and data attributes, or of a
-    compressed Digital Link ``/{base64url}``."""
-    door: Frontdoor = request.app.state.door
-    root = door.root(request)
-    params = request.query_params
-    try:
-        resolution = resolve(
-            door.reads, root=root, path=request.scope["raw_path"].decode("ascii"),
-            query=request.scope["query_string"].decode("ascii"),
-            link_type=params.get("linkType", ""),
-            wants_linkset=wants_linkset(request.headers.get("accept", "")),
-            languages=accepted_languages(request.headers.get("accept-language", "")))
-    except InvalidArgument as exc:
-        return problem(400, exc.message)
-    except NotFound as exc:
-        return problem(404, exc.message)
-    return answer(resolution)
+class DigitalLink:
+    """GET or HEAD of ``/01/{gtin}`` with its key qualifiers and data attributes (or, sent on
+    by the route of one bare segment, of a compressed Digital Link ``/{base64url}``) as a plain
+    view. Finished answers are kept in ``answers`` for as long as the product's records they
+    were made from hold (``frontdoor.answer_cache``); errors are made each time."""
+
+    def __init__(self, door: Frontdoor, answers: AnswerCache) -> None:
+        self._door = door
+        self._answers = answers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        door = self._door
+        root = door.root(scope)
+        raw_path: bytes = scope["raw_path"]
+        query_string: bytes = scope["query_string"]
+        accept_language = header(scope, b"accept-language")
+        linkset = wants_linkset(header(scope, b"accept"))
+        key = (root, raw_path, query_string, linkset, accept_language)
+        found = self._answers.get(key)
+        if found is None:
+            made_from = Recording(door.reads)
+            try:
+                resolution = resolve(
+                    made_from, root=root, path=raw_path.decode("ascii"),
+                    query=query_string.decode("ascii"),
+                    link_type=query(scope).get("linkType", ""), wants_linkset=linkset,
+                    languages=accepted_languages(accept_language))
+            except (InvalidArgument, NotFound) as exc:
+                await refusal(exc)(scope, receive, send)
+                return
+            found = finished(resolution)
+            self._answers.put(key, found, made_from)
+        await send_answer(send, found)
 
 
-async def compressed_link(request: Request) -> Response:
-    """GET or HEAD of a compressed Digital Link ``/{base64url}``; any other single segment is
-    not found."""
-    if not _COMPRESSED.fullmatch(request.path_params["compressed"]):
-        raise HTTPException(404)
-    return await digital_link(request)
+class CompressedLink:
+    """The route of one bare path segment: a compressed Digital Link goes to ``view``, any
+    other segment is not found."""
+
+    def __init__(self, view: DigitalLink) -> None:
+        self._view = view
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if _COMPRESSED.fullmatch(scope["path_params"]["compressed"]):
+            await self._view(scope, receive, send)
+        else:
+            await nothing_here()(scope, receive, send)
 
 
-def answer(resolution: Resolution) -> Response:
-    """A resolution as HTTP: 307 to its target, 300 with the links it cannot choose between,
-    or 200 with the linkset."""
+def refusal(exc: InvalidArgument | NotFound) -> JSONResponse:
+    """400 with the reason for a URI that is not a valid Digital Link, 404 for an identifier
+    or link type not served here."""
+    return problem(400 if isinstance(exc, InvalidArgument) else 404, exc.message)
+
+
+async def send_answer(send: Send, answer: Answer) -> None:
+    await send({"type": "http.response.start", "status": answer.status,
+                "headers": answer.headers})
+    await send({"type": "http.response.body", "body": answer.body})
+
+
+def finished(resolution: Resolution) -> Answer:
+    """A resolution as an HTTP answer: 307 to its target, 300 with the links it cannot choose
+    between, or 200 with the linkset."""
     if resolution.choices:
-        return JSONResponse(_linkset(resolution, resolution.choices),
-                            status_code=300, media_type=LINKSET_TYPE,
-                            headers={"Link": _linkset_link(resolution), "Vary": _VARY,
-                                     "Access-Control-Allow-Methods": _ALLOW})
+        return _json(300, _linkset(resolution, resolution.choices), [
+            (b"link", _linkset_link(resolution).encode("latin-1")), _VARY, _ALLOW])
     if resolution.target is None:
-        return JSONResponse(
-            _linkset(resolution, resolution.links),
-            media_type=LINKSET_TYPE, headers={
-                "Link": f'{_linkset_link(resolution)}, <{LINKSET_CONTEXT}>; '
-                        'rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"',
-                "Vary": _VARY, "Access-Control-Allow-Methods": _ALLOW})
-    return Response(status_code=307, headers={
-        "Location": resolution.target.href, "Link": _linkset_link(resolution), "Vary": _VARY,
-        "Cache-Control": "no-store", "Access-Control-Allow-Methods": _ALLOW})
+        return _json(200, _linkset(resolution, resolution.links), [
+            (b"link", f'{_linkset_link(resolution)}, <{LINKSET_CONTEXT}>; '
+                      'rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'
+             .encode("latin-1")), _VARY, _ALLOW])
+    return Answer(307, [
+        (b"location", resolution.target.href.encode("latin-1")),
+        (b"link", _linkset_link(resolution).encode("latin-1")), _VARY,
+        (b"cache-control", b"no-store"), _ALLOW, (b"content-length", b"0")], b"")
+
+
+def _json(status: int, content: dict[str, Any], headers: list[tuple[bytes, bytes]]) -> Answer:
+    """A linkset answer, its body written as Starlette's JSONResponse writes one."""
+    body = json.dumps(content, ensure_ascii=False, allow_nan=False, indent=None,
+                      separators=(",", ":")).encode("utf-8")
+    return Answer(status, [*headers, (b"content-length", b"%d" % len(body)),
+                           (b"content-type", LINKSET_TYPE.encode())], body)
 
 
 def wants_linkset(accept: str) -> bool:
