@@ -39,7 +39,6 @@ class Capture(Protocol):
     """Sees every write transaction of an environment (tracecore.replication.capture)."""
 
     def run(self, txn: Txn, fn: Callable[[Txn], T]) -> T: ...
-    def child(self, parent: Txn, begin: Callable[[Txn], Txn]) -> Txn: ...
     def committed(self) -> None: ...
     def aborted(self) -> None: ...
 
@@ -206,12 +205,6 @@ class Env:
                 self._exclusively(lambda: self._env.set_mapsize(0))
             except lmdb.Error as exc:
                 raise _mapped(exc, self.owner, self.path) from exc
-
-    def child(self, parent: Txn) -> Txn:
-        """A nested write transaction: its changes join the parent's on commit, vanish on abort."""
-        if self.capture is not None:
-            return self.capture.child(parent, lambda raw: self._env.begin(write=True, parent=raw))
-        return self._env.begin(write=True, parent=parent)
 
     def open_db(self, name: str) -> Database:
         """Opens (creating it if needed) a named database beyond those given at open; at most

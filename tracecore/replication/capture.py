@@ -89,11 +89,6 @@ class ChangeCapture:
         self._pending = seq
         return result
 
-    def child(self, parent: Txn, begin: Callable[[Txn], Txn]) -> Txn:
-        if isinstance(parent, _Recorder):
-            return cast(Txn, _Recorder(begin(parent.raw), self._names, self._dupsort, parent))
-        return begin(parent)
-
     def committed(self) -> None:
         self._seq = self._pending
         for listener in list(self._listeners):
@@ -187,16 +182,13 @@ class ChangeCapture:
 
 
 class _Recorder:
-    """A write transaction that records what it changes; everything else goes to the real one.
-    A child transaction's records join its parent's on commit and vanish on abort."""
+    """A write transaction that records what it changes; everything else goes to the real one."""
 
-    def __init__(self, raw: Txn, names: dict[int, str], dupsort: frozenset[str],
-                 parent: _Recorder | None = None) -> None:
+    def __init__(self, raw: Txn, names: dict[int, str], dupsort: frozenset[str]) -> None:
         self.raw = raw
         self.ops: list[Op] = []
         self._names = names
         self._dupsort = dupsort
-        self._parent = parent
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.raw, name)
@@ -237,16 +229,6 @@ class _Recorder:
     def cursor(self, db: Database = None) -> Any:
         return _RecordingCursor(self.raw.cursor(db=db), self._names.get(id(db)),
                                 self._names.get(id(db)) in self._dupsort, self.ops)
-
-    def commit(self) -> None:
-        self.raw.commit()
-        if self._parent is not None:
-            self._parent.ops.extend(self.ops)
-        self.ops = []
-
-    def abort(self) -> None:
-        self.raw.abort()
-        self.ops = []
 
 
 class _RecordingCursor:
