@@ -40,14 +40,6 @@ __all__ = [
 _CHECK_TAG = {scheme: layout.check_tag for scheme, layout in SCHEMES.items()}
 _GS1 = Scheme.GS1
 _COMPILED = load("minting")
-#: How the compiled loop writes each scheme's tag from the HMAC digest (``mint_keys``'s
-#: ``tag_table`` and ``tag_length``): GS1's first 6 bytes through its base32 table, NMPA's
-#: first 8 bytes modulo 10**4 as 4 digits. tests/unit/test_minting_compiled.py holds them to
-#: each scheme's own ``tag``.
-_COMPILED_TAGS: dict[Scheme, tuple[bytes, int]] = {
-    Scheme.GS1: (SCHEMES[Scheme.GS1].random[1], 6),
-    Scheme.NMPA: (b"", 4),
-}
 
 
 class Minter:
@@ -62,7 +54,7 @@ class Minter:
         layout.check_product(product)
         self._draw = layout.random
         self._tag = layout.tag
-        self._compiled_tag = _COMPILED_TAGS.get(scheme)
+        self._compiled_tag = layout.tag_layout
         prefix = product_key(scheme, product)
         self._head = prefix + layout.key_part(key_id).encode("ascii")
         self._cut = len(prefix)

@@ -146,6 +146,11 @@ class CodeScheme(ABC):
     def tag(digest: bytes) -> bytes:
         """The tag (or check characters) closing a serial, from the HMAC of the key before it."""
 
+    tag_layout: ClassVar[tuple[bytes, int] | None] = None
+    """What ``tag`` does, for the compiled minting loop: ``(table, n)``, the digest's first
+    ``n`` bytes through a 256-byte table, or ``(b"", n)``, its first 8 bytes (big-endian)
+    modulo ``10 ** n`` as ``n`` digits; None for a scheme we do not mint."""
+
     @abstractmethod
     def key_id_of(self, serial: str) -> int | None:
         """The key id (or the part of it) a serial carries; None if it is not in our layout."""

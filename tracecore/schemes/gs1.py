@@ -182,6 +182,7 @@ class Gs1Scheme(CodeScheme):
     random = (_RANDOM, _BASE32, b"")
     check_tag = staticmethod(_check_tag)
     tag = staticmethod(_tag)
+    tag_layout = (_BASE32, _TAG)
 
     def split_key(self, body: str) -> tuple[str, str] | None:
         if len(body) > _GTIN_DIGITS:

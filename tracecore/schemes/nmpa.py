@@ -89,6 +89,7 @@ class NmpaScheme(CodeScheme):
     random = (_RANDOM, _DECIMAL, _DECIMAL_DROPPED)
     check_tag = staticmethod(_check_tag)
     tag = staticmethod(_check)
+    tag_layout = (b"", _CHECK_DIGITS)
 
     def split_key(self, body: str) -> tuple[str, str] | None:
         if len(body) == nmpa.CODE_DIGITS:
