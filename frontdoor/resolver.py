@@ -6,7 +6,6 @@ Digital Links, most of the front door's traffic with the check page, are plain v
 from __future__ import annotations
 
 import functools
-import json
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -23,14 +22,14 @@ from tracecore.usecases.resolver import Link, Resolution, resolve
 
 LINKSET_TYPE = "application/linkset+json"
 _VOCABULARY = "https://gs1.org/voc/"
-_VARY = (b"vary", b"Accept, Accept-Language")
+_VARY = "Accept, Accept-Language"
 _SAME_AS = "http://www.w3.org/2002/07/owl#sameAs"
 #: One path segment that may be a compressed Digital Link (the shortest, a GTIN, is 10 long).
 _COMPRESSED = re.compile(r"[A-Za-z0-9_-]{10,}")
 #: The JSON-LD context GS1 publishes for resolvers' linksets (GS1-Conformant Resolver 1.x).
 LINKSET_CONTEXT = "https://ref.gs1.org/standards/resolver/linkset-context"
 #: Every resolver answer says what the resolver supports, preflight or not.
-_ALLOW = (b"access-control-allow-methods", b"GET, HEAD, OPTIONS")
+_ALLOW = "GET, HEAD, OPTIONS"
 
 
 async def description(request: Request) -> Response:
@@ -111,27 +110,24 @@ async def send_answer(send: Send, answer: Answer) -> None:
 
 def finished(resolution: Resolution) -> Answer:
     """A resolution as an HTTP answer: 307 to its target, 300 with the links it cannot choose
-    between, or 200 with the linkset."""
+    between, or 200 with the linkset; made by Starlette's responses, kept as their bytes."""
     if resolution.choices:
-        return _json(300, _linkset(resolution, resolution.choices), [
-            (b"link", _linkset_link(resolution).encode("latin-1")), _VARY, _ALLOW])
-    if resolution.target is None:
-        return _json(200, _linkset(resolution, resolution.links), [
-            (b"link", f'{_linkset_link(resolution)}, <{LINKSET_CONTEXT}>; '
-                      'rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'
-             .encode("latin-1")), _VARY, _ALLOW])
-    return Answer(307, [
-        (b"location", resolution.target.href.encode("latin-1")),
-        (b"link", _linkset_link(resolution).encode("latin-1")), _VARY,
-        (b"cache-control", b"no-store"), _ALLOW, (b"content-length", b"0")], b"")
-
-
-def _json(status: int, content: dict[str, Any], headers: list[tuple[bytes, bytes]]) -> Answer:
-    """A linkset answer, its body written as Starlette's JSONResponse writes one."""
-    body = json.dumps(content, ensure_ascii=False, allow_nan=False, indent=None,
-                      separators=(",", ":")).encode("utf-8")
-    return Answer(status, [*headers, (b"content-length", b"%d" % len(body)),
-                           (b"content-type", LINKSET_TYPE.encode())], body)
+        response: Response = JSONResponse(
+            _linkset(resolution, resolution.choices), status_code=300, media_type=LINKSET_TYPE,
+            headers={"Link": _linkset_link(resolution), "Vary": _VARY,
+                     "Access-Control-Allow-Methods": _ALLOW})
+    elif resolution.target is None:
+        response = JSONResponse(
+            _linkset(resolution, resolution.links),
+            media_type=LINKSET_TYPE, headers={
+                "Link": f'{_linkset_link(resolution)}, <{LINKSET_CONTEXT}>; '
+                        'rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"',
+                "Vary": _VARY, "Access-Control-Allow-Methods": _ALLOW})
+    else:
+        response = Response(status_code=307, headers={
+            "Location": resolution.target.href, "Link": _linkset_link(resolution),
+            "Vary": _VARY, "Cache-Control": "no-store", "Access-Control-Allow-Methods": _ALLOW})
+    return Answer(response.status_code, response.raw_headers, bytes(response.body))
 
 
 def wants_linkset(accept: str) -> bool:
