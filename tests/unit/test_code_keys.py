@@ -1,0 +1,96 @@
+"""Codes as the live ledger stores them: serial encrypted, letter and product in clear."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.strategies import codes, digit_strings, gs1_codes
+from tracecore.codes import Code, Scheme
+from tracecore.errors import FailedPrecondition, LedgerCorrupt
+from tracecore.ledger.code_keys import CodeKeys, NoCodeKeys
+
+KEYS = CodeKeys(bytes(range(32)), "acme")
+
+
+def sscc_codes() -> st.SearchStrategy[Code]:
+    return st.builds(Code, st.just(Scheme.SSCC), st.just(""), digit_strings(18))
+
+
+any_code = st.one_of(codes(), sscc_codes())
+
+
+@given(any_code)
+def test_a_stored_key_reads_back_as_the_code(code: Code) -> None:
+    """Every scheme's codes, ours and codes minted elsewhere, come back from their stored key."""
+    stored = KEYS.stored(code.key())
+    assert KEYS.plain(stored) == code.key()
+    assert Code.from_key(KEYS.plain(stored)) == code
+
+
+@given(any_code)
+def test_the_serial_is_not_in_the_stored_key(code: Code) -> None:
+    """The stored key keeps the letter and the product, and not the serial; 16 bytes longer."""
+    key, stored = code.key(), KEYS.stored(code.key())
+    prefix = key[:len(key) - len(code.serial)]
+    assert stored.startswith(prefix)
+    assert len(stored) == len(key) + 16
+    assert code.serial.encode() not in stored[len(prefix):] or len(code.serial) < 4
+
+
+@given(any_code)
+def test_one_code_has_one_stored_key(code: Code) -> None:
+    """Deterministic: a lookup by stored key finds what was stored under it, with new objects
+    built from the same secret too."""
+    again = CodeKeys(bytes(range(32)), "acme")
+    assert again.stored(code.key()) == KEYS.stored(code.key())
+    assert KEYS.stored_many([code.key(), code.key()]) == [KEYS.stored(code.key())] * 2
+
+
+@given(st.lists(gs1_codes(), min_size=2, max_size=30))
+def test_stored_keys_sort_by_product(many: list[Code]) -> None:
+    """Sorted stored keys keep every product's codes together, in product order."""
+    stored = sorted(KEYS.stored_many([c.key() for c in many]))
+    products = [Code.from_key(KEYS.plain(s)).product for s in stored]
+    assert products == sorted(products)
+
+
+@given(any_code)
+def test_another_tenant_or_secret_cannot_read_a_stored_key(code: Code) -> None:
+    """The key is per tenant and per key-encryption key: anything else fails loudly."""
+    stored = KEYS.stored(code.key())
+    for other in (CodeKeys(bytes(range(32)), "other"), CodeKeys(os.urandom(32), "acme")):
+        assert other.stored(code.key()) != stored
+        with pytest.raises(LedgerCorrupt):
+            other.plain(stored)
+
+
+def test_a_plain_key_is_not_taken_for_a_stored_one() -> None:
+    """A key stored in clear (a ledger of an earlier format) does not decrypt."""
+    with pytest.raises(LedgerCorrupt):
+        KEYS.plain(Code(Scheme.GS1, "09506000134352", "ABCDEFGHIJKLMNOPQRST").key())
+
+
+def test_sealed_records_open_only_under_their_key() -> None:
+    """Event records are sealed whole: random nonce, authenticated."""
+    record = b"\x0a\x14G09506000134352ABC"
+    sealed = KEYS.seal(record)
+    assert b"ABC" not in sealed and KEYS.seal(record) != sealed
+    assert KEYS.open(sealed) == record
+    with pytest.raises(LedgerCorrupt):
+        CodeKeys(bytes(range(32)), "other").open(sealed)
+    with pytest.raises(LedgerCorrupt):
+        KEYS.open(sealed[:-1] + bytes([sealed[-1] ^ 1]))
+
+
+def test_without_the_key_nothing_is_stored_in_clear() -> None:
+    """A ledger opened without the key-encryption key refuses to store or read a code."""
+    none = NoCodeKeys("no key")
+    key = Code(Scheme.NMPA, "8123456", "1234567890123").key()
+    for call in (lambda: none.stored(key), lambda: none.stored_many([key]),
+                 lambda: none.plain(key), lambda: none.seal(b"x"), lambda: none.open(b"x")):
+        with pytest.raises(FailedPrecondition):
+            call()
