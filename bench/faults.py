@@ -358,7 +358,7 @@ def _commission(clients: Clients, job: Commissioning) -> None:
 def _check_offline(data: Path, report: Report, when: str) -> None:
     """The data directory of the stopped server: doctor and audit verify must pass."""
     for command in (["doctor", "--data", str(data), "--dev", "--quiet"],
-                    ["audit", "verify", "--data", str(data)]):
+                    ["audit", "verify", "--data", str(data), "--dev"]):
         done = subprocess.run([sys.executable, "-m", "pharmatrace_cli", *command], cwd=ROOT,
                               capture_output=True, text=True, timeout=600, check=False)
         if done.returncode != 0:

@@ -22,6 +22,8 @@ from bench.lifecycle_rig import Client, Window, code_keys, ctx, lifecycle_server
 from bench.measure import profiling, settle
 from bench.report import Result, Target, percentile, say
 from tracecore.codes import parse
+from tracecore.keys import KeySource
+from tracecore.ledger.code_keys import CodeKeys
 
 DEFAULT_TRACE_CODES = 1_000_000
 
@@ -153,7 +155,8 @@ def run_trace(tmp: Path, ledger_codes: int, calls: int, case_units: int, workers
             grpc_s = _latencies(lambda: client.trace.TraceCode(request, timeout=30), calls)
         response_bytes = answer.ByteSize()
         ledger_path = tmp / "data-trace" / "tenants" / DEV_TENANT / "ledger"
-        keys = code_keys([unit, case, pallet])
+        stored_as = CodeKeys.of(KeySource.dev(), DEV_TENANT)
+        keys = stored_as.stored_many(code_keys([unit, case, pallet]))
         # One environment per path and process: the raw reader first, then tracecore's.
         raw, env = _raw_trace_reader(ledger_path, keys)
         try:
@@ -161,7 +164,7 @@ def run_trace(tmp: Path, ledger_codes: int, calls: int, case_units: int, workers
             raw_s = _latencies(raw, calls)
         finally:
             env.close()
-        ledger = Ledger(ledger_path, tenant=DEV_TENANT, readonly=True)
+        ledger = Ledger(ledger_path, tenant=DEV_TENANT, readonly=True, codes=stored_as)
         code = parse(unit).code
         try:
 

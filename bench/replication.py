@@ -211,6 +211,7 @@ def apply_rate(codes: int, chunk: int = 10_000) -> dict[str, float]:
 
     from pharmatrace.v1 import common_pb2
 
+    from tracecore.ledger.code_keys import CodeKeys
     from tracecore.ledger.store import Ledger, PoolRequest
     from tracecore.replication.apply import ReplicaLedger
     from tracecore.replication.capture import ChangeCapture
@@ -227,10 +228,11 @@ def apply_rate(codes: int, chunk: int = 10_000) -> dict[str, float]:
 
     with tempfile.TemporaryDirectory(prefix="bench-apply-") as tmp:
         root = Path(tmp)
-        plain = Ledger(root / "plain", tenant="bench")
+        codes_at_rest = CodeKeys(bytes(32), "bench")
+        plain = Ledger(root / "plain", tenant="bench", codes=codes_at_rest)
         plain_s = issue(plain)
         plain.close()
-        ledger = Ledger(root / "writer", tenant="bench")
+        ledger = Ledger(root / "writer", tenant="bench", codes=codes_at_rest)
         capture = ChangeCapture(ledger.env)
         (root / "copy").mkdir()
         ledger.env.copy_to(root / "copy")

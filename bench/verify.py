@@ -97,8 +97,10 @@ def in_process_rate(data: Path, batches: Sequence[Sequence[str]], seconds: float
             key_ids = check_tags([s.code for s in scans], macs)
             with ledger.env.read() as txn:
                 get = txn.get
+                stored = ledger.codes.stored  # codes are kept encrypted: looked up as stored
                 for scan, key_id in zip(scans, key_ids, strict=True):
-                    if key_id is not None and get(scan.code.key(), db=codes_db) is not None:
+                    if key_id is not None and get(stored(scan.code.key()),
+                                                  db=codes_db) is not None:
                         found += 1
             done += len(batch)
             if time.perf_counter() - started >= seconds:

@@ -82,6 +82,7 @@ def register(commands: Any) -> None:
                           tenant=False)
     averify.add_argument("--data", default="./data")
     averify.add_argument("--tenant", help="one tenant (default: all)")
+    _key_options(averify)
     heads = add_command(audit, "heads", "Print each tenant's sealed chain heads as JSON lines, "
                         "for an outside party to keep: a later ledger whose records at those "
                         "positions hash differently was rewritten.", _audit_heads, client=False,
@@ -195,19 +196,29 @@ def _audit_verify(args: argparse.Namespace) -> int:
     from tracecore.ledger.chain import ChainCheck, check_chains
     from tracecore.ledger.tenants import LEDGER, OPERATOR_DIR, DataDir
 
-    data = DataDir(Path(args.data), KeySource.dev(), readonly=True)  # no key ring is opened
+    # A tenant's chains are stored encrypted: they are walked only with the key-encryption key.
+    keys = _key_source(args)
+    data = DataDir(Path(args.data), keys or KeySource.dev(), readonly=True)
     checks: list[tuple[str, ChainCheck]] = []
+    unchecked = []
     for name, ledger, txn in _each_ledger(data, args.tenant):
-        checks += [(name, check) for check in check_chains(txn, ledger.db)]
+        if keys is None:
+            unchecked.append(name)
+        else:
+            checks += [(name, check) for check in check_chains(txn, ledger.db, ledger.codes)]
+    if unchecked:
+        print(f"pharmatrace: not checked (their records are encrypted; give the key-encryption "
+              f"key: --dev, PHARMATRACE_KEY_PASSPHRASE or PHARMATRACE_KEY_FILE): "
+              f"{', '.join(unchecked)}", file=sys.stderr)
     if not args.tenant and (Path(args.data) / OPERATOR_DIR / LEDGER / "data.mdb").exists():
         operator = data.operator().ledger
         with operator.env.read() as txn:
             checks += [("operator", check)
-                       for check in check_chains(txn, operator.db, events=False)]
+                       for check in check_chains(txn, operator.db, None, events=False)]
         data.close()
     for owner, check in checks:
         print(f"{owner}: {check.name}: {check.summary}")
-    return EXIT_OK if all(check.intact for _, check in checks) else EXIT_ERROR
+    return EXIT_OK if all(check.intact for _, check in checks) and not unchecked else EXIT_ERROR
 
 
 def _audit_heads(args: argparse.Namespace) -> int:

@@ -54,6 +54,10 @@ def register(commands: Any, tenant: Any) -> None:
                          "that needs it, and the operator store if no server has it open)")
     migrate.add_argument("--list", action="store_true",
                          help="only print every ledger's format version")
+    migrate.add_argument("--dev", action="store_true",
+                         help="the public development key passphrase, as `serve --dev` (else "
+                         "PHARMATRACE_KEY_PASSPHRASE or PHARMATRACE_KEY_FILE: the ledger's "
+                         "codes are encrypted under a key derived from it)")
 
     health = add_command(commands, "health", "Ask both services' gRPC health service "
                          "whether they serve; exits 1 when one does not.", _health,
@@ -179,7 +183,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     configure_logging()
     if settings.migrate:
-        _migrate(data, None, print_to=sys.stderr)
+        _migrate(data, None, dev=settings.dev, print_to=sys.stderr)
     else:
         _warn_of_old_formats(data)
     config = ServeConfig(
@@ -294,13 +298,14 @@ def _tenant_migrate(args: argparse.Namespace) -> int:
                     "needs `pharmatrace tenant migrate`")
             print(f"{name}: format {version} ({note})")
         return EXIT_OK
-    return _migrate(data, args.tenant, print_to=sys.stdout)
+    return _migrate(data, args.tenant, dev=args.dev, print_to=sys.stdout)
 
 
-def _migrate(data: Path, tenants: list[str] | None, *, print_to: Any) -> int:
+def _migrate(data: Path, tenants: list[str] | None, *, dev: bool, print_to: Any) -> int:
     """Migrates the operator store (unless tenants are named) and the tenants; prints as it
-    goes."""
+    goes. ``dev``: the development key passphrase, else the one configured."""
     from tracecore.errors import FailedPrecondition, TraceError
+    from tracecore.keys import KeySource
     from tracecore.ledger.upgrade import (
         MigrationFailed,
         migrate_operator,
@@ -320,9 +325,15 @@ def _migrate(data: Path, tenants: list[str] | None, *, print_to: Any) -> int:
         except TraceError as exc:
             raise CliError(str(exc)) from exc
     names = tenants or pending_tenants(data)
+    try:
+        keys = KeySource.dev() if dev else KeySource.from_env()
+    except TraceError as exc:
+        if names:
+            raise CliError(str(exc)) from exc
+        keys = KeySource.dev()  # nothing to migrate: no key is used
     for name in names:
         try:
-            outcome = migrate_tenant(data, name, say=say)
+            outcome = migrate_tenant(data, name, keys, say=say)
         except MigrationFailed as exc:
             say(f"pharmatrace: {exc}")
             failed += 1

@@ -204,6 +204,7 @@ class Verifier:
         add_key, add_row = genuine_keys.append, genuine_rows.append
         with ledger.env.read() as txn:
             get = txn.get
+            stored = ledger.codes.stored
             holds = Holds(ledger, txn)
             scanner = self._party_ref(txn, context.party_id) if supply_chain else 0
             for row, scan in enumerate(scans):
@@ -214,7 +215,7 @@ class Verifier:
                 code = scan.code
                 key_id = next(key_ids)
                 key = code.key()
-                data = get(key, db=codes_db)
+                data = get(stored(key), db=codes_db)
                 if key_id is None and code.scheme is _SSCC:
                     if data is None:
                         _unused_sscc(out, code, SsccPools(ledger).allocated_in(txn, code.serial))

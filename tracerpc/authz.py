@@ -295,7 +295,8 @@ class Authorizer:
             raised_at_ms=last.at_ms, address=last.address, credential=last.credential[:200],
             refusals=burst.count, detail=burst.describe())
         key = f"R{burst.key}:{last.at_ms // burst.window_ms}".encode()[:400]
-        alerts.book(self.data.get(burst.tenant).path, burst.tenant).append([Raised(key, alert)])
+        tenant = self.data.get(burst.tenant)
+        alerts.book(tenant.path, tenant.name, tenant.ledger.codes).append([Raised(key, alert)])
 
     def _check_role(self, method: str, principal: Principal) -> None:
         use_case = TABLE.get(method)

@@ -74,7 +74,7 @@ class Verifiers:
                 observations = Observations(
                     tenant.path / OBSERVATIONS, tenant=tenant.name,
                     code_key=scan_clients.codes_key(self._secret(), tenant.name))
-                book = alerts.book(tenant.path, tenant.name)
+                book = alerts.book(tenant.path, tenant.name, tenant.ledger.codes)
                 self._observations[tenant_name] = observations
                 self._alerts[tenant_name] = book
                 self._verifiers[tenant_name] = Verifier(tenant, observations, book, self._checks)

@@ -32,12 +32,15 @@ from pharmatrace.v1 import verification_pb2 as vpb
 
 from replica_svc.streams import SEQ, servers, stream_name
 from tracecore.keys import KeySource
+from tracecore.ledger.code_keys import CodeKeys
 from tracecore.replication.changes import PUT, Assembler, Change
 from tracecore.replication.sealing import Sealing, part_context
 
 TENANT = "demo"
 #: The nodes run with --dev: their key-encryption key is the development one.
 SEALING = Sealing.of(KeySource.dev())
+#: The ledger keeps codes encrypted; the stream carries its writes as they are.
+CODES = CodeKeys.of(KeySource.dev(), TENANT)
 GTIN = "09501101530003"
 PER_REQUEST = 20
 PAUSE_S = 0.1
@@ -161,7 +164,8 @@ async def _stream(url: str) -> dict[str, object]:
                                  msg.data or b"")
             whole = assembler.add(seq, part, parts, piece)
             if whole is not None:
-                codes += [key.decode()[15:] for kind, db, key, _ in Change.decode(whole).ops
+                codes += [CODES.plain(key).decode()[15:]
+                          for kind, db, key, _ in Change.decode(whole).ops
                           if kind == PUT and db == "codes"]
         return {"last_seq": info.state.last_seq, "replicas": info.config.num_replicas,
                 "codes": codes}

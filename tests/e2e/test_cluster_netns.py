@@ -282,7 +282,7 @@ def test_acknowledged_writes_survive_killed_nodes_a_cut_link_and_a_promotion(
         cluster.stop(name)
     audits, heads = {}, {}
     for name, data in (("old writer", writer_data), ("r1", r1_data), ("r2", r2_data)):
-        audits[name] = _cli("audit", "verify", "--data", str(data), "--tenant", TENANT)
+        audits[name] = _cli("audit", "verify", "--data", str(data), "--tenant", TENANT, "--dev")
         _said(f"audit verify on {name}: {audits[name].stdout.strip()}")
     for name, data in (("r1", r1_data), ("r2", r2_data)):
         heads[name] = _cli("audit", "heads", "--data", str(data), "--tenant", TENANT).stdout

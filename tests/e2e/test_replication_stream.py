@@ -25,6 +25,7 @@ from tests.e2e.nats_server import NatsServer
 from tracecore.errors import LedgerCorrupt
 from tracecore.keys import KeySource
 from tracecore.ledger.chain import SEAL_KEY
+from tracecore.ledger.code_keys import CodeKeys
 from tracecore.replication.changes import PUT, Assembler, Change
 from tracecore.replication.sealing import Sealing, part_context
 
@@ -37,6 +38,8 @@ GTIN = "09501101530003"
 Message = tuple[int, int, int, int, int, bytes]
 #: The servers run with --dev: their key-encryption key is the development one.
 SEALING = Sealing.of(KeySource.dev())
+#: The ledger keeps codes encrypted; the stream carries its writes as they are.
+CODES = CodeKeys.of(KeySource.dev(), TENANT)
 
 
 def _stream(url: str) -> list[Message]:
@@ -99,7 +102,7 @@ def _holding(url: str, serials: set[str], timeout: float = 60.0) -> list[Change]
     deadline = time.monotonic() + timeout
     while True:
         changes = _changes(url)
-        if serials <= {key.decode()[15:] for key in _codes_put(changes)}:
+        if serials <= {CODES.plain(key).decode()[15:] for key in _codes_put(changes)}:
             return changes
         assert time.monotonic() < deadline, "codes issued never reached the stream"
         time.sleep(0.2)
@@ -178,7 +181,7 @@ def test_a_stopped_and_restarted_writer_continues_its_epoch_with_its_last_seal_p
     time.sleep(2.5)
     assert first.terminate() == 0   # while writes go on: the last ones are not sealed yet
     busy.join(30)
-    records = _cli("audit", "verify", "--data", str(data), "--tenant", TENANT)
+    records = _cli("audit", "verify", "--data", str(data), "--tenant", TENANT, "--dev")
     audit_records = int(re.search(r"audit trail: (\d+) records", records).group(1))  # type: ignore[union-attr]
     sealed_at = json.loads(_cli("audit", "heads", "--data", str(data), "--tenant", TENANT)
                            )["audit_seq"]
@@ -223,7 +226,7 @@ def test_with_replicated_commit_an_answered_write_is_already_in_the_stream(
     server = servers.start(tmp_path / "data", extra=["--nats", nats_server.url,
                                                      "--replicated-commit"])
     serials = _write(server.issue_addr, "L1", 300)
-    published = {key.decode()[15:] for key in _codes_put(_changes(nats_server.url))}
+    published = {CODES.plain(key).decode()[15:] for key in _codes_put(_changes(nats_server.url))}
     assert set(serials) <= published
     nats_server.stop()
     with grpc.insecure_channel(server.issue_addr) as channel, \

@@ -250,7 +250,9 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
                           str(admin_file), env=cli_env)
             assert result.returncode == 0, result.stderr
             found.answers += [result.stdout, result.stderr]
-        audit = _cli("audit", "verify", "--data", str(data), env=env)
+        # The tenant's chains are encrypted under a key derived from the passphrase.
+        audit = _cli("audit", "verify", "--data", str(data),
+                     env={**env, PASSPHRASE_ENV: found.passphrase})
         assert audit.returncode == 0, audit.stdout + audit.stderr
         found.answers += [audit.stdout, audit.stderr]
         with urllib.request.urlopen(f"http://127.0.0.1:{ports['metrics']}/metrics",

@@ -16,6 +16,7 @@ from pharmatrace.v1 import issuance_pb2 as ipb
 from pharmatrace.v1 import lifecycle_pb2 as lpb
 
 from tests.e2e.conftest import Servers, run_cli
+from tests.ledgers import dev_codes
 from tracecore.codes import parse
 from tracecore.ledger.chain import audit_trail
 from tracecore.ledger.counters import Tally
@@ -28,9 +29,10 @@ LOT = "LOT-SEAL"
 
 def _rewrite_first_audit_record_and_rehash(ledger_dir: Path, tenant: str) -> None:
     """The attack: change who did the first audited call, rehash every record after it and
-    move the head, as anyone with the file and this code can."""
-    ledger = Ledger(ledger_dir, tenant=tenant)
-    chain = audit_trail(ledger.db)
+    move the head, as anyone with the file, this code and the key the records are sealed under
+    can."""
+    ledger = Ledger(ledger_dir, tenant=tenant, codes=dev_codes(tenant))
+    chain = audit_trail(ledger.db, ledger.codes)
 
     def rewrite(txn):  # type: ignore[no-untyped-def]
         last, _ = chain.head(txn)
@@ -42,7 +44,8 @@ def _rewrite_first_audit_record_and_rehash(ledger_dir: Path, tenant: str) -> Non
             record.prev_hash = prev
             record.hash = b""
             record.hash = chain.hash_of(record)
-            txn.put(seq.to_bytes(8, "big"), record.SerializeToString(deterministic=True),
+            txn.put(seq.to_bytes(8, "big"),
+                    ledger.codes.seal(record.SerializeToString(deterministic=True)),
                     db=ledger.db["audit"])
             prev = record.hash
         txn.put(b"audit:head", last.to_bytes(8, "big") + prev, db=ledger.db["meta"])
@@ -85,8 +88,8 @@ def test_a_rehashed_audit_trail_passes_the_chain_walk_but_not_doctors_seal_check
     assert "chain heads sealed" in healthy.stdout
 
     _rewrite_first_audit_record_and_rehash(server.data / "tenants" / tenant / "ledger", tenant)
-    walked = run_cli(["audit", "verify", "--data", data, "--tenant", tenant], env=server.env,
-                     cwd=tmp_path)
+    walked = run_cli(["audit", "verify", "--data", data, "--tenant", tenant, "--dev"],
+                     env=server.env, cwd=tmp_path)
     assert walked.returncode == 0  # the hash chain alone cannot tell
     caught = run_cli(doctor, env=server.env, cwd=tmp_path)
     assert caught.returncode == 1
@@ -96,14 +99,14 @@ def test_a_rehashed_audit_trail_passes_the_chain_walk_but_not_doctors_seal_check
 def _dispense_in_the_file(ledger_dir: Path, tenant: str, code: str) -> None:
     """The attack: a pack's record set from ACTIVE to DISPENSED straight in data.mdb, with the
     report counters moved to match, as anyone with write access to the file can."""
-    ledger = Ledger(ledger_dir, tenant=tenant)
+    ledger = Ledger(ledger_dir, tenant=tenant, codes=dev_codes(tenant))
     key = parse(code).code.key()
 
     def edit(txn):  # type: ignore[no-untyped-def]
         before = ledger.code_record(txn, key)
         assert before is not None and before.status is Status.ACTIVE
         after = before.evolve(status=Status.DISPENSED)
-        txn.put(key, after.pack(), db=ledger.db["codes"])
+        txn.put(ledger.codes.stored(key), after.pack(), db=ledger.db["codes"])
         tally = Tally()
         tally.move(before, after)
         tally.write(txn, ledger.db["counters"])

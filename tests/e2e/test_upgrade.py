@@ -16,10 +16,12 @@ import pytest
 from pharmatrace.v1 import ledger_pb2 as lpb
 
 from tests.e2e.conftest import START_TIMEOUT_S, Server, Servers, pharmatrace_command, run_cli
+from tests.ledgers import dev_codes
+from tracecore.credentials import OPERATOR
 from tracecore.ledger import format as ledger_format
 from tracecore.ledger.access import Access
 from tracecore.ledger.chain import SEAL_KEY
-from tracecore.ledger.migrations import to_2
+from tracecore.ledger.migrations import to_2, to_3
 from tracecore.ledger.store import DATABASES, Ledger
 
 pytestmark = pytest.mark.timeout(300)
@@ -43,7 +45,7 @@ def _install_fixture(data: Path) -> Path:
 
 def _dump(path: Path, owner: str) -> Dump:
     """Every key and value of every database of a ledger, duplicates included."""
-    ledger = Ledger(path, tenant=owner, readonly=True)
+    ledger = Ledger(path, tenant=owner, codes=dev_codes(owner), readonly=True)
     try:
         with ledger.env.read() as txn:
             return {name: [(bytes(k), bytes(v)) for k, v in txn.cursor(db=ledger.db[name])]
@@ -53,7 +55,7 @@ def _dump(path: Path, owner: str) -> Dump:
 
 
 def _audit(path: Path, owner: str) -> tuple[list[lpb.AuditRecord], int | None]:
-    ledger = Ledger(path, tenant=owner, readonly=True)
+    ledger = Ledger(path, tenant=owner, codes=dev_codes(owner), readonly=True)
     try:
         access = Access(ledger)
         return access.audit_records(), access.verify_audit()[1]
@@ -62,18 +64,36 @@ def _audit(path: Path, owner: str) -> tuple[list[lpb.AuditRecord], int | None]:
 
 
 def _format(path: Path, owner: str) -> int:
-    ledger = Ledger(path, tenant=owner, readonly=True)
+    ledger = Ledger(path, tenant=owner, codes=dev_codes(owner), readonly=True)
     try:
         return ledger_format.version_of(ledger)
     finally:
         ledger.close()
 
 
+def _at_rest(before: Dump, owner: str) -> Dump:
+    """A format-1 or -2 ledger's records as format 3 keeps them: every code's ledger key (as a
+    key or a value) in its stored form; events stay as they are here, compared opened."""
+    keys = dev_codes(owner)
+    out = dict(before)
+    for name, key_is_code, value_is_code in to_3.TABLES:
+        out[name] = sorted((keys.stored(k) if key_is_code else k,
+                            keys.stored(v) if value_is_code else v)
+                           for k, v in before.get(name, []))
+    return out
+
+
 def _assert_carried(before: Dump, path: Path, owner: str) -> None:
-    """Every record of the format-1 ledger is in the migrated one, unchanged: codes, events,
-    counters, pools, master data, credentials; the audit trail gained exactly the migration's
-    record and still verifies; meta gained only the format record."""
+    """Every record of the format-1 ledger is in the migrated one: codes, events, counters,
+    pools, master data, credentials, codes under their stored keys and events sealed; the audit
+    trail gained exactly the migrations' records and still verifies; meta gained only the format
+    record."""
     after = _dump(path, owner)
+    if owner != OPERATOR:  # a tenant's chains are sealed
+        opened = dev_codes(owner).open
+        for chain in to_3.CHAINS:
+            after[chain] = [(k, opened(v)) for k, v in after.get(chain, [])]
+    before = _at_rest(before, owner)
     for name in DATABASES:
         if name in ("meta", "audit"):
             continue
@@ -86,9 +106,9 @@ def _assert_carried(before: Dump, path: Path, owner: str) -> None:
     assert after["audit"][:len(before["audit"])] == before["audit"]
     records, broken = _audit(path, owner)
     assert broken is None
-    assert len(records) == len(before["audit"]) + 1
-    assert records[-1].method == to_2.METHOD
-    assert "format 1 -> 2" in records[-1].summary
+    assert len(records) == len(before["audit"]) + 2
+    assert [r.method for r in records[-2:]] == [to_2.METHOD, to_3.METHOD]
+    assert "format 1 -> 2" in records[-2].summary and "format 2 -> 3" in records[-1].summary
     assert _format(path, owner) == ledger_format.CURRENT
 
 
@@ -109,7 +129,7 @@ def _unit_codes(dump: Dump) -> list[str]:
 def test_format1_tenant_is_refused_then_migrated_beside_a_running_server(
         servers: Servers, tmp_path: Path) -> None:
     """A 0.1.0 tenant is not served (the answer says to migrate it) while the others are;
-    `tenant migrate --tenant` brings it to format 2 beside the running server, after which every
+    `tenant migrate --tenant` brings it to format 3 beside the running server, after which every
     pack answers as before and every record of the old ledger is there unchanged."""
     data = tmp_path / "data"
     ledger = _install_fixture(data)
@@ -127,10 +147,10 @@ def test_format1_tenant_is_refused_then_migrated_beside_a_running_server(
     listed = run_cli(["tenant", "migrate", "--data", str(data), "--list"], env=server.env,
                      cwd=tmp_path)
     assert "acme: format 1 (needs `pharmatrace tenant migrate`)" in listed.stdout
-    migrated = run_cli(["tenant", "migrate", "--data", str(data), "--tenant", TENANT],
+    migrated = run_cli(["tenant", "migrate", "--data", str(data), "--tenant", TENANT, "--dev"],
                        env=server.env, cwd=tmp_path)
     assert migrated.returncode == 0, migrated.stdout + migrated.stderr
-    assert "tenant acme: migrated from format 1 to 2" in migrated.stdout
+    assert "tenant acme: migrated from format 1 to 3" in migrated.stdout
     demo = run_cli(["verify", "--tenant", "demo", "hello"], env=server.env, cwd=tmp_path)
     assert "INVALID_FORMAT" in demo.stdout  # the other tenant answered throughout
 
@@ -138,18 +158,20 @@ def test_format1_tenant_is_refused_then_migrated_beside_a_running_server(
     doctor = run_cli(["doctor", "--data", str(data), "--tenant", TENANT, "--dev"],
                      env=server.env, cwd=tmp_path)
     assert doctor.returncode == 0, doctor.stdout
-    assert "acme: format: ok: format 2" in doctor.stdout
+    assert "acme: format: ok: format 3" in doctor.stdout
     server.terminate()
     _assert_carried(before, ledger, TENANT)
 
     # The operator store is migrated only while no server has it open.
-    rest = run_cli(["tenant", "migrate", "--data", str(data)], env=server.env, cwd=tmp_path)
+    rest = run_cli(["tenant", "migrate", "--data", str(data), "--dev"], env=server.env,
+                   cwd=tmp_path)
     assert rest.returncode == 0, rest.stdout + rest.stderr
     assert "the operator store: step to format 2" in rest.stdout
     _assert_carried(operator_before, data / "operator" / "ledger", "_operator")
 
 
-@pytest.mark.parametrize("kill_after", ["offline", "backed up", "step to format 2"])
+@pytest.mark.parametrize("kill_after", ["offline", "backed up", "step to format 2",
+                                        "step to format 3"])
 def test_a_killed_migration_resumes(tmp_path: Path, kill_after: str) -> None:
     """A migration killed (SIGKILL) after any of its phases is picked up by running it again,
     and ends with every record carried and the tenant online."""
@@ -157,7 +179,7 @@ def test_a_killed_migration_resumes(tmp_path: Path, kill_after: str) -> None:
     ledger = _install_fixture(data)
     before = _dump(ledger, TENANT)
     first = subprocess.Popen([*pharmatrace_command(), "tenant", "migrate", "--data", str(data),
-                              "--tenant", TENANT], stdout=subprocess.PIPE, text=True)
+                              "--tenant", TENANT, "--dev"], stdout=subprocess.PIPE, text=True)
     assert first.stdout is not None
     for line in first.stdout:
         if kill_after in line:
@@ -168,7 +190,7 @@ def test_a_killed_migration_resumes(tmp_path: Path, kill_after: str) -> None:
     state = data / "migrations" / TENANT / "state.json"
     assert state.exists() or _format(ledger, TENANT) == ledger_format.CURRENT
 
-    again = run_cli(["tenant", "migrate", "--data", str(data), "--tenant", TENANT],
+    again = run_cli(["tenant", "migrate", "--data", str(data), "--tenant", TENANT, "--dev"],
                     env={}, cwd=tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "resuming the migration from format 1" in again.stdout
@@ -182,7 +204,7 @@ def test_a_failing_step_restores_the_backup(tmp_path: Path) -> None:
     back exactly as it was before the migration and left offline with the reason."""
     data = tmp_path / "data"
     ledger_path = _install_fixture(data)
-    ledger = Ledger(ledger_path, tenant=TENANT)
+    ledger = Ledger(ledger_path, tenant=TENANT, codes=dev_codes(TENANT))
 
     def damage(txn: object) -> None:
         txn.delete(b"index:material_lots", db=ledger.db["meta"])  # type: ignore[attr-defined]
@@ -191,7 +213,7 @@ def test_a_failing_step_restores_the_backup(tmp_path: Path) -> None:
     ledger.env.write(damage)
     ledger.close()
     before = _dump(ledger_path, TENANT)
-    failed = run_cli(["tenant", "migrate", "--data", str(data), "--tenant", TENANT],
+    failed = run_cli(["tenant", "migrate", "--data", str(data), "--tenant", TENANT, "--dev"],
                      env={}, cwd=tmp_path)
     assert failed.returncode == 1
     assert "the migration failed" in failed.stdout and "was restored" in failed.stdout
@@ -205,15 +227,15 @@ def test_a_newer_ledger_is_refused(servers: Servers, tmp_path: Path) -> None:
     say so."""
     data = tmp_path / "data"
     ledger_path = _install_fixture(data)
-    ledger = Ledger(ledger_path, tenant=TENANT)
-    ledger.env.write(lambda txn: txn.put(ledger_format.VERSION_KEY, (3).to_bytes(4, "big"),
+    ledger = Ledger(ledger_path, tenant=TENANT, codes=dev_codes(TENANT))
+    ledger.env.write(lambda txn: txn.put(ledger_format.VERSION_KEY, (4).to_bytes(4, "big"),
                                          db=ledger.db["meta"]))
     ledger.close()
     before = _dump(ledger_path, TENANT)
-    refused = run_cli(["tenant", "migrate", "--data", str(data), "--tenant", TENANT],
+    refused = run_cli(["tenant", "migrate", "--data", str(data), "--tenant", TENANT, "--dev"],
                       env={}, cwd=tmp_path)
     assert refused.returncode == 1
-    assert "format 3, newer than this release knows" in refused.stderr
+    assert "format 4, newer than this release knows" in refused.stderr
     server = servers.start(data)
     answer = run_cli(["verify", "--tenant", TENANT, "hello"], env=server.env, cwd=tmp_path)
     assert "written by a later release" in answer.stderr
@@ -244,7 +266,7 @@ def test_serve_migrate_brings_every_ledger_forward_at_start(tmp_path: Path) -> N
             time.sleep(0.05)
         server.ports = json.loads(ready.read_text())
         assert "the operator store: step to format 2" in server.log_text()
-        assert "tenant acme: migrated from format 1 to 2" in server.log_text()
+        assert "tenant acme: migrated from format 1 to 3" in server.log_text()
         assert _verify_all(server.env, tmp_path, _unit_codes(before)) == STATUSES
         server.terminate()
     finally:
@@ -255,13 +277,13 @@ def test_serve_migrate_brings_every_ledger_forward_at_start(tmp_path: Path) -> N
 def test_the_step_to_format_2_is_idempotent(tmp_path: Path) -> None:
     """Running the step again on a ledger it has brought forward changes nothing."""
     ledger_path = _install_fixture(tmp_path / "data")
-    ledger = Ledger(ledger_path, tenant=TENANT)
+    ledger = Ledger(ledger_path, tenant=TENANT, codes=dev_codes(TENANT))
     try:
         assert to_2.apply(ledger, 1_700_000_000_000) is True
     finally:
         ledger.close()
     once = _dump(ledger_path, TENANT)
-    ledger = Ledger(ledger_path, tenant=TENANT)
+    ledger = Ledger(ledger_path, tenant=TENANT, codes=dev_codes(TENANT))
     try:
         assert to_2.apply(ledger, 1_700_000_000_001) is False
     finally:

@@ -36,6 +36,7 @@ from tests.integration.test_authz import (
     make_world,
     request_for,
 )
+from tests.ledgers import dev_codes
 from tracecore.clock import now_ms
 from tracecore.credentials import OPERATOR, Role
 from tracecore.keys import KeySource
@@ -254,20 +255,23 @@ def _hash(record: lpb.AuditRecord) -> bytes:
 
 
 class _Trail:
-    """The raw audit database of one tenant, opened with lmdb directly."""
+    """The raw audit database of one tenant, opened with lmdb directly, its records opened and
+    sealed again with the tenant's key (the worst case: someone holding it)."""
 
     def __init__(self, txn: lmdb.Transaction, audit: Any, meta: Any) -> None:
         self.txn, self.audit, self.meta = txn, audit, meta
+        self.keys = dev_codes(TAMPER)
 
     def __len__(self) -> int:
         return int(self.txn.stat(self.audit)["entries"])
 
     def get(self, seq: int) -> lpb.AuditRecord:
-        return lpb.AuditRecord.FromString(self.txn.get(seq_key(seq), db=self.audit))
+        return lpb.AuditRecord.FromString(
+            self.keys.open(self.txn.get(seq_key(seq), db=self.audit)))
 
     def put(self, seq: int, record: lpb.AuditRecord | bytes) -> None:
-        data = record if isinstance(record, bytes) else record.SerializeToString(
-            deterministic=True)
+        data = record if isinstance(record, bytes) else self.keys.seal(
+            record.SerializeToString(deterministic=True))
         self.txn.put(seq_key(seq), data, db=self.audit)
 
     def delete(self, seq: int) -> None:
@@ -376,7 +380,7 @@ def _verify_audit(data: Path) -> tuple[int, int | None]:
 
 
 def _audit_verify_command(data: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*pharmatrace_command(), "audit", "verify", "--data", str(data)],
+    return subprocess.run([*pharmatrace_command(), "audit", "verify", "--data", str(data), "--dev"],
                           capture_output=True, text=True, timeout=CLI_TIMEOUT_S, check=False)
 
 

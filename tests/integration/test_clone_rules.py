@@ -12,6 +12,7 @@ import pytest
 from pharmatrace.v1 import common_pb2 as cpb
 from pharmatrace.v1 import trace_pb2 as tpb
 
+from tests.ledgers import dev_codes
 from tracecore.codes import Code, Scheme
 from tracecore.events import Event, EventKind
 from tracecore.keys import KeySource
@@ -38,7 +39,7 @@ class _Ledger:
     path: Path
 
     def verifier(self, checks: Checks) -> tuple[Verifier, AlertBook]:
-        book = AlertBook(self.path / "alerts", tenant="t")
+        book = AlertBook(self.path / "alerts", tenant="t", codes=dev_codes("t"))
         observations = Observations(self.path / "observations", tenant="t",
                                     code_key=b"clone-rules-test-key")
         return Verifier(self.tenant, observations, book, checks), book

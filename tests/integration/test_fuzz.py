@@ -49,6 +49,7 @@ from tests.integration.test_authz import (
     invoke,
     ledger_fingerprint,
 )
+from tests.ledgers import dev_codes
 from tracecore.clock import now_ms
 from tracecore.credentials import Role
 from tracecore.keys import KEY_FILE_ENV, KeyRing, KeySource, write_key_file
@@ -583,7 +584,8 @@ def _fuzz(target: Target, ledger: Ledger, calls: Sequence[tuple[Rpc, Message | b
 
 @pytest.fixture(scope="module")
 def ledger(target: Target) -> Iterator[Ledger]:
-    opened = Ledger(target.data / "tenants" / TENANT / "ledger", tenant=TENANT, readonly=True)
+    opened = Ledger(target.data / "tenants" / TENANT / "ledger", tenant=TENANT,
+                    codes=dev_codes(TENANT), readonly=True)
     yield opened
     opened.close()
 

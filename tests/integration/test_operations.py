@@ -36,6 +36,7 @@ from pyrage import x25519
 from bench.faults import Clients, Server
 from codegen_svc import app as codegen_app
 from tests.integration.conftest import GTIN, LOT, RPC_TIMEOUT_S, Api, Make, Servers
+from tests.ledgers import dev_codes
 from tracecore.codes import parse
 from tracecore.keys import KeySource
 from tracecore.ledger.records import pool_code_key, seq_key
@@ -500,7 +501,8 @@ def test_doctor_names_a_miscounted_counter_a_code_missing_from_its_pool_and_an_a
     codes = api.codes(tenant, GTIN, 300, lot=LOT)
     _commission(issue_channel, tenant, codes[:100])
     assert _set_online(api, tenant, False, "tampering, for a test")
-    ledger = Ledger(servers.data / "tenants" / tenant / "ledger", tenant=tenant)
+    ledger = Ledger(servers.data / "tenants" / tenant / "ledger", tenant=tenant,
+                    codes=dev_codes(tenant))
     try:
         def tamper(txn: Any) -> None:
             counters = ledger.db["counters"]
@@ -511,9 +513,10 @@ def test_doctor_names_a_miscounted_counter_a_code_missing_from_its_pool_and_an_a
             pool_ref = lpb.PoolRecord.FromString(bytes(next(iter(
                 txn.cursor(db=ledger.db["pools"])))[1])).pool_ref
             txn.delete(pool_code_key(pool_ref, 299), db=ledger.db["pool_codes"])
-            audit = lpb.AuditRecord.FromString(bytes(txn.get(seq_key(1), db=ledger.db["audit"])))
+            audit = lpb.AuditRecord.FromString(ledger.codes.open(
+                bytes(txn.get(seq_key(1), db=ledger.db["audit"]))))
             audit.summary = "nothing happened"
-            txn.put(seq_key(1), audit.SerializeToString(deterministic=True),
+            txn.put(seq_key(1), ledger.codes.seal(audit.SerializeToString(deterministic=True)),
                     db=ledger.db["audit"])
 
         ledger.env.write(tamper)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from pharmatrace.v1 import common_pb2 as pb
 
+from tests.ledgers import dev_codes
 from tracecore.errors import AlreadyExists
 from tracecore.ledger.store import DATABASES, Ledger, PoolRequest
 from tracecore.replication.apply import Gap, ReplicaLedger
@@ -17,7 +18,7 @@ GTIN = "09501101530003"
 
 
 def _contents(env_path: Path, tenant: str) -> dict[str, list[tuple[bytes, bytes]]]:
-    ledger = Ledger(env_path, tenant=tenant, readonly=True)
+    ledger = Ledger(env_path, tenant=tenant, codes=dev_codes(tenant), readonly=True)
     try:
         with ledger.env.read() as txn:
             return {name: [(bytes(k), bytes(v)) for k, v in txn.cursor(db=ledger.db[name])]
@@ -39,7 +40,7 @@ def _write_some(ledger: Ledger) -> None:
 def test_a_copy_applying_the_outbox_holds_every_byte_of_the_writer(tmp_path: Path) -> None:
     """Master data, pools and codes (none of them journaled as events) reach the copy: every
     named database of the copy equals the writer's after applying the outbox."""
-    ledger = Ledger(tmp_path / "writer", tenant="t1")
+    ledger = Ledger(tmp_path / "writer", tenant="t1", codes=dev_codes("t1"))
     capture = ChangeCapture(ledger.env)
     (tmp_path / "copy").mkdir()
     ledger.env.copy_to(tmp_path / "copy")
@@ -61,7 +62,7 @@ def test_a_copy_applying_the_outbox_holds_every_byte_of_the_writer(tmp_path: Pat
 def test_a_missing_change_or_a_new_epoch_stops_the_copy(tmp_path: Path) -> None:
     """A copy never skips a change: a gap, or writes made without capture (a new epoch),
     make it refuse the records so it starts over from a snapshot."""
-    ledger = Ledger(tmp_path / "writer", tenant="t1")
+    ledger = Ledger(tmp_path / "writer", tenant="t1", codes=dev_codes("t1"))
     capture = ChangeCapture(ledger.env)
     (tmp_path / "copy").mkdir()
     ledger.env.copy_to(tmp_path / "copy")
@@ -86,13 +87,13 @@ def test_published_changes_leave_the_outbox_and_the_cursor_survives_reopening(tm
                                                                               ) -> None:
     """What the stream acknowledged is dropped from the outbox; after a restart the cursor
     is where it was and only the rest is pending, with no new epoch."""
-    ledger = Ledger(tmp_path / "writer", tenant="t1")
+    ledger = Ledger(tmp_path / "writer", tenant="t1", codes=dev_codes("t1"))
     capture = ChangeCapture(ledger.env)
     _write_some(ledger)
     capture.mark_published(2, stream_seq=7)
     epoch = capture.epoch
     ledger.close()
-    ledger = Ledger(tmp_path / "writer", tenant="t1")
+    ledger = Ledger(tmp_path / "writer", tenant="t1", codes=dev_codes("t1"))
     reopened = ChangeCapture(ledger.env)
     position = reopened.position()
     assert not reopened.started_epoch and position.epoch == epoch

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.ledgers import dev_codes
 from tracecore import sscc
 from tracecore.ledger.sscc_pools import SsccPools
 from tracecore.ledger.store import Ledger
@@ -16,7 +17,7 @@ PREFIX = "0614141"
 
 @pytest.fixture
 def pools(tmp_path: Path) -> Iterator[SsccPools]:
-    ledger = Ledger(tmp_path / "ledger", tenant="acme")
+    ledger = Ledger(tmp_path / "ledger", tenant="acme", codes=dev_codes("acme"))
     pools = SsccPools(ledger)
     pools.register_prefix(PREFIX, now_ms=1)
     yield pools

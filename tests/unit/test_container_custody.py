@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pharmatrace.v1 import common_pb2 as cpb
 
+from tests.ledgers import dev_codes
 from tracecore.codes import Code, Scheme
 from tracecore.events import Event, EventKind
 from tracecore.ledger.counters import Flow, Tally, flow_counts
@@ -83,7 +84,7 @@ def _do(ledger: Ledger, kind: EventKind, codes: list[Code], at: int, **fields: o
 def _build(path: Path, lots: list[list[str]]) -> _Pallet:
     """A pallet at PLANT holding one case per entry of ``lots``, each holding one unit per lot
     named."""
-    ledger = Ledger(path, tenant="test")
+    ledger = Ledger(path, tenant="test", codes=dev_codes("test"))
     ledger.register_product(cpb.Product(gtin=GTIN, name="Amoxicillin 500 mg"), T0)
     for lot, regions in LOTS.items():
         ledger.add_batch(cpb.Batch(product=GTIN, lot=lot, expires_on="2030-12-31",

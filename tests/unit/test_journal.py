@@ -13,6 +13,7 @@ import pytest
 from pharmatrace.v1 import common_pb2 as cpb
 from pharmatrace.v1 import ledger_pb2 as lpb
 
+from tests.ledgers import dev_codes
 from tracecore.codes import Code, Scheme
 from tracecore.events import Event, EventKind
 from tracecore.ledger.journal import Journal
@@ -34,7 +35,7 @@ class _Journalled:
 
     def __init__(self, path: Path) -> None:
         self.path = path / "ledger"
-        self.ledger = Ledger(self.path, tenant="test")
+        self.ledger = Ledger(self.path, tenant="test", codes=dev_codes("test"))
         ledger = self.ledger
         ledger.register_product(cpb.Product(gtin=GTIN, name="Amoxicillin 500 mg"), T0)
         ledger.add_batch(cpb.Batch(product=GTIN, lot=LOT, expires_on="2030-12-31"), T0)
@@ -57,11 +58,11 @@ class _Journalled:
 
     def verify(self) -> tuple[int, int | None]:
         with self.ledger.env.read() as txn:
-            return Journal(self.ledger.db).verify(txn)
+            return Journal(self.ledger).verify(txn)
 
     def get(self, seq: int) -> lpb.EventRecord:
         with self.ledger.env.read() as txn:
-            return Journal(self.ledger.db).get(txn, seq)
+            return Journal(self.ledger).get(txn, seq)
 
     def tamper(self, change: Callable[[lmdb.Transaction, lmdb._Database], object]) -> None:
         """Closes the ledger, changes its events database with plain lmdb, and opens it again:
@@ -73,7 +74,7 @@ class _Journalled:
                 change(txn, env.open_db(b"events", txn=txn))
         finally:
             env.close()
-        self.ledger = Ledger(self.path, tenant="test")
+        self.ledger = Ledger(self.path, tenant="test", codes=dev_codes("test"))
 
 
 
@@ -86,13 +87,17 @@ def _journalled(tmp_path: Path) -> Iterator[_Journalled]:
 
 def _replace_value(seq: int, edit: Callable[[bytes], bytes]
                    ) -> Callable[[lmdb.Transaction, lmdb._Database], None]:
+    """Edits event ``seq`` as someone holding the key-encryption key would: the record opened,
+    changed and sealed again (without the key, any change fails to open)."""
+    keys = dev_codes("test")
+
     def change(txn: lmdb.Transaction, events: lmdb._Database) -> None:
         stored = txn.get(seq_key(seq), db=events)
         assert stored is not None
-        value = bytes(stored)
+        value = keys.open(bytes(stored))
         edited = edit(value)
         assert edited != value
-        txn.put(seq_key(seq), edited, db=events)
+        txn.put(seq_key(seq), keys.seal(edited), db=events)
 
     return change
 
@@ -104,10 +109,10 @@ def test_an_untouched_journal_verifies_over_every_event(_journalled: _Journalled
 
 def test_an_empty_journal_verifies(tmp_path: Path) -> None:
     """A new ledger's journal has nothing to check and nothing wrong."""
-    ledger = Ledger(tmp_path / "ledger", tenant="test")
+    ledger = Ledger(tmp_path / "ledger", tenant="test", codes=dev_codes("test"))
     try:
         with ledger.env.read() as txn:
-            assert Journal(ledger.db).verify(txn) == (0, None)
+            assert Journal(ledger).verify(txn) == (0, None)
     finally:
         ledger.close()
 
@@ -117,7 +122,7 @@ def test_events_are_numbered_without_gaps_and_each_links_to_the_one_before(
 ) -> None:
     """Sequence numbers run 1..N and each event carries the hash of its predecessor."""
     with _journalled.ledger.env.read() as txn:
-        records = list(Journal(_journalled.ledger.db).scan(txn))
+        records = list(Journal(_journalled.ledger).scan(txn))
     assert [r.seq for r in records] == list(range(1, EVENTS + 1))
     assert records[0].prev_hash == bytes(32)
     assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(records))
@@ -141,7 +146,7 @@ def test_each_event_records_what_when_where_and_who(_journalled: _Journalled) ->
 def test_events_are_found_by_code_and_by_event_id(_journalled: _Journalled) -> None:
     """The journal lists a pack's events in order and finds an event by its EPCIS id."""
     with _journalled.ledger.env.read() as txn:
-        journal = Journal(_journalled.ledger.db)
+        journal = Journal(_journalled.ledger)
         seqs = journal.seqs_of(txn, _journalled.codes[3].key())
         kinds = [journal.get(txn, s).kind for s in seqs]
         receipt = journal.seq_of_event_id(txn, "receipt-3")

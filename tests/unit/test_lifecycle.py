@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from pharmatrace.v1 import common_pb2 as cpb
 
+from tests.ledgers import dev_codes
 from tracecore.codes import Code, Scheme
 from tracecore.errors import InvalidArgument, NotFound
 from tracecore.events import Event, EventKind
@@ -39,7 +40,7 @@ class _World:
     """One tenant's ledger in a temporary directory, with a product, two batches and parties."""
 
     def __init__(self, path: Path) -> None:
-        self.ledger = Ledger(path / "ledger", tenant="test")
+        self.ledger = Ledger(path / "ledger", tenant="test", codes=dev_codes("test"))
         self._pools = itertools.count(1)
         ledger = self.ledger
         ledger.register_product(cpb.Product(gtin=GTIN, name="Amoxicillin 500 mg"), T0)
@@ -89,7 +90,8 @@ class _World:
         """Rewrites a code record directly: for states no event here can reach yet (recall)."""
         record = self.record(code).evolve(**changes)
         self.ledger.env.write(
-            lambda txn: txn.put(code.key(), record.pack(), db=self.ledger.db["codes"]))
+            lambda txn: txn.put(self.ledger.codes.stored(code.key()), record.pack(),
+                                db=self.ledger.db["codes"]))
 
     # -- applying events ------------------------------------------------------------------------
 
@@ -119,7 +121,7 @@ class _World:
 
     def raw(self, *codes: Code) -> list[bytes]:
         with self.ledger.env.read() as txn:
-            stored = [txn.get(c.key(), db=self.ledger.db["codes"]) for c in codes]
+            stored = [self.ledger.code_data(txn, c.key()) for c in codes]
         assert all(s is not None for s in stored)
         return [bytes(s) for s in stored if s is not None]
 
@@ -133,23 +135,20 @@ class _World:
 
     def parent(self, code: Code) -> Code | None:
         with self.ledger.env.read() as txn:
-            data = txn.get(code.key(), db=self.ledger.db["parents"])
-            return Code.from_key(bytes(data)) if data is not None else None
+            parent = self.ledger.parent_of(txn, code.key())
+            return Code.from_key(parent) if parent is not None else None
 
     def children(self, code: Code) -> set[Code]:
         with self.ledger.env.read() as txn:
-            cursor = txn.cursor(db=self.ledger.db["children"])
-            if not cursor.set_key(code.key()):
-                return set()
-            return {Code.from_key(bytes(k)) for k in cursor.iternext_dup()}
+            return {Code.from_key(k) for k in self.ledger.children_of(txn, code.key())[0]}
 
     def journal_length(self) -> int:
         with self.ledger.env.read() as txn:
-            return Journal(self.ledger.db).head(txn)[0]
+            return Journal(self.ledger).head(txn)[0]
 
     def journal(self) -> list[Any]:
         with self.ledger.env.read() as txn:
-            return list(Journal(self.ledger.db).scan(txn))
+            return list(Journal(self.ledger).scan(txn))
 
     def batch_ref(self, lot: str = LOT) -> int:
         return self.ledger.batch(GTIN, lot)[0]

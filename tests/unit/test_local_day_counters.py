@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from pharmatrace.v1 import common_pb2 as cpb
 
+from tests.ledgers import dev_codes
 from tracecore import localday
 from tracecore.codes import Code, Scheme
 from tracecore.events import Event, EventKind
@@ -26,7 +27,7 @@ RECEIVED_AT = 1_772_395_200_000  # 2026-03-01 20:00 UTC
 def test_an_evening_receipt_in_utc_counts_on_the_tenants_local_day(
         tmp_path: Path, zone: str, day: str) -> None:
     """A receipt at 2026-03-01T20:00Z is a Shanghai tenant's 2026-03-02 and a UTC tenant's 03-01."""
-    ledger = Ledger(tmp_path / "ledger", tenant="t")
+    ledger = Ledger(tmp_path / "ledger", tenant="t", codes=dev_codes("t"))
     try:
         policy.write(ledger, time_zone=zone)
         ledger.register_product(cpb.Product(gtin=GTIN, name="Amoxicillin 500 mg"), T0)

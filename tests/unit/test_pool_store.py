@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from pharmatrace.v1 import common_pb2 as cpb
 
+from tests.ledgers import dev_codes
 from tracecore.codes import Code, Scheme
 from tracecore.errors import InvalidArgument
 from tracecore.ledger.store import Ledger, PoolRequest
@@ -19,7 +20,7 @@ T0 = 1_700_000_000_000
 
 @pytest.fixture
 def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    found = Ledger(tmp_path / "ledger", tenant="acme")
+    found = Ledger(tmp_path / "ledger", tenant="acme", codes=dev_codes("acme"))
     found.register_product(cpb.Product(gtin=GTIN, name="Testol"), T0)
     found.register_product(cpb.Product(gtin=OTHER_GTIN, name="Otherol"), T0)
     yield found

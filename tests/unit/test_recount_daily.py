@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pharmatrace.v1 import common_pb2 as cpb
 
+from tests.ledgers import dev_codes
 from tracecore import localday
 from tracecore.codes import Code, Scheme
 from tracecore.events import Event, EventKind
@@ -57,7 +58,7 @@ def test_zone_changes_recount_daily_counters_like_a_brute_force_count(
     """Receipts around DST changes count on the local day of the tenant's zone, and after each
     zone change (and an explicit recount) the daily counters equal a brute-force count."""
     with tempfile.TemporaryDirectory() as root:
-        ledger = Ledger(Path(root) / "ledger", tenant="t")
+        ledger = Ledger(Path(root) / "ledger", tenant="t", codes=dev_codes("t"))
         try:
             policy.write(ledger, time_zone=first)
             _receive_each(ledger, received_ms)
@@ -96,7 +97,7 @@ def test_daily_counters_without_instants_are_not_recut(tmp_path: Path) -> None:
     from tracecore.errors import FailedPrecondition
     from tracecore.ledger.counters import add_counts
 
-    ledger = Ledger(tmp_path / "ledger", tenant="t")
+    ledger = Ledger(tmp_path / "ledger", tenant="t", codes=dev_codes("t"))
     try:
         policy.write(ledger, time_zone="UTC")
         _receive_each(ledger, [CHANGES_MS[0]])

@@ -8,6 +8,7 @@ from pharmatrace.v1 import ledger_pb2 as lpb
 
 from tracecore import masterdata
 from tracecore.credentials import (
+    OPERATOR,
     CertificateId,
     Principal,
     Role,
@@ -34,7 +35,8 @@ class Access:
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
-        self.audit = audit_trail(ledger.db)
+        # The operator store's records name no codes; a tenant's are sealed like its events.
+        self.audit = audit_trail(ledger.db, None if ledger.tenant == OPERATOR else ledger.codes)
 
     # -- credentials -----------------------------------------------------------------------------
 

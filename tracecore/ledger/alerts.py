@@ -4,6 +4,11 @@ They live beside the ledger (``<tenant>/alerts``), not in it, because both sides
 issuance process on receipts and dispensings, every verification worker on scans. LMDB lets all
 of them write one environment, one transaction at a time. Workers buffer what they raise and
 store it with their scan statistics, off the request path.
+
+An alert names its pack: each is stored sealed under the tenant's ``CodeKeys`` (AES-GCM), and
+the key that says an alert was already raised is a keyed hash. A store written in clear by an
+earlier release is sealed in one transaction when first opened (``pharmatrace tenant migrate``
+does it, then compacts the file so that the freed pages keep nothing).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from pathlib import Path
 from pharmatrace.v1 import ledger_pb2 as lpb
 
 from tracecore import paging
+from tracecore.ledger.code_keys import CodeKeys
 from tracecore.ledger.env import Env, Txn
 from tracecore.oversight import AlertFilter as AlertFilter  # what page() and after() take
 from tracecore.oversight import AlertRecord, Raised
@@ -30,17 +36,46 @@ _SEEN_LIMIT = 1_000_000
 _ID = struct.Struct(">Q")
 _LAST_ID = (1 << 64) - 1
 _NEXT = b"next_id"
+#: In ``meta`` once every alert is stored sealed.
+_SEALED = b"sealed"
 
 
 class AlertBook:
     """One tenant's alert store, opened once per process (see ``book``)."""
 
-    def __init__(self, path: Path, *, tenant: str) -> None:
+    def __init__(self, path: Path, *, tenant: str, codes: CodeKeys) -> None:
         self.env = Env(path, DATABASES, owner=tenant)
         self._db = self.env.dbs
+        self._codes = codes
         self._pending: list[Raised] = []
         self._seen: set[bytes] = set()
         self._lock = threading.Lock()
+        try:
+            self._seal_old()
+        except BaseException:
+            self.env.close()
+            raise
+
+    def _seal_old(self) -> None:
+        """Seals the alerts of a store written in clear (by an earlier release), once."""
+        with self.env.read() as txn:
+            if txn.get(_SEALED, db=self._db["meta"]) is not None:
+                return
+
+        def fn(txn: Txn) -> None:
+            if txn.get(_SEALED, db=self._db["meta"]) is not None:
+                return
+            alerts = [(bytes(k), bytes(v)) for k, v in txn.cursor(db=self._db["alerts"])]
+            keys = [(bytes(k), bytes(v)) for k, v in txn.cursor(db=self._db["alert_keys"])]
+            txn.drop(self._db["alert_keys"], delete=False)
+            digest, seal = self._codes.digest, self._codes.seal
+            for key, value in alerts:
+                txn.put(key, seal(value), db=self._db["alerts"])
+            txn.cursor(db=self._db["alert_keys"]).putmulti(
+                sorted((digest(k), v) for k, v in keys))
+            txn.put(_SEALED, b"1", db=self._db["meta"])
+
+        self.env.write(fn)
 
     def close(self) -> None:
         self.env.close()
@@ -55,12 +90,14 @@ class AlertBook:
             data = txn.get(_NEXT, db=self._db["meta"])
             next_id = _ID.unpack(data)[0] if data is not None else 1
             stored: list[AlertRecord] = []
+            digest, seal = self._codes.digest, self._codes.seal
             for item in raised:
-                if not txn.put(item.key, _ID.pack(next_id), db=self._db["alert_keys"],
+                if not txn.put(digest(item.key), _ID.pack(next_id), db=self._db["alert_keys"],
                                overwrite=False):
                     continue
                 alert = dataclasses.replace(item.alert, alert_id=next_id)
-                txn.put(_ID.pack(next_id), _encode(alert), db=self._db["alerts"], append=True)
+                txn.put(_ID.pack(next_id), seal(_encode(alert)), db=self._db["alerts"],
+                        append=True)
                 stored.append(alert)
                 next_id += 1
             txn.put(_NEXT, _ID.pack(next_id), db=self._db["meta"])
@@ -135,8 +172,9 @@ class AlertBook:
             cursor = txn.cursor(db=self._db["alerts"])
             if not cursor.set_range(_ID.pack(start)):
                 return
+            opened = self._codes.open
             for _, data in cursor:
-                yield _decode(bytes(data))
+                yield _decode(opened(bytes(data)))
 
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(AlertRecord))
@@ -159,15 +197,15 @@ _books: dict[Path, AlertBook] = {}
 _books_lock = threading.Lock()
 
 
-def book(tenant_path: Path, tenant: str) -> AlertBook:
+def book(tenant_path: Path, tenant: str, codes: CodeKeys) -> AlertBook:
     """The tenant's alert store in this process. LMDB must not open one environment twice in a
     process (its locks are per process), and the issuance side and a worker's services share it,
-    so every opener goes through here."""
+    so every opener goes through here. ``codes``: the tenant ledger's ``codes``."""
     path = (tenant_path / DIRECTORY).resolve()
     with _books_lock:
         opened = _books.get(path)
         if opened is None:
-            opened = _books[path] = AlertBook(path, tenant=tenant)
+            opened = _books[path] = AlertBook(path, tenant=tenant, codes=codes)
         return opened
 
 

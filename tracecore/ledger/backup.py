@@ -53,7 +53,9 @@ from tracecore.errors import (
 from tracecore.files import fsync_directory, make_private
 from tracecore.keys import KeyRing, KeySource
 from tracecore.ledger import backup_cipher
+from tracecore.ledger import format as ledger_format
 from tracecore.ledger.chain import audit_trail, check_chains, event_journal
+from tracecore.ledger.code_keys import SINCE_FORMAT, CodeKeys
 from tracecore.ledger.env import Env, in_use
 from tracecore.ledger.store import Ledger
 from tracecore.ledger.tenants import IDENTITY, KEYRING, LEDGER, OFFLINE, TENANTS
@@ -149,7 +151,7 @@ def backup(data_root: Path, tenant: str, dest: Path, *, ledger_only: bool = Fals
         # After the ledger, never before: see the module's docstring.
         for name in (KEYRING, IDENTITY):
             _copy_file(source / name, staging / name)
-        heads = _heads(staging, tenant)
+        heads = _heads(staging, tenant, key_source)
         _remove_locks(staging, environments)
         sealed_to: list[str] = []
         if key_source is not None:
@@ -274,7 +276,7 @@ def restore(src: Path, data_root: Path, tenant: str | None = None, *, force: boo
                 _copy_file(src / relative, staging / relative)
                 copied[relative] = expected
         check_files(staging, replace(manifest, files=copied))
-        _check_restored(staging, manifest)
+        _check_restored(staging, manifest, key_source)
         if key_source is not None:
             try:
                 KeyRing.load(staging / KEYRING, key_source)
@@ -325,25 +327,31 @@ class _Heads:
     chains_intact: bool
 
 
-def _heads(directory: Path, tenant: str) -> _Heads:
-    ledger = Ledger(directory / LEDGER, tenant=tenant, readonly=True)
+def _heads(directory: Path, tenant: str, key_source: KeySource | None) -> _Heads:
+    """The copy's heads; its chains are walked only with the key source when sealed (format 3
+    on; a ledger of an earlier format is backed up before it is migrated)."""
+    keys = CodeKeys.of(key_source, tenant) if key_source is not None else None
+    ledger = Ledger(directory / LEDGER, tenant=tenant, readonly=True, codes=keys)
     try:
         with ledger.env.read() as txn:
-            event_seq, event_hash = event_journal(ledger.db).head(txn)
-            audit_seq, audit_hash = audit_trail(ledger.db).head(txn)
-            intact = all(check.intact for check in check_chains(txn, ledger.db))
+            sealed = ledger_format.version_in(ledger, txn) >= SINCE_FORMAT
+            event_seq, event_hash = event_journal(ledger.db, None).head(txn)
+            audit_seq, audit_hash = audit_trail(ledger.db, None).head(txn)
+            # Sealed chains cannot be walked without the key; their heads are still compared.
+            intact = (sealed and keys is None) or all(
+                check.intact for check in check_chains(txn, ledger.db, keys if sealed else None))
             codes = int(txn.stat(ledger.db["codes"])["entries"])
     finally:
         ledger.close()
     return _Heads(event_seq, event_hash.hex(), audit_seq, audit_hash.hex(), codes, intact)
 
 
-def _check_restored(staging: Path, manifest: Manifest) -> None:
+def _check_restored(staging: Path, manifest: Manifest, key_source: KeySource | None) -> None:
     identity = lpb.TenantRecord.FromString((staging / IDENTITY).read_bytes())
     if identity.tenant != manifest.tenant:
         raise LedgerCorrupt(f"backup of tenant {manifest.tenant}: {IDENTITY} names tenant "
                             f"{identity.tenant}")
-    heads = _heads(staging, manifest.tenant)
+    heads = _heads(staging, manifest.tenant, key_source)
     _remove_locks(staging, manifest.environments)
     if not heads.chains_intact:
         raise LedgerCorrupt(f"backup of tenant {manifest.tenant}: the audit trail or the event "

@@ -37,15 +37,27 @@ class Chained(Protocol):
 R = TypeVar("R", bound=Chained)
 
 
+class Sealer(Protocol):
+    """Encrypts a chained record's bytes for storage and back (``CodeKeys``)."""
+
+    def seal(self, record: bytes) -> bytes: ...
+    def open(self, sealed: bytes) -> bytes: ...
+
+
 class Chain(Generic[R]):
     """A chain of ``message`` records in ``db`` keyed by sequence number; its head (last
-    sequence and hash) is kept in ``meta`` under ``head_key``."""
+    sequence and hash) is kept in ``meta`` under ``head_key``.
 
-    def __init__(self, db: Database, meta: Database, head_key: bytes, message: type[R]) -> None:
+    With a ``sealer``, each record is stored encrypted; the hashes are over the records as
+    they are, not as stored, so a chain's heads do not depend on how its records are kept."""
+
+    def __init__(self, db: Database, meta: Database, head_key: bytes, message: type[R],
+                 sealer: Sealer | None = None) -> None:
         self._db = db
         self._meta = meta
         self._head_key = head_key
         self._message = message
+        self._sealer = sealer
 
     def head(self, txn: Txn) -> tuple[int, bytes]:
         """(last sequence number, its hash); (0, GENESIS) when empty."""
@@ -65,7 +77,10 @@ class Chain(Generic[R]):
         # Serialised with ``hash`` empty is what ``hash_of`` hashes: no copy of the record.
         record.hash = hashlib.sha256(prev + record.SerializeToString(deterministic=True)).digest()
         key = seq_key(seq)
-        txn.put(key, record.SerializeToString(deterministic=True), db=self._db, append=True)
+        data = record.SerializeToString(deterministic=True)
+        if self._sealer is not None:
+            data = self._sealer.seal(data)
+        txn.put(key, data, db=self._db, append=True)
         txn.put(self._head_key, key + record.hash, db=self._meta)
         return seq
 
@@ -117,6 +132,8 @@ class Chain(Generic[R]):
         return last, None
 
     def _parse(self, data: bytes | memoryview) -> R:
+        if self._sealer is not None:
+            data = self._sealer.open(bytes(data))
         message = self._message()
         try:
             message.ParseFromString(bytes(data))  # type: ignore[attr-defined]
@@ -125,14 +142,19 @@ class Chain(Generic[R]):
         return message
 
 
-def audit_trail(dbs: Mapping[str, Database]) -> Chain[lpb.AuditRecord]:
-    """A ledger's audit trail: who did what, when, where."""
-    return Chain(dbs["audit"], dbs["meta"], b"audit:head", lpb.AuditRecord)
+def audit_trail(dbs: Mapping[str, Database], sealer: Sealer | None
+                ) -> Chain[lpb.AuditRecord]:
+    """A ledger's audit trail: who did what, when, where. A tenant's records name codes (what
+    a request asked for), so they are stored sealed (``sealer``: the ledger's ``CodeKeys``) from
+    format 3 on; the operator store's are not (None)."""
+    return Chain(dbs["audit"], dbs["meta"], b"audit:head", lpb.AuditRecord, sealer)
 
 
-def event_journal(dbs: Mapping[str, Database]) -> Chain[lpb.EventRecord]:
-    """A ledger's event journal: every lifecycle event, in order."""
-    return Chain(dbs["events"], dbs["meta"], b"journal:head", lpb.EventRecord)
+def event_journal(dbs: Mapping[str, Database], sealer: Sealer | None
+                  ) -> Chain[lpb.EventRecord]:
+    """A ledger's event journal: every lifecycle event, in order; its records name codes, so
+    they are stored sealed (``sealer``: the ledger's ``CodeKeys``) from format 3 on."""
+    return Chain(dbs["events"], dbs["meta"], b"journal:head", lpb.EventRecord, sealer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,13 +180,14 @@ class ChainCheck:
                 "verify)")
 
 
-def check_chains(txn: Txn, dbs: Mapping[str, Database], *,
+def check_chains(txn: Txn, dbs: Mapping[str, Database], sealer: Sealer | None, *,
                  events: bool = True) -> list[ChainCheck]:
     """Walks a ledger's audit trail and, unless ``events`` is false (the operator's ledger has
-    no events), its event journal."""
-    checks = [ChainCheck("audit trail", *audit_trail(dbs).verify(txn))]
+    no events), its event journal; ``sealer`` opens a tenant's records (None for the operator
+    store's)."""
+    checks = [ChainCheck("audit trail", *audit_trail(dbs, sealer).verify(txn))]
     if events:
-        checks.append(ChainCheck("event journal", *event_journal(dbs).verify(txn)))
+        checks.append(ChainCheck("event journal", *event_journal(dbs, sealer).verify(txn)))
     return checks
 
 
@@ -223,7 +246,8 @@ def read_seal(txn: Txn, dbs: Mapping[str, Database]) -> Seal | None:
 def renew_seal(txn: Txn, dbs: Mapping[str, Database], key: bytes, tenant: str) -> bool:
     """Seals the current heads (in the caller's write transaction) unless already sealed;
     whether it wrote."""
-    audit, events = audit_trail(dbs).head(txn), event_journal(dbs).head(txn)
+    # Heads only: nothing is opened.
+    audit, events = audit_trail(dbs, None).head(txn), event_journal(dbs, None).head(txn)
     current = read_seal(txn, dbs)
     if current is not None and (current.audit_seq, current.event_seq) == (audit[0], events[0]):
         return False
@@ -233,7 +257,8 @@ def renew_seal(txn: Txn, dbs: Mapping[str, Database], key: bytes, tenant: str) -
     return True
 
 
-def check_seal(txn: Txn, dbs: Mapping[str, Database], key: bytes, tenant: str) -> str | None:
+def check_seal(txn: Txn, dbs: Mapping[str, Database], key: bytes, tenant: str,
+               sealer: Sealer | None) -> str | None:
     """What is wrong with the seal, or None when it holds: its MAC matches the key, and each
     chain still has, at the sealed position, the sealed hash. Raises nothing for a ledger with
     no seal: the caller reports that (see ``read_seal``)."""
@@ -244,8 +269,9 @@ def check_seal(txn: Txn, dbs: Mapping[str, Database], key: bytes, tenant: str) -
                                                                         seal.event_hash)
     if not hmac.compare_digest(seal.mac, _seal_mac(key, tenant, sealed_audit, sealed_events)):
         return "the seal over the chain heads does not match: it was altered or forged"
-    for name, chain, (seq, expected) in (("audit trail", audit_trail(dbs), sealed_audit),
-                                         ("event journal", event_journal(dbs), sealed_events)):
+    for name, chain, (seq, expected) in (("audit trail", audit_trail(dbs, sealer), sealed_audit),
+                                         ("event journal", event_journal(dbs, sealer),
+                                          sealed_events)):
         if seq == 0:
             continue
         try:

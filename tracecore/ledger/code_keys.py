@@ -9,8 +9,9 @@ and product stay in clear, so every product's codes still sort together and pref
 product keep working. A serial carries its HMAC tag: in clear, a copy of ``data.mdb`` would be a
 list of valid codes. Stored keys are 16 bytes longer than the plain ones.
 
-Event records name codes too: ``seal`` and ``open`` encrypt a whole record's bytes with
-AES-256-GCM (a random 12-byte nonce each), one call per event rather than per code.
+Event and audit records and alerts name codes too: ``seal`` and ``open`` encrypt a whole
+record's bytes with AES-256-GCM (a random 12-byte nonce each), one call per record rather than
+per code; ``digest`` is a keyed hash (BLAKE2b, 16 bytes) for keys that are only compared.
 
 The key is per tenant, derived from the key-encryption key (``KeySource.derived_key`` for
 ``PURPOSE``, then HKDF-SHA256 with the tenant's name as info) and never stored; replicas, which
@@ -19,6 +20,7 @@ share the key source, derive the same.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterable
 from typing import Protocol
@@ -31,10 +33,13 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from tracecore.errors import FailedPrecondition, LedgerCorrupt
 from tracecore.schemes import SCHEMES
 
+#: The ledger format from which codes, events and audit records are stored this way.
+SINCE_FORMAT = 3
 #: What the secret is derived for (``KeySource.derived_key``).
 PURPOSE = "ledger codes at rest"
 _SIV_KEY_BYTES = 64  # AES-256-SIV: two 256-bit keys
 _GCM_KEY_BYTES = 32
+_DIGEST_KEY_BYTES = 32
 _NONCE_BYTES = 12
 #: Scheme letter -> length of the clear prefix (letter and product identifier).
 _PREFIX = {s.key_letter: 1 + s.product_length for s in SCHEMES.values()}
@@ -47,14 +52,17 @@ class KeySourceLike(Protocol):
 class CodeKeys:
     """One tenant's conversion between codes' ledger keys and their stored form."""
 
-    __slots__ = ("_gcm", "_siv")
+    __slots__ = ("_digest_key", "_gcm", "_siv")
 
     def __init__(self, secret: bytes, tenant: str) -> None:
-        material = HKDF(algorithm=hashes.SHA256(), length=_SIV_KEY_BYTES + _GCM_KEY_BYTES,
+        material = HKDF(algorithm=hashes.SHA256(),
+                        length=_SIV_KEY_BYTES + _GCM_KEY_BYTES + _DIGEST_KEY_BYTES,
                         salt=None, info=b"pharmatrace codes at rest\x00" + tenant.encode()
                         ).derive(secret)
+        gcm_end = _SIV_KEY_BYTES + _GCM_KEY_BYTES
         self._siv = AESSIV(material[:_SIV_KEY_BYTES])
-        self._gcm = AESGCM(material[_SIV_KEY_BYTES:])
+        self._gcm = AESGCM(material[_SIV_KEY_BYTES:gcm_end])
+        self._digest_key = material[gcm_end:]
 
     @classmethod
     def of(cls, source: KeySourceLike, tenant: str) -> CodeKeys:
@@ -95,6 +103,10 @@ class CodeKeys:
     def plain_many(self, stored: Iterable[bytes | memoryview]) -> list[bytes]:
         return [self.plain(bytes(s)) for s in stored]
 
+    def digest(self, data: bytes) -> bytes:
+        """A keyed hash of ``data`` (which names a code), for a key that is only looked up."""
+        return hashlib.blake2b(data, digest_size=16, key=self._digest_key).digest()
+
     def seal(self, record: bytes) -> bytes:
         """A record's bytes encrypted for storage: nonce, then ciphertext and tag."""
         nonce = os.urandom(_NONCE_BYTES)
@@ -131,6 +143,9 @@ class NoCodeKeys(CodeKeys):
         raise self._refuse()
 
     def plain_many(self, stored: Iterable[bytes | memoryview]) -> list[bytes]:
+        raise self._refuse()
+
+    def digest(self, data: bytes) -> bytes:
         raise self._refuse()
 
     def seal(self, record: bytes) -> bytes:

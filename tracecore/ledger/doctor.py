@@ -25,6 +25,7 @@ from tracecore.errors import TraceError
 from tracecore.keys import KeyRing, KeySource
 from tracecore.ledger import format as ledger_format
 from tracecore.ledger.chain import SEAL_PURPOSE, ChainCheck, check_chains, check_seal, read_seal
+from tracecore.ledger.code_keys import CodeKeys
 from tracecore.ledger.counters import Tally
 from tracecore.ledger.env import Env, Txn, disk_free
 from tracecore.ledger.journal import Journal
@@ -103,16 +104,18 @@ def examine_tenant(path: Path, name: str, key_source: KeySource | None) -> list[
         out.problem("ledger", f"{LEDGER}/data.mdb is missing")
         return out.findings
     try:
-        ledger = Ledger(path / LEDGER, tenant=name, readonly=True)
+        ledger = Ledger(path / LEDGER, tenant=name, readonly=True,
+                        codes=CodeKeys.of(key_source, name) if key_source is not None else None)
     except TraceError as exc:
         out.problem("ledger", f"does not open: {exc.message}")
         return out.findings
     try:
-        _format(ledger, f"tenant {name}", out)
-        with ledger.env.read() as txn:
-            _check_ledger(ledger, txn, ring, out)
-            if key_source is not None:
-                _check_seal(txn, ledger, key_source, name, out)
+        # Records of another format are laid out (and encrypted) otherwise: not read further.
+        if _format(ledger, f"tenant {name}", out):
+            with ledger.env.read() as txn:
+                _check_ledger(ledger, txn, ring, out, readable=key_source is not None)
+                if key_source is not None:
+                    _check_seal(txn, ledger, key_source, name, out)
         used = ledger.env.used_bytes()
         room = _room_left(path / LEDGER)
         out.ok("ledger", f"opens; {used:,} bytes in use{room}")
@@ -133,13 +136,15 @@ def examine_tenant(path: Path, name: str, key_source: KeySource | None) -> list[
     return out.findings
 
 
-def _format(ledger: Ledger, who: str, out: _Report) -> None:
+def _format(ledger: Ledger, who: str, out: _Report) -> bool:
+    """Whether the ledger is of the format this release serves (and reads)."""
     try:
         ledger_format.check(ledger, who)
     except ledger_format.FormatMismatch as exc:
         out.problem("format", exc.message)
-        return
+        return False
     out.ok("format", f"format {ledger_format.CURRENT}, the one pharmatrace {release()} serves")
+    return True
 
 
 def problems(findings: Iterable[Finding]) -> list[Finding]:
@@ -215,7 +220,7 @@ def _check_seal(txn: Txn, ledger: Ledger, key_source: KeySource, name: str,
         out.warning("seal", "the chain heads are not sealed (a ledger of an older version): the "
                     "next running server seals them")
         return
-    wrong = check_seal(txn, ledger.db, key_source.derived_key(SEAL_PURPOSE), name)
+    wrong = check_seal(txn, ledger.db, key_source.derived_key(SEAL_PURPOSE), name, ledger.codes)
     if wrong is not None:
         out.problem("seal", wrong)
     else:
@@ -232,8 +237,16 @@ def _room_left(ledger_dir: Path) -> str:
     return f"; {free:,} of {total:,} bytes free on its filesystem"
 
 
-def _check_ledger(ledger: Ledger, txn: Txn, ring: KeyRing | None, out: _Report) -> None:
-    _report_chains(check_chains(txn, ledger.db), out)
+def _check_ledger(ledger: Ledger, txn: Txn, ring: KeyRing | None, out: _Report, *,
+                  readable: bool) -> None:
+    if not readable:
+        # Codes, events and audit records are stored encrypted under a key derived from the
+        # key-encryption key.
+        out.warning("codes", "codes, events and audit records not checked: they are encrypted, "
+                    "and the key-encryption key was not given (--dev, "
+                    "PHARMATRACE_KEY_PASSPHRASE or PHARMATRACE_KEY_FILE)")
+        return
+    _report_chains(check_chains(txn, ledger.db, ledger.codes), out)
     scan = _scan_codes(ledger, txn, out)
     _check_counters(ledger, txn, scan.tally, out)
     _check_pools(ledger, txn, scan.per_pool, out)
@@ -258,14 +271,17 @@ def _scan_codes(ledger: Ledger, txn: Txn, out: _Report) -> _Scan:
     scan = _Scan(Tally(), Counter(), Counter(), Counter())
     bad: list[str] = []
     total = undecodable = 0
-    journal = Journal(ledger.db)
+    journal = Journal(ledger)
     disagree: list[str] = []
     disagreeing = 0
-    for key, value in txn.cursor(db=ledger.db["codes"]):
+    plain = ledger.codes.plain
+    for stored, value in txn.cursor(db=ledger.db["codes"]):
         total += 1
+        key = stored
         try:
             record = CodeRecord.unpack(value)
-            code = Code.from_key(bytes(key))
+            key = plain(bytes(stored))
+            code = Code.from_key(key)
         except (struct.error, ValueError, TraceError):
             undecodable += 1
             bad.append(bytes(key)[:40].hex())
@@ -279,7 +295,7 @@ def _scan_codes(ledger: Ledger, txn: Txn, out: _Report) -> _Scan:
             slot = density_slot(code.scheme, record.key_id)
             scan.minted[code.product.encode() + _KEY_ID.pack(slot)] += 1
             scan.key_ids[record.key_id] += 1
-        told = recomputed(journal, txn, bytes(key))
+        told = recomputed(journal, txn, key)
         if told is not record.status:
             disagreeing += 1
             if len(disagree) < EXAMPLES:
@@ -374,7 +390,7 @@ def _operator(path: Path) -> list[Finding]:
     try:
         _format(ledger, "the operator store", out)
         with ledger.env.read() as txn:
-            checks = check_chains(txn, ledger.db, events=False)
+            checks = check_chains(txn, ledger.db, None, events=False)
     finally:
         ledger.close()
     _report_chains(checks, out)

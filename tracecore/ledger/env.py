@@ -320,6 +320,32 @@ class Env:
             raise Unavailable(_closed_message(self.owner))
 
 
+def compact(path: Path, owner: str) -> None:
+    """Rewrites the environment in directory ``path`` with only its live pages, in place: the
+    pages LMDB freed keep whatever they held (such as records a migration rewrote) until they
+    are reused. No process may have it open; a kill leaves either file whole."""
+    staging = path / ".compact"
+    staging.mkdir(exist_ok=True)
+    (staging / "data.mdb").unlink(missing_ok=True)
+    env = Env(path, (), owner=owner, readonly=True)
+    try:
+        env.copy_to(staging)
+    finally:
+        env.close()
+    fd = os.open(staging / "data.mdb", os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(staging / "data.mdb", path / "data.mdb")
+    staging.rmdir()
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def in_use(path: Path) -> bool:
     """Whether any process has the LMDB environment in directory ``path`` open.
 

@@ -95,6 +95,7 @@ def register(ledger: Ledger, codes: Sequence[Code], provenance: Provenance, stat
         fresh: dict[bytes, CodeRecord] = {}
         prov = provenance.record(now_ms)
         get = txn.get
+        stored = ledger.codes.stored
         codes_db = ledger.db["codes"]
         for code in codes:
             found = products.get(code.product)
@@ -107,16 +108,16 @@ def register(ledger: Ledger, codes: Sequence[Code], provenance: Provenance, stat
                                     "this one is not signed here"))
                 continue
             key = code.key()
-            if key in fresh or get(key, db=codes_db) is not None:
+            if key in fresh or get(stored(key), db=codes_db) is not None:
                 out.known += 1
                 continue
             record = fresh[key] = new_record(ref, status, now_ms)
             if status is not Status.ISSUED:
                 tally.move(None, record)
         if fresh:
-            keys = sorted(fresh)
-            txn.cursor(db=codes_db).putmulti([(k, fresh[k].pack()) for k in keys])
-            txn.cursor(db=ledger.db["foreign_codes"]).putmulti([(k, prov) for k in keys])
+            keys = sorted(zip(ledger.codes.stored_many(fresh), fresh.values(), strict=True))
+            txn.cursor(db=codes_db).putmulti([(k, r.pack()) for k, r in keys])
+            txn.cursor(db=ledger.db["foreign_codes"]).putmulti([(k, prov) for k, _ in keys])
             tally.write(txn, ledger.db["counters"])
         out.registered = len(fresh)
         return out
@@ -126,7 +127,7 @@ def register(ledger: Ledger, codes: Sequence[Code], provenance: Provenance, stat
 
 def provenance_of(ledger: Ledger, txn: Txn, key: bytes) -> lpb.ForeignCodeRecord | None:
     db = _optional(ledger, "foreign_codes")
-    data = txn.get(key, db=db) if db is not None else None
+    data = txn.get(ledger.codes.stored(key), db=db) if db is not None else None
     return lpb.ForeignCodeRecord.FromString(bytes(data)) if data is not None else None
 
 

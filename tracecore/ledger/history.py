@@ -47,20 +47,14 @@ def trace(ledger: Ledger, txn: Txn, code: Code) -> Traced | None:
     record = ledger.code_record(txn, key)
     if record is None:
         return None
-    journal = Journal(ledger.db)
+    journal = Journal(ledger)
     parents: list[Code] = []
-    parent = txn.get(key, db=ledger.db["parents"])
+    parent = ledger.parent_of(txn, key)
     while parent is not None and len(parents) < 16:
-        parents.append(Code.from_key(bytes(parent)))
-        parent = txn.get(bytes(parent), db=ledger.db["parents"])
-    children: list[Code] = []
-    child_count = 0
-    cursor = txn.cursor(db=ledger.db["children"])
-    if cursor.set_key(key):
-        for child in cursor.iternext_dup():
-            child_count += 1
-            if len(children) < MAX_CHILDREN_LISTED:
-                children.append(Code.from_key(bytes(child)))
+        parents.append(Code.from_key(parent))
+        parent = ledger.parent_of(txn, parent)
+    kids, child_count = ledger.children_of(txn, key, MAX_CHILDREN_LISTED)
+    children = [Code.from_key(child) for child in kids]
     seen: dict[int, tuple[lpb.EventRecord, Code | None]] = {}
     for event, via in _history(journal, txn, key, 0, math.inf, None, depth=0):
         seen.setdefault(event.seq, (event, via))
@@ -75,7 +69,7 @@ def trace(ledger: Ledger, txn: Txn, code: Code) -> Traced | None:
 
 def replacement(ledger: Ledger, txn: Txn, key: bytes) -> tuple[Code | None, Code | None]:
     """(the code that replaced this one's label, the code whose label this one replaced)."""
-    journal = Journal(ledger.db)
+    journal = Journal(ledger)
     replaced_by = replaces = None
     for seq in journal.seqs_of(txn, key):
         event = journal.get(txn, seq)
@@ -150,7 +144,7 @@ def list_events(
     """One page of events matching the filter, in ledger order; the token resumes after it."""
     start = page_start(page_token, last=2**63 - 1)
     out: list[lpb.EventRecord] = []
-    journal = Journal(ledger.db)
+    journal = Journal(ledger)
     events = (journal.scan(txn, start) if wanted.document is None
               else (journal.get(txn, seq) for seq in
                     foreign.events_of_document(ledger, txn, wanted.document) if seq >= start))

@@ -7,15 +7,20 @@ from collections.abc import Iterable, Iterator
 from pharmatrace.v1 import ledger_pb2 as lpb
 
 from tracecore.ledger.chain import event_journal
-from tracecore.ledger.env import Database, Txn
+from tracecore.ledger.env import Txn
 from tracecore.ledger.records import seq_key, u64
+from tracecore.ledger.store import Ledger
 
 
 class Journal:
-    """Appends and reads events inside the caller's transaction."""
+    """Appends and reads events inside the caller's transaction. Records are stored sealed and
+    the per-code index under codes' stored keys (``Ledger.codes``); both are given and taken
+    here as they are."""
 
-    def __init__(self, dbs: dict[str, Database]) -> None:
-        self.chain = event_journal(dbs)
+    def __init__(self, ledger: Ledger) -> None:
+        dbs = ledger.db
+        self.chain = event_journal(dbs, ledger.codes)
+        self._codes = ledger.codes
         self._by_code = dbs["code_events"]
         self._by_id = dbs["event_ids"]
 
@@ -27,7 +32,8 @@ class Journal:
         returns its sequence number."""
         seq = self.chain.append(txn, record)
         key = seq_key(seq)
-        txn.cursor(db=self._by_code).putmulti(((code, key) for code in index), dupdata=True)
+        txn.cursor(db=self._by_code).putmulti(
+            ((code, key) for code in sorted(self._codes.stored_many(index))), dupdata=True)
         if record.event_id:
             txn.put(record.event_id.encode(), key, db=self._by_id)
         return seq
@@ -42,7 +48,7 @@ class Journal:
     def seqs_of(self, txn: Txn, code_key: bytes) -> list[int]:
         """Sequence numbers of the events indexed under a code, in order."""
         cursor = txn.cursor(db=self._by_code)
-        if not cursor.set_key(code_key):
+        if not cursor.set_key(self._codes.stored(code_key)):
             return []
         return [u64(v) for v in cursor.iternext_dup()]
 

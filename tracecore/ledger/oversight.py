@@ -132,7 +132,7 @@ def hold_events(ledger: Ledger, txn: Txn, batch_ref: int, product_ref: int
     for key in keys:
         data = txn.get(key, db=ledger.db["recalls"])
         if data is not None:
-            out.append(Journal(ledger.db).get(txn, _HOLD.unpack(data)[1]))
+            out.append(Journal(ledger).get(txn, _HOLD.unpack(data)[1]))
     return out
 
 
@@ -141,7 +141,7 @@ def _note(ledger: Ledger, txn: Txn, key: bytes) -> RecallNote | None:
     if data is None:
         return None
     when_ms, seq = _HOLD.unpack(data)
-    event = Journal(ledger.db).get(txn, seq)
+    event = Journal(ledger).get(txn, seq)
     return RecallNote(when_ms, event.reason, event.who, event.party_id, seq)
 
 
@@ -214,7 +214,7 @@ def _hold(ledger: Ledger, txn: Txn, key: bytes, kind: EventKind, order: Order, n
         party_id=order.party_id, reason=order.reason, who=order.who, recorded_at_ms=now_ms,
         product=product, lot=lot, event_id=f"urn:uuid:{uuid.uuid4()}",
     )
-    seq = Journal(ledger.db).append(txn, record, ())
+    seq = Journal(ledger).append(txn, record, ())
     txn.put(key, _HOLD.pack(order.when_ms, seq), db=ledger.db["recalls"])
     return seq
 

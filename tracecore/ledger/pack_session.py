@@ -91,7 +91,8 @@ class Session:
         self.txn = txn
         self.now_ms = now_ms
         self.db = ledger.db
-        self.journal = Journal(ledger.db)
+        self.journal = Journal(ledger)
+        self.keys = ledger.codes
         self.group = Overlay(None)
         self.view = self.group
         self._parties: dict[str, tuple[int, int]] = {}
@@ -125,7 +126,7 @@ class Session:
         stored = self._stored
         if key in stored:
             return stored[key]
-        data = self._codes.get(key)
+        data = self._codes.get(self.keys.stored(key))
         found = stored[key] = CodeRecord.unpack(data) if data is not None else None
         return found
 
@@ -133,11 +134,13 @@ class Session:
         """Reads the stored records of ``keys`` not read yet, in key order (one pass over the
         tree instead of a walk from its root per code), decoded together."""
         stored = self._stored
-        # Sorting what is mostly runs already in key order (a container's contents) is cheap.
-        missing = sorted([k for k in keys if k not in stored])
-        if not missing:
+        wanted = list(dict.fromkeys(k for k in keys if k not in stored))
+        if not wanted:
             return
-        data: list[bytes | memoryview | None] = list(map(self._codes.get, missing))
+        # In the order the ledger keeps them: by stored (encrypted) key.
+        by_stored = sorted(zip(self.keys.stored_many(wanted), wanted, strict=True))
+        missing = [k for _, k in by_stored]
+        data: list[bytes | memoryview | None] = [self._codes.get(s) for s, _ in by_stored]
         if None in data:
             stored.update(zip(missing, repeat(None)))
             found = [(k, d) for k, d in zip(missing, data, strict=True) if d is not None]
@@ -152,14 +155,15 @@ class Session:
             if key in layer.parents:
                 return layer.parents[key]
             layer = layer.below
-        data = self.txn.get(key, db=self.db["parents"])
-        return bytes(data) if data is not None else None
+        data = self.txn.get(self.keys.stored(key), db=self.db["parents"])
+        return self.keys.plain(bytes(data)) if data is not None else None
 
     def children(self, key: bytes) -> list[bytes]:
         """What ``key`` holds, in key order: the ledger's list as it is (a dupsort database keeps
         it sorted) unless this session changed it."""
         cursor = self._children
-        kids = list(map(bytes, cursor.iternext_dup())) if cursor.set_key(key) else []
+        kids = sorted(self.keys.plain_many(cursor.iternext_dup())) \
+            if cursor.set_key(self.keys.stored(key)) else []
         layers: list[Overlay] = []
         layer: Overlay | None = self.view
         while layer is not None:
@@ -304,7 +308,7 @@ class Session:
             if key in layer.shipments:
                 return layer.shipments[key] or 0
             layer = layer.below
-        data = self.txn.get(key, db=self.db["shipments"])
+        data = self.txn.get(self.keys.stored(key), db=self.db["shipments"])
         return ref_of(data) if data is not None else 0
 
     def expires_on(self, batch_ref: int) -> dt.date | None:
@@ -437,37 +441,44 @@ class Session:
     def flush(self) -> None:
         """Writes the group's overlay into the transaction."""
         group = self.group
+        keys = self.keys
+        stored = keys.stored
         codes = self.txn.cursor(db=self.db["codes"])
         records = group.records
-        ordered = sorted(records)
-        codes.putmulti(list(zip(ordered, pack_many(map(records.__getitem__, ordered)),
-                                strict=True)))
+        plain = list(records)
+        ordered = sorted(zip(keys.stored_many(plain), pack_many(map(records.__getitem__, plain)),
+                             strict=True))
+        codes.putmulti(ordered)
         for child, parent in group.parents.items():
             if parent is None:
-                self.txn.delete(child, db=self.db["parents"])
+                self.txn.delete(stored(child), db=self.db["parents"])
             else:
-                self.txn.put(child, parent, db=self.db["parents"])
+                self.txn.put(stored(child), stored(parent), db=self.db["parents"])
         for parent, kids in group.children_removed.items():
+            held = stored(parent)
             for child in kids:
-                self.txn.delete(parent, child, db=self.db["children"])
+                self.txn.delete(held, stored(child), db=self.db["children"])
         for parent, kids in group.children_added.items():
+            held = stored(parent)
             self.txn.cursor(db=self.db["children"]).putmulti(
-                ((parent, child) for child in sorted(kids)), dupdata=True)
+                ((held, child) for child in sorted(keys.stored_many(kids))), dupdata=True)
         if group.batch_codes:
             by_batch: dict[bytes, list[bytes]] = {}
             for batch, key in group.batch_codes:
                 by_batch.setdefault(batch, []).append(key)
             cursor = self.txn.cursor(db=self.db["batch_codes"])
             for batch in sorted(by_batch):
-                cursor.putmulti([(batch, k) for k in sorted(by_batch[batch])], dupdata=True)
+                cursor.putmulti([(batch, k) for k in sorted(keys.stored_many(by_batch[batch]))],
+                                dupdata=True)
         group.tally.write(self.txn, self.db["counters"])
         group.regions.write(self.txn, self.db["batch_regions"])
         for key, shipper in group.shipments.items():
             if shipper is None:
-                self.txn.delete(key, db=self.db["shipments"])
+                self.txn.delete(stored(key), db=self.db["shipments"])
             else:
-                self.txn.put(key, ref_key(shipper), db=self.db["shipments"])
+                self.txn.put(stored(key), ref_key(shipper), db=self.db["shipments"])
         if group.pool_returns:
             self.ledger.count_returns(self.txn, group.pool_returns)
         if group.foreign:
-            self.txn.cursor(db=self.db["foreign_codes"]).putmulti(sorted(group.foreign.items()))
+            self.txn.cursor(db=self.db["foreign_codes"]).putmulti(sorted(
+                zip(keys.stored_many(group.foreign), group.foreign.values(), strict=True)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from itertools import repeat
 from pathlib import Path
@@ -17,6 +17,7 @@ from tracecore import masterdata
 from tracecore._speedups import load
 from tracecore.codes import Scheme, product_key
 from tracecore.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from tracecore.ledger.code_keys import CodeKeys, NoCodeKeys
 from tracecore.ledger.env import DEFAULT_MAP_SIZE, Database, Env, Txn
 from tracecore.ledger.records import (
     CodeRecord,
@@ -94,12 +95,19 @@ class PoolRequest:
 
 
 class Ledger:
-    """A tenant's ledger. The writer (codegen_svc) opens it read-write, verifiers read-only."""
+    """A tenant's ledger. The writer (codegen_svc) opens it read-write, verifiers read-only.
+
+    ``codes`` converts codes' ledger keys to the form stored (``tracecore.ledger.code_keys``):
+    without it (a ledger opened without the key-encryption key), reading or writing a code
+    fails."""
 
     def __init__(
-        self, path: Path, *, tenant: str, readonly: bool = False, map_size: int = DEFAULT_MAP_SIZE
+        self, path: Path, *, tenant: str, readonly: bool = False, map_size: int = DEFAULT_MAP_SIZE,
+        codes: CodeKeys | None = None,
     ) -> None:
         self.tenant = tenant
+        self.codes: CodeKeys = codes if codes is not None else NoCodeKeys(
+            f"tenant {tenant}'s ledger was opened without the key-encryption key")
         self.env = Env(path, DATABASES, owner=tenant, readonly=readonly, map_size=map_size,
                        dupsort=DUPSORT)
         self.db = self.env.dbs
@@ -321,10 +329,11 @@ class Ledger:
             if not cursor.set_range(pool_code_key(pool_ref, start)):
                 return out
             end = pool_code_key(pool_ref, stop)
+            plain = self.codes.plain
             for key, code_key in cursor:
                 if bytes(key) >= end:
                     break
-                ck = bytes(code_key)
+                ck = plain(bytes(code_key))
                 out.append(ck[_PREFIX_LENGTH[ck[:1]]:].decode())
             return out
 
@@ -372,7 +381,8 @@ class Ledger:
         pool's codes from ``position`` on, durably, in one commit.
 
         Keys that collide with any code ever issued (or with each other) are replaced by
-        ``redraw(n)`` until all are new. Returns the keys as stored, or [] without storing
+        ``redraw(n)`` until all are new. Returns the keys as issued (redraws included; ledger
+        keys, not their encrypted stored form), or [] without storing
         anything when the pool is no longer at ``position`` (another stream of the same request
         got there first).
 
@@ -394,7 +404,8 @@ class Ledger:
             if position + len(keys) > pool.count:
                 raise InvalidArgument("more codes than the pool asked for", field="count")
             prefix = product_key(Scheme(pool.scheme), pool.product)
-            ordered = _sorted_keys(keys)
+            # Stored keys keep the product in clear: they sort by product like the plain ones.
+            ordered = _sorted_keys(self.codes.stored_many(keys))
             # Sorted, every key lies between the first and the last: if both begin with the
             # product key, all do.
             if ordered and not (ordered[0].startswith(prefix) and ordered[-1].startswith(prefix)):
@@ -411,16 +422,19 @@ class Ledger:
             ).pack()
             codes_db = self.db["codes"]
             if one_at_a_time:
-                stored = _insert_one_at_a_time(txn, codes_db, list(keys), value, redraw)
+                stored = _insert_one_at_a_time(txn, codes_db, list(keys), value, redraw,
+                                               self.codes)
+                in_pool = self.codes.stored_many(stored)
             else:
                 _, added = txn.cursor(db=codes_db).putmulti(
                     zip(ordered, repeat(value)), dupdata=False, overwrite=False)
                 if added != len(keys):
                     raise _Clash
                 stored = keys
+                in_pool = self.codes.stored_many(keys)
             end = position + len(stored)
             txn.cursor(db=self.db["pool_codes"]).putmulti(
-                zip(pool_code_keys(record.pool_ref, position, end), stored, strict=True))
+                zip(pool_code_keys(record.pool_ref, position, end), in_pool, strict=True))
             pool.issued = end
             if pool.issued == pool.count:
                 pool.state = POOL_STATE_COMPLETE  # type: ignore[assignment]
@@ -441,8 +455,43 @@ class Ledger:
     # -- codes ---------------------------------------------------------------------------------
 
     def code_record(self, txn: Txn, key: bytes) -> CodeRecord | None:
-        data = txn.get(key, db=self.db["codes"])
+        """The record of the code with ledger key ``key``; None when it is not in the ledger."""
+        data = txn.get(self.codes.stored(key), db=self.db["codes"])
         return CodeRecord.unpack(data) if data is not None else None
+
+    def code_data(self, txn: Txn, key: bytes) -> bytes | memoryview | None:
+        """The packed record of the code with ledger key ``key``, as stored."""
+        return txn.get(self.codes.stored(key), db=self.db["codes"])
+
+    def parent_of(self, txn: Txn, key: bytes) -> bytes | None:
+        """The ledger key of the container a code is packed in; None when it is in none."""
+        data = txn.get(self.codes.stored(key), db=self.db["parents"])
+        return self.codes.plain(bytes(data)) if data is not None else None
+
+    def children_of(self, txn: Txn, key: bytes, limit: int | None = None
+                    ) -> tuple[list[bytes], int]:
+        """(ledger keys of what a container holds, at most ``limit`` of them, in key order;
+        how many it holds)."""
+        cursor = txn.cursor(db=self.db["children"])
+        if not cursor.set_key(self.codes.stored(key)):
+            return [], 0
+        stored = [bytes(v) for v in cursor.iternext_dup()]
+        kids = sorted(self.codes.plain_many(stored))
+        return (kids if limit is None else kids[:limit]), len(stored)
+
+    def packs_named(self, txn: Txn, keys: Iterable[bytes]) -> set[bytes]:
+        """The packs ``keys`` name, a container standing for everything packed inside it (as
+        now)."""
+        out: set[bytes] = set()
+        stack = [bytes(k) for k in keys]
+        while stack:
+            key = stack.pop()
+            children = self.children_of(txn, key)[0]
+            if children:
+                stack.extend(children)
+            else:
+                out.add(key)
+        return out
 
     def count_returns(self, txn: Txn, returned_by_pool_ref: dict[int, int]) -> None:
         """Adds voided codes to their pools' returned counts."""
@@ -536,12 +585,13 @@ class _Clash(Exception):
 
 
 def _insert_one_at_a_time(txn: Txn, codes_db: Database, keys: list[bytes], value: bytes,
-                          redraw: Callable[[int], list[bytes]]) -> list[bytes]:
+                          redraw: Callable[[int], list[bytes]], codes: CodeKeys) -> list[bytes]:
     """Inserts the codes one by one, redrawing each key already issued (or drawn twice here)
-    until all are new; ``keys`` as stored."""
+    until all are new; ``keys`` as issued."""
     pending = list(range(len(keys)))
+    stored = codes.stored
     while pending := [i for i in pending
-                      if not txn.put(keys[i], value, db=codes_db, overwrite=False)]:
+                      if not txn.put(stored(keys[i]), value, db=codes_db, overwrite=False)]:
         for i, key in zip(pending, redraw(len(pending)), strict=True):
             keys[i] = key
     return keys

@@ -36,6 +36,8 @@ from tracecore.ledger import format as ledger_format
 from tracecore.ledger.access import Access
 from tracecore.ledger.alerts import DIRECTORY as ALERTS
 from tracecore.ledger.alerts import AlertBook
+from tracecore.ledger.code_keys import PURPOSE as CODE_KEYS_PURPOSE
+from tracecore.ledger.code_keys import CodeKeys
 from tracecore.ledger.env import DEFAULT_MAP_SIZE, DEFAULT_MAX_MAP_SIZE, in_use
 from tracecore.ledger.observations import Observations
 from tracecore.ledger.store import Ledger
@@ -100,6 +102,7 @@ class DataDir:
         self.root = root
         self.readonly = readonly
         self._key_source = key_source
+        self._codes_secret: bytes | None = None
         self._max_map_size = max_map_size
         self._map_size = min(map_size, max_map_size)
         self._limits: dict[str, int] = {}
@@ -115,6 +118,13 @@ class DataDir:
         """A secret for ``purpose``, derived from the key-encryption key the key rings are
         opened with (``KeySource.derived_key``): scrypt, so callers keep it."""
         return self._key_source.derived_key(purpose)
+
+    def code_keys(self, tenant: str) -> CodeKeys:
+        """How ``tenant``'s ledger stores codes (``tracecore.ledger.code_keys``); the secret
+        behind it is derived once per data directory."""
+        if self._codes_secret is None:
+            self._codes_secret = self._key_source.derived_key(CODE_KEYS_PURPOSE)
+        return CodeKeys(self._codes_secret, tenant)
 
     def operator(self) -> Access:
         """The platform's own credentials and audit trail (creating tenants), beside the
@@ -153,7 +163,8 @@ class DataDir:
             staging.mkdir(parents=True)
             try:
                 KeyRing.generate().save(staging / KEYRING, self._key_source)
-                ledger = Ledger(staging / LEDGER, tenant=tenant, map_size=self._map_size)
+                ledger = Ledger(staging / LEDGER, tenant=tenant, map_size=self._map_size,
+                                codes=self.code_keys(tenant))
                 try:
                     ledger_format.stamp_new(ledger)
                 finally:
@@ -161,7 +172,7 @@ class DataDir:
                 # Made now, while there is room: a verification opening them on a full disk
                 # would have nothing to serve reads from.
                 Observations.create(staging / OBSERVATIONS, tenant=tenant)
-                AlertBook(staging / ALERTS, tenant=tenant).close()
+                AlertBook(staging / ALERTS, tenant=tenant, codes=self.code_keys(tenant)).close()
                 record = lpb.TenantRecord(tenant=tenant, name=name, created_at_ms=now_ms)
                 (staging / IDENTITY).write_bytes(record.SerializeToString())
                 os.rename(staging, final)
@@ -289,7 +300,7 @@ class DataDir:
         if not (path / IDENTITY).is_file():
             raise NotFound(f"tenant {tenant} does not exist", field="tenant")
         return Ledger(path / LEDGER, tenant=tenant, readonly=self.readonly,
-                      map_size=self._map_size)
+                      map_size=self._map_size, codes=self.code_keys(tenant))
 
     def save_keys(self, tenant: Tenant) -> None:
         """Persists the tenant's key ring after a rotation, retirement or revocation."""
@@ -355,7 +366,7 @@ class DataDir:
         limit = self._limits.get(tenant, self._max_map_size)
         try:
             ledger = Ledger(path / LEDGER, tenant=tenant, readonly=self.readonly,
-                            map_size=min(self._map_size, limit))
+                            map_size=min(self._map_size, limit), codes=self.code_keys(tenant))
         except TraceError as exc:
             raise type(exc)(f"tenant {tenant}: {LEDGER}: {exc.message}") from exc
         try:

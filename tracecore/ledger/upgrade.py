@@ -30,8 +30,10 @@ from tracecore.files import fsync_directory
 from tracecore.keys import KeySource
 from tracecore.ledger import format as ledger_format
 from tracecore.ledger import migrations
+from tracecore.ledger.alerts import DIRECTORY as ALERTS
+from tracecore.ledger.alerts import AlertBook
 from tracecore.ledger.backup import MANIFEST, backup, restore
-from tracecore.ledger.env import Env, in_use
+from tracecore.ledger.env import Env, compact, in_use
 from tracecore.ledger.store import Ledger
 from tracecore.ledger.tenants import IDENTITY, LEDGER, OPERATOR_DIR, TENANTS, DataDir
 
@@ -76,9 +78,12 @@ def formats(root: Path) -> dict[str, int]:
     return out
 
 
-def migrate_tenant(root: Path, tenant: str, *, say: Say = lambda _: None,
-                   release_wait_s: float = RELEASE_WAIT_S) -> Outcome:
-    """Brings one tenant's ledger to the current format (see the module's docstring)."""
+def migrate_tenant(root: Path, tenant: str, key_source: KeySource, *,
+                   say: Say = lambda _: None, release_wait_s: float = RELEASE_WAIT_S
+                   ) -> Outcome:
+    """Brings one tenant's ledger to the current format (see the module's docstring);
+    ``key_source`` is the installation's key-encryption key (codes are encrypted under a key
+    derived from it)."""
     masterdata.tenant_id(tenant)
     tenant_dir = root / TENANTS / tenant
     if not (tenant_dir / IDENTITY).is_file():
@@ -91,11 +96,11 @@ def migrate_tenant(root: Path, tenant: str, *, say: Say = lambda _: None,
         _refuse_newer(version, f"tenant {tenant}")
         if version == ledger_format.CURRENT:
             return Outcome(tenant, version, version)
-        data = _data_dir(root)
+        data = _data_dir(root, key_source)
         state = {"from": version, "was_online": data.offline_reason(tenant) is None}
         _save_state(work, state)
     from_version = int(str(state["from"]))
-    data = _data_dir(root)
+    data = _data_dir(root, key_source)
     if resumed:
         say(f"tenant {tenant}: resuming the migration from format {from_version}")
     if data.offline_reason(tenant) is None:
@@ -105,10 +110,19 @@ def migrate_tenant(root: Path, tenant: str, *, say: Say = lambda _: None,
     dest = work / f"backup-format{from_version}"
     if not (dest / MANIFEST).is_file():
         _clear_partial_backups(work, dest)
-        backup(root, tenant, dest)
+        # Encrypted (age) and signed: it holds the ledger as it was, codes in clear.
+        backup(root, tenant, dest, key_source=key_source)
     say(f"tenant {tenant}: backed up to {dest}")
-    ran = _run_steps(Ledger(tenant_dir / LEDGER, tenant=tenant), f"tenant {tenant}", say,
-                     on_failure=lambda: _restore_tenant(root, tenant, dest, data))
+    ran = _run_steps(Ledger(tenant_dir / LEDGER, tenant=tenant, codes=data.code_keys(tenant)),
+                     f"tenant {tenant}", say,
+                     on_failure=lambda: _restore_tenant(root, tenant, dest, data, key_source))
+    # Alerts name packs: a store written in clear is sealed when opened.
+    AlertBook(tenant_dir / ALERTS, tenant=tenant, codes=data.code_keys(tenant)).close()
+    # The pages the steps freed still hold what they rewrote (codes in clear, before format 3)
+    # until reused: only the live pages are kept. Again when resumed: a kill may have come
+    # between the steps and this.
+    for name in (LEDGER, ALERTS):
+        compact(tenant_dir / name, tenant)
     if state["was_online"]:
         data.set_online(tenant, True)
         say(f"tenant {tenant}: online")
@@ -191,10 +205,12 @@ def _run_steps(ledger: Ledger, who: str, say: Say, *, on_failure: Callable[[], N
     return ran
 
 
-def _restore_tenant(root: Path, tenant: str, dest: Path, data: DataDir) -> None:
+def _restore_tenant(root: Path, tenant: str, dest: Path, data: DataDir,
+                    key_source: KeySource) -> None:
     # This process wrote the backup moments ago, into the operator-only migrations directory,
-    # and migrating needs no key-encryption key, so the backup is not signed.
-    restore(dest, root, tenant, force=True, allow_unsigned=True)
+    # encrypted to and signed with the installation's key; one taken by an earlier release
+    # before a cut migration is not signed.
+    restore(dest, root, tenant, force=True, allow_unsigned=True, key_source=key_source)
     data.set_online(tenant, False, "the migration of its ledger failed; restored from the "
                     "backup taken before it")
     (root / MIGRATIONS / tenant / STATE).unlink(missing_ok=True)
@@ -215,9 +231,9 @@ def _refuse_newer(version: int, who: str) -> None:
             f"({ledger_format.CURRENT}); it is left as it is")
 
 
-def _data_dir(root: Path) -> DataDir:
-    # Only markers and file locks are used: no key ring is opened, so no key source is needed.
-    return DataDir(root, KeySource.dev())
+def _data_dir(root: Path, key_source: KeySource) -> DataDir:
+    # Markers, file locks and the key codes are stored under; no key ring is opened.
+    return DataDir(root, key_source)
 
 
 def _wait_released(data: DataDir, tenant: str, wait_s: float, work: Path,

@@ -55,7 +55,7 @@ def _later(given: str | Sequence[str] | None, initial: str) -> str:
 def head(ledger: Ledger, caller: Principal | None) -> int:
     """Where a new subscription's first look starts: after the last event recorded now."""
     with ledger.env.read() as txn:
-        return Journal(ledger.db).head(txn)[0] + 1
+        return Journal(ledger).head(txn)[0] + 1
 
 
 @use_case(roles={ADMIN, DISTRIBUTOR, REGULATOR}, writes=False, scope=Scope.PARTY)

@@ -100,7 +100,7 @@ def list_alerts(tenant: Tenant, query: AlertQuery, from_ms: int, to_ms: int, pag
     if from_ms and to_ms and to_ms <= from_ms:
         raise InvalidArgument("must be after from_ms", field="to_ms")
     wanted = replace(alert_filter(tenant.ledger, query), from_ms=from_ms, to_ms=to_ms)
-    book = alerts.book(tenant.path, tenant.name)
+    book = alerts.book(tenant.path, tenant.name, tenant.ledger.codes)
     found, token = book.page(wanted, page_size, page_token)
     return AlertPage(found, token, book.last_id())
 
@@ -115,7 +115,8 @@ async def watch_alerts(tenant: Callable[[], Tenant], query: AlertQuery, after_id
     after = after_id
     while True:
         current = tenant()
-        found, after = alerts.book(current.path, current.name).after(after, wanted)
+        book = alerts.book(current.path, current.name, current.ledger.codes)
+        found, after = book.after(after, wanted)
         if found:
             yield found
         else:

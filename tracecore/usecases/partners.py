@@ -15,7 +15,6 @@ from tracecore.credentials import Principal
 from tracecore.errors import InvalidArgument, ParseError
 from tracecore.events import Document, EventKind
 from tracecore.ledger import foreign
-from tracecore.ledger.env import Txn
 from tracecore.ledger.journal import Journal
 from tracecore.ledger.store import Ledger
 from tracecore.mac import Mac
@@ -161,7 +160,7 @@ def check_receipt(ledger: Ledger, caller: Principal | None, doc: Document) -> Re
     foreign.open_late(ledger)
     own = _bill_party(caller)
     with ledger.env.read() as txn:
-        journal = Journal(ledger.db)
+        journal = Journal(ledger)
         shipped: set[bytes] = set()
         received: set[bytes] = set()
         ships: list[int] = []
@@ -172,10 +171,10 @@ def check_receipt(ledger: Ledger, caller: Principal | None, doc: Document) -> Re
         for event in events:
             if event.kind == EventKind.SHIP.value:
                 ships.append(event.seq)
-                shipped.update(_packs(ledger, txn, event.codes))
+                shipped.update(ledger.packs_named(txn, event.codes))
             elif event.kind == EventKind.RECEIVE.value:
                 receipts.append(event.seq)
-                received.update(_packs(ledger, txn, event.codes))
+                received.update(ledger.packs_named(txn, event.codes))
     missing = sorted(shipped - received)
     extra = sorted(received - shipped)
     return ReceiptCheck(len(shipped), len(received),
@@ -197,18 +196,3 @@ def _names(event: lpb.EventRecord, party: str) -> bool:
     bill's counterparty."""
     return party in (event.party_id, event.destination) or any(
         d.counterparty == party for d in event.documents)
-
-
-def _packs(ledger: Ledger, txn: Txn, keys: Sequence[bytes]) -> set[bytes]:
-    """The packs named, a container standing for everything packed inside it (as now)."""
-    out: set[bytes] = set()
-    cursor = txn.cursor(db=ledger.db["children"])
-    stack = list(keys)
-    while stack:
-        key = bytes(stack.pop())
-        children = [bytes(v) for v in cursor.iternext_dup()] if cursor.set_key(key) else []
-        if children:
-            stack.extend(children)
-        else:
-            out.add(key)
-    return out

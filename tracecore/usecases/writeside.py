@@ -31,7 +31,7 @@ class GroupCommitter(Batcher[lifecycle.Request, lifecycle.Result]):
         results = lifecycle.apply(tenant.ledger, requests, self._clock())
         raised = [a for result in results if result.applied for a in result.alerts]
         if raised:
-            alerts.book(tenant.path, tenant.name).append(raised)
+            alerts.book(tenant.path, tenant.name, tenant.ledger.codes).append(raised)
         return results
 
 

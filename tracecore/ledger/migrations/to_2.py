@@ -16,7 +16,8 @@ from __future__ import annotations
 from pharmatrace.v1 import ledger_pb2 as lpb
 
 from tracecore.ledger import format as ledger_format
-from tracecore.ledger.access import MAX_SUMMARY, Access
+from tracecore.ledger.access import MAX_SUMMARY
+from tracecore.ledger.chain import audit_trail
 from tracecore.ledger.env import Txn
 from tracecore.ledger.store import Ledger
 from tracecore.version import release
@@ -35,7 +36,8 @@ def apply(ledger: Ledger, now_ms: int) -> bool:
         ledger.index_old_batches(txn)
         ledger_format.record(ledger, txn, VERSION)
         summary = f"ledger format {VERSION - 1} -> {VERSION} by pharmatrace {release()}"
-        Access(ledger).audit.append(txn, lpb.AuditRecord(
+        # As format 2 keeps its audit trail: in clear (format 3 seals it).
+        audit_trail(ledger.db, None).append(txn, lpb.AuditRecord(
             at_ms=now_ms, peer="local", method=METHOD, summary=summary[:MAX_SUMMARY],
             status="OK"))
         return True
