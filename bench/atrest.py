@@ -1,13 +1,21 @@
-"""What keeping codes hashed at rest costs verification: the keyed hash of each code key that
-the scan statistics are stored under, against the statistics' whole per-code work.
+"""What keeping codes hashed or encrypted at rest costs: the keyed hash of each code key that
+the scan statistics are stored under, against the statistics' whole per-code work; and the
+encryption of each code's serial in the live ledger, against the LMDB lookup it comes with.
 
-In-process, on fresh code keys in 10,000-code batches (a pallet's VerifyBatch), CPU time of
-this process per code, median of ``--rounds`` rounds:
+In-process, on fresh code keys (20-character GS1 serials, the longest) in 10,000-code batches
+(a pallet's VerifyBatch), CPU time of this process per code, median of ``--rounds`` rounds:
 
 - hash: the keyed BLAKE2b (16 bytes) of each code key, as ``Observations`` stores it;
 - record: ``Observations.record_located`` of the batch (hash included), as verification
   counts a scan;
-- flush: merging those scans into the stored statistics (hash already done).
+- flush: merging those scans into the stored statistics (hash already done);
+- siv store / siv read: ``CodeKeys.stored_many`` / ``plain_many`` (AES-256-SIV of the serial,
+  as the ledger stores and reads every code key);
+- ecb: AES-256-ECB of one padded 16-byte block per code over the whole batch in one call, the
+  cheaper permutation considered instead: it fits only serials of at most 16 bytes (NMPA's 13
+  digits, not GS1's 20 characters);
+- get: the raw LMDB ``get`` of each code's record in one read transaction (the baseline: what a
+  lookup costs without encryption).
 
     python -m bench.atrest [--codes N] [--rounds N] [--json PATH]
 """
@@ -25,6 +33,10 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import lmdb
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from tracecore.ledger.code_keys import CodeKeys
 from tracecore.ledger.observations import CODE_HASH_BYTES, Observations
 
 BATCH = 10_000
@@ -43,6 +55,19 @@ def _hash_all(keys: list[bytes], key: bytes) -> list[bytes]:
 def _record_all(observations: Observations, batches: list[list[bytes]], now_ms: int) -> None:
     for batch in batches:
         observations.record_located(batch, now_ms, 440106)
+
+
+def _ecb_all(keys: list[bytes], key: bytes) -> bytes:
+    """One padded block per serial (its last 16 bytes), all in one ``update``."""
+    encryptor = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
+    cut = len(_GTIN)
+    return encryptor.update(b"".join(k[cut:][-16:].ljust(16, b"\0") for k in keys))
+
+
+def _get_all(env: lmdb.Environment, db: lmdb._Database, keys: list[bytes]) -> int:
+    with env.begin(buffers=True) as txn:
+        get = txn.get
+        return sum(1 for k in keys if get(k, db=db) is not None)
 
 
 def _per_code_us(fn: Callable[[], object], n: int) -> float:
@@ -67,9 +92,42 @@ def measure(codes: int, rounds: int) -> dict[str, float]:
                 flushes.append(_per_code_us(observations.flush, codes))
         finally:
             observations.close()
-    return {"hash_us_per_code": statistics.median(hashes),
-            "record_us_per_code": statistics.median(records),
-            "flush_us_per_code": statistics.median(flushes)}
+    figures = {"hash_us_per_code": statistics.median(hashes),
+               "record_us_per_code": statistics.median(records),
+               "flush_us_per_code": statistics.median(flushes)}
+    figures.update(_ledger_keys(codes, rounds))
+    return figures
+
+
+def _ledger_keys(codes: int, rounds: int) -> dict[str, float]:
+    """Median µs per code of encrypting and decrypting code keys, and of the plain lookup."""
+    at_rest = CodeKeys(hashlib.sha256(b"bench at rest").digest(), "bench")
+    ecb_key = hashlib.sha256(b"bench ecb").digest()
+    stores, reads, ecbs, gets = [], [], [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        env = lmdb.open(tmp, map_size=1 << 32, max_dbs=2, sync=False)
+        db = env.open_db(b"codes")
+        try:
+            for r in range(rounds):
+                keys = _keys(r * codes, codes)
+                with env.begin(write=True, db=db) as txn:
+                    txn.cursor().putmulti([(k, bytes(44)) for k in keys])
+                batches = [keys[i:i + BATCH] for i in range(0, codes, BATCH)]
+                stored: list[list[bytes]] = []
+                stores.append(_per_code_us(functools.partial(
+                    stored.extend, (at_rest.stored_many(b) for b in batches)), codes))
+                reads.append(_per_code_us(functools.partial(
+                    list, (at_rest.plain_many(b) for b in stored)), codes))
+                ecbs.append(_per_code_us(functools.partial(
+                    list, (_ecb_all(b, ecb_key) for b in batches)), codes))
+                gets.append(_per_code_us(functools.partial(
+                    list, (_get_all(env, db, b) for b in batches)), codes))
+        finally:
+            env.close()
+    return {"siv_store_us_per_code": statistics.median(stores),
+            "siv_read_us_per_code": statistics.median(reads),
+            "ecb_us_per_code": statistics.median(ecbs),
+            "lmdb_get_us_per_code": statistics.median(gets)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -84,6 +142,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"keyed hash {figures['hash_us_per_code']:.2f} µs/code; counting a scan "
           f"{figures['record_us_per_code']:.2f} µs/code (hash included, {share:.0%}); "
           f"flush {figures['flush_us_per_code']:.2f} µs/code")
+    get = figures["lmdb_get_us_per_code"]
+    print(f"ledger codes: AES-SIV store {figures['siv_store_us_per_code']:.2f} µs/code, read "
+          f"{figures['siv_read_us_per_code']:.2f} µs/code; AES-ECB one block "
+          f"{figures['ecb_us_per_code']:.2f} µs/code (16-byte serials only); baseline LMDB get "
+          f"{get:.2f} µs/code (SIV store {figures['siv_store_us_per_code'] / get:.1f}x it)")
     if args.json is not None:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
     return 0

@@ -405,7 +405,8 @@ class Ledger:
                 raise InvalidArgument("more codes than the pool asked for", field="count")
             prefix = product_key(Scheme(pool.scheme), pool.product)
             # Stored keys keep the product in clear: they sort by product like the plain ones.
-            ordered = _sorted_keys(self.codes.stored_many(keys))
+            in_pool = self.codes.stored_many(keys)
+            ordered = _sorted_keys(in_pool)
             # Sorted, every key lies between the first and the last: if both begin with the
             # product key, all do.
             if ordered and not (ordered[0].startswith(prefix) and ordered[-1].startswith(prefix)):
@@ -431,7 +432,6 @@ class Ledger:
                 if added != len(keys):
                     raise _Clash
                 stored = keys
-                in_pool = self.codes.stored_many(keys)
             end = position + len(stored)
             txn.cursor(db=self.db["pool_codes"]).putmulti(
                 zip(pool_code_keys(record.pool_ref, position, end), in_pool, strict=True))
