@@ -373,7 +373,8 @@ def _decommission(packs: Packs, event: Event, key: bytes, result: Result) -> lis
     dispensed: dict[int, int] = {}
     # Every record of the pack and its contents is checked before any is changed, so a refused
     # content leaves the whole pack as it was.
-    contents = [(k, _existing(packs, k)) for k in [key, *packs.descendants(key)]]
+    contents = [(key, record), *((k, _existing(packs, k)) for k in packs.descendants(key))] \
+        if record.level > 1 else [(key, record)]
     for k, r in contents:
         if r.status is not Status.ACTIVE:
             continue

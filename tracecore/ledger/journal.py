@@ -27,7 +27,10 @@ class Journal:
         returns its sequence number."""
         seq = self.chain.append(txn, record)
         key = seq_key(seq)
-        txn.cursor(db=self._by_code).putmulti(((code, key) for code in index), dupdata=True)
+        # In key order: an event's codes are random keys, and LMDB inserts them three to four
+        # times faster in order (one path down the tree after another, not a page each).
+        txn.cursor(db=self._by_code).putmulti(((code, key) for code in sorted(index)),
+                                              dupdata=True)
         if record.event_id:
             txn.put(record.event_id.encode(), key, db=self._by_id)
         return seq

@@ -110,7 +110,7 @@ def _apply_event(session: Session, index: int, event: Event, request: Request,
     unit = session.logistic_unit(event, event.parent) if event.kind is EventKind.AGGREGATE \
         and event.parent is not None and event.parent.scheme is Scheme.SSCC else None
     if request.not_signed_here is not None:
-        _first_sights(session, event, codes, request.not_signed_here)
+        _first_sights(session, event, codes, keys, request.not_signed_here)
     left: list[bytes] = []
     for position, (code, key) in enumerate(zip(codes, keys, strict=True)):
         try:
@@ -144,13 +144,13 @@ def _apply_event(session: Session, index: int, event: Event, request: Request,
         session.view.event_ids.add(event.event_id)
 
 
-def _first_sights(session: Session, event: Event, codes: Sequence[Code],
+def _first_sights(session: Session, event: Event, codes: Sequence[Code], keys: list[bytes],
                   not_signed_here: Callable[[Sequence[Code]], Sequence[Code]]) -> None:
     """Records the codes of a partner's event that the ledger does not know and no key of this
     tenant signed as minted elsewhere; only those the ledger does not know are checked."""
     named = [*codes, *((event.parent,) if event.parent is not None else ())]
-    record = session.record
-    unknown = [c for c in named if record(c.key()) is None]
+    named_keys = [*keys, *((event.parent.key(),) if event.parent is not None else ())]
+    unknown = [named[i] for i in session.unknown(named_keys)]
     if not unknown:
         return
     for code in not_signed_here(list(dict.fromkeys(unknown))):

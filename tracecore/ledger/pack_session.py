@@ -52,7 +52,7 @@ class Overlay:
         self.parents: dict[bytes, bytes | None] = {}
         self.children_added: dict[bytes, set[bytes]] = {}
         self.children_removed: dict[bytes, set[bytes]] = {}
-        self.batch_codes: list[tuple[bytes, bytes]] = []
+        self.batch_codes: list[tuple[int, bytes]] = []
         self.tally = Tally()
         self.events: list[tuple[lpb.EventRecord, list[bytes]]] = []
         self.event_ids: set[str] = set()
@@ -145,6 +145,14 @@ class Session:
             data = [d for _, d in found]
         stored.update(zip(missing, unpack_many(cast("list[bytes | memoryview]", data)),
                           strict=True))
+
+    def unknown(self, keys: list[bytes]) -> list[int]:
+        """The places in ``keys`` of those the ledger has no record of (this session's own new
+        records included): none for an event of known codes, found in one pass."""
+        self.prefetch(keys)
+        stored = self._stored
+        return [i for i in [i for i, k in enumerate(keys) if stored[k] is None]
+                if self.record(keys[i]) is None]
 
     def parent(self, key: bytes) -> bytes | None:
         layer: Overlay | None = self.view
@@ -330,6 +338,10 @@ class Session:
                  after: Sequence[CodeRecord]) -> None:
         """``put`` of many codes (a container and all it holds), their counters moved once per
         kind of change instead of once per code."""
+        if len(keys) == 1:
+            # A unit shipped or received alone: nothing to group.
+            self.put(keys[0], before[0], after[0])
+            return
         view = self.view
         view.records.update(zip(keys, after, strict=True))
         moves = [(was if was[3] not in UNCOUNTED else None, now, n) for (was, now), n in
@@ -348,7 +360,7 @@ class Session:
         self.view.children_added.get(parent, set()).discard(child)
 
     def commissioned(self, batch_ref: int, key: bytes) -> None:
-        self.view.batch_codes.append((ref_key(batch_ref), key))
+        self.view.batch_codes.append((batch_ref, key))
 
     def returned(self, pool_ref: int) -> None:
         returns = self.view.pool_returns
@@ -454,12 +466,13 @@ class Session:
             self.txn.cursor(db=self.db["children"]).putmulti(
                 ((parent, child) for child in sorted(kids)), dupdata=True)
         if group.batch_codes:
-            by_batch: dict[bytes, list[bytes]] = {}
-            for batch, key in group.batch_codes:
-                by_batch.setdefault(batch, []).append(key)
+            by_batch: dict[int, list[bytes]] = {}
+            for batch_ref, key in group.batch_codes:
+                by_batch.setdefault(batch_ref, []).append(key)
             cursor = self.txn.cursor(db=self.db["batch_codes"])
-            for batch in sorted(by_batch):
-                cursor.putmulti([(batch, k) for k in sorted(by_batch[batch])], dupdata=True)
+            for batch_ref in sorted(by_batch):
+                cursor.putmulti(zip(repeat(ref_key(batch_ref)), sorted(by_batch[batch_ref])),
+                                dupdata=True)
         group.tally.write(self.txn, self.db["counters"])
         group.regions.write(self.txn, self.db["batch_regions"])
         for key, shipper in group.shipments.items():
