@@ -73,3 +73,22 @@ def nmpa_scans() -> st.SearchStrategy[Scan]:
 def scans() -> st.SearchStrategy[Scan]:
     """Scans of either scheme."""
     return st.one_of(gs1_scans(), nmpa_scans())
+
+
+@st.composite
+def commissionings(draw: st.DrawFn) -> tuple[dict[str, tuple[int, int]], list[str],
+                                             dict[str, object]]:
+    """A commissioning event against a few packs: (serial -> (status, batch ref) of the packs
+    the ledger holds, the serials the event names in order, some twice or unknown, and the
+    event's lot, level, acting party and stated expiry)."""
+    serials = [f"S{i}" for i in range(draw(st.integers(1, 8)))]
+    stored = {s: (draw(st.sampled_from([1, 1, 1, 2, 3, 4, 9])), draw(st.sampled_from([0, 1, 2])))
+              for s in serials if draw(st.integers(0, 5))}
+    named = draw(st.lists(st.sampled_from(serials), min_size=1, max_size=12))
+    event: dict[str, object] = {
+        "lot": draw(st.sampled_from(["", "", "L1", "L2", "L9"])),
+        "level": draw(st.sampled_from([0, 0, 1, 2, 7])),
+        "party_id": draw(st.sampled_from(["", "PLANT", "PLANT", "NOBODY"])),
+        "extra": {"expiry": draw(st.sampled_from(["", "", "2001-01-01", "2999-12-31"]))},
+    }
+    return stored, named, event

@@ -98,6 +98,8 @@ class Packs(Protocol):
     now_ms: int
 
     def record(self, key: bytes) -> CodeRecord | None: ...
+    def records_many(self, keys: list[bytes]) -> list[tuple[bytes, CodeRecord | None]]:
+        """(key, ``record``) of each key, in order."""
     def parent(self, key: bytes) -> bytes | None: ...
     def tree(self, key: bytes) -> list[tuple[bytes, CodeRecord]]:
         """``key`` and everything packed inside it; Refused when one is not ours."""
@@ -136,6 +138,10 @@ class Packs(Protocol):
 
 
 Handler = Callable[[Packs, Event, bytes, Result], list[bytes]]
+#: The rule of an event kind over all of an event's codes at once: the codes it changed, and the
+#: place and reason of each code it refused.
+EventRule = Callable[[Packs, Event, list[bytes], Result],
+                     tuple[list[bytes], list[tuple[int, str]]]]
 
 
 def check_event_time(event: Event) -> None:
@@ -166,7 +172,11 @@ def held(packs: Packs, record: CodeRecord) -> Status | None:
 def _existing(packs: Packs, key: bytes) -> CodeRecord:
     """The code's record; refused when it is not ours, or recalled or withdrawn (which nothing
     leaves)."""
-    record = packs.record(key)
+    return _on_market(packs, packs.record(key))
+
+
+def _on_market(packs: Packs, record: CodeRecord | None) -> CodeRecord:
+    """``_existing`` of a record already read."""
     if record is None:
         raise Refused("not issued by this tenant")
     hold = held(packs, record)
@@ -176,11 +186,23 @@ def _existing(packs: Packs, key: bytes) -> CodeRecord:
     return record
 
 
+#: ``transition``'s answer for each (status, action, target) asked so far: the status after it,
+#: or why the state machine refuses it; asked once, not once per pack.
+_STEPS: dict[tuple[Status, Action, Status | None], Status | str] = {}
+
+
 def _step(record: CodeRecord, action: Action, target: Status | None = None) -> Status:
-    try:
-        return transition(record.status, action, target)
-    except TraceError as exc:
-        raise Refused(exc.message) from exc
+    asked = (record.status, action, target)
+    step = _STEPS.get(asked)
+    if step is None:
+        try:
+            step = transition(*asked)
+        except TraceError as exc:
+            step = exc.message
+        _STEPS[asked] = step
+    if isinstance(step, Status):
+        return step
+    raise Refused(step)
 
 
 def _today(packs: Packs) -> dt.date:
@@ -188,31 +210,68 @@ def _today(packs: Packs) -> dt.date:
 
 
 def _commission(packs: Packs, event: Event, key: bytes, result: Result) -> list[bytes]:
+    touched, refused = _commission_all(packs, event, [key], result)
+    if refused:
+        raise Refused(refused[0][1])
+    return touched
+
+
+def _commission_all(packs: Packs, event: Event, keys: list[bytes], result: Result
+                    ) -> tuple[list[bytes], list[tuple[int, str]]]:
+    """Commissioning of an event's codes together: the codes changed, and the place in ``keys``
+    and the reason of each refused. The same as one code after another: a code named twice is
+    commissioned by its first naming and refused at the next."""
+    if not keys:
+        return [], []
     if not 0 <= event.level <= 4:
         raise InvalidArgument("unknown packaging level", field="level")
-    record = _existing(packs, key)
-    status = _step(record, Action.COMMISSION)
-    batch_ref = record.batch_ref
-    if event.lot:
-        wanted = packs.batch_ref(record.product_ref, event.lot)
-        if batch_ref and batch_ref != wanted:
-            raise Refused("its pool was issued for another batch")
-        batch_ref = wanted
-    if not batch_ref:
-        raise Refused("no batch: give the lot it is packed from")
+    if len(set(keys)) < len(keys):
+        touched: list[bytes] = []
+        refused: list[tuple[int, str]] = []
+        for position, key in enumerate(keys):
+            done, not_done = _commission_all(packs, event, [key], result)
+            touched += done
+            refused += [(position, reason) for _, reason in not_done]
+        return touched, refused
     stated = event.extra.get("expiry", "")
-    if stated and stated < _today(packs).isoformat():
-        raise Refused(f"its expiry date {stated} is past: expired packs are not commissioned")
-    hold = packs.hold_status(batch_ref, record.product_ref)
-    if hold is not None:
-        raise Refused("its batch is recalled" if hold is Status.RECALLED
-                      else "its product is withdrawn")
-    holder, region = packs.party(event.party_id, "context.party_id") if event.party_id else (0, 0)
-    after = record.evolve(status=status, batch_ref=batch_ref, holder_ref=holder, region=region,
-                          level=event.level or record.level, updated_at_ms=packs.now_ms)
-    packs.put(key, record, after)
-    packs.commissioned(batch_ref, key)
-    return [key]
+    expired = bool(stated) and stated < _today(packs).isoformat()
+    party: tuple[int, int] | None = None
+    now = packs.now_ms
+    touched, refused, before, after = [], [], [], []
+    for position, (key, found) in enumerate(packs.records_many(keys)):
+        try:
+            record = _on_market(packs, found)
+            status = _step(record, Action.COMMISSION)
+            batch_ref = record.batch_ref
+            if event.lot:
+                wanted = packs.batch_ref(record.product_ref, event.lot)
+                if batch_ref and batch_ref != wanted:
+                    raise Refused("its pool was issued for another batch")
+                batch_ref = wanted
+            if not batch_ref:
+                raise Refused("no batch: give the lot it is packed from")
+            if expired:
+                raise Refused(f"its expiry date {stated} is past: expired packs are not "
+                              "commissioned")
+            hold = packs.hold_status(batch_ref, record.product_ref)
+            if hold is not None:
+                raise Refused("its batch is recalled" if hold is Status.RECALLED
+                              else "its product is withdrawn")
+        except Refused as refusal:
+            refused.append((position, refusal.reason))
+            continue
+        if party is None:
+            party = packs.party(event.party_id, "context.party_id") if event.party_id \
+                else (0, 0)
+        holder, region = party
+        touched.append(key)
+        before.append(record)
+        after.append(record.evolve(status=status, batch_ref=batch_ref, holder_ref=holder,
+                                   region=region, level=event.level or record.level,
+                                   updated_at_ms=now))
+        packs.commissioned(batch_ref, key)
+    packs.put_many(touched, before, after)
+    return touched, refused
 
 
 def _void(packs: Packs, event: Event, key: bytes, result: Result) -> list[bytes]:
@@ -503,4 +562,8 @@ RULES: dict[EventKind, Handler] = {
     EventKind.DESTROY: _terminal(Action.DESTROY),
     EventKind.REPORT_STOLEN: _terminal(Action.REPORT_STOLEN),
     EventKind.REPLACE: _replace,
+}
+#: The kinds whose rule is stated over a whole event (``RULES`` holds its form for one code).
+EVENT_RULES: dict[EventKind, EventRule] = {
+    EventKind.COMMISSION: _commission_all,
 }

@@ -70,6 +70,9 @@ class FakePacks:
     def record(self, key: bytes) -> CodeRecord | None:
         return self.records.get(key)
 
+    def records_many(self, keys: list[bytes]) -> list[tuple[bytes, CodeRecord | None]]:
+        return [(k, self.records.get(k)) for k in keys]
+
     def parent(self, key: bytes) -> bytes | None:
         return self.parents.get(key)
 

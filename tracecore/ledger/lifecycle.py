@@ -25,7 +25,9 @@ from tracecore.ledger.env import Txn
 from tracecore.ledger.pack_session import Overlay, Session
 from tracecore.ledger.store import Ledger
 from tracecore.lifecycle_rules import (
+    EVENT_RULES,
     MAX_DIVERSION_NOTES,
+    RULES,
     UNDO_WINDOW_MS,
     Failure,
     Refused,
@@ -112,12 +114,19 @@ def _apply_event(session: Session, index: int, event: Event, request: Request,
     if request.not_signed_here is not None:
         _first_sights(session, event, codes, keys, request.not_signed_here)
     left: list[bytes] = []
-    for position, (code, key) in enumerate(zip(codes, keys, strict=True)):
-        try:
-            touched.extend(handler(session, event, key, result))
-        except Refused as refused:
-            result.failures.append(Failure(index, code.text(), refused.reason, position))
-            left.append(key)
+    whole = EVENT_RULES.get(event.kind) if handler is RULES.get(event.kind) else None
+    if whole is not None:
+        touched, refusals = whole(session, event, keys, result)
+        for position, reason in refusals:
+            result.failures.append(Failure(index, codes[position].text(), reason, position))
+            left.append(keys[position])
+    else:
+        for position, (code, key) in enumerate(zip(codes, keys, strict=True)):
+            try:
+                touched.extend(handler(session, event, key, result))
+            except Refused as refused:
+                result.failures.append(Failure(index, code.text(), refused.reason, position))
+                left.append(key)
     if event.kind is EventKind.AGGREGATE and event.parent is not None and touched:
         broken = pack_ratio(session, event.parent.key(), event.partial)
         if broken is not None:

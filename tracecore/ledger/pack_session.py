@@ -54,6 +54,8 @@ class Overlay:
         self.children_removed: dict[bytes, set[bytes]] = {}
         self.batch_codes: list[tuple[int, bytes]] = []
         self.tally = Tally()
+        # (before, after) of each code put, counted into the tallies together (``count``).
+        self.moves: list[tuple[CodeRecord, CodeRecord]] = []
         self.events: list[tuple[lpb.EventRecord, list[bytes]]] = []
         self.event_ids: set[str] = set()
         self.pool_returns: dict[int, int] = {}
@@ -62,7 +64,21 @@ class Overlay:
         self.alerts: list[Raised] = []
         self.foreign: dict[bytes, bytes] = {}
 
+    def count(self) -> None:
+        """Moves the counters of the codes put since the last count, once per kind of change
+        (their ``project``ions before and after) instead of once per code."""
+        if not self.moves:
+            return
+        before, after = zip(*self.moves, strict=True)
+        self.moves.clear()
+        moves = [(was if was[3] not in UNCOUNTED else None, now, n) for (was, now), n in
+                 Counter(zip(map(project, before), map(project, after), strict=True)).items()]
+        self.tally.move_many(m for m in moves if m[1][3] not in UNCOUNTED)
+        # Voided codes too: a batch's picture says how many of its codes were scrapped.
+        self.regions.move_many(moves)
+
     def merge_into(self, target: Overlay) -> None:
+        self.count()
         target.records.update(self.records)
         target.parents.update(self.parents)
         for parent, kids in self.children_added.items():
@@ -328,26 +344,14 @@ class Session:
     def put(self, key: bytes, before: CodeRecord, after: CodeRecord) -> None:
         view = self.view
         view.records[key] = after
-        was = before if before.status not in UNCOUNTED else None
-        if after.status not in UNCOUNTED:
-            view.tally.move(was, after)
-        # Voided codes too: a batch's picture says how many of its codes were scrapped.
-        view.regions.move(was, after)
+        view.moves.append((before, after))
 
     def put_many(self, keys: Sequence[bytes], before: Sequence[CodeRecord],
                  after: Sequence[CodeRecord]) -> None:
-        """``put`` of many codes (a container and all it holds), their counters moved once per
-        kind of change instead of once per code."""
-        if len(keys) == 1:
-            # A unit shipped or received alone: nothing to group.
-            self.put(keys[0], before[0], after[0])
-            return
+        """``put`` of many codes (a container and all it holds)."""
         view = self.view
         view.records.update(zip(keys, after, strict=True))
-        moves = [(was if was[3] not in UNCOUNTED else None, now, n) for (was, now), n in
-                 Counter(zip(map(project, before), map(project, after), strict=True)).items()]
-        view.tally.move_many(m for m in moves if m[1][3] not in UNCOUNTED)
-        view.regions.move_many(moves)
+        view.moves.extend(zip(before, after, strict=True))
 
     def link(self, parent: bytes, child: bytes) -> None:
         self.view.parents[child] = parent
@@ -449,6 +453,7 @@ class Session:
     def flush(self) -> None:
         """Writes the group's overlay into the transaction."""
         group = self.group
+        group.count()
         codes = self.txn.cursor(db=self.db["codes"])
         records = group.records
         ordered = sorted(records)

@@ -1,0 +1,77 @@
+"""Rules applied to a whole event at once do exactly what the same rule does one code after
+another: the same codes changed, refused for the same reasons, the same records written."""
+
+from __future__ import annotations
+
+import copy
+
+from hypothesis import given
+
+from tests.strategies import commissionings
+from tests.unit.test_lifecycle_rules import NOW, FakePacks, code
+from tracecore.errors import TraceError
+from tracecore.events import Event, EventKind
+from tracecore.lifecycle_rules import EVENT_RULES, RULES, Refused, Result
+from tracecore.status import Status
+
+Outcome = tuple[list[bytes], list[tuple[int, str]]] | str
+
+
+def _packs(stored: dict[str, tuple[int, int]]) -> FakePacks:
+    packs = FakePacks(parties={"PLANT": (1, 110105)}, batches={(1, "L1"): 1, (1, "L2"): 2},
+                      holds={2: Status.RECALLED})
+    for serial, (status, batch) in stored.items():
+        packs.add(serial, Status(status), batch=batch)
+    return packs
+
+
+def _one_by_one(packs: FakePacks, kind: EventKind, event: Event, keys: list[bytes]) -> Outcome:
+    touched: list[bytes] = []
+    refused: list[tuple[int, str]] = []
+    try:
+        for position, key in enumerate(keys):
+            try:
+                touched += RULES[kind](packs, event, key, Result())
+            except Refused as refusal:
+                refused.append((position, refusal.reason))
+    except TraceError as exc:
+        return f"{type(exc).__name__}: {exc.message}"
+    return touched, refused
+
+
+def _whole(packs: FakePacks, kind: EventKind, event: Event, keys: list[bytes]) -> Outcome:
+    try:
+        return EVENT_RULES[kind](packs, event, keys, Result())
+    except TraceError as exc:
+        return f"{type(exc).__name__}: {exc.message}"
+
+
+@given(commissionings())
+def test_commissioning_a_whole_event_is_commissioning_its_codes_one_after_another(
+        case: tuple[dict[str, tuple[int, int]], list[str], dict[str, object]]) -> None:
+    """Unknown, voided, recalled, batchless and twice-named codes, unregistered lots, an
+    unknown party or a bad level: the whole event and code by code agree on every one."""
+    stored, named, given_event = case
+    event = Event(EventKind.COMMISSION, tuple(code(s) for s in named), NOW,
+                  **given_event)  # type: ignore[arg-type]
+    keys = [code(s).key() for s in named]
+    alone, together = _packs(stored), _packs(stored)
+    expected = _one_by_one(alone, EventKind.COMMISSION, event, keys)
+    got = _whole(together, EventKind.COMMISSION, event, keys)
+    assert got == expected
+    if not isinstance(expected, str):
+        assert together.records == alone.records
+        assert together.commissions == alone.commissions
+
+
+def test_a_code_named_twice_is_commissioned_once_and_refused_the_second_time() -> None:
+    """The second naming sees what the first did."""
+    packs = _packs({"A": (Status.ISSUED, 1), "B": (Status.ISSUED, 1)})
+    before = copy.deepcopy(packs.records)
+    keys = [code("A").key(), code("B").key(), code("A").key()]
+    event = Event(EventKind.COMMISSION, tuple(map(code, "ABA")), NOW, party_id="PLANT")
+    touched, refused = EVENT_RULES[EventKind.COMMISSION](packs, event, keys, Result())
+    assert touched == keys[:2]
+    assert refused == [(2, "cannot commission a code that is ACTIVE")]
+    assert all(packs.records[k].status is Status.ACTIVE for k in keys)
+    assert all(before[k].status is Status.ISSUED for k in keys)
