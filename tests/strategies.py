@@ -84,11 +84,34 @@ def commissionings(draw: st.DrawFn) -> tuple[dict[str, tuple[int, int]], list[st
     serials = [f"S{i}" for i in range(draw(st.integers(1, 8)))]
     stored = {s: (draw(st.sampled_from([1, 1, 1, 2, 3, 4, 9])), draw(st.sampled_from([0, 1, 2])))
               for s in serials if draw(st.integers(0, 5))}
-    named = draw(st.lists(st.sampled_from(serials), min_size=1, max_size=12))
+    named = draw(st.lists(st.sampled_from(serials), min_size=1, max_size=12,
+                          unique=draw(st.booleans())))
     event: dict[str, object] = {
         "lot": draw(st.sampled_from(["", "", "L1", "L2", "L9"])),
         "level": draw(st.sampled_from([0, 0, 1, 2, 7])),
         "party_id": draw(st.sampled_from(["", "PLANT", "PLANT", "NOBODY"])),
         "extra": {"expiry": draw(st.sampled_from(["", "", "2001-01-01", "2999-12-31"]))},
+    }
+    return stored, named, event
+
+
+@st.composite
+def decommissionings(draw: st.DrawFn) -> tuple[dict[str, tuple[int, int, int, str]], list[str],
+                                               dict[str, object]]:
+    """A decommissioning event against a few packs, some of them cases holding others:
+    (serial -> (status, batch ref, level, the case it is in) of the packs the ledger holds, the
+    serials the event names in order, some twice or unknown, and the event's target status and
+    acting party)."""
+    serials = [f"S{i}" for i in range(draw(st.integers(1, 6)))]
+    cases = [s for s in serials[:2] if draw(st.integers(0, 3))]
+    stored = {s: (draw(st.sampled_from([2, 2, 2, 2, 1, 4, 9])),
+                  draw(st.sampled_from([1, 1, 1, 2])), 2 if s in cases else 1,
+                  draw(st.sampled_from(["", *cases])) if s not in cases else "")
+              for s in serials if s in cases or draw(st.integers(0, 5))}
+    named = draw(st.lists(st.sampled_from(serials), min_size=1, max_size=12,
+                          unique=draw(st.booleans())))
+    event: dict[str, object] = {
+        "target": draw(st.sampled_from([4, 4, 5, 9, 2])),
+        "party_id": draw(st.sampled_from(["", "PHARM", "PHARM", "NOBODY"])),
     }
     return stored, named, event

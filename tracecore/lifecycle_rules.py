@@ -226,13 +226,7 @@ def _commission_all(packs: Packs, event: Event, keys: list[bytes], result: Resul
     if not 0 <= event.level <= 4:
         raise InvalidArgument("unknown packaging level", field="level")
     if len(set(keys)) < len(keys):
-        touched: list[bytes] = []
-        refused: list[tuple[int, str]] = []
-        for position, key in enumerate(keys):
-            done, not_done = _commission_all(packs, event, [key], result)
-            touched += done
-            refused += [(position, reason) for _, reason in not_done]
-        return touched, refused
+        return _one_after_another(_commission_all, packs, event, keys, result)
     stated = event.extra.get("expiry", "")
     expired = bool(stated) and stated < _today(packs).isoformat()
     party: tuple[int, int] | None = None
@@ -412,49 +406,103 @@ def _divert(packs: Packs, event: Event, key: bytes, source: int, units: int,
 
 
 def _decommission(packs: Packs, event: Event, key: bytes, result: Result) -> list[bytes]:
-    """A pack leaves the supply chain; a container takes all it holds with it. A pack taken from
-    inside a container (a unit sold from an opened case) leaves the container."""
+    touched, refused = _decommission_all(packs, event, [key], result)
+    if refused:
+        raise Refused(refused[0][1])
+    return touched
+
+
+def _decommission_all(packs: Packs, event: Event, keys: list[bytes], result: Result
+                      ) -> tuple[list[bytes], list[tuple[int, str]]]:
+    """Packs leave the supply chain; a container takes all it holds with it. A pack taken from
+    inside a container (a unit sold from an opened case) leaves the container. The same as one
+    code after another; an event of units, each named once, is checked in one loop over its
+    records read together."""
+    if not keys:
+        return [], []
     if event.target not in DECOMMISSIONED:
         raise InvalidArgument("must be a decommissioned status (dispensed, exported, sample, "
                               "free sample, checked out, locked)", field="target")
-    record = _existing(packs, key)
-    if record.in_transit:
-        raise Refused("is in transit")
-    if record.status in DECOMMISSIONED:
-        raise Refused(f"already {record.status.name.lower().replace('_', ' ')}")
-    _step(record, Action.DECOMMISSION, event.target)
-    holder, region = (packs.party(event.party_id, "context.party_id") if event.party_id
-                      else (record.holder_ref, record.region))
-    parent = packs.parent(key)
-    if parent is not None:
-        packs.unlink(parent, key)
-    changed = [key]
-    dispensed: dict[int, int] = {}
-    # Every record of the pack and its contents is checked before any is changed, so a refused
-    # content leaves the whole pack as it was.
-    contents = [(key, record), *((k, _existing(packs, k)) for k in packs.descendants(key))] \
-        if record.level > 1 else [(key, record)]
-    for k, r in contents:
-        if r.status is not Status.ACTIVE:
+    found = packs.records_many(keys)
+    if len(keys) > 1 and (len(set(keys)) < len(keys)
+                          or any(r is not None and r.level > 1 for _, r in found)):
+        # A container's contents may be named after it: each code sees what the ones before
+        # did.
+        return _one_after_another(_decommission_all, packs, event, keys, result)
+    target = event.target
+    now = packs.now_ms
+    party: tuple[int, int] | None = None
+    touched: list[bytes] = []
+    refused: list[tuple[int, str]] = []
+    put: list[bytes] = []
+    before: list[CodeRecord] = []
+    after: list[CodeRecord] = []
+    sold: list[CodeRecord] = []
+    for position, (key, stored) in enumerate(found):
+        try:
+            record = _on_market(packs, stored)
+            if record.in_transit:
+                raise Refused("is in transit")
+            if record.status in DECOMMISSIONED:
+                raise Refused(f"already {record.status.name.lower().replace('_', ' ')}")
+            _step(record, Action.DECOMMISSION, target)
+            if event.party_id:
+                if party is None:
+                    party = packs.party(event.party_id, "context.party_id")
+                holder, region = party
+            else:
+                holder, region = record.holder_ref, record.region
+            parent = packs.parent(key)
+            if parent is not None:
+                packs.unlink(parent, key)
+            # Every record of the pack and its contents is checked before any is changed, so a
+            # refused content leaves the whole pack as it was.
+            contents = [(key, record), *((k, _existing(packs, k))
+                                         for k in packs.descendants(key))] \
+                if record.level > 1 else [(key, record)]
+        except Refused as refusal:
+            refused.append((position, refusal.reason))
             continue
-        after = r.evolve(status=_step(r, Action.DECOMMISSION, event.target), holder_ref=holder,
-                         region=region or r.region, updated_at_ms=packs.now_ms)
-        packs.put(k, r, after)
-        if k != key:
-            changed.append(k)
-        if after.status in DISPENSINGS:
-            packs.flow(after, Flow.SOLD, event.when_ms)
-            # A pack its holder received was checked then; one that reached the dispensing
-            # party without a receipt there is checked now.
-            if r.level == UNIT and r.batch_ref and holder != r.holder_ref:
-                dispensed[r.batch_ref] = dispensed.get(r.batch_ref, 0) + 1
-    if region:
-        for batch_ref, n in dispensed.items():
-            batch, rule = packs.batch_rule(batch_ref)
-            if not rule.allows(region):
-                _divert(packs, event, key, ALERT_SOURCE_DISPENSE, n, batch, region, rule,
-                        result)
-    return changed
+        touched.append(key)
+        dispensed: dict[int, int] = {}
+        for k, r in contents:
+            if r.status is not Status.ACTIVE:
+                continue
+            changed = r.evolve(status=_step(r, Action.DECOMMISSION, target), holder_ref=holder,
+                               region=region or r.region, updated_at_ms=now)
+            put.append(k)
+            before.append(r)
+            after.append(changed)
+            if k != key:
+                touched.append(k)
+            if changed.status in DISPENSINGS:
+                sold.append(changed)
+                # A pack its holder received was checked then; one that reached the dispensing
+                # party without a receipt there is checked now.
+                if r.level == UNIT and r.batch_ref and holder != r.holder_ref:
+                    dispensed[r.batch_ref] = dispensed.get(r.batch_ref, 0) + 1
+        if region:
+            for batch_ref, n in dispensed.items():
+                batch, rule = packs.batch_rule(batch_ref)
+                if not rule.allows(region):
+                    _divert(packs, event, key, ALERT_SOURCE_DISPENSE, n, batch, region, rule,
+                            result)
+    packs.put_many(put, before, after)
+    if sold:
+        packs.flow_many(sold, Flow.SOLD, event.when_ms)
+    return touched, refused
+
+
+def _one_after_another(rule: EventRule, packs: Packs, event: Event, keys: list[bytes],
+                       result: Result) -> tuple[list[bytes], list[tuple[int, str]]]:
+    """``rule`` applied to one code after another."""
+    touched: list[bytes] = []
+    refused: list[tuple[int, str]] = []
+    for position, key in enumerate(keys):
+        done, not_done = rule(packs, event, [key], result)
+        touched += done
+        refused += [(position, reason) for _, reason in not_done]
+    return touched, refused
 
 
 def _undo(packs: Packs, event: Event, key: bytes, result: Result) -> list[bytes]:
@@ -566,4 +614,5 @@ RULES: dict[EventKind, Handler] = {
 #: The kinds whose rule is stated over a whole event (``RULES`` holds its form for one code).
 EVENT_RULES: dict[EventKind, EventRule] = {
     EventKind.COMMISSION: _commission_all,
+    EventKind.DECOMMISSION: _decommission_all,
 }

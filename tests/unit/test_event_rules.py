@@ -7,7 +7,7 @@ import copy
 
 from hypothesis import given
 
-from tests.strategies import commissionings
+from tests.strategies import commissionings, decommissionings
 from tests.unit.test_lifecycle_rules import NOW, FakePacks, code
 from tracecore.errors import TraceError
 from tracecore.events import Event, EventKind
@@ -75,3 +75,33 @@ def test_a_code_named_twice_is_commissioned_once_and_refused_the_second_time() -
     assert refused == [(2, "cannot commission a code that is ACTIVE")]
     assert all(packs.records[k].status is Status.ACTIVE for k in keys)
     assert all(before[k].status is Status.ISSUED for k in keys)
+
+
+@given(decommissionings())
+def test_decommissioning_a_whole_event_is_decommissioning_its_codes_one_after_another(
+        case: tuple[dict[str, tuple[int, int, int, str]], list[str], dict[str, object]]) -> None:
+    """Units and the cases holding them, named in any order and some twice, unknown, recalled
+    or already dispensed, to a bad target or by an unknown party: the whole event and code by
+    code agree on what changed, what left its case, what was sold and what was refused."""
+    stored, named, given_event = case
+    target = given_event["target"]
+    event = Event(EventKind.DECOMMISSION, tuple(code(s) for s in named), NOW,
+                  party_id=str(given_event["party_id"]), target=Status(target))
+    keys = [code(s).key() for s in named]
+    packs = []
+    for _ in range(2):
+        one = _packs({})
+        one.parties["PHARM"] = (3, 310101)
+        for serial, (status, batch, level, inside) in sorted(stored.items(),
+                                                              key=lambda s: s[1][2] == 1):
+            one.add(serial, Status(status), batch=batch, level=level, inside=inside)
+        packs.append(one)
+    alone, together = packs
+    expected = _one_by_one(alone, EventKind.DECOMMISSION, event, keys)
+    got = _whole(together, EventKind.DECOMMISSION, event, keys)
+    assert got == expected
+    if not isinstance(expected, str):
+        assert together.records == alone.records
+        assert together.parents == alone.parents
+        assert together.flows == alone.flows
+        assert len(together.alerts) == len(alone.alerts)
