@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from tracecore import gs1
 from tracecore.codes import Code, Scan, Scheme
+from tracecore.status import Status
 
 
 def digit_strings(length: int) -> st.SearchStrategy[str]:
@@ -111,7 +112,7 @@ def decommissionings(draw: st.DrawFn) -> tuple[dict[str, tuple[int, int, int, st
     named = draw(st.lists(st.sampled_from(serials), min_size=1, max_size=12,
                           unique=draw(st.booleans())))
     event: dict[str, object] = {
-        "target": draw(st.sampled_from([4, 4, 5, 9, 2])),
+        "target": Status(draw(st.sampled_from([4, 4, 5, 9, 2]))),
         "party_id": draw(st.sampled_from(["", "PHARM", "PHARM", "NOBODY"])),
     }
     return stored, named, event

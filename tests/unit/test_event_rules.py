@@ -84,9 +84,8 @@ def test_decommissioning_a_whole_event_is_decommissioning_its_codes_one_after_an
     or already dispensed, to a bad target or by an unknown party: the whole event and code by
     code agree on what changed, what left its case, what was sold and what was refused."""
     stored, named, given_event = case
-    target = given_event["target"]
     event = Event(EventKind.DECOMMISSION, tuple(code(s) for s in named), NOW,
-                  party_id=str(given_event["party_id"]), target=Status(target))
+                  **given_event)  # type: ignore[arg-type]
     keys = [code(s).key() for s in named]
     packs = []
     for _ in range(2):
