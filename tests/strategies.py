@@ -116,3 +116,15 @@ def decommissionings(draw: st.DrawFn) -> tuple[dict[str, tuple[int, int, int, st
         "party_id": draw(st.sampled_from(["", "PHARM", "PHARM", "NOBODY"])),
     }
     return stored, named, event
+
+
+@st.composite
+def record_changes(draw: st.DrawFn) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+    """Code records before and after a change, as field tuples (``CodeRecord``'s order): a few
+    batches, holders, regions, levels, flags and every status."""
+    def record() -> tuple[int, ...]:
+        return (draw(st.integers(1, 13)), draw(st.sampled_from([1, 1, 2])), 1,
+                draw(st.sampled_from([5, 6])), draw(st.sampled_from([0, 7, 8])), 1,
+                draw(st.sampled_from([0, 3, 4])), draw(st.sampled_from([0, 110105, 310101])),
+                1, 2, 0, draw(st.sampled_from([0, 1])))
+    return draw(st.lists(st.builds(lambda: (record(), record())), max_size=40))

@@ -4,16 +4,21 @@ another: the same codes changed, refused for the same reasons, the same records 
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
+from typing import TypeVar
 
 from hypothesis import given
 
-from tests.strategies import commissionings, decommissionings
+from tests.strategies import commissionings, decommissionings, record_changes
 from tests.unit.test_lifecycle_rules import NOW, FakePacks, code
 from tracecore.errors import TraceError
 from tracecore.events import Event, EventKind
-from tracecore.lifecycle_rules import EVENT_RULES, RULES, Refused, Result
+from tracecore.ledger.pack_session import Overlay
+from tracecore.ledger.records import CodeRecord
+from tracecore.lifecycle_rules import EVENT_RULES, RULES, Refused, Result, counted
 from tracecore.status import Status
 
+K = TypeVar("K")
 Outcome = tuple[list[bytes], list[tuple[int, str]]] | str
 
 
@@ -104,3 +109,26 @@ def test_decommissioning_a_whole_event_is_decommissioning_its_codes_one_after_an
         assert together.parents == alone.parents
         assert together.flows == alone.flows
         assert len(together.alerts) == len(alone.alerts)
+
+
+@given(record_changes())
+def test_counters_moved_per_kind_of_change_are_those_moved_code_by_code(
+        changes: list[tuple[tuple[int, ...], tuple[int, ...]]]) -> None:
+    """The units by batch, holder, status and region that a request's puts move, counted
+    together when its overlay is merged, are what moving them one code at a time gives."""
+    one_by_one, together = Overlay(None), Overlay(None)
+    for before_fields, after_fields in changes:
+        before = CodeRecord(Status(before_fields[0]), *before_fields[1:])
+        after = CodeRecord(Status(after_fields[0]), *after_fields[1:])
+        was = before if counted(before) else None
+        if counted(after):
+            one_by_one.tally.move(was, after)
+        one_by_one.regions.move(was, after)
+        together.moves.append((before, after))
+    together.count()
+    assert _nonzero(together.tally.units) == _nonzero(one_by_one.tally.units)
+    assert _nonzero(together.regions.units) == _nonzero(one_by_one.regions.units)
+
+
+def _nonzero(units: Mapping[K, int]) -> dict[K, int]:
+    return {k: n for k, n in units.items() if n}
