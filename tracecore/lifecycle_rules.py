@@ -321,33 +321,75 @@ def _disaggregate(packs: Packs, event: Event, key: bytes, result: Result) -> lis
 
 
 def _top_level(packs: Packs, key: bytes, what: str) -> CodeRecord:
-    record = _existing(packs, key)
+    return _on_top(packs, key, packs.record(key), what)
+
+
+def _on_top(packs: Packs, key: bytes, stored: CodeRecord | None, what: str) -> CodeRecord:
+    """``_top_level`` of a record already read."""
+    record = _on_market(packs, stored)
     if packs.parent(key) is not None:
         raise Refused(f"is inside a container: {what} the container, or disaggregate first")
     return record
 
 
 def _ship(packs: Packs, event: Event, key: bytes, result: Result) -> list[bytes]:
-    record = _top_level(packs, key, "ship")
-    if record.status is not Status.ACTIVE:
-        raise Refused(f"is {record.status.name}, only ACTIVE packs can be shipped")
-    if record.in_transit:
-        raise Refused("is already in transit")
-    sender, _ = packs.party(event.party_id, "context.party_id") if event.party_id else (0, 0)
-    # A partner's EPCIS shipping event may name no destination (destinationList is optional):
-    # the packs are then in transit to nobody known, and whoever receives them takes them.
-    destination = packs.party(event.destination, "destination")[0] if event.destination else 0
-    if sender and record.holder_ref and record.holder_ref != sender:
-        raise Refused(f"is held by {packs.party_id(record.holder_ref)}, not {event.party_id}")
-    if destination and destination == record.holder_ref:
-        raise Refused("is already held by the destination")
-    keys, records = _unzip(packs.tree(key))
-    packs.put_many(keys, records, with_custody(records, destination, set_flags=FLAG_IN_TRANSIT))
-    # Where a distributor bound to regions ships to is checked where the packs arrive.
-    shipper = sender or record.holder_ref
-    if shipper and packs.party_rule(shipper) is not None:
-        packs.shipped(key, shipper)
-    return keys
+    touched, refused = _ship_all(packs, event, [key], result)
+    if refused:
+        raise Refused(refused[0][1])
+    return touched
+
+
+def _ship_all(packs: Packs, event: Event, keys: list[bytes], result: Result
+              ) -> tuple[list[bytes], list[tuple[int, str]]]:
+    """Packs the sender holds leave for the destination, with all they contain. The same as one
+    code after another; an event of units, each named once, is checked in one loop over its
+    records read together."""
+    if not keys:
+        return [], []
+    found = packs.records_many(keys)
+    if len(keys) > 1 and (len(set(keys)) < len(keys)
+                          or any(r is not None and r.level > 1 for _, r in found)):
+        return _one_after_another(_ship_all, packs, event, keys, result)
+    parties: tuple[int, int] | None = None
+    touched: list[bytes] = []
+    refused: list[tuple[int, str]] = []
+    before: list[CodeRecord] = []
+    for position, (key, stored) in enumerate(found):
+        try:
+            record = _on_top(packs, key, stored, "ship")
+            if record.status is not Status.ACTIVE:
+                raise Refused(f"is {record.status.name}, only ACTIVE packs can be shipped")
+            if record.in_transit:
+                raise Refused("is already in transit")
+            if parties is None:
+                parties = (
+                    packs.party(event.party_id, "context.party_id")[0] if event.party_id else 0,
+                    # A partner's EPCIS shipping event may name no destination (destinationList
+                    # is optional): the packs are then in transit to nobody known, and whoever
+                    # receives them takes them.
+                    packs.party(event.destination, "destination")[0] if event.destination
+                    else 0)
+            sender, destination = parties
+            if sender and record.holder_ref and record.holder_ref != sender:
+                raise Refused(f"is held by {packs.party_id(record.holder_ref)}, not "
+                              f"{event.party_id}")
+            if destination and destination == record.holder_ref:
+                raise Refused("is already held by the destination")
+            tree = packs.tree(key) if record.level > 1 else [(key, record)]
+        except Refused as refusal:
+            refused.append((position, refusal.reason))
+            continue
+        contents, records = _unzip(tree)
+        touched += contents
+        before += records
+        # Where a distributor bound to regions ships to is checked where the packs arrive.
+        shipper = sender or record.holder_ref
+        if shipper and packs.party_rule(shipper) is not None:
+            packs.shipped(key, shipper)
+    if parties is not None:
+        packs.put_many(touched, before,
+                       with_custody(before, parties[1], set_flags=FLAG_IN_TRANSIT))
+    return touched, refused
 
 
 def _receive(packs: Packs, event: Event, key: bytes, result: Result) -> list[bytes]:
@@ -615,4 +657,5 @@ RULES: dict[EventKind, Handler] = {
 EVENT_RULES: dict[EventKind, EventRule] = {
     EventKind.COMMISSION: _commission_all,
     EventKind.DECOMMISSION: _decommission_all,
+    EventKind.SHIP: _ship_all,
 }

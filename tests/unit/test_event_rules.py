@@ -7,9 +7,9 @@ import copy
 from collections.abc import Mapping
 from typing import TypeVar
 
-from hypothesis import given
+from hypothesis import example, given, settings
 
-from tests.strategies import commissionings, decommissionings, record_changes
+from tests.strategies import commissionings, decommissionings, record_changes, shipments
 from tests.unit.test_lifecycle_rules import NOW, FakePacks, code
 from tracecore.errors import TraceError
 from tracecore.events import Event, EventKind
@@ -82,33 +82,60 @@ def test_a_code_named_twice_is_commissioned_once_and_refused_the_second_time() -
     assert all(before[k].status is Status.ISSUED for k in keys)
 
 
-@given(decommissionings())
-def test_decommissioning_a_whole_event_is_decommissioning_its_codes_one_after_another(
-        case: tuple[dict[str, tuple[int, int, int, str]], list[str], dict[str, object]]) -> None:
-    """Units and the cases holding them, named in any order and some twice, unknown, recalled
-    or already dispensed, to a bad target or by an unknown party: the whole event and code by
-    code agree on what changed, what left its case, what was sold and what was refused."""
+def _in_cases(stored: dict[str, tuple[int, int, int, str, int]]) -> FakePacks:
+    packs = _packs({})
+    packs.parties.update({"DIST": (2, 440305), "PHARM": (3, 310101)})
+    # Cases first, so that what they hold can name them.
+    for serial, (status, batch, level, inside, holder) in sorted(
+            stored.items(), key=lambda item: item[1][2] == 1):
+        packs.add(serial, Status(status), batch=batch, level=level, inside=inside,
+                  holder=holder)
+    return packs
+
+
+def _agree(kind: EventKind, case: tuple[dict[str, tuple[int, int, int, str, int]], list[str],
+                                       dict[str, object]]) -> None:
     stored, named, given_event = case
-    event = Event(EventKind.DECOMMISSION, tuple(code(s) for s in named), NOW,
+    event = Event(kind, tuple(code(s) for s in named), NOW,
                   **given_event)  # type: ignore[arg-type]
     keys = [code(s).key() for s in named]
-    packs = []
-    for _ in range(2):
-        one = _packs({})
-        one.parties["PHARM"] = (3, 310101)
-        for serial, (status, batch, level, inside) in sorted(stored.items(),
-                                                              key=lambda s: s[1][2] == 1):
-            one.add(serial, Status(status), batch=batch, level=level, inside=inside)
-        packs.append(one)
-    alone, together = packs
-    expected = _one_by_one(alone, EventKind.DECOMMISSION, event, keys)
-    got = _whole(together, EventKind.DECOMMISSION, event, keys)
+    alone, together = _in_cases(stored), _in_cases(stored)
+    expected = _one_by_one(alone, kind, event, keys)
+    got = _whole(together, kind, event, keys)
     assert got == expected
     if not isinstance(expected, str):
         assert together.records == alone.records
         assert together.parents == alone.parents
         assert together.flows == alone.flows
+        assert together.shipments == alone.shipments
         assert len(together.alerts) == len(alone.alerts)
+
+
+@settings(max_examples=400)
+@given(decommissionings())
+@example(({"S0": (2, 1, 2, "", 0), "S1": (2, 1, 1, "S0", 0)}, ["S0", "S1"],
+          {"target": Status.DISPENSED, "party_id": "PHARM"}))
+def test_decommissioning_a_whole_event_is_decommissioning_its_codes_one_after_another(
+        case: tuple[dict[str, tuple[int, int, int, str, int]], list[str],
+                    dict[str, object]]) -> None:
+    """Units and the cases holding them, named in any order and some twice, unknown, recalled
+    or already dispensed, to a bad target or by an unknown party: the whole event and code by
+    code agree on what changed, what left its case, what was sold and what was refused."""
+    _agree(EventKind.DECOMMISSION, case)
+
+
+@settings(max_examples=400)
+@given(shipments())
+@example(({"S0": (2, 1, 1, "", 1), "S1": (2, 1, 1, "", 1)}, ["S0", "S1", "S0"],
+          {"party_id": "PLANT", "destination": "DIST"}))
+def test_shipping_a_whole_event_is_shipping_its_codes_one_after_another(
+        case: tuple[dict[str, tuple[int, int, int, str, int]], list[str],
+                    dict[str, object]]) -> None:
+    """Units and cases held by the sender, another party or nobody, some inside a case, named
+    in any order and some twice, to the destination that holds them, to nobody or to an unknown
+    party: the whole event and code by code agree on what went in transit and what was
+    refused."""
+    _agree(EventKind.SHIP, case)
 
 
 @given(record_changes())
