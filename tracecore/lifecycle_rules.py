@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Protocol
 
 from pharmatrace.v1 import common_pb2 as cpb
 
@@ -23,6 +22,7 @@ from tracecore.events import Event, EventKind
 from tracecore.ledger.counters import UNIT, Flow
 from tracecore.ledger.records import FLAG_IN_TRANSIT, CodeRecord, with_custody
 from tracecore.oversight import DISPENSINGS, Raised, RegionRule, diversion
+from tracecore.packs import Packs
 from tracecore.status import DECOMMISSIONED, TERMINAL, Action, Status, transition
 
 #: EU FMD Art. 13: a decommissioning may be reverted within ten days.
@@ -90,51 +90,6 @@ class Request:
     external_parties: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     """Party ids a partner named that may be recorded as external parties on first sight:
     (identifier as named, GLN or "")."""
-
-
-class Packs(Protocol):
-    """The packs one request sees (its own changes included) and the changes it makes."""
-
-    now_ms: int
-
-    def record(self, key: bytes) -> CodeRecord | None: ...
-    def records_many(self, keys: list[bytes]) -> list[tuple[bytes, CodeRecord | None]]:
-        """(key, ``record``) of each key, in order."""
-    def parent(self, key: bytes) -> bytes | None: ...
-    def tree(self, key: bytes) -> list[tuple[bytes, CodeRecord]]:
-        """``key`` and everything packed inside it; Refused when one is not ours."""
-    def descendants(self, key: bytes) -> Iterator[bytes]: ...
-    def children(self, key: bytes) -> Iterable[bytes]: ...
-    def party(self, party_id: str, field: str) -> tuple[int, int]:
-        """(party ref, region) of a registered party; NotFound naming ``field`` otherwise."""
-    def party_id(self, ref: int) -> str: ...
-    def batch_ref(self, product_ref: int, lot: str) -> int:
-        """The ref of a product's batch; Refused when it is not registered."""
-    def hold_status(self, batch_ref: int, product_ref: int) -> Status | None:
-        """RECALLED or WITHDRAWN when a recall or withdrawal covers the batch, else None."""
-    def batch_rule(self, batch_ref: int) -> tuple[cpb.Batch, RegionRule]: ...
-    def party_rule(self, party_ref: int) -> RegionRule | None: ...
-    def shipped_by(self, key: bytes) -> int: ...
-    def expires_on(self, batch_ref: int) -> dt.date | None: ...
-    def put(self, key: bytes, before: CodeRecord, after: CodeRecord) -> None: ...
-    def put_many(self, keys: Sequence[bytes], before: Sequence[CodeRecord],
-                 after: Sequence[CodeRecord]) -> None:
-        """``put`` of each key, with its record before and after, in one call."""
-    def link(self, parent: bytes, child: bytes) -> None: ...
-    def unlink(self, parent: bytes, child: bytes) -> None: ...
-    def commissioned(self, batch_ref: int, key: bytes) -> None: ...
-    def returned(self, pool_ref: int) -> None: ...
-    def pool_requester(self, pool_ref: int) -> tuple[str, str]:
-        """(credential, party) that requested a pool; ("", "") when not recorded."""
-    def shipped(self, key: bytes, shipper: int | None) -> None:
-        """Remembers (or, with None, forgets) the restricted party that shipped a pack."""
-    def flow(self, record: CodeRecord, flow: Flow, at_ms: int) -> None: ...
-    def flow_many(self, records: Sequence[CodeRecord], flow: Flow, at_ms: int) -> None:
-        """``flow`` of each record, all at ``at_ms``."""
-    def raise_alert(self, raised: Raised) -> int:
-        """Keeps an alert to store with the request; returns how many it raised before."""
-    def dispense_elsewhere(self) -> bool:
-        """Whether the tenant's policy lets a party dispense a pack it does not hold."""
 
 
 Handler = Callable[[Packs, Event, bytes, Result], list[bytes]]
@@ -207,13 +162,6 @@ def _step(record: CodeRecord, action: Action, target: Status | None = None) -> S
 
 def _today(packs: Packs) -> dt.date:
     return utc_date(packs.now_ms)
-
-
-def _commission(packs: Packs, event: Event, key: bytes, result: Result) -> list[bytes]:
-    touched, refused = _commission_all(packs, event, [key], result)
-    if refused:
-        raise Refused(refused[0][1])
-    return touched
 
 
 def _commission_all(packs: Packs, event: Event, keys: list[bytes], result: Result
@@ -332,13 +280,6 @@ def _on_top(packs: Packs, key: bytes, stored: CodeRecord | None, what: str) -> C
     return record
 
 
-def _ship(packs: Packs, event: Event, key: bytes, result: Result) -> list[bytes]:
-    touched, refused = _ship_all(packs, event, [key], result)
-    if refused:
-        raise Refused(refused[0][1])
-    return touched
-
-
 def _ship_all(packs: Packs, event: Event, keys: list[bytes], result: Result
               ) -> tuple[list[bytes], list[tuple[int, str]]]:
     """Packs the sender holds leave for the destination, with all they contain. The same as one
@@ -447,13 +388,6 @@ def _divert(packs: Packs, event: Event, key: bytes, source: int, units: int,
         result.notes.append(f"DIVERSION: {raised.alert.detail}")
 
 
-def _decommission(packs: Packs, event: Event, key: bytes, result: Result) -> list[bytes]:
-    touched, refused = _decommission_all(packs, event, [key], result)
-    if refused:
-        raise Refused(refused[0][1])
-    return touched
-
-
 def _decommission_all(packs: Packs, event: Event, keys: list[bytes], result: Result
                       ) -> tuple[list[bytes], list[tuple[int, str]]]:
     """Packs leave the supply chain; a container takes all it holds with it. A pack taken from
@@ -533,6 +467,18 @@ def _decommission_all(packs: Packs, event: Event, keys: list[bytes], result: Res
     if sold:
         packs.flow_many(sold, Flow.SOLD, event.when_ms)
     return touched, refused
+
+
+def _per_code(rule: EventRule) -> Handler:
+    """A whole-event rule as the handler of one code: Refused when it refuses the code."""
+
+    def handler(packs: Packs, event: Event, key: bytes, result: Result) -> list[bytes]:
+        touched, refused = rule(packs, event, [key], result)
+        if refused:
+            raise Refused(refused[0][1])
+        return touched
+
+    return handler
 
 
 def _one_after_another(rule: EventRule, packs: Packs, event: Event, keys: list[bytes],
@@ -641,13 +587,13 @@ def _terminal(action: Action) -> Handler:
 #: The handler of each per-pack event kind, before custody (tracecore.custody_policy guards
 #: them): checks one code, updates it (and what it contains), or raises Refused.
 RULES: dict[EventKind, Handler] = {
-    EventKind.COMMISSION: _commission,
+    EventKind.COMMISSION: _per_code(_commission_all),
     EventKind.VOID: _void,
     EventKind.AGGREGATE: _aggregate,
     EventKind.DISAGGREGATE: _disaggregate,
-    EventKind.SHIP: _ship,
+    EventKind.SHIP: _per_code(_ship_all),
     EventKind.RECEIVE: _receive,
-    EventKind.DECOMMISSION: _decommission,
+    EventKind.DECOMMISSION: _per_code(_decommission_all),
     EventKind.UNDO: _undo,
     EventKind.DESTROY: _terminal(Action.DESTROY),
     EventKind.REPORT_STOLEN: _terminal(Action.REPORT_STOLEN),

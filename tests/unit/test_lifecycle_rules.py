@@ -22,12 +22,12 @@ from tracecore.lifecycle_rules import (
     ALERT_SOURCE_DISPENSE,
     ALERT_SOURCE_RECEIPT,
     UNDO_WINDOW_MS,
-    Packs,
     Refused,
     Result,
     check_event_time,
 )
 from tracecore.oversight import Raised, RegionRule
+from tracecore.packs import Packs
 from tracecore.status import Status
 
 GTIN = "09501101530003"
