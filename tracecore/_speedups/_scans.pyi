@@ -1,0 +1,13 @@
+"""The scan statistics' per-code loops in C (``_scans.pyx``)."""
+
+from collections.abc import Callable
+from typing import Any
+
+from tracecore.ledger.observations import Getter, Located, _Log
+
+def located(keys: list[bytes], earlier: list[int], repeated: bool,
+            index: Callable[[], tuple[dict[bytes, tuple[int, int]],
+                                      dict[bytes, tuple[int, int]]]],
+            flushing: _Log | None, get: Getter, db: Any, now_ms: int, region: int
+            ) -> Located: ...
+def merged(log: _Log, get: Getter, db: Any) -> list[tuple[bytes, bytes]]: ...

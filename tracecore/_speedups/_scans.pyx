@@ -1,0 +1,271 @@
+"""The scan statistics' two per-code loops in C: a verification call's statistics of each code
+(its stored totals read and added to its unflushed scans), and a flush's merge of the unflushed
+scans into the stored totals.
+
+The references are ``located_reference`` and ``merged_reference`` in
+``tracecore.ledger.observations``; tests feed both the same scans and compare the answers.
+Stored totals are little-endian ``<QqqII`` (count, first scan ms, last located scan ms and
+region, first scan's region), or ``<QqqI`` as written before the first scan's region was kept.
+"""
+
+from cpython.buffer cimport PyBUF_SIMPLE, PyObject_GetBuffer, PyBuffer_Release
+from cpython.bytes cimport (
+    PyBytes_AS_STRING,
+    PyBytes_Check,
+    PyBytes_FromStringAndSize,
+    PyBytes_GET_SIZE,
+)
+from cpython.dict cimport PyDict_GetItem
+from cpython.list cimport PyList_New, PyList_SET_ITEM
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_INCREF
+from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
+from libc.stdint cimport int64_t, uint32_t, uint64_t
+from libc.stdlib cimport free, malloc, qsort
+from libc.string cimport memcmp
+
+cdef enum:
+    _SIZE = 32
+    _SIZE_WITHOUT_FIRST_REGION = 28
+
+
+cdef struct Totals:
+    uint64_t count
+    int64_t first
+    int64_t last_ms
+    uint32_t last_region
+    uint32_t first_region
+
+
+cdef inline uint64_t _u64(const unsigned char *p) noexcept nogil:
+    cdef uint64_t v = 0
+    cdef int i
+    for i in range(7, -1, -1):
+        v = (v << 8) | p[i]
+    return v
+
+
+cdef inline uint32_t _u32(const unsigned char *p) noexcept nogil:
+    return <uint32_t>p[0] | (<uint32_t>p[1] << 8) | (<uint32_t>p[2] << 16) | \
+        (<uint32_t>p[3] << 24)
+
+
+cdef inline void _put64(unsigned char *p, uint64_t v) noexcept nogil:
+    cdef int i
+    for i in range(8):
+        p[i] = v & 0xFF
+        v >>= 8
+
+
+cdef inline void _put32(unsigned char *p, uint32_t v) noexcept nogil:
+    cdef int i
+    for i in range(4):
+        p[i] = v & 0xFF
+        v >>= 8
+
+
+cdef int _plus_stored(object stored, Totals *t) except -1:
+    """``t`` plus the stored totals ``stored`` (a buffer of 32 or 28 bytes)."""
+    cdef Py_buffer view
+    cdef const unsigned char *p
+    cdef uint64_t count
+    cdef int64_t first, last_ms
+    cdef uint32_t last_region, first_region = 0
+    PyObject_GetBuffer(stored, &view, PyBUF_SIMPLE)
+    try:
+        if view.len != _SIZE and view.len != _SIZE_WITHOUT_FIRST_REGION:
+            raise ValueError(f"stored scan statistics of {view.len} bytes")
+        p = <const unsigned char *>view.buf
+        count = _u64(p)
+        first = <int64_t>_u64(p + 8)
+        last_ms = <int64_t>_u64(p + 16)
+        last_region = _u32(p + 24)
+        if view.len == _SIZE:
+            first_region = _u32(p + 28)
+    finally:
+        PyBuffer_Release(&view)
+    if first <= t.first:
+        t.first, t.first_region = first, first_region
+    if last_ms > t.last_ms:
+        t.last_ms, t.last_region = last_ms, last_region
+    t.count += count
+    return 0
+
+
+cdef inline void _set(list column, Py_ssize_t i, object value):
+    Py_INCREF(value)
+    PyList_SET_ITEM(column, i, value)
+
+
+def located(list keys, list earlier, bint repeated, object index, object flushing,
+            object get, object db, int64_t now_ms, uint32_t region):
+    """``located_reference`` in C."""
+    cdef Py_ssize_t n = len(keys), i
+    cdef list counts = PyList_New(n), firsts_ms = PyList_New(n), lasts_ms = PyList_New(n)
+    cdef list last_regions = PyList_New(n), first_regions = PyList_New(n)
+    cdef dict here = {}
+    cdef object firsts = None, lasts = None, writing_counts = None
+    cdef object key, stored, writing, seen
+    cdef Totals t
+    cdef long before, m
+    if len(earlier) != n:
+        raise ValueError("earlier must have one entry per key")
+    if flushing is not None and flushing:
+        writing_counts = flushing.counts
+    for i in range(n):
+        key = keys[i]
+        before = earlier[i]
+        if before or repeated:
+            if firsts is None:
+                firsts, lasts = index()
+            t.count = before
+            seen = firsts.get(key)
+            if seen is None:
+                t.first, t.first_region = now_ms, region
+            else:
+                t.first, t.first_region = seen
+            seen = lasts.get(key)
+            if seen is None:
+                t.last_ms, t.last_region = 0, 0
+            else:
+                t.last_ms, t.last_region = seen
+            if repeated:
+                # The same code twice in one call: each scan counts the ones before it.
+                seen = here.get(key)
+                m = 0 if seen is None else seen
+                here[key] = m + 1
+                if m:
+                    t.count += m
+                    if region:
+                        t.last_ms, t.last_region = now_ms, region
+            t.count += 1
+        else:
+            t.count, t.first, t.last_ms, t.last_region, t.first_region = 1, now_ms, 0, 0, region
+        # Of scans in the same millisecond, the stored ones came first, then the ones being
+        # flushed, then this worker's log.
+        if writing_counts is not None and PyDict_GetItem(writing_counts, key) is not NULL:
+            writing = flushing.get(key)
+            if writing is not None:
+                t.count += writing.count
+                if writing.first_ms <= t.first:
+                    t.first, t.first_region = writing.first_ms, writing.first_region
+                if writing.last_ms > t.last_ms:
+                    t.last_ms, t.last_region = writing.last_ms, writing.last_region
+        stored = get(key, None, db)
+        if stored is not None:
+            _plus_stored(stored, &t)
+        _set(counts, i, t.count)
+        _set(firsts_ms, i, t.first)
+        _set(lasts_ms, i, t.last_ms)
+        _set(last_regions, i, t.last_region)
+        _set(first_regions, i, t.first_region)
+    return counts, firsts_ms, lasts_ms, last_regions, first_regions
+
+
+cdef struct _Scan:
+    PyObject *key
+    const char *data
+    Py_ssize_t size
+    Py_ssize_t order        # the scan's place in the log: entries in order, keys in order
+    Py_ssize_t entry
+
+
+cdef int _by_key_then_order(const void *a, const void *b) noexcept nogil:
+    cdef const _Scan *x = <const _Scan *>a
+    cdef const _Scan *y = <const _Scan *>b
+    cdef Py_ssize_t size = x.size if x.size < y.size else y.size
+    cdef int c = memcmp(x.data, y.data, size)
+    if c:
+        return c
+    if x.size != y.size:
+        return -1 if x.size < y.size else 1
+    return -1 if x.order < y.order else (1 if x.order > y.order else 0)
+
+
+def merged(object log, object get, object db):
+    """``merged_reference`` in C: the log's scans sorted by key (then by when they came), so
+    each key's count, first scan and last located scan are a run of the sorted array, with no
+    per-key dictionary."""
+    cdef list entries = log.entries
+    cdef Py_ssize_t n_entries = len(entries), total = 0, e, k, i, j, n_keys, run_end, written = 0
+    cdef object entry, keys, key, stored
+    cdef _Scan *scans = NULL
+    cdef int64_t *ms = NULL
+    cdef uint32_t *regions = NULL
+    cdef Totals t
+    cdef bytes packed
+    cdef unsigned char *p
+    cdef tuple pair
+    cdef list out, kept = []
+    for e in range(n_entries):
+        total += len((<object>entries[e]).keys)
+    out = []
+    if total == 0:
+        return out
+    scans = <_Scan *>malloc(total * sizeof(_Scan))
+    ms = <int64_t *>malloc(n_entries * sizeof(int64_t))
+    regions = <uint32_t *>malloc(n_entries * sizeof(uint32_t))
+    if scans is NULL or ms is NULL or regions is NULL:
+        free(scans)
+        free(ms)
+        free(regions)
+        raise MemoryError()
+    try:
+        i = 0
+        for e in range(n_entries):
+            entry = entries[e]
+            ms[e] = entry.ms
+            regions[e] = entry.region
+            keys = entry.keys
+            kept.append(keys)  # the key objects stay alive while the array points at them
+            n_keys = len(keys)
+            for k in range(n_keys):
+                key = keys[k]
+                if not PyBytes_Check(key):
+                    raise TypeError("scan statistics keys are bytes")
+                scans[i].key = <PyObject *>key
+                scans[i].data = PyBytes_AS_STRING(key)
+                scans[i].size = PyBytes_GET_SIZE(key)
+                scans[i].order = i
+                scans[i].entry = e
+                i += 1
+        with nogil:
+            qsort(scans, total, sizeof(_Scan), _by_key_then_order)
+        i = 0
+        while i < total:
+            run_end = i + 1
+            while run_end < total and scans[run_end].size == scans[i].size and memcmp(
+                    scans[run_end].data, scans[i].data, scans[i].size) == 0:
+                run_end += 1
+            t.count = run_end - i
+            t.first, t.first_region = ms[scans[i].entry], regions[scans[i].entry]
+            t.last_ms, t.last_region = 0, 0
+            j = run_end - 1
+            while j >= i:
+                if regions[scans[j].entry]:
+                    t.last_ms, t.last_region = ms[scans[j].entry], regions[scans[j].entry]
+                    break
+                j -= 1
+            key = <object>scans[i].key
+            stored = get(key, None, db)
+            if stored is not None:
+                _plus_stored(stored, &t)
+            packed = PyBytes_FromStringAndSize(NULL, _SIZE)
+            p = <unsigned char *>PyBytes_AS_STRING(packed)
+            _put64(p, t.count)
+            _put64(p + 8, <uint64_t>t.first)
+            _put64(p + 16, <uint64_t>t.last_ms)
+            _put32(p + 24, t.last_region)
+            _put32(p + 28, t.first_region)
+            pair = PyTuple_New(2)
+            Py_INCREF(key)
+            PyTuple_SET_ITEM(pair, 0, key)
+            Py_INCREF(packed)
+            PyTuple_SET_ITEM(pair, 1, packed)
+            out.append(pair)
+            i = run_end
+    finally:
+        free(scans)
+        free(ms)
+        free(regions)
+    return out
