@@ -1,6 +1,6 @@
 """The scan statistics' per-code loops in C (``_scans.pyx``)."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from tracecore.ledger.observations import Getter, Located, _Log
@@ -11,3 +11,7 @@ def located(keys: list[bytes], earlier: list[int], repeated: bool,
             flushing: _Log | None, get: Getter, db: Any, now_ms: int, region: int
             ) -> Located: ...
 def merged(log: _Log, get: Getter, db: Any) -> list[tuple[bytes, bytes]]: ...
+
+class KeyedBlake2b:
+    def __init__(self, key: bytes, digest_size: int) -> None: ...
+    def digests(self, keys: Iterable[bytes]) -> list[bytes]: ...

@@ -22,7 +22,7 @@ from cpython.ref cimport Py_INCREF
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc, qsort
-from libc.string cimport memcmp
+from libc.string cimport memcmp, memcpy, memset
 
 cdef enum:
     _SIZE = 32
@@ -269,3 +269,145 @@ def merged(object log, object get, object db):
         free(ms)
         free(regions)
     return out
+
+
+# -- BLAKE2b (RFC 7693) under one key, the key block compressed once ---------------------------
+
+cdef enum:
+    _BLOCK = 128
+    _MAX_KEY = 64
+    _MAX_DIGEST = 64
+
+cdef uint64_t _IV[8]
+_IV[:] = [0x6A09E667F3BCC908, 0xBB67AE8584CAA73B, 0x3C6EF372FE94F82B, 0xA54FF53A5F1D36F1,
+          0x510E527FADE682D1, 0x9B05688C2B3E6C1F, 0x1F83D9ABFB41BD6B, 0x5BE0CD19137E2179]
+
+cdef unsigned char _SIGMA[12][16]
+_SIGMA[:] = [
+    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15],
+    [14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3],
+    [11, 8, 12, 0, 5, 2, 15, 13, 10, 14, 3, 6, 7, 1, 9, 4],
+    [7, 9, 3, 1, 13, 12, 11, 14, 2, 6, 5, 10, 4, 0, 15, 8],
+    [9, 0, 5, 7, 2, 4, 10, 15, 14, 1, 11, 12, 6, 8, 3, 13],
+    [2, 12, 6, 10, 0, 11, 8, 3, 4, 13, 7, 5, 15, 14, 1, 9],
+    [12, 5, 1, 15, 14, 13, 4, 10, 0, 7, 6, 3, 9, 2, 8, 11],
+    [13, 11, 7, 14, 12, 1, 3, 9, 5, 0, 15, 4, 8, 6, 2, 10],
+    [6, 15, 14, 9, 11, 3, 0, 8, 12, 2, 13, 7, 1, 4, 10, 5],
+    [10, 2, 8, 4, 7, 6, 1, 5, 15, 11, 9, 14, 3, 12, 13, 0],
+    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15],
+    [14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3],
+]
+
+
+cdef inline uint64_t _rotr(uint64_t x, int n) noexcept nogil:
+    return (x >> n) | (x << (64 - n))
+
+
+cdef inline void _g(uint64_t *v, int a, int b, int c, int d, uint64_t x, uint64_t y
+                    ) noexcept nogil:
+    v[a] = v[a] + v[b] + x
+    v[d] = _rotr(v[d] ^ v[a], 32)
+    v[c] = v[c] + v[d]
+    v[b] = _rotr(v[b] ^ v[c], 24)
+    v[a] = v[a] + v[b] + y
+    v[d] = _rotr(v[d] ^ v[a], 16)
+    v[c] = v[c] + v[d]
+    v[b] = _rotr(v[b] ^ v[c], 63)
+
+
+cdef void _compress(uint64_t *h, const unsigned char *block, uint64_t t, bint last
+                    ) noexcept nogil:
+    cdef uint64_t m[16]
+    cdef uint64_t v[16]
+    cdef int i
+    cdef const unsigned char *s
+    for i in range(16):
+        m[i] = _u64(block + 8 * i)
+    for i in range(8):
+        v[i] = h[i]
+        v[i + 8] = _IV[i]
+    v[12] ^= t          # the byte counter's high word stays 0: no input reaches 2**64 bytes
+    if last:
+        v[14] = ~v[14]
+    for i in range(12):
+        s = _SIGMA[i]
+        _g(v, 0, 4, 8, 12, m[s[0]], m[s[1]])
+        _g(v, 1, 5, 9, 13, m[s[2]], m[s[3]])
+        _g(v, 2, 6, 10, 14, m[s[4]], m[s[5]])
+        _g(v, 3, 7, 11, 15, m[s[6]], m[s[7]])
+        _g(v, 0, 5, 10, 15, m[s[8]], m[s[9]])
+        _g(v, 1, 6, 11, 12, m[s[10]], m[s[11]])
+        _g(v, 2, 7, 8, 13, m[s[12]], m[s[13]])
+        _g(v, 3, 4, 9, 14, m[s[14]], m[s[15]])
+    for i in range(8):
+        h[i] ^= v[i] ^ v[i + 8]
+
+
+cdef class KeyedBlake2b:
+    """BLAKE2b of ``digest_size`` bytes under ``key`` (as ``hashlib.blake2b(data, key=key,
+    digest_size=digest_size)``), with the key's block compressed once for every message."""
+
+    cdef uint64_t _keyed[8]     # the state after the key's block
+    cdef uint64_t _empty[8]     # the digest state of the empty message
+    cdef int _size
+
+    def __init__(self, bytes key, int digest_size):
+        cdef unsigned char block[_BLOCK]
+        cdef Py_ssize_t n = len(key)
+        cdef int i
+        if not 0 < n <= _MAX_KEY or not 0 < digest_size <= _MAX_DIGEST:
+            raise ValueError("a key of 1 to 64 bytes and a digest of 1 to 64 bytes")
+        self._size = digest_size
+        memset(block, 0, _BLOCK)
+        memcpy(block, PyBytes_AS_STRING(key), n)
+        for i in range(8):
+            self._keyed[i] = _IV[i]
+        self._keyed[0] ^= 0x01010000 ^ (<uint64_t>n << 8) ^ <uint64_t>digest_size
+        memcpy(self._empty, self._keyed, sizeof(self._keyed))
+        _compress(self._keyed, block, _BLOCK, False)
+        _compress(self._empty, block, _BLOCK, True)
+        memset(block, 0, _BLOCK)
+
+    def __repr__(self):
+        return "KeyedBlake2b(<key>)"
+
+    def __reduce__(self):
+        raise TypeError("a KeyedBlake2b is not pickled: it holds a key")
+
+    def digests(self, keys):
+        """The digest of each of ``keys`` (bytes), in order."""
+        cdef list out = []
+        cdef object item
+        for item in keys:
+            out.append(self._digest(item))
+        return out
+
+    cdef bytes _digest(self, object data):
+        cdef uint64_t h[8]
+        cdef unsigned char block[_BLOCK]
+        cdef unsigned char full[_MAX_DIGEST]
+        cdef const unsigned char *p
+        cdef Py_ssize_t n, left
+        cdef uint64_t t = _BLOCK
+        cdef int i
+        if not PyBytes_Check(data):
+            raise TypeError("BLAKE2b digests bytes")
+        p = <const unsigned char *>PyBytes_AS_STRING(data)
+        n = PyBytes_GET_SIZE(data)
+        if n == 0:
+            memcpy(h, self._empty, sizeof(h))
+        else:
+            memcpy(h, self._keyed, sizeof(h))
+            left = n
+            while left > _BLOCK:
+                t += _BLOCK
+                _compress(h, p, t, False)
+                p += _BLOCK
+                left -= _BLOCK
+            memset(block, 0, _BLOCK)
+            memcpy(block, p, left)
+            t += <uint64_t>left
+            _compress(h, block, t, True)
+        for i in range(8):
+            _put64(full + 8 * i, h[i])
+        return PyBytes_FromStringAndSize(<char *>full, self._size)
