@@ -197,7 +197,8 @@ class Observations:
     def _hashed(self, keys: Sequence[bytes]) -> list[bytes]:
         """Each code key as stored: its keyed hash."""
         if self._hasher is not None:
-            return self._hasher.digests(keys)
+            digests: list[bytes] = self._hasher.digests(keys)
+            return digests
         blake2b, key = hashlib.blake2b, self._code_key
         return [blake2b(k, key=key, digest_size=CODE_HASH_BYTES).digest() for k in keys]
 
