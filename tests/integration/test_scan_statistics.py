@@ -282,12 +282,12 @@ def test_the_compiled_loops_answer_and_merge_as_their_references(
                 log.add(scanned, now, region)
                 repeated = len(set(scanned)) != len(scanned)
                 args = (scanned, earlier, repeated, lambda e=entry: log.index(e),
-                        flushing or None, txn.get, db, now, region)
+                        flushing or None, txn, db, now, region)
                 assert _scans.located(*args) == located_reference(*args)
         for merging in (log, flushing):
             def merge(txn: Txn, m: _Log = merging) -> None:
                 assert _scans is not None
-                assert _scans.merged(m, txn.get, db) == merged_reference(m, txn.get, db)
+                assert _scans.merged(m, txn, db) == merged_reference(m, txn, db)
             env.write(merge)
     finally:
         env.close()

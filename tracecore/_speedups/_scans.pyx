@@ -64,32 +64,32 @@ cdef inline void _put32(unsigned char *p, uint32_t v) noexcept nogil:
         v >>= 8
 
 
-cdef int _plus_stored(object stored, Totals *t) except -1:
-    """``t`` plus the stored totals ``stored`` (a buffer of 32 or 28 bytes)."""
+cdef int _read_stored(object stored, Totals *s) except -1:
+    """``s``: the stored totals ``stored`` (a buffer of 32 or 28 bytes)."""
     cdef Py_buffer view
     cdef const unsigned char *p
-    cdef uint64_t count
-    cdef int64_t first, last_ms
-    cdef uint32_t last_region, first_region = 0
     PyObject_GetBuffer(stored, &view, PyBUF_SIMPLE)
     try:
         if view.len != _SIZE and view.len != _SIZE_WITHOUT_FIRST_REGION:
             raise ValueError(f"stored scan statistics of {view.len} bytes")
         p = <const unsigned char *>view.buf
-        count = _u64(p)
-        first = <int64_t>_u64(p + 8)
-        last_ms = <int64_t>_u64(p + 16)
-        last_region = _u32(p + 24)
-        if view.len == _SIZE:
-            first_region = _u32(p + 28)
+        s.count = _u64(p)
+        s.first = <int64_t>_u64(p + 8)
+        s.last_ms = <int64_t>_u64(p + 16)
+        s.last_region = _u32(p + 24)
+        s.first_region = _u32(p + 28) if view.len == _SIZE else 0
     finally:
         PyBuffer_Release(&view)
-    if first <= t.first:
-        t.first, t.first_region = first, first_region
-    if last_ms > t.last_ms:
-        t.last_ms, t.last_region = last_ms, last_region
-    t.count += count
     return 0
+
+
+cdef inline void _plus_stored(Totals *t, const Totals *s) noexcept nogil:
+    """``t`` (scans not yet stored) plus the stored totals ``s`` of the same code."""
+    if s.first <= t.first:
+        t.first, t.first_region = s.first, s.first_region
+    if s.last_ms > t.last_ms:
+        t.last_ms, t.last_region = s.last_ms, s.last_region
+    t.count += s.count
 
 
 cdef inline void _set(list column, Py_ssize_t i, object value):
@@ -97,19 +97,98 @@ cdef inline void _set(list column, Py_ssize_t i, object value):
     PyList_SET_ITEM(column, i, value)
 
 
+cdef struct _Scan:
+    PyObject *key
+    const char *data
+    Py_ssize_t size
+    Py_ssize_t order        # the scan's place in the log: entries in order, keys in order
+    Py_ssize_t entry
+
+
+cdef int _by_key_then_order(const void *a, const void *b) noexcept nogil:
+    cdef const _Scan *x = <const _Scan *>a
+    cdef const _Scan *y = <const _Scan *>b
+    cdef Py_ssize_t size = x.size if x.size < y.size else y.size
+    cdef int c = memcmp(x.data, y.data, size)
+    if c:
+        return c
+    if x.size != y.size:
+        return -1 if x.size < y.size else 1
+    return -1 if x.order < y.order else (1 if x.order > y.order else 0)
+
+
 def located(list keys, list earlier, bint repeated, object index, object flushing,
-            object get, object db, int64_t now_ms, uint32_t region):
-    """``located_reference`` in C."""
+            object txn, object db, int64_t now_ms, uint32_t region):
+    """``located_reference`` in C. The stored totals are read first, in key order through
+    one cursor (LMDB then finds a key next to the last one without walking down the tree
+    again), and kept per key until the keys' statistics are worked out in call order."""
+    cdef Py_ssize_t n = len(keys)
+    cdef Totals *found
+    cdef char *has
+    if len(earlier) != n:
+        raise ValueError("earlier must have one entry per key")
+    found = <Totals *>malloc((n if n else 1) * sizeof(Totals))
+    has = <char *>malloc(n if n else 1)
+    if found is NULL or has is NULL:
+        free(found)
+        free(has)
+        raise MemoryError()
+    try:
+        _read_in_key_order(keys, txn, db, found, has)
+        return _located(keys, earlier, repeated, index, flushing, now_ms, region, found, has)
+    finally:
+        free(found)
+        free(has)
+
+
+cdef int _read_in_key_order(list keys, object txn, object db, Totals *found, char *has
+                            ) except -1:
+    """``found[i]``, ``has[i]``: the stored totals of ``keys[i]``, whether there are any."""
+    cdef Py_ssize_t n = len(keys), i, j, at, prev
+    cdef _Scan *scans = <_Scan *>malloc((n if n else 1) * sizeof(_Scan))
+    cdef object key, cursor, set_key, value
+    if scans is NULL:
+        raise MemoryError()
+    try:
+        for i in range(n):
+            key = keys[i]
+            if not PyBytes_Check(key):
+                raise TypeError("scan statistics keys are bytes")
+            scans[i].key = <PyObject *>key
+            scans[i].data = PyBytes_AS_STRING(key)
+            scans[i].size = PyBytes_GET_SIZE(key)
+            scans[i].order = i
+            scans[i].entry = 0
+        with nogil:
+            qsort(scans, n, sizeof(_Scan), _by_key_then_order)
+        cursor = txn.cursor(db=db)
+        set_key, value = cursor.set_key, cursor.value
+        for j in range(n):
+            at = scans[j].order
+            if j and scans[j].size == scans[j - 1].size and memcmp(
+                    scans[j].data, scans[j - 1].data, scans[j].size) == 0:
+                prev = scans[j - 1].order
+                has[at] = has[prev]
+                found[at] = found[prev]
+                continue
+            has[at] = bool(set_key(<object>scans[j].key))
+            if has[at]:
+                _read_stored(value(), &found[at])
+    finally:
+        free(scans)
+    return 0
+
+
+cdef tuple _located(list keys, list earlier, bint repeated, object index, object flushing,
+                    int64_t now_ms, uint32_t region, const Totals *found, const char *has):
     cdef Py_ssize_t n = len(keys), i
     cdef list counts = PyList_New(n), firsts_ms = PyList_New(n), lasts_ms = PyList_New(n)
     cdef list last_regions = PyList_New(n), first_regions = PyList_New(n)
     cdef dict here = {}
     cdef object firsts = None, lasts = None, writing_counts = None
-    cdef object key, stored, writing, seen
+    cdef object key, writing, seen
     cdef Totals t
     cdef long before, m
-    if len(earlier) != n:
-        raise ValueError("earlier must have one entry per key")
     if flushing is not None and flushing:
         writing_counts = flushing.counts
     for i in range(n):
@@ -151,9 +230,8 @@ def located(list keys, list earlier, bint repeated, object index, object flushin
                     t.first, t.first_region = writing.first_ms, writing.first_region
                 if writing.last_ms > t.last_ms:
                     t.last_ms, t.last_region = writing.last_ms, writing.last_region
-        stored = get(key, None, db)
-        if stored is not None:
-            _plus_stored(stored, &t)
+        if has[i]:
+            _plus_stored(&t, &found[i])
         _set(counts, i, t.count)
         _set(firsts_ms, i, t.first)
         _set(lasts_ms, i, t.last_ms)
@@ -162,27 +240,7 @@ def located(list keys, list earlier, bint repeated, object index, object flushin
     return counts, firsts_ms, lasts_ms, last_regions, first_regions
 
 
-cdef struct _Scan:
-    PyObject *key
-    const char *data
-    Py_ssize_t size
-    Py_ssize_t order        # the scan's place in the log: entries in order, keys in order
-    Py_ssize_t entry
-
-
-cdef int _by_key_then_order(const void *a, const void *b) noexcept nogil:
-    cdef const _Scan *x = <const _Scan *>a
-    cdef const _Scan *y = <const _Scan *>b
-    cdef Py_ssize_t size = x.size if x.size < y.size else y.size
-    cdef int c = memcmp(x.data, y.data, size)
-    if c:
-        return c
-    if x.size != y.size:
-        return -1 if x.size < y.size else 1
-    return -1 if x.order < y.order else (1 if x.order > y.order else 0)
-
-
-def merged(object log, object get, object db):
+def merged(object log, object txn, object db):
     """``merged_reference`` in C: the log's scans sorted by key (then by when they came), so
     each key's count, first scan and last located scan are a run of the sorted array, with no
     per-key dictionary."""
@@ -197,6 +255,8 @@ def merged(object log, object get, object db):
     cdef unsigned char *p
     cdef tuple pair
     cdef list out, kept = []
+    cdef Totals s
+    cdef object cursor, set_key, value
     for e in range(n_entries):
         total += len((<object>entries[e]).keys)
     out = []
@@ -231,6 +291,9 @@ def merged(object log, object get, object db):
                 i += 1
         with nogil:
             qsort(scans, total, sizeof(_Scan), _by_key_then_order)
+        # In key order through one cursor: LMDB finds each key next to the last one.
+        cursor = txn.cursor(db=db)
+        set_key, value = cursor.set_key, cursor.value
         i = 0
         while i < total:
             run_end = i + 1
@@ -247,9 +310,9 @@ def merged(object log, object get, object db):
                     break
                 j -= 1
             key = <object>scans[i].key
-            stored = get(key, None, db)
-            if stored is not None:
-                _plus_stored(stored, &t)
+            if set_key(key):
+                _read_stored(value(), &s)
+                _plus_stored(&t, &s)
             packed = PyBytes_FromStringAndSize(NULL, _SIZE)
             p = <unsigned char *>PyBytes_AS_STRING(packed)
             _put64(p, t.count)

@@ -30,7 +30,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import repeat
 from pathlib import Path
-from typing import Any
 
 from tracecore._speedups import load
 from tracecore.ledger.env import Database, Env, Txn
@@ -240,7 +239,7 @@ class Observations:
             log.add(keys, now_ms, region)
             repeated = len(set(keys)) != len(keys)
             return _located(keys, earlier, repeated, lambda: log.index(entry),
-                            self._unseen_flush(txn), txn.get, self._db, now_ms, region)
+                            self._unseen_flush(txn), txn, self._db, now_ms, region)
 
     def first_scans(self, keys: Sequence[bytes], tag: bytes) -> list[bool]:
         """Whether each key is the first scan of that code by the client of ``tag`` (see
@@ -299,7 +298,7 @@ class Observations:
         def fn(txn: Txn) -> int:
             with self._lock:
                 self._flushing_txn = txn.id()
-            merged = _merged(batch, txn.get, self._db)
+            merged = _merged(batch, txn, self._db)
             if merged:
                 txn.cursor(db=self._db).putmulti(merged)
             if clients:
@@ -324,19 +323,17 @@ class Observations:
 Located = tuple[list[int], list[int], list[int], list[int], list[int]]
 """Scan counts, first scan ms, last located scan ms and region, first scan's region: one list
 each, one entry per key."""
-Getter = Callable[..., Any]
-"""A transaction's ``get``: ``get(key, default, db)``."""
 
 
 def located_reference(keys: Sequence[bytes], earlier: Sequence[int], repeated: bool,
                       index: Callable[[], tuple[dict[bytes, tuple[int, int]],
                                                 dict[bytes, tuple[int, int]]]],
-                      flushing: _Log | None, get: Getter, db: Database, now_ms: int,
+                      flushing: _Log | None, txn: Txn, db: Database, now_ms: int,
                       region: int) -> Located:
     """Each key's statistics, this scan included: ``earlier``, its unflushed scans before this
     call; ``repeated``, whether a key occurs twice in ``keys``; ``index``, the first and last
     located scans of the unflushed log before this call (asked for only when needed);
-    ``flushing``, the log a flush is writing that ``get`` does not see yet."""
+    ``flushing``, the log a flush is writing that ``txn`` does not see yet."""
     counts: list[int] = []
     firsts_ms: list[int] = []
     lasts_ms: list[int] = []
@@ -375,7 +372,7 @@ def located_reference(keys: Sequence[bytes], earlier: Sequence[int], repeated: b
                     first, first_region = writing.first_ms, writing.first_region
                 if writing.last_ms > last_ms:
                     last_ms, last_region = writing.last_ms, writing.last_region
-        stored = get(key, None, db)
+        stored = txn.get(key, db=db)
         if stored is not None:
             count, first, last_ms, last_region, first_region = _plus_stored(
                 stored, count, first, last_ms, last_region, first_region)
@@ -387,9 +384,9 @@ def located_reference(keys: Sequence[bytes], earlier: Sequence[int], repeated: b
     return counts, firsts_ms, lasts_ms, last_regions, first_regions
 
 
-def merged_reference(log: _Log, get: Getter, db: Database) -> list[tuple[bytes, bytes]]:
-    """Each key of ``log`` in key order, with its stored totals (read through ``get``) plus
-    its scans in the log, packed as stored."""
+def merged_reference(log: _Log, txn: Txn, db: Database) -> list[tuple[bytes, bytes]]:
+    """Each key of ``log`` in key order, with its stored totals (read in ``txn``) plus its
+    scans in the log, packed as stored."""
     firsts, lasts = log.summary()
     counts = log.counts
     pack = _SCAN.pack
@@ -398,7 +395,7 @@ def merged_reference(log: _Log, get: Getter, db: Database) -> list[tuple[bytes, 
         count = counts[key]
         first, first_region = firsts[key]
         last_ms, last_region = lasts.get(key, _NOWHERE)
-        stored = get(key, None, db)
+        stored = txn.get(key, db=db)
         if stored is not None:
             count, first, last_ms, last_region, first_region = _plus_stored(
                 stored, count, first, last_ms, last_region, first_region)
