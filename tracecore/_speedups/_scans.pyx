@@ -117,6 +117,22 @@ cdef int _by_key_then_order(const void *a, const void *b) noexcept nogil:
     return -1 if x.order < y.order else (1 if x.order > y.order else 0)
 
 
+cdef int _point(_Scan *scan, object key, Py_ssize_t order, Py_ssize_t entry) except -1:
+    """``scan`` pointed at ``key`` (bytes, kept alive by the caller)."""
+    if not PyBytes_Check(key):
+        raise TypeError("scan statistics keys are bytes")
+    scan.key = <PyObject *>key
+    scan.data = PyBytes_AS_STRING(key)
+    scan.size = PyBytes_GET_SIZE(key)
+    scan.order = order
+    scan.entry = entry
+    return 0
+
+
+cdef inline bint _same_key(const _Scan *a, const _Scan *b) noexcept nogil:
+    return a.size == b.size and memcmp(a.data, b.data, a.size) == 0
+
+
 def located(list keys, list earlier, bint repeated, object index, object flushing,
             object txn, object db, int64_t now_ms, uint32_t region):
     """``located_reference`` in C. The stored totals are read first, in key order through
@@ -151,22 +167,14 @@ cdef int _read_in_key_order(list keys, object txn, object db, Totals *found, cha
         raise MemoryError()
     try:
         for i in range(n):
-            key = keys[i]
-            if not PyBytes_Check(key):
-                raise TypeError("scan statistics keys are bytes")
-            scans[i].key = <PyObject *>key
-            scans[i].data = PyBytes_AS_STRING(key)
-            scans[i].size = PyBytes_GET_SIZE(key)
-            scans[i].order = i
-            scans[i].entry = 0
+            _point(&scans[i], keys[i], i, 0)
         with nogil:
             qsort(scans, n, sizeof(_Scan), _by_key_then_order)
         cursor = txn.cursor(db=db)
         set_key, value = cursor.set_key, cursor.value
         for j in range(n):
             at = scans[j].order
-            if j and scans[j].size == scans[j - 1].size and memcmp(
-                    scans[j].data, scans[j - 1].data, scans[j].size) == 0:
+            if j and _same_key(&scans[j], &scans[j - 1]):
                 prev = scans[j - 1].order
                 has[at] = has[prev]
                 found[at] = found[prev]
@@ -280,14 +288,7 @@ def merged(object log, object txn, object db):
             kept.append(keys)  # the key objects stay alive while the array points at them
             n_keys = len(keys)
             for k in range(n_keys):
-                key = keys[k]
-                if not PyBytes_Check(key):
-                    raise TypeError("scan statistics keys are bytes")
-                scans[i].key = <PyObject *>key
-                scans[i].data = PyBytes_AS_STRING(key)
-                scans[i].size = PyBytes_GET_SIZE(key)
-                scans[i].order = i
-                scans[i].entry = e
+                _point(&scans[i], keys[k], i, e)
                 i += 1
         with nogil:
             qsort(scans, total, sizeof(_Scan), _by_key_then_order)
@@ -297,8 +298,7 @@ def merged(object log, object txn, object db):
         i = 0
         while i < total:
             run_end = i + 1
-            while run_end < total and scans[run_end].size == scans[i].size and memcmp(
-                    scans[run_end].data, scans[i].data, scans[i].size) == 0:
+            while run_end < total and _same_key(&scans[run_end], &scans[i]):
                 run_end += 1
             t.count = run_end - i
             t.first, t.first_region = ms[scans[i].entry], regions[scans[i].entry]
@@ -345,7 +345,8 @@ cdef uint64_t _IV[8]
 _IV[:] = [0x6A09E667F3BCC908, 0xBB67AE8584CAA73B, 0x3C6EF372FE94F82B, 0xA54FF53A5F1D36F1,
           0x510E527FADE682D1, 0x9B05688C2B3E6C1F, 0x1F83D9ABFB41BD6B, 0x5BE0CD19137E2179]
 
-cdef unsigned char _SIGMA[12][16]
+# The message schedule of each round; rounds 10 and 11 take rows 0 and 1 again.
+cdef unsigned char _SIGMA[10][16]
 _SIGMA[:] = [
     [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15],
     [14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3],
@@ -357,8 +358,6 @@ _SIGMA[:] = [
     [13, 11, 7, 14, 12, 1, 3, 9, 5, 0, 15, 4, 8, 6, 2, 10],
     [6, 15, 14, 9, 11, 3, 0, 8, 12, 2, 13, 7, 1, 4, 10, 5],
     [10, 2, 8, 4, 7, 6, 1, 5, 15, 11, 9, 14, 3, 12, 13, 0],
-    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15],
-    [14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3],
 ]
 
 
@@ -393,7 +392,7 @@ cdef void _compress(uint64_t *h, const unsigned char *block, uint64_t t, bint la
     if last:
         v[14] = ~v[14]
     for i in range(12):
-        s = _SIGMA[i]
+        s = _SIGMA[i % 10]
         _g(v, 0, 4, 8, 12, m[s[0]], m[s[1]])
         _g(v, 1, 5, 9, 13, m[s[2]], m[s[3]])
         _g(v, 2, 6, 10, 14, m[s[4]], m[s[5]])

@@ -8,7 +8,9 @@ The buffer is an append log: each verification call adds one entry (its time, it
 the list of keys it answered) and bumps a ``Counter`` of keys, both done in C, so a code
 scanned costs no Python object of its own. Who scanned first and where a code was last seen
 are worked out from the log only when it is merged (by the flusher, away from the answers) or
-for the rare code scanned again before the log was merged.
+for the rare code scanned again before the log was merged. Both per-code loops (a call's
+statistics, read in key order; the merge, which sorts the log's scans by key) and the keyed hash
+have compiled twins in ``tracecore/_speedups/_scans.pyx``; the Python here is their reference.
 
 Codes are stored under a keyed hash (BLAKE2b, 16 bytes, under a secret derived from the
 key-encryption key), never as text: a copy of the file or of a backup hands nobody a serial.
