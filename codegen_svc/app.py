@@ -3,7 +3,6 @@ clock), servicers, one gRPC server. The one place these are wired together."""
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from tracecore.ledger.tenants import DataDir
 from tracecore.usecases import importer
 from tracecore.usecases.writer import Batcher
 from tracecore.usecases.writeside import WriteSide
+from tracerpc import runtime
 from tracerpc import server as rpc_server
 from tracerpc.authz import Authorizer
 from tracerpc.metrics import Metrics
@@ -107,21 +107,8 @@ async def start(
     # (in the verification workers, which do not write the ledger) leaves to this process.
     epcis = EpcisRunner(side, audit.submit)
     await epcis.start()
-    _tune_collector()
+    runtime.tune()
     return Codegen(running, side, epcis)
-
-
-#: Net allocations between two young collections of the issuance process (Python's default: 700).
-GC_YOUNG = 50_000
-
-
-def _tune_collector() -> None:
-    """A capture message's codes are parsed into objects that all live until its events are
-    applied: at 700 allocations a collection, the collector walked them again and again (a
-    tenth of CaptureEvents' time). What is loaded at start lives as long as the process:
-    frozen, it is not walked at all. Reference counting frees the rest as before."""
-    gc.freeze()
-    gc.set_threshold(GC_YOUNG, 20, 100)
 
 
 def _record_audit(data: DataDir, tenant: str, records: list[lpb.AuditRecord]) -> list[None]:

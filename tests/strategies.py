@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from tracecore import gs1
 from tracecore.codes import Code, Scan, Scheme
+from tracecore.status import Status
 
 
 def digit_strings(length: int) -> st.SearchStrategy[str]:
@@ -73,3 +74,78 @@ def nmpa_scans() -> st.SearchStrategy[Scan]:
 def scans() -> st.SearchStrategy[Scan]:
     """Scans of either scheme."""
     return st.one_of(gs1_scans(), nmpa_scans())
+
+
+@st.composite
+def commissionings(draw: st.DrawFn) -> tuple[dict[str, tuple[int, int]], list[str],
+                                             dict[str, object]]:
+    """A commissioning event against a few packs: (serial -> (status, batch ref) of the packs
+    the ledger holds, the serials the event names in order, some twice or unknown, and the
+    event's lot, level, acting party and stated expiry)."""
+    serials = [f"S{i}" for i in range(draw(st.integers(1, 8)))]
+    stored = {s: (draw(st.sampled_from([1, 1, 1, 2, 3, 4, 9])), draw(st.sampled_from([0, 1, 2])))
+              for s in serials if draw(st.integers(0, 5))}
+    named = draw(st.lists(st.sampled_from(serials), min_size=1, max_size=12,
+                          unique=draw(st.booleans())))
+    event: dict[str, object] = {
+        "lot": draw(st.sampled_from(["", "", "L1", "L2", "L9"])),
+        "level": draw(st.sampled_from([0, 0, 1, 2, 7])),
+        "party_id": draw(st.sampled_from(["", "PLANT", "PLANT", "NOBODY"])),
+        "extra": {"expiry": draw(st.sampled_from(["", "", "2001-01-01", "2999-12-31"]))},
+    }
+    return stored, named, event
+
+
+@st.composite
+def packs_in_cases(draw: st.DrawFn) -> dict[str, tuple[int, int, int, str, int]]:
+    """A few packs, some of them cases holding others: serial -> (status, batch ref, level, the
+    case it is in, holder party ref)."""
+    serials = [f"S{i}" for i in range(draw(st.integers(1, 6)))]
+    cases = [s for s in serials[:2] if draw(st.booleans())]
+    return {s: (draw(st.sampled_from([2, 2, 2, 2, 1, 4, 9])),
+                draw(st.sampled_from([1, 1, 1, 2])), 2 if s in cases else 1,
+                draw(st.sampled_from(["", *cases])) if s not in cases else "",
+                draw(st.sampled_from([0, 1, 1, 2])))
+            for s in serials if s in cases or draw(st.integers(0, 5))}
+
+
+def _named(draw: st.DrawFn, stored: dict[str, tuple[int, int, int, str, int]]) -> list[str]:
+    """Serials an event names in order: the packs', some twice, and an unknown one."""
+    return draw(st.lists(st.sampled_from([*stored, "UNKNOWN"]), min_size=1, max_size=12,
+                         unique=draw(st.booleans())))
+
+
+@st.composite
+def decommissionings(draw: st.DrawFn) -> tuple[dict[str, tuple[int, int, int, str, int]],
+                                               list[str], dict[str, object]]:
+    """A decommissioning event against ``packs_in_cases``: the packs, the serials it names, and
+    its target status and acting party."""
+    stored = draw(packs_in_cases())
+    return stored, _named(draw, stored), {
+        "target": Status(draw(st.sampled_from([4, 4, 5, 9, 2]))),
+        "party_id": draw(st.sampled_from(["", "PHARM", "PHARM", "NOBODY"])),
+    }
+
+
+@st.composite
+def shipments(draw: st.DrawFn) -> tuple[dict[str, tuple[int, int, int, str, int]],
+                                        list[str], dict[str, object]]:
+    """A shipping event against ``packs_in_cases``: the packs, the serials it names, and its
+    sender and destination."""
+    stored = draw(packs_in_cases())
+    return stored, _named(draw, stored), {
+        "party_id": draw(st.sampled_from(["", "PLANT", "PLANT", "NOBODY"])),
+        "destination": draw(st.sampled_from(["DIST", "DIST", "", "PLANT", "NOBODY"])),
+    }
+
+
+@st.composite
+def record_changes(draw: st.DrawFn) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+    """Code records before and after a change, as field tuples (``CodeRecord``'s order): a few
+    batches, holders, regions, levels, flags and every status."""
+    def record() -> tuple[int, ...]:
+        return (draw(st.integers(1, 13)), draw(st.sampled_from([1, 1, 2])), 1,
+                draw(st.sampled_from([5, 6])), draw(st.sampled_from([0, 7, 8])), 1,
+                draw(st.sampled_from([0, 3, 4])), draw(st.sampled_from([0, 110105, 310101])),
+                1, 2, 0, draw(st.sampled_from([0, 1])))
+    return draw(st.lists(st.builds(lambda: (record(), record())), max_size=40))

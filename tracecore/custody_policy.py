@@ -15,11 +15,11 @@ from tracecore.lifecycle_rules import (
     MAX_DIVERSION_NOTES,
     RULES,
     Handler,
-    Packs,
     Refused,
     Result,
 )
 from tracecore.oversight import DISPENSINGS, dispensed_elsewhere
+from tracecore.packs import Packs
 
 
 class Custody(enum.Enum):

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Protocol
 
 from pharmatrace.v1 import common_pb2 as cpb
 
@@ -23,6 +22,7 @@ from tracecore.events import Event, EventKind
 from tracecore.ledger.counters import UNIT, Flow
 from tracecore.ledger.records import FLAG_IN_TRANSIT, CodeRecord, with_custody
 from tracecore.oversight import DISPENSINGS, Raised, RegionRule, diversion
+from tracecore.packs import Packs
 from tracecore.status import DECOMMISSIONED, TERMINAL, Action, Status, transition
 
 #: EU FMD Art. 13: a decommissioning may be reverted within ten days.
@@ -92,50 +92,11 @@ class Request:
     (identifier as named, GLN or "")."""
 
 
-class Packs(Protocol):
-    """The packs one request sees (its own changes included) and the changes it makes."""
-
-    now_ms: int
-
-    def record(self, key: bytes) -> CodeRecord | None: ...
-    def parent(self, key: bytes) -> bytes | None: ...
-    def tree(self, key: bytes) -> list[tuple[bytes, CodeRecord]]:
-        """``key`` and everything packed inside it; Refused when one is not ours."""
-    def descendants(self, key: bytes) -> Iterator[bytes]: ...
-    def children(self, key: bytes) -> Iterable[bytes]: ...
-    def party(self, party_id: str, field: str) -> tuple[int, int]:
-        """(party ref, region) of a registered party; NotFound naming ``field`` otherwise."""
-    def party_id(self, ref: int) -> str: ...
-    def batch_ref(self, product_ref: int, lot: str) -> int:
-        """The ref of a product's batch; Refused when it is not registered."""
-    def hold_status(self, batch_ref: int, product_ref: int) -> Status | None:
-        """RECALLED or WITHDRAWN when a recall or withdrawal covers the batch, else None."""
-    def batch_rule(self, batch_ref: int) -> tuple[cpb.Batch, RegionRule]: ...
-    def party_rule(self, party_ref: int) -> RegionRule | None: ...
-    def shipped_by(self, key: bytes) -> int: ...
-    def expires_on(self, batch_ref: int) -> dt.date | None: ...
-    def put(self, key: bytes, before: CodeRecord, after: CodeRecord) -> None: ...
-    def put_many(self, keys: Sequence[bytes], before: Sequence[CodeRecord],
-                 after: Sequence[CodeRecord]) -> None:
-        """``put`` of each key, with its record before and after, in one call."""
-    def link(self, parent: bytes, child: bytes) -> None: ...
-    def unlink(self, parent: bytes, child: bytes) -> None: ...
-    def commissioned(self, batch_ref: int, key: bytes) -> None: ...
-    def returned(self, pool_ref: int) -> None: ...
-    def pool_requester(self, pool_ref: int) -> tuple[str, str]:
-        """(credential, party) that requested a pool; ("", "") when not recorded."""
-    def shipped(self, key: bytes, shipper: int | None) -> None:
-        """Remembers (or, with None, forgets) the restricted party that shipped a pack."""
-    def flow(self, record: CodeRecord, flow: Flow, at_ms: int) -> None: ...
-    def flow_many(self, records: Sequence[CodeRecord], flow: Flow, at_ms: int) -> None:
-        """``flow`` of each record, all at ``at_ms``."""
-    def raise_alert(self, raised: Raised) -> int:
-        """Keeps an alert to store with the request; returns how many it raised before."""
-    def dispense_elsewhere(self) -> bool:
-        """Whether the tenant's policy lets a party dispense a pack it does not hold."""
-
-
 Handler = Callable[[Packs, Event, bytes, Result], list[bytes]]
+#: The rule of an event kind over all of an event's codes at once: the codes it changed, and the
+#: place and reason of each code it refused.
+EventRule = Callable[[Packs, Event, list[bytes], Result],
+                     tuple[list[bytes], list[tuple[int, str]]]]
 
 
 def check_event_time(event: Event) -> None:
@@ -166,7 +127,11 @@ def held(packs: Packs, record: CodeRecord) -> Status | None:
 def _existing(packs: Packs, key: bytes) -> CodeRecord:
     """The code's record; refused when it is not ours, or recalled or withdrawn (which nothing
     leaves)."""
-    record = packs.record(key)
+    return _on_market(packs, packs.record(key))
+
+
+def _on_market(packs: Packs, record: CodeRecord | None) -> CodeRecord:
+    """``_existing`` of a record already read."""
     if record is None:
         raise Refused("not issued by this tenant")
     hold = held(packs, record)
@@ -176,43 +141,79 @@ def _existing(packs: Packs, key: bytes) -> CodeRecord:
     return record
 
 
+#: ``transition``'s answer for each (status, action, target) asked so far: the status after it,
+#: or why the state machine refuses it; asked once, not once per pack.
+_STEPS: dict[tuple[Status, Action, Status | None], Status | str] = {}
+
+
 def _step(record: CodeRecord, action: Action, target: Status | None = None) -> Status:
-    try:
-        return transition(record.status, action, target)
-    except TraceError as exc:
-        raise Refused(exc.message) from exc
+    asked = (record.status, action, target)
+    step = _STEPS.get(asked)
+    if step is None:
+        try:
+            step = transition(*asked)
+        except TraceError as exc:
+            step = exc.message
+        _STEPS[asked] = step
+    if isinstance(step, Status):
+        return step
+    raise Refused(step)
 
 
 def _today(packs: Packs) -> dt.date:
     return utc_date(packs.now_ms)
 
 
-def _commission(packs: Packs, event: Event, key: bytes, result: Result) -> list[bytes]:
+def _commission_all(packs: Packs, event: Event, keys: list[bytes], result: Result
+                    ) -> tuple[list[bytes], list[tuple[int, str]]]:
+    """Commissioning of an event's codes together: the codes changed, and the place in ``keys``
+    and the reason of each refused. The same as one code after another: a code named twice is
+    commissioned by its first naming and refused at the next."""
+    if not keys:
+        return [], []
     if not 0 <= event.level <= 4:
         raise InvalidArgument("unknown packaging level", field="level")
-    record = _existing(packs, key)
-    status = _step(record, Action.COMMISSION)
-    batch_ref = record.batch_ref
-    if event.lot:
-        wanted = packs.batch_ref(record.product_ref, event.lot)
-        if batch_ref and batch_ref != wanted:
-            raise Refused("its pool was issued for another batch")
-        batch_ref = wanted
-    if not batch_ref:
-        raise Refused("no batch: give the lot it is packed from")
+    if len(set(keys)) < len(keys):
+        return _one_after_another(_commission_all, packs, event, keys, result)
     stated = event.extra.get("expiry", "")
-    if stated and stated < _today(packs).isoformat():
-        raise Refused(f"its expiry date {stated} is past: expired packs are not commissioned")
-    hold = packs.hold_status(batch_ref, record.product_ref)
-    if hold is not None:
-        raise Refused("its batch is recalled" if hold is Status.RECALLED
-                      else "its product is withdrawn")
-    holder, region = packs.party(event.party_id, "context.party_id") if event.party_id else (0, 0)
-    after = record.evolve(status=status, batch_ref=batch_ref, holder_ref=holder, region=region,
-                          level=event.level or record.level, updated_at_ms=packs.now_ms)
-    packs.put(key, record, after)
-    packs.commissioned(batch_ref, key)
-    return [key]
+    expired = bool(stated) and stated < _today(packs).isoformat()
+    party: tuple[int, int] | None = None
+    now = packs.now_ms
+    touched, refused, before, after = [], [], [], []
+    for position, (key, found) in enumerate(packs.records_many(keys)):
+        try:
+            record = _on_market(packs, found)
+            status = _step(record, Action.COMMISSION)
+            batch_ref = record.batch_ref
+            if event.lot:
+                wanted = packs.batch_ref(record.product_ref, event.lot)
+                if batch_ref and batch_ref != wanted:
+                    raise Refused("its pool was issued for another batch")
+                batch_ref = wanted
+            if not batch_ref:
+                raise Refused("no batch: give the lot it is packed from")
+            if expired:
+                raise Refused(f"its expiry date {stated} is past: expired packs are not "
+                              "commissioned")
+            hold = packs.hold_status(batch_ref, record.product_ref)
+            if hold is not None:
+                raise Refused("its batch is recalled" if hold is Status.RECALLED
+                              else "its product is withdrawn")
+        except Refused as refusal:
+            refused.append((position, refusal.reason))
+            continue
+        if party is None:
+            party = packs.party(event.party_id, "context.party_id") if event.party_id \
+                else (0, 0)
+        holder, region = party
+        touched.append(key)
+        before.append(record)
+        after.append(record.evolve(status=status, batch_ref=batch_ref, holder_ref=holder,
+                                   region=region, level=event.level or record.level,
+                                   updated_at_ms=now))
+        packs.commissioned(batch_ref, key)
+    packs.put_many(touched, before, after)
+    return touched, refused
 
 
 def _void(packs: Packs, event: Event, key: bytes, result: Result) -> list[bytes]:
@@ -268,33 +269,68 @@ def _disaggregate(packs: Packs, event: Event, key: bytes, result: Result) -> lis
 
 
 def _top_level(packs: Packs, key: bytes, what: str) -> CodeRecord:
-    record = _existing(packs, key)
+    return _on_top(packs, key, packs.record(key), what)
+
+
+def _on_top(packs: Packs, key: bytes, stored: CodeRecord | None, what: str) -> CodeRecord:
+    """``_top_level`` of a record already read."""
+    record = _on_market(packs, stored)
     if packs.parent(key) is not None:
         raise Refused(f"is inside a container: {what} the container, or disaggregate first")
     return record
 
 
-def _ship(packs: Packs, event: Event, key: bytes, result: Result) -> list[bytes]:
-    record = _top_level(packs, key, "ship")
-    if record.status is not Status.ACTIVE:
-        raise Refused(f"is {record.status.name}, only ACTIVE packs can be shipped")
-    if record.in_transit:
-        raise Refused("is already in transit")
-    sender, _ = packs.party(event.party_id, "context.party_id") if event.party_id else (0, 0)
-    # A partner's EPCIS shipping event may name no destination (destinationList is optional):
-    # the packs are then in transit to nobody known, and whoever receives them takes them.
-    destination = packs.party(event.destination, "destination")[0] if event.destination else 0
-    if sender and record.holder_ref and record.holder_ref != sender:
-        raise Refused(f"is held by {packs.party_id(record.holder_ref)}, not {event.party_id}")
-    if destination and destination == record.holder_ref:
-        raise Refused("is already held by the destination")
-    keys, records = _unzip(packs.tree(key))
-    packs.put_many(keys, records, with_custody(records, destination, set_flags=FLAG_IN_TRANSIT))
-    # Where a distributor bound to regions ships to is checked where the packs arrive.
-    shipper = sender or record.holder_ref
-    if shipper and packs.party_rule(shipper) is not None:
-        packs.shipped(key, shipper)
-    return keys
+def _ship_all(packs: Packs, event: Event, keys: list[bytes], result: Result
+              ) -> tuple[list[bytes], list[tuple[int, str]]]:
+    """Packs the sender holds leave for the destination, with all they contain. The same as one
+    code after another; an event of units, each named once, is checked in one loop over its
+    records read together."""
+    if not keys:
+        return [], []
+    found = packs.records_many(keys)
+    if len(keys) > 1 and (len(set(keys)) < len(keys)
+                          or any(r is not None and r.level > 1 for _, r in found)):
+        return _one_after_another(_ship_all, packs, event, keys, result)
+    parties: tuple[int, int] | None = None
+    touched: list[bytes] = []
+    refused: list[tuple[int, str]] = []
+    before: list[CodeRecord] = []
+    for position, (key, stored) in enumerate(found):
+        try:
+            record = _on_top(packs, key, stored, "ship")
+            if record.status is not Status.ACTIVE:
+                raise Refused(f"is {record.status.name}, only ACTIVE packs can be shipped")
+            if record.in_transit:
+                raise Refused("is already in transit")
+            if parties is None:
+                parties = (
+                    packs.party(event.party_id, "context.party_id")[0] if event.party_id else 0,
+                    # A partner's EPCIS shipping event may name no destination (destinationList
+                    # is optional): the packs are then in transit to nobody known, and whoever
+                    # receives them takes them.
+                    packs.party(event.destination, "destination")[0] if event.destination
+                    else 0)
+            sender, destination = parties
+            if sender and record.holder_ref and record.holder_ref != sender:
+                raise Refused(f"is held by {packs.party_id(record.holder_ref)}, not "
+                              f"{event.party_id}")
+            if destination and destination == record.holder_ref:
+                raise Refused("is already held by the destination")
+            tree = packs.tree(key) if record.level > 1 else [(key, record)]
+        except Refused as refusal:
+            refused.append((position, refusal.reason))
+            continue
+        contents, records = _unzip(tree)
+        touched += contents
+        before += records
+        # Where a distributor bound to regions ships to is checked where the packs arrive.
+        shipper = sender or record.holder_ref
+        if shipper and packs.party_rule(shipper) is not None:
+            packs.shipped(key, shipper)
+    if parties is not None:
+        packs.put_many(touched, before,
+                       with_custody(before, parties[1], set_flags=FLAG_IN_TRANSIT))
+    return touched, refused
 
 
 def _receive(packs: Packs, event: Event, key: bytes, result: Result) -> list[bytes]:
@@ -352,49 +388,109 @@ def _divert(packs: Packs, event: Event, key: bytes, source: int, units: int,
         result.notes.append(f"DIVERSION: {raised.alert.detail}")
 
 
-def _decommission(packs: Packs, event: Event, key: bytes, result: Result) -> list[bytes]:
-    """A pack leaves the supply chain; a container takes all it holds with it. A pack taken from
-    inside a container (a unit sold from an opened case) leaves the container."""
+def _decommission_all(packs: Packs, event: Event, keys: list[bytes], result: Result
+                      ) -> tuple[list[bytes], list[tuple[int, str]]]:
+    """Packs leave the supply chain; a container takes all it holds with it. A pack taken from
+    inside a container (a unit sold from an opened case) leaves the container. The same as one
+    code after another; an event of units, each named once, is checked in one loop over its
+    records read together."""
+    if not keys:
+        return [], []
     if event.target not in DECOMMISSIONED:
         raise InvalidArgument("must be a decommissioned status (dispensed, exported, sample, "
                               "free sample, checked out, locked)", field="target")
-    record = _existing(packs, key)
-    if record.in_transit:
-        raise Refused("is in transit")
-    if record.status in DECOMMISSIONED:
-        raise Refused(f"already {record.status.name.lower().replace('_', ' ')}")
-    _step(record, Action.DECOMMISSION, event.target)
-    holder, region = (packs.party(event.party_id, "context.party_id") if event.party_id
-                      else (record.holder_ref, record.region))
-    parent = packs.parent(key)
-    if parent is not None:
-        packs.unlink(parent, key)
-    changed = [key]
-    dispensed: dict[int, int] = {}
-    # Every record of the pack and its contents is checked before any is changed, so a refused
-    # content leaves the whole pack as it was.
-    contents = [(k, _existing(packs, k)) for k in [key, *packs.descendants(key)]]
-    for k, r in contents:
-        if r.status is not Status.ACTIVE:
+    found = packs.records_many(keys)
+    if len(keys) > 1 and (len(set(keys)) < len(keys)
+                          or any(r is not None and r.level > 1 for _, r in found)):
+        # A container's contents may be named after it: each code sees what the ones before
+        # did.
+        return _one_after_another(_decommission_all, packs, event, keys, result)
+    target = event.target
+    now = packs.now_ms
+    party: tuple[int, int] | None = None
+    touched: list[bytes] = []
+    refused: list[tuple[int, str]] = []
+    put: list[bytes] = []
+    before: list[CodeRecord] = []
+    after: list[CodeRecord] = []
+    sold: list[CodeRecord] = []
+    for position, (key, stored) in enumerate(found):
+        try:
+            record = _on_market(packs, stored)
+            if record.in_transit:
+                raise Refused("is in transit")
+            if record.status in DECOMMISSIONED:
+                raise Refused(f"already {record.status.name.lower().replace('_', ' ')}")
+            _step(record, Action.DECOMMISSION, target)
+            if event.party_id:
+                if party is None:
+                    party = packs.party(event.party_id, "context.party_id")
+                holder, region = party
+            else:
+                holder, region = record.holder_ref, record.region
+            parent = packs.parent(key)
+            if parent is not None:
+                packs.unlink(parent, key)
+            # Every record of the pack and its contents is checked before any is changed, so a
+            # refused content leaves the whole pack as it was.
+            contents = [(key, record), *((k, _existing(packs, k))
+                                         for k in packs.descendants(key))] \
+                if record.level > 1 else [(key, record)]
+        except Refused as refusal:
+            refused.append((position, refusal.reason))
             continue
-        after = r.evolve(status=_step(r, Action.DECOMMISSION, event.target), holder_ref=holder,
-                         region=region or r.region, updated_at_ms=packs.now_ms)
-        packs.put(k, r, after)
-        if k != key:
-            changed.append(k)
-        if after.status in DISPENSINGS:
-            packs.flow(after, Flow.SOLD, event.when_ms)
-            # A pack its holder received was checked then; one that reached the dispensing
-            # party without a receipt there is checked now.
-            if r.level == UNIT and r.batch_ref and holder != r.holder_ref:
-                dispensed[r.batch_ref] = dispensed.get(r.batch_ref, 0) + 1
-    if region:
-        for batch_ref, n in dispensed.items():
-            batch, rule = packs.batch_rule(batch_ref)
-            if not rule.allows(region):
-                _divert(packs, event, key, ALERT_SOURCE_DISPENSE, n, batch, region, rule,
-                        result)
-    return changed
+        touched.append(key)
+        dispensed: dict[int, int] = {}
+        for k, r in contents:
+            if r.status is not Status.ACTIVE:
+                continue
+            changed = r.evolve(status=_step(r, Action.DECOMMISSION, target), holder_ref=holder,
+                               region=region or r.region, updated_at_ms=now)
+            put.append(k)
+            before.append(r)
+            after.append(changed)
+            if k != key:
+                touched.append(k)
+            if changed.status in DISPENSINGS:
+                sold.append(changed)
+                # A pack its holder received was checked then; one that reached the dispensing
+                # party without a receipt there is checked now.
+                if r.level == UNIT and r.batch_ref and holder != r.holder_ref:
+                    dispensed[r.batch_ref] = dispensed.get(r.batch_ref, 0) + 1
+        if region:
+            for batch_ref, n in dispensed.items():
+                batch, rule = packs.batch_rule(batch_ref)
+                if not rule.allows(region):
+                    _divert(packs, event, key, ALERT_SOURCE_DISPENSE, n, batch, region, rule,
+                            result)
+    packs.put_many(put, before, after)
+    if sold:
+        packs.flow_many(sold, Flow.SOLD, event.when_ms)
+    return touched, refused
+
+
+def _per_code(rule: EventRule) -> Handler:
+    """A whole-event rule as the handler of one code: Refused when it refuses the code."""
+
+    def handler(packs: Packs, event: Event, key: bytes, result: Result) -> list[bytes]:
+        touched, refused = rule(packs, event, [key], result)
+        if refused:
+            raise Refused(refused[0][1])
+        return touched
+
+    return handler
+
+
+def _one_after_another(rule: EventRule, packs: Packs, event: Event, keys: list[bytes],
+                       result: Result) -> tuple[list[bytes], list[tuple[int, str]]]:
+    """``rule`` applied to one code after another."""
+    touched: list[bytes] = []
+    refused: list[tuple[int, str]] = []
+    for position, key in enumerate(keys):
+        done, not_done = rule(packs, event, [key], result)
+        touched += done
+        refused += [(position, reason) for _, reason in not_done]
+    return touched, refused
 
 
 def _undo(packs: Packs, event: Event, key: bytes, result: Result) -> list[bytes]:
@@ -491,15 +587,21 @@ def _terminal(action: Action) -> Handler:
 #: The handler of each per-pack event kind, before custody (tracecore.custody_policy guards
 #: them): checks one code, updates it (and what it contains), or raises Refused.
 RULES: dict[EventKind, Handler] = {
-    EventKind.COMMISSION: _commission,
+    EventKind.COMMISSION: _per_code(_commission_all),
     EventKind.VOID: _void,
     EventKind.AGGREGATE: _aggregate,
     EventKind.DISAGGREGATE: _disaggregate,
-    EventKind.SHIP: _ship,
+    EventKind.SHIP: _per_code(_ship_all),
     EventKind.RECEIVE: _receive,
-    EventKind.DECOMMISSION: _decommission,
+    EventKind.DECOMMISSION: _per_code(_decommission_all),
     EventKind.UNDO: _undo,
     EventKind.DESTROY: _terminal(Action.DESTROY),
     EventKind.REPORT_STOLEN: _terminal(Action.REPORT_STOLEN),
     EventKind.REPLACE: _replace,
+}
+#: The kinds whose rule is stated over a whole event (``RULES`` holds its form for one code).
+EVENT_RULES: dict[EventKind, EventRule] = {
+    EventKind.COMMISSION: _commission_all,
+    EventKind.DECOMMISSION: _decommission_all,
+    EventKind.SHIP: _ship_all,
 }

@@ -15,6 +15,8 @@ import functools
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import compress, repeat
+from operator import gt
 
 from pharmatrace.v1 import common_pb2 as pb
 
@@ -25,7 +27,7 @@ from tracecore.keys import KeyState
 from tracecore.ledger import foreign, history
 from tracecore.ledger.alerts import AlertBook
 from tracecore.ledger.env import Txn
-from tracecore.ledger.observations import Observations
+from tracecore.ledger.observations import Located, Observations
 from tracecore.ledger.oversight import Holds
 from tracecore.ledger.records import CODE_RECORD_SIZE, FLAG_FOREIGN, FLAG_IN_TRANSIT, ref_of
 from tracecore.ledger.sscc_pools import SsccPools
@@ -299,17 +301,11 @@ class Verifier:
             genuine_keys, genuine_rows = self._first_by_client(out, genuine_keys, genuine_rows,
                                                                client)
         if genuine_keys:
-            stats = self._observations.record_located(genuine_keys, now_ms, region)
+            located = self._observations.record_columns(genuine_keys, now_ms, region)
+            _counted(out, genuine_rows, located)
             if checks.clones:
-                self._count_and_check(out, genuine_keys, genuine_rows, stats, context, now_ms,
-                                      raised)
-            else:
-                for row, (count, first, _, _, first_region) in zip(genuine_rows, stats,
-                                                                    strict=True):
-                    out.scan_counts[row] = count
-                    out.first_verified_ms[row] = first
-                    if first_region:
-                        out.first_regions[row] = first_region
+                self._check_clones(out, genuine_keys, genuine_rows, located, context, now_ms,
+                                   raised)
         if raised and self._alerts is not None:
             self._alerts.buffer(raised)
         if failed and repair:
@@ -377,22 +373,24 @@ class Verifier:
             out.reasons[row] = again.reasons[i]
             out.repairs[row] = repaired.note
 
-    def _count_and_check(self, out: Answers, keys: list[bytes], rows: list[int],
-                         stats: list[tuple[int, int, int, int, int]], context: ScanContext,
-                         now_ms: int, raised: list[Raised]) -> None:
-        """Scan counts into the answers, and the clone checks that need them: too many scans,
-        or a trip from the last place seen no pack could have made."""
+    def _check_clones(self, out: Answers, keys: list[bytes], rows: list[int],
+                      located: Located, context: ScanContext, now_ms: int,
+                      raised: list[Raised]) -> None:
+        """The clone checks that need the scan statistics: too many scans, or a trip from the
+        last place seen no pack could have made. Only the codes over the count or last seen
+        elsewhere are looked at one by one."""
+        counts, _, lasts_ms, last_regions, _ = located
         max_scans = self._checks.max_scans
         region = context.region
         travel = self._travel
-        for key, row, (count, first, last_ms, last_region, first_region) in zip(
-                keys, rows, stats, strict=True):
-            out.scan_counts[row] = count
-            out.first_verified_ms[row] = first
-            if first_region:
-                out.first_regions[row] = first_region
-            if count <= max_scans and (last_region == region or not last_region or not region):
-                continue
+        indexes = range(len(counts))
+        suspects = set(compress(indexes, map(gt, counts, repeat(max_scans))))
+        if region:
+            suspects.update(i for i in compress(indexes, last_regions)
+                            if last_regions[i] != region)
+        for i in sorted(suspects):
+            key, row, count = keys[i], rows[i], counts[i]
+            last_ms, last_region = lasts_ms[i], last_regions[i]
             reasons = []
             if count > max_scans:
                 reasons.append(CloneReason.TOO_MANY_SCANS)
@@ -482,6 +480,21 @@ def not_minted(texts: Sequence[str | bytes]) -> Answers:
         else:
             _append(out, Verdict.BAD_SIGNATURE, scan.code.text(), NOT_MINTED)
     return out
+
+
+def _counted(out: Answers, rows: list[int], located: Located) -> None:
+    """Each counted row's scan count, first scan and first scan's region into the answers; a
+    batch whose every row was counted takes the columns whole."""
+    counts, firsts, _, _, first_regions = located
+    if len(rows) == len(out.scan_counts):  # rows ascend: every row, in order
+        out.scan_counts, out.first_verified_ms = counts, firsts
+    else:
+        scan_counts, first_verified = out.scan_counts, out.first_verified_ms
+        for row, count, first in zip(rows, counts, firsts, strict=True):
+            scan_counts[row] = count
+            first_verified[row] = first
+    for i in compress(range(len(rows)), first_regions):
+        out.first_regions[rows[i]] = first_regions[i]
 
 
 def _unused_sscc(out: Answers, code: Code, allocated_under: str | None) -> None:

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import multiprocessing
 import multiprocessing.connection
 import os
 import signal
 import socket
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +22,7 @@ from tracecore.keys import KeySource
 from tracecore.ledger.env import DEFAULT_MAP_SIZE
 from tracecore.ledger.tenants import DataDir
 from tracecore.ratelimit import RateLimiter
+from tracerpc import runtime
 from tracerpc import server as rpc_server
 from tracerpc.authz import Authorizer
 from tracerpc.logs import configure_logging
@@ -41,9 +40,6 @@ log = logging.getLogger("pharmatrace.verify")
 
 #: How often a worker writes its buffered scan statistics.
 FLUSH_INTERVAL_S = 0.25
-SWITCH_INTERVAL_S = 0.0005
-GC_YOUNG = 50_000
-"""Net allocations between two young collections of a worker (Python's default: 700)."""
 
 
 @dataclass(frozen=True)
@@ -116,20 +112,7 @@ async def serve_worker(config: WorkerConfig, ready: multiprocessing.connection.C
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    # Everything loaded so far lives as long as the worker: keep the collector from walking it
-    # again and again under load (py-spy showed gen-2 pauses of up to 150 ms).
-    gc.freeze()
-    # A verification allocates its answers in bulk and frees them when it returns, so
-    # collections at the default 700 net allocations walk young containers over and over:
-    # pallets of 10,000 codes took 1,913 young collections of up to 18 ms each (2 x 20
-    # pallets in-process). Collecting only once far more has piled up leaves what a call
-    # frees to reference counting and takes the pauses out of the answers.
-    gc.set_threshold(GC_YOUNG, 20, 100)
-    # A pallet's VerifyBatch runs in a thread (verification.INLINE_CODES); the event loop then
-    # waits for the GIL at every step of every other call. Handing it over every 0.5 ms
-    # instead of every 5 ms took a consumer's p99 beside a pallet a second from 48 to 15 ms
-    # (bench/scenarios.py day, 2 workers), with no change to consumers alone.
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
+    runtime.tune()
     http = http_server = mirror = None
     if config.http_port is not None:
         if config.nats:

@@ -10,9 +10,19 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from bench.atrest import measure
-from tracecore.ledger.env import Env
-from tracecore.ledger.observations import Observations
+from tracecore._speedups import load
+from tracecore.ledger.env import Env, Txn
+from tracecore.ledger.observations import (
+    Observations,
+    _Log,
+    located_reference,
+    merged_reference,
+)
 from tracecore.scan_clients import DAY_MS, client_tag
 
 #: What codes are hashed under in these statistics.
@@ -226,3 +236,58 @@ def test_totals_stored_before_the_first_region_was_kept_still_count(tmp_path: Pa
         assert (stats.count, stats.first_ms, stats.first_region) == (5, 500, 0)
     finally:
         observations.close()
+
+
+_scans = load("_scans")
+_layouts = st.tuples(st.integers(1, 50), st.integers(0, 3_000), st.integers(0, 3_000),
+                     st.sampled_from((0, 110101, 310115)), st.sampled_from((0, 440305)),
+                     st.booleans())
+_steps = st.lists(st.tuples(st.lists(st.integers(0, 7), min_size=0, max_size=6),
+                            st.integers(0, 2), st.sampled_from((0, 0, 110101, 310115))),
+                  min_size=1, max_size=20)
+
+
+@pytest.mark.skipif(_scans is None, reason="the compiled extension is not built or "
+                                           "PHARMATRACE_PURE")
+@settings(max_examples=80, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(stored=st.dictionaries(st.integers(0, 7), _layouts), flushed=_steps, steps=_steps)
+def test_the_compiled_loops_answer_and_merge_as_their_references(
+        tmp_path: Path, stored: dict[int, tuple[int, int, int, int, int, bool]],
+        flushed: list[tuple[list[int], int, int]], steps: list[tuple[list[int], int, int]]
+        ) -> None:
+    """Over stored totals in both layouts, a log being flushed and calls with repeated codes,
+    the compiled loops give every answer and every merged total their references give."""
+    assert _scans is not None
+    keys = [hashlib.blake2b(bytes((i,)), digest_size=16).digest() for i in range(8)]
+    env = Env(tmp_path / f"compiled-{secrets.token_hex(4)}", ("scans",), owner="t",
+              durable=False)
+    db = env.dbs["scans"]
+    try:
+        for i, (count, first, last_ms, region, first_region, older) in stored.items():
+            value = (struct.pack("<QqqI", count, first, last_ms, region) if older else
+                     struct.pack("<QqqII", count, first, last_ms, region, first_region))
+            env.write(lambda txn, k=keys[i], v=value: txn.put(k, v, db=db))
+        flushing, log = _Log(), _Log()
+        now = 1_000
+        for batch, later, region in flushed:
+            now += later
+            flushing.add([keys[i] for i in batch], now, region)
+        with env.read() as txn:
+            for batch, later, region in steps:
+                now += later
+                scanned = [keys[i] for i in batch]
+                earlier = [log.counts.get(k, 0) for k in scanned]
+                entry = len(log.entries)
+                log.add(scanned, now, region)
+                repeated = len(set(scanned)) != len(scanned)
+                args = (scanned, earlier, repeated, lambda e=entry: log.index(e),
+                        flushing or None, txn, db, now, region)
+                assert _scans.located(*args) == located_reference(*args)
+        for merging in (log, flushing):
+            def merge(txn: Txn, m: _Log = merging) -> None:
+                assert _scans is not None
+                assert _scans.merged(m, txn, db) == merged_reference(m, txn, db)
+            env.write(merge)
+    finally:
+        env.close()

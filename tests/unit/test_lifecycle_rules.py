@@ -22,12 +22,12 @@ from tracecore.lifecycle_rules import (
     ALERT_SOURCE_DISPENSE,
     ALERT_SOURCE_RECEIPT,
     UNDO_WINDOW_MS,
-    Packs,
     Refused,
     Result,
     check_event_time,
 )
 from tracecore.oversight import Raised, RegionRule
+from tracecore.packs import Packs
 from tracecore.status import Status
 
 GTIN = "09501101530003"
@@ -69,6 +69,9 @@ class FakePacks:
 
     def record(self, key: bytes) -> CodeRecord | None:
         return self.records.get(key)
+
+    def records_many(self, keys: list[bytes]) -> list[tuple[bytes, CodeRecord | None]]:
+        return [(k, self.records.get(k)) for k in keys]
 
     def parent(self, key: bytes) -> bytes | None:
         return self.parents.get(key)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -200,3 +201,19 @@ def test_pure_switch_selects_the_reference_and_codes_still_verify() -> None:
     result = subprocess.run([sys.executable, "-c", program, text], env=env, check=True,
                             capture_output=True, text=True)
     assert result.stdout.strip() == "7"
+
+
+_scans = load("_scans")
+
+
+@pytest.mark.skipif(_scans is None, reason="the compiled extension is not built or "
+                                           "PHARMATRACE_PURE")
+@given(key=st.binary(min_size=1, max_size=64), size=st.integers(1, 64),
+       messages=st.lists(st.binary(max_size=400), max_size=8))
+def test_keyed_blake2b_digests_as_hashlib(key: bytes, size: int, messages: list[bytes]) -> None:
+    """The scan statistics' keyed hash in C gives hashlib's BLAKE2b digests, of empty messages
+    and of messages of one block, exactly two and several."""
+    assert _scans is not None
+    messages += [b"", b"x" * 128, b"y" * 256, b"z" * 129]
+    expected = [hashlib.blake2b(m, key=key, digest_size=size).digest() for m in messages]
+    assert _scans.KeyedBlake2b(key, size).digests(messages) == expected

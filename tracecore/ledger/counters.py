@@ -35,7 +35,8 @@ UNIT = 1
 Projection = tuple[int, int, int, int, int, int, int]
 #: ``Projection`` of a record, read in C (CodeRecord fields: level 1, batch 4, holder 6,
 #: status 0, flags 11, product 3, region 7).
-project: Callable[[CodeRecord], Projection] = itemgetter(1, 4, 6, 0, 11, 3, 7)
+PROJECTED = (1, 4, 6, 0, 11, 3, 7)
+project: Callable[[CodeRecord], Projection] = itemgetter(*PROJECTED)
 _FLOW_FIELDS = itemgetter(1, 3, 7)
 
 

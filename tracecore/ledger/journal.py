@@ -32,6 +32,8 @@ class Journal:
         returns its sequence number."""
         seq = self.chain.append(txn, record)
         key = seq_key(seq)
+        # Stored keys, in key order: an event's codes are random keys, and LMDB inserts them
+        # three to four times faster in order (one path down the tree after another).
         txn.cursor(db=self._by_code).putmulti(
             ((code, key) for code in sorted(self._codes.stored_many(index))), dupdata=True)
         if record.event_id:

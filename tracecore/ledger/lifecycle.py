@@ -25,7 +25,9 @@ from tracecore.ledger.env import Txn
 from tracecore.ledger.pack_session import Overlay, Session
 from tracecore.ledger.store import Ledger
 from tracecore.lifecycle_rules import (
+    EVENT_RULES,
     MAX_DIVERSION_NOTES,
+    RULES,
     UNDO_WINDOW_MS,
     Failure,
     Refused,
@@ -110,14 +112,21 @@ def _apply_event(session: Session, index: int, event: Event, request: Request,
     unit = session.logistic_unit(event, event.parent) if event.kind is EventKind.AGGREGATE \
         and event.parent is not None and event.parent.scheme is Scheme.SSCC else None
     if request.not_signed_here is not None:
-        _first_sights(session, event, codes, request.not_signed_here)
+        _first_sights(session, event, codes, keys, request.not_signed_here)
     left: list[bytes] = []
-    for position, (code, key) in enumerate(zip(codes, keys, strict=True)):
-        try:
-            touched.extend(handler(session, event, key, result))
-        except Refused as refused:
-            result.failures.append(Failure(index, code.text(), refused.reason, position))
-            left.append(key)
+    whole = EVENT_RULES.get(event.kind) if handler is RULES.get(event.kind) else None
+    if whole is not None:
+        touched, refusals = whole(session, event, keys, result)
+        for position, reason in refusals:
+            result.failures.append(Failure(index, codes[position].text(), reason, position))
+            left.append(keys[position])
+    else:
+        for position, (code, key) in enumerate(zip(codes, keys, strict=True)):
+            try:
+                touched.extend(handler(session, event, key, result))
+            except Refused as refused:
+                result.failures.append(Failure(index, code.text(), refused.reason, position))
+                left.append(key)
     if event.kind is EventKind.AGGREGATE and event.parent is not None and touched:
         broken = pack_ratio(session, event.parent.key(), event.partial)
         if broken is not None:
@@ -144,13 +153,13 @@ def _apply_event(session: Session, index: int, event: Event, request: Request,
         session.view.event_ids.add(event.event_id)
 
 
-def _first_sights(session: Session, event: Event, codes: Sequence[Code],
+def _first_sights(session: Session, event: Event, codes: Sequence[Code], keys: list[bytes],
                   not_signed_here: Callable[[Sequence[Code]], Sequence[Code]]) -> None:
     """Records the codes of a partner's event that the ledger does not know and no key of this
     tenant signed as minted elsewhere; only those the ledger does not know are checked."""
     named = [*codes, *((event.parent,) if event.parent is not None else ())]
-    record = session.record
-    unknown = [c for c in named if record(c.key()) is None]
+    named_keys = [*keys, *((event.parent.key(),) if event.parent is not None else ())]
+    unknown = [named[i] for i in session.unknown(named_keys)]
     if not unknown:
         return
     for code in not_signed_here(list(dict.fromkeys(unknown))):

@@ -8,7 +8,9 @@ The buffer is an append log: each verification call adds one entry (its time, it
 the list of keys it answered) and bumps a ``Counter`` of keys, both done in C, so a code
 scanned costs no Python object of its own. Who scanned first and where a code was last seen
 are worked out from the log only when it is merged (by the flusher, away from the answers) or
-for the rare code scanned again before the log was merged.
+for the rare code scanned again before the log was merged. Both per-code loops (a call's
+statistics, read in key order; the merge, which sorts the log's scans by key) and the keyed hash
+have compiled twins in ``tracecore/_speedups/_scans.pyx``; the Python here is their reference.
 
 Codes are stored under a keyed hash (BLAKE2b, 16 bytes, under a secret derived from the
 key-encryption key), never as text: a copy of the file or of a backup hands nobody a serial.
@@ -26,11 +28,12 @@ import hashlib
 import struct
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import repeat
 from pathlib import Path
 
+from tracecore._speedups import load
 from tracecore.ledger.env import Database, Env, Txn
 from tracecore.scan_clients import DAY_BYTES
 
@@ -163,6 +166,9 @@ class Observations:
         self._db = self.env.dbs["scans"]
         self._clients_db = self.env.dbs["public_clients"]
         self._code_key = code_key
+        # The same hash in C, the key's block compressed once (hashlib's is the reference).
+        self._hasher = (_compiled.KeyedBlake2b(code_key, CODE_HASH_BYTES)
+                        if _compiled is not None and 0 < len(code_key) <= 64 else None)
         with self.env.read() as txn:
             keyed = txn.get(_KEYED, db=self.env.dbs["meta"]) is not None
         if not keyed:
@@ -191,6 +197,9 @@ class Observations:
 
     def _hashed(self, keys: Sequence[bytes]) -> list[bytes]:
         """Each code key as stored: its keyed hash."""
+        if self._hasher is not None:
+            digests: list[bytes] = self._hasher.digests(keys)
+            return digests
         blake2b, key = hashlib.blake2b, self._code_key
         return [blake2b(k, key=key, digest_size=CODE_HASH_BYTES).digest() for k in keys]
 
@@ -219,57 +228,20 @@ class Observations:
         """Counts one scan of each key, in ``region`` (0: unknown); returns (scan count, first
         scan ms, ms and region of the last earlier scan with a region, 0 and 0 if none, and
         the first scan's region) of each."""
-        out: list[tuple[int, int, int, int, int]] = []
-        append = out.append
-        db = self._db
+        return list(zip(*self.record_columns(keys, now_ms, region), strict=True))
+
+    def record_columns(self, keys: Sequence[bytes], now_ms: int, region: int) -> Located:
+        """``record_located`` as columns, one list per field, each in the order of ``keys``."""
         keys = self._hashed(keys)
         with self._lock, self.env.read() as txn:
             log = self._pending
-            seen = log.counts.get
             # Unflushed scans of each key before this call; almost always none.
-            earlier = list(map(seen, keys, repeat(0)))
+            earlier = list(map(log.counts.get, keys, repeat(0)))
             entry = len(log.entries)
             log.add(keys, now_ms, region)
             repeated = len(set(keys)) != len(keys)
-            here: dict[bytes, int] = {}
-            firsts: dict[bytes, tuple[int, int]] | None = None
-            lasts: dict[bytes, tuple[int, int]] = {}
-            get = txn.get
-            flushing = self._unseen_flush(txn)
-            for key, before in zip(keys, earlier, strict=True):
-                if before or repeated:
-                    if firsts is None:
-                        firsts, lasts = log.index(entry)
-                    count = before
-                    first, first_region = firsts.get(key, (now_ms, region))
-                    last_ms, last_region = lasts.get(key, _NOWHERE)
-                    if repeated:
-                        # The same code twice in one call: each scan counts the ones before it.
-                        n = here.get(key, 0)
-                        here[key] = n + 1
-                        if n:
-                            count += n
-                            if region:
-                                last_ms, last_region = now_ms, region
-                    count += 1
-                else:
-                    count, first, last_ms, last_region, first_region = 1, now_ms, 0, 0, region
-                # Of scans in the same millisecond, the stored ones came first, then the ones
-                # being flushed, then this worker's log.
-                if flushing:
-                    writing = flushing.get(key)
-                    if writing is not None:
-                        count += writing.count
-                        if writing.first_ms <= first:
-                            first, first_region = writing.first_ms, writing.first_region
-                        if writing.last_ms > last_ms:
-                            last_ms, last_region = writing.last_ms, writing.last_region
-                stored = get(key, db=db)
-                if stored is not None:
-                    count, first, last_ms, last_region, first_region = _plus_stored(
-                        stored, count, first, last_ms, last_region, first_region)
-                append((count, first, last_ms, last_region, first_region))
-        return out
+            return _located(keys, earlier, repeated, lambda: log.index(entry),
+                            self._unseen_flush(txn), txn, self._db, now_ms, region)
 
     def first_scans(self, keys: Sequence[bytes], tag: bytes) -> list[bool]:
         """Whether each key is the first scan of that code by the client of ``tag`` (see
@@ -324,28 +296,13 @@ class Observations:
             with self._lock:
                 self._flushing, self._clients_flushing = _Log(), set()
             return 0
-        # Worked out before the write transaction opens, and before a scan during it asks.
-        firsts, lasts = batch.summary()
 
         def fn(txn: Txn) -> int:
             with self._lock:
                 self._flushing_txn = txn.id()
-            # One pass in key order with plain tuples, then one putmulti: this runs for every
-            # code scanned, so it is written like the verification loop itself.
-            get, pack, db = txn.get, _SCAN.pack, self._db
-            counts = batch.counts
-            merged: list[tuple[bytes, bytes]] = []
-            for key in sorted(counts):
-                count = counts[key]
-                first, first_region = firsts[key]
-                last_ms, last_region = lasts.get(key, _NOWHERE)
-                stored = get(key, db=db)
-                if stored is not None:
-                    count, first, last_ms, last_region, first_region = _plus_stored(
-                        stored, count, first, last_ms, last_region, first_region)
-                merged.append((key, pack(count, first, last_ms, last_region, first_region)))
+            merged = _merged(batch, txn, self._db)
             if merged:
-                txn.cursor(db=db).putmulti(merged)
+                txn.cursor(db=self._db).putmulti(merged)
             if clients:
                 _write_clients(txn, self._clients_db, clients)
             return len(merged)
@@ -363,6 +320,95 @@ class Observations:
             self._flushing, self._flushing_txn = _Log(), None
             self._clients_flushing = set()
         return written
+
+
+Located = tuple[list[int], list[int], list[int], list[int], list[int]]
+"""Scan counts, first scan ms, last located scan ms and region, first scan's region: one list
+each, one entry per key."""
+
+
+def located_reference(keys: Sequence[bytes], earlier: Sequence[int], repeated: bool,
+                      index: Callable[[], tuple[dict[bytes, tuple[int, int]],
+                                                dict[bytes, tuple[int, int]]]],
+                      flushing: _Log | None, txn: Txn, db: Database, now_ms: int,
+                      region: int) -> Located:
+    """Each key's statistics, this scan included: ``earlier``, its unflushed scans before this
+    call; ``repeated``, whether a key occurs twice in ``keys``; ``index``, the first and last
+    located scans of the unflushed log before this call (asked for only when needed);
+    ``flushing``, the log a flush is writing that ``txn`` does not see yet."""
+    counts: list[int] = []
+    firsts_ms: list[int] = []
+    lasts_ms: list[int] = []
+    last_regions: list[int] = []
+    first_regions: list[int] = []
+    here: dict[bytes, int] = {}
+    firsts: dict[bytes, tuple[int, int]] | None = None
+    lasts: dict[bytes, tuple[int, int]] = {}
+    writing_counts = flushing.counts if flushing else None
+    for key, before in zip(keys, earlier, strict=True):
+        if before or repeated:
+            if firsts is None:
+                firsts, lasts = index()
+            count = before
+            first, first_region = firsts.get(key, (now_ms, region))
+            last_ms, last_region = lasts.get(key, _NOWHERE)
+            if repeated:
+                # The same code twice in one call: each scan counts the ones before it.
+                n = here.get(key, 0)
+                here[key] = n + 1
+                if n:
+                    count += n
+                    if region:
+                        last_ms, last_region = now_ms, region
+            count += 1
+        else:
+            count, first, last_ms, last_region, first_region = 1, now_ms, 0, 0, region
+        # Of scans in the same millisecond, the stored ones came first, then the ones being
+        # flushed, then this worker's log.
+        if writing_counts is not None and key in writing_counts:
+            assert flushing is not None
+            writing = flushing.get(key)
+            if writing is not None:
+                count += writing.count
+                if writing.first_ms <= first:
+                    first, first_region = writing.first_ms, writing.first_region
+                if writing.last_ms > last_ms:
+                    last_ms, last_region = writing.last_ms, writing.last_region
+        stored = txn.get(key, db=db)
+        if stored is not None:
+            count, first, last_ms, last_region, first_region = _plus_stored(
+                stored, count, first, last_ms, last_region, first_region)
+        counts.append(count)
+        firsts_ms.append(first)
+        lasts_ms.append(last_ms)
+        last_regions.append(last_region)
+        first_regions.append(first_region)
+    return counts, firsts_ms, lasts_ms, last_regions, first_regions
+
+
+def merged_reference(log: _Log, txn: Txn, db: Database) -> list[tuple[bytes, bytes]]:
+    """Each key of ``log`` in key order, with its stored totals (read in ``txn``) plus its
+    scans in the log, packed as stored."""
+    firsts, lasts = log.summary()
+    counts = log.counts
+    pack = _SCAN.pack
+    merged: list[tuple[bytes, bytes]] = []
+    for key in sorted(counts):
+        count = counts[key]
+        first, first_region = firsts[key]
+        last_ms, last_region = lasts.get(key, _NOWHERE)
+        stored = txn.get(key, db=db)
+        if stored is not None:
+            count, first, last_ms, last_region, first_region = _plus_stored(
+                stored, count, first, last_ms, last_region, first_region)
+        merged.append((key, pack(count, first, last_ms, last_region, first_region)))
+    return merged
+
+
+# The compiled twins of the two loops above (tracecore/_speedups/_scans.pyx), else these.
+_compiled = load("_scans")
+_located = located_reference if _compiled is None else _compiled.located
+_merged = merged_reference if _compiled is None else _compiled.merged
 
 
 def _write_clients(txn: Txn, db: Database, clients: set[bytes]) -> None:

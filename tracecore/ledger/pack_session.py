@@ -8,7 +8,8 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from itertools import repeat
+from itertools import repeat, starmap
+from operator import add, itemgetter
 from typing import cast
 
 from pharmatrace.v1 import common_pb2 as cpb
@@ -19,7 +20,7 @@ from tracecore.codes import Code, Scheme
 from tracecore.errors import InvalidArgument
 from tracecore.events import Event, EventKind
 from tracecore.ledger import foreign, policy
-from tracecore.ledger.counters import Flow, Tally, project
+from tracecore.ledger.counters import PROJECTED, Flow, Tally
 from tracecore.ledger.env import Txn
 from tracecore.ledger.journal import Journal
 from tracecore.ledger.oversight import Holds, RegionTally
@@ -42,6 +43,11 @@ from tracecore.lifecycle_rules import (
 from tracecore.oversight import Raised, RegionRule
 from tracecore.status import Status
 
+#: ``project`` of a record before a change and of the record after it, laid end to end, read in
+#: one C call from the two records joined (counted by change, the projections are hashed once).
+_P = len(PROJECTED)
+_BEFORE_AFTER = itemgetter(*PROJECTED, *(len(CodeRecord._fields) + i for i in PROJECTED))
+
 
 class Overlay:
     """Changes not yet written: code records, aggregation links, counters, events."""
@@ -52,8 +58,10 @@ class Overlay:
         self.parents: dict[bytes, bytes | None] = {}
         self.children_added: dict[bytes, set[bytes]] = {}
         self.children_removed: dict[bytes, set[bytes]] = {}
-        self.batch_codes: list[tuple[bytes, bytes]] = []
+        self.batch_codes: list[tuple[int, bytes]] = []
         self.tally = Tally()
+        # (before, after) of each code put, counted into the tallies together (``count``).
+        self.moves: list[tuple[CodeRecord, CodeRecord]] = []
         self.events: list[tuple[lpb.EventRecord, list[bytes]]] = []
         self.event_ids: set[str] = set()
         self.pool_returns: dict[int, int] = {}
@@ -62,7 +70,21 @@ class Overlay:
         self.alerts: list[Raised] = []
         self.foreign: dict[bytes, bytes] = {}
 
+    def count(self) -> None:
+        """Moves the counters of the codes put since the last count, once per kind of change
+        (their ``project``ions before and after) instead of once per code."""
+        if not self.moves:
+            return
+        changes = Counter(map(_BEFORE_AFTER, starmap(add, self.moves)))
+        self.moves.clear()
+        moves = [(was if was[3] not in UNCOUNTED else None, now, n) for was, now, n in
+                 ((change[:_P], change[_P:], n) for change, n in changes.items())]
+        self.tally.move_many(m for m in moves if m[1][3] not in UNCOUNTED)
+        # Voided codes too: a batch's picture says how many of its codes were scrapped.
+        self.regions.move_many(moves)
+
     def merge_into(self, target: Overlay) -> None:
+        self.count()
         target.records.update(self.records)
         target.parents.update(self.parents)
         for parent, kids in self.children_added.items():
@@ -148,6 +170,14 @@ class Session:
             data = [d for _, d in found]
         stored.update(zip(missing, unpack_many(cast("list[bytes | memoryview]", data)),
                           strict=True))
+
+    def unknown(self, keys: list[bytes]) -> list[int]:
+        """The places in ``keys`` of those the ledger has no record of (this session's own new
+        records included): none for an event of known codes, found in one pass."""
+        self.prefetch(keys)
+        stored = self._stored
+        return [i for i in [i for i, k in enumerate(keys) if stored[k] is None]
+                if self.record(keys[i]) is None]
 
     def parent(self, key: bytes) -> bytes | None:
         layer: Overlay | None = self.view
@@ -324,22 +354,14 @@ class Session:
     def put(self, key: bytes, before: CodeRecord, after: CodeRecord) -> None:
         view = self.view
         view.records[key] = after
-        was = before if before.status not in UNCOUNTED else None
-        if after.status not in UNCOUNTED:
-            view.tally.move(was, after)
-        # Voided codes too: a batch's picture says how many of its codes were scrapped.
-        view.regions.move(was, after)
+        view.moves.append((before, after))
 
     def put_many(self, keys: Sequence[bytes], before: Sequence[CodeRecord],
                  after: Sequence[CodeRecord]) -> None:
-        """``put`` of many codes (a container and all it holds), their counters moved once per
-        kind of change instead of once per code."""
+        """``put`` of many codes (a container and all it holds)."""
         view = self.view
         view.records.update(zip(keys, after, strict=True))
-        moves = [(was if was[3] not in UNCOUNTED else None, now, n) for (was, now), n in
-                 Counter(zip(map(project, before), map(project, after), strict=True)).items()]
-        view.tally.move_many(m for m in moves if m[1][3] not in UNCOUNTED)
-        view.regions.move_many(moves)
+        view.moves.extend(zip(before, after, strict=True))
 
     def link(self, parent: bytes, child: bytes) -> None:
         self.view.parents[child] = parent
@@ -352,7 +374,7 @@ class Session:
         self.view.children_added.get(parent, set()).discard(child)
 
     def commissioned(self, batch_ref: int, key: bytes) -> None:
-        self.view.batch_codes.append((ref_key(batch_ref), key))
+        self.view.batch_codes.append((batch_ref, key))
 
     def returned(self, pool_ref: int) -> None:
         returns = self.view.pool_returns
@@ -441,6 +463,7 @@ class Session:
     def flush(self) -> None:
         """Writes the group's overlay into the transaction."""
         group = self.group
+        group.count()
         keys = self.keys
         stored = keys.stored
         codes = self.txn.cursor(db=self.db["codes"])
@@ -463,12 +486,13 @@ class Session:
             self.txn.cursor(db=self.db["children"]).putmulti(
                 ((held, child) for child in sorted(keys.stored_many(kids))), dupdata=True)
         if group.batch_codes:
-            by_batch: dict[bytes, list[bytes]] = {}
-            for batch, key in group.batch_codes:
-                by_batch.setdefault(batch, []).append(key)
+            by_batch: dict[int, list[bytes]] = {}
+            for batch_ref, key in group.batch_codes:
+                by_batch.setdefault(batch_ref, []).append(key)
             cursor = self.txn.cursor(db=self.db["batch_codes"])
-            for batch in sorted(by_batch):
-                cursor.putmulti([(batch, k) for k in sorted(keys.stored_many(by_batch[batch]))],
+            for batch_ref in sorted(by_batch):
+                cursor.putmulti(zip(repeat(ref_key(batch_ref)),
+                                    sorted(keys.stored_many(by_batch[batch_ref]))),
                                 dupdata=True)
         group.tally.write(self.txn, self.db["counters"])
         group.regions.write(self.txn, self.db["batch_regions"])
