@@ -173,7 +173,8 @@ class FrontdoorReads:
                 trail = self._trails.get(tenant)
                 if trail is None:
                     path = self._data.get(tenant).path / DIRECTORY
-                    trail = self._trails[tenant] = AnswerTrail(path, tenant=tenant)
+                    trail = self._trails[tenant] = AnswerTrail(
+                        path, tenant=tenant, codes=self._data.code_keys(tenant))
         return trail
 
     def _tenant_names(self) -> list[str]:

@@ -5,6 +5,11 @@ It lives beside the ledger (``<tenant>/answers``), not in it, for the reason the
 verification workers answer, and only the issuance process writes the ledger. Workers buffer
 their records and append them in one transaction per flush, off the request path; LMDB lets
 every worker write the environment, one transaction at a time, so the chain stays one chain.
+
+A record names the pack a partner asked about (its GTIN and serial): each is stored sealed under
+the tenant's ``CodeKeys`` (AES-GCM), the chain's hashes over the records as they are. A trail of
+an earlier release is sealed in one transaction when first opened (``pharmatrace tenant
+migrate`` also compacts it, so that no freed page keeps a record in clear).
 """
 
 from __future__ import annotations
@@ -15,22 +20,49 @@ from pathlib import Path
 from pharmatrace.v1 import ledger_pb2 as lpb
 
 from tracecore.ledger.chain import Chain
+from tracecore.ledger.code_keys import CodeKeys
 from tracecore.ledger.env import Env, Txn
 
 DATABASES = ("audit", "meta")
 DIRECTORY = "answers"
 MAX_SUMMARY = 500
+#: In ``meta`` once every record is stored sealed.
+_SEALED = b"sealed"
 
 
 class AnswerTrail:
     """One tenant's answer trail, opened once per process."""
 
-    def __init__(self, path: Path, *, tenant: str) -> None:
+    def __init__(self, path: Path, *, tenant: str, codes: CodeKeys) -> None:
         self.env = Env(path, DATABASES, owner=tenant)
         self.chain = Chain(self.env.dbs["audit"], self.env.dbs["meta"], b"answers:head",
-                           lpb.AuditRecord)
+                           lpb.AuditRecord, codes)
+        self._codes = codes
         self._pending: list[lpb.AuditRecord] = []
         self._lock = threading.Lock()
+        try:
+            self._seal_old()
+        except BaseException:
+            self.env.close()
+            raise
+
+    def _seal_old(self) -> None:
+        """Seals the records of a trail written in clear (by an earlier release), once."""
+        dbs = self.env.dbs
+        with self.env.read() as txn:
+            if txn.get(_SEALED, db=dbs["meta"]) is not None:
+                return
+
+        def fn(txn: Txn) -> None:
+            if txn.get(_SEALED, db=dbs["meta"]) is not None:
+                return
+            seal = self._codes.seal
+            records = [(bytes(k), bytes(v)) for k, v in txn.cursor(db=dbs["audit"])]
+            for key, value in records:
+                txn.put(key, seal(value), db=dbs["audit"])
+            txn.put(_SEALED, b"1", db=dbs["meta"])
+
+        self.env.write(fn)
 
     def close(self) -> None:
         self.env.close()

@@ -32,6 +32,8 @@ from tracecore.ledger import format as ledger_format
 from tracecore.ledger import migrations
 from tracecore.ledger.alerts import DIRECTORY as ALERTS
 from tracecore.ledger.alerts import AlertBook
+from tracecore.ledger.answer_trail import DIRECTORY as ANSWERS
+from tracecore.ledger.answer_trail import AnswerTrail
 from tracecore.ledger.backup import MANIFEST, backup, restore
 from tracecore.ledger.env import Env, compact, in_use
 from tracecore.ledger.store import Ledger
@@ -116,12 +118,17 @@ def migrate_tenant(root: Path, tenant: str, key_source: KeySource, *,
     ran = _run_steps(Ledger(tenant_dir / LEDGER, tenant=tenant, codes=data.code_keys(tenant)),
                      f"tenant {tenant}", say,
                      on_failure=lambda: _restore_tenant(root, tenant, dest, data, key_source))
-    # Alerts name packs: a store written in clear is sealed when opened.
+    # Alerts and partners' answer records name packs: a store written in clear is sealed when
+    # opened (a tenant that never answered a partner has no answer trail).
     AlertBook(tenant_dir / ALERTS, tenant=tenant, codes=data.code_keys(tenant)).close()
+    stores = [LEDGER, ALERTS]
+    if (tenant_dir / ANSWERS).is_dir():
+        AnswerTrail(tenant_dir / ANSWERS, tenant=tenant, codes=data.code_keys(tenant)).close()
+        stores.append(ANSWERS)
     # The pages the steps freed still hold what they rewrote (codes in clear, before format 3)
     # until reused: only the live pages are kept. Again when resumed: a kill may have come
     # between the steps and this.
-    for name in (LEDGER, ALERTS):
+    for name in stores:
         compact(tenant_dir / name, tenant)
     if state["was_online"]:
         data.set_online(tenant, True)

@@ -12,6 +12,7 @@ from pharmatrace.v1 import admin_pb2 as apb
 from pharmatrace.v1 import common_pb2 as cpb
 
 from tests.integration.frontdoor.conftest import PLANT, Door, Pack, Shop, new_gln
+from tests.ledgers import dev_codes
 from tracecore.ledger.answer_trail import DIRECTORY, AnswerTrail
 
 DISTRIBUTOR = 3
@@ -160,7 +161,8 @@ def test_malformed_requests_are_400_naming_the_parameter(door: Door, shop: Shop,
 
 def test_every_answer_is_in_the_answer_trail(door: Door, shop: Shop) -> None:
     """Each answer and each refusal of a known requester leaves a chained record with the
-    credential, the correlation id and the outcome."""
+    credential, the correlation id and the outcome; the trail's file does not hold the serial
+    asked about (its records are sealed)."""
     pack = shop.pack()
     partner = Partner(shop, pack)
     ok_id, refused_id = str(uuid.uuid4()), str(uuid.uuid4())
@@ -174,7 +176,7 @@ def test_every_answer_is_in_the_answer_trail(door: Door, shop: Shop) -> None:
     records = []
     while time.monotonic() < deadline:
         if path.exists():
-            trail = AnswerTrail(path, tenant=pack.tenant)
+            trail = AnswerTrail(path, tenant=pack.tenant, codes=dev_codes(pack.tenant))
             try:
                 records = trail.records()
                 checked, broken = trail.verify()
@@ -184,6 +186,9 @@ def test_every_answer_is_in_the_answer_trail(door: Door, shop: Shop) -> None:
                 break
         time.sleep(0.1)
     assert len(records) == 2 and broken is None and checked == 2
+    # The record names the serial; the file holds it only sealed.
+    assert pack.serial() in records[0].summary
+    assert pack.serial().encode() not in (path / "data.mdb").read_bytes()
     ok, refused = records
     assert ok.credential_id == credential and refused.credential_id == credential
     assert f"corrUUID={ok_id}" in ok.summary and "verified=true" in ok.summary
