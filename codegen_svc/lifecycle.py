@@ -13,7 +13,7 @@ from pharmatrace.v1 import lifecycle_pb2_grpc
 
 from codegen_svc.calls import caller
 from tracecore.errors import InvalidArgument
-from tracecore.lifecycle_rules import Failure
+from tracecore.lifecycle_request import Failure
 from tracecore.usecases import lifecycle, partners, recall
 from tracecore.usecases.lifecycle import EventContext, EventInput, Outcome
 from tracecore.usecases.writeside import WriteSide

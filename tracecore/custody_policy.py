@@ -11,13 +11,8 @@ from pharmatrace.v1 import common_pb2 as cpb
 
 from tracecore.codes import Code
 from tracecore.events import Event, EventKind
-from tracecore.lifecycle_rules import (
-    MAX_DIVERSION_NOTES,
-    RULES,
-    Handler,
-    Refused,
-    Result,
-)
+from tracecore.lifecycle_request import Refused, Result
+from tracecore.lifecycle_rules import MAX_DIVERSION_NOTES, RULES, Handler
 from tracecore.oversight import DISPENSINGS, dispensed_elsewhere
 from tracecore.packs import Packs
 

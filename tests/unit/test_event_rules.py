@@ -15,7 +15,8 @@ from tracecore.errors import TraceError
 from tracecore.events import Event, EventKind
 from tracecore.ledger.pack_session import Overlay
 from tracecore.ledger.records import CodeRecord
-from tracecore.lifecycle_rules import EVENT_RULES, RULES, Refused, Result, counted
+from tracecore.lifecycle_request import Refused, Result
+from tracecore.lifecycle_rules import EVENT_RULES, RULES, counted
 from tracecore.status import Status
 
 K = TypeVar("K")

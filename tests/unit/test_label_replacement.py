@@ -7,7 +7,7 @@ from tests.unit.test_lifecycle_rules import NOW, FakePacks, code
 from tracecore import epcis
 from tracecore.custody_policy import HANDLERS
 from tracecore.events import Event, EventKind
-from tracecore.lifecycle_rules import Refused, Result
+from tracecore.lifecycle_request import Refused, Result
 from tracecore.status import Status
 
 

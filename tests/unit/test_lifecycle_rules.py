@@ -18,12 +18,11 @@ from tracecore.events import Event, EventKind
 from tracecore.ledger import store
 from tracecore.ledger.counters import Flow
 from tracecore.ledger.records import FLAG_IN_TRANSIT, CodeRecord
+from tracecore.lifecycle_request import Refused, Result
 from tracecore.lifecycle_rules import (
     ALERT_SOURCE_DISPENSE,
     ALERT_SOURCE_RECEIPT,
     UNDO_WINDOW_MS,
-    Refused,
-    Result,
     check_event_time,
 )
 from tracecore.oversight import Raised, RegionRule

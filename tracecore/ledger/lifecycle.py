@@ -24,15 +24,12 @@ from tracecore.ledger import collector, foreign
 from tracecore.ledger.env import Txn
 from tracecore.ledger.pack_session import Overlay, Session
 from tracecore.ledger.store import Ledger
+from tracecore.lifecycle_request import Failure, Refused, Request, Result
 from tracecore.lifecycle_rules import (
     EVENT_RULES,
     MAX_DIVERSION_NOTES,
     RULES,
     UNDO_WINDOW_MS,
-    Failure,
-    Refused,
-    Request,
-    Result,
     check_event_time,
     counted,
 )

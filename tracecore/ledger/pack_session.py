@@ -34,12 +34,8 @@ from tracecore.ledger.records import (
 )
 from tracecore.ledger.sscc_pools import SsccPools, logistic_unit
 from tracecore.ledger.store import Ledger
-from tracecore.lifecycle_rules import (
-    MAX_CODES_PER_REQUEST,
-    UNCOUNTED,
-    Refused,
-    Request,
-)
+from tracecore.lifecycle_request import Refused, Request
+from tracecore.lifecycle_rules import MAX_CODES_PER_REQUEST, UNCOUNTED
 from tracecore.oversight import Raised, RegionRule
 from tracecore.status import Status
 

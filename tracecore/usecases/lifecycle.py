@@ -18,7 +18,7 @@ from tracecore.events import Document, Event, EventKind
 from tracecore.ledger import lifecycle, policy
 from tracecore.ledger.exchange import Imported
 from tracecore.ledger.tenants import Tenant
-from tracecore.lifecycle_rules import Failure
+from tracecore.lifecycle_request import Failure
 from tracecore.status import Status
 from tracecore.usecases import partners
 from tracecore.usecases.declare import ADMIN, DISTRIBUTOR, LINE, PHARMACY, Scope, use_case
