@@ -77,7 +77,8 @@ class Importer:
                 self.close()
                 raise Unavailable("the document reader stopped while reading this document; "
                                   "send it again") from None
-        return await asyncio.to_thread(_unpack, packed)
+            # Within the turn: the tenant's next document is not handed on before this one.
+            return await asyncio.to_thread(_unpack, packed)
 
     async def read_many(self, tenant: Tenant, documents: Sequence[Sent]
                         ) -> list[exchange.Imported | TraceError]:
@@ -99,15 +100,17 @@ class Importer:
                 executor, _read, tenant.path / LEDGER, tenant.name, texts[i],
                 self.max_bytes, documents[i].custodian, documents[i].credential)
                 for i in sized), return_exceptions=True)
-        for i, outcome in zip(sized, read, strict=True):
-            if isinstance(outcome, BrokenProcessPool):
-                self.close()
-                outcome = Unavailable("the document reader stopped while reading this "
-                                      "document; send it again")
-            elif isinstance(outcome, BaseException) and not isinstance(outcome, TraceError):
-                raise outcome
-            answers[i] = (outcome if isinstance(outcome, TraceError)
-                          else await asyncio.to_thread(_unpack, outcome))
+            # Loaded within the turn, so that a tenant's runs of documents reach the writer in
+            # the order they were read: the next run's turn starts only once this one returns.
+            for i, outcome in zip(sized, read, strict=True):
+                if isinstance(outcome, BrokenProcessPool):
+                    self.close()
+                    outcome = Unavailable("the document reader stopped while reading this "
+                                          "document; send it again")
+                elif isinstance(outcome, BaseException) and not isinstance(outcome, TraceError):
+                    raise outcome
+                answers[i] = (outcome if isinstance(outcome, TraceError)
+                              else await asyncio.to_thread(_unpack, outcome))
         return [answers[i] for i in range(len(texts))]
 
     def close(self) -> None:
