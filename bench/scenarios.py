@@ -379,7 +379,7 @@ def run_lines(o: Options) -> list[Result]:
     return [
         Result(bench="scenarios", name=f"lines: {o.lines} lines' pools beside consumers",
                unit="codes/s", figure=pools["codes_per_s"], baseline=baseline,
-               baseline_name="mint+putmulti", key="scenarios.lines.pools",
+               baseline_name="mint+encrypt+putmulti", key="scenarios.lines.pools",
                details={**pools, "consumer_rate": rate}),
         *latency_results("scenarios", f"lines: consumers at {rate:,.0f} req/s beside the lines",
                          "scenarios.lines.consumers", beside, alone, "consumers alone"),
@@ -445,7 +445,7 @@ def run_day(o: Options) -> list[Result]:
                          "scenarios.day.distributor", distributor),
         Result(bench="scenarios", name=f"day: packaging line, a pool every "
                f"{o.pool_every_s:g} s", unit="codes/s", figure=pools["codes_per_s"],
-               baseline=mint, baseline_name="mint+putmulti", key="scenarios.day.line",
+               baseline=mint, baseline_name="mint+encrypt+putmulti", key="scenarios.day.line",
                targets=[kept("line")], details=pools),
         Result(bench="scenarios", name=f"day: plant, {o.cases_per_s:g} cases commissioned a "
                "second", unit="changes/s", figure=capture.get("changes_per_s", 0.0),
