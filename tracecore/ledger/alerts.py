@@ -22,7 +22,7 @@ from pathlib import Path
 from pharmatrace.v1 import ledger_pb2 as lpb
 
 from tracecore import paging
-from tracecore.ledger.code_keys import CodeKeys
+from tracecore.ledger.code_keys import CodeKeys, seal_once
 from tracecore.ledger.env import Env, Txn
 from tracecore.oversight import AlertFilter as AlertFilter  # what page() and after() take
 from tracecore.oversight import AlertRecord, Raised
@@ -36,8 +36,6 @@ _SEEN_LIMIT = 1_000_000
 _ID = struct.Struct(">Q")
 _LAST_ID = (1 << 64) - 1
 _NEXT = b"next_id"
-#: In ``meta`` once every alert is stored sealed.
-_SEALED = b"sealed"
 
 
 class AlertBook:
@@ -58,13 +56,8 @@ class AlertBook:
 
     def _seal_old(self) -> None:
         """Seals the alerts of a store written in clear (by an earlier release), once."""
-        with self.env.read() as txn:
-            if txn.get(_SEALED, db=self._db["meta"]) is not None:
-                return
 
-        def fn(txn: Txn) -> None:
-            if txn.get(_SEALED, db=self._db["meta"]) is not None:
-                return
+        def rewrite(txn: Txn) -> None:
             alerts = [(bytes(k), bytes(v)) for k, v in txn.cursor(db=self._db["alerts"])]
             keys = [(bytes(k), bytes(v)) for k, v in txn.cursor(db=self._db["alert_keys"])]
             txn.drop(self._db["alert_keys"], delete=False)
@@ -73,9 +66,8 @@ class AlertBook:
                 txn.put(key, seal(value), db=self._db["alerts"])
             txn.cursor(db=self._db["alert_keys"]).putmulti(
                 sorted((digest(k), v) for k, v in keys))
-            txn.put(_SEALED, b"1", db=self._db["meta"])
 
-        self.env.write(fn)
+        seal_once(self.env, rewrite)
 
     def close(self) -> None:
         self.env.close()

@@ -20,14 +20,12 @@ from pathlib import Path
 from pharmatrace.v1 import ledger_pb2 as lpb
 
 from tracecore.ledger.chain import Chain
-from tracecore.ledger.code_keys import CodeKeys
+from tracecore.ledger.code_keys import CodeKeys, seal_once
 from tracecore.ledger.env import Env, Txn
 
 DATABASES = ("audit", "meta")
 DIRECTORY = "answers"
 MAX_SUMMARY = 500
-#: In ``meta`` once every record is stored sealed.
-_SEALED = b"sealed"
 
 
 class AnswerTrail:
@@ -48,21 +46,14 @@ class AnswerTrail:
 
     def _seal_old(self) -> None:
         """Seals the records of a trail written in clear (by an earlier release), once."""
-        dbs = self.env.dbs
-        with self.env.read() as txn:
-            if txn.get(_SEALED, db=dbs["meta"]) is not None:
-                return
+        audit, seal = self.env.dbs["audit"], self._codes.seal
 
-        def fn(txn: Txn) -> None:
-            if txn.get(_SEALED, db=dbs["meta"]) is not None:
-                return
-            seal = self._codes.seal
-            records = [(bytes(k), bytes(v)) for k, v in txn.cursor(db=dbs["audit"])]
+        def rewrite(txn: Txn) -> None:
+            records = [(bytes(k), bytes(v)) for k, v in txn.cursor(db=audit)]
             for key, value in records:
-                txn.put(key, seal(value), db=dbs["audit"])
-            txn.put(_SEALED, b"1", db=dbs["meta"])
+                txn.put(key, seal(value), db=audit)
 
-        self.env.write(fn)
+        seal_once(self.env, rewrite)
 
     def close(self) -> None:
         self.env.close()

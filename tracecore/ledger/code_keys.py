@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable
-from typing import Protocol
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -32,6 +32,9 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from tracecore.errors import FailedPrecondition, LedgerCorrupt
 from tracecore.schemes import SCHEMES
+
+if TYPE_CHECKING:
+    from tracecore.ledger.env import Env, Txn
 
 #: The ledger format from which codes, events and audit records are stored this way.
 SINCE_FORMAT = 3
@@ -43,6 +46,26 @@ _DIGEST_KEY_BYTES = 32
 _NONCE_BYTES = 12
 #: Scheme letter -> length of the clear prefix (letter and product identifier).
 _PREFIX = {s.key_letter: 1 + s.product_length for s in SCHEMES.values()}
+
+
+#: In a store's ``meta`` once everything it holds is sealed.
+_SEALED = b"sealed"
+
+
+def seal_once(env: Env, rewrite: Callable[[Txn], None]) -> None:
+    """Runs ``rewrite`` (sealing what an earlier release stored in clear) in one transaction,
+    once per store: its ``meta`` database records that it ran."""
+    meta = env.dbs["meta"]
+    with env.read() as txn:
+        if txn.get(_SEALED, db=meta) is not None:
+            return
+
+    def fn(txn: Txn) -> None:
+        if txn.get(_SEALED, db=meta) is None:
+            rewrite(txn)
+            txn.put(_SEALED, b"1", db=meta)
+
+    env.write(fn)
 
 
 class KeySourceLike(Protocol):
