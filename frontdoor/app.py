@@ -78,7 +78,7 @@ def build(config: FrontdoorConfig, data: DataDir, verifiers: Verifiers, metrics:
     of a tenant this node does not hold is sent to a node that holds it."""
     reads = FrontdoorReads(data, verifiers)
     requests = RequestLog(metrics)
-    stores = EpcisStores(data.root)
+    stores = EpcisStores(data.root, data.code_keys)
     door = Frontdoor(config, data, reads, metrics,
                      RateLimiter(config.public_rate, burst=max(1.0, 2 * config.public_rate)),
                      stores)

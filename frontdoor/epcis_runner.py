@@ -89,7 +89,7 @@ class EpcisRunner:
     _client: httpx.AsyncClient | None = None
 
     def __post_init__(self) -> None:
-        self.stores = EpcisStores(self.side.data.root)
+        self.stores = EpcisStores(self.side.data.root, self.side.data.code_keys)
 
     async def start(self) -> None:
         """Resumes what a stop left (queued jobs, pending deliveries) and runs until ``stop``."""

@@ -32,7 +32,7 @@ PARTNER_SGLN = "urn:epc:id:sgln:0614141.07346.0"
 FOREIGN_SERIALS = ["AT-REST-7731", "AT-REST-7732"]
 
 
-def _written_forms(code: str, company_prefix_length: int) -> list[bytes]:
+def written_forms(code: str, company_prefix_length: int) -> list[bytes]:
     """What a counterfeiter could print from: the serial, the canonical text, the element string
     and, for GS1, the EPC URI and Digital Link."""
     scan = parse(code)
@@ -106,7 +106,7 @@ def test_the_live_ledger_holds_no_issued_code_in_clear(
     raw = (home / "ledger" / "data.mdb").read_bytes()
     alerts = (home / "alerts" / "data.mdb").read_bytes()
     forms = [form for code in [*units, case, *spare, *nmpa_codes, *foreign]
-             for form in _written_forms(code, 7)]
+             for form in written_forms(code, 7)]
     assert [form for form in forms if form in raw] == []
     assert [form for form in forms if form in alerts] == []
     # The clear parts are still there: what product the ledger is about is no secret.

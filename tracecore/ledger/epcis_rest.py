@@ -5,6 +5,12 @@ It lives beside the ledger (``<tenant>/epcis-rest``), as the answer trail does: 
 workers that serve HTTP write it (LMDB lets every process write an environment, one transaction at
 a time), and the issuance process, the ledger's one writer, applies the documents and delivers the
 webhooks. Records are JSON: they are the REST binding's own documents.
+
+Every value that can name a code (jobs, whose errors may, the documents still to apply, named
+queries, subscriptions and the outbox's event documents) is sealed under the tenant's
+``CodeKeys`` (AES-GCM); keys are capture ids, query names, subscription ids and outbox numbers,
+never codes. A store of an earlier release, written in clear, is sealed in one transaction when
+first opened.
 """
 
 from __future__ import annotations
@@ -13,14 +19,17 @@ import itertools
 import json
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from tracecore.ledger.code_keys import CodeKeys, seal_once
 from tracecore.ledger.env import Env, Txn
 from tracecore.ledger.records import seq_key, u64
 
 DATABASES = ("jobs", "documents", "queue", "queries", "subscriptions", "outbox", "meta")
+#: The databases whose values are sealed (``queue``'s are empty, ``meta`` names no code).
+SEALED = ("jobs", "documents", "queries", "subscriptions", "outbox")
 DIRECTORY = "epcis-rest"
 #: Where a worker leaves one empty file per tenant whose store has work for the issuance process.
 WAKE_DIRECTORY = "epcis-wake"
@@ -28,25 +37,42 @@ WAKE_DIRECTORY = "epcis-wake"
 Record = dict[str, Any]
 
 
-def _dump(record: Record) -> bytes:
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-def _load(data: bytes | memoryview) -> Record:
-    loaded: Record = json.loads(bytes(data))
-    return loaded
-
-
 class EpcisStore:
     """One tenant's REST binding store, opened once per process."""
 
-    def __init__(self, path: Path, *, tenant: str) -> None:
+    def __init__(self, path: Path, *, tenant: str, codes: CodeKeys) -> None:
         self.tenant = tenant
         self.env = Env(path, DATABASES, owner=tenant)
         self._db = self.env.dbs
+        self._seal = codes.seal
+        self._open = codes.open
+        try:
+            self._seal_old()
+        except BaseException:
+            self.env.close()
+            raise
+
+    def _seal_old(self) -> None:
+        """Seals the values of a store written in clear (by an earlier release), once."""
+        dbs = [self._db[name] for name in SEALED]
+
+        def rewrite(txn: Txn) -> None:
+            for db in dbs:
+                entries = [(bytes(k), bytes(v)) for k, v in txn.cursor(db=db)]
+                for key, value in entries:
+                    txn.put(key, self._seal(value), db=db)
+
+        seal_once(self.env, rewrite)
 
     def close(self) -> None:
         self.env.close()
+
+    def _dump(self, record: Record) -> bytes:
+        return self._seal(json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode())
+
+    def _load(self, data: bytes | memoryview) -> Record:
+        loaded: Record = json.loads(self._open(bytes(data)))
+        return loaded
 
     # -- capture jobs ------------------------------------------------------------------------
 
@@ -55,8 +81,8 @@ class EpcisStore:
         key = job["captureID"].encode()
 
         def fn(txn: Txn) -> None:
-            txn.put(key, _dump(job), db=self._db["jobs"])
-            txn.put(key, document.encode(), db=self._db["documents"])
+            txn.put(key, self._dump(job), db=self._db["jobs"])
+            txn.put(key, self._seal(document.encode()), db=self._db["documents"])
             txn.put(key, b"", db=self._db["queue"])
 
         self.env.write(fn)
@@ -64,7 +90,7 @@ class EpcisStore:
     def job(self, capture_id: str) -> Record | None:
         with self.env.read() as txn:
             data = txn.get(capture_id.encode(), db=self._db["jobs"])
-            return _load(data) if data is not None else None
+            return self._load(data) if data is not None else None
 
     def jobs(self, after: str, limit: int) -> list[Record]:
         """Jobs in id order (ids grow with time), from the first after ``after``."""
@@ -74,7 +100,7 @@ class EpcisStore:
             if not cursor.set_range(after.encode() + b"\x00"):
                 return found
             for _, data in cursor:
-                found.append(_load(data))
+                found.append(self._load(data))
                 if len(found) == limit:
                     break
         return found
@@ -93,7 +119,7 @@ class EpcisStore:
             document = txn.get(key, db=self._db["documents"])
             if job is None or document is None:
                 return None
-            return _load(job), bytes(document).decode()
+            return self._load(job), self._open(bytes(document)).decode()
 
     def finish_jobs(self, jobs: list[Record]) -> None:
         """Keeps jobs' outcomes and lets their documents go, in one transaction."""
@@ -101,7 +127,7 @@ class EpcisStore:
         def fn(txn: Txn) -> None:
             for job in jobs:
                 key = job["captureID"].encode()
-                txn.put(key, _dump(job), db=self._db["jobs"])
+                txn.put(key, self._dump(job), db=self._db["jobs"])
                 txn.delete(key, db=self._db["documents"])
                 txn.delete(key, db=self._db["queue"])
 
@@ -113,7 +139,7 @@ class EpcisStore:
         """Keeps a named query; False when the name is taken."""
 
         def fn(txn: Txn) -> bool:
-            return bool(txn.put(name.encode(), _dump(query), db=self._db["queries"],
+            return bool(txn.put(name.encode(), self._dump(query), db=self._db["queries"],
                                 overwrite=False))
 
         return self.env.write(fn)
@@ -121,11 +147,11 @@ class EpcisStore:
     def query(self, name: str) -> Record | None:
         with self.env.read() as txn:
             data = txn.get(name.encode(), db=self._db["queries"])
-            return _load(data) if data is not None else None
+            return self._load(data) if data is not None else None
 
     def queries(self) -> list[Record]:
         with self.env.read() as txn:
-            return [_load(data) for _, data in txn.cursor(db=self._db["queries"])]
+            return [self._load(data) for _, data in txn.cursor(db=self._db["queries"])]
 
     def delete_query(self, name: str) -> bool:
         """Forgets a named query and its subscriptions (with their pending deliveries)."""
@@ -141,7 +167,7 @@ class EpcisStore:
         return self.env.write(fn)
 
     def put_subscription(self, sub: Record) -> None:
-        self.env.write(lambda txn: txn.put(sub["subscriptionID"].encode(), _dump(sub),
+        self.env.write(lambda txn: txn.put(sub["subscriptionID"].encode(), self._dump(sub),
                                            db=self._db["subscriptions"]))
 
     def subscriptions(self) -> list[Record]:
@@ -153,7 +179,7 @@ class EpcisStore:
 
     def _subscriptions(self, txn: Txn) -> Iterator[Record]:
         for _, data in txn.cursor(db=self._db["subscriptions"]):
-            yield _load(data)
+            yield self._load(data)
 
     def _drop_subscription(self, txn: Txn, sub_id: str) -> bool:
         prefix = sub_id.encode() + b"\x00"
@@ -175,14 +201,14 @@ class EpcisStore:
             data = txn.get(sub_id.encode(), db=self._db["subscriptions"])
             if data is None:
                 return
-            sub = _load(data)
+            sub = self._load(data)
             number = int(sub.get("enqueued", 0))
             for body in bodies:
                 number += 1
-                txn.put(_outbox_key(sub_id, number), body, db=self._db["outbox"])
+                txn.put(_outbox_key(sub_id, number), self._seal(body), db=self._db["outbox"])
             sub["enqueued"] = number
             sub["cursor"] = cursor
-            txn.put(sub_id.encode(), _dump(sub), db=self._db["subscriptions"])
+            txn.put(sub_id.encode(), self._dump(sub), db=self._db["subscriptions"])
 
         self.env.write(fn)
 
@@ -192,7 +218,8 @@ class EpcisStore:
         with self.env.read() as txn:
             cursor = txn.cursor(db=self._db["outbox"])
             if cursor.set_range(prefix) and bytes(cursor.key()).startswith(prefix):
-                return u64(bytes(cursor.key())[len(prefix):]), bytes(cursor.value())
+                return (u64(bytes(cursor.key())[len(prefix):]),
+                        self._open(bytes(cursor.value())))
         return None
 
     def delivered(self, sub_id: str, number: int) -> None:
@@ -212,8 +239,9 @@ def _outbox_key(sub_id: str, number: int) -> bytes:
 class EpcisStores:
     """Each tenant's store, opened on first use and kept open (one per process)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, codes: Callable[[str], CodeKeys]) -> None:
         self._root = root
+        self._codes = codes
         self._stores: dict[str, EpcisStore] = {}
         self._lock = threading.Lock()
 
@@ -223,8 +251,8 @@ class EpcisStores:
             with self._lock:
                 store = self._stores.get(tenant)
                 if store is None:
-                    store = self._stores[tenant] = EpcisStore(tenant_path / DIRECTORY,
-                                                              tenant=tenant)
+                    store = self._stores[tenant] = EpcisStore(
+                        tenant_path / DIRECTORY, tenant=tenant, codes=self._codes(tenant))
         return store
 
     def wake(self, tenant: str) -> None:

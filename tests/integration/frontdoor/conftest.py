@@ -8,11 +8,13 @@ check page's rate limit counts per client address.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import random
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 import httpx
@@ -80,6 +82,30 @@ def door(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Door]:
                    issuance_pb2_grpc.CodeIssuanceStub(channel),
                    lifecycle_pb2_grpc.LifecycleStub(channel), codegen,
                    f"127.0.0.1:{verify_port}")
+    finally:
+        if channel is not None:
+            channel.close()
+        workers.stop(1.0)
+        loop.run(codegen.stop(1.0))
+        loop.close()
+
+
+@contextlib.contextmanager
+def serving(data: Path) -> Iterator[Door]:
+    """The issuance server and one verification worker with the front door, over ``data``."""
+    loop = _LoopThread()
+    codegen = loop.run(codegen_app.start(data, KeySource.dev(), "127.0.0.1:0",
+                                         Metrics(CollectorRegistry()), tls=None,
+                                         authenticate=False))
+    workers = WorkerPool(WorkerConfig(data, "127.0.0.1", 0, dev_keys=True, tls=None,
+                                      grace_s=1.0, authenticate=False, http_port=0), workers=1)
+    channel = None
+    try:
+        workers.start()
+        channel = grpc.insecure_channel(f"127.0.0.1:{codegen.port}")
+        yield Door(f"http://127.0.0.1:{workers.http_port}", admin_pb2_grpc.AdminStub(channel),
+                   issuance_pb2_grpc.CodeIssuanceStub(channel),
+                   lifecycle_pb2_grpc.LifecycleStub(channel), codegen)
     finally:
         if channel is not None:
             channel.close()

@@ -5,23 +5,16 @@ after it, from the outbox in the tenant's store, and that store is in the tenant
 
 from __future__ import annotations
 
-import contextlib
 import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import grpc
 import httpx
 from pharmatrace.v1 import admin_pb2 as apb
-from pharmatrace.v1 import admin_pb2_grpc, issuance_pb2_grpc, lifecycle_pb2_grpc
-from prometheus_client import CollectorRegistry
 
-from codegen_svc import app as codegen_app
-from tests.integration.conftest import _LoopThread
-from tests.integration.frontdoor.conftest import Door, Shop
+from tests.integration.frontdoor.conftest import Shop, serving
 from tests.integration.frontdoor.epcis_helpers import (
     WAIT_S,
     Receiver,
@@ -34,32 +27,7 @@ from tests.integration.frontdoor.epcis_helpers import (
 from tracecore.credentials import parse_token
 from tracecore.keys import KeySource
 from tracecore.ledger.tenants import DataDir
-from tracerpc.metrics import Metrics
 from verify_svc.workers import WorkerConfig, WorkerPool
-
-
-@contextlib.contextmanager
-def _serving(data: Path) -> Iterator[Door]:
-    """The issuance server and one verification worker with the front door, over ``data``."""
-    loop = _LoopThread()
-    codegen = loop.run(codegen_app.start(data, KeySource.dev(), "127.0.0.1:0",
-                                         Metrics(CollectorRegistry()), tls=None,
-                                         authenticate=False))
-    workers = WorkerPool(WorkerConfig(data, "127.0.0.1", 0, dev_keys=True, tls=None,
-                                      grace_s=1.0, authenticate=False, http_port=0), workers=1)
-    channel = None
-    try:
-        workers.start()
-        channel = grpc.insecure_channel(f"127.0.0.1:{codegen.port}")
-        yield Door(f"http://127.0.0.1:{workers.http_port}", admin_pb2_grpc.AdminStub(channel),
-                   issuance_pb2_grpc.CodeIssuanceStub(channel),
-                   lifecycle_pb2_grpc.LifecycleStub(channel), codegen)
-    finally:
-        if channel is not None:
-            channel.close()
-        workers.stop(1.0)
-        loop.run(codegen.stop(1.0))
-        loop.close()
 
 
 def test_deliveries_refused_before_a_restart_arrive_after_it(tmp_path: Path) -> None:
@@ -67,7 +35,7 @@ def test_deliveries_refused_before_a_restart_arrive_after_it(tmp_path: Path) -> 
     though the server was stopped and started in between."""
     receiver = Receiver(refusing=True).start()
     try:
-        with _serving(tmp_path) as door:
+        with serving(tmp_path) as door:
             shop = Shop(door)
             pack = shop.pack(3)
             admin = shop.token(pack.tenant, apb.ROLE_ADMIN)
@@ -84,7 +52,7 @@ def test_deliveries_refused_before_a_restart_arrive_after_it(tmp_path: Path) -> 
                 time.sleep(0.05)
             assert receiver.refused > 0
         receiver.refusing = False
-        with _serving(tmp_path):
+        with serving(tmp_path):
             delivered = receiver.wait_for(1)
     finally:
         receiver.stop()
@@ -95,7 +63,7 @@ def test_a_job_accepted_while_the_writer_was_down_is_applied_once_it_is_up(
         tmp_path: Path) -> None:
     """The front door accepts a capture (202) while the issuance process is stopped; the job
     waits in the tenant's store, running, and succeeds after the service starts again."""
-    with _serving(tmp_path) as door:
+    with serving(tmp_path) as door:
         shop = Shop(door)
         pack = shop.pack(3)
         admin = shop.token(pack.tenant, apb.ROLE_ADMIN)
@@ -113,7 +81,7 @@ def test_a_job_accepted_while_the_writer_was_down_is_applied_once_it_is_up(
             assert client.get(location, headers=bearer(admin)).json()["running"] is True
     finally:
         workers.stop(1.0)
-    with _serving(tmp_path) as door, door.client() as client:
+    with serving(tmp_path) as door, door.client() as client:
         job = finished_job(client, admin, location)
         found = client.get("/epcis/events", params={"EQ_eventID": sent["eventID"]},
                            headers=bearer(admin)).json()
@@ -125,7 +93,7 @@ def test_a_job_accepted_while_the_writer_was_down_is_applied_once_it_is_up(
 def test_a_job_whose_token_was_revoked_before_it_ran_is_not_applied(tmp_path: Path) -> None:
     """A capture accepted (202) before its token was revoked fails when it runs, saying the
     credential was revoked, and none of its events is recorded."""
-    with _serving(tmp_path) as door:
+    with serving(tmp_path) as door:
         shop = Shop(door)
         pack = shop.pack(3)
         sender, reader = (shop.token(pack.tenant, apb.ROLE_ADMIN) for _ in range(2))
@@ -146,7 +114,7 @@ def test_a_job_whose_token_was_revoked_before_it_ran_is_not_applied(tmp_path: Pa
         data.get(pack.tenant).access.revoke(parse_token(sender).credential_id)
     finally:
         data.close()
-    with _serving(tmp_path) as door, door.client() as client:
+    with serving(tmp_path) as door, door.client() as client:
         job = finished_job(client, reader, location)
         found = client.get("/epcis/events", params={"EQ_eventID": sent["eventID"]},
                            headers=bearer(reader)).json()
@@ -161,7 +129,7 @@ def test_a_backup_restores_the_rest_binding_s_subscriptions_and_capture_jobs(
     """`pharmatrace backup` taken while serving, restored into a new data directory, serves
     the same named query, webhook subscription and finished capture job."""
     source, restored, saved = tmp_path / "source", tmp_path / "restored", tmp_path / "backup"
-    with _serving(source) as door:
+    with serving(source) as door:
         shop = Shop(door)
         pack = shop.pack(3)
         admin = shop.token(pack.tenant, apb.ROLE_ADMIN)
@@ -179,7 +147,7 @@ def test_a_backup_restores_the_rest_binding_s_subscriptions_and_capture_jobs(
     assert "epcis-rest" in json.loads((saved / "manifest.json").read_text())["environments"]
     put_back = _cli("restore", str(saved), "--data", str(restored), "--dev")
     assert put_back.returncode == 0, put_back.stderr
-    with _serving(restored) as door, door.client() as client:
+    with serving(restored) as door, door.client() as client:
         subscriptions = client.get("/epcis/queries/inspected/subscriptions",
                                    headers=bearer(admin)).json()
         again = client.get(answer.headers["location"], headers=bearer(admin)).json()
