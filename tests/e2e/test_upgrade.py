@@ -22,6 +22,7 @@ from tracecore.ledger import format as ledger_format
 from tracecore.ledger.access import Access
 from tracecore.ledger.chain import SEAL_KEY
 from tracecore.ledger.migrations import to_2, to_3
+from tracecore.ledger.sscc_pools import SEALED_MARK as SSCC_SEALED
 from tracecore.ledger.store import DATABASES, Ledger
 
 pytestmark = pytest.mark.timeout(300)
@@ -100,9 +101,10 @@ def _assert_carried(before: Dump, path: Path, owner: str) -> None:
         assert after.get(name, []) == before.get(name, []), f"database {name} changed"
     old_meta, new_meta = dict(before["meta"]), dict(after["meta"])
     changed = {k for k in old_meta.keys() | new_meta.keys() if old_meta.get(k) != new_meta.get(k)}
-    # The running server also seals the chains' heads (chain.SEAL_KEY) once they moved.
-    assert changed - {SEAL_KEY} == {ledger_format.VERSION_KEY, ledger_format.OWNER_KEY,
-                                    b"audit:head"}
+    # The running server also seals the chains' heads (chain.SEAL_KEY) once they moved, and
+    # marks the SSCC pools sealed when it opens the ledger.
+    assert changed - {SEAL_KEY, SSCC_SEALED} == {ledger_format.VERSION_KEY,
+                                                 ledger_format.OWNER_KEY, b"audit:head"}
     assert after["audit"][:len(before["audit"])] == before["audit"]
     records, broken = _audit(path, owner)
     assert broken is None

@@ -52,18 +52,19 @@ _PREFIX = {s.key_letter: 1 + s.product_length for s in SCHEMES.values()}
 _SEALED = b"sealed"
 
 
-def seal_once(env: Env, rewrite: Callable[[Txn], None]) -> None:
+def seal_once(env: Env, rewrite: Callable[[Txn], None], mark: bytes = _SEALED) -> None:
     """Runs ``rewrite`` (sealing what an earlier release stored in clear) in one transaction,
-    once per store: its ``meta`` database records that it ran."""
+    once per store: its ``meta`` database records that it ran, under ``mark`` (a store that
+    seals several things at different times gives each a mark of its own)."""
     meta = env.dbs["meta"]
     with env.read() as txn:
-        if txn.get(_SEALED, db=meta) is not None:
+        if txn.get(mark, db=meta) is not None:
             return
 
     def fn(txn: Txn) -> None:
-        if txn.get(_SEALED, db=meta) is None:
+        if txn.get(mark, db=meta) is None:
             rewrite(txn)
-            txn.put(_SEALED, b"1", db=meta)
+            txn.put(mark, b"1", db=meta)
 
     env.write(fn)
 

@@ -4,6 +4,12 @@ extension digit, and pools by request id.
 The records are few and small (one per prefix, counter and pool, none per SSCC: a pool is a
 range of serial references), so they live in the ledger's ``meta`` database under ``sscc:``
 keys rather than in a database of their own.
+
+SSCCs carry no tag: which were allocated is what a forger of logistic units' labels would need.
+Pool records and counters (a counter gives the whole range below it) are therefore stored sealed
+under the tenant's ``CodeKeys`` (AES-GCM); company prefixes, which every GTIN of the company
+shows, stay in clear. A ledger whose SSCC records an earlier build wrote in clear is sealed when
+the writer first opens it (``seal_old``).
 """
 
 from __future__ import annotations
@@ -13,7 +19,8 @@ import struct
 from pharmatrace.v1 import ledger_pb2 as lpb
 
 from tracecore import sscc
-from tracecore.errors import FailedPrecondition, NotFound, ResourceExhausted
+from tracecore.errors import FailedPrecondition, LedgerCorrupt, NotFound, ResourceExhausted
+from tracecore.ledger.code_keys import seal_once
 from tracecore.ledger.env import Txn
 from tracecore.ledger.records import CodeRecord
 from tracecore.ledger.store import Ledger
@@ -23,6 +30,8 @@ _U64 = struct.Struct(">Q")
 _PREFIX = b"sscc:prefix:"
 _NEXT = b"sscc:next:"
 _POOL = b"sscc:pool:"
+#: In ``meta`` once the pools and counters are sealed.
+SEALED_MARK = b"sscc:sealed"
 
 
 class SsccPools:
@@ -31,6 +40,19 @@ class SsccPools:
     def __init__(self, ledger: Ledger) -> None:
         self._env = ledger.env
         self._meta = ledger.db["meta"]
+        self._seal = ledger.codes.seal
+        self._open = ledger.codes.open
+
+    def _pool_in(self, txn: Txn, request_id: str) -> lpb.SsccPoolRecord | None:
+        data = txn.get(_POOL + request_id.encode(), db=self._meta)
+        return None if data is None else lpb.SsccPoolRecord.FromString(
+            self._open(bytes(data)))
+
+    def _counter_in(self, txn: Txn, prefix: str, extension: int | str) -> int | None:
+        """The prefix's counter for the extension digit: the next serial reference to allocate,
+        None before the first pool."""
+        data = txn.get(_NEXT + f"{prefix}:{extension}".encode(), db=self._meta)
+        return None if data is None else int(_U64.unpack(self._open(bytes(data)))[0])
 
     def register_prefix(self, prefix: str, now_ms: int) -> lpb.CompanyPrefixRecord:
         """Registers a GS1 company prefix of the tenant; registering it again changes nothing."""
@@ -66,9 +88,8 @@ class SsccPools:
         for a different request is refused."""
 
         def fn(txn: Txn) -> lpb.SsccPoolRecord:
-            existing = txn.get(_POOL + request_id.encode(), db=self._meta)
-            if existing is not None:
-                record = lpb.SsccPoolRecord.FromString(bytes(existing))
+            record = self._pool_in(txn, request_id)
+            if record is not None:
                 if (record.company_prefix, record.extension_digit, record.count) != (
                         prefix, extension, count):
                     raise FailedPrecondition(
@@ -79,30 +100,29 @@ class SsccPools:
             if txn.get(_PREFIX + prefix.encode(), db=self._meta) is None:
                 raise NotFound(f"company prefix {prefix} is not registered for this tenant",
                                field="company_prefix")
-            counter = _NEXT + f"{prefix}:{extension}".encode()
-            data = txn.get(counter, db=self._meta)
-            first = _U64.unpack(data)[0] if data is not None else 0
+            first = self._counter_in(txn, prefix, extension) or 0
             left = sscc.capacity(prefix) - first
             if count > left:
                 raise ResourceExhausted(
                     f"company prefix {prefix} has {left:,} SSCCs left under extension digit "
                     f"{extension}: use another extension digit or prefix")
-            txn.put(counter, _U64.pack(first + count), db=self._meta)
+            txn.put(_NEXT + f"{prefix}:{extension}".encode(),
+                    self._seal(_U64.pack(first + count)), db=self._meta)
             record = lpb.SsccPoolRecord(request_id=request_id, company_prefix=prefix,
                                         extension_digit=extension, first=first, count=count,
                                         created_at_ms=now_ms)
-            txn.put(_POOL + request_id.encode(), record.SerializeToString(), db=self._meta)
+            txn.put(_POOL + request_id.encode(), self._seal(record.SerializeToString()),
+                    db=self._meta)
             return record
 
         return self._env.write(fn)
 
     def pool(self, request_id: str) -> lpb.SsccPoolRecord:
         with self._env.read() as txn:
-            data = txn.get(_POOL + request_id.encode(), db=self._meta)
-            if data is None:
-                raise NotFound(f"no SSCC pool was requested under {request_id}",
-                               field="request_id")
-            return lpb.SsccPoolRecord.FromString(bytes(data))
+            record = self._pool_in(txn, request_id)
+        if record is None:
+            raise NotFound(f"no SSCC pool was requested under {request_id}", field="request_id")
+        return record
 
     def allocated_under(self, code: str) -> str | None:
         """The registered company prefix an SSCC was allocated under, None if this tenant never
@@ -126,10 +146,39 @@ class SsccPools:
             prefix = code[1:1 + length]
             if txn.get(_PREFIX + prefix.encode(), db=self._meta) is None:
                 continue
-            data = txn.get(_NEXT + f"{prefix}:{code[0]}".encode(), db=self._meta)
-            if data is not None and sscc.serial_reference(code, prefix) < _U64.unpack(data)[0]:
+            counter = self._counter_in(txn, prefix, code[0])
+            if counter is not None and sscc.serial_reference(code, prefix) < counter:
                 return prefix
         return None
+
+    def seal_old(self) -> None:
+        """Seals the pools and counters of a ledger that stored them in clear (written before
+        they were sealed), once: the writer calls it when it opens the ledger. A value that
+        already opens is left as it is, so that one sealed since (by a primary whose mark a
+        replica never received, say) is never sealed twice."""
+        meta, seal = self._meta, self._seal
+
+        def in_clear(value: bytes) -> bool:
+            try:
+                self._open(value)
+            except LedgerCorrupt:
+                return True
+            return False
+
+        def rewrite(txn: Txn) -> None:
+            for prefix in (_NEXT, _POOL):
+                cursor = txn.cursor(db=meta)
+                found: list[tuple[bytes, bytes]] = []
+                if cursor.set_range(prefix):
+                    for key, value in cursor:
+                        if not bytes(key).startswith(prefix):
+                            break
+                        found.append((bytes(key), bytes(value)))
+                for key, value in found:
+                    if in_clear(value):
+                        txn.put(key, seal(value), db=meta)
+
+        seal_once(self._env, rewrite, SEALED_MARK)
 
 
 def logistic_unit(level: int, holder: int, region: int, now_ms: int) -> CodeRecord:

@@ -40,6 +40,7 @@ from tracecore.ledger.code_keys import PURPOSE as CODE_KEYS_PURPOSE
 from tracecore.ledger.code_keys import CodeKeys
 from tracecore.ledger.env import DEFAULT_MAP_SIZE, DEFAULT_MAX_MAP_SIZE, in_use
 from tracecore.ledger.observations import Observations
+from tracecore.ledger.sscc_pools import SsccPools
 from tracecore.ledger.store import Ledger
 
 log = logging.getLogger("pharmatrace.tenants")
@@ -371,6 +372,8 @@ class DataDir:
             raise type(exc)(f"tenant {tenant}: {LEDGER}: {exc.message}") from exc
         try:
             ledger_format.check(ledger, f"tenant {tenant}")
+            if not self.readonly:
+                SsccPools(ledger).seal_old()
         except BaseException:
             ledger.close()
             raise
