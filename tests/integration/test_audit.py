@@ -7,6 +7,7 @@ removed, inserted or reordered when the LMDB file is edited behind the server's 
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
@@ -39,7 +40,7 @@ from tests.integration.test_authz import (
 from tests.ledgers import dev_codes
 from tracecore.clock import now_ms
 from tracecore.credentials import OPERATOR, Role
-from tracecore.keys import KeySource
+from tracecore.keys import KEY_FILE_ENV, PASSPHRASE_ENV, KeySource
 from tracecore.ledger import security_log
 from tracecore.ledger.access import Access
 from tracecore.ledger.records import seq_key
@@ -352,11 +353,17 @@ def _garbled(trail: _Trail) -> int:
     return 5
 
 
+def _first_garbled(trail: _Trail) -> int:
+    """The first record does not decrypt, the others do: an edit, not a wrong key."""
+    trail.put(1, b"\xff\xff\xff not a record")
+    return 1
+
+
 TAMPERING: dict[str, Callable[[_Trail], int]] = {
     "changed": _changed, "changed-and-rehashed": _changed_and_rehashed, "removed": _removed,
     "inserted": _inserted, "appended": _appended, "last-rehashed": _last_rehashed,
     "reordered": _reordered,
-    "truncated": _truncated, "garbled": _garbled,
+    "truncated": _truncated, "garbled": _garbled, "first-garbled": _first_garbled,
 }
 
 
@@ -414,3 +421,27 @@ def test_an_edited_trail_names_the_first_record_that_does_not_verify(
     data = shutil.copytree(stopped, tmp_path / "data")
     first_bad = _tamper(data, TAMPERING[how])
     assert _verify_audit(data) == (first_bad - 1, first_bad)
+
+
+def _with_wrong_key(data: Path, *command: str) -> subprocess.CompletedProcess[str]:
+    """``pharmatrace <command> --data data`` given a key-encryption passphrase other than the
+    one the data directory was written under."""
+    env = {k: v for k, v in os.environ.items() if k not in (PASSPHRASE_ENV, KEY_FILE_ENV)}
+    env[PASSPHRASE_ENV] = "not the passphrase this data directory was written under"
+    return subprocess.run([*pharmatrace_command(), *command, "--data", str(data)], env=env,
+                          capture_output=True, text=True, timeout=CLI_TIMEOUT_S, check=False)
+
+
+def test_audit_verify_and_doctor_with_the_wrong_key_say_so_rather_than_a_broken_chain(
+        stopped: Path) -> None:
+    """Given the wrong key-encryption key, `audit verify` and `doctor` fail saying that the key
+    does not open the records, not that the chain is broken at record 1."""
+    verified = _with_wrong_key(stopped, "audit", "verify")
+    assert verified.returncode == 1, verified.stdout + verified.stderr
+    assert f"{TAMPER}: audit trail: the key does not open its records" in verified.stdout
+    doctor = _with_wrong_key(stopped, "doctor")
+    assert doctor.returncode == 1, doctor.stdout + doctor.stderr
+    assert f"{TAMPER}: audit trail: PROBLEM: the key does not open its records" in doctor.stdout
+    assert "BROKEN" not in verified.stdout + doctor.stdout
+    # With the right key, the same trail verifies.
+    assert _audit_verify_command(stopped).returncode == 0
