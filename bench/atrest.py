@@ -15,9 +15,14 @@ In-process, on fresh code keys (20-character GS1 serials, the longest) in 10,000
   cheaper permutation considered instead: it fits only serials of at most 16 bytes (NMPA's 13
   digits, not GS1's 20 characters);
 - get: the raw LMDB ``get`` of each code's record in one read transaction (the baseline: what a
-  lookup costs without encryption).
+  lookup costs without encryption);
+- seal / open: ``CodeKeys.seal`` / ``open`` (XAES-256-GCM) of whole records of 160 bytes (an
+  audit record), 600 (an event of a few codes), 16 KiB (a captured EPCIS document, an event of
+  400 codes) and 256 KiB (a pallet's event), per record, beside AES-256-GCM as records were
+  sealed before (the baseline) and AES-256-GCM-SIV (the other nonce-safe choice), in the same
+  run.
 
-    python -m bench.atrest [--codes N] [--rounds N] [--json PATH]
+    python -m bench.atrest [--codes N] [--rounds N] [--records N] [--json PATH]
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import argparse
 import functools
 import hashlib
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -35,11 +41,14 @@ from pathlib import Path
 
 import lmdb
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM, AESGCMSIV
 
 from tracecore.ledger.code_keys import CodeKeys
 from tracecore.ledger.observations import Observations
 
 BATCH = 10_000
+#: Record sizes sealed: an audit record, an event record, a captured document.
+RECORD_BYTES = (160, 600, 16_384, 262_144)
 _GTIN = b"G09501101530003"
 
 
@@ -132,14 +141,53 @@ def _ledger_keys(codes: int, rounds: int) -> dict[str, float]:
             "lmdb_get_us_per_code": statistics.median(gets)}
 
 
+def _sealing(records: int, rounds: int) -> dict[str, float]:
+    """Median µs per record of ``CodeKeys.seal`` / ``open``, of AES-GCM as before and of
+    AES-GCM-SIV, for each size of ``RECORD_BYTES`` (fewer records of the larger sizes)."""
+    at_rest = CodeKeys(hashlib.sha256(b"bench at rest").digest(), "bench")
+    ciphers: dict[str, AESGCM | AESGCMSIV] = {
+        "gcm": AESGCM(hashlib.sha256(b"bench gcm").digest()),
+        "gcm_siv": AESGCMSIV(hashlib.sha256(b"bench gcm-siv").digest())}
+
+    def sealer(cipher: AESGCM | AESGCMSIV) -> tuple[Callable[[bytes], bytes],
+                                                     Callable[[bytes], bytes]]:
+        def seal(record: bytes) -> bytes:  # as ``CodeKeys.seal`` did before XAES
+            nonce = os.urandom(12)
+            return nonce + cipher.encrypt(nonce, record, None)
+
+        def open_(sealed: bytes) -> bytes:
+            return cipher.decrypt(sealed[:12], sealed[12:], None)
+
+        return seal, open_
+
+    ways = {"xaes": (at_rest.seal, at_rest.open),
+            **{name: sealer(cipher) for name, cipher in ciphers.items()}}
+    figures: dict[str, float] = {}
+    for size in RECORD_BYTES:
+        n = max(200, min(records, records * 4096 // size))
+        plain = [os.urandom(size) for _ in range(n)]
+        for name, (seal, open_) in ways.items():
+            seals, opens = [], []
+            for _ in range(rounds):
+                sealed: list[bytes] = []
+                seals.append(_per_code_us(functools.partial(sealed.extend, map(seal, plain)), n))
+                opens.append(_per_code_us(functools.partial(list, map(open_, sealed)), n))
+            figures[f"{name}_seal_{size}_us_per_record"] = statistics.median(seals)
+            figures[f"{name}_open_{size}_us_per_record"] = statistics.median(opens)
+    return figures
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.atrest",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--codes", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--records", type=int, default=20_000,
+                        help="records sealed per size and round")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
     figures = measure(args.codes, args.rounds)
+    figures.update(_sealing(args.records, args.rounds))
     share = figures["hash_us_per_code"] / figures["record_us_per_code"]
     print(f"keyed hash {figures['hash_us_per_code']:.2f} µs/code; counting a scan "
           f"{figures['record_us_per_code']:.2f} µs/code (hash included, {share:.0%}); "
@@ -149,6 +197,15 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{figures['siv_read_us_per_code']:.2f} µs/code; AES-ECB one block "
           f"{figures['ecb_us_per_code']:.2f} µs/code (16-byte serials only); baseline LMDB get "
           f"{get:.2f} µs/code (SIV store {figures['siv_store_us_per_code'] / get:.1f}x it)")
+    for size in RECORD_BYTES:
+        f = {name: figures[f"{name}_{size}_us_per_record"] for name in (
+            "xaes_seal", "xaes_open", "gcm_seal", "gcm_open", "gcm_siv_seal", "gcm_siv_open")}
+        print(f"records of {size:,} bytes: XAES-256-GCM seal {f['xaes_seal']:.2f} µs, open "
+              f"{f['xaes_open']:.2f} µs; baseline AES-GCM {f['gcm_seal']:.2f} / "
+              f"{f['gcm_open']:.2f} µs ({f['xaes_seal'] / f['gcm_seal']:.2f}x, "
+              f"{f['xaes_open'] / f['gcm_open']:.2f}x); AES-GCM-SIV {f['gcm_siv_seal']:.2f} / "
+              f"{f['gcm_siv_open']:.2f} µs ({f['gcm_siv_seal'] / f['gcm_seal']:.2f}x, "
+              f"{f['gcm_siv_open'] / f['gcm_open']:.2f}x)")
     if args.json is not None:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
     return 0

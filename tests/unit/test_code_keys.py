@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM, AESSIV
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.strategies import codes, digit_strings, gs1_codes
 from tracecore.codes import Code, Scheme
 from tracecore.errors import FailedPrecondition, LedgerCorrupt
-from tracecore.ledger.code_keys import CodeKeys, NoCodeKeys
+from tracecore.ledger.code_keys import CodeKeys, NoCodeKeys, Xaes256Gcm
 
 KEYS = CodeKeys(bytes(range(32)), "acme")
 
@@ -94,3 +98,49 @@ def test_without_the_key_nothing_is_stored_in_clear() -> None:
                  lambda: none.plain(key), lambda: none.seal(b"x"), lambda: none.open(b"x")):
         with pytest.raises(FailedPrecondition):
             call()
+
+
+def _material(length: int) -> bytes:
+    """KEYS' key material as derived for ``length`` bytes (HKDF-SHA256, per tenant)."""
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=None,
+                info=b"pharmatrace codes at rest\x00acme").derive(bytes(range(32)))
+
+
+@pytest.mark.parametrize("first", [0x00, 0x01, 0xA7])
+def test_a_record_sealed_under_aes_gcm_before_xaes_still_opens(first: int) -> None:
+    """Seals written before XAES-256-GCM (nonce, then AES-GCM under the key derived then; no
+    version byte) open, even one whose random nonce starts with XAES's version byte."""
+    record = b"\x0a\x14G09506000134352ABC"
+    nonce = bytes([first]) + os.urandom(11)
+    old = nonce + AESGCM(_material(128)[64:96]).encrypt(nonce, record, None)
+    assert KEYS.open(old) == record
+    with pytest.raises(LedgerCorrupt):
+        KEYS.open(old[:-1] + bytes([old[-1] ^ 1]))
+
+
+@pytest.mark.parametrize(("key", "associated", "sealed"), [
+    (bytes([1]) * 32, None, "ce546ef63c9cc60765923609b33a9a1974e96e52daf2fcf7075e2271"),
+    (bytes([3]) * 32, b"c2sp.org/XAES-256-GCM",
+     "986ec1832593df5443a179437fd083bf3fdb41abd740a21f71eb769d"),
+])
+def test_xaes_256_gcm_gives_the_specification_s_test_vectors(
+        key: bytes, associated: bytes | None, sealed: str) -> None:
+    """c2sp.org/XAES-256-GCM's two test vectors, both ways."""
+    xaes = Xaes256Gcm(key)
+    nonce = b"ABCDEFGHIJKLMNOPQRSTUVWX"
+    assert xaes.encrypt(nonce, b"XAES-256-GCM", associated).hex() == sealed
+    assert xaes.decrypt(nonce, bytes.fromhex(sealed), associated) == b"XAES-256-GCM"
+
+
+def test_a_seal_is_xaes_under_a_key_of_its_own_and_the_other_keys_did_not_change() -> None:
+    """A seal is version byte 1, a 24-byte nonce, XAES-256-GCM; adding its key changed neither
+    the code keys' AES-SIV key nor the keyed hash's, so ledgers written before still read."""
+    material = _material(160)
+    record = b"\x0a\x14G09506000134352ABC"
+    sealed = KEYS.seal(record)
+    assert sealed[:1] == b"\x01" and len(sealed) == 1 + 24 + len(record) + 16
+    assert Xaes256Gcm(material[128:]).decrypt(sealed[1:25], sealed[25:], None) == record
+    key = Code(Scheme.GS1, "09506000134352", "ABCDEFGHIJKLMNOPQRST").key()
+    assert KEYS.stored(key) == key[:15] + AESSIV(material[:64]).encrypt(key[15:], None)
+    assert KEYS.digest(b"x") == hashlib.blake2b(b"x", digest_size=16,
+                                                key=material[96:128]).digest()

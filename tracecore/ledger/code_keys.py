@@ -10,8 +10,17 @@ product keep working. A serial carries its HMAC tag: in clear, a copy of ``data.
 list of valid codes. Stored keys are 16 bytes longer than the plain ones.
 
 Event and audit records and alerts name codes too: ``seal`` and ``open`` encrypt a whole
-record's bytes with AES-256-GCM (a random 12-byte nonce each), one call per record rather than
-per code; ``digest`` is a keyed hash (BLAKE2b, 16 bytes) for keys that are only compared.
+record's bytes, one call per record rather than per code; ``digest`` is a keyed hash (BLAKE2b,
+16 bytes) for keys that are only compared. A seal is a version byte (1), a random 24-byte nonce
+and the record under XAES-256-GCM (C2SP): AES-256-GCM under a key derived from the tenant's key
+and the nonce's first 12 bytes (two AES blocks), with its last 12 as GCM's nonce. AES-GCM with
+random 12-byte nonces under one key per tenant stays within NIST's bound (SP 800-38D) only up
+to 2^32 records per key, and a nonce drawn twice would give away the authentication key; with
+24 random bytes, 2^80 records per key are safe, at AES-GCM's speed per byte (AES-GCM-SIV, the
+other way out, runs about 18 times slower per byte through OpenSSL, and event records carry
+every code of their event). Records sealed before (AES-256-GCM: nonce, then ciphertext and
+tag, no version byte) still open: a seal that does not open as version 1 is opened as one of
+those.
 
 The key is per tenant, derived from the key-encryption key (``KeySource.derived_key`` for
 ``PURPOSE``, then HKDF-SHA256 with the tenant's name as info) and never stored; replicas, which
@@ -22,11 +31,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, AESSIV
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
@@ -43,7 +54,11 @@ PURPOSE = "ledger codes at rest"
 _SIV_KEY_BYTES = 64  # AES-256-SIV: two 256-bit keys
 _GCM_KEY_BYTES = 32
 _DIGEST_KEY_BYTES = 32
+_XAES_KEY_BYTES = 32
 _NONCE_BYTES = 12
+_XAES_NONCE_BYTES = 24
+#: The first byte of a seal under XAES-256-GCM (older seals, under AES-GCM, have none).
+_XAES = b"\x01"
 #: Scheme letter -> length of the clear prefix (letter and product identifier).
 _PREFIX = {s.key_letter: 1 + s.product_length for s in SCHEMES.values()}
 
@@ -69,6 +84,43 @@ def seal_once(env: Env, rewrite: Callable[[Txn], None], mark: bytes = _SEALED) -
     env.write(fn)
 
 
+class Xaes256Gcm:
+    """XAES-256-GCM (c2sp.org/XAES-256-GCM): AES-256-GCM with 24-byte nonces, safe to draw at
+    random for 2^80 messages under one key. The key for each message is derived from the key
+    and the nonce's first 12 bytes as the specification says (NIST SP 800-108r1 counter-mode
+    KDF with AES-256-CMAC: two AES blocks); its last 12 bytes are GCM's nonce."""
+
+    __slots__ = ("_ecb", "_lock", "_n_mask", "_prefixes")
+
+    def __init__(self, key: bytes) -> None:
+        # AES on single blocks, as the key derivation is specified (a PRF, not a mode for data).
+        self._ecb = Cipher(algorithms.AES(key), modes.ECB()).encryptor()  # noqa: S305
+        self._lock = threading.Lock()  # one ECB context, kept: building one costs ~5 µs
+        # CMAC's subkey K1: L = AES(key, 0^128) doubled in GF(2^128).
+        doubled = int.from_bytes(self._ecb.update(bytes(16))) << 1
+        k1 = (doubled ^ (0x87 if doubled >> 128 else 0)) & ((1 << 128) - 1)
+        k1_bytes = k1.to_bytes(16)
+        # Each block, [counter, "X", 0] then the nonce's first 12 bytes, is XORed with K1.
+        self._prefixes = tuple(bytes(a ^ b for a, b in zip(head, k1_bytes[:4], strict=True))
+                               for head in (b"\x00\x01X\x00", b"\x00\x02X\x00"))
+        self._n_mask = int.from_bytes(k1_bytes[4:])
+
+    def _gcm(self, nonce: bytes) -> AESGCM:
+        n = (int.from_bytes(nonce[:12]) ^ self._n_mask).to_bytes(12)
+        first, second = self._prefixes
+        with self._lock:
+            key = self._ecb.update(first + n + second + n)
+        return AESGCM(key)
+
+    def encrypt(self, nonce: bytes, data: bytes, associated: bytes | None) -> bytes:
+        return self._gcm(nonce).encrypt(nonce[12:], data, associated)
+
+    def decrypt(self, nonce: bytes, data: bytes, associated: bytes | None) -> bytes:
+        if len(nonce) != _XAES_NONCE_BYTES:
+            raise ValueError("XAES-256-GCM takes a 24-byte nonce")
+        return self._gcm(nonce).decrypt(nonce[12:], data, associated)
+
+
 class KeySourceLike(Protocol):
     def derived_key(self, purpose: str) -> bytes: ...
 
@@ -76,17 +128,22 @@ class KeySourceLike(Protocol):
 class CodeKeys:
     """One tenant's conversion between codes' ledger keys and their stored form."""
 
-    __slots__ = ("_digest_key", "_gcm", "_siv")
+    __slots__ = ("_digest_key", "_gcm", "_siv", "_xaes")
 
     def __init__(self, secret: bytes, tenant: str) -> None:
+        # HKDF's output for a longer length starts with the shorter one's: the XAES key, added
+        # last, leaves the keys derived before it as they were.
         material = HKDF(algorithm=hashes.SHA256(),
-                        length=_SIV_KEY_BYTES + _GCM_KEY_BYTES + _DIGEST_KEY_BYTES,
+                        length=(_SIV_KEY_BYTES + _GCM_KEY_BYTES + _DIGEST_KEY_BYTES
+                                + _XAES_KEY_BYTES),
                         salt=None, info=b"pharmatrace codes at rest\x00" + tenant.encode()
                         ).derive(secret)
         gcm_end = _SIV_KEY_BYTES + _GCM_KEY_BYTES
+        digest_end = gcm_end + _DIGEST_KEY_BYTES
         self._siv = AESSIV(material[:_SIV_KEY_BYTES])
         self._gcm = AESGCM(material[_SIV_KEY_BYTES:gcm_end])
-        self._digest_key = material[gcm_end:]
+        self._digest_key = material[gcm_end:digest_end]
+        self._xaes = Xaes256Gcm(material[digest_end:])
 
     @classmethod
     def of(cls, source: KeySourceLike, tenant: str) -> CodeKeys:
@@ -130,12 +187,20 @@ class CodeKeys:
         return hashlib.blake2b(data, digest_size=16, key=self._digest_key).digest()
 
     def seal(self, record: bytes) -> bytes:
-        """A record's bytes encrypted for storage: nonce, then ciphertext and tag."""
-        nonce = os.urandom(_NONCE_BYTES)
-        return nonce + self._gcm.encrypt(nonce, record, None)
+        """A record's bytes encrypted for storage: version byte, nonce, then ciphertext and
+        tag."""
+        nonce = os.urandom(_XAES_NONCE_BYTES)
+        return _XAES + nonce + self._xaes.encrypt(nonce, record, None)
 
     def open(self, sealed: bytes) -> bytes:
-        """``seal``'s input back; LedgerCorrupt when altered or sealed under another key."""
+        """``seal``'s input back (or that of a seal under AES-GCM, from before XAES);
+        LedgerCorrupt when altered or sealed under another key."""
+        if sealed[:1] == _XAES:
+            end = 1 + _XAES_NONCE_BYTES
+            try:
+                return self._xaes.decrypt(sealed[1:end], sealed[end:], None)
+            except (InvalidTag, ValueError):
+                pass  # an AES-GCM seal whose random nonce starts with the version byte
         try:
             return self._gcm.decrypt(sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:], None)
         except (InvalidTag, ValueError) as exc:
