@@ -38,6 +38,7 @@ from tests.integration.test_authz import (
     request_for,
 )
 from tests.ledgers import dev_codes
+from tracecore import issuance
 from tracecore.clock import now_ms
 from tracecore.credentials import OPERATOR, Role
 from tracecore.keys import KEY_FILE_ENV, PASSPHRASE_ENV, KeySource
@@ -441,7 +442,35 @@ def test_audit_verify_and_doctor_with_the_wrong_key_say_so_rather_than_a_broken_
     assert f"{TAMPER}: audit trail: the key does not open its records" in verified.stdout
     doctor = _with_wrong_key(stopped, "doctor")
     assert doctor.returncode == 1, doctor.stdout + doctor.stderr
-    assert f"{TAMPER}: audit trail: PROBLEM: the key does not open its records" in doctor.stdout
+    assert (f"{TAMPER}: codes at rest: PROBLEM: the key does not open this ledger's codes or "
+            "records") in doctor.stdout
     assert "BROKEN" not in verified.stdout + doctor.stdout
     # With the right key, the same trail verifies.
     assert _audit_verify_command(stopped).returncode == 0
+
+
+def test_doctor_with_the_wrong_key_says_so_once_rather_than_every_code_undecodable(
+        tmp_path: Path) -> None:
+    """A ledger with codes and pools, checked with the wrong key: doctor says the key does not
+    open them, not that each code cannot be decoded and every pool and tally disagrees; with
+    the right key it finds nothing wrong."""
+    data = DataDir(tmp_path, KeySource.dev())
+    try:
+        tenant = data.create("acme", "Acme", now_ms())
+        tenant.ledger.register_product(cpb.Product(gtin="09506000134352", name="Testol"),
+                                       now_ms())
+        tenant.ledger.add_batch(cpb.Batch(product="09506000134352", lot="L1",
+                                          expires_on="2031-12-31"), now_ms())
+        issued = issuance.issue(tenant, issuance.pool_request(
+            "p1", "09506000134352", "L1", 1, 50), 50, now_ms)
+        assert sum(len(chunk.serials) for chunk in issued) == 50
+    finally:
+        data.close()
+    wrong = _with_wrong_key(tmp_path, "doctor")
+    assert wrong.returncode == 1, wrong.stdout + wrong.stderr
+    problems = [line for line in wrong.stdout.splitlines() if ": PROBLEM: " in line]
+    assert [line.split(": PROBLEM: ")[0] for line in problems] == ["acme: key ring",
+                                                                   "acme: codes at rest"]
+    right = subprocess.run([*pharmatrace_command(), "doctor", "--data", str(tmp_path), "--dev"],
+                           capture_output=True, text=True, timeout=CLI_TIMEOUT_S, check=False)
+    assert right.returncode == 0, right.stdout + right.stderr

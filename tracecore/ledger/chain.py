@@ -16,6 +16,7 @@ from typing import Generic, Literal, Protocol, Self, TypeVar
 from pharmatrace.v1 import ledger_pb2 as lpb
 
 from tracecore.errors import LedgerCorrupt
+from tracecore.ledger.code_keys import OTHER_KEY
 from tracecore.ledger.env import Database, Txn
 from tracecore.ledger.records import seq_key, u64
 
@@ -200,9 +201,7 @@ class ChainCheck:
             return f"{self.checked:,} records, chain intact"
         if self.wrong_key:
             return ("the key does not open its records (neither the first nor the last "
-                    "decrypts), so the chain was not checked: a key-encryption key (passphrase "
-                    "or key file) other than the one they were written under, or another "
-                    "tenant's files")
+                    f"decrypts), so the chain was not checked: {OTHER_KEY}")
         return (f"chain BROKEN at record {self.broken_at} ({self.checked:,} records before it "
                 "verify)")
 

@@ -63,6 +63,10 @@ _XAES = b"\x01"
 _PREFIX = {s.key_letter: 1 + s.product_length for s in SCHEMES.values()}
 
 
+#: Why nothing sealed opens, as said to an operator who gave a key.
+OTHER_KEY = ("a key-encryption key (passphrase or key file) other than the one they were "
+             "written under, or another tenant's files")
+
 #: In a store's ``meta`` once everything it holds is sealed.
 _SEALED = b"sealed"
 

@@ -21,11 +21,19 @@ from pathlib import Path
 from pharmatrace.v1 import ledger_pb2 as lpb
 
 from tracecore.codes import Code, Scheme
-from tracecore.errors import TraceError
+from tracecore.errors import LedgerCorrupt, TraceError
 from tracecore.keys import KeyRing, KeySource
 from tracecore.ledger import format as ledger_format
-from tracecore.ledger.chain import SEAL_PURPOSE, ChainCheck, check_chains, check_seal, read_seal
-from tracecore.ledger.code_keys import CodeKeys
+from tracecore.ledger.chain import (
+    SEAL_PURPOSE,
+    ChainCheck,
+    audit_trail,
+    check_chains,
+    check_seal,
+    event_journal,
+    read_seal,
+)
+from tracecore.ledger.code_keys import OTHER_KEY, CodeKeys
 from tracecore.ledger.counters import Tally
 from tracecore.ledger.env import Env, Txn, disk_free
 from tracecore.ledger.journal import Journal
@@ -246,6 +254,11 @@ def _check_ledger(ledger: Ledger, txn: Txn, ring: KeyRing | None, out: _Report, 
                     "and the key-encryption key was not given (--dev, "
                     "PHARMATRACE_KEY_PASSPHRASE or PHARMATRACE_KEY_FILE)")
         return
+    if not _key_opens(ledger, txn):
+        # Every check below would report each code and record as broken.
+        out.problem("codes at rest", "the key does not open this ledger's codes or records, "
+                    f"so they were not checked: {OTHER_KEY}")
+        return
     _report_chains(check_chains(txn, ledger.db, ledger.codes), out)
     scan = _scan_codes(ledger, txn, out)
     _check_counters(ledger, txn, scan.tally, out)
@@ -257,6 +270,29 @@ def _check_ledger(ledger: Ledger, txn: Txn, ring: KeyRing | None, out: _Report, 
         out.tally("signing keys", "codes minted under a key missing from the key ring",
                   [f"key {k}: {scan.key_ids[k]:,} codes" for k in unknown],
                   sum(scan.key_ids[k] for k in unknown), "every code's key is in the key ring")
+
+
+def _key_opens(ledger: Ledger, txn: Txn) -> bool:
+    """Whether the key opens what the ledger stores encrypted (the first and last codes' stored
+    keys, the first and last records of both chains): False only when none of them does; True
+    too when the ledger stores nothing encrypted yet."""
+    tried = False
+    cursor = txn.cursor(db=ledger.db["codes"])
+    for found in (cursor.first(), cursor.last()):
+        if found:
+            tried = True
+            try:
+                ledger.codes.plain(bytes(cursor.key()))
+            except LedgerCorrupt:
+                continue
+            return True
+    for chain in (audit_trail(ledger.db, ledger.codes), event_journal(ledger.db, ledger.codes)):
+        last = chain.last(txn)
+        if last:
+            tried = True
+            if chain.opens(txn, 1) or chain.opens(txn, last):
+                return True
+    return not tried
 
 
 @dataclass
