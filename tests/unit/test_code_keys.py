@@ -144,3 +144,11 @@ def test_a_seal_is_xaes_under_a_key_of_its_own_and_the_other_keys_did_not_change
     assert KEYS.stored(key) == key[:15] + AESSIV(material[:64]).encrypt(key[15:], None)
     assert KEYS.digest(b"x") == hashlib.blake2b(b"x", digest_size=16,
                                                 key=material[96:128]).digest()
+
+
+def test_a_seal_cut_short_does_not_open() -> None:
+    """A seal missing its end (nonce included) fails as altered, never as something else."""
+    sealed = KEYS.seal(b"\x0a\x14G09506000134352ABC")
+    for cut in (1, 10, 25, 30):
+        with pytest.raises(LedgerCorrupt):
+            KEYS.open(sealed[:cut])

@@ -110,6 +110,8 @@ class Xaes256Gcm:
         self._n_mask = int.from_bytes(k1_bytes[4:])
 
     def _gcm(self, nonce: bytes) -> AESGCM:
+        if len(nonce) != _XAES_NONCE_BYTES:
+            raise ValueError("XAES-256-GCM takes a 24-byte nonce")
         n = (int.from_bytes(nonce[:12]) ^ self._n_mask).to_bytes(12)
         first, second = self._prefixes
         with self._lock:
@@ -120,8 +122,6 @@ class Xaes256Gcm:
         return self._gcm(nonce).encrypt(nonce[12:], data, associated)
 
     def decrypt(self, nonce: bytes, data: bytes, associated: bytes | None) -> bytes:
-        if len(nonce) != _XAES_NONCE_BYTES:
-            raise ValueError("XAES-256-GCM takes a 24-byte nonce")
         return self._gcm(nonce).decrypt(nonce[12:], data, associated)
 
 
