@@ -22,7 +22,7 @@ from pathlib import Path
 from pharmatrace.v1 import ledger_pb2 as lpb
 
 from tracecore import paging
-from tracecore.ledger.code_keys import CodeKeys, seal_once
+from tracecore.ledger.code_keys import CodeKeys, seal_store_once
 from tracecore.ledger.env import Env, Txn
 from tracecore.oversight import AlertFilter as AlertFilter  # what page() and after() take
 from tracecore.oversight import AlertRecord, Raised
@@ -48,26 +48,16 @@ class AlertBook:
         self._pending: list[Raised] = []
         self._seen: set[bytes] = set()
         self._lock = threading.Lock()
-        try:
-            self._seal_old()
-        except BaseException:
-            self.env.close()
-            raise
+        seal_store_once(self.env, self._seal_old)
 
-    def _seal_old(self) -> None:
-        """Seals the alerts of a store written in clear (by an earlier release), once."""
-
-        def rewrite(txn: Txn) -> None:
-            alerts = [(bytes(k), bytes(v)) for k, v in txn.cursor(db=self._db["alerts"])]
-            keys = [(bytes(k), bytes(v)) for k, v in txn.cursor(db=self._db["alert_keys"])]
-            txn.drop(self._db["alert_keys"], delete=False)
-            digest, seal = self._codes.digest, self._codes.seal
-            for key, value in alerts:
-                txn.put(key, seal(value), db=self._db["alerts"])
-            txn.cursor(db=self._db["alert_keys"]).putmulti(
-                sorted((digest(k), v) for k, v in keys))
-
-        seal_once(self.env, rewrite)
+    def _seal_old(self, txn: Txn) -> None:
+        """Seals the alerts of a store written in clear (by an earlier release): each alert,
+        and its once-only key as a keyed hash."""
+        keys = [(bytes(k), bytes(v)) for k, v in txn.cursor(db=self._db["alert_keys"])]
+        txn.drop(self._db["alert_keys"], delete=False)
+        self._codes.seal_values(txn, self._db["alerts"])
+        txn.cursor(db=self._db["alert_keys"]).putmulti(
+            sorted((self._codes.digest(k), v) for k, v in keys))
 
     def close(self) -> None:
         self.env.close()

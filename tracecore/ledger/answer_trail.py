@@ -20,7 +20,7 @@ from pathlib import Path
 from pharmatrace.v1 import ledger_pb2 as lpb
 
 from tracecore.ledger.chain import Chain
-from tracecore.ledger.code_keys import CodeKeys, seal_once
+from tracecore.ledger.code_keys import CodeKeys, seal_store_once
 from tracecore.ledger.env import Env, Txn
 
 DATABASES = ("audit", "meta")
@@ -38,22 +38,8 @@ class AnswerTrail:
         self._codes = codes
         self._pending: list[lpb.AuditRecord] = []
         self._lock = threading.Lock()
-        try:
-            self._seal_old()
-        except BaseException:
-            self.env.close()
-            raise
-
-    def _seal_old(self) -> None:
-        """Seals the records of a trail written in clear (by an earlier release), once."""
-        audit, seal = self.env.dbs["audit"], self._codes.seal
-
-        def rewrite(txn: Txn) -> None:
-            records = [(bytes(k), bytes(v)) for k, v in txn.cursor(db=audit)]
-            for key, value in records:
-                txn.put(key, seal(value), db=audit)
-
-        seal_once(self.env, rewrite)
+        # The records of a trail written in clear (by an earlier release), sealed once.
+        seal_store_once(self.env, lambda txn: codes.seal_values(txn, self.env.dbs["audit"]))
 
     def close(self) -> None:
         self.env.close()

@@ -45,7 +45,7 @@ from tracecore.errors import FailedPrecondition, LedgerCorrupt
 from tracecore.schemes import SCHEMES
 
 if TYPE_CHECKING:
-    from tracecore.ledger.env import Env, Txn
+    from tracecore.ledger.env import Database, Env, Txn
 
 #: The ledger format from which codes, events and audit records are stored this way.
 SINCE_FORMAT = 3
@@ -86,6 +86,16 @@ def seal_once(env: Env, rewrite: Callable[[Txn], None], mark: bytes = _SEALED) -
             txn.put(mark, b"1", db=meta)
 
     env.write(fn)
+
+
+def seal_store_once(env: Env, rewrite: Callable[[Txn], None]) -> None:
+    """``seal_once`` for a store opened on its own (alerts, answers, EPCIS REST): closed again
+    if sealing fails, so that a store that cannot be sealed is never used."""
+    try:
+        seal_once(env, rewrite)
+    except BaseException:
+        env.close()
+        raise
 
 
 class Xaes256Gcm:
@@ -210,6 +220,12 @@ class CodeKeys:
         except (InvalidTag, ValueError) as exc:
             raise LedgerCorrupt("a stored record does not decrypt under this tenant's "
                                 "key") from exc
+
+    def seal_values(self, txn: Txn, *dbs: Database) -> None:
+        """Seals every value of ``dbs`` in place: what an earlier release wrote in clear."""
+        for db in dbs:
+            for key, value in [(bytes(k), bytes(v)) for k, v in txn.cursor(db=db)]:
+                txn.put(key, self.seal(value), db=db)
 
 
 class NoCodeKeys(CodeKeys):

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from tracecore.ledger.code_keys import CodeKeys, seal_once
+from tracecore.ledger.code_keys import CodeKeys, seal_store_once
 from tracecore.ledger.env import Env, Txn
 from tracecore.ledger.records import seq_key, u64
 
@@ -46,23 +46,9 @@ class EpcisStore:
         self._db = self.env.dbs
         self._seal = codes.seal
         self._open = codes.open
-        try:
-            self._seal_old()
-        except BaseException:
-            self.env.close()
-            raise
-
-    def _seal_old(self) -> None:
-        """Seals the values of a store written in clear (by an earlier release), once."""
-        dbs = [self._db[name] for name in SEALED]
-
-        def rewrite(txn: Txn) -> None:
-            for db in dbs:
-                entries = [(bytes(k), bytes(v)) for k, v in txn.cursor(db=db)]
-                for key, value in entries:
-                    txn.put(key, self._seal(value), db=db)
-
-        seal_once(self.env, rewrite)
+        # The values of a store written in clear (by an earlier release), sealed once.
+        seal_store_once(self.env, lambda txn: codes.seal_values(
+            txn, *(self._db[name] for name in SEALED)))
 
     def close(self) -> None:
         self.env.close()
