@@ -41,10 +41,12 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, AESSIV
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from tracecore._speedups import load
 from tracecore.errors import FailedPrecondition, LedgerCorrupt
 from tracecore.schemes import SCHEMES
 
 if TYPE_CHECKING:
+    from tracecore._speedups._siv import SivKey
     from tracecore.ledger.env import Database, Env, Txn
 
 #: The ledger format from which codes, events and audit records are stored this way.
@@ -61,6 +63,10 @@ _XAES_NONCE_BYTES = 24
 _XAES = b"\x01"
 #: Scheme letter -> length of the clear prefix (letter and product identifier).
 _PREFIX = {s.key_letter: 1 + s.product_length for s in SCHEMES.values()}
+#: The compiled AES-256-SIV of serials, a batch a call (``cryptography``'s ``AESSIV``, below,
+#: is the reference), and what it takes of ``_PREFIX``: each first byte's clear length.
+_NATIVE = load("_siv")
+_CLEAR = bytes(_PREFIX.get(bytes([first]), 0) for first in range(256))
 
 
 #: Why nothing sealed opens, as said to an operator who gave a key.
@@ -142,7 +148,8 @@ class KeySourceLike(Protocol):
 class CodeKeys:
     """One tenant's conversion between codes' ledger keys and their stored form."""
 
-    __slots__ = ("_digest_key", "_gcm", "_siv", "_xaes")
+    __slots__ = ("_digest_key", "_gcm", "_native", "_siv", "_xaes")
+    _native: SivKey | None
 
     def __init__(self, secret: bytes, tenant: str) -> None:
         # HKDF's output for a longer length starts with the shorter one's: the XAES key, added
@@ -155,6 +162,8 @@ class CodeKeys:
         gcm_end = _SIV_KEY_BYTES + _GCM_KEY_BYTES
         digest_end = gcm_end + _DIGEST_KEY_BYTES
         self._siv = AESSIV(material[:_SIV_KEY_BYTES])
+        self._native = (_NATIVE.SivKey(material[:_SIV_KEY_BYTES], _CLEAR)
+                        if _NATIVE is not None else None)
         self._gcm = AESGCM(material[_SIV_KEY_BYTES:gcm_end])
         self._digest_key = material[gcm_end:digest_end]
         self._xaes = Xaes256Gcm(material[digest_end:])
@@ -166,12 +175,16 @@ class CodeKeys:
 
     def stored(self, key: bytes) -> bytes:
         """The key LMDB holds for a code's ledger key."""
+        if self._native is not None:
+            return self._native.stored(key)
         cut = _PREFIX.get(key[:1])
         if cut is None:
             raise LedgerCorrupt("not a code key")
         return key[:cut] + self._siv.encrypt(key[cut:], None)
 
     def stored_many(self, keys: Iterable[bytes]) -> list[bytes]:
+        if self._native is not None:
+            return self._native.stored_many(keys)
         encrypt = self._siv.encrypt
         prefix = _PREFIX
         try:
@@ -184,6 +197,8 @@ class CodeKeys:
     def plain(self, stored: bytes) -> bytes:
         """The code's ledger key from the key LMDB holds; LedgerCorrupt when it does not
         decrypt (another tenant's, altered, or stored in clear)."""
+        if self._native is not None:
+            return self._native.plain(stored)
         cut = _PREFIX.get(stored[:1])
         if cut is None:
             raise LedgerCorrupt("a stored code key is of no known scheme")
@@ -194,6 +209,8 @@ class CodeKeys:
                                 "key") from exc
 
     def plain_many(self, stored: Iterable[bytes | memoryview]) -> list[bytes]:
+        if self._native is not None:
+            return self._native.plain_many(stored)
         return [self.plain(bytes(s)) for s in stored]
 
     def digest(self, data: bytes) -> bytes:
