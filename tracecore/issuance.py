@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from tracecore.codes import Scheme
 from tracecore.errors import InvalidArgument
+from tracecore.ledger.code_keys import CodeKeys
 from tracecore.ledger.store import Ledger, PoolRequest
 from tracecore.ledger.tenants import Tenant
 from tracecore.minting import Minter, check_density, density_slot
@@ -114,12 +115,13 @@ def issue(
 
 
 class _Ahead:
-    """Codes of the next commit, minted on the minting thread while this commit runs.
+    """Codes of the next commit, minted and encrypted as stored on the minting thread while
+    this commit runs.
 
-    The commit's fsync releases the GIL, so the next commit's HMAC work fills that wait instead
-    of following it. Minted codes are only candidates: they are used when the next commit asks
-    for exactly as many under the same signing key, and are otherwise dropped (nothing outside
-    the ledger has seen them).
+    The commit's fsync releases the GIL, and so do the compiled HMAC and AES-SIV loops, so the
+    next commit's minting fills that wait instead of following it. Minted codes are only
+    candidates: they are used when the next commit asks for exactly as many under the same
+    signing key, and are otherwise dropped (nothing outside the ledger has seen them).
     """
 
     __slots__ = ("_key_id", "_keys", "_n")
@@ -127,20 +129,22 @@ class _Ahead:
     def __init__(self) -> None:
         self._key_id = 0
         self._n = 0
-        self._keys: Future[list[bytes]] | None = None
+        self._keys: Future[tuple[list[bytes], list[bytes]]] | None = None
 
-    def take(self, minter: Minter, key_id: int, n: int) -> list[bytes]:
-        """``n`` codes under ``minter``: those minted ahead if they fit, else minted now."""
+    def take(self, minter: Minter, codes: CodeKeys, key_id: int, n: int
+             ) -> tuple[list[bytes], list[bytes]]:
+        """``n`` codes under ``minter`` and their stored form: those minted ahead if they fit,
+        else minted now."""
         keys, self._keys = self._keys, None
         if keys is not None and self._key_id == key_id and self._n == n:
             return keys.result()
         if keys is not None:
             keys.cancel()
-        return minter.mint_keys(n)
+        return _minted(minter, codes, n)
 
-    def start(self, minter: Minter, key_id: int, n: int) -> None:
+    def start(self, minter: Minter, codes: CodeKeys, key_id: int, n: int) -> None:
         self._key_id, self._n = key_id, n
-        self._keys = _MINTING.submit(minter.mint_keys, n)
+        self._keys = _MINTING.submit(_minted, minter, codes, n)
 
     def drop(self) -> None:
         if self._keys is not None:
@@ -166,10 +170,17 @@ def _mint_chunk(
     key = tenant.keys.active
     check_density(scheme, ledger.minted(product, density_slot(scheme, key.key_id)), n)
     minter = Minter(scheme, product, key.key_id, key.mac)
-    keys = ahead.take(minter, key.key_id, n)
+    keys, in_pool = ahead.take(minter, ledger.codes, key.key_id, n)
     if following > 0:
-        ahead.start(minter, key.key_id, following)
+        ahead.start(minter, ledger.codes, key.key_id, following)
     stored = ledger.append_pool_keys(
-        request_id, position, keys, key.key_id, clock_ms(), redraw=minter.mint_keys
+        request_id, position, keys, key.key_id, clock_ms(), redraw=minter.mint_keys,
+        in_pool=in_pool,
     )
     return minter.serials(stored)
+
+
+def _minted(minter: Minter, codes: CodeKeys, n: int) -> tuple[list[bytes], list[bytes]]:
+    """``n`` new ledger keys and the same keys as the ledger stores them."""
+    keys = minter.mint_keys(n)
+    return keys, codes.stored_many(keys)

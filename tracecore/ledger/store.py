@@ -376,6 +376,7 @@ class Ledger:
         key_id: int,
         now_ms: int,
         redraw: Callable[[int], list[bytes]],
+        in_pool: list[bytes] | None = None,
     ) -> list[bytes]:
         """Stores the codes with ledger ``keys`` (the pool's product key, then the serial) as the
         pool's codes from ``position`` on, durably, in one commit.
@@ -390,8 +391,14 @@ class Ledger:
         the last one's page path instead of anywhere in the tree). A clash (a random draw equal
         to an earlier one: rare) undoes the whole transaction, which then runs again with the
         codes put one at a time so that the clashing ones are found and redrawn.
+
+        ``in_pool``: ``keys`` as the ledger stores them (``CodeKeys.stored_many``), when the
+        caller encrypted them already. Either way they are encrypted and sorted before the
+        write transaction, which other writers of the ledger wait for.
         """
         one_at_a_time = False
+        encrypted = in_pool if in_pool is not None else self.codes.stored_many(keys)
+        ordered = _sorted_keys(encrypted)
 
         def fn(txn: Txn) -> list[bytes]:
             data = txn.get(request_id.encode(), db=self.db["pools"])
@@ -405,8 +412,6 @@ class Ledger:
                 raise InvalidArgument("more codes than the pool asked for", field="count")
             prefix = product_key(Scheme(pool.scheme), pool.product)
             # Stored keys keep the product in clear: they sort by product like the plain ones.
-            in_pool = self.codes.stored_many(keys)
-            ordered = _sorted_keys(in_pool)
             # Sorted, every key lies between the first and the last: if both begin with the
             # product key, all do.
             if ordered and not (ordered[0].startswith(prefix) and ordered[-1].startswith(prefix)):
@@ -425,16 +430,16 @@ class Ledger:
             if one_at_a_time:
                 stored = _insert_one_at_a_time(txn, codes_db, list(keys), value, redraw,
                                                self.codes)
-                in_pool = self.codes.stored_many(stored)
+                stored_in_pool = self.codes.stored_many(stored)
             else:
                 _, added = txn.cursor(db=codes_db).putmulti(
                     zip(ordered, repeat(value)), dupdata=False, overwrite=False)
                 if added != len(keys):
                     raise _Clash
-                stored = keys
+                stored, stored_in_pool = keys, encrypted
             end = position + len(stored)
             txn.cursor(db=self.db["pool_codes"]).putmulti(
-                zip(pool_code_keys(record.pool_ref, position, end), in_pool, strict=True))
+                zip(pool_code_keys(record.pool_ref, position, end), stored_in_pool, strict=True))
             pool.issued = end
             if pool.issued == pool.count:
                 pool.state = POOL_STATE_COMPLETE  # type: ignore[assignment]
