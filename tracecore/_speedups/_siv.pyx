@@ -148,7 +148,7 @@ cdef class SivKey:
         cdef bytes result
         if cut == 0:
             raise LedgerCorrupt("not a code key" if encrypt
-                           else "a stored code key is of no known scheme")
+                                else "a stored code key is of no known scheme")
         if size - cut > MAX_SERIAL:
             raise LedgerCorrupt("a code key's serial is too long")
         if encrypt:
@@ -188,7 +188,7 @@ cdef class SivKey:
                                 <unsigned char *>PyBytes_AS_STRING(result) + cut)
             if not done:
                 ERR_clear_error()
-                raise LedgerCorrupt("a stored code key does not decrypt under this tenant's key")
+                _failed(encrypt)
             return result
         finally:
             if viewed:
@@ -249,7 +249,7 @@ cdef class SivKey:
             if not copied:
                 raise MemoryError()
             if failed >= 0:
-                raise LedgerCorrupt("a stored code key does not decrypt under this tenant's key")
+                _failed(encrypt)
             return out
         finally:
             _free(&work)
@@ -259,6 +259,12 @@ cdef class SivKey:
             free(inputs)
             free(sizes)
             free(outputs)
+
+
+cdef void _failed(bint encrypt) except *:
+    if encrypt:  # OpenSSL failed: out of memory, or no AES
+        raise RuntimeError("OpenSSL could not encrypt a code key")
+    raise LedgerCorrupt("a stored code key does not decrypt under this tenant's key")
 
 
 cdef bint _copy(const _Keyed *keyed, _Keyed *out) noexcept nogil:
