@@ -139,8 +139,9 @@ cdef class SivKey:
         return self._run(list(keys), 1)
 
     def plain_many(self, stored):
-        """``plain`` of every stored key of ``stored`` (bytes or buffers), in order."""
-        return self._run(list(stored), 0)
+        """``plain`` of every stored key of ``stored`` (bytes or buffers), in order. A buffer
+        is copied as it comes: an LMDB cursor's may not outlive its next step."""
+        return self._run([s if PyBytes_Check(s) else bytes(s) for s in stored], 0)
 
     cdef bytes _output(self, const unsigned char *key, Py_ssize_t size, bint encrypt):
         """The output for ``key`` with its clear part in place, after checking ``key``."""
@@ -197,12 +198,10 @@ cdef class SivKey:
     cdef list _run(self, list items, bint encrypt):
         cdef Py_ssize_t n = PyList_GET_SIZE(items)
         cdef Py_ssize_t i, cut
-        cdef Py_buffer *views = <Py_buffer *>malloc(max(n, 1) * sizeof(Py_buffer))
         cdef const unsigned char **inputs = <const unsigned char **>malloc(
             max(n, 1) * sizeof(void *))
         cdef Py_ssize_t *sizes = <Py_ssize_t *>malloc(max(n, 1) * sizeof(Py_ssize_t))
         cdef unsigned char **outputs = <unsigned char **>malloc(max(n, 1) * sizeof(void *))
-        cdef Py_ssize_t held = 0  # views[:held] are taken and must be released
         cdef Py_ssize_t failed = -1
         cdef bint copied = False
         cdef int done
@@ -210,8 +209,7 @@ cdef class SivKey:
         cdef object item, result
         cdef _Keyed work
         memset(&work, 0, sizeof(_Keyed))
-        if views == NULL or inputs == NULL or sizes == NULL or outputs == NULL:
-            free(views)
+        if inputs == NULL or sizes == NULL or outputs == NULL:
             free(inputs)
             free(sizes)
             free(outputs)
@@ -219,14 +217,10 @@ cdef class SivKey:
         try:
             for i in range(n):
                 item = <object>PyList_GET_ITEM(items, i)
-                if PyBytes_Check(item):
-                    inputs[i] = <const unsigned char *>PyBytes_AS_STRING(item)
-                    sizes[i] = PyBytes_GET_SIZE(item)
-                else:
-                    PyObject_GetBuffer(item, &views[held], PyBUF_SIMPLE)
-                    held += 1
-                    inputs[i] = <const unsigned char *>views[held - 1].buf
-                    sizes[i] = views[held - 1].len
+                if not PyBytes_Check(item):
+                    raise TypeError("code keys are bytes")
+                inputs[i] = <const unsigned char *>PyBytes_AS_STRING(item)
+                sizes[i] = PyBytes_GET_SIZE(item)
                 result = self._output(inputs[i], sizes[i], encrypt)
                 outputs[i] = <unsigned char *>PyBytes_AS_STRING(result)
                 Py_INCREF(result)
@@ -253,9 +247,6 @@ cdef class SivKey:
             return out
         finally:
             _free(&work)
-            for i in range(held):
-                PyBuffer_Release(&views[i])
-            free(views)
             free(inputs)
             free(sizes)
             free(outputs)
