@@ -179,6 +179,7 @@ def test_the_extension_is_built_where_a_compiler_is() -> None:
         pytest.skip("pure path asked for, or no C compiler")
     assert load("_codes") is not None, "tracecore/_speedups not built: run `make install`"
     assert load("_tags") is not None, "_tags not built: it needs OpenSSL's headers (libssl-dev)"
+    assert load("_siv") is not None, "_siv not built: it needs OpenSSL's headers (libssl-dev)"
 
 
 def test_pure_switch_selects_the_reference_and_codes_still_verify() -> None:
