@@ -12,7 +12,7 @@ import asyncio
 import multiprocessing
 import os
 import pickle
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -53,6 +53,9 @@ class Importer:
     """Largest document one import may send (``pharmatrace serve --max-import-mib``)."""
     workers: int = 0
     """Worker processes; 0: one per core (at least two, so one tenant cannot hold them all)."""
+    make_way: Callable[[], None] = field(default=lambda: None, repr=False)
+    """Called between two pickles of a document's events while they are loaded: the writer's
+    ``make_way``, which lets other tenants' writes run (``WriteSide.open`` sets it)."""
     _pool: ProcessPoolExecutor | None = field(default=None, repr=False)
     _turns: dict[str, asyncio.Lock] = field(default_factory=dict, repr=False)
 
@@ -78,7 +81,7 @@ class Importer:
                 raise Unavailable("the document reader stopped while reading this document; "
                                   "send it again") from None
             # Within the turn: the tenant's next document is not handed on before this one.
-            return await asyncio.to_thread(_unpack, packed)
+            return await asyncio.to_thread(_unpack, packed, self.make_way)
 
     async def read_many(self, tenant: Tenant, documents: Sequence[Sent]
                         ) -> list[exchange.Imported | TraceError]:
@@ -110,7 +113,7 @@ class Importer:
                 elif isinstance(outcome, BaseException) and not isinstance(outcome, TraceError):
                     raise outcome
                 answers[i] = (outcome if isinstance(outcome, TraceError)
-                              else await asyncio.to_thread(_unpack, outcome))
+                              else await asyncio.to_thread(_unpack, outcome, self.make_way))
         return [answers[i] for i in range(len(texts))]
 
     def close(self) -> None:
@@ -136,6 +139,12 @@ class Importer:
             # document, rather than in the middle of a run of documents read side by side.
             for _ in range(workers):
                 self._pool.submit(int)
+            # Niced from here, not in the process itself: its start (the interpreter, the
+            # reading code, the schema) takes a second or more of a core before it could.
+            niceness = os.getpriority(os.PRIO_PROCESS, 0) + READER_NICENESS
+            for process in self._pool._processes.values():
+                if process.pid is not None:
+                    os.setpriority(os.PRIO_PROCESS, process.pid, niceness)
         return self._pool
 
 
@@ -148,7 +157,6 @@ def _start_reader() -> None:
     EPCIS schema compiled (together over a second), so that no document waits for them. The
     readers yield the cores to the server's calls when both want them: a tenant's documents
     never slow another tenant's answers."""
-    os.nice(READER_NICENESS)
     schema.conforms({})
 
 
@@ -161,11 +169,12 @@ def _read(ledger_path: Path, tenant: str, text: str, max_bytes: int, custodian: 
              for i in range(0, len(events), EVENTS_PER_PICKLE)], refusals, external)
 
 
-def _unpack(packed: Packed) -> exchange.Imported:
-    """The events of a packed document, loaded one pickle at a time: other threads get the GIL
-    between two (``sys.getswitchinterval``)."""
+def _unpack(packed: Packed, make_way: Callable[[], None]) -> exchange.Imported:
+    """The events of a packed document, loaded one pickle at a time, making way for other
+    tenants' writes between two."""
     pickles, refusals, external = packed
     events: list[tuple[int, Event]] = []
     for data in pickles:
         events += pickle.loads(data)  # noqa: S301 (our own reader process pickled it)
+        make_way()
     return events, refusals, external
