@@ -59,3 +59,66 @@ def test_one_tenants_writes_run_one_at_a_time_in_the_order_given() -> None:
         writer.close()
     assert order == list(range(200)) and not overlaps
     assert writer.lane("acme") == Writer().lane("acme")
+
+
+
+def test_bulk_work_makes_way_for_another_tenants_write_until_it_is_done() -> None:
+    """A large import's lane, at one of its pauses, lets another tenant's write finish before
+    it goes on."""
+    writer = Writer(make_way_s=60)
+    a, b = _two_tenants_on_two_lanes(writer)
+    b_running, b_go = threading.Event(), threading.Event()
+    seen: list[str] = []
+
+    def small_write() -> None:
+        b_running.set()
+        b_go.wait(30)
+        seen.append("b written")
+
+    def bulk() -> None:
+        b_running.wait(30)
+        seen.append(f"others writing: {writer.others_writing()}")
+        b_go.set()
+        writer.make_way()
+        seen.append("bulk goes on")
+
+    async def scenario() -> None:
+        await asyncio.gather(writer.run(b, small_write), writer.run(a, bulk))
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        b_go.set()
+        writer.close()
+    assert seen == ["others writing: True", "b written", "bulk goes on"]
+
+
+def test_two_bulk_jobs_do_not_wait_for_each_other() -> None:
+    """Two tenants' imports at once: each goes on at its pauses while the other runs."""
+    writer = Writer(make_way_s=60)
+    a, b = _two_tenants_on_two_lanes(writer)
+    b_paused, release_b = threading.Event(), threading.Event()
+    seen: list[str] = []
+
+    def bulk_b() -> None:
+        writer.make_way()
+        b_paused.set()
+        release_b.wait(30)
+
+    def bulk_a() -> None:
+        writer.make_way()
+        b_paused.wait(30)
+        seen.append(f"others writing: {writer.others_writing()}")
+        writer.make_way()
+        seen.append("a goes on while b runs" if not release_b.is_set() else "a waited for b")
+        release_b.set()
+
+    async def scenario() -> None:
+        await asyncio.gather(writer.run(b, bulk_b), writer.run(a, bulk_a))
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        release_b.set()
+        writer.close()
+    assert seen == ["others writing: False", "a goes on while b runs"]

@@ -38,31 +38,46 @@ from tracecore.status import Status
 
 __all__ = ["UNDO_WINDOW_MS", "Failure", "Request", "Result", "apply", "counted"]
 
+#: Events applied or journaled between two calls of ``apply``'s ``make_way`` (a few ms of work).
+MAKE_WAY_EVERY = 32
 
-def apply(ledger: Ledger, requests: Sequence[Request], now_ms: int) -> list[Result]:
-    """Applies every request in one durable transaction; one Result per request, in order."""
+
+def _go_on() -> None:
+    """``make_way`` when nothing else shares the process."""
+
+
+def apply(ledger: Ledger, requests: Sequence[Request], now_ms: int,
+          make_way: Callable[[], None] = _go_on) -> list[Result]:
+    """Applies every request in one durable transaction; one Result per request, in order.
+    ``make_way`` is called every ``MAKE_WAY_EVERY`` events: the writer lets other tenants'
+    writes run there (``Writer.make_way``)."""
 
     def fn(txn: Txn) -> list[Result]:
         session = Session(ledger, txn, now_ms)
-        results = [_apply_request(session, request) for request in requests]
+        results = [_apply_request(session, request, make_way) for request in requests]
         session.flush()
-        for record, index in session.group.events:
+        for n, (record, index) in enumerate(session.group.events, 1):
             seq = session.journal.append(txn, record, index)
             if record.documents:
                 foreign.index_documents(ledger, txn, seq, record.documents)
+            if not n % MAKE_WAY_EVERY:
+                make_way()
         return results
 
     with collector.paused():
         return ledger.env.write(fn)
 
 
-def _apply_request(session: Session, request: Request) -> Result:
+def _apply_request(session: Session, request: Request, make_way: Callable[[], None]
+                   ) -> Result:
     result = Result()
     overlay = Overlay(session.group)
     session.view = overlay
     session.request = request
     try:
         for i, event in enumerate(request.events):
+            if i and not i % MAKE_WAY_EVERY:
+                make_way()
             if event.event_id and (
                 event.event_id in overlay.event_ids
                 or event.event_id in session.group.event_ids

@@ -28,7 +28,8 @@ class GroupCommitter(Batcher[lifecycle.Request, lifecycle.Result]):
     def _apply(self, tenant_name: str, requests: list[lifecycle.Request]
                ) -> list[lifecycle.Result]:
         tenant = self._data.get(tenant_name)
-        results = lifecycle.apply(tenant.ledger, requests, self._clock())
+        results = lifecycle.apply(tenant.ledger, requests, self._clock(),
+                                  self._writer.make_way)
         raised = [a for result in results if result.applied for a in result.alerts]
         if raised:
             alerts.book(tenant.path, tenant.name, tenant.ledger.codes).append(raised)
@@ -51,8 +52,9 @@ class WriteSide:
     def open(cls, data: DataDir, clock: Callable[[], int] = now_ms,
              importer: Importer | None = None) -> WriteSide:
         writer = Writer()
-        return cls(data, writer, GroupCommitter(writer, data, clock), clock,
-                   importer or Importer())
+        importer = importer or Importer()
+        importer.make_way = writer.make_way
+        return cls(data, writer, GroupCommitter(writer, data, clock), clock, importer)
 
     def close(self) -> None:
         """Waits for the writes in progress, then stops the writer lanes and the importer's
