@@ -149,9 +149,9 @@ class Importer:
 
 #: The readers' scheduling policy: they run on what the server's own threads leave of the
 #: cores, and any of those threads that wakes takes a core from them at once. Niced by 5 (the
-#: policy before), a reader still held a core for its time slice against a waking server
-#: thread: another tenant's small writes then waited p99 24-41 ms during a 10,000-event import
-#: instead of 16-20 ms (``python -m bench fairness``, the same runs alternated, load about 2).
+#: policy before), a reader can hold a core for its time slice against a waking server thread.
+#: Another tenant's small writes during a 10,000-event import, p99 over 7 alternated runs at
+#: load about 2: median 20.2 ms (16-43) against 28.5 ms (21-41) niced.
 READER_POLICY = os.SCHED_IDLE
 
 
