@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import httpx
@@ -64,48 +65,30 @@ class Door:
 
 @pytest.fixture(scope="session")
 def door(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Door]:
-    data = tmp_path_factory.mktemp("frontdoor-data")
-    loop = _LoopThread()
-    codegen = loop.run(codegen_app.start(data, KeySource.dev(), "127.0.0.1:0",
-                                         Metrics(CollectorRegistry()), tls=None,
-                                         authenticate=False))
-    workers = WorkerPool(WorkerConfig(
-        data, "127.0.0.1", 0, dev_keys=True, tls=None, grace_s=1.0, authenticate=False,
-        public_rate=PUBLIC_RATE, http_port=0, http_header_timeout_s=HEADER_TIMEOUT_S),
-        workers=1)
-    channel = None
-    try:
-        verify_port = workers.start()
-        channel = grpc.insecure_channel(f"127.0.0.1:{codegen.port}")
-        yield Door(f"http://127.0.0.1:{workers.http_port}",
-                   admin_pb2_grpc.AdminStub(channel),
-                   issuance_pb2_grpc.CodeIssuanceStub(channel),
-                   lifecycle_pb2_grpc.LifecycleStub(channel), codegen,
-                   f"127.0.0.1:{verify_port}")
-    finally:
-        if channel is not None:
-            channel.close()
-        workers.stop(1.0)
-        loop.run(codegen.stop(1.0))
-        loop.close()
+    with serving(tmp_path_factory.mktemp("frontdoor-data"), public_rate=PUBLIC_RATE,
+                 http_header_timeout_s=HEADER_TIMEOUT_S) as running:
+        yield running
 
 
 @contextlib.contextmanager
-def serving(data: Path) -> Iterator[Door]:
-    """The issuance server and one verification worker with the front door, over ``data``."""
+def serving(data: Path, **worker_options: Any) -> Iterator[Door]:
+    """The issuance server and one verification worker with the front door, over ``data``
+    (``worker_options``: more of ``WorkerConfig``'s)."""
     loop = _LoopThread()
     codegen = loop.run(codegen_app.start(data, KeySource.dev(), "127.0.0.1:0",
                                          Metrics(CollectorRegistry()), tls=None,
                                          authenticate=False))
     workers = WorkerPool(WorkerConfig(data, "127.0.0.1", 0, dev_keys=True, tls=None,
-                                      grace_s=1.0, authenticate=False, http_port=0), workers=1)
+                                      grace_s=1.0, authenticate=False, http_port=0,
+                                      **worker_options), workers=1)
     channel = None
     try:
-        workers.start()
+        verify_port = workers.start()
         channel = grpc.insecure_channel(f"127.0.0.1:{codegen.port}")
         yield Door(f"http://127.0.0.1:{workers.http_port}", admin_pb2_grpc.AdminStub(channel),
                    issuance_pb2_grpc.CodeIssuanceStub(channel),
-                   lifecycle_pb2_grpc.LifecycleStub(channel), codegen)
+                   lifecycle_pb2_grpc.LifecycleStub(channel), codegen,
+                   f"127.0.0.1:{verify_port}")
     finally:
         if channel is not None:
             channel.close()
