@@ -46,12 +46,13 @@ _PREFLIGHT = {
     "Access-Control-Allow-Headers": "Accept, Accept-Language, Authorization",
     "Access-Control-Max-Age": "86400",
 }
-# Route names for metrics and logs, by the path's start: the paths themselves carry codes.
-_ROUTES = (("/epcis/capture", "epcis_capture"), ("/epcis/events", "epcis_events"),
-           ("/epcis/queries", "epcis_queries"), ("/epcis", "epcis"), ("/01/", "resolver"),
-           ("/00/", "resolver"),
-           ("/check", "check"), ("/verify/", "lvms_verify"),
-           ("/checkConnectivity", "lvms_connectivity"), ("/healthz", "healthz"),
+# Route names for metrics and logs, by the path's start (the first that matches, so a longer
+# prefix goes before its shorter one): the paths themselves carry codes. Most requests are
+# Digital Links, check pages and LVMS verifications, looked at first.
+_ROUTES = (("/01/", "resolver"), ("/checkConnectivity", "lvms_connectivity"),
+           ("/check", "check"), ("/verify/", "lvms_verify"), ("/00/", "resolver"),
+           ("/epcis/capture", "epcis_capture"), ("/epcis/events", "epcis_events"),
+           ("/epcis/queries", "epcis_queries"), ("/epcis", "epcis"), ("/healthz", "healthz"),
            ("/.well-known/gs1resolver", "resolver_description"))
 
 
