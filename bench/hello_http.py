@@ -1,6 +1,6 @@
 """The bare baseline of the HTTP benchmarks: a Starlette hello-world on the very server stack
 of the front door (frontdoor.server: uvicorn, httptools, uvloop, SO_REUSEPORT), ``--workers``
-processes on one port.
+processes on one port; ``/page/{size}`` answers a static page of that many bytes.
 
     python -m bench.hello_http --host 127.0.0.1 --workers 2 --ready-file ready.json
 """
@@ -28,10 +28,18 @@ async def hello(request: Request) -> Response:
     return PlainTextResponse("hello\n")
 
 
+async def page(request: Request) -> Response:
+    """A static page of ``size`` bytes: what sending a page as long as the check page's costs
+    this stack, with nothing worked out."""
+    size = min(int(request.path_params["size"]), 1 << 20)
+    return Response(b"x" * size, media_type="text/html; charset=utf-8")
+
+
 async def _serve(host: str, port: int, ready: Any) -> None:
     from frontdoor import server
 
-    app = Starlette(routes=[Route("/hello", hello, methods=["GET"])])
+    app = Starlette(routes=[Route("/hello", hello, methods=["GET"]),
+                            Route("/page/{size:int}", page, methods=["GET"])])
     running = await server.start(app, server.bind(host, port))
     ready.put(os.getpid())
     stop = asyncio.Event()

@@ -13,7 +13,9 @@ uvloop of this process, which reports the CPU it spent itself (``client_cores``)
 it sent (``send_lag_p99_ms``), so that a tail of the client's own making shows as such.
 Every answer's status is checked: a rate counts only answers of the expected status. Beside
 each rate, the CPU µs the server and its workers spent per answer (``server_cpu_us``): other
-jobs on the machine move it far less than they move a rate.
+jobs on the machine move it far less than they move a rate. Beside the check page's, the
+hello-world's rate and CPU for a static page as long as the check page (``static_page_ratio``,
+``static_page_cpu_us``): what sending those bytes alone costs the stack.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 from urllib.parse import quote
@@ -166,6 +169,12 @@ def wrk(port: int, paths: list[str], workdir: Path, seconds: float, auth: str = 
     return rate, p99, errors
 
 
+def _length(port: int, path: str) -> int:
+    """The length in bytes of the answer's body to ``path``."""
+    with urllib.request.urlopen(f"http://{HOST}:{port}{path}", timeout=10) as answer:
+        return len(answer.read())
+
+
 def tree(pid: int) -> list[int]:
     """A server process and its workers."""
     return [pid, *measure.descendants(pid)]
@@ -238,6 +247,11 @@ def run(workers_list: list[int], seconds: float, codes: int, keep: bool,
                 cpu: dict[str, float] = {}
                 (base, base_p99, _), busy["hello"], cpu["hello"] = _measure(
                     pids, hello.pid, hello.ports["http"], ["/hello"], workdir, seconds)
+                # What the check page's bytes alone cost the same stack: a static page as long.
+                page_bytes = _length(port, fixture.check_paths()[0])
+                (static, _, _), _, cpu["static_page"] = _measure(
+                    pids, hello.pid, hello.ports["http"], [f"/page/{page_bytes}"], workdir,
+                    seconds)
                 measured = {}
                 # The resolver twice over the same packs: first each answer made (at most a
                 # few visits a pack in a run), then each kept from the run before.
@@ -252,6 +266,9 @@ def run(workers_list: list[int], seconds: float, codes: int, keep: bool,
                                     ("resolver_kept", "resolver redirects (307), answers kept"),
                                     ("check", "check-page views")):
                     rate, p99, errors = measured[name]
+                    extra = {} if name != "check" else {
+                        "page_bytes": page_bytes, "static_page_ratio": static / base,
+                        "static_page_cpu_us": cpu["static_page"]}
                     results.append(Result(
                         "http", f"{title}, {workers} worker(s)", "req/s", rate, base,
                         "hello-world, same stack", key=f"http.{name}.w{workers}",
@@ -259,7 +276,7 @@ def run(workers_list: list[int], seconds: float, codes: int, keep: bool,
                         elsewhere=max(busy[name], busy["hello"]),
                         details={"p99_ms": p99, "wrong_status": errors,
                                  "baseline_p99_ms": base_p99, "server_cpu_us": cpu[name],
-                                 "baseline_cpu_us": cpu["hello"]}))
+                                 "baseline_cpu_us": cpu["hello"], **extra}))
                 lvms_max, lvms_p99_max, errors = measured["lvms"]
                 results.append(Result(
                     "http", f"LVMS verifications, {workers} worker(s)", "req/s", lvms_max, base,

@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from urllib.parse import quote_plus
+from dataclasses import replace
 
 from starlette.types import Receive, Scope, Send
 
 from frontdoor import check_html
 from frontdoor.asgi import header, headers_of, query, respond
+from frontdoor.check_html import escape
 from frontdoor.http import Frontdoor, accepted_languages
 from frontdoor.texts import TEXTS
 from tracecore import regions
 from tracecore.clock import now_ms
 from tracecore.errors import RateLimited
-from tracecore.usecases.public_check import Outcome, PublicCheck, Warning, check
+from tracecore.gs1 import percent_encoded
+from tracecore.usecases.public_check import Outcome, PublicCheck, PublicProduct, Warning, check
 from tracecore.verification import Answers, ScanContext
 
 MAX_CODE = 4096
@@ -97,7 +99,61 @@ async def _send(send: Send, status: int, lang: str, code: str, result: PublicChe
 
 def render(lang: str, code: str, result: PublicCheck | None, *, limited: bool = False) -> str:
     """The page in ``lang`` for the text typed in and its answer (None: the form alone)."""
-    quoted = quote_plus(code)
+    if result is not None and result.repaired:
+        # Its words name the code read: made whole, as rare as scrambled scans are.
+        return _page(lang, quote_plus(code), code, result, limited)
+    template = _template(lang, bool(code), limited, _said(result), tuple(_warnings(result, lang)))
+    if template is None:
+        return _page(lang, quote_plus(code), code, result, limited)
+    head, holes = template
+    values = {_QUOTED: "", _TYPED: escape(code),
+              _CHECKED: escape(result.code) if result is not None else ""}
+    if code:
+        values[_QUOTED] = quote_plus(code)
+    return head + "".join([values[hole] + text for hole, text in holes])
+
+
+#: Where a template leaves a place for the code, and which: the text typed in, URL-encoded
+#: (the language switch) or as HTML (the form), and the code it was read as (its row).
+_HOLE = "\x00"
+_QUOTED, _TYPED, _CHECKED = "Q", "T", "C"
+#: What of an answer the page shows besides the code: (outcome, reason, product, lot, expiry,
+#: first check, has a code).
+_Said = tuple[str, str, PublicProduct | None, str, str, bool, bool] | None
+#: A page's text up to its first hole, then each hole and the text after it.
+_Template = tuple[str, tuple[tuple[str, str], ...]]
+
+
+def _said(result: PublicCheck | None) -> _Said:
+    if result is None:
+        return None
+    return (result.outcome.value, result.reason, result.product, result.lot, result.expires_on,
+            result.scan_count == 1, bool(result.code))
+
+
+@functools.lru_cache(maxsize=1024)
+def _template(lang: str, has_code: bool, limited: bool, said: _Said,
+              warnings: tuple[tuple[str, str], ...]) -> _Template | None:
+    """A page as text with places for the code: the page of a product's packs in one language
+    is the same but for the code, so a view only escapes the code and joins. None (the page is
+    made whole each time) if what it shows holds the hole's marker."""
+    result = None
+    if said is not None:
+        outcome, reason, product, lot, expires_on, first_check, code = said
+        result = PublicCheck(Outcome(outcome), _HOLE + _CHECKED if code else "", reason, product,
+                             lot, expires_on, scan_count=1 if first_check else 0)
+    typed = _HOLE + _TYPED if has_code else ""
+    text = _page(lang, _HOLE + _QUOTED, typed, result, limited, warnings)
+    if _HOLE in _page(lang, "", "", result and replace(result, code=""), limited, warnings):
+        return None
+    head, *rest = text.split(_HOLE)
+    return head, tuple((part[0], part[1:]) for part in rest)
+
+
+def _page(lang: str, quoted: str, code: str, result: PublicCheck | None, limited: bool,
+          warnings: tuple[tuple[str, str], ...] | None = None) -> str:
+    """The page, ``quoted`` being ``code`` URL-encoded; the answer's ``warnings`` in words if
+    worked out already."""
     switch = {other: f"/check?code={quoted}&lang={other}" if code else f"/check?lang={other}"
               for other in TEXTS if other != lang}
     if result is None:
@@ -105,8 +161,14 @@ def render(lang: str, code: str, result: PublicCheck | None, *, limited: bool = 
     return check_html.page(
         lang, code, switch, outcome=result.outcome.value, checked=result.code,
         reason=result.reason, repaired=result.repaired, rows=_rows(result, lang),
-        warnings=_warnings(result, lang), first_check=result.scan_count == 1,
-        product=result.product is not None)
+        warnings=list(warnings) if warnings is not None else _warnings(result, lang),
+        first_check=result.scan_count == 1, product=result.product is not None)
+
+
+def quote_plus(text: str) -> str:
+    """``urllib.parse.quote_plus(text)``: a space is the only byte percent-encoding writes
+    as %20."""
+    return percent_encoded(text).replace("%20", "+")
 
 
 def _rows(result: PublicCheck, lang: str) -> str:

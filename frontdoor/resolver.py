@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from frontdoor.answer_cache import Answer, AnswerCache, Recording
-from frontdoor.asgi import header, query
+from frontdoor.asgi import header, headers_of, query
 from frontdoor.http import Frontdoor, accepted_languages, nothing_here, problem
 from tracecore.errors import InvalidArgument, NotFound
 from tracecore.usecases.resolver import Link, Resolution, resolve
@@ -124,9 +124,11 @@ def finished(resolution: Resolution) -> Answer:
                         'rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"',
                 "Vary": _VARY, "Access-Control-Allow-Methods": _ALLOW})
     else:
-        response = Response(status_code=307, headers={
+        # Most answers: their headers as Starlette's Response writes them, without making one.
+        return Answer(307, [*headers_of({
             "Location": resolution.target.href, "Link": _linkset_link(resolution),
-            "Vary": _VARY, "Cache-Control": "no-store", "Access-Control-Allow-Methods": _ALLOW})
+            "Vary": _VARY, "Cache-Control": "no-store", "Access-Control-Allow-Methods": _ALLOW}),
+            (b"content-length", b"0")], b"")
     return Answer(response.status_code, response.raw_headers, bytes(response.body))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import urllib.parse
 
 import pytest
 from hypothesis import given
@@ -374,3 +375,10 @@ def test_canonical_fast_path_covers_plain_values_in_every_form() -> None:
     assert gs1.parse_canonical(gs1.render_hri(elements)) == expected
     assert gs1.parse_canonical(gs1.render_element(elements)) == expected
     assert gs1.parse_canonical(gs1.render_digital_link(elements, "https://id.gs1.org")) == expected
+
+
+@given(st.text(max_size=40))
+def test_percent_encoding_is_urllibs(text: str) -> None:
+    """Digital Links and the links to the check page percent-encode a value exactly as
+    ``urllib.parse.quote(value, safe="")`` does."""
+    assert gs1.percent_encoded(text) == urllib.parse.quote(text, safe="")

@@ -6,8 +6,8 @@ import errno
 import fcntl
 import os
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -158,17 +158,13 @@ class Env:
         self._check_open()
         return (int(self._env.info()["last_pgno"]) + 1) * int(self._env.stat()["psize"])
 
-    @contextmanager
-    def read(self) -> Iterator[Txn]:
-        """A read transaction; survives a writer in another process having grown the map."""
-        txn = self._begin_read(lambda: self._env.begin(buffers=True))
-        try:
-            yield txn
-        except lmdb.Error as exc:
-            raise _mapped(exc, self.owner) from exc
-        finally:
-            txn.abort()
-            self._leave()
+    def read(self) -> _Reading:
+        """A read transaction, ``with env.read() as txn``; survives a writer in another process
+        having grown the map."""
+        return _Reading(self)
+
+    def _begin_buffers(self) -> Txn:
+        return self._env.begin(buffers=True)
 
     def write(self, fn: Callable[[Txn], T]) -> T:
         """Runs ``fn`` in one write transaction and commits it durably (fsync) before returning.
@@ -468,3 +464,27 @@ class _Handles(dict[str, "Database"]):
             raise KeyError(name) from None
         self[name] = handle
         return handle
+
+
+class _Reading:
+    """``Env.read``'s context: a class rather than a generator, as a verification opens a few
+    read transactions and the generator's machinery cost more than LMDB's begin and abort."""
+
+    __slots__ = ("_env", "_txn")
+
+    def __init__(self, env: Env) -> None:
+        self._env = env
+
+    def __enter__(self) -> Txn:
+        env = self._env
+        self._txn: Txn = env._begin_read(env._begin_buffers)
+        return self._txn
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 traceback: object) -> None:
+        try:
+            if isinstance(exc, lmdb.Error):
+                raise _mapped(exc, self._env.owner) from exc
+        finally:
+            self._txn.abort()
+            self._env._leave()

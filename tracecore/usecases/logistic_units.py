@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
-from urllib.parse import quote
 
-from tracecore import sscc
+from tracecore import gs1, sscc
 from tracecore.errors import FailedPrecondition, InvalidArgument, NotFound, ParseError
 from tracecore.issuance import check_request_id
 from tracecore.ledger.sscc_pools import SsccPools
@@ -141,7 +140,7 @@ def resolve_sscc(directory: SsccDirectory, *, root: str, path: str, query: str,
     if not directory.sscc_owners(code):
         raise NotFound(f"SSCC {code} is not known to this resolver", field="sscc")
     anchor = sscc.render_digital_link(code, root)
-    check = f"{root}/check?code={quote(anchor, safe='')}"
+    check = f"{root}/check?code={gs1.percent_encoded(anchor)}"
     links = (Link(DEFAULT_LINK, check, title=_CHECK_TITLE),
              Link(VERIFICATION_SERVICE, check, title=_CHECK_TITLE))
     wanted = compact_link_type(link_type) if link_type else DEFAULT_LINK

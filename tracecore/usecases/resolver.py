@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
-from urllib.parse import quote
 
 from pharmatrace.v1 import common_pb2 as pb
 
@@ -117,7 +116,7 @@ def _resolve(catalogue: Catalogue, *, root: str, path: str, query: str, link_typ
     anchor = canonical.partition("?")[0]
     passed_on = "&".join(p for p in query.split("&")
                          if p and not p.startswith("linkType=") and not p.split("=")[0].isdigit())
-    check = f"{root}/check?code={quote(canonical, safe='')}"
+    check = f"{root}/check?code={gs1.percent_encoded(canonical)}"
     links = (Link(DEFAULT_LINK, check, title=_CHECK_TITLE),
              Link(VERIFICATION_SERVICE, check, title=_CHECK_TITLE),
              *(Link(li.link_type, li.href, li.lang, li.title or _title(li.link_type))

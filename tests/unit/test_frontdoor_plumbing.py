@@ -1,0 +1,68 @@
+"""The front door's plumbing: plain views read a query string as Starlette reads it, and
+every request is counted under the name of its route, its time in the latency histogram."""
+
+from __future__ import annotations
+
+import math
+from urllib.parse import parse_qsl
+
+from hypothesis import given
+from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry
+
+from frontdoor.asgi import query
+from frontdoor.middleware import RequestLog, route_of
+from tracerpc.metrics import Metrics
+
+_PIECES = st.sampled_from(["code", "lang", "=", "&", "%28", "%2", "%e4%b8%ad", "%C3", "+", "a",
+                           "%%", "%zz", ";", "é", "%00", "(01)", "%2B", " "])
+
+
+@given(st.lists(_PIECES, max_size=14).map("".join))
+def test_a_query_reads_as_parse_qsl_reads_it(text: str) -> None:
+    """Every name and value, percent-escapes and plus signs decoded, blank ones kept, the last
+    of a name winning, bad escapes and bad UTF-8 as parse_qsl leaves them: the same as
+    ``dict(parse_qsl(...))`` for ASCII and for raw UTF-8 query strings."""
+    raw = text.encode()
+    expected = dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True))
+    assert query({"query_string": raw}) == expected
+
+
+def test_requests_are_counted_under_their_route() -> None:
+    """Metrics and access-log lines name the route, the longer of two paths starting alike
+    included (LVMS's connectivity check is not a check page)."""
+    assert [route_of(p) for p in (
+        "/01/09501101530027/21/ABC", "/00/095011010000000012", "/check", "/checkConnectivity",
+        "/verify/gtin/09501101530027/lot/L/ser/S", "/epcis/events/x", "/epcis/capture",
+        "/epcis", "/healthz", "/.well-known/gs1resolver", "/elsewhere")] == [
+        "resolver", "resolver", "check", "lvms_connectivity", "lvms_verify", "epcis_events",
+        "epcis_capture", "epcis", "healthz", "resolver_description", "other"]
+
+
+def _latency_samples(registry: CollectorRegistry) -> dict[tuple[str, tuple[tuple[str, str], ...]],
+                                                          float]:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for metric in registry.collect() if metric.name == "pharmatrace_http_request_seconds"
+            for s in metric.samples if not s.name.endswith("_created")}
+
+
+@given(st.lists(st.tuples(st.sampled_from(["/check", "/01/09501101530027/21/A", "/x"]),
+                          st.sampled_from([0.0, 0.0005, 0.0007, 0.001, 0.02, 0.3, 30.0, 31.0])
+                          | st.floats(0, 60)), max_size=40))
+def test_request_times_land_in_the_histogram_as_observed_one_by_one(
+        requests: list[tuple[str, float]]) -> None:
+    """The latency histogram a flush writes holds, route by route, the same buckets, count and
+    sum as observing each request's time on its own would (a time on a bucket's bound in that
+    bucket, one past the last bound in +Inf)."""
+    registry, reference = CollectorRegistry(), CollectorRegistry()
+    log = RequestLog(Metrics(registry))
+    expected = Metrics(reference).http_latency
+    for path, seconds in requests:
+        log.add(route_of(path), "GET", 200, seconds, "10.0.0.1")
+        expected.labels(route_of(path)).observe(seconds)
+    log.flush()
+    got, want = _latency_samples(registry), _latency_samples(reference)
+    # The flush's histogram has every route, those without a request at zero.
+    assert want.keys() <= got.keys()
+    assert all(math.isclose(value, want.get(key, 0.0), abs_tol=1e-9)
+               for key, value in got.items())
