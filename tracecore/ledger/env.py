@@ -20,6 +20,7 @@ from tracecore.errors import (
     TraceError,
     Unavailable,
 )
+from tracecore.files import fsync_directory
 
 T = TypeVar("T")
 
@@ -335,11 +336,7 @@ def compact(path: Path, owner: str) -> None:
         os.close(fd)
     os.replace(staging / "data.mdb", path / "data.mdb")
     staging.rmdir()
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_directory(path)
 
 
 def in_use(path: Path) -> bool:
