@@ -94,10 +94,13 @@ def test_bulk_work_makes_way_for_another_tenants_write_until_it_is_done() -> Non
 
 
 def test_two_bulk_jobs_do_not_wait_for_each_other() -> None:
-    """Two tenants' imports at once: each goes on at its pauses while the other runs."""
+    """Two tenants' imports at once: neither counts the other as a write to make way for (so
+    ``make_way`` returns at once), while a small write on a third lane would be."""
     writer = Writer(make_way_s=60)
     a, b = _two_tenants_on_two_lanes(writer)
-    b_paused, release_b = threading.Event(), threading.Event()
+    c = next(n for n in (f"tenant-{i}" for i in range(100))
+             if writer.lane(n) not in (writer.lane(a), writer.lane(b)))
+    b_paused, release_b, a_bulk, c_running, release_c = (threading.Event() for _ in range(5))
     seen: list[str] = []
 
     def bulk_b() -> None:
@@ -105,20 +108,34 @@ def test_two_bulk_jobs_do_not_wait_for_each_other() -> None:
         b_paused.set()
         release_b.wait(30)
 
+    def small_c() -> None:
+        c_running.set()
+        release_c.wait(30)
+
     def bulk_a() -> None:
         writer.make_way()
         b_paused.wait(30)
-        seen.append(f"others writing: {writer.others_writing()}")
-        writer.make_way()
-        seen.append("a goes on while b runs" if not release_b.is_set() else "a waited for b")
+        seen.append(f"beside bulk b, others writing: {writer.others_writing()}")
         release_b.set()
+
+    def bulk_a_beside_c() -> None:
+        writer.make_way()  # nothing else runs yet: returns at once, and marks a as bulk work
+        a_bulk.set()
+        c_running.wait(30)
+        seen.append(f"beside small c, others writing: {writer.others_writing()}")
+        release_c.set()
 
     async def scenario() -> None:
         await asyncio.gather(writer.run(b, bulk_b), writer.run(a, bulk_a))
+        beside_c = asyncio.ensure_future(writer.run(a, bulk_a_beside_c))
+        await asyncio.to_thread(a_bulk.wait, 30)  # c's write starts once a is bulk work
+        await asyncio.gather(writer.run(c, small_c), beside_c)
 
     try:
         asyncio.run(scenario())
     finally:
         release_b.set()
+        release_c.set()
         writer.close()
-    assert seen == ["others writing: False", "a goes on while b runs"]
+    assert seen == ["beside bulk b, others writing: False",
+                    "beside small c, others writing: True"]

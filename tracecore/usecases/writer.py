@@ -77,6 +77,7 @@ class Writer:
             with self._quiet:
                 here.bulk = True
                 self._bulk += 1
+                self._quiet.notify_all()  # a lane waiting for this one need wait no more
         if self.others_writing():
             with self._quiet:
                 self._quiet.wait_for(lambda: not self.others_writing(), self._make_way_s)
