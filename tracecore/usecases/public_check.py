@@ -104,24 +104,9 @@ class PublicProduct:
 
     @classmethod
     def of(cls, p: pb.Product) -> PublicProduct:
-        seen = _SEEN.get(id(p))
-        if seen is not None and seen[0] is p:
-            return seen[1]
         pack = p.pack_spec or (str(p.pack_size) if p.pack_size else "")
-        made = cls(p.name, p.generic_name, p.strength, pack, p.form, p.mah, p.manufacturer,
+        return cls(p.name, p.generic_name, p.strength, pack, p.form, p.mah, p.manufacturer,
                    p.approval_number)
-        if len(_SEEN) >= _MAX_SEEN:
-            _SEEN.clear()
-        _SEEN[id(p)] = (p, made)
-        return made
-
-
-#: The public part of the product records seen lately, by record: a worker's readers hand out
-#: the very same record object for as long as the record is unchanged, so each is made once
-#: per worker; a changed record is a new object, made again. The record is held with it, so
-#: its id is not reused meanwhile.
-_SEEN: dict[int, tuple[pb.Product, PublicProduct]] = {}
-_MAX_SEEN = 4096
 
 
 @dataclass(frozen=True, slots=True)
