@@ -55,6 +55,13 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
                                                     request.product, request.link)
         return pb.AddProductLinkResponse(product=product)
 
+    async def RemoveProductLink(self, request: pb.RemoveProductLinkRequest, context: Context
+                                ) -> pb.RemoveProductLinkResponse:
+        removed = await masterdata.remove_product_link(
+            self._side, caller(), request.tenant, request.product, request.link_type,
+            request.lang, request.href)
+        return pb.RemoveProductLinkResponse(product=removed.product, removed=removed.link)
+
     async def AddBatch(self, request: pb.AddBatchRequest, context: Context) -> pb.AddBatchResponse:
         batch = await masterdata.add_batch(self._side, caller(), request.tenant, request.batch)
         return pb.AddBatchResponse(batch=batch)

@@ -1,4 +1,4 @@
-"""`pharmatrace product link add / list`: the links a product's Digital Link resolves to
+"""`pharmatrace product link add / list / remove`: the links a product's Digital Link resolves to
 besides the check page (product page, leaflet, recall status, SmPC...)."""
 
 from __future__ import annotations
@@ -23,6 +23,13 @@ def register(product: Any, add_command: Callable[..., argparse.ArgumentParser],
     add.add_argument("--href", required=True, help="absolute http(s) URL of the target")
     add.add_argument("--lang", default="", help="language of the target, e.g. en, zh-CN")
     add.add_argument("--title", default="", help="a title for people")
+    remove = add_command(links, "remove", "Remove a link the resolver offers for a product.",
+                         lambda args: _remove(args, endpoints))
+    remove.add_argument("--product", required=True, help="GTIN or NMPA drug identifier")
+    remove.add_argument("--type", required=True, dest="link_type", help="its GS1 link type")
+    remove.add_argument("--lang", default="", help="its language (none: the link without one)")
+    remove.add_argument("--href", default="",
+                        help="its URL, when the product has several of that type and language")
     show = add_command(links, "list", "List a product's links.",
                        lambda args: _list(args, endpoints))
     show.add_argument("--product", required=True, help="GTIN or NMPA drug identifier")
@@ -32,13 +39,29 @@ def _add(args: argparse.Namespace, endpoints: Callable[[argparse.Namespace], Any
     from pharmatrace.v1 import admin_pb2 as pb
     from pharmatrace.v1 import common_pb2 as cpb
 
-    link_type = args.link_type if ":" in args.link_type else f"gs1:{args.link_type}"
     response = endpoints(args).admin().AddProductLink(pb.AddProductLinkRequest(
         tenant=args.tenant, product=args.product, link=cpb.ProductLink(
-            link_type=link_type, href=args.href, lang=args.lang, title=args.title)))
+            link_type=_compact(args.link_type), href=args.href, lang=args.lang,
+            title=args.title)))
     print(f"product {args.product} now has {len(response.product.links)} link(s) besides "
           "its check page")
     return EXIT_OK
+
+
+def _remove(args: argparse.Namespace, endpoints: Callable[[argparse.Namespace], Any]) -> int:
+    from pharmatrace.v1 import admin_pb2 as pb
+
+    response = endpoints(args).admin().RemoveProductLink(pb.RemoveProductLinkRequest(
+        tenant=args.tenant, product=args.product, link_type=_compact(args.link_type),
+        lang=args.lang, href=args.href))
+    print(f"removed {response.removed.link_type} {response.removed.href}; product "
+          f"{args.product} has {len(response.product.links)} link(s) left besides its check page")
+    return EXIT_OK
+
+
+def _compact(link_type: str) -> str:
+    """``gs1:epil`` for ``epil`` as well."""
+    return link_type if ":" in link_type else f"gs1:{link_type}"
 
 
 def _list(args: argparse.Namespace, endpoints: Callable[[argparse.Namespace], Any]) -> int:

@@ -121,20 +121,26 @@ def product_link(link: pb.ProductLink, field: str = "link") -> pb.ProductLink:
     language tag (lower-case primary subtag) and title."""
     out = pb.ProductLink()
     out.CopyFrom(link)
-    if not _LINK_TYPE.fullmatch(link.link_type):
-        raise InvalidArgument("must be a GS1 link type such as gs1:pip or gs1:epil",
-                              field=f"{field}.link_type")
+    out.link_type, out.lang = link_kind(link.link_type, link.lang, field)
     if len(link.href) > MAX_HREF or not _HREF.fullmatch(link.href):
         raise InvalidArgument(f"must be an absolute http(s) URL of at most {MAX_HREF} characters",
                               field=f"{field}.href")
-    if link.lang:
-        if not _LANG.fullmatch(link.lang):
-            raise InvalidArgument("must be a language tag such as en or zh-CN",
-                                  field=f"{field}.lang")
-        primary, _, rest = link.lang.partition("-")
-        out.lang = primary + ("-" + rest if rest else "")
     _text(link.title, f"{field}.title", MAX_NAME)
     return out
+
+
+def link_kind(link_type: str, lang: str, field: str = "link") -> tuple[str, str]:
+    """A link's type and language as ``product_link`` keeps them: a gs1: link type, an
+    optional language tag with its primary subtag in lower case."""
+    if not _LINK_TYPE.fullmatch(link_type):
+        raise InvalidArgument("must be a GS1 link type such as gs1:pip or gs1:epil",
+                              field=f"{field}.link_type")
+    if not lang:
+        return link_type, ""
+    if not _LANG.fullmatch(lang):
+        raise InvalidArgument("must be a language tag such as en or zh-CN", field=f"{field}.lang")
+    primary, _, rest = lang.partition("-")
+    return link_type, primary + ("-" + rest if rest else "")
 
 
 def identifiers(p: pb.Product) -> list[str]:

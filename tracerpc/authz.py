@@ -77,6 +77,7 @@ TABLE: dict[str, UseCase] = {
             BindCertificate=credentials.bind_certificate, ListKeys=credentials.list_keys,
             RotateKey=credentials.rotate_key, RetireKey=credentials.retire_key,
             RevokeKey=credentials.revoke_key, AddProductLink=masterdata.add_product_link,
+            RemoveProductLink=masterdata.remove_product_link,
             ConfirmParty=partners.confirm_party, MergeParty=partners.merge_party),
     **_rpcs("CodeIssuance", RequestCodes=issuance.request_codes,
             ReturnCodes=issuance.return_codes, GetPool=issuance.get_pool),

@@ -1,5 +1,6 @@
 """`pharmatrace serve` with its HTTP front door, fed by the command line: product fields and
-links from `product add` and `product link add`, and access logs without codes in them."""
+links from `product add` and `product link add` / `remove`, and access logs without codes in
+them."""
 
 from __future__ import annotations
 
@@ -17,6 +18,14 @@ def cli(server_env: dict[str, str], *args: str) -> str:
                           text=True, timeout=CLI_TIMEOUT_S, check=False)
     assert done.returncode == 0, done.stderr
     return done.stdout
+
+
+def cli_failure(server_env: dict[str, str], *args: str) -> str:
+    """What the command line says on stderr when the command fails (it must)."""
+    done = subprocess.run([*pharmatrace_command(), *args], env=server_env, capture_output=True,
+                          text=True, timeout=CLI_TIMEOUT_S, check=False)
+    assert done.returncode != 0, done.stdout
+    return done.stderr
 
 
 def test_serve_answers_http_with_what_the_cli_registered(servers: Servers, tmp_path: Path
@@ -62,3 +71,39 @@ def test_serve_answers_http_with_what_the_cli_registered(servers: Servers, tmp_p
     log = server.log_text()
     assert '"route": "check"' in log and '"route": "resolver"' in log
     assert serial not in log
+
+
+def test_a_removed_link_is_no_longer_offered(servers: Servers, tmp_path: Path) -> None:
+    """`product link remove` takes a link off the product: within the second a worker trusts
+    a product record it read, the resolver that redirected to the English leaflet offers the
+    Chinese one left instead; the list shows only that one, and removing the link again says
+    there is no such link."""
+    server = servers.start(workers=1)
+    env = server.env
+    gtin = "09501101530027"
+    cli(env, "product", "add", "--gtin", gtin, "--name", "Paracetamol 500 mg tablets")
+    for lang in ("en", "zh-CN"):
+        cli(env, "product", "link", "add", "--product", gtin, "--type", "epil",
+            "--href", f"https://example.com/leaflet-{lang}.pdf", "--lang", lang)
+    base = f"http://127.0.0.1:{server.ports['http']}"
+    with httpx.Client(base_url=base, timeout=30) as http:
+        before = http.get(f"/01/{gtin}?linkType=gs1:epil", headers={"Accept-Language": "en"})
+        said = cli(env, "product", "link", "remove", "--product", gtin, "--type", "epil",
+                   "--lang", "en")
+        deadline = time.monotonic() + 10
+        while True:
+            after = http.get(f"/01/{gtin}?linkType=gs1:epil",
+                             headers={"Accept-Language": "en"})
+            if after.headers.get("location") != before.headers["location"] or (
+                    time.monotonic() > deadline):
+                break
+            time.sleep(0.1)
+    assert before.headers["location"] == "https://example.com/leaflet-en.pdf"
+    assert "removed gs1:epil https://example.com/leaflet-en.pdf" in said
+    assert after.status_code == 307
+    assert after.headers["location"] == "https://example.com/leaflet-zh-CN.pdf"
+    assert cli(env, "product", "link", "list", "--product", gtin).splitlines() == [
+        "gs1:epil\tzh-CN\thttps://example.com/leaflet-zh-CN.pdf\t"]
+    again = cli_failure(env, "product", "link", "remove", "--product", gtin, "--type", "epil",
+                        "--lang", "en")
+    assert "has no gs1:epil link in en" in again

@@ -135,6 +135,40 @@ def test_an_unknown_product_is_not_found(api, tenant: str, refused) -> None:
             lambda: api.admin.GetProduct(apb.GetProductRequest(tenant=tenant, product=GTIN)))
 
 
+def _link(link_type: str, lang: str, href: str) -> cpb.ProductLink:
+    return cpb.ProductLink(link_type=link_type, lang=lang, href=href)
+
+
+def test_a_product_link_is_removed_by_type_and_language(api, tenant: str, refused) -> None:
+    """RemoveProductLink takes off the one link of that type and language and answers with it
+    and the links left; with two of the same type and language it needs the href
+    (INVALID_ARGUMENT naming href), and a link the product does not have is NOT_FOUND."""
+    api.admin.RegisterProduct(apb.RegisterProductRequest(tenant=tenant, product=_product()))
+    for link in (_link("gs1:epil", "en", "https://example.com/en.pdf"),
+                 _link("gs1:epil", "zh-CN", "https://example.com/zh-1.pdf"),
+                 _link("gs1:epil", "zh-CN", "https://example.com/zh-2.pdf"),
+                 _link("gs1:pip", "", "https://example.com/pip")):
+        api.admin.AddProductLink(apb.AddProductLinkRequest(tenant=tenant, product=GTIN,
+                                                           link=link))
+    done = api.admin.RemoveProductLink(apb.RemoveProductLinkRequest(
+        tenant=tenant, product=GTIN, link_type="gs1:epil", lang="en"))
+    assert done.removed.href == "https://example.com/en.pdf"
+    assert [link.href for link in done.product.links] == [
+        "https://example.com/zh-1.pdf", "https://example.com/zh-2.pdf", "https://example.com/pip"]
+    refused(INVALID, "href", lambda: api.admin.RemoveProductLink(apb.RemoveProductLinkRequest(
+        tenant=tenant, product=GTIN, link_type="gs1:epil", lang="zh-CN")))
+    api.admin.RemoveProductLink(apb.RemoveProductLinkRequest(
+        tenant=tenant, product=GTIN, link_type="gs1:epil", lang="zh-CN",
+        href="https://example.com/zh-2.pdf"))
+    refused(NOT_FOUND, None, lambda: api.admin.RemoveProductLink(apb.RemoveProductLinkRequest(
+        tenant=tenant, product=GTIN, link_type="gs1:pip", lang="en")))
+    refused(INVALID, "link.link_type", lambda: api.admin.RemoveProductLink(
+        apb.RemoveProductLinkRequest(tenant=tenant, product=GTIN, link_type="pip")))
+    left = api.admin.GetProduct(apb.GetProductRequest(tenant=tenant, product=GTIN)).product
+    assert [link.href for link in left.links] == [
+        "https://example.com/zh-1.pdf", "https://example.com/pip"]
+
+
 def test_master_data_of_an_unknown_tenant_is_not_found(api, refused) -> None:
     """Registering or reading master data for a tenant that does not exist is NOT_FOUND."""
     refused(NOT_FOUND, "tenant", lambda: api.admin.RegisterProduct(

@@ -10,7 +10,7 @@ from pharmatrace.v1 import common_pb2 as cpb
 from tracecore import masterdata
 from tracecore.clock import utc_date
 from tracecore.credentials import Principal
-from tracecore.errors import InvalidArgument
+from tracecore.errors import InvalidArgument, NotFound
 from tracecore.usecases.declare import ADMIN, READERS, Scope, use_case
 from tracecore.usecases.writeside import WriteSide
 
@@ -55,6 +55,43 @@ async def add_product_link(side: WriteSide, caller: Principal, tenant: str, prod
 
     ledger = side.data.get(tenant).ledger
     return await side.writer.run(tenant, ledger.update_product, product, change)
+
+
+@dataclass(frozen=True, slots=True)
+class Removed:
+    """A product after one of its links was removed, and that link."""
+
+    product: cpb.Product
+    link: cpb.ProductLink
+
+
+@use_case(roles={ADMIN}, writes=True, scope=Scope.TENANT)
+async def remove_product_link(side: WriteSide, caller: Principal, tenant: str, product: str,
+                              link_type: str, lang: str, href: str = "") -> Removed:
+    """Removes the product's link of this type and language (and ``href``, needed only when
+    several links share them); NotFound when there is none."""
+    kind = masterdata.link_kind(link_type, lang)
+    removed: list[cpb.ProductLink] = []
+
+    def change(current: cpb.Product) -> cpb.Product:
+        removed.clear()
+        matching = [i for i, link in enumerate(current.links)
+                    if (link.link_type, link.lang) == kind and (not href or link.href == href)]
+        if not matching:
+            raise NotFound(f"product {product} has no {kind[0]} link"
+                           + (f" in {kind[1]}" if kind[1] else " without a language")
+                           + (f" to {href}" if href else ""))
+        if len(matching) > 1:
+            raise InvalidArgument(f"product {product} has {len(matching)} such links: name the "
+                                  "one to remove by its href", field="href")
+        updated = cpb.Product()
+        updated.CopyFrom(current)
+        removed.append(updated.links.pop(matching[0]))
+        return updated
+
+    ledger = side.data.get(tenant).ledger
+    updated = await side.writer.run(tenant, ledger.update_product, product, change)
+    return Removed(updated, removed[0])
 
 
 @use_case(roles=READERS, writes=False, scope=Scope.TENANT)

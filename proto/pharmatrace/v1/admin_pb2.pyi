@@ -427,6 +427,67 @@ class AddProductLinkResponse(_message.Message):
 Global___AddProductLinkResponse: _TypeAlias = AddProductLinkResponse  # noqa: Y015
 
 @_typing.final
+class RemoveProductLinkRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    PRODUCT_FIELD_NUMBER: _builtins.int
+    LINK_TYPE_FIELD_NUMBER: _builtins.int
+    LANG_FIELD_NUMBER: _builtins.int
+    HREF_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    product: _builtins.str
+    """GTIN or NMPA drug identifier"""
+    link_type: _builtins.str
+    """as added: gs1:epil, epil or https://gs1.org/voc/epil"""
+    lang: _builtins.str
+    """the link's language; "" for a link without one"""
+    href: _builtins.str
+    """needed only when the product has several links of that type"""
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+        product: _builtins.str = ...,
+        link_type: _builtins.str = ...,
+        lang: _builtins.str = ...,
+        href: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["href", b"href", "lang", b"lang", "link_type", b"link_type", "product", b"product", "tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveProductLinkRequest: _TypeAlias = RemoveProductLinkRequest  # noqa: Y015
+
+@_typing.final
+class RemoveProductLinkResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PRODUCT_FIELD_NUMBER: _builtins.int
+    REMOVED_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def product(self) -> _common_pb2.Product:
+        """with the links it has left"""
+
+    @_builtins.property
+    def removed(self) -> _common_pb2.ProductLink: ...
+    def __init__(
+        self,
+        *,
+        product: _common_pb2.Product | None = ...,
+        removed: _common_pb2.ProductLink | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["product", b"product", "removed", b"removed"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["product", b"product", "removed", b"removed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveProductLinkResponse: _TypeAlias = RemoveProductLinkResponse  # noqa: Y015
+
+@_typing.final
 class AddBatchRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -64,6 +64,11 @@ class AdminStub:
                 request_serializer=pharmatrace_dot_v1_dot_admin__pb2.AddProductLinkRequest.SerializeToString,
                 response_deserializer=pharmatrace_dot_v1_dot_admin__pb2.AddProductLinkResponse.FromString,
                 _registered_method=True)
+        self.RemoveProductLink = channel.unary_unary(
+                '/pharmatrace.v1.Admin/RemoveProductLink',
+                request_serializer=pharmatrace_dot_v1_dot_admin__pb2.RemoveProductLinkRequest.SerializeToString,
+                response_deserializer=pharmatrace_dot_v1_dot_admin__pb2.RemoveProductLinkResponse.FromString,
+                _registered_method=True)
         self.AddBatch = channel.unary_unary(
                 '/pharmatrace.v1.Admin/AddBatch',
                 request_serializer=pharmatrace_dot_v1_dot_admin__pb2.AddBatchRequest.SerializeToString,
@@ -202,6 +207,14 @@ class AdminServicer:
 
     def AddProductLink(self, request, context):
         """Adds a link the Digital Link resolver offers for a product (leaflet, recall status, ...).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveProductLink(self, request, context):
+        """Removes a link the resolver offers for a product; the front door's workers stop offering it
+        within a second (they reuse a product record they read for that long).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -373,6 +386,11 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.AddProductLink,
                     request_deserializer=pharmatrace_dot_v1_dot_admin__pb2.AddProductLinkRequest.FromString,
                     response_serializer=pharmatrace_dot_v1_dot_admin__pb2.AddProductLinkResponse.SerializeToString,
+            ),
+            'RemoveProductLink': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveProductLink,
+                    request_deserializer=pharmatrace_dot_v1_dot_admin__pb2.RemoveProductLinkRequest.FromString,
+                    response_serializer=pharmatrace_dot_v1_dot_admin__pb2.RemoveProductLinkResponse.SerializeToString,
             ),
             'AddBatch': grpc.unary_unary_rpc_method_handler(
                     servicer.AddBatch,
@@ -637,6 +655,33 @@ class Admin:
             '/pharmatrace.v1.Admin/AddProductLink',
             pharmatrace_dot_v1_dot_admin__pb2.AddProductLinkRequest.SerializeToString,
             pharmatrace_dot_v1_dot_admin__pb2.AddProductLinkResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveProductLink(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pharmatrace.v1.Admin/RemoveProductLink',
+            pharmatrace_dot_v1_dot_admin__pb2.RemoveProductLinkRequest.SerializeToString,
+            pharmatrace_dot_v1_dot_admin__pb2.RemoveProductLinkResponse.FromString,
             options,
             channel_credentials,
             insecure,

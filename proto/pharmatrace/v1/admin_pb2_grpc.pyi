@@ -39,6 +39,10 @@ class AdminStub:
     ListProducts: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListProductsRequest, _admin_pb2.ListProductsResponse]
     AddProductLink: _grpc.UnaryUnaryMultiCallable[_admin_pb2.AddProductLinkRequest, _admin_pb2.AddProductLinkResponse]
     """Adds a link the Digital Link resolver offers for a product (leaflet, recall status, ...)."""
+    RemoveProductLink: _grpc.UnaryUnaryMultiCallable[_admin_pb2.RemoveProductLinkRequest, _admin_pb2.RemoveProductLinkResponse]
+    """Removes a link the resolver offers for a product; the front door's workers stop offering it
+    within a second (they reuse a product record they read for that long).
+    """
     AddBatch: _grpc.UnaryUnaryMultiCallable[_admin_pb2.AddBatchRequest, _admin_pb2.AddBatchResponse]
     GetBatch: _grpc.UnaryUnaryMultiCallable[_admin_pb2.GetBatchRequest, _admin_pb2.GetBatchResponse]
     ListBatches: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListBatchesRequest, _admin_pb2.ListBatchesResponse]
@@ -89,6 +93,10 @@ class AdminAsyncStub(AdminStub):
     ListProducts: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListProductsRequest, _admin_pb2.ListProductsResponse]  # type: ignore[assignment]
     AddProductLink: _aio.UnaryUnaryMultiCallable[_admin_pb2.AddProductLinkRequest, _admin_pb2.AddProductLinkResponse]  # type: ignore[assignment]
     """Adds a link the Digital Link resolver offers for a product (leaflet, recall status, ...)."""
+    RemoveProductLink: _aio.UnaryUnaryMultiCallable[_admin_pb2.RemoveProductLinkRequest, _admin_pb2.RemoveProductLinkResponse]  # type: ignore[assignment]
+    """Removes a link the resolver offers for a product; the front door's workers stop offering it
+    within a second (they reuse a product record they read for that long).
+    """
     AddBatch: _aio.UnaryUnaryMultiCallable[_admin_pb2.AddBatchRequest, _admin_pb2.AddBatchResponse]  # type: ignore[assignment]
     GetBatch: _aio.UnaryUnaryMultiCallable[_admin_pb2.GetBatchRequest, _admin_pb2.GetBatchResponse]  # type: ignore[assignment]
     ListBatches: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListBatchesRequest, _admin_pb2.ListBatchesResponse]  # type: ignore[assignment]
@@ -172,6 +180,16 @@ class AdminServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_admin_pb2.AddProductLinkResponse, _abc.Awaitable[_admin_pb2.AddProductLinkResponse]]:
         """Adds a link the Digital Link resolver offers for a product (leaflet, recall status, ...)."""
+
+    @_abc_1.abstractmethod
+    def RemoveProductLink(
+        self,
+        request: _admin_pb2.RemoveProductLinkRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.RemoveProductLinkResponse, _abc.Awaitable[_admin_pb2.RemoveProductLinkResponse]]:
+        """Removes a link the resolver offers for a product; the front door's workers stop offering it
+        within a second (they reuse a product record they read for that long).
+        """
 
     @_abc_1.abstractmethod
     def AddBatch(
