@@ -113,6 +113,7 @@ async def serve_worker(config: WorkerConfig, ready: multiprocessing.connection.C
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     runtime.tune()
+    collections = asyncio.create_task(runtime.young_collections())
     http = http_server = mirror = None
     if config.http_port is not None:
         if config.nats:
@@ -153,9 +154,10 @@ async def serve_worker(config: WorkerConfig, ready: multiprocessing.connection.C
     if http_server is not None:
         await http_server.stop(config.grace_s)
     await running.stop(config.grace_s)
-    flusher.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await flusher
+    for task in (flusher, collections):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     if http is not None:
         http.close()
     if mirror is not None:
