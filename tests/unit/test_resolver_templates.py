@@ -4,7 +4,8 @@ language and root, the first request of a shape and every one after."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -14,7 +15,7 @@ from frontdoor.answer_cache import Answer, Recording
 from frontdoor.asgi import query
 from frontdoor.http import accepted_languages
 from frontdoor.resolver import finished
-from frontdoor.resolver_templates import Templates, shape_of
+from frontdoor.resolver_templates import Made, Templates, shape_of
 from tracecore import gs1
 from tracecore.errors import InvalidArgument, NotFound
 from tracecore.usecases.resolver import resolve
@@ -62,13 +63,23 @@ def _requests(draw: st.DrawFn) -> tuple[bytes, bytes]:
     return path.encode(), "&".join([*fields, draw(_EXTRA)]).strip("&").encode()
 
 
-def _answer_or_refusal(make: object) -> Answer | str:
+def _answer_or_refusal(make: Callable[[], Answer]) -> Answer | str:
     try:
-        answer = make()  # type: ignore[operator]
+        return make()
     except (InvalidArgument, NotFound) as exc:
         return f"{type(exc).__name__}: {exc.message}"
-    assert isinstance(answer, Answer)
-    return answer
+
+
+def _maker(root: str, raw_query: bytes, linkset: bool, accept_language: str) -> Made:
+    """What the front door's view does to make an answer whole."""
+
+    def made(path: str, query_text: str, made_from: Recording) -> Answer:
+        return finished(resolve(
+            made_from, root=root, path=path, query=query_text,
+            link_type=query({"query_string": raw_query}).get("linkType", ""),
+            wants_linkset=linkset, languages=accepted_languages(accept_language)))
+
+    return made
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
@@ -84,18 +95,12 @@ def test_an_answer_filled_in_from_a_template_is_the_answer_made_whole(
     catalogue = _Catalogue(pb.Product(gtin=GTIN, name="Amoxicillin", links=links))
     templates = Templates(catalogue, 1 << 20)
     for raw_path, raw_query in [*requests, *requests]:
-
-        def made(path: str, query_text: str, made_from: Recording) -> Answer:
-            return finished(resolve(
-                made_from, root=root, path=path, query=query_text,
-                link_type=query({"query_string": raw_query}).get("linkType", ""),
-                wants_linkset=linkset, languages=accepted_languages(accept_language)))
-
-        whole = _answer_or_refusal(
-            lambda: made(raw_path.decode(), raw_query.decode(), Recording(catalogue)))
-        key = (root, raw_path, raw_query, linkset, accept_language)
-        filled = _answer_or_refusal(lambda: templates.answer(
-            root, raw_path, raw_query, key, Recording(catalogue), made))
+        made = _maker(root, raw_query, linkset, accept_language)
+        whole = _answer_or_refusal(functools.partial(
+            made, raw_path.decode(), raw_query.decode(), Recording(catalogue)))
+        filled = _answer_or_refusal(functools.partial(
+            templates.answer, root, raw_path, raw_query,
+            (root, raw_path, raw_query, linkset, accept_language), Recording(catalogue), made))
         assert filled == whole
 
 
