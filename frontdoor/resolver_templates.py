@@ -131,6 +131,9 @@ def _joined(parts: tuple[bytes, ...], holes: tuple[int, ...], values: tuple[byte
 
 #: Kept for a shape whose answers are made whole each time.
 UNUSABLE = Template(0, (), ((b"",), ()))
+#: Kept for a shape seen once: its template is made the next time, so that requests each of a
+#: shape of its own (made-up parameters) cost one answer made whole each, not two.
+SEEN_ONCE = Template(0, (), ((b"",), ()))
 
 
 def stand_ins(shape: Shape) -> tuple[str, ...] | None:
@@ -196,17 +199,20 @@ class Templates:
                made: Made) -> Answer:
         """The answer to the request of ``key`` (its root, path and query first, then the
         headers its answer depends on): filled in from its shape's template, or ``made``
-        whole (and the shape's template made, if it has none yet). ``made_from`` notes the
-        catalogue reads the answer depends on."""
+        whole (and the shape's template made, the second time it is seen). ``made_from`` notes
+        the catalogue reads the answer depends on."""
         path, query_text = raw_path.decode("ascii"), query.decode("ascii")
         shape = shape_of(raw_path, query)
         if shape is None:
             return made(path, query_text, made_from)
         shape_key = (root, shape.path, shape.query, *key[3:])
         template = self._kept.get(shape_key)
-        if template is None:
+        if template is None or template is SEEN_ONCE:
             found = made(path, query_text, made_from)
-            self._make(shape, shape_key, found, made)
+            if template is None:
+                self._kept.put(shape_key, SEEN_ONCE, made_from)
+            else:
+                self._make(shape, shape_key, found, made)
             return found
         if template is not UNUSABLE:
             try:

@@ -94,7 +94,7 @@ def test_an_answer_filled_in_from_a_template_is_the_answer_made_whole(
     in from it) get the answer, or the refusal, the resolver makes for each from scratch."""
     catalogue = _Catalogue(pb.Product(gtin=GTIN, name="Amoxicillin", links=links))
     templates = Templates(catalogue, 1 << 20)
-    for raw_path, raw_query in [*requests, *requests]:
+    for raw_path, raw_query in [*requests, *requests, *requests]:
         made = _maker(root, raw_query, linkset, accept_language)
         whole = _answer_or_refusal(functools.partial(
             made, raw_path.decode(), raw_query.decode(), Recording(catalogue)))
@@ -105,8 +105,8 @@ def test_an_answer_filled_in_from_a_template_is_the_answer_made_whole(
 
 
 def test_the_packs_of_a_product_share_one_template() -> None:
-    """Packs of one product, lot and expiry format are one shape: the second pack's answer
-    is filled in from the first one's template."""
+    """Packs of one product, lot and expiry format are one shape: the template is made when
+    the shape is seen a second time, and the answers after are filled in from it."""
     catalogue = _Catalogue(pb.Product(gtin=GTIN))
     templates = Templates(catalogue, 1 << 20)
     made_whole = []
@@ -117,15 +117,15 @@ def test_the_packs_of_a_product_share_one_template() -> None:
                                 query=query_text, link_type="", wants_linkset=False,
                                 languages=[]))
 
-    for serial in ("AAA1", "BBB2", "CCC3"):
+    for serial in ("AAA1", "BBB2", "CCC3", "DDD4"):
         raw_path = f"/01/{GTIN}/10/L1/21/{serial}".encode()
         answer = templates.answer("https://id.example.com", raw_path, b"17=290630",
                                   ("https://id.example.com", raw_path, b"17=290630", False, ""),
                                   Recording(catalogue), made)
         assert dict(answer.headers)[b"link"].startswith(
             f"<https://id.example.com/01/{GTIN}/10/L1/21/{serial}?".encode())
-    # The first pack's answer and the template's stand-in answer; none after.
-    assert len(made_whole) == 2 and len(templates) == 1
+    # The first two packs' answers and the template's stand-in answer; none after.
+    assert len(made_whole) == 3 and len(templates) == 1
 
 
 def test_values_that_percent_encoding_changes_are_not_taken_out() -> None:
