@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from pharmatrace.v1 import common_pb2 as pb
 
@@ -41,7 +41,20 @@ class Answer:
     headers: list[tuple[bytes, bytes]]
     body: bytes
 
+    @property
+    def size(self) -> int:
+        """Its bytes, as the bound counts them."""
+        return len(self.body) + sum(len(v) for _, v in self.headers)
 
+
+class Kept(Protocol):
+    """What the cache keeps: an ``Answer``, or anything else that says its size."""
+
+    @property
+    def size(self) -> int: ...
+
+
+K = TypeVar("K", bound=Kept)
 #: What in a request an answer depends on, as strings, bytes and flags.
 Key = tuple[str | bytes | bool, ...]
 #: A catalogue read noted by ``Recording``: the method, its arguments, and what it returned.
@@ -77,14 +90,14 @@ class Recording:
         return self._reads.sscc_owners(code)
 
 
-class AnswerCache:
-    """Answers by request key, each with the catalogue reads it was made from; at most
-    ``max_bytes`` in all."""
+class AnswerCache(Generic[K]):
+    """Answers (or answer templates) by request key, each with the catalogue reads it was made
+    from; at most ``max_bytes`` in all."""
 
     def __init__(self, max_bytes: int) -> None:
         self._max_bytes = max_bytes
         self._bytes = 0
-        self._entries: dict[Key, tuple[Answer, tuple[_Read, ...], int]] = {}
+        self._entries: dict[Key, tuple[K, tuple[_Read, ...], int]] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -94,7 +107,7 @@ class AnswerCache:
         """What the kept answers count for against the bound."""
         return self._bytes
 
-    def get(self, key: Key) -> Answer | None:
+    def get(self, key: Key) -> K | None:
         """The answer kept under ``key`` if every read it was made from still returns the same
         record; a stale one is dropped."""
         entry = self._entries.get(key)
@@ -106,11 +119,16 @@ class AnswerCache:
                 return None
         return entry[0]
 
-    def put(self, key: Key, answer: Answer, made_from: Recording) -> None:
+    def reads(self, key: Key) -> tuple[_Read, ...]:
+        """The catalogue reads what is kept under ``key`` was made from (none if nothing is)."""
+        entry = self._entries.get(key)
+        return entry[1] if entry is not None else ()
+
+    def put(self, key: Key, answer: K, made_from: Recording) -> None:
         """Keeps ``answer`` if what it was made from can be checked again, and it fits."""
         if not made_from.keepable or not made_from.seen:
             return
-        cost = _OVERHEAD + len(answer.body) + sum(len(v) for _, v in answer.headers) + sum(
+        cost = _OVERHEAD + answer.size + sum(
             len(part) for part in key if not isinstance(part, bool))
         if cost > _LARGEST or cost > self._max_bytes:
             return

@@ -12,12 +12,13 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from frontdoor import epcis_rest, logistic_units, lvms, resolver
-from frontdoor.answer_cache import AnswerCache
+from frontdoor.answer_cache import Answer, AnswerCache
 from frontdoor.asgi import Views, error_answer
 from frontdoor.check_page import CheckPage
 from frontdoor.http import Frontdoor, FrontdoorConfig, nothing_here
 from frontdoor.middleware import Guard, RequestLog
 from frontdoor.reads import FrontdoorReads
+from frontdoor.resolver_templates import Templates
 from frontdoor.routing import Router
 from tracecore.errors import TraceError
 from tracecore.ledger.epcis_rest import EpcisStores
@@ -30,6 +31,9 @@ from verify_svc.verification import Verifiers
 #: The bytes of finished Digital Link answers a worker keeps (a redirect is about 1.4 kB with
 #: what keeping it costs).
 ANSWER_CACHE_BYTES = 32 * 1024 * 1024
+#: The bytes of resolver answer templates a worker keeps (one per product and request shape,
+#: about 1.5 kB each).
+TEMPLATE_CACHE_BYTES = 4 * 1024 * 1024
 
 
 async def healthz(request: Request) -> Response:
@@ -54,7 +58,7 @@ class Built:
     reads: FrontdoorReads
     requests: RequestLog
     epcis: EpcisStores
-    answers: AnswerCache
+    answers: AnswerCache[Answer]
     """The Digital Link answers the worker keeps."""
 
     def flush(self) -> None:
@@ -82,8 +86,8 @@ def build(config: FrontdoorConfig, data: DataDir, verifiers: Verifiers, metrics:
     door = Frontdoor(config, data, reads, metrics,
                      RateLimiter(config.public_rate, burst=max(1.0, 2 * config.public_rate)),
                      stores)
-    answers = AnswerCache(ANSWER_CACHE_BYTES)
-    digital_link = resolver.DigitalLink(door, answers)
+    answers: AnswerCache[Answer] = AnswerCache(ANSWER_CACHE_BYTES)
+    digital_link = resolver.DigitalLink(door, answers, Templates(reads, TEMPLATE_CACHE_BYTES))
     site = Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),

@@ -17,6 +17,7 @@ from starlette.types import Receive, Scope, Send
 from frontdoor.answer_cache import Answer, AnswerCache, Recording
 from frontdoor.asgi import header, headers_of, query
 from frontdoor.http import Frontdoor, accepted_languages, nothing_here, problem
+from frontdoor.resolver_templates import Templates
 from tracecore.errors import InvalidArgument, NotFound
 from tracecore.usecases.resolver import Link, Resolution, resolve
 
@@ -51,15 +52,18 @@ class DigitalLink:
     """GET or HEAD of ``/01/{gtin}`` with its key qualifiers and data attributes (or, sent on
     by the route of one bare segment, of a compressed Digital Link ``/{base64url}``) as a plain
     view. Finished answers are kept in ``answers`` for as long as the product's records they
-    were made from hold (``frontdoor.answer_cache``); errors are made each time."""
+    were made from hold (``frontdoor.answer_cache``); a pack's first answer is filled in from
+    its product's template in ``templates`` (``frontdoor.resolver_templates``), or made whole;
+    errors are made each time."""
 
-    def __init__(self, door: Frontdoor, answers: AnswerCache) -> None:
+    def __init__(self, door: Frontdoor, answers: AnswerCache[Answer], templates: Templates
+                 ) -> None:
         self._door = door
         self._answers = answers
+        self._templates = templates
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        door = self._door
-        root = door.root(scope)
+        root = self._door.root(scope)
         raw_path: bytes = scope["raw_path"]
         query_string: bytes = scope["query_string"]
         accept_language = header(scope, b"accept-language")
@@ -67,17 +71,20 @@ class DigitalLink:
         key = (root, raw_path, query_string, linkset, accept_language)
         found = self._answers.get(key)
         if found is None:
-            made_from = Recording(door.reads)
-            try:
-                resolution = resolve(
-                    made_from, root=root, path=raw_path.decode("ascii"),
-                    query=query_string.decode("ascii"),
+            made_from = Recording(self._door.reads)
+
+            def made(path: str, query_text: str, made_from: Recording) -> Answer:
+                return finished(resolve(
+                    made_from, root=root, path=path, query=query_text,
                     link_type=query(scope).get("linkType", ""), wants_linkset=linkset,
-                    languages=accepted_languages(accept_language))
+                    languages=accepted_languages(accept_language)))
+
+            try:
+                found = self._templates.answer(root, raw_path, query_string, key, made_from,
+                                               made)
             except (InvalidArgument, NotFound) as exc:
                 await refusal(exc)(scope, receive, send)
                 return
-            found = finished(resolution)
             self._answers.put(key, found, made_from)
         await send_answer(send, found)
 
