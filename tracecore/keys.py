@@ -15,6 +15,7 @@ import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Final
 
 from cryptography.exceptions import InvalidTag
@@ -91,10 +92,13 @@ class SigningKey:
 
 @dataclass(frozen=True)
 class _View:
-    """One consistent state of a ring, swapped whole so readers never need the lock."""
+    """One consistent state of a ring, swapped whole so readers never need the lock; what every
+    verification asks of it is worked out once per state."""
 
     keys: Mapping[int, SigningKey]
     active: SigningKey
+    macs: Mapping[int, Mac]
+    revoked: frozenset[int]
 
 
 class KeyRing:
@@ -135,9 +139,13 @@ class KeyRing:
         """Every key by ascending id, as :meth:`keys` lists them."""
         return iter(self._view.keys.values())
 
-    def macs(self) -> dict[int, Mac]:
+    def macs(self) -> Mapping[int, Mac]:
         """The MAC of every key by id, revoked ones included so their codes can be flagged."""
-        return {key_id: key.mac for key_id, key in self._view.keys.items()}
+        return self._view.macs
+
+    def revoked(self) -> frozenset[int]:
+        """The ids of the revoked keys."""
+        return self._view.revoked
 
     def rotate(self, now: float | None = None) -> SigningKey:
         """Make a new active key with the next id; the old active key becomes retired."""
@@ -369,7 +377,9 @@ def _make_view(keys: Iterable[SigningKey]) -> _View:
         raise InvalidArgument(
             f"a key ring needs exactly one active key, not {len(active)}", field="keys"
         )
-    return _View(by_id, active[0])
+    macs = MappingProxyType({key_id: key.mac for key_id, key in by_id.items()})
+    revoked = frozenset(k.key_id for k in by_id.values() if k.state is KeyState.REVOKED)
+    return _View(by_id, active[0], macs, revoked)
 
 
 def _now(now: float | None) -> float:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from hmac import compare_digest
+from types import MappingProxyType
 from typing import TYPE_CHECKING, ClassVar
 
 from tracecore import gs1
@@ -129,10 +130,30 @@ def check_tags(codes: Sequence[Code], macs: Mapping[int, Mac]) -> list[int | Non
     ``_check_tags`` is its reference.
     """
     if _compiled_check_tags is not None:
-        native = {key_id: mac.native for key_id, mac in macs.items() if mac.native is not None}
-        if len(native) == len(macs):
+        native = _native(macs)
+        if native is not None:
             return _compiled_check_tags(codes, native)
     return _check_tags(codes, macs)
+
+
+_last_native: tuple[Mapping[int, Mac], dict[int, HmacKey] | None] | None = None
+
+
+def _native(macs: Mapping[int, Mac]) -> dict[int, HmacKey] | None:
+    """The compiled keys of ``macs`` (None unless every key has one). A key ring hands out one
+    read-only mapping until its keys change (``KeyRing.macs``), so a verification of one code
+    reuses the last one rather than building it again; a mapping that can change is not kept."""
+    global _last_native
+    last = _last_native
+    if last is not None and last[0] is macs:
+        return last[1]
+    native: dict[int, HmacKey] | None = {
+        key_id: mac.native for key_id, mac in macs.items() if mac.native is not None}
+    if native is not None and len(native) != len(macs):
+        native = None
+    if type(macs) is MappingProxyType:
+        _last_native = (macs, native)
+    return native
 
 
 def _check_tags(codes: Sequence[Code], macs: Mapping[int, Mac]) -> list[int | None]:
