@@ -130,17 +130,21 @@ def run(codes: int = DEFAULT_CODES, rounds: int = DEFAULT_ROUNDS, keep: bool = F
     return {name: statistics.median(values) for name, values in figures.items()}
 
 
+def table(figures: dict[str, float]) -> str:
+    """The figures as a table, each beside the baseline."""
+    base = figures["baseline"]
+    lines = [f"{'case':<14} {'CPU us/code':>12} {'x baseline':>11}"]
+    lines += [f"{name:<14} {us:>12.1f} {us / base:>11.2f}" for name, us in figures.items()]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.verify_one", description=__doc__)
     parser.add_argument("--codes", type=int, default=DEFAULT_CODES, help="packs commissioned")
     parser.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS)
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args(argv)
-    figures = run(args.codes, args.rounds, args.keep)
-    base = figures["baseline"]
-    print(f"{'case':<14} {'CPU us/code':>12} {'x baseline':>11}")
-    for name, us in figures.items():
-        print(f"{name:<14} {us:>12.1f} {us / base:>11.2f}")
+    print(table(run(args.codes, args.rounds, args.keep)))
     return 0
 
 
