@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -27,6 +27,9 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from tracecore.errors import FailedPrecondition, InvalidArgument, KeyRingError, NotFound
 from tracecore.files import fsync_directory, os_reason, read_bounded, write_atomic
 from tracecore.mac import Mac
+
+if TYPE_CHECKING:
+    from tracecore._speedups._hmac import HmacKey
 
 MAX_KEY_ID: Final = 1023
 SECRET_BYTES: Final = 32
@@ -98,6 +101,7 @@ class _View:
     keys: Mapping[int, SigningKey]
     active: SigningKey
     macs: Mapping[int, Mac]
+    native: dict[int, HmacKey] | None
     revoked: frozenset[int]
 
 
@@ -142,6 +146,11 @@ class KeyRing:
     def macs(self) -> Mapping[int, Mac]:
         """The MAC of every key by id, revoked ones included so their codes can be flagged."""
         return self._view.macs
+
+    def native_macs(self) -> dict[int, HmacKey] | None:
+        """The same keys in C (``Mac.native``) by id, for the compiled loops; None without the
+        extension. Shared: not to be changed."""
+        return self._view.native
 
     def revoked(self) -> frozenset[int]:
         """The ids of the revoked keys."""
@@ -378,8 +387,9 @@ def _make_view(keys: Iterable[SigningKey]) -> _View:
             f"a key ring needs exactly one active key, not {len(active)}", field="keys"
         )
     macs = MappingProxyType({key_id: key.mac for key_id, key in by_id.items()})
+    native = {key_id: mac.native for key_id, mac in macs.items() if mac.native is not None}
     revoked = frozenset(k.key_id for k in by_id.values() if k.state is KeyState.REVOKED)
-    return _View(by_id, active[0], macs, revoked)
+    return _View(by_id, active[0], macs, native if len(native) == len(macs) else None, revoked)
 
 
 def _now(now: float | None) -> float:

@@ -182,7 +182,7 @@ class Verifier:
         out = Answers()
         scans = parse_many(texts)
         parsed = [s for s in scans if not isinstance(s, ParseError)]
-        key_ids = iter(check_tags([s.code for s in parsed], macs))
+        key_ids = iter(check_tags([s.code for s in parsed], macs, keys.native_macs()))
         genuine_keys: list[bytes] = []
         genuine_rows: list[int] = []
         product_index: dict[int, int] = {}

@@ -18,7 +18,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from hmac import compare_digest
-from types import MappingProxyType
 from typing import TYPE_CHECKING, ClassVar
 
 from tracecore import gs1
@@ -120,40 +119,24 @@ def _check_tag(code: Code, macs: Mapping[int, Mac]) -> int | None:
     return key_id if compare_digest(tag, key[-_TAG:]) else None
 
 
-def check_tags(codes: Sequence[Code], macs: Mapping[int, Mac]) -> list[int | None]:
+def check_tags(codes: Sequence[Code], macs: Mapping[int, Mac],
+               native: dict[int, HmacKey] | None = None) -> list[int | None]:
     """``_check_tag`` of each GS1 code, in order: the loop of a pallet's worth of scans.
 
     Per code it costs one HMAC and a few dict and string operations. The serial's alphabet is
     checked only where the tag matched: a serial outside it was never minted, so its tag fails
     anyway, and the check after a match keeps the answer exactly that of ``_check_tag``.
     With the compiled extension the same loop runs in C (``tracecore._speedups._tags``);
-    ``_check_tags`` is its reference.
+    ``_check_tags`` is its reference. ``native``: the compiled keys of ``macs`` where the caller
+    keeps them (``KeyRing.native_macs``), else they are gathered here.
     """
     if _compiled_check_tags is not None:
-        native = _native(macs)
-        if native is not None:
+        if native is None:
+            native = {key_id: mac.native for key_id, mac in macs.items()
+                      if mac.native is not None}
+        if len(native) == len(macs):
             return _compiled_check_tags(codes, native)
     return _check_tags(codes, macs)
-
-
-_last_native: tuple[Mapping[int, Mac], dict[int, HmacKey] | None] | None = None
-
-
-def _native(macs: Mapping[int, Mac]) -> dict[int, HmacKey] | None:
-    """The compiled keys of ``macs`` (None unless every key has one). A key ring hands out one
-    read-only mapping until its keys change (``KeyRing.macs``), so a verification of one code
-    reuses the last one rather than building it again; a mapping that can change is not kept."""
-    global _last_native
-    last = _last_native
-    if last is not None and last[0] is macs:
-        return last[1]
-    native: dict[int, HmacKey] | None = {
-        key_id: mac.native for key_id, mac in macs.items() if mac.native is not None}
-    if native is not None and len(native) != len(macs):
-        native = None
-    if type(macs) is MappingProxyType:
-        _last_native = (macs, native)
-    return native
 
 
 def _check_tags(codes: Sequence[Code], macs: Mapping[int, Mac]) -> list[int | None]:
