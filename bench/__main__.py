@@ -5,6 +5,9 @@
                                               (bench/curves.py) charted in bench/out/verify.png
     python -m bench issue [--count N] [--big] RequestCodes; --big adds the 10,000,000-code RSS run
     python -m bench verify [--codes N] [--workers 1,2] [--seconds S]
+    python -m bench verify-one [--codes N]    one code verified in-process (a consumer's first
+                                              check, a repeat, a supply-chain scan): CPU µs
+                                              beside parse + tag check + LMDB get of that code
     python -m bench codec [--n N]
     python -m bench cli [--codes N]           `pharmatrace verify --file --json` against the
                                               VerifyBatch rate of one client, same server
@@ -48,7 +51,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import chart, cli, curves, harness, issue, measure, report, scale, scenarios, verify
+from bench import (
+    chart,
+    cli,
+    curves,
+    harness,
+    issue,
+    measure,
+    report,
+    scale,
+    scenarios,
+    verify,
+    verify_one,
+)
 from bench.report import Result, say
 
 FLOORS = Path(__file__).with_name("floors.json")
@@ -83,6 +98,14 @@ def _issue(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     results = verify.run(_verify_options(args))
     return _report(args, results)
+
+
+def _verify_one(args: argparse.Namespace) -> int:
+    figures = verify_one.run(args.codes, args.rounds, args.keep)
+    print(verify_one.table(figures))
+    if args.json:
+        report.write_json(Path(args.json), [], {"verify_one_cpu_us": figures})
+    return 0
 
 
 def _cli(args: argparse.Namespace) -> int:
@@ -307,6 +330,12 @@ def _parser() -> argparse.ArgumentParser:
     sub = command("verify", _verify, "VerifyBatch and Verify against in-process and echo")
     verify_args(sub)
     profile_arg(sub)
+    sub = command("verify-one", _verify_one, "one code verified in-process (bench/verify_one.py)",
+                  quiet_wait=0.0)
+    sub.add_argument("--codes", type=int, default=verify_one.DEFAULT_CODES,
+                     help="packs commissioned, each verified once per case")
+    sub.add_argument("--rounds", type=int, default=verify_one.DEFAULT_ROUNDS,
+                     help="figures are the median of this many rounds")
     sub = command("cli", _cli, "pharmatrace verify --file against VerifyBatch (bench/cli.py)")
     sub.add_argument("--codes", type=int, default=cli.DEFAULT_CODES,
                      help="codes issued, then verified by the command (default 1,000,000)")

@@ -15,7 +15,8 @@ import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Final
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Final
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -26,6 +27,9 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from tracecore.errors import FailedPrecondition, InvalidArgument, KeyRingError, NotFound
 from tracecore.files import fsync_directory, os_reason, read_bounded, write_atomic
 from tracecore.mac import Mac
+
+if TYPE_CHECKING:
+    from tracecore._speedups._hmac import HmacKey
 
 MAX_KEY_ID: Final = 1023
 SECRET_BYTES: Final = 32
@@ -91,10 +95,14 @@ class SigningKey:
 
 @dataclass(frozen=True)
 class _View:
-    """One consistent state of a ring, swapped whole so readers never need the lock."""
+    """One consistent state of a ring, swapped whole so readers never need the lock; what every
+    verification asks of it is worked out once per state."""
 
     keys: Mapping[int, SigningKey]
     active: SigningKey
+    macs: Mapping[int, Mac]
+    native: dict[int, HmacKey] | None
+    revoked: frozenset[int]
 
 
 class KeyRing:
@@ -135,9 +143,18 @@ class KeyRing:
         """Every key by ascending id, as :meth:`keys` lists them."""
         return iter(self._view.keys.values())
 
-    def macs(self) -> dict[int, Mac]:
+    def macs(self) -> Mapping[int, Mac]:
         """The MAC of every key by id, revoked ones included so their codes can be flagged."""
-        return {key_id: key.mac for key_id, key in self._view.keys.items()}
+        return self._view.macs
+
+    def native_macs(self) -> dict[int, HmacKey] | None:
+        """The same keys in C (``Mac.native``) by id, for the compiled loops; None without the
+        extension. Shared: not to be changed."""
+        return self._view.native
+
+    def revoked(self) -> frozenset[int]:
+        """The ids of the revoked keys."""
+        return self._view.revoked
 
     def rotate(self, now: float | None = None) -> SigningKey:
         """Make a new active key with the next id; the old active key becomes retired."""
@@ -369,7 +386,10 @@ def _make_view(keys: Iterable[SigningKey]) -> _View:
         raise InvalidArgument(
             f"a key ring needs exactly one active key, not {len(active)}", field="keys"
         )
-    return _View(by_id, active[0])
+    macs = MappingProxyType({key_id: key.mac for key_id, key in by_id.items()})
+    native = {key_id: mac.native for key_id, mac in macs.items() if mac.native is not None}
+    revoked = frozenset(k.key_id for k in by_id.values() if k.state is KeyState.REVOKED)
+    return _View(by_id, active[0], macs, native if len(native) == len(macs) else None, revoked)
 
 
 def _now(now: float | None) -> float:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from os import urandom
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from tracecore._speedups import load
 from tracecore.codes import Code, Scheme, product_key
@@ -21,6 +21,9 @@ from tracecore.schemes import SCHEMES
 from tracecore.schemes.gs1 import ALPHABET, MAX_KEY_ID
 from tracecore.schemes.gs1 import SERIAL_LENGTH as GS1_SERIAL_LENGTH
 from tracecore.schemes.gs1 import check_tags as gs1_check_tags
+
+if TYPE_CHECKING:
+    from tracecore._speedups._hmac import HmacKey
 
 __all__ = [
     "ALPHABET",
@@ -156,15 +159,16 @@ def check_tag(code: Code, macs: Mapping[int, Mac]) -> int | None:
     return _CHECK_TAG[code.scheme](code, macs)
 
 
-def check_tags(codes: Sequence[Code], macs: Mapping[int, Mac]) -> list[int | None]:
+def check_tags(codes: Sequence[Code], macs: Mapping[int, Mac],
+               native: dict[int, HmacKey] | None = None) -> list[int | None]:
     """``check_tag`` of each code, in order; the GS1 codes through that scheme's batch loop,
-    which sets each key up once for the whole batch."""
+    which sets each key up once for the whole batch (``native``: see ``gs1.check_tags``)."""
     gs1_rows = [row for row, code in enumerate(codes) if code.scheme is _GS1]
     if len(gs1_rows) == len(codes):
-        return gs1_check_tags(codes, macs)
+        return gs1_check_tags(codes, macs, native)
     checks = _CHECK_TAG
     out = [None if code.scheme is _GS1 else checks[code.scheme](code, macs) for code in codes]
-    for row, key_id in zip(gs1_rows, gs1_check_tags([codes[r] for r in gs1_rows], macs),
+    for row, key_id in zip(gs1_rows, gs1_check_tags([codes[r] for r in gs1_rows], macs, native),
                            strict=True):
         out[row] = key_id
     return out

@@ -23,11 +23,10 @@ from pharmatrace.v1 import common_pb2 as pb
 from tracecore import gs1
 from tracecore.codes import Code, Scheme, parse, parse_many
 from tracecore.errors import ParseError
-from tracecore.keys import KeyState
 from tracecore.ledger import foreign, history
 from tracecore.ledger.alerts import AlertBook
 from tracecore.ledger.env import Txn
-from tracecore.ledger.observations import Located, Observations
+from tracecore.ledger.observations import Located, Observations, Tally
 from tracecore.ledger.oversight import Holds
 from tracecore.ledger.records import CODE_RECORD_SIZE, FLAG_FOREIGN, FLAG_IN_TRANSIT, ref_of
 from tracecore.ledger.sscc_pools import SsccPools
@@ -98,6 +97,7 @@ _DIVERSION = Alert.DIVERSION.bit
 _DATA_MISMATCH = Alert.DATA_MISMATCH.bit
 _CLONE = Alert.CLONE_SUSPECTED.bit
 _SSCC = Scheme.SSCC
+_DAY_MS = 86_400_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,14 +175,14 @@ class Verifier:
         tenant = self._tenant
         keys = tenant.keys
         macs = keys.macs()
-        revoked = {k.key_id for k in keys if k.state is KeyState.REVOKED}
+        revoked = keys.revoked()
         ledger = tenant.ledger
         codes_db = ledger.db["codes"]
-        today = dt.datetime.fromtimestamp(now_ms / 1000, dt.UTC).date()
+        today = _utc_day(now_ms // _DAY_MS)
         out = Answers()
         scans = parse_many(texts)
         parsed = [s for s in scans if not isinstance(s, ParseError)]
-        key_ids = iter(check_tags([s.code for s in parsed], macs))
+        key_ids = iter(check_tags([s.code for s in parsed], macs, keys.native_macs()))
         genuine_keys: list[bytes] = []
         genuine_rows: list[int] = []
         product_index: dict[int, int] = {}
@@ -299,40 +299,20 @@ class Verifier:
                 add_reason(reason)
                 add_key(key)
                 add_row(row)
-        if genuine_keys and client:
-            genuine_keys, genuine_rows = self._first_by_client(out, genuine_keys, genuine_rows,
-                                                               client)
         if genuine_keys:
-            located = self._observations.record_columns(genuine_keys, now_ms, region)
-            _counted(out, genuine_rows, located)
-            if checks.clones:
-                self._check_clones(out, genuine_keys, genuine_rows, located, context, now_ms,
-                                   raised)
+            tally = self._observations.tally(genuine_keys, now_ms, region, client)
+            if tally.counted is not None:
+                genuine_keys, genuine_rows = _standing(out, genuine_keys, genuine_rows, tally)
+            if genuine_keys:
+                _counted(out, genuine_rows, tally.located)
+                if checks.clones:
+                    self._check_clones(out, genuine_keys, genuine_rows, tally.located, context,
+                                       now_ms, raised)
         if raised and self._alerts is not None:
             self._alerts.buffer(raised)
         if failed and repair:
             self._repair(out, texts, failed, context, now_ms, macs, client)
         return out
-
-    def _first_by_client(self, out: Answers, keys: list[bytes], rows: list[int], client: bytes
-                         ) -> tuple[list[bytes], list[int]]:
-        """The keys (and rows) that ``client`` scans for the first time today, to be counted;
-        the others get the statistics as they stand."""
-        firsts = self._observations.first_scans(keys, client)
-        if all(firsts):
-            return keys, rows
-        counted_keys: list[bytes] = []
-        counted_rows: list[int] = []
-        for key, row, first in zip(keys, rows, firsts, strict=True):
-            if first:
-                counted_keys.append(key)
-                counted_rows.append(row)
-                continue
-            stats = self._observations.stats(key)
-            if stats is not None:
-                out.scan_counts[row] = stats.count
-                out.first_verified_ms[row] = stats.first_ms
-        return counted_keys, counted_rows
 
     def _repair(self, out: Answers, texts: Sequence[str | bytes], rows: list[int],
                 context: ScanContext, now_ms: int, macs: Mapping[int, Mac],
@@ -384,6 +364,8 @@ class Verifier:
         counts, _, lasts_ms, last_regions, _ = located
         max_scans = self._checks.max_scans
         region = context.region
+        if max(counts) <= max_scans and not (region and any(last_regions)):
+            return  # no code over the count nor seen anywhere: most calls, checked in C
         travel = self._travel
         indexes = range(len(counts))
         suspects = set(compress(indexes, map(gt, counts, repeat(max_scans))))
@@ -484,6 +466,27 @@ def not_minted(texts: Sequence[str | bytes]) -> Answers:
     return out
 
 
+def _standing(out: Answers, keys: list[bytes], rows: list[int], tally: Tally
+              ) -> tuple[list[bytes], list[int]]:
+    """The keys (and rows) a public client scanned for the first time today, which were
+    counted; the others get the statistics as they stand (a code it already scanned that day
+    is neither counted again nor checked for clones)."""
+    assert tally.counted is not None
+    counted_keys: list[bytes] = []
+    counted_rows: list[int] = []
+    standing = iter(tally.standing)
+    for key, row, first in zip(keys, rows, tally.counted, strict=True):
+        if first:
+            counted_keys.append(key)
+            counted_rows.append(row)
+            continue
+        stats = next(standing)
+        if stats is not None:
+            out.scan_counts[row] = stats.count
+            out.first_verified_ms[row] = stats.first_ms
+    return counted_keys, counted_rows
+
+
 def _counted(out: Answers, rows: list[int], located: Located) -> None:
     """Each counted row's scan count, first scan and first scan's region into the answers; a
     batch whose every row was counted takes the columns whole."""
@@ -534,6 +537,12 @@ def _mismatch(lot: str | None, expiry: str | None, info: _BatchInfo) -> bool:
     if expiry.endswith("00"):
         return (scanned.year, scanned.month) != (info.expires_on.year, info.expires_on.month)
     return scanned != info.expires_on
+
+
+@functools.lru_cache(maxsize=8)
+def _utc_day(day: int) -> dt.date:
+    """The UTC date of a day since the epoch: worked out once a day, not on every call."""
+    return dt.datetime.fromtimestamp(day * 86_400, dt.UTC).date()
 
 
 @functools.lru_cache(maxsize=4096)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from pharmatrace.v1 import common_pb2 as cpb
 from pharmatrace.v1 import verification_pb2 as pb
 from pharmatrace.v1 import verification_pb2_grpc
 
@@ -115,6 +116,7 @@ class VerificationServicer(verification_pb2_grpc.VerificationServicer):
         # than several threads taking the GIL from each other (and from the event loop).
         self._batches = ThreadPoolExecutor(1, thread_name_prefix="verify-batch")
         self._verdicts = {name: metrics.verdicts.labels(name) for name in _VERDICT_NAMES.values()}
+        self._summaries = _Summaries()
 
     async def Verify(
         self, request: pb.VerifyRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -122,9 +124,7 @@ class VerificationServicer(verification_pb2_grpc.VerificationServicer):
         verified = verification.verify(self._verifiers, request.tenant, request.code,
                                        _scan(request.context), now_ms(), CALLER.get())
         self._count(verified.answers)
-        response = _single(verified.answers)
-        response.replaced_by = verified.replaced_by
-        return response
+        return _single(verified.answers, verified.replaced_by, self._summaries)
 
     async def VerifyBatch(
         self, request: pb.VerifyBatchRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -182,8 +182,38 @@ def _scan(context: pb.ScanContext) -> verification.Scan:
     return verification.Scan(context.party_id, context.region, context.purpose)
 
 
-def _single(answers: Answers) -> pb.VerifyResponse:
-    response = pb.VerifyResponse(
+class _Summaries:
+    """The summary message of each product and batch record a verifier answers with: it keeps
+    those records, so one is the same object answer after answer, and its summary is made once
+    rather than on every Verify. Bounded: codes minted elsewhere get a record of their own."""
+
+    _MAX = 4096
+
+    def __init__(self) -> None:
+        self._made: dict[int, tuple[object, Any]] = {}
+
+    def product(self, record: cpb.Product) -> pb.ProductSummary:
+        summary: pb.ProductSummary = self._get(record, product_summary)
+        return summary
+
+    def batch(self, record: cpb.Batch) -> pb.BatchSummary:
+        summary: pb.BatchSummary = self._get(record, batch_summary)
+        return summary
+
+    def _get(self, record: Any, make: Any) -> Any:
+        made = self._made.get(id(record))
+        if made is not None and made[0] is record:
+            return made[1]
+        if len(self._made) >= self._MAX:
+            self._made.clear()
+        summary = make(record)
+        self._made[id(record)] = (record, summary)
+        return summary
+
+
+def _single(answers: Answers, replaced_by: str, summaries: _Summaries) -> pb.VerifyResponse:
+    p, b = answers.product_indexes[0], answers.batch_indexes[0]
+    return pb.VerifyResponse(
         verdict=answers.verdicts[0],  # type: ignore[arg-type]
         status=answers.statuses[0],  # type: ignore[arg-type]
         code=answers.codes[0],
@@ -195,9 +225,7 @@ def _single(answers: Answers) -> pb.VerifyResponse:
         minted_by=answers.minted_by.get(0, ""),
         repaired=answers.repairs.get(0, ""),
         hint=answers.hints.get(0, ""),
+        product=summaries.product(answers.products[p]) if p >= 0 else None,
+        batch=summaries.batch(answers.batches[b]) if b >= 0 else None,
+        replaced_by=replaced_by,
     )
-    if answers.product_indexes[0] >= 0:
-        response.product.CopyFrom(product_summary(answers.products[answers.product_indexes[0]]))
-    if answers.batch_indexes[0] >= 0:
-        response.batch.CopyFrom(batch_summary(answers.batches[answers.batch_indexes[0]]))
-    return response

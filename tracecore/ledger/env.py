@@ -74,7 +74,10 @@ class Env:
         self.readonly = readonly
         self._max_map_size = max(max_map_size, map_size)
         self._lock = threading.Lock()  # held by a write transaction, and by any map change
-        self._gate = threading.Condition()
+        # The gate's lock, taken directly on the read path: a Condition's own ``with`` is a
+        # Python call each way, and every verification opens a read transaction or two.
+        self._gate_lock = threading.Lock()
+        self._gate = threading.Condition(self._gate_lock)
         self._readers = 0
         self._exclusive = False
         self._closing = False
@@ -274,7 +277,7 @@ class Env:
 
     def _enter(self) -> None:
         depth = getattr(self._local, "depth", 0)
-        with self._gate:
+        with self._gate_lock:
             # A nested read on this thread goes in even past a waiting resize: that resize is
             # waiting for this thread's outer read anyway.
             while self._exclusive and not self._closing and depth == 0:
@@ -286,7 +289,7 @@ class Env:
 
     def _leave(self) -> None:
         self._local.depth -= 1
-        with self._gate:
+        with self._gate_lock:
             self._readers -= 1
             # Only a resize or a close (``_exclusive``) waits for the last reader to leave: a
             # read needs no notification otherwise, and every read leaves through here.
@@ -474,7 +477,16 @@ class _Reading:
 
     def __enter__(self) -> Txn:
         env = self._env
-        self._txn: Txn = env._begin_read(env._begin_buffers)
+        env._enter()
+        try:
+            self._txn: Txn = env._env.begin(buffers=True)
+        except lmdb.Error:
+            # A map grown by another process, or an error to map: the careful way, again.
+            env._leave()
+            self._txn = env._begin_read(env._begin_buffers)
+        except BaseException:
+            env._leave()
+            raise
         return self._txn
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,

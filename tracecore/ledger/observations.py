@@ -30,8 +30,9 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from itertools import repeat
+from itertools import compress, repeat
 from pathlib import Path
+from typing import NamedTuple
 
 from tracecore._speedups import load
 from tracecore.ledger.env import Database, Env, Txn
@@ -91,8 +92,7 @@ class ScanStats:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class _Entry:
+class _Entry(NamedTuple):
     """One verification call's scans: when, where (0: unknown), and the keys in scan order."""
 
     ms: int
@@ -120,7 +120,11 @@ class _Log:
 
     def add(self, keys: Sequence[bytes], now_ms: int, region: int) -> None:
         self.entries.append(_Entry(now_ms, region, keys))
-        self.counts.update(keys)
+        if len(keys) == 1:  # one code verified: a dict update, without Counter's type checks
+            key = keys[0]
+            self.counts[key] = self.counts.get(key, 0) + 1
+        else:
+            self.counts.update(keys)
 
     def index(self, upto: int
               ) -> tuple[dict[bytes, tuple[int, int]], dict[bytes, tuple[int, int]]]:
@@ -232,33 +236,57 @@ class Observations:
 
     def record_columns(self, keys: Sequence[bytes], now_ms: int, region: int) -> Located:
         """``record_located`` as columns, one list per field, each in the order of ``keys``."""
-        keys = self._hashed(keys)
+        return self.tally(keys, now_ms, region).located
+
+    def tally(self, keys: Sequence[bytes], now_ms: int, region: int, client: bytes = b""
+              ) -> Tally:
+        """Counts one scan of each key, in ``region`` (0: unknown), as ``record_columns``; with
+        ``client`` (a public scan's tag, see ``first_scans``), only the keys that client scans
+        for the first time that day, the others getting their statistics as they stand. One
+        lock, one hash of each key and one read transaction for the whole call."""
+        hashed = self._hashed(keys)
         with self._lock, self.env.read() as txn:
+            counted: list[bool] | None = None
+            standing: list[ScanStats | None] = []
+            if client:
+                firsts = self._first_scans(txn, hashed, client)
+                if not all(firsts):
+                    counted = firsts
+                    standing = [self._stats(txn, key)
+                                for key, first in zip(hashed, firsts, strict=True) if not first]
+                    hashed = list(compress(hashed, firsts))
+            if not hashed:
+                return Tally(([], [], [], [], []), counted, standing)
             log = self._pending
             # Unflushed scans of each key before this call; almost always none.
-            earlier = list(map(log.counts.get, keys, repeat(0)))
+            earlier = list(map(log.counts.get, hashed, repeat(0)))
             entry = len(log.entries)
-            log.add(keys, now_ms, region)
-            repeated = len(set(keys)) != len(keys)
-            return _located(keys, earlier, repeated, lambda: log.index(entry),
-                            self._unseen_flush(txn), txn, self._db, now_ms, region)
+            log.add(hashed, now_ms, region)
+            repeated = len(hashed) > 1 and len(set(hashed)) != len(hashed)
+            located = _located(hashed, earlier, repeated, lambda: log.index(entry),
+                               self._unseen_flush(txn), txn, self._db, now_ms, region)
+            return Tally(located, counted, standing)
 
     def first_scans(self, keys: Sequence[bytes], tag: bytes) -> list[bool]:
         """Whether each key is the first scan of that code by the client of ``tag`` (see
         ``tracecore.scan_clients.client_tag``) that day; each such scan is remembered, so the
         same code twice in ``keys`` is first once."""
-        out: list[bool] = []
-        keys = self._hashed(keys)
+        hashed = self._hashed(keys)
         with self._lock, self.env.read() as txn:
-            get, db = txn.get, self._clients_db
-            pending, flushing = self._clients, self._clients_flushing
-            for key in keys:
-                seen = tag + key
-                first = (seen not in pending and seen not in flushing
-                         and get(seen, db=db) is None)
-                if first:
-                    pending.add(seen)
-                out.append(first)
+            return self._first_scans(txn, hashed, tag)
+
+    def _first_scans(self, txn: Txn, keys: Sequence[bytes], tag: bytes) -> list[bool]:
+        """``first_scans`` of hashed keys, under the lock."""
+        out: list[bool] = []
+        get, db = txn.get, self._clients_db
+        pending, flushing = self._clients, self._clients_flushing
+        for key in keys:
+            seen = tag + key
+            first = (seen not in pending and seen not in flushing
+                     and get(seen, db=db) is None)
+            if first:
+                pending.add(seen)
+            out.append(first)
         return out
 
     def _unseen_flush(self, txn: Txn) -> _Log | None:
@@ -271,15 +299,19 @@ class Observations:
 
     def stats(self, key: bytes) -> ScanStats | None:
         """Stored plus unflushed statistics of one code, without counting a scan."""
-        key = self._hashed([key])[0]
+        hashed = self._hashed([key])[0]
         with self._lock, self.env.read() as txn:
-            stored = txn.get(key, db=self._db)
-            total = ScanStats(*_unpack(stored)) if stored is not None else None
-            flushing = self._unseen_flush(txn)
-            writing = flushing.get(key) if flushing is not None else None
-            if writing is not None:
-                total = total.merged(writing) if total is not None else writing
-            pending = self._pending.get(key) if self._pending else None
+            return self._stats(txn, hashed)
+
+    def _stats(self, txn: Txn, key: bytes) -> ScanStats | None:
+        """``stats`` of a hashed key, under the lock."""
+        stored = txn.get(key, db=self._db)
+        total = ScanStats(*_unpack(stored)) if stored is not None else None
+        flushing = self._unseen_flush(txn)
+        writing = flushing.get(key) if flushing is not None else None
+        if writing is not None:
+            total = total.merged(writing) if total is not None else writing
+        pending = self._pending.get(key) if self._pending else None
         if total is None:
             return pending
         return total.merged(pending) if pending is not None else total
@@ -325,6 +357,17 @@ class Observations:
 Located = tuple[list[int], list[int], list[int], list[int], list[int]]
 """Scan counts, first scan ms, last located scan ms and region, first scan's region: one list
 each, one entry per key."""
+
+
+class Tally(NamedTuple):
+    """What ``Observations.tally`` counted."""
+
+    located: Located
+    """The statistics of each counted key, this scan included, in order."""
+    counted: list[bool] | None
+    """Whether each key was counted; None when every one was."""
+    standing: list[ScanStats | None]
+    """The statistics as they stand of each key not counted, in order."""
 
 
 def located_reference(keys: Sequence[bytes], earlier: Sequence[int], repeated: bool,

@@ -82,7 +82,8 @@ class Holds:
         self._batches: dict[int, bool] = {}
         self._products: dict[int, bool] = {}
         #: Whether anything was ever recalled or withdrawn: most ledgers, most of the time, not.
-        self.any = txn.stat(self._db)["entries"] > 0
+        #: (A cursor's first entry costs a fifth of ``txn.stat``, which every verification paid.)
+        self.any = txn.cursor(self._db).first()
 
     def batch_recalled(self, batch_ref: int) -> bool:
         found = self._batches.get(batch_ref)

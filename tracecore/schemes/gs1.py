@@ -119,17 +119,21 @@ def _check_tag(code: Code, macs: Mapping[int, Mac]) -> int | None:
     return key_id if compare_digest(tag, key[-_TAG:]) else None
 
 
-def check_tags(codes: Sequence[Code], macs: Mapping[int, Mac]) -> list[int | None]:
+def check_tags(codes: Sequence[Code], macs: Mapping[int, Mac],
+               native: dict[int, HmacKey] | None = None) -> list[int | None]:
     """``_check_tag`` of each GS1 code, in order: the loop of a pallet's worth of scans.
 
     Per code it costs one HMAC and a few dict and string operations. The serial's alphabet is
     checked only where the tag matched: a serial outside it was never minted, so its tag fails
     anyway, and the check after a match keeps the answer exactly that of ``_check_tag``.
     With the compiled extension the same loop runs in C (``tracecore._speedups._tags``);
-    ``_check_tags`` is its reference.
+    ``_check_tags`` is its reference. ``native``: the compiled keys of ``macs`` where the caller
+    keeps them (``KeyRing.native_macs``), else they are gathered here.
     """
     if _compiled_check_tags is not None:
-        native = {key_id: mac.native for key_id, mac in macs.items() if mac.native is not None}
+        if native is None:
+            native = {key_id: mac.native for key_id, mac in macs.items()
+                      if mac.native is not None}
         if len(native) == len(macs):
             return _compiled_check_tags(codes, native)
     return _check_tags(codes, macs)
