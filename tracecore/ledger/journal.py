@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from pharmatrace.v1 import ledger_pb2 as lpb
 
@@ -15,12 +15,15 @@ from tracecore.ledger.store import Ledger
 class Journal:
     """Appends and reads events inside the caller's transaction. Records are stored sealed and
     the per-code index under codes' stored keys (``Ledger.codes``); both are given and taken
-    here as they are."""
+    here as they are. ``stored_many`` makes the stored keys of the index (a write session
+    that has them already gives its own)."""
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: Ledger,
+                 stored_many: Callable[[Iterable[bytes]], list[bytes]] | None = None) -> None:
         dbs = ledger.db
         self.chain = event_journal(dbs, ledger.codes)
         self._codes = ledger.codes
+        self._stored_many = stored_many or ledger.codes.stored_many
         self._by_code = dbs["code_events"]
         self._by_id = dbs["event_ids"]
 
@@ -35,7 +38,7 @@ class Journal:
         # Stored keys, in key order: an event's codes are random keys, and LMDB inserts them
         # three to four times faster in order (one path down the tree after another).
         txn.cursor(db=self._by_code).putmulti(
-            ((code, key) for code in sorted(self._codes.stored_many(index))), dupdata=True)
+            ((code, key) for code in sorted(self._stored_many(index))), dupdata=True)
         if record.event_id:
             txn.put(record.event_id.encode(), key, db=self._by_id)
         return seq
