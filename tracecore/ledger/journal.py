@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from pharmatrace.v1 import ledger_pb2 as lpb
 
@@ -15,30 +15,30 @@ from tracecore.ledger.store import Ledger
 class Journal:
     """Appends and reads events inside the caller's transaction. Records are stored sealed and
     the per-code index under codes' stored keys (``Ledger.codes``); both are given and taken
-    here as they are. ``stored_many`` makes the stored keys of the index (a write session
-    that has them already gives its own)."""
+    here as they are."""
 
-    def __init__(self, ledger: Ledger,
-                 stored_many: Callable[[Iterable[bytes]], list[bytes]] | None = None) -> None:
+    def __init__(self, ledger: Ledger) -> None:
         dbs = ledger.db
         self.chain = event_journal(dbs, ledger.codes)
         self._codes = ledger.codes
-        self._stored_many = stored_many or ledger.codes.stored_many
         self._by_code = dbs["code_events"]
         self._by_id = dbs["event_ids"]
 
     def head(self, txn: Txn) -> tuple[int, bytes]:
         return self.chain.head(txn)
 
-    def append(self, txn: Txn, record: lpb.EventRecord, index: Iterable[bytes]) -> int:
-        """Stores ``record`` as the next event and indexes it under each code key in ``index``;
+    def append(self, txn: Txn, record: lpb.EventRecord, index: Iterable[bytes], *,
+               stored: bool = False) -> int:
+        """Stores ``record`` as the next event and indexes it under each code key in ``index``
+        (``stored``: the keys LMDB holds for them, as a write session has them already);
         returns its sequence number."""
         seq = self.chain.append(txn, record)
         key = seq_key(seq)
         # Stored keys, in key order: an event's codes are random keys, and LMDB inserts them
         # three to four times faster in order (one path down the tree after another).
         txn.cursor(db=self._by_code).putmulti(
-            ((code, key) for code in sorted(self._stored_many(index))), dupdata=True)
+            ((code, key) for code in sorted(index if stored else self._codes.stored_many(index))),
+            dupdata=True)
         if record.event_id:
             txn.put(record.event_id.encode(), key, db=self._by_id)
         return seq

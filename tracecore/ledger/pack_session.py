@@ -112,7 +112,10 @@ class Session:
         self.txn = txn
         self.now_ms = now_ms
         self.db = ledger.db
-        self.journal = Journal(ledger, self.stored_keys)
+        # A method of this session kept by the journal would make a cycle: the session, with
+        # every record it read, would then wait for the cyclic collector instead of being freed
+        # when the group commits.
+        self.journal = Journal(ledger)
         self.keys = ledger.codes
         self.group = Overlay(None)
         self.view = self.group
