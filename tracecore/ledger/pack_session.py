@@ -10,12 +10,13 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import repeat, starmap
 from operator import add, itemgetter
-from typing import cast
+from typing import Any, cast
 
 from pharmatrace.v1 import common_pb2 as cpb
 from pharmatrace.v1 import ledger_pb2 as lpb
 
 from tracecore import localday, sscc
+from tracecore._speedups import load
 from tracecore.codes import Code, Scheme
 from tracecore.errors import InvalidArgument
 from tracecore.events import Event, EventKind
@@ -39,10 +40,21 @@ from tracecore.lifecycle_rules import MAX_CODES_PER_REQUEST, UNCOUNTED
 from tracecore.oversight import Raised, RegionRule
 from tracecore.status import Status
 
-#: ``project`` of a record before a change and of the record after it, laid end to end, read in
-#: one C call from the two records joined (counted by change, the projections are hashed once).
 _P = len(PROJECTED)
-_BEFORE_AFTER = itemgetter(*PROJECTED, *(len(CodeRecord._fields) + i for i in PROJECTED))
+
+
+def count_moves_reference(moves: list[tuple[CodeRecord, CodeRecord]], fields: tuple[int, ...]
+                          ) -> dict[Any, int]:
+    """{the ``fields`` of a change's record before, then after: how many changes}, for each
+    (before, after) pair in ``moves``: what ``tracecore._speedups._moves`` does in C. Counted by
+    change, the fields of the two records laid end to end are read in one C call and hashed
+    once."""
+    fields_of = itemgetter(*fields, *(len(CodeRecord._fields) + i for i in fields))
+    return dict(Counter(map(fields_of, starmap(add, moves))))
+
+
+_compiled = load("_moves")
+_count_moves = _compiled.count_moves if _compiled is not None else count_moves_reference
 #: Pairs sorted by their first item alone: a key function compares the keys as bytes, about
 #: twice as fast as comparing the pairs as tuples.
 _FIRST = itemgetter(0)
@@ -74,7 +86,7 @@ class Overlay:
         (their ``project``ions before and after) instead of once per code."""
         if not self.moves:
             return
-        changes = Counter(map(_BEFORE_AFTER, starmap(add, self.moves)))
+        changes = _count_moves(self.moves, PROJECTED)
         self.moves.clear()
         moves = [(was if was[3] not in UNCOUNTED else None, now, n) for was, now, n in
                  ((change[:_P], change[_P:], n) for change, n in changes.items())]
