@@ -28,7 +28,7 @@ from tracecore.ledger.oversight import Holds, RegionTally
 from tracecore.ledger.records import (
     FLAG_IN_TRANSIT,
     CodeRecord,
-    pack_many,
+    packed_in_key_order,
     ref_key,
     ref_of,
     unpack_many,
@@ -502,9 +502,7 @@ class Session:
         stored_many = self.stored_keys
         codes = self.txn.cursor(db=self.db["codes"])
         records = group.records
-        plain = list(records)
-        codes.putmulti(sorted(zip(stored_many(plain), pack_many(map(records.__getitem__, plain)),
-                                  strict=True), key=_FIRST))
+        codes.putmulti(packed_in_key_order(stored_many(records), list(records.values())))
         for child, parent in group.parents.items():
             if parent is None:
                 self.txn.delete(stored(child), db=self.db["parents"])
