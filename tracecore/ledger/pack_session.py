@@ -190,13 +190,18 @@ class Session:
         """Reads the stored records of ``keys`` not read yet, in key order (one pass over the
         tree instead of a walk from its root per code), decoded together."""
         stored = self._stored
-        wanted = list(dict.fromkeys(k for k in keys if k not in stored))
+        # Each once, in no order yet (a set's difference with a dict runs in C).
+        wanted = list(set(keys).difference(stored))
         if not wanted:
             return
+        # Keys not read yet are mostly not met yet either: encrypted at once (deterministic,
+        # so one met before gets the same stored key again).
+        ciphered = self.keys.stored_many(wanted)
+        self._stored_keys.update(zip(wanted, ciphered, strict=True))
         # In the order the ledger keeps them: by stored (encrypted) key.
-        by_stored = sorted(zip(self.stored_keys(wanted), wanted, strict=True), key=_FIRST)
-        missing = [k for _, k in by_stored]
-        data: list[bytes | memoryview | None] = [self._codes.get(s) for s, _ in by_stored]
+        in_order, by_plain = zip(*sorted(zip(ciphered, wanted, strict=True), key=_FIRST))
+        missing = list(by_plain)
+        data: list[bytes | memoryview | None] = list(map(self._codes.get, in_order))
         if None in data:
             stored.update(zip(missing, repeat(None)))
             found = [(k, d) for k, d in zip(missing, data, strict=True) if d is not None]
