@@ -147,6 +147,8 @@ class Session:
         # Records as the transaction found them, read once: the overlays above hold every change
         # until ``flush``, so what the ledger answers stays true for the whole session.
         self._stored: dict[bytes, CodeRecord | None] = {}
+        # The keys of ``_stored`` the ledger has no record of.
+        self._absent: set[bytes] = set()
         # The key LMDB holds for each code key met: encrypted once, then used by every write.
         self._stored_keys: dict[bytes, bytes] = {}
         self._days: dict[int, int] = {}
@@ -165,6 +167,8 @@ class Session:
         if key in stored:
             return stored[key]
         data = self._codes.get(self.stored_key(key))
+        if data is None:
+            self._absent.add(key)
         found = stored[key] = CodeRecord.unpack(data) if data is not None else None
         return found
 
@@ -199,11 +203,14 @@ class Session:
         ciphered = self.keys.stored_many(wanted)
         self._stored_keys.update(zip(wanted, ciphered, strict=True))
         # In the order the ledger keeps them: by stored (encrypted) key.
-        in_order, by_plain = zip(*sorted(zip(ciphered, wanted, strict=True), key=_FIRST))
+        pairs = sorted(zip(ciphered, wanted, strict=True), key=_FIRST)
+        in_order, by_plain = zip(*pairs, strict=True)
         missing = list(by_plain)
         data: list[bytes | memoryview | None] = list(map(self._codes.get, in_order))
         if None in data:
-            stored.update(zip(missing, repeat(None)))
+            absent = [k for k, d in zip(missing, data, strict=True) if d is None]
+            stored.update(zip(absent, repeat(None)))
+            self._absent.update(absent)
             found = [(k, d) for k, d in zip(missing, data, strict=True) if d is not None]
             missing = [k for k, _ in found]
             data = [d for _, d in found]
@@ -214,6 +221,8 @@ class Session:
         """The places in ``keys`` of those the ledger has no record of (this session's own new
         records included): none for an event of known codes, found in one pass."""
         self.prefetch(keys)
+        if self._absent.isdisjoint(keys):
+            return []
         stored = self._stored
         return [i for i in [i for i, k in enumerate(keys) if stored[k] is None]
                 if self.record(keys[i]) is None]
@@ -259,7 +268,9 @@ class Session:
         changed: list[dict[bytes, CodeRecord]] = []
         layer: Overlay | None = self.view
         while layer is not None:
-            if layer.records:
+            # Only the overlays that changed one of these codes (mostly none: an event's codes
+            # are seldom named by an earlier event of its group).
+            if layer.records and not layer.records.keys().isdisjoint(keys):
                 changed.append(layer.records)
             layer = layer.below
         if not changed:
