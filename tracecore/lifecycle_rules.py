@@ -17,14 +17,24 @@ from pharmatrace.v1 import common_pb2 as cpb
 
 from tracecore.clock import utc_date
 from tracecore.codes import Code
-from tracecore.errors import InvalidArgument, TraceError
+from tracecore.errors import InvalidArgument
 from tracecore.events import Event, EventKind
 from tracecore.ledger.counters import UNIT, Flow
 from tracecore.ledger.records import FLAG_IN_TRANSIT, CodeRecord, with_custody
 from tracecore.lifecycle_request import Refused, Result
 from tracecore.oversight import DISPENSINGS, RegionRule, diversion
+from tracecore.pack_checks import UNCOUNTED as UNCOUNTED  # also named here, for the ledger
+from tracecore.pack_checks import counted as counted
+from tracecore.pack_checks import (
+    existing,
+    held,
+    market_refusal,
+    on_market,
+    step,
+    top_level,
+)
 from tracecore.packs import Packs
-from tracecore.status import DECOMMISSIONED, TERMINAL, Action, Status, transition
+from tracecore.status import DECOMMISSIONED, TERMINAL, Action, Status
 
 #: EU FMD Art. 13: a decommissioning may be reverted within ten days.
 UNDO_WINDOW_MS = 10 * 86_400_000
@@ -38,7 +48,7 @@ _LATEST_MS = 32_503_680_000_000   # 3000-01-01
 _LEVEL_BATCH = itemgetter(1, 4)
 #: (status, product, batch) of a record: all that commissioning checks of it.
 _COMMISSIONING = itemgetter(0, 3, 4)
-#: (status, batch, product) of a record: what ``_on_market`` checks of it.
+#: (status, batch, product) of a record: what ``on_market`` checks of it.
 _MARKET = itemgetter(0, 4, 3)
 #: (status, flags, holder) of a record: what shipping checks of it once it is on the market.
 _CUSTODY = itemgetter(0, 11, 6)
@@ -63,59 +73,6 @@ def check_event_time(event: Event) -> None:
         raise InvalidArgument("must be epoch milliseconds between 2000 and 3000", field="when_ms")
     if event.kind not in RULES and event.kind is not EventKind.RECORD:
         raise InvalidArgument(f"{event.kind.value} is not a per-pack event here", field="kind")
-
-
-#: Codes enter the counters when commissioned: unused ones were never on a pack.
-UNCOUNTED = frozenset({Status.ISSUED, Status.VOIDED})
-
-
-def counted(record: CodeRecord) -> bool:
-    """Whether the counters hold this code (see ``UNCOUNTED``)."""
-    return record.status not in UNCOUNTED
-
-
-def held(packs: Packs, record: CodeRecord) -> Status | None:
-    """RECALLED or WITHDRAWN when a recall or withdrawal covers this pack, else None: only
-    packs on the market (active or decommissioned) are held."""
-    if record.status is not Status.ACTIVE and record.status not in DECOMMISSIONED:
-        return None
-    return packs.hold_status(record.batch_ref, record.product_ref)
-
-
-def _existing(packs: Packs, key: bytes) -> CodeRecord:
-    """The code's record; refused when it is not ours, or recalled or withdrawn (which nothing
-    leaves)."""
-    return _on_market(packs, packs.record(key))
-
-
-def _on_market(packs: Packs, record: CodeRecord | None) -> CodeRecord:
-    """``_existing`` of a record already read."""
-    if record is None:
-        raise Refused("not issued by this tenant")
-    hold = held(packs, record)
-    if hold is not None:
-        raise Refused("is RECALLED: its batch was recalled" if hold is Status.RECALLED
-                      else "is WITHDRAWN: its product was withdrawn")
-    return record
-
-
-#: ``transition``'s answer for each (status, action, target) asked so far: the status after it,
-#: or why the state machine refuses it; asked once, not once per pack.
-_STEPS: dict[tuple[Status, Action, Status | None], Status | str] = {}
-
-
-def _step(record: CodeRecord, action: Action, target: Status | None = None) -> Status:
-    asked = (record.status, action, target)
-    step = _STEPS.get(asked)
-    if step is None:
-        try:
-            step = transition(*asked)
-        except TraceError as exc:
-            step = exc.message
-        _STEPS[asked] = step
-    if isinstance(step, Status):
-        return step
-    raise Refused(step)
 
 
 def _today(packs: Packs) -> dt.date:
@@ -172,8 +129,8 @@ def _commissioning(packs: Packs, event: Event, found: CodeRecord | None, stated:
     """What commissioning makes of a code of this record: its status and batch after, or why
     it is refused."""
     try:
-        record = _on_market(packs, found)
-        status = _step(record, Action.COMMISSION)
+        record = on_market(packs, found)
+        status = step(record, Action.COMMISSION)
         batch_ref = record.batch_ref
         if event.lot:
             wanted = packs.batch_ref(record.product_ref, event.lot)
@@ -195,8 +152,8 @@ def _commissioning(packs: Packs, event: Event, found: CodeRecord | None, stated:
 
 
 def _void(packs: Packs, event: Event, key: bytes, result: Result) -> list[bytes]:
-    record = _existing(packs, key)
-    packs.put(key, record, record.evolve(status=_step(record, Action.VOID),
+    record = existing(packs, key)
+    packs.put(key, record, record.evolve(status=step(record, Action.VOID),
                                          updated_at_ms=packs.now_ms))
     packs.returned(record.pool_ref)
     return [key]
@@ -216,7 +173,7 @@ def _aggregate(packs: Packs, event: Event, key: bytes, result: Result) -> list[b
         raise Refused(f"parent container is {parent.status.name}, not ACTIVE")
     if parent.in_transit:
         raise Refused("parent container is in transit")
-    child = _existing(packs, key)
+    child = existing(packs, key)
     if key == parent_key:
         raise Refused("a container cannot contain itself")
     if child.status is not Status.ACTIVE:
@@ -239,23 +196,11 @@ def _aggregate(packs: Packs, event: Event, key: bytes, result: Result) -> list[b
 def _disaggregate(packs: Packs, event: Event, key: bytes, result: Result) -> list[bytes]:
     if event.parent is None:
         raise Refused("disaggregation needs the parent container")
-    _existing(packs, key)
+    existing(packs, key)
     if packs.parent(key) != event.parent.key():
         raise Refused("not in that container")
     packs.unlink(event.parent.key(), key)
     return [key]
-
-
-def _top_level(packs: Packs, key: bytes, what: str) -> CodeRecord:
-    return _on_top(packs, key, packs.record(key), what)
-
-
-def _on_top(packs: Packs, key: bytes, stored: CodeRecord | None, what: str) -> CodeRecord:
-    """``_top_level`` of a record already read."""
-    record = _on_market(packs, stored)
-    if packs.parent(key) is not None:
-        raise Refused(f"is inside a container: {what} the container, or disaggregate first")
-    return record
 
 
 def _ship_all(packs: Packs, event: Event, keys: list[bytes], result: Result
@@ -280,7 +225,7 @@ def _ship_all(packs: Packs, event: Event, keys: list[bytes], result: Result
         asked = None if stored is None else _MARKET(stored)
         reason = market.get(asked)
         if reason is None:
-            reason = market[asked] = _market_refusal(packs, stored)
+            reason = market[asked] = market_refusal(packs, stored)
         if not reason and packs.parent(key) is not None:
             reason = "is inside a container: ship the container, or disaggregate first"
         if reason:
@@ -313,15 +258,6 @@ def _ship_all(packs: Packs, event: Event, keys: list[bytes], result: Result
     return touched, refused
 
 
-def _market_refusal(packs: Packs, stored: CodeRecord | None) -> str:
-    """Why ``_on_market`` refuses this record; "" when it does not."""
-    try:
-        _on_market(packs, stored)
-    except Refused as refusal:
-        return refusal.reason
-    return ""
-
-
 def _shipping(packs: Packs, event: Event, record: CodeRecord,
               parties: list[tuple[int, int]]) -> str | int:
     """Why a pack on the market and at the top level may not be shipped by ``event``; else the
@@ -349,7 +285,7 @@ def _shipping(packs: Packs, event: Event, record: CodeRecord,
 
 
 def _receive(packs: Packs, event: Event, key: bytes, result: Result) -> list[bytes]:
-    record = _top_level(packs, key, "receive")
+    record = top_level(packs, key, "receive")
     if not record.in_transit:
         raise Refused("is not in transit")
     if not event.party_id:
@@ -453,7 +389,7 @@ def _decommission_all(packs: Packs, event: Event, keys: list[bytes], result: Res
             # Every record of the pack and its contents is checked before any is changed, so a
             # refused content leaves the whole pack as it was.
             try:
-                contents = [(key, record), *((k, _existing(packs, k))
+                contents = [(key, record), *((k, existing(packs, k))
                                              for k in packs.descendants(key))]
             except Refused as refusal:
                 refused.append((position, refusal.reason))
@@ -468,7 +404,7 @@ def _decommission_all(packs: Packs, event: Event, keys: list[bytes], result: Res
             (_, level, key_id, product, batch, pool, own_holder, own_region, issued, _, last,
              flags) = r
             changed = _new(CodeRecord, (
-                _step(r, Action.DECOMMISSION, target), level, key_id, product, batch, pool,
+                step(r, Action.DECOMMISSION, target), level, key_id, product, batch, pool,
                 holder, region or own_region, issued, now, last, flags))
             put.append(k)
             before.append(r)
@@ -497,12 +433,12 @@ def _decommission_refusal(packs: Packs, stored: CodeRecord | None, target: Statu
                           ) -> str:
     """Why a pack of this record may not be decommissioned to ``target``; "" when it may."""
     try:
-        record = _on_market(packs, stored)
+        record = on_market(packs, stored)
         if record.in_transit:
             raise Refused("is in transit")
         if record.status in DECOMMISSIONED:
             raise Refused(f"already {record.status.name.lower().replace('_', ' ')}")
-        _step(record, Action.DECOMMISSION, target)
+        step(record, Action.DECOMMISSION, target)
     except Refused as refusal:
         return refusal.reason
     return ""
@@ -535,7 +471,7 @@ def _one_after_another(rule: EventRule, packs: Packs, event: Event, keys: list[b
 def _undo(packs: Packs, event: Event, key: bytes, result: Result) -> list[bytes]:
     """EU FMD Art. 13: the decommissioning party, within 10 days (LOCKED: any time), a pack not
     expired. A container's undo reverts what its decommissioning took with it."""
-    record = _existing(packs, key)
+    record = existing(packs, key)
     if record.status not in DECOMMISSIONED:
         raise Refused(f"is {record.status.name}: only a decommissioning can be undone")
     if not event.party_id:
@@ -554,10 +490,10 @@ def _undo(packs: Packs, event: Event, key: bytes, result: Result) -> list[bytes]
         raise Refused("the pack has expired")
     changed = []
     for k in [key, *packs.descendants(key)] if record.level > 1 else [key]:
-        r = _existing(packs, k)
+        r = existing(packs, k)
         if r.status is not record.status or r.holder_ref != record.holder_ref:
             continue
-        after = r.evolve(status=_step(r, Action.UNDO), updated_at_ms=packs.now_ms)
+        after = r.evolve(status=step(r, Action.UNDO), updated_at_ms=packs.now_ms)
         packs.put(k, r, after)
         changed.append(k)
         if r.status in (Status.DISPENSED, Status.FREE_SAMPLE):
@@ -571,7 +507,7 @@ def _replace(packs: Packs, event: Event, key: bytes, result: Result) -> list[byt
     The pack stays one pack: the counters move from the old code to the new."""
     if event.replacement is None:
         raise Refused("a replacement needs the new code")
-    old = _existing(packs, key)
+    old = existing(packs, key)
     if old.status is not Status.ACTIVE:
         raise Refused(f"is {old.status.name}: only an ACTIVE pack's label can be replaced")
     if old.in_transit:
@@ -604,8 +540,8 @@ def _terminal(action: Action) -> Handler:
     """Destroyed or stolen: a pack at the top level and all it contains."""
 
     def handler(packs: Packs, event: Event, key: bytes, result: Result) -> list[bytes]:
-        record = _top_level(packs, key, action.value.replace("_", " "))
-        _step(record, action)
+        record = top_level(packs, key, action.value.replace("_", " "))
+        step(record, action)
         moved = [key, *packs.descendants(key)]
         records: list[tuple[bytes, CodeRecord]] = []
         for k in moved:
@@ -616,7 +552,7 @@ def _terminal(action: Action) -> Handler:
             if r.status not in TERMINAL and held(packs, r) is None:
                 records.append((k, r))
         for k, r in records:
-            packs.put(k, r, r.evolve(status=_step(r, action), updated_at_ms=packs.now_ms))
+            packs.put(k, r, r.evolve(status=step(r, action), updated_at_ms=packs.now_ms))
         return moved
 
     return handler
