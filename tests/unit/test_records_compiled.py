@@ -1,6 +1,6 @@
-"""The compiled writing of code records (tracecore._speedups._records) packs and orders them
-exactly as its reference, ``records.packed_in_key_order_reference``, and refuses what the
-reference refuses."""
+"""The compiled reading and writing of code records (tracecore._speedups._records) packs,
+orders and reads them exactly as its references in ``tracecore.ledger.records``, and refuses
+what the references refuse."""
 
 from __future__ import annotations
 
@@ -12,7 +12,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tracecore._speedups import load
-from tracecore.ledger.records import CodeRecord, packed_in_key_order_reference
+from tracecore.ledger.records import (
+    _STATUS,
+    CodeRecord,
+    packed_in_key_order_reference,
+    unpack_many_reference,
+)
 from tracecore.status import Status
 
 _records = load("_records")
@@ -55,3 +60,27 @@ def test_a_field_out_of_its_range_is_refused_as_the_reference_refuses_it(
     for pack in (_records.packed_in_key_order, packed_in_key_order_reference):
         with pytest.raises(struct.error):
             pack([b"k"], [record])
+
+
+@given(st.lists(_record, max_size=30), st.booleans())
+def test_stored_records_are_read_back_as_the_reference_reads_them(
+        records: list[CodeRecord], as_views: bool) -> None:
+    """Bytes or memoryviews: the same records, of the same types field by field."""
+    assert _records is not None
+    data: list[bytes | memoryview] = [r.pack() for r in records]
+    if as_views:
+        data = [memoryview(d) for d in data]
+    read = _records.unpacked(data, CodeRecord, _STATUS)
+    assert read == unpack_many_reference(data) == records
+    assert [[type(v) for v in r] for r in read] == [[type(v) for v in r] for r in records]
+    assert all(type(r) is CodeRecord for r in read)
+
+
+@pytest.mark.parametrize("size", [51, 53])
+def test_a_stored_record_of_another_size_is_refused_as_the_reference_refuses_it(
+        size: int) -> None:
+    """A record that is not 52 bytes raises struct.error from both."""
+    assert _records is not None
+    for read in (lambda d: _records.unpacked(d, CodeRecord, _STATUS), unpack_many_reference):
+        with pytest.raises(struct.error):
+            read([b"\x01" * size])

@@ -1,8 +1,9 @@
-"""Code records written in C: a write transaction's changed records packed into their 52-byte
-layout and put in the order of the keys LMDB holds for them, in one pass.
+"""Code records read and written in C: a write transaction's changed records packed into their
+52-byte layout and put in the order of the keys LMDB holds for them, in one pass; the records
+an event reads made from their bytes.
 
-The reference is ``packed_in_key_order_reference`` in ``tracecore.ledger.records``; tests feed
-both the same records and compare the answers. The layout is ``records._CODE``
+The references are ``packed_in_key_order_reference`` and ``unpack_many_reference`` in
+``tracecore.ledger.records``; tests feed both the same records and compare the answers. The layout is ``records._CODE``
 (``<BBBxHxxIIIIIqqQ``: status, level, flags, key id, product, batch, pool, holder, region,
 issued, updated, last event) from a ``CodeRecord``'s fields (status, level, key id, product,
 batch, pool, holder, region, issued, updated, last event, flags).
@@ -108,4 +109,63 @@ def packed_in_key_order(list keys, list records):
         out = [(keys[order[i].index], packed[order[i].index]) for i in range(n)]
     finally:
         free(order)
+    return out
+
+
+cdef extern from "Python.h":
+    PyObject* PyType_GenericAlloc(object subtype, Py_ssize_t items) except NULL
+    void PyTuple_SET_ITEM(object tuple, Py_ssize_t at, object item)
+    void Py_INCREF(object o)
+    void Py_DECREF(PyObject* o)
+
+
+cdef inline uint64_t _get(const unsigned char* at, int width) noexcept:
+    cdef uint64_t value = 0
+    cdef int i
+    for i in range(width):
+        value |= (<uint64_t>at[i]) << (8 * i)
+    return value
+
+
+cdef inline void _set(object record, Py_ssize_t at, object value):
+    Py_INCREF(value)
+    PyTuple_SET_ITEM(record, at, value)
+
+
+def unpacked(list data, type cls, dict status_of):
+    """``cls`` (a 12-field tuple type: ``CodeRecord``) of each stored 52-byte record, its status
+    looked up in ``status_of``; struct.error for a record of another size."""
+    cdef Py_ssize_t n = len(data), i, j
+    cdef list out = [None] * n
+    cdef const unsigned char[:] view
+    cdef const unsigned char* p
+    cdef PyObject* raw
+    cdef object record
+    cdef object item
+    cdef Py_ssize_t size
+    for i in range(n):
+        item = data[i]
+        if PyBytes_Check(item):
+            p = <const unsigned char*>PyBytes_AS_STRING(item)
+            size = PyBytes_GET_SIZE(item)
+        else:
+            view = item
+            size = view.shape[0]
+            p = &view[0] if size else NULL
+        if size != _SIZE:
+            raise struct.error(f"a code record is {_SIZE} bytes, not {size}")
+        status = status_of[p[0]]
+        raw = PyType_GenericAlloc(cls, _FIELDS)
+        record = <object>raw
+        Py_DECREF(raw)
+        _set(record, 0, status)
+        _set(record, 1, p[1])
+        _set(record, 2, <unsigned int>_get(p + 4, 2))
+        for j in range(5):
+            _set(record, 3 + j, <unsigned int>_get(p + 8 + 4 * j, 4))
+        _set(record, 8, <int64_t>_get(p + 28, 8))
+        _set(record, 9, <int64_t>_get(p + 36, 8))
+        _set(record, 10, _get(p + 44, 8))
+        _set(record, 11, p[2])
+        out[i] = record
     return out

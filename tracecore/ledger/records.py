@@ -96,7 +96,16 @@ packed_in_key_order: Callable[[list[bytes], list[CodeRecord]], list[tuple[bytes,
 
 
 def unpack_many(data: Sequence[bytes | memoryview]) -> list[CodeRecord]:
-    """``CodeRecord.unpack`` of each stored record, in one pass over them."""
+    """``CodeRecord.unpack`` of each stored record, in one pass over them (in C where
+    ``tracecore._speedups._records`` is built)."""
+    if _compiled is not None:
+        records: list[CodeRecord] = _compiled.unpacked(list(data), CodeRecord, _STATUS)
+        return records
+    return unpack_many_reference(data)
+
+
+def unpack_many_reference(data: Sequence[bytes | memoryview]) -> list[CodeRecord]:
+    """``unpack_many`` in Python."""
     status_of = _STATUS
     return [_new(CodeRecord, (status_of[status], level, key_id, product, batch, pool, holder,
                               region, issued, updated, event, flags))
