@@ -11,19 +11,30 @@ import datetime as dt
 from collections import Counter
 from collections.abc import Callable
 from operator import itemgetter
+from typing import cast
 
 from pharmatrace.v1 import common_pb2 as cpb
 
 from tracecore.clock import utc_date
 from tracecore.codes import Code
-from tracecore.errors import InvalidArgument, TraceError
+from tracecore.errors import InvalidArgument
 from tracecore.events import Event, EventKind
 from tracecore.ledger.counters import UNIT, Flow
 from tracecore.ledger.records import FLAG_IN_TRANSIT, CodeRecord, with_custody
 from tracecore.lifecycle_request import Refused, Result
 from tracecore.oversight import DISPENSINGS, RegionRule, diversion
+from tracecore.pack_checks import UNCOUNTED as UNCOUNTED  # also named here, for the ledger
+from tracecore.pack_checks import counted as counted
+from tracecore.pack_checks import (
+    existing,
+    held,
+    market_refusal,
+    on_market,
+    step,
+    top_level,
+)
 from tracecore.packs import Packs
-from tracecore.status import DECOMMISSIONED, TERMINAL, Action, Status, transition
+from tracecore.status import DECOMMISSIONED, TERMINAL, Action, Status
 
 #: EU FMD Art. 13: a decommissioning may be reverted within ten days.
 UNDO_WINDOW_MS = 10 * 86_400_000
@@ -35,6 +46,15 @@ _EARLIEST_MS = 946_684_800_000    # 2000-01-01
 _LATEST_MS = 32_503_680_000_000   # 3000-01-01
 #: (level, batch) of a record, read in C: what a receipt's diversion check counts units by.
 _LEVEL_BATCH = itemgetter(1, 4)
+#: (status, product, batch) of a record: all that commissioning checks of it.
+_COMMISSIONING = itemgetter(0, 3, 4)
+#: (status, batch, product) of a record: what ``on_market`` checks of it.
+_MARKET = itemgetter(0, 4, 3)
+#: (status, flags, holder) of a record: what shipping checks of it once it is on the market.
+_CUSTODY = itemgetter(0, 11, 6)
+#: (status, batch, product, flags) of a record: all a decommissioning checks of it.
+_LEAVING = itemgetter(0, 4, 3, 11)
+_new = tuple.__new__
 #: ``pharmatrace.v1.AlertSource`` of the alerts a custody event raises.
 ALERT_SOURCE_RECEIPT = 1
 ALERT_SOURCE_DISPENSE = 2
@@ -55,59 +75,6 @@ def check_event_time(event: Event) -> None:
         raise InvalidArgument(f"{event.kind.value} is not a per-pack event here", field="kind")
 
 
-#: Codes enter the counters when commissioned: unused ones were never on a pack.
-UNCOUNTED = frozenset({Status.ISSUED, Status.VOIDED})
-
-
-def counted(record: CodeRecord) -> bool:
-    """Whether the counters hold this code (see ``UNCOUNTED``)."""
-    return record.status not in UNCOUNTED
-
-
-def held(packs: Packs, record: CodeRecord) -> Status | None:
-    """RECALLED or WITHDRAWN when a recall or withdrawal covers this pack, else None: only
-    packs on the market (active or decommissioned) are held."""
-    if record.status is not Status.ACTIVE and record.status not in DECOMMISSIONED:
-        return None
-    return packs.hold_status(record.batch_ref, record.product_ref)
-
-
-def _existing(packs: Packs, key: bytes) -> CodeRecord:
-    """The code's record; refused when it is not ours, or recalled or withdrawn (which nothing
-    leaves)."""
-    return _on_market(packs, packs.record(key))
-
-
-def _on_market(packs: Packs, record: CodeRecord | None) -> CodeRecord:
-    """``_existing`` of a record already read."""
-    if record is None:
-        raise Refused("not issued by this tenant")
-    hold = held(packs, record)
-    if hold is not None:
-        raise Refused("is RECALLED: its batch was recalled" if hold is Status.RECALLED
-                      else "is WITHDRAWN: its product was withdrawn")
-    return record
-
-
-#: ``transition``'s answer for each (status, action, target) asked so far: the status after it,
-#: or why the state machine refuses it; asked once, not once per pack.
-_STEPS: dict[tuple[Status, Action, Status | None], Status | str] = {}
-
-
-def _step(record: CodeRecord, action: Action, target: Status | None = None) -> Status:
-    asked = (record.status, action, target)
-    step = _STEPS.get(asked)
-    if step is None:
-        try:
-            step = transition(*asked)
-        except TraceError as exc:
-            step = exc.message
-        _STEPS[asked] = step
-    if isinstance(step, Status):
-        return step
-    raise Refused(step)
-
-
 def _today(packs: Packs) -> dt.date:
     return utc_date(packs.now_ms)
 
@@ -116,7 +83,8 @@ def _commission_all(packs: Packs, event: Event, keys: list[bytes], result: Resul
                     ) -> tuple[list[bytes], list[tuple[int, str]]]:
     """Commissioning of an event's codes together: the codes changed, and the place in ``keys``
     and the reason of each refused. The same as one code after another: a code named twice is
-    commissioned by its first naming and refused at the next."""
+    commissioned by its first naming and refused at the next. What a code may become depends
+    on its status, product and batch alone: decided once for each of those met, not per code."""
     if not keys:
         return [], []
     if not 0 <= event.level <= 4:
@@ -125,48 +93,67 @@ def _commission_all(packs: Packs, event: Event, keys: list[bytes], result: Resul
         return _one_after_another(_commission_all, packs, event, keys, result)
     stated = event.extra.get("expiry", "")
     expired = bool(stated) and stated < _today(packs).isoformat()
-    party: tuple[int, int] | None = None
-    now = packs.now_ms
-    touched, refused, before, after = [], [], [], []
+    decided: dict[tuple[Status, int, int] | None, tuple[Status, int] | str] = {}
+    touched: list[bytes] = []
+    refused: list[tuple[int, str]] = []
+    before: list[CodeRecord] = []
+    becomes: list[tuple[Status, int]] = []
     for position, (key, found) in enumerate(packs.records_many(keys)):
-        try:
-            record = _on_market(packs, found)
-            status = _step(record, Action.COMMISSION)
-            batch_ref = record.batch_ref
-            if event.lot:
-                wanted = packs.batch_ref(record.product_ref, event.lot)
-                if batch_ref and batch_ref != wanted:
-                    raise Refused("its pool was issued for another batch")
-                batch_ref = wanted
-            if not batch_ref:
-                raise Refused("no batch: give the lot it is packed from")
-            if expired:
-                raise Refused(f"its expiry date {stated} is past: expired packs are not "
-                              "commissioned")
-            hold = packs.hold_status(batch_ref, record.product_ref)
-            if hold is not None:
-                raise Refused("its batch is recalled" if hold is Status.RECALLED
-                              else "its product is withdrawn")
-        except Refused as refusal:
-            refused.append((position, refusal.reason))
+        asked = None if found is None else _COMMISSIONING(found)
+        outcome = decided.get(asked)
+        if outcome is None:
+            outcome = decided[asked] = _commissioning(packs, event, found, stated, expired)
+        if outcome.__class__ is str:
+            refused.append((position, outcome))
             continue
-        if party is None:
-            party = packs.party(event.party_id, "context.party_id") if event.party_id \
-                else (0, 0)
-        holder, region = party
         touched.append(key)
-        before.append(record)
-        after.append(record.evolve(status=status, batch_ref=batch_ref, holder_ref=holder,
-                                   region=region, level=event.level or record.level,
-                                   updated_at_ms=now))
-        packs.commissioned(batch_ref, key)
+        before.append(cast(CodeRecord, found))
+        becomes.append(cast("tuple[Status, int]", outcome))
+    if not touched:
+        return touched, refused
+    holder, region = packs.party(event.party_id, "context.party_id") if event.party_id \
+        else (0, 0)
+    now, level = packs.now_ms, event.level
+    after = [_new(CodeRecord, (status, level or own_level, key_id, product, batch, pool, holder,
+                               region, issued, now, last, flags))
+             for (_, own_level, key_id, product, _, pool, _, _, issued, _, last, flags),
+             (status, batch) in zip(before, becomes, strict=True)]
+    for key, (_, batch) in zip(touched, becomes, strict=True):
+        packs.commissioned(batch, key)
     packs.put_many(touched, before, after)
     return touched, refused
 
 
+def _commissioning(packs: Packs, event: Event, found: CodeRecord | None, stated: str,
+                   expired: bool) -> tuple[Status, int] | str:
+    """What commissioning makes of a code of this record: its status and batch after, or why
+    it is refused."""
+    try:
+        record = on_market(packs, found)
+        status = step(record, Action.COMMISSION)
+        batch_ref = record.batch_ref
+        if event.lot:
+            wanted = packs.batch_ref(record.product_ref, event.lot)
+            if batch_ref and batch_ref != wanted:
+                raise Refused("its pool was issued for another batch")
+            batch_ref = wanted
+        if not batch_ref:
+            raise Refused("no batch: give the lot it is packed from")
+        if expired:
+            raise Refused(f"its expiry date {stated} is past: expired packs are not "
+                          "commissioned")
+        hold = packs.hold_status(batch_ref, record.product_ref)
+        if hold is not None:
+            raise Refused("its batch is recalled" if hold is Status.RECALLED
+                          else "its product is withdrawn")
+    except Refused as refusal:
+        return refusal.reason
+    return status, batch_ref
+
+
 def _void(packs: Packs, event: Event, key: bytes, result: Result) -> list[bytes]:
-    record = _existing(packs, key)
-    packs.put(key, record, record.evolve(status=_step(record, Action.VOID),
+    record = existing(packs, key)
+    packs.put(key, record, record.evolve(status=step(record, Action.VOID),
                                          updated_at_ms=packs.now_ms))
     packs.returned(record.pool_ref)
     return [key]
@@ -186,7 +173,7 @@ def _aggregate(packs: Packs, event: Event, key: bytes, result: Result) -> list[b
         raise Refused(f"parent container is {parent.status.name}, not ACTIVE")
     if parent.in_transit:
         raise Refused("parent container is in transit")
-    child = _existing(packs, key)
+    child = existing(packs, key)
     if key == parent_key:
         raise Refused("a container cannot contain itself")
     if child.status is not Status.ACTIVE:
@@ -209,80 +196,96 @@ def _aggregate(packs: Packs, event: Event, key: bytes, result: Result) -> list[b
 def _disaggregate(packs: Packs, event: Event, key: bytes, result: Result) -> list[bytes]:
     if event.parent is None:
         raise Refused("disaggregation needs the parent container")
-    _existing(packs, key)
+    existing(packs, key)
     if packs.parent(key) != event.parent.key():
         raise Refused("not in that container")
     packs.unlink(event.parent.key(), key)
     return [key]
 
 
-def _top_level(packs: Packs, key: bytes, what: str) -> CodeRecord:
-    return _on_top(packs, key, packs.record(key), what)
-
-
-def _on_top(packs: Packs, key: bytes, stored: CodeRecord | None, what: str) -> CodeRecord:
-    """``_top_level`` of a record already read."""
-    record = _on_market(packs, stored)
-    if packs.parent(key) is not None:
-        raise Refused(f"is inside a container: {what} the container, or disaggregate first")
-    return record
-
-
 def _ship_all(packs: Packs, event: Event, keys: list[bytes], result: Result
               ) -> tuple[list[bytes], list[tuple[int, str]]]:
     """Packs the sender holds leave for the destination, with all they contain. The same as one
     code after another; an event of units, each named once, is checked in one loop over its
-    records read together."""
+    records read together, each check decided once for each kind of record met (its status,
+    batch, product, flags and holder) and only the container it may be in asked per code."""
     if not keys:
         return [], []
     found = packs.records_many(keys)
     if len(keys) > 1 and (len(set(keys)) < len(keys)
                           or any(r is not None and r.level > 1 for _, r in found)):
         return _one_after_another(_ship_all, packs, event, keys, result)
-    parties: tuple[int, int] | None = None
+    parties: list[tuple[int, int]] = []
+    market: dict[tuple[Status, int, int] | None, str] = {}
+    custody: dict[tuple[Status, int, int], str | int] = {}
     touched: list[bytes] = []
     refused: list[tuple[int, str]] = []
     before: list[CodeRecord] = []
     for position, (key, stored) in enumerate(found):
-        try:
-            record = _on_top(packs, key, stored, "ship")
-            if record.status is not Status.ACTIVE:
-                raise Refused(f"is {record.status.name}, only ACTIVE packs can be shipped")
-            if record.in_transit:
-                raise Refused("is already in transit")
-            if parties is None:
-                parties = (
-                    packs.party(event.party_id, "context.party_id")[0] if event.party_id else 0,
-                    # A partner's EPCIS shipping event may name no destination (destinationList
-                    # is optional): the packs are then in transit to nobody known, and whoever
-                    # receives them takes them.
-                    packs.party(event.destination, "destination")[0] if event.destination
-                    else 0)
-            sender, destination = parties
-            if sender and record.holder_ref and record.holder_ref != sender:
-                raise Refused(f"is held by {packs.party_id(record.holder_ref)}, not "
-                              f"{event.party_id}")
-            if destination and destination == record.holder_ref:
-                raise Refused("is already held by the destination")
-            tree = packs.tree(key) if record.level > 1 else [(key, record)]
-        except Refused as refusal:
-            refused.append((position, refusal.reason))
+        asked = None if stored is None else _MARKET(stored)
+        reason = market.get(asked)
+        if reason is None:
+            reason = market[asked] = market_refusal(packs, stored)
+        if not reason and packs.parent(key) is not None:
+            reason = "is inside a container: ship the container, or disaggregate first"
+        if reason:
+            refused.append((position, reason))
             continue
-        contents, records = _unzip(tree)
-        touched += contents
-        before += records
-        # Where a distributor bound to regions ships to is checked where the packs arrive.
-        shipper = sender or record.holder_ref
-        if shipper and packs.party_rule(shipper) is not None:
-            packs.shipped(key, shipper)
-    if parties is not None:
+        record = cast(CodeRecord, stored)
+        held_as = _CUSTODY(record)
+        outcome = custody.get(held_as)
+        if outcome is None:
+            outcome = custody[held_as] = _shipping(packs, event, record, parties)
+        if isinstance(outcome, str):
+            refused.append((position, outcome))
+            continue
+        if record.level > 1:
+            try:
+                contents, records = _unzip(packs.tree(key))
+            except Refused as refusal:
+                refused.append((position, refusal.reason))
+                continue
+            touched += contents
+            before += records
+        else:
+            touched.append(key)
+            before.append(record)
+        if outcome:
+            packs.shipped(key, outcome)
+    if parties:
         packs.put_many(touched, before,
-                       with_custody(before, parties[1], set_flags=FLAG_IN_TRANSIT))
+                       with_custody(before, parties[0][1], set_flags=FLAG_IN_TRANSIT))
     return touched, refused
 
 
+def _shipping(packs: Packs, event: Event, record: CodeRecord,
+              parties: list[tuple[int, int]]) -> str | int:
+    """Why a pack on the market and at the top level may not be shipped by ``event``; else the
+    regions-bound party shipping it, whom its receipt is checked against (0: none). The
+    (sender, destination) refs are looked up into ``parties`` when first needed."""
+    if record.status is not Status.ACTIVE:
+        return f"is {record.status.name}, only ACTIVE packs can be shipped"
+    if record.in_transit:
+        return "is already in transit"
+    if not parties:
+        parties.append((
+            packs.party(event.party_id, "context.party_id")[0] if event.party_id else 0,
+            # A partner's EPCIS shipping event may name no destination (destinationList is
+            # optional): the packs are then in transit to nobody known, and whoever receives
+            # them takes them.
+            packs.party(event.destination, "destination")[0] if event.destination else 0))
+    sender, destination = parties[0]
+    if sender and record.holder_ref and record.holder_ref != sender:
+        return f"is held by {packs.party_id(record.holder_ref)}, not {event.party_id}"
+    if destination and destination == record.holder_ref:
+        return "is already held by the destination"
+    # Where a distributor bound to regions ships to is checked where the packs arrive.
+    shipper = sender or record.holder_ref
+    return shipper if shipper and packs.party_rule(shipper) is not None else 0
+
+
 def _receive(packs: Packs, event: Event, key: bytes, result: Result) -> list[bytes]:
-    record = _top_level(packs, key, "receive")
+    record = top_level(packs, key, "receive")
     if not record.in_transit:
         raise Refused("is not in transit")
     if not event.party_id:
@@ -341,7 +344,8 @@ def _decommission_all(packs: Packs, event: Event, keys: list[bytes], result: Res
     """Packs leave the supply chain; a container takes all it holds with it. A pack taken from
     inside a container (a unit sold from an opened case) leaves the container. The same as one
     code after another; an event of units, each named once, is checked in one loop over its
-    records read together."""
+    records read together, whether a record may leave decided once for each kind of record met
+    (its status, batch, product and flags)."""
     if not keys:
         return [], []
     if event.target not in DECOMMISSIONED:
@@ -356,6 +360,7 @@ def _decommission_all(packs: Packs, event: Event, keys: list[bytes], result: Res
     target = event.target
     now = packs.now_ms
     party: tuple[int, int] | None = None
+    checked: dict[tuple[Status, int, int, int] | None, str] = {}
     touched: list[bytes] = []
     refused: list[tuple[int, str]] = []
     put: list[bytes] = []
@@ -363,37 +368,44 @@ def _decommission_all(packs: Packs, event: Event, keys: list[bytes], result: Res
     after: list[CodeRecord] = []
     sold: list[CodeRecord] = []
     for position, (key, stored) in enumerate(found):
-        try:
-            record = _on_market(packs, stored)
-            if record.in_transit:
-                raise Refused("is in transit")
-            if record.status in DECOMMISSIONED:
-                raise Refused(f"already {record.status.name.lower().replace('_', ' ')}")
-            _step(record, Action.DECOMMISSION, target)
-            if event.party_id:
-                if party is None:
-                    party = packs.party(event.party_id, "context.party_id")
-                holder, region = party
-            else:
-                holder, region = record.holder_ref, record.region
-            parent = packs.parent(key)
-            if parent is not None:
-                packs.unlink(parent, key)
+        asked = None if stored is None else _LEAVING(stored)
+        reason = checked.get(asked)
+        if reason is None:
+            reason = checked[asked] = _decommission_refusal(packs, stored, target)
+        if reason:
+            refused.append((position, reason))
+            continue
+        record = cast(CodeRecord, stored)
+        if event.party_id:
+            if party is None:
+                party = packs.party(event.party_id, "context.party_id")
+            holder, region = party
+        else:
+            holder, region = record.holder_ref, record.region
+        parent = packs.parent(key)
+        if parent is not None:
+            packs.unlink(parent, key)
+        if record.level > 1:
             # Every record of the pack and its contents is checked before any is changed, so a
             # refused content leaves the whole pack as it was.
-            contents = [(key, record), *((k, _existing(packs, k))
-                                         for k in packs.descendants(key))] \
-                if record.level > 1 else [(key, record)]
-        except Refused as refusal:
-            refused.append((position, refusal.reason))
-            continue
+            try:
+                contents = [(key, record), *((k, existing(packs, k))
+                                             for k in packs.descendants(key))]
+            except Refused as refusal:
+                refused.append((position, refusal.reason))
+                continue
+        else:
+            contents = [(key, record)]
         touched.append(key)
         dispensed: dict[int, int] = {}
         for k, r in contents:
             if r.status is not Status.ACTIVE:
                 continue
-            changed = r.evolve(status=_step(r, Action.DECOMMISSION, target), holder_ref=holder,
-                               region=region or r.region, updated_at_ms=now)
+            (_, level, key_id, product, batch, pool, own_holder, own_region, issued, _, last,
+             flags) = r
+            changed = _new(CodeRecord, (
+                step(r, Action.DECOMMISSION, target), level, key_id, product, batch, pool,
+                holder, region or own_region, issued, now, last, flags))
             put.append(k)
             before.append(r)
             after.append(changed)
@@ -403,18 +415,33 @@ def _decommission_all(packs: Packs, event: Event, keys: list[bytes], result: Res
                 sold.append(changed)
                 # A pack its holder received was checked then; one that reached the dispensing
                 # party without a receipt there is checked now.
-                if r.level == UNIT and r.batch_ref and holder != r.holder_ref:
-                    dispensed[r.batch_ref] = dispensed.get(r.batch_ref, 0) + 1
+                if level == UNIT and batch and holder != own_holder:
+                    dispensed[batch] = dispensed.get(batch, 0) + 1
         if region:
             for batch_ref, n in dispensed.items():
-                batch, rule = packs.batch_rule(batch_ref)
+                batch_record, rule = packs.batch_rule(batch_ref)
                 if not rule.allows(region):
-                    _divert(packs, event, key, ALERT_SOURCE_DISPENSE, n, batch, region, rule,
-                            result)
+                    _divert(packs, event, key, ALERT_SOURCE_DISPENSE, n, batch_record, region,
+                            rule, result)
     packs.put_many(put, before, after)
     if sold:
         packs.flow_many(sold, Flow.SOLD, event.when_ms)
     return touched, refused
+
+
+def _decommission_refusal(packs: Packs, stored: CodeRecord | None, target: Status | None
+                          ) -> str:
+    """Why a pack of this record may not be decommissioned to ``target``; "" when it may."""
+    try:
+        record = on_market(packs, stored)
+        if record.in_transit:
+            raise Refused("is in transit")
+        if record.status in DECOMMISSIONED:
+            raise Refused(f"already {record.status.name.lower().replace('_', ' ')}")
+        step(record, Action.DECOMMISSION, target)
+    except Refused as refusal:
+        return refusal.reason
+    return ""
 
 
 def _per_code(rule: EventRule) -> Handler:
@@ -444,7 +471,7 @@ def _one_after_another(rule: EventRule, packs: Packs, event: Event, keys: list[b
 def _undo(packs: Packs, event: Event, key: bytes, result: Result) -> list[bytes]:
     """EU FMD Art. 13: the decommissioning party, within 10 days (LOCKED: any time), a pack not
     expired. A container's undo reverts what its decommissioning took with it."""
-    record = _existing(packs, key)
+    record = existing(packs, key)
     if record.status not in DECOMMISSIONED:
         raise Refused(f"is {record.status.name}: only a decommissioning can be undone")
     if not event.party_id:
@@ -463,10 +490,10 @@ def _undo(packs: Packs, event: Event, key: bytes, result: Result) -> list[bytes]
         raise Refused("the pack has expired")
     changed = []
     for k in [key, *packs.descendants(key)] if record.level > 1 else [key]:
-        r = _existing(packs, k)
+        r = existing(packs, k)
         if r.status is not record.status or r.holder_ref != record.holder_ref:
             continue
-        after = r.evolve(status=_step(r, Action.UNDO), updated_at_ms=packs.now_ms)
+        after = r.evolve(status=step(r, Action.UNDO), updated_at_ms=packs.now_ms)
         packs.put(k, r, after)
         changed.append(k)
         if r.status in (Status.DISPENSED, Status.FREE_SAMPLE):
@@ -480,7 +507,7 @@ def _replace(packs: Packs, event: Event, key: bytes, result: Result) -> list[byt
     The pack stays one pack: the counters move from the old code to the new."""
     if event.replacement is None:
         raise Refused("a replacement needs the new code")
-    old = _existing(packs, key)
+    old = existing(packs, key)
     if old.status is not Status.ACTIVE:
         raise Refused(f"is {old.status.name}: only an ACTIVE pack's label can be replaced")
     if old.in_transit:
@@ -513,8 +540,8 @@ def _terminal(action: Action) -> Handler:
     """Destroyed or stolen: a pack at the top level and all it contains."""
 
     def handler(packs: Packs, event: Event, key: bytes, result: Result) -> list[bytes]:
-        record = _top_level(packs, key, action.value.replace("_", " "))
-        _step(record, action)
+        record = top_level(packs, key, action.value.replace("_", " "))
+        step(record, action)
         moved = [key, *packs.descendants(key)]
         records: list[tuple[bytes, CodeRecord]] = []
         for k in moved:
@@ -525,7 +552,7 @@ def _terminal(action: Action) -> Handler:
             if r.status not in TERMINAL and held(packs, r) is None:
                 records.append((k, r))
         for k, r in records:
-            packs.put(k, r, r.evolve(status=_step(r, action), updated_at_ms=packs.now_ms))
+            packs.put(k, r, r.evolve(status=step(r, action), updated_at_ms=packs.now_ms))
         return moved
 
     return handler

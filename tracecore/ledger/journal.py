@@ -27,15 +27,18 @@ class Journal:
     def head(self, txn: Txn) -> tuple[int, bytes]:
         return self.chain.head(txn)
 
-    def append(self, txn: Txn, record: lpb.EventRecord, index: Iterable[bytes]) -> int:
-        """Stores ``record`` as the next event and indexes it under each code key in ``index``;
+    def append(self, txn: Txn, record: lpb.EventRecord, index: Iterable[bytes], *,
+               stored: bool = False) -> int:
+        """Stores ``record`` as the next event and indexes it under each code key in ``index``
+        (``stored``: the keys LMDB holds for them, as a write session has them already);
         returns its sequence number."""
         seq = self.chain.append(txn, record)
         key = seq_key(seq)
         # Stored keys, in key order: an event's codes are random keys, and LMDB inserts them
         # three to four times faster in order (one path down the tree after another).
         txn.cursor(db=self._by_code).putmulti(
-            ((code, key) for code in sorted(self._codes.stored_many(index))), dupdata=True)
+            ((code, key) for code in sorted(index if stored else self._codes.stored_many(index))),
+            dupdata=True)
         if record.event_id:
             txn.put(record.event_id.encode(), key, db=self._by_id)
         return seq

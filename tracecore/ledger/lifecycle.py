@@ -57,7 +57,7 @@ def apply(ledger: Ledger, requests: Sequence[Request], now_ms: int,
         results = [_apply_request(session, request, make_way) for request in requests]
         session.flush()
         for n, (record, index) in enumerate(session.group.events, 1):
-            seq = session.journal.append(txn, record, index)
+            seq = session.journal.append(txn, record, session.stored_keys(index), stored=True)
             if record.documents:
                 foreign.index_documents(ledger, txn, seq, record.documents)
             if not n % MAKE_WAY_EVERY:

@@ -10,12 +10,13 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import repeat, starmap
 from operator import add, itemgetter
-from typing import cast
+from typing import Any, cast
 
 from pharmatrace.v1 import common_pb2 as cpb
 from pharmatrace.v1 import ledger_pb2 as lpb
 
 from tracecore import localday, sscc
+from tracecore._speedups import load
 from tracecore.codes import Code, Scheme
 from tracecore.errors import InvalidArgument
 from tracecore.events import Event, EventKind
@@ -27,7 +28,7 @@ from tracecore.ledger.oversight import Holds, RegionTally
 from tracecore.ledger.records import (
     FLAG_IN_TRANSIT,
     CodeRecord,
-    pack_many,
+    packed_in_key_order,
     ref_key,
     ref_of,
     unpack_many,
@@ -39,10 +40,24 @@ from tracecore.lifecycle_rules import MAX_CODES_PER_REQUEST, UNCOUNTED
 from tracecore.oversight import Raised, RegionRule
 from tracecore.status import Status
 
-#: ``project`` of a record before a change and of the record after it, laid end to end, read in
-#: one C call from the two records joined (counted by change, the projections are hashed once).
 _P = len(PROJECTED)
-_BEFORE_AFTER = itemgetter(*PROJECTED, *(len(CodeRecord._fields) + i for i in PROJECTED))
+
+
+def count_moves_reference(moves: list[tuple[CodeRecord, CodeRecord]], fields: tuple[int, ...]
+                          ) -> dict[Any, int]:
+    """{the ``fields`` of a change's record before, then after: how many changes}, for each
+    (before, after) pair in ``moves``: what ``tracecore._speedups._moves`` does in C. Counted by
+    change, the fields of the two records laid end to end are read in one C call and hashed
+    once."""
+    fields_of = itemgetter(*fields, *(len(CodeRecord._fields) + i for i in fields))
+    return dict(Counter(map(fields_of, starmap(add, moves))))
+
+
+_compiled = load("_moves")
+_count_moves = _compiled.count_moves if _compiled is not None else count_moves_reference
+#: Pairs sorted by their first item alone: a key function compares the keys as bytes, about
+#: twice as fast as comparing the pairs as tuples.
+_FIRST = itemgetter(0)
 
 
 class Overlay:
@@ -71,7 +86,7 @@ class Overlay:
         (their ``project``ions before and after) instead of once per code."""
         if not self.moves:
             return
-        changes = Counter(map(_BEFORE_AFTER, starmap(add, self.moves)))
+        changes = _count_moves(self.moves, PROJECTED)
         self.moves.clear()
         moves = [(was if was[3] not in UNCOUNTED else None, now, n) for was, now, n in
                  ((change[:_P], change[_P:], n) for change, n in changes.items())]
@@ -109,6 +124,9 @@ class Session:
         self.txn = txn
         self.now_ms = now_ms
         self.db = ledger.db
+        # A method of this session kept by the journal would make a cycle: the session, with
+        # every record it read, would then wait for the cyclic collector instead of being freed
+        # when the group commits.
         self.journal = Journal(ledger)
         self.keys = ledger.codes
         self.group = Overlay(None)
@@ -129,6 +147,10 @@ class Session:
         # Records as the transaction found them, read once: the overlays above hold every change
         # until ``flush``, so what the ledger answers stays true for the whole session.
         self._stored: dict[bytes, CodeRecord | None] = {}
+        # The keys of ``_stored`` the ledger has no record of.
+        self._absent: set[bytes] = set()
+        # The key LMDB holds for each code key met: encrypted once, then used by every write.
+        self._stored_keys: dict[bytes, bytes] = {}
         self._days: dict[int, int] = {}
         self.request = Request(())
 
@@ -144,23 +166,51 @@ class Session:
         stored = self._stored
         if key in stored:
             return stored[key]
-        data = self._codes.get(self.keys.stored(key))
+        data = self._codes.get(self.stored_key(key))
+        if data is None:
+            self._absent.add(key)
         found = stored[key] = CodeRecord.unpack(data) if data is not None else None
         return found
+
+    def stored_key(self, key: bytes) -> bytes:
+        """The key LMDB holds for a code key (``Ledger.codes``), encrypted once a session."""
+        found = self._stored_keys.get(key)
+        if found is None:
+            found = self._stored_keys[key] = self.keys.stored(key)
+        return found
+
+    def stored_keys(self, keys: Iterable[bytes]) -> list[bytes]:
+        """``stored_key`` of each key, those not met yet encrypted together."""
+        known = self._stored_keys
+        keys = list(keys)
+        try:
+            return list(map(known.__getitem__, keys))
+        except KeyError:
+            new = list(dict.fromkeys(k for k in keys if k not in known))
+            known.update(zip(new, self.keys.stored_many(new), strict=True))
+            return list(map(known.__getitem__, keys))
 
     def prefetch(self, keys: Iterable[bytes]) -> None:
         """Reads the stored records of ``keys`` not read yet, in key order (one pass over the
         tree instead of a walk from its root per code), decoded together."""
         stored = self._stored
-        wanted = list(dict.fromkeys(k for k in keys if k not in stored))
+        # Each once, in no order yet (a set's difference with a dict runs in C).
+        wanted = list(set(keys).difference(stored))
         if not wanted:
             return
+        # Keys not read yet are mostly not met yet either: encrypted at once (deterministic,
+        # so one met before gets the same stored key again).
+        ciphered = self.keys.stored_many(wanted)
+        self._stored_keys.update(zip(wanted, ciphered, strict=True))
         # In the order the ledger keeps them: by stored (encrypted) key.
-        by_stored = sorted(zip(self.keys.stored_many(wanted), wanted, strict=True))
-        missing = [k for _, k in by_stored]
-        data: list[bytes | memoryview | None] = [self._codes.get(s) for s, _ in by_stored]
+        pairs = sorted(zip(ciphered, wanted, strict=True), key=_FIRST)
+        in_order, by_plain = zip(*pairs, strict=True)
+        missing = list(by_plain)
+        data: list[bytes | memoryview | None] = list(map(self._codes.get, in_order))
         if None in data:
-            stored.update(zip(missing, repeat(None)))
+            absent = [k for k, d in zip(missing, data, strict=True) if d is None]
+            stored.update(zip(absent, repeat(None)))
+            self._absent.update(absent)
             found = [(k, d) for k, d in zip(missing, data, strict=True) if d is not None]
             missing = [k for k, _ in found]
             data = [d for _, d in found]
@@ -171,6 +221,8 @@ class Session:
         """The places in ``keys`` of those the ledger has no record of (this session's own new
         records included): none for an event of known codes, found in one pass."""
         self.prefetch(keys)
+        if self._absent.isdisjoint(keys):
+            return []
         stored = self._stored
         return [i for i in [i for i, k in enumerate(keys) if stored[k] is None]
                 if self.record(keys[i]) is None]
@@ -181,7 +233,7 @@ class Session:
             if key in layer.parents:
                 return layer.parents[key]
             layer = layer.below
-        data = self.txn.get(self.keys.stored(key), db=self.db["parents"])
+        data = self.txn.get(self.stored_key(key), db=self.db["parents"])
         return self.keys.plain(bytes(data)) if data is not None else None
 
     def children(self, key: bytes) -> list[bytes]:
@@ -189,7 +241,7 @@ class Session:
         it sorted) unless this session changed it."""
         cursor = self._children
         kids = sorted(self.keys.plain_many(cursor.iternext_dup())) \
-            if cursor.set_key(self.keys.stored(key)) else []
+            if cursor.set_key(self.stored_key(key)) else []
         layers: list[Overlay] = []
         layer: Overlay | None = self.view
         while layer is not None:
@@ -216,7 +268,9 @@ class Session:
         changed: list[dict[bytes, CodeRecord]] = []
         layer: Overlay | None = self.view
         while layer is not None:
-            if layer.records:
+            # Only the overlays that changed one of these codes (mostly none: an event's codes
+            # are seldom named by an earlier event of its group).
+            if layer.records and not layer.records.keys().isdisjoint(keys):
                 changed.append(layer.records)
             layer = layer.below
         if not changed:
@@ -334,7 +388,7 @@ class Session:
             if key in layer.shipments:
                 return layer.shipments[key] or 0
             layer = layer.below
-        data = self.txn.get(self.keys.stored(key), db=self.db["shipments"])
+        data = self.txn.get(self.stored_key(key), db=self.db["shipments"])
         return ref_of(data) if data is not None else 0
 
     def expires_on(self, batch_ref: int) -> dt.date | None:
@@ -460,14 +514,11 @@ class Session:
         """Writes the group's overlay into the transaction."""
         group = self.group
         group.count()
-        keys = self.keys
-        stored = keys.stored
+        stored = self.stored_key
+        stored_many = self.stored_keys
         codes = self.txn.cursor(db=self.db["codes"])
         records = group.records
-        plain = list(records)
-        ordered = sorted(zip(keys.stored_many(plain), pack_many(map(records.__getitem__, plain)),
-                             strict=True))
-        codes.putmulti(ordered)
+        codes.putmulti(packed_in_key_order(stored_many(records), list(records.values())))
         for child, parent in group.parents.items():
             if parent is None:
                 self.txn.delete(stored(child), db=self.db["parents"])
@@ -480,7 +531,7 @@ class Session:
         for parent, kids in group.children_added.items():
             held = stored(parent)
             self.txn.cursor(db=self.db["children"]).putmulti(
-                ((held, child) for child in sorted(keys.stored_many(kids))), dupdata=True)
+                ((held, child) for child in sorted(stored_many(kids))), dupdata=True)
         if group.batch_codes:
             by_batch: dict[int, list[bytes]] = {}
             for batch_ref, key in group.batch_codes:
@@ -488,7 +539,7 @@ class Session:
             cursor = self.txn.cursor(db=self.db["batch_codes"])
             for batch_ref in sorted(by_batch):
                 cursor.putmulti(zip(repeat(ref_key(batch_ref)),
-                                    sorted(keys.stored_many(by_batch[batch_ref]))),
+                                    sorted(stored_many(by_batch[batch_ref]))),
                                 dupdata=True)
         group.tally.write(self.txn, self.db["counters"])
         group.regions.write(self.txn, self.db["batch_regions"])
@@ -501,4 +552,4 @@ class Session:
             self.ledger.count_returns(self.txn, group.pool_returns)
         if group.foreign:
             self.txn.cursor(db=self.db["foreign_codes"]).putmulti(sorted(
-                zip(keys.stored_many(group.foreign), group.foreign.values(), strict=True)))
+                zip(stored_many(group.foreign), group.foreign.values(), strict=True)))

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import repeat, starmap
 from operator import itemgetter
 from typing import NamedTuple, Self
 
+from tracecore._speedups import load
 from tracecore.status import Status
 
 # status, level, flags, key id, product, batch, pool, holder party, region,
@@ -80,8 +81,31 @@ def pack_many(records: Iterable[CodeRecord]) -> Iterator[bytes]:
     return starmap(_CODE.pack, map(_STORED_ORDER, records))
 
 
+def packed_in_key_order_reference(keys: list[bytes], records: list[CodeRecord]
+                                  ) -> list[tuple[bytes, bytes]]:
+    """[(key, record packed)] of each key and its record, in the keys' order: a transaction's
+    changed records as LMDB takes them fastest (``putmulti`` of increasing keys). What
+    ``tracecore._speedups._records`` does in C."""
+    return sorted(zip(keys, pack_many(records), strict=True), key=_FIRST)
+
+
+_FIRST = itemgetter(0)
+_compiled = load("_records")
+packed_in_key_order: Callable[[list[bytes], list[CodeRecord]], list[tuple[bytes, bytes]]] = (
+    _compiled.packed_in_key_order if _compiled is not None else packed_in_key_order_reference)
+
+
 def unpack_many(data: Sequence[bytes | memoryview]) -> list[CodeRecord]:
-    """``CodeRecord.unpack`` of each stored record, in one pass over them."""
+    """``CodeRecord.unpack`` of each stored record, in one pass over them (in C where
+    ``tracecore._speedups._records`` is built)."""
+    if _compiled is not None:
+        records: list[CodeRecord] = _compiled.unpacked(list(data), CodeRecord, _STATUS)
+        return records
+    return unpack_many_reference(data)
+
+
+def unpack_many_reference(data: Sequence[bytes | memoryview]) -> list[CodeRecord]:
+    """``unpack_many`` in Python."""
     status_of = _STATUS
     return [_new(CodeRecord, (status_of[status], level, key_id, product, batch, pool, holder,
                               region, issued, updated, event, flags))

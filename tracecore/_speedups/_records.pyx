@@ -1,0 +1,171 @@
+"""Code records read and written in C: a write transaction's changed records packed into their
+52-byte layout and put in the order of the keys LMDB holds for them, in one pass; the records
+an event reads made from their bytes.
+
+The references are ``packed_in_key_order_reference`` and ``unpack_many_reference`` in
+``tracecore.ledger.records``; tests feed both the same records and compare the answers. The layout is ``records._CODE``
+(``<BBBxHxxIIIIIqqQ``: status, level, flags, key id, product, batch, pool, holder, region,
+issued, updated, last event) from a ``CodeRecord``'s fields (status, level, key id, product,
+batch, pool, holder, region, issued, updated, last event, flags).
+"""
+
+import struct
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_FromStringAndSize
+from cpython.bytes cimport PyBytes_GET_SIZE
+from cpython.long cimport PyLong_AsLongLong, PyLong_AsUnsignedLongLong, PyLong_Check
+from cpython.object cimport PyObject
+from cpython.tuple cimport PyTuple_Check, PyTuple_GET_ITEM, PyTuple_GET_SIZE
+from libc.stdint cimport int64_t, uint64_t
+from libc.stdlib cimport free, malloc, qsort
+from libc.string cimport memcmp, memset
+
+cdef enum:
+    _SIZE = 52
+    _FIELDS = 12
+
+
+cdef struct _Key:
+    const char* data
+    Py_ssize_t size
+    Py_ssize_t index
+
+
+cdef int _by_key(const void* a, const void* b) noexcept nogil:
+    # bytes order (memcmp, then the shorter first), then the order given: a stable sort's.
+    cdef const _Key* x = <const _Key*>a
+    cdef const _Key* y = <const _Key*>b
+    cdef Py_ssize_t n = x.size if x.size < y.size else y.size
+    cdef int c = memcmp(x.data, y.data, n)
+    if c:
+        return c
+    if x.size != y.size:
+        return -1 if x.size < y.size else 1
+    return -1 if x.index < y.index else (1 if x.index > y.index else 0)
+
+
+cdef uint64_t _unsigned(object value, uint64_t largest) except? 0xFFFFFFFFFFFFFFFF:
+    if not PyLong_Check(value):
+        raise struct.error("required argument is not an integer")
+    if value < 0 or value > largest:
+        raise struct.error(f"argument out of range: {value}")
+    return PyLong_AsUnsignedLongLong(value)
+
+
+cdef int64_t _signed(object value) except? -1:
+    if not PyLong_Check(value):
+        raise struct.error("required argument is not an integer")
+    if value < -0x8000000000000000 or value > 0x7FFFFFFFFFFFFFFF:
+        raise struct.error(f"argument out of range: {value}")
+    return PyLong_AsLongLong(value)
+
+
+cdef inline void _put(char* at, uint64_t value, int width) noexcept:
+    cdef int i
+    for i in range(width):
+        at[i] = <char>((value >> (8 * i)) & 0xFF)
+
+
+cdef bytes _pack(object record):
+    if not PyTuple_Check(record) or PyTuple_GET_SIZE(record) != _FIELDS:
+        raise TypeError("a code record has 12 fields")
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, _SIZE)
+    cdef char* p = PyBytes_AS_STRING(out)
+    memset(p, 0, _SIZE)
+    _put(p, _unsigned(<object>PyTuple_GET_ITEM(record, 0), 0xFF), 1)        # status
+    _put(p + 1, _unsigned(<object>PyTuple_GET_ITEM(record, 1), 0xFF), 1)    # level
+    _put(p + 2, _unsigned(<object>PyTuple_GET_ITEM(record, 11), 0xFF), 1)   # flags
+    _put(p + 4, _unsigned(<object>PyTuple_GET_ITEM(record, 2), 0xFFFF), 2)  # key id
+    cdef int i
+    for i in range(5):                                        # product, batch, pool, holder, region
+        _put(p + 8 + 4 * i, _unsigned(<object>PyTuple_GET_ITEM(record, 3 + i), 0xFFFFFFFF), 4)
+    _put(p + 28, <uint64_t>_signed(<object>PyTuple_GET_ITEM(record, 8)), 8)  # issued
+    _put(p + 36, <uint64_t>_signed(<object>PyTuple_GET_ITEM(record, 9)), 8)  # updated
+    _put(p + 44, _unsigned(<object>PyTuple_GET_ITEM(record, 10), 0xFFFFFFFFFFFFFFFF), 8)
+    return out
+
+
+def packed_in_key_order(list keys, list records):
+    """[(key, record packed)] of each key and its record, in the keys' (bytes) order."""
+    cdef Py_ssize_t n = len(keys), i
+    if len(records) != n:
+        raise ValueError("as many records as keys")
+    cdef _Key* order = <_Key*>malloc(max(n, 1) * sizeof(_Key))
+    if order == NULL:
+        raise MemoryError()
+    cdef object key
+    cdef list out
+    try:
+        for i in range(n):
+            key = keys[i]
+            if not PyBytes_Check(key):
+                raise TypeError("keys are bytes")
+            order[i].data = PyBytes_AS_STRING(key)
+            order[i].size = PyBytes_GET_SIZE(key)
+            order[i].index = i
+        # Packed before sorting: a record that does not pack fails as the reference fails.
+        packed = [_pack(r) for r in records]
+        qsort(order, n, sizeof(_Key), _by_key)
+        out = [(keys[order[i].index], packed[order[i].index]) for i in range(n)]
+    finally:
+        free(order)
+    return out
+
+
+cdef extern from "Python.h":
+    PyObject* PyType_GenericAlloc(object subtype, Py_ssize_t items) except NULL
+    void PyTuple_SET_ITEM(object tuple, Py_ssize_t at, object item)
+    void Py_INCREF(object o)
+    void Py_DECREF(PyObject* o)
+
+
+cdef inline uint64_t _get(const unsigned char* at, int width) noexcept:
+    cdef uint64_t value = 0
+    cdef int i
+    for i in range(width):
+        value |= (<uint64_t>at[i]) << (8 * i)
+    return value
+
+
+cdef inline void _set(object record, Py_ssize_t at, object value):
+    Py_INCREF(value)
+    PyTuple_SET_ITEM(record, at, value)
+
+
+def unpacked(list data, type cls, dict status_of):
+    """``cls`` (a 12-field tuple type: ``CodeRecord``) of each stored 52-byte record, its status
+    looked up in ``status_of``; struct.error for a record of another size."""
+    cdef Py_ssize_t n = len(data), i, j
+    cdef list out = [None] * n
+    cdef const unsigned char[:] view
+    cdef const unsigned char* p
+    cdef PyObject* raw
+    cdef object record
+    cdef object item
+    cdef Py_ssize_t size
+    for i in range(n):
+        item = data[i]
+        if PyBytes_Check(item):
+            p = <const unsigned char*>PyBytes_AS_STRING(item)
+            size = PyBytes_GET_SIZE(item)
+        else:
+            view = item
+            size = view.shape[0]
+            p = &view[0] if size else NULL
+        if size != _SIZE:
+            raise struct.error(f"a code record is {_SIZE} bytes, not {size}")
+        status = status_of[p[0]]
+        raw = PyType_GenericAlloc(cls, _FIELDS)
+        record = <object>raw
+        Py_DECREF(raw)
+        _set(record, 0, status)
+        _set(record, 1, p[1])
+        _set(record, 2, <unsigned int>_get(p + 4, 2))
+        for j in range(5):
+            _set(record, 3 + j, <unsigned int>_get(p + 8 + 4 * j, 4))
+        _set(record, 8, <int64_t>_get(p + 28, 8))
+        _set(record, 9, <int64_t>_get(p + 36, 8))
+        _set(record, 10, _get(p + 44, 8))
+        _set(record, 11, p[2])
+        out[i] = record
+    return out
