@@ -3,7 +3,6 @@ worker), set once everything it needs at start is loaded."""
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import sys
 
@@ -13,15 +12,6 @@ GC_YOUNG = 50_000
 #: How long a thread may hold the GIL before it is asked to hand it over (Python's default:
 #: 5 ms).
 SWITCH_INTERVAL_S = 0.0005
-
-
-#: How often a serving event loop looks at the young generation, and how many objects it
-#: collects at there instead of waiting for ``GC_YOUNG``.
-YOUNG_BEAT_S = 0.05
-YOUNG_EARLY = 2_000
-#: Beyond this many, a large call is under way (its objects alive until it returns): those are
-#: left to ``GC_YOUNG``, not promoted beat after beat.
-YOUNG_LATE = 8_000
 
 
 def tune() -> None:
@@ -44,25 +34,3 @@ def tune() -> None:
     gc.freeze()
     gc.set_threshold(GC_YOUNG, 20, 100)
     sys.setswitchinterval(SWITCH_INTERVAL_S)
-
-
-async def young_collections() -> None:
-    """Collects the young generation in small steps from the event loop, between calls.
-
-    grpcio's asyncio server leaves a reference cycle behind every call (the coroutine that
-    finds a call's method handler keeps a closure over its own frame: five objects a call,
-    which only the collector frees). Under a steady stream of small calls they are what fills
-    the young generation, and ``GC_YOUNG`` of them at once made pauses of 17 to 67 ms in a
-    verification worker serving unary Verify (three in 30,000 calls, on a busy machine).
-    Collected whenever ``YOUNG_EARLY`` have piled up, the same calls made pauses of 0.3 to
-    1.5 ms (about seventy), and less collector time in all. A large call's own objects reach
-    the collector much as before: the beat adds one look every ``YOUNG_BEAT_S``.
-
-    Run by the verification workers, whose unary calls (Verify, the check page, LVMS) are
-    the ones held to a latency target.
-    """
-    count, collect = gc.get_count, gc.collect
-    while True:
-        await asyncio.sleep(YOUNG_BEAT_S)
-        if YOUNG_EARLY <= count()[0] <= YOUNG_LATE:
-            collect(0)

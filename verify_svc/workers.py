@@ -113,7 +113,6 @@ async def serve_worker(config: WorkerConfig, ready: multiprocessing.connection.C
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     runtime.tune()
-    collections = asyncio.create_task(runtime.young_collections())
     http = http_server = mirror = None
     if config.http_port is not None:
         if config.nats:
@@ -154,10 +153,9 @@ async def serve_worker(config: WorkerConfig, ready: multiprocessing.connection.C
     if http_server is not None:
         await http_server.stop(config.grace_s)
     await running.stop(config.grace_s)
-    for task in (flusher, collections):
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    flusher.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await flusher
     if http is not None:
         http.close()
     if mirror is not None:
