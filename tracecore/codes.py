@@ -112,7 +112,7 @@ def _parse_or_error(text: str | bytes) -> Scan | ParseError:
     try:
         return parse(text)
     except ParseError as error:
-        # Keeping the traceback would keep the failed call's frames alive with the answer.
+        # Keeping the traceback would keep the failed call's frames alive with the answers.
         return error.with_traceback(None)
 
 
@@ -130,13 +130,10 @@ def _parse_many(texts: Iterable[str | bytes]) -> list[Scan | ParseError]:
                 if not serial.strip(_ALPHABET):
                     append(Scan(Code(_GS1, known.code.product, serial), known.lot, known.expiry))
                     continue
-        try:
-            scan = parse(text)
-        except ParseError as error:
-            # Keeping the traceback would keep every failed call's frames alive with the batch.
-            append(error.with_traceback(None))
-            continue
+        scan = _parse_or_error(text)
         append(scan)
+        if isinstance(scan, ParseError):
+            continue
         serial = scan.code.serial
         if (scan.code.scheme is _GS1 and type(text) is str and len(serial) == _SERIAL_LENGTH
                 and text.endswith(serial) and not serial.strip(_ALPHABET)):
