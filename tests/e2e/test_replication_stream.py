@@ -182,7 +182,9 @@ def test_a_stopped_and_restarted_writer_continues_its_epoch_with_its_last_seal_p
     assert first.terminate() == 0   # while writes go on: the last ones are not sealed yet
     busy.join(30)
     records = _cli("audit", "verify", "--data", str(data), "--tenant", TENANT, "--dev")
-    audit_records = int(re.search(r"audit trail: (\d+) records", records).group(1))  # type: ignore[union-attr]
+    found = re.search(r"audit trail: ([\d,]+) records", records)
+    assert found, records
+    audit_records = int(found.group(1).replace(",", ""))
     sealed_at = json.loads(_cli("audit", "heads", "--data", str(data), "--tenant", TENANT)
                            )["audit_seq"]
     seals = [value for c in _changes(nats_server.url) for kind, db, key, value in c.ops
