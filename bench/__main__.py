@@ -64,11 +64,18 @@ from bench import (
     verify,
     verify_one,
 )
+from bench.lifecycle_capture import (
+    DEFAULT_EVENT_CODES,
+    DEFAULT_EVENTS_PER_MESSAGE,
+    run_capture,
+)
 from bench.report import Result, say
 
 FLOORS = Path(__file__).with_name("floors.json")
 CI_CODES = 200_000
 CI_SECONDS = 3.0
+#: Codes commissioned, then shipped or dispensed, in ``ci``'s CaptureEvents streams.
+CI_CAPTURE_CODES = 50_000
 ISSUE_REPEAT = 3
 VERIFY_REPEAT = 2
 ALL_SCENARIOS = ("capture", "lines", "day")
@@ -151,6 +158,9 @@ def _ci(args: argparse.Namespace) -> int:
     results = issue.run(CI_CODES, keep=args.keep, repeat=2)
     results += verify.run(verify.Options(codes=CI_CODES, workers=(2,), seconds=CI_SECONDS,
                                          warmup=1.0, latency=False, repeat=2, keep=args.keep))
+    with harness.workdir("ci-capture", args.keep) as tmp:
+        results += run_capture(tmp, CI_CAPTURE_CODES, DEFAULT_EVENT_CODES,
+                               DEFAULT_EVENTS_PER_MESSAGE, 1, None)
     _report(args, results)
     ratios = {r.key: r.ratio for r in results}
     failed = []
