@@ -69,6 +69,7 @@ def check_custody(packs: Packs, event: Event, key: bytes) -> str | None:
         record = packs.record(k)
         if record is None:
             continue        # the handler refuses codes the tenant never issued
+        record = packs.custody(k, record)
         what = "its container " if k != key else ""
         if record.in_transit and event.kind is not EventKind.UNDO:
             raise Refused(f"{what}is in transit: only the tenant can act on it until it is "

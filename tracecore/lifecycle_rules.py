@@ -8,7 +8,6 @@ ledger's write transaction (``tracecore.ledger.lifecycle``) and against an in-me
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter
 from collections.abc import Callable
 from operator import itemgetter
 from typing import cast
@@ -19,6 +18,7 @@ from tracecore.clock import utc_date
 from tracecore.codes import Code
 from tracecore.errors import InvalidArgument
 from tracecore.events import Event, EventKind
+from tracecore.ledger.contents import Row, row_of
 from tracecore.ledger.counters import UNIT, Flow
 from tracecore.ledger.records import FLAG_IN_TRANSIT, CodeRecord, with_custody
 from tracecore.lifecycle_request import Refused, Result
@@ -44,8 +44,6 @@ MAX_CODES_PER_REQUEST = 1_000_000
 MAX_DIVERSION_NOTES = 100
 _EARLIEST_MS = 946_684_800_000    # 2000-01-01
 _LATEST_MS = 32_503_680_000_000   # 3000-01-01
-#: (level, batch) of a record, read in C: what a receipt's diversion check counts units by.
-_LEVEL_BATCH = itemgetter(1, 4)
 #: (status, product, batch) of a record: all that commissioning checks of it.
 _COMMISSIONING = itemgetter(0, 3, 4)
 #: (status, batch, product) of a record: what ``on_market`` checks of it.
@@ -171,9 +169,9 @@ def _aggregate(packs: Packs, event: Event, key: bytes, result: Result) -> list[b
         raise Refused(f"parent container is {parent_held.name}")
     if parent.status is not Status.ACTIVE:
         raise Refused(f"parent container is {parent.status.name}, not ACTIVE")
-    if parent.in_transit:
+    if packs.custody(parent_key, parent).in_transit:
         raise Refused("parent container is in transit")
-    child = existing(packs, key)
+    child = packs.custody(key, existing(packs, key))
     if key == parent_key:
         raise Refused("a container cannot contain itself")
     if child.status is not Status.ACTIVE:
@@ -239,22 +237,18 @@ def _ship_all(packs: Packs, event: Event, keys: list[bytes], result: Result
         if isinstance(outcome, str):
             refused.append((position, outcome))
             continue
-        if record.level > 1:
-            try:
-                contents, records = _unzip(packs.tree(key))
-            except Refused as refusal:
-                refused.append((position, refusal.reason))
-                continue
-            touched += contents
-            before += records
-        else:
-            touched.append(key)
-            before.append(record)
+        touched.append(key)
+        before.append(record)
         if outcome:
             packs.shipped(key, outcome)
     if parties:
-        packs.put_many(touched, before,
-                       with_custody(before, parties[0][1], set_flags=FLAG_IN_TRANSIT))
+        after = with_custody(before, parties[0][1], set_flags=FLAG_IN_TRANSIT)
+        packs.put_many(touched, before, after)
+        for shipped, was, now in zip(touched, before, after, strict=True):
+            if was.level > 1:
+                # What the container holds goes with it: its custody is the container's.
+                packs.carry(shipped, was, now)
+                result.changed += sum(packs.contents(shipped).values())
     return touched, refused
 
 
@@ -295,29 +289,31 @@ def _receive(packs: Packs, event: Event, key: bytes, result: Result) -> list[byt
         result.notes.append(
             f"{Code.from_key(key).text()} was shipped to {packs.party_id(record.holder_ref)}"
             f" but received by {event.party_id}")
-    keys, records = _unzip(packs.tree(key))
-    after = with_custody(records, receiver, region, clear_flags=FLAG_IN_TRANSIT)
-    packs.put_many(keys, records, after)
-    packs.flow_many(after, Flow.RECEIVED, event.when_ms)
+    after = with_custody([record], receiver, region, clear_flags=FLAG_IN_TRANSIT)[0]
+    packs.put(key, record, after)
+    # The pack and everything inside it, which takes the container's custody with it.
+    rows = packs.contents(key) if record.level > 1 else {}
+    packs.carry(key, record, after)
+    own = row_of(record)
+    rows[own] = rows.get(own, 0) + 1
+    packs.flow_rows(rows, after.region, Flow.RECEIVED, event.when_ms)
     shipper = packs.shipped_by(key)
     if shipper:
         packs.shipped(key, None)
     if region:
-        _check_receipt(packs, event, key, record, records, shipper, region, result)
-    return keys
-
-
-def _unzip(tree: list[tuple[bytes, CodeRecord]]) -> tuple[list[bytes], list[CodeRecord]]:
-    """A container's tree as its keys and their records, in the same order."""
-    return [k for k, _ in tree], [r for _, r in tree]
+        _check_receipt(packs, event, key, record, rows, shipper, region, result)
+    result.changed += sum(rows.values()) - 1
+    return [key]
 
 
 def _check_receipt(packs: Packs, event: Event, key: bytes, record: CodeRecord,
-                   records: list[CodeRecord], shipper: int, region: int, result: Result) -> None:
+                   rows: dict[Row, int], shipper: int, region: int, result: Result) -> None:
     """Diversion (窜货): units received where their batch, or the distributor that shipped them,
     may not sell. One alert per pack received and authorisation broken."""
-    units = {batch_ref: n for (level, batch_ref), n in Counter(map(_LEVEL_BATCH, records)).items()
-             if level == UNIT and batch_ref}
+    units: dict[int, int] = {}
+    for (level, batch_ref, _, _, _), n in rows.items():
+        if level == UNIT and batch_ref:
+            units[batch_ref] = units.get(batch_ref, 0) + n
     for batch_ref, n in units.items():
         batch, rule = packs.batch_rule(batch_ref)
         if not rule.allows(region):
@@ -368,6 +364,9 @@ def _decommission_all(packs: Packs, event: Event, keys: list[bytes], result: Res
     after: list[CodeRecord] = []
     sold: list[CodeRecord] = []
     for position, (key, stored) in enumerate(found):
+        parent = packs.parent(key) if stored is not None else None
+        if parent is not None:
+            stored = packs.custody(key, cast(CodeRecord, stored))
         asked = None if stored is None else _LEAVING(stored)
         reason = checked.get(asked)
         if reason is None:
@@ -382,20 +381,20 @@ def _decommission_all(packs: Packs, event: Event, keys: list[bytes], result: Res
             holder, region = party
         else:
             holder, region = record.holder_ref, record.region
-        parent = packs.parent(key)
-        if parent is not None:
-            packs.unlink(parent, key)
         if record.level > 1:
             # Every record of the pack and its contents is checked before any is changed, so a
             # refused content leaves the whole pack as it was.
             try:
-                contents = [(key, record), *((k, existing(packs, k))
-                                             for k in packs.descendants(key))]
+                contents = packs.tree(key)
+                for _, r in contents[1:]:
+                    on_market(packs, r)
             except Refused as refusal:
                 refused.append((position, refusal.reason))
                 continue
         else:
             contents = [(key, record)]
+        if parent is not None:
+            packs.unlink(parent, key)
         touched.append(key)
         dispensed: dict[int, int] = {}
         for k, r in contents:
@@ -411,6 +410,7 @@ def _decommission_all(packs: Packs, event: Event, keys: list[bytes], result: Res
             after.append(changed)
             if k != key:
                 touched.append(k)
+                packs.restated(k, r, changed)
             if changed.status in DISPENSINGS:
                 sold.append(changed)
                 # A pack its holder received was checked then; one that reached the dispensing
@@ -471,7 +471,7 @@ def _one_after_another(rule: EventRule, packs: Packs, event: Event, keys: list[b
 def _undo(packs: Packs, event: Event, key: bytes, result: Result) -> list[bytes]:
     """EU FMD Art. 13: the decommissioning party, within 10 days (LOCKED: any time), a pack not
     expired. A container's undo reverts what its decommissioning took with it."""
-    record = existing(packs, key)
+    record = packs.custody(key, existing(packs, key))
     if record.status not in DECOMMISSIONED:
         raise Refused(f"is {record.status.name}: only a decommissioning can be undone")
     if not event.party_id:
@@ -489,12 +489,13 @@ def _undo(packs: Packs, event: Event, key: bytes, result: Result) -> list[bytes]
     if expires is not None and expires < today:
         raise Refused("the pack has expired")
     changed = []
-    for k in [key, *packs.descendants(key)] if record.level > 1 else [key]:
-        r = existing(packs, k)
+    for k, r in packs.tree(key) if record.level > 1 else [(key, record)]:
+        on_market(packs, r)
         if r.status is not record.status or r.holder_ref != record.holder_ref:
             continue
         after = r.evolve(status=step(r, Action.UNDO), updated_at_ms=packs.now_ms)
         packs.put(k, r, after)
+        packs.restated(k, r, after)
         changed.append(k)
         if r.status in (Status.DISPENSED, Status.FREE_SAMPLE):
             packs.flow(after, Flow.RETURNED, event.when_ms)
@@ -507,7 +508,7 @@ def _replace(packs: Packs, event: Event, key: bytes, result: Result) -> list[byt
     The pack stays one pack: the counters move from the old code to the new."""
     if event.replacement is None:
         raise Refused("a replacement needs the new code")
-    old = existing(packs, key)
+    old = packs.custody(key, existing(packs, key))
     if old.status is not Status.ACTIVE:
         raise Refused(f"is {old.status.name}: only an ACTIVE pack's label can be replaced")
     if old.in_transit:
@@ -521,18 +522,21 @@ def _replace(packs: Packs, event: Event, key: bytes, result: Result) -> list[byt
     if new.product_ref != old.product_ref:
         raise Refused("the new code is of another product")
     now = packs.now_ms
-    packs.put(new_key, old, old.evolve(key_id=new.key_id, pool_ref=new.pool_ref,
-                                       issued_at_ms=new.issued_at_ms, updated_at_ms=now))
-    packs.commissioned(old.batch_ref, new_key)
-    # Written as if it had never been commissioned: its pack is counted under the new code.
-    packs.put(key, new, old.evolve(status=Status.VOIDED, updated_at_ms=now))
+    # The old code leaves its container with the custody it inherited, and its contents go
+    # into the new code (its custody is the same) before the old code is voided.
     parent = packs.parent(key)
     if parent is not None:
         packs.unlink(parent, key)
-        packs.link(parent, new_key)
+    packs.put(new_key, old, old.evolve(key_id=new.key_id, pool_ref=new.pool_ref,
+                                       issued_at_ms=new.issued_at_ms, updated_at_ms=now))
+    packs.commissioned(old.batch_ref, new_key)
     for child in list(packs.children(key)):
         packs.unlink(key, child)
         packs.link(new_key, child)
+    # Written as if it had never been commissioned: its pack is counted under the new code.
+    packs.put(key, new, old.evolve(status=Status.VOIDED, updated_at_ms=now))
+    if parent is not None:
+        packs.link(parent, new_key)
     return [key, new_key]
 
 
@@ -542,18 +546,17 @@ def _terminal(action: Action) -> Handler:
     def handler(packs: Packs, event: Event, key: bytes, result: Result) -> list[bytes]:
         record = top_level(packs, key, action.value.replace("_", " "))
         step(record, action)
-        moved = [key, *packs.descendants(key)]
-        records: list[tuple[bytes, CodeRecord]] = []
-        for k in moved:
-            r = packs.record(k)
-            if r is None:
-                raise Refused("contains a code not issued by this tenant")
-            # Recalled or withdrawn contents stay as they are: nothing leaves those.
-            if r.status not in TERMINAL and held(packs, r) is None:
-                records.append((k, r))
+        try:
+            tree = packs.tree(key)
+        except Refused:
+            raise Refused("contains a code not issued by this tenant") from None
+        # Recalled or withdrawn contents stay as they are: nothing leaves those.
+        records = [(k, r) for k, r in tree if r.status not in TERMINAL and held(packs, r) is None]
         for k, r in records:
-            packs.put(k, r, r.evolve(status=step(r, action), updated_at_ms=packs.now_ms))
-        return moved
+            after = r.evolve(status=step(r, action), updated_at_ms=packs.now_ms)
+            packs.put(k, r, after)
+            packs.restated(k, r, after)
+        return [k for k, _ in tree]
 
     return handler
 

@@ -9,6 +9,7 @@ from typing import Protocol
 
 from pharmatrace.v1 import common_pb2 as cpb
 
+from tracecore.ledger.contents import Row
 from tracecore.ledger.counters import Flow
 from tracecore.ledger.records import CodeRecord
 from tracecore.oversight import Raised, RegionRule
@@ -24,6 +25,11 @@ class Packs(Protocol):
     def records_many(self, keys: list[bytes]) -> list[tuple[bytes, CodeRecord | None]]:
         """(key, ``record``) of each key, in order."""
     def parent(self, key: bytes) -> bytes | None: ...
+    def custody(self, key: bytes, record: CodeRecord) -> CodeRecord:
+        """``record`` with the holder, region and in-transit flag of the top container ``key``
+        is in (``tracecore.ledger.contents``); itself when it is in none."""
+    def contents(self, key: bytes) -> dict[Row, int]:
+        """The packs inside a container at any depth, by tally row."""
     def tree(self, key: bytes) -> list[tuple[bytes, CodeRecord]]:
         """``key`` and everything packed inside it; Refused when one is not ours."""
     def descendants(self, key: bytes) -> Iterator[bytes]: ...
@@ -44,7 +50,13 @@ class Packs(Protocol):
                  after: Sequence[CodeRecord]) -> None:
         """``put`` of each key, with its record before and after, in one call."""
     def link(self, parent: bytes, child: bytes) -> None: ...
-    def unlink(self, parent: bytes, child: bytes) -> None: ...
+    def unlink(self, parent: bytes, child: bytes) -> None:
+        """Takes ``child`` out of ``parent``, keeping the custody it inherited."""
+    def carry(self, key: bytes, before: CodeRecord, after: CodeRecord) -> None:
+        """The top container ``key``'s custody changed from ``before``'s to ``after``'s: so
+        did that of everything inside it."""
+    def restated(self, key: bytes, before: CodeRecord, after: CodeRecord) -> None:
+        """A pack's record changed from ``before`` to ``after`` (its status) where it is."""
     def commissioned(self, batch_ref: int, key: bytes) -> None: ...
     def returned(self, pool_ref: int) -> None: ...
     def pool_requester(self, pool_ref: int) -> tuple[str, str]:
@@ -52,6 +64,8 @@ class Packs(Protocol):
     def shipped(self, key: bytes, shipper: int | None) -> None:
         """Remembers (or, with None, forgets) the restricted party that shipped a pack."""
     def flow(self, record: CodeRecord, flow: Flow, at_ms: int) -> None: ...
+    def flow_rows(self, rows: dict[Row, int], region: int, flow: Flow, at_ms: int) -> None:
+        """``flow`` of the units of tally rows, in ``region``."""
     def flow_many(self, records: Sequence[CodeRecord], flow: Flow, at_ms: int) -> None:
         """``flow`` of each record, all at ``at_ms``."""
     def raise_alert(self, raised: Raised) -> int:

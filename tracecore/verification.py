@@ -25,6 +25,7 @@ from tracecore.codes import Code, Scheme, parse, parse_many
 from tracecore.errors import ParseError
 from tracecore.ledger import foreign, history
 from tracecore.ledger.alerts import AlertBook
+from tracecore.ledger.contents import CUSTODY_FLAGS, top_of
 from tracecore.ledger.env import Txn
 from tracecore.ledger.observations import Located, Observations, Tally
 from tracecore.ledger.oversight import Holds
@@ -257,11 +258,15 @@ class Verifier:
                     if mask & _DIVERSION:
                         raised.append(self._diversion(key, code.text(), info, context, now_ms,
                                                       status))
-                    elif (diverted and info.rule is not None and record_region
-                          and not info.rule.allows(record_region)
-                          and self._received_there(txn, flags, holder_ref)):
-                        mask |= _DIVERSION  # received or dispensed outside its regions
-                if supply_chain and recorded in _ENDED and (not scanner or holder_ref != scanner):
+                    elif diverted and info.rule is not None:
+                        flags, holder_ref, record_region = self._custody(
+                            txn, key, flags, holder_ref, record_region)
+                        if (record_region and not info.rule.allows(record_region)
+                                and self._received_there(txn, flags, holder_ref)):
+                            mask |= _DIVERSION  # received or dispensed outside its regions
+                if supply_chain and recorded in _ENDED and (
+                        not scanner or self._custody(txn, key, flags, holder_ref,
+                                                     record_region)[1] != scanner):
                     mask |= _CLONE
                     raised.append(clone(
                         key, code.text(), CloneReason.SEEN_AFTER_END, at_ms=now_ms,
@@ -416,6 +421,18 @@ class Verifier:
         return diversion(key, code, source=AlertSource.SCAN, at_ms=now_ms, units=1,
                          product=info.batch.product, lot=info.batch.lot, region=context.region,
                          party_id=context.party_id, rule=info.rule, status=Status(status))
+
+    def _custody(self, txn: Txn, key: bytes, flags: int, holder_ref: int, region: int
+                 ) -> tuple[int, int, int]:
+        """(flags, holder ref, region) of a pack whose record holds these: its top container's
+        custody while it is inside one (``tracecore.ledger.contents``)."""
+        ledger = self._tenant.ledger
+        top = top_of(ledger, txn, key)
+        held = ledger.code_record(txn, top) if top is not None else None
+        if held is None:
+            return flags, holder_ref, region
+        return ((flags & ~CUSTODY_FLAGS) | (held.flags & CUSTODY_FLAGS), held.holder_ref,
+                held.region)
 
     def _received_there(self, txn: Txn, flags: int, holder_ref: int) -> bool:
         """Whether a pack's recorded region is where a party received or dispensed it: not in

@@ -7,7 +7,7 @@ from importlib import metadata
 from typing import Final
 
 #: The ledger format this release reads and writes (see tracecore.ledger.format).
-LEDGER_FORMAT: Final = 3
+LEDGER_FORMAT: Final = 4
 
 
 @cache

@@ -101,16 +101,16 @@ def test_serve_runs_from_a_config_file(tmp_path: Path) -> None:
             time.sleep(0.05)
         server.ports = json.loads(ready.read_text())
         version = _cli(tmp_path, "--version").stdout.strip()
-        assert version.startswith("pharmatrace 0.2.0") and version.endswith("(ledger format 3)")
+        assert version.startswith("pharmatrace 0.2.0") and version.endswith("(ledger format 4)")
         release = version.split()[1]
         with urllib.request.urlopen(server.metrics_url, timeout=10) as answer:
             metrics = answer.read().decode()
-        assert (f'pharmatrace_build_info{{ledger_format="3",version="{release}"}} 1.0'
+        assert (f'pharmatrace_build_info{{ledger_format="4",version="{release}"}} 1.0'
                 in metrics)
         health = run_cli(["health"], env=server.env, cwd=tmp_path)
         assert health.returncode == 0, health.stdout + health.stderr
         assert health.stdout.count(": SERVING") == 2
         assert SECRET not in log.read_text()
-        assert f"pharmatrace {release}, ledger format 3" in log.read_text()
+        assert f"pharmatrace {release}, ledger format 4" in log.read_text()
     finally:
         server.kill()

@@ -21,7 +21,8 @@ from tracecore.credentials import OPERATOR
 from tracecore.ledger import format as ledger_format
 from tracecore.ledger.access import Access
 from tracecore.ledger.chain import SEAL_KEY
-from tracecore.ledger.migrations import to_2, to_3
+from tracecore.ledger.contents import recount, stored_all
+from tracecore.ledger.migrations import to_2, to_3, to_4
 from tracecore.ledger.sscc_pools import SEALED_MARK as SSCC_SEALED
 from tracecore.ledger.store import DATABASES, Ledger
 
@@ -72,6 +73,17 @@ def _format(path: Path, owner: str) -> int:
         ledger.close()
 
 
+def _tallied(path: Path, owner: str) -> bool:
+    """Whether the contents tallies stored are what a recount of the codes gives."""
+    ledger = Ledger(path, tenant=owner, codes=dev_codes(owner), readonly=True)
+    try:
+        with ledger.env.read() as txn:
+            return stored_all(txn, ledger.db["contents"]) == {
+                container: dict(rows) for container, rows in recount(ledger, txn).items()}
+    finally:
+        ledger.close()
+
+
 def _at_rest(before: Dump, owner: str) -> Dump:
     """A format-1 or -2 ledger's records as format 3 keeps them: every code's ledger key (as a
     key or a value) in its stored form; events stay as they are here, compared opened."""
@@ -96,9 +108,11 @@ def _assert_carried(before: Dump, path: Path, owner: str) -> None:
             after[chain] = [(k, opened(v)) for k, v in after.get(chain, [])]
     before = _at_rest(before, owner)
     for name in DATABASES:
-        if name in ("meta", "audit"):
+        if name in ("meta", "audit", "contents"):
             continue
         assert after.get(name, []) == before.get(name, []), f"database {name} changed"
+    # Format 4 tallies what each container holds.
+    assert _tallied(path, owner)
     old_meta, new_meta = dict(before["meta"]), dict(after["meta"])
     changed = {k for k in old_meta.keys() | new_meta.keys() if old_meta.get(k) != new_meta.get(k)}
     # The running server also seals the chains' heads (chain.SEAL_KEY) once they moved, and
@@ -108,9 +122,10 @@ def _assert_carried(before: Dump, path: Path, owner: str) -> None:
     assert after["audit"][:len(before["audit"])] == before["audit"]
     records, broken = _audit(path, owner)
     assert broken is None
-    assert len(records) == len(before["audit"]) + 2
-    assert [r.method for r in records[-2:]] == [to_2.METHOD, to_3.METHOD]
-    assert "format 1 -> 2" in records[-2].summary and "format 2 -> 3" in records[-1].summary
+    assert len(records) == len(before["audit"]) + 3
+    assert [r.method for r in records[-3:]] == [to_2.METHOD, to_3.METHOD, to_4.METHOD]
+    assert "format 1 -> 2" in records[-3].summary and "format 2 -> 3" in records[-2].summary
+    assert "format 3 -> 4" in records[-1].summary
     assert _format(path, owner) == ledger_format.CURRENT
 
 
@@ -152,7 +167,7 @@ def test_format1_tenant_is_refused_then_migrated_beside_a_running_server(
     migrated = run_cli(["tenant", "migrate", "--data", str(data), "--tenant", TENANT, "--dev"],
                        env=server.env, cwd=tmp_path)
     assert migrated.returncode == 0, migrated.stdout + migrated.stderr
-    assert "tenant acme: migrated from format 1 to 3" in migrated.stdout
+    assert "tenant acme: migrated from format 1 to 4" in migrated.stdout
     demo = run_cli(["verify", "--tenant", "demo", "hello"], env=server.env, cwd=tmp_path)
     assert "INVALID_FORMAT" in demo.stdout  # the other tenant answered throughout
 
@@ -160,7 +175,7 @@ def test_format1_tenant_is_refused_then_migrated_beside_a_running_server(
     doctor = run_cli(["doctor", "--data", str(data), "--tenant", TENANT, "--dev"],
                      env=server.env, cwd=tmp_path)
     assert doctor.returncode == 0, doctor.stdout
-    assert "acme: format: ok: format 3" in doctor.stdout
+    assert "acme: format: ok: format 4" in doctor.stdout
     server.terminate()
     _assert_carried(before, ledger, TENANT)
 
@@ -268,7 +283,7 @@ def test_serve_migrate_brings_every_ledger_forward_at_start(tmp_path: Path) -> N
             time.sleep(0.05)
         server.ports = json.loads(ready.read_text())
         assert "the operator store: step to format 2" in server.log_text()
-        assert "tenant acme: migrated from format 1 to 3" in server.log_text()
+        assert "tenant acme: migrated from format 1 to 4" in server.log_text()
         assert _verify_all(server.env, tmp_path, _unit_codes(before)) == STATUSES
         server.terminate()
     finally:

@@ -1,6 +1,8 @@
-"""Containers changing hands on a real ledger: whatever sequence of ships, receipts, unpacking
-and dispensing happens to a pallet of cases of units, every pack's holder, place and transit
-flag are what the events say, and the report counters equal a brute-force recount."""
+"""Containers changing hands on a real ledger: whatever sequence of ships, receipts, unpacking,
+repacking, dispensing, undoing and destroying happens to a pallet of cases of units, every
+pack's holder, place and transit flag (its own record's, or its top container's while it is
+inside one) are what the events say, and the report counters, the containers' contents tallies
+and where a batch is equal a brute-force recount."""
 
 from __future__ import annotations
 
@@ -17,10 +19,12 @@ from pharmatrace.v1 import common_pb2 as cpb
 from tests.ledgers import dev_codes
 from tracecore.codes import Code, Scheme
 from tracecore.events import Event, EventKind
+from tracecore.ledger.contents import row_of, stored_rows
 from tracecore.ledger.counters import Flow, Tally, flow_counts
+from tracecore.ledger.env import Txn
 from tracecore.ledger.lifecycle import Request, Result, apply
-from tracecore.ledger.oversight import RegionTally, batch_regions
-from tracecore.ledger.records import CodeRecord
+from tracecore.ledger.oversight import RegionTally, batch_regions, locate
+from tracecore.ledger.records import FLAG_IN_TRANSIT, CodeRecord
 from tracecore.ledger.store import Ledger, PoolRequest
 from tracecore.lifecycle_rules import counted
 from tracecore.status import Status
@@ -166,6 +170,35 @@ def _unpack(m: _Pallet, case: Code, at: int) -> _Step:
     return _Step(_event(EventKind.DISAGGREGATE, case, at, parent=m.pallet), can)
 
 
+def _repack(m: _Pallet, case: Code, at: int) -> _Step:
+    top = m.pallet
+    can = (case not in m.parent and m.status[case] is Status.ACTIVE
+           and not m.in_transit[case] and top not in m.parent
+           and m.status[top] is Status.ACTIVE and not m.in_transit[top])
+    if can:
+        m.parent[case] = top
+        for k in m.inside(case):
+            m.holder[k], m.in_transit[k], m.region[k] = (
+                m.holder[top], m.in_transit[top], m.region[top])
+    return _Step(_event(EventKind.AGGREGATE, case, at, parent=top, partial=True), can)
+
+
+def _destroy(m: _Pallet, code: Code, at: int) -> _Step:
+    can = code not in m.parent and m.status[code] in (Status.ACTIVE, Status.DISPENSED)
+    if can:
+        for k in m.inside(code):
+            if m.status[k] in (Status.ACTIVE, Status.DISPENSED):
+                m.status[k] = Status.DESTROYED
+    return _Step(_event(EventKind.DESTROY, code, at), can)
+
+
+def _undo(m: _Pallet, unit: Code, at: int) -> _Step:
+    can = m.status[unit] is Status.DISPENSED
+    if can:
+        m.status[unit] = Status.ACTIVE
+    return _Step(_event(EventKind.UNDO, unit, at, party_id=m.holder[unit]), can)
+
+
 def _dispense(m: _Pallet, unit: Code, at: int) -> _Step:
     can = m.status[unit] is Status.ACTIVE and not m.in_transit[unit]
     step = _Step(_event(EventKind.DECOMMISSION, unit, at, party_id=m.holder[unit],
@@ -184,7 +217,13 @@ def _step(m: _Pallet, what: str, pick: int, party: str, at: int) -> _Step:
         return _receive(m, containers[pick % len(containers)], party, at)
     if what == "unpack":
         return _unpack(m, m.cases[pick % len(m.cases)], at)
+    if what == "repack":
+        return _repack(m, m.cases[pick % len(m.cases)], at)
+    if what == "destroy":
+        return _destroy(m, m.every()[pick % len(m.every())], at)
     units = [u for case in m.units for u in case]
+    if what == "undo":
+        return _undo(m, units[pick % len(units)], at)
     return _dispense(m, units[pick % len(units)], at)
 
 
@@ -196,22 +235,43 @@ def _answered(steps: list[_Step], results: list[Result]) -> None:
 
 # -- the brute-force recount ----------------------------------------------------------------------
 
+def _walked(ledger: Ledger, txn: Txn, key: bytes) -> CodeRecord:
+    """A pack's record with the custody of the top container found by walking its parents."""
+    record = ledger.code_record(txn, key)
+    assert record is not None
+    top, parent = key, ledger.parent_of(txn, key)
+    while parent is not None:
+        top, parent = parent, ledger.parent_of(txn, parent)
+    held = ledger.code_record(txn, top)
+    assert held is not None
+    return record._replace(holder_ref=held.holder_ref, region=held.region,
+                           flags=(record.flags & ~FLAG_IN_TRANSIT)
+                           | (held.flags & FLAG_IN_TRANSIT))
+
+
 def _check(m: _Pallet) -> None:
     ledger = m.ledger
     refs = {party_id: ledger.party(party_id)[0] for party_id in PARTIES}
     with ledger.env.read() as txn:
-        records: dict[Code, CodeRecord] = {}
+        records = {code: _walked(ledger, txn, code.key()) for code in m.every()}
         for code in m.every():
-            record = ledger.code_record(txn, code.key())
-            assert record is not None
-            records[code] = record
+            parent = ledger.parent_of(txn, code.key())
+            assert parent == (m.parent[code].key() if code in m.parent else None), code
+            # What each container holds at any depth, tallied, as counted one by one.
+            inside = Counter(row_of(records[k]) for k in m.inside(code)[1:])
+            assert stored_rows(txn, ledger.db["contents"],
+                               ledger.codes.stored(code.key())) == dict(inside), code
         tally, regions = Tally(), RegionTally()
-        for _, value in txn.cursor(db=ledger.db["codes"]):
+        for key, value in txn.cursor(db=ledger.db["codes"]):
             record = CodeRecord.unpack(value)
+            record = _walked(ledger, txn, ledger.codes.plain(bytes(key)))
             if counted(record):
                 tally.move(None, record)
             if record.status is not Status.ISSUED:
                 regions.move(None, record)
+        located = {lot: Counter({(h.party.party_id if h.party else "", h.status, h.in_transit):
+                                 h.units for h in locate(ledger, txn, ref, batch).holdings})
+                   for lot in LOTS for ref, batch in [ledger.batch_in(txn, GTIN, lot)]}
         stored = {bytes(k): v for k, v in txn.cursor(db=ledger.db["counters"])
                   if bytes(k)[:1] in (b"S", b"P")}
         stored_regions = {(ref, region, status): n
@@ -219,7 +279,10 @@ def _check(m: _Pallet) -> None:
                           for region, status, n in batch_regions(
                               txn, ledger.db["batch_regions"], ref)}
         flows = flow_counts(txn, ledger.db["counters"], 0, 2**32 - 1)
+    where: dict[str, Counter[tuple[str, Status, bool]]] = {lot: Counter() for lot in LOTS}
     for code, record in records.items():
+        if code not in (m.pallet, *m.cases):
+            where[m.lot_of[code]][(m.holder[code], m.status[code], m.in_transit[code])] += 1
         assert record.holder_ref == refs[m.holder[code]], code
         assert record.in_transit == m.in_transit[code], code
         assert record.status is m.status[code], code
@@ -232,11 +295,13 @@ def _check(m: _Pallet) -> None:
         if flow == Flow.RECEIVED:
             received[f"{region:06d}" if region else ""] += n
     assert received == +m.received
+    assert located == where
 
 
 _LOTS = st.lists(st.lists(st.sampled_from(sorted(LOTS)), min_size=1, max_size=4),
                  min_size=1, max_size=3)
-_STEPS = st.lists(st.tuples(st.sampled_from(["ship", "receive", "unpack", "dispense"]),
+_STEPS = st.lists(st.tuples(st.sampled_from(["ship", "receive", "unpack", "repack", "dispense",
+                                             "undo", "destroy"]),
                             st.integers(0, 40), st.sampled_from(sorted(PARTIES))),
                   min_size=1, max_size=12)
 

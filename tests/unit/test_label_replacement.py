@@ -25,9 +25,10 @@ def _refusal(packs: FakePacks, old: str, new: str) -> str:
 
 
 def test_the_new_code_takes_the_old_ones_place_and_the_old_is_voided() -> None:
-    """Batch, holder and level pass to the new code, and its container and contents with it."""
+    """Batch, holder and level pass to the new code, and its container and contents with it
+    (its holder is its container's: a pack inside one inherits its custody)."""
     packs = FakePacks()
-    packs.add("CASE", level=3)
+    packs.add("CASE", level=3, holder=7)
     old = packs.add("OLD", level=2, holder=7, batch=4, inside="CASE")
     packs.add("U1", inside="OLD")
     new = packs.add("NEW", Status.ISSUED, level=2, batch=0)

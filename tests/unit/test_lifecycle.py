@@ -16,6 +16,7 @@ from tests.ledgers import dev_codes
 from tracecore.codes import Code, Scheme
 from tracecore.errors import InvalidArgument, NotFound
 from tracecore.events import Event, EventKind
+from tracecore.ledger.contents import resolved
 from tracecore.ledger.counters import Flow, batch_counts, flow_counts, product_counts
 from tracecore.ledger.journal import Journal
 from tracecore.ledger.lifecycle import Request, Result, apply
@@ -114,10 +115,12 @@ class _World:
     # -- reading the ledger ---------------------------------------------------------------------
 
     def record(self, code: Code) -> CodeRecord:
+        """A pack's record as the ledger answers it: inside a container, with its top
+        container's custody."""
         with self.ledger.env.read() as txn:
             record = self.ledger.code_record(txn, code.key())
-        assert record is not None
-        return record
+            assert record is not None
+            return resolved(self.ledger, txn, code.key(), record)
 
     def raw(self, *codes: Code) -> list[bytes]:
         with self.ledger.env.read() as txn:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -16,6 +17,7 @@ from tracecore.custody_policy import CUSTODY, HANDLERS, Custody
 from tracecore.errors import InvalidArgument, NotFound
 from tracecore.events import Event, EventKind
 from tracecore.ledger import store
+from tracecore.ledger.contents import Row, inheriting, row_of
 from tracecore.ledger.counters import Flow
 from tracecore.ledger.records import FLAG_IN_TRANSIT, CodeRecord
 from tracecore.lifecycle_request import Refused, Result
@@ -131,11 +133,27 @@ class FakePacks:
                  after: Sequence[CodeRecord]) -> None:
         self.records.update(zip(keys, after, strict=True))
 
+    def custody(self, key: bytes, record: CodeRecord) -> CodeRecord:
+        top = None
+        while key in self.parents:
+            top = key = self.parents[key]
+        return record if top is None else inheriting(record, self.records[top])
+
+    def contents(self, key: bytes) -> dict[Row, int]:
+        return dict(Counter(row_of(self.records[k]) for k in self.descendants(key)))
+
     def link(self, parent: bytes, child: bytes) -> None:
         self.parents[child] = parent
 
     def unlink(self, parent: bytes, child: bytes) -> None:
+        self.records[child] = self.custody(child, self.records[child])
         del self.parents[child]
+
+    def carry(self, key: bytes, before: CodeRecord, after: CodeRecord) -> None:
+        """Nothing to do: the fake keeps no counters."""
+
+    def restated(self, key: bytes, before: CodeRecord, after: CodeRecord) -> None:
+        """Nothing to do: the fake keeps no tallies."""
 
     def commissioned(self, batch_ref: int, key: bytes) -> None:
         self.commissions.append((batch_ref, key))
@@ -154,6 +172,9 @@ class FakePacks:
 
     def flow_many(self, records: Sequence[CodeRecord], flow: Flow, at_ms: int) -> None:
         self.flows.extend((r.pack(), flow) for r in records)
+
+    def flow_rows(self, rows: dict[Row, int], region: int, flow: Flow, at_ms: int) -> None:
+        self.flows.extend((repr((row, region, n)).encode(), flow) for row, n in rows.items())
 
     def raise_alert(self, raised: Raised) -> int:
         self.alerts.append(raised)
@@ -201,14 +222,16 @@ def test_a_party_cannot_ship_a_pack_another_party_holds(packs: FakePacks) -> Non
 
 def test_shipping_a_case_takes_its_contents_in_transit_to_the_destination(
         packs: FakePacks) -> None:
-    """A shipped case and every unit in it are in transit, held by the destination."""
+    """A shipped case and every unit in it are in transit, held by the destination: the
+    case's record says so, and the units inside inherit it."""
     packs.add("CASE", level=3, holder=1)
     packs.add("U1", holder=1, inside="CASE")
     packs.add("U2", holder=1, inside="CASE")
-    touched, _ = run(packs, EventKind.SHIP, "CASE", party_id="PLANT", destination="DIST")
-    assert len(touched) == 3
+    touched, result = run(packs, EventKind.SHIP, "CASE", party_id="PLANT", destination="DIST")
+    assert touched == [code("CASE").key()] and result.changed == 2
     for serial in ("CASE", "U1", "U2"):
-        record = packs.records[code(serial).key()]
+        key = code(serial).key()
+        record = packs.custody(key, packs.records[key])
         assert record.flags & FLAG_IN_TRANSIT and record.holder_ref == 2
 
 

@@ -1,5 +1,5 @@
 """The compiled count of a transaction's code changes (tracecore._speedups._moves) counts
-exactly as its reference, ``pack_session.count_moves_reference``: the same kinds of change,
+exactly as its reference, ``overlay.count_moves_reference``: the same kinds of change,
 with the same numbers, keyed by the same values of the same types."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from tracecore._speedups import load
 from tracecore.ledger.counters import PROJECTED
-from tracecore.ledger.pack_session import count_moves_reference
+from tracecore.ledger.overlay import count_moves_reference
 from tracecore.ledger.records import CodeRecord
 from tracecore.status import Status
 

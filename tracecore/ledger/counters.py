@@ -96,6 +96,14 @@ class Tally:
             if level == UNIT:
                 flows[(day, quarter, product, region, flow)] += n
 
+    def flow_rows(self, units: Iterable[tuple[int, int]], region: int, flow: Flow, day: int,
+                  at_ms: int) -> None:
+        """``flow`` of (product ref, units) pairs, all in ``region`` at ``at_ms``."""
+        quarter = at_ms // QUARTER_MS
+        flows = self.flows
+        for product, n in units:
+            flows[(day, quarter, product, region, flow)] += n
+
     def merge(self, other: Tally) -> None:
         for key, delta in other.deltas.items():
             self.deltas[key] += delta

@@ -34,6 +34,7 @@ from tracecore.ledger.chain import (
     read_seal,
 )
 from tracecore.ledger.code_keys import OTHER_KEY, CodeKeys
+from tracecore.ledger.contents import recount, resolved, stored_all
 from tracecore.ledger.counters import Tally
 from tracecore.ledger.env import Env, Txn, disk_free
 from tracecore.ledger.journal import Journal
@@ -262,6 +263,7 @@ def _check_ledger(ledger: Ledger, txn: Txn, ring: KeyRing | None, out: _Report, 
     _report_chains(check_chains(txn, ledger.db, ledger.codes), out)
     scan = _scan_codes(ledger, txn, out)
     _check_counters(ledger, txn, scan.tally, out)
+    _check_contents(ledger, txn, out)
     _check_pools(ledger, txn, scan.per_pool, out)
     _check_minted(ledger, txn, scan.minted, out)
     if ring is not None:
@@ -323,7 +325,7 @@ def _scan_codes(ledger: Ledger, txn: Txn, out: _Report) -> _Scan:
             bad.append(bytes(key)[:40].hex())
             continue
         if counted(record):
-            scan.tally.move(None, record)
+            scan.tally.move(None, resolved(ledger, txn, key, record))
         if record.foreign:  # minted elsewhere: no pool, no key of ours, not in our density
             continue
         if code.scheme is not Scheme.SSCC:  # an SSCC: from an SSCC pool, tagless, not minted
@@ -357,6 +359,19 @@ def _check_counters(ledger: Ledger, txn: Txn, tally: Tally, out: _Report) -> Non
               [f"{_describe(k)}: stored {stored.get(k, 0):,}, recounted {recounted.get(k, 0):,}"
                for k in differ], len(differ),
               f"{len(stored):,} location and region counters agree with the codes")
+
+
+def _check_contents(ledger: Ledger, txn: Txn, out: _Report) -> None:
+    recounted = {container: {row: n for row, n in rows.items() if n}
+                 for container, rows in recount(ledger, txn).items()}
+    stored = stored_all(txn, ledger.db["contents"])
+    differ = sorted(k for k in recounted.keys() | stored.keys()
+                    if recounted.get(k, {}) != stored.get(k, {}))
+    plain = ledger.codes.plain
+    out.tally("contents", "containers' contents tallies disagree with what is packed in them",
+              [f"{Code.from_key(plain(k)).text()}: stored {sum(stored.get(k, {}).values()):,} "
+               f"packs, recounted {sum(recounted.get(k, {}).values()):,}" for k in differ],
+              len(differ), f"{len(stored):,} containers' contents tallies agree with the codes")
 
 
 def _check_pools(ledger: Ledger, txn: Txn, per_pool: Counter[int], out: _Report) -> None:

@@ -17,6 +17,7 @@ from pharmatrace.v1 import ledger_pb2 as lpb
 from tracecore.codes import Code, Scheme
 from tracecore.errors import AlreadyExists, FailedPrecondition
 from tracecore.events import Document
+from tracecore.ledger.contents import custody_moves, stored_rows
 from tracecore.ledger.counters import Tally
 from tracecore.ledger.env import Database, Txn
 from tracecore.ledger.records import FLAG_FOREIGN, CodeRecord, ref_key, ref_of, u64
@@ -228,20 +229,29 @@ def merge(ledger: Ledger, external: str, into: str) -> tuple[pb.Party, int]:
 
 
 def _move_holdings(ledger: Ledger, txn: Txn, old: int, new: int, region: int) -> int:
-    """Re-points the code records held by ``old`` to ``new``, counters with them. One pass over
-    the codes: a merge is a rare admin act, and no index by holder is kept for it."""
+    """Re-points the code records held by ``old`` to ``new``, counters with them; a pack inside
+    a container goes with its top container (``tracecore.ledger.contents``), whose contents'
+    counters move with it. One pass over the codes: a merge is a rare admin act, and no index
+    by holder is kept for it. The number of packs moved, contents included."""
     tally = Tally()
     changed: list[tuple[bytes, bytes]] = []
+    moved = 0
     for key, data in txn.cursor(db=ledger.db["codes"]):
         record = CodeRecord.unpack(data)
-        if record.holder_ref != old:
+        if record.holder_ref != old or txn.get(key, db=ledger.db["parents"]) is not None:
             continue
         after = record.evolve(holder_ref=new, region=region or record.region)
         if record.status not in (Status.ISSUED, Status.VOIDED):
             tally.move(record, after)
         changed.append((bytes(key), after.pack()))
+        moved += 1
+        if record.level > 1:
+            inside = stored_rows(txn, ledger.db["contents"], bytes(key))
+            tally.move_many(m for m in custody_moves(inside, record, after)
+                            if m[1][3] not in (Status.ISSUED, Status.VOIDED))
+            moved += sum(inside.values())
     if changed:
         txn.cursor(db=ledger.db["codes"]).putmulti(changed)
         tally.write(txn, ledger.db["counters"])
-    return len(changed)
+    return moved
 

@@ -12,6 +12,7 @@ from pharmatrace.v1 import ledger_pb2 as lpb
 from tracecore.codes import Code
 from tracecore.events import Document, EventKind
 from tracecore.ledger import foreign
+from tracecore.ledger.contents import resolved
 from tracecore.ledger.env import Txn
 from tracecore.ledger.journal import Journal
 from tracecore.ledger.records import CodeRecord
@@ -47,6 +48,7 @@ def trace(ledger: Ledger, txn: Txn, code: Code) -> Traced | None:
     record = ledger.code_record(txn, key)
     if record is None:
         return None
+    record = resolved(ledger, txn, key, record)
     journal = Journal(ledger)
     parents: list[Code] = []
     parent = ledger.parent_of(txn, key)

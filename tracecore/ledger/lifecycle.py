@@ -22,7 +22,8 @@ from tracecore.errors import TraceError
 from tracecore.events import Event, EventKind
 from tracecore.ledger import collector, foreign
 from tracecore.ledger.env import Txn
-from tracecore.ledger.pack_session import Overlay, Session
+from tracecore.ledger.overlay import Overlay
+from tracecore.ledger.pack_session import Session
 from tracecore.ledger.store import Ledger
 from tracecore.lifecycle_request import Failure, Refused, Request, Result
 from tracecore.lifecycle_rules import (
@@ -144,7 +145,7 @@ def _apply_event(session: Session, index: int, event: Event, request: Request,
         if broken is not None:
             # The container stays as it was: none of this event's packs go in.
             for key in touched:
-                session.unlink(event.parent.key(), key)
+                session.unlink(event.parent.key(), key, settle=False)
             touched = []
             result.failures.append(Failure(index, event.parent.text(), broken))
     if event.parent is not None and touched:

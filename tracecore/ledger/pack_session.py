@@ -8,23 +8,30 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from itertools import repeat, starmap
-from operator import add, itemgetter
-from typing import Any, cast
+from itertools import repeat
+from operator import itemgetter
+from typing import cast
 
 from pharmatrace.v1 import common_pb2 as cpb
-from pharmatrace.v1 import ledger_pb2 as lpb
 
 from tracecore import localday, sscc
-from tracecore._speedups import load
 from tracecore.codes import Code, Scheme
 from tracecore.errors import InvalidArgument
 from tracecore.events import Event, EventKind
 from tracecore.ledger import foreign, policy
-from tracecore.ledger.counters import PROJECTED, Flow, Tally
+from tracecore.ledger.contents import (
+    MAX_DEPTH,
+    Row,
+    custody_moves,
+    inheriting,
+    row_of,
+    stored_rows,
+)
+from tracecore.ledger.counters import Flow, Projection
 from tracecore.ledger.env import Txn
 from tracecore.ledger.journal import Journal
-from tracecore.ledger.oversight import Holds, RegionTally
+from tracecore.ledger.overlay import Overlay
+from tracecore.ledger.oversight import Holds
 from tracecore.ledger.records import (
     FLAG_IN_TRANSIT,
     CodeRecord,
@@ -40,80 +47,9 @@ from tracecore.lifecycle_rules import MAX_CODES_PER_REQUEST, UNCOUNTED
 from tracecore.oversight import Raised, RegionRule
 from tracecore.status import Status
 
-_P = len(PROJECTED)
-
-
-def count_moves_reference(moves: list[tuple[CodeRecord, CodeRecord]], fields: tuple[int, ...]
-                          ) -> dict[Any, int]:
-    """{the ``fields`` of a change's record before, then after: how many changes}, for each
-    (before, after) pair in ``moves``: what ``tracecore._speedups._moves`` does in C. Counted by
-    change, the fields of the two records laid end to end are read in one C call and hashed
-    once."""
-    fields_of = itemgetter(*fields, *(len(CodeRecord._fields) + i for i in fields))
-    return dict(Counter(map(fields_of, starmap(add, moves))))
-
-
-_compiled = load("_moves")
-_count_moves = _compiled.count_moves if _compiled is not None else count_moves_reference
 #: Pairs sorted by their first item alone: a key function compares the keys as bytes, about
 #: twice as fast as comparing the pairs as tuples.
 _FIRST = itemgetter(0)
-
-
-class Overlay:
-    """Changes not yet written: code records, aggregation links, counters, events."""
-
-    def __init__(self, below: Overlay | None) -> None:
-        self.below = below
-        self.records: dict[bytes, CodeRecord] = {}
-        self.parents: dict[bytes, bytes | None] = {}
-        self.children_added: dict[bytes, set[bytes]] = {}
-        self.children_removed: dict[bytes, set[bytes]] = {}
-        self.batch_codes: list[tuple[int, bytes]] = []
-        self.tally = Tally()
-        # (before, after) of each code put, counted into the tallies together (``count``).
-        self.moves: list[tuple[CodeRecord, CodeRecord]] = []
-        self.events: list[tuple[lpb.EventRecord, list[bytes]]] = []
-        self.event_ids: set[str] = set()
-        self.pool_returns: dict[int, int] = {}
-        self.regions = RegionTally()
-        self.shipments: dict[bytes, int | None] = {}
-        self.alerts: list[Raised] = []
-        self.foreign: dict[bytes, bytes] = {}
-
-    def count(self) -> None:
-        """Moves the counters of the codes put since the last count, once per kind of change
-        (their ``project``ions before and after) instead of once per code."""
-        if not self.moves:
-            return
-        changes = _count_moves(self.moves, PROJECTED)
-        self.moves.clear()
-        moves = [(was if was[3] not in UNCOUNTED else None, now, n) for was, now, n in
-                 ((change[:_P], change[_P:], n) for change, n in changes.items())]
-        self.tally.move_many(m for m in moves if m[1][3] not in UNCOUNTED)
-        # Voided codes too: a batch's picture says how many of its codes were scrapped.
-        self.regions.move_many(moves)
-
-    def merge_into(self, target: Overlay) -> None:
-        self.count()
-        target.records.update(self.records)
-        target.parents.update(self.parents)
-        for parent, kids in self.children_added.items():
-            target.children_added.setdefault(parent, set()).update(kids)
-            target.children_removed.get(parent, set()).difference_update(kids)
-        for parent, kids in self.children_removed.items():
-            target.children_removed.setdefault(parent, set()).update(kids)
-            target.children_added.get(parent, set()).difference_update(kids)
-        target.batch_codes.extend(self.batch_codes)
-        target.tally.merge(self.tally)
-        target.events.extend(self.events)
-        target.event_ids.update(self.event_ids)
-        for pool_ref, n in self.pool_returns.items():
-            target.pool_returns[pool_ref] = target.pool_returns.get(pool_ref, 0) + n
-        target.regions.merge(self.regions)
-        target.shipments.update(self.shipments)
-        target.alerts.extend(self.alerts)
-        target.foreign.update(self.foreign)
 
 
 class Session:
@@ -152,6 +88,9 @@ class Session:
         # The key LMDB holds for each code key met: encrypted once, then used by every write.
         self._stored_keys: dict[bytes, bytes] = {}
         self._days: dict[int, int] = {}
+        # Containers of codes as the transaction found them, and their tallies, read once.
+        self._stored_parents: dict[bytes, bytes | None] = {}
+        self._stored_contents: dict[bytes, dict[Row, int]] = {}
         self.request = Request(())
 
     # -- reads through the overlays --------------------------------------------------------------
@@ -233,8 +172,53 @@ class Session:
             if key in layer.parents:
                 return layer.parents[key]
             layer = layer.below
+        stored = self._stored_parents
+        if key in stored:
+            return stored[key]
         data = self.txn.get(self.stored_key(key), db=self.db["parents"])
-        return self.keys.plain(bytes(data)) if data is not None else None
+        found = stored[key] = self.keys.plain(bytes(data)) if data is not None else None
+        return found
+
+    def ancestors(self, key: bytes) -> list[bytes]:
+        """The containers ``key`` is in, innermost first."""
+        out: list[bytes] = []
+        parent = self.parent(key)
+        while parent is not None and len(out) < MAX_DEPTH:
+            out.append(parent)
+            parent = self.parent(parent)
+        return out
+
+    def custody(self, key: bytes, record: CodeRecord) -> CodeRecord:
+        """``record`` (of ``key``) with the custody of its top container
+        (``tracecore.ledger.contents``)."""
+        chain = self.ancestors(key)
+        top = self.record(chain[-1]) if chain else None
+        return record if top is None else inheriting(record, top)
+
+    def contents(self, key: bytes) -> dict[Row, int]:
+        """The packs inside a container at any depth, by tally row."""
+        stored = self._stored_contents.get(key)
+        if stored is None:
+            stored = self._stored_contents[key] = stored_rows(
+                self.txn, self.db["contents"], self.stored_key(key))
+        layers: list[Overlay] = []
+        layer: Overlay | None = self.view
+        while layer is not None:
+            if key in layer.contents.rows:
+                layers.append(layer)
+            layer = layer.below
+        if not layers:
+            return dict(stored)
+        total: Counter[Row] = Counter(stored)
+        for layer in layers:
+            total.update(layer.contents.rows[key])
+        return {row: n for row, n in total.items() if n}
+
+    def _with_own(self, key: bytes, record: CodeRecord) -> Counter[Row]:
+        """``contents`` of a pack with the pack itself."""
+        rows: Counter[Row] = Counter(self.contents(key)) if record.level > 1 else Counter()
+        rows[row_of(record)] += 1
+        return rows
 
     def children(self, key: bytes) -> list[bytes]:
         """What ``key`` holds, in key order: the ledger's list as it is (a dupsort database keeps
@@ -282,11 +266,13 @@ class Session:
         return list(map(found.__getitem__, keys))
 
     def tree(self, key: bytes) -> list[tuple[bytes, CodeRecord]]:
-        """``key`` and everything packed inside it, with their records, level by level; only
-        containers (level above 1: units never contain anything) are looked up for contents."""
+        """``key`` and everything packed inside it, with their records (custody resolved: see
+        ``tracecore.ledger.contents``), level by level; only containers (level above 1: units
+        never contain anything) are looked up for contents."""
         top = self.record(key)
         if top is None:
             raise Refused("not issued by this tenant")
+        top = self.custody(key, top)
         if top.level <= 1:
             return [(key, top)]
         out: list[tuple[bytes, CodeRecord]] = []
@@ -304,7 +290,7 @@ class Session:
                 raise InvalidArgument(
                     f"more than {MAX_CODES_PER_REQUEST:,} packs in one request", field="codes")
             frontier = following
-        return out
+        return [(k, inheriting(r, top)) for k, r in out]
 
     def descendants(self, key: bytes) -> Iterator[bytes]:
         stack = [key]
@@ -413,12 +399,62 @@ class Session:
         view.records.update(zip(keys, after, strict=True))
         view.moves.extend(zip(before, after, strict=True))
 
+    def carry(self, key: bytes, before: CodeRecord, after: CodeRecord) -> None:
+        """Moves the counters of everything inside the top container ``key`` from its custody
+        ``before`` to ``after`` (the container's own record is ``put``)."""
+        if before.level > 1:
+            self._move_custody(self.contents(key), before, after)
+
+    def _move_custody(self, rows: dict[Row, int] | Counter[Row], before: CodeRecord,
+                      after: CodeRecord) -> None:
+        moves: list[tuple[Projection | None, Projection, int]] = [
+            m for m in custody_moves(rows, before, after) if m[1][3] not in UNCOUNTED]
+        if moves:
+            self.view.tally.move_many(moves)
+            self.view.regions.move_many(moves)
+
+    def flow_rows(self, rows: dict[Row, int], region: int, flow: Flow, at_ms: int) -> None:
+        """``flow`` of the units of ``rows`` at ``at_ms``, in ``region``."""
+        self.view.tally.flow_rows(((row[2], n) for row, n in rows.items() if row[0] == 1),
+                                  region, flow, self._day(at_ms), at_ms)
+
+    def restated(self, key: bytes, before: CodeRecord, after: CodeRecord) -> None:
+        """A pack's record changed in what its containers' tallies count (its status): every
+        container it is in counts it anew."""
+        was, now = row_of(before), row_of(after)
+        if was != now:
+            chain = self.ancestors(key)
+            if chain:
+                self.view.contents.add(chain, {was: -1, now: 1}, 1)
+
     def link(self, parent: bytes, child: bytes) -> None:
+        """Packs ``child`` into ``parent``: it and what it holds are counted in every
+        container above, and take the custody of the top one."""
+        record = self.record(child)
+        if record is not None:
+            rows = self._with_own(child, record)
+            chain = [parent, *self.ancestors(parent)]
+            self.view.contents.add(chain, rows, 1)
+            top = self.record(chain[-1])
+            if top is not None:
+                self._move_custody(rows, record, top)
         self.view.parents[child] = parent
         self.view.children_added.setdefault(parent, set()).add(child)
         self.view.children_removed.get(parent, set()).discard(child)
 
-    def unlink(self, parent: bytes, child: bytes) -> None:
+    def unlink(self, parent: bytes, child: bytes, *, settle: bool = True) -> None:
+        """Takes ``child`` out of ``parent``. With ``settle``, it keeps the custody it
+        inherited, written into its record; without, it goes back to the custody its record
+        holds (an aggregation undone in the same request)."""
+        record = self.record(child)
+        if record is not None:
+            rows = self._with_own(child, record)
+            resolved = self.custody(child, record)
+            self.view.contents.add([parent, *self.ancestors(parent)], rows, -1)
+            if not settle:
+                self._move_custody(rows, resolved, record)
+            elif resolved is not record:
+                self.view.records[child] = resolved
         self.view.parents[child] = None
         self.view.children_removed.setdefault(parent, set()).add(child)
         self.view.children_added.get(parent, set()).discard(child)
@@ -542,6 +578,7 @@ class Session:
                                     sorted(stored_many(by_batch[batch_ref]))),
                                 dupdata=True)
         group.tally.write(self.txn, self.db["counters"])
+        group.contents.write(self.txn, self.db["contents"], stored)
         group.regions.write(self.txn, self.db["batch_regions"])
         for key, shipper in group.shipments.items():
             if shipper is None:

@@ -57,6 +57,8 @@ DATABASES = (
     "shipments",    # code in transit -> ref of the party that shipped it, if it restricts regions
     "foreign_codes",  # key of a code minted elsewhere -> ForeignCodeRecord (its provenance)
     "documents",    # business document type + NUL + id -> sequences of its events (dupsort)
+    "contents",     # container, level, batch, product, status, flags -> packs inside it (see
+                    # tracecore.ledger.contents)
 )
 DUPSORT = ("code_events", "children", "batch_codes", "material_lots", "documents")
 #: Marks a ledger whose batches from before the material-lot index are in it.

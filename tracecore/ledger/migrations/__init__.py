@@ -12,10 +12,10 @@ from __future__ import annotations
 from types import ModuleType
 
 from tracecore.ledger import format as ledger_format
-from tracecore.ledger.migrations import to_2, to_3
+from tracecore.ledger.migrations import to_2, to_3, to_4
 
 #: Every step, in order; the last produces ``format.CURRENT``.
-STEPS: tuple[ModuleType, ...] = (to_2, to_3)
+STEPS: tuple[ModuleType, ...] = (to_2, to_3, to_4)
 
 
 def pending(version: int) -> list[ModuleType]:
