@@ -245,14 +245,15 @@ def test_a_newer_ledger_is_refused(servers: Servers, tmp_path: Path) -> None:
     data = tmp_path / "data"
     ledger_path = _install_fixture(data)
     ledger = Ledger(ledger_path, tenant=TENANT, codes=dev_codes(TENANT))
-    ledger.env.write(lambda txn: txn.put(ledger_format.VERSION_KEY, (4).to_bytes(4, "big"),
+    newer = ledger_format.CURRENT + 1
+    ledger.env.write(lambda txn: txn.put(ledger_format.VERSION_KEY, newer.to_bytes(4, "big"),
                                          db=ledger.db["meta"]))
     ledger.close()
     before = _dump(ledger_path, TENANT)
     refused = run_cli(["tenant", "migrate", "--data", str(data), "--tenant", TENANT, "--dev"],
                       env={}, cwd=tmp_path)
     assert refused.returncode == 1
-    assert "format 4, newer than this release knows" in refused.stderr
+    assert f"format {newer}, newer than this release knows" in refused.stderr
     server = servers.start(data)
     answer = run_cli(["verify", "--tenant", TENANT, "hello"], env=server.env, cwd=tmp_path)
     assert "written by a later release" in answer.stderr
