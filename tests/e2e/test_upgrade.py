@@ -146,8 +146,8 @@ def _unit_codes(dump: Dump) -> list[str]:
 def test_format1_tenant_is_refused_then_migrated_beside_a_running_server(
         servers: Servers, tmp_path: Path) -> None:
     """A 0.1.0 tenant is not served (the answer says to migrate it) while the others are;
-    `tenant migrate --tenant` brings it to the current format beside the running server, after which every
-    pack answers as before and every record of the old ledger is there unchanged."""
+    `tenant migrate --tenant` brings it to the current format beside the running server, after
+    which every pack answers as before and every record of the old ledger is there unchanged."""
     data = tmp_path / "data"
     ledger = _install_fixture(data)
     before = _dump(ledger, TENANT)
