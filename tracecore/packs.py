@@ -4,7 +4,7 @@ the ledger's write transaction (``tracecore.ledger.pack_session``) or an in-memo
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from pharmatrace.v1 import common_pb2 as cpb
@@ -32,7 +32,6 @@ class Packs(Protocol):
         """The packs inside a container at any depth, by tally row."""
     def tree(self, key: bytes) -> list[tuple[bytes, CodeRecord]]:
         """``key`` and everything packed inside it; Refused when one is not ours."""
-    def descendants(self, key: bytes) -> Iterator[bytes]: ...
     def children(self, key: bytes) -> Iterable[bytes]: ...
     def party(self, party_id: str, field: str) -> tuple[int, int]:
         """(party ref, region) of a registered party; NotFound naming ``field`` otherwise."""

@@ -112,20 +112,6 @@ class ContentsDelta:
         write_rows(txn, db, add_rows)
 
 
-def tally_tree(records: Mapping[bytes, CodeRecord], children: Callable[[bytes], list[bytes]],
-               key: bytes) -> Counter[Row]:
-    """The tally of ``key`` counted from its contents' records (``records`` holds every one)."""
-    total: Counter[Row] = Counter()
-    stack = list(children(key))
-    while stack:
-        child = stack.pop()
-        record = records[child]
-        total[row_of(record)] += 1
-        if record.level > 1:
-            stack.extend(children(child))
-    return total
-
-
 def top_of(ledger: Ledger, txn: Txn, key: bytes) -> bytes | None:
     """The top container of the chain a pack is in; None when it is in none."""
     top = None

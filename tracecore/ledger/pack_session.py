@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from itertools import repeat
 from operator import itemgetter
 from typing import cast
@@ -291,18 +291,6 @@ class Session:
                     f"more than {MAX_CODES_PER_REQUEST:,} packs in one request", field="codes")
             frontier = following
         return [(k, inheriting(r, top)) for k, r in out]
-
-    def descendants(self, key: bytes) -> Iterator[bytes]:
-        stack = [key]
-        seen = 0
-        while stack:
-            for child in self.children(stack.pop()):
-                seen += 1
-                if seen > MAX_CODES_PER_REQUEST:
-                    raise InvalidArgument(
-                        f"more than {MAX_CODES_PER_REQUEST:,} packs in one request", field="codes")
-                yield child
-                stack.append(child)
 
     def party(self, party_id: str, field: str) -> tuple[int, int]:
         """(party ref, region as an integer) of a registered party."""

@@ -78,16 +78,22 @@ def apply(ledger: Ledger, now_ms: int, *, chunk: int = CHUNK,
             return False
         txn.drop(work, delete=True)
         txn.delete(PROGRESS, db=ledger.db["meta"])
-        ledger_format.record(ledger, txn, VERSION)
-        summary = f"ledger format {VERSION - 1} -> {VERSION} by pharmatrace {release()}"
-        Access(ledger).audit.append(txn, lpb.AuditRecord(
-            at_ms=now_ms, peer="local", method=METHOD, summary=summary[:MAX_SUMMARY],
-            status="OK"))
+        recorded(ledger, txn, VERSION, now_ms)
         return True
 
     done = ledger.env.write(finish)
     ledger.env.dbs.pop(WORK, None)  # dropped: its handle is no longer valid
     return done
+
+
+def recorded(ledger: Ledger, txn: Txn, version: int, now_ms: int) -> None:
+    """Records that a step brought the ledger to ``version``, and dates it in the audit trail
+    as format 3 on keeps it (sealed)."""
+    ledger_format.record(ledger, txn, version)
+    summary = f"ledger format {version - 1} -> {version} by pharmatrace {release()}"
+    Access(ledger).audit.append(txn, lpb.AuditRecord(
+        at_ms=now_ms, peer="local", method=METHOD, summary=summary[:MAX_SUMMARY],
+        status="OK"))
 
 
 def _step(ledger: Ledger, txn: Txn, work: Database, chunk: int) -> bool:

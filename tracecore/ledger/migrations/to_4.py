@@ -13,23 +13,20 @@ audit record (method ``pharmatrace.ledger/MigrateFormat``) dates the migration.
 
 from __future__ import annotations
 
-from pharmatrace.v1 import ledger_pb2 as lpb
-
 from tracecore.credentials import OPERATOR
 from tracecore.ledger import format as ledger_format
-from tracecore.ledger.access import MAX_SUMMARY, Access
 from tracecore.ledger.contents import MAX_DEPTH, inheriting, recount, write_rows
 from tracecore.ledger.counters import Tally
 from tracecore.ledger.env import Txn
+from tracecore.ledger.migrations.to_3 import METHOD as METHOD  # the audit records' method
+from tracecore.ledger.migrations.to_3 import recorded
 from tracecore.ledger.oversight import RegionTally
 from tracecore.ledger.records import CodeRecord
 from tracecore.ledger.store import Ledger
 from tracecore.status import Status
-from tracecore.version import release
 
 VERSION = 4
 SUMMARY = "packs inside a container inherit its custody: tally every container's contents"
-METHOD = "pharmatrace.ledger/MigrateFormat"
 _UNCOUNTED = (Status.ISSUED, Status.VOIDED)
 
 
@@ -42,11 +39,7 @@ def apply(ledger: Ledger, now_ms: int) -> bool:
         if ledger.tenant != OPERATOR:
             _inherit(ledger, txn)
             write_rows(txn, ledger.db["contents"], sorted(recount(ledger, txn).items()))
-        ledger_format.record(ledger, txn, VERSION)
-        summary = f"ledger format {VERSION - 1} -> {VERSION} by pharmatrace {release()}"
-        Access(ledger).audit.append(txn, lpb.AuditRecord(
-            at_ms=now_ms, peer="local", method=METHOD, summary=summary[:MAX_SUMMARY],
-            status="OK"))
+        recorded(ledger, txn, VERSION, now_ms)
         return True
 
     return ledger.env.write(fn)
