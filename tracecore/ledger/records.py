@@ -29,7 +29,11 @@ _STATUS = {int(s): s for s in Status}
 
 
 class CodeRecord(NamedTuple):
-    """One code's current state; 52 bytes in the ``codes`` database."""
+    """One code's current state; 52 bytes in the ``codes`` database.
+
+    Custody (``holder_ref``, ``region`` and the in-transit flag) is the code's own only while it
+    is in no container: inside one, the top container's is the pack's, and what this record
+    holds there is not kept up to date (``tracecore.ledger.contents``)."""
 
     status: Status
     level: int
