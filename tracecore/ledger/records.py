@@ -120,8 +120,9 @@ def unpack_many_reference(data: Sequence[bytes | memoryview]) -> list[CodeRecord
 def with_custody(records: Iterable[CodeRecord], holder: int, region: int | None = None, *,
                  set_flags: int = 0, clear_flags: int = 0) -> list[CodeRecord]:
     """Each record held by ``holder`` (in ``region`` when given, else its own), with
-    ``set_flags`` set and ``clear_flags`` cleared: what a container's ship or receipt makes of
-    everything inside it, built without ``evolve``'s per-field lookups."""
+    ``set_flags`` set and ``clear_flags`` cleared: what a ship or receipt makes of the packs it
+    names (tens of thousands of units in one event), built without ``evolve``'s per-field
+    lookups."""
     keep = ~clear_flags
     return [_new(CodeRecord, (status, level, key_id, product, batch, pool, holder,
                               own if region is None else region, issued, updated, event,
