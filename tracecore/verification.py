@@ -25,7 +25,7 @@ from tracecore.codes import Code, Scheme, parse, parse_many
 from tracecore.errors import ParseError
 from tracecore.ledger import foreign, history
 from tracecore.ledger.alerts import AlertBook
-from tracecore.ledger.contents import CUSTODY_FLAGS, top_of
+from tracecore.ledger.contents import CUSTODY_FLAGS, top_record
 from tracecore.ledger.env import Txn
 from tracecore.ledger.observations import Located, Observations, Tally
 from tracecore.ledger.oversight import Holds
@@ -179,6 +179,7 @@ class Verifier:
         revoked = keys.revoked()
         ledger = tenant.ledger
         codes_db = ledger.db["codes"]
+        parents_db = ledger.db["parents"]
         today = _utc_day(now_ms // _DAY_MS)
         out = Answers()
         scans = parse_many(texts)
@@ -259,13 +260,14 @@ class Verifier:
                         raised.append(self._diversion(key, code.text(), info, context, now_ms,
                                                       status))
                     elif diverted and info.rule is not None:
-                        flags, holder_ref, record_region = self._custody(
-                            txn, key, flags, holder_ref, record_region)
+                        if get(stored, db=parents_db) is not None:
+                            flags, holder_ref, record_region = self._custody(
+                                txn, stored, flags, holder_ref, record_region)
                         if (record_region and not info.rule.allows(record_region)
                                 and self._received_there(txn, flags, holder_ref)):
                             mask |= _DIVERSION  # received or dispensed outside its regions
                 if supply_chain and recorded in _ENDED and (
-                        not scanner or self._custody(txn, key, flags, holder_ref,
+                        not scanner or self._custody(txn, stored, flags, holder_ref,
                                                      record_region)[1] != scanner):
                     mask |= _CLONE
                     raised.append(clone(
@@ -422,13 +424,12 @@ class Verifier:
                          product=info.batch.product, lot=info.batch.lot, region=context.region,
                          party_id=context.party_id, rule=info.rule, status=Status(status))
 
-    def _custody(self, txn: Txn, key: bytes, flags: int, holder_ref: int, region: int
+    def _custody(self, txn: Txn, stored: bytes, flags: int, holder_ref: int, region: int
                  ) -> tuple[int, int, int]:
-        """(flags, holder ref, region) of a pack whose record holds these: its top container's
-        custody while it is inside one (``tracecore.ledger.contents``)."""
-        ledger = self._tenant.ledger
-        top = top_of(ledger, txn, key)
-        held = ledger.code_record(txn, top) if top is not None else None
+        """(flags, holder ref, region) of a pack (``stored``: its stored code key) whose record
+        holds these: its top container's custody while it is inside one
+        (``tracecore.ledger.contents``)."""
+        held = top_record(self._tenant.ledger, txn, stored)
         if held is None:
             return flags, holder_ref, region
         return ((flags & ~CUSTODY_FLAGS) | (held.flags & CUSTODY_FLAGS), held.holder_ref,

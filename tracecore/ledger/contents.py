@@ -112,22 +112,24 @@ class ContentsDelta:
         write_rows(txn, db, add_rows)
 
 
-def top_of(ledger: Ledger, txn: Txn, key: bytes) -> bytes | None:
-    """The top container of the chain a pack is in; None when it is in none."""
+def top_record(ledger: Ledger, txn: Txn, stored_key: bytes) -> CodeRecord | None:
+    """The record of the top container of the chain the pack whose stored code key is
+    ``stored_key`` is in; None when it is in none. Walked by stored keys: nothing decrypted."""
+    parents = ledger.db["parents"]
     top = None
     for _ in range(MAX_DEPTH):
-        parent = ledger.parent_of(txn, key)
+        parent = txn.get(stored_key, db=parents)
         if parent is None:
             break
-        top = key = parent
-    return top
+        top = stored_key = bytes(parent)
+    data = txn.get(top, db=ledger.db["codes"]) if top is not None else None
+    return CodeRecord.unpack(data) if data is not None else None
 
 
 def resolved(ledger: Ledger, txn: Txn, key: bytes, record: CodeRecord) -> CodeRecord:
     """The read side's custody of a pack: ``record`` with its top container's custody."""
-    top = top_of(ledger, txn, key)
-    found = ledger.code_record(txn, top) if top is not None else None
-    return record if found is None else inheriting(record, found)
+    held = top_record(ledger, txn, ledger.codes.stored(key))
+    return record if held is None else inheriting(record, held)
 
 
 def recount(ledger: Ledger, txn: Txn) -> dict[bytes, Counter[Row]]:
