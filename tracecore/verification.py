@@ -21,6 +21,7 @@ from operator import gt
 from pharmatrace.v1 import common_pb2 as pb
 
 from tracecore import gs1
+from tracecore._speedups import load
 from tracecore.codes import Code, Scheme, parse, parse_many
 from tracecore.errors import ParseError
 from tracecore.ledger import foreign, history
@@ -147,8 +148,12 @@ class Verifier:
     """Answers verification for one tenant; one per worker process."""
 
     def __init__(self, tenant: Tenant, observations: Observations,
-                 alerts: AlertBook | None = None, checks: Checks | None = None) -> None:
+                 alerts: AlertBook | None = None, checks: Checks | None = None, *,
+                 reference: bool = False) -> None:
+        """``reference``: answer each row through ``answer_rows_reference`` even where the
+        compiled loop is built (tests hold the two to the same answers)."""
         self._tenant = tenant
+        self._reference = reference
         self._observations = observations
         self._alerts = alerts
         self._checks = checks or Checks()
@@ -178,134 +183,22 @@ class Verifier:
         macs = keys.macs()
         revoked = keys.revoked()
         ledger = tenant.ledger
-        codes_db = ledger.db["codes"]
-        parents_db = ledger.db["parents"]
         today = _utc_day(now_ms // _DAY_MS)
         out = Answers()
         scans = parse_many(texts)
         parsed = [s for s in scans if not isinstance(s, ParseError)]
-        key_ids = iter(check_tags([s.code for s in parsed], macs, keys.native_macs()))
-        genuine_keys: list[bytes] = []
-        genuine_rows: list[int] = []
-        product_index: dict[int, int] = {}
-        # batch ref -> (index in out.batches, alerts of the whole batch, info, hold status)
-        batches: dict[int, tuple[int, int, _BatchInfo, int]] = {}
-        checks = self._checks
-        region = context.region
-        diverted = checks.diversion
-        supply_chain = checks.clones and bool(
-            context.party_id or context.purpose in SUPPLY_CHAIN_PURPOSES)
-        raised: list[Raised] = []
-        mismatches: dict[tuple[int, str | None, str | None], bool] = {}
+        key_ids = check_tags([s.code for s in parsed], macs, keys.native_macs())
         foreign.open_late(ledger)
-        failed: list[int] = []
-        # The answer columns' appends, bound once for the loop.
-        add_verdict, add_status, add_mask = (out.verdicts.append, out.statuses.append,
-                                             out.alert_masks.append)
-        add_count, add_first = out.scan_counts.append, out.first_verified_ms.append
-        add_batch, add_product = out.batch_indexes.append, out.product_indexes.append
-        add_level, add_code, add_reason = out.levels.append, out.codes.append, out.reasons.append
-        add_key, add_row = genuine_keys.append, genuine_rows.append
         # Each code's ledger key beside the key LMDB holds, all encrypted in one call.
         code_keys = [s.code.key() for s in parsed]
-        lookups = zip(code_keys, ledger.codes.stored_many(code_keys), strict=True)
+        stored = ledger.codes.stored_many(code_keys)
         with ledger.env.read() as txn:
-            get = txn.get
-            holds = Holds(ledger, txn)
-            scanner = self._party_ref(txn, context.party_id) if supply_chain else 0
-            for row, scan in enumerate(scans):
-                if isinstance(scan, ParseError):
-                    _append(out, Verdict.INVALID_FORMAT, "", scan.reason)
-                    failed.append(row)
-                    continue
-                code = scan.code
-                key_id = next(key_ids)
-                key, stored = next(lookups)
-                data = get(stored, db=codes_db)
-                if key_id is None and code.scheme is _SSCC:
-                    if data is None:
-                        _unused_sscc(out, code, SsccPools(ledger).allocated_in(txn, code.serial))
-                        continue
-                    if not data[2] & FLAG_FOREIGN:
-                        key_id = 0  # tagless: a record of ours means it came from our pools
-                if key_id is None and (data is None or not data[2] & FLAG_FOREIGN):
-                    _append(out, Verdict.BAD_SIGNATURE, code.text(), NOT_MINTED)
-                    failed.append(row)
-                    continue
-                if data is None:
-                    _append(out, Verdict.UNKNOWN, code.text(), "signed, but not in the ledger")
-                    continue
-                (status, flags, record_key_id, product_ref, batch_ref, holder_ref,
-                 record_region) = _VERDICT_FIELDS.unpack_from(data)
-                recorded = status
-                b_index = -1
-                mask = 0
-                info = None
-                if batch_ref:
-                    entry = batches.get(batch_ref)
-                    if entry is None:
-                        entry = batches[batch_ref] = self._batch_entry(
-                            txn, batch_ref, product_ref, holds, out, today, region)
-                    b_index, mask, info, hold = entry
-                    if hold and status in _RECALLABLE:
-                        status = hold
-                    # A pallet's packs carry a few (lot, expiry) pairs: each is compared once.
-                    seen = (batch_ref, scan.lot, scan.expiry)
-                    mismatch = mismatches.get(seen)
-                    if mismatch is None:
-                        mismatch = mismatches[seen] = _mismatch(scan.lot, scan.expiry, info)
-                    if mismatch:
-                        mask |= _DATA_MISMATCH
-                    if mask & _DIVERSION:
-                        raised.append(self._diversion(key, code.text(), info, context, now_ms,
-                                                      status))
-                    elif diverted and info.rule is not None:
-                        if get(stored, db=parents_db) is not None:
-                            flags, holder_ref, record_region = self._custody(
-                                txn, stored, flags, holder_ref, record_region)
-                        if (record_region and not info.rule.allows(record_region)
-                                and self._received_there(txn, flags, holder_ref)):
-                            mask |= _DIVERSION  # received or dispensed outside its regions
-                if supply_chain and recorded in _ENDED and (
-                        not scanner or self._custody(txn, stored, flags, holder_ref,
-                                                     record_region)[1] != scanner):
-                    mask |= _CLONE
-                    raised.append(clone(
-                        key, code.text(), CloneReason.SEEN_AFTER_END, at_ms=now_ms,
-                        product=info.batch.product if info else "",
-                        lot=info.batch.lot if info else "", region=region,
-                        party_id=context.party_id, status=Status(recorded), scan_count=0))
-                mask |= _STATUS_ALERT_BY_NUMBER[status]
-                verdict = Verdict.GENUINE
-                reason = ""
-                if key_id is None:
-                    verdict = Verdict.KNOWN_FOREIGN
-                    minted_by = foreign.provenance_of(ledger, txn, key)
-                    out.minted_by[row] = minted_by.minted_by if minted_by else ""
-                    reason = "known to this ledger, not signed by us" + (
-                        f": minted by {out.minted_by[row]}" if out.minted_by[row] else "")
-                elif record_key_id in revoked:
-                    verdict = Verdict.BAD_SIGNATURE
-                    reason = "minted under a revoked signing key"
-                    mask |= Alert.KEY_REVOKED.bit
-                p_index = product_index.get(product_ref) if product_ref else None
-                if p_index is None:
-                    p_index = len(out.products)
-                    if product_ref:
-                        product_index[product_ref] = p_index
-                    out.products.append(self._product(txn, product_ref, code))
-                add_verdict(verdict)
-                add_status(status)
-                add_mask(mask)
-                add_count(0)
-                add_first(0)
-                add_batch(b_index)
-                add_product(p_index)
-                add_level(data[1])
-                add_code(code.text())
-                add_reason(reason)
-                add_key(key)
-                add_row(row)
+            call = _Call(self, out, txn, context, now_ms, today, revoked)
+            (answer_rows_reference if self._reference else _answer_rows)(
+                call, scans, key_ids, code_keys, stored)
+        checks, region = self._checks, context.region
+        genuine_keys, genuine_rows, raised = call.genuine_keys, call.genuine_rows, call.raised
+        failed = call.failed
         if genuine_keys:
             tally = self._observations.tally(genuine_keys, now_ms, region, client)
             if tally.counted is not None:
@@ -470,6 +363,163 @@ class Verifier:
             info = self._batches[ref] = _BatchInfo(batch, dt.date.fromisoformat(batch.expires_on),
                                                    rule)
         return info
+
+
+class _Call:
+    """One verification call while its rows are answered: the answers, the read transaction,
+    and what is worked out once per call (each batch's and product's entry, each scanned lot
+    and expiry's comparison with its batch), plus what the rows leave for after the loop."""
+
+    # What the compiled loop (tracecore/_speedups/_answers.pyx) reads of the rules.
+    PARSE_ERROR = ParseError
+    GENUINE = Verdict.GENUINE
+    RECALLABLE = bytes(n in _RECALLABLE for n in range(256))
+    ENDED = bytes(n in _ENDED for n in range(256))
+    STATUS_ALERTS = tuple(_STATUS_ALERT_BY_NUMBER)
+    DATA_MISMATCH = _DATA_MISMATCH
+    DIVERSION = _DIVERSION
+
+    def __init__(self, verifier: Verifier, out: Answers, txn: Txn, context: ScanContext,
+                 now_ms: int, today: dt.date, revoked: frozenset[int]) -> None:
+        ledger = verifier._tenant.ledger
+        checks = verifier._checks
+        self.verifier, self.out, self.txn = verifier, out, txn
+        self.get, self.codes_db = txn.get, ledger.db["codes"]
+        self.parents_db = ledger.db["parents"]
+        self.holds = Holds(ledger, txn)
+        self.context, self.now_ms, self.today = context, now_ms, today
+        self.region = context.region
+        self.revoked = revoked
+        self.diverted = checks.diversion
+        self.supply_chain = checks.clones and bool(
+            context.party_id or context.purpose in SUPPLY_CHAIN_PURPOSES)
+        self.scanner = verifier._party_ref(txn, context.party_id) if self.supply_chain else 0
+        # batch ref -> (index in out.batches, alerts of the whole batch, info, hold status)
+        self.batches: dict[int, tuple[int, int, _BatchInfo, int]] = {}
+        self.mismatches: dict[tuple[int, str | None, str | None], bool] = {}
+        self.product_index: dict[int, int] = {}
+        self.raised: list[Raised] = []
+        self.failed: list[int] = []
+        self.genuine_keys: list[bytes] = []
+        self.genuine_rows: list[int] = []
+
+    def malformed(self, row: int, error: ParseError) -> None:
+        _append(self.out, Verdict.INVALID_FORMAT, "", error.reason)
+        self.failed.append(row)
+
+    def row(self, row: int, scan: Scan, key_id: int | None, key: bytes, stored: bytes,
+            data: bytes | memoryview | None) -> None:
+        """The answer of one input that parsed: ``key_id``, the signing key its tag verifies
+        under (None: none); ``key``, its ledger key; ``data``, its record (None: not in the
+        ledger)."""
+        out, txn, verifier = self.out, self.txn, self.verifier
+        ledger = verifier._tenant.ledger
+        code = scan.code
+        if key_id is None and code.scheme is _SSCC:
+            if data is None:
+                _unused_sscc(out, code, SsccPools(ledger).allocated_in(txn, code.serial))
+                return
+            if not data[2] & FLAG_FOREIGN:
+                key_id = 0  # tagless: a record of ours means it came from our pools
+        if key_id is None and (data is None or not data[2] & FLAG_FOREIGN):
+            _append(out, Verdict.BAD_SIGNATURE, code.text(), NOT_MINTED)
+            self.failed.append(row)
+            return
+        if data is None:
+            _append(out, Verdict.UNKNOWN, code.text(), "signed, but not in the ledger")
+            return
+        (status, flags, record_key_id, product_ref, batch_ref, holder_ref,
+         record_region) = _VERDICT_FIELDS.unpack_from(data)
+        recorded = status
+        b_index = -1
+        mask = 0
+        info = None
+        context, now_ms = self.context, self.now_ms
+        if batch_ref:
+            entry = self.batches.get(batch_ref)
+            if entry is None:
+                entry = self.batches[batch_ref] = verifier._batch_entry(
+                    txn, batch_ref, product_ref, self.holds, out, self.today, self.region)
+            b_index, mask, info, hold = entry
+            if hold and status in _RECALLABLE:
+                status = hold
+            # A pallet's packs carry a few (lot, expiry) pairs: each is compared once.
+            seen = (batch_ref, scan.lot, scan.expiry)
+            mismatch = self.mismatches.get(seen)
+            if mismatch is None:
+                mismatch = self.mismatches[seen] = _mismatch(scan.lot, scan.expiry, info)
+            if mismatch:
+                mask |= _DATA_MISMATCH
+            if mask & _DIVERSION:
+                self.raised.append(verifier._diversion(key, code.text(), info, context, now_ms,
+                                                       status))
+            elif self.diverted and info.rule is not None:
+                if self.get(stored, db=self.parents_db) is not None:
+                    flags, holder_ref, record_region = verifier._custody(
+                        txn, stored, flags, holder_ref, record_region)
+                if (record_region and not info.rule.allows(record_region)
+                        and verifier._received_there(txn, flags, holder_ref)):
+                    mask |= _DIVERSION  # received or dispensed outside its regions
+        if self.supply_chain and recorded in _ENDED and (
+                not self.scanner or verifier._custody(txn, stored, flags, holder_ref,
+                                                      record_region)[1] != self.scanner):
+            mask |= _CLONE
+            self.raised.append(clone(
+                key, code.text(), CloneReason.SEEN_AFTER_END, at_ms=now_ms,
+                product=info.batch.product if info else "",
+                lot=info.batch.lot if info else "", region=self.region,
+                party_id=context.party_id, status=Status(recorded), scan_count=0))
+        mask |= _STATUS_ALERT_BY_NUMBER[status]
+        verdict = Verdict.GENUINE
+        reason = ""
+        if key_id is None:
+            verdict = Verdict.KNOWN_FOREIGN
+            minted_by = foreign.provenance_of(ledger, txn, key)
+            out.minted_by[row] = minted_by.minted_by if minted_by else ""
+            reason = "known to this ledger, not signed by us" + (
+                f": minted by {out.minted_by[row]}" if out.minted_by[row] else "")
+        elif record_key_id in self.revoked:
+            verdict = Verdict.BAD_SIGNATURE
+            reason = "minted under a revoked signing key"
+            mask |= Alert.KEY_REVOKED.bit
+        p_index = self.product_index.get(product_ref) if product_ref else None
+        if p_index is None:
+            p_index = len(out.products)
+            if product_ref:
+                self.product_index[product_ref] = p_index
+            out.products.append(verifier._product(txn, product_ref, code))
+        out.verdicts.append(verdict)
+        out.statuses.append(status)
+        out.alert_masks.append(mask)
+        out.scan_counts.append(0)
+        out.first_verified_ms.append(0)
+        out.batch_indexes.append(b_index)
+        out.product_indexes.append(p_index)
+        out.levels.append(data[1])
+        out.codes.append(code.text())
+        out.reasons.append(reason)
+        self.genuine_keys.append(key)
+        self.genuine_rows.append(row)
+
+
+def answer_rows_reference(call: _Call, scans: Sequence[Scan | ParseError],
+                          key_ids: Sequence[int | None], keys: Sequence[bytes],
+                          stored: Sequence[bytes]) -> None:
+    """Each input's answer row, in order (``_Call.row``, ``_Call.malformed``); ``key_ids``,
+    ``keys`` and ``stored`` (the keys LMDB holds) are those of the inputs that parsed."""
+    get, db = call.get, call.codes_db
+    i = 0
+    for row, scan in enumerate(scans):
+        if isinstance(scan, ParseError):
+            call.malformed(row, scan)
+            continue
+        call.row(row, scan, key_ids[i], keys[i], stored[i], get(stored[i], db=db))
+        i += 1
+
+
+# The compiled twin of the loop above (tracecore/_speedups/_answers.pyx), else that loop.
+_compiled = load("_answers")
+_answer_rows = answer_rows_reference if _compiled is None else _compiled.answer_rows
 
 
 def not_minted(texts: Sequence[str | bytes]) -> Answers:

@@ -17,6 +17,7 @@ from pharmatrace.v1 import common_pb2 as cpb
 
 from tests.ledgers import dev_codes
 from tracecore import sscc
+from tracecore._speedups import load
 from tracecore.codes import Code, Form, Scan, Scheme, render
 from tracecore.events import Event, EventKind
 from tracecore.keys import KeySource
@@ -243,3 +244,45 @@ def test_the_ledger_holds_every_kind_of_input(ledger: _Ledger) -> None:
             Status.DISPENSED} <= statuses
     assert any("Caps Lock" in note for note in answers.repairs.values())
     assert any(reason.startswith("minted under a revoked") for reason in answers.reasons)
+
+
+_answers = load("_answers")
+
+
+@pytest.fixture(scope="module")
+def twins(ledger: _Ledger) -> Iterator[_Pair]:
+    """Two verifiers of one tenant with statistics and alerts of their own: one answering its
+    rows in the compiled loop, one through ``answer_rows_reference``."""
+    made = []
+    for side, reference in (("compiled", False), ("reference", True)):
+        book = AlertBook(ledger.path / f"alerts-{side}", tenant="t", codes=dev_codes("t"))
+        observations = Observations(ledger.path / f"observations-{side}", tenant="t",
+                                    code_key=b"verify-one-test-key")
+        made.append((Verifier(ledger.tenant, observations, book, Checks(max_scans=4),
+                              reference=reference), book, observations))
+    yield _Pair(made[0][0], made[1][0], (made[0][1], made[1][1]))
+    for _, book, observations in made:
+        observations.close()
+        book.close()
+
+
+@pytest.mark.skipif(_answers is None, reason="the compiled extension is not built or "
+                                              "PHARMATRACE_PURE")
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), context=st.sampled_from(sorted(_CONTEXTS)),
+       minutes=st.integers(0, 3))
+def test_the_compiled_row_loop_answers_as_its_reference(
+        ledger: _Ledger, twins: _Pair, data: st.DataObject, context: str, minutes: int) -> None:
+    """Any inputs, a code repeated in a call included, verified by the compiled row loop and by
+    its Python reference, fed the same scans before: the same answer row for row, and the same
+    alerts stored."""
+    inputs = data.draw(st.lists(st.sampled_from(ledger.inputs), min_size=1, max_size=12))
+    scan_context, public = _CONTEXTS[context]
+    now_ms = T0 + minutes * MINUTE
+    client = client_tag(b"k" * 32, "t", "203.0.113.9", now_ms) if public else b""
+    texts = [i.text for i in inputs]
+    compiled = twins.batch.verify(texts, scan_context, now_ms, client=client)
+    reference = twins.single.verify(texts, scan_context, now_ms, client=client)
+    for row, item in enumerate(inputs):
+        assert _row(compiled, row) == _row(reference, row), (item, context)
+    assert _alerts(twins.books[0]) == _alerts(twins.books[1])

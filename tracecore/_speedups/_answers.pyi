@@ -1,0 +1,11 @@
+"""A verification call's answer rows in C (``_answers.pyx``)."""
+
+from collections.abc import Sequence
+
+from tracecore.codes import Scan
+from tracecore.errors import ParseError
+from tracecore.verification import _Call
+
+def answer_rows(call: _Call, scans: Sequence[Scan | ParseError],
+                key_ids: Sequence[int | None], keys: Sequence[bytes],
+                stored: Sequence[bytes]) -> None: ...

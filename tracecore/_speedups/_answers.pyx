@@ -1,0 +1,169 @@
+"""A verification call's answer rows in C: for each input, its code record read and the row's
+verdict, status and alerts appended to the answer columns.
+
+The reference is ``answer_rows_reference`` in ``tracecore.verification``. This loop answers in
+C the row of a code that parsed, is signed by one of the tenant's keys that is not revoked, is
+in the ledger with a registered product, and whose batch, product and scanned lot and expiry
+were already looked at in this call; every other row (the first of each batch and product, a
+failure, a code from elsewhere, a diversion or clone to raise) is answered by ``_Call.row``,
+the reference's own code, at its turn, so the columns come out in the same order.
+Code records are ``records._CODE`` (``<BBBxHxxIIIIIqqQ``): status, level, flags, key id,
+product, batch, pool, holder, region, ...
+"""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_GET_SIZE
+from cpython.buffer cimport Py_buffer
+from cpython.dict cimport PyDict_GetItem
+from cpython.object cimport PyObject
+from cpython.set cimport PySet_Contains
+from libc.stdint cimport uint16_t, uint32_t
+
+cdef extern from "Python.h":
+    bint PyMemoryView_Check(object)
+    Py_buffer *PyMemoryView_GET_BUFFER(object)
+
+cdef enum:
+    _FIELDS_END = 28    # the record's bytes the verdict reads: up to and with the region
+
+
+cdef inline uint32_t _u32(const unsigned char *p) noexcept nogil:
+    return <uint32_t>p[0] | (<uint32_t>p[1] << 8) | (<uint32_t>p[2] << 16) | \
+        (<uint32_t>p[3] << 24)
+
+
+def answer_rows(object call, list scans, list key_ids, list keys, list stored):
+    """``answer_rows_reference`` in C."""
+    cdef object out = call.out
+    cdef list verdicts = out.verdicts, statuses = out.statuses, masks = out.alert_masks
+    cdef list counts = out.scan_counts, firsts = out.first_verified_ms
+    cdef list batch_indexes = out.batch_indexes, product_indexes = out.product_indexes
+    cdef list levels = out.levels, texts = out.codes, reasons = out.reasons
+    cdef list genuine_keys = call.genuine_keys, genuine_rows = call.genuine_rows
+    cdef dict batches = call.batches, mismatches = call.mismatches
+    cdef dict products = call.product_index
+    cdef object get = call.get, db = call.codes_db, slow = call.row, malformed = call.malformed
+    cdef object parents_db = call.parents_db
+    cdef object parse_error = call.PARSE_ERROR, genuine = call.GENUINE, revoked = call.revoked
+    cdef bytes recallable = call.RECALLABLE, ended = call.ENDED
+    cdef tuple status_alerts = call.STATUS_ALERTS
+    cdef long data_mismatch = call.DATA_MISMATCH, diversion = call.DIVERSION
+    cdef bint diverted = call.diverted, supply_chain = call.supply_chain
+    cdef const unsigned char *rec = <const unsigned char *>PyBytes_AS_STRING(recallable)
+    cdef const unsigned char *end = <const unsigned char *>PyBytes_AS_STRING(ended)
+    cdef Py_ssize_t n = len(scans), row, i = 0
+    cdef object scan, key_id, key, data, batch, seen, info, rule, code
+    cdef object zero = 0, no_reason = ""
+    cdef PyObject *found
+    cdef tuple entry
+    cdef const unsigned char *p = NULL
+    cdef Py_buffer *view
+    cdef Py_ssize_t size
+    cdef unsigned int status, recorded, level
+    cdef uint16_t record_key_id
+    cdef uint32_t product_ref, batch_ref, record_region
+    cdef long mask, hold
+    cdef object b_index, p_index
+    # The entry of the batch and product of the row before: a pallet's packs share them.
+    cdef uint32_t last_batch_ref = 0, last_product_ref = 0
+    cdef object last_batch = None, last_p_index = None
+    cdef tuple last_entry = None
+    if len(key_ids) != len(keys) or len(keys) != len(stored):
+        raise ValueError("key_ids, keys and stored must have one entry per parsed input")
+    for row in range(n):
+        scan = scans[row]
+        if isinstance(scan, parse_error):
+            malformed(row, scan)
+            continue
+        if i >= len(keys):
+            raise ValueError("more parsed inputs than keys")
+        key_id, key = key_ids[i], keys[i]
+        data = get(stored[i], None, db)
+        i += 1
+        # Read transactions hand records out as buffers into the map (bytes in a write one).
+        if key_id is None or data is None:
+            slow(row, scan, key_id, key, stored[i - 1], data)
+            continue
+        if PyMemoryView_Check(data):
+            view = PyMemoryView_GET_BUFFER(data)
+            p, size = <const unsigned char *>view.buf, view.len
+        elif PyBytes_Check(data):
+            p, size = <const unsigned char *>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data)
+        else:
+            size = 0
+        if size < _FIELDS_END:
+            slow(row, scan, key_id, key, stored[i - 1], data)
+            continue
+        status = recorded = p[0]
+        level = p[1]
+        record_key_id = <uint16_t>(p[4] | (p[5] << 8))
+        product_ref = _u32(p + 8)
+        batch_ref = _u32(p + 12)
+        record_region = _u32(p + 24)
+        if batch_ref:
+            if batch_ref != last_batch_ref or last_entry is None:
+                batch = batch_ref
+                found = PyDict_GetItem(batches, batch)
+                if found is NULL:
+                    slow(row, scan, key_id, key, stored[i - 1], data)
+                    continue
+                last_batch_ref, last_batch, last_entry = batch_ref, batch, <tuple>found
+            entry = last_entry
+            b_index = entry[0]
+            mask = entry[1]
+            info = entry[2]
+            hold = entry[3]
+            if hold and rec[status]:
+                status = <unsigned int>hold
+            seen = (last_batch, scan.lot, scan.expiry)
+            found = PyDict_GetItem(mismatches, seen)
+            if found is NULL:
+                slow(row, scan, key_id, key, stored[i - 1], data)
+                continue
+            if <object>found:
+                mask |= data_mismatch
+            if mask & diversion:
+                slow(row, scan, key_id, key, stored[i - 1], data)
+                continue
+            if diverted:
+                rule = info.rule
+                # A pack inside a container is where its top container is (the region its
+                # record holds is its own from before it was packed): resolved by ``row``.
+                if rule is not None and ((record_region and not rule.allows(record_region))
+                                         or get(stored[i - 1], None, parents_db) is not None):
+                    slow(row, scan, key_id, key, stored[i - 1], data)
+                    continue
+        else:
+            b_index = -1
+            mask = 0
+        if supply_chain and end[recorded]:
+            slow(row, scan, key_id, key, stored[i - 1], data)
+            continue
+        if revoked and PySet_Contains(revoked, record_key_id):
+            slow(row, scan, key_id, key, stored[i - 1], data)
+            continue
+        if not product_ref:
+            slow(row, scan, key_id, key, stored[i - 1], data)
+            continue
+        if product_ref != last_product_ref or last_p_index is None:
+            found = PyDict_GetItem(products, product_ref)
+            if found is NULL:
+                slow(row, scan, key_id, key, stored[i - 1], data)
+                continue
+            last_product_ref, last_p_index = product_ref, <object>found
+        p_index = last_p_index
+        mask |= <long>status_alerts[status]
+        code = scan.code
+        verdicts.append(genuine)
+        statuses.append(status)
+        masks.append(mask)
+        counts.append(zero)
+        firsts.append(zero)
+        batch_indexes.append(b_index)
+        product_indexes.append(p_index)
+        levels.append(level)
+        texts.append(code.text())
+        reasons.append(no_reason)
+        genuine_keys.append(key)
+        genuine_rows.append(row)
+    if i != len(keys):
+        raise ValueError("fewer parsed inputs than keys")
