@@ -163,6 +163,11 @@ class RefusalWatch:
                 bursts.append(Burst(key, refusal.tenant, len(times), window, refusal))
         return bursts
 
+    def slowing(self) -> bool:
+        """Whether any address may be slowed: when none is, ``delay_ms`` is 0 for every call,
+        and a call need not look its address up."""
+        return bool(self._slowed)
+
     def delay_ms(self, address: str, now_ms: int) -> int:
         """How long to hold a call from ``address`` before answering it: 0 unless slowed."""
         with self._lock:

@@ -207,6 +207,10 @@ class Authorizer:
             except TraceError as exc:  # e.g. the named tenant does not exist: nothing to audit
                 log.info("no audit record in %r: %s", target, exc)
 
+    def slowing(self) -> bool:
+        """Whether any address is held back now (``delay_ms`` is 0 for every call if not)."""
+        return self.refusals.slowing()
+
     def delay_ms(self, context: grpc.aio.ServicerContext[Any, Any]) -> int:
         """How long to hold this call first: its address is slowed after a burst of refusals."""
         return self.refusals.delay_ms(_host(context.peer() or ""), now_ms())

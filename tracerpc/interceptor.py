@@ -14,7 +14,7 @@ from google.protobuf.message import Message
 
 from tracecore.credentials import Principal
 from tracecore.errors import InvalidArgument, PermissionDenied, TraceError, Unauthenticated
-from tracerpc.authz import CALLER, Authorizer, error_metadata
+from tracerpc.authz import CALLER, WRITES, Authorizer, error_metadata
 from tracerpc.metrics import Metrics
 
 log = logging.getLogger("pharmatrace.rpc")
@@ -90,6 +90,9 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 child = counted[code.name] = requests.labels(name, code.name)
             child.inc()
 
+        # Only a write leaves an audit record: a read's call skips ``record`` altogether.
+        audited = authorizer is not None and method in WRITES
+
         async def hold(context: grpc.aio.ServicerContext[Any, Any]) -> None:
             """Holds a call from an address slowed down after a burst of refusals."""
             delay = authorizer.delay_ms(context) if authorizer is not None else 0
@@ -97,16 +100,22 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 slowed.inc()
                 await asyncio.sleep(delay / 1000)
 
+        def answered(context: grpc.aio.ServicerContext[Any, Any], started: float
+                     ) -> grpc.StatusCode:
+            """Counts a call that returned (or aborted itself); its status code."""
+            code = context.code()
+            code = code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.OK
+            count(code, started)
+            return code
+
         async def finish(context: grpc.aio.ServicerContext[Any, Any], started: float,
                          principal: Principal | None, request: Message | None,
                          exc: BaseException | None, at_door: bool = False) -> None:
             """Counts, audits, and turns an exception into the call's status; ``at_door``: the
             exception came from authentication or authorisation, before the handler ran."""
             if exc is None or isinstance(exc, grpc.aio.AbortError):
-                code = context.code()
-                code = code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.OK
-                count(code, started)
-                if authorizer is not None:
+                code = answered(context, started)
+                if audited and authorizer is not None:
                     await authorizer.record(method, principal, request, code)
                 if exc is not None:
                     raise exc
@@ -186,7 +195,9 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 response = None
                 admitted = False
                 try:
-                    await hold(context)
+                    # Usually nobody is slowed: then no coroutine and no look-up of the peer.
+                    if authorizer is not None and authorizer.slowing():
+                        await hold(context)
                     if guarded is None:
                         principal = authenticate(request, context)
                         authorize(request, principal)
@@ -201,8 +212,11 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                                  _first(request, guarded), exc,
                                  at_door=not (guarded.admitted if guarded else admitted))
                     return None
-                await finish(context, started, _principal(principal, guarded),
-                             _first(request, guarded), None)
+                if audited:
+                    await finish(context, started, _principal(principal, guarded),
+                                 _first(request, guarded), None)
+                else:
+                    answered(context, started)
                 return response
 
             factory = (grpc.unary_unary_rpc_method_handler if handler.unary_unary
@@ -219,7 +233,8 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             guarded = _Guarded(request, context) if client_streams else None
             admitted = False
             try:
-                await hold(context)
+                if authorizer is not None and authorizer.slowing():
+                    await hold(context)
                 if guarded is None:
                     principal = authenticate(request, context)
                     authorize(request, principal)

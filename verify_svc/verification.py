@@ -211,21 +211,42 @@ class _Summaries:
         return summary
 
 
+_ALERT_NUMBERS: dict[int, list[int]] = {}
+"""The alert numbers of each alert mask answered: a handful of masks recur, so each list is
+made once instead of on every Verify."""
+
+
+def _alert_numbers(mask: int) -> list[int]:
+    numbers = _ALERT_NUMBERS.get(mask)
+    if numbers is None:
+        if len(_ALERT_NUMBERS) >= 4096:
+            _ALERT_NUMBERS.clear()
+        numbers = _ALERT_NUMBERS[mask] = [int(a) for a in alerts_of(mask)]
+    return numbers
+
+
 def _single(answers: Answers, replaced_by: str, summaries: _Summaries) -> pb.VerifyResponse:
     p, b = answers.product_indexes[0], answers.batch_indexes[0]
-    return pb.VerifyResponse(
+    response = pb.VerifyResponse(
         verdict=answers.verdicts[0],  # type: ignore[arg-type]
         status=answers.statuses[0],  # type: ignore[arg-type]
         code=answers.codes[0],
-        reason=answers.reasons[0],
-        alerts=[int(a) for a in alerts_of(answers.alert_masks[0])],  # type: ignore[misc]
+        alerts=_alert_numbers(answers.alert_masks[0]),  # type: ignore[arg-type]
         first_verified_at_ms=answers.first_verified_ms[0],
         scan_count=answers.scan_counts[0],
         level=answers.levels[0],  # type: ignore[arg-type]
-        minted_by=answers.minted_by.get(0, ""),
-        repaired=answers.repairs.get(0, ""),
-        hint=answers.hints.get(0, ""),
         product=summaries.product(answers.products[p]) if p >= 0 else None,
         batch=summaries.batch(answers.batches[b]) if b >= 0 else None,
-        replaced_by=replaced_by,
     )
+    # Most answers have none of these: a field left out costs the constructor nothing.
+    if answers.reasons[0]:
+        response.reason = answers.reasons[0]
+    if answers.minted_by:
+        response.minted_by = answers.minted_by.get(0, "")
+    if answers.repairs:
+        response.repaired = answers.repairs.get(0, "")
+    if answers.hints:
+        response.hint = answers.hints.get(0, "")
+    if replaced_by:
+        response.replaced_by = replaced_by
+    return response
