@@ -15,8 +15,9 @@ from pathlib import Path
 import grpc
 import pytest
 from pharmatrace.v1 import admin_pb2 as apb
-from pharmatrace.v1 import admin_pb2_grpc
+from pharmatrace.v1 import admin_pb2_grpc, verification_pb2_grpc
 from pharmatrace.v1 import common_pb2 as cpb
+from pharmatrace.v1 import verification_pb2 as vpb
 
 from pharmatrace_cli.main import _parser
 from tests.e2e.conftest import pharmatrace_command
@@ -266,7 +267,11 @@ def test_the_metrics_endpoint_serves_pharmatrace_metrics(cli, server, catalog: s
     out = cli.cwd / "m.txt"
     cli.ok("codes", "request", "--tenant", catalog, "--product", GTIN, "--count", "3",
            "--request-id", f"cli-metrics-{uuid.uuid4().hex}", "--out", str(out), "--quiet")
-    cli("verify", "--tenant", catalog, "--file", str(out))
+    cli("verify", "--tenant", catalog, "--file", str(out))   # VerifyBatch
+    with grpc.insecure_channel(server.verify_addr) as channel:
+        answer = verification_pb2_grpc.VerificationStub(channel).Verify(
+            vpb.VerifyRequest(tenant=catalog, code=out.read_text().split()[0]), timeout=30)
+    assert answer.verdict == vpb.VERDICT_GENUINE
     with urllib.request.urlopen(server.metrics_url, timeout=30) as response:
         assert response.status == 200
         text = response.read().decode()
