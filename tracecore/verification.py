@@ -10,11 +10,10 @@ code there is a lookup and a few comparisons.
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import functools
 import struct
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import compress, repeat
 from operator import gt
 
@@ -22,6 +21,14 @@ from pharmatrace.v1 import common_pb2 as pb
 
 from tracecore import gs1
 from tracecore._speedups import load
+from tracecore.answers import NOT_MINTED as NOT_MINTED
+from tracecore.answers import Alert as Alert
+from tracecore.answers import Answers as Answers
+from tracecore.answers import ScanContext as ScanContext
+from tracecore.answers import Verdict as Verdict
+from tracecore.answers import alerts_of as alerts_of
+from tracecore.answers import append_row, unused_sscc
+from tracecore.answers import not_minted as not_minted
 from tracecore.codes import Code, Scheme, parse, parse_many
 from tracecore.errors import ParseError
 from tracecore.ledger import foreign, history
@@ -39,7 +46,6 @@ from tracecore.oversight import (
     ENDED,
     RECALLABLE,
     SUPPLY_CHAIN_PURPOSES,
-    AlertKind,
     AlertSource,
     Checks,
     CloneReason,
@@ -57,30 +63,6 @@ from tracecore.status import DECOMMISSIONED, Status
 # record a verdict needs.
 _VERDICT_FIELDS = struct.Struct("<BxBxHxxIIxxxxII")
 assert _VERDICT_FIELDS.size <= CODE_RECORD_SIZE
-#: Why a well-formed code fails: no key of the tenant signed it.
-NOT_MINTED = "not minted by this tenant: the code's check characters do not match"
-
-
-class Verdict(enum.IntEnum):
-    """``pharmatrace.v1.Verdict``."""
-
-    GENUINE = 1
-    UNKNOWN = 2
-    BAD_SIGNATURE = 3
-    INVALID_FORMAT = 4
-    KNOWN_FOREIGN = 5
-    """In the ledger, minted by another party: known to this ledger, not signed by us."""
-
-
-Alert = AlertKind
-"""What an answer flags; in ``Answers.alert_masks``, kind K is bit 1 << K."""
-
-
-def alerts_of(mask: int) -> list[Alert]:
-    return [alert for bit, alert in _ALERT_BITS if mask & bit]
-
-
-_ALERT_BITS = tuple((alert.bit, alert) for alert in Alert)
 
 
 _STATUS_ALERTS = {
@@ -103,45 +85,10 @@ _DAY_MS = 86_400_000
 
 
 @dataclass(frozen=True, slots=True)
-class ScanContext:
-    """Where and why codes were scanned; all optional."""
-
-    party_id: str = ""
-    region: int = 0
-    purpose: int = 0
-
-
-@dataclass(frozen=True, slots=True)
 class _BatchInfo:
     batch: pb.Batch
     expires_on: dt.date
     rule: RegionRule | None     # None: sold anywhere
-
-
-@dataclass(slots=True)
-class Answers:
-    """One entry per scanned input, in order, plus the product and batch tables they point to."""
-
-    verdicts: list[int] = field(default_factory=list)
-    statuses: list[int] = field(default_factory=list)
-    alert_masks: list[int] = field(default_factory=list)
-    scan_counts: list[int] = field(default_factory=list)
-    first_verified_ms: list[int] = field(default_factory=list)
-    first_regions: dict[int, int] = field(default_factory=dict)
-    """Row: the region (GB/T 2260 as an integer) of the code's first scan, where it said."""
-    batch_indexes: list[int] = field(default_factory=list)
-    product_indexes: list[int] = field(default_factory=list)
-    levels: list[int] = field(default_factory=list)
-    codes: list[str] = field(default_factory=list)
-    reasons: list[str] = field(default_factory=list)
-    minted_by: dict[int, str] = field(default_factory=dict)
-    """For KNOWN_FOREIGN rows: who minted the code, as the ledger was told ("" unknown)."""
-    batches: list[pb.Batch] = field(default_factory=list)
-    products: list[pb.Product] = field(default_factory=list)
-    repairs: dict[int, str] = field(default_factory=dict)
-    """Row -> what was repaired in a scrambled scan, whose answer is that of the repaired code."""
-    hints: dict[int, str] = field(default_factory=dict)
-    """Row -> what looks wrong with a scan that failed and could not be repaired."""
 
 
 class Verifier:
@@ -404,7 +351,7 @@ class _Call:
         self.genuine_rows: list[int] = []
 
     def malformed(self, row: int, error: ParseError) -> None:
-        _append(self.out, Verdict.INVALID_FORMAT, "", error.reason)
+        append_row(self.out, Verdict.INVALID_FORMAT, "", error.reason)
         self.failed.append(row)
 
     def row(self, row: int, scan: Scan, key_id: int | None, key: bytes, stored: bytes,
@@ -417,16 +364,16 @@ class _Call:
         code = scan.code
         if key_id is None and code.scheme is _SSCC:
             if data is None:
-                _unused_sscc(out, code, SsccPools(ledger).allocated_in(txn, code.serial))
+                unused_sscc(out, code, SsccPools(ledger).allocated_in(txn, code.serial))
                 return
             if not data[2] & FLAG_FOREIGN:
                 key_id = 0  # tagless: a record of ours means it came from our pools
         if key_id is None and (data is None or not data[2] & FLAG_FOREIGN):
-            _append(out, Verdict.BAD_SIGNATURE, code.text(), NOT_MINTED)
+            append_row(out, Verdict.BAD_SIGNATURE, code.text(), NOT_MINTED)
             self.failed.append(row)
             return
         if data is None:
-            _append(out, Verdict.UNKNOWN, code.text(), "signed, but not in the ledger")
+            append_row(out, Verdict.UNKNOWN, code.text(), "signed, but not in the ledger")
             return
         (status, flags, record_key_id, product_ref, batch_ref, holder_ref,
          record_region) = _VERDICT_FIELDS.unpack_from(data)
@@ -522,18 +469,6 @@ _compiled = load("_answers")
 _answer_rows = answer_rows_reference if _compiled is None else _compiled.answer_rows
 
 
-def not_minted(texts: Sequence[str | bytes]) -> Answers:
-    """The answers of a tenant that minted none of ``texts``: what a public caller naming a
-    tenant that does not exist is told, so that tenant names cannot be probed."""
-    out = Answers()
-    for scan in parse_many(texts):
-        if isinstance(scan, ParseError):
-            _append(out, Verdict.INVALID_FORMAT, "", scan.reason)
-        else:
-            _append(out, Verdict.BAD_SIGNATURE, scan.code.text(), NOT_MINTED)
-    return out
-
-
 def _standing(out: Answers, keys: list[bytes], rows: list[int], tally: Tally
               ) -> tuple[list[bytes], list[int]]:
     """The keys (and rows) a public client scanned for the first time today, which were
@@ -568,31 +503,6 @@ def _counted(out: Answers, rows: list[int], located: Located) -> None:
             first_verified[row] = first
     for i in compress(range(len(rows)), first_regions):
         out.first_regions[rows[i]] = first_regions[i]
-
-
-def _unused_sscc(out: Answers, code: Code, allocated_under: str | None) -> None:
-    """An SSCC that no aggregation has named yet: allocated from one of the tenant's pools, it
-    is genuine and, like an issued code, not commissioned; otherwise it is unknown here, as a
-    code never issued is."""
-    if allocated_under is None:
-        _append(out, Verdict.UNKNOWN, code.text(), "not allocated from this tenant's SSCC pools")
-        return
-    _append(out, Verdict.GENUINE, code.text(), "")
-    out.statuses[-1] = Status.ISSUED
-    out.alert_masks[-1] = Alert.NOT_COMMISSIONED.bit
-
-
-def _append(out: Answers, verdict: Verdict, code: str, reason: str) -> None:
-    out.verdicts.append(verdict)
-    out.statuses.append(0)
-    out.alert_masks.append(0)
-    out.scan_counts.append(0)
-    out.first_verified_ms.append(0)
-    out.batch_indexes.append(-1)
-    out.product_indexes.append(-1)
-    out.levels.append(0)
-    out.codes.append(code)
-    out.reasons.append(reason)
 
 
 def _mismatch(lot: str | None, expiry: str | None, info: _BatchInfo) -> bool:
