@@ -4,6 +4,7 @@ and this worker's verifier of each tenant."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -211,18 +212,11 @@ class _Summaries:
         return summary
 
 
-_ALERT_NUMBERS: dict[int, list[int]] = {}
-"""The alert numbers of each alert mask answered: a handful of masks recur, so each list is
-made once instead of on every Verify."""
-
-
+@functools.lru_cache(maxsize=4096)
 def _alert_numbers(mask: int) -> list[int]:
-    numbers = _ALERT_NUMBERS.get(mask)
-    if numbers is None:
-        if len(_ALERT_NUMBERS) >= 4096:
-            _ALERT_NUMBERS.clear()
-        numbers = _ALERT_NUMBERS[mask] = [int(a) for a in alerts_of(mask)]
-    return numbers
+    """The alert numbers of an alert mask: a handful of masks recur, so each list is made once
+    instead of on every Verify (the answer's constructor copies it)."""
+    return [int(a) for a in alerts_of(mask)]
 
 
 def _single(answers: Answers, replaced_by: str, summaries: _Summaries) -> pb.VerifyResponse:

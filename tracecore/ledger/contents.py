@@ -27,7 +27,6 @@ from tracecore.ledger.store import Ledger
 #: tally counts its contents by.
 Row = tuple[int, int, int, int, int]
 _ROW = struct.Struct(">BIIBB")
-_COUNT = struct.Struct(">q")
 #: The flags that are custody (inherited from the top container, not tallied).
 CUSTODY_FLAGS = FLAG_IN_TRANSIT
 #: Containers above a pack followed at most (packaging has five levels).
@@ -43,8 +42,7 @@ def row_of(record: CodeRecord) -> Row:
 
 def inheriting(record: CodeRecord, top: CodeRecord) -> CodeRecord:
     """``record`` with the custody of ``top``: its holder, region and in-transit flag."""
-    if (record.holder_ref == top.holder_ref and record.region == top.region
-            and record.flags & CUSTODY_FLAGS == top.flags & CUSTODY_FLAGS):
+    if same_custody(record, top):
         return record
     (status, level, key_id, product, batch, pool, _, _, issued, updated, event, flags) = record
     return _new(CodeRecord, (status, level, key_id, product, batch, pool, top.holder_ref,
@@ -159,9 +157,7 @@ def recount(ledger: Ledger, txn: Txn) -> dict[bytes, Counter[Row]]:
 def stored_all(txn: Txn, db: Database) -> dict[bytes, dict[Row, int]]:
     """Every stored tally, by stored container key."""
     out: dict[bytes, dict[Row, int]] = {}
-    for key, value in txn.cursor(db=db):
-        key = bytes(key)
+    for key, n in counts_under(txn, db, b""):
         size = key[0]
-        out.setdefault(key[1:1 + size], {})[_ROW.unpack(key[1 + size:])] = \
-            _COUNT.unpack(value)[0]
+        out.setdefault(key[1:1 + size], {})[_ROW.unpack(key[1 + size:])] = n
     return out

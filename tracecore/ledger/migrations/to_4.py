@@ -23,11 +23,10 @@ from tracecore.ledger.migrations.to_3 import recorded
 from tracecore.ledger.oversight import RegionTally
 from tracecore.ledger.records import CodeRecord
 from tracecore.ledger.store import Ledger
-from tracecore.status import Status
+from tracecore.lifecycle_rules import UNCOUNTED
 
 VERSION = 4
 SUMMARY = "packs inside a container inherit its custody: tally every container's contents"
-_UNCOUNTED = (Status.ISSUED, Status.VOIDED)
 
 
 def apply(ledger: Ledger, now_ms: int) -> bool:
@@ -71,7 +70,7 @@ def _inherit(ledger: Ledger, txn: Txn) -> None:
         after = inheriting(record, held)
         if after is record:
             continue
-        if record.status not in _UNCOUNTED:
+        if record.status not in UNCOUNTED:
             tally.move(record, after)
             regions.move(record, after)
         changed.append((child, after.pack()))
