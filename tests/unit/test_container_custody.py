@@ -22,6 +22,7 @@ from tracecore.events import Event, EventKind
 from tracecore.ledger.contents import row_of, stored_rows
 from tracecore.ledger.counters import Flow, Tally, flow_counts
 from tracecore.ledger.env import Txn
+from tracecore.ledger.foreign import merge, record_external
 from tracecore.ledger.lifecycle import Request, Result, apply
 from tracecore.ledger.oversight import RegionTally, batch_regions, locate
 from tracecore.ledger.records import FLAG_IN_TRANSIT, CodeRecord
@@ -330,4 +331,35 @@ def test_packs_and_counters_follow_their_containers_through_any_ships_and_receip
                     _check(m)
             _check(m)
         finally:
+            m.ledger.close()
+
+
+def test_merging_an_external_party_moves_its_packs_counters_and_batch_regions() -> None:
+    """Packs a partner's unregistered location received (an external party, no region) go to
+    the registered party it is merged into, with that party's region: the pallet, a case taken
+    out of it and a unit dispensed there, and the report counters, contents tallies and
+    where each batch is equal a recount afterwards."""
+    with tempfile.TemporaryDirectory() as tmp:
+        m = _build(Path(tmp), [["LOCAL", "NORTH"], ["NORTH", "NORTH"]])
+        try:
+            ledger = m.ledger
+            ledger.env.write(lambda txn: record_external(
+                ledger, txn, "EXT", identifier="urn:epc:id:sgln:0614141.00777.0",
+                gln="0614141007770", told_by="partner", now_ms=T0))
+            PARTIES["EXT"] = ""
+            loose = m.cases[1]
+            steps = [_unpack(m, loose, 1), _ship(m, m.pallet, "EXT", 2),
+                     _ship(m, loose, "EXT", 2), _receive(m, m.pallet, "EXT", 3),
+                     _receive(m, loose, "EXT", 3), _dispense(m, m.units[1][0], 4)]
+            for at, step in enumerate(steps, 1):
+                assert step.applied, step.event.kind
+                _answered([step], apply(ledger, [Request([step.event])], T0 + at * MINUTE))
+            target, moved = merge(ledger, "EXT", "PHARM")
+            assert target.party_id == "PHARM" and moved == len(m.every())
+            del PARTIES["EXT"]
+            for code in m.every():
+                m.holder[code], m.region[code] = "PHARM", PARTIES["PHARM"]
+            _check(m)
+        finally:
+            PARTIES.pop("EXT", None)
             m.ledger.close()

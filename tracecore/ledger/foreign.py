@@ -20,8 +20,10 @@ from tracecore.events import Document
 from tracecore.ledger.contents import custody_moves, stored_rows
 from tracecore.ledger.counters import Tally
 from tracecore.ledger.env import Database, Txn
+from tracecore.ledger.oversight import RegionTally
 from tracecore.ledger.records import FLAG_FOREIGN, CodeRecord, ref_key, ref_of, u64
 from tracecore.ledger.store import Ledger
+from tracecore.pack_checks import UNCOUNTED
 from tracecore.status import Status
 
 UNIT = 1
@@ -233,7 +235,7 @@ def _move_holdings(ledger: Ledger, txn: Txn, old: int, new: int, region: int) ->
     a container goes with its top container (``tracecore.ledger.contents``), whose contents'
     counters move with it. One pass over the codes: a merge is a rare admin act, and no index
     by holder is kept for it. The number of packs moved, contents included."""
-    tally = Tally()
+    tally, regions = Tally(), RegionTally()
     changed: list[tuple[bytes, bytes]] = []
     moved = 0
     for key, data in txn.cursor(db=ledger.db["codes"]):
@@ -241,17 +243,22 @@ def _move_holdings(ledger: Ledger, txn: Txn, old: int, new: int, region: int) ->
         if record.holder_ref != old or txn.get(key, db=ledger.db["parents"]) is not None:
             continue
         after = record.evolve(holder_ref=new, region=region or record.region)
-        if record.status not in (Status.ISSUED, Status.VOIDED):
+        if record.status not in UNCOUNTED:
             tally.move(record, after)
+        if record.status is not Status.ISSUED:
+            regions.move(record, after)  # a batch's regions keep its voided codes too
         changed.append((bytes(key), after.pack()))
         moved += 1
         if record.level > 1:
             inside = stored_rows(txn, ledger.db["contents"], bytes(key))
-            tally.move_many(m for m in custody_moves(inside, record, after)
-                            if m[1][3] not in (Status.ISSUED, Status.VOIDED))
+            moves = [m for m in custody_moves(inside, record, after)
+                     if m[1][3] not in UNCOUNTED]
+            tally.move_many(moves)
+            regions.move_many(moves)
             moved += sum(inside.values())
     if changed:
         txn.cursor(db=ledger.db["codes"]).putmulti(changed)
         tally.write(txn, ledger.db["counters"])
+        regions.write(txn, ledger.db["batch_regions"])
     return moved
 
