@@ -69,11 +69,15 @@ from bench.lifecycle_capture import (
     DEFAULT_EVENTS_PER_MESSAGE,
     run_capture,
 )
+from bench.lifecycle_pallet import run_pallet
 from bench.report import Result, say
 
 FLOORS = Path(__file__).with_name("floors.json")
 CI_CODES = 200_000
 CI_SECONDS = 3.0
+#: Pallets of 10,011 packs shipped and received, and how many times each, in ``ci``.
+CI_PALLETS = 2
+CI_PALLET_ROUNDS = 3
 #: Codes commissioned, then shipped or dispensed, in ``ci``'s CaptureEvents streams.
 CI_CAPTURE_CODES = 50_000
 ISSUE_REPEAT = 3
@@ -161,6 +165,8 @@ def _ci(args: argparse.Namespace) -> int:
     with harness.workdir("ci-capture", args.keep) as tmp:
         results += run_capture(tmp, CI_CAPTURE_CODES, DEFAULT_EVENT_CODES,
                                DEFAULT_EVENTS_PER_MESSAGE, 1, None)
+    with harness.workdir("ci-pallet", args.keep) as tmp:
+        results += run_pallet(tmp, CI_PALLETS, CI_PALLET_ROUNDS, 1, None)
     _report(args, results)
     ratios = {r.key: r.ratio for r in results}
     failed = []
@@ -173,7 +179,7 @@ def _ci(args: argparse.Namespace) -> int:
             continue
         ok = ratio >= limit if is_floor else ratio <= limit
         kind = "floor" if is_floor else "ceiling"
-        print(f"{key:<26} ratio {ratio:7.1%}   {kind:<7} {limit:7.1%}   {'ok' if ok else 'FAILED'}")
+        print(f"{key:<30} ratio {ratio:7.1%}   {kind:<7} {limit:7.1%}   {'ok' if ok else 'FAILED'}")
         if not ok:
             side = "below its floor" if is_floor else "above its ceiling"
             failed.append(f"{key}: ratio {ratio:.1%} is {side} {limit:.1%}")
