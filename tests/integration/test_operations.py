@@ -487,15 +487,16 @@ def test_doctor_finds_a_busy_tenant_healthy_while_it_is_served(
     found = _doctor(servers, tenant)
     assert found.returncode == 0, found.stdout
     assert "PROBLEM" not in found.stdout
-    for check in ("audit trail: ok", "event journal: ok", "counters: ok", "pools: ok",
-                  "key ring: ok", "signing keys: ok"):
+    for check in ("audit trail: ok", "event journal: ok", "counters: ok", "batch regions: ok",
+                  "pools: ok", "key ring: ok", "signing keys: ok"):
         assert check in found.stdout
 
 
 def test_doctor_names_a_miscounted_counter_a_code_missing_from_its_pool_and_an_altered_record(
         api: Api, make: Make, servers: Servers, issue_channel: grpc.Channel) -> None:
-    """A counter off by one, a pool entry removed and an audit record edited behind the ledger's
-    back (the tenant offline): `doctor` names each and exits 1."""
+    """A counter off by one, a batch's units in a region off by one, a pool entry removed and an
+    audit record edited behind the ledger's back (the tenant offline): `doctor` names each and
+    exits 1."""
     tenant = make.tenant()
     make.gs1(tenant)
     codes = api.codes(tenant, GTIN, 300, lot=LOT)
@@ -510,6 +511,10 @@ def test_doctor_names_a_miscounted_counter_a_code_missing_from_its_pool_and_an_a
                               if bytes(k)[:1] == b"P")
             txn.put(key, (int.from_bytes(value, "big", signed=True) + 1).to_bytes(
                 8, "big", signed=True), db=counters)
+            regions = ledger.db["batch_regions"]
+            key, value = next((bytes(k), bytes(v)) for k, v in txn.cursor(db=regions))
+            txn.put(key, (int.from_bytes(value, "big", signed=True) - 1).to_bytes(
+                8, "big", signed=True), db=regions)
             pool_ref = lpb.PoolRecord.FromString(bytes(next(iter(
                 txn.cursor(db=ledger.db["pools"])))[1])).pool_ref
             txn.delete(pool_code_key(pool_ref, 299), db=ledger.db["pool_codes"])
@@ -525,6 +530,7 @@ def test_doctor_names_a_miscounted_counter_a_code_missing_from_its_pool_and_an_a
     found = _doctor(servers, tenant)
     assert found.returncode == 1
     assert "counters: PROBLEM: 1 report counters disagree" in found.stdout
+    assert "batch regions: PROBLEM: 1 units per batch and region disagree" in found.stdout
     assert "pools: PROBLEM" in found.stdout and "issued 300" in found.stdout
     assert "audit trail: PROBLEM: chain BROKEN at record 1" in found.stdout
     assert "event journal: ok" in found.stdout

@@ -39,6 +39,7 @@ from tracecore.ledger.counters import Tally
 from tracecore.ledger.env import Env, Txn, disk_free
 from tracecore.ledger.journal import Journal
 from tracecore.ledger.lifecycle import counted
+from tracecore.ledger.oversight import RegionTally, stored_regions
 from tracecore.ledger.recompute import recomputed
 from tracecore.ledger.records import CodeRecord, ref_key, u64
 from tracecore.ledger.store import Ledger
@@ -263,6 +264,7 @@ def _check_ledger(ledger: Ledger, txn: Txn, ring: KeyRing | None, out: _Report, 
     _report_chains(check_chains(txn, ledger.db, ledger.codes), out)
     scan = _scan_codes(ledger, txn, out)
     _check_counters(ledger, txn, scan.tally, out)
+    _check_regions(ledger, txn, scan.regions, out)
     _check_contents(ledger, txn, out)
     _check_pools(ledger, txn, scan.per_pool, out)
     _check_minted(ledger, txn, scan.minted, out)
@@ -303,10 +305,11 @@ class _Scan:
     per_pool: Counter[int]
     minted: Counter[bytes]
     key_ids: Counter[int]
+    regions: RegionTally
 
 
 def _scan_codes(ledger: Ledger, txn: Txn, out: _Report) -> _Scan:
-    scan = _Scan(Tally(), Counter(), Counter(), Counter())
+    scan = _Scan(Tally(), Counter(), Counter(), Counter(), RegionTally())
     bad: list[str] = []
     total = undecodable = 0
     journal = Journal(ledger)
@@ -324,8 +327,11 @@ def _scan_codes(ledger: Ledger, txn: Txn, out: _Report) -> _Scan:
             undecodable += 1
             bad.append(bytes(key)[:40].hex())
             continue
-        if counted(record):
-            scan.tally.move(None, resolved(ledger, txn, key, record))
+        if record.status is not Status.ISSUED:
+            held = resolved(ledger, txn, key, record)
+            if counted(record):
+                scan.tally.move(None, held)
+            scan.regions.move(None, held)  # voided codes too
         if record.foreign:  # minted elsewhere: no pool, no key of ours, not in our density
             continue
         if code.scheme is not Scheme.SSCC:  # an SSCC: from an SSCC pool, tagless, not minted
@@ -359,6 +365,19 @@ def _check_counters(ledger: Ledger, txn: Txn, tally: Tally, out: _Report) -> Non
               [f"{_describe(k)}: stored {stored.get(k, 0):,}, recounted {recounted.get(k, 0):,}"
                for k in differ], len(differ),
               f"{len(stored):,} location and region counters agree with the codes")
+
+
+def _check_regions(ledger: Ledger, txn: Txn, regions: RegionTally, out: _Report) -> None:
+    recounted = {fields: n for fields, n in regions.units.items() if n}
+    stored = stored_regions(txn, ledger.db["batch_regions"])
+    differ = sorted(k for k in recounted.keys() | stored.keys()
+                    if recounted.get(k, 0) != stored.get(k, 0))
+    out.tally("batch regions", "units per batch and region disagree with a recount of the codes",
+              [f"batch {batch} in region {region or 'none'}, {Status(status).name}: stored "
+               f"{stored.get((batch, region, status), 0):,}, recounted "
+               f"{recounted.get((batch, region, status), 0):,}"
+               for batch, region, status in differ], len(differ),
+              f"{len(stored):,} units per batch and region agree with the codes")
 
 
 def _check_contents(ledger: Ledger, txn: Txn, out: _Report) -> None:

@@ -300,6 +300,11 @@ class RegionTally:
                              for fields, delta in self.units.items()))
 
 
+def stored_regions(txn: Txn, db: Database) -> dict[tuple[int, int, int], int]:
+    """Units of every (batch ref, region, status) stored."""
+    return {_REGION.unpack(key): units for key, units in counts_under(txn, db, b"")}
+
+
 def batch_regions(txn: Txn, db: Database, batch_ref: int) -> list[tuple[int, int, int]]:
     """(region, status, units) of a batch's counted units."""
     return [(*_REGION.unpack(key)[1:], units)
