@@ -1,14 +1,15 @@
 """What every `pharmatrace` command shares: exit codes, the one-line error, the client options,
-reading codes, writing output whole."""
+reading codes, writing output whole, serving until a signal."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import stat
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -359,3 +360,20 @@ class Rows:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+async def until_signalled(tick: Callable[[], Awaitable[object]], period_s: float = 2.0) -> None:
+    """Returns on SIGTERM or SIGINT; meanwhile awaits ``tick`` every ``period_s`` (a server's
+    upkeep: dead workers restarted, gauges read)."""
+    import asyncio  # only the commands that serve wait on an event loop
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=period_s)
+        if not stop.is_set():
+            await tick()

@@ -9,12 +9,11 @@ import contextlib
 import json
 import logging
 import os
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pharmatrace_cli.command import EXIT_OK, CliError, add_command
+from pharmatrace_cli.command import EXIT_OK, CliError, add_command, until_signalled
 
 log = logging.getLogger("pharmatrace.replica")
 
@@ -232,15 +231,7 @@ async def _run(args: argparse.Namespace, data: Path) -> None:
 
         writer = replica_writer.start(args, data, replica, f"{args.host}:{verify_port}",
                                       front_door)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    while not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=2.0)
-        if not stop.is_set():
-            await asyncio.to_thread(pool.respawn_dead)
+    await until_signalled(lambda: asyncio.to_thread(pool.respawn_dead))
     if writer is not None:
         await writer.stop(5.0)
     await asyncio.to_thread(pool.stop, 5.0)

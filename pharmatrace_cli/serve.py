@@ -8,7 +8,6 @@ import json
 import logging
 import os
 import shutil
-import signal
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # the server's modules load only when `serve` runs
     from tracerpc.certs import Tls
 
+from pharmatrace_cli.command import until_signalled
 from pharmatrace_cli.config import parse_size
 
 log = logging.getLogger("pharmatrace.serve")
@@ -211,17 +211,12 @@ async def serve(config: ServeConfig) -> None:
              f", HTTP front door {'https' if tls else 'http'}://{config.host}:{pool.http_port}"
              if pool.http_port is not None else "")
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    while not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=2.0)
-        if not stop.is_set():
-            await asyncio.to_thread(pool.respawn_dead)
-            _ledger_gauges(codegen.data, metrics)
-            await asyncio.to_thread(_seal_chains, codegen.data, seal_key)
+    async def upkeep() -> None:
+        await asyncio.to_thread(pool.respawn_dead)
+        _ledger_gauges(codegen.data, metrics)
+        await asyncio.to_thread(_seal_chains, codegen.data, seal_key)
+
+    await until_signalled(upkeep)
     log.info("shutting down: draining calls for up to %.0f s", config.grace_s)
     await asyncio.gather(codegen.quiesce(config.grace_s),
                          asyncio.to_thread(pool.stop, config.grace_s))
