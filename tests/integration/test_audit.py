@@ -25,8 +25,7 @@ from prometheus_client import CollectorRegistry
 
 from codegen_svc import app as codegen_app
 from tests.e2e.conftest import CLI_TIMEOUT_S, pharmatrace_command
-from tests.integration.conftest import RPC_TIMEOUT_S, _LoopThread
-from tests.integration.test_authz import (
+from tests.integration.authz.rig import (
     RPCS,
     TENANT_ROLES,
     Secured,
@@ -37,6 +36,7 @@ from tests.integration.test_authz import (
     make_world,
     request_for,
 )
+from tests.integration.conftest import RPC_TIMEOUT_S, _LoopThread
 from tests.ledgers import dev_codes
 from tracecore import issuance
 from tracecore.clock import now_ms

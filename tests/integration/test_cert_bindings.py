@@ -20,8 +20,7 @@ from pharmatrace.v1 import verification_pb2 as vpb
 from prometheus_client import CollectorRegistry
 
 from codegen_svc import app as codegen_app
-from tests.integration.conftest import RPC_TIMEOUT_S, _LoopThread
-from tests.integration.test_authz import (
+from tests.integration.authz.rig import (
     OK,
     RPCS,
     UNAUTHENTICATED,
@@ -29,6 +28,7 @@ from tests.integration.test_authz import (
     create_tenant,
     invoke,
 )
+from tests.integration.conftest import RPC_TIMEOUT_S, _LoopThread
 from tracecore.keys import KeySource
 from tracerpc.certs import DevPki, Tls, client_credentials, init_dev_pki
 from tracerpc.metrics import Metrics

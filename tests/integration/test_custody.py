@@ -8,8 +8,8 @@ from google.protobuf.message import Message
 from pharmatrace.v1 import common_pb2 as cpb
 from pharmatrace.v1 import lifecycle_pb2 as lpb
 
-from tests.integration import test_authz
-from tests.integration.test_authz import (
+from tests.integration.authz import rig
+from tests.integration.authz.rig import (
     Secured,
     create_tenant,
     create_token,
@@ -21,7 +21,7 @@ from tracecore.credentials import Role
 
 TENANT = "custody-a"
 #: The authenticated servers of the authorization walk, started once for this module.
-secured, served = test_authz.secured, test_authz.served
+secured, served = rig.secured, rig.served
 
 
 def refused(at: Secured, method: str, request: Message, token: str) -> list[str]:

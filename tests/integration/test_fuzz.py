@@ -40,8 +40,7 @@ from pharmatrace.v1 import lifecycle_pb2 as lpb
 
 import tracerpc
 from tests.e2e.conftest import START_TIMEOUT_S, pharmatrace_command
-from tests.integration.conftest import RPC_TIMEOUT_S
-from tests.integration.test_authz import (
+from tests.integration.authz.rig import (
     RPCS,
     Outcome,
     Rpc,
@@ -49,6 +48,7 @@ from tests.integration.test_authz import (
     invoke,
     ledger_fingerprint,
 )
+from tests.integration.conftest import RPC_TIMEOUT_S
 from tests.ledgers import dev_codes
 from tracecore.clock import now_ms
 from tracecore.credentials import Role

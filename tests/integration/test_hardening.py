@@ -20,9 +20,8 @@ from pharmatrace.v1 import lifecycle_pb2 as lpb
 from pharmatrace.v1 import trace_pb2 as tpb
 from pharmatrace.v1 import verification_pb2 as vpb
 
-from tests.integration import test_authz
-from tests.integration.conftest import RPC_TIMEOUT_S
-from tests.integration.test_authz import (
+from tests.integration.authz import rig
+from tests.integration.authz.rig import (
     GTIN,
     LOT,
     RPCS,
@@ -34,6 +33,7 @@ from tests.integration.test_authz import (
     lifecycle,
     master_data,
 )
+from tests.integration.conftest import RPC_TIMEOUT_S
 from tracecore.codes import parse
 from tracecore.credentials import Role
 from tracecore.ledger.env import Env
@@ -43,7 +43,7 @@ from verify_svc.workers import WorkerConfig, WorkerPool
 
 OK = grpc.StatusCode.OK
 #: The authenticated servers of the authorization walk, started once for this module.
-secured, served = test_authz.secured, test_authz.served
+secured, served = rig.secured, rig.served
 
 
 def request_pool(at: Secured, tenant: str, token: str, count: int) -> tuple[str, list[str]]:

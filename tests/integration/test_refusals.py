@@ -22,8 +22,7 @@ from prometheus_client import CollectorRegistry
 
 from codegen_svc import app as codegen_app
 from pharmatrace_cli.oversight import register
-from tests.integration.conftest import RPC_TIMEOUT_S, _LoopThread
-from tests.integration.test_authz import (
+from tests.integration.authz.rig import (
     GHOST,
     OK,
     PERMISSION_DENIED,
@@ -34,6 +33,7 @@ from tests.integration.test_authz import (
     invoke,
     operator_token,
 )
+from tests.integration.conftest import RPC_TIMEOUT_S, _LoopThread
 from tracecore.clock import now_ms
 from tracecore.keys import KeySource
 from tracecore.ledger import security_log
