@@ -272,7 +272,7 @@ def merge(object log, object txn, object db):
     cdef Totals t
     cdef list kept = []
     cdef Totals s
-    cdef object cursor, put, set_key, value
+    cdef object cursor, put, replace, stored
     for e in range(n_entries):
         total += len((<object>entries[e]).keys)
     if total == 0:
@@ -301,7 +301,7 @@ def merge(object log, object txn, object db):
             qsort(scans, total, sizeof(_Scan), _by_key_then_order)
         # In key order through one cursor: LMDB finds each key next to the last one.
         cursor = txn.cursor(db=db)
-        put, set_key, value = cursor.put, cursor.set_key, cursor.value
+        put, replace = cursor.put, cursor.replace
         i = 0
         while i < total:
             run_end = i + 1
@@ -317,10 +317,10 @@ def merge(object log, object txn, object db):
                     break
                 j -= 1
             key = <object>scans[i].key
-            # put(key, value, dupdata, overwrite): written unless totals are stored already.
-            if not put(key, _packed(&t), True, False):
-                set_key(key)
-                _read_stored(value(), &s)
+            # Written at once; totals stored before come back, and their sum is written over.
+            stored = replace(key, _packed(&t))
+            if stored is not None:
+                _read_stored(stored, &s)
                 _plus_stored(&t, &s)
                 put(key, _packed(&t))
             written += 1

@@ -429,9 +429,10 @@ def located_reference(keys: Sequence[bytes], earlier: Sequence[int], repeated: b
 
 def merge_reference(log: _Log, txn: Txn, db: Database) -> int:
     """Adds each key's scans in ``log`` to its stored totals in ``txn``, in key order through
-    one cursor; returns how many codes were written. A code with no stored totals (its first
-    scans) is written without a read before: its put refuses to overwrite, and only a refused
-    put has the stored totals read, beside the cursor, and the sum written."""
+    one cursor; returns how many codes were written. Each key's scans are written first,
+    in the same step that reads what they replace (``Cursor.replace``): a code with nothing
+    stored yet (its first scans) is done, and only one with stored totals has their sum
+    written over, beside the cursor."""
     firsts, lasts = log.summary()
     counts = log.counts
     pack = _SCAN.pack
@@ -440,12 +441,10 @@ def merge_reference(log: _Log, txn: Txn, db: Database) -> int:
         count = counts[key]
         first, first_region = firsts[key]
         last_ms, last_region = lasts.get(key, _NOWHERE)
-        if cursor.put(key, pack(count, first, last_ms, last_region, first_region),
-                      overwrite=False):
-            continue
-        cursor.set_key(key)
-        cursor.put(key, pack(*_plus_stored(cursor.value(), count, first, last_ms, last_region,
-                                           first_region)))
+        stored = cursor.replace(key, pack(count, first, last_ms, last_region, first_region))
+        if stored is not None:
+            cursor.put(key, pack(*_plus_stored(stored, count, first, last_ms, last_region,
+                                               first_region)))
     return len(counts)
 
 
