@@ -7,8 +7,10 @@ import hashlib
 import random
 import secrets
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -21,7 +23,7 @@ from tracecore.ledger.observations import (
     Observations,
     _Log,
     located_reference,
-    merged_reference,
+    merge_reference,
 )
 from tracecore.scan_clients import DAY_MS, client_tag
 
@@ -213,10 +215,11 @@ def test_statistics_kept_under_plain_code_keys_are_rehashed_when_a_worker_opens_
 
 def test_the_at_rest_bench_reports_what_hashing_costs_per_code() -> None:
     """`python -m bench.atrest` on a few codes reports the keyed hash's cost beside the whole
-    cost of counting a scan and of the flush (figures only: how they compare is the bench's
-    to print, not a test's to assert)."""
+    cost of counting a scan and of the flush, of first scans and of codes with stored totals
+    (figures only: how they compare is the bench's to print, not a test's to assert)."""
     figures = measure(codes=2_000, rounds=1)
-    for name in ("hash_us_per_code", "record_us_per_code", "flush_us_per_code"):
+    for name in ("hash_us_per_code", "record_us_per_code", "flush_us_per_code",
+                 "flush_stored_us_per_code"):
         assert figures[name] > 0, name
 
 
@@ -240,6 +243,27 @@ def test_totals_stored_before_the_first_region_was_kept_still_count(tmp_path: Pa
 
 
 _scans = load("_scans")
+
+
+class _Undone(Exception):
+    """Raised to abort a write transaction once what it wrote has been read back."""
+
+
+def _written(env: Env, log: _Log, merge: Callable[[_Log, Txn, Any], int]
+             ) -> tuple[int, list[tuple[bytes, bytes]]]:
+    """How many codes ``merge`` says it wrote of ``log`` and every stored total after it, read
+    back before its transaction is abandoned (the stored totals stay as they were)."""
+    db = env.dbs["scans"]
+    seen: list[tuple[int, list[tuple[bytes, bytes]]]] = []
+
+    def merge_then_undo(txn: Txn) -> None:
+        written = merge(log, txn, db)
+        seen.append((written, [(bytes(k), bytes(v)) for k, v in txn.cursor(db=db)]))
+        raise _Undone
+
+    with pytest.raises(_Undone):
+        env.write(merge_then_undo)
+    return seen[0]
 _layouts = st.tuples(st.integers(1, 50), st.integers(0, 3_000), st.integers(0, 3_000),
                      st.sampled_from((0, 110101, 310115)), st.sampled_from((0, 440305)),
                      st.booleans())
@@ -286,9 +310,7 @@ def test_the_compiled_loops_answer_and_merge_as_their_references(
                         flushing or None, txn, db, now, region)
                 assert _scans.located(*args) == located_reference(*args)
         for merging in (log, flushing):
-            def merge(txn: Txn, m: _Log = merging) -> None:
-                assert _scans is not None
-                assert _scans.merged(m, txn, db) == merged_reference(m, txn, db)
-            env.write(merge)
+            assert _written(env, merging, _scans.merge) == _written(env, merging,
+                                                                     merge_reference)
     finally:
         env.close()

@@ -2,7 +2,7 @@
 (its stored totals read and added to its unflushed scans), and a flush's merge of the unflushed
 scans into the stored totals.
 
-The references are ``located_reference`` and ``merged_reference`` in
+The references are ``located_reference`` and ``merge_reference`` in
 ``tracecore.ledger.observations``; tests feed both the same scans and compare the answers.
 Stored totals are little-endian ``<QqqII`` (count, first scan ms, last located scan ms and
 region, first scan's region), or ``<QqqI`` as written before the first scan's region was kept.
@@ -19,7 +19,6 @@ from cpython.dict cimport PyDict_GetItem
 from cpython.list cimport PyList_New, PyList_SET_ITEM
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF
-from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc, qsort
 from libc.string cimport memcmp, memcpy, memset
@@ -248,28 +247,36 @@ cdef tuple _located(list keys, list earlier, bint repeated, object index, object
     return counts, firsts_ms, lasts_ms, last_regions, first_regions
 
 
-def merged(object log, object txn, object db):
-    """``merged_reference`` in C: the log's scans sorted by key (then by when they came), so
+cdef bytes _packed(const Totals *t):
+    """``t`` as stored (``<QqqII``)."""
+    cdef bytes packed = PyBytes_FromStringAndSize(NULL, _SIZE)
+    cdef unsigned char *p = <unsigned char *>PyBytes_AS_STRING(packed)
+    _put64(p, t.count)
+    _put64(p + 8, <uint64_t>t.first)
+    _put64(p + 16, <uint64_t>t.last_ms)
+    _put32(p + 24, t.last_region)
+    _put32(p + 28, t.first_region)
+    return packed
+
+
+def merge(object log, object txn, object db):
+    """``merge_reference`` in C: the log's scans sorted by key (then by when they came), so
     each key's count, first scan and last located scan are a run of the sorted array, with no
-    per-key dictionary."""
+    per-key dictionary; each key's totals written at its turn through one cursor."""
     cdef list entries = log.entries
     cdef Py_ssize_t n_entries = len(entries), total = 0, e, k, i, j, n_keys, run_end, written = 0
-    cdef object entry, keys, key, stored
+    cdef object entry, keys, key
     cdef _Scan *scans = NULL
     cdef int64_t *ms = NULL
     cdef uint32_t *regions = NULL
     cdef Totals t
-    cdef bytes packed
-    cdef unsigned char *p
-    cdef tuple pair
-    cdef list out, kept = []
+    cdef list kept = []
     cdef Totals s
-    cdef object cursor, set_key, value
+    cdef object cursor, put, replace, stored
     for e in range(n_entries):
         total += len((<object>entries[e]).keys)
-    out = []
     if total == 0:
-        return out
+        return 0
     scans = <_Scan *>malloc(total * sizeof(_Scan))
     ms = <int64_t *>malloc(n_entries * sizeof(int64_t))
     regions = <uint32_t *>malloc(n_entries * sizeof(uint32_t))
@@ -294,7 +301,7 @@ def merged(object log, object txn, object db):
             qsort(scans, total, sizeof(_Scan), _by_key_then_order)
         # In key order through one cursor: LMDB finds each key next to the last one.
         cursor = txn.cursor(db=db)
-        set_key, value = cursor.set_key, cursor.value
+        put, replace = cursor.put, cursor.replace
         i = 0
         while i < total:
             run_end = i + 1
@@ -310,28 +317,19 @@ def merged(object log, object txn, object db):
                     break
                 j -= 1
             key = <object>scans[i].key
-            if set_key(key):
-                _read_stored(value(), &s)
+            # Written at once; totals stored before come back, and their sum is written over.
+            stored = replace(key, _packed(&t))
+            if stored is not None:
+                _read_stored(stored, &s)
                 _plus_stored(&t, &s)
-            packed = PyBytes_FromStringAndSize(NULL, _SIZE)
-            p = <unsigned char *>PyBytes_AS_STRING(packed)
-            _put64(p, t.count)
-            _put64(p + 8, <uint64_t>t.first)
-            _put64(p + 16, <uint64_t>t.last_ms)
-            _put32(p + 24, t.last_region)
-            _put32(p + 28, t.first_region)
-            pair = PyTuple_New(2)
-            Py_INCREF(key)
-            PyTuple_SET_ITEM(pair, 0, key)
-            Py_INCREF(packed)
-            PyTuple_SET_ITEM(pair, 1, packed)
-            out.append(pair)
+                put(key, _packed(&t))
+            written += 1
             i = run_end
     finally:
         free(scans)
         free(ms)
         free(regions)
-    return out
+    return written
 
 
 # -- BLAKE2b (RFC 7693) under one key, the key block compressed once ---------------------------

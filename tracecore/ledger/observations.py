@@ -332,12 +332,10 @@ class Observations:
         def fn(txn: Txn) -> int:
             with self._lock:
                 self._flushing_txn = txn.id()
-            merged = _merged(batch, txn, self._db)
-            if merged:
-                txn.cursor(db=self._db).putmulti(merged)
+            merged = _merge(batch, txn, self._db)
             if clients:
                 _write_clients(txn, self._clients_db, clients)
-            return len(merged)
+            return merged
 
         try:
             written = self.env.write(fn)
@@ -429,29 +427,31 @@ def located_reference(keys: Sequence[bytes], earlier: Sequence[int], repeated: b
     return counts, firsts_ms, lasts_ms, last_regions, first_regions
 
 
-def merged_reference(log: _Log, txn: Txn, db: Database) -> list[tuple[bytes, bytes]]:
-    """Each key of ``log`` in key order, with its stored totals (read in ``txn``) plus its
-    scans in the log, packed as stored."""
+def merge_reference(log: _Log, txn: Txn, db: Database) -> int:
+    """Adds each key's scans in ``log`` to its stored totals in ``txn``, in key order through
+    one cursor; returns how many codes were written. Each key's scans are written first,
+    in the same step that reads what they replace (``Cursor.replace``): a code with nothing
+    stored yet (its first scans) is done, and only one with stored totals has their sum
+    written over, beside the cursor."""
     firsts, lasts = log.summary()
     counts = log.counts
     pack = _SCAN.pack
-    merged: list[tuple[bytes, bytes]] = []
+    cursor = txn.cursor(db=db)
     for key in sorted(counts):
         count = counts[key]
         first, first_region = firsts[key]
         last_ms, last_region = lasts.get(key, _NOWHERE)
-        stored = txn.get(key, db=db)
+        stored = cursor.replace(key, pack(count, first, last_ms, last_region, first_region))
         if stored is not None:
-            count, first, last_ms, last_region, first_region = _plus_stored(
-                stored, count, first, last_ms, last_region, first_region)
-        merged.append((key, pack(count, first, last_ms, last_region, first_region)))
-    return merged
+            cursor.put(key, pack(*_plus_stored(stored, count, first, last_ms, last_region,
+                                               first_region)))
+    return len(counts)
 
 
 # The compiled twins of the two loops above (tracecore/_speedups/_scans.pyx), else these.
 _compiled = load("_scans")
 _located = located_reference if _compiled is None else _compiled.located
-_merged = merged_reference if _compiled is None else _compiled.merged
+_merge = merge_reference if _compiled is None else _compiled.merge
 
 
 def _write_clients(txn: Txn, db: Database, clients: set[bytes]) -> None:
