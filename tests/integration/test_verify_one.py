@@ -286,3 +286,48 @@ def test_the_compiled_row_loop_answers_as_its_reference(
     for row, item in enumerate(inputs):
         assert _row(compiled, row) == _row(reference, row), (item, context)
     assert _alerts(twins.books[0]) == _alerts(twins.books[1])
+
+
+@pytest.fixture(scope="module")
+def single_twins(ledger: _Ledger) -> Iterator[_Pair]:
+    """As ``twins``, with statistics and alerts of their own, for one code at a time."""
+    made = []
+    for side, reference in (("one-compiled", False), ("one-reference", True)):
+        book = AlertBook(ledger.path / f"alerts-{side}", tenant="t", codes=dev_codes("t"))
+        observations = Observations(ledger.path / f"observations-{side}", tenant="t",
+                                    code_key=b"verify-one-test-key")
+        made.append((Verifier(ledger.tenant, observations, book, Checks(max_scans=4),
+                              reference=reference), book, observations))
+    yield _Pair(made[0][0], made[1][0], (made[0][1], made[1][1]))
+    for _, book, observations in made:
+        observations.close()
+        book.close()
+
+
+@pytest.mark.skipif(_answers is None, reason="the compiled extension is not built or "
+                                              "PHARMATRACE_PURE")
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), context=st.sampled_from(sorted(_CONTEXTS)),
+       minutes=st.integers(0, 3), flush_after=st.integers(0, 8))
+def test_one_code_in_the_compiled_loop_answers_as_its_reference(
+        ledger: _Ledger, single_twins: _Pair, data: st.DataObject, context: str, minutes: int,
+        flush_after: int) -> None:
+    """Codes verified one call each (the compiled loop answering the first row of its call,
+    the scan counted for one key), any code again, by the compiled loop and by its Python
+    reference, fed the same scans before, their statistics flushed at the same point: the same
+    answer, and the same alerts stored."""
+    inputs = data.draw(st.lists(st.sampled_from(ledger.inputs), min_size=1, max_size=8))
+    scan_context, public = _CONTEXTS[context]
+    now_ms = T0 + minutes * MINUTE
+    client = client_tag(b"k" * 32, "t", "203.0.113.9", now_ms) if public else b""
+    sides = (single_twins.batch, single_twins.single)
+    for i, item in enumerate(inputs):
+        if i == flush_after:
+            for side in sides:
+                side._observations.flush()
+        compiled, reference = (side.verify([item.text], scan_context, now_ms, client=client)
+                               for side in sides)
+        assert _row(compiled, 0) == _row(reference, 0), (item, context)
+        assert len(compiled.batches) == len(reference.batches)
+        assert len(compiled.products) == len(reference.products)
+    assert _alerts(single_twins.books[0]) == _alerts(single_twins.books[1])
