@@ -150,7 +150,7 @@ class Verifier:
             else:
                 if len(parsed) == 1 and key_ids[0] is not None:
                     # One code: its entries made first, so that the compiled loop answers it.
-                    call.enter(parsed[0], stored[0])
+                    call.make_entries(parsed[0], stored[0])
                 _answer_rows(call, scans, key_ids, code_keys, stored)
         checks, region = self._checks, context.region
         genuine_keys, genuine_rows, raised = call.genuine_keys, call.genuine_rows, call.raised
@@ -447,11 +447,11 @@ class _Call:
         self.genuine_keys.append(key)
         self.genuine_rows.append(row)
 
-
-    def enter(self, scan: Scan, stored: bytes) -> None:
-        """The entries of a signed code's batch, product and scanned lot and expiry, made
-        before the rows are answered: as ``row`` makes them, in the same order, so that the
-        compiled loop can answer the first row of a batch or product too."""
+    def make_entries(self, scan: Scan, stored: bytes) -> None:
+        """The entries of a signed code's batch, product and scanned lot and expiry (``stored``:
+        the key LMDB holds it under), made before the rows are answered: as ``row`` makes them
+        for a signed code in the ledger, in the same order, so that the compiled loop can
+        answer the first row of a batch or product too."""
         data = self.get(stored, db=self.codes_db)
         if data is None or len(data) < _VERDICT_FIELDS.size:
             return
