@@ -249,12 +249,11 @@ def test_the_ledger_holds_every_kind_of_input(ledger: _Ledger) -> None:
 _answers = load("_answers")
 
 
-@pytest.fixture(scope="module")
-def twins(ledger: _Ledger) -> Iterator[_Pair]:
+def _twins(ledger: _Ledger, prefix: str) -> Iterator[_Pair]:
     """Two verifiers of one tenant with statistics and alerts of their own: one answering its
     rows in the compiled loop, one through ``answer_rows_reference``."""
     made = []
-    for side, reference in (("compiled", False), ("reference", True)):
+    for side, reference in ((f"{prefix}compiled", False), (f"{prefix}reference", True)):
         book = AlertBook(ledger.path / f"alerts-{side}", tenant="t", codes=dev_codes("t"))
         observations = Observations(ledger.path / f"observations-{side}", tenant="t",
                                     code_key=b"verify-one-test-key")
@@ -264,6 +263,12 @@ def twins(ledger: _Ledger) -> Iterator[_Pair]:
     for _, book, observations in made:
         observations.close()
         book.close()
+
+
+@pytest.fixture(scope="module")
+def twins(ledger: _Ledger) -> Iterator[_Pair]:
+    """The compiled loop and its reference, for calls of any size."""
+    yield from _twins(ledger, "")
 
 
 @pytest.mark.skipif(_answers is None, reason="the compiled extension is not built or "
@@ -290,18 +295,9 @@ def test_the_compiled_row_loop_answers_as_its_reference(
 
 @pytest.fixture(scope="module")
 def single_twins(ledger: _Ledger) -> Iterator[_Pair]:
-    """As ``twins``, with statistics and alerts of their own, for one code at a time."""
-    made = []
-    for side, reference in (("one-compiled", False), ("one-reference", True)):
-        book = AlertBook(ledger.path / f"alerts-{side}", tenant="t", codes=dev_codes("t"))
-        observations = Observations(ledger.path / f"observations-{side}", tenant="t",
-                                    code_key=b"verify-one-test-key")
-        made.append((Verifier(ledger.tenant, observations, book, Checks(max_scans=4),
-                              reference=reference), book, observations))
-    yield _Pair(made[0][0], made[1][0], (made[0][1], made[1][1]))
-    for _, book, observations in made:
-        observations.close()
-        book.close()
+    """The compiled loop and its reference, with statistics and alerts of their own, for one
+    code a call."""
+    yield from _twins(ledger, "one-")
 
 
 @pytest.mark.skipif(_answers is None, reason="the compiled extension is not built or "
