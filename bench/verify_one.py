@@ -9,7 +9,13 @@ statistics grow as they do in a worker between flushes:
   client-per-day lookup, the scan counted);
 - repeat: the same client checking the same codes again (answered from the statistics, not
   counted again);
-- supply chain: a party's scan with a region (diversion and clone checks on).
+- supply chain: a party's scan with a region (diversion and clone checks on);
+- unary use case: ``usecases.verification.verify`` for a public caller, as a unary Verify
+  runs it (the client's tag, the scan context, the verification);
+- check page: ``usecases.public_check.check`` through the front door's reads, as a check-page
+  view runs it for a public client (a second client: each code was checked once before).
+
+The last two go through a worker's ``Verifiers`` (statistics of their own).
 
 Baseline: ``bench.verify.in_process_rate``'s loop (parse, tag check, LMDB get) over one code
 at a time. Figures are CPU time (``time.process_time``), the median of ``--rounds`` rounds.
@@ -28,7 +34,9 @@ from pharmatrace.v1 import common_pb2 as cpb
 from bench.harness import workdir
 from bench.measure import settle
 from bench.report import say
+from frontdoor.reads import FrontdoorReads
 from tracecore.codes import Code, Form, Scan, Scheme, parse_many, render
+from tracecore.credentials import Principal, Role
 from tracecore.errors import ParseError
 from tracecore.events import Event, EventKind
 from tracecore.keys import KeySource
@@ -39,7 +47,10 @@ from tracecore.ledger.tenants import DataDir
 from tracecore.minting import Minter, check_tags
 from tracecore.oversight import Checks
 from tracecore.scan_clients import client_tag
+from tracecore.usecases import public_check
+from tracecore.usecases import verification as verify_use_case
 from tracecore.verification import ScanContext, Verifier
+from verify_svc.verification import Verifiers
 
 GTIN = "09501101530010"
 LOT = "L1"
@@ -109,22 +120,38 @@ def run(codes: int = DEFAULT_CODES, rounds: int = DEFAULT_ROUNDS, keep: bool = F
             client = client_tag(b"bench-client-key", "t", "198.51.100.7", T0)
             public = ScanContext(purpose=1)
             chain = ScanContext("PHARM", GUANGZHOU, 2)
+            verifiers = Verifiers(directory, Checks())
+            reads = FrontdoorReads(directory, verifiers)
+            caller = Principal("t", Role.PUBLIC, peer="ipv4:198.51.100.8:40000")
+            no_scan = verify_use_case.Scan()
+
+            def view(text: str) -> public_check.PublicCheck:
+                return public_check.check(
+                    reads, lambda tenant, code, context, at_ms: reads.verify(
+                        tenant, code, context, at_ms, client="198.51.100.9"), text, now_ms=T0)
+
             cases: dict[str, Callable[[str], object]] = {
                 "baseline": baseline,
                 "first": lambda t: verifier.verify([t], public, T0, client=client),
                 "repeat": lambda t: verifier.verify([t], public, T0, client=client),
                 "supply chain": lambda t: verifier.verify([t], chain, T0),
+                "unary use case": lambda t: verify_use_case.verify(
+                    verifiers, "t", t, no_scan, T0, caller),
+                "check page": view,
             }
             per_round = len(texts) // rounds
             figures: dict[str, list[float]] = {name: [] for name in cases}
             verifier.verify(texts[:1], public, T0)  # warm the product, batch and party caches
+            view(texts[0])
             for r in range(rounds):
                 chunk = texts[r * per_round:(r + 1) * per_round]
                 settle()
                 for name, each in cases.items():
                     figures[name].append(_per_code_us(each, chunk))
                 observations.flush()
+                verifiers.flush()
             observations.close()
+            verifiers.close()
         finally:
             directory.close()
     return {name: statistics.median(values) for name, values in figures.items()}

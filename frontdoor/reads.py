@@ -14,7 +14,6 @@ from tracecore.errors import NotFound, TraceError
 from tracecore.ledger.answer_trail import DIRECTORY, AnswerTrail
 from tracecore.ledger.sscc_pools import SsccPools
 from tracecore.ledger.tenants import TENANTS, DataDir
-from tracecore.scan_clients import day_of
 from tracecore.usecases.verification import public_client
 from tracecore.verification import Answers, ScanContext
 from verify_svc.verification import Verifiers
@@ -40,7 +39,6 @@ class FrontdoorReads:
         self._products: dict[tuple[str, str], tuple[float, pb.Product]] = {}
         self._responders: dict[str, str] = {}
         self._glns: dict[tuple[str, str], tuple[float, str]] = {}
-        self._client_tags: dict[tuple[str, str, int], bytes] = {}
         self._trails: dict[str, AnswerTrail] = {}
         self._lock = threading.Lock()
 
@@ -103,19 +101,13 @@ class FrontdoorReads:
                client: str | None = None) -> Answers:
         """One code verified in a tenant, its scan counted: every verification of the front
         door goes through here. ``client``: a public scan's client address, so that it counts
-        once per client per code per day (its tag, an HMAC, worked out once a day per tenant
-        and client, not on each check); None for an authenticated partner."""
+        once per client per code per day (its tag: ``public_client``); None for an
+        authenticated partner."""
         verifier = self._verifiers.get(tenant)
         if client is None:
             return verifier.verify([text], context, now_ms)
-        day = day_of(now_ms)
-        tag = self._client_tags.get((tenant, client, day))
-        if tag is None:
-            if len(self._client_tags) >= _MAX_PRODUCTS:
-                self._client_tags.clear()
-            tag = self._client_tags[(tenant, client, day)] = public_client(
-                self._verifiers, tenant, client, now_ms)
-        return verifier.verify([text], context, now_ms, client=tag)
+        return verifier.verify([text], context, now_ms,
+                               client=public_client(self._verifiers, tenant, client, now_ms))
 
     # -- partner directory -------------------------------------------------------------------
 

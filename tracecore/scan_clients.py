@@ -10,6 +10,7 @@ statistics learns neither who scanned nor whether the same client came back anot
 
 from __future__ import annotations
 
+import functools
 import hmac
 from typing import Final
 
@@ -21,6 +22,9 @@ DAY_BYTES: Final = 4
 HASH_BYTES: Final = 12
 #: A client tag: the UTC day (big-endian, so tags sort by day), then the truncated HMAC.
 TAG_BYTES: Final = DAY_BYTES + HASH_BYTES
+#: Client tags a process keeps, the least recently used going first: made-up clients (a
+#: flood of addresses) cost no more memory than this.
+_TAGS_KEPT: Final = 16_384
 
 
 def day_of(now_ms: int) -> int:
@@ -31,8 +35,13 @@ def day_of(now_ms: int) -> int:
 def client_tag(key: bytes, tenant: str, client: str, now_ms: int) -> bytes:
     """The tag of ``client`` (an address without its port, or a certificate's identity; ""
     for a client that could not be told apart, which then counts as one) scanning in
-    ``tenant`` on the day of ``now_ms``."""
-    day = day_of(now_ms)
+    ``tenant`` on the day of ``now_ms``: worked out once a day per client, not on every scan
+    (a consumer checks a few packs in a row)."""
+    return _day_tag(key, tenant, client, day_of(now_ms))
+
+
+@functools.lru_cache(maxsize=_TAGS_KEPT)
+def _day_tag(key: bytes, tenant: str, client: str, day: int) -> bytes:
     digest = hmac.digest(key, b"\0".join((tenant.encode(), str(day).encode(),
                                           client.encode())), "sha256")
     return day.to_bytes(DAY_BYTES, "big") + digest[:HASH_BYTES]

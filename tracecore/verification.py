@@ -82,6 +82,8 @@ _DATA_MISMATCH = Alert.DATA_MISMATCH.bit
 _CLONE = Alert.CLONE_SUSPECTED.bit
 _SSCC = Scheme.SSCC
 _DAY_MS = 86_400_000
+#: Lot and expiry comparisons a verifier keeps: a few per batch on the market.
+_MISMATCHES_KEPT = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +110,8 @@ class Verifier:
         self._products: dict[int, pb.Product] = {}
         self._batches: dict[int, _BatchInfo] = {}
         self._plants: dict[int, bool] = {}
+        # (batch ref, scanned lot, scanned expiry) -> whether they differ from the batch's.
+        self._mismatches: dict[tuple[int, str | None, str | None], bool] = {}
 
     def replaced_by(self, code: str) -> str:
         """The canonical text of the code that replaced a voided code's damaged label; "" when
@@ -141,8 +145,13 @@ class Verifier:
         stored = ledger.codes.stored_many(code_keys)
         with ledger.env.read() as txn:
             call = _Call(self, out, txn, context, now_ms, today, revoked)
-            (answer_rows_reference if self._reference else _answer_rows)(
-                call, scans, key_ids, code_keys, stored)
+            if self._reference or _compiled is None:
+                answer_rows_reference(call, scans, key_ids, code_keys, stored)
+            else:
+                if len(parsed) == 1 and key_ids[0] is not None:
+                    # One code: its entries made first, so that the compiled loop answers it.
+                    call.make_entries(parsed[0], stored[0])
+                _answer_rows(call, scans, key_ids, code_keys, stored)
         checks, region = self._checks, context.region
         genuine_keys, genuine_rows, raised = call.genuine_keys, call.genuine_rows, call.raised
         failed = call.failed
@@ -343,7 +352,11 @@ class _Call:
         self.scanner = verifier._party_ref(txn, context.party_id) if self.supply_chain else 0
         # batch ref -> (index in out.batches, alerts of the whole batch, info, hold status)
         self.batches: dict[int, tuple[int, int, _BatchInfo, int]] = {}
-        self.mismatches: dict[tuple[int, str | None, str | None], bool] = {}
+        # Kept across calls: a comparison holds as long as the batch's info it was made from,
+        # which the verifier keeps for its life (``Verifier._batch``).
+        self.mismatches = verifier._mismatches
+        if len(self.mismatches) > _MISMATCHES_KEPT:
+            self.mismatches.clear()
         self.product_index: dict[int, int] = {}
         self.raised: list[Raised] = []
         self.failed: list[int] = []
@@ -383,19 +396,10 @@ class _Call:
         info = None
         context, now_ms = self.context, self.now_ms
         if batch_ref:
-            entry = self.batches.get(batch_ref)
-            if entry is None:
-                entry = self.batches[batch_ref] = verifier._batch_entry(
-                    txn, batch_ref, product_ref, self.holds, out, self.today, self.region)
-            b_index, mask, info, hold = entry
+            b_index, mask, info, hold = self._batch_entry(batch_ref, product_ref)
             if hold and status in _RECALLABLE:
                 status = hold
-            # A pallet's packs carry a few (lot, expiry) pairs: each is compared once.
-            seen = (batch_ref, scan.lot, scan.expiry)
-            mismatch = self.mismatches.get(seen)
-            if mismatch is None:
-                mismatch = self.mismatches[seen] = _mismatch(scan.lot, scan.expiry, info)
-            if mismatch:
+            if self._mismatch(batch_ref, scan, info):
                 mask |= _DATA_MISMATCH
             if mask & _DIVERSION:
                 self.raised.append(verifier._diversion(key, code.text(), info, context, now_ms,
@@ -429,12 +433,7 @@ class _Call:
             verdict = Verdict.BAD_SIGNATURE
             reason = "minted under a revoked signing key"
             mask |= Alert.KEY_REVOKED.bit
-        p_index = self.product_index.get(product_ref) if product_ref else None
-        if p_index is None:
-            p_index = len(out.products)
-            if product_ref:
-                self.product_index[product_ref] = p_index
-            out.products.append(verifier._product(txn, product_ref, code))
+        p_index = self._product_index(product_ref, code)
         out.verdicts.append(verdict)
         out.statuses.append(status)
         out.alert_masks.append(mask)
@@ -447,6 +446,49 @@ class _Call:
         out.reasons.append(reason)
         self.genuine_keys.append(key)
         self.genuine_rows.append(row)
+
+    def make_entries(self, scan: Scan, stored: bytes) -> None:
+        """The entries of a signed code's batch, product and scanned lot and expiry (``stored``:
+        the key LMDB holds it under), made before the rows are answered: as ``row`` makes them
+        for a signed code in the ledger, in the same order, so that the compiled loop can
+        answer the first row of a batch or product too."""
+        data = self.get(stored, db=self.codes_db)
+        if data is None or len(data) < _VERDICT_FIELDS.size:
+            return
+        _, _, _, product_ref, batch_ref, _, _ = _VERDICT_FIELDS.unpack_from(data)
+        if batch_ref:
+            info = self._batch_entry(batch_ref, product_ref)[2]
+            self._mismatch(batch_ref, scan, info)
+        if product_ref:
+            self._product_index(product_ref, scan.code)
+
+    def _batch_entry(self, batch_ref: int, product_ref: int
+                     ) -> tuple[int, int, _BatchInfo, int]:
+        entry = self.batches.get(batch_ref)
+        if entry is None:
+            entry = self.batches[batch_ref] = self.verifier._batch_entry(
+                self.txn, batch_ref, product_ref, self.holds, self.out, self.today, self.region)
+        return entry
+
+    def _mismatch(self, batch_ref: int, scan: Scan, info: _BatchInfo) -> bool:
+        """Whether the scanned lot or expiry differs from the batch's: a pallet's packs carry a
+        few (lot, expiry) pairs, each compared once."""
+        seen = (batch_ref, scan.lot, scan.expiry)
+        mismatch = self.mismatches.get(seen)
+        if mismatch is None:
+            mismatch = self.mismatches[seen] = _mismatch(scan.lot, scan.expiry, info)
+        return mismatch
+
+    def _product_index(self, product_ref: int, code: Code) -> int:
+        """The product's index in the answers' product table, added at its first row."""
+        out = self.out
+        p_index = self.product_index.get(product_ref) if product_ref else None
+        if p_index is None:
+            p_index = len(out.products)
+            if product_ref:
+                self.product_index[product_ref] = p_index
+            out.products.append(self.verifier._product(self.txn, product_ref, code))
+        return p_index
 
 
 def answer_rows_reference(call: _Call, scans: Sequence[Scan | ParseError],

@@ -99,6 +99,28 @@ def test_counts_first_and_last_place_match_a_scan_by_scan_reference(tmp_path: Pa
         observations.close()
 
 
+def test_one_code_a_call_matches_a_scan_by_scan_reference(tmp_path: Path) -> None:
+    """One code a call (a unary Verify, a check page), codes scanned again before and after a
+    flush, stored totals and unflushed scans mixed, with and without a region: every answer
+    is the one a scan-by-scan count gives."""
+    rng = random.Random(23)
+    keys = _keys(12)
+    observations = Observations(tmp_path / "observations", tenant="t", code_key=CODE_KEY)
+    reference = _Reference()
+    now = 1_000
+    try:
+        for step in range(400):
+            now += rng.randint(0, 3)
+            key = rng.choice(keys)
+            region = rng.choice((0, 0, 110101, 310115, 440305))
+            assert observations.record_located([key], now, region) == \
+                reference.record([key], now, region), step
+            if rng.random() < 0.1:
+                observations.flush()
+    finally:
+        observations.close()
+
+
 def test_unflushed_scans_are_part_of_a_codes_statistics(tmp_path: Path) -> None:
     """Before any flush, a code's statistics already hold this worker's scans of it."""
     key = _keys(1)[0]

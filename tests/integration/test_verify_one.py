@@ -249,12 +249,11 @@ def test_the_ledger_holds_every_kind_of_input(ledger: _Ledger) -> None:
 _answers = load("_answers")
 
 
-@pytest.fixture(scope="module")
-def twins(ledger: _Ledger) -> Iterator[_Pair]:
+def _twins(ledger: _Ledger, prefix: str) -> Iterator[_Pair]:
     """Two verifiers of one tenant with statistics and alerts of their own: one answering its
     rows in the compiled loop, one through ``answer_rows_reference``."""
     made = []
-    for side, reference in (("compiled", False), ("reference", True)):
+    for side, reference in ((f"{prefix}compiled", False), (f"{prefix}reference", True)):
         book = AlertBook(ledger.path / f"alerts-{side}", tenant="t", codes=dev_codes("t"))
         observations = Observations(ledger.path / f"observations-{side}", tenant="t",
                                     code_key=b"verify-one-test-key")
@@ -264,6 +263,12 @@ def twins(ledger: _Ledger) -> Iterator[_Pair]:
     for _, book, observations in made:
         observations.close()
         book.close()
+
+
+@pytest.fixture(scope="module")
+def twins(ledger: _Ledger) -> Iterator[_Pair]:
+    """The compiled loop and its reference, for calls of any size."""
+    yield from _twins(ledger, "")
 
 
 @pytest.mark.skipif(_answers is None, reason="the compiled extension is not built or "
@@ -286,3 +291,39 @@ def test_the_compiled_row_loop_answers_as_its_reference(
     for row, item in enumerate(inputs):
         assert _row(compiled, row) == _row(reference, row), (item, context)
     assert _alerts(twins.books[0]) == _alerts(twins.books[1])
+
+
+@pytest.fixture(scope="module")
+def single_twins(ledger: _Ledger) -> Iterator[_Pair]:
+    """The compiled loop and its reference, with statistics and alerts of their own, for one
+    code a call."""
+    yield from _twins(ledger, "one-")
+
+
+@pytest.mark.skipif(_answers is None, reason="the compiled extension is not built or "
+                                              "PHARMATRACE_PURE")
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), context=st.sampled_from(sorted(_CONTEXTS)),
+       minutes=st.integers(0, 3), flush_after=st.integers(0, 8))
+def test_one_code_in_the_compiled_loop_answers_as_its_reference(
+        ledger: _Ledger, single_twins: _Pair, data: st.DataObject, context: str, minutes: int,
+        flush_after: int) -> None:
+    """Codes verified one call each (the compiled loop answering the first row of its call,
+    the scan counted for one key), any code again, by the compiled loop and by its Python
+    reference, fed the same scans before, their statistics flushed at the same point: the same
+    answer, and the same alerts stored."""
+    inputs = data.draw(st.lists(st.sampled_from(ledger.inputs), min_size=1, max_size=8))
+    scan_context, public = _CONTEXTS[context]
+    now_ms = T0 + minutes * MINUTE
+    client = client_tag(b"k" * 32, "t", "203.0.113.9", now_ms) if public else b""
+    sides = (single_twins.batch, single_twins.single)
+    for i, item in enumerate(inputs):
+        if i == flush_after:
+            for side in sides:
+                side._observations.flush()
+        compiled, reference = (side.verify([item.text], scan_context, now_ms, client=client)
+                               for side in sides)
+        assert _row(compiled, 0) == _row(reference, 0), (item, context)
+        assert len(compiled.batches) == len(reference.batches)
+        assert len(compiled.products) == len(reference.products)
+    assert _alerts(single_twins.books[0]) == _alerts(single_twins.books[1])

@@ -60,6 +60,12 @@ def _unpack(stored: bytes | memoryview) -> tuple[int, int, int, int, int]:
     return (*_SCAN_WITHOUT_FIRST_REGION.unpack(stored), 0)
 
 
+def _once(now_ms: int, region: int) -> tuple[int, int, int, int, int]:
+    """The statistics of one scan now in ``region`` (0: unknown), before the stored totals:
+    (count, first scan ms, last located scan ms and region, first scan's region)."""
+    return 1, now_ms, 0, 0, region
+
+
 def _plus_stored(stored: bytes | memoryview, count: int, first: int, last_ms: int,
                  last_region: int, first_region: int) -> tuple[int, int, int, int, int]:
     """Statistics not yet stored, added to the stored totals of the same code: (count, first
@@ -245,6 +251,8 @@ class Observations:
         for the first time that day, the others getting their statistics as they stand. One
         lock, one hash of each key and one read transaction for the whole call."""
         hashed = self._hashed(keys)
+        if len(hashed) == 1:
+            return self._tally_one(hashed, now_ms, region, client)
         with self._lock, self.env.read() as txn:
             counted: list[bool] | None = None
             standing: list[ScanStats | None] = []
@@ -267,6 +275,30 @@ class Observations:
                                self._unseen_flush(txn), txn, self._db, now_ms, region)
             return Tally(located, counted, standing)
 
+    def _tally_one(self, hashed: list[bytes], now_ms: int, region: int, client: bytes
+                   ) -> Tally:
+        """``tally`` of one hashed key (a unary Verify, a check page): as for many, without
+        the lists a batch needs to set its keys apart."""
+        key = hashed[0]
+        with self._lock, self.env.read() as txn:
+            if client and not self._first_scan(txn, key, client):
+                return Tally(([], [], [], [], []), [False], [self._stats(txn, key)])
+            log = self._pending
+            earlier = log.counts.get(key, 0)
+            entry = len(log.entries)
+            log.add(hashed, now_ms, region)
+            flushing = self._unseen_flush(txn)
+            if earlier or (flushing is not None and key in flushing.counts):
+                located = _located(hashed, [earlier], False, lambda: log.index(entry),
+                                   flushing, txn, self._db, now_ms, region)
+                return Tally(located, None, [])
+            # Its first scan in this worker's log, none being flushed: the stored totals plus
+            # this scan, as ``located_reference`` adds them.
+            stored = txn.get(key, db=self._db)
+            count, first, last_ms, last_region, first_region = _once(now_ms, region) \
+                if stored is None else _plus_stored(stored, *_once(now_ms, region))
+            return Tally(([count], [first], [last_ms], [last_region], [first_region]), None, [])
+
     def first_scans(self, keys: Sequence[bytes], tag: bytes) -> list[bool]:
         """Whether each key is the first scan of that code by the client of ``tag`` (see
         ``tracecore.scan_clients.client_tag``) that day; each such scan is remembered, so the
@@ -277,17 +309,17 @@ class Observations:
 
     def _first_scans(self, txn: Txn, keys: Sequence[bytes], tag: bytes) -> list[bool]:
         """``first_scans`` of hashed keys, under the lock."""
-        out: list[bool] = []
-        get, db = txn.get, self._clients_db
-        pending, flushing = self._clients, self._clients_flushing
-        for key in keys:
-            seen = tag + key
-            first = (seen not in pending and seen not in flushing
-                     and get(seen, db=db) is None)
-            if first:
-                pending.add(seen)
-            out.append(first)
-        return out
+        return [self._first_scan(txn, key, tag) for key in keys]
+
+    def _first_scan(self, txn: Txn, key: bytes, tag: bytes) -> bool:
+        """Whether this is the first scan of a hashed key by the client of ``tag`` that day
+        (remembered if so); under the lock."""
+        seen = tag + key
+        if seen in self._clients or seen in self._clients_flushing or txn.get(
+                seen, db=self._clients_db) is not None:
+            return False
+        self._clients.add(seen)
+        return True
 
     def _unseen_flush(self, txn: Txn) -> _Log | None:
         """The log being flushed, unless ``txn`` already sees it committed; under the lock."""
@@ -403,7 +435,7 @@ def located_reference(keys: Sequence[bytes], earlier: Sequence[int], repeated: b
                         last_ms, last_region = now_ms, region
             count += 1
         else:
-            count, first, last_ms, last_region, first_region = 1, now_ms, 0, 0, region
+            count, first, last_ms, last_region, first_region = _once(now_ms, region)
         # Of scans in the same millisecond, the stored ones came first, then the ones being
         # flushed, then this worker's log.
         if writing_counts is not None and key in writing_counts:

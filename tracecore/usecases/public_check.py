@@ -104,9 +104,23 @@ class PublicProduct:
 
     @classmethod
     def of(cls, p: pb.Product) -> PublicProduct:
+        # A verifier hands out the same record object for as long as it keeps it: its public
+        # part is made once. The record is held beside it, so its id names no other object.
+        known = _PUBLIC_PRODUCTS.get(id(p))
+        if known is not None and known[0] is p:
+            return known[1]
         pack = p.pack_spec or (str(p.pack_size) if p.pack_size else "")
-        return cls(p.name, p.generic_name, p.strength, pack, p.form, p.mah, p.manufacturer,
+        made = cls(p.name, p.generic_name, p.strength, pack, p.form, p.mah, p.manufacturer,
                    p.approval_number)
+        if len(_PUBLIC_PRODUCTS) >= _PUBLIC_PRODUCTS_KEPT:
+            _PUBLIC_PRODUCTS.clear()
+        _PUBLIC_PRODUCTS[id(p)] = (p, made)
+        return made
+
+
+#: id of a product record -> the record and its public part.
+_PUBLIC_PRODUCTS: dict[int, tuple[pb.Product, PublicProduct]] = {}
+_PUBLIC_PRODUCTS_KEPT = 1024
 
 
 @dataclass(frozen=True, slots=True)
