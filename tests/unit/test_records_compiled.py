@@ -4,6 +4,7 @@ what the references refuse."""
 
 from __future__ import annotations
 
+import random
 import struct
 from typing import Any
 
@@ -15,6 +16,7 @@ from tracecore._speedups import load
 from tracecore.ledger.records import (
     _STATUS,
     CodeRecord,
+    in_key_order_reference,
     packed_in_key_order_reference,
     unpack_many_reference,
 )
@@ -46,6 +48,39 @@ def test_records_are_packed_and_ordered_as_the_reference_does(
     keys, records = keyed
     assert _records.packed_in_key_order(keys, records) == packed_in_key_order_reference(
         keys, records)
+
+
+@st.composite
+def _many_keys(draw: st.DrawFn) -> list[bytes]:
+    """Keys as a ledger stores them (one shared prefix, then varied bytes) and as they come
+    otherwise: of any length, one the prefix of another, named twice, alike in their first
+    bytes after the prefix; enough of them to be sorted bucket by bucket."""
+    prefix = draw(st.sampled_from([b"", b"G09501101530010", b"\x00\x00"]))
+    suffixes = st.binary(max_size=12) | st.binary(min_size=8, max_size=8).map(
+        lambda b: b[:2] * 4) | st.sampled_from([b"", b"\x00", b"\xff" * 9])
+    keys = [prefix + s for s in draw(st.lists(suffixes, max_size=300))]
+    if keys and draw(st.booleans()):
+        keys += draw(st.lists(st.sampled_from(keys), max_size=20))
+    return keys
+
+
+@given(_many_keys())
+def test_keys_are_ordered_as_the_reference_orders_them(keys: list[bytes]) -> None:
+    """The same keys in bytes order, the values carried along, keys named twice kept in the
+    order given."""
+    assert _records is not None
+    values = list(range(len(keys)))
+    assert _records.in_key_order(keys, values) == in_key_order_reference(keys, values)
+
+
+def test_many_stored_keys_are_ordered_as_the_reference_orders_them() -> None:
+    """Ten thousand keys of one product with random serials, as an event names them."""
+    assert _records is not None
+    rng = random.Random(17)
+    keys = [b"G09501101530010" + rng.randbytes(24) for _ in range(10_000)]
+    values = [k[::-1] for k in keys]
+    assert _records.in_key_order(keys, values) == in_key_order_reference(keys, values)
+    assert _records.in_key_order(keys, values)[0] == sorted(keys)
 
 
 @pytest.mark.parametrize(("field", "value"), [("status", 256), ("level", -1), ("key_id", 2**16),

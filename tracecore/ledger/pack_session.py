@@ -9,7 +9,6 @@ import datetime as dt
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from itertools import repeat
-from operator import itemgetter
 from typing import cast
 
 from pharmatrace.v1 import common_pb2 as cpb
@@ -35,9 +34,11 @@ from tracecore.ledger.oversight import Holds
 from tracecore.ledger.records import (
     FLAG_IN_TRANSIT,
     CodeRecord,
+    in_key_order,
     packed_in_key_order,
     ref_key,
     ref_of,
+    sorted_keys,
     unpack_many,
 )
 from tracecore.ledger.sscc_pools import SsccPools, logistic_unit
@@ -46,10 +47,6 @@ from tracecore.lifecycle_request import Refused, Request
 from tracecore.lifecycle_rules import MAX_CODES_PER_REQUEST, UNCOUNTED
 from tracecore.oversight import Raised, RegionRule
 from tracecore.status import Status
-
-#: Pairs sorted by their first item alone: a key function compares the keys as bytes, about
-#: twice as fast as comparing the pairs as tuples.
-_FIRST = itemgetter(0)
 
 
 class Session:
@@ -142,9 +139,7 @@ class Session:
         ciphered = self.keys.stored_many(wanted)
         self._stored_keys.update(zip(wanted, ciphered, strict=True))
         # In the order the ledger keeps them: by stored (encrypted) key.
-        pairs = sorted(zip(ciphered, wanted, strict=True), key=_FIRST)
-        in_order, by_plain = zip(*pairs, strict=True)
-        missing = list(by_plain)
+        in_order, missing = in_key_order(ciphered, wanted)
         data: list[bytes | memoryview | None] = list(map(self._codes.get, in_order))
         if None in data:
             absent = [k for k, d in zip(missing, data, strict=True) if d is None]
@@ -563,7 +558,7 @@ class Session:
             cursor = self.txn.cursor(db=self.db["batch_codes"])
             for batch_ref in sorted(by_batch):
                 cursor.putmulti(zip(repeat(ref_key(batch_ref)),
-                                    sorted(stored_many(by_batch[batch_ref]))),
+                                    sorted_keys(stored_many(by_batch[batch_ref]))),
                                 dupdata=True)
         group.tally.write(self.txn, self.db["counters"])
         group.contents.write(self.txn, self.db["contents"], stored)

@@ -6,11 +6,13 @@ import struct
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import repeat, starmap
 from operator import itemgetter
-from typing import NamedTuple, Self
+from typing import NamedTuple, Self, TypeVar
 
 from tracecore._speedups import load
 from tracecore.status import Status
 
+#: What ``in_key_order`` carries along with the keys it orders.
+V = TypeVar("V")
 # status, level, flags, key id, product, batch, pool, holder party, region,
 # issued at, updated at (ms), last event sequence.
 _CODE = struct.Struct("<BBBxHxxIIIIIqqQ")
@@ -93,10 +95,24 @@ def packed_in_key_order_reference(keys: list[bytes], records: list[CodeRecord]
     return sorted(zip(keys, pack_many(records), strict=True), key=_FIRST)
 
 
+def in_key_order_reference(keys: list[bytes], values: list[V]) -> tuple[list[bytes], list[V]]:
+    """(``keys`` in bytes order, ``values`` in the same order): the order LMDB holds keys in
+    and takes them fastest in. What ``tracecore._speedups._records`` does in C."""
+    pairs = sorted(zip(keys, values, strict=True), key=_FIRST)
+    return [k for k, _ in pairs], [v for _, v in pairs]
+
+
+def sorted_keys(keys: list[bytes]) -> list[bytes]:
+    """``keys`` in bytes order (``in_key_order``)."""
+    return in_key_order(keys, keys)[0]
+
+
 _FIRST = itemgetter(0)
 _compiled = load("_records")
 packed_in_key_order: Callable[[list[bytes], list[CodeRecord]], list[tuple[bytes, bytes]]] = (
     _compiled.packed_in_key_order if _compiled is not None else packed_in_key_order_reference)
+in_key_order: Callable[[list[bytes], list[V]], tuple[list[bytes], list[V]]] = (
+    _compiled.in_key_order if _compiled is not None else in_key_order_reference)
 
 
 def unpack_many(data: Sequence[bytes | memoryview]) -> list[CodeRecord]:
