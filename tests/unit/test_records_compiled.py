@@ -19,6 +19,7 @@ from tracecore.ledger.records import (
     in_key_order_reference,
     packed_in_key_order_reference,
     unpack_many_reference,
+    with_custody_reference,
 )
 from tracecore.status import Status
 
@@ -48,6 +49,20 @@ def test_records_are_packed_and_ordered_as_the_reference_does(
     keys, records = keyed
     assert _records.packed_in_key_order(keys, records) == packed_in_key_order_reference(
         keys, records)
+
+
+@given(st.lists(_record, max_size=30), _U32, st.none() | _U32, _U8, _U8)
+def test_custody_is_changed_as_the_reference_changes_it(
+        records: list[CodeRecord], holder: int, region: int | None, set_flags: int,
+        clear_flags: int) -> None:
+    """The same records, of the same types, with the holder, region and flags a ship or a
+    receipt gives them."""
+    assert _records is not None
+    changed = _records.with_custody(records, CodeRecord, holder, region, set_flags, clear_flags)
+    assert changed == with_custody_reference(records, holder, region, set_flags=set_flags,
+                                             clear_flags=clear_flags)
+    assert all(type(r) is CodeRecord for r in changed)
+    assert [[type(v) for v in r] for r in changed] == [[type(v) for v in r] for r in records]
 
 
 @st.composite

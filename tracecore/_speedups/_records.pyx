@@ -294,3 +294,39 @@ def unpacked(list data, type cls, dict status_of):
         _set(record, 11, p[2])
         out[i] = record
     return out
+
+
+def with_custody(list records, type cls, object holder, object region, long set_flags,
+                 long clear_flags):
+    """``cls`` (``CodeRecord``) of each record held by ``holder``, in ``region`` (None: its
+    own), its flags with ``set_flags`` set and ``clear_flags`` cleared; every other field the
+    same object as before."""
+    cdef Py_ssize_t n = len(records), i, j
+    cdef list out = [None] * n
+    cdef object record, changed, flags
+    cdef PyObject* raw
+    cdef long was, now
+    for i in range(n):
+        record = records[i]
+        if not PyTuple_Check(record) or PyTuple_GET_SIZE(record) != _FIELDS:
+            raise ValueError("a code record has 12 fields")
+        flags = <object>PyTuple_GET_ITEM(record, 11)
+        if type(flags) is int:
+            was = flags
+            now = (was | set_flags) & ~clear_flags
+            if now != was:
+                flags = now
+        else:
+            flags = (flags | set_flags) & ~clear_flags
+        raw = PyType_GenericAlloc(cls, _FIELDS)
+        changed = <object>raw
+        Py_DECREF(raw)
+        for j in range(6):
+            _set(changed, j, <object>PyTuple_GET_ITEM(record, j))
+        _set(changed, 6, holder)
+        _set(changed, 7, <object>PyTuple_GET_ITEM(record, 7) if region is None else region)
+        for j in range(8, 11):
+            _set(changed, j, <object>PyTuple_GET_ITEM(record, j))
+        _set(changed, 11, flags)
+        out[i] = changed
+    return out

@@ -138,7 +138,19 @@ def with_custody(records: Iterable[CodeRecord], holder: int, region: int | None 
     """Each record held by ``holder`` (in ``region`` when given, else its own), with
     ``set_flags`` set and ``clear_flags`` cleared: what a ship or receipt makes of the packs it
     names (tens of thousands of units in one event), built without ``evolve``'s per-field
-    lookups."""
+    lookups (in C where ``tracecore._speedups._records`` is built)."""
+    if _compiled is not None:
+        changed: list[CodeRecord] = _compiled.with_custody(
+            list(records), CodeRecord, holder, region, set_flags, clear_flags)
+        return changed
+    return with_custody_reference(records, holder, region, set_flags=set_flags,
+                                  clear_flags=clear_flags)
+
+
+def with_custody_reference(records: Iterable[CodeRecord], holder: int,
+                           region: int | None = None, *, set_flags: int = 0,
+                           clear_flags: int = 0) -> list[CodeRecord]:
+    """``with_custody`` in Python."""
     keep = ~clear_flags
     return [_new(CodeRecord, (status, level, key_id, product, batch, pool, holder,
                               own if region is None else region, issued, updated, event,
