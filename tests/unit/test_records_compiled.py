@@ -4,6 +4,7 @@ what the references refuse."""
 
 from __future__ import annotations
 
+import random
 import struct
 from typing import Any
 
@@ -15,8 +16,10 @@ from tracecore._speedups import load
 from tracecore.ledger.records import (
     _STATUS,
     CodeRecord,
+    in_key_order_reference,
     packed_in_key_order_reference,
     unpack_many_reference,
+    with_custody_reference,
 )
 from tracecore.status import Status
 
@@ -46,6 +49,53 @@ def test_records_are_packed_and_ordered_as_the_reference_does(
     keys, records = keyed
     assert _records.packed_in_key_order(keys, records) == packed_in_key_order_reference(
         keys, records)
+
+
+@given(st.lists(_record, max_size=30), _U32, st.none() | _U32, _U8, _U8)
+def test_custody_is_changed_as_the_reference_changes_it(
+        records: list[CodeRecord], holder: int, region: int | None, set_flags: int,
+        clear_flags: int) -> None:
+    """The same records, of the same types, with the holder, region and flags a ship or a
+    receipt gives them."""
+    assert _records is not None
+    changed = _records.with_custody(records, CodeRecord, holder, region, set_flags, clear_flags)
+    assert changed == with_custody_reference(records, holder, region, set_flags=set_flags,
+                                             clear_flags=clear_flags)
+    assert all(type(r) is CodeRecord for r in changed)
+    assert [[type(v) for v in r] for r in changed] == [[type(v) for v in r] for r in records]
+
+
+@st.composite
+def _many_keys(draw: st.DrawFn) -> list[bytes]:
+    """Keys as a ledger stores them (one shared prefix, then varied bytes) and as they come
+    otherwise: of any length, one the prefix of another, named twice, alike in their first
+    bytes after the prefix; enough of them to be sorted bucket by bucket."""
+    prefix = draw(st.sampled_from([b"", b"G09501101530010", b"\x00\x00"]))
+    suffixes = st.binary(max_size=12) | st.binary(min_size=8, max_size=8).map(
+        lambda b: b[:2] * 4) | st.sampled_from([b"", b"\x00", b"\xff" * 9])
+    keys = [prefix + s for s in draw(st.lists(suffixes, max_size=300))]
+    if keys and draw(st.booleans()):
+        keys += draw(st.lists(st.sampled_from(keys), max_size=20))
+    return keys
+
+
+@given(_many_keys())
+def test_keys_are_ordered_as_the_reference_orders_them(keys: list[bytes]) -> None:
+    """The same keys in bytes order, the values carried along, keys named twice kept in the
+    order given."""
+    assert _records is not None
+    values = list(range(len(keys)))
+    assert _records.in_key_order(keys, values) == in_key_order_reference(keys, values)
+
+
+def test_many_stored_keys_are_ordered_as_the_reference_orders_them() -> None:
+    """Ten thousand keys of one product with random serials, as an event names them."""
+    assert _records is not None
+    rng = random.Random(17)
+    keys = [b"G09501101530010" + rng.randbytes(24) for _ in range(10_000)]
+    values = [k[::-1] for k in keys]
+    assert _records.in_key_order(keys, values) == in_key_order_reference(keys, values)
+    assert _records.in_key_order(keys, values)[0] == sorted(keys)
 
 
 @pytest.mark.parametrize(("field", "value"), [("status", 256), ("level", -1), ("key_id", 2**16),

@@ -33,6 +33,15 @@ def test_a_minted_code_survives_its_ledger_key_its_text_and_its_tag(scheme: Sche
         assert key_id_of(code) == SCHEMES[scheme].density_slot(13)
 
 
+def test_the_keys_of_many_codes_are_each_codes_key() -> None:
+    """An event's keys taken together are its codes' keys one by one, of every scheme, in
+    order."""
+    codes = [Code(scheme, PRODUCTS[scheme], serial) for scheme in PRODUCTS
+             for serial in Minter(scheme, PRODUCTS[scheme], 13, MAC).mint(20)]
+    assert Code.keys_of(codes) == [code.key() for code in codes]
+    assert Code.keys_of(reversed(codes)) == [code.key() for code in reversed(codes)]
+
+
 def test_a_second_scheme_with_a_taken_key_letter_is_refused() -> None:
     """Two schemes can never share ledger keys: registering one with a taken letter fails."""
 

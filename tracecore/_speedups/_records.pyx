@@ -13,28 +13,40 @@ import struct
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_FromStringAndSize
 from cpython.bytes cimport PyBytes_GET_SIZE
-from cpython.long cimport PyLong_AsLongLong, PyLong_AsUnsignedLongLong, PyLong_Check
+from cpython.long cimport PyLong_Check
 from cpython.object cimport PyObject
 from cpython.tuple cimport PyTuple_Check, PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from libc.stdint cimport int64_t, uint64_t
-from libc.stdlib cimport free, malloc, qsort
+from libc.stdlib cimport calloc, free, malloc, qsort
 from libc.string cimport memcmp, memset
 
 cdef enum:
     _SIZE = 52
     _FIELDS = 12
+    # Tags' top bits dealt into buckets (``_bucketed``), and a bucket small enough to sort by
+    # insertion.
+    _BUCKETS = 65536
+    _SMALL = 16
 
 
 cdef struct _Key:
+    # The 8 bytes after the prefix every key shares, big-endian (zeros past a key's end): keys
+    # under one product share their first bytes, and their order is nearly always decided here
+    # by one comparison of integers instead of a memcmp over the shared part.
+    uint64_t tag
     const char* data
     Py_ssize_t size
     Py_ssize_t index
 
 
 cdef int _by_key(const void* a, const void* b) noexcept nogil:
-    # bytes order (memcmp, then the shorter first), then the order given: a stable sort's.
+    # bytes order (the tag, then memcmp, then the shorter first), then the order given: a
+    # stable sort's. Equal tags leave the order to memcmp; different tags decide it as memcmp
+    # would, since the keys agree on every byte before the tag's.
     cdef const _Key* x = <const _Key*>a
     cdef const _Key* y = <const _Key*>b
+    if x.tag != y.tag:
+        return -1 if x.tag < y.tag else 1
     cdef Py_ssize_t n = x.size if x.size < y.size else y.size
     cdef int c = memcmp(x.data, y.data, n)
     if c:
@@ -44,20 +56,141 @@ cdef int _by_key(const void* a, const void* b) noexcept nogil:
     return -1 if x.index < y.index else (1 if x.index > y.index else 0)
 
 
+cdef _Key* _ordered(list keys) except NULL:
+    """``keys`` (bytes) sorted as ``_by_key`` orders them; the caller frees the array."""
+    cdef Py_ssize_t n = len(keys), i, j, shared = 0, size
+    cdef object key
+    cdef const char* data
+    cdef const char* first = NULL
+    cdef uint64_t tag
+    cdef _Key* order = <_Key*>malloc(max(n, 1) * sizeof(_Key))
+    if order == NULL:
+        raise MemoryError()
+    try:
+        for i in range(n):
+            key = keys[i]
+            if not PyBytes_Check(key):
+                raise TypeError("keys are bytes")
+            data = PyBytes_AS_STRING(key)
+            size = PyBytes_GET_SIZE(key)
+            order[i].data = data
+            order[i].size = size
+            order[i].index = i
+            if i == 0:
+                first = data
+                shared = size
+            else:
+                if size < shared:
+                    shared = size
+                j = 0
+                while j < shared and data[j] == first[j]:
+                    j += 1
+                shared = j
+        for i in range(n):
+            tag = 0
+            for j in range(shared, shared + 8):
+                tag = (tag << 8) | (<unsigned char>order[i].data[j] if j < order[i].size else 0)
+            order[i].tag = tag
+    except BaseException:
+        free(order)
+        raise
+    cdef _Key* by_bucket = _bucketed(order, n) if n > _SMALL else NULL
+    if by_bucket == NULL:
+        qsort(order, n, sizeof(_Key), _by_key)
+        return order
+    free(order)
+    return by_bucket
+
+
+cdef _Key* _bucketed(const _Key* keys, Py_ssize_t n) noexcept nogil:
+    """``keys`` sorted as ``_by_key`` orders them, into a new array: dealt into buckets by the
+    top 16 bits of their tags (in the order given), each bucket then sorted on its own. Stored
+    keys end in ciphertext, so their tags are spread evenly and buckets hold a few keys each; a
+    bucket of many (keys alike in those bits) is sorted by qsort, never worse than n log n.
+    NULL when memory is short (the caller sorts in place)."""
+    cdef Py_ssize_t* ends = <Py_ssize_t*>calloc(_BUCKETS + 1, sizeof(Py_ssize_t))
+    cdef _Key* out = <_Key*>malloc(n * sizeof(_Key))
+    cdef Py_ssize_t i, b, begin, size, j
+    cdef _Key moving
+    if ends == NULL or out == NULL:
+        free(ends)
+        free(out)
+        return NULL
+    for i in range(n):
+        ends[(keys[i].tag >> 48) + 1] += 1
+    for b in range(_BUCKETS):
+        ends[b + 1] += ends[b]
+    # ends[b] is now where bucket b begins; dealing a key moves it on, to where it ends.
+    for i in range(n):
+        b = keys[i].tag >> 48
+        out[ends[b]] = keys[i]
+        ends[b] += 1
+    begin = 0
+    for b in range(_BUCKETS):
+        size = ends[b] - begin
+        if size > _SMALL:
+            qsort(out + begin, size, sizeof(_Key), _by_key)
+        elif size > 1:
+            for i in range(begin + 1, ends[b]):
+                moving = out[i]
+                j = i
+                while j > begin and _by_key(&out[j - 1], &moving) > 0:
+                    out[j] = out[j - 1]
+                    j -= 1
+                out[j] = moving
+        begin = ends[b]
+    free(ends)
+    return out
+
+
+def in_key_order(list keys, list values):
+    """(``keys`` in bytes order, ``values`` in the same order): a stable sort of the pairs by
+    their keys."""
+    cdef Py_ssize_t n = len(keys), i
+    if len(values) != n:
+        raise ValueError("as many values as keys")
+    cdef _Key* order = _ordered(keys)
+    cdef list sorted_keys = [None] * n
+    cdef list sorted_values = [None] * n
+    try:
+        for i in range(n):
+            sorted_keys[i] = keys[order[i].index]
+            sorted_values[i] = values[order[i].index]
+    finally:
+        free(order)
+    return sorted_keys, sorted_values
+
+
+cdef extern from "Python.h":
+    # Declared without Cython's error check: the callers below test for the error themselves,
+    # without a try block's cost per field.
+    unsigned long long _as_unsigned "PyLong_AsUnsignedLongLong"(object value)
+    long long _as_signed "PyLong_AsLongLong"(object value)
+    PyObject* PyErr_Occurred()
+    void PyErr_Clear()
+
+
 cdef uint64_t _unsigned(object value, uint64_t largest) except? 0xFFFFFFFFFFFFFFFF:
     if not PyLong_Check(value):
         raise struct.error("required argument is not an integer")
-    if value < 0 or value > largest:
+    # Converted and bounded in C: comparing Python integers costs more than packing.
+    cdef uint64_t got = _as_unsigned(value)
+    if got == <uint64_t>-1 and PyErr_Occurred() != NULL:
+        PyErr_Clear()  # OverflowError: negative, or beyond 64 bits
         raise struct.error(f"argument out of range: {value}")
-    return PyLong_AsUnsignedLongLong(value)
+    if got > largest:
+        raise struct.error(f"argument out of range: {value}")
+    return got
 
 
 cdef int64_t _signed(object value) except? -1:
     if not PyLong_Check(value):
         raise struct.error("required argument is not an integer")
-    if value < -0x8000000000000000 or value > 0x7FFFFFFFFFFFFFFF:
+    cdef int64_t got = _as_signed(value)
+    if got == -1 and PyErr_Occurred() != NULL:
+        PyErr_Clear()
         raise struct.error(f"argument out of range: {value}")
-    return PyLong_AsLongLong(value)
+    return got
 
 
 cdef inline void _put(char* at, uint64_t value, int width) noexcept:
@@ -90,22 +223,14 @@ def packed_in_key_order(list keys, list records):
     cdef Py_ssize_t n = len(keys), i
     if len(records) != n:
         raise ValueError("as many records as keys")
-    cdef _Key* order = <_Key*>malloc(max(n, 1) * sizeof(_Key))
-    if order == NULL:
-        raise MemoryError()
-    cdef object key
+    for key in keys:
+        if not PyBytes_Check(key):
+            raise TypeError("keys are bytes")
+    # Packed before sorting: a record that does not pack fails as the reference fails.
+    cdef list packed = [_pack(r) for r in records]
+    cdef _Key* order = _ordered(keys)
     cdef list out
     try:
-        for i in range(n):
-            key = keys[i]
-            if not PyBytes_Check(key):
-                raise TypeError("keys are bytes")
-            order[i].data = PyBytes_AS_STRING(key)
-            order[i].size = PyBytes_GET_SIZE(key)
-            order[i].index = i
-        # Packed before sorting: a record that does not pack fails as the reference fails.
-        packed = [_pack(r) for r in records]
-        qsort(order, n, sizeof(_Key), _by_key)
         out = [(keys[order[i].index], packed[order[i].index]) for i in range(n)]
     finally:
         free(order)
@@ -168,4 +293,40 @@ def unpacked(list data, type cls, dict status_of):
         _set(record, 10, _get(p + 44, 8))
         _set(record, 11, p[2])
         out[i] = record
+    return out
+
+
+def with_custody(list records, type cls, object holder, object region, long set_flags,
+                 long clear_flags):
+    """``cls`` (``CodeRecord``) of each record held by ``holder``, in ``region`` (None: its
+    own), its flags with ``set_flags`` set and ``clear_flags`` cleared; every other field the
+    same object as before."""
+    cdef Py_ssize_t n = len(records), i, j
+    cdef list out = [None] * n
+    cdef object record, changed, flags
+    cdef PyObject* raw
+    cdef long was, now
+    for i in range(n):
+        record = records[i]
+        if not PyTuple_Check(record) or PyTuple_GET_SIZE(record) != _FIELDS:
+            raise ValueError("a code record has 12 fields")
+        flags = <object>PyTuple_GET_ITEM(record, 11)
+        if type(flags) is int:
+            was = flags
+            now = (was | set_flags) & ~clear_flags
+            if now != was:
+                flags = now
+        else:
+            flags = (flags | set_flags) & ~clear_flags
+        raw = PyType_GenericAlloc(cls, _FIELDS)
+        changed = <object>raw
+        Py_DECREF(raw)
+        for j in range(6):
+            _set(changed, j, <object>PyTuple_GET_ITEM(record, j))
+        _set(changed, 6, holder)
+        _set(changed, 7, <object>PyTuple_GET_ITEM(record, 7) if region is None else region)
+        for j in range(8, 11):
+            _set(changed, j, <object>PyTuple_GET_ITEM(record, j))
+        _set(changed, 11, flags)
+        out[i] = changed
     return out

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from itertools import repeat
 
 from pharmatrace.v1 import ledger_pb2 as lpb
 
 from tracecore.ledger.chain import event_journal
 from tracecore.ledger.env import Txn
-from tracecore.ledger.records import seq_key, u64
+from tracecore.ledger.records import seq_key, sorted_keys, u64
 from tracecore.ledger.store import Ledger
 
 
@@ -37,7 +38,8 @@ class Journal:
         # Stored keys, in key order: an event's codes are random keys, and LMDB inserts them
         # three to four times faster in order (one path down the tree after another).
         txn.cursor(db=self._by_code).putmulti(
-            ((code, key) for code in sorted(index if stored else self._codes.stored_many(index))),
+            zip(sorted_keys(list(index) if stored else self._codes.stored_many(index)),
+                repeat(key)),
             dupdata=True)
         if record.event_id:
             txn.put(record.event_id.encode(), key, db=self._by_id)

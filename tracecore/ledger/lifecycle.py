@@ -120,8 +120,9 @@ def _apply_event(session: Session, index: int, event: Event, request: Request,
         codes = tuple(sorted((Code.from_key(k) for k in session.children(event.parent.key())),
                              key=Code.key))
         event = replace(event, codes=codes)
-    keys = [code.key() for code in codes]
-    session.prefetch(keys)
+    keys = Code.keys_of(codes)
+    # Every rule but commissioning's asks where each code is packed.
+    session.prefetch(keys, containers=event.kind is not EventKind.COMMISSION)
     unit = session.logistic_unit(event, event.parent) if event.kind is EventKind.AGGREGATE \
         and event.parent is not None and event.parent.scheme is Scheme.SSCC else None
     if request.not_signed_here is not None:
@@ -183,7 +184,7 @@ def _keep(session: Session, event: Event, request: Request) -> None:
     """Journals an EPCIS event that changes no pack, indexed under the codes it names so that a
     pack's trace and an export by product find it."""
     record = _event_record(event, request.who, session.now_ms)
-    keys = [code.key() for code in event.codes]
+    keys = Code.keys_of(event.codes)
     record.codes.extend(keys)
     parent = [event.parent.key()] if event.parent else []
     session.view.events.append((record, list(dict.fromkeys(keys + parent))))

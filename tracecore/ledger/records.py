@@ -6,11 +6,13 @@ import struct
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import repeat, starmap
 from operator import itemgetter
-from typing import NamedTuple, Self
+from typing import NamedTuple, Self, TypeVar
 
 from tracecore._speedups import load
 from tracecore.status import Status
 
+#: What ``in_key_order`` carries along with the keys it orders.
+V = TypeVar("V")
 # status, level, flags, key id, product, batch, pool, holder party, region,
 # issued at, updated at (ms), last event sequence.
 _CODE = struct.Struct("<BBBxHxxIIIIIqqQ")
@@ -93,10 +95,24 @@ def packed_in_key_order_reference(keys: list[bytes], records: list[CodeRecord]
     return sorted(zip(keys, pack_many(records), strict=True), key=_FIRST)
 
 
+def in_key_order_reference(keys: list[bytes], values: list[V]) -> tuple[list[bytes], list[V]]:
+    """(``keys`` in bytes order, ``values`` in the same order): the order LMDB holds keys in
+    and takes them fastest in. What ``tracecore._speedups._records`` does in C."""
+    pairs = sorted(zip(keys, values, strict=True), key=_FIRST)
+    return [k for k, _ in pairs], [v for _, v in pairs]
+
+
+def sorted_keys(keys: list[bytes]) -> list[bytes]:
+    """``keys`` in bytes order (``in_key_order``)."""
+    return in_key_order(keys, keys)[0]
+
+
 _FIRST = itemgetter(0)
 _compiled = load("_records")
 packed_in_key_order: Callable[[list[bytes], list[CodeRecord]], list[tuple[bytes, bytes]]] = (
     _compiled.packed_in_key_order if _compiled is not None else packed_in_key_order_reference)
+in_key_order: Callable[[list[bytes], list[V]], tuple[list[bytes], list[V]]] = (
+    _compiled.in_key_order if _compiled is not None else in_key_order_reference)
 
 
 def unpack_many(data: Sequence[bytes | memoryview]) -> list[CodeRecord]:
@@ -122,7 +138,19 @@ def with_custody(records: Iterable[CodeRecord], holder: int, region: int | None 
     """Each record held by ``holder`` (in ``region`` when given, else its own), with
     ``set_flags`` set and ``clear_flags`` cleared: what a ship or receipt makes of the packs it
     names (tens of thousands of units in one event), built without ``evolve``'s per-field
-    lookups."""
+    lookups (in C where ``tracecore._speedups._records`` is built)."""
+    if _compiled is not None:
+        changed: list[CodeRecord] = _compiled.with_custody(
+            list(records), CodeRecord, holder, region, set_flags, clear_flags)
+        return changed
+    return with_custody_reference(records, holder, region, set_flags=set_flags,
+                                  clear_flags=clear_flags)
+
+
+def with_custody_reference(records: Iterable[CodeRecord], holder: int,
+                           region: int | None = None, *, set_flags: int = 0,
+                           clear_flags: int = 0) -> list[CodeRecord]:
+    """``with_custody`` in Python."""
     keep = ~clear_flags
     return [_new(CodeRecord, (status, level, key_id, product, batch, pool, holder,
                               own if region is None else region, issued, updated, event,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -65,6 +65,13 @@ class Code:
     def key(self) -> bytes:
         """The ledger key: the scheme's letter, the product, the serial."""
         return _KEY_PREFIX[self.scheme] + (self.product + self.serial).encode("ascii")
+
+    @staticmethod
+    def keys_of(codes: Iterable[Code]) -> list[bytes]:
+        """``key`` of each code, in one loop without a call per code (an event names tens of
+        thousands)."""
+        prefix = _KEY_PREFIX
+        return [prefix[c.scheme] + (c.product + c.serial).encode("ascii") for c in codes]
 
     @classmethod
     def from_key(cls, key: bytes) -> Code:
