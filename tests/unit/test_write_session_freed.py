@@ -7,7 +7,7 @@ from __future__ import annotations
 import gc
 from pathlib import Path
 
-from tests.unit.test_lifecycle import K, S, _World
+from tests.lifecycle_world import K, S, World
 from tracecore.ledger.pack_session import Overlay, Session
 
 
@@ -18,7 +18,7 @@ def _alive() -> int:
 def test_a_committed_groups_session_and_overlays_are_freed_without_the_collector(
         tmp_path: Path) -> None:
     """Commissioning, shipping and dispensing leave no session or overlay behind them."""
-    world = _World(tmp_path)
+    world = World(tmp_path)
     try:
         codes = world.issued(50)
         gc.collect()
