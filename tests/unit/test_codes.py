@@ -18,6 +18,7 @@ from tracecore.codes import (
     Scheme,
     parse,
     parse_many,
+    parse_one,
     product_key,
     render,
 )
@@ -25,6 +26,19 @@ from tracecore.errors import InvalidArgument, ParseError
 
 GTIN = "09501101530003"
 NMPA = Code(Scheme.NMPA, "8123456", "7890123456789")
+
+
+@given(picks=st.lists(st.tuples(gs1_scans(), st.sampled_from([Form.HRI, Form.ELEMENT,
+                                                               Form.DIGITAL_LINK]),
+                                 st.booleans()), min_size=1, max_size=8))
+def test_parse_one_answers_as_parse_whatever_was_read_before(
+        picks: list[tuple[Scan, Form, bool]]) -> None:
+    """The one-code read that remembers its last text answers every text, read again right
+    after or not, as ``parse`` reads it."""
+    for scan, form, twice in picks:
+        text = render(scan, form)
+        for _ in range(2 if twice else 1):
+            assert parse_one(text) == parse(text) == scan
 
 
 @pytest.mark.parametrize("form", [Form.HRI, Form.ELEMENT, Form.DIGITAL_LINK])

@@ -154,7 +154,7 @@ def check(catalogue: Catalogue, verify: Verify, text: str, *, now_ms: int) -> Pu
     is tried in each until one recognises the code's check characters.
     """
     try:
-        scan = codes.parse(text)
+        scan = codes.parse_one(text)
     except ParseError as exc:
         # A scrambled scan is read by the verifier of the tenant that owns its product, found
         # here through the candidate readings.
