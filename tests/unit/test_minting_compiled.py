@@ -72,19 +72,6 @@ def test_a_random_part_drawn_twice_is_minted_once(scheme: Scheme, data: st.DataO
     assert len(keys) == len(set(keys)) == len({parts[i * width:(i + 1) * width] for i in picks})
 
 
-@given(st.lists(st.binary(max_size=12), max_size=60))
-def test_sorted_keys_is_sorted(keys: list[bytes]) -> None:
-    """Any byte strings, short, long, shared prefixes or repeated."""
-    assert compiled.sorted_keys(keys) == sorted(keys)
-
-
-@given(st.lists(st.binary(min_size=20, max_size=20), max_size=60), st.binary(max_size=30))
-def test_sorted_keys_of_one_product(tails: list[bytes], prefix: bytes) -> None:
-    """Keys sharing a product part, as a pool's are."""
-    keys = [prefix + tail for tail in tails]
-    assert compiled.sorted_keys(keys) == sorted(keys)
-
-
 @given(secret=secrets, product=gtins(), count=st.integers(0, 30))
 def test_serials_are_the_keys_past_the_product(secret: bytes, product: str, count: int) -> None:
     """``Minter.serials`` is the key after the product part, as text."""

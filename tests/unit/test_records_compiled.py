@@ -69,7 +69,7 @@ def test_custody_is_changed_as_the_reference_changes_it(
 def _many_keys(draw: st.DrawFn) -> list[bytes]:
     """Keys as a ledger stores them (one shared prefix, then varied bytes) and as they come
     otherwise: of any length, one the prefix of another, named twice, alike in their first
-    bytes after the prefix; enough of them to be sorted bucket by bucket."""
+    bytes after the prefix; enough of them for runs alike in their first 8 bytes after it."""
     prefix = draw(st.sampled_from([b"", b"G09501101530010", b"\x00\x00"]))
     suffixes = st.binary(max_size=12) | st.binary(min_size=8, max_size=8).map(
         lambda b: b[:2] * 4) | st.sampled_from([b"", b"\x00", b"\xff" * 9])
@@ -86,6 +86,21 @@ def test_keys_are_ordered_as_the_reference_orders_them(keys: list[bytes]) -> Non
     assert _records is not None
     values = list(range(len(keys)))
     assert _records.in_key_order(keys, values) == in_key_order_reference(keys, values)
+
+
+@given(st.lists(st.binary(max_size=12), max_size=60))
+def test_sorted_keys_is_sorted(keys: list[bytes]) -> None:
+    """Any byte strings, short, long, shared prefixes or repeated."""
+    assert _records is not None
+    assert _records.sorted_keys(keys) == sorted(keys)
+
+
+@given(st.lists(st.binary(min_size=20, max_size=20), max_size=60), st.binary(max_size=30))
+def test_sorted_keys_of_one_product(tails: list[bytes], prefix: bytes) -> None:
+    """Keys sharing a product part, as a pool's are."""
+    assert _records is not None
+    keys = [prefix + tail for tail in tails]
+    assert _records.sorted_keys(keys) == sorted(keys)
 
 
 def test_many_stored_keys_are_ordered_as_the_reference_orders_them() -> None:

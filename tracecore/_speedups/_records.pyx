@@ -1,6 +1,7 @@
 """Code records read and written in C: a write transaction's changed records packed into their
 52-byte layout and put in the order of the keys LMDB holds for them, in one pass; the records
-an event reads made from their bytes.
+an event reads made from their bytes; ledger keys (with values, or alone) put in that order,
+the one key sort of the ledger.
 
 The references are ``packed_in_key_order_reference`` and ``unpack_many_reference`` in
 ``tracecore.ledger.records``; tests feed both the same records and compare the answers. The layout is ``records._CODE``
@@ -13,133 +14,139 @@ import struct
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_FromStringAndSize
 from cpython.bytes cimport PyBytes_GET_SIZE
+from cpython.list cimport PyList_GET_ITEM
 from cpython.long cimport PyLong_Check
 from cpython.object cimport PyObject
 from cpython.tuple cimport PyTuple_Check, PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from libc.stdint cimport int64_t, uint64_t
-from libc.stdlib cimport calloc, free, malloc, qsort
-from libc.string cimport memcmp, memset
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcmp, memcpy, memset
 
 cdef enum:
     _SIZE = 52
     _FIELDS = 12
-    # Tags' top bits dealt into buckets (``_bucketed``), and a bucket small enough to sort by
-    # insertion.
-    _BUCKETS = 65536
-    _SMALL = 16
 
 
-cdef struct _Key:
-    # The 8 bytes after the prefix every key shares, big-endian (zeros past a key's end): keys
-    # under one product share their first bytes, and their order is nearly always decided here
-    # by one comparison of integers instead of a memcmp over the shared part.
-    uint64_t tag
-    const char* data
-    Py_ssize_t size
-    Py_ssize_t index
+cdef struct _Entry:
+    uint64_t word           # the 8 bytes after the keys' shared prefix, big-endian, zero-padded
+    Py_ssize_t index        # the key's place in the list given
 
 
-cdef int _by_key(const void* a, const void* b) noexcept nogil:
-    # bytes order (the tag, then memcmp, then the shorter first), then the order given: a
-    # stable sort's. Equal tags leave the order to memcmp; different tags decide it as memcmp
-    # would, since the keys agree on every byte before the tag's.
-    cdef const _Key* x = <const _Key*>a
-    cdef const _Key* y = <const _Key*>b
-    if x.tag != y.tag:
-        return -1 if x.tag < y.tag else 1
-    cdef Py_ssize_t n = x.size if x.size < y.size else y.size
-    cdef int c = memcmp(x.data, y.data, n)
+cdef int _compare(list keys, _Entry a, _Entry b):
+    """Bytes order of two keys (memcmp, then the shorter first), then their order given."""
+    cdef bytes x = <bytes>PyList_GET_ITEM(keys, a.index)
+    cdef bytes y = <bytes>PyList_GET_ITEM(keys, b.index)
+    cdef Py_ssize_t nx = PyBytes_GET_SIZE(x), ny = PyBytes_GET_SIZE(y)
+    cdef int c = memcmp(PyBytes_AS_STRING(x), PyBytes_AS_STRING(y), nx if nx < ny else ny)
     if c:
         return c
-    if x.size != y.size:
-        return -1 if x.size < y.size else 1
-    return -1 if x.index < y.index else (1 if x.index > y.index else 0)
+    if nx != ny:
+        return -1 if nx < ny else 1
+    return -1 if a.index < b.index else (1 if a.index > b.index else 0)
 
 
-cdef _Key* _ordered(list keys) except NULL:
-    """``keys`` (bytes) sorted as ``_by_key`` orders them; the caller frees the array."""
-    cdef Py_ssize_t n = len(keys), i, j, shared = 0, size
-    cdef object key
-    cdef const char* data
-    cdef const char* first = NULL
-    cdef uint64_t tag
-    cdef _Key* order = <_Key*>malloc(max(n, 1) * sizeof(_Key))
-    if order == NULL:
+cdef _Entry* _ordered(list keys) except NULL:
+    """The places of ``keys`` (bytes) in bytes order, equal keys in their order given; the
+    caller frees the array. Ledger keys share a prefix (a product's, in clear) and the 8 bytes
+    after it almost always decide, so the keys are sorted by those (a radix sort, stable, a
+    pass a byte, skipping a byte every key has alike), and only runs alike there are ordered by
+    their remaining bytes (such runs are rare and short unless keys are short or repeated)."""
+    cdef Py_ssize_t n = len(keys), i, j, prefix = 0, length, start, total, count
+    cdef const unsigned char* first = NULL
+    cdef const unsigned char* data
+    cdef object item
+    cdef uint64_t word
+    cdef Py_ssize_t counts[256]
+    cdef int shift
+    cdef _Entry moving
+    cdef list run
+    for i in range(n):
+        if type(<object>PyList_GET_ITEM(keys, i)) is not bytes:
+            raise TypeError("keys are bytes")
+    cdef _Entry* entries = <_Entry*>malloc(2 * max(n, 1) * sizeof(_Entry))
+    if entries == NULL:
         raise MemoryError()
+    cdef _Entry* base = entries
+    cdef _Entry* spare = entries + n
+    cdef _Entry* swap
+    for i in range(n):
+        item = <object>PyList_GET_ITEM(keys, i)
+        data = <const unsigned char*>PyBytes_AS_STRING(item)
+        length = PyBytes_GET_SIZE(item)
+        if i == 0:
+            first, prefix = data, length
+        else:
+            if length < prefix:
+                prefix = length
+            j = 0
+            while j < prefix and data[j] == first[j]:
+                j += 1
+            prefix = j
+    for i in range(n):
+        item = <object>PyList_GET_ITEM(keys, i)
+        data = <const unsigned char*>PyBytes_AS_STRING(item)
+        length = PyBytes_GET_SIZE(item)
+        word = 0
+        for j in range(prefix, prefix + 8):
+            word = (word << 8) | (data[j] if j < length else 0)
+        entries[i].word = word
+        entries[i].index = i
+    with nogil:
+        for shift in range(0, 64, 8):
+            memset(counts, 0, sizeof(counts))
+            for i in range(n):
+                counts[(entries[i].word >> shift) & 0xFF] += 1
+            if n == 0 or counts[(entries[0].word >> shift) & 0xFF] == n:
+                continue
+            total = 0
+            for i in range(256):
+                count = counts[i]
+                counts[i] = total
+                total += count
+            for i in range(n):
+                j = (entries[i].word >> shift) & 0xFF
+                spare[counts[j]] = entries[i]
+                counts[j] += 1
+            swap = entries
+            entries = spare
+            spare = swap
+    if entries != base:
+        memcpy(base, entries, n * sizeof(_Entry))
+    entries = base
+    start = 0
+    while start < n:
+        i = start + 1
+        while i < n and entries[i].word == entries[start].word:
+            i += 1
+        if i - start > 16:
+            run = sorted([(<object>PyList_GET_ITEM(keys, entries[j].index), entries[j].index)
+                          for j in range(start, i)])
+            for j in range(start, i):
+                entries[j].index = run[j - start][1]
+            start = i
+            continue
+        for j in range(start + 1, i):
+            moving = entries[j]
+            total = j
+            while total > start and _compare(keys, entries[total - 1], moving) > 0:
+                entries[total] = entries[total - 1]
+                total -= 1
+            entries[total] = moving
+        start = i
+    return entries
+
+
+def sorted_keys(list keys):
+    """``sorted(keys)`` for a list of ``bytes``: a new list, in bytes order, equal keys in
+    their order in ``keys``."""
+    cdef Py_ssize_t n = len(keys), i
+    cdef _Entry* order = _ordered(keys)
+    cdef list out = [None] * n
     try:
         for i in range(n):
-            key = keys[i]
-            if not PyBytes_Check(key):
-                raise TypeError("keys are bytes")
-            data = PyBytes_AS_STRING(key)
-            size = PyBytes_GET_SIZE(key)
-            order[i].data = data
-            order[i].size = size
-            order[i].index = i
-            if i == 0:
-                first = data
-                shared = size
-            else:
-                if size < shared:
-                    shared = size
-                j = 0
-                while j < shared and data[j] == first[j]:
-                    j += 1
-                shared = j
-        for i in range(n):
-            tag = 0
-            for j in range(shared, shared + 8):
-                tag = (tag << 8) | (<unsigned char>order[i].data[j] if j < order[i].size else 0)
-            order[i].tag = tag
-    except BaseException:
+            out[i] = keys[order[i].index]
+    finally:
         free(order)
-        raise
-    cdef _Key* by_bucket = _bucketed(order, n) if n > _SMALL else NULL
-    if by_bucket == NULL:
-        qsort(order, n, sizeof(_Key), _by_key)
-        return order
-    free(order)
-    return by_bucket
-
-
-cdef _Key* _bucketed(const _Key* keys, Py_ssize_t n) noexcept nogil:
-    """``keys`` sorted as ``_by_key`` orders them, into a new array: dealt into buckets by the
-    top 16 bits of their tags (in the order given), each bucket then sorted on its own. Stored
-    keys end in ciphertext, so their tags are spread evenly and buckets hold a few keys each; a
-    bucket of many (keys alike in those bits) is sorted by qsort, never worse than n log n.
-    NULL when memory is short (the caller sorts in place)."""
-    cdef Py_ssize_t* ends = <Py_ssize_t*>calloc(_BUCKETS + 1, sizeof(Py_ssize_t))
-    cdef _Key* out = <_Key*>malloc(n * sizeof(_Key))
-    cdef Py_ssize_t i, b, begin, size, j
-    cdef _Key moving
-    if ends == NULL or out == NULL:
-        free(ends)
-        free(out)
-        return NULL
-    for i in range(n):
-        ends[(keys[i].tag >> 48) + 1] += 1
-    for b in range(_BUCKETS):
-        ends[b + 1] += ends[b]
-    # ends[b] is now where bucket b begins; dealing a key moves it on, to where it ends.
-    for i in range(n):
-        b = keys[i].tag >> 48
-        out[ends[b]] = keys[i]
-        ends[b] += 1
-    begin = 0
-    for b in range(_BUCKETS):
-        size = ends[b] - begin
-        if size > _SMALL:
-            qsort(out + begin, size, sizeof(_Key), _by_key)
-        elif size > 1:
-            for i in range(begin + 1, ends[b]):
-                moving = out[i]
-                j = i
-                while j > begin and _by_key(&out[j - 1], &moving) > 0:
-                    out[j] = out[j - 1]
-                    j -= 1
-                out[j] = moving
-        begin = ends[b]
-    free(ends)
     return out
 
 
@@ -149,7 +156,7 @@ def in_key_order(list keys, list values):
     cdef Py_ssize_t n = len(keys), i
     if len(values) != n:
         raise ValueError("as many values as keys")
-    cdef _Key* order = _ordered(keys)
+    cdef _Entry* order = _ordered(keys)
     cdef list sorted_keys = [None] * n
     cdef list sorted_values = [None] * n
     try:
@@ -228,7 +235,7 @@ def packed_in_key_order(list keys, list records):
             raise TypeError("keys are bytes")
     # Packed before sorting: a record that does not pack fails as the reference fails.
     cdef list packed = [_pack(r) for r in records]
-    cdef _Key* order = _ordered(keys)
+    cdef _Entry* order = _ordered(keys)
     cdef list out
     try:
         out = [(keys[order[i].index], packed[order[i].index]) for i in range(n)]

@@ -1,9 +1,8 @@
 """The per-code loops of issuing a pool, one call a batch: HMAC-tagged ledger keys from random
-characters, ledger keys in order, serials as text.
+characters, serials as text (the keys are put in order by ``_records.sorted_keys``).
 
 The compiled twin of ``tracecore.minting.Minter.mint_keys``'s loop (``tracecore.mac.Mac`` is
-the reference the tests compare it against), of ``sorted`` on a list of ledger keys and of
-slicing the serials out of them. The HMAC is ``_hmac.HmacKey``'s (OpenSSL's SHA-256 from states
+the reference the tests compare it against) and of slicing the serials out of them. The HMAC is ``_hmac.HmacKey``'s (OpenSSL's SHA-256 from states
 set up once per key), run without the GIL, so that minting the next commit's codes does not
 hold up the writer lane.
 """
@@ -116,96 +115,6 @@ def mint_keys(HmacKey mac, bytes head, bytes chars, Py_ssize_t width, bytes tag_
         free(keys)
         free(seen)
         free(repeated)
-
-
-cdef struct _Entry:
-    uint64_t word      # the 8 bytes after the keys' common prefix, big-endian, zero-padded
-    Py_ssize_t index
-
-
-def sorted_keys(list keys):
-    """``sorted(keys)`` for a list of ``bytes``: a new list, in byte order, equal keys in their
-    order in ``keys``.
-
-    Ledger keys of one pool share their product part; the 8 bytes after the shared part
-    almost always decide, so the keys are sorted by those (a radix sort, stable), and only
-    runs that tie there are ordered by their remaining bytes.
-    """
-    cdef Py_ssize_t n = len(keys)
-    cdef Py_ssize_t i, j, prefix, length, start, pass_
-    cdef const unsigned char *first
-    cdef const unsigned char *data
-    cdef _Entry *entries
-    cdef _Entry *spare
-    cdef _Entry *swap
-    cdef uint64_t word
-    cdef Py_ssize_t counts[256]
-    cdef Py_ssize_t total, count
-    for i in range(n):
-        if type(<object>PyList_GET_ITEM(keys, i)) is not bytes:
-            raise TypeError("sorted_keys sorts bytes")
-    if n < 2:
-        return list(keys)
-    entries = <_Entry *>malloc(2 * n * sizeof(_Entry))
-    if entries == NULL:
-        raise MemoryError()
-    spare = entries + n
-    try:
-        item = <bytes>PyList_GET_ITEM(keys, 0)
-        first = <const unsigned char *>PyBytes_AS_STRING(item)
-        prefix = PyBytes_GET_SIZE(item)
-        for i in range(1, n):
-            item = <bytes>PyList_GET_ITEM(keys, i)
-            data = <const unsigned char *>PyBytes_AS_STRING(item)
-            if PyBytes_GET_SIZE(item) < prefix:
-                prefix = PyBytes_GET_SIZE(item)
-            j = 0
-            while j < prefix and data[j] == first[j]:
-                j += 1
-            prefix = j
-        for i in range(n):
-            item = <bytes>PyList_GET_ITEM(keys, i)
-            data = <const unsigned char *>PyBytes_AS_STRING(item)
-            length = PyBytes_GET_SIZE(item)
-            word = 0
-            for j in range(prefix, prefix + 8):
-                word = (word << 8) | (data[j] if j < length else 0)
-            entries[i].word = word
-            entries[i].index = i
-        with nogil:
-            for pass_ in range(8):
-                memset(counts, 0, sizeof(counts))
-                for i in range(n):
-                    counts[(entries[i].word >> (8 * pass_)) & 0xFF] += 1
-                if counts[(entries[0].word >> (8 * pass_)) & 0xFF] == n:
-                    continue  # every key has the same byte here
-                total = 0
-                for i in range(256):
-                    count = counts[i]
-                    counts[i] = total
-                    total += count
-                for i in range(n):
-                    j = (entries[i].word >> (8 * pass_)) & 0xFF
-                    spare[counts[j]] = entries[i]
-                    counts[j] += 1
-                swap = entries
-                entries = spare
-                spare = swap
-        out = [<object>PyList_GET_ITEM(keys, entries[i].index) for i in range(n)]
-        # Runs that tie on the word: ordered by the rest of each key (an insertion sort, stable;
-        # such runs are rare and short unless keys are short or repeated).
-        start = 0
-        while start < n:
-            i = start + 1
-            while i < n and entries[i].word == entries[start].word:
-                i += 1
-            if i - start > 1:
-                run = sorted(out[start:i])
-                out[start:i] = run
-            start = i
-        return out
-    finally:
-        free(entries if entries < spare else spare)
 
 
 def serials(list keys, Py_ssize_t start):

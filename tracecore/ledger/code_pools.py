@@ -13,7 +13,6 @@ from pharmatrace.v1 import common_pb2 as pb
 from pharmatrace.v1 import ledger_pb2 as lpb
 
 from tracecore import masterdata
-from tracecore._speedups import load
 from tracecore.codes import Scheme, product_key
 from tracecore.errors import FailedPrecondition, InvalidArgument, NotFound
 from tracecore.ledger.code_keys import CodeKeys
@@ -23,16 +22,13 @@ from tracecore.ledger.records import (
     pool_code_key,
     pool_code_keys,
     ref_key,
+    sorted_keys,
     u64,
 )
 from tracecore.minting import density_slot
 from tracecore.schemes import SCHEMES
 from tracecore.status import Status
 
-_COMPILED = load("minting")
-#: ``sorted`` for a list of ledger keys: compiled (a radix sort) where it is built.
-_sorted_keys: Callable[[list[bytes]], list[bytes]] = (
-    sorted if _COMPILED is None else _COMPILED.sorted_keys)
 _U64 = struct.Struct(">Q")
 _KEY_ID = struct.Struct(">H")
 # Scheme letter + GTIN-14, or scheme letter + 7-digit drug identifier.
@@ -213,7 +209,7 @@ class CodePools:
         """
         one_at_a_time = False
         encrypted = in_pool if in_pool is not None else self.codes.stored_many(keys)
-        ordered = _sorted_keys(encrypted)
+        ordered = sorted_keys(encrypted)
 
         def fn(txn: Txn) -> list[bytes]:
             data = txn.get(request_id.encode(), db=self.db["pools"])

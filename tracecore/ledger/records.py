@@ -102,17 +102,15 @@ def in_key_order_reference(keys: list[bytes], values: list[V]) -> tuple[list[byt
     return [k for k, _ in pairs], [v for _, v in pairs]
 
 
-def sorted_keys(keys: list[bytes]) -> list[bytes]:
-    """``keys`` in bytes order (``in_key_order``)."""
-    return in_key_order(keys, keys)[0]
-
-
 _FIRST = itemgetter(0)
 _compiled = load("_records")
 packed_in_key_order: Callable[[list[bytes], list[CodeRecord]], list[tuple[bytes, bytes]]] = (
     _compiled.packed_in_key_order if _compiled is not None else packed_in_key_order_reference)
 in_key_order: Callable[[list[bytes], list[V]], tuple[list[bytes], list[V]]] = (
     _compiled.in_key_order if _compiled is not None else in_key_order_reference)
+#: ``sorted`` for a list of ledger keys (``in_key_order`` without values).
+sorted_keys: Callable[[list[bytes]], list[bytes]] = (
+    _compiled.sorted_keys if _compiled is not None else sorted)
 
 
 def unpack_many(data: Sequence[bytes | memoryview]) -> list[CodeRecord]:
