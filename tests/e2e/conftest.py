@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import select
 import signal
 import subprocess
 import sys
@@ -29,6 +31,34 @@ def pharmatrace_command() -> list[str]:
     """The installed console script next to this interpreter, else ``python -m pharmatrace_cli``."""
     script = Path(sys.executable).parent / "pharmatrace"
     return [str(script)] if script.exists() else [sys.executable, "-m", "pharmatrace_cli"]
+
+
+def on_a_terminal(args: Sequence[str], env: dict[str, str]) -> tuple[int, str]:
+    """``pharmatrace args`` with its stderr on a pseudo-terminal (what a person at a terminal
+    sees: progress bars are drawn only there): its exit status and everything it drew."""
+    primary, secondary = pty.openpty()
+    with subprocess.Popen([*pharmatrace_command(), *args],
+                          env={**env, "TERM": "xterm-256color", "COLUMNS": "120"},
+                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=secondary) as process:
+        os.close(secondary)
+        seen = b""
+        deadline = time.monotonic() + CLI_TIMEOUT_S
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([primary], [], [], 1.0)
+            if ready:
+                try:
+                    chunk = os.read(primary, 65536)
+                except OSError:  # the terminal closed with the process
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+            elif process.poll() is not None:
+                break
+        status = process.wait(CLI_TIMEOUT_S)
+    os.close(primary)
+    return status, seen.decode("utf-8", errors="replace")
 
 
 @dataclass

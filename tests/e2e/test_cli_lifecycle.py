@@ -7,17 +7,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import pty
-import select
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import CLI_TIMEOUT_S, pharmatrace_command
+from tests.e2e.conftest import CLI_TIMEOUT_S, on_a_terminal, pharmatrace_command
 from tests.e2e.test_cli import GTIN, LOT, _lines, catalog  # noqa: F401 - the fixture
 from tracecore.codes import parse
 
@@ -161,30 +157,10 @@ def test_a_terminal_shows_the_progress_bar_of_a_step(server, catalog: str,  # no
                                                       commissioned: list[str]) -> None:
     """On a terminal (a pty), ship draws a progress bar with the count and the rate."""
     codes = commissioned[COUNT + 14:COUNT + 20]
-    primary, secondary = pty.openpty()
-    env = {**server.env, "TERM": "xterm-256color", "COLUMNS": "120"}
-    with subprocess.Popen(
-            [*pharmatrace_command(), "ship", "--tenant", catalog, "--party", "plant-1", "--to",
-             "dc-1", "--batch-size", "2", *codes], env=env, stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=secondary) as process:
-        os.close(secondary)
-        seen = b""
-        deadline = time.monotonic() + CLI_TIMEOUT_S
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([primary], [], [], 1.0)
-            if ready:
-                try:
-                    chunk = os.read(primary, 65536)
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                seen += chunk
-            elif process.poll() is not None:
-                break
-        assert process.wait(CLI_TIMEOUT_S) == 0
-    os.close(primary)
-    screen = seen.decode("utf-8", errors="replace")
+    status, screen = on_a_terminal(
+        ["ship", "--tenant", catalog, "--party", "plant-1", "--to", "dc-1", "--batch-size", "2",
+         *codes], server.env)
+    assert status == 0, screen
     assert "6/6" in screen and "/s" in screen and "━" in screen, screen
 
 

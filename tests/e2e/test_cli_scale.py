@@ -7,11 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import pty
-import select
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
@@ -20,7 +16,7 @@ import pytest
 from pharmatrace.v1 import lifecycle_pb2 as lcpb
 from pharmatrace.v1 import lifecycle_pb2_grpc
 
-from tests.e2e.conftest import CLI_TIMEOUT_S, pharmatrace_command
+from tests.e2e.conftest import CLI_TIMEOUT_S, on_a_terminal, pharmatrace_command
 from tests.e2e.test_cli import GTIN, LOT, _lines, catalog  # noqa: F401 - the fixture
 
 COUNT = 2_500
@@ -135,30 +131,8 @@ def test_a_pipe_gets_no_progress_bar(cli, catalog: str, issued: Path) -> None:  
 def test_a_terminal_shows_a_progress_bar_with_rate(server, catalog: str,  # noqa: F811
                                                    issued: Path) -> None:
     """On a terminal (a pty), verify draws a progress bar with the count and codes a second."""
-    primary, secondary = pty.openpty()
-    env = {**server.env, "TERM": "xterm-256color", "COLUMNS": "120"}
-    with subprocess.Popen(
-            [*pharmatrace_command(), "verify", "--tenant", catalog, "--file", str(issued),
-             "--batch-size", "500"], env=env, stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=secondary) as process:
-        os.close(secondary)
-        seen = b""
-        deadline = time.monotonic() + CLI_TIMEOUT_S
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([primary], [], [], 1.0)
-            if ready:
-                try:
-                    chunk = os.read(primary, 65536)
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                seen += chunk
-            elif process.poll() is not None:
-                break
-        process.wait(CLI_TIMEOUT_S)
-    os.close(primary)
-    screen = seen.decode("utf-8", errors="replace")
+    _, screen = on_a_terminal(
+        ["verify", "--tenant", catalog, "--file", str(issued), "--batch-size", "500"], server.env)
     assert f"{COUNT}/{COUNT}" in screen.replace(",", ""), screen
     assert "/s" in screen and "codes" in screen
     assert "━" in screen  # the bar itself
