@@ -4,7 +4,6 @@ aggregations counted against them, a short container allowed only when marked pa
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 
 import grpc
 import pytest
@@ -14,42 +13,15 @@ from pharmatrace.v1 import lifecycle_pb2 as lpb
 from pharmatrace.v1 import lifecycle_pb2_grpc
 
 from tests.integration.conftest import RPC_TIMEOUT_S, Api
+from tests.integration.packing_line import PackingLine
 
 GTIN, CASE_GTIN, LOT = "09501101530027", "09501101530010", "LOT-H1"
 UNIT, BUNDLE, CASE = (cpb.PACKAGING_LEVEL_UNIT, cpb.PACKAGING_LEVEL_BUNDLE,
                       cpb.PACKAGING_LEVEL_CASE)
 
 
-@dataclass(frozen=True)
-class _Line:
-    """A tenant's product packed 3 units a bundle, 2 bundles a case."""
-
-    api: Api
-    tenant: str
-    lifecycle: lifecycle_pb2_grpc.LifecycleStub
-
-    def packs(self, n: int, level: int) -> list[str]:
-        """``n`` commissioned packs at ``level``."""
-        codes = self.api.codes(self.tenant, GTIN, n, lot=LOT, level=level)
-        response = self.lifecycle.Commission(lpb.CommissionRequest(
-            tenant=self.tenant, codes=codes, lot=LOT), timeout=RPC_TIMEOUT_S)
-        assert response.applied, response
-        return codes
-
-    def aggregate(self, parent: str, children: list[str], *, partial: bool = False
-                  ) -> lpb.LifecycleResponse:
-        return self.lifecycle.Aggregate(lpb.AggregateRequest(
-            tenant=self.tenant, parent=parent, children=children, partial=partial),
-            timeout=RPC_TIMEOUT_S)
-
-    def bundle(self) -> str:
-        (bundle,) = self.packs(1, BUNDLE)
-        assert self.aggregate(bundle, self.packs(3, UNIT)).applied
-        return bundle
-
-
 @pytest.fixture
-def line(api: Api, tenant: str, issue_channel: grpc.Channel) -> _Line:
+def line(api: Api, tenant: str, issue_channel: grpc.Channel) -> PackingLine:
     today = dt.date.today()
     api.admin.RegisterProduct(apb.RegisterProductRequest(tenant=tenant, product=cpb.Product(
         gtin=GTIN, name="Paracetamol 500 mg tablets", hierarchy=[
@@ -58,10 +30,10 @@ def line(api: Api, tenant: str, issue_channel: grpc.Channel) -> _Line:
     api.admin.AddBatch(apb.AddBatchRequest(tenant=tenant, batch=cpb.Batch(
         product=GTIN, lot=LOT, expires_on=(today + dt.timedelta(days=700)).isoformat())),
         timeout=RPC_TIMEOUT_S)
-    return _Line(api, tenant, lifecycle_pb2_grpc.LifecycleStub(issue_channel))
+    return PackingLine(api, tenant, lifecycle_pb2_grpc.LifecycleStub(issue_channel), GTIN, LOT)
 
 
-def test_the_registered_hierarchy_comes_back_with_the_product(line: _Line) -> None:
+def test_the_registered_hierarchy_comes_back_with_the_product(line: PackingLine) -> None:
     """ListProducts shows the levels, ratios and the case's own GTIN as registered."""
     page = line.api.admin.ListProducts(apb.ListProductsRequest(tenant=line.tenant),
                                        timeout=RPC_TIMEOUT_S)
@@ -71,7 +43,7 @@ def test_the_registered_hierarchy_comes_back_with_the_product(line: _Line) -> No
 
 
 def test_a_short_bundle_is_refused_naming_the_ratio_and_the_bundle_stays_empty(
-    line: _Line,
+    line: PackingLine,
 ) -> None:
     """2 units into a bundle of 3: nothing applied, the refusal says the ratio and the way out;
     the same 2 marked partial go in."""
@@ -85,7 +57,7 @@ def test_a_short_bundle_is_refused_naming_the_ratio_and_the_bundle_stays_empty(
 
 
 def test_a_full_case_goes_in_and_an_overfull_one_is_refused_even_when_partial(
-    line: _Line,
+    line: PackingLine,
 ) -> None:
     """Two full bundles make a case; a third bundle into it is refused, partial or not."""
     (case,) = line.packs(1, CASE)
@@ -95,7 +67,7 @@ def test_a_full_case_goes_in_and_an_overfull_one_is_refused_even_when_partial(
     assert [f.reason for f in response.failures] == ["case holds 2 bundles; 3 given"]
 
 
-def test_bulk_capture_carries_partial_per_event(line: _Line) -> None:
+def test_bulk_capture_carries_partial_per_event(line: PackingLine) -> None:
     """CaptureEvents: a short case marked partial is recorded, an unmarked one refused."""
     short, marked = line.packs(2, CASE)
     events = [lpb.LifecycleEvent(kind=lpb.EVENT_KIND_AGGREGATE, parent=marked,

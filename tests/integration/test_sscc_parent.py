@@ -20,6 +20,7 @@ from pharmatrace.v1 import trace_pb2 as tpb
 from pharmatrace.v1 import verification_pb2 as vpb
 
 from tests.integration.conftest import RPC_TIMEOUT_S, Api, Servers
+from tests.integration.packing_line import PackingLine
 from tracecore import sscc
 from tracecore.epcis.schema import check_schema
 
@@ -29,31 +30,11 @@ UNIT, BUNDLE, CASE, PALLET = (cpb.PACKAGING_LEVEL_UNIT, cpb.PACKAGING_LEVEL_BUND
 
 
 @dataclass(frozen=True)
-class _Line:
+class _Line(PackingLine):
     """A tenant packing 3 units a bundle, 2 bundles a case, 2 cases a pallet, with SSCCs."""
 
-    api: Api
-    tenant: str
-    lifecycle: lifecycle_pb2_grpc.LifecycleStub
     units: logistics_pb2_grpc.LogisticUnitsStub
     trace: trace_pb2_grpc.TraceStub
-
-    def packs(self, n: int, level: int) -> list[str]:
-        codes = self.api.codes(self.tenant, GTIN, n, lot=LOT, level=level)
-        assert self.lifecycle.Commission(lpb.CommissionRequest(
-            tenant=self.tenant, codes=codes, lot=LOT), timeout=RPC_TIMEOUT_S).applied
-        return codes
-
-    def aggregate(self, parent: str, children: list[str], *, partial: bool = False
-                  ) -> lpb.LifecycleResponse:
-        return self.lifecycle.Aggregate(lpb.AggregateRequest(
-            tenant=self.tenant, parent=parent, children=children, partial=partial),
-            timeout=RPC_TIMEOUT_S)
-
-    def bundle(self) -> str:
-        (bundle,) = self.packs(1, BUNDLE)
-        assert self.aggregate(bundle, self.packs(3, UNIT)).applied
-        return bundle
 
     def ssccs(self, n: int) -> list[str]:
         return list(self.units.RequestSsccs(spb.RequestSsccsRequest(
@@ -79,8 +60,8 @@ def line(api: Api, tenant: str, issue_channel: grpc.Channel,
     units = logistics_pb2_grpc.LogisticUnitsStub(issue_channel)
     units.RegisterCompanyPrefix(spb.RegisterCompanyPrefixRequest(
         tenant=tenant, company_prefix=PREFIX), timeout=RPC_TIMEOUT_S)
-    return _Line(api, tenant, lifecycle_pb2_grpc.LifecycleStub(issue_channel), units,
-                 trace_pb2_grpc.TraceStub(verify_channel))
+    return _Line(api, tenant, lifecycle_pb2_grpc.LifecycleStub(issue_channel), GTIN, LOT,
+                 units, trace_pb2_grpc.TraceStub(verify_channel))
 
 
 def test_bundles_go_into_an_sscc_case_which_then_verifies_and_traces_both_ways(
