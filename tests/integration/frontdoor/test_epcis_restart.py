@@ -9,7 +9,10 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 from pharmatrace.v1 import admin_pb2 as apb
@@ -28,6 +31,28 @@ from tracecore.credentials import parse_token
 from tracecore.keys import KeySource
 from tracecore.ledger.tenants import DataDir
 from verify_svc.workers import WorkerConfig, WorkerPool
+
+
+@contextmanager
+def writer_down(data: Path) -> Iterator[httpx.Client]:
+    """A client of the front door of ``data`` served by a verification worker alone: the
+    issuance process that applies captures is not running."""
+    workers = WorkerPool(WorkerConfig(data, "127.0.0.1", 0, dev_keys=True, tls=None,
+                                      grace_s=1.0, authenticate=False, http_port=0), workers=1)
+    workers.start()
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{workers.http_port}") as client:
+            yield client
+    finally:
+        workers.stop(1.0)
+
+
+def accepted(client: httpx.Client, token: str, event: dict[str, Any]) -> str:
+    """Where the capture job of ``event``, sent with ``token`` and accepted (202), is told."""
+    answer = client.post("/epcis/capture", content=document([event]), headers={
+        **bearer(token), "Content-Type": "application/json"})
+    assert answer.status_code == 202, answer.text
+    return answer.headers["location"]
 
 
 def test_deliveries_refused_before_a_restart_arrive_after_it(tmp_path: Path) -> None:
@@ -68,19 +93,10 @@ def test_a_job_accepted_while_the_writer_was_down_is_applied_once_it_is_up(
         pack = shop.pack(3)
         admin = shop.token(pack.tenant, apb.ROLE_ADMIN)
     sent = inspection(pack.codes[:2])
-    workers = WorkerPool(WorkerConfig(tmp_path, "127.0.0.1", 0, dev_keys=True, tls=None,
-                                      grace_s=1.0, authenticate=False, http_port=0), workers=1)
-    workers.start()
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{workers.http_port}") as client:
-            answer = client.post("/epcis/capture", content=document([sent]), headers={
-                **bearer(admin), "Content-Type": "application/json"})
-            assert answer.status_code == 202
-            location = answer.headers["location"]
-            time.sleep(0.5)
-            assert client.get(location, headers=bearer(admin)).json()["running"] is True
-    finally:
-        workers.stop(1.0)
+    with writer_down(tmp_path) as client:
+        location = accepted(client, admin, sent)
+        time.sleep(0.5)
+        assert client.get(location, headers=bearer(admin)).json()["running"] is True
     with serving(tmp_path) as door, door.client() as client:
         job = finished_job(client, admin, location)
         found = client.get("/epcis/events", params={"EQ_eventID": sent["eventID"]},
@@ -98,17 +114,8 @@ def test_a_job_whose_token_was_revoked_before_it_ran_is_not_applied(tmp_path: Pa
         pack = shop.pack(3)
         sender, reader = (shop.token(pack.tenant, apb.ROLE_ADMIN) for _ in range(2))
     sent = inspection(pack.codes[:2])
-    workers = WorkerPool(WorkerConfig(tmp_path, "127.0.0.1", 0, dev_keys=True, tls=None,
-                                      grace_s=1.0, authenticate=False, http_port=0), workers=1)
-    workers.start()
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{workers.http_port}") as client:
-            answer = client.post("/epcis/capture", content=document([sent]), headers={
-                **bearer(sender), "Content-Type": "application/json"})
-            assert answer.status_code == 202
-            location = answer.headers["location"]
-    finally:
-        workers.stop(1.0)
+    with writer_down(tmp_path) as client:
+        location = accepted(client, sender, sent)
     data = DataDir(tmp_path, KeySource.dev())
     try:
         data.get(pack.tenant).access.revoke(parse_token(sender).credential_id)
