@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Generic, Literal, Protocol, Self, TypeVar
 
@@ -42,6 +42,7 @@ class Sealer(Protocol):
     """Encrypts a chained record's bytes for storage and back (``CodeKeys``)."""
 
     def seal(self, record: bytes) -> bytes: ...
+    def seal_many(self, records: Sequence[bytes]) -> list[bytes]: ...
     def open(self, sealed: bytes) -> bytes: ...
 
 
@@ -59,6 +60,13 @@ class Chain(Generic[R]):
         self._head_key = head_key
         self._message = message
         self._sealer = sealer
+        # Serialised deterministically, fields come in number order: when ``hash`` has the
+        # highest number, a record with its hash is the record without it, then the hash.
+        fields = message.DESCRIPTOR.fields  # type: ignore[attr-defined]
+        hash_field = message.DESCRIPTOR.fields_by_name["hash"]  # type: ignore[attr-defined]
+        self._hash_last = (hash_field.number == max(f.number for f in fields)
+                           and hash_field.type == hash_field.TYPE_BYTES)
+        self._hash_tag = bytes([hash_field.number << 3 | 2, 32])
 
     def head(self, txn: Txn) -> tuple[int, bytes]:
         """(last sequence number, its hash); (0, GENESIS) when empty."""
@@ -70,20 +78,34 @@ class Chain(Generic[R]):
 
     def append(self, txn: Txn, record: R) -> int:
         """Stores ``record`` as the next link; returns its sequence number."""
-        seq, prev = self.head(txn)
-        seq += 1
-        record.seq = seq
-        record.prev_hash = prev
-        record.hash = b""
-        # Serialised with ``hash`` empty is what ``hash_of`` hashes: no copy of the record.
-        record.hash = hashlib.sha256(prev + record.SerializeToString(deterministic=True)).digest()
-        key = seq_key(seq)
-        data = record.SerializeToString(deterministic=True)
+        return self.append_many(txn, [record])
+
+    def append_many(self, txn: Txn, records: Sequence[R]) -> int:
+        """Stores ``records`` in order as the next links (the head read and written once, the
+        records sealed together); returns the last one's sequence number."""
+        first, prev = self.head(txn)
+        if not records:
+            return first
+        datas = []
+        hashed_last, tag = self._hash_last, self._hash_tag
+        for seq, record in enumerate(records, first + 1):
+            record.seq = seq
+            record.prev_hash = prev
+            record.hash = b""
+            # Serialised with ``hash`` empty is what ``hash_of`` hashes: no copy of the record.
+            unhashed = record.SerializeToString(deterministic=True)
+            prev = record.hash = hashlib.sha256(prev + unhashed).digest()
+            datas.append(unhashed + tag + prev if hashed_last
+                         else record.SerializeToString(deterministic=True))
         if self._sealer is not None:
-            data = self._sealer.seal(data)
-        txn.put(key, data, db=self._db, append=True)
-        txn.put(self._head_key, key + record.hash, db=self._meta)
-        return seq
+            datas = (self._sealer.seal_many(datas) if len(datas) > 1
+                     else [self._sealer.seal(datas[0])])
+        db = self._db
+        for seq, data in enumerate(datas, first + 1):
+            txn.put(seq_key(seq), data, db=db, append=True)
+        last = first + len(datas)
+        txn.put(self._head_key, seq_key(last) + prev, db=self._meta)
+        return last
 
     def hash_of(self, record: R) -> bytes:
         """SHA-256 over the previous hash and the record serialised with ``hash`` empty."""
