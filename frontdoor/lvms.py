@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from typing import Any
 
@@ -89,5 +90,12 @@ def _requester(door: Frontdoor, scope: Scope) -> Principal:
 
 def _timestamp(at_ms: int) -> str:
     """ISO 8601 in UTC with milliseconds, as LVMS writes times."""
-    moment = dt.datetime.fromtimestamp(at_ms / 1000, dt.UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at_ms % 1000:03d}Z"
+    second, ms = divmod(at_ms, 1000)
+    return f"{_second_text(second)}{ms:03d}Z"
+
+
+@functools.lru_cache(maxsize=4)
+def _second_text(second: int) -> str:
+    """A timestamp's text up to its milliseconds: answers come many a second, so each second
+    is formatted once."""
+    return dt.datetime.fromtimestamp(second, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.")

@@ -3,6 +3,7 @@ every request is counted under the name of its route, its time in the latency hi
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from urllib.parse import parse_qsl
 
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from frontdoor.asgi import query
+from frontdoor.lvms import _timestamp
 from frontdoor.middleware import RequestLog, route_of
 from tracerpc.metrics import Metrics
 
@@ -26,6 +28,16 @@ def test_a_query_reads_as_parse_qsl_reads_it(text: str) -> None:
     raw = text.encode()
     expected = dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True))
     assert query({"query_string": raw}) == expected
+
+
+@given(st.lists(st.integers(-2_000_000_000_000, 32_503_680_000_000), min_size=1, max_size=6))
+def test_an_lvms_timestamp_is_the_time_in_utc_to_the_millisecond(moments: list[int]) -> None:
+    """Each answer's time as ISO 8601 in UTC with milliseconds, however many answers share a
+    second and in whatever order seconds come."""
+    for at_ms in [*moments, *(m + 1 for m in moments), *moments]:
+        moment = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(milliseconds=at_ms)
+        assert _timestamp(at_ms) == moment.strftime("%Y-%m-%dT%H:%M:%S.") + \
+            f"{moment.microsecond // 1000:03d}Z"
 
 
 def test_requests_are_counted_under_their_route() -> None:
