@@ -7,6 +7,7 @@ for every caller that checks a ledger (`pharmatrace audit verify`, `doctor`, bac
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from collections.abc import Iterator, Mapping, Sequence
@@ -60,13 +61,7 @@ class Chain(Generic[R]):
         self._head_key = head_key
         self._message = message
         self._sealer = sealer
-        # Serialised deterministically, fields come in number order: when ``hash`` has the
-        # highest number, a record with its hash is the record without it, then the hash.
-        fields = message.DESCRIPTOR.fields  # type: ignore[attr-defined]
-        hash_field = message.DESCRIPTOR.fields_by_name["hash"]  # type: ignore[attr-defined]
-        self._hash_last = (hash_field.number == max(f.number for f in fields)
-                           and hash_field.type == hash_field.TYPE_BYTES)
-        self._hash_tag = bytes([hash_field.number << 3 | 2, 32])
+        self._hash_tag = _hash_tag(message)
 
     def head(self, txn: Txn) -> tuple[int, bytes]:
         """(last sequence number, its hash); (0, GENESIS) when empty."""
@@ -87,7 +82,7 @@ class Chain(Generic[R]):
         if not records:
             return first
         datas = []
-        hashed_last, tag = self._hash_last, self._hash_tag
+        tag = self._hash_tag
         for seq, record in enumerate(records, first + 1):
             record.seq = seq
             record.prev_hash = prev
@@ -95,7 +90,7 @@ class Chain(Generic[R]):
             # Serialised with ``hash`` empty is what ``hash_of`` hashes: no copy of the record.
             unhashed = record.SerializeToString(deterministic=True)
             prev = record.hash = hashlib.sha256(prev + unhashed).digest()
-            datas.append(unhashed + tag + prev if hashed_last
+            datas.append(unhashed + tag + prev if tag
                          else record.SerializeToString(deterministic=True))
         if self._sealer is not None:
             datas = (self._sealer.seal_many(datas) if len(datas) > 1
@@ -181,6 +176,19 @@ class Chain(Generic[R]):
         except Exception as exc:  # protobuf's DecodeError, and anything a mangled record raises
             raise LedgerCorrupt("a chained record cannot be decoded") from exc
         return message
+
+
+@functools.cache
+def _hash_tag(message: type[Chained]) -> bytes:
+    """What a record of ``message`` serialised with ``hash`` empty is followed by to be the
+    record serialised whole, but for the hash itself: deterministically serialised, fields come
+    in number order, so when ``hash`` has the highest number it is its field tag and length
+    (b"" when another field comes after it)."""
+    descriptor = message.DESCRIPTOR  # type: ignore[attr-defined]
+    field = descriptor.fields_by_name["hash"]
+    if field.number != max(f.number for f in descriptor.fields) or field.number >= 16:
+        return b""
+    return bytes([field.number << 3 | 2, 32])
 
 
 def audit_trail(dbs: Mapping[str, Database], sealer: Sealer | None
