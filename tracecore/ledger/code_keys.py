@@ -18,9 +18,12 @@ random 12-byte nonces under one key per tenant stays within NIST's bound (SP 800
 to 2^32 records per key, and a nonce drawn twice would give away the authentication key; with
 24 random bytes, 2^80 records per key are safe, at AES-GCM's speed per byte (AES-GCM-SIV, the
 other way out, runs about 18 times slower per byte through OpenSSL, and event records carry
-every code of their event). Records sealed before (AES-256-GCM: nonce, then ciphertext and
-tag, no version byte) still open: a seal that does not open as version 1 is opened as one of
-those.
+every code of their event). Records sealed together (``seal_many``: an answer trail's flush,
+a transaction's audit records) share their nonces' first 12 bytes, so one key is derived for
+them, each with its own random GCM nonce under it: at most 2^16 records a derived key keep a
+repeated GCM nonce about 2^-65 likely. Records sealed before (AES-256-GCM: nonce, then
+ciphertext and tag, no version byte) still open: a seal that does not open as version 1 is
+opened as one of those.
 
 The key is per tenant, derived from the key-encryption key (``KeySource.derived_key`` for
 ``PURPOSE``, then HKDF-SHA256 with the tenant's name as info) and never stored; replicas, which
