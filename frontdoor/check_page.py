@@ -93,24 +93,31 @@ def _unreadable(reason: str) -> PublicCheck:
 
 async def _send(send: Send, status: int, lang: str, code: str, result: PublicCheck | None, *,
                 limited: bool = False, extra: tuple[tuple[bytes, bytes], ...] = ()) -> None:
-    body = render(lang, code, result, limited=limited).encode()
+    body = page_bytes(lang, code, result, limited=limited)
     await respond(send, status, body, [*_HEADERS, *extra] if extra else _HEADERS)
 
 
 def render(lang: str, code: str, result: PublicCheck | None, *, limited: bool = False) -> str:
     """The page in ``lang`` for the text typed in and its answer (None: the form alone)."""
+    return page_bytes(lang, code, result, limited=limited).decode()
+
+
+def page_bytes(lang: str, code: str, result: PublicCheck | None, *, limited: bool = False
+               ) -> bytes:
+    """``render``'s page as sent, in UTF-8: a kept template's text is kept encoded, so a view
+    encodes only the code (a page's marks and words make its text wide, and encoding the
+    whole of it costs more than making it)."""
     if result is not None and result.repaired:
         # Its words name the code read: made whole, as rare as scrambled scans are.
-        return _page(lang, quote_plus(code), code, result, limited)
+        return _page(lang, quote_plus(code), code, result, limited).encode()
     template = _template(lang, bool(code), limited, _said(result), tuple(_warnings(result, lang)))
     if template is None:
-        return _page(lang, quote_plus(code), code, result, limited)
+        return _page(lang, quote_plus(code), code, result, limited).encode()
     head, holes = template
-    values = {_QUOTED: "", _TYPED: escape(code),
-              _CHECKED: escape(result.code) if result is not None else ""}
-    if code:
-        values[_QUOTED] = quote_plus(code)
-    return head + "".join([values[hole] + text for hole, text in holes])
+    values = {_QUOTED: quote_plus(code).encode() if code else b"",
+              _TYPED: escape(code).encode(),
+              _CHECKED: escape(result.code).encode() if result is not None else b""}
+    return head + b"".join([values[hole] + text for hole, text in holes])
 
 
 #: Where a template leaves a place for the code, and which: the text typed in, URL-encoded
@@ -120,8 +127,8 @@ _QUOTED, _TYPED, _CHECKED = "Q", "T", "C"
 #: What of an answer the page shows besides the code: (outcome, reason, product, lot, expiry,
 #: first check, has a code).
 _Said = tuple[str, str, PublicProduct | None, str, str, bool, bool] | None
-#: A page's text up to its first hole, then each hole and the text after it.
-_Template = tuple[str, tuple[tuple[str, str], ...]]
+#: A page's text up to its first hole, then each hole and the text after it, in UTF-8.
+_Template = tuple[bytes, tuple[tuple[str, bytes], ...]]
 
 
 def _said(result: PublicCheck | None) -> _Said:
@@ -147,7 +154,7 @@ def _template(lang: str, has_code: bool, limited: bool, said: _Said,
     if _HOLE in _page(lang, "", "", result and replace(result, code=""), limited, warnings):
         return None
     head, *rest = text.split(_HOLE)
-    return head, tuple((part[0], part[1:]) for part in rest)
+    return head.encode(), tuple((part[0], part[1:].encode()) for part in rest)
 
 
 def _page(lang: str, quoted: str, code: str, result: PublicCheck | None, limited: bool,

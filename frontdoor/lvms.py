@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
-from typing import Any
+import functools
+from json.encoder import encode_basestring as _string
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -67,18 +67,20 @@ class Verify:
         except PermissionDenied as exc:
             await problem(403, exc.message)(scope, receive, send)
             return
-        data: dict[str, Any] = {"verified": answer.verified}
-        if answer.failure_reason is not None:
-            data["verificationFailureReason"] = answer.failure_reason.value
-        if answer.additional_info is not None:
-            data["additionalInfo"] = answer.additional_info.value
-        body = json.dumps({
-            "verificationTimestamp": _timestamp(answer.at_ms),
-            "responderGLN": answer.responder_gln,
-            "corrUUID": answer.corr_uuid,
-            "data": data,
-        }, ensure_ascii=False, separators=(",", ":")).encode()
-        await respond(send, 200, body, _HEADERS)
+        await respond(send, 200, body(answer), _HEADERS)
+
+
+def body(answer: partner.PartnerAnswer) -> bytes:
+    """The answer as LVMS's JSON: byte for byte what ``json.dumps`` writes of it (compact,
+    UTF-8), written straight rather than through an encoder set up for each answer."""
+    data = "true" if answer.verified else "false"
+    if answer.failure_reason is not None:
+        data += f',"verificationFailureReason":{_string(answer.failure_reason.value)}'
+    if answer.additional_info is not None:
+        data += f',"additionalInfo":{_string(answer.additional_info.value)}'
+    return (f'{{"verificationTimestamp":"{_timestamp(answer.at_ms)}",'
+            f'"responderGLN":{_string(answer.responder_gln)},'
+            f'"corrUUID":{_string(answer.corr_uuid)},"data":{{"verified":{data}}}}}').encode()
 
 
 def _requester(door: Frontdoor, scope: Scope) -> Principal:
@@ -89,5 +91,12 @@ def _requester(door: Frontdoor, scope: Scope) -> Principal:
 
 def _timestamp(at_ms: int) -> str:
     """ISO 8601 in UTC with milliseconds, as LVMS writes times."""
-    moment = dt.datetime.fromtimestamp(at_ms / 1000, dt.UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at_ms % 1000:03d}Z"
+    second, ms = divmod(at_ms, 1000)
+    return f"{_second_text(second)}{ms:03d}Z"
+
+
+@functools.lru_cache(maxsize=4)
+def _second_text(second: int) -> str:
+    """A timestamp's text up to its milliseconds: answers come many a second, so each second
+    is formatted once."""
+    return dt.datetime.fromtimestamp(second, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.")

@@ -11,7 +11,8 @@ from pharmatrace.v1 import ledger_pb2 as lpb
 from tests.ledgers import dev_codes
 from tracecore.ledger.answer_trail import DATABASES, AnswerTrail
 from tracecore.ledger.chain import Chain
-from tracecore.ledger.env import Env
+from tracecore.ledger.env import Env, Txn
+from tracecore.ledger.records import seq_key
 
 SERIALS = ("01ABCDEFGHJKMNPQRST0", "01ZYXWVTSRQPNMKJHGF9")
 
@@ -51,3 +52,48 @@ def test_a_trail_written_in_clear_is_sealed_when_opened(tmp_path: Path) -> None:
         assert len(again.records()) == 3 and again.verify() == (3, None)
     finally:
         again.close()
+
+
+def test_records_appended_in_one_flush_chain_as_if_appended_one_by_one(tmp_path: Path) -> None:
+    """A flush seals and chains its records together: the records, their numbers and hashes
+    are those of the same records appended one at a time, each stored record opens to the
+    record as hashed (``hash`` included), and a record changed afterwards is found."""
+    serials = [f"01SERIAL{i:012d}" for i in range(40)]
+    one_by_one = Env(tmp_path / "one", DATABASES, owner="t")
+    chain = Chain(one_by_one.dbs["audit"],
+                  one_by_one.dbs["meta"], b"answers:head", lpb.AuditRecord, dev_codes("t"))
+    singles = [_record(s) for s in serials]
+    one_by_one.write(lambda txn: [chain.append(txn, r) for r in singles])
+    with one_by_one.read() as txn:
+        expected_head = chain.head(txn)
+    one_by_one.close()
+
+    trail = AnswerTrail(tmp_path / "answers", tenant="t", codes=dev_codes("t"))
+    try:
+        for serial in serials[:15]:
+            trail.buffer(_record(serial))
+        assert trail.flush() == 15
+        for serial in serials[15:]:
+            trail.buffer(_record(serial))
+        assert trail.flush() == 25
+        records = trail.records()
+        assert records == singles
+        assert [r.seq for r in records] == list(range(1, 41))
+        with trail.env.read() as txn:
+            assert trail.chain.head(txn) == expected_head
+            stored = [bytes(v) for _, v in txn.cursor(db=trail.env.dbs["audit"])]
+        assert [dev_codes("t").open(v) for v in stored] == [
+            r.SerializeToString(deterministic=True) for r in singles]
+        assert trail.verify() == (40, None)
+
+        def tamper(txn: Txn) -> None:
+            edited = lpb.AuditRecord()
+            edited.ParseFromString(dev_codes("t").open(stored[19]))
+            edited.summary = edited.summary.replace("0", "1")
+            txn.put(seq_key(20), dev_codes("t").seal(edited.SerializeToString(
+                deterministic=True)), db=trail.env.dbs["audit"])
+
+        trail.env.write(tamper)
+        assert trail.verify() == (19, 20)
+    finally:
+        trail.close()

@@ -152,3 +152,20 @@ def test_a_seal_cut_short_does_not_open() -> None:
     for cut in (1, 10, 25, 30):
         with pytest.raises(LedgerCorrupt):
             KEYS.open(sealed[:cut])
+
+
+def test_records_sealed_together_are_xaes_seals_each_with_a_nonce_of_its_own() -> None:
+    """Records sealed in one batch share one derived key (their nonces' first 12 bytes) yet
+    each is a whole XAES-256-GCM seal: it opens on its own, under the specification's
+    decryption, and no two GCM nonces are alike."""
+    material = _material(160)
+    records = [b"record %d" % i for i in range(50)]
+    sealed = KEYS.seal_many(records)
+    assert [KEYS.open(s) for s in sealed] == records
+    xaes = Xaes256Gcm(material[128:])
+    assert [xaes.decrypt(s[1:25], s[25:], None) for s in sealed] == records
+    assert {s[:1] for s in sealed} == {b"\x01"} and len({s[1:13] for s in sealed}) == 1
+    assert len({s[13:25] for s in sealed}) == len(records)
+    assert KEYS.seal_many(records[:1])[0][1:13] != sealed[0][1:13]
+    with pytest.raises(FailedPrecondition):
+        NoCodeKeys("no key").seal_many(records)

@@ -3,6 +3,8 @@ every request is counted under the name of its route, its time in the latency hi
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import math
 from urllib.parse import parse_qsl
 
@@ -10,8 +12,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
+from frontdoor import lvms
 from frontdoor.asgi import query
+from frontdoor.lvms import _timestamp
 from frontdoor.middleware import RequestLog, route_of
+from tracecore.usecases import partner_verification as partner
 from tracerpc.metrics import Metrics
 
 _PIECES = st.sampled_from(["code", "lang", "=", "&", "%28", "%2", "%e4%b8%ad", "%C3", "+", "a",
@@ -26,6 +31,16 @@ def test_a_query_reads_as_parse_qsl_reads_it(text: str) -> None:
     raw = text.encode()
     expected = dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True))
     assert query({"query_string": raw}) == expected
+
+
+@given(st.lists(st.integers(-2_000_000_000_000, 32_503_680_000_000), min_size=1, max_size=6))
+def test_an_lvms_timestamp_is_the_time_in_utc_to_the_millisecond(moments: list[int]) -> None:
+    """Each answer's time as ISO 8601 in UTC with milliseconds, however many answers share a
+    second and in whatever order seconds come."""
+    for at_ms in [*moments, *(m + 1 for m in moments), *moments]:
+        moment = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(milliseconds=at_ms)
+        assert _timestamp(at_ms) == moment.strftime("%Y-%m-%dT%H:%M:%S.") + \
+            f"{moment.microsecond // 1000:03d}Z"
 
 
 def test_requests_are_counted_under_their_route() -> None:
@@ -66,3 +81,24 @@ def test_request_times_land_in_the_histogram_as_observed_one_by_one(
     assert want.keys() <= got.keys()
     assert all(math.isclose(value, want.get(key, 0.0), abs_tol=1e-9)
                for key, value in got.items())
+
+
+@given(st.booleans(), st.sampled_from([None, *partner.FailureReason]),
+       st.sampled_from([None, *partner.AdditionalInfo]), st.text(max_size=20),
+       st.text(max_size=40), st.integers(0, 4_102_444_800_000))
+def test_an_lvms_answer_is_the_json_json_dumps_writes(
+        verified: bool, reason: partner.FailureReason | None,
+        info: partner.AdditionalInfo | None, gln: str, corr_uuid: str, at_ms: int) -> None:
+    """An LVMS answer's body is, byte for byte, the compact UTF-8 JSON ``json.dumps`` makes of
+    it, whatever text its fields hold (quotes, backslashes, control and non-ASCII characters)."""
+    answer = partner.PartnerAnswer(corr_uuid, verified, reason, info, gln, at_ms)
+    data: dict[str, object] = {"verified": verified}
+    if reason is not None:
+        data["verificationFailureReason"] = reason.value
+    if info is not None:
+        data["additionalInfo"] = info.value
+    expected = json.dumps({"verificationTimestamp": _timestamp(at_ms), "responderGLN": gln,
+                           "corrUUID": corr_uuid, "data": data},
+                          ensure_ascii=False, separators=(",", ":")).encode()
+    assert lvms.body(answer) == expected
+    assert json.loads(lvms.body(answer))["data"]["verified"] is verified

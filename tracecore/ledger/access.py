@@ -166,10 +166,11 @@ class Access:
     def record_audit(self, entries: list[lpb.AuditRecord]) -> None:
         """Appends audit records, in order, in one transaction."""
 
+        for entry in entries:
+            entry.summary = entry.summary[:MAX_SUMMARY]
+
         def fn(txn: Txn) -> None:
-            for entry in entries:
-                entry.summary = entry.summary[:MAX_SUMMARY]
-                self.audit.append(txn, entry)
+            self.audit.append_many(txn, entries)
 
         self.ledger.env.write(fn)
 

@@ -59,8 +59,7 @@ class AnswerTrail:
             return 0
 
         def fn(txn: Txn) -> int:
-            for entry in batch:
-                self.chain.append(txn, entry)
+            self.chain.append_many(txn, batch)
             return len(batch)
 
         try:

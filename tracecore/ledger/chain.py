@@ -7,9 +7,10 @@ for every caller that checks a ledger (`pharmatrace audit verify`, `doctor`, bac
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Generic, Literal, Protocol, Self, TypeVar
 
@@ -42,6 +43,7 @@ class Sealer(Protocol):
     """Encrypts a chained record's bytes for storage and back (``CodeKeys``)."""
 
     def seal(self, record: bytes) -> bytes: ...
+    def seal_many(self, records: Sequence[bytes]) -> list[bytes]: ...
     def open(self, sealed: bytes) -> bytes: ...
 
 
@@ -59,6 +61,7 @@ class Chain(Generic[R]):
         self._head_key = head_key
         self._message = message
         self._sealer = sealer
+        self._hash_tag = _hash_tag(message)
 
     def head(self, txn: Txn) -> tuple[int, bytes]:
         """(last sequence number, its hash); (0, GENESIS) when empty."""
@@ -70,20 +73,34 @@ class Chain(Generic[R]):
 
     def append(self, txn: Txn, record: R) -> int:
         """Stores ``record`` as the next link; returns its sequence number."""
-        seq, prev = self.head(txn)
-        seq += 1
-        record.seq = seq
-        record.prev_hash = prev
-        record.hash = b""
-        # Serialised with ``hash`` empty is what ``hash_of`` hashes: no copy of the record.
-        record.hash = hashlib.sha256(prev + record.SerializeToString(deterministic=True)).digest()
-        key = seq_key(seq)
-        data = record.SerializeToString(deterministic=True)
+        return self.append_many(txn, [record])
+
+    def append_many(self, txn: Txn, records: Sequence[R]) -> int:
+        """Stores ``records`` in order as the next links (the head read and written once, the
+        records sealed together); returns the last one's sequence number."""
+        first, prev = self.head(txn)
+        if not records:
+            return first
+        datas = []
+        tag = self._hash_tag
+        for seq, record in enumerate(records, first + 1):
+            record.seq = seq
+            record.prev_hash = prev
+            record.hash = b""
+            # Serialised with ``hash`` empty is what ``hash_of`` hashes: no copy of the record.
+            unhashed = record.SerializeToString(deterministic=True)
+            prev = record.hash = hashlib.sha256(prev + unhashed).digest()
+            datas.append(unhashed + tag + prev if tag
+                         else record.SerializeToString(deterministic=True))
         if self._sealer is not None:
-            data = self._sealer.seal(data)
-        txn.put(key, data, db=self._db, append=True)
-        txn.put(self._head_key, key + record.hash, db=self._meta)
-        return seq
+            datas = (self._sealer.seal_many(datas) if len(datas) > 1
+                     else [self._sealer.seal(datas[0])])
+        db = self._db
+        for seq, data in enumerate(datas, first + 1):
+            txn.put(seq_key(seq), data, db=db, append=True)
+        last = first + len(datas)
+        txn.put(self._head_key, seq_key(last) + prev, db=self._meta)
+        return last
 
     def hash_of(self, record: R) -> bytes:
         """SHA-256 over the previous hash and the record serialised with ``hash`` empty."""
@@ -159,6 +176,19 @@ class Chain(Generic[R]):
         except Exception as exc:  # protobuf's DecodeError, and anything a mangled record raises
             raise LedgerCorrupt("a chained record cannot be decoded") from exc
         return message
+
+
+@functools.cache
+def _hash_tag(message: type[Chained]) -> bytes:
+    """What a record of ``message`` serialised with ``hash`` empty is followed by to be the
+    record serialised whole, but for the hash itself: deterministically serialised, fields come
+    in number order, so when ``hash`` has the highest number it is its field tag and length
+    (b"" when another field comes after it)."""
+    descriptor = message.DESCRIPTOR  # type: ignore[attr-defined]
+    field = descriptor.fields_by_name["hash"]
+    if field.number != max(f.number for f in descriptor.fields) or field.number >= 16:
+        return b""
+    return bytes([field.number << 3 | 2, 32])
 
 
 def audit_trail(dbs: Mapping[str, Database], sealer: Sealer | None
