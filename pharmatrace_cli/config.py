@@ -9,6 +9,7 @@ $PHARMATRACE_KEY_PASSPHRASE, a key file from ``key_file`` or $PHARMATRACE_KEY_FI
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -121,6 +122,12 @@ class Settings:
                        "`pharmatrace certs init`), or set insecure to serve plaintext")
         if bool(self.tls_cert) != bool(self.tls_key):
             out.append("tls_key: tls_cert and tls_key go together")
+        if self.client_ca and not self.tls_cert:
+            out.append("client_ca: mutual TLS needs tls_cert and tls_key; plaintext (insecure) "
+                       "asks for no client certificate")
+        if self.dev and not _loopback(self.host):
+            out.append(f"host: dev turns authentication off, so it serves loopback only, not "
+                       f"{self.host}: drop dev or use host 127.0.0.1")
         if self.replicated_commit and not self.nats:
             out.append("replicated_commit: needs nats, the server that keeps the streams")
         if self.key_file and self.key_passphrase_file:
@@ -295,6 +302,16 @@ def _value(key: str, value: Any, path: Path | None) -> Any:
 
 
 _NAMES = {str: "a string", int: "a whole number", float: "a number", bool: "true or false"}
+
+
+def _loopback(host: str) -> bool:
+    name = host.strip("[]")
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 def environ_max_map_size(environ: Mapping[str, str] = os.environ) -> int | None:

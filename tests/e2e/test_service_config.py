@@ -51,6 +51,8 @@ def test_config_check_accepts_a_good_file(tmp_path: Path) -> None:
     ("workers = [", "not valid TOML"),
     ("insecure = true\nclone_max_scans = 0\n", "clone_max_scans: must be 1 or more"),
     ('insecure = true\nlog_level = "chatty"\n', "log_level: must be one of"),
+    ('dev = true\ninsecure = true\nhost = "0.0.0.0"\n', "host: dev turns authentication off"),
+    ('insecure = true\nclient_ca = "ca.pem"\n', "client_ca: mutual TLS needs tls_cert"),
 ])
 def test_config_check_names_the_bad_key(tmp_path: Path, text: str, named: str) -> None:
     """A wrong file is refused in one line that names the key and what is wrong with it."""
@@ -60,6 +62,21 @@ def test_config_check_names_the_bad_key(tmp_path: Path, text: str, named: str) -
     assert named in result.stderr
     assert "hunter2" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("text", [
+    'dev = true\ninsecure = true\nhost = "0.0.0.0"\ndata = "data"\n',
+    'insecure = true\nclient_ca = "ca.pem"\ndata = "data"\n',
+])
+def test_serve_refuses_what_config_check_refuses(tmp_path: Path, text: str) -> None:
+    """`serve --config` refuses a combination of settings with the line `config check` prints,
+    before it creates the data directory."""
+    (tmp_path / "pt.toml").write_text(text)
+    checked = _cli(tmp_path, "config", "check", "pt.toml")
+    served = _cli(tmp_path, "serve", "--config", "pt.toml")
+    assert checked.returncode == served.returncode == 1
+    assert served.stderr == checked.stderr
+    assert not (tmp_path / "data").exists()
 
 
 def test_config_show_merges_flags_over_the_file_and_masks_secrets(tmp_path: Path) -> None:
