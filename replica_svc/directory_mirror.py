@@ -19,7 +19,7 @@ from nats.aio.client import Client
 from nats.js.kv import KV_DEL, KV_PURGE
 
 from replica_svc.directory import bucket
-from replica_svc.streams import LONG_LIVED, servers
+from replica_svc.streams import long_lived, servers
 
 log = logging.getLogger("pharmatrace.directory")
 
@@ -78,8 +78,8 @@ class DirectoryMirror:
         while True:
             try:
                 if self._nc is None:
-                    self._nc = await nats.connect(servers(url), name="pharmatrace-frontdoor",
-                                                  **LONG_LIVED)
+                    self._nc = await nats.connect(servers(url),
+                                                  **long_lived("pharmatrace-frontdoor"))
                 await self._follow(self._nc)
             except asyncio.CancelledError:
                 raise

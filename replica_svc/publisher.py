@@ -25,7 +25,6 @@ from replica_svc.streams import (
     EPOCH,
     EXPECTED_LAST,
     FENCE,
-    LONG_LIVED,
     MSG_ID,
     PART,
     PARTS,
@@ -33,6 +32,7 @@ from replica_svc.streams import (
     SEQ,
     ensure_stream,
     keys_subject,
+    long_lived,
     msg_id,
     servers,
     stream_name,
@@ -275,7 +275,7 @@ class Replication:
     @classmethod
     async def start(cls, url: str, data: DataDir) -> Replication:
         sealing = await asyncio.to_thread(Sealing.of, data)
-        nc = await nats.connect(servers(url), name="pharmatrace-writer", **LONG_LIVED)
+        nc = await nats.connect(servers(url), **long_lived("pharmatrace-writer"))
         replication = cls(nc, data, sealing)
         await replication.attach_new()
         replication._tasks.append(asyncio.create_task(replication._attach_forever()))

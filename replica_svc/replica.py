@@ -30,13 +30,13 @@ from replica_svc.read_your_writes import note_applied
 from replica_svc.streams import (
     EPOCH,
     FENCE,
-    LONG_LIVED,
     PART,
     PARTS,
     SEALED,
     SEQ,
     all_subjects,
     keys_subject,
+    long_lived,
     servers,
     stream_name,
 )
@@ -266,7 +266,7 @@ class Replica:
     @classmethod
     async def start(cls, url: str, root: Path, tenants: list[str], sealing: Sealing
                     ) -> Replica:
-        nc = await nats.connect(servers(url), name="pharmatrace-replica", **LONG_LIVED)
+        nc = await nats.connect(servers(url), **long_lived("pharmatrace-replica"))
         (root / TENANTS).mkdir(parents=True, exist_ok=True)
         replica = cls(nc, root, tenants, sealing)
         for tenant in replica.tenants.values():

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 from nats.js import JetStreamContext
 from nats.js.api import StorageType, StreamConfig
 from nats.js.errors import NotFoundError
+
+log = logging.getLogger("pharmatrace.nats")
 
 #: Headers of a change message; Nats-Msg-Id is "epoch:commit:part", so the stream drops a resend.
 EPOCH, SEQ, PART, PARTS = "Pt-Epoch", "Pt-Seq", "Pt-Part", "Pt-Parts"
@@ -26,10 +31,37 @@ DUPLICATE_WINDOW_S = 600.0
 CLUSTER_COPIES = 3
 
 
-#: Options of a node's long-lived connection: reconnect for ever, and ping often enough that a
-#: link cut without a word (a lost route, a dead switch) is noticed in seconds, not minutes.
-LONG_LIVED = {"max_reconnect_attempts": -1, "reconnect_time_wait": 0.5, "ping_interval": 5,
-              "max_outstanding_pings": 3}
+def long_lived(name: str) -> dict[str, Any]:
+    """Options of a node's long-lived connection: reconnect for ever, ping often enough that a
+    link cut without a word (a lost route, a dead switch) is noticed in seconds, not minutes,
+    and log the link going and coming back once each, not a traceback every attempt."""
+    link = _Link(name)
+    return {"name": name, "max_reconnect_attempts": -1, "reconnect_time_wait": 0.5,
+            "ping_interval": 5, "max_outstanding_pings": 3, "error_cb": link.error,
+            "disconnected_cb": link.disconnected, "reconnected_cb": link.reconnected}
+
+
+class _Link:
+    """What one connection says about its link: errors while it is up, then nothing until it
+    is back (nats-py would log each failed attempt, every half second, with a traceback)."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._down = False
+
+    async def error(self, exc: Exception) -> None:
+        if not self._down:
+            log.warning("%s: NATS: %s", self._name, exc or type(exc).__name__)
+
+    async def disconnected(self) -> None:
+        if not self._down:
+            self._down = True
+            log.warning("%s: lost the connection to NATS; reconnecting every 0.5 s",
+                        self._name)
+
+    async def reconnected(self) -> None:
+        self._down = False
+        log.info("%s: reconnected to NATS", self._name)
 
 
 def servers(url: str) -> list[str]:

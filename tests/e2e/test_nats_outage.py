@@ -1,0 +1,47 @@
+"""A writer whose NATS server goes away and comes back says so in its log once each way, and
+keeps publishing: no stack trace for every attempt to reconnect."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable
+
+import pytest
+
+from tests.e2e.conftest import Servers, pharmatrace_command
+from tests.e2e.nats_server import NatsServer
+
+pytestmark = pytest.mark.timeout(180)
+
+GTIN = "09501101530003"
+
+
+def _wait_for(server_log: Callable[[], str], text: str, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while text not in server_log():
+        assert time.monotonic() < deadline, f"{text!r} not in the log:\n{server_log()}"
+        time.sleep(0.1)
+
+
+def test_a_nats_outage_is_logged_once_each_way(servers: Servers,
+                                               nats_server: NatsServer) -> None:
+    """While NATS is down for a few seconds (several reconnect attempts), the writer logs one
+    warning that the link is lost and one line when it is back, no traceback, and a write
+    answered with replicated commit afterwards is published."""
+    writer = servers.start(workers=1, extra=["--nats", nats_server.url, "--replicated-commit"])
+    _wait_for(writer.log_text, "snapshot of epoch 1 stored")
+    nats_server.stop()
+    time.sleep(3)
+    nats_server.start()
+    _wait_for(writer.log_text, "reconnected to NATS")
+    added = subprocess.run([*pharmatrace_command(), "product", "add", "--gtin", GTIN, "--name",
+                            "Amoxicillin 500 mg"], env=writer.env, capture_output=True,
+                           text=True, timeout=60, check=False)
+    assert added.returncode == 0, added.stderr
+    log = writer.log_text()
+    assert "Traceback" not in log
+    assert "nats: encountered error" not in log
+    # One line per process that holds a connection (the writer, its verification worker's
+    # front door), not one per attempt.
+    assert 1 <= log.count("lost the connection to NATS") <= 2
