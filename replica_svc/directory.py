@@ -93,6 +93,8 @@ async def _compare_and_set(js: JetStreamContext, key: str, change) -> None:  # t
         except KeyNotFoundError:
             doc, revision = {}, None
         doc = change(doc)
+        if doc is None:  # the change does not apply to the entry as it stands
+            return
         data = json.dumps(doc, sort_keys=True).encode()
         try:
             if revision is None:
@@ -110,13 +112,23 @@ def _conflict(exc: Exception) -> bool:
     return isinstance(exc, KeyWrongLastSequenceError) or "wrong last sequence" in str(exc)
 
 
-async def announce_writer(js: JetStreamContext, tenant: str, issue: str, verify: str) -> None:
-    def change(doc: dict[str, object]) -> dict[str, object]:
+async def announce_writer(js: JetStreamContext, tenant: str, node: str, issue: str,
+                          verify: str) -> bool:
+    """Names ``node``'s addresses as the writer of ``tenant``, unless the entry names another
+    node promoted writer (a fenced writer started again must not send clients back to it);
+    whether it did."""
+    announced = [False]
+
+    def change(doc: dict[str, object]) -> dict[str, object] | None:
+        if doc.get("writer_node", node) != node:
+            return None
         doc["writer"] = {"issue": issue, "verify": verify}
         doc.setdefault("replicas", [])
+        announced[0] = True
         return doc
 
     await _update(js, f"tenant.{tenant}", change)
+    return announced[0]
 
 
 async def announce_replica(js: JetStreamContext, tenant: str, verify: str) -> None:

@@ -268,7 +268,8 @@ class Replication:
 
     async def _announce(self, name: str) -> None:
         assert self._addresses is not None
-        await directory.announce_writer(self._js, name, *self._addresses)
+        if not await directory.announce_writer(self._js, name, this_node(), *self._addresses):
+            return
         if self._front_door:
             await directory.announce_front_door(self._js, name, self._front_door)
 

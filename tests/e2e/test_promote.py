@@ -58,7 +58,8 @@ def test_the_promoted_node_writes_and_the_old_writer_restarted_refuses(
         servers, nats_server: NatsServer, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The promoted replica's data served as writer takes new writes into the stream under a
-    new epoch; the old writer, killed and started again, refuses writes from the start."""
+    new epoch; the old writer, killed and started again, refuses writes from the start and
+    leaves the directory naming the new writer, without its own front door."""
     monkeypatch.setenv("PHARMATRACE_NODE", "node-a")
     old = servers.start(tmp_path / "writer", extra=["--nats", nats_server.url])
     acknowledged = _write(old.issue_addr, "L1", 100)
@@ -84,6 +85,13 @@ def test_the_promoted_node_writes_and_the_old_writer_restarted_refuses(
     back = servers.start(tmp_path / "writer", extra=["--nats", nats_server.url,
                                                      "--replicated-commit"])
     assert "node node-b was promoted" in _refused_batch(back.issue_addr, "L3")
+    routed = subprocess.run(
+        [*pharmatrace_command(), "directory", "route", f"(01){GTIN}(21){acknowledged[0]}", "--nats",
+         nats_server.url], capture_output=True, text=True, timeout=60)
+    assert routed.returncode == 0, routed.stderr
+    entry = json.loads(routed.stdout)
+    assert entry["writer"]["issue"] == new.issue_addr
+    assert f"http://127.0.0.1:{back.ports['http']}" not in entry["front_doors"]
 
 
 def _refused_batch(issue_addr: str, lot: str) -> str:
