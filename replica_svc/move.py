@@ -16,12 +16,11 @@ import time
 from pathlib import Path
 
 import nats
-from nats.js.errors import NotFoundError
 
 from replica_svc import directory
-from replica_svc.promote import caught_up, promote
+from replica_svc.promote import caught_up, promote, stream_head
 from replica_svc.publisher import MOVES_EVERY_S
-from replica_svc.streams import servers, stream_name
+from replica_svc.streams import servers
 
 #: Time for the writer to see the pause and for writes already under way to be acknowledged.
 _SETTLE_S = 2 * MOVES_EVERY_S + 0.1
@@ -35,10 +34,7 @@ async def move(url: str, tenant: str, node: str, replica_data: Path,
     nc = await nats.connect(servers(url))
     try:
         js = nc.jetstream()
-        try:
-            head = (await js.stream_info(stream_name(tenant))).state.last_seq
-        except NotFoundError:
-            head = 0
+        head = await stream_head(js, tenant)
         await caught_up(replica_data, tenant, head, timeout_s)
         paused = time.monotonic()
         await directory.pause_for_move(js, tenant, node)

@@ -14,11 +14,12 @@ import time
 from pathlib import Path
 
 import nats
+from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from replica_svc import directory
 from replica_svc.streams import EPOCH, FENCE, MSG_ID, NODE, servers, stream_name, subject
-from tracecore.errors import FailedPrecondition
+from tracecore.errors import FailedPrecondition, NotFound
 
 _POLL_S = 0.02
 
@@ -30,6 +31,7 @@ async def promote(url: str, tenant: str, node: str, replica_data: Path | None,
     nc = await nats.connect(servers(url))
     try:
         js = nc.jetstream()
+        await stream_head(js, tenant)
         term = await directory.promote(js, tenant, node)
         try:
             last = await js.get_last_msg(stream_name(tenant), subject(tenant))
@@ -45,6 +47,16 @@ async def promote(url: str, tenant: str, node: str, replica_data: Path | None,
         await caught_up(replica_data, tenant, ack.seq, timeout_s)
     return {"tenant": tenant, "node": node, "term": term, "fence_seq": ack.seq,
             "caught_up_s": round(time.monotonic() - started, 3)}
+
+
+async def stream_head(js: JetStreamContext, tenant: str) -> int:
+    """The last sequence of ``tenant``'s stream; NotFound when it has none (a tenant no writer
+    published, or a typo), before anything names a writer for it."""
+    try:
+        return int((await js.stream_info(stream_name(tenant))).state.last_seq)
+    except NotFoundError:
+        raise NotFound(f"tenant {tenant} has no stream {stream_name(tenant)} on this NATS: no "
+                       "writer ever published it (`serve --nats`), nothing to promote") from None
 
 
 async def caught_up(data: Path, tenant: str, fence_seq: int, timeout_s: float) -> None:

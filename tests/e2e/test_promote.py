@@ -3,17 +3,21 @@ writer, still running, is fenced: the stream refuses its changes and its writes 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 from pathlib import Path
 
 import grpc
+import nats
 import pytest
+from nats.js.errors import NoKeysError
 from pharmatrace.v1 import admin_pb2 as apb
 from pharmatrace.v1 import admin_pb2_grpc
 from pharmatrace.v1 import common_pb2 as cpb
 from pharmatrace.v1 import verification_pb2 as vpb
 
+from replica_svc.directory import bucket
 from tests.e2e.conftest import pharmatrace_command
 from tests.e2e.nats_server import NatsServer
 from tests.e2e.test_replica import _converged, _start_replica, _verdicts
@@ -102,3 +106,31 @@ def _refused_batch(issue_addr: str, lot: str) -> str:
             timeout=30)
     assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     return refused.value.details() or ""
+
+
+@pytest.mark.parametrize("action", [["promote", "acmee", "--node", "node-b"],
+                                    ["move", "acmee", "--to", "node-b", "--replica-data", "r"]])
+def test_promoting_a_tenant_no_writer_published_is_refused(
+        nats_server: NatsServer, tmp_path: Path, action: list[str]) -> None:
+    """`tenant promote` or `tenant move` of a tenant that has no stream (a typo, or one never
+    served with --nats) is refused in one line naming it, and leaves no entry for it in the
+    directory."""
+    promoted = subprocess.run(
+        [*pharmatrace_command(), "tenant", *action, "--nats", nats_server.url],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert promoted.returncode == 1
+    assert promoted.stderr.startswith("pharmatrace: ")
+    assert "acmee" in promoted.stderr and len(promoted.stderr.strip().splitlines()) == 1
+    assert asyncio.run(_directory_keys(nats_server.url)) == []
+
+
+async def _directory_keys(url: str) -> list[str]:
+    nc = await nats.connect(url)
+    try:
+        kv = await bucket(nc.jetstream())
+        try:
+            return list(await kv.keys())
+        except NoKeysError:
+            return []
+    finally:
+        await nc.close()
