@@ -85,14 +85,12 @@ def _replica(args: argparse.Namespace) -> int:
 def _route(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    import nats
-
     from replica_svc.directory import route
-    from replica_svc.streams import servers
+    from replica_svc.streams import connect_once
     from tracecore.errors import TraceError
 
     async def look_up() -> dict[str, object]:
-        nc = await nats.connect(servers(args.nats))
+        nc = await connect_once(args.nats)
         try:
             return asdict(await route(nc.jetstream(), args.code))
         finally:
@@ -112,10 +110,8 @@ def locate(url: str, codes: list[str]) -> tuple[str, str]:
     the first of the tenant's readers that accepts a connection."""
     import socket
 
-    import nats
-
     from replica_svc.directory import Route, route
-    from replica_svc.streams import servers
+    from replica_svc.streams import connect_once
     from tracecore.codes import parse
     from tracecore.errors import TraceError
 
@@ -128,7 +124,7 @@ def locate(url: str, codes: list[str]) -> tuple[str, str]:
         raise CliError("none of the codes names a product: nothing to look up")
 
     async def look_up() -> dict[str, Route]:
-        nc = await nats.connect(servers(url))
+        nc = await connect_once(url)
         try:
             js = nc.jetstream()
             return {product: await route(js, code) for product, code in by_product.items()}
@@ -176,12 +172,10 @@ def _status(data: Path) -> int:
 async def _tenants(url: str, wanted: str) -> list[str]:
     if wanted:
         return [t.strip() for t in wanted.split(",") if t.strip()]
-    import nats
-
     from replica_svc.snapshots import BUCKET
-    from replica_svc.streams import servers
+    from replica_svc.streams import connect_once
 
-    nc = await nats.connect(servers(url))
+    nc = await connect_once(url)
     try:
         bucket = await nc.jetstream().object_store(BUCKET)
         return sorted(info.name for info in await bucket.list() if info.name)

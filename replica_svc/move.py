@@ -15,12 +15,10 @@ import asyncio
 import time
 from pathlib import Path
 
-import nats
-
 from replica_svc import directory
 from replica_svc.promote import caught_up, promote, stream_head
 from replica_svc.publisher import MOVES_EVERY_S
-from replica_svc.streams import servers
+from replica_svc.streams import connect_once
 
 #: Time for the writer to see the pause and for writes already under way to be acknowledged.
 _SETTLE_S = 2 * MOVES_EVERY_S + 0.1
@@ -31,7 +29,7 @@ async def move(url: str, tenant: str, node: str, replica_data: Path,
     """Moves ``tenant``'s writes to ``node``, whose replica data is ``replica_data``. Returns
     the promotion's result with the pause in seconds (from the pause to the replica holding
     every write; the new writer serves once `serve` starts on that data)."""
-    nc = await nats.connect(servers(url))
+    nc = await connect_once(url)
     try:
         js = nc.jetstream()
         head = await stream_head(js, tenant)

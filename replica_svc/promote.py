@@ -13,12 +13,11 @@ import asyncio
 import time
 from pathlib import Path
 
-import nats
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from replica_svc import directory
-from replica_svc.streams import EPOCH, FENCE, MSG_ID, NODE, servers, stream_name, subject
+from replica_svc.streams import EPOCH, FENCE, MSG_ID, NODE, connect_once, stream_name, subject
 from tracecore.errors import FailedPrecondition, NotFound
 
 _POLL_S = 0.02
@@ -28,7 +27,7 @@ async def promote(url: str, tenant: str, node: str, replica_data: Path | None,
                   timeout_s: float) -> dict[str, object]:
     """Promotes ``node``; with ``replica_data``, waits until that replica has applied through
     the fence. Returns the term, the fence's stream sequence and the wait in seconds."""
-    nc = await nats.connect(servers(url))
+    nc = await connect_once(url)
     try:
         js = nc.jetstream()
         await stream_head(js, tenant)

@@ -5,9 +5,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import nats
+from nats.aio.client import Client
+from nats.errors import NoServersError
 from nats.js import JetStreamContext
 from nats.js.api import StorageType, StreamConfig
 from nats.js.errors import NotFoundError
+
+from tracecore.errors import Unavailable
 
 log = logging.getLogger("pharmatrace.nats")
 
@@ -41,17 +46,36 @@ def long_lived(name: str) -> dict[str, Any]:
             "disconnected_cb": link.disconnected, "reconnected_cb": link.reconnected}
 
 
+async def connect_once(url: str) -> Client:
+    """A command's connection: each server tried twice, half a second apart, then Unavailable
+    naming the URL (nats-py's defaults retry for two minutes, a traceback every two seconds)."""
+
+    async def quiet(_: Exception) -> None:
+        pass
+
+    try:
+        return await nats.connect(servers(url), allow_reconnect=False, max_reconnect_attempts=1,
+                                  reconnect_time_wait=0.5, connect_timeout=5, error_cb=quiet)
+    except (TimeoutError, OSError, NoServersError) as exc:
+        raise Unavailable(f"NATS does not answer at {url} ({exc or type(exc).__name__})"
+                          ) from None
+
+
 class _Link:
-    """What one connection says about its link: errors while it is up, then nothing until it
-    is back (nats-py would log each failed attempt, every half second, with a traceback)."""
+    """What one connection says about its link: each new error once, the link lost once,
+    and its return (nats-py would log each failed attempt, every half second, with a
+    traceback)."""
 
     def __init__(self, name: str) -> None:
         self._name = name
         self._down = False
+        self._last = ""
 
     async def error(self, exc: Exception) -> None:
-        if not self._down:
-            log.warning("%s: NATS: %s", self._name, exc or type(exc).__name__)
+        text = str(exc) or type(exc).__name__
+        if text != self._last:
+            self._last = text
+            log.warning("%s: NATS: %s", self._name, text)
 
     async def disconnected(self) -> None:
         if not self._down:
@@ -61,6 +85,7 @@ class _Link:
 
     async def reconnected(self) -> None:
         self._down = False
+        self._last = ""
         log.info("%s: reconnected to NATS", self._name)
 
 

@@ -3,9 +3,11 @@ keeps publishing: no stack trace for every attempt to reconnect."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -45,3 +47,24 @@ def test_a_nats_outage_is_logged_once_each_way(servers: Servers,
     # One line per process that holds a connection (the writer, its verification worker's
     # front door), not one per attempt.
     assert 1 <= log.count("lost the connection to NATS") <= 2
+
+
+@pytest.mark.parametrize("command", [
+    ["directory", "route", f"(01){GTIN}(21)01ABCDEFGHJK"],
+    ["verify", f"(01){GTIN}(21)01ABCDEFGHJK"],
+    ["tenant", "promote", "acme", "--node", "node-b"],
+    ["tenant", "move", "acme", "--to", "node-b", "--replica-data", "replica"],
+])
+def test_a_command_says_at_once_that_nats_does_not_answer(tmp_path: Path,
+                                                          command: list[str]) -> None:
+    """A command given a NATS URL where nothing listens says so in one line and exits, instead
+    of retrying for minutes with a traceback every attempt."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        url = f"nats://127.0.0.1:{s.getsockname()[1]}"
+    done = subprocess.run([*pharmatrace_command(), *command, "--nats", url], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"pharmatrace: NATS does not answer at {url}")
+    assert "Traceback" not in done.stderr
+    assert len(done.stderr.splitlines()) == 1
