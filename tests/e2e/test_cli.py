@@ -134,6 +134,18 @@ def test_nmpa_codes_are_written_as_20_digits_and_verify_genuine(cli, catalog: st
         "VERDICT_GENUINE"}
 
 
+def test_nmpa_codes_requested_without_a_format_are_written_as_20_digits(cli, catalog: str
+                                                                       ) -> None:
+    """codes request for an NMPA product without --format writes its 20 digits (an NMPA code
+    has no GS1 HRI), rather than failing once the pool is issued."""
+    out = cli.cwd / "nmpa-default.txt"
+    cli.ok("codes", "request", "--tenant", catalog, "--product", NMPA_ID, "--count", "5",
+           "--request-id", f"cli-nmpa-default-{uuid.uuid4().hex}", "--out", str(out))
+    lines = _lines(out)
+    assert len(set(lines)) == 5
+    assert all(re.fullmatch(rf"{NMPA_ID}\d{{13}}", line) for line in lines), lines[:3]
+
+
 def test_codes_request_prints_to_standard_output_without_out(cli, catalog: str) -> None:
     """Without --out, codes go to standard output, one per line, and the summary to stderr."""
     result = cli.ok("codes", "request", "--tenant", catalog, "--product", GTIN, "--count", "7",
