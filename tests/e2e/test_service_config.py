@@ -51,6 +51,9 @@ def test_config_check_accepts_a_good_file(tmp_path: Path) -> None:
     ("workers = [", "not valid TOML"),
     ("insecure = true\nclone_max_scans = 0\n", "clone_max_scans: must be 1 or more"),
     ('insecure = true\nlog_level = "chatty"\n', "log_level: must be one of"),
+    ('insecure = true\ndev = true\nhost = "0.0.0.0"\n', "dev: turns authentication off"),
+    ("insecure = true\nverify_port = 50051\n", "verify_port: 50051 is already issue_port"),
+    ("insecure = true\nhttp_port = 9464\n", "metrics_port: 9464 is already http_port"),
 ])
 def test_config_check_names_the_bad_key(tmp_path: Path, text: str, named: str) -> None:
     """A wrong file is refused in one line that names the key and what is wrong with it."""
