@@ -258,3 +258,14 @@ def test_a_caps_lock_scan_is_read_as_its_code_and_the_page_says_so(door: Door, s
     assert 'data-repaired="' in page.text and "Caps Lock" in page.text
     assert f"it was read as {code}" in page.text
     assert "data-repaired" not in plain.text
+
+
+def test_a_code_typed_in_full_width_is_read_as_its_code(door: Door, shop: Shop) -> None:
+    """A code typed through a Chinese input method in full-width mode (（０１）０９…) is
+    checked as the pack it stands for, and the page says how it was read."""
+    pack = shop.pack()
+    typed = "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in pack.codes[0])
+    with door.client() as http:
+        page = http.get("/check", params={"code": typed}, headers={"Accept-Language": "zh"})
+    assert page.status_code == 200 and outcome(page.text) == "genuine"
+    assert "full-width" in page.text and pack.codes[0] in page.text
