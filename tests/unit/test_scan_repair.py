@@ -126,6 +126,20 @@ def test_full_width_characters_of_a_chinese_input_method_are_read_as_ascii(
         assert "full-width" in repaired.note
 
 
+@settings(max_examples=40, deadline=None)
+@given(serial=st.sampled_from(SERIALS), lot=LOTS, caps=st.booleans())
+def test_an_hri_copied_with_spaces_between_its_elements_is_read_as_the_code(
+        serial: str, lot: str, caps: bool) -> None:
+    """GS1 HRI as printed under a barcode, "(01) 0950… (17) 300131 (10) LOT (21) 01…", reads
+    as the code (GS1 data has no spaces), with Caps Lock or not."""
+    text = _text(serial, lot, Form.HRI)
+    spaced = text.replace("(", " (").replace(")", ") ").strip()
+    repaired = repair(spaced.swapcase() if caps else spaced, _tag_verifies)
+    assert repaired is not None, spaced
+    assert repaired.scan.code == parse(text).code
+    assert "spaces" in repaired.note
+
+
 @given(st.text(max_size=60))
 def test_candidates_are_never_the_input_and_always_say_what_changed(text: str) -> None:
     """Every candidate differs from the input and carries a note."""

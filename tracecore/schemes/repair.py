@@ -121,6 +121,10 @@ def _keyboard(text: str) -> list[tuple[str, str]]:
     (with and without Caps Lock)."""
     folded = text if text.isascii() else unicodedata.normalize("NFKC", text)
     width = FULL_WIDTH if folded != text else ""
+    if folded.lstrip()[:1] == "(" and any(c.isspace() for c in folded.strip()):
+        # GS1 data has no spaces: those of an HRI copied as printed, "(01) 0950… (21) 01…".
+        folded = "".join(folded.split())
+        width = _joined(width, "spaces between the elements removed")
     text = folded
     out = [(text, width)]
     if any(c.isalpha() for c in text):
