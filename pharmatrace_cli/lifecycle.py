@@ -30,6 +30,7 @@ from pharmatrace_cli.command import (
     add_command,
     add_output_options,
     endpoints,
+    input_lines,
 )
 
 DEFAULT_BATCH = 5_000
@@ -124,11 +125,9 @@ def read_lines(codes: list[str], file: str | None) -> Iterator[Line]:
     for n, code in enumerate(codes, 1):
         yield Line(f"arg {n}", code)
     if file:
-        with (sys.stdin if file == "-" else open(file, encoding="utf-8")) as f:
-            for n, raw in enumerate(f, 1):
-                text = raw.rstrip("\r\n")
-                if text.strip():
-                    yield Line(str(n), text)
+        for n, text in input_lines(file):
+            if text.strip():
+                yield Line(str(n), text)
 
 
 def _context(args: argparse.Namespace, event_id: str) -> Any:

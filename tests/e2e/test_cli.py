@@ -231,6 +231,25 @@ def test_a_missing_input_file_prints_one_line(cli, catalog: str) -> None:
     _one_clear_line(cli("verify", "--tenant", catalog, "--file", str(cli.cwd / "missing.txt")))
 
 
+def test_a_windows_file_with_a_byte_order_mark_and_crlf_lines_is_read_whole(
+        cli, catalog: str) -> None:
+    """A list saved by a Windows editor or spreadsheet (UTF-8 with a byte order mark, lines
+    ending CRLF) verifies every code, the first one included; a UTF-16 file is refused in one
+    line that names it."""
+    codes = cli.cwd / "codes.txt"
+    cli.ok("codes", "request", "--tenant", catalog, "--product", GTIN, "--lot", LOT, "--count",
+           "3", "--request-id", f"cli-bom-{uuid.uuid4().hex}", "--out", str(codes), "--quiet")
+    text = "\r\n".join(_lines(codes)) + "\r\n"
+    (cli.cwd / "windows.txt").write_bytes(b"\xef\xbb\xbf" + text.encode())
+    (cli.cwd / "utf16.txt").write_bytes(text.encode("utf-16"))
+    verified = cli("verify", "--tenant", catalog, "--file", "windows.txt", "--json")
+    answers = [json.loads(line) for line in verified.stdout.splitlines()]
+    assert [a["input"] for a in answers] == _lines(codes)
+    assert {a["verdict"] for a in answers} == {"VERDICT_GENUINE"}
+    assert "utf16.txt: not UTF-8" in _one_clear_line(
+        cli("verify", "--tenant", catalog, "--file", "utf16.txt"))
+
+
 def test_an_output_file_that_cannot_be_written_prints_one_line(cli, catalog: str) -> None:
     """codes request --out into a missing directory prints one line, not a traceback."""
     _one_clear_line(cli("codes", "request", "--tenant", catalog, "--product", GTIN, "--count",
