@@ -125,9 +125,11 @@ class Settings:
             out.append("replicated_commit: needs nats, the server that keeps the streams")
         if self.key_file and self.key_passphrase_file:
             out.append("key_file: set only one of key_file and key_passphrase_file")
-        for name in ("issue_port", "verify_port", "metrics_port", "http_port"):
+        for name in ("issue_port", "verify_port", "metrics_port"):
             if not 0 <= getattr(self, name) <= 65535:
                 out.append(f"{name}: must be a port number, 0 to 65535")
+        if not -1 <= self.http_port <= 65535:
+            out.append("http_port: must be a port number, 0 to 65535, or -1 for no front door")
         out.extend(self._shared_ports())
         if self.dev and not loopback(self.host):
             out.append(f"dev: turns authentication off, so it serves loopback only, not "
