@@ -233,7 +233,8 @@ def _run(args: argparse.Namespace, send: Callable[[list[str], Any], Any], *,
     size = MAX_BATCH if one_message else args.batch_size
     if one_message and len(lines) > MAX_BATCH:
         raise CliError(f"at most {MAX_BATCH:,} codes in one container")
-    run_id = uuid.uuid4().hex
+    # Each message's event id: an EPCIS eventID, so a URI (exports carry it to partners).
+    run = uuid.uuid4()
     started = time.monotonic()
     outcomes: Counter[str] = Counter()
     changed = duplicates = 0
@@ -244,7 +245,8 @@ def _run(args: argparse.Namespace, send: Callable[[list[str], Any], Any], *,
         chunks = [lines[i:i + size] for i in range(0, len(lines), size)] or [[]]
         done = 0
         for n, chunk in enumerate(chunks):
-            response = send([x.text for x in chunk], _context(args, f"cli-{run_id}-{n}"))
+            event_id = f"urn:uuid:{uuid.uuid5(run, str(n))}"
+            response = send([x.text for x in chunk], _context(args, event_id))
             changed += response.changed
             duplicates += response.duplicates
             refused = _refusals(response.failures)
