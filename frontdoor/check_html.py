@@ -25,7 +25,7 @@ main { max-width: 560px; margin: 0 auto; padding: 16px; }
 .verdict { border-radius: 10px; padding: 16px; margin-bottom: 16px; color: #fff; }
 .verdict .mark { font-size: 34px; font-weight: 700; line-height: 1; margin-right: 10px; }
 .verdict h2 { display: flex; align-items: center; margin: 0 0 6px; font-size: 26px; }
-.verdict p { margin: 0; }
+.verdict p { margin: 0; overflow-wrap: anywhere; }
 .genuine { background: #146c2e; }
 .caution, .known_foreign { background: #8a5300; }
 .do_not_use, .not_genuine { background: #b3261e; }

@@ -18,7 +18,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "do_not_use": "请勿使用",
         "do_not_use_detail": "追溯码真实，但此药品不应再使用。请联系药店或医生。",
         "not_genuine": "非正品追溯码",
-        "not_genuine_detail": "查无此码：此码不是生产企业发放的追溯码，药品可能是假药。"
+        "not_genuine_detail": "查无此码：请核对输入的追溯码是否与药盒上印刷的完全一致。"
+                              "如核对无误，此码不是生产企业发放的追溯码，药品可能是假药，"
                               "请勿使用，并向当地药品监督管理部门举报（12315）。",
         "known_foreign": "已记录，非本企业发码",
         "known_foreign_detail": "此追溯码记录在本系统中，但由其他企业或发码机构发放，"
@@ -78,8 +79,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "do_not_use_detail": "The code is genuine, but this pack must not be used. Ask your "
                              "pharmacist or doctor.",
         "not_genuine": "Not a genuine code",
-        "not_genuine_detail": "No manufacturer issued this code: the pack may be counterfeit. "
-                              "Do not use it, and report it to the medicines regulator.",
+        "not_genuine_detail": "No manufacturer issued this code. Check that the code was "
+                              "typed exactly as printed on the pack; if it was, the pack may "
+                              "be counterfeit: do not use it, and report it to the medicines "
+                              "regulator.",
         "known_foreign": "Recorded, issued elsewhere",
         "known_foreign_detail": "This code is recorded here, but another company or code "
                                 "issuer issued it: this service cannot vouch for it. Check "

@@ -175,9 +175,6 @@ def _serve(args: argparse.Namespace) -> int:
     os.umask(0o077)
     data.mkdir(parents=True, exist_ok=True)
     make_private(data)
-    if settings.dev and not _loopback(settings.host):
-        raise CliError(f"--dev turns authentication off, so it serves loopback only, not "
-                       f"{settings.host}: drop --dev or use --host 127.0.0.1")
     metrics_dir = prepare_metrics_dir(data)
     from tracerpc.logs import configure_logging
 
@@ -217,18 +214,6 @@ def _serve(args: argparse.Namespace) -> int:
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
     return EXIT_OK
-
-
-def _loopback(host: str) -> bool:
-    import ipaddress
-
-    name = host.strip("[]")
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 def _warn_of_old_formats(data: Path) -> None:
