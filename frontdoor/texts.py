@@ -30,6 +30,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "unreadable_detail": "这不是可识别的追溯码，请检查后重新输入。",
         "limited": "查询过于频繁，请稍后再试。",
         "too_long": "输入过长。",
+        # Before what the code reader or the verification said, which is in English.
+        "reason_in_english": "说明（英文）：",
         "product": "药品信息",
         "name": "药品名称",
         "generic_name": "通用名",
@@ -94,6 +96,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "unreadable_detail": "This is not a code we can read. Check it and try again.",
         "limited": "Too many checks from your address: please try again in a moment.",
         "too_long": "The input is too long.",
+        "reason_in_english": "",
         "product": "Product",
         "name": "Name",
         "generic_name": "Generic name",

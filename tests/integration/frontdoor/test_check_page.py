@@ -218,6 +218,19 @@ def test_unreadable_input_is_400_with_the_form_and_the_reason(door: Door) -> Non
     assert "GTIN" in page.text and '<form method="get" action="/check">' in page.text
 
 
+def test_the_chinese_page_says_the_readers_english_reason_is_english(door: Door) -> None:
+    """On the Chinese page the code reader's reason (in English) comes after a Chinese label
+    saying so, marked as English for screen readers."""
+    with door.client() as http:
+        page = http.get("/check", params={"code": "(01)12345"},
+                        headers={"Accept-Language": "zh-CN"})
+    assert page.status_code == 400 and outcome(page.text) == "unreadable"
+    reason = re.search(r'<p class="reason">(.*?)</p>', page.text)
+    assert reason is not None, page.text
+    assert reason.group(1).startswith('说明（英文）：<span lang="en">')
+    assert "GTIN" in reason.group(1)
+
+
 def test_the_form_without_a_code(door: Door) -> None:
     """/check alone is the form to type or paste a code."""
     with door.client() as http:
