@@ -68,6 +68,11 @@ def answer_rows(object call, list scans, list key_ids, list keys, list stored):
     cdef uint32_t last_batch_ref = 0, last_product_ref = 0
     cdef object last_batch = None, last_p_index = None
     cdef tuple last_entry = None
+    # The lot and expiry comparison of the row before: a pallet's packs share their lot and
+    # expiry objects (``parse_many`` reads its head once), so most rows make no key for it.
+    cdef uint32_t compared_batch_ref = 0
+    cdef object compared_lot = None, compared_expiry = None, lot, expiry
+    cdef bint compared = False, mismatched = False
     if len(key_ids) != len(keys) or len(keys) != len(stored):
         raise ValueError("key_ids, keys and stored must have one entry per parsed input")
     for row in range(n):
@@ -115,12 +120,17 @@ def answer_rows(object call, list scans, list key_ids, list keys, list stored):
             hold = entry[3]
             if hold and rec[status]:
                 status = <unsigned int>hold
-            seen = (last_batch, scan.lot, scan.expiry)
-            found = PyDict_GetItem(mismatches, seen)
-            if found is NULL:
-                slow(row, scan, key_id, key, stored[i - 1], data)
-                continue
-            if <object>found:
+            lot, expiry = scan.lot, scan.expiry
+            if not (compared and batch_ref == compared_batch_ref and lot is compared_lot
+                    and expiry is compared_expiry):
+                seen = (last_batch, lot, expiry)
+                found = PyDict_GetItem(mismatches, seen)
+                if found is NULL:
+                    slow(row, scan, key_id, key, stored[i - 1], data)
+                    continue
+                compared, compared_batch_ref = True, batch_ref
+                compared_lot, compared_expiry, mismatched = lot, expiry, bool(<object>found)
+            if mismatched:
                 mask |= data_mismatch
             if mask & diversion:
                 slow(row, scan, key_id, key, stored[i - 1], data)

@@ -143,7 +143,9 @@ cdef int _read_in_key_order(list keys, object txn, object db, Totals *found, cha
         for j in range(n):
             at = order[j].index
             key = <object>PyList_GET_ITEM(keys, at)
-            if j and _same_key(key, <object>PyList_GET_ITEM(keys, prev)):
+            # Keys whose first bytes differ differ (the key objects are not touched again).
+            if j and order[j].word == order[j - 1].word and _same_key(
+                    key, <object>PyList_GET_ITEM(keys, prev)):
                 has[at] = has[prev]
                 found[at] = found[prev]
             else:
@@ -274,7 +276,7 @@ def merge(object log, object txn, object db):
         while i < total:
             key = <object>PyList_GET_ITEM(keys, order[i].index)
             run_end = i + 1
-            while run_end < total and _same_key(
+            while run_end < total and order[run_end].word == order[i].word and _same_key(
                     <object>PyList_GET_ITEM(keys, order[run_end].index), key):
                 run_end += 1
             t.count = run_end - i
