@@ -76,6 +76,14 @@ class Built:
             self.requests.flush()
 
 
+def _forget(tenant: str, reads: FrontdoorReads, stores: EpcisStores) -> None:
+    """Closes the answer trail and the EPCIS REST store of a tenant that went offline."""
+    try:
+        reads.forget(tenant)
+    finally:
+        stores.forget(tenant)
+
+
 def build(config: FrontdoorConfig, data: DataDir, verifiers: Verifiers, metrics: Metrics,
           directory: Directory | None = None) -> Built:
     """The front door of one worker; with the replication ``directory``, a request for a code
@@ -83,6 +91,8 @@ def build(config: FrontdoorConfig, data: DataDir, verifiers: Verifiers, metrics:
     reads = FrontdoorReads(data, verifiers)
     requests = RequestLog(metrics)
     stores = EpcisStores(data.root, data.code_keys)
+    # A tenant taken offline has every file closed, for a restore to replace them.
+    data.add_close_listener(lambda tenant, _: _forget(tenant, reads, stores))
     door = Frontdoor(config, data, reads, metrics,
                      RateLimiter(config.public_rate, burst=max(1.0, 2 * config.public_rate)),
                      stores)

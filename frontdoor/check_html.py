@@ -25,7 +25,7 @@ main { max-width: 560px; margin: 0 auto; padding: 16px; }
 .verdict { border-radius: 10px; padding: 16px; margin-bottom: 16px; color: #fff; }
 .verdict .mark { font-size: 34px; font-weight: 700; line-height: 1; margin-right: 10px; }
 .verdict h2 { display: flex; align-items: center; margin: 0 0 6px; font-size: 26px; }
-.verdict p { margin: 0; }
+.verdict p { margin: 0; overflow-wrap: anywhere; }
 .genuine { background: #146c2e; }
 .caution, .known_foreign { background: #8a5300; }
 .do_not_use, .not_genuine { background: #b3261e; }
@@ -49,6 +49,9 @@ form button { margin-top: 10px; width: 100%; font-size: 18px; padding: 12px; bor
 #: The page's words escaped once.
 WORDS = {lang: {key: str(_escape(text)) for key, text in texts.items()}
          for lang, texts in TEXTS.items()}
+#: Reasons the page words itself, in its own language; any other reason is the code reader's
+#: or the verification's, in English.
+_OWN_REASONS = frozenset(texts["too_long"] for texts in TEXTS.values())
 # Beside the words and the colour, a symbol: none of the three alone carries the verdict.
 _MARKS = {"genuine": "✓", "caution": "!", "do_not_use": "✕", "not_genuine": "✕",
           "product_only": "i", "unreadable": "?", "known_foreign": "i"}
@@ -121,7 +124,11 @@ def page(lang: str, code: str, switch: dict[str, str], *, outcome: str = "",
                      f'    <h2><span class="mark" aria-hidden="true">{_MARKS[outcome]}</span>'
                      f'{t[outcome]}</h2>\n    <p>{t[outcome + "_detail"]}</p>\n')
         if reason and outcome in ("unreadable", "known_foreign"):
-            parts.append(f'    <p class="reason">{escape(reason)}</p>\n')
+            if reason in _OWN_REASONS or not t["reason_in_english"]:
+                parts.append(f'    <p class="reason">{escape(reason)}</p>\n')
+            else:  # the reader's words, in English: said so, and marked for screen readers
+                parts.append(f'    <p class="reason">{t["reason_in_english"]}'
+                             f'<span lang="en">{escape(reason)}</span></p>\n')
         if repaired:
             parts.append(f'    <p class="repaired" data-repaired="{escape(repaired)}">'
                          f'{escape(TEXTS[lang]["repaired"].format(code=checked))}</p>\n')

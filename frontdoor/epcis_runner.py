@@ -90,6 +90,7 @@ class EpcisRunner:
 
     def __post_init__(self) -> None:
         self.stores = EpcisStores(self.side.data.root, self.side.data.code_keys)
+        self.side.data.add_close_listener(lambda tenant, _: self.stores.forget(tenant))
 
     async def start(self) -> None:
         """Resumes what a stop left (queued jobs, pending deliveries) and runs until ``stop``."""

@@ -158,6 +158,17 @@ class FrontdoorReads:
             for trail in self._trails.values():
                 trail.close()
 
+    def forget(self, tenant: str) -> None:
+        """The tenant went offline: its buffered answer records are written and its trail
+        closed (the next answer opens it again)."""
+        with self._lock:
+            trail = self._trails.pop(tenant, None)
+        if trail is not None:
+            try:
+                trail.flush()
+            finally:
+                trail.close()
+
     def _trail(self, tenant: str) -> AnswerTrail:
         trail = self._trails.get(tenant)
         if trail is None:

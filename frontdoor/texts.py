@@ -18,7 +18,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "do_not_use": "请勿使用",
         "do_not_use_detail": "追溯码真实，但此药品不应再使用。请联系药店或医生。",
         "not_genuine": "非正品追溯码",
-        "not_genuine_detail": "查无此码：此码不是生产企业发放的追溯码，药品可能是假药。"
+        "not_genuine_detail": "查无此码：请核对输入的追溯码是否与药盒上印刷的完全一致。"
+                              "如核对无误，此码不是生产企业发放的追溯码，药品可能是假药，"
                               "请勿使用，并向当地药品监督管理部门举报（12315）。",
         "known_foreign": "已记录，非本企业发码",
         "known_foreign_detail": "此追溯码记录在本系统中，但由其他企业或发码机构发放，"
@@ -29,6 +30,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "unreadable_detail": "这不是可识别的追溯码，请检查后重新输入。",
         "limited": "查询过于频繁，请稍后再试。",
         "too_long": "输入过长。",
+        # Before what the code reader or the verification said, which is in English.
+        "reason_in_english": "说明（英文）：",
         "product": "药品信息",
         "name": "药品名称",
         "generic_name": "通用名",
@@ -78,8 +81,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "do_not_use_detail": "The code is genuine, but this pack must not be used. Ask your "
                              "pharmacist or doctor.",
         "not_genuine": "Not a genuine code",
-        "not_genuine_detail": "No manufacturer issued this code: the pack may be counterfeit. "
-                              "Do not use it, and report it to the medicines regulator.",
+        "not_genuine_detail": "No manufacturer issued this code. Check that the code was "
+                              "typed exactly as printed on the pack; if it was, the pack may "
+                              "be counterfeit: do not use it, and report it to the medicines "
+                              "regulator.",
         "known_foreign": "Recorded, issued elsewhere",
         "known_foreign_detail": "This code is recorded here, but another company or code "
                                 "issuer issued it: this service cannot vouch for it. Check "
@@ -91,6 +96,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "unreadable_detail": "This is not a code we can read. Check it and try again.",
         "limited": "Too many checks from your address: please try again in a moment.",
         "too_long": "The input is too long.",
+        "reason_in_english": "",
         "product": "Product",
         "name": "Name",
         "generic_name": "Generic name",

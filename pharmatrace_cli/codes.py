@@ -41,8 +41,9 @@ def register(commands: Any) -> None:
     req.add_argument("--lot", help="bind the pool to this batch (printed lot and expiry)")
     req.add_argument("--level", choices=_LEVELS, default="unit")
     req.add_argument("--format", choices=("hri", "element", "digital-link", "nmpa20",
-                                          "epc-uri", "digits"), default="hri",
-                     help="epc-uri and digits: --sscc only")
+                                          "epc-uri", "digits"),
+                     help="default: hri for a GS1 product, nmpa20 for an NMPA one; epc-uri and "
+                          "digits: --sscc only")
     req.add_argument("--host", default="https://id.gs1.org", help="Digital Link host")
     req.add_argument("--out", help="file to write, one code per line (default stdout)")
     req.add_argument("--quiet", action="store_true")
@@ -88,7 +89,6 @@ def _codes_request(args: argparse.Namespace) -> int:
         batch = services.admin().GetBatch(
             apb.GetBatchRequest(tenant=args.tenant, product=args.product, lot=args.lot)).batch
         expiry = batch.expires_on[2:4] + batch.expires_on[5:7] + batch.expires_on[8:10]
-    form = Form(args.format)
     request = pb.RequestCodesRequest(
         tenant=args.tenant, product=args.product, lot=args.lot or "",
         level=cpb.PackagingLevel.Value(f"PACKAGING_LEVEL_{args.level.upper()}"),
@@ -99,6 +99,7 @@ def _codes_request(args: argparse.Namespace) -> int:
     with Output(args.out) as out:
         for chunk in services.issuance().RequestCodes(request):
             scheme = Scheme(chunk.scheme)
+            form = Form(args.format or (Form.NMPA20 if scheme is Scheme.NMPA else Form.HRI))
             lines = []
             for serial in chunk.serials:
                 code = Code(scheme, chunk.product, serial)
@@ -106,7 +107,9 @@ def _codes_request(args: argparse.Namespace) -> int:
                     lines.append(render(Scan(code, args.lot or None, expiry), form,
                                         host=args.host))
                 except TraceError as exc:
-                    raise CliError(f"cannot render as {form.value}: {exc}") from exc
+                    raise CliError(
+                        f"cannot render as {form.value}: {exc}; the codes are issued: run "
+                        "again with the same --request-id and another --format") from exc
             out.write("\n".join(lines) + "\n")
             received = chunk.total
             progress.update(received)

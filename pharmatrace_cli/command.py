@@ -41,11 +41,23 @@ def read_inputs(codes: Iterable[str], file: str | None) -> Iterator[str]:
     """The codes given as arguments, then those in the --file (one a line, '-' for stdin)."""
     yield from codes
     if file:
+        for _, line in input_lines(file):
+            if line.strip():
+                yield line
+
+
+def input_lines(file: str) -> Iterator[tuple[int, str]]:
+    """The lines of a --file ('-': standard input), numbered from 1, without their line ends.
+    The byte order mark Windows editors and spreadsheets put before UTF-8 text is dropped; a
+    file that is not UTF-8 (UTF-16, say) is refused in one line naming it."""
+    try:
         with (sys.stdin if file == "-" else open(file, encoding="utf-8")) as f:
-            for line in f:
-                line = line.rstrip("\r\n")
-                if line.strip():
-                    yield line
+            for n, raw in enumerate(f, 1):
+                line = raw.rstrip("\r\n")
+                yield n, line.removeprefix("\ufeff") if n == 1 else line
+    except UnicodeDecodeError as exc:
+        raise CliError(f"{file}: not UTF-8 text (byte {exc.start}: {exc.reason}): save it as "
+                       "UTF-8, one code a line") from None
 
 
 def replaceable(path: Path) -> bool:

@@ -9,7 +9,6 @@ $PHARMATRACE_KEY_PASSPHRASE, a key file from ``key_file`` or $PHARMATRACE_KEY_FI
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -125,16 +124,19 @@ class Settings:
         if self.client_ca and not self.tls_cert:
             out.append("client_ca: mutual TLS needs tls_cert and tls_key; plaintext (insecure) "
                        "asks for no client certificate")
-        if self.dev and not _loopback(self.host):
-            out.append(f"host: dev turns authentication off, so it serves loopback only, not "
-                       f"{self.host}: drop dev or use host 127.0.0.1")
         if self.replicated_commit and not self.nats:
             out.append("replicated_commit: needs nats, the server that keeps the streams")
         if self.key_file and self.key_passphrase_file:
             out.append("key_file: set only one of key_file and key_passphrase_file")
-        for name in ("issue_port", "verify_port", "metrics_port", "http_port"):
+        for name in ("issue_port", "verify_port", "metrics_port"):
             if not 0 <= getattr(self, name) <= 65535:
                 out.append(f"{name}: must be a port number, 0 to 65535")
+        if not -1 <= self.http_port <= 65535:
+            out.append("http_port: must be a port number, 0 to 65535, or -1 for no front door")
+        out.extend(self._shared_ports())
+        if self.dev and not loopback(self.host):
+            out.append(f"dev: turns authentication off, so it serves loopback only, not "
+                       f"{self.host}: drop dev or use host 127.0.0.1")
         if self.workers < 0:
             out.append("workers: must be 0 (one per core) or more")
         if self.public_rate <= 0:
@@ -153,6 +155,22 @@ class Settings:
             out.append(f"default_time_zone: unknown IANA time zone {self.default_time_zone!r}")
         if self.log_level is not None and self.log_level.upper() not in _LEVELS:
             out.append(f"log_level: must be one of {', '.join(_LEVELS)}")
+        return out
+
+    def _shared_ports(self) -> list[str]:
+        """Two services given one port number: the second would fail to start, or (the
+        verification workers and the HTTP front door share their ports) answer in its place."""
+        ports = [("issue_port", self.issue_port, self.host),
+                 ("verify_port", self.verify_port, self.host),
+                 ("http_port", self.http_port, self.host),
+                 ("public_port", self.public_port, self.host),
+                 ("metrics_port", self.metrics_port, self.metrics_host)]
+        out = []
+        for i, (name, port, _) in enumerate(ports):
+            for other, other_port, _ in ports[:i]:
+                # 0 picks a free port and below 0 turns the service off: no clash.
+                if port > 0 and port == other_port:
+                    out.append(f"{name}: {port} is already {other}")
         return out
 
     def environment(self) -> dict[str, str]:
@@ -206,6 +224,19 @@ def read_file(path: Path) -> dict[str, Any]:
     for key, value in raw.items():
         values[key] = _value(key, value, path)
     return values
+
+
+def loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address (or localhost)."""
+    import ipaddress
+
+    name = host.strip("[]")
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 def merge(file_values: Mapping[str, Any], flags: Mapping[str, Any]) -> Settings:
@@ -302,16 +333,6 @@ def _value(key: str, value: Any, path: Path | None) -> Any:
 
 
 _NAMES = {str: "a string", int: "a whole number", float: "a number", bool: "true or false"}
-
-
-def _loopback(host: str) -> bool:
-    name = host.strip("[]")
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 def environ_max_map_size(environ: Mapping[str, str] = os.environ) -> int | None:

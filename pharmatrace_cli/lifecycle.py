@@ -30,6 +30,7 @@ from pharmatrace_cli.command import (
     add_command,
     add_output_options,
     endpoints,
+    input_lines,
 )
 
 DEFAULT_BATCH = 5_000
@@ -124,11 +125,9 @@ def read_lines(codes: list[str], file: str | None) -> Iterator[Line]:
     for n, code in enumerate(codes, 1):
         yield Line(f"arg {n}", code)
     if file:
-        with (sys.stdin if file == "-" else open(file, encoding="utf-8")) as f:
-            for n, raw in enumerate(f, 1):
-                text = raw.rstrip("\r\n")
-                if text.strip():
-                    yield Line(str(n), text)
+        for n, text in input_lines(file):
+            if text.strip():
+                yield Line(str(n), text)
 
 
 def _context(args: argparse.Namespace, event_id: str) -> Any:
@@ -234,7 +233,8 @@ def _run(args: argparse.Namespace, send: Callable[[list[str], Any], Any], *,
     size = MAX_BATCH if one_message else args.batch_size
     if one_message and len(lines) > MAX_BATCH:
         raise CliError(f"at most {MAX_BATCH:,} codes in one container")
-    run_id = uuid.uuid4().hex
+    # Each message's event id: an EPCIS eventID, so a URI (exports carry it to partners).
+    run = uuid.uuid4()
     started = time.monotonic()
     outcomes: Counter[str] = Counter()
     changed = duplicates = 0
@@ -245,7 +245,8 @@ def _run(args: argparse.Namespace, send: Callable[[list[str], Any], Any], *,
         chunks = [lines[i:i + size] for i in range(0, len(lines), size)] or [[]]
         done = 0
         for n, chunk in enumerate(chunks):
-            response = send([x.text for x in chunk], _context(args, f"cli-{run_id}-{n}"))
+            event_id = f"urn:uuid:{uuid.uuid5(run, str(n))}"
+            response = send([x.text for x in chunk], _context(args, event_id))
             changed += response.changed
             duplicates += response.duplicates
             refused = _refusals(response.failures)

@@ -193,7 +193,9 @@ def location_text(location: Any) -> str:
         f"destroyed or stolen {location.destroyed:,}, voided {location.voided:,}")
     rows: list[tuple[str, ...]]
     if location.holders:
-        rows = [("holder", "kind", "region", "status", "transit", "units")]
+        # As recorded for each pack: a recall or withdrawal (the lines above) is not written
+        # into the packs' records, and verification answers RECALLED or WITHDRAWN for them.
+        rows = [("holder", "kind", "region", "recorded status", "transit", "units")]
         for h in location.holders:
             rows.append((
                 h.party_id or "(none)", cpb.PartyKind.Name(h.kind).removeprefix(

@@ -143,6 +143,9 @@ def _check(args: argparse.Namespace) -> int:
         for code in listed:
             rows.write({"state": state, "code": code}, (state, code))
     rows.close()
+    if not answer.ship_events and not answer.receive_events:
+        raise CliError(f"bill {args.type} {args.bill}: nothing was shipped or received under it "
+                       "that this credential may see (check the number and --type)")
     print(f"bill {args.type} {args.bill}: {answer.shipped:,} packs shipped, "
           f"{answer.received:,} received, {answer.missing_count:,} missing, "
           f"{answer.extra_count:,} extra", file=sys.stderr)

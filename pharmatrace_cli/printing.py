@@ -133,7 +133,7 @@ def sscc_request(args: argparse.Namespace) -> int:
         "digital-link": lambda s: sscc.render_digital_link(s, args.host),
         "epc-uri": lambda s: sscc.render_epc_uri(s, len(pool.company_prefix)),
     }
-    render = renders[args.format]
+    render = renders[args.format or "hri"]
     text = "".join(render(s) + "\n" for s in pool.ssccs)
     if args.out and args.out != "-":
         Path(args.out).write_text(text, encoding="utf-8")

@@ -130,6 +130,7 @@ async def serve(config: ServeConfig) -> None:
     from tracerpc.metrics import Metrics
     from verify_svc.workers import WorkerConfig, WorkerPool, key_source
 
+    _refuse_ports_in_use(config)
     tls = _tls(config)
     if tls is None:
         log.warning("serving WITHOUT TLS (--insecure): for development on a trusted host only")
@@ -239,6 +240,42 @@ def front_door_url(public_base_url: str, host: str, port: int | None, tls: bool)
     if public_base_url:
         return public_base_url.rstrip("/")
     return f"{'https' if tls else 'http'}://{host}:{port}"
+
+
+def _refuse_ports_in_use(config: ServeConfig) -> None:
+    """Every port given by number must be free. The verification workers open theirs with
+    SO_REUSEPORT, so that all of them share it: another server's workers on the same port would
+    be handed part of the connections, answering from another ledger, and the binds of a port
+    the issuance service or the metrics would not get fail in a traceback."""
+    import errno
+    import socket
+
+    from tracecore.errors import FailedPrecondition
+
+    ports = [("issue_port", config.host, config.issue_port),
+             ("verify_port", config.host, config.verify_port),
+             ("http_port", config.host, config.http_port),
+             ("metrics_port", config.metrics_host, config.metrics_port)]
+    if config.client_ca is not None:
+        ports.append(("public_port", config.host, config.public_port))
+    for name, host, port in ports:
+        if port <= 0:  # 0: a free port is picked; below 0: not served
+            continue
+        address = host.strip("[]")
+        probe = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET)
+        try:
+            # Without SO_REUSEPORT, the bind fails while any socket listens there; with
+            # SO_REUSEADDR, connections of a previous run waiting out TIME_WAIT do not count.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((address, port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            raise FailedPrecondition(
+                f"{host}:{port} is in use by another process (another pharmatrace serve?): "
+                "stop it or give this server other ports", field=name) from None
+        finally:
+            probe.close()
 
 
 async def _refuse_cn_bindings(codegen: object) -> None:

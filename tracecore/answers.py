@@ -5,8 +5,9 @@ nothing."""
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import overload
 
 from pharmatrace.v1 import common_pb2 as pb
 
@@ -50,6 +51,55 @@ class ScanContext:
     purpose: int = 0
 
 
+class CodeTexts(Sequence[str]):
+    """The canonical text of each row's code (``Code.text``), written out when a row's is asked
+    for: a batch's answer names few of its codes (a repaired scan's, a clone alert's), so a row
+    keeps its ``Code`` and the texts of a pallet's other packs are never made."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, texts: Sequence[str] = ()) -> None:
+        self.items: list[str | Code] = list(texts)
+        """Each row's text, or the code it is the text of."""
+
+    def append(self, text: str | Code) -> None:
+        self.items.append(text)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @overload
+    def __getitem__(self, row: int) -> str: ...
+
+    @overload
+    def __getitem__(self, row: slice) -> list[str]: ...
+
+    def __getitem__(self, row: int | slice) -> str | list[str]:
+        if isinstance(row, slice):
+            return [_text(item) for item in self.items[row]]
+        return _text(self.items[row])
+
+    def __setitem__(self, row: int, text: str) -> None:
+        self.items[row] = text
+
+    def __iter__(self) -> Iterator[str]:
+        return map(_text, self.items)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, CodeTexts | list):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"CodeTexts({list(self)!r})"
+
+
+def _text(item: str | Code) -> str:
+    return item if isinstance(item, str) else item.text()
+
+
 @dataclass(slots=True)
 class Answers:
     """One entry per scanned input, in order, plus the product and batch tables they point to."""
@@ -64,7 +114,7 @@ class Answers:
     batch_indexes: list[int] = field(default_factory=list)
     product_indexes: list[int] = field(default_factory=list)
     levels: list[int] = field(default_factory=list)
-    codes: list[str] = field(default_factory=list)
+    codes: CodeTexts = field(default_factory=CodeTexts)
     reasons: list[str] = field(default_factory=list)
     minted_by: dict[int, str] = field(default_factory=dict)
     """For KNOWN_FOREIGN rows: who minted the code, as the ledger was told ("" unknown)."""

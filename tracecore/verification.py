@@ -442,7 +442,7 @@ class _Call:
         out.batch_indexes.append(b_index)
         out.product_indexes.append(p_index)
         out.levels.append(data[1])
-        out.codes.append(code.text())
+        out.codes.append(code)
         out.reasons.append(reason)
         self.genuine_keys.append(key)
         self.genuine_rows.append(row)

@@ -88,3 +88,18 @@ def test_forged_code_typed_into_the_form(phone: Any, shop: Shop, tmp_path: Path)
     assert state["colour"] == "rgb(179, 38, 30)"
     assert "请勿使用" in state["text"]
     assert state["fits"]
+
+
+def test_a_scrambled_scan_read_as_its_code_fits_the_phone(phone: Any, shop: Shop,
+                                                          tmp_path: Path) -> None:
+    """A code typed in lower case (Caps Lock) is read as the pack's code, and the verdict that
+    names the code read wraps it within the phone's width."""
+    pack = shop.pack()
+    phone.goto("/check")
+    phone.fill("#code", pack.codes[0].lower())
+    phone.click("button[type=submit]")
+    state = seen(phone, tmp_path, "scrambled")
+    assert "正品" in state["verdict"]
+    assert pack.codes[0] in state["verdict"].replace("\n", "")
+    # A phone's browser widens its layout to hold what overflows, so the box is asked itself.
+    assert phone.locator(".verdict").evaluate("e => e.scrollWidth <= e.clientWidth")

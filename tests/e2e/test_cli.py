@@ -134,6 +134,18 @@ def test_nmpa_codes_are_written_as_20_digits_and_verify_genuine(cli, catalog: st
         "VERDICT_GENUINE"}
 
 
+def test_nmpa_codes_requested_without_a_format_are_written_as_20_digits(cli, catalog: str
+                                                                       ) -> None:
+    """codes request for an NMPA product without --format writes its 20 digits (an NMPA code
+    has no GS1 HRI), rather than failing once the pool is issued."""
+    out = cli.cwd / "nmpa-default.txt"
+    cli.ok("codes", "request", "--tenant", catalog, "--product", NMPA_ID, "--count", "5",
+           "--request-id", f"cli-nmpa-default-{uuid.uuid4().hex}", "--out", str(out))
+    lines = _lines(out)
+    assert len(set(lines)) == 5
+    assert all(re.fullmatch(rf"{NMPA_ID}\d{{13}}", line) for line in lines), lines[:3]
+
+
 def test_codes_request_prints_to_standard_output_without_out(cli, catalog: str) -> None:
     """Without --out, codes go to standard output, one per line, and the summary to stderr."""
     result = cli.ok("codes", "request", "--tenant", catalog, "--product", GTIN, "--count", "7",
@@ -217,6 +229,25 @@ def test_a_return_without_codes_prints_one_line(cli, catalog: str) -> None:
 def test_a_missing_input_file_prints_one_line(cli, catalog: str) -> None:
     """verify --file with a file that does not exist prints one line, not a traceback."""
     _one_clear_line(cli("verify", "--tenant", catalog, "--file", str(cli.cwd / "missing.txt")))
+
+
+def test_a_windows_file_with_a_byte_order_mark_and_crlf_lines_is_read_whole(
+        cli, catalog: str) -> None:
+    """A list saved by a Windows editor or spreadsheet (UTF-8 with a byte order mark, lines
+    ending CRLF) verifies every code, the first one included; a UTF-16 file is refused in one
+    line that names it."""
+    codes = cli.cwd / "codes.txt"
+    cli.ok("codes", "request", "--tenant", catalog, "--product", GTIN, "--lot", LOT, "--count",
+           "3", "--request-id", f"cli-bom-{uuid.uuid4().hex}", "--out", str(codes), "--quiet")
+    text = "\r\n".join(_lines(codes)) + "\r\n"
+    (cli.cwd / "windows.txt").write_bytes(b"\xef\xbb\xbf" + text.encode())
+    (cli.cwd / "utf16.txt").write_bytes(text.encode("utf-16"))
+    verified = cli("verify", "--tenant", catalog, "--file", "windows.txt", "--json")
+    answers = [json.loads(line) for line in verified.stdout.splitlines()]
+    assert [a["input"] for a in answers] == _lines(codes)
+    assert {a["verdict"] for a in answers} == {"VERDICT_GENUINE"}
+    assert "utf16.txt: not UTF-8" in _one_clear_line(
+        cli("verify", "--tenant", catalog, "--file", "utf16.txt"))
 
 
 def test_an_output_file_that_cannot_be_written_prints_one_line(cli, catalog: str) -> None:

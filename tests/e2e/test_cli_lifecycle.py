@@ -16,6 +16,7 @@ import pytest
 from tests.e2e.conftest import CLI_TIMEOUT_S, on_a_terminal, pharmatrace_command
 from tests.e2e.test_cli import GTIN, LOT, _lines, catalog  # noqa: F401 - the fixture
 from tracecore.codes import parse
+from tracecore.epcis.schema import check_schema
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -61,6 +62,17 @@ def commissioned(server, catalog: str, site: dict[str, Path]) -> list[str]:  # n
     assert {r["outcome"] for r in rows} == {"recorded"}
     assert f"recorded {len(codes):,}" in done.stderr
     return _lines(site["units"])
+
+
+def test_what_the_steps_recorded_exports_as_a_valid_epcis_document(
+        cli, catalog: str, commissioned: list[str], tmp_path: Path) -> None:  # noqa: F811
+    """The events the command line's steps recorded export as an EPCIS 2.0 document that
+    conforms to GS1's JSON schema (each eventID a URI), as a partner's system checks it."""
+    out = tmp_path / "export.jsonld"
+    cli.ok("epcis", "export", "--tenant", catalog, "--out", str(out))
+    document = json.loads(out.read_text("utf-8"))
+    assert document["epcisBody"]["eventList"]
+    check_schema(document)
 
 
 def test_ship_reads_10000_codes_from_a_pipe_in_order_with_a_summary(

@@ -4,6 +4,8 @@ them."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -107,3 +109,29 @@ def test_a_removed_link_is_no_longer_offered(servers: Servers, tmp_path: Path) -
     again = cli_failure(env, "product", "link", "remove", "--product", gtin, "--type", "epil",
                         "--lang", "en")
     assert "has no gs1:epil link in en" in again
+
+
+def test_a_second_server_refuses_the_ports_a_running_one_serves(servers: Servers,
+                                                                tmp_path: Path) -> None:
+    """A second `serve` over another data directory, given the verification and HTTP ports a
+    running server's workers listen on, stops at once naming the port in use, rather than
+    sharing those ports with it (they are opened with SO_REUSEPORT, for one server's workers)
+    and answering part of its traffic from another ledger."""
+    first = servers.start(workers=1)
+    command = [*pharmatrace_command(), "serve", "--dev", "--insecure",
+               "--data", str(tmp_path / "other"), "--issue-port", "0", "--metrics-port", "0",
+               "--verify-port", str(first.ports["verify"]),
+               "--http-port", str(first.ports["http"]), "--workers", "1"]
+    second = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, start_new_session=True)
+    try:
+        _, stderr = second.communicate(timeout=CLI_TIMEOUT_S / 4)
+    finally:
+        if second.poll() is None:
+            os.killpg(second.pid, signal.SIGKILL)
+            second.wait()
+    assert second.returncode == 1, stderr
+    assert "Traceback" not in stderr
+    assert f"verify_port: 127.0.0.1:{first.ports['verify']} is in use" in stderr
+    with httpx.Client(base_url=f"http://127.0.0.1:{first.ports['http']}") as http:
+        assert http.get("/healthz").text.strip() == "ok"

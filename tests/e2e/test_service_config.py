@@ -29,12 +29,13 @@ def _cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_config_check_accepts_a_good_file(tmp_path: Path) -> None:
-    """A file using the serve options' names passes `config check`."""
+    """A file using the serve options' names passes `config check`, http_port = -1 (no front
+    door) included."""
     (tmp_path / "pt.toml").write_text(
         'data = "/var/lib/pharmatrace"\nhost = "0.0.0.0"\nworkers = 4\npublic_verify = true\n'
         'public_rate = 20\nmax_map_size = "64GiB"\ntls_cert = "tls/server.pem"\n'
         'tls_key = "tls/server.key"\nkey_passphrase_file = "/run/secrets/kek"\n'
-        'http_port = 8080\npublic_base_url = "https://verify.example.com"\n')
+        'http_port = -1\npublic_base_url = "https://verify.example.com"\n')
     result = _cli(tmp_path, "config", "check", "pt.toml")
     assert result.returncode == 0, result.stderr
     assert "11 settings, all valid" in result.stdout
@@ -47,11 +48,14 @@ def test_config_check_accepts_a_good_file(tmp_path: Path) -> None:
     ('max_map_size = "lots"\n', "max_map_size: 'lots' is not a size"),
     ('key_passphrase = "hunter2"\n', "key_passphrase: secrets are never in the configuration"),
     ("insecure = true\nissue_port = 70000\n", "issue_port: must be a port number"),
+    ("insecure = true\nhttp_port = -2\n", "http_port: must be a port number"),
     ('tls_cert = "a.pem"\n', "tls_key: tls_cert and tls_key go together"),
     ("workers = [", "not valid TOML"),
     ("insecure = true\nclone_max_scans = 0\n", "clone_max_scans: must be 1 or more"),
     ('insecure = true\nlog_level = "chatty"\n', "log_level: must be one of"),
-    ('dev = true\ninsecure = true\nhost = "0.0.0.0"\n', "host: dev turns authentication off"),
+    ('insecure = true\ndev = true\nhost = "0.0.0.0"\n', "dev: turns authentication off"),
+    ("insecure = true\nverify_port = 50051\n", "verify_port: 50051 is already issue_port"),
+    ("insecure = true\nhttp_port = 9464\n", "metrics_port: 9464 is already http_port"),
     ('insecure = true\nclient_ca = "ca.pem"\n', "client_ca: mutual TLS needs tls_cert"),
 ])
 def test_config_check_names_the_bad_key(tmp_path: Path, text: str, named: str) -> None:

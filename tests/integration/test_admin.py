@@ -65,6 +65,13 @@ def test_a_malformed_tenant_id_is_refused(api, refused, tenant_id: str) -> None:
     assert tenant_id not in api.admin.ListTenants(apb.ListTenantsRequest()).tenants
 
 
+def test_a_malformed_tenant_id_is_named_before_its_display_name(api, refused) -> None:
+    """`tenant create` gives the id as the display name when none is given: an id far too long
+    is refused naming tenant, the field that is wrong, not name."""
+    refused(INVALID, "tenant", lambda: api.admin.CreateTenant(
+        apb.CreateTenantRequest(tenant="x" * 300, name="x" * 300)))
+
+
 def test_a_tenant_display_name_over_200_characters_is_refused(api, refused) -> None:
     """A display name longer than 200 characters is INVALID_ARGUMENT naming name."""
     refused(INVALID, "name", lambda: api.admin.CreateTenant(

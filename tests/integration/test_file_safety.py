@@ -8,6 +8,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -62,12 +63,25 @@ def test_serving_makes_an_existing_world_readable_data_directory_private(
     for path in [data, *data.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
     script = Path(sys.executable).parent / "pharmatrace"
-    # --dev on a public address is refused (authentication is off), after the data directory
-    # is made private and before anything is served.
-    served = subprocess.run([str(script), "serve", "--dev", "--insecure", "--host", "0.0.0.0",
-                             "--data", str(data)], capture_output=True, text=True, check=False,
-                            timeout=60)
-    assert served.returncode != 0 and "loopback" in served.stderr
+    # --dev on a public address is refused (authentication is off) before anything is served.
+    refused = subprocess.run([str(script), "serve", "--dev", "--insecure", "--host", "0.0.0.0",
+                              "--data", str(data)], capture_output=True, text=True, check=False,
+                             timeout=60)
+    assert refused.returncode != 0 and "loopback" in refused.stderr
+    ready = tmp_path / "ready.json"
+    served = subprocess.Popen(
+        [str(script), "serve", "--dev", "--insecure", "--data", str(data), "--issue-port", "0",
+         "--verify-port", "0", "--metrics-port", "0", "--http-port", "-1", "--workers", "1",
+         "--grace", "1", "--ready-file", str(ready)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists() and served.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ready.exists(), served.stderr.read() if served.stderr else ""
+    finally:
+        served.terminate()
+        served.wait(60)
     assert _readable_by_others(data) == []
 
 

@@ -126,6 +126,9 @@ def test_the_locate_command_prints_the_picture(chain: Chain, servers: Servers,
             "decommissioned 0, destroyed or stolen 1, voided 2") in out
     assert any(line.split() == ["PHARM-SZ", "pharmacy", "440305", "ACTIVE", "in", "transit",
                                 "to", "3"] for line in out.splitlines())
+    # The holders' statuses are the packs' records, which a recall does not rewrite: said so.
+    assert any(line.split() == ["holder", "kind", "region", "recorded", "status", "transit",
+                                "units"] for line in out.splitlines())
 
 
 def _cli(servers: Servers, tenant: str, *argv: str) -> int:

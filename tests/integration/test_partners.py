@@ -263,6 +263,9 @@ def test_a_receipt_is_checked_against_the_shipped_bill(site: _Site) -> None:
     rows = [json.loads(line) for line in cli.stdout.splitlines()]
     assert sorted(r["state"] for r in rows) == ["extra", "missing", "missing"]
     assert "2 missing, 1 extra" in cli.stderr
+    unknown = site.cli("receipt", "check", "--bill", "DA-2026-9999")
+    assert unknown.returncode == 1
+    assert "DA-2026-9999: nothing was shipped or received under it" in unknown.stderr
 
 
 def test_doctor_finds_a_ledger_with_codes_minted_elsewhere_healthy(site: _Site) -> None:

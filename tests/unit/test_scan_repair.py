@@ -102,6 +102,44 @@ def test_a_code_whose_tag_fails_after_every_repair_is_not_repaired(serial: str,
     assert repair(_typed(text, US_TO_DE), _tag_verifies) is None
 
 
+def _full_width(text: str) -> str:
+    """``text`` as a Chinese input method in full-width mode types it."""
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
+
+
+NMPA_ID = "8612345"
+NMPA_SERIALS = Minter(Scheme.NMPA, NMPA_ID, 3, MAC).mint(16)
+
+
+@settings(max_examples=40, deadline=None)
+@given(serial=st.sampled_from(SERIALS), nmpa=st.sampled_from(NMPA_SERIALS), lot=LOTS,
+       caps=st.booleans())
+def test_full_width_characters_of_a_chinese_input_method_are_read_as_ascii(
+        serial: str, nmpa: str, lot: str, caps: bool) -> None:
+    """A 20-digit NMPA code or a GS1 HRI typed in full width (８６１２…, （０１）…), with Caps
+    Lock or not, reads as the code, naming the input method."""
+    for text in (NMPA_ID + nmpa, _text(serial, lot, Form.HRI)):
+        typed = _full_width(text.swapcase() if caps else text)
+        repaired = repair(typed, _tag_verifies)
+        assert repaired is not None, typed
+        assert repaired.scan.code == parse(text).code
+        assert "full-width" in repaired.note
+
+
+@settings(max_examples=40, deadline=None)
+@given(serial=st.sampled_from(SERIALS), lot=LOTS, caps=st.booleans())
+def test_an_hri_copied_with_spaces_between_its_elements_is_read_as_the_code(
+        serial: str, lot: str, caps: bool) -> None:
+    """GS1 HRI as printed under a barcode, "(01) 0950… (17) 300131 (10) LOT (21) 01…", reads
+    as the code (GS1 data has no spaces), with Caps Lock or not."""
+    text = _text(serial, lot, Form.HRI)
+    spaced = text.replace("(", " (").replace(")", ") ").strip()
+    repaired = repair(spaced.swapcase() if caps else spaced, _tag_verifies)
+    assert repaired is not None, spaced
+    assert repaired.scan.code == parse(text).code
+    assert "spaces" in repaired.note
+
+
 @given(st.text(max_size=60))
 def test_candidates_are_never_the_input_and_always_say_what_changed(text: str) -> None:
     """Every candidate differs from the input and carries a note."""

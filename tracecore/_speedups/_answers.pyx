@@ -37,7 +37,8 @@ def answer_rows(object call, list scans, list key_ids, list keys, list stored):
     cdef list verdicts = out.verdicts, statuses = out.statuses, masks = out.alert_masks
     cdef list counts = out.scan_counts, firsts = out.first_verified_ms
     cdef list batch_indexes = out.batch_indexes, product_indexes = out.product_indexes
-    cdef list levels = out.levels, texts = out.codes, reasons = out.reasons
+    # Each row's code, its text written out only if asked for (``answers.CodeTexts``).
+    cdef list levels = out.levels, texts = out.codes.items, reasons = out.reasons
     cdef list genuine_keys = call.genuine_keys, genuine_rows = call.genuine_rows
     cdef dict batches = call.batches, mismatches = call.mismatches
     cdef dict products = call.product_index
@@ -51,7 +52,7 @@ def answer_rows(object call, list scans, list key_ids, list keys, list stored):
     cdef const unsigned char *rec = <const unsigned char *>PyBytes_AS_STRING(recallable)
     cdef const unsigned char *end = <const unsigned char *>PyBytes_AS_STRING(ended)
     cdef Py_ssize_t n = len(scans), row, i = 0
-    cdef object scan, key_id, key, data, batch, seen, info, rule, code
+    cdef object scan, key_id, key, data, batch, seen, info, rule
     cdef object zero = 0, no_reason = ""
     cdef PyObject *found
     cdef tuple entry
@@ -67,6 +68,11 @@ def answer_rows(object call, list scans, list key_ids, list keys, list stored):
     cdef uint32_t last_batch_ref = 0, last_product_ref = 0
     cdef object last_batch = None, last_p_index = None
     cdef tuple last_entry = None
+    # The lot and expiry comparison of the row before: a pallet's packs share their lot and
+    # expiry objects (``parse_many`` reads its head once), so most rows make no key for it.
+    cdef uint32_t compared_batch_ref = 0
+    cdef object compared_lot = None, compared_expiry = None, lot, expiry
+    cdef bint compared = False, mismatched = False
     if len(key_ids) != len(keys) or len(keys) != len(stored):
         raise ValueError("key_ids, keys and stored must have one entry per parsed input")
     for row in range(n):
@@ -114,12 +120,17 @@ def answer_rows(object call, list scans, list key_ids, list keys, list stored):
             hold = entry[3]
             if hold and rec[status]:
                 status = <unsigned int>hold
-            seen = (last_batch, scan.lot, scan.expiry)
-            found = PyDict_GetItem(mismatches, seen)
-            if found is NULL:
-                slow(row, scan, key_id, key, stored[i - 1], data)
-                continue
-            if <object>found:
+            lot, expiry = scan.lot, scan.expiry
+            if not (compared and batch_ref == compared_batch_ref and lot is compared_lot
+                    and expiry is compared_expiry):
+                seen = (last_batch, lot, expiry)
+                found = PyDict_GetItem(mismatches, seen)
+                if found is NULL:
+                    slow(row, scan, key_id, key, stored[i - 1], data)
+                    continue
+                compared, compared_batch_ref = True, batch_ref
+                compared_lot, compared_expiry, mismatched = lot, expiry, bool(<object>found)
+            if mismatched:
                 mask |= data_mismatch
             if mask & diversion:
                 slow(row, scan, key_id, key, stored[i - 1], data)
@@ -152,7 +163,6 @@ def answer_rows(object call, list scans, list key_ids, list keys, list stored):
             last_product_ref, last_p_index = product_ref, <object>found
         p_index = last_p_index
         mask |= <long>status_alerts[status]
-        code = scan.code
         verdicts.append(genuine)
         statuses.append(status)
         masks.append(mask)
@@ -161,7 +171,7 @@ def answer_rows(object call, list scans, list key_ids, list keys, list stored):
         batch_indexes.append(b_index)
         product_indexes.append(p_index)
         levels.append(level)
-        texts.append(code.text())
+        texts.append(scan.code)
         reasons.append(no_reason)
         genuine_keys.append(key)
         genuine_rows.append(row)

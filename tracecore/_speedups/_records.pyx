@@ -1,7 +1,8 @@
 """Code records read and written in C: a write transaction's changed records packed into their
 52-byte layout and put in the order of the keys LMDB holds for them, in one pass; the records
 an event reads made from their bytes; ledger keys (with values, or alone) put in that order,
-the one key sort of the ledger.
+by the one key sort of the compiled loops (``key_order``, which the scan statistics'
+``_scans`` cimports through ``_records.pxd``).
 
 The references are ``packed_in_key_order_reference`` and ``unpack_many_reference`` in
 ``tracecore.ledger.records``; tests feed both the same records and compare the answers. The layout is ``records._CODE``
@@ -27,12 +28,7 @@ cdef enum:
     _FIELDS = 12
 
 
-cdef struct _Entry:
-    uint64_t word           # the 8 bytes after the keys' shared prefix, big-endian, zero-padded
-    Py_ssize_t index        # the key's place in the list given
-
-
-cdef int _compare(list keys, _Entry a, _Entry b):
+cdef int _compare(list keys, KeyPlace a, KeyPlace b):
     """Bytes order of two keys (memcmp, then the shorter first), then their order given."""
     cdef bytes x = <bytes>PyList_GET_ITEM(keys, a.index)
     cdef bytes y = <bytes>PyList_GET_ITEM(keys, b.index)
@@ -45,9 +41,9 @@ cdef int _compare(list keys, _Entry a, _Entry b):
     return -1 if a.index < b.index else (1 if a.index > b.index else 0)
 
 
-cdef _Entry* _ordered(list keys) except NULL:
+cdef KeyPlace* key_order(list keys) except NULL:
     """The places of ``keys`` (bytes) in bytes order, equal keys in their order given; the
-    caller frees the array. Ledger keys share a prefix (a product's, in clear) and the 8 bytes
+    caller frees the array (``free``). Ledger keys share a prefix (a product's, in clear) and the 8 bytes
     after it almost always decide, so the keys are sorted by those (a radix sort, stable, a
     pass a byte, skipping a byte every key has alike), and only runs alike there are ordered by
     their remaining bytes (such runs are rare and short unless keys are short or repeated)."""
@@ -58,17 +54,17 @@ cdef _Entry* _ordered(list keys) except NULL:
     cdef uint64_t word
     cdef Py_ssize_t counts[256]
     cdef int shift
-    cdef _Entry moving
+    cdef KeyPlace moving
     cdef list run
     for i in range(n):
         if type(<object>PyList_GET_ITEM(keys, i)) is not bytes:
             raise TypeError("keys are bytes")
-    cdef _Entry* entries = <_Entry*>malloc(2 * max(n, 1) * sizeof(_Entry))
+    cdef KeyPlace* entries = <KeyPlace*>malloc(2 * max(n, 1) * sizeof(KeyPlace))
     if entries == NULL:
         raise MemoryError()
-    cdef _Entry* base = entries
-    cdef _Entry* spare = entries + n
-    cdef _Entry* swap
+    cdef KeyPlace* base = entries
+    cdef KeyPlace* spare = entries + n
+    cdef KeyPlace* swap
     for i in range(n):
         item = <object>PyList_GET_ITEM(keys, i)
         data = <const unsigned char*>PyBytes_AS_STRING(item)
@@ -111,7 +107,7 @@ cdef _Entry* _ordered(list keys) except NULL:
             entries = spare
             spare = swap
     if entries != base:
-        memcpy(base, entries, n * sizeof(_Entry))
+        memcpy(base, entries, n * sizeof(KeyPlace))
     entries = base
     start = 0
     while start < n:
@@ -140,7 +136,7 @@ def sorted_keys(list keys):
     """``sorted(keys)`` for a list of ``bytes``: a new list, in bytes order, equal keys in
     their order in ``keys``."""
     cdef Py_ssize_t n = len(keys), i
-    cdef _Entry* order = _ordered(keys)
+    cdef KeyPlace* order = key_order(keys)
     cdef list out = [None] * n
     try:
         for i in range(n):
@@ -156,7 +152,7 @@ def in_key_order(list keys, list values):
     cdef Py_ssize_t n = len(keys), i
     if len(values) != n:
         raise ValueError("as many values as keys")
-    cdef _Entry* order = _ordered(keys)
+    cdef KeyPlace* order = key_order(keys)
     cdef list sorted_keys = [None] * n
     cdef list sorted_values = [None] * n
     try:
@@ -235,7 +231,7 @@ def packed_in_key_order(list keys, list records):
             raise TypeError("keys are bytes")
     # Packed before sorting: a record that does not pack fails as the reference fails.
     cdef list packed = [_pack(r) for r in records]
-    cdef _Entry* order = _ordered(keys)
+    cdef KeyPlace* order = key_order(keys)
     cdef list out
     try:
         out = [(keys[order[i].index], packed[order[i].index]) for i in range(n)]

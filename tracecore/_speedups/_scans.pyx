@@ -16,12 +16,13 @@ from cpython.bytes cimport (
     PyBytes_GET_SIZE,
 )
 from cpython.dict cimport PyDict_GetItem
-from cpython.list cimport PyList_New, PyList_SET_ITEM
-from cpython.object cimport PyObject
+from cpython.list cimport PyList_GET_ITEM, PyList_New, PyList_SET_ITEM
 from cpython.ref cimport Py_INCREF
 from libc.stdint cimport int64_t, uint32_t, uint64_t
-from libc.stdlib cimport free, malloc, qsort
+from libc.stdlib cimport free, malloc
 from libc.string cimport memcmp, memcpy, memset
+
+from tracecore._speedups._records cimport KeyPlace, key_order
 
 cdef enum:
     _SIZE = 32
@@ -96,40 +97,11 @@ cdef inline void _set(list column, Py_ssize_t i, object value):
     PyList_SET_ITEM(column, i, value)
 
 
-cdef struct _Scan:
-    PyObject *key
-    const char *data
-    Py_ssize_t size
-    Py_ssize_t order        # the scan's place in the log: entries in order, keys in order
-    Py_ssize_t entry
-
-
-cdef int _by_key_then_order(const void *a, const void *b) noexcept nogil:
-    cdef const _Scan *x = <const _Scan *>a
-    cdef const _Scan *y = <const _Scan *>b
-    cdef Py_ssize_t size = x.size if x.size < y.size else y.size
-    cdef int c = memcmp(x.data, y.data, size)
-    if c:
-        return c
-    if x.size != y.size:
-        return -1 if x.size < y.size else 1
-    return -1 if x.order < y.order else (1 if x.order > y.order else 0)
-
-
-cdef int _point(_Scan *scan, object key, Py_ssize_t order, Py_ssize_t entry) except -1:
-    """``scan`` pointed at ``key`` (bytes, kept alive by the caller)."""
-    if not PyBytes_Check(key):
-        raise TypeError("scan statistics keys are bytes")
-    scan.key = <PyObject *>key
-    scan.data = PyBytes_AS_STRING(key)
-    scan.size = PyBytes_GET_SIZE(key)
-    scan.order = order
-    scan.entry = entry
-    return 0
-
-
-cdef inline bint _same_key(const _Scan *a, const _Scan *b) noexcept nogil:
-    return a.size == b.size and memcmp(a.data, b.data, a.size) == 0
+cdef inline bint _same_key(object a, object b) noexcept:
+    """Whether two keys (bytes) are equal."""
+    cdef Py_ssize_t size = PyBytes_GET_SIZE(a)
+    return size == PyBytes_GET_SIZE(b) and memcmp(PyBytes_AS_STRING(a), PyBytes_AS_STRING(b),
+                                                  size) == 0
 
 
 def located(list keys, list earlier, bint repeated, object index, object flushing,
@@ -159,30 +131,30 @@ def located(list keys, list earlier, bint repeated, object index, object flushin
 cdef int _read_in_key_order(list keys, object txn, object db, Totals *found, char *has
                             ) except -1:
     """``found[i]``, ``has[i]``: the stored totals of ``keys[i]``, whether there are any."""
-    cdef Py_ssize_t n = len(keys), i, j, at, prev
-    cdef _Scan *scans = <_Scan *>malloc((n if n else 1) * sizeof(_Scan))
+    cdef Py_ssize_t n = len(keys), j, at, prev = 0
+    cdef KeyPlace *order
     cdef object key, cursor, set_key, value
-    if scans is NULL:
-        raise MemoryError()
+    if n == 0:
+        return 0
+    order = key_order(keys)
     try:
-        for i in range(n):
-            _point(&scans[i], keys[i], i, 0)
-        with nogil:
-            qsort(scans, n, sizeof(_Scan), _by_key_then_order)
         cursor = txn.cursor(db=db)
         set_key, value = cursor.set_key, cursor.value
         for j in range(n):
-            at = scans[j].order
-            if j and _same_key(&scans[j], &scans[j - 1]):
-                prev = scans[j - 1].order
+            at = order[j].index
+            key = <object>PyList_GET_ITEM(keys, at)
+            # Keys whose first bytes differ differ (the key objects are not touched again).
+            if j and order[j].word == order[j - 1].word and _same_key(
+                    key, <object>PyList_GET_ITEM(keys, prev)):
                 has[at] = has[prev]
                 found[at] = found[prev]
-                continue
-            has[at] = bool(set_key(<object>scans[j].key))
-            if has[at]:
-                _read_stored(value(), &found[at])
+            else:
+                has[at] = bool(set_key(key))
+                if has[at]:
+                    _read_stored(value(), &found[at])
+            prev = at
     finally:
-        free(scans)
+        free(order)
     return 0
 
 
@@ -260,63 +232,64 @@ cdef bytes _packed(const Totals *t):
 
 
 def merge(object log, object txn, object db):
-    """``merge_reference`` in C: the log's scans sorted by key (then by when they came), so
-    each key's count, first scan and last located scan are a run of the sorted array, with no
-    per-key dictionary; each key's totals written at its turn through one cursor."""
+    """``merge_reference`` in C: the log's scans sorted by key (a stable sort, so each key's
+    scans stay in the order they came), so each key's count, first scan and last located scan
+    are a run of the sorted array, with no per-key dictionary; each key's totals written at its
+    turn through one cursor."""
     cdef list entries = log.entries
-    cdef Py_ssize_t n_entries = len(entries), total = 0, e, k, i, j, n_keys, run_end, written = 0
-    cdef object entry, keys, key
-    cdef _Scan *scans = NULL
+    cdef Py_ssize_t n_entries = len(entries), total, e, k, i, j, n_keys, run_end, at
+    cdef Py_ssize_t written = 0
+    cdef object entry, key
+    cdef list keys = []             # every scan's key, in the log's order
+    cdef Py_ssize_t *entry_of = NULL
+    cdef KeyPlace *order = NULL
     cdef int64_t *ms = NULL
     cdef uint32_t *regions = NULL
     cdef Totals t
-    cdef list kept = []
     cdef Totals s
     cdef object cursor, put, replace, stored
     for e in range(n_entries):
-        total += len((<object>entries[e]).keys)
+        keys.extend((<object>entries[e]).keys)
+    total = len(keys)
     if total == 0:
         return 0
-    scans = <_Scan *>malloc(total * sizeof(_Scan))
+    entry_of = <Py_ssize_t *>malloc(total * sizeof(Py_ssize_t))
     ms = <int64_t *>malloc(n_entries * sizeof(int64_t))
     regions = <uint32_t *>malloc(n_entries * sizeof(uint32_t))
-    if scans is NULL or ms is NULL or regions is NULL:
-        free(scans)
-        free(ms)
-        free(regions)
-        raise MemoryError()
     try:
+        if entry_of is NULL or ms is NULL or regions is NULL:
+            raise MemoryError()
         i = 0
         for e in range(n_entries):
             entry = entries[e]
             ms[e] = entry.ms
             regions[e] = entry.region
-            keys = entry.keys
-            kept.append(keys)  # the key objects stay alive while the array points at them
-            n_keys = len(keys)
+            n_keys = len(entry.keys)
             for k in range(n_keys):
-                _point(&scans[i], keys[k], i, e)
+                entry_of[i] = e
                 i += 1
-        with nogil:
-            qsort(scans, total, sizeof(_Scan), _by_key_then_order)
+        order = key_order(keys)
         # In key order through one cursor: LMDB finds each key next to the last one.
         cursor = txn.cursor(db=db)
         put, replace = cursor.put, cursor.replace
         i = 0
         while i < total:
+            key = <object>PyList_GET_ITEM(keys, order[i].index)
             run_end = i + 1
-            while run_end < total and _same_key(&scans[run_end], &scans[i]):
+            while run_end < total and order[run_end].word == order[i].word and _same_key(
+                    <object>PyList_GET_ITEM(keys, order[run_end].index), key):
                 run_end += 1
             t.count = run_end - i
-            t.first, t.first_region = ms[scans[i].entry], regions[scans[i].entry]
+            at = entry_of[order[i].index]
+            t.first, t.first_region = ms[at], regions[at]
             t.last_ms, t.last_region = 0, 0
             j = run_end - 1
             while j >= i:
-                if regions[scans[j].entry]:
-                    t.last_ms, t.last_region = ms[scans[j].entry], regions[scans[j].entry]
+                at = entry_of[order[j].index]
+                if regions[at]:
+                    t.last_ms, t.last_region = ms[at], regions[at]
                     break
                 j -= 1
-            key = <object>scans[i].key
             # Written at once; totals stored before come back, and their sum is written over.
             stored = replace(key, _packed(&t))
             if stored is not None:
@@ -326,7 +299,8 @@ def merge(object log, object txn, object db):
             written += 1
             i = run_end
     finally:
-        free(scans)
+        free(order)
+        free(entry_of)
         free(ms)
         free(regions)
     return written

@@ -241,6 +241,13 @@ class EpcisStores:
                         tenant_path / DIRECTORY, tenant=tenant, codes=self._codes(tenant))
         return store
 
+    def forget(self, tenant: str) -> None:
+        """Closes the tenant's store (it went offline); the next ``get`` opens it again."""
+        with self._lock:
+            store = self._stores.pop(tenant, None)
+        if store is not None:
+            store.close()
+
     def wake(self, tenant: str) -> None:
         """Tells the issuance process that ``tenant``'s store has work."""
         directory = self._root / WAKE_DIRECTORY

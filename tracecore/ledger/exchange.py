@@ -237,6 +237,9 @@ def import_events(ledger: Ledger, text: str, max_bytes: int = MAX_DOCUMENT_BYTES
 def _read(ledger: Ledger, text: str, custodian: str, credential: str) -> Imported:
     doc: Any
     refused: dict[int, tuple[str, str]] = {}
+    # The byte order mark .NET and Windows tools put before UTF-8 text (RFC 8259 lets a JSON
+    # reader ignore it; XML allows it).
+    text = text.removeprefix("\ufeff")
     if text.lstrip().startswith("<"):
         doc, refused = epcis.document_of_xml(text)
     else:

@@ -36,9 +36,11 @@ from tracecore.ledger import format as ledger_format
 from tracecore.ledger.access import Access
 from tracecore.ledger.alerts import DIRECTORY as ALERTS
 from tracecore.ledger.alerts import AlertBook
+from tracecore.ledger.answer_trail import DIRECTORY as ANSWERS
 from tracecore.ledger.code_keys import PURPOSE as CODE_KEYS_PURPOSE
 from tracecore.ledger.code_keys import CodeKeys
 from tracecore.ledger.env import DEFAULT_MAP_SIZE, DEFAULT_MAX_MAP_SIZE, in_use
+from tracecore.ledger.epcis_rest import DIRECTORY as EPCIS_REST
 from tracecore.ledger.observations import Observations
 from tracecore.ledger.sscc_pools import SsccPools
 from tracecore.ledger.store import Ledger
@@ -247,10 +249,12 @@ class DataDir:
         _fsync_directory(path)
 
     def released(self, tenant: str) -> bool:
-        """Whether no process has the tenant's ledger or scan statistics open any more. Only
-        meaningful in a process that has closed them itself (see ``env.in_use``)."""
+        """Whether no process has any of the tenant's LMDB environments (ledger, scan
+        statistics, alerts, answer trail, EPCIS REST store) open any more. Only meaningful in a
+        process that has closed them itself (see ``env.in_use``)."""
         path = self._existing(tenant)
-        return not any(in_use(path / name) for name in (LEDGER, OBSERVATIONS))
+        return not any(in_use(path / name)
+                       for name in (LEDGER, OBSERVATIONS, ALERTS, ANSWERS, EPCIS_REST))
 
     def sweep(self) -> list[str]:
         """Closes every opened tenant that was taken offline; returns their names."""

@@ -2,7 +2,8 @@
 
 A keyboard-wedge scanner types the code as key presses, so the host's keyboard state and layout
 change what arrives: Caps Lock inverts the case of every letter, a German (QWERTZ) or French
-(AZERTY) layout turns the US key positions the scanner sends into other characters, the group
+(AZERTY) layout turns the US key positions the scanner sends into other characters, a person
+typing through a Chinese input method gets full-width digits, letters and brackets, the group
 separator (GS, which no key types) is lost or typed as something else, and a symbology
 identifier (``]d2``, ``]C1``) may come along, itself scrambled. ``repair_candidates`` lists
 what the text may have been, each with a note saying what was changed; ``repair`` keeps the one
@@ -14,6 +15,7 @@ Pure functions over text: every transport that reads codes gains them through th
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -38,6 +40,7 @@ _LAYOUTS: tuple[tuple[str, dict[str, str]], ...] = (
 _GS_STAND_INS = ("<GS>", "<gs>", "{GS}", "[GS]", "^]", "\\x1d", "\\x1D", "\\u001d", "<029>",
                  "@", "~", "|")
 """What scanners and their configuration tools type in place of the group separator."""
+FULL_WIDTH = "full-width characters (a Chinese input method) read as ASCII"
 SERIAL_AI = "21"
 SERIAL_LENGTH = 20
 """Our serials' length: a lost separator before (21) is found by counting from the end."""
@@ -113,17 +116,29 @@ def hint(text: str, found: list[Repaired]) -> str:
 
 
 def _keyboard(text: str) -> list[tuple[str, str]]:
-    """The text as typed on a US layout: itself, with Caps Lock undone, and each other layout
-    undone (with and without Caps Lock)."""
-    out = [(text, "")]
+    """The text as typed on a US layout: itself (full-width characters, as a Chinese input
+    method types them, read as ASCII), with Caps Lock undone, and each other layout undone
+    (with and without Caps Lock)."""
+    folded = text if text.isascii() else unicodedata.normalize("NFKC", text)
+    width = FULL_WIDTH if folded != text else ""
+    if folded.lstrip()[:1] == "(" and any(c.isspace() for c in folded.strip()):
+        # GS1 data has no spaces: those of an HRI copied as printed, "(01) 0950… (21) 01…".
+        folded = "".join(folded.split())
+        width = _joined(width, "spaces between the elements removed")
+    text = folded
+    out = [(text, width)]
     if any(c.isalpha() for c in text):
-        out.append((text.swapcase(), "letter case inverted (Caps Lock)"))
+        out.append((text.swapcase(), _joined(width, "letter case inverted (Caps Lock)")))
     for name, table in _LAYOUTS:
         if any(c in table for c in text):
             undone = "".join(table.get(c, c) for c in text)
-            out.append((undone, name))
-            out.append((undone.swapcase(), f"{name} with Caps Lock"))
+            out.append((undone, _joined(width, name)))
+            out.append((undone.swapcase(), _joined(width, f"{name} with Caps Lock")))
     return out
+
+
+def _joined(*notes: str) -> str:
+    return "; ".join(n for n in notes if n)
 
 
 def _separators(text: str) -> list[tuple[str, str]]:

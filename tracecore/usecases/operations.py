@@ -7,7 +7,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from tracecore import localday
+from tracecore import localday, masterdata
 from tracecore.credentials import Principal, Role
 from tracecore.errors import InvalidArgument
 from tracecore.ledger import policy
@@ -39,6 +39,7 @@ async def create_tenant(side: WriteSide, caller: Principal, tenant: str, name: s
                         time_zone: str = "") -> NewTenant:
     """A new tenant with its own ledger and signing key, and its first admin token; its days
     cut at ``time_zone``'s midnight ("": the server's default zone)."""
+    masterdata.tenant_id(tenant)
     if len(name) > MAX_NAME:
         raise InvalidArgument(f"at most {MAX_NAME} characters", field="name")
     zone = time_zone or side.default_time_zone

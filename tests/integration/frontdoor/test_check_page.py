@@ -193,6 +193,21 @@ def test_forged_and_made_up_codes_are_not_genuine(door: Door, shop: Shop) -> Non
             assert "Not a genuine code" in page.text or "非正品" in page.text
 
 
+def test_a_code_no_manufacturer_issued_asks_first_whether_it_was_typed_as_printed(
+        door: Door, shop: Shop) -> None:
+    """A code with one character typed wrong reads like a forgery, so before calling the pack
+    counterfeit the page asks the person to compare what they typed with the pack, in Chinese
+    and in English."""
+    pack = shop.pack()
+    typo = pack.codes[0][:-1] + ("A" if pack.serial()[-1] != "A" else "B")
+    with door.client() as http:
+        chinese = http.get("/check", params={"code": typo}, headers={"Accept-Language": "zh"})
+        english = http.get("/check", params={"code": typo}, headers={"Accept-Language": "en"})
+    assert outcome(chinese.text) == outcome(english.text) == "not_genuine"
+    assert "请核对输入的追溯码是否与药盒上印刷的完全一致" in chinese.text
+    assert "Check that the code was typed exactly as printed on the pack" in english.text
+
+
 def test_unreadable_input_is_400_with_the_form_and_the_reason(door: Door) -> None:
     """Text that is no code answers 400 with a page that says why and offers the form again."""
     with door.client() as http:
@@ -201,6 +216,19 @@ def test_unreadable_input_is_400_with_the_form_and_the_reason(door: Door) -> Non
     assert page.status_code == 400
     assert outcome(page.text) == "unreadable"
     assert "GTIN" in page.text and '<form method="get" action="/check">' in page.text
+
+
+def test_the_chinese_page_says_the_readers_english_reason_is_english(door: Door) -> None:
+    """On the Chinese page the code reader's reason (in English) comes after a Chinese label
+    saying so, marked as English for screen readers."""
+    with door.client() as http:
+        page = http.get("/check", params={"code": "(01)12345"},
+                        headers={"Accept-Language": "zh-CN"})
+    assert page.status_code == 400 and outcome(page.text) == "unreadable"
+    reason = re.search(r'<p class="reason">(.*?)</p>', page.text)
+    assert reason is not None, page.text
+    assert reason.group(1).startswith('说明（英文）：<span lang="en">')
+    assert "GTIN" in reason.group(1)
 
 
 def test_the_form_without_a_code(door: Door) -> None:
@@ -243,3 +271,14 @@ def test_a_caps_lock_scan_is_read_as_its_code_and_the_page_says_so(door: Door, s
     assert 'data-repaired="' in page.text and "Caps Lock" in page.text
     assert f"it was read as {code}" in page.text
     assert "data-repaired" not in plain.text
+
+
+def test_a_code_typed_in_full_width_is_read_as_its_code(door: Door, shop: Shop) -> None:
+    """A code typed through a Chinese input method in full-width mode (（０１）０９…) is
+    checked as the pack it stands for, and the page says how it was read."""
+    pack = shop.pack()
+    typed = "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in pack.codes[0])
+    with door.client() as http:
+        page = http.get("/check", params={"code": typed}, headers={"Accept-Language": "zh"})
+    assert page.status_code == 200 and outcome(page.text) == "genuine"
+    assert "full-width" in page.text and pack.codes[0] in page.text

@@ -310,3 +310,31 @@ def test_documents_posted_back_to_back_are_all_applied_in_the_order_accepted(
                                                      "perPage": 1000}, headers=bearer(admin))
     assert [job["success"] for job in jobs] == [True] * len(sent)
     assert [e["eventID"] for e in _events(answer)] == [e["eventID"] for e in sent]
+
+
+def test_documents_sent_with_a_byte_order_mark_are_captured(door: Door, pack: Pack,
+                                                            admin: str) -> None:
+    """A JSON-LD or XML document that a partner's system sends with a UTF-8 byte order mark
+    before it (as .NET and Windows tools write) is captured as the same document without one
+    (RFC 8259 lets a JSON reader ignore the mark; XML allows it)."""
+    sent = inspection(pack.codes[:1])
+    xml = ('<?xml version="1.0" encoding="UTF-8"?>'
+           '<epcis:EPCISDocument xmlns:epcis="urn:epcglobal:epcis:xsd:2" schemaVersion="2.0" '
+           'creationDate="2026-03-05T09:45:00Z"><EPCISBody><EventList><ObjectEvent>'
+           "<eventTime>2026-03-05T09:30:00.000+08:00</eventTime>"
+           "<eventTimeZoneOffset>+08:00</eventTimeZoneOffset><epcList><epc>"
+           f"{render(parse(pack.codes[1]).code, Form.EPC_URI, company_prefix_length=7)}"
+           "</epc></epcList><action>OBSERVE</action>"
+           "<bizStep>urn:epcglobal:cbv:bizstep:inspecting</bizStep>"
+           "</ObjectEvent></EventList></EPCISBody></epcis:EPCISDocument>")
+    with door.client() as client:
+        jobs = []
+        for body, kind in ((document([sent]), "application/ld+json"), (xml, "application/xml")):
+            answer = client.post("/epcis/capture", content=b"\xef\xbb\xbf" + body.encode(),
+                                 headers={**bearer(admin), "Content-Type": kind})
+            assert answer.status_code == 202, answer.text
+            jobs.append(finished_job(client, admin, answer.headers["location"]))
+        found = _events(client.get("/epcis/events", params={"EQ_bizStep": "inspecting"},
+                                   headers=bearer(admin)))
+    assert [job["success"] for job in jobs] == [True, True], [j["errors"] for j in jobs]
+    assert len(found) == 2 and sent["eventID"] in {e.get("eventID") for e in found}

@@ -1,7 +1,8 @@
 """Capture jobs and webhook deliveries of the EPCIS REST binding outlive the server: a job
 accepted while the issuance process was down is applied once it is up (unless its sender's
 credential was revoked meanwhile), what a receiver refused before a restart is delivered
-after it, from the outbox in the tenant's store, and that store is in the tenant's backups."""
+after it, from the outbox in the tenant's store, and that store is in the tenant's backups,
+which restore in place while the tenant is offline."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from typing import Any
 import httpx
 from pharmatrace.v1 import admin_pb2 as apb
 
+from tests.integration.conftest import RPC_TIMEOUT_S
 from tests.integration.frontdoor.conftest import Shop, serving
 from tests.integration.frontdoor.epcis_helpers import (
     WAIT_S,
@@ -27,6 +29,7 @@ from tests.integration.frontdoor.epcis_helpers import (
     finished_job,
     inspection,
 )
+from tests.integration.frontdoor.test_lvms import Partner, ask
 from tracecore.credentials import parse_token
 from tracecore.keys import KeySource
 from tracecore.ledger.tenants import DataDir
@@ -166,3 +169,36 @@ def test_a_backup_restores_the_rest_binding_s_subscriptions_and_capture_jobs(
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "pharmatrace_cli", *args], capture_output=True,
                           text=True, timeout=300, check=False)
+
+
+def test_a_tenant_taken_offline_after_captures_and_partner_checks_is_restored_in_place(
+        tmp_path: Path) -> None:
+    """After captures over the REST binding and a trading partner's LVMS check, taking the
+    tenant offline closes its REST store and answer trail in every process as well, so
+    `restore --force` puts a backup back into the running data directory; brought back online,
+    the tenant answers queries and takes captures again."""
+    data, saved = tmp_path / "data", tmp_path / "backup"
+    with serving(data) as door:
+        shop = Shop(door)
+        pack = shop.pack(3)
+        admin = shop.token(pack.tenant, apb.ROLE_ADMIN)
+        partner = Partner(shop, pack)
+        first, second = inspection(pack.codes[:1]), inspection(pack.codes[1:2])
+        with door.client() as client:
+            assert capture(client, admin, document([first]))["success"] is True
+            assert ask(client, pack, partner).json()["data"]["verified"] is True
+        taken = _cli("backup", "--data", str(data), "--tenant", pack.tenant, str(saved), "--dev")
+        assert taken.returncode == 0, taken.stderr
+        offline = door.admin.SetTenantOnline(apb.SetTenantOnlineRequest(
+            tenant=pack.tenant, online=False, reason="restore"), timeout=RPC_TIMEOUT_S)
+        assert offline.released
+        put_back = _cli("restore", str(saved), "--data", str(data), "--force", "--dev")
+        assert put_back.returncode == 0, put_back.stderr
+        door.admin.SetTenantOnline(apb.SetTenantOnlineRequest(tenant=pack.tenant, online=True),
+                                   timeout=RPC_TIMEOUT_S)
+        with door.client() as client:
+            assert capture(client, admin, document([second]))["success"] is True
+            found = client.get("/epcis/events", params={"EQ_bizStep": "inspecting"},
+                               headers=bearer(admin)).json()
+    assert [e["eventID"] for e in found["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
+            ] == [first["eventID"], second["eventID"]]
