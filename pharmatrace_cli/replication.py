@@ -36,11 +36,13 @@ def register(commands: Any) -> None:
                          help="comma-separated tenants to follow (default: every tenant in the "
                          "snapshot store)")
     replica.add_argument("--host", default="127.0.0.1")
-    replica.add_argument("--verify-port", type=int, default=50062)
-    replica.add_argument("--metrics-port", type=int, default=9474)
+    replica.add_argument("--verify-port", type=int, default=50062,
+                         help="Verification and Trace over gRPC (default 50062)")
+    replica.add_argument("--metrics-port", type=int, default=9474,
+                         help="Prometheus metrics (default 9474)")
     replica.add_argument("--http-port", type=int, default=8081,
                          help="the HTTP front door, read-only: check page, GS1 resolver, LVMS "
-                         "(0: any free port; -1: none)")
+                         "(default 8081; 0: any free port; -1: none)")
     replica.add_argument("--public-base-url", default="",
                          help="the public URL the front door's links are built on")
     replica.add_argument("--workers", type=int, default=0)
