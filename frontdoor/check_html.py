@@ -49,9 +49,6 @@ form button { margin-top: 10px; width: 100%; font-size: 18px; padding: 12px; bor
 #: The page's words escaped once.
 WORDS = {lang: {key: str(_escape(text)) for key, text in texts.items()}
          for lang, texts in TEXTS.items()}
-#: Reasons the page words itself, in its own language; any other reason is the code reader's
-#: or the verification's, in English.
-_OWN_REASONS = frozenset(texts["too_long"] for texts in TEXTS.values())
 # Beside the words and the colour, a symbol: none of the three alone carries the verdict.
 _MARKS = {"genuine": "✓", "caution": "!", "do_not_use": "✕", "not_genuine": "✕",
           "product_only": "i", "unreadable": "?", "known_foreign": "i"}
@@ -124,7 +121,7 @@ def page(lang: str, code: str, switch: dict[str, str], *, outcome: str = "",
                      f'    <h2><span class="mark" aria-hidden="true">{_MARKS[outcome]}</span>'
                      f'{t[outcome]}</h2>\n    <p>{t[outcome + "_detail"]}</p>\n')
         if reason and outcome in ("unreadable", "known_foreign"):
-            if reason in _OWN_REASONS or not t["reason_in_english"]:
+            if not t["reason_in_english"]:
                 parts.append(f'    <p class="reason">{escape(reason)}</p>\n')
             else:  # the reader's words, in English: said so, and marked for screen readers
                 parts.append(f'    <p class="reason">{t["reason_in_english"]}'

@@ -21,7 +21,6 @@ from tracecore.gs1 import percent_encoded
 from tracecore.usecases.public_check import Outcome, PublicCheck, PublicProduct, Warning, check
 from tracecore.verification import Answers, ScanContext
 
-MAX_CODE = 4096
 _STATUS = {Outcome.UNREADABLE: 400}
 _HEADERS = headers_of({
     "Content-Type": "text/html; charset=utf-8",
@@ -66,9 +65,6 @@ class CheckPage:
         if not code.strip():
             await _send(send, 200, lang, code, None)
             return
-        if len(code) > MAX_CODE:
-            await _send(send, 400, lang, "", _unreadable(TEXTS[lang]["too_long"]))
-            return
         client_address = scope.get("client")
         client = client_address[0] if client_address else ""
         try:
@@ -86,9 +82,6 @@ class CheckPage:
         result = check(door.reads, verify, code, now_ms=now_ms())
         await _send(send, _STATUS.get(result.outcome, 200), lang, code, result)
 
-
-def _unreadable(reason: str) -> PublicCheck:
-    return PublicCheck(Outcome.UNREADABLE, reason=reason)
 
 
 async def _send(send: Send, status: int, lang: str, code: str, result: PublicCheck | None, *,

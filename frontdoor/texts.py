@@ -29,7 +29,6 @@ TEXTS: dict[str, dict[str, str]] = {
         "unreadable": "无法识别",
         "unreadable_detail": "这不是可识别的追溯码，请检查后重新输入。",
         "limited": "查询过于频繁，请稍后再试。",
-        "too_long": "输入过长。",
         # Before what the code reader or the verification said, which is in English.
         "reason_in_english": "说明（英文）：",
         "product": "药品信息",
@@ -95,7 +94,6 @@ TEXTS: dict[str, dict[str, str]] = {
         "unreadable": "Not readable",
         "unreadable_detail": "This is not a code we can read. Check it and try again.",
         "limited": "Too many checks from your address: please try again in a moment.",
-        "too_long": "The input is too long.",
         "reason_in_english": "",
         "product": "Product",
         "name": "Name",
