@@ -101,8 +101,13 @@ async def start(
                            LogisticUnitsServicer(side.data, side.writer),
                            logistics_pb2_grpc.add_LogisticUnitsServicer_to_server),
     ]
-    running = await rpc_server.start(services, address, metrics, tls=tls, authorizer=authorizer,
-                                     interceptors=interceptors)
+    try:
+        running = await rpc_server.start(services, address, metrics, tls=tls,
+                                         authorizer=authorizer, interceptors=interceptors)
+    except BaseException:
+        side.close()
+        data.close()
+        raise
     # Capture jobs and webhook deliveries of the EPCIS REST binding, which the front door
     # (in the verification workers, which do not write the ledger) leaves to this process.
     epcis = EpcisRunner(side, audit.submit)

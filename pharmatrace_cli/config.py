@@ -14,7 +14,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from tracecore import localday
 from tracecore.errors import InvalidArgument
@@ -35,6 +35,39 @@ _SECRETS = {
 _UNITS = {"": 1, "B": 1, "K": 1 << 10, "KB": 1000, "KIB": 1 << 10, "M": 1 << 20, "MB": 10**6,
           "MIB": 1 << 20, "G": 1 << 30, "GB": 10**9, "GIB": 1 << 30, "T": 1 << 40,
           "TB": 10**12, "TIB": 1 << 40}
+
+
+class PortSettings(Protocol):
+    """The settings that say where `serve` listens (``Settings``, and ``ServeConfig`` made
+    from it)."""
+
+    @property
+    def host(self) -> str: ...
+    @property
+    def metrics_host(self) -> str: ...
+    @property
+    def issue_port(self) -> int: ...
+    @property
+    def verify_port(self) -> int: ...
+    @property
+    def http_port(self) -> int: ...
+    @property
+    def public_port(self) -> int: ...
+    @property
+    def metrics_port(self) -> int: ...
+    @property
+    def client_ca(self) -> Path | None: ...
+
+
+def listening_ports(settings: PortSettings) -> list[tuple[str, str, int]]:
+    """(setting, host, port) of every port `serve` listens on; a port of 0 is picked free
+    when serving, below 0 is not served. The public port is served only with a client CA."""
+    return [("issue_port", settings.host, settings.issue_port),
+            ("verify_port", settings.host, settings.verify_port),
+            ("http_port", settings.host, settings.http_port),
+            ("public_port", settings.host,
+             settings.public_port if settings.client_ca is not None else -1),
+            ("metrics_port", settings.metrics_host, settings.metrics_port)]
 
 
 class ConfigError(ValueError):
@@ -160,14 +193,10 @@ class Settings:
     def _shared_ports(self) -> list[str]:
         """Two services given one port number: the second would fail to start, or (the
         verification workers and the HTTP front door share their ports) answer in its place."""
-        ports = [("issue_port", self.issue_port, self.host),
-                 ("verify_port", self.verify_port, self.host),
-                 ("http_port", self.http_port, self.host),
-                 ("public_port", self.public_port, self.host),
-                 ("metrics_port", self.metrics_port, self.metrics_host)]
+        ports = listening_ports(self)
         out = []
-        for i, (name, port, _) in enumerate(ports):
-            for other, other_port, _ in ports[:i]:
+        for i, (name, _, port) in enumerate(ports):
+            for other, _, other_port in ports[:i]:
                 # 0 picks a free port and below 0 turns the service off: no clash.
                 if port > 0 and port == other_port:
                     out.append(f"{name}: {port} is already {other}")

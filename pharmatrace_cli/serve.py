@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
 import os
 import shutil
+import socket
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +19,8 @@ if TYPE_CHECKING:  # the server's modules load only when `serve` runs
     from tracerpc.certs import Tls
 
 from pharmatrace_cli.command import until_signalled
-from pharmatrace_cli.config import parse_size
+from pharmatrace_cli.config import listening_ports, parse_size
+from tracecore.errors import FailedPrecondition
 
 log = logging.getLogger("pharmatrace.serve")
 
@@ -119,6 +122,16 @@ def prepare_metrics_dir(data: Path) -> Path:
 
 
 async def serve(config: ServeConfig) -> None:
+    """Serves until SIGTERM or SIGINT, holding the claim of its ports throughout."""
+    claims = claim_ports(config)
+    try:
+        await _serve(config)
+    finally:
+        for claim in claims:
+            claim.close()
+
+
+async def _serve(config: ServeConfig) -> None:
     from prometheus_client import CollectorRegistry, multiprocess, start_http_server
 
     from codegen_svc import app as codegen_app
@@ -128,9 +141,9 @@ async def serve(config: ServeConfig) -> None:
     from tracecore.ledger.env import DEFAULT_MAX_MAP_SIZE
     from tracecore.version import LEDGER_FORMAT, release
     from tracerpc.metrics import Metrics
+    from tracerpc.server import PortUnavailable
     from verify_svc.workers import WorkerConfig, WorkerPool, key_source
 
-    _refuse_ports_in_use(config)
     tls = _tls(config)
     if tls is None:
         log.warning("serving WITHOUT TLS (--insecure): for development on a trusted host only")
@@ -149,12 +162,16 @@ async def serve(config: ServeConfig) -> None:
         from replica_svc.commit_gate import ReplicatedCommit
 
         gates.append(ReplicatedCommit())
-    codegen = await codegen_app.start(
-        config.data, keys, f"{config.host}:{config.issue_port}", metrics, tls=tls,
-        authenticate=config.authenticate, max_map_size=limit, interceptors=gates,
-        max_import_bytes=config.max_import_bytes,
-        default_time_zone=config.default_time_zone,
-    )
+    try:
+        codegen = await codegen_app.start(
+            config.data, keys, f"{config.host}:{config.issue_port}", metrics, tls=tls,
+            authenticate=config.authenticate, max_map_size=limit, interceptors=gates,
+            max_import_bytes=config.max_import_bytes,
+            default_time_zone=config.default_time_zone,
+        )
+    except PortUnavailable:
+        # Taken, since the claim, by a program that is not a pharmatrace server.
+        raise port_in_use("issue_port", config.host, config.issue_port) from None
     if limit < DEFAULT_MAX_MAP_SIZE:
         log.info("each tenant's ledger may grow to %d bytes", limit)
     if config.dev and DEMO_TENANT not in codegen.data.names():
@@ -242,40 +259,62 @@ def front_door_url(public_base_url: str, host: str, port: int | None, tls: bool)
     return f"{'https' if tls else 'http'}://{host}:{port}"
 
 
-def _refuse_ports_in_use(config: ServeConfig) -> None:
-    """Every port given by number must be free. The verification workers open theirs with
-    SO_REUSEPORT, so that all of them share it: another server's workers on the same port would
-    be handed part of the connections, answering from another ledger, and the binds of a port
-    the issuance service or the metrics would not get fail in a traceback."""
-    import errno
-    import socket
+#: The abstract socket (Linux; scoped, as ports are, to the network namespace) a serving process
+#: holds for each port number it serves; the kernel lets one process bind a name at a time and
+#: frees it when the process ends, however it ends.
+_CLAIM_NAME = "\0pharmatrace-serve-port-{port}"
 
-    from tracecore.errors import FailedPrecondition
 
-    ports = [("issue_port", config.host, config.issue_port),
-             ("verify_port", config.host, config.verify_port),
-             ("http_port", config.host, config.http_port),
-             ("metrics_port", config.metrics_host, config.metrics_port)]
-    if config.client_ca is not None:
-        ports.append(("public_port", config.host, config.public_port))
-    for name, host, port in ports:
-        if port <= 0:  # 0: a free port is picked; below 0: not served
-            continue
-        address = host.strip("[]")
-        probe = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET)
-        try:
-            # Without SO_REUSEPORT, the bind fails while any socket listens there; with
-            # SO_REUSEADDR, connections of a previous run waiting out TIME_WAIT do not count.
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.bind((address, port))
-        except OSError as exc:
-            if exc.errno != errno.EADDRINUSE:
-                raise
-            raise FailedPrecondition(
-                f"{host}:{port} is in use by another process (another pharmatrace serve?): "
-                "stop it or give this server other ports", field=name) from None
-        finally:
-            probe.close()
+def claim_ports(config: ServeConfig) -> list[socket.socket]:
+    """Claims every port given by number, which must be free, for as long as the returned
+    sockets are open. The verification workers open theirs with SO_REUSEPORT, so that all of
+    them share it: another server's workers on the same port would be handed part of the
+    connections, answering from another ledger, and the binds of a port the issuance service or
+    the metrics would not get fail late. A probe alone cannot tell two servers started in the
+    same instant apart (each finds the port free before either binds it): the claim, taken in
+    one bind, can; the probe still finds a port held by any other program."""
+    claims: list[socket.socket] = []
+    try:
+        for name, host, port in listening_ports(config):
+            if port <= 0:  # 0: a free port is picked; below 0: not served
+                continue
+            claim = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            claims.append(claim)
+            try:
+                claim.bind(_CLAIM_NAME.format(port=port))
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+                raise port_in_use(name, host, port) from None
+            _probe(name, host, port)
+    except BaseException:
+        for claim in claims:
+            claim.close()
+        raise
+    return claims
+
+
+def _probe(name: str, host: str, port: int) -> None:
+    """Without SO_REUSEPORT, the bind fails while any socket listens there; with SO_REUSEADDR,
+    connections of a previous run waiting out TIME_WAIT do not count."""
+    address = host.strip("[]")
+    probe = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET)
+    try:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((address, port))
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        raise port_in_use(name, host, port) from None
+    finally:
+        probe.close()
+
+
+def port_in_use(name: str, host: str, port: int) -> FailedPrecondition:
+    """What a server that cannot have one of its ports says, whenever it finds out."""
+    return FailedPrecondition(
+        f"{host}:{port} is in use by another process (another pharmatrace serve?): "
+        "stop it or give this server other ports", field=name)
 
 
 async def _refuse_cn_bindings(codegen: object) -> None:

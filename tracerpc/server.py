@@ -22,6 +22,10 @@ log = logging.getLogger("pharmatrace.server")
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
+class PortUnavailable(OSError):
+    """The server could not listen on the address it was given (another program has it)."""
+
+
 @dataclass(frozen=True)
 class Service:
     """A servicer and how to add it: ``add(servicer, server)`` and its full name."""
@@ -81,14 +85,17 @@ async def start(
          reflection.SERVICE_NAME),
         server,
     )
-    if tls is None:
-        port = server.add_insecure_port(address)
-    else:
-        port = server.add_secure_port(address, tls.credentials())
-        if public_address:
-            # Python's gRPC cannot ask for a client certificate without requiring one: callers
-            # without one (the public, token holders) get a port of their own.
-            server.add_secure_port(public_address, tls.credentials(anonymous=True))
+    try:
+        if tls is None:
+            port = server.add_insecure_port(address)
+        else:
+            port = server.add_secure_port(address, tls.credentials())
+            if public_address:
+                # Python's gRPC cannot ask for a client certificate without requiring one:
+                # callers without one (the public, token holders) get a port of their own.
+                server.add_secure_port(public_address, tls.credentials(anonymous=True))
+    except RuntimeError as exc:  # grpc's "Failed to bind to address ..."
+        raise PortUnavailable(str(exc)) from None
     await server.start()
     for name in ("", *names):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
