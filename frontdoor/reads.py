@@ -3,6 +3,7 @@ GLNs, verification through the worker's verifiers, and the answer trail it appen
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Sequence
@@ -152,22 +153,20 @@ class FrontdoorReads:
         return sum(trail.flush() for trail in list(self._trails.values()))
 
     def close(self) -> None:
-        try:
-            self.flush()
-        finally:
-            for trail in self._trails.values():
-                trail.close()
+        """Writes every tenant's buffered answer records and closes the trails (each of
+        them, whichever fails)."""
+        with contextlib.ExitStack() as trails:
+            for trail in list(self._trails.values()):
+                trails.callback(trail.close)
 
     def forget(self, tenant: str) -> None:
         """The tenant went offline: its buffered answer records are written and its trail
-        closed (the next answer opens it again)."""
+        closed (the next answer opens it again). An answer whose record comes to the closed
+        trail, in another thread, is refused rather than given unrecorded."""
         with self._lock:
             trail = self._trails.pop(tenant, None)
         if trail is not None:
-            try:
-                trail.flush()
-            finally:
-                trail.close()
+            trail.close()
 
     def _trail(self, tenant: str) -> AnswerTrail:
         trail = self._trails.get(tenant)

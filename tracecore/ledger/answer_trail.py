@@ -19,6 +19,7 @@ from pathlib import Path
 
 from pharmatrace.v1 import ledger_pb2 as lpb
 
+from tracecore.errors import Unavailable
 from tracecore.ledger.chain import Chain
 from tracecore.ledger.code_keys import CodeKeys, seal_store_once
 from tracecore.ledger.env import Env, Txn
@@ -35,24 +36,47 @@ class AnswerTrail:
         self.env = Env(path, DATABASES, owner=tenant)
         self.chain = Chain(self.env.dbs["audit"], self.env.dbs["meta"], b"answers:head",
                            lpb.AuditRecord, codes)
+        self._tenant = tenant
         self._codes = codes
         self._pending: list[lpb.AuditRecord] = []
+        self._closed = False
         self._lock = threading.Lock()
+        # One flush at a time, and none beside ``close``: a batch a flush has taken is written
+        # before the environment closes, not refused by it and dropped with the trail.
+        self._writing = threading.Lock()
         # The records of a trail written in clear (by an earlier release), sealed once.
         seal_store_once(self.env, lambda txn: codes.seal_values(txn, self.env.dbs["audit"]))
 
     def close(self) -> None:
-        self.env.close()
+        """Writes the records buffered so far and closes the trail; from then on ``buffer``
+        refuses, so that no answer is given whose record the trail would not keep."""
+        with self._writing:
+            with self._lock:
+                self._closed = True
+            try:
+                self._write_pending()
+            finally:
+                self.env.close()
 
     def buffer(self, entry: lpb.AuditRecord) -> None:
-        """Keeps a record for the next ``flush``."""
+        """Keeps a record for the next ``flush``; Unavailable once the trail is closed (its
+        tenant went offline): the answer it records must then not be given."""
         entry.summary = entry.summary[:MAX_SUMMARY]
         with self._lock:
+            if self._closed:
+                raise Unavailable(f"tenant {self._tenant}'s answer trail is closed: the tenant "
+                                  "went offline")
             self._pending.append(entry)
 
     def flush(self) -> int:
         """Appends the buffered records in order, durably; returns how many. Kept for the
         next flush if the write fails."""
+        with self._writing:
+            if self._closed:
+                return 0  # ``close`` wrote them
+            return self._write_pending()
+
+    def _write_pending(self) -> int:
         with self._lock:
             batch, self._pending = self._pending, []
         if not batch:

@@ -3,17 +3,29 @@ requester's token and GLN, malformed requests, and the answer trail."""
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
 from pharmatrace.v1 import admin_pb2 as apb
 from pharmatrace.v1 import common_pb2 as cpb
+from pharmatrace.v1 import ledger_pb2 as lpb
 
-from tests.integration.frontdoor.conftest import PLANT, Door, Pack, Shop, new_gln
+from tests.integration.frontdoor.conftest import (
+    PLANT,
+    RPC_TIMEOUT_S,
+    Door,
+    Pack,
+    Shop,
+    new_gln,
+)
 from tests.ledgers import dev_codes
+from tracecore.errors import Unavailable
 from tracecore.ledger.answer_trail import DIRECTORY, AnswerTrail
+from tracecore.ledger.tenants import TENANTS
 
 DISTRIBUTOR = 3
 LINE = 2
@@ -195,3 +207,76 @@ def test_every_answer_is_in_the_answer_trail(door: Door, shop: Shop) -> None:
     assert ok.status == "OK"
     assert f"corrUUID={refused_id}" in refused.summary
     assert refused.status == "PERMISSION_DENIED"
+
+
+def test_every_answer_given_while_the_tenant_goes_offline_is_in_the_trail(
+        door: Door, shop: Shop) -> None:
+    """Partners keep asking while the tenant is taken offline: every answer given (200) is in
+    the answer trail once the tenant's files are closed, and every other request is refused
+    (503, the tenant offline), none given unrecorded."""
+    pack = shop.pack()
+    partner = Partner(shop, pack)
+    given: list[str] = []
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def keep_asking() -> None:
+        with door.client() as http:
+            while not stop.is_set():
+                corr = str(uuid.uuid4())
+                status = ask(http, pack, partner, corrUUID=corr).status_code
+                statuses.append(status)
+                if status == 200:
+                    given.append(corr)
+
+    askers = [threading.Thread(target=keep_asking) for _ in range(4)]
+    for asker in askers:
+        asker.start()
+    try:
+        while len(given) < 20:
+            time.sleep(0.01)
+        released = door.admin.SetTenantOnline(apb.SetTenantOnlineRequest(
+            tenant=pack.tenant, online=False, reason="answer trail drill"), timeout=60).released
+        time.sleep(0.3)  # requests still under way meet the tenant offline
+    finally:
+        stop.set()
+        for asker in askers:
+            asker.join()
+    assert released
+    assert set(statuses) <= {200, 503} and 503 in statuses
+    trail = AnswerTrail(door.codegen.data.root / TENANTS / pack.tenant / DIRECTORY,
+                        tenant=pack.tenant, codes=dev_codes(pack.tenant))
+    try:
+        recorded = {record.summary.split()[0].removeprefix("corrUUID=")
+                    for record in trail.records()}
+        assert trail.verify()[1] is None
+    finally:
+        trail.close()
+    assert set(given) <= recorded, f"{len(set(given) - recorded)} answers given unrecorded"
+    door.admin.SetTenantOnline(apb.SetTenantOnlineRequest(tenant=pack.tenant, online=True),
+                               timeout=RPC_TIMEOUT_S)
+
+
+def test_an_answer_record_offered_to_a_closed_trail_is_refused(tmp_path: Path) -> None:
+    """A record that reaches a tenant's answer trail after it was closed (the tenant went
+    offline in the instant the answer was made) is refused, so that the answer is not given,
+    rather than kept in a buffer no flush will write; what was buffered before is written by
+    the close."""
+    path = tmp_path / DIRECTORY
+    trail = AnswerTrail(path, tenant="t", codes=dev_codes("t"))
+    before = _record("corrUUID=before")
+    trail.buffer(before)
+    trail.close()
+    with pytest.raises(Unavailable):
+        trail.buffer(_record("corrUUID=after"))
+    assert trail.flush() == 0
+    again = AnswerTrail(path, tenant="t", codes=dev_codes("t"))
+    try:
+        assert [r.summary for r in again.records()] == ["corrUUID=before"]
+    finally:
+        again.close()
+
+
+def _record(summary: str) -> lpb.AuditRecord:
+    return lpb.AuditRecord(at_ms=1_000, peer="partner", method="LVMS GET /verify",
+                           summary=summary, status="OK")
