@@ -14,14 +14,8 @@ from pharmatrace.v1 import admin_pb2 as apb
 from pharmatrace.v1 import common_pb2 as cpb
 from pharmatrace.v1 import ledger_pb2 as lpb
 
-from tests.integration.frontdoor.conftest import (
-    PLANT,
-    RPC_TIMEOUT_S,
-    Door,
-    Pack,
-    Shop,
-    new_gln,
-)
+from tests.integration.conftest import RPC_TIMEOUT_S
+from tests.integration.frontdoor.conftest import PLANT, Door, Pack, Shop, new_gln
 from tests.ledgers import dev_codes
 from tracecore.errors import Unavailable
 from tracecore.ledger.answer_trail import DIRECTORY, AnswerTrail
