@@ -1,9 +1,10 @@
-"""Identifiers in EPCIS documents: packs as SGTIN EPC URIs, GS1 Digital Links or NMPA URIs, and
-parties as SGLN EPC URIs."""
+"""Identifiers in EPCIS documents: packs as SGTIN EPC URIs, GS1 Digital Links or NMPA URIs,
+parties as SGLN EPC URIs, and events by a URI even where their writer gave another id."""
 
 from __future__ import annotations
 
 import re
+import uuid
 from urllib.parse import quote, unquote
 
 from tracecore import gs1
@@ -13,8 +14,30 @@ from tracecore.errors import InvalidArgument, ParseError
 
 _NMPA_URI = re.compile(re.escape(NMPA_URI_PREFIX) + r"([0-9]{7})([0-9]{13})")
 
+# RFC 3986: a scheme, then only URI characters. Runs of plain characters are taken whole
+# (possessively): a URI is checked once per EPC, so this is on the import's hot path.
+URI = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*+:"
+                 r"(?:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]++|%[0-9A-Fa-f]{2})*+")
+
+#: The namespace of the name-based UUIDs (RFC 4122 version 5) ``event_uri`` gives an event whose
+#: id is not a URI. Fixed forever: the UUIDs partners hold were derived from it.
+_EVENT_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:pharmatrace:epcis:event-id")
+
 GLN_URI = re.compile(r"urn:epc:id:(sgln|pgln):([0-9]{6,12})\.([0-9]{0,6})(?:\.(\S+))?",
                      re.IGNORECASE)
+
+
+def event_uri(tenant: str, event_id: str) -> str:
+    """An event's eventID as EPCIS documents carry it, which must be a URI: ``event_id``
+    itself when it is one (``urn:uuid:...``, ``ni:///sha-256;...``); else (an id a gRPC client
+    gave, such as ``line7-000123``) a UUID URN named by the tenant and that id, the form CBV 2.0
+    gives event ids beside the event hash: the same every time the tenant's event is written,
+    on every node holding the tenant, and another tenant's id of the same text names another
+    UUID."""
+    if URI.fullmatch(event_id):
+        return event_id
+    name = tenant + "\n" + event_id  # a tenant's name holds no line break
+    return f"urn:uuid:{uuid.uuid5(_EVENT_ID_NAMESPACE, name)}"
 
 
 def sgln_uri(gln: str, company_prefix_length: int) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 import jsonschema  # type: ignore[import-untyped]  # jsonschema ships no type information
 import jsonschema_rs
 
+from tracecore.epcis.identifiers import URI
 from tracecore.epcis.vocabulary import epoch_ms, json_member, utc_text
 from tracecore.errors import InvalidArgument
 
@@ -20,12 +21,6 @@ _MAX_REASON = 200  # jsonschema messages quote the instance; a whole event is no
 
 _DATE_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
                         r"(?:[Zz]|[+-][0-9]{2}:[0-9]{2})")
-
-# RFC 3986: a scheme, then only URI characters. Runs of plain characters are taken whole
-# (possessively): a URI is checked once per EPC, so this is on the import's hot path.
-_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*+:"
-                  r"(?:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]++|%[0-9A-Fa-f]{2})*+")
-
 
 def schema_path() -> Path:
     """The official EPCIS 2.0 JSON schema documents are validated with, packaged in tracecore."""
@@ -103,7 +98,7 @@ def _is_date_time(value: object) -> bool:
 
 
 def _is_uri(value: object) -> bool:
-    return not isinstance(value, str) or _URI.fullmatch(value) is not None
+    return not isinstance(value, str) or URI.fullmatch(value) is not None
 
 
 def _json_path(parts: Iterable[str | int]) -> str:

@@ -12,7 +12,7 @@ from urllib.parse import quote
 from tracecore import clock
 from tracecore.codes import Code, Form, Scheme, render
 from tracecore.epcis.event_hash import hash_id
-from tracecore.epcis.identifiers import transaction_uri
+from tracecore.epcis.identifiers import event_uri, transaction_uri
 from tracecore.epcis.vocabulary import (
     AGGREGATION,
     CANONICAL_HOST,
@@ -48,6 +48,7 @@ def export_document(
     receiver: str | None = None,
     created_ms: int | None = None,
     sscc_prefix_length: Callable[[str], int | None] | None = None,
+    tenant: str = "",
 ) -> dict[str, Any]:
     """The events as a GS1 EPCIS 2.0 EPCISDocument in JSON-LD, valid under the official schema.
 
@@ -59,7 +60,8 @@ def export_document(
     length ``sscc_prefix_length`` gives for it (its registered company prefix), else at
     ``company_prefix_length``. ``batches`` gives the expiry date
     (YYYY-MM-DD) of a (product, lot), for the ILMD of each commissioning. An event without an
-    ``event_id`` gets its CBV 2.0 event hash ID.
+    ``event_id`` gets its CBV 2.0 event hash ID; one whose ``event_id`` is not a URI gets the UUID
+    URN ``event_uri`` names it by in ``tenant``.
     """
     if id_form not in ("epc", "digital-link"):
         raise InvalidArgument("must be 'epc' or 'digital-link'", field="id_form")
@@ -70,7 +72,7 @@ def export_document(
     else:
         expiry_of = batches
     writer = _Writer(id_form, party_uri, company_prefix_length, host, expiry_of,
-                     sscc_prefix_length or _no_prefix)
+                     sscc_prefix_length or _no_prefix, tenant)
     events = list(events)
     context, own_context = _contexts(events)
     document: dict[str, Any] = {
@@ -126,6 +128,7 @@ class _Writer:
     host: str
     expiry_of: Callable[[str, str], str | None]
     sscc_prefix_length: Callable[[str], int | None]
+    tenant: str
 
     def event(self, event: Event, field: str) -> dict[str, Any]:
         if event.kind is EventKind.RECORD:
@@ -145,7 +148,8 @@ class _Writer:
             "type": row.type,
             "eventTime": local_text(event.when_ms, event.tz_offset),
             "eventTimeZoneOffset": event.tz_offset,
-            "eventID": event.event_id,  # or, once the event is complete, its hash ID
+            # Or, once the event is complete, its hash ID.
+            "eventID": event_uri(self.tenant, event.event_id) if event.event_id else "",
         }
         children = self._epcs(event.codes, f"{field}.codes")
         if row.type == AGGREGATION:

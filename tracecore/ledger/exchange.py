@@ -211,7 +211,7 @@ def _document(ledger: Ledger, txn: Txn, records: list[lpb.EventRecord], id_form:
     return epcis.export_document(
         (event_of(r) for r in records), id_form=id_form, party_uri=parties.uri,
         company_prefix_length=company_prefix_length, host=host, batches=expiry_of,
-        sscc_prefix_length=sscc_prefix_length,
+        sscc_prefix_length=sscc_prefix_length, tenant=ledger.tenant,
     )
 
 

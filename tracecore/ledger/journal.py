@@ -7,6 +7,7 @@ from itertools import repeat
 
 from pharmatrace.v1 import ledger_pb2 as lpb
 
+from tracecore.epcis.identifiers import event_uri
 from tracecore.ledger.chain import event_journal
 from tracecore.ledger.env import Txn
 from tracecore.ledger.records import seq_key, sorted_keys, u64
@@ -24,6 +25,7 @@ class Journal:
         self._codes = ledger.codes
         self._by_code = dbs["code_events"]
         self._by_id = dbs["event_ids"]
+        self._tenant = ledger.tenant
 
     def head(self, txn: Txn) -> tuple[int, bytes]:
         return self.chain.head(txn)
@@ -43,6 +45,11 @@ class Journal:
             dupdata=True)
         if record.event_id:
             txn.put(record.event_id.encode(), key, db=self._by_id)
+            uri = event_uri(self._tenant, record.event_id)
+            if uri != record.event_id:
+                # An id that is not a URI is exported as this URI: a document bringing the
+                # event back (a partner's, an export imported again) names it so.
+                txn.put(uri.encode(), key, db=self._by_id)
         return seq
 
     def seq_of_event_id(self, txn: Txn, event_id: str) -> int | None:
