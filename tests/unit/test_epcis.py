@@ -6,6 +6,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import uuid
 from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]  # jsonschema ships no type information
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 
 from tracecore import epcis
 from tracecore.codes import Code, Scheme
+from tracecore.epcis import identifiers as epcis_ids
 from tracecore.errors import InvalidArgument
 from tracecore.events import Event, EventKind
 from tracecore.gs1 import CSET82
@@ -281,6 +283,28 @@ def test_an_event_keeps_the_event_id_it_has() -> None:
     """An event that already has an eventID is exported under it, not under a hash."""
     event = dataclasses.replace(one_of_each()[0], event_id=UUID_EVENT_ID)
     assert export([event])["epcisBody"]["eventList"][0]["eventID"] == event.event_id
+
+
+def test_an_event_id_that_is_not_a_uri_is_exported_as_a_uuid_urn_of_its_tenant(
+        official_schema: jsonschema.Draft7Validator) -> None:
+    """An id a gRPC client gave that is not a URI is exported as a version 5 UUID URN, valid
+    under the official schema: the same for the same tenant and id, another for another
+    tenant or id; an id that is a URI stays as it is."""
+    event = dataclasses.replace(one_of_each()[0], event_id="line7-000123")
+
+    def exported(tenant: str, e: Event = event) -> str:
+        document = export([e], tenant=tenant)
+        official_schema.validate(document)
+        return str(document["epcisBody"]["eventList"][0]["eventID"])
+
+    acme = exported("acme")
+    assert acme.startswith("urn:uuid:")
+    assert uuid.UUID(acme.removeprefix("urn:uuid:")).version == 5
+    assert exported("acme") == acme and epcis_ids.may_be_event_uri(acme)
+    assert exported("other") != acme
+    assert exported("acme", dataclasses.replace(event, event_id="line7-000124")) != acme
+    assert exported("acme", dataclasses.replace(event, event_id=UUID_EVENT_ID)) == UUID_EVENT_ID
+    assert not epcis_ids.may_be_event_uri(UUID_EVENT_ID)
 
 
 def test_event_hash_matches_the_gs1_reference_implementation() -> None:

@@ -40,6 +40,17 @@ def event_uri(tenant: str, event_id: str) -> str:
     return f"urn:uuid:{uuid.uuid5(_EVENT_ID_NAMESPACE, name)}"
 
 
+def may_be_event_uri(event_id: str) -> bool:
+    """Whether ``event_id`` has the form ``event_uri`` gives an id that is not a URI (a UUID
+    URN of version 5), so that it may name an event recorded under another id."""
+    if not event_id.startswith("urn:uuid:"):
+        return False
+    try:
+        return uuid.UUID(event_id[9:]).version == 5
+    except ValueError:
+        return False
+
+
 def sgln_uri(gln: str, company_prefix_length: int) -> str:
     """The SGLN EPC URI of a party's GLN-13 (check digit validated), without extension."""
     if not 6 <= company_prefix_length <= 12:

@@ -7,7 +7,7 @@ from itertools import repeat
 
 from pharmatrace.v1 import ledger_pb2 as lpb
 
-from tracecore.epcis.identifiers import event_uri
+from tracecore.epcis.identifiers import event_uri, may_be_event_uri
 from tracecore.ledger.chain import event_journal
 from tracecore.ledger.env import Txn
 from tracecore.ledger.records import seq_key, sorted_keys, u64
@@ -45,16 +45,24 @@ class Journal:
             dupdata=True)
         if record.event_id:
             txn.put(record.event_id.encode(), key, db=self._by_id)
-            uri = event_uri(self._tenant, record.event_id)
-            if uri != record.event_id:
-                # An id that is not a URI is exported as this URI: a document bringing the
-                # event back (a partner's, an export imported again) names it so.
-                txn.put(uri.encode(), key, db=self._by_id)
         return seq
 
-    def seq_of_event_id(self, txn: Txn, event_id: str) -> int | None:
+    def seq_of_event_id(self, txn: Txn, event_id: str, code_key: bytes | None = None
+                        ) -> int | None:
+        """The event recorded under ``event_id``; or, where ``event_id`` may be the URI an id
+        that is not one is exported as (``event_uri``), the event of the code ``code_key`` (one
+        the event names) exported under it: a document bringing the event back (the tenant's
+        own export imported again, a partner's echo) names it so."""
         data = txn.get(event_id.encode(), db=self._by_id)
-        return u64(data) if data is not None else None
+        if data is not None:
+            return u64(data)
+        if code_key is None or not may_be_event_uri(event_id):
+            return None
+        for seq in self.seqs_of(txn, code_key):
+            given = self.get(txn, seq).event_id
+            if given and event_uri(self._tenant, given) == event_id:
+                return seq
+        return None
 
     def get(self, txn: Txn, seq: int) -> lpb.EventRecord:
         return self.chain.get(txn, seq)

@@ -82,7 +82,8 @@ def _apply_request(session: Session, request: Request, make_way: Callable[[], No
             if event.event_id and (
                 event.event_id in overlay.event_ids
                 or event.event_id in session.group.event_ids
-                or session.journal.seq_of_event_id(session.txn, event.event_id) is not None
+                or session.journal.seq_of_event_id(session.txn, event.event_id,
+                                                   _named_key(event)) is not None
             ):
                 result.duplicates += 1
                 continue
@@ -105,6 +106,13 @@ def _apply_request(session: Session, request: Request, make_way: Callable[[], No
     base = session.journal.head(session.txn)[0] + len(session.group.events) - len(overlay.events)
     result.seqs = [base + n + 1 for n in range(len(overlay.events))]
     return result
+
+
+def _named_key(event: Event) -> bytes | None:
+    """The key of one code the event names, under which its journal entry is indexed."""
+    if event.codes:
+        return event.codes[0].key()
+    return event.parent.key() if event.parent is not None else None
 
 
 def _apply_event(session: Session, index: int, event: Event, request: Request,
