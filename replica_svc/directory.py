@@ -142,14 +142,24 @@ async def announce_replica(js: JetStreamContext, tenant: str, verify: str) -> No
     await _update(js, f"tenant.{tenant}", change)
 
 
-async def writer_node(js: JetStreamContext, tenant: str) -> tuple[str, int]:
-    """(node named writer, writer term) of a tenant; ("", 0) before any promotion."""
+async def entry(js: JetStreamContext, tenant: str) -> dict[str, object]:
+    """A tenant's entry as it stands ({} when there is none)."""
     kv = await bucket(js)
     try:
-        doc = json.loads((await kv.get(f"tenant.{tenant}")).value or b"{}")
+        doc: dict[str, object] = json.loads((await kv.get(f"tenant.{tenant}")).value or b"{}")
     except KeyNotFoundError:
-        return "", 0
-    return str(doc.get("writer_node", "")), int(doc.get("term", 0))
+        return {}
+    return doc
+
+
+def writer_of(doc: dict[str, object]) -> tuple[str, int]:
+    """(node named writer, writer term) of a tenant's entry; ("", 0) before any promotion."""
+    return str(doc.get("writer_node", "")), int(doc.get("term", 0))  # type: ignore[call-overload]
+
+
+async def writer_node(js: JetStreamContext, tenant: str) -> tuple[str, int]:
+    """(node named writer, writer term) of a tenant; ("", 0) before any promotion."""
+    return writer_of(await entry(js, tenant))
 
 
 async def promote(js: JetStreamContext, tenant: str, node: str) -> int:
@@ -189,16 +199,6 @@ async def resume(js: JetStreamContext, tenant: str) -> None:
         return doc
 
     await _update(js, f"tenant.{tenant}", change)
-
-
-async def moving_to(js: JetStreamContext, tenant: str) -> str:
-    """The node ``tenant`` is being moved to ("" when it is not being moved)."""
-    kv = await bucket(js)
-    try:
-        doc = json.loads((await kv.get(f"tenant.{tenant}")).value or b"{}")
-    except KeyNotFoundError:
-        return ""
-    return str(doc.get("moving_to", ""))
 
 
 async def register_products(js: JetStreamContext, tenant: str, identifiers: list[str]) -> None:

@@ -136,18 +136,17 @@ class TenantReplica:
         if self._ledger is not None and not replace:
             return
         path = self.directory / LEDGER
+        held = 0
         if not replace and (path / "data.mdb").is_file():
             self._open()
             if self._applied.epoch:
                 return
+            # A writer's own ledger, fenced by a promotion: it stays as it is (and is read)
+            # until the new writer's epoch has a snapshot, never replaced by an older one.
+            assert self._ledger is not None
+            held = self._ledger.writer_epoch()
             self.close()
-        got = await snapshots.fetch(self._js, self.tenant)
-        while got is None or not got[0].sealed:
-            if got is not None:
-                log.info("tenant %s: the snapshot in the store is in clear (an earlier "
-                         "release's); waiting for its writer to store a sealed one", self.tenant)
-            await asyncio.sleep(_RETRY_S)
-            got = await snapshots.fetch(self._js, self.tenant)
+        got = await self._newer_snapshot(held)
         info, data = got
         self.close()
         staging = self._root / TENANTS / f".bootstrap-{self.tenant}-{os.getpid()}"
@@ -161,6 +160,26 @@ class TenantReplica:
         self._publish_status()
         log.info("tenant %s: bootstrapped from the snapshot of epoch %d (stream from %d)",
                  self.tenant, info.epoch, info.stream_seq + 1)
+
+    async def _newer_snapshot(self, held: int) -> tuple[snapshots.SnapshotInfo, bytes]:
+        """The latest sealed snapshot of an epoch above ``held``, once there is one."""
+        told = ""
+        while True:
+            info = await snapshots.latest(self._js, self.tenant)
+            if info is not None and info.sealed and info.epoch > held:
+                got = await snapshots.fetch(self._js, self.tenant)
+                if got is not None and got[0].sealed and got[0].epoch > held:
+                    return got
+            else:
+                why = ("the snapshot in the store is in clear (an earlier release's); waiting "
+                       "for its writer to store a sealed one" if info is not None
+                       and not info.sealed else
+                       f"the copy holds epoch {held}; waiting for the new writer's snapshot"
+                       if held else "no snapshot in the store yet; waiting for its writer")
+                if why != told:
+                    log.info("tenant %s: %s", self.tenant, why)
+                    told = why
+            await asyncio.sleep(_RETRY_S)
 
     def _swap(self, staging: Path) -> None:
         target = self.directory
@@ -255,10 +274,11 @@ class TenantReplica:
 class Replica:
     """Every followed tenant of one replica data directory."""
 
-    def __init__(self, nc: Client, root: Path, tenants: list[str], sealing: Sealing) -> None:
+    def __init__(self, nc: Client, root: Path, sealing: Sealing) -> None:
         self._nc = nc
         self.root = root
-        self.tenants = {t: TenantReplica(nc.jetstream(), root, t, sealing) for t in tenants}
+        self._sealing = sealing
+        self.tenants: dict[str, TenantReplica] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._following: dict[str, asyncio.Task[None]] = {}
         self._front_door = ""
@@ -268,11 +288,17 @@ class Replica:
                     ) -> Replica:
         nc = await nats.connect(servers(url), **long_lived("pharmatrace-replica"))
         (root / TENANTS).mkdir(parents=True, exist_ok=True)
-        replica = cls(nc, root, tenants, sealing)
-        for tenant in replica.tenants.values():
-            replica._following[tenant.tenant] = asyncio.create_task(tenant.run())
+        replica = cls(nc, root, sealing)
+        for tenant in tenants:
+            replica.follow(tenant)
         replica._tasks.append(asyncio.create_task(replica._report_forever()))
         return replica
+
+    def follow(self, tenant: str) -> None:
+        """Starts following ``tenant``'s stream into the copy in this data directory."""
+        follower = TenantReplica(self._nc.jetstream(), self.root, tenant, self._sealing)
+        self.tenants[tenant] = follower
+        self._following[tenant] = asyncio.create_task(follower.run())
 
     @property
     def js(self) -> JetStreamContext:

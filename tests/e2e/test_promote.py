@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import grpc
@@ -13,13 +14,15 @@ import nats
 import pytest
 from nats.js.errors import NoKeysError
 from pharmatrace.v1 import admin_pb2 as apb
-from pharmatrace.v1 import admin_pb2_grpc
+from pharmatrace.v1 import admin_pb2_grpc, lifecycle_pb2_grpc, verification_pb2_grpc
 from pharmatrace.v1 import common_pb2 as cpb
+from pharmatrace.v1 import lifecycle_pb2 as lpb
 from pharmatrace.v1 import verification_pb2 as vpb
 
 from replica_svc.directory import bucket
 from tests.e2e.conftest import pharmatrace_command
 from tests.e2e.nats_server import NatsServer
+from tests.e2e.test_move import _writer_issue
 from tests.e2e.test_replica import _converged, _start_replica, _verdicts
 from tests.e2e.test_replication_stream import GTIN, TENANT, _holding, _newest_commit, _write
 
@@ -96,6 +99,68 @@ def test_the_promoted_node_writes_and_the_old_writer_restarted_refuses(
     entry = json.loads(routed.stdout)
     assert entry["writer"]["issue"] == new.issue_addr
     assert f"http://127.0.0.1:{back.ports['http']}" not in entry["front_doors"]
+
+
+def test_a_fenced_writer_sees_a_recall_made_on_the_new_writer(
+        servers, nats_server: NatsServer, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """After `tenant promote`, the old writer, still running, keeps answering checks of the
+    tenant from a copy that follows the new writer's stream: a batch recalled on the new writer
+    verifies recalled on the old node too, while the old node still refuses writes."""
+    monkeypatch.setenv("PHARMATRACE_NODE", "node-a")
+    old = servers.start(tmp_path / "writer",
+                        extra=["--nats", nats_server.url, "--replicated-commit"])
+    acknowledged = _write(old.issue_addr, "L1", 20)
+    code = f"(01){GTIN}(21){acknowledged[0]}"
+    with grpc.insecure_channel(old.issue_addr) as channel:
+        assert lifecycle_pb2_grpc.LifecycleStub(channel).Commission(lpb.CommissionRequest(
+            tenant=TENANT, codes=[code]), timeout=30).applied
+    replica_data = tmp_path / "replica"
+    monkeypatch.setenv("PHARMATRACE_NODE", "node-b")
+    process, _ = _start_replica(nats_server.url, replica_data,
+                                extra=["--write-when-promoted", "--issue-port", "0"])
+    try:
+        _converged(replica_data, _newest_commit(nats_server.url))
+        promoted = subprocess.run(
+            [*pharmatrace_command(), "tenant", "promote", TENANT, "--node", "node-b",
+             "--nats", nats_server.url, "--replica-data", str(replica_data)],
+            capture_output=True, text=True, timeout=120)
+        assert promoted.returncode == 0, promoted.stderr
+        assert vpb.ALERT_KIND_RECALLED not in _alerts(old.verify_addr, code)
+        deadline = time.monotonic() + 60
+        while (new := _writer_issue(nats_server.url, code)) in ("", old.issue_addr):
+            assert time.monotonic() < deadline, "node-b never announced itself writer"
+            time.sleep(0.05)
+        with grpc.insecure_channel(new) as channel:
+            lifecycle_pb2_grpc.LifecycleStub(channel).RecallBatch(lpb.RecallBatchRequest(
+                tenant=TENANT, product=GTIN, lot="L1", reason="nitrosamine above limit"),
+                timeout=30)
+        deadline = time.monotonic() + 90
+        while vpb.ALERT_KIND_RECALLED not in _alerts(old.verify_addr, code):
+            assert time.monotonic() < deadline, "the old writer never saw the recall"
+            time.sleep(0.2)
+        assert "no longer writes" in _refused_batch(old.issue_addr, "L2")
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def _alerts(verify_addr: str, code: str) -> list[int]:
+    """The alerts a check of a genuine ``code`` raises on the node at ``verify_addr`` (asked
+    again while the node answers UNAVAILABLE, retry: its copy being replaced by a snapshot)."""
+    deadline = time.monotonic() + 30
+    with grpc.insecure_channel(verify_addr) as channel:
+        while True:
+            try:
+                answer = verification_pb2_grpc.VerificationStub(channel).Verify(
+                    vpb.VerifyRequest(tenant=TENANT, code=code), timeout=30)
+                break
+            except grpc.RpcError as exc:
+                if exc.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+    assert answer.verdict == vpb.VERDICT_GENUINE
+    return list(answer.alerts)
 
 
 def _refused_batch(issue_addr: str, lot: str) -> str:
