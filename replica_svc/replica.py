@@ -26,7 +26,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from replica_svc import snapshots
-from replica_svc.read_your_writes import note_applied
+from replica_svc.read_your_writes import note_applied, note_following
 from replica_svc.streams import (
     EPOCH,
     FENCE,
@@ -298,6 +298,7 @@ class Replica:
         """Starts following ``tenant``'s stream into the copy in this data directory."""
         follower = TenantReplica(self._nc.jetstream(), self.root, tenant, self._sealing)
         self.tenants[tenant] = follower
+        note_following(self.root, list(self.tenants))
         self._following[tenant] = asyncio.create_task(follower.run())
 
     @property
