@@ -420,8 +420,8 @@ class Replication:
 
     async def stop(self) -> None:
         if self._front_door:
-            await directory.withdraw_front_door(self._js, list(self.publishers),
-                                                self._front_door)
+            await directory.withdraw(self._js, list(self.publishers),
+                                     front_door=self._front_door)
         tasks = [*self._tasks, *self._by_tenant.values()]
         for task in tasks:
             task.cancel()

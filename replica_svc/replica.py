@@ -25,7 +25,7 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
-from replica_svc import snapshots
+from replica_svc import directory, snapshots
 from replica_svc.read_your_writes import note_applied, note_following
 from replica_svc.streams import (
     EPOCH,
@@ -281,7 +281,8 @@ class Replica:
         self.tenants: dict[str, TenantReplica] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._following: dict[str, asyncio.Task[None]] = {}
-        self._front_door = ""
+        #: (tenants, verification address, front door) as announced in the directory.
+        self._announced: tuple[list[str], str, str] = ([], "", "")
 
     @classmethod
     async def start(cls, url: str, root: Path, tenants: list[str], sealing: Sealing
@@ -321,14 +322,25 @@ class Replica:
 
     async def announce(self, verify: str, front_door: str = "") -> None:
         """Adds this replica to its tenants' entries in the directory, with the public base URL
-        of its HTTP front door ("" when it has none)."""
-        from replica_svc import directory
+        of its HTTP front door ("" when it has none), and marks them seen every
+        ``directory.HEARTBEAT_S`` from now on."""
+        self._announced = (list(self.tenants), verify, front_door)
+        await self._announce()
+        self._tasks.append(asyncio.create_task(self._heartbeat_forever()))
 
-        self._front_door = front_door
-        for tenant in self.tenants:
-            await directory.announce_replica(self._nc.jetstream(), tenant, verify)
-            if front_door:
-                await directory.announce_front_door(self._nc.jetstream(), tenant, front_door)
+    async def _announce(self) -> None:
+        tenants, verify, front_door = self._announced
+        for tenant in tenants:
+            await directory.announce_replica(self._nc.jetstream(), tenant, verify, front_door)
+
+    async def _heartbeat_forever(self) -> None:
+        while True:
+            await asyncio.sleep(directory.HEARTBEAT_S)
+            try:
+                await self._announce()
+            except Exception as exc:  # NATS away: marked again on the next round
+                log.warning("marking this replica seen in the directory failed: %s",
+                            exc or type(exc).__name__)
 
     def statuses(self) -> list[TenantStatus]:
         return [t.status for t in self.tenants.values()]
@@ -342,17 +354,16 @@ class Replica:
             await asyncio.sleep(0.5)
 
     async def stop(self) -> None:
-        if self._front_door:
-            from replica_svc import directory
-
-            await directory.withdraw_front_door(self._nc.jetstream(), list(self.tenants),
-                                                self._front_door)
-        await self.release()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        tenants, verify, front_door = self._announced
+        if tenants:
+            await directory.withdraw(self._nc.jetstream(), tenants, front_door=front_door,
+                                     verify=verify)
+        await self.release()
         await self._nc.close()
 
 
