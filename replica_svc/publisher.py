@@ -21,6 +21,8 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from replica_svc import directory, snapshots
+from replica_svc.handover import promotion_fences
+from replica_svc.read_your_writes import applied
 from replica_svc.replica import Replica
 from replica_svc.streams import (
     EPOCH,
@@ -348,6 +350,22 @@ class Replication:
             log.info("tenant %s: following its new writer's stream from now on", name)
             self.followers.follow(name)
 
+    async def _take_back_if_promoted(self, name: str) -> None:
+        """A followed tenant whose writing came back to this node (`tenant move`, `tenant
+        promote`): once the copy has applied the promotion's fence it holds every acknowledged
+        write, and this node writes it again (published from ``_attach_forever``'s next
+        round)."""
+        assert self.followers is not None
+        fences = await promotion_fences(self._js, [name], this_node())
+        if fences is None or applied(self._data.root, name) < fences[name]:
+            return
+        await self.followers.release([name])
+        self.publishers.pop(name, None)
+        self._by_tenant.pop(name, None)
+        await asyncio.to_thread(self._data.unfollow, name)
+        log.info("tenant %s: this node was promoted its writer again; writing it from the "
+                 "fence (stream %d)", name, fences[name])
+
     def refuse_if_fenced(self) -> None:
         """FailedPrecondition if another node was promoted writer of one of this node's
         tenants: writes must go there."""
@@ -370,7 +388,8 @@ class Replication:
 
     async def _watch_moves(self) -> None:
         """Pauses a tenant's writes while it moves, and steps down from a tenant another node
-        was promoted for even when no write of this node's meets the fence in the stream."""
+        was promoted for even when no write of this node's meets the fence in the stream;
+        takes back a tenant it follows once promoted for it again."""
         while True:
             try:
                 for name, publisher in list(self.publishers.items()):
@@ -387,6 +406,8 @@ class Replication:
                     if paused != publisher.paused:
                         log.warning("tenant %s: %s", name, paused or "writes resume")
                         publisher.paused = paused
+                for name in list(self.followers.tenants if self.followers else ()):
+                    await self._take_back_if_promoted(name)
             except Exception as exc:  # NATS away: the fence still protects every write
                 log.debug("looking for moves failed: %s", exc)
             await asyncio.sleep(MOVES_EVERY_S)

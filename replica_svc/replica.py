@@ -306,19 +306,20 @@ class Replica:
     def js(self) -> JetStreamContext:
         return self._nc.jetstream()
 
-    async def release(self) -> None:
-        """Stops following every tenant and closes the copies, for this node's writer to open
-        them (``replica_svc.handover``): called once every fence is applied, when nothing is
-        left to apply."""
-        for task in self._following.values():
+    async def release(self, tenants: list[str] | None = None) -> None:
+        """Stops following ``tenants`` (every tenant by default) and closes their copies, for
+        this node's writer to open them (``replica_svc.handover``): called once every fence is
+        applied, when nothing is left to apply."""
+        names = list(self.tenants) if tenants is None else [t for t in tenants
+                                                            if t in self.tenants]
+        tasks = [self._following.pop(t) for t in names if t in self._following]
+        for task in tasks:
             task.cancel()
-        for task in self._following.values():
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self._following.clear()
-        for tenant in self.tenants.values():
-            tenant.close()
-        self.tenants = {}
+        for name in names:
+            self.tenants.pop(name).close()
 
     async def announce(self, verify: str, front_door: str = "") -> None:
         """Adds this replica to its tenants' entries in the directory, with the public base URL

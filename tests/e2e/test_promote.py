@@ -145,6 +145,63 @@ def test_a_fenced_writer_sees_a_recall_made_on_the_new_writer(
         process.wait(30)
 
 
+def test_a_tenant_moved_back_to_its_fenced_writer_is_written_there_again(
+        servers, nats_server: NatsServer, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tenant promoted away from node-a and then moved back (`tenant move --to node-a`) is
+    written by node-a's running server again, from the copy it kept current, and node-b, now
+    fenced in turn, follows it: a code issued on node-a after the move verifies on node-b."""
+    monkeypatch.setenv("PHARMATRACE_NODE", "node-a")
+    old = servers.start(tmp_path / "writer",
+                        extra=["--nats", nats_server.url, "--replicated-commit"])
+    first = _write(old.issue_addr, "L1", 10)
+    code = f"(01){GTIN}(21){first[0]}"
+    replica_data = tmp_path / "replica"
+    monkeypatch.setenv("PHARMATRACE_NODE", "node-b")
+    process, ports = _start_replica(nats_server.url, replica_data,
+                                    extra=["--write-when-promoted", "--issue-port", "0"])
+    try:
+        _converged(replica_data, _newest_commit(nats_server.url))
+        promoted = subprocess.run(
+            [*pharmatrace_command(), "tenant", "promote", TENANT, "--node", "node-b",
+             "--nats", nats_server.url, "--replica-data", str(replica_data)],
+            capture_output=True, text=True, timeout=120)
+        assert promoted.returncode == 0, promoted.stderr
+        deadline = time.monotonic() + 60
+        while _writer_issue(nats_server.url, code) in ("", old.issue_addr):
+            assert time.monotonic() < deadline, "node-b never announced itself writer"
+            time.sleep(0.05)
+        moved = subprocess.run(
+            [*pharmatrace_command(), "tenant", "move", TENANT, "--to", "node-a", "--nats",
+             nats_server.url, "--replica-data", str(tmp_path / "writer")],
+            capture_output=True, text=True, timeout=120)
+        assert moved.returncode == 0, moved.stderr
+        deadline = time.monotonic() + 60
+        while _writer_issue(nats_server.url, code) != old.issue_addr:
+            assert time.monotonic() < deadline, "node-a never announced itself writer again"
+            time.sleep(0.05)
+        later = _write(old.issue_addr, "L2", 10)
+        deadline = time.monotonic() + 90
+        while _served_verdicts(ports["verify"], later) != {vpb.VERDICT_GENUINE}:
+            assert time.monotonic() < deadline, "node-b never saw node-a's new codes"
+            time.sleep(0.2)
+        assert _verdicts(old.ports["verify"], first + later) == {vpb.VERDICT_GENUINE}
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def _served_verdicts(verify_port: int, serials: list[str]) -> set[int]:
+    """The verdicts of ``serials`` on a node, none while it answers UNAVAILABLE, retry (its
+    copy being replaced by a snapshot)."""
+    try:
+        return _verdicts(verify_port, serials)
+    except grpc.RpcError as exc:
+        if exc.code() != grpc.StatusCode.UNAVAILABLE:
+            raise
+        return set()
+
+
 def _alerts(verify_addr: str, code: str) -> list[int]:
     """The alerts a check of a genuine ``code`` raises on the node at ``verify_addr`` (asked
     again while the node answers UNAVAILABLE, retry: its copy being replaced by a snapshot)."""

@@ -277,6 +277,12 @@ class DataDir:
         _fsync_directory(path.parent)
         self._drop(tenant)
 
+    def unfollow(self, tenant: str) -> None:
+        """This node writes ``tenant`` again (its writing was moved back here)."""
+        path = self._existing(tenant)
+        (path.parent / FOLLOWED.format(tenant)).unlink(missing_ok=True)
+        _fsync_directory(path.parent)
+
     def released(self, tenant: str) -> bool:
         """Whether no process has any of the tenant's LMDB environments (ledger, scan
         statistics, alerts, answer trail, EPCIS REST store) open any more. Only meaningful in a
