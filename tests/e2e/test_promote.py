@@ -4,9 +4,11 @@ writer, still running, is fenced: the stream refuses its changes and its writes 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -110,27 +112,13 @@ def test_a_fenced_writer_sees_a_recall_made_on_the_new_writer(
     monkeypatch.setenv("PHARMATRACE_NODE", "node-a")
     old = servers.start(tmp_path / "writer",
                         extra=["--nats", nats_server.url, "--replicated-commit"])
-    acknowledged = _write(old.issue_addr, "L1", 20)
-    code = f"(01){GTIN}(21){acknowledged[0]}"
+    code = f"(01){GTIN}(21){_write(old.issue_addr, 'L1', 20)[0]}"
     with grpc.insecure_channel(old.issue_addr) as channel:
         assert lifecycle_pb2_grpc.LifecycleStub(channel).Commission(lpb.CommissionRequest(
             tenant=TENANT, codes=[code]), timeout=30).applied
-    replica_data = tmp_path / "replica"
-    monkeypatch.setenv("PHARMATRACE_NODE", "node-b")
-    process, _ = _start_replica(nats_server.url, replica_data,
-                                extra=["--write-when-promoted", "--issue-port", "0"])
-    try:
-        _converged(replica_data, _newest_commit(nats_server.url))
-        promoted = subprocess.run(
-            [*pharmatrace_command(), "tenant", "promote", TENANT, "--node", "node-b",
-             "--nats", nats_server.url, "--replica-data", str(replica_data)],
-            capture_output=True, text=True, timeout=120)
-        assert promoted.returncode == 0, promoted.stderr
+    with _promoted_node_b(nats_server.url, tmp_path, old.issue_addr, code, monkeypatch) as (
+            new, _):
         assert vpb.ALERT_KIND_RECALLED not in _alerts(old.verify_addr, code)
-        deadline = time.monotonic() + 60
-        while (new := _writer_issue(nats_server.url, code)) in ("", old.issue_addr):
-            assert time.monotonic() < deadline, "node-b never announced itself writer"
-            time.sleep(0.05)
         with grpc.insecure_channel(new) as channel:
             lifecycle_pb2_grpc.LifecycleStub(channel).RecallBatch(lpb.RecallBatchRequest(
                 tenant=TENANT, product=GTIN, lot="L1", reason="nitrosamine above limit"),
@@ -140,9 +128,6 @@ def test_a_fenced_writer_sees_a_recall_made_on_the_new_writer(
             assert time.monotonic() < deadline, "the old writer never saw the recall"
             time.sleep(0.2)
         assert "no longer writes" in _refused_batch(old.issue_addr, "L2")
-    finally:
-        process.terminate()
-        process.wait(30)
 
 
 def test_a_tenant_moved_back_to_its_fenced_writer_is_written_there_again(
@@ -156,21 +141,8 @@ def test_a_tenant_moved_back_to_its_fenced_writer_is_written_there_again(
                         extra=["--nats", nats_server.url, "--replicated-commit"])
     first = _write(old.issue_addr, "L1", 10)
     code = f"(01){GTIN}(21){first[0]}"
-    replica_data = tmp_path / "replica"
-    monkeypatch.setenv("PHARMATRACE_NODE", "node-b")
-    process, ports = _start_replica(nats_server.url, replica_data,
-                                    extra=["--write-when-promoted", "--issue-port", "0"])
-    try:
-        _converged(replica_data, _newest_commit(nats_server.url))
-        promoted = subprocess.run(
-            [*pharmatrace_command(), "tenant", "promote", TENANT, "--node", "node-b",
-             "--nats", nats_server.url, "--replica-data", str(replica_data)],
-            capture_output=True, text=True, timeout=120)
-        assert promoted.returncode == 0, promoted.stderr
-        deadline = time.monotonic() + 60
-        while _writer_issue(nats_server.url, code) in ("", old.issue_addr):
-            assert time.monotonic() < deadline, "node-b never announced itself writer"
-            time.sleep(0.05)
+    with _promoted_node_b(nats_server.url, tmp_path, old.issue_addr, code, monkeypatch) as (
+            _, ports):
         moved = subprocess.run(
             [*pharmatrace_command(), "tenant", "move", TENANT, "--to", "node-a", "--nats",
              nats_server.url, "--replica-data", str(tmp_path / "writer")],
@@ -186,6 +158,29 @@ def test_a_tenant_moved_back_to_its_fenced_writer_is_written_there_again(
             assert time.monotonic() < deadline, "node-b never saw node-a's new codes"
             time.sleep(0.2)
         assert _verdicts(old.ports["verify"], first + later) == {vpb.VERDICT_GENUINE}
+
+
+@contextlib.contextmanager
+def _promoted_node_b(url: str, tmp_path: Path, old_issue: str, code: str,
+                     monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, dict[str, int]]]:
+    """A replica on node-b that writes when promoted, caught up and promoted while node-a's
+    writer runs: (its issuance address once the directory names it, its ports)."""
+    replica_data = tmp_path / "replica"
+    monkeypatch.setenv("PHARMATRACE_NODE", "node-b")
+    process, ports = _start_replica(url, replica_data,
+                                    extra=["--write-when-promoted", "--issue-port", "0"])
+    try:
+        _converged(replica_data, _newest_commit(url))
+        promoted = subprocess.run(
+            [*pharmatrace_command(), "tenant", "promote", TENANT, "--node", "node-b",
+             "--nats", url, "--replica-data", str(replica_data)],
+            capture_output=True, text=True, timeout=120)
+        assert promoted.returncode == 0, promoted.stderr
+        deadline = time.monotonic() + 60
+        while (new := _writer_issue(url, code)) in ("", old_issue):
+            assert time.monotonic() < deadline, "node-b never announced itself writer"
+            time.sleep(0.05)
+        yield new, ports
     finally:
         process.terminate()
         process.wait(30)
