@@ -360,8 +360,8 @@ class Replication:
         if fences is None or applied(self._data.root, name) < fences[name]:
             return
         await self.followers.release([name])
-        self.publishers.pop(name, None)
-        self._by_tenant.pop(name, None)
+        # The fenced publisher stays until attach_new replaces it, refusing writes meanwhile:
+        # none is answered before a publisher of the new epoch holds it.
         await asyncio.to_thread(self._data.unfollow, name)
         log.info("tenant %s: this node was promoted its writer again; writing it from the "
                  "fence (stream %d)", name, fences[name])
