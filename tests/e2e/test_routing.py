@@ -285,5 +285,8 @@ def test_a_replica_stopped_or_killed_leaves_the_replicas_readers_are_sent_to(
     assert verify(first) in stopped[0] and first.url in stopped[1]
     os.killpg(first.process.pid, signal.SIGKILL)
     first.process.wait(30)
+    killed = time.monotonic()
     _until(lambda: verify(first) not in listed()[0], "a killed replica stayed listed")
+    print(f"\na replica killed left the replicas readers are given after "
+          f"{time.monotonic() - killed:.1f} s")
     assert first.url not in listed()[1]
