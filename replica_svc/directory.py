@@ -3,9 +3,12 @@ replicas serve it, and which tenant each product identifier (GTIN-14, NMPA drug 
 belongs to, so that a check for any code reaches a node holding its tenant.
 
 Keys: ``tenant.<tenant>`` -> {"writer": {"issue": addr, "verify": addr}, "replicas": [addr],
-"front_doors": [public base URL]};
+"front_doors": [public base URL], "seen": {replica addr or URL: unix ms}};
 ``product.<GTIN-14 or drug id>`` -> tenant. Writers fill in products as their change records
-register them; replicas add themselves to their tenants' lists.
+register them; replicas add themselves to their tenants' lists, take themselves out when they
+stop, and mark their addresses "seen" every ``HEARTBEAT_S``: an address not seen for
+``STALE_S`` (a replica killed, or its machine lost) is no longer given to readers, and the next
+replica marking the entry drops it.
 """
 
 from __future__ import annotations
@@ -38,6 +41,12 @@ _UNREACHABLE_S = 60.0
 _RETRY_S = 0.5
 #: How long a stopping node tries to take its front door out of the directory.
 WITHDRAW_S = 2.0
+#: How often a running replica marks its addresses seen in its tenants' entries.
+HEARTBEAT_S = 10.0
+#: A replica's address not seen for this long is left out of what readers are given (three
+#: missed marks: a replica killed without a word stops being sent reads after at most this long;
+#: the nodes' clocks must agree to well within it).
+STALE_S = 30.0
 #: What a JetStream cluster answers while it cannot take a write for a moment.
 _PASSING = (NatsTimeout, NoRespondersError, ServiceUnavailableError)
 
@@ -131,25 +140,59 @@ async def announce_writer(js: JetStreamContext, tenant: str, node: str, issue: s
     return announced[0]
 
 
-async def announce_replica(js: JetStreamContext, tenant: str, verify: str) -> None:
+async def announce_replica(js: JetStreamContext, tenant: str, verify: str,
+                           front_door: str = "") -> None:
+    """Adds a replica's verification address (and the public base URL of its front door, ""
+    when it has none) to ``tenant``'s entry, marked seen now; every replica address not seen
+    for ``STALE_S`` leaves the entry. Repeated every ``HEARTBEAT_S`` while the replica runs."""
+    now = _now_ms()
+
     def change(doc: dict[str, object]) -> dict[str, object]:
-        replicas = list(doc.get("replicas", []))  # type: ignore[call-overload]
-        if verify not in replicas:
-            replicas.append(verify)
-        doc["replicas"] = replicas
+        seen = {a: int(t) for a, t in dict(doc.get("seen", {})).items()  # type: ignore[call-overload]
+                if now - int(t) < STALE_S * 1000}
+        gone = set(dict(doc.get("seen", {}))) - set(seen)  # type: ignore[call-overload]
+        for key, address in (("replicas", verify), ("front_doors", front_door)):
+            listed = [a for a in doc.get(key, []) if a not in gone]  # type: ignore[attr-defined]
+            if address:
+                seen[address] = now
+                if address not in listed:
+                    listed.append(address)
+            doc[key] = listed
+        doc["seen"] = seen
         return doc
 
     await _update(js, f"tenant.{tenant}", change)
 
 
-async def writer_node(js: JetStreamContext, tenant: str) -> tuple[str, int]:
-    """(node named writer, writer term) of a tenant; ("", 0) before any promotion."""
+def live(addresses: list[str], seen: dict[str, int], now_ms: int | None = None) -> list[str]:
+    """``addresses`` without those of replicas not seen for ``STALE_S`` (an address never
+    marked, a writer's, stays)."""
+    now = _now_ms() if now_ms is None else now_ms
+    return [a for a in addresses if now - seen.get(a, now) < STALE_S * 1000]
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+async def entry(js: JetStreamContext, tenant: str) -> dict[str, object]:
+    """A tenant's entry as it stands ({} when there is none)."""
     kv = await bucket(js)
     try:
-        doc = json.loads((await kv.get(f"tenant.{tenant}")).value or b"{}")
+        doc: dict[str, object] = json.loads((await kv.get(f"tenant.{tenant}")).value or b"{}")
     except KeyNotFoundError:
-        return "", 0
-    return str(doc.get("writer_node", "")), int(doc.get("term", 0))
+        return {}
+    return doc
+
+
+def writer_of(doc: dict[str, object]) -> tuple[str, int]:
+    """(node named writer, writer term) of a tenant's entry; ("", 0) before any promotion."""
+    return str(doc.get("writer_node", "")), int(doc.get("term", 0))  # type: ignore[call-overload]
+
+
+async def writer_node(js: JetStreamContext, tenant: str) -> tuple[str, int]:
+    """(node named writer, writer term) of a tenant; ("", 0) before any promotion."""
+    return writer_of(await entry(js, tenant))
 
 
 async def promote(js: JetStreamContext, tenant: str, node: str) -> int:
@@ -191,16 +234,6 @@ async def resume(js: JetStreamContext, tenant: str) -> None:
     await _update(js, f"tenant.{tenant}", change)
 
 
-async def moving_to(js: JetStreamContext, tenant: str) -> str:
-    """The node ``tenant`` is being moved to ("" when it is not being moved)."""
-    kv = await bucket(js)
-    try:
-        doc = json.loads((await kv.get(f"tenant.{tenant}")).value or b"{}")
-    except KeyNotFoundError:
-        return ""
-    return str(doc.get("moving_to", ""))
-
-
 async def register_products(js: JetStreamContext, tenant: str, identifiers: list[str]) -> None:
     kv = await bucket(js)
     for identifier in identifiers:
@@ -220,8 +253,9 @@ async def route(js: JetStreamContext, code: str) -> Route:
         doc = json.loads((await kv.get(f"tenant.{name}")).value or b"{}")
     except KeyNotFoundError:
         doc = {}
-    return Route(name, dict(doc.get("writer", {})), list(doc.get("replicas", [])),
-                 list(doc.get("front_doors", [])))
+    seen = dict(doc.get("seen", {}))
+    return Route(name, dict(doc.get("writer", {})), live(list(doc.get("replicas", [])), seen),
+                 live(list(doc.get("front_doors", [])), seen))
 
 
 async def announce_front_door(js: JetStreamContext, tenant: str, base_url: str) -> None:
@@ -239,25 +273,30 @@ async def announce_front_door(js: JetStreamContext, tenant: str, base_url: str) 
     await _update(js, f"tenant.{tenant}", change)
 
 
-async def withdraw_front_door(js: JetStreamContext, tenants: list[str], base_url: str,
-                              timeout_s: float = WITHDRAW_S) -> None:
-    """Takes a front door that stops serving out of its tenants' entries, so that no node
-    sends a check there any more; given up after ``timeout_s`` (a node stopping does not wait
-    for a cluster that cannot take the write: the others then skip the door that does not
-    answer)."""
+async def withdraw(js: JetStreamContext, tenants: list[str], *, front_door: str = "",
+                   verify: str = "", timeout_s: float = WITHDRAW_S) -> None:
+    """Takes a node that stops serving out of its tenants' entries (its front door's public
+    base URL, and a replica's verification address), so that no node or client is sent there
+    any more; given up after ``timeout_s`` (a node stopping does not wait for a cluster that
+    cannot take the write: a replica's addresses then leave after ``STALE_S``, and the front
+    doors skip a door that does not answer)."""
+    leaving = {a for a in (front_door, verify) if a}
 
     def change(doc: dict[str, object]) -> dict[str, object]:
-        doc["front_doors"] = [u for u in doc.get("front_doors", [])  # type: ignore[attr-defined]
-                              if u != base_url]
-        doc.setdefault("replicas", [])
+        for key in ("front_doors", "replicas"):
+            doc[key] = [a for a in doc.get(key, []) if a not in leaving]  # type: ignore[attr-defined]
+        seen = {a: t for a, t in dict(doc.get("seen", {})).items()  # type: ignore[call-overload]
+                if a not in leaving}
+        if seen or "seen" in doc:
+            doc["seen"] = seen
         return doc
 
-    async def withdraw() -> None:
+    async def withdraw_all() -> None:
         for tenant in tenants:
             await _update(js, f"tenant.{tenant}", change)
 
     try:
-        await asyncio.wait_for(withdraw(), timeout_s)
+        await asyncio.wait_for(withdraw_all(), timeout_s)
     except (TimeoutError, *_PASSING) as exc:
-        log.warning("front door %s still listed in the directory: %s", base_url,
+        log.warning("%s still listed in the directory: %s", " and ".join(sorted(leaving)),
                     exc or type(exc).__name__)

@@ -18,7 +18,7 @@ import nats
 from nats.aio.client import Client
 from nats.js.kv import KV_DEL, KV_PURGE
 
-from replica_svc.directory import bucket
+from replica_svc.directory import bucket, live
 from replica_svc.streams import long_lived, servers
 
 log = logging.getLogger("pharmatrace.directory")
@@ -34,6 +34,7 @@ class DirectoryMirror:
     def __init__(self) -> None:
         self._tenants: dict[str, str] = {}
         self._doors: dict[str, tuple[str, ...]] = {}
+        self._seen: dict[str, dict[str, int]] = {}
         self.loaded = asyncio.Event()
         self._nc: Client | None = None
         self._task: asyncio.Task[None] | None = None
@@ -44,7 +45,9 @@ class DirectoryMirror:
         return self._tenants.get(product_id, "")
 
     def front_doors(self, tenant: str) -> Sequence[str]:
-        return self._doors.get(tenant, ())
+        doors = self._doors.get(tenant, ())
+        seen = self._seen.get(tenant)
+        return live(list(doors), seen) if seen else doors
 
     # -- keeping it current ------------------------------------------------------------------
 
@@ -66,13 +69,18 @@ class DirectoryMirror:
                 self._tenants[name] = value.decode() if value else ""
         elif kind == "tenant":
             doors: tuple[str, ...] = ()
+            seen: dict[str, int] = {}
             if not gone and value:
-                with contextlib.suppress(ValueError):
-                    doors = tuple(str(u) for u in json.loads(value).get("front_doors", []))
+                with contextlib.suppress(ValueError, TypeError, AttributeError):
+                    doc = json.loads(value)
+                    doors = tuple(str(u) for u in doc.get("front_doors", []))
+                    seen = {str(u): int(t) for u, t in doc.get("seen", {}).items()}
             if doors:
                 self._doors[name] = doors
+                self._seen[name] = seen
             else:
                 self._doors.pop(name, None)
+                self._seen.pop(name, None)
 
     async def _follow_forever(self, url: str) -> None:
         while True:

@@ -37,7 +37,7 @@ async def wait_until_promoted(js: JetStreamContext, root: Path, tenants: list[st
     ``root`` have applied each promotion's fence; the fences' stream sequences by tenant."""
     while True:
         try:
-            fences = await _fences(js, tenants, node)
+            fences = await promotion_fences(js, tenants, node)
         except Exception as exc:  # NATS away for a moment: asked again
             log.debug("looking for a promotion failed: %s", exc)
             fences = None
@@ -52,7 +52,8 @@ async def wait_until_promoted(js: JetStreamContext, root: Path, tenants: list[st
         await asyncio.sleep(WATCH_EVERY_S)
 
 
-async def _fences(js: JetStreamContext, tenants: list[str], node: str) -> dict[str, int] | None:
+async def promotion_fences(js: JetStreamContext, tenants: list[str],
+                           node: str) -> dict[str, int] | None:
     """The stream sequence of each tenant's fence of ``node``'s term, or None until every
     tenant names ``node`` writer and has the fence in its stream."""
     fences = {}

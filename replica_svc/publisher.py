@@ -21,6 +21,9 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from replica_svc import directory, snapshots
+from replica_svc.handover import promotion_fences
+from replica_svc.read_your_writes import applied
+from replica_svc.replica import Replica
 from replica_svc.streams import (
     EPOCH,
     EXPECTED_LAST,
@@ -104,8 +107,12 @@ class TenantPublisher:
 
     def refuse_if_fenced(self) -> None:
         if self.fenced:
-            raise FailedPrecondition(f"this node ({self.node}) no longer writes tenant "
-                                     f"{self.tenant}: {self.fenced}; write to the new writer")
+            raise FailedPrecondition(self.refusal())
+
+    def refusal(self) -> str:
+        """What a write is answered once this node was fenced."""
+        return (f"this node ({self.node}) no longer writes tenant {self.tenant}: {self.fenced}; "
+                "write to the new writer")
 
     def refuse_if_paused(self) -> None:
         self.refuse_if_fenced()
@@ -121,16 +128,20 @@ class TenantPublisher:
                 raise
             except Exception as exc:  # NATS away or slow: the outbox keeps everything
                 if _refused_as_stale(exc):
-                    await self._step_down("the stream refused its change after another node "
+                    await self.step_down("the stream refused its change after another node "
                                           "was promoted")
                     return
                 log.warning("publishing tenant %s: %s; retrying", self.tenant, exc)
                 await asyncio.sleep(_RETRY_S)
 
-    async def _step_down(self, why: str) -> None:
+    async def step_down(self, why: str) -> None:
+        """This node no longer writes the tenant: publishing ends, writes are refused."""
+        if self.fenced:
+            return
         log.error("tenant %s: %s; node %s steps down and refuses writes", self.tenant, why,
                   self.node)
         self.fenced = why
+        self._wake.set()
         async with self._acked_changed:
             self._acked_changed.notify_all()
 
@@ -138,7 +149,7 @@ class TenantPublisher:
         await ensure_stream(self._js, self.tenant)
         node, term = await directory.writer_node(self._js, self.tenant)
         if node and node != self.node:
-            await self._step_down(f"node {node} was promoted writer (term {term})")
+            await self.step_down(f"node {node} was promoted writer (term {term})")
             return
         await self._follow_fence()
         await self._snapshot_if_needed()
@@ -151,7 +162,7 @@ class TenantPublisher:
         position = await asyncio.to_thread(self.capture.position)
         done, skip_parts = await self._resync(position.published_seq)
         await self._set_acked(done)
-        while True:
+        while not self.fenced:
             self._wake.clear()
             batch = await asyncio.to_thread(self.capture.pending, done, _ROUND_BYTES)
             if not batch:
@@ -257,6 +268,10 @@ class Replication:
         self._by_tenant: dict[str, asyncio.Task[None]] = {}
         self._addresses: tuple[str, str] | None = None
         self._front_door = ""
+        self._url = ""
+        #: The tenants this node was fenced from, their copies kept current from their new
+        #: writers' streams (started at the first fence).
+        self.followers: Replica | None = None
 
     async def announce(self, issue: str, verify: str, front_door: str = "") -> None:
         """Names this node as the writer of its tenants in the directory, with the public base
@@ -278,6 +293,7 @@ class Replication:
         sealing = await asyncio.to_thread(Sealing.of, data)
         nc = await nats.connect(servers(url), **long_lived("pharmatrace-writer"))
         replication = cls(nc, data, sealing)
+        replication._url = url
         await replication.attach_new()
         replication._tasks.append(asyncio.create_task(replication._attach_forever()))
         replication._tasks.append(asyncio.create_task(replication._watch_moves()))
@@ -287,6 +303,9 @@ class Replication:
         """Starts publishing every tenant not published yet, and again every tenant whose
         ledger was closed and opened again (taken offline for maintenance, then back)."""
         for name in self._data.names():
+            if self._data.followed(name) is not None:
+                await self._follow(name)
+                continue
             current = self.publishers.get(name)
             if current is not None and not current.capture.env.closed:
                 continue
@@ -308,11 +327,44 @@ class Replication:
                 capture = await asyncio.to_thread(ChangeCapture, env, _dupsort())
             publisher = TenantPublisher(self._js, tenant, capture, self._sealing)
             self.publishers[name] = publisher
-            self._by_tenant[name] = asyncio.create_task(publisher.run())
+            self._by_tenant[name] = asyncio.create_task(self._publish(publisher))
             log.info("publishing tenant %s to stream %s (epoch %d)", name, stream_name(name),
                      capture.epoch)
             if self._addresses is not None:
                 await self._announce(name)
+
+    async def _publish(self, publisher: TenantPublisher) -> None:
+        """Publishes a tenant until this node is fenced from it; then its copy follows the new
+        writer's stream, as a replica's does, so that this node's reads of it stay current."""
+        await publisher.run()
+        if publisher.fenced:
+            publisher.capture.detach()
+            await asyncio.to_thread(self._data.follow, publisher.tenant, publisher.refusal())
+            await self._follow(publisher.tenant)
+
+    async def _follow(self, name: str) -> None:
+        if self.followers is None:
+            self.followers = await Replica.start(self._url, self._data.root, [],
+                                                 self._sealing)
+        if name not in self.followers.tenants:
+            log.info("tenant %s: following its new writer's stream from now on", name)
+            self.followers.follow(name)
+
+    async def _take_back_if_promoted(self, name: str) -> None:
+        """A followed tenant whose writing came back to this node (`tenant move`, `tenant
+        promote`): once the copy has applied the promotion's fence it holds every acknowledged
+        write, and this node writes it again (published from ``_attach_forever``'s next
+        round)."""
+        assert self.followers is not None
+        fences = await promotion_fences(self._js, [name], this_node())
+        if fences is None or applied(self._data.root, name) < fences[name]:
+            return
+        await self.followers.release([name])
+        # The fenced publisher stays until attach_new replaces it, refusing writes meanwhile:
+        # none is answered before a publisher of the new epoch holds it.
+        await asyncio.to_thread(self._data.unfollow, name)
+        log.info("tenant %s: this node was promoted its writer again; writing it from the "
+                 "fence (stream %d)", name, fences[name])
 
     def refuse_if_fenced(self) -> None:
         """FailedPrecondition if another node was promoted writer of one of this node's
@@ -335,14 +387,27 @@ class Replication:
                 publisher.refuse_if_fenced()
 
     async def _watch_moves(self) -> None:
+        """Pauses a tenant's writes while it moves, and steps down from a tenant another node
+        was promoted for even when no write of this node's meets the fence in the stream;
+        takes back a tenant it follows once promoted for it again."""
         while True:
             try:
                 for name, publisher in list(self.publishers.items()):
-                    to = await directory.moving_to(self._js, name)
+                    if publisher.fenced:
+                        continue
+                    doc = await directory.entry(self._js, name)
+                    node, term = directory.writer_of(doc)
+                    if node and node != publisher.node:
+                        await publisher.step_down(f"node {node} was promoted writer (term "
+                                                  f"{term})")
+                        continue
+                    to = str(doc.get("moving_to", ""))
                     paused = f"moving to node {to}" if to and to != publisher.node else ""
                     if paused != publisher.paused:
                         log.warning("tenant %s: %s", name, paused or "writes resume")
                         publisher.paused = paused
+                for name in list(self.followers.tenants if self.followers else ()):
+                    await self._take_back_if_promoted(name)
             except Exception as exc:  # NATS away: the fence still protects every write
                 log.debug("looking for moves failed: %s", exc)
             await asyncio.sleep(MOVES_EVERY_S)
@@ -376,8 +441,8 @@ class Replication:
 
     async def stop(self) -> None:
         if self._front_door:
-            await directory.withdraw_front_door(self._js, list(self.publishers),
-                                                self._front_door)
+            await directory.withdraw(self._js, list(self.publishers),
+                                     front_door=self._front_door)
         tasks = [*self._tasks, *self._by_tenant.values()]
         for task in tasks:
             task.cancel()
@@ -386,6 +451,8 @@ class Replication:
                 await task
         for publisher in self.publishers.values():
             publisher.capture.detach()
+        if self.followers is not None:
+            await self.followers.stop()
         await self._nc.close()
 
 

@@ -6,7 +6,9 @@ far behind the replica is.
 
 The replica process notes each tenant's applied stream sequence in a small file beside the
 copies after every applied batch (after the copy's transaction commits, so the note never runs
-ahead of the copy); the verification workers read it."""
+ahead of the copy); the verification workers read it. It also notes which tenants it follows:
+a sequence asked of a tenant it does not follow is answered at once, NOT_FOUND (HTTP 421
+Misdirected Request), since no wait would bring it."""
 
 from __future__ import annotations
 
@@ -19,10 +21,40 @@ from typing import Any
 
 import grpc
 
+from tracecore.errors import NotFound, Unavailable
+
 HEADER = "x-min-seq"
 #: How long a call waits for the replica to apply the sequence asked for.
 WAIT_S = 2.0
 _POLL_S = 0.01
+
+
+_FOLLOWING = ".following"
+
+
+class NotFollowed(NotFound):
+    """The read names a tenant this replica does not follow: read from a node that holds it."""
+
+
+class Behind(Unavailable):
+    """The replica has not applied the sequence asked for in time: retry, or read elsewhere."""
+
+
+def note_following(root: Path, tenants: list[str]) -> None:
+    """Records the tenants the replica in ``root`` follows."""
+    path = root / _FOLLOWING
+    tmp = path.with_name(f"{path.name}.tmp")
+    tmp.write_text("".join(f"{t}\n" for t in tenants))
+    os.replace(tmp, path)
+
+
+def follows(root: Path, tenant: str) -> bool:
+    """Whether the replica in ``root`` follows ``tenant`` (a replica of an earlier release,
+    which noted nothing, is taken to follow every tenant)."""
+    try:
+        return tenant in (root / _FOLLOWING).read_text().split()
+    except FileNotFoundError:
+        return True
 
 
 def note_path(root: Path, tenant: str) -> Path:
@@ -73,26 +105,32 @@ class ReadYourWrites(grpc.aio.ServerInterceptor):
                     await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                         f"{HEADER} must be a stream sequence number, not "
                                         f"{wanted!r}")
-                behind = await self.wait(tenant, min_seq)
-                if behind:
-                    await context.abort(grpc.StatusCode.UNAVAILABLE, behind)
+                try:
+                    await self.wait(tenant, min_seq)
+                except (NotFollowed, Behind) as exc:
+                    await context.abort(getattr(grpc.StatusCode, exc.status), exc.message)
             return await inner(request, context)
 
         return grpc.unary_unary_rpc_method_handler(
             unary, request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer)
 
-    async def wait(self, tenant: str, min_seq: int) -> str:
-        """"" once the copy has applied ``min_seq``; else why not, after the wait."""
+    async def wait(self, tenant: str, min_seq: int) -> None:
+        """Returns once the copy has applied ``min_seq``; NotFollowed at once when this replica
+        does not follow ``tenant``, Behind after the wait."""
+        if not follows(self._root, tenant):
+            raise NotFollowed(f"this replica does not follow tenant {tenant} ({HEADER}): read "
+                              "from a node that holds it (`pharmatrace directory route`)")
         deadline = time.monotonic() + self._wait_s
         while True:
             have = applied(self._root, tenant)
             if have >= min_seq:
-                return ""
+                return
             if time.monotonic() >= deadline:
-                return (f"this replica has applied tenant {tenant} up to stream sequence {have},"
-                        f" {min_seq - have} behind the {min_seq} asked for ({HEADER}) after "
-                        f"waiting {self._wait_s:.1f} s; retry, or read from the writer")
+                raise Behind(f"this replica has applied tenant {tenant} up to stream sequence "
+                             f"{have}, {min_seq - have} behind the {min_seq} asked for "
+                             f"({HEADER}) after waiting {self._wait_s:.1f} s; retry, or read "
+                             "from the writer")
             await asyncio.sleep(_POLL_S)
 
 
@@ -113,18 +151,25 @@ class HttpReadYourWrites:
             if not tenant or not seq.isdigit():
                 await _problem(send, 400, f"{HEADER} must read TENANT=SEQUENCE, not {wanted!r}")
                 return
-            behind = await self._rpc.wait(tenant, int(seq))
-            if behind:
-                await _problem(send, 503, behind)
+            try:
+                await self._rpc.wait(tenant, int(seq))
+            except NotFollowed as exc:
+                # 421 Misdirected Request: this node cannot answer for the tenant, another can;
+                # not 404, which would say the code or tenant does not exist.
+                await _problem(send, 421, exc.message, retry=False)
+                return
+            except Behind as exc:
+                await _problem(send, 503, exc.message)
                 return
         await self._app(scope, receive, send)
 
 
-async def _problem(send: Any, status: int, detail: str) -> None:
+async def _problem(send: Any, status: int, detail: str, *, retry: bool = True) -> None:
     import json
 
     body = json.dumps({"status": status, "detail": detail}).encode()
     await send({"type": "http.response.start", "status": status, "headers": [
-        (b"content-type", b"application/problem+json"), (b"retry-after", b"1"),
+        (b"content-type", b"application/problem+json"),
+        *([(b"retry-after", b"1")] if retry else []),
         (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})

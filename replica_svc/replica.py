@@ -25,8 +25,8 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
-from replica_svc import snapshots
-from replica_svc.read_your_writes import note_applied
+from replica_svc import directory, snapshots
+from replica_svc.read_your_writes import note_applied, note_following
 from replica_svc.streams import (
     EPOCH,
     FENCE,
@@ -136,18 +136,17 @@ class TenantReplica:
         if self._ledger is not None and not replace:
             return
         path = self.directory / LEDGER
+        held = 0
         if not replace and (path / "data.mdb").is_file():
             self._open()
             if self._applied.epoch:
                 return
+            # A writer's own ledger, fenced by a promotion: it stays as it is (and is read)
+            # until the new writer's epoch has a snapshot, never replaced by an older one.
+            assert self._ledger is not None
+            held = self._ledger.writer_epoch()
             self.close()
-        got = await snapshots.fetch(self._js, self.tenant)
-        while got is None or not got[0].sealed:
-            if got is not None:
-                log.info("tenant %s: the snapshot in the store is in clear (an earlier "
-                         "release's); waiting for its writer to store a sealed one", self.tenant)
-            await asyncio.sleep(_RETRY_S)
-            got = await snapshots.fetch(self._js, self.tenant)
+        got = await self._newer_snapshot(held)
         info, data = got
         self.close()
         staging = self._root / TENANTS / f".bootstrap-{self.tenant}-{os.getpid()}"
@@ -161,6 +160,26 @@ class TenantReplica:
         self._publish_status()
         log.info("tenant %s: bootstrapped from the snapshot of epoch %d (stream from %d)",
                  self.tenant, info.epoch, info.stream_seq + 1)
+
+    async def _newer_snapshot(self, held: int) -> tuple[snapshots.SnapshotInfo, bytes]:
+        """The latest sealed snapshot of an epoch above ``held``, once there is one."""
+        told = ""
+        while True:
+            info = await snapshots.latest(self._js, self.tenant)
+            if info is not None and info.sealed and info.epoch > held:
+                got = await snapshots.fetch(self._js, self.tenant)
+                if got is not None and got[0].sealed and got[0].epoch > held:
+                    return got
+            else:
+                why = ("the snapshot in the store is in clear (an earlier release's); waiting "
+                       "for its writer to store a sealed one" if info is not None
+                       and not info.sealed else
+                       f"the copy holds epoch {held}; waiting for the new writer's snapshot"
+                       if held else "no snapshot in the store yet; waiting for its writer")
+                if why != told:
+                    log.info("tenant %s: %s", self.tenant, why)
+                    told = why
+            await asyncio.sleep(_RETRY_S)
 
     def _swap(self, staging: Path) -> None:
         target = self.directory
@@ -255,53 +274,74 @@ class TenantReplica:
 class Replica:
     """Every followed tenant of one replica data directory."""
 
-    def __init__(self, nc: Client, root: Path, tenants: list[str], sealing: Sealing) -> None:
+    def __init__(self, nc: Client, root: Path, sealing: Sealing) -> None:
         self._nc = nc
         self.root = root
-        self.tenants = {t: TenantReplica(nc.jetstream(), root, t, sealing) for t in tenants}
+        self._sealing = sealing
+        self.tenants: dict[str, TenantReplica] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._following: dict[str, asyncio.Task[None]] = {}
-        self._front_door = ""
+        #: (tenants, verification address, front door) as announced in the directory.
+        self._announced: tuple[list[str], str, str] = ([], "", "")
 
     @classmethod
     async def start(cls, url: str, root: Path, tenants: list[str], sealing: Sealing
                     ) -> Replica:
         nc = await nats.connect(servers(url), **long_lived("pharmatrace-replica"))
         (root / TENANTS).mkdir(parents=True, exist_ok=True)
-        replica = cls(nc, root, tenants, sealing)
-        for tenant in replica.tenants.values():
-            replica._following[tenant.tenant] = asyncio.create_task(tenant.run())
+        replica = cls(nc, root, sealing)
+        for tenant in tenants:
+            replica.follow(tenant)
         replica._tasks.append(asyncio.create_task(replica._report_forever()))
         return replica
+
+    def follow(self, tenant: str) -> None:
+        """Starts following ``tenant``'s stream into the copy in this data directory."""
+        follower = TenantReplica(self._nc.jetstream(), self.root, tenant, self._sealing)
+        self.tenants[tenant] = follower
+        note_following(self.root, list(self.tenants))
+        self._following[tenant] = asyncio.create_task(follower.run())
 
     @property
     def js(self) -> JetStreamContext:
         return self._nc.jetstream()
 
-    async def release(self) -> None:
-        """Stops following every tenant and closes the copies, for this node's writer to open
-        them (``replica_svc.handover``): called once every fence is applied, when nothing is
-        left to apply."""
-        for task in self._following.values():
+    async def release(self, tenants: list[str] | None = None) -> None:
+        """Stops following ``tenants`` (every tenant by default) and closes their copies, for
+        this node's writer to open them (``replica_svc.handover``): called once every fence is
+        applied, when nothing is left to apply."""
+        names = list(self.tenants) if tenants is None else [t for t in tenants
+                                                            if t in self.tenants]
+        tasks = [self._following.pop(t) for t in names if t in self._following]
+        for task in tasks:
             task.cancel()
-        for task in self._following.values():
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self._following.clear()
-        for tenant in self.tenants.values():
-            tenant.close()
-        self.tenants = {}
+        for name in names:
+            self.tenants.pop(name).close()
 
     async def announce(self, verify: str, front_door: str = "") -> None:
         """Adds this replica to its tenants' entries in the directory, with the public base URL
-        of its HTTP front door ("" when it has none)."""
-        from replica_svc import directory
+        of its HTTP front door ("" when it has none), and marks them seen every
+        ``directory.HEARTBEAT_S`` from now on."""
+        self._announced = (list(self.tenants), verify, front_door)
+        await self._announce()
+        self._tasks.append(asyncio.create_task(self._heartbeat_forever()))
 
-        self._front_door = front_door
-        for tenant in self.tenants:
-            await directory.announce_replica(self._nc.jetstream(), tenant, verify)
-            if front_door:
-                await directory.announce_front_door(self._nc.jetstream(), tenant, front_door)
+    async def _announce(self) -> None:
+        tenants, verify, front_door = self._announced
+        for tenant in tenants:
+            await directory.announce_replica(self._nc.jetstream(), tenant, verify, front_door)
+
+    async def _heartbeat_forever(self) -> None:
+        while True:
+            await asyncio.sleep(directory.HEARTBEAT_S)
+            try:
+                await self._announce()
+            except Exception as exc:  # NATS away: marked again on the next round
+                log.warning("marking this replica seen in the directory failed: %s",
+                            exc or type(exc).__name__)
 
     def statuses(self) -> list[TenantStatus]:
         return [t.status for t in self.tenants.values()]
@@ -315,17 +355,16 @@ class Replica:
             await asyncio.sleep(0.5)
 
     async def stop(self) -> None:
-        if self._front_door:
-            from replica_svc import directory
-
-            await directory.withdraw_front_door(self._nc.jetstream(), list(self.tenants),
-                                                self._front_door)
-        await self.release()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        tenants, verify, front_door = self._announced
+        if tenants:
+            await directory.withdraw(self._nc.jetstream(), tenants, front_door=front_door,
+                                     verify=verify)
+        await self.release()
         await self._nc.close()
 
 

@@ -4,8 +4,11 @@ writer, still running, is fenced: the stream refuses its changes and its writes 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -13,13 +16,15 @@ import nats
 import pytest
 from nats.js.errors import NoKeysError
 from pharmatrace.v1 import admin_pb2 as apb
-from pharmatrace.v1 import admin_pb2_grpc
+from pharmatrace.v1 import admin_pb2_grpc, lifecycle_pb2_grpc, verification_pb2_grpc
 from pharmatrace.v1 import common_pb2 as cpb
+from pharmatrace.v1 import lifecycle_pb2 as lpb
 from pharmatrace.v1 import verification_pb2 as vpb
 
 from replica_svc.directory import bucket
 from tests.e2e.conftest import pharmatrace_command
 from tests.e2e.nats_server import NatsServer
+from tests.e2e.test_move import _writer_issue
 from tests.e2e.test_replica import _converged, _start_replica, _verdicts
 from tests.e2e.test_replication_stream import GTIN, TENANT, _holding, _newest_commit, _write
 
@@ -96,6 +101,118 @@ def test_the_promoted_node_writes_and_the_old_writer_restarted_refuses(
     entry = json.loads(routed.stdout)
     assert entry["writer"]["issue"] == new.issue_addr
     assert f"http://127.0.0.1:{back.ports['http']}" not in entry["front_doors"]
+
+
+def test_a_fenced_writer_sees_a_recall_made_on_the_new_writer(
+        servers, nats_server: NatsServer, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """After `tenant promote`, the old writer, still running, keeps answering checks of the
+    tenant from a copy that follows the new writer's stream: a batch recalled on the new writer
+    verifies recalled on the old node too, while the old node still refuses writes."""
+    monkeypatch.setenv("PHARMATRACE_NODE", "node-a")
+    old = servers.start(tmp_path / "writer",
+                        extra=["--nats", nats_server.url, "--replicated-commit"])
+    code = f"(01){GTIN}(21){_write(old.issue_addr, 'L1', 20)[0]}"
+    with grpc.insecure_channel(old.issue_addr) as channel:
+        assert lifecycle_pb2_grpc.LifecycleStub(channel).Commission(lpb.CommissionRequest(
+            tenant=TENANT, codes=[code]), timeout=30).applied
+    with _promoted_node_b(nats_server.url, tmp_path, old.issue_addr, code, monkeypatch) as (
+            new, _):
+        assert vpb.ALERT_KIND_RECALLED not in _alerts(old.verify_addr, code)
+        with grpc.insecure_channel(new) as channel:
+            lifecycle_pb2_grpc.LifecycleStub(channel).RecallBatch(lpb.RecallBatchRequest(
+                tenant=TENANT, product=GTIN, lot="L1", reason="nitrosamine above limit"),
+                timeout=30)
+        deadline = time.monotonic() + 90
+        while vpb.ALERT_KIND_RECALLED not in _alerts(old.verify_addr, code):
+            assert time.monotonic() < deadline, "the old writer never saw the recall"
+            time.sleep(0.2)
+        assert "no longer writes" in _refused_batch(old.issue_addr, "L2")
+
+
+def test_a_tenant_moved_back_to_its_fenced_writer_is_written_there_again(
+        servers, nats_server: NatsServer, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tenant promoted away from node-a and then moved back (`tenant move --to node-a`) is
+    written by node-a's running server again, from the copy it kept current, and node-b, now
+    fenced in turn, follows it: a code issued on node-a after the move verifies on node-b."""
+    monkeypatch.setenv("PHARMATRACE_NODE", "node-a")
+    old = servers.start(tmp_path / "writer",
+                        extra=["--nats", nats_server.url, "--replicated-commit"])
+    first = _write(old.issue_addr, "L1", 10)
+    code = f"(01){GTIN}(21){first[0]}"
+    with _promoted_node_b(nats_server.url, tmp_path, old.issue_addr, code, monkeypatch) as (
+            _, ports):
+        moved = subprocess.run(
+            [*pharmatrace_command(), "tenant", "move", TENANT, "--to", "node-a", "--nats",
+             nats_server.url, "--replica-data", str(tmp_path / "writer")],
+            capture_output=True, text=True, timeout=120)
+        assert moved.returncode == 0, moved.stderr
+        deadline = time.monotonic() + 60
+        while _writer_issue(nats_server.url, code) != old.issue_addr:
+            assert time.monotonic() < deadline, "node-a never announced itself writer again"
+            time.sleep(0.05)
+        later = _write(old.issue_addr, "L2", 10)
+        deadline = time.monotonic() + 90
+        while _served_verdicts(ports["verify"], later) != {vpb.VERDICT_GENUINE}:
+            assert time.monotonic() < deadline, "node-b never saw node-a's new codes"
+            time.sleep(0.2)
+        assert _verdicts(old.ports["verify"], first + later) == {vpb.VERDICT_GENUINE}
+
+
+@contextlib.contextmanager
+def _promoted_node_b(url: str, tmp_path: Path, old_issue: str, code: str,
+                     monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, dict[str, int]]]:
+    """A replica on node-b that writes when promoted, caught up and promoted while node-a's
+    writer runs: (its issuance address once the directory names it, its ports)."""
+    replica_data = tmp_path / "replica"
+    monkeypatch.setenv("PHARMATRACE_NODE", "node-b")
+    process, ports = _start_replica(url, replica_data,
+                                    extra=["--write-when-promoted", "--issue-port", "0"])
+    try:
+        _converged(replica_data, _newest_commit(url))
+        promoted = subprocess.run(
+            [*pharmatrace_command(), "tenant", "promote", TENANT, "--node", "node-b",
+             "--nats", url, "--replica-data", str(replica_data)],
+            capture_output=True, text=True, timeout=120)
+        assert promoted.returncode == 0, promoted.stderr
+        deadline = time.monotonic() + 60
+        while (new := _writer_issue(url, code)) in ("", old_issue):
+            assert time.monotonic() < deadline, "node-b never announced itself writer"
+            time.sleep(0.05)
+        yield new, ports
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def _served_verdicts(verify_port: int, serials: list[str]) -> set[int]:
+    """The verdicts of ``serials`` on a node, none while it answers UNAVAILABLE, retry (its
+    copy being replaced by a snapshot)."""
+    try:
+        return _verdicts(verify_port, serials)
+    except grpc.RpcError as exc:
+        if exc.code() != grpc.StatusCode.UNAVAILABLE:
+            raise
+        return set()
+
+
+def _alerts(verify_addr: str, code: str) -> list[int]:
+    """The alerts a check of a genuine ``code`` raises on the node at ``verify_addr`` (asked
+    again while the node answers UNAVAILABLE, retry: its copy being replaced by a snapshot)."""
+    deadline = time.monotonic() + 30
+    with grpc.insecure_channel(verify_addr) as channel:
+        while True:
+            try:
+                answer = verification_pb2_grpc.VerificationStub(channel).Verify(
+                    vpb.VerifyRequest(tenant=TENANT, code=code), timeout=30)
+                break
+            except grpc.RpcError as exc:
+                if exc.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+    assert answer.verdict == vpb.VERDICT_GENUINE
+    return list(answer.alerts)
 
 
 def _refused_batch(issue_addr: str, lot: str) -> str:

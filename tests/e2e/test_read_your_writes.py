@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 from pharmatrace.v1 import issuance_pb2 as ipb
 from pharmatrace.v1 import issuance_pb2_grpc, verification_pb2_grpc
@@ -57,6 +58,40 @@ def test_a_read_naming_the_last_write_sees_it_on_the_replica(
         details = behind.value.details() or ""
         assert f"behind the {seq + 1000} asked for" in details
         assert "has applied tenant demo up to stream sequence" in details
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def test_a_sequence_asked_of_a_tenant_the_replica_does_not_follow_is_misdirected(
+        servers, nats_server: NatsServer, tmp_path: Path) -> None:
+    """A read naming a sequence of a tenant the replica does not follow is answered at once
+    that it does not follow it (gRPC NOT_FOUND, HTTP 421 Misdirected Request), not left to
+    wait and answered "applied up to 0"; the tenant it follows is served as before."""
+    writer = servers.start(tmp_path / "writer", extra=["--nats", nats_server.url,
+                                                       "--replicated-commit"])
+    serial = _write(writer.issue_addr, "L1", 1)[0]
+    code = f"(01){GTIN}(21){serial}"
+    replica_data = tmp_path / "replica"
+    process, ports = _start_replica(nats_server.url, replica_data)
+    try:
+        _converged(replica_data, _newest_commit(nats_server.url))
+        with grpc.insecure_channel(f"127.0.0.1:{ports['verify']}") as reading:
+            verify = verification_pb2_grpc.VerificationStub(reading).Verify
+            with pytest.raises(grpc.RpcError) as misdirected:
+                verify(vpb.VerifyRequest(tenant="acme", code=code), timeout=30,
+                       metadata=(("x-min-seq", "1"),))
+            assert verify(vpb.VerifyRequest(tenant=TENANT, code=code), timeout=30,
+                          metadata=(("x-min-seq", "1"),)).verdict == vpb.VERDICT_GENUINE
+        assert misdirected.value.code() == grpc.StatusCode.NOT_FOUND
+        assert "does not follow tenant acme" in (misdirected.value.details() or "")
+        check = f"http://127.0.0.1:{ports['http']}/check"
+        other = httpx.get(check, params={"code": code}, headers={"X-Min-Seq": "acme=1"},
+                          timeout=30)
+        assert other.status_code == 421
+        assert "does not follow tenant acme" in other.json()["detail"]
+        assert httpx.get(check, params={"code": code}, headers={"X-Min-Seq": f"{TENANT}=1"},
+                         timeout=30).status_code == 200
     finally:
         process.terminate()
         process.wait(30)

@@ -5,6 +5,8 @@ LVMS passed on) and through `pharmatrace verify --nats`."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import time
 import uuid
@@ -250,3 +252,41 @@ def test_a_replica_stopping_takes_its_front_door_out_of_the_directory(
     after = doors()
     assert of_acme.url in before and len(before) == 2
     assert of_acme.url not in after and after == [u for u in before if u != of_acme.url]
+
+
+def test_a_replica_stopped_or_killed_leaves_the_replicas_readers_are_sent_to(
+        cluster: tuple[Tenant, Tenant, Replica, Replica], nats_server: NatsServer,
+        replicas: list[Replica], tmp_path: Path) -> None:
+    """`directory route` lists both replicas of acme; one stopped (SIGTERM) leaves the list and
+    the front doors as it stops; one killed (SIGKILL) leaves them once it has not been seen for
+    `STALE_S`, so `verify --nats` and the front doors stop sending reads there."""
+    _, acme, _, first = cluster
+    second = _start_replica(nats_server.url, tmp_path / "replica-acme-2", ACME)
+    replicas.append(second)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+
+    def listed() -> tuple[list[str], list[str]]:
+        found = run_cli(["directory", "route", acme.code(), "--nats", nats_server.url],
+                        env=env, cwd=tmp_path)
+        assert found.returncode == 0, found.stderr
+        entry = json.loads(found.stdout)
+        return entry["replicas"], entry["front_doors"]
+
+    def verify(replica: Replica) -> str:
+        return f"127.0.0.1:{replica.ports['verify']}"
+
+    both = listed()
+    second.process.terminate()
+    second.process.wait(30)
+    stopped = listed()
+    assert {verify(first), verify(second)} <= set(both[0])
+    assert {first.url, second.url} <= set(both[1])
+    assert verify(second) not in stopped[0] and second.url not in stopped[1]
+    assert verify(first) in stopped[0] and first.url in stopped[1]
+    os.killpg(first.process.pid, signal.SIGKILL)
+    first.process.wait(30)
+    killed = time.monotonic()
+    _until(lambda: verify(first) not in listed()[0], "a killed replica stayed listed")
+    print(f"\na replica killed left the replicas readers are given after "
+          f"{time.monotonic() - killed:.1f} s")
+    assert first.url not in listed()[1]

@@ -4,6 +4,10 @@ A tenant is taken offline for maintenance (a restore, a repair) by a marker file
 directory. Every process notices it within ``_MARKER_RECHECK_S``, answers the tenant's calls
 Unavailable and closes the tenant's files, so that they can be replaced; the other tenants are
 not touched.
+
+A tenant whose writing another node took over (`tenant promote`, `tenant move`) is marked as
+followed, beside its directory: the writer closes it and refuses to open it again, and its copy
+follows the new writer's stream instead (``replica_svc``); readers are not concerned.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from tracecore import masterdata
 from tracecore.credentials import OPERATOR
 from tracecore.errors import (
     AlreadyExists,
+    FailedPrecondition,
     InvalidArgument,
     KeyRingError,
     LedgerCorrupt,
@@ -54,6 +59,9 @@ IDENTITY = "tenant.pb"
 OBSERVATIONS = "observations"
 #: The maintenance marker: while this file is in a tenant's directory, the tenant is offline.
 OFFLINE = "offline"
+#: Beside a tenant's directory (so that a copy replaced by a snapshot keeps it): while it is
+#: there, this node's writer refuses the tenant with the reason it holds.
+FOLLOWED = ".followed-{}"
 OPERATOR_DIR = "operator"
 MAX_OFFLINE_REASON = 200
 #: Readers look for a rotated or revoked key at most this often.
@@ -204,6 +212,8 @@ class DataDir:
             if opened is None:
                 if self.offline_reason(tenant) is not None:
                     raise self._offline(tenant)
+                if not self.readonly and (refusal := self.followed(tenant)) is not None:
+                    raise FailedPrecondition(refusal)
                 broken = self._broken.get(tenant)
                 stamp = self._files_stamp(tenant)
                 if broken is not None and time.monotonic() < broken[0] and stamp == broken[1]:
@@ -248,6 +258,31 @@ class DataDir:
             self._drop(tenant)
         _fsync_directory(path)
 
+    def followed(self, tenant: str) -> str | None:
+        """Why this node's writer no longer writes ``tenant``, or None while it does."""
+        try:
+            return (self.root / TENANTS / FOLLOWED.format(tenant)).read_text().strip()
+        except FileNotFoundError:
+            return None
+
+    def follow(self, tenant: str, refusal: str) -> None:
+        """This node no longer writes ``tenant``: the writer closes it (once calls in progress
+        end) and from now on refuses it FailedPrecondition with ``refusal``, while its copy is
+        kept current from the new writer's stream by someone else."""
+        path = self._existing(tenant)
+        marker = path.parent / FOLLOWED.format(tenant)
+        staged = marker.with_name(f"{marker.name}.{os.getpid()}.tmp")
+        staged.write_text(refusal + "\n", encoding="utf-8")
+        os.replace(staged, marker)
+        _fsync_directory(path.parent)
+        self._drop(tenant)
+
+    def unfollow(self, tenant: str) -> None:
+        """This node writes ``tenant`` again (its writing was moved back here)."""
+        path = self._existing(tenant)
+        (path.parent / FOLLOWED.format(tenant)).unlink(missing_ok=True)
+        _fsync_directory(path.parent)
+
     def released(self, tenant: str) -> bool:
         """Whether no process has any of the tenant's LMDB environments (ledger, scan
         statistics, alerts, answer trail, EPCIS REST store) open any more. Only meaningful in a
@@ -290,7 +325,8 @@ class DataDir:
             if not (path / IDENTITY).is_file():
                 problems.append((path.name, f"{IDENTITY} is missing: the tenant is not served"))
                 continue
-            if self.offline_reason(path.name) is not None:
+            if self.offline_reason(path.name) is not None or (
+                    not self.readonly and self.followed(path.name) is not None):
                 continue
             try:
                 self.get(path.name)
@@ -357,7 +393,7 @@ class DataDir:
             except Exception:  # one listener failing must not keep the ledger open
                 log.exception("closing tenant %s: a listener failed", tenant)
         opened.ledger.close()
-        log.info("tenant %s closed: it is offline", tenant)
+        log.info("tenant %s closed", tenant)
 
     def _load(self, tenant: str) -> Tenant:
         path = self._existing(tenant)

@@ -54,6 +54,12 @@ class ReplicaLedger:
         with self.env.read() as txn:
             return self._applied(txn)
 
+    def writer_epoch(self) -> int:
+        """The epoch of the writer's position the copy holds: a snapshot's, or that of a
+        writer's own ledger."""
+        with self.env.read() as txn:
+            return read_writer_state(txn, self._state)[0]
+
     def start_from_snapshot(self, stream_seq: int) -> Applied:
         """Marks a freshly restored snapshot as the starting point: the writer's position it
         holds, the stream sequence from which changes follow; its outbox is the writer's
