@@ -18,6 +18,9 @@ from cpython.object cimport PyObject
 from cpython.set cimport PySet_Contains
 from libc.stdint cimport uint16_t, uint32_t
 
+from tracecore._speedups._mdb cimport (
+    NOTFOUND, UNUSABLE, PT_val, Reader, get as mdb_get, reader)
+
 cdef extern from "Python.h":
     bint PyMemoryView_Check(object)
     Py_buffer *PyMemoryView_GET_BUFFER(object)
@@ -29,6 +32,22 @@ cdef enum:
 cdef inline uint32_t _u32(const unsigned char *p) noexcept nogil:
     return <uint32_t>p[0] | (<uint32_t>p[1] << 8) | (<uint32_t>p[2] << 16) | \
         (<uint32_t>p[3] << 24)
+
+
+cdef bint _has(const Reader *r, bint c, object get, object key, object db) except -1:
+    """Whether ``db`` holds ``key``: through LMDB's C API if ``c``, else (or when it cannot
+    answer) py-lmdb's ``get``."""
+    cdef PT_val value
+    cdef int rc = mdb_get(r, key, &value) if c else UNUSABLE
+    if rc == 0 or rc == NOTFOUND:
+        return rc == 0
+    return get(key, None, db) is not None
+
+
+cdef inline object _record(int rc, object data, object get, object key, object db):
+    """A row's code record as py-lmdb gives it (for ``_Call.row``): read again if it was read
+    through the C API (``rc`` 0), else the one read (None if there is none)."""
+    return get(key, None, db) if rc == 0 else data
 
 
 def answer_rows(object call, list scans, list key_ids, list keys, list stored):
@@ -44,6 +63,12 @@ def answer_rows(object call, list scans, list key_ids, list keys, list stored):
     cdef dict products = call.product_index
     cdef object get = call.get, db = call.codes_db, slow = call.row, malformed = call.malformed
     cdef object parents_db = call.parents_db
+    # The code records (and parents) read through LMDB's C API where ``_mdb`` allows it.
+    cdef Reader codes, parents
+    cdef bint c_codes = reader(call.txn, db, &codes)
+    cdef bint c_parents = c_codes and reader(call.txn, parents_db, &parents)
+    cdef PT_val value
+    cdef int rc
     cdef object parse_error = call.PARSE_ERROR, genuine = call.GENUINE, revoked = call.revoked
     cdef bytes recallable = call.RECALLABLE, ended = call.ENDED
     cdef tuple status_alerts = call.STATUS_ALERTS
@@ -52,7 +77,7 @@ def answer_rows(object call, list scans, list key_ids, list keys, list stored):
     cdef const unsigned char *rec = <const unsigned char *>PyBytes_AS_STRING(recallable)
     cdef const unsigned char *end = <const unsigned char *>PyBytes_AS_STRING(ended)
     cdef Py_ssize_t n = len(scans), row, i = 0
-    cdef object scan, key_id, key, data, batch, seen, info, rule
+    cdef object scan, key_id, key, stored_key, data, batch, seen, info, rule
     cdef object zero = 0, no_reason = ""
     cdef PyObject *found
     cdef tuple entry
@@ -83,21 +108,31 @@ def answer_rows(object call, list scans, list key_ids, list keys, list stored):
         if i >= len(keys):
             raise ValueError("more parsed inputs than keys")
         key_id, key = key_ids[i], keys[i]
-        data = get(stored[i], None, db)
-        i += 1
-        # Read transactions hand records out as buffers into the map (bytes in a write one).
-        if key_id is None or data is None:
-            slow(row, scan, key_id, key, stored[i - 1], data)
-            continue
-        if PyMemoryView_Check(data):
-            view = PyMemoryView_GET_BUFFER(data)
-            p, size = <const unsigned char *>view.buf, view.len
-        elif PyBytes_Check(data):
-            p, size = <const unsigned char *>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data)
+        stored_key = stored[i]
+        rc = mdb_get(&codes, stored_key, &value) if c_codes else UNUSABLE
+        if rc == 0:
+            # The record in the map, read below before any Python code runs; a row answered
+            # by ``row`` is handed the record as py-lmdb gives it.
+            data = None
+            p, size = <const unsigned char *>value.mv_data, <Py_ssize_t>value.mv_size
+        elif rc == NOTFOUND:
+            data = None
+            size = -1
         else:
-            size = 0
-        if size < _FIELDS_END:
-            slow(row, scan, key_id, key, stored[i - 1], data)
+            data = get(stored_key, None, db)
+            # Read transactions hand records out as buffers into the map (bytes in a write one).
+            if data is None:
+                size = -1
+            elif PyMemoryView_Check(data):
+                view = PyMemoryView_GET_BUFFER(data)
+                p, size = <const unsigned char *>view.buf, view.len
+            elif PyBytes_Check(data):
+                p, size = <const unsigned char *>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data)
+            else:
+                size = 0
+        i += 1
+        if key_id is None or size < _FIELDS_END:
+            slow(row, scan, key_id, key, stored_key, _record(rc, data, get, stored_key, db))
             continue
         status = recorded = p[0]
         level = p[1]
@@ -110,7 +145,7 @@ def answer_rows(object call, list scans, list key_ids, list keys, list stored):
                 batch = batch_ref
                 found = PyDict_GetItem(batches, batch)
                 if found is NULL:
-                    slow(row, scan, key_id, key, stored[i - 1], data)
+                    slow(row, scan, key_id, key, stored_key, _record(rc, data, get, stored_key, db))
                     continue
                 last_batch_ref, last_batch, last_entry = batch_ref, batch, <tuple>found
             entry = last_entry
@@ -126,39 +161,40 @@ def answer_rows(object call, list scans, list key_ids, list keys, list stored):
                 seen = (last_batch, lot, expiry)
                 found = PyDict_GetItem(mismatches, seen)
                 if found is NULL:
-                    slow(row, scan, key_id, key, stored[i - 1], data)
+                    slow(row, scan, key_id, key, stored_key, _record(rc, data, get, stored_key, db))
                     continue
                 compared, compared_batch_ref = True, batch_ref
                 compared_lot, compared_expiry, mismatched = lot, expiry, bool(<object>found)
             if mismatched:
                 mask |= data_mismatch
             if mask & diversion:
-                slow(row, scan, key_id, key, stored[i - 1], data)
+                slow(row, scan, key_id, key, stored_key, _record(rc, data, get, stored_key, db))
                 continue
             if diverted:
                 rule = info.rule
                 # A pack inside a container is where its top container is (the region its
                 # record holds is its own from before it was packed): resolved by ``row``.
                 if rule is not None and ((record_region and not rule.allows(record_region))
-                                         or get(stored[i - 1], None, parents_db) is not None):
-                    slow(row, scan, key_id, key, stored[i - 1], data)
+                                         or _has(&parents, c_parents, get, stored_key,
+                                                 parents_db)):
+                    slow(row, scan, key_id, key, stored_key, _record(rc, data, get, stored_key, db))
                     continue
         else:
             b_index = -1
             mask = 0
         if supply_chain and end[recorded]:
-            slow(row, scan, key_id, key, stored[i - 1], data)
+            slow(row, scan, key_id, key, stored_key, _record(rc, data, get, stored_key, db))
             continue
         if revoked and PySet_Contains(revoked, record_key_id):
-            slow(row, scan, key_id, key, stored[i - 1], data)
+            slow(row, scan, key_id, key, stored_key, _record(rc, data, get, stored_key, db))
             continue
         if not product_ref:
-            slow(row, scan, key_id, key, stored[i - 1], data)
+            slow(row, scan, key_id, key, stored_key, _record(rc, data, get, stored_key, db))
             continue
         if product_ref != last_product_ref or last_p_index is None:
             found = PyDict_GetItem(products, product_ref)
             if found is NULL:
-                slow(row, scan, key_id, key, stored[i - 1], data)
+                slow(row, scan, key_id, key, stored_key, _record(rc, data, get, stored_key, db))
                 continue
             last_product_ref, last_p_index = product_ref, <object>found
         p_index = last_p_index

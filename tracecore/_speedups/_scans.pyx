@@ -22,6 +22,17 @@ from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcmp, memcpy, memset
 
+from tracecore._speedups._mdb cimport (
+    NOTFOUND,
+    UNUSABLE,
+    PT_cursor,
+    PT_val,
+    Reader,
+    cursor_close,
+    cursor_open,
+    cursor_set,
+    reader,
+)
 from tracecore._speedups._records cimport KeyPlace, key_order
 
 cdef enum:
@@ -67,19 +78,23 @@ cdef inline void _put32(unsigned char *p, uint32_t v) noexcept nogil:
 cdef int _read_stored(object stored, Totals *s) except -1:
     """``s``: the stored totals ``stored`` (a buffer of 32 or 28 bytes)."""
     cdef Py_buffer view
-    cdef const unsigned char *p
     PyObject_GetBuffer(stored, &view, PyBUF_SIMPLE)
     try:
-        if view.len != _SIZE and view.len != _SIZE_WITHOUT_FIRST_REGION:
-            raise ValueError(f"stored scan statistics of {view.len} bytes")
-        p = <const unsigned char *>view.buf
-        s.count = _u64(p)
-        s.first = <int64_t>_u64(p + 8)
-        s.last_ms = <int64_t>_u64(p + 16)
-        s.last_region = _u32(p + 24)
-        s.first_region = _u32(p + 28) if view.len == _SIZE else 0
+        _read_totals(<const unsigned char *>view.buf, view.len, s)
     finally:
         PyBuffer_Release(&view)
+    return 0
+
+
+cdef int _read_totals(const unsigned char *p, Py_ssize_t size, Totals *s) except -1:
+    """``s``: the stored totals at ``p`` (32 or 28 bytes)."""
+    if size != _SIZE and size != _SIZE_WITHOUT_FIRST_REGION:
+        raise ValueError(f"stored scan statistics of {size} bytes")
+    s.count = _u64(p)
+    s.first = <int64_t>_u64(p + 8)
+    s.last_ms = <int64_t>_u64(p + 16)
+    s.last_region = _u32(p + 24)
+    s.first_region = _u32(p + 28) if size == _SIZE else 0
     return 0
 
 
@@ -133,13 +148,19 @@ cdef int _read_in_key_order(list keys, object txn, object db, Totals *found, cha
     """``found[i]``, ``has[i]``: the stored totals of ``keys[i]``, whether there are any."""
     cdef Py_ssize_t n = len(keys), j, at, prev = 0
     cdef KeyPlace *order
-    cdef object key, cursor, set_key, value
+    cdef object key, cursor = None, set_key = None, value = None
+    # Through LMDB's C API where ``_mdb`` allows it: no Python code runs between the cursor's
+    # opening and its closing, so the transaction cannot end in between.
+    cdef Reader r
+    cdef PT_cursor *c_cursor = NULL
+    cdef PT_val stored
+    cdef int rc = UNUSABLE
     if n == 0:
         return 0
+    if reader(txn, db, &r) and cursor_open(&r, &c_cursor) != 0:
+        c_cursor = NULL
     order = key_order(keys)
     try:
-        cursor = txn.cursor(db=db)
-        set_key, value = cursor.set_key, cursor.value
         for j in range(n):
             at = order[j].index
             key = <object>PyList_GET_ITEM(keys, at)
@@ -149,12 +170,27 @@ cdef int _read_in_key_order(list keys, object txn, object db, Totals *found, cha
                 has[at] = has[prev]
                 found[at] = found[prev]
             else:
-                has[at] = bool(set_key(key))
-                if has[at]:
-                    _read_stored(value(), &found[at])
+                if c_cursor is not NULL:
+                    rc = cursor_set(&r, c_cursor, key, &stored)
+                if rc == 0 or rc == NOTFOUND:
+                    has[at] = rc == 0
+                    if has[at]:
+                        _read_totals(<const unsigned char *>stored.mv_data,
+                                     <Py_ssize_t>stored.mv_size, &found[at])
+                else:
+                    # py-lmdb's cursor, where the C API is not allowed or answered an error
+                    # (which py-lmdb then raises).
+                    if cursor is None:
+                        cursor = txn.cursor(db=db)
+                        set_key, value = cursor.set_key, cursor.value
+                    has[at] = bool(set_key(key))
+                    if has[at]:
+                        _read_stored(value(), &found[at])
             prev = at
     finally:
         free(order)
+        if c_cursor is not NULL:
+            cursor_close(&r, c_cursor)
     return 0
 
 
