@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pharmatrace.v1 import printing_pb2_grpc, trace_pb2_grpc, verification_pb2_grpc
+from pharmatrace.v1 import printing_pb2_grpc, trace_pb2_grpc
 
 from tracecore.keys import KeySource
 from tracecore.ledger.env import DEFAULT_MAP_SIZE
@@ -29,7 +29,7 @@ from tracerpc.logs import configure_logging
 from tracerpc.metrics import Metrics
 from verify_svc.printing import PrintJobsServicer
 from verify_svc.trace import TraceServicer
-from verify_svc.verification import VerificationServicer, Verifiers
+from verify_svc.verification import SERVICE, VerificationServicer, Verifiers, add_to_server
 
 if TYPE_CHECKING:
     from frontdoor.app import Built
@@ -85,9 +85,7 @@ async def serve_worker(config: WorkerConfig, ready: multiprocessing.connection.C
     verifiers = Verifiers(data)
     metrics = Metrics()
     services = [
-        rpc_server.Service("pharmatrace.v1.Verification",
-                           VerificationServicer(verifiers, metrics),
-                           verification_pb2_grpc.add_VerificationServicer_to_server),
+        rpc_server.Service(SERVICE, VerificationServicer(verifiers, metrics), add_to_server),
         rpc_server.Service("pharmatrace.v1.Trace", TraceServicer(data),
                            trace_pb2_grpc.add_TraceServicer_to_server),
         rpc_server.Service("pharmatrace.v1.PrintJobs", PrintJobsServicer(data),
