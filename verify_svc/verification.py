@@ -35,7 +35,7 @@ about 100 ms, which the event loop spends answering the worker's other calls (a 
 single Verify) instead of keeping them waiting. Smaller batches are verified on the loop,
 where no hand-off costs."""
 OBSERVATIONS = "observations"
-SERVICE = "pharmatrace.v1.Verification"
+SERVICE = pb.DESCRIPTOR.services_by_name["Verification"].full_name
 _wire = load("_wire")
 _VERDICT_NAMES: dict[int, str] = {v: pb.Verdict.Name(v) for v in pb.Verdict.values()}
 
@@ -179,6 +179,12 @@ def add_to_server(servicer: VerificationServicer, server: grpc.aio.Server) -> No
         "VerifyStream": grpc.stream_stream_rpc_method_handler(
             servicer.VerifyStream, request_deserializer=pb.VerifyBatchRequest.FromString),
     }
+    declared = set(pb.DESCRIPTOR.services_by_name["Verification"].methods_by_name)
+    if declared != set(handlers):
+        # A method added to the .proto must be added here too (the generated base class, which
+        # would have answered it UNIMPLEMENTED, is not used).
+        raise RuntimeError(f"{SERVICE}: the .proto declares {sorted(declared)}, "
+                           f"add_to_server serves {sorted(handlers)}")
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
     server.add_registered_method_handlers(SERVICE, handlers)
 
