@@ -74,14 +74,30 @@ def _replica(args: argparse.Namespace) -> int:
         return _status(data)
     if not args.nats:
         raise CliError("--nats URL (or $PHARMATRACE_NATS) is required")
-    from pharmatrace_cli.serve import prepare_metrics_dir
+    from pharmatrace_cli.serve import claim_ports, prepare_metrics_dir
     from tracerpc.logs import configure_logging
 
-    data.mkdir(parents=True, exist_ok=True)
-    prepare_metrics_dir(data)
-    configure_logging()
-    asyncio.run(_run(args, data))
+    # Its verification workers share their port (SO_REUSEPORT): another server there would be
+    # handed part of the connections and answer from another ledger.
+    claims = claim_ports(_listening_ports(args))
+    try:
+        data.mkdir(parents=True, exist_ok=True)
+        prepare_metrics_dir(data)
+        configure_logging()
+        asyncio.run(_run(args, data))
+    finally:
+        for claim in claims:
+            claim.close()
     return EXIT_OK
+
+
+def _listening_ports(args: argparse.Namespace) -> list[tuple[str, str, int]]:
+    """(option, host, port) of every port a replica listens on, as `serve`'s
+    ``listening_ports``; the issuance port only once it may write."""
+    return [("verify_port", args.host, args.verify_port),
+            ("http_port", args.host, args.http_port),
+            ("metrics_port", args.host, args.metrics_port),
+            ("issue_port", args.host, args.issue_port if args.write_when_promoted else -1)]
 
 
 def _route(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ import os
 import shutil
 import socket
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -123,7 +124,7 @@ def prepare_metrics_dir(data: Path) -> Path:
 
 async def serve(config: ServeConfig) -> None:
     """Serves until SIGTERM or SIGINT, holding the claim of its ports throughout."""
-    claims = claim_ports(config)
+    claims = claim_ports(listening_ports(config))
     try:
         await _serve(config)
     finally:
@@ -260,22 +261,23 @@ def front_door_url(public_base_url: str, host: str, port: int | None, tls: bool)
 
 
 #: The abstract socket (Linux; scoped, as ports are, to the network namespace) a serving process
-#: holds for each port number it serves; the kernel lets one process bind a name at a time and
-#: frees it when the process ends, however it ends.
-_CLAIM_NAME = "\0pharmatrace-serve-port-{port}"
+#: (`serve`, `replica`) holds for each port number it serves; the kernel lets one process bind a
+#: name at a time and frees it when the process ends, however it ends.
+_CLAIM_NAME = "\0pharmatrace-port-{port}"
 
 
-def claim_ports(config: ServeConfig) -> list[socket.socket]:
-    """Claims every port given by number, which must be free, for as long as the returned
-    sockets are open. The verification workers open theirs with SO_REUSEPORT, so that all of
-    them share it: another server's workers on the same port would be handed part of the
-    connections, answering from another ledger, and the binds of a port the issuance service or
-    the metrics would not get fail late. A probe alone cannot tell two servers started in the
-    same instant apart (each finds the port free before either binds it): the claim, taken in
-    one bind, can; the probe still finds a port held by any other program."""
+def claim_ports(ports: Iterable[tuple[str, str, int]]) -> list[socket.socket]:
+    """Claims every port given by number ((setting, host, port), as ``listening_ports`` lists
+    those of `serve`), which must be free, for as long as the returned sockets are open. The
+    verification workers open theirs with SO_REUSEPORT, so that all of them share it: another
+    server's workers on the same port would be handed part of the connections, answering from
+    another ledger, and the binds of a port the issuance service or the metrics would not get
+    fail late. A probe alone cannot tell two servers started in the same instant apart (each
+    finds the port free before either binds it): the claim, taken in one bind, can; the probe
+    still finds a port held by any other program."""
     claims: list[socket.socket] = []
     try:
-        for name, host, port in listening_ports(config):
+        for name, host, port in ports:
             if port <= 0:  # 0: a free port is picked; below 0: not served
                 continue
             claim = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

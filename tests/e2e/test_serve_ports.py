@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from pharmatrace_cli.config import listening_ports
 from pharmatrace_cli.serve import ServeConfig, claim_ports
 from tests.e2e.conftest import CLI_TIMEOUT_S, START_TIMEOUT_S, pharmatrace_command
 from tracecore.errors import FailedPrecondition
@@ -42,20 +43,20 @@ def test_a_port_claimed_but_not_yet_listened_on_is_refused_to_a_second_server(
     server checking then is refused, naming the first port, although nothing listens there
     yet; once the first lets its claim go, the ports are free again."""
     ports = _free_ports(4)
-    first = claim_ports(_config(tmp_path / "a", *ports))
+    first = claim_ports(listening_ports(_config(tmp_path / "a", *ports)))
     try:
         with pytest.raises(FailedPrecondition) as refused:
-            claim_ports(_config(tmp_path / "b", *ports))
+            claim_ports(listening_ports(_config(tmp_path / "b", *ports)))
         assert refused.value.field == "issue_port"
         assert f"127.0.0.1:{ports[0]} is in use" in refused.value.message
         # Another port of the second server's alone: refused too, by its own name.
         with pytest.raises(FailedPrecondition) as metrics:
-            claim_ports(_config(tmp_path / "b", 0, 0, -1, ports[3]))
+            claim_ports(listening_ports(_config(tmp_path / "b", 0, 0, -1, ports[3])))
         assert metrics.value.field == "metrics_port"
     finally:
         for claim in first:
             claim.close()
-    for claim in claim_ports(_config(tmp_path / "c", *ports)):
+    for claim in claim_ports(listening_ports(_config(tmp_path / "c", *ports))):
         claim.close()
 
 
@@ -101,3 +102,29 @@ def test_two_servers_started_in_the_same_instant_one_serves_the_other_says_why(
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+
+
+def test_a_replica_given_a_port_a_server_holds_says_so_before_anything_else(
+        tmp_path: Path) -> None:
+    """A replica's verification workers share their port (SO_REUSEPORT) as `serve`'s do: on a
+    port another pharmatrace process holds they would take part of its connections and answer
+    from another ledger. The replica stops at once, in one line naming the port, before it
+    looks for NATS or creates its data directory."""
+    verify, http, metrics = _free_ports(3)
+    held = claim_ports([("verify_port", "127.0.0.1", verify)])
+    try:
+        data = tmp_path / "replica"
+        done = subprocess.run(
+            [*pharmatrace_command(), "replica", "--dev", "--nats", "nats://127.0.0.1:1",
+             "--data", str(data), "--verify-port", str(verify), "--http-port", str(http),
+             "--metrics-port", str(metrics)],
+            capture_output=True, text=True, timeout=CLI_TIMEOUT_S)
+    finally:
+        for claim in held:
+            claim.close()
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    reason = done.stderr.strip().splitlines()[-1]
+    assert f"127.0.0.1:{verify} is in use by another process" in reason
+    assert "verify_port" in reason
+    assert not data.exists()
