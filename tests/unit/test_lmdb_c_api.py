@@ -174,3 +174,95 @@ for _ in range(3):
     answers = done.stdout.splitlines()
     assert len(answers) == 3 and len(set(answers)) == 1
     assert answers[0].startswith("([4, 1]")
+
+
+def _log_of(keys: list[bytes]) -> object:
+    from tracecore.ledger.observations import _Log
+    log = _Log()
+    for start in range(0, len(keys), 1_000):
+        log.add(keys[start:start + 1_000], 7_000 + start, 110101 if start % 2_000 else 0)
+    return log
+
+
+def test_a_flush_through_the_c_api_that_fills_the_map_grows_it_and_writes_everything(
+        tmp_path: Path) -> None:
+    """A flush whose writes (through the C API) fill the statistics' map: it raises py-lmdb's
+    MapFullError as py-lmdb's own writes do, so the environment grows its map and merges
+    again; every code's totals are then stored once, none twice."""
+    assert _mdb is not None and _scans is not None
+    env = Env(tmp_path / "small", ("scans",), owner="t", durable=False, map_size=256 * 1024)
+    db = env.dbs["scans"]
+    keys = [hashlib.blake2b(i.to_bytes(4, "big"), digest_size=16).digest()
+            for i in range(20_000)]
+    log = _log_of(keys)
+    try:
+        before = env.map_size
+        with env.read() as txn:
+            assert _mdb.in_use(txn, db)
+        raised: list[type[BaseException]] = []
+
+        def merge(txn: lmdb.Transaction) -> int:
+            try:
+                written: int = _scans.merge(log, txn, db)
+            except lmdb.MapFullError as error:
+                raised.append(type(error))
+                assert error.code == -30792 and error.what == "mdb_cursor_put"  # type: ignore[attr-defined]
+                raise
+            return written
+
+        assert env.write(merge) == len(keys)
+        assert raised and env.map_size > before
+        assert env.write(lambda txn: _scans.merge(log, txn, db)) == len(keys)
+        with env.read() as txn:
+            stored = {bytes(k): struct.unpack("<QqqII", v) for k, v in txn.cursor(db=db)}
+        assert sorted(stored) == sorted(keys)
+        assert {count for count, *_ in stored.values()} == {2}
+    finally:
+        env.close()
+
+
+def test_a_full_map_raises_the_same_error_through_either_path(tmp_path: Path) -> None:
+    """On a plain py-lmdb environment whose map cannot grow, the merge raises MapFullError
+    through the C API as through py-lmdb's methods, and the transaction can only be
+    aborted."""
+    assert _mdb is not None and _scans is not None
+    keys = [hashlib.blake2b(i.to_bytes(4, "big"), digest_size=16).digest()
+            for i in range(20_000)]
+    log = _log_of(keys)
+    errors = []
+    for through_c in (True, False):
+        env = lmdb.open(str(tmp_path / f"e{through_c}"), max_dbs=2, map_size=256 * 1024)
+        db = env.open_db(b"scans")
+        before = _mdb.use(through_c)
+        try:
+            txn = env.begin(write=True, buffers=True)
+            assert _mdb.in_use(txn, db) is through_c
+            with pytest.raises(lmdb.MapFullError) as raised:
+                _scans.merge(log, txn, db)
+            errors.append((type(raised.value), raised.value.code))  # type: ignore[attr-defined]
+            txn.abort()
+        finally:
+            _mdb.use(before)
+            env.close()
+    assert errors[0] == errors[1]
+
+
+def test_a_py_lmdb_cursor_of_the_same_transaction_sees_what_the_c_api_wrote(
+        env: Env) -> None:
+    """py-lmdb's cursors cache the record they stand on and look again only when told the
+    transaction changed: a cursor opened before the merge reads the merged totals after it."""
+    assert _scans is not None
+    db = env.dbs["scans"]
+    env.write(lambda txn: txn.put(KEYS[0], struct.pack("<QqqII", 3, 1, 2, 110101, 0), db=db))
+    log = _log_of([KEYS[0]])
+
+    def merge(txn: lmdb.Transaction) -> tuple[bytes, bytes]:
+        cursor = txn.cursor(db=db)
+        assert cursor.set_key(KEYS[0])
+        old = bytes(cursor.value())
+        _scans.merge(log, txn, db)
+        return old, bytes(cursor.value())
+
+    old, new = env.write(merge)
+    assert struct.unpack("<QqqII", old)[0] == 3
+    assert struct.unpack("<QqqII", new)[0] == 4

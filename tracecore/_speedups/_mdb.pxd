@@ -1,5 +1,5 @@
-# LMDB's reads called from the compiled loops on the transaction and database py-lmdb opened,
-# through py-lmdb's own engine (``_mdb.pyx``).
+# LMDB's reads (and a flush's writes) called from the compiled loops on the transaction and
+# database py-lmdb opened, through py-lmdb's own engine (``_mdb.pyx``).
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_GET_SIZE
 
@@ -20,6 +20,9 @@ cdef extern from "_pylmdb.h":
         int (*cursor_open)(PT_txn *txn, PT_dbi dbi, PT_cursor **cursor) noexcept nogil
         void (*cursor_close)(PT_cursor *cursor) noexcept nogil
         int (*cursor_get)(PT_cursor *cursor, PT_val *key, PT_val *data, int op) noexcept nogil
+        int (*cursor_put)(PT_cursor *cursor, PT_val *key, PT_val *data, unsigned int flags
+                          ) noexcept nogil
+        char *(*strerror_fn)(int err) noexcept nogil
         char *(*version_fn)(int *major, int *minor, int *patch) noexcept nogil
     ctypedef struct PT_envobj:
         int valid
@@ -35,9 +38,13 @@ cdef extern from "_pylmdb.h":
         PT_envobj *env
         const PT_api *libv
         PT_txn *txn
+        int flags
         PT_dbobj *db
+        int mutations
     int NOTFOUND "PT_NOTFOUND"
     int _SET "PT_SET"
+    unsigned int CURRENT "PT_CURRENT"
+    int _TRANS_RDONLY "PT_TRANS_RDONLY"
     unsigned int _FLAG_BITS "PT_FLAG_BITS"
     unsigned int _DUPSORT "PT_DUPSORT"
 
@@ -54,6 +61,8 @@ cdef struct Reader:
 
 
 cdef bint reader(object txn, object db, Reader *r) except -1
+cdef bint writer(object txn, object db, Reader *r) except -1
+cdef int raise_error(const Reader *r, str what, int rc) except -1
 
 
 cdef inline bint _live(const Reader *r) noexcept:
@@ -94,6 +103,21 @@ cdef inline int cursor_set(const Reader *r, PT_cursor *cursor, object key, PT_va
     k.mv_size = <size_t>PyBytes_GET_SIZE(key)
     k.mv_data = PyBytes_AS_STRING(key)
     return r.api.cursor_get(cursor, &k, data, _SET)
+
+
+cdef inline int cursor_put(const Reader *r, PT_cursor *cursor, object key, PT_val *data,
+                           unsigned int flags) noexcept:
+    """``mdb_cursor_put`` of ``key`` (exactly bytes) on a ``writer``'s cursor (``CURRENT``:
+    over the record the cursor is on); 0, an LMDB error or ``UNUSABLE``. py-lmdb is told the
+    transaction changed, as its own writes do. An LMDB error leaves the transaction unusable
+    (it can only be aborted): ``raise_error`` says it, nothing is asked of py-lmdb again."""
+    cdef PT_val k
+    if not PyBytes_CheckExact(key) or not _live(r):
+        return UNUSABLE
+    k.mv_size = <size_t>PyBytes_GET_SIZE(key)
+    k.mv_data = PyBytes_AS_STRING(key)
+    r.trans.mutations += 1
+    return r.api.cursor_put(cursor, &k, data, flags)
 
 
 cdef inline void cursor_close(const Reader *r, PT_cursor *cursor) noexcept:

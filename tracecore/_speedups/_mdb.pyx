@@ -1,12 +1,16 @@
-"""LMDB's reads called from the compiled loops on the very transaction and database py-lmdb
-opened, through py-lmdb's own copy of LMDB.
+"""LMDB's reads, and a statistics flush's writes, called from the compiled loops on the very
+transaction and database py-lmdb opened, through py-lmdb's own copy of LMDB.
 
 py-lmdb links LMDB in statically and exports none of it, but each of its environments keeps a
 pointer to the table of LMDB functions of the engine that serves it (``struct MdbApi``), and
 its transactions and databases keep their ``MDB_txn *`` and ``MDB_dbi``. A loop over thousands
 of codes reads each record by calling ``mdb_get`` / ``mdb_cursor_get`` through that table,
 where py-lmdb's ``get`` would also parse its arguments, release and take the GIL and make a
-buffer object for each code. The LMDB that runs is the one py-lmdb runs (same version, same
+buffer object for each code; a flush writes each code's totals with ``mdb_cursor_put`` (over
+the stored record in place, ``MDB_CURRENT``), where py-lmdb's ``replace`` then ``put`` would
+write twice and make two bytes objects. A write tells py-lmdb the transaction changed (its
+cursors look again), and an error is raised as py-lmdb raises it (``raise_error``:
+``MapFullError`` makes ``Env.write`` grow the map and run the flush again). The LMDB that runs is the one py-lmdb runs (same version, same
 patches, same engine for the environment); only the object layouts (``_pylmdb.h``) are ours.
 
 Guards: only py-lmdb 3.0.0 (``KNOWN``) is read this way; the first use of an engine compares
@@ -18,6 +22,7 @@ GIL held and after checking, as py-lmdb does, that the transaction and database 
 valid (py-lmdb invalidates them under the GIL before it ends, closes or remaps anything).
 """
 
+import errno
 import logging
 
 import lmdb
@@ -88,6 +93,40 @@ cdef bint reader(object txn, object db, Reader *r) except -1:
         return False
     r.trans, r.db, r.txn, r.api = t, d, t.txn, t.libv
     return _live(r)
+
+
+cdef bint writer(object txn, object db, Reader *r) except -1:
+    """``reader`` of a write transaction (False for a read-only one, which py-lmdb refuses)."""
+    return reader(txn, db, r) and not r.trans.flags & _TRANS_RDONLY
+
+
+_ERRORS = {
+    -30799: "KeyExistsError", -30798: "NotFoundError", -30797: "PageNotFoundError",
+    -30796: "CorruptedError", -30795: "PanicError", -30794: "VersionMismatchError",
+    -30793: "InvalidError", -30792: "MapFullError", -30791: "DbsFullError",
+    -30790: "ReadersFullError", -30789: "TlsFullError", -30788: "TxnFullError",
+    -30787: "CursorFullError", -30786: "PageFullError", -30785: "MapResizedError",
+    -30784: "IncompatibleError", -30783: "BadRslotError", -30782: "BadTxnError",
+    -30781: "BadValsizeError", -30780: "BadDbiError", errno.EACCES: "ReadonlyError",
+    errno.EINVAL: "InvalidParameterError", errno.EAGAIN: "LockError",
+    errno.ENOMEM: "MemoryError", errno.ENOSPC: "DiskError",
+}
+"""py-lmdb's exception class of each LMDB error code (``error_map`` in lmdb/cpython.c); any
+other code is ``lmdb.Error``."""
+
+
+cdef int raise_error(const Reader *r, str what, int rc) except -1:
+    """Raises what py-lmdb raises for LMDB's answer ``rc`` to ``what`` on the reader's engine
+    (``UNUSABLE``: the transaction ended, as py-lmdb says of an invalid object): the same class,
+    message and ``what`` / ``code`` / ``reason`` attributes, so that ``Env.write`` grows a full
+    map."""
+    if rc == UNUSABLE:
+        raise lmdb.Error("Attempt to operate on closed/deleted/dropped object.")
+    reason = (<bytes>r.api.strerror_fn(rc)).decode("utf-8", "replace")
+    klass = getattr(lmdb, _ERRORS.get(rc, "Error"), lmdb.Error)
+    error = klass(f"{what}: {reason}")
+    error.what, error.code, error.reason = what, rc, reason
+    raise error
 
 
 cdef bint _check(object txn, object db) except -1:

@@ -1,7 +1,8 @@
 /* The object layouts of py-lmdb 3.0.0's CPython binding (lmdb/cpython.c, lmdb/mdb_api.h of the
  * sdist on PyPI), as far as tracecore._speedups._mdb reads them: a Transaction's MDB_txn
- * pointer and its engine's function table, a _Database's MDB_dbi. Built without memsink
- * (HAVE_MEMSINK adds a field before the txn pointer), as the PyPI wheels are.
+ * pointer, flags and mutation count and its engine's function table, a _Database's MDB_dbi.
+ * Built without memsink (HAVE_MEMSINK adds a field before the txn pointer), as the PyPI wheels
+ * are.
  *
  * Nothing here is trusted before _mdb's self-check has compared what it reads through these
  * layouts with what py-lmdb answers (version, txn id, path, database flags); a py-lmdb of
@@ -23,6 +24,8 @@ typedef unsigned int PT_dbi;                                    /* MDB_dbi */
 
 #define PT_NOTFOUND (-30798)                                    /* MDB_NOTFOUND */
 #define PT_SET 15                                               /* MDB_SET */
+#define PT_CURRENT 0x40                                         /* MDB_CURRENT */
+#define PT_TRANS_RDONLY 2                    /* py-lmdb's trans_flags: a read-only transaction */
 #define PT_FLAG_BITS 0x3e   /* MDB_REVERSEKEY|MDB_DUPSORT|MDB_INTEGERKEY|MDB_DUPFIXED|MDB_INTEGERDUP */
 #define PT_DUPSORT 0x04
 
@@ -47,7 +50,9 @@ typedef struct {
     int (*cursor_open)(PT_txn *txn, PT_dbi dbi, PT_cursor **cursor);
     void (*cursor_close)(PT_cursor *cursor);
     int (*cursor_get)(PT_cursor *cursor, PT_val *key, PT_val *data, int op);
-    void *cursor_put, *cursor_del, *cursor_count, *strerror_fn;
+    int (*cursor_put)(PT_cursor *cursor, PT_val *key, PT_val *data, unsigned int flags);
+    void *cursor_del, *cursor_count;
+    char *(*strerror_fn)(int err);
     char *(*version_fn)(int *major, int *minor, int *patch);
 } PT_api;
 
@@ -77,7 +82,7 @@ struct PT_envobj {
     const PT_api *libv;
 };
 
-/* struct TransObject: lmdb.Transaction, its fields up to the default database */
+/* struct TransObject: lmdb.Transaction */
 typedef struct {
     PT_OBJECT_HEAD
     PyObject *weaklist;
@@ -87,6 +92,7 @@ typedef struct {
     PT_txn *txn;
     int flags;
     PT_dbobj *db;
+    int mutations;      /* bumped by every write, so that py-lmdb's cursors look again */
 } PT_transobj;
 
 #endif

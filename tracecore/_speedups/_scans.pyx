@@ -23,6 +23,7 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memcmp, memcpy, memset
 
 from tracecore._speedups._mdb cimport (
+    CURRENT,
     NOTFOUND,
     UNUSABLE,
     PT_cursor,
@@ -30,8 +31,11 @@ from tracecore._speedups._mdb cimport (
     Reader,
     cursor_close,
     cursor_open,
+    cursor_put,
     cursor_set,
+    raise_error,
     reader,
+    writer,
 )
 from tracecore._speedups._records cimport KeyPlace, key_order
 
@@ -255,15 +259,19 @@ cdef tuple _located(list keys, list earlier, bint repeated, object index, object
     return counts, firsts_ms, lasts_ms, last_regions, first_regions
 
 
-cdef bytes _packed(const Totals *t):
-    """``t`` as stored (``<QqqII``)."""
-    cdef bytes packed = PyBytes_FromStringAndSize(NULL, _SIZE)
-    cdef unsigned char *p = <unsigned char *>PyBytes_AS_STRING(packed)
+cdef inline void _pack(const Totals *t, unsigned char *p) noexcept nogil:
+    """``t`` as stored (``<QqqII``) into the ``_SIZE`` bytes at ``p``."""
     _put64(p, t.count)
     _put64(p + 8, <uint64_t>t.first)
     _put64(p + 16, <uint64_t>t.last_ms)
     _put32(p + 24, t.last_region)
     _put32(p + 28, t.first_region)
+
+
+cdef bytes _packed(const Totals *t):
+    """``t`` as stored, as bytes."""
+    cdef bytes packed = PyBytes_FromStringAndSize(NULL, _SIZE)
+    _pack(t, <unsigned char *>PyBytes_AS_STRING(packed))
     return packed
 
 
@@ -271,7 +279,7 @@ def merge(object log, object txn, object db):
     """``merge_reference`` in C: the log's scans sorted by key (a stable sort, so each key's
     scans stay in the order they came), so each key's count, first scan and last located scan
     are a run of the sorted array, with no per-key dictionary; each key's totals written at its
-    turn through one cursor."""
+    turn through one cursor (LMDB's, through its C API, where ``_mdb.writer`` allows it)."""
     cdef list entries = log.entries
     cdef Py_ssize_t n_entries = len(entries), total, e, k, i, j, n_keys, run_end, at
     cdef Py_ssize_t written = 0
@@ -284,6 +292,11 @@ def merge(object log, object txn, object db):
     cdef Totals t
     cdef Totals s
     cdef object cursor, put, replace, stored
+    cdef Reader r
+    cdef PT_cursor *c_cursor = NULL
+    cdef PT_val stored_val, value
+    cdef unsigned char packed[_SIZE]
+    cdef int rc
     for e in range(n_entries):
         keys.extend((<object>entries[e]).keys)
     total = len(keys)
@@ -305,9 +318,13 @@ def merge(object log, object txn, object db):
                 entry_of[i] = e
                 i += 1
         order = key_order(keys)
-        # In key order through one cursor: LMDB finds each key next to the last one.
-        cursor = txn.cursor(db=db)
-        put, replace = cursor.put, cursor.replace
+        # In key order through one cursor: LMDB finds each key next to the last one. Through
+        # LMDB's C API where ``_mdb`` allows it (no Python code runs while the cursor is open).
+        if writer(txn, db, &r) and cursor_open(&r, &c_cursor) != 0:
+            c_cursor = NULL
+        if c_cursor is NULL:
+            cursor = txn.cursor(db=db)
+            put, replace = cursor.put, cursor.replace
         i = 0
         while i < total:
             key = <object>PyList_GET_ITEM(keys, order[i].index)
@@ -326,15 +343,32 @@ def merge(object log, object txn, object db):
                     t.last_ms, t.last_region = ms[at], regions[at]
                     break
                 j -= 1
-            # Written at once; totals stored before come back, and their sum is written over.
-            stored = replace(key, _packed(&t))
-            if stored is not None:
-                _read_stored(stored, &s)
-                _plus_stored(&t, &s)
-                put(key, _packed(&t))
+            if c_cursor is not NULL:
+                # Totals stored before are added to and written over in place.
+                rc = cursor_set(&r, c_cursor, key, &stored_val)
+                if rc == 0:
+                    _read_totals(<const unsigned char *>stored_val.mv_data,
+                                 <Py_ssize_t>stored_val.mv_size, &s)
+                    _plus_stored(&t, &s)
+                if rc == 0 or rc == NOTFOUND:
+                    _pack(&t, packed)
+                    value.mv_size, value.mv_data = _SIZE, packed
+                    rc = cursor_put(&r, c_cursor, key, &value, CURRENT if rc == 0 else 0)
+                if rc != 0:
+                    raise_error(&r, "mdb_cursor_put", rc)
+            else:
+                # Written at once; totals stored before come back, and their sum is written
+                # over.
+                stored = replace(key, _packed(&t))
+                if stored is not None:
+                    _read_stored(stored, &s)
+                    _plus_stored(&t, &s)
+                    put(key, _packed(&t))
             written += 1
             i = run_end
     finally:
+        if c_cursor is not NULL:
+            cursor_close(&r, c_cursor)
         free(order)
         free(entry_of)
         free(ms)
