@@ -12,6 +12,7 @@ import grpc
 import pytest
 from pharmatrace.v1 import admin_pb2 as apb
 from pharmatrace.v1 import admin_pb2_grpc, lifecycle_pb2_grpc
+from pharmatrace.v1 import common_pb2 as cpb
 from pharmatrace.v1 import lifecycle_pb2 as lpb
 from pharmatrace.v1 import verification_pb2 as vpb
 
@@ -29,6 +30,8 @@ pytestmark = pytest.mark.timeout(240)
 #: A second enterprise on node-a, never moved.
 OTHER = "other"
 _OTHER_CODES = CodeKeys.of(KeySource.dev(), OTHER)
+#: A product of OTHER's whose codes a contract packer mints.
+_PACKED = "09501101530027"
 
 
 def _node_a_with_two_tenants(servers, url: str, tmp_path: Path,
@@ -42,6 +45,10 @@ def _node_a_with_two_tenants(servers, url: str, tmp_path: Path,
             tenant=OTHER, name="Other Pharma"), timeout=30)
     _write(node_a.issue_addr, "L0", 50)
     _write(node_a.issue_addr, "O0", 50, OTHER)
+    with grpc.insecure_channel(node_a.issue_addr) as channel:
+        admin_pb2_grpc.AdminStub(channel).RegisterProduct(apb.RegisterProductRequest(
+            tenant=OTHER, product=cpb.Product(gtin=_PACKED, name="Ibuprofen 400 mg tablets")),
+            timeout=30)
     return node_a
 
 
@@ -67,7 +74,7 @@ def _register(addr: str, tenant: str, serials: list[str]) -> list[lpb.RegisterCo
     """A bidirectional stream registering codes minted elsewhere, a message per serial."""
     with grpc.insecure_channel(addr) as channel:
         return list(lifecycle_pb2_grpc.LifecycleStub(channel).RegisterCodes(iter([
-            lpb.RegisterCodesRequest(tenant=tenant, codes=[f"(01){GTIN}(21){s}"],
+            lpb.RegisterCodesRequest(tenant=tenant, codes=[f"(01){_PACKED}(21){s}"],
                                      minted_by="Contract Packer GmbH") for s in serials]),
             timeout=30))
 
@@ -106,7 +113,8 @@ def test_a_tenant_moved_away_leaves_the_nodes_other_tenant_writable(
     assert captured.recorded == 1 and not captured.failures, captured
     assert set(serials[:10]) <= _in_stream(nats_server.url, "code_events")
     foreign = ["F1000001", "F1000002", "F1000003"]
-    assert [a.registered for a in _register(node_a.issue_addr, OTHER, foreign)] == [1, 1, 1]
+    registered = _register(node_a.issue_addr, OTHER, foreign)
+    assert [a.registered for a in registered] == [1, 1, 1], registered
     assert set(foreign) <= _in_stream(nats_server.url, "foreign_codes")
 
 
