@@ -14,6 +14,7 @@ import hashlib
 import logging
 import os
 import socket
+from collections.abc import Mapping
 
 import nats
 from nats.aio.client import Client
@@ -366,25 +367,19 @@ class Replication:
         log.info("tenant %s: this node was promoted its writer again; writing it from the "
                  "fence (stream %d)", name, fences[name])
 
-    def refuse_if_fenced(self) -> None:
-        """FailedPrecondition if another node was promoted writer of one of this node's
-        tenants: writes must go there."""
-        for publisher in self.publishers.values():
-            publisher.refuse_if_fenced()
-
     def stream_seq(self, tenant: str) -> int:
         """The stream sequence holding every acknowledged change of ``tenant`` (0: unknown)."""
         publisher = self.publishers.get(tenant)
         return publisher.stream_seq if publisher is not None else 0
 
-    def refuse_writes(self, tenant: str) -> None:
-        """Before a write to ``tenant`` ("" when the call does not name one): FailedPrecondition
-        if this node no longer writes it, Unavailable while it is being moved."""
-        for name, publisher in self.publishers.items():
-            if name == tenant or not tenant:
-                publisher.refuse_if_paused()
-            else:
-                publisher.refuse_if_fenced()
+    def refuse_writes(self, tenant: str) -> TenantPublisher | None:
+        """Before a write to ``tenant``: FailedPrecondition if this node no longer writes it,
+        Unavailable while it is being moved; its publisher (None while it has none). Another
+        tenant's move or fence stops no write of this one."""
+        publisher = self.publishers.get(tenant)
+        if publisher is not None:
+            publisher.refuse_if_paused()
+        return publisher
 
     async def _watch_moves(self) -> None:
         """Pauses a tenant's writes while it moves, and steps down from a tenant another node
@@ -412,9 +407,17 @@ class Replication:
                 log.debug("looking for moves failed: %s", exc)
             await asyncio.sleep(MOVES_EVERY_S)
 
-    async def wait_replicated(self) -> None:
-        """Returns once the stream holds every change committed before this call."""
-        targets = [(p, p.capture.commit_seq) for p in self.publishers.values()]
+    async def wait_replicated(self, written: Mapping[str, TenantPublisher | None]) -> None:
+        """Returns once the streams of the tenants a call wrote (each with the publisher
+        ``refuse_writes`` admitted it under) hold every change committed to them before this
+        call. FailedPrecondition if this node was fenced from one of them since: a change of
+        the call may then have been committed after the fence, or after its capture ended, and
+        it would never reach the new writer."""
+        for admitted in written.values():
+            if admitted is not None:
+                admitted.refuse_if_fenced()
+        current = [p for p in map(self.publishers.get, written) if p is not None]
+        targets = [(p, p.capture.commit_seq) for p in current]
         for publisher, seq in targets:
             await publisher.wait_acked(seq)
 

@@ -47,24 +47,24 @@ PAUSE_S = 0.1
 CHECK_TIMEOUT_S = 5.0
 
 
-def _issue(addr: str, lot: str) -> list[str]:
-    return _issue_with_seq(addr, lot)[0]
+def _issue(addr: str, lot: str, tenant: str = TENANT) -> list[str]:
+    return _issue_with_seq(addr, lot, tenant)[0]
 
 
-def _issue_with_seq(addr: str, lot: str) -> tuple[list[str], str]:
+def _issue_with_seq(addr: str, lot: str, tenant: str = TENANT) -> tuple[list[str], str]:
     """Serials issued and the stream sequence holding them (the answer's x-min-seq)."""
     with grpc.insecure_channel(addr) as channel:
         admin = admin_pb2_grpc.AdminStub(channel)
         try:
-            admin.RegisterProduct(apb.RegisterProductRequest(tenant=TENANT, product=cpb.Product(
+            admin.RegisterProduct(apb.RegisterProductRequest(tenant=tenant, product=cpb.Product(
                 gtin=GTIN, name="Amoxicillin 500 mg capsules")), timeout=10)
         except grpc.RpcError as exc:
             if exc.code() != grpc.StatusCode.ALREADY_EXISTS:
                 raise
-        admin.AddBatch(apb.AddBatchRequest(tenant=TENANT, batch=cpb.Batch(
+        admin.AddBatch(apb.AddBatchRequest(tenant=tenant, batch=cpb.Batch(
             product=GTIN, lot=lot, expires_on="2029-06-30")), timeout=10)
         call = issuance_pb2_grpc.CodeIssuanceStub(channel).RequestCodes(
-            ipb.RequestCodesRequest(tenant=TENANT, product=GTIN, lot=lot, count=PER_REQUEST,
+            ipb.RequestCodesRequest(tenant=tenant, product=GTIN, lot=lot, count=PER_REQUEST,
                                     request_id=f"R-{lot}"), timeout=10)
         serials = [s for chunk in call for s in chunk.serials]
         return serials, str(dict(call.trailing_metadata() or ()).get("x-min-seq", ""))

@@ -26,11 +26,12 @@ pytestmark = pytest.mark.timeout(240)
 
 
 class Load:
-    """Writes small requests in a loop to whichever writer ``addr`` names; keeps what was
-    acknowledged, when, and how the other calls failed."""
+    """Writes small requests of ``tenant`` in a loop to whichever writer ``addr`` names; keeps
+    what was acknowledged, when, and how the other calls failed."""
 
-    def __init__(self, addr: str) -> None:
+    def __init__(self, addr: str, tenant: str = TENANT) -> None:
         self.addr = addr
+        self.tenant = tenant
         self.acked: list[str] = []
         self.times: list[float] = []
         self.failures: dict[str, int] = {}
@@ -43,7 +44,7 @@ class Load:
         while not self._stop.is_set():
             number += 1
             try:
-                self.acked += _issue(self.addr, f"M{number}")
+                self.acked += _issue(self.addr, f"M{number}", self.tenant)
                 self.times.append(time.monotonic())
             except grpc.RpcError as exc:
                 name = exc.code().name

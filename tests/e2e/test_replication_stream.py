@@ -42,7 +42,7 @@ SEALING = Sealing.of(KeySource.dev())
 CODES = CodeKeys.of(KeySource.dev(), TENANT)
 
 
-def _stream(url: str) -> list[Message]:
+def _stream(url: str, tenant: str = TENANT) -> list[Message]:
     """(stream seq, epoch, commit, part, parts, payload) of every message of the tenant's
     stream."""
 
@@ -51,12 +51,12 @@ def _stream(url: str) -> list[Message]:
         try:
             js = nc.jetstream()
             try:
-                info = await js.stream_info(stream_name(TENANT))
+                info = await js.stream_info(stream_name(tenant))
             except NotFoundError:
                 return []
             out = []
             for seq in range(info.state.first_seq, info.state.last_seq + 1):
-                msg = await js.get_msg(stream_name(TENANT), seq)
+                msg = await js.get_msg(stream_name(tenant), seq)
                 h = msg.headers or {}
                 if SEQ not in h:  # the key ring sent beside the changes, or a fence
                     continue
@@ -69,30 +69,30 @@ def _stream(url: str) -> list[Message]:
     return asyncio.run(read())
 
 
-def _changes(url: str) -> list[Change]:
+def _changes(url: str, tenant: str = TENANT) -> list[Change]:
     assembler = Assembler()
     changes: list[Change] = []
-    for _, epoch, seq, part, parts, data in _stream(url):
-        piece = SEALING.open(TENANT, epoch, part_context(seq, part, parts), data)
+    for _, epoch, seq, part, parts, data in _stream(url, tenant):
+        piece = SEALING.open(tenant, epoch, part_context(seq, part, parts), data)
         whole = assembler.add(seq, part, parts, piece)
         if whole is not None:
             changes.append(Change.decode(whole))
     return changes
 
 
-def _write(issue_addr: str, lot: str, count: int) -> list[str]:
+def _write(issue_addr: str, lot: str, count: int, tenant: str = TENANT) -> list[str]:
     with grpc.insecure_channel(issue_addr) as channel:
         admin = admin_pb2_grpc.AdminStub(channel)
         try:
-            admin.RegisterProduct(apb.RegisterProductRequest(tenant=TENANT, product=cpb.Product(
+            admin.RegisterProduct(apb.RegisterProductRequest(tenant=tenant, product=cpb.Product(
                 gtin=GTIN, name="Amoxicillin 500 mg capsules")), timeout=30)
         except grpc.RpcError as exc:
             if exc.code() != grpc.StatusCode.ALREADY_EXISTS:  # the product is there already
                 raise  # a refused write (a fenced writer): the caller's to see
-        admin.AddBatch(apb.AddBatchRequest(tenant=TENANT, batch=cpb.Batch(
+        admin.AddBatch(apb.AddBatchRequest(tenant=tenant, batch=cpb.Batch(
             product=GTIN, lot=lot, expires_on="2029-06-30")), timeout=30)
         chunks = issuance_pb2_grpc.CodeIssuanceStub(channel).RequestCodes(
-            ipb.RequestCodesRequest(tenant=TENANT, product=GTIN, lot=lot, count=count,
+            ipb.RequestCodesRequest(tenant=tenant, product=GTIN, lot=lot, count=count,
                                     request_id=f"R-{lot}"), timeout=60)
         return [s for chunk in chunks for s in chunk.serials]
 
