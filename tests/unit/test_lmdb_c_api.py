@@ -10,6 +10,8 @@ import re
 import struct
 import subprocess
 import sys
+import threading
+import time
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +23,7 @@ from hypothesis import strategies as st
 
 from tracecore._speedups import load
 from tracecore.ledger.env import Env
+from tracerpc.runtime import SWITCH_INTERVAL_S
 
 _mdb = load("_mdb")
 _scans = load("_scans")
@@ -266,3 +269,48 @@ def test_a_py_lmdb_cursor_of_the_same_transaction_sees_what_the_c_api_wrote(
     old, new = env.write(merge)
     assert struct.unpack("<QqqII", old)[0] == 3
     assert struct.unpack("<QqqII", new)[0] == 4
+
+
+def test_a_long_flush_lets_the_worker_s_other_threads_run_while_it_writes(
+        tmp_path: Path) -> None:
+    """A flush of 100,000 codes through the C API holds the GIL for slices of a few
+    milliseconds, not for its whole length: with a worker's GIL settings (``tracerpc.runtime``),
+    another thread (the worker's event loop answering a consumer) runs in the middle of it, as
+    it did between py-lmdb's calls."""
+    assert _mdb is not None and _scans is not None
+    switching = sys.getswitchinterval()
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+    env = Env(tmp_path / "long", ("scans",), owner="t", durable=False)
+    db = env.dbs["scans"]
+    keys = [hashlib.blake2b(i.to_bytes(4, "big"), digest_size=16).digest()
+            for i in range(100_000)]
+    log = _log_of(keys)
+    ran: list[int] = []
+    stop = threading.Event()
+
+    def other() -> None:
+        while not stop.is_set():
+            ran.append(time.perf_counter_ns())
+
+    window: list[int] = []
+
+    def merge(txn: lmdb.Transaction) -> int:
+        assert _mdb.in_use(txn, db)
+        window.append(time.perf_counter_ns())
+        written: int = _scans.merge(log, txn, db)
+        window.append(time.perf_counter_ns())
+        return written
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    try:
+        time.sleep(0.01)
+        assert env.write(merge) == len(keys)
+    finally:
+        stop.set()
+        thread.join()
+        env.close()
+        sys.setswitchinterval(switching)
+    start, end = window
+    quarter = (end - start) // 4
+    assert any(start + quarter < t < end - quarter for t in ran)

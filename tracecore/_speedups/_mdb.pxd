@@ -120,6 +120,17 @@ cdef inline int cursor_put(const Reader *r, PT_cursor *cursor, object key, PT_va
     return r.api.cursor_put(cursor, &k, data, flags)
 
 
+cdef inline void let_others_run() noexcept:
+    """Releases the GIL and takes it back, so that a thread waiting for it (a worker's event
+    loop answering a consumer) runs between two slices of a long loop, as it did between
+    py-lmdb's calls, which release it each. A waiting thread asks for the GIL once it has
+    waited the switch interval (0.5 ms in a worker, ``tracerpc.runtime``), so slices longer than
+    that let it in. The loop's ``Reader`` must be checked live again after (its cursor and
+    records may be gone): ``_live``, as every call here does."""
+    with nogil:
+        pass
+
+
 cdef inline void cursor_close(const Reader *r, PT_cursor *cursor) noexcept:
     """Closes a cursor of ``cursor_open`` while its transaction is live (LMDB frees a write
     transaction's cursors with it)."""

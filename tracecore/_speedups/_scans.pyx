@@ -33,6 +33,7 @@ from tracecore._speedups._mdb cimport (
     cursor_open,
     cursor_put,
     cursor_set,
+    let_others_run,
     raise_error,
     reader,
     writer,
@@ -42,6 +43,8 @@ from tracecore._speedups._records cimport KeyPlace, key_order
 cdef enum:
     _SIZE = 32
     _SIZE_WITHOUT_FIRST_REGION = 28
+    # Codes a flush writes through the C API between two hand-overs of the GIL (a few ms).
+    _SLICE = 4096
 
 
 cdef struct Totals:
@@ -356,6 +359,8 @@ def merge(object log, object txn, object db):
                     rc = cursor_put(&r, c_cursor, key, &value, CURRENT if rc == 0 else 0)
                 if rc != 0:
                     raise_error(&r, "mdb_cursor_put", rc)
+                if written % _SLICE == _SLICE - 1:
+                    let_others_run()
             else:
                 # Written at once; totals stored before come back, and their sum is written
                 # over.
