@@ -31,8 +31,7 @@ from bench.measure import settle
 from bench.report import say
 from bench.verify_one import GUANGZHOU, T0, build
 from tracecore._speedups import load
-from tracecore.codes import parse_many
-from tracecore.errors import ParseError
+from tracecore.codes import parse_many, parsed_codes
 from tracecore.keys import KeySource
 from tracecore.ledger.observations import Observations
 from tracecore.ledger.tenants import DataDir
@@ -76,9 +75,9 @@ def run(codes: int = DEFAULT_CODES, rounds: int = DEFAULT_ROUNDS, keep: bool = F
                         "supply chain": ScanContext("PHARM", GUANGZHOU, 2)}
 
             def in_process(batch: list[str]) -> None:
-                scans = [s for s in parse_many(batch) if not isinstance(s, ParseError)]
-                check_tags([s.code for s in scans], macs)
-                stored = ledger.codes.stored_many([s.code.key() for s in scans])
+                _, codes, keys = parsed_codes(parse_many(batch))
+                check_tags(codes, macs)
+                stored = ledger.codes.stored_many(keys)
                 with ledger.env.read() as txn:
                     get = txn.get
                     for key in stored:

@@ -37,8 +37,7 @@ from bench.issue import EXPIRES, GTIN, LOT, register_product, request_pool
 from bench.load import Load, LoadResult, latency_results, run_load, write_requests
 from bench.measure import Elsewhere, settle
 from bench.report import Result, Target, say
-from tracecore.codes import Code, Form, Scan, Scheme, parse_many, render
-from tracecore.errors import ParseError
+from tracecore.codes import Code, Form, Scan, Scheme, parse_many, parsed_codes, render
 from tracecore.keys import KeySource
 from tracecore.ledger.tenants import DataDir
 from tracecore.minting import Minter, check_tags
@@ -93,10 +92,10 @@ def in_process_rate(data: Path, batches: Sequence[Sequence[str]], seconds: float
         started = time.perf_counter()
         cpu = time.process_time()
         for batch in batches:
-            scans = [s for s in parse_many(batch) if not isinstance(s, ParseError)]
-            key_ids = check_tags([s.code for s in scans], macs)
+            _, codes, keys = parsed_codes(parse_many(batch))
+            key_ids = check_tags(codes, macs)
             # Codes are kept encrypted: looked up as stored, the batch encrypted in one call.
-            stored = ledger.codes.stored_many([s.code.key() for s in scans])
+            stored = ledger.codes.stored_many(keys)
             with ledger.env.read() as txn:
                 get = txn.get
                 for key, key_id in zip(stored, key_ids, strict=True):

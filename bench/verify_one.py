@@ -35,9 +35,8 @@ from bench.harness import workdir
 from bench.measure import settle
 from bench.report import say
 from frontdoor.reads import FrontdoorReads
-from tracecore.codes import Code, Form, Scan, Scheme, parse_many, render
+from tracecore.codes import Code, Form, Scan, Scheme, parse_many, parsed_codes, render
 from tracecore.credentials import Principal, Role
-from tracecore.errors import ParseError
 from tracecore.events import Event, EventKind
 from tracecore.keys import KeySource
 from tracecore.ledger import lifecycle
@@ -111,9 +110,9 @@ def run(codes: int = DEFAULT_CODES, rounds: int = DEFAULT_ROUNDS, keep: bool = F
             codes_db = ledger.db["codes"]
 
             def baseline(text: str) -> None:
-                scans = [s for s in parse_many([text]) if not isinstance(s, ParseError)]
-                key_ids = check_tags([s.code for s in scans], macs)
-                stored = ledger.codes.stored_many([s.code.key() for s in scans])
+                _, codes, keys = parsed_codes(parse_many([text]))
+                key_ids = check_tags(codes, macs)
+                stored = ledger.codes.stored_many(keys)
                 with ledger.env.read() as txn:
                     assert key_ids[0] is not None and txn.get(stored[0], db=codes_db)
 

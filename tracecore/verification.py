@@ -29,7 +29,7 @@ from tracecore.answers import Verdict as Verdict
 from tracecore.answers import alerts_of as alerts_of
 from tracecore.answers import append_row, unused_sscc
 from tracecore.answers import not_minted as not_minted
-from tracecore.codes import Code, Scheme, parse, parse_many
+from tracecore.codes import Code, Scheme, parse, parse_many, parsed_codes
 from tracecore.errors import ParseError
 from tracecore.ledger import foreign, history
 from tracecore.ledger.alerts import AlertBook
@@ -137,11 +137,10 @@ class Verifier:
         today = _utc_day(now_ms // _DAY_MS)
         out = Answers()
         scans = parse_many(texts)
-        parsed = [s for s in scans if not isinstance(s, ParseError)]
-        key_ids = check_tags([s.code for s in parsed], macs, keys.native_macs())
+        parsed, codes, code_keys = parsed_codes(scans)
+        key_ids = check_tags(codes, macs, keys.native_macs())
         foreign.open_late(ledger)
         # Each code's ledger key beside the key LMDB holds, all encrypted in one call.
-        code_keys = [s.code.key() for s in parsed]
         stored = ledger.codes.stored_many(code_keys)
         with ledger.env.read() as txn:
             call = _Call(self, out, txn, context, now_ms, today, revoked)

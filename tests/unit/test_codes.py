@@ -19,6 +19,8 @@ from tracecore.codes import (
     parse,
     parse_many,
     parse_one,
+    parsed_codes,
+    parsed_codes_reference,
     product_key,
     render,
 )
@@ -293,3 +295,22 @@ def test_render_refuses_invalid_values(scan: Scan) -> None:
     for form in (Form.HRI, Form.ELEMENT, Form.DIGITAL_LINK):
         with pytest.raises(InvalidArgument):
             render(scan, form)
+
+
+def test_a_batch_s_parsed_codes_and_keys_are_those_of_each_code() -> None:
+    """``parsed_codes`` of a batch with failures among the codes: the scans that parsed, their
+    codes and each code's ledger key, in order, as ``Code.key`` makes them one by one, with or
+    without the compiled loop."""
+    texts: list[str | bytes] = ["(01)09501101530003(21)015W0TZK2FYSPNVW05KJ", "nonsense",
+                                "81234567890123456789", b"\xff",
+                                "(01)09501101530003(17)301231(10)A(21)015W0TZK2FYSPNVW05KK",
+                                "(01)09501101530003(21)" + "ABC"]
+    scans = parse_many(texts)
+    expected = [s for s in scans if not isinstance(s, ParseError)]
+    assert len(expected) == 4
+    for split in (parsed_codes, parsed_codes_reference):
+        parsed, codes, keys = split(scans)
+        assert parsed == expected
+        assert codes == [s.code for s in expected]
+        assert keys == [s.code.key() for s in expected]
+    assert parsed_codes([]) == ([], [], [])

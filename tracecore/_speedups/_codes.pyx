@@ -1,4 +1,5 @@
-"""``tracecore.codes.parse_many`` in C: the packs of a pallet read from their shared head.
+"""``tracecore.codes.parse_many`` in C: the packs of a pallet read from their shared head; and
+``parsed_codes``, a batch's parsed scans, codes and ledger keys in one loop.
 
 The reference is ``tracecore.codes._parse_many``; tests feed both the same texts and compare
 the answers. Only the reading of a text whose head (all but its last 20 characters) is that of
@@ -8,9 +9,10 @@ a text already read is done in C; every other text goes to ``parse``, exactly as
 (``object.__setattr__``); they are made here the same way, without running that ``__init__``.
 """
 
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_GetItem
 from cpython.object cimport PyObject, PyObject_GenericSetAttr
-from libc.string cimport memcmp
+from libc.string cimport memcmp, memcpy
 
 from tracecore._speedups._text cimport (
     PyUnicode_1BYTE_DATA,
@@ -109,3 +111,36 @@ def parse_many(texts, parse, error_type, code_type, scan_type, gs1):
             heads[text[:-_SERIAL_LENGTH]] = scan
             last_head = None
     return out
+
+
+def parsed_codes(list scans, error_type, dict key_prefix):
+    """``tracecore.codes.parsed_codes``: each key made from the code's ASCII fields in one copy
+    (``key_prefix``: each scheme's ledger key letter); a field that is not ASCII is encoded as
+    ``Code.key`` encodes it, which raises."""
+    cdef list parsed = [], codes = [], keys = []
+    cdef object code, prefix, product, serial
+    cdef bytes key
+    cdef char *out
+    cdef Py_ssize_t n_prefix, n_product, n_serial
+    for scan in scans:
+        if isinstance(scan, error_type):
+            continue
+        code = scan.code
+        parsed.append(scan)
+        codes.append(code)
+        prefix = key_prefix[code.scheme]
+        product, serial = code.product, code.serial
+        if not (type(product) is str and type(serial) is str and PyUnicode_IS_ASCII(product)
+                and PyUnicode_IS_ASCII(serial) and type(prefix) is bytes):
+            keys.append(prefix + (product + serial).encode("ascii"))
+            continue
+        n_prefix = PyBytes_GET_SIZE(prefix)
+        n_product = PyUnicode_GET_LENGTH(product)
+        n_serial = PyUnicode_GET_LENGTH(serial)
+        key = PyBytes_FromStringAndSize(NULL, n_prefix + n_product + n_serial)
+        out = PyBytes_AS_STRING(key)
+        memcpy(out, PyBytes_AS_STRING(prefix), n_prefix)
+        memcpy(out + n_prefix, PyUnicode_1BYTE_DATA(product), n_product)
+        memcpy(out + n_prefix + n_product, PyUnicode_1BYTE_DATA(serial), n_serial)
+        keys.append(key)
+    return parsed, codes, keys
