@@ -50,6 +50,8 @@ _LENGTH = struct.Struct("<II")
 _READY_TIMEOUT_S = 60.0
 _MAX_OUTSTANDING = 20_000
 _MAX_ERRORS = 1_000
+SLOW_S = 0.010
+"""A call answered after this long counts in ``LoadResult.slow_over_time``."""
 OK = "OK"
 WRONG = "WRONG_ANSWER"
 DROPPED = "DROPPED"
@@ -188,6 +190,9 @@ class Tally:
     """CPU seconds this client process used in the window."""
     latency: Histogram = field(default_factory=Histogram)
     """Of the calls answered OK and right."""
+    slow: list[tuple[float, float]] = field(default_factory=list)
+    """(s into the window the call was due, its latency in s) of each call answered OK and
+    right after ``SLOW_S`` or more: when in the window the tail happened."""
     first_error: str = ""
 
     @property
@@ -269,7 +274,10 @@ async def _one(load: Load, call: Any, request: bytes, expected: bytes, units: in
     if not _is_right(load.check, request, expected, answer):
         tally.count(WRONG, f"{load.method} answered otherwise than expected")
         return
-    tally.latency.add(perf() - due)
+    took = perf() - due
+    tally.latency.add(took)
+    if took >= SLOW_S:
+        tally.slow.append((due - start, took))
     tally.count(OK)
     tally.calls += 1
     tally.units += units
@@ -362,6 +370,19 @@ class LoadResult:
                 out[name] = out.get(name, 0) + n
         return dict(sorted(out.items()))
 
+    def slow_over_time(self, bucket_s: float = 0.1) -> dict[str, Any]:
+        """The calls of ``SLOW_S`` or more by ``bucket_s`` of the window they were due in:
+        {start of the bucket in s: [calls, worst latency in ms]}, buckets without one left
+        out. Pauses of a server show as runs of slow calls in one or two buckets."""
+        buckets: dict[float, list[float]] = {}
+        for t in self.tallies:
+            for at, took in t.slow:
+                key = round(at // bucket_s * bucket_s, 3)
+                entry = buckets.setdefault(key, [0, 0.0])
+                entry[0] += 1
+                entry[1] = max(entry[1], round(took * 1e3, 1))
+        return {f"{k:.1f}": v for k, v in sorted(buckets.items())}
+
     def latency(self) -> Histogram:
         out = Histogram()
         for t in self.tallies:
@@ -375,6 +396,7 @@ class LoadResult:
             "outcomes": self.outcomes(),
             "first_error": next((t.first_error for t in self.tallies if t.first_error), ""),
             "latency": self.latency().summary(),
+            "slow_calls_over_time": self.slow_over_time(),
             "client_processes": len(self.tallies),
             "worker_cpu": [round(c, 3) for c in self.worker_cpu],
             "client_cpu": [round(t.cpu / self.seconds, 3) for t in self.tallies],

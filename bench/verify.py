@@ -34,7 +34,7 @@ from pharmatrace.v1 import verification_pb2 as vpb
 from bench.echo import METHOD as ECHO_METHOD
 from bench.harness import DEV_TENANT, HOST, ServerProcess, echo_server, pharmatrace_server, workdir
 from bench.issue import EXPIRES, GTIN, LOT, register_product, request_pool
-from bench.load import Load, LoadResult, latency_results, run_load, write_requests
+from bench.load import SLOW_S, Load, LoadResult, latency_results, run_load, write_requests
 from bench.measure import Elsewhere, settle
 from bench.report import Result, Target, say
 from tracecore.codes import Code, Form, Scan, Scheme, parse_many, parsed_codes, render
@@ -334,6 +334,11 @@ def _run_workers(o: Options, w: int, tmp: Path, data: Path,
             measured = _best(o, *steps)
             verify_open = measured[0][0]
             echo_open = measured[1][0] if o.echo_latency else None
+            for name, result in (("Verify", verify_open), ("echo", echo_open)):
+                if result is not None:
+                    slow = result.slow_over_time() or "none"
+                    say(f"verify[{w}w]: {name} calls of {SLOW_S * 1e3:.0f} ms or more by 100 ms "
+                        f"of the window (s: [calls, worst ms]): {slow}")
             results.extend(latency_results(
                 "verify", f"Verify at {rate:,.0f} req/s ({w} workers)", f"verify.w{w}",
                 verify_open, echo_open, "echo, same rate", [Target("max", P99_HALF_MAX_MS)],

@@ -14,7 +14,17 @@ from pharmatrace.v1 import verification_pb2 as vpb
 
 from bench import harness, verify
 from bench.issue import register_product, request_pool
-from bench.load import OK, WRONG, Histogram, Load, read_requests, run_load, write_requests
+from bench.load import (
+    OK,
+    WRONG,
+    Histogram,
+    Load,
+    LoadResult,
+    Tally,
+    read_requests,
+    run_load,
+    write_requests,
+)
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -43,6 +53,17 @@ def test_histograms_merged_equal_one_histogram_of_everything() -> None:
     assert merged.buckets == both.buckets
     assert (merged.count, merged.min, merged.max) == (both.count, both.min, both.max)
     assert math.isnan(Histogram().quantile(0.5))
+
+
+def test_slow_calls_are_reported_by_when_in_the_window_they_were_due() -> None:
+    """A pause shows as slow calls of several clients in the same 100 ms of the window, with
+    the worst latency of each bucket; fast calls are not listed."""
+    first, second = Tally(), Tally()
+    first.slow += [(0.05, 0.012), (1.23, 0.040), (1.29, 0.021)]
+    second.slow += [(1.21, 0.035)]
+    result = LoadResult(2.0, [first, second], [0.5], 0.0, 0.0)
+    assert result.slow_over_time() == {"0.0": [1, 12.0], "1.2": [3, 40.0]}
+    assert LoadResult(2.0, [Tally()], [0.5], 0.0, 0.0).slow_over_time() == {}
 
 
 def test_request_files_keep_each_request_with_its_expected_answer(tmp_path: Path) -> None:
