@@ -129,8 +129,8 @@ def test_a_write_the_stream_refused_leaves_no_trace_on_the_fenced_writer(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """node-a, cut off from NATS while node-b is promoted, commits a commissioning it never
     acknowledges; once back, it refuses writes, and its checks answer as node-b's (the code
-    is not commissioned) instead of from what the stream refused. Moved back to node-a, the tenant is written there again and both
-    nodes answer alike."""
+    is not commissioned) instead of from what the stream refused. Moved back to node-a, the
+    tenant is written there again and both nodes answer alike."""
     monkeypatch.setenv("PHARMATRACE_NODE", "node-a")
     node_a = servers.start(tmp_path / "writer", extra=["--nats", link.url,
                                                        "--replicated-commit"])
