@@ -84,6 +84,8 @@ class TenantPublisher:
         self._acked_changed = asyncio.Condition()
         self._keyring_digest = ""
         self._products_registered = False
+        #: The epoch this publisher stored a snapshot of (0: none yet).
+        self._stored = 0
         loop = asyncio.get_running_loop()
 
         def wake(_: int) -> None:
@@ -216,19 +218,27 @@ class TenantPublisher:
         info = snapshots.SnapshotInfo(self.tenant, self.capture.epoch, stream.state.last_seq)
         data = await asyncio.to_thread(snapshots.pack, self._opened, info, self._sealing)
         await snapshots.put(self._js, info, data)
+        self._stored = self.capture.epoch
         log.info("tenant %s: snapshot of epoch %d stored (%d bytes)", self.tenant,
                  self.capture.epoch, len(data))
 
     async def _follow_fence(self) -> None:
-        """A writer promoted by a fence starts an epoch above every epoch the stream holds, so
-        replicas take its snapshot rather than mix its commits with the old writer's."""
+        """A writer promoted by a fence starts an epoch above every epoch the stream and the
+        snapshot store hold (another writer may have stored a snapshot of an epoch it published
+        nothing in), so replicas take its snapshot rather than mix its commits with the old
+        writer's."""
         try:
             last = await self._js.get_last_msg(stream_name(self.tenant), subject(self.tenant))
         except NotFoundError:
             return
         headers = last.headers or {}
-        if FENCE in headers and self.capture.epoch <= int(headers.get(EPOCH, 0)):
-            await asyncio.to_thread(self.capture.begin_epoch, int(headers[EPOCH]) + 1)
+        if FENCE not in headers:
+            return
+        stored = await snapshots.latest(self._js, self.tenant)
+        theirs = stored.epoch if stored is not None and stored.epoch != self._stored else 0
+        above = max(int(headers.get(EPOCH, 0)), theirs)
+        if self.capture.epoch <= above:
+            await asyncio.to_thread(self.capture.begin_epoch, above + 1)
 
     async def _resync(self, published: int) -> tuple[int, tuple[int, int]]:
         """(last commit wholly in the stream, (commit, last part) already in it): the ledger's

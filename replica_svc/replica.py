@@ -136,18 +136,11 @@ class TenantReplica:
         if self._ledger is not None and not replace:
             return
         path = self.directory / LEDGER
-        held = 0
         if not replace and (path / "data.mdb").is_file():
             self._open()
-            if self._applied.epoch:
+            if self._applied.epoch or await self._adopt_own_ledger():
                 return
-            # A writer's own ledger, fenced by a promotion: it stays as it is (and is read)
-            # until the new writer's epoch has a snapshot, never replaced by an older one.
-            assert self._ledger is not None
-            held = self._ledger.writer_epoch()
-            self.close()
-        got = await self._newer_snapshot(held)
-        info, data = got
+        info, data = await self._latest_snapshot()
         self.close()
         staging = self._root / TENANTS / f".bootstrap-{self.tenant}-{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
@@ -161,21 +154,57 @@ class TenantReplica:
         log.info("tenant %s: bootstrapped from the snapshot of epoch %d (stream from %d)",
                  self.tenant, info.epoch, info.stream_seq + 1)
 
-    async def _newer_snapshot(self, held: int) -> tuple[snapshots.SnapshotInfo, bytes]:
-        """The latest sealed snapshot of an epoch above ``held``, once there is one."""
+    async def _adopt_own_ledger(self) -> bool:
+        """A writer's own ledger, fenced by a promotion, follows on from where its stream took
+        it when it holds exactly that: its last commit is the stream's last change before the
+        fence. Otherwise (a commit the stream refused after the fence, or made once capture had
+        ended: never acknowledged) it is closed, and replaced by the latest snapshot."""
+        ledger = self._ledger
+        assert ledger is not None
+        try:
+            position = await asyncio.to_thread(ledger.published)
+            if position is not None and await self._stream_ends_commit(position):
+                self._applied = await asyncio.to_thread(ledger.start_from_snapshot,
+                                                        position.stream_seq)
+                self._publish_status()
+                log.info("tenant %s: this node's copy holds every change its stream took "
+                         "(epoch %d, commit %d); following on from stream sequence %d",
+                         self.tenant, position.epoch, position.commit_seq,
+                         position.stream_seq + 1)
+                return True
+        except BaseException:
+            self.close()
+            raise
+        self.close()
+        log.warning("tenant %s: this node's copy holds changes its stream never took (written "
+                    "as the writer after the fence); replacing it with the latest snapshot",
+                    self.tenant)
+        return False
+
+    async def _stream_ends_commit(self, position: Applied) -> bool:
+        """Whether stream sequence ``position.stream_seq`` is the last part of the commit
+        ``position`` names."""
+        try:
+            msg = await self._js.get_msg(stream_name(self.tenant), position.stream_seq)
+        except NotFoundError:
+            return False
+        h = msg.headers or {}
+        return (h.get(EPOCH), h.get(SEQ)) == (str(position.epoch), str(position.commit_seq)) \
+            and int(h.get(PART, -1)) + 1 == int(h.get(PARTS, 0))
+
+    async def _latest_snapshot(self) -> tuple[snapshots.SnapshotInfo, bytes]:
+        """The latest sealed snapshot, once there is one."""
         told = ""
         while True:
             info = await snapshots.latest(self._js, self.tenant)
-            if info is not None and info.sealed and info.epoch > held:
+            if info is not None and info.sealed:
                 got = await snapshots.fetch(self._js, self.tenant)
-                if got is not None and got[0].sealed and got[0].epoch > held:
+                if got is not None and got[0].sealed:
                     return got
             else:
                 why = ("the snapshot in the store is in clear (an earlier release's); waiting "
-                       "for its writer to store a sealed one" if info is not None
-                       and not info.sealed else
-                       f"the copy holds epoch {held}; waiting for the new writer's snapshot"
-                       if held else "no snapshot in the store yet; waiting for its writer")
+                       "for its writer to store a sealed one" if info is not None else
+                       "no snapshot in the store yet; waiting for its writer")
                 if why != told:
                     log.info("tenant %s: %s", self.tenant, why)
                     told = why

@@ -10,7 +10,7 @@ from pharmatrace.v1 import common_pb2 as pb
 from tests.ledgers import dev_codes
 from tracecore.errors import AlreadyExists
 from tracecore.ledger.store import DATABASES, Ledger, PoolRequest
-from tracecore.replication.apply import Gap, ReplicaLedger
+from tracecore.replication.apply import Applied, Gap, ReplicaLedger
 from tracecore.replication.capture import ChangeCapture
 from tracecore.replication.changes import Change
 
@@ -100,3 +100,51 @@ def test_published_changes_leave_the_outbox_and_the_cursor_survives_reopening(tm
     assert (position.published_seq, position.stream_seq, position.commit_seq) == (2, 7, 4)
     assert [seq for seq, _ in reopened.pending(position.published_seq, 1 << 30)] == [3, 4]
     ledger.close()
+
+
+def _fenced(tmp_path: Path, last_write: str) -> Applied | None:
+    """A writer's ledger whose stream took commits 1-4 (its last part at stream sequence 9),
+    then ``last_write``: nothing, a commit the stream never took, or a write made once its
+    capture was detached; what the copy made of it says it follows on from."""
+    ledger = Ledger(tmp_path / "writer", tenant="t1", codes=dev_codes("t1"))
+    capture = ChangeCapture(ledger.env)
+    _write_some(ledger)
+    capture.mark_published(4, stream_seq=9)
+    if last_write == "unpublished":
+        ledger.add_party(pb.Party(party_id="P1", name="Pharmacy"), 6)
+    capture.detach()
+    if last_write == "uncaptured":
+        ledger.add_party(pb.Party(party_id="P1", name="Pharmacy"), 6)
+    ledger.close()
+    copy = ReplicaLedger(tmp_path / "writer", "t1")
+    try:
+        return copy.published()
+    finally:
+        copy.close()
+
+
+@pytest.mark.parametrize("last_write", ["unpublished", "uncaptured"])
+def test_a_fenced_writers_ledger_holding_what_its_stream_never_took_is_not_followed_on(
+        tmp_path: Path, last_write: str) -> None:
+    """A commit after the last one the stream acknowledged, captured or made after capture
+    ended, leaves the ledger no position to follow on from: it is replaced by a snapshot."""
+    assert _fenced(tmp_path, last_write) is None
+
+
+def test_a_fenced_writers_ledger_holding_only_what_its_stream_took_follows_on(
+        tmp_path: Path) -> None:
+    """Every commit published and nothing written since: the copy follows on after the
+    stream sequence of the last one; once a writer attaches again, the copy's replica
+    position is gone."""
+    position = _fenced(tmp_path, "")
+    assert position is not None
+    assert (position.commit_seq, position.stream_seq) == (4, 9)
+    copy = ReplicaLedger(tmp_path / "writer", "t1")
+    assert copy.start_from_snapshot(position.stream_seq).stream_seq == 9
+    copy.close()
+    ledger = Ledger(tmp_path / "writer", tenant="t1", codes=dev_codes("t1"))
+    ChangeCapture(ledger.env)
+    ledger.close()
+    copy = ReplicaLedger(tmp_path / "writer", "t1")
+    assert copy.applied().epoch == 0
+    copy.close()

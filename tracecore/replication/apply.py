@@ -16,10 +16,15 @@ from pathlib import Path
 from tracecore.errors import FailedPrecondition
 from tracecore.ledger.env import Env, Txn
 from tracecore.ledger.store import DATABASES, DUPSORT
-from tracecore.replication.capture import OUTBOX, STATE, read_writer_state
+from tracecore.replication.capture import APPLIED as _APPLIED  # epoch, commit, stream seq, ms
+from tracecore.replication.capture import (
+    OUTBOX,
+    STATE,
+    published_position,
+    read_writer_state,
+)
 from tracecore.replication.changes import DELETE, PUT, Change
 
-_APPLIED = b"applied"  # epoch, commit sequence, stream sequence, that commit's time (ms)
 _APPLIED_AT = struct.Struct(">QQQQ")
 
 
@@ -54,11 +59,13 @@ class ReplicaLedger:
         with self.env.read() as txn:
             return self._applied(txn)
 
-    def writer_epoch(self) -> int:
-        """The epoch of the writer's position the copy holds: a snapshot's, or that of a
-        writer's own ledger."""
+    def published(self) -> Applied | None:
+        """A writer's own ledger (fenced by a promotion) as a copy: the position its stream
+        took it to, from which it follows on; None when it may hold a commit the stream never
+        took, and must be replaced by a snapshot."""
         with self.env.read() as txn:
-            return read_writer_state(txn, self._state)[0]
+            position = published_position(txn, self._state)
+        return None if position is None else Applied(*position, 0)
 
     def start_from_snapshot(self, stream_seq: int) -> Applied:
         """Marks a freshly restored snapshot as the starting point: the writer's position it

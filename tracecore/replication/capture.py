@@ -33,6 +33,9 @@ OUTBOX = "replication_outbox"  # commit sequence -> encoded Change, until publis
 STATE = "replication_state"    # the writer's and the replica's positions (see below)
 _WRITER = b"writer"            # epoch, last commit sequence, LMDB transaction id of the last write
 _PUBLISHED = b"published"      # last commit sequence the stream acknowledged, its stream sequence
+#: A replica's position in its copy (``tracecore.replication.apply``): dropped when a writer
+#: attaches, the copy being a writer's ledger from then on.
+APPLIED = b"applied"
 _STATE = struct.Struct(">QQQ")
 _PUBLISHED_AT = struct.Struct(">QQ")
 
@@ -62,6 +65,7 @@ class ChangeCapture:
         self._lock = threading.Lock()
         with env.read() as txn:
             epoch, seq, txnid = self._writer_state(txn)
+            was_copy = txn.get(APPLIED, db=self._state) is not None
         last = int(env.info()["last_txnid"])
         self._epoch, self._seq = epoch, seq
         self._started_epoch = txnid != last or epoch == 0
@@ -71,8 +75,8 @@ class ChangeCapture:
             self._epoch = epoch + 1
         self._pending = seq
         env.capture = self
-        if self._started_epoch:
-            env.write(lambda txn: None)  # stores the new epoch
+        if self._started_epoch or was_copy:
+            env.write(self._forget_copy)  # stores the new epoch
 
     # -- what Env calls --------------------------------------------------------------------------
 
@@ -165,6 +169,10 @@ class ChangeCapture:
             self.env.capture = None
 
     # -- helpers -------------------------------------------------------------------------------
+
+    def _forget_copy(self, txn: Txn) -> None:
+        raw = txn.raw if isinstance(txn, _Recorder) else txn
+        raw.delete(APPLIED, db=self._state)
 
     def _writer_state(self, txn: Txn) -> tuple[int, int, int]:
         data = txn.get(_WRITER, db=self._state)
@@ -291,6 +299,22 @@ class _RecordingCursor:
         if old is not None and self._name is not None:
             self._ops.append((DELETE, self._name, bytes(key), b""))
         return old
+
+
+def published_position(txn: Txn, state: Database) -> tuple[int, int, int] | None:
+    """(epoch, last commit, stream sequence of its last part) of a writer's ledger that holds
+    nothing but what its stream acknowledged: the last write was captured (none was made
+    after its capture ended) and the last commit captured was published. None when it may
+    hold a commit the stream never took (refused after a fence, or made uncaptured)."""
+    data = txn.get(_WRITER, db=state)
+    published = txn.get(_PUBLISHED, db=state)
+    if data is None or published is None:
+        return None
+    epoch, seq, txnid = _STATE.unpack(bytes(data))
+    done, stream_seq = _PUBLISHED_AT.unpack(bytes(published))
+    if txnid != txn.id() or done != seq or not stream_seq:
+        return None
+    return epoch, seq, stream_seq
 
 
 def read_writer_state(txn: Txn, state: Database) -> tuple[int, int]:
