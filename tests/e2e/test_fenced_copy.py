@@ -22,7 +22,7 @@ from pharmatrace.v1 import verification_pb2 as vpb
 from tests.e2e.conftest import pharmatrace_command
 from tests.e2e.nats_server import NatsServer
 from tests.e2e.test_move import _refusal, _writer_issue
-from tests.e2e.test_replica import _converged, _start_replica
+from tests.e2e.test_replica import _converged, _promote, _start_replica
 from tests.e2e.test_replication_stream import GTIN, TENANT, _newest_commit, _write
 
 pytestmark = pytest.mark.timeout(240)
@@ -143,11 +143,7 @@ def test_a_write_the_stream_refused_leaves_no_trace_on_the_fenced_writer(
         _converged(replica_data, _newest_commit(nats_server.url))
         before = _answers(node_b, issued)
         link.cut()
-        promoted = subprocess.run(
-            [*pharmatrace_command(), "tenant", "promote", TENANT, "--node", "node-b",
-             "--nats", nats_server.url, "--replica-data", str(replica_data)],
-            capture_output=True, text=True, timeout=120)
-        assert promoted.returncode == 0, promoted.stderr
+        _promote(nats_server.url, replica_data)
         with pytest.raises(grpc.RpcError) as unanswered:
             _commission(node_a.issue_addr, issued[:1], timeout=3)
         assert unanswered.value.code() in (grpc.StatusCode.DEADLINE_EXCEEDED,

@@ -4,7 +4,6 @@ acknowledged unless its new writer holds it."""
 
 from __future__ import annotations
 
-import subprocess
 import time
 from pathlib import Path
 
@@ -16,10 +15,10 @@ from pharmatrace.v1 import common_pb2 as cpb
 from pharmatrace.v1 import lifecycle_pb2 as lpb
 from pharmatrace.v1 import verification_pb2 as vpb
 
-from tests.e2e.conftest import Server, pharmatrace_command
+from tests.e2e.conftest import Server
 from tests.e2e.nats_server import NatsServer
 from tests.e2e.test_move import Load, _move_to_node_b, _refusal
-from tests.e2e.test_replica import _converged, _start_replica, _verdicts
+from tests.e2e.test_replica import _converged, _promote, _start_replica, _verdicts
 from tests.e2e.test_replication_stream import GTIN, TENANT, _changes, _newest_commit, _write
 from tracecore.keys import KeySource
 from tracecore.ledger.code_keys import CodeKeys
@@ -133,11 +132,7 @@ def test_promoting_a_tenant_away_under_load_stops_only_its_writes(
         _converged(replica_data, _newest_commit(nats_server.url))
         moved.wait_acked_after(0)
         other.wait_acked_after(0)
-        promoted = subprocess.run(
-            [*pharmatrace_command(), "tenant", "promote", TENANT, "--node", "node-b",
-             "--nats", nats_server.url, "--replica-data", str(replica_data)],
-            capture_output=True, text=True, timeout=120)
-        assert promoted.returncode == 0, promoted.stderr
+        _promote(nats_server.url, replica_data)
         assert _refusal(node_a.issue_addr) == grpc.StatusCode.FAILED_PRECONDITION
         other.wait_acked_after(time.monotonic())
         moved.stop()

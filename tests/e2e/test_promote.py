@@ -25,7 +25,7 @@ from replica_svc.directory import bucket
 from tests.e2e.conftest import pharmatrace_command
 from tests.e2e.nats_server import NatsServer
 from tests.e2e.test_move import _writer_issue
-from tests.e2e.test_replica import _converged, _start_replica, _verdicts
+from tests.e2e.test_replica import _converged, _promote, _start_replica, _verdicts
 from tests.e2e.test_replication_stream import GTIN, TENANT, _holding, _newest_commit, _write
 
 pytestmark = pytest.mark.timeout(240)
@@ -45,12 +45,7 @@ def test_promoting_a_replica_fences_the_old_writer(
     process, ports = _start_replica(nats_server.url, replica_data)
     try:
         _converged(replica_data, _newest_commit(nats_server.url))
-        promoted = subprocess.run(
-            [*pharmatrace_command(), "tenant", "promote", TENANT, "--node", "node-b",
-             "--nats", nats_server.url, "--replica-data", str(replica_data)],
-            capture_output=True, text=True, timeout=120)
-        assert promoted.returncode == 0, promoted.stderr
-        result = json.loads(promoted.stdout)
+        result = json.loads(_promote(nats_server.url, replica_data))
         assert result["term"] == 1 and result["node"] == "node-b"
         with pytest.raises(grpc.RpcError) as refused:
             _write(writer.issue_addr, "L2", 50)
@@ -78,11 +73,7 @@ def test_the_promoted_node_writes_and_the_old_writer_restarted_refuses(
     try:
         _converged(replica_data, _newest_commit(nats_server.url))
         old.kill()
-        promoted = subprocess.run(
-            [*pharmatrace_command(), "tenant", "promote", TENANT, "--node", "node-b",
-             "--nats", nats_server.url, "--replica-data", str(replica_data)],
-            capture_output=True, text=True, timeout=120)
-        assert promoted.returncode == 0, promoted.stderr
+        _promote(nats_server.url, replica_data)
     finally:
         process.terminate()
         process.wait(30)
@@ -171,11 +162,7 @@ def _promoted_node_b(url: str, tmp_path: Path, old_issue: str, code: str,
                                     extra=["--write-when-promoted", "--issue-port", "0"])
     try:
         _converged(replica_data, _newest_commit(url))
-        promoted = subprocess.run(
-            [*pharmatrace_command(), "tenant", "promote", TENANT, "--node", "node-b",
-             "--nats", url, "--replica-data", str(replica_data)],
-            capture_output=True, text=True, timeout=120)
-        assert promoted.returncode == 0, promoted.stderr
+        _promote(url, replica_data)
         deadline = time.monotonic() + 60
         while (new := _writer_issue(url, code)) in ("", old_issue):
             assert time.monotonic() < deadline, "node-b never announced itself writer"

@@ -51,6 +51,16 @@ def _start_replica(url: str, data: Path, extra: list[str] | None = None
     return process, json.loads(ready.read_text())
 
 
+def _promote(url: str, data: Path, node: str = "node-b") -> str:
+    """`tenant promote` of the tenant to the replica on ``data``, named ``node``: what it
+    printed, once it succeeded."""
+    promoted = subprocess.run(
+        [*pharmatrace_command(), "tenant", "promote", TENANT, "--node", node, "--nats", url,
+         "--replica-data", str(data)], capture_output=True, text=True, timeout=120)
+    assert promoted.returncode == 0, promoted.stderr
+    return promoted.stdout
+
+
 def _status(data: Path) -> str:
     return subprocess.run([*pharmatrace_command(), "replica", "status", "--data", str(data)],
                           capture_output=True, text=True, timeout=60, check=True).stdout

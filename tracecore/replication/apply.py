@@ -16,8 +16,8 @@ from pathlib import Path
 from tracecore.errors import FailedPrecondition
 from tracecore.ledger.env import Env, Txn
 from tracecore.ledger.store import DATABASES, DUPSORT
-from tracecore.replication.capture import APPLIED as _APPLIED  # epoch, commit, stream seq, ms
 from tracecore.replication.capture import (
+    APPLIED,
     OUTBOX,
     STATE,
     published_position,
@@ -25,7 +25,7 @@ from tracecore.replication.capture import (
 )
 from tracecore.replication.changes import DELETE, PUT, Change
 
-_APPLIED_AT = struct.Struct(">QQQQ")
+_APPLIED_AT = struct.Struct(">QQQQ")  # epoch, commit sequence, stream sequence, its time (ms)
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ class ReplicaLedger:
             epoch, seq = read_writer_state(txn, self._state)
             txn.drop(self._outbox, delete=False)
             applied = Applied(epoch, seq, stream_seq, 0)
-            txn.put(_APPLIED, _APPLIED_AT.pack(epoch, seq, stream_seq, 0), db=self._state)
+            txn.put(APPLIED, _APPLIED_AT.pack(epoch, seq, stream_seq, 0), db=self._state)
             return applied
 
         return self.env.write(fn)
@@ -107,7 +107,7 @@ class ReplicaLedger:
                         txn.delete(key, value, db=db)
                 seq, at = change.seq, change.committed_at_ms
             applied = Applied(epoch, seq, max(stream_seq, now.stream_seq), at)
-            txn.put(_APPLIED, _APPLIED_AT.pack(applied.epoch, applied.commit_seq,
+            txn.put(APPLIED, _APPLIED_AT.pack(applied.epoch, applied.commit_seq,
                                                applied.stream_seq, applied.committed_at_ms),
                     db=self._state)
             return applied
@@ -115,7 +115,7 @@ class ReplicaLedger:
         return self.env.write(fn)
 
     def _applied(self, txn: Txn) -> Applied:
-        data = txn.get(_APPLIED, db=self._state)
+        data = txn.get(APPLIED, db=self._state)
         if data is None:
             return Applied(0, 0, 0, 0)
         return Applied(*_APPLIED_AT.unpack(bytes(data)))
