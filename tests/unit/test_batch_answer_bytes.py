@@ -1,8 +1,8 @@
-"""VerifyBatch's answer written in C (tracecore._speedups._wire through
-``verify_svc.verification.batch_answer_bytes``) is, byte for byte, protobuf's encoding of the
-message the Python path builds (``batch_answer``), for any answer: every value range of every
-column, empty columns, summaries and sparse rows in any text. A value protobuf refuses is
-refused alike."""
+"""VerifyBatch's and Verify's answers written in C (tracecore._speedups._wire through
+``verify_svc.verification.batch_answer_bytes`` and ``single_answer_bytes``) are, byte for
+byte, protobuf's encoding of the message the Python path builds (``batch_answer``,
+``single_answer``), for any answer: every value range of every column, empty columns,
+summaries and sparse rows in any text. A value protobuf refuses is refused alike."""
 
 from __future__ import annotations
 
@@ -16,7 +16,14 @@ from pharmatrace.v1 import verification_pb2 as pb
 
 from tracecore.answers import Answers, Verdict, append_row
 from tracecore.status import Status
-from verify_svc.verification import _wire, batch_answer, batch_answer_bytes
+from verify_svc.verification import (
+    _Summaries,
+    _wire,
+    batch_answer,
+    batch_answer_bytes,
+    single_answer,
+    single_answer_bytes,
+)
 
 pytestmark = pytest.mark.skipif(_wire is None, reason="the compiled extension is not built or "
                                 "PHARMATRACE_PURE is set: the answer is the reference's")
@@ -31,8 +38,8 @@ TEXT = st.text(max_size=30)
 
 
 @st.composite
-def _answers(draw: st.DrawFn) -> Answers:
-    rows = draw(st.integers(0, 40))
+def _answers(draw: st.DrawFn, min_rows: int = 0) -> Answers:
+    rows = draw(st.integers(min_rows, 40))
 
     def column(values: st.SearchStrategy[int]) -> list[int]:
         return draw(st.lists(values, min_size=rows, max_size=rows))
@@ -118,3 +125,53 @@ def test_a_value_protobuf_refuses_is_refused_alike(column: str, value: object) -
     reference = _outcome(lambda a: batch_answer(a).SerializeToString(), out)
     assert isinstance(reference, tuple)
     assert _outcome(batch_answer_bytes, out) == reference
+
+
+@settings(max_examples=300, deadline=None)
+@given(_answers(min_rows=1), INT32, TEXT, TEXT)
+def test_the_written_single_answer_is_the_reference_message(answers: Answers, level: int,
+                                                           reason: str, replaced_by: str
+                                                           ) -> None:
+    # Row 0 is the answer; its product and batch indexes point into the tables or nowhere.
+    answers.levels[:] = [level]
+    answers.reasons[:] = [reason]
+    answers.product_indexes[0] = min(answers.product_indexes[0], len(answers.products) - 1)
+    answers.batch_indexes[0] = min(answers.batch_indexes[0], len(answers.batches) - 1)
+    summaries = _Summaries()
+    reference = single_answer(answers, replaced_by)
+    for _ in range(2):  # the second time, with the summaries kept from the first
+        written = single_answer_bytes(answers, replaced_by, summaries)
+        assert written == reference.SerializeToString()
+        assert pb.VerifyResponse.FromString(written) == reference
+
+
+def test_a_genuine_single_answer_reads_back_with_its_summaries() -> None:
+    out = Answers()
+    append_row(out, Verdict.GENUINE, "(01)09501101530003(21)ABC", "")
+    out.statuses[0] = Status.DISPENSED
+    out.scan_counts[0] = 2
+    out.products.append(cpb.Product(gtin="09501101530003", name="阿莫西林胶囊", pack_size=24))
+    out.batches.append(cpb.Batch(lot="L1", expires_on="2030-12-31"))
+    out.product_indexes[0] = 0
+    out.batch_indexes[0] = 0
+    answer = pb.VerifyResponse.FromString(single_answer_bytes(out, "", _Summaries()))
+    assert answer.verdict == pb.VERDICT_GENUINE
+    assert answer.status == cpb.CODE_STATUS_DISPENSED
+    assert answer.code == "(01)09501101530003(21)ABC"
+    assert answer.product.name == "阿莫西林胶囊"
+    assert answer.batch.expires_on == "2030-12-31"
+    assert answer.scan_count == 2
+
+
+@pytest.mark.parametrize(("column", "value"), [
+    ("verdicts", 2**31), ("statuses", -2**31 - 1), ("scan_counts", -1), ("scan_counts", 2**64),
+    ("first_verified_ms", 2**63), ("levels", 2**31), ("scan_counts", True),
+    ("first_verified_ms", 1.0), ("levels", 1.5),
+])
+def test_a_single_value_protobuf_refuses_is_refused_alike(column: str, value: object) -> None:
+    out = Answers()
+    append_row(out, Verdict.GENUINE, "", "")
+    getattr(out, column)[0] = value
+    reference = _outcome(lambda a: single_answer(a, "").SerializeToString(), out)
+    assert isinstance(reference, tuple)
+    assert _outcome(lambda a: single_answer_bytes(a, "", _Summaries()), out) == reference

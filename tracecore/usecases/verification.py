@@ -60,10 +60,15 @@ class Verified:
     """For a voided code whose damaged label was replaced: the code that replaced it."""
 
 
+_UNSTATED = ScanContext()
+
+
 def scan_context(scan: Scan, caller: Principal | None = None) -> ScanContext:
     """The checked scan context; INVALID_ARGUMENT naming a bad field. An anonymous (public)
     caller may name any party or place: trusted, it would plant diversion alerts against a
     real party, so only its purpose is kept."""
+    if not (scan.party_id or scan.region or scan.purpose):
+        return _UNSTATED  # most scans, a consumer's all
     if len(scan.party_id) > MAX_PARTY_ID:
         raise InvalidArgument(f"at most {MAX_PARTY_ID} characters", field="context.party_id")
     region = regions.parse_region(scan.region, field="context.region") if scan.region else ""
