@@ -97,17 +97,21 @@ class TenantReplica:
         return self._root / TENANTS / self.tenant
 
     async def run(self) -> None:
+        """Follows the stream until cancelled; every failure, starting over from a snapshot
+        included, is logged and tried again."""
+        start_over = False
         while True:
             try:
-                if self._ledger is None:
-                    await self._bootstrap(replace=False)
+                if self._ledger is None or start_over:
+                    await self._bootstrap(replace=start_over)
+                    start_over = False
                 await self._follow()
             except asyncio.CancelledError:
                 raise
             except Gap as exc:
                 log.warning("tenant %s: %s; starting over from the latest snapshot",
                             self.tenant, exc.message)
-                await self._bootstrap(replace=True)
+                start_over = True
             except Stalled as exc:
                 log.warning("tenant %s: %s; subscribing again", self.tenant, exc)
             except Exception as exc:
