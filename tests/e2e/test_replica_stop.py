@@ -19,7 +19,6 @@ from replica_svc import snapshots
 from replica_svc.streams import EPOCH, PART, PARTS, SEALED, SEQ, stream_name, subject
 from tests.e2e.conftest import pharmatrace_command
 from tests.e2e.nats_server import NatsServer
-from tests.e2e.processes import stop
 from tests.e2e.test_move import _writer_issue
 from tests.e2e.test_replica import _converged, _promote, _start_replica
 from tests.e2e.test_replication_stream import (
@@ -30,6 +29,7 @@ from tests.e2e.test_replication_stream import (
     _newest_commit,
     _write,
 )
+from tests.processes import stop
 from tracecore.replication.changes import Change
 from tracecore.replication.sealing import part_context
 

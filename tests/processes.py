@@ -15,23 +15,25 @@ STOP_TIMEOUT_S = 30.0
 
 def stop(process: subprocess.Popen[bytes], name: str, timeout_s: float = STOP_TIMEOUT_S) -> int:
     """SIGTERM to ``process`` alone, as a service manager stops it: its exit code once it has
-    exited. One still running after ``timeout_s`` is killed (SIGKILL to its process group when it
-    leads one, so with everything it started) and the test fails naming ``name``."""
+    exited, and anything it started left behind killed. One still running after ``timeout_s``
+    is killed with everything it started, and the test fails naming ``name``."""
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
     try:
-        return process.wait(timeout_s)
+        status = process.wait(timeout_s)
     except subprocess.TimeoutExpired:
         kill(process)
         pytest.fail(f"{name} (pid {process.pid}) was still running {timeout_s:.0f} s after "
                     "SIGTERM; killed", pytrace=False)
+    kill(process)
+    return status
 
 
 def kill(process: subprocess.Popen[bytes]) -> None:
     """SIGKILL to ``process`` and, when it leads a process group (started with
     ``start_new_session``), to everything in it, as a power cut would leave things; returns
     once it has exited."""
-    with contextlib.suppress(ProcessLookupError):  # gone, or not leading a group of its own
+    with contextlib.suppress(ProcessLookupError):  # all gone, or not leading a group of its own
         os.killpg(process.pid, signal.SIGKILL)
     if process.poll() is None:
         process.kill()
