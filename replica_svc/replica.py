@@ -45,6 +45,7 @@ from tracecore.ledger.tenants import KEYRING, LEDGER, OFFLINE, TENANTS
 from tracecore.replication.apply import Applied, Gap, ReplicaLedger
 from tracecore.replication.changes import Assembler, Change
 from tracecore.replication.sealing import Sealing, part_context
+from tracerpc.tasks import cancel_and_wait
 
 log = logging.getLogger("pharmatrace.replica")
 
@@ -345,12 +346,7 @@ class Replica:
         applied, when nothing is left to apply."""
         names = list(self.tenants) if tenants is None else [t for t in tenants
                                                             if t in self.tenants]
-        tasks = [self._following.pop(t) for t in names if t in self._following]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*[self._following.pop(t) for t in names if t in self._following])
         for name in names:
             self.tenants.pop(name).close()
 
@@ -388,11 +384,7 @@ class Replica:
             await asyncio.sleep(0.5)
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*self._tasks)
         tenants, verify, front_door = self._announced
         if tenants:
             await directory.withdraw(self._nc.jetstream(), tenants, front_door=front_door,
