@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import datetime as dt
 import hashlib
 import hmac
@@ -29,6 +28,7 @@ from tracecore.ledger.epcis_rest import EpcisStore, EpcisStores, has_store
 from tracecore.ledger.tenants import TENANTS
 from tracecore.usecases import epcis_capture, epcis_feed, lifecycle
 from tracecore.usecases.writeside import WriteSide
+from tracerpc.tasks import cancel_and_wait
 
 log = logging.getLogger("pharmatrace.epcis")
 
@@ -100,9 +100,7 @@ class EpcisRunner:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
         if self._client is not None:
             await self._client.aclose()
         self.stores.close()

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tracerpc.tasks import cancel_and_wait
+
 log = logging.getLogger("pharmatrace.replica")
 
 #: How often read-your-writes notes follow what the new writer has published.
@@ -27,10 +29,7 @@ class ReplicaWriter:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def stop(self, grace_s: float) -> None:
-        for task in self.tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*self.tasks)
         if self.codegen is not None:
             await self.codegen.quiesce(grace_s)
         if self.replication is not None:

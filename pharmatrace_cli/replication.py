@@ -202,6 +202,9 @@ async def _tenants(url: str, wanted: str) -> list[str]:
 
 
 async def _run(args: argparse.Namespace, data: Path) -> None:
+    """Serves until SIGTERM or SIGINT. What has started is stopped, last started first, even
+    when starting or stopping a part fails: a verification worker left running would keep
+    the process from exiting."""
     from prometheus_client import CollectorRegistry, multiprocess, start_http_server
 
     from pharmatrace_cli.serve import front_door_url
@@ -209,46 +212,46 @@ async def _run(args: argparse.Namespace, data: Path) -> None:
     from tracecore.replication.sealing import Sealing
     from verify_svc.workers import WorkerConfig, WorkerPool, key_source
 
-    sealing = await asyncio.to_thread(Sealing.of, key_source(args.dev))
-    replica = await Replica.start(args.nats, data, await _tenants(args.nats, args.tenants),
-                                  sealing)
-    pool = WorkerPool(WorkerConfig(data, args.host, args.verify_port, args.dev, None,
-                                   authenticate=not args.dev,
-                                   http_port=args.http_port if args.http_port >= 0 else None,
-                                   public_base_url=args.public_base_url,
-                                   read_your_writes=True, nats=args.nats),
-                      args.workers or os.cpu_count() or 1)
-    verify_port = await asyncio.to_thread(pool.start)
-    front_door = front_door_url(args.public_base_url, args.host, pool.http_port, False)
-    await replica.announce(f"{args.host}:{verify_port}", front_door)
-    registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-    registry.register(_LagCollector(replica))
-    metrics_server, _ = start_http_server(args.metrics_port, addr=args.host, registry=registry)
-    if args.ready_file:
-        ready = Path(args.ready_file)
-        tmp = ready.with_suffix(".tmp")
-        ports = {"verify": verify_port, "metrics": metrics_server.server_port,
-                 "pid": os.getpid()}
-        if pool.http_port is not None:
-            ports["http"] = pool.http_port
-        tmp.write_text(json.dumps(ports))
-        tmp.replace(ready)
-    log.info("replica ready: verification %s:%d, metrics :%d, HTTP front door :%s, tenants %s",
-             args.host, verify_port, metrics_server.server_port, pool.http_port or "off",
-             ", ".join(replica.tenants))
-    writer = None
-    if args.write_when_promoted:
-        from pharmatrace_cli import replica_writer
+    async with contextlib.AsyncExitStack() as started:
+        sealing = await asyncio.to_thread(Sealing.of, key_source(args.dev))
+        replica = await Replica.start(args.nats, data, await _tenants(args.nats, args.tenants),
+                                      sealing)
+        started.push_async_callback(replica.stop)
+        pool = WorkerPool(WorkerConfig(data, args.host, args.verify_port, args.dev, None,
+                                       authenticate=not args.dev,
+                                       http_port=args.http_port if args.http_port >= 0 else None,
+                                       public_base_url=args.public_base_url,
+                                       read_your_writes=True, nats=args.nats),
+                          args.workers or os.cpu_count() or 1)
+        started.push_async_callback(asyncio.to_thread, pool.stop, 5.0)
+        verify_port = await asyncio.to_thread(pool.start)
+        front_door = front_door_url(args.public_base_url, args.host, pool.http_port, False)
+        await replica.announce(f"{args.host}:{verify_port}", front_door)
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        registry.register(_LagCollector(replica))
+        metrics_server, _ = start_http_server(args.metrics_port, addr=args.host,
+                                              registry=registry)
+        started.callback(metrics_server.shutdown)
+        if args.ready_file:
+            ready = Path(args.ready_file)
+            tmp = ready.with_suffix(".tmp")
+            ports = {"verify": verify_port, "metrics": metrics_server.server_port,
+                     "pid": os.getpid()}
+            if pool.http_port is not None:
+                ports["http"] = pool.http_port
+            tmp.write_text(json.dumps(ports))
+            tmp.replace(ready)
+        log.info("replica ready: verification %s:%d, metrics :%d, HTTP front door :%s, "
+                 "tenants %s", args.host, verify_port, metrics_server.server_port,
+                 pool.http_port or "off", ", ".join(replica.tenants))
+        if args.write_when_promoted:
+            from pharmatrace_cli import replica_writer
 
-        writer = replica_writer.start(args, data, replica, f"{args.host}:{verify_port}",
-                                      front_door)
-    await until_signalled(lambda: asyncio.to_thread(pool.respawn_dead))
-    if writer is not None:
-        await writer.stop(5.0)
-    await asyncio.to_thread(pool.stop, 5.0)
-    await replica.stop()
-    metrics_server.shutdown()
+            writer = replica_writer.start(args, data, replica, f"{args.host}:{verify_port}",
+                                          front_door)
+            started.push_async_callback(writer.stop, 5.0)
+        await until_signalled(lambda: asyncio.to_thread(pool.respawn_dead))
 
 
 class _LagCollector:

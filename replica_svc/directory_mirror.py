@@ -20,6 +20,7 @@ from nats.js.kv import KV_DEL, KV_PURGE
 
 from replica_svc.directory import bucket, live
 from replica_svc.streams import long_lived, servers
+from tracerpc.tasks import cancel_and_wait
 
 log = logging.getLogger("pharmatrace.directory")
 
@@ -114,9 +115,7 @@ class DirectoryMirror:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
         if self._nc is not None:
             with contextlib.suppress(Exception):
                 await self._nc.close()

@@ -9,7 +9,6 @@ message, so a crash after publishing and before moving the cursor sends nothing 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import os
@@ -47,6 +46,7 @@ from tracecore.ledger.tenants import DataDir, Tenant
 from tracecore.replication.capture import ChangeCapture
 from tracecore.replication.changes import PUT, Change, iter_parts
 from tracecore.replication.sealing import Sealing, part_context
+from tracerpc.tasks import cancel_and_wait
 
 log = logging.getLogger("pharmatrace.replication")
 
@@ -329,10 +329,7 @@ class Replication:
             if current is not None:
                 if current.capture.env is env:
                     continue
-                task = self._by_tenant.pop(name)
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await cancel_and_wait(self._by_tenant.pop(name))
             capture = env.capture if isinstance(env.capture, ChangeCapture) else None
             if capture is None:
                 capture = await asyncio.to_thread(ChangeCapture, env, _dupsort())
@@ -456,12 +453,7 @@ class Replication:
         if self._front_door:
             await directory.withdraw(self._js, list(self.publishers),
                                      front_door=self._front_door)
-        tasks = [*self._tasks, *self._by_tenant.values()]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*self._tasks, *self._by_tenant.values())
         for publisher in self.publishers.values():
             publisher.capture.detach()
         if self.followers is not None:

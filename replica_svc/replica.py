@@ -45,6 +45,7 @@ from tracecore.ledger.tenants import KEYRING, LEDGER, OFFLINE, TENANTS
 from tracecore.replication.apply import Applied, Gap, ReplicaLedger
 from tracecore.replication.changes import Assembler, Change
 from tracecore.replication.sealing import Sealing, part_context
+from tracerpc.tasks import cancel_and_wait
 
 log = logging.getLogger("pharmatrace.replica")
 
@@ -97,17 +98,21 @@ class TenantReplica:
         return self._root / TENANTS / self.tenant
 
     async def run(self) -> None:
+        """Follows the stream until cancelled; every failure, starting over from a snapshot
+        included, is logged and tried again."""
+        start_over = False
         while True:
             try:
-                if self._ledger is None:
-                    await self._bootstrap(replace=False)
+                if self._ledger is None or start_over:
+                    await self._bootstrap(replace=start_over)
+                    start_over = False
                 await self._follow()
             except asyncio.CancelledError:
                 raise
             except Gap as exc:
                 log.warning("tenant %s: %s; starting over from the latest snapshot",
                             self.tenant, exc.message)
-                await self._bootstrap(replace=True)
+                start_over = True
             except Stalled as exc:
                 log.warning("tenant %s: %s; subscribing again", self.tenant, exc)
             except Exception as exc:
@@ -341,12 +346,7 @@ class Replica:
         applied, when nothing is left to apply."""
         names = list(self.tenants) if tenants is None else [t for t in tenants
                                                             if t in self.tenants]
-        tasks = [self._following.pop(t) for t in names if t in self._following]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*[self._following.pop(t) for t in names if t in self._following])
         for name in names:
             self.tenants.pop(name).close()
 
@@ -384,11 +384,7 @@ class Replica:
             await asyncio.sleep(0.5)
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*self._tasks)
         tenants, verify, front_door = self._announced
         if tenants:
             await directory.withdraw(self._nc.jetstream(), tenants, front_door=front_door,

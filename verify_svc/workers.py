@@ -27,6 +27,7 @@ from tracerpc import server as rpc_server
 from tracerpc.authz import Authorizer
 from tracerpc.logs import configure_logging
 from tracerpc.metrics import Metrics
+from tracerpc.tasks import cancel_and_wait
 from verify_svc.printing import PrintJobsServicer
 from verify_svc.trace import TraceServicer
 from verify_svc.verification import SERVICE, VerificationServicer, Verifiers, add_to_server
@@ -151,9 +152,7 @@ async def serve_worker(config: WorkerConfig, ready: multiprocessing.connection.C
     if http_server is not None:
         await http_server.stop(config.grace_s)
     await running.stop(config.grace_s)
-    flusher.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await flusher
+    await cancel_and_wait(flusher)
     if http is not None:
         http.close()
     if mirror is not None:

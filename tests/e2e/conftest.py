@@ -10,7 +10,6 @@ import json
 import os
 import pty
 import select
-import signal
 import subprocess
 import sys
 import time
@@ -21,9 +20,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.processes import kill, stop
+
 #: Generous bounds for a slow CI machine; a healthy run takes a fraction of them.
 START_TIMEOUT_S = 60.0
-STOP_TIMEOUT_S = 30.0
 CLI_TIMEOUT_S = 120.0
 
 
@@ -90,15 +90,12 @@ class Server:
 
     def kill(self) -> None:
         """SIGKILL to the whole process group, as a power cut would leave things."""
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(STOP_TIMEOUT_S)
-        _kill_group(self.process.pid)
+        kill(self.process)
 
     def terminate(self) -> int:
-        """SIGTERM to the serve process alone, as a service manager stops it; its exit code."""
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(STOP_TIMEOUT_S)
+        """SIGTERM to the serve process alone, as a service manager stops it; its exit code
+        (the test fails, the process killed, when it does not exit)."""
+        return stop(self.process, f"pharmatrace serve on {self.data}")
 
     def group_alive(self) -> bool:
         """Whether any process the server started (itself, workers, helpers) is still there."""
@@ -115,13 +112,6 @@ def group_alive(pgid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
-
-
-def _kill_group(pgid: int) -> None:
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        return
 
 
 def start_server(data: Path, *, workers: int = 2, extra: Sequence[str] = ()) -> Server:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.processes import stop
+
 BINARY = shutil.which("nats-server") or "/usr/sbin/nats-server"
 
 
@@ -43,9 +45,8 @@ class NatsServer:
                 time.sleep(0.05)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(20)
+        if self.process is not None:
+            stop(self.process, "nats-server")
 
 
 def _free_port() -> int:

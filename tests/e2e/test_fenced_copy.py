@@ -24,6 +24,7 @@ from tests.e2e.nats_server import NatsServer
 from tests.e2e.test_move import _refusal, _writer_issue
 from tests.e2e.test_replica import _converged, _promote, _start_replica
 from tests.e2e.test_replication_stream import GTIN, TENANT, _newest_commit, _write
+from tests.processes import stop
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -168,5 +169,4 @@ def test_a_write_the_stream_refused_leaves_no_trace_on_the_fenced_writer(
         assert answers[1] != before[1] and answers[0] == before[0]
         assert {verdict for verdict, _ in answers[-5:]} == {vpb.VERDICT_GENUINE}
     finally:
-        process.terminate()
-        process.wait(30)
+        stop(process, "pharmatrace replica")

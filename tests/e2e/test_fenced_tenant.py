@@ -20,6 +20,7 @@ from tests.e2e.nats_server import NatsServer
 from tests.e2e.test_move import Load, _move_to_node_b, _refusal
 from tests.e2e.test_replica import _converged, _promote, _start_replica, _verdicts
 from tests.e2e.test_replication_stream import GTIN, TENANT, _changes, _newest_commit, _write
+from tests.processes import stop
 from tracecore.keys import KeySource
 from tracecore.ledger.code_keys import CodeKeys
 from tracecore.replication.changes import PUT
@@ -99,8 +100,7 @@ def test_a_tenant_moved_away_leaves_the_nodes_other_tenant_writable(
         _converged(replica_data, _newest_commit(nats_server.url))
         _move_to_node_b(nats_server.url, replica_data)
     finally:
-        process.terminate()
-        process.wait(30)
+        stop(process, "pharmatrace replica")
     assert _refusal(node_a.issue_addr) == grpc.StatusCode.FAILED_PRECONDITION
     moved = f"no longer writes tenant {TENANT}: node node-b was promoted"
     assert moved in _refused(lambda: _capture(node_a.issue_addr, TENANT, ["X1"], "L0"))
@@ -145,5 +145,4 @@ def test_promoting_a_tenant_away_under_load_stops_only_its_writes(
     finally:
         moved.stop()
         other.stop()
-        process.terminate()
-        process.wait(30)
+        stop(process, "pharmatrace replica")

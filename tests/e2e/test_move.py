@@ -21,6 +21,7 @@ from tests.e2e.nats_server import NatsServer
 from tests.e2e.netns_client import _issue
 from tests.e2e.test_replica import _converged, _start_replica, _verdicts
 from tests.e2e.test_replication_stream import GTIN, TENANT, _newest_commit, _write
+from tests.processes import stop
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -95,8 +96,7 @@ def test_moving_a_tenant_under_load_loses_no_acknowledged_write(
         load.wait_acked_after(0)
         result = _move_to_node_b(nats_server.url, replica_data)
     finally:
-        process.terminate()
-        process.wait(30)
+        stop(process, "pharmatrace replica")
     monkeypatch.setenv("PHARMATRACE_NODE", "node-b")
     new = servers.start(replica_data, extra=["--nats", nats_server.url, "--replicated-commit"])
     load.addr = new.issue_addr
@@ -179,5 +179,4 @@ def test_a_replica_that_writes_when_promoted_takes_a_move_without_a_restart(
         assert _refusal(old.issue_addr) == grpc.StatusCode.FAILED_PRECONDITION
     finally:
         load.stop()
-        process.terminate()
-        process.wait(30)
+        stop(process, "pharmatrace replica")

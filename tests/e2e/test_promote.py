@@ -27,6 +27,7 @@ from tests.e2e.nats_server import NatsServer
 from tests.e2e.test_move import _writer_issue
 from tests.e2e.test_replica import _converged, _promote, _start_replica, _verdicts
 from tests.e2e.test_replication_stream import GTIN, TENANT, _holding, _newest_commit, _write
+from tests.processes import stop
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -54,8 +55,7 @@ def test_promoting_a_replica_fences_the_old_writer(
         assert "no longer writes" in _refused_batch(writer.issue_addr, "L3")
         assert _verdicts(ports["verify"], acknowledged) == {vpb.VERDICT_GENUINE}
     finally:
-        process.terminate()
-        process.wait(30)
+        stop(process, "pharmatrace replica")
 
 
 def test_the_promoted_node_writes_and_the_old_writer_restarted_refuses(
@@ -75,8 +75,7 @@ def test_the_promoted_node_writes_and_the_old_writer_restarted_refuses(
         old.kill()
         _promote(nats_server.url, replica_data)
     finally:
-        process.terminate()
-        process.wait(30)
+        stop(process, "pharmatrace replica")
     monkeypatch.setenv("PHARMATRACE_NODE", "node-b")
     new = servers.start(replica_data, extra=["--nats", nats_server.url, "--replicated-commit"])
     later = _write(new.issue_addr, "L2", 100)
@@ -169,8 +168,7 @@ def _promoted_node_b(url: str, tmp_path: Path, old_issue: str, code: str,
             time.sleep(0.05)
         yield new, ports
     finally:
-        process.terminate()
-        process.wait(30)
+        stop(process, "pharmatrace replica")
 
 
 def _served_verdicts(verify_port: int, serials: list[str]) -> set[int]:

@@ -16,6 +16,7 @@ from pharmatrace.v1 import verification_pb2 as vpb
 from tests.e2e.nats_server import NatsServer
 from tests.e2e.test_replica import _converged, _start_replica
 from tests.e2e.test_replication_stream import GTIN, TENANT, _newest_commit, _write
+from tests.processes import stop
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -59,8 +60,7 @@ def test_a_read_naming_the_last_write_sees_it_on_the_replica(
         assert f"behind the {seq + 1000} asked for" in details
         assert "has applied tenant demo up to stream sequence" in details
     finally:
-        process.terminate()
-        process.wait(30)
+        stop(process, "pharmatrace replica")
 
 
 def test_a_sequence_asked_of_a_tenant_the_replica_does_not_follow_is_misdirected(
@@ -93,5 +93,4 @@ def test_a_sequence_asked_of_a_tenant_the_replica_does_not_follow_is_misdirected
         assert httpx.get(check, params={"code": code}, headers={"X-Min-Seq": f"{TENANT}=1"},
                          timeout=30).status_code == 200
     finally:
-        process.terminate()
-        process.wait(30)
+        stop(process, "pharmatrace replica")

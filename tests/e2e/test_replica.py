@@ -29,6 +29,7 @@ from tests.e2e.test_replication_stream import (
     _newest_commit,
     _write,
 )
+from tests.processes import stop
 from tracecore.errors import LedgerCorrupt
 
 pytestmark = pytest.mark.timeout(240)
@@ -118,8 +119,7 @@ def test_a_replica_converges_and_verifies_codes_issued_on_the_writer(
         assert route["writer"]["issue"] == writer.issue_addr
         assert route["replicas"] == [f"127.0.0.1:{ports['verify']}"]
     finally:
-        process.terminate()
-        process.wait(30)
+        stop(process, "pharmatrace replica")
 
 
 def test_codes_minted_under_a_rotated_key_verify_on_the_replica(
@@ -142,8 +142,7 @@ def test_codes_minted_under_a_rotated_key_verify_on_the_replica(
             assert time.monotonic() < deadline, "codes of the new key do not verify"
             time.sleep(0.2)
     finally:
-        process.terminate()
-        process.wait(30)
+        stop(process, "pharmatrace replica")
 
 
 def test_the_snapshot_in_the_store_is_sealed_and_names_its_own_position(

@@ -11,6 +11,7 @@ import pytest
 from tests.e2e.nats_server import NatsServer
 from tests.e2e.test_replica import _converged, _start_replica
 from tests.e2e.test_replication_stream import GTIN, _holding, _newest_commit, _write
+from tests.processes import stop
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -40,5 +41,4 @@ def test_a_replica_answers_the_check_page_resolver_and_lvms_for_codes_issued_on_
         assert "/check?code=" in resolved.headers["location"]
         assert lvms.status_code == 401 and "API token" in lvms.text
     finally:
-        process.terminate()
-        process.wait(30)
+        stop(process, "pharmatrace replica")

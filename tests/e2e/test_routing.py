@@ -25,6 +25,7 @@ from pharmatrace.v1 import issuance_pb2 as ipb
 from pharmatrace_cli.command import EXIT_ALERTS
 from tests.e2e.conftest import Servers, pharmatrace_command, run_cli
 from tests.e2e.nats_server import NatsServer
+from tests.processes import stop
 from tracecore import gs1
 
 pytestmark = pytest.mark.timeout(300)
@@ -100,8 +101,7 @@ def replicas(tmp_path: Path) -> Iterator[list[Replica]]:
     started: list[Replica] = []
     yield started
     for replica in started:
-        replica.process.terminate()
-        replica.process.wait(30)
+        stop(replica.process, "pharmatrace replica")
 
 
 def _start_replica(url: str, data: Path, tenant: str) -> Replica:
@@ -247,8 +247,7 @@ def test_a_replica_stopping_takes_its_front_door_out_of_the_directory(
         return listed
 
     before = doors()
-    of_acme.process.terminate()
-    of_acme.process.wait(30)
+    stop(of_acme.process, "pharmatrace replica")
     after = doors()
     assert of_acme.url in before and len(before) == 2
     assert of_acme.url not in after and after == [u for u in before if u != of_acme.url]
@@ -276,8 +275,7 @@ def test_a_replica_stopped_or_killed_leaves_the_replicas_readers_are_sent_to(
         return f"127.0.0.1:{replica.ports['verify']}"
 
     both = listed()
-    second.process.terminate()
-    second.process.wait(30)
+    stop(second.process, "pharmatrace replica")
     stopped = listed()
     assert {verify(first), verify(second)} <= set(both[0])
     assert {first.url, second.url} <= set(both[1])

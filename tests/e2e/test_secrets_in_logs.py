@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import secrets
-import signal
 import subprocess
 import time
 import urllib.request
@@ -30,7 +29,8 @@ from pharmatrace.v1 import lifecycle_pb2 as lpb
 from pharmatrace.v1 import trace_pb2 as tpb
 from pharmatrace.v1 import verification_pb2 as vpb
 
-from tests.e2e.conftest import CLI_TIMEOUT_S, START_TIMEOUT_S, STOP_TIMEOUT_S, pharmatrace_command
+from tests.e2e.conftest import CLI_TIMEOUT_S, START_TIMEOUT_S, pharmatrace_command
+from tests.processes import stop
 from tracecore.keys import KEY_FILE_ENV, PASSPHRASE_ENV, KeyRing, KeySource
 from tracerpc.certs import DevPki, client_credentials, init_dev_pki
 
@@ -127,13 +127,7 @@ def _serving(data: Path, pki: DevPki, passphrase: str, log: Path
             time.sleep(0.05)
         yield process, json.loads(ready.read_text())
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(STOP_TIMEOUT_S)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(STOP_TIMEOUT_S)
+        stop(process, "pharmatrace serve")
 
 
 def _run_scenario(client: _Client, scenario: Scenario, operator: str) -> None:

@@ -12,12 +12,10 @@ failure repeats; the failing request's method and a summary are in the assertion
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import os
 import random
 import re
-import signal
 import subprocess
 import time
 from collections import Counter
@@ -59,6 +57,7 @@ from tests.integration.fuzz_requests import (
     Known,
 )
 from tests.ledgers import dev_codes
+from tests.processes import stop
 from tracecore.clock import now_ms
 from tracecore.credentials import Role
 from tracecore.keys import KEY_FILE_ENV, KeyRing, KeySource, write_key_file
@@ -132,16 +131,6 @@ def _wait_ready(process: subprocess.Popen[bytes], ready: Path, log: Path) -> dic
     return ports
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(30)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait(30)
-
-
 @pytest.fixture(scope="module")
 def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     root = tmp_path_factory.mktemp("fuzz")
@@ -178,7 +167,7 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     finally:
         for channel in channels:
             channel.close()
-        _stop(process)
+        stop(process, "pharmatrace serve")
 
 
 def _call(channel: grpc.Channel, path: str, request: Message, token: str) -> Any:
