@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -19,9 +18,8 @@ from pharmatrace.v1 import lifecycle_pb2 as lpb
 from pharmatrace.v1 import lifecycle_pb2_grpc, verification_pb2_grpc
 from pharmatrace.v1 import verification_pb2 as vpb
 
-from tests.e2e.conftest import pharmatrace_command
 from tests.e2e.nats_server import NatsServer
-from tests.e2e.test_move import _refusal, _writer_issue
+from tests.e2e.test_move import _move, _refusal, _writer_issue
 from tests.e2e.test_replica import _converged, _promote, _start_replica
 from tests.e2e.test_replication_stream import GTIN, TENANT, _newest_commit, _write
 from tests.processes import stop
@@ -154,11 +152,7 @@ def test_a_write_the_stream_refused_leaves_no_trace_on_the_fenced_writer(
         assert _refusal(node_a.issue_addr) == grpc.StatusCode.FAILED_PRECONDITION
         assert _agreeing(node_a.verify_addr, node_b, issued) == before
 
-        moved = subprocess.run(
-            [*pharmatrace_command(), "tenant", "move", TENANT, "--to", "node-a", "--nats",
-             nats_server.url, "--replica-data", str(tmp_path / "writer")],
-            capture_output=True, text=True, timeout=120)
-        assert moved.returncode == 0, moved.stderr
+        _move(nats_server.url, tmp_path / "writer", "node-a")
         deadline = time.monotonic() + 60
         while _writer_issue(nats_server.url, _code(issued[0])) != node_a.issue_addr:
             assert time.monotonic() < deadline, "node-a never announced itself writer again"

@@ -17,7 +17,7 @@ from pharmatrace.v1 import verification_pb2 as vpb
 
 from tests.e2e.conftest import Server
 from tests.e2e.nats_server import NatsServer
-from tests.e2e.test_move import Load, _move_to_node_b, _refusal
+from tests.e2e.test_move import Load, _move, _refusal
 from tests.e2e.test_replica import _converged, _promote, _start_replica, _verdicts
 from tests.e2e.test_replication_stream import GTIN, TENANT, _changes, _newest_commit, _write
 from tests.processes import stop
@@ -98,7 +98,7 @@ def test_a_tenant_moved_away_leaves_the_nodes_other_tenant_writable(
     process, _ = _start_replica(nats_server.url, replica_data)
     try:
         _converged(replica_data, _newest_commit(nats_server.url))
-        _move_to_node_b(nats_server.url, replica_data)
+        _move(nats_server.url, replica_data)
     finally:
         stop(process, "pharmatrace replica")
     assert _refusal(node_a.issue_addr) == grpc.StatusCode.FAILED_PRECONDITION

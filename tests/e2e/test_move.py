@@ -69,11 +69,12 @@ class Load:
         return max(b - a for a, b in zip(self.times, self.times[1:], strict=False))
 
 
-def _move_to_node_b(url: str, replica_data: Path) -> dict[str, object]:
-    """`pharmatrace tenant move` of the test's tenant to node-b, its JSON answer."""
+def _move(url: str, data: Path, node: str = "node-b") -> dict[str, object]:
+    """`pharmatrace tenant move` of the test's tenant to ``node``, whose data directory is
+    ``data``: its JSON answer, once it succeeded."""
     moved = subprocess.run(
-        [*pharmatrace_command(), "tenant", "move", TENANT, "--to", "node-b", "--nats", url,
-         "--replica-data", str(replica_data)], capture_output=True, text=True, timeout=120)
+        [*pharmatrace_command(), "tenant", "move", TENANT, "--to", node, "--nats", url,
+         "--replica-data", str(data)], capture_output=True, text=True, timeout=120)
     assert moved.returncode == 0, moved.stderr
     return json.loads(moved.stdout)  # type: ignore[no-any-return]
 
@@ -94,7 +95,7 @@ def test_moving_a_tenant_under_load_loses_no_acknowledged_write(
     load = Load(old.issue_addr)
     try:
         load.wait_acked_after(0)
-        result = _move_to_node_b(nats_server.url, replica_data)
+        result = _move(nats_server.url, replica_data)
     finally:
         stop(process, "pharmatrace replica")
     monkeypatch.setenv("PHARMATRACE_NODE", "node-b")
@@ -162,7 +163,7 @@ def test_a_replica_that_writes_when_promoted_takes_a_move_without_a_restart(
     load = Load(old.issue_addr)
     try:
         load.wait_acked_after(0)
-        result = _move_to_node_b(nats_server.url, replica_data)
+        result = _move(nats_server.url, replica_data)
         deadline = time.monotonic() + 60
         while (issue := _writer_issue(nats_server.url, code)) in ("", old.issue_addr):
             assert time.monotonic() < deadline, "the replica never announced itself writer"

@@ -24,7 +24,7 @@ from pharmatrace.v1 import verification_pb2 as vpb
 from replica_svc.directory import bucket
 from tests.e2e.conftest import pharmatrace_command
 from tests.e2e.nats_server import NatsServer
-from tests.e2e.test_move import _writer_issue
+from tests.e2e.test_move import _move, _writer_issue
 from tests.e2e.test_replica import _converged, _promote, _start_replica, _verdicts
 from tests.e2e.test_replication_stream import GTIN, TENANT, _holding, _newest_commit, _write
 from tests.processes import stop
@@ -133,11 +133,7 @@ def test_a_tenant_moved_back_to_its_fenced_writer_is_written_there_again(
     code = f"(01){GTIN}(21){first[0]}"
     with _promoted_node_b(nats_server.url, tmp_path, old.issue_addr, code, monkeypatch) as (
             _, ports):
-        moved = subprocess.run(
-            [*pharmatrace_command(), "tenant", "move", TENANT, "--to", "node-a", "--nats",
-             nats_server.url, "--replica-data", str(tmp_path / "writer")],
-            capture_output=True, text=True, timeout=120)
-        assert moved.returncode == 0, moved.stderr
+        _move(nats_server.url, tmp_path / "writer", "node-a")
         deadline = time.monotonic() + 60
         while _writer_issue(nats_server.url, code) != old.issue_addr:
             assert time.monotonic() < deadline, "node-a never announced itself writer again"

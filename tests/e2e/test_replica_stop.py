@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,9 +16,8 @@ import pytest
 
 from replica_svc import snapshots
 from replica_svc.streams import EPOCH, PART, PARTS, SEALED, SEQ, stream_name, subject
-from tests.e2e.conftest import pharmatrace_command
 from tests.e2e.nats_server import NatsServer
-from tests.e2e.test_move import _writer_issue
+from tests.e2e.test_move import _move, _writer_issue
 from tests.e2e.test_replica import _converged, _promote, _start_replica
 from tests.e2e.test_replication_stream import (
     GTIN,
@@ -103,11 +101,7 @@ def test_a_fenced_writer_in_a_replica_starting_over_stops_on_sigterm(
         _promote(url, replica_data)
         _wait(lambda: _writer_issue(url, code) not in ("", old.issue_addr),
               "node-b never announced itself writer", log)
-        moved = subprocess.run(
-            [*pharmatrace_command(), "tenant", "move", TENANT, "--to", "node-a", "--nats", url,
-             "--replica-data", str(tmp_path / "writer")],
-            capture_output=True, text=True, timeout=120)
-        assert moved.returncode == 0, moved.stderr
+        _move(url, tmp_path / "writer", "node-a")
         _wait(lambda: _writer_issue(url, code) == old.issue_addr,
               "node-a never announced itself writer again", log)
         _holding(url, set(_write(old.issue_addr, "L2", 10)))
