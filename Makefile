@@ -19,8 +19,10 @@ run: install
 	@echo "           check page: http://127.0.0.1:8080/check"
 	$(VENV)/bin/pharmatrace serve --dev --insecure --data ./data
 
+# The tests run in parallel, one process per core (TEST_WORKERS=0: in this process, one by one).
+TEST_WORKERS ?= auto
 test: install
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests -n $(TEST_WORKERS) --dist worksteal
 
 test-browser: install
 	$(PY) -m pytest tests/browser -v
