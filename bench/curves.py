@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from bench.echo import METHOD as ECHO_METHOD
-from bench.harness import HOST, ServerProcess, echo_server, pharmatrace_server, workdir
+from bench.harness import (
+    HOST,
+    SCANNED_OVER_AND_OVER,
+    ServerProcess,
+    echo_server,
+    pharmatrace_server,
+    workdir,
+)
 from bench.issue import register_product, request_pool
 from bench.load import Load, LoadResult, run_load, write_requests
 from bench.measure import settle
@@ -96,8 +103,8 @@ def run(options: Options = Options()) -> Curves:
                 texts = scanned_texts(first)
                 write_requests(batch_file, batch_requests(in_batches(texts, o.batch)))
                 write_requests(unary_file, consumer_requests(data, texts, UNARY_CODES))
-            with pharmatrace_server(data, tmp, workers=o.workers,
-                                    name=f"pharmatrace-{size}") as server:
+            with pharmatrace_server(data, tmp, workers=o.workers, name=f"pharmatrace-{size}",
+                                    env=SCANNED_OVER_AND_OVER) as server:
                 rate = _batch_rate(o, server, batch_file)
                 say(f"curves: {size:,} codes: VerifyBatch {rate:,.0f} codes/s")
                 curves.throughput.append((size, rate))

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +47,10 @@ class ServerProcess:
     is left of it; it is also run at interpreter exit for anything still alive.
     """
 
-    def __init__(self, argv: Sequence[str], workdir: Path, name: str) -> None:
+    def __init__(self, argv: Sequence[str], workdir: Path, name: str,
+                 env: Mapping[str, str] | None = None) -> None:
         self.name = name
+        self._env = {**os.environ, **env} if env else None
         self.ready_file = workdir / f"{name}.ready.json"
         self.log_path = workdir / f"{name}.log"
         self._argv = [*argv, "--ready-file", str(self.ready_file)]
@@ -64,7 +66,7 @@ class ServerProcess:
         self.ready_file.unlink(missing_ok=True)
         with open(self.log_path, "ab") as log:
             self._process = subprocess.Popen(
-                self._argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log,
+                self._argv, cwd=ROOT, env=self._env, stdin=subprocess.DEVNULL, stdout=log,
                 stderr=subprocess.STDOUT, start_new_session=True,
             )
         _live.add(self)
@@ -110,14 +112,23 @@ class ServerProcess:
         self.stop()
 
 
-def pharmatrace_server(data: Path, workdir: Path, workers: int, name: str = "pharmatrace"
-                       ) -> ServerProcess:
-    """`pharmatrace serve --dev --insecure` on loopback, every port chosen by the kernel."""
+SCANNED_OVER_AND_OVER = {"PHARMATRACE_CLONE_MAX_SCANS": str(10**9)}
+"""The environment of a server whose codes a benchmark verifies over and over: past 20 scans
+of a code (``Checks.max_scans``) every further check of it raises a clone alert, which a real
+pack scanned a few times never does. A run that verifies each code more often (a fast machine,
+a long window) would otherwise measure its later rounds on codes answered as clones. The check
+itself still runs on every code."""
+
+
+def pharmatrace_server(data: Path, workdir: Path, workers: int, name: str = "pharmatrace",
+                       env: Mapping[str, str] | None = None) -> ServerProcess:
+    """`pharmatrace serve --dev --insecure` on loopback, every port chosen by the kernel;
+    ``env``: variables set for it on top of this process's."""
     return ServerProcess(
         [PYTHON, "-m", "pharmatrace_cli", "serve", "--dev", "--insecure", "--data", str(data),
          "--host", HOST, "--issue-port", "0", "--verify-port", "0", "--metrics-port", "0",
          "--http-port", "0", "--workers", str(workers), "--grace", "2"],
-        workdir, name,
+        workdir, name, env,
     )
 
 

@@ -32,7 +32,15 @@ from pathlib import Path
 from pharmatrace.v1 import verification_pb2 as vpb
 
 from bench.echo import METHOD as ECHO_METHOD
-from bench.harness import DEV_TENANT, HOST, ServerProcess, echo_server, pharmatrace_server, workdir
+from bench.harness import (
+    DEV_TENANT,
+    HOST,
+    SCANNED_OVER_AND_OVER,
+    ServerProcess,
+    echo_server,
+    pharmatrace_server,
+    workdir,
+)
 from bench.issue import EXPIRES, GTIN, LOT, register_product, request_pool
 from bench.load import SLOW_S, Load, LoadResult, latency_results, run_load, write_requests
 from bench.measure import Elsewhere, settle
@@ -238,7 +246,8 @@ def _run_workers(o: Options, w: int, tmp: Path, data: Path,
     (codes/s, CPU microseconds per code, cores busy elsewhere meanwhile)."""
     baseline_rate, baseline_cpu_us, baseline_noise = baseline
     results = []
-    with pharmatrace_server(data, tmp, workers=w, name=f"pharmatrace-w{w}") as server, \
+    with pharmatrace_server(data, tmp, workers=w, name=f"pharmatrace-w{w}",
+                            env=SCANNED_OVER_AND_OVER) as server, \
             echo_server(tmp, w) as echo:
         verify_address = f"{HOST}:{server.ports['verify']}"
         echo_address = f"{HOST}:{echo.ports['echo']}"
