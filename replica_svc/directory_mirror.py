@@ -19,7 +19,7 @@ from nats.aio.client import Client
 from nats.js.kv import KV_DEL, KV_PURGE
 
 from replica_svc.directory import bucket, live
-from replica_svc.streams import long_lived, servers
+from replica_svc.streams import connect_long_lived
 from tracerpc.tasks import cancel_and_wait
 
 log = logging.getLogger("pharmatrace.directory")
@@ -87,8 +87,7 @@ class DirectoryMirror:
         while True:
             try:
                 if self._nc is None:
-                    self._nc = await nats.connect(servers(url),
-                                                  **long_lived("pharmatrace-frontdoor"))
+                    self._nc = await connect_long_lived(url, "pharmatrace-frontdoor")
                 await self._follow(self._nc)
             except asyncio.CancelledError:
                 raise

@@ -15,7 +15,6 @@ import os
 import socket
 from collections.abc import Mapping
 
-import nats
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
@@ -33,11 +32,10 @@ from replica_svc.streams import (
     PARTS,
     SEALED,
     SEQ,
+    connect_long_lived,
     ensure_stream,
     keys_subject,
-    long_lived,
     msg_id,
-    servers,
     stream_name,
     subject,
 )
@@ -302,7 +300,7 @@ class Replication:
     @classmethod
     async def start(cls, url: str, data: DataDir) -> Replication:
         sealing = await asyncio.to_thread(Sealing.of, data)
-        nc = await nats.connect(servers(url), **long_lived("pharmatrace-writer"))
+        nc = await connect_long_lived(url, "pharmatrace-writer")
         replication = cls(nc, data, sealing)
         replication._url = url
         await replication.attach_new()

@@ -18,7 +18,6 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import nats
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -35,9 +34,8 @@ from replica_svc.streams import (
     SEALED,
     SEQ,
     all_subjects,
+    connect_long_lived,
     keys_subject,
-    long_lived,
-    servers,
     stream_name,
 )
 from tracecore.files import write_atomic
@@ -321,7 +319,7 @@ class Replica:
     @classmethod
     async def start(cls, url: str, root: Path, tenants: list[str], sealing: Sealing
                     ) -> Replica:
-        nc = await nats.connect(servers(url), **long_lived("pharmatrace-replica"))
+        nc = await connect_long_lived(url, "pharmatrace-replica")
         (root / TENANTS).mkdir(parents=True, exist_ok=True)
         replica = cls(nc, root, sealing)
         for tenant in tenants:

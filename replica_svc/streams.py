@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import nats
 from nats.aio.client import Client
@@ -36,14 +35,17 @@ DUPLICATE_WINDOW_S = 600.0
 CLUSTER_COPIES = 3
 
 
-def long_lived(name: str) -> dict[str, Any]:
-    """Options of a node's long-lived connection: reconnect for ever, ping often enough that a
-    link cut without a word (a lost route, a dead switch) is noticed in seconds, not minutes,
-    and log the link going and coming back once each, not a traceback every attempt."""
+async def connect_long_lived(url: str, name: str) -> Client:
+    """A node's long-lived connection: reconnect for ever, ping often enough that a link cut
+    without a word (a lost route, a dead switch) is noticed in seconds, not minutes, and log
+    the link going and coming back once each, not a traceback every attempt; a close this
+    process asked for is not a lost link."""
     link = _Link(name)
-    return {"name": name, "max_reconnect_attempts": -1, "reconnect_time_wait": 0.5,
-            "ping_interval": 5, "max_outstanding_pings": 3, "error_cb": link.error,
-            "disconnected_cb": link.disconnected, "reconnected_cb": link.reconnected}
+    link.client = await nats.connect(
+        servers(url), name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+        ping_interval=5, max_outstanding_pings=3, error_cb=link.error,
+        disconnected_cb=link.disconnected, reconnected_cb=link.reconnected)
+    return link.client
 
 
 async def connect_once(url: str) -> Client:
@@ -70,6 +72,7 @@ class _Link:
         self._name = name
         self._down = False
         self._last = ""
+        self.client: Client | None = None
 
     async def error(self, exc: Exception) -> None:
         text = str(exc) or type(exc).__name__
@@ -78,6 +81,9 @@ class _Link:
             log.warning("%s: NATS: %s", self._name, text)
 
     async def disconnected(self) -> None:
+        if self.client is not None and self.client.is_closed:
+            log.debug("%s: connection to NATS closed", self._name)
+            return  # closed by this process (nats-py calls this on a close too)
         if not self._down:
             self._down = True
             log.warning("%s: lost the connection to NATS; reconnecting every 0.5 s",

@@ -49,6 +49,18 @@ def test_a_nats_outage_is_logged_once_each_way(servers: Servers,
     assert 1 <= log.count("lost the connection to NATS") <= 2
 
 
+def test_a_writer_stopped_by_sigterm_does_not_say_it_lost_nats(servers: Servers,
+                                                               nats_server: NatsServer) -> None:
+    """A clean stop closes the NATS connections itself: the log says the server stopped, not
+    that the link was lost and is being reconnected."""
+    writer = servers.start(workers=1, extra=["--nats", nats_server.url])
+    _wait_for(writer.log_text, "snapshot of epoch 1 stored")
+    assert writer.terminate() == 0
+    log = writer.log_text()
+    assert "stopped" in log
+    assert "lost the connection to NATS" not in log, log
+
+
 @pytest.mark.parametrize("command", [
     ["directory", "route", f"(01){GTIN}(21)01ABCDEFGHJK"],
     ["verify", f"(01){GTIN}(21)01ABCDEFGHJK"],
