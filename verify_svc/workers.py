@@ -120,8 +120,15 @@ async def serve_worker(config: WorkerConfig, ready: multiprocessing.connection.C
             mirror = DirectoryMirror.start(config.nats)
         http_server, http = await _start_http(config, data, verifiers, metrics, mirror)
     if ready is not None:
-        ready.send(running.port)
-        ready.close()
+        try:
+            ready.send(running.port)
+        except (BrokenPipeError, ConnectionResetError):
+            # Stopped while this worker started (SIGTERM during `serve`'s start): nobody waits
+            # for it, so it stops as it would on SIGTERM, not with a traceback.
+            log.warning("the serving process is gone before this worker was ready; it stops")
+            stop.set()
+        finally:
+            ready.close()
 
     parent = os.getppid()
 
