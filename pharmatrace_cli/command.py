@@ -11,7 +11,12 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    import asyncio
+
+T = TypeVar("T")
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -374,9 +379,15 @@ class Rows:
         self.close()
 
 
-async def until_signalled(tick: Callable[[], Awaitable[object]], period_s: float = 2.0) -> None:
-    """Returns on SIGTERM or SIGINT; meanwhile awaits ``tick`` every ``period_s`` (a server's
-    upkeep: dead workers restarted, gauges read)."""
+class StopRequested(Exception):
+    """A SIGTERM or SIGINT came while a server was still starting: it stops what has started
+    and ends as after any stop."""
+
+
+def stop_signals() -> asyncio.Event:
+    """An ``asyncio.Event`` set by SIGTERM or SIGINT from now on: a serving command takes it
+    before it starts anything, so that a stop asked for during a long start (a NATS server
+    that does not answer yet, workers starting) stops it cleanly rather than killing it."""
     import asyncio  # only the commands that serve wait on an event loop
     import signal
 
@@ -384,6 +395,42 @@ async def until_signalled(tick: Callable[[], Awaitable[object]], period_s: float
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+def stopped(stop: asyncio.Event) -> None:
+    """Between two steps of a start: StopRequested once a stop was asked for."""
+    if stop.is_set():
+        raise StopRequested
+
+
+async def unless_stopped(stop: asyncio.Event, step: Awaitable[T]) -> T:
+    """A step of a start that may wait long (connecting to NATS), given up (cancelled) with
+    StopRequested when a stop is asked for first. Not for a step running in a thread, which
+    no cancel stops: await that one, then call ``stopped``."""
+    import asyncio
+
+    from tracerpc.tasks import cancel_and_wait
+
+    running = asyncio.ensure_future(step)
+    asked = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({running, asked}, return_when=asyncio.FIRST_COMPLETED)
+    if running.done():
+        asked.cancel()
+        return running.result()
+    await cancel_and_wait(running)
+    raise StopRequested
+
+
+async def until_signalled(tick: Callable[[], Awaitable[object]], period_s: float = 2.0,
+                          stop: asyncio.Event | None = None) -> None:
+    """Returns on SIGTERM or SIGINT (``stop``, from ``stop_signals``: taken at the start of
+    the command); meanwhile awaits ``tick`` every ``period_s`` (a server's upkeep: dead
+    workers restarted, gauges read)."""
+    import asyncio
+
+    if stop is None:
+        stop = stop_signals()
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=period_s)

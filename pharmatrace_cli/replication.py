@@ -13,7 +13,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pharmatrace_cli.command import EXIT_OK, CliError, add_command, until_signalled
+from pharmatrace_cli.command import (
+    EXIT_OK,
+    CliError,
+    StopRequested,
+    add_command,
+    stop_signals,
+    stopped,
+    unless_stopped,
+    until_signalled,
+)
 
 log = logging.getLogger("pharmatrace.replica")
 
@@ -202,9 +211,17 @@ async def _tenants(url: str, wanted: str) -> list[str]:
 
 
 async def _run(args: argparse.Namespace, data: Path) -> None:
-    """Serves until SIGTERM or SIGINT. What has started is stopped, last started first, even
-    when starting or stopping a part fails: a verification worker left running would keep
-    the process from exiting."""
+    """Serves until SIGTERM or SIGINT, even one that comes while it is still starting. What
+    has started is stopped, last started first, even when starting or stopping a part fails:
+    a verification worker left running would keep the process from exiting."""
+    stop = stop_signals()
+    try:
+        await _serve_replica(args, data, stop)
+    except StopRequested:
+        log.info("replica stopped before it was ready")
+
+
+async def _serve_replica(args: argparse.Namespace, data: Path, stop: asyncio.Event) -> None:
     from prometheus_client import CollectorRegistry, multiprocess, start_http_server
 
     from pharmatrace_cli.serve import front_door_url
@@ -214,8 +231,9 @@ async def _run(args: argparse.Namespace, data: Path) -> None:
 
     async with contextlib.AsyncExitStack() as started:
         sealing = await asyncio.to_thread(Sealing.of, key_source(args.dev))
-        replica = await Replica.start(args.nats, data, await _tenants(args.nats, args.tenants),
-                                      sealing)
+        stopped(stop)
+        tenants = await unless_stopped(stop, _tenants(args.nats, args.tenants))
+        replica = await unless_stopped(stop, Replica.start(args.nats, data, tenants, sealing))
         started.push_async_callback(replica.stop)
         pool = WorkerPool(WorkerConfig(data, args.host, args.verify_port, args.dev, None,
                                        authenticate=not args.dev,
@@ -225,8 +243,9 @@ async def _run(args: argparse.Namespace, data: Path) -> None:
                           args.workers or os.cpu_count() or 1)
         started.push_async_callback(asyncio.to_thread, pool.stop, 5.0)
         verify_port = await asyncio.to_thread(pool.start)
+        stopped(stop)
         front_door = front_door_url(args.public_base_url, args.host, pool.http_port, False)
-        await replica.announce(f"{args.host}:{verify_port}", front_door)
+        await unless_stopped(stop, replica.announce(f"{args.host}:{verify_port}", front_door))
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         registry.register(_LagCollector(replica))
@@ -251,7 +270,7 @@ async def _run(args: argparse.Namespace, data: Path) -> None:
             writer = replica_writer.start(args, data, replica, f"{args.host}:{verify_port}",
                                           front_door)
             started.push_async_callback(writer.stop, 5.0)
-        await until_signalled(lambda: asyncio.to_thread(pool.respawn_dead))
+        await until_signalled(lambda: asyncio.to_thread(pool.respawn_dead), stop=stop)
 
 
 class _LagCollector:

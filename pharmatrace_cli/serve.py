@@ -14,12 +14,23 @@ import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the server's modules load only when `serve` runs
+    from codegen_svc.app import Codegen
+    from replica_svc.commit_gate import ReplicatedCommit
+    from replica_svc.publisher import Replication
     from tracerpc.certs import Tls
+    from tracerpc.metrics import Metrics
+    from verify_svc.workers import WorkerPool
 
-from pharmatrace_cli.command import until_signalled
+from pharmatrace_cli.command import (
+    StopRequested,
+    stop_signals,
+    stopped,
+    unless_stopped,
+    until_signalled,
+)
 from pharmatrace_cli.config import listening_ports, parse_size
 from tracecore.errors import FailedPrecondition
 
@@ -123,27 +134,60 @@ def prepare_metrics_dir(data: Path) -> Path:
 
 
 async def serve(config: ServeConfig) -> None:
-    """Serves until SIGTERM or SIGINT, holding the claim of its ports throughout."""
+    """Serves until SIGTERM or SIGINT, holding the claim of its ports throughout. A stop asked
+    for while it is still starting stops what has started, the same way."""
     claims = claim_ports(listening_ports(config))
     try:
-        await _serve(config)
+        stop = stop_signals()
+        try:
+            await _serve(config, stop)
+        except StopRequested:
+            log.info("stopped before it was ready")
     finally:
         for claim in claims:
             claim.close()
 
 
-async def _serve(config: ServeConfig) -> None:
-    from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+@dataclass
+class _Started:
+    """What `serve` has started so far, stopped in order whenever it ends: its calls drained,
+    the last seal written while the ledgers are open and their changes still captured (so the
+    replicas receive it and the next start continues the same epoch), the stream drained, the
+    ledgers closed."""
+
+    codegen: Codegen
+    seal_key: bytes
+    pool: WorkerPool | None = None
+    replication: Replication | None = None
+    metrics_server: Any = None
+    """prometheus_client's (its type is not exported)."""
+    ready: bool = False
+
+    async def stop(self, grace_s: float) -> None:
+        if self.ready:
+            log.info("shutting down: draining calls for up to %.0f s", grace_s)
+        quiesced = [self.codegen.quiesce(grace_s)]
+        if self.pool is not None:
+            quiesced.append(asyncio.to_thread(self.pool.stop, grace_s))
+        await asyncio.gather(*quiesced)
+        if self.ready:
+            await asyncio.to_thread(_seal_chains, self.codegen.data, self.seal_key)
+        if self.replication is not None:
+            await self.replication.drain(_DRAIN_S)
+            await self.replication.stop()
+        self.codegen.close()
+        if self.metrics_server is not None:
+            self.metrics_server.shutdown()
+
+
+async def _serve(config: ServeConfig, stop: asyncio.Event) -> None:
 
     from codegen_svc import app as codegen_app
-    from tracecore.clock import now_ms
-    from tracecore.errors import AlreadyExists
     from tracecore.ledger.chain import SEAL_PURPOSE
-    from tracecore.ledger.env import DEFAULT_MAX_MAP_SIZE
     from tracecore.version import LEDGER_FORMAT, release
     from tracerpc.metrics import Metrics
     from tracerpc.server import PortUnavailable
-    from verify_svc.workers import WorkerConfig, WorkerPool, key_source
+    from verify_svc.workers import key_source
 
     tls = _tls(config)
     if tls is None:
@@ -152,6 +196,7 @@ async def _serve(config: ServeConfig) -> None:
     if keys.is_development:
         log.warning("using the public DEVELOPMENT key passphrase: never for production data")
     seal_key = await asyncio.to_thread(keys.derived_key, SEAL_PURPOSE)
+    stopped(stop)
     metrics = Metrics()
     metrics.build_info.labels(release(), str(LEDGER_FORMAT)).set(1)
     log.info("pharmatrace %s, ledger format %d", release(), LEDGER_FORMAT)
@@ -173,6 +218,27 @@ async def _serve(config: ServeConfig) -> None:
     except PortUnavailable:
         # Taken, since the claim, by a program that is not a pharmatrace server.
         raise port_in_use("issue_port", config.host, config.issue_port) from None
+    started = _Started(codegen, seal_key)
+    try:
+        await _serve_started(config, stop, started, metrics, tls, limit, gates)
+    finally:
+        await started.stop(config.grace_s)
+    log.info("stopped")
+
+
+async def _serve_started(config: ServeConfig, stop: asyncio.Event, started: _Started,
+                         metrics: Metrics, tls: Tls | None, limit: int,
+                         gates: list[ReplicatedCommit]) -> None:
+    """The rest of `serve` once the issuance service runs: each part it starts is noted in
+    ``started``, then it serves until ``stop``."""
+    from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+
+    from tracecore.clock import now_ms
+    from tracecore.errors import AlreadyExists
+    from tracecore.ledger.env import DEFAULT_MAX_MAP_SIZE
+    from verify_svc.workers import WorkerConfig, WorkerPool
+
+    codegen = started.codegen
     if limit < DEFAULT_MAX_MAP_SIZE:
         log.info("each tenant's ledger may grow to %d bytes", limit)
     if config.dev and DEMO_TENANT not in codegen.data.names():
@@ -182,14 +248,16 @@ async def _serve(config: ServeConfig) -> None:
     if tls is not None and tls.client_ca is not None:
         await _refuse_cn_bindings(codegen)
     await asyncio.to_thread(_check_tenants, codegen.data)
+    stopped(stop)
     replication = None
     if config.nats:
         from replica_svc.publisher import Replication
 
-        replication = await Replication.start(config.nats, codegen.data)
+        replication = started.replication = await unless_stopped(
+            stop, Replication.start(config.nats, codegen.data))
         for gate in gates:
             gate.replication = replication
-    pool = WorkerPool(
+    pool = started.pool = WorkerPool(
         WorkerConfig(config.data, config.host, config.verify_port, config.dev, tls,
                      config.grace_s, config.authenticate, config.public_verify,
                      config.public_rate,
@@ -204,16 +272,18 @@ async def _serve(config: ServeConfig) -> None:
         config.workers,
     )
     verify_port = await asyncio.to_thread(pool.start)
+    stopped(stop)
     if replication is not None:
-        await replication.announce(
+        await unless_stopped(stop, replication.announce(
             f"{config.host}:{codegen.port}", f"{config.host}:{verify_port}",
-            front_door_url(config.public_base_url, config.host, pool.http_port, tls is not None))
+            front_door_url(config.public_base_url, config.host, pool.http_port, tls is not None)))
     registry = CollectorRegistry()
     # prometheus_client leaves this constructor unannotated.
     multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     metrics_server, _ = start_http_server(config.metrics_port,
                                           addr=config.metrics_host.strip("[]"),
                                           registry=registry)
+    started.metrics_server = metrics_server
     ports = {"issue": codegen.port, "verify": verify_port,
              "metrics": metrics_server.server_port, "pid": os.getpid()}
     if pool.http_port is not None:
@@ -224,6 +294,7 @@ async def _serve(config: ServeConfig) -> None:
         tmp = config.ready_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(ports))
         tmp.replace(config.ready_file)
+    started.ready = True
     log.info("pharmatrace ready: issuance %s:%d, verification %s:%d (%d workers), metrics %s:%d%s",
              config.host, codegen.port, config.host, verify_port, pool.workers,
              config.metrics_host, metrics_server.server_port,
@@ -233,21 +304,9 @@ async def _serve(config: ServeConfig) -> None:
     async def upkeep() -> None:
         await asyncio.to_thread(pool.respawn_dead)
         _ledger_gauges(codegen.data, metrics)
-        await asyncio.to_thread(_seal_chains, codegen.data, seal_key)
+        await asyncio.to_thread(_seal_chains, codegen.data, started.seal_key)
 
-    await until_signalled(upkeep)
-    log.info("shutting down: draining calls for up to %.0f s", config.grace_s)
-    await asyncio.gather(codegen.quiesce(config.grace_s),
-                         asyncio.to_thread(pool.stop, config.grace_s))
-    # The last seal is written while the ledgers are open and their changes still captured, so
-    # the replicas receive it and the next start continues the same epoch.
-    await asyncio.to_thread(_seal_chains, codegen.data, seal_key)
-    if replication is not None:
-        await replication.drain(_DRAIN_S)
-        await replication.stop()
-    codegen.close()
-    metrics_server.shutdown()
-    log.info("stopped")
+    await until_signalled(upkeep, stop=stop)
 
 
 def front_door_url(public_base_url: str, host: str, port: int | None, tls: bool) -> str:
