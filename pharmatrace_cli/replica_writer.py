@@ -69,8 +69,8 @@ async def _take_over(args: argparse.Namespace, data: Path, replica: Any, verify:
         writer.codegen = await codegen_app.start(
             data, key_source(args.dev), f"{args.host}:{args.issue_port}", Metrics(), tls=None,
             authenticate=not args.dev, interceptors=[gate])
-        writer.replication = gate.replication = await Replication.start(args.nats,
-                                                                        writer.codegen.data)
+        writer.replication = gate.replication = await Replication.start(
+            args.nats, writer.codegen.data, followers=replica)
         issue = f"{args.host}:{writer.codegen.port}"
         await writer.replication.announce(issue, verify, front_door)
     except Exception:

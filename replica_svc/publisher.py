@@ -279,8 +279,9 @@ class Replication:
         self._front_door = ""
         self._url = ""
         #: The tenants this node was fenced from, their copies kept current from their new
-        #: writers' streams (started at the first fence).
+        #: writers' streams (started at the first fence, unless ``start`` was given them).
         self.followers: Replica | None = None
+        self._stops_followers = True
 
     async def announce(self, issue: str, verify: str, front_door: str = "") -> None:
         """Names this node as the writer of its tenants in the directory, with the public base
@@ -298,11 +299,18 @@ class Replication:
             await directory.announce_front_door(self._js, name, self._front_door)
 
     @classmethod
-    async def start(cls, url: str, data: DataDir) -> Replication:
+    async def start(cls, url: str, data: DataDir, followers: Replica | None = None
+                    ) -> Replication:
+        """``followers``: the replica already following streams into ``data`` (a replica
+        whose node was promoted, `replica --write-when-promoted`), which then follows the
+        tenants this node is fenced from too, rather than a second one beside it; whoever
+        started it stops it."""
         sealing = await asyncio.to_thread(Sealing.of, data)
         nc = await connect_long_lived(url, "pharmatrace-writer")
         replication = cls(nc, data, sealing)
         replication._url = url
+        if followers is not None:
+            replication.followers, replication._stops_followers = followers, False
         await replication.attach_new()
         replication._tasks.append(asyncio.create_task(replication._attach_forever()))
         replication._tasks.append(asyncio.create_task(replication._watch_moves()))
@@ -454,7 +462,7 @@ class Replication:
         await cancel_and_wait(*self._tasks, *self._by_tenant.values())
         for publisher in self.publishers.values():
             publisher.capture.detach()
-        if self.followers is not None:
+        if self.followers is not None and self._stops_followers:
             await self.followers.stop()
         await self._nc.close()
 

@@ -8,6 +8,7 @@ import json
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -16,7 +17,8 @@ import pytest
 from pharmatrace.v1 import verification_pb2 as vpb
 
 from replica_svc.directory import route
-from tests.e2e.conftest import pharmatrace_command
+from replica_svc.replica import read_status
+from tests.e2e.conftest import Servers, pharmatrace_command
 from tests.e2e.nats_server import NatsServer
 from tests.e2e.netns_client import _issue
 from tests.e2e.test_replica import _converged, _start_replica, _verdicts
@@ -181,3 +183,54 @@ def test_a_replica_that_writes_when_promoted_takes_a_move_without_a_restart(
     finally:
         load.stop()
         stop(process, "pharmatrace replica")
+
+
+def test_a_replica_writer_moved_away_again_follows_the_tenant_in_its_one_replica(
+        servers: Servers, nats_server: NatsServer, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tenant moved to `replica --write-when-promoted` on node-b and back to node-a: node-b,
+    fenced again, follows the tenant's stream in the replica it already runs, so `replica
+    status` lists the tenant every time it is read (a second replica in the process wrote the
+    status file in turns with the first, which follows nothing since the hand-over)."""
+    monkeypatch.setenv("PHARMATRACE_NODE", "node-a")
+    old = servers.start(tmp_path / "writer", extra=["--nats", nats_server.url])
+    serials = _write(old.issue_addr, "L0", 20)
+    code = f"(01){GTIN}(21){serials[0]}"
+    replica_data = tmp_path / "replica"
+    monkeypatch.setenv("PHARMATRACE_NODE", "node-b")
+    process, _ = _start_replica(nats_server.url, replica_data,
+                                extra=["--write-when-promoted", "--issue-port", "0"])
+    try:
+        _converged(replica_data, _newest_commit(nats_server.url))
+        _move(nats_server.url, replica_data)
+        _until_writer(nats_server.url, code, lambda issue: issue not in ("", old.issue_addr))
+        _move(nats_server.url, tmp_path / "writer", "node-a")
+        _until_writer(nats_server.url, code, lambda issue: issue == old.issue_addr)
+        deadline = time.monotonic() + 60
+        while TENANT not in _status_tenants(replica_data):
+            assert time.monotonic() < deadline, "node-b never followed the tenant again"
+            time.sleep(0.1)
+        seen = []
+        for _ in range(30):  # 3 s: six reports of each replica the process would run
+            seen.append(_status_tenants(replica_data))
+            time.sleep(0.1)
+        assert all(TENANT in tenants for tenants in seen), seen
+    finally:
+        stop(process, "pharmatrace replica")
+
+
+def _until_writer(url: str, code: str, named: Callable[[str], bool]) -> None:
+    deadline = time.monotonic() + 60
+    while not named(_writer_issue(url, code)):
+        assert time.monotonic() < deadline, "the directory never named the expected writer"
+        time.sleep(0.05)
+
+
+def _status_tenants(data: Path) -> list[str]:
+    """The tenants `pharmatrace replica status` lists for the replica in ``data``."""
+    try:
+        tenants = read_status(data)["tenants"]
+    except (FileNotFoundError, ValueError):
+        return []
+    assert isinstance(tenants, list)
+    return [str(t["tenant"]) for t in tenants]
