@@ -24,7 +24,7 @@ from pharmatrace.v1 import verification_pb2 as vpb
 from replica_svc.directory import bucket
 from tests.e2e.conftest import pharmatrace_command
 from tests.e2e.nats_server import NatsServer
-from tests.e2e.test_move import _move, _writer_issue
+from tests.e2e.test_move import _move, _refused_after_retries, _writer_issue
 from tests.e2e.test_replica import _converged, _promote, _start_replica, _verdicts
 from tests.e2e.test_replication_stream import GTIN, TENANT, _holding, _newest_commit, _write
 from tests.processes import stop
@@ -48,10 +48,9 @@ def test_promoting_a_replica_fences_the_old_writer(
         _converged(replica_data, _newest_commit(nats_server.url))
         result = json.loads(_promote(nats_server.url, replica_data))
         assert result["term"] == 1 and result["node"] == "node-b"
-        with pytest.raises(grpc.RpcError) as refused:
-            _write(writer.issue_addr, "L2", 50)
-        assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-        assert "no longer writes" in (refused.value.details() or "")
+        refused = _refused_after_retries(lambda: _write(writer.issue_addr, "L2", 50))
+        assert refused.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "no longer writes" in (refused.details() or "")
         assert "no longer writes" in _refused_batch(writer.issue_addr, "L3")
         assert _verdicts(ports["verify"], acknowledged) == {vpb.VERDICT_GENUINE}
     finally:
