@@ -422,15 +422,13 @@ async def unless_stopped(stop: asyncio.Event, step: Awaitable[T]) -> T:
     raise StopRequested
 
 
-async def until_signalled(tick: Callable[[], Awaitable[object]], period_s: float = 2.0,
-                          stop: asyncio.Event | None = None) -> None:
-    """Returns on SIGTERM or SIGINT (``stop``, from ``stop_signals``: taken at the start of
-    the command); meanwhile awaits ``tick`` every ``period_s`` (a server's upkeep: dead
+async def until_signalled(stop: asyncio.Event, tick: Callable[[], Awaitable[object]],
+                          period_s: float = 2.0) -> None:
+    """Returns once ``stop`` (``stop_signals``, taken when the command started) is set by
+    SIGTERM or SIGINT; meanwhile awaits ``tick`` every ``period_s`` (a server's upkeep: dead
     workers restarted, gauges read)."""
     import asyncio
 
-    if stop is None:
-        stop = stop_signals()
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=period_s)

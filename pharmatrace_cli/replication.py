@@ -270,7 +270,7 @@ async def _serve_replica(args: argparse.Namespace, data: Path, stop: asyncio.Eve
             writer = replica_writer.start(args, data, replica, f"{args.host}:{verify_port}",
                                           front_door)
             started.push_async_callback(writer.stop, 5.0)
-        await until_signalled(lambda: asyncio.to_thread(pool.respawn_dead), stop=stop)
+        await until_signalled(stop, lambda: asyncio.to_thread(pool.respawn_dead))
 
 
 class _LagCollector:

@@ -181,7 +181,6 @@ class _Started:
 
 
 async def _serve(config: ServeConfig, stop: asyncio.Event) -> None:
-
     from codegen_svc import app as codegen_app
     from tracecore.ledger.chain import SEAL_PURPOSE
     from tracecore.version import LEDGER_FORMAT, release
@@ -306,7 +305,7 @@ async def _serve_started(config: ServeConfig, stop: asyncio.Event, started: _Sta
         _ledger_gauges(codegen.data, metrics)
         await asyncio.to_thread(_seal_chains, codegen.data, started.seal_key)
 
-    await until_signalled(upkeep, stop=stop)
+    await until_signalled(stop, upkeep)
 
 
 def front_door_url(public_base_url: str, host: str, port: int | None, tls: bool) -> str:
