@@ -19,7 +19,7 @@ from pharmatrace.v1 import lifecycle_pb2_grpc, verification_pb2_grpc
 from pharmatrace.v1 import verification_pb2 as vpb
 
 from tests.e2e.nats_server import NatsServer
-from tests.e2e.test_move import _move, _refusal, _writer_issue
+from tests.e2e.test_move import _move, _named_writer, _refusal
 from tests.e2e.test_replica import _converged, _promote, _start_replica
 from tests.e2e.test_replication_stream import GTIN, TENANT, _newest_commit, _write
 from tests.processes import stop
@@ -153,10 +153,7 @@ def test_a_write_the_stream_refused_leaves_no_trace_on_the_fenced_writer(
         assert _agreeing(node_a.verify_addr, node_b, issued) == before
 
         _move(nats_server.url, tmp_path / "writer", "node-a")
-        deadline = time.monotonic() + 60
-        while _writer_issue(nats_server.url, _code(issued[0])) != node_a.issue_addr:
-            assert time.monotonic() < deadline, "node-a never announced itself writer again"
-            time.sleep(0.05)
+        _named_writer(nats_server.url, _code(issued[0]), lambda i: i == node_a.issue_addr)
         later = _write(node_a.issue_addr, "L2", 5)
         _commission(node_a.issue_addr, issued[1:2])
         answers = _agreeing(node_a.verify_addr, node_b, [*issued, *later])

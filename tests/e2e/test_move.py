@@ -8,7 +8,7 @@ import json
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import grpc
@@ -18,7 +18,7 @@ from pharmatrace.v1 import verification_pb2 as vpb
 
 from replica_svc.directory import route
 from replica_svc.replica import read_status
-from tests.e2e.conftest import Servers, pharmatrace_command
+from tests.e2e.conftest import Server, Servers, pharmatrace_command
 from tests.e2e.nats_server import NatsServer
 from tests.e2e.netns_client import _issue
 from tests.e2e.test_replica import _converged, _start_replica, _verdicts
@@ -154,31 +154,51 @@ def _writer_issue(url: str, code: str) -> str:
     return asyncio.run(look_up())
 
 
+def _named_writer(url: str, code: str, wanted: Callable[[str], bool]) -> str:
+    """The issuance address the directory names for the tenant of ``code``, once it is one
+    ``wanted`` accepts (a minute at most)."""
+    deadline = time.monotonic() + 60
+    while not wanted(issue := _writer_issue(url, code)):
+        assert time.monotonic() < deadline, f"the directory still names {issue!r} the writer"
+        time.sleep(0.02)
+    return issue
+
+
+def _serve_and_replica_writer(
+        servers: Servers, url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        codes: int, extra: Sequence[str] = ()
+        ) -> tuple[Server, str, Path, subprocess.Popen[bytes], dict[str, int]]:
+    """node-a's `serve` (with ``extra``) holding ``codes`` codes it issued, and node-b's
+    `replica --write-when-promoted` once it holds them: the writer, one of its codes, and the
+    replica's data directory, process (the caller stops it) and ports."""
+    monkeypatch.setenv("PHARMATRACE_NODE", "node-a")
+    writer = servers.start(tmp_path / "writer", extra=["--nats", url, *extra])
+    code = f"(01){GTIN}(21){_write(writer.issue_addr, 'L0', codes)[0]}"
+    data = tmp_path / "replica"
+    monkeypatch.setenv("PHARMATRACE_NODE", "node-b")
+    process, ports = _start_replica(url, data,
+                                    extra=["--write-when-promoted", "--issue-port", "0"])
+    try:
+        _converged(data, _newest_commit(url))
+    except BaseException:
+        stop(process, "pharmatrace replica")
+        raise
+    return writer, code, data, process, ports
+
+
 def test_a_replica_that_writes_when_promoted_takes_a_move_without_a_restart(
-        servers, nats_server: NatsServer, tmp_path: Path,
+        servers: Servers, nats_server: NatsServer, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     """`replica --write-when-promoted` on node-b: `tenant move` hands the writes over to the
     running replica, which the directory then names as writer; a client following the directory
     keeps writing, every acknowledged write verifies GENUINE there, and the pause is printed."""
-    monkeypatch.setenv("PHARMATRACE_NODE", "node-a")
-    old = servers.start(tmp_path / "writer", extra=["--nats", nats_server.url,
-                                                    "--replicated-commit"])
-    serials = _write(old.issue_addr, "L0", 50)
-    code = f"(01){GTIN}(21){serials[0]}"
-    replica_data = tmp_path / "replica"
-    monkeypatch.setenv("PHARMATRACE_NODE", "node-b")
-    process, ports = _start_replica(nats_server.url, replica_data,
-                                    extra=["--write-when-promoted", "--issue-port", "0"])
-    _converged(replica_data, _newest_commit(nats_server.url))
+    old, code, replica_data, process, ports = _serve_and_replica_writer(
+        servers, nats_server.url, tmp_path, monkeypatch, 50, ["--replicated-commit"])
     load = Load(old.issue_addr)
     try:
         load.wait_acked_after(0)
         result = _move(nats_server.url, replica_data)
-        deadline = time.monotonic() + 60
-        while (issue := _writer_issue(nats_server.url, code)) in ("", old.issue_addr):
-            assert time.monotonic() < deadline, "the replica never announced itself writer"
-            time.sleep(0.02)
-        load.addr = issue
+        load.addr = _named_writer(nats_server.url, code, lambda i: i not in ("", old.issue_addr))
         resumed = time.monotonic()
         load.wait_acked_after(resumed)
         load.stop()
@@ -200,20 +220,13 @@ def test_a_replica_writer_moved_away_again_follows_the_tenant_in_its_one_replica
     fenced again, follows the tenant's stream in the replica it already runs, so `replica
     status` lists the tenant every time it is read (a second replica in the process wrote the
     status file in turns with the first, which follows nothing since the hand-over)."""
-    monkeypatch.setenv("PHARMATRACE_NODE", "node-a")
-    old = servers.start(tmp_path / "writer", extra=["--nats", nats_server.url])
-    serials = _write(old.issue_addr, "L0", 20)
-    code = f"(01){GTIN}(21){serials[0]}"
-    replica_data = tmp_path / "replica"
-    monkeypatch.setenv("PHARMATRACE_NODE", "node-b")
-    process, _ = _start_replica(nats_server.url, replica_data,
-                                extra=["--write-when-promoted", "--issue-port", "0"])
+    old, code, replica_data, process, _ = _serve_and_replica_writer(
+        servers, nats_server.url, tmp_path, monkeypatch, 20)
     try:
-        _converged(replica_data, _newest_commit(nats_server.url))
         _move(nats_server.url, replica_data)
-        _until_writer(nats_server.url, code, lambda issue: issue not in ("", old.issue_addr))
+        _named_writer(nats_server.url, code, lambda i: i not in ("", old.issue_addr))
         _move(nats_server.url, tmp_path / "writer", "node-a")
-        _until_writer(nats_server.url, code, lambda issue: issue == old.issue_addr)
+        _named_writer(nats_server.url, code, lambda i: i == old.issue_addr)
         deadline = time.monotonic() + 60
         while TENANT not in _status_tenants(replica_data):
             assert time.monotonic() < deadline, "node-b never followed the tenant again"
@@ -225,13 +238,6 @@ def test_a_replica_writer_moved_away_again_follows_the_tenant_in_its_one_replica
         assert all(TENANT in tenants for tenants in seen), seen
     finally:
         stop(process, "pharmatrace replica")
-
-
-def _until_writer(url: str, code: str, named: Callable[[str], bool]) -> None:
-    deadline = time.monotonic() + 60
-    while not named(_writer_issue(url, code)):
-        assert time.monotonic() < deadline, "the directory never named the expected writer"
-        time.sleep(0.05)
 
 
 def _status_tenants(data: Path) -> list[str]:

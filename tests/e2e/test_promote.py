@@ -24,7 +24,7 @@ from pharmatrace.v1 import verification_pb2 as vpb
 from replica_svc.directory import bucket
 from tests.e2e.conftest import pharmatrace_command
 from tests.e2e.nats_server import NatsServer
-from tests.e2e.test_move import _move, _refused_after_retries, _writer_issue
+from tests.e2e.test_move import _move, _named_writer, _refused_after_retries
 from tests.e2e.test_replica import _converged, _promote, _start_replica, _verdicts
 from tests.e2e.test_replication_stream import GTIN, TENANT, _holding, _newest_commit, _write
 from tests.processes import stop
@@ -133,10 +133,7 @@ def test_a_tenant_moved_back_to_its_fenced_writer_is_written_there_again(
     with _promoted_node_b(nats_server.url, tmp_path, old.issue_addr, code, monkeypatch) as (
             _, ports):
         _move(nats_server.url, tmp_path / "writer", "node-a")
-        deadline = time.monotonic() + 60
-        while _writer_issue(nats_server.url, code) != old.issue_addr:
-            assert time.monotonic() < deadline, "node-a never announced itself writer again"
-            time.sleep(0.05)
+        _named_writer(nats_server.url, code, lambda i: i == old.issue_addr)
         later = _write(old.issue_addr, "L2", 10)
         deadline = time.monotonic() + 90
         while _served_verdicts(ports["verify"], later) != {vpb.VERDICT_GENUINE}:
@@ -157,11 +154,7 @@ def _promoted_node_b(url: str, tmp_path: Path, old_issue: str, code: str,
     try:
         _converged(replica_data, _newest_commit(url))
         _promote(url, replica_data)
-        deadline = time.monotonic() + 60
-        while (new := _writer_issue(url, code)) in ("", old_issue):
-            assert time.monotonic() < deadline, "node-b never announced itself writer"
-            time.sleep(0.05)
-        yield new, ports
+        yield _named_writer(url, code, lambda i: i not in ("", old_issue)), ports
     finally:
         stop(process, "pharmatrace replica")
 

@@ -4,21 +4,15 @@ start held up by a NATS server that does not answer yet is given up, not killed 
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 from tests.e2e.conftest import START_TIMEOUT_S, group_alive, pharmatrace_command
+from tests.e2e.nats_server import _free_port
 from tests.processes import stop
 
 WAITING_FOR_NATS = "NATS: [Errno 111]"  # ECONNREFUSED, however the event loop words it
-
-
-def _unused_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _stopped_while_waiting_for_nats(argv: list[str], log: Path, said: str) -> None:
@@ -45,7 +39,7 @@ def test_serve_stopped_while_it_waits_for_nats_stops_cleanly(tmp_path: Path) -> 
     _stopped_while_waiting_for_nats(
         ["serve", "--dev", "--insecure", "--data", str(tmp_path / "data"), "--issue-port", "0",
          "--verify-port", "0", "--metrics-port", "0", "--http-port", "0", "--workers", "1",
-         "--nats", f"nats://127.0.0.1:{_unused_port()}"],
+         "--nats", f"nats://127.0.0.1:{_free_port()}"],
         tmp_path / "serve.log", "stopped before it was ready")
 
 
@@ -53,5 +47,5 @@ def test_a_replica_stopped_while_it_waits_for_nats_stops_cleanly(tmp_path: Path)
     _stopped_while_waiting_for_nats(
         ["replica", "--dev", "--data", str(tmp_path / "replica"), "--tenants", "demo",
          "--verify-port", "0", "--metrics-port", "0", "--http-port", "0", "--workers", "1",
-         "--nats", f"nats://127.0.0.1:{_unused_port()}"],
+         "--nats", f"nats://127.0.0.1:{_free_port()}"],
         tmp_path / "replica.log", "replica stopped before it was ready")
