@@ -175,6 +175,13 @@ def _serve_and_replica_writer(
     writer = servers.start(tmp_path / "writer", extra=["--nats", url, *extra])
     code = f"(01){GTIN}(21){_write(writer.issue_addr, 'L0', codes)[0]}"
     data = tmp_path / "replica"
+    return (writer, code, data, *_replica_writer(url, data, monkeypatch))
+
+
+def _replica_writer(url: str, data: Path, monkeypatch: pytest.MonkeyPatch
+                    ) -> tuple[subprocess.Popen[bytes], dict[str, int]]:
+    """node-b's `replica --write-when-promoted` on ``data``, once it holds the tenant's stream:
+    its process (the caller stops it) and ports."""
     monkeypatch.setenv("PHARMATRACE_NODE", "node-b")
     process, ports = _start_replica(url, data,
                                     extra=["--write-when-promoted", "--issue-port", "0"])
@@ -183,7 +190,7 @@ def _serve_and_replica_writer(
     except BaseException:
         stop(process, "pharmatrace replica")
         raise
-    return writer, code, data, process, ports
+    return process, ports
 
 
 def test_a_replica_that_writes_when_promoted_takes_a_move_without_a_restart(

@@ -24,7 +24,7 @@ from pharmatrace.v1 import verification_pb2 as vpb
 from replica_svc.directory import bucket
 from tests.e2e.conftest import pharmatrace_command
 from tests.e2e.nats_server import NatsServer
-from tests.e2e.test_move import _move, _named_writer, _refused_after_retries
+from tests.e2e.test_move import _move, _named_writer, _refused_after_retries, _replica_writer
 from tests.e2e.test_replica import _converged, _promote, _start_replica, _verdicts
 from tests.e2e.test_replication_stream import GTIN, TENANT, _holding, _newest_commit, _write
 from tests.processes import stop
@@ -148,11 +148,8 @@ def _promoted_node_b(url: str, tmp_path: Path, old_issue: str, code: str,
     """A replica on node-b that writes when promoted, caught up and promoted while node-a's
     writer runs: (its issuance address once the directory names it, its ports)."""
     replica_data = tmp_path / "replica"
-    monkeypatch.setenv("PHARMATRACE_NODE", "node-b")
-    process, ports = _start_replica(url, replica_data,
-                                    extra=["--write-when-promoted", "--issue-port", "0"])
+    process, ports = _replica_writer(url, replica_data, monkeypatch)
     try:
-        _converged(replica_data, _newest_commit(url))
         _promote(url, replica_data)
         yield _named_writer(url, code, lambda i: i not in ("", old_issue)), ports
     finally:
