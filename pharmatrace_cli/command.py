@@ -414,12 +414,15 @@ async def unless_stopped(stop: asyncio.Event, step: Awaitable[T]) -> T:
 
     running = asyncio.ensure_future(step)
     asked = asyncio.ensure_future(stop.wait())
-    await asyncio.wait({running, asked}, return_when=asyncio.FIRST_COMPLETED)
-    if running.done():
+    try:
+        await asyncio.wait({running, asked}, return_when=asyncio.FIRST_COMPLETED)
+    finally:  # also when the command itself is cancelled: neither is left behind
         asked.cancel()
-        return running.result()
-    await cancel_and_wait(running)
-    raise StopRequested
+        if not running.done():
+            await cancel_and_wait(running)
+    if running.cancelled():
+        raise StopRequested
+    return running.result()
 
 
 async def until_signalled(stop: asyncio.Event, tick: Callable[[], Awaitable[object]],
