@@ -5,7 +5,7 @@ Set-up: a tenant built in-process in a temporary directory (one GS1 product, one
 pharmacy), ``--codes`` packs commissioned. Three cases, each over fresh codes so the scan
 statistics grow as they do in a worker between flushes:
 
-- first: a public client's first check of a code that day (``verify([code], client=...)``: the
+- first: a public client's first check of a code that day (``verify_one(code, client=...)``: the
   client-per-day lookup, the scan counted);
 - repeat: the same client checking the same codes again (answered from the statistics, not
   counted again);
@@ -131,9 +131,9 @@ def run(codes: int = DEFAULT_CODES, rounds: int = DEFAULT_ROUNDS, keep: bool = F
 
             cases: dict[str, Callable[[str], object]] = {
                 "baseline": baseline,
-                "first": lambda t: verifier.verify([t], public, T0, client=client),
-                "repeat": lambda t: verifier.verify([t], public, T0, client=client),
-                "supply chain": lambda t: verifier.verify([t], chain, T0),
+                "first": lambda t: verifier.verify_one(t, public, T0, client=client),
+                "repeat": lambda t: verifier.verify_one(t, public, T0, client=client),
+                "supply chain": lambda t: verifier.verify_one(t, chain, T0),
                 "unary use case": lambda t: verify_use_case.verify(
                     verifiers, "t", t, no_scan, T0, caller),
                 "check page": view,

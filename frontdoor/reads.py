@@ -106,9 +106,9 @@ class FrontdoorReads:
         authenticated partner."""
         verifier = self._verifiers.get(tenant)
         if client is None:
-            return verifier.verify([text], context, now_ms)
-        return verifier.verify([text], context, now_ms,
-                               client=public_client(self._verifiers, tenant, client, now_ms))
+            return verifier.verify_one(text, context, now_ms)
+        return verifier.verify_one(text, context, now_ms,
+                                   client=public_client(self._verifiers, tenant, client, now_ms))
 
     # -- partner directory -------------------------------------------------------------------
 

@@ -58,7 +58,7 @@ class CodeTexts(Sequence[str]):
 
     __slots__ = ("items",)
 
-    def __init__(self, texts: Sequence[str] = ()) -> None:
+    def __init__(self, texts: Sequence[str | Code] = ()) -> None:
         self.items: list[str | Code] = list(texts)
         """Each row's text, or the code it is the text of."""
 

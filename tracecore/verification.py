@@ -24,12 +24,12 @@ from tracecore._speedups import load
 from tracecore.answers import NOT_MINTED as NOT_MINTED
 from tracecore.answers import Alert as Alert
 from tracecore.answers import Answers as Answers
+from tracecore.answers import CodeTexts, append_row, unused_sscc
 from tracecore.answers import ScanContext as ScanContext
 from tracecore.answers import Verdict as Verdict
 from tracecore.answers import alerts_of as alerts_of
-from tracecore.answers import append_row, unused_sscc
 from tracecore.answers import not_minted as not_minted
-from tracecore.codes import Code, Scheme, parse, parse_many, parsed_codes
+from tracecore.codes import Code, Scheme, parse, parse_many, parse_one, parsed_codes
 from tracecore.errors import ParseError
 from tracecore.ledger import foreign, history
 from tracecore.ledger.alerts import AlertBook
@@ -78,6 +78,7 @@ _STATUS_ALERT_BY_NUMBER = [_STATUS_ALERTS.get(n, 0) for n in range(256)]  # type
 _RECALLABLE = frozenset(int(s) for s in RECALLABLE)
 _ENDED = frozenset(int(s) for s in ENDED)
 _DIVERSION = Alert.DIVERSION.bit
+_EXPIRED = Alert.EXPIRED.bit
 _DATA_MISMATCH = Alert.DATA_MISMATCH.bit
 _CLONE = Alert.CLONE_SUSPECTED.bit
 _SSCC = Scheme.SSCC
@@ -151,23 +152,99 @@ class Verifier:
                     # One code: its entries made first, so that the compiled loop answers it.
                     call.make_entries(parsed[0], stored[0])
                 _answer_rows(call, scans, key_ids, code_keys, stored)
-        checks, region = self._checks, context.region
-        genuine_keys, genuine_rows, raised = call.genuine_keys, call.genuine_rows, call.raised
-        failed = call.failed
-        if genuine_keys:
-            tally = self._observations.tally(genuine_keys, now_ms, region, client)
-            if tally.counted is not None:
-                genuine_keys, genuine_rows = _standing(out, genuine_keys, genuine_rows, tally)
-            if genuine_keys:
-                _counted(out, genuine_rows, tally.located)
-                if checks.clones:
-                    self._check_clones(out, genuine_keys, genuine_rows, tally.located, context,
-                                       now_ms, raised)
+        if call.genuine_keys:
+            self._count(out, call.genuine_keys, call.genuine_rows, context, now_ms, client,
+                        call.raised)
+        elif call.raised and self._alerts is not None:
+            self._alerts.buffer(call.raised)
+        if call.failed and repair:
+            self._repair(out, texts, call.failed, context, now_ms, macs, client)
+        return out
+
+    def verify_one(self, text: str | bytes, context: ScanContext, now_ms: int,
+                   client: bytes = b"") -> Answers:
+        """``verify([text], context, now_ms, client=client)``, the same answer and the same scan
+        counted: a unary Verify, a check page. The usual scan (a signed code of ours in the
+        ledger, under a key not revoked, of a known batch, scanned with no place and by no party
+        of the supply chain: a consumer's) is answered without the machinery of a batch; any
+        other goes through ``verify``."""
+        if not self._reference:
+            usual = self._usual(text, context, now_ms)
+            if usual is not None:
+                out, key = usual
+                self._count(out, [key], [0], context, now_ms, client, [])
+                return out
+        return self.verify([text], context, now_ms, client=client)
+
+    def _usual(self, text: str | bytes, context: ScanContext, now_ms: int
+               ) -> tuple[Answers, bytes] | None:
+        """The answer of the usual scan before its statistics, and its ledger key; None for any
+        other scan, which ``_Call.row`` answers. Nothing is counted or raised here: the usual scan
+        raises no alert before its statistics (a diversion seen where the pack was received is
+        an answer's alert, as ``_Call.row`` gives it, not a new alert)."""
+        if context.party_id or context.region or context.purpose in SUPPLY_CHAIN_PURPOSES:
+            return None  # a place to check for diversion, a party to check for clones
+        try:
+            scan = parse_one(text)
+        except ParseError:
+            return None
+        tenant = self._tenant
+        keys = tenant.keys
+        code = scan.code
+        if check_tags([code], keys.macs(), keys.native_macs())[0] is None:
+            return None
+        ledger = tenant.ledger
+        key = code.key()
+        stored = ledger.codes.stored(key)
+        with ledger.env.read() as txn:
+            data = txn.get(stored, db=ledger.db["codes"])
+            if data is None or len(data) < _VERDICT_FIELDS.size or data[2] & FLAG_FOREIGN:
+                return None
+            (status, flags, key_id, product_ref, batch_ref, holder_ref,
+             region) = _VERDICT_FIELDS.unpack_from(data)
+            if not batch_ref or key_id in keys.revoked():
+                return None
+            info = self._batch(txn, batch_ref)
+            mask = 0
+            if info.rule is not None and self._checks.diversion:
+                # Sold in some regions only: where the pack was received or dispensed.
+                if txn.get(stored, db=ledger.db["parents"]) is not None:
+                    flags, holder_ref, region = self._custody(txn, stored, flags, holder_ref,
+                                                              region)
+                if (region and not info.rule.allows(region)
+                        and self._received_there(txn, flags, holder_ref)):
+                    mask = _DIVERSION
+            hold = Holds(ledger, txn).hold_status(batch_ref, product_ref) \
+                if status in _RECALLABLE else None
+            product = self._product(txn, product_ref, code)
+            level = data[1]
+        if hold is not None:
+            status = int(hold)
+        mask |= _STATUS_ALERT_BY_NUMBER[status]
+        if info.expires_on < _utc_day(now_ms // _DAY_MS):
+            mask |= _EXPIRED
+        if (scan.lot is not None or scan.expiry is not None) and _kept_mismatch(
+                self._mismatches, batch_ref, scan, info):
+            mask |= _DATA_MISMATCH
+        out = Answers(verdicts=[Verdict.GENUINE], statuses=[status], alert_masks=[mask],
+                      scan_counts=[0], first_verified_ms=[0], batch_indexes=[0],
+                      product_indexes=[0], levels=[level], codes=CodeTexts([code]),
+                      reasons=[""], batches=[info.batch], products=[product])
+        return out, key
+
+    def _count(self, out: Answers, keys: list[bytes], rows: list[int], context: ScanContext,
+               now_ms: int, client: bytes, raised: list[Raised]) -> None:
+        """The scans of the genuine rows (``keys``, their ledger keys) counted, their
+        statistics and clone checks into the answers, and the alerts raised buffered."""
+        tally = self._observations.tally(keys, now_ms, context.region, client)
+        if tally.counted is not None:
+            keys, rows = _standing(out, keys, rows, tally)
+        if keys:
+            _counted(out, rows, tally.located)
+            if self._checks.clones:
+                self._check_clones(out, keys, rows, tally.located, context, now_ms, raised)
         if raised and self._alerts is not None:
             self._alerts.buffer(raised)
-        if failed and repair:
-            self._repair(out, texts, failed, context, now_ms, macs, client)
-        return out
 
     def _repair(self, out: Answers, texts: Sequence[str | bytes], rows: list[int],
                 context: ScanContext, now_ms: int, macs: Mapping[int, Mac],
@@ -470,13 +547,7 @@ class _Call:
         return entry
 
     def _mismatch(self, batch_ref: int, scan: Scan, info: _BatchInfo) -> bool:
-        """Whether the scanned lot or expiry differs from the batch's: a pallet's packs carry a
-        few (lot, expiry) pairs, each compared once."""
-        seen = (batch_ref, scan.lot, scan.expiry)
-        mismatch = self.mismatches.get(seen)
-        if mismatch is None:
-            mismatch = self.mismatches[seen] = _mismatch(scan.lot, scan.expiry, info)
-        return mismatch
+        return _kept_mismatch(self.mismatches, batch_ref, scan, info)
 
     def _product_index(self, product_ref: int, code: Code) -> int:
         """The product's index in the answers' product table, added at its first row."""
@@ -544,6 +615,17 @@ def _counted(out: Answers, rows: list[int], located: Located) -> None:
             first_verified[row] = first
     for i in compress(range(len(rows)), first_regions):
         out.first_regions[rows[i]] = first_regions[i]
+
+
+def _kept_mismatch(kept: dict[tuple[int, str | None, str | None], bool], batch_ref: int,
+                   scan: Scan, info: _BatchInfo) -> bool:
+    """Whether the scanned lot or expiry differs from the batch's, each (batch, lot, expiry)
+    compared once and kept in ``kept``: a pallet's packs carry a few such pairs."""
+    seen = (batch_ref, scan.lot, scan.expiry)
+    mismatch = kept.get(seen)
+    if mismatch is None:
+        mismatch = kept[seen] = _mismatch(scan.lot, scan.expiry, info)
+    return mismatch
 
 
 def _mismatch(lot: str | None, expiry: str | None, info: _BatchInfo) -> bool:

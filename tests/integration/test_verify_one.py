@@ -32,7 +32,7 @@ from tracecore.minting import ALPHABET, Minter
 from tracecore.oversight import Checks
 from tracecore.scan_clients import client_tag
 from tracecore.status import Status
-from tracecore.verification import Answers, ScanContext, Verifier
+from tracecore.verification import Alert, Answers, ScanContext, Verifier
 
 T0 = 1_772_352_000_000  # 2026-03-01 08:00 UTC
 MINUTE = 60_000
@@ -99,9 +99,12 @@ def ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Ledger]:
     for lot in ("L1", "L2"):
         store.add_batch(cpb.Batch(product=SOLD, lot=lot, expires_on="2031-01-31",
                                   authorised_regions=["44"]), T0)
+    store.add_batch(cpb.Batch(product=SOLD, lot="ANY", expires_on="2031-01-31"), T0)
     store.add_batch(cpb.Batch(product=SOLD, lot="OLD", expires_on="2025-01-31"), T0)
     store.add_batch(cpb.Batch(product=WITHDRAWN_GTIN, lot="W1", expires_on="2031-01-31"), T0)
     store.add_party(cpb.Party(party_id="PHARM", name="Pharmacy", region=str(GUANGZHOU),
+                              kind=cpb.PARTY_KIND_PHARMACY), T0)
+    store.add_party(cpb.Party(party_id="BJ", name="Beijing pharmacy", region=str(BEIJING),
                               kind=cpb.PARTY_KIND_PHARMACY), T0)
     revoked = _mint(tenant, SOLD, "L1", 2, "pool-revoked")
     tenant.keys.rotate()
@@ -109,10 +112,19 @@ def ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Ledger]:
     recalled = _mint(tenant, SOLD, "L2", 2, "pool-recalled")
     expired = _mint(tenant, SOLD, "OLD", 1, "pool-expired")
     withdrawn = _mint(tenant, WITHDRAWN_GTIN, "W1", 2, "pool-withdrawn")
-    active = revoked + sold[:4] + recalled + expired + withdrawn
+    anywhere = _mint(tenant, SOLD, "ANY", 3, "pool-anywhere")
+    # Packs of the Guangdong-only lot received in Beijing: one on its own, one in a case.
+    diverted = _mint(tenant, SOLD, "L1", 3, "pool-diverted")
+    active = revoked + sold[:4] + recalled + expired + withdrawn + anywhere[:2] + diverted[:2]
     _apply(tenant, Event(EventKind.COMMISSION, tuple(active), T0, party_id="PHARM"))
-    _apply(tenant, Event(EventKind.DECOMMISSION, tuple(sold[2:4]), T0, party_id="PHARM",
-                         target=Status.DISPENSED))
+    _apply(tenant, Event(EventKind.DECOMMISSION, (*sold[2:4], anywhere[1]), T0,
+                         party_id="PHARM", target=Status.DISPENSED))
+    case = diverted[2]
+    _apply(tenant, Event(EventKind.COMMISSION, (case,), T0, party_id="PHARM", lot="L1", level=2))
+    _apply(tenant, Event(EventKind.AGGREGATE, (diverted[1],), T0, parent=case, partial=True))
+    for moved in (diverted[0], case):
+        _apply(tenant, Event(EventKind.SHIP, (moved,), T0, party_id="PHARM", destination="BJ"))
+        _apply(tenant, Event(EventKind.RECEIVE, (moved,), T0, party_id="BJ"))
     recall_batch(store, SOLD, "L2", Order("contaminated", T0), T0)
     withdraw_product(store, WITHDRAWN_GTIN, Order("withdrawn", T0), T0)
     tenant.keys.revoke(1)  # the key of the first pool: its codes are flagged from now on
@@ -130,7 +142,12 @@ def ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Ledger]:
             ("genuine", sold[:2], "L1", "310131"), ("dispensed", sold[2:4], "L1", "310131"),
             ("issued", sold[4:], "L1", "310131"), ("recalled", recalled, "L2", "310131"),
             ("expired", expired, "OLD", "250131"), ("withdrawn", withdrawn, "W1", "310131"),
-            ("revoked key", revoked, "L1", "310131")):
+            ("revoked key", revoked, "L1", "310131"),
+            ("received elsewhere", diverted[:1], "L1", "310131"),
+            ("in a case received elsewhere", diverted[1:2], "L1", "310131"),
+            ("sold anywhere", anywhere[:1], "ANY", "310131"),
+            ("dispensed, sold anywhere", anywhere[1:2], "ANY", "310131"),
+            ("issued, sold anywhere", anywhere[2:], "ANY", "310100")):
         for code in codes:
             inputs.extend(_texts(kind, code, lot, expiry))
     inputs.append(Input(render(Scan(Code(Scheme.GS1, SOLD, unknown[0])), Form.HRI),
@@ -206,7 +223,8 @@ def _alerts(book: AlertBook) -> list[tuple[object, ...]]:
        minutes=st.integers(0, 3))
 def test_one_code_answers_as_it_does_in_a_batch(ledger: _Ledger, pair: _Pair, data: st.DataObject,
                                                 context: str, minutes: int) -> None:
-    """A list of distinct codes verified as one batch and one code at a time, in order, by
+    """A list of distinct codes verified as one batch and one code at a time (``verify_one``,
+    as a unary Verify and a check page do), in order, by
     verifiers fed the same scans before: the same answer row for row (verdict, status, alerts,
     scan count and first scan, batch and product, reason, repair, hint), and the same alerts
     stored. Time moves on between examples, so codes are scanned again, past the clone
@@ -218,7 +236,7 @@ def test_one_code_answers_as_it_does_in_a_batch(ledger: _Ledger, pair: _Pair, da
     client = client_tag(b"k" * 32, "t", "203.0.113.9", now_ms) if public else b""
     texts = [i.text for i in inputs]
     together = pair.batch.verify(texts, scan_context, now_ms, client=client)
-    alone = [pair.single.verify([t], scan_context, now_ms, client=client) for t in texts]
+    alone = [pair.single.verify_one(t, scan_context, now_ms, client=client) for t in texts]
     for row, (item, answers) in enumerate(zip(inputs, alone, strict=True)):
         assert _row(answers, 0) == _row(together, row), (item, context)
     assert _alerts(pair.books[1]) == _alerts(pair.books[0])
@@ -227,7 +245,8 @@ def test_one_code_answers_as_it_does_in_a_batch(ledger: _Ledger, pair: _Pair, da
 def test_the_ledger_holds_every_kind_of_input(ledger: _Ledger) -> None:
     """The inputs the property draws from cover every verdict and the alerts that set codes
     apart (recalled, withdrawn, expired, dispensed, revoked key, data mismatch, not
-    commissioned), and a scrambled scan that is repaired."""
+    commissioned, received outside the batch's regions, alone or in a case), and a scrambled
+    scan that is repaired."""
     observations = Observations(ledger.path / "observations-cover", tenant="t",
                                 code_key=b"verify-one-test-key")
     try:
@@ -244,6 +263,9 @@ def test_the_ledger_holds_every_kind_of_input(ledger: _Ledger) -> None:
             Status.DISPENSED} <= statuses
     assert any("Caps Lock" in note for note in answers.repairs.values())
     assert any(reason.startswith("minted under a revoked") for reason in answers.reasons)
+    diverted = {i.kind for row, i in enumerate(ledger.inputs)
+                if answers.alert_masks[row] & Alert.DIVERSION.bit}
+    assert {"received elsewhere", "in a case received elsewhere"} <= diverted
 
 
 _answers = load("_answers")
@@ -327,3 +349,57 @@ def test_one_code_in_the_compiled_loop_answers_as_its_reference(
         assert len(compiled.batches) == len(reference.batches)
         assert len(compiled.products) == len(reference.products)
     assert _alerts(single_twins.books[0]) == _alerts(single_twins.books[1])
+
+
+@pytest.fixture(scope="module")
+def usual_twins(ledger: _Ledger) -> Iterator[_Pair]:
+    """``verify_one`` with its usual scan's way and through ``verify``'s reference, with
+    statistics and alerts of their own."""
+    yield from _twins(ledger, "usual-")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), context=st.sampled_from(sorted(_CONTEXTS)),
+       minutes=st.integers(0, 3), flush_after=st.integers(0, 8))
+def test_the_usual_scan_answers_as_the_reference(
+        ledger: _Ledger, usual_twins: _Pair, data: st.DataObject, context: str, minutes: int,
+        flush_after: int) -> None:
+    """Codes verified one call each by ``verify_one``, any code again: answered the usual way
+    where they can be (``Verifier._usual``), and through ``verify``'s reference, fed the same
+    scans before, statistics flushed at the same point: the same answer, and the same alerts
+    stored."""
+    inputs = data.draw(st.lists(st.sampled_from(ledger.inputs), min_size=1, max_size=8))
+    scan_context, public = _CONTEXTS[context]
+    now_ms = T0 + minutes * MINUTE
+    client = client_tag(b"k" * 32, "t", "203.0.113.9", now_ms) if public else b""
+    sides = (usual_twins.batch, usual_twins.single)
+    for i, item in enumerate(inputs):
+        if i == flush_after:
+            for side in sides:
+                side._observations.flush()
+        usual, reference = (side.verify_one(item.text, scan_context, now_ms, client=client)
+                            for side in sides)
+        assert _row(usual, 0) == _row(reference, 0), (item, context)
+        assert len(usual.batches) == len(reference.batches)
+        assert len(usual.products) == len(reference.products)
+    assert _alerts(usual_twins.books[0]) == _alerts(usual_twins.books[1])
+
+
+def test_the_inputs_hold_usual_scans_and_others(ledger: _Ledger, usual_twins: _Pair) -> None:
+    """The inputs above hold usual scans (signed codes of ours, of batches sold anywhere or in
+    some regions, in every status, with a wrong lot, for a consumer's purpose) and scans that
+    are not (a revoked key, a foreign or unknown code, an SSCC, a forgery, a malformed or
+    scrambled scan, a pharmacy's scan)."""
+    verifier = usual_twins.batch
+    usual = {i.kind for i in ledger.inputs
+             if verifier._usual(i.text, ScanContext(purpose=1), T0) is not None}
+    assert usual == {"genuine", "genuine+lot", "dispensed", "dispensed+lot", "issued",
+                     "issued+lot", "recalled", "recalled+lot", "received elsewhere",
+                     "received elsewhere+lot", "in a case received elsewhere",
+                     "in a case received elsewhere+lot", "sold anywhere",
+                     "sold anywhere+lot", "dispensed, sold anywhere",
+                     "dispensed, sold anywhere+lot", "issued, sold anywhere",
+                     "issued, sold anywhere+lot", "expired", "expired+lot", "withdrawn",
+                     "withdrawn+lot"}
+    pharmacy = ScanContext("PHARM", GUANGZHOU, 2)
+    assert all(verifier._usual(i.text, pharmacy, T0) is None for i in ledger.inputs)

@@ -98,7 +98,7 @@ def verify(verifiers: Verifiers, tenant: str, code: str, scan: Scan, now_ms: int
     client = b""
     if caller is not None and caller.role is Role.PUBLIC:
         client = public_client(verifiers, tenant, peer_host(caller.peer), now_ms)
-    answers = verifier.verify([code], context, now_ms, client=client)
+    answers = verifier.verify_one(code, context, now_ms, client=client)
     replaced_by = (verifier.replaced_by(answers.codes[0])
                    if answers.statuses[0] == Status.VOIDED else "")
     return Verified(answers, replaced_by)
