@@ -4,32 +4,29 @@ One loop answers one code or a pallet of them: parse, check the tag against the 
 (no storage touched for forgeries and typos), look the code up in the ledger, count the scan.
 Answers are columnar so a batch of 100,000 costs lists, not objects. What depends only on the
 batch (expiry, recall, a scan outside its regions) is worked out once per batch per call; per
-code there is a lookup and a few comparisons.
+code there is a lookup and a few comparisons (``tracecore.verification_rows``). A consumer's
+scan of one code, the most frequent call, skips that machinery (``Verifier.verify_one``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
-import struct
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from itertools import compress, repeat
 from operator import gt
 
 from pharmatrace.v1 import common_pb2 as pb
 
-from tracecore import gs1
-from tracecore._speedups import load
 from tracecore.answers import NOT_MINTED as NOT_MINTED
 from tracecore.answers import Alert as Alert
 from tracecore.answers import Answers as Answers
-from tracecore.answers import CodeTexts, append_row, unused_sscc
+from tracecore.answers import CodeTexts
 from tracecore.answers import ScanContext as ScanContext
 from tracecore.answers import Verdict as Verdict
 from tracecore.answers import alerts_of as alerts_of
 from tracecore.answers import not_minted as not_minted
-from tracecore.codes import Code, Scheme, parse, parse_many, parse_one, parsed_codes
+from tracecore.codes import Code, parse, parse_many, parse_one, parsed_codes
 from tracecore.errors import ParseError
 from tracecore.ledger import foreign, history
 from tracecore.ledger.alerts import AlertBook
@@ -37,14 +34,11 @@ from tracecore.ledger.contents import CUSTODY_FLAGS, top_record
 from tracecore.ledger.env import Txn
 from tracecore.ledger.observations import Located, Observations, Tally
 from tracecore.ledger.oversight import Holds
-from tracecore.ledger.records import CODE_RECORD_SIZE, FLAG_FOREIGN, FLAG_IN_TRANSIT, ref_of
-from tracecore.ledger.sscc_pools import SsccPools
+from tracecore.ledger.records import FLAG_FOREIGN, FLAG_IN_TRANSIT, ref_of
 from tracecore.ledger.tenants import Tenant
 from tracecore.mac import Mac
 from tracecore.minting import check_tags
 from tracecore.oversight import (
-    ENDED,
-    RECALLABLE,
     SUPPLY_CHAIN_PURPOSES,
     AlertSource,
     Checks,
@@ -57,42 +51,23 @@ from tracecore.oversight import (
 )
 from tracecore.schemes.base import Scan
 from tracecore.schemes.repair import Repaired, hint, readings
-from tracecore.status import DECOMMISSIONED, Status
+from tracecore.status import Status
+from tracecore.verification_rows import (
+    CLONE,
+    DATA_MISMATCH,
+    DIVERSION,
+    EXPIRED,
+    RECALLABLE_NUMBERS,
+    STATUS_ALERT_BY_NUMBER,
+    VERDICT_FIELDS,
+    BatchInfo,
+    Call,
+    answer_rows,
+    answer_rows_reference,
+    kept_mismatch,
+)
 
-# status, flags, key id, product ref, batch ref, holder ref, region: the fields of a code
-# record a verdict needs.
-_VERDICT_FIELDS = struct.Struct("<BxBxHxxIIxxxxII")
-assert _VERDICT_FIELDS.size <= CODE_RECORD_SIZE
-
-
-_STATUS_ALERTS = {
-    Status.ISSUED: Alert.NOT_COMMISSIONED.bit,
-    Status.VOIDED: Alert.VOIDED.bit,
-    Status.RECALLED: Alert.RECALLED.bit,
-    Status.WITHDRAWN: Alert.WITHDRAWN.bit,
-    Status.DESTROYED: Alert.DESTROYED_OR_STOLEN.bit,
-    Status.STOLEN: Alert.DESTROYED_OR_STOLEN.bit,
-    **{s: Alert.ALREADY_DECOMMISSIONED.bit for s in DECOMMISSIONED},
-}
-_STATUS_ALERT_BY_NUMBER = [_STATUS_ALERTS.get(n, 0) for n in range(256)]  # type: ignore[call-overload]
-_RECALLABLE = frozenset(int(s) for s in RECALLABLE)
-_ENDED = frozenset(int(s) for s in ENDED)
-_DIVERSION = Alert.DIVERSION.bit
-_EXPIRED = Alert.EXPIRED.bit
-_DATA_MISMATCH = Alert.DATA_MISMATCH.bit
-_CLONE = Alert.CLONE_SUSPECTED.bit
-_SSCC = Scheme.SSCC
 _DAY_MS = 86_400_000
-#: Lot and expiry comparisons a verifier keeps: a few per batch on the market.
-_MISMATCHES_KEPT = 4096
-
-
-@dataclass(frozen=True, slots=True)
-class _BatchInfo:
-    batch: pb.Batch
-    expires_on: dt.date
-    rule: RegionRule | None     # None: sold anywhere
-
 
 class Verifier:
     """Answers verification for one tenant; one per worker process."""
@@ -109,7 +84,7 @@ class Verifier:
         self._checks = checks or Checks()
         self._travel = Travel(self._checks.max_speed_kmh)
         self._products: dict[int, pb.Product] = {}
-        self._batches: dict[int, _BatchInfo] = {}
+        self._batches: dict[int, BatchInfo] = {}
         self._plants: dict[int, bool] = {}
         # (batch ref, scanned lot, scanned expiry) -> whether they differ from the batch's.
         self._mismatches: dict[tuple[int, str | None, str | None], bool] = {}
@@ -144,14 +119,14 @@ class Verifier:
         # Each code's ledger key beside the key LMDB holds, all encrypted in one call.
         stored = ledger.codes.stored_many(code_keys)
         with ledger.env.read() as txn:
-            call = _Call(self, out, txn, context, now_ms, today, revoked)
-            if self._reference or _compiled is None:
+            call = Call(self, out, txn, context, now_ms, today, revoked)
+            if self._reference or answer_rows is answer_rows_reference:
                 answer_rows_reference(call, scans, key_ids, code_keys, stored)
             else:
                 if len(parsed) == 1 and key_ids[0] is not None:
                     # One code: its entries made first, so that the compiled loop answers it.
                     call.make_entries(parsed[0], stored[0])
-                _answer_rows(call, scans, key_ids, code_keys, stored)
+                answer_rows(call, scans, key_ids, code_keys, stored)
         if call.genuine_keys:
             self._count(out, call.genuine_keys, call.genuine_rows, context, now_ms, client,
                         call.raised)
@@ -179,9 +154,9 @@ class Verifier:
     def _usual(self, text: str | bytes, context: ScanContext, now_ms: int
                ) -> tuple[Answers, bytes] | None:
         """The answer of the usual scan before its statistics, and its ledger key; None for any
-        other scan, which ``_Call.row`` answers. Nothing is counted or raised here: the usual scan
+        other scan, which ``Call.row`` answers. Nothing is counted or raised here: the usual scan
         raises no alert before its statistics (a diversion seen where the pack was received is
-        an answer's alert, as ``_Call.row`` gives it, not a new alert)."""
+        an answer's alert, as ``Call.row`` gives it, not a new alert)."""
         if context.party_id or context.region or context.purpose in SUPPLY_CHAIN_PURPOSES:
             return None  # a place to check for diversion, a party to check for clones
         try:
@@ -198,10 +173,10 @@ class Verifier:
         stored = ledger.codes.stored(key)
         with ledger.env.read() as txn:
             data = txn.get(stored, db=ledger.db["codes"])
-            if data is None or len(data) < _VERDICT_FIELDS.size or data[2] & FLAG_FOREIGN:
+            if data is None or len(data) < VERDICT_FIELDS.size or data[2] & FLAG_FOREIGN:
                 return None
             (status, flags, key_id, product_ref, batch_ref, holder_ref,
-             region) = _VERDICT_FIELDS.unpack_from(data)
+             region) = VERDICT_FIELDS.unpack_from(data)
             if not batch_ref or key_id in keys.revoked():
                 return None
             info = self._batch(txn, batch_ref)
@@ -213,19 +188,19 @@ class Verifier:
                                                               region)
                 if (region and not info.rule.allows(region)
                         and self._received_there(txn, flags, holder_ref)):
-                    mask = _DIVERSION
+                    mask = DIVERSION
             hold = Holds(ledger, txn).hold_status(batch_ref, product_ref) \
-                if status in _RECALLABLE else None
+                if status in RECALLABLE_NUMBERS else None
             product = self._product(txn, product_ref, code)
             level = data[1]
         if hold is not None:
             status = int(hold)
-        mask |= _STATUS_ALERT_BY_NUMBER[status]
+        mask |= STATUS_ALERT_BY_NUMBER[status]
         if info.expires_on < _utc_day(now_ms // _DAY_MS):
-            mask |= _EXPIRED
-        if (scan.lot is not None or scan.expiry is not None) and _kept_mismatch(
+            mask |= EXPIRED
+        if (scan.lot is not None or scan.expiry is not None) and kept_mismatch(
                 self._mismatches, batch_ref, scan, info):
-            mask |= _DATA_MISMATCH
+            mask |= DATA_MISMATCH
         out = Answers(verdicts=[Verdict.GENUINE], statuses=[status], alert_masks=[mask],
                       scan_counts=[0], first_verified_ms=[0], batch_indexes=[0],
                       product_indexes=[0], levels=[level], codes=CodeTexts([code]),
@@ -316,7 +291,7 @@ class Verifier:
                 reasons.append(CloneReason.TRAVEL)
             if not reasons:
                 continue
-            out.alert_masks[row] |= _CLONE
+            out.alert_masks[row] |= CLONE
             b_index = out.batch_indexes[row]
             batch = out.batches[b_index] if b_index >= 0 else pb.Batch()
             for reason in reasons:
@@ -330,7 +305,7 @@ class Verifier:
 
     def _batch_entry(self, txn: Txn, batch_ref: int, product_ref: int, holds: Holds,
                      out: Answers, today: dt.date, region: int
-                     ) -> tuple[int, int, _BatchInfo, int]:
+                     ) -> tuple[int, int, BatchInfo, int]:
         """What holds for every code of a batch in this call: its row in the batch table, the
         alerts it brings (expired; scanned outside its regions), and a recall or withdrawal."""
         info = self._batch(txn, batch_ref)
@@ -338,11 +313,11 @@ class Verifier:
         mask = Alert.EXPIRED.bit if info.expires_on < today else 0
         if (region and self._checks.diversion and info.rule is not None
                 and not info.rule.allows(region)):
-            mask |= _DIVERSION
+            mask |= DIVERSION
         hold = holds.hold_status(batch_ref, product_ref)
         return len(out.batches) - 1, mask, info, int(hold) if hold is not None else 0
 
-    def _diversion(self, key: bytes, code: str, info: _BatchInfo, context: ScanContext,
+    def _diversion(self, key: bytes, code: str, info: BatchInfo, context: ScanContext,
                    now_ms: int, status: int) -> Raised:
         assert info.rule is not None
         return diversion(key, code, source=AlertSource.SCAN, at_ms=now_ms, units=1,
@@ -386,199 +361,15 @@ class Verifier:
             product = self._products[ref] = self._tenant.ledger.product_by_ref(txn, ref)
         return product
 
-    def _batch(self, txn: Txn, ref: int) -> _BatchInfo:
+    def _batch(self, txn: Txn, ref: int) -> BatchInfo:
         info = self._batches.get(ref)
         if info is None:
             batch = self._tenant.ledger.batch_by_ref(txn, ref)
             rule = RegionRule(batch.authorised_regions, "batch") if batch.authorised_regions \
                 else None
-            info = self._batches[ref] = _BatchInfo(batch, dt.date.fromisoformat(batch.expires_on),
+            info = self._batches[ref] = BatchInfo(batch, dt.date.fromisoformat(batch.expires_on),
                                                    rule)
         return info
-
-
-class _Call:
-    """One verification call while its rows are answered: the answers, the read transaction,
-    and what is worked out once per call (each batch's and product's entry, each scanned lot
-    and expiry's comparison with its batch), plus what the rows leave for after the loop."""
-
-    # What the compiled loop (tracecore/_speedups/_answers.pyx) reads of the rules.
-    PARSE_ERROR = ParseError
-    GENUINE = Verdict.GENUINE
-    RECALLABLE = bytes(n in _RECALLABLE for n in range(256))
-    ENDED = bytes(n in _ENDED for n in range(256))
-    STATUS_ALERTS = tuple(_STATUS_ALERT_BY_NUMBER)
-    DATA_MISMATCH = _DATA_MISMATCH
-    DIVERSION = _DIVERSION
-
-    def __init__(self, verifier: Verifier, out: Answers, txn: Txn, context: ScanContext,
-                 now_ms: int, today: dt.date, revoked: frozenset[int]) -> None:
-        ledger = verifier._tenant.ledger
-        checks = verifier._checks
-        self.verifier, self.out, self.txn = verifier, out, txn
-        self.get, self.codes_db = txn.get, ledger.db["codes"]
-        self.parents_db = ledger.db["parents"]
-        self.holds = Holds(ledger, txn)
-        self.context, self.now_ms, self.today = context, now_ms, today
-        self.region = context.region
-        self.revoked = revoked
-        self.diverted = checks.diversion
-        self.supply_chain = checks.clones and bool(
-            context.party_id or context.purpose in SUPPLY_CHAIN_PURPOSES)
-        self.scanner = verifier._party_ref(txn, context.party_id) if self.supply_chain else 0
-        # batch ref -> (index in out.batches, alerts of the whole batch, info, hold status)
-        self.batches: dict[int, tuple[int, int, _BatchInfo, int]] = {}
-        # Kept across calls: a comparison holds as long as the batch's info it was made from,
-        # which the verifier keeps for its life (``Verifier._batch``).
-        self.mismatches = verifier._mismatches
-        if len(self.mismatches) > _MISMATCHES_KEPT:
-            self.mismatches.clear()
-        self.product_index: dict[int, int] = {}
-        self.raised: list[Raised] = []
-        self.failed: list[int] = []
-        self.genuine_keys: list[bytes] = []
-        self.genuine_rows: list[int] = []
-
-    def malformed(self, row: int, error: ParseError) -> None:
-        append_row(self.out, Verdict.INVALID_FORMAT, "", error.reason)
-        self.failed.append(row)
-
-    def row(self, row: int, scan: Scan, key_id: int | None, key: bytes, stored: bytes,
-            data: bytes | memoryview | None) -> None:
-        """The answer of one input that parsed: ``key_id``, the signing key its tag verifies
-        under (None: none); ``key``, its ledger key; ``data``, its record (None: not in the
-        ledger)."""
-        out, txn, verifier = self.out, self.txn, self.verifier
-        ledger = verifier._tenant.ledger
-        code = scan.code
-        if key_id is None and code.scheme is _SSCC:
-            if data is None:
-                unused_sscc(out, code, SsccPools(ledger).allocated_in(txn, code.serial))
-                return
-            if not data[2] & FLAG_FOREIGN:
-                key_id = 0  # tagless: a record of ours means it came from our pools
-        if key_id is None and (data is None or not data[2] & FLAG_FOREIGN):
-            append_row(out, Verdict.BAD_SIGNATURE, code.text(), NOT_MINTED)
-            self.failed.append(row)
-            return
-        if data is None:
-            append_row(out, Verdict.UNKNOWN, code.text(), "signed, but not in the ledger")
-            return
-        (status, flags, record_key_id, product_ref, batch_ref, holder_ref,
-         record_region) = _VERDICT_FIELDS.unpack_from(data)
-        recorded = status
-        b_index = -1
-        mask = 0
-        info = None
-        context, now_ms = self.context, self.now_ms
-        if batch_ref:
-            b_index, mask, info, hold = self._batch_entry(batch_ref, product_ref)
-            if hold and status in _RECALLABLE:
-                status = hold
-            if self._mismatch(batch_ref, scan, info):
-                mask |= _DATA_MISMATCH
-            if mask & _DIVERSION:
-                self.raised.append(verifier._diversion(key, code.text(), info, context, now_ms,
-                                                       status))
-            elif self.diverted and info.rule is not None:
-                if self.get(stored, db=self.parents_db) is not None:
-                    flags, holder_ref, record_region = verifier._custody(
-                        txn, stored, flags, holder_ref, record_region)
-                if (record_region and not info.rule.allows(record_region)
-                        and verifier._received_there(txn, flags, holder_ref)):
-                    mask |= _DIVERSION  # received or dispensed outside its regions
-        if self.supply_chain and recorded in _ENDED and (
-                not self.scanner or verifier._custody(txn, stored, flags, holder_ref,
-                                                      record_region)[1] != self.scanner):
-            mask |= _CLONE
-            self.raised.append(clone(
-                key, code.text(), CloneReason.SEEN_AFTER_END, at_ms=now_ms,
-                product=info.batch.product if info else "",
-                lot=info.batch.lot if info else "", region=self.region,
-                party_id=context.party_id, status=Status(recorded), scan_count=0))
-        mask |= _STATUS_ALERT_BY_NUMBER[status]
-        verdict = Verdict.GENUINE
-        reason = ""
-        if key_id is None:
-            verdict = Verdict.KNOWN_FOREIGN
-            minted_by = foreign.provenance_of(ledger, txn, key)
-            out.minted_by[row] = minted_by.minted_by if minted_by else ""
-            reason = "known to this ledger, not signed by us" + (
-                f": minted by {out.minted_by[row]}" if out.minted_by[row] else "")
-        elif record_key_id in self.revoked:
-            verdict = Verdict.BAD_SIGNATURE
-            reason = "minted under a revoked signing key"
-            mask |= Alert.KEY_REVOKED.bit
-        p_index = self._product_index(product_ref, code)
-        out.verdicts.append(verdict)
-        out.statuses.append(status)
-        out.alert_masks.append(mask)
-        out.scan_counts.append(0)
-        out.first_verified_ms.append(0)
-        out.batch_indexes.append(b_index)
-        out.product_indexes.append(p_index)
-        out.levels.append(data[1])
-        out.codes.append(code)
-        out.reasons.append(reason)
-        self.genuine_keys.append(key)
-        self.genuine_rows.append(row)
-
-    def make_entries(self, scan: Scan, stored: bytes) -> None:
-        """The entries of a signed code's batch, product and scanned lot and expiry (``stored``:
-        the key LMDB holds it under), made before the rows are answered: as ``row`` makes them
-        for a signed code in the ledger, in the same order, so that the compiled loop can
-        answer the first row of a batch or product too."""
-        data = self.get(stored, db=self.codes_db)
-        if data is None or len(data) < _VERDICT_FIELDS.size:
-            return
-        _, _, _, product_ref, batch_ref, _, _ = _VERDICT_FIELDS.unpack_from(data)
-        if batch_ref:
-            info = self._batch_entry(batch_ref, product_ref)[2]
-            self._mismatch(batch_ref, scan, info)
-        if product_ref:
-            self._product_index(product_ref, scan.code)
-
-    def _batch_entry(self, batch_ref: int, product_ref: int
-                     ) -> tuple[int, int, _BatchInfo, int]:
-        entry = self.batches.get(batch_ref)
-        if entry is None:
-            entry = self.batches[batch_ref] = self.verifier._batch_entry(
-                self.txn, batch_ref, product_ref, self.holds, self.out, self.today, self.region)
-        return entry
-
-    def _mismatch(self, batch_ref: int, scan: Scan, info: _BatchInfo) -> bool:
-        return _kept_mismatch(self.mismatches, batch_ref, scan, info)
-
-    def _product_index(self, product_ref: int, code: Code) -> int:
-        """The product's index in the answers' product table, added at its first row."""
-        out = self.out
-        p_index = self.product_index.get(product_ref) if product_ref else None
-        if p_index is None:
-            p_index = len(out.products)
-            if product_ref:
-                self.product_index[product_ref] = p_index
-            out.products.append(self.verifier._product(self.txn, product_ref, code))
-        return p_index
-
-
-def answer_rows_reference(call: _Call, scans: Sequence[Scan | ParseError],
-                          key_ids: Sequence[int | None], keys: Sequence[bytes],
-                          stored: Sequence[bytes]) -> None:
-    """Each input's answer row, in order (``_Call.row``, ``_Call.malformed``); ``key_ids``,
-    ``keys`` and ``stored`` (the keys LMDB holds) are those of the inputs that parsed."""
-    get, db = call.get, call.codes_db
-    i = 0
-    for row, scan in enumerate(scans):
-        if isinstance(scan, ParseError):
-            call.malformed(row, scan)
-            continue
-        call.row(row, scan, key_ids[i], keys[i], stored[i], get(stored[i], db=db))
-        i += 1
-
-
-# The compiled twin of the loop above (tracecore/_speedups/_answers.pyx), else that loop.
-_compiled = load("_answers")
-_answer_rows = answer_rows_reference if _compiled is None else _compiled.answer_rows
 
 
 def _standing(out: Answers, keys: list[bytes], rows: list[int], tally: Tally
@@ -617,36 +408,7 @@ def _counted(out: Answers, rows: list[int], located: Located) -> None:
         out.first_regions[rows[i]] = first_regions[i]
 
 
-def _kept_mismatch(kept: dict[tuple[int, str | None, str | None], bool], batch_ref: int,
-                   scan: Scan, info: _BatchInfo) -> bool:
-    """Whether the scanned lot or expiry differs from the batch's, each (batch, lot, expiry)
-    compared once and kept in ``kept``: a pallet's packs carry a few such pairs."""
-    seen = (batch_ref, scan.lot, scan.expiry)
-    mismatch = kept.get(seen)
-    if mismatch is None:
-        mismatch = kept[seen] = _mismatch(scan.lot, scan.expiry, info)
-    return mismatch
-
-
-def _mismatch(lot: str | None, expiry: str | None, info: _BatchInfo) -> bool:
-    """The scanned lot or expiry differs from the batch on record. A day of 00 means the month."""
-    if lot is not None and lot != info.batch.lot:
-        return True
-    if expiry is None:
-        return False
-    scanned = _expiry_date(expiry)
-    if expiry.endswith("00"):
-        return (scanned.year, scanned.month) != (info.expires_on.year, info.expires_on.month)
-    return scanned != info.expires_on
-
-
 @functools.lru_cache(maxsize=8)
 def _utc_day(day: int) -> dt.date:
     """The UTC date of a day since the epoch: worked out once a day, not on every call."""
     return dt.datetime.fromtimestamp(day * 86_400, dt.UTC).date()
-
-
-@functools.lru_cache(maxsize=4096)
-def _expiry_date(yymmdd: str) -> dt.date:
-    """A scanned expiry as a date; a pallet's packs share a few, so each is worked out once."""
-    return gs1.expiry_date(yymmdd)

@@ -4,8 +4,8 @@ from collections.abc import Sequence
 
 from tracecore.codes import Scan
 from tracecore.errors import ParseError
-from tracecore.verification import _Call
+from tracecore.verification_rows import Call
 
-def answer_rows(call: _Call, scans: Sequence[Scan | ParseError],
+def answer_rows(call: Call, scans: Sequence[Scan | ParseError],
                 key_ids: Sequence[int | None], keys: Sequence[bytes],
                 stored: Sequence[bytes]) -> None: ...

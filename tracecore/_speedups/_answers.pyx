@@ -1,12 +1,12 @@
 """A verification call's answer rows in C: for each input, its code record read and the row's
 verdict, status and alerts appended to the answer columns.
 
-The reference is ``answer_rows_reference`` in ``tracecore.verification``. This loop answers in
-C the row of a code that parsed, is signed by one of the tenant's keys that is not revoked, is
-in the ledger with a registered product, and whose batch, product and scanned lot and expiry
-were already looked at in this call; every other row (the first of each batch and product, a
-failure, a code from elsewhere, a diversion or clone to raise) is answered by ``_Call.row``,
-the reference's own code, at its turn, so the columns come out in the same order.
+The reference is ``answer_rows_reference`` in ``tracecore.verification_rows``. This loop
+answers in C the row of a code that parsed, is signed by one of the tenant's keys that is not
+revoked, is in the ledger with a registered product, and whose batch, product and scanned lot
+and expiry were already looked at in this call; every other row (the first of each batch and
+product, a failure, a code from elsewhere, a diversion or clone to raise) is answered by
+``Call.row``, the reference's own code, at its turn, so the columns come out in the same order.
 Code records are ``records._CODE`` (``<BBBxHxxIIIIIqqQ``): status, level, flags, key id,
 product, batch, pool, holder, region, ...
 """
@@ -45,7 +45,7 @@ cdef bint _has(const Reader *r, bint c, object get, object key, object db) excep
 
 
 cdef inline object _record(int rc, object data, object get, object key, object db):
-    """A row's code record as py-lmdb gives it (for ``_Call.row``): read again if it was read
+    """A row's code record as py-lmdb gives it (for ``Call.row``): read again if it was read
     through the C API (``rc`` 0), else the one read (None if there is none)."""
     return get(key, None, db) if rc == 0 else data
 
