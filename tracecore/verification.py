@@ -26,28 +26,23 @@ from tracecore.answers import ScanContext as ScanContext
 from tracecore.answers import Verdict as Verdict
 from tracecore.answers import alerts_of as alerts_of
 from tracecore.answers import not_minted as not_minted
-from tracecore.codes import Code, parse, parse_many, parse_one, parsed_codes
+from tracecore.codes import parse, parse_many, parse_one, parsed_codes
 from tracecore.errors import ParseError
 from tracecore.ledger import foreign, history
 from tracecore.ledger.alerts import AlertBook
-from tracecore.ledger.contents import CUSTODY_FLAGS, top_record
-from tracecore.ledger.env import Txn
 from tracecore.ledger.observations import Located, Observations, Tally
 from tracecore.ledger.oversight import Holds
-from tracecore.ledger.records import FLAG_FOREIGN, FLAG_IN_TRANSIT, ref_of
+from tracecore.ledger.records import FLAG_FOREIGN
 from tracecore.ledger.tenants import Tenant
 from tracecore.mac import Mac
 from tracecore.minting import check_tags
 from tracecore.oversight import (
     SUPPLY_CHAIN_PURPOSES,
-    AlertSource,
     Checks,
     CloneReason,
     Raised,
-    RegionRule,
     Travel,
     clone,
-    diversion,
 )
 from tracecore.schemes.base import Scan
 from tracecore.schemes.repair import Repaired, hint, readings
@@ -60,8 +55,8 @@ from tracecore.verification_rows import (
     RECALLABLE_NUMBERS,
     STATUS_ALERT_BY_NUMBER,
     VERDICT_FIELDS,
-    BatchInfo,
     Call,
+    Kept,
     answer_rows,
     answer_rows_reference,
     kept_mismatch,
@@ -83,11 +78,7 @@ class Verifier:
         self._alerts = alerts
         self._checks = checks or Checks()
         self._travel = Travel(self._checks.max_speed_kmh)
-        self._products: dict[int, pb.Product] = {}
-        self._batches: dict[int, BatchInfo] = {}
-        self._plants: dict[int, bool] = {}
-        # (batch ref, scanned lot, scanned expiry) -> whether they differ from the batch's.
-        self._mismatches: dict[tuple[int, str | None, str | None], bool] = {}
+        self._kept = Kept(tenant, self._checks)
 
     def replaced_by(self, code: str) -> str:
         """The canonical text of the code that replaced a voided code's damaged label; "" when
@@ -119,7 +110,7 @@ class Verifier:
         # Each code's ledger key beside the key LMDB holds, all encrypted in one call.
         stored = ledger.codes.stored_many(code_keys)
         with ledger.env.read() as txn:
-            call = Call(self, out, txn, context, now_ms, today, revoked)
+            call = Call(self._kept, out, txn, context, now_ms, today, revoked)
             if self._reference or answer_rows is answer_rows_reference:
                 answer_rows_reference(call, scans, key_ids, code_keys, stored)
             else:
@@ -168,7 +159,7 @@ class Verifier:
         code = scan.code
         if check_tags([code], keys.macs(), keys.native_macs())[0] is None:
             return None
-        ledger = tenant.ledger
+        ledger, kept = tenant.ledger, self._kept
         key = code.key()
         stored = ledger.codes.stored(key)
         with ledger.env.read() as txn:
@@ -179,19 +170,19 @@ class Verifier:
              region) = VERDICT_FIELDS.unpack_from(data)
             if not batch_ref or key_id in keys.revoked():
                 return None
-            info = self._batch(txn, batch_ref)
+            info = kept.batch(txn, batch_ref)
             mask = 0
             if info.rule is not None and self._checks.diversion:
                 # Sold in some regions only: where the pack was received or dispensed.
                 if txn.get(stored, db=ledger.db["parents"]) is not None:
-                    flags, holder_ref, region = self._custody(txn, stored, flags, holder_ref,
-                                                              region)
+                    flags, holder_ref, region = kept.custody(txn, stored, flags, holder_ref,
+                                                            region)
                 if (region and not info.rule.allows(region)
-                        and self._received_there(txn, flags, holder_ref)):
+                        and kept.received_there(txn, flags, holder_ref)):
                     mask = DIVERSION
             hold = Holds(ledger, txn).hold_status(batch_ref, product_ref) \
                 if status in RECALLABLE_NUMBERS else None
-            product = self._product(txn, product_ref, code)
+            product = kept.product(txn, product_ref, code)
             level = data[1]
         if hold is not None:
             status = int(hold)
@@ -199,7 +190,7 @@ class Verifier:
         if info.expires_on < _utc_day(now_ms // _DAY_MS):
             mask |= EXPIRED
         if (scan.lot is not None or scan.expiry is not None) and kept_mismatch(
-                self._mismatches, batch_ref, scan, info):
+                kept.mismatches, batch_ref, scan, info):
             mask |= DATA_MISMATCH
         out = Answers(verdicts=[Verdict.GENUINE], statuses=[status], alert_masks=[mask],
                       scan_counts=[0], first_verified_ms=[0], batch_indexes=[0],
@@ -302,74 +293,6 @@ class Verifier:
                     previous_region=last_region if far else 0,
                     previous_at_ms=last_ms if far else 0,
                     distance_km=travel.distance_km(last_region, region) if far else 0.0))
-
-    def _batch_entry(self, txn: Txn, batch_ref: int, product_ref: int, holds: Holds,
-                     out: Answers, today: dt.date, region: int
-                     ) -> tuple[int, int, BatchInfo, int]:
-        """What holds for every code of a batch in this call: its row in the batch table, the
-        alerts it brings (expired; scanned outside its regions), and a recall or withdrawal."""
-        info = self._batch(txn, batch_ref)
-        out.batches.append(info.batch)
-        mask = Alert.EXPIRED.bit if info.expires_on < today else 0
-        if (region and self._checks.diversion and info.rule is not None
-                and not info.rule.allows(region)):
-            mask |= DIVERSION
-        hold = holds.hold_status(batch_ref, product_ref)
-        return len(out.batches) - 1, mask, info, int(hold) if hold is not None else 0
-
-    def _diversion(self, key: bytes, code: str, info: BatchInfo, context: ScanContext,
-                   now_ms: int, status: int) -> Raised:
-        assert info.rule is not None
-        return diversion(key, code, source=AlertSource.SCAN, at_ms=now_ms, units=1,
-                         product=info.batch.product, lot=info.batch.lot, region=context.region,
-                         party_id=context.party_id, rule=info.rule, status=Status(status))
-
-    def _custody(self, txn: Txn, stored: bytes, flags: int, holder_ref: int, region: int
-                 ) -> tuple[int, int, int]:
-        """(flags, holder ref, region) of a pack (``stored``: its stored code key) whose record
-        holds these: its top container's custody while it is inside one
-        (``tracecore.ledger.contents``)."""
-        held = top_record(self._tenant.ledger, txn, stored)
-        if held is None:
-            return flags, holder_ref, region
-        return ((flags & ~CUSTODY_FLAGS) | (held.flags & CUSTODY_FLAGS), held.holder_ref,
-                held.region)
-
-    def _received_there(self, txn: Txn, flags: int, holder_ref: int) -> bool:
-        """Whether a pack's recorded region is where a party received or dispensed it: not in
-        transit (the region is still where it left), not at the plant that made it."""
-        if flags & FLAG_IN_TRANSIT or not holder_ref:
-            return False
-        plant = self._plants.get(holder_ref)
-        if plant is None:
-            party = self._tenant.ledger.party_by_ref(txn, holder_ref)
-            plant = self._plants[holder_ref] = party.kind == pb.PARTY_KIND_PLANT
-        return not plant
-
-    def _party_ref(self, txn: Txn, party_id: str) -> int:
-        """The scanning party's ref, 0 when it gave none or is not registered."""
-        if not party_id:
-            return 0
-        data = txn.get(party_id.encode(), db=self._tenant.ledger.db["party_ids"])
-        return ref_of(data) if data is not None else 0
-
-    def _product(self, txn: Txn, ref: int, code: Code) -> pb.Product:
-        if not ref:
-            return foreign.unregistered_product(code)
-        product = self._products.get(ref)
-        if product is None:
-            product = self._products[ref] = self._tenant.ledger.product_by_ref(txn, ref)
-        return product
-
-    def _batch(self, txn: Txn, ref: int) -> BatchInfo:
-        info = self._batches.get(ref)
-        if info is None:
-            batch = self._tenant.ledger.batch_by_ref(txn, ref)
-            rule = RegionRule(batch.authorised_regions, "batch") if batch.authorised_regions \
-                else None
-            info = self._batches[ref] = BatchInfo(batch, dt.date.fromisoformat(batch.expires_on),
-                                                   rule)
-        return info
 
 
 def _standing(out: Answers, keys: list[bytes], rows: list[int], tally: Tally

@@ -10,7 +10,6 @@ import functools
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from pharmatrace.v1 import common_pb2 as pb
 
@@ -28,24 +27,26 @@ from tracecore.answers import (
 from tracecore.codes import Code, Scheme
 from tracecore.errors import ParseError
 from tracecore.ledger import foreign
+from tracecore.ledger.contents import CUSTODY_FLAGS, top_record
 from tracecore.ledger.env import Txn
 from tracecore.ledger.oversight import Holds
-from tracecore.ledger.records import CODE_RECORD_SIZE, FLAG_FOREIGN
+from tracecore.ledger.records import CODE_RECORD_SIZE, FLAG_FOREIGN, FLAG_IN_TRANSIT, ref_of
 from tracecore.ledger.sscc_pools import SsccPools
+from tracecore.ledger.tenants import Tenant
 from tracecore.oversight import (
     ENDED,
     RECALLABLE,
     SUPPLY_CHAIN_PURPOSES,
+    AlertSource,
+    Checks,
     CloneReason,
     Raised,
     RegionRule,
     clone,
+    diversion,
 )
 from tracecore.schemes.base import Scan
 from tracecore.status import DECOMMISSIONED, Status
-
-if TYPE_CHECKING:
-    from tracecore.verification import Verifier
 
 # status, flags, key id, product ref, batch ref, holder ref, region: the fields of a code
 # record a verdict needs.
@@ -81,6 +82,90 @@ class BatchInfo:
     rule: RegionRule | None     # None: sold anywhere
 
 
+class Kept:
+    """What a verifier keeps of its tenant's ledger from call to call (each product and batch
+    record as looked up, which parties are plants, each scanned lot and expiry's comparison with
+    its batch), and the rules a row reads them by."""
+
+    def __init__(self, tenant: Tenant, checks: Checks) -> None:
+        self.tenant = tenant
+        self.checks = checks
+        self.products: dict[int, pb.Product] = {}
+        self.batches: dict[int, BatchInfo] = {}
+        self.plants: dict[int, bool] = {}
+        # (batch ref, scanned lot, scanned expiry) -> whether they differ from the batch's.
+        self.mismatches: dict[tuple[int, str | None, str | None], bool] = {}
+
+    def batch_entry(self, txn: Txn, batch_ref: int, product_ref: int, holds: Holds,
+                     out: Answers, today: dt.date, region: int
+                    ) -> tuple[int, int, BatchInfo, int]:
+        """What holds for every code of a batch in this call: its row in the batch table, the
+        alerts it brings (expired; scanned outside its regions), and a recall or withdrawal."""
+        info = self.batch(txn, batch_ref)
+        out.batches.append(info.batch)
+        mask = Alert.EXPIRED.bit if info.expires_on < today else 0
+        if (region and self.checks.diversion and info.rule is not None
+                and not info.rule.allows(region)):
+            mask |= DIVERSION
+        hold = holds.hold_status(batch_ref, product_ref)
+        return len(out.batches) - 1, mask, info, int(hold) if hold is not None else 0
+
+    def diversion(self, key: bytes, code: str, info: BatchInfo, context: ScanContext,
+                   now_ms: int, status: int) -> Raised:
+        assert info.rule is not None
+        return diversion(key, code, source=AlertSource.SCAN, at_ms=now_ms, units=1,
+                         product=info.batch.product, lot=info.batch.lot, region=context.region,
+                         party_id=context.party_id, rule=info.rule, status=Status(status))
+
+    def custody(self, txn: Txn, stored: bytes, flags: int, holder_ref: int, region: int
+                 ) -> tuple[int, int, int]:
+        """(flags, holder ref, region) of a pack (``stored``: its stored code key) whose record
+        holds these: its top container's custody while it is inside one
+        (``tracecore.ledger.contents``)."""
+        held = top_record(self.tenant.ledger, txn, stored)
+        if held is None:
+            return flags, holder_ref, region
+        return ((flags & ~CUSTODY_FLAGS) | (held.flags & CUSTODY_FLAGS), held.holder_ref,
+                held.region)
+
+    def received_there(self, txn: Txn, flags: int, holder_ref: int) -> bool:
+        """Whether a pack's recorded region is where a party received or dispensed it: not in
+        transit (the region is still where it left), not at the plant that made it."""
+        if flags & FLAG_IN_TRANSIT or not holder_ref:
+            return False
+        plant = self.plants.get(holder_ref)
+        if plant is None:
+            party = self.tenant.ledger.party_by_ref(txn, holder_ref)
+            plant = self.plants[holder_ref] = party.kind == pb.PARTY_KIND_PLANT
+        return not plant
+
+    def party_ref(self, txn: Txn, party_id: str) -> int:
+        """The scanning party's ref, 0 when it gave none or is not registered."""
+        if not party_id:
+            return 0
+        data = txn.get(party_id.encode(), db=self.tenant.ledger.db["party_ids"])
+        return ref_of(data) if data is not None else 0
+
+    def product(self, txn: Txn, ref: int, code: Code) -> pb.Product:
+        if not ref:
+            return foreign.unregistered_product(code)
+        product = self.products.get(ref)
+        if product is None:
+            product = self.products[ref] = self.tenant.ledger.product_by_ref(txn, ref)
+        return product
+
+    def batch(self, txn: Txn, ref: int) -> BatchInfo:
+        info = self.batches.get(ref)
+        if info is None:
+            batch = self.tenant.ledger.batch_by_ref(txn, ref)
+            rule = RegionRule(batch.authorised_regions, "batch") if batch.authorised_regions \
+                else None
+            info = self.batches[ref] = BatchInfo(batch, dt.date.fromisoformat(batch.expires_on),
+                                                   rule)
+        return info
+
+
+
 class Call:
     """One verification call while its rows are answered: the answers, the read transaction,
     and what is worked out once per call (each batch's and product's entry, each scanned lot
@@ -95,11 +180,11 @@ class Call:
     DATA_MISMATCH = DATA_MISMATCH
     DIVERSION = DIVERSION
 
-    def __init__(self, verifier: Verifier, out: Answers, txn: Txn, context: ScanContext,
+    def __init__(self, kept: Kept, out: Answers, txn: Txn, context: ScanContext,
                  now_ms: int, today: dt.date, revoked: frozenset[int]) -> None:
-        ledger = verifier._tenant.ledger
-        checks = verifier._checks
-        self.verifier, self.out, self.txn = verifier, out, txn
+        ledger = kept.tenant.ledger
+        checks = kept.checks
+        self.kept, self.out, self.txn = kept, out, txn
         self.get, self.codes_db = txn.get, ledger.db["codes"]
         self.parents_db = ledger.db["parents"]
         self.holds = Holds(ledger, txn)
@@ -109,12 +194,12 @@ class Call:
         self.diverted = checks.diversion
         self.supply_chain = checks.clones and bool(
             context.party_id or context.purpose in SUPPLY_CHAIN_PURPOSES)
-        self.scanner = verifier._party_ref(txn, context.party_id) if self.supply_chain else 0
+        self.scanner = kept.party_ref(txn, context.party_id) if self.supply_chain else 0
         # batch ref -> (index in out.batches, alerts of the whole batch, info, hold status)
         self.batches: dict[int, tuple[int, int, BatchInfo, int]] = {}
         # Kept across calls: a comparison holds as long as the batch's info it was made from,
-        # which the verifier keeps for its life (``Verifier._batch``).
-        self.mismatches = verifier._mismatches
+        # which is kept for the verifier's life (``Kept.batch``).
+        self.mismatches = kept.mismatches
         if len(self.mismatches) > _MISMATCHES_KEPT:
             self.mismatches.clear()
         self.product_index: dict[int, int] = {}
@@ -132,8 +217,8 @@ class Call:
         """The answer of one input that parsed: ``key_id``, the signing key its tag verifies
         under (None: none); ``key``, its ledger key; ``data``, its record (None: not in the
         ledger)."""
-        out, txn, verifier = self.out, self.txn, self.verifier
-        ledger = verifier._tenant.ledger
+        out, txn, kept = self.out, self.txn, self.kept
+        ledger = kept.tenant.ledger
         code = scan.code
         if key_id is None and code.scheme is _SSCC:
             if data is None:
@@ -162,17 +247,17 @@ class Call:
             if self._mismatch(batch_ref, scan, info):
                 mask |= DATA_MISMATCH
             if mask & DIVERSION:
-                self.raised.append(verifier._diversion(key, code.text(), info, context, now_ms,
+                self.raised.append(kept.diversion(key, code.text(), info, context, now_ms,
                                                        status))
             elif self.diverted and info.rule is not None:
                 if self.get(stored, db=self.parents_db) is not None:
-                    flags, holder_ref, record_region = verifier._custody(
+                    flags, holder_ref, record_region = kept.custody(
                         txn, stored, flags, holder_ref, record_region)
                 if (record_region and not info.rule.allows(record_region)
-                        and verifier._received_there(txn, flags, holder_ref)):
+                        and kept.received_there(txn, flags, holder_ref)):
                     mask |= DIVERSION  # received or dispensed outside its regions
         if self.supply_chain and recorded in ENDED_NUMBERS and (
-                not self.scanner or verifier._custody(txn, stored, flags, holder_ref,
+                not self.scanner or kept.custody(txn, stored, flags, holder_ref,
                                                       record_region)[1] != self.scanner):
             mask |= CLONE
             self.raised.append(clone(
@@ -226,7 +311,7 @@ class Call:
                      ) -> tuple[int, int, BatchInfo, int]:
         entry = self.batches.get(batch_ref)
         if entry is None:
-            entry = self.batches[batch_ref] = self.verifier._batch_entry(
+            entry = self.batches[batch_ref] = self.kept.batch_entry(
                 self.txn, batch_ref, product_ref, self.holds, self.out, self.today, self.region)
         return entry
 
@@ -241,7 +326,7 @@ class Call:
             p_index = len(out.products)
             if product_ref:
                 self.product_index[product_ref] = p_index
-            out.products.append(self.verifier._product(self.txn, product_ref, code))
+            out.products.append(self.kept.product(self.txn, product_ref, code))
         return p_index
 
 
