@@ -368,7 +368,8 @@ def in_use(path: Path) -> bool:
 
 
 def _closed_message(owner: str) -> str:
-    return f"tenant {owner!r} is offline (maintenance) or the service is stopping; retry later"
+    return (f"the ledger of tenant {owner!r} is closed (offline for maintenance, being reopened "
+            "after a restore or a change of writer, or the service is stopping); retry later")
 
 
 def _mapped(exc: lmdb.Error, owner: str, path: Path | None = None) -> TraceError:
