@@ -6,7 +6,7 @@ malformed and scrambled input too."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -335,20 +335,31 @@ def test_one_code_in_the_compiled_loop_answers_as_its_reference(
     reference, fed the same scans before, their statistics flushed at the same point: the same
     answer, and the same alerts stored."""
     inputs = data.draw(st.lists(st.sampled_from(ledger.inputs), min_size=1, max_size=8))
+    _one_call_each(single_twins, inputs, context, minutes, flush_after,
+                   lambda side, text, scan, now_ms, client: side.verify(
+                       [text], scan, now_ms, client=client))
+
+
+def _one_call_each(twins: _Pair, inputs: list[Input], context: str, minutes: int,
+                   flush_after: int,
+                   verify: Callable[[Verifier, str, ScanContext, int, bytes], Answers]) -> None:
+    """Each input verified in a call of its own (``verify``) by both verifiers of ``twins``, in
+    order, their statistics flushed after ``flush_after`` inputs: the same answer each time,
+    and the same alerts stored."""
     scan_context, public = _CONTEXTS[context]
     now_ms = T0 + minutes * MINUTE
     client = client_tag(b"k" * 32, "t", "203.0.113.9", now_ms) if public else b""
-    sides = (single_twins.batch, single_twins.single)
+    sides = (twins.batch, twins.single)
     for i, item in enumerate(inputs):
         if i == flush_after:
             for side in sides:
                 side._observations.flush()
-        compiled, reference = (side.verify([item.text], scan_context, now_ms, client=client)
-                               for side in sides)
-        assert _row(compiled, 0) == _row(reference, 0), (item, context)
-        assert len(compiled.batches) == len(reference.batches)
-        assert len(compiled.products) == len(reference.products)
-    assert _alerts(single_twins.books[0]) == _alerts(single_twins.books[1])
+        first, second = (verify(side, item.text, scan_context, now_ms, client)
+                         for side in sides)
+        assert _row(first, 0) == _row(second, 0), (item, context)
+        assert len(first.batches) == len(second.batches)
+        assert len(first.products) == len(second.products)
+    assert _alerts(twins.books[0]) == _alerts(twins.books[1])
 
 
 @pytest.fixture(scope="module")
@@ -369,20 +380,9 @@ def test_the_usual_scan_answers_as_the_reference(
     scans before, statistics flushed at the same point: the same answer, and the same alerts
     stored."""
     inputs = data.draw(st.lists(st.sampled_from(ledger.inputs), min_size=1, max_size=8))
-    scan_context, public = _CONTEXTS[context]
-    now_ms = T0 + minutes * MINUTE
-    client = client_tag(b"k" * 32, "t", "203.0.113.9", now_ms) if public else b""
-    sides = (usual_twins.batch, usual_twins.single)
-    for i, item in enumerate(inputs):
-        if i == flush_after:
-            for side in sides:
-                side._observations.flush()
-        usual, reference = (side.verify_one(item.text, scan_context, now_ms, client=client)
-                            for side in sides)
-        assert _row(usual, 0) == _row(reference, 0), (item, context)
-        assert len(usual.batches) == len(reference.batches)
-        assert len(usual.products) == len(reference.products)
-    assert _alerts(usual_twins.books[0]) == _alerts(usual_twins.books[1])
+    _one_call_each(usual_twins, inputs, context, minutes, flush_after,
+                   lambda side, text, scan, now_ms, client: side.verify_one(
+                       text, scan, now_ms, client=client))
 
 
 def test_the_inputs_hold_usual_scans_and_others(ledger: _Ledger, usual_twins: _Pair) -> None:
