@@ -3,20 +3,24 @@ replicas serve it, and which tenant each product identifier (GTIN-14, NMPA drug 
 belongs to, so that a check for any code reaches a node holding its tenant.
 
 Keys: ``tenant.<tenant>`` -> {"writer": {"issue": addr, "verify": addr}, "replicas": [addr],
-"front_doors": [public base URL], "seen": {replica addr or URL: unix ms}};
-``product.<GTIN-14 or drug id>`` -> tenant. Writers fill in products as their change records
-register them; replicas add themselves to their tenants' lists, take themselves out when they
-stop, and mark their addresses "seen" every ``HEARTBEAT_S``: an address not seen for
-``STALE_S`` (a replica killed, or its machine lost) is no longer given to readers, and the next
-replica marking the entry drops it.
+"front_doors": [public base URL]}; ``product.<GTIN-14 or drug id>`` -> tenant;
+``seen.<hash of an address>`` -> {"address": replica addr or URL, "ms": unix ms}. Writers fill in
+products as their change records register them; replicas add themselves to their tenants'
+lists, take themselves out when they stop, and mark each of their addresses seen every
+``HEARTBEAT_S`` (one key an address, however many tenants the replica serves): an address not
+seen for ``STALE_S`` (a replica killed, or its machine lost) is no longer given to readers, and
+the next replica to announce itself in the tenant's entry drops it. A tenant entry's "seen" map
+(from releases that marked addresses in every entry) is read as well, and pruned with the lists.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from nats.errors import NoRespondersError
@@ -41,8 +45,9 @@ _UNREACHABLE_S = 60.0
 _RETRY_S = 0.5
 #: How long a stopping node tries to take its front door out of the directory.
 WITHDRAW_S = 2.0
-#: How often a running replica marks its addresses seen in its tenants' entries.
+#: How often a running replica marks its addresses seen.
 HEARTBEAT_S = 10.0
+_SEEN = "seen."
 #: A replica's address not seen for this long is left out of what readers are given (three
 #: missed marks: a replica killed without a word stops being sent reads after at most this long;
 #: the nodes' clocks must agree to well within it).
@@ -143,25 +148,97 @@ async def announce_writer(js: JetStreamContext, tenant: str, node: str, issue: s
 async def announce_replica(js: JetStreamContext, tenant: str, verify: str,
                            front_door: str = "") -> None:
     """Adds a replica's verification address (and the public base URL of its front door, ""
-    when it has none) to ``tenant``'s entry, marked seen now; every replica address not seen
-    for ``STALE_S`` leaves the entry. Repeated every ``HEARTBEAT_S`` while the replica runs."""
+    when it has none) to ``tenant``'s entry, marked seen now; every other address of the entry
+    not seen for ``STALE_S`` leaves it. Done when the replica starts (and again after it could
+    not mark itself seen for ``STALE_S``); ``mark_seen`` keeps it listed meanwhile."""
+    mine = [a for a in (verify, front_door) if a]
+    await mark_seen(js, mine)
+    kv = await bucket(js)
     now = _now_ms()
+    doc = await entry(js, tenant)
+    listed = [*doc.get("replicas", []), *doc.get("front_doors", [])]  # type: ignore[misc]
+    marks = await _marks(kv, listed, doc)
+    stale = {a for a, t in marks.items() if now - t >= STALE_S * 1000} - set(mine)
 
     def change(doc: dict[str, object]) -> dict[str, object]:
-        seen = {a: int(t) for a, t in dict(doc.get("seen", {})).items()  # type: ignore[call-overload]
-                if now - int(t) < STALE_S * 1000}
-        gone = set(dict(doc.get("seen", {}))) - set(seen)  # type: ignore[call-overload]
         for key, address in (("replicas", verify), ("front_doors", front_door)):
-            listed = [a for a in doc.get(key, []) if a not in gone]  # type: ignore[attr-defined]
-            if address:
-                seen[address] = now
-                if address not in listed:
-                    listed.append(address)
-            doc[key] = listed
-        doc["seen"] = seen
+            kept = [a for a in doc.get(key, []) if a not in stale]  # type: ignore[attr-defined]
+            if address and address not in kept:
+                kept.append(address)
+            doc[key] = kept
+        _forget(doc, stale | set(mine))
         return doc
 
     await _update(js, f"tenant.{tenant}", change)
+    await _unmark(kv, stale)
+
+
+async def mark_seen(js: JetStreamContext, addresses: Iterable[str]) -> None:
+    """Marks a running replica's addresses seen now, one key an address: every
+    ``HEARTBEAT_S``, so that readers keep being sent there."""
+    kv = await bucket(js)
+    now = _now_ms()
+    for address in addresses:
+        data = json.dumps({"address": address, "ms": now}).encode()
+        await _retrying(f"the mark of {address}", kv.put, seen_key(address), data)
+
+
+def seen_key(address: str) -> str:
+    """The key of an address's last mark (a hash: keys hold neither ':' nor '/')."""
+    return _SEEN + hashlib.sha256(address.encode()).hexdigest()[:40]
+
+
+def seen_mark(value: bytes | None) -> tuple[str, int] | None:
+    """(address, unix ms) of a mark's value; None for anything else."""
+    try:
+        doc = json.loads(value or b"")
+        return str(doc["address"]), int(doc["ms"])
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
+async def _marks(kv, addresses: Iterable[str], doc: dict[str, object]  # type: ignore[no-untyped-def]
+                 ) -> dict[str, int]:
+    """The last mark of each of ``addresses`` that has one: its key's, or the entry's "seen"
+    map's where that is later."""
+    wanted = set(addresses)
+    marks = {str(a): int(t) for a, t in dict(doc.get("seen", {})).items()  # type: ignore[call-overload]
+             if a in wanted}
+    for address in wanted:
+        try:
+            mark = seen_mark((await kv.get(seen_key(address))).value)
+        except KeyNotFoundError:
+            continue
+        if mark is not None and mark[0] == address:
+            marks[address] = max(mark[1], marks.get(address, 0))
+    return marks
+
+
+async def _unmark(kv, addresses: Iterable[str]) -> None:  # type: ignore[no-untyped-def]
+    """Deletes the marks of addresses taken out of the directory."""
+    for address in addresses:
+        await _retrying(f"the mark of {address}", kv.delete, seen_key(address))
+
+
+def _forget(doc: dict[str, object], addresses: set[str]) -> None:
+    """Drops ``addresses`` from the entry's "seen" map (of earlier releases), if it has one."""
+    if "seen" in doc:
+        seen = dict(doc["seen"])  # type: ignore[call-overload]
+        doc["seen"] = {a: t for a, t in seen.items() if a not in addresses}
+
+
+async def _retrying(what: str, write, *args: object) -> None:  # type: ignore[no-untyped-def]
+    """``write(*args)`` retried while the cluster cannot take it, up to ``_UNREACHABLE_S``."""
+    deadline = time.monotonic() + _UNREACHABLE_S
+    while True:
+        try:
+            await write(*args)
+            return
+        except _PASSING as exc:
+            if time.monotonic() >= deadline:
+                raise
+            log.warning("directory, %s: %s; retrying", what, exc or type(exc).__name__)
+            await asyncio.sleep(_RETRY_S)
 
 
 def live(addresses: list[str], seen: dict[str, int], now_ms: int | None = None) -> list[str]:
@@ -253,9 +330,9 @@ async def route(js: JetStreamContext, code: str) -> Route:
         doc = json.loads((await kv.get(f"tenant.{name}")).value or b"{}")
     except KeyNotFoundError:
         doc = {}
-    seen = dict(doc.get("seen", {}))
-    return Route(name, dict(doc.get("writer", {})), live(list(doc.get("replicas", [])), seen),
-                 live(list(doc.get("front_doors", [])), seen))
+    replicas, doors = list(doc.get("replicas", [])), list(doc.get("front_doors", []))
+    seen = await _marks(kv, [*replicas, *doors], doc)
+    return Route(name, dict(doc.get("writer", {})), live(replicas, seen), live(doors, seen))
 
 
 async def announce_front_door(js: JetStreamContext, tenant: str, base_url: str) -> None:
@@ -285,15 +362,13 @@ async def withdraw(js: JetStreamContext, tenants: list[str], *, front_door: str 
     def change(doc: dict[str, object]) -> dict[str, object]:
         for key in ("front_doors", "replicas"):
             doc[key] = [a for a in doc.get(key, []) if a not in leaving]  # type: ignore[attr-defined]
-        seen = {a: t for a, t in dict(doc.get("seen", {})).items()  # type: ignore[call-overload]
-                if a not in leaving}
-        if seen or "seen" in doc:
-            doc["seen"] = seen
+        _forget(doc, leaving)
         return doc
 
     async def withdraw_all() -> None:
         for tenant in tenants:
             await _update(js, f"tenant.{tenant}", change)
+        await _unmark(await bucket(js), leaving)
 
     try:
         await asyncio.wait_for(withdraw_all(), timeout_s)

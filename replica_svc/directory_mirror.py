@@ -18,7 +18,7 @@ import nats
 from nats.aio.client import Client
 from nats.js.kv import KV_DEL, KV_PURGE
 
-from replica_svc.directory import bucket, live
+from replica_svc.directory import bucket, live, seen_mark
 from replica_svc.streams import connect_long_lived
 from tracerpc.tasks import cancel_and_wait
 
@@ -35,7 +35,10 @@ class DirectoryMirror:
     def __init__(self) -> None:
         self._tenants: dict[str, str] = {}
         self._doors: dict[str, tuple[str, ...]] = {}
+        # Each tenant entry's own "seen" map (earlier releases), and each address's mark.
         self._seen: dict[str, dict[str, int]] = {}
+        self._marks: dict[str, int] = {}
+        self._marked: dict[str, str] = {}   # mark's key -> its address
         self.loaded = asyncio.Event()
         self._nc: Client | None = None
         self._task: asyncio.Task[None] | None = None
@@ -47,7 +50,11 @@ class DirectoryMirror:
 
     def front_doors(self, tenant: str) -> Sequence[str]:
         doors = self._doors.get(tenant, ())
-        seen = self._seen.get(tenant)
+        seen = dict(self._seen.get(tenant, {}))
+        for door in doors:
+            mark = self._marks.get(door)
+            if mark is not None:
+                seen[door] = max(mark, seen.get(door, 0))
         return live(list(doors), seen) if seen else doors
 
     # -- keeping it current ------------------------------------------------------------------
@@ -63,7 +70,15 @@ class DirectoryMirror:
         """One entry of the bucket as the watch delivered it."""
         kind, _, name = key.partition(".")
         gone = operation in (KV_DEL, KV_PURGE) or value is None
-        if kind == "product":
+        if kind == "seen":
+            address = self._marked.pop(key, None)
+            if address is not None:
+                self._marks.pop(address, None)
+            mark = None if gone else seen_mark(value)
+            if mark is not None:
+                self._marked[key] = mark[0]
+                self._marks[mark[0]] = mark[1]
+        elif kind == "product":
             if gone:
                 self._tenants.pop(name, None)
             else:

@@ -350,7 +350,7 @@ class Replica:
 
     async def announce(self, verify: str, front_door: str = "") -> None:
         """Adds this replica to its tenants' entries in the directory, with the public base URL
-        of its HTTP front door ("" when it has none), and marks them seen every
+        of its HTTP front door ("" when it has none), and marks its addresses seen every
         ``directory.HEARTBEAT_S`` from now on."""
         self._announced = (list(self.tenants), verify, front_door)
         await self._announce()
@@ -362,10 +362,21 @@ class Replica:
             await directory.announce_replica(self._nc.jetstream(), tenant, verify, front_door)
 
     async def _heartbeat_forever(self) -> None:
+        """Marks this replica's addresses seen (a write an address, whatever the number of
+        tenants). After ``directory.STALE_S`` without a mark (NATS away, the process paused)
+        another replica may have taken it out of its tenants' entries: it announces itself
+        in them again."""
+        _, verify, front_door = self._announced
+        marked = time.monotonic()
         while True:
             await asyncio.sleep(directory.HEARTBEAT_S)
             try:
-                await self._announce()
+                if time.monotonic() - marked >= directory.STALE_S:
+                    await self._announce()
+                else:
+                    await directory.mark_seen(self._nc.jetstream(),
+                                              [a for a in (verify, front_door) if a])
+                marked = time.monotonic()
             except Exception as exc:  # NATS away: marked again on the next round
                 log.warning("marking this replica seen in the directory failed: %s",
                             exc or type(exc).__name__)
