@@ -84,16 +84,7 @@ async def bucket(js: JetStreamContext):  # type: ignore[no-untyped-def]
 
 async def _update(js: JetStreamContext, key: str, change) -> None:  # type: ignore[no-untyped-def]
     """Read-modify-write of one JSON entry, retried while the cluster cannot take it."""
-    deadline = time.monotonic() + _UNREACHABLE_S
-    while True:
-        try:
-            await _compare_and_set(js, key, change)
-            return
-        except _PASSING as exc:
-            if time.monotonic() >= deadline:
-                raise
-            log.warning("directory entry %s: %s; retrying", key, exc or type(exc).__name__)
-            await asyncio.sleep(_RETRY_S)
+    await _retrying(f"entry {key}", _compare_and_set, js, key, change)
 
 
 async def _compare_and_set(js: JetStreamContext, key: str, change) -> None:  # type: ignore[no-untyped-def]
@@ -237,7 +228,7 @@ async def _retrying(what: str, write, *args: object) -> None:  # type: ignore[no
         except _PASSING as exc:
             if time.monotonic() >= deadline:
                 raise
-            log.warning("directory, %s: %s; retrying", what, exc or type(exc).__name__)
+            log.warning("directory %s: %s; retrying", what, exc or type(exc).__name__)
             await asyncio.sleep(_RETRY_S)
 
 
