@@ -59,7 +59,6 @@ from tracecore.verification_rows import (
     Kept,
     answer_rows,
     answer_rows_reference,
-    kept_mismatch,
 )
 
 _DAY_MS = 86_400_000
@@ -118,11 +117,8 @@ class Verifier:
                     # One code: its entries made first, so that the compiled loop answers it.
                     call.make_entries(parsed[0], stored[0])
                 answer_rows(call, scans, key_ids, code_keys, stored)
-        if call.genuine_keys:
-            self._count(out, call.genuine_keys, call.genuine_rows, context, now_ms, client,
-                        call.raised)
-        elif call.raised and self._alerts is not None:
-            self._alerts.buffer(call.raised)
+        self._count(out, call.genuine_keys, call.genuine_rows, context, now_ms, client,
+                    call.raised)
         if call.failed and repair:
             self._repair(out, texts, call.failed, context, now_ms, macs, client)
         return out
@@ -189,8 +185,7 @@ class Verifier:
         mask |= STATUS_ALERT_BY_NUMBER[status]
         if info.expires_on < _utc_day(now_ms // _DAY_MS):
             mask |= EXPIRED
-        if (scan.lot is not None or scan.expiry is not None) and kept_mismatch(
-                kept.mismatches, batch_ref, scan, info):
+        if kept.mismatch(batch_ref, scan, info):
             mask |= DATA_MISMATCH
         out = Answers(verdicts=[Verdict.GENUINE], statuses=[status], alert_masks=[mask],
                       scan_counts=[0], first_verified_ms=[0], batch_indexes=[0],
@@ -202,13 +197,14 @@ class Verifier:
                now_ms: int, client: bytes, raised: list[Raised]) -> None:
         """The scans of the genuine rows (``keys``, their ledger keys) counted, their
         statistics and clone checks into the answers, and the alerts raised buffered."""
-        tally = self._observations.tally(keys, now_ms, context.region, client)
-        if tally.counted is not None:
-            keys, rows = _standing(out, keys, rows, tally)
         if keys:
-            _counted(out, rows, tally.located)
-            if self._checks.clones:
-                self._check_clones(out, keys, rows, tally.located, context, now_ms, raised)
+            tally = self._observations.tally(keys, now_ms, context.region, client)
+            if tally.counted is not None:
+                keys, rows = _standing(out, keys, rows, tally)
+            if keys:
+                _counted(out, rows, tally.located)
+                if self._checks.clones:
+                    self._check_clones(out, keys, rows, tally.located, context, now_ms, raised)
         if raised and self._alerts is not None:
             self._alerts.buffer(raised)
 

@@ -96,6 +96,18 @@ class Kept:
         # (batch ref, scanned lot, scanned expiry) -> whether they differ from the batch's.
         self.mismatches: dict[tuple[int, str | None, str | None], bool] = {}
 
+    def mismatch(self, batch_ref: int, scan: Scan, info: BatchInfo) -> bool:
+        """Whether the scanned lot or expiry differs from the batch's, each (batch, lot, expiry)
+        compared once (a pallet's packs carry a few such pairs), at most ``_MISMATCHES_KEPT``
+        kept: scans may carry any lot text."""
+        seen = (batch_ref, scan.lot, scan.expiry)
+        mismatch = self.mismatches.get(seen)
+        if mismatch is None:
+            if len(self.mismatches) >= _MISMATCHES_KEPT:
+                self.mismatches.clear()
+            mismatch = self.mismatches[seen] = _mismatch(scan.lot, scan.expiry, info)
+        return mismatch
+
     def batch_entry(self, txn: Txn, batch_ref: int, product_ref: int, holds: Holds,
                      out: Answers, today: dt.date, region: int
                     ) -> tuple[int, int, BatchInfo, int]:
@@ -200,8 +212,6 @@ class Call:
         # Kept across calls: a comparison holds as long as the batch's info it was made from,
         # which is kept for the verifier's life (``Kept.batch``).
         self.mismatches = kept.mismatches
-        if len(self.mismatches) > _MISMATCHES_KEPT:
-            self.mismatches.clear()
         self.product_index: dict[int, int] = {}
         self.raised: list[Raised] = []
         self.failed: list[int] = []
@@ -244,7 +254,7 @@ class Call:
             b_index, mask, info, hold = self._batch_entry(batch_ref, product_ref)
             if hold and status in RECALLABLE_NUMBERS:
                 status = hold
-            if self._mismatch(batch_ref, scan, info):
+            if self.kept.mismatch(batch_ref, scan, info):
                 mask |= DATA_MISMATCH
             if mask & DIVERSION:
                 self.raised.append(kept.diversion(key, code.text(), info, context, now_ms,
@@ -303,7 +313,7 @@ class Call:
         _, _, _, product_ref, batch_ref, _, _ = VERDICT_FIELDS.unpack_from(data)
         if batch_ref:
             info = self._batch_entry(batch_ref, product_ref)[2]
-            self._mismatch(batch_ref, scan, info)
+            self.kept.mismatch(batch_ref, scan, info)
         if product_ref:
             self._product_index(product_ref, scan.code)
 
@@ -315,8 +325,6 @@ class Call:
                 self.txn, batch_ref, product_ref, self.holds, self.out, self.today, self.region)
         return entry
 
-    def _mismatch(self, batch_ref: int, scan: Scan, info: BatchInfo) -> bool:
-        return kept_mismatch(self.mismatches, batch_ref, scan, info)
 
     def _product_index(self, product_ref: int, code: Code) -> int:
         """The product's index in the answers' product table, added at its first row."""
@@ -348,17 +356,6 @@ def answer_rows_reference(call: Call, scans: Sequence[Scan | ParseError],
 # The compiled twin of the loop above (tracecore/_speedups/_answers.pyx), else that loop.
 _compiled = load("_answers")
 answer_rows = answer_rows_reference if _compiled is None else _compiled.answer_rows
-
-
-def kept_mismatch(kept: dict[tuple[int, str | None, str | None], bool], batch_ref: int,
-                   scan: Scan, info: BatchInfo) -> bool:
-    """Whether the scanned lot or expiry differs from the batch's, each (batch, lot, expiry)
-    compared once and kept in ``kept``: a pallet's packs carry a few such pairs."""
-    seen = (batch_ref, scan.lot, scan.expiry)
-    mismatch = kept.get(seen)
-    if mismatch is None:
-        mismatch = kept[seen] = _mismatch(scan.lot, scan.expiry, info)
-    return mismatch
 
 
 def _mismatch(lot: str | None, expiry: str | None, info: BatchInfo) -> bool:

@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 from pharmatrace.v1 import common_pb2 as cpb
 
 from tests.ledgers import dev_codes
-from tracecore import sscc
+from tracecore import sscc, verification_rows
 from tracecore._speedups import load
-from tracecore.codes import Code, Form, Scan, Scheme, render
+from tracecore.codes import Code, Form, Scan, Scheme, parse, render
 from tracecore.events import Event, EventKind
 from tracecore.keys import KeySource
 from tracecore.ledger import foreign, lifecycle
@@ -403,3 +403,27 @@ def test_the_inputs_hold_usual_scans_and_others(ledger: _Ledger, usual_twins: _P
                      "withdrawn+lot"}
     pharmacy = ScanContext("PHARM", GUANGZHOU, 2)
     assert all(verifier._usual(i.text, pharmacy, T0) is None for i in ledger.inputs)
+
+
+def test_scans_with_ever_new_lots_keep_a_bounded_number_of_comparisons(
+        ledger: _Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A genuine code scanned with 30 made-up lots, one call each and then in one batch: each
+    answer flags the data mismatch, and the verifier keeps at most its limit of lot and expiry
+    comparisons (scans may carry any lot text)."""
+    monkeypatch.setattr(verification_rows, "_MISMATCHES_KEPT", 8)
+    (anywhere,) = (i for i in ledger.inputs if i.kind == "sold anywhere")
+    code = parse(anywhere.text).code
+    texts = [render(Scan(code, f"MADEUP{n}", "310131"), Form.HRI) for n in range(30)]
+    observations = Observations(ledger.path / "observations-lots", tenant="t",
+                                code_key=b"verify-one-test-key")
+    try:
+        verifier = Verifier(ledger.tenant, observations)
+        for text in texts:
+            answers = verifier.verify_one(text, ScanContext(), T0)
+            assert answers.alert_masks[0] & Alert.DATA_MISMATCH.bit, text
+            assert len(verifier._kept.mismatches) <= 8
+        batch = verifier.verify(texts, ScanContext(), T0)
+        assert all(mask & Alert.DATA_MISMATCH.bit for mask in batch.alert_masks)
+        assert len(verifier._kept.mismatches) <= 8
+    finally:
+        observations.close()
